@@ -1,0 +1,504 @@
+//! Every mistake rill can find in a spec, as one miette diagnostic enum.
+//!
+//! Each variant has a code, a label at the exact span and help text. The
+//! source text is attached once, by the caller (see [`Report`]).
+
+use miette::{Diagnostic, NamedSource, SourceSpan};
+use thiserror::Error;
+
+use crate::spec::spans::Span;
+
+fn at(span: &Span) -> SourceSpan {
+    SourceSpan::new(span.start.into(), span.end.saturating_sub(span.start))
+}
+
+/// Renders "did you mean `x`?" when a close candidate exists.
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let mut best: Option<(f64, &str)> = None;
+    for c in candidates {
+        let score = strsim::jaro_winkler(word, c);
+        if score > 0.8 && best.is_none_or(|(s, _)| score > s) {
+            best = Some((score, c));
+        }
+    }
+    best.map(|(_, c)| c.to_string())
+}
+
+/// "did you mean `x`? valid: a, b, c" — the help line most diagnostics share.
+pub fn choices_help<'a>(word: &str, candidates: &[&'a str], noun: &str) -> String {
+    let list = if candidates.is_empty() {
+        format!("there are no {noun}s defined")
+    } else {
+        format!("valid {noun}s: {}", candidates.join(", "))
+    };
+    match did_you_mean(word, candidates.iter().copied()) {
+        Some(s) => format!("did you mean `{s}`? {list}"),
+        None => list,
+    }
+}
+
+/// A mistake in a spec.
+#[derive(Debug, Error, Diagnostic, Clone)]
+pub enum SpecError {
+    /// The text is not valid YAML.
+    #[error("invalid YAML: {message}")]
+    #[diagnostic(code(rill::yaml_syntax), help("check indentation, quotes and brackets near this point"))]
+    YamlSyntax {
+        message: String,
+        #[label("here")]
+        span: SourceSpan,
+    },
+
+    /// A value has the wrong YAML type or shape.
+    #[error("invalid value for `{field}`: {message}")]
+    #[diagnostic(code(rill::invalid_value))]
+    InvalidValue {
+        field: String,
+        message: String,
+        #[label("{message}")]
+        span: SourceSpan,
+        #[help]
+        help: Option<String>,
+    },
+
+    /// A key that this component does not have.
+    #[error("unknown field `{field}` in {context}")]
+    #[diagnostic(code(rill::unknown_field))]
+    UnknownField {
+        field: String,
+        context: String,
+        #[label("not a field of {context}")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    /// A required key is missing.
+    #[error("missing field `{field}` in {context}")]
+    #[diagnostic(code(rill::missing_field))]
+    MissingField {
+        field: String,
+        context: String,
+        #[label("this needs `{field}`")]
+        span: SourceSpan,
+        #[help]
+        help: Option<String>,
+    },
+
+    /// `type:` names a source or sink kind rill does not have.
+    #[error("unknown {kind} type `{ty}`")]
+    #[diagnostic(code(rill::unknown_type))]
+    UnknownComponentType {
+        kind: &'static str,
+        ty: String,
+        #[label("no such {kind} type")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    /// A component or field name that cannot be used as an identifier.
+    #[error("invalid name `{name}`")]
+    #[diagnostic(
+        code(rill::invalid_name),
+        help("names are lower snake_case: a letter or `_`, then letters, digits or `_` (e.g. `hot_readings`)")
+    )]
+    InvalidName {
+        name: String,
+        #[label("not a valid name")]
+        span: SourceSpan,
+    },
+
+    /// Two components (or keys) share a name.
+    #[error("`{name}` is defined twice")]
+    #[diagnostic(
+        code(rill::duplicate_name),
+        help("sources, transforms and sinks share one namespace: rename one of them")
+    )]
+    DuplicateName {
+        name: String,
+        #[label("second definition")]
+        span: SourceSpan,
+        #[label("first defined here")]
+        first: SourceSpan,
+    },
+
+    /// A source refers to a schema that is not defined.
+    #[error("unknown schema `{name}`")]
+    #[diagnostic(code(rill::unknown_schema))]
+    UnknownSchema {
+        name: String,
+        #[label("not defined under `schemas:`")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    /// A schema field has a type rill does not know.
+    #[error("unknown field type `{ty}`")]
+    #[diagnostic(code(rill::unknown_field_type))]
+    UnknownFieldType {
+        ty: String,
+        #[label("not a type")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    /// `input:` names a component that does not exist.
+    #[error("unknown input `{input}`")]
+    #[diagnostic(code(rill::unknown_input))]
+    UnknownInput {
+        input: String,
+        #[label("no source or transform is called `{input}`")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    /// A sink is wired as an input.
+    #[error("`{input}` is a sink and cannot be an input")]
+    #[diagnostic(code(rill::sink_as_input), help("inputs are sources, transforms or `dead_letter`"))]
+    SinkAsInput {
+        input: String,
+        #[label("a sink")]
+        span: SourceSpan,
+    },
+
+    /// Transforms feed each other in a loop.
+    #[error("cycle between transforms: {path}")]
+    #[diagnostic(code(rill::cycle), help("a pipeline is a directed acyclic graph: break the loop by reading from a source"))]
+    Cycle {
+        path: String,
+        #[label("this input closes the loop")]
+        span: SourceSpan,
+    },
+
+    /// A sink or transform without `input:`.
+    #[error("`{name}` has no input")]
+    #[diagnostic(code(rill::missing_input))]
+    MissingInput {
+        name: String,
+        #[label("add `input: <source or transform>` here")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    /// A source whose events go nowhere.
+    #[error("source `{name}` is not used")]
+    #[diagnostic(
+        code(rill::unused_source),
+        severity(Warning),
+        help("no transform or sink reads it; its events are read and discarded")
+    )]
+    UnusedSource {
+        name: String,
+        #[label("nothing reads this source")]
+        span: SourceSpan,
+    },
+
+    /// A transform whose output goes nowhere.
+    #[error("transform `{name}` is not used")]
+    #[diagnostic(code(rill::unused_transform), severity(Warning), help("no transform or sink reads its output"))]
+    UnusedTransform {
+        name: String,
+        #[label("nothing reads this transform")]
+        span: SourceSpan,
+    },
+
+    /// A duration that does not parse.
+    #[error("invalid duration `{value}`")]
+    #[diagnostic(
+        code(rill::bad_duration),
+        help("a duration is a number with a unit: `250ms`, `2s`, `5m`, `1h`, `1d`, or combined like `1m30s`")
+    )]
+    BadDuration {
+        value: String,
+        #[label("{reason}")]
+        span: SourceSpan,
+        reason: String,
+    },
+
+    /// A format option that does not fit the format or the data.
+    #[error("{message}")]
+    #[diagnostic(code(rill::format_option))]
+    BadFormatOption {
+        message: String,
+        #[label("here")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    /// An expression that is not valid syntax.
+    #[error("invalid expression: {message}")]
+    #[diagnostic(code(rill::expr_syntax), help("expressions use Rust-like syntax: `status == \"ok\" && temperature > 25.0`"))]
+    ExprSyntax {
+        message: String,
+        #[label("{message}")]
+        span: SourceSpan,
+    },
+
+    /// Syntax that parses as Rust but is not part of the expression language.
+    #[error("{what} is not allowed in expressions")]
+    #[diagnostic(code(rill::expr_unsupported))]
+    ExprUnsupported {
+        what: String,
+        #[label("not allowed")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    /// A function the expression language does not have.
+    #[error("unknown function `{name}`")]
+    #[diagnostic(code(rill::unknown_function))]
+    UnknownFunction {
+        name: String,
+        #[label("no such function")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    /// A field that the input record does not have.
+    #[error("unknown field `{name}` in {record}")]
+    #[diagnostic(code(rill::unknown_expr_field))]
+    UnknownExprField {
+        name: String,
+        record: String,
+        #[label("not a field of {record}")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    /// Operand or argument types that do not fit.
+    #[error("type error: {message}")]
+    #[diagnostic(code(rill::type_error))]
+    TypeMismatch {
+        message: String,
+        #[label("{label}")]
+        span: SourceSpan,
+        label: String,
+        #[help]
+        help: Option<String>,
+    },
+
+    /// A regular expression that does not compile.
+    #[error("invalid regular expression")]
+    #[diagnostic(code(rill::bad_regex), help("the pattern uses Rust `regex` syntax (https://docs.rs/regex)"))]
+    BadRegex {
+        #[label("{message}")]
+        span: SourceSpan,
+        message: String,
+    },
+
+    /// Inputs of one component with different record types.
+    #[error("inputs of `{name}` have different record types")]
+    #[diagnostic(code(rill::input_mismatch))]
+    InputMismatch {
+        name: String,
+        #[label("this input produces `{found}`, the first produces `{expected}`")]
+        span: SourceSpan,
+        found: String,
+        expected: String,
+        #[help]
+        help: Option<String>,
+    },
+
+    /// A section this version of rill does not support yet.
+    #[error("`{section}` is not supported yet")]
+    #[diagnostic(code(rill::unsupported_section))]
+    UnsupportedSection {
+        section: String,
+        #[label("not supported in this version")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    /// A spec without any source.
+    #[error("the pipeline has no sources")]
+    #[diagnostic(code(rill::no_sources), help("add a `sources:` section, e.g. `sources: {{ demo: {{ type: generator, schema: reading, count: 10 }} }}`"))]
+    NoSources {
+        #[label("pipeline defined here")]
+        span: SourceSpan,
+    },
+}
+
+impl SpecError {
+    pub fn yaml_syntax(message: impl Into<String>, span: &Span) -> Self {
+        SpecError::YamlSyntax { message: message.into(), span: at(span) }
+    }
+    pub fn invalid_value(field: impl Into<String>, message: impl Into<String>, span: &Span, help: Option<String>) -> Self {
+        SpecError::InvalidValue { field: field.into(), message: message.into(), span: at(span), help }
+    }
+    pub fn unknown_field(field: &str, context: &str, span: &Span, valid: &[&str]) -> Self {
+        SpecError::UnknownField {
+            field: field.into(),
+            context: context.into(),
+            span: at(span),
+            help: choices_help(field, valid, "field"),
+        }
+    }
+    pub fn missing_field(field: &str, context: &str, span: &Span, help: Option<String>) -> Self {
+        SpecError::MissingField { field: field.into(), context: context.into(), span: at(span), help }
+    }
+    pub fn unknown_component_type(kind: &'static str, ty: &str, span: &Span, valid: &[&str]) -> Self {
+        SpecError::UnknownComponentType {
+            kind,
+            ty: ty.into(),
+            span: at(span),
+            help: choices_help(ty, valid, &format!("{kind} type")),
+        }
+    }
+    pub fn invalid_name(name: &str, span: &Span) -> Self {
+        SpecError::InvalidName { name: name.into(), span: at(span) }
+    }
+    pub fn duplicate_name(name: &str, span: &Span, first: &Span) -> Self {
+        SpecError::DuplicateName { name: name.into(), span: at(span), first: at(first) }
+    }
+    pub fn unknown_schema(name: &str, span: &Span, valid: &[&str]) -> Self {
+        SpecError::UnknownSchema { name: name.into(), span: at(span), help: choices_help(name, valid, "schema") }
+    }
+    pub fn unknown_field_type(ty: &str, span: &Span, valid: &[&str]) -> Self {
+        SpecError::UnknownFieldType {
+            ty: ty.into(),
+            span: at(span),
+            help: format!(
+                "{}; append `?` for an optional field (`f64?`), or write a mapping for a nested object",
+                choices_help(ty, valid, "type")
+            ),
+        }
+    }
+    pub fn unknown_input(input: &str, span: &Span, valid: &[&str]) -> Self {
+        SpecError::UnknownInput { input: input.into(), span: at(span), help: choices_help(input, valid, "input") }
+    }
+    pub fn sink_as_input(input: &str, span: &Span) -> Self {
+        SpecError::SinkAsInput { input: input.into(), span: at(span) }
+    }
+    pub fn cycle(path: &str, span: &Span) -> Self {
+        SpecError::Cycle { path: path.into(), span: at(span) }
+    }
+    pub fn missing_input(name: &str, span: &Span, valid: &[&str]) -> Self {
+        SpecError::MissingInput {
+            name: name.into(),
+            span: at(span),
+            help: if valid.is_empty() {
+                "define a source first".into()
+            } else {
+                format!("possible inputs: {}", valid.join(", "))
+            },
+        }
+    }
+    pub fn unused_source(name: &str, span: &Span) -> Self {
+        SpecError::UnusedSource { name: name.into(), span: at(span) }
+    }
+    pub fn unused_transform(name: &str, span: &Span) -> Self {
+        SpecError::UnusedTransform { name: name.into(), span: at(span) }
+    }
+    pub fn bad_duration(value: &str, reason: &str, span: &Span) -> Self {
+        SpecError::BadDuration { value: value.into(), reason: reason.into(), span: at(span) }
+    }
+    pub fn bad_format_option(message: impl Into<String>, span: &Span, help: impl Into<String>) -> Self {
+        SpecError::BadFormatOption { message: message.into(), span: at(span), help: help.into() }
+    }
+    pub fn expr_syntax(message: impl Into<String>, span: &Span) -> Self {
+        SpecError::ExprSyntax { message: message.into(), span: at(span) }
+    }
+    pub fn expr_unsupported(what: impl Into<String>, span: &Span, help: impl Into<String>) -> Self {
+        SpecError::ExprUnsupported { what: what.into(), span: at(span), help: help.into() }
+    }
+    pub fn unknown_function(name: &str, span: &Span, valid: &[&str]) -> Self {
+        let help = match did_you_mean(name, valid.iter().copied()) {
+            Some(s) => format!("did you mean `{s}`? see docs/language.md for the function list"),
+            None => format!("available functions: {}", valid.join(", ")),
+        };
+        SpecError::UnknownFunction { name: name.into(), span: at(span), help }
+    }
+    pub fn unknown_expr_field(name: &str, record: &str, span: &Span, valid: &[&str]) -> Self {
+        SpecError::UnknownExprField {
+            name: name.into(),
+            record: record.into(),
+            span: at(span),
+            help: choices_help(name, valid, "field"),
+        }
+    }
+    pub fn type_mismatch(message: impl Into<String>, label: impl Into<String>, span: &Span, help: Option<String>) -> Self {
+        SpecError::TypeMismatch { message: message.into(), label: label.into(), span: at(span), help }
+    }
+    pub fn bad_regex(message: impl Into<String>, span: &Span) -> Self {
+        SpecError::BadRegex { message: message.into(), span: at(span) }
+    }
+    pub fn input_mismatch(name: &str, span: &Span, found: &str, expected: &str, help: Option<String>) -> Self {
+        SpecError::InputMismatch { name: name.into(), span: at(span), found: found.into(), expected: expected.into(), help }
+    }
+    pub fn unsupported_section(section: &str, span: &Span, help: impl Into<String>) -> Self {
+        SpecError::UnsupportedSection { section: section.into(), span: at(span), help: help.into() }
+    }
+    pub fn no_sources(span: &Span) -> Self {
+        SpecError::NoSources { span: at(span) }
+    }
+
+    /// True for problems that do not stop a build.
+    pub fn is_warning(&self) -> bool {
+        matches!(self, SpecError::UnusedSource { .. } | SpecError::UnusedTransform { .. })
+    }
+
+    /// Start offset of the primary label, for ordering reports.
+    pub fn offset(&self) -> usize {
+        self.labels()
+            .and_then(|mut l| l.next())
+            .map(|l| l.offset())
+            .unwrap_or(0)
+    }
+}
+
+/// All the problems found in one spec, with its source attached once.
+#[derive(Debug, Error, Diagnostic)]
+#[error("{summary}")]
+pub struct Report {
+    summary: String,
+    #[source_code]
+    source_code: NamedSource<String>,
+    #[related]
+    pub problems: Vec<SpecError>,
+}
+
+impl Report {
+    /// Gather problems (sorted by position) under one report for `file`.
+    pub fn new(file: &str, text: &str, mut problems: Vec<SpecError>) -> Self {
+        problems.sort_by_key(SpecError::offset);
+        let errors = problems.iter().filter(|p| !p.is_warning()).count();
+        let warnings = problems.len() - errors;
+        let summary = match (errors, warnings) {
+            (0, w) => format!("{file}: {w} warning{}", plural(w)),
+            (e, 0) => format!("{file}: {e} error{}", plural(e)),
+            (e, w) => format!("{file}: {e} error{}, {w} warning{}", plural(e), plural(w)),
+        };
+        Report { summary, source_code: NamedSource::new(file, text.to_string()), problems }
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.problems.iter().any(|p| !p.is_warning())
+    }
+
+    /// Render every problem without colour at a fixed width (CLI `--color never`, snapshots).
+    pub fn render_plain(&self, width: usize) -> String {
+        let handler = miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .with_width(width);
+        let mut out = String::new();
+        for problem in &self.problems {
+            let with_source = miette::Report::new(problem.clone())
+                .with_source_code(self.source_code.clone());
+            let _ = handler.render_report(&mut out, with_source.as_ref());
+        }
+        out
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}

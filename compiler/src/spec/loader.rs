@@ -1,0 +1,392 @@
+//! Turning spec text into a [`Spec`], collecting every problem on the way.
+
+use serde::de::DeserializeOwned;
+use serde_yaml::{Mapping, Value};
+
+use super::schema::{FieldSpec, ScalarType, SchemaSpec};
+use super::sinks::{SinkCommon, SinkKind, SinkSpec};
+use super::sources::{SourceCommon, SourceKind, SourceSpec};
+use super::spans::{Span, SpanIndex};
+use super::{is_valid_name, Named, Spec, TransformSpec};
+use crate::diagnostics::SpecError;
+
+/// The result of loading: the parts of the spec that could be read, the span
+/// index for later passes, and every problem found so far.
+pub struct Loaded {
+    pub spec: Spec,
+    pub spans: SpanIndex,
+    pub errors: Vec<SpecError>,
+}
+
+const TOP_LEVEL: &[&str] = &["name", "schemas", "sources", "transforms", "windows", "sinks", "tests"];
+
+/// Load a spec. Only invalid YAML stops early; everything else is collected.
+pub fn load(text: &str) -> Loaded {
+    let spans = match SpanIndex::build(text) {
+        Ok(spans) => spans,
+        Err(e) => {
+            let span = e.offset..(e.offset + 1).min(text.len().max(e.offset));
+            return Loaded {
+                spec: Spec::default(),
+                spans: SpanIndex::default(),
+                errors: vec![SpecError::yaml_syntax(e.message, &span)],
+            };
+        }
+    };
+    let mut loader = Loader { spans, errors: Vec::new() };
+    let spec = loader.load_spec(text);
+    Loaded { spec, spans: loader.spans, errors: loader.errors }
+}
+
+struct Loader {
+    spans: SpanIndex,
+    errors: Vec<SpecError>,
+}
+
+impl Loader {
+    fn load_spec(&mut self, text: &str) -> Spec {
+        let mut spec = Spec::default();
+        if !self.spans.duplicate_keys.is_empty() {
+            for (path, first) in &self.spans.duplicate_keys {
+                let second = self.spans.key(&strs(path));
+                let name = path.last().cloned().unwrap_or_default();
+                self.errors.push(SpecError::duplicate_name(&name, &second, first));
+            }
+            return spec;
+        }
+        let root: Value = match serde_yaml::from_str(text) {
+            Ok(v) => v,
+            Err(e) => {
+                let offset = e.location().map(|l| l.index()).unwrap_or(0);
+                let message = e.to_string();
+                let message = message.split(" at line ").next().unwrap_or(&message).to_string();
+                self.errors.push(SpecError::yaml_syntax(message, &(offset..offset + 1)));
+                return spec;
+            }
+        };
+        let Value::Mapping(root) = root else {
+            self.errors.push(SpecError::invalid_value(
+                "spec",
+                "expected a mapping with `name`, `sources`, `transforms` and `sinks`",
+                &self.spans.value(&[]),
+                None,
+            ));
+            return spec;
+        };
+        for (key, value) in &root {
+            let Some(key) = key.as_str() else { continue };
+            match key {
+                "name" => match value.as_str() {
+                    Some(name) if is_valid_name(name) => spec.name = name.to_string(),
+                    Some(name) => self.errors.push(SpecError::invalid_name(name, &self.spans.value(&["name"]))),
+                    None => self.errors.push(SpecError::invalid_value(
+                        "name",
+                        "expected a string",
+                        &self.spans.value(&["name"]),
+                        None,
+                    )),
+                },
+                "schemas" => {
+                    for (name, value) in self.section(value, "schemas") {
+                        if let Some(schema) = self.schema(value, &["schemas", &name]) {
+                            spec.schemas.push(Named { name, spec: schema });
+                        }
+                    }
+                }
+                "sources" => {
+                    for (name, value) in self.section(value, "sources") {
+                        if let Some(source) = self.source(value, &name) {
+                            spec.sources.push(Named { name, spec: source });
+                        }
+                    }
+                }
+                "transforms" => {
+                    for (name, value) in self.section(value, "transforms") {
+                        let path = ["transforms", name.as_str()];
+                        if let Some(t) = self.de::<TransformSpec>(value.clone(), &path, &format!("transform `{name}`"), &[]) {
+                            spec.transforms.push(Named { name, spec: t });
+                        }
+                    }
+                }
+                "sinks" => {
+                    for (name, value) in self.section(value, "sinks") {
+                        if let Some(sink) = self.sink(value, &name) {
+                            spec.sinks.push(Named { name, spec: sink });
+                        }
+                    }
+                }
+                "windows" | "tests" => self.errors.push(SpecError::unsupported_section(
+                    key,
+                    &self.spans.key(&[key]),
+                    "windows and spec tests arrive in a later version; remove this section for now",
+                )),
+                other => self.errors.push(SpecError::unknown_field(
+                    other,
+                    "the pipeline spec",
+                    &self.spans.key(&[other]),
+                    TOP_LEVEL,
+                )),
+            }
+        }
+        if !root.contains_key("name") {
+            self.errors.push(SpecError::missing_field(
+                "name",
+                "the pipeline spec",
+                &self.spans.value(&[]),
+                Some("add `name: my_pipeline` at the top: it names the binary".into()),
+            ));
+        }
+        spec
+    }
+
+    /// The entries of a top-level section, with valid names only.
+    fn section<'v>(&mut self, value: &'v Value, section: &str) -> Vec<(String, &'v Value)> {
+        let Value::Mapping(map) = value else {
+            if !value.is_null() {
+                self.errors.push(SpecError::invalid_value(
+                    section,
+                    "expected a mapping of names to definitions",
+                    &self.spans.value(&[section]),
+                    None,
+                ));
+            }
+            return Vec::new();
+        };
+        let mut entries = Vec::new();
+        for (key, value) in map {
+            let name = match key {
+                Value::String(s) => s.clone(),
+                other => serde_yaml::to_string(other).unwrap_or_default().trim().to_string(),
+            };
+            if !is_valid_name(&name) {
+                self.errors.push(SpecError::invalid_name(&name, &self.spans.key(&[section, &name])));
+                continue;
+            }
+            entries.push((name, value));
+        }
+        entries
+    }
+
+    fn schema(&mut self, value: &Value, path: &[&str]) -> Option<SchemaSpec> {
+        let Value::Mapping(map) = value else {
+            self.errors.push(SpecError::invalid_value(
+                path.last().copied().unwrap_or("schema"),
+                "expected a mapping of field names to types",
+                &self.spans.value(path),
+                Some("e.g. `reading: { device_id: string, temperature: f64 }`".into()),
+            ));
+            return None;
+        };
+        let mut schema = SchemaSpec::default();
+        for (key, value) in map {
+            let Some(field) = key.as_str() else { continue };
+            let mut field_path = path.to_vec();
+            field_path.push(field);
+            if !is_valid_field_name(field) {
+                self.errors.push(SpecError::invalid_name(field, &self.spans.key(&field_path)));
+                continue;
+            }
+            let spec = match value {
+                Value::String(ty) => {
+                    let (base, optional) = match ty.strip_suffix('?') {
+                        Some(base) => (base.trim(), true),
+                        None => (ty.trim(), false),
+                    };
+                    match ScalarType::parse(base) {
+                        Some(ty) => FieldSpec::Scalar { ty, optional },
+                        None => {
+                            self.errors.push(SpecError::unknown_field_type(
+                                base,
+                                &self.spans.value(&field_path),
+                                ScalarType::NAMES,
+                            ));
+                            continue;
+                        }
+                    }
+                }
+                Value::Mapping(_) => match self.schema(value, &field_path) {
+                    Some(nested) => FieldSpec::Object(nested),
+                    None => continue,
+                },
+                _ => {
+                    self.errors.push(SpecError::unknown_field_type(
+                        &serde_yaml::to_string(value).unwrap_or_default().trim().to_string(),
+                        &self.spans.value(&field_path),
+                        ScalarType::NAMES,
+                    ));
+                    continue;
+                }
+            };
+            schema.fields.push((field.to_string(), spec));
+        }
+        Some(schema)
+    }
+
+    fn source(&mut self, value: &Value, name: &str) -> Option<SourceSpec> {
+        let path = ["sources", name];
+        let context = format!("source `{name}`");
+        let (ty, common, rest) = self.split_component(value, &path, "source", SourceKind::TYPES, SourceCommon::KEYS)?;
+        let common: Option<SourceCommon> = self.de(Value::Mapping(common), &path, &context, &[]);
+        let extra = with_type(SourceCommon::KEYS);
+        let rest = Value::Mapping(rest);
+        let kind = match ty.as_str() {
+            "file" => SourceKind::File(self.de(rest, &path, &context, &extra)?),
+            "stdin" => SourceKind::Stdin(self.de(rest, &path, &context, &extra)?),
+            "generator" => SourceKind::Generator(self.de(rest, &path, &context, &extra)?),
+            _ => unreachable!("split_component only returns known types"),
+        };
+        Some(SourceSpec { kind, common: common? })
+    }
+
+    fn sink(&mut self, value: &Value, name: &str) -> Option<SinkSpec> {
+        let path = ["sinks", name];
+        let context = format!("sink `{name}`");
+        let (ty, common, rest) = self.split_component(value, &path, "sink", SinkKind::TYPES, SinkCommon::KEYS)?;
+        let common: Option<SinkCommon> = self.de(Value::Mapping(common), &path, &context, &[]);
+        let extra = with_type(SinkCommon::KEYS);
+        let rest = Value::Mapping(rest);
+        let kind = match ty.as_str() {
+            "stdout" => SinkKind::Stdout(self.de(rest, &path, &context, &extra)?),
+            "file" => SinkKind::File(self.de(rest, &path, &context, &extra)?),
+            _ => unreachable!("split_component only returns known types"),
+        };
+        Some(SinkSpec { kind, common: common? })
+    }
+
+    /// Read `type:` and split a component's mapping into its common keys and the rest.
+    fn split_component(
+        &mut self,
+        value: &Value,
+        path: &[&str],
+        kind: &'static str,
+        types: &[&str],
+        common_keys: &[&str],
+    ) -> Option<(String, Mapping, Mapping)> {
+        let Value::Mapping(map) = value else {
+            self.errors.push(SpecError::invalid_value(
+                path[1],
+                format!("expected a mapping with `type:` and the {kind}'s settings"),
+                &self.spans.value(path),
+                None,
+            ));
+            return None;
+        };
+        let ty = match map.get("type") {
+            None => {
+                self.errors.push(SpecError::missing_field(
+                    "type",
+                    &format!("{kind} `{}`", path[1]),
+                    &self.spans.key(path),
+                    Some(format!("valid {kind} types: {}", types.join(", "))),
+                ));
+                return None;
+            }
+            Some(Value::String(ty)) if types.contains(&ty.as_str()) => ty.clone(),
+            Some(other) => {
+                let ty = other.as_str().map(str::to_string).unwrap_or_else(|| format!("{other:?}"));
+                let mut type_path = path.to_vec();
+                type_path.push("type");
+                self.errors.push(SpecError::unknown_component_type(kind, &ty, &self.spans.value(&type_path), types));
+                return None;
+            }
+        };
+        let mut common = Mapping::new();
+        let mut rest = Mapping::new();
+        for (k, v) in map {
+            match k.as_str() {
+                Some("type") => {}
+                Some(key) if common_keys.contains(&key) => {
+                    common.insert(k.clone(), v.clone());
+                }
+                _ => {
+                    rest.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        Some((ty, common, rest))
+    }
+
+    /// Deserialize one piece of the spec, turning a serde failure into a located diagnostic.
+    fn de<T: DeserializeOwned>(&mut self, value: Value, base: &[&str], context: &str, extra_valid: &[&str]) -> Option<T> {
+        match serde_path_to_error::deserialize::<_, T>(value) {
+            Ok(v) => Some(v),
+            Err(err) => {
+                let mut path: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+                for seg in err.path().iter() {
+                    match seg {
+                        serde_path_to_error::Segment::Map { key } => path.push(key.clone()),
+                        serde_path_to_error::Segment::Seq { index } => path.push(index.to_string()),
+                        _ => {}
+                    }
+                }
+                let message = err.into_inner().to_string();
+                self.errors.push(self.serde_error(&message, &strs(&path), context, extra_valid));
+                None
+            }
+        }
+    }
+
+    fn serde_error(&self, message: &str, path: &[&str], context: &str, extra_valid: &[&str]) -> SpecError {
+        if let Some(rest) = message.strip_prefix("unknown field `") {
+            let field = rest.split('`').next().unwrap_or_default();
+            let mut valid = backticked(rest.split_once("expected").map(|(_, e)| e).unwrap_or(""));
+            valid.extend(extra_valid.iter().map(|s| s.to_string()));
+            valid.sort();
+            valid.dedup();
+            let valid: Vec<&str> = valid.iter().map(String::as_str).collect();
+            // The path may already end at the unknown key.
+            let mut key_path = path.to_vec();
+            if key_path.last() != Some(&field) {
+                key_path.push(field);
+            }
+            return SpecError::unknown_field(field, context, &self.spans.key(&key_path), &valid);
+        }
+        if let Some(rest) = message.strip_prefix("missing field `") {
+            let field = rest.split('`').next().unwrap_or_default();
+            return SpecError::missing_field(field, context, &self.spans.key(path), None);
+        }
+        let field = path.last().copied().unwrap_or(context).to_string();
+        if let Some(rest) = message.strip_prefix("unknown variant `") {
+            let given = rest.split('`').next().unwrap_or_default();
+            let valid = backticked(rest.split_once("expected").map(|(_, e)| e).unwrap_or(""));
+            let valid: Vec<&str> = valid.iter().map(String::as_str).collect();
+            return SpecError::invalid_value(
+                field,
+                format!("unknown value `{given}`"),
+                &self.spans.value(path),
+                Some(crate::diagnostics::choices_help(given, &valid, "value")),
+            );
+        }
+        let message = message.split(" at line ").next().unwrap_or(message);
+        let message = message.replace("data did not match any variant of untagged enum Inputs", "expected a name or a list of names");
+        SpecError::invalid_value(field, message, &self.spans.value(path), None)
+    }
+}
+
+fn with_type(keys: &[&'static str]) -> Vec<&'static str> {
+    let mut v = keys.to_vec();
+    v.push("type");
+    v
+}
+
+/// Every `name` inside backticks in a serde message.
+fn backticked(text: &str) -> Vec<String> {
+    text.split('`').skip(1).step_by(2).map(str::to_string).collect()
+}
+
+fn strs(path: &[String]) -> Vec<&str> {
+    path.iter().map(String::as_str).collect()
+}
+
+/// Field names are identifiers too, but may start with an uppercase letter in
+/// input data; the generated code renames them as needed.
+fn is_valid_field_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[allow(dead_code)]
+fn span_len(span: &Span) -> usize {
+    span.end - span.start
+}

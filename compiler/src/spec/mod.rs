@@ -1,0 +1,138 @@
+//! The spec: what the user wrote, deserialized into typed structs.
+//!
+//! Loading never stops at the first mistake: each section and each component
+//! is deserialized on its own, and every failure becomes a [`SpecError`] at
+//! the YAML node it is about (found through the [`spans::SpanIndex`]).
+
+pub mod duration;
+pub mod loader;
+pub mod schema;
+pub mod sinks;
+pub mod sources;
+pub mod spans;
+pub mod transforms;
+
+pub use loader::{load, Loaded};
+pub use schema::{FieldSpec, ScalarType, SchemaSpec};
+pub use sinks::{SinkKind, SinkSpec};
+pub use sources::{SourceKind, SourceSpec};
+pub use transforms::TransformSpec;
+
+/// A component with the name it was given in the spec.
+#[derive(Debug, Clone)]
+pub struct Named<T> {
+    pub name: String,
+    pub spec: T,
+}
+
+/// A whole pipeline spec. Sections keep the order they were written in.
+#[derive(Debug, Clone, Default)]
+pub struct Spec {
+    pub name: String,
+    pub schemas: Vec<Named<SchemaSpec>>,
+    pub sources: Vec<Named<SourceSpec>>,
+    pub transforms: Vec<Named<TransformSpec>>,
+    pub sinks: Vec<Named<SinkSpec>>,
+}
+
+/// How a record format is written in a spec (`format: json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FormatName {
+    Json,
+    Csv,
+    Lines,
+}
+
+impl FormatName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FormatName::Json => "json",
+            FormatName::Csv => "csv",
+            FormatName::Lines => "lines",
+        }
+    }
+}
+
+/// What a source does with a record it cannot decode or process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    #[default]
+    DeadLetter,
+    Drop,
+    Fail,
+}
+
+/// One input or several: `input: a` or `input: [a, b]`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(untagged)]
+pub enum Inputs {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Inputs {
+    pub fn names(&self) -> Vec<&str> {
+        match self {
+            Inputs::One(s) => vec![s.as_str()],
+            Inputs::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// A scalar that may hold `${VAR}` and is resolved when the binary starts.
+/// Deserialized from any YAML scalar and kept as the raw text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Setting(pub String);
+
+impl<'de> serde::Deserialize<'de> for Setting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = serde_yaml::Value::deserialize(d)?;
+        match value {
+            serde_yaml::Value::String(s) => Ok(Setting(s)),
+            serde_yaml::Value::Number(n) => Ok(Setting(n.to_string())),
+            serde_yaml::Value::Bool(b) => Ok(Setting(b.to_string())),
+            _ => Err(D::Error::custom("expected a string or a number")),
+        }
+    }
+}
+
+impl Setting {
+    /// True when the value is only known at start (`${VAR}`).
+    pub fn is_template(&self) -> bool {
+        self.0.contains("${")
+    }
+}
+
+/// True for `lower_snake_case` names usable as identifiers.
+pub fn is_valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// A mapping that keeps the order its keys were written in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderedMap<V>(pub Vec<(String, V)>);
+
+impl<'de, V: serde::Deserialize<'de>> serde::Deserialize<'de> for OrderedMap<V> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<V>(std::marker::PhantomData<V>);
+        impl<'de, V: serde::Deserialize<'de>> serde::de::Visitor<'de> for Visit<V> {
+            type Value = OrderedMap<V>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, V>()? {
+                    entries.push((k, v));
+                }
+                Ok(OrderedMap(entries))
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
+}

@@ -1,0 +1,13 @@
+//! `type: file` — write records to a file.
+
+use crate::spec::Setting;
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSink {
+    /// Path of the file; resolved at start (`${VAR}` and `--set`).
+    pub path: Setting,
+    /// Append to an existing file instead of replacing it.
+    #[serde(default)]
+    pub append: bool,
+}

@@ -1,0 +1,13 @@
+//! `type: file` — read a file once, or follow it as it grows.
+
+use crate::spec::Setting;
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSource {
+    /// Path of the file; resolved at start (`${VAR}` and `--set`).
+    pub path: Setting,
+    /// Keep reading as the file grows instead of stopping at its end.
+    #[serde(default)]
+    pub follow: bool,
+}

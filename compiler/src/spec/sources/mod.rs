@@ -1,0 +1,56 @@
+//! Source specs: where events come from.
+
+mod file;
+mod generator;
+mod stdin;
+
+pub use file::FileSource;
+pub use generator::{GenFieldSpec, GeneratorSource};
+pub use stdin::StdinSource;
+
+use super::{FormatName, OnError};
+
+/// Options every source has, whatever its type.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceCommon {
+    pub format: Option<FormatName>,
+    pub schema: Option<String>,
+    #[serde(default)]
+    pub on_error: OnError,
+    /// CSV only: the field delimiter (one character).
+    pub delimiter: Option<String>,
+}
+
+impl SourceCommon {
+    /// The keys of [`SourceCommon`], split off before the type-specific part is read.
+    pub const KEYS: &'static [&'static str] = &["format", "schema", "on_error", "delimiter"];
+}
+
+/// A source: its type-specific settings plus the common options.
+#[derive(Debug, Clone)]
+pub struct SourceSpec {
+    pub kind: SourceKind,
+    pub common: SourceCommon,
+}
+
+/// The closed set of source types.
+#[derive(Debug, Clone)]
+pub enum SourceKind {
+    File(FileSource),
+    Stdin(StdinSource),
+    Generator(GeneratorSource),
+}
+
+impl SourceKind {
+    /// Every `type:` a source can have.
+    pub const TYPES: &'static [&'static str] = &["file", "stdin", "generator"];
+
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SourceKind::File(_) => "file",
+            SourceKind::Stdin(_) => "stdin",
+            SourceKind::Generator(_) => "generator",
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! `type: stdin` — read records from standard input until it closes.
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdinSource {}
