@@ -6,3 +6,5 @@
 
 pub mod diagnostics;
 pub mod spec;
+pub mod expr;
+pub mod types;

@@ -1,0 +1,428 @@
+//! Type checking: every expression gets a type, checked against the input
+//! record, before any Rust is generated.
+
+use super::functions::{self, Func};
+use super::{BinOp, Expr, ExprKind, ExprProblem, ExprSpan, UnOp};
+use crate::diagnostics::SpecError;
+use crate::spec::spans::Span;
+use crate::types::{RecordType, Type};
+
+/// A type-checked expression.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TExpr {
+    pub kind: TKind,
+    pub ty: Type,
+    pub span: ExprSpan,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TKind {
+    Str(String),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Bool(bool),
+    /// A field of the input record, by path.
+    Field(Vec<String>),
+    Neg(Box<TExpr>),
+    Not(Box<TExpr>),
+    /// Checked arithmetic on numbers (and timestamps, which are i64 ms).
+    Arith(BinOp, Box<TExpr>, Box<TExpr>),
+    /// `a + b` on strings.
+    Concat(Box<TExpr>, Box<TExpr>),
+    Compare(BinOp, Box<TExpr>, Box<TExpr>),
+    Logic(BinOp, Box<TExpr>, Box<TExpr>),
+    If(Box<TExpr>, Box<TExpr>, Box<TExpr>),
+    Call(Func, Vec<TExpr>),
+    Index(Box<TExpr>, Box<TExpr>),
+}
+
+impl TExpr {
+    /// A field reference as written (`a.b`), if the expression is only that.
+    pub fn as_field(&self) -> Option<&[String]> {
+        match &self.kind {
+            TKind::Field(path) => Some(path),
+            _ => None,
+        }
+    }
+}
+
+/// Check `expr` against `record`. `locate` maps a span inside the expression
+/// text to a span in the spec, so errors point at the exact column.
+pub fn check(expr: &Expr, record: &RecordType, locate: &dyn Fn(&ExprSpan) -> Span) -> Result<TExpr, Vec<SpecError>> {
+    let mut checker = Checker { record, locate, errors: Vec::new() };
+    match checker.expr(expr) {
+        Some(t) if checker.errors.is_empty() => Ok(t),
+        _ => Err(checker.errors),
+    }
+}
+
+/// Turn parse problems into diagnostics.
+pub fn parse_problems(problems: Vec<ExprProblem>, locate: &dyn Fn(&ExprSpan) -> Span) -> Vec<SpecError> {
+    problems
+        .into_iter()
+        .map(|p| match p {
+            ExprProblem::Syntax { message, span } => SpecError::expr_syntax(message, &locate(&span)),
+            ExprProblem::Unsupported { what, help, span } => SpecError::expr_unsupported(what, &locate(&span), help),
+        })
+        .collect()
+}
+
+struct Checker<'a> {
+    record: &'a RecordType,
+    locate: &'a dyn Fn(&ExprSpan) -> Span,
+    errors: Vec<SpecError>,
+}
+
+impl Checker<'_> {
+    fn type_error(&mut self, span: &ExprSpan, message: String, label: String, help: Option<String>) -> Option<TExpr> {
+        let at = (self.locate)(span);
+        self.errors.push(SpecError::type_mismatch(message, label, &at, help));
+        None
+    }
+
+    fn expr(&mut self, e: &Expr) -> Option<TExpr> {
+        let span = e.span.clone();
+        let typed = |kind, ty| Some(TExpr { kind, ty, span: span.clone() });
+        match &e.kind {
+            ExprKind::Str(s) => typed(TKind::Str(s.clone()), Type::String),
+            ExprKind::Int(v) => match i64::try_from(*v) {
+                Ok(v) => typed(TKind::I64(v), Type::I64),
+                Err(_) => typed(TKind::U64(*v), Type::U64),
+            },
+            ExprKind::Float(v) => typed(TKind::F64(*v), Type::F64),
+            ExprKind::Bool(b) => typed(TKind::Bool(*b), Type::Bool),
+            ExprKind::Field(path) => self.field(path, &span),
+            ExprKind::Unary(op, inner) => {
+                let inner = self.expr(inner)?;
+                match (op, &inner.ty) {
+                    (UnOp::Neg, Type::I64 | Type::F64) => {
+                        let ty = inner.ty.clone();
+                        typed(TKind::Neg(Box::new(inner)), ty)
+                    }
+                    (UnOp::Not, Type::Bool) => typed(TKind::Not(Box::new(inner)), Type::Bool),
+                    (UnOp::Neg, ty) => {
+                        let ty = ty.clone();
+                        self.type_error(&span, format!("cannot negate a {ty}"), format!("this is {ty}"), None)
+                    }
+                    (UnOp::Not, ty) => {
+                        let ty = ty.clone();
+                        self.type_error(&span, format!("`!` needs a bool, found {ty}"), format!("this is {ty}"), None)
+                    }
+                }
+            }
+            ExprKind::Binary(op, left, right) => {
+                let left = self.expr(left);
+                let right = self.expr(right);
+                let (left, right) = (left?, right?);
+                self.binary(*op, left, right, span)
+            }
+            ExprKind::If(cond, then, otherwise) => {
+                let cond = self.expr(cond);
+                let then = self.expr(then);
+                let otherwise = self.expr(otherwise);
+                let (cond, then, otherwise) = (cond?, then?, otherwise?);
+                if cond.ty != Type::Bool {
+                    let ty = cond.ty.clone();
+                    return self.type_error(&cond.span, format!("an `if` condition must be a bool, found {ty}"), format!("this is {ty}"), None);
+                }
+                let (then, otherwise) = unify(then, otherwise);
+                if then.ty != otherwise.ty {
+                    return self.type_error(
+                        &otherwise.span,
+                        format!("`if` branches have different types: {} and {}", then.ty, otherwise.ty),
+                        format!("this is {}", otherwise.ty),
+                        Some("both branches must produce the same type".into()),
+                    );
+                }
+                let ty = then.ty.clone();
+                typed(TKind::If(Box::new(cond), Box::new(then), Box::new(otherwise)), ty)
+            }
+            ExprKind::Index(base, index) => {
+                let base = self.expr(base);
+                let index = self.expr(index);
+                let (base, index) = (base?, index?);
+                let Type::List(item) = base.ty.clone() else {
+                    let ty = base.ty.clone();
+                    return self.type_error(&base.span, format!("only lists can be indexed, found {ty}"), format!("this is {ty}"), Some("`split(text, \",\")[0]` gives a list".into()));
+                };
+                if index.ty != Type::I64 {
+                    let ty = index.ty.clone();
+                    return self.type_error(&index.span, format!("a list index must be an i64, found {ty}"), format!("this is {ty}"), None);
+                }
+                typed(TKind::Index(Box::new(base), Box::new(index)), *item)
+            }
+            ExprKind::Call { name, name_span, args } => self.call(name, name_span, args, span.clone()),
+        }
+    }
+
+    fn field(&mut self, path: &[(String, ExprSpan)], span: &ExprSpan) -> Option<TExpr> {
+        let mut record = self.record;
+        let mut ty = None;
+        for (i, (name, seg_span)) in path.iter().enumerate() {
+            let Some(field) = record.field(name) else {
+                let at = (self.locate)(seg_span);
+                self.errors.push(SpecError::unknown_expr_field(name, &record.display, &at, &record.field_names()));
+                return None;
+            };
+            ty = Some(field.ty.clone());
+            if i + 1 < path.len() {
+                match &field.ty {
+                    Type::Record(nested) => record = nested,
+                    other => {
+                        let other = other.clone();
+                        return self.type_error(seg_span, format!("`{name}` is a {other}, it has no fields"), format!("this is {other}"), None);
+                    }
+                }
+            }
+        }
+        let path = path.iter().map(|(n, _)| n.clone()).collect();
+        Some(TExpr { kind: TKind::Field(path), ty: ty?, span: span.clone() })
+    }
+
+    fn binary(&mut self, op: BinOp, left: TExpr, right: TExpr, span: ExprSpan) -> Option<TExpr> {
+        let (left, right) = unify(left, right);
+        let (lt, rt) = (left.ty.clone(), right.ty.clone());
+        let null_help = Some("this side may be null: handle it with `coalesce(field, default)` or `is_null(field)`".to_string());
+        if op != BinOp::Eq && op != BinOp::Ne {
+            for side in [&left, &right] {
+                if side.ty.is_optional() {
+                    let ty = side.ty.clone();
+                    return self.type_error(&side.span, format!("`{}` cannot use a value that may be null", op.symbol()), format!("this is {ty}"), null_help);
+                }
+            }
+        }
+        let kind = |k, ty| Some(TExpr { kind: k, ty, span: span.clone() });
+        let mismatch = |this: &mut Self| {
+            let help = match (&lt, &rt) {
+                (a, b) if a.is_numeric() && b.is_numeric() => {
+                    Some("numbers of different types do not mix: convert one side with `to_float(x)`, `to_int(x)` or `to_uint(x)`".to_string())
+                }
+                (a, b) if a.is_optional() || b.is_optional() => null_help.clone(),
+                _ => None,
+            };
+            this.type_error(
+                &span,
+                format!("`{}` cannot combine {lt} and {rt}", op.symbol()),
+                format!("{lt} {} {rt}", op.symbol()),
+                help,
+            )
+        };
+        let l = Box::new(left.clone());
+        let r = Box::new(right.clone());
+        match op {
+            BinOp::And | BinOp::Or => {
+                if lt == Type::Bool && rt == Type::Bool {
+                    kind(TKind::Logic(op, l, r), Type::Bool)
+                } else {
+                    let bad = if lt != Type::Bool { &left } else { &right };
+                    let ty = bad.ty.clone();
+                    self.type_error(&bad.span, format!("`{}` needs bool operands, found {ty}", op.symbol()), format!("this is {ty}"), None)
+                }
+            }
+            BinOp::Eq | BinOp::Ne => {
+                if lt == rt && !matches!(lt, Type::List(_) | Type::Record(_)) {
+                    kind(TKind::Compare(op, l, r), Type::Bool)
+                } else {
+                    mismatch(self)
+                }
+            }
+            BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
+                if lt == rt && (lt.is_numeric() || matches!(lt, Type::String | Type::Timestamp)) {
+                    kind(TKind::Compare(op, l, r), Type::Bool)
+                } else {
+                    mismatch(self)
+                }
+            }
+            BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Rem => match (&lt, &rt) {
+                (a, b) if a == b && a.is_numeric() => kind(TKind::Arith(op, l, r), lt.clone()),
+                (Type::String, Type::String) if op == BinOp::Add => kind(TKind::Concat(l, r), Type::String),
+                (Type::Timestamp, Type::I64) if matches!(op, BinOp::Add | BinOp::Sub) => {
+                    kind(TKind::Arith(op, l, r), Type::Timestamp)
+                }
+                (Type::Timestamp, Type::Timestamp) if op == BinOp::Sub => kind(TKind::Arith(op, l, r), Type::I64),
+                _ => mismatch(self),
+            },
+        }
+    }
+
+    fn call(&mut self, name: &str, name_span: &ExprSpan, args: &[Expr], span: ExprSpan) -> Option<TExpr> {
+        let Some((func, signature)) = functions::lookup(name) else {
+            let at = (self.locate)(name_span);
+            self.errors.push(SpecError::unknown_function(name, &at, &functions::names()));
+            return None;
+        };
+        let mut typed = Vec::new();
+        for a in args {
+            typed.push(self.expr(a));
+        }
+        let mut typed: Vec<TExpr> = typed.into_iter().collect::<Option<_>>()?;
+        if matches!(func, Func::Min | Func::Max | Func::Clamp | Func::Coalesce) {
+            typed = unify_all(typed);
+        }
+        let types: Vec<Type> = typed.iter().map(|t| t.ty.clone()).collect();
+        let ty = match functions::result_type(func, signature, &types) {
+            Ok(ty) => ty,
+            Err(p) => {
+                let at = p.arg.and_then(|i| typed.get(i)).map(|t| t.span.clone()).unwrap_or(span.clone());
+                let label = p.arg.and_then(|i| types.get(i)).map(|t| format!("this is {t}")).unwrap_or_else(|| format!("in this call to `{name}`"));
+                return self.type_error(&at, p.message, label, p.help);
+            }
+        };
+        // Pattern and format arguments are compiled once, so they must be literals.
+        if matches!(func, Func::Matches | Func::ParseTimestamp | Func::FormatTimestamp) {
+            let arg = &typed[1];
+            let TKind::Str(pattern) = &arg.kind else {
+                return self.type_error(&arg.span, format!("the second argument of `{name}` must be a string literal"), "not a literal".into(), Some(signature.to_string()));
+            };
+            if func == Func::Matches {
+                if let Err(e) = regex::Regex::new(pattern) {
+                    let at = (self.locate)(&arg.span);
+                    let message = e.to_string();
+                    let last = message.lines().last().unwrap_or("invalid pattern").trim().to_string();
+                    self.errors.push(SpecError::bad_regex(last, &at));
+                    return None;
+                }
+            }
+        }
+        Some(TExpr { kind: TKind::Call(func, typed), ty, span })
+    }
+}
+
+/// True for an integer literal, possibly negated, whose type can still adapt.
+fn is_int_literal(e: &TExpr) -> bool {
+    match &e.kind {
+        TKind::I64(_) | TKind::U64(_) => true,
+        TKind::Neg(inner) => matches!(inner.kind, TKind::I64(_)),
+        _ => false,
+    }
+}
+
+/// Give an integer literal the numeric type of the other side (`temperature > 25`).
+fn coerce(e: TExpr, to: &Type) -> TExpr {
+    if !is_int_literal(&e) || e.ty == *to {
+        return e;
+    }
+    let value: i128 = match &e.kind {
+        TKind::I64(v) => *v as i128,
+        TKind::U64(v) => *v as i128,
+        TKind::Neg(inner) => match inner.kind {
+            TKind::I64(v) => -(v as i128),
+            _ => return e,
+        },
+        _ => return e,
+    };
+    let kind = match to {
+        Type::F64 => TKind::F64(value as f64),
+        Type::U64 if value >= 0 => TKind::U64(value as u64),
+        Type::I64 if value <= i64::MAX as i128 => TKind::I64(value as i64),
+        _ => return e,
+    };
+    TExpr { kind, ty: to.clone(), span: e.span }
+}
+
+fn unify(a: TExpr, b: TExpr) -> (TExpr, TExpr) {
+    if a.ty == b.ty {
+        return (a, b);
+    }
+    let (a_lit, b_lit) = (is_int_literal(&a), is_int_literal(&b));
+    match (a_lit, b_lit) {
+        (true, false) => {
+            let to = b.ty.clone();
+            (coerce(a, &to), b)
+        }
+        (false, true) => {
+            let to = a.ty.clone();
+            (a, coerce(b, &to))
+        }
+        _ => (a, b),
+    }
+}
+
+/// Coerce literal arguments to the first non-literal argument's (inner) type.
+fn unify_all(args: Vec<TExpr>) -> Vec<TExpr> {
+    let anchor = args.iter().find(|a| !is_int_literal(a)).map(|a| match &a.ty {
+        Type::Optional(inner) => (**inner).clone(),
+        other => other.clone(),
+    });
+    match anchor {
+        Some(to) => args.into_iter().map(|a| coerce(a, &to)).collect(),
+        None => args,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expr::parse;
+    use crate::types::{Field, TsRepr};
+
+    fn reading() -> RecordType {
+        let f = |name: &str, ty| Field { name: name.into(), ty, ts_repr: TsRepr::Millis };
+        RecordType {
+            rust_name: "Reading".into(),
+            display: "schema `reading`".into(),
+            fields: vec![
+                f("device_id", Type::String),
+                f("temperature", Type::F64),
+                f("count", Type::I64),
+                f("humidity", Type::Optional(Box::new(Type::F64))),
+                f("status", Type::String),
+            ],
+        }
+    }
+
+    fn check_text(text: &str) -> Result<TExpr, Vec<SpecError>> {
+        let expr = parse(text).expect("parses");
+        check(&expr, &reading(), &|s| s.clone())
+    }
+
+    fn first_error(text: &str) -> String {
+        let errors = check_text(text).unwrap_err();
+        format!("{}", errors[0])
+    }
+
+    #[test]
+    fn infers_types() {
+        assert_eq!(check_text("status == \"ok\" && temperature > 25").unwrap().ty, Type::Bool);
+        assert_eq!(check_text("temperature * 9.0 / 5.0 + 32").unwrap().ty, Type::F64);
+        assert_eq!(check_text("coalesce(humidity, 0)").unwrap().ty, Type::F64);
+        assert_eq!(check_text("split(device_id, \"-\")[0]").unwrap().ty, Type::String);
+        assert_eq!(check_text("if count > 3 { \"many\" } else { \"few\" }").unwrap().ty, Type::String);
+        assert_eq!(check_text("status.upper()").unwrap().ty, Type::String);
+    }
+
+    #[test]
+    fn literal_coerces_to_float() {
+        let t = check_text("temperature > 25").unwrap();
+        let TKind::Compare(_, _, right) = t.kind else { panic!() };
+        assert_eq!(right.kind, TKind::F64(25.0));
+    }
+
+    #[test]
+    fn reports_type_errors() {
+        assert!(first_error("temperature + count").contains("cannot combine f64 and i64"));
+        assert!(first_error("humidity > 50.0").contains("may be null"));
+        assert!(first_error("status > 1").contains("cannot combine string and i64"));
+        assert!(first_error("lower(count)").contains("expected string"));
+        assert!(first_error("is_null(status)").contains("never null"));
+    }
+
+    #[test]
+    fn reports_unknown_names() {
+        assert!(first_error("temprature > 1.0").contains("unknown field `temprature`"));
+        assert!(first_error("lowercase(status)").contains("unknown function `lowercase`"));
+    }
+
+    #[test]
+    fn validates_regex_literals() {
+        assert!(check_text("matches(status, \"^o+k$\")").is_ok());
+        assert!(first_error("matches(status, \"(\")").contains("invalid regular expression"));
+        assert!(first_error("matches(status, status)").contains("string literal"));
+    }
+
+    #[test]
+    fn collects_every_error() {
+        assert_eq!(check_text("nope1 > 1 && nope2 < 2").unwrap_err().len(), 2);
+    }
+}

@@ -1,0 +1,95 @@
+//! The expression language of `filter:` and `map:`.
+//!
+//! Parsed with `syn` as a Rust expression, then converted into this small AST;
+//! anything outside the language (macros, paths, closures, unknown functions)
+//! is rejected, so a spec can never inject Rust into the generated code.
+
+pub mod check;
+pub mod functions;
+pub mod parse;
+
+use std::ops::Range;
+
+pub use check::{check, TExpr, TKind};
+pub use parse::parse;
+
+/// A byte range inside the expression text.
+pub type ExprSpan = Range<usize>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub span: ExprSpan,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExprKind {
+    Str(String),
+    /// An integer literal; its type (i64, u64 or f64) is decided by context.
+    Int(u64),
+    Float(f64),
+    Bool(bool),
+    /// `a` or `a.b.c`, with the span of each segment.
+    Field(Vec<(String, ExprSpan)>),
+    Unary(UnOp, Box<Expr>),
+    Binary(BinOp, Box<Expr>, Box<Expr>),
+    If(Box<Expr>, Box<Expr>, Box<Expr>),
+    Call { name: String, name_span: ExprSpan, args: Vec<Expr> },
+    Index(Box<Expr>, Box<Expr>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnOp {
+    Neg,
+    Not,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Rem,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    And,
+    Or,
+}
+
+impl BinOp {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::Rem => "%",
+            BinOp::Eq => "==",
+            BinOp::Ne => "!=",
+            BinOp::Lt => "<",
+            BinOp::Le => "<=",
+            BinOp::Gt => ">",
+            BinOp::Ge => ">=",
+            BinOp::And => "&&",
+            BinOp::Or => "||",
+        }
+    }
+    pub fn is_arithmetic(self) -> bool {
+        matches!(self, BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Rem)
+    }
+    pub fn is_ordering(self) -> bool {
+        matches!(self, BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge)
+    }
+}
+
+/// A problem in an expression, located inside its text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExprProblem {
+    Syntax { message: String, span: ExprSpan },
+    Unsupported { what: String, help: String, span: ExprSpan },
+}
