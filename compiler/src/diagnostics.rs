@@ -485,10 +485,15 @@ impl Report {
         self.problems.iter().any(|p| !p.is_warning())
     }
 
-    /// Render every problem without colour at a fixed width (CLI `--color never`, snapshots).
+    /// Render every problem without colour at a fixed width (snapshots, logs).
     pub fn render_plain(&self, width: usize) -> String {
-        let handler = miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
-            .with_width(width);
+        self.render(width, false)
+    }
+
+    /// Render every problem, with or without colour.
+    pub fn render(&self, width: usize, color: bool) -> String {
+        let theme = if color { miette::GraphicalTheme::unicode() } else { miette::GraphicalTheme::unicode_nocolor() };
+        let handler = miette::GraphicalReportHandler::new_themed(theme).with_width(width);
         let mut out = String::new();
         for problem in &self.problems {
             let with_source = miette::Report::new(problem.clone())

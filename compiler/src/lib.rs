@@ -8,3 +8,54 @@ pub mod diagnostics;
 pub mod spec;
 pub mod expr;
 pub mod types;
+pub mod codegen;
+pub mod ir;
+pub mod validate;
+pub mod build;
+
+use std::path::Path;
+
+use diagnostics::Report;
+
+/// A spec that passed every check, with its generated code.
+pub struct Compiled {
+    pub ir: ir::Ir,
+    pub main_rs: String,
+    /// Warnings found on the way (may be empty).
+    pub warnings: Option<Report>,
+}
+
+/// Why a spec did not compile.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Spec(#[from] Box<Report>),
+    #[error(transparent)]
+    Internal(#[from] codegen::InternalError),
+}
+
+/// Check spec text; `file` names it in diagnostics.
+pub fn check_text(file: &str, text: &str) -> Result<(ir::Ir, Option<Report>), Box<Report>> {
+    let checked = validate::check_text(text);
+    let report = (!checked.problems.is_empty()).then(|| Report::new(file, text, checked.problems));
+    match checked.ir {
+        Some(ir) if !report.as_ref().is_some_and(Report::has_errors) => Ok((ir, report)),
+        _ => Err(Box::new(report.unwrap_or_else(|| Report::new(file, text, Vec::new())))),
+    }
+}
+
+/// Check and generate code for spec text.
+pub fn compile_text(file: &str, text: &str) -> Result<Compiled, CompileError> {
+    let (ir, warnings) = check_text(file, text)?;
+    let main_rs = codegen::generate(&ir, &codegen::Ctx { spec_path: file })?;
+    Ok(Compiled { ir, main_rs, warnings })
+}
+
+/// Read, check and generate code for a spec file.
+pub fn compile_file(path: &Path) -> Result<Compiled, CompileError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| CompileError::Read { path: path.display().to_string(), source })?;
+    compile_text(&path.display().to_string(), &text)
+}

@@ -6,7 +6,7 @@ use serde_yaml::{Mapping, Value};
 use super::schema::{FieldSpec, ScalarType, SchemaSpec};
 use super::sinks::{SinkCommon, SinkKind, SinkSpec};
 use super::sources::{SourceCommon, SourceKind, SourceSpec};
-use super::spans::{Span, SpanIndex};
+use super::spans::SpanIndex;
 use super::{is_valid_name, Named, Spec, TransformSpec};
 use crate::diagnostics::SpecError;
 
@@ -384,9 +384,4 @@ fn is_valid_field_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-#[allow(dead_code)]
-fn span_len(span: &Span) -> usize {
-    span.end - span.start
 }

@@ -1,0 +1,183 @@
+//! The cargo driver: write the generated crate, build it in the shared
+//! target directory, copy the binary out.
+//!
+//! Every pipeline links the same extracted runtime with the same profile, so
+//! the runtime and its dependencies compile once for all pipelines.
+
+pub mod embedded;
+mod progress;
+
+use std::fs;
+use std::io::{self, BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use sha2::{Digest, Sha256};
+
+use crate::ir::Ir;
+
+/// Cargo profiles a pipeline can be built with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Debug,
+    Release,
+    /// Size-optimised for devices (`opt-level = "s"`, fat LTO).
+    Edge,
+}
+
+impl Profile {
+    fn cargo_args(self) -> Vec<&'static str> {
+        match self {
+            Profile::Debug => vec![],
+            Profile::Release => vec!["--release"],
+            Profile::Edge => vec!["--profile", "edge"],
+        }
+    }
+    fn dir(self) -> &'static str {
+        match self {
+            Profile::Debug => "debug",
+            Profile::Release => "release",
+            Profile::Edge => "edge",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("i/o error in {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("could not run cargo: {0}")]
+    Cargo(io::Error),
+    #[error("cargo failed to build the generated crate (this is a rill bug if the spec passed `rill check`):\n{output}")]
+    Failed { output: String },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BuildError + '_ {
+    move |source| BuildError::Io { path: path.to_path_buf(), source }
+}
+
+/// Where rill keeps extracted runtimes, generated crates and the target dir.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("RILL_CACHE_DIR") {
+        return PathBuf::from(dir);
+    }
+    dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("rill")
+}
+
+/// The cargo target directory shared by every pipeline.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("RILL_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => cache_dir().join("target"),
+    }
+}
+
+/// A generated crate on disk, ready for cargo.
+pub struct Crate {
+    pub dir: PathBuf,
+    pub bin_name: String,
+}
+
+/// Write (or update) the crate for `ir` with `main_rs`. Files are rewritten
+/// only when they change, so cargo's fingerprints stay warm.
+pub fn write_crate(ir: &Ir, spec_path: &Path, main_rs: &str) -> Result<Crate, BuildError> {
+    let cache = cache_dir();
+    let runtime = embedded::extract_runtime(&cache).map_err(io_err(&cache))?;
+    let abs_spec = spec_path.canonicalize().unwrap_or_else(|_| spec_path.to_path_buf());
+    let path_hash: String =
+        Sha256::digest(abs_spec.to_string_lossy().as_bytes()).iter().take(4).map(|b| format!("{b:02x}")).collect();
+    let bin_name = format!("{}-{path_hash}", ir.name.replace('_', "-"));
+    let dir = cache.join("pipelines").join(&bin_name);
+    write_crate_at(&dir, &bin_name, &runtime, ir, main_rs)?;
+    Ok(Crate { dir, bin_name })
+}
+
+/// Write a crate for `ir` into `dir` (also used to batch many pipelines into one cargo run).
+pub fn write_crate_at(dir: &Path, bin_name: &str, runtime: &Path, ir: &Ir, main_rs: &str) -> Result<(), BuildError> {
+    let features: Vec<String> = ir.features.iter().map(|f| format!("{f:?}")).collect();
+    let manifest = embedded::template("Cargo.toml.tmpl")
+        .replace("{{crate_name}}", &format!("rill-pipeline-{bin_name}"))
+        .replace("{{bin_name}}", bin_name)
+        .replace("{{runtime_path}}", &runtime.to_string_lossy().replace('\\', "/"))
+        .replace("{{features}}", &features.join(", "));
+    write_if_changed(&dir.join("Cargo.toml"), manifest.as_bytes())?;
+    write_if_changed(&dir.join("src/main.rs"), main_rs.as_bytes())?;
+    // Pin dependency versions to the ones rill was tested with.
+    let lock = dir.join("Cargo.lock");
+    if !lock.exists() {
+        if let Some(contents) = embedded::file("Cargo.lock") {
+            write_if_changed(&lock, contents)?;
+        }
+    }
+    Ok(())
+}
+
+fn write_if_changed(path: &Path, contents: &[u8]) -> Result<(), BuildError> {
+    if fs::read(path).ok().as_deref() == Some(contents) {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(io_err(parent))?;
+    }
+    fs::write(path, contents).map_err(io_err(path))
+}
+
+/// Run `cargo <command>` on a manifest in the shared target dir, hiding its
+/// output behind a progress line unless it fails.
+pub fn cargo(command: &str, manifest: &Path, profile: Profile, label: &str, extra: &[&str]) -> Result<(), BuildError> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.arg(command)
+        .arg("--manifest-path")
+        .arg(manifest)
+        .arg("--target-dir")
+        .arg(target_dir())
+        .args(profile.cargo_args())
+        .args(extra)
+        .args(["--color", "never"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut progress = progress::Progress::start(label);
+    let mut child = cmd.spawn().map_err(BuildError::Cargo)?;
+    let stdout = child.stdout.take();
+    let stdout_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut out) = stdout {
+            let _ = io::Read::read_to_string(&mut out, &mut text);
+        }
+        text
+    });
+    let mut output = String::new();
+    if let Some(stderr) = child.stderr.take() {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            progress.line(&line);
+            output.push_str(&line);
+            output.push('\n');
+        }
+    }
+    let status = child.wait().map_err(BuildError::Cargo)?;
+    output.push_str(&stdout_reader.join().unwrap_or_default());
+    progress.finish(status.success());
+    if status.success() {
+        Ok(())
+    } else {
+        Err(BuildError::Failed { output })
+    }
+}
+
+/// Build the crate and return the path of the binary in the target dir.
+pub fn build_crate(krate: &Crate, profile: Profile, label: &str) -> Result<PathBuf, BuildError> {
+    cargo("build", &krate.dir.join("Cargo.toml"), profile, label, &[])?;
+    Ok(target_dir().join(profile.dir()).join(&krate.bin_name))
+}
+
+/// Copy the built binary to `dest`.
+pub fn copy_binary(built: &Path, dest: &Path) -> Result<(), BuildError> {
+    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(io_err(parent))?;
+    }
+    // Copy to a temporary name and rename, so a running binary is never half-written.
+    let tmp = dest.with_extension("rill-tmp");
+    fs::copy(built, &tmp).map_err(io_err(&tmp))?;
+    fs::rename(&tmp, dest).map_err(io_err(dest))
+}

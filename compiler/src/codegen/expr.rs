@@ -1,0 +1,339 @@
+//! Typed expressions → Rust. Every fallible operation goes through the
+//! runtime's `fns` and `?`, so a bad value is an `EvalError`, never a panic.
+
+use proc_macro2::{Literal, TokenStream};
+use quote::{format_ident, quote};
+
+use crate::expr::functions::Func;
+use crate::expr::{BinOp, TExpr, TKind};
+use crate::types::Type;
+
+/// Whether generated code holds a value or a borrow of one.
+///
+/// Strings, lists and records are borrowed from the input record or from
+/// `'static` literals where possible, so filters do not allocate. A borrowed
+/// value never points at a temporary: it is safe inside `if` branches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repr {
+    /// `Copy` values, or owned `String` / `Vec` / records.
+    Owned,
+    /// `&str`, `Option<&str>`, `&[T]` or `&Record`.
+    Borrowed,
+}
+
+/// Emits expressions, collecting the regex patterns they use.
+#[derive(Default)]
+pub struct ExprGen {
+    pub regexes: Vec<String>,
+}
+
+impl ExprGen {
+    /// Code for `e` as an owned value of its type.
+    pub fn owned(&mut self, e: &TExpr) -> TokenStream {
+        let (code, repr) = self.emit(e);
+        to_owned(code, repr, &e.ty)
+    }
+
+    /// Code for `e` as a value or a borrow, whichever is cheaper.
+    pub fn emit(&mut self, e: &TExpr) -> (TokenStream, Repr) {
+        use Repr::*;
+        match &e.kind {
+            TKind::Str(s) => (quote!(#s), Borrowed),
+            TKind::I64(v) => (Literal::i64_suffixed(*v).into_token_stream(), Owned),
+            TKind::U64(v) => (Literal::u64_suffixed(*v).into_token_stream(), Owned),
+            TKind::F64(v) => (Literal::f64_suffixed(*v).into_token_stream(), Owned),
+            TKind::Bool(b) => (quote!(#b), Owned),
+            TKind::Field(path) => {
+                let idents = path.iter().map(|p| super::ident::ident(p));
+                let access = quote!(rec #(.#idents)*);
+                match &e.ty {
+                    Type::String => (quote!(#access.as_str()), Borrowed),
+                    Type::Optional(inner) if **inner == Type::String => (quote!(#access.as_deref()), Borrowed),
+                    Type::List(_) => (quote!(#access.as_slice()), Borrowed),
+                    Type::Record(_) => (quote!(&#access), Borrowed),
+                    _ => (access, Owned),
+                }
+            }
+            TKind::Neg(a) => {
+                let a = self.owned(a);
+                (quote!(fns::neg(#a)?), Owned)
+            }
+            TKind::Not(a) => {
+                let a = self.owned(a);
+                (quote!(!(#a)), Owned)
+            }
+            TKind::Arith(op, a, b) => {
+                let (a, b) = (self.owned(a), self.owned(b));
+                let f = match op {
+                    BinOp::Add => quote!(fns::add),
+                    BinOp::Sub => quote!(fns::sub),
+                    BinOp::Mul => quote!(fns::mul),
+                    BinOp::Div => quote!(fns::div),
+                    _ => quote!(fns::rem),
+                };
+                (quote!(#f(#a, #b)?), Owned)
+            }
+            TKind::Concat(a, b) => {
+                let (a, b) = (self.borrowed(a), self.borrowed(b));
+                (quote!([#a, #b].concat()), Owned)
+            }
+            TKind::Compare(op, a, b) => {
+                let (a, b) = (self.borrowed(a), self.borrowed(b));
+                let op = binop_tokens(*op);
+                (quote!((#a #op #b)), Owned)
+            }
+            TKind::Logic(op, a, b) => {
+                let (a, b) = (self.owned(a), self.owned(b));
+                let op = binop_tokens(*op);
+                (quote!((#a #op #b)), Owned)
+            }
+            TKind::If(c, t, f) => {
+                let c = self.owned(c);
+                let (t_code, t_repr) = self.emit(t);
+                let (f_code, f_repr) = self.emit(f);
+                if t_repr == f_repr {
+                    (quote!(if #c { #t_code } else { #f_code }), t_repr)
+                } else {
+                    let t_code = to_owned(t_code, t_repr, &t.ty);
+                    let f_code = to_owned(f_code, f_repr, &f.ty);
+                    (quote!(if #c { #t_code } else { #f_code }), Owned)
+                }
+            }
+            TKind::Index(base, index) => {
+                let (base, index) = (self.borrowed(base), self.owned(index));
+                (quote!(fns::index(#base, #index)?), Owned)
+            }
+            TKind::Call(func, args) => self.call(*func, args),
+        }
+    }
+
+    /// Code for `e` as a borrow (`&str`, `&[T]`, …) or a `Copy` value.
+    fn borrowed(&mut self, e: &TExpr) -> TokenStream {
+        let (code, repr) = self.emit(e);
+        as_ref(code, repr, &e.ty)
+    }
+
+    fn call(&mut self, func: Func, args: &[TExpr]) -> (TokenStream, Repr) {
+        use Repr::*;
+        let arg_ty = |i: usize| &args[i].ty;
+        match func {
+            Func::Lower | Func::Upper | Func::Trim => {
+                let a = self.borrowed(&args[0]);
+                let f = match func {
+                    Func::Lower => quote!(fns::lower),
+                    Func::Upper => quote!(fns::upper),
+                    _ => quote!(fns::trim),
+                };
+                (quote!(#f(#a)), Owned)
+            }
+            Func::Contains | Func::StartsWith | Func::EndsWith => {
+                let (a, b) = (self.borrowed(&args[0]), self.borrowed(&args[1]));
+                let f = match func {
+                    Func::Contains => quote!(fns::contains),
+                    Func::StartsWith => quote!(fns::starts_with),
+                    _ => quote!(fns::ends_with),
+                };
+                (quote!(#f(#a, #b)), Owned)
+            }
+            Func::Len => {
+                let a = self.borrowed(&args[0]);
+                match arg_ty(0) {
+                    Type::String => (quote!(fns::len(#a)), Owned),
+                    _ => (quote!(fns::list_len(#a)), Owned),
+                }
+            }
+            Func::Replace => {
+                let (a, b, c) = (self.borrowed(&args[0]), self.borrowed(&args[1]), self.borrowed(&args[2]));
+                (quote!(fns::replace(#a, #b, #c)), Owned)
+            }
+            Func::Split => {
+                let (a, b) = (self.borrowed(&args[0]), self.borrowed(&args[1]));
+                (quote!(fns::split(#a, #b)), Owned)
+            }
+            Func::Concat => {
+                let parts: Vec<TokenStream> = args.iter().map(|a| self.borrowed(a)).collect();
+                (quote!([#(#parts),*].concat()), Owned)
+            }
+            Func::Matches => {
+                let TKind::Str(pattern) = &args[1].kind else { unreachable!("checked: pattern is a literal") };
+                let index = match self.regexes.iter().position(|p| p == pattern) {
+                    Some(i) => i,
+                    None => {
+                        self.regexes.push(pattern.clone());
+                        self.regexes.len() - 1
+                    }
+                };
+                let re = format_ident!("RE_{}", index);
+                let a = self.borrowed(&args[0]);
+                (quote!(#re.is_match(#a)), Owned)
+            }
+            Func::Abs => {
+                let a = self.owned(&args[0]);
+                match arg_ty(0) {
+                    Type::I64 => (quote!(fns::abs_i64(#a)?), Owned),
+                    _ => (quote!((#a).abs()), Owned),
+                }
+            }
+            Func::Round | Func::Floor | Func::Ceil => {
+                let a = self.owned(&args[0]);
+                let f = match func {
+                    Func::Round => quote!(fns::round),
+                    Func::Floor => quote!(fns::floor),
+                    _ => quote!(fns::ceil),
+                };
+                (quote!(#f(#a)), Owned)
+            }
+            Func::Min | Func::Max => {
+                let (a, b) = (self.owned(&args[0]), self.owned(&args[1]));
+                let f = match (func, arg_ty(0)) {
+                    (Func::Min, Type::F64) => quote!(fns::min_f64),
+                    (Func::Max, Type::F64) => quote!(fns::max_f64),
+                    (Func::Min, _) => quote!(::std::cmp::min),
+                    _ => quote!(::std::cmp::max),
+                };
+                (quote!(#f(#a, #b)), Owned)
+            }
+            Func::Clamp => {
+                let (x, lo, hi) = (self.owned(&args[0]), self.owned(&args[1]), self.owned(&args[2]));
+                let f = match arg_ty(0) {
+                    Type::I64 => quote!(fns::clamp_i64),
+                    Type::U64 => quote!(fns::clamp_u64),
+                    _ => quote!(fns::clamp_f64),
+                };
+                (quote!(#f(#x, #lo, #hi)?), Owned)
+            }
+            Func::IsNull => {
+                let a = self.borrowed(&args[0]);
+                (quote!((#a).is_none()), Owned)
+            }
+            Func::Coalesce => {
+                let (a, a_repr) = self.emit(&args[0]);
+                let (b, b_repr) = self.emit(&args[1]);
+                let both_optional = args[1].ty.is_optional();
+                let some = if both_optional { quote!(Some(v)) } else { quote!(v) };
+                if a_repr == b_repr {
+                    (quote!(match #a { Some(v) => #some, None => #b }), a_repr)
+                } else {
+                    let a = to_owned(a, a_repr, &args[0].ty);
+                    let b = to_owned(b, b_repr, &args[1].ty);
+                    (quote!(match #a { Some(v) => #some, None => #b }), Owned)
+                }
+            }
+            Func::Now => (quote!(fns::now_ms()), Owned),
+            Func::ParseTimestamp => {
+                let (a, fmt) = (self.borrowed(&args[0]), self.borrowed(&args[1]));
+                (quote!(fns::parse_timestamp(#a, #fmt)?), Owned)
+            }
+            Func::FormatTimestamp => {
+                let (a, fmt) = (self.owned(&args[0]), self.borrowed(&args[1]));
+                (quote!(fns::format_timestamp(#a, #fmt)?), Owned)
+            }
+            Func::ToTimestamp | Func::ToMillis => {
+                // Both are i64 milliseconds underneath.
+                (self.owned(&args[0]), Owned)
+            }
+            Func::ToString => {
+                let (a, repr) = self.emit(&args[0]);
+                match arg_ty(0) {
+                    Type::String => (a, repr),
+                    Type::Timestamp => (quote!(fns::ts_to_rfc3339(#a)), Owned),
+                    _ => (quote!((#a).to_string()), Owned),
+                }
+            }
+            Func::ToInt => {
+                let a = self.borrowed(&args[0]);
+                let code = match arg_ty(0) {
+                    Type::String => quote!(fns::parse_i64(#a)?),
+                    Type::Bool => quote!((#a as i64)),
+                    Type::U64 => quote!(fns::u64_to_i64(#a)?),
+                    Type::F64 => quote!(fns::f64_to_i64(#a)?),
+                    _ => a,
+                };
+                (code, Owned)
+            }
+            Func::ToUint => {
+                let a = self.borrowed(&args[0]);
+                let code = match arg_ty(0) {
+                    Type::String => quote!(fns::parse_u64(#a)?),
+                    Type::I64 => quote!(fns::i64_to_u64(#a)?),
+                    Type::F64 => quote!(fns::f64_to_u64(#a)?),
+                    _ => a,
+                };
+                (code, Owned)
+            }
+            Func::ToFloat => {
+                let a = self.borrowed(&args[0]);
+                let code = match arg_ty(0) {
+                    Type::String => quote!(fns::parse_f64(#a)?),
+                    Type::I64 | Type::U64 => quote!((#a as f64)),
+                    _ => a,
+                };
+                (code, Owned)
+            }
+            Func::ToBool => {
+                let a = self.borrowed(&args[0]);
+                let code = match arg_ty(0) {
+                    Type::String => quote!(fns::parse_bool(#a)?),
+                    _ => a,
+                };
+                (code, Owned)
+            }
+        }
+    }
+}
+
+trait IntoTokens {
+    fn into_token_stream(self) -> TokenStream;
+}
+
+impl IntoTokens for Literal {
+    fn into_token_stream(self) -> TokenStream {
+        quote!(#self)
+    }
+}
+
+fn binop_tokens(op: BinOp) -> TokenStream {
+    match op {
+        BinOp::Eq => quote!(==),
+        BinOp::Ne => quote!(!=),
+        BinOp::Lt => quote!(<),
+        BinOp::Le => quote!(<=),
+        BinOp::Gt => quote!(>),
+        BinOp::Ge => quote!(>=),
+        BinOp::And => quote!(&&),
+        BinOp::Or => quote!(||),
+        BinOp::Add => quote!(+),
+        BinOp::Sub => quote!(-),
+        BinOp::Mul => quote!(*),
+        BinOp::Div => quote!(/),
+        BinOp::Rem => quote!(%),
+    }
+}
+
+/// Turn code of representation `repr` into a borrow (for non-`Copy` types).
+fn as_ref(code: TokenStream, repr: Repr, ty: &Type) -> TokenStream {
+    if repr == Repr::Borrowed {
+        return code;
+    }
+    match ty {
+        Type::String => quote!((#code).as_str()),
+        Type::Optional(inner) if **inner == Type::String => quote!((#code).as_deref()),
+        Type::List(_) => quote!((#code).as_slice()),
+        Type::Record(_) => quote!(&(#code)),
+        _ => code,
+    }
+}
+
+/// Turn code of representation `repr` into an owned value.
+pub fn to_owned(code: TokenStream, repr: Repr, ty: &Type) -> TokenStream {
+    if repr == Repr::Owned {
+        return code;
+    }
+    match ty {
+        Type::String => quote!((#code).to_string()),
+        Type::Optional(inner) if **inner == Type::String => quote!((#code).map(str::to_string)),
+        Type::List(_) => quote!((#code).to_vec()),
+        Type::Record(_) => quote!((#code).clone()),
+        _ => code,
+    }
+}

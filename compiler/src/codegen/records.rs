@@ -1,0 +1,125 @@
+//! One struct per record type, with the format impls its sources and sinks need.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::ident::{ident, type_ident};
+use crate::types::{Field, RecordType, TsRepr, Type};
+
+/// The Rust type of a field.
+pub fn rust_type(ty: &Type) -> TokenStream {
+    match ty {
+        Type::String => quote!(String),
+        Type::Bool => quote!(bool),
+        Type::I64 | Type::Timestamp => quote!(i64),
+        Type::U64 => quote!(u64),
+        Type::F64 => quote!(f64),
+        Type::Optional(inner) => {
+            let inner = rust_type(inner);
+            quote!(Option<#inner>)
+        }
+        Type::List(inner) => {
+            let inner = rust_type(inner);
+            quote!(Vec<#inner>)
+        }
+        Type::Record(r) => {
+            let name = type_ident(&r.rust_name);
+            quote!(#name)
+        }
+    }
+}
+
+/// The struct with serde derives for JSON.
+pub fn record_struct(record: &RecordType) -> TokenStream {
+    let name = type_ident(&record.rust_name);
+    let doc = format!(" Record type: {}.", record.display);
+    let fields = record.fields.iter().map(field);
+    quote! {
+        #[doc = #doc]
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(crate = "rill_runtime::codegen::serde")]
+        pub struct #name {
+            #(#fields)*
+        }
+    }
+}
+
+fn field(f: &Field) -> TokenStream {
+    let name = ident(&f.name);
+    let ty = rust_type(&f.ty);
+    let rename = (name.to_string().trim_start_matches("r#") != f.name).then(|| {
+        let original = &f.name;
+        quote!(#[serde(rename = #original)])
+    });
+    let with = match (&f.ty, f.ts_repr) {
+        (Type::Timestamp, TsRepr::Seconds) => quote!(#[serde(with = "rill_runtime::codegen::ts_seconds")]),
+        (Type::Timestamp, TsRepr::Rfc3339) => quote!(#[serde(with = "rill_runtime::codegen::ts_rfc3339")]),
+        (Type::Optional(inner), TsRepr::Seconds) if **inner == Type::Timestamp => {
+            quote!(#[serde(default, with = "rill_runtime::codegen::opt_ts_seconds")])
+        }
+        (Type::Optional(inner), TsRepr::Rfc3339) if **inner == Type::Timestamp => {
+            quote!(#[serde(default, with = "rill_runtime::codegen::opt_ts_rfc3339")])
+        }
+        _ => quote!(),
+    };
+    quote! { #rename #with pub #name: #ty, }
+}
+
+fn repr_tokens(repr: TsRepr) -> TokenStream {
+    match repr {
+        TsRepr::Millis => quote!(TsRepr::Millis),
+        TsRepr::Seconds => quote!(TsRepr::Seconds),
+        TsRepr::Rfc3339 => quote!(TsRepr::Rfc3339),
+    }
+}
+
+/// `impl CsvRecord`: column names, decoding by column, encoding in order.
+pub fn csv_impl(record: &RecordType) -> TokenStream {
+    let name = type_ident(&record.rust_name);
+    let columns = record.fields.iter().map(|f| &f.name);
+    let reads = record.fields.iter().enumerate().map(|(i, f)| {
+        let field = ident(&f.name);
+        let repr = repr_tokens(f.ts_repr);
+        match &f.ty {
+            Type::Timestamp => quote!(#field: row.timestamp(#i, #repr)?,),
+            Type::Optional(inner) if **inner == Type::Timestamp => quote!(#field: row.opt_timestamp(#i, #repr)?,),
+            _ => quote!(#field: row.get(#i)?,),
+        }
+    });
+    let writes = record.fields.iter().map(|f| {
+        let field = ident(&f.name);
+        let repr = repr_tokens(f.ts_repr);
+        match &f.ty {
+            Type::Timestamp => quote!(w.timestamp(self.#field, #repr);),
+            Type::Optional(inner) if **inner == Type::Timestamp => quote!(w.opt_timestamp(self.#field, #repr);),
+            _ => quote!(w.field(&self.#field);),
+        }
+    });
+    quote! {
+        impl CsvRecord for #name {
+            const COLUMNS: &'static [&'static str] = &[#(#columns),*];
+            fn from_csv(row: &CsvRow<'_>) -> Result<Self, DecodeError> {
+                Ok(Self { #(#reads)* })
+            }
+            fn to_csv(&self, w: &mut CsvWriter<'_>) {
+                #(#writes)*
+            }
+        }
+    }
+}
+
+/// `impl LineRecord` for a record of exactly one string field.
+pub fn line_impl(record: &RecordType) -> TokenStream {
+    let name = type_ident(&record.rust_name);
+    let field = ident(&record.fields[0].name);
+    quote! {
+        impl LineRecord for #name {
+            fn from_line(line: &str) -> Self {
+                Self { #field: line.to_string() }
+            }
+            fn line(&self) -> &str {
+                &self.#field
+            }
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! Sink construction: raw sink + encoder, per type and format.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::ident::type_ident;
+use crate::ir::{IrFormat, IrSink, IrSinkKind, SinkInput};
+
+/// The field type of a record sink in the `Sinks` struct.
+pub fn output_type(s: &IrSink) -> Option<TokenStream> {
+    let SinkInput::Records(record) = &s.input else { return None };
+    let record = type_ident(&record.rust_name);
+    Some(match s.format {
+        IrFormat::Json => quote!(Output<JsonEncoder<#record>>),
+        IrFormat::Csv { .. } => quote!(Output<CsvEncoder<#record>>),
+        IrFormat::Lines => quote!(Output<LinesEncoder<#record>>),
+    })
+}
+
+/// The raw sink, boxed.
+pub fn raw_sink(s: &IrSink) -> TokenStream {
+    match &s.kind {
+        IrSinkKind::Stdout => quote!(Box::new(StdoutSink::new())),
+        IrSinkKind::File { path_key, append } => quote!(Box::new(FileSink::create(&ctx.settings.str(#path_key)?, #append)?)),
+    }
+}
+
+/// `Output::new(..)` for a record sink.
+pub fn construct(s: &IrSink) -> TokenStream {
+    let component = format!("sinks.{}", s.name);
+    let raw = raw_sink(s);
+    let encoder = match s.format {
+        IrFormat::Json => quote!(JsonEncoder::new()),
+        IrFormat::Csv { delimiter, header } => quote!(CsvEncoder::new(#delimiter, #header)),
+        IrFormat::Lines => quote!(LinesEncoder::new()),
+    };
+    quote!(Output::new(#component, #raw, #encoder, ctx))
+}

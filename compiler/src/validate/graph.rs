@@ -1,0 +1,171 @@
+//! The pipeline graph: resolving `input:` names, finding cycles, ordering.
+
+use super::Cx;
+use crate::diagnostics::SpecError;
+use crate::spec::{Inputs, Spec};
+
+/// Where a component reads from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    Source(usize),
+    Transform(usize),
+    DeadLetters,
+}
+
+/// Resolved inputs (by spec index) and a topological order of transforms.
+pub struct Graph {
+    pub transform_inputs: Vec<Vec<Upstream>>,
+    pub sink_inputs: Vec<Vec<Upstream>>,
+    /// Transform spec indices, each after all transforms it reads from.
+    /// Transforms on a cycle are left out.
+    pub order: Vec<usize>,
+}
+
+pub fn resolve(spec: &Spec, cx: &mut Cx) -> Graph {
+    let valid: Vec<&str> = spec
+        .sources
+        .iter()
+        .map(|s| s.name.as_str())
+        .chain(spec.transforms.iter().map(|t| t.name.as_str()))
+        .collect();
+    let transform_inputs = spec
+        .transforms
+        .iter()
+        .map(|t| inputs(spec, cx, "transforms", &t.name, t.spec.input.as_ref(), &valid, false))
+        .collect();
+    let sink_inputs = spec
+        .sinks
+        .iter()
+        .map(|s| inputs(spec, cx, "sinks", &s.name, s.spec.common.input.as_ref(), &valid, true))
+        .collect();
+    let mut graph = Graph { transform_inputs, sink_inputs, order: Vec::new() };
+    graph.order = order(spec, &graph, cx);
+    graph
+}
+
+fn inputs(
+    spec: &Spec,
+    cx: &mut Cx,
+    section: &str,
+    name: &str,
+    input: Option<&Inputs>,
+    valid: &[&str],
+    is_sink: bool,
+) -> Vec<Upstream> {
+    let Some(input) = input else {
+        let at = cx.key(&[section, name]);
+        cx.error(SpecError::missing_input(name, &at, valid));
+        return Vec::new();
+    };
+    let names = input.names();
+    if names.is_empty() {
+        let at = cx.value(&[section, name, "input"]);
+        cx.error(SpecError::missing_input(name, &at, valid));
+    }
+    let many = matches!(input, Inputs::Many(_));
+    let mut resolved = Vec::new();
+    for (i, input_name) in names.iter().enumerate() {
+        let index = i.to_string();
+        let path: Vec<&str> = if many { vec![section, name, "input", &index] } else { vec![section, name, "input"] };
+        let at = cx.value(&path);
+        if let Some(i) = spec.sources.iter().position(|s| s.name == *input_name) {
+            resolved.push(Upstream::Source(i));
+        } else if let Some(i) = spec.transforms.iter().position(|t| t.name == *input_name) {
+            resolved.push(Upstream::Transform(i));
+        } else if *input_name == "dead_letter" && is_sink {
+            resolved.push(Upstream::DeadLetters);
+        } else if *input_name == "dead_letter" {
+            cx.error(SpecError::invalid_value(
+                "input",
+                "`dead_letter` can only feed sinks",
+                &at,
+                Some("route dead letters to a sink: `input: dead_letter`".into()),
+            ));
+        } else if spec.sinks.iter().any(|s| s.name == *input_name) {
+            cx.error(SpecError::sink_as_input(input_name, &at));
+        } else {
+            cx.error(SpecError::unknown_input(input_name, &at, valid));
+        }
+    }
+    if resolved.contains(&Upstream::DeadLetters) && resolved.len() > 1 {
+        let at = cx.value(&[section, name, "input"]);
+        cx.error(SpecError::invalid_value(
+            "input",
+            "`dead_letter` cannot be mixed with other inputs",
+            &at,
+            Some("use a separate sink for dead letters".into()),
+        ));
+    }
+    resolved
+}
+
+/// Depth-first topological sort; reports each cycle once, at the input that closes it.
+fn order(spec: &Spec, graph: &Graph, cx: &mut Cx) -> Vec<usize> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Active,
+        Done,
+    }
+    fn visit(
+        t: usize,
+        spec: &Spec,
+        graph: &Graph,
+        marks: &mut [Mark],
+        stack: &mut Vec<usize>,
+        order: &mut Vec<usize>,
+        cx: &mut Cx,
+    ) -> bool {
+        match marks[t] {
+            Mark::Done => return true,
+            Mark::Active => return false,
+            Mark::New => {}
+        }
+        marks[t] = Mark::Active;
+        stack.push(t);
+        let mut ok = true;
+        for up in &graph.transform_inputs[t] {
+            let Upstream::Transform(u) = *up else { continue };
+            if marks[u] == Mark::Active {
+                let start = stack.iter().position(|&s| s == u).unwrap_or(0);
+                let mut names: Vec<&str> = stack[start..].iter().map(|&s| spec.transforms[s].name.as_str()).collect();
+                names.push(&spec.transforms[u].name);
+                let at = cx.value(&["transforms", &spec.transforms[t].name, "input"]);
+                cx.error(SpecError::cycle(&names.join(" → "), &at));
+                ok = false;
+            } else if !visit(u, spec, graph, marks, stack, order, cx) {
+                ok = false;
+            }
+        }
+        stack.pop();
+        marks[t] = Mark::Done;
+        if ok {
+            order.push(t);
+        }
+        ok
+    }
+    let mut marks = vec![Mark::New; spec.transforms.len()];
+    let mut order = Vec::new();
+    for t in 0..spec.transforms.len() {
+        visit(t, spec, graph, &mut marks, &mut Vec::new(), &mut order, cx);
+    }
+    order
+}
+
+/// Warn about sources and transforms whose output nobody reads.
+pub fn warn_unused(spec: &Spec, graph: &Graph, cx: &mut Cx) {
+    let all_inputs: Vec<Upstream> =
+        graph.transform_inputs.iter().chain(graph.sink_inputs.iter()).flatten().copied().collect();
+    for (i, s) in spec.sources.iter().enumerate() {
+        if !all_inputs.contains(&Upstream::Source(i)) {
+            let at = cx.key(&["sources", &s.name]);
+            cx.error(SpecError::unused_source(&s.name, &at));
+        }
+    }
+    for (i, t) in spec.transforms.iter().enumerate() {
+        if !all_inputs.contains(&Upstream::Transform(i)) {
+            let at = cx.key(&["transforms", &t.name]);
+            cx.error(SpecError::unused_transform(&t.name, &at));
+        }
+    }
+}

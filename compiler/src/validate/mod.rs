@@ -1,0 +1,138 @@
+//! Validation: check the spec and build the [`Ir`].
+//!
+//! Every pass runs even when an earlier one found problems, so one
+//! `rill check` reports every error at once. A component whose own checks
+//! fail is left out of later passes instead of stopping them.
+
+mod graph;
+mod names;
+mod records;
+mod sinks;
+mod sources;
+mod transforms;
+
+use std::collections::BTreeSet;
+
+use sha2::{Digest, Sha256};
+
+use crate::diagnostics::SpecError;
+use crate::ir::{Ir, IrSetting, IrSink, IrSource, IrTransform, Node};
+use graph::Upstream;
+use crate::spec::spans::{offset_in_scalar, Span, SpanIndex};
+use crate::spec::{self, Spec};
+
+/// The outcome of checking a spec: the IR when there are no errors, and
+/// every problem (errors and warnings) either way.
+pub struct Checked {
+    pub ir: Option<Ir>,
+    pub problems: Vec<SpecError>,
+}
+
+/// Load and validate spec text.
+pub fn check_text(text: &str) -> Checked {
+    let loaded = spec::load(text);
+    let mut cx = Cx { text, spans: &loaded.spans, errors: loaded.errors, settings: Vec::new(), features: BTreeSet::new() };
+    let ir = build_ir(&loaded.spec, &mut cx);
+    let has_errors = cx.errors.iter().any(|e| !e.is_warning());
+    Checked { ir: if has_errors { None } else { ir }, problems: cx.errors }
+}
+
+/// What every pass shares: the text, its spans, and the problems so far.
+pub(crate) struct Cx<'a> {
+    pub text: &'a str,
+    pub spans: &'a SpanIndex,
+    pub errors: Vec<SpecError>,
+    pub settings: Vec<IrSetting>,
+    pub features: BTreeSet<&'static str>,
+}
+
+impl Cx<'_> {
+    pub fn error(&mut self, e: SpecError) {
+        self.errors.push(e);
+    }
+    pub fn key(&self, path: &[&str]) -> Span {
+        self.spans.key(path)
+    }
+    pub fn value(&self, path: &[&str]) -> Span {
+        self.spans.value(path)
+    }
+
+    /// A span locator for an expression held in the scalar at `path`.
+    pub fn expr_locator<'b>(&'b self, path: &[&str], expr_text: &'b str) -> impl Fn(&std::ops::Range<usize>) -> Span + 'b {
+        let scalar = self.value(path);
+        let text = self.text;
+        move |r: &std::ops::Range<usize>| {
+            let start = offset_in_scalar(text, &scalar, expr_text, r.start);
+            let end = if r.end > r.start { offset_in_scalar(text, &scalar, expr_text, r.end - 1) + 1 } else { start };
+            start..end.max(start)
+        }
+    }
+
+    /// Register a value resolved at start and return its key.
+    pub fn setting(&mut self, key: String, default: &str, help: &str) -> String {
+        self.settings.push(IrSetting { key: key.clone(), default: default.to_string(), help: help.to_string() });
+        key
+    }
+}
+
+fn build_ir(spec: &Spec, cx: &mut Cx) -> Option<Ir> {
+    names::check(spec, cx);
+    let schemas = records::from_schemas(spec);
+    let sources = sources::check(spec, &schemas, cx);
+    let graph = graph::resolve(spec, cx);
+    let transforms = transforms::check(spec, &graph, &sources, cx);
+    let sinks = sinks::check(spec, &graph, &sources, &transforms, cx);
+    graph::warn_unused(spec, &graph, cx);
+    if spec.sources.is_empty() {
+        let at = cx.value(&[]);
+        cx.error(SpecError::no_sources(&at));
+    }
+    // From here on, every component must have checked out.
+    let mut sources: Vec<IrSource> = sources.into_iter().collect::<Option<_>>()?;
+    let transforms: Vec<Option<IrTransform>> = transforms;
+    let sinks: Vec<IrSink> = sinks.into_iter().collect::<Option<_>>()?;
+    if transforms.iter().any(Option::is_none) {
+        return None;
+    }
+    // Lay transforms out in topological order and wire every edge.
+    let mut ir_index = vec![0; transforms.len()];
+    for (position, &t) in graph.order.iter().enumerate() {
+        ir_index[t] = position;
+    }
+    let mut ordered: Vec<IrTransform> = graph.order.iter().filter_map(|&t| transforms[t].clone()).collect();
+    let edges = graph
+        .transform_inputs
+        .iter()
+        .enumerate()
+        .flat_map(|(t, ups)| ups.iter().map(move |u| (*u, Node::Transform(t))))
+        .chain(graph.sink_inputs.iter().enumerate().flat_map(|(s, ups)| ups.iter().map(move |u| (*u, Node::Sink(s)))));
+    for (up, node) in edges {
+        let node = match node {
+            Node::Transform(t) => Node::Transform(ir_index[t]),
+            sink => sink,
+        };
+        match up {
+            Upstream::Source(i) => sources[i].outputs.push(node),
+            Upstream::Transform(i) => ordered[ir_index[i]].outputs.push(node),
+            Upstream::DeadLetters => {}
+        }
+    }
+    let mut records = Vec::new();
+    records::collect(&sources, &ordered, &mut records);
+    Some(Ir {
+        name: spec.name.clone(),
+        spec_hash: spec_hash(cx.text),
+        records,
+        sources,
+        transforms: ordered,
+        sinks,
+        settings: std::mem::take(&mut cx.settings),
+        features: std::mem::take(&mut cx.features),
+    })
+}
+
+/// Short hash of the spec text, for `--version`.
+pub fn spec_hash(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,84 @@
+//! Schemas become record types, one generated struct each.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use crate::codegen::ident::type_name;
+use crate::ir::{IrSource, IrTransform};
+use crate::spec::{FieldSpec, ScalarType, SchemaSpec, Spec};
+use crate::types::{Field, RecordType, TsRepr, Type};
+
+/// Record types by schema name.
+pub type Schemas = BTreeMap<String, Rc<RecordType>>;
+
+pub fn from_schemas(spec: &Spec) -> Schemas {
+    spec.schemas
+        .iter()
+        .map(|s| (s.name.clone(), record(&type_name(&s.name), &format!("schema `{}`", s.name), &s.spec)))
+        .collect()
+}
+
+fn record(rust_name: &str, display: &str, schema: &SchemaSpec) -> Rc<RecordType> {
+    let fields = schema
+        .fields
+        .iter()
+        .map(|(name, spec)| match spec {
+            FieldSpec::Scalar { ty, optional } => {
+                let (base, ts_repr) = scalar(*ty);
+                let ty = if *optional { Type::Optional(Box::new(base)) } else { base };
+                Field { name: name.clone(), ty, ts_repr }
+            }
+            FieldSpec::Object(nested) => {
+                let nested_name = format!("{rust_name}{}", type_name(name));
+                let nested = record(&nested_name, &format!("{display}.{name}"), nested);
+                Field { name: name.clone(), ty: Type::Record(nested), ts_repr: TsRepr::Millis }
+            }
+        })
+        .collect();
+    Rc::new(RecordType { rust_name: rust_name.to_string(), display: display.to_string(), fields })
+}
+
+fn scalar(ty: ScalarType) -> (Type, TsRepr) {
+    match ty {
+        ScalarType::String => (Type::String, TsRepr::Millis),
+        ScalarType::Bool => (Type::Bool, TsRepr::Millis),
+        ScalarType::I64 => (Type::I64, TsRepr::Millis),
+        ScalarType::U64 => (Type::U64, TsRepr::Millis),
+        ScalarType::F64 => (Type::F64, TsRepr::Millis),
+        ScalarType::TimestampMs => (Type::Timestamp, TsRepr::Millis),
+        ScalarType::TimestampS => (Type::Timestamp, TsRepr::Seconds),
+        ScalarType::TimestampRfc3339 => (Type::Timestamp, TsRepr::Rfc3339),
+    }
+}
+
+/// The record of a `lines` source: one string field, `line`.
+pub fn line_record(source: &str) -> Rc<RecordType> {
+    Rc::new(RecordType {
+        rust_name: format!("{}Line", type_name(source)),
+        display: format!("lines of `{source}`"),
+        fields: vec![Field { name: "line".into(), ty: Type::String, ts_repr: TsRepr::Millis }],
+    })
+}
+
+/// Every record the pipeline uses, nested records first, each once.
+pub fn collect(sources: &[IrSource], transforms: &[IrTransform], out: &mut Vec<Rc<RecordType>>) {
+    let used = sources
+        .iter()
+        .map(|s| &s.record)
+        .chain(transforms.iter().filter_map(|t| t.map.as_ref().map(|(r, _)| r)));
+    for record in used {
+        push(record, out);
+    }
+}
+
+fn push(record: &Rc<RecordType>, out: &mut Vec<Rc<RecordType>>) {
+    if out.iter().any(|r| r.rust_name == record.rust_name) {
+        return;
+    }
+    for field in &record.fields {
+        if let Type::Record(nested) = &field.ty {
+            push(nested, out);
+        }
+    }
+    out.push(record.clone());
+}

@@ -1,0 +1,192 @@
+//! Transforms: input types flow in, expressions are checked, outputs are inferred.
+
+use std::rc::Rc;
+
+use super::graph::{Graph, Upstream};
+use super::Cx;
+use crate::codegen::ident::type_name;
+use crate::diagnostics::SpecError;
+use crate::expr::check::parse_problems;
+use crate::expr::{self, TExpr};
+use crate::ir::{IrSource, IrTransform};
+use crate::spec::transforms::ExprText;
+use crate::spec::{Named, Spec, TransformSpec};
+use crate::types::{Field, RecordType, TsRepr, Type};
+
+/// One entry per spec transform; `None` where it has errors or its inputs do.
+pub fn check(spec: &Spec, graph: &Graph, sources: &[Option<IrSource>], cx: &mut Cx) -> Vec<Option<IrTransform>> {
+    let mut out: Vec<Option<IrTransform>> = vec![None; spec.transforms.len()];
+    for &t in &graph.order {
+        let named = &spec.transforms[t];
+        let Some(input) = input_record(&named.name, "transforms", &graph.transform_inputs[t], sources, &out, cx) else {
+            continue;
+        };
+        out[t] = transform(named, input, cx);
+    }
+    out
+}
+
+/// The record type flowing out of an upstream, if it is known.
+pub fn upstream_record(up: Upstream, sources: &[Option<IrSource>], transforms: &[Option<IrTransform>]) -> Option<Rc<RecordType>> {
+    match up {
+        Upstream::Source(i) => sources[i].as_ref().map(|s| s.record.clone()),
+        Upstream::Transform(i) => transforms[i].as_ref().map(|t| t.output().clone()),
+        Upstream::DeadLetters => None,
+    }
+}
+
+/// The single record type of a component's inputs; all inputs must agree.
+pub fn input_record(
+    name: &str,
+    section: &str,
+    inputs: &[Upstream],
+    sources: &[Option<IrSource>],
+    transforms: &[Option<IrTransform>],
+    cx: &mut Cx,
+) -> Option<Rc<RecordType>> {
+    let records: Vec<Rc<RecordType>> =
+        inputs.iter().map(|u| upstream_record(*u, sources, transforms)).collect::<Option<_>>()?;
+    let first = records.first()?.clone();
+    for (i, r) in records.iter().enumerate().skip(1) {
+        if r.rust_name != first.rust_name {
+            let index = i.to_string();
+            let at = cx.value(&[section, name, "input", &index]);
+            cx.error(SpecError::input_mismatch(
+                name,
+                &at,
+                &r.display,
+                &first.display,
+                Some("inputs of one component must produce the same record type; add a `map:` to align them".into()),
+            ));
+            return None;
+        }
+    }
+    Some(first)
+}
+
+fn transform(named: &Named<TransformSpec>, input: Rc<RecordType>, cx: &mut Cx) -> Option<IrTransform> {
+    let name = named.name.as_str();
+    let spec = &named.spec;
+    if spec.filter.is_none() && spec.map.is_none() {
+        let at = cx.key(&["transforms", name]);
+        cx.error(SpecError::missing_field(
+            "filter",
+            &format!("transform `{name}`"),
+            &at,
+            Some("a transform needs `filter:` (keep matching records), `map:` (reshape them), or both".into()),
+        ));
+        return None;
+    }
+    let mut ok = true;
+    let filter = match &spec.filter {
+        None => None,
+        Some(text) => {
+            let checked = expression(text, &input, &["transforms", name, "filter"], cx);
+            match checked {
+                Some(e) if e.ty == Type::Bool => Some(e),
+                Some(e) => {
+                    let at = cx.expr_locator(&["transforms", name, "filter"], &text.0)(&e.span);
+                    cx.error(SpecError::type_mismatch(
+                        format!("a filter must be a bool, found {}", e.ty),
+                        format!("this is {}", e.ty),
+                        &at,
+                        Some("compare something: `temperature > 25.0`".into()),
+                    ));
+                    ok = false;
+                    None
+                }
+                None => {
+                    ok = false;
+                    None
+                }
+            }
+        }
+    };
+    let map = match &spec.map {
+        None => None,
+        Some(entries) => {
+            let mut fields = Vec::new();
+            let mut exprs = Vec::new();
+            for (field, text) in &entries.0 {
+                let path = ["transforms", name, "map", field.as_str()];
+                if !crate::spec::is_valid_name(field) && !field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    let at = cx.key(&path);
+                    cx.error(SpecError::invalid_name(field, &at));
+                    ok = false;
+                    continue;
+                }
+                let Some(e) = expression(text, &input, &path, cx) else {
+                    ok = false;
+                    continue;
+                };
+                let ts_repr = e.as_field().and_then(|p| field_repr(&input, p)).unwrap_or(TsRepr::Millis);
+                fields.push(Field { name: field.clone(), ty: e.ty.clone(), ts_repr });
+                exprs.push(e);
+            }
+            let record = RecordType {
+                rust_name: format!("{}Record", type_name(name)),
+                display: format!("output of `{name}`"),
+                fields,
+            };
+            Some((Rc::new(record), exprs))
+        }
+    };
+    ok.then(|| IrTransform { name: name.to_string(), input, filter, map, outputs: Vec::new() })
+}
+
+/// Parse and check one expression held at `path`.
+fn expression(text: &ExprText, input: &RecordType, path: &[&str], cx: &mut Cx) -> Option<TExpr> {
+    let parsed = {
+        let locate = cx.expr_locator(path, &text.0);
+        expr::parse(&text.0).map_err(|problems| parse_problems(problems, &locate))
+    };
+    let parsed = match parsed {
+        Ok(p) => p,
+        Err(errors) => {
+            cx.errors.extend(errors);
+            return None;
+        }
+    };
+    let checked = {
+        let locate = cx.expr_locator(path, &text.0);
+        expr::check(&parsed, input, &locate)
+    };
+    match checked {
+        Ok(e) => {
+            if uses_regex(&e) {
+                cx.features.insert("regex");
+            }
+            Some(e)
+        }
+        Err(errors) => {
+            cx.errors.extend(errors);
+            None
+        }
+    }
+}
+
+fn uses_regex(e: &TExpr) -> bool {
+    use crate::expr::functions::Func;
+    use crate::expr::TKind::*;
+    match &e.kind {
+        Call(Func::Matches, _) => true,
+        Call(_, args) => args.iter().any(uses_regex),
+        Neg(a) | Not(a) => uses_regex(a),
+        Arith(_, a, b) | Concat(a, b) | Compare(_, a, b) | Logic(_, a, b) | Index(a, b) => uses_regex(a) || uses_regex(b),
+        If(a, b, c) => uses_regex(a) || uses_regex(b) || uses_regex(c),
+        Str(_) | I64(_) | U64(_) | F64(_) | Bool(_) | Field(_) => false,
+    }
+}
+
+/// The timestamp encoding of the field at `path`, so a copied field keeps it.
+fn field_repr(record: &RecordType, path: &[String]) -> Option<TsRepr> {
+    let (first, rest) = path.split_first()?;
+    let field = record.field(first)?;
+    if rest.is_empty() {
+        return Some(field.ts_repr);
+    }
+    match &field.ty {
+        Type::Record(nested) => field_repr(nested, rest),
+        _ => None,
+    }
+}
