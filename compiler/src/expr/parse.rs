@@ -12,7 +12,12 @@ pub fn parse(text: &str) -> Result<Expr, Vec<ExprProblem>> {
     }
     let lines = LineIndex::new(text);
     let parsed: syn::Expr = syn::parse_str(text).map_err(|e| {
-        vec![ExprProblem::Syntax { message: e.to_string(), span: lines.range(e.span()) }]
+        let mut message = e.to_string();
+        if message == "cannot parse string into token stream" {
+            // proc-macro2's lexer failed: usually a bad escape in a string literal.
+            message = "unreadable token (an invalid escape like `\\d` in a string? write regexes as raw strings: r\"\\d+\")".into();
+        }
+        vec![ExprProblem::Syntax { message, span: lines.range(e.span()) }]
     })?;
     let mut conv = Converter { lines, problems: Vec::new() };
     let expr = conv.expr(&parsed);

@@ -16,6 +16,8 @@ pub struct Loaded {
     pub spec: Spec,
     pub spans: SpanIndex,
     pub errors: Vec<SpecError>,
+    /// The text is not a readable spec at all (invalid YAML): nothing more to check.
+    pub fatal: bool,
 }
 
 const TOP_LEVEL: &[&str] = &["name", "schemas", "sources", "transforms", "windows", "sinks", "tests"];
@@ -30,17 +32,19 @@ pub fn load(text: &str) -> Loaded {
                 spec: Spec::default(),
                 spans: SpanIndex::default(),
                 errors: vec![SpecError::yaml_syntax(e.message, &span)],
+                fatal: true,
             };
         }
     };
-    let mut loader = Loader { spans, errors: Vec::new() };
+    let mut loader = Loader { spans, errors: Vec::new(), fatal: false };
     let spec = loader.load_spec(text);
-    Loaded { spec, spans: loader.spans, errors: loader.errors }
+    Loaded { spec, spans: loader.spans, errors: loader.errors, fatal: loader.fatal }
 }
 
 struct Loader {
     spans: SpanIndex,
     errors: Vec<SpecError>,
+    fatal: bool,
 }
 
 impl Loader {
@@ -52,6 +56,7 @@ impl Loader {
                 let name = path.last().cloned().unwrap_or_default();
                 self.errors.push(SpecError::duplicate_name(&name, &second, first));
             }
+            self.fatal = true;
             return spec;
         }
         let root: Value = match serde_yaml::from_str(text) {
@@ -61,6 +66,7 @@ impl Loader {
                 let message = e.to_string();
                 let message = message.split(" at line ").next().unwrap_or(&message).to_string();
                 self.errors.push(SpecError::yaml_syntax(message, &(offset..offset + 1)));
+                self.fatal = true;
                 return spec;
             }
         };
@@ -71,6 +77,7 @@ impl Loader {
                 &self.spans.value(&[]),
                 None,
             ));
+            self.fatal = true;
             return spec;
         };
         for (key, value) in &root {
@@ -95,23 +102,26 @@ impl Loader {
                 }
                 "sources" => {
                     for (name, value) in self.section(value, "sources") {
-                        if let Some(source) = self.source(value, &name) {
-                            spec.sources.push(Named { name, spec: source });
+                        match self.source(value, &name) {
+                            Some(source) => spec.sources.push(Named { name, spec: source }),
+                            None => spec.unreadable.push(("sources", name)),
                         }
                     }
                 }
                 "transforms" => {
                     for (name, value) in self.section(value, "transforms") {
                         let path = ["transforms", name.as_str()];
-                        if let Some(t) = self.de::<TransformSpec>(value.clone(), &path, &format!("transform `{name}`"), &[]) {
-                            spec.transforms.push(Named { name, spec: t });
+                        match self.de::<TransformSpec>(value.clone(), &path, &format!("transform `{name}`"), &[]) {
+                            Some(t) => spec.transforms.push(Named { name, spec: t }),
+                            None => spec.unreadable.push(("transforms", name)),
                         }
                     }
                 }
                 "sinks" => {
                     for (name, value) in self.section(value, "sinks") {
-                        if let Some(sink) = self.sink(value, &name) {
-                            spec.sinks.push(Named { name, spec: sink });
+                        match self.sink(value, &name) {
+                            Some(sink) => spec.sinks.push(Named { name, spec: sink }),
+                            None => spec.unreadable.push(("sinks", name)),
                         }
                     }
                 }

@@ -33,6 +33,21 @@ pub struct Spec {
     pub sources: Vec<Named<SourceSpec>>,
     pub transforms: Vec<Named<TransformSpec>>,
     pub sinks: Vec<Named<SinkSpec>>,
+    /// Components that exist but could not be read: (section, name). Later
+    /// passes treat them as present, so one mistake is reported once.
+    pub unreadable: Vec<(&'static str, String)>,
+}
+
+impl Spec {
+    /// True when `section` has a component called `name`, readable or not.
+    pub fn defines(&self, section: &str, name: &str) -> bool {
+        self.unreadable.iter().any(|(s, n)| *s == section && n == name)
+            || match section {
+                "sources" => self.sources.iter().any(|c| c.name == name),
+                "transforms" => self.transforms.iter().any(|c| c.name == name),
+                _ => self.sinks.iter().any(|c| c.name == name),
+            }
+    }
 }
 
 /// How a record format is written in a spec (`format: json`).

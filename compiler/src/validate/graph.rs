@@ -10,6 +10,8 @@ pub enum Upstream {
     Source(usize),
     Transform(usize),
     DeadLetters,
+    /// A component that failed to load; already reported.
+    Unreadable,
 }
 
 /// Resolved inputs (by spec index) and a topological order of transforms.
@@ -27,6 +29,7 @@ pub fn resolve(spec: &Spec, cx: &mut Cx) -> Graph {
         .iter()
         .map(|s| s.name.as_str())
         .chain(spec.transforms.iter().map(|t| t.name.as_str()))
+        .chain(spec.unreadable.iter().filter(|(s, _)| *s != "sinks").map(|(_, n)| n.as_str()))
         .collect();
     let transform_inputs = spec
         .transforms
@@ -72,6 +75,8 @@ fn inputs(
             resolved.push(Upstream::Source(i));
         } else if let Some(i) = spec.transforms.iter().position(|t| t.name == *input_name) {
             resolved.push(Upstream::Transform(i));
+        } else if spec.defines("sources", input_name) || spec.defines("transforms", input_name) {
+            resolved.push(Upstream::Unreadable);
         } else if *input_name == "dead_letter" && is_sink {
             resolved.push(Upstream::DeadLetters);
         } else if *input_name == "dead_letter" {
@@ -81,7 +86,7 @@ fn inputs(
                 &at,
                 Some("route dead letters to a sink: `input: dead_letter`".into()),
             ));
-        } else if spec.sinks.iter().any(|s| s.name == *input_name) {
+        } else if spec.defines("sinks", input_name) {
             cx.error(SpecError::sink_as_input(input_name, &at));
         } else {
             cx.error(SpecError::unknown_input(input_name, &at, valid));
@@ -154,6 +159,10 @@ fn order(spec: &Spec, graph: &Graph, cx: &mut Cx) -> Vec<usize> {
 
 /// Warn about sources and transforms whose output nobody reads.
 pub fn warn_unused(spec: &Spec, graph: &Graph, cx: &mut Cx) {
+    // An unreadable component may be the reader; better no warning than a false one.
+    if !spec.unreadable.is_empty() {
+        return;
+    }
     let all_inputs: Vec<Upstream> =
         graph.transform_inputs.iter().chain(graph.sink_inputs.iter()).flatten().copied().collect();
     for (i, s) in spec.sources.iter().enumerate() {

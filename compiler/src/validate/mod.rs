@@ -31,6 +31,9 @@ pub struct Checked {
 /// Load and validate spec text.
 pub fn check_text(text: &str) -> Checked {
     let loaded = spec::load(text);
+    if loaded.fatal {
+        return Checked { ir: None, problems: loaded.errors };
+    }
     let mut cx = Cx { text, spans: &loaded.spans, errors: loaded.errors, settings: Vec::new(), features: BTreeSet::new() };
     let ir = build_ir(&loaded.spec, &mut cx);
     let has_errors = cx.errors.iter().any(|e| !e.is_warning());
@@ -83,7 +86,7 @@ fn build_ir(spec: &Spec, cx: &mut Cx) -> Option<Ir> {
     let transforms = transforms::check(spec, &graph, &sources, cx);
     let sinks = sinks::check(spec, &graph, &sources, &transforms, cx);
     graph::warn_unused(spec, &graph, cx);
-    if spec.sources.is_empty() {
+    if spec.sources.is_empty() && !spec.unreadable.iter().any(|(s, _)| *s == "sources") {
         let at = cx.value(&[]);
         cx.error(SpecError::no_sources(&at));
     }
@@ -114,7 +117,7 @@ fn build_ir(spec: &Spec, cx: &mut Cx) -> Option<Ir> {
         match up {
             Upstream::Source(i) => sources[i].outputs.push(node),
             Upstream::Transform(i) => ordered[ir_index[i]].outputs.push(node),
-            Upstream::DeadLetters => {}
+            Upstream::DeadLetters | Upstream::Unreadable => {}
         }
     }
     let mut records = Vec::new();

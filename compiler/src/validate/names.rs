@@ -16,7 +16,8 @@ pub fn check(spec: &Spec, cx: &mut Cx) {
         .iter()
         .map(|s| ("sources", s.name.as_str()))
         .chain(spec.transforms.iter().map(|t| ("transforms", t.name.as_str())))
-        .chain(spec.sinks.iter().map(|s| ("sinks", s.name.as_str())));
+        .chain(spec.sinks.iter().map(|s| ("sinks", s.name.as_str())))
+        .chain(spec.unreadable.iter().map(|(section, name)| (*section, name.as_str())));
     for (section, name) in all {
         if RESERVED.contains(&name) {
             let at = cx.key(&[section, name]);

@@ -31,7 +31,7 @@ pub fn upstream_record(up: Upstream, sources: &[Option<IrSource>], transforms: &
     match up {
         Upstream::Source(i) => sources[i].as_ref().map(|s| s.record.clone()),
         Upstream::Transform(i) => transforms[i].as_ref().map(|t| t.output().clone()),
-        Upstream::DeadLetters => None,
+        Upstream::DeadLetters | Upstream::Unreadable => None,
     }
 }
 
