@@ -42,7 +42,10 @@ pub fn choices_help<'a>(word: &str, candidates: &[&'a str], noun: &str) -> Strin
 pub enum SpecError {
     /// The text is not valid YAML.
     #[error("invalid YAML: {message}")]
-    #[diagnostic(code(rill::yaml_syntax), help("check indentation, quotes and brackets near this point"))]
+    #[diagnostic(
+        code(rill::yaml_syntax),
+        help("check indentation, quotes and brackets near this point; inside `{{ … }}` quote values that contain `${{VAR}}`, `:` or `,`")
+    )]
     YamlSyntax {
         message: String,
         #[label("here")]

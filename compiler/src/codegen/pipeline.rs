@@ -241,8 +241,8 @@ fn job(ir: &Ir) -> TokenStream {
         impl Pipeline for Job {
             fn step(&mut self) -> Result<Step, RunError> {
                 let mut step = Step::Finished;
+                // Each poll flushes the sinks it wrote to.
                 #(#polls)*
-                self.sinks.flush()?;
                 Ok(step)
             }
             fn close(&mut self) -> Result<(), RunError> {

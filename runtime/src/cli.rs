@@ -1,0 +1,210 @@
+//! Command-line arguments of a generated pipeline binary.
+//!
+//! Hand-written rather than clap: the options are few and fixed, and every generated
+//! binary would otherwise carry clap's size and build time.
+
+use crate::driver::PipelineInfo;
+use crate::log::Level;
+
+/// Default records per source poll.
+pub const DEFAULT_BATCH_SIZE: usize = 1024;
+
+/// Options for a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Args {
+    /// `--set key=value`, in command-line order.
+    pub sets: Vec<(String, String)>,
+    pub log_level: Option<Level>,
+    pub batch_size: usize,
+}
+
+impl Default for Args {
+    fn default() -> Self {
+        Args {
+            sets: Vec::new(),
+            log_level: None,
+            batch_size: DEFAULT_BATCH_SIZE,
+        }
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Run(Args),
+    Help,
+    Version,
+}
+
+/// A command-line mistake; the driver prints it and exits with 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Splits `--name=value` into its parts; `--name` alone gives `None` as value.
+fn split_option(arg: &str) -> (&str, Option<&str>) {
+    match arg.split_once('=') {
+        Some((name, value)) if name.starts_with("--") => (name, Some(value)),
+        _ => (arg, None),
+    }
+}
+
+/// Parses the arguments after the program name.
+pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageError> {
+    let mut args = args.into_iter();
+    let mut parsed = Args::default();
+    while let Some(arg) = args.next() {
+        let (name, inline) = split_option(&arg);
+        let mut value = |what: &str| -> Result<String, UsageError> {
+            match inline {
+                Some(v) => Ok(v.to_owned()),
+                None => args
+                    .next()
+                    .ok_or_else(|| UsageError(format!("`{name}` needs a value ({what})"))),
+            }
+        };
+        match name {
+            "-h" | "--help" => return Ok(Command::Help),
+            "-V" | "--version" => return Ok(Command::Version),
+            "--set" => {
+                let kv = value("KEY=VALUE")?;
+                let (k, v) = kv
+                    .split_once('=')
+                    .ok_or_else(|| UsageError(format!("`--set {kv}` is not KEY=VALUE")))?;
+                parsed.sets.push((k.trim().to_owned(), v.to_owned()));
+            }
+            "--log-level" => {
+                let v = value("error, warn, info or debug")?;
+                let level = Level::parse(&v).ok_or_else(|| {
+                    UsageError(format!(
+                        "unknown log level `{v}`; use error, warn, info or debug"
+                    ))
+                })?;
+                parsed.log_level = Some(level);
+            }
+            "--batch-size" => {
+                let v = value("a number of records")?;
+                parsed.batch_size = v.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    UsageError(format!("`--batch-size {v}` must be a positive integer"))
+                })?;
+            }
+            _ => return Err(UsageError(format!("unknown argument `{arg}`"))),
+        }
+    }
+    Ok(Command::Run(parsed))
+}
+
+/// `--version` text: `<name> <spec_hash> (rill <runtime version>)`.
+pub fn version_text(info: &PipelineInfo) -> String {
+    format!(
+        "{} {} (rill {})",
+        info.name,
+        info.spec_hash,
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// `--help` text: usage, options, and every setting with its default and help.
+pub fn help_text(info: &PipelineInfo) -> String {
+    let mut s = format!(
+        "{name} — a rill pipeline (spec {hash})\n\n\
+         Usage: {name} [OPTIONS]\n\n\
+         Options:\n  \
+           --set KEY=VALUE      override a setting (repeatable); the value may use ${{VAR}} and ${{VAR:-default}}\n  \
+           --log-level LEVEL    error, warn, info or debug (default: $RILL_LOG, else info)\n  \
+           --batch-size N       records read per source poll (default: {batch})\n  \
+           -h, --help           print this help\n  \
+           -V, --version        print the version\n",
+        name = info.name,
+        hash = info.spec_hash,
+        batch = DEFAULT_BATCH_SIZE,
+    );
+    if info.settings.is_empty() {
+        s.push_str("\nThis pipeline has no settings.\n");
+    } else {
+        s.push_str("\nSettings (resolved at start from the environment; change with --set):\n");
+        for def in info.settings {
+            s.push_str(&format!("  {}\n      default: {}\n", def.key, def.default));
+            if !def.help.is_empty() {
+                s.push_str(&format!("      {}\n", def.help));
+            }
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::SettingDef;
+
+    fn p(args: &[&str]) -> Result<Command, UsageError> {
+        parse(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn parses_every_option_in_both_forms() {
+        let cmd = p(&[
+            "--set",
+            "a.b=1",
+            "--set=c=x=y",
+            "--log-level",
+            "debug",
+            "--batch-size=10",
+        ]);
+        assert_eq!(
+            cmd,
+            Ok(Command::Run(Args {
+                sets: vec![("a.b".into(), "1".into()), ("c".into(), "x=y".into())],
+                log_level: Some(Level::Debug),
+                batch_size: 10,
+            }))
+        );
+        assert_eq!(p(&[]), Ok(Command::Run(Args::default())));
+        assert_eq!(p(&["--batch-size", "5", "--help"]), Ok(Command::Help));
+        assert_eq!(p(&["-V"]), Ok(Command::Version));
+    }
+
+    #[test]
+    fn rejects_mistakes() {
+        let err = |args: &[&str]| p(args).err().map(|e| e.0).unwrap_or_default();
+        assert_eq!(err(&["--verbose"]), "unknown argument `--verbose`");
+        assert_eq!(err(&["input.json"]), "unknown argument `input.json`");
+        assert!(err(&["--set"]).contains("needs a value"));
+        assert!(err(&["--set", "novalue"]).contains("is not KEY=VALUE"));
+        assert!(err(&["--log-level", "loud"]).contains("unknown log level"));
+        assert!(err(&["--batch-size", "0"]).contains("positive integer"));
+        assert!(err(&["--batch-size=-3"]).contains("positive integer"));
+    }
+
+    static SETTINGS: &[SettingDef] = &[SettingDef {
+        key: "sources.in.path",
+        default: "${IN:-in.jsonl}",
+        help: "input file",
+    }];
+    static INFO: PipelineInfo = PipelineInfo {
+        name: "hot_devices",
+        spec_hash: "abc123",
+        settings: SETTINGS,
+    };
+
+    #[test]
+    fn help_and_version_name_the_pipeline_and_settings() {
+        assert_eq!(
+            version_text(&INFO),
+            format!("hot_devices abc123 (rill {})", env!("CARGO_PKG_VERSION"))
+        );
+        let help = help_text(&INFO);
+        assert!(help.contains("Usage: hot_devices [OPTIONS]"));
+        assert!(
+            help.contains("sources.in.path\n      default: ${IN:-in.jsonl}\n      input file\n"),
+            "{help}"
+        );
+        assert!(help.contains("--batch-size N"));
+    }
+}

@@ -1,0 +1,35 @@
+//! The contract between the rill compiler and this runtime.
+//!
+//! Generated code starts with `use rill_runtime::codegen::*;` and names nothing from the
+//! runtime except through this module, so the runtime can reorganise freely as long as
+//! these names keep their meaning.
+//!
+//! Generated record structs use
+//! `#[derive(Serialize, Deserialize)] #[serde(crate = "rill_runtime::codegen::serde")]`
+//! so the generated crate needs no direct serde dependency. Timestamp fields are `i64`
+//! milliseconds; other representations use `#[serde(with = "rill_runtime::codegen::ts_rfc3339")]`
+//! (or `ts_seconds`, and `opt_ts_*` together with `#[serde(default)]` for `Option<i64>`).
+
+pub use crate::batch::RawBatch;
+pub use crate::dead_letter::DeadLetters;
+pub use crate::driver::{run, Context, Pipeline, PipelineInfo, Step};
+pub use crate::errors::{DecodeError, EvalError, RecordError, RunError, StartError};
+pub use crate::fns;
+pub use crate::formats::{
+    CsvDecoder, CsvEncoder, CsvRecord, CsvRow, CsvWriter, Decoder, Encoder, FromCsvField,
+    JsonDecoder, JsonEncoder, LineRecord, LinesDecoder, LinesEncoder, ToCsvField,
+};
+pub use crate::internal_events::Events;
+pub use crate::settings::{SettingDef, Settings};
+pub use crate::sinks::{FileSink, Output, Outputs, RawSink, StdoutSink};
+pub use crate::sources::{
+    FileSource, GenField, GenKind, GeneratorSource, OnError, Poll, RawSource, Source, StdinSource,
+};
+pub use crate::time::{opt_ts_rfc3339, opt_ts_seconds, ts_rfc3339, ts_seconds, TsRepr};
+
+#[cfg(feature = "regex")]
+pub use crate::fns::LazyRegex;
+
+pub use serde;
+pub use serde::{Deserialize, Serialize};
+pub use serde_json;

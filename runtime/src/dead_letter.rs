@@ -1,0 +1,132 @@
+//! `DeadLetters`: where bad records go, with the reason, instead of crashing the pipeline.
+//!
+//! Each dead letter is one JSON line:
+//! `{"ts": <unix ms>, "component": "...", "reason": "...", "record": "<raw record>"}`,
+//! the raw record as (lossy) UTF-8 text so a person can read it and a script can replay it.
+
+use crate::errors::RunError;
+use crate::sinks::RawSink;
+use serde::Serialize;
+use std::borrow::Cow;
+use std::io::Write;
+
+enum Target {
+    Stderr,
+    Sinks(Vec<Box<dyn RawSink>>),
+}
+
+/// The dead-letter output of a pipeline: stderr by default, or the sinks the spec routes
+/// `dead_letter` to. Buffered like any output and flushed once per step.
+pub struct DeadLetters {
+    target: Target,
+    buf: Vec<u8>,
+    count: u64,
+}
+
+#[derive(Serialize)]
+struct Letter<'a> {
+    ts: i64,
+    component: &'a str,
+    reason: &'a str,
+    record: Cow<'a, str>,
+}
+
+impl DeadLetters {
+    /// One JSON line per bad record on stderr.
+    pub fn stderr() -> Self {
+        DeadLetters::with_target(Target::Stderr)
+    }
+
+    /// When the spec routes `dead_letter` to named sinks; every sink gets every letter.
+    pub fn to_sinks(sinks: Vec<Box<dyn RawSink>>) -> Self {
+        DeadLetters::with_target(Target::Sinks(sinks))
+    }
+
+    fn with_target(target: Target) -> Self {
+        DeadLetters {
+            target,
+            buf: Vec::new(),
+            count: 0,
+        }
+    }
+
+    /// Records a bad record. Never fails: the letter is buffered until [`Self::flush`].
+    pub fn send(&mut self, component: &str, reason: &str, record: &[u8]) {
+        let letter = Letter {
+            ts: crate::fns::now_ms(),
+            component,
+            reason,
+            record: String::from_utf8_lossy(record),
+        };
+        let start = self.buf.len();
+        // A struct of strings and an integer always serializes; if it ever did not, the
+        // partial line is removed rather than corrupting the output.
+        if serde_json::to_writer(&mut self.buf, &letter).is_ok() {
+            self.buf.push(b'\n');
+        } else {
+            self.buf.truncate(start);
+        }
+        self.count += 1;
+    }
+
+    /// Writes buffered letters. Errors writing to stderr are ignored (there is nowhere
+    /// left to report them); errors from sinks are returned.
+    pub fn flush(&mut self) -> Result<(), RunError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let result = match &mut self.target {
+            Target::Stderr => {
+                let mut err = std::io::stderr().lock();
+                let _ = err.write_all(&self.buf).and_then(|()| err.flush());
+                Ok(())
+            }
+            Target::Sinks(sinks) => sinks
+                .iter_mut()
+                .try_for_each(|s| s.write(&self.buf).and_then(|()| s.flush()))
+                .map_err(|e| RunError::new(format!("dead letters: {e}"))),
+        };
+        self.buf.clear();
+        result
+    }
+
+    /// Dead letters sent since start.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sinks::tests::MemSink;
+    use serde_json::Value;
+
+    #[test]
+    fn letters_have_the_documented_shape() {
+        let a = MemSink::default();
+        let b = MemSink::default();
+        let mut dl = DeadLetters::to_sinks(vec![Box::new(a.clone()), Box::new(b.clone())]);
+        dl.send("sources.in", "missing field `x`", b"{\"y\":1}");
+        dl.send("transforms.t", "bad", b"caf\xff\"e");
+        assert!(a.data.borrow().is_empty());
+        assert_eq!(dl.flush(), Ok(()));
+        assert_eq!(dl.count(), 2);
+        let text = String::from_utf8(a.data.borrow().clone()).unwrap_or_default();
+        assert_eq!(*a.data.borrow(), *b.data.borrow());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        let v: Value = serde_json::from_str(lines[0]).unwrap_or(Value::Null);
+        assert!(lines[0].starts_with("{\"ts\":"), "{}", lines[0]);
+        assert_eq!(v.as_object().map(|o| o.len()), Some(4));
+        assert!(v["ts"].as_i64().is_some_and(|ts| ts > 1_577_836_800_000));
+        assert_eq!(v["component"], "sources.in");
+        assert_eq!(v["reason"], "missing field `x`");
+        assert_eq!(v["record"], "{\"y\":1}");
+        let v: Value = serde_json::from_str(lines[1]).unwrap_or(Value::Null);
+        assert_eq!(v["record"], "caf\u{FFFD}\"e");
+        // Flushing again writes nothing new.
+        assert_eq!(dl.flush(), Ok(()));
+        assert_eq!(a.data.borrow().len(), text.len());
+    }
+}

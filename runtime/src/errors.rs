@@ -1,0 +1,196 @@
+//! The error types of the runtime, one per kind of failure.
+//!
+//! The split matters more than the names: an [`EvalError`] or a [`DecodeError`] is about
+//! one record and becomes a dead letter (never a crash); a [`RunError`] stops the pipeline
+//! (exit code 1); a [`StartError`] is a configuration mistake found before any data moves
+//! (exit code 2).
+
+use std::fmt;
+
+/// Why evaluating an expression on one record failed.
+///
+/// Generated code returns these from `fns::*` calls; they are wrapped into a
+/// [`RecordError`] naming the component, then routed per the source's `on_error`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EvalError {
+    /// Integer arithmetic overflowed (`op` is the operator, e.g. `"+"`).
+    Overflow { op: &'static str },
+    /// Division or remainder by zero (integers and floats alike).
+    DivisionByZero,
+    /// A value could not be converted to the target type.
+    Conversion { to: &'static str, value: String },
+    /// A list index outside the list.
+    IndexOutOfRange { index: i64, len: usize },
+    /// A timestamp could not be parsed or formatted with the given format.
+    Timestamp { value: String, format: String },
+    /// A function was called with an argument it cannot accept.
+    InvalidArgument {
+        function: &'static str,
+        reason: String,
+    },
+}
+
+impl fmt::Display for EvalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EvalError::Overflow { op } => write!(f, "integer overflow in `{op}`"),
+            EvalError::DivisionByZero => f.write_str("division by zero"),
+            EvalError::Conversion { to, value } => {
+                write!(f, "cannot convert `{value}` to {to}")
+            }
+            EvalError::IndexOutOfRange { index, len } => {
+                write!(
+                    f,
+                    "index {index} is out of range for a list of length {len}"
+                )
+            }
+            EvalError::Timestamp { value, format } => {
+                write!(
+                    f,
+                    "cannot handle timestamp `{value}` with format `{format}`"
+                )
+            }
+            EvalError::InvalidArgument { function, reason } => {
+                write!(f, "invalid argument to `{function}`: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for EvalError {}
+
+/// An [`EvalError`] attributed to the component (`"transforms.hot"`, `"sinks.alerts"`)
+/// whose expression or encoder failed, so dead letters and counters name the culprit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordError {
+    pub component: &'static str,
+    pub error: EvalError,
+}
+
+impl RecordError {
+    pub fn new(component: &'static str, error: EvalError) -> Self {
+        RecordError { component, error }
+    }
+}
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.component, self.error)
+    }
+}
+
+impl std::error::Error for RecordError {}
+
+/// Why one raw record could not be decoded into the source's schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    pub reason: String,
+}
+
+impl DecodeError {
+    pub fn new(reason: impl Into<String>) -> Self {
+        DecodeError {
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+impl From<serde_json::Error> for DecodeError {
+    fn from(e: serde_json::Error) -> Self {
+        DecodeError::new(e.to_string())
+    }
+}
+
+/// A fatal error while the pipeline runs (I/O failure, a bad record with
+/// `on_error: fail`). The driver logs it, still closes the outputs, and exits with 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunError(String);
+
+impl RunError {
+    pub fn new(message: impl Into<String>) -> Self {
+        RunError(message.into())
+    }
+
+    pub fn message(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RunError {}
+
+impl From<std::io::Error> for RunError {
+    fn from(e: std::io::Error) -> Self {
+        RunError(format!("I/O error: {e}"))
+    }
+}
+
+/// A configuration mistake found at start (bad setting, missing variable, file that
+/// cannot be opened). The driver prints it and exits with 2 before any data moves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartError(String);
+
+impl StartError {
+    pub fn new(message: impl Into<String>) -> Self {
+        StartError(message.into())
+    }
+
+    pub fn message(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eval_errors_read_as_sentences() {
+        assert_eq!(
+            EvalError::Overflow { op: "*" }.to_string(),
+            "integer overflow in `*`"
+        );
+        assert_eq!(
+            EvalError::IndexOutOfRange { index: -4, len: 3 }.to_string(),
+            "index -4 is out of range for a list of length 3"
+        );
+        let e = RecordError::new("transforms.hot", EvalError::DivisionByZero);
+        assert_eq!(e.to_string(), "transforms.hot: division by zero");
+    }
+
+    #[test]
+    fn json_errors_become_decode_errors_with_position() {
+        let err = serde_json::from_str::<u32>("\"x\"")
+            .map(|_| ())
+            .unwrap_err();
+        let d = DecodeError::from(err);
+        assert!(d.reason.contains("line 1"), "{}", d.reason);
+    }
+
+    #[test]
+    fn io_errors_become_run_errors() {
+        let e = RunError::from(std::io::Error::other("disk full"));
+        assert_eq!(e.message(), "I/O error: disk full");
+    }
+}

@@ -1,0 +1,39 @@
+//! Formats: raw record bytes <-> typed records.
+//!
+//! A [`Decoder`] turns one raw record into the source schema's generated struct; an
+//! [`Encoder`] appends one typed record (with its `'\n'`) to an output buffer. Both are
+//! generic over the record type so decoding and encoding are monomorphic (no dynamic
+//! dispatch per record).
+
+mod csv;
+mod finite;
+mod json;
+mod lines;
+
+pub use self::csv::{
+    CsvDecoder, CsvEncoder, CsvRecord, CsvRow, CsvWriter, FromCsvField, ToCsvField,
+};
+pub use self::json::{JsonDecoder, JsonEncoder};
+pub use self::lines::{LineRecord, LinesDecoder, LinesEncoder};
+
+use crate::errors::{DecodeError, EvalError};
+
+/// Decodes raw records of one source.
+pub trait Decoder {
+    type Output;
+    /// `Ok(None)` = not a record (a blank line, a CSV header).
+    fn decode(&mut self, raw: &[u8]) -> Result<Option<Self::Output>, DecodeError>;
+}
+
+/// Encodes typed records for one output.
+pub trait Encoder {
+    type Input;
+    /// Appends one record, including its trailing `'\n'`. On error the caller discards
+    /// whatever was appended.
+    fn encode(&mut self, rec: &Self::Input, out: &mut Vec<u8>) -> Result<(), EvalError>;
+}
+
+/// True for an empty or whitespace-only record.
+fn is_blank(raw: &[u8]) -> bool {
+    raw.iter().all(u8::is_ascii_whitespace)
+}

@@ -1,0 +1,163 @@
+//! Sinks: where records go.
+//!
+//! Mirrors the sources: a [`RawSink`] only moves bytes (stdout, file; later kafka, ..),
+//! and [`Output`] encodes typed records into an in-memory buffer with an [`Encoder`],
+//! handing the whole buffer to the sink once per step. So each record costs one
+//! encode into a reused buffer, and each step one write.
+
+mod file;
+mod stdout;
+
+pub use file::FileSink;
+pub use stdout::StdoutSink;
+
+use crate::dead_letter::DeadLetters;
+use crate::driver::Context;
+use crate::errors::{RecordError, RunError};
+use crate::formats::Encoder;
+use crate::internal_events::{Counters, InternalEvent};
+
+/// A destination for encoded bytes (whole records, each ending with `'\n'`).
+pub trait RawSink {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), RunError>;
+    fn flush(&mut self) -> Result<(), RunError>;
+}
+
+/// The generated struct holding every output of a pipeline.
+pub trait Outputs {
+    fn dead_letters(&mut self) -> &mut DeadLetters;
+    /// Flush buffered outputs, dead letters included (called at the end of each poll
+    /// that processed records, by [`crate::sources::Source::poll`]).
+    fn flush(&mut self) -> Result<(), RunError>;
+}
+
+/// An encoder in front of a raw sink, with a buffer reused across steps.
+pub struct Output<E: Encoder> {
+    name: &'static str,
+    sink: Box<dyn RawSink>,
+    encoder: E,
+    buf: Vec<u8>,
+    /// Records encoded since the last flush, published to the counters on flush.
+    pending: u64,
+    /// Records offered since the last flush (including ones that failed to encode).
+    offered: u64,
+    counters: Counters,
+}
+
+impl<E: Encoder> Output<E> {
+    pub fn new(name: &'static str, sink: Box<dyn RawSink>, encoder: E, ctx: &Context) -> Self {
+        Output {
+            name,
+            sink,
+            encoder,
+            buf: Vec::with_capacity(64 * 1024),
+            pending: 0,
+            offered: 0,
+            counters: ctx.events.component(name),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Encodes `rec` into the buffer. On an encode error nothing of the record is kept,
+    /// and the error names this output.
+    pub fn send(&mut self, rec: &E::Input) -> Result<(), RecordError> {
+        self.offered += 1;
+        let start = self.buf.len();
+        match self.encoder.encode(rec, &mut self.buf) {
+            Ok(()) => {
+                self.pending += 1;
+                Ok(())
+            }
+            Err(e) => {
+                self.buf.truncate(start);
+                Err(RecordError::new(self.name, e))
+            }
+        }
+    }
+
+    /// Writes the buffer to the sink and flushes it.
+    pub fn flush(&mut self) -> Result<(), RunError> {
+        self.counters.emit(InternalEvent::Received(self.offered));
+        self.offered = 0;
+        if !self.buf.is_empty() {
+            self.sink
+                .write(&self.buf)
+                .map_err(|e| RunError::new(format!("{}: {e}", self.name)))?;
+            self.buf.clear();
+        }
+        self.counters.emit(InternalEvent::Sent(self.pending));
+        self.pending = 0;
+        self.sink
+            .flush()
+            .map_err(|e| RunError::new(format!("{}: {e}", self.name)))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::errors::EvalError;
+    use crate::settings::Settings;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// An in-memory sink whose contents the test keeps a handle to.
+    #[derive(Clone, Default)]
+    pub(crate) struct MemSink {
+        pub(crate) data: Rc<RefCell<Vec<u8>>>,
+        pub(crate) flushes: Rc<RefCell<usize>>,
+    }
+
+    impl RawSink for MemSink {
+        fn write(&mut self, bytes: &[u8]) -> Result<(), RunError> {
+            self.data.borrow_mut().extend_from_slice(bytes);
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), RunError> {
+            *self.flushes.borrow_mut() += 1;
+            Ok(())
+        }
+    }
+
+    /// Encodes non-negative numbers; a negative one fails after writing a partial record.
+    struct Picky;
+
+    impl Encoder for Picky {
+        type Input = i64;
+        fn encode(&mut self, rec: &i64, out: &mut Vec<u8>) -> Result<(), EvalError> {
+            out.extend_from_slice(b"partial");
+            if *rec < 0 {
+                return Err(EvalError::InvalidArgument {
+                    function: "encode",
+                    reason: "negative".into(),
+                });
+            }
+            out.truncate(out.len() - 7);
+            out.extend_from_slice(format!("{rec}\n").as_bytes());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn buffers_until_flush_and_drops_failed_records_whole() {
+        let ctx = Context::new(Settings::from_values(vec![]), 16);
+        let sink = MemSink::default();
+        let mut out = Output::new("sinks.mem", Box::new(sink.clone()), Picky, &ctx);
+        assert_eq!(out.send(&1), Ok(()));
+        let err = out.send(&-1).err();
+        assert_eq!(err.map(|e| e.component), Some("sinks.mem"));
+        assert_eq!(out.send(&2), Ok(()));
+        assert!(
+            sink.data.borrow().is_empty(),
+            "nothing written before flush"
+        );
+        assert_eq!(out.flush(), Ok(()));
+        assert_eq!(&*sink.data.borrow(), b"1\n2\n");
+        assert_eq!(*sink.flushes.borrow(), 1);
+        let snap = ctx.events.snapshot();
+        assert_eq!((snap[0].1.received, snap[0].1.sent), (3, 2));
+    }
+}

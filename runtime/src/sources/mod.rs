@@ -1,0 +1,392 @@
+//! Sources: where records come from.
+//!
+//! Two layers, so connectors and formats stay independent: a [`RawSource`] only frames
+//! bytes into records (file, stdin, generator; later kafka, mqtt, ..), and [`Source`]
+//! decodes them with a [`Decoder`], hands each typed record to the generated flow
+//! function, and routes every bad record according to its [`OnError`]. Dynamic dispatch
+//! happens once per batch (`Box<dyn RawSource>`); the per-record work is monomorphic.
+
+mod file;
+mod framing;
+mod generator;
+mod stdin;
+
+pub use file::FileSource;
+pub use generator::{GenField, GenKind, GeneratorSource};
+pub use stdin::StdinSource;
+
+use crate::batch::RawBatch;
+use crate::driver::Context;
+use crate::errors::{RecordError, RunError};
+use crate::formats::Decoder;
+use crate::internal_events::{Counters, Events, InternalEvent};
+use crate::sinks::Outputs;
+
+/// What one poll of a source produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Poll {
+    /// Records were added to the batch.
+    Ready,
+    /// Nothing now; poll again later.
+    Idle,
+    /// The source is exhausted and will produce nothing more.
+    Finished,
+}
+
+/// A source of raw records (bytes, one record per entry; a trailing `'\n'` / `"\r\n"`
+/// is stripped).
+pub trait RawSource {
+    /// Appends at most `max` records to `batch` (which the caller has cleared). Must not
+    /// block for long (~50 ms at most), so shutdown and other sources stay responsive.
+    fn poll(&mut self, batch: &mut RawBatch, max: usize) -> Result<Poll, RunError>;
+}
+
+/// What to do with a record that fails to decode or to evaluate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    /// Send it, with the reason, to the dead-letter output.
+    DeadLetter,
+    /// Count it and move on.
+    Drop,
+    /// Stop the pipeline.
+    Fail,
+}
+
+/// Longest piece of a bad record quoted in a fatal error message.
+const MAX_QUOTED: usize = 512;
+
+/// A raw source plus its decoder, error policy and reusable batch.
+pub struct Source<D: Decoder> {
+    name: &'static str,
+    raw: Box<dyn RawSource>,
+    decoder: D,
+    on_error: OnError,
+    batch: RawBatch,
+    batch_size: usize,
+    counters: Counters,
+    events: Events,
+    finished: bool,
+}
+
+impl<D: Decoder> Source<D> {
+    pub fn new(
+        name: &'static str,
+        raw: Box<dyn RawSource>,
+        decoder: D,
+        on_error: OnError,
+        ctx: &Context,
+    ) -> Self {
+        Source {
+            name,
+            raw,
+            decoder,
+            on_error,
+            batch: RawBatch::new(),
+            batch_size: ctx.batch_size.max(1),
+            counters: ctx.events.component(name),
+            events: ctx.events.clone(),
+            finished: false,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Polls once; decodes each record; calls `flow` for each; routes decode errors and
+    /// flow errors per `on_error`; flushes `out` if anything was processed. After
+    /// `Finished`, further polls return `Finished` without touching the raw source.
+    pub fn poll<O: Outputs>(
+        &mut self,
+        out: &mut O,
+        flow: fn(&D::Output, &mut O) -> Result<(), RecordError>,
+    ) -> Result<Poll, RunError> {
+        if self.finished {
+            return Ok(Poll::Finished);
+        }
+        self.batch.clear();
+        let polled = self.raw.poll(&mut self.batch, self.batch_size)?;
+        if polled == Poll::Finished {
+            self.finished = true;
+        }
+        if self.batch.is_empty() {
+            return Ok(polled);
+        }
+        let (mut received, mut passed) = (0u64, 0u64);
+        let mut failure = None;
+        for record in self.batch.iter() {
+            let decoded = self.decoder.decode(record);
+            if !matches!(decoded, Ok(None)) {
+                received += 1;
+            }
+            let handled = match decoded {
+                Ok(Some(value)) => match flow(&value, out) {
+                    Ok(()) => {
+                        passed += 1;
+                        Ok(())
+                    }
+                    Err(e) => {
+                        let reason = e.error.to_string();
+                        bad_record(
+                            &self.events,
+                            self.on_error,
+                            e.component,
+                            &reason,
+                            record,
+                            out,
+                        )
+                    }
+                },
+                Ok(None) => Ok(()),
+                Err(e) => bad_record(
+                    &self.events,
+                    self.on_error,
+                    self.name,
+                    &e.reason,
+                    record,
+                    out,
+                ),
+            };
+            if let Err(e) = handled {
+                failure = Some(e);
+                break;
+            }
+        }
+        // Counted before a possible failure returns, so the exit summary is accurate.
+        // Non-records (blank lines, a CSV header) are not counted.
+        self.counters.emit(InternalEvent::Received(received));
+        self.counters.emit(InternalEvent::Sent(passed));
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        out.flush()?;
+        Ok(match polled {
+            Poll::Idle => Poll::Ready,
+            other => other,
+        })
+    }
+}
+
+/// Applies the error policy to one bad record. Only `Fail` returns an error.
+fn bad_record<O: Outputs>(
+    events: &Events,
+    on_error: OnError,
+    component: &'static str,
+    reason: &str,
+    record: &[u8],
+    out: &mut O,
+) -> Result<(), RunError> {
+    match on_error {
+        OnError::DeadLetter => {
+            out.dead_letters().send(component, reason, record);
+            events
+                .component(component)
+                .emit(InternalEvent::DeadLettered(1));
+            Ok(())
+        }
+        OnError::Drop => {
+            events.component(component).emit(InternalEvent::Dropped(1));
+            Ok(())
+        }
+        OnError::Fail => {
+            let quoted = &record[..record.len().min(MAX_QUOTED)];
+            let ellipsis = if record.len() > MAX_QUOTED { "…" } else { "" };
+            Err(RunError::new(format!(
+                "{component}: bad record ({reason}); on_error is `fail`: {}{ellipsis}",
+                String::from_utf8_lossy(quoted)
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dead_letter::DeadLetters;
+    use crate::errors::{DecodeError, EvalError};
+    use crate::settings::Settings;
+    use crate::sinks::RawSink;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// Hands out prepared batches, then Finished.
+    struct Scripted(Vec<Vec<&'static str>>);
+
+    impl RawSource for Scripted {
+        fn poll(&mut self, batch: &mut RawBatch, _max: usize) -> Result<Poll, RunError> {
+            if self.0.is_empty() {
+                return Ok(Poll::Finished);
+            }
+            for r in self.0.remove(0) {
+                batch.push(r.as_bytes());
+            }
+            Ok(Poll::Ready)
+        }
+    }
+
+    /// Decodes a number; "x" is a decode error, "" is not a record.
+    struct NumDecoder;
+
+    impl Decoder for NumDecoder {
+        type Output = i64;
+        fn decode(&mut self, raw: &[u8]) -> Result<Option<i64>, DecodeError> {
+            match raw {
+                b"" => Ok(None),
+                _ => std::str::from_utf8(raw)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .map(Some)
+                    .ok_or_else(|| DecodeError::new("not a number")),
+            }
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Shared(Rc<RefCell<Vec<u8>>>);
+
+    impl RawSink for Shared {
+        fn write(&mut self, bytes: &[u8]) -> Result<(), RunError> {
+            self.0.borrow_mut().extend_from_slice(bytes);
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), RunError> {
+            Ok(())
+        }
+    }
+
+    struct Outs {
+        seen: Vec<i64>,
+        flushes: usize,
+        dead: DeadLetters,
+    }
+
+    impl Outputs for Outs {
+        fn dead_letters(&mut self) -> &mut DeadLetters {
+            &mut self.dead
+        }
+        fn flush(&mut self) -> Result<(), RunError> {
+            self.flushes += 1;
+            self.dead.flush()
+        }
+    }
+
+    fn flow(v: &i64, out: &mut Outs) -> Result<(), RecordError> {
+        if *v < 0 {
+            return Err(RecordError::new(
+                "transforms.check",
+                EvalError::Overflow { op: "-" },
+            ));
+        }
+        out.seen.push(*v);
+        Ok(())
+    }
+
+    fn ctx() -> Context {
+        Context::new(Settings::from_values(vec![]), 2)
+    }
+
+    fn run(on_error: OnError) -> (Result<Vec<Poll>, RunError>, Outs, String, Context) {
+        let ctx = ctx();
+        let raw = Scripted(vec![vec!["1", "x", ""], vec!["-5", "2"], vec![]]);
+        let mut src = Source::new("sources.nums", Box::new(raw), NumDecoder, on_error, &ctx);
+        let sink = Shared::default();
+        let mut outs = Outs {
+            seen: vec![],
+            flushes: 0,
+            dead: DeadLetters::to_sinks(vec![Box::new(sink.clone())]),
+        };
+        let mut polls = vec![];
+        let result = loop {
+            match src.poll(&mut outs, flow) {
+                Ok(Poll::Finished) => {
+                    polls.push(Poll::Finished);
+                    break Ok(polls);
+                }
+                Ok(p) => polls.push(p),
+                Err(e) => break Err(e),
+            }
+        };
+        let dead = String::from_utf8_lossy(&sink.0.borrow()).into_owned();
+        (result, outs, dead, ctx)
+    }
+
+    #[test]
+    fn dead_letters_decode_and_flow_errors_with_their_component() {
+        let (result, outs, dead, ctx) = run(OnError::DeadLetter);
+        assert_eq!(
+            result,
+            Ok(vec![Poll::Ready, Poll::Ready, Poll::Ready, Poll::Finished])
+        );
+        assert_eq!(outs.seen, [1, 2]);
+        assert_eq!(outs.flushes, 2, "flushed after each non-empty batch only");
+        let lines: Vec<serde_json::Value> = dead
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["component"], "sources.nums");
+        assert_eq!(lines[0]["reason"], "not a number");
+        assert_eq!(lines[0]["record"], "x");
+        assert_eq!(lines[1]["component"], "transforms.check");
+        assert_eq!(lines[1]["record"], "-5");
+        let snap = ctx.events.snapshot();
+        assert_eq!(snap[0].0, "sources.nums");
+        assert_eq!(
+            (snap[0].1.received, snap[0].1.sent, snap[0].1.dead_lettered),
+            (4, 2, 1)
+        );
+        assert_eq!(
+            (snap[1].0, snap[1].1.dead_lettered),
+            ("transforms.check", 1)
+        );
+    }
+
+    #[test]
+    fn drop_counts_without_dead_letters() {
+        let (result, outs, dead, ctx) = run(OnError::Drop);
+        assert!(result.is_ok());
+        assert_eq!(outs.seen, [1, 2]);
+        assert_eq!(dead, "");
+        let snap = ctx.events.snapshot();
+        assert_eq!(snap[0].1.dropped, 1);
+        assert_eq!(snap[1].1.dropped, 1);
+    }
+
+    #[test]
+    fn fail_stops_with_component_reason_and_record() {
+        let (result, outs, _, _) = run(OnError::Fail);
+        let msg = result.err().map(|e| e.to_string()).unwrap_or_default();
+        assert_eq!(
+            msg,
+            "sources.nums: bad record (not a number); on_error is `fail`: x"
+        );
+        assert_eq!(outs.seen, [1]);
+    }
+
+    #[test]
+    fn finished_is_sticky() {
+        struct Once(bool);
+        impl RawSource for Once {
+            fn poll(&mut self, _: &mut RawBatch, _: usize) -> Result<Poll, RunError> {
+                assert!(!self.0, "polled after Finished");
+                self.0 = true;
+                Ok(Poll::Finished)
+            }
+        }
+        let ctx = ctx();
+        let mut src = Source::new(
+            "sources.once",
+            Box::new(Once(false)),
+            NumDecoder,
+            OnError::Fail,
+            &ctx,
+        );
+        let mut outs = Outs {
+            seen: vec![],
+            flushes: 0,
+            dead: DeadLetters::stderr(),
+        };
+        assert_eq!(src.poll(&mut outs, flow), Ok(Poll::Finished));
+        assert_eq!(src.poll(&mut outs, flow), Ok(Poll::Finished));
+    }
+}
