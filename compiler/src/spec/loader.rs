@@ -7,7 +7,7 @@ use super::schema::{FieldSpec, ScalarType, SchemaSpec};
 use super::sinks::{SinkCommon, SinkKind, SinkSpec};
 use super::sources::{SourceCommon, SourceKind, SourceSpec};
 use super::spans::SpanIndex;
-use super::{is_valid_name, Named, Spec, TransformSpec};
+use super::{is_valid_field_name, is_valid_name, Named, Spec, TransformSpec};
 use crate::diagnostics::SpecError;
 
 /// The result of loading: the parts of the spec that could be read, the span
@@ -388,10 +388,3 @@ fn strs(path: &[String]) -> Vec<&str> {
     path.iter().map(String::as_str).collect()
 }
 
-/// Field names are identifiers too, but may start with an uppercase letter in
-/// input data; the generated code renames them as needed.
-fn is_valid_field_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}

@@ -121,6 +121,14 @@ impl Setting {
     }
 }
 
+/// Field names are identifiers too, but may use uppercase letters as input
+/// data often does (`deviceId`).
+pub fn is_valid_field_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// True for `lower_snake_case` names usable as identifiers.
 pub fn is_valid_name(name: &str) -> bool {
     let mut chars = name.chars();

@@ -62,7 +62,7 @@ pub fn check(
                 )),
                 IrFormat::Lines if !(record.fields.len() == 1 && record.fields[0].ty == Type::String) => Err((
                     format!("the lines format writes one string field, but {} has {}", record.display, describe(record)),
-                    "add a `map:` that builds one string field, e.g. `map: { line: concat(device_id, \" \", status) }`".to_string(),
+                    "add a `map:` that builds one string field, e.g. `line: concat(device_id, \" \", status)`".to_string(),
                 )),
                 _ => Ok(()),
             };

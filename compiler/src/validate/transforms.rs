@@ -56,7 +56,7 @@ pub fn input_record(
                 &at,
                 &r.display,
                 &first.display,
-                Some("inputs of one component must produce the same record type; add a `map:` to align them".into()),
+                Some("every input must carry the same record type: sources with the same `schema:`, or the output of the same transform".into()),
             ));
             return None;
         }
@@ -109,7 +109,7 @@ fn transform(named: &Named<TransformSpec>, input: Rc<RecordType>, cx: &mut Cx) -
             let mut exprs = Vec::new();
             for (field, text) in &entries.0 {
                 let path = ["transforms", name, "map", field.as_str()];
-                if !crate::spec::is_valid_name(field) && !field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                if !crate::spec::is_valid_field_name(field) {
                     let at = cx.key(&path);
                     cx.error(SpecError::invalid_name(field, &at));
                     ok = false;
