@@ -32,7 +32,7 @@ fn there_are_at_least_twenty_distinct_mistakes() {
 #[test]
 fn every_problem_of_a_spec_is_reported_at_once() {
     let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/errors/many_errors_at_once.yaml")).unwrap();
-    let report = rill::check_text("many.yaml", &text).err().expect("has errors");
+    let Err(report) = rill::check_text("many.yaml", &text) else { panic!("has errors") };
     let codes: Vec<String> = report
         .problems
         .iter()

@@ -206,7 +206,7 @@ fn binary_has_help_version_and_rejects_bad_settings() {
 #[test]
 fn sigterm_stops_an_unbounded_pipeline_cleanly() {
     let bin = build("pipelines/quickstart.yaml");
-    let mut child = Command::new(&bin)
+    let child = Command::new(&bin)
         .args(["--set", "sources.sensors.count=", "--set", "sources.sensors.rate=500"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -25,7 +25,7 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
 }
 
 /// "did you mean `x`? valid: a, b, c" — the help line most diagnostics share.
-pub fn choices_help<'a>(word: &str, candidates: &[&'a str], noun: &str) -> String {
+pub fn choices_help(word: &str, candidates: &[&str], noun: &str) -> String {
     let list = if candidates.is_empty() {
         format!("there are no {noun}s defined")
     } else {

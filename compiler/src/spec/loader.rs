@@ -220,7 +220,7 @@ impl Loader {
                 },
                 _ => {
                     self.errors.push(SpecError::unknown_field_type(
-                        &serde_yaml::to_string(value).unwrap_or_default().trim().to_string(),
+                        serde_yaml::to_string(value).unwrap_or_default().trim(),
                         &self.spans.value(&field_path),
                         ScalarType::NAMES,
                     ));

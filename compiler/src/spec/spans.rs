@@ -272,16 +272,10 @@ fn aligned_len(raw: &str, value: &str) -> usize {
 /// text, given the scalar's span. Used to point inside expression strings.
 pub fn offset_in_scalar(text: &str, scalar: &Span, value: &str, value_offset: usize) -> usize {
     let raw = &text[scalar.start.min(text.len())..scalar.end.min(text.len())];
-    let mut raw_iter = raw.char_indices().peekable();
+    let mut raw_iter = raw.char_indices();
     for (vi, v) in value.char_indices() {
         // Advance raw until it matches this value character.
-        let mut at = None;
-        while let Some((ri, r)) = raw_iter.next() {
-            if r == v {
-                at = Some(ri);
-                break;
-            }
-        }
+        let at = raw_iter.by_ref().find(|&(_, r)| r == v).map(|(ri, _)| ri);
         let Some(ri) = at else { return scalar.start };
         if vi >= value_offset {
             return scalar.start + ri;
