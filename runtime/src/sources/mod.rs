@@ -96,10 +96,13 @@ impl<D: Decoder> Source<D> {
     /// Polls once; decodes each record; calls `flow` for each; routes decode errors and
     /// flow errors per `on_error`; flushes `out` if anything was processed. After
     /// `Finished`, further polls return `Finished` without touching the raw source.
-    pub fn poll<O: Outputs>(
+    ///
+    /// `flow` is generic rather than a `fn` pointer so that each source's
+    /// flow function is called directly and inlined: no indirect call per record.
+    pub fn poll<O: Outputs, F: Fn(&D::Output, &mut O) -> Result<(), RecordError>>(
         &mut self,
         out: &mut O,
-        flow: fn(&D::Output, &mut O) -> Result<(), RecordError>,
+        flow: F,
     ) -> Result<Poll, RunError> {
         if self.finished {
             return Ok(Poll::Finished);
