@@ -138,11 +138,7 @@ fn random_valid_specs_check_and_their_code_compiles_in_one_build() {
     let dir = support::cache_dir().join("proptest-crate");
     let _ = fs::remove_dir_all(dir.join("src"));
     fs::create_dir_all(dir.join("src")).unwrap();
-    let mut manifest = rill::build::embedded::template("Cargo.toml.tmpl")
-        .replace("{{crate_name}}", "rill-proptest")
-        .replace("{{bin_name}}", "p0")
-        .replace("{{runtime_path}}", &runtime.to_string_lossy())
-        .replace("{{features}}", "\"regex\"");
+    let mut manifest = rill::build::manifest("rill-proptest", "p0", &runtime, &["regex"]);
     for (i, code) in sources.iter().enumerate() {
         let file = if i == 0 { "main.rs".to_string() } else { format!("p{i}.rs") };
         fs::write(dir.join("src").join(&file), code).unwrap();

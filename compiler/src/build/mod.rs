@@ -94,12 +94,8 @@ pub fn write_crate(ir: &Ir, spec_path: &Path, main_rs: &str) -> Result<Crate, Bu
 
 /// Write a crate for `ir` into `dir` (also used to batch many pipelines into one cargo run).
 pub fn write_crate_at(dir: &Path, bin_name: &str, runtime: &Path, ir: &Ir, main_rs: &str) -> Result<(), BuildError> {
-    let features: Vec<String> = ir.features.iter().map(|f| format!("{f:?}")).collect();
-    let manifest = embedded::template("Cargo.toml.tmpl")
-        .replace("{{crate_name}}", &format!("rill-pipeline-{bin_name}"))
-        .replace("{{bin_name}}", bin_name)
-        .replace("{{runtime_path}}", &runtime.to_string_lossy().replace('\\', "/"))
-        .replace("{{features}}", &features.join(", "));
+    let features: Vec<&str> = ir.features.iter().copied().collect();
+    let manifest = manifest(&format!("rill-pipeline-{bin_name}"), bin_name, runtime, &features);
     write_if_changed(&dir.join("Cargo.toml"), manifest.as_bytes())?;
     write_if_changed(&dir.join("src/main.rs"), main_rs.as_bytes())?;
     // Pin dependency versions to the ones rill was tested with.
@@ -110,6 +106,16 @@ pub fn write_crate_at(dir: &Path, bin_name: &str, runtime: &Path, ir: &Ir, main_
         }
     }
     Ok(())
+}
+
+/// The generated crate's `Cargo.toml`, from the embedded template.
+pub fn manifest(crate_name: &str, bin_name: &str, runtime: &Path, features: &[&str]) -> String {
+    let features: Vec<String> = features.iter().map(|f| format!("{f:?}")).collect();
+    embedded::template("Cargo.toml.tmpl")
+        .replace("{{crate_name}}", crate_name)
+        .replace("{{bin_name}}", bin_name)
+        .replace("{{runtime_path}}", &runtime.to_string_lossy().replace('\\', "/"))
+        .replace("{{features}}", &features.join(", "))
 }
 
 fn write_if_changed(path: &Path, contents: &[u8]) -> Result<(), BuildError> {

@@ -39,9 +39,9 @@ impl ExprGen {
         use Repr::*;
         match &e.kind {
             TKind::Str(s) => (quote!(#s), Borrowed),
-            TKind::I64(v) => (Literal::i64_suffixed(*v).into_token_stream(), Owned),
-            TKind::U64(v) => (Literal::u64_suffixed(*v).into_token_stream(), Owned),
-            TKind::F64(v) => (Literal::f64_suffixed(*v).into_token_stream(), Owned),
+            TKind::I64(v) => literal(Literal::i64_suffixed(*v)),
+            TKind::U64(v) => literal(Literal::u64_suffixed(*v)),
+            TKind::F64(v) => literal(Literal::f64_suffixed(*v)),
             TKind::Bool(b) => (quote!(#b), Owned),
             TKind::Field(path) => {
                 let idents = path.iter().map(|p| super::ident::ident(p));
@@ -282,14 +282,8 @@ impl ExprGen {
     }
 }
 
-trait IntoTokens {
-    fn into_token_stream(self) -> TokenStream;
-}
-
-impl IntoTokens for Literal {
-    fn into_token_stream(self) -> TokenStream {
-        quote!(#self)
-    }
+fn literal(lit: Literal) -> (TokenStream, Repr) {
+    (quote!(#lit), Repr::Owned)
 }
 
 fn binop_tokens(op: BinOp) -> TokenStream {

@@ -182,68 +182,43 @@ impl Checker<'_> {
 
     fn binary(&mut self, op: BinOp, left: TExpr, right: TExpr, span: ExprSpan) -> Option<TExpr> {
         let (left, right) = unify(left, right);
-        let (lt, rt) = (left.ty.clone(), right.ty.clone());
-        let null_help = Some("this side may be null: handle it with `coalesce(field, default)` or `is_null(field)`".to_string());
+        let null_help = "this side may be null: handle it with `coalesce(field, default)` or `is_null(field)`";
         if op != BinOp::Eq && op != BinOp::Ne {
-            for side in [&left, &right] {
-                if side.ty.is_optional() {
-                    let ty = side.ty.clone();
-                    return self.type_error(&side.span, format!("`{}` cannot use a value that may be null", op.symbol()), format!("this is {ty}"), null_help);
-                }
+            if let Some(side) = [&left, &right].into_iter().find(|s| s.ty.is_optional()) {
+                let ty = side.ty.clone();
+                let message = format!("`{}` cannot use a value that may be null", op.symbol());
+                return self.type_error(&side.span, message, format!("this is {ty}"), Some(null_help.into()));
             }
         }
-        let kind = |k, ty| Some(TExpr { kind: k, ty, span: span.clone() });
-        let mismatch = |this: &mut Self| {
-            let help = match (&lt, &rt) {
-                (a, b) if a.is_numeric() && b.is_numeric() => {
-                    Some("numbers of different types do not mix: convert one side with `to_float(x)`, `to_int(x)` or `to_uint(x)`".to_string())
-                }
-                (a, b) if a.is_optional() || b.is_optional() => null_help.clone(),
-                _ => None,
+        if matches!(op, BinOp::And | BinOp::Or) {
+            if let Some(bad) = [&left, &right].into_iter().find(|s| s.ty != Type::Bool) {
+                let ty = bad.ty.clone();
+                let message = format!("`{}` needs bool operands, found {ty}", op.symbol());
+                return self.type_error(&bad.span, message, format!("this is {ty}"), None);
+            }
+        }
+        let Some(ty) = binary_type(op, &left.ty, &right.ty) else {
+            let (lt, rt) = (&left.ty, &right.ty);
+            let help = if lt.is_numeric() && rt.is_numeric() {
+                Some("numbers of different types do not mix: convert one side with `to_float(x)`, `to_int(x)` or `to_uint(x)`".to_string())
+            } else if lt.is_optional() || rt.is_optional() {
+                Some(null_help.to_string())
+            } else {
+                None
             };
-            this.type_error(
-                &span,
-                format!("`{}` cannot combine {lt} and {rt}", op.symbol()),
-                format!("{lt} {} {rt}", op.symbol()),
-                help,
-            )
+            let message = format!("`{}` cannot combine {lt} and {rt}", op.symbol());
+            let label = format!("{lt} {} {rt}", op.symbol());
+            return self.type_error(&span, message, label, help);
         };
-        let l = Box::new(left.clone());
-        let r = Box::new(right.clone());
-        match op {
-            BinOp::And | BinOp::Or => {
-                if lt == Type::Bool && rt == Type::Bool {
-                    kind(TKind::Logic(op, l, r), Type::Bool)
-                } else {
-                    let bad = if lt != Type::Bool { &left } else { &right };
-                    let ty = bad.ty.clone();
-                    self.type_error(&bad.span, format!("`{}` needs bool operands, found {ty}", op.symbol()), format!("this is {ty}"), None)
-                }
-            }
-            BinOp::Eq | BinOp::Ne => {
-                if lt == rt && !matches!(lt, Type::List(_) | Type::Record(_)) {
-                    kind(TKind::Compare(op, l, r), Type::Bool)
-                } else {
-                    mismatch(self)
-                }
-            }
-            BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
-                if lt == rt && (lt.is_numeric() || matches!(lt, Type::String | Type::Timestamp)) {
-                    kind(TKind::Compare(op, l, r), Type::Bool)
-                } else {
-                    mismatch(self)
-                }
-            }
-            BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Rem => match (&lt, &rt) {
-                (a, b) if a == b && a.is_numeric() => kind(TKind::Arith(op, l, r), lt.clone()),
-                (Type::String, Type::String) if op == BinOp::Add => kind(TKind::Concat(l, r), Type::String),
-                (Type::Timestamp, Type::I64) if matches!(op, BinOp::Add | BinOp::Sub) => {
-                    kind(TKind::Arith(op, l, r), Type::Timestamp)
-                }
-                (Type::Timestamp, Type::Timestamp) if op == BinOp::Sub => kind(TKind::Arith(op, l, r), Type::I64),
-                _ => mismatch(self),
-            },
-        }
+        let is_concat = op == BinOp::Add && left.ty == Type::String;
+        let (l, r) = (Box::new(left), Box::new(right));
+        let kind = match op {
+            BinOp::And | BinOp::Or => TKind::Logic(op, l, r),
+            BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => TKind::Compare(op, l, r),
+            _ if is_concat => TKind::Concat(l, r),
+            _ => TKind::Arith(op, l, r),
+        };
+        Some(TExpr { kind, ty, span })
     }
 
     fn call(&mut self, name: &str, name_span: &ExprSpan, args: &[Expr], span: ExprSpan) -> Option<TExpr> {
@@ -286,6 +261,25 @@ impl Checker<'_> {
             }
         }
         Some(TExpr { kind: TKind::Call(func, typed), ty, span })
+    }
+}
+
+/// The result type of `left op right`, or `None` when the operator does not apply.
+fn binary_type(op: BinOp, left: &Type, right: &Type) -> Option<Type> {
+    let same = left == right;
+    match op {
+        BinOp::And | BinOp::Or => (*left == Type::Bool && same).then_some(Type::Bool),
+        BinOp::Eq | BinOp::Ne => (same && !matches!(left, Type::List(_) | Type::Record(_))).then_some(Type::Bool),
+        BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
+            (same && (left.is_numeric() || matches!(left, Type::String | Type::Timestamp))).then_some(Type::Bool)
+        }
+        BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Rem => match (left, right) {
+            (a, b) if a == b && a.is_numeric() => Some(a.clone()),
+            (Type::String, Type::String) if op == BinOp::Add => Some(Type::String),
+            (Type::Timestamp, Type::I64) if matches!(op, BinOp::Add | BinOp::Sub) => Some(Type::Timestamp),
+            (Type::Timestamp, Type::Timestamp) if op == BinOp::Sub => Some(Type::I64),
+            _ => None,
+        },
     }
 }
 

@@ -105,13 +105,11 @@ struct Builder<'a> {
     index: SpanIndex,
     path: Vec<String>,
     frames: Vec<Frame>,
-    /// Key span of the collection being opened, while its frame is pushed.
-    key_spans: Vec<Option<Span>>,
 }
 
 impl<'a> Builder<'a> {
     fn new(text: &'a str) -> Self {
-        Builder { text, index: SpanIndex::default(), path: Vec::new(), frames: Vec::new(), key_spans: Vec::new() }
+        Builder { text, index: SpanIndex::default(), path: Vec::new(), frames: Vec::new() }
     }
 
     /// Decide where the node starting now lives: returns (path of the node, its key span),
@@ -181,8 +179,7 @@ impl MarkedEventReceiver for Builder<'_> {
                     None => (vec!["<complex key>".to_string()], None),
                 };
                 let span = start..(start + 1).min(self.text.len());
-                self.index.nodes.insert(path.clone(), NodeSpans { key: key.clone(), value: span });
-                self.key_spans.push(key);
+                self.index.nodes.insert(path.clone(), NodeSpans { key, value: span });
                 self.path = path;
                 self.frames.push(if is_map {
                     Frame::Map { pending: None, seen: HashMap::new() }
@@ -192,7 +189,6 @@ impl MarkedEventReceiver for Builder<'_> {
             }
             Event::MappingEnd | Event::SequenceEnd => {
                 self.frames.pop();
-                self.key_spans.pop();
                 self.path.pop();
             }
             Event::Alias(_) => {

@@ -92,17 +92,18 @@ fn build_ir(spec: &Spec, cx: &mut Cx) -> Option<Ir> {
     }
     // From here on, every component must have checked out.
     let mut sources: Vec<IrSource> = sources.into_iter().collect::<Option<_>>()?;
-    let transforms: Vec<Option<IrTransform>> = transforms;
-    let sinks: Vec<IrSink> = sinks.into_iter().collect::<Option<_>>()?;
     if transforms.iter().any(Option::is_none) {
         return None;
     }
+    let sinks: Vec<IrSink> = sinks.into_iter().collect::<Option<_>>()?;
     // Lay transforms out in topological order and wire every edge.
     let mut ir_index = vec![0; transforms.len()];
     for (position, &t) in graph.order.iter().enumerate() {
         ir_index[t] = position;
     }
-    let mut ordered: Vec<IrTransform> = graph.order.iter().filter_map(|&t| transforms[t].clone()).collect();
+    // Every transform checked out, so none was on a cycle: `order` is a permutation.
+    let mut slots = transforms;
+    let mut ordered: Vec<IrTransform> = graph.order.iter().filter_map(|&t| slots[t].take()).collect();
     let edges = graph
         .transform_inputs
         .iter()

@@ -102,20 +102,12 @@ impl RawSource for FileSource {
             match self.splitter.read_from(&mut self.file) {
                 Ok(0) if self.follow => {
                     self.check_rotation(batch)?;
-                    return Ok(if batch.is_empty() {
-                        Poll::Idle
-                    } else {
-                        Poll::Ready
-                    });
+                    return Ok(Poll::unless_filled(batch, Poll::Idle));
                 }
                 Ok(0) => {
                     self.splitter.finish(batch);
                     self.done = true;
-                    return Ok(if batch.is_empty() {
-                        Poll::Finished
-                    } else {
-                        Poll::Ready
-                    });
+                    return Ok(Poll::unless_filled(batch, Poll::Finished));
                 }
                 Ok(n) => self.position += n as u64,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}

@@ -33,6 +33,17 @@ pub enum Poll {
     Finished,
 }
 
+impl Poll {
+    /// `Ready` when `batch` received records, else `otherwise` (`Idle` or `Finished`).
+    pub fn unless_filled(batch: &RawBatch, otherwise: Poll) -> Poll {
+        if batch.is_empty() {
+            otherwise
+        } else {
+            Poll::Ready
+        }
+    }
+}
+
 /// A source of raw records (bytes, one record per entry; a trailing `'\n'` / `"\r\n"`
 /// is stripped).
 pub trait RawSource {

@@ -96,11 +96,7 @@ impl RawSource for StdinSource {
             if self.eof {
                 self.splitter.finish(batch);
                 self.done = true;
-                return Ok(if batch.is_empty() {
-                    Poll::Finished
-                } else {
-                    Poll::Ready
-                });
+                return Ok(Poll::unless_filled(batch, Poll::Finished));
             }
             let received = match &self.rx {
                 Some(rx) => rx.try_recv(),
@@ -111,11 +107,7 @@ impl RawSource for StdinSource {
                 Ok(Msg::Eof) | Err(TryRecvError::Disconnected) => self.eof = true,
                 Ok(Msg::Error(e)) => return Err(RunError::new(format!("reading stdin: {e}"))),
                 Err(TryRecvError::Empty) => {
-                    return Ok(if batch.is_empty() {
-                        Poll::Idle
-                    } else {
-                        Poll::Ready
-                    });
+                    return Ok(Poll::unless_filled(batch, Poll::Idle));
                 }
             }
         }
