@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let root = manifest.parent().expect("compiler/ sits in the workspace").to_path_buf();
+    let root = manifest
+        .parent()
+        .expect("compiler/ sits in the workspace")
+        .to_path_buf();
     let mut files = Vec::new();
     collect(&root, &root.join("runtime/Cargo.toml"), &mut files);
     collect(&root, &root.join("runtime/src"), &mut files);
@@ -28,13 +31,21 @@ fn main() {
 
 fn collect(root: &Path, path: &Path, out: &mut Vec<(String, String)>) {
     if path.is_dir() {
-        let mut entries: Vec<_> = fs::read_dir(path).expect("readable").flatten().map(|e| e.path()).collect();
+        let mut entries: Vec<_> = fs::read_dir(path)
+            .expect("readable")
+            .flatten()
+            .map(|e| e.path())
+            .collect();
         entries.sort();
         for entry in entries {
             collect(root, &entry, out);
         }
     } else if path.is_file() {
-        let rel = path.strip_prefix(root).expect("under root").to_string_lossy().replace('\\', "/");
+        let rel = path
+            .strip_prefix(root)
+            .expect("under root")
+            .to_string_lossy()
+            .replace('\\', "/");
         out.push((rel, path.to_string_lossy().into_owned()));
     }
 }

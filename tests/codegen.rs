@@ -16,7 +16,8 @@ fn generated_code_of_every_example_pipeline() {
 
 #[test]
 fn codegen_is_deterministic() {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../pipelines/quickstart.yaml")).unwrap();
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../pipelines/quickstart.yaml")).unwrap();
     let a = rill::compile_text("q.yaml", &text).ok().unwrap().main_rs;
     let b = rill::compile_text("q.yaml", &text).ok().unwrap().main_rs;
     assert_eq!(a, b);

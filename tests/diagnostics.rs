@@ -31,13 +31,25 @@ fn there_are_at_least_twenty_distinct_mistakes() {
 
 #[test]
 fn every_problem_of_a_spec_is_reported_at_once() {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/errors/many_errors_at_once.yaml")).unwrap();
-    let Err(report) = rill::check_text("many.yaml", &text) else { panic!("has errors") };
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/errors/many_errors_at_once.yaml"))
+            .unwrap();
+    let Err(report) = rill::check_text("many.yaml", &text) else {
+        panic!("has errors")
+    };
     let codes: Vec<String> = report
         .problems
         .iter()
         .filter(|p| !p.is_warning())
         .map(|p| miette::Diagnostic::code(p).unwrap().to_string())
         .collect();
-    assert_eq!(codes, ["rill::unknown_field_type", "rill::unknown_field", "rill::unknown_input", "rill::invalid_value"]);
+    assert_eq!(
+        codes,
+        [
+            "rill::unknown_field_type",
+            "rill::unknown_field",
+            "rill::unknown_input",
+            "rill::invalid_value"
+        ]
+    );
 }

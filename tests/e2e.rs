@@ -41,9 +41,14 @@ fn hot_readings_filters_maps_and_dead_letters_bad_lines() {
         let device = format!("plant{}-dev-{:04}", rng.below(3), rng.below(100));
         let ts = 1_700_000_000_000i64 + i as i64;
         let temperature = rng.decimal(0.0, 50.0);
-        let humidity = if rng.below(10) == 0 { Value::Null } else { json!(rng.decimal(0.0, 100.0)) };
+        let humidity = if rng.below(10) == 0 {
+            Value::Null
+        } else {
+            json!(rng.decimal(0.0, 100.0))
+        };
         let status = if rng.below(5) == 0 { "error" } else { "ok" };
-        let record = json!({"device_id": device, "ts": ts, "temperature": temperature, "humidity": humidity, "status": status});
+        let record =
+            json!({"device_id": device, "ts": ts, "temperature": temperature, "humidity": humidity, "status": status});
         input.push_str(&record.to_string());
         input.push('\n');
         if temperature > 25.0 && status == "ok" {
@@ -68,7 +73,9 @@ fn hot_readings_filters_maps_and_dead_letters_bad_lines() {
     let dead = dead_letters(&output.stderr);
     assert_eq!(dead.len(), bad, "every bad line is a dead letter: {dead:?}");
     assert!(dead.iter().all(|d| d["component"] == "sources.readings"));
-    assert!(dead.iter().any(|d| d["reason"].as_str().unwrap().contains("temperature")));
+    assert!(dead
+        .iter()
+        .any(|d| d["reason"].as_str().unwrap().contains("temperature")));
 }
 
 #[test]
@@ -84,7 +91,14 @@ fn csv_cleanup_turns_csv_into_clean_json() {
         let name = names[rng.below(names.len() as u64) as usize];
         let country = [" fr", "de", "us ", "nl"][rng.below(4) as usize];
         let amount = rng.decimal(-5.0, 200.0);
-        let (y, m, d, hh, mm, ss) = (2024, 1 + rng.below(12) as i64, 1 + rng.below(28) as i64, rng.below(24) as i64, rng.below(60) as i64, rng.below(60) as i64);
+        let (y, m, d, hh, mm, ss) = (
+            2024,
+            1 + rng.below(12) as i64,
+            1 + rng.below(28) as i64,
+            rng.below(24) as i64,
+            rng.below(60) as i64,
+            rng.below(60) as i64,
+        );
         let coupon = if rng.below(3) == 0 { "" } else { "SAVE10" };
         let quoted = format!("\"{}\"", name.replace('"', "\"\""));
         let kind = rng.below(20);
@@ -128,7 +142,10 @@ fn csv_cleanup_turns_csv_into_clean_json() {
     let by = |c: &str| rejects.iter().filter(|r| r["component"] == c).count();
     assert_eq!(by("sources.orders"), rejected_decode, "{rejects:?}");
     assert_eq!(by("transforms.clean"), rejected_eval, "{rejects:?}");
-    assert!(rejects.iter().all(|r| r["record"].as_str().unwrap().contains(',')), "the raw row is kept");
+    assert!(
+        rejects.iter().all(|r| r["record"].as_str().unwrap().contains(',')),
+        "the raw row is kept"
+    );
 }
 
 #[test]
@@ -182,7 +199,10 @@ fn lines_in_lines_out_through_stdin() {
     let bin = build("tests/pipelines/shout_lines.yaml");
     let output = run(&bin, &[], b"hello\n\n  \nworld wide\nlast line without newline");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    assert_eq!(String::from_utf8_lossy(&output.stdout), "HELLO\nWORLD WIDE\nLAST LINE WITHOUT NEWLINE\n");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "HELLO\nWORLD WIDE\nLAST LINE WITHOUT NEWLINE\n"
+    );
 }
 
 #[test]
@@ -190,7 +210,8 @@ fn binary_has_help_version_and_rejects_bad_settings() {
     let bin = build("pipelines/quickstart.yaml");
     let version = run(&bin, &["--version"], b"");
     let text = String::from_utf8_lossy(&version.stdout);
-    let hash = rill::validate::spec_hash(&fs::read_to_string(support::repo().join("pipelines/quickstart.yaml")).unwrap());
+    let hash =
+        rill::validate::spec_hash(&fs::read_to_string(support::repo().join("pipelines/quickstart.yaml")).unwrap());
     assert!(text.starts_with("quickstart ") && text.contains(&hash), "{text}");
     let help = run(&bin, &["--help"], b"");
     assert!(String::from_utf8_lossy(&help.stdout).contains("sources.sensors.count"));
@@ -198,7 +219,10 @@ fn binary_has_help_version_and_rejects_bad_settings() {
     assert_eq!(unknown.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("sources.sensors.count"));
     let bin = build("pipelines/hot_readings.yaml");
-    let missing = Command::new(&bin).args(["--set", "sources.readings.path=${NOT_SET_ANYWHERE}"]).output().unwrap();
+    let missing = Command::new(&bin)
+        .args(["--set", "sources.readings.path=${NOT_SET_ANYWHERE}"])
+        .output()
+        .unwrap();
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("NOT_SET_ANYWHERE"));
 }
@@ -218,7 +242,12 @@ fn sigterm_stops_an_unbounded_pipeline_cleanly() {
     let started = Instant::now();
     let output = child.wait_with_output().unwrap();
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(!json_lines(&output.stdout).is_empty());
     let logs = String::from_utf8_lossy(&output.stderr);
     assert!(logs.contains("pipeline stopped"), "{logs}");
@@ -249,22 +278,47 @@ fn follow_mode_picks_up_appended_lines_until_stopped() {
     loop {
         let got = fs::read(&out).map(|b| json_lines(&b)).unwrap_or_default();
         if got.len() == 3 || Instant::now() > deadline {
-            assert_eq!(got, vec![json!({"id":1,"kind":"click"}), json!({"id":3,"kind":"click"}), json!({"id":4,"kind":"click"})]);
+            assert_eq!(
+                got,
+                vec![
+                    json!({"id":1,"kind":"click"}),
+                    json!({"id":3,"kind":"click"}),
+                    json!({"id":4,"kind":"click"})
+                ]
+            );
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
 
 #[test]
 fn rill_check_reports_errors_with_exit_code_and_location() {
-    let output = support::rill().arg("check").arg(support::repo().join("tests/errors/unknown_input.yaml")).env("NO_COLOR", "1").output().unwrap();
+    let output = support::rill()
+        .arg("check")
+        .arg(support::repo().join("tests/errors/unknown_input.yaml"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     let text = String::from_utf8_lossy(&output.stderr);
-    assert!(text.contains("unknown input `reading`") && text.contains("unknown_input.yaml:8:12") && text.contains("did you mean `readings`?"), "{text}");
-    let ok = support::rill().arg("check").arg(support::repo().join("pipelines/quickstart.yaml")).output().unwrap();
+    assert!(
+        text.contains("unknown input `reading`")
+            && text.contains("unknown_input.yaml:8:12")
+            && text.contains("did you mean `readings`?"),
+        "{text}"
+    );
+    let ok = support::rill()
+        .arg("check")
+        .arg(support::repo().join("pipelines/quickstart.yaml"))
+        .output()
+        .unwrap();
     assert!(ok.status.success());
 }
 
@@ -272,8 +326,16 @@ fn rill_check_reports_errors_with_exit_code_and_location() {
 fn rill_works_from_any_folder() {
     // The installed CLI carries the runtime: build from a folder outside the repository.
     let dir = workdir("elsewhere");
-    fs::copy(support::repo().join("tests/pipelines/shout_lines.yaml"), dir.join("p.yaml")).unwrap();
-    let output = support::rill().current_dir(&dir).args(["build", "p.yaml", "--release", "-o", "shout"]).output().unwrap();
+    fs::copy(
+        support::repo().join("tests/pipelines/shout_lines.yaml"),
+        dir.join("p.yaml"),
+    )
+    .unwrap();
+    let output = support::rill()
+        .current_dir(&dir)
+        .args(["build", "p.yaml", "--release", "-o", "shout"])
+        .output()
+        .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let run = run(&dir.join("shout"), &[], b"abc\n");
     assert_eq!(run.stdout, b"ABC\n");

@@ -22,12 +22,22 @@ const SCHEMA: &str = "    s1: string\n    s2: string\n    i1: i64\n    f1: f64\n
 
 fn leaf(t: T) -> BoxedStrategy<String> {
     let options: &[&str] = match t {
-        T::Str => &["s1", "s2", "\"ok\"", "\"a-b\"", "\"\"", "to_string(i1)", "format_timestamp(t1, \"%Y-%m\")"],
+        T::Str => &[
+            "s1",
+            "s2",
+            "\"ok\"",
+            "\"a-b\"",
+            "\"\"",
+            "to_string(i1)",
+            "format_timestamp(t1, \"%Y-%m\")",
+        ],
         T::Int => &["i1", "0", "7", "-3", "len(s1)", "to_millis(t1)", "to_int(u1)"],
         T::Float => &["f1", "2.5", "coalesce(o1, 1.0)", "to_float(i1)", "-0.5"],
         T::Bool => &["b1", "true", "false", "is_null(o1)"],
     };
-    proptest::sample::select(options.to_vec()).prop_map(str::to_string).boxed()
+    proptest::sample::select(options.to_vec())
+        .prop_map(str::to_string)
+        .boxed()
 }
 
 /// A well-typed expression of type `t`, at most `depth` levels deep.
@@ -54,7 +64,8 @@ fn expr(t: T, depth: u32) -> BoxedStrategy<String> {
         .boxed(),
         T::Int => prop_oneof![
             leaf(t),
-            (same(), same(), proptest::sample::select(vec!["+", "-", "*", "/", "%"])).prop_map(|(a, b, op)| format!("({a} {op} {b})")),
+            (same(), same(), proptest::sample::select(vec!["+", "-", "*", "/", "%"]))
+                .prop_map(|(a, b, op)| format!("({a} {op} {b})")),
             same().prop_map(|a| format!("abs({a})")),
             (same(), same()).prop_map(|(a, b)| format!("max({a}, {b})")),
             same().prop_map(|a| format!("clamp({a}, 0, 10)")),
@@ -64,7 +75,8 @@ fn expr(t: T, depth: u32) -> BoxedStrategy<String> {
         .boxed(),
         T::Float => prop_oneof![
             leaf(t),
-            (same(), same(), proptest::sample::select(vec!["+", "-", "*", "/"])).prop_map(|(a, b, op)| format!("({a} {op} {b})")),
+            (same(), same(), proptest::sample::select(vec!["+", "-", "*", "/"]))
+                .prop_map(|(a, b, op)| format!("({a} {op} {b})")),
             same().prop_map(|a| format!("round({a})")),
             (same(), same()).prop_map(|(a, b)| format!("min({a}, {b})")),
             expr(T::Int, d).prop_map(|a| format!("(to_float({a}) * 1.5)")),
@@ -121,10 +133,15 @@ fn spec() -> impl Strategy<Value = String> {
 #[test]
 fn random_valid_specs_check_and_their_code_compiles_in_one_build() {
     let generated: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    let mut runner = TestRunner::new(Config { cases: 24, failure_persistence: None, ..Config::default() });
+    let mut runner = TestRunner::new(Config {
+        cases: 24,
+        failure_persistence: None,
+        ..Config::default()
+    });
     runner
         .run(&spec(), |text| {
-            let compiled = rill::compile_text("prop.yaml", &text).map_err(|e| TestCaseError::fail(format!("{e:?}\n{text}")))?;
+            let compiled =
+                rill::compile_text("prop.yaml", &text).map_err(|e| TestCaseError::fail(format!("{e:?}\n{text}")))?;
             generated.lock().unwrap().push(compiled.main_rs);
             Ok(())
         })
@@ -140,7 +157,11 @@ fn random_valid_specs_check_and_their_code_compiles_in_one_build() {
     fs::create_dir_all(dir.join("src")).unwrap();
     let mut manifest = rill::build::manifest("rill-proptest", "p0", &runtime, &["regex"]);
     for (i, code) in sources.iter().enumerate() {
-        let file = if i == 0 { "main.rs".to_string() } else { format!("p{i}.rs") };
+        let file = if i == 0 {
+            "main.rs".to_string()
+        } else {
+            format!("p{i}.rs")
+        };
         fs::write(dir.join("src").join(&file), code).unwrap();
         if i > 0 {
             manifest.push_str(&format!("\n[[bin]]\nname = \"p{i}\"\npath = \"src/{file}\"\n"));
@@ -148,9 +169,19 @@ fn random_valid_specs_check_and_their_code_compiles_in_one_build() {
     }
     fs::write(dir.join("Cargo.toml"), manifest).unwrap();
     if !dir.join("Cargo.lock").exists() {
-        fs::write(dir.join("Cargo.lock"), rill::build::embedded::file("Cargo.lock").unwrap()).unwrap();
+        fs::write(
+            dir.join("Cargo.lock"),
+            rill::build::embedded::file("Cargo.lock").unwrap(),
+        )
+        .unwrap();
     }
-    let result = rill::build::cargo("build", &dir.join("Cargo.toml"), rill::build::Profile::Release, "property-test pipelines", &[]);
+    let result = rill::build::cargo(
+        "build",
+        &dir.join("Cargo.toml"),
+        rill::build::Profile::Release,
+        "property-test pipelines",
+        &[],
+    );
     if let Err(e) = result {
         panic!("generated code did not compile: {e}");
     }
@@ -199,12 +230,65 @@ fn mutated_specs_never_panic_the_compiler() {
         }
     }
     let tokens = vec![
-        "{", "}", "[", "]", ":", ": ", "- ", "\n", "  ", "\"", "'", "${", "${X:-1}", "!", "&a ", "*a", "|\n", ">\n", "#", "\t",
-        "é", "💥", "0x1F", "-1", "1e999", "null", "~", "input: ", "filter: ", "map: ", "type: ", "?", ",", "\\", "r\"",
-        "println!(1)", "std::fs::remove_dir_all(\"/\")", "&&", "||", ".", "..", "()", "(", ")", "99999999999999999999",
+        "{",
+        "}",
+        "[",
+        "]",
+        ":",
+        ": ",
+        "- ",
+        "\n",
+        "  ",
+        "\"",
+        "'",
+        "${",
+        "${X:-1}",
+        "!",
+        "&a ",
+        "*a",
+        "|\n",
+        ">\n",
+        "#",
+        "\t",
+        "é",
+        "💥",
+        "0x1F",
+        "-1",
+        "1e999",
+        "null",
+        "~",
+        "input: ",
+        "filter: ",
+        "map: ",
+        "type: ",
+        "?",
+        ",",
+        "\\",
+        "r\"",
+        "println!(1)",
+        "std::fs::remove_dir_all(\"/\")",
+        "&&",
+        "||",
+        ".",
+        "..",
+        "()",
+        "(",
+        ")",
+        "99999999999999999999",
     ];
-    let strategy = (0..texts.len(), any::<u8>(), any::<usize>(), 0usize..40, proptest::sample::select(tokens), 1usize..4);
-    let mut runner = TestRunner::new(Config { cases: 1500, failure_persistence: None, ..Config::default() });
+    let strategy = (
+        0..texts.len(),
+        any::<u8>(),
+        any::<usize>(),
+        0usize..40,
+        proptest::sample::select(tokens),
+        1usize..4,
+    );
+    let mut runner = TestRunner::new(Config {
+        cases: 1500,
+        failure_persistence: None,
+        ..Config::default()
+    });
     runner
         .run(&strategy, |(i, kind, at, len, token, rounds)| {
             let mut text = texts[i].clone();

@@ -170,7 +170,10 @@ pub enum SpecError {
 
     /// Transforms feed each other in a loop.
     #[error("cycle between transforms: {path}")]
-    #[diagnostic(code(rill::cycle), help("a pipeline is a directed acyclic graph: break the loop by reading from a source"))]
+    #[diagnostic(
+        code(rill::cycle),
+        help("a pipeline is a directed acyclic graph: break the loop by reading from a source")
+    )]
     Cycle {
         path: String,
         #[label("this input closes the loop")]
@@ -203,7 +206,11 @@ pub enum SpecError {
 
     /// A transform whose output goes nowhere.
     #[error("transform `{name}` is not used")]
-    #[diagnostic(code(rill::unused_transform), severity(Warning), help("no transform or sink reads its output"))]
+    #[diagnostic(
+        code(rill::unused_transform),
+        severity(Warning),
+        help("no transform or sink reads its output")
+    )]
     UnusedTransform {
         name: String,
         #[label("nothing reads this transform")]
@@ -236,7 +243,10 @@ pub enum SpecError {
 
     /// An expression that is not valid syntax.
     #[error("invalid expression: {message}")]
-    #[diagnostic(code(rill::expr_syntax), help("expressions use Rust-like syntax: `status == \"ok\" && temperature > 25.0`"))]
+    #[diagnostic(
+        code(rill::expr_syntax),
+        help("expressions use Rust-like syntax: `status == \"ok\" && temperature > 25.0`")
+    )]
     ExprSyntax {
         message: String,
         #[label("{message}")]
@@ -291,7 +301,10 @@ pub enum SpecError {
 
     /// A regular expression that does not compile.
     #[error("invalid regular expression")]
-    #[diagnostic(code(rill::bad_regex), help("the pattern uses Rust `regex` syntax (https://docs.rs/regex)"))]
+    #[diagnostic(
+        code(rill::bad_regex),
+        help("the pattern uses Rust `regex` syntax (https://docs.rs/regex)")
+    )]
     BadRegex {
         #[label("{message}")]
         span: SourceSpan,
@@ -324,7 +337,12 @@ pub enum SpecError {
 
     /// A spec without any source.
     #[error("the pipeline has no sources")]
-    #[diagnostic(code(rill::no_sources), help("add a `sources:` section, e.g. `sources: {{ demo: {{ type: generator, schema: reading, count: 10 }} }}`"))]
+    #[diagnostic(
+        code(rill::no_sources),
+        help(
+            "add a `sources:` section, e.g. `sources: {{ demo: {{ type: generator, schema: reading, count: 10 }} }}`"
+        )
+    )]
     NoSources {
         #[label("pipeline defined here")]
         span: SourceSpan,
@@ -333,10 +351,23 @@ pub enum SpecError {
 
 impl SpecError {
     pub fn yaml_syntax(message: impl Into<String>, span: &Span) -> Self {
-        SpecError::YamlSyntax { message: message.into(), span: at(span) }
+        SpecError::YamlSyntax {
+            message: message.into(),
+            span: at(span),
+        }
     }
-    pub fn invalid_value(field: impl Into<String>, message: impl Into<String>, span: &Span, help: Option<String>) -> Self {
-        SpecError::InvalidValue { field: field.into(), message: message.into(), span: at(span), help }
+    pub fn invalid_value(
+        field: impl Into<String>,
+        message: impl Into<String>,
+        span: &Span,
+        help: Option<String>,
+    ) -> Self {
+        SpecError::InvalidValue {
+            field: field.into(),
+            message: message.into(),
+            span: at(span),
+            help,
+        }
     }
     pub fn unknown_field(field: &str, context: &str, span: &Span, valid: &[&str]) -> Self {
         SpecError::UnknownField {
@@ -347,7 +378,12 @@ impl SpecError {
         }
     }
     pub fn missing_field(field: &str, context: &str, span: &Span, help: Option<String>) -> Self {
-        SpecError::MissingField { field: field.into(), context: context.into(), span: at(span), help }
+        SpecError::MissingField {
+            field: field.into(),
+            context: context.into(),
+            span: at(span),
+            help,
+        }
     }
     pub fn unknown_component_type(kind: &'static str, ty: &str, span: &Span, valid: &[&str]) -> Self {
         SpecError::UnknownComponentType {
@@ -358,13 +394,24 @@ impl SpecError {
         }
     }
     pub fn invalid_name(name: &str, span: &Span) -> Self {
-        SpecError::InvalidName { name: name.into(), span: at(span) }
+        SpecError::InvalidName {
+            name: name.into(),
+            span: at(span),
+        }
     }
     pub fn duplicate_name(name: &str, span: &Span, first: &Span) -> Self {
-        SpecError::DuplicateName { name: name.into(), span: at(span), first: at(first) }
+        SpecError::DuplicateName {
+            name: name.into(),
+            span: at(span),
+            first: at(first),
+        }
     }
     pub fn unknown_schema(name: &str, span: &Span, valid: &[&str]) -> Self {
-        SpecError::UnknownSchema { name: name.into(), span: at(span), help: choices_help(name, valid, "schema") }
+        SpecError::UnknownSchema {
+            name: name.into(),
+            span: at(span),
+            help: choices_help(name, valid, "schema"),
+        }
     }
     pub fn unknown_field_type(ty: &str, span: &Span, valid: &[&str]) -> Self {
         SpecError::UnknownFieldType {
@@ -377,13 +424,23 @@ impl SpecError {
         }
     }
     pub fn unknown_input(input: &str, span: &Span, valid: &[&str]) -> Self {
-        SpecError::UnknownInput { input: input.into(), span: at(span), help: choices_help(input, valid, "input") }
+        SpecError::UnknownInput {
+            input: input.into(),
+            span: at(span),
+            help: choices_help(input, valid, "input"),
+        }
     }
     pub fn sink_as_input(input: &str, span: &Span) -> Self {
-        SpecError::SinkAsInput { input: input.into(), span: at(span) }
+        SpecError::SinkAsInput {
+            input: input.into(),
+            span: at(span),
+        }
     }
     pub fn cycle(path: &str, span: &Span) -> Self {
-        SpecError::Cycle { path: path.into(), span: at(span) }
+        SpecError::Cycle {
+            path: path.into(),
+            span: at(span),
+        }
     }
     pub fn missing_input(name: &str, span: &Span, valid: &[&str]) -> Self {
         SpecError::MissingInput {
@@ -397,29 +454,54 @@ impl SpecError {
         }
     }
     pub fn unused_source(name: &str, span: &Span) -> Self {
-        SpecError::UnusedSource { name: name.into(), span: at(span) }
+        SpecError::UnusedSource {
+            name: name.into(),
+            span: at(span),
+        }
     }
     pub fn unused_transform(name: &str, span: &Span) -> Self {
-        SpecError::UnusedTransform { name: name.into(), span: at(span) }
+        SpecError::UnusedTransform {
+            name: name.into(),
+            span: at(span),
+        }
     }
     pub fn bad_duration(value: &str, reason: &str, span: &Span) -> Self {
-        SpecError::BadDuration { value: value.into(), reason: reason.into(), span: at(span) }
+        SpecError::BadDuration {
+            value: value.into(),
+            reason: reason.into(),
+            span: at(span),
+        }
     }
     pub fn bad_format_option(message: impl Into<String>, span: &Span, help: impl Into<String>) -> Self {
-        SpecError::BadFormatOption { message: message.into(), span: at(span), help: help.into() }
+        SpecError::BadFormatOption {
+            message: message.into(),
+            span: at(span),
+            help: help.into(),
+        }
     }
     pub fn expr_syntax(message: impl Into<String>, span: &Span) -> Self {
-        SpecError::ExprSyntax { message: message.into(), span: at(span) }
+        SpecError::ExprSyntax {
+            message: message.into(),
+            span: at(span),
+        }
     }
     pub fn expr_unsupported(what: impl Into<String>, span: &Span, help: impl Into<String>) -> Self {
-        SpecError::ExprUnsupported { what: what.into(), span: at(span), help: help.into() }
+        SpecError::ExprUnsupported {
+            what: what.into(),
+            span: at(span),
+            help: help.into(),
+        }
     }
     pub fn unknown_function(name: &str, span: &Span, valid: &[&str]) -> Self {
         let help = match did_you_mean(name, valid.iter().copied()) {
             Some(s) => format!("did you mean `{s}`? see docs/language.md for the function list"),
             None => format!("available functions: {}", valid.join(", ")),
         };
-        SpecError::UnknownFunction { name: name.into(), span: at(span), help }
+        SpecError::UnknownFunction {
+            name: name.into(),
+            span: at(span),
+            help,
+        }
     }
     pub fn unknown_expr_field(name: &str, record: &str, span: &Span, valid: &[&str]) -> Self {
         SpecError::UnknownExprField {
@@ -429,17 +511,40 @@ impl SpecError {
             help: choices_help(name, valid, "field"),
         }
     }
-    pub fn type_mismatch(message: impl Into<String>, label: impl Into<String>, span: &Span, help: Option<String>) -> Self {
-        SpecError::TypeMismatch { message: message.into(), label: label.into(), span: at(span), help }
+    pub fn type_mismatch(
+        message: impl Into<String>,
+        label: impl Into<String>,
+        span: &Span,
+        help: Option<String>,
+    ) -> Self {
+        SpecError::TypeMismatch {
+            message: message.into(),
+            label: label.into(),
+            span: at(span),
+            help,
+        }
     }
     pub fn bad_regex(message: impl Into<String>, span: &Span) -> Self {
-        SpecError::BadRegex { message: message.into(), span: at(span) }
+        SpecError::BadRegex {
+            message: message.into(),
+            span: at(span),
+        }
     }
     pub fn input_mismatch(name: &str, span: &Span, found: &str, expected: &str, help: Option<String>) -> Self {
-        SpecError::InputMismatch { name: name.into(), span: at(span), found: found.into(), expected: expected.into(), help }
+        SpecError::InputMismatch {
+            name: name.into(),
+            span: at(span),
+            found: found.into(),
+            expected: expected.into(),
+            help,
+        }
     }
     pub fn unsupported_section(section: &str, span: &Span, help: impl Into<String>) -> Self {
-        SpecError::UnsupportedSection { section: section.into(), span: at(span), help: help.into() }
+        SpecError::UnsupportedSection {
+            section: section.into(),
+            span: at(span),
+            help: help.into(),
+        }
     }
     pub fn no_sources(span: &Span) -> Self {
         SpecError::NoSources { span: at(span) }
@@ -481,7 +586,11 @@ impl Report {
             (e, 0) => format!("{file}: {e} error{}", plural(e)),
             (e, w) => format!("{file}: {e} error{}, {w} warning{}", plural(e), plural(w)),
         };
-        Report { summary, source_code: NamedSource::new(file, text.to_string()), problems }
+        Report {
+            summary,
+            source_code: NamedSource::new(file, text.to_string()),
+            problems,
+        }
     }
 
     pub fn has_errors(&self) -> bool {
@@ -495,12 +604,15 @@ impl Report {
 
     /// Render every problem, with or without colour.
     pub fn render(&self, width: usize, color: bool) -> String {
-        let theme = if color { miette::GraphicalTheme::unicode() } else { miette::GraphicalTheme::unicode_nocolor() };
+        let theme = if color {
+            miette::GraphicalTheme::unicode()
+        } else {
+            miette::GraphicalTheme::unicode_nocolor()
+        };
         let handler = miette::GraphicalReportHandler::new_themed(theme).with_width(width);
         let mut out = String::new();
         for problem in &self.problems {
-            let with_source = miette::Report::new(problem.clone())
-                .with_source_code(self.source_code.clone());
+            let with_source = miette::Report::new(problem.clone()).with_source_code(self.source_code.clone());
             let _ = handler.render_report(&mut out, with_source.as_ref());
         }
         out
@@ -508,5 +620,9 @@ impl Report {
 }
 
 fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
 }

@@ -52,9 +52,17 @@ pub struct IrSource {
 
 #[derive(Debug, Clone)]
 pub enum IrSourceKind {
-    File { path_key: String, follow: bool },
+    File {
+        path_key: String,
+        follow: bool,
+    },
     Stdin,
-    Generator { count_key: String, rate_key: String, seed: u64, fields: Vec<GenField> },
+    Generator {
+        count_key: String,
+        rate_key: String,
+        seed: u64,
+        fields: Vec<GenField>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -111,13 +119,35 @@ pub struct GenField {
 #[derive(Debug, Clone)]
 pub enum GenKind {
     Values(Vec<String>),
-    Text { prefix: String, cardinality: u64 },
-    Int { min: i64, max: i64 },
-    UInt { min: u64, max: u64 },
-    Float { min: f64, max: f64 },
-    Bool { p_true: f64 },
-    Time { start_ms: i64, step_ms: i64, jitter_ms: i64, repr: TsRepr },
+    Text {
+        prefix: String,
+        cardinality: u64,
+    },
+    Int {
+        min: i64,
+        max: i64,
+    },
+    UInt {
+        min: u64,
+        max: u64,
+    },
+    Float {
+        min: f64,
+        max: f64,
+    },
+    Bool {
+        p_true: f64,
+    },
+    Time {
+        start_ms: i64,
+        step_ms: i64,
+        jitter_ms: i64,
+        repr: TsRepr,
+    },
     Sequence,
-    Optional { p_null: f64, inner: Box<GenKind> },
+    Optional {
+        p_null: f64,
+        inner: Box<GenKind>,
+    },
     Object(Vec<GenField>),
 }

@@ -4,14 +4,14 @@
 //! [`spec`] (parse) → [`validate`] (check, build the [`ir`]) → [`codegen`]
 //! (Rust via `quote`) → [`build`] (cargo, with one shared target directory).
 
-pub mod diagnostics;
-pub mod spec;
-pub mod expr;
-pub mod types;
-pub mod codegen;
-pub mod ir;
-pub mod validate;
 pub mod build;
+pub mod codegen;
+pub mod diagnostics;
+pub mod expr;
+pub mod ir;
+pub mod spec;
+pub mod types;
+pub mod validate;
 
 use std::path::Path;
 
@@ -55,7 +55,9 @@ pub fn compile_text(file: &str, text: &str) -> Result<Compiled, CompileError> {
 
 /// Read, check and generate code for a spec file.
 pub fn compile_file(path: &Path) -> Result<Compiled, CompileError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| CompileError::Read { path: path.display().to_string(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| CompileError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
     compile_text(&path.display().to_string(), &text)
 }

@@ -9,7 +9,11 @@ use rill::diagnostics::Report;
 use rill::CompileError;
 
 #[derive(Parser)]
-#[command(name = "rill", version, about = "Compile a YAML streaming pipeline into one native binary")]
+#[command(
+    name = "rill",
+    version,
+    about = "Compile a YAML streaming pipeline into one native binary"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -150,5 +154,9 @@ fn terminal_width() -> Option<usize> {
 }
 
 fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
 }

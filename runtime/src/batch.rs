@@ -77,10 +77,7 @@ mod tests {
         b.push(b"");
         b.push_with(|v| v.extend_from_slice(b"three"));
         assert_eq!(b.len(), 3);
-        assert_eq!(
-            b.iter().collect::<Vec<_>>(),
-            vec![&b"one"[..], b"", b"three"]
-        );
+        assert_eq!(b.iter().collect::<Vec<_>>(), vec![&b"one"[..], b"", b"three"]);
         assert_eq!(b.get(2), Some(&b"three"[..]));
         assert_eq!(b.get(3), None);
         let cap = b.data.capacity();

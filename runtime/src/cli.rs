@@ -80,18 +80,18 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
             }
             "--log-level" => {
                 let v = value("error, warn, info or debug")?;
-                let level = Level::parse(&v).ok_or_else(|| {
-                    UsageError(format!(
-                        "unknown log level `{v}`; use error, warn, info or debug"
-                    ))
-                })?;
+                let level = Level::parse(&v)
+                    .ok_or_else(|| UsageError(format!("unknown log level `{v}`; use error, warn, info or debug")))?;
                 parsed.log_level = Some(level);
             }
             "--batch-size" => {
                 let v = value("a number of records")?;
-                parsed.batch_size = v.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                    UsageError(format!("`--batch-size {v}` must be a positive integer"))
-                })?;
+                parsed.batch_size = v
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| UsageError(format!("`--batch-size {v}` must be a positive integer")))?;
             }
             _ => return Err(UsageError(format!("unknown argument `{arg}`"))),
         }
@@ -101,12 +101,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
 
 /// `--version` text: `<name> <spec_hash> (rill <runtime version>)`.
 pub fn version_text(info: &PipelineInfo) -> String {
-    format!(
-        "{} {} (rill {})",
-        info.name,
-        info.spec_hash,
-        env!("CARGO_PKG_VERSION")
-    )
+    format!("{} {} (rill {})", info.name, info.spec_hash, env!("CARGO_PKG_VERSION"))
 }
 
 /// `--help` text: usage, options, and every setting with its default and help.

@@ -16,8 +16,8 @@ pub use crate::driver::{run, Context, Pipeline, PipelineInfo, Step};
 pub use crate::errors::{DecodeError, EvalError, RecordError, RunError, StartError};
 pub use crate::fns;
 pub use crate::formats::{
-    CsvDecoder, CsvEncoder, CsvRecord, CsvRow, CsvWriter, Decoder, Encoder, FromCsvField,
-    JsonDecoder, JsonEncoder, LineRecord, LinesDecoder, LinesEncoder, ToCsvField,
+    CsvDecoder, CsvEncoder, CsvRecord, CsvRow, CsvWriter, Decoder, Encoder, FromCsvField, JsonDecoder, JsonEncoder,
+    LineRecord, LinesDecoder, LinesEncoder, ToCsvField,
 };
 pub use crate::internal_events::Events;
 pub use crate::settings::{SettingDef, Settings};

@@ -128,10 +128,7 @@ fn say(mut to: impl Write, text: &str) {
 fn usage_exit(info: &PipelineInfo, message: &str) -> ExitCode {
     say(
         std::io::stderr(),
-        &format!(
-            "error: {message}\n\nRun `{} --help` for usage.\n",
-            info.name
-        ),
+        &format!("error: {message}\n\nRun `{} --help` for usage.\n", info.name),
     );
     ExitCode::from(2)
 }
@@ -291,11 +288,7 @@ mod tests {
                 return Ok(Step::Finished);
             }
             self.left -= 1;
-            Ok(if self.left % 2 == 1 {
-                Step::Idle
-            } else {
-                Step::Progress
-            })
+            Ok(if self.left % 2 == 1 { Step::Idle } else { Step::Progress })
         }
         fn close(&mut self) -> Result<(), RunError> {
             Ok(())
@@ -324,10 +317,7 @@ mod tests {
             shutdown_at: Some((7, s.clone())),
         };
         assert_eq!(run_loop(&mut p, &s), Ok(Stop::Shutdown));
-        assert_eq!(
-            p.left, 6,
-            "stopped right after the step that saw the signal"
-        );
+        assert_eq!(p.left, 6, "stopped right after the step that saw the signal");
     }
 
     #[test]

@@ -24,10 +24,7 @@ pub enum EvalError {
     /// A timestamp could not be parsed or formatted with the given format.
     Timestamp { value: String, format: String },
     /// A function was called with an argument it cannot accept.
-    InvalidArgument {
-        function: &'static str,
-        reason: String,
-    },
+    InvalidArgument { function: &'static str, reason: String },
 }
 
 impl fmt::Display for EvalError {
@@ -39,16 +36,10 @@ impl fmt::Display for EvalError {
                 write!(f, "cannot convert `{value}` to {to}")
             }
             EvalError::IndexOutOfRange { index, len } => {
-                write!(
-                    f,
-                    "index {index} is out of range for a list of length {len}"
-                )
+                write!(f, "index {index} is out of range for a list of length {len}")
             }
             EvalError::Timestamp { value, format } => {
-                write!(
-                    f,
-                    "cannot handle timestamp `{value}` with format `{format}`"
-                )
+                write!(f, "cannot handle timestamp `{value}` with format `{format}`")
             }
             EvalError::InvalidArgument { function, reason } => {
                 write!(f, "invalid argument to `{function}`: {reason}")
@@ -89,9 +80,7 @@ pub struct DecodeError {
 
 impl DecodeError {
     pub fn new(reason: impl Into<String>) -> Self {
-        DecodeError {
-            reason: reason.into(),
-        }
+        DecodeError { reason: reason.into() }
     }
 }
 
@@ -167,10 +156,7 @@ mod tests {
 
     #[test]
     fn eval_errors_read_as_sentences() {
-        assert_eq!(
-            EvalError::Overflow { op: "*" }.to_string(),
-            "integer overflow in `*`"
-        );
+        assert_eq!(EvalError::Overflow { op: "*" }.to_string(), "integer overflow in `*`");
         assert_eq!(
             EvalError::IndexOutOfRange { index: -4, len: 3 }.to_string(),
             "index -4 is out of range for a list of length 3"
@@ -181,9 +167,7 @@ mod tests {
 
     #[test]
     fn json_errors_become_decode_errors_with_position() {
-        let err = serde_json::from_str::<u32>("\"x\"")
-            .map(|_| ())
-            .unwrap_err();
+        let err = serde_json::from_str::<u32>("\"x\"").map(|_| ()).unwrap_err();
         let d = DecodeError::from(err);
         assert!(d.reason.contains("line 1"), "{}", d.reason);
     }

@@ -373,21 +373,16 @@ impl LazyRegex {
     }
 
     pub fn is_match(&self, s: &str) -> bool {
-        let re = self
-            .compiled
-            .get_or_init(|| match regex::Regex::new(self.pattern) {
-                Ok(re) => Some(re),
-                Err(e) => {
-                    crate::log::warn(
-                        "invalid regex never matches",
-                        &[
-                            ("pattern", self.pattern.into()),
-                            ("error", e.to_string().into()),
-                        ],
-                    );
-                    None
-                }
-            });
+        let re = self.compiled.get_or_init(|| match regex::Regex::new(self.pattern) {
+            Ok(re) => Some(re),
+            Err(e) => {
+                crate::log::warn(
+                    "invalid regex never matches",
+                    &[("pattern", self.pattern.into()), ("error", e.to_string().into())],
+                );
+                None
+            }
+        });
         re.as_ref().is_some_and(|re| re.is_match(s))
     }
 }
@@ -442,14 +437,8 @@ mod tests {
         assert_eq!(index(&l, 0), Ok("a"));
         assert_eq!(index(&l, -1), Ok("c"));
         assert_eq!(index(&l, -3), Ok("a"));
-        assert_eq!(
-            index(&l, 3),
-            Err(EvalError::IndexOutOfRange { index: 3, len: 3 })
-        );
-        assert_eq!(
-            index(&l, -4),
-            Err(EvalError::IndexOutOfRange { index: -4, len: 3 })
-        );
+        assert_eq!(index(&l, 3), Err(EvalError::IndexOutOfRange { index: 3, len: 3 }));
+        assert_eq!(index(&l, -4), Err(EvalError::IndexOutOfRange { index: -4, len: 3 }));
         assert_eq!(
             index(&l, i64::MIN),
             Err(EvalError::IndexOutOfRange {
@@ -468,10 +457,7 @@ mod tests {
     fn clamp_rejects_inverted_bounds_and_nan() {
         assert!(matches!(
             clamp_i64(5, 10, 1),
-            Err(EvalError::InvalidArgument {
-                function: "clamp",
-                ..
-            })
+            Err(EvalError::InvalidArgument { function: "clamp", .. })
         ));
         assert!(clamp_u64(5, 10, 1).is_err());
         assert!(clamp_f64(5.0, 10.0, 1.0).is_err());
@@ -494,10 +480,7 @@ mod tests {
     #[test]
     fn conversions_fail_instead_of_saturating() {
         assert_eq!(parse_i64(" -12 "), Ok(-12));
-        assert!(matches!(
-            parse_i64("12x"),
-            Err(EvalError::Conversion { to: "i64", .. })
-        ));
+        assert!(matches!(parse_i64("12x"), Err(EvalError::Conversion { to: "i64", .. })));
         assert!(parse_u64("-1").is_err());
         assert_eq!(parse_f64("2.5"), Ok(2.5));
         assert!(parse_f64("").is_err());
@@ -524,10 +507,7 @@ mod tests {
             parse_timestamp("2024-01-01 00:00:00", "%Y-%m-%d %H:%M:%S"),
             Ok(1_704_067_200_000)
         );
-        assert_eq!(
-            parse_timestamp("2024-01-01", "%Y-%m-%d"),
-            Ok(1_704_067_200_000)
-        );
+        assert_eq!(parse_timestamp("2024-01-01", "%Y-%m-%d"), Ok(1_704_067_200_000));
         assert_eq!(
             parse_timestamp("2024-01-01 01:00:00 +0100", "%Y-%m-%d %H:%M:%S %z"),
             Ok(1_704_067_200_000)

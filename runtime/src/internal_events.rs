@@ -130,12 +130,8 @@ mod tests {
         let a2 = events.clone().component("sources.a");
         a.emit(InternalEvent::Received(3));
         a2.emit(InternalEvent::Sent(2));
-        events
-            .component("transforms.t")
-            .emit(InternalEvent::DeadLettered(1));
-        events
-            .component("transforms.t")
-            .emit(InternalEvent::Dropped(4));
+        events.component("transforms.t").emit(InternalEvent::DeadLettered(1));
+        events.component("transforms.t").emit(InternalEvent::Dropped(4));
         assert_eq!(
             events.snapshot(),
             vec![

@@ -138,10 +138,7 @@ fn process_env(name: &str) -> Option<String> {
 impl Settings {
     /// Resolves every setting from its default template, the process environment and
     /// the `--set` overrides (in command-line order; the last one for a key wins).
-    pub fn resolve(
-        defs: &[SettingDef],
-        overrides: &[(String, String)],
-    ) -> Result<Settings, StartError> {
+    pub fn resolve(defs: &[SettingDef], overrides: &[(String, String)]) -> Result<Settings, StartError> {
         Settings::resolve_with(defs, overrides, &process_env)
     }
 
@@ -159,9 +156,7 @@ impl Settings {
                     let keys: Vec<&str> = defs.iter().map(|d| d.key).collect();
                     format!("valid settings: {}", keys.join(", "))
                 };
-                return Err(StartError::new(format!(
-                    "unknown setting `{key}` in --set; {valid}"
-                )));
+                return Err(StartError::new(format!("unknown setting `{key}` in --set; {valid}")));
             }
         }
         let mut values = Vec::with_capacity(defs.len());
@@ -170,8 +165,8 @@ impl Settings {
                 Some((_, v)) => (v.as_str(), " (from --set)"),
                 None => (def.default, ""),
             };
-            let value = expand(template, env)
-                .map_err(|e| StartError::new(format!("setting `{}`{origin}: {e}", def.key)))?;
+            let value =
+                expand(template, env).map_err(|e| StartError::new(format!("setting `{}`{origin}: {e}", def.key)))?;
             values.push((def.key, value));
         }
         Ok(Settings { values })
@@ -197,11 +192,7 @@ impl Settings {
             .map_err(|_| StartError::new(format!("setting `{key}`: expected {what}, got `{raw}`")))
     }
 
-    fn opt_parsed<T: std::str::FromStr>(
-        &self,
-        key: &str,
-        what: &str,
-    ) -> Result<Option<T>, StartError> {
+    fn opt_parsed<T: std::str::FromStr>(&self, key: &str, what: &str) -> Result<Option<T>, StartError> {
         if self.raw(key)?.trim().is_empty() {
             Ok(None)
         } else {
@@ -268,10 +259,7 @@ mod tests {
 
     #[test]
     fn expands_variables_defaults_and_escapes() {
-        assert_eq!(
-            ex("tcp://${HOST}:9092").as_deref(),
-            Ok("tcp://broker-1:9092")
-        );
+        assert_eq!(ex("tcp://${HOST}:9092").as_deref(), Ok("tcp://broker-1:9092"));
         assert_eq!(ex("${NOPE:-in.jsonl}").as_deref(), Ok("in.jsonl"));
         assert_eq!(ex("${EMPTY:-fallback}").as_deref(), Ok("fallback"));
         assert_eq!(ex("[${EMPTY}]").as_deref(), Ok("[]"));
@@ -279,11 +267,7 @@ mod tests {
         assert_eq!(ex("${NOPE:-${HOST}:1}").as_deref(), Ok("broker-1:1"));
         assert_eq!(ex("cost $$5 and $x").as_deref(), Ok("cost $5 and $x"));
         assert_eq!(ex("$${HOST}").as_deref(), Ok("${HOST}"));
-        assert_eq!(
-            ex("${DOLLAR}").as_deref(),
-            Ok("${HOST}"),
-            "env values are literal"
-        );
+        assert_eq!(ex("${DOLLAR}").as_deref(), Ok("${HOST}"), "env values are literal");
         assert_eq!(ex("trailing $").as_deref(), Ok("trailing $"));
         assert_eq!(ex("ünï${HOST}cødé").as_deref(), Ok("ünïbroker-1cødé"));
     }
@@ -341,16 +325,9 @@ mod tests {
             &env,
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            s.str("sources.readings.path").as_deref(),
-            Ok("/tmp/in.jsonl")
-        );
+        assert_eq!(s.str("sources.readings.path").as_deref(), Ok("/tmp/in.jsonl"));
         assert_eq!(s.str("sinks.out.brokers").as_deref(), Ok("broker-1:9092"));
-        assert_eq!(
-            s.opt_f64("sources.gen.rate"),
-            Ok(Some(2.5)),
-            "last --set wins"
-        );
+        assert_eq!(s.opt_f64("sources.gen.rate"), Ok(Some(2.5)), "last --set wins");
     }
 
     #[test]
@@ -361,10 +338,7 @@ mod tests {
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert!(
-            err.contains("(from --set)") && err.contains("NOPE"),
-            "{err}"
-        );
+        assert!(err.contains("(from --set)") && err.contains("NOPE"), "{err}");
     }
 
     #[test]
@@ -373,10 +347,7 @@ mod tests {
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert!(
-            err.contains("unknown setting `sources.reading.path`"),
-            "{err}"
-        );
+        assert!(err.contains("unknown setting `sources.reading.path`"), "{err}");
         assert!(
             err.contains("sources.readings.path, sinks.out.brokers, sources.gen.rate"),
             "{err}"
@@ -401,9 +372,9 @@ mod tests {
         assert_eq!(s.bool("b"), Ok(true));
         assert_eq!(s.opt_u64("e"), Ok(None));
         assert_eq!(s.opt_u64("n"), Ok(Some(42)));
-        assert!(s.u64("x").is_err_and(|e| e
-            .to_string()
-            .contains("expected an unsigned integer, got `abc`")));
+        assert!(s
+            .u64("x")
+            .is_err_and(|e| e.to_string().contains("expected an unsigned integer, got `abc`")));
         assert!(s.bool("x").is_err());
         assert!(s.opt_f64("x").is_err());
         assert!(s.str("missing").is_err());

@@ -25,19 +25,12 @@ impl Shutdown {
     /// a second signal.
     pub fn install() -> Result<Self, StartError> {
         let shutdown = Shutdown::new();
-        for (signal, status) in [
-            (signal_hook::consts::SIGINT, 130),
-            (signal_hook::consts::SIGTERM, 143),
-        ] {
+        for (signal, status) in [(signal_hook::consts::SIGINT, 130), (signal_hook::consts::SIGTERM, 143)] {
             // Order matters: the conditional exit must see the flag *before* this signal
             // sets it, so it is registered first.
-            signal_hook::flag::register_conditional_shutdown(
-                signal,
-                status,
-                Arc::clone(&shutdown.flag),
-            )
-            .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&shutdown.flag)))
-            .map_err(|e| StartError::new(format!("cannot install signal handler: {e}")))?;
+            signal_hook::flag::register_conditional_shutdown(signal, status, Arc::clone(&shutdown.flag))
+                .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&shutdown.flag)))
+                .map_err(|e| StartError::new(format!("cannot install signal handler: {e}")))?;
         }
         Ok(shutdown)
     }

@@ -45,10 +45,7 @@ pub(crate) struct Rfc3339Buf {
 
 impl Rfc3339Buf {
     pub(crate) fn new(ms: i64) -> Self {
-        let mut b = Rfc3339Buf {
-            bytes: [0; 40],
-            len: 0,
-        };
+        let mut b = Rfc3339Buf { bytes: [0; 40], len: 0 };
         let (year, month, day) = civil_from_days(ms.div_euclid(MS_PER_DAY));
         let in_day = ms.rem_euclid(MS_PER_DAY);
         if (0..=9999).contains(&year) {
@@ -325,16 +322,10 @@ mod tests {
     #[test]
     fn rfc3339_formats_with_millis_and_z() {
         assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            format_rfc3339(1_704_067_200_123),
-            "2024-01-01T00:00:00.123Z"
-        );
+        assert_eq!(format_rfc3339(1_704_067_200_123), "2024-01-01T00:00:00.123Z");
         assert_eq!(format_rfc3339(-1), "1969-12-31T23:59:59.999Z");
         // 2024 is a leap year.
-        assert_eq!(
-            format_rfc3339(1_709_164_800_000),
-            "2024-02-29T00:00:00.000Z"
-        );
+        assert_eq!(format_rfc3339(1_709_164_800_000), "2024-02-29T00:00:00.000Z");
     }
 
     #[test]
@@ -350,8 +341,8 @@ mod tests {
         let mut ms = -5_000_000_000_000_i64;
         while ms < 5_000_000_000_000 {
             let ours = format_rfc3339(ms);
-            let theirs = chrono::DateTime::from_timestamp_millis(ms)
-                .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+            let theirs =
+                chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
             assert_eq!(Some(ours.clone()), theirs);
             assert_eq!(parse_rfc3339(&ours), Some(ms));
             ms += 86_400_000 * 17 + 3_723_456;
@@ -396,9 +387,8 @@ mod tests {
 
     #[test]
     fn serde_modules_round_trip() {
-        let rec: Rec =
-            serde_json::from_str(r#"{"s": 1.25, "r": "2024-01-01T00:00:00.5Z", "or": null}"#)
-                .unwrap_or_else(|e| panic!("{e}"));
+        let rec: Rec = serde_json::from_str(r#"{"s": 1.25, "r": "2024-01-01T00:00:00.5Z", "or": null}"#)
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             rec,
             Rec {
@@ -435,8 +425,6 @@ mod tests {
     fn serde_rejects_wrong_types() {
         assert!(serde_json::from_str::<Rec>(r#"{"s": "1", "r": "2024-01-01T00:00:00Z"}"#).is_err());
         assert!(serde_json::from_str::<Rec>(r#"{"s": 1, "r": 5}"#).is_err());
-        assert!(
-            serde_json::from_str::<Rec>(r#"{"s": 1e300, "r": "2024-01-01T00:00:00Z"}"#).is_err()
-        );
+        assert!(serde_json::from_str::<Rec>(r#"{"s": 1e300, "r": "2024-01-01T00:00:00Z"}"#).is_err());
     }
 }

@@ -141,9 +141,7 @@ struct HotReadings {
 
 impl Pipeline for HotReadings {
     fn step(&mut self) -> Result<Step, RunError> {
-        Ok(Step::from(
-            self.readings.poll(&mut self.outs, flow_readings)?,
-        ))
+        Ok(Step::from(self.readings.poll(&mut self.outs, flow_readings)?))
     }
     fn close(&mut self) -> Result<(), RunError> {
         self.outs.flush()
@@ -173,10 +171,7 @@ fn build_with(ctx: &Context, on_error: OnError) -> Result<HotReadings, StartErro
                 CsvEncoder::new(b',', true),
                 ctx,
             ),
-            dead_letters: DeadLetters::to_sinks(vec![Box::new(FileSink::create(
-                &s.str("sinks.bad.path")?,
-                false,
-            )?)]),
+            dead_letters: DeadLetters::to_sinks(vec![Box::new(FileSink::create(&s.str("sinks.bad.path")?, false)?)]),
         },
     })
 }
@@ -205,8 +200,7 @@ struct Dir(PathBuf);
 
 impl Dir {
     fn new(name: &str) -> Dir {
-        let dir =
-            std::env::temp_dir().join(format!("rill-runtime-it-{}-{name}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("rill-runtime-it-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
         Dir(dir)
@@ -286,9 +280,7 @@ fn good_records_reach_the_sinks_and_bad_ones_the_dead_letters() {
         .is_some_and(|r| r.contains("\"device_id\":\"c\"")));
     assert_eq!(bad[1]["component"], "transforms.fahrenheit");
     assert_eq!(bad[1]["reason"], "division by zero");
-    assert!(bad[1]["record"]
-        .as_str()
-        .is_some_and(|r| r.contains("\"calib\":0")));
+    assert!(bad[1]["record"].as_str().is_some_and(|r| r.contains("\"calib\":0")));
     assert_eq!(bad[2]["component"], "sources.readings");
     assert_eq!(bad[2]["record"], "not json at all");
 }
@@ -297,14 +289,10 @@ fn good_records_reach_the_sinks_and_bad_ones_the_dead_letters() {
 fn on_error_fail_exits_1_after_closing_outputs() {
     let dir = Dir::new("fail");
     std::fs::write(dir.path("in.jsonl"), INPUT).unwrap_or_else(|e| panic!("{e}"));
-    let code = run_with_args(&INFO, dir.args(), |ctx: &Context| {
-        build_with(ctx, OnError::Fail)
-    });
+    let code = run_with_args(&INFO, dir.args(), |ctx: &Context| build_with(ctx, OnError::Fail));
     assert_eq!(code, ExitCode::FAILURE);
     // The record before the bad one was still written: close() flushed it.
-    assert!(dir
-        .read("out/hot.jsonl")
-        .starts_with("{\"device_id\":\"a\""));
+    assert!(dir.read("out/hot.jsonl").starts_with("{\"device_id\":\"a\""));
     assert_eq!(dir.read("out/bad.jsonl"), "");
 }
 
@@ -312,10 +300,7 @@ fn on_error_fail_exits_1_after_closing_outputs() {
 fn configuration_mistakes_exit_2_before_any_output() {
     let dir = Dir::new("config");
     // RILL_IT_INPUT is never set, so the default of sources.readings.path cannot resolve.
-    assert_eq!(
-        run_with_args(&INFO, Vec::<String>::new(), build),
-        ExitCode::from(2)
-    );
+    assert_eq!(run_with_args(&INFO, Vec::<String>::new(), build), ExitCode::from(2));
     let mut unknown = dir.args();
     unknown.extend(["--set".to_owned(), "sinks.nope.path=x".to_owned()]);
     assert_eq!(run_with_args(&INFO, unknown, build), ExitCode::from(2));
@@ -330,12 +315,6 @@ fn configuration_mistakes_exit_2_before_any_output() {
 
 #[test]
 fn help_and_version_exit_0() {
-    assert_eq!(
-        run_with_args(&INFO, ["--help".to_owned()], build),
-        ExitCode::SUCCESS
-    );
-    assert_eq!(
-        run_with_args(&INFO, ["--version".to_owned()], build),
-        ExitCode::SUCCESS
-    );
+    assert_eq!(run_with_args(&INFO, ["--help".to_owned()], build), ExitCode::SUCCESS);
+    assert_eq!(run_with_args(&INFO, ["--version".to_owned()], build), ExitCode::SUCCESS);
 }

@@ -14,7 +14,9 @@ pub fn repo() -> PathBuf {
 
 /// The build cache shared by every test run, so runtime dependencies compile once.
 pub fn cache_dir() -> PathBuf {
-    std::env::var_os("RILL_CACHE_DIR").map(PathBuf::from).unwrap_or_else(|| repo().join("target/rill-test-cache"))
+    std::env::var_os("RILL_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/rill-test-cache"))
 }
 
 pub fn rill() -> Command {
@@ -40,7 +42,11 @@ pub fn build(spec: &str) -> PathBuf {
         .arg(&out)
         .output()
         .expect("rill runs");
-    assert!(output.status.success(), "rill build {spec} failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "rill build {spec} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     built.insert(spec.to_string(), out.clone());
     out
 }
@@ -76,7 +82,10 @@ pub fn json_lines(bytes: &[u8]) -> Vec<serde_json::Value> {
 
 /// Structured log lines on stderr that are dead letters.
 pub fn dead_letters(stderr: &[u8]) -> Vec<serde_json::Value> {
-    json_lines(stderr).into_iter().filter(|v| v.get("reason").is_some() && v.get("record").is_some()).collect()
+    json_lines(stderr)
+        .into_iter()
+        .filter(|v| v.get("reason").is_some() && v.get("record").is_some())
+        .collect()
 }
 
 /// A small deterministic PRNG (splitmix64), independent of the runtime's generator.

@@ -15,7 +15,8 @@ pub fn file(path: &str) -> Option<&'static [u8]> {
 
 /// A template as text.
 pub fn template(name: &str) -> &'static str {
-    let bytes = file(&format!("templates/{name}")).unwrap_or_else(|| panic!("template {name} is embedded at build time"));
+    let bytes =
+        file(&format!("templates/{name}")).unwrap_or_else(|| panic!("template {name} is embedded at build time"));
     std::str::from_utf8(bytes).expect("templates are UTF-8")
 }
 

@@ -48,12 +48,17 @@ pub enum BuildError {
     Io { path: PathBuf, source: io::Error },
     #[error("could not run cargo: {0}")]
     Cargo(io::Error),
-    #[error("cargo failed to build the generated crate (this is a rill bug if the spec passed `rill check`):\n{output}")]
+    #[error(
+        "cargo failed to build the generated crate (this is a rill bug if the spec passed `rill check`):\n{output}"
+    )]
     Failed { output: String },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BuildError + '_ {
-    move |source| BuildError::Io { path: path.to_path_buf(), source }
+    move |source| BuildError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Where rill keeps extracted runtimes, generated crates and the target dir.
@@ -84,8 +89,11 @@ pub fn write_crate(ir: &Ir, spec_path: &Path, main_rs: &str) -> Result<Crate, Bu
     let cache = cache_dir();
     let runtime = embedded::extract_runtime(&cache).map_err(io_err(&cache))?;
     let abs_spec = spec_path.canonicalize().unwrap_or_else(|_| spec_path.to_path_buf());
-    let path_hash: String =
-        Sha256::digest(abs_spec.to_string_lossy().as_bytes()).iter().take(4).map(|b| format!("{b:02x}")).collect();
+    let path_hash: String = Sha256::digest(abs_spec.to_string_lossy().as_bytes())
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let bin_name = format!("{}-{path_hash}", ir.name.replace('_', "-"));
     let dir = cache.join("pipelines").join(&bin_name);
     write_crate_at(&dir, &bin_name, &runtime, ir, main_rs)?;

@@ -17,7 +17,12 @@ impl Progress {
         if !interactive {
             eprintln!("   Building {label}");
         }
-        Progress { label: label.to_string(), started: Instant::now(), interactive, compiled: 0 }
+        Progress {
+            label: label.to_string(),
+            started: Instant::now(),
+            interactive,
+            compiled: 0,
+        }
     }
 
     /// Feed one line of cargo's stderr.
@@ -39,7 +44,10 @@ impl Progress {
         }
         let secs = self.started.elapsed().as_secs_f64();
         if ok {
-            eprintln!("    Finished {} in {secs:.1}s ({} crates compiled)", self.label, self.compiled);
+            eprintln!(
+                "    Finished {} in {secs:.1}s ({} crates compiled)",
+                self.label, self.compiled
+            );
         } else {
             eprintln!("      Failed {} after {secs:.1}s", self.label);
         }

@@ -143,7 +143,11 @@ impl ExprGen {
                 }
             }
             Func::Replace => {
-                let (a, b, c) = (self.borrowed(&args[0]), self.borrowed(&args[1]), self.borrowed(&args[2]));
+                let (a, b, c) = (
+                    self.borrowed(&args[0]),
+                    self.borrowed(&args[1]),
+                    self.borrowed(&args[2]),
+                );
                 (quote!(fns::replace(#a, #b, #c)), Owned)
             }
             Func::Split => {
@@ -155,7 +159,9 @@ impl ExprGen {
                 (quote!([#(#parts),*].concat()), Owned)
             }
             Func::Matches => {
-                let TKind::Str(pattern) = &args[1].kind else { unreachable!("checked: pattern is a literal") };
+                let TKind::Str(pattern) = &args[1].kind else {
+                    unreachable!("checked: pattern is a literal")
+                };
                 let index = match self.regexes.iter().position(|p| p == pattern) {
                     Some(i) => i,
                     None => {

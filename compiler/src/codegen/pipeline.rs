@@ -65,10 +65,14 @@ fn pipeline_info(ir: &Ir) -> TokenStream {
 fn format_impls(ir: &Ir) -> Vec<TokenStream> {
     let mut csv: Vec<&RecordType> = Vec::new();
     let mut lines: Vec<&RecordType> = Vec::new();
-    let uses = ir.sources.iter().map(|s| (s.format, &*s.record)).chain(ir.sinks.iter().filter_map(|s| match &s.input {
-        SinkInput::Records(r) => Some((s.format, &**r)),
-        SinkInput::DeadLetters => None,
-    }));
+    let uses = ir
+        .sources
+        .iter()
+        .map(|s| (s.format, &*s.record))
+        .chain(ir.sinks.iter().filter_map(|s| match &s.input {
+            SinkInput::Records(r) => Some((s.format, &**r)),
+            SinkInput::DeadLetters => None,
+        }));
     for (format, record) in uses {
         let list = match format {
             IrFormat::Csv { .. } => &mut csv,
@@ -79,7 +83,10 @@ fn format_impls(ir: &Ir) -> Vec<TokenStream> {
             list.push(record);
         }
     }
-    csv.into_iter().map(records::csv_impl).chain(lines.into_iter().map(records::line_impl)).collect()
+    csv.into_iter()
+        .map(records::csv_impl)
+        .chain(lines.into_iter().map(records::line_impl))
+        .collect()
 }
 
 /// Calls that hand `rec` to every downstream node.
@@ -180,10 +187,14 @@ fn sinks_struct(ir: &Ir) -> TokenStream {
         let name = prefixed("sink_", &s.name);
         Some(quote!(#name: #ty,))
     });
-    let flushes = ir.sinks.iter().filter(|s| matches!(s.input, SinkInput::Records(_))).map(|s| {
-        let name = prefixed("sink_", &s.name);
-        quote!(self.#name.flush()?;)
-    });
+    let flushes = ir
+        .sinks
+        .iter()
+        .filter(|s| matches!(s.input, SinkInput::Records(_)))
+        .map(|s| {
+            let name = prefixed("sink_", &s.name);
+            quote!(self.#name.flush()?;)
+        });
     quote! {
         /// Every output of the pipeline, and its dead letters.
         struct Sinks {
@@ -219,13 +230,21 @@ fn job(ir: &Ir) -> TokenStream {
         let init = sources::construct(s);
         quote!(#name: #init,)
     });
-    let sink_inits = ir.sinks.iter().filter(|s| matches!(s.input, SinkInput::Records(_))).map(|s| {
-        let name = prefixed("sink_", &s.name);
-        let init = sinks::construct(s);
-        quote!(#name: #init,)
-    });
-    let dead_letter_sinks: Vec<TokenStream> =
-        ir.sinks.iter().filter(|s| matches!(s.input, SinkInput::DeadLetters)).map(sinks::raw_sink).collect();
+    let sink_inits = ir
+        .sinks
+        .iter()
+        .filter(|s| matches!(s.input, SinkInput::Records(_)))
+        .map(|s| {
+            let name = prefixed("sink_", &s.name);
+            let init = sinks::construct(s);
+            quote!(#name: #init,)
+        });
+    let dead_letter_sinks: Vec<TokenStream> = ir
+        .sinks
+        .iter()
+        .filter(|s| matches!(s.input, SinkInput::DeadLetters))
+        .map(sinks::raw_sink)
+        .collect();
     let dead_letters = if dead_letter_sinks.is_empty() {
         quote!(DeadLetters::stderr())
     } else {

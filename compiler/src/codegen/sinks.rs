@@ -8,7 +8,9 @@ use crate::ir::{IrFormat, IrSink, IrSinkKind, SinkInput};
 
 /// The field type of a record sink in the `Sinks` struct.
 pub fn output_type(s: &IrSink) -> Option<TokenStream> {
-    let SinkInput::Records(record) = &s.input else { return None };
+    let SinkInput::Records(record) = &s.input else {
+        return None;
+    };
     let record = type_ident(&record.rust_name);
     Some(match s.format {
         IrFormat::Json => quote!(Output<JsonEncoder<#record>>),
@@ -21,7 +23,9 @@ pub fn output_type(s: &IrSink) -> Option<TokenStream> {
 pub fn raw_sink(s: &IrSink) -> TokenStream {
     match &s.kind {
         IrSinkKind::Stdout => quote!(Box::new(StdoutSink::new())),
-        IrSinkKind::File { path_key, append } => quote!(Box::new(FileSink::create(&ctx.settings.str(#path_key)?, #append)?)),
+        IrSinkKind::File { path_key, append } => {
+            quote!(Box::new(FileSink::create(&ctx.settings.str(#path_key)?, #append)?))
+        }
     }
 }
 

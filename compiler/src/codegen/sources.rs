@@ -26,7 +26,12 @@ pub fn construct(s: &IrSource) -> TokenStream {
             quote!(FileSource::open(&ctx.settings.str(#path_key)?, #follow)?)
         }
         IrSourceKind::Stdin => quote!(StdinSource::new()),
-        IrSourceKind::Generator { count_key, rate_key, seed, .. } => {
+        IrSourceKind::Generator {
+            count_key,
+            rate_key,
+            seed,
+            ..
+        } => {
             let fields = generator_fields_ident(&s.name);
             quote!(GeneratorSource::new(#fields, ctx.settings.opt_u64(#count_key)?, ctx.settings.opt_f64(#rate_key)?, #seed))
         }
@@ -50,7 +55,9 @@ fn generator_fields_ident(source: &str) -> proc_macro2::Ident {
 
 /// `static <NAME>_FIELDS: &[GenField]` for generator sources.
 pub fn generator_statics(s: &IrSource) -> Option<TokenStream> {
-    let IrSourceKind::Generator { fields, .. } = &s.kind else { return None };
+    let IrSourceKind::Generator { fields, .. } = &s.kind else {
+        return None;
+    };
     let name = generator_fields_ident(&s.name);
     let fields = gen_fields(fields);
     Some(quote!(static #name: &[GenField] = #fields;))
@@ -73,7 +80,12 @@ fn gen_kind(kind: &GenKind) -> TokenStream {
         GenKind::UInt { min, max } => quote!(GenKind::UInt { min: #min, max: #max }),
         GenKind::Float { min, max } => quote!(GenKind::Float { min: #min, max: #max }),
         GenKind::Bool { p_true } => quote!(GenKind::Bool { p_true: #p_true }),
-        GenKind::Time { start_ms, step_ms, jitter_ms, repr } => {
+        GenKind::Time {
+            start_ms,
+            step_ms,
+            jitter_ms,
+            repr,
+        } => {
             let repr = match repr {
                 TsRepr::Millis => quote!(TsRepr::Millis),
                 TsRepr::Seconds => quote!(TsRepr::Seconds),

@@ -50,7 +50,11 @@ impl TExpr {
 /// Check `expr` against `record`. `locate` maps a span inside the expression
 /// text to a span in the spec, so errors point at the exact column.
 pub fn check(expr: &Expr, record: &RecordType, locate: &dyn Fn(&ExprSpan) -> Span) -> Result<TExpr, Vec<SpecError>> {
-    let mut checker = Checker { record, locate, errors: Vec::new() };
+    let mut checker = Checker {
+        record,
+        locate,
+        errors: Vec::new(),
+    };
     match checker.expr(expr) {
         Some(t) if checker.errors.is_empty() => Ok(t),
         _ => Err(checker.errors),
@@ -83,7 +87,13 @@ impl Checker<'_> {
 
     fn expr(&mut self, e: &Expr) -> Option<TExpr> {
         let span = e.span.clone();
-        let typed = |kind, ty| Some(TExpr { kind, ty, span: span.clone() });
+        let typed = |kind, ty| {
+            Some(TExpr {
+                kind,
+                ty,
+                span: span.clone(),
+            })
+        };
         match &e.kind {
             ExprKind::Str(s) => typed(TKind::Str(s.clone()), Type::String),
             ExprKind::Int(v) => match i64::try_from(*v) {
@@ -107,7 +117,12 @@ impl Checker<'_> {
                     }
                     (UnOp::Not, ty) => {
                         let ty = ty.clone();
-                        self.type_error(&span, format!("`!` needs a bool, found {ty}"), format!("this is {ty}"), None)
+                        self.type_error(
+                            &span,
+                            format!("`!` needs a bool, found {ty}"),
+                            format!("this is {ty}"),
+                            None,
+                        )
                     }
                 }
             }
@@ -124,7 +139,12 @@ impl Checker<'_> {
                 let (cond, then, otherwise) = (cond?, then?, otherwise?);
                 if cond.ty != Type::Bool {
                     let ty = cond.ty.clone();
-                    return self.type_error(&cond.span, format!("an `if` condition must be a bool, found {ty}"), format!("this is {ty}"), None);
+                    return self.type_error(
+                        &cond.span,
+                        format!("an `if` condition must be a bool, found {ty}"),
+                        format!("this is {ty}"),
+                        None,
+                    );
                 }
                 let (then, otherwise) = unify(then, otherwise);
                 if then.ty != otherwise.ty {
@@ -144,11 +164,21 @@ impl Checker<'_> {
                 let (base, index) = (base?, index?);
                 let Type::List(item) = base.ty.clone() else {
                     let ty = base.ty.clone();
-                    return self.type_error(&base.span, format!("only lists can be indexed, found {ty}"), format!("this is {ty}"), Some("`split(text, \",\")[0]` gives a list".into()));
+                    return self.type_error(
+                        &base.span,
+                        format!("only lists can be indexed, found {ty}"),
+                        format!("this is {ty}"),
+                        Some("`split(text, \",\")[0]` gives a list".into()),
+                    );
                 };
                 if index.ty != Type::I64 {
                     let ty = index.ty.clone();
-                    return self.type_error(&index.span, format!("a list index must be an i64, found {ty}"), format!("this is {ty}"), None);
+                    return self.type_error(
+                        &index.span,
+                        format!("a list index must be an i64, found {ty}"),
+                        format!("this is {ty}"),
+                        None,
+                    );
                 }
                 typed(TKind::Index(Box::new(base), Box::new(index)), *item)
             }
@@ -162,7 +192,12 @@ impl Checker<'_> {
         for (i, (name, seg_span)) in path.iter().enumerate() {
             let Some(field) = record.field(name) else {
                 let at = (self.locate)(seg_span);
-                self.errors.push(SpecError::unknown_expr_field(name, &record.display, &at, &record.field_names()));
+                self.errors.push(SpecError::unknown_expr_field(
+                    name,
+                    &record.display,
+                    &at,
+                    &record.field_names(),
+                ));
                 return None;
             };
             ty = Some(field.ty.clone());
@@ -171,13 +206,22 @@ impl Checker<'_> {
                     Type::Record(nested) => record = nested,
                     other => {
                         let other = other.clone();
-                        return self.type_error(seg_span, format!("`{name}` is a {other}, it has no fields"), format!("this is {other}"), None);
+                        return self.type_error(
+                            seg_span,
+                            format!("`{name}` is a {other}, it has no fields"),
+                            format!("this is {other}"),
+                            None,
+                        );
                     }
                 }
             }
         }
         let path = path.iter().map(|(n, _)| n.clone()).collect();
-        Some(TExpr { kind: TKind::Field(path), ty: ty?, span: span.clone() })
+        Some(TExpr {
+            kind: TKind::Field(path),
+            ty: ty?,
+            span: span.clone(),
+        })
     }
 
     fn binary(&mut self, op: BinOp, left: TExpr, right: TExpr, span: ExprSpan) -> Option<TExpr> {
@@ -224,7 +268,8 @@ impl Checker<'_> {
     fn call(&mut self, name: &str, name_span: &ExprSpan, args: &[Expr], span: ExprSpan) -> Option<TExpr> {
         let Some((func, signature)) = functions::lookup(name) else {
             let at = (self.locate)(name_span);
-            self.errors.push(SpecError::unknown_function(name, &at, &functions::names()));
+            self.errors
+                .push(SpecError::unknown_function(name, &at, &functions::names()));
             return None;
         };
         let mut typed = Vec::new();
@@ -239,8 +284,16 @@ impl Checker<'_> {
         let ty = match functions::result_type(func, signature, &types) {
             Ok(ty) => ty,
             Err(p) => {
-                let at = p.arg.and_then(|i| typed.get(i)).map(|t| t.span.clone()).unwrap_or(span.clone());
-                let label = p.arg.and_then(|i| types.get(i)).map(|t| format!("this is {t}")).unwrap_or_else(|| format!("in this call to `{name}`"));
+                let at = p
+                    .arg
+                    .and_then(|i| typed.get(i))
+                    .map(|t| t.span.clone())
+                    .unwrap_or(span.clone());
+                let label = p
+                    .arg
+                    .and_then(|i| types.get(i))
+                    .map(|t| format!("this is {t}"))
+                    .unwrap_or_else(|| format!("in this call to `{name}`"));
                 return self.type_error(&at, p.message, label, p.help);
             }
         };
@@ -248,7 +301,12 @@ impl Checker<'_> {
         if matches!(func, Func::Matches | Func::ParseTimestamp | Func::FormatTimestamp) {
             let arg = &typed[1];
             let TKind::Str(pattern) = &arg.kind else {
-                return self.type_error(&arg.span, format!("the second argument of `{name}` must be a string literal"), "not a literal".into(), Some(signature.to_string()));
+                return self.type_error(
+                    &arg.span,
+                    format!("the second argument of `{name}` must be a string literal"),
+                    "not a literal".into(),
+                    Some(signature.to_string()),
+                );
             };
             if func == Func::Matches {
                 if let Err(e) = regex::Regex::new(pattern) {
@@ -260,7 +318,11 @@ impl Checker<'_> {
                 }
             }
         }
-        Some(TExpr { kind: TKind::Call(func, typed), ty, span })
+        Some(TExpr {
+            kind: TKind::Call(func, typed),
+            ty,
+            span,
+        })
     }
 }
 
@@ -312,7 +374,11 @@ fn coerce(e: TExpr, to: &Type) -> TExpr {
         Type::I64 if value <= i64::MAX as i128 => TKind::I64(value as i64),
         _ => return e,
     };
-    TExpr { kind, ty: to.clone(), span: e.span }
+    TExpr {
+        kind,
+        ty: to.clone(),
+        span: e.span,
+    }
 }
 
 fn unify(a: TExpr, b: TExpr) -> (TExpr, TExpr) {
@@ -352,7 +418,11 @@ mod tests {
     use crate::types::{Field, TsRepr};
 
     fn reading() -> RecordType {
-        let f = |name: &str, ty| Field { name: name.into(), ty, ts_repr: TsRepr::Millis };
+        let f = |name: &str, ty| Field {
+            name: name.into(),
+            ty,
+            ts_repr: TsRepr::Millis,
+        };
         RecordType {
             rust_name: "Reading".into(),
             display: "schema `reading`".into(),
@@ -378,11 +448,17 @@ mod tests {
 
     #[test]
     fn infers_types() {
-        assert_eq!(check_text("status == \"ok\" && temperature > 25").unwrap().ty, Type::Bool);
+        assert_eq!(
+            check_text("status == \"ok\" && temperature > 25").unwrap().ty,
+            Type::Bool
+        );
         assert_eq!(check_text("temperature * 9.0 / 5.0 + 32").unwrap().ty, Type::F64);
         assert_eq!(check_text("coalesce(humidity, 0)").unwrap().ty, Type::F64);
         assert_eq!(check_text("split(device_id, \"-\")[0]").unwrap().ty, Type::String);
-        assert_eq!(check_text("if count > 3 { \"many\" } else { \"few\" }").unwrap().ty, Type::String);
+        assert_eq!(
+            check_text("if count > 3 { \"many\" } else { \"few\" }").unwrap().ty,
+            Type::String
+        );
         assert_eq!(check_text("status.upper()").unwrap().ty, Type::String);
     }
 

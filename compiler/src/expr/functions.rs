@@ -49,7 +49,11 @@ pub const SIGNATURES: &[(&str, Func, &str)] = &[
     ("starts_with", Func::StartsWith, "starts_with(string, string) -> bool"),
     ("ends_with", Func::EndsWith, "ends_with(string, string) -> bool"),
     ("len", Func::Len, "len(string | list) -> i64"),
-    ("replace", Func::Replace, "replace(string, from: string, to: string) -> string"),
+    (
+        "replace",
+        Func::Replace,
+        "replace(string, from: string, to: string) -> string",
+    ),
     ("split", Func::Split, "split(string, separator: string) -> list<string>"),
     ("concat", Func::Concat, "concat(string, string, ...) -> string"),
     ("matches", Func::Matches, "matches(string, \"regex literal\") -> bool"),
@@ -63,11 +67,27 @@ pub const SIGNATURES: &[(&str, Func, &str)] = &[
     ("is_null", Func::IsNull, "is_null(T?) -> bool"),
     ("coalesce", Func::Coalesce, "coalesce(T?, T) -> T"),
     ("now", Func::Now, "now() -> timestamp"),
-    ("parse_timestamp", Func::ParseTimestamp, "parse_timestamp(string, \"format literal\") -> timestamp"),
-    ("format_timestamp", Func::FormatTimestamp, "format_timestamp(timestamp, \"format literal\") -> string"),
-    ("to_timestamp", Func::ToTimestamp, "to_timestamp(i64 milliseconds) -> timestamp"),
+    (
+        "parse_timestamp",
+        Func::ParseTimestamp,
+        "parse_timestamp(string, \"format literal\") -> timestamp",
+    ),
+    (
+        "format_timestamp",
+        Func::FormatTimestamp,
+        "format_timestamp(timestamp, \"format literal\") -> string",
+    ),
+    (
+        "to_timestamp",
+        Func::ToTimestamp,
+        "to_timestamp(i64 milliseconds) -> timestamp",
+    ),
     ("to_millis", Func::ToMillis, "to_millis(timestamp) -> i64"),
-    ("to_string", Func::ToString, "to_string(string | bool | i64 | u64 | f64 | timestamp) -> string"),
+    (
+        "to_string",
+        Func::ToString,
+        "to_string(string | bool | i64 | u64 | f64 | timestamp) -> string",
+    ),
     ("to_int", Func::ToInt, "to_int(string | bool | i64 | u64 | f64) -> i64"),
     ("to_uint", Func::ToUint, "to_uint(string | i64 | u64 | f64) -> u64"),
     ("to_float", Func::ToFloat, "to_float(string | i64 | u64 | f64) -> f64"),
@@ -79,7 +99,10 @@ pub fn names() -> Vec<&'static str> {
 }
 
 pub fn lookup(name: &str) -> Option<(Func, &'static str)> {
-    SIGNATURES.iter().find(|(n, ..)| *n == name).map(|(_, f, sig)| (*f, *sig))
+    SIGNATURES
+        .iter()
+        .find(|(n, ..)| *n == name)
+        .map(|(_, f, sig)| (*f, *sig))
 }
 
 /// Why a call does not fit its function's signature.
@@ -91,7 +114,11 @@ pub struct ArgProblem {
 }
 
 fn problem(message: impl Into<String>, arg: Option<usize>, help: Option<&str>) -> ArgProblem {
-    ArgProblem { message: message.into(), arg, help: help.map(str::to_string) }
+    ArgProblem {
+        message: message.into(),
+        arg,
+        help: help.map(str::to_string),
+    }
 }
 
 /// The result type of calling `func` on arguments of these types.
@@ -102,7 +129,11 @@ pub fn result_type(func: Func, signature: &str, args: &[Type]) -> Result<Type, A
             Ok(())
         } else {
             Err(problem(
-                format!("expected {n} argument{}, found {}", if n == 1 { "" } else { "s" }, args.len()),
+                format!(
+                    "expected {n} argument{}, found {}",
+                    if n == 1 { "" } else { "s" },
+                    args.len()
+                ),
                 None,
                 Some(signature),
             ))
@@ -118,7 +149,11 @@ pub fn result_type(func: Func, signature: &str, args: &[Type]) -> Result<Type, A
                 Some("handle the null first: `coalesce(field, default)`"),
             ))
         } else {
-            Err(problem(format!("expected {what}, found {}", args[i]), Some(i), Some(signature)))
+            Err(problem(
+                format!("expected {what}, found {}", args[i]),
+                Some(i),
+                Some(signature),
+            ))
         }
     };
     let string = |t: &Type| *t == String;
@@ -215,7 +250,11 @@ pub fn result_type(func: Func, signature: &str, args: &[Type]) -> Result<Type, A
             } else if args[1] == args[0] {
                 Ok(args[0].clone())
             } else {
-                Err(problem(format!("expected {inner}, found {}", args[1]), Some(1), Some(signature)))
+                Err(problem(
+                    format!("expected {inner}, found {}", args[1]),
+                    Some(1),
+                    Some(signature),
+                ))
             }
         }
         Func::Now => {
@@ -246,12 +285,20 @@ pub fn result_type(func: Func, signature: &str, args: &[Type]) -> Result<Type, A
         }
         Func::ToString => {
             arity(1)?;
-            expect(0, &|t| matches!(t, String | Bool | I64 | U64 | F64 | Timestamp), "a scalar")?;
+            expect(
+                0,
+                &|t| matches!(t, String | Bool | I64 | U64 | F64 | Timestamp),
+                "a scalar",
+            )?;
             Ok(String)
         }
         Func::ToInt => {
             arity(1)?;
-            expect(0, &|t| matches!(t, String | Bool | I64 | U64 | F64), "string, bool or number")?;
+            expect(
+                0,
+                &|t| matches!(t, String | Bool | I64 | U64 | F64),
+                "string, bool or number",
+            )?;
             Ok(I64)
         }
         Func::ToUint => {

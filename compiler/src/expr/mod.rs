@@ -34,7 +34,11 @@ pub enum ExprKind {
     Unary(UnOp, Box<Expr>),
     Binary(BinOp, Box<Expr>, Box<Expr>),
     If(Box<Expr>, Box<Expr>, Box<Expr>),
-    Call { name: String, name_span: ExprSpan, args: Vec<Expr> },
+    Call {
+        name: String,
+        name_span: ExprSpan,
+        args: Vec<Expr>,
+    },
     Index(Box<Expr>, Box<Expr>),
 }
 

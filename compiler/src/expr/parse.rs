@@ -8,18 +8,29 @@ use super::{BinOp, Expr, ExprKind, ExprProblem, ExprSpan, UnOp};
 /// Parse one expression. Every construct outside the language is a problem.
 pub fn parse(text: &str) -> Result<Expr, Vec<ExprProblem>> {
     if text.trim().is_empty() {
-        return Err(vec![ExprProblem::Syntax { message: "empty expression".into(), span: 0..text.len() }]);
+        return Err(vec![ExprProblem::Syntax {
+            message: "empty expression".into(),
+            span: 0..text.len(),
+        }]);
     }
     let lines = LineIndex::new(text);
     let parsed: syn::Expr = syn::parse_str(text).map_err(|e| {
         let mut message = e.to_string();
         if message == "cannot parse string into token stream" {
             // proc-macro2's lexer failed: usually a bad escape in a string literal.
-            message = "unreadable token (an invalid escape like `\\d` in a string? write regexes as raw strings: r\"\\d+\")".into();
+            message =
+                "unreadable token (an invalid escape like `\\d` in a string? write regexes as raw strings: r\"\\d+\")"
+                    .into();
         }
-        vec![ExprProblem::Syntax { message, span: lines.range(e.span()) }]
+        vec![ExprProblem::Syntax {
+            message,
+            span: lines.range(e.span()),
+        }]
     })?;
-    let mut conv = Converter { lines, problems: Vec::new() };
+    let mut conv = Converter {
+        lines,
+        problems: Vec::new(),
+    };
     let expr = conv.expr(&parsed);
     if conv.problems.is_empty() {
         Ok(expr)
@@ -42,7 +53,11 @@ impl<'a> LineIndex<'a> {
     }
 
     fn offset(&self, at: LineColumn) -> usize {
-        let start = self.starts.get(at.line.saturating_sub(1)).copied().unwrap_or(self.text.len());
+        let start = self
+            .starts
+            .get(at.line.saturating_sub(1))
+            .copied()
+            .unwrap_or(self.text.len());
         let col: usize = self.text[start..].chars().take(at.column).map(char::len_utf8).sum();
         (start + col).min(self.text.len())
     }
@@ -62,8 +77,15 @@ struct Converter<'a> {
 impl Converter<'_> {
     fn unsupported(&mut self, what: &str, help: &str, span: Span) -> Expr {
         let span = self.lines.range(span);
-        self.problems.push(ExprProblem::Unsupported { what: what.into(), help: help.into(), span: span.clone() });
-        Expr { kind: ExprKind::Bool(false), span }
+        self.problems.push(ExprProblem::Unsupported {
+            what: what.into(),
+            help: help.into(),
+            span: span.clone(),
+        });
+        Expr {
+            kind: ExprKind::Bool(false),
+            span,
+        }
     }
 
     fn expr(&mut self, e: &syn::Expr) -> Expr {
@@ -74,13 +96,11 @@ impl Converter<'_> {
             syn::Expr::Group(g) => return self.reparen(&g.expr, span),
             syn::Expr::Path(p) => match self.field_path(p) {
                 Some(kind) => kind,
-                None => {
-                    return self.unsupported(
-                        "a path",
-                        "refer to fields by name (`temperature`, `location.lat`); `::` paths are not part of the language",
-                        e.span(),
-                    )
-                }
+                None => return self.unsupported(
+                    "a path",
+                    "refer to fields by name (`temperature`, `location.lat`); `::` paths are not part of the language",
+                    e.span(),
+                ),
             },
             syn::Expr::Field(f) => {
                 let base = self.expr(&f.base);
@@ -105,7 +125,9 @@ impl Converter<'_> {
                 let op = match u.op {
                     syn::UnOp::Neg(_) => UnOp::Neg,
                     syn::UnOp::Not(_) => UnOp::Not,
-                    _ => return self.unsupported("dereferencing", "values are used directly, without `*`", u.op.span()),
+                    _ => {
+                        return self.unsupported("dereferencing", "values are used directly, without `*`", u.op.span())
+                    }
                 };
                 ExprKind::Unary(op, Box::new(self.expr(&u.expr)))
             }
@@ -165,7 +187,11 @@ impl Converter<'_> {
                     }
                 };
                 let args = c.args.iter().map(|a| self.expr(a)).collect();
-                ExprKind::Call { name, name_span: self.lines.range(c.func.span()), args }
+                ExprKind::Call {
+                    name,
+                    name_span: self.lines.range(c.func.span()),
+                    args,
+                }
             }
             syn::Expr::MethodCall(m) => {
                 if m.turbofish.is_some() {
@@ -174,25 +200,53 @@ impl Converter<'_> {
                 // `status.lower()` is sugar for `lower(status)`.
                 let mut args = vec![self.expr(&m.receiver)];
                 args.extend(m.args.iter().map(|a| self.expr(a)));
-                ExprKind::Call { name: m.method.to_string(), name_span: self.lines.range(m.method.span()), args }
+                ExprKind::Call {
+                    name: m.method.to_string(),
+                    name_span: self.lines.range(m.method.span()),
+                    args,
+                }
             }
             syn::Expr::Index(i) => ExprKind::Index(Box::new(self.expr(&i.expr)), Box::new(self.expr(&i.index))),
             syn::Expr::Macro(_) => {
                 return self.unsupported("a macro", "macros are not part of the expression language", e.span())
             }
-            syn::Expr::Closure(_) => return self.unsupported("a closure", "closures are not part of the expression language", e.span()),
+            syn::Expr::Closure(_) => {
+                return self.unsupported(
+                    "a closure",
+                    "closures are not part of the expression language",
+                    e.span(),
+                )
+            }
             syn::Expr::Assign(_) => {
-                return self.unsupported("assignment", "expressions compute values; use `==` to compare", e.span())
+                return self.unsupported(
+                    "assignment",
+                    "expressions compute values; use `==` to compare",
+                    e.span(),
+                )
             }
             syn::Expr::Cast(_) => {
-                return self.unsupported("`as` casts", "convert with `to_int(x)`, `to_float(x)`, `to_string(x)`", e.span())
+                return self.unsupported(
+                    "`as` casts",
+                    "convert with `to_int(x)`, `to_float(x)`, `to_string(x)`",
+                    e.span(),
+                )
             }
-            syn::Expr::Reference(_) => return self.unsupported("a reference", "values are used directly, without `&`", e.span()),
-            syn::Expr::Unsafe(_) => return self.unsupported("`unsafe`", "not part of the expression language", e.span()),
+            syn::Expr::Reference(_) => {
+                return self.unsupported("a reference", "values are used directly, without `&`", e.span())
+            }
+            syn::Expr::Unsafe(_) => {
+                return self.unsupported("`unsafe`", "not part of the expression language", e.span())
+            }
             syn::Expr::Match(_) => {
                 return self.unsupported("`match`", "use `if … { … } else if … { … } else { … }`", e.span())
             }
-            _ => return self.unsupported("this syntax", "see docs/language.md for what expressions can contain", e.span()),
+            _ => {
+                return self.unsupported(
+                    "this syntax",
+                    "see docs/language.md for what expressions can contain",
+                    e.span(),
+                )
+            }
         };
         Expr { kind, span }
     }
@@ -237,14 +291,20 @@ impl Converter<'_> {
             syn::Lit::Int(i) if i.suffix().is_empty() => match i.base10_parse::<u64>() {
                 Ok(v) => ExprKind::Int(v),
                 Err(_) => {
-                    self.problems.push(ExprProblem::Syntax { message: "integer literal too large".into(), span: span.clone() });
+                    self.problems.push(ExprProblem::Syntax {
+                        message: "integer literal too large".into(),
+                        span: span.clone(),
+                    });
                     ExprKind::Int(0)
                 }
             },
             syn::Lit::Float(f) if f.suffix().is_empty() => match f.base10_parse::<f64>() {
                 Ok(v) => ExprKind::Float(v),
                 Err(_) => {
-                    self.problems.push(ExprProblem::Syntax { message: "invalid float literal".into(), span: span.clone() });
+                    self.problems.push(ExprProblem::Syntax {
+                        message: "invalid float literal".into(),
+                        span: span.clone(),
+                    });
                     ExprKind::Float(0.0)
                 }
             },
@@ -282,7 +342,9 @@ mod tests {
     #[test]
     fn parses_the_design_example() {
         let e = parse("status == \"ok\" && temperature > 25.0").unwrap();
-        let ExprKind::Binary(BinOp::And, left, right) = e.kind else { panic!("{e:?}") };
+        let ExprKind::Binary(BinOp::And, left, right) = e.kind else {
+            panic!("{e:?}")
+        };
         assert!(matches!(left.kind, ExprKind::Binary(BinOp::Eq, ..)));
         assert!(matches!(right.kind, ExprKind::Binary(BinOp::Gt, ..)));
     }
@@ -290,9 +352,14 @@ mod tests {
     #[test]
     fn nested_fields_and_method_sugar() {
         let e = parse("location.lat.abs()").unwrap();
-        let ExprKind::Call { name, args, .. } = e.kind else { panic!() };
+        let ExprKind::Call { name, args, .. } = e.kind else {
+            panic!()
+        };
         assert_eq!(name, "abs");
-        assert_eq!(args[0].kind, ExprKind::Field(vec![("location".into(), 0..8), ("lat".into(), 9..12)]));
+        assert_eq!(
+            args[0].kind,
+            ExprKind::Field(vec![("location".into(), 0..8), ("lat".into(), 9..12)])
+        );
     }
 
     #[test]

@@ -36,9 +36,18 @@ pub fn load(text: &str) -> Loaded {
             };
         }
     };
-    let mut loader = Loader { spans, errors: Vec::new(), fatal: false };
+    let mut loader = Loader {
+        spans,
+        errors: Vec::new(),
+        fatal: false,
+    };
     let spec = loader.load_spec(text);
-    Loaded { spec, spans: loader.spans, errors: loader.errors, fatal: loader.fatal }
+    Loaded {
+        spec,
+        spans: loader.spans,
+        errors: loader.errors,
+        fatal: loader.fatal,
+    }
 }
 
 struct Loader {
@@ -85,7 +94,9 @@ impl Loader {
             match key {
                 "name" => match value.as_str() {
                     Some(name) if is_valid_name(name) => spec.name = name.to_string(),
-                    Some(name) => self.errors.push(SpecError::invalid_name(name, &self.spans.value(&["name"]))),
+                    Some(name) => self
+                        .errors
+                        .push(SpecError::invalid_name(name, &self.spans.value(&["name"]))),
                     None => self.errors.push(SpecError::invalid_value(
                         "name",
                         "expected a string",
@@ -169,7 +180,8 @@ impl Loader {
                 other => serde_yaml::to_string(other).unwrap_or_default().trim().to_string(),
             };
             if !is_valid_name(&name) {
-                self.errors.push(SpecError::invalid_name(&name, &self.spans.key(&[section, &name])));
+                self.errors
+                    .push(SpecError::invalid_name(&name, &self.spans.key(&[section, &name])));
                 continue;
             }
             entries.push((name, value));
@@ -193,7 +205,8 @@ impl Loader {
             let mut field_path = path.to_vec();
             field_path.push(field);
             if !is_valid_field_name(field) {
-                self.errors.push(SpecError::invalid_name(field, &self.spans.key(&field_path)));
+                self.errors
+                    .push(SpecError::invalid_name(field, &self.spans.key(&field_path)));
                 continue;
             }
             let spec = match value {
@@ -293,10 +306,18 @@ impl Loader {
             }
             Some(Value::String(ty)) if types.contains(&ty.as_str()) => ty.clone(),
             Some(other) => {
-                let ty = other.as_str().map(str::to_string).unwrap_or_else(|| format!("{other:?}"));
+                let ty = other
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("{other:?}"));
                 let mut type_path = path.to_vec();
                 type_path.push("type");
-                self.errors.push(SpecError::unknown_component_type(kind, &ty, &self.spans.value(&type_path), types));
+                self.errors.push(SpecError::unknown_component_type(
+                    kind,
+                    &ty,
+                    &self.spans.value(&type_path),
+                    types,
+                ));
                 return None;
             }
         };
@@ -317,7 +338,13 @@ impl Loader {
     }
 
     /// Deserialize one piece of the spec, turning a serde failure into a located diagnostic.
-    fn de<T: DeserializeOwned>(&mut self, value: Value, base: &[&str], context: &str, extra_valid: &[&str]) -> Option<T> {
+    fn de<T: DeserializeOwned>(
+        &mut self,
+        value: Value,
+        base: &[&str],
+        context: &str,
+        extra_valid: &[&str],
+    ) -> Option<T> {
         match serde_path_to_error::deserialize::<_, T>(value) {
             Ok(v) => Some(v),
             Err(err) => {
@@ -330,7 +357,8 @@ impl Loader {
                     }
                 }
                 let message = err.into_inner().to_string();
-                self.errors.push(self.serde_error(&message, &strs(&path), context, extra_valid));
+                self.errors
+                    .push(self.serde_error(&message, &strs(&path), context, extra_valid));
                 None
             }
         }
@@ -368,7 +396,10 @@ impl Loader {
             );
         }
         let message = message.split(" at line ").next().unwrap_or(message);
-        let message = message.replace("data did not match any variant of untagged enum Inputs", "expected a name or a list of names");
+        let message = message.replace(
+            "data did not match any variant of untagged enum Inputs",
+            "expected a name or a list of names",
+        );
         SpecError::invalid_value(field, message, &self.spans.value(path), None)
     }
 }
@@ -387,4 +418,3 @@ fn backticked(text: &str) -> Vec<String> {
 fn strs(path: &[String]) -> Vec<&str> {
     path.iter().map(String::as_str).collect()
 }
-

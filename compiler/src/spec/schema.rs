@@ -20,8 +20,16 @@ pub enum ScalarType {
 
 impl ScalarType {
     /// Every type name accepted in a schema, for help texts.
-    pub const NAMES: &'static [&'static str] =
-        &["string", "bool", "i64", "u64", "f64", "timestamp_ms", "timestamp_s", "timestamp"];
+    pub const NAMES: &'static [&'static str] = &[
+        "string",
+        "bool",
+        "i64",
+        "u64",
+        "f64",
+        "timestamp_ms",
+        "timestamp_s",
+        "timestamp",
+    ];
 
     pub fn parse(name: &str) -> Option<ScalarType> {
         Some(match name {
@@ -56,7 +64,10 @@ impl fmt::Display for ScalarType {
 /// One field of a schema.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FieldSpec {
-    Scalar { ty: ScalarType, optional: bool },
+    Scalar {
+        ty: ScalarType,
+        optional: bool,
+    },
     /// A nested object with its own fields.
     Object(SchemaSpec),
 }

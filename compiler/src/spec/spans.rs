@@ -85,17 +85,16 @@ fn offset_of(text: &str, mark: &Marker) -> usize {
         .map(str::len)
         .sum();
     let line = &text[line_start.min(text.len())..];
-    let col: usize = line
-        .chars()
-        .take(mark.col())
-        .map(char::len_utf8)
-        .sum();
+    let col: usize = line.chars().take(mark.col()).map(char::len_utf8).sum();
     (line_start + col).min(text.len())
 }
 
 enum Frame {
     /// Inside a mapping: the current key (if one was read and its value is pending) and keys seen.
-    Map { pending: Option<(String, Span)>, seen: HashMap<String, Span> },
+    Map {
+        pending: Option<(String, Span)>,
+        seen: HashMap<String, Span>,
+    },
     /// Inside a sequence: the next item's index.
     Seq { next: usize },
 }
@@ -109,7 +108,12 @@ struct Builder<'a> {
 
 impl<'a> Builder<'a> {
     fn new(text: &'a str) -> Self {
-        Builder { text, index: SpanIndex::default(), path: Vec::new(), frames: Vec::new() }
+        Builder {
+            text,
+            index: SpanIndex::default(),
+            path: Vec::new(),
+            frames: Vec::new(),
+        }
     }
 
     /// Decide where the node starting now lives: returns (path of the node, its key span),
@@ -137,9 +141,7 @@ impl<'a> Builder<'a> {
     fn scalar_span(&self, start: usize, value: &str, style: TScalarStyle) -> Span {
         let end = match style {
             TScalarStyle::Plain => start + plain_len(&self.text[start..], value),
-            TScalarStyle::SingleQuoted | TScalarStyle::DoubleQuoted => {
-                start + quoted_len(&self.text[start..])
-            }
+            TScalarStyle::SingleQuoted | TScalarStyle::DoubleQuoted => start + quoted_len(&self.text[start..]),
             _ => start + aligned_len(&self.text[start..], value),
         };
         start..end.min(self.text.len())
@@ -182,7 +184,10 @@ impl MarkedEventReceiver for Builder<'_> {
                 self.index.nodes.insert(path.clone(), NodeSpans { key, value: span });
                 self.path = path;
                 self.frames.push(if is_map {
-                    Frame::Map { pending: None, seen: HashMap::new() }
+                    Frame::Map {
+                        pending: None,
+                        seen: HashMap::new(),
+                    }
                 } else {
                     Frame::Seq { next: 0 }
                 });

@@ -29,7 +29,12 @@ pub fn resolve(spec: &Spec, cx: &mut Cx) -> Graph {
         .iter()
         .map(|s| s.name.as_str())
         .chain(spec.transforms.iter().map(|t| t.name.as_str()))
-        .chain(spec.unreadable.iter().filter(|(s, _)| *s != "sinks").map(|(_, n)| n.as_str()))
+        .chain(
+            spec.unreadable
+                .iter()
+                .filter(|(s, _)| *s != "sinks")
+                .map(|(_, n)| n.as_str()),
+        )
         .collect();
     let transform_inputs = spec
         .transforms
@@ -41,7 +46,11 @@ pub fn resolve(spec: &Spec, cx: &mut Cx) -> Graph {
         .iter()
         .map(|s| inputs(spec, cx, "sinks", &s.name, s.spec.common.input.as_ref(), &valid, true))
         .collect();
-    let mut graph = Graph { transform_inputs, sink_inputs, order: Vec::new() };
+    let mut graph = Graph {
+        transform_inputs,
+        sink_inputs,
+        order: Vec::new(),
+    };
     graph.order = order(spec, &graph, cx);
     graph
 }
@@ -69,7 +78,11 @@ fn inputs(
     let mut resolved = Vec::new();
     for (i, input_name) in names.iter().enumerate() {
         let index = i.to_string();
-        let path: Vec<&str> = if many { vec![section, name, "input", &index] } else { vec![section, name, "input"] };
+        let path: Vec<&str> = if many {
+            vec![section, name, "input", &index]
+        } else {
+            vec![section, name, "input"]
+        };
         let at = cx.value(&path);
         if let Some(i) = spec.sources.iter().position(|s| s.name == *input_name) {
             resolved.push(Upstream::Source(i));
@@ -133,7 +146,10 @@ fn order(spec: &Spec, graph: &Graph, cx: &mut Cx) -> Vec<usize> {
             let Upstream::Transform(u) = *up else { continue };
             if marks[u] == Mark::Active {
                 let start = stack.iter().position(|&s| s == u).unwrap_or(0);
-                let mut names: Vec<&str> = stack[start..].iter().map(|&s| spec.transforms[s].name.as_str()).collect();
+                let mut names: Vec<&str> = stack[start..]
+                    .iter()
+                    .map(|&s| spec.transforms[s].name.as_str())
+                    .collect();
                 names.push(&spec.transforms[u].name);
                 let at = cx.value(&["transforms", &spec.transforms[t].name, "input"]);
                 cx.error(SpecError::cycle(&names.join(" → "), &at));
@@ -163,8 +179,13 @@ pub fn warn_unused(spec: &Spec, graph: &Graph, cx: &mut Cx) {
     if !spec.unreadable.is_empty() {
         return;
     }
-    let all_inputs: Vec<Upstream> =
-        graph.transform_inputs.iter().chain(graph.sink_inputs.iter()).flatten().copied().collect();
+    let all_inputs: Vec<Upstream> = graph
+        .transform_inputs
+        .iter()
+        .chain(graph.sink_inputs.iter())
+        .flatten()
+        .copied()
+        .collect();
     for (i, s) in spec.sources.iter().enumerate() {
         if !all_inputs.contains(&Upstream::Source(i)) {
             let at = cx.key(&["sources", &s.name]);

@@ -17,9 +17,9 @@ use sha2::{Digest, Sha256};
 
 use crate::diagnostics::SpecError;
 use crate::ir::{Ir, IrSetting, IrSink, IrSource, IrTransform, Node};
-use graph::Upstream;
 use crate::spec::spans::{offset_in_scalar, Span, SpanIndex};
 use crate::spec::{self, Spec};
+use graph::Upstream;
 
 /// The outcome of checking a spec: the IR when there are no errors, and
 /// every problem (errors and warnings) either way.
@@ -32,12 +32,24 @@ pub struct Checked {
 pub fn check_text(text: &str) -> Checked {
     let loaded = spec::load(text);
     if loaded.fatal {
-        return Checked { ir: None, problems: loaded.errors };
+        return Checked {
+            ir: None,
+            problems: loaded.errors,
+        };
     }
-    let mut cx = Cx { text, spans: &loaded.spans, errors: loaded.errors, settings: Vec::new(), features: BTreeSet::new() };
+    let mut cx = Cx {
+        text,
+        spans: &loaded.spans,
+        errors: loaded.errors,
+        settings: Vec::new(),
+        features: BTreeSet::new(),
+    };
     let ir = build_ir(&loaded.spec, &mut cx);
     let has_errors = cx.errors.iter().any(|e| !e.is_warning());
-    Checked { ir: if has_errors { None } else { ir }, problems: cx.errors }
+    Checked {
+        ir: if has_errors { None } else { ir },
+        problems: cx.errors,
+    }
 }
 
 /// What every pass shares: the text, its spans, and the problems so far.
@@ -61,19 +73,31 @@ impl Cx<'_> {
     }
 
     /// A span locator for an expression held in the scalar at `path`.
-    pub fn expr_locator<'b>(&'b self, path: &[&str], expr_text: &'b str) -> impl Fn(&std::ops::Range<usize>) -> Span + 'b {
+    pub fn expr_locator<'b>(
+        &'b self,
+        path: &[&str],
+        expr_text: &'b str,
+    ) -> impl Fn(&std::ops::Range<usize>) -> Span + 'b {
         let scalar = self.value(path);
         let text = self.text;
         move |r: &std::ops::Range<usize>| {
             let start = offset_in_scalar(text, &scalar, expr_text, r.start);
-            let end = if r.end > r.start { offset_in_scalar(text, &scalar, expr_text, r.end - 1) + 1 } else { start };
+            let end = if r.end > r.start {
+                offset_in_scalar(text, &scalar, expr_text, r.end - 1) + 1
+            } else {
+                start
+            };
             start..end.max(start)
         }
     }
 
     /// Register a value resolved at start and return its key.
     pub fn setting(&mut self, key: String, default: &str, help: &str) -> String {
-        self.settings.push(IrSetting { key: key.clone(), default: default.to_string(), help: help.to_string() });
+        self.settings.push(IrSetting {
+            key: key.clone(),
+            default: default.to_string(),
+            help: help.to_string(),
+        });
         key
     }
 }
@@ -109,7 +133,13 @@ fn build_ir(spec: &Spec, cx: &mut Cx) -> Option<Ir> {
         .iter()
         .enumerate()
         .flat_map(|(t, ups)| ups.iter().map(move |u| (*u, Node::Transform(t))))
-        .chain(graph.sink_inputs.iter().enumerate().flat_map(|(s, ups)| ups.iter().map(move |u| (*u, Node::Sink(s)))));
+        .chain(
+            graph
+                .sink_inputs
+                .iter()
+                .enumerate()
+                .flat_map(|(s, ups)| ups.iter().map(move |u| (*u, Node::Sink(s)))),
+        );
     for (up, node) in edges {
         let node = match node {
             Node::Transform(t) => Node::Transform(ir_index[t]),

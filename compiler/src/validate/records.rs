@@ -14,7 +14,12 @@ pub type Schemas = BTreeMap<String, Rc<RecordType>>;
 pub fn from_schemas(spec: &Spec) -> Schemas {
     spec.schemas
         .iter()
-        .map(|s| (s.name.clone(), record(&type_name(&s.name), &format!("schema `{}`", s.name), &s.spec)))
+        .map(|s| {
+            (
+                s.name.clone(),
+                record(&type_name(&s.name), &format!("schema `{}`", s.name), &s.spec),
+            )
+        })
         .collect()
 }
 
@@ -25,17 +30,33 @@ fn record(rust_name: &str, display: &str, schema: &SchemaSpec) -> Rc<RecordType>
         .map(|(name, spec)| match spec {
             FieldSpec::Scalar { ty, optional } => {
                 let (base, ts_repr) = scalar(*ty);
-                let ty = if *optional { Type::Optional(Box::new(base)) } else { base };
-                Field { name: name.clone(), ty, ts_repr }
+                let ty = if *optional {
+                    Type::Optional(Box::new(base))
+                } else {
+                    base
+                };
+                Field {
+                    name: name.clone(),
+                    ty,
+                    ts_repr,
+                }
             }
             FieldSpec::Object(nested) => {
                 let nested_name = format!("{rust_name}{}", type_name(name));
                 let nested = record(&nested_name, &format!("{display}.{name}"), nested);
-                Field { name: name.clone(), ty: Type::Record(nested), ts_repr: TsRepr::Millis }
+                Field {
+                    name: name.clone(),
+                    ty: Type::Record(nested),
+                    ts_repr: TsRepr::Millis,
+                }
             }
         })
         .collect();
-    Rc::new(RecordType { rust_name: rust_name.to_string(), display: display.to_string(), fields })
+    Rc::new(RecordType {
+        rust_name: rust_name.to_string(),
+        display: display.to_string(),
+        fields,
+    })
 }
 
 fn scalar(ty: ScalarType) -> (Type, TsRepr) {
@@ -56,7 +77,11 @@ pub fn line_record(source: &str) -> Rc<RecordType> {
     Rc::new(RecordType {
         rust_name: format!("{}Line", type_name(source)),
         display: format!("lines of `{source}`"),
-        fields: vec![Field { name: "line".into(), ty: Type::String, ts_repr: TsRepr::Millis }],
+        fields: vec![Field {
+            name: "line".into(),
+            ty: Type::String,
+            ts_repr: TsRepr::Millis,
+        }],
     })
 }
 

@@ -61,8 +61,13 @@ pub fn check(
                     "use `format: json`, or `map:` the record to flat fields first".to_string(),
                 )),
                 IrFormat::Lines if !(record.fields.len() == 1 && record.fields[0].ty == Type::String) => Err((
-                    format!("the lines format writes one string field, but {} has {}", record.display, describe(record)),
-                    "add a `map:` that builds one string field, e.g. `line: concat(device_id, \" \", status)`".to_string(),
+                    format!(
+                        "the lines format writes one string field, but {} has {}",
+                        record.display,
+                        describe(record)
+                    ),
+                    "add a `map:` that builds one string field, e.g. `line: concat(device_id, \" \", status)`"
+                        .to_string(),
                 )),
                 _ => Ok(()),
             };
@@ -77,10 +82,18 @@ pub fn check(
             SinkKind::Stdout(_) => IrSinkKind::Stdout,
             SinkKind::File(f) => {
                 let path_key = cx.setting(format!("sinks.{name}.path"), &f.path.0, "path of the file to write");
-                IrSinkKind::File { path_key, append: f.append }
+                IrSinkKind::File {
+                    path_key,
+                    append: f.append,
+                }
             }
         };
-        out.push(Some(IrSink { name: name.to_string(), kind, format, input }));
+        out.push(Some(IrSink {
+            name: name.to_string(),
+            kind,
+            format,
+            input,
+        }));
     }
     out
 }

@@ -44,12 +44,22 @@ fn source(named: &Named<SourceSpec>, schemas: &Schemas, cx: &mut Cx) -> Option<I
     let kind = match &named.spec.kind {
         SourceKind::File(f) => {
             let path_key = cx.setting(format!("sources.{name}.path"), &f.path.0, "path of the file to read");
-            IrSourceKind::File { path_key, follow: f.follow }
+            IrSourceKind::File {
+                path_key,
+                follow: f.follow,
+            }
         }
         SourceKind::Stdin(_) => IrSourceKind::Stdin,
         SourceKind::Generator(g) => generator(name, g, &record, cx)?,
     };
-    Some(IrSource { name: name.to_string(), kind, format, record, on_error: common.on_error, outputs: Vec::new() })
+    Some(IrSource {
+        name: name.to_string(),
+        kind,
+        format,
+        record,
+        on_error: common.on_error,
+        outputs: Vec::new(),
+    })
 }
 
 /// The format with its options, checked against each other.
@@ -92,7 +102,10 @@ pub fn format(options: &impl HasFormatOptions, name: FormatName, path: &[&str], 
                     return None;
                 }
             };
-            IrFormat::Csv { delimiter, header: header.unwrap_or(true) }
+            IrFormat::Csv {
+                delimiter,
+                header: header.unwrap_or(true),
+            }
         }
     })
 }
@@ -108,7 +121,13 @@ impl HasFormatOptions for SourceCommon {
     }
 }
 
-fn record(name: &str, common: &SourceCommon, format: FormatName, schemas: &Schemas, cx: &mut Cx) -> Option<Rc<RecordType>> {
+fn record(
+    name: &str,
+    common: &SourceCommon,
+    format: FormatName,
+    schemas: &Schemas,
+    cx: &mut Cx,
+) -> Option<Rc<RecordType>> {
     if format == FormatName::Lines {
         if common.schema.is_some() {
             let at = cx.key(&["sources", name, "schema"]);
@@ -127,7 +146,10 @@ fn record(name: &str, common: &SourceCommon, format: FormatName, schemas: &Schem
             "schema",
             &format!("source `{name}`"),
             &at,
-            Some(format!("{} records need a schema: `schema: <name from schemas:>`", format.as_str())),
+            Some(format!(
+                "{} records need a schema: `schema: <name from schemas:>`",
+                format.as_str()
+            )),
         ));
         return None;
     };
@@ -145,19 +167,49 @@ fn record(name: &str, common: &SourceCommon, format: FormatName, schemas: &Schem
 fn generator(name: &str, g: &GeneratorSource, record: &RecordType, cx: &mut Cx) -> Option<IrSourceKind> {
     let count = g.count.clone().unwrap_or(Setting(String::new()));
     let rate = g.rate.clone().unwrap_or(Setting(String::new()));
-    let mut ok = number_setting(&count, &["sources", name, "count"], |s| s.parse::<u64>().is_ok(), "a whole number of events", cx);
-    ok &= number_setting(&rate, &["sources", name, "rate"], |s| s.parse::<f64>().is_ok_and(|r| r > 0.0), "events per second, above 0", cx);
-    let count_key = cx.setting(format!("sources.{name}.count"), &count.0, "number of events to generate (empty: unbounded)");
-    let rate_key = cx.setting(format!("sources.{name}.rate"), &rate.0, "events per second (empty: as fast as possible)");
+    let mut ok = number_setting(
+        &count,
+        &["sources", name, "count"],
+        |s| s.parse::<u64>().is_ok(),
+        "a whole number of events",
+        cx,
+    );
+    ok &= number_setting(
+        &rate,
+        &["sources", name, "rate"],
+        |s| s.parse::<f64>().is_ok_and(|r| r > 0.0),
+        "events per second, above 0",
+        cx,
+    );
+    let count_key = cx.setting(
+        format!("sources.{name}.count"),
+        &count.0,
+        "number of events to generate (empty: unbounded)",
+    );
+    let rate_key = cx.setting(
+        format!("sources.{name}.rate"),
+        &rate.0,
+        "events per second (empty: as fast as possible)",
+    );
     for field in g.fields.keys() {
         if record.field(field).is_none() {
             let at = cx.key(&["sources", name, "fields", field]);
-            cx.error(SpecError::unknown_field(field, &record.display, &at, &record.field_names()));
+            cx.error(SpecError::unknown_field(
+                field,
+                &record.display,
+                &at,
+                &record.field_names(),
+            ));
             ok = false;
         }
     }
     let fields = gen_fields(record, &g.fields, &["sources", name, "fields"], cx)?;
-    ok.then_some(IrSourceKind::Generator { count_key, rate_key, seed: g.seed, fields })
+    ok.then_some(IrSourceKind::Generator {
+        count_key,
+        rate_key,
+        seed: g.seed,
+        fields,
+    })
 }
 
 fn number_setting(value: &Setting, path: &[&str], valid: impl Fn(&str) -> bool, what: &str, cx: &mut Cx) -> bool {
@@ -188,7 +240,10 @@ fn gen_fields(
         let mut field_path = path.to_vec();
         field_path.push(&field.name);
         match gen_kind(&field.name, &field.ty, field.ts_repr, spec, &field_path, cx) {
-            Some(kind) => fields.push(GenField { name: field.name.clone(), kind }),
+            Some(kind) => fields.push(GenField {
+                name: field.name.clone(),
+                kind,
+            }),
             None => ok = false,
         }
     }
@@ -227,8 +282,21 @@ fn gen_kind(name: &str, ty: &Type, repr: TsRepr, spec: &GenFieldSpec, path: &[&s
     let max = spec.max.unwrap_or(100.0);
     Some(match ty {
         Type::Optional(inner) => {
-            let inner = gen_kind(name, inner, repr, &GenFieldSpec { null_ratio: None, ..spec.clone() }, path, cx)?;
-            GenKind::Optional { p_null: spec.null_ratio.unwrap_or(0.1), inner: Box::new(inner) }
+            let inner = gen_kind(
+                name,
+                inner,
+                repr,
+                &GenFieldSpec {
+                    null_ratio: None,
+                    ..spec.clone()
+                },
+                path,
+                cx,
+            )?;
+            GenKind::Optional {
+                p_null: spec.null_ratio.unwrap_or(0.1),
+                inner: Box::new(inner),
+            }
         }
         _ if spec.null_ratio.is_some() => return misfit("null_ratio", cx),
         Type::String => match (&spec.values, &spec.prefix) {
@@ -241,14 +309,27 @@ fn gen_kind(name: &str, ty: &Type, repr: TsRepr, spec: &GenFieldSpec, path: &[&s
         _ if spec.values.is_some() => return misfit("values", cx),
         Type::I64 if spec.sequence => GenKind::Sequence,
         Type::U64 if spec.sequence => GenKind::Sequence,
-        Type::I64 => GenKind::Int { min: min as i64, max: max as i64 },
-        Type::U64 => GenKind::UInt { min: min.max(0.0) as u64, max: max.max(0.0) as u64 },
+        Type::I64 => GenKind::Int {
+            min: min as i64,
+            max: max as i64,
+        },
+        Type::U64 => GenKind::UInt {
+            min: min.max(0.0) as u64,
+            max: max.max(0.0) as u64,
+        },
         Type::F64 => GenKind::Float { min, max },
-        Type::Bool => GenKind::Bool { p_true: spec.p_true.unwrap_or(0.5) },
+        Type::Bool => GenKind::Bool {
+            p_true: spec.p_true.unwrap_or(0.5),
+        },
         Type::Timestamp => {
             let step = duration("step", &spec.step, 1000, cx);
             let jitter = duration("jitter", &spec.jitter, 0, cx);
-            GenKind::Time { start_ms: spec.start.unwrap_or(1_700_000_000_000), step_ms: step?, jitter_ms: jitter?, repr }
+            GenKind::Time {
+                start_ms: spec.start.unwrap_or(1_700_000_000_000),
+                step_ms: step?,
+                jitter_ms: jitter?,
+                repr,
+            }
         }
         Type::Record(nested) => GenKind::Object(gen_fields(nested, &Default::default(), path, cx)?),
         Type::List(_) => return misfit("values", cx),

@@ -27,7 +27,11 @@ pub fn check(spec: &Spec, graph: &Graph, sources: &[Option<IrSource>], cx: &mut 
 }
 
 /// The record type flowing out of an upstream, if it is known.
-pub fn upstream_record(up: Upstream, sources: &[Option<IrSource>], transforms: &[Option<IrTransform>]) -> Option<Rc<RecordType>> {
+pub fn upstream_record(
+    up: Upstream,
+    sources: &[Option<IrSource>],
+    transforms: &[Option<IrTransform>],
+) -> Option<Rc<RecordType>> {
     match up {
         Upstream::Source(i) => sources[i].as_ref().map(|s| s.record.clone()),
         Upstream::Transform(i) => transforms[i].as_ref().map(|t| t.output().clone()),
@@ -44,8 +48,10 @@ pub fn input_record(
     transforms: &[Option<IrTransform>],
     cx: &mut Cx,
 ) -> Option<Rc<RecordType>> {
-    let records: Vec<Rc<RecordType>> =
-        inputs.iter().map(|u| upstream_record(*u, sources, transforms)).collect::<Option<_>>()?;
+    let records: Vec<Rc<RecordType>> = inputs
+        .iter()
+        .map(|u| upstream_record(*u, sources, transforms))
+        .collect::<Option<_>>()?;
     let first = records.first()?.clone();
     for (i, r) in records.iter().enumerate().skip(1) {
         if r.rust_name != first.rust_name {
@@ -119,8 +125,15 @@ fn transform(named: &Named<TransformSpec>, input: Rc<RecordType>, cx: &mut Cx) -
                     ok = false;
                     continue;
                 };
-                let ts_repr = e.as_field().and_then(|p| field_repr(&input, p)).unwrap_or(TsRepr::Millis);
-                fields.push(Field { name: field.clone(), ty: e.ty.clone(), ts_repr });
+                let ts_repr = e
+                    .as_field()
+                    .and_then(|p| field_repr(&input, p))
+                    .unwrap_or(TsRepr::Millis);
+                fields.push(Field {
+                    name: field.clone(),
+                    ty: e.ty.clone(),
+                    ts_repr,
+                });
                 exprs.push(e);
             }
             let record = RecordType {
@@ -131,7 +144,13 @@ fn transform(named: &Named<TransformSpec>, input: Rc<RecordType>, cx: &mut Cx) -
             Some((Rc::new(record), exprs))
         }
     };
-    ok.then(|| IrTransform { name: name.to_string(), input, filter, map, outputs: Vec::new() })
+    ok.then(|| IrTransform {
+        name: name.to_string(),
+        input,
+        filter,
+        map,
+        outputs: Vec::new(),
+    })
 }
 
 /// Parse and check one expression held at `path`.
@@ -172,7 +191,9 @@ fn uses_regex(e: &TExpr) -> bool {
         Call(Func::Matches, _) => true,
         Call(_, args) => args.iter().any(uses_regex),
         Neg(a) | Not(a) => uses_regex(a),
-        Arith(_, a, b) | Concat(a, b) | Compare(_, a, b) | Logic(_, a, b) | Index(a, b) => uses_regex(a) || uses_regex(b),
+        Arith(_, a, b) | Concat(a, b) | Compare(_, a, b) | Logic(_, a, b) | Index(a, b) => {
+            uses_regex(a) || uses_regex(b)
+        }
         If(a, b, c) => uses_regex(a) || uses_regex(b) || uses_regex(c),
         Str(_) | I64(_) | U64(_) | F64(_) | Bool(_) | Field(_) => false,
     }

@@ -119,9 +119,8 @@ impl CsvRow<'_> {
 
     pub fn get<T: FromCsvField>(&self, column: usize) -> Result<T, DecodeError> {
         let s = self.field(column)?;
-        T::from_csv_field(s).map_err(|reason| {
-            DecodeError::new(format!("column `{}`: {reason}", self.column_name(column)))
-        })
+        T::from_csv_field(s)
+            .map_err(|reason| DecodeError::new(format!("column `{}`: {reason}", self.column_name(column))))
     }
 
     pub fn timestamp(&self, column: usize, repr: TsRepr) -> Result<i64, DecodeError> {
@@ -145,12 +144,7 @@ impl CsvRow<'_> {
 
 /// Splits one line into unescaped fields (RFC 4180: `""` is a quote inside a quoted
 /// field; a quoted field may contain the delimiter).
-fn parse_row(
-    line: &[u8],
-    delimiter: u8,
-    text: &mut Vec<u8>,
-    fields: &mut Vec<(usize, usize)>,
-) -> Result<(), String> {
+fn parse_row(line: &[u8], delimiter: u8, text: &mut Vec<u8>, fields: &mut Vec<(usize, usize)>) -> Result<(), String> {
     text.clear();
     fields.clear();
     let n = line.len();
@@ -162,10 +156,7 @@ fn parse_row(
             loop {
                 let rest = &line[i.min(n)..];
                 let Some(p) = rest.iter().position(|&b| b == b'"') else {
-                    return Err(format!(
-                        "field {} has an unterminated quote",
-                        fields.len() + 1
-                    ));
+                    return Err(format!("field {} has an unterminated quote", fields.len() + 1));
                 };
                 text.extend_from_slice(&rest[..p]);
                 i += p + 1;
@@ -177,17 +168,11 @@ fn parse_row(
                 }
             }
             if i < n && line[i] != delimiter {
-                return Err(format!(
-                    "field {} has text after its closing quote",
-                    fields.len() + 1
-                ));
+                return Err(format!("field {} has text after its closing quote", fields.len() + 1));
             }
         } else {
             let rest = &line[i.min(n)..];
-            let p = rest
-                .iter()
-                .position(|&b| b == delimiter)
-                .unwrap_or(rest.len());
+            let p = rest.iter().position(|&b| b == delimiter).unwrap_or(rest.len());
             text.extend_from_slice(&rest[..p]);
             i += p;
         }
@@ -223,10 +208,8 @@ impl<T: CsvRecord> CsvDecoder<T> {
 
     fn read_header(&mut self, raw: &[u8]) -> Result<Vec<usize>, String> {
         let raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
-        parse_row(raw, self.delimiter, &mut self.text, &mut self.fields)
-            .map_err(|e| format!("invalid header: {e}"))?;
-        let text =
-            std::str::from_utf8(&self.text).map_err(|_| "invalid header: not UTF-8".to_owned())?;
+        parse_row(raw, self.delimiter, &mut self.text, &mut self.fields).map_err(|e| format!("invalid header: {e}"))?;
+        let text = std::str::from_utf8(&self.text).map_err(|_| "invalid header: not UTF-8".to_owned())?;
         let names: Vec<&str> = self
             .fields
             .iter()
@@ -264,8 +247,7 @@ impl<T: CsvRecord> Decoder for CsvDecoder<T> {
             Some(Err(e)) => return Err(DecodeError::new(e.clone())),
             Some(Ok(positions)) => positions,
         };
-        parse_row(raw, self.delimiter, &mut self.text, &mut self.fields)
-            .map_err(DecodeError::new)?;
+        parse_row(raw, self.delimiter, &mut self.text, &mut self.fields).map_err(DecodeError::new)?;
         let text = std::str::from_utf8(&self.text)
             .map_err(|e| DecodeError::new(format!("invalid UTF-8 at byte {}", e.valid_up_to())))?;
         let row = CsvRow {
@@ -346,10 +328,7 @@ impl<'a> CsvWriter<'a> {
     fn finish(&mut self, start: usize) {
         let d = self.delimiter;
         let field = &self.out[start..];
-        if !field
-            .iter()
-            .any(|&b| b == d || b == b'"' || b == b'\n' || b == b'\r')
-        {
+        if !field.iter().any(|&b| b == d || b == b'"' || b == b'\n' || b == b'\r') {
             return;
         }
         let quotes = field.iter().filter(|&&b| b == b'"').count();
@@ -446,8 +425,7 @@ mod tests {
     }
 
     impl CsvRecord for Reading {
-        const COLUMNS: &'static [&'static str] =
-            &["device", "ts", "temp", "humidity", "ok", "seen"];
+        const COLUMNS: &'static [&'static str] = &["device", "ts", "temp", "humidity", "ok", "seen"];
         fn from_csv(row: &CsvRow<'_>) -> Result<Self, DecodeError> {
             Ok(Reading {
                 device: row.get(0)?,
@@ -486,12 +464,7 @@ mod tests {
         };
         assert_eq!(
             row("a,\"b,c\",\"say \"\"hi\"\"\","),
-            Ok(vec![
-                "a".into(),
-                "b,c".into(),
-                "say \"hi\"".into(),
-                "".into()
-            ])
+            Ok(vec!["a".into(), "b,c".into(), "say \"hi\"".into(), "".into()])
         );
         assert_eq!(row("\"\""), Ok(vec![String::new()]));
         assert_eq!(
@@ -499,14 +472,8 @@ mod tests {
             Ok(vec!["x\"y".into(), "z".into()]),
             "a quote inside an unquoted field is literal"
         );
-        assert_eq!(
-            row("a,\"open"),
-            Err("field 2 has an unterminated quote".into())
-        );
-        assert_eq!(
-            row("\"a\"b"),
-            Err("field 1 has text after its closing quote".into())
-        );
+        assert_eq!(row("a,\"open"), Err("field 2 has an unterminated quote".into()));
+        assert_eq!(row("\"a\"b"), Err("field 1 has text after its closing quote".into()));
     }
 
     #[test]
@@ -550,10 +517,7 @@ mod tests {
 
     #[test]
     fn missing_column_fails_every_record() {
-        let out = decode_all(
-            b',',
-            &["device,ts,temp,humidity,ok", "a,1,2,3,true", "b,1,2,3,true"],
-        );
+        let out = decode_all(b',', &["device,ts,temp,humidity,ok", "a,1,2,3,true", "b,1,2,3,true"]);
         assert_eq!(out[0], Ok(None));
         for r in &out[1..] {
             assert_eq!(
@@ -584,12 +548,7 @@ mod tests {
         );
         let reasons: Vec<String> = out[1..]
             .iter()
-            .map(|r| {
-                r.as_ref()
-                    .err()
-                    .map(|e| e.reason.clone())
-                    .unwrap_or_default()
-            })
+            .map(|r| r.as_ref().err().map(|e| e.reason.clone()).unwrap_or_default())
             .collect();
         assert_eq!(
             reasons,
@@ -603,9 +562,7 @@ mod tests {
         );
         let mut d = CsvDecoder::<Reading>::new(b',');
         assert_eq!(d.decode(header.replace(';', ",").as_bytes()), Ok(None));
-        assert!(d
-            .decode(b"\xff,1,2,,true,")
-            .is_err_and(|e| e.reason.contains("UTF-8")));
+        assert!(d.decode(b"\xff,1,2,,true,").is_err_and(|e| e.reason.contains("UTF-8")));
     }
 
     #[test]
@@ -644,10 +601,7 @@ mod tests {
         let text = String::from_utf8(out).unwrap_or_default();
         let lines: Vec<&str> = text.split('\n').filter(|l| !l.is_empty()).collect();
         assert_eq!(lines[0], "device,ts,temp,humidity,ok,seen");
-        assert_eq!(
-            lines[1],
-            "plain,1970-01-01T00:00:00.000Z,1.25,3,true,1700000000.5"
-        );
+        assert_eq!(lines[1], "plain,1970-01-01T00:00:00.000Z,1.25,3,true,1700000000.5");
         assert_eq!(
             lines[2],
             "\"comma, \"\"quoted\"\"\rcr\",2024-01-01T00:00:00.123Z,-0.5,,false,"

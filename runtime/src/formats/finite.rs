@@ -103,19 +103,10 @@ impl<S: Serializer> Serializer for FiniteSerializer<S> {
     fn serialize_unit_struct(self, name: &'static str) -> Result<S::Ok, S::Error> {
         self.0.serialize_unit_struct(name)
     }
-    fn serialize_unit_variant(
-        self,
-        name: &'static str,
-        index: u32,
-        variant: &'static str,
-    ) -> Result<S::Ok, S::Error> {
+    fn serialize_unit_variant(self, name: &'static str, index: u32, variant: &'static str) -> Result<S::Ok, S::Error> {
         self.0.serialize_unit_variant(name, index, variant)
     }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        name: &'static str,
-        v: &T,
-    ) -> Result<S::Ok, S::Error> {
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, name: &'static str, v: &T) -> Result<S::Ok, S::Error> {
         self.0.serialize_newtype_struct(name, &Finite(v))
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -125,8 +116,7 @@ impl<S: Serializer> Serializer for FiniteSerializer<S> {
         variant: &'static str,
         v: &T,
     ) -> Result<S::Ok, S::Error> {
-        self.0
-            .serialize_newtype_variant(name, index, variant, &Finite(v))
+        self.0.serialize_newtype_variant(name, index, variant, &Finite(v))
     }
     fn serialize_seq(self, len: Option<usize>) -> Result<Self::SerializeSeq, S::Error> {
         self.0.serialize_seq(len).map(Compound)
@@ -134,11 +124,7 @@ impl<S: Serializer> Serializer for FiniteSerializer<S> {
     fn serialize_tuple(self, len: usize) -> Result<Self::SerializeTuple, S::Error> {
         self.0.serialize_tuple(len).map(Compound)
     }
-    fn serialize_tuple_struct(
-        self,
-        name: &'static str,
-        len: usize,
-    ) -> Result<Self::SerializeTupleStruct, S::Error> {
+    fn serialize_tuple_struct(self, name: &'static str, len: usize) -> Result<Self::SerializeTupleStruct, S::Error> {
         self.0.serialize_tuple_struct(name, len).map(Compound)
     }
     fn serialize_tuple_variant(
@@ -148,18 +134,12 @@ impl<S: Serializer> Serializer for FiniteSerializer<S> {
         variant: &'static str,
         len: usize,
     ) -> Result<Self::SerializeTupleVariant, S::Error> {
-        self.0
-            .serialize_tuple_variant(name, index, variant, len)
-            .map(Compound)
+        self.0.serialize_tuple_variant(name, index, variant, len).map(Compound)
     }
     fn serialize_map(self, len: Option<usize>) -> Result<Self::SerializeMap, S::Error> {
         self.0.serialize_map(len).map(Compound)
     }
-    fn serialize_struct(
-        self,
-        name: &'static str,
-        len: usize,
-    ) -> Result<Self::SerializeStruct, S::Error> {
+    fn serialize_struct(self, name: &'static str, len: usize) -> Result<Self::SerializeStruct, S::Error> {
         self.0.serialize_struct(name, len).map(Compound)
     }
     fn serialize_struct_variant(
@@ -169,9 +149,7 @@ impl<S: Serializer> Serializer for FiniteSerializer<S> {
         variant: &'static str,
         len: usize,
     ) -> Result<Self::SerializeStructVariant, S::Error> {
-        self.0
-            .serialize_struct_variant(name, index, variant, len)
-            .map(Compound)
+        self.0.serialize_struct_variant(name, index, variant, len).map(Compound)
     }
     fn collect_str<T: std::fmt::Display + ?Sized>(self, v: &T) -> Result<S::Ok, S::Error> {
         self.0.collect_str(v)
@@ -206,11 +184,7 @@ macro_rules! field_compound {
         impl<C: ser::$trait> ser::$trait for Compound<C> {
             type Ok = C::Ok;
             type Error = C::Error;
-            fn serialize_field<T: Serialize + ?Sized>(
-                &mut self,
-                key: &'static str,
-                v: &T,
-            ) -> Result<(), C::Error> {
+            fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result<(), C::Error> {
                 self.0.serialize_field(key, &Finite(v))
             }
             fn skip_field(&mut self, key: &'static str) -> Result<(), C::Error> {
@@ -235,11 +209,7 @@ impl<C: ser::SerializeMap> ser::SerializeMap for Compound<C> {
     fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), C::Error> {
         self.0.serialize_value(&Finite(v))
     }
-    fn serialize_entry<K: Serialize + ?Sized, V: Serialize + ?Sized>(
-        &mut self,
-        k: &K,
-        v: &V,
-    ) -> Result<(), C::Error> {
+    fn serialize_entry<K: Serialize + ?Sized, V: Serialize + ?Sized>(&mut self, k: &K, v: &V) -> Result<(), C::Error> {
         self.0.serialize_entry(&Finite(k), &Finite(v))
     }
     fn end(self) -> Result<C::Ok, C::Error> {
@@ -271,9 +241,6 @@ mod tests {
     fn passes_everything_else_through_unchanged() {
         let v = serde_json::json!({"a": [1, 2.5, null, "x", {"b": true}], "c": -3});
         assert_eq!(enc(&v), Ok(serde_json::to_string(&v).unwrap_or_default()));
-        assert_eq!(
-            enc(&(1u8, 'c', "s", ())),
-            Ok("[1,\"c\",\"s\",null]".to_owned())
-        );
+        assert_eq!(enc(&(1u8, 'c', "s", ())), Ok("[1,\"c\",\"s\",null]".to_owned()));
     }
 }

@@ -31,9 +31,7 @@ impl<T: DeserializeOwned> Decoder for JsonDecoder<T> {
         if is_blank(raw) {
             return Ok(None);
         }
-        serde_json::from_slice(raw)
-            .map(Some)
-            .map_err(DecodeError::from)
+        serde_json::from_slice(raw).map(Some).map_err(DecodeError::from)
     }
 }
 
@@ -109,10 +107,7 @@ mod tests {
         );
         assert_eq!(dec("  \t"), Ok(None));
         assert_eq!(dec(""), Ok(None));
-        let missing = dec(r#"{"v":1}"#)
-            .err()
-            .map(|e| e.reason)
-            .unwrap_or_default();
+        let missing = dec(r#"{"v":1}"#).err().map(|e| e.reason).unwrap_or_default();
         assert!(missing.contains("missing field `id`"), "{missing}");
         let wrong = dec(r#"{"id":"a","v":"hot"}"#)
             .err()

@@ -32,10 +32,7 @@ impl<T: LineRecord> Decoder for LinesDecoder<T> {
     fn decode(&mut self, raw: &[u8]) -> Result<Option<T>, DecodeError> {
         match std::str::from_utf8(raw) {
             Ok(line) => Ok(Some(T::from_line(line))),
-            Err(e) => Err(DecodeError::new(format!(
-                "invalid UTF-8 at byte {}",
-                e.valid_up_to()
-            ))),
+            Err(e) => Err(DecodeError::new(format!("invalid UTF-8 at byte {}", e.valid_up_to()))),
         }
     }
 }
@@ -85,10 +82,7 @@ mod tests {
         let mut d = LinesDecoder::<Line>::new();
         let l = d.decode(b"h\xC3\xA9llo").ok().flatten().map(|l| l.0);
         assert_eq!(l.as_deref(), Some("héllo"));
-        assert_eq!(
-            d.decode(b"").ok().flatten().map(|l| l.0).as_deref(),
-            Some("")
-        );
+        assert_eq!(d.decode(b"").ok().flatten().map(|l| l.0).as_deref(), Some(""));
         assert_eq!(
             d.decode(b"ab\xFFc").err().map(|e| e.reason).as_deref(),
             Some("invalid UTF-8 at byte 2")

@@ -10,9 +10,7 @@ mod finite;
 mod json;
 mod lines;
 
-pub use self::csv::{
-    CsvDecoder, CsvEncoder, CsvRecord, CsvRow, CsvWriter, FromCsvField, ToCsvField,
-};
+pub use self::csv::{CsvDecoder, CsvEncoder, CsvRecord, CsvRow, CsvWriter, FromCsvField, ToCsvField};
 pub use self::json::{JsonDecoder, JsonEncoder};
 pub use self::lines::{LineRecord, LinesDecoder, LinesEncoder};
 

@@ -17,12 +17,8 @@ pub struct FileSink {
 impl FileSink {
     /// Opens `path`, truncating it unless `append`.
     pub fn create(path: &str, append: bool) -> Result<Self, StartError> {
-        let fail =
-            |what: &str, e: std::io::Error| StartError::new(format!("cannot {what} `{path}`: {e}"));
-        if let Some(parent) = Path::new(path)
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-        {
+        let fail = |what: &str, e: std::io::Error| StartError::new(format!("cannot {what} `{path}`: {e}"));
+        if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| fail("create the directory of", e))?;
         }
         let mut options = OpenOptions::new();
@@ -63,18 +59,11 @@ mod tests {
     fn creates_parents_truncates_or_appends() {
         let dir = TempDir::new("file_sink");
         let path = dir.path("a/b/out.txt");
-        for (append, text, expected) in [
-            (false, "1\n", "1\n"),
-            (true, "2\n", "1\n2\n"),
-            (false, "3\n", "3\n"),
-        ] {
+        for (append, text, expected) in [(false, "1\n", "1\n"), (true, "2\n", "1\n2\n"), (false, "3\n", "3\n")] {
             let mut sink = FileSink::create(&path, append).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(sink.write(text.as_bytes()), Ok(()));
             assert_eq!(sink.flush(), Ok(()));
-            assert_eq!(
-                std::fs::read_to_string(&path).ok().as_deref(),
-                Some(expected)
-            );
+            assert_eq!(std::fs::read_to_string(&path).ok().as_deref(), Some(expected));
         }
     }
 

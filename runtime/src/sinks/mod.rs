@@ -150,10 +150,7 @@ pub(crate) mod tests {
         let err = out.send(&-1).err();
         assert_eq!(err.map(|e| e.component), Some("sinks.mem"));
         assert_eq!(out.send(&2), Ok(()));
-        assert!(
-            sink.data.borrow().is_empty(),
-            "nothing written before flush"
-        );
+        assert!(sink.data.borrow().is_empty(), "nothing written before flush");
         assert_eq!(out.flush(), Ok(()));
         assert_eq!(&*sink.data.borrow(), b"1\n2\n");
         assert_eq!(*sink.flushes.borrow(), 1);

@@ -19,9 +19,7 @@ impl Default for StdoutSink {
 
 impl StdoutSink {
     pub fn new() -> Self {
-        StdoutSink {
-            out: std::io::stdout(),
-        }
+        StdoutSink { out: std::io::stdout() }
     }
 }
 

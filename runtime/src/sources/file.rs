@@ -27,8 +27,7 @@ pub struct FileSource {
 
 impl FileSource {
     pub fn open(path: &str, follow: bool) -> Result<Self, StartError> {
-        let file =
-            File::open(path).map_err(|e| StartError::new(format!("cannot open `{path}`: {e}")))?;
+        let file = File::open(path).map_err(|e| StartError::new(format!("cannot open `{path}`: {e}")))?;
         Ok(FileSource {
             path: path.to_owned(),
             file,
@@ -51,9 +50,7 @@ impl FileSource {
                 "file truncated, reading from the start",
                 &[("path", self.path.as_str().into())],
             );
-            self.file
-                .seek(SeekFrom::Start(0))
-                .map_err(|e| self.io_error(e))?;
+            self.file.seek(SeekFrom::Start(0)).map_err(|e| self.io_error(e))?;
             self.position = 0;
             self.splitter.clear();
             return Ok(());
@@ -150,9 +147,7 @@ mod tests {
     #[test]
     fn missing_file_is_a_start_error() {
         let err = FileSource::open("/nonexistent/rill/x.jsonl", false).err();
-        assert!(err.is_some_and(|e| e
-            .to_string()
-            .contains("cannot open `/nonexistent/rill/x.jsonl`")));
+        assert!(err.is_some_and(|e| e.to_string().contains("cannot open `/nonexistent/rill/x.jsonl`")));
     }
 
     #[test]
@@ -161,26 +156,18 @@ mod tests {
         let path = dir.write("in.txt", b"one\ntw");
         let mut src = FileSource::open(&path, true).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(poll_all(&mut src, 10), (vec!["one".to_owned()], Poll::Idle));
-        assert_eq!(
-            poll_all(&mut src, 10),
-            (vec![], Poll::Idle),
-            "partial line held back"
-        );
+        assert_eq!(poll_all(&mut src, 10), (vec![], Poll::Idle), "partial line held back");
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
             .unwrap_or_else(|e| panic!("{e}"));
-        f.write_all(b"o\nthree\nfo")
-            .unwrap_or_else(|e| panic!("{e}"));
+        f.write_all(b"o\nthree\nfo").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             poll_all(&mut src, 10),
             (vec!["two".to_owned(), "three".to_owned()], Poll::Idle)
         );
         f.write_all(b"ur\n").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            poll_all(&mut src, 10),
-            (vec!["four".to_owned()], Poll::Idle)
-        );
+        assert_eq!(poll_all(&mut src, 10), (vec!["four".to_owned()], Poll::Idle));
     }
 
     #[test]

@@ -112,9 +112,7 @@ mod tests {
     use super::*;
 
     fn lines(b: &RawBatch) -> Vec<String> {
-        b.iter()
-            .map(|r| String::from_utf8_lossy(r).into_owned())
-            .collect()
+        b.iter().map(|r| String::from_utf8_lossy(r).into_owned()).collect()
     }
 
     #[test]

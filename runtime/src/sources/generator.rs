@@ -108,12 +108,7 @@ pub struct GeneratorSource {
 }
 
 impl GeneratorSource {
-    pub fn new(
-        fields: &'static [GenField],
-        count: Option<u64>,
-        rate: Option<f64>,
-        seed: u64,
-    ) -> Self {
+    pub fn new(fields: &'static [GenField], count: Option<u64>, rate: Option<f64>, seed: u64) -> Self {
         GeneratorSource {
             fields,
             count,
@@ -164,10 +159,7 @@ fn write_value(kind: &GenKind, seq: u64, rng: &mut Rng, out: &mut Vec<u8>) {
                 json_str(values.get(i).copied().unwrap_or_default(), out);
             }
         },
-        GenKind::Text {
-            prefix,
-            cardinality,
-        } => {
+        GenKind::Text { prefix, cardinality } => {
             let n = rng.below(u128::from(cardinality));
             json_str(prefix, out);
             out.pop(); // reopen the string to append the number
@@ -191,11 +183,7 @@ fn write_value(kind: &GenKind, seq: u64, rng: &mut Rng, out: &mut Vec<u8>) {
             let _ = serde_json::to_writer(&mut *out, &rounded);
         }
         GenKind::Bool { p_true } => {
-            out.extend_from_slice(if rng.unit() < p_true {
-                b"true"
-            } else {
-                b"false"
-            });
+            out.extend_from_slice(if rng.unit() < p_true { b"true" } else { b"false" });
         }
         GenKind::Time {
             start_ms,
@@ -203,9 +191,7 @@ fn write_value(kind: &GenKind, seq: u64, rng: &mut Rng, out: &mut Vec<u8>) {
             jitter_ms,
             repr,
         } => {
-            let offset = i64::try_from(seq)
-                .unwrap_or(i64::MAX)
-                .saturating_mul(step_ms);
+            let offset = i64::try_from(seq).unwrap_or(i64::MAX).saturating_mul(step_ms);
             let jitter = if jitter_ms > 0 {
                 let j = i128::from(jitter_ms);
                 (rng.below((2 * j + 1) as u128) as i128 - j) as i64
@@ -286,17 +272,11 @@ mod tests {
         },
         GenField {
             name: "temp",
-            kind: GenKind::Float {
-                min: -10.0,
-                max: 40.0,
-            },
+            kind: GenKind::Float { min: -10.0, max: 40.0 },
         },
         GenField {
             name: "n",
-            kind: GenKind::UInt {
-                min: 0,
-                max: u64::MAX,
-            },
+            kind: GenKind::UInt { min: 0, max: u64::MAX },
         },
         GenField {
             name: "i",
@@ -375,13 +355,9 @@ mod tests {
         let (bytes, _) = generate(7, 300, 64);
         let mut statuses = std::collections::BTreeSet::new();
         let mut nulls = 0;
-        for (seq, line) in bytes
-            .split(|&b| b == b'\n')
-            .filter(|l| !l.is_empty())
-            .enumerate()
-        {
-            let v: Value = serde_json::from_slice(line)
-                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(line)));
+        for (seq, line) in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()).enumerate() {
+            let v: Value =
+                serde_json::from_slice(line).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(line)));
             assert_eq!(v["id"], seq as u64);
             statuses.insert(v["status"].as_str().unwrap_or_default().to_owned());
             let device = v["device"].as_str().unwrap_or_default();

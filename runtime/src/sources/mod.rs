@@ -80,13 +80,7 @@ pub struct Source<D: Decoder> {
 }
 
 impl<D: Decoder> Source<D> {
-    pub fn new(
-        name: &'static str,
-        raw: Box<dyn RawSource>,
-        decoder: D,
-        on_error: OnError,
-        ctx: &Context,
-    ) -> Self {
+    pub fn new(name: &'static str, raw: Box<dyn RawSource>, decoder: D, on_error: OnError, ctx: &Context) -> Self {
         Source {
             name,
             raw,
@@ -141,25 +135,11 @@ impl<D: Decoder> Source<D> {
                     }
                     Err(e) => {
                         let reason = e.error.to_string();
-                        bad_record(
-                            &self.events,
-                            self.on_error,
-                            e.component,
-                            &reason,
-                            record,
-                            out,
-                        )
+                        bad_record(&self.events, self.on_error, e.component, &reason, record, out)
                     }
                 },
                 Ok(None) => Ok(()),
-                Err(e) => bad_record(
-                    &self.events,
-                    self.on_error,
-                    self.name,
-                    &e.reason,
-                    record,
-                    out,
-                ),
+                Err(e) => bad_record(&self.events, self.on_error, self.name, &e.reason, record, out),
             };
             if let Err(e) = handled {
                 failure = Some(e);
@@ -193,9 +173,7 @@ fn bad_record<O: Outputs>(
     match on_error {
         OnError::DeadLetter => {
             out.dead_letters().send(component, reason, record);
-            events
-                .component(component)
-                .emit(InternalEvent::DeadLettered(1));
+            events.component(component).emit(InternalEvent::DeadLettered(1));
             Ok(())
         }
         OnError::Drop => {
@@ -286,10 +264,7 @@ mod tests {
 
     fn flow(v: &i64, out: &mut Outs) -> Result<(), RecordError> {
         if *v < 0 {
-            return Err(RecordError::new(
-                "transforms.check",
-                EvalError::Overflow { op: "-" },
-            ));
+            return Err(RecordError::new("transforms.check", EvalError::Overflow { op: "-" }));
         }
         out.seen.push(*v);
         Ok(())
@@ -327,16 +302,10 @@ mod tests {
     #[test]
     fn dead_letters_decode_and_flow_errors_with_their_component() {
         let (result, outs, dead, ctx) = run(OnError::DeadLetter);
-        assert_eq!(
-            result,
-            Ok(vec![Poll::Ready, Poll::Ready, Poll::Ready, Poll::Finished])
-        );
+        assert_eq!(result, Ok(vec![Poll::Ready, Poll::Ready, Poll::Ready, Poll::Finished]));
         assert_eq!(outs.seen, [1, 2]);
         assert_eq!(outs.flushes, 2, "flushed after each non-empty batch only");
-        let lines: Vec<serde_json::Value> = dead
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect();
+        let lines: Vec<serde_json::Value> = dead.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0]["component"], "sources.nums");
         assert_eq!(lines[0]["reason"], "not a number");
@@ -345,14 +314,8 @@ mod tests {
         assert_eq!(lines[1]["record"], "-5");
         let snap = ctx.events.snapshot();
         assert_eq!(snap[0].0, "sources.nums");
-        assert_eq!(
-            (snap[0].1.received, snap[0].1.sent, snap[0].1.dead_lettered),
-            (4, 2, 1)
-        );
-        assert_eq!(
-            (snap[1].0, snap[1].1.dead_lettered),
-            ("transforms.check", 1)
-        );
+        assert_eq!((snap[0].1.received, snap[0].1.sent, snap[0].1.dead_lettered), (4, 2, 1));
+        assert_eq!((snap[1].0, snap[1].1.dead_lettered), ("transforms.check", 1));
     }
 
     #[test]
@@ -370,10 +333,7 @@ mod tests {
     fn fail_stops_with_component_reason_and_record() {
         let (result, outs, _, _) = run(OnError::Fail);
         let msg = result.err().map(|e| e.to_string()).unwrap_or_default();
-        assert_eq!(
-            msg,
-            "sources.nums: bad record (not a number); on_error is `fail`: x"
-        );
+        assert_eq!(msg, "sources.nums: bad record (not a number); on_error is `fail`: x");
         assert_eq!(outs.seen, [1]);
     }
 
@@ -388,13 +348,7 @@ mod tests {
             }
         }
         let ctx = ctx();
-        let mut src = Source::new(
-            "sources.once",
-            Box::new(Once(false)),
-            NumDecoder,
-            OnError::Fail,
-            &ctx,
-        );
+        let mut src = Source::new("sources.once", Box::new(Once(false)), NumDecoder, OnError::Fail, &ctx);
         let mut outs = Outs {
             seen: vec![],
             flushes: 0,
