@@ -204,16 +204,17 @@ pub enum SpecError {
         span: SourceSpan,
     },
 
-    /// A transform whose output goes nowhere.
-    #[error("transform `{name}` is not used")]
+    /// A transform, window or table whose output goes nowhere.
+    #[error("{kind} `{name}` is not used")]
     #[diagnostic(
         code(rill::unused_transform),
         severity(Warning),
-        help("no transform or sink reads its output")
+        help("no transform, window, table or sink reads its output")
     )]
     UnusedTransform {
+        kind: &'static str,
         name: String,
-        #[label("nothing reads this transform")]
+        #[label("nothing reads this {kind}")]
         span: SourceSpan,
     },
 
@@ -322,6 +323,19 @@ pub enum SpecError {
         expected: String,
         #[help]
         help: Option<String>,
+    },
+
+    /// A window or table fed by sources on event time and on processing time.
+    #[error("`{name}` mixes event time and processing time")]
+    #[diagnostic(code(rill::mixed_time))]
+    MixedTime {
+        name: String,
+        #[label("`{event}` is on event time, `{processing}` on processing time")]
+        span: SourceSpan,
+        event: String,
+        processing: String,
+        #[help]
+        help: String,
     },
 
     /// A section this version of rill does not support yet.
@@ -459,8 +473,9 @@ impl SpecError {
             span: at(span),
         }
     }
-    pub fn unused_transform(name: &str, span: &Span) -> Self {
+    pub fn unused_transform(kind: &'static str, name: &str, span: &Span) -> Self {
         SpecError::UnusedTransform {
+            kind,
             name: name.into(),
             span: at(span),
         }
@@ -537,6 +552,15 @@ impl SpecError {
             found: found.into(),
             expected: expected.into(),
             help,
+        }
+    }
+    pub fn mixed_time(name: &str, span: &Span, event: &str, processing: &str) -> Self {
+        SpecError::MixedTime {
+            name: name.into(),
+            span: at(span),
+            event: event.into(),
+            processing: processing.into(),
+            help: format!("give source `{processing}` an `event_time:` field too, so every input shares one clock"),
         }
     }
     pub fn unsupported_section(section: &str, span: &Span, help: impl Into<String>) -> Self {

@@ -5,7 +5,9 @@
 use std::collections::BTreeSet;
 use std::rc::Rc;
 
+use crate::expr::aggregates::TAggregate;
 use crate::expr::TExpr;
+use crate::spec::windows::OnFull;
 use crate::spec::OnError;
 use crate::types::{RecordType, TsRepr};
 
@@ -17,8 +19,8 @@ pub struct Ir {
     /// Every record struct to generate, nested records before their parents.
     pub records: Vec<Rc<RecordType>>,
     pub sources: Vec<IrSource>,
-    /// Transforms in topological order.
-    pub transforms: Vec<IrTransform>,
+    /// Transforms, windows and tables in topological order.
+    pub operators: Vec<IrOperator>,
     pub sinks: Vec<IrSink>,
     /// Values resolved when the binary starts (`${VAR}`, `--set`).
     pub settings: Vec<IrSetting>,
@@ -36,7 +38,7 @@ pub struct IrSetting {
 /// Where a component's records go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Node {
-    Transform(usize),
+    Operator(usize),
     Sink(usize),
 }
 
@@ -47,7 +49,23 @@ pub struct IrSource {
     pub format: IrFormat,
     pub record: Rc<RecordType>,
     pub on_error: OnError,
+    pub time: IrTime,
     pub outputs: Vec<Node>,
+}
+
+/// Where a source's records get their time.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IrTime {
+    /// The wall clock when the record is read.
+    Processing,
+    Event {
+        /// Path of the timestamp field (`["ts"]`, `["meta", "ts"]`).
+        field: Vec<String>,
+        /// The field is `timestamp?`: a null is a dead letter.
+        optional: bool,
+        max_out_of_order: i64,
+        idle_timeout: Option<i64>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -72,20 +90,106 @@ pub enum IrFormat {
     Lines,
 }
 
+/// A node between sources and sinks.
 #[derive(Debug, Clone)]
-pub struct IrTransform {
+pub struct IrOperator {
     pub name: String,
     pub input: Rc<RecordType>,
+    pub kind: IrOperatorKind,
+    pub outputs: Vec<Node>,
+    /// Readers of `<window>.late` (windows only).
+    pub late_outputs: Vec<Node>,
+    /// Indices of the sources upstream: the operator's watermark is their minimum.
+    pub time_sources: Vec<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub enum IrOperatorKind {
+    Transform(IrTransform),
+    Window(IrWindow),
+    Table(IrTable),
+}
+
+impl IrOperator {
+    /// The record type flowing out.
+    pub fn output(&self) -> &Rc<RecordType> {
+        match &self.kind {
+            IrOperatorKind::Transform(t) => t.map.as_ref().map(|(r, _)| r).unwrap_or(&self.input),
+            IrOperatorKind::Window(w) => &w.aggregation.output,
+            IrOperatorKind::Table(t) => &t.aggregation.output,
+        }
+    }
+
+    /// `transforms.hot`, `windows.per_device`: how errors and counters name it.
+    pub fn component(&self) -> String {
+        let section = match self.kind {
+            IrOperatorKind::Transform(_) => "transforms",
+            IrOperatorKind::Window(_) => "windows",
+            IrOperatorKind::Table(_) => "tables",
+        };
+        format!("{section}.{}", self.name)
+    }
+
+    pub fn aggregation(&self) -> Option<&IrAggregation> {
+        match &self.kind {
+            IrOperatorKind::Transform(_) => None,
+            IrOperatorKind::Window(w) => Some(&w.aggregation),
+            IrOperatorKind::Table(t) => Some(&t.aggregation),
+        }
+    }
+}
+
+/// A stateless transform. When both are given, `filter` runs before `map`.
+#[derive(Debug, Clone)]
+pub struct IrTransform {
     pub filter: Option<TExpr>,
     /// The output record and one expression per output field, in field order.
     pub map: Option<(Rc<RecordType>, Vec<TExpr>)>,
-    pub outputs: Vec<Node>,
 }
 
-impl IrTransform {
-    pub fn output(&self) -> &Rc<RecordType> {
-        self.map.as_ref().map(|(r, _)| r).unwrap_or(&self.input)
-    }
+/// Fields a window adds to its output after the keys; they cannot be key or aggregate names.
+pub const WINDOW_FIELDS: &[&str] = &["window_start", "window_end"];
+/// Added last to a window's output when it has `allowed_lateness`: true for a result
+/// that replaces one already emitted.
+pub const UPDATE_FIELD: &str = "update";
+
+/// What windows and tables share: the key, the aggregates, the output record, limits.
+#[derive(Debug, Clone)]
+pub struct IrAggregation {
+    /// One expression per key field; empty for a global window.
+    pub key: Vec<TExpr>,
+    pub aggregates: Vec<TAggregate>,
+    /// Keys, then (windows) `window_start`, `window_end`, then aggregates, then
+    /// (with `allowed_lateness`) `update`.
+    pub output: Rc<RecordType>,
+    pub max_keys: Option<u64>,
+    pub on_full: OnFull,
+    pub on_error: OnError,
+}
+
+#[derive(Debug, Clone)]
+pub struct IrWindow {
+    pub aggregation: IrAggregation,
+    pub kind: IrWindowKind,
+    pub allowed_lateness: i64,
+    /// Late records with no `.late` reader: dropped (true) or dead letters.
+    pub drop_late: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IrWindowKind {
+    /// Tumbling when `slide == size`.
+    Fixed { size: i64, slide: i64, offset: i64 },
+    Session { gap: i64 },
+    Count { count: u64 },
+}
+
+#[derive(Debug, Clone)]
+pub struct IrTable {
+    pub aggregation: IrAggregation,
+    /// `None`: a row on every change; `Some(ms)`: changed rows every interval.
+    pub emit_every: Option<i64>,
+    pub ttl: Option<i64>,
 }
 
 #[derive(Debug, Clone)]

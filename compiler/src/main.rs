@@ -82,16 +82,15 @@ fn run(command: Command) -> Result<ExitCode, String> {
         Command::Check { spec } => {
             let compiled = compile(&spec)?;
             let ir = &compiled.ir;
-            eprintln!(
-                "ok: `{}` — {} source{}, {} transform{}, {} sink{}",
-                ir.name,
-                ir.sources.len(),
-                plural(ir.sources.len()),
-                ir.transforms.len(),
-                plural(ir.transforms.len()),
-                ir.sinks.len(),
-                plural(ir.sinks.len())
-            );
+            let count = |kind: &str| ir.operators.iter().filter(|o| o.component().starts_with(kind)).count();
+            let mut parts = vec![format!("{} source{}", ir.sources.len(), plural(ir.sources.len()))];
+            for (kind, n) in [("transform", count("transforms.")), ("window", count("windows.")), ("table", count("tables."))] {
+                if n > 0 || kind == "transform" {
+                    parts.push(format!("{n} {kind}{}", plural(n)));
+                }
+            }
+            parts.push(format!("{} sink{}", ir.sinks.len(), plural(ir.sinks.len())));
+            eprintln!("ok: `{}` — {}", ir.name, parts.join(", "));
             Ok(ExitCode::SUCCESS)
         }
         Command::Emit { spec } => {

@@ -10,6 +10,10 @@
 //! milliseconds; other representations use `#[serde(with = "rill_runtime::codegen::ts_rfc3339")]`
 //! (or `ts_seconds`, and `opt_ts_*` together with `#[serde(default)]` for `Option<i64>`).
 
+pub use crate::aggregates::{
+    Aggregator, ApproxCountDistinct, Avg, Collect, Count, CountDistinct, First, Last, Max, Min, Percentile, Stddev,
+    StddevSample, Sum, Variance, VarianceSample,
+};
 pub use crate::batch::RawBatch;
 pub use crate::dead_letter::DeadLetters;
 pub use crate::driver::{run, Context, Pipeline, PipelineInfo, Step};
@@ -26,6 +30,10 @@ pub use crate::sources::{
     FileSource, GenField, GenKind, GeneratorSource, OnError, Poll, RawSource, Source, StdinSource,
 };
 pub use crate::time::{opt_ts_rfc3339, opt_ts_seconds, ts_rfc3339, ts_seconds, TsRepr};
+pub use crate::windows::{
+    Admit, Aggregation, Clocks, CountWindows, Emit, FixedWindows, OnFull, SessionWindows, StateOptions, Stateful, Table,
+    TimeMode, Window,
+};
 
 #[cfg(feature = "regex")]
 pub use crate::fns::LazyRegex;

@@ -69,6 +69,13 @@ impl DeadLetters {
         self.count += 1;
     }
 
+    /// Records a typed record (a late event, a window result that failed downstream) as
+    /// its JSON text: there are no raw input bytes for it.
+    pub fn send_record<T: Serialize>(&mut self, component: &str, reason: &str, record: &T) {
+        let text = serde_json::to_vec(record).unwrap_or_else(|e| format!("<unserializable: {e}>").into_bytes());
+        self.send(component, reason, &text);
+    }
+
     /// Writes buffered letters. Errors writing to stderr are ignored (there is nowhere
     /// left to report them); errors from sinks are returned.
     pub fn flush(&mut self) -> Result<(), RunError> {

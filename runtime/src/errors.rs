@@ -25,6 +25,10 @@ pub enum EvalError {
     Timestamp { value: String, format: String },
     /// A function was called with an argument it cannot accept.
     InvalidArgument { function: &'static str, reason: String },
+    /// The record's event-time field is null.
+    NoEventTime { field: &'static str },
+    /// A window or table holds `max_keys` entries and its policy is to reject new ones.
+    StateFull { max_keys: usize },
 }
 
 impl fmt::Display for EvalError {
@@ -43,6 +47,10 @@ impl fmt::Display for EvalError {
             }
             EvalError::InvalidArgument { function, reason } => {
                 write!(f, "invalid argument to `{function}`: {reason}")
+            }
+            EvalError::NoEventTime { field } => write!(f, "the event-time field `{field}` is null"),
+            EvalError::StateFull { max_keys } => {
+                write!(f, "state is full (max_keys {max_keys}, on_full: dead_letter)")
             }
         }
     }

@@ -21,6 +21,14 @@ pub enum InternalEvent {
     DeadLettered(u64),
     /// Bad records dropped (`on_error: drop`).
     Dropped(u64),
+    /// Records that arrived after their windows closed (routed per the window's `late:`).
+    Late(u64),
+    /// State entries a window or table gave up early because of `max_keys`.
+    Evicted(u64),
+    /// Table keys removed by their `ttl`.
+    Expired(u64),
+    /// A sample of a window's or table's state size; the peak is kept.
+    State { entries: u64, bytes: u64 },
 }
 
 #[derive(Debug, Default)]
@@ -30,6 +38,11 @@ struct ComponentCounters {
     sent: AtomicU64,
     dead_lettered: AtomicU64,
     dropped: AtomicU64,
+    late: AtomicU64,
+    evicted: AtomicU64,
+    expired: AtomicU64,
+    state_entries: AtomicU64,
+    state_bytes: AtomicU64,
 }
 
 /// A point-in-time copy of one component's counters.
@@ -39,6 +52,12 @@ pub struct CounterSnapshot {
     pub sent: u64,
     pub dead_lettered: u64,
     pub dropped: u64,
+    pub late: u64,
+    pub evicted: u64,
+    pub expired: u64,
+    /// Peak state entries and bytes sampled (windows and tables only).
+    pub state_entries: u64,
+    pub state_bytes: u64,
 }
 
 /// The counters of one component; cheap to clone, shared with the registry.
@@ -56,6 +75,14 @@ impl Counters {
             InternalEvent::Sent(n) => (&self.0.sent, n),
             InternalEvent::DeadLettered(n) => (&self.0.dead_lettered, n),
             InternalEvent::Dropped(n) => (&self.0.dropped, n),
+            InternalEvent::Late(n) => (&self.0.late, n),
+            InternalEvent::Evicted(n) => (&self.0.evicted, n),
+            InternalEvent::Expired(n) => (&self.0.expired, n),
+            InternalEvent::State { entries, bytes } => {
+                self.0.state_entries.fetch_max(entries, Ordering::Relaxed);
+                self.0.state_bytes.fetch_max(bytes, Ordering::Relaxed);
+                return;
+            }
         };
         if n > 0 {
             counter.fetch_add(n, Ordering::Relaxed);
@@ -68,6 +95,11 @@ impl Counters {
             sent: self.0.sent.load(Ordering::Relaxed),
             dead_lettered: self.0.dead_lettered.load(Ordering::Relaxed),
             dropped: self.0.dropped.load(Ordering::Relaxed),
+            late: self.0.late.load(Ordering::Relaxed),
+            evicted: self.0.evicted.load(Ordering::Relaxed),
+            expired: self.0.expired.load(Ordering::Relaxed),
+            state_entries: self.0.state_entries.load(Ordering::Relaxed),
+            state_bytes: self.0.state_bytes.load(Ordering::Relaxed),
         }
     }
 }
@@ -104,7 +136,8 @@ impl Events {
     }
 
     /// `{"sources.a": {"received": .., "sent": .., "dead_lettered": .., "dropped": ..}, ..}`
-    /// for the exit log line.
+    /// for the exit log line. Windows and tables add `late`, `evicted`, `expired` and the
+    /// peak `state_entries`/`state_bytes` when they are not zero.
     pub fn summary(&self) -> Value {
         let mut components = Map::new();
         for (name, s) in self.snapshot() {
@@ -113,6 +146,16 @@ impl Events {
             m.insert("sent".to_owned(), s.sent.into());
             m.insert("dead_lettered".to_owned(), s.dead_lettered.into());
             m.insert("dropped".to_owned(), s.dropped.into());
+            let stateful = [
+                ("late", s.late),
+                ("evicted", s.evicted),
+                ("expired", s.expired),
+                ("state_entries", s.state_entries),
+                ("state_bytes", s.state_bytes),
+            ];
+            for (key, value) in stateful.into_iter().filter(|(_, v)| *v > 0) {
+                m.insert(key.to_owned(), value.into());
+            }
             components.insert(name.to_owned(), Value::Object(m));
         }
         Value::Object(components)
@@ -141,7 +184,8 @@ mod tests {
                         received: 3,
                         sent: 2,
                         dead_lettered: 0,
-                        dropped: 0
+                        dropped: 0,
+                        ..CounterSnapshot::default()
                     }
                 ),
                 (
@@ -150,7 +194,8 @@ mod tests {
                         received: 0,
                         sent: 0,
                         dead_lettered: 1,
-                        dropped: 4
+                        dropped: 4,
+                        ..CounterSnapshot::default()
                     }
                 ),
             ]
@@ -158,5 +203,14 @@ mod tests {
         let summary = events.summary();
         assert_eq!(summary["sources.a"]["received"], 3);
         assert_eq!(summary["transforms.t"]["dropped"], 4);
+        assert!(summary["transforms.t"].get("late").is_none(), "stateful keys only when set");
+        let w = events.component("windows.w");
+        w.emit(InternalEvent::State { entries: 5, bytes: 100 });
+        w.emit(InternalEvent::State { entries: 2, bytes: 40 });
+        w.emit(InternalEvent::Late(1));
+        let summary = events.summary();
+        assert_eq!(summary["windows.w"]["state_entries"], 5, "the peak is kept");
+        assert_eq!(summary["windows.w"]["state_bytes"], 100);
+        assert_eq!(summary["windows.w"]["late"], 1);
     }
 }

@@ -9,6 +9,7 @@
 //! Principles: a bad record is a value (a dead letter), never a crash; records move in
 //! reused batches; dynamic dispatch happens per batch, never per record.
 
+pub mod aggregates;
 pub mod batch;
 pub mod cli;
 pub mod codegen;
@@ -24,6 +25,7 @@ pub mod shutdown;
 pub mod sinks;
 pub mod sources;
 pub mod time;
+pub mod windows;
 
 #[cfg(test)]
 mod test_util;

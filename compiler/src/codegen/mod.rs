@@ -4,6 +4,7 @@
 //! at the end, with prettyplease. Output depends only on the IR, whose
 //! order is the spec's, so the same spec always gives the same code.
 
+mod aggregation;
 mod expr;
 pub mod ident;
 mod pipeline;

@@ -1,14 +1,14 @@
 //! The file: header attributes, pipeline info, records, fused flow
-//! functions (one per source and transform), the `Sinks` and `Job` structs
-//! and `main`.
+//! functions (one per source and operator), watermark propagation, the
+//! `Nodes` and `Job` structs and `main`.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use super::expr::ExprGen;
 use super::ident::{prefixed, type_ident};
-use super::{records, sinks, sources};
-use crate::ir::{Ir, IrFormat, IrTransform, Node, SinkInput};
+use super::{aggregation, records, sinks, sources};
+use crate::ir::{Ir, IrFormat, IrOperator, IrOperatorKind, IrSource, IrTime, IrTransform, Node, SinkInput};
 use crate::types::RecordType;
 
 pub fn file(ir: &Ir) -> TokenStream {
@@ -17,17 +17,21 @@ pub fn file(ir: &Ir) -> TokenStream {
     let structs = ir.records.iter().map(|r| records::record_struct(r));
     let format_impls = format_impls(ir);
     let generator_statics = ir.sources.iter().filter_map(sources::generator_statics);
-    let source_flows: Vec<TokenStream> = ir
-        .sources
+    let source_flows: Vec<TokenStream> = ir.sources.iter().enumerate().map(|(i, s)| source_flow(i, s, ir)).collect();
+    let operator_fns: Vec<TokenStream> = ir
+        .operators
         .iter()
-        .map(|s| flow_fn(&s.name, &format!("sources.{}", s.name), &s.record, &s.outputs, ir))
+        .map(|op| match &op.kind {
+            IrOperatorKind::Transform(t) => transform_fns(op, t, ir, &mut exprs),
+            IrOperatorKind::Window(_) | IrOperatorKind::Table(_) => stateful_fns(op, ir, &mut exprs),
+        })
         .collect();
-    let transform_fns: Vec<TokenStream> = ir.transforms.iter().map(|t| transform_fns(t, ir, &mut exprs)).collect();
+    let advance_fns = advance_fns(ir);
     let regexes = exprs.regexes.iter().enumerate().map(|(i, pattern)| {
         let name = format_ident!("RE_{}", i);
         quote!(static #name: LazyRegex = LazyRegex::new(#pattern);)
     });
-    let sinks_struct = sinks_struct(ir);
+    let nodes_struct = nodes_struct(ir);
     let job = job(ir);
     quote! {
         #![allow(unused, clippy::all, non_snake_case, non_camel_case_types)]
@@ -39,8 +43,9 @@ pub fn file(ir: &Ir) -> TokenStream {
         #(#generator_statics)*
         #(#regexes)*
         #(#source_flows)*
-        #(#transform_fns)*
-        #sinks_struct
+        #(#operator_fns)*
+        #advance_fns
+        #nodes_struct
         #job
     }
 }
@@ -89,14 +94,14 @@ fn format_impls(ir: &Ir) -> Vec<TokenStream> {
         .collect()
 }
 
-/// Calls that hand `rec` to every downstream node.
+/// Calls that hand `rec` (with its time `t`) to every downstream node.
 fn forward(outputs: &[Node], ir: &Ir) -> Vec<TokenStream> {
     outputs
         .iter()
         .map(|node| match node {
-            Node::Transform(t) => {
-                let f = prefixed("flow_", &ir.transforms[*t].name);
-                quote!(#f(rec, out)?;)
+            Node::Operator(t) => {
+                let f = prefixed("flow_", &ir.operators[*t].name);
+                quote!(#f(rec, t, out)?;)
             }
             Node::Sink(s) => {
                 let field = prefixed("sink_", &ir.sinks[*s].name);
@@ -106,16 +111,177 @@ fn forward(outputs: &[Node], ir: &Ir) -> Vec<TokenStream> {
         .collect()
 }
 
-/// `flow_<source>`: what happens to each decoded record of a source.
-fn flow_fn(name: &str, component: &str, record: &RecordType, outputs: &[Node], ir: &Ir) -> TokenStream {
-    let f = prefixed("flow_", name);
-    let ty = type_ident(&record.rust_name);
+/// Windows and tables, in topological order.
+fn stateful(ir: &Ir) -> impl Iterator<Item = &IrOperator> {
+    ir.operators.iter().filter(|o| o.aggregation().is_some())
+}
+
+/// The `Nodes` field of a window or table.
+fn node_field(op: &IrOperator) -> proc_macro2::Ident {
+    match op.kind {
+        IrOperatorKind::Table(_) => prefixed("table_", &op.name),
+        _ => prefixed("window_", &op.name),
+    }
+}
+
+/// `flow_<source>`: what happens to each decoded record of a source. On event time,
+/// the record's time then moves the source's watermark, which may fire windows.
+fn source_flow(index: usize, s: &IrSource, ir: &Ir) -> TokenStream {
+    let f = prefixed("flow_", &s.name);
+    let ty = type_ident(&s.record.rust_name);
+    let component = format!("sources.{}", s.name);
     let doc = format!(" Every record decoded by `{component}`.");
-    let calls = forward(outputs, ir);
+    let calls = forward(&s.outputs, ir);
+    let time = match &s.time {
+        IrTime::Processing => quote!(let t = out.clocks.now_ms();),
+        IrTime::Event { field, optional, .. } => {
+            let idents = field.iter().map(|p| super::ident::ident(p));
+            let access = quote!(rec #(.#idents)*);
+            if *optional {
+                let name = field.join(".");
+                quote! {
+                    let Some(t) = #access else {
+                        return Err(RecordError::new(#component, EvalError::NoEventTime { field: #name }));
+                    };
+                }
+            } else {
+                quote!(let t = #access;)
+            }
+        }
+    };
+    let drives_windows =
+        matches!(s.time, IrTime::Event { .. }) && stateful(ir).any(|o| o.time_sources.contains(&index));
+    if !drives_windows {
+        return quote! {
+            #[doc = #doc]
+            #[inline]
+            fn #f(rec: &#ty, out: &mut Nodes) -> Result<(), RecordError> {
+                #time
+                #(#calls)*
+                Ok(())
+            }
+        };
+    }
+    let to = prefixed("to_", &s.name);
+    let advance = prefixed("advance_after_", &s.name);
     quote! {
         #[doc = #doc]
         #[inline]
-        fn #f(rec: &#ty, out: &mut Sinks) -> Result<(), RecordError> {
+        fn #f(rec: &#ty, out: &mut Nodes) -> Result<(), RecordError> {
+            #time
+            let forwarded = #to(rec, t, out);
+            // After the record itself: it was judged against the watermark before it.
+            if out.clocks.observe(#index, t) {
+                #advance(out);
+            }
+            forwarded
+        }
+        #[inline]
+        fn #to(rec: &#ty, t: i64, out: &mut Nodes) -> Result<(), RecordError> {
+            #(#calls)*
+            Ok(())
+        }
+    }
+}
+
+/// Watermark propagation: after a source's watermark moved, and after a step (idle
+/// inputs, processing time, finished inputs). Operators advance in topological order,
+/// so an upstream window's results reach a downstream one before its watermark moves.
+fn advance_fns(ir: &Ir) -> TokenStream {
+    if stateful(ir).next().is_none() {
+        return TokenStream::new();
+    }
+    let advance = |op: &IrOperator| {
+        let field = node_field(op);
+        let emit = prefixed("emit_", &op.name);
+        let sources = &op.time_sources;
+        quote! {
+            if out.#field.advance(out.clocks.watermark(&[#(#sources),*])) {
+                #emit(out);
+            }
+        }
+    };
+    let per_source = ir.sources.iter().enumerate().filter_map(|(i, s)| {
+        if !matches!(s.time, IrTime::Event { .. }) {
+            return None;
+        }
+        let ops: Vec<TokenStream> = stateful(ir).filter(|o| o.time_sources.contains(&i)).map(advance).collect();
+        if ops.is_empty() {
+            return None;
+        }
+        let f = prefixed("advance_after_", &s.name);
+        let doc = format!(" The watermark of `sources.{}` moved.", s.name);
+        Some(quote! {
+            #[doc = #doc]
+            fn #f(out: &mut Nodes) {
+                #(#ops)*
+            }
+        })
+    });
+    let all = stateful(ir).map(advance);
+    quote! {
+        #(#per_source)*
+        /// Any watermark may have moved.
+        fn advance_all(out: &mut Nodes) {
+            #(#all)*
+        }
+    }
+}
+
+/// A window or table: its aggregation items, `flow_` (add a record, route a late one),
+/// `emit_` (hand results downstream) and `forward_`.
+fn stateful_fns(op: &IrOperator, ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
+    let component = op.component();
+    let input = type_ident(&op.input.rust_name);
+    let output = type_ident(&op.output().rust_name);
+    let items = aggregation::items(op, exprs);
+    let (key, key_helper) = aggregation::key_arg(op, exprs);
+    let field = node_field(op);
+    let (flow, emit, forward_fn) = (
+        prefixed("flow_", &op.name),
+        prefixed("emit_", &op.name),
+        prefixed("forward_", &op.name),
+    );
+    let late = match &op.kind {
+        IrOperatorKind::Window(_) if !op.late_outputs.is_empty() => {
+            let calls = forward(&op.late_outputs, ir);
+            quote! {
+                out.#field.late_counted(false);
+                #(#calls)*
+            }
+        }
+        IrOperatorKind::Window(w) if w.drop_late => quote!(out.#field.late_counted(true);),
+        _ => quote!(out.#field.late_to_dead_letters(&mut out.dead_letters, rec, t, watermark);),
+    };
+    let calls = forward(&op.outputs, ir);
+    let doc_flow = format!(" `{component}`: add a record; results and late records move on.");
+    let doc_emit = format!(" Hand the results of `{component}` downstream; one that fails there is a dead letter.");
+    quote! {
+        #items
+        #key_helper
+        #[doc = #doc_flow]
+        #[inline]
+        fn #flow(rec: &#input, t: i64, out: &mut Nodes) -> Result<(), RecordError> {
+            if let Admit::Late { watermark } = out.#field.process(#key, rec, t)? {
+                #late
+            }
+            if out.#field.has_emitted() {
+                #emit(out);
+            }
+            Ok(())
+        }
+        #[doc = #doc_emit]
+        fn #emit(out: &mut Nodes) {
+            let mut results = out.#field.take_emitted();
+            for (rec, t) in results.drain(..) {
+                if let Err(e) = #forward_fn(&rec, t, out) {
+                    out.#field.result_failed(&mut out.dead_letters, &e, &rec);
+                }
+            }
+            out.#field.restore_emitted(results);
+        }
+        #[inline]
+        fn #forward_fn(rec: &#output, t: i64, out: &mut Nodes) -> Result<(), RecordError> {
             #(#calls)*
             Ok(())
         }
@@ -124,13 +290,13 @@ fn flow_fn(name: &str, component: &str, record: &RecordType, outputs: &[Node], i
 
 /// A transform: its filter and map as small fallible functions, and its
 /// `flow_` function that applies them and forwards the result.
-fn transform_fns(t: &IrTransform, ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
-    let component = format!("transforms.{}", t.name);
-    let input = type_ident(&t.input.rust_name);
+fn transform_fns(op: &IrOperator, t: &IrTransform, ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
+    let component = op.component();
+    let input = type_ident(&op.input.rust_name);
     let mut helpers = TokenStream::new();
     let mut body = TokenStream::new();
     if let Some(filter) = &t.filter {
-        let f = prefixed("filter_", &t.name);
+        let f = prefixed("filter_", &op.name);
         let code = exprs.owned(filter);
         let doc = format!(" Filter of `{component}`.");
         helpers.extend(quote! {
@@ -147,7 +313,7 @@ fn transform_fns(t: &IrTransform, ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
         });
     }
     if let Some((output, field_exprs)) = &t.map {
-        let f = prefixed("map_", &t.name);
+        let f = prefixed("map_", &op.name);
         let out_ty = type_ident(&output.rust_name);
         let fields = output.fields.iter().zip(field_exprs).map(|(field, e)| {
             let name = super::ident::ident(&field.name);
@@ -166,14 +332,14 @@ fn transform_fns(t: &IrTransform, ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
             let rec = &#f(rec).map_err(|e| RecordError::new(#component, e))?;
         });
     }
-    let flow = prefixed("flow_", &t.name);
-    let calls = forward(&t.outputs, ir);
+    let flow = prefixed("flow_", &op.name);
+    let calls = forward(&op.outputs, ir);
     let doc = format!(" `{component}`: apply it and forward the result.");
     quote! {
         #helpers
         #[doc = #doc]
         #[inline]
-        fn #flow(rec: &#input, out: &mut Sinks) -> Result<(), RecordError> {
+        fn #flow(rec: &#input, t: i64, out: &mut Nodes) -> Result<(), RecordError> {
             #body
             #(#calls)*
             Ok(())
@@ -181,11 +347,16 @@ fn transform_fns(t: &IrTransform, ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
     }
 }
 
-fn sinks_struct(ir: &Ir) -> TokenStream {
-    let fields = ir.sinks.iter().filter_map(|s| {
+fn nodes_struct(ir: &Ir) -> TokenStream {
+    let sink_fields = ir.sinks.iter().filter_map(|s| {
         let ty = sinks::output_type(s)?;
         let name = prefixed("sink_", &s.name);
         Some(quote!(#name: #ty,))
+    });
+    let state_fields = stateful(ir).map(|op| {
+        let name = node_field(op);
+        let ty = aggregation::node_type(op);
+        quote!(#name: #ty,)
     });
     let flushes = ir
         .sinks
@@ -196,13 +367,16 @@ fn sinks_struct(ir: &Ir) -> TokenStream {
             quote!(self.#name.flush()?;)
         });
     quote! {
-        /// Every output of the pipeline, and its dead letters.
-        struct Sinks {
-            #(#fields)*
+        /// Everything records flow into: outputs, windows and tables, the sources'
+        /// clocks, and the dead letters.
+        struct Nodes {
+            #(#sink_fields)*
+            #(#state_fields)*
+            clocks: Clocks,
             dead_letters: DeadLetters,
         }
 
-        impl Outputs for Sinks {
+        impl Outputs for Nodes {
             fn dead_letters(&mut self) -> &mut DeadLetters {
                 &mut self.dead_letters
             }
@@ -220,10 +394,47 @@ fn job(ir: &Ir) -> TokenStream {
         let ty = sources::source_type(s);
         quote!(#name: #ty,)
     });
-    let polls = ir.sources.iter().map(|s| {
+    let any_state = stateful(ir).next().is_some();
+    let polls = ir.sources.iter().enumerate().map(|(i, s)| {
         let name = prefixed("source_", &s.name);
         let flow = prefixed("flow_", &s.name);
-        quote!(step = step.and(Step::from(self.#name.poll(&mut self.sinks, #flow)?));)
+        if any_state {
+            quote! {
+                let poll = self.#name.poll(&mut self.nodes, #flow)?;
+                self.nodes.clocks.polled(#i, poll);
+                moved |= poll == Poll::Finished;
+                step = step.and(Step::from(poll));
+            }
+        } else {
+            quote!(step = step.and(Step::from(self.#name.poll(&mut self.nodes, #flow)?));)
+        }
+    });
+    let (tick, advance) = if any_state {
+        let samples = stateful(ir).map(|op| {
+            let field = node_field(op);
+            quote!(self.nodes.#field.sample(false);)
+        });
+        (
+            quote!(let mut moved = self.nodes.clocks.tick();),
+            quote! {
+                if moved {
+                    advance_all(&mut self.nodes);
+                    self.nodes.flush()?;
+                }
+                #(#samples)*
+            },
+        )
+    } else {
+        (quote!(self.nodes.clocks.tick();), TokenStream::new())
+    };
+    let closes = stateful(ir).map(|op| {
+        let field = node_field(op);
+        let emit = prefixed("emit_", &op.name);
+        quote! {
+            if self.nodes.#field.close() {
+                #emit(&mut self.nodes);
+            }
+        }
     });
     let source_inits = ir.sources.iter().map(|s| {
         let name = prefixed("source_", &s.name);
@@ -239,6 +450,25 @@ fn job(ir: &Ir) -> TokenStream {
             let init = sinks::construct(s);
             quote!(#name: #init,)
         });
+    let state_inits = stateful(ir).map(|op| {
+        let name = node_field(op);
+        let init = aggregation::construct(op);
+        quote!(#name: #init,)
+    });
+    let time_modes = ir.sources.iter().map(|s| match &s.time {
+        IrTime::Processing => quote!(TimeMode::Processing),
+        IrTime::Event {
+            max_out_of_order,
+            idle_timeout,
+            ..
+        } => {
+            let idle = match idle_timeout {
+                Some(ms) => quote!(Some(#ms)),
+                None => quote!(None),
+            };
+            quote!(TimeMode::Event { max_out_of_order: #max_out_of_order, idle_timeout: #idle })
+        }
+    });
     let dead_letter_sinks: Vec<TokenStream> = ir
         .sinks
         .iter()
@@ -251,33 +481,39 @@ fn job(ir: &Ir) -> TokenStream {
         quote!(DeadLetters::to_sinks(vec![#(#dead_letter_sinks),*]))
     };
     quote! {
-        /// The running pipeline: its sources and its sinks.
+        /// The running pipeline: its sources and everything downstream.
         struct Job {
             #(#source_fields)*
-            sinks: Sinks,
+            nodes: Nodes,
         }
 
         impl Pipeline for Job {
             fn step(&mut self) -> Result<Step, RunError> {
                 let mut step = Step::Finished;
-                // Each poll flushes the sinks it wrote to.
+                #tick
+                // Each poll flushes the outputs it wrote to.
                 #(#polls)*
+                #advance
                 Ok(step)
             }
             fn close(&mut self) -> Result<(), RunError> {
-                self.sinks.flush()
+                // Open windows fire, upstream first, so downstream ones see their results.
+                #(#closes)*
+                self.nodes.flush()
             }
         }
 
         fn main() -> std::process::ExitCode {
             run(&PIPELINE, |ctx| {
-                let sinks = Sinks {
+                let nodes = Nodes {
                     #(#sink_inits)*
+                    #(#state_inits)*
+                    clocks: Clocks::new(&[#(#time_modes),*]),
                     dead_letters: #dead_letters,
                 };
                 Ok(Job {
                     #(#source_inits)*
-                    sinks,
+                    nodes,
                 })
             })
         }

@@ -6,7 +6,7 @@ use quote::quote;
 use super::ident::type_ident;
 use crate::ir::{IrFormat, IrSink, IrSinkKind, SinkInput};
 
-/// The field type of a record sink in the `Sinks` struct.
+/// The field type of a record sink in the `Nodes` struct.
 pub fn output_type(s: &IrSink) -> Option<TokenStream> {
     let SinkInput::Records(record) = &s.input else {
         return None;

@@ -4,6 +4,7 @@
 //! anything outside the language (macros, paths, closures, unknown functions)
 //! is rejected, so a spec can never inject Rust into the generated code.
 
+pub mod aggregates;
 pub mod check;
 pub mod functions;
 pub mod parse;

@@ -7,7 +7,7 @@ use super::schema::{FieldSpec, ScalarType, SchemaSpec};
 use super::sinks::{SinkCommon, SinkKind, SinkSpec};
 use super::sources::{SourceCommon, SourceKind, SourceSpec};
 use super::spans::SpanIndex;
-use super::{is_valid_field_name, is_valid_name, Named, Spec, TransformSpec};
+use super::{is_valid_field_name, is_valid_name, Named, OperatorSpec, Spec};
 use crate::diagnostics::SpecError;
 
 /// The result of loading: the parts of the spec that could be read, the span
@@ -20,7 +20,16 @@ pub struct Loaded {
     pub fatal: bool,
 }
 
-const TOP_LEVEL: &[&str] = &["name", "schemas", "sources", "transforms", "windows", "sinks", "tests"];
+const TOP_LEVEL: &[&str] = &[
+    "name",
+    "schemas",
+    "sources",
+    "transforms",
+    "windows",
+    "tables",
+    "sinks",
+    "tests",
+];
 
 /// Load a spec. Only invalid YAML stops early; everything else is collected.
 pub fn load(text: &str) -> Loaded {
@@ -119,12 +128,24 @@ impl Loader {
                         }
                     }
                 }
-                "transforms" => {
-                    for (name, value) in self.section(value, "transforms") {
-                        let path = ["transforms", name.as_str()];
-                        match self.de::<TransformSpec>(value.clone(), &path, &format!("transform `{name}`"), &[]) {
-                            Some(t) => spec.transforms.push(Named { name, spec: t }),
-                            None => spec.unreadable.push(("transforms", name)),
+                "transforms" | "windows" | "tables" => {
+                    for (name, value) in self.section(value, key) {
+                        let path = [key, name.as_str()];
+                        let section = match key {
+                            "transforms" => "transforms",
+                            "windows" => "windows",
+                            _ => "tables",
+                        };
+                        let context = format!("{} `{name}`", section.trim_end_matches('s'));
+                        let value = value.clone();
+                        let operator = match section {
+                            "transforms" => self.de(value, &path, &context, &[]).map(OperatorSpec::Transform),
+                            "windows" => self.de(value, &path, &context, &[]).map(OperatorSpec::Window),
+                            _ => self.de(value, &path, &context, &[]).map(OperatorSpec::Table),
+                        };
+                        match operator {
+                            Some(op) => spec.operators.push(Named { name, spec: op }),
+                            None => spec.unreadable.push((section, name)),
                         }
                     }
                 }
@@ -136,10 +157,10 @@ impl Loader {
                         }
                     }
                 }
-                "windows" | "tests" => self.errors.push(SpecError::unsupported_section(
+                "tests" => self.errors.push(SpecError::unsupported_section(
                     key,
                     &self.spans.key(&[key]),
-                    "windows and spec tests arrive in a later version; remove this section for now",
+                    "spec tests (`rill test`) arrive in a later version; remove this section for now",
                 )),
                 other => self.errors.push(SpecError::unknown_field(
                     other,

@@ -10,13 +10,17 @@ pub mod schema;
 pub mod sinks;
 pub mod sources;
 pub mod spans;
+pub mod tables;
 pub mod transforms;
+pub mod windows;
 
 pub use loader::{load, Loaded};
 pub use schema::{FieldSpec, ScalarType, SchemaSpec};
 pub use sinks::{SinkKind, SinkSpec};
 pub use sources::{SourceKind, SourceSpec};
+pub use tables::TableSpec;
 pub use transforms::TransformSpec;
+pub use windows::WindowSpec;
 
 /// A component with the name it was given in the spec.
 #[derive(Debug, Clone)]
@@ -31,7 +35,8 @@ pub struct Spec {
     pub name: String,
     pub schemas: Vec<Named<SchemaSpec>>,
     pub sources: Vec<Named<SourceSpec>>,
-    pub transforms: Vec<Named<TransformSpec>>,
+    /// Transforms, windows and tables: the nodes between sources and sinks.
+    pub operators: Vec<Named<OperatorSpec>>,
     pub sinks: Vec<Named<SinkSpec>>,
     /// Components that exist but could not be read: (section, name). Later
     /// passes treat them as present, so one mistake is reported once.
@@ -44,9 +49,60 @@ impl Spec {
         self.unreadable.iter().any(|(s, n)| *s == section && n == name)
             || match section {
                 "sources" => self.sources.iter().any(|c| c.name == name),
-                "transforms" => self.transforms.iter().any(|c| c.name == name),
-                _ => self.sinks.iter().any(|c| c.name == name),
+                "sinks" => self.sinks.iter().any(|c| c.name == name),
+                section => self
+                    .operators
+                    .iter()
+                    .any(|c| c.name == name && c.spec.section() == section),
             }
+    }
+
+    /// True when any operator section (transforms, windows, tables) defines `name`.
+    pub fn defines_operator(&self, name: &str) -> bool {
+        OperatorSpec::SECTIONS.iter().any(|s| self.defines(s, name))
+    }
+}
+
+/// A node between sources and sinks, from one of three sections.
+#[derive(Debug, Clone)]
+pub enum OperatorSpec {
+    Transform(TransformSpec),
+    Window(WindowSpec),
+    Table(TableSpec),
+}
+
+impl OperatorSpec {
+    pub const SECTIONS: &'static [&'static str] = &["transforms", "windows", "tables"];
+
+    /// The top-level section it was written in, the first segment of its spans' paths.
+    pub fn section(&self) -> &'static str {
+        match self {
+            OperatorSpec::Transform(_) => "transforms",
+            OperatorSpec::Window(_) => "windows",
+            OperatorSpec::Table(_) => "tables",
+        }
+    }
+
+    /// What it is called in messages: `transform`, `window`, `table`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            OperatorSpec::Transform(_) => "transform",
+            OperatorSpec::Window(_) => "window",
+            OperatorSpec::Table(_) => "table",
+        }
+    }
+
+    pub fn input(&self) -> Option<&Inputs> {
+        match self {
+            OperatorSpec::Transform(t) => t.input.as_ref(),
+            OperatorSpec::Window(w) => w.input.as_ref(),
+            OperatorSpec::Table(t) => t.input.as_ref(),
+        }
+    }
+
+    /// A window has a second output, `<name>.late`.
+    pub fn has_late_output(&self) -> bool {
+        matches!(self, OperatorSpec::Window(_))
     }
 }
 

@@ -8,27 +8,48 @@ use crate::spec::{Inputs, Spec};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Upstream {
     Source(usize),
-    Transform(usize),
+    /// A transform, window or table (index into `Spec::operators`).
+    Operator(usize),
+    /// The late records of a window (`<window>.late`).
+    Late(usize),
     DeadLetters,
     /// A component that failed to load; already reported.
     Unreadable,
 }
 
-/// Resolved inputs (by spec index) and a topological order of transforms.
+/// Resolved inputs (by spec index) and a topological order of operators.
 pub struct Graph {
-    pub transform_inputs: Vec<Vec<Upstream>>,
+    pub operator_inputs: Vec<Vec<Upstream>>,
     pub sink_inputs: Vec<Vec<Upstream>>,
-    /// Transform spec indices, each after all transforms it reads from.
-    /// Transforms on a cycle are left out.
+    /// Operator spec indices, each after all operators it reads from.
+    /// Operators on a cycle are left out.
     pub order: Vec<usize>,
 }
 
+impl Graph {
+    /// True when a sink or operator reads `<window>.late` of operator `t`.
+    pub fn reads_late(&self, t: usize) -> bool {
+        self.operator_inputs
+            .iter()
+            .chain(self.sink_inputs.iter())
+            .flatten()
+            .any(|u| *u == Upstream::Late(t))
+    }
+}
+
 pub fn resolve(spec: &Spec, cx: &mut Cx) -> Graph {
+    let late_names: Vec<String> = spec
+        .operators
+        .iter()
+        .filter(|o| o.spec.has_late_output())
+        .map(|o| format!("{}.late", o.name))
+        .collect();
     let valid: Vec<&str> = spec
         .sources
         .iter()
         .map(|s| s.name.as_str())
-        .chain(spec.transforms.iter().map(|t| t.name.as_str()))
+        .chain(spec.operators.iter().map(|t| t.name.as_str()))
+        .chain(late_names.iter().map(String::as_str))
         .chain(
             spec.unreadable
                 .iter()
@@ -36,10 +57,10 @@ pub fn resolve(spec: &Spec, cx: &mut Cx) -> Graph {
                 .map(|(_, n)| n.as_str()),
         )
         .collect();
-    let transform_inputs = spec
-        .transforms
+    let operator_inputs = spec
+        .operators
         .iter()
-        .map(|t| inputs(spec, cx, "transforms", &t.name, t.spec.input.as_ref(), &valid, false))
+        .map(|t| inputs(spec, cx, t.spec.section(), &t.name, t.spec.input(), &valid, false))
         .collect();
     let sink_inputs = spec
         .sinks
@@ -47,7 +68,7 @@ pub fn resolve(spec: &Spec, cx: &mut Cx) -> Graph {
         .map(|s| inputs(spec, cx, "sinks", &s.name, s.spec.common.input.as_ref(), &valid, true))
         .collect();
     let mut graph = Graph {
-        transform_inputs,
+        operator_inputs,
         sink_inputs,
         order: Vec::new(),
     };
@@ -86,9 +107,16 @@ fn inputs(
         let at = cx.value(&path);
         if let Some(i) = spec.sources.iter().position(|s| s.name == *input_name) {
             resolved.push(Upstream::Source(i));
-        } else if let Some(i) = spec.transforms.iter().position(|t| t.name == *input_name) {
-            resolved.push(Upstream::Transform(i));
-        } else if spec.defines("sources", input_name) || spec.defines("transforms", input_name) {
+        } else if let Some(i) = spec.operators.iter().position(|t| t.name == *input_name) {
+            resolved.push(Upstream::Operator(i));
+        } else if let Some(i) = late_input(spec, input_name) {
+            resolved.push(Upstream::Late(i));
+        } else if spec.defines("sources", input_name) || spec.defines_operator(input_name) {
+            resolved.push(Upstream::Unreadable);
+        } else if input_name
+            .strip_suffix(".late")
+            .is_some_and(|w| spec.defines("windows", w))
+        {
             resolved.push(Upstream::Unreadable);
         } else if *input_name == "dead_letter" && is_sink {
             resolved.push(Upstream::DeadLetters);
@@ -117,6 +145,14 @@ fn inputs(
     resolved
 }
 
+/// `<window>.late` → the window's operator index.
+fn late_input(spec: &Spec, input: &str) -> Option<usize> {
+    let window = input.strip_suffix(".late")?;
+    spec.operators
+        .iter()
+        .position(|o| o.name == window && o.spec.has_late_output())
+}
+
 /// Depth-first topological sort; reports each cycle once, at the input that closes it.
 fn order(spec: &Spec, graph: &Graph, cx: &mut Cx) -> Vec<usize> {
     #[derive(Clone, Copy, PartialEq)]
@@ -142,16 +178,19 @@ fn order(spec: &Spec, graph: &Graph, cx: &mut Cx) -> Vec<usize> {
         marks[t] = Mark::Active;
         stack.push(t);
         let mut ok = true;
-        for up in &graph.transform_inputs[t] {
-            let Upstream::Transform(u) = *up else { continue };
+        for up in &graph.operator_inputs[t] {
+            let (Upstream::Operator(u) | Upstream::Late(u)) = *up else {
+                continue;
+            };
             if marks[u] == Mark::Active {
                 let start = stack.iter().position(|&s| s == u).unwrap_or(0);
                 let mut names: Vec<&str> = stack[start..]
                     .iter()
-                    .map(|&s| spec.transforms[s].name.as_str())
+                    .map(|&s| spec.operators[s].name.as_str())
                     .collect();
-                names.push(&spec.transforms[u].name);
-                let at = cx.value(&["transforms", &spec.transforms[t].name, "input"]);
+                names.push(&spec.operators[u].name);
+                let op = &spec.operators[t];
+                let at = cx.value(&[op.spec.section(), &op.name, "input"]);
                 cx.error(SpecError::cycle(&names.join(" → "), &at));
                 ok = false;
             } else if !visit(u, spec, graph, marks, stack, order, cx) {
@@ -165,22 +204,22 @@ fn order(spec: &Spec, graph: &Graph, cx: &mut Cx) -> Vec<usize> {
         }
         ok
     }
-    let mut marks = vec![Mark::New; spec.transforms.len()];
+    let mut marks = vec![Mark::New; spec.operators.len()];
     let mut order = Vec::new();
-    for t in 0..spec.transforms.len() {
+    for t in 0..spec.operators.len() {
         visit(t, spec, graph, &mut marks, &mut Vec::new(), &mut order, cx);
     }
     order
 }
 
-/// Warn about sources and transforms whose output nobody reads.
+/// Warn about sources and operators whose output nobody reads.
 pub fn warn_unused(spec: &Spec, graph: &Graph, cx: &mut Cx) {
     // An unreadable component may be the reader; better no warning than a false one.
     if !spec.unreadable.is_empty() {
         return;
     }
     let all_inputs: Vec<Upstream> = graph
-        .transform_inputs
+        .operator_inputs
         .iter()
         .chain(graph.sink_inputs.iter())
         .flatten()
@@ -192,10 +231,10 @@ pub fn warn_unused(spec: &Spec, graph: &Graph, cx: &mut Cx) {
             cx.error(SpecError::unused_source(&s.name, &at));
         }
     }
-    for (i, t) in spec.transforms.iter().enumerate() {
-        if !all_inputs.contains(&Upstream::Transform(i)) {
-            let at = cx.key(&["transforms", &t.name]);
-            cx.error(SpecError::unused_transform(&t.name, &at));
+    for (i, t) in spec.operators.iter().enumerate() {
+        if !all_inputs.contains(&Upstream::Operator(i)) {
+            let at = cx.key(&[t.spec.section(), &t.name]);
+            cx.error(SpecError::unused_transform(t.spec.kind(), &t.name, &at));
         }
     }
 }

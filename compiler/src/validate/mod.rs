@@ -4,20 +4,25 @@
 //! `rill check` reports every error at once. A component whose own checks
 //! fail is left out of later passes instead of stopping them.
 
+mod aggregation;
 mod graph;
 mod names;
+mod operators;
 mod records;
 mod sinks;
 mod sources;
+mod tables;
 mod transforms;
+mod windows;
 
 use std::collections::BTreeSet;
 
 use sha2::{Digest, Sha256};
 
 use crate::diagnostics::SpecError;
-use crate::ir::{Ir, IrSetting, IrSink, IrSource, IrTransform, Node};
+use crate::ir::{Ir, IrOperator, IrSetting, IrSink, IrSource, Node};
 use crate::spec::spans::{offset_in_scalar, Span, SpanIndex};
+use crate::spec::duration::parse_millis;
 use crate::spec::{self, Spec};
 use graph::Upstream;
 
@@ -91,6 +96,22 @@ impl Cx<'_> {
         }
     }
 
+    /// A duration in the spec at `path`, in ms; reported where it is when it does not
+    /// parse, or is zero and `positive` is asked.
+    pub fn duration(&mut self, path: &[&str], text: &str, positive: bool) -> Option<i64> {
+        let reason = match parse_millis(text) {
+            Ok(0) if positive => "must be longer than 0".to_string(),
+            Ok(ms) => match i64::try_from(ms) {
+                Ok(ms) => return Some(ms),
+                Err(_) => "too long".to_string(),
+            },
+            Err(reason) => reason,
+        };
+        let at = self.value(path);
+        self.error(SpecError::bad_duration(text, &reason, &at));
+        None
+    }
+
     /// Register a value resolved at start and return its key.
     pub fn setting(&mut self, key: String, default: &str, help: &str) -> String {
         self.settings.push(IrSetting {
@@ -107,8 +128,8 @@ fn build_ir(spec: &Spec, cx: &mut Cx) -> Option<Ir> {
     let schemas = records::from_schemas(spec);
     let sources = sources::check(spec, &schemas, cx);
     let graph = graph::resolve(spec, cx);
-    let transforms = transforms::check(spec, &graph, &sources, cx);
-    let sinks = sinks::check(spec, &graph, &sources, &transforms, cx);
+    let operators = operators::check(spec, &graph, &sources, cx);
+    let sinks = sinks::check(spec, &graph, &sources, &operators, cx);
     graph::warn_unused(spec, &graph, cx);
     if spec.sources.is_empty() && !spec.unreadable.iter().any(|(s, _)| *s == "sources") {
         let at = cx.value(&[]);
@@ -116,23 +137,23 @@ fn build_ir(spec: &Spec, cx: &mut Cx) -> Option<Ir> {
     }
     // From here on, every component must have checked out.
     let mut sources: Vec<IrSource> = sources.into_iter().collect::<Option<_>>()?;
-    if transforms.iter().any(Option::is_none) {
+    if operators.iter().any(Option::is_none) {
         return None;
     }
     let sinks: Vec<IrSink> = sinks.into_iter().collect::<Option<_>>()?;
-    // Lay transforms out in topological order and wire every edge.
-    let mut ir_index = vec![0; transforms.len()];
+    // Lay operators out in topological order and wire every edge.
+    let mut ir_index = vec![0; operators.len()];
     for (position, &t) in graph.order.iter().enumerate() {
         ir_index[t] = position;
     }
-    // Every transform checked out, so none was on a cycle: `order` is a permutation.
-    let mut slots = transforms;
-    let mut ordered: Vec<IrTransform> = graph.order.iter().filter_map(|&t| slots[t].take()).collect();
+    // Every operator checked out, so none was on a cycle: `order` is a permutation.
+    let mut slots = operators;
+    let mut ordered: Vec<IrOperator> = graph.order.iter().filter_map(|&t| slots[t].take()).collect();
     let edges = graph
-        .transform_inputs
+        .operator_inputs
         .iter()
         .enumerate()
-        .flat_map(|(t, ups)| ups.iter().map(move |u| (*u, Node::Transform(t))))
+        .flat_map(|(t, ups)| ups.iter().map(move |u| (*u, Node::Operator(t))))
         .chain(
             graph
                 .sink_inputs
@@ -142,12 +163,13 @@ fn build_ir(spec: &Spec, cx: &mut Cx) -> Option<Ir> {
         );
     for (up, node) in edges {
         let node = match node {
-            Node::Transform(t) => Node::Transform(ir_index[t]),
+            Node::Operator(t) => Node::Operator(ir_index[t]),
             sink => sink,
         };
         match up {
             Upstream::Source(i) => sources[i].outputs.push(node),
-            Upstream::Transform(i) => ordered[ir_index[i]].outputs.push(node),
+            Upstream::Operator(i) => ordered[ir_index[i]].outputs.push(node),
+            Upstream::Late(i) => ordered[ir_index[i]].late_outputs.push(node),
             Upstream::DeadLetters | Upstream::Unreadable => {}
         }
     }
@@ -158,7 +180,7 @@ fn build_ir(spec: &Spec, cx: &mut Cx) -> Option<Ir> {
         spec_hash: spec_hash(cx.text),
         records,
         sources,
-        transforms: ordered,
+        operators: ordered,
         sinks,
         settings: std::mem::take(&mut cx.settings),
         features: std::mem::take(&mut cx.features),

@@ -1,4 +1,4 @@
-//! Component names: one namespace across sources, transforms and sinks.
+//! Component names: one namespace across sources, transforms, windows, tables and sinks.
 
 use std::collections::HashMap;
 
@@ -15,7 +15,7 @@ pub fn check(spec: &Spec, cx: &mut Cx) {
         .sources
         .iter()
         .map(|s| ("sources", s.name.as_str()))
-        .chain(spec.transforms.iter().map(|t| ("transforms", t.name.as_str())))
+        .chain(spec.operators.iter().map(|t| (t.spec.section(), t.name.as_str())))
         .chain(spec.sinks.iter().map(|s| ("sinks", s.name.as_str())))
         .chain(spec.unreadable.iter().map(|(section, name)| (*section, name.as_str())));
     for (section, name) in all {

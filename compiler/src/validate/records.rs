@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use crate::codegen::ident::type_name;
-use crate::ir::{IrSource, IrTransform};
+use crate::ir::{IrOperator, IrOperatorKind, IrSource};
 use crate::spec::{FieldSpec, ScalarType, SchemaSpec, Spec};
 use crate::types::{Field, RecordType, TsRepr, Type};
 
@@ -86,11 +86,11 @@ pub fn line_record(source: &str) -> Rc<RecordType> {
 }
 
 /// Every record the pipeline uses, nested records first, each once.
-pub fn collect(sources: &[IrSource], transforms: &[IrTransform], out: &mut Vec<Rc<RecordType>>) {
-    let used = sources
-        .iter()
-        .map(|s| &s.record)
-        .chain(transforms.iter().filter_map(|t| t.map.as_ref().map(|(r, _)| r)));
+pub fn collect(sources: &[IrSource], operators: &[IrOperator], out: &mut Vec<Rc<RecordType>>) {
+    let used = sources.iter().map(|s| &s.record).chain(operators.iter().filter_map(|o| match &o.kind {
+        IrOperatorKind::Transform(t) => t.map.as_ref().map(|(r, _)| r),
+        IrOperatorKind::Window(_) | IrOperatorKind::Table(_) => Some(o.output()),
+    }));
     for record in used {
         push(record, out);
     }

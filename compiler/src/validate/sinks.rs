@@ -2,10 +2,10 @@
 
 use super::graph::{Graph, Upstream};
 use super::sources::{format, HasFormatOptions};
-use super::transforms::input_record;
+use super::operators::input_record;
 use super::Cx;
 use crate::diagnostics::SpecError;
-use crate::ir::{IrFormat, IrSink, IrSinkKind, IrSource, IrTransform, SinkInput};
+use crate::ir::{IrFormat, IrOperator, IrSink, IrSinkKind, IrSource, SinkInput};
 use crate::spec::sinks::SinkCommon;
 use crate::spec::{FormatName, SinkKind, Spec};
 use crate::types::Type;
@@ -21,7 +21,7 @@ pub fn check(
     spec: &Spec,
     graph: &Graph,
     sources: &[Option<IrSource>],
-    transforms: &[Option<IrTransform>],
+    operators: &[Option<IrOperator>],
     cx: &mut Cx,
 ) -> Vec<Option<IrSink>> {
     let mut out = Vec::new();
@@ -48,7 +48,7 @@ pub fn check(
             }
             Some(SinkInput::DeadLetters)
         } else {
-            input_record(name, "sinks", inputs, sources, transforms, cx).map(SinkInput::Records)
+            input_record(name, "sinks", inputs, sources, operators, cx).map(SinkInput::Records)
         };
         let Some(input) = input else {
             out.push(None);

@@ -5,7 +5,7 @@ use std::rc::Rc;
 use super::records::{line_record, Schemas};
 use super::Cx;
 use crate::diagnostics::SpecError;
-use crate::ir::{GenField, GenKind, IrFormat, IrSource, IrSourceKind};
+use crate::ir::{GenField, GenKind, IrFormat, IrSource, IrSourceKind, IrTime};
 use crate::spec::duration::parse_millis;
 use crate::spec::sources::{GenFieldSpec, GeneratorSource, SourceCommon};
 use crate::spec::{FormatName, Named, Setting, SourceKind, SourceSpec, Spec};
@@ -52,13 +52,88 @@ fn source(named: &Named<SourceSpec>, schemas: &Schemas, cx: &mut Cx) -> Option<I
         SourceKind::Stdin(_) => IrSourceKind::Stdin,
         SourceKind::Generator(g) => generator(name, g, &record, cx)?,
     };
+    let time = time(name, common, &record, cx)?;
     Some(IrSource {
         name: name.to_string(),
         kind,
         format,
         record,
         on_error: common.on_error,
+        time,
         outputs: Vec::new(),
+    })
+}
+
+/// `event_time:` and `watermark:`: where records get their time.
+fn time(name: &str, common: &SourceCommon, record: &RecordType, cx: &mut Cx) -> Option<IrTime> {
+    let Some(field) = &common.event_time else {
+        if common.watermark.is_some() {
+            let at = cx.key(&["sources", name, "watermark"]);
+            cx.error(SpecError::invalid_value(
+                "watermark",
+                "a watermark tracks event time, and this source has no `event_time:`",
+                &at,
+                Some("add `event_time: <timestamp field>`, or remove `watermark:` to use processing time".into()),
+            ));
+            return None;
+        }
+        return Some(IrTime::Processing);
+    };
+    let at = cx.value(&["sources", name, "event_time"]);
+    let path: Vec<String> = field.split('.').map(|s| s.trim().to_string()).collect();
+    let mut current = record;
+    let mut ty = None;
+    for (i, segment) in path.iter().enumerate() {
+        let Some(f) = current.field(segment) else {
+            cx.error(SpecError::unknown_expr_field(segment, &current.display, &at, &current.field_names()));
+            return None;
+        };
+        match (&f.ty, i + 1 == path.len()) {
+            (t, true) => ty = Some(t.clone()),
+            (Type::Record(nested), false) => current = nested,
+            (other, false) => {
+                cx.error(SpecError::type_mismatch(
+                    format!("`{segment}` is {other}, not a record"),
+                    "no fields inside",
+                    &at,
+                    None,
+                ));
+                return None;
+            }
+        }
+    }
+    let optional = match ty? {
+        Type::Timestamp => false,
+        Type::Optional(inner) if *inner == Type::Timestamp => true,
+        other => {
+            let help = if matches!(other, Type::I64 | Type::U64 | Type::Optional(_)) {
+                "declare the field as `timestamp_ms` (or `timestamp_s`, `timestamp`) in the schema"
+            } else {
+                "event time comes from a timestamp field of the schema"
+            };
+            cx.error(SpecError::type_mismatch(
+                format!("event time must be a timestamp, `{field}` is {other}"),
+                format!("this is {other}"),
+                &at,
+                Some(help.into()),
+            ));
+            return None;
+        }
+    };
+    let watermark = common.watermark.as_ref();
+    let max_out_of_order = match watermark.and_then(|w| w.max_out_of_order.as_ref()) {
+        None => 0,
+        Some(text) => cx.duration(&["sources", name, "watermark", "max_out_of_order"], text, false)?,
+    };
+    let idle_timeout = match watermark.and_then(|w| w.idle_timeout.as_ref()) {
+        None => None,
+        Some(text) => Some(cx.duration(&["sources", name, "watermark", "idle_timeout"], text, true)?),
+    };
+    Some(IrTime::Event {
+        field: path,
+        optional,
+        max_out_of_order,
+        idle_timeout,
     })
 }
 

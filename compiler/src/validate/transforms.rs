@@ -1,78 +1,19 @@
-//! Transforms: input types flow in, expressions are checked, outputs are inferred.
+//! Transforms: expressions are checked against the input, outputs are inferred.
 
 use std::rc::Rc;
 
-use super::graph::{Graph, Upstream};
 use super::Cx;
 use crate::codegen::ident::type_name;
 use crate::diagnostics::SpecError;
 use crate::expr::check::parse_problems;
 use crate::expr::{self, TExpr};
-use crate::ir::{IrSource, IrTransform};
+use crate::ir::IrTransform;
 use crate::spec::transforms::ExprText;
-use crate::spec::{Named, Spec, TransformSpec};
+use crate::spec::TransformSpec;
 use crate::types::{Field, RecordType, TsRepr, Type};
 
-/// One entry per spec transform; `None` where it has errors or its inputs do.
-pub fn check(spec: &Spec, graph: &Graph, sources: &[Option<IrSource>], cx: &mut Cx) -> Vec<Option<IrTransform>> {
-    let mut out: Vec<Option<IrTransform>> = vec![None; spec.transforms.len()];
-    for &t in &graph.order {
-        let named = &spec.transforms[t];
-        let Some(input) = input_record(&named.name, "transforms", &graph.transform_inputs[t], sources, &out, cx) else {
-            continue;
-        };
-        out[t] = transform(named, input, cx);
-    }
-    out
-}
-
-/// The record type flowing out of an upstream, if it is known.
-pub fn upstream_record(
-    up: Upstream,
-    sources: &[Option<IrSource>],
-    transforms: &[Option<IrTransform>],
-) -> Option<Rc<RecordType>> {
-    match up {
-        Upstream::Source(i) => sources[i].as_ref().map(|s| s.record.clone()),
-        Upstream::Transform(i) => transforms[i].as_ref().map(|t| t.output().clone()),
-        Upstream::DeadLetters | Upstream::Unreadable => None,
-    }
-}
-
-/// The single record type of a component's inputs; all inputs must agree.
-pub fn input_record(
-    name: &str,
-    section: &str,
-    inputs: &[Upstream],
-    sources: &[Option<IrSource>],
-    transforms: &[Option<IrTransform>],
-    cx: &mut Cx,
-) -> Option<Rc<RecordType>> {
-    let records: Vec<Rc<RecordType>> = inputs
-        .iter()
-        .map(|u| upstream_record(*u, sources, transforms))
-        .collect::<Option<_>>()?;
-    let first = records.first()?.clone();
-    for (i, r) in records.iter().enumerate().skip(1) {
-        if r.rust_name != first.rust_name {
-            let index = i.to_string();
-            let at = cx.value(&[section, name, "input", &index]);
-            cx.error(SpecError::input_mismatch(
-                name,
-                &at,
-                &r.display,
-                &first.display,
-                Some("every input must carry the same record type: sources with the same `schema:`, or the output of the same transform".into()),
-            ));
-            return None;
-        }
-    }
-    Some(first)
-}
-
-fn transform(named: &Named<TransformSpec>, input: Rc<RecordType>, cx: &mut Cx) -> Option<IrTransform> {
-    let name = named.name.as_str();
-    let spec = &named.spec;
+/// Check a transform's filter and map against its input record.
+pub fn transform(name: &str, spec: &TransformSpec, input: &RecordType, cx: &mut Cx) -> Option<IrTransform> {
     if spec.filter.is_none() && spec.map.is_none() {
         let at = cx.key(&["transforms", name]);
         cx.error(SpecError::missing_field(
@@ -87,7 +28,7 @@ fn transform(named: &Named<TransformSpec>, input: Rc<RecordType>, cx: &mut Cx) -
     let filter = match &spec.filter {
         None => None,
         Some(text) => {
-            let checked = expression(text, &input, &["transforms", name, "filter"], cx);
+            let checked = expression(text, input, &["transforms", name, "filter"], cx);
             match checked {
                 Some(e) if e.ty == Type::Bool => Some(e),
                 Some(e) => {
@@ -121,13 +62,13 @@ fn transform(named: &Named<TransformSpec>, input: Rc<RecordType>, cx: &mut Cx) -
                     ok = false;
                     continue;
                 }
-                let Some(e) = expression(text, &input, &path, cx) else {
+                let Some(e) = expression(text, input, &path, cx) else {
                     ok = false;
                     continue;
                 };
                 let ts_repr = e
                     .as_field()
-                    .and_then(|p| field_repr(&input, p))
+                    .and_then(|p| field_repr(input, p))
                     .unwrap_or(TsRepr::Millis);
                 fields.push(Field {
                     name: field.clone(),
@@ -144,17 +85,11 @@ fn transform(named: &Named<TransformSpec>, input: Rc<RecordType>, cx: &mut Cx) -
             Some((Rc::new(record), exprs))
         }
     };
-    ok.then(|| IrTransform {
-        name: name.to_string(),
-        input,
-        filter,
-        map,
-        outputs: Vec::new(),
-    })
+    ok.then_some(IrTransform { filter, map })
 }
 
 /// Parse and check one expression held at `path`.
-fn expression(text: &ExprText, input: &RecordType, path: &[&str], cx: &mut Cx) -> Option<TExpr> {
+pub fn expression(text: &ExprText, input: &RecordType, path: &[&str], cx: &mut Cx) -> Option<TExpr> {
     let parsed = {
         let locate = cx.expr_locator(path, &text.0);
         expr::parse(&text.0).map_err(|problems| parse_problems(problems, &locate))
@@ -200,7 +135,7 @@ fn uses_regex(e: &TExpr) -> bool {
 }
 
 /// The timestamp encoding of the field at `path`, so a copied field keeps it.
-fn field_repr(record: &RecordType, path: &[String]) -> Option<TsRepr> {
+pub fn field_repr(record: &RecordType, path: &[String]) -> Option<TsRepr> {
     let (first, rest) = path.split_first()?;
     let field = record.field(first)?;
     if rest.is_empty() {

@@ -1,0 +1,389 @@
+//! Windows and tables: the key, the accumulator struct, the `Aggregation` impl, and
+//! the runtime operator that holds them.
+//!
+//! The runtime decides *when* (windows, watermarks, lateness); this emits *what*: one
+//! `<Name>Acc` struct with a runtime aggregator per aggregate, and a `<Name>Agg` unit
+//! struct implementing `Aggregation` (key type, add, merge, output record).
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+use super::expr::{ExprGen, Repr};
+use super::ident::{ident, type_ident};
+use super::records::rust_type;
+use crate::expr::aggregates::{AggFunc, TAggregate};
+use crate::expr::TKind;
+use crate::ir::{IrAggregation, IrOperator, IrOperatorKind, IrWindowKind};
+use crate::spec::windows::OnFull;
+use crate::spec::OnError;
+use crate::types::Type;
+
+/// Names of the generated items of one window or table.
+pub struct Names {
+    pub acc: proc_macro2::Ident,
+    pub agg: proc_macro2::Ident,
+    pub key_fn: proc_macro2::Ident,
+}
+
+pub fn names(op: &IrOperator) -> Names {
+    let base = super::ident::type_name(&op.name);
+    Names {
+        acc: format_ident!("{}Acc", base),
+        agg: format_ident!("{}Agg", base),
+        key_fn: super::ident::prefixed("key_", &op.name),
+    }
+}
+
+/// The Rust type of the key: the field's type, a tuple, or `()` for a global window.
+fn key_type(a: &IrAggregation) -> TokenStream {
+    match a.key.as_slice() {
+        [one] => rust_type(&one.ty),
+        many => {
+            let types = many.iter().map(|k| rust_type(&k.ty));
+            quote!((#(#types,)*))
+        }
+    }
+}
+
+/// The key as `process` receives it, borrowed when it is a plain field (no allocation
+/// per record), and any helper function needed to compute it.
+pub fn key_arg(op: &IrOperator, exprs: &mut ExprGen) -> (TokenStream, TokenStream) {
+    let a = op.aggregation().expect("windows and tables have an aggregation");
+    let n = names(op);
+    let input = type_ident(&op.input.rust_name);
+    let key_fn = &n.key_fn;
+    match a.key.as_slice() {
+        [] => (quote!(&()), TokenStream::new()),
+        [one] if matches!(one.kind, TKind::Field(_)) => {
+            let (code, repr) = exprs.emit(one);
+            match (&one.ty, repr) {
+                (Type::String, Repr::Borrowed) => (code, TokenStream::new()),
+                (Type::Optional(inner), _) if **inner == Type::String => {
+                    let TKind::Field(path) = &one.kind else { unreachable!() };
+                    let idents = path.iter().map(|p| ident(p));
+                    (quote!(&rec #(.#idents)*), TokenStream::new())
+                }
+                _ => (quote!(&#code), TokenStream::new()),
+            }
+        }
+        many => {
+            let key_ty = key_type(a);
+            let values = many.iter().map(|k| exprs.owned(k));
+            let doc = format!(" The key of `{}`.", op.component());
+            let helper = quote! {
+                #[doc = #doc]
+                #[inline]
+                fn #key_fn(rec: &#input) -> Result<#key_ty, EvalError> {
+                    Ok((#(#values,)*))
+                }
+            };
+            let component = op.component();
+            (
+                quote!(&#key_fn(rec).map_err(|e| RecordError::new(#component, e))?),
+                helper,
+            )
+        }
+    }
+}
+
+/// The runtime aggregator type of one aggregate.
+fn aggregator_type(agg: &TAggregate) -> TokenStream {
+    let base = agg.arg.as_ref().map(|a| match &a.ty {
+        Type::Optional(inner) => (**inner).clone(),
+        other => other.clone(),
+    });
+    let value_ty = || base.as_ref().map(rust_type).unwrap_or_else(|| quote!(()));
+    let hashed_ty = || match &base {
+        Some(Type::F64) => quote!(u64),
+        _ => value_ty(),
+    };
+    match agg.func {
+        AggFunc::Count => quote!(Count),
+        AggFunc::Sum => {
+            let t = value_ty();
+            quote!(Sum<#t>)
+        }
+        AggFunc::Min => {
+            let t = value_ty();
+            quote!(Min<#t>)
+        }
+        AggFunc::Max => {
+            let t = value_ty();
+            quote!(Max<#t>)
+        }
+        AggFunc::First => {
+            let t = value_ty();
+            quote!(First<#t>)
+        }
+        AggFunc::Last => {
+            let t = value_ty();
+            quote!(Last<#t>)
+        }
+        AggFunc::Avg => quote!(Avg),
+        AggFunc::Variance => quote!(Variance),
+        AggFunc::VarianceSample => quote!(VarianceSample),
+        AggFunc::Stddev => quote!(Stddev),
+        AggFunc::StddevSample => quote!(StddevSample),
+        AggFunc::CountDistinct => {
+            let t = hashed_ty();
+            quote!(CountDistinct<#t>)
+        }
+        AggFunc::ApproxCountDistinct => {
+            let t = hashed_ty();
+            quote!(ApproxCountDistinct<#t>)
+        }
+        AggFunc::Percentile | AggFunc::Median => quote!(Percentile),
+        AggFunc::Collect => {
+            let t = value_ty();
+            quote!(Collect<#t>)
+        }
+    }
+}
+
+fn aggregator_new(agg: &TAggregate) -> TokenStream {
+    match agg.func {
+        AggFunc::Percentile | AggFunc::Median => {
+            let q = agg.quantile.unwrap_or(0.5);
+            quote!(Percentile::new(#q))
+        }
+        AggFunc::Collect => {
+            let limit = agg.limit.unwrap_or(100) as usize;
+            quote!(Collect::new(#limit))
+        }
+        _ => {
+            let t = aggregator_type(agg);
+            quote!(<#t>::default())
+        }
+    }
+}
+
+/// How a (non-null) value `v` is handed to the aggregator's `add`.
+fn add_value(agg: &TAggregate, v: TokenStream) -> TokenStream {
+    let base = agg.arg.as_ref().map(|a| match &a.ty {
+        Type::Optional(inner) => (**inner).clone(),
+        other => other.clone(),
+    });
+    match (agg.func, base) {
+        (AggFunc::Count, _) => quote!(()),
+        (
+            AggFunc::Avg
+            | AggFunc::Variance
+            | AggFunc::VarianceSample
+            | AggFunc::Stddev
+            | AggFunc::StddevSample
+            | AggFunc::Percentile
+            | AggFunc::Median,
+            Some(Type::I64 | Type::U64),
+        ) => quote!(#v as f64),
+        (AggFunc::CountDistinct | AggFunc::ApproxCountDistinct, Some(Type::F64)) => quote!((#v).to_bits()),
+        _ => v,
+    }
+}
+
+/// The `<Name>Acc` struct, the `<Name>Agg` type and its `Aggregation` impl.
+pub fn items(op: &IrOperator, exprs: &mut ExprGen) -> TokenStream {
+    let a = op.aggregation().expect("windows and tables have an aggregation");
+    let n = names(op);
+    let (acc, agg_ty) = (&n.acc, &n.agg);
+    let input = type_ident(&op.input.rust_name);
+    let output = type_ident(&a.output.rust_name);
+    let key_ty = key_type(a);
+    let component = op.component();
+    let agg_fields: Vec<_> = a
+        .output
+        .fields
+        .iter()
+        .skip(a.key.len() + usize::from(matches!(op.kind, IrOperatorKind::Window(_))) * 2)
+        .zip(&a.aggregates)
+        .collect();
+    let acc_fields = agg_fields.iter().map(|(f, agg)| {
+        let name = ident(&f.name);
+        let ty = aggregator_type(agg);
+        quote!(#name: #ty,)
+    });
+    let inits = agg_fields.iter().map(|(f, agg)| {
+        let name = ident(&f.name);
+        let init = aggregator_new(agg);
+        quote!(#name: #init,)
+    });
+    // Evaluate every argument first, so an expression error leaves the accumulator untouched.
+    let mut evals = Vec::new();
+    let mut adds = Vec::new();
+    for (i, (f, agg)) in agg_fields.iter().enumerate() {
+        let name = ident(&f.name);
+        let v = format_ident!("v{}", i);
+        match &agg.arg {
+            None => adds.push(quote!(acc.#name.add((), t)?;)),
+            Some(arg) => {
+                let optional = arg.ty.is_optional();
+                if agg.func == AggFunc::Count && !optional {
+                    adds.push(quote!(acc.#name.add((), t)?;));
+                    continue;
+                }
+                let code = exprs.owned(arg);
+                evals.push(quote!(let #v = #code;));
+                if optional {
+                    let value = add_value(agg, quote!(x));
+                    adds.push(quote!(if let Some(x) = #v { acc.#name.add(#value, t)?; }));
+                } else {
+                    let value = add_value(agg, quote!(#v));
+                    adds.push(quote!(acc.#name.add(#value, t)?;));
+                }
+            }
+        }
+    }
+    let merges = agg_fields.iter().map(|(f, _)| {
+        let name = ident(&f.name);
+        quote!(acc.#name.merge(other.#name)?;)
+    });
+    let heap = agg_fields.iter().map(|(f, _)| {
+        let name = ident(&f.name);
+        quote!(+ acc.#name.heap_bytes())
+    });
+    let key_values: Vec<TokenStream> = match a.key.len() {
+        0 => Vec::new(),
+        1 => vec![quote!(key.clone())],
+        n => (0..n)
+            .map(|i| {
+                let i = syn::Index::from(i);
+                quote!(key.#i.clone())
+            })
+            .collect(),
+    };
+    let mut out_fields = Vec::new();
+    for (f, value) in a.output.fields.iter().zip(key_values) {
+        let name = ident(&f.name);
+        out_fields.push(quote!(#name: #value,));
+    }
+    if matches!(op.kind, IrOperatorKind::Window(_)) {
+        out_fields.push(quote!(window_start: window.start, window_end: window.end,));
+    }
+    for (f, agg) in &agg_fields {
+        let name = ident(&f.name);
+        let nullable_result = matches!(
+            agg.func,
+            AggFunc::Min
+                | AggFunc::Max
+                | AggFunc::First
+                | AggFunc::Last
+                | AggFunc::Avg
+                | AggFunc::Variance
+                | AggFunc::VarianceSample
+                | AggFunc::Stddev
+                | AggFunc::StddevSample
+                | AggFunc::Percentile
+                | AggFunc::Median
+        );
+        // A window or table only exists once a record reached it, so a non-optional
+        // argument always gave a value; the default is never used.
+        let value = if nullable_result && !f.ty.is_optional() {
+            quote!(acc.#name.result().unwrap_or_default())
+        } else {
+            quote!(acc.#name.result())
+        };
+        out_fields.push(quote!(#name: #value,));
+    }
+    if a.output.field(crate::ir::UPDATE_FIELD).is_some() {
+        out_fields.push(quote!(update,));
+    }
+    let doc_acc = format!(" Running aggregates of `{component}`, one per output field.");
+    let doc_agg = format!(" What `{component}` computes per key.");
+    quote! {
+        #[doc = #doc_acc]
+        #[derive(Debug, Clone)]
+        struct #acc {
+            #(#acc_fields)*
+        }
+
+        #[doc = #doc_agg]
+        struct #agg_ty;
+
+        impl Aggregation for #agg_ty {
+            type Input = #input;
+            type Key = #key_ty;
+            type Acc = #acc;
+            type Output = #output;
+            fn new_acc(&self) -> #acc {
+                #acc { #(#inits)* }
+            }
+            #[inline]
+            fn add(&self, acc: &mut #acc, rec: &#input, t: i64) -> Result<(), EvalError> {
+                #(#evals)*
+                #(#adds)*
+                Ok(())
+            }
+            fn merge(&self, acc: &mut #acc, other: #acc) -> Result<(), EvalError> {
+                #(#merges)*
+                Ok(())
+            }
+            fn output(&self, key: &#key_ty, window: Window, acc: &#acc, update: bool) -> #output {
+                #output { #(#out_fields)* }
+            }
+            fn acc_heap_bytes(&self, acc: &#acc) -> usize {
+                0 #(#heap)*
+            }
+        }
+    }
+}
+
+/// The field type in the `Nodes` struct.
+pub fn node_type(op: &IrOperator) -> TokenStream {
+    let agg = names(op).agg;
+    let operator = match &op.kind {
+        IrOperatorKind::Window(w) => match w.kind {
+            IrWindowKind::Fixed { .. } => quote!(FixedWindows<#agg>),
+            IrWindowKind::Session { .. } => quote!(SessionWindows<#agg>),
+            IrWindowKind::Count { .. } => quote!(CountWindows<#agg>),
+        },
+        IrOperatorKind::Table(_) => quote!(Table<#agg>),
+        IrOperatorKind::Transform(_) => unreachable!("transforms hold no state"),
+    };
+    quote!(Stateful<#agg, #operator>)
+}
+
+/// `Stateful::new(..)` for a window or table.
+pub fn construct(op: &IrOperator) -> TokenStream {
+    let a = op.aggregation().expect("windows and tables have an aggregation");
+    let agg = names(op).agg;
+    let component = op.component();
+    let allowed_lateness = match &op.kind {
+        IrOperatorKind::Window(w) => w.allowed_lateness,
+        _ => 0,
+    };
+    let max_keys = match a.max_keys {
+        Some(n) => {
+            let n = n as usize;
+            quote!(Some(#n))
+        }
+        None => quote!(None),
+    };
+    let on_full = match a.on_full {
+        OnFull::EvictOldest => quote!(OnFull::EvictOldest),
+        OnFull::DeadLetter => quote!(OnFull::Reject),
+    };
+    let opts = quote!(StateOptions { allowed_lateness: #allowed_lateness, max_keys: #max_keys, on_full: #on_full });
+    let operator = match &op.kind {
+        IrOperatorKind::Window(w) => match w.kind {
+            IrWindowKind::Fixed { size, slide, offset } => quote!(FixedWindows::new(#agg, #size, #slide, #offset, #opts)),
+            IrWindowKind::Session { gap } => quote!(SessionWindows::new(#agg, #gap, #opts)),
+            IrWindowKind::Count { count } => quote!(CountWindows::new(#agg, #count, #opts)),
+        },
+        IrOperatorKind::Table(t) => {
+            let emit = match t.emit_every {
+                Some(ms) => quote!(Emit::Every(#ms)),
+                None => quote!(Emit::Change),
+            };
+            let ttl = match t.ttl {
+                Some(ms) => quote!(Some(#ms)),
+                None => quote!(None),
+            };
+            quote!(Table::new(#agg, #emit, #ttl, #opts))
+        }
+        IrOperatorKind::Transform(_) => unreachable!("transforms hold no state"),
+    };
+    let on_error = match a.on_error {
+        OnError::Drop => quote!(OnError::Drop),
+        OnError::DeadLetter | OnError::Fail => quote!(OnError::DeadLetter),
+    };
+    quote!(Stateful::new(#component, #operator, #on_error, ctx))
+}

@@ -1,0 +1,282 @@
+//! What windows and tables share: keys, aggregates, the output record and state limits.
+
+use std::rc::Rc;
+
+use super::transforms::{expression, field_repr};
+use super::Cx;
+use crate::codegen::ident::type_name;
+use crate::diagnostics::SpecError;
+use crate::expr::aggregates::{check_aggregate, AggFunc, TAggregate};
+use crate::expr::check::parse_problems;
+use crate::expr;
+use crate::ir::{IrAggregation, UPDATE_FIELD, WINDOW_FIELDS};
+use crate::spec::transforms::ExprText;
+use crate::spec::windows::{KeySpec, OnFull};
+use crate::spec::{OnError, OrderedMap};
+use crate::types::{Field, RecordType, TsRepr, Type};
+
+
+/// The parts of a window or table spec that [`aggregation`] checks.
+pub struct AggregationSpec<'a> {
+    pub section: &'static str,
+    pub name: &'a str,
+    pub key: Option<&'a KeySpec>,
+    pub aggregate: Option<&'a OrderedMap<ExprText>>,
+    pub max_keys: Option<u64>,
+    pub on_full: Option<OnFull>,
+    pub on_error: Option<OnError>,
+    /// Windows add `window_start` and `window_end` after the keys.
+    pub window_bounds: bool,
+    /// Windows with `allowed_lateness` add `update: bool` at the end.
+    pub update_field: bool,
+}
+
+pub fn aggregation(spec: &AggregationSpec, input: &RecordType, cx: &mut Cx) -> Option<IrAggregation> {
+    let (section, name) = (spec.section, spec.name);
+    let mut ok = true;
+    let mut fields: Vec<(Field, Vec<String>)> = Vec::new();
+    let mut key = Vec::new();
+    for (field, expr, path) in key_entries(spec, cx) {
+        let p: Vec<&str> = path.iter().map(String::as_str).collect();
+        let Some(e) = expression(&expr, input, &p, cx) else {
+            ok = false;
+            continue;
+        };
+        let Some(field) = field.or_else(|| e.as_field().and_then(|f| f.last().cloned())) else {
+            let at = cx.value(&p);
+            cx.error(SpecError::invalid_value(
+                "key",
+                "a computed key needs a name",
+                &at,
+                Some(format!("name it: `key: {{ my_key: {} }}`", expr.0)),
+            ));
+            ok = false;
+            continue;
+        };
+        if !key_type_ok(&e.ty) {
+            let at = cx.expr_locator(&p, &expr.0)(&e.span);
+            let help = if matches!(e.ty, Type::F64) || e.ty == Type::Optional(Box::new(Type::F64)) {
+                "floats are not exact enough to group by: round them, e.g. `key: { bucket: round(x) }` gives a whole f64, use `to_int(x)`"
+            } else {
+                "keys are strings, integers, bools or timestamps"
+            };
+            cx.error(SpecError::type_mismatch(
+                format!("cannot group by {}", e.ty),
+                format!("this is {}", e.ty),
+                &at,
+                Some(help.into()),
+            ));
+            ok = false;
+            continue;
+        }
+        let ts_repr = e.as_field().and_then(|f| field_repr(input, f)).unwrap_or(TsRepr::Millis);
+        fields.push((
+            Field {
+                name: field,
+                ty: e.ty.clone(),
+                ts_repr,
+            },
+            path.clone(),
+        ));
+        key.push(e);
+    }
+    if spec.window_bounds {
+        for bound in WINDOW_FIELDS {
+            fields.push((
+                Field {
+                    name: bound.to_string(),
+                    ty: Type::Timestamp,
+                    ts_repr: TsRepr::Millis,
+                },
+                Vec::new(),
+            ));
+        }
+    }
+    let mut aggregates = Vec::new();
+    match spec.aggregate {
+        None => {
+            let at = cx.key(&[section, name]);
+            cx.error(SpecError::missing_field(
+                "aggregate",
+                &format!("{} `{name}`", section.trim_end_matches('s')),
+                &at,
+                Some("say what to compute per key: `aggregate: { count: count(), avg_temp: avg(temperature) }`".into()),
+            ));
+            ok = false;
+        }
+        Some(entries) => {
+            for (field, text) in &entries.0 {
+                let path = [section, name, "aggregate", field.as_str()];
+                if !crate::spec::is_valid_field_name(field) {
+                    let at = cx.key(&path);
+                    cx.error(SpecError::invalid_name(field, &at));
+                    ok = false;
+                    continue;
+                }
+                let Some(agg) = aggregate(text, input, &path, cx) else {
+                    ok = false;
+                    continue;
+                };
+                let keeps_field = matches!(agg.func, AggFunc::Min | AggFunc::Max | AggFunc::First | AggFunc::Last);
+                let ts_repr = agg
+                    .arg
+                    .as_ref()
+                    .filter(|_| keeps_field)
+                    .and_then(|a| a.as_field())
+                    .and_then(|f| field_repr(input, f))
+                    .unwrap_or(TsRepr::Millis);
+                fields.push((
+                    Field {
+                        name: field.clone(),
+                        ty: agg.ty.clone(),
+                        ts_repr,
+                    },
+                    path.iter().map(|s| s.to_string()).collect(),
+                ));
+                aggregates.push(agg);
+            }
+        }
+    }
+    if spec.update_field {
+        fields.push((
+            Field {
+                name: UPDATE_FIELD.into(),
+                ty: Type::Bool,
+                ts_repr: TsRepr::Millis,
+            },
+            Vec::new(),
+        ));
+    }
+    ok &= unique_fields(&fields, spec, cx);
+    if spec.max_keys == Some(0) {
+        let at = cx.value(&[section, name, "max_keys"]);
+        cx.error(SpecError::invalid_value(
+            "max_keys",
+            "must be at least 1",
+            &at,
+            Some("leave it out for unbounded state".into()),
+        ));
+        ok = false;
+    }
+    if spec.on_error == Some(OnError::Fail) {
+        let at = cx.value(&[section, name, "on_error"]);
+        cx.error(SpecError::invalid_value(
+            "on_error",
+            "a result that fails further down can go to `dead_letter` or be dropped (`drop`)",
+            &at,
+            Some("`fail` stops on a bad input record: set it on the source".into()),
+        ));
+        ok = false;
+    }
+    if !ok {
+        return None;
+    }
+    let output = RecordType {
+        rust_name: format!("{}Record", type_name(name)),
+        display: format!("output of `{name}`"),
+        fields: fields.into_iter().map(|(f, _)| f).collect(),
+    };
+    Some(IrAggregation {
+        key,
+        aggregates,
+        output: Rc::new(output),
+        max_keys: spec.max_keys,
+        on_full: spec.on_full.unwrap_or(OnFull::DeadLetter),
+        on_error: spec.on_error.unwrap_or(OnError::DeadLetter),
+    })
+}
+
+/// (output name if given, expression, spec path) for each key.
+fn key_entries(spec: &AggregationSpec, cx: &mut Cx) -> Vec<(Option<String>, ExprText, Vec<String>)> {
+    let base = [spec.section, spec.name, "key"].map(str::to_string).to_vec();
+    let at = |extra: &str| {
+        let mut p = base.clone();
+        p.push(extra.to_string());
+        p
+    };
+    match spec.key {
+        None => Vec::new(),
+        Some(KeySpec::One(e)) => vec![(None, e.clone(), base.clone())],
+        Some(KeySpec::Many(list)) => list
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (None, e.clone(), at(&i.to_string())))
+            .collect(),
+        Some(KeySpec::Named(map)) => map
+            .0
+            .iter()
+            .filter_map(|(name, e)| {
+                if crate::spec::is_valid_field_name(name) {
+                    Some((Some(name.clone()), e.clone(), at(name)))
+                } else {
+                    let span = cx.key(&[spec.section, spec.name, "key", name]);
+                    cx.error(SpecError::invalid_name(name, &span));
+                    None
+                }
+            })
+            .collect(),
+    }
+}
+
+fn key_type_ok(ty: &Type) -> bool {
+    match ty {
+        Type::Optional(inner) => key_type_ok(inner),
+        Type::String | Type::I64 | Type::U64 | Type::Bool | Type::Timestamp => true,
+        Type::F64 | Type::List(_) | Type::Record(_) => false,
+    }
+}
+
+/// Parse and check one aggregate call held at `path`.
+fn aggregate(text: &ExprText, input: &RecordType, path: &[&str], cx: &mut Cx) -> Option<TAggregate> {
+    let result = {
+        let locate = cx.expr_locator(path, &text.0);
+        match expr::parse(&text.0) {
+            Err(problems) => Err(parse_problems(problems, &locate)),
+            Ok(parsed) => check_aggregate(&parsed, input, &locate),
+        }
+    };
+    match result {
+        Ok(agg) => Some(agg),
+        Err(errors) => {
+            cx.errors.extend(errors);
+            None
+        }
+    }
+}
+
+/// Output field names must be unique: keys, window bounds, aggregates and `update`.
+fn unique_fields(fields: &[(Field, Vec<String>)], spec: &AggregationSpec, cx: &mut Cx) -> bool {
+    let mut ok = true;
+    for (i, (field, path)) in fields.iter().enumerate() {
+        let Some((_, first_path)) = fields[..i].iter().find(|(f, _)| f.name == field.name) else {
+            continue;
+        };
+        ok = false;
+        let located = |p: &Vec<String>| -> Vec<String> {
+            if p.is_empty() {
+                vec![spec.section.to_string(), spec.name.to_string()]
+            } else {
+                p.clone()
+            }
+        };
+        let (first, second) = (located(first_path), located(path));
+        let first_span = cx.key(&first.iter().map(String::as_str).collect::<Vec<_>>());
+        let second_span = cx.key(&second.iter().map(String::as_str).collect::<Vec<_>>());
+        if path.is_empty() || first_path.is_empty() {
+            // One of them is added by the window itself.
+            let at = if path.is_empty() { first_span } else { second_span };
+            cx.error(SpecError::invalid_value(
+                field.name.clone(),
+                format!("`{}` is a field the {} adds to its output", field.name, spec.section.trim_end_matches('s')),
+                &at,
+                Some(format!(
+                    "rename it; a window's output has its keys, {}, the aggregates and (with allowed_lateness) `{UPDATE_FIELD}`",
+                    WINDOW_FIELDS.join(", ")
+                )),
+            ));
+        } else {
+            cx.error(SpecError::duplicate_name(&field.name, &second_span, &first_span));
+        }
+    }
+    ok
+}

@@ -1,0 +1,173 @@
+//! Windows: the window kind, its durations, lateness, and the shared aggregation.
+
+use super::aggregation::{aggregation, AggregationSpec};
+use super::Cx;
+use crate::diagnostics::SpecError;
+use crate::ir::{IrWindow, IrWindowKind};
+use crate::spec::windows::LatePolicy;
+use crate::spec::WindowSpec;
+use crate::types::RecordType;
+
+const KINDS_HELP: &str =
+    "give one of `tumbling: 10s`, `hopping: { size: 10s, slide: 5s }`, `session: { gap: 30s }` or `count: 100`";
+
+/// Check a window. `late_read`: something reads `<name>.late`.
+pub fn window(name: &str, spec: &WindowSpec, input: &RecordType, late_read: bool, cx: &mut Cx) -> Option<IrWindow> {
+    let path = |key: &'static str| ["windows", name, key];
+    let mut ok = true;
+    let given: Vec<&str> = [
+        ("tumbling", spec.tumbling.is_some()),
+        ("hopping", spec.hopping.is_some()),
+        ("session", spec.session.is_some()),
+        ("count", spec.count.is_some()),
+    ]
+    .into_iter()
+    .filter(|(_, present)| *present)
+    .map(|(kind, _)| kind)
+    .collect();
+    let kind = match given.as_slice() {
+        [] => {
+            let at = cx.key(&["windows", name]);
+            cx.error(SpecError::missing_field("tumbling", &format!("window `{name}`"), &at, Some(KINDS_HELP.into())));
+            None
+        }
+        [_, second, ..] => {
+            let at = cx.key(&path(second));
+            cx.error(SpecError::invalid_value(
+                *second,
+                format!("a window has one kind; `{}` is already given", given[0]),
+                &at,
+                Some(KINDS_HELP.into()),
+            ));
+            None
+        }
+        [_] => window_kind(name, spec, cx),
+    };
+    ok &= kind.is_some();
+    let offset = match &spec.offset {
+        None => 0,
+        Some(text) => cx.duration(&path("offset"), text, false).unwrap_or_else(|| {
+            ok = false;
+            0
+        }),
+    };
+    let kind = match kind {
+        Some(IrWindowKind::Fixed { size, slide, .. }) => {
+            if offset >= slide {
+                let at = cx.value(&path("offset"));
+                cx.error(SpecError::invalid_value(
+                    "offset",
+                    format!("must be shorter than the window's {} ({slide} ms)", if slide == size { "size" } else { "slide" }),
+                    &at,
+                    Some("an offset shifts windows away from the epoch: `offset: 15m` on `tumbling: 1h` gives windows at :15".into()),
+                ));
+                ok = false;
+            }
+            Some(IrWindowKind::Fixed { size, slide, offset })
+        }
+        other => {
+            if spec.offset.is_some() {
+                let at = cx.key(&path("offset"));
+                cx.error(SpecError::invalid_value(
+                    "offset",
+                    "only tumbling and hopping windows are aligned, so only they take an offset",
+                    &at,
+                    None,
+                ));
+                ok = false;
+            }
+            other
+        }
+    };
+    let allowed_lateness = match &spec.allowed_lateness {
+        None => 0,
+        Some(text) => cx.duration(&path("allowed_lateness"), text, false).unwrap_or_else(|| {
+            ok = false;
+            0
+        }),
+    };
+    if allowed_lateness > 0 && matches!(kind, Some(IrWindowKind::Count { .. })) {
+        let at = cx.key(&path("allowed_lateness"));
+        cx.error(SpecError::invalid_value(
+            "allowed_lateness",
+            "count windows do not depend on time, so nothing is late for them",
+            &at,
+            None,
+        ));
+        ok = false;
+    }
+    if late_read && spec.late == Some(LatePolicy::Drop) {
+        let at = cx.value(&path("late"));
+        cx.error(SpecError::invalid_value(
+            "late",
+            format!("late records are dropped, but something reads `{name}.late`"),
+            &at,
+            Some(format!("remove `late: drop`, or stop reading `{name}.late`")),
+        ));
+        ok = false;
+    }
+    let aggregation = aggregation(
+        &AggregationSpec {
+            section: "windows",
+            name,
+            key: spec.key.as_ref(),
+            aggregate: spec.aggregate.as_ref(),
+            max_keys: spec.max_keys,
+            on_full: spec.on_full,
+            on_error: spec.on_error,
+            window_bounds: true,
+            update_field: allowed_lateness > 0,
+        },
+        input,
+        cx,
+    );
+    let (Some(aggregation), Some(kind), true) = (aggregation, kind, ok) else {
+        return None;
+    };
+    Some(IrWindow {
+        aggregation,
+        kind,
+        allowed_lateness,
+        drop_late: spec.late == Some(LatePolicy::Drop),
+    })
+}
+
+fn window_kind(name: &str, spec: &WindowSpec, cx: &mut Cx) -> Option<IrWindowKind> {
+    if let Some(size) = &spec.tumbling {
+        let size = cx.duration(&["windows", name, "tumbling"], size, true)?;
+        return Some(IrWindowKind::Fixed {
+            size,
+            slide: size,
+            offset: 0,
+        });
+    }
+    if let Some(h) = &spec.hopping {
+        let size = cx.duration(&["windows", name, "hopping", "size"], &h.size, true);
+        let slide = cx.duration(&["windows", name, "hopping", "slide"], &h.slide, true);
+        let (size, slide) = (size?, slide?);
+        if slide > size {
+            let at = cx.value(&["windows", name, "hopping", "slide"]);
+            cx.error(SpecError::invalid_value(
+                "slide",
+                format!("a slide longer than the size ({} ms) would skip records", size),
+                &at,
+                Some("hopping windows overlap: `size: 10s, slide: 5s` puts each record in two windows".into()),
+            ));
+            return None;
+        }
+        return Some(IrWindowKind::Fixed { size, slide, offset: 0 });
+    }
+    if let Some(s) = &spec.session {
+        let gap = cx.duration(&["windows", name, "session", "gap"], &s.gap, true)?;
+        return Some(IrWindowKind::Session { gap });
+    }
+    match spec.count {
+        Some(0) => {
+            let at = cx.value(&["windows", name, "count"]);
+            cx.error(SpecError::invalid_value("count", "must be at least 1", &at, None));
+            None
+        }
+        Some(count) => Some(IrWindowKind::Count { count }),
+        None => None,
+    }
+}

@@ -1,0 +1,217 @@
+//! Time: per-source watermarks, idleness, and the watermark of a set of sources.
+//!
+//! A source on event time has the watermark `max event time seen − max_out_of_order`
+//! (bounded out-of-orderness); one on processing time has the wall clock, read once per
+//! step. A finished source no longer holds anything back (`i64::MAX`). A source that
+//! produced nothing for `idle_timeout` is *idle* and left out of the minimum, so a
+//! silent input does not stall the pipeline; it rejoins with its next record. An
+//! operator's watermark is the minimum over the sources upstream of it.
+
+use crate::sources::Poll;
+use std::time::Instant;
+
+/// How a source's records get their time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeMode {
+    /// From a field of the record; the watermark trails the largest one seen.
+    Event {
+        max_out_of_order: i64,
+        /// Milliseconds without a record after which the source counts as idle.
+        idle_timeout: Option<i64>,
+    },
+    /// The wall-clock time at which the record was read.
+    Processing,
+}
+
+#[derive(Debug)]
+struct SourceClock {
+    mode: TimeMode,
+    /// Largest event time seen (event time only); `i64::MIN` before the first record.
+    max_seen: i64,
+    last_active: Instant,
+    idle: bool,
+    finished: bool,
+}
+
+impl SourceClock {
+    fn watermark(&self, now_ms: i64) -> i64 {
+        if self.finished {
+            return i64::MAX;
+        }
+        match self.mode {
+            TimeMode::Event { max_out_of_order, .. } => self.max_seen.saturating_sub(max_out_of_order),
+            TimeMode::Processing => now_ms,
+        }
+    }
+}
+
+/// The clocks of every source of a pipeline, indexed like the spec's sources.
+#[derive(Debug)]
+pub struct Clocks {
+    sources: Vec<SourceClock>,
+    now_ms: i64,
+    now: Instant,
+}
+
+impl Clocks {
+    pub fn new(modes: &[TimeMode]) -> Self {
+        let now = Instant::now();
+        Clocks {
+            sources: modes
+                .iter()
+                .map(|&mode| SourceClock {
+                    mode,
+                    max_seen: i64::MIN,
+                    last_active: now,
+                    idle: false,
+                    finished: false,
+                })
+                .collect(),
+            now_ms: crate::fns::now_ms(),
+            now,
+        }
+    }
+
+    /// Processing time: the wall clock at the start of the current step (Unix ms).
+    #[inline]
+    pub fn now_ms(&self) -> i64 {
+        self.now_ms
+    }
+
+    /// Records the event time of one record of `source`. True when its watermark moved.
+    #[inline]
+    pub fn observe(&mut self, source: usize, t: i64) -> bool {
+        let clock = &mut self.sources[source];
+        if t > clock.max_seen {
+            clock.max_seen = t;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// After polling `source`: records make it active again; `Finished` releases its hold.
+    pub fn polled(&mut self, source: usize, poll: Poll) {
+        let clock = &mut self.sources[source];
+        match poll {
+            Poll::Ready => {
+                clock.last_active = self.now;
+                clock.idle = false;
+            }
+            Poll::Finished => clock.finished = true,
+            Poll::Idle => {}
+        }
+    }
+
+    /// Start of a step: reads the wall clock and marks sources idle after their timeout.
+    /// Returns true when a watermark may have moved (processing time, or idleness).
+    pub fn tick(&mut self) -> bool {
+        self.now = Instant::now();
+        self.now_ms = crate::fns::now_ms();
+        let mut moved = false;
+        for clock in &mut self.sources {
+            match clock.mode {
+                TimeMode::Processing => moved = true,
+                TimeMode::Event {
+                    idle_timeout: Some(timeout),
+                    ..
+                } if !clock.idle && !clock.finished => {
+                    let silent = self.now.duration_since(clock.last_active).as_millis();
+                    if silent >= u128::try_from(timeout.max(0)).unwrap_or(0) {
+                        clock.idle = true;
+                        moved = true;
+                    }
+                }
+                TimeMode::Event { .. } => {}
+            }
+        }
+        moved
+    }
+
+    /// The watermark of an operator fed by `sources`: the minimum over those that are not
+    /// idle. `None` when every one of them is idle: nothing is known, nothing fires.
+    pub fn watermark(&self, sources: &[usize]) -> Option<i64> {
+        sources
+            .iter()
+            .map(|&s| &self.sources[s])
+            .filter(|c| !c.idle || c.finished)
+            .map(|c| c.watermark(self.now_ms))
+            .min()
+    }
+
+    /// Test support: pretend `source` has been silent for long enough to be idle.
+    #[cfg(test)]
+    fn force_idle(&mut self, source: usize) {
+        self.sources[source].idle = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EVENT: TimeMode = TimeMode::Event {
+        max_out_of_order: 2_000,
+        idle_timeout: None,
+    };
+
+    #[test]
+    fn watermark_trails_the_largest_event_time() {
+        let mut c = Clocks::new(&[EVENT]);
+        assert_eq!(c.watermark(&[0]), Some(i64::MIN), "nothing seen: holds everything");
+        assert!(c.observe(0, 10_000));
+        assert_eq!(c.watermark(&[0]), Some(8_000));
+        assert!(!c.observe(0, 9_000), "an older record does not move it");
+        assert_eq!(c.watermark(&[0]), Some(8_000));
+        assert!(c.observe(0, 12_500));
+        assert_eq!(c.watermark(&[0]), Some(10_500));
+    }
+
+    #[test]
+    fn minimum_across_inputs_held_back_by_the_slow_one() {
+        let mut c = Clocks::new(&[EVENT, EVENT]);
+        c.observe(0, 50_000);
+        assert_eq!(c.watermark(&[0, 1]), Some(i64::MIN), "input 1 has said nothing yet");
+        c.observe(1, 20_000);
+        assert_eq!(c.watermark(&[0, 1]), Some(18_000));
+        assert_eq!(c.watermark(&[0]), Some(48_000), "an operator fed by input 0 only");
+        c.polled(1, Poll::Finished);
+        assert_eq!(c.watermark(&[0, 1]), Some(48_000), "a finished input holds nothing back");
+        c.polled(0, Poll::Finished);
+        assert_eq!(c.watermark(&[0, 1]), Some(i64::MAX));
+    }
+
+    #[test]
+    fn an_idle_input_is_left_out_until_it_speaks_again() {
+        let idle_after_0 = TimeMode::Event {
+            max_out_of_order: 0,
+            idle_timeout: Some(0),
+        };
+        let mut c = Clocks::new(&[EVENT, idle_after_0]);
+        c.observe(0, 30_000);
+        c.polled(0, Poll::Ready);
+        assert_eq!(c.watermark(&[0, 1]), Some(i64::MIN));
+        assert!(c.tick(), "input 1 went idle (timeout 0)");
+        assert_eq!(c.watermark(&[0, 1]), Some(28_000));
+        c.observe(1, 5_000);
+        c.polled(1, Poll::Ready);
+        assert_eq!(c.watermark(&[0, 1]), Some(5_000), "back in the minimum");
+    }
+
+    #[test]
+    fn all_idle_means_no_watermark() {
+        let mut c = Clocks::new(&[EVENT]);
+        c.observe(0, 1_000);
+        c.force_idle(0);
+        assert_eq!(c.watermark(&[0]), None);
+    }
+
+    #[test]
+    fn processing_time_follows_the_wall_clock() {
+        let mut c = Clocks::new(&[TimeMode::Processing]);
+        assert!(c.tick());
+        let wm = c.watermark(&[0]).unwrap_or(0);
+        assert_eq!(wm, c.now_ms());
+        assert!(wm > 1_600_000_000_000);
+    }
+}

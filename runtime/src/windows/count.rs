@@ -1,0 +1,159 @@
+//! Count windows: per key, a window closes with its `count`-th record.
+
+use super::state::{entry_bytes, eviction_batch};
+use super::{Admit, Aggregation, KeyedOperator, OnFull, StateOptions, StateSize, Window};
+use crate::errors::EvalError;
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::hash::Hash;
+
+/// The records of one key since its last window closed.
+struct Partial<Acc> {
+    acc: Acc,
+    /// Records in `acc` (`1..count`).
+    n: u64,
+    min_t: i64,
+    max_t: i64,
+    /// Order of arrival of the window's first record (for eviction).
+    seq: u64,
+}
+
+/// Windows of `count` records per key, in arrival order.
+///
+/// - When a key's window gets its `count`-th record, its result is emitted at once with
+///   the window `[smallest t, largest t + 1)`, stamped with the largest `t`, and the key's
+///   state is dropped. Records are never late and watermarks change nothing
+///   (`allowed_lateness` does not apply).
+/// - [`KeyedOperator::on_close`] emits every partial window, in key order.
+/// - Entries are keys with a partial window. At `max_keys`, a new key is rejected
+///   ([`OnFull::Reject`]), or ([`OnFull::EvictOldest`]) the partial windows with the
+///   oldest first record — a 16th of `max_keys`, at least one — are emitted early, in key
+///   order. Making room scans every key, once per 16th of `max_keys` new keys.
+pub struct CountWindows<A: Aggregation> {
+    agg: A,
+    count: u64,
+    opts: StateOptions,
+    keys: HashMap<A::Key, Partial<A::Acc>>,
+    next_seq: u64,
+    out: Vec<(A::Output, i64)>,
+    evicted: u64,
+}
+
+impl<A: Aggregation> CountWindows<A> {
+    /// Windows of `count` records (`count >= 1`).
+    pub fn new(agg: A, count: u64, opts: StateOptions) -> Self {
+        assert!(count >= 1, "invalid count window of {count} records");
+        CountWindows {
+            agg,
+            count,
+            opts,
+            keys: HashMap::new(),
+            next_seq: 0,
+            out: Vec::new(),
+            evicted: 0,
+        }
+    }
+
+    fn emit(&mut self, key: &A::Key, partial: &Partial<A::Acc>) {
+        let window = Window {
+            start: partial.min_t,
+            end: partial.max_t.saturating_add(1),
+        };
+        let result = self.agg.output(key, window, &partial.acc, false);
+        self.out.push((result, partial.max_t));
+    }
+
+    /// Emits and drops the partial windows with the oldest first record (`n` of them),
+    /// in key order.
+    fn evict_oldest(&mut self, n: usize) {
+        let mut oldest: Vec<(u64, &A::Key)> = self.keys.iter().map(|(key, p)| (p.seq, key)).collect();
+        if n < oldest.len() {
+            oldest.select_nth_unstable(n - 1);
+            oldest.truncate(n);
+        }
+        let mut victims: Vec<A::Key> = oldest.into_iter().map(|(_, key)| key.clone()).collect();
+        victims.sort_unstable();
+        for key in victims {
+            let partial = self.keys.remove(&key).expect("a victim is a key of the state");
+            self.emit(&key, &partial);
+            self.evicted += 1;
+        }
+    }
+}
+
+impl<A: Aggregation> KeyedOperator<A> for CountWindows<A> {
+    fn process<Q>(&mut self, key: &Q, rec: &A::Input, t: i64) -> Result<Admit, EvalError>
+    where
+        A::Key: Borrow<Q>,
+        Q: Hash + Eq + ?Sized + ToOwned<Owned = A::Key>,
+    {
+        if let Some(partial) = self.keys.get_mut(key) {
+            self.agg.add(&mut partial.acc, rec, t)?;
+            partial.n += 1;
+            partial.min_t = partial.min_t.min(t);
+            partial.max_t = partial.max_t.max(t);
+            if partial.n >= self.count {
+                let (key, partial) = self.keys.remove_entry(key).expect("the key was just found");
+                self.emit(&key, &partial);
+            }
+            return Ok(Admit::Added);
+        }
+
+        let full = self.count > 1 && self.opts.max_keys.is_some_and(|max| self.keys.len() >= max);
+        if full && (self.opts.on_full == OnFull::Reject || self.opts.max_keys == Some(0)) {
+            return Ok(Admit::Full {
+                max_keys: self.opts.max_keys.unwrap_or(0),
+            });
+        }
+        let mut acc = self.agg.new_acc();
+        self.agg.add(&mut acc, rec, t)?;
+        let partial = Partial {
+            acc,
+            n: 1,
+            min_t: t,
+            max_t: t,
+            seq: self.next_seq,
+        };
+        self.next_seq += 1;
+        if self.count == 1 {
+            // A window of one record: complete at once, never kept.
+            self.emit(&key.to_owned(), &partial);
+            return Ok(Admit::Added);
+        }
+        if full {
+            self.evict_oldest(eviction_batch(self.opts.max_keys.unwrap_or(0)));
+        }
+        self.keys.insert(key.to_owned(), partial);
+        Ok(Admit::Added)
+    }
+
+    /// Watermarks do not close count windows.
+    fn on_watermark(&mut self, _wm: i64) -> bool {
+        false
+    }
+
+    /// Emits every partial window, in key order.
+    fn on_close(&mut self) {
+        let mut partials: Vec<(A::Key, Partial<A::Acc>)> = self.keys.drain().collect();
+        partials.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (key, partial) in partials {
+            self.emit(&key, &partial);
+        }
+    }
+
+    fn emitted(&mut self) -> &mut Vec<(A::Output, i64)> {
+        &mut self.out
+    }
+
+    fn state_size(&self) -> StateSize {
+        let per_key = entry_bytes::<A::Key, Partial<A::Acc>>();
+        StateSize {
+            entries: self.keys.len(),
+            bytes: self.keys.values().map(|p| per_key + self.agg.acc_heap_bytes(&p.acc)).sum(),
+        }
+    }
+
+    fn take_evictions(&mut self) -> (u64, u64) {
+        (std::mem::take(&mut self.evicted), 0)
+    }
+}

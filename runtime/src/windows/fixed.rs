@@ -1,0 +1,604 @@
+//! Tumbling and hopping windows: windows of a fixed `size` starting every `slide` ms,
+//! aligned on the Unix epoch plus `offset` (tumbling: `slide == size`).
+//!
+//! A record at `t` belongs to every window `[s, s + size)` with `s <= t < s + size` and
+//! `s ≡ offset (mod slide)`: one window when tumbling, `size / slide` (rounded up or
+//! down, depending on `t`) when hopping. The state is one ordered map of windows by
+//! `(end, start)` — so the first is the next to fire — each holding a hash map from key
+//! to accumulator, and a second such map for windows that fired but still accept late
+//! records (`allowed_lateness`).
+
+use super::state::{emit_sorted, entry_bytes};
+use super::{Admit, Aggregation, KeyedOperator, OnFull, StateOptions, StateSize, Window};
+use crate::errors::EvalError;
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
+use std::mem::size_of;
+
+/// Windows by `(end, start)`, each with the accumulators of its keys.
+type Bins<A> = BTreeMap<(i64, i64), HashMap<<A as Aggregation>::Key, <A as Aggregation>::Acc>>;
+
+/// Approximate bytes of a B-tree slot beyond its key and value.
+const BTREE_ENTRY_OVERHEAD: usize = 16;
+
+/// Tumbling (`slide == size`) and hopping (`slide < size`) windows on event time.
+///
+/// - A window `[start, end)` *fires* when the watermark reaches `end`: the result of
+///   every key, in key order, stamped `end - 1`. Windows fire in `(end, start)` order.
+/// - With `allowed_lateness > 0` a fired window keeps its state until the watermark
+///   reaches `end + allowed_lateness`; a record arriving meanwhile updates it and the key's
+///   result is emitted again at once (`update` = the key already had a result in it).
+/// - A record whose every window has closed is [`Admit::Late`] and changes nothing.
+/// - `max_keys` bounds the (key, window) accumulators, open and retained together. At the
+///   limit, [`OnFull::Reject`] rejects a record needing a new one (before changing
+///   anything); [`OnFull::EvictOldest`] fires the oldest open window early (all its keys,
+///   `update = false`, not retained; a later record for it starts it afresh, so it fires
+///   again with the keys that came after), or drops the oldest retained window when no
+///   window is open.
+pub struct FixedWindows<A: Aggregation> {
+    agg: A,
+    size: i64,
+    slide: i64,
+    offset: i64,
+    opts: StateOptions,
+    /// The last watermark (`i64::MIN` before the first).
+    wm: i64,
+    /// Windows that have not fired (`end > wm`).
+    open: Bins<A>,
+    /// Windows that fired and still accept late records (`end <= wm < end + lateness`).
+    retained: Bins<A>,
+    /// Accumulators in `open` and `retained`.
+    entries: usize,
+    out: Vec<(A::Output, i64)>,
+    evicted: u64,
+}
+
+impl<A: Aggregation> FixedWindows<A> {
+    /// Windows of `size` ms every `slide` ms, starting at multiples of `slide` plus
+    /// `offset`. The caller guarantees `0 < slide <= size` and `0 <= offset < slide`.
+    pub fn new(agg: A, size: i64, slide: i64, offset: i64, opts: StateOptions) -> Self {
+        assert!(
+            0 < slide && slide <= size && (0..slide).contains(&offset),
+            "invalid fixed window: size {size}, slide {slide}, offset {offset}"
+        );
+        FixedWindows {
+            agg,
+            size,
+            slide,
+            offset,
+            opts: StateOptions {
+                allowed_lateness: opts.allowed_lateness.max(0),
+                ..opts
+            },
+            wm: i64::MIN,
+            open: BTreeMap::new(),
+            retained: BTreeMap::new(),
+            entries: 0,
+            out: Vec::new(),
+            evicted: 0,
+        }
+    }
+
+    /// The windows of a record at `t`, as `(end, start)`, oldest first.
+    fn windows_of(&self, t: i64) -> Assigned {
+        let (t, size, slide) = (t as i128, self.size as i128, self.slide as i128);
+        let last = t - (t - self.offset as i128).rem_euclid(slide);
+        // The oldest window still containing t: the smallest s = last - k·slide with s + size > t.
+        let first = last - (last + size - t - 1) / slide * slide;
+        Assigned {
+            next: first,
+            last,
+            size,
+            slide,
+        }
+    }
+
+    /// True when the window ending at `end` no longer accepts records.
+    fn closed(&self, end: i64) -> bool {
+        end.saturating_add(self.opts.allowed_lateness) <= self.wm
+    }
+
+    /// Adds the record to a new accumulator for `key` in `window` (fired or not), making
+    /// room first when the state is full and the policy is to evict. On an `add` error
+    /// nothing changed.
+    fn add_new<Q>(&mut self, fired: bool, window: (i64, i64), key: &Q, rec: &A::Input, t: i64) -> Result<(), EvalError>
+    where
+        A::Key: Borrow<Q>,
+        Q: Hash + Eq + ?Sized + ToOwned<Owned = A::Key>,
+    {
+        let mut acc = self.agg.new_acc();
+        self.agg.add(&mut acc, rec, t)?;
+        if let (Some(max), OnFull::EvictOldest) = (self.opts.max_keys, self.opts.on_full) {
+            while self.entries >= max && self.evict_oldest() {}
+        }
+        let bins = if fired { &mut self.retained } else { &mut self.open };
+        bins.entry(window).or_default().insert(key.to_owned(), acc);
+        self.entries += 1;
+        Ok(())
+    }
+
+    /// Fires the oldest open window early and drops it or, when none is open, drops the
+    /// oldest retained window. False when there is no state at all.
+    fn evict_oldest(&mut self) -> bool {
+        let map = if let Some(((end, start), map)) = self.open.pop_first() {
+            emit_sorted(&self.agg, &mut self.out, &map, Window { start, end }, false, end.saturating_sub(1));
+            map
+        } else if let Some((_, map)) = self.retained.pop_first() {
+            map
+        } else {
+            return false;
+        };
+        self.entries -= map.len();
+        self.evicted += map.len() as u64;
+        true
+    }
+
+    /// The number of (key, window) accumulators of a record that do not exist yet, for
+    /// the windows still accepting it.
+    fn missing<Q>(&self, key: &Q, t: i64) -> usize
+    where
+        A::Key: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.windows_of(t)
+            .filter(|&(end, start)| {
+                let bins = if end <= self.wm { &self.retained } else { &self.open };
+                !self.closed(end) && !bins.get(&(end, start)).is_some_and(|keys| keys.contains_key(key))
+            })
+            .count()
+    }
+}
+
+/// The windows of one record, `(end, start)`, oldest first (computed in `i128`: starts
+/// and ends are clamped to the `i64` range, which keeps them distinct).
+#[derive(Debug, Clone)]
+struct Assigned {
+    next: i128,
+    last: i128,
+    size: i128,
+    slide: i128,
+}
+
+impl Assigned {
+    /// The end of the newest window.
+    fn last_end(&self) -> i64 {
+        clamp(self.last + self.size)
+    }
+}
+
+impl Iterator for Assigned {
+    type Item = (i64, i64);
+
+    fn next(&mut self) -> Option<(i64, i64)> {
+        if self.next > self.last {
+            return None;
+        }
+        let start = self.next;
+        self.next += self.slide;
+        Some((clamp(start + self.size), clamp(start)))
+    }
+}
+
+fn clamp(v: i128) -> i64 {
+    v.clamp(i64::MIN as i128, i64::MAX as i128) as i64
+}
+
+impl<A: Aggregation> KeyedOperator<A> for FixedWindows<A> {
+    /// Adds the record to each of its windows that is still open or retained.
+    ///
+    /// On an `add` error the windows before the failing one (in `(end, start)` order)
+    /// keep the record and the others do not see it: a hopping record is added window by
+    /// window, and an accumulator cannot be rolled back.
+    fn process<Q>(&mut self, key: &Q, rec: &A::Input, t: i64) -> Result<Admit, EvalError>
+    where
+        A::Key: Borrow<Q>,
+        Q: Hash + Eq + ?Sized + ToOwned<Owned = A::Key>,
+    {
+        let wm = self.wm;
+        let windows = self.windows_of(t);
+        // The newest window closes last: when it has closed, all have.
+        if self.closed(windows.last_end()) {
+            return Ok(Admit::Late { watermark: wm });
+        }
+        if let Some(max) = self.opts.max_keys {
+            let full = match self.opts.on_full {
+                // Only look the key up when the record could need more room than is left.
+                OnFull::Reject => {
+                    self.entries + windows.clone().count() > max && {
+                        let missing = self.missing(key, t);
+                        missing > 0 && self.entries + missing > max
+                    }
+                }
+                // Nothing to evict: every record needs a new accumulator.
+                OnFull::EvictOldest => max == 0,
+            };
+            if full {
+                return Ok(Admit::Full { max_keys: max });
+            }
+        }
+        for (end, start) in windows {
+            if self.closed(end) {
+                continue;
+            }
+            let fired = end <= wm;
+            let bins = if fired { &mut self.retained } else { &mut self.open };
+            let existed = match bins.get_mut(&(end, start)).and_then(|keys| keys.get_mut(key)) {
+                Some(acc) => {
+                    self.agg.add(acc, rec, t)?;
+                    true
+                }
+                None => {
+                    self.add_new(fired, (end, start), key, rec, t)?;
+                    false
+                }
+            };
+            if fired {
+                // A late record in a retained window: the key's result again, at once.
+                let (key, acc) = self.retained[&(end, start)]
+                    .get_key_value(key)
+                    .expect("the accumulator was just added");
+                let result = self.agg.output(key, Window { start, end }, acc, existed);
+                self.out.push((result, end - 1));
+            }
+        }
+        Ok(Admit::Added)
+    }
+
+    fn on_watermark(&mut self, wm: i64) -> bool {
+        self.wm = self.wm.max(wm);
+        let wm = self.wm;
+        let lateness = self.opts.allowed_lateness;
+        let mut emitted = false;
+        while let Some(first) = self.open.first_entry() {
+            let (end, start) = *first.key();
+            if end > wm {
+                break;
+            }
+            let keys = first.remove();
+            emit_sorted(&self.agg, &mut self.out, &keys, Window { start, end }, false, end - 1);
+            emitted |= !keys.is_empty();
+            if end.saturating_add(lateness) > wm {
+                self.retained.insert((end, start), keys);
+            } else {
+                self.entries -= keys.len();
+            }
+        }
+        while let Some(first) = self.retained.first_entry() {
+            if first.key().0.saturating_add(lateness) > wm {
+                break;
+            }
+            self.entries -= first.remove().len();
+        }
+        emitted
+    }
+
+    fn emitted(&mut self) -> &mut Vec<(A::Output, i64)> {
+        &mut self.out
+    }
+
+    fn state_size(&self) -> StateSize {
+        let per_window = size_of::<((i64, i64), HashMap<A::Key, A::Acc>)>() + BTREE_ENTRY_OVERHEAD;
+        let per_entry = entry_bytes::<A::Key, A::Acc>();
+        let bytes = self
+            .open
+            .values()
+            .chain(self.retained.values())
+            .map(|keys| per_window + keys.len() * per_entry + keys.values().map(|acc| self.agg.acc_heap_bytes(acc)).sum::<usize>())
+            .sum();
+        StateSize {
+            entries: self.entries,
+            bytes,
+        }
+    }
+
+    fn take_evictions(&mut self) -> (u64, u64) {
+        (std::mem::take(&mut self.evicted), 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::windows::state::testing::{drain, feed, limited, opts, out, w, CountSum};
+
+    fn tumbling(size: i64, lateness: i64) -> FixedWindows<CountSum> {
+        FixedWindows::new(CountSum, size, size, 0, opts(lateness))
+    }
+
+    #[test]
+    fn an_event_on_a_boundary_belongs_to_the_window_starting_there() {
+        let mut op = tumbling(10_000, 0);
+        feed(&mut op, "a", 1, 9_999);
+        feed(&mut op, "a", 2, 10_000);
+        feed(&mut op, "a", 4, 19_999);
+        op.on_watermark(i64::MAX);
+        assert_eq!(
+            drain(&mut op),
+            [
+                out("a", w(0, 10_000), 1, 1, false, 9_999),
+                out("a", w(10_000, 20_000), 2, 6, false, 19_999),
+            ]
+        );
+    }
+
+    #[test]
+    fn negative_timestamps_align_on_the_epoch() {
+        let mut op = tumbling(10_000, 0);
+        feed(&mut op, "a", 1, -1);
+        feed(&mut op, "a", 2, -10_000);
+        feed(&mut op, "a", 4, -10_001);
+        op.on_close();
+        assert_eq!(
+            drain(&mut op),
+            [
+                out("a", w(-20_000, -10_000), 1, 4, false, -10_001),
+                out("a", w(-10_000, 0), 2, 3, false, -1),
+            ]
+        );
+    }
+
+    #[test]
+    fn offset_shifts_the_windows() {
+        let mut op = FixedWindows::new(CountSum, 10_000, 10_000, 2_000, opts(0));
+        feed(&mut op, "a", 1, 1_999);
+        feed(&mut op, "a", 2, 2_000);
+        feed(&mut op, "a", 4, 11_999);
+        op.on_close();
+        assert_eq!(
+            drain(&mut op),
+            [
+                out("a", w(-8_000, 2_000), 1, 1, false, 1_999),
+                out("a", w(2_000, 12_000), 2, 6, false, 11_999),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_window_fires_when_the_watermark_reaches_its_end() {
+        let mut op = tumbling(10_000, 0);
+        feed(&mut op, "a", 1, 5_000);
+        assert!(!op.on_watermark(9_999));
+        assert_eq!(drain(&mut op), []);
+        assert!(op.on_watermark(10_000));
+        assert_eq!(drain(&mut op), [out("a", w(0, 10_000), 1, 1, false, 9_999)]);
+        assert_eq!(op.state_size().entries, 0);
+        assert!(!op.on_watermark(30_000));
+    }
+
+    #[test]
+    fn results_come_in_window_order_then_key_order() {
+        let mut op = tumbling(10_000, 0);
+        for (key, t) in [("c", 15_000), ("b", 1_000), ("c", 2_000), ("a", 12_000), ("a", 3_000), ("b", 11_000)] {
+            feed(&mut op, key, 1, t);
+        }
+        assert_eq!(op.state_size().entries, 6);
+        assert!(op.on_watermark(20_000));
+        assert_eq!(
+            drain(&mut op),
+            [
+                out("a", w(0, 10_000), 1, 1, false, 9_999),
+                out("b", w(0, 10_000), 1, 1, false, 9_999),
+                out("c", w(0, 10_000), 1, 1, false, 9_999),
+                out("a", w(10_000, 20_000), 1, 1, false, 19_999),
+                out("b", w(10_000, 20_000), 1, 1, false, 19_999),
+                out("c", w(10_000, 20_000), 1, 1, false, 19_999),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_late_record_without_lateness_changes_nothing() {
+        let mut op = tumbling(10_000, 0);
+        feed(&mut op, "a", 1, 5_000);
+        op.on_watermark(10_000);
+        drain(&mut op);
+        assert_eq!(feed(&mut op, "a", 1, 9_999), Admit::Late { watermark: 10_000 });
+        assert_eq!(op.state_size(), StateSize::default());
+        op.on_close();
+        assert_eq!(drain(&mut op), []);
+    }
+
+    #[test]
+    fn a_late_record_within_the_lateness_updates_its_window() {
+        let mut op = tumbling(10_000, 5_000);
+        feed(&mut op, "a", 1, 1_000);
+        assert!(op.on_watermark(10_000));
+        assert_eq!(drain(&mut op), [out("a", w(0, 10_000), 1, 1, false, 9_999)]);
+        assert_eq!(op.state_size().entries, 1, "retained for late records");
+
+        assert_eq!(feed(&mut op, "a", 2, 2_000), Admit::Added);
+        assert_eq!(drain(&mut op), [out("a", w(0, 10_000), 2, 3, true, 9_999)]);
+        assert_eq!(feed(&mut op, "b", 5, 3_000), Admit::Added);
+        assert_eq!(drain(&mut op), [out("b", w(0, 10_000), 1, 5, false, 9_999)]);
+        assert_eq!(feed(&mut op, "b", 1, 4_000), Admit::Added);
+        assert_eq!(drain(&mut op), [out("b", w(0, 10_000), 2, 6, true, 9_999)]);
+
+        assert!(!op.on_watermark(14_999), "retained windows never fire again on watermarks");
+        assert_eq!(feed(&mut op, "a", 4, 9_999), Admit::Added);
+        assert_eq!(drain(&mut op), [out("a", w(0, 10_000), 3, 7, true, 9_999)]);
+
+        op.on_watermark(15_000);
+        assert_eq!(op.state_size(), StateSize::default());
+        assert_eq!(feed(&mut op, "a", 1, 5_000), Admit::Late { watermark: 15_000 });
+        assert_eq!(drain(&mut op), []);
+    }
+
+    /// Results depend on the records and watermarks, not on how they are batched.
+    #[test]
+    fn batching_does_not_change_the_results() {
+        let records = [
+            ("b", 500),
+            ("a", 3_000),
+            ("c", 1_500),
+            ("a", 9_000),
+            ("b", 8_000),
+            ("c", 12_500),
+            ("a", 11_000),
+            ("b", 21_000),
+            ("a", 19_500),
+            ("c", 30_000),
+            ("b", 28_500),
+            ("a", 41_000),
+        ];
+        let run = |group: usize| {
+            let mut op = FixedWindows::new(CountSum, 10_000, 5_000, 0, opts(0));
+            let mut results = Vec::new();
+            let mut max_t = i64::MIN;
+            for chunk in records.chunks(group) {
+                for &(key, t) in chunk {
+                    assert_eq!(feed(&mut op, key, t / 500, t), Admit::Added);
+                    max_t = max_t.max(t);
+                }
+                op.on_watermark(max_t - 2_000);
+                results.extend(drain(&mut op));
+            }
+            op.on_close();
+            results.extend(drain(&mut op));
+            results
+        };
+        let one_by_one = run(1);
+        // 12 records, each in 2 windows.
+        assert_eq!(one_by_one.iter().map(|((_, _, n, _, _), _)| n).sum::<i64>(), 24);
+        for group in [2, 3, 5, 12] {
+            assert_eq!(run(group), one_by_one, "groups of {group}");
+        }
+    }
+
+    #[test]
+    fn hopping_puts_a_record_in_every_window_covering_it() {
+        let mut op = FixedWindows::new(CountSum, 10_000, 5_000, 0, opts(0));
+        feed(&mut op, "a", 1, 7_000);
+        assert_eq!(op.state_size().entries, 2);
+        op.on_close();
+        assert_eq!(
+            drain(&mut op),
+            [
+                out("a", w(0, 10_000), 1, 1, false, 9_999),
+                out("a", w(5_000, 15_000), 1, 1, false, 14_999),
+            ]
+        );
+    }
+
+    #[test]
+    fn hopping_with_a_size_not_a_multiple_of_the_slide() {
+        let mut op = FixedWindows::new(CountSum, 10_000, 3_000, 0, opts(0));
+        // Starts are multiples of 3 000 in (t - 10 000, t].
+        feed(&mut op, "a", 1, 10_000);
+        feed(&mut op, "b", 1, 0);
+        op.on_close();
+        let windows: Vec<(String, Window)> = drain(&mut op).into_iter().map(|((k, w, ..), _)| (k, w)).collect();
+        assert_eq!(
+            windows,
+            [
+                ("b".to_string(), w(-9_000, 1_000)),
+                ("b".to_string(), w(-6_000, 4_000)),
+                ("b".to_string(), w(-3_000, 7_000)),
+                ("b".to_string(), w(0, 10_000)),
+                ("a".to_string(), w(3_000, 13_000)),
+                ("a".to_string(), w(6_000, 16_000)),
+                ("a".to_string(), w(9_000, 19_000)),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failed_add_leaves_the_later_windows_untouched() {
+        let mut op = FixedWindows::new(CountSum, 10_000, 5_000, 0, opts(0));
+        feed(&mut op, "a", i64::MAX, 16_000); // [10 000, 20 000) and [15 000, 25 000)
+        let err = op.process("a", &("a".to_string(), 1), 14_000).unwrap_err();
+        assert_eq!(err, EvalError::Overflow { op: "+" });
+        op.on_close();
+        assert_eq!(
+            drain(&mut op),
+            [
+                out("a", w(5_000, 15_000), 1, 1, false, 14_999),
+                out("a", w(10_000, 20_000), 1, i64::MAX, false, 19_999),
+                out("a", w(15_000, 25_000), 1, i64::MAX, false, 24_999),
+            ]
+        );
+    }
+
+    #[test]
+    fn reject_when_full_changes_nothing() {
+        let mut op = FixedWindows::new(CountSum, 10_000, 5_000, 0, limited(3, OnFull::Reject));
+        assert_eq!(feed(&mut op, "a", 1, 7_000), Admit::Added);
+        assert_eq!(op.state_size().entries, 2);
+        // Needs two new accumulators, one is left: rejected as a whole.
+        assert_eq!(feed(&mut op, "b", 1, 12_000), Admit::Full { max_keys: 3 });
+        assert_eq!(op.state_size().entries, 2);
+        // Needs one new ([10 000, 20 000)), one existing ([5 000, 15 000)).
+        assert_eq!(feed(&mut op, "a", 2, 12_000), Admit::Added);
+        assert_eq!(op.state_size().entries, 3);
+        assert_eq!(feed(&mut op, "a", 4, 8_000), Admit::Added, "no new accumulator needed");
+        assert_eq!(feed(&mut op, "c", 1, 1_000), Admit::Full { max_keys: 3 });
+        op.on_close();
+        assert_eq!(
+            drain(&mut op),
+            [
+                out("a", w(0, 10_000), 2, 5, false, 9_999),
+                out("a", w(5_000, 15_000), 3, 7, false, 14_999),
+                out("a", w(10_000, 20_000), 1, 2, false, 19_999),
+            ]
+        );
+        assert_eq!(op.take_evictions(), (0, 0));
+    }
+
+    #[test]
+    fn evict_oldest_fires_the_oldest_window_early() {
+        let mut op = FixedWindows::new(CountSum, 10_000, 10_000, 0, limited(3, OnFull::EvictOldest));
+        feed(&mut op, "b", 1, 1_000);
+        feed(&mut op, "a", 2, 2_000);
+        feed(&mut op, "a", 4, 11_000);
+        assert_eq!(drain(&mut op), []);
+        assert_eq!(feed(&mut op, "c", 8, 21_000), Admit::Added);
+        assert_eq!(
+            drain(&mut op),
+            [out("a", w(0, 10_000), 1, 2, false, 9_999), out("b", w(0, 10_000), 1, 1, false, 9_999)]
+        );
+        assert_eq!(op.take_evictions(), (2, 0));
+        assert_eq!(op.take_evictions(), (0, 0));
+        assert_eq!(op.state_size().entries, 2);
+        // The evicted window starts afresh with a later record, and is again the oldest.
+        assert_eq!(feed(&mut op, "d", 16, 3_000), Admit::Added);
+        assert_eq!(drain(&mut op), []);
+        assert_eq!(feed(&mut op, "e", 32, 25_000), Admit::Added);
+        assert_eq!(drain(&mut op), [out("d", w(0, 10_000), 1, 16, false, 9_999)]);
+        assert_eq!(op.take_evictions(), (1, 0));
+        op.on_close();
+        assert_eq!(
+            drain(&mut op),
+            [
+                out("a", w(10_000, 20_000), 1, 4, false, 19_999),
+                out("c", w(20_000, 30_000), 1, 8, false, 29_999),
+                out("e", w(20_000, 30_000), 1, 32, false, 29_999),
+            ]
+        );
+    }
+
+    #[test]
+    fn extreme_timestamps_do_not_overflow() {
+        let mut op = FixedWindows::new(CountSum, 10_000, 3_000, 1_000, opts(i64::MAX));
+        feed(&mut op, "a", 1, i64::MIN);
+        feed(&mut op, "b", 1, i64::MAX);
+        op.on_watermark(i64::MAX - 1);
+        op.on_close();
+        let results = drain(&mut op);
+        assert_eq!(results.len(), 8, "each record in 4 windows: {results:?}");
+        assert!(results.iter().all(|((_, w, ..), _)| w.start < w.end));
+        assert_eq!(op.state_size().entries, 0);
+    }
+
+    #[test]
+    fn state_size_counts_open_and_retained_accumulators() {
+        let mut op = tumbling(10_000, 10_000);
+        feed(&mut op, "a", 1, 1_000);
+        feed(&mut op, "b", 1, 11_000);
+        op.on_watermark(10_000);
+        let size = op.state_size();
+        assert_eq!(size.entries, 2);
+        assert!(size.bytes >= 2 * (size_of::<String>() + size_of::<(i64, i64)>()));
+        op.on_watermark(20_000);
+        assert_eq!(op.state_size().entries, 1);
+    }
+}

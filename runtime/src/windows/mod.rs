@@ -1,0 +1,136 @@
+//! Windows and tables: keyed, stateful aggregation on event time.
+//!
+//! The generated code describes *what* to aggregate by implementing [`Aggregation`] for
+//! each window or table of the spec (key type, accumulator struct, output record); the
+//! operators here decide *when*: [`FixedWindows`] (tumbling and hopping), [`SessionWindows`],
+//! [`CountWindows`] and [`Table`]. All four share the [`KeyedOperator`] interface, so the
+//! generated glue is the same whatever the window kind.
+//!
+//! Time is explicit: every record comes with its time `t` (Unix ms, event time or the
+//! time it was read), and the operator is told the watermark by [`KeyedOperator::on_watermark`]
+//! (see [`clock`]). A watermark `W` means "no record with `t < W` is expected any more":
+//! a window `[start, end)` fires when `W >= end`. Timers never look at the wall clock;
+//! processing time is just a watermark that follows it.
+//!
+//! Results are deterministic: they depend only on the records, their order and the
+//! watermarks, never on batch sizes or hash order. Windows fire in order of their end
+//! (then start), and the keys of one window in ascending key order.
+
+pub mod clock;
+mod count;
+mod fixed;
+mod node;
+mod session;
+mod state;
+mod table;
+
+pub use clock::{Clocks, TimeMode};
+pub use count::CountWindows;
+pub use fixed::FixedWindows;
+pub use node::Stateful;
+pub use session::SessionWindows;
+pub use table::{Emit, Table};
+
+use crate::errors::EvalError;
+use std::borrow::Borrow;
+use std::hash::Hash;
+
+/// What one window or table computes, generated per spec component.
+///
+/// `Acc` is a struct with one [`crate::aggregates::Aggregator`] per aggregate of the spec.
+pub trait Aggregation {
+    /// The record type flowing in.
+    type Input;
+    /// The key (a tuple of the key fields' values, or `()` for a global window).
+    type Key: Hash + Eq + Ord + Clone;
+    type Acc;
+    /// The record type flowing out: keys, window bounds, aggregates.
+    type Output;
+    fn new_acc(&self) -> Self::Acc;
+    /// Adds one record (with time `t`) to an accumulator. On error the record is rejected.
+    fn add(&self, acc: &mut Self::Acc, rec: &Self::Input, t: i64) -> Result<(), EvalError>;
+    /// Folds `other` into `acc` (session windows that merge).
+    fn merge(&self, acc: &mut Self::Acc, other: Self::Acc) -> Result<(), EvalError>;
+    /// The output record of one key in one window. `update` is true when the window
+    /// already fired and fires again because of a late record (within `allowed_lateness`).
+    fn output(&self, key: &Self::Key, window: Window, acc: &Self::Acc, update: bool) -> Self::Output;
+    /// Approximate heap bytes held by one accumulator (for the state-size metric).
+    fn acc_heap_bytes(&self, acc: &Self::Acc) -> usize;
+}
+
+/// A half-open window `[start, end)` in Unix ms. For count windows, the times of the
+/// first and last record (`end` = last + 1); for tables, the time of the last change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Window {
+    pub start: i64,
+    pub end: i64,
+}
+
+/// What happened to one record given to [`KeyedOperator::process`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Admit {
+    /// Added to state (results, if any, are in [`KeyedOperator::emitted`]).
+    Added,
+    /// Too late: every window it belongs to was already closed (fired, and
+    /// `allowed_lateness` passed). The caller routes it to `.late`, dead letters or drops it.
+    Late { watermark: i64 },
+    /// The state is full (`max_keys`) and the policy is to reject: a dead letter.
+    Full { max_keys: usize },
+}
+
+/// What to do when a new key (or window of a key) would exceed `max_keys`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFull {
+    /// Make room: windows fire the oldest open window early (all its keys); tables evict
+    /// the least recently updated keys (the oldest 1/16th of `max_keys`, at least one).
+    EvictOldest,
+    /// Reject the record: it becomes a dead letter with the reason.
+    Reject,
+}
+
+/// Options shared by every keyed operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateOptions {
+    /// How long a fired window keeps its state for late records (ms, 0 = not at all).
+    pub allowed_lateness: i64,
+    /// At most this many live accumulators (key × window); `None` = unbounded.
+    pub max_keys: Option<usize>,
+    pub on_full: OnFull,
+}
+
+/// How much state an operator holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StateSize {
+    /// Live accumulators (one per key per open or retained window).
+    pub entries: usize,
+    /// Approximate bytes: accumulators, keys and the maps holding them.
+    pub bytes: usize,
+}
+
+/// The interface the generated code drives, the same for every window kind and for tables.
+pub trait KeyedOperator<A: Aggregation> {
+    /// Adds a record with key `key` and time `t`.
+    ///
+    /// Generic over the borrowed key form `Q` so a lookup of an existing key does not
+    /// allocate (`&str` for a `String` key); the key is cloned only when new.
+    fn process<Q>(&mut self, key: &Q, rec: &A::Input, t: i64) -> Result<Admit, EvalError>
+    where
+        A::Key: Borrow<Q>,
+        Q: Hash + Eq + ?Sized + ToOwned<Owned = A::Key>;
+    /// The watermark moved to `wm` (never called with a smaller value than before):
+    /// fire what is due, drop what is past its lateness. Returns true when results were
+    /// added to [`Self::emitted`].
+    fn on_watermark(&mut self, wm: i64) -> bool;
+    /// End of input or shutdown: fire everything still open.
+    fn on_close(&mut self) {
+        self.on_watermark(i64::MAX);
+    }
+    /// Results not yet handed downstream, each with its time (`end - 1` for a window,
+    /// the time of the change for a table), in emission order. The caller drains it.
+    fn emitted(&mut self) -> &mut Vec<(A::Output, i64)>;
+    fn state_size(&self) -> StateSize;
+    /// Counters since the last call: (evicted or early-fired entries, expired table keys).
+    fn take_evictions(&mut self) -> (u64, u64) {
+        (0, 0)
+    }
+}

@@ -1,0 +1,162 @@
+//! [`Stateful`]: a window or table as the generated code drives it.
+//!
+//! Wraps a [`KeyedOperator`] with what is the same for every kind: the component name
+//! for errors and counters, a watermark that only moves forward, where late records and
+//! failed results go, and the state-size samples.
+
+use super::{Admit, Aggregation, KeyedOperator};
+use crate::dead_letter::DeadLetters;
+use crate::driver::Context;
+use crate::errors::{EvalError, RecordError};
+use crate::internal_events::{Counters, Events, InternalEvent};
+use crate::sources::OnError;
+use crate::time::format_rfc3339;
+use serde::Serialize;
+use std::borrow::Borrow;
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::time::{Duration, Instant};
+
+/// How often the state size is measured (it walks every accumulator).
+const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+
+pub struct Stateful<A: Aggregation, O: KeyedOperator<A>> {
+    name: &'static str,
+    op: O,
+    watermark: i64,
+    /// For a result that fails further down (an expression error, an encode error).
+    on_error: OnError,
+    counters: Counters,
+    events: Events,
+    last_sample: Option<Instant>,
+    _agg: PhantomData<A>,
+}
+
+impl<A: Aggregation, O: KeyedOperator<A>> Stateful<A, O> {
+    pub fn new(name: &'static str, op: O, on_error: OnError, ctx: &Context) -> Self {
+        Stateful {
+            name,
+            op,
+            watermark: i64::MIN,
+            on_error,
+            counters: ctx.events.component(name),
+            events: ctx.events.clone(),
+            last_sample: None,
+            _agg: PhantomData,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Adds a record. `Admit::Full` comes back as an error, so the record becomes a dead
+    /// letter (per its source's `on_error`) with the reason.
+    #[inline]
+    pub fn process<Q>(&mut self, key: &Q, rec: &A::Input, t: i64) -> Result<Admit, RecordError>
+    where
+        A::Key: Borrow<Q>,
+        Q: Hash + Eq + ?Sized + ToOwned<Owned = A::Key>,
+    {
+        match self.op.process(key, rec, t) {
+            Ok(Admit::Full { max_keys }) => Err(RecordError::new(self.name, EvalError::StateFull { max_keys })),
+            Ok(admit) => Ok(admit),
+            Err(e) => Err(RecordError::new(self.name, e)),
+        }
+    }
+
+    /// Moves the watermark forward (`None`: every input is idle; a smaller value: an input
+    /// rejoined late). True when results are waiting in [`Self::take_emitted`].
+    #[inline]
+    pub fn advance(&mut self, watermark: Option<i64>) -> bool {
+        match watermark {
+            Some(wm) if wm > self.watermark => {
+                self.watermark = wm;
+                self.op.on_watermark(wm)
+            }
+            _ => false,
+        }
+    }
+
+    /// True when a record or a watermark left results to hand downstream.
+    #[inline]
+    pub fn has_emitted(&mut self) -> bool {
+        !self.op.emitted().is_empty()
+    }
+
+    /// The waiting results, each with its time. Give the vector back with
+    /// [`Self::restore_emitted`] to keep its allocation.
+    pub fn take_emitted(&mut self) -> Vec<(A::Output, i64)> {
+        let taken = std::mem::take(self.op.emitted());
+        self.counters.emit(InternalEvent::Sent(taken.len() as u64));
+        taken
+    }
+
+    pub fn restore_emitted(&mut self, mut buf: Vec<(A::Output, i64)>) {
+        buf.clear();
+        let slot = self.op.emitted();
+        if slot.is_empty() && slot.capacity() < buf.capacity() {
+            *slot = buf;
+        }
+    }
+
+    /// A late record with no `.late` consumer and no `late: drop`: a dead letter.
+    pub fn late_to_dead_letters<T: Serialize>(&self, dead: &mut DeadLetters, rec: &T, t: i64, watermark: i64) {
+        let reason = format!(
+            "late: event time {} is behind the watermark {} and every window it belongs to has closed",
+            format_rfc3339(t),
+            format_rfc3339(watermark)
+        );
+        dead.send_record(self.name, &reason, rec);
+        self.counters.emit(InternalEvent::Late(1));
+        self.counters.emit(InternalEvent::DeadLettered(1));
+    }
+
+    /// A late record dropped (`late: drop`) or sent to `.late` (`dropped` false): counted.
+    pub fn late_counted(&self, dropped: bool) {
+        self.counters.emit(InternalEvent::Late(1));
+        if dropped {
+            self.counters.emit(InternalEvent::Dropped(1));
+        }
+    }
+
+    /// A result that failed further down the pipeline: per this component's `on_error`.
+    pub fn result_failed<T: Serialize>(&self, dead: &mut DeadLetters, e: &RecordError, rec: &T) {
+        let component = self.events.component(e.component);
+        match self.on_error {
+            OnError::Drop => component.emit(InternalEvent::Dropped(1)),
+            OnError::DeadLetter | OnError::Fail => {
+                dead.send_record(e.component, &e.error.to_string(), rec);
+                component.emit(InternalEvent::DeadLettered(1));
+            }
+        }
+    }
+
+    /// Records the state size at most once per second (or now, when `force`).
+    pub fn sample(&mut self, force: bool) {
+        let now = Instant::now();
+        if !force && self.last_sample.is_some_and(|t| now.duration_since(t) < SAMPLE_EVERY) {
+            return;
+        }
+        self.last_sample = Some(now);
+        let size = self.op.state_size();
+        self.counters.emit(InternalEvent::State {
+            entries: size.entries as u64,
+            bytes: size.bytes as u64,
+        });
+        let (evicted, expired) = self.op.take_evictions();
+        self.counters.emit(InternalEvent::Evicted(evicted));
+        self.counters.emit(InternalEvent::Expired(expired));
+    }
+
+    /// End of input or shutdown: measures the state one last time, then fires
+    /// everything still open. True when results are waiting.
+    pub fn close(&mut self) -> bool {
+        self.sample(true);
+        self.op.on_close();
+        let (evicted, expired) = self.op.take_evictions();
+        self.counters.emit(InternalEvent::Evicted(evicted));
+        self.counters.emit(InternalEvent::Expired(expired));
+        self.has_emitted()
+    }
+}

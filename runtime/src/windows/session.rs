@@ -1,0 +1,563 @@
+//! Session windows: per key, records closer than `gap` to each other form one session.
+//!
+//! A record at `t` opens the session `[t, t + gap)`; sessions of one key whose intervals
+//! overlap merge, so a session ends `gap` after its last record and a silence of at least
+//! `gap` separates two sessions. The state is, per key, its sessions sorted by start
+//! (almost always one), plus two ordered timer sets: one for sessions that have not fired
+//! (when to fire) and one for fired sessions kept for late records (when to drop).
+//!
+//! Timers are lazy, so that the common case — a record extending its key's open session —
+//! touches no timer: a session's timer entry `(timer, key)` holds a time `<= end` (the
+//! end the session had when the timer was set). When it comes due and the session has
+//! grown since, it is set again at the new end. Merging sessions keeps one of their timers
+//! and leaves the others in the set as orphans, recognised (no session of the key has
+//! that timer) and skipped when they come due. Within one key, the sessions' timers are
+//! distinct (each lies in its session's `(start, end]`, and sessions do not overlap), so
+//! `(timer, key)` identifies a session.
+
+use super::state::entry_bytes;
+use super::{Admit, Aggregation, KeyedOperator, OnFull, StateOptions, StateSize, Window};
+use crate::errors::EvalError;
+use std::borrow::Borrow;
+use std::collections::{BTreeSet, HashMap};
+use std::hash::Hash;
+use std::mem::size_of;
+
+/// Approximate bytes of a B-tree slot beyond its value.
+const BTREE_ENTRY_OVERHEAD: usize = 16;
+
+struct Session<Acc> {
+    start: i64,
+    end: i64,
+    /// The time of this session's entry in `timers` (not fired) or `expiries` (fired).
+    timer: i64,
+    /// Fired and retained for late records (`end <= wm`).
+    fired: bool,
+    /// A result covering part of this session was emitted before (it fired, or it merged
+    /// with a session that had fired): its next result is an update.
+    emitted: bool,
+    acc: Acc,
+}
+
+/// Session windows on event time, per key.
+///
+/// - A session `[start, end)` fires when the watermark reaches `end`; sessions due at the
+///   same watermark fire in `(end, key)` order, stamped `end - 1`.
+/// - With `allowed_lateness > 0` a fired session is kept until the watermark reaches
+///   `end + allowed_lateness`. A record that merges into it, or a late record whose own
+///   session is already due, emits the resulting session at once; `update` is true when
+///   any session merged into it had emitted a result. Two fired sessions bridged by a
+///   late record have both been emitted; the merged session is then emitted as an update
+///   (as in Flink), and the downstream has to treat the two earlier results as replaced.
+///   Likewise, a fired session extended by a late record past the watermark fires again
+///   at its new end, as an update.
+/// - A record whose session (after merging) would already be past its lateness is
+///   [`Admit::Late`] and changes nothing.
+/// - Entries are sessions. At `max_keys`, a record that would open a new session (not
+///   merge into one) is rejected ([`OnFull::Reject`]), or ([`OnFull::EvictOldest`]) the
+///   unfired session with the smallest `(end, key)` fires early and is dropped (or, when
+///   all have fired, the retained one with the smallest `(end, key)` is dropped). A record
+///   for an early-fired session starts a new one, whose result is not marked as an update.
+pub struct SessionWindows<A: Aggregation> {
+    agg: A,
+    gap: i64,
+    opts: StateOptions,
+    /// The last watermark (`i64::MIN` before the first).
+    wm: i64,
+    /// Per key, its sessions sorted by start (never empty).
+    keys: HashMap<A::Key, Vec<Session<A::Acc>>>,
+    /// `(timer, key)` of the sessions not fired yet (and orphans).
+    timers: BTreeSet<(i64, A::Key)>,
+    /// `(timer, key)` of the fired sessions kept for late records (and orphans).
+    expiries: BTreeSet<(i64, A::Key)>,
+    /// Sessions in `keys`.
+    entries: usize,
+    out: Vec<(A::Output, i64)>,
+    evicted: u64,
+}
+
+impl<A: Aggregation> SessionWindows<A> {
+    /// Sessions closing after `gap` ms without a record of their key (`gap > 0`).
+    pub fn new(agg: A, gap: i64, opts: StateOptions) -> Self {
+        assert!(gap > 0, "invalid session gap {gap}");
+        SessionWindows {
+            agg,
+            gap,
+            opts: StateOptions {
+                allowed_lateness: opts.allowed_lateness.max(0),
+                ..opts
+            },
+            wm: i64::MIN,
+            keys: HashMap::new(),
+            timers: BTreeSet::new(),
+            expiries: BTreeSet::new(),
+            entries: 0,
+            out: Vec::new(),
+            evicted: 0,
+        }
+    }
+
+    /// The sessions of `key` overlapping `[t, end)`: the index range in its list.
+    fn overlapping<Q>(&self, key: &Q, t: i64, end: i64) -> (usize, usize)
+    where
+        A::Key: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        match self.keys.get(key) {
+            None => (0, 0),
+            Some(sessions) => {
+                // Sorted by start and disjoint, so sorted by end too.
+                let lo = sessions.partition_point(|s| s.end <= t);
+                let hi = sessions.partition_point(|s| s.start < end);
+                (lo, hi.max(lo))
+            }
+        }
+    }
+
+    /// Removes the session of `key` that ends at `end` (fired or not), if any.
+    fn remove_session(&mut self, key: &A::Key, fired: bool, end: i64) -> Option<Session<A::Acc>> {
+        let sessions = self.keys.get_mut(key)?;
+        let i = sessions.iter().position(|s| s.fired == fired && s.end == end)?;
+        let session = sessions.remove(i);
+        if sessions.is_empty() {
+            self.keys.remove(key);
+        }
+        self.entries -= 1;
+        Some(session)
+    }
+
+    /// Pops the due timers of `set` (`timers` when `fired` is false, else `expiries`):
+    /// those with `timer + delay <= wm`. Returns `(end, key)` of the sessions whose actual
+    /// end is due too, in `(end, key)` order; sets the others again at their end, and
+    /// drops orphans.
+    fn pop_due(&mut self, fired: bool, delay: i64) -> Vec<(i64, A::Key)> {
+        let wm = self.wm;
+        let set = if fired { &mut self.expiries } else { &mut self.timers };
+        let mut due = Vec::new();
+        while set.first().is_some_and(|(timer, _)| timer.saturating_add(delay) <= wm) {
+            let (timer, key) = set.pop_first().expect("checked non-empty");
+            let Some(session) = self
+                .keys
+                .get_mut(&key)
+                .and_then(|sessions| sessions.iter_mut().find(|s| s.fired == fired && s.timer == timer))
+            else {
+                continue; // an orphan of a merge or an eviction
+            };
+            if session.end.saturating_add(delay) <= wm {
+                due.push((session.end, key));
+            } else {
+                session.timer = session.end;
+                set.insert((session.end, key));
+            }
+        }
+        due.sort_unstable();
+        due
+    }
+
+    /// The first exact entry of `set` (the session with the smallest `(end, key)`), after
+    /// setting stale timers again and dropping orphans.
+    fn first_exact(&mut self, fired: bool) -> Option<(i64, A::Key)> {
+        let set = if fired { &mut self.expiries } else { &mut self.timers };
+        loop {
+            let (timer, key) = set.pop_first()?;
+            let Some(session) = self
+                .keys
+                .get_mut(&key)
+                .and_then(|sessions| sessions.iter_mut().find(|s| s.fired == fired && s.timer == timer))
+            else {
+                continue;
+            };
+            if session.end == timer {
+                return Some((timer, key));
+            }
+            session.timer = session.end;
+            set.insert((session.end, key));
+        }
+    }
+
+    /// Fires the unfired session with the smallest `(end, key)` early and drops it or,
+    /// when every session has fired, drops the retained one with the smallest `(end, key)`.
+    /// False when there is no session.
+    fn evict_oldest(&mut self) -> bool {
+        if let Some((end, key)) = self.first_exact(false) {
+            let session = self.remove_session(&key, false, end).expect("an exact timer has its session");
+            let window = Window {
+                start: session.start,
+                end,
+            };
+            let result = self.agg.output(&key, window, &session.acc, session.emitted);
+            self.out.push((result, end.saturating_sub(1)));
+        } else if let Some((end, key)) = self.first_exact(true) {
+            self.remove_session(&key, true, end);
+        } else {
+            return false;
+        }
+        self.evicted += 1;
+        true
+    }
+
+    /// Adds a record that opens a new session `[t, end)` for `key`.
+    fn open_session<Q>(&mut self, key: &Q, rec: &A::Input, t: i64, end: i64) -> Result<Admit, EvalError>
+    where
+        A::Key: Borrow<Q>,
+        Q: Hash + Eq + ?Sized + ToOwned<Owned = A::Key>,
+    {
+        if let Some(max) = self.opts.max_keys {
+            if self.entries >= max && (self.opts.on_full == OnFull::Reject || max == 0) {
+                return Ok(Admit::Full { max_keys: max });
+            }
+        }
+        let mut acc = self.agg.new_acc();
+        self.agg.add(&mut acc, rec, t)?;
+        if let Some(max) = self.opts.max_keys {
+            // Evicting may remove sessions of this key, never one overlapping the record.
+            while self.entries >= max && self.evict_oldest() {}
+        }
+        let due = end <= self.wm;
+        let owned = key.to_owned();
+        if due {
+            // A late record within the lateness, alone: its session is due already.
+            let result = self.agg.output(&owned, Window { start: t, end }, &acc, false);
+            self.out.push((result, end - 1));
+        }
+        let set = if due { &mut self.expiries } else { &mut self.timers };
+        set.insert((end, owned));
+        let session = Session {
+            start: t,
+            end,
+            timer: end,
+            fired: due,
+            emitted: due,
+            acc,
+        };
+        match self.keys.get_mut(key) {
+            Some(sessions) => {
+                let at = sessions.partition_point(|s| s.start < t);
+                sessions.insert(at, session);
+            }
+            None => {
+                self.keys.insert(key.to_owned(), vec![session]);
+            }
+        }
+        self.entries += 1;
+        Ok(Admit::Added)
+    }
+}
+
+impl<A: Aggregation> KeyedOperator<A> for SessionWindows<A> {
+    /// Adds the record to its key's sessions, merging those it bridges.
+    ///
+    /// The record is added (`A::add`) to the first session it overlaps before the others
+    /// are merged into it, so an `add` error changes nothing. A `merge` error (an overflow,
+    /// in practice) loses the accumulator that failed to merge; the sessions are merged
+    /// all the same and the first error is returned, the record being counted in.
+    fn process<Q>(&mut self, key: &Q, rec: &A::Input, t: i64) -> Result<Admit, EvalError>
+    where
+        A::Key: Borrow<Q>,
+        Q: Hash + Eq + ?Sized + ToOwned<Owned = A::Key>,
+    {
+        let wm = self.wm;
+        let lateness = self.opts.allowed_lateness;
+        let new_end = t.saturating_add(self.gap);
+        let (lo, hi) = self.overlapping(key, t, new_end);
+        if lo == hi {
+            if new_end.saturating_add(lateness) <= wm {
+                return Ok(Admit::Late { watermark: wm });
+            }
+            return self.open_session(key, rec, t, new_end);
+        }
+
+        let sessions = self.keys.get_mut(key).expect("overlapping sessions exist");
+        let start = t.min(sessions[lo].start);
+        let end = new_end.max(sessions[hi - 1].end);
+        if end.saturating_add(lateness) <= wm {
+            // Unreachable: a kept session has `end + lateness > wm`. Kept for safety.
+            return Ok(Admit::Late { watermark: wm });
+        }
+        self.agg.add(&mut sessions[lo].acc, rec, t)?;
+        let first = &sessions[lo];
+        let mut emitted = first.emitted;
+        let mut fired_timer = first.fired.then_some(first.timer);
+        let mut open_timer = (!first.fired).then_some(first.timer);
+        let mut error = None;
+        for _ in lo + 1..hi {
+            let other = sessions.remove(lo + 1);
+            emitted |= other.emitted;
+            if other.fired {
+                fired_timer = fired_timer.or(Some(other.timer));
+            } else {
+                open_timer = open_timer.or(Some(other.timer));
+            }
+            if let Err(e) = self.agg.merge(&mut sessions[lo].acc, other.acc) {
+                error.get_or_insert(e);
+            }
+        }
+        self.entries -= hi - lo - 1;
+
+        let session = &mut sessions[lo];
+        session.start = start;
+        session.end = end;
+        let due = end <= wm;
+        // The merged session keeps a timer of one of its parts in the set it belongs to
+        // now (when due, every part had fired: an unfired part ends after `wm`).
+        let (kept, set) = if due {
+            (fired_timer, &mut self.expiries)
+        } else {
+            (open_timer, &mut self.timers)
+        };
+        session.timer = kept.unwrap_or_else(|| {
+            set.insert((end, key.to_owned()));
+            end
+        });
+        session.fired = due;
+        session.emitted = emitted || due;
+        if due {
+            let (key, sessions) = self.keys.get_key_value(key).expect("the key has sessions");
+            let session = &sessions[lo];
+            let result = self.agg.output(key, Window { start, end }, &session.acc, emitted);
+            self.out.push((result, end - 1));
+        }
+        match error {
+            Some(e) => Err(e),
+            None => Ok(Admit::Added),
+        }
+    }
+
+    fn on_watermark(&mut self, wm: i64) -> bool {
+        self.wm = self.wm.max(wm);
+        let wm = self.wm;
+        let lateness = self.opts.allowed_lateness;
+        let due = self.pop_due(false, 0);
+        let emitted = !due.is_empty();
+        for (end, key) in due {
+            let sessions = self.keys.get_mut(&key).expect("a due session exists");
+            let session = sessions
+                .iter_mut()
+                .find(|s| !s.fired && s.end == end)
+                .expect("a due session exists");
+            let window = Window {
+                start: session.start,
+                end,
+            };
+            let result = self.agg.output(&key, window, &session.acc, session.emitted);
+            self.out.push((result, end - 1));
+            if end.saturating_add(lateness) > wm {
+                session.fired = true;
+                session.emitted = true;
+                session.timer = end;
+                self.expiries.insert((end, key));
+            } else {
+                self.remove_session(&key, false, end);
+            }
+        }
+        for (end, key) in self.pop_due(true, lateness) {
+            self.remove_session(&key, true, end);
+        }
+        emitted
+    }
+
+    fn emitted(&mut self) -> &mut Vec<(A::Output, i64)> {
+        &mut self.out
+    }
+
+    fn state_size(&self) -> StateSize {
+        let per_key = entry_bytes::<A::Key, Vec<Session<A::Acc>>>();
+        let per_session = size_of::<Session<A::Acc>>() + size_of::<(i64, A::Key)>() + BTREE_ENTRY_OVERHEAD;
+        let bytes = self
+            .keys
+            .values()
+            .map(|sessions| {
+                per_key
+                    + sessions
+                        .iter()
+                        .map(|s| per_session + self.agg.acc_heap_bytes(&s.acc))
+                        .sum::<usize>()
+            })
+            .sum();
+        StateSize {
+            entries: self.entries,
+            bytes,
+        }
+    }
+
+    fn take_evictions(&mut self) -> (u64, u64) {
+        (std::mem::take(&mut self.evicted), 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::windows::state::testing::{drain, feed, limited, opts, out, w, CountSum};
+
+    fn sessions(gap: i64, lateness: i64) -> SessionWindows<CountSum> {
+        SessionWindows::new(CountSum, gap, opts(lateness))
+    }
+
+    #[test]
+    fn a_silence_of_a_gap_separates_sessions() {
+        let mut op = sessions(5_000, 0);
+        feed(&mut op, "a", 1, 1_000);
+        feed(&mut op, "a", 2, 5_999); // gap - 1 after: same session
+        feed(&mut op, "b", 1, 1_000);
+        feed(&mut op, "b", 2, 6_000); // exactly gap after: a new session
+        assert_eq!(op.state_size().entries, 3);
+        op.on_close();
+        assert_eq!(
+            drain(&mut op),
+            [
+                out("b", w(1_000, 6_000), 1, 1, false, 5_999),
+                out("a", w(1_000, 10_999), 2, 3, false, 10_998),
+                out("b", w(6_000, 11_000), 1, 2, false, 10_999),
+            ]
+        );
+        assert_eq!(op.state_size(), StateSize::default());
+    }
+
+    #[test]
+    fn a_record_between_two_sessions_merges_them() {
+        let mut op = sessions(5_000, 0);
+        feed(&mut op, "a", 1, 0);
+        feed(&mut op, "a", 2, 10_000);
+        feed(&mut op, "a", 4, 20_000);
+        assert_eq!(op.state_size().entries, 3);
+        feed(&mut op, "a", 8, 7_000); // overlaps [0, 5 000)? no: [7 000, 12 000) overlaps the second only
+        assert_eq!(op.state_size().entries, 3);
+        feed(&mut op, "a", 16, 3_000); // [3 000, 8 000) bridges [0, 5 000) and [7 000, 15 000)
+        assert_eq!(op.state_size().entries, 2);
+        op.on_close();
+        assert_eq!(
+            drain(&mut op),
+            [out("a", w(0, 15_000), 4, 27, false, 14_999), out("a", w(20_000, 25_000), 1, 4, false, 24_999)]
+        );
+    }
+
+    #[test]
+    fn sessions_fire_in_end_then_key_order() {
+        let mut op = sessions(5_000, 0);
+        feed(&mut op, "z", 1, 0); // [0, 5 000), then extended to [0, 7 000)
+        feed(&mut op, "a", 1, 1_000); // [1 000, 6 000)
+        feed(&mut op, "z", 1, 2_000);
+        feed(&mut op, "m", 1, 2_000); // [2 000, 7 000)
+        assert!(!op.on_watermark(5_999));
+        assert!(op.on_watermark(6_999));
+        assert_eq!(drain(&mut op), [out("a", w(1_000, 6_000), 1, 1, false, 5_999)]);
+        assert!(op.on_watermark(7_000));
+        assert_eq!(
+            drain(&mut op),
+            [out("m", w(2_000, 7_000), 1, 1, false, 6_999), out("z", w(0, 7_000), 2, 2, false, 6_999)]
+        );
+        assert_eq!(op.state_size().entries, 0);
+        assert!(op.timers.is_empty() && op.expiries.is_empty());
+    }
+
+    #[test]
+    fn a_late_record_bridging_two_fired_sessions_emits_one_update() {
+        let mut op = sessions(5_000, 10_000);
+        feed(&mut op, "a", 1, 0);
+        feed(&mut op, "a", 2, 8_000);
+        assert!(op.on_watermark(13_000));
+        assert_eq!(
+            drain(&mut op),
+            [out("a", w(0, 5_000), 1, 1, false, 4_999), out("a", w(8_000, 13_000), 1, 2, false, 12_999)]
+        );
+        assert_eq!(op.state_size().entries, 2, "retained");
+
+        assert_eq!(feed(&mut op, "a", 4, 4_000), Admit::Added);
+        assert_eq!(drain(&mut op), [out("a", w(0, 13_000), 3, 7, true, 12_999)]);
+        assert_eq!(op.state_size().entries, 1);
+
+        // A late record alone whose session is due already: emitted at once, not an update.
+        assert_eq!(feed(&mut op, "c", 1, 1_000), Admit::Added);
+        assert_eq!(drain(&mut op), [out("c", w(1_000, 6_000), 1, 1, false, 5_999)]);
+        // A late record whose session is not due yet: fires normally.
+        assert_eq!(feed(&mut op, "b", 1, 9_000), Admit::Added);
+        assert_eq!(drain(&mut op), []);
+
+        assert!(op.on_watermark(16_000));
+        assert_eq!(drain(&mut op), [out("b", w(9_000, 14_000), 1, 1, false, 13_999)]);
+        assert_eq!(op.state_size().entries, 2, "a and b retained, c dropped");
+        op.on_watermark(23_000);
+        assert_eq!(op.state_size().entries, 1, "b retained until 24 000");
+        // [7 000, 12 000) would merge into nothing and is past its lateness.
+        assert_eq!(feed(&mut op, "a", 1, 7_000), Admit::Late { watermark: 23_000 });
+        op.on_watermark(24_000);
+        assert_eq!(op.state_size(), StateSize::default());
+        assert_eq!(drain(&mut op), []);
+    }
+
+    #[test]
+    fn a_fired_session_extended_past_the_watermark_fires_again_as_an_update() {
+        let mut op = sessions(5_000, 10_000);
+        feed(&mut op, "a", 1, 0);
+        op.on_watermark(5_000);
+        assert_eq!(drain(&mut op), [out("a", w(0, 5_000), 1, 1, false, 4_999)]);
+        feed(&mut op, "a", 2, 4_000); // [0, 9 000): not due yet
+        assert_eq!(drain(&mut op), []);
+        assert!(op.on_watermark(9_000));
+        assert_eq!(drain(&mut op), [out("a", w(0, 9_000), 2, 3, true, 8_999)]);
+    }
+
+    #[test]
+    fn a_record_past_its_session_lateness_is_late() {
+        let mut op = sessions(5_000, 0);
+        feed(&mut op, "a", 1, 0);
+        op.on_watermark(5_000);
+        drain(&mut op);
+        assert_eq!(feed(&mut op, "a", 1, -1), Admit::Late { watermark: 5_000 });
+        assert_eq!(feed(&mut op, "b", 1, 0), Admit::Late { watermark: 5_000 });
+        // Ends after the watermark: a new session, though the record is behind it.
+        assert_eq!(feed(&mut op, "a", 1, 1), Admit::Added);
+        op.on_close();
+        assert_eq!(drain(&mut op), [out("a", w(1, 5_001), 1, 1, false, 5_000)]);
+    }
+
+    #[test]
+    fn a_failed_add_changes_nothing() {
+        let mut op = sessions(5_000, 0);
+        feed(&mut op, "a", i64::MAX, 0);
+        feed(&mut op, "a", 0, 10_000);
+        let err = op.process("a", &("a".to_string(), 1), 5_000).unwrap_err();
+        assert_eq!(err, EvalError::Overflow { op: "+" });
+        assert_eq!(op.state_size().entries, 2, "not merged");
+        op.on_close();
+        assert_eq!(
+            drain(&mut op),
+            [out("a", w(0, 5_000), 1, i64::MAX, false, 4_999), out("a", w(10_000, 15_000), 1, 0, false, 14_999)]
+        );
+    }
+
+    #[test]
+    fn reject_when_full_changes_nothing() {
+        let mut op = SessionWindows::new(CountSum, 5_000, limited(2, OnFull::Reject));
+        feed(&mut op, "a", 1, 0);
+        feed(&mut op, "b", 1, 0);
+        assert_eq!(feed(&mut op, "c", 1, 0), Admit::Full { max_keys: 2 });
+        assert_eq!(feed(&mut op, "a", 1, 10_000), Admit::Full { max_keys: 2 }, "a new session");
+        assert_eq!(feed(&mut op, "a", 2, 4_000), Admit::Added, "merges");
+        assert_eq!(op.state_size().entries, 2);
+        op.on_close();
+        assert_eq!(
+            drain(&mut op),
+            [out("b", w(0, 5_000), 1, 1, false, 4_999), out("a", w(0, 9_000), 2, 3, false, 8_999)]
+        );
+        assert_eq!(op.take_evictions(), (0, 0));
+    }
+
+    #[test]
+    fn evict_oldest_fires_the_session_ending_first_early() {
+        let mut op = SessionWindows::new(CountSum, 5_000, limited(2, OnFull::EvictOldest));
+        feed(&mut op, "a", 1, 0);
+        feed(&mut op, "b", 1, 1_000);
+        feed(&mut op, "a", 2, 3_000); // a now ends at 8 000, after b
+        assert_eq!(feed(&mut op, "c", 4, 2_000), Admit::Added);
+        assert_eq!(drain(&mut op), [out("b", w(1_000, 6_000), 1, 1, false, 5_999)]);
+        assert_eq!(op.take_evictions(), (1, 0));
+        assert_eq!(op.state_size().entries, 2);
+        op.on_close();
+        assert_eq!(
+            drain(&mut op),
+            [out("c", w(2_000, 7_000), 1, 4, false, 6_999), out("a", w(0, 8_000), 2, 3, false, 7_999)]
+        );
+    }
+}

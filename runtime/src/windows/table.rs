@@ -1,0 +1,312 @@
+//! Tables: running aggregates per key, without windows.
+
+use super::state::{entry_bytes, eviction_batch, floor_to};
+use super::{Admit, Aggregation, KeyedOperator, OnFull, StateOptions, StateSize, Window};
+use crate::errors::EvalError;
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::hash::Hash;
+
+/// When a table emits the result of a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Emit {
+    /// With every record, stamped with the record's time.
+    Change,
+    /// The keys changed since the last emission, in key order, each time the watermark
+    /// crosses a multiple of this many ms (epoch-aligned), stamped `boundary - 1`.
+    Every(i64),
+}
+
+/// One key's running aggregate.
+struct Row<Acc> {
+    acc: Acc,
+    /// Smallest and largest record time (`last` is the "last change" for the TTL).
+    first: i64,
+    last: i64,
+    /// Changed since its result was last emitted (`Emit::Every` only).
+    dirty: bool,
+}
+
+/// A keyed running aggregate: one accumulator per key, for as long as the key lives.
+///
+/// - Results carry the window `[first t, last t + 1)` of the key's records.
+/// - [`Emit::Change`] emits the key's result with each record; [`Emit::Every`] emits the
+///   changed ("dirty") keys when the watermark crosses a period boundary (once for the
+///   latest boundary when it crosses several).
+/// - `ttl`: a key whose last change time `+ ttl <= watermark` is dropped (counted as
+///   expired); with `Emit::Every` its result is emitted first if dirty. Expired keys are
+///   found by scanning the table at most once per `max(ttl / 8, 1)` ms of watermark
+///   progress, so a key is dropped at most that much watermark time after it expired
+///   (plus the watermark's own steps). The results do not depend on that schedule: a
+///   record for an expired key not yet dropped starts the key afresh all the same.
+/// - Never late. [`KeyedOperator::on_close`] (and a watermark of `i64::MAX`, meaning
+///   every input ended) emits the dirty keys with `Emit::Every` and expires nothing.
+/// - A result emitted outside a boundary (on close, expiry or eviction, `Emit::Every`)
+///   is stamped with the end of the period of the key's last change (`boundary - 1` of
+///   the next boundary after it); on close, with that of the latest change of all.
+/// - Entries are keys. At `max_keys`, a new key is rejected ([`OnFull::Reject`]) or
+///   ([`OnFull::EvictOldest`]) the least recently changed keys (oldest last change time,
+///   ties by key) are dropped, a 16th of `max_keys` at least one, after their result is
+///   emitted if dirty (`Emit::Every`). Making room scans every key, once per 16th of
+///   `max_keys` new keys.
+pub struct Table<A: Aggregation> {
+    agg: A,
+    emit: Emit,
+    ttl: Option<i64>,
+    opts: StateOptions,
+    /// The last watermark (`i64::MIN` before the first).
+    wm: i64,
+    rows: HashMap<A::Key, Row<A::Acc>>,
+    /// Rows with `dirty` set.
+    dirty: usize,
+    /// The latest period boundary the watermark crossed (`Emit::Every`).
+    boundary: i64,
+    /// The watermark from which the next TTL sweep may run.
+    next_sweep: i64,
+    out: Vec<(A::Output, i64)>,
+    evicted: u64,
+    expired: u64,
+}
+
+impl<A: Aggregation> Table<A> {
+    /// A table emitting per `emit`, dropping keys unchanged for `ttl` ms (`None`: never).
+    /// Periods and TTLs are positive.
+    pub fn new(agg: A, emit: Emit, ttl: Option<i64>, opts: StateOptions) -> Self {
+        if let Emit::Every(ms) = emit {
+            assert!(ms > 0, "invalid table emission period {ms}");
+        }
+        if let Some(ttl) = ttl {
+            assert!(ttl > 0, "invalid table ttl {ttl}");
+        }
+        Table {
+            agg,
+            emit,
+            ttl,
+            opts,
+            wm: i64::MIN,
+            rows: HashMap::new(),
+            dirty: 0,
+            boundary: i64::MIN,
+            next_sweep: i64::MIN,
+            out: Vec::new(),
+            evicted: 0,
+            expired: 0,
+        }
+    }
+
+    fn push(&mut self, key: &A::Key, row: &Row<A::Acc>, time: i64) {
+        let window = Window {
+            start: row.first,
+            end: row.last.saturating_add(1),
+        };
+        let result = self.agg.output(key, window, &row.acc, false);
+        self.out.push((result, time));
+    }
+
+    /// The stamp of a result emitted outside a boundary: `boundary - 1` of the first
+    /// boundary after `last` (`Emit::Every`), else `last`.
+    fn stamp(&self, last: i64) -> i64 {
+        match self.emit {
+            Emit::Every(ms) => floor_to(last, ms).saturating_add(ms - 1),
+            Emit::Change => last,
+        }
+    }
+
+    /// True when a key last changed at `last` has expired.
+    fn expired_at(&self, last: i64) -> bool {
+        self.ttl.is_some_and(|ttl| last.saturating_add(ttl) <= self.wm)
+    }
+
+    /// Emits the dirty keys in key order, stamped `time` (`None`: the stamp of the latest
+    /// change among them), and clears `dirty`. True when anything was emitted.
+    fn emit_dirty(&mut self, time: Option<i64>) -> bool {
+        if self.dirty == 0 {
+            return false;
+        }
+        let mut dirty: Vec<(&A::Key, &Row<A::Acc>)> = self.rows.iter().filter(|(_, row)| row.dirty).collect();
+        dirty.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let time = time.unwrap_or_else(|| self.stamp(dirty.iter().map(|(_, row)| row.last).max().unwrap_or(i64::MIN)));
+        for (key, row) in dirty {
+            let window = Window {
+                start: row.first,
+                end: row.last.saturating_add(1),
+            };
+            self.out.push((self.agg.output(key, window, &row.acc, false), time));
+        }
+        self.rows.values_mut().for_each(|row| row.dirty = false);
+        self.dirty = 0;
+        true
+    }
+
+    /// Drops the expired keys, emitting the dirty ones first (in key order). True when
+    /// anything was emitted.
+    fn sweep(&mut self) -> bool {
+        let Some(ttl) = self.ttl else { return false };
+        let wm = self.wm;
+        let expired = |row: &Row<A::Acc>| row.last.saturating_add(ttl) <= wm;
+        let mut emitted = false;
+        if self.dirty > 0 {
+            let mut due: Vec<(&A::Key, &Row<A::Acc>)> =
+                self.rows.iter().filter(|(_, row)| row.dirty && expired(row)).collect();
+            due.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            emitted = !due.is_empty();
+            for (key, row) in due {
+                let window = Window {
+                    start: row.first,
+                    end: row.last.saturating_add(1),
+                };
+                let result = self.agg.output(key, window, &row.acc, false);
+                self.out.push((result, self.stamp(row.last)));
+            }
+        }
+        let before = self.rows.len();
+        let mut dirty_dropped = 0;
+        self.rows.retain(|_, row| {
+            let keep = !expired(row);
+            dirty_dropped += usize::from(!keep && row.dirty);
+            keep
+        });
+        self.dirty -= dirty_dropped;
+        self.expired += (before - self.rows.len()) as u64;
+        emitted
+    }
+
+    /// Drops the `n` least recently changed keys (ties by key), emitting the dirty ones
+    /// first, in key order.
+    fn evict_oldest(&mut self, n: usize) {
+        let mut oldest: Vec<(i64, &A::Key)> = self.rows.iter().map(|(key, row)| (row.last, key)).collect();
+        if n < oldest.len() {
+            oldest.select_nth_unstable(n - 1);
+            oldest.truncate(n);
+        }
+        let mut victims: Vec<A::Key> = oldest.into_iter().map(|(_, key)| key.clone()).collect();
+        victims.sort_unstable();
+        for key in victims {
+            let row = self.rows.remove(&key).expect("a victim is a key of the table");
+            if row.dirty {
+                self.dirty -= 1;
+                self.push(&key, &row, self.stamp(row.last));
+            }
+            self.evicted += 1;
+        }
+    }
+}
+
+impl<A: Aggregation> KeyedOperator<A> for Table<A> {
+    fn process<Q>(&mut self, key: &Q, rec: &A::Input, t: i64) -> Result<Admit, EvalError>
+    where
+        A::Key: Borrow<Q>,
+        Q: Hash + Eq + ?Sized + ToOwned<Owned = A::Key>,
+    {
+        let (ttl, wm) = (self.ttl, self.wm);
+        let stale = match self.rows.get_mut(key) {
+            Some(row) if !ttl.is_some_and(|ttl| row.last.saturating_add(ttl) <= wm) => {
+                self.agg.add(&mut row.acc, rec, t)?;
+                row.first = row.first.min(t);
+                row.last = row.last.max(t);
+                match self.emit {
+                    Emit::Change => {
+                        let (key, row) = self.rows.get_key_value(key).expect("the key was just found");
+                        let window = Window {
+                            start: row.first,
+                            end: row.last.saturating_add(1),
+                        };
+                        self.out.push((self.agg.output(key, window, &row.acc, false), t));
+                    }
+                    Emit::Every(_) if !row.dirty => {
+                        row.dirty = true;
+                        self.dirty += 1;
+                    }
+                    Emit::Every(_) => {}
+                }
+                return Ok(Admit::Added);
+            }
+            // Expired but not swept yet: the key starts afresh.
+            Some(_) => true,
+            None => false,
+        };
+
+        let full = !stale && self.opts.max_keys.is_some_and(|max| self.rows.len() >= max);
+        if full && (self.opts.on_full == OnFull::Reject || self.opts.max_keys == Some(0)) {
+            return Ok(Admit::Full {
+                max_keys: self.opts.max_keys.unwrap_or(0),
+            });
+        }
+        let mut acc = self.agg.new_acc();
+        self.agg.add(&mut acc, rec, t)?;
+        let owned = if stale {
+            let (owned, old) = self.rows.remove_entry(key).expect("the key was just found");
+            debug_assert!(self.expired_at(old.last));
+            self.expired += 1;
+            if old.dirty {
+                self.dirty -= 1;
+                self.push(&owned, &old, self.stamp(old.last));
+            }
+            owned
+        } else {
+            if full {
+                self.evict_oldest(eviction_batch(self.opts.max_keys.unwrap_or(0)));
+            }
+            key.to_owned()
+        };
+        let mut row = Row {
+            acc,
+            first: t,
+            last: t,
+            dirty: false,
+        };
+        match self.emit {
+            Emit::Change => self.push(&owned, &row, t),
+            Emit::Every(_) => {
+                row.dirty = true;
+                self.dirty += 1;
+            }
+        }
+        self.rows.insert(owned, row);
+        Ok(Admit::Added)
+    }
+
+    fn on_watermark(&mut self, wm: i64) -> bool {
+        self.wm = self.wm.max(wm);
+        let wm = self.wm;
+        if wm == i64::MAX {
+            // Every input ended: what `on_close` does, not a boundary at the end of time.
+            return self.emit_dirty(None);
+        }
+        let mut emitted = false;
+        if let Emit::Every(ms) = self.emit {
+            let boundary = floor_to(wm, ms);
+            if boundary > self.boundary {
+                self.boundary = boundary;
+                emitted |= self.emit_dirty(Some(boundary - 1));
+            }
+        }
+        if let Some(ttl) = self.ttl {
+            if wm >= self.next_sweep {
+                emitted |= self.sweep();
+                self.next_sweep = wm.saturating_add((ttl / 8).max(1));
+            }
+        }
+        emitted
+    }
+
+    fn on_close(&mut self) {
+        self.emit_dirty(None);
+    }
+
+    fn emitted(&mut self) -> &mut Vec<(A::Output, i64)> {
+        &mut self.out
+    }
+
+    fn state_size(&self) -> StateSize {
+        let per_key = entry_bytes::<A::Key, Row<A::Acc>>();
+        StateSize {
+            entries: self.rows.len(),
+            bytes: self.rows.values().map(|row| per_key + self.agg.acc_heap_bytes(&row.acc)).sum(),
+        }
+    }
+
+    fn take_evictions(&mut self) -> (u64, u64) {
+        (std::mem::take(&mut self.evicted), std::mem::take(&mut self.expired))
+    }
+}
