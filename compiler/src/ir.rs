@@ -114,7 +114,12 @@ impl IrOperator {
     /// The record type flowing out.
     pub fn output(&self) -> &Rc<RecordType> {
         match &self.kind {
-            IrOperatorKind::Transform(t) => t.map.as_ref().map(|(r, _)| r).unwrap_or(&self.input),
+            IrOperatorKind::Transform(t) => t
+                .map
+                .as_ref()
+                .map(|(r, _)| r)
+                .or(t.explode.as_ref().map(|(r, _)| r))
+                .unwrap_or(&self.input),
             IrOperatorKind::Window(w) => &w.aggregation.output,
             IrOperatorKind::Table(t) => &t.aggregation.output,
         }
@@ -145,6 +150,8 @@ pub struct IrTransform {
     pub filter: Option<TExpr>,
     /// The output record and one expression per output field, in field order.
     pub map: Option<(Rc<RecordType>, Vec<TExpr>)>,
+    /// The output record (one field) and the list expression whose elements fill it.
+    pub explode: Option<(Rc<RecordType>, TExpr)>,
 }
 
 /// Fields a window adds to its output after the keys; they cannot be key or aggregate names.

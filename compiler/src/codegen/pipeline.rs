@@ -333,7 +333,28 @@ fn transform_fns(op: &IrOperator, t: &IrTransform, ir: &Ir, exprs: &mut ExprGen)
         });
     }
     let flow = prefixed("flow_", &op.name);
-    let calls = forward(&op.outputs, ir);
+    let mut calls = forward(&op.outputs, ir);
+    if let Some((output, list)) = &t.explode {
+        let f = prefixed("explode_", &op.name);
+        let out_ty = type_ident(&output.rust_name);
+        let field = super::ident::ident(&output.fields[0].name);
+        let item_ty = records::rust_type(&output.fields[0].ty);
+        let code = exprs.owned(list);
+        let doc = format!(" The list `{component}` explodes.");
+        helpers.extend(quote! {
+            #[doc = #doc]
+            #[inline]
+            fn #f(rec: &#input) -> Result<Vec<#item_ty>, EvalError> {
+                Ok(#code)
+            }
+        });
+        calls = vec![quote! {
+            for item in #f(rec).map_err(|e| RecordError::new(#component, e))? {
+                let rec = &#out_ty { #field: item };
+                #(#calls)*
+            }
+        }];
+    }
     let doc = format!(" `{component}`: apply it and forward the result.");
     quote! {
         #helpers

@@ -1,4 +1,4 @@
-//! Transform specs: `filter:` and `map:` over one or more inputs.
+//! Transform specs: `filter:`, `map:` and `explode:` over one or more inputs.
 
 use super::{Inputs, OrderedMap};
 
@@ -11,6 +11,9 @@ pub struct TransformSpec {
     pub filter: Option<ExprText>,
     /// Output field name → expression. The output schema is inferred.
     pub map: Option<OrderedMap<ExprText>>,
+    /// `{ word: split(line, " ") }`: one output record per element of a list, with that
+    /// one field. Runs after `filter`; not together with `map`.
+    pub explode: Option<OrderedMap<ExprText>>,
 }
 
 /// Expression source text. YAML numbers and booleans are accepted as literals.

@@ -14,13 +14,23 @@ use crate::types::{Field, RecordType, TsRepr, Type};
 
 /// Check a transform's filter and map against its input record.
 pub fn transform(name: &str, spec: &TransformSpec, input: &RecordType, cx: &mut Cx) -> Option<IrTransform> {
-    if spec.filter.is_none() && spec.map.is_none() {
+    if spec.filter.is_none() && spec.map.is_none() && spec.explode.is_none() {
         let at = cx.key(&["transforms", name]);
         cx.error(SpecError::missing_field(
             "filter",
             &format!("transform `{name}`"),
             &at,
-            Some("a transform needs `filter:` (keep matching records), `map:` (reshape them), or both".into()),
+            Some("a transform needs `filter:` (keep matching records), `map:` (reshape them), `explode:` (one record per list element), or filter with one of the others".into()),
+        ));
+        return None;
+    }
+    if spec.map.is_some() && spec.explode.is_some() {
+        let at = cx.key(&["transforms", name, "explode"]);
+        cx.error(SpecError::invalid_value(
+            "explode",
+            "a transform either maps or explodes",
+            &at,
+            Some("explode in one transform, and map its output in the next".into()),
         ));
         return None;
     }
@@ -85,7 +95,61 @@ pub fn transform(name: &str, spec: &TransformSpec, input: &RecordType, cx: &mut 
             Some((Rc::new(record), exprs))
         }
     };
-    ok.then_some(IrTransform { filter, map })
+    let explode = match &spec.explode {
+        None => None,
+        Some(entries) => {
+            let e = explode(name, entries, input, cx);
+            ok &= e.is_some();
+            e
+        }
+    };
+    ok.then_some(IrTransform { filter, map, explode })
+}
+
+/// `explode: { word: split(line, " ") }`: one list expression, one output field.
+fn explode(
+    name: &str,
+    entries: &crate::spec::OrderedMap<ExprText>,
+    input: &RecordType,
+    cx: &mut Cx,
+) -> Option<(Rc<RecordType>, TExpr)> {
+    let [(field, text)] = entries.0.as_slice() else {
+        let at = cx.value(&["transforms", name, "explode"]);
+        cx.error(SpecError::invalid_value(
+            "explode",
+            "expected one field and the list it takes its values from",
+            &at,
+            Some("`explode: { word: split(line, \" \") }`".into()),
+        ));
+        return None;
+    };
+    let path = ["transforms", name, "explode", field.as_str()];
+    if !crate::spec::is_valid_field_name(field) {
+        let at = cx.key(&path);
+        cx.error(SpecError::invalid_name(field, &at));
+        return None;
+    }
+    let e = expression(text, input, &path, cx)?;
+    let Type::List(element) = &e.ty else {
+        let at = cx.expr_locator(&path, &text.0)(&e.span);
+        cx.error(SpecError::type_mismatch(
+            format!("explode needs a list, found {}", e.ty),
+            format!("this is {}", e.ty),
+            &at,
+            Some("e.g. `split(line, \" \")` gives a list of strings".into()),
+        ));
+        return None;
+    };
+    let record = RecordType {
+        rust_name: format!("{}Record", type_name(name)),
+        display: format!("output of `{name}`"),
+        fields: vec![Field {
+            name: field.clone(),
+            ty: (**element).clone(),
+            ts_repr: TsRepr::Millis,
+        }],
+    };
+    Some((Rc::new(record), e))
 }
 
 /// Parse and check one expression held at `path`.

@@ -421,7 +421,7 @@ mod tests {
         feed(&mut op, "a", 2, 10_000);
         feed(&mut op, "a", 4, 20_000);
         assert_eq!(op.state_size().entries, 3);
-        feed(&mut op, "a", 8, 7_000); // overlaps [0, 5 000)? no: [7 000, 12 000) overlaps the second only
+        feed(&mut op, "a", 8, 7_000); // [7 000, 12 000) extends the second to [7 000, 15 000)
         assert_eq!(op.state_size().entries, 3);
         feed(&mut op, "a", 16, 3_000); // [3 000, 8 000) bridges [0, 5 000) and [7 000, 15 000)
         assert_eq!(op.state_size().entries, 2);
@@ -516,15 +516,131 @@ mod tests {
     fn a_failed_add_changes_nothing() {
         let mut op = sessions(5_000, 0);
         feed(&mut op, "a", i64::MAX, 0);
-        feed(&mut op, "a", 0, 10_000);
-        let err = op.process("a", &("a".to_string(), 1), 5_000).unwrap_err();
+        feed(&mut op, "a", 0, 8_000);
+        // [4 000, 9 000) would bridge both; adding to the first overflows.
+        let err = op.process("a", &("a".to_string(), 1), 4_000).unwrap_err();
         assert_eq!(err, EvalError::Overflow { op: "+" });
         assert_eq!(op.state_size().entries, 2, "not merged");
         op.on_close();
         assert_eq!(
             drain(&mut op),
-            [out("a", w(0, 5_000), 1, i64::MAX, false, 4_999), out("a", w(10_000, 15_000), 1, 0, false, 14_999)]
+            [out("a", w(0, 5_000), 1, i64::MAX, false, 4_999), out("a", w(8_000, 13_000), 1, 0, false, 12_999)]
         );
+    }
+
+    #[test]
+    fn a_failed_merge_keeps_the_sessions_merged_and_reports_the_error() {
+        let mut op = sessions(5_000, 0);
+        feed(&mut op, "a", 1, 0);
+        feed(&mut op, "a", i64::MAX, 8_000);
+        let err = op.process("a", &("a".to_string(), 1), 4_000).unwrap_err();
+        assert_eq!(err, EvalError::Overflow { op: "+" });
+        assert_eq!(op.state_size().entries, 1);
+        op.on_close();
+        // The accumulator that failed to merge is lost; the record is in.
+        assert_eq!(drain(&mut op), [out("a", w(0, 13_000), 2, 2, false, 12_999)]);
+    }
+
+    /// The operator against a direct transcription of the rules, on pseudo-random input.
+    #[test]
+    fn agrees_with_a_naive_model() {
+        struct Naive {
+            gap: i64,
+            lateness: i64,
+            wm: i64,
+            /// (key, start, end, count, sum, fired, emitted)
+            sessions: Vec<(String, i64, i64, i64, i64, bool, bool)>,
+            out: Vec<(crate::windows::state::testing::Out, i64)>,
+            /// Records that merged two sessions or more.
+            bridges: usize,
+        }
+        impl Naive {
+            fn process(&mut self, key: &str, v: i64, t: i64) -> Admit {
+                let (mut start, mut end) = (t, t + self.gap);
+                let (mut count, mut sum, mut emitted) = (1, v, false);
+                let (mut merged, mut rest) = (Vec::new(), Vec::new());
+                for s in self.sessions.drain(..) {
+                    if s.0 == key && s.1 < t + self.gap && s.2 > t {
+                        merged.push(s);
+                    } else {
+                        rest.push(s);
+                    }
+                }
+                self.sessions = rest;
+                self.bridges += usize::from(merged.len() >= 2);
+                for s in &merged {
+                    (start, end) = (start.min(s.1), end.max(s.2));
+                    (count, sum, emitted) = (count + s.3, sum + s.4, emitted || s.6);
+                }
+                if merged.is_empty() && end + self.lateness <= self.wm {
+                    return Admit::Late { watermark: self.wm };
+                }
+                let due = end <= self.wm;
+                if due {
+                    self.out.push(((key.to_string(), w(start, end), count, sum, emitted), end - 1));
+                }
+                self.sessions.push((key.to_string(), start, end, count, sum, due, emitted || due));
+                Admit::Added
+            }
+
+            fn on_watermark(&mut self, wm: i64) {
+                self.wm = wm;
+                self.sessions.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
+                for s in self.sessions.iter_mut().filter(|s| !s.5 && s.2 <= wm) {
+                    self.out.push(((s.0.clone(), w(s.1, s.2), s.3, s.4, s.6), s.2 - 1));
+                    (s.5, s.6) = (true, true);
+                }
+                let lateness = self.lateness;
+                self.sessions.retain(|s| !(s.5 && s.2 + lateness <= wm));
+            }
+        }
+
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n) as i64
+        };
+        for lateness in [0, 3_000] {
+            let mut op = sessions(1_000, lateness);
+            let mut naive = Naive {
+                gap: 1_000,
+                lateness,
+                wm: i64::MIN,
+                sessions: Vec::new(),
+                out: Vec::new(),
+                bridges: 0,
+            };
+            let (mut max_t, mut lates) = (0, 0);
+            for i in 0..3_000 {
+                let key = ["a", "b", "c", "d", "e", "f", "g", "h"][next(8) as usize];
+                let late = if next(10) == 0 { next(8_000) } else { 0 };
+                let t = max_t + next(1_500) - 500 - late;
+                max_t = max_t.max(t);
+                let admit = feed(&mut op, key, i, t);
+                lates += usize::from(matches!(admit, Admit::Late { .. }));
+                assert_eq!(admit, naive.process(key, i, t), "record {i}");
+                if next(3) == 0 {
+                    let wm = max_t - 2_000 + next(500);
+                    if wm > naive.wm {
+                        op.on_watermark(wm);
+                        naive.on_watermark(wm);
+                    }
+                }
+                assert_eq!(op.emitted(), &naive.out, "after record {i}");
+                assert_eq!(op.state_size().entries, naive.sessions.len());
+            }
+            op.on_close();
+            naive.on_watermark(i64::MAX);
+            assert_eq!(op.emitted(), &naive.out);
+            // The input exercises late records, bridges and, with lateness, updates.
+            assert!(lates > 10, "{lates} late records");
+            assert!(naive.bridges > 10, "{} bridges", naive.bridges);
+            let updates = naive.out.iter().filter(|((.., update), _)| *update).count();
+            assert_eq!(updates > 10, lateness > 0, "{updates} updates");
+            assert_eq!(op.state_size(), StateSize::default());
+        }
     }
 
     #[test]
