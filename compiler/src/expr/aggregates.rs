@@ -89,12 +89,15 @@ pub fn check_aggregate(
     locate: &dyn Fn(&ExprSpan) -> Span,
 ) -> Result<TAggregate, Vec<SpecError>> {
     let ExprKind::Call { name, name_span, args } = &expr.kind else {
-        let help = "an aggregate is one call such as `count()`, `avg(temperature)` or `max(ts)`; \
-                    compute with its result in a transform after the window";
-        return Err(vec![SpecError::expr_unsupported(
-            "an aggregate must be a single aggregate call",
+        return Err(vec![SpecError::invalid_value(
+            "aggregate",
+            "expected one aggregate call",
             &locate(&expr.span),
-            help,
+            Some(
+                "an aggregate is one call such as `count()`, `avg(temperature)` or `max(ts)`; \
+                 compute with its result in a transform after the window"
+                    .into(),
+            ),
         )]);
     };
     let Some(&(_, func, signature)) = AGGREGATES.iter().find(|(n, _, _)| n == name) else {

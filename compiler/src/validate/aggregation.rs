@@ -275,7 +275,13 @@ fn unique_fields(fields: &[(Field, Vec<String>)], spec: &AggregationSpec, cx: &m
                 )),
             ));
         } else {
-            cx.error(SpecError::duplicate_name(&field.name, &second_span, &first_span));
+            let _ = first_span;
+            cx.error(SpecError::invalid_value(
+                field.name.clone(),
+                format!("the output already has a field `{}`", field.name),
+                &second_span,
+                Some("keys and aggregates become the fields of one output record: give each its own name".into()),
+            ));
         }
     }
     ok

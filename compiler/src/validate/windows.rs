@@ -65,6 +65,7 @@ pub fn window(name: &str, spec: &WindowSpec, input: &RecordType, late_read: bool
             }
             Some(IrWindowKind::Fixed { size, slide, offset })
         }
+        None => None,
         other => {
             if spec.offset.is_some() {
                 let at = cx.key(&path("offset"));

@@ -149,11 +149,101 @@ impl<A: Aggregation> KeyedOperator<A> for CountWindows<A> {
         let per_key = entry_bytes::<A::Key, Partial<A::Acc>>();
         StateSize {
             entries: self.keys.len(),
-            bytes: self.keys.values().map(|p| per_key + self.agg.acc_heap_bytes(&p.acc)).sum(),
+            bytes: self
+                .keys
+                .values()
+                .map(|p| per_key + self.agg.acc_heap_bytes(&p.acc))
+                .sum(),
         }
     }
 
     fn take_evictions(&mut self) -> (u64, u64) {
         (std::mem::take(&mut self.evicted), 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::windows::state::testing::{drain, feed, limited, opts, out, w, CountSum};
+
+    #[test]
+    fn a_window_closes_with_every_nth_record_of_its_key() {
+        let mut op = CountWindows::new(CountSum, 3, opts(0));
+        feed(&mut op, "a", 1, 10);
+        feed(&mut op, "b", 1, 2);
+        feed(&mut op, "a", 2, 50);
+        assert_eq!(drain(&mut op), []);
+        feed(&mut op, "a", 4, 30); // out of order: the window spans the smallest to the largest t
+        assert_eq!(drain(&mut op), [out("a", w(10, 51), 3, 7, false, 50)]);
+        assert_eq!(op.state_size().entries, 1);
+        feed(&mut op, "b", 2, 4);
+        feed(&mut op, "a", 8, 60);
+        feed(&mut op, "b", 4, 6);
+        assert_eq!(drain(&mut op), [out("b", w(2, 7), 3, 7, false, 6)]);
+        assert!(!op.on_watermark(i64::MAX), "watermarks close nothing");
+        assert_eq!(drain(&mut op), []);
+        assert_eq!(op.state_size().entries, 1);
+    }
+
+    #[test]
+    fn a_window_of_one_record_is_emitted_at_once() {
+        let mut op = CountWindows::new(CountSum, 1, limited(0, OnFull::Reject));
+        assert_eq!(feed(&mut op, "a", 5, 7), Admit::Added);
+        assert_eq!(drain(&mut op), [out("a", w(7, 8), 1, 5, false, 7)]);
+        assert_eq!(op.state_size(), StateSize::default());
+    }
+
+    #[test]
+    fn close_emits_the_partial_windows_in_key_order() {
+        let mut op = CountWindows::new(CountSum, 10, opts(0));
+        for (key, t) in [("c", 1), ("a", 2), ("b", 3), ("c", 4)] {
+            feed(&mut op, key, 1, t);
+        }
+        op.on_close();
+        assert_eq!(
+            drain(&mut op),
+            [
+                out("a", w(2, 3), 1, 1, false, 2),
+                out("b", w(3, 4), 1, 1, false, 3),
+                out("c", w(1, 5), 2, 2, false, 4),
+            ]
+        );
+        assert_eq!(op.state_size(), StateSize::default());
+    }
+
+    #[test]
+    fn reject_when_full_changes_nothing() {
+        let mut op = CountWindows::new(CountSum, 2, limited(2, OnFull::Reject));
+        feed(&mut op, "a", 1, 1);
+        feed(&mut op, "b", 1, 1);
+        assert_eq!(feed(&mut op, "c", 1, 1), Admit::Full { max_keys: 2 });
+        assert_eq!(op.state_size().entries, 2);
+        assert_eq!(feed(&mut op, "a", 1, 2), Admit::Added);
+        assert_eq!(drain(&mut op), [out("a", w(1, 3), 2, 2, false, 2)]);
+        assert_eq!(feed(&mut op, "c", 1, 3), Admit::Added, "room again");
+        assert_eq!(op.take_evictions(), (0, 0));
+    }
+
+    #[test]
+    fn evict_oldest_emits_the_oldest_partial_windows_early() {
+        let mut op = CountWindows::new(CountSum, 5, limited(32, OnFull::EvictOldest));
+        // Arrival order k31, k30, …, k00: the oldest are the largest keys.
+        for i in (0..32).rev() {
+            feed(&mut op, &format!("k{i:02}"), i, 100 - i);
+        }
+        feed(&mut op, "k31", 1, 200); // more records do not make a window younger
+        assert_eq!(drain(&mut op), []);
+        assert_eq!(feed(&mut op, "new", 1, 300), Admit::Added);
+        // 32 / 16 = 2 evicted, in key order.
+        assert_eq!(
+            drain(&mut op),
+            [
+                out("k30", w(70, 71), 1, 30, false, 70),
+                out("k31", w(69, 201), 2, 32, false, 200)
+            ]
+        );
+        assert_eq!(op.take_evictions(), (2, 0));
+        assert_eq!(op.state_size().entries, 31);
     }
 }

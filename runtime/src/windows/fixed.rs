@@ -122,7 +122,14 @@ impl<A: Aggregation> FixedWindows<A> {
     /// oldest retained window. False when there is no state at all.
     fn evict_oldest(&mut self) -> bool {
         let map = if let Some(((end, start), map)) = self.open.pop_first() {
-            emit_sorted(&self.agg, &mut self.out, &map, Window { start, end }, false, end.saturating_sub(1));
+            emit_sorted(
+                &self.agg,
+                &mut self.out,
+                &map,
+                Window { start, end },
+                false,
+                end.saturating_sub(1),
+            );
             map
         } else if let Some((_, map)) = self.retained.pop_first() {
             map
@@ -284,7 +291,11 @@ impl<A: Aggregation> KeyedOperator<A> for FixedWindows<A> {
             .open
             .values()
             .chain(self.retained.values())
-            .map(|keys| per_window + keys.len() * per_entry + keys.values().map(|acc| self.agg.acc_heap_bytes(acc)).sum::<usize>())
+            .map(|keys| {
+                per_window
+                    + keys.len() * per_entry
+                    + keys.values().map(|acc| self.agg.acc_heap_bytes(acc)).sum::<usize>()
+            })
             .sum();
         StateSize {
             entries: self.entries,
@@ -369,7 +380,14 @@ mod tests {
     #[test]
     fn results_come_in_window_order_then_key_order() {
         let mut op = tumbling(10_000, 0);
-        for (key, t) in [("c", 15_000), ("b", 1_000), ("c", 2_000), ("a", 12_000), ("a", 3_000), ("b", 11_000)] {
+        for (key, t) in [
+            ("c", 15_000),
+            ("b", 1_000),
+            ("c", 2_000),
+            ("a", 12_000),
+            ("a", 3_000),
+            ("b", 11_000),
+        ] {
             feed(&mut op, key, 1, t);
         }
         assert_eq!(op.state_size().entries, 6);
@@ -414,7 +432,10 @@ mod tests {
         assert_eq!(feed(&mut op, "b", 1, 4_000), Admit::Added);
         assert_eq!(drain(&mut op), [out("b", w(0, 10_000), 2, 6, true, 9_999)]);
 
-        assert!(!op.on_watermark(14_999), "retained windows never fire again on watermarks");
+        assert!(
+            !op.on_watermark(14_999),
+            "retained windows never fire again on watermarks"
+        );
         assert_eq!(feed(&mut op, "a", 4, 9_999), Admit::Added);
         assert_eq!(drain(&mut op), [out("a", w(0, 10_000), 3, 7, true, 9_999)]);
 
@@ -554,7 +575,10 @@ mod tests {
         assert_eq!(feed(&mut op, "c", 8, 21_000), Admit::Added);
         assert_eq!(
             drain(&mut op),
-            [out("a", w(0, 10_000), 1, 2, false, 9_999), out("b", w(0, 10_000), 1, 1, false, 9_999)]
+            [
+                out("a", w(0, 10_000), 1, 2, false, 9_999),
+                out("b", w(0, 10_000), 1, 1, false, 9_999)
+            ]
         );
         assert_eq!(op.take_evictions(), (2, 0));
         assert_eq!(op.take_evictions(), (0, 0));

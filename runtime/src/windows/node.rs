@@ -29,6 +29,9 @@ pub struct Stateful<A: Aggregation, O: KeyedOperator<A>> {
     counters: Counters,
     events: Events,
     last_sample: Option<Instant>,
+    /// Records given to `process` since the counters were last updated (kept local:
+    /// an atomic add per record would cost more than the aggregation).
+    received: u64,
     _agg: PhantomData<A>,
 }
 
@@ -42,6 +45,7 @@ impl<A: Aggregation, O: KeyedOperator<A>> Stateful<A, O> {
             counters: ctx.events.component(name),
             events: ctx.events.clone(),
             last_sample: None,
+            received: 0,
             _agg: PhantomData,
         }
     }
@@ -58,6 +62,7 @@ impl<A: Aggregation, O: KeyedOperator<A>> Stateful<A, O> {
         A::Key: Borrow<Q>,
         Q: Hash + Eq + ?Sized + ToOwned<Owned = A::Key>,
     {
+        self.received += 1;
         match self.op.process(key, rec, t) {
             Ok(Admit::Full { max_keys }) => Err(RecordError::new(self.name, EvalError::StateFull { max_keys })),
             Ok(admit) => Ok(admit),
@@ -139,6 +144,7 @@ impl<A: Aggregation, O: KeyedOperator<A>> Stateful<A, O> {
             return;
         }
         self.last_sample = Some(now);
+        self.counters.emit(InternalEvent::Received(std::mem::take(&mut self.received)));
         let size = self.op.state_size();
         self.counters.emit(InternalEvent::State {
             entries: size.entries as u64,

@@ -180,7 +180,9 @@ impl<A: Aggregation> SessionWindows<A> {
     /// False when there is no session.
     fn evict_oldest(&mut self) -> bool {
         if let Some((end, key)) = self.first_exact(false) {
-            let session = self.remove_session(&key, false, end).expect("an exact timer has its session");
+            let session = self
+                .remove_session(&key, false, end)
+                .expect("an exact timer has its session");
             let window = Window {
                 start: session.start,
                 end,
@@ -428,7 +430,10 @@ mod tests {
         op.on_close();
         assert_eq!(
             drain(&mut op),
-            [out("a", w(0, 15_000), 4, 27, false, 14_999), out("a", w(20_000, 25_000), 1, 4, false, 24_999)]
+            [
+                out("a", w(0, 15_000), 4, 27, false, 14_999),
+                out("a", w(20_000, 25_000), 1, 4, false, 24_999)
+            ]
         );
     }
 
@@ -445,7 +450,10 @@ mod tests {
         assert!(op.on_watermark(7_000));
         assert_eq!(
             drain(&mut op),
-            [out("m", w(2_000, 7_000), 1, 1, false, 6_999), out("z", w(0, 7_000), 2, 2, false, 6_999)]
+            [
+                out("m", w(2_000, 7_000), 1, 1, false, 6_999),
+                out("z", w(0, 7_000), 2, 2, false, 6_999)
+            ]
         );
         assert_eq!(op.state_size().entries, 0);
         assert!(op.timers.is_empty() && op.expiries.is_empty());
@@ -459,7 +467,10 @@ mod tests {
         assert!(op.on_watermark(13_000));
         assert_eq!(
             drain(&mut op),
-            [out("a", w(0, 5_000), 1, 1, false, 4_999), out("a", w(8_000, 13_000), 1, 2, false, 12_999)]
+            [
+                out("a", w(0, 5_000), 1, 1, false, 4_999),
+                out("a", w(8_000, 13_000), 1, 2, false, 12_999)
+            ]
         );
         assert_eq!(op.state_size().entries, 2, "retained");
 
@@ -524,7 +535,10 @@ mod tests {
         op.on_close();
         assert_eq!(
             drain(&mut op),
-            [out("a", w(0, 5_000), 1, i64::MAX, false, 4_999), out("a", w(8_000, 13_000), 1, 0, false, 12_999)]
+            [
+                out("a", w(0, 5_000), 1, i64::MAX, false, 4_999),
+                out("a", w(8_000, 13_000), 1, 0, false, 12_999)
+            ]
         );
     }
 
@@ -577,9 +591,11 @@ mod tests {
                 }
                 let due = end <= self.wm;
                 if due {
-                    self.out.push(((key.to_string(), w(start, end), count, sum, emitted), end - 1));
+                    self.out
+                        .push(((key.to_string(), w(start, end), count, sum, emitted), end - 1));
                 }
-                self.sessions.push((key.to_string(), start, end, count, sum, due, emitted || due));
+                self.sessions
+                    .push((key.to_string(), start, end, count, sum, due, emitted || due));
                 Admit::Added
             }
 
@@ -649,13 +665,20 @@ mod tests {
         feed(&mut op, "a", 1, 0);
         feed(&mut op, "b", 1, 0);
         assert_eq!(feed(&mut op, "c", 1, 0), Admit::Full { max_keys: 2 });
-        assert_eq!(feed(&mut op, "a", 1, 10_000), Admit::Full { max_keys: 2 }, "a new session");
+        assert_eq!(
+            feed(&mut op, "a", 1, 10_000),
+            Admit::Full { max_keys: 2 },
+            "a new session"
+        );
         assert_eq!(feed(&mut op, "a", 2, 4_000), Admit::Added, "merges");
         assert_eq!(op.state_size().entries, 2);
         op.on_close();
         assert_eq!(
             drain(&mut op),
-            [out("b", w(0, 5_000), 1, 1, false, 4_999), out("a", w(0, 9_000), 2, 3, false, 8_999)]
+            [
+                out("b", w(0, 5_000), 1, 1, false, 4_999),
+                out("a", w(0, 9_000), 2, 3, false, 8_999)
+            ]
         );
         assert_eq!(op.take_evictions(), (0, 0));
     }
@@ -673,7 +696,10 @@ mod tests {
         op.on_close();
         assert_eq!(
             drain(&mut op),
-            [out("c", w(2_000, 7_000), 1, 4, false, 6_999), out("a", w(0, 8_000), 2, 3, false, 7_999)]
+            [
+                out("c", w(2_000, 7_000), 1, 4, false, 6_999),
+                out("a", w(0, 8_000), 2, 3, false, 7_999)
+            ]
         );
     }
 }

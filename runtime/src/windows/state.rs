@@ -32,7 +32,10 @@ pub(super) fn emit_sorted<A: Aggregation>(
 ) {
     let mut keys: Vec<(&A::Key, &A::Acc)> = map.iter().collect();
     keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    out.extend(keys.into_iter().map(|(key, acc)| (agg.output(key, window, acc, update), time)));
+    out.extend(
+        keys.into_iter()
+            .map(|(key, acc)| (agg.output(key, window, acc, update), time)),
+    );
 }
 
 /// The largest multiple of `every` (a positive period, epoch-aligned) that is `<= t`,

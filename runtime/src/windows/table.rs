@@ -32,7 +32,9 @@ struct Row<Acc> {
 /// - Results carry the window `[first t, last t + 1)` of the key's records.
 /// - [`Emit::Change`] emits the key's result with each record; [`Emit::Every`] emits the
 ///   changed ("dirty") keys when the watermark crosses a period boundary (once for the
-///   latest boundary when it crosses several).
+///   latest boundary when it crosses several). The first watermark crosses nothing: it
+///   only places the table in time, so results come at aligned boundaries from the start
+///   rather than at once, stamped before the epoch.
 /// - `ttl`: a key whose last change time `+ ttl <= watermark` is dropped (counted as
 ///   expired); with `Emit::Every` its result is emitted first if dirty. Expired keys are
 ///   found by scanning the table at most once per `max(ttl / 8, 1)` ms of watermark
@@ -59,8 +61,9 @@ pub struct Table<A: Aggregation> {
     rows: HashMap<A::Key, Row<A::Acc>>,
     /// Rows with `dirty` set.
     dirty: usize,
-    /// The latest period boundary the watermark crossed (`Emit::Every`).
-    boundary: i64,
+    /// The latest period boundary the watermark reached (`Emit::Every`); `None` before
+    /// the first watermark, which only sets it.
+    boundary: Option<i64>,
     /// The watermark from which the next TTL sweep may run.
     next_sweep: i64,
     out: Vec<(A::Output, i64)>,
@@ -86,7 +89,7 @@ impl<A: Aggregation> Table<A> {
             wm: i64::MIN,
             rows: HashMap::new(),
             dirty: 0,
-            boundary: i64::MIN,
+            boundary: None,
             next_sweep: i64::MIN,
             out: Vec::new(),
             evicted: 0,
@@ -200,7 +203,7 @@ impl<A: Aggregation> KeyedOperator<A> for Table<A> {
     {
         let (ttl, wm) = (self.ttl, self.wm);
         let stale = match self.rows.get_mut(key) {
-            Some(row) if !ttl.is_some_and(|ttl| row.last.saturating_add(ttl) <= wm) => {
+            Some(row) if ttl.is_none_or(|ttl| row.last.saturating_add(ttl) > wm) => {
                 self.agg.add(&mut row.acc, rec, t)?;
                 row.first = row.first.min(t);
                 row.last = row.last.max(t);
@@ -276,10 +279,11 @@ impl<A: Aggregation> KeyedOperator<A> for Table<A> {
         let mut emitted = false;
         if let Emit::Every(ms) = self.emit {
             let boundary = floor_to(wm, ms);
-            if boundary > self.boundary {
-                self.boundary = boundary;
-                emitted |= self.emit_dirty(Some(boundary - 1));
+            match self.boundary {
+                Some(last) if boundary > last => emitted |= self.emit_dirty(Some(boundary - 1)),
+                _ => {}
             }
+            self.boundary = Some(boundary);
         }
         if let Some(ttl) = self.ttl {
             if wm >= self.next_sweep {
@@ -302,11 +306,202 @@ impl<A: Aggregation> KeyedOperator<A> for Table<A> {
         let per_key = entry_bytes::<A::Key, Row<A::Acc>>();
         StateSize {
             entries: self.rows.len(),
-            bytes: self.rows.values().map(|row| per_key + self.agg.acc_heap_bytes(&row.acc)).sum(),
+            bytes: self
+                .rows
+                .values()
+                .map(|row| per_key + self.agg.acc_heap_bytes(&row.acc))
+                .sum(),
         }
     }
 
     fn take_evictions(&mut self) -> (u64, u64) {
         (std::mem::take(&mut self.evicted), std::mem::take(&mut self.expired))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::windows::state::testing::{drain, feed, limited, opts, out, w, CountSum};
+
+    #[test]
+    fn change_emits_with_every_record() {
+        let mut op = Table::new(CountSum, Emit::Change, None, opts(0));
+        feed(&mut op, "a", 1, 1_000);
+        feed(&mut op, "b", 2, 2_000);
+        feed(&mut op, "a", 4, 500);
+        assert_eq!(
+            drain(&mut op),
+            [
+                out("a", w(1_000, 1_001), 1, 1, false, 1_000),
+                out("b", w(2_000, 2_001), 1, 2, false, 2_000),
+                out("a", w(500, 1_001), 2, 5, false, 500),
+            ]
+        );
+        assert!(!op.on_watermark(i64::MAX));
+        op.on_close();
+        assert_eq!(drain(&mut op), []);
+        assert_eq!(op.state_size().entries, 2);
+    }
+
+    #[test]
+    fn every_emits_the_changed_keys_at_each_boundary() {
+        let mut op = Table::new(CountSum, Emit::Every(10_000), None, opts(0));
+        feed(&mut op, "c", 1, 1_000);
+        feed(&mut op, "a", 2, 2_000);
+        feed(&mut op, "b", 4, 3_000);
+        assert_eq!(drain(&mut op), []);
+        assert!(!op.on_watermark(5_000), "the first watermark crosses nothing");
+        assert!(!op.on_watermark(9_999));
+        assert!(op.on_watermark(10_000));
+        assert_eq!(
+            drain(&mut op),
+            [
+                out("a", w(2_000, 2_001), 1, 2, false, 9_999),
+                out("b", w(3_000, 3_001), 1, 4, false, 9_999),
+                out("c", w(1_000, 1_001), 1, 1, false, 9_999),
+            ]
+        );
+        feed(&mut op, "b", 8, 12_000);
+        assert!(!op.on_watermark(19_999));
+        // Two boundaries crossed at once: one emission, for the latest.
+        assert!(op.on_watermark(35_000));
+        assert_eq!(drain(&mut op), [out("b", w(3_000, 12_001), 2, 12, false, 29_999)]);
+        assert!(!op.on_watermark(40_000), "nothing changed");
+        feed(&mut op, "a", 1, 41_000);
+        feed(&mut op, "c", 1, 45_000);
+        op.on_close();
+        assert_eq!(
+            drain(&mut op),
+            [
+                out("a", w(2_000, 41_001), 2, 3, false, 49_999),
+                out("c", w(1_000, 45_001), 2, 2, false, 49_999)
+            ]
+        );
+    }
+
+    #[test]
+    fn ttl_expires_unchanged_keys_emitting_dirty_ones_first() {
+        // ttl 5 000: a sweep at most every 625 ms of watermark.
+        let mut op = Table::new(CountSum, Emit::Every(10_000), Some(5_000), opts(0));
+        op.on_watermark(0);
+        feed(&mut op, "a", 1, 1_000);
+        feed(&mut op, "b", 2, 8_000);
+        assert!(op.on_watermark(10_000));
+        assert_eq!(
+            drain(&mut op),
+            [
+                out("a", w(1_000, 1_001), 1, 1, false, 9_999),
+                out("b", w(8_000, 8_001), 1, 2, false, 9_999)
+            ]
+        );
+        assert_eq!(op.take_evictions(), (0, 1), "a expired at 6 000");
+        feed(&mut op, "b", 4, 11_000);
+        feed(&mut op, "c", 8, 12_000);
+        assert!(!op.on_watermark(15_999));
+        assert!(!op.on_watermark(16_000), "expired, but the last sweep was at 15 999");
+        assert_eq!(op.state_size().entries, 2);
+        assert!(op.on_watermark(16_624));
+        // b changed at 11 000 and expires at 16 000: emitted before it goes, stamped at
+        // the end of its period.
+        assert_eq!(drain(&mut op), [out("b", w(8_000, 11_001), 2, 6, false, 19_999)]);
+        assert_eq!(op.take_evictions(), (0, 1));
+        assert_eq!(op.state_size().entries, 1);
+        assert!(op.on_watermark(20_000));
+        assert_eq!(drain(&mut op), [out("c", w(12_000, 12_001), 1, 8, false, 19_999)]);
+        // A new record for an expired key starts it afresh.
+        feed(&mut op, "c", 16, 21_000);
+        assert_eq!(op.take_evictions(), (0, 1));
+        op.on_close();
+        assert_eq!(drain(&mut op), [out("c", w(21_000, 21_001), 1, 16, false, 29_999)]);
+    }
+
+    #[test]
+    fn an_expired_key_starts_afresh_before_the_sweep_finds_it() {
+        // ttl 8 000: a sweep at most every 1 000 ms of watermark.
+        let mut op = Table::new(CountSum, Emit::Change, Some(8_000), opts(0));
+        feed(&mut op, "a", 1, 0);
+        op.on_watermark(7_999);
+        op.on_watermark(8_000); // expired, but no sweep until 8 999
+        assert_eq!(op.state_size().entries, 1);
+        assert_eq!(op.take_evictions(), (0, 0));
+        drain(&mut op);
+        feed(&mut op, "a", 5, 8_500);
+        assert_eq!(drain(&mut op), [out("a", w(8_500, 8_501), 1, 5, false, 8_500)]);
+        assert_eq!(op.take_evictions(), (0, 1));
+        op.on_watermark(16_499);
+        assert_eq!(op.state_size().entries, 1, "changed at 8 500: expires at 16 500");
+        op.on_watermark(16_500);
+        assert_eq!(op.state_size().entries, 1, "the last sweep was at 16 499");
+        op.on_watermark(17_499);
+        assert_eq!(op.state_size().entries, 0);
+        assert_eq!(op.take_evictions(), (0, 1));
+    }
+
+    #[test]
+    fn reject_when_full_changes_nothing() {
+        let mut op = Table::new(CountSum, Emit::Change, None, limited(2, OnFull::Reject));
+        feed(&mut op, "a", 1, 1);
+        feed(&mut op, "b", 1, 1);
+        drain(&mut op);
+        assert_eq!(feed(&mut op, "c", 1, 2), Admit::Full { max_keys: 2 });
+        assert_eq!(drain(&mut op), []);
+        assert_eq!(feed(&mut op, "a", 1, 3), Admit::Added);
+        assert_eq!(drain(&mut op), [out("a", w(1, 4), 2, 2, false, 3)]);
+        assert_eq!(op.state_size().entries, 2);
+    }
+
+    #[test]
+    fn evict_oldest_drops_the_least_recently_changed_keys() {
+        let mut op = Table::new(CountSum, Emit::Every(10_000), None, limited(32, OnFull::EvictOldest));
+        for i in 0..32 {
+            // k02, k05, k17 and k20 last changed at 0, the others later.
+            let t = if [2, 5, 17, 20].contains(&i) { 0 } else { 100 + i };
+            feed(&mut op, &format!("k{i:02}"), i, t);
+        }
+        op.on_watermark(0);
+        op.on_watermark(10_000);
+        assert_eq!(drain(&mut op).len(), 32);
+        feed(&mut op, "k02", 1, 500); // changed again: no longer among the oldest
+        assert_eq!(feed(&mut op, "new", 1, 600), Admit::Added);
+        // 32 / 16 = 2: k05 and k17 (k20 too is as old; ties go by key). Not dirty: not emitted.
+        assert_eq!(drain(&mut op), []);
+        assert_eq!(op.take_evictions(), (2, 0));
+        assert_eq!(op.state_size().entries, 31);
+        feed(&mut op, "k20", 1, 700); // changed again
+        feed(&mut op, "k21", 1, 700);
+        assert_eq!(feed(&mut op, "new2", 1, 800), Admit::Added);
+        assert_eq!(op.state_size().entries, 32);
+        assert_eq!(op.take_evictions(), (0, 0));
+        assert_eq!(feed(&mut op, "new3", 1, 800), Admit::Added);
+        // Oldest now: k00 (100) and k01 (101), not k20.
+        assert_eq!(op.take_evictions(), (2, 0));
+        assert_eq!(op.state_size().entries, 31);
+        op.on_close();
+        let keys: Vec<String> = drain(&mut op).into_iter().map(|((key, ..), _)| key).collect();
+        assert_eq!(keys, ["k02", "k20", "k21", "new", "new2", "new3"], "the dirty keys");
+        for key in ["k00", "k01", "k05", "k17"] {
+            feed(&mut op, key, 1, 900);
+        }
+        assert_eq!(op.take_evictions(), (4, 0), "the evicted keys are new again");
+    }
+
+    #[test]
+    fn evicted_dirty_keys_are_emitted_first() {
+        let mut op = Table::new(CountSum, Emit::Every(10_000), None, limited(2, OnFull::EvictOldest));
+        op.on_watermark(0);
+        feed(&mut op, "b", 1, 1_000);
+        feed(&mut op, "a", 2, 2_000);
+        feed(&mut op, "c", 4, 3_000);
+        assert_eq!(drain(&mut op), [out("b", w(1_000, 1_001), 1, 1, false, 9_999)]);
+        assert_eq!(op.take_evictions(), (1, 0));
+        op.on_watermark(10_000);
+        assert_eq!(
+            drain(&mut op),
+            [
+                out("a", w(2_000, 2_001), 1, 2, false, 9_999),
+                out("c", w(3_000, 3_001), 1, 4, false, 9_999)
+            ]
+        );
     }
 }
