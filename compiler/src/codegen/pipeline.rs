@@ -272,13 +272,15 @@ fn stateful_fns(op: &IrOperator, ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
         }
         #[doc = #doc_emit]
         fn #emit(out: &mut Nodes) {
-            let mut results = out.#field.take_emitted();
-            for (rec, t) in results.drain(..) {
-                if let Err(e) = #forward_fn(&rec, t, out) {
-                    out.#field.result_failed(&mut out.dead_letters, &e, &rec);
+            let mut results = out.#field.take_buffer();
+            while out.#field.next_results(&mut results) {
+                for (rec, t) in results.drain(..) {
+                    if let Err(e) = #forward_fn(&rec, t, out) {
+                        out.#field.result_failed(&mut out.dead_letters, &e, &rec);
+                    }
                 }
             }
-            out.#field.restore_emitted(results);
+            out.#field.restore_buffer(results);
         }
         #[inline]
         fn #forward_fn(rec: &#output, t: i64, out: &mut Nodes) -> Result<(), RecordError> {

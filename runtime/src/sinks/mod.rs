@@ -31,6 +31,11 @@ pub trait Outputs {
     fn flush(&mut self) -> Result<(), RunError>;
 }
 
+/// Encoded bytes beyond which [`Output::send`] hands the buffer to the sink before the
+/// step ends: a window firing thousands of rows at once must not grow the buffer to
+/// the size of all of them.
+const WRITE_AT: usize = 48 * 1024;
+
 /// An encoder in front of a raw sink, with a buffer reused across steps.
 pub struct Output<E: Encoder> {
     name: &'static str,
@@ -41,6 +46,8 @@ pub struct Output<E: Encoder> {
     pending: u64,
     /// Records offered since the last flush (including ones that failed to encode).
     offered: u64,
+    /// A write that failed inside `send`, reported by the next `flush`.
+    write_error: Option<RunError>,
     counters: Counters,
 }
 
@@ -53,6 +60,7 @@ impl<E: Encoder> Output<E> {
             buf: Vec::with_capacity(64 * 1024),
             pending: 0,
             offered: 0,
+            write_error: None,
             counters: ctx.events.component(name),
         }
     }
@@ -69,6 +77,12 @@ impl<E: Encoder> Output<E> {
         match self.encoder.encode(rec, &mut self.buf) {
             Ok(()) => {
                 self.pending += 1;
+                if self.buf.len() >= WRITE_AT && self.write_error.is_none() {
+                    if let Err(e) = self.sink.write(&self.buf) {
+                        self.write_error = Some(RunError::new(format!("{}: {e}", self.name)));
+                    }
+                    self.buf.clear();
+                }
                 Ok(())
             }
             Err(e) => {
@@ -80,6 +94,9 @@ impl<E: Encoder> Output<E> {
 
     /// Writes the buffer to the sink and flushes it.
     pub fn flush(&mut self) -> Result<(), RunError> {
+        if let Some(e) = self.write_error.take() {
+            return Err(e);
+        }
         self.counters.emit(InternalEvent::Received(self.offered));
         self.offered = 0;
         if !self.buf.is_empty() {

@@ -12,7 +12,7 @@ use super::state::{emit_sorted, entry_bytes};
 use super::{Admit, Aggregation, KeyedOperator, OnFull, StateOptions, StateSize, Window};
 use crate::errors::EvalError;
 use std::borrow::Borrow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::Hash;
 use std::mem::size_of;
 
@@ -51,6 +51,9 @@ pub struct FixedWindows<A: Aggregation> {
     /// Accumulators in `open` and `retained`.
     entries: usize,
     out: Vec<(A::Output, i64)>,
+    /// Fired windows that are not kept (no lateness), their keys sorted, waiting to be
+    /// turned into results chunk by chunk (see `drain_emitted`).
+    fired: VecDeque<(Window, std::vec::IntoIter<(A::Key, A::Acc)>)>,
     evicted: u64,
 }
 
@@ -76,6 +79,7 @@ impl<A: Aggregation> FixedWindows<A> {
             retained: BTreeMap::new(),
             entries: 0,
             out: Vec::new(),
+            fired: VecDeque::new(),
             evicted: 0,
         }
     }
@@ -263,12 +267,21 @@ impl<A: Aggregation> KeyedOperator<A> for FixedWindows<A> {
                 break;
             }
             let keys = first.remove();
-            emit_sorted(&self.agg, &mut self.out, &keys, Window { start, end }, false, end - 1);
             emitted |= !keys.is_empty();
-            if end.saturating_add(lateness) > wm {
-                self.retained.insert((end, start), keys);
+            if lateness > 0 {
+                emit_sorted(&self.agg, &mut self.out, &keys, Window { start, end }, false, end - 1);
+                if end.saturating_add(lateness) > wm {
+                    self.retained.insert((end, start), keys);
+                } else {
+                    self.entries -= keys.len();
+                }
             } else {
+                // Not kept: move the accumulators out instead of building every result now.
+                // (With lateness, results are built at once, so they stay in window order.)
                 self.entries -= keys.len();
+                let mut sorted: Vec<(A::Key, A::Acc)> = keys.into_iter().collect();
+                sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                self.fired.push_back((Window { start, end }, sorted.into_iter()));
             }
         }
         while let Some(first) = self.retained.first_entry() {
@@ -282,6 +295,31 @@ impl<A: Aggregation> KeyedOperator<A> for FixedWindows<A> {
 
     fn emitted(&mut self) -> &mut Vec<(A::Output, i64)> {
         &mut self.out
+    }
+
+    fn has_emitted(&mut self) -> bool {
+        !self.out.is_empty() || !self.fired.is_empty()
+    }
+
+    fn drain_emitted(&mut self, buf: &mut Vec<(A::Output, i64)>, max: usize) {
+        let n = self.out.len().min(max);
+        buf.extend(self.out.drain(..n));
+        while buf.len() < max {
+            let Some((window, entries)) = self.fired.front_mut() else {
+                break;
+            };
+            let room = max - buf.len();
+            let time = window.end - 1;
+            buf.extend(
+                entries
+                    .by_ref()
+                    .take(room)
+                    .map(|(key, acc)| (self.agg.output(&key, *window, &acc, false), time)),
+            );
+            if entries.len() == 0 {
+                self.fired.pop_front();
+            }
+        }
     }
 
     fn state_size(&self) -> StateSize {

@@ -126,8 +126,20 @@ pub trait KeyedOperator<A: Aggregation> {
         self.on_watermark(i64::MAX);
     }
     /// Results not yet handed downstream, each with its time (`end - 1` for a window,
-    /// the time of the change for a table), in emission order. The caller drains it.
+    /// the time of the change for a table), in emission order.
     fn emitted(&mut self) -> &mut Vec<(A::Output, i64)>;
+    /// True when results are waiting.
+    fn has_emitted(&mut self) -> bool {
+        !self.emitted().is_empty()
+    }
+    /// Moves up to `max` waiting results, oldest first, to `buf`. An operator that can
+    /// build its results lazily overrides this, so a window of many keys never holds
+    /// all its output records at once.
+    fn drain_emitted(&mut self, buf: &mut Vec<(A::Output, i64)>, max: usize) {
+        let waiting = self.emitted();
+        let n = waiting.len().min(max);
+        buf.extend(waiting.drain(..n));
+    }
     fn state_size(&self) -> StateSize;
     /// Counters since the last call: (evicted or early-fired entries, expired table keys).
     fn take_evictions(&mut self) -> (u64, u64) {

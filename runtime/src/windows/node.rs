@@ -20,6 +20,10 @@ use std::time::{Duration, Instant};
 /// How often the state size is measured (it walks every accumulator).
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
+/// Results handed downstream at a time: a window of many keys fires in chunks, so its
+/// output records never all exist at once.
+pub const EMIT_CHUNK: usize = 256;
+
 pub struct Stateful<A: Aggregation, O: KeyedOperator<A>> {
     name: &'static str,
     op: O,
@@ -32,6 +36,7 @@ pub struct Stateful<A: Aggregation, O: KeyedOperator<A>> {
     /// Records given to `process` since the counters were last updated (kept local:
     /// an atomic add per record would cost more than the aggregation).
     received: u64,
+    buffer: Vec<(A::Output, i64)>,
     _agg: PhantomData<A>,
 }
 
@@ -46,6 +51,7 @@ impl<A: Aggregation, O: KeyedOperator<A>> Stateful<A, O> {
             events: ctx.events.clone(),
             last_sample: None,
             received: 0,
+            buffer: Vec::new(),
             _agg: PhantomData,
         }
     }
@@ -86,23 +92,27 @@ impl<A: Aggregation, O: KeyedOperator<A>> Stateful<A, O> {
     /// True when a record or a watermark left results to hand downstream.
     #[inline]
     pub fn has_emitted(&mut self) -> bool {
-        !self.op.emitted().is_empty()
+        self.op.has_emitted()
     }
 
-    /// The waiting results, each with its time. Give the vector back with
-    /// [`Self::restore_emitted`] to keep its allocation.
-    pub fn take_emitted(&mut self) -> Vec<(A::Output, i64)> {
-        let taken = std::mem::take(self.op.emitted());
-        self.counters.emit(InternalEvent::Sent(taken.len() as u64));
-        taken
+    /// The buffer results are handed over in; give it back with [`Self::restore_buffer`]
+    /// so its allocation is reused. Generated code:
+    /// `let mut b = take_buffer(); while next_results(&mut b) { for r in b.drain(..) {..} } restore_buffer(b)`.
+    pub fn take_buffer(&mut self) -> Vec<(A::Output, i64)> {
+        std::mem::take(&mut self.buffer)
     }
 
-    pub fn restore_emitted(&mut self, mut buf: Vec<(A::Output, i64)>) {
+    /// Fills `buf` (empty) with the next waiting results, at most [`EMIT_CHUNK`]; false
+    /// when there were none.
+    pub fn next_results(&mut self, buf: &mut Vec<(A::Output, i64)>) -> bool {
+        self.op.drain_emitted(buf, EMIT_CHUNK);
+        self.counters.emit(InternalEvent::Sent(buf.len() as u64));
+        !buf.is_empty()
+    }
+
+    pub fn restore_buffer(&mut self, mut buf: Vec<(A::Output, i64)>) {
         buf.clear();
-        let slot = self.op.emitted();
-        if slot.is_empty() && slot.capacity() < buf.capacity() {
-            *slot = buf;
-        }
+        self.buffer = buf;
     }
 
     /// A late record with no `.late` consumer and no `late: drop`: a dead letter.

@@ -110,9 +110,16 @@ pub(super) mod testing {
         op.process(key, &(key.to_string(), value), t).expect("add failed")
     }
 
-    /// Takes the results emitted so far.
+    /// Takes the results emitted so far, in small chunks as the generated code does.
     pub(crate) fn drain<O: KeyedOperator<CountSum>>(op: &mut O) -> Vec<(Out, i64)> {
-        std::mem::take(op.emitted())
+        let mut all = Vec::new();
+        loop {
+            let before = all.len();
+            op.drain_emitted(&mut all, before + 3);
+            if all.len() == before {
+                return all;
+            }
+        }
     }
 
     pub(crate) fn w(start: i64, end: i64) -> Window {

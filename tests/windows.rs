@@ -1,0 +1,791 @@
+//! Windows and tables end to end: build the test pipelines `tests/pipelines/win_*.yaml`
+//! and the example ones with the `rill` CLI, run the binaries on generated inputs, and
+//! compare every row with a simulation written here from the documented semantics.
+//!
+//! The simulations are plain batch computations over `Vec`s and ordered maps, one small
+//! function per window kind, each starting with the rule it implements. They share no
+//! code with the runtime. Watermarks follow the sources' rule: `W` starts at `i64::MIN`,
+//! and after each record (in input order) `W = max(ts seen) − max_out_of_order`; a
+//! record is judged against the `W` before it.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::{json, Map, Value};
+use support::{build, dead_letters, json_lines, Rng};
+
+/// A Unix time in ms on a 10 s boundary (but not on a minute or an hour).
+const T0: i64 = 1_700_000_000_000;
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+fn workdir(name: &str) -> PathBuf {
+    let dir = support::cache_dir().join("work").join("windows").join(name);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs a built pipeline with settings given by environment variables and `args`;
+/// fails the test, showing stderr, unless it exits 0.
+fn run_ok(bin: &Path, env: &[(&str, &Path)], args: &[&str]) -> Output {
+    let output = Command::new(bin)
+        .envs(env.iter().copied())
+        .args(args)
+        .output()
+        .expect("pipeline runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    output
+}
+
+fn write_jsonl(path: &Path, records: impl IntoIterator<Item = Value>) {
+    let text: String = records.into_iter().map(|r| format!("{r}\n")).collect();
+    fs::write(path, text).unwrap();
+}
+
+fn read_jsonl(path: &Path) -> Vec<Value> {
+    json_lines(&fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+}
+
+/// Compares rows in order, field by field: the fields listed in `tolerances` within that
+/// relative error, every other field exactly. Reports the first difference.
+fn assert_rows(got: &[Value], expected: &[Value], tolerances: &[(&str, f64)]) {
+    for (i, (g, e)) in got.iter().zip(expected).enumerate() {
+        let (g_fields, e_fields) = (g.as_object().unwrap(), e.as_object().unwrap());
+        let same = g_fields.keys().eq(e_fields.keys())
+            && e_fields.iter().all(
+                |(name, want)| match tolerances.iter().find(|(field, _)| field == name) {
+                    Some(&(_, tolerance)) => {
+                        let (g, e) = (g_fields[name].as_f64().unwrap(), want.as_f64().unwrap());
+                        g == e || (g - e).abs() <= tolerance * e.abs()
+                    }
+                    None => g_fields[name] == *want,
+                },
+            );
+        assert!(same, "row {i} differs\n     got: {g}\nexpected: {e}");
+    }
+    assert_eq!(got.len(), expected.len(), "row count differs");
+}
+
+/// Asserts that `line` (one JSON object) names `fields` in this order.
+fn assert_field_order(line: &str, fields: &[&str]) {
+    let positions: Vec<usize> = fields
+        .iter()
+        .map(|f| {
+            line.find(&format!("\"{f}\":"))
+                .unwrap_or_else(|| panic!("no `{f}` in {line}"))
+        })
+        .collect();
+    assert!(
+        positions.windows(2).all(|p| p[0] < p[1]),
+        "fields not in the order {fields:?}: {line}"
+    );
+}
+
+/// Keeps only `fields` of each row.
+fn project(rows: &[Value], fields: &[&str]) -> Vec<Value> {
+    rows.iter()
+        .map(|row| Value::Object(fields.iter().map(|&f| (f.to_string(), row[f].clone())).collect()))
+        .collect()
+}
+
+/// Asserts that no record is behind the watermark before it (`t >= W`), so none can
+/// fall in a window that already fired: the premise of the brute-force comparisons.
+fn assert_nothing_late(times: impl IntoIterator<Item = i64>, max_out_of_order: i64) {
+    let mut max_ts = i64::MIN;
+    for (i, t) in times.into_iter().enumerate() {
+        assert!(
+            t >= max_ts.saturating_sub(max_out_of_order),
+            "record {i} at {t} is late"
+        );
+        max_ts = max_ts.max(t);
+    }
+}
+
+/// The exit log line's counters of one component.
+fn exit_counters(stderr: &[u8], component: &str) -> Value {
+    let stopped = json_lines(stderr)
+        .into_iter()
+        .find(|l| l["msg"] == "pipeline stopped")
+        .expect("an exit log line");
+    stopped["components"][component].clone()
+}
+
+// ---------------------------------------------------------------------------------------
+// Tumbling windows with late data: win_tumbling_late.yaml and its variants
+
+const SIZE: i64 = 10_000;
+const OUT_OF_ORDER: i64 = 2_000;
+const LATENESS: i64 = 5_000;
+
+#[derive(Debug, Clone)]
+struct Reading {
+    device_id: String,
+    ts: i64,
+    value: i64,
+    temperature: f64,
+}
+
+impl Reading {
+    fn json(&self) -> Value {
+        json!({"device_id": self.device_id, "ts": self.ts, "value": self.value, "temperature": self.temperature})
+    }
+}
+
+/// `n` readings of 40 devices, 20 ms apart on average, each up to 2.5 s early (so some
+/// fall just behind the watermark) and 3% of them 3 to 18 s early (late or very late).
+/// Times are multiples of 10 ms, so some fall exactly on window boundaries.
+fn readings(seed: u64, n: usize) -> Vec<Reading> {
+    let mut rng = Rng(seed);
+    let mut clock = T0;
+    (0..n)
+        .map(|_| {
+            clock += 10 * rng.below(5) as i64;
+            let delay = if rng.below(100) < 3 {
+                3_000 + 100 * rng.below(150)
+            } else {
+                100 * rng.below(26)
+            };
+            Reading {
+                // dev-10 < dev-7 in byte order: rows come in key order, not numeric order.
+                device_id: format!("dev-{}", rng.below(40)),
+                ts: clock - delay as i64,
+                value: rng.below(2_001) as i64 - 1_000,
+                temperature: rng.decimal(-20.0, 40.0),
+            }
+        })
+        .collect()
+}
+
+/// One device's aggregates in one window.
+#[derive(Debug, Clone, Default)]
+struct Stats {
+    count: i64,
+    total: i64,
+    low: f64,
+    high: f64,
+    temp_sum: f64,
+}
+
+impl Stats {
+    fn add(&mut self, r: &Reading) {
+        if self.count == 0 {
+            (self.low, self.high) = (r.temperature, r.temperature);
+        }
+        self.count += 1;
+        self.total += r.value;
+        self.low = self.low.min(r.temperature);
+        self.high = self.high.max(r.temperature);
+        self.temp_sum += r.temperature;
+    }
+
+    fn row(&self, key: &str, start: i64, update: bool) -> Value {
+        json!({
+            "device_id": key, "window_start": start, "window_end": start + SIZE,
+            "count": self.count, "total": self.total, "low": self.low, "high": self.high,
+            "avg_temp": self.temp_sum / self.count as f64, "update": update,
+        })
+    }
+}
+
+struct TumblingRun {
+    rows: Vec<Value>,
+    /// Indices of the late records, in input order.
+    late: Vec<usize>,
+}
+
+/// Tumbling windows of SIZE with allowed lateness, record by record:
+/// - a record at t belongs to [s, s + SIZE), s = t − (t mod SIZE);
+/// - if s + SIZE + LATENESS <= W (the window is closed) it is late, and changes nothing;
+/// - otherwise it is added; if the window already fired (s + SIZE <= W), the key's row
+///   is emitted at once, with `update` = the key already had a row in that window;
+/// - when W moves, the windows with end in (old W, new W] fire in end order, keys
+///   ascending (`update: false`), and closed windows are forgotten;
+/// - at the end of input, every window that has not fired fires.
+fn simulate_tumbling(records: &[Reading]) -> TumblingRun {
+    let mut windows: BTreeMap<i64, BTreeMap<String, Stats>> = BTreeMap::new();
+    let (mut wm, mut max_ts) = (i64::MIN, i64::MIN);
+    let mut run = TumblingRun {
+        rows: Vec::new(),
+        late: Vec::new(),
+    };
+    for (i, r) in records.iter().enumerate() {
+        let start = r.ts - r.ts.rem_euclid(SIZE);
+        if start + SIZE + LATENESS <= wm {
+            run.late.push(i);
+        } else {
+            let keys = windows.entry(start).or_default();
+            let existed = keys.contains_key(&r.device_id);
+            let stats = keys.entry(r.device_id.clone()).or_default();
+            stats.add(r);
+            if start + SIZE <= wm {
+                run.rows.push(stats.row(&r.device_id, start, existed));
+            }
+        }
+        max_ts = max_ts.max(r.ts);
+        let new_wm = max_ts - OUT_OF_ORDER;
+        if new_wm > wm {
+            for (&start, keys) in &windows {
+                if start + SIZE > wm && start + SIZE <= new_wm {
+                    run.rows
+                        .extend(keys.iter().map(|(key, stats)| stats.row(key, start, false)));
+                }
+            }
+            wm = new_wm;
+            windows.retain(|start, _| start + SIZE + LATENESS > wm);
+        }
+    }
+    for (&start, keys) in &windows {
+        if start + SIZE > wm {
+            run.rows
+                .extend(keys.iter().map(|(key, stats)| stats.row(key, start, false)));
+        }
+    }
+    run
+}
+
+/// Writes `readings` and runs `spec` on them with `args`: (output rows text, late text, process output).
+fn run_tumbling(spec: &str, dir: &Path, readings: &[Reading], args: &[&str]) -> (String, String, Output) {
+    let input = dir.join("readings.jsonl");
+    let (out, late) = (dir.join("windows.jsonl"), dir.join("late.jsonl"));
+    write_jsonl(&input, readings.iter().map(Reading::json));
+    let _ = fs::remove_file(&late);
+    let output = run_ok(
+        &build(spec),
+        &[("READINGS_PATH", &input), ("WINDOWS_PATH", &out), ("LATE_PATH", &late)],
+        args,
+    );
+    let text = |p: &Path| fs::read_to_string(p).unwrap_or_default();
+    (text(&out), text(&late), output)
+}
+
+#[test]
+fn tumbling_windows_with_late_data_match_the_simulation() {
+    let dir = workdir("tumbling_late");
+    let input = readings(11, 5_000);
+    let expected = simulate_tumbling(&input);
+    // The input exercises every case.
+    let updates = expected.rows.iter().filter(|r| r["update"] == true).count();
+    assert!(
+        expected.rows.len() > 300 && updates > 20 && expected.late.len() > 30,
+        "rows {}, updates {updates}, late {}",
+        expected.rows.len(),
+        expected.late.len()
+    );
+
+    let (out, late, _) = run_tumbling("tests/pipelines/win_tumbling_late.yaml", &dir, &input, &[]);
+    let fields = [
+        "device_id",
+        "window_start",
+        "window_end",
+        "count",
+        "total",
+        "low",
+        "high",
+        "avg_temp",
+        "update",
+    ];
+    assert_field_order(out.lines().next().unwrap_or_default(), &fields);
+    assert_rows(&json_lines(out.as_bytes()), &expected.rows, &[("avg_temp", 1e-9)]);
+
+    let late_expected: Vec<Value> = expected.late.iter().map(|&i| input[i].json()).collect();
+    assert_field_order(
+        late.lines().next().unwrap_or_default(),
+        &["device_id", "ts", "value", "temperature"],
+    );
+    assert_rows(&json_lines(late.as_bytes()), &late_expected, &[]);
+}
+
+#[test]
+fn batch_size_does_not_change_a_single_byte() {
+    let dir = workdir("batch_sizes");
+    let input = readings(12, 5_000);
+    let spec = "tests/pipelines/win_tumbling_late.yaml";
+    let (out, late, _) = run_tumbling(spec, &dir, &input, &[]);
+    assert!(out.lines().count() > 300 && late.lines().count() > 30);
+    for n in ["1", "7"] {
+        let (out_n, late_n, _) = run_tumbling(spec, &dir, &input, &["--batch-size", n]);
+        assert!(out_n == out, "--batch-size {n} changed the windows");
+        assert!(late_n == late, "--batch-size {n} changed the late records");
+    }
+}
+
+#[test]
+fn late_records_without_a_reader_are_dead_letters_or_dropped() {
+    let input = readings(13, 5_000);
+    let expected = simulate_tumbling(&input);
+    let rows = project(
+        &expected.rows,
+        &["device_id", "window_start", "window_end", "count", "total", "update"],
+    );
+    let late: Vec<Value> = expected.late.iter().map(|&i| input[i].json()).collect();
+    assert!(late.len() > 30);
+
+    // Nothing reads `per_device.late`: dead letters, each with the record.
+    let dir = workdir("late_dead_letter");
+    let (out, _, output) = run_tumbling("tests/pipelines/win_late_dead_letter.yaml", &dir, &input, &[]);
+    assert_rows(&json_lines(out.as_bytes()), &rows, &[]);
+    let dead = dead_letters(&output.stderr);
+    assert!(dead.iter().all(|d| d["component"] == "windows.per_device"), "{dead:?}");
+    assert!(
+        dead.iter().all(|d| d["reason"].as_str().unwrap().starts_with("late:")),
+        "{dead:?}"
+    );
+    let records: Vec<Value> = dead
+        .iter()
+        .map(|d| serde_json::from_str(d["record"].as_str().unwrap()).unwrap())
+        .collect();
+    assert_rows(&records, &late, &[]);
+    assert_eq!(exit_counters(&output.stderr, "windows.per_device")["late"], late.len());
+
+    // `late: drop`: counted, written nowhere.
+    let dir = workdir("late_drop");
+    let (out, _, output) = run_tumbling("tests/pipelines/win_late_drop.yaml", &dir, &input, &[]);
+    assert_rows(&json_lines(out.as_bytes()), &rows, &[]);
+    assert_eq!(dead_letters(&output.stderr), Vec::<Value>::new());
+    assert_eq!(exit_counters(&output.stderr, "windows.per_device")["late"], late.len());
+}
+
+// ---------------------------------------------------------------------------------------
+// Hopping windows: win_hopping.yaml
+
+/// Hopping windows, brute force: for every window [s, s + size) with s a multiple of
+/// `slide` (negative times included) and every key, the records with s <= t < s + size;
+/// one row per non-empty (window, key), in order of window end, then key.
+fn brute_force_hopping(records: &[(String, i64, i64)], size: i64, slide: i64) -> Vec<Value> {
+    let first = records.iter().map(|r| r.1).min().unwrap().div_euclid(slide) * slide - size;
+    let last = records.iter().map(|r| r.1).max().unwrap();
+    let keys: BTreeSet<&str> = records.iter().map(|r| r.0.as_str()).collect();
+    let mut rows = Vec::new();
+    for start in (first..=last).step_by(slide as usize) {
+        for &key in &keys {
+            let inside: Vec<i64> = records
+                .iter()
+                .filter(|r| r.0 == key && start <= r.1 && r.1 < start + size)
+                .map(|r| r.2)
+                .collect();
+            if !inside.is_empty() {
+                rows.push(json!({
+                    "sensor": key, "window_start": start, "window_end": start + size,
+                    "n": inside.len(), "total": inside.iter().sum::<i64>(),
+                }));
+            }
+        }
+    }
+    rows
+}
+
+#[test]
+fn hopping_windows_count_every_record_in_each_window_covering_it() {
+    let dir = workdir("hopping");
+    let mut rng = Rng(21);
+    // 100 s of readings across the epoch (-40 s to 60 s), up to 2.9 s out of order:
+    // never behind the watermark (3 s).
+    let mut clock = -40_000i64;
+    let mut input = Vec::new();
+    while clock < 60_000 {
+        clock += rng.below(60) as i64;
+        let t = clock - rng.below(2_900) as i64;
+        input.push((format!("s{}", rng.below(8)), t, rng.below(100) as i64 - 20));
+    }
+    assert_nothing_late(input.iter().map(|r| r.1), 3_000);
+    let path = dir.join("readings.jsonl");
+    write_jsonl(
+        &path,
+        input.iter().map(|(s, t, v)| json!({"sensor": s, "ts": t, "value": v})),
+    );
+    let out = dir.join("windows.jsonl");
+    run_ok(
+        &build("tests/pipelines/win_hopping.yaml"),
+        &[("READINGS_PATH", &path), ("WINDOWS_PATH", &out)],
+        &[],
+    );
+    let expected = brute_force_hopping(&input, 10_000, 5_000);
+    assert!(expected.iter().any(|r| r["window_start"].as_i64().unwrap() < 0));
+    assert_rows(&read_jsonl(&out), &expected, &[]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Session windows: win_sessions.yaml
+
+/// Sessions: each key's records sorted by time, split where two neighbours are at least
+/// `gap` apart; a session is [first t, last t + gap). Rows in order of end, then key.
+fn split_sessions(records: &[(String, i64, i64)], gap: i64) -> Vec<Value> {
+    let mut by_key: BTreeMap<&str, Vec<(i64, i64)>> = BTreeMap::new();
+    for (key, t, v) in records {
+        by_key.entry(key).or_default().push((*t, *v));
+    }
+    let mut sessions = Vec::new();
+    for (key, mut list) in by_key {
+        list.sort_by_key(|&(t, _)| t);
+        let mut current = vec![list[0]];
+        for &(t, v) in &list[1..] {
+            if t - current.last().unwrap().0 >= gap {
+                sessions.push((key, std::mem::take(&mut current)));
+            }
+            current.push((t, v));
+        }
+        sessions.push((key, current));
+    }
+    let mut rows: Vec<(i64, &str, Value)> = sessions
+        .into_iter()
+        .map(|(key, list)| {
+            let (start, end) = (list[0].0, list.last().unwrap().0 + gap);
+            let row = json!({
+                "user": key, "window_start": start, "window_end": end,
+                "clicks": list.len(), "total": list.iter().map(|&(_, v)| v).sum::<i64>(),
+            });
+            (end, key, row)
+        })
+        .collect();
+    rows.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    rows.into_iter().map(|(_, _, row)| row).collect()
+}
+
+#[test]
+fn session_windows_split_each_users_clicks_at_gaps() {
+    let dir = workdir("sessions");
+    let mut rng = Rng(31);
+    // Times on a 250 ms grid, so neighbours exactly one gap (5 s) apart occur. Users come
+    // in phases and the clock sometimes pauses, so sessions of every length occur.
+    let mut clock = T0;
+    let mut input = Vec::new();
+    for i in 0..3_000u64 {
+        clock += 250 * rng.below(3) as i64;
+        if rng.below(150) == 0 {
+            clock += 250 * (16 + rng.below(16)) as i64;
+        }
+        let user = format!("user-{}", (i / 200 * 3 + rng.below(5)) % 15);
+        input.push((user, clock - 250 * rng.below(12) as i64, rng.below(10) as i64));
+    }
+    assert_nothing_late(input.iter().map(|r| r.1), 10_000);
+    let path = dir.join("clicks.jsonl");
+    write_jsonl(
+        &path,
+        input.iter().map(|(u, t, v)| json!({"user": u, "ts": t, "value": v})),
+    );
+    let out = dir.join("sessions.jsonl");
+    run_ok(
+        &build("tests/pipelines/win_sessions.yaml"),
+        &[("CLICKS_PATH", &path), ("SESSIONS_PATH", &out)],
+        &[],
+    );
+    let expected = split_sessions(&input, 5_000);
+    assert!(expected.len() > 100, "{} sessions", expected.len());
+    assert_rows(&read_jsonl(&out), &expected, &[]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Count windows, keyed and global: win_count.yaml
+
+/// Count windows: every `n` records of a key (`None`: all records), in arrival order,
+/// give a row spanning [smallest t, largest t + 1) as soon as the n-th arrives; the
+/// partial windows left at the end of input follow, in key order.
+fn count_windows(records: &[(String, i64, i64)], n: usize, keyed: bool) -> Vec<Value> {
+    let row = |key: Option<&str>, list: &[(i64, i64)]| {
+        let mut row = Map::new();
+        if let Some(key) = key {
+            row.insert("user".into(), json!(key));
+        }
+        row.insert("window_start".into(), json!(list.iter().map(|r| r.0).min().unwrap()));
+        row.insert("window_end".into(), json!(list.iter().map(|r| r.0).max().unwrap() + 1));
+        row.insert("n".into(), json!(list.len()));
+        row.insert("total".into(), json!(list.iter().map(|r| r.1).sum::<i64>()));
+        Value::Object(row)
+    };
+    let mut partial: BTreeMap<Option<&str>, Vec<(i64, i64)>> = BTreeMap::new();
+    let mut rows = Vec::new();
+    for (user, t, v) in records {
+        let key = keyed.then_some(user.as_str());
+        let list = partial.entry(key).or_default();
+        list.push((*t, *v));
+        if list.len() == n {
+            rows.push(row(key, list));
+            partial.remove(&key);
+        }
+    }
+    rows.extend(partial.iter().map(|(key, list)| row(*key, list)));
+    rows
+}
+
+#[test]
+fn count_windows_per_key_and_over_everything() {
+    let dir = workdir("count");
+    let mut rng = Rng(41);
+    // Times out of order, so a window's first record is not its earliest.
+    let input: Vec<(String, i64, i64)> = (0..1_234i64)
+        .map(|i| {
+            let user = format!("u{}", rng.below(23));
+            (user, T0 + 100 * i - rng.below(3_000) as i64, rng.below(50) as i64)
+        })
+        .collect();
+    let path = dir.join("clicks.jsonl");
+    write_jsonl(
+        &path,
+        input.iter().map(|(u, t, v)| json!({"user": u, "ts": t, "value": v})),
+    );
+    let (per_user, all_users) = (dir.join("per_user.jsonl"), dir.join("all_users.jsonl"));
+    run_ok(
+        &build("tests/pipelines/win_count.yaml"),
+        &[
+            ("CLICKS_PATH", &path),
+            ("PER_USER_PATH", &per_user),
+            ("ALL_USERS_PATH", &all_users),
+        ],
+        &[],
+    );
+    assert_rows(&read_jsonl(&per_user), &count_windows(&input, 5, true), &[]);
+    let global = count_windows(&input, 100, false);
+    assert_eq!(global.last().unwrap()["n"], 34, "a partial window at the end");
+    assert_field_order(
+        fs::read_to_string(&all_users)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap_or_default(),
+        &["window_start", "window_end", "n", "total"],
+    );
+    assert_rows(&read_jsonl(&all_users), &global, &[]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Tables: pipelines/clicks_per_user.yaml and pipelines/word_count.yaml
+
+#[test]
+fn clicks_per_user_emits_each_users_running_counts() {
+    let dir = workdir("clicks_per_user");
+    let mut rng = Rng(51);
+    // 30 minutes of clicks: within the table's 1 h ttl, so no user is forgotten.
+    let clicks: Vec<(String, String, i64)> = (0..2_000i64)
+        .map(|i| {
+            let user = format!("user-{}", rng.below(30));
+            let url = format!("/page/{}", rng.below(15));
+            (user, url, T0 + 900 * i + rng.below(900) as i64)
+        })
+        .collect();
+    let path = dir.join("clicks.jsonl");
+    write_jsonl(
+        &path,
+        clicks
+            .iter()
+            .map(|(u, url, t)| json!({"user_id": u, "url": url, "ts": t})),
+    );
+    let out = dir.join("counts.jsonl");
+    run_ok(
+        &build("pipelines/clicks_per_user.yaml"),
+        &[("CLICKS_PATH", &path), ("COUNTS_PATH", &out)],
+        &[],
+    );
+    let rows = read_jsonl(&out);
+
+    // `emit: change`: a row per click, with its user's running aggregates.
+    let mut pages: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+    let mut seen: HashMap<&str, (usize, i64)> = HashMap::new();
+    let mut expected = Vec::new();
+    for (user, url, t) in &clicks {
+        let user_pages = pages.entry(user).or_default();
+        user_pages.insert(url);
+        let (n, last) = seen.entry(user).or_insert((0, i64::MIN));
+        *n += 1;
+        *last = (*last).max(*t);
+        expected.push(json!({"user_id": user, "clicks": n, "pages": user_pages.len(), "last_click": last}));
+    }
+    assert_rows(&rows, &expected, &[]);
+
+    // The same, as totals: each user's rows count 1..n, and the last one holds the totals.
+    let mut per_user: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
+    for row in &rows {
+        per_user.entry(row["user_id"].as_str().unwrap()).or_default().push(row);
+    }
+    for (user, list) in per_user {
+        let counts: Vec<u64> = list.iter().map(|r| r["clicks"].as_u64().unwrap()).collect();
+        assert_eq!(counts, (1..=seen[user].0 as u64).collect::<Vec<_>>(), "{user}");
+        assert_eq!(list.last().unwrap()["pages"], pages[user].len(), "{user}");
+    }
+}
+
+#[test]
+fn word_count_ends_with_every_words_total() {
+    let bin = build("pipelines/word_count.yaml");
+    let mut rng = Rng(61);
+    let vocabulary = [
+        "the", "The", "THE", "quick", "Brown", "fox", "jumps", "over", "lazy", "dog", "Zoë", "ZOË", "café", "a",
+    ];
+    let mut text = String::new();
+    let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+    for _ in 0..2_000 {
+        // Leading, trailing and repeated spaces give empty words, which are filtered.
+        let words: Vec<&str> = (0..rng.below(12)).map(|_| vocabulary[rng.below(14) as usize]).collect();
+        let spaces = " ".repeat(1 + rng.below(3) as usize);
+        text.push_str(&format!(
+            "{}{}{}\n",
+            " ".repeat(rng.below(2) as usize),
+            words.join(&spaces),
+            " ".repeat(rng.below(2) as usize)
+        ));
+        for word in words {
+            *expected.entry(word.to_lowercase()).or_default() += 1;
+        }
+    }
+    let output = support::run(&bin, &[], text.as_bytes());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let mut last: BTreeMap<String, u64> = BTreeMap::new();
+    for row in json_lines(&output.stdout) {
+        let (word, count) = (
+            row["word"].as_str().unwrap().to_string(),
+            row["count"].as_u64().unwrap(),
+        );
+        let before = last.insert(word.clone(), count);
+        assert!(before.is_none_or(|b| b < count), "{word}: {before:?} then {count}");
+    }
+    assert_eq!(last, expected);
+}
+
+// ---------------------------------------------------------------------------------------
+// State limits: win_max_keys.yaml
+
+#[test]
+fn records_of_keys_beyond_max_keys_are_dead_letters() {
+    let dir = workdir("max_keys");
+    let mut rng = Rng(71);
+    // 30 minutes in one 1 h window: the first 5 users get in, the other 7 never do.
+    let hour = T0 - T0.rem_euclid(3_600_000);
+    let clicks: Vec<(String, i64)> = (0..600i64)
+        .map(|i| (format!("u{}", rng.below(12)), hour + 3_000 * i))
+        .collect();
+    let path = dir.join("clicks.jsonl");
+    write_jsonl(&path, clicks.iter().map(|(u, t)| json!({"user": u, "ts": t})));
+    let out = dir.join("windows.jsonl");
+    let output = run_ok(
+        &build("tests/pipelines/win_max_keys.yaml"),
+        &[("CLICKS_PATH", &path), ("WINDOWS_PATH", &out)],
+        &[],
+    );
+
+    let mut admitted: Vec<&str> = Vec::new();
+    for (user, _) in &clicks {
+        if !admitted.contains(&user.as_str()) && admitted.len() < 5 {
+            admitted.push(user);
+        }
+    }
+    let (kept, rejected): (Vec<_>, Vec<_>) = clicks.iter().partition(|(u, _)| admitted.contains(&u.as_str()));
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for (user, _) in &kept {
+        *counts.entry(user).or_default() += 1;
+    }
+    let expected: Vec<Value> = counts
+        .iter()
+        .map(|(user, n)| json!({"user": user, "window_start": hour, "window_end": hour + 3_600_000, "clicks": n}))
+        .collect();
+    assert_rows(&read_jsonl(&out), &expected, &[]);
+
+    let dead = dead_letters(&output.stderr);
+    assert!(dead.iter().all(|d| d["component"] == "windows.per_user"), "{dead:?}");
+    assert!(
+        dead.iter().all(|d| d["reason"].as_str().unwrap().contains("max_keys")),
+        "{dead:?}"
+    );
+    let records: Vec<Value> = dead
+        .iter()
+        .map(|d| serde_json::from_str(d["record"].as_str().unwrap()).unwrap())
+        .collect();
+    let rejected: Vec<Value> = rejected.iter().map(|(u, t)| json!({"user": u, "ts": t})).collect();
+    assert!(rejected.len() > 100);
+    assert_rows(&records, &rejected, &[]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Aggregates: win_aggregates.yaml
+
+struct Event {
+    user: String,
+    name: String,
+    ts: i64,
+    value: i64,
+    x: f64,
+}
+
+/// The value at rank floor(q·(n − 1)) of the sorted values.
+fn rank(sorted: &[f64], q: f64) -> f64 {
+    sorted[(q * (sorted.len() - 1) as f64).floor() as usize]
+}
+
+/// The aggregates of one window, from its records in arrival order:
+/// - first/last: the name of the smallest/largest time; ties go to the first arrival for
+///   `first` and to the last arrival for `last`;
+/// - count_distinct (and approx_count_distinct): distinct users;
+/// - collect(value, 3): the first three values in arrival order;
+/// - median and percentile 0.9: the values at rank floor(q·(n − 1)) of the sorted x.
+fn batch_aggregates(start: i64, events: &[&Event]) -> Value {
+    let first = events.iter().fold(events[0], |a, e| if e.ts < a.ts { e } else { a });
+    let last = events.iter().fold(events[0], |a, e| if e.ts >= a.ts { e } else { a });
+    let users = events.iter().map(|e| e.user.as_str()).collect::<BTreeSet<_>>().len();
+    let mut xs: Vec<f64> = events.iter().map(|e| e.x).collect();
+    xs.sort_by(f64::total_cmp);
+    json!({
+        "window_start": start, "window_end": start + 60_000,
+        "first_name": first.name, "last_name": last.name,
+        "users": users, "approx_users": users,
+        "some_values": events.iter().take(3).map(|e| e.value).collect::<Vec<_>>(),
+        "mid": rank(&xs, 0.5), "p90": rank(&xs, 0.9),
+    })
+}
+
+#[test]
+fn aggregates_over_a_global_window_match_a_batch_computation() {
+    let dir = workdir("aggregates");
+    let mut rng = Rng(81);
+    // Four minutes; times rounded to the second, so first/last have ties to break. Over
+    // 256 distinct users per window, so approx_count_distinct is past its exact mode.
+    let mut clock = T0;
+    let events: Vec<Event> = (0..8_000)
+        .map(|i| {
+            clock += rng.below(60) as i64;
+            let t = clock - rng.below(2_000) as i64;
+            Event {
+                user: format!("user-{}", rng.below(3_000)),
+                name: format!("e{i}"),
+                ts: t - t.rem_euclid(1_000),
+                value: rng.below(1_000) as i64,
+                x: rng.decimal(1.0, 1_000.0),
+            }
+        })
+        .collect();
+    assert_nothing_late(events.iter().map(|e| e.ts), 5_000);
+    let path = dir.join("events.jsonl");
+    write_jsonl(
+        &path,
+        events
+            .iter()
+            .map(|e| json!({"user": e.user, "name": e.name, "ts": e.ts, "value": e.value, "x": e.x})),
+    );
+    let out = dir.join("windows.jsonl");
+    run_ok(
+        &build("tests/pipelines/win_aggregates.yaml"),
+        &[("EVENTS_PATH", &path), ("WINDOWS_PATH", &out)],
+        &[],
+    );
+
+    let mut windows: BTreeMap<i64, Vec<&Event>> = BTreeMap::new();
+    for e in &events {
+        windows.entry(e.ts - e.ts.rem_euclid(60_000)).or_default().push(e);
+    }
+    let expected: Vec<Value> = windows
+        .iter()
+        .map(|(&start, list)| batch_aggregates(start, list))
+        .collect();
+    assert!(expected.len() >= 4);
+    assert!(expected
+        .iter()
+        .all(|r| r["users"].as_u64().unwrap() > 256 || r == expected.last().unwrap()));
+    assert_rows(
+        &read_jsonl(&out),
+        &expected,
+        &[("approx_users", 0.065), ("mid", 0.01), ("p90", 0.01)],
+    );
+}
