@@ -137,29 +137,43 @@ impl Reading {
     }
 }
 
-/// `n` readings of 40 devices, 20 ms apart on average, each up to 2.5 s early (so some
-/// fall just behind the watermark) and 3% of them 3 to 18 s early (late or very late).
-/// Times are multiples of 10 ms, so some fall exactly on window boundaries.
+/// About `n` readings of 40 devices, 20 ms apart on average, each up to 2.5 s early (so
+/// some fall just behind the watermark) and 3% of them 3 to 18 s early (late or very
+/// late). Times are multiples of 10 ms, so some fall exactly on window boundaries.
+///
+/// Now and then a pair on the edges of the rules: a reading moves the watermark to
+/// exactly, or 1 ms before, the end of a window (it fires) or its end + lateness (it
+/// closes), and the next one is in the last millisecond of that window.
 fn readings(seed: u64, n: usize) -> Vec<Reading> {
     let mut rng = Rng(seed);
     let mut clock = T0;
-    (0..n)
-        .map(|_| {
-            clock += 10 * rng.below(5) as i64;
-            let delay = if rng.below(100) < 3 {
-                3_000 + 100 * rng.below(150)
-            } else {
-                100 * rng.below(26)
-            };
-            Reading {
-                // dev-10 < dev-7 in byte order: rows come in key order, not numeric order.
-                device_id: format!("dev-{}", rng.below(40)),
-                ts: clock - delay as i64,
-                value: rng.below(2_001) as i64 - 1_000,
-                temperature: rng.decimal(-20.0, 40.0),
-            }
-        })
-        .collect()
+    let mut out = Vec::with_capacity(n);
+    let mut reading = |rng: &mut Rng, ts: i64| Reading {
+        // dev-10 < dev-7 in byte order: rows come in key order, not numeric order.
+        device_id: format!("dev-{}", rng.below(40)),
+        ts,
+        value: rng.below(2_001) as i64 - 1_000,
+        temperature: rng.decimal(-20.0, 40.0),
+    };
+    while out.len() < n {
+        clock += 10 * rng.below(5) as i64;
+        if rng.below(100) == 0 {
+            let leads = [0, -1, LATENESS, LATENESS - 1].map(|l| OUT_OF_ORDER + l);
+            let lead = leads[rng.below(4) as usize];
+            let end = (clock - lead).div_euclid(SIZE) * SIZE + SIZE;
+            clock = end + lead;
+            out.push(reading(&mut rng, clock));
+            out.push(reading(&mut rng, end - 1));
+            continue;
+        }
+        let delay = if rng.below(100) < 3 {
+            3_000 + 100 * rng.below(150)
+        } else {
+            100 * rng.below(26)
+        };
+        out.push(reading(&mut rng, clock - delay as i64));
+    }
+    out
 }
 
 /// One device's aggregates in one window.
@@ -216,7 +230,7 @@ fn simulate_tumbling(records: &[Reading]) -> TumblingRun {
     };
     for (i, r) in records.iter().enumerate() {
         let start = r.ts - r.ts.rem_euclid(SIZE);
-        if start + SIZE + LATENESS <= wm {
+        if start + SIZE + LATENESS < wm {
             run.late.push(i);
         } else {
             let keys = windows.entry(start).or_default();

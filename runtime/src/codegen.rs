@@ -11,7 +11,7 @@
 //! (or `ts_seconds`, and `opt_ts_*` together with `#[serde(default)]` for `Option<i64>`).
 
 pub use crate::aggregates::{
-    Aggregator, ApproxCountDistinct, Avg, Collect, Count, CountDistinct, First, Last, Max, Min, Percentile, Stddev,
+    Aggregator, ApproxCountDistinct, Avg, Collect, Count, CountDistinct, First, Last, Max, MaxF64, Min, MinF64, Percentile, Stddev,
     StddevSample, Sum, Variance, VarianceSample,
 };
 pub use crate::batch::RawBatch;

@@ -103,6 +103,9 @@ fn aggregator_type(agg: &TAggregate) -> TokenStream {
             let t = value_ty();
             quote!(Sum<#t>)
         }
+        // f64 extremes have an 8-byte form (NaN = empty); one exists per key per window.
+        AggFunc::Min if base == Some(Type::F64) => quote!(MinF64),
+        AggFunc::Max if base == Some(Type::F64) => quote!(MaxF64),
         AggFunc::Min => {
             let t = value_ty();
             quote!(Min<#t>)

@@ -40,7 +40,7 @@ mod hash;
 mod moments;
 mod sketch;
 
-pub use basic::{Avg, Count, First, Last, Max, Min, Sum};
+pub use basic::{Avg, Count, First, Last, Max, MaxF64, Min, MinF64, Sum};
 pub use collect::Collect;
 pub use distinct::{ApproxCountDistinct, CountDistinct};
 pub use moments::{Stddev, StddevSample, Variance, VarianceSample};
