@@ -148,7 +148,7 @@ fn readings(seed: u64, n: usize) -> Vec<Reading> {
     let mut rng = Rng(seed);
     let mut clock = T0;
     let mut out = Vec::with_capacity(n);
-    let mut reading = |rng: &mut Rng, ts: i64| Reading {
+    let reading = |rng: &mut Rng, ts: i64| Reading {
         // dev-10 < dev-7 in byte order: rows come in key order, not numeric order.
         device_id: format!("dev-{}", rng.below(40)),
         ts,
@@ -230,7 +230,7 @@ fn simulate_tumbling(records: &[Reading]) -> TumblingRun {
     };
     for (i, r) in records.iter().enumerate() {
         let start = r.ts - r.ts.rem_euclid(SIZE);
-        if start + SIZE + LATENESS < wm {
+        if start + SIZE + LATENESS <= wm {
             run.late.push(i);
         } else {
             let keys = windows.entry(start).or_default();
