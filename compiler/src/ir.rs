@@ -186,9 +186,17 @@ pub struct IrWindow {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IrWindowKind {
     /// Tumbling when `slide == size`.
-    Fixed { size: i64, slide: i64, offset: i64 },
-    Session { gap: i64 },
-    Count { count: u64 },
+    Fixed {
+        size: i64,
+        slide: i64,
+        offset: i64,
+    },
+    Session {
+        gap: i64,
+    },
+    Count {
+        count: u64,
+    },
 }
 
 #[derive(Debug, Clone)]

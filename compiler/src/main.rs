@@ -84,7 +84,11 @@ fn run(command: Command) -> Result<ExitCode, String> {
             let ir = &compiled.ir;
             let count = |kind: &str| ir.operators.iter().filter(|o| o.component().starts_with(kind)).count();
             let mut parts = vec![format!("{} source{}", ir.sources.len(), plural(ir.sources.len()))];
-            for (kind, n) in [("transform", count("transforms.")), ("window", count("windows.")), ("table", count("tables."))] {
+            for (kind, n) in [
+                ("transform", count("transforms.")),
+                ("window", count("windows.")),
+                ("table", count("tables.")),
+            ] {
                 if n > 0 || kind == "transform" {
                     parts.push(format!("{n} {kind}{}", plural(n)));
                 }

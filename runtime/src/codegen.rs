@@ -11,8 +11,8 @@
 //! (or `ts_seconds`, and `opt_ts_*` together with `#[serde(default)]` for `Option<i64>`).
 
 pub use crate::aggregates::{
-    Aggregator, ApproxCountDistinct, Avg, Collect, Count, CountDistinct, First, Last, Max, MaxF64, Min, MinF64, Percentile, Stddev,
-    StddevSample, Sum, Variance, VarianceSample,
+    Aggregator, ApproxCountDistinct, Avg, Collect, Count, CountDistinct, First, Last, Max, MaxF64, Min, MinF64,
+    Percentile, Stddev, StddevSample, Sum, Variance, VarianceSample,
 };
 pub use crate::batch::RawBatch;
 pub use crate::dead_letter::DeadLetters;
@@ -31,8 +31,8 @@ pub use crate::sources::{
 };
 pub use crate::time::{opt_ts_rfc3339, opt_ts_seconds, ts_rfc3339, ts_seconds, TsRepr};
 pub use crate::windows::{
-    Admit, Aggregation, Clocks, CountWindows, Emit, FixedWindows, OnFull, SessionWindows, StateOptions, Stateful, Table,
-    TimeMode, Window,
+    Admit, Aggregation, Clocks, CountWindows, Emit, FixedWindows, OnFull, SessionWindows, StateOptions, Stateful,
+    Table, TimeMode, Window,
 };
 
 #[cfg(feature = "regex")]

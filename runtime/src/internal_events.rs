@@ -203,7 +203,10 @@ mod tests {
         let summary = events.summary();
         assert_eq!(summary["sources.a"]["received"], 3);
         assert_eq!(summary["transforms.t"]["dropped"], 4);
-        assert!(summary["transforms.t"].get("late").is_none(), "stateful keys only when set");
+        assert!(
+            summary["transforms.t"].get("late").is_none(),
+            "stateful keys only when set"
+        );
         let w = events.component("windows.w");
         w.emit(InternalEvent::State { entries: 5, bytes: 100 });
         w.emit(InternalEvent::State { entries: 2, bytes: 40 });

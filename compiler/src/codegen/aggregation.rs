@@ -367,7 +367,9 @@ pub fn construct(op: &IrOperator) -> TokenStream {
     let opts = quote!(StateOptions { allowed_lateness: #allowed_lateness, max_keys: #max_keys, on_full: #on_full });
     let operator = match &op.kind {
         IrOperatorKind::Window(w) => match w.kind {
-            IrWindowKind::Fixed { size, slide, offset } => quote!(FixedWindows::new(#agg, #size, #slide, #offset, #opts)),
+            IrWindowKind::Fixed { size, slide, offset } => {
+                quote!(FixedWindows::new(#agg, #size, #slide, #offset, #opts))
+            }
             IrWindowKind::Session { gap } => quote!(SessionWindows::new(#agg, #gap, #opts)),
             IrWindowKind::Count { count } => quote!(CountWindows::new(#agg, #count, #opts)),
         },

@@ -17,7 +17,12 @@ pub fn file(ir: &Ir) -> TokenStream {
     let structs = ir.records.iter().map(|r| records::record_struct(r));
     let format_impls = format_impls(ir);
     let generator_statics = ir.sources.iter().filter_map(sources::generator_statics);
-    let source_flows: Vec<TokenStream> = ir.sources.iter().enumerate().map(|(i, s)| source_flow(i, s, ir)).collect();
+    let source_flows: Vec<TokenStream> = ir
+        .sources
+        .iter()
+        .enumerate()
+        .map(|(i, s)| source_flow(i, s, ir))
+        .collect();
     let operator_fns: Vec<TokenStream> = ir
         .operators
         .iter()
@@ -205,7 +210,10 @@ fn advance_fns(ir: &Ir) -> TokenStream {
         if !matches!(s.time, IrTime::Event { .. }) {
             return None;
         }
-        let ops: Vec<TokenStream> = stateful(ir).filter(|o| o.time_sources.contains(&i)).map(advance).collect();
+        let ops: Vec<TokenStream> = stateful(ir)
+            .filter(|o| o.time_sources.contains(&i))
+            .map(advance)
+            .collect();
         if ops.is_empty() {
             return None;
         }

@@ -33,22 +33,58 @@ pub enum AggFunc {
 
 /// Name, function, and the signature shown in help and in docs/language.md.
 pub const AGGREGATES: &[(&str, AggFunc, &str)] = &[
-    ("count", AggFunc::Count, "count() or count(x): records, or non-null values of x → i64"),
+    (
+        "count",
+        AggFunc::Count,
+        "count() or count(x): records, or non-null values of x → i64",
+    ),
     ("sum", AggFunc::Sum, "sum(x: number) → same number type; nulls skipped"),
-    ("min", AggFunc::Min, "min(x: number | string | timestamp | bool) → same type"),
-    ("max", AggFunc::Max, "max(x: number | string | timestamp | bool) → same type"),
+    (
+        "min",
+        AggFunc::Min,
+        "min(x: number | string | timestamp | bool) → same type",
+    ),
+    (
+        "max",
+        AggFunc::Max,
+        "max(x: number | string | timestamp | bool) → same type",
+    ),
     ("avg", AggFunc::Avg, "avg(x: number) → f64"),
     ("first", AggFunc::First, "first(x) → x of the earliest record (by time)"),
     ("last", AggFunc::Last, "last(x) → x of the latest record (by time)"),
     ("variance", AggFunc::Variance, "variance(x: number) → f64, population"),
-    ("variance_sample", AggFunc::VarianceSample, "variance_sample(x: number) → f64?, n − 1; null below 2 values"),
+    (
+        "variance_sample",
+        AggFunc::VarianceSample,
+        "variance_sample(x: number) → f64?, n − 1; null below 2 values",
+    ),
     ("stddev", AggFunc::Stddev, "stddev(x: number) → f64, population"),
-    ("stddev_sample", AggFunc::StddevSample, "stddev_sample(x: number) → f64?, n − 1; null below 2 values"),
-    ("count_distinct", AggFunc::CountDistinct, "count_distinct(x) → i64, exact"),
-    ("approx_count_distinct", AggFunc::ApproxCountDistinct, "approx_count_distinct(x) → i64, HyperLogLog (±1.6%)"),
-    ("percentile", AggFunc::Percentile, "percentile(x: number, q: 0.0..=1.0 literal) → f64 (±1% relative)"),
+    (
+        "stddev_sample",
+        AggFunc::StddevSample,
+        "stddev_sample(x: number) → f64?, n − 1; null below 2 values",
+    ),
+    (
+        "count_distinct",
+        AggFunc::CountDistinct,
+        "count_distinct(x) → i64, exact",
+    ),
+    (
+        "approx_count_distinct",
+        AggFunc::ApproxCountDistinct,
+        "approx_count_distinct(x) → i64, HyperLogLog (±1.6%)",
+    ),
+    (
+        "percentile",
+        AggFunc::Percentile,
+        "percentile(x: number, q: 0.0..=1.0 literal) → f64 (±1% relative)",
+    ),
     ("median", AggFunc::Median, "median(x: number) → f64 (±1% relative)"),
-    ("collect", AggFunc::Collect, "collect(x) or collect(x, limit) → list of x, the first `limit` (default 100)"),
+    (
+        "collect",
+        AggFunc::Collect,
+        "collect(x) or collect(x, limit) → list of x, the first `limit` (default 100)",
+    ),
 ];
 
 /// Values kept by `collect(x)` when no limit is given.
@@ -170,12 +206,19 @@ fn result_type(
         )]
     };
     let numeric = base.is_numeric();
-    let hashable = matches!(base, Type::String | Type::I64 | Type::U64 | Type::F64 | Type::Bool | Type::Timestamp);
+    let hashable = matches!(
+        base,
+        Type::String | Type::I64 | Type::U64 | Type::F64 | Type::Bool | Type::Timestamp
+    );
     Ok(match func {
-        AggFunc::Count | AggFunc::CountDistinct | AggFunc::ApproxCountDistinct if hashable || func == AggFunc::Count => {
+        AggFunc::Count | AggFunc::CountDistinct | AggFunc::ApproxCountDistinct
+            if hashable || func == AggFunc::Count =>
+        {
             Type::I64
         }
-        AggFunc::CountDistinct | AggFunc::ApproxCountDistinct => return Err(mismatch("a string, number, bool or timestamp")),
+        AggFunc::CountDistinct | AggFunc::ApproxCountDistinct => {
+            return Err(mismatch("a string, number, bool or timestamp"))
+        }
         AggFunc::Sum if numeric => base,
         AggFunc::Min | AggFunc::Max if numeric || matches!(base, Type::String | Type::Timestamp | Type::Bool) => {
             opt(base, optional)

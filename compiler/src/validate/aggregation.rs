@@ -6,15 +6,14 @@ use super::transforms::{expression, field_repr};
 use super::Cx;
 use crate::codegen::ident::type_name;
 use crate::diagnostics::SpecError;
+use crate::expr;
 use crate::expr::aggregates::{check_aggregate, AggFunc, TAggregate};
 use crate::expr::check::parse_problems;
-use crate::expr;
 use crate::ir::{IrAggregation, UPDATE_FIELD, WINDOW_FIELDS};
 use crate::spec::transforms::ExprText;
 use crate::spec::windows::{KeySpec, OnFull};
 use crate::spec::{OnError, OrderedMap};
 use crate::types::{Field, RecordType, TsRepr, Type};
-
 
 /// The parts of a window or table spec that [`aggregation`] checks.
 pub struct AggregationSpec<'a> {
@@ -69,7 +68,10 @@ pub fn aggregation(spec: &AggregationSpec, input: &RecordType, cx: &mut Cx) -> O
             ok = false;
             continue;
         }
-        let ts_repr = e.as_field().and_then(|f| field_repr(input, f)).unwrap_or(TsRepr::Millis);
+        let ts_repr = e
+            .as_field()
+            .and_then(|f| field_repr(input, f))
+            .unwrap_or(TsRepr::Millis);
         fields.push((
             Field {
                 name: field,

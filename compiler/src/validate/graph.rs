@@ -111,12 +111,13 @@ fn inputs(
             resolved.push(Upstream::Operator(i));
         } else if let Some(i) = late_input(spec, input_name) {
             resolved.push(Upstream::Late(i));
-        } else if spec.defines("sources", input_name) || spec.defines_operator(input_name) {
-            resolved.push(Upstream::Unreadable);
-        } else if input_name
-            .strip_suffix(".late")
-            .is_some_and(|w| spec.defines("windows", w))
+        } else if spec.defines("sources", input_name)
+            || spec.defines_operator(input_name)
+            || input_name
+                .strip_suffix(".late")
+                .is_some_and(|w| spec.defines("windows", w))
         {
+            // Defined but unreadable: already reported where it is defined.
             resolved.push(Upstream::Unreadable);
         } else if *input_name == "dead_letter" && is_sink {
             resolved.push(Upstream::DeadLetters);

@@ -21,8 +21,8 @@ use sha2::{Digest, Sha256};
 
 use crate::diagnostics::SpecError;
 use crate::ir::{Ir, IrOperator, IrSetting, IrSink, IrSource, Node};
-use crate::spec::spans::{offset_in_scalar, Span, SpanIndex};
 use crate::spec::duration::parse_millis;
+use crate::spec::spans::{offset_in_scalar, Span, SpanIndex};
 use crate::spec::{self, Spec};
 use graph::Upstream;
 

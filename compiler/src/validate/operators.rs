@@ -31,7 +31,8 @@ pub fn check(spec: &Spec, graph: &Graph, sources: &[Option<IrSource>], cx: &mut 
             OperatorSpec::Table(s) => tables::table(name, s, &input, cx).map(IrOperatorKind::Table),
         };
         let Some(kind) = kind else { continue };
-        if !matches!(kind, IrOperatorKind::Transform(_)) && !one_kind_of_time(name, section, &time_sources, sources, cx) {
+        if !matches!(kind, IrOperatorKind::Transform(_)) && !one_kind_of_time(name, section, &time_sources, sources, cx)
+        {
             continue;
         }
         out[t] = Some(IrOperator {
@@ -52,9 +53,10 @@ fn time_sources(inputs: &[Upstream], operators: &[Option<IrOperator>]) -> Vec<us
         .iter()
         .flat_map(|up| match *up {
             Upstream::Source(i) => vec![i],
-            Upstream::Operator(i) | Upstream::Late(i) => {
-                operators[i].as_ref().map(|o| o.time_sources.clone()).unwrap_or_default()
-            }
+            Upstream::Operator(i) | Upstream::Late(i) => operators[i]
+                .as_ref()
+                .map(|o| o.time_sources.clone())
+                .unwrap_or_default(),
             Upstream::DeadLetters | Upstream::Unreadable => Vec::new(),
         })
         .collect();

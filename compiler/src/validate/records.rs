@@ -87,11 +87,14 @@ pub fn line_record(source: &str) -> Rc<RecordType> {
 
 /// Every record the pipeline uses, nested records first, each once.
 pub fn collect(sources: &[IrSource], operators: &[IrOperator], out: &mut Vec<Rc<RecordType>>) {
-    let used = sources.iter().map(|s| &s.record).chain(operators.iter().filter_map(|o| match &o.kind {
-        IrOperatorKind::Transform(_) if o.output().rust_name == o.input.rust_name => None,
-        IrOperatorKind::Transform(_) => Some(o.output()),
-        IrOperatorKind::Window(_) | IrOperatorKind::Table(_) => Some(o.output()),
-    }));
+    let used = sources
+        .iter()
+        .map(|s| &s.record)
+        .chain(operators.iter().filter_map(|o| match &o.kind {
+            IrOperatorKind::Transform(_) if o.output().rust_name == o.input.rust_name => None,
+            IrOperatorKind::Transform(_) => Some(o.output()),
+            IrOperatorKind::Window(_) | IrOperatorKind::Table(_) => Some(o.output()),
+        }));
     for record in used {
         push(record, out);
     }

@@ -1,8 +1,8 @@
 //! Sinks: input type, format fit and connection settings.
 
 use super::graph::{Graph, Upstream};
-use super::sources::{format, HasFormatOptions};
 use super::operators::input_record;
+use super::sources::{format, HasFormatOptions};
 use super::Cx;
 use crate::diagnostics::SpecError;
 use crate::ir::{IrFormat, IrOperator, IrSink, IrSinkKind, IrSource, SinkInput};

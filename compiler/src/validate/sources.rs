@@ -85,7 +85,12 @@ fn time(name: &str, common: &SourceCommon, record: &RecordType, cx: &mut Cx) -> 
     let mut ty = None;
     for (i, segment) in path.iter().enumerate() {
         let Some(f) = current.field(segment) else {
-            cx.error(SpecError::unknown_expr_field(segment, &current.display, &at, &current.field_names()));
+            cx.error(SpecError::unknown_expr_field(
+                segment,
+                &current.display,
+                &at,
+                &current.field_names(),
+            ));
             return None;
         };
         match (&f.ty, i + 1 == path.len()) {

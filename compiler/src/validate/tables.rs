@@ -20,7 +20,10 @@ pub fn table(name: &str, spec: &TableSpec, input: &RecordType, cx: &mut Cx) -> O
                     "emit",
                     format!("expected `change` or an interval, found `{text}`"),
                     &at,
-                    Some("`emit: change` sends a row on every update; `emit: 10s` sends the changed rows every 10 s".into()),
+                    Some(
+                        "`emit: change` sends a row on every update; `emit: 10s` sends the changed rows every 10 s"
+                            .into(),
+                    ),
                 ));
                 ok = false;
                 None

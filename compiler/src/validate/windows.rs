@@ -28,7 +28,12 @@ pub fn window(name: &str, spec: &WindowSpec, input: &RecordType, late_read: bool
     let kind = match given.as_slice() {
         [] => {
             let at = cx.key(&["windows", name]);
-            cx.error(SpecError::missing_field("tumbling", &format!("window `{name}`"), &at, Some(KINDS_HELP.into())));
+            cx.error(SpecError::missing_field(
+                "tumbling",
+                &format!("window `{name}`"),
+                &at,
+                Some(KINDS_HELP.into()),
+            ));
             None
         }
         [_, second, ..] => {

@@ -176,7 +176,11 @@ mod tests {
         assert_eq!(c.watermark(&[0, 1]), Some(18_000));
         assert_eq!(c.watermark(&[0]), Some(48_000), "an operator fed by input 0 only");
         c.polled(1, Poll::Finished);
-        assert_eq!(c.watermark(&[0, 1]), Some(48_000), "a finished input holds nothing back");
+        assert_eq!(
+            c.watermark(&[0, 1]),
+            Some(48_000),
+            "a finished input holds nothing back"
+        );
         c.polled(0, Poll::Finished);
         assert_eq!(c.watermark(&[0, 1]), Some(i64::MAX));
     }

@@ -17,6 +17,11 @@ use std::hash::Hash;
 use std::mem::size_of;
 
 /// Windows by `(end, start)`, each with the accumulators of its keys.
+/// A fired window's accumulators, sorted by key, not yet turned into results.
+type FiredWindow<A> = (
+    Window,
+    std::vec::IntoIter<(<A as Aggregation>::Key, <A as Aggregation>::Acc)>,
+);
 type Bins<A> = BTreeMap<(i64, i64), HashMap<<A as Aggregation>::Key, <A as Aggregation>::Acc>>;
 
 /// Approximate bytes of a B-tree slot beyond its key and value.
@@ -53,7 +58,7 @@ pub struct FixedWindows<A: Aggregation> {
     out: Vec<(A::Output, i64)>,
     /// Fired windows that are not kept (no lateness), their keys sorted, waiting to be
     /// turned into results chunk by chunk (see `drain_emitted`).
-    fired: VecDeque<(Window, std::vec::IntoIter<(A::Key, A::Acc)>)>,
+    fired: VecDeque<FiredWindow<A>>,
     evicted: u64,
 }
 

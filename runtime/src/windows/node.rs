@@ -154,7 +154,8 @@ impl<A: Aggregation, O: KeyedOperator<A>> Stateful<A, O> {
             return;
         }
         self.last_sample = Some(now);
-        self.counters.emit(InternalEvent::Received(std::mem::take(&mut self.received)));
+        self.counters
+            .emit(InternalEvent::Received(std::mem::take(&mut self.received)));
         let size = self.op.state_size();
         self.counters.emit(InternalEvent::State {
             entries: size.entries as u64,

@@ -35,8 +35,7 @@ pub struct WatermarkSpec {
 
 impl SourceCommon {
     /// The keys of [`SourceCommon`], split off before the type-specific part is read.
-    pub const KEYS: &'static [&'static str] =
-        &["format", "schema", "on_error", "delimiter", "event_time", "watermark"];
+    pub const KEYS: &'static [&'static str] = &["format", "schema", "on_error", "delimiter", "event_time", "watermark"];
 }
 
 /// A source: its type-specific settings plus the common options.
