@@ -8,6 +8,10 @@ use crate::spec::windows::LatePolicy;
 use crate::spec::WindowSpec;
 use crate::types::RecordType;
 
+/// A hopping window adds each record to `size / slide` windows; past this, the work per
+/// record is better done another way.
+const MAX_WINDOWS_PER_RECORD: i64 = 1000;
+
 const KINDS_HELP: &str =
     "give one of `tumbling: 10s`, `hopping: { size: 10s, slide: 5s }`, `session: { gap: 30s }` or `count: 100`";
 
@@ -158,6 +162,19 @@ fn window_kind(name: &str, spec: &WindowSpec, cx: &mut Cx) -> Option<IrWindowKin
                 format!("a slide longer than the size ({} ms) would skip records", size),
                 &at,
                 Some("hopping windows overlap: `size: 10s, slide: 5s` puts each record in two windows".into()),
+            ));
+            return None;
+        }
+        if size / slide > MAX_WINDOWS_PER_RECORD {
+            let at = cx.value(&["windows", name, "hopping", "slide"]);
+            cx.error(SpecError::invalid_value(
+                "slide",
+                format!(
+                    "each record would be added to {} windows (at most {MAX_WINDOWS_PER_RECORD})",
+                    size / slide
+                ),
+                &at,
+                Some("slide by a larger step, or aggregate a tumbling window of `slide` in a second window".into()),
             ));
             return None;
         }
