@@ -803,3 +803,38 @@ fn aggregates_over_a_global_window_match_a_batch_computation() {
         &[("approx_users", 0.065), ("mid", 0.01), ("p90", 0.01)],
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Output names
+
+/// A table, or a window without `allowed_lateness`, adds no `update` field of its own,
+/// so an aggregate may take that name (once generated code initialised it twice).
+#[test]
+fn update_is_an_ordinary_aggregate_name_where_nothing_else_uses_it() {
+    let dir = workdir("field_names");
+    let path = dir.join("clicks.jsonl");
+    let clicks = [("a", T0), ("b", T0 + 1_000), ("a", T0 + 70_000)];
+    write_jsonl(&path, clicks.iter().map(|(u, t)| json!({"user": u, "ts": t})));
+    let (table, window) = (dir.join("table.jsonl"), dir.join("window.jsonl"));
+    run_ok(
+        &build("tests/pipelines/win_field_names.yaml"),
+        &[("CLICKS_PATH", &path), ("TABLE_PATH", &table), ("WINDOW_PATH", &window)],
+        &[],
+    );
+    assert_eq!(
+        read_jsonl(&table),
+        vec![
+            json!({"user": "a", "update": 1, "window_start": T0}),
+            json!({"user": "b", "update": 1, "window_start": T0 + 1_000}),
+            json!({"user": "a", "update": 2, "window_start": T0}),
+        ]
+    );
+    let minute = |t: i64| t - t.rem_euclid(60_000);
+    assert_eq!(
+        read_jsonl(&window),
+        vec![
+            json!({"window_start": minute(T0), "window_end": minute(T0) + 60_000, "update": 2}),
+            json!({"window_start": minute(T0 + 70_000), "window_end": minute(T0 + 70_000) + 60_000, "update": 1}),
+        ]
+    );
+}

@@ -165,7 +165,12 @@ pub const UPDATE_FIELD: &str = "update";
 pub struct IrAggregation {
     /// One expression per key field; empty for a global window.
     pub key: Vec<TExpr>,
-    pub aggregates: Vec<TAggregate>,
+    /// Output field name and aggregate, in spec order.
+    pub aggregates: Vec<(String, TAggregate)>,
+    /// The output has `window_start` and `window_end` after the keys (windows).
+    pub window_bounds: bool,
+    /// The output ends with `update` (windows with `allowed_lateness`).
+    pub update_field: bool,
     /// Keys, then (windows) `window_start`, `window_end`, then aggregates, then
     /// (with `allowed_lateness`) `update`.
     pub output: Rc<RecordType>,

@@ -8,11 +8,11 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
-use super::expr::{ExprGen, Repr};
+use super::expr::ExprGen;
 use super::ident::{ident, type_ident};
 use super::records::rust_type;
 use crate::expr::aggregates::{AggFunc, TAggregate};
-use crate::expr::TKind;
+use crate::expr::{TExpr, TKind};
 use crate::ir::{IrAggregation, IrOperator, IrOperatorKind, IrWindowKind};
 use crate::spec::windows::OnFull;
 use crate::spec::OnError;
@@ -54,17 +54,20 @@ pub fn key_arg(op: &IrOperator, exprs: &mut ExprGen) -> (TokenStream, TokenStrea
     let key_fn = &n.key_fn;
     match a.key.as_slice() {
         [] => (quote!(&()), TokenStream::new()),
-        [one] if matches!(one.kind, TKind::Field(_)) => {
-            let (code, repr) = exprs.emit(one);
-            match (&one.ty, repr) {
-                (Type::String, Repr::Borrowed) => (code, TokenStream::new()),
-                (Type::Optional(inner), _) if **inner == Type::String => {
-                    let TKind::Field(path) = &one.kind else { unreachable!() };
-                    let idents = path.iter().map(|p| ident(p));
-                    (quote!(&rec #(.#idents)*), TokenStream::new())
-                }
-                _ => (quote!(&#code), TokenStream::new()),
-            }
+        [TExpr {
+            kind: TKind::Field(path),
+            ty,
+            ..
+        }] => {
+            // A plain field is looked up in place: `&str` for a `String` key, else `&field`.
+            let idents = path.iter().map(|p| ident(p));
+            let access = quote!(rec #(.#idents)*);
+            let key = if *ty == Type::String {
+                quote!(#access.as_str())
+            } else {
+                quote!(&#access)
+            };
+            (key, TokenStream::new())
         }
         many => {
             let key_ty = key_type(a);
@@ -86,12 +89,17 @@ pub fn key_arg(op: &IrOperator, exprs: &mut ExprGen) -> (TokenStream, TokenStrea
     }
 }
 
-/// The runtime aggregator type of one aggregate.
-fn aggregator_type(agg: &TAggregate) -> TokenStream {
-    let base = agg.arg.as_ref().map(|a| match &a.ty {
+/// The type of the (non-null) values an aggregate is given; `None` for `count()`.
+fn value_type(agg: &TAggregate) -> Option<Type> {
+    agg.arg.as_ref().map(|a| match &a.ty {
         Type::Optional(inner) => (**inner).clone(),
         other => other.clone(),
-    });
+    })
+}
+
+/// The runtime aggregator type of one aggregate.
+fn aggregator_type(agg: &TAggregate) -> TokenStream {
+    let base = value_type(agg);
     let value_ty = || base.as_ref().map(rust_type).unwrap_or_else(|| quote!(()));
     let hashed_ty = || match &base {
         Some(Type::F64) => quote!(u64),
@@ -162,11 +170,7 @@ fn aggregator_new(agg: &TAggregate) -> TokenStream {
 
 /// How a (non-null) value `v` is handed to the aggregator's `add`.
 fn add_value(agg: &TAggregate, v: TokenStream) -> TokenStream {
-    let base = agg.arg.as_ref().map(|a| match &a.ty {
-        Type::Optional(inner) => (**inner).clone(),
-        other => other.clone(),
-    });
-    match (agg.func, base) {
+    match (agg.func, value_type(agg)) {
         (AggFunc::Count, _) => quote!(()),
         (
             AggFunc::Avg
@@ -192,28 +196,21 @@ pub fn items(op: &IrOperator, exprs: &mut ExprGen) -> TokenStream {
     let output = type_ident(&a.output.rust_name);
     let key_ty = key_type(a);
     let component = op.component();
-    let agg_fields: Vec<_> = a
-        .output
-        .fields
-        .iter()
-        .skip(a.key.len() + usize::from(matches!(op.kind, IrOperatorKind::Window(_))) * 2)
-        .zip(&a.aggregates)
-        .collect();
-    let acc_fields = agg_fields.iter().map(|(f, agg)| {
-        let name = ident(&f.name);
+    let acc_fields = a.aggregates.iter().map(|(field, agg)| {
+        let name = ident(field);
         let ty = aggregator_type(agg);
         quote!(#name: #ty,)
     });
-    let inits = agg_fields.iter().map(|(f, agg)| {
-        let name = ident(&f.name);
+    let inits = a.aggregates.iter().map(|(field, agg)| {
+        let name = ident(field);
         let init = aggregator_new(agg);
         quote!(#name: #init,)
     });
     // Evaluate every argument first, so an expression error leaves the accumulator untouched.
     let mut evals = Vec::new();
     let mut adds = Vec::new();
-    for (i, (f, agg)) in agg_fields.iter().enumerate() {
-        let name = ident(&f.name);
+    for (i, (field, agg)) in a.aggregates.iter().enumerate() {
+        let name = ident(field);
         let v = format_ident!("v{}", i);
         match &agg.arg {
             None => adds.push(quote!(acc.#name.add((), t)?;)),
@@ -235,12 +232,12 @@ pub fn items(op: &IrOperator, exprs: &mut ExprGen) -> TokenStream {
             }
         }
     }
-    let merges = agg_fields.iter().map(|(f, _)| {
-        let name = ident(&f.name);
+    let merges = a.aggregates.iter().map(|(field, _)| {
+        let name = ident(field);
         quote!(acc.#name.merge(other.#name)?;)
     });
-    let heap = agg_fields.iter().map(|(f, _)| {
-        let name = ident(&f.name);
+    let heap = a.aggregates.iter().map(|(field, _)| {
+        let name = ident(field);
         quote!(+ acc.#name.heap_bytes())
     });
     let key_values: Vec<TokenStream> = match a.key.len() {
@@ -258,35 +255,21 @@ pub fn items(op: &IrOperator, exprs: &mut ExprGen) -> TokenStream {
         let name = ident(&f.name);
         out_fields.push(quote!(#name: #value,));
     }
-    if matches!(op.kind, IrOperatorKind::Window(_)) {
+    if a.window_bounds {
         out_fields.push(quote!(window_start: window.start, window_end: window.end,));
     }
-    for (f, agg) in &agg_fields {
-        let name = ident(&f.name);
-        let nullable_result = matches!(
-            agg.func,
-            AggFunc::Min
-                | AggFunc::Max
-                | AggFunc::First
-                | AggFunc::Last
-                | AggFunc::Avg
-                | AggFunc::Variance
-                | AggFunc::VarianceSample
-                | AggFunc::Stddev
-                | AggFunc::StddevSample
-                | AggFunc::Percentile
-                | AggFunc::Median
-        );
+    for (field, agg) in &a.aggregates {
+        let name = ident(field);
         // A window or table only exists once a record reached it, so a non-optional
         // argument always gave a value; the default is never used.
-        let value = if nullable_result && !f.ty.is_optional() {
+        let value = if agg.func.result_is_option() && !agg.ty.is_optional() {
             quote!(acc.#name.result().unwrap_or_default())
         } else {
             quote!(acc.#name.result())
         };
         out_fields.push(quote!(#name: #value,));
     }
-    if a.output.field(crate::ir::UPDATE_FIELD).is_some() {
+    if a.update_field {
         out_fields.push(quote!(update,));
     }
     let doc_acc = format!(" Running aggregates of `{component}`, one per output field.");

@@ -105,6 +105,14 @@ pub struct TAggregate {
 }
 
 impl AggFunc {
+    /// The runtime aggregator's result is an `Option` (empty until a value arrives).
+    pub fn result_is_option(self) -> bool {
+        !matches!(
+            self,
+            AggFunc::Count | AggFunc::Sum | AggFunc::CountDistinct | AggFunc::ApproxCountDistinct | AggFunc::Collect
+        )
+    }
+
     pub fn name(self) -> &'static str {
         AGGREGATES
             .iter()

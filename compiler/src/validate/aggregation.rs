@@ -135,7 +135,7 @@ pub fn aggregation(spec: &AggregationSpec, input: &RecordType, cx: &mut Cx) -> O
                     },
                     path.iter().map(|s| s.to_string()).collect(),
                 ));
-                aggregates.push(agg);
+                aggregates.push((field.clone(), agg));
             }
         }
     }
@@ -181,6 +181,8 @@ pub fn aggregation(spec: &AggregationSpec, input: &RecordType, cx: &mut Cx) -> O
     Some(IrAggregation {
         key,
         aggregates,
+        window_bounds: spec.window_bounds,
+        update_field: spec.update_field,
         output: Rc::new(output),
         max_keys: spec.max_keys,
         on_full: spec.on_full.unwrap_or(OnFull::DeadLetter),
