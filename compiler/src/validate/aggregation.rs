@@ -256,19 +256,15 @@ fn unique_fields(fields: &[(Field, Vec<String>)], spec: &AggregationSpec, cx: &m
             continue;
         };
         ok = false;
-        let located = |p: &Vec<String>| -> Vec<String> {
-            if p.is_empty() {
-                vec![spec.section.to_string(), spec.name.to_string()]
-            } else {
-                p.clone()
-            }
+        // Report at the one written in the spec (the later one when both are): the
+        // fields a window adds itself have no path, and never clash with each other.
+        let (written, added_by_window) = if path.is_empty() {
+            (first_path, true)
+        } else {
+            (path, first_path.is_empty())
         };
-        let (first, second) = (located(first_path), located(path));
-        let first_span = cx.key(&first.iter().map(String::as_str).collect::<Vec<_>>());
-        let second_span = cx.key(&second.iter().map(String::as_str).collect::<Vec<_>>());
-        if path.is_empty() || first_path.is_empty() {
-            // One of them is added by the window itself.
-            let at = if path.is_empty() { first_span } else { second_span };
+        let at = cx.key(&written.iter().map(String::as_str).collect::<Vec<_>>());
+        if added_by_window {
             cx.error(SpecError::invalid_value(
                 field.name.clone(),
                 format!("`{}` is a field the {} adds to its output", field.name, spec.section.trim_end_matches('s')),
@@ -279,11 +275,10 @@ fn unique_fields(fields: &[(Field, Vec<String>)], spec: &AggregationSpec, cx: &m
                 )),
             ));
         } else {
-            let _ = first_span;
             cx.error(SpecError::invalid_value(
                 field.name.clone(),
                 format!("the output already has a field `{}`", field.name),
-                &second_span,
+                &at,
                 Some("keys and aggregates become the fields of one output record: give each its own name".into()),
             ));
         }
