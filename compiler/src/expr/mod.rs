@@ -98,3 +98,23 @@ pub enum ExprProblem {
     Syntax { message: String, span: ExprSpan },
     Unsupported { what: String, help: String, span: ExprSpan },
 }
+
+/// The names in the first column of the table under `heading` in docs/language.md,
+/// sorted: the function and aggregate tables are checked against the code with it.
+#[cfg(test)]
+pub(crate) fn documented_names(heading: &str) -> Vec<String> {
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/language.md")).unwrap();
+    let section = docs
+        .split(heading)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no `{heading}` section"));
+    let section = section.split("\n## ").next().unwrap_or_default();
+    let mut names: Vec<String> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names
+}
