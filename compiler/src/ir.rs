@@ -81,6 +81,15 @@ pub enum IrSourceKind {
         seed: u64,
         fields: Vec<GenField>,
     },
+    Kafka {
+        properties: Vec<(String, PropertyValue)>,
+        /// Names, or regular expressions starting with `^`.
+        topics: Vec<String>,
+        /// Header names the metadata fields read, in `MetaKind::Header` order.
+        headers: Vec<String>,
+        /// Metadata field name and what it receives.
+        metadata: Vec<(String, MetaKind)>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -230,7 +239,39 @@ pub enum SinkInput {
 #[derive(Debug, Clone)]
 pub enum IrSinkKind {
     Stdout,
-    File { path_key: String, append: bool },
+    File {
+        path_key: String,
+        append: bool,
+    },
+    Kafka {
+        properties: Vec<(String, PropertyValue)>,
+        /// The topic of records that do not name one (empty when `topic_expr` is set).
+        topic: String,
+        topic_expr: Option<TExpr>,
+        /// A string or optional-string expression.
+        key: Option<TExpr>,
+        /// Header name and value (string or optional string).
+        headers: Vec<(String, TExpr)>,
+    },
+}
+
+/// A librdkafka property value: fixed in the spec, or a setting resolved at start.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PropertyValue {
+    Fixed(String),
+    Setting(String),
+}
+
+/// Which piece of a Kafka message's metadata a field receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaKind {
+    Key,
+    Topic,
+    Partition,
+    Offset,
+    Timestamp,
+    /// The value of the source's `n`th wanted header.
+    Header(usize),
 }
 
 /// How the generator source fills one field (mirrors the runtime's `GenKind`).

@@ -66,6 +66,8 @@ pub struct Field {
     pub ty: Type,
     /// How the field is encoded when it holds a timestamp.
     pub ts_repr: TsRepr,
+    /// Filled from the message's metadata (Kafka key, partition, ..), not decoded.
+    pub from_metadata: bool,
 }
 
 /// A record type: one generated struct.

@@ -10,11 +10,12 @@
 //! milliseconds; other representations use `#[serde(with = "rill_runtime::codegen::ts_rfc3339")]`
 //! (or `ts_seconds`, and `opt_ts_*` together with `#[serde(default)]` for `Option<i64>`).
 
+pub use crate::acks::Acks;
 pub use crate::aggregates::{
     Aggregator, ApproxCountDistinct, Avg, Collect, Count, CountDistinct, First, Last, Max, MaxF64, Min, MinF64,
     Percentile, Stddev, StddevSample, Sum, Variance, VarianceSample,
 };
-pub use crate::batch::RawBatch;
+pub use crate::batch::{MetaView, RawBatch};
 pub use crate::dead_letter::DeadLetters;
 pub use crate::driver::{run, Context, Pipeline, PipelineInfo, Step};
 pub use crate::errors::{DecodeError, EvalError, RecordError, RunError, StartError};
@@ -24,6 +25,8 @@ pub use crate::formats::{
     LineRecord, LinesDecoder, LinesEncoder, ToCsvField,
 };
 pub use crate::internal_events::Events;
+#[cfg(feature = "kafka")]
+pub use crate::kafka::{KafkaOutput, KafkaSource, Message as KafkaMessage};
 pub use crate::settings::{SettingDef, Settings};
 pub use crate::sinks::{FileSink, Output, Outputs, RawSink, StdoutSink};
 pub use crate::sources::{

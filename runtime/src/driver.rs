@@ -5,6 +5,7 @@
 //! poll loop, closing, the exit summary and the exit code (0 ok, 1 run failure, 2 bad
 //! command line or configuration).
 
+use crate::acks::Acks;
 use crate::cli::{self, Command};
 use crate::errors::{RunError, StartError};
 use crate::internal_events::Events;
@@ -73,6 +74,8 @@ pub struct Context {
     /// Maximum records per source poll.
     pub batch_size: usize,
     pub events: Events,
+    /// What sinks have accepted, for sources that commit positions (Kafka).
+    pub acks: Acks,
 }
 
 impl Context {
@@ -81,6 +84,7 @@ impl Context {
             settings,
             batch_size: batch_size.max(1),
             events: Events::new(),
+            acks: Acks::new(),
         }
     }
 }

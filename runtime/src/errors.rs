@@ -29,6 +29,8 @@ pub enum EvalError {
     NoEventTime { field: &'static str },
     /// A window or table holds `max_keys` entries and its policy is to reject new ones.
     StateFull { max_keys: usize },
+    /// A sink refused the record outright (a Kafka message too large, say).
+    Refused { reason: String },
 }
 
 impl fmt::Display for EvalError {
@@ -52,6 +54,7 @@ impl fmt::Display for EvalError {
             EvalError::StateFull { max_keys } => {
                 write!(f, "state is full (max_keys {max_keys}, on_full: dead_letter)")
             }
+            EvalError::Refused { reason } => write!(f, "refused: {reason}"),
         }
     }
 }

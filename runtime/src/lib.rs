@@ -9,6 +9,7 @@
 //! Principles: a bad record is a value (a dead letter), never a crash; records move in
 //! reused batches; dynamic dispatch happens per batch, never per record.
 
+pub mod acks;
 pub mod aggregates;
 pub mod batch;
 pub mod cli;
@@ -19,6 +20,8 @@ pub mod errors;
 pub mod fns;
 pub mod formats;
 pub mod internal_events;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod log;
 pub mod settings;
 pub mod shutdown;

@@ -7,6 +7,7 @@
 mod aggregation;
 mod expr;
 pub mod ident;
+mod kafka;
 mod pipeline;
 mod records;
 mod sinks;

@@ -7,8 +7,10 @@ use quote::{format_ident, quote};
 
 use super::expr::ExprGen;
 use super::ident::{prefixed, type_ident};
-use super::{aggregation, records, sinks, sources};
-use crate::ir::{Ir, IrFormat, IrOperator, IrOperatorKind, IrSource, IrTime, IrTransform, Node, SinkInput};
+use super::{aggregation, kafka, records, sinks, sources};
+use crate::ir::{
+    Ir, IrFormat, IrOperator, IrOperatorKind, IrSinkKind, IrSource, IrSourceKind, IrTime, IrTransform, Node, SinkInput,
+};
 use crate::types::RecordType;
 
 pub fn file(ir: &Ir) -> TokenStream {
@@ -32,6 +34,8 @@ pub fn file(ir: &Ir) -> TokenStream {
         })
         .collect();
     let advance_fns = advance_fns(ir);
+    let attach_fns = ir.sources.iter().filter_map(kafka::attach_fn);
+    let send_fns: Vec<TokenStream> = ir.sinks.iter().filter_map(|s| kafka::send_fns(s, &mut exprs)).collect();
     let regexes = exprs.regexes.iter().enumerate().map(|(i, pattern)| {
         let name = format_ident!("RE_{}", i);
         quote!(static #name: LazyRegex = LazyRegex::new(#pattern);)
@@ -47,8 +51,10 @@ pub fn file(ir: &Ir) -> TokenStream {
         #(#format_impls)*
         #(#generator_statics)*
         #(#regexes)*
+        #(#attach_fns)*
         #(#source_flows)*
         #(#operator_fns)*
+        #(#send_fns)*
         #advance_fns
         #nodes_struct
         #job
@@ -108,12 +114,23 @@ fn forward(outputs: &[Node], ir: &Ir) -> Vec<TokenStream> {
                 let f = prefixed("flow_", &ir.operators[*t].name);
                 quote!(#f(rec, t, out)?;)
             }
+            Node::Sink(s) if is_kafka(&ir.sinks[*s].kind) => kafka::send_call(&ir.sinks[*s]),
             Node::Sink(s) => {
                 let field = prefixed("sink_", &ir.sinks[*s].name);
                 quote!(out.#field.send(rec)?;)
             }
         })
         .collect()
+}
+
+fn is_kafka(sink: &IrSinkKind) -> bool {
+    matches!(sink, IrSinkKind::Kafka { .. })
+}
+
+/// True when a source commits positions (Kafka): the pipeline then tracks
+/// acknowledgements and commits after steps.
+fn commits(ir: &Ir) -> bool {
+    ir.sources.iter().any(|s| matches!(s.kind, IrSourceKind::Kafka { .. }))
 }
 
 /// Windows and tables, in topological order.
@@ -395,8 +412,13 @@ fn nodes_struct(ir: &Ir) -> TokenStream {
         .filter(|s| matches!(s.input, SinkInput::Records(_)))
         .map(|s| {
             let name = prefixed("sink_", &s.name);
-            quote!(self.#name.flush()?;)
+            if is_kafka(&s.kind) {
+                quote!(self.#name.flush(&mut self.dead_letters)?;)
+            } else {
+                quote!(self.#name.flush()?;)
+            }
         });
+    let acks = commits(ir).then(|| quote!(acks: Acks,));
     quote! {
         /// Everything records flow into: outputs, windows and tables, the sources'
         /// clocks, and the dead letters.
@@ -405,6 +427,7 @@ fn nodes_struct(ir: &Ir) -> TokenStream {
             #(#state_fields)*
             clocks: Clocks,
             dead_letters: DeadLetters,
+            #acks
         }
 
         impl Outputs for Nodes {
@@ -458,6 +481,60 @@ fn job(ir: &Ir) -> TokenStream {
     } else {
         (quote!(self.nodes.clocks.tick();), TokenStream::new())
     };
+    let kafka_sinks: Vec<proc_macro2::Ident> = ir
+        .sinks
+        .iter()
+        .filter(|s| is_kafka(&s.kind))
+        .map(|s| prefixed("sink_", &s.name))
+        .collect();
+    let committing: Vec<proc_macro2::Ident> = ir
+        .sources
+        .iter()
+        .filter(|s| matches!(s.kind, IrSourceKind::Kafka { .. }))
+        .map(|s| prefixed("source_", &s.name))
+        .collect();
+    // Delivery reports arrive between batches too: serve them every step.
+    let deliveries = (!kafka_sinks.is_empty()).then(|| {
+        quote! {
+            #(self.nodes.#kafka_sinks.flush(&mut self.nodes.dead_letters)?;)*
+            self.nodes.dead_letters.flush()?;
+        }
+    });
+    let pending: Vec<TokenStream> = stateful(ir)
+        .map(|op| {
+            let field = node_field(op);
+            quote!(self.nodes.#field.pending_epoch())
+        })
+        .collect();
+    let held = if pending.is_empty() {
+        quote!(None)
+    } else {
+        quote!([#(#pending),*].into_iter().flatten().min())
+    };
+    let commit = commits(ir).then(|| {
+        quote! {
+            if self.nodes.acks.due(false) {
+                let held = #held;
+                self.nodes.acks.end_step(held);
+                #(self.#committing.commit()?;)*
+            }
+        }
+    });
+    let close_kafka = (!kafka_sinks.is_empty()).then(|| {
+        quote! {
+            // Wait for messages in flight; failed ones become dead letters.
+            #(self.nodes.#kafka_sinks.close(&mut self.nodes.dead_letters)?;)*
+            self.nodes.dead_letters.flush()?;
+        }
+    });
+    let final_commit = commits(ir).then(|| {
+        quote! {
+            // Everything fired and was accepted: commit all of it.
+            self.nodes.acks.end_step(None);
+            #(self.#committing.close()?;)*
+        }
+    });
+    let acks_init = commits(ir).then(|| quote!(acks: ctx.acks.clone(),));
     let closes = stateful(ir).map(|op| {
         let field = node_field(op);
         let emit = prefixed("emit_", &op.name);
@@ -525,12 +602,17 @@ fn job(ir: &Ir) -> TokenStream {
                 // Each poll flushes the outputs it wrote to.
                 #(#polls)*
                 #advance
+                #deliveries
+                #commit
                 Ok(step)
             }
             fn close(&mut self) -> Result<(), RunError> {
                 // Open windows fire, upstream first, so downstream ones see their results.
                 #(#closes)*
-                self.nodes.flush()
+                self.nodes.flush()?;
+                #close_kafka
+                #final_commit
+                Ok(())
             }
         }
 
@@ -541,6 +623,7 @@ fn job(ir: &Ir) -> TokenStream {
                     #(#state_inits)*
                     clocks: Clocks::new(&[#(#time_modes),*]),
                     dead_letters: #dead_letters,
+                    #acks_init
                 };
                 Ok(Job {
                     #(#source_inits)*

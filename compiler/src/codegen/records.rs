@@ -62,7 +62,8 @@ fn field(f: &Field) -> TokenStream {
         }
         _ => quote!(),
     };
-    quote! { #rename #with pub #name: #ty, }
+    let skip = f.from_metadata.then(|| quote!(#[serde(skip_deserializing)]));
+    quote! { #rename #with #skip pub #name: #ty, }
 }
 
 fn repr_tokens(repr: TsRepr) -> TokenStream {
@@ -112,10 +113,14 @@ pub fn csv_impl(record: &RecordType) -> TokenStream {
 pub fn line_impl(record: &RecordType) -> TokenStream {
     let name = type_ident(&record.rust_name);
     let field = ident(&record.fields[0].name);
+    let metadata = record.fields[1..].iter().map(|f| {
+        let name = ident(&f.name);
+        quote!(#name: Default::default(),)
+    });
     quote! {
         impl LineRecord for #name {
             fn from_line(line: &str) -> Self {
-                Self { #field: line.to_string() }
+                Self { #field: line.to_string(), #(#metadata)* }
             }
             fn line(&self) -> &str {
                 &self.#field

@@ -12,31 +12,40 @@ pub fn output_type(s: &IrSink) -> Option<TokenStream> {
         return None;
     };
     let record = type_ident(&record.rust_name);
-    Some(match s.format {
-        IrFormat::Json => quote!(Output<JsonEncoder<#record>>),
-        IrFormat::Csv { .. } => quote!(Output<CsvEncoder<#record>>),
-        IrFormat::Lines => quote!(Output<LinesEncoder<#record>>),
+    let encoder = match s.format {
+        IrFormat::Json => quote!(JsonEncoder<#record>),
+        IrFormat::Csv { .. } => quote!(CsvEncoder<#record>),
+        IrFormat::Lines => quote!(LinesEncoder<#record>),
+    };
+    Some(match s.kind {
+        IrSinkKind::Kafka { .. } => quote!(KafkaOutput<#encoder>),
+        IrSinkKind::Stdout | IrSinkKind::File { .. } => quote!(Output<#encoder>),
     })
 }
 
-/// The raw sink, boxed.
+/// The raw sink, boxed (not for Kafka, whose output is not a byte stream).
 pub fn raw_sink(s: &IrSink) -> TokenStream {
     match &s.kind {
         IrSinkKind::Stdout => quote!(Box::new(StdoutSink::new())),
         IrSinkKind::File { path_key, append } => {
             quote!(Box::new(FileSink::create(&ctx.settings.str(#path_key)?, #append)?))
         }
+        IrSinkKind::Kafka { .. } => unreachable!("validation sends no dead letters to Kafka"),
     }
 }
 
 /// `Output::new(..)` for a record sink.
 pub fn construct(s: &IrSink) -> TokenStream {
     let component = format!("sinks.{}", s.name);
-    let raw = raw_sink(s);
     let encoder = match s.format {
         IrFormat::Json => quote!(JsonEncoder::new()),
         IrFormat::Csv { delimiter, header } => quote!(CsvEncoder::new(#delimiter, #header)),
         IrFormat::Lines => quote!(LinesEncoder::new()),
     };
+    if let IrSinkKind::Kafka { properties, topic, .. } = &s.kind {
+        let properties = super::kafka::properties(properties);
+        return quote!(KafkaOutput::new(#component, #properties, #topic, #encoder, ctx)?);
+    }
+    let raw = raw_sink(s);
     quote!(Output::new(#component, #raw, #encoder, ctx))
 }

@@ -26,6 +26,7 @@ pub fn construct(s: &IrSource) -> TokenStream {
             quote!(FileSource::open(&ctx.settings.str(#path_key)?, #follow)?)
         }
         IrSourceKind::Stdin => quote!(StdinSource::new()),
+        IrSourceKind::Kafka { .. } => super::kafka::raw_source(s).unwrap_or_default(),
         IrSourceKind::Generator {
             count_key,
             rate_key,
@@ -46,7 +47,11 @@ pub fn construct(s: &IrSource) -> TokenStream {
         OnError::Drop => quote!(OnError::Drop),
         OnError::Fail => quote!(OnError::Fail),
     };
-    quote!(Source::new(#component, Box::new(#raw), #decoder, #on_error, ctx))
+    let source = quote!(Source::new(#component, Box::new(#raw), #decoder, #on_error, ctx));
+    match super::kafka::attach_name(s) {
+        Some(attach) => quote!(#source.with_metadata(#attach)),
+        None => source,
+    }
 }
 
 fn generator_fields_ident(source: &str) -> proc_macro2::Ident {

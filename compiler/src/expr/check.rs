@@ -422,6 +422,7 @@ mod tests {
             name: name.into(),
             ty,
             ts_repr: TsRepr::Millis,
+            from_metadata: false,
         };
         RecordType {
             rust_name: "Reading".into(),

@@ -5,6 +5,7 @@
 //! the YAML node it is about (found through the [`spans::SpanIndex`]).
 
 pub mod duration;
+pub mod kafka;
 pub mod loader;
 pub mod schema;
 pub mod sinks;

@@ -77,6 +77,7 @@ pub fn aggregation(spec: &AggregationSpec, input: &RecordType, cx: &mut Cx) -> O
                 name: field,
                 ty: e.ty.clone(),
                 ts_repr,
+                from_metadata: false,
             },
             path.clone(),
         ));
@@ -89,6 +90,7 @@ pub fn aggregation(spec: &AggregationSpec, input: &RecordType, cx: &mut Cx) -> O
                     name: bound.to_string(),
                     ty: Type::Timestamp,
                     ts_repr: TsRepr::Millis,
+                    from_metadata: false,
                 },
                 Vec::new(),
             ));
@@ -132,6 +134,7 @@ pub fn aggregation(spec: &AggregationSpec, input: &RecordType, cx: &mut Cx) -> O
                         name: field.clone(),
                         ty: agg.ty.clone(),
                         ts_repr,
+                        from_metadata: false,
                     },
                     path.iter().map(|s| s.to_string()).collect(),
                 ));
@@ -145,6 +148,7 @@ pub fn aggregation(spec: &AggregationSpec, input: &RecordType, cx: &mut Cx) -> O
                 name: UPDATE_FIELD.into(),
                 ty: Type::Bool,
                 ts_repr: TsRepr::Millis,
+                from_metadata: false,
             },
             Vec::new(),
         ));

@@ -6,6 +6,7 @@
 
 mod aggregation;
 mod graph;
+mod kafka;
 mod names;
 mod operators;
 mod records;

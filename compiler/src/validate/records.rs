@@ -39,6 +39,7 @@ fn record(rust_name: &str, display: &str, schema: &SchemaSpec) -> Rc<RecordType>
                     name: name.clone(),
                     ty,
                     ts_repr,
+                    from_metadata: false,
                 }
             }
             FieldSpec::Object(nested) => {
@@ -48,6 +49,7 @@ fn record(rust_name: &str, display: &str, schema: &SchemaSpec) -> Rc<RecordType>
                     name: name.clone(),
                     ty: Type::Record(nested),
                     ts_repr: TsRepr::Millis,
+                    from_metadata: false,
                 }
             }
         })
@@ -81,6 +83,7 @@ pub fn line_record(source: &str) -> Rc<RecordType> {
             name: "line".into(),
             ty: Type::String,
             ts_repr: TsRepr::Millis,
+            from_metadata: false,
         }],
     })
 }

@@ -3,7 +3,7 @@
 use super::graph::{Graph, Upstream};
 use super::operators::input_record;
 use super::sources::{format, HasFormatOptions};
-use super::Cx;
+use super::{kafka, Cx};
 use crate::diagnostics::SpecError;
 use crate::ir::{IrFormat, IrOperator, IrSink, IrSinkKind, IrSource, SinkInput};
 use crate::spec::sinks::SinkCommon;
@@ -87,6 +87,32 @@ pub fn check(
                     append: f.append,
                 }
             }
+            SinkKind::Kafka(k) => {
+                if matches!(format, IrFormat::Csv { header: true, .. }) && common.header.is_some() {
+                    let at = cx.value(&["sinks", name, "header"]);
+                    cx.error(SpecError::bad_format_option(
+                        "each Kafka message is one CSV row, without a header line",
+                        &at,
+                        "remove `header:`",
+                    ));
+                    out.push(None);
+                    continue;
+                }
+                match kafka::sink(name, k, &input, cx) {
+                    Some(kind) => kind,
+                    None => {
+                        out.push(None);
+                        continue;
+                    }
+                }
+            }
+        };
+        let format = match (&kind, format) {
+            (IrSinkKind::Kafka { .. }, IrFormat::Csv { delimiter, .. }) => IrFormat::Csv {
+                delimiter,
+                header: false,
+            },
+            (_, format) => format,
         };
         out.push(Some(IrSink {
             name: name.to_string(),

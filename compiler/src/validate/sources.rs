@@ -3,20 +3,23 @@
 use std::rc::Rc;
 
 use super::records::{line_record, Schemas};
-use super::Cx;
+use super::{kafka, Cx};
 use crate::diagnostics::SpecError;
-use crate::ir::{GenField, GenKind, IrFormat, IrSource, IrSourceKind, IrTime};
+use crate::ir::{GenField, GenKind, IrFormat, IrSource, IrSourceKind, IrTime, PropertyValue};
 use crate::spec::duration::parse_millis;
-use crate::spec::sources::{GenFieldSpec, GeneratorSource, SourceCommon};
+use crate::spec::sources::{GenFieldSpec, GeneratorSource, KafkaSource, SourceCommon};
 use crate::spec::{FormatName, Named, Setting, SourceKind, SourceSpec, Spec};
 use crate::types::{RecordType, TsRepr, Type};
 
 /// One entry per spec source; `None` where the source has errors.
 pub fn check(spec: &Spec, schemas: &Schemas, cx: &mut Cx) -> Vec<Option<IrSource>> {
-    spec.sources.iter().map(|s| source(s, schemas, cx)).collect()
+    spec.sources
+        .iter()
+        .map(|s| source(&spec.name, s, schemas, cx))
+        .collect()
 }
 
-fn source(named: &Named<SourceSpec>, schemas: &Schemas, cx: &mut Cx) -> Option<IrSource> {
+fn source(pipeline: &str, named: &Named<SourceSpec>, schemas: &Schemas, cx: &mut Cx) -> Option<IrSource> {
     let name = named.name.as_str();
     let common = &named.spec.common;
     let is_generator = matches!(named.spec.kind, SourceKind::Generator(_));
@@ -31,7 +34,7 @@ fn source(named: &Named<SourceSpec>, schemas: &Schemas, cx: &mut Cx) -> Option<I
         return None;
     }
     let format = format(common, format_name, &["sources", name], cx)?;
-    let record = record(name, common, format_name, schemas, cx)?;
+    let mut record = record(name, common, format_name, schemas, cx)?;
     if matches!(format, IrFormat::Csv { .. }) && !record.is_flat() {
         let at = cx.value(&["sources", name, "format"]);
         cx.error(SpecError::bad_format_option(
@@ -51,6 +54,11 @@ fn source(named: &Named<SourceSpec>, schemas: &Schemas, cx: &mut Cx) -> Option<I
         }
         SourceKind::Stdin(_) => IrSourceKind::Stdin,
         SourceKind::Generator(g) => generator(name, g, &record, cx)?,
+        SourceKind::Kafka(k) => {
+            let (with_meta, kind) = kafka_source(pipeline, name, k, format, &record, cx)?;
+            record = with_meta;
+            kind
+        }
     };
     let time = time(name, common, &record, cx)?;
     Some(IrSource {
@@ -61,6 +69,53 @@ fn source(named: &Named<SourceSpec>, schemas: &Schemas, cx: &mut Cx) -> Option<I
         on_error: common.on_error,
         time,
         outputs: Vec::new(),
+    })
+}
+
+/// A Kafka source's client properties, topics and metadata fields; returns its record
+/// with the metadata fields added.
+fn kafka_source(
+    pipeline: &str,
+    name: &str,
+    k: &KafkaSource,
+    format: IrFormat,
+    record: &Rc<RecordType>,
+    cx: &mut Cx,
+) -> Option<(Rc<RecordType>, IrSourceKind)> {
+    let path = ["sources", name];
+    if matches!(format, IrFormat::Csv { .. }) {
+        let at = cx.value(&["sources", name, "format"]);
+        cx.error(SpecError::bad_format_option(
+            "csv is not supported for Kafka messages yet (a message has no header line)",
+            &at,
+            "use `format: json`, or `format: lines` and split the line in a transform",
+        ));
+        return None;
+    }
+    let properties = kafka::client_properties(&path, k.client(), cx);
+    let topics_ok = kafka::topics(&path, &k.topics, cx);
+    let metadata = kafka::with_metadata(name, record, &k.metadata, cx);
+    let (mut properties, (record, headers, metadata)) = (properties?, metadata?);
+    let default_group = k.group_id.clone().unwrap_or_else(|| Setting(pipeline.to_string()));
+    let group = cx.setting(
+        format!("sources.{name}.group_id"),
+        &default_group.0,
+        "consumer group: copies with the same group share the partitions",
+    );
+    properties.push(("group.id".into(), PropertyValue::Setting(group)));
+    properties.push((
+        "auto.offset.reset".into(),
+        PropertyValue::Fixed(k.start.as_str().into()),
+    ));
+    cx.features.insert("kafka");
+    topics_ok.then(|| {
+        let kind = IrSourceKind::Kafka {
+            properties,
+            topics: k.topics.clone(),
+            headers,
+            metadata,
+        };
+        (record, kind)
     })
 }
 

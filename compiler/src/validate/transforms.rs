@@ -84,6 +84,7 @@ pub fn transform(name: &str, spec: &TransformSpec, input: &RecordType, cx: &mut 
                     name: field.clone(),
                     ty: e.ty.clone(),
                     ts_repr,
+                    from_metadata: false,
                 });
                 exprs.push(e);
             }
@@ -147,6 +148,7 @@ fn explode(
             name: field.clone(),
             ty: (**element).clone(),
             ts_repr: TsRepr::Millis,
+            from_metadata: false,
         }],
     };
     Some((Rc::new(record), e))

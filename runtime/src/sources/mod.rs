@@ -15,7 +15,7 @@ pub use file::FileSource;
 pub use generator::{GenField, GenKind, GeneratorSource};
 pub use stdin::StdinSource;
 
-use crate::batch::RawBatch;
+use crate::batch::{MetaView, RawBatch};
 use crate::driver::Context;
 use crate::errors::{RecordError, RunError};
 use crate::formats::Decoder;
@@ -50,7 +50,27 @@ pub trait RawSource {
     /// Appends at most `max` records to `batch` (which the caller has cleared). Must not
     /// block for long (~50 ms at most), so shutdown and other sources stay responsive.
     fn poll(&mut self, batch: &mut RawBatch, max: usize) -> Result<Poll, RunError>;
+
+    /// Every record of the last batch was handled and every output flushed; a source
+    /// that commits positions may now count the batch as processed (not yet as safe:
+    /// see [`crate::acks`]).
+    fn batch_done(&mut self) {}
+
+    /// Commits the positions that the pipeline's [`crate::acks::Acks`] confirm. Only
+    /// sources with positions to commit (Kafka) do anything.
+    fn commit(&mut self) -> Result<(), RunError> {
+        Ok(())
+    }
+
+    /// The run ends (after every output was closed): commit what is confirmed, leave
+    /// the consumer group.
+    fn close(&mut self) -> Result<(), RunError> {
+        Ok(())
+    }
 }
+
+/// Copies a record's metadata (Kafka key, partition, ..) into its metadata fields.
+pub type Attach<T> = fn(&mut T, &MetaView<'_>);
 
 /// What to do with a record that fails to decode or to evaluate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +97,7 @@ pub struct Source<D: Decoder> {
     counters: Counters,
     events: Events,
     finished: bool,
+    attach: Option<Attach<D::Output>>,
 }
 
 impl<D: Decoder> Source<D> {
@@ -91,7 +112,24 @@ impl<D: Decoder> Source<D> {
             counters: ctx.events.component(name),
             events: ctx.events.clone(),
             finished: false,
+            attach: None,
         }
+    }
+
+    /// Fills the record's metadata fields from each message before it flows on.
+    pub fn with_metadata(mut self, attach: Attach<D::Output>) -> Self {
+        self.attach = Some(attach);
+        self
+    }
+
+    /// See [`RawSource::commit`].
+    pub fn commit(&mut self) -> Result<(), RunError> {
+        self.raw.commit()
+    }
+
+    /// See [`RawSource::close`].
+    pub fn close(&mut self) -> Result<(), RunError> {
+        self.raw.close()
     }
 
     pub fn name(&self) -> &'static str {
@@ -122,22 +160,27 @@ impl<D: Decoder> Source<D> {
         }
         let (mut received, mut passed) = (0u64, 0u64);
         let mut failure = None;
-        for record in self.batch.iter() {
+        for (i, record) in self.batch.iter().enumerate() {
             let decoded = self.decoder.decode(record);
             if !matches!(decoded, Ok(None)) {
                 received += 1;
             }
             let handled = match decoded {
-                Ok(Some(value)) => match flow(&value, out) {
-                    Ok(()) => {
-                        passed += 1;
-                        Ok(())
+                Ok(Some(mut value)) => {
+                    if let (Some(attach), Some(meta)) = (self.attach, self.batch.meta(i)) {
+                        attach(&mut value, &meta);
                     }
-                    Err(e) => {
-                        let reason = e.error.to_string();
-                        bad_record(&self.events, self.on_error, e.component, &reason, record, out)
+                    match flow(&value, out) {
+                        Ok(()) => {
+                            passed += 1;
+                            Ok(())
+                        }
+                        Err(e) => {
+                            let reason = e.error.to_string();
+                            bad_record(&self.events, self.on_error, e.component, &reason, record, out)
+                        }
                     }
-                },
+                }
                 Ok(None) => Ok(()),
                 Err(e) => bad_record(&self.events, self.on_error, self.name, &e.reason, record, out),
             };
@@ -154,6 +197,7 @@ impl<D: Decoder> Source<D> {
             return Err(e);
         }
         out.flush()?;
+        self.raw.batch_done();
         Ok(match polled {
             Poll::Idle => Poll::Ready,
             other => other,

@@ -16,6 +16,8 @@ struct Partial<Acc> {
     max_t: i64,
     /// Order of arrival of the window's first record (for eviction).
     seq: u64,
+    /// The smallest epoch of the window's records.
+    min_epoch: u64,
 }
 
 /// Windows of `count` records per key, in arrival order.
@@ -29,6 +31,8 @@ struct Partial<Acc> {
 ///   ([`OnFull::Reject`]), or ([`OnFull::EvictOldest`]) the partial windows with the
 ///   oldest first record — a 16th of `max_keys`, at least one — are emitted early, in key
 ///   order. Making room scans every key, once per 16th of `max_keys` new keys.
+/// - [`KeyedOperator::pending_epoch`] is the smallest epoch of a record in a partial
+///   window (scanning every key); a window releases its epoch when it is emitted.
 pub struct CountWindows<A: Aggregation> {
     agg: A,
     count: u64,
@@ -37,6 +41,8 @@ pub struct CountWindows<A: Aggregation> {
     next_seq: u64,
     out: Vec<(A::Output, i64)>,
     evicted: u64,
+    /// The epoch of the records being processed.
+    epoch: u64,
 }
 
 impl<A: Aggregation> CountWindows<A> {
@@ -51,6 +57,7 @@ impl<A: Aggregation> CountWindows<A> {
             next_seq: 0,
             out: Vec::new(),
             evicted: 0,
+            epoch: 0,
         }
     }
 
@@ -92,6 +99,7 @@ impl<A: Aggregation> KeyedOperator<A> for CountWindows<A> {
             partial.n += 1;
             partial.min_t = partial.min_t.min(t);
             partial.max_t = partial.max_t.max(t);
+            partial.min_epoch = partial.min_epoch.min(self.epoch);
             if partial.n >= self.count {
                 let (key, partial) = self.keys.remove_entry(key).expect("the key was just found");
                 self.emit(&key, &partial);
@@ -113,6 +121,7 @@ impl<A: Aggregation> KeyedOperator<A> for CountWindows<A> {
             min_t: t,
             max_t: t,
             seq: self.next_seq,
+            min_epoch: self.epoch,
         };
         self.next_seq += 1;
         if self.count == 1 {
@@ -139,6 +148,14 @@ impl<A: Aggregation> KeyedOperator<A> for CountWindows<A> {
         for (key, partial) in partials {
             self.emit(&key, &partial);
         }
+    }
+
+    fn set_epoch(&mut self, epoch: u64) {
+        self.epoch = epoch;
+    }
+
+    fn pending_epoch(&self) -> Option<u64> {
+        self.keys.values().map(|p| p.min_epoch).min()
     }
 
     fn emitted(&mut self) -> &mut Vec<(A::Output, i64)> {
@@ -210,6 +227,53 @@ mod tests {
             ]
         );
         assert_eq!(op.state_size(), StateSize::default());
+    }
+
+    #[test]
+    fn a_partial_window_pins_the_oldest_epoch_of_its_records_until_emitted() {
+        let mut op = CountWindows::new(CountSum, 3, opts(0));
+        assert_eq!(op.pending_epoch(), None);
+        feed(&mut op, "z", 1, 0);
+        assert_eq!(op.pending_epoch(), Some(0), "epoch 0 before set_epoch");
+        op.set_epoch(1);
+        feed(&mut op, "a", 1, 1);
+        op.set_epoch(2);
+        feed(&mut op, "b", 1, 2);
+        feed(&mut op, "a", 1, 3);
+        feed(&mut op, "z", 1, 4);
+        feed(&mut op, "z", 1, 5); // z's window complete: emitted
+        assert_eq!(drain(&mut op), [out("z", w(0, 6), 3, 3, false, 5)]);
+        assert_eq!(op.pending_epoch(), Some(1), "the oldest epoch of a's window");
+        op.set_epoch(3);
+        feed(&mut op, "a", 1, 6); // a's window complete
+        assert_eq!(op.pending_epoch(), Some(2), "b's window");
+        feed(&mut op, "a", 1, 7); // a new window of a
+        op.on_close();
+        assert_eq!(op.pending_epoch(), None);
+        assert_eq!(drain(&mut op).len(), 3);
+    }
+
+    #[test]
+    fn a_window_of_one_record_pins_nothing() {
+        let mut op = CountWindows::new(CountSum, 1, opts(0));
+        op.set_epoch(4);
+        feed(&mut op, "a", 1, 1);
+        assert_eq!(op.pending_epoch(), None);
+        assert_eq!(drain(&mut op).len(), 1);
+    }
+
+    #[test]
+    fn evict_oldest_releases_the_windows_it_emits_early() {
+        let mut op = CountWindows::new(CountSum, 5, limited(2, OnFull::EvictOldest));
+        op.set_epoch(1);
+        feed(&mut op, "a", 1, 1);
+        op.set_epoch(2);
+        feed(&mut op, "b", 1, 2);
+        assert_eq!(op.pending_epoch(), Some(1));
+        op.set_epoch(3);
+        feed(&mut op, "c", 1, 3); // 2 / 16 -> 1 evicted: a
+        assert_eq!(drain(&mut op), [out("a", w(1, 2), 1, 1, false, 1)]);
+        assert_eq!(op.pending_epoch(), Some(2));
     }
 
     #[test]

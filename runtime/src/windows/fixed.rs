@@ -6,7 +6,8 @@
 //! down, depending on `t`) when hopping. The state is one ordered map of windows by
 //! `(end, start)` — so the first is the next to fire — each holding a hash map from key
 //! to accumulator, and a second such map for windows that fired but still accept late
-//! records (`allowed_lateness`).
+//! records (`allowed_lateness`). An open window also holds the oldest epoch of its
+//! records, which it pins until it fires.
 
 use super::state::{emit_sorted, entry_bytes};
 use super::{Admit, Aggregation, KeyedOperator, OnFull, StateOptions, StateSize, Window};
@@ -16,13 +17,21 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::Hash;
 use std::mem::size_of;
 
-/// Windows by `(end, start)`, each with the accumulators of its keys.
 /// A fired window's accumulators, sorted by key, not yet turned into results.
 type FiredWindow<A> = (
     Window,
     std::vec::IntoIter<(<A as Aggregation>::Key, <A as Aggregation>::Acc)>,
 );
-type Bins<A> = BTreeMap<(i64, i64), HashMap<<A as Aggregation>::Key, <A as Aggregation>::Acc>>;
+/// Windows by `(end, start)`.
+type Bins<A> = BTreeMap<(i64, i64), Bin<<A as Aggregation>::Key, <A as Aggregation>::Acc>>;
+
+/// One window: the accumulators of its keys, and the oldest epoch among its records.
+struct Bin<K, Acc> {
+    keys: HashMap<K, Acc>,
+    /// The smallest epoch of a record added to the window. Only read while the window is
+    /// open: a retained window has emitted its records, and emits late ones at once.
+    min_epoch: u64,
+}
 
 /// Approximate bytes of a B-tree slot beyond its key and value.
 const BTREE_ENTRY_OVERHEAD: usize = 16;
@@ -41,6 +50,8 @@ const BTREE_ENTRY_OVERHEAD: usize = 16;
 ///   `update = false`, not retained; a later record for it starts it afresh, so it fires
 ///   again with the keys that came after), or drops the oldest retained window when no
 ///   window is open.
+/// - [`KeyedOperator::pending_epoch`] is the smallest epoch held by an open window; a
+///   window releases its epoch when it fires (early or not).
 pub struct FixedWindows<A: Aggregation> {
     agg: A,
     size: i64,
@@ -60,6 +71,8 @@ pub struct FixedWindows<A: Aggregation> {
     /// turned into results chunk by chunk (see `drain_emitted`).
     fired: VecDeque<FiredWindow<A>>,
     evicted: u64,
+    /// The epoch of the records being processed.
+    epoch: u64,
 }
 
 impl<A: Aggregation> FixedWindows<A> {
@@ -86,6 +99,7 @@ impl<A: Aggregation> FixedWindows<A> {
             out: Vec::new(),
             fired: VecDeque::new(),
             evicted: 0,
+            epoch: 0,
         }
     }
 
@@ -122,7 +136,12 @@ impl<A: Aggregation> FixedWindows<A> {
             while self.entries >= max && self.evict_oldest() {}
         }
         let bins = if fired { &mut self.retained } else { &mut self.open };
-        bins.entry(window).or_default().insert(key.to_owned(), acc);
+        let bin = bins.entry(window).or_insert_with(|| Bin {
+            keys: HashMap::new(),
+            min_epoch: u64::MAX,
+        });
+        bin.keys.insert(key.to_owned(), acc);
+        bin.min_epoch = bin.min_epoch.min(self.epoch);
         self.entries += 1;
         Ok(())
     }
@@ -130,18 +149,18 @@ impl<A: Aggregation> FixedWindows<A> {
     /// Fires the oldest open window early and drops it or, when none is open, drops the
     /// oldest retained window. False when there is no state at all.
     fn evict_oldest(&mut self) -> bool {
-        let map = if let Some(((end, start), map)) = self.open.pop_first() {
+        let map = if let Some(((end, start), bin)) = self.open.pop_first() {
             emit_sorted(
                 &self.agg,
                 &mut self.out,
-                &map,
+                &bin.keys,
                 Window { start, end },
                 false,
                 end.saturating_sub(1),
             );
-            map
-        } else if let Some((_, map)) = self.retained.pop_first() {
-            map
+            bin.keys
+        } else if let Some((_, bin)) = self.retained.pop_first() {
+            bin.keys
         } else {
             return false;
         };
@@ -160,7 +179,7 @@ impl<A: Aggregation> FixedWindows<A> {
         self.windows_of(t)
             .filter(|&(end, start)| {
                 let bins = if end <= self.wm { &self.retained } else { &self.open };
-                !self.closed(end) && !bins.get(&(end, start)).is_some_and(|keys| keys.contains_key(key))
+                !self.closed(end) && !bins.get(&(end, start)).is_some_and(|bin| bin.keys.contains_key(key))
             })
             .count()
     }
@@ -239,9 +258,13 @@ impl<A: Aggregation> KeyedOperator<A> for FixedWindows<A> {
             }
             let fired = end <= wm;
             let bins = if fired { &mut self.retained } else { &mut self.open };
-            let existed = match bins.get_mut(&(end, start)).and_then(|keys| keys.get_mut(key)) {
-                Some(acc) => {
+            let existing = bins
+                .get_mut(&(end, start))
+                .and_then(|bin| bin.keys.get_mut(key).map(|acc| (acc, &mut bin.min_epoch)));
+            let existed = match existing {
+                Some((acc, min_epoch)) => {
                     self.agg.add(acc, rec, t)?;
+                    *min_epoch = (*min_epoch).min(self.epoch);
                     true
                 }
                 None => {
@@ -252,6 +275,7 @@ impl<A: Aggregation> KeyedOperator<A> for FixedWindows<A> {
             if fired {
                 // A late record in a retained window: the key's result again, at once.
                 let (key, acc) = self.retained[&(end, start)]
+                    .keys
                     .get_key_value(key)
                     .expect("the accumulator was just added");
                 let result = self.agg.output(key, Window { start, end }, acc, existed);
@@ -271,12 +295,13 @@ impl<A: Aggregation> KeyedOperator<A> for FixedWindows<A> {
             if end > wm {
                 break;
             }
-            let keys = first.remove();
+            let bin = first.remove();
+            let keys = &bin.keys;
             emitted |= !keys.is_empty();
             if lateness > 0 {
-                emit_sorted(&self.agg, &mut self.out, &keys, Window { start, end }, false, end - 1);
+                emit_sorted(&self.agg, &mut self.out, keys, Window { start, end }, false, end - 1);
                 if end.saturating_add(lateness) > wm {
-                    self.retained.insert((end, start), keys);
+                    self.retained.insert((end, start), bin);
                 } else {
                     self.entries -= keys.len();
                 }
@@ -284,7 +309,7 @@ impl<A: Aggregation> KeyedOperator<A> for FixedWindows<A> {
                 // Not kept: move the accumulators out instead of building every result now.
                 // (With lateness, results are built at once, so they stay in window order.)
                 self.entries -= keys.len();
-                let mut sorted: Vec<(A::Key, A::Acc)> = keys.into_iter().collect();
+                let mut sorted: Vec<(A::Key, A::Acc)> = bin.keys.into_iter().collect();
                 sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
                 self.fired.push_back((Window { start, end }, sorted.into_iter()));
             }
@@ -293,9 +318,18 @@ impl<A: Aggregation> KeyedOperator<A> for FixedWindows<A> {
             if first.key().0.saturating_add(lateness) > wm {
                 break;
             }
-            self.entries -= first.remove().len();
+            self.entries -= first.remove().keys.len();
         }
         emitted
+    }
+
+    fn set_epoch(&mut self, epoch: u64) {
+        self.epoch = epoch;
+    }
+
+    /// The smallest epoch held by an open window (there are few: a scan).
+    fn pending_epoch(&self) -> Option<u64> {
+        self.open.values().map(|bin| bin.min_epoch).min()
     }
 
     fn emitted(&mut self) -> &mut Vec<(A::Output, i64)> {
@@ -328,13 +362,13 @@ impl<A: Aggregation> KeyedOperator<A> for FixedWindows<A> {
     }
 
     fn state_size(&self) -> StateSize {
-        let per_window = size_of::<((i64, i64), HashMap<A::Key, A::Acc>)>() + BTREE_ENTRY_OVERHEAD;
+        let per_window = size_of::<((i64, i64), Bin<A::Key, A::Acc>)>() + BTREE_ENTRY_OVERHEAD;
         let per_entry = entry_bytes::<A::Key, A::Acc>();
         let bytes = self
             .open
             .values()
             .chain(self.retained.values())
-            .map(|keys| {
+            .map(|Bin { keys, .. }| {
                 per_window
                     + keys.len() * per_entry
                     + keys.values().map(|acc| self.agg.acc_heap_bytes(acc)).sum::<usize>()
@@ -641,6 +675,115 @@ mod tests {
                 out("e", w(20_000, 30_000), 1, 32, false, 29_999),
             ]
         );
+    }
+
+    #[test]
+    fn an_open_window_pins_the_oldest_epoch_of_its_records_until_it_fires() {
+        let mut op = tumbling(10_000, 0);
+        assert_eq!(op.pending_epoch(), None);
+        feed(&mut op, "a", 1, 500);
+        assert_eq!(op.pending_epoch(), Some(0), "epoch 0 before set_epoch");
+        op.on_watermark(10_000);
+        assert_eq!(op.pending_epoch(), None);
+        drain(&mut op);
+
+        op.set_epoch(5);
+        feed(&mut op, "a", 1, 11_000);
+        op.set_epoch(7);
+        feed(&mut op, "b", 1, 12_000);
+        feed(&mut op, "a", 1, 13_000);
+        assert_eq!(op.pending_epoch(), Some(5), "the oldest epoch of [10 000, 20 000)");
+        op.set_epoch(8);
+        feed(&mut op, "a", 1, 21_000);
+        assert_eq!(op.pending_epoch(), Some(5));
+        assert!(!op.on_watermark(19_999));
+        assert_eq!(op.pending_epoch(), Some(5), "not fired yet");
+        // Fired: its results wait in the operator, which counts as emitted.
+        assert!(op.on_watermark(20_000));
+        assert_eq!(op.pending_epoch(), Some(8), "[20 000, 30 000) holds epoch 8 only");
+        op.on_watermark(30_000);
+        assert_eq!(op.pending_epoch(), None);
+        assert_eq!(drain(&mut op).len(), 3);
+    }
+
+    #[test]
+    fn a_hopping_record_pins_every_window_it_is_in() {
+        let mut op = FixedWindows::new(CountSum, 10_000, 5_000, 0, opts(0));
+        op.set_epoch(3);
+        feed(&mut op, "a", 1, 7_000); // [0, 10 000) and [5 000, 15 000)
+        op.set_epoch(4);
+        feed(&mut op, "b", 1, 12_000); // [5 000, 15 000) and [10 000, 20 000)
+        assert_eq!(op.pending_epoch(), Some(3));
+        op.on_watermark(10_000);
+        assert_eq!(
+            op.pending_epoch(),
+            Some(3),
+            "[5 000, 15 000) still holds the first record"
+        );
+        op.on_watermark(15_000);
+        assert_eq!(op.pending_epoch(), Some(4));
+        op.on_watermark(20_000);
+        assert_eq!(op.pending_epoch(), None);
+    }
+
+    #[test]
+    fn a_late_record_in_a_retained_window_pins_nothing() {
+        let mut op = tumbling(10_000, 5_000);
+        op.set_epoch(1);
+        feed(&mut op, "a", 1, 1_000);
+        op.on_watermark(10_000);
+        assert_eq!(op.pending_epoch(), None, "fired, though retained");
+        op.set_epoch(2);
+        assert_eq!(feed(&mut op, "a", 1, 2_000), Admit::Added);
+        assert_eq!(
+            feed(&mut op, "b", 1, 3_000),
+            Admit::Added,
+            "a new key in a retained window"
+        );
+        assert_eq!(op.pending_epoch(), None, "emitted at once");
+        assert_eq!(drain(&mut op).len(), 3);
+        feed(&mut op, "a", 1, 11_000);
+        assert_eq!(op.pending_epoch(), Some(2), "an open window");
+        op.on_close();
+        assert_eq!(op.pending_epoch(), None);
+    }
+
+    #[test]
+    fn rejected_records_pin_nothing() {
+        let mut op = FixedWindows::new(CountSum, 10_000, 10_000, 0, limited(1, OnFull::Reject));
+        op.on_watermark(10_000);
+        op.set_epoch(1);
+        assert_eq!(feed(&mut op, "a", 1, 5_000), Admit::Late { watermark: 10_000 });
+        assert_eq!(op.pending_epoch(), None);
+        op.set_epoch(2);
+        assert_eq!(feed(&mut op, "a", 1, 15_000), Admit::Added);
+        op.set_epoch(3);
+        assert_eq!(feed(&mut op, "b", 1, 25_000), Admit::Full { max_keys: 1 });
+        assert_eq!(op.pending_epoch(), Some(2));
+        op.on_watermark(20_000);
+        assert_eq!(op.pending_epoch(), None, "[20 000, 30 000) was never created");
+    }
+
+    #[test]
+    fn evict_oldest_releases_the_window_it_fires_early() {
+        let mut op = FixedWindows::new(CountSum, 10_000, 10_000, 0, limited(2, OnFull::EvictOldest));
+        op.set_epoch(1);
+        feed(&mut op, "a", 1, 1_000);
+        op.set_epoch(2);
+        feed(&mut op, "a", 1, 11_000);
+        assert_eq!(op.pending_epoch(), Some(1));
+        op.set_epoch(3);
+        feed(&mut op, "a", 1, 21_000); // fires [0, 10 000) early
+        assert_eq!(drain(&mut op), [out("a", w(0, 10_000), 1, 1, false, 9_999)]);
+        assert_eq!(op.pending_epoch(), Some(2));
+        // [0, 10 000) starts afresh; [10 000, 20 000) is fired early to make room.
+        op.set_epoch(4);
+        feed(&mut op, "b", 1, 2_000);
+        assert_eq!(op.pending_epoch(), Some(3));
+        op.on_watermark(10_000);
+        assert_eq!(op.pending_epoch(), Some(3), "[20 000, 30 000) is still open");
+        op.on_close();
+        assert_eq!(op.pending_epoch(), None);
     }
 
     #[test]

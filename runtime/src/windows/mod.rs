@@ -15,6 +15,11 @@
 //! Results are deterministic: they depend only on the records, their order and the
 //! watermarks, never on batch sizes or hash order. Windows fire in order of their end
 //! (then start), and the keys of one window in ascending key order.
+//!
+//! For at-least-once delivery, records are tagged with the *epoch* of the source batch
+//! they come from ([`KeyedOperator::set_epoch`]), and an operator reports the oldest epoch
+//! whose effect it still holds in unfired state ([`KeyedOperator::pending_epoch`]): a
+//! source may commit an offset only once nothing from its batch is held anywhere.
 
 pub mod clock;
 mod count;
@@ -117,6 +122,13 @@ pub trait KeyedOperator<A: Aggregation> {
     where
         A::Key: Borrow<Q>,
         Q: Hash + Eq + ?Sized + ToOwned<Owned = A::Key>;
+    /// The epoch of the records given to `process` from now on (the source batch they come
+    /// from; never decreases). Before the first call, records are tagged with epoch 0.
+    fn set_epoch(&mut self, epoch: u64);
+    /// The oldest epoch of a record whose effect is held in state and not yet emitted
+    /// (in `emitted()` or handed downstream by `drain_emitted` counts as emitted);
+    /// `None` when everything added has been emitted.
+    fn pending_epoch(&self) -> Option<u64>;
     /// The watermark moved to `wm` (never called with a smaller value than before):
     /// fire what is due, drop what is past its lateness. Returns true when results were
     /// added to [`Self::emitted`].

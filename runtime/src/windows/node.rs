@@ -5,6 +5,7 @@
 //! failed results go, and the state-size samples.
 
 use super::{Admit, Aggregation, KeyedOperator};
+use crate::acks::Acks;
 use crate::dead_letter::DeadLetters;
 use crate::driver::Context;
 use crate::errors::{EvalError, RecordError};
@@ -37,6 +38,10 @@ pub struct Stateful<A: Aggregation, O: KeyedOperator<A>> {
     /// an atomic add per record would cost more than the aggregation).
     received: u64,
     buffer: Vec<(A::Output, i64)>,
+    /// The epoch of the records coming in (see [`crate::acks`]), told to the operator
+    /// when it changes.
+    acks: Acks,
+    epoch: u64,
     _agg: PhantomData<A>,
 }
 
@@ -52,6 +57,8 @@ impl<A: Aggregation, O: KeyedOperator<A>> Stateful<A, O> {
             last_sample: None,
             received: 0,
             buffer: Vec::new(),
+            acks: ctx.acks.clone(),
+            epoch: 0,
             _agg: PhantomData,
         }
     }
@@ -69,11 +76,22 @@ impl<A: Aggregation, O: KeyedOperator<A>> Stateful<A, O> {
         Q: Hash + Eq + ?Sized + ToOwned<Owned = A::Key>,
     {
         self.received += 1;
+        let epoch = self.acks.epoch();
+        if epoch != self.epoch {
+            self.epoch = epoch;
+            self.op.set_epoch(epoch);
+        }
         match self.op.process(key, rec, t) {
             Ok(Admit::Full { max_keys }) => Err(RecordError::new(self.name, EvalError::StateFull { max_keys })),
             Ok(admit) => Ok(admit),
             Err(e) => Err(RecordError::new(self.name, e)),
         }
+    }
+
+    /// The oldest epoch whose records this operator holds without having emitted their
+    /// effect: their offsets must not be committed yet.
+    pub fn pending_epoch(&self) -> Option<u64> {
+        self.op.pending_epoch()
     }
 
     /// Moves the watermark forward (`None`: every input is idle; a smaller value: an input

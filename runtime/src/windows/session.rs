@@ -36,6 +36,9 @@ struct Session<Acc> {
     /// A result covering part of this session was emitted before (it fired, or it merged
     /// with a session that had fired): its next result is an update.
     emitted: bool,
+    /// The smallest epoch of a record added since the session last fired (or since it was
+    /// opened). Only read while it has not fired: firing emits every record in it.
+    min_epoch: u64,
     acc: Acc,
 }
 
@@ -58,6 +61,10 @@ struct Session<Acc> {
 ///   unfired session with the smallest `(end, key)` fires early and is dropped (or, when
 ///   all have fired, the retained one with the smallest `(end, key)` is dropped). A record
 ///   for an early-fired session starts a new one, whose result is not marked as an update.
+/// - [`KeyedOperator::pending_epoch`] is the smallest epoch of a record in a session that
+///   has not fired; a session merging others takes the smallest of their epochs (those
+///   that have fired hold none), and releases it when it fires. A record emitted at once
+///   (its session is due already) holds nothing.
 pub struct SessionWindows<A: Aggregation> {
     agg: A,
     gap: i64,
@@ -74,6 +81,8 @@ pub struct SessionWindows<A: Aggregation> {
     entries: usize,
     out: Vec<(A::Output, i64)>,
     evicted: u64,
+    /// The epoch of the records being processed.
+    epoch: u64,
 }
 
 impl<A: Aggregation> SessionWindows<A> {
@@ -94,6 +103,7 @@ impl<A: Aggregation> SessionWindows<A> {
             entries: 0,
             out: Vec::new(),
             evicted: 0,
+            epoch: 0,
         }
     }
 
@@ -230,6 +240,7 @@ impl<A: Aggregation> SessionWindows<A> {
             timer: end,
             fired: due,
             emitted: due,
+            min_epoch: self.epoch,
             acc,
         };
         match self.keys.get_mut(key) {
@@ -278,12 +289,16 @@ impl<A: Aggregation> KeyedOperator<A> for SessionWindows<A> {
         }
         self.agg.add(&mut sessions[lo].acc, rec, t)?;
         let first = &sessions[lo];
+        // The epochs of fired parts were released when they fired; the record adds its own.
+        let held = |s: &Session<A::Acc>| if s.fired { u64::MAX } else { s.min_epoch };
+        let mut min_epoch = held(first).min(self.epoch);
         let mut emitted = first.emitted;
         let mut fired_timer = first.fired.then_some(first.timer);
         let mut open_timer = (!first.fired).then_some(first.timer);
         let mut error = None;
         for _ in lo + 1..hi {
             let other = sessions.remove(lo + 1);
+            min_epoch = min_epoch.min(held(&other));
             emitted |= other.emitted;
             if other.fired {
                 fired_timer = fired_timer.or(Some(other.timer));
@@ -313,6 +328,7 @@ impl<A: Aggregation> KeyedOperator<A> for SessionWindows<A> {
         });
         session.fired = due;
         session.emitted = emitted || due;
+        session.min_epoch = min_epoch;
         if due {
             let (key, sessions) = self.keys.get_key_value(key).expect("the key has sessions");
             let session = &sessions[lo];
@@ -356,6 +372,20 @@ impl<A: Aggregation> KeyedOperator<A> for SessionWindows<A> {
             self.remove_session(&key, true, end);
         }
         emitted
+    }
+
+    fn set_epoch(&mut self, epoch: u64) {
+        self.epoch = epoch;
+    }
+
+    /// Scans every session.
+    fn pending_epoch(&self) -> Option<u64> {
+        self.keys
+            .values()
+            .flatten()
+            .filter(|s| !s.fired)
+            .map(|s| s.min_epoch)
+            .min()
     }
 
     fn emitted(&mut self) -> &mut Vec<(A::Output, i64)> {
@@ -553,6 +583,85 @@ mod tests {
         op.on_close();
         // The accumulator that failed to merge is lost; the record is in.
         assert_eq!(drain(&mut op), [out("a", w(0, 13_000), 2, 2, false, 12_999)]);
+    }
+
+    #[test]
+    fn an_open_session_pins_the_oldest_epoch_of_its_records_until_it_fires() {
+        let mut op = sessions(5_000, 0);
+        assert_eq!(op.pending_epoch(), None);
+        feed(&mut op, "a", 1, 0);
+        assert_eq!(op.pending_epoch(), Some(0), "epoch 0 before set_epoch");
+        op.set_epoch(1);
+        feed(&mut op, "b", 1, 1_000); // [1 000, 6 000)
+        op.set_epoch(2);
+        feed(&mut op, "b", 1, 3_000); // [1 000, 8 000)
+        op.set_epoch(3);
+        feed(&mut op, "c", 1, 10_000); // [10 000, 15 000)
+        assert!(op.on_watermark(5_000));
+        assert_eq!(op.pending_epoch(), Some(1), "the oldest epoch of b's session");
+        assert!(!op.on_watermark(7_999));
+        assert_eq!(op.pending_epoch(), Some(1));
+        // Fired: its result waits in the operator, which counts as emitted.
+        assert!(op.on_watermark(8_000));
+        assert_eq!(op.pending_epoch(), Some(3));
+        op.on_close();
+        assert_eq!(op.pending_epoch(), None);
+        assert_eq!(drain(&mut op).len(), 3);
+    }
+
+    #[test]
+    fn a_merged_session_pins_the_oldest_epoch_of_its_parts() {
+        let mut op = sessions(5_000, 0);
+        op.set_epoch(1);
+        feed(&mut op, "a", 1, 8_000); // [8 000, 13 000)
+        op.set_epoch(2);
+        feed(&mut op, "a", 1, 0); // [0, 5 000): first in the key's list
+        op.set_epoch(3);
+        feed(&mut op, "b", 1, 1_000); // [1 000, 6 000)
+        op.set_epoch(4);
+        feed(&mut op, "a", 1, 4_000); // bridges both: [0, 13 000)
+        assert_eq!(op.state_size().entries, 2);
+        assert!(op.on_watermark(6_000));
+        assert_eq!(drain(&mut op), [out("b", w(1_000, 6_000), 1, 1, false, 5_999)]);
+        assert_eq!(op.pending_epoch(), Some(1), "from the part merged into the first");
+        op.on_watermark(13_000);
+        assert_eq!(op.pending_epoch(), None);
+    }
+
+    #[test]
+    fn a_late_record_emitted_at_once_pins_nothing() {
+        let mut op = sessions(5_000, 10_000);
+        op.set_epoch(1);
+        feed(&mut op, "a", 1, 0);
+        op.on_watermark(6_000);
+        assert_eq!(op.pending_epoch(), None, "fired, though retained");
+        op.set_epoch(2);
+        feed(&mut op, "a", 1, 500); // merges into the fired [0, 5 000): emitted at once
+        feed(&mut op, "b", 1, 0); // alone, due already: emitted at once
+        assert_eq!(op.pending_epoch(), None);
+        assert_eq!(drain(&mut op).len(), 3);
+        // A fired session extended past the watermark fires again later: only the new
+        // record is held, not the fired ones.
+        op.set_epoch(3);
+        feed(&mut op, "a", 1, 2_000); // [0, 7 000)
+        assert_eq!(drain(&mut op), []);
+        assert_eq!(op.pending_epoch(), Some(3));
+        op.on_watermark(7_000);
+        assert_eq!(drain(&mut op), [out("a", w(0, 7_000), 3, 3, true, 6_999)]);
+        assert_eq!(op.pending_epoch(), None);
+    }
+
+    #[test]
+    fn evict_oldest_releases_the_session_it_fires_early() {
+        let mut op = SessionWindows::new(CountSum, 5_000, limited(2, OnFull::EvictOldest));
+        op.set_epoch(1);
+        feed(&mut op, "a", 1, 0);
+        op.set_epoch(2);
+        feed(&mut op, "b", 1, 1_000);
+        op.set_epoch(3);
+        feed(&mut op, "c", 1, 2_000); // fires a's session early
+        assert_eq!(drain(&mut op), [out("a", w(0, 5_000), 1, 1, false, 4_999)]);
+        assert_eq!(op.pending_epoch(), Some(2));
     }
 
     /// The operator against a direct transcription of the rules, on pseudo-random input.

@@ -51,6 +51,12 @@ struct Row<Acc> {
 ///   ties by key) are dropped, a 16th of `max_keys` at least one, after their result is
 ///   emitted if dirty (`Emit::Every`). Making room scans every key, once per 16th of
 ///   `max_keys` new keys.
+/// - [`KeyedOperator::pending_epoch`]: with `Emit::Change` nothing is held. With
+///   `Emit::Every`, one epoch for all the changes not emitted yet: the smallest epoch of a
+///   change since the last time no key was dirty. It is released when no key is dirty any
+///   more (at a boundary, on close, or when expiry and eviction emitted the last dirty
+///   keys); until then it may be older than the oldest change still unemitted, which only
+///   delays commits.
 pub struct Table<A: Aggregation> {
     agg: A,
     emit: Emit,
@@ -61,6 +67,10 @@ pub struct Table<A: Aggregation> {
     rows: HashMap<A::Key, Row<A::Acc>>,
     /// Rows with `dirty` set.
     dirty: usize,
+    /// The smallest epoch of a change since `dirty` was last 0 (meaningless when it is 0).
+    dirty_epoch: u64,
+    /// The epoch of the records being processed.
+    epoch: u64,
     /// The latest period boundary the watermark reached (`Emit::Every`); `None` before
     /// the first watermark, which only sets it.
     boundary: Option<i64>,
@@ -89,6 +99,8 @@ impl<A: Aggregation> Table<A> {
             wm: i64::MIN,
             rows: HashMap::new(),
             dirty: 0,
+            dirty_epoch: 0,
+            epoch: 0,
             boundary: None,
             next_sweep: i64::MIN,
             out: Vec::new(),
@@ -218,9 +230,13 @@ impl<A: Aggregation> KeyedOperator<A> for Table<A> {
                     }
                     Emit::Every(_) if !row.dirty => {
                         row.dirty = true;
+                        self.dirty_epoch = match self.dirty {
+                            0 => self.epoch,
+                            _ => self.dirty_epoch.min(self.epoch),
+                        };
                         self.dirty += 1;
                     }
-                    Emit::Every(_) => {}
+                    Emit::Every(_) => self.dirty_epoch = self.dirty_epoch.min(self.epoch),
                 }
                 return Ok(Admit::Added);
             }
@@ -262,6 +278,10 @@ impl<A: Aggregation> KeyedOperator<A> for Table<A> {
             Emit::Change => self.push(&owned, &row, t),
             Emit::Every(_) => {
                 row.dirty = true;
+                self.dirty_epoch = match self.dirty {
+                    0 => self.epoch,
+                    _ => self.dirty_epoch.min(self.epoch),
+                };
                 self.dirty += 1;
             }
         }
@@ -296,6 +316,16 @@ impl<A: Aggregation> KeyedOperator<A> for Table<A> {
 
     fn on_close(&mut self) {
         self.emit_dirty(None);
+    }
+
+    fn set_epoch(&mut self, epoch: u64) {
+        self.epoch = epoch;
+    }
+
+    /// Every change of a key that is not dirty has been emitted (with `Emit::Change`, no
+    /// key is ever dirty; expiry and eviction emit a dirty key before dropping it).
+    fn pending_epoch(&self) -> Option<u64> {
+        (self.dirty > 0).then_some(self.dirty_epoch)
     }
 
     fn emitted(&mut self) -> &mut Vec<(A::Output, i64)> {
@@ -436,6 +466,94 @@ mod tests {
         op.on_watermark(17_499);
         assert_eq!(op.state_size().entries, 0);
         assert_eq!(op.take_evictions(), (0, 1));
+    }
+
+    #[test]
+    fn emit_change_pins_nothing() {
+        let mut op = Table::new(CountSum, Emit::Change, Some(1_000), opts(0));
+        op.set_epoch(1);
+        feed(&mut op, "a", 1, 0);
+        op.set_epoch(2);
+        feed(&mut op, "a", 1, 500);
+        feed(&mut op, "b", 1, 600);
+        assert_eq!(op.pending_epoch(), None);
+        op.on_watermark(1_600); // both expired: dropped without a result
+        assert_eq!(op.take_evictions(), (0, 2));
+        assert_eq!(op.pending_epoch(), None);
+        assert_eq!(drain(&mut op).len(), 3);
+    }
+
+    #[test]
+    fn emit_every_pins_the_oldest_unemitted_change_until_the_boundary() {
+        let mut op = Table::new(CountSum, Emit::Every(10_000), None, opts(0));
+        op.on_watermark(0);
+        assert_eq!(op.pending_epoch(), None);
+        feed(&mut op, "z", 1, 100);
+        assert_eq!(op.pending_epoch(), Some(0), "epoch 0 before set_epoch");
+        op.on_watermark(10_000);
+        assert_eq!(op.pending_epoch(), None);
+        drain(&mut op);
+
+        op.set_epoch(3);
+        feed(&mut op, "a", 1, 11_000);
+        op.set_epoch(4);
+        feed(&mut op, "b", 1, 12_000);
+        feed(&mut op, "a", 1, 13_000); // a again, still dirty
+        assert_eq!(op.pending_epoch(), Some(3));
+        assert!(!op.on_watermark(19_999));
+        assert_eq!(op.pending_epoch(), Some(3), "not emitted yet");
+        assert!(op.on_watermark(20_000));
+        assert_eq!(op.pending_epoch(), None, "every change emitted");
+        assert_eq!(drain(&mut op).len(), 2);
+        // Starts again from the next change, not from the old pin.
+        op.set_epoch(5);
+        feed(&mut op, "a", 1, 21_000);
+        assert_eq!(op.pending_epoch(), Some(5));
+        op.on_close();
+        assert_eq!(op.pending_epoch(), None);
+        assert_eq!(drain(&mut op).len(), 1);
+    }
+
+    #[test]
+    fn expiry_and_eviction_release_once_no_change_is_unemitted() {
+        // Eviction emits the dirty key it drops.
+        let mut op = Table::new(CountSum, Emit::Every(10_000), None, limited(1, OnFull::EvictOldest));
+        op.on_watermark(0);
+        op.set_epoch(1);
+        feed(&mut op, "a", 1, 1_000);
+        op.set_epoch(2);
+        feed(&mut op, "b", 1, 2_000); // evicts a
+        assert_eq!(drain(&mut op), [out("a", w(1_000, 1_001), 1, 1, false, 9_999)]);
+        assert_eq!(op.pending_epoch(), Some(2));
+
+        // With changes of other keys still unemitted, the pin may stay older (never newer).
+        let mut op = Table::new(CountSum, Emit::Every(10_000), None, limited(2, OnFull::EvictOldest));
+        op.on_watermark(0);
+        op.set_epoch(1);
+        feed(&mut op, "a", 1, 1_000);
+        op.set_epoch(2);
+        feed(&mut op, "b", 1, 2_000);
+        op.set_epoch(3);
+        feed(&mut op, "c", 1, 3_000); // evicts a
+        assert_eq!(drain(&mut op).len(), 1);
+        assert!(
+            matches!(op.pending_epoch(), Some(e) if e <= 2),
+            "{:?}",
+            op.pending_epoch()
+        );
+        op.on_watermark(10_000);
+        assert_eq!(op.pending_epoch(), None);
+
+        // Expiry emits the dirty key it drops.
+        let mut op = Table::new(CountSum, Emit::Every(10_000), Some(5_000), opts(0));
+        op.on_watermark(0);
+        op.set_epoch(1);
+        feed(&mut op, "a", 1, 1_000);
+        assert_eq!(op.pending_epoch(), Some(1));
+        assert!(op.on_watermark(6_000), "a expired: emitted before the boundary");
+        assert_eq!(op.take_evictions(), (0, 1));
+        assert_eq!(op.pending_epoch(), None);
+        assert_eq!(drain(&mut op).len(), 1);
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Sink specs: where results go.
 
 mod file;
+mod kafka;
 mod stdout;
 
 pub use file::FileSink;
+pub use kafka::{Compression, KafkaSink, TopicSpec};
 pub use stdout::StdoutSink;
 
 use super::{FormatName, Inputs};
@@ -35,15 +37,17 @@ pub struct SinkSpec {
 pub enum SinkKind {
     Stdout(StdoutSink),
     File(FileSink),
+    Kafka(KafkaSink),
 }
 
 impl SinkKind {
-    pub const TYPES: &'static [&'static str] = &["stdout", "file"];
+    pub const TYPES: &'static [&'static str] = &["stdout", "file", "kafka"];
 
     pub fn type_name(&self) -> &'static str {
         match self {
             SinkKind::Stdout(_) => "stdout",
             SinkKind::File(_) => "file",
+            SinkKind::Kafka(_) => "kafka",
         }
     }
 }

@@ -2,10 +2,12 @@
 
 mod file;
 mod generator;
+mod kafka;
 mod stdin;
 
 pub use file::FileSource;
 pub use generator::{GenFieldSpec, GeneratorSource};
+pub use kafka::{KafkaSource, MetadataSpec, StartAt};
 pub use stdin::StdinSource;
 
 use super::{FormatName, OnError};
@@ -51,17 +53,19 @@ pub enum SourceKind {
     File(FileSource),
     Stdin(StdinSource),
     Generator(GeneratorSource),
+    Kafka(KafkaSource),
 }
 
 impl SourceKind {
     /// Every `type:` a source can have.
-    pub const TYPES: &'static [&'static str] = &["file", "stdin", "generator"];
+    pub const TYPES: &'static [&'static str] = &["file", "stdin", "generator", "kafka"];
 
     pub fn type_name(&self) -> &'static str {
         match self {
             SourceKind::File(_) => "file",
             SourceKind::Stdin(_) => "stdin",
             SourceKind::Generator(_) => "generator",
+            SourceKind::Kafka(_) => "kafka",
         }
     }
 }

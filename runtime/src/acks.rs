@@ -1,0 +1,200 @@
+//! Acknowledgements: which source positions are safe to commit.
+//!
+//! At least once means a source (Kafka) may commit an offset only when every record read
+//! up to it has reached every sink it goes to. The pipeline is synchronous, so most of
+//! that is already true when a step ends: file and stdout outputs are flushed, dead
+//! letters written. Two things are not:
+//!
+//! - records held in window or table state, whose results have not fired yet;
+//! - messages handed to a Kafka producer whose delivery is not yet confirmed.
+//!
+//! Each batch a committing source reads gets an *epoch*: a number that only grows.
+//! Stateful operators report the oldest epoch they still hold unemitted; a Kafka output
+//! tags each message with the epoch current when it was sent. When a step ends, every
+//! record from an epoch below `floor = min(held, current + 1)` has reached the sinks,
+//! but possibly only as unconfirmed messages tagged up to the current epoch. So that
+//! floor becomes a *candidate*, confirmed once no message tagged at or below the current
+//! epoch is outstanding. The confirmed floor is what sources commit below.
+//!
+//! One `Acks` is shared (cloned) by the sources, outputs and operators of a pipeline;
+//! everything runs on the pipeline's thread.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// How often a step proposes a new floor: the operators' scan of their state costs
+/// something, and committing more often than this gains nothing.
+const PROPOSE_EVERY: Duration = Duration::from_millis(50);
+
+#[derive(Clone, Default)]
+pub struct Acks(Rc<State>);
+
+#[derive(Default)]
+struct State {
+    epoch: Cell<u64>,
+    /// Unconfirmed messages by the epoch they were sent in.
+    outstanding: RefCell<BTreeMap<u64, u64>>,
+    /// `(sent_up_to, floor)`: `floor` holds once nothing sent at or before `sent_up_to`
+    /// is outstanding. Floors increase along the queue.
+    candidates: RefCell<VecDeque<(u64, u64)>>,
+    /// Every record from an epoch below this has been accepted by every sink.
+    confirmed: Cell<u64>,
+    last_proposal: Cell<Option<Instant>>,
+}
+
+impl Acks {
+    pub fn new() -> Self {
+        Acks::default()
+    }
+
+    /// The current epoch: the one records being processed now belong to.
+    #[inline]
+    pub fn epoch(&self) -> u64 {
+        self.0.epoch.get()
+    }
+
+    /// A committing source starts a new batch; returns its epoch.
+    pub fn next_epoch(&self) -> u64 {
+        let e = self.0.epoch.get() + 1;
+        self.0.epoch.set(e);
+        e
+    }
+
+    /// A message was handed to a producer; returns the tag to confirm it with.
+    #[inline]
+    pub fn sent(&self) -> u64 {
+        let tag = self.epoch();
+        *self.0.outstanding.borrow_mut().entry(tag).or_insert(0) += 1;
+        tag
+    }
+
+    /// The message sent with `tag` is settled: delivered, or written as a dead letter.
+    pub fn settled(&self, tag: u64) {
+        let mut outstanding = self.0.outstanding.borrow_mut();
+        if let Some(n) = outstanding.get_mut(&tag) {
+            *n -= 1;
+            if *n == 0 {
+                outstanding.remove(&tag);
+            }
+        }
+    }
+
+    /// Messages sent and not yet settled.
+    pub fn in_flight(&self) -> u64 {
+        self.0.outstanding.borrow().values().sum()
+    }
+
+    /// True when a step should call [`Self::end_step`]: at most every 50 ms, or always
+    /// when `force` (the end of the run).
+    pub fn due(&self, force: bool) -> bool {
+        force
+            || self
+                .0
+                .last_proposal
+                .get()
+                .is_none_or(|at| at.elapsed() >= PROPOSE_EVERY)
+    }
+
+    /// A step ended with every output flushed; `held` is the oldest epoch any operator
+    /// still holds unemitted. Proposes a new floor and confirms what it can.
+    pub fn end_step(&self, held: Option<u64>) {
+        self.0.last_proposal.set(Some(Instant::now()));
+        let epoch = self.epoch();
+        let floor = held.map_or(epoch + 1, |h| h.min(epoch + 1));
+        let mut candidates = self.0.candidates.borrow_mut();
+        let highest = candidates.back().map_or(self.0.confirmed.get(), |c| c.1);
+        if floor > highest {
+            candidates.push_back((epoch, floor));
+        }
+        let oldest_outstanding = self.0.outstanding.borrow().keys().next().copied();
+        while let Some(&(sent_up_to, floor)) = candidates.front() {
+            if oldest_outstanding.is_some_and(|o| o <= sent_up_to) {
+                break;
+            }
+            self.0.confirmed.set(floor);
+            candidates.pop_front();
+        }
+    }
+
+    /// Every record from an epoch below this has been accepted by every sink it reaches.
+    pub fn confirmed(&self) -> u64 {
+        self.0.confirmed.get()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_state_or_producers_a_step_confirms_its_own_batches() {
+        let acks = Acks::new();
+        assert_eq!(acks.next_epoch(), 1);
+        assert_eq!(acks.next_epoch(), 2);
+        assert_eq!(acks.confirmed(), 0);
+        acks.end_step(None);
+        assert_eq!(acks.confirmed(), 3, "epochs 1 and 2 are done");
+    }
+
+    #[test]
+    fn held_state_keeps_the_floor_at_its_oldest_epoch() {
+        let acks = Acks::new();
+        for _ in 0..5 {
+            acks.next_epoch();
+        }
+        acks.end_step(Some(2));
+        assert_eq!(acks.confirmed(), 2, "epoch 2 still held: only epoch 1 is done");
+        acks.end_step(Some(4));
+        assert_eq!(acks.confirmed(), 4);
+        acks.end_step(Some(3));
+        assert_eq!(acks.confirmed(), 4, "the floor never moves back");
+    }
+
+    #[test]
+    fn a_floor_waits_for_messages_sent_up_to_its_step() {
+        let acks = Acks::new();
+        acks.next_epoch(); // 1
+        let a = acks.sent();
+        acks.end_step(None); // candidate (1, 2): waits for `a`
+        assert_eq!(acks.confirmed(), 0);
+        acks.next_epoch(); // 2
+        let b = acks.sent();
+        acks.end_step(None); // candidate (2, 3)
+        assert_eq!(acks.in_flight(), 2);
+        acks.settled(b);
+        acks.end_step(None);
+        assert_eq!(acks.confirmed(), 0, "`a` (epoch 1) is still outstanding");
+        acks.settled(a);
+        acks.end_step(None);
+        assert_eq!(acks.confirmed(), 3);
+        assert_eq!(acks.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_window_firing_later_is_covered_by_the_messages_it_sends() {
+        // A record of epoch 1 sits in a window; the window fires in epoch 3 and its
+        // result is sent then. Epoch 1 must wait for that message, not for epoch 1's.
+        let acks = Acks::new();
+        acks.next_epoch();
+        acks.end_step(Some(1));
+        acks.next_epoch();
+        acks.next_epoch();
+        let fired = acks.sent();
+        acks.end_step(None);
+        assert_eq!(acks.confirmed(), 1, "nothing confirmed while the result is in flight");
+        acks.settled(fired);
+        acks.end_step(None);
+        assert_eq!(acks.confirmed(), 4);
+    }
+
+    #[test]
+    fn proposals_are_rate_limited_unless_forced() {
+        let acks = Acks::new();
+        assert!(acks.due(false));
+        acks.end_step(None);
+        assert!(!acks.due(false));
+        assert!(acks.due(true));
+    }
+}

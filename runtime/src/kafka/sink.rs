@@ -1,0 +1,209 @@
+//! `KafkaOutput`: one message per record, confirmed asynchronously.
+//!
+//! `send` encodes the record and hands it to librdkafka's queue (waiting while the queue
+//! is full), tagged with the current epoch in [`Acks`]. librdkafka batches
+//! (`linger.ms`, `batch.size`), compresses and retries with backoff until
+//! `message.timeout.ms`; each outcome comes back through the delivery callback, collected
+//! here and applied at the next [`KafkaOutput::flush`]: a delivered message settles its
+//! tag, a failed one is written to the dead letters with the reason, then settles.
+
+use super::client::{self, Properties};
+use crate::acks::Acks;
+use crate::dead_letter::DeadLetters;
+use crate::driver::Context;
+use crate::errors::{EvalError, RecordError, RunError, StartError};
+use crate::formats::Encoder;
+use crate::internal_events::{Counters, InternalEvent};
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Message as _, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::ClientContext;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// rill's producer defaults; the spec's properties come after and may override them.
+const DEFAULTS: &[(&str, &str)] = &[("enable.idempotence", "true"), ("acks", "all")];
+
+/// How long a full local queue is waited on before trying again.
+const QUEUE_FULL_WAIT: Duration = Duration::from_millis(10);
+
+/// How long closing waits for messages still in flight.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where one record goes: topic (`None`: the output's fixed topic), key and headers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Message<'a> {
+    pub topic: Option<&'a str>,
+    pub key: Option<&'a str>,
+    pub headers: &'a [(&'a str, Option<&'a str>)],
+}
+
+pub struct KafkaOutput<E: Encoder> {
+    component: &'static str,
+    producer: BaseProducer<Deliveries>,
+    encoder: E,
+    topic: String,
+    buf: Vec<u8>,
+    acks: Acks,
+    counters: Counters,
+    /// Records offered and messages queued since the last flush.
+    offered: u64,
+    /// Outcomes taken from the callback's queue, reused.
+    outcomes: Vec<Outcome>,
+}
+
+impl<E: Encoder> KafkaOutput<E> {
+    /// A producer with `properties` (`bootstrap.servers`, `compression.type`, ..)
+    /// writing to `topic` unless a record names its own.
+    pub fn new(
+        component: &'static str,
+        properties: Properties,
+        topic: &str,
+        encoder: E,
+        ctx: &Context,
+    ) -> Result<Self, StartError> {
+        let deliveries = Deliveries {
+            component,
+            outcomes: Mutex::new(Vec::new()),
+        };
+        let producer = client::config(DEFAULTS, &properties)
+            .create_with_context(deliveries)
+            .map_err(|e| client::start_error(component, e))?;
+        Ok(KafkaOutput {
+            component,
+            producer,
+            encoder,
+            topic: topic.to_string(),
+            buf: Vec::with_capacity(1024),
+            acks: ctx.acks.clone(),
+            counters: ctx.events.component(component),
+            offered: 0,
+            outcomes: Vec::new(),
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.component
+    }
+
+    /// Encodes `rec` as one message and queues it. An encoding error, or a message
+    /// librdkafka refuses outright (too large, say), is the record's error: it becomes
+    /// a dead letter per its source's `on_error`.
+    pub fn send(&mut self, rec: &E::Input, message: Message<'_>) -> Result<(), RecordError> {
+        self.offered += 1;
+        self.buf.clear();
+        self.encoder
+            .encode(rec, &mut self.buf)
+            .map_err(|e| RecordError::new(self.component, e))?;
+        let payload = crate::batch::strip_newline(&self.buf);
+        let topic = message.topic.unwrap_or(&self.topic);
+        let tag = self.acks.sent();
+        let mut record = BaseRecord::with_opaque_to(topic, tag as usize).payload(payload);
+        if let Some(key) = message.key {
+            record = record.key(key);
+        }
+        if !message.headers.is_empty() {
+            let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
+            for &(key, value) in message.headers {
+                headers = headers.insert(Header { key, value });
+            }
+            record = record.headers(headers);
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    // Backpressure: serve delivery reports until there is room.
+                    self.producer.poll(QUEUE_FULL_WAIT);
+                    record = back;
+                }
+                Err((e, _)) => {
+                    self.acks.settled(tag);
+                    let reason = e.to_string();
+                    return Err(RecordError::new(self.component, EvalError::Refused { reason }));
+                }
+            }
+        }
+    }
+
+    /// Applies the delivery outcomes that arrived: settles delivered messages, writes
+    /// failed ones to `dead` (then settles them: a dead letter is accepted too).
+    pub fn flush(&mut self, dead: &mut DeadLetters) -> Result<(), RunError> {
+        self.producer.poll(Duration::ZERO);
+        self.counters.emit(InternalEvent::Received(self.offered));
+        self.offered = 0;
+        if let Ok(mut queued) = self.producer.context().outcomes.lock() {
+            std::mem::swap(&mut *queued, &mut self.outcomes);
+        }
+        let (mut delivered, mut failed) = (0u64, 0u64);
+        for outcome in self.outcomes.drain(..) {
+            match outcome.failure {
+                None => delivered += 1,
+                Some((reason, payload)) => {
+                    dead.send(self.component, &format!("delivery failed: {reason}"), &payload);
+                    failed += 1;
+                }
+            }
+            self.acks.settled(outcome.tag);
+        }
+        self.counters.emit(InternalEvent::Sent(delivered));
+        self.counters.emit(InternalEvent::DeadLettered(failed));
+        Ok(())
+    }
+
+    /// Waits (up to 30 s) for every message in flight, then applies the outcomes.
+    /// Messages still undelivered then make the close fail: their offsets stay
+    /// uncommitted, so they are read again on the next start.
+    pub fn close(&mut self, dead: &mut DeadLetters) -> Result<(), RunError> {
+        let flushed = self.producer.flush(CLOSE_TIMEOUT);
+        self.flush(dead)?;
+        flushed.map_err(|e| {
+            RunError::new(format!(
+                "{}: {} messages still undelivered at shutdown: {e}",
+                self.component,
+                self.producer.in_flight_count()
+            ))
+        })
+    }
+}
+
+/// One delivery outcome: the tag it was sent with; on failure the reason and payload.
+struct Outcome {
+    tag: u64,
+    failure: Option<(String, Vec<u8>)>,
+}
+
+/// The producer's callbacks: delivery outcomes are queued for the pipeline's thread
+/// (they arrive during `poll`, on that same thread, but the context must be `Sync`).
+struct Deliveries {
+    component: &'static str,
+    outcomes: Mutex<Vec<Outcome>>,
+}
+
+impl ClientContext for Deliveries {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        client::log_line(self.component, level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        client::log_error(self.component, error, reason);
+    }
+}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, tag: usize) {
+        let failure = match result {
+            Ok(_) => None,
+            Err((e, message)) => Some((e.to_string(), message.payload().unwrap_or_default().to_vec())),
+        };
+        if let Ok(mut outcomes) = self.outcomes.lock() {
+            outcomes.push(Outcome {
+                tag: tag as u64,
+                failure,
+            });
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! `KafkaSource`: a consumer-group member that stores offsets only once they are safe.
+//!
+//! Each poll reads up to a batch of messages and remembers, per partition, the offset
+//! after the last one. When the batch has been handled ([`RawSource::batch_done`]), it
+//! waits in `pending` under its epoch; once [`Acks::confirmed`] passes that epoch, its
+//! offsets are *stored*, and librdkafka commits stored offsets every
+//! `auto.commit.interval.ms`, when partitions are revoked, and on close.
+//!
+//! A rebalance drops everything pending: the offsets of a revoked partition are no
+//! longer ours to commit, and its records not yet confirmed are read again by whoever
+//! gets the partition (duplicates, never loss). The records themselves still flow.
+
+use super::client::{self, Properties};
+use crate::acks::Acks;
+use crate::batch::{MessageInfo, RawBatch};
+use crate::driver::Context;
+use crate::errors::{RunError, StartError};
+use crate::log;
+use crate::sources::{Poll, RawSource};
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::message::{Headers, Message};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::ClientContext;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// How long the first read of a poll may wait for a message: short, so other sources
+/// and timers stay responsive, long enough not to spin when the topic is quiet.
+const FIRST_WAIT: Duration = Duration::from_millis(10);
+
+/// rill's consumer defaults; the spec's properties come after and may override them.
+const DEFAULTS: &[(&str, &str)] = &[
+    // Offsets are stored by us, only once safe; librdkafka commits what is stored.
+    ("enable.auto.offset.store", "false"),
+    ("enable.auto.commit", "true"),
+    ("auto.commit.interval.ms", "1000"),
+    ("auto.offset.reset", "latest"),
+    ("enable.partition.eof", "false"),
+];
+
+/// The next offset to read, per topic and partition.
+type Positions = Vec<(Rc<str>, i32, i64)>;
+
+pub struct KafkaSource {
+    component: &'static str,
+    consumer: BaseConsumer<GroupMember>,
+    acks: Acks,
+    /// Header names whose values the pipeline reads, in the order of its metadata fields.
+    headers: &'static [&'static str],
+    /// Record metadata (key, partition, ..) only when some field reads it.
+    metadata: bool,
+    topics: Vec<Rc<str>>,
+    /// Positions reached by the batch being handled now.
+    reading: Positions,
+    /// Handled batches not yet confirmed, oldest first: `(epoch, positions)`.
+    pending: VecDeque<(u64, Positions)>,
+    /// Rebalances seen so far (the group member counts them).
+    rebalances: u64,
+}
+
+impl KafkaSource {
+    /// Subscribes to `topics` (names, or regular expressions starting with `^`) with the
+    /// client `properties` (`bootstrap.servers`, `group.id`, ..).
+    pub fn new(
+        component: &'static str,
+        properties: Properties,
+        topics: &[&str],
+        headers: &'static [&'static str],
+        metadata: bool,
+        ctx: &Context,
+    ) -> Result<Self, StartError> {
+        let member = GroupMember {
+            component,
+            rebalances: AtomicU64::new(0),
+        };
+        let consumer: BaseConsumer<GroupMember> = client::config(DEFAULTS, &properties)
+            .create_with_context(member)
+            .map_err(|e| client::start_error(component, e))?;
+        consumer
+            .subscribe(topics)
+            .map_err(|e| StartError::new(format!("{component}: cannot subscribe to {topics:?}: {e}")))?;
+        Ok(KafkaSource {
+            component,
+            consumer,
+            acks: ctx.acks.clone(),
+            headers,
+            metadata: metadata || !headers.is_empty(),
+            topics: Vec::new(),
+            reading: Vec::new(),
+            pending: VecDeque::new(),
+            rebalances: 0,
+        })
+    }
+
+    /// After a rebalance nothing read before it may be committed by us.
+    fn forget_if_rebalanced(&mut self) {
+        forget_if_rebalanced(
+            &self.consumer,
+            &mut self.rebalances,
+            &mut self.pending,
+            &mut self.reading,
+        );
+    }
+}
+
+/// See [`KafkaSource::forget_if_rebalanced`]; on fields, so it can run while a message
+/// borrows the consumer.
+fn forget_if_rebalanced(
+    consumer: &BaseConsumer<GroupMember>,
+    seen: &mut u64,
+    pending: &mut VecDeque<(u64, Positions)>,
+    reading: &mut Positions,
+) {
+    let now = consumer.context().rebalances.load(Ordering::Relaxed);
+    if now != *seen {
+        *seen = now;
+        pending.clear();
+        reading.clear();
+    }
+}
+
+/// The shared name of a topic, so a batch does not allocate one per message.
+fn shared_topic(topics: &mut Vec<Rc<str>>, name: &str) -> Rc<str> {
+    if let Some(t) = topics.iter().find(|t| &***t == name) {
+        return t.clone();
+    }
+    let t: Rc<str> = name.into();
+    topics.push(t.clone());
+    t
+}
+
+/// Raises `positions`' entry for (topic, partition) to `next`.
+fn advance(positions: &mut Positions, topic: &Rc<str>, partition: i32, next: i64) {
+    match positions.iter_mut().find(|(t, p, _)| *p == partition && t == topic) {
+        Some(entry) => entry.2 = entry.2.max(next),
+        None => positions.push((topic.clone(), partition, next)),
+    }
+}
+
+impl RawSource for KafkaSource {
+    fn poll(&mut self, batch: &mut RawBatch, max: usize) -> Result<Poll, RunError> {
+        self.reading.clear();
+        let mut wait = FIRST_WAIT;
+        while batch.len() < max {
+            let polled = self.consumer.poll(wait);
+            wait = Duration::ZERO;
+            forget_if_rebalanced(
+                &self.consumer,
+                &mut self.rebalances,
+                &mut self.pending,
+                &mut self.reading,
+            );
+            let message = match polled {
+                None => break,
+                Some(Ok(m)) => m,
+                Some(Err(e)) => {
+                    consume_error(self.component, e)?;
+                    continue;
+                }
+            };
+            let topic = shared_topic(&mut self.topics, message.topic());
+            let (partition, offset) = (message.partition(), message.offset());
+            let payload = message.payload().unwrap_or_default();
+            if self.metadata {
+                let info = MessageInfo {
+                    topic: &topic,
+                    partition,
+                    offset,
+                    timestamp: message.timestamp().to_millis(),
+                    key: message.key(),
+                };
+                let headers = message.headers();
+                let values = self.headers.iter().map(|name| {
+                    headers.and_then(|h| {
+                        h.iter()
+                            .find(|header| header.key == *name)
+                            .and_then(|header| header.value)
+                    })
+                });
+                batch.push_message(payload, info, values);
+            } else {
+                batch.push(payload);
+            }
+            advance(&mut self.reading, &topic, partition, offset + 1);
+        }
+        if !batch.is_empty() {
+            self.acks.next_epoch();
+        }
+        Ok(Poll::unless_filled(batch, Poll::Idle))
+    }
+
+    fn batch_done(&mut self) {
+        if !self.reading.is_empty() {
+            let positions = std::mem::take(&mut self.reading);
+            self.pending.push_back((self.acks.epoch(), positions));
+        }
+    }
+
+    fn commit(&mut self) -> Result<(), RunError> {
+        self.forget_if_rebalanced();
+        let confirmed = self.acks.confirmed();
+        let mut safe = Positions::new();
+        while let Some((epoch, _)) = self.pending.front() {
+            if *epoch >= confirmed {
+                break;
+            }
+            if let Some((_, positions)) = self.pending.pop_front() {
+                for (topic, partition, next) in &positions {
+                    advance(&mut safe, topic, *partition, *next);
+                }
+            }
+        }
+        if safe.is_empty() {
+            return Ok(());
+        }
+        let mut list = TopicPartitionList::with_capacity(safe.len());
+        for (topic, partition, next) in &safe {
+            list.add_partition_offset(topic, *partition, Offset::Offset(*next))
+                .map_err(|e| RunError::new(format!("{}: {e}", self.component)))?;
+        }
+        if let Err(e) = self.consumer.store_offsets(&list) {
+            // A partition revoked since its records were read: its new owner reads
+            // them again. Anything else is logged the same way and retried next time.
+            log::warn(
+                "kafka offsets not stored",
+                &[("component", self.component.into()), ("error", e.to_string().into())],
+            );
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), RunError> {
+        self.commit()?;
+        match self.consumer.commit_consumer_state(CommitMode::Sync) {
+            // Nothing was stored since the last commit.
+            Ok(()) | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => Ok(()),
+            Err(e) => Err(RunError::new(format!(
+                "{}: final offset commit failed: {e}",
+                self.component
+            ))),
+        }
+    }
+}
+
+/// A consumer error: fatal ones end the run, the rest (a broker unreachable for a
+/// while) are logged and librdkafka keeps trying.
+fn consume_error(component: &str, e: KafkaError) -> Result<(), RunError> {
+    let fatal = matches!(e.rdkafka_error_code(), Some(rdkafka::types::RDKafkaErrorCode::Fatal));
+    if fatal {
+        return Err(RunError::new(format!("{component}: {e}")));
+    }
+    log::warn(
+        "kafka consumer error",
+        &[("component", component.into()), ("error", e.to_string().into())],
+    );
+    Ok(())
+}
+
+/// The consumer's callbacks: rebalances are counted (the source drops what it can no
+/// longer commit) and logged; librdkafka's logs go to the pipeline log.
+struct GroupMember {
+    component: &'static str,
+    rebalances: AtomicU64,
+}
+
+impl ClientContext for GroupMember {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        client::log_line(self.component, level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        client::log_error(self.component, error, reason);
+    }
+}
+
+impl ConsumerContext for GroupMember {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(list) = rebalance {
+            // Counted before librdkafka commits the stored offsets and lets go.
+            self.rebalances.fetch_add(1, Ordering::Relaxed);
+            log::info(
+                "kafka partitions revoked",
+                &[
+                    ("component", self.component.into()),
+                    ("partitions", describe(list).into()),
+                ],
+            );
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(list) => {
+                self.rebalances.fetch_add(1, Ordering::Relaxed);
+                log::info(
+                    "kafka partitions assigned",
+                    &[
+                        ("component", self.component.into()),
+                        ("partitions", describe(list).into()),
+                    ],
+                );
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => log::warn(
+                "kafka rebalance failed",
+                &[("component", self.component.into()), ("error", e.to_string().into())],
+            ),
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => log::debug(
+                "kafka offsets committed",
+                &[
+                    ("component", self.component.into()),
+                    ("offsets", describe(offsets).into()),
+                ],
+            ),
+            Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => log::warn(
+                "kafka offset commit failed",
+                &[("component", self.component.into()), ("error", e.to_string().into())],
+            ),
+        }
+    }
+}
+
+/// `topic/partition@offset` for each element, for logs.
+fn describe(list: &TopicPartitionList) -> String {
+    let parts: Vec<String> = list
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => format!("{}/{}@{o}", e.topic(), e.partition()),
+            _ => format!("{}/{}", e.topic(), e.partition()),
+        })
+        .collect();
+    parts.join(",")
+}
