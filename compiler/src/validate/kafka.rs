@@ -371,7 +371,14 @@ pub fn sink(name: &str, k: &KafkaSink, input: &SinkInput, cx: &mut Cx) -> Option
             (topic.clone(), None)
         }
         Some(TopicSpec::Expr(e)) => {
-            let e = string_expr(&e.expr, record, &["sinks", name, "topic", "expr"], false, cx);
+            let e = string_expr(
+                "the topic",
+                &e.expr,
+                record,
+                &["sinks", name, "topic", "expr"],
+                false,
+                cx,
+            );
             ok &= e.is_some();
             (String::new(), e)
         }
@@ -379,14 +386,22 @@ pub fn sink(name: &str, k: &KafkaSink, input: &SinkInput, cx: &mut Cx) -> Option
     let key = match &k.key {
         None => None,
         Some(text) => {
-            let e = string_expr(text, record, &["sinks", name, "key"], true, cx);
+            let e = string_expr("the key", text, record, &["sinks", name, "key"], true, cx);
             ok &= e.is_some();
             e
         }
     };
     let mut headers = Vec::new();
     for (header, text) in &k.headers {
-        match string_expr(text, record, &["sinks", name, "headers", header.as_str()], true, cx) {
+        let what = format!("header `{header}`");
+        match string_expr(
+            &what,
+            text,
+            record,
+            &["sinks", name, "headers", header.as_str()],
+            true,
+            cx,
+        ) {
             Some(e) => headers.push((header.clone(), e)),
             None => ok = false,
         }
@@ -405,7 +420,14 @@ pub fn sink(name: &str, k: &KafkaSink, input: &SinkInput, cx: &mut Cx) -> Option
 }
 
 /// An expression that must be a string (or, when `optional`, an optional string).
-fn string_expr(text: &ExprText, record: &RecordType, path: &[&str], optional: bool, cx: &mut Cx) -> Option<TExpr> {
+fn string_expr(
+    what: &str,
+    text: &ExprText,
+    record: &RecordType,
+    path: &[&str],
+    optional: bool,
+    cx: &mut Cx,
+) -> Option<TExpr> {
     let e = expression(text, record, path, cx)?;
     let fits = match &e.ty {
         Type::String => true,
@@ -422,11 +444,7 @@ fn string_expr(text: &ExprText, record: &RecordType, path: &[&str], optional: bo
         "a string"
     };
     cx.error(SpecError::type_mismatch(
-        format!(
-            "{} must be {wanted}, found {}",
-            path.last().copied().unwrap_or_default(),
-            e.ty
-        ),
+        format!("{what} must be {wanted}, found {}", e.ty),
         format!("this is {}", e.ty),
         &at,
         Some("convert it: `to_string(device_id)`".into()),

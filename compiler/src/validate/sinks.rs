@@ -88,19 +88,18 @@ pub fn check(
                 }
             }
             SinkKind::Kafka(k) => {
-                if matches!(format, IrFormat::Csv { header: true, .. }) && common.header.is_some() {
+                let with_header = matches!(format, IrFormat::Csv { header: true, .. }) && common.header.is_some();
+                if with_header {
                     let at = cx.value(&["sinks", name, "header"]);
                     cx.error(SpecError::bad_format_option(
                         "each Kafka message is one CSV row, without a header line",
                         &at,
                         "remove `header:`",
                     ));
-                    out.push(None);
-                    continue;
                 }
                 match kafka::sink(name, k, &input, cx) {
-                    Some(kind) => kind,
-                    None => {
+                    Some(kind) if !with_header => kind,
+                    _ => {
                         out.push(None);
                         continue;
                     }

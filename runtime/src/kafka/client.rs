@@ -27,8 +27,9 @@ pub fn start_error(component: &str, e: KafkaError) -> StartError {
     StartError::new(format!("{component}: cannot create the Kafka client: {e}"))
 }
 
-/// Routes one of librdkafka's own log lines to the pipeline log (warnings and worse;
-/// the rest at debug level). Called by the clients' `ClientContext::log`.
+/// Routes one of librdkafka's own log lines to the pipeline log: warnings as warnings,
+/// the rest at debug level (errors also reach [`log_error`], logged there once).
+/// Called by the clients' `ClientContext::log`.
 pub fn log_line(component: &str, level: RDKafkaLogLevel, facility: &str, message: &str) {
     let fields = [
         ("component", component.into()),
@@ -36,10 +37,7 @@ pub fn log_line(component: &str, level: RDKafkaLogLevel, facility: &str, message
         ("message", message.into()),
     ];
     match level {
-        RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
-            log::error("kafka client error", &fields)
-        }
-        RDKafkaLogLevel::Warning | RDKafkaLogLevel::Notice => log::warn("kafka client warning", &fields),
+        RDKafkaLogLevel::Warning => log::warn("kafka client warning", &fields),
         _ => log::debug("kafka client", &fields),
     }
 }

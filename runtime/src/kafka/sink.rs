@@ -207,3 +207,67 @@ impl ProducerContext for Deliveries {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::JsonEncoder;
+    use crate::settings::Settings;
+    use crate::sinks::tests::MemSink;
+    use std::time::Instant;
+
+    fn output(
+        properties: Properties,
+        ctx: &Context,
+    ) -> Result<KafkaOutput<JsonEncoder<serde_json::Value>>, StartError> {
+        KafkaOutput::new("sinks.out", properties, "out", JsonEncoder::new(), ctx)
+    }
+
+    #[test]
+    fn a_bad_property_is_a_start_error_naming_the_component() {
+        let ctx = Context::new(Settings::from_values(vec![]), 8);
+        let props = vec![
+            ("bootstrap.servers", "127.0.0.1:1".into()),
+            ("linger.ms", "soon".into()),
+        ];
+        let err = output(props, &ctx).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.starts_with("sinks.out: cannot create the Kafka client"), "{err}");
+        assert!(err.contains("linger.ms"), "{err}");
+    }
+
+    #[test]
+    fn an_undeliverable_message_becomes_a_dead_letter_and_settles() {
+        let ctx = Context::new(Settings::from_values(vec![]), 8);
+        // Nothing listens on port 1: the message times out after 200 ms.
+        let props = vec![
+            ("bootstrap.servers", "127.0.0.1:1".into()),
+            ("message.timeout.ms", "200".into()),
+            ("enable.idempotence", "false".into()),
+        ];
+        let mut out = output(props, &ctx).unwrap_or_else(|e| panic!("{e}"));
+        let sink = MemSink::default();
+        let mut dead = DeadLetters::to_sinks(vec![Box::new(sink.clone())]);
+        ctx.acks.next_epoch();
+        let message = Message {
+            key: Some("k"),
+            ..Message::default()
+        };
+        assert_eq!(out.send(&serde_json::json!({"n": 1}), message), Ok(()));
+        assert_eq!(ctx.acks.in_flight(), 1);
+        let started = Instant::now();
+        while ctx.acks.in_flight() > 0 && started.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+            assert_eq!(out.flush(&mut dead), Ok(()));
+        }
+        assert_eq!(ctx.acks.in_flight(), 0, "the failed message settled");
+        assert_eq!(dead.flush(), Ok(()));
+        let text = String::from_utf8_lossy(&sink.data.borrow()).into_owned();
+        let letter: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_default();
+        assert_eq!(letter["component"], "sinks.out");
+        assert_eq!(letter["record"], r#"{"n":1}"#);
+        let reason = letter["reason"].as_str().unwrap_or_default();
+        assert!(reason.starts_with("delivery failed: "), "{reason}");
+        let snap = ctx.events.snapshot();
+        assert_eq!((snap[0].1.received, snap[0].1.sent, snap[0].1.dead_lettered), (1, 0, 1));
+    }
+}

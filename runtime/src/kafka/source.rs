@@ -249,15 +249,20 @@ impl RawSource for KafkaSource {
 /// A consumer error: fatal ones end the run, the rest (a broker unreachable for a
 /// while) are logged and librdkafka keeps trying.
 fn consume_error(component: &str, e: KafkaError) -> Result<(), RunError> {
-    let fatal = matches!(e.rdkafka_error_code(), Some(rdkafka::types::RDKafkaErrorCode::Fatal));
-    if fatal {
-        return Err(RunError::new(format!("{component}: {e}")));
+    use rdkafka::types::RDKafkaErrorCode::{AllBrokersDown, BrokerTransportFailure, Fatal};
+    let fields = [("component", component.into()), ("error", e.to_string().into())];
+    match e.rdkafka_error_code() {
+        Some(Fatal) => Err(RunError::new(format!("{component}: {e}"))),
+        // Already logged by the client's error callback.
+        Some(AllBrokersDown | BrokerTransportFailure) => {
+            log::debug("kafka consumer error", &fields);
+            Ok(())
+        }
+        _ => {
+            log::warn("kafka consumer error", &fields);
+            Ok(())
+        }
     }
-    log::warn(
-        "kafka consumer error",
-        &[("component", component.into()), ("error", e.to_string().into())],
-    );
-    Ok(())
 }
 
 /// The consumer's callbacks: rebalances are counted (the source drops what it can no
@@ -341,4 +346,62 @@ fn describe(list: &TopicPartitionList) -> String {
         })
         .collect();
     parts.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_keep_the_highest_next_offset_per_topic_and_partition() {
+        let (a, b): (Rc<str>, Rc<str>) = ("a".into(), "b".into());
+        let mut positions = Positions::new();
+        advance(&mut positions, &a, 0, 5);
+        advance(&mut positions, &a, 1, 3);
+        advance(&mut positions, &a, 0, 4);
+        advance(&mut positions, &b, 0, 9);
+        advance(&mut positions, &a, 0, 6);
+        assert_eq!(positions, vec![(a.clone(), 0, 6), (a, 1, 3), (b, 0, 9)]);
+    }
+
+    #[test]
+    fn a_source_subscribes_without_a_broker_and_reports_bad_properties() {
+        let ctx = Context::new(crate::settings::Settings::from_values(vec![]), 8);
+        let props = |extra: (&'static str, &str)| {
+            vec![
+                ("bootstrap.servers", "127.0.0.1:1".to_string()),
+                ("group.id", "g".to_string()),
+                (extra.0, extra.1.to_string()),
+            ]
+        };
+        let ok = KafkaSource::new(
+            "sources.in",
+            props(("client.id", "t")),
+            &["in", "^in-.*"],
+            &[],
+            false,
+            &ctx,
+        );
+        let mut source = ok.unwrap_or_else(|e| panic!("{e}"));
+        let mut batch = RawBatch::new();
+        assert_eq!(
+            source.poll(&mut batch, 10),
+            Ok(Poll::Idle),
+            "no broker: nothing to read, no error"
+        );
+        assert_eq!(ctx.acks.epoch(), 0, "an empty poll starts no epoch");
+        let bad = KafkaSource::new(
+            "sources.in",
+            props(("session.timeout.ms", "often")),
+            &["in"],
+            &[],
+            false,
+            &ctx,
+        );
+        let err = bad.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            err.starts_with("sources.in: cannot create the Kafka client") && err.contains("session.timeout.ms"),
+            "{err}"
+        );
+    }
 }
