@@ -31,7 +31,8 @@ const QUEUE_FULL_WAIT: Duration = Duration::from_millis(10);
 /// How long closing waits for messages still in flight.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Where one record goes: topic (`None`: the output's fixed topic), key and headers.
+/// Where one record goes: topic (`None`: the output's fixed topic), key and headers
+/// (a header with a `None` value is left out).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Message<'a> {
     pub topic: Option<&'a str>,
@@ -103,10 +104,13 @@ impl<E: Encoder> KafkaOutput<E> {
         if let Some(key) = message.key {
             record = record.key(key);
         }
-        if !message.headers.is_empty() {
+        // A header whose value is null is left out.
+        if message.headers.iter().any(|(_, value)| value.is_some()) {
             let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
             for &(key, value) in message.headers {
-                headers = headers.insert(Header { key, value });
+                if value.is_some() {
+                    headers = headers.insert(Header { key, value });
+                }
             }
             record = record.headers(headers);
         }

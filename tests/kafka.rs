@@ -1,0 +1,409 @@
+//! The Kafka examples and connector behaviour, end to end against a real broker (tansu,
+//! started per test) with inputs produced and outputs read by an independent client
+//! (Python's confluent-kafka). Crash and consumer-group tests are in kafka_recovery.rs.
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::kafka::{Broker, Consumed, Message};
+
+/// A pipeline binary running in the background, its stderr in a file.
+struct Running {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Running {
+    fn start(binary: &Path, env: &[(&str, String)], dir: &Path) -> Running {
+        let log = dir.join(format!(
+            "{}.stderr",
+            binary.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        let child = Command::new(binary)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("pipeline starts");
+        Running { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then wait (at most a minute) for the exit.
+    fn stop(mut self) -> (ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return (status, self.log());
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "pipeline did not stop on SIGTERM:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = support::cache_dir().join("kafka-tests").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn json(c: &Consumed) -> Value {
+    serde_json::from_str(&c.value).unwrap_or_else(|e| panic!("not JSON ({e}): {}", c.value))
+}
+
+fn header<'a>(c: &'a Consumed, name: &str) -> Option<&'a str> {
+    c.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// Waits until the pipeline wrote `expected` messages to `topic`.
+fn wait_for(broker: &Broker, topic: &str, expected: usize, running: &Running) -> Vec<Consumed> {
+    let out = broker.consume(topic, expected, Duration::from_secs(90));
+    assert_eq!(
+        out.len(),
+        expected,
+        "{topic}: expected {expected} messages\npipeline log:\n{}\nbroker log:\n{}",
+        running.log(),
+        broker.log_tail()
+    );
+    out
+}
+
+/// The "pipeline stopped" line's counters of `component`.
+fn counters(log: &str, component: &str) -> Value {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["msg"] == "pipeline stopped")
+        .map(|l| l["components"][component].clone())
+        .unwrap_or_else(|| panic!("no exit summary in:\n{log}"))
+}
+
+#[test]
+fn uppercase_map_job_keeps_metadata_dead_letters_bad_messages_and_commits_everything() {
+    let broker = Broker::start();
+    broker.create_topic("notes", 3);
+    broker.create_topic("notes_upper", 3);
+    let mut input: Vec<Message> = (0..600)
+        .map(|i| {
+            let m = Message::keyed(
+                format!("k{i}"),
+                json!({"id": i, "message": format!("hello {i}")}).to_string(),
+            );
+            if i % 2 == 0 {
+                m.header("trace-id", format!("t{i}"))
+            } else {
+                m
+            }
+        })
+        .collect();
+    input.push(Message::value("not json"));
+    input.push(Message::value(json!({"id": "seven", "message": "x"}).to_string()));
+    broker.produce("notes", &input);
+    let dir = temp_dir("uppercase");
+    let binary = support::build("pipelines/kafka_uppercase.yaml");
+    let env = [
+        ("KAFKA_BROKERS", broker.bootstrap()),
+        ("DEAD_LETTERS_PATH", dir.join("dead.jsonl").display().to_string()),
+    ];
+    let running = Running::start(&binary, &env, &dir);
+    let out = wait_for(&broker, "notes_upper", 600, &running);
+    let (status, log) = running.stop();
+    assert!(status.success(), "{log}");
+
+    // Where each input landed, read back independently.
+    let read_back = broker.consume("notes", 602, Duration::from_secs(30));
+    let position: HashMap<i64, (i32, i64, Option<String>)> = read_back
+        .iter()
+        .filter_map(|c| {
+            let v: Value = serde_json::from_str(&c.value).ok()?;
+            Some((v["id"].as_i64()?, (c.partition, c.offset, c.key.clone())))
+        })
+        .collect();
+    let mut seen = BTreeMap::new();
+    for c in &out {
+        let v = json(c);
+        let id = v["id"].as_i64().expect("id");
+        assert_eq!(v["message"], format!("HELLO {id}"));
+        assert_eq!(c.key.as_deref(), Some(id.to_string().as_str()), "keyed by id");
+        let (partition, offset, key) = &position[&id];
+        assert_eq!(v["from"], format!("{partition}/{offset}"), "metadata of input {id}");
+        assert_eq!(key.as_deref(), Some(format!("k{id}").as_str()));
+        let trace = (id % 2 == 0).then(|| format!("t{id}"));
+        assert_eq!(v["trace_id"].as_str(), trace.as_deref(), "header read into a field");
+        assert_eq!(header(c, "trace-id"), trace.as_deref(), "header written from a field");
+        *seen.entry(id).or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), 600, "every note once");
+
+    let dead = support::json_lines(&std::fs::read(dir.join("dead.jsonl")).unwrap_or_default());
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert!(dead.iter().all(|d| d["component"] == "sources.notes"));
+    assert_eq!(dead[0]["record"], "not json");
+    let committed: i64 = broker
+        .committed("uppercase", "notes", 3)
+        .iter()
+        .map(|o| o.unwrap_or(0))
+        .sum();
+    assert_eq!(committed, 602, "bad messages are committed once dead-lettered");
+    let notes = counters(&log, "sources.notes");
+    assert_eq!(
+        (notes["received"].as_i64(), notes["dead_lettered"].as_i64()),
+        (Some(602), Some(2))
+    );
+}
+
+#[test]
+fn clicks_from_kafka_are_counted_per_user_and_published_keyed_by_user() {
+    let broker = Broker::start();
+    broker.create_topic("click_events", 3);
+    broker.create_topic("click_counts", 3);
+    let users = ["ana", "bo", "cy", "di", "ed", "flo", "gus"];
+    let clicks: Vec<Message> = (0..350)
+        .map(|i| {
+            let user = users[(i * i + 3 * i) % users.len()];
+            let click =
+                json!({"user_id": user, "url": format!("/p{}", i % 9), "ts": 1_700_000_000_000i64 + i as i64 * 100});
+            Message::keyed(user, click.to_string())
+        })
+        .collect();
+    broker.produce("click_events", &clicks);
+    let dir = temp_dir("clicks");
+    let binary = support::build("pipelines/kafka_click_counts.yaml");
+    let running = Running::start(&binary, &[("KAFKA_BROKERS", broker.bootstrap())], &dir);
+    // The table emits every change: one row per click.
+    let out = wait_for(&broker, "click_counts", 350, &running);
+    let (status, log) = running.stop();
+    assert!(status.success(), "{log}");
+
+    let mut expected: HashMap<&str, (i64, std::collections::HashSet<String>)> = HashMap::new();
+    for i in 0..350usize {
+        let e = expected.entry(users[(i * i + 3 * i) % users.len()]).or_default();
+        e.0 += 1;
+        e.1.insert(format!("/p{}", i % 9));
+    }
+    let mut last: HashMap<String, (i64, i64)> = HashMap::new();
+    let mut partition_of: HashMap<String, i32> = HashMap::new();
+    for c in &out {
+        let v = json(c);
+        let user = v["user_id"].as_str().expect("user_id").to_string();
+        assert_eq!(c.key.as_deref(), Some(user.as_str()), "keyed by user");
+        let p = *partition_of.entry(user.clone()).or_insert(c.partition);
+        assert_eq!(p, c.partition, "one user's counts stay in one partition");
+        let n = v["clicks"].as_i64().expect("clicks");
+        let entry = last.entry(user).or_insert((0, 0));
+        assert!(n > entry.0, "counts grow in partition order: {n} after {}", entry.0);
+        *entry = (n, v["pages"].as_i64().expect("pages"));
+    }
+    for (user, (n, pages)) in &expected {
+        assert_eq!(last[*user], (*n, pages.len() as i64), "user {user}");
+    }
+}
+
+#[test]
+fn sensor_readings_from_a_file_go_to_a_topic_keyed_by_device() {
+    let broker = Broker::start();
+    broker.create_topic("sensor_readings", 3);
+    let dir = temp_dir("sensors");
+    let mut lines = String::new();
+    let mut valid = Vec::new();
+    for i in 0..400i64 {
+        let temperature = if i % 25 == 0 { 150.0 } else { (i % 40) as f64 - 5.0 };
+        let reading =
+            json!({"device_id": format!("dev-{}", i % 11), "ts": 1_700_000_000_000i64 + i, "temperature": temperature});
+        lines.push_str(&reading.to_string());
+        lines.push('\n');
+        if temperature < 90.0 {
+            // Written with every schema field; the missing optional as null.
+            let mut written = reading;
+            written["humidity"] = Value::Null;
+            valid.push(written);
+        }
+    }
+    std::fs::write(dir.join("readings.jsonl"), lines).expect("input");
+    let binary = support::build("pipelines/kafka_sensor_readings.yaml");
+    let output = Command::new(&binary)
+        .env("KAFKA_BROKERS", broker.bootstrap())
+        .env("READINGS_PATH", dir.join("readings.jsonl"))
+        .output()
+        .expect("runs");
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "a finite input ends the run, flushing the producer:\n{log}"
+    );
+    let out = broker.consume("sensor_readings", valid.len() + 1, Duration::from_secs(20));
+    assert_eq!(out.len(), valid.len(), "every valid reading, nothing else");
+    let mut partition_of = HashMap::new();
+    let mut got = Vec::new();
+    for c in &out {
+        let v = json(c);
+        let device = v["device_id"].as_str().expect("device").to_string();
+        assert_eq!(c.key.as_deref(), Some(device.as_str()));
+        assert_eq!(header(c, "source"), Some("gateway"));
+        assert_eq!(*partition_of.entry(device).or_insert(c.partition), c.partition);
+        got.push(v);
+    }
+    let key = |v: &Value| v["ts"].as_i64();
+    got.sort_by_key(key);
+    valid.sort_by_key(key);
+    assert_eq!(got, valid);
+}
+
+#[test]
+fn a_failed_delivery_becomes_a_dead_letter_and_its_offset_is_still_committed() {
+    let broker = Broker::start();
+    broker.create_topic("route_in", 2);
+    broker.create_topic("route_out", 2);
+    let input: Vec<Message> = (0..50)
+        .map(|i| Message::value(json!({"id": i, "body": format!("b{i}")}).to_string()))
+        .collect();
+    broker.produce("route_in", &input);
+    let dir = temp_dir("route");
+    let dead_path = dir.join("dead.jsonl");
+    let binary = support::build("tests/pipelines/kafka_route.yaml");
+    let env = [
+        ("KAFKA_BROKERS", broker.bootstrap()),
+        ("DEAD_LETTERS_PATH", dead_path.display().to_string()),
+    ];
+    let running = Running::start(&binary, &env, &dir);
+    let out = wait_for(&broker, "route_out", 45, &running);
+    // The 5 messages for the missing topic time out after 3 s.
+    let started = Instant::now();
+    let mut dead = Vec::new();
+    while dead.len() < 5 && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(200));
+        dead = support::json_lines(&std::fs::read(&dead_path).unwrap_or_default());
+    }
+    let (status, log) = running.stop();
+    assert!(status.success(), "{log}");
+    assert!(out
+        .iter()
+        .all(|c| json(c)["id"].as_i64().is_some_and(|id| id % 10 != 0)));
+    let mut dead_ids: Vec<i64> = dead
+        .iter()
+        .map(|d| {
+            assert_eq!(d["component"], "sinks.out");
+            let reason = d["reason"].as_str().unwrap_or_default();
+            assert!(reason.starts_with("delivery failed: "), "{reason}");
+            let record: Value = serde_json::from_str(d["record"].as_str().unwrap_or_default()).expect("JSON");
+            record["id"].as_i64().expect("id")
+        })
+        .collect();
+    dead_ids.sort_unstable();
+    assert_eq!(dead_ids, vec![0, 10, 20, 30, 40], "{log}");
+    let committed: i64 = broker
+        .committed("route", "route_in", 2)
+        .iter()
+        .map(|o| o.unwrap_or(0))
+        .sum();
+    assert_eq!(committed, 50);
+}
+
+#[test]
+fn offsets_held_by_an_open_window_are_committed_only_after_it_fires() {
+    let broker = Broker::start();
+    broker.create_topic("window_in", 1);
+    broker.create_topic("window_out", 1);
+    let event = |device: &str, ts: i64| Message::value(json!({"device": device, "ts": ts}).to_string());
+    // All in the window [0, 10 s): nothing can fire yet.
+    let first: Vec<Message> = (0..30)
+        .map(|i| event(["a", "b", "c"][i % 3], 1_000 + i as i64 * 100))
+        .collect();
+    broker.produce("window_in", &first);
+    let dir = temp_dir("window");
+    let binary = support::build("tests/pipelines/kafka_window.yaml");
+    let running = Running::start(&binary, &[("KAFKA_BROKERS", broker.bootstrap())], &dir);
+    // Until the first window fires, nothing may be committed.
+    let started = Instant::now();
+    while !running.log().contains("kafka partitions assigned") && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        broker.committed("window", "window_in", 1),
+        vec![None],
+        "records held in an open window were committed:\n{}",
+        running.log()
+    );
+    // A record at 25 s moves the watermark past 10 s: the window fires.
+    broker.produce("window_in", &[event("a", 25_000)]);
+    let out = wait_for(&broker, "window_out", 3, &running);
+    let mut counts: Vec<(String, i64)> = out
+        .iter()
+        .map(|c| {
+            let v = json(c);
+            (
+                v["device"].as_str().unwrap_or_default().to_string(),
+                v["n"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    counts.sort();
+    assert_eq!(counts, vec![("a".into(), 10), ("b".into(), 10), ("c".into(), 10)]);
+    let started = Instant::now();
+    let mut committed = vec![None];
+    while committed != vec![Some(30)] && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(200));
+        committed = broker.committed("window", "window_in", 1);
+    }
+    assert_eq!(
+        committed,
+        vec![Some(30)],
+        "the fired window's records are committed; the record at 25 s is still held"
+    );
+    let (status, log) = running.stop();
+    assert!(status.success(), "{log}");
+    // Stopping fires the open window, delivers it, then commits the rest.
+    assert_eq!(broker.committed("window", "window_in", 1), vec![Some(31)]);
+    assert_eq!(broker.consume("window_out", 4, Duration::from_secs(20)).len(), 4);
+}
+
+#[test]
+fn librdkafka_is_linked_statically_and_only_into_kafka_pipelines() {
+    let kafka = support::build("pipelines/kafka_uppercase.yaml");
+    let ldd = Command::new("ldd").arg(&kafka).output().expect("ldd runs");
+    let libraries = String::from_utf8_lossy(&ldd.stdout);
+    for dynamic in ["rdkafka", "libssl", "libcrypto", "libz", "libzstd", "liblz4"] {
+        assert!(
+            !libraries.contains(dynamic),
+            "{dynamic} is linked dynamically:\n{libraries}"
+        );
+    }
+    let contains = |binary: &Path, needle: &[u8]| {
+        let bytes = std::fs::read(binary).expect("binary");
+        bytes.windows(needle.len()).any(|w| w == needle)
+    };
+    assert!(
+        contains(&kafka, b"enable.idempotence"),
+        "librdkafka is inside the binary"
+    );
+    let plain = support::build("pipelines/hot_readings.yaml");
+    assert!(
+        !contains(&plain, b"enable.idempotence"),
+        "a pipeline without Kafka links none of it"
+    );
+}

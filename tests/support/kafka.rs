@@ -1,0 +1,376 @@
+//! A real Kafka-protocol broker for the tests, and an independent client to talk to it.
+//!
+//! The broker is [tansu](https://crates.io/crates/tansu) with in-memory storage, one
+//! process per [`Broker`], on a free loopback port; its log goes to
+//! `target/tmp/kafka/broker-PORT.log`. The client is `kafka_client.py` beside this file
+//! (confluent-kafka, i.e. librdkafka), so the tests never read or write Kafka with the
+//! code under test. `scripts/kafka-setup` installs both; a missing one fails the test.
+//!
+//! Settings: `RILL_TANSU` (path of the tansu binary, default
+//! `$HOME/.cache/rill/tansu/bin/tansu`), `RILL_PYTHON` (default `python3`),
+//! `RILL_TANSU_LOG` (the broker's `RUST_LOG`, default `warn`).
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// How long a broker may take to answer after it is spawned.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A message to produce. Partition `None` leaves the choice to the client's partitioner
+/// (by key hash for keyed messages); timestamp `None` lets the client stamp it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub key: Option<String>,
+    pub value: String,
+    pub headers: Vec<(String, String)>,
+    pub partition: Option<i32>,
+    pub timestamp_ms: Option<i64>,
+}
+
+impl Message {
+    /// A message without key or headers.
+    pub fn value(value: impl Into<String>) -> Message {
+        Message {
+            key: None,
+            value: value.into(),
+            headers: Vec::new(),
+            partition: None,
+            timestamp_ms: None,
+        }
+    }
+
+    /// A message with a key.
+    pub fn keyed(key: impl Into<String>, value: impl Into<String>) -> Message {
+        Message {
+            key: Some(key.into()),
+            ..Message::value(value)
+        }
+    }
+
+    /// Adds a header (names may repeat, as in Kafka).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Message {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sends the message to this partition.
+    pub fn partition(mut self, partition: i32) -> Message {
+        self.partition = Some(partition);
+        self
+    }
+
+    /// Sets the message's create time, in ms since the Unix epoch.
+    pub fn timestamp(mut self, ms: i64) -> Message {
+        self.timestamp_ms = Some(ms);
+        self
+    }
+}
+
+/// A message read back from the broker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Consumed {
+    pub key: Option<String>,
+    /// The value as text; a null value (tombstone) reads as "".
+    pub value: String,
+    pub headers: Vec<(String, String)>,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp_ms: Option<i64>,
+}
+
+/// A running tansu broker, killed when dropped.
+pub struct Broker {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Broker {
+    /// Starts a broker and waits until it answers metadata requests; panics (with the
+    /// tail of its log) if it does not within 30 s.
+    pub fn start() -> Broker {
+        let tansu = tansu();
+        assert!(
+            tansu.is_file(),
+            "the Kafka broker binary {} is missing: run scripts/kafka-setup (or set RILL_TANSU)",
+            tansu.display()
+        );
+        // Another process may take the free port before tansu binds it: try a few.
+        for attempt in 1..=3 {
+            match Broker::spawn(&tansu) {
+                Ok(broker) => return broker,
+                Err(why) if attempt < 3 && why.contains("Address already in use") => continue,
+                Err(why) => panic!("{why}"),
+            }
+        }
+        unreachable!()
+    }
+
+    fn spawn(tansu: &Path) -> Result<Broker, String> {
+        let port = free_port();
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kafka");
+        fs::create_dir_all(&dir).unwrap();
+        let log = dir.join(format!("broker-{port}.log"));
+        let out = File::create(&log).unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(tansu)
+            .arg("broker")
+            .args(["--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "memory://tansu/", "--cluster-id", "rill-test"])
+            .env(
+                "RUST_LOG",
+                std::env::var("RILL_TANSU_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .env("NO_COLOR", "1")
+            // tansu loads a `.env` from its working directory.
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", tansu.display()));
+        let mut broker = Broker { child, port, log };
+        let started = Instant::now();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut last = String::from("it never accepted a connection");
+        while started.elapsed() < START_TIMEOUT {
+            if let Some(status) = broker.child.try_wait().unwrap() {
+                return Err(format!(
+                    "the Kafka broker exited ({status}) at start:\n{}",
+                    broker.log_tail()
+                ));
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                let list = run(
+                    Command::new(tansu)
+                        .args(["topic", "list", "--broker", &url])
+                        .current_dir(&dir),
+                    None,
+                    Duration::from_secs(10),
+                );
+                match list {
+                    Ok(_) => return Ok(broker),
+                    Err(why) => last = format!("`tansu topic list` failed: {why}"),
+                }
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        Err(format!(
+            "the Kafka broker on port {port} did not answer within {START_TIMEOUT:?} ({last}); its log:\n{}",
+            broker.log_tail()
+        ))
+    }
+
+    /// `127.0.0.1:PORT`, for `bootstrap.servers`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The broker's log file (stdout and stderr).
+    pub fn log(&self) -> &Path {
+        &self.log
+    }
+
+    /// The last lines of the broker's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Creates a topic (topics are not created on first use).
+    pub fn create_topic(&self, name: &str, partitions: u32) {
+        let url = format!("tcp://{}", self.bootstrap());
+        let partitions = partitions.to_string();
+        let mut cmd = Command::new(tansu());
+        cmd.args(["topic", "create", "--broker", &url, "--partitions", &partitions, name]);
+        if let Err(why) = run(&mut cmd, None, Duration::from_secs(30)) {
+            panic!("creating topic {name}: {why}\nbroker log:\n{}", self.log_tail());
+        }
+    }
+
+    /// Produces `messages` in order through the Python client; panics unless every one was
+    /// acknowledged.
+    pub fn produce(&self, topic: &str, messages: &[Message]) {
+        let mut input = Vec::with_capacity(messages.len() * 64);
+        for m in messages {
+            let line = json!({
+                "key": m.key,
+                "value": m.value,
+                "headers": m.headers,
+                "partition": m.partition,
+                "timestamp_ms": m.timestamp_ms,
+            });
+            serde_json::to_writer(&mut input, &line).unwrap();
+            input.push(b'\n');
+        }
+        let limit = Duration::from_secs(60 + messages.len() as u64 / 1000);
+        let args = ["produce", "--topic", topic, "--timeout", &limit.as_secs().to_string()];
+        self.client(&args, Some(input), limit + Duration::from_secs(30));
+    }
+
+    /// Reads `topic` from the beginning of every partition, without a consumer group,
+    /// until `expected` messages were read or `timeout` passed, and returns what was read
+    /// (the caller asserts). Pass more than you expect to check that nothing else is there.
+    pub fn consume(&self, topic: &str, expected: usize, timeout: Duration) -> Vec<Consumed> {
+        let (expected, secs) = (expected.to_string(), format!("{:.3}", timeout.as_secs_f64()));
+        let args = ["consume", "--topic", topic, "--expected", &expected, "--timeout", &secs];
+        let out = self.client(&args, None, timeout + Duration::from_secs(60));
+        out.lines().filter(|l| !l.trim().is_empty()).map(consumed).collect()
+    }
+
+    /// The offset `group` committed on each partition `0..partitions` of `topic`
+    /// (`None` where it committed none).
+    pub fn committed(&self, group: &str, topic: &str, partitions: u32) -> Vec<Option<i64>> {
+        let partitions = partitions.to_string();
+        let args = [
+            "committed",
+            "--topic",
+            topic,
+            "--group",
+            group,
+            "--partitions",
+            &partitions,
+        ];
+        let out = self.client(&args, None, Duration::from_secs(60));
+        let offsets: Vec<Option<i64>> =
+            serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("kafka_client.py committed ({e}): {out}"));
+        offsets
+    }
+
+    /// Commits `offsets` (partition, next offset to read) for `group` on `topic`, as a
+    /// consumer that is not a member of the group would; for tests that start a
+    /// pipeline from committed offsets.
+    pub fn commit(&self, group: &str, topic: &str, offsets: &[(i32, i64)]) {
+        let mut args = vec![
+            "commit".to_string(),
+            "--topic".into(),
+            topic.into(),
+            "--group".into(),
+            group.into(),
+        ];
+        for (partition, offset) in offsets {
+            args.push("--offset".into());
+            args.push(format!("{partition}={offset}"));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.client(&args, None, Duration::from_secs(60));
+    }
+
+    /// Runs a `kafka_client.py` subcommand against this broker; returns its stdout.
+    fn client(&self, args: &[&str], stdin: Option<Vec<u8>>, limit: Duration) -> String {
+        let python = std::env::var("RILL_PYTHON").unwrap_or_else(|_| "python3".into());
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/support/kafka_client.py");
+        let mut cmd = Command::new(python);
+        cmd.arg(script)
+            .arg(args[0])
+            .args(["--bootstrap", &self.bootstrap()])
+            .args(&args[1..]);
+        run(&mut cmd, stdin, limit).unwrap_or_else(|why| {
+            panic!(
+                "kafka_client.py {}: {why}\nbroker log:\n{}",
+                args.join(" "),
+                self.log_tail()
+            )
+        })
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tansu() -> PathBuf {
+    match std::env::var_os("RILL_TANSU") {
+        Some(path) => PathBuf::from(path),
+        None => {
+            let home = std::env::var_os("HOME").expect("HOME is set");
+            Path::new(&home).join(".cache/rill/tansu/bin/tansu")
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+    listener.local_addr().unwrap().port()
+}
+
+fn consumed(line: &str) -> Consumed {
+    let v: Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("kafka_client.py printed non-JSON ({e}): {line}"));
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    Consumed {
+        key: text(&v["key"]),
+        value: text(&v["value"]).unwrap_or_default(),
+        headers: v["headers"]
+            .as_array()
+            .unwrap_or(&Vec::new())
+            .iter()
+            .map(|h| (text(&h[0]).unwrap(), text(&h[1]).unwrap()))
+            .collect(),
+        partition: v["partition"].as_i64().expect("partition") as i32,
+        offset: v["offset"].as_i64().expect("offset"),
+        timestamp_ms: v["timestamp_ms"].as_i64(),
+    }
+}
+
+/// Runs `cmd` with `stdin`, killing it after `limit`; returns its stdout if it exited 0,
+/// else a description with its stderr.
+fn run(cmd: &mut Command, stdin: Option<Vec<u8>>, limit: Duration) -> Result<String, String> {
+    let mut child = cmd
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
+    let writer = stdin.map(|data| {
+        let mut pipe = child.stdin.take().unwrap();
+        thread::spawn(move || {
+            let _ = pipe.write_all(&data);
+        })
+    });
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = stdout.read_to_end(&mut s);
+        s
+    });
+    let err = thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = stderr.read_to_end(&mut s);
+        s
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    if let Some(writer) = writer {
+        let _ = writer.join();
+    }
+    let out = String::from_utf8_lossy(&out.join().unwrap()).into_owned();
+    let err = String::from_utf8_lossy(&err.join().unwrap()).into_owned();
+    match status {
+        Some(status) if status.success() => Ok(out),
+        Some(status) => Err(format!("{status}; stderr:\n{err}")),
+        None => Err(format!("killed after {limit:?}; stderr:\n{err}")),
+    }
+}
