@@ -277,7 +277,7 @@ impl Loader {
             "file" => SourceKind::File(self.de(rest, &path, &context, &extra)?),
             "stdin" => SourceKind::Stdin(self.de(rest, &path, &context, &extra)?),
             "generator" => SourceKind::Generator(self.de(rest, &path, &context, &extra)?),
-            "kafka" => SourceKind::Kafka(self.de(rest, &path, &context, &extra)?),
+            "kafka" => SourceKind::Kafka(Box::new(self.de(rest, &path, &context, &extra)?)),
             _ => unreachable!("split_component only returns known types"),
         };
         Some(SourceSpec { kind, common: common? })
@@ -293,7 +293,7 @@ impl Loader {
         let kind = match ty.as_str() {
             "stdout" => SinkKind::Stdout(self.de(rest, &path, &context, &extra)?),
             "file" => SinkKind::File(self.de(rest, &path, &context, &extra)?),
-            "kafka" => SinkKind::Kafka(self.de(rest, &path, &context, &extra)?),
+            "kafka" => SinkKind::Kafka(Box::new(self.de(rest, &path, &context, &extra)?)),
             _ => unreachable!("split_component only returns known types"),
         };
         Some(SinkSpec { kind, common: common? })

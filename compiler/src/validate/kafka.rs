@@ -201,14 +201,18 @@ pub fn topic_name_problem(name: &str) -> Option<String> {
     }
 }
 
+/// A Kafka source's record with its metadata fields.
+pub struct WithMetadata {
+    /// The schema's record plus the metadata fields (unchanged without metadata).
+    pub record: Rc<RecordType>,
+    /// The header names the fields read, in `MetaKind::Header` order.
+    pub headers: Vec<String>,
+    /// Each metadata field and what it receives.
+    pub fields: Vec<(String, MetaKind)>,
+}
+
 /// The source's record with its metadata fields appended, and what each receives.
-/// Without metadata, the schema's record unchanged.
-pub fn with_metadata(
-    source: &str,
-    record: &Rc<RecordType>,
-    meta: &MetadataSpec,
-    cx: &mut Cx,
-) -> Option<(Rc<RecordType>, Vec<String>, Vec<(String, MetaKind)>)> {
+pub fn with_metadata(source: &str, record: &Rc<RecordType>, meta: &MetadataSpec, cx: &mut Cx) -> Option<WithMetadata> {
     let optional = |t: Type| Type::Optional(Box::new(t));
     let mut wanted: Vec<(Vec<&str>, &String, MetaKind, Type)> = Vec::new();
     let singles = [
@@ -239,7 +243,11 @@ pub fn with_metadata(
         headers.push(header.clone());
     }
     if wanted.is_empty() {
-        return Some((record.clone(), headers, Vec::new()));
+        return Some(WithMetadata {
+            record: record.clone(),
+            headers,
+            fields: Vec::new(),
+        });
     }
     let mut fields = record.fields.clone();
     let mut metadata = Vec::new();
@@ -272,13 +280,14 @@ pub fn with_metadata(
         });
         metadata.push((field.clone(), kind));
     }
-    ok.then(|| {
-        let record = Rc::new(RecordType {
+    ok.then(|| WithMetadata {
+        record: Rc::new(RecordType {
             rust_name: format!("{}Message", type_name(source)),
             display: format!("messages of `{source}`"),
             fields,
-        });
-        (record, headers, metadata)
+        }),
+        headers,
+        fields: metadata,
     })
 }
 

@@ -95,7 +95,7 @@ fn kafka_source(
     let properties = kafka::client_properties(&path, k.client(), cx);
     let topics_ok = kafka::topics(&path, &k.topics, cx);
     let metadata = kafka::with_metadata(name, record, &k.metadata, cx);
-    let (mut properties, (record, headers, metadata)) = (properties?, metadata?);
+    let (mut properties, metadata) = (properties?, metadata?);
     let default_group = k.group_id.clone().unwrap_or_else(|| Setting(pipeline.to_string()));
     let group = cx.setting(
         format!("sources.{name}.group_id"),
@@ -112,10 +112,10 @@ fn kafka_source(
         let kind = IrSourceKind::Kafka {
             properties,
             topics: k.topics.clone(),
-            headers,
-            metadata,
+            headers: metadata.headers,
+            metadata: metadata.fields,
         };
-        (record, kind)
+        (metadata.record, kind)
     })
 }
 

@@ -37,7 +37,7 @@ pub struct SinkSpec {
 pub enum SinkKind {
     Stdout(StdoutSink),
     File(FileSink),
-    Kafka(KafkaSink),
+    Kafka(Box<KafkaSink>),
 }
 
 impl SinkKind {

@@ -53,7 +53,7 @@ pub enum SourceKind {
     File(FileSource),
     Stdin(StdinSource),
     Generator(GeneratorSource),
-    Kafka(KafkaSource),
+    Kafka(Box<KafkaSource>),
 }
 
 impl SourceKind {
