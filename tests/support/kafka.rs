@@ -20,6 +20,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+/// Runs `"$@"` (tansu), kills it once stdin reaches end of file, and exits with its status.
+/// The watcher reads the stdin saved in fd 3, as an asynchronous list's own stdin is /dev/null.
+const WATCHDOG: &str = r#"exec 3<&0 </dev/null
+"$@" 3<&- &
+pid=$!
+{ cat >/dev/null; kill -9 "$pid" 2>/dev/null; } <&3 &
+exec 3<&-
+wait "$pid""#;
+
 /// How long a broker may take to answer after it is spawned.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -120,7 +129,13 @@ impl Broker {
         let log = dir.join(format!("broker-{port}.log"));
         let out = File::create(&log).unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
         let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(tansu)
+        // tansu runs under a watchdog shell that kills it when our end of the shell's stdin
+        // closes: on drop, and also when the test process dies without unwinding.
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(WATCHDOG)
+            .arg("sh")
+            .arg(tansu)
             .arg("broker")
             .args(["--listener-url", &url, "--advertised-listener-url", &url])
             .args(["--storage-engine", "memory://tansu/", "--cluster-id", "rill-test"])
@@ -131,7 +146,7 @@ impl Broker {
             .env("NO_COLOR", "1")
             // tansu loads a `.env` from its working directory.
             .current_dir(&dir)
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .spawn()
@@ -285,6 +300,14 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let closing = Instant::now();
+        while closing.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
