@@ -1,26 +1,48 @@
 #!/usr/bin/env bash
 # rill benchmark: generated pipeline binaries against hand-written Rust programs doing
-# the same jobs (bench/baseline/). Two workloads:
+# the same jobs (bench/baseline/, bench/kafka/). Three workloads:
 #   filter_map  bench/filter_map.yaml: stateless filter + map (`baseline run`)
 #   windowed    bench/windowed.yaml: 10 s tumbling event-time windows per device
 #               (`baseline window`)
+#   kafka       bench/kafka_filter.yaml: topic → filter → topic on a local tansu
+#               broker (`kafka-relay`, bench/kafka/)
 #
 #   bash bench/run.sh [N]                  N input events, default 5000000
-#   WORKLOAD=windowed bash bench/run.sh    one workload only: filter_map | windowed | all
+#   WORKLOAD=windowed bash bench/run.sh    one workload only: filter_map | windowed | kafka | all
+#   KAFKA_N=2000000 WORKLOAD=kafka bash bench/run.sh   records in the input topic, default 1000000
+#   KAFKA_FETCH_WAIT_MS=500 KAFKA_FETCH_QUEUE_BACKOFF_MS=1000 ...   the consumers'
+#                                          settings (librdkafka's defaults here), default 10 and 10
 #
 # Everything it writes goes to bench/out/ (git-ignored): the rill cache
-# (RILL_CACHE_DIR), the baseline's target dir, the inputs, the outputs and
-# results.md. It installs nothing.
+# (RILL_CACHE_DIR), the baselines' target dirs, the inputs, the outputs and
+# results.md. It installs nothing: the kafka workload needs the tansu broker
+# (scripts/kafka-setup, or RILL_TANSU=path); `all` skips it when tansu is missing.
 set -euo pipefail
 
 N=${1:-5000000}
-case $N in '' | *[!0-9]*) echo "usage: [WORKLOAD=filter_map|windowed|all] bash bench/run.sh [N]" >&2; exit 2 ;; esac
+case $N in '' | *[!0-9]*) echo "usage: [WORKLOAD=filter_map|windowed|kafka|all] bash bench/run.sh [N]" >&2; exit 2 ;; esac
+KAFKA_N=${KAFKA_N:-1000000}
+case $KAFKA_N in '' | *[!0-9]*) echo "KAFKA_N must be a number (got '$KAFKA_N')" >&2; exit 2 ;; esac
+# Consumer settings, read by kafka_filter and the tools alike (bench/kafka/src/lib.rs).
+export KAFKA_FETCH_WAIT_MS=${KAFKA_FETCH_WAIT_MS:-10}
+export KAFKA_FETCH_QUEUE_BACKOFF_MS=${KAFKA_FETCH_QUEUE_BACKOFF_MS:-10}
 WORKLOAD=${WORKLOAD:-all}
 case $WORKLOAD in
-    filter_map | windowed | all) ;;
-    *) echo "WORKLOAD must be filter_map, windowed or all (got '$WORKLOAD')" >&2; exit 2 ;;
+    filter_map | windowed | kafka | all) ;;
+    *) echo "WORKLOAD must be filter_map, windowed, kafka or all (got '$WORKLOAD')" >&2; exit 2 ;;
 esac
 want() { [ "$WORKLOAD" = all ] || [ "$WORKLOAD" = "$1" ]; }
+
+TANSU=${RILL_TANSU:-$HOME/.cache/rill/tansu/bin/tansu}
+KAFKA_SKIPPED= # why the kafka workload is skipped under WORKLOAD=all, if it is
+if want kafka && [ ! -x "$TANSU" ]; then
+    if [ "$WORKLOAD" = kafka ]; then
+        echo "the tansu broker ($TANSU) is missing: run scripts/kafka-setup (or set RILL_TANSU)" >&2
+        exit 2
+    fi
+    KAFKA_SKIPPED="tansu ($TANSU) is missing; run scripts/kafka-setup"
+fi
+want_kafka() { want kafka && [ -z "$KAFKA_SKIPPED" ]; }
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$ROOT/bench
@@ -51,6 +73,13 @@ W_SPEC=$OUT/spec/windowed.yaml
 W_GEN_BIN=$OUT/windowed
 W_GEN_OUT=$OUT/out-window-generated.jsonl
 W_BASE_OUT=$OUT/out-window-baseline.jsonl
+
+# kafka
+K_DIR=$OUT/kafka # the broker's working dir and log, the jobs' stderr, the topics read back
+K_SPEC=$OUT/spec/kafka_filter.yaml
+K_GEN_BIN=$OUT/kafka_filter
+K_TARGET=$OUT/kafka-target
+K_TOOLS=$K_TARGET/release # kafka-load, kafka-relay, kafka-count
 
 ALL_OK=1 # set to 0 by any failed check; the script exits 1 at the end then
 
@@ -211,8 +240,15 @@ pair_rows() {
 log "building rill (cargo build --release -p rill)"
 (cd "$ROOT" && cargo build --release -p rill --quiet)
 
-log "building the baseline (bench/baseline, target dir bench/out/baseline-target)"
-cargo build --release --quiet --manifest-path "$BENCH/baseline/Cargo.toml" --target-dir "$BASE_TARGET"
+if want filter_map || want windowed; then
+    log "building the baseline (bench/baseline, target dir bench/out/baseline-target)"
+    cargo build --release --quiet --manifest-path "$BENCH/baseline/Cargo.toml" --target-dir "$BASE_TARGET"
+fi
+
+if want_kafka; then
+    log "building the Kafka baseline and tools (bench/kafka, target dir bench/out/kafka-target)"
+    cargo build --release --quiet --manifest-path "$BENCH/kafka/Cargo.toml" --target-dir "$K_TARGET"
+fi
 
 {
     echo "# rill benchmark results"
@@ -318,6 +354,267 @@ if want windowed; then
             echo "not measured: \`rill build --release bench/windowed.yaml\` failed (see the script's stderr)"
         } >>"$RESULTS"
     fi
+fi
+
+# ---------------------------------------------------------------- kafka
+# One tansu broker (in-memory storage) on a free loopback port for the whole workload,
+# killed at exit. Each job run gets bench_in and bench_out deleted and created again
+# (3 partitions each), KAFKA_N readings loaded into bench_in (kafka-load) and a fresh
+# consumer group; `kafka-count` reads bench_out from the start while the job runs and
+# notes when it has read every expected output; then the job gets SIGTERM. Two modes:
+#
+#   cold  load, then start the job: the time runs from the job's start, so it includes
+#         joining the group (~0.2 s) and getting the idempotent producer's id, which
+#         takes ~0.2 s or ~1 s (librdkafka retries on a 500 ms timer when the broker
+#         connection is not up yet): a large, random share at 1M records.
+#   warm  start the job on the empty topic, wait K_WARMUP s (joined, producer ready),
+#         freeze it (SIGSTOP), load, then start the time and let it go on (SIGCONT):
+#         the job's steady throughput, without the start-up.
+#
+# CPU time (user+sys) of the job and of the broker, and the job's peak RSS, are read
+# from /proc: the CPU times as the change over the timed interval. After each run
+# bench_out is read back in full; both jobs must have written exactly the expected
+# messages, and the same multiset of them.
+K_WARMUP=3
+K_BROKER_PID=
+K_JOB_PID=
+stop_kafka() { # the EXIT trap: our job and broker, by pid, if still running
+    if [ -n "$K_JOB_PID" ]; then
+        kill -TERM "$K_JOB_PID" 2>/dev/null || true
+        kill -CONT "$K_JOB_PID" 2>/dev/null || true # if frozen
+    fi
+    if [ -n "$K_BROKER_PID" ]; then kill "$K_BROKER_PID" 2>/dev/null || true; fi
+}
+trap stop_kafka EXIT
+
+CLK_TCK=$(getconf CLK_TCK)
+cpu_of() { awk -v hz="$CLK_TCK" '{ sub(/.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat"; } # user+sys s
+hwm_of() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }                                            # peak RSS KiB
+minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
+field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; } # field NAME 'a=1 NAME=2' → 2
+
+free_port() {
+    local p
+    while :; do
+        p=$((20000 + RANDOM % 40000))
+        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+    done
+}
+
+tansu() { (cd "$K_DIR" && "$TANSU" "$@"); } # tansu reads a .env from its working dir
+
+# start_broker: starts tansu, waits until it answers (30 s); sets K_BROKERS, K_BROKER_PID.
+start_broker() {
+    local attempt
+    mkdir -p "$K_DIR"
+    for attempt in 1 2 3; do
+        K_BROKERS=127.0.0.1:$(free_port)
+        (cd "$K_DIR" && RUST_LOG=warn NO_COLOR=1 exec "$TANSU" broker --listener-url "tcp://$K_BROKERS" \
+            --advertised-listener-url "tcp://$K_BROKERS" --storage-engine memory://tansu/ \
+            --cluster-id rill-bench) >"$K_DIR/broker.log" 2>&1 &
+        K_BROKER_PID=$!
+        for _ in $(seq 1 300); do
+            kill -0 "$K_BROKER_PID" 2>/dev/null || break
+            if tansu topic list --broker "tcp://$K_BROKERS" >/dev/null 2>&1; then return 0; fi
+            sleep 0.1
+        done
+        if kill -0 "$K_BROKER_PID" 2>/dev/null; then
+            kill "$K_BROKER_PID"
+            echo "the tansu broker did not answer on $K_BROKERS within 30 s; its log:" >&2
+        elif [ "$attempt" -lt 3 ] && grep -q "Address already in use" "$K_DIR/broker.log"; then
+            continue
+        else
+            echo "the tansu broker exited at start; its log:" >&2
+        fi
+        K_BROKER_PID=
+        tail -n 20 "$K_DIR/broker.log" >&2
+        exit 1
+    done
+}
+
+fresh_topic() {
+    tansu topic delete --broker "tcp://$K_BROKERS" "$1" >/dev/null 2>&1 || true
+    tansu topic create --broker "tcp://$K_BROKERS" --partitions 3 "$1" >/dev/null
+}
+
+# load_input: KAFKA_N readings into bench_in; sets K_LOAD (kafka-load's line).
+load_input() {
+    K_LOAD=$("$K_TOOLS/kafka-load" --brokers "$K_BROKERS" --topic bench_in --count "$KAFKA_N")
+}
+
+# kafka_run NAME MODE RUN: one run of the generated binary or the relay (see above).
+# Sets K_TIME (s, timed start → last output read), K_FIRST (s, → first output read),
+# K_CPU and K_BROKER_CPU (s, over that interval) and K_RSS (KiB); leaves the job's
+# stderr in $K_DIR/stderr-NAME.txt and bench_out, read back and sorted, in
+# $K_DIR/out-NAME.jsonl. Exits if the job fails or does not write its outputs.
+kafka_run() {
+    local name=$1 mode=$2 run=$3 errfile=$K_DIR/stderr-$1.txt t0 cpu0 broker0 line count reader rc=0
+    fresh_topic bench_in
+    fresh_topic bench_out
+    if [ "$mode" = cold ]; then load_input; fi
+    broker0=$(cpu_of "$K_BROKER_PID")
+    t0=$(now)
+    case $name in
+        generated) KAFKA_BROKERS=$K_BROKERS KAFKA_GROUP=rill-$mode-$run "$K_GEN_BIN" 2>"$errfile" & ;;
+        baseline) "$K_TOOLS/kafka-relay" --brokers "$K_BROKERS" --input bench_in --output bench_out \
+            --group "relay-$mode-$run" >"$errfile" 2>&1 & ;;
+    esac
+    K_JOB_PID=$!
+    cpu0=0
+    if [ "$mode" = warm ]; then
+        sleep "$K_WARMUP"
+        if kill -STOP "$K_JOB_PID" 2>/dev/null; then load_input; else rc=1; fi
+    fi
+    "$K_TOOLS/kafka-count" --brokers "$K_BROKERS" --topic bench_out --expect "$K_EXPECT" \
+        --pid "$K_JOB_PID" --timeout 1800 >"$K_DIR/count.txt" &
+    reader=$!
+    if [ "$mode" = warm ] && [ "$rc" = 0 ]; then
+        broker0=$(cpu_of "$K_BROKER_PID")
+        cpu0=$(cpu_of "$K_JOB_PID")
+        t0=$(now)
+        kill -CONT "$K_JOB_PID"
+    fi
+    wait "$reader" || rc=$?
+    line=$(cat "$K_DIR/count.txt")
+    if [ "$rc" = 0 ]; then
+        K_CPU=$(minus "$(cpu_of "$K_JOB_PID")" "$cpu0")
+        K_RSS=$(hwm_of "$K_JOB_PID")
+        K_BROKER_CPU=$(minus "$(cpu_of "$K_BROKER_PID")" "$broker0")
+    fi
+    kill -TERM "$K_JOB_PID" 2>/dev/null || true
+    wait "$K_JOB_PID" || rc=$?
+    K_JOB_PID=
+    if [ "$rc" != 0 ]; then
+        echo "kafka: $name ($mode) failed (exit $rc); its stderr:" >&2
+        tail -n 30 "$errfile" >&2
+        exit 1
+    fi
+    K_TIME=$(elapsed "$t0" "$(field done "$line")")
+    K_FIRST=$(elapsed "$t0" "$(field first "$line")")
+    line=$("$K_TOOLS/kafka-count" --brokers "$K_BROKERS" --topic bench_out --idle 2 --dump "$K_DIR/out-$name.jsonl")
+    LC_ALL=C sort -o "$K_DIR/out-$name.jsonl" "$K_DIR/out-$name.jsonl"
+    count=$(field count "$line")
+    if [ "$count" != "$K_EXPECT" ]; then
+        echo "kafka: $name ($mode) wrote $count messages to bench_out, expected $K_EXPECT" >&2
+        ALL_OK=0
+        K_OUT_OK=0
+    fi
+}
+
+if want_kafka; then
+    cp "$BENCH/kafka_filter.yaml" "$K_SPEC"
+    log "kafka, build: rill build --release (RILL_CACHE_DIR as found; a first build compiles librdkafka)"
+    if timed K_BUILD "$RILL" build "$K_SPEC" --release -o "$K_GEN_BIN"; then
+        echo "build: ${K_BUILD} s" >&2
+
+        log "kafka: starting tansu ($($TANSU --version)), in-memory storage"
+        start_broker
+        echo "broker on $K_BROKERS (pid $K_BROKER_PID), log ${K_DIR#"$ROOT"/}/broker.log" >&2
+
+        # The expected output count, from the generator (kafka-load prints it).
+        fresh_topic bench_in
+        load_input
+        K_EXPECT=$(field expect_out "$K_LOAD")
+        echo "$K_LOAD" >&2
+
+        log "kafka: both jobs, $KAFKA_N records in, $K_EXPECT out, cold and warm, best of $RUNS, interleaved"
+        k_eps() { awk -v n="$KAFKA_N" -v t="$1" 'BEGIN { printf "%.0f", n / t }'; }
+        min_into() { # min_into ARRAY KEY VALUE
+            local -n arr=$1
+            if [ -z "${arr[$2]:-}" ] || awk -v a="$3" -v b="${arr[$2]}" 'BEGIN { exit !(a < b) }'; then arr[$2]=$3; fi
+        }
+        declare -A K_BEST K_BEST_FIRST K_BEST_CPU K_BEST_BROKER K_MAX_RSS
+        K_OUT_OK=1
+        K_RUN_LINES=()
+        K_LOADS=()
+        for i in $(seq 1 "$RUNS"); do
+            for mode in cold warm; do
+                for name in generated baseline; do
+                    kafka_run "$name" "$mode" "$i"
+                    K_LOADS+=("$(sed -n 's/.*(\([0-9]*\) records\/s).*/\1/p' <<<"$K_LOAD")")
+                    row=$(printf 'run %d %-4s %-9s %6s s (%7s records/s), first output after %5s s, cpu %5s s, broker cpu %5s s, peak RSS %6s KiB' \
+                        "$i" "$mode" "$name" "$K_TIME" "$(k_eps "$K_TIME")" "$K_FIRST" "$K_CPU" "$K_BROKER_CPU" "$K_RSS")
+                    echo "  $row" >&2
+                    K_RUN_LINES+=("$row")
+                    min_into K_BEST "$mode-$name" "$K_TIME"
+                    min_into K_BEST_FIRST "$mode-$name" "$K_FIRST"
+                    min_into K_BEST_CPU "$mode-$name" "$K_CPU"
+                    min_into K_BEST_BROKER "$mode-$name" "$K_BROKER_CPU"
+                    if [ "$K_RSS" -gt "${K_MAX_RSS[$name]:-0}" ]; then K_MAX_RSS[$name]=$K_RSS; fi
+                done
+                if ! cmp -s "$K_DIR/out-generated.jsonl" "$K_DIR/out-baseline.jsonl"; then
+                    echo "kafka: run $i ($mode): the two output topics differ (sorted): $(cmp "$K_DIR/out-generated.jsonl" "$K_DIR/out-baseline.jsonl" 2>&1 | head -n 1)" >&2
+                    ALL_OK=0
+                    K_OUT_OK=0
+                fi
+            done
+        done
+
+        declare -A K_EPS K_RATIO
+        for mode in cold warm; do
+            K_EPS[$mode-generated]=$(k_eps "${K_BEST[$mode-generated]}")
+            K_EPS[$mode-baseline]=$(k_eps "${K_BEST[$mode-baseline]}")
+            K_RATIO[$mode]=$(awk -v g="${K_EPS[$mode-generated]}" -v b="${K_EPS[$mode-baseline]}" 'BEGIN { printf "%.3f", g / b }')
+        done
+        K_CPU_RATIO=$(awk -v g="${K_BEST_CPU[warm-generated]}" -v b="${K_BEST_CPU[warm-baseline]}" 'BEGIN { printf "%.3f", b / g }')
+        K_LOAD_RANGE=$(printf '%s\n' "${K_LOADS[@]}" | sort -n | sed -n '1p;$p' | paste -sd '-')
+        if [ "$K_OUT_OK" = 1 ]; then
+            K_IDENTICAL="yes ($K_EXPECT messages each run, the same multiset)"
+        else
+            K_IDENTICAL="NO (see the script's stderr)"
+        fi
+        log "kafka: warm: generated ${K_EPS[warm-generated]} records/s, baseline ${K_EPS[warm-baseline]} records/s, ratio ${K_RATIO[warm]}; cold: ${K_EPS[cold-generated]}, ${K_EPS[cold-baseline]}, ratio ${K_RATIO[cold]}"
+        {
+            echo
+            echo "## kafka"
+            echo
+            echo "- workload: bench/kafka_filter.yaml, $KAFKA_N JSON readings in bench_in (3 partitions, keyed by device), $K_EXPECT pass the filter into bench_out (3 partitions); baseline: bench/kafka \`kafka-relay\`"
+            echo "- broker: tansu $("$TANSU" --version | awk '{ print $2 }'), in-memory storage, on the same machine; consumers' fetch.wait.max.ms $KAFKA_FETCH_WAIT_MS, fetch.queue.backoff.ms $KAFKA_FETCH_QUEUE_BACKOFF_MS; loading bench_in (kafka-load, the relay's producer settings): $K_LOAD_RANGE records/s"
+            echo "- time: until \`kafka-count\`, reading bench_out meanwhile, has read all $K_EXPECT outputs, from the job's start (cold) or from the moment the started, joined and then frozen job is let go on a loaded topic (warm, after ${K_WARMUP} s); throughput = input records / that time; best of $RUNS interleaved runs each. CPU times over that interval, from /proc"
+            echo "- generated, last run: \`$(grep -m1 '"pipeline stopped"' "$K_DIR/stderr-generated.txt" || echo 'no "pipeline stopped" line')\`"
+            echo "- baseline, last run: \`$(tail -n 1 "$K_DIR/stderr-baseline.txt")\`"
+            echo
+            echo "| metric | generated (rill) | baseline (kafka-relay) | target | |"
+            echo "|---|---:|---:|---|---|"
+            echo "| warm: best time, let go → all outputs read | ${K_BEST[warm-generated]} s | ${K_BEST[warm-baseline]} s | | |"
+            echo "| warm: throughput | ${K_EPS[warm-generated]} records/s | ${K_EPS[warm-baseline]} records/s | | |"
+            echo "| warm: ratio generated / baseline (throughput) | ${K_RATIO[warm]} | | >= 0.9 | $(pass "${K_RATIO[warm]} >= 0.9") |"
+            echo "| warm: best CPU time of the job (user+sys) | ${K_BEST_CPU[warm-generated]} s | ${K_BEST_CPU[warm-baseline]} s | | |"
+            echo "| warm: ratio by CPU time (baseline cpu / generated cpu) | $K_CPU_RATIO | | (>= 0.9) | $(pass "$K_CPU_RATIO >= 0.9") |"
+            echo "| warm: best CPU time of the broker | ${K_BEST_BROKER[warm-generated]} s | ${K_BEST_BROKER[warm-baseline]} s | | |"
+            echo "| cold: best time, start → all outputs read | ${K_BEST[cold-generated]} s | ${K_BEST[cold-baseline]} s | | |"
+            echo "| cold: throughput | ${K_EPS[cold-generated]} records/s | ${K_EPS[cold-baseline]} records/s | | |"
+            echo "| cold: ratio generated / baseline (throughput) | ${K_RATIO[cold]} | | | |"
+            echo "| cold: best time, start → first output read | ${K_BEST_FIRST[cold-generated]} s | ${K_BEST_FIRST[cold-baseline]} s | | |"
+            echo "| peak RSS of the job | $(mib "${K_MAX_RSS[generated]}") MiB | $(mib "${K_MAX_RSS[baseline]}") MiB | | |"
+            echo "| binary size, --release ($(stripped "$K_GEN_BIN")) | $(size_mb "$K_GEN_BIN") MB | $(size_mb "$K_TOOLS/kafka-relay") MB | | |"
+            echo "| build, --release (RILL_CACHE_DIR as found) | $K_BUILD s | | | |"
+            echo "| outputs identical | $K_IDENTICAL | | | $([ "$K_OUT_OK" = 1 ] && echo ok || echo MISSED) |"
+            echo
+            echo "Runs:"
+            echo
+            for row in "${K_RUN_LINES[@]}"; do echo "    $row"; done
+        } >>"$RESULTS"
+        stop_kafka
+        K_BROKER_PID=
+    else
+        echo "kafka: rill build failed; the workload is not measured" >&2
+        ALL_OK=0
+        {
+            echo
+            echo "## kafka"
+            echo
+            echo "not measured: \`rill build --release bench/kafka_filter.yaml\` failed (see the script's stderr)"
+        } >>"$RESULTS"
+    fi
+elif want kafka; then
+    echo "kafka: skipped: $KAFKA_SKIPPED" >&2
+    {
+        echo
+        echo "## kafka"
+        echo
+        echo "not measured: $KAFKA_SKIPPED"
+    } >>"$RESULTS"
 fi
 
 log "results (also in ${RESULTS#"$ROOT"/})"
