@@ -62,19 +62,18 @@ impl Acks {
         e
     }
 
-    /// A message was handed to a producer; returns the tag to confirm it with.
-    #[inline]
-    pub fn sent(&self) -> u64 {
-        let tag = self.epoch();
-        *self.0.outstanding.borrow_mut().entry(tag).or_insert(0) += 1;
-        tag
+    /// `count` messages were handed to a producer in epoch `tag`. An output counts them
+    /// itself and tells them here in one go when it flushes, before it applies any of
+    /// their outcomes; every output is flushed before a step ends, so before `end_step`.
+    pub fn sent(&self, tag: u64, count: u64) {
+        *self.0.outstanding.borrow_mut().entry(tag).or_insert(0) += count;
     }
 
-    /// The message sent with `tag` is settled: delivered, or written as a dead letter.
-    pub fn settled(&self, tag: u64) {
+    /// `count` messages sent with `tag` are settled: delivered, or written as dead letters.
+    pub fn settled(&self, tag: u64, count: u64) {
         let mut outstanding = self.0.outstanding.borrow_mut();
         if let Some(n) = outstanding.get_mut(&tag) {
-            *n -= 1;
+            *n = n.saturating_sub(count);
             if *n == 0 {
                 outstanding.remove(&tag);
             }
@@ -155,18 +154,19 @@ mod tests {
     #[test]
     fn a_floor_waits_for_messages_sent_up_to_its_step() {
         let acks = Acks::new();
-        acks.next_epoch(); // 1
-        let a = acks.sent();
-        acks.end_step(None); // candidate (1, 2): waits for `a`
+        let a = acks.next_epoch(); // 1
+        acks.sent(a, 2);
+        acks.end_step(None); // candidate (1, 2): waits for both of `a`
         assert_eq!(acks.confirmed(), 0);
-        acks.next_epoch(); // 2
-        let b = acks.sent();
+        let b = acks.next_epoch(); // 2
+        acks.sent(b, 1);
         acks.end_step(None); // candidate (2, 3)
-        assert_eq!(acks.in_flight(), 2);
-        acks.settled(b);
+        assert_eq!(acks.in_flight(), 3);
+        acks.settled(b, 1);
+        acks.settled(a, 1);
         acks.end_step(None);
-        assert_eq!(acks.confirmed(), 0, "`a` (epoch 1) is still outstanding");
-        acks.settled(a);
+        assert_eq!(acks.confirmed(), 0, "one of `a` (epoch 1) is still outstanding");
+        acks.settled(a, 1);
         acks.end_step(None);
         assert_eq!(acks.confirmed(), 3);
         assert_eq!(acks.in_flight(), 0);
@@ -181,10 +181,10 @@ mod tests {
         acks.end_step(Some(1));
         acks.next_epoch();
         acks.next_epoch();
-        let fired = acks.sent();
+        acks.sent(3, 1);
         acks.end_step(None);
         assert_eq!(acks.confirmed(), 1, "nothing confirmed while the result is in flight");
-        acks.settled(fired);
+        acks.settled(3, 1);
         acks.end_step(None);
         assert_eq!(acks.confirmed(), 4);
     }

@@ -2,9 +2,9 @@
 //! source, and the per-record message (topic, key, headers) of a sink.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{format_ident, quote};
 
-use super::expr::{to_owned, ExprGen};
+use super::expr::{ExprGen, Repr};
 use super::ident::{ident, prefixed, type_ident};
 use crate::expr::TExpr;
 use crate::ir::{IrSink, IrSinkKind, IrSource, IrSourceKind, MetaKind, PropertyValue, SinkInput};
@@ -19,21 +19,17 @@ pub fn properties(props: &[(String, PropertyValue)]) -> TokenStream {
     quote!(vec![#(#items),*])
 }
 
-/// The raw source of a Kafka source.
-pub fn raw_source(s: &IrSource) -> Option<TokenStream> {
-    let IrSourceKind::Kafka {
-        properties: props,
-        topics,
-        headers,
-        metadata,
-    } = &s.kind
-    else {
-        return None;
-    };
-    let component = format!("sources.{}", s.name);
+/// `KafkaSource::new(..)` for the source `name`; `metadata`: some field reads it.
+pub fn raw_source(
+    name: &str,
+    props: &[(String, PropertyValue)],
+    topics: &[String],
+    headers: &[String],
+    metadata: bool,
+) -> TokenStream {
+    let component = format!("sources.{name}");
     let props = properties(props);
-    let has_metadata = !metadata.is_empty();
-    Some(quote!(KafkaSource::new(#component, #props, &[#(#topics),*], &[#(#headers),*], #has_metadata, ctx)?))
+    quote!(KafkaSource::new(#component, #props, &[#(#topics),*], &[#(#headers),*], #metadata, ctx)?)
 }
 
 /// The name of the function filling a source's metadata fields.
@@ -97,27 +93,24 @@ pub fn send_fns(s: &IrSink, exprs: &mut ExprGen) -> Option<TokenStream> {
     let field = prefixed("sink_", &s.name);
     let message = prefixed("message_", &s.name);
     let send = prefixed("send_", &s.name);
-    let mut parts: Vec<&TExpr> = Vec::new();
-    parts.extend(topic_expr);
-    parts.extend(key);
-    parts.extend(headers.iter().map(|(_, e)| e));
-    let values: Vec<TokenStream> = parts.iter().map(|e| optional_string(e, exprs)).collect();
-    let names: Vec<proc_macro2::Ident> = (0..values.len()).map(|i| quote::format_ident!("v{}", i)).collect();
-    let mut at = names.iter();
-    let topic = match topic_expr {
-        Some(_) => at.next().map(|v| quote!(#v.as_deref())),
-        None => None,
-    }
-    .unwrap_or(quote!(None));
-    let key = match key {
-        Some(_) => at.next().map(|v| quote!(#v.as_deref())),
-        None => None,
-    }
-    .unwrap_or(quote!(None));
-    let header_items = headers
+    // Each part is evaluated once, into `v0`, `v1`, ..; one borrowed from the record
+    // (a field) or a literal is not copied.
+    let mut values = Vec::new();
+    let mut local = |e: &TExpr| {
+        let v = format_ident!("v{}", values.len());
+        values.push(optional_str(e, exprs));
+        quote!(#v.as_deref())
+    };
+    let topic = topic_expr.as_ref().map_or_else(|| quote!(None), &mut local);
+    let key = key.as_ref().map_or_else(|| quote!(None), &mut local);
+    let header_items: Vec<TokenStream> = headers
         .iter()
-        .zip(at)
-        .map(|((name, _), v)| quote!((#name, #v.as_deref())));
+        .map(|(name, e)| {
+            let v = local(e);
+            quote!((#name, #v))
+        })
+        .collect();
+    let names: Vec<proc_macro2::Ident> = (0..values.len()).map(|i| format_ident!("v{}", i)).collect();
     let doc = format!(" `{component}`: the record as a Kafka message.");
     let evaluate = if values.is_empty() {
         TokenStream::new()
@@ -129,10 +122,10 @@ pub fn send_fns(s: &IrSink, exprs: &mut ExprGen) -> Option<TokenStream> {
     let message_fn = if values.is_empty() {
         TokenStream::new()
     } else {
-        let types = values.iter().map(|_| quote!(Option<String>));
+        let types = values.iter().map(|_| quote!(Option<std::borrow::Cow<'a, str>>));
         quote! {
             #[inline]
-            fn #message(rec: &#input) -> Result<(#(#types,)*), EvalError> {
+            fn #message<'a>(rec: &'a #input) -> Result<(#(#types,)*), EvalError> {
                 Ok((#(#values,)*))
             }
         }
@@ -148,13 +141,17 @@ pub fn send_fns(s: &IrSink, exprs: &mut ExprGen) -> Option<TokenStream> {
     })
 }
 
-/// `e` (a string or an optional string) as an `Option<String>`.
-fn optional_string(e: &TExpr, exprs: &mut ExprGen) -> TokenStream {
+/// `e` (a string or an optional string) as an `Option<Cow<str>>`, borrowed when the
+/// expression's value is.
+fn optional_str(e: &TExpr, exprs: &mut ExprGen) -> TokenStream {
     let (code, repr) = exprs.emit(e);
-    let owned = to_owned(code, repr, &e.ty);
+    let cow = match repr {
+        Repr::Borrowed => quote!(std::borrow::Cow::Borrowed),
+        Repr::Owned => quote!(std::borrow::Cow::Owned),
+    };
     if e.ty == Type::String {
-        quote!(Some(#owned))
+        quote!(Some(#cow(#code)))
     } else {
-        owned
+        quote!((#code).map(#cow))
     }
 }

@@ -26,7 +26,12 @@ pub fn construct(s: &IrSource) -> TokenStream {
             quote!(FileSource::open(&ctx.settings.str(#path_key)?, #follow)?)
         }
         IrSourceKind::Stdin => quote!(StdinSource::new()),
-        IrSourceKind::Kafka { .. } => super::kafka::raw_source(s).unwrap_or_default(),
+        IrSourceKind::Kafka {
+            properties,
+            topics,
+            headers,
+            metadata,
+        } => super::kafka::raw_source(&s.name, properties, topics, headers, !metadata.is_empty()),
         IrSourceKind::Generator {
             count_key,
             rate_key,

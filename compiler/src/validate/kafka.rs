@@ -310,36 +310,10 @@ pub fn sink(name: &str, k: &KafkaSink, input: &SinkInput, cx: &mut Cx) -> Option
     let mut tuning = Vec::new();
     let idempotent = k.idempotent.unwrap_or(true);
     tuning.push(fixed("enable.idempotence", idempotent.to_string()));
-    let acks = match &k.acks {
-        None => "all".to_string(),
-        Some(Setting(text)) => match text.as_str() {
-            "all" | "-1" => "all".to_string(),
-            "1" | "0" if !idempotent => text.clone(),
-            "1" | "0" => {
-                let at = cx.value(&["sinks", name, "acks"]);
-                cx.error(SpecError::invalid_value(
-                    "acks",
-                    "an idempotent producer needs `acks: all`",
-                    &at,
-                    Some("use `acks: all`, or set `idempotent: false` to trade safety for latency".into()),
-                ));
-                ok = false;
-                String::new()
-            }
-            _ => {
-                let at = cx.value(&["sinks", name, "acks"]);
-                cx.error(SpecError::invalid_value(
-                    "acks",
-                    format!("`{text}` is not an acknowledgement level"),
-                    &at,
-                    Some("one of `all` (every in-sync replica), `1` (the leader) or `0` (none)".into()),
-                ));
-                ok = false;
-                String::new()
-            }
-        },
-    };
-    tuning.push(fixed("acks", acks));
+    match acks_level(name, k.acks.as_ref(), idempotent, cx) {
+        Some(level) => tuning.push(fixed("acks", level.into())),
+        None => ok = false,
+    }
     if let Some(c) = k.compression {
         tuning.push(fixed("compression.type", c.as_str().into()));
     }
@@ -426,6 +400,30 @@ pub fn sink(name: &str, k: &KafkaSink, input: &SinkInput, cx: &mut Cx) -> Option
         key,
         headers,
     })
+}
+
+/// The producer's `acks` property; `None` after reporting a level that is not one, or
+/// that an idempotent producer cannot use.
+fn acks_level(sink: &str, acks: Option<&Setting>, idempotent: bool, cx: &mut Cx) -> Option<&'static str> {
+    let Some(Setting(text)) = acks else {
+        return Some("all");
+    };
+    let (message, help) = match text.as_str() {
+        "all" | "-1" => return Some("all"),
+        "1" if !idempotent => return Some("1"),
+        "0" if !idempotent => return Some("0"),
+        "1" | "0" => (
+            "an idempotent producer needs `acks: all`".to_string(),
+            "use `acks: all`, or set `idempotent: false` to trade safety for latency",
+        ),
+        _ => (
+            format!("`{text}` is not an acknowledgement level"),
+            "one of `all` (every in-sync replica), `1` (the leader) or `0` (none)",
+        ),
+    };
+    let at = cx.value(&["sinks", sink, "acks"]);
+    cx.error(SpecError::invalid_value("acks", message, &at, Some(help.into())));
+    None
 }
 
 /// An expression that must be a string (or, when `optional`, an optional string).

@@ -48,8 +48,11 @@ pub struct KafkaOutput<E: Encoder> {
     buf: Vec<u8>,
     acks: Acks,
     counters: Counters,
-    /// Records offered and messages queued since the last flush.
+    /// Records offered since the last flush.
     offered: u64,
+    /// Messages queued since they were last told to `acks`, all in epoch `.0`: told in
+    /// one go, not per message.
+    queued: (u64, u64),
     /// Outcomes taken from the callback's queue, reused.
     outcomes: Vec<Outcome>,
 }
@@ -80,6 +83,7 @@ impl<E: Encoder> KafkaOutput<E> {
             acks: ctx.acks.clone(),
             counters: ctx.events.component(component),
             offered: 0,
+            queued: (0, 0),
             outcomes: Vec::new(),
         })
     }
@@ -93,13 +97,17 @@ impl<E: Encoder> KafkaOutput<E> {
     /// a dead letter per its source's `on_error`.
     pub fn send(&mut self, rec: &E::Input, message: Message<'_>) -> Result<(), RecordError> {
         self.offered += 1;
+        let tag = self.acks.epoch();
+        if tag != self.queued.0 {
+            self.register_queued();
+            self.queued.0 = tag;
+        }
         self.buf.clear();
         self.encoder
             .encode(rec, &mut self.buf)
             .map_err(|e| RecordError::new(self.component, e))?;
         let payload = crate::batch::strip_newline(&self.buf);
         let topic = message.topic.unwrap_or(&self.topic);
-        let tag = self.acks.sent();
         let mut record = BaseRecord::with_opaque_to(topic, tag as usize).payload(payload);
         if let Some(key) = message.key {
             record = record.key(key);
@@ -116,14 +124,16 @@ impl<E: Encoder> KafkaOutput<E> {
         }
         loop {
             match self.producer.send(record) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.queued.1 += 1;
+                    return Ok(());
+                }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     // Backpressure: serve delivery reports until there is room.
                     self.producer.poll(QUEUE_FULL_WAIT);
                     record = back;
                 }
                 Err((e, _)) => {
-                    self.acks.settled(tag);
                     let reason = e.to_string();
                     return Err(RecordError::new(self.component, EvalError::Refused { reason }));
                 }
@@ -134,6 +144,7 @@ impl<E: Encoder> KafkaOutput<E> {
     /// Applies the delivery outcomes that arrived: settles delivered messages, writes
     /// failed ones to `dead` (then settles them: a dead letter is accepted too).
     pub fn flush(&mut self, dead: &mut DeadLetters) -> Result<(), RunError> {
+        self.register_queued();
         self.producer.poll(Duration::ZERO);
         self.counters.emit(InternalEvent::Received(self.offered));
         self.offered = 0;
@@ -141,6 +152,8 @@ impl<E: Encoder> KafkaOutput<E> {
             std::mem::swap(&mut *queued, &mut self.outcomes);
         }
         let (mut delivered, mut failed) = (0u64, 0u64);
+        // Outcomes come mostly in runs of one tag: settled a run at a time.
+        let mut run = (0u64, 0u64);
         for outcome in self.outcomes.drain(..) {
             match outcome.failure {
                 None => delivered += 1,
@@ -149,11 +162,25 @@ impl<E: Encoder> KafkaOutput<E> {
                     failed += 1;
                 }
             }
-            self.acks.settled(outcome.tag);
+            if outcome.tag != run.0 {
+                self.acks.settled(run.0, run.1);
+                run = (outcome.tag, 0);
+            }
+            run.1 += 1;
         }
+        self.acks.settled(run.0, run.1);
         self.counters.emit(InternalEvent::Sent(delivered));
         self.counters.emit(InternalEvent::DeadLettered(failed));
         Ok(())
+    }
+
+    /// Tells `acks` about the messages queued since the last time.
+    fn register_queued(&mut self) {
+        let (tag, count) = self.queued;
+        if count > 0 {
+            self.acks.sent(tag, count);
+            self.queued.1 = 0;
+        }
     }
 
     /// Waits (up to 30 s) for every message in flight, then applies the outcomes.
@@ -257,6 +284,8 @@ mod tests {
             ..Message::default()
         };
         assert_eq!(out.send(&serde_json::json!({"n": 1}), message), Ok(()));
+        // Nothing can have failed yet: the timeout is 200 ms.
+        assert_eq!(out.flush(&mut dead), Ok(()));
         assert_eq!(ctx.acks.in_flight(), 1);
         let started = Instant::now();
         while ctx.acks.in_flight() > 0 && started.elapsed() < Duration::from_secs(10) {
