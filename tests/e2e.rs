@@ -76,6 +76,15 @@ fn hot_readings_filters_maps_and_dead_letters_bad_lines() {
     assert!(dead
         .iter()
         .any(|d| d["reason"].as_str().unwrap().contains("temperature")));
+    let counts = support::counters(&output.stderr);
+    let count = |c: &str, k: &str| support::counter(&counts, c, k);
+    assert_eq!(count("sources.readings", "received"), 5_000);
+    assert_eq!(count("sources.readings", "dead_lettered"), bad as u64);
+    assert_eq!(count("transforms.hot", "received"), 5_000 - bad as u64);
+    assert_eq!(count("transforms.hot", "sent"), expected.len() as u64);
+    assert_eq!(count("transforms.enriched", "sent"), expected.len() as u64);
+    assert_eq!(count("sinks.alerts", "sent"), expected.len() as u64);
+    assert_eq!(count("dead_letters", "sent"), bad as u64);
 }
 
 #[test]
@@ -146,6 +155,12 @@ fn csv_cleanup_turns_csv_into_clean_json() {
         rejects.iter().all(|r| r["record"].as_str().unwrap().contains(',')),
         "the raw row is kept"
     );
+    let counts = support::counters(&output.stderr);
+    assert_eq!(support::counter(&counts, "sources.orders", "received"), 400);
+    assert_eq!(
+        support::counter(&counts, "transforms.clean", "dead_lettered"),
+        rejected_eval as u64
+    );
 }
 
 #[test]
@@ -163,6 +178,9 @@ fn quickstart_runs_without_any_service() {
     // Deterministic: the same seed gives the same events.
     let again = run(&bin, &["--set", "sources.sensors.count=300"], b"");
     assert_eq!(output.stdout, again.stdout);
+    let counts = support::counters(&output.stderr);
+    assert_eq!(support::counter(&counts, "sources.sensors", "received"), 300);
+    assert_eq!(support::counter(&counts, "sinks.console", "sent"), records.len() as u64);
 }
 
 #[test]
@@ -192,6 +210,9 @@ fn evaluation_errors_go_to_dead_letters_and_never_panic() {
     assert!(reasons[1].contains("overflow"), "{reasons:?}");
     assert!(reasons[2].contains("seven"), "{reasons:?}");
     assert!(dead.iter().all(|d| d["component"] == "transforms.computed"));
+    let counts = support::counters(&output.stderr);
+    assert_eq!(support::counter(&counts, "transforms.computed", "dead_lettered"), 3);
+    assert_eq!(support::counter(&counts, "transforms.computed", "sent"), 2);
 }
 
 #[test]
@@ -339,4 +360,89 @@ fn rill_works_from_any_folder() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let run = run(&dir.join("shout"), &[], b"abc\n");
     assert_eq!(run.stdout, b"ABC\n");
+}
+
+/// The window examples no other test runs: each is built and run on generated input,
+/// its counters add up, and every record read is accounted for in a window.
+#[test]
+fn window_examples_run_and_account_for_every_record() {
+    let dir = workdir("window_examples");
+    let mut rng = Rng(11);
+    // sensor_windows: readings of 5 devices over 2 minutes, some out of order, some bad.
+    let mut readings = String::new();
+    for i in 0..2_000i64 {
+        let ts = 1_704_067_200_000 + i * 60 - rng.below(3_000) as i64;
+        let status = if rng.below(10) == 0 { "error" } else { "ok" };
+        readings.push_str(&format!(
+            "{{\"device_id\":\"dev-{}\",\"ts\":{ts},\"temperature\":{},\"status\":\"{status}\"}}\n",
+            rng.below(5),
+            rng.decimal(10.0, 40.0)
+        ));
+    }
+    readings.push_str("{\"device_id\": 7}\n");
+    fs::write(dir.join("readings.jsonl"), &readings).unwrap();
+    let bin = build("pipelines/sensor_windows.yaml");
+    let output = Command::new(&bin)
+        .env("READINGS_PATH", dir.join("readings.jsonl"))
+        .env("WINDOWS_PATH", dir.join("windows.jsonl"))
+        .env("LATE_PATH", dir.join("late.jsonl"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let counts = support::counters(&output.stderr);
+    let count = |c: &str, k: &str| support::counter(&counts, c, k);
+    assert_eq!(count("sources.readings", "received"), 2_001);
+    assert_eq!(count("sources.readings", "dead_lettered"), 1);
+    let late = json_lines(&fs::read(dir.join("late.jsonl")).unwrap()).len() as u64;
+    assert_eq!(
+        count("windows.per_device", "sent"),
+        late,
+        "late records went to the late file"
+    );
+    assert_eq!(count("windows.per_device", "aggregated") + late, 2_000);
+    let windows = json_lines(&fs::read(dir.join("windows.jsonl")).unwrap());
+    assert_eq!(count("transforms.busy", "sent"), windows.len() as u64);
+
+    // events_per_window: to CSV.
+    let mut events = String::new();
+    for i in 0..3_000i64 {
+        let kind = ["click", "view", "buy"][rng.below(3) as usize];
+        events.push_str(&format!(
+            "{{\"kind\":\"{kind}\",\"ts\":{},\"bytes\":{}}}\n",
+            i * 37,
+            rng.below(5_000)
+        ));
+    }
+    fs::write(dir.join("events.jsonl"), &events).unwrap();
+    let bin = build("pipelines/events_per_window.yaml");
+    let output = Command::new(&bin)
+        .env("EVENTS_PATH", dir.join("events.jsonl"))
+        .env("COUNTS_PATH", dir.join("counts.csv"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let counts = support::counters(&output.stderr);
+    assert_eq!(support::counter(&counts, "windows.per_kind", "aggregated"), 3_000);
+    let csv = fs::read_to_string(dir.join("counts.csv")).unwrap();
+    let total: u64 = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(3).unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(total, 3_000, "the windows' counts add up to the input:\n{csv}");
+
+    // sliding_average: a generator into hopping windows on stdout.
+    let bin = build("pipelines/sliding_average.yaml");
+    let output = run(&bin, &["--set", "sources.readings.count=5000"], b"");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let counts = support::counters(&output.stderr);
+    let aggregated = support::counter(&counts, "windows.last_10s", "aggregated");
+    let late = support::counter(&counts, "windows.last_10s", "late");
+    assert_eq!(aggregated + late, 5_000);
+    // Each reading is in two 10 s windows sliding by 5 s.
+    let in_windows: u64 = json_lines(&output.stdout)
+        .iter()
+        .map(|r| r["readings"].as_u64().unwrap())
+        .sum();
+    assert_eq!(in_windows, 2 * aggregated);
 }

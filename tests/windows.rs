@@ -32,7 +32,7 @@ fn workdir(name: &str) -> PathBuf {
 }
 
 /// Runs a built pipeline with settings given by environment variables and `args`;
-/// fails the test, showing stderr, unless it exits 0.
+/// fails the test, showing stderr, unless it exits 0 with counters that add up.
 fn run_ok(bin: &Path, env: &[(&str, &Path)], args: &[&str]) -> Output {
     let output = Command::new(bin)
         .envs(env.iter().copied())
@@ -40,6 +40,7 @@ fn run_ok(bin: &Path, env: &[(&str, &Path)], args: &[&str]) -> Output {
         .output()
         .expect("pipeline runs");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    support::counters(&output.stderr);
     output
 }
 
@@ -648,6 +649,9 @@ fn word_count_ends_with_every_words_total() {
     }
     let output = support::run(&bin, &[], text.as_bytes());
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let counts = support::counters(&output.stderr);
+    let words: u64 = expected.values().sum();
+    assert_eq!(support::counter(&counts, "tables.counts", "aggregated"), words);
     let mut last: BTreeMap<String, u64> = BTreeMap::new();
     for row in json_lines(&output.stdout) {
         let (word, count) = (

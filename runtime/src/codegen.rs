@@ -18,19 +18,19 @@ pub use crate::aggregates::{
 pub use crate::batch::{MetaView, RawBatch};
 pub use crate::dead_letter::DeadLetters;
 pub use crate::driver::{run, Context, Pipeline, PipelineInfo, Step};
-pub use crate::errors::{DecodeError, EvalError, RecordError, RunError, StartError};
+pub use crate::errors::{also, branches, DecodeError, EvalError, RecordError, RunError, StartError};
 pub use crate::fns;
 pub use crate::formats::{
     CsvDecoder, CsvEncoder, CsvRecord, CsvRow, CsvWriter, Decoder, Encoder, FromCsvField, JsonDecoder, JsonEncoder,
     LineRecord, LinesDecoder, LinesEncoder, ToCsvField,
 };
-pub use crate::internal_events::Events;
+pub use crate::internal_events::{Events, Tally};
 #[cfg(feature = "kafka")]
 pub use crate::kafka::{KafkaOutput, KafkaSource, Message as KafkaMessage};
 pub use crate::settings::{SettingDef, Settings};
 pub use crate::sinks::{FileSink, Output, Outputs, RawSink, StdoutSink};
 pub use crate::sources::{
-    FileSource, GenField, GenKind, GeneratorSource, OnError, Poll, RawSource, Source, StdinSource,
+    open_file, FileSource, GenField, GenKind, GeneratorSource, OnError, Poll, RawSource, Source, StdinSource,
 };
 pub use crate::time::{opt_ts_rfc3339, opt_ts_seconds, ts_rfc3339, ts_seconds, TsRepr};
 pub use crate::windows::{

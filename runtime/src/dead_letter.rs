@@ -4,7 +4,9 @@
 //! `{"ts": <unix ms>, "component": "...", "reason": "...", "record": "<raw record>"}`,
 //! the raw record as (lossy) UTF-8 text so a person can read it and a script can replay it.
 
+use crate::driver::Context;
 use crate::errors::RunError;
+use crate::internal_events::{Counters, InternalEvent};
 use crate::sinks::RawSink;
 use serde::Serialize;
 use std::borrow::Cow;
@@ -16,11 +18,15 @@ enum Target {
 }
 
 /// The dead-letter output of a pipeline: stderr by default, or the sinks the spec routes
-/// `dead_letter` to. Buffered like any output and flushed once per step.
+/// `dead_letter` to. Buffered like any output and flushed once per step. A letter that
+/// cannot be written is an error like any output's: the run fails and says how many.
 pub struct DeadLetters {
     target: Target,
     buf: Vec<u8>,
     count: u64,
+    /// Letters buffered since the last flush.
+    pending: u64,
+    counters: Option<Counters>,
 }
 
 #[derive(Serialize)]
@@ -47,7 +53,15 @@ impl DeadLetters {
             target,
             buf: Vec::new(),
             count: 0,
+            pending: 0,
+            counters: None,
         }
+    }
+
+    /// Counts letters as the `dead_letters` component (received, sent, dropped).
+    pub fn counted(mut self, ctx: &Context) -> Self {
+        self.counters = Some(ctx.events.component("dead_letters"));
+        self
     }
 
     /// Records a bad record. Never fails: the letter is buffered until [`Self::flush`].
@@ -67,6 +81,7 @@ impl DeadLetters {
             self.buf.truncate(start);
         }
         self.count += 1;
+        self.pending += 1;
     }
 
     /// Records a typed record (a late event, a window result that failed downstream) as
@@ -76,8 +91,8 @@ impl DeadLetters {
         self.send(component, reason, &text);
     }
 
-    /// Writes buffered letters. Errors writing to stderr are ignored (there is nowhere
-    /// left to report them); errors from sinks are returned.
+    /// Writes buffered letters to every target, even when one fails; the failures are
+    /// returned together.
     pub fn flush(&mut self) -> Result<(), RunError> {
         if self.buf.is_empty() {
             return Ok(());
@@ -85,16 +100,33 @@ impl DeadLetters {
         let result = match &mut self.target {
             Target::Stderr => {
                 let mut err = std::io::stderr().lock();
-                let _ = err.write_all(&self.buf).and_then(|()| err.flush());
-                Ok(())
+                err.write_all(&self.buf)
+                    .and_then(|()| err.flush())
+                    .map_err(|e| RunError::new(format!("writing to stderr: {e}")))
             }
-            Target::Sinks(sinks) => sinks
-                .iter_mut()
-                .try_for_each(|s| s.write(&self.buf).and_then(|()| s.flush()))
-                .map_err(|e| RunError::new(format!("dead letters: {e}"))),
+            Target::Sinks(sinks) => {
+                let buf = &self.buf;
+                let failures: Vec<String> = sinks
+                    .iter_mut()
+                    .filter_map(|s| s.write(buf).and_then(|()| s.flush()).err())
+                    .map(|e| e.to_string())
+                    .collect();
+                match failures.is_empty() {
+                    true => Ok(()),
+                    false => Err(RunError::new(failures.join("; "))),
+                }
+            }
         };
         self.buf.clear();
-        result
+        let letters = std::mem::take(&mut self.pending);
+        if let Some(c) = &self.counters {
+            c.emit(InternalEvent::Received(letters));
+            c.emit(match result {
+                Ok(()) => InternalEvent::Sent(letters),
+                Err(_) => InternalEvent::Dropped(letters),
+            });
+        }
+        result.map_err(|e| RunError::new(format!("dead letters: {e} ({letters} dead letters not written)")))
     }
 
     /// Dead letters sent since start.
@@ -135,5 +167,35 @@ mod tests {
         // Flushing again writes nothing new.
         assert_eq!(dl.flush(), Ok(()));
         assert_eq!(a.data.borrow().len(), text.len());
+    }
+
+    /// Fails every write, like a full disk.
+    struct Full;
+
+    impl RawSink for Full {
+        fn write(&mut self, _: &[u8]) -> Result<(), RunError> {
+            Err(RunError::new("writing `/dev/full`: No space left on device"))
+        }
+        fn flush(&mut self) -> Result<(), RunError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failing_target_does_not_stop_the_others_and_is_reported() {
+        let ctx = Context::new(crate::settings::Settings::from_values(vec![]), 1);
+        let good = MemSink::default();
+        let mut dl = DeadLetters::to_sinks(vec![Box::new(Full), Box::new(good.clone())]).counted(&ctx);
+        dl.send("sources.in", "bad", b"x");
+        dl.send("sources.in", "bad", b"y");
+        let err = dl.flush().err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("dead letters: writing `/dev/full`: No space left on device (2 dead letters not written)")
+        );
+        assert_eq!(String::from_utf8_lossy(&good.data.borrow()).lines().count(), 2);
+        let snap = ctx.events.snapshot();
+        assert_eq!(snap[0].0, "dead_letters");
+        assert_eq!((snap[0].1.received, snap[0].1.sent, snap[0].1.dropped), (2, 0, 2));
     }
 }

@@ -205,6 +205,12 @@ pub fn run_with_args<P: Pipeline>(
         Err(e) => return start_exit(e.message()),
     };
     let ctx = Context::new(settings, args.batch_size);
+    // Started only once every source and sink is open: a configuration error is the
+    // one thing a failed start says.
+    let mut pipeline = match build(&ctx) {
+        Ok(p) => p,
+        Err(e) => return start_exit(e.message()),
+    };
     log::info(
         "pipeline started",
         &[
@@ -214,10 +220,6 @@ pub fn run_with_args<P: Pipeline>(
             ("batch_size", ctx.batch_size.into()),
         ],
     );
-    let mut pipeline = match build(&ctx) {
-        Ok(p) => p,
-        Err(e) => return start_exit(e.message()),
-    };
     let started = Instant::now();
     let outcome = run_loop(&mut pipeline, &shutdown);
     let closed = pipeline.close();

@@ -63,21 +63,71 @@ impl std::error::Error for EvalError {}
 
 /// An [`EvalError`] attributed to the component (`"transforms.hot"`, `"sinks.alerts"`)
 /// whose expression or encoder failed, so dead letters and counters name the culprit.
+///
+/// Where the graph fans out, every branch gets the record even when one fails (a
+/// failure belongs to its branch); the failures of the other branches ride along in
+/// `also`, one per component, so each becomes its own dead letter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordError {
     pub component: &'static str,
     pub error: EvalError,
+    pub also: Vec<(&'static str, EvalError)>,
 }
 
 impl RecordError {
     pub fn new(component: &'static str, error: EvalError) -> Self {
-        RecordError { component, error }
+        RecordError {
+            component,
+            error,
+            also: Vec::new(),
+        }
     }
+
+    /// Every failure: this one first, then the other branches'.
+    pub fn failures(&self) -> impl Iterator<Item = (&'static str, &EvalError)> {
+        std::iter::once((self.component, &self.error)).chain(self.also.iter().map(|(c, e)| (*c, e)))
+    }
+
+    /// Adds another branch's failure; a component already named is not repeated (an
+    /// exploded record failing twice in the same place is one dead letter).
+    fn absorb(&mut self, other: RecordError) {
+        for (component, error) in std::iter::once((other.component, other.error)).chain(other.also) {
+            if !self.failures().any(|(c, _)| c == component) {
+                self.also.push((component, error));
+            }
+        }
+    }
+}
+
+/// The outcome of handing one record to several branches: every branch ran, and the
+/// failures (if any) are combined. Generated fan-outs are `branches([a(..), b(..)])`.
+#[inline]
+pub fn branches<const N: usize>(results: [Result<(), RecordError>; N]) -> Result<(), RecordError> {
+    let mut failed: Option<RecordError> = None;
+    for result in results {
+        if let Err(e) = result {
+            match &mut failed {
+                Some(first) => first.absorb(e),
+                None => failed = Some(e),
+            }
+        }
+    }
+    failed.map_or(Ok(()), Err)
+}
+
+/// Combines the outcome of one more record into a running one (an explode's elements).
+#[inline]
+pub fn also(done: Result<(), RecordError>, next: Result<(), RecordError>) -> Result<(), RecordError> {
+    branches([done, next])
 }
 
 impl fmt::Display for RecordError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.component, self.error)
+        write!(f, "{}: {}", self.component, self.error)?;
+        for (component, error) in &self.also {
+            write!(f, "; {component}: {error}")?;
+        }
+        Ok(())
     }
 }
 
@@ -121,6 +171,18 @@ impl RunError {
 
     pub fn message(&self) -> &str {
         &self.0
+    }
+
+    /// Every one of several steps was attempted (each output flushed, say); the
+    /// failures, if any, are reported together, so one failing output neither stops the
+    /// others nor hides their failures. Generated code: `RunError::all([a.flush(), ..])`.
+    pub fn all<const N: usize>(results: [Result<(), RunError>; N]) -> Result<(), RunError> {
+        let failures: Vec<String> = results.into_iter().filter_map(Result::err).map(|e| e.0).collect();
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(RunError(failures.join("; ")))
+        }
     }
 }
 
@@ -177,10 +239,39 @@ mod tests {
     }
 
     #[test]
+    fn every_branch_failure_is_kept_once_per_component() {
+        let hot = || Err(RecordError::new("transforms.hot", EvalError::DivisionByZero));
+        let full = || Err(RecordError::new("windows.w", EvalError::StateFull { max_keys: 1 }));
+        assert_eq!(branches([Ok(()), Ok(())]), Ok(()));
+        let e = branches([Ok(()), hot(), Ok(()), full()]).unwrap_err();
+        let names: Vec<&str> = e.failures().map(|(c, _)| c).collect();
+        assert_eq!(names, ["transforms.hot", "windows.w"]);
+        assert_eq!(
+            e.to_string(),
+            "transforms.hot: division by zero; windows.w: state is full (max_keys 1, on_full: dead_letter)"
+        );
+        // An exploded record failing in the same place twice is one failure.
+        let twice = also(also(Ok(()), full()), branches([full(), hot()])).unwrap_err();
+        let names: Vec<&str> = twice.failures().map(|(c, _)| c).collect();
+        assert_eq!(names, ["windows.w", "transforms.hot"]);
+    }
+
+    #[test]
     fn json_errors_become_decode_errors_with_position() {
         let err = serde_json::from_str::<u32>("\"x\"").map(|_| ()).unwrap_err();
         let d = DecodeError::from(err);
         assert!(d.reason.contains("line 1"), "{}", d.reason);
+    }
+
+    #[test]
+    fn all_failures_are_reported_together() {
+        assert_eq!(RunError::all([Ok(()), Ok(())]), Ok(()));
+        let e = RunError::all([
+            Err(RunError::new("sinks.a: disk full")),
+            Ok(()),
+            Err(RunError::new("dead letters: gone")),
+        ]);
+        assert_eq!(e, Err(RunError::new("sinks.a: disk full; dead letters: gone")));
     }
 
     #[test]

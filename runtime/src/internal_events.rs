@@ -15,8 +15,16 @@ use std::sync::{Arc, Mutex};
 pub enum InternalEvent {
     /// Records that entered the component.
     Received(u64),
-    /// Records the component passed on (a source to its flow, a sink to its target).
+    /// Records the component passed on (a source to its flow, a transform downstream, a
+    /// sink to its target, a window a late record to its `.late` readers).
     Sent(u64),
+    /// Records a filter did not let through.
+    Filtered(u64),
+    /// Records a window or table folded into its state; their effect leaves later, in
+    /// the results counted by `Emitted`.
+    Aggregated(u64),
+    /// Results a window or table handed downstream.
+    Emitted(u64),
     /// Bad records sent to the dead-letter output.
     DeadLettered(u64),
     /// Bad records dropped (`on_error: drop`).
@@ -36,6 +44,9 @@ struct ComponentCounters {
     name: &'static str,
     received: AtomicU64,
     sent: AtomicU64,
+    filtered: AtomicU64,
+    aggregated: AtomicU64,
+    emitted: AtomicU64,
     dead_lettered: AtomicU64,
     dropped: AtomicU64,
     late: AtomicU64,
@@ -50,6 +61,9 @@ struct ComponentCounters {
 pub struct CounterSnapshot {
     pub received: u64,
     pub sent: u64,
+    pub filtered: u64,
+    pub aggregated: u64,
+    pub emitted: u64,
     pub dead_lettered: u64,
     pub dropped: u64,
     pub late: u64,
@@ -73,6 +87,9 @@ impl Counters {
         let (counter, n) = match event {
             InternalEvent::Received(n) => (&self.0.received, n),
             InternalEvent::Sent(n) => (&self.0.sent, n),
+            InternalEvent::Filtered(n) => (&self.0.filtered, n),
+            InternalEvent::Aggregated(n) => (&self.0.aggregated, n),
+            InternalEvent::Emitted(n) => (&self.0.emitted, n),
             InternalEvent::DeadLettered(n) => (&self.0.dead_lettered, n),
             InternalEvent::Dropped(n) => (&self.0.dropped, n),
             InternalEvent::Late(n) => (&self.0.late, n),
@@ -93,6 +110,9 @@ impl Counters {
         CounterSnapshot {
             received: self.0.received.load(Ordering::Relaxed),
             sent: self.0.sent.load(Ordering::Relaxed),
+            filtered: self.0.filtered.load(Ordering::Relaxed),
+            aggregated: self.0.aggregated.load(Ordering::Relaxed),
+            emitted: self.0.emitted.load(Ordering::Relaxed),
             dead_lettered: self.0.dead_lettered.load(Ordering::Relaxed),
             dropped: self.0.dropped.load(Ordering::Relaxed),
             late: self.0.late.load(Ordering::Relaxed),
@@ -101,6 +121,35 @@ impl Counters {
             state_entries: self.0.state_entries.load(Ordering::Relaxed),
             state_bytes: self.0.state_bytes.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// The counts of a transform fused into generated flow code: plain integers on the hot
+/// path, published to its [`Counters`] once per step by [`Tally::publish`].
+#[derive(Debug)]
+pub struct Tally {
+    pub received: u64,
+    pub sent: u64,
+    pub filtered: u64,
+    counters: Counters,
+}
+
+impl Tally {
+    pub fn new(name: &'static str, events: &Events) -> Self {
+        Tally {
+            received: 0,
+            sent: 0,
+            filtered: 0,
+            counters: events.component(name),
+        }
+    }
+
+    pub fn publish(&mut self) {
+        self.counters
+            .emit(InternalEvent::Received(std::mem::take(&mut self.received)));
+        self.counters.emit(InternalEvent::Sent(std::mem::take(&mut self.sent)));
+        self.counters
+            .emit(InternalEvent::Filtered(std::mem::take(&mut self.filtered)));
     }
 }
 
@@ -135,18 +184,23 @@ impl Events {
         list.iter().map(|c| (c.name(), c.snapshot())).collect()
     }
 
-    /// `{"sources.a": {"received": .., "sent": .., "dead_lettered": .., "dropped": ..}, ..}`
-    /// for the exit log line. Windows and tables add `late`, `evicted`, `expired` and the
-    /// peak `state_entries`/`state_bytes` when they are not zero.
+    /// `{"sources.a": {"received": .., "sent": .., "filtered": .., "dead_lettered": ..,
+    /// "dropped": ..}, ..}` for the exit log line; for every component
+    /// `received = sent + filtered + dead_lettered + dropped + aggregated`. Windows and
+    /// tables add `aggregated`, `emitted`, `late`, `evicted`, `expired` and the peak
+    /// `state_entries`/`state_bytes` when they are not zero.
     pub fn summary(&self) -> Value {
         let mut components = Map::new();
         for (name, s) in self.snapshot() {
             let mut m = Map::new();
             m.insert("received".to_owned(), s.received.into());
             m.insert("sent".to_owned(), s.sent.into());
+            m.insert("filtered".to_owned(), s.filtered.into());
             m.insert("dead_lettered".to_owned(), s.dead_lettered.into());
             m.insert("dropped".to_owned(), s.dropped.into());
             let stateful = [
+                ("aggregated", s.aggregated),
+                ("emitted", s.emitted),
                 ("late", s.late),
                 ("evicted", s.evicted),
                 ("expired", s.expired),

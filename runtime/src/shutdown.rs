@@ -4,10 +4,33 @@
 //! output (flushing what is buffered) and exits 0. A second signal means the operator
 //! does not want to wait, so the process exits at once (status 130 / 143, as a shell
 //! would report).
+//!
+//! The first signal must take effect within a second whatever the pipeline is doing, so
+//! nothing waits on I/O that may never finish (a pipe nobody reads, a FIFO whose writer
+//! is quiet) without asking [`give_up_waiting`] every few milliseconds: once a stop has
+//! been requested for [`GRACE`], a waiter stops waiting and says what it could not do.
 
 use crate::errors::StartError;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How long, after a stop was requested, blocked outputs may still take to drain.
+pub const GRACE: Duration = Duration::from_millis(500);
+
+/// The flag the signal handlers set (once installed), for code that has no handle.
+static INSTALLED: OnceLock<Shutdown> = OnceLock::new();
+/// When a requested stop was first noticed.
+static NOTICED: OnceLock<Instant> = OnceLock::new();
+
+/// True once a stop was requested by a signal and [`GRACE`] has passed since it was
+/// first noticed: a waiter should give up now.
+pub fn give_up_waiting() -> bool {
+    match INSTALLED.get() {
+        Some(s) if s.requested() => NOTICED.get_or_init(Instant::now).elapsed() >= GRACE,
+        _ => false,
+    }
+}
 
 /// A shared "stop requested" flag.
 #[derive(Debug, Clone, Default)]
@@ -32,11 +55,16 @@ impl Shutdown {
                 .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&shutdown.flag)))
                 .map_err(|e| StartError::new(format!("cannot install signal handler: {e}")))?;
         }
+        let _ = INSTALLED.set(shutdown.clone());
         Ok(shutdown)
     }
 
     pub fn requested(&self) -> bool {
-        self.flag.load(Ordering::Relaxed)
+        let requested = self.flag.load(Ordering::Relaxed);
+        if requested {
+            NOTICED.get_or_init(Instant::now);
+        }
+        requested
     }
 
     /// Requests a stop as a signal would (used by tests and by embedding code).
@@ -66,5 +94,12 @@ mod tests {
         assert!(!s.requested());
         assert!(signal_hook::low_level::raise(signal_hook::consts::SIGTERM).is_ok());
         assert!(s.requested());
+        // Blocked outputs get a short grace period, then are told to give up.
+        let noticed = Instant::now();
+        while !give_up_waiting() {
+            assert!(noticed.elapsed() < GRACE * 4, "never gave up");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(noticed.elapsed() >= GRACE - Duration::from_millis(50));
     }
 }

@@ -94,6 +94,8 @@ impl CsvRecord for Fahrenheit {
 struct Outs {
     hot_json: Output<JsonEncoder<Fahrenheit>>,
     hot_csv: Output<CsvEncoder<Fahrenheit>>,
+    /// transforms.hot, transforms.fahrenheit
+    tallies: [Tally; 2],
     dead_letters: DeadLetters,
 }
 
@@ -102,9 +104,10 @@ impl Outputs for Outs {
         &mut self.dead_letters
     }
     fn flush(&mut self) -> Result<(), RunError> {
-        self.hot_json.flush()?;
-        self.hot_csv.flush()?;
-        self.dead_letters.flush()
+        for tally in &mut self.tallies {
+            tally.publish();
+        }
+        RunError::all([self.hot_json.flush(), self.hot_csv.flush(), self.dead_letters.flush()])
     }
 }
 
@@ -125,13 +128,17 @@ fn map_fahrenheit(r: &Reading) -> Result<Fahrenheit, EvalError> {
 
 /// Everything downstream of sources.readings, fused into one function.
 fn flow_readings(r: &Reading, out: &mut Outs) -> Result<(), RecordError> {
+    out.tallies[0].received += 1;
     if !filter_hot(r).map_err(|e| RecordError::new("transforms.hot", e))? {
+        out.tallies[0].filtered += 1;
         return Ok(());
     }
+    out.tallies[0].sent += 1;
+    out.tallies[1].received += 1;
     let f = map_fahrenheit(r).map_err(|e| RecordError::new("transforms.fahrenheit", e))?;
-    out.hot_json.send(&f)?;
-    out.hot_csv.send(&f)?;
-    Ok(())
+    out.tallies[1].sent += 1;
+    // A fan-out: each sink gets the record even if the other fails on it.
+    branches([out.hot_json.send(&f), out.hot_csv.send(&f)])
 }
 
 struct HotReadings {
@@ -153,7 +160,7 @@ fn build_with(ctx: &Context, on_error: OnError) -> Result<HotReadings, StartErro
     Ok(HotReadings {
         readings: Source::new(
             "sources.readings",
-            Box::new(FileSource::open(&s.str("sources.readings.path")?, false)?),
+            open_file(&s.str("sources.readings.path")?, false)?,
             JsonDecoder::new(),
             on_error,
             ctx,
@@ -171,7 +178,12 @@ fn build_with(ctx: &Context, on_error: OnError) -> Result<HotReadings, StartErro
                 CsvEncoder::new(b',', true),
                 ctx,
             ),
-            dead_letters: DeadLetters::to_sinks(vec![Box::new(FileSink::create(&s.str("sinks.bad.path")?, false)?)]),
+            tallies: [
+                Tally::new("transforms.hot", &ctx.events),
+                Tally::new("transforms.fahrenheit", &ctx.events),
+            ],
+            dead_letters: DeadLetters::to_sinks(vec![Box::new(FileSink::create(&s.str("sinks.bad.path")?, false)?)])
+                .counted(ctx),
         },
     })
 }
@@ -294,6 +306,22 @@ fn on_error_fail_exits_1_after_closing_outputs() {
     // The record before the bad one was still written: close() flushed it.
     assert!(dir.read("out/hot.jsonl").starts_with("{\"device_id\":\"a\""));
     assert_eq!(dir.read("out/bad.jsonl"), "");
+}
+
+#[test]
+fn a_full_disk_under_one_sink_does_not_cost_the_others_their_output() {
+    let dir = Dir::new("full");
+    std::fs::write(dir.path("in.jsonl"), INPUT).unwrap_or_else(|e| panic!("{e}"));
+    let mut args = dir.args();
+    args.extend(["--set".to_owned(), "sinks.hot_json.path=/dev/full".to_owned()]);
+    let code = run_with_args(&INFO, args, build);
+    assert_eq!(code, ExitCode::FAILURE, "a sink that could not write fails the run");
+    // The step that failed stopped the run, but close() still flushed every other output.
+    assert_eq!(
+        dir.read("out/hot.csv"),
+        "device_id,ts,temp_f,scaled\na,1704067200000,86,250\n\"e,\"\"x\"\"\",1704067203500,79.7,-125\n"
+    );
+    assert_eq!(dead_letters(&dir.read("out/bad.jsonl")).len(), 3);
 }
 
 #[test]

@@ -90,6 +90,42 @@ pub fn dead_letters(stderr: &[u8]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The per-component counters of the binary's exit log line (`pipeline stopped`),
+/// after checking that they add up for every component:
+/// `received = sent + filtered + dead_lettered + dropped + aggregated` (a window or
+/// table folds records into state; its results are counted apart, as `emitted`).
+pub fn counters(stderr: &[u8]) -> serde_json::Map<String, serde_json::Value> {
+    let stopped = json_lines(stderr)
+        .into_iter()
+        .rev()
+        .find(|v| v["msg"] == "pipeline stopped")
+        .unwrap_or_else(|| panic!("no `pipeline stopped` line in:\n{}", String::from_utf8_lossy(stderr)));
+    let components = stopped["components"].as_object().cloned().unwrap_or_default();
+    assert!(!components.is_empty(), "no components in {stopped}");
+    for (name, c) in &components {
+        let n = |key: &str| c.get(key).and_then(|v| v.as_u64()).unwrap_or(0);
+        for key in ["received", "sent", "filtered", "dead_lettered", "dropped"] {
+            assert!(c.get(key).is_some(), "{name} has no `{key}` counter: {c}");
+        }
+        assert_eq!(
+            n("received"),
+            n("sent") + n("filtered") + n("dead_lettered") + n("dropped") + n("aggregated"),
+            "counters of {name} do not add up: {c}"
+        );
+    }
+    components
+}
+
+/// One counter of one component, from [`counters`] (the summary leaves out a window's
+/// `late`, `emitted`, .. when they are zero).
+pub fn counter(components: &serde_json::Map<String, serde_json::Value>, component: &str, key: &str) -> u64 {
+    let c = components
+        .get(component)
+        .unwrap_or_else(|| panic!("no component {component} in {components:?}"));
+    c.get(key)
+        .map_or(0, |v| v.as_u64().unwrap_or_else(|| panic!("{component}.{key} = {v}")))
+}
+
 /// A small deterministic PRNG (splitmix64), independent of the runtime's generator.
 pub struct Rng(pub u64);
 

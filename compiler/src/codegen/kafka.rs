@@ -68,10 +68,10 @@ pub fn attach_fn(s: &IrSource) -> Option<TokenStream> {
     })
 }
 
-/// The call that sends a record to a Kafka sink.
+/// The call that sends a record to a Kafka sink (an expression: its outcome).
 pub fn send_call(s: &IrSink) -> TokenStream {
     let f = prefixed("send_", &s.name);
-    quote!(#f(rec, out)?;)
+    quote!(#f(rec, out))
 }
 
 /// `message_<sink>` (evaluates topic, key and headers) and `send_<sink>` for a Kafka sink.

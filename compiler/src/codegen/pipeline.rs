@@ -25,11 +25,12 @@ pub fn file(ir: &Ir) -> TokenStream {
         .enumerate()
         .map(|(i, s)| source_flow(i, s, ir))
         .collect();
+    let mut tallies = 0..;
     let operator_fns: Vec<TokenStream> = ir
         .operators
         .iter()
         .map(|op| match &op.kind {
-            IrOperatorKind::Transform(t) => transform_fns(op, t, ir, &mut exprs),
+            IrOperatorKind::Transform(t) => transform_fns(op, t, tallies.next().unwrap_or(0), ir, &mut exprs),
             IrOperatorKind::Window(_) | IrOperatorKind::Table(_) => stateful_fns(op, ir, &mut exprs),
         })
         .collect();
@@ -105,22 +106,29 @@ fn format_impls(ir: &Ir) -> Vec<TokenStream> {
         .collect()
 }
 
-/// Calls that hand `rec` (with its time `t`) to every downstream node.
-fn forward(outputs: &[Node], ir: &Ir) -> Vec<TokenStream> {
-    outputs
+/// An expression that hands `rec` (with its time `t`) to every downstream node and is
+/// its outcome. Where the graph fans out, every branch runs even when one fails: a
+/// failure belongs to its branch (`branches` combines them).
+fn hand_on(outputs: &[Node], ir: &Ir) -> TokenStream {
+    let calls: Vec<TokenStream> = outputs
         .iter()
         .map(|node| match node {
             Node::Operator(t) => {
                 let f = prefixed("flow_", &ir.operators[*t].name);
-                quote!(#f(rec, t, out)?;)
+                quote!(#f(rec, t, out))
             }
             Node::Sink(s) if is_kafka(&ir.sinks[*s].kind) => kafka::send_call(&ir.sinks[*s]),
             Node::Sink(s) => {
                 let field = prefixed("sink_", &ir.sinks[*s].name);
-                quote!(out.#field.send(rec)?;)
+                quote!(out.#field.send(rec))
             }
         })
-        .collect()
+        .collect();
+    match calls.as_slice() {
+        [] => quote!(Ok(())),
+        [one] => one.clone(),
+        _ => quote!(branches([#(#calls),*])),
+    }
 }
 
 fn is_kafka(sink: &IrSinkKind) -> bool {
@@ -131,6 +139,13 @@ fn is_kafka(sink: &IrSinkKind) -> bool {
 /// acknowledgements and commits after steps.
 fn commits(ir: &Ir) -> bool {
     ir.sources.iter().any(|s| matches!(s.kind, IrSourceKind::Kafka { .. }))
+}
+
+/// Transforms, in topological order; the n-th counts into `out.tallies[n]`.
+fn transforms(ir: &Ir) -> impl Iterator<Item = &IrOperator> {
+    ir.operators
+        .iter()
+        .filter(|o| matches!(o.kind, IrOperatorKind::Transform(_)))
 }
 
 /// Windows and tables, in topological order.
@@ -153,7 +168,7 @@ fn source_flow(index: usize, s: &IrSource, ir: &Ir) -> TokenStream {
     let ty = type_ident(&s.record.rust_name);
     let component = format!("sources.{}", s.name);
     let doc = format!(" Every record decoded by `{component}`.");
-    let calls = forward(&s.outputs, ir);
+    let calls = hand_on(&s.outputs, ir);
     let time = match &s.time {
         IrTime::Processing => quote!(let t = out.clocks.now_ms();),
         IrTime::Event { field, optional, .. } => {
@@ -179,8 +194,7 @@ fn source_flow(index: usize, s: &IrSource, ir: &Ir) -> TokenStream {
             #[inline]
             fn #f(rec: &#ty, out: &mut Nodes) -> Result<(), RecordError> {
                 #time
-                #(#calls)*
-                Ok(())
+                #calls
             }
         };
     }
@@ -200,8 +214,7 @@ fn source_flow(index: usize, s: &IrSource, ir: &Ir) -> TokenStream {
         }
         #[inline]
         fn #to(rec: &#ty, t: i64, out: &mut Nodes) -> Result<(), RecordError> {
-            #(#calls)*
-            Ok(())
+            #calls
         }
     }
 }
@@ -269,16 +282,16 @@ fn stateful_fns(op: &IrOperator, ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
     );
     let late = match &op.kind {
         IrOperatorKind::Window(_) if !op.late_outputs.is_empty() => {
-            let calls = forward(&op.late_outputs, ir);
+            let calls = hand_on(&op.late_outputs, ir);
             quote! {
                 out.#field.late_counted(false);
-                #(#calls)*
+                #calls?;
             }
         }
         IrOperatorKind::Window(w) if w.drop_late => quote!(out.#field.late_counted(true);),
         _ => quote!(out.#field.late_to_dead_letters(&mut out.dead_letters, rec, t, watermark);),
     };
-    let calls = forward(&op.outputs, ir);
+    let calls = hand_on(&op.outputs, ir);
     let doc_flow = format!(" `{component}`: add a record; results and late records move on.");
     let doc_emit = format!(" Hand the results of `{component}` downstream; one that fails there is a dead letter.");
     quote! {
@@ -309,19 +322,19 @@ fn stateful_fns(op: &IrOperator, ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
         }
         #[inline]
         fn #forward_fn(rec: &#output, t: i64, out: &mut Nodes) -> Result<(), RecordError> {
-            #(#calls)*
-            Ok(())
+            #calls
         }
     }
 }
 
 /// A transform: its filter and map as small fallible functions, and its
-/// `flow_` function that applies them and forwards the result.
-fn transform_fns(op: &IrOperator, t: &IrTransform, ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
+/// `flow_` function that applies them, counts into `out.tallies[tally]` and forwards
+/// the result.
+fn transform_fns(op: &IrOperator, t: &IrTransform, tally: usize, ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
     let component = op.component();
     let input = type_ident(&op.input.rust_name);
     let mut helpers = TokenStream::new();
-    let mut body = TokenStream::new();
+    let mut body = quote!(out.tallies[#tally].received += 1;);
     if let Some(filter) = &t.filter {
         let f = prefixed("filter_", &op.name);
         let code = exprs.owned(filter);
@@ -335,6 +348,7 @@ fn transform_fns(op: &IrOperator, t: &IrTransform, ir: &Ir, exprs: &mut ExprGen)
         });
         body.extend(quote! {
             if !#f(rec).map_err(|e| RecordError::new(#component, e))? {
+                out.tallies[#tally].filtered += 1;
                 return Ok(());
             }
         });
@@ -360,7 +374,11 @@ fn transform_fns(op: &IrOperator, t: &IrTransform, ir: &Ir, exprs: &mut ExprGen)
         });
     }
     let flow = prefixed("flow_", &op.name);
-    let mut calls = forward(&op.outputs, ir);
+    let calls = hand_on(&op.outputs, ir);
+    let mut hand_on = quote! {
+        out.tallies[#tally].sent += 1;
+        #calls
+    };
     if let Some((output, list)) = &t.explode {
         let f = prefixed("explode_", &op.name);
         let out_ty = type_ident(&output.rust_name);
@@ -375,12 +393,22 @@ fn transform_fns(op: &IrOperator, t: &IrTransform, ir: &Ir, exprs: &mut ExprGen)
                 Ok(#code)
             }
         });
-        calls = vec![quote! {
-            for item in #f(rec).map_err(|e| RecordError::new(#component, e))? {
-                let rec = &#out_ty { #field: item };
-                #(#calls)*
+        // One record in; an empty list lets nothing through. Every element goes on
+        // even when an earlier one failed somewhere.
+        hand_on = quote! {
+            let items = #f(rec).map_err(|e| RecordError::new(#component, e))?;
+            if items.is_empty() {
+                out.tallies[#tally].filtered += 1;
+            } else {
+                out.tallies[#tally].sent += 1;
             }
-        }];
+            let mut done = Ok(());
+            for item in items {
+                let rec = &#out_ty { #field: item };
+                done = also(done, #calls);
+            }
+            done
+        };
     }
     let doc = format!(" `{component}`: apply it and forward the result.");
     quote! {
@@ -389,8 +417,7 @@ fn transform_fns(op: &IrOperator, t: &IrTransform, ir: &Ir, exprs: &mut ExprGen)
         #[inline]
         fn #flow(rec: &#input, t: i64, out: &mut Nodes) -> Result<(), RecordError> {
             #body
-            #(#calls)*
-            Ok(())
+            #hand_on
         }
     }
 }
@@ -413,18 +440,20 @@ fn nodes_struct(ir: &Ir) -> TokenStream {
         .map(|s| {
             let name = prefixed("sink_", &s.name);
             if is_kafka(&s.kind) {
-                quote!(self.#name.flush(&mut self.dead_letters)?;)
+                quote!(self.#name.flush(&mut self.dead_letters))
             } else {
-                quote!(self.#name.flush()?;)
+                quote!(self.#name.flush())
             }
         });
+    let tallies = transforms(ir).count();
     let acks = commits(ir).then(|| quote!(acks: Acks,));
     quote! {
-        /// Everything records flow into: outputs, windows and tables, the sources'
-        /// clocks, and the dead letters.
+        /// Everything records flow into: outputs, windows and tables, the transforms'
+        /// counts, the sources' clocks, and the dead letters.
         struct Nodes {
             #(#sink_fields)*
             #(#state_fields)*
+            tallies: [Tally; #tallies],
             clocks: Clocks,
             dead_letters: DeadLetters,
             #acks
@@ -434,9 +463,13 @@ fn nodes_struct(ir: &Ir) -> TokenStream {
             fn dead_letters(&mut self) -> &mut DeadLetters {
                 &mut self.dead_letters
             }
+            /// Every output is flushed even when another fails, the dead letters last
+            /// (flushing may add some); all failures are reported.
             fn flush(&mut self) -> Result<(), RunError> {
-                #(#flushes)*
-                self.dead_letters.flush()
+                for tally in &mut self.tallies {
+                    tally.publish();
+                }
+                RunError::all([#(#flushes,)* self.dead_letters.flush()])
             }
         }
     }
@@ -496,8 +529,10 @@ fn job(ir: &Ir) -> TokenStream {
     // Delivery reports arrive between batches too: serve them every step.
     let deliveries = (!kafka_sinks.is_empty()).then(|| {
         quote! {
-            #(self.nodes.#kafka_sinks.flush(&mut self.nodes.dead_letters)?;)*
-            self.nodes.dead_letters.flush()?;
+            RunError::all([
+                #(self.nodes.#kafka_sinks.flush(&mut self.nodes.dead_letters),)*
+                self.nodes.dead_letters.flush(),
+            ])?;
         }
     });
     let pending: Vec<TokenStream> = stateful(ir)
@@ -523,15 +558,21 @@ fn job(ir: &Ir) -> TokenStream {
     let close_kafka = (!kafka_sinks.is_empty()).then(|| {
         quote! {
             // Wait for messages in flight; failed ones become dead letters.
-            #(self.nodes.#kafka_sinks.close(&mut self.nodes.dead_letters)?;)*
-            self.nodes.dead_letters.flush()?;
+            let closed = RunError::all([
+                #(self.nodes.#kafka_sinks.close(&mut self.nodes.dead_letters),)*
+                self.nodes.dead_letters.flush(),
+            ]);
+            let flushed = RunError::all([flushed, closed]);
         }
     });
     let final_commit = commits(ir).then(|| {
         quote! {
-            // Everything fired and was accepted: commit all of it.
-            self.nodes.acks.end_step(None);
-            #(self.#committing.close()?;)*
+            // Everything fired and was accepted: commit all of it. After a failure only
+            // what was confirmed before is committed, and the rest is read again.
+            if flushed.is_ok() {
+                self.nodes.acks.end_step(None);
+            }
+            let flushed = RunError::all([flushed, #(self.#committing.close()),*]);
         }
     });
     let acks_init = commits(ir).then(|| quote!(acks: ctx.acks.clone(),));
@@ -584,10 +625,14 @@ fn job(ir: &Ir) -> TokenStream {
         .map(sinks::raw_sink)
         .collect();
     let dead_letters = if dead_letter_sinks.is_empty() {
-        quote!(DeadLetters::stderr())
+        quote!(DeadLetters::stderr().counted(ctx))
     } else {
-        quote!(DeadLetters::to_sinks(vec![#(#dead_letter_sinks),*]))
+        quote!(DeadLetters::to_sinks(vec![#(#dead_letter_sinks),*]).counted(ctx))
     };
+    let tally_inits = transforms(ir).map(|op| {
+        let component = op.component();
+        quote!(Tally::new(#component, &ctx.events))
+    });
     quote! {
         /// The running pipeline: its sources and everything downstream.
         struct Job {
@@ -609,10 +654,10 @@ fn job(ir: &Ir) -> TokenStream {
             fn close(&mut self) -> Result<(), RunError> {
                 // Open windows fire, upstream first, so downstream ones see their results.
                 #(#closes)*
-                self.nodes.flush()?;
+                let flushed = self.nodes.flush();
                 #close_kafka
                 #final_commit
-                Ok(())
+                flushed
             }
         }
 
@@ -621,6 +666,7 @@ fn job(ir: &Ir) -> TokenStream {
                 let nodes = Nodes {
                     #(#sink_inits)*
                     #(#state_inits)*
+                    tallies: [#(#tally_inits),*],
                     clocks: Clocks::new(&[#(#time_modes),*]),
                     dead_letters: #dead_letters,
                     #acks_init

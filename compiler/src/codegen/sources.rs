@@ -23,15 +23,18 @@ pub fn construct(s: &IrSource) -> TokenStream {
     let component = format!("sources.{}", s.name);
     let raw = match &s.kind {
         IrSourceKind::File { path_key, follow } => {
-            quote!(FileSource::open(&ctx.settings.str(#path_key)?, #follow)?)
+            quote!(open_file(&ctx.settings.str(#path_key)?, #follow)?)
         }
-        IrSourceKind::Stdin => quote!(StdinSource::new()),
+        IrSourceKind::Stdin => quote!(Box::new(StdinSource::new())),
         IrSourceKind::Kafka {
             properties,
             topics,
             headers,
             metadata,
-        } => super::kafka::raw_source(&s.name, properties, topics, headers, !metadata.is_empty()),
+        } => {
+            let raw = super::kafka::raw_source(&s.name, properties, topics, headers, !metadata.is_empty());
+            quote!(Box::new(#raw))
+        }
         IrSourceKind::Generator {
             count_key,
             rate_key,
@@ -39,7 +42,7 @@ pub fn construct(s: &IrSource) -> TokenStream {
             ..
         } => {
             let fields = generator_fields_ident(&s.name);
-            quote!(GeneratorSource::new(#fields, ctx.settings.opt_u64(#count_key)?, ctx.settings.opt_f64(#rate_key)?, #seed))
+            quote!(Box::new(GeneratorSource::new(#fields, ctx.settings.opt_u64(#count_key)?, ctx.settings.opt_f64(#rate_key)?, #seed)))
         }
     };
     let decoder = match s.format {
@@ -52,7 +55,8 @@ pub fn construct(s: &IrSource) -> TokenStream {
         OnError::Drop => quote!(OnError::Drop),
         OnError::Fail => quote!(OnError::Fail),
     };
-    let source = quote!(Source::new(#component, Box::new(#raw), #decoder, #on_error, ctx));
+    // `raw` is boxed: dynamic dispatch once per batch.
+    let source = quote!(Source::new(#component, #raw, #decoder, #on_error, ctx));
     match super::kafka::attach_name(s) {
         Some(attach) => quote!(#source.with_metadata(#attach)),
         None => source,

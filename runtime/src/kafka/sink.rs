@@ -190,10 +190,13 @@ impl<E: Encoder> KafkaOutput<E> {
         let flushed = self.producer.flush(CLOSE_TIMEOUT);
         self.flush(dead)?;
         flushed.map_err(|e| {
+            let undelivered = self.producer.in_flight_count();
+            // Given up on here (and not committed upstream): counted as dropped.
+            self.counters
+                .emit(InternalEvent::Dropped(u64::try_from(undelivered).unwrap_or(0)));
             RunError::new(format!(
-                "{}: {} messages still undelivered at shutdown: {e}",
+                "{}: {undelivered} messages still undelivered at shutdown: {e}",
                 self.component,
-                self.producer.in_flight_count()
             ))
         })
     }

@@ -1,23 +1,49 @@
 //! `FileSink`: records appended to (or replacing) a file.
 
+use super::writer_thread::WriterThread;
 use super::RawSink;
 use crate::errors::{RunError, StartError};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
 /// Writes to a file through a `BufWriter`; parent directories are created at start so
-/// `path: out/alerts.jsonl` works on a fresh machine.
-#[derive(Debug)]
+/// `path: out/alerts.jsonl` works on a fresh machine. A named pipe (FIFO) is opened and
+/// written on a [`WriterThread`]: both block until a reader comes and reads.
+///
+/// When a write or flush fails (a full disk), what was not flushed is discarded and the
+/// file is cut back to its length after the last good flush: the file never ends in a
+/// torn record, and the records lost are exactly those the output reports.
 pub struct FileSink {
     path: String,
-    out: BufWriter<File>,
+    out: Target,
+}
+
+enum Target {
+    File {
+        out: BufWriter<File>,
+        /// The file's length after the last successful flush.
+        flushed_len: u64,
+        /// Bytes handed to `out` since then.
+        unflushed: u64,
+    },
+    Pipe(WriterThread),
 }
 
 impl FileSink {
     /// Opens `path`, truncating it unless `append`.
     pub fn create(path: &str, append: bool) -> Result<Self, StartError> {
         let fail = |what: &str, e: std::io::Error| StartError::new(format!("cannot {what} `{path}`: {e}"));
+        if std::fs::metadata(path).is_ok_and(|m| m.file_type().is_fifo()) {
+            let owned = path.to_owned();
+            let pipe = WriterThread::spawn(format!("`{path}`"), move || OpenOptions::new().write(true).open(owned))
+                .map_err(|e| StartError::new(e.message()))?;
+            return Ok(FileSink {
+                path: path.to_owned(),
+                out: Target::Pipe(pipe),
+            });
+        }
         if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| fail("create the directory of", e))?;
         }
@@ -29,24 +55,76 @@ impl FileSink {
             options.write(true).truncate(true);
         }
         let file = options.open(path).map_err(|e| fail("open", e))?;
+        let flushed_len = if append {
+            file.metadata().map_or(0, |m| m.len())
+        } else {
+            0
+        };
         Ok(FileSink {
             path: path.to_owned(),
-            out: BufWriter::with_capacity(64 * 1024, file),
+            out: Target::File {
+                out: BufWriter::with_capacity(64 * 1024, file),
+                flushed_len,
+                unflushed: 0,
+            },
         })
+    }
+
+    /// After a failed write or flush: drop what is buffered and cut off a torn tail.
+    fn forget_unflushed(&mut self, e: std::io::Error, doing: &str) -> RunError {
+        if let Target::File {
+            out,
+            flushed_len,
+            unflushed,
+        } = &mut self.out
+        {
+            *unflushed = 0;
+            let fresh = out
+                .get_ref()
+                .try_clone()
+                .map(|f| BufWriter::with_capacity(64 * 1024, f));
+            if let Ok(fresh) = fresh {
+                // The old writer's buffer is dropped without being written.
+                let (file, _) = std::mem::replace(out, fresh).into_parts();
+                // A device such as /dev/full has no length to cut back to.
+                if file.metadata().is_ok_and(|m| m.is_file()) {
+                    let _ = file.set_len(*flushed_len);
+                }
+            }
+        }
+        RunError::new(format!("{doing} `{}`: {e}", self.path))
     }
 }
 
 impl RawSink for FileSink {
     fn write(&mut self, bytes: &[u8]) -> Result<(), RunError> {
-        self.out
-            .write_all(bytes)
-            .map_err(|e| RunError::new(format!("writing `{}`: {e}", self.path)))
+        match &mut self.out {
+            Target::File { out, unflushed, .. } => match out.write_all(bytes) {
+                Ok(()) => {
+                    *unflushed += bytes.len() as u64;
+                    Ok(())
+                }
+                Err(e) => Err(self.forget_unflushed(e, "writing")),
+            },
+            Target::Pipe(pipe) => pipe.write(bytes),
+        }
     }
 
     fn flush(&mut self) -> Result<(), RunError> {
-        self.out
-            .flush()
-            .map_err(|e| RunError::new(format!("flushing `{}`: {e}", self.path)))
+        match &mut self.out {
+            Target::File {
+                out,
+                flushed_len,
+                unflushed,
+            } => match out.flush() {
+                Ok(()) => {
+                    *flushed_len += std::mem::take(unflushed);
+                    Ok(())
+                }
+                Err(e) => Err(self.forget_unflushed(e, "writing")),
+            },
+            Target::Pipe(pipe) => pipe.flush(),
+        }
     }
 }
 

@@ -7,9 +7,11 @@
 
 mod file;
 mod stdout;
+mod writer_thread;
 
 pub use file::FileSink;
 pub use stdout::StdoutSink;
+pub use writer_thread::WriterThread;
 
 use crate::dead_letter::DeadLetters;
 use crate::driver::Context;
@@ -92,23 +94,40 @@ impl<E: Encoder> Output<E> {
         }
     }
 
-    /// Writes the buffer to the sink and flushes it.
+    /// Writes the buffer to the sink and flushes it. Records count as sent only once
+    /// the sink has flushed them; when a write or flush fails, the records since the
+    /// last flush count as dropped, and the error says how many.
     pub fn flush(&mut self) -> Result<(), RunError> {
-        if let Some(e) = self.write_error.take() {
-            return Err(e);
+        self.counters
+            .emit(InternalEvent::Received(std::mem::take(&mut self.offered)));
+        let written = match self.write_error.take() {
+            Some(e) => Err(e),
+            None => self.write_buffer().and_then(|()| {
+                self.sink
+                    .flush()
+                    .map_err(|e| RunError::new(format!("{}: {e}", self.name)))
+            }),
+        };
+        self.buf.clear();
+        let records = std::mem::take(&mut self.pending);
+        match written {
+            Ok(()) => {
+                self.counters.emit(InternalEvent::Sent(records));
+                Ok(())
+            }
+            Err(e) => {
+                self.counters.emit(InternalEvent::Dropped(records));
+                Err(RunError::new(format!("{e} ({records} records not written)")))
+            }
         }
-        self.counters.emit(InternalEvent::Received(self.offered));
-        self.offered = 0;
-        if !self.buf.is_empty() {
-            self.sink
-                .write(&self.buf)
-                .map_err(|e| RunError::new(format!("{}: {e}", self.name)))?;
-            self.buf.clear();
+    }
+
+    fn write_buffer(&mut self) -> Result<(), RunError> {
+        if self.buf.is_empty() {
+            return Ok(());
         }
-        self.counters.emit(InternalEvent::Sent(self.pending));
-        self.pending = 0;
         self.sink
-            .flush()
+            .write(&self.buf)
             .map_err(|e| RunError::new(format!("{}: {e}", self.name)))
     }
 }
@@ -173,5 +192,41 @@ pub(crate) mod tests {
         assert_eq!(*sink.flushes.borrow(), 1);
         let snap = ctx.events.snapshot();
         assert_eq!((snap[0].1.received, snap[0].1.sent), (3, 2));
+    }
+
+    /// A sink whose writes fail, like a file on a full disk.
+    struct Full;
+
+    impl RawSink for Full {
+        fn write(&mut self, _: &[u8]) -> Result<(), RunError> {
+            Err(RunError::new("writing `/dev/full`: No space left on device"))
+        }
+        fn flush(&mut self) -> Result<(), RunError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn records_that_could_not_be_written_count_as_dropped_not_sent() {
+        let ctx = Context::new(Settings::from_values(vec![]), 16);
+        let mut out = Output::new("sinks.full", Box::new(Full), Picky, &ctx);
+        assert_eq!(out.send(&1), Ok(()));
+        assert_eq!(out.send(&2), Ok(()));
+        assert_eq!(
+            out.flush().err().map(|e| e.to_string()).as_deref(),
+            Some("sinks.full: writing `/dev/full`: No space left on device (2 records not written)")
+        );
+        // A big step writes mid-way; its failure is reported by the next flush.
+        let big = WRITE_AT as i64;
+        for i in 0..big / 4 {
+            assert_eq!(out.send(&(i * 1_000_000)), Ok(()));
+        }
+        assert!(out.flush().is_err());
+        let snap = ctx.events.snapshot();
+        let s = snap[0].1;
+        assert_eq!(
+            (s.received, s.sent, s.dropped),
+            (2 + big as u64 / 4, 0, 2 + big as u64 / 4)
+        );
     }
 }

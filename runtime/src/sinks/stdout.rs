@@ -1,14 +1,14 @@
 //! `StdoutSink`: records to standard output (logs go to stderr, so stdout is pure data).
 
+use super::writer_thread::WriterThread;
 use super::RawSink;
 use crate::errors::RunError;
-use std::io::Write;
 
 /// Writes to stdout. Unbuffered by itself: [`super::Output`] already hands it one
-/// buffer per step.
-#[derive(Debug)]
+/// buffer per step. The writes happen on a [`WriterThread`], so a consumer that stops
+/// reading never keeps a shutdown waiting.
 pub struct StdoutSink {
-    out: std::io::Stdout,
+    out: Result<WriterThread, RunError>,
 }
 
 impl Default for StdoutSink {
@@ -19,23 +19,23 @@ impl Default for StdoutSink {
 
 impl StdoutSink {
     pub fn new() -> Self {
-        StdoutSink { out: std::io::stdout() }
+        StdoutSink {
+            out: WriterThread::spawn("stdout".to_owned(), || Ok(std::io::stdout())),
+        }
+    }
+
+    fn out(&mut self) -> Result<&mut WriterThread, RunError> {
+        self.out.as_mut().map_err(|e| e.clone())
     }
 }
 
 impl RawSink for StdoutSink {
     fn write(&mut self, bytes: &[u8]) -> Result<(), RunError> {
-        self.out
-            .lock()
-            .write_all(bytes)
-            .map_err(|e| RunError::new(format!("writing to stdout: {e}")))
+        self.out()?.write(bytes)
     }
 
     fn flush(&mut self) -> Result<(), RunError> {
-        self.out
-            .lock()
-            .flush()
-            .map_err(|e| RunError::new(format!("flushing stdout: {e}")))
+        self.out()?.flush()
     }
 }
 

@@ -9,10 +9,12 @@
 mod file;
 mod framing;
 mod generator;
+mod pipe;
 mod stdin;
 
 pub use file::FileSource;
 pub use generator::{GenField, GenKind, GeneratorSource};
+pub use pipe::open_file;
 pub use stdin::StdinSource;
 
 use crate::batch::{MetaView, RawBatch};
@@ -170,15 +172,13 @@ impl<D: Decoder> Source<D> {
                     if let (Some(attach), Some(meta)) = (self.attach, self.batch.meta(i)) {
                         attach(&mut value, &meta);
                     }
+                    // Handed on: what happens further down is counted there.
+                    passed += 1;
                     match flow(&value, out) {
-                        Ok(()) => {
-                            passed += 1;
-                            Ok(())
-                        }
-                        Err(e) => {
-                            let reason = e.error.to_string();
-                            bad_record(&self.events, self.on_error, e.component, &reason, record, out)
-                        }
+                        Ok(()) => Ok(()),
+                        Err(e) => e.failures().try_for_each(|(component, error)| {
+                            bad_record(&self.events, self.on_error, component, &error.to_string(), record, out)
+                        }),
                     }
                 }
                 Ok(None) => Ok(()),
@@ -225,6 +225,8 @@ fn bad_record<O: Outputs>(
             Ok(())
         }
         OnError::Fail => {
+            // Not passed on: counted, so the counters still add up after the failure.
+            events.component(component).emit(InternalEvent::Dropped(1));
             let quoted = &record[..record.len().min(MAX_QUOTED)];
             let ellipsis = if record.len() > MAX_QUOTED { "…" } else { "" };
             Err(RunError::new(format!(
@@ -358,7 +360,8 @@ mod tests {
         assert_eq!(lines[1]["record"], "-5");
         let snap = ctx.events.snapshot();
         assert_eq!(snap[0].0, "sources.nums");
-        assert_eq!((snap[0].1.received, snap[0].1.sent, snap[0].1.dead_lettered), (4, 2, 1));
+        // "-5" was handed to the flow (sent) and failed in the transform, which counts it.
+        assert_eq!((snap[0].1.received, snap[0].1.sent, snap[0].1.dead_lettered), (4, 3, 1));
         assert_eq!((snap[1].0, snap[1].1.dead_lettered), ("transforms.check", 1));
     }
 

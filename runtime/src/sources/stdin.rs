@@ -24,6 +24,8 @@ enum Msg {
 
 /// Reads standard input line by line; `Finished` when stdin is closed.
 pub struct StdinSource {
+    /// What is read, for messages: `stdin`, or a named pipe's path.
+    what: String,
     rx: Option<Receiver<Msg>>,
     spawn_error: Option<String>,
     splitter: LineSplitter,
@@ -44,6 +46,11 @@ impl StdinSource {
 
     /// Reads from any reader on the background thread (tests use this).
     pub(crate) fn from_reader<R: Read + Send + 'static>(reader: R) -> Self {
+        StdinSource::from_reader_named(reader, "stdin".to_owned())
+    }
+
+    /// Like [`Self::from_reader`], naming what is read in error messages.
+    pub(crate) fn from_reader_named<R: Read + Send + 'static>(reader: R, what: String) -> Self {
         let (tx, rx) = sync_channel(CHANNEL_CHUNKS);
         let spawned = std::thread::Builder::new()
             .name("rill-stdin".to_owned())
@@ -72,6 +79,7 @@ impl StdinSource {
             Err(e) => (None, Some(e.to_string())),
         };
         StdinSource {
+            what,
             rx,
             spawn_error,
             splitter: LineSplitter::new(),
@@ -87,7 +95,7 @@ impl RawSource for StdinSource {
             return Ok(Poll::Finished);
         }
         if let Some(e) = &self.spawn_error {
-            return Err(RunError::new(format!("cannot start the stdin reader: {e}")));
+            return Err(RunError::new(format!("cannot start the reader of {}: {e}", self.what)));
         }
         loop {
             if self.splitter.drain_lines(batch, max) {
@@ -105,7 +113,7 @@ impl RawSource for StdinSource {
             match received {
                 Ok(Msg::Data(chunk)) => self.splitter.extend(&chunk),
                 Ok(Msg::Eof) | Err(TryRecvError::Disconnected) => self.eof = true,
-                Ok(Msg::Error(e)) => return Err(RunError::new(format!("reading stdin: {e}"))),
+                Ok(Msg::Error(e)) => return Err(RunError::new(format!("reading {}: {e}", self.what))),
                 Err(TryRecvError::Empty) => {
                     return Ok(Poll::unless_filled(batch, Poll::Idle));
                 }

@@ -34,9 +34,11 @@ pub struct Stateful<A: Aggregation, O: KeyedOperator<A>> {
     counters: Counters,
     events: Events,
     last_sample: Option<Instant>,
-    /// Records given to `process` since the counters were last updated (kept local:
-    /// an atomic add per record would cost more than the aggregation).
+    /// Records given to `process`, and those folded into state, since the counters were
+    /// last updated (kept local: an atomic add per record would cost more than the
+    /// aggregation).
     received: u64,
+    aggregated: u64,
     buffer: Vec<(A::Output, i64)>,
     /// The epoch of the records coming in (see [`crate::acks`]), told to the operator
     /// when it changes.
@@ -56,6 +58,7 @@ impl<A: Aggregation, O: KeyedOperator<A>> Stateful<A, O> {
             events: ctx.events.clone(),
             last_sample: None,
             received: 0,
+            aggregated: 0,
             buffer: Vec::new(),
             acks: ctx.acks.clone(),
             epoch: 0,
@@ -83,6 +86,10 @@ impl<A: Aggregation, O: KeyedOperator<A>> Stateful<A, O> {
         }
         match self.op.process(key, rec, t) {
             Ok(Admit::Full { max_keys }) => Err(RecordError::new(self.name, EvalError::StateFull { max_keys })),
+            Ok(Admit::Added) => {
+                self.aggregated += 1;
+                Ok(Admit::Added)
+            }
             Ok(admit) => Ok(admit),
             Err(e) => Err(RecordError::new(self.name, e)),
         }
@@ -124,7 +131,7 @@ impl<A: Aggregation, O: KeyedOperator<A>> Stateful<A, O> {
     /// when there were none.
     pub fn next_results(&mut self, buf: &mut Vec<(A::Output, i64)>) -> bool {
         self.op.drain_emitted(buf, EMIT_CHUNK);
-        self.counters.emit(InternalEvent::Sent(buf.len() as u64));
+        self.counters.emit(InternalEvent::Emitted(buf.len() as u64));
         !buf.is_empty()
     }
 
@@ -148,19 +155,23 @@ impl<A: Aggregation, O: KeyedOperator<A>> Stateful<A, O> {
     /// A late record dropped (`late: drop`) or sent to `.late` (`dropped` false): counted.
     pub fn late_counted(&self, dropped: bool) {
         self.counters.emit(InternalEvent::Late(1));
-        if dropped {
-            self.counters.emit(InternalEvent::Dropped(1));
-        }
+        self.counters.emit(match dropped {
+            true => InternalEvent::Dropped(1),
+            false => InternalEvent::Sent(1),
+        });
     }
 
     /// A result that failed further down the pipeline: per this component's `on_error`.
+    /// Each branch that failed gets its own dead letter.
     pub fn result_failed<T: Serialize>(&self, dead: &mut DeadLetters, e: &RecordError, rec: &T) {
-        let component = self.events.component(e.component);
-        match self.on_error {
-            OnError::Drop => component.emit(InternalEvent::Dropped(1)),
-            OnError::DeadLetter | OnError::Fail => {
-                dead.send_record(e.component, &e.error.to_string(), rec);
-                component.emit(InternalEvent::DeadLettered(1));
+        for (name, error) in e.failures() {
+            let component = self.events.component(name);
+            match self.on_error {
+                OnError::Drop => component.emit(InternalEvent::Dropped(1)),
+                OnError::DeadLetter | OnError::Fail => {
+                    dead.send_record(name, &error.to_string(), rec);
+                    component.emit(InternalEvent::DeadLettered(1));
+                }
             }
         }
     }
@@ -174,6 +185,8 @@ impl<A: Aggregation, O: KeyedOperator<A>> Stateful<A, O> {
         self.last_sample = Some(now);
         self.counters
             .emit(InternalEvent::Received(std::mem::take(&mut self.received)));
+        self.counters
+            .emit(InternalEvent::Aggregated(std::mem::take(&mut self.aggregated)));
         let size = self.op.state_size();
         self.counters.emit(InternalEvent::State {
             entries: size.entries as u64,

@@ -1,0 +1,238 @@
+//! `WriterThread`: writes that may block forever happen on a thread of their own.
+//!
+//! Writing to a pipe nobody reads (stdout into a stalled consumer, a FIFO) blocks the
+//! writing thread until the reader moves, and a signal does not interrupt it. The
+//! pipeline's thread therefore only hands buffers over and waits for the writer in
+//! short slices, checking [`crate::shutdown::give_up_waiting`] between them: a stop is
+//! never kept waiting by the other side, and what could not be written is reported.
+
+use crate::errors::RunError;
+use std::io::Write;
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::time::Duration;
+
+/// Buffers handed over but not yet written, at most: bounds memory, gives back-pressure.
+const MAX_IN_FLIGHT: usize = 4;
+/// How often a waiting pipeline looks at the shutdown flag.
+const SLICE: Duration = Duration::from_millis(20);
+
+enum Job {
+    Write(Vec<u8>),
+    Flush,
+}
+
+enum Reply {
+    /// A buffer was written; here it is back, for reuse.
+    Written(Vec<u8>),
+    Flushed,
+    Failed(String),
+}
+
+/// A writer owned by a background thread.
+pub struct WriterThread {
+    /// What is written to, for messages (`stdout`, `` `path` ``).
+    what: String,
+    jobs: Option<Sender<Job>>,
+    replies: Receiver<Reply>,
+    /// Jobs sent and not yet answered.
+    in_flight: usize,
+    /// Bytes handed over and not yet known to be written.
+    unconfirmed: usize,
+    spare: Vec<Vec<u8>>,
+    /// The writer failed; every later call reports it.
+    failed: Option<String>,
+}
+
+impl WriterThread {
+    /// Starts the thread; `open` runs on it, so opening may block too (a FIFO waits for
+    /// its reader).
+    pub fn spawn<W, F>(what: String, open: F) -> Result<Self, RunError>
+    where
+        W: Write,
+        F: FnOnce() -> std::io::Result<W> + Send + 'static,
+    {
+        let (jobs, job_rx) = channel::<Job>();
+        let (reply_tx, replies) = channel::<Reply>();
+        std::thread::Builder::new()
+            .name("rill-writer".to_owned())
+            .spawn(move || serve(open, &job_rx, &reply_tx))
+            .map_err(|e| RunError::new(format!("cannot start the writer of {what}: {e}")))?;
+        Ok(WriterThread {
+            what,
+            jobs: Some(jobs),
+            replies,
+            in_flight: 0,
+            unconfirmed: 0,
+            spare: Vec::new(),
+            failed: None,
+        })
+    }
+
+    /// Hands a copy of `bytes` to the writer; waits (interruptibly) while
+    /// [`MAX_IN_FLIGHT`] buffers are already waiting.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), RunError> {
+        while self.in_flight >= MAX_IN_FLIGHT {
+            self.wait_one()?;
+        }
+        self.check()?;
+        let mut buf = self.spare.pop().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(bytes);
+        self.unconfirmed += bytes.len();
+        self.send(Job::Write(buf))
+    }
+
+    /// Waits until everything handed over is written and flushed.
+    pub fn flush(&mut self) -> Result<(), RunError> {
+        self.check()?;
+        self.send(Job::Flush)?;
+        while self.in_flight > 0 {
+            self.wait_one()?;
+        }
+        self.check()
+    }
+
+    fn send(&mut self, job: Job) -> Result<(), RunError> {
+        match self.jobs.as_ref().map(|j| j.send(job)) {
+            Some(Ok(())) => {
+                self.in_flight += 1;
+                Ok(())
+            }
+            _ => Err(self.fail(format!("the writer of {} stopped", self.what))),
+        }
+    }
+
+    fn check(&self) -> Result<(), RunError> {
+        match &self.failed {
+            Some(e) => Err(RunError::new(e.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn fail(&mut self, message: String) -> RunError {
+        self.failed = Some(message.clone());
+        RunError::new(message)
+    }
+
+    /// Waits for one reply, in slices, giving up once a stop's grace period has passed.
+    fn wait_one(&mut self) -> Result<(), RunError> {
+        loop {
+            match self.replies.recv_timeout(SLICE) {
+                Ok(reply) => {
+                    self.in_flight -= 1;
+                    return match reply {
+                        Reply::Written(buf) => {
+                            self.unconfirmed -= buf.len();
+                            self.spare.push(buf);
+                            Ok(())
+                        }
+                        Reply::Flushed => Ok(()),
+                        Reply::Failed(e) => Err(self.fail(format!("writing to {}: {e}", self.what))),
+                    };
+                }
+                Err(RecvTimeoutError::Timeout) if crate::shutdown::give_up_waiting() => {
+                    let message = format!(
+                        "{} is blocked (nobody reads it): {} bytes not written at shutdown",
+                        self.what, self.unconfirmed
+                    );
+                    // The thread stays blocked; nothing more is handed to it.
+                    self.jobs = None;
+                    return Err(self.fail(message));
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(self.fail(format!("the writer of {} stopped", self.what)))
+                }
+            }
+        }
+    }
+}
+
+/// The writer thread: opens, then writes and flushes as told until the pipeline is gone.
+fn serve<W: Write, F: FnOnce() -> std::io::Result<W>>(open: F, jobs: &Receiver<Job>, replies: &Sender<Reply>) {
+    let mut out = match open() {
+        Ok(out) => out,
+        Err(e) => {
+            // Every job gets the failure, so the first write or flush reports it.
+            while jobs.recv().is_ok() {
+                if replies.send(Reply::Failed(e.to_string())).is_err() {
+                    return;
+                }
+            }
+            return;
+        }
+    };
+    while let Ok(job) = jobs.recv() {
+        let reply = match job {
+            Job::Write(buf) => match out.write_all(&buf) {
+                Ok(()) => Reply::Written(buf),
+                Err(e) => Reply::Failed(e.to_string()),
+            },
+            Job::Flush => match out.flush() {
+                Ok(()) => Reply::Flushed,
+                Err(e) => Reply::Failed(e.to_string()),
+            },
+        };
+        if replies.send(reply).is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn writes_everything_in_order_by_flush() {
+        let shared = Shared::default();
+        let inner = shared.clone();
+        let mut w = WriterThread::spawn("memory".into(), move || Ok(inner)).unwrap_or_else(|e| panic!("{e}"));
+        let mut expected = Vec::new();
+        for i in 0..100 {
+            let line = format!("line {i}\n");
+            expected.extend_from_slice(line.as_bytes());
+            assert_eq!(w.write(line.as_bytes()), Ok(()));
+        }
+        assert_eq!(w.flush(), Ok(()));
+        assert_eq!(*shared.0.lock().unwrap_or_else(|p| p.into_inner()), expected);
+    }
+
+    #[test]
+    fn failures_to_open_or_write_are_reported_and_stay() {
+        let mut w = WriterThread::spawn("`/nowhere`".into(), || -> std::io::Result<Shared> {
+            Err(std::io::Error::other("no such place"))
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(w.write(b"x\n"), Ok(()), "handed over; the failure comes back later");
+        let err = w.flush().err().map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some("writing to `/nowhere`: no such place"));
+        assert_eq!(w.write(b"y\n").err().map(|e| e.to_string()), err);
+
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap_or_else(|e| panic!("/dev/full: {e}"));
+        let mut w = WriterThread::spawn("`/dev/full`".into(), move || Ok(full)).unwrap_or_else(|e| panic!("{e}"));
+        let _ = w.write(&[b'a'; 100]);
+        let err = w.flush().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.starts_with("writing to `/dev/full`: No space left"), "{err}");
+    }
+}

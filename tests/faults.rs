@@ -1,0 +1,318 @@
+//! The unlucky operator's day: a full disk under one output, a branch of the graph
+//! failing on some records, signals while the pipeline waits on a pipe, a stderr that
+//! cannot be written. Each test runs a real binary and checks that nothing is lost
+//! without being said, and that every component's counters add up.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{build, counter, counters, json_lines};
+
+fn workdir(name: &str) -> PathBuf {
+    let dir = support::cache_dir().join("work").join(name);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Waits for `child` to exit, killing it (and failing the test) if it is still running
+/// after `limit`: a pipeline that ignores a signal must not hang the suite.
+fn exits_within(child: &mut Child, limit: Duration) -> ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running {limit:?} after the signal");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn signal(child: &Child, name: &str) {
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args([name, &pid]).status().unwrap().success());
+}
+
+/// Reads a child's stderr on a thread (so the child never blocks on it).
+fn collect(mut from: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = from.read_to_end(&mut buf);
+        buf
+    })
+}
+
+fn mkfifo(path: &Path) {
+    assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
+}
+
+/// `events.jsonl` for `tests/pipelines/branches.yaml`: distinct keys, every tenth
+/// record divides by zero.
+fn branch_events(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "{{\"key\":\"k{i:04}\",\"n\":{i},\"divisor\":{}}}\n",
+                if i % 10 == 3 { 0 } else { 2 }
+            )
+        })
+        .collect()
+}
+
+fn branch_env(cmd: &mut Command, dir: &Path) {
+    for (var, file) in [
+        ("EVENTS_PATH", "events.jsonl"),
+        ("RAW_PATH", "raw.jsonl"),
+        ("RATIOS_PATH", "ratios.jsonl"),
+        ("FEW_PATH", "few.jsonl"),
+        ("EVERY_PATH", "every.jsonl"),
+        ("BAD_PATH", "bad.jsonl"),
+    ] {
+        cmd.env(var, dir.join(file));
+    }
+}
+
+#[test]
+fn a_failure_belongs_to_its_branch_and_every_sibling_still_gets_the_record() {
+    let bin = build("tests/pipelines/branches.yaml");
+    let dir = workdir("branches");
+    fs::write(dir.join("events.jsonl"), branch_events(1000)).unwrap();
+    let mut cmd = Command::new(&bin);
+    branch_env(&mut cmd, &dir);
+    let output = cmd.output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let read = |f: &str| json_lines(&fs::read(dir.join(f)).unwrap());
+
+    assert_eq!(read("raw.jsonl").len(), 1000, "the plain sink got every record");
+    assert_eq!(
+        read("ratios.jsonl").len(),
+        900,
+        "the dividing branch lost only its failures"
+    );
+    let every = read("every.jsonl");
+    let keys: std::collections::BTreeSet<&str> = every.iter().map(|r| r["key"].as_str().unwrap()).collect();
+    assert_eq!(keys.len(), 1000, "the full table never starved its unbounded sibling");
+    assert_eq!(read("few.jsonl").len(), 10);
+
+    // One dead letter per failing branch, naming it.
+    let bad = read("bad.jsonl");
+    let mut by_component: BTreeMap<String, usize> = BTreeMap::new();
+    for letter in &bad {
+        *by_component
+            .entry(letter["component"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    assert_eq!(
+        by_component,
+        BTreeMap::from([("tables.few".to_owned(), 990), ("transforms.ratio".to_owned(), 100)])
+    );
+    let counts = counters(&output.stderr);
+    assert_eq!(counter(&counts, "sources.events", "sent"), 1000);
+    assert_eq!(counter(&counts, "tables.few", "dead_lettered"), 990);
+    assert_eq!(counter(&counts, "tables.every", "aggregated"), 1000);
+    assert_eq!(counter(&counts, "transforms.ratio", "dead_lettered"), 100);
+    assert_eq!(counter(&counts, "dead_letters", "sent"), 1090);
+}
+
+#[test]
+fn a_full_disk_under_one_sink_fails_the_run_but_every_other_output_is_written() {
+    let bin = build("tests/pipelines/branches.yaml");
+    let dir = workdir("full_disk");
+    fs::write(dir.join("events.jsonl"), branch_events(500)).unwrap();
+    let mut cmd = Command::new(&bin);
+    branch_env(&mut cmd, &dir);
+    let output = cmd.env("RATIOS_PATH", "/dev/full").output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "sinks.ratios: writing `/dev/full`: No space left on device (os error 28) (450 records not written)"
+        ),
+        "{stderr}"
+    );
+    let read = |f: &str| json_lines(&fs::read(dir.join(f)).unwrap());
+    assert_eq!(read("raw.jsonl").len(), 500, "a sibling sink was still flushed");
+    assert_eq!(read("every.jsonl").len(), 500);
+    assert_eq!(read("bad.jsonl").len(), 50 + 490, "the dead letters were still written");
+    let counts = counters(&output.stderr);
+    assert_eq!(
+        counter(&counts, "sinks.ratios", "sent"),
+        0,
+        "nothing reached the full disk"
+    );
+    assert_eq!(counter(&counts, "sinks.ratios", "dropped"), 450);
+}
+
+/// A tmpfs of `kib` KiB mounted on `dir` for the life of the value: a disk that fills up.
+struct TinyDisk(PathBuf);
+
+impl TinyDisk {
+    fn mount(dir: &Path, kib: u32) -> TinyDisk {
+        fs::create_dir_all(dir).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root (the tests run as root in CI)"
+        );
+        TinyDisk(dir.to_path_buf())
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_disk_that_fills_up_leaves_no_torn_record_and_says_how_many_were_lost() {
+    let bin = build("tests/pipelines/branches.yaml");
+    let dir = workdir("tiny_disk");
+    let disk = TinyDisk::mount(&dir.join("disk"), 128);
+    fs::write(dir.join("events.jsonl"), branch_events(20_000)).unwrap();
+    let mut cmd = Command::new(&bin);
+    branch_env(&mut cmd, &dir);
+    let output = cmd.env("RAW_PATH", disk.0.join("raw.jsonl")).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    let raw = fs::read(disk.0.join("raw.jsonl")).unwrap();
+    assert!(
+        !raw.is_empty() && raw.ends_with(b"\n"),
+        "the file ends with a whole record"
+    );
+    let kept = json_lines(&raw).len() as u64;
+    let counts = counters(&output.stderr);
+    assert_eq!(
+        counter(&counts, "sinks.raw", "sent"),
+        kept,
+        "sent counts exactly what is in the file"
+    );
+    assert!(counter(&counts, "sinks.raw", "dropped") > 0);
+    // The run stopped at the failure; every record read up to then reached the
+    // siblings, whose outputs were still flushed.
+    let read = counter(&counts, "sources.events", "sent");
+    assert!(read > kept && read < 20_000, "{read}");
+    assert_eq!(
+        json_lines(&fs::read(dir.join("every.jsonl")).unwrap()).len() as u64,
+        read
+    );
+}
+
+#[test]
+fn dead_letters_that_cannot_be_written_fail_the_run() {
+    let bin = build("pipelines/hot_readings.yaml");
+    let dir = workdir("dead_letters_full");
+    fs::write(dir.join("in.jsonl"), "not json\n{\"also\": \"bad\"}\n").unwrap();
+    let full = fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let status = Command::new(&bin)
+        .env("READINGS_PATH", dir.join("in.jsonl"))
+        .env("ALERTS_PATH", dir.join("alerts.jsonl"))
+        .stderr(full)
+        .status()
+        .unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "two dead letters were lost: the run must not succeed"
+    );
+}
+
+#[test]
+fn sigterm_while_a_fifo_writer_is_quiet_stops_at_once_and_keeps_what_arrived() {
+    let bin = build("pipelines/hot_readings.yaml");
+    let dir = workdir("fifo_quiet");
+    let fifo = dir.join("readings.fifo");
+    mkfifo(&fifo);
+    let out = dir.join("alerts.jsonl");
+    let mut child = Command::new(&bin)
+        .env("READINGS_PATH", &fifo)
+        .env("ALERTS_PATH", &out)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = collect(child.stderr.take().unwrap());
+    // The writer sends ten hot readings, then stays open and silent.
+    let mut writer = fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    for i in 0..10 {
+        writeln!(
+            writer,
+            "{{\"device_id\":\"site-{i}\",\"ts\":{i},\"temperature\":30.5,\"humidity\":null,\"status\":\"ok\"}}"
+        )
+        .unwrap();
+    }
+    writer.flush().unwrap();
+    let arrived = Instant::now();
+    while json_lines(&fs::read(&out).unwrap_or_default()).len() < 10 {
+        assert!(
+            arrived.elapsed() < Duration::from_secs(10),
+            "the readings never came out"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    signal(&child, "-TERM");
+    let status = exits_within(&mut child, Duration::from_secs(5));
+    drop(writer);
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(json_lines(&fs::read(&out).unwrap()).len(), 10);
+    let counts = counters(&stderr.join().unwrap());
+    assert_eq!(counter(&counts, "sinks.alerts", "sent"), 10);
+}
+
+#[test]
+fn sigterm_while_nobody_reads_stdout_stops_at_once_and_says_what_was_not_written() {
+    let bin = build("pipelines/quickstart.yaml");
+    // An endless, fast source into a stdout pipe that the test never reads.
+    let mut child = Command::new(&bin)
+        .args([
+            "--set",
+            "sources.sensors.count=",
+            "--set",
+            "sources.sensors.rate=100000",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = collect(child.stderr.take().unwrap());
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(&child, "-TERM");
+    let status = exits_within(&mut child, Duration::from_secs(5));
+    let stderr = stderr.join().unwrap();
+    let text = String::from_utf8_lossy(&stderr);
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "records were not written: the run must say so\n{text}"
+    );
+    assert!(text.contains("stdout is blocked (nobody reads it)"), "{text}");
+    let counts = counters(&stderr);
+    assert!(counter(&counts, "sinks.console", "dropped") > 0, "{counts:?}");
+}
+
+#[test]
+fn a_start_error_is_not_preceded_by_pipeline_started() {
+    let bin = build("pipelines/hot_readings.yaml");
+    let output = Command::new(&bin)
+        .env("READINGS_PATH", "/nonexistent/readings.jsonl")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cannot open `/nonexistent/readings.jsonl`"), "{stderr}");
+    assert!(!stderr.contains("pipeline started"), "{stderr}");
+}
