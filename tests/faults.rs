@@ -305,14 +305,23 @@ fn sigterm_while_nobody_reads_stdout_stops_at_once_and_says_what_was_not_written
 }
 
 #[test]
-fn a_start_error_is_not_preceded_by_pipeline_started() {
+fn a_start_error_is_not_preceded_by_pipeline_started_and_leaves_outputs_alone() {
     let bin = build("pipelines/hot_readings.yaml");
+    let dir = workdir("start_error");
+    let alerts = dir.join("alerts.jsonl");
+    fs::write(&alerts, "yesterday's alerts\n").unwrap();
     let output = Command::new(&bin)
         .env("READINGS_PATH", "/nonexistent/readings.jsonl")
+        .env("ALERTS_PATH", &alerts)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("cannot open `/nonexistent/readings.jsonl`"), "{stderr}");
     assert!(!stderr.contains("pipeline started"), "{stderr}");
+    assert_eq!(
+        fs::read_to_string(&alerts).unwrap(),
+        "yesterday's alerts\n",
+        "a failed start left the output alone"
+    );
 }

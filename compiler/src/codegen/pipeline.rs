@@ -585,10 +585,10 @@ fn job(ir: &Ir) -> TokenStream {
             }
         }
     });
-    let source_inits = ir.sources.iter().map(|s| {
-        let name = prefixed("source_", &s.name);
+    let source_names: Vec<proc_macro2::Ident> = ir.sources.iter().map(|s| prefixed("source_", &s.name)).collect();
+    let source_inits = ir.sources.iter().zip(&source_names).map(|(s, name)| {
         let init = sources::construct(s);
-        quote!(#name: #init,)
+        quote!(let #name = #init;)
     });
     let sink_inits = ir
         .sinks
@@ -663,6 +663,9 @@ fn job(ir: &Ir) -> TokenStream {
 
         fn main() -> std::process::ExitCode {
             run(&PIPELINE, |ctx| {
+                // Inputs first: an input that cannot be opened must not cost an output
+                // file its contents.
+                #(#source_inits)*
                 let nodes = Nodes {
                     #(#sink_inits)*
                     #(#state_inits)*
@@ -672,7 +675,7 @@ fn job(ir: &Ir) -> TokenStream {
                     #acks_init
                 };
                 Ok(Job {
-                    #(#source_inits)*
+                    #(#source_names,)*
                     nodes,
                 })
             })
