@@ -184,6 +184,26 @@ fn quickstart_runs_without_any_service() {
 }
 
 #[test]
+fn schemas_whose_rust_names_clash_both_flow() {
+    let bin = build("tests/pipelines/clashing_schemas.yaml");
+    let output = run(&bin, &[], b"");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(dead_letters(&output.stderr), Vec::<serde_json::Value>::new());
+    let got = json_lines(&output.stdout);
+    let (mut first, second): (Vec<_>, Vec<_>) = got.into_iter().partition(|r| r.get("x").is_some());
+    first.sort_by_key(|r| r["x"].as_i64());
+    assert_eq!(
+        first,
+        vec![
+            json!({"x": 0, "self": "me"}),
+            json!({"x": 1, "self": "me"}),
+            json!({"x": 2, "self": "me"}),
+        ]
+    );
+    assert_eq!(second, vec![json!({"y": "why", "type": "kind", "_": true}); 2]);
+}
+
+#[test]
 fn evaluation_errors_go_to_dead_letters_and_never_panic() {
     let bin = build("tests/pipelines/eval_errors.yaml");
     let input = concat!(

@@ -1,10 +1,13 @@
 //! Property tests: random valid specs pass `rill check` and their generated
-//! code compiles (all of them in one cargo build); randomly mutated specs
-//! never panic the compiler.
+//! code compiles (all of them in one cargo build, with the must-compile specs of
+//! `tests/compile/` and a sample of the tricky-name specs below); specs built from
+//! tricky names and numbers, and randomly mutated specs, never panic the compiler,
+//! and every one it accepts generates code that parses.
 
 mod support;
 
 use std::fs;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Mutex;
 
 use proptest::prelude::*;
@@ -146,27 +149,41 @@ fn random_valid_specs_check_and_their_code_compiles_in_one_build() {
             Ok(())
         })
         .unwrap();
-    let sources = generated.into_inner().unwrap();
+    let mut sources = generated.into_inner().unwrap();
     assert!(sources.len() >= 24);
-
-    // One crate, one binary per generated pipeline, one cargo run.
-    std::env::set_var("RILL_CACHE_DIR", support::cache_dir());
-    let runtime = rill::build::embedded::extract_runtime(&support::cache_dir()).unwrap();
-    let dir = support::cache_dir().join("proptest-crate");
-    let _ = fs::remove_dir_all(dir.join("src"));
-    fs::create_dir_all(dir.join("src")).unwrap();
-    let mut manifest = rill::build::manifest("rill-proptest", "p0", &runtime, &["regex"]);
-    for (i, code) in sources.iter().enumerate() {
-        let file = if i == 0 {
-            "main.rs".to_string()
-        } else {
-            format!("p{i}.rs")
-        };
-        fs::write(dir.join("src").join(&file), code).unwrap();
-        if i > 0 {
-            manifest.push_str(&format!("\n[[bin]]\nname = \"p{i}\"\npath = \"src/{file}\"\n"));
+    let random = sources.len();
+    // Specs that once did not compile (issue 9): rustc proves they do now.
+    for (path, text) in yaml_files("tests/compile") {
+        match rill::compile_text(&path, &text) {
+            Ok(compiled) => sources.push(compiled.main_rs),
+            Err(e) => panic!("{path} must compile: {e:?}"),
         }
     }
+    assert!(sources.len() >= random + 4, "tests/compile/ holds the regression specs");
+    // A sample of the accepted tricky-name specs.
+    sources.extend(accepted_tricky_specs(120).into_iter().take(12));
+    assert!(
+        sources.len() > random + 4 + 6,
+        "too few tricky-name specs were accepted"
+    );
+
+    // One crate, one cargo run: the first pipeline is the binary, every other one a
+    // module of it (rustc checks a module's items exactly as a file's; one crate
+    // compiles and links far faster than one binary each). Each checkout has its own
+    // crate, so worktrees sharing the cache do not overwrite each other's.
+    std::env::set_var("RILL_CACHE_DIR", support::cache_dir());
+    let runtime = rill::build::embedded::extract_runtime(&support::cache_dir()).unwrap();
+    let checkout = rill::names::short_hash(&support::repo().to_string_lossy());
+    let dir = support::cache_dir().join(format!("proptest-crate-{checkout}"));
+    let _ = fs::remove_dir_all(dir.join("src"));
+    fs::create_dir_all(dir.join("src")).unwrap();
+    let manifest = rill::build::manifest("rill-proptest", "p0", &runtime, &["regex"]);
+    let mut main_rs = sources[0].clone();
+    for (i, code) in sources.iter().enumerate().skip(1) {
+        fs::write(dir.join("src").join(format!("p{i}.rs")), code).unwrap();
+        main_rs.push_str(&format!("mod p{i};\n"));
+    }
+    fs::write(dir.join("src/main.rs"), main_rs).unwrap();
     fs::write(dir.join("Cargo.toml"), manifest).unwrap();
     if !dir.join("Cargo.lock").exists() {
         fs::write(
@@ -218,16 +235,228 @@ fn mutate(text: &str, kind: u8, at: usize, len: usize, token: &str) -> String {
     out.into_iter().collect()
 }
 
+/// (path, text) of every `.yaml` file in a folder of the repository, in name order.
+fn yaml_files(dir: &str) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = fs::read_dir(support::repo().join(dir))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "yaml"))
+        .map(|path| {
+            let text = fs::read_to_string(&path).unwrap();
+            (format!("{dir}/{}", path.file_name().unwrap().to_string_lossy()), text)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Compile `text` the way `rill` does, turning a panic into a failure that shows the
+/// spec. `Ok(Some(code))` when it is accepted, `Ok(None)` for a diagnostic.
+fn compile_without_panic(text: &str) -> Result<Option<String>, TestCaseError> {
+    let result = catch_unwind(AssertUnwindSafe(|| rill::compile_text("spec.yaml", text)));
+    match result {
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Err(TestCaseError::fail(format!(
+                "the compiler panicked: {message}\n--- spec ---\n{text}"
+            )))
+        }
+        // `compile_text` parses the generated tokens with syn: a failure is `Internal`.
+        Ok(Err(rill::CompileError::Internal(e))) => Err(TestCaseError::fail(format!("{e}\n--- spec ---\n{text}"))),
+        Ok(Err(_)) => Ok(None),
+        Ok(Ok(compiled)) => Ok(Some(compiled.main_rs)),
+    }
+}
+
+/// Names a spec may try: keywords, `_`-names, a digit-leading name, near-collisions,
+/// names the generated file uses, and ordinary ones.
+const TRICKY_NAMES: &[&str] = &[
+    "type",
+    "self",
+    "self_",
+    "match",
+    "box",
+    "fn",
+    "crate",
+    "super",
+    "gen",
+    "_",
+    "__",
+    "_1",
+    "_a",
+    "1a",
+    "a_b",
+    "a__b",
+    "ab",
+    "a_b_",
+    "aB",
+    "string",
+    "result",
+    "nodes",
+    "job",
+    "output",
+    "source",
+    "window",
+    "main",
+    "rec",
+    "out",
+    "t",
+    "e",
+    "pipeline",
+    "run",
+    "count",
+    "w_1",
+    "w1",
+    "reading",
+    "reading_record",
+    "x",
+    "y",
+];
+
+/// Names an expression can refer to (a keyword or `_` cannot be written in one).
+const EXPR_NAMES: &[&str] = &[
+    "self", "self_", "__", "_1", "_a", "a_b", "a__b", "ab", "aB", "string", "result", "rec", "out", "t", "e", "x",
+];
+
+/// Numbers a generator or a literal may be given; the non-finite ones must be diagnostics.
+fn tricky_number() -> BoxedStrategy<&'static str> {
+    prop_oneof![
+        4 => proptest::sample::select(&["1.5", "0.0", "-2.5", "1e300"][..]),
+        1 => proptest::sample::select(&["1e400", "-1e400", ".nan", ".inf", "-.inf"][..]),
+    ]
+    .boxed()
+}
+
+/// `count` distinct names from `pool` in random order, one of them sometimes made long.
+fn distinct_names(pool: &'static [&'static str], count: usize) -> BoxedStrategy<Vec<String>> {
+    (
+        proptest::sample::subsequence(pool, count).prop_shuffle(),
+        proptest::option::weighted(0.2, (0..count, 60usize..=300)),
+    )
+        .prop_map(|(names, long)| {
+            let mut names: Vec<String> = names.into_iter().map(str::to_string).collect();
+            if let Some((i, len)) = long {
+                let filler = "l".repeat(len - names[i].len().min(len));
+                names[i].push_str(&filler);
+            }
+            names
+        })
+        .boxed()
+}
+
+/// A spec whose every name and some numbers are tricky: two schemas (one nested) and
+/// generators, a transform, a window with a computed key and `first()` of the nested
+/// record, and sinks.
+fn tricky_spec() -> impl Strategy<Value = String> {
+    (
+        distinct_names(TRICKY_NAMES, 13),
+        distinct_names(EXPR_NAMES, 4),
+        tricky_number(),
+        tricky_number(),
+        any::<bool>(),
+    )
+        .prop_map(|(n, f, min, literal, csv)| {
+            let q = |s: &str| format!("'{s}'");
+            let format = if csv { "csv" } else { "json" };
+            format!(
+                "name: {pipeline}
+schemas:
+  {s1}:
+    {f1}: string
+    {f2}: i64
+    {f3}: f64
+    {f4}: {{ {f5}: string, {f6}: i64 }}
+  {s2}:
+    {f1}: string
+sources:
+  {src1}:
+    type: generator
+    schema: {s1}
+    count: 3
+    fields:
+      {f3}: {{ min: {min}, max: 10.0 }}
+  {src2}: {{ type: generator, schema: {s2}, count: 3 }}
+transforms:
+  {t1}:
+    input: {src1}
+    filter: {filter}
+    map: {{ {f1}: {f1}, {m}: {sum} }}
+windows:
+  {w1}:
+    input: {src1}
+    key: {{ {k}: {key} }}
+    count: 2
+    aggregate: {{ {a1}: count(), {a2}: {first} }}
+sinks:
+  {t1}_out: {{ type: stdout, input: {t1}, format: {format} }}
+  {w1}_out: {{ type: stdout, input: {w1}, format: json }}
+  {src2}_out: {{ type: stdout, input: {src2}, format: {format} }}
+",
+                pipeline = n[0],
+                s1 = n[1],
+                s2 = n[2],
+                f1 = f[0],
+                f2 = f[1],
+                f3 = f[2],
+                f4 = f[3],
+                f5 = n[3],
+                f6 = n[4],
+                src1 = n[5],
+                src2 = n[6],
+                t1 = n[7],
+                w1 = n[8],
+                m = n[9],
+                k = n[10],
+                a1 = n[11],
+                a2 = n[12],
+                filter = q(&format!("{} > {literal}", f[2])),
+                sum = q(&format!("{} + 1", f[1])),
+                key = q(&format!("upper({})", f[0])),
+                first = q(&format!("first({})", f[3])),
+            )
+        })
+}
+
+/// Runs `cases` tricky specs; none may panic the compiler or generate code that does
+/// not parse. Returns the code of those accepted.
+fn accepted_tricky_specs(cases: u32) -> Vec<String> {
+    let accepted: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&tricky_spec(), |text| {
+            if let Some(code) = compile_without_panic(&text)? {
+                accepted.lock().unwrap().push(code);
+            }
+            Ok(())
+        })
+        .unwrap();
+    accepted.into_inner().unwrap()
+}
+
+#[test]
+fn tricky_names_and_numbers_never_panic_and_accepted_specs_parse() {
+    let accepted = accepted_tricky_specs(600);
+    // The generator must reach code generation often, or it tests only diagnostics.
+    assert!(
+        accepted.len() >= 60,
+        "only {} of 600 tricky specs were accepted",
+        accepted.len()
+    );
+}
+
 #[test]
 fn mutated_specs_never_panic_the_compiler() {
     let mut texts = Vec::new();
-    for dir in ["pipelines", "tests/errors", "tests/pipelines"] {
-        for entry in fs::read_dir(support::repo().join(dir)).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "yaml") {
-                texts.push(fs::read_to_string(path).unwrap());
-            }
-        }
+    for dir in ["pipelines", "tests/errors", "tests/pipelines", "tests/compile"] {
+        texts.extend(yaml_files(dir).into_iter().map(|(_, text)| text));
     }
     let tokens = vec![
         "{",
@@ -275,6 +504,22 @@ fn mutated_specs_never_panic_the_compiler() {
         "(",
         ")",
         "99999999999999999999",
+        "1e400",
+        ".nan",
+        ".inf",
+        "-.inf",
+        "type",
+        "self",
+        "self_",
+        "_",
+        "__",
+        "_1",
+        "1a",
+        "a__b",
+        "string",
+        "result",
+        "nodes",
+        "box",
     ];
     let strategy = (
         0..texts.len(),
@@ -296,10 +541,7 @@ fn mutated_specs_never_panic_the_compiler() {
                 text = mutate(&text, kind.wrapping_add(r as u8), at.wrapping_mul(r + 1), len, token);
             }
             // Must return, never panic; a spec that still checks must also generate code.
-            match rill::compile_text("mutated.yaml", &text) {
-                Ok(_) | Err(rill::CompileError::Spec(_)) => Ok(()),
-                Err(other) => Err(TestCaseError::fail(format!("{other}\n--- spec ---\n{text}"))),
-            }
+            compile_without_panic(&text).map(|_| ())
         })
         .unwrap();
 }

@@ -64,6 +64,19 @@ pub enum SpecError {
         help: Option<String>,
     },
 
+    /// A number that is not finite (`.nan`, `.inf`, `1e400`) where a real number is needed.
+    #[error("`{field}` must be a finite number, found {value}")]
+    #[diagnostic(
+        code(rill::not_finite),
+        help("write an ordinary number, e.g. `0.5` or `1e300`; NaN and infinities cannot be generated")
+    )]
+    NotFinite {
+        field: String,
+        value: String,
+        #[label("not a finite number")]
+        span: SourceSpan,
+    },
+
     /// A key that this component does not have.
     #[error("unknown field `{field}` in {context}")]
     #[diagnostic(code(rill::unknown_field))]
@@ -381,6 +394,13 @@ impl SpecError {
             message: message.into(),
             span: at(span),
             help,
+        }
+    }
+    pub fn not_finite(field: &str, value: f64, span: &Span) -> Self {
+        SpecError::NotFinite {
+            field: field.into(),
+            value: value.to_string(),
+            span: at(span),
         }
     }
     pub fn unknown_field(field: &str, context: &str, span: &Span, valid: &[&str]) -> Self {

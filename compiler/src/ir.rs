@@ -45,6 +45,8 @@ pub enum Node {
 #[derive(Debug, Clone)]
 pub struct IrSource {
     pub name: String,
+    /// Stem of its generated items (`flow_<stem>`, …), from `names::Names`.
+    pub stem: String,
     pub kind: IrSourceKind,
     pub format: IrFormat,
     pub record: Rc<RecordType>,
@@ -61,6 +63,8 @@ pub enum IrTime {
     Event {
         /// Path of the timestamp field (`["ts"]`, `["meta", "ts"]`).
         field: Vec<String>,
+        /// The Rust identifiers along `field`.
+        idents: Vec<String>,
         /// The field is `timestamp?`: a null is a dead letter.
         optional: bool,
         max_out_of_order: i64,
@@ -103,6 +107,8 @@ pub enum IrFormat {
 #[derive(Debug, Clone)]
 pub struct IrOperator {
     pub name: String,
+    /// Stem of its generated items (`flow_<stem>`, …), from `names::Names`.
+    pub stem: String,
     pub input: Rc<RecordType>,
     pub kind: IrOperatorKind,
     pub outputs: Vec<Node>,
@@ -172,6 +178,9 @@ pub const UPDATE_FIELD: &str = "update";
 /// What windows and tables share: the key, the aggregates, the output record, limits.
 #[derive(Debug, Clone)]
 pub struct IrAggregation {
+    /// Struct names of the accumulator and the `Aggregation` type, from `names::Names`.
+    pub acc_type: String,
+    pub agg_type: String,
     /// One expression per key field; empty for a global window.
     pub key: Vec<TExpr>,
     /// Output field name and aggregate, in spec order.
@@ -224,6 +233,8 @@ pub struct IrTable {
 #[derive(Debug, Clone)]
 pub struct IrSink {
     pub name: String,
+    /// Stem of its generated items (`flow_<stem>`, …), from `names::Names`.
+    pub stem: String,
     pub kind: IrSinkKind,
     pub format: IrFormat,
     /// What the sink receives: records of a type, or the pipeline's dead letters.

@@ -9,6 +9,7 @@ pub mod codegen;
 pub mod diagnostics;
 pub mod expr;
 pub mod ir;
+pub mod names;
 pub mod spec;
 pub mod types;
 pub mod validate;

@@ -103,7 +103,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
         }
         Command::Build { spec, output, profile } => {
             let (name, built) = build_spec(&spec, profile.profile())?;
-            let dest = output.unwrap_or_else(|| PathBuf::from(&name));
+            let dest = output.unwrap_or_else(|| PathBuf::from(rill::names::binary_name(&name)));
             build::copy_binary(&built, &dest).map_err(|e| e.to_string())?;
             eprintln!("     Wrote {}", dest.display());
             Ok(ExitCode::SUCCESS)

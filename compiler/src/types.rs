@@ -62,7 +62,11 @@ impl fmt::Display for Type {
 /// One field of a record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Field {
+    /// The name in the spec and on the wire.
     pub name: String,
+    /// The Rust identifier (`r#type`, `self_`), assigned by [`RecordType::new`]
+    /// through [`crate::names::field_idents`].
+    pub ident: String,
     pub ty: Type,
     /// How the field is encoded when it holds a timestamp.
     pub ts_repr: TsRepr,
@@ -70,10 +74,24 @@ pub struct Field {
     pub from_metadata: bool,
 }
 
+impl Field {
+    /// A field decoded from data, its timestamps (if any) in `ts_repr`; its identifier
+    /// is assigned when the record is made.
+    pub fn new(name: impl Into<String>, ty: Type, ts_repr: TsRepr) -> Self {
+        Field {
+            name: name.into(),
+            ident: String::new(),
+            ty,
+            ts_repr,
+            from_metadata: false,
+        }
+    }
+}
+
 /// A record type: one generated struct.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordType {
-    /// The Rust struct name (`Reading`, `FahrenheitRecord`).
+    /// The Rust struct name (`Reading`, `FahrenheitRecord`), from [`crate::names::Names`].
     pub rust_name: String,
     /// How users know it (`schema \`reading\``, `output of \`fahrenheit\``).
     pub display: String,
@@ -81,11 +99,36 @@ pub struct RecordType {
 }
 
 impl RecordType {
+    /// A record with a struct name from [`crate::names::Names`]; gives every field its
+    /// identifier, unique within the record.
+    pub fn new(rust_name: String, display: String, mut fields: Vec<Field>) -> Self {
+        let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
+        let idents = crate::names::field_idents(&names);
+        for (field, ident) in fields.iter_mut().zip(idents) {
+            field.ident = ident;
+        }
+        RecordType {
+            rust_name,
+            display,
+            fields,
+        }
+    }
     pub fn field(&self, name: &str) -> Option<&Field> {
         self.fields.iter().find(|f| f.name == name)
     }
     pub fn field_names(&self) -> Vec<&str> {
         self.fields.iter().map(|f| f.name.as_str()).collect()
+    }
+    /// The identifiers along a path of field names into nested records.
+    pub fn path_idents(&self, path: &[String]) -> Option<Vec<String>> {
+        let (first, rest) = path.split_first()?;
+        let field = self.field(first)?;
+        let mut idents = vec![field.ident.clone()];
+        if !rest.is_empty() {
+            let Type::Record(nested) = &field.ty else { return None };
+            idents.extend(nested.path_idents(rest)?);
+        }
+        Some(idents)
     }
     /// Every field is a scalar (optional allowed): the record fits a CSV row.
     pub fn is_flat(&self) -> bool {

@@ -94,7 +94,8 @@ pub fn write_crate(ir: &Ir, spec_path: &Path, main_rs: &str) -> Result<Crate, Bu
         .take(4)
         .map(|b| format!("{b:02x}"))
         .collect();
-    let bin_name = format!("{}-{path_hash}", ir.name.replace('_', "-"));
+    // Bounded and file-system safe, however long the pipeline's name.
+    let bin_name = format!("{}-{path_hash}", crate::names::file_stem(&ir.name));
     let dir = cache.join("pipelines").join(&bin_name);
     write_crate_at(&dir, &bin_name, &runtime, ir, main_rs)?;
     Ok(Crate { dir, bin_name })
@@ -120,10 +121,28 @@ pub fn write_crate_at(dir: &Path, bin_name: &str, runtime: &Path, ir: &Ir, main_
 pub fn manifest(crate_name: &str, bin_name: &str, runtime: &Path, features: &[&str]) -> String {
     let features: Vec<String> = features.iter().map(|f| format!("{f:?}")).collect();
     embedded::template("Cargo.toml.tmpl")
-        .replace("{{crate_name}}", crate_name)
-        .replace("{{bin_name}}", bin_name)
-        .replace("{{runtime_path}}", &runtime.to_string_lossy().replace('\\', "/"))
+        .replace("{{crate_name}}", &toml_text(crate_name))
+        .replace("{{bin_name}}", &toml_text(bin_name))
+        .replace(
+            "{{runtime_path}}",
+            &toml_text(&runtime.to_string_lossy().replace('\\', "/")),
+        )
         .replace("{{features}}", &features.join(", "))
+}
+
+/// Text for inside a TOML basic string (`"…"`): quotes, backslashes and control
+/// characters escaped, so a path from outside cannot add keys to the manifest.
+fn toml_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn write_if_changed(path: &Path, contents: &[u8]) -> Result<(), BuildError> {
@@ -194,4 +213,22 @@ pub fn copy_binary(built: &Path, dest: &Path) -> Result<(), BuildError> {
     let tmp = dest.with_extension("rill-tmp");
     fs::copy(built, &tmp).map_err(io_err(&tmp))?;
     fs::rename(&tmp, dest).map_err(io_err(dest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outside_text_cannot_add_keys_to_the_manifest() {
+        let runtime = Path::new("/cache/a\"b\n[profile.release]\nopt-level = 0 #");
+        let manifest = manifest("rill-pipeline-x", "x", runtime, &[]);
+        let line = manifest.lines().find(|l| l.starts_with("rill_runtime")).unwrap();
+        assert_eq!(
+            line,
+            r#"rill_runtime = { path = "/cache/a\"b\u000A[profile.release]\u000Aopt-level = 0 #", features = [] }"#
+        );
+        let headers = manifest.lines().filter(|l| l.starts_with("[profile.release]"));
+        assert_eq!(headers.count(), 1);
+    }
 }

@@ -13,7 +13,7 @@ use super::ident::{ident, type_ident};
 use super::records::rust_type;
 use crate::expr::aggregates::{AggFunc, TAggregate};
 use crate::expr::{TExpr, TKind};
-use crate::ir::{IrAggregation, IrOperator, IrOperatorKind, IrWindowKind};
+use crate::ir::{IrAggregation, IrOperator, IrOperatorKind, IrWindowKind, WINDOW_FIELDS};
 use crate::spec::windows::OnFull;
 use crate::spec::OnError;
 use crate::types::Type;
@@ -26,12 +26,17 @@ pub struct Names {
 }
 
 pub fn names(op: &IrOperator) -> Names {
-    let base = super::ident::type_name(&op.name);
+    let a = op.aggregation().expect("windows and tables have an aggregation");
     Names {
-        acc: format_ident!("{}Acc", base),
-        agg: format_ident!("{}Agg", base),
-        key_fn: super::ident::prefixed("key_", &op.name),
+        acc: type_ident(&a.acc_type),
+        agg: type_ident(&a.agg_type),
+        key_fn: super::ident::prefixed("key_", &op.stem),
     }
+}
+
+/// The identifier of output field `name` (an aggregate, a key, a window bound).
+fn field_ident(a: &IrAggregation, name: &str) -> proc_macro2::Ident {
+    ident(a.output.field(name).map_or(name, |f| &f.ident))
 }
 
 /// The Rust type of the key: the field's type, a tuple, or `()` for a global window.
@@ -55,12 +60,12 @@ pub fn key_arg(op: &IrOperator, exprs: &mut ExprGen) -> (TokenStream, TokenStrea
     match a.key.as_slice() {
         [] => (quote!(&()), TokenStream::new()),
         [TExpr {
-            kind: TKind::Field(path),
+            kind: TKind::Field(field),
             ty,
             ..
         }] => {
             // A plain field is looked up in place: `&str` for a `String` key, else `&field`.
-            let idents = path.iter().map(|p| ident(p));
+            let idents = field.idents.iter().map(|p| ident(p));
             let access = quote!(rec #(.#idents)*);
             let key = if *ty == Type::String {
                 quote!(#access.as_str())
@@ -71,13 +76,18 @@ pub fn key_arg(op: &IrOperator, exprs: &mut ExprGen) -> (TokenStream, TokenStrea
         }
         many => {
             let key_ty = key_type(a);
-            let values = many.iter().map(|k| exprs.owned(k));
+            let values: Vec<TokenStream> = many.iter().map(|k| exprs.owned(k)).collect();
+            // One computed key is its value, not a 1-tuple (see `key_type`).
+            let value = match values.as_slice() {
+                [one] => one.clone(),
+                _ => quote!((#(#values,)*)),
+            };
             let doc = format!(" The key of `{}`.", op.component());
             let helper = quote! {
                 #[doc = #doc]
                 #[inline]
                 fn #key_fn(rec: &#input) -> Result<#key_ty, EvalError> {
-                    Ok((#(#values,)*))
+                    Ok(#value)
                 }
             };
             let component = op.component();
@@ -197,12 +207,12 @@ pub fn items(op: &IrOperator, exprs: &mut ExprGen) -> TokenStream {
     let key_ty = key_type(a);
     let component = op.component();
     let acc_fields = a.aggregates.iter().map(|(field, agg)| {
-        let name = ident(field);
+        let name = field_ident(a, field);
         let ty = aggregator_type(agg);
         quote!(#name: #ty,)
     });
     let inits = a.aggregates.iter().map(|(field, agg)| {
-        let name = ident(field);
+        let name = field_ident(a, field);
         let init = aggregator_new(agg);
         quote!(#name: #init,)
     });
@@ -210,7 +220,7 @@ pub fn items(op: &IrOperator, exprs: &mut ExprGen) -> TokenStream {
     let mut evals = Vec::new();
     let mut adds = Vec::new();
     for (i, (field, agg)) in a.aggregates.iter().enumerate() {
-        let name = ident(field);
+        let name = field_ident(a, field);
         let v = format_ident!("v{}", i);
         match &agg.arg {
             None => adds.push(quote!(acc.#name.add((), t)?;)),
@@ -233,11 +243,11 @@ pub fn items(op: &IrOperator, exprs: &mut ExprGen) -> TokenStream {
         }
     }
     let merges = a.aggregates.iter().map(|(field, _)| {
-        let name = ident(field);
+        let name = field_ident(a, field);
         quote!(acc.#name.merge(other.#name)?;)
     });
     let heap = a.aggregates.iter().map(|(field, _)| {
-        let name = ident(field);
+        let name = field_ident(a, field);
         quote!(+ acc.#name.heap_bytes())
     });
     let key_values: Vec<TokenStream> = match a.key.len() {
@@ -252,14 +262,15 @@ pub fn items(op: &IrOperator, exprs: &mut ExprGen) -> TokenStream {
     };
     let mut out_fields = Vec::new();
     for (f, value) in a.output.fields.iter().zip(key_values) {
-        let name = ident(&f.name);
+        let name = ident(&f.ident);
         out_fields.push(quote!(#name: #value,));
     }
     if a.window_bounds {
-        out_fields.push(quote!(window_start: window.start, window_end: window.end,));
+        let (start, end) = (field_ident(a, WINDOW_FIELDS[0]), field_ident(a, WINDOW_FIELDS[1]));
+        out_fields.push(quote!(#start: window.start, #end: window.end,));
     }
     for (field, agg) in &a.aggregates {
-        let name = ident(field);
+        let name = field_ident(a, field);
         // A window or table only exists once a record reached it, so a non-optional
         // argument always gave a value; the default is never used.
         let value = if agg.func.result_is_option() && !agg.ty.is_optional() {
@@ -270,6 +281,7 @@ pub fn items(op: &IrOperator, exprs: &mut ExprGen) -> TokenStream {
         out_fields.push(quote!(#name: #value,));
     }
     if a.update_field {
+        // The parameter `update` of `output` has the field's name (it is always `update`).
         out_fields.push(quote!(update,));
     }
     let doc_acc = format!(" Running aggregates of `{component}`, one per output field.");

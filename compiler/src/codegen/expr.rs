@@ -43,8 +43,8 @@ impl ExprGen {
             TKind::U64(v) => literal(Literal::u64_suffixed(*v)),
             TKind::F64(v) => literal(Literal::f64_suffixed(*v)),
             TKind::Bool(b) => (quote!(#b), Owned),
-            TKind::Field(path) => {
-                let idents = path.iter().map(|p| super::ident::ident(p));
+            TKind::Field(field) => {
+                let idents = field.idents.iter().map(|p| super::ident::ident(p));
                 let access = quote!(rec #(.#idents)*);
                 match &e.ty {
                     Type::String => (quote!(#access.as_str()), Borrowed),

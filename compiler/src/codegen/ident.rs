@@ -1,48 +1,29 @@
-//! The one sanitiser every identifier from a spec goes through.
+//! Assigned names as identifiers. Every name is handed out by [`crate::names::Names`]
+//! during validation and carried by the IR; here it only becomes a token.
 
 use proc_macro2::{Ident, Span};
 
-const KEYWORDS: &[&str] = &[
-    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern", "false", "fn",
-    "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self", "Self",
-    "static", "struct", "super", "trait", "true", "type", "unsafe", "use", "where", "while", "abstract", "become",
-    "box", "do", "final", "gen", "macro", "override", "priv", "try", "typeof", "unsized", "virtual", "yield",
-];
-
-/// `hot_devices` → `HotDevices`.
-pub fn type_name(snake: &str) -> String {
-    snake
-        .split('_')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let mut c = p.chars();
-            match c.next() {
-                Some(first) => first.to_ascii_uppercase().to_string() + c.as_str(),
-                None => String::new(),
-            }
-        })
-        .collect()
-}
-
-/// A Rust identifier for a spec name: raw (`r#type`) for keywords, and
-/// `_`-prefixed where the name cannot start an identifier.
-pub fn ident(name: &str) -> Ident {
-    match name {
-        // These cannot be raw identifiers.
-        "self" | "Self" | "super" | "crate" | "_" => Ident::new(&format!("{name}_"), Span::call_site()),
-        _ if KEYWORDS.contains(&name) => Ident::new_raw(name, Span::call_site()),
-        _ => Ident::new(name, Span::call_site()),
+/// An assigned field identifier or struct name (`device_id`, `r#type`, `Reading`).
+pub fn ident(assigned: &str) -> Ident {
+    match assigned.strip_prefix("r#") {
+        Some(raw) => Ident::new_raw(raw, Span::call_site()),
+        None => Ident::new(assigned, Span::call_site()),
     }
 }
 
-/// An identifier with a prefix (`flow_hot`, `sink_alerts`).
-pub fn prefixed(prefix: &str, name: &str) -> Ident {
-    Ident::new(&format!("{prefix}{name}"), Span::call_site())
+/// A component's item: a prefix from [`crate::names::PREFIXES`] and its assigned stem
+/// (`flow_hot`, `sink_alerts`).
+pub fn prefixed(prefix: &str, stem: &str) -> Ident {
+    debug_assert!(
+        crate::names::PREFIXES.contains(&prefix),
+        "`{prefix}` is not in names::PREFIXES"
+    );
+    Ident::new(&format!("{prefix}{stem}"), Span::call_site())
 }
 
-/// A struct name as an identifier.
+/// An assigned struct name as an identifier.
 pub fn type_ident(rust_name: &str) -> Ident {
-    Ident::new(rust_name, Span::call_site())
+    ident(rust_name)
 }
 
 #[cfg(test)]
@@ -50,10 +31,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names() {
-        assert_eq!(type_name("hot_devices"), "HotDevices");
-        assert_eq!(ident("type").to_string(), "r#type");
-        assert_eq!(ident("self").to_string(), "self_");
-        assert_eq!(ident("device_id").to_string(), "device_id");
+    fn assigned_names_become_identifiers() {
+        assert_eq!(ident("r#type").to_string(), "r#type");
+        assert_eq!(ident("self_").to_string(), "self_");
+        assert_eq!(prefixed("flow_", "_1").to_string(), "flow__1");
+        assert_eq!(type_ident("Reading").to_string(), "Reading");
     }
 }

@@ -35,7 +35,7 @@ pub fn raw_source(
 /// The name of the function filling a source's metadata fields.
 pub fn attach_name(s: &IrSource) -> Option<proc_macro2::Ident> {
     match &s.kind {
-        IrSourceKind::Kafka { metadata, .. } if !metadata.is_empty() => Some(prefixed("attach_", &s.name)),
+        IrSourceKind::Kafka { metadata, .. } if !metadata.is_empty() => Some(prefixed("attach_", &s.stem)),
         _ => None,
     }
 }
@@ -48,7 +48,7 @@ pub fn attach_fn(s: &IrSource) -> Option<TokenStream> {
     };
     let record = type_ident(&s.record.rust_name);
     let sets = metadata.iter().map(|(field, kind)| {
-        let field = ident(field);
+        let field = ident(s.record.field(field).map_or(field, |f| &f.ident));
         let value = match kind {
             MetaKind::Key => quote!(meta.key()),
             MetaKind::Topic => quote!(meta.topic()),
@@ -70,7 +70,7 @@ pub fn attach_fn(s: &IrSource) -> Option<TokenStream> {
 
 /// The call that sends a record to a Kafka sink (an expression: its outcome).
 pub fn send_call(s: &IrSink) -> TokenStream {
-    let f = prefixed("send_", &s.name);
+    let f = prefixed("send_", &s.stem);
     quote!(#f(rec, out))
 }
 
@@ -90,9 +90,9 @@ pub fn send_fns(s: &IrSink, exprs: &mut ExprGen) -> Option<TokenStream> {
     };
     let component = format!("sinks.{}", s.name);
     let input = type_ident(&record.rust_name);
-    let field = prefixed("sink_", &s.name);
-    let message = prefixed("message_", &s.name);
-    let send = prefixed("send_", &s.name);
+    let field = prefixed("sink_", &s.stem);
+    let message = prefixed("message_", &s.stem);
+    let send = prefixed("send_", &s.stem);
     // Each part is evaluated once, into `v0`, `v1`, ..; one borrowed from the record
     // (a field) or a literal is not copied.
     let mut values = Vec::new();

@@ -114,12 +114,12 @@ fn hand_on(outputs: &[Node], ir: &Ir) -> TokenStream {
         .iter()
         .map(|node| match node {
             Node::Operator(t) => {
-                let f = prefixed("flow_", &ir.operators[*t].name);
+                let f = prefixed("flow_", &ir.operators[*t].stem);
                 quote!(#f(rec, t, out))
             }
             Node::Sink(s) if is_kafka(&ir.sinks[*s].kind) => kafka::send_call(&ir.sinks[*s]),
             Node::Sink(s) => {
-                let field = prefixed("sink_", &ir.sinks[*s].name);
+                let field = prefixed("sink_", &ir.sinks[*s].stem);
                 quote!(out.#field.send(rec))
             }
         })
@@ -156,23 +156,28 @@ fn stateful(ir: &Ir) -> impl Iterator<Item = &IrOperator> {
 /// The `Nodes` field of a window or table.
 fn node_field(op: &IrOperator) -> proc_macro2::Ident {
     match op.kind {
-        IrOperatorKind::Table(_) => prefixed("table_", &op.name),
-        _ => prefixed("window_", &op.name),
+        IrOperatorKind::Table(_) => prefixed("table_", &op.stem),
+        _ => prefixed("window_", &op.stem),
     }
 }
 
 /// `flow_<source>`: what happens to each decoded record of a source. On event time,
 /// the record's time then moves the source's watermark, which may fire windows.
 fn source_flow(index: usize, s: &IrSource, ir: &Ir) -> TokenStream {
-    let f = prefixed("flow_", &s.name);
+    let f = prefixed("flow_", &s.stem);
     let ty = type_ident(&s.record.rust_name);
     let component = format!("sources.{}", s.name);
     let doc = format!(" Every record decoded by `{component}`.");
     let calls = hand_on(&s.outputs, ir);
     let time = match &s.time {
         IrTime::Processing => quote!(let t = out.clocks.now_ms();),
-        IrTime::Event { field, optional, .. } => {
-            let idents = field.iter().map(|p| super::ident::ident(p));
+        IrTime::Event {
+            field,
+            idents,
+            optional,
+            ..
+        } => {
+            let idents = idents.iter().map(|p| super::ident::ident(p));
             let access = quote!(rec #(.#idents)*);
             if *optional {
                 let name = field.join(".");
@@ -198,8 +203,8 @@ fn source_flow(index: usize, s: &IrSource, ir: &Ir) -> TokenStream {
             }
         };
     }
-    let to = prefixed("to_", &s.name);
-    let advance = prefixed("advance_after_", &s.name);
+    let to = prefixed("to_", &s.stem);
+    let advance = prefixed("advance_after_", &s.stem);
     quote! {
         #[doc = #doc]
         #[inline]
@@ -228,7 +233,7 @@ fn advance_fns(ir: &Ir) -> TokenStream {
     }
     let advance = |op: &IrOperator| {
         let field = node_field(op);
-        let emit = prefixed("emit_", &op.name);
+        let emit = prefixed("emit_", &op.stem);
         let sources = &op.time_sources;
         quote! {
             if out.#field.advance(out.clocks.watermark(&[#(#sources),*])) {
@@ -247,7 +252,7 @@ fn advance_fns(ir: &Ir) -> TokenStream {
         if ops.is_empty() {
             return None;
         }
-        let f = prefixed("advance_after_", &s.name);
+        let f = prefixed("advance_after_", &s.stem);
         let doc = format!(" The watermark of `sources.{}` moved.", s.name);
         Some(quote! {
             #[doc = #doc]
@@ -276,9 +281,9 @@ fn stateful_fns(op: &IrOperator, ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
     let (key, key_helper) = aggregation::key_arg(op, exprs);
     let field = node_field(op);
     let (flow, emit, forward_fn) = (
-        prefixed("flow_", &op.name),
-        prefixed("emit_", &op.name),
-        prefixed("forward_", &op.name),
+        prefixed("flow_", &op.stem),
+        prefixed("emit_", &op.stem),
+        prefixed("forward_", &op.stem),
     );
     let late = match &op.kind {
         IrOperatorKind::Window(_) if !op.late_outputs.is_empty() => {
@@ -336,7 +341,7 @@ fn transform_fns(op: &IrOperator, t: &IrTransform, tally: usize, ir: &Ir, exprs:
     let mut helpers = TokenStream::new();
     let mut body = quote!(out.tallies[#tally].received += 1;);
     if let Some(filter) = &t.filter {
-        let f = prefixed("filter_", &op.name);
+        let f = prefixed("filter_", &op.stem);
         let code = exprs.owned(filter);
         let doc = format!(" Filter of `{component}`.");
         helpers.extend(quote! {
@@ -354,10 +359,10 @@ fn transform_fns(op: &IrOperator, t: &IrTransform, tally: usize, ir: &Ir, exprs:
         });
     }
     if let Some((output, field_exprs)) = &t.map {
-        let f = prefixed("map_", &op.name);
+        let f = prefixed("map_", &op.stem);
         let out_ty = type_ident(&output.rust_name);
         let fields = output.fields.iter().zip(field_exprs).map(|(field, e)| {
-            let name = super::ident::ident(&field.name);
+            let name = super::ident::ident(&field.ident);
             let code = exprs.owned(e);
             quote!(#name: #code,)
         });
@@ -373,16 +378,16 @@ fn transform_fns(op: &IrOperator, t: &IrTransform, tally: usize, ir: &Ir, exprs:
             let rec = &#f(rec).map_err(|e| RecordError::new(#component, e))?;
         });
     }
-    let flow = prefixed("flow_", &op.name);
+    let flow = prefixed("flow_", &op.stem);
     let calls = hand_on(&op.outputs, ir);
     let mut hand_on = quote! {
         out.tallies[#tally].sent += 1;
         #calls
     };
     if let Some((output, list)) = &t.explode {
-        let f = prefixed("explode_", &op.name);
+        let f = prefixed("explode_", &op.stem);
         let out_ty = type_ident(&output.rust_name);
-        let field = super::ident::ident(&output.fields[0].name);
+        let field = super::ident::ident(&output.fields[0].ident);
         let item_ty = records::rust_type(&output.fields[0].ty);
         let code = exprs.owned(list);
         let doc = format!(" The list `{component}` explodes.");
@@ -425,7 +430,7 @@ fn transform_fns(op: &IrOperator, t: &IrTransform, tally: usize, ir: &Ir, exprs:
 fn nodes_struct(ir: &Ir) -> TokenStream {
     let sink_fields = ir.sinks.iter().filter_map(|s| {
         let ty = sinks::output_type(s)?;
-        let name = prefixed("sink_", &s.name);
+        let name = prefixed("sink_", &s.stem);
         Some(quote!(#name: #ty,))
     });
     let state_fields = stateful(ir).map(|op| {
@@ -438,7 +443,7 @@ fn nodes_struct(ir: &Ir) -> TokenStream {
         .iter()
         .filter(|s| matches!(s.input, SinkInput::Records(_)))
         .map(|s| {
-            let name = prefixed("sink_", &s.name);
+            let name = prefixed("sink_", &s.stem);
             if is_kafka(&s.kind) {
                 quote!(self.#name.flush(&mut self.dead_letters))
             } else {
@@ -477,14 +482,14 @@ fn nodes_struct(ir: &Ir) -> TokenStream {
 
 fn job(ir: &Ir) -> TokenStream {
     let source_fields = ir.sources.iter().map(|s| {
-        let name = prefixed("source_", &s.name);
+        let name = prefixed("source_", &s.stem);
         let ty = sources::source_type(s);
         quote!(#name: #ty,)
     });
     let any_state = stateful(ir).next().is_some();
     let polls = ir.sources.iter().enumerate().map(|(i, s)| {
-        let name = prefixed("source_", &s.name);
-        let flow = prefixed("flow_", &s.name);
+        let name = prefixed("source_", &s.stem);
+        let flow = prefixed("flow_", &s.stem);
         if any_state {
             quote! {
                 let poll = self.#name.poll(&mut self.nodes, #flow)?;
@@ -518,13 +523,13 @@ fn job(ir: &Ir) -> TokenStream {
         .sinks
         .iter()
         .filter(|s| is_kafka(&s.kind))
-        .map(|s| prefixed("sink_", &s.name))
+        .map(|s| prefixed("sink_", &s.stem))
         .collect();
     let committing: Vec<proc_macro2::Ident> = ir
         .sources
         .iter()
         .filter(|s| matches!(s.kind, IrSourceKind::Kafka { .. }))
-        .map(|s| prefixed("source_", &s.name))
+        .map(|s| prefixed("source_", &s.stem))
         .collect();
     // Delivery reports arrive between batches too: serve them every step.
     let deliveries = (!kafka_sinks.is_empty()).then(|| {
@@ -578,14 +583,14 @@ fn job(ir: &Ir) -> TokenStream {
     let acks_init = commits(ir).then(|| quote!(acks: ctx.acks.clone(),));
     let closes = stateful(ir).map(|op| {
         let field = node_field(op);
-        let emit = prefixed("emit_", &op.name);
+        let emit = prefixed("emit_", &op.stem);
         quote! {
             if self.nodes.#field.close() {
                 #emit(&mut self.nodes);
             }
         }
     });
-    let source_names: Vec<proc_macro2::Ident> = ir.sources.iter().map(|s| prefixed("source_", &s.name)).collect();
+    let source_names: Vec<proc_macro2::Ident> = ir.sources.iter().map(|s| prefixed("source_", &s.stem)).collect();
     let source_inits = ir.sources.iter().zip(&source_names).map(|(s, name)| {
         let init = sources::construct(s);
         quote!(let #name = #init;)
@@ -595,7 +600,7 @@ fn job(ir: &Ir) -> TokenStream {
         .iter()
         .filter(|s| matches!(s.input, SinkInput::Records(_)))
         .map(|s| {
-            let name = prefixed("sink_", &s.name);
+            let name = prefixed("sink_", &s.stem);
             let init = sinks::construct(s);
             quote!(#name: #init,)
         });

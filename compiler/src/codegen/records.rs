@@ -36,7 +36,7 @@ pub fn record_struct(record: &RecordType) -> TokenStream {
     let fields = record.fields.iter().map(field);
     quote! {
         #[doc = #doc]
-        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
         #[serde(crate = "rill_runtime::codegen::serde")]
         pub struct #name {
             #(#fields)*
@@ -45,9 +45,10 @@ pub fn record_struct(record: &RecordType) -> TokenStream {
 }
 
 fn field(f: &Field) -> TokenStream {
-    let name = ident(&f.name);
+    let name = ident(&f.ident);
     let ty = rust_type(&f.ty);
-    let rename = (name.to_string().trim_start_matches("r#") != f.name).then(|| {
+    // The spec's name stays the name on the wire.
+    let rename = (f.ident.trim_start_matches("r#") != f.name).then(|| {
         let original = &f.name;
         quote!(#[serde(rename = #original)])
     });
@@ -79,7 +80,7 @@ pub fn csv_impl(record: &RecordType) -> TokenStream {
     let name = type_ident(&record.rust_name);
     let columns = record.fields.iter().map(|f| &f.name);
     let reads = record.fields.iter().enumerate().map(|(i, f)| {
-        let field = ident(&f.name);
+        let field = ident(&f.ident);
         let repr = repr_tokens(f.ts_repr);
         match &f.ty {
             Type::Timestamp => quote!(#field: row.timestamp(#i, #repr)?,),
@@ -88,7 +89,7 @@ pub fn csv_impl(record: &RecordType) -> TokenStream {
         }
     });
     let writes = record.fields.iter().map(|f| {
-        let field = ident(&f.name);
+        let field = ident(&f.ident);
         let repr = repr_tokens(f.ts_repr);
         match &f.ty {
             Type::Timestamp => quote!(w.timestamp(self.#field, #repr);),
@@ -112,9 +113,9 @@ pub fn csv_impl(record: &RecordType) -> TokenStream {
 /// `impl LineRecord` for a record of exactly one string field.
 pub fn line_impl(record: &RecordType) -> TokenStream {
     let name = type_ident(&record.rust_name);
-    let field = ident(&record.fields[0].name);
+    let field = ident(&record.fields[0].ident);
     let metadata = record.fields[1..].iter().map(|f| {
-        let name = ident(&f.name);
+        let name = ident(&f.ident);
         quote!(#name: Default::default(),)
     });
     quote! {

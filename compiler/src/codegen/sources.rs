@@ -41,7 +41,7 @@ pub fn construct(s: &IrSource) -> TokenStream {
             seed,
             ..
         } => {
-            let fields = generator_fields_ident(&s.name);
+            let fields = generator_fields_ident(&s.stem);
             quote!(Box::new(GeneratorSource::new(#fields, ctx.settings.opt_u64(#count_key)?, ctx.settings.opt_f64(#rate_key)?, #seed)))
         }
     };
@@ -63,8 +63,9 @@ pub fn construct(s: &IrSource) -> TokenStream {
     }
 }
 
-fn generator_fields_ident(source: &str) -> proc_macro2::Ident {
-    format_ident!("{}_FIELDS", source.to_uppercase())
+/// `<STEM>_FIELDS`: stems are lower case, so this meets no other static.
+fn generator_fields_ident(stem: &str) -> proc_macro2::Ident {
+    format_ident!("{}_FIELDS", stem.to_uppercase())
 }
 
 /// `static <NAME>_FIELDS: &[GenField]` for generator sources.
@@ -72,7 +73,7 @@ pub fn generator_statics(s: &IrSource) -> Option<TokenStream> {
     let IrSourceKind::Generator { fields, .. } = &s.kind else {
         return None;
     };
-    let name = generator_fields_ident(&s.name);
+    let name = generator_fields_ident(&s.stem);
     let fields = gen_fields(fields);
     Some(quote!(static #name: &[GenField] = #fields;))
 }

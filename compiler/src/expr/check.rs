@@ -22,8 +22,8 @@ pub enum TKind {
     U64(u64),
     F64(f64),
     Bool(bool),
-    /// A field of the input record, by path.
-    Field(Vec<String>),
+    /// A field of the input record (boxed: a `TKind` is in every node, keep it small).
+    Field(Box<FieldPath>),
     Neg(Box<TExpr>),
     Not(Box<TExpr>),
     /// Checked arithmetic on numbers (and timestamps, which are i64 ms).
@@ -37,11 +37,18 @@ pub enum TKind {
     Index(Box<TExpr>, Box<TExpr>),
 }
 
+/// A field reference: the names along the path, and their Rust identifiers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldPath {
+    pub names: Vec<String>,
+    pub idents: Vec<String>,
+}
+
 impl TExpr {
     /// A field reference as written (`a.b`), if the expression is only that.
     pub fn as_field(&self) -> Option<&[String]> {
         match &self.kind {
-            TKind::Field(path) => Some(path),
+            TKind::Field(f) => Some(&f.names),
             _ => None,
         }
     }
@@ -189,6 +196,7 @@ impl Checker<'_> {
     fn field(&mut self, path: &[(String, ExprSpan)], span: &ExprSpan) -> Option<TExpr> {
         let mut record = self.record;
         let mut ty = None;
+        let mut idents = Vec::new();
         for (i, (name, seg_span)) in path.iter().enumerate() {
             let Some(field) = record.field(name) else {
                 let at = (self.locate)(seg_span);
@@ -201,6 +209,7 @@ impl Checker<'_> {
                 return None;
             };
             ty = Some(field.ty.clone());
+            idents.push(field.ident.clone());
             if i + 1 < path.len() {
                 match &field.ty {
                     Type::Record(nested) => record = nested,
@@ -218,7 +227,7 @@ impl Checker<'_> {
         }
         let path = path.iter().map(|(n, _)| n.clone()).collect();
         Some(TExpr {
-            kind: TKind::Field(path),
+            kind: TKind::Field(Box::new(FieldPath { names: path, idents })),
             ty: ty?,
             span: span.clone(),
         })
@@ -418,23 +427,18 @@ mod tests {
     use crate::types::{Field, TsRepr};
 
     fn reading() -> RecordType {
-        let f = |name: &str, ty| Field {
-            name: name.into(),
-            ty,
-            ts_repr: TsRepr::Millis,
-            from_metadata: false,
-        };
-        RecordType {
-            rust_name: "Reading".into(),
-            display: "schema `reading`".into(),
-            fields: vec![
+        let f = |name: &str, ty| Field::new(name, ty, TsRepr::Millis);
+        RecordType::new(
+            "Reading".into(),
+            "schema `reading`".into(),
+            vec![
                 f("device_id", Type::String),
                 f("temperature", Type::F64),
                 f("count", Type::I64),
                 f("humidity", Type::Optional(Box::new(Type::F64))),
                 f("status", Type::String),
             ],
-        }
+        )
     }
 
     fn check_text(text: &str) -> Result<TExpr, Vec<SpecError>> {

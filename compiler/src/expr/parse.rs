@@ -299,7 +299,14 @@ impl Converter<'_> {
                 }
             },
             syn::Lit::Float(f) if f.suffix().is_empty() => match f.base10_parse::<f64>() {
-                Ok(v) => ExprKind::Float(v),
+                Ok(v) if v.is_finite() => ExprKind::Float(v),
+                Ok(_) => {
+                    self.problems.push(ExprProblem::Syntax {
+                        message: "float literal too large".into(),
+                        span: span.clone(),
+                    });
+                    ExprKind::Float(0.0)
+                }
                 Err(_) => {
                     self.problems.push(ExprProblem::Syntax {
                         message: "invalid float literal".into(),
@@ -376,6 +383,14 @@ mod tests {
         let (_, at) = problem_text("temperature > ");
         assert!(at.is_empty() || at.trim().is_empty() || at == "temperature > ", "{at}");
         assert!(parse("").is_err());
+    }
+
+    #[test]
+    fn non_finite_float_literals_are_problems() {
+        // Generated code could not hold them (proc-macro2 panics on a non-finite literal).
+        assert_eq!(problem_text("1e400").0, "float literal too large");
+        assert_eq!(problem_text("x > 1e400").1, "1e400");
+        assert!(parse("1e300").is_ok());
     }
 
     #[test]

@@ -4,7 +4,6 @@ use std::rc::Rc;
 
 use super::transforms::{expression, field_repr};
 use super::Cx;
-use crate::codegen::ident::type_name;
 use crate::diagnostics::SpecError;
 use crate::expr;
 use crate::expr::aggregates::{check_aggregate, AggFunc, TAggregate};
@@ -72,28 +71,12 @@ pub fn aggregation(spec: &AggregationSpec, input: &RecordType, cx: &mut Cx) -> O
             .as_field()
             .and_then(|f| field_repr(input, f))
             .unwrap_or(TsRepr::Millis);
-        fields.push((
-            Field {
-                name: field,
-                ty: e.ty.clone(),
-                ts_repr,
-                from_metadata: false,
-            },
-            path.clone(),
-        ));
+        fields.push((Field::new(field, e.ty.clone(), ts_repr), path.clone()));
         key.push(e);
     }
     if spec.window_bounds {
         for bound in WINDOW_FIELDS {
-            fields.push((
-                Field {
-                    name: bound.to_string(),
-                    ty: Type::Timestamp,
-                    ts_repr: TsRepr::Millis,
-                    from_metadata: false,
-                },
-                Vec::new(),
-            ));
+            fields.push((Field::new(*bound, Type::Timestamp, TsRepr::Millis), Vec::new()));
         }
     }
     let mut aggregates = Vec::new();
@@ -130,12 +113,7 @@ pub fn aggregation(spec: &AggregationSpec, input: &RecordType, cx: &mut Cx) -> O
                     .and_then(|f| field_repr(input, f))
                     .unwrap_or(TsRepr::Millis);
                 fields.push((
-                    Field {
-                        name: field.clone(),
-                        ty: agg.ty.clone(),
-                        ts_repr,
-                        from_metadata: false,
-                    },
+                    Field::new(field.clone(), agg.ty.clone(), ts_repr),
                     path.iter().map(|s| s.to_string()).collect(),
                 ));
                 aggregates.push((field.clone(), agg));
@@ -143,15 +121,7 @@ pub fn aggregation(spec: &AggregationSpec, input: &RecordType, cx: &mut Cx) -> O
         }
     }
     if spec.update_field {
-        fields.push((
-            Field {
-                name: UPDATE_FIELD.into(),
-                ty: Type::Bool,
-                ts_repr: TsRepr::Millis,
-                from_metadata: false,
-            },
-            Vec::new(),
-        ));
+        fields.push((Field::new(UPDATE_FIELD, Type::Bool, TsRepr::Millis), Vec::new()));
     }
     ok &= unique_fields(&fields, spec, cx);
     if spec.max_keys == Some(0) {
@@ -177,12 +147,14 @@ pub fn aggregation(spec: &AggregationSpec, input: &RecordType, cx: &mut Cx) -> O
     if !ok {
         return None;
     }
-    let output = RecordType {
-        rust_name: format!("{}Record", type_name(name)),
-        display: format!("output of `{name}`"),
-        fields: fields.into_iter().map(|(f, _)| f).collect(),
-    };
+    let output = RecordType::new(
+        cx.names.type_name("", name, "Record"),
+        format!("output of `{name}`"),
+        fields.into_iter().map(|(f, _)| f).collect(),
+    );
     Some(IrAggregation {
+        acc_type: cx.names.type_name("", name, "Acc"),
+        agg_type: cx.names.type_name("", name, "Agg"),
         key,
         aggregates,
         window_bounds: spec.window_bounds,

@@ -5,7 +5,6 @@ use std::rc::Rc;
 
 use super::transforms::expression;
 use super::Cx;
-use crate::codegen::ident::type_name;
 use crate::diagnostics::SpecError;
 use crate::expr::TExpr;
 use crate::ir::{IrSinkKind, MetaKind, PropertyValue, SinkInput};
@@ -273,19 +272,17 @@ pub fn with_metadata(source: &str, record: &Rc<RecordType>, meta: &MetadataSpec,
             continue;
         }
         fields.push(Field {
-            name: field.clone(),
-            ty,
-            ts_repr: TsRepr::Millis,
             from_metadata: true,
+            ..Field::new(field.clone(), ty, TsRepr::Millis)
         });
         metadata.push((field.clone(), kind));
     }
     ok.then(|| WithMetadata {
-        record: Rc::new(RecordType {
-            rust_name: format!("{}Message", type_name(source)),
-            display: format!("messages of `{source}`"),
+        record: Rc::new(RecordType::new(
+            cx.names.type_name("", source, "Message"),
+            format!("messages of `{source}`"),
             fields,
-        }),
+        )),
         headers,
         fields: metadata,
     })

@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 
 use crate::diagnostics::SpecError;
 use crate::ir::{Ir, IrOperator, IrSetting, IrSink, IrSource, Node};
+use crate::names::Names;
 use crate::spec::duration::parse_millis;
 use crate::spec::spans::{offset_in_scalar, Span, SpanIndex};
 use crate::spec::{self, Spec};
@@ -49,6 +50,7 @@ pub fn check_text(text: &str) -> Checked {
         errors: loaded.errors,
         settings: Vec::new(),
         features: BTreeSet::new(),
+        names: Names::default(),
     };
     let ir = build_ir(&loaded.spec, &mut cx);
     let has_errors = cx.errors.iter().any(|e| !e.is_warning());
@@ -65,6 +67,8 @@ pub(crate) struct Cx<'a> {
     pub errors: Vec<SpecError>,
     pub settings: Vec<IrSetting>,
     pub features: BTreeSet<&'static str>,
+    /// Every generated Rust name, handed out once.
+    pub names: Names,
 }
 
 impl Cx<'_> {
@@ -126,7 +130,7 @@ impl Cx<'_> {
 
 fn build_ir(spec: &Spec, cx: &mut Cx) -> Option<Ir> {
     names::check(spec, cx);
-    let schemas = records::from_schemas(spec);
+    let schemas = records::from_schemas(spec, &mut cx.names);
     let sources = sources::check(spec, &schemas, cx);
     let graph = graph::resolve(spec, cx);
     let operators = operators::check(spec, &graph, &sources, cx);

@@ -37,6 +37,7 @@ pub fn check(spec: &Spec, graph: &Graph, sources: &[Option<IrSource>], cx: &mut 
         }
         out[t] = Some(IrOperator {
             name: name.to_string(),
+            stem: cx.names.stem(name),
             input,
             kind,
             outputs: Vec::new(),

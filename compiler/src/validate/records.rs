@@ -3,27 +3,28 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use crate::codegen::ident::type_name;
 use crate::ir::{IrOperator, IrOperatorKind, IrSource};
+use crate::names::Names;
 use crate::spec::{FieldSpec, ScalarType, SchemaSpec, Spec};
 use crate::types::{Field, RecordType, TsRepr, Type};
 
 /// Record types by schema name.
 pub type Schemas = BTreeMap<String, Rc<RecordType>>;
 
-pub fn from_schemas(spec: &Spec) -> Schemas {
+pub fn from_schemas(spec: &Spec, names: &mut Names) -> Schemas {
     spec.schemas
         .iter()
         .map(|s| {
+            let rust_name = names.type_name("", &s.name, "");
             (
                 s.name.clone(),
-                record(&type_name(&s.name), &format!("schema `{}`", s.name), &s.spec),
+                record(rust_name, &format!("schema `{}`", s.name), &s.spec, names),
             )
         })
         .collect()
 }
 
-fn record(rust_name: &str, display: &str, schema: &SchemaSpec) -> Rc<RecordType> {
+fn record(rust_name: String, display: &str, schema: &SchemaSpec, names: &mut Names) -> Rc<RecordType> {
     let fields = schema
         .fields
         .iter()
@@ -35,30 +36,16 @@ fn record(rust_name: &str, display: &str, schema: &SchemaSpec) -> Rc<RecordType>
                 } else {
                     base
                 };
-                Field {
-                    name: name.clone(),
-                    ty,
-                    ts_repr,
-                    from_metadata: false,
-                }
+                Field::new(name.clone(), ty, ts_repr)
             }
             FieldSpec::Object(nested) => {
-                let nested_name = format!("{rust_name}{}", type_name(name));
-                let nested = record(&nested_name, &format!("{display}.{name}"), nested);
-                Field {
-                    name: name.clone(),
-                    ty: Type::Record(nested),
-                    ts_repr: TsRepr::Millis,
-                    from_metadata: false,
-                }
+                let nested_name = names.type_name(&rust_name, name, "");
+                let nested = record(nested_name, &format!("{display}.{name}"), nested, names);
+                Field::new(name.clone(), Type::Record(nested), TsRepr::Millis)
             }
         })
         .collect();
-    Rc::new(RecordType {
-        rust_name: rust_name.to_string(),
-        display: display.to_string(),
-        fields,
-    })
+    Rc::new(RecordType::new(rust_name, display.to_string(), fields))
 }
 
 fn scalar(ty: ScalarType) -> (Type, TsRepr) {
@@ -75,17 +62,12 @@ fn scalar(ty: ScalarType) -> (Type, TsRepr) {
 }
 
 /// The record of a `lines` source: one string field, `line`.
-pub fn line_record(source: &str) -> Rc<RecordType> {
-    Rc::new(RecordType {
-        rust_name: format!("{}Line", type_name(source)),
-        display: format!("lines of `{source}`"),
-        fields: vec![Field {
-            name: "line".into(),
-            ty: Type::String,
-            ts_repr: TsRepr::Millis,
-            from_metadata: false,
-        }],
-    })
+pub fn line_record(source: &str, names: &mut Names) -> Rc<RecordType> {
+    Rc::new(RecordType::new(
+        names.type_name("", source, "Line"),
+        format!("lines of `{source}`"),
+        vec![Field::new("line", Type::String, TsRepr::Millis)],
+    ))
 }
 
 /// Every record the pipeline uses, nested records first, each once.

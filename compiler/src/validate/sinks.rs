@@ -115,6 +115,7 @@ pub fn check(
         };
         out.push(Some(IrSink {
             name: name.to_string(),
+            stem: cx.names.stem(name),
             kind,
             format,
             input,

@@ -63,6 +63,7 @@ fn source(pipeline: &str, named: &Named<SourceSpec>, schemas: &Schemas, cx: &mut
     let time = time(name, common, &record, cx)?;
     Some(IrSource {
         name: name.to_string(),
+        stem: cx.names.stem(name),
         kind,
         format,
         record,
@@ -190,6 +191,7 @@ fn time(name: &str, common: &SourceCommon, record: &RecordType, cx: &mut Cx) -> 
         Some(text) => Some(cx.duration(&["sources", name, "watermark", "idle_timeout"], text, true)?),
     };
     Some(IrTime::Event {
+        idents: record.path_idents(&path)?,
         field: path,
         optional,
         max_out_of_order,
@@ -273,7 +275,7 @@ fn record(
             ));
             return None;
         }
-        return Some(line_record(name));
+        return Some(line_record(name, &mut cx.names));
     }
     let Some(schema) = &common.schema else {
         let at = cx.key(&["sources", name]);
@@ -413,6 +415,24 @@ fn gen_kind(name: &str, ty: &Type, repr: TsRepr, spec: &GenFieldSpec, path: &[&s
             },
         }
     };
+    // Generated code holds these as literals, which NaN and infinities are not.
+    let numbers: &[(&str, Option<f64>)] = match ty {
+        Type::Optional(_) => &[("null_ratio", spec.null_ratio)],
+        _ => &[("min", spec.min), ("max", spec.max), ("p_true", spec.p_true)],
+    };
+    let mut finite = true;
+    for (option, value) in numbers {
+        if let Some(v) = value.filter(|v| !v.is_finite()) {
+            let mut p = path.to_vec();
+            p.push(option);
+            let at = cx.value(&p);
+            cx.error(SpecError::not_finite(option, v, &at));
+            finite = false;
+        }
+    }
+    if !finite {
+        return None;
+    }
     let min = spec.min.unwrap_or(0.0);
     let max = spec.max.unwrap_or(100.0);
     Some(match ty {

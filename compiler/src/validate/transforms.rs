@@ -3,7 +3,6 @@
 use std::rc::Rc;
 
 use super::Cx;
-use crate::codegen::ident::type_name;
 use crate::diagnostics::SpecError;
 use crate::expr::check::parse_problems;
 use crate::expr::{self, TExpr};
@@ -80,19 +79,14 @@ pub fn transform(name: &str, spec: &TransformSpec, input: &RecordType, cx: &mut 
                     .as_field()
                     .and_then(|p| field_repr(input, p))
                     .unwrap_or(TsRepr::Millis);
-                fields.push(Field {
-                    name: field.clone(),
-                    ty: e.ty.clone(),
-                    ts_repr,
-                    from_metadata: false,
-                });
+                fields.push(Field::new(field.clone(), e.ty.clone(), ts_repr));
                 exprs.push(e);
             }
-            let record = RecordType {
-                rust_name: format!("{}Record", type_name(name)),
-                display: format!("output of `{name}`"),
+            let record = RecordType::new(
+                cx.names.type_name("", name, "Record"),
+                format!("output of `{name}`"),
                 fields,
-            };
+            );
             Some((Rc::new(record), exprs))
         }
     };
@@ -141,16 +135,11 @@ fn explode(
         ));
         return None;
     };
-    let record = RecordType {
-        rust_name: format!("{}Record", type_name(name)),
-        display: format!("output of `{name}`"),
-        fields: vec![Field {
-            name: field.clone(),
-            ty: (**element).clone(),
-            ts_repr: TsRepr::Millis,
-            from_metadata: false,
-        }],
-    };
+    let record = RecordType::new(
+        cx.names.type_name("", name, "Record"),
+        format!("output of `{name}`"),
+        vec![Field::new(field.clone(), (**element).clone(), TsRepr::Millis)],
+    );
     Some((Rc::new(record), e))
 }
 
