@@ -3,7 +3,7 @@
 //! Each variant has a code, a label at the exact span and help text. The
 //! source text is attached once, by the caller (see [`Report`]).
 
-use miette::{Diagnostic, NamedSource, SourceSpan};
+use miette::{Diagnostic, MietteError, MietteSpanContents, SourceCode, SourceSpan, SpanContents};
 use thiserror::Error;
 
 use crate::spec::spans::Span;
@@ -594,7 +594,7 @@ impl SpecError {
 pub struct Report {
     summary: String,
     #[source_code]
-    source_code: NamedSource<String>,
+    source_code: SpecSource,
     #[related]
     pub problems: Vec<SpecError>,
 }
@@ -612,7 +612,10 @@ impl Report {
         };
         Report {
             summary,
-            source_code: NamedSource::new(file, text.to_string()),
+            source_code: SpecSource {
+                name: file.to_string(),
+                text: text.to_string(),
+            },
             problems,
         }
     }
@@ -640,6 +643,41 @@ impl Report {
             let _ = handler.render_report(&mut out, with_source.as_ref());
         }
         out
+    }
+}
+
+/// The spec text as miette reads it. miette counts the column of `file:line:col` in
+/// bytes; people and editors count characters, so this counts them again.
+#[derive(Debug, Clone)]
+struct SpecSource {
+    name: String,
+    text: String,
+}
+
+impl SourceCode for SpecSource {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let inner = self.text.read_span(span, context_lines_before, context_lines_after)?;
+        // miette gives a column only without context lines; keep that, in characters.
+        let column = if inner.column() == 0 {
+            0
+        } else {
+            let at = span.offset().min(self.text.len());
+            let line_start = self.text[..at].rfind(['\n', '\r']).map_or(0, |i| i + 1);
+            self.text.get(line_start..at).map_or(inner.column(), |s| s.chars().count())
+        };
+        Ok(Box::new(MietteSpanContents::new_named(
+            self.name.clone(),
+            inner.data(),
+            *inner.span(),
+            inner.line(),
+            column,
+            inner.line_count(),
+        )))
     }
 }
 

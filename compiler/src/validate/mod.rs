@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use crate::diagnostics::SpecError;
 use crate::ir::{Ir, IrOperator, IrSetting, IrSink, IrSource, Node};
 use crate::spec::duration::parse_millis;
-use crate::spec::spans::{offset_in_scalar, Span, SpanIndex};
+use crate::spec::spans::{span_in_scalar, Span, SpanIndex};
 use crate::spec::{self, Spec};
 use graph::Upstream;
 
@@ -86,15 +86,7 @@ impl Cx<'_> {
     ) -> impl Fn(&std::ops::Range<usize>) -> Span + 'b {
         let scalar = self.value(path);
         let text = self.text;
-        move |r: &std::ops::Range<usize>| {
-            let start = offset_in_scalar(text, &scalar, expr_text, r.start);
-            let end = if r.end > r.start {
-                offset_in_scalar(text, &scalar, expr_text, r.end - 1) + 1
-            } else {
-                start
-            };
-            start..end.max(start)
-        }
+        move |r: &std::ops::Range<usize>| span_in_scalar(text, &scalar, expr_text, r)
     }
 
     /// A duration in the spec at `path`, in ms; reported where it is when it does not
