@@ -44,7 +44,7 @@ pub enum SpecError {
     #[error("invalid YAML: {message}")]
     #[diagnostic(
         code(rill::yaml_syntax),
-        help("check indentation, quotes and brackets near this point; inside `{{ … }}` quote values that contain `${{VAR}}`, `:` or `,`")
+        help("inside `{{ … }}`, quote the expression (or any value) that contains `${{VAR}}`, `:` or `,`; otherwise check indentation, quotes and brackets near this point")
     )]
     YamlSyntax {
         message: String,
@@ -349,6 +349,53 @@ pub enum SpecError {
         help: String,
     },
 
+    /// A mapping key that YAML reads as a number, a boolean or null, not as a name.
+    #[error("`{raw}` is read by YAML as {reads_as}, not as a name")]
+    #[diagnostic(code(rill::non_string_key))]
+    NonStringKey {
+        raw: String,
+        reads_as: &'static str,
+        #[label("{reads_as}")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    /// An unquoted expression in a `{ … }` mapping, cut in pieces by a `,`.
+    #[error("the expression of `{key}` is cut at a `,`")]
+    #[diagnostic(code(rill::unquoted_expression))]
+    CutExpression {
+        key: String,
+        #[label("inside `{{ … }}` a `,` ends the value, so this is read as several keys")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    /// `${VAR}` given for an option that is compiled into the binary.
+    #[error("`{field}` is compiled into the binary, so it cannot be `{given}`")]
+    #[diagnostic(code(rill::compiled_in))]
+    CompiledIn {
+        field: String,
+        given: String,
+        #[label("only known when the binary starts")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    /// A generator option outside the values it can take.
+    #[error("generator option `{option}`: {message}")]
+    #[diagnostic(code(rill::generator_option))]
+    GeneratorOption {
+        option: String,
+        message: String,
+        #[label("{message}")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
     /// A spec without any source.
     #[error("the pipeline has no sources")]
     #[diagnostic(
@@ -570,6 +617,46 @@ impl SpecError {
             help: help.into(),
         }
     }
+    pub fn non_string_key(raw: &str, reads_as: &'static str, span: &Span) -> Self {
+        SpecError::NonStringKey {
+            raw: raw.into(),
+            reads_as,
+            span: at(span),
+            help: format!("quote it, `\"{raw}\"`, if it is meant as text; names start with a letter or `_`"),
+        }
+    }
+    pub fn cut_expression(key: &str, whole: &str, span: &Span) -> Self {
+        SpecError::CutExpression {
+            key: key.into(),
+            span: at(span),
+            help: format!(
+                "quote the expression: `{key}: \"{}\"`, or write the mapping as a block, one `key: value` per line",
+                whole.replace('"', "\\\"")
+            ),
+        }
+    }
+    pub fn compiled_in(field: &str, given: &str, span: &Span, valid: Option<Vec<String>>) -> Self {
+        let what = match valid {
+            Some(valid) if !valid.is_empty() => format!("one of {}", valid.join(", ")),
+            _ => "the value itself".to_string(),
+        };
+        SpecError::CompiledIn {
+            field: field.into(),
+            given: given.into(),
+            span: at(span),
+            help: format!(
+                "write {what}; only connection settings (brokers, paths, credentials, counts) are read when the binary starts"
+            ),
+        }
+    }
+    pub fn generator_option(option: &str, message: impl Into<String>, span: &Span, help: impl Into<String>) -> Self {
+        SpecError::GeneratorOption {
+            option: option.into(),
+            message: message.into(),
+            span: at(span),
+            help: help.into(),
+        }
+    }
     pub fn no_sources(span: &Span) -> Self {
         SpecError::NoSources { span: at(span) }
     }
@@ -668,7 +755,9 @@ impl SourceCode for SpecSource {
         } else {
             let at = span.offset().min(self.text.len());
             let line_start = self.text[..at].rfind(['\n', '\r']).map_or(0, |i| i + 1);
-            self.text.get(line_start..at).map_or(inner.column(), |s| s.chars().count())
+            self.text
+                .get(line_start..at)
+                .map_or(inner.column(), |s| s.chars().count())
         };
         Ok(Box::new(MietteSpanContents::new_named(
             self.name.clone(),

@@ -8,7 +8,7 @@ use super::sinks::{SinkCommon, SinkKind, SinkSpec};
 use super::sources::{SourceCommon, SourceKind, SourceSpec};
 use super::spans::SpanIndex;
 use super::{is_valid_field_name, is_valid_name, Named, OperatorSpec, Spec};
-use crate::diagnostics::SpecError;
+use crate::diagnostics::{did_you_mean, SpecError};
 
 /// The result of loading: the parts of the spec that could be read, the span
 /// index for later passes, and every problem found so far.
@@ -88,6 +88,8 @@ impl Loader {
                 return spec;
             }
         };
+        let mut root = root;
+        self.yaml_traps(text, &mut root);
         let Value::Mapping(root) = root else {
             self.errors.push(SpecError::invalid_value(
                 "spec",
@@ -114,14 +116,19 @@ impl Loader {
                     )),
                 },
                 "schemas" => {
-                    for (name, value) in self.section(value, "schemas") {
-                        if let Some(schema) = self.schema(value, &["schemas", &name]) {
-                            spec.schemas.push(Named { name, spec: schema });
+                    let mut unreadable = Vec::new();
+                    for (name, value) in self.section(value, "schemas", &mut unreadable) {
+                        let path = ["schemas", name.as_str()];
+                        match self.schema(value, &path, &mut spec.unreadable_fields) {
+                            Some(schema) => spec.schemas.push(Named { name, spec: schema }),
+                            None => spec.unreadable_schemas.push(name),
                         }
                     }
+                    spec.unreadable_schemas
+                        .extend(unreadable.into_iter().map(|(_, name)| name));
                 }
                 "sources" => {
-                    for (name, value) in self.section(value, "sources") {
+                    for (name, value) in self.section(value, "sources", &mut spec.unreadable) {
                         match self.source(value, &name) {
                             Some(source) => spec.sources.push(Named { name, spec: source }),
                             None => spec.unreadable.push(("sources", name)),
@@ -129,13 +136,13 @@ impl Loader {
                     }
                 }
                 "transforms" | "windows" | "tables" => {
-                    for (name, value) in self.section(value, key) {
+                    let section = match key {
+                        "transforms" => "transforms",
+                        "windows" => "windows",
+                        _ => "tables",
+                    };
+                    for (name, value) in self.section(value, section, &mut spec.unreadable) {
                         let path = [key, name.as_str()];
-                        let section = match key {
-                            "transforms" => "transforms",
-                            "windows" => "windows",
-                            _ => "tables",
-                        };
                         let context = format!("{} `{name}`", section.trim_end_matches('s'));
                         let value = value.clone();
                         let operator = match section {
@@ -150,7 +157,7 @@ impl Loader {
                     }
                 }
                 "sinks" => {
-                    for (name, value) in self.section(value, "sinks") {
+                    for (name, value) in self.section(value, "sinks", &mut spec.unreadable) {
                         match self.sink(value, &name) {
                             Some(sink) => spec.sinks.push(Named { name, spec: sink }),
                             None => spec.unreadable.push(("sinks", name)),
@@ -181,8 +188,15 @@ impl Loader {
         spec
     }
 
-    /// The entries of a top-level section, with valid names only.
-    fn section<'v>(&mut self, value: &'v Value, section: &str) -> Vec<(String, &'v Value)> {
+    /// The entries of a top-level section, with valid names only. An entry whose name
+    /// is not valid is reported and listed in `unreadable`: it exists, so nothing else
+    /// should say it is missing.
+    fn section<'v>(
+        &mut self,
+        value: &'v Value,
+        section: &'static str,
+        unreadable: &mut Vec<(&'static str, String)>,
+    ) -> Vec<(String, &'v Value)> {
         let Value::Mapping(map) = value else {
             if !value.is_null() {
                 self.errors.push(SpecError::invalid_value(
@@ -198,11 +212,16 @@ impl Loader {
         for (key, value) in map {
             let name = match key {
                 Value::String(s) => s.clone(),
-                other => serde_yaml::to_string(other).unwrap_or_default().trim().to_string(),
+                // Already reported by `yaml_traps`.
+                other => {
+                    unreadable.push((section, key_text(other)));
+                    continue;
+                }
             };
             if !is_valid_name(&name) {
                 self.errors
                     .push(SpecError::invalid_name(&name, &self.spans.key(&[section, &name])));
+                unreadable.push((section, name));
                 continue;
             }
             entries.push((name, value));
@@ -210,7 +229,9 @@ impl Loader {
         entries
     }
 
-    fn schema(&mut self, value: &Value, path: &[&str]) -> Option<SchemaSpec> {
+    /// A schema; fields whose type cannot be read are reported, left out and named in
+    /// `unreadable_fields`.
+    fn schema(&mut self, value: &Value, path: &[&str], unreadable_fields: &mut Vec<String>) -> Option<SchemaSpec> {
         let Value::Mapping(map) = value else {
             self.errors.push(SpecError::invalid_value(
                 path.last().copied().unwrap_or("schema"),
@@ -244,13 +265,17 @@ impl Loader {
                                 &self.spans.value(&field_path),
                                 ScalarType::NAMES,
                             ));
+                            unreadable_fields.push(field.to_string());
                             continue;
                         }
                     }
                 }
-                Value::Mapping(_) => match self.schema(value, &field_path) {
+                Value::Mapping(_) => match self.schema(value, &field_path, unreadable_fields) {
                     Some(nested) => FieldSpec::Object(nested),
-                    None => continue,
+                    None => {
+                        unreadable_fields.push(field.to_string());
+                        continue;
+                    }
                 },
                 _ => {
                     self.errors.push(SpecError::unknown_field_type(
@@ -258,6 +283,7 @@ impl Loader {
                         &self.spans.value(&field_path),
                         ScalarType::NAMES,
                     ));
+                    unreadable_fields.push(field.to_string());
                     continue;
                 }
             };
@@ -360,34 +386,89 @@ impl Loader {
         Some((ty, common, rest))
     }
 
-    /// Deserialize one piece of the spec, turning a serde failure into a located diagnostic.
+    /// Deserialize one piece of the spec, turning serde failures into located diagnostics.
+    ///
+    /// serde stops at the first failure, so after each one the offending key is taken
+    /// out and the rest read again: every mistake of a component is reported in one
+    /// run. A component whose only mistakes are unknown keys (they meant nothing) or
+    /// `${VAR}` on compiled-in options (the default stands in) is still read; one with a
+    /// wrong value is not (a default in its place could mislead later checks).
     fn de<T: DeserializeOwned>(
         &mut self,
-        value: Value,
+        mut value: Value,
         base: &[&str],
         context: &str,
         extra_valid: &[&str],
     ) -> Option<T> {
-        match serde_path_to_error::deserialize::<_, T>(value) {
-            Ok(v) => Some(v),
-            Err(err) => {
-                let mut path: Vec<String> = base.iter().map(|s| s.to_string()).collect();
-                for seg in err.path().iter() {
-                    match seg {
-                        serde_path_to_error::Segment::Map { key } => path.push(key.clone()),
-                        serde_path_to_error::Segment::Seq { index } => path.push(index.to_string()),
-                        _ => {}
-                    }
+        let mut removed: Vec<Vec<String>> = Vec::new();
+        let mut trusted = true;
+        // Each round removes one key, so the number of keys bounds the rounds.
+        for _ in 0..=count_keys(&value) {
+            let err = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+                Ok(v) => return trusted.then_some(v),
+                Err(err) => err,
+            };
+            let mut relative: Vec<String> = Vec::new();
+            for seg in err.path().iter() {
+                match seg {
+                    serde_path_to_error::Segment::Map { key } => relative.push(key.clone()),
+                    serde_path_to_error::Segment::Seq { index } => relative.push(index.to_string()),
+                    _ => {}
                 }
-                let message = err.into_inner().to_string();
-                self.errors
-                    .push(self.serde_error(&message, &strs(&path), context, extra_valid));
-                None
             }
+            let message = err.into_inner().to_string();
+            let mut path: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+            path.extend(relative.iter().cloned());
+            if let Some(field) = quoted_after(&message, "missing field `") {
+                let mut missing = relative.clone();
+                missing.push(field.clone());
+                // Taken out after reporting its value, or misspelt (and reported as unknown).
+                let misspelt = removed.iter().any(|r| {
+                    r.len() == missing.len()
+                        && did_you_mean(r.last().map_or("", String::as_str), [field.as_str()]).is_some()
+                });
+                if removed.contains(&missing) || misspelt {
+                    return None;
+                }
+            }
+            let given = value_at(&value, &relative).cloned();
+            let error = self.serde_error(&message, &strs(&path), context, extra_valid, given.as_ref());
+            // Without an unknown key or a `${VAR}` where a literal belongs, the component
+            // reads as its author meant it; later checks can still run on it.
+            let harmless = matches!(error, SpecError::UnknownField { .. } | SpecError::CompiledIn { .. });
+            self.errors.push(error);
+            let unknown = quoted_after(&message, "unknown field `");
+            let target = match &unknown {
+                Some(field) if relative.last() != Some(field) => {
+                    let mut target = relative.clone();
+                    target.push(field.clone());
+                    target
+                }
+                Some(_) => relative.clone(),
+                // Take out the whole key holding a list: removing one item would shift
+                // the others away from their spans.
+                None => {
+                    let first_index = relative.iter().position(|s| s.parse::<usize>().is_ok());
+                    relative[..first_index.unwrap_or(relative.len())].to_vec()
+                }
+            };
+            if message.starts_with("missing field `") || target.is_empty() || !remove_at(&mut value, &target) {
+                return None;
+            }
+            trusted &= harmless;
+            removed.push(target);
         }
+        None
     }
 
-    fn serde_error(&self, message: &str, path: &[&str], context: &str, extra_valid: &[&str]) -> SpecError {
+    fn serde_error(
+        &self,
+        message: &str,
+        path: &[&str],
+        context: &str,
+        extra_valid: &[&str],
+        given: Option<&Value>,
+    ) -> SpecError {
         if let Some(rest) = message.strip_prefix("unknown field `") {
             let field = rest.split('`').next().unwrap_or_default();
             let mut valid = backticked(rest.split_once("expected").map(|(_, e)| e).unwrap_or(""));
@@ -407,6 +488,12 @@ impl Loader {
             return SpecError::missing_field(field, context, &self.spans.key(path), None);
         }
         let field = path.last().copied().unwrap_or(context).to_string();
+        if let Some(Value::String(text)) = given.filter(|v| v.as_str().is_some_and(|s| s.contains("${"))) {
+            let valid = message
+                .strip_prefix("unknown variant `")
+                .map(|rest| backticked(rest.split_once("expected").map(|(_, e)| e).unwrap_or("")));
+            return SpecError::compiled_in(&field, text, &self.spans.value(path), valid);
+        }
         if let Some(rest) = message.strip_prefix("unknown variant `") {
             let given = rest.split('`').next().unwrap_or_default();
             let valid = backticked(rest.split_once("expected").map(|(_, e)| e).unwrap_or(""));
@@ -419,12 +506,127 @@ impl Loader {
             );
         }
         let message = message.split(" at line ").next().unwrap_or(message);
-        let message = message.replace(
-            "data did not match any variant of untagged enum Inputs",
-            "expected a name or a list of names",
-        );
-        SpecError::invalid_value(field, message, &self.spans.value(path), None)
+        SpecError::invalid_value(field, plain_words(message), &self.spans.value(path), None)
     }
+}
+
+/// Report what YAML reads differently from what it looks like, and set it right so
+/// the rest of the spec can still be checked: keys that are not text are reported and
+/// taken out (a section entry is then kept as unreadable by `section`), and an unquoted
+/// expression cut by a `,` in `{ … }` is put back together.
+impl Loader {
+    fn yaml_traps(&mut self, text: &str, root: &mut Value) {
+        for key in &self.spans.non_string_keys {
+            self.errors
+                .push(SpecError::non_string_key(&key.raw, key.reads_as, &key.span));
+        }
+        for cut in &self.spans.cut_expressions {
+            let whole = text.get(cut.span.clone()).unwrap_or_default().to_string();
+            let key = cut.path.last().cloned().unwrap_or_default();
+            self.errors.push(SpecError::cut_expression(&key, &whole, &cut.span));
+            for fragment in &cut.fragments {
+                remove_at(root, fragment);
+            }
+            if let Some(slot) = value_at_mut(root, &cut.path) {
+                *slot = Value::String(whole);
+            }
+        }
+        if let Value::Mapping(sections) = root {
+            for (_, section) in sections.iter_mut() {
+                if let Value::Mapping(entries) = section {
+                    for (_, entry) in entries.iter_mut() {
+                        strip_non_string_keys(entry);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Remove every key that is not text, at any depth.
+fn strip_non_string_keys(value: &mut Value) {
+    match value {
+        Value::Mapping(map) => {
+            map.retain(|k, _| k.is_string());
+            for (_, v) in map.iter_mut() {
+                strip_non_string_keys(v);
+            }
+        }
+        Value::Sequence(items) => items.iter_mut().for_each(strip_non_string_keys),
+        _ => {}
+    }
+}
+
+/// A key that is not text, as YAML prints it (`1`, `true`, `null`).
+fn key_text(key: &Value) -> String {
+    serde_yaml::to_string(key).unwrap_or_default().trim().to_string()
+}
+
+/// The node at `path` (mapping keys and sequence indexes).
+fn value_at<'v>(value: &'v Value, path: &[String]) -> Option<&'v Value> {
+    path.iter().try_fold(value, |v, seg| match v {
+        Value::Mapping(m) => m.get(seg.as_str()),
+        Value::Sequence(s) => s.get(seg.parse::<usize>().ok()?),
+        _ => None,
+    })
+}
+
+fn value_at_mut<'v>(value: &'v mut Value, path: &[String]) -> Option<&'v mut Value> {
+    path.iter().try_fold(value, |v, seg| match v {
+        Value::Mapping(m) => m.get_mut(seg.as_str()),
+        Value::Sequence(s) => s.get_mut(seg.parse::<usize>().ok()?),
+        _ => None,
+    })
+}
+
+/// Take the mapping entry at `path` out; false when there is none.
+fn remove_at(value: &mut Value, path: &[String]) -> bool {
+    let Some((last, parent)) = path.split_last() else {
+        return false;
+    };
+    match value_at_mut(value, parent) {
+        Some(Value::Mapping(m)) => m.remove(last.as_str()).is_some(),
+        _ => false,
+    }
+}
+
+/// Mapping keys at every depth.
+fn count_keys(value: &Value) -> usize {
+    match value {
+        Value::Mapping(m) => m.iter().map(|(_, v)| 1 + count_keys(v)).sum(),
+        Value::Sequence(s) => s.iter().map(count_keys).sum(),
+        _ => 0,
+    }
+}
+
+/// The name in backticks right after `prefix`, if the message starts with it.
+fn quoted_after(message: &str, prefix: &str) -> Option<String> {
+    let rest = message.strip_prefix(prefix)?;
+    rest.split('`').next().map(str::to_string)
+}
+
+/// serde names the Rust type it expected (`u64`, `a borrowed string`); say what a spec
+/// writer would write instead. Structs and enums name themselves through
+/// `#[serde(expecting = ...)]`.
+fn plain_words(message: &str) -> String {
+    let mut message = message.to_string();
+    for (rust, words) in [
+        ("expected u64", "expected a whole number, 0 or more"),
+        ("expected u32", "expected a whole number, 0 or more"),
+        ("expected usize", "expected a whole number, 0 or more"),
+        ("expected i64", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        ("expected a boolean", "expected `true` or `false`"),
+        ("expected a borrowed string", "expected a string"),
+        ("expected a sequence", "expected a list"),
+        ("expected a map", "expected a mapping"),
+        ("invalid type: sequence", "invalid type: a list"),
+        ("invalid type: map", "invalid type: a mapping"),
+        ("invalid type: unit value", "nothing given"),
+    ] {
+        message = message.replace(rust, words);
+    }
+    message
 }
 
 fn with_type(keys: &[&'static str]) -> Vec<&'static str> {

@@ -42,6 +42,12 @@ pub struct Spec {
     /// Components that exist but could not be read: (section, name). Later
     /// passes treat them as present, so one mistake is reported once.
     pub unreadable: Vec<(&'static str, String)>,
+    /// Schemas that exist but could not be read: a source naming one is not told
+    /// the schema is unknown.
+    pub unreadable_schemas: Vec<String>,
+    /// Schema fields whose type could not be read: an expression naming one is not
+    /// told the field is unknown.
+    pub unreadable_fields: Vec<String>,
 }
 
 impl Spec {

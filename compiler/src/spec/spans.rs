@@ -28,6 +28,32 @@ pub struct SpanIndex {
     nodes: HashMap<Vec<String>, NodeSpans>,
     /// Keys that appear twice in the same mapping: (path of the second, span of the first key).
     pub duplicate_keys: Vec<(Vec<String>, Span)>,
+    /// Unquoted keys that YAML reads as something other than text (`1:`, `true:`, `null:`).
+    pub non_string_keys: Vec<NonStringKey>,
+    /// Unquoted expressions in a `{ … }` mapping that a `,` cut into pieces.
+    pub cut_expressions: Vec<CutExpression>,
+}
+
+/// A mapping key written so that YAML reads it as a number, a boolean or null.
+#[derive(Debug, Clone)]
+pub struct NonStringKey {
+    /// The key as written.
+    pub raw: String,
+    /// What YAML reads it as: "a number", "a boolean", "null".
+    pub reads_as: &'static str,
+    pub span: Span,
+}
+
+/// `{ p95: percentile(temperature, 0.95) }`: the `,` ends the value `percentile(temperature`
+/// and `0.95)` becomes a key of its own. Recorded with the whole text the user meant.
+#[derive(Debug, Clone)]
+pub struct CutExpression {
+    /// Path of the value that was cut.
+    pub path: Vec<String>,
+    /// Paths of the keys made of the rest of the expression.
+    pub fragments: Vec<Vec<String>>,
+    /// From the start of the value to the end of its last piece.
+    pub span: Span,
 }
 
 /// A YAML syntax error, with its byte offset.
@@ -90,10 +116,13 @@ fn offset_of(text: &str, mark: &Marker) -> usize {
 }
 
 enum Frame {
-    /// Inside a mapping: the current key (if one was read and its value is pending) and keys seen.
+    /// Inside a mapping: the current key (if one was read and its value is pending) and keys
+    /// seen; in a `{ … }` mapping, an unquoted value with unclosed brackets being followed.
     Map {
         pending: Option<(String, Span)>,
         seen: HashMap<String, Span>,
+        flow: bool,
+        cut: Option<(CutExpression, i64)>,
     },
     /// Inside a sequence: the next item's index.
     Seq { next: usize },
@@ -148,19 +177,103 @@ impl<'a> Builder<'a> {
     }
 }
 
+impl Builder<'_> {
+    /// A key of a `{ … }` mapping while an unquoted value there has unclosed brackets:
+    /// the key is the rest of that value, cut off by a `,`.
+    fn follow_cut(&mut self, key: &str, span: &Span) {
+        let path = self.path.clone();
+        let Some(Frame::Map { cut, .. }) = self.frames.last_mut() else {
+            return;
+        };
+        let Some((expression, depth)) = cut else { return };
+        let mut fragment = path;
+        fragment.push(key.to_string());
+        expression.fragments.push(fragment);
+        expression.span.end = span.end;
+        *depth += bracket_depth(key);
+        if *depth <= 0 {
+            let done = expression.clone();
+            *cut = None;
+            self.finish_cut(done);
+        }
+    }
+
+    /// Record a cut expression (one with at least one piece cut off) and let its value
+    /// span cover the whole text.
+    fn finish_cut(&mut self, expression: CutExpression) {
+        if let Some(Frame::Map { cut, .. }) = self.frames.last_mut() {
+            *cut = None;
+        }
+        if expression.fragments.is_empty() {
+            return;
+        }
+        if let Some(node) = self.index.nodes.get_mut(&expression.path) {
+            node.value = expression.span.clone();
+        }
+        self.index.cut_expressions.push(expression);
+    }
+}
+
+/// Opening minus closing brackets.
+fn bracket_depth(text: &str) -> i64 {
+    text.chars()
+        .map(|c| match c {
+            '(' | '[' => 1,
+            ')' | ']' => -1,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// What YAML reads an unquoted key as, when it is not text.
+fn non_string_reading(key: &str) -> Option<&'static str> {
+    let looks_textual = key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && !matches!(key.to_ascii_lowercase().as_str(), "true" | "false" | "null");
+    if looks_textual {
+        return None;
+    }
+    match serde_yaml::from_str::<serde_yaml::Value>(key) {
+        Ok(serde_yaml::Value::Number(_)) => Some("a number"),
+        Ok(serde_yaml::Value::Bool(_)) => Some("a boolean"),
+        Ok(serde_yaml::Value::Null) => Some("null"),
+        _ => None,
+    }
+}
+
 impl MarkedEventReceiver for Builder<'_> {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         let start = offset_of(self.text, &mark);
         match ev {
-            Event::Scalar(value, style, ..) => {
+            Event::Scalar(value, style, _, tag) => {
                 let span = self.scalar_span(start, &value, style);
                 match self.place_node() {
                     Some((path, key)) => {
+                        if let Some(Frame::Map { flow: true, cut, .. }) = self.frames.last_mut() {
+                            let depth = bracket_depth(&value);
+                            if style == TScalarStyle::Plain && depth > 0 && cut.is_none() {
+                                let expression = CutExpression {
+                                    path: path.clone(),
+                                    fragments: Vec::new(),
+                                    span: span.clone(),
+                                };
+                                *cut = Some((expression, depth));
+                            }
+                        }
                         self.index.nodes.insert(path, NodeSpans { key, value: span });
                     }
                     None => {
+                        if style == TScalarStyle::Plain && tag.is_none() {
+                            if let Some(reads_as) = non_string_reading(&value) {
+                                self.index.non_string_keys.push(NonStringKey {
+                                    raw: value.clone(),
+                                    reads_as,
+                                    span: span.clone(),
+                                });
+                            }
+                        }
+                        self.follow_cut(&value, &span);
                         // A mapping key: remember it until its value arrives.
-                        if let Some(Frame::Map { pending, seen }) = self.frames.last_mut() {
+                        if let Some(Frame::Map { pending, seen, .. }) = self.frames.last_mut() {
                             if let Some(first) = seen.get(&value) {
                                 let mut dup = self.path.clone();
                                 dup.push(value.clone());
@@ -187,12 +300,21 @@ impl MarkedEventReceiver for Builder<'_> {
                     Frame::Map {
                         pending: None,
                         seen: HashMap::new(),
+                        flow: self.text[start..].starts_with('{'),
+                        cut: None,
                     }
                 } else {
                     Frame::Seq { next: 0 }
                 });
             }
             Event::MappingEnd | Event::SequenceEnd => {
+                if let Some(Frame::Map {
+                    cut: Some((cut, _)), ..
+                }) = self.frames.last_mut()
+                {
+                    let cut = cut.clone();
+                    self.finish_cut(cut);
+                }
                 self.frames.pop();
                 self.path.pop();
             }
@@ -289,9 +411,13 @@ pub fn span_in_scalar(text: &str, scalar: &Span, value: &str, range: &Range<usiz
     };
     // `chars[i]` is the i-th character of the value: (value offset, raw start, raw end).
     let at = |offset: usize| chars.iter().find(|c| c.0 + c.3 > offset);
-    let first = at(range.start).map(|c| c.1).unwrap_or_else(|| chars.last().map_or(0, |c| c.2));
+    let first = at(range.start)
+        .map(|c| c.1)
+        .unwrap_or_else(|| chars.last().map_or(0, |c| c.2));
     let end = if range.end > range.start {
-        at(range.end - 1).map(|c| c.2).unwrap_or_else(|| chars.last().map_or(0, |c| c.2))
+        at(range.end - 1)
+            .map(|c| c.2)
+            .unwrap_or_else(|| chars.last().map_or(0, |c| c.2))
     } else {
         first
     };
@@ -479,7 +605,9 @@ fn decode_quoted(raw: &str, wanted: usize, double: bool) -> Vec<Produced> {
 /// `|` and `>` block scalars: the header line, then lines at one indentation.
 fn decode_block(raw: &str, wanted: usize) -> Vec<Produced> {
     let folded = raw.starts_with('>');
-    let Some(header_end) = raw.find('\n') else { return Vec::new() };
+    let Some(header_end) = raw.find('\n') else {
+        return Vec::new();
+    };
     let explicit = raw[1..header_end]
         .chars()
         .find(|c| c.is_ascii_digit())

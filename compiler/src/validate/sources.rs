@@ -6,20 +6,18 @@ use super::records::{line_record, Schemas};
 use super::{kafka, Cx};
 use crate::diagnostics::SpecError;
 use crate::ir::{GenField, GenKind, IrFormat, IrSource, IrSourceKind, IrTime, PropertyValue};
-use crate::spec::duration::parse_millis;
 use crate::spec::sources::{GenFieldSpec, GeneratorSource, KafkaSource, SourceCommon};
+use crate::spec::spans::Span;
 use crate::spec::{FormatName, Named, Setting, SourceKind, SourceSpec, Spec};
 use crate::types::{RecordType, TsRepr, Type};
 
 /// One entry per spec source; `None` where the source has errors.
 pub fn check(spec: &Spec, schemas: &Schemas, cx: &mut Cx) -> Vec<Option<IrSource>> {
-    spec.sources
-        .iter()
-        .map(|s| source(&spec.name, s, schemas, cx))
-        .collect()
+    spec.sources.iter().map(|s| source(spec, s, schemas, cx)).collect()
 }
 
-fn source(pipeline: &str, named: &Named<SourceSpec>, schemas: &Schemas, cx: &mut Cx) -> Option<IrSource> {
+fn source(spec: &Spec, named: &Named<SourceSpec>, schemas: &Schemas, cx: &mut Cx) -> Option<IrSource> {
+    let pipeline = spec.name.as_str();
     let name = named.name.as_str();
     let common = &named.spec.common;
     let is_generator = matches!(named.spec.kind, SourceKind::Generator(_));
@@ -34,7 +32,7 @@ fn source(pipeline: &str, named: &Named<SourceSpec>, schemas: &Schemas, cx: &mut
         return None;
     }
     let format = format(common, format_name, &["sources", name], cx)?;
-    let mut record = record(name, common, format_name, schemas, cx)?;
+    let mut record = record(name, common, format_name, schemas, &spec.unreadable_schemas, cx)?;
     if matches!(format, IrFormat::Csv { .. }) && !record.is_flat() {
         let at = cx.value(&["sources", name, "format"]);
         cx.error(SpecError::bad_format_option(
@@ -261,6 +259,7 @@ fn record(
     common: &SourceCommon,
     format: FormatName,
     schemas: &Schemas,
+    unreadable_schemas: &[String],
     cx: &mut Cx,
 ) -> Option<Rc<RecordType>> {
     if format == FormatName::Lines {
@@ -290,6 +289,8 @@ fn record(
     };
     match schemas.get(schema) {
         Some(r) => Some(r.clone()),
+        // Defined, and already reported where it is.
+        None if unreadable_schemas.contains(schema) => None,
         None => {
             let at = cx.value(&["sources", name, "schema"]);
             let valid: Vec<&str> = schemas.keys().map(String::as_str).collect();
@@ -386,79 +387,69 @@ fn gen_fields(
 }
 
 fn gen_kind(name: &str, ty: &Type, repr: TsRepr, spec: &GenFieldSpec, path: &[&str], cx: &mut Cx) -> Option<GenKind> {
-    let misfit = |option: &str, cx: &mut Cx| {
-        let mut p = path.to_vec();
-        p.push(option);
-        let at = cx.key(&p);
-        cx.error(SpecError::invalid_value(
-            option,
-            format!("does not apply to `{name}` ({ty})"),
-            &at,
-            Some("strings: values, prefix, cardinality; numbers: min, max, sequence; bool: p_true; timestamps: start, step, jitter; optional: null_ratio".into()),
-        ));
-        None
-    };
-    let duration = |option: &str, value: &Option<String>, default: i64, cx: &mut Cx| -> Option<i64> {
-        match value {
-            None => Some(default),
-            Some(text) => match parse_millis(text) {
-                Ok(ms) => Some(ms as i64),
-                Err(reason) => {
-                    let mut p = path.to_vec();
-                    p.push(option);
-                    let at = cx.value(&p);
-                    cx.error(SpecError::bad_duration(text, &reason, &at));
-                    None
-                }
+    let options = GenOptions { name, ty, path };
+    if let Type::Optional(inner) = ty {
+        let p_null = spec.null_ratio.unwrap_or(0.1);
+        let ratio_ok = options.share("null_ratio", spec.null_ratio, "a share of nulls", cx);
+        let inner = gen_kind(
+            name,
+            inner,
+            repr,
+            &GenFieldSpec {
+                null_ratio: None,
+                ..spec.clone()
             },
-        }
-    };
-    let min = spec.min.unwrap_or(0.0);
-    let max = spec.max.unwrap_or(100.0);
+            path,
+            cx,
+        );
+        return ratio_ok.then_some(GenKind::Optional {
+            p_null,
+            inner: Box::new(inner?),
+        });
+    }
+    if !options.all_apply(spec, cx) {
+        return None;
+    }
     Some(match ty {
-        Type::Optional(inner) => {
-            let inner = gen_kind(
-                name,
-                inner,
-                repr,
-                &GenFieldSpec {
-                    null_ratio: None,
-                    ..spec.clone()
-                },
-                path,
-                cx,
-            )?;
-            GenKind::Optional {
-                p_null: spec.null_ratio.unwrap_or(0.1),
-                inner: Box::new(inner),
+        Type::Optional(_) => unreachable!("handled above"),
+        Type::String => match &spec.values {
+            Some(values) if values.is_empty() => {
+                options.error(
+                    "values",
+                    "an empty list leaves nothing to pick",
+                    "list at least one value, or remove `values:` for `prefix` + a number below `cardinality`",
+                    cx,
+                );
+                return None;
+            }
+            Some(values) => GenKind::Values(values.clone()),
+            None if spec.cardinality == Some(0) => {
+                options.error(
+                    "cardinality",
+                    "must be at least 1",
+                    "`cardinality: 10` gives `<prefix>0` … `<prefix>9`",
+                    cx,
+                );
+                return None;
+            }
+            None => GenKind::Text {
+                prefix: spec.prefix.clone().unwrap_or_else(|| format!("{name}-")),
+                cardinality: spec.cardinality.unwrap_or(10),
+            },
+        },
+        Type::I64 | Type::U64 if spec.sequence => GenKind::Sequence,
+        Type::I64 | Type::U64 | Type::F64 => options.number_range(spec, cx)?,
+        Type::Bool => {
+            if !options.share("p_true", spec.p_true, "a probability", cx) {
+                return None;
+            }
+            GenKind::Bool {
+                p_true: spec.p_true.unwrap_or(0.5),
             }
         }
-        _ if spec.null_ratio.is_some() => return misfit("null_ratio", cx),
-        Type::String => match (&spec.values, &spec.prefix) {
-            (Some(values), _) if !values.is_empty() => GenKind::Values(values.clone()),
-            _ => GenKind::Text {
-                prefix: spec.prefix.clone().unwrap_or_else(|| format!("{name}-")),
-                cardinality: spec.cardinality.unwrap_or(10).max(1),
-            },
-        },
-        _ if spec.values.is_some() => return misfit("values", cx),
-        Type::I64 if spec.sequence => GenKind::Sequence,
-        Type::U64 if spec.sequence => GenKind::Sequence,
-        Type::I64 => GenKind::Int {
-            min: min as i64,
-            max: max as i64,
-        },
-        Type::U64 => GenKind::UInt {
-            min: min.max(0.0) as u64,
-            max: max.max(0.0) as u64,
-        },
-        Type::F64 => GenKind::Float { min, max },
-        Type::Bool => GenKind::Bool {
-            p_true: spec.p_true.unwrap_or(0.5),
-        },
         Type::Timestamp => {
-            let step = duration("step", &spec.step, 1000, cx);
-            let jitter = duration("jitter", &spec.jitter, 0, cx);
+            let step = options.duration("step", &spec.step, 1000, cx);
+            let jitter = options.duration("jitter", &spec.jitter, 0, cx);
             GenKind::Time {
                 start_ms: spec.start.unwrap_or(1_700_000_000_000),
                 step_ms: step?,
@@ -467,6 +458,168 @@ fn gen_kind(name: &str, ty: &Type, repr: TsRepr, spec: &GenFieldSpec, path: &[&s
             }
         }
         Type::Record(nested) => GenKind::Object(gen_fields(nested, &Default::default(), path, cx)?),
-        Type::List(_) => return misfit("values", cx),
+        Type::List(_) => return None,
     })
+}
+
+/// The options of one generated field, checked against its type and their ranges.
+struct GenOptions<'a> {
+    name: &'a str,
+    ty: &'a Type,
+    /// `["sources", <source>, "fields", <field>]`.
+    path: &'a [&'a str],
+}
+
+/// Which options each type of field takes (`null_ratio`: optional fields, any type).
+const OPTIONS_HELP: &str = "strings: values, prefix, cardinality; integers: min, max, sequence; f64: min, max; bool: p_true; timestamps: start, step, jitter; optional fields: null_ratio";
+
+impl GenOptions<'_> {
+    fn at(&self, option: &str, key: bool, cx: &Cx) -> Span {
+        let mut p = self.path.to_vec();
+        p.push(option);
+        if key {
+            cx.key(&p)
+        } else {
+            cx.value(&p)
+        }
+    }
+
+    fn error(&self, option: &str, message: impl Into<String>, help: &str, cx: &mut Cx) {
+        let at = self.at(option, false, cx);
+        cx.error(SpecError::generator_option(option, message, &at, help));
+    }
+
+    /// Every option given applies to the field's type; each one that does not is reported.
+    fn all_apply(&self, spec: &GenFieldSpec, cx: &mut Cx) -> bool {
+        let applies: &[&str] = match self.ty {
+            Type::String => &["values", "prefix", "cardinality"],
+            Type::I64 | Type::U64 => &["min", "max", "sequence"],
+            Type::F64 => &["min", "max"],
+            Type::Bool => &["p_true"],
+            Type::Timestamp => &["start", "step", "jitter"],
+            Type::Record(_) | Type::List(_) | Type::Optional(_) => &[],
+        };
+        let mut ok = true;
+        for option in given_options(spec) {
+            let clash = match option {
+                "prefix" | "cardinality" if spec.values.is_some() => Some("has no effect next to `values:`"),
+                "min" | "max" if spec.sequence => Some("has no effect next to `sequence: true`"),
+                _ => None,
+            };
+            let message = match clash {
+                _ if !applies.contains(&option) => format!("does not apply to `{}` ({})", self.name, self.ty),
+                Some(clash) => clash.to_string(),
+                None => continue,
+            };
+            let at = self.at(option, true, cx);
+            cx.error(SpecError::generator_option(option, message, &at, OPTIONS_HELP));
+            ok = false;
+        }
+        ok
+    }
+
+    /// A probability or share: between 0 and 1.
+    fn share(&self, option: &str, value: Option<f64>, what: &str, cx: &mut Cx) -> bool {
+        match value {
+            Some(v) if !(0.0..=1.0).contains(&v) => {
+                self.error(
+                    option,
+                    format!("{what} is between 0 and 1, found {v}"),
+                    "e.g. `0.25`: one in four",
+                    cx,
+                );
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// `min`/`max` of a number field: finite, whole for integers, not negative for u64,
+    /// and `min` not above `max` (defaults 0 and 100).
+    fn number_range(&self, spec: &GenFieldSpec, cx: &mut Cx) -> Option<GenKind> {
+        let mut ok = true;
+        for (option, value) in [("min", spec.min), ("max", spec.max)] {
+            let Some(v) = value else { continue };
+            let problem = match self.ty {
+                _ if !v.is_finite() => Some("must be a finite number"),
+                Type::I64 | Type::U64 if v.fract() != 0.0 => Some("must be a whole number for an integer field"),
+                Type::U64 if v < 0.0 => Some("must not be negative for a u64 field"),
+                Type::I64 | Type::U64 if v.abs() >= 9.2e18 => Some("is out of range for a 64-bit integer"),
+                _ => None,
+            };
+            if let Some(problem) = problem {
+                self.error(
+                    option,
+                    format!("{problem}, found {v}"),
+                    "numbers: `{ min: 0, max: 100 }`",
+                    cx,
+                );
+                ok = false;
+            }
+        }
+        if !ok {
+            return None;
+        }
+        let (min, max) = (spec.min.unwrap_or(0.0), spec.max.unwrap_or(100.0));
+        if min > max {
+            let given = |v: Option<f64>, default: &str| match v {
+                Some(v) => v.to_string(),
+                None => format!("{default} (the default)"),
+            };
+            let option = if spec.min.is_some() { "min" } else { "max" };
+            self.error(
+                option,
+                format!(
+                    "`min` {} is above `max` {}",
+                    given(spec.min, "0"),
+                    given(spec.max, "100")
+                ),
+                "give both bounds, `min` at most `max`",
+                cx,
+            );
+            return None;
+        }
+        Some(match self.ty {
+            Type::I64 => GenKind::Int {
+                min: min as i64,
+                max: max as i64,
+            },
+            Type::U64 => GenKind::UInt {
+                min: min as u64,
+                max: max as u64,
+            },
+            _ => GenKind::Float { min, max },
+        })
+    }
+
+    fn duration(&self, option: &str, value: &Option<String>, default: i64, cx: &mut Cx) -> Option<i64> {
+        match value {
+            None => Some(default),
+            Some(text) => {
+                let mut p = self.path.to_vec();
+                p.push(option);
+                cx.duration(&p, text, false)
+            }
+        }
+    }
+}
+
+/// The options a field spec sets, in the order of `GenFieldSpec`.
+fn given_options(spec: &GenFieldSpec) -> Vec<&'static str> {
+    [
+        ("values", spec.values.is_some()),
+        ("prefix", spec.prefix.is_some()),
+        ("cardinality", spec.cardinality.is_some()),
+        ("min", spec.min.is_some()),
+        ("max", spec.max.is_some()),
+        ("p_true", spec.p_true.is_some()),
+        ("start", spec.start.is_some()),
+        ("step", spec.step.is_some()),
+        ("jitter", spec.jitter.is_some()),
+        ("null_ratio", spec.null_ratio.is_some()),
+        ("sequence", spec.sequence),
+    ]
+    .into_iter()
+    .filter_map(|(option, given)| given.then_some(option))
+    .collect()
 }
