@@ -12,8 +12,59 @@ fn at(span: &Span) -> SourceSpan {
     SourceSpan::new(span.start.into(), span.end.saturating_sub(span.start))
 }
 
-/// Renders "did you mean `x`?" when a close candidate exists.
+/// Words people bring from other stream processors (Flink, Kafka Streams, SQL) and
+/// what rill calls the same thing. Used only when the rill word is a valid choice.
+const SYNONYMS: &[(&str, &str)] = &[
+    ("sliding", "hopping"),
+    ("slide", "hopping"),
+    ("hop", "hopping"),
+    ("fixed", "tumbling"),
+    ("tumble", "tumbling"),
+    ("window", "tumbling"),
+    ("every", "tumbling"),
+    ("size", "tumbling"),
+    ("gap", "session"),
+    ("sessions", "session"),
+    ("where", "filter"),
+    ("select", "map"),
+    ("project", "map"),
+    ("flat_map", "explode"),
+    ("flatten", "explode"),
+    ("unnest", "explode"),
+    ("from", "input"),
+    ("inputs", "input"),
+    ("source", "input"),
+    ("group_by", "key"),
+    ("partition_by", "key"),
+    ("keys", "key"),
+    ("key_by", "key"),
+    ("aggregates", "aggregate"),
+    ("aggregations", "aggregate"),
+    ("agg", "aggregate"),
+    ("lateness", "allowed_lateness"),
+    ("late_after", "allowed_lateness"),
+    ("timestamp", "event_time"),
+    ("time_field", "event_time"),
+    ("watermarks", "watermark"),
+    ("topic", "topics"),
+    ("bootstrap_servers", "brokers"),
+    ("servers", "brokers"),
+    ("group", "group_id"),
+    ("consumer_group", "group_id"),
+    ("file", "path"),
+    ("codec", "format"),
+    ("errors", "on_error"),
+];
+
+/// Renders "did you mean `x`?" when a close candidate (or a known synonym) exists.
 pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let candidates: Vec<&str> = candidates.into_iter().collect();
+    let synonym = SYNONYMS
+        .iter()
+        .find(|(other, ours)| *other == word && candidates.contains(ours));
+    if let Some((_, ours)) = synonym {
+        return Some(ours.to_string());
+    }
     let mut best: Option<(f64, &str)> = None;
     for c in candidates {
         let score = strsim::jaro_winkler(word, c);
@@ -61,7 +112,7 @@ pub enum SpecError {
         #[label("{message}")]
         span: SourceSpan,
         #[help]
-        help: Option<String>,
+        help: String,
     },
 
     /// A key that this component does not have.
@@ -85,7 +136,7 @@ pub enum SpecError {
         #[label("this needs `{field}`")]
         span: SourceSpan,
         #[help]
-        help: Option<String>,
+        help: String,
     },
 
     /// `type:` names a source or sink kind rill does not have.
@@ -297,7 +348,7 @@ pub enum SpecError {
         span: SourceSpan,
         label: String,
         #[help]
-        help: Option<String>,
+        help: String,
     },
 
     /// A regular expression that does not compile.
@@ -322,7 +373,7 @@ pub enum SpecError {
         found: String,
         expected: String,
         #[help]
-        help: Option<String>,
+        help: String,
     },
 
     /// A window or table fed by sources on event time and on processing time.
@@ -423,8 +474,10 @@ impl SpecError {
         span: &Span,
         help: Option<String>,
     ) -> Self {
+        let field = field.into();
+        let help = help.unwrap_or_else(|| format!("see `{field}` in docs/language.md for the values it takes"));
         SpecError::InvalidValue {
-            field: field.into(),
+            field,
             message: message.into(),
             span: at(span),
             help,
@@ -443,7 +496,7 @@ impl SpecError {
             field: field.into(),
             context: context.into(),
             span: at(span),
-            help,
+            help: help.unwrap_or_else(|| format!("add `{field}:` to {context}; docs/language.md lists its options")),
         }
     }
     pub fn unknown_component_type(kind: &'static str, ty: &str, span: &Span, valid: &[&str]) -> Self {
@@ -583,7 +636,9 @@ impl SpecError {
             message: message.into(),
             label: label.into(),
             span: at(span),
-            help,
+            help: help.unwrap_or_else(|| {
+                "convert a value where types differ: `to_float(x)`, `to_int(x)`, `to_string(x)`; docs/language.md lists what each operator takes".into()
+            }),
         }
     }
     pub fn bad_regex(message: impl Into<String>, span: &Span) -> Self {
@@ -598,7 +653,7 @@ impl SpecError {
             span: at(span),
             found: found.into(),
             expected: expected.into(),
-            help,
+            help: help.unwrap_or_else(|| "every input must carry the same record type".into()),
         }
     }
     pub fn mixed_time(name: &str, span: &Span, event: &str, processing: &str) -> Self {
@@ -775,5 +830,39 @@ fn plural(n: usize) -> &'static str {
         ""
     } else {
         "s"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every variant of `SpecError` comes with help: a `help(…)` in its `#[diagnostic]`,
+    /// or a `#[help]` field that is a `String` (never an `Option`, which may be empty).
+    /// Read from this file's source, so a new variant without help fails here.
+    #[test]
+    fn every_variant_has_help() {
+        let source = include_str!("diagnostics.rs");
+        let body = source
+            .split("pub enum SpecError {")
+            .nth(1)
+            .and_then(|rest| rest.split("\n}\n").next())
+            .expect("the SpecError enum");
+        let mut variants = 0;
+        for chunk in body.split("\n\n") {
+            let Some(name) = chunk.lines().find_map(|l| {
+                let l = l.strip_prefix("    ")?;
+                let name = l.strip_suffix(" {")?;
+                name.chars().all(char::is_alphanumeric).then_some(name)
+            }) else {
+                continue;
+            };
+            variants += 1;
+            let fixed = chunk.contains("help(");
+            let field = chunk.contains("#[help]\n        help: String,");
+            assert!(fixed || field, "`SpecError::{name}` has no help line");
+        }
+        assert!(
+            variants >= 30,
+            "found only {variants} variants: is the enum still parsed?"
+        );
     }
 }

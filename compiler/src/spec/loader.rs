@@ -401,9 +401,11 @@ impl Loader {
         extra_valid: &[&str],
     ) -> Option<T> {
         let mut removed: Vec<Vec<String>> = Vec::new();
+        // Misspelt keys read under the name they were probably meant as.
+        let mut guessed: Vec<Vec<String>> = Vec::new();
         let mut trusted = true;
-        // Each round removes one key, so the number of keys bounds the rounds.
-        for _ in 0..=count_keys(&value) {
+        // Each round removes or renames one key, so twice the keys bound the rounds.
+        for _ in 0..=2 * count_keys(&value) {
             let err = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
                 Ok(v) => return trusted.then_some(v),
                 Err(err) => err,
@@ -417,6 +419,16 @@ impl Loader {
                 }
             }
             let message = err.into_inner().to_string();
+            let in_guess = guessed.iter().position(|g| {
+                relative.starts_with(g) || quoted_after(&message, "missing field `").as_ref() == g.last()
+            });
+            if let Some(i) = in_guess {
+                // The guess did not fit: drop it quietly, its key is reported already.
+                let guess = guessed.remove(i);
+                remove_at(&mut value, &guess);
+                removed.push(guess);
+                continue;
+            }
             let mut path: Vec<String> = base.iter().map(|s| s.to_string()).collect();
             path.extend(relative.iter().cloned());
             if let Some(field) = quoted_after(&message, "missing field `") {
@@ -432,6 +444,23 @@ impl Loader {
                 }
             }
             let given = value_at(&value, &relative).cloned();
+            // serde_yaml reads a name (an enum) from a number or a list without asking the
+            // enum what it expected: ask it, with a name it cannot know.
+            let message = match message.split_once(", expected a Value::Tagged enum") {
+                Some((found, _)) => {
+                    let mut probe = value.clone();
+                    if let Some(slot) = value_at_mut(&mut probe, &relative) {
+                        *slot = Value::String("\u{1}".into());
+                    }
+                    let expected = match serde_path_to_error::deserialize::<_, T>(probe) {
+                        Err(e) => e.into_inner().to_string(),
+                        Ok(_) => String::new(),
+                    };
+                    let valid = backticked(expected.split_once("expected").map_or("", |(_, e)| e));
+                    format!("{found}, expected one of {}", valid.join(", "))
+                }
+                None => message,
+            };
             let error = self.serde_error(&message, &strs(&path), context, extra_valid, given.as_ref());
             // Without an unknown key or a `${VAR}` where a literal belongs, the component
             // reads as its author meant it; later checks can still run on it.
@@ -452,10 +481,29 @@ impl Loader {
                     relative[..first_index.unwrap_or(relative.len())].to_vec()
                 }
             };
-            if message.starts_with("missing field `") || target.is_empty() || !remove_at(&mut value, &target) {
+            if message.starts_with("missing field `") || target.is_empty() {
                 return None;
             }
+            let Some(taken) = take_at(&mut value, &target) else {
+                return None;
+            };
             trusted &= harmless;
+            // A misspelt key (`sliding:` for `hopping:`) is read as the key it resembles, so
+            // the component is checked as meant instead of as missing that key.
+            let own_fields = backticked(message.split_once("expected").map_or("", |(_, e)| e));
+            let meant = unknown
+                .as_deref()
+                .and_then(|field| did_you_mean(field, own_fields.iter().map(String::as_str)));
+            let parent = &target[..target.len() - 1];
+            if let Some(meant) = meant.filter(|m| value_at(&value, &[parent, &[m.clone()]].concat()).is_none()) {
+                let renamed = [parent, &[meant.clone()]].concat();
+                if let Some(Value::Mapping(m)) = value_at_mut(&mut value, parent) {
+                    m.insert(Value::String(meant), taken);
+                    let full = |p: &[String]| [strs_owned(base), p.to_vec()].concat();
+                    self.spans.alias(&full(&target), &full(&renamed));
+                    guessed.push(renamed);
+                }
+            }
             removed.push(target);
         }
         None
@@ -581,13 +629,20 @@ fn value_at_mut<'v>(value: &'v mut Value, path: &[String]) -> Option<&'v mut Val
 
 /// Take the mapping entry at `path` out; false when there is none.
 fn remove_at(value: &mut Value, path: &[String]) -> bool {
-    let Some((last, parent)) = path.split_last() else {
-        return false;
-    };
+    take_at(value, path).is_some()
+}
+
+/// Take the mapping entry at `path` out and return its value.
+fn take_at(value: &mut Value, path: &[String]) -> Option<Value> {
+    let (last, parent) = path.split_last()?;
     match value_at_mut(value, parent) {
-        Some(Value::Mapping(m)) => m.remove(last.as_str()).is_some(),
-        _ => false,
+        Some(Value::Mapping(m)) => m.remove(last.as_str()),
+        _ => None,
     }
+}
+
+fn strs_owned(path: &[&str]) -> Vec<String> {
+    path.iter().map(|s| s.to_string()).collect()
 }
 
 /// Mapping keys at every depth.
@@ -610,6 +665,20 @@ fn quoted_after(message: &str, prefix: &str) -> Option<String> {
 /// `#[serde(expecting = ...)]`.
 fn plain_words(message: &str) -> String {
     let mut message = message.to_string();
+    // Whole words only: "expected a map" must not rewrite "expected a mapping".
+    let replace_words = |message: &mut String, rust: &str, words: &str| {
+        let mut from = 0;
+        while let Some(found) = message[from..].find(rust) {
+            let at = from + found;
+            let end = at + rust.len();
+            if message[end..].starts_with(|c: char| c.is_alphanumeric() || c == '_') {
+                from = end;
+                continue;
+            }
+            message.replace_range(at..end, words);
+            from = at + words.len();
+        }
+    };
     for (rust, words) in [
         ("expected u64", "expected a whole number, 0 or more"),
         ("expected u32", "expected a whole number, 0 or more"),
@@ -624,7 +693,7 @@ fn plain_words(message: &str) -> String {
         ("invalid type: map", "invalid type: a mapping"),
         ("invalid type: unit value", "nothing given"),
     ] {
-        message = message.replace(rust, words);
+        replace_words(&mut message, rust, words);
     }
     message
 }

@@ -116,6 +116,7 @@ impl OperatorSpec {
 /// How a record format is written in a spec (`format: json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[serde(expecting = "one of json, csv, lines")]
 pub enum FormatName {
     Json,
     Csv,
@@ -135,6 +136,7 @@ impl FormatName {
 /// What a source does with a record it cannot decode or process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[serde(expecting = "one of dead_letter, drop, fail")]
 pub enum OnError {
     #[default]
     DeadLetter,
@@ -145,6 +147,7 @@ pub enum OnError {
 /// One input or several: `input: a` or `input: [a, b]`.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(untagged)]
+#[serde(expecting = "a name or a list of names")]
 pub enum Inputs {
     One(String),
     Many(Vec<String>),

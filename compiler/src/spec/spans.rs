@@ -81,6 +81,18 @@ impl SpanIndex {
         self.nodes.get(&key)
     }
 
+    /// Make the nodes at `from` (and below) findable at `to` as well: a misspelt key
+    /// read under the name it was meant as still points at what was written.
+    pub fn alias(&mut self, from: &[String], to: &[String]) {
+        let copies: Vec<(Vec<String>, NodeSpans)> = self
+            .nodes
+            .iter()
+            .filter(|(path, _)| path.starts_with(from))
+            .map(|(path, spans)| ([to, &path[from.len()..]].concat(), spans.clone()))
+            .collect();
+        self.nodes.extend(copies);
+    }
+
     /// The value span at `path`, or of the closest ancestor that exists.
     pub fn value(&self, path: &[&str]) -> Span {
         for len in (0..=path.len()).rev() {
