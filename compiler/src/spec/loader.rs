@@ -4,9 +4,13 @@ use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
 
 use super::schema::{FieldSpec, ScalarType, SchemaSpec};
+use super::serde_messages::{backticked, enum_choices, error_path, plain_words, quoted_after, removal_target};
 use super::sinks::{SinkCommon, SinkKind, SinkSpec};
 use super::sources::{SourceCommon, SourceKind, SourceSpec};
 use super::spans::SpanIndex;
+use super::value_path::{
+    count_keys, insert_beside, key_text, remove_at, strip_non_string_keys, take_at, value_at, value_at_mut,
+};
 use super::{is_valid_field_name, is_valid_name, Named, OperatorSpec, Spec};
 use crate::diagnostics::{did_you_mean, SpecError};
 
@@ -410,14 +414,7 @@ impl Loader {
                 Ok(v) => return trusted.then_some(v),
                 Err(err) => err,
             };
-            let mut relative: Vec<String> = Vec::new();
-            for seg in err.path().iter() {
-                match seg {
-                    serde_path_to_error::Segment::Map { key } => relative.push(key.clone()),
-                    serde_path_to_error::Segment::Seq { index } => relative.push(index.to_string()),
-                    _ => {}
-                }
-            }
+            let relative = error_path(err.path());
             let message = err.into_inner().to_string();
             let in_guess = guessed.iter().position(|g| {
                 relative.starts_with(g) || quoted_after(&message, "missing field `").as_ref() == g.last()
@@ -447,18 +444,7 @@ impl Loader {
             // serde_yaml reads a name (an enum) from a number or a list without asking the
             // enum what it expected: ask it, with a name it cannot know.
             let message = match message.split_once(", expected a Value::Tagged enum") {
-                Some((found, _)) => {
-                    let mut probe = value.clone();
-                    if let Some(slot) = value_at_mut(&mut probe, &relative) {
-                        *slot = Value::String("\u{1}".into());
-                    }
-                    let expected = match serde_path_to_error::deserialize::<_, T>(probe) {
-                        Err(e) => e.into_inner().to_string(),
-                        Ok(_) => String::new(),
-                    };
-                    let valid = backticked(expected.split_once("expected").map_or("", |(_, e)| e));
-                    format!("{found}, expected one of {}", valid.join(", "))
-                }
+                Some((found, _)) => format!("{found}, expected one of {}", enum_choices::<T>(&value, &relative)),
                 None => message,
             };
             let error = self.serde_error(&message, &strs(&path), context, extra_valid, given.as_ref());
@@ -467,26 +453,11 @@ impl Loader {
             let harmless = matches!(error, SpecError::UnknownField { .. } | SpecError::CompiledIn { .. });
             self.errors.push(error);
             let unknown = quoted_after(&message, "unknown field `");
-            let target = match &unknown {
-                Some(field) if relative.last() != Some(field) => {
-                    let mut target = relative.clone();
-                    target.push(field.clone());
-                    target
-                }
-                Some(_) => relative.clone(),
-                // Take out the whole key holding a list: removing one item would shift
-                // the others away from their spans.
-                None => {
-                    let first_index = relative.iter().position(|s| s.parse::<usize>().is_ok());
-                    relative[..first_index.unwrap_or(relative.len())].to_vec()
-                }
-            };
+            let target = removal_target(&relative, unknown.as_deref());
             if message.starts_with("missing field `") || target.is_empty() {
                 return None;
             }
-            let Some(taken) = take_at(&mut value, &target) else {
-                return None;
-            };
+            let taken = take_at(&mut value, &target)?;
             trusted &= harmless;
             // A misspelt key (`sliding:` for `hopping:`) is read as the key it resembles, so
             // the component is checked as meant instead of as missing that key.
@@ -494,15 +465,10 @@ impl Loader {
             let meant = unknown
                 .as_deref()
                 .and_then(|field| did_you_mean(field, own_fields.iter().map(String::as_str)));
-            let parent = &target[..target.len() - 1];
-            if let Some(meant) = meant.filter(|m| value_at(&value, &[parent, &[m.clone()]].concat()).is_none()) {
-                let renamed = [parent, &[meant.clone()]].concat();
-                if let Some(Value::Mapping(m)) = value_at_mut(&mut value, parent) {
-                    m.insert(Value::String(meant), taken);
-                    let full = |p: &[String]| [strs_owned(base), p.to_vec()].concat();
-                    self.spans.alias(&full(&target), &full(&renamed));
-                    guessed.push(renamed);
-                }
+            if let Some(renamed) = meant.and_then(|meant| insert_beside(&mut value, &target, meant, taken)) {
+                let full = |p: &[String]| [strs_owned(base), p.to_vec()].concat();
+                self.spans.alias(&full(&target), &full(&renamed));
+                guessed.push(renamed);
             }
             removed.push(target);
         }
@@ -591,122 +557,14 @@ impl Loader {
     }
 }
 
-/// Remove every key that is not text, at any depth.
-fn strip_non_string_keys(value: &mut Value) {
-    match value {
-        Value::Mapping(map) => {
-            map.retain(|k, _| k.is_string());
-            for (_, v) in map.iter_mut() {
-                strip_non_string_keys(v);
-            }
-        }
-        Value::Sequence(items) => items.iter_mut().for_each(strip_non_string_keys),
-        _ => {}
-    }
-}
-
-/// A key that is not text, as YAML prints it (`1`, `true`, `null`).
-fn key_text(key: &Value) -> String {
-    serde_yaml::to_string(key).unwrap_or_default().trim().to_string()
-}
-
-/// The node at `path` (mapping keys and sequence indexes).
-fn value_at<'v>(value: &'v Value, path: &[String]) -> Option<&'v Value> {
-    path.iter().try_fold(value, |v, seg| match v {
-        Value::Mapping(m) => m.get(seg.as_str()),
-        Value::Sequence(s) => s.get(seg.parse::<usize>().ok()?),
-        _ => None,
-    })
-}
-
-fn value_at_mut<'v>(value: &'v mut Value, path: &[String]) -> Option<&'v mut Value> {
-    path.iter().try_fold(value, |v, seg| match v {
-        Value::Mapping(m) => m.get_mut(seg.as_str()),
-        Value::Sequence(s) => s.get_mut(seg.parse::<usize>().ok()?),
-        _ => None,
-    })
-}
-
-/// Take the mapping entry at `path` out; false when there is none.
-fn remove_at(value: &mut Value, path: &[String]) -> bool {
-    take_at(value, path).is_some()
-}
-
-/// Take the mapping entry at `path` out and return its value.
-fn take_at(value: &mut Value, path: &[String]) -> Option<Value> {
-    let (last, parent) = path.split_last()?;
-    match value_at_mut(value, parent) {
-        Some(Value::Mapping(m)) => m.remove(last.as_str()),
-        _ => None,
-    }
-}
-
 fn strs_owned(path: &[&str]) -> Vec<String> {
     path.iter().map(|s| s.to_string()).collect()
-}
-
-/// Mapping keys at every depth.
-fn count_keys(value: &Value) -> usize {
-    match value {
-        Value::Mapping(m) => m.iter().map(|(_, v)| 1 + count_keys(v)).sum(),
-        Value::Sequence(s) => s.iter().map(count_keys).sum(),
-        _ => 0,
-    }
-}
-
-/// The name in backticks right after `prefix`, if the message starts with it.
-fn quoted_after(message: &str, prefix: &str) -> Option<String> {
-    let rest = message.strip_prefix(prefix)?;
-    rest.split('`').next().map(str::to_string)
-}
-
-/// serde names the Rust type it expected (`u64`, `a borrowed string`); say what a spec
-/// writer would write instead. Structs and enums name themselves through
-/// `#[serde(expecting = ...)]`.
-fn plain_words(message: &str) -> String {
-    let mut message = message.to_string();
-    // Whole words only: "expected a map" must not rewrite "expected a mapping".
-    let replace_words = |message: &mut String, rust: &str, words: &str| {
-        let mut from = 0;
-        while let Some(found) = message[from..].find(rust) {
-            let at = from + found;
-            let end = at + rust.len();
-            if message[end..].starts_with(|c: char| c.is_alphanumeric() || c == '_') {
-                from = end;
-                continue;
-            }
-            message.replace_range(at..end, words);
-            from = at + words.len();
-        }
-    };
-    for (rust, words) in [
-        ("expected u64", "expected a whole number, 0 or more"),
-        ("expected u32", "expected a whole number, 0 or more"),
-        ("expected usize", "expected a whole number, 0 or more"),
-        ("expected i64", "expected a whole number"),
-        ("expected f64", "expected a number"),
-        ("expected a boolean", "expected `true` or `false`"),
-        ("expected a borrowed string", "expected a string"),
-        ("expected a sequence", "expected a list"),
-        ("expected a map", "expected a mapping"),
-        ("invalid type: sequence", "invalid type: a list"),
-        ("invalid type: map", "invalid type: a mapping"),
-        ("invalid type: unit value", "nothing given"),
-    ] {
-        replace_words(&mut message, rust, words);
-    }
-    message
 }
 
 fn with_type(keys: &[&'static str]) -> Vec<&'static str> {
     let mut v = keys.to_vec();
     v.push("type");
     v
-}
-
-/// Every `name` inside backticks in a serde message.
-fn backticked(text: &str) -> Vec<String> {
-    text.split('`').skip(1).step_by(2).map(str::to_string).collect()
 }
 
 fn strs(path: &[String]) -> Vec<&str> {

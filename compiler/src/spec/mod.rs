@@ -7,12 +7,15 @@
 pub mod duration;
 pub mod kafka;
 pub mod loader;
+pub mod scalar;
 pub mod schema;
+mod serde_messages;
 pub mod sinks;
 pub mod sources;
 pub mod spans;
 pub mod tables;
 pub mod transforms;
+mod value_path;
 pub mod windows;
 
 pub use loader::{load, Loaded};

@@ -5,6 +5,7 @@
 //! fail is left out of later passes instead of stopping them.
 
 mod aggregation;
+mod generator;
 mod graph;
 mod kafka;
 mod names;
