@@ -808,11 +808,9 @@ impl SourceCode for SpecSource {
         let column = if inner.column() == 0 {
             0
         } else {
-            let at = span.offset().min(self.text.len());
-            let line_start = self.text[..at].rfind(['\n', '\r']).map_or(0, |i| i + 1);
-            self.text
-                .get(line_start..at)
-                .map_or(inner.column(), |s| s.chars().count())
+            let before = self.text.get(..span.offset()).unwrap_or_default();
+            let line_start = before.rfind(['\n', '\r']).map_or(0, |i| i + 1);
+            before.get(line_start..).map_or(inner.column(), |s| s.chars().count())
         };
         Ok(Box::new(MietteSpanContents::new_named(
             self.name.clone(),
