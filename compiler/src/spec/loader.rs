@@ -4,9 +4,11 @@ use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
 
 use super::schema::{FieldSpec, ScalarType, SchemaSpec};
-use super::serde_messages::{backticked, enum_choices, error_path, plain_words, quoted_after, removal_target};
-use super::sinks::{SinkCommon, SinkKind, SinkSpec};
-use super::sources::{SourceCommon, SourceKind, SourceSpec};
+use super::serde_messages::{
+    backticked, enum_choices, error_path, field_names, plain_words, quoted_after, removal_target,
+};
+use super::sinks::{FileSink, KafkaSink, SinkCommon, SinkKind, SinkSpec, StdoutSink};
+use super::sources::{FileSource, GeneratorSource, KafkaSource, SourceCommon, SourceKind, SourceSpec, StdinSource};
 use super::spans::SpanIndex;
 use super::value_path::{
     count_keys, insert_beside, key_text, remove_at, strip_non_string_keys, take_at, value_at, value_at_mut,
@@ -299,7 +301,15 @@ impl Loader {
     fn source(&mut self, value: &Value, name: &str) -> Option<SourceSpec> {
         let path = ["sources", name];
         let context = format!("source `{name}`");
-        let (ty, common, rest) = self.split_component(value, &path, "source", SourceKind::TYPES, SourceCommon::KEYS)?;
+        let (ty, mut common, rest) =
+            self.split_component(value, &path, "source", SourceKind::TYPES, SourceCommon::KEYS)?;
+        let own = match ty.as_str() {
+            "file" => field_names::<FileSource>(),
+            "stdin" => field_names::<StdinSource>(),
+            "generator" => field_names::<GeneratorSource>(),
+            _ => field_names::<KafkaSource>(),
+        };
+        self.read_misspelt_common(&mut common, &rest, &own, SourceCommon::KEYS, &path);
         let common: Option<SourceCommon> = self.de(Value::Mapping(common), &path, &context, &[]);
         let extra = with_type(SourceCommon::KEYS);
         let rest = Value::Mapping(rest);
@@ -316,7 +326,13 @@ impl Loader {
     fn sink(&mut self, value: &Value, name: &str) -> Option<SinkSpec> {
         let path = ["sinks", name];
         let context = format!("sink `{name}`");
-        let (ty, common, rest) = self.split_component(value, &path, "sink", SinkKind::TYPES, SinkCommon::KEYS)?;
+        let (ty, mut common, rest) = self.split_component(value, &path, "sink", SinkKind::TYPES, SinkCommon::KEYS)?;
+        let own = match ty.as_str() {
+            "stdout" => field_names::<StdoutSink>(),
+            "file" => field_names::<FileSink>(),
+            _ => field_names::<KafkaSink>(),
+        };
+        self.read_misspelt_common(&mut common, &rest, &own, SinkCommon::KEYS, &path);
         let common: Option<SinkCommon> = self.de(Value::Mapping(common), &path, &context, &[]);
         let extra = with_type(SinkCommon::KEYS);
         let rest = Value::Mapping(rest);
@@ -327,6 +343,39 @@ impl Loader {
             _ => unreachable!("split_component only returns known types"),
         };
         Some(SinkSpec { kind, common: common? })
+    }
+
+    /// A misspelt common key (`shema:` for `schema:`) lands among the type's own keys,
+    /// where it is reported as unknown; the common part reads it as meant, so the
+    /// component is not also told it lacks a schema.
+    fn read_misspelt_common(
+        &mut self,
+        common: &mut Mapping,
+        rest: &Mapping,
+        own: &[String],
+        common_keys: &[&str],
+        path: &[&str],
+    ) {
+        for (key, value) in rest {
+            let Some(key) = key.as_str() else { continue };
+            if own.iter().any(|f| f == key) {
+                continue;
+            }
+            let Some(meant) = did_you_mean(key, common_keys.iter().copied()) else {
+                continue;
+            };
+            if common.contains_key(meant.as_str()) {
+                continue;
+            }
+            let full = |k: &str| {
+                path.iter()
+                    .map(|s| s.to_string())
+                    .chain([k.to_string()])
+                    .collect::<Vec<_>>()
+            };
+            self.spans.alias(&full(key), &full(&meant));
+            common.insert(Value::String(meant), value.clone());
+        }
     }
 
     /// Read `type:` and split a component's mapping into its common keys and the rest.

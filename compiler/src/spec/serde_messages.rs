@@ -95,3 +95,17 @@ pub(super) fn plain_words(message: &str) -> String {
 pub(super) fn backticked(text: &str) -> Vec<String> {
     text.split('`').skip(1).step_by(2).map(str::to_string).collect()
 }
+
+/// The fields a struct with `deny_unknown_fields` has, asked of the struct itself: read
+/// with a key it cannot know, it lists the ones it does.
+pub(super) fn field_names<T: DeserializeOwned>() -> Vec<String> {
+    let mut probe = serde_yaml::Mapping::new();
+    probe.insert(Value::String("\u{1}".into()), Value::Null);
+    match serde_yaml::from_value::<T>(Value::Mapping(probe)) {
+        Err(e) => {
+            let message = e.to_string();
+            backticked(message.split_once("expected").map_or("", |(_, e)| e))
+        }
+        Ok(_) => Vec::new(),
+    }
+}
