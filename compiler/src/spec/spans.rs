@@ -464,4 +464,53 @@ mod tests {
         let idx = SpanIndex::build(text).unwrap();
         assert_eq!(&text[idx.value(&["x"])], "y");
     }
+
+    #[test]
+    fn keys_yaml_reads_as_other_than_text_are_found() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("1: a\n", Some("a number")),
+            ("1.5: a\n", Some("a number")),
+            ("0x1F: a\n", Some("a number")),
+            ("true: a\n", Some("a boolean")),
+            ("False: a\n", Some("a boolean")),
+            ("null: a\n", Some("null")),
+            ("~: a\n", Some("null")),
+            ("\"1\": a\n", None),
+            ("'true': a\n", None),
+            ("1st: a\n", None),
+            ("yes: a\n", None),
+            ("name: 1\n", None),
+        ];
+        for (text, expected) in cases {
+            let idx = SpanIndex::build(text).unwrap();
+            let found: Vec<(&str, &str)> = idx
+                .non_string_keys
+                .iter()
+                .map(|k| (k.reads_as, &text[k.span.clone()]))
+                .collect();
+            match expected {
+                Some(reads_as) => {
+                    let written = text.split(':').next().unwrap();
+                    assert_eq!(found, [(*reads_as, written)], "{text:?}");
+                }
+                None => assert!(found.is_empty(), "{text:?}: {found:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_unquoted_expression_cut_at_a_comma_is_put_back_together() {
+        let text = "a: { n: count(), p: percentile(t, 0.95), s: f(g(x, \"-\", y)), q: \"h(x, y)\" }\n";
+        let idx = SpanIndex::build(text).unwrap();
+        let cuts: Vec<(&str, &str, usize)> = idx
+            .cut_expressions
+            .iter()
+            .map(|c| (c.path[1].as_str(), &text[c.span.clone()], c.fragments.len()))
+            .collect();
+        assert_eq!(cuts, [("p", "percentile(t, 0.95)", 1), ("s", "f(g(x, \"-\", y))", 2)]);
+        assert_eq!(&text[idx.value(&["a", "p"])], "percentile(t, 0.95)");
+        // A block mapping has no such cut: the `,` is part of the value.
+        let block = "a:\n  p: percentile(t, 0.95)\n";
+        assert!(SpanIndex::build(block).unwrap().cut_expressions.is_empty());
+    }
 }
