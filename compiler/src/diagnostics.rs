@@ -3,7 +3,7 @@
 //! Each variant has a code, a label at the exact span and help text. The
 //! source text is attached once, by the caller (see [`Report`]).
 
-use miette::{Diagnostic, NamedSource, SourceSpan};
+use miette::{Diagnostic, MietteError, MietteSpanContents, SourceCode, SourceSpan, SpanContents};
 use thiserror::Error;
 
 use crate::spec::spans::Span;
@@ -12,8 +12,59 @@ fn at(span: &Span) -> SourceSpan {
     SourceSpan::new(span.start.into(), span.end.saturating_sub(span.start))
 }
 
-/// Renders "did you mean `x`?" when a close candidate exists.
+/// Words people bring from other stream processors (Flink, Kafka Streams, SQL) and
+/// what rill calls the same thing. Used only when the rill word is a valid choice.
+const SYNONYMS: &[(&str, &str)] = &[
+    ("sliding", "hopping"),
+    ("slide", "hopping"),
+    ("hop", "hopping"),
+    ("fixed", "tumbling"),
+    ("tumble", "tumbling"),
+    ("window", "tumbling"),
+    ("every", "tumbling"),
+    ("size", "tumbling"),
+    ("gap", "session"),
+    ("sessions", "session"),
+    ("where", "filter"),
+    ("select", "map"),
+    ("project", "map"),
+    ("flat_map", "explode"),
+    ("flatten", "explode"),
+    ("unnest", "explode"),
+    ("from", "input"),
+    ("inputs", "input"),
+    ("source", "input"),
+    ("group_by", "key"),
+    ("partition_by", "key"),
+    ("keys", "key"),
+    ("key_by", "key"),
+    ("aggregates", "aggregate"),
+    ("aggregations", "aggregate"),
+    ("agg", "aggregate"),
+    ("lateness", "allowed_lateness"),
+    ("late_after", "allowed_lateness"),
+    ("timestamp", "event_time"),
+    ("time_field", "event_time"),
+    ("watermarks", "watermark"),
+    ("topic", "topics"),
+    ("bootstrap_servers", "brokers"),
+    ("servers", "brokers"),
+    ("group", "group_id"),
+    ("consumer_group", "group_id"),
+    ("file", "path"),
+    ("codec", "format"),
+    ("errors", "on_error"),
+];
+
+/// Renders "did you mean `x`?" when a close candidate (or a known synonym) exists.
 pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let candidates: Vec<&str> = candidates.into_iter().collect();
+    let synonym = SYNONYMS
+        .iter()
+        .find(|(other, ours)| *other == word && candidates.contains(ours));
+    if let Some((_, ours)) = synonym {
+        return Some(ours.to_string());
+    }
     let mut best: Option<(f64, &str)> = None;
     for c in candidates {
         let score = strsim::jaro_winkler(word, c);
@@ -44,7 +95,7 @@ pub enum SpecError {
     #[error("invalid YAML: {message}")]
     #[diagnostic(
         code(rill::yaml_syntax),
-        help("check indentation, quotes and brackets near this point; inside `{{ … }}` quote values that contain `${{VAR}}`, `:` or `,`")
+        help("inside `{{ … }}`, quote the expression (or any value) that contains `${{VAR}}`, `:` or `,`; otherwise check indentation, quotes and brackets near this point")
     )]
     YamlSyntax {
         message: String,
@@ -61,14 +112,14 @@ pub enum SpecError {
         #[label("{message}")]
         span: SourceSpan,
         #[help]
-        help: Option<String>,
+        help: String,
     },
 
     /// A number that is not finite (`.nan`, `.inf`, `1e400`) where a real number is needed.
     #[error("`{field}` must be a finite number, found {value}")]
     #[diagnostic(
         code(rill::not_finite),
-        help("write an ordinary number, e.g. `0.5` or `1e300`; NaN and infinities cannot be generated")
+        help("write an ordinary number, e.g. `0.5` or `1e300`; `.nan` and `.inf` cannot be generated")
     )]
     NotFinite {
         field: String,
@@ -98,7 +149,7 @@ pub enum SpecError {
         #[label("this needs `{field}`")]
         span: SourceSpan,
         #[help]
-        help: Option<String>,
+        help: String,
     },
 
     /// `type:` names a source or sink kind rill does not have.
@@ -310,7 +361,7 @@ pub enum SpecError {
         span: SourceSpan,
         label: String,
         #[help]
-        help: Option<String>,
+        help: String,
     },
 
     /// A regular expression that does not compile.
@@ -335,7 +386,7 @@ pub enum SpecError {
         found: String,
         expected: String,
         #[help]
-        help: Option<String>,
+        help: String,
     },
 
     /// A window or table fed by sources on event time and on processing time.
@@ -357,6 +408,53 @@ pub enum SpecError {
     UnsupportedSection {
         section: String,
         #[label("not supported in this version")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    /// A mapping key that YAML reads as a number, a boolean or null, not as a name.
+    #[error("`{raw}` is read by YAML as {reads_as}, not as a name")]
+    #[diagnostic(code(rill::non_string_key))]
+    NonStringKey {
+        raw: String,
+        reads_as: &'static str,
+        #[label("{reads_as}")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    /// An unquoted expression in a `{ … }` mapping, cut in pieces by a `,`.
+    #[error("the expression of `{key}` is cut at a `,`")]
+    #[diagnostic(code(rill::unquoted_expression))]
+    CutExpression {
+        key: String,
+        #[label("inside `{{ … }}` a `,` ends the value, so this is read as several keys")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    /// `${VAR}` given for an option that is compiled into the binary.
+    #[error("`{field}` is compiled into the binary, so it cannot be `{given}`")]
+    #[diagnostic(code(rill::compiled_in))]
+    CompiledIn {
+        field: String,
+        given: String,
+        #[label("only known when the binary starts")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
+    /// A generator option outside the values it can take.
+    #[error("generator option `{option}`: {message}")]
+    #[diagnostic(code(rill::generator_option))]
+    GeneratorOption {
+        option: String,
+        message: String,
+        #[label("{message}")]
         span: SourceSpan,
         #[help]
         help: String,
@@ -389,8 +487,10 @@ impl SpecError {
         span: &Span,
         help: Option<String>,
     ) -> Self {
+        let field = field.into();
+        let help = help.unwrap_or_else(|| format!("see `{field}` in docs/language.md for the values it takes"));
         SpecError::InvalidValue {
-            field: field.into(),
+            field,
             message: message.into(),
             span: at(span),
             help,
@@ -399,7 +499,12 @@ impl SpecError {
     pub fn not_finite(field: &str, value: f64, span: &Span) -> Self {
         SpecError::NotFinite {
             field: field.into(),
-            value: value.to_string(),
+            // As YAML spells them.
+            value: match value {
+                v if v.is_nan() => ".nan".into(),
+                v if v > 0.0 => ".inf".into(),
+                _ => "-.inf".into(),
+            },
             span: at(span),
         }
     }
@@ -416,7 +521,7 @@ impl SpecError {
             field: field.into(),
             context: context.into(),
             span: at(span),
-            help,
+            help: help.unwrap_or_else(|| format!("add `{field}:` to {context}; docs/language.md lists its options")),
         }
     }
     pub fn unknown_component_type(kind: &'static str, ty: &str, span: &Span, valid: &[&str]) -> Self {
@@ -556,7 +661,9 @@ impl SpecError {
             message: message.into(),
             label: label.into(),
             span: at(span),
-            help,
+            help: help.unwrap_or_else(|| {
+                "convert a value where types differ: `to_float(x)`, `to_int(x)`, `to_string(x)`; docs/language.md lists what each operator takes".into()
+            }),
         }
     }
     pub fn bad_regex(message: impl Into<String>, span: &Span) -> Self {
@@ -571,7 +678,7 @@ impl SpecError {
             span: at(span),
             found: found.into(),
             expected: expected.into(),
-            help,
+            help: help.unwrap_or_else(|| "every input must carry the same record type".into()),
         }
     }
     pub fn mixed_time(name: &str, span: &Span, event: &str, processing: &str) -> Self {
@@ -586,6 +693,46 @@ impl SpecError {
     pub fn unsupported_section(section: &str, span: &Span, help: impl Into<String>) -> Self {
         SpecError::UnsupportedSection {
             section: section.into(),
+            span: at(span),
+            help: help.into(),
+        }
+    }
+    pub fn non_string_key(raw: &str, reads_as: &'static str, span: &Span) -> Self {
+        SpecError::NonStringKey {
+            raw: raw.into(),
+            reads_as,
+            span: at(span),
+            help: format!("quote it, `\"{raw}\"`, if it is meant as text; names start with a letter or `_`"),
+        }
+    }
+    pub fn cut_expression(key: &str, whole: &str, span: &Span) -> Self {
+        SpecError::CutExpression {
+            key: key.into(),
+            span: at(span),
+            help: format!(
+                "quote the expression: `{key}: \"{}\"`, or write the mapping as a block, one `key: value` per line",
+                whole.replace('"', "\\\"")
+            ),
+        }
+    }
+    pub fn compiled_in(field: &str, given: &str, span: &Span, valid: Option<Vec<String>>) -> Self {
+        let what = match valid {
+            Some(valid) if !valid.is_empty() => format!("one of {}", valid.join(", ")),
+            _ => "the value itself".to_string(),
+        };
+        SpecError::CompiledIn {
+            field: field.into(),
+            given: given.into(),
+            span: at(span),
+            help: format!(
+                "write {what}; only connection settings (brokers, paths, credentials, counts) are read when the binary starts"
+            ),
+        }
+    }
+    pub fn generator_option(option: &str, message: impl Into<String>, span: &Span, help: impl Into<String>) -> Self {
+        SpecError::GeneratorOption {
+            option: option.into(),
+            message: message.into(),
             span: at(span),
             help: help.into(),
         }
@@ -614,7 +761,7 @@ impl SpecError {
 pub struct Report {
     summary: String,
     #[source_code]
-    source_code: NamedSource<String>,
+    source_code: SpecSource,
     #[related]
     pub problems: Vec<SpecError>,
 }
@@ -632,7 +779,10 @@ impl Report {
         };
         Report {
             summary,
-            source_code: NamedSource::new(file, text.to_string()),
+            source_code: SpecSource {
+                name: file.to_string(),
+                text: text.to_string(),
+            },
             problems,
         }
     }
@@ -663,10 +813,79 @@ impl Report {
     }
 }
 
+/// The spec text as miette reads it. miette counts the column of `file:line:col` in
+/// bytes; people and editors count characters, so this counts them again.
+#[derive(Debug, Clone)]
+struct SpecSource {
+    name: String,
+    text: String,
+}
+
+impl SourceCode for SpecSource {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let inner = self.text.read_span(span, context_lines_before, context_lines_after)?;
+        // miette gives a column only without context lines; keep that, in characters.
+        let column = if inner.column() == 0 {
+            0
+        } else {
+            let before = self.text.get(..span.offset()).unwrap_or_default();
+            let line_start = before.rfind(['\n', '\r']).map_or(0, |i| i + 1);
+            before.get(line_start..).map_or(inner.column(), |s| s.chars().count())
+        };
+        Ok(Box::new(MietteSpanContents::new_named(
+            self.name.clone(),
+            inner.data(),
+            *inner.span(),
+            inner.line(),
+            column,
+            inner.line_count(),
+        )))
+    }
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 {
         ""
     } else {
         "s"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every variant of `SpecError` comes with help: a `help(…)` in its `#[diagnostic]`,
+    /// or a `#[help]` field that is a `String` (never an `Option`, which may be empty).
+    /// Read from this file's source, so a new variant without help fails here.
+    #[test]
+    fn every_variant_has_help() {
+        let source = include_str!("diagnostics.rs");
+        let body = source
+            .split("pub enum SpecError {")
+            .nth(1)
+            .and_then(|rest| rest.split("\n}\n").next())
+            .expect("the SpecError enum");
+        let mut variants = 0;
+        for chunk in body.split("\n\n") {
+            let Some(name) = chunk.lines().find_map(|l| {
+                let l = l.strip_prefix("    ")?;
+                let name = l.strip_suffix(" {")?;
+                name.chars().all(char::is_alphanumeric).then_some(name)
+            }) else {
+                continue;
+            };
+            variants += 1;
+            let fixed = chunk.contains("help(");
+            let field = chunk.contains("#[help]\n        help: String,");
+            assert!(fixed || field, "`SpecError::{name}` has no help line");
+        }
+        assert!(
+            variants >= 30,
+            "found only {variants} variants: is the enum still parsed?"
+        );
     }
 }

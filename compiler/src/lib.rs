@@ -39,6 +39,9 @@ pub enum CompileError {
 
 /// Check spec text; `file` names it in diagnostics.
 pub fn check_text(file: &str, text: &str) -> Result<(ir::Ir, Option<Report>), Box<Report>> {
+    // Editors on Windows may start a file with a byte order mark; it is not part of the
+    // YAML, and columns are counted after it.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let checked = validate::check_text(text);
     let report = (!checked.problems.is_empty()).then(|| Report::new(file, text, checked.problems));
     match checked.ir {

@@ -8,6 +8,7 @@ use super::Setting;
 /// `tls:` — encrypt the connection, optionally with a client certificate.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a mapping like `{ ca: ca.pem }`")]
 pub struct TlsSpec {
     /// CA certificate(s) to verify the brokers with (a PEM file); the system's otherwise.
     pub ca: Option<Setting>,
@@ -23,6 +24,7 @@ pub struct TlsSpec {
 /// `sasl:` — authenticate with a user name and password.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a mapping like `{ mechanism: SCRAM-SHA-256, username: app, password: \"${KAFKA_PASSWORD}\" }`")]
 pub struct SaslSpec {
     pub mechanism: SaslMechanism,
     pub username: Setting,
@@ -31,6 +33,7 @@ pub struct SaslSpec {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(expecting = "one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512")]
 pub enum SaslMechanism {
     #[serde(rename = "PLAIN")]
     Plain,

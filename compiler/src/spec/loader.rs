@@ -4,11 +4,17 @@ use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
 
 use super::schema::{FieldSpec, ScalarType, SchemaSpec};
-use super::sinks::{SinkCommon, SinkKind, SinkSpec};
-use super::sources::{SourceCommon, SourceKind, SourceSpec};
+use super::serde_messages::{
+    backticked, enum_choices, error_path, field_names, plain_words, quoted_after, removal_target,
+};
+use super::sinks::{FileSink, KafkaSink, SinkCommon, SinkKind, SinkSpec, StdoutSink};
+use super::sources::{FileSource, GeneratorSource, KafkaSource, SourceCommon, SourceKind, SourceSpec, StdinSource};
 use super::spans::SpanIndex;
+use super::value_path::{
+    count_keys, insert_beside, key_text, remove_at, strip_non_string_keys, take_at, value_at, value_at_mut,
+};
 use super::{is_valid_field_name, is_valid_name, Named, OperatorSpec, Spec};
-use crate::diagnostics::SpecError;
+use crate::diagnostics::{did_you_mean, SpecError};
 
 /// The result of loading: the parts of the spec that could be read, the span
 /// index for later passes, and every problem found so far.
@@ -88,6 +94,8 @@ impl Loader {
                 return spec;
             }
         };
+        let mut root = root;
+        self.yaml_traps(text, &mut root);
         let Value::Mapping(root) = root else {
             self.errors.push(SpecError::invalid_value(
                 "spec",
@@ -114,14 +122,19 @@ impl Loader {
                     )),
                 },
                 "schemas" => {
-                    for (name, value) in self.section(value, "schemas") {
-                        if let Some(schema) = self.schema(value, &["schemas", &name]) {
-                            spec.schemas.push(Named { name, spec: schema });
+                    let mut unreadable = Vec::new();
+                    for (name, value) in self.section(value, "schemas", &mut unreadable) {
+                        let path = ["schemas", name.as_str()];
+                        match self.schema(value, &path, &mut spec.unreadable_fields) {
+                            Some(schema) => spec.schemas.push(Named { name, spec: schema }),
+                            None => spec.unreadable_schemas.push(name),
                         }
                     }
+                    spec.unreadable_schemas
+                        .extend(unreadable.into_iter().map(|(_, name)| name));
                 }
                 "sources" => {
-                    for (name, value) in self.section(value, "sources") {
+                    for (name, value) in self.section(value, "sources", &mut spec.unreadable) {
                         match self.source(value, &name) {
                             Some(source) => spec.sources.push(Named { name, spec: source }),
                             None => spec.unreadable.push(("sources", name)),
@@ -129,13 +142,13 @@ impl Loader {
                     }
                 }
                 "transforms" | "windows" | "tables" => {
-                    for (name, value) in self.section(value, key) {
+                    let section = match key {
+                        "transforms" => "transforms",
+                        "windows" => "windows",
+                        _ => "tables",
+                    };
+                    for (name, value) in self.section(value, section, &mut spec.unreadable) {
                         let path = [key, name.as_str()];
-                        let section = match key {
-                            "transforms" => "transforms",
-                            "windows" => "windows",
-                            _ => "tables",
-                        };
                         let context = format!("{} `{name}`", section.trim_end_matches('s'));
                         let value = value.clone();
                         let operator = match section {
@@ -150,7 +163,7 @@ impl Loader {
                     }
                 }
                 "sinks" => {
-                    for (name, value) in self.section(value, "sinks") {
+                    for (name, value) in self.section(value, "sinks", &mut spec.unreadable) {
                         match self.sink(value, &name) {
                             Some(sink) => spec.sinks.push(Named { name, spec: sink }),
                             None => spec.unreadable.push(("sinks", name)),
@@ -181,8 +194,15 @@ impl Loader {
         spec
     }
 
-    /// The entries of a top-level section, with valid names only.
-    fn section<'v>(&mut self, value: &'v Value, section: &str) -> Vec<(String, &'v Value)> {
+    /// The entries of a top-level section, with valid names only. An entry whose name
+    /// is not valid is reported and listed in `unreadable`: it exists, so nothing else
+    /// should say it is missing.
+    fn section<'v>(
+        &mut self,
+        value: &'v Value,
+        section: &'static str,
+        unreadable: &mut Vec<(&'static str, String)>,
+    ) -> Vec<(String, &'v Value)> {
         let Value::Mapping(map) = value else {
             if !value.is_null() {
                 self.errors.push(SpecError::invalid_value(
@@ -198,11 +218,16 @@ impl Loader {
         for (key, value) in map {
             let name = match key {
                 Value::String(s) => s.clone(),
-                other => serde_yaml::to_string(other).unwrap_or_default().trim().to_string(),
+                // Already reported by `yaml_traps`.
+                other => {
+                    unreadable.push((section, key_text(other)));
+                    continue;
+                }
             };
             if !is_valid_name(&name) {
                 self.errors
                     .push(SpecError::invalid_name(&name, &self.spans.key(&[section, &name])));
+                unreadable.push((section, name));
                 continue;
             }
             entries.push((name, value));
@@ -210,7 +235,9 @@ impl Loader {
         entries
     }
 
-    fn schema(&mut self, value: &Value, path: &[&str]) -> Option<SchemaSpec> {
+    /// A schema; fields whose type cannot be read are reported, left out and named in
+    /// `unreadable_fields`.
+    fn schema(&mut self, value: &Value, path: &[&str], unreadable_fields: &mut Vec<String>) -> Option<SchemaSpec> {
         let Value::Mapping(map) = value else {
             self.errors.push(SpecError::invalid_value(
                 path.last().copied().unwrap_or("schema"),
@@ -244,13 +271,17 @@ impl Loader {
                                 &self.spans.value(&field_path),
                                 ScalarType::NAMES,
                             ));
+                            unreadable_fields.push(field.to_string());
                             continue;
                         }
                     }
                 }
-                Value::Mapping(_) => match self.schema(value, &field_path) {
+                Value::Mapping(_) => match self.schema(value, &field_path, unreadable_fields) {
                     Some(nested) => FieldSpec::Object(nested),
-                    None => continue,
+                    None => {
+                        unreadable_fields.push(field.to_string());
+                        continue;
+                    }
                 },
                 _ => {
                     self.errors.push(SpecError::unknown_field_type(
@@ -258,6 +289,7 @@ impl Loader {
                         &self.spans.value(&field_path),
                         ScalarType::NAMES,
                     ));
+                    unreadable_fields.push(field.to_string());
                     continue;
                 }
             };
@@ -269,7 +301,15 @@ impl Loader {
     fn source(&mut self, value: &Value, name: &str) -> Option<SourceSpec> {
         let path = ["sources", name];
         let context = format!("source `{name}`");
-        let (ty, common, rest) = self.split_component(value, &path, "source", SourceKind::TYPES, SourceCommon::KEYS)?;
+        let (ty, mut common, rest) =
+            self.split_component(value, &path, "source", SourceKind::TYPES, SourceCommon::KEYS)?;
+        let own = match ty.as_str() {
+            "file" => field_names::<FileSource>(),
+            "stdin" => field_names::<StdinSource>(),
+            "generator" => field_names::<GeneratorSource>(),
+            _ => field_names::<KafkaSource>(),
+        };
+        self.read_misspelt_common(&mut common, &rest, &own, SourceCommon::KEYS, &path);
         let common: Option<SourceCommon> = self.de(Value::Mapping(common), &path, &context, &[]);
         let extra = with_type(SourceCommon::KEYS);
         let rest = Value::Mapping(rest);
@@ -286,7 +326,13 @@ impl Loader {
     fn sink(&mut self, value: &Value, name: &str) -> Option<SinkSpec> {
         let path = ["sinks", name];
         let context = format!("sink `{name}`");
-        let (ty, common, rest) = self.split_component(value, &path, "sink", SinkKind::TYPES, SinkCommon::KEYS)?;
+        let (ty, mut common, rest) = self.split_component(value, &path, "sink", SinkKind::TYPES, SinkCommon::KEYS)?;
+        let own = match ty.as_str() {
+            "stdout" => field_names::<StdoutSink>(),
+            "file" => field_names::<FileSink>(),
+            _ => field_names::<KafkaSink>(),
+        };
+        self.read_misspelt_common(&mut common, &rest, &own, SinkCommon::KEYS, &path);
         let common: Option<SinkCommon> = self.de(Value::Mapping(common), &path, &context, &[]);
         let extra = with_type(SinkCommon::KEYS);
         let rest = Value::Mapping(rest);
@@ -297,6 +343,39 @@ impl Loader {
             _ => unreachable!("split_component only returns known types"),
         };
         Some(SinkSpec { kind, common: common? })
+    }
+
+    /// A misspelt common key (`shema:` for `schema:`) lands among the type's own keys,
+    /// where it is reported as unknown; the common part reads it as meant, so the
+    /// component is not also told it lacks a schema.
+    fn read_misspelt_common(
+        &mut self,
+        common: &mut Mapping,
+        rest: &Mapping,
+        own: &[String],
+        common_keys: &[&str],
+        path: &[&str],
+    ) {
+        for (key, value) in rest {
+            let Some(key) = key.as_str() else { continue };
+            if own.iter().any(|f| f == key) {
+                continue;
+            }
+            let Some(meant) = did_you_mean(key, common_keys.iter().copied()) else {
+                continue;
+            };
+            if common.contains_key(meant.as_str()) {
+                continue;
+            }
+            let full = |k: &str| {
+                path.iter()
+                    .map(|s| s.to_string())
+                    .chain([k.to_string()])
+                    .collect::<Vec<_>>()
+            };
+            self.spans.alias(&full(key), &full(&meant));
+            common.insert(Value::String(meant), value.clone());
+        }
     }
 
     /// Read `type:` and split a component's mapping into its common keys and the rest.
@@ -360,34 +439,99 @@ impl Loader {
         Some((ty, common, rest))
     }
 
-    /// Deserialize one piece of the spec, turning a serde failure into a located diagnostic.
+    /// Deserialize one piece of the spec, turning serde failures into located diagnostics.
+    ///
+    /// serde stops at the first failure, so after each one the offending key is taken
+    /// out and the rest read again: every mistake of a component is reported in one
+    /// run. A component whose only mistakes are unknown keys (they meant nothing) or
+    /// `${VAR}` on compiled-in options (the default stands in) is still read; one with a
+    /// wrong value is not (a default in its place could mislead later checks).
     fn de<T: DeserializeOwned>(
         &mut self,
-        value: Value,
+        mut value: Value,
         base: &[&str],
         context: &str,
         extra_valid: &[&str],
     ) -> Option<T> {
-        match serde_path_to_error::deserialize::<_, T>(value) {
-            Ok(v) => Some(v),
-            Err(err) => {
-                let mut path: Vec<String> = base.iter().map(|s| s.to_string()).collect();
-                for seg in err.path().iter() {
-                    match seg {
-                        serde_path_to_error::Segment::Map { key } => path.push(key.clone()),
-                        serde_path_to_error::Segment::Seq { index } => path.push(index.to_string()),
-                        _ => {}
-                    }
-                }
-                let message = err.into_inner().to_string();
-                self.errors
-                    .push(self.serde_error(&message, &strs(&path), context, extra_valid));
-                None
+        let mut removed: Vec<Vec<String>> = Vec::new();
+        // Misspelt keys read under the name they were probably meant as.
+        let mut guessed: Vec<Vec<String>> = Vec::new();
+        let mut trusted = true;
+        // Each round removes or renames one key, so twice the keys bound the rounds.
+        for _ in 0..=2 * count_keys(&value) {
+            let err = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+                Ok(v) => return trusted.then_some(v),
+                Err(err) => err,
+            };
+            let relative = error_path(err.path());
+            let message = err.into_inner().to_string();
+            let in_guess = guessed.iter().position(|g| {
+                relative.starts_with(g) || quoted_after(&message, "missing field `").as_ref() == g.last()
+            });
+            if let Some(i) = in_guess {
+                // The guess did not fit: drop it quietly, its key is reported already.
+                let guess = guessed.remove(i);
+                remove_at(&mut value, &guess);
+                removed.push(guess);
+                continue;
             }
+            let mut path: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+            path.extend(relative.iter().cloned());
+            if let Some(field) = quoted_after(&message, "missing field `") {
+                let mut missing = relative.clone();
+                missing.push(field.clone());
+                // Taken out after reporting its value, or misspelt (and reported as unknown).
+                let misspelt = removed.iter().any(|r| {
+                    r.len() == missing.len()
+                        && did_you_mean(r.last().map_or("", String::as_str), [field.as_str()]).is_some()
+                });
+                if removed.contains(&missing) || misspelt {
+                    return None;
+                }
+            }
+            let given = value_at(&value, &relative).cloned();
+            // serde_yaml reads a name (an enum) from a number or a list without asking the
+            // enum what it expected: ask it, with a name it cannot know.
+            let message = match message.split_once(", expected a Value::Tagged enum") {
+                Some((found, _)) => format!("{found}, expected one of {}", enum_choices::<T>(&value, &relative)),
+                None => message,
+            };
+            let error = self.serde_error(&message, &strs(&path), context, extra_valid, given.as_ref());
+            // Without an unknown key or a `${VAR}` where a literal belongs, the component
+            // reads as its author meant it; later checks can still run on it.
+            let harmless = matches!(error, SpecError::UnknownField { .. } | SpecError::CompiledIn { .. });
+            self.errors.push(error);
+            let unknown = quoted_after(&message, "unknown field `");
+            let target = removal_target(&relative, unknown.as_deref());
+            if message.starts_with("missing field `") || target.is_empty() {
+                return None;
+            }
+            let taken = take_at(&mut value, &target)?;
+            trusted &= harmless;
+            // A misspelt key (`sliding:` for `hopping:`) is read as the key it resembles, so
+            // the component is checked as meant instead of as missing that key.
+            let own_fields = backticked(message.split_once("expected").map_or("", |(_, e)| e));
+            let meant = unknown
+                .as_deref()
+                .and_then(|field| did_you_mean(field, own_fields.iter().map(String::as_str)));
+            if let Some(renamed) = meant.and_then(|meant| insert_beside(&mut value, &target, meant, taken)) {
+                let full = |p: &[String]| [strs_owned(base), p.to_vec()].concat();
+                self.spans.alias(&full(&target), &full(&renamed));
+                guessed.push(renamed);
+            }
+            removed.push(target);
         }
+        None
     }
 
-    fn serde_error(&self, message: &str, path: &[&str], context: &str, extra_valid: &[&str]) -> SpecError {
+    fn serde_error(
+        &self,
+        message: &str,
+        path: &[&str],
+        context: &str,
+        extra_valid: &[&str],
+        given: Option<&Value>,
+    ) -> SpecError {
         if let Some(rest) = message.strip_prefix("unknown field `") {
             let field = rest.split('`').next().unwrap_or_default();
             let mut valid = backticked(rest.split_once("expected").map(|(_, e)| e).unwrap_or(""));
@@ -407,6 +551,12 @@ impl Loader {
             return SpecError::missing_field(field, context, &self.spans.key(path), None);
         }
         let field = path.last().copied().unwrap_or(context).to_string();
+        if let Some(Value::String(text)) = given.filter(|v| v.as_str().is_some_and(|s| s.contains("${"))) {
+            let valid = message
+                .strip_prefix("unknown variant `")
+                .map(|rest| backticked(rest.split_once("expected").map(|(_, e)| e).unwrap_or("")));
+            return SpecError::compiled_in(&field, text, &self.spans.value(path), valid);
+        }
         if let Some(rest) = message.strip_prefix("unknown variant `") {
             let given = rest.split('`').next().unwrap_or_default();
             let valid = backticked(rest.split_once("expected").map(|(_, e)| e).unwrap_or(""));
@@ -419,23 +569,51 @@ impl Loader {
             );
         }
         let message = message.split(" at line ").next().unwrap_or(message);
-        let message = message.replace(
-            "data did not match any variant of untagged enum Inputs",
-            "expected a name or a list of names",
-        );
-        SpecError::invalid_value(field, message, &self.spans.value(path), None)
+        SpecError::invalid_value(field, plain_words(message), &self.spans.value(path), None)
     }
+}
+
+/// Report what YAML reads differently from what it looks like, and set it right so
+/// the rest of the spec can still be checked: keys that are not text are reported and
+/// taken out (a section entry is then kept as unreadable by `section`), and an unquoted
+/// expression cut by a `,` in `{ … }` is put back together.
+impl Loader {
+    fn yaml_traps(&mut self, text: &str, root: &mut Value) {
+        for key in &self.spans.non_string_keys {
+            self.errors
+                .push(SpecError::non_string_key(&key.raw, key.reads_as, &key.span));
+        }
+        for cut in &self.spans.cut_expressions {
+            let whole = text.get(cut.span.clone()).unwrap_or_default().to_string();
+            let key = cut.path.last().cloned().unwrap_or_default();
+            self.errors.push(SpecError::cut_expression(&key, &whole, &cut.span));
+            for fragment in &cut.fragments {
+                remove_at(root, fragment);
+            }
+            if let Some(slot) = value_at_mut(root, &cut.path) {
+                *slot = Value::String(whole);
+            }
+        }
+        if let Value::Mapping(sections) = root {
+            for (_, section) in sections.iter_mut() {
+                if let Value::Mapping(entries) = section {
+                    for (_, entry) in entries.iter_mut() {
+                        strip_non_string_keys(entry);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn strs_owned(path: &[&str]) -> Vec<String> {
+    path.iter().map(|s| s.to_string()).collect()
 }
 
 fn with_type(keys: &[&'static str]) -> Vec<&'static str> {
     let mut v = keys.to_vec();
     v.push("type");
     v
-}
-
-/// Every `name` inside backticks in a serde message.
-fn backticked(text: &str) -> Vec<String> {
-    text.split('`').skip(1).step_by(2).map(str::to_string).collect()
 }
 
 fn strs(path: &[String]) -> Vec<&str> {

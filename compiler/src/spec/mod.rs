@@ -7,12 +7,15 @@
 pub mod duration;
 pub mod kafka;
 pub mod loader;
+pub mod scalar;
 pub mod schema;
+mod serde_messages;
 pub mod sinks;
 pub mod sources;
 pub mod spans;
 pub mod tables;
 pub mod transforms;
+mod value_path;
 pub mod windows;
 
 pub use loader::{load, Loaded};
@@ -42,6 +45,12 @@ pub struct Spec {
     /// Components that exist but could not be read: (section, name). Later
     /// passes treat them as present, so one mistake is reported once.
     pub unreadable: Vec<(&'static str, String)>,
+    /// Schemas that exist but could not be read: a source naming one is not told
+    /// the schema is unknown.
+    pub unreadable_schemas: Vec<String>,
+    /// Schema fields whose type could not be read: an expression naming one is not
+    /// told the field is unknown.
+    pub unreadable_fields: Vec<String>,
 }
 
 impl Spec {
@@ -110,6 +119,7 @@ impl OperatorSpec {
 /// How a record format is written in a spec (`format: json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[serde(expecting = "one of json, csv, lines")]
 pub enum FormatName {
     Json,
     Csv,
@@ -129,6 +139,7 @@ impl FormatName {
 /// What a source does with a record it cannot decode or process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[serde(expecting = "one of dead_letter, drop, fail")]
 pub enum OnError {
     #[default]
     DeadLetter,
@@ -139,6 +150,7 @@ pub enum OnError {
 /// One input or several: `input: a` or `input: [a, b]`.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(untagged)]
+#[serde(expecting = "a name or a list of names")]
 pub enum Inputs {
     One(String),
     Many(Vec<String>),

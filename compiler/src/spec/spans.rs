@@ -8,6 +8,9 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+
+use super::scalar::folded_plain_len;
+pub use super::scalar::{offset_in_scalar, span_in_scalar};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// Byte range of a node in the spec text.
@@ -28,6 +31,32 @@ pub struct SpanIndex {
     nodes: HashMap<Vec<String>, NodeSpans>,
     /// Keys that appear twice in the same mapping: (path of the second, span of the first key).
     pub duplicate_keys: Vec<(Vec<String>, Span)>,
+    /// Unquoted keys that YAML reads as something other than text (`1:`, `true:`, `null:`).
+    pub non_string_keys: Vec<NonStringKey>,
+    /// Unquoted expressions in a `{ … }` mapping that a `,` cut into pieces.
+    pub cut_expressions: Vec<CutExpression>,
+}
+
+/// A mapping key written so that YAML reads it as a number, a boolean or null.
+#[derive(Debug, Clone)]
+pub struct NonStringKey {
+    /// The key as written.
+    pub raw: String,
+    /// What YAML reads it as: "a number", "a boolean", "null".
+    pub reads_as: &'static str,
+    pub span: Span,
+}
+
+/// `{ p95: percentile(temperature, 0.95) }`: the `,` ends the value `percentile(temperature`
+/// and `0.95)` becomes a key of its own. Recorded with the whole text the user meant.
+#[derive(Debug, Clone)]
+pub struct CutExpression {
+    /// Path of the value that was cut.
+    pub path: Vec<String>,
+    /// Paths of the keys made of the rest of the expression.
+    pub fragments: Vec<Vec<String>>,
+    /// From the start of the value to the end of its last piece.
+    pub span: Span,
 }
 
 /// A YAML syntax error, with its byte offset.
@@ -53,6 +82,18 @@ impl SpanIndex {
     pub fn get(&self, path: &[&str]) -> Option<&NodeSpans> {
         let key: Vec<String> = path.iter().map(|s| s.to_string()).collect();
         self.nodes.get(&key)
+    }
+
+    /// Make the nodes at `from` (and below) findable at `to` as well: a misspelt key
+    /// read under the name it was meant as still points at what was written.
+    pub fn alias(&mut self, from: &[String], to: &[String]) {
+        let copies: Vec<(Vec<String>, NodeSpans)> = self
+            .nodes
+            .iter()
+            .filter(|(path, _)| path.starts_with(from))
+            .map(|(path, spans)| ([to, &path[from.len()..]].concat(), spans.clone()))
+            .collect();
+        self.nodes.extend(copies);
     }
 
     /// The value span at `path`, or of the closest ancestor that exists.
@@ -90,10 +131,13 @@ fn offset_of(text: &str, mark: &Marker) -> usize {
 }
 
 enum Frame {
-    /// Inside a mapping: the current key (if one was read and its value is pending) and keys seen.
+    /// Inside a mapping: the current key (if one was read and its value is pending) and keys
+    /// seen; in a `{ … }` mapping, an unquoted value with unclosed brackets being followed.
     Map {
         pending: Option<(String, Span)>,
         seen: HashMap<String, Span>,
+        flow: bool,
+        cut: Option<(CutExpression, i64)>,
     },
     /// Inside a sequence: the next item's index.
     Seq { next: usize },
@@ -148,19 +192,103 @@ impl<'a> Builder<'a> {
     }
 }
 
+impl Builder<'_> {
+    /// A key of a `{ … }` mapping while an unquoted value there has unclosed brackets:
+    /// the key is the rest of that value, cut off by a `,`.
+    fn follow_cut(&mut self, key: &str, span: &Span) {
+        let path = self.path.clone();
+        let Some(Frame::Map { cut, .. }) = self.frames.last_mut() else {
+            return;
+        };
+        let Some((expression, depth)) = cut else { return };
+        let mut fragment = path;
+        fragment.push(key.to_string());
+        expression.fragments.push(fragment);
+        expression.span.end = span.end;
+        *depth += bracket_depth(key);
+        if *depth <= 0 {
+            let done = expression.clone();
+            *cut = None;
+            self.finish_cut(done);
+        }
+    }
+
+    /// Record a cut expression (one with at least one piece cut off) and let its value
+    /// span cover the whole text.
+    fn finish_cut(&mut self, expression: CutExpression) {
+        if let Some(Frame::Map { cut, .. }) = self.frames.last_mut() {
+            *cut = None;
+        }
+        if expression.fragments.is_empty() {
+            return;
+        }
+        if let Some(node) = self.index.nodes.get_mut(&expression.path) {
+            node.value = expression.span.clone();
+        }
+        self.index.cut_expressions.push(expression);
+    }
+}
+
+/// Opening minus closing brackets.
+fn bracket_depth(text: &str) -> i64 {
+    text.chars()
+        .map(|c| match c {
+            '(' | '[' => 1,
+            ')' | ']' => -1,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// What YAML reads an unquoted key as, when it is not text.
+fn non_string_reading(key: &str) -> Option<&'static str> {
+    let looks_textual = key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && !matches!(key.to_ascii_lowercase().as_str(), "true" | "false" | "null");
+    if looks_textual {
+        return None;
+    }
+    match serde_yaml::from_str::<serde_yaml::Value>(key) {
+        Ok(serde_yaml::Value::Number(_)) => Some("a number"),
+        Ok(serde_yaml::Value::Bool(_)) => Some("a boolean"),
+        Ok(serde_yaml::Value::Null) => Some("null"),
+        _ => None,
+    }
+}
+
 impl MarkedEventReceiver for Builder<'_> {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         let start = offset_of(self.text, &mark);
         match ev {
-            Event::Scalar(value, style, ..) => {
+            Event::Scalar(value, style, _, tag) => {
                 let span = self.scalar_span(start, &value, style);
                 match self.place_node() {
                     Some((path, key)) => {
+                        if let Some(Frame::Map { flow: true, cut, .. }) = self.frames.last_mut() {
+                            let depth = bracket_depth(&value);
+                            if style == TScalarStyle::Plain && depth > 0 && cut.is_none() {
+                                let expression = CutExpression {
+                                    path: path.clone(),
+                                    fragments: Vec::new(),
+                                    span: span.clone(),
+                                };
+                                *cut = Some((expression, depth));
+                            }
+                        }
                         self.index.nodes.insert(path, NodeSpans { key, value: span });
                     }
                     None => {
+                        if style == TScalarStyle::Plain && tag.is_none() {
+                            if let Some(reads_as) = non_string_reading(&value) {
+                                self.index.non_string_keys.push(NonStringKey {
+                                    raw: value.clone(),
+                                    reads_as,
+                                    span: span.clone(),
+                                });
+                            }
+                        }
+                        self.follow_cut(&value, &span);
                         // A mapping key: remember it until its value arrives.
-                        if let Some(Frame::Map { pending, seen }) = self.frames.last_mut() {
+                        if let Some(Frame::Map { pending, seen, .. }) = self.frames.last_mut() {
                             if let Some(first) = seen.get(&value) {
                                 let mut dup = self.path.clone();
                                 dup.push(value.clone());
@@ -187,12 +315,21 @@ impl MarkedEventReceiver for Builder<'_> {
                     Frame::Map {
                         pending: None,
                         seen: HashMap::new(),
+                        flow: self.text[start..].starts_with('{'),
+                        cut: None,
                     }
                 } else {
                     Frame::Seq { next: 0 }
                 });
             }
             Event::MappingEnd | Event::SequenceEnd => {
+                if let Some(Frame::Map {
+                    cut: Some((cut, _)), ..
+                }) = self.frames.last_mut()
+                {
+                    let cut = cut.clone();
+                    self.finish_cut(cut);
+                }
                 self.frames.pop();
                 self.path.pop();
             }
@@ -207,6 +344,9 @@ impl MarkedEventReceiver for Builder<'_> {
 /// Length of a plain scalar in the raw text: up to a comment, a flow indicator
 /// or the end of its (last) line.
 fn plain_len(raw: &str, value: &str) -> usize {
+    if let Some(len) = folded_plain_len(raw, value) {
+        return len;
+    }
     if !value.contains('\n') {
         let mut end = 0;
         for (i, c) in raw.char_indices() {
@@ -269,22 +409,6 @@ fn aligned_len(raw: &str, value: &str) -> usize {
     end
 }
 
-/// Map a byte offset inside a scalar's *value* to a byte offset in the spec
-/// text, given the scalar's span. Used to point inside expression strings.
-pub fn offset_in_scalar(text: &str, scalar: &Span, value: &str, value_offset: usize) -> usize {
-    let raw = &text[scalar.start.min(text.len())..scalar.end.min(text.len())];
-    let mut raw_iter = raw.char_indices();
-    for (vi, v) in value.char_indices() {
-        // Advance raw until it matches this value character.
-        let at = raw_iter.by_ref().find(|&(_, r)| r == v).map(|(ri, _)| ri);
-        let Some(ri) = at else { return scalar.start };
-        if vi >= value_offset {
-            return scalar.start + ri;
-        }
-    }
-    scalar.end
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,5 +463,54 @@ mod tests {
         let text = "name: é\nx: y\n";
         let idx = SpanIndex::build(text).unwrap();
         assert_eq!(&text[idx.value(&["x"])], "y");
+    }
+
+    #[test]
+    fn keys_yaml_reads_as_other_than_text_are_found() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("1: a\n", Some("a number")),
+            ("1.5: a\n", Some("a number")),
+            ("0x1F: a\n", Some("a number")),
+            ("true: a\n", Some("a boolean")),
+            ("False: a\n", Some("a boolean")),
+            ("null: a\n", Some("null")),
+            ("~: a\n", Some("null")),
+            ("\"1\": a\n", None),
+            ("'true': a\n", None),
+            ("1st: a\n", None),
+            ("yes: a\n", None),
+            ("name: 1\n", None),
+        ];
+        for (text, expected) in cases {
+            let idx = SpanIndex::build(text).unwrap();
+            let found: Vec<(&str, &str)> = idx
+                .non_string_keys
+                .iter()
+                .map(|k| (k.reads_as, &text[k.span.clone()]))
+                .collect();
+            match expected {
+                Some(reads_as) => {
+                    let written = text.split(':').next().unwrap();
+                    assert_eq!(found, [(*reads_as, written)], "{text:?}");
+                }
+                None => assert!(found.is_empty(), "{text:?}: {found:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_unquoted_expression_cut_at_a_comma_is_put_back_together() {
+        let text = "a: { n: count(), p: percentile(t, 0.95), s: f(g(x, \"-\", y)), q: \"h(x, y)\" }\n";
+        let idx = SpanIndex::build(text).unwrap();
+        let cuts: Vec<(&str, &str, usize)> = idx
+            .cut_expressions
+            .iter()
+            .map(|c| (c.path[1].as_str(), &text[c.span.clone()], c.fragments.len()))
+            .collect();
+        assert_eq!(cuts, [("p", "percentile(t, 0.95)", 1), ("s", "f(g(x, \"-\", y))", 2)]);
+        assert_eq!(&text[idx.value(&["a", "p"])], "percentile(t, 0.95)");
+        // A block mapping has no such cut: the `,` is part of the value.
+        let block = "a:\n  p: percentile(t, 0.95)\n";
+        assert!(SpanIndex::build(block).unwrap().cut_expressions.is_empty());
     }
 }

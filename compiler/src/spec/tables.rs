@@ -6,6 +6,7 @@ use super::{Inputs, OnError, OrderedMap};
 
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a mapping like `{ input: clicks, key: user, aggregate: { n: count() } }`")]
 pub struct TableSpec {
     pub input: Option<Inputs>,
     pub key: Option<KeySpec>,

@@ -5,6 +5,7 @@ use super::{Inputs, OrderedMap};
 /// A stateless transform. When both are given, `filter` runs before `map`.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a mapping like `{ input: readings, filter: temperature > 25.0 }`")]
 pub struct TransformSpec {
     pub input: Option<Inputs>,
     /// A boolean expression: records for which it is false are dropped.

@@ -6,6 +6,7 @@ use super::{Inputs, OnError, OrderedMap};
 /// A window. Exactly one of `tumbling`, `hopping`, `session` and `count` is given.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a mapping like `{ input: readings, tumbling: 10s, aggregate: { n: count() } }`")]
 pub struct WindowSpec {
     pub input: Option<Inputs>,
     /// Absent: one global window for all records.
@@ -28,6 +29,7 @@ pub struct WindowSpec {
 /// `hopping: { size: 10s, slide: 5s }`
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a mapping like `{ size: 10s, slide: 5s }`")]
 pub struct HoppingSpec {
     pub size: String,
     pub slide: String,
@@ -36,6 +38,7 @@ pub struct HoppingSpec {
 /// `session: { gap: 30s }`
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a mapping like `{ gap: 30s }`")]
 pub struct SessionSpec {
     pub gap: String,
 }
@@ -43,6 +46,7 @@ pub struct SessionSpec {
 /// Where records later than `allowed_lateness` go when nothing reads `<window>.late`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[serde(expecting = "one of dead_letter, drop")]
 pub enum LatePolicy {
     DeadLetter,
     Drop,
@@ -51,6 +55,7 @@ pub enum LatePolicy {
 /// What a window or table does at `max_keys`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[serde(expecting = "one of evict_oldest, dead_letter")]
 pub enum OnFull {
     EvictOldest,
     DeadLetter,
@@ -59,6 +64,7 @@ pub enum OnFull {
 /// `key: device_id`, `key: [device_id, site]` or `key: { site: upper(site) }`.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(untagged)]
+#[serde(expecting = "a field, a list of expressions, or a mapping of names to expressions")]
 pub enum KeySpec {
     One(ExprText),
     Many(Vec<ExprText>),

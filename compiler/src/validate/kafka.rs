@@ -167,6 +167,15 @@ pub fn topics(path: &[&str], topics: &[String], cx: &mut Cx) -> bool {
     }
     let mut ok = true;
     for (i, topic) in topics.iter().enumerate() {
+        if topic.contains("${") {
+            let index = i.to_string();
+            let mut at = path.to_vec();
+            at.extend(["topics", index.as_str()]);
+            let span = cx.value(&at);
+            cx.error(SpecError::compiled_in("topics", topic, &span, None));
+            ok = false;
+            continue;
+        }
         let problem = match topic.strip_prefix('^') {
             Some(_) => regex::Regex::new(topic)
                 .err()
@@ -289,19 +298,25 @@ pub fn with_metadata(source: &str, record: &Rc<RecordType>, meta: &MetadataSpec,
 }
 
 /// A Kafka sink: properties from the spec's options, its topic, key and headers.
-pub fn sink(name: &str, k: &KafkaSink, input: &SinkInput, cx: &mut Cx) -> Option<IrSinkKind> {
+/// Without an `input` (its upstream failed), only the options that do not depend on
+/// the record are checked.
+pub fn sink(name: &str, k: &KafkaSink, input: Option<&SinkInput>, cx: &mut Cx) -> Option<IrSinkKind> {
     let path = ["sinks", name];
-    let SinkInput::Records(record) = input else {
-        let at = cx.value(&["sinks", name, "input"]);
-        cx.error(SpecError::invalid_value(
-            "input",
-            "dead letters are written to a file or stdout sink, not to Kafka",
-            &at,
-            Some("use `type: file` for the dead-letter sink".into()),
-        ));
-        return None;
+    let record = match input {
+        Some(SinkInput::Records(record)) => Some(record),
+        None => None,
+        Some(SinkInput::DeadLetters) => {
+            let at = cx.value(&["sinks", name, "input"]);
+            cx.error(SpecError::invalid_value(
+                "input",
+                "dead letters are written to a file or stdout sink, not to Kafka",
+                &at,
+                Some("use `type: file` for the dead-letter sink".into()),
+            ));
+            return None;
+        }
     };
-    let mut ok = true;
+    let mut ok = record.is_some();
     let properties = client_properties(&path, k.client(), cx);
     let fixed = |name: &str, value: String| (name.to_string(), PropertyValue::Fixed(value));
     let mut tuning = Vec::new();
@@ -338,7 +353,11 @@ pub fn sink(name: &str, k: &KafkaSink, input: &SinkInput, cx: &mut Cx) -> Option
             return None;
         }
         Some(TopicSpec::Fixed(topic)) => {
-            if let Some(problem) = topic_name_problem(topic) {
+            if topic.contains("${") {
+                let at = cx.value(&["sinks", name, "topic"]);
+                cx.error(SpecError::compiled_in("topic", topic, &at, None));
+                ok = false;
+            } else if let Some(problem) = topic_name_problem(topic) {
                 let at = cx.value(&["sinks", name, "topic"]);
                 cx.error(SpecError::invalid_value(
                     "topic",
@@ -351,28 +370,31 @@ pub fn sink(name: &str, k: &KafkaSink, input: &SinkInput, cx: &mut Cx) -> Option
             (topic.clone(), None)
         }
         Some(TopicSpec::Expr(e)) => {
-            let e = string_expr(
-                "the topic",
-                &e.expr,
-                record,
-                &["sinks", name, "topic", "expr"],
-                false,
-                cx,
-            );
+            let e = record.and_then(|record| {
+                string_expr(
+                    "the topic",
+                    &e.expr,
+                    record,
+                    &["sinks", name, "topic", "expr"],
+                    false,
+                    cx,
+                )
+            });
             ok &= e.is_some();
             (String::new(), e)
         }
     };
-    let key = match &k.key {
-        None => None,
-        Some(text) => {
+    let key = match (&k.key, record) {
+        (Some(text), Some(record)) => {
             let e = string_expr("the key", text, record, &["sinks", name, "key"], true, cx);
             ok &= e.is_some();
             e
         }
+        _ => None,
     };
     let mut headers = Vec::new();
     for (header, text) in &k.headers {
+        let Some(record) = record else { break };
         let what = format!("header `{header}`");
         match string_expr(
             &what,
@@ -405,6 +427,12 @@ fn acks_level(sink: &str, acks: Option<&Setting>, idempotent: bool, cx: &mut Cx)
     let Some(Setting(text)) = acks else {
         return Some("all");
     };
+    if text.contains("${") {
+        let at = cx.value(&["sinks", sink, "acks"]);
+        let valid = ["all", "1", "0"].map(String::from).to_vec();
+        cx.error(SpecError::compiled_in("acks", text, &at, Some(valid)));
+        return None;
+    }
     let (message, help) = match text.as_str() {
         "all" | "-1" => return Some("all"),
         "1" if !idempotent => return Some("1"),

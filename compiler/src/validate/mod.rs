@@ -5,6 +5,7 @@
 //! fail is left out of later passes instead of stopping them.
 
 mod aggregation;
+mod generator;
 mod graph;
 mod kafka;
 mod names;
@@ -24,7 +25,7 @@ use crate::diagnostics::SpecError;
 use crate::ir::{Ir, IrOperator, IrSetting, IrSink, IrSource, Node};
 use crate::names::Names;
 use crate::spec::duration::parse_millis;
-use crate::spec::spans::{offset_in_scalar, Span, SpanIndex};
+use crate::spec::spans::{span_in_scalar, Span, SpanIndex};
 use crate::spec::{self, Spec};
 use graph::Upstream;
 
@@ -53,6 +54,10 @@ pub fn check_text(text: &str) -> Checked {
         names: Names::default(),
     };
     let ir = build_ir(&loaded.spec, &mut cx);
+    // A field whose type could not be read still exists: naming it is not a second mistake.
+    let unreadable = &loaded.spec.unreadable_fields;
+    cx.errors
+        .retain(|e| !matches!(e, SpecError::UnknownExprField { name, .. } if unreadable.contains(name)));
     let has_errors = cx.errors.iter().any(|e| !e.is_warning());
     Checked {
         ir: if has_errors { None } else { ir },
@@ -90,15 +95,7 @@ impl Cx<'_> {
     ) -> impl Fn(&std::ops::Range<usize>) -> Span + 'b {
         let scalar = self.value(path);
         let text = self.text;
-        move |r: &std::ops::Range<usize>| {
-            let start = offset_in_scalar(text, &scalar, expr_text, r.start);
-            let end = if r.end > r.start {
-                offset_in_scalar(text, &scalar, expr_text, r.end - 1) + 1
-            } else {
-                start
-            };
-            start..end.max(start)
-        }
+        move |r: &std::ops::Range<usize>| span_in_scalar(text, &scalar, expr_text, r)
     }
 
     /// A duration in the spec at `path`, in ms; reported where it is when it does not

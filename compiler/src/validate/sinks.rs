@@ -51,6 +51,11 @@ pub fn check(
             input_record(name, "sinks", inputs, sources, operators, cx).map(SinkInput::Records)
         };
         let Some(input) = input else {
+            // The input failed its own checks; the options that do not depend on the
+            // record are still checked, so their mistakes come in the same run.
+            if let SinkKind::Kafka(k) = &named.spec.kind {
+                kafka::sink(name, k, None, cx);
+            }
             out.push(None);
             continue;
         };
@@ -97,7 +102,7 @@ pub fn check(
                         "remove `header:`",
                     ));
                 }
-                match kafka::sink(name, k, &input, cx) {
+                match kafka::sink(name, k, Some(&input), cx) {
                     Some(kind) if !with_header => kind,
                     _ => {
                         out.push(None);

@@ -3,23 +3,20 @@
 use std::rc::Rc;
 
 use super::records::{line_record, Schemas};
-use super::{kafka, Cx};
+use super::{generator, kafka, Cx};
 use crate::diagnostics::SpecError;
-use crate::ir::{GenField, GenKind, IrFormat, IrSource, IrSourceKind, IrTime, PropertyValue};
-use crate::spec::duration::parse_millis;
-use crate::spec::sources::{GenFieldSpec, GeneratorSource, KafkaSource, SourceCommon};
+use crate::ir::{IrFormat, IrSource, IrSourceKind, IrTime, PropertyValue};
+use crate::spec::sources::{KafkaSource, SourceCommon};
 use crate::spec::{FormatName, Named, Setting, SourceKind, SourceSpec, Spec};
-use crate::types::{RecordType, TsRepr, Type};
+use crate::types::{RecordType, Type};
 
 /// One entry per spec source; `None` where the source has errors.
 pub fn check(spec: &Spec, schemas: &Schemas, cx: &mut Cx) -> Vec<Option<IrSource>> {
-    spec.sources
-        .iter()
-        .map(|s| source(&spec.name, s, schemas, cx))
-        .collect()
+    spec.sources.iter().map(|s| source(spec, s, schemas, cx)).collect()
 }
 
-fn source(pipeline: &str, named: &Named<SourceSpec>, schemas: &Schemas, cx: &mut Cx) -> Option<IrSource> {
+fn source(spec: &Spec, named: &Named<SourceSpec>, schemas: &Schemas, cx: &mut Cx) -> Option<IrSource> {
+    let pipeline = spec.name.as_str();
     let name = named.name.as_str();
     let common = &named.spec.common;
     let is_generator = matches!(named.spec.kind, SourceKind::Generator(_));
@@ -34,7 +31,7 @@ fn source(pipeline: &str, named: &Named<SourceSpec>, schemas: &Schemas, cx: &mut
         return None;
     }
     let format = format(common, format_name, &["sources", name], cx)?;
-    let mut record = record(name, common, format_name, schemas, cx)?;
+    let mut record = record(name, common, format_name, schemas, &spec.unreadable_schemas, cx)?;
     if matches!(format, IrFormat::Csv { .. }) && !record.is_flat() {
         let at = cx.value(&["sources", name, "format"]);
         cx.error(SpecError::bad_format_option(
@@ -53,7 +50,7 @@ fn source(pipeline: &str, named: &Named<SourceSpec>, schemas: &Schemas, cx: &mut
             }
         }
         SourceKind::Stdin(_) => IrSourceKind::Stdin,
-        SourceKind::Generator(g) => generator(name, g, &record, cx)?,
+        SourceKind::Generator(g) => generator::generator(name, g, &record, cx)?,
         SourceKind::Kafka(k) => {
             let (with_meta, kind) = kafka_source(pipeline, name, k, format, &record, cx)?;
             record = with_meta;
@@ -263,6 +260,7 @@ fn record(
     common: &SourceCommon,
     format: FormatName,
     schemas: &Schemas,
+    unreadable_schemas: &[String],
     cx: &mut Cx,
 ) -> Option<Rc<RecordType>> {
     if format == FormatName::Lines {
@@ -292,6 +290,8 @@ fn record(
     };
     match schemas.get(schema) {
         Some(r) => Some(r.clone()),
+        // Defined, and already reported where it is.
+        None if unreadable_schemas.contains(schema) => None,
         None => {
             let at = cx.value(&["sources", name, "schema"]);
             let valid: Vec<&str> = schemas.keys().map(String::as_str).collect();
@@ -299,194 +299,4 @@ fn record(
             None
         }
     }
-}
-
-fn generator(name: &str, g: &GeneratorSource, record: &RecordType, cx: &mut Cx) -> Option<IrSourceKind> {
-    let count = g.count.clone().unwrap_or(Setting(String::new()));
-    let rate = g.rate.clone().unwrap_or(Setting(String::new()));
-    let mut ok = number_setting(
-        &count,
-        &["sources", name, "count"],
-        |s| s.parse::<u64>().is_ok(),
-        "a whole number of events",
-        cx,
-    );
-    ok &= number_setting(
-        &rate,
-        &["sources", name, "rate"],
-        |s| s.parse::<f64>().is_ok_and(|r| r > 0.0),
-        "events per second, above 0",
-        cx,
-    );
-    let count_key = cx.setting(
-        format!("sources.{name}.count"),
-        &count.0,
-        "number of events to generate (empty: unbounded)",
-    );
-    let rate_key = cx.setting(
-        format!("sources.{name}.rate"),
-        &rate.0,
-        "events per second (empty: as fast as possible)",
-    );
-    for field in g.fields.keys() {
-        if record.field(field).is_none() {
-            let at = cx.key(&["sources", name, "fields", field]);
-            cx.error(SpecError::unknown_field(
-                field,
-                &record.display,
-                &at,
-                &record.field_names(),
-            ));
-            ok = false;
-        }
-    }
-    let fields = gen_fields(record, &g.fields, &["sources", name, "fields"], cx)?;
-    ok.then_some(IrSourceKind::Generator {
-        count_key,
-        rate_key,
-        seed: g.seed,
-        fields,
-    })
-}
-
-fn number_setting(value: &Setting, path: &[&str], valid: impl Fn(&str) -> bool, what: &str, cx: &mut Cx) -> bool {
-    if value.0.is_empty() || value.is_template() || valid(&value.0) {
-        return true;
-    }
-    let at = cx.value(path);
-    cx.error(SpecError::invalid_value(
-        path.last().copied().unwrap_or_default(),
-        format!("expected {what}"),
-        &at,
-        Some("or `${VAR}` / `${VAR:-default}` to set it when the binary starts".into()),
-    ));
-    false
-}
-
-fn gen_fields(
-    record: &RecordType,
-    specs: &std::collections::BTreeMap<String, GenFieldSpec>,
-    path: &[&str],
-    cx: &mut Cx,
-) -> Option<Vec<GenField>> {
-    let default = GenFieldSpec::default();
-    let mut fields = Vec::new();
-    let mut ok = true;
-    for field in &record.fields {
-        let spec = specs.get(&field.name).unwrap_or(&default);
-        let mut field_path = path.to_vec();
-        field_path.push(&field.name);
-        match gen_kind(&field.name, &field.ty, field.ts_repr, spec, &field_path, cx) {
-            Some(kind) => fields.push(GenField {
-                name: field.name.clone(),
-                kind,
-            }),
-            None => ok = false,
-        }
-    }
-    ok.then_some(fields)
-}
-
-fn gen_kind(name: &str, ty: &Type, repr: TsRepr, spec: &GenFieldSpec, path: &[&str], cx: &mut Cx) -> Option<GenKind> {
-    let misfit = |option: &str, cx: &mut Cx| {
-        let mut p = path.to_vec();
-        p.push(option);
-        let at = cx.key(&p);
-        cx.error(SpecError::invalid_value(
-            option,
-            format!("does not apply to `{name}` ({ty})"),
-            &at,
-            Some("strings: values, prefix, cardinality; numbers: min, max, sequence; bool: p_true; timestamps: start, step, jitter; optional: null_ratio".into()),
-        ));
-        None
-    };
-    let duration = |option: &str, value: &Option<String>, default: i64, cx: &mut Cx| -> Option<i64> {
-        match value {
-            None => Some(default),
-            Some(text) => match parse_millis(text) {
-                Ok(ms) => Some(ms as i64),
-                Err(reason) => {
-                    let mut p = path.to_vec();
-                    p.push(option);
-                    let at = cx.value(&p);
-                    cx.error(SpecError::bad_duration(text, &reason, &at));
-                    None
-                }
-            },
-        }
-    };
-    // Generated code holds these as literals, which NaN and infinities are not.
-    let numbers: &[(&str, Option<f64>)] = match ty {
-        Type::Optional(_) => &[("null_ratio", spec.null_ratio)],
-        _ => &[("min", spec.min), ("max", spec.max), ("p_true", spec.p_true)],
-    };
-    let mut finite = true;
-    for (option, value) in numbers {
-        if let Some(v) = value.filter(|v| !v.is_finite()) {
-            let mut p = path.to_vec();
-            p.push(option);
-            let at = cx.value(&p);
-            cx.error(SpecError::not_finite(option, v, &at));
-            finite = false;
-        }
-    }
-    if !finite {
-        return None;
-    }
-    let min = spec.min.unwrap_or(0.0);
-    let max = spec.max.unwrap_or(100.0);
-    Some(match ty {
-        Type::Optional(inner) => {
-            let inner = gen_kind(
-                name,
-                inner,
-                repr,
-                &GenFieldSpec {
-                    null_ratio: None,
-                    ..spec.clone()
-                },
-                path,
-                cx,
-            )?;
-            GenKind::Optional {
-                p_null: spec.null_ratio.unwrap_or(0.1),
-                inner: Box::new(inner),
-            }
-        }
-        _ if spec.null_ratio.is_some() => return misfit("null_ratio", cx),
-        Type::String => match (&spec.values, &spec.prefix) {
-            (Some(values), _) if !values.is_empty() => GenKind::Values(values.clone()),
-            _ => GenKind::Text {
-                prefix: spec.prefix.clone().unwrap_or_else(|| format!("{name}-")),
-                cardinality: spec.cardinality.unwrap_or(10).max(1),
-            },
-        },
-        _ if spec.values.is_some() => return misfit("values", cx),
-        Type::I64 if spec.sequence => GenKind::Sequence,
-        Type::U64 if spec.sequence => GenKind::Sequence,
-        Type::I64 => GenKind::Int {
-            min: min as i64,
-            max: max as i64,
-        },
-        Type::U64 => GenKind::UInt {
-            min: min.max(0.0) as u64,
-            max: max.max(0.0) as u64,
-        },
-        Type::F64 => GenKind::Float { min, max },
-        Type::Bool => GenKind::Bool {
-            p_true: spec.p_true.unwrap_or(0.5),
-        },
-        Type::Timestamp => {
-            let step = duration("step", &spec.step, 1000, cx);
-            let jitter = duration("jitter", &spec.jitter, 0, cx);
-            GenKind::Time {
-                start_ms: spec.start.unwrap_or(1_700_000_000_000),
-                step_ms: step?,
-                jitter_ms: jitter?,
-                repr,
-            }
-        }
-        Type::Record(nested) => GenKind::Object(gen_fields(nested, &Default::default(), path, cx)?),
-        Type::List(_) => return misfit("values", cx),
-    })
 }

@@ -82,7 +82,7 @@ pub fn window(name: &str, spec: &WindowSpec, input: &RecordType, late_read: bool
                     "offset",
                     "only tumbling and hopping windows are aligned, so only they take an offset",
                     &at,
-                    None,
+                    Some("remove `offset:`: a session or count window starts with its first record".into()),
                 ));
                 ok = false;
             }
@@ -102,7 +102,7 @@ pub fn window(name: &str, spec: &WindowSpec, input: &RecordType, late_read: bool
             "allowed_lateness",
             "count windows do not depend on time, so nothing is late for them",
             &at,
-            None,
+            Some("remove `allowed_lateness:`".into()),
         ));
         ok = false;
     }
@@ -187,7 +187,12 @@ fn window_kind(name: &str, spec: &WindowSpec, cx: &mut Cx) -> Option<IrWindowKin
     match spec.count {
         Some(0) => {
             let at = cx.value(&["windows", name, "count"]);
-            cx.error(SpecError::invalid_value("count", "must be at least 1", &at, None));
+            cx.error(SpecError::invalid_value(
+                "count",
+                "must be at least 1",
+                &at,
+                Some("`count: 100` emits one result per 100 records (per key)".into()),
+            ));
             None
         }
         Some(count) => Some(IrWindowKind::Count { count }),

@@ -553,6 +553,34 @@ mod tests {
         assert_eq!(drain(&mut op), [out("a", w(1, 5_001), 1, 1, false, 5_000)]);
     }
 
+    /// docs/language.md, "Late records": a record behind the watermark whose own session
+    /// still ends after it merges into the fired session while that is kept (an update),
+    /// and opens a new, overlapping session once it has been dropped (not an update).
+    #[test]
+    fn a_late_record_overlapping_a_dropped_session_opens_a_new_one() {
+        let mut op = sessions(5_000, 2_000);
+        feed(&mut op, "a", 1, 0);
+        op.on_watermark(6_000);
+        assert_eq!(drain(&mut op), [out("a", w(0, 5_000), 1, 1, false, 4_999)]);
+        // Kept until 7 000: [3 000, 8 000) merges into [0, 5 000), not due yet.
+        assert_eq!(feed(&mut op, "a", 2, 3_000), Admit::Added);
+        assert_eq!(drain(&mut op), []);
+        op.on_watermark(8_000);
+        assert_eq!(drain(&mut op), [out("a", w(0, 8_000), 2, 3, true, 7_999)]);
+        // Dropped at 10 000. [4 000, 9 000) overlaps [0, 8 000) but 9 000 + 2 000 > 10 000:
+        // a new session holding only this record, emitted at once as a first result.
+        op.on_watermark(10_000);
+        assert_eq!(op.state_size(), StateSize::default());
+        assert_eq!(feed(&mut op, "a", 4, 4_000), Admit::Added);
+        assert_eq!(drain(&mut op), [out("a", w(4_000, 9_000), 1, 4, false, 8_999)]);
+        // That new session is kept in turn: [7 000, 12 000) merges into it, and the merged
+        // session fires at its new end as an update of the result just emitted.
+        assert_eq!(feed(&mut op, "a", 8, 7_000), Admit::Added);
+        assert_eq!(drain(&mut op), []);
+        op.on_watermark(12_000);
+        assert_eq!(drain(&mut op), [out("a", w(4_000, 12_000), 2, 12, true, 11_999)]);
+    }
+
     #[test]
     fn a_failed_add_changes_nothing() {
         let mut op = sessions(5_000, 0);

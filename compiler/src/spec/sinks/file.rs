@@ -4,6 +4,7 @@ use crate::spec::Setting;
 
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a mapping like `{ type: file, input: hot, path: out.jsonl }`")]
 pub struct FileSink {
     /// Path of the file; resolved at start (`${VAR}` and `--set`).
     pub path: Setting,

@@ -8,6 +8,7 @@ use crate::spec::Setting;
 
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a mapping of the sink's options")]
 pub struct KafkaSink {
     /// `host:port[,host:port..]`.
     pub brokers: Setting,
@@ -38,6 +39,7 @@ pub struct KafkaSink {
 
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(untagged)]
+#[serde(expecting = "a topic name, or `{ expr: <string expression> }` for a topic per record")]
 pub enum TopicSpec {
     Fixed(String),
     Expr(TopicExpr),
@@ -45,12 +47,14 @@ pub enum TopicSpec {
 
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "`{ expr: <string expression> }`")]
 pub struct TopicExpr {
     pub expr: ExprText,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[serde(expecting = "one of none, gzip, snappy, lz4, zstd")]
 pub enum Compression {
     None,
     Gzip,

@@ -13,6 +13,7 @@ use super::{FormatName, Inputs};
 /// Options every sink has, whatever its type.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a mapping of the sink's options")]
 pub struct SinkCommon {
     pub input: Option<Inputs>,
     pub format: Option<FormatName>,

@@ -4,6 +4,7 @@ use crate::spec::Setting;
 
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a mapping like `{ type: file, path: in.jsonl, schema: reading }`")]
 pub struct FileSource {
     /// Path of the file; resolved at start (`${VAR}` and `--set`).
     pub path: Setting,

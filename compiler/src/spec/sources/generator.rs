@@ -6,6 +6,7 @@ use crate::spec::Setting;
 
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a mapping of the source's options")]
 pub struct GeneratorSource {
     /// How many events to produce; unbounded when absent. Resolved at start.
     pub count: Option<Setting>,
@@ -22,6 +23,7 @@ pub struct GeneratorSource {
 /// How one generated field gets its values.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a mapping of generator options, like `{ min: 0, max: 100 }`")]
 pub struct GenFieldSpec {
     /// Strings: pick one of these.
     pub values: Option<Vec<String>>,

@@ -7,6 +7,7 @@ use crate::spec::Setting;
 
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a mapping of the source's options")]
 pub struct KafkaSource {
     /// `host:port[,host:port..]`.
     pub brokers: Setting,
@@ -29,6 +30,7 @@ pub struct KafkaSource {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[serde(expecting = "one of earliest, latest")]
 pub enum StartAt {
     Earliest,
     #[default]
@@ -48,6 +50,7 @@ impl StartAt {
 /// which field receives which piece of a message's metadata.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a mapping like `{ key: message_key, partition: part, headers: { trace-id: trace } }`")]
 pub struct MetadataSpec {
     pub key: Option<String>,
     pub topic: Option<String>,

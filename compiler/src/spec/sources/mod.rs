@@ -15,6 +15,7 @@ use super::{FormatName, OnError};
 /// Options every source has, whatever its type.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a mapping of the source's options")]
 pub struct SourceCommon {
     pub format: Option<FormatName>,
     pub schema: Option<String>,
@@ -30,6 +31,7 @@ pub struct SourceCommon {
 /// `watermark: { max_out_of_order: 2s, idle_timeout: 30s }`
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a mapping like `{ max_out_of_order: 2s, idle_timeout: 30s }`")]
 pub struct WatermarkSpec {
     pub max_out_of_order: Option<String>,
     pub idle_timeout: Option<String>,
