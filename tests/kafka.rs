@@ -46,7 +46,9 @@ impl Running {
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
-                return (status, self.log());
+                let log = self.log();
+                support::counters(log.as_bytes());
+                return (status, log);
             }
             assert!(
                 started.elapsed() < Duration::from_secs(60),
@@ -258,6 +260,7 @@ fn sensor_readings_from_a_file_go_to_a_topic_keyed_by_device() {
         output.status.success(),
         "a finite input ends the run, flushing the producer:\n{log}"
     );
+    support::counters(&output.stderr);
     let out = broker.consume("sensor_readings", valid.len() + 1, Duration::from_secs(20));
     assert_eq!(out.len(), valid.len(), "every valid reading, nothing else");
     let mut partition_of = HashMap::new();
