@@ -153,7 +153,7 @@ fn build_with(ctx: &Context, on_error: OnError) -> Result<HotReadings, StartErro
     Ok(HotReadings {
         readings: Source::new(
             "sources.readings",
-            Box::new(FileSource::open(&s.str("sources.readings.path")?, false)?),
+            Box::new(FileSource::open(&s.str("sources.readings.path")?, false, 1 << 20)?),
             JsonDecoder::new(),
             on_error,
             ctx,

@@ -22,10 +22,14 @@ pub fn source_type(s: &IrSource) -> TokenStream {
 pub fn construct(s: &IrSource) -> TokenStream {
     let component = format!("sources.{}", s.name);
     let raw = match &s.kind {
-        IrSourceKind::File { path_key, follow } => {
-            quote!(FileSource::open(&ctx.settings.str(#path_key)?, #follow)?)
+        IrSourceKind::File {
+            path_key,
+            follow,
+            max_record_key,
+        } => {
+            quote!(FileSource::open(&ctx.settings.non_empty(#path_key)?, #follow, ctx.settings.positive(#max_record_key)?)?)
         }
-        IrSourceKind::Stdin => quote!(StdinSource::new()),
+        IrSourceKind::Stdin { max_record_key } => quote!(StdinSource::new(ctx.settings.positive(#max_record_key)?)),
         IrSourceKind::Kafka {
             properties,
             topics,
