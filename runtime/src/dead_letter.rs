@@ -27,7 +27,7 @@ pub struct DeadLetters {
 struct Letter<'a> {
     ts: i64,
     component: &'a str,
-    reason: &'a str,
+    reason: Cow<'a, str>,
     record: Cow<'a, str>,
 }
 
@@ -55,7 +55,8 @@ impl DeadLetters {
         let letter = Letter {
             ts: crate::fns::now_ms(),
             component,
-            reason,
+            // A reason may quote a value of the record (`cannot convert `…` to i64`).
+            reason: excerpt(reason.as_bytes()),
             record: excerpt(record),
         };
         let start = self.buf.len();
@@ -103,23 +104,23 @@ impl DeadLetters {
     }
 }
 
-/// Longest piece of a record a dead letter holds: a huge bad record must not make a
-/// huge dead letter.
+/// Longest piece of a record (or of a reason) a dead letter holds: a huge bad record
+/// must not make a huge dead letter.
 const MAX_EXCERPT: usize = 4096;
 
-/// The record as (lossy) UTF-8 text; past [`MAX_EXCERPT`] bytes, its first ones (cut
+/// Bytes as (lossy) UTF-8 text; past [`MAX_EXCERPT`] bytes, its first ones (cut
 /// at a character boundary) followed by `…(N bytes)`, N its whole length.
-fn excerpt(record: &[u8]) -> Cow<'_, str> {
-    if record.len() <= MAX_EXCERPT {
-        return String::from_utf8_lossy(record);
+fn excerpt(bytes: &[u8]) -> Cow<'_, str> {
+    if bytes.len() <= MAX_EXCERPT {
+        return String::from_utf8_lossy(bytes);
     }
     // Back up to the first byte of a UTF-8 character (continuation bytes are 10xxxxxx).
     let cut = (0..=MAX_EXCERPT)
         .rev()
-        .find(|&i| record[i] & 0xC0 != 0x80)
+        .find(|&i| bytes[i] & 0xC0 != 0x80)
         .unwrap_or(MAX_EXCERPT);
-    let mut text = String::from_utf8_lossy(&record[..cut]).into_owned();
-    text.push_str(&format!("…({} bytes)", record.len()));
+    let mut text = String::from_utf8_lossy(&bytes[..cut]).into_owned();
+    text.push_str(&format!("…({} bytes)", bytes.len()));
     Cow::Owned(text)
 }
 
@@ -137,6 +138,7 @@ mod tests {
         record.push(b'!');
         dl.send("sources.in", "bad", &record);
         dl.send("sources.in", "bad", &record[..MAX_EXCERPT]);
+        dl.send("sources.in", &"r".repeat(MAX_EXCERPT + 1), b"x");
         assert_eq!(dl.flush(), Ok(()));
         let text = String::from_utf8(sink.data.borrow().clone()).unwrap_or_default();
         let letters: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
@@ -147,6 +149,8 @@ mod tests {
             letters[1]["record"].as_str(),
             Some("é".repeat(MAX_EXCERPT / 2).as_str())
         );
+        let long_reason = format!("{}…(4097 bytes)", "r".repeat(MAX_EXCERPT));
+        assert_eq!(letters[2]["reason"].as_str(), Some(long_reason.as_str()));
     }
 
     #[test]
