@@ -6,9 +6,12 @@
 #               (`baseline window`)
 #   kafka       bench/kafka_filter.yaml: topic → filter → topic on a local tansu
 #               broker (`kafka-relay`, bench/kafka/)
+#   window_fire bench/window_fire.yaml: one tumbling window of FIRE_N distinct keys
+#               (default 1000000), fired at the end; time reading vs time firing
 #
 #   bash bench/run.sh [N]                  N input events, default 5000000
-#   WORKLOAD=windowed bash bench/run.sh    one workload only: filter_map | windowed | kafka | all
+#   WORKLOAD=windowed bash bench/run.sh    one workload only: filter_map | windowed | kafka | window_fire | all
+#   FIRE_N=2000000 WORKLOAD=window_fire bash bench/run.sh   keys in the fired window, default 1000000
 #   KAFKA_N=2000000 WORKLOAD=kafka bash bench/run.sh   records in the input topic, default 1000000
 #   KAFKA_FETCH_WAIT_MS=500 KAFKA_FETCH_QUEUE_BACKOFF_MS=1000 ...   the consumers'
 #                                          settings (librdkafka's defaults here), default 10 and 10
@@ -20,7 +23,9 @@
 set -euo pipefail
 
 N=${1:-5000000}
-case $N in '' | *[!0-9]*) echo "usage: [WORKLOAD=filter_map|windowed|kafka|all] bash bench/run.sh [N]" >&2; exit 2 ;; esac
+case $N in '' | *[!0-9]*) echo "usage: [WORKLOAD=filter_map|windowed|kafka|window_fire|all] bash bench/run.sh [N]" >&2; exit 2 ;; esac
+FIRE_N=${FIRE_N:-1000000}
+case $FIRE_N in '' | *[!0-9]*) echo "FIRE_N must be a number (got '$FIRE_N')" >&2; exit 2 ;; esac
 KAFKA_N=${KAFKA_N:-1000000}
 case $KAFKA_N in '' | *[!0-9]*) echo "KAFKA_N must be a number (got '$KAFKA_N')" >&2; exit 2 ;; esac
 # Consumer settings, read by kafka_filter and the tools alike (bench/kafka/src/lib.rs).
@@ -28,8 +33,8 @@ export KAFKA_FETCH_WAIT_MS=${KAFKA_FETCH_WAIT_MS:-10}
 export KAFKA_FETCH_QUEUE_BACKOFF_MS=${KAFKA_FETCH_QUEUE_BACKOFF_MS:-10}
 WORKLOAD=${WORKLOAD:-all}
 case $WORKLOAD in
-    filter_map | windowed | kafka | all) ;;
-    *) echo "WORKLOAD must be filter_map, windowed, kafka or all (got '$WORKLOAD')" >&2; exit 2 ;;
+    filter_map | windowed | kafka | window_fire | all) ;;
+    *) echo "WORKLOAD must be filter_map, windowed, kafka, window_fire or all (got '$WORKLOAD')" >&2; exit 2 ;;
 esac
 want() { [ "$WORKLOAD" = all ] || [ "$WORKLOAD" = "$1" ]; }
 
@@ -73,6 +78,12 @@ W_SPEC=$OUT/spec/windowed.yaml
 W_GEN_BIN=$OUT/windowed
 W_GEN_OUT=$OUT/out-window-generated.jsonl
 W_BASE_OUT=$OUT/out-window-baseline.jsonl
+
+# window_fire
+F_INPUT=$OUT/input-fire-$FIRE_N.jsonl
+F_SPEC=$OUT/spec/window_fire.yaml
+F_GEN_BIN=$OUT/window_fire
+F_GEN_OUT=$OUT/out-fire.jsonl
 
 # kafka
 K_DIR=$OUT/kafka # the broker's working dir and log, the jobs' stderr, the topics read back
@@ -352,6 +363,86 @@ if want windowed; then
             echo "## windowed"
             echo
             echo "not measured: \`rill build --release bench/windowed.yaml\` failed (see the script's stderr)"
+        } >>"$RESULTS"
+    fi
+fi
+
+# ---------------------------------------------------------------- window_fire
+# FIRE_N readings, each with its own device id (in a scrambled order), all in the window
+# [1,700,000,000,000, +10 s); the input ends, the window fires. The output file stays
+# empty until the first results are written, so its first byte splits the run: reading
+# (start → first output byte: decoding and adding every record) and firing (first output
+# byte → exit: sorting the keys, building, encoding and writing every result).
+if want window_fire; then
+    if [ ! -s "$F_INPUT" ]; then
+        log "generating $FIRE_N readings with distinct keys → $F_INPUT"
+        rm -f "$OUT"/input-fire-[0-9]*.jsonl
+        # 7919 is prime and coprime with 10^k, so i → i·7919 mod n is a permutation.
+        awk -v n="$FIRE_N" 'BEGIN { for (i = 0; i < n; i++) printf "{\"device_id\":\"dev-%08d\",\"ts\":%d,\"temperature\":%.2f}\n", (i * 7919) % n, 1700000000000 + i % 10000, (i % 5000) / 100 }' >"$F_INPUT.tmp"
+        mv "$F_INPUT.tmp" "$F_INPUT"
+    fi
+    cp "$BENCH/window_fire.yaml" "$F_SPEC"
+    log "window_fire, build: rill build --release"
+    if timed F_BUILD "$RILL" build "$F_SPEC" --release -o "$F_GEN_BIN"; then
+        log "window_fire: $FIRE_N keys in one window, best of $RUNS"
+        F_BEST_READ= F_BEST_FIRE= F_RUN_LINES=()
+        for i in $(seq 1 "$RUNS"); do
+            rm -f "$F_GEN_OUT"
+            t0=$(now)
+            "$F_GEN_BIN" --set "sources.readings.path=$F_INPUT" --set "sinks.out.path=$F_GEN_OUT" \
+                2>"$OUT/stderr-fire.txt" &
+            pid=$!
+            t_first=
+            while kill -0 "$pid" 2>/dev/null; do
+                if [ -s "$F_GEN_OUT" ]; then t_first=$(now); break; fi
+                sleep 0.005
+            done
+            rc=0
+            wait "$pid" || rc=$?
+            t1=$(now)
+            if [ "$rc" != 0 ]; then
+                echo "window_fire failed (exit $rc); its stderr:" >&2
+                cat "$OUT/stderr-fire.txt" >&2
+                exit 1
+            fi
+            [ -n "$t_first" ] || t_first=$t1 # exited before a poll saw output
+            read_s=$(elapsed "$t0" "$t_first")
+            fire_s=$(elapsed "$t_first" "$t1")
+            row=$(printf 'run %d: reading %6s s, firing %6s s' "$i" "$read_s" "$fire_s")
+            echo "  $row" >&2
+            F_RUN_LINES+=("$row")
+            if [ -z "$F_BEST_READ" ] || awk -v a="$read_s" -v b="$F_BEST_READ" 'BEGIN { exit !(a < b) }'; then F_BEST_READ=$read_s; fi
+            if [ -z "$F_BEST_FIRE" ] || awk -v a="$fire_s" -v b="$F_BEST_FIRE" 'BEGIN { exit !(a < b) }'; then F_BEST_FIRE=$fire_s; fi
+        done
+        F_ROWS=$(wc -l <"$F_GEN_OUT")
+        F_ROWS_OK=$([ "$F_ROWS" = "$FIRE_N" ] && echo ok || echo MISSED)
+        [ "$F_ROWS_OK" = ok ] || ALL_OK=0
+        {
+            echo
+            echo "## window_fire"
+            echo
+            echo "- workload: bench/window_fire.yaml, $FIRE_N JSON-lines readings ($(mib_of_file "$F_INPUT") MiB), one distinct key each, all in one 10 s tumbling window (allowed_lateness 5s), fired at the end of the input"
+            echo "- reading = start → first byte in the output file; firing = first output byte → exit; best of $RUNS"
+            echo
+            echo "| metric | value | target | |"
+            echo "|---|---:|---|---|"
+            echo "| reading $FIRE_N records | $F_BEST_READ s | | |"
+            echo "| firing $FIRE_N keys | $F_BEST_FIRE s | < reading | $(pass "$F_BEST_FIRE < $F_BEST_READ") |"
+            echo "| rows out | $F_ROWS | $FIRE_N | $F_ROWS_OK |"
+            echo "| build, --release | $F_BUILD s | | |"
+            echo
+            echo "Runs:"
+            echo
+            for row in "${F_RUN_LINES[@]}"; do echo "    $row"; done
+        } >>"$RESULTS"
+    else
+        echo "window_fire: rill build failed; the workload is not measured" >&2
+        ALL_OK=0
+        {
+            echo
+            echo "## window_fire"
+            echo
+            echo "not measured: \`rill build --release bench/window_fire.yaml\` failed (see the script's stderr)"
         } >>"$RESULTS"
     fi
 fi

@@ -77,8 +77,11 @@ pub enum IrSourceKind {
     File {
         path_key: String,
         follow: bool,
+        max_record_key: String,
     },
-    Stdin,
+    Stdin {
+        max_record_key: String,
+    },
     Generator {
         count_key: String,
         rate_key: String,

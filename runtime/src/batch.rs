@@ -15,6 +15,9 @@ pub struct RawBatch {
     meta_data: Vec<u8>,
     /// The wanted headers of each record in turn (`None`: absent), ranges in `meta_data`.
     headers: Vec<Option<(usize, usize)>>,
+    /// Records the source could not read whole (index, reason), in index order: bad
+    /// records whose bytes are only an excerpt.
+    failed: Vec<(usize, String)>,
 }
 
 /// Where a message came from: its topic, partition, offset, broker timestamp and key.
@@ -86,6 +89,24 @@ impl RawBatch {
         self.meta.clear();
         self.meta_data.clear();
         self.headers.clear();
+        self.failed.clear();
+    }
+
+    /// Appends a record the source could not read whole (one longer than its limit):
+    /// `excerpt` stands for it, and it is a bad record for `reason`, never decoded.
+    pub fn push_failed(&mut self, excerpt: &[u8], reason: String) {
+        self.failed.push((self.len(), reason));
+        self.push(excerpt);
+    }
+
+    /// Why record `i` is bad before decoding, if it is (see [`Self::push_failed`]).
+    #[inline]
+    pub fn failure(&self, i: usize) -> Option<&str> {
+        if self.failed.is_empty() {
+            return None;
+        }
+        let at = self.failed.partition_point(|(j, _)| *j < i);
+        self.failed.get(at).filter(|(j, _)| *j == i).map(|(_, r)| r.as_str())
     }
 
     /// Appends one message with its metadata and the values of the wanted headers. A
@@ -225,6 +246,23 @@ mod tests {
         assert!(b.meta(2).is_none());
         b.clear();
         assert!(b.meta(0).is_none());
+    }
+
+    #[test]
+    fn failed_records_keep_their_reason_until_cleared() {
+        let mut b = RawBatch::new();
+        b.push(b"ok");
+        b.push_failed(b"xxx", "too long".to_owned());
+        b.push(b"ok too");
+        assert_eq!(b.len(), 3);
+        assert_eq!(b.get(1), Some(&b"xxx"[..]));
+        assert_eq!(
+            (b.failure(0), b.failure(1), b.failure(2)),
+            (None, Some("too long"), None)
+        );
+        b.clear();
+        b.push(b"again");
+        assert_eq!(b.failure(0), None);
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub struct DeadLetters {
 struct Letter<'a> {
     ts: i64,
     component: &'a str,
-    reason: &'a str,
+    reason: Cow<'a, str>,
     record: Cow<'a, str>,
 }
 
@@ -69,8 +69,9 @@ impl DeadLetters {
         let letter = Letter {
             ts: crate::fns::now_ms(),
             component,
-            reason,
-            record: String::from_utf8_lossy(record),
+            // A reason may quote a value of the record (`cannot convert `…` to i64`).
+            reason: excerpt(reason.as_bytes()),
+            record: excerpt(record),
         };
         let start = self.buf.len();
         // A struct of strings and an integer always serializes; if it ever did not, the
@@ -135,11 +136,54 @@ impl DeadLetters {
     }
 }
 
+/// Longest piece of a record (or of a reason) a dead letter holds: a huge bad record
+/// must not make a huge dead letter.
+const MAX_EXCERPT: usize = 4096;
+
+/// Bytes as (lossy) UTF-8 text; past [`MAX_EXCERPT`] bytes, its first ones (cut
+/// at a character boundary) followed by `…(N bytes)`, N its whole length.
+fn excerpt(bytes: &[u8]) -> Cow<'_, str> {
+    if bytes.len() <= MAX_EXCERPT {
+        return String::from_utf8_lossy(bytes);
+    }
+    // Back up to the first byte of a UTF-8 character (continuation bytes are 10xxxxxx).
+    let cut = (0..=MAX_EXCERPT)
+        .rev()
+        .find(|&i| bytes[i] & 0xC0 != 0x80)
+        .unwrap_or(MAX_EXCERPT);
+    let mut text = String::from_utf8_lossy(&bytes[..cut]).into_owned();
+    text.push_str(&format!("…({} bytes)", bytes.len()));
+    Cow::Owned(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sinks::tests::MemSink;
     use serde_json::Value;
+
+    #[test]
+    fn long_records_are_cut_to_an_excerpt_with_their_length() {
+        let sink = MemSink::default();
+        let mut dl = DeadLetters::to_sinks(vec![Box::new(sink.clone())]);
+        let mut record = "é".repeat(MAX_EXCERPT).into_bytes(); // 2 bytes each
+        record.push(b'!');
+        dl.send("sources.in", "bad", &record);
+        dl.send("sources.in", "bad", &record[..MAX_EXCERPT]);
+        dl.send("sources.in", &"r".repeat(MAX_EXCERPT + 1), b"x");
+        assert_eq!(dl.flush(), Ok(()));
+        let text = String::from_utf8(sink.data.borrow().clone()).unwrap_or_default();
+        let letters: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let cut = letters[0]["record"].as_str().unwrap_or_default();
+        assert_eq!(cut, format!("{}…(8193 bytes)", "é".repeat(MAX_EXCERPT / 2)));
+        assert!(text.lines().next().is_some_and(|l| l.len() < MAX_EXCERPT + 200));
+        assert_eq!(
+            letters[1]["record"].as_str(),
+            Some("é".repeat(MAX_EXCERPT / 2).as_str())
+        );
+        let long_reason = format!("{}…(4097 bytes)", "r".repeat(MAX_EXCERPT));
+        assert_eq!(letters[2]["reason"].as_str(), Some(long_reason.as_str()));
+    }
 
     #[test]
     fn letters_have_the_documented_shape() {

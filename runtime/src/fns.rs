@@ -501,6 +501,14 @@ mod tests {
     }
 
     #[test]
+    fn to_string_of_a_timestamp_past_year_9999_reads_back() {
+        let ms = 253_402_300_800_000 + 1; // 10000-01-01T00:00:00.001Z
+        let text = ts_to_rfc3339(ms);
+        assert_eq!(text, "+10000-01-01T00:00:00.001Z");
+        assert_eq!(parse_timestamp(&text, "rfc3339"), Ok(ms));
+    }
+
+    #[test]
     fn timestamps_parse_with_various_formats() {
         assert_eq!(parse_timestamp("1970-01-01T00:00:01Z", "rfc3339"), Ok(1000));
         assert_eq!(

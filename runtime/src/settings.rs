@@ -23,6 +23,9 @@ pub struct SettingDef {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     values: Vec<(&'static str, String)>,
+    /// How each value was set (`from --set: `${DIR}/in.csv``), in the same order, for
+    /// messages about a value that turned out empty; empty for [`Settings::from_values`].
+    origins: Vec<String>,
 }
 
 /// Why a template could not be expanded.
@@ -160,6 +163,7 @@ impl Settings {
             }
         }
         let mut values = Vec::with_capacity(defs.len());
+        let mut origins = Vec::with_capacity(defs.len());
         for def in defs {
             let (template, origin) = match overrides.iter().rev().find(|(k, _)| k == def.key) {
                 Some((_, v)) => (v.as_str(), " (from --set)"),
@@ -168,13 +172,20 @@ impl Settings {
             let value =
                 expand(template, env).map_err(|e| StartError::new(format!("setting `{}`{origin}: {e}", def.key)))?;
             values.push((def.key, value));
+            origins.push(match origin {
+                "" => format!("the spec's value `{template}`"),
+                _ => format!("`--set {}={template}`", def.key),
+            });
         }
-        Ok(Settings { values })
+        Ok(Settings { values, origins })
     }
 
     /// Settings from already-resolved values (tests and embedding).
     pub fn from_values(values: Vec<(&'static str, String)>) -> Settings {
-        Settings { values }
+        Settings {
+            values,
+            origins: Vec::new(),
+        }
     }
 
     fn raw(&self, key: &str) -> Result<&str, StartError> {
@@ -204,8 +215,38 @@ impl Settings {
         self.raw(key).map(str::to_owned)
     }
 
+    /// A value that must not be empty (a path, an address): an empty one is a start
+    /// error naming the setting and how it was set, rather than a confusing error later
+    /// (``cannot open ` ` ``).
+    pub fn non_empty(&self, key: &str) -> Result<String, StartError> {
+        let value = self.raw(key)?;
+        if !value.trim().is_empty() {
+            return Ok(value.to_owned());
+        }
+        let origin = self
+            .values
+            .iter()
+            .position(|(k, _)| *k == key)
+            .and_then(|i| self.origins.get(i))
+            .map(|o| format!(" (from {o})"))
+            .unwrap_or_default();
+        Err(StartError::new(format!(
+            "setting `{key}` is empty{origin}; give it a value, e.g. `--set {key}=...`"
+        )))
+    }
+
     pub fn u64(&self, key: &str) -> Result<u64, StartError> {
         self.parsed(key, "an unsigned integer")
+    }
+
+    /// A whole number above 0 (a size limit).
+    pub fn positive(&self, key: &str) -> Result<u64, StartError> {
+        match self.parsed(key, "a whole number above 0")? {
+            0 => Err(StartError::new(format!(
+                "setting `{key}`: expected a whole number above 0, got `0`"
+            ))),
+            n => Ok(n),
+        }
     }
 
     pub fn f64(&self, key: &str) -> Result<f64, StartError> {
@@ -359,6 +400,37 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_value_names_the_setting_and_where_it_came_from() {
+        let defs = &[SettingDef {
+            key: "sources.in.path",
+            default: "${EMPTY}",
+            help: "input",
+        }];
+        let message = |overrides: &[(String, String)]| {
+            Settings::resolve_with(defs, overrides, &env)
+                .and_then(|s| s.non_empty("sources.in.path"))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            message(&[]),
+            "setting `sources.in.path` is empty (from the spec's value `${EMPTY}`); give it a value, \
+             e.g. `--set sources.in.path=...`"
+        );
+        assert_eq!(
+            message(&[set("sources.in.path", " ")]),
+            "setting `sources.in.path` is empty (from `--set sources.in.path= `); give it a value, \
+             e.g. `--set sources.in.path=...`"
+        );
+        let s = Settings::resolve_with(defs, &[set("sources.in.path", "${HOST}.csv")], &env);
+        assert_eq!(
+            s.and_then(|s| s.non_empty("sources.in.path")).as_deref(),
+            Ok("broker-1.csv")
+        );
+    }
+
+    #[test]
     fn typed_getters() {
         let s = Settings::from_values(vec![
             ("n", " 42 ".to_owned()),
@@ -366,8 +438,13 @@ mod tests {
             ("b", "Yes".to_owned()),
             ("e", "".to_owned()),
             ("x", "abc".to_owned()),
+            ("z", "0".to_owned()),
         ]);
         assert_eq!(s.u64("n"), Ok(42));
+        assert_eq!(s.positive("n"), Ok(42));
+        assert!(s
+            .positive("z")
+            .is_err_and(|e| e.to_string() == "setting `z`: expected a whole number above 0, got `0`"));
         assert_eq!(s.f64("f"), Ok(0.5));
         assert_eq!(s.bool("b"), Ok(true));
         assert_eq!(s.opt_u64("e"), Ok(None));

@@ -95,11 +95,11 @@ mod tests {
         assert!(signal_hook::low_level::raise(signal_hook::consts::SIGTERM).is_ok());
         assert!(s.requested());
         // Blocked outputs get a short grace period, then are told to give up.
+        assert!(!give_up_waiting(), "not before the grace period");
         let noticed = Instant::now();
         while !give_up_waiting() {
-            assert!(noticed.elapsed() < GRACE * 4, "never gave up");
+            assert!(noticed.elapsed() < Duration::from_secs(30), "never gave up");
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert!(noticed.elapsed() >= GRACE - Duration::from_millis(50));
     }
 }

@@ -115,11 +115,40 @@ pub fn format_rfc3339(ms: i64) -> String {
     Rfc3339Buf::new(ms).as_str().to_owned()
 }
 
-/// Parses RFC 3339 text (any offset, any fraction) to milliseconds since the epoch.
+/// Parses RFC 3339 text (any offset, any fraction) to milliseconds since the epoch;
+/// also the ISO 8601 expanded years [`format_rfc3339`] writes outside 0000–9999, so
+/// every timestamp written can be read back.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(s.trim())
-        .ok()
-        .map(|t| t.timestamp_millis())
+    let s = s.trim();
+    match chrono::DateTime::parse_from_rfc3339(s) {
+        Ok(t) => Some(t.timestamp_millis()),
+        Err(_) => parse_expanded_year(s),
+    }
+}
+
+/// An RFC 3339 timestamp whose year is written with a sign and at least four digits
+/// (`+10000-01-01T00:00:00.000Z`, `-0001-12-31T23:59:59Z`). The rest is read by chrono
+/// with a stand-in year of the same place in the 400-year Gregorian cycle (the calendar
+/// repeats exactly every 400 years), then moved by whole cycles.
+fn parse_expanded_year(s: &str) -> Option<i64> {
+    const CYCLE_YEARS: i128 = 400;
+    const CYCLE_MS: i128 = 146_097 * MS_PER_DAY as i128;
+    let sign = match s.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let rest = &s[1..];
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    // Every i64 millisecond value has a year of at most 9 digits.
+    if !(4..=12).contains(&digits) {
+        return None;
+    }
+    let year = sign * rest[..digits].parse::<i128>().ok()?;
+    let stand_in = 2000 + year.rem_euclid(CYCLE_YEARS);
+    let t = chrono::DateTime::parse_from_rfc3339(&format!("{stand_in}{}", &rest[digits..])).ok()?;
+    let ms = i128::from(t.timestamp_millis()) + (year - stand_in) / CYCLE_YEARS * CYCLE_MS;
+    i64::try_from(ms).ok()
 }
 
 /// Converts seconds (possibly fractional) to milliseconds, rounding to the nearest
@@ -347,6 +376,37 @@ mod tests {
             assert_eq!(parse_rfc3339(&ours), Some(ms));
             ms += 86_400_000 * 17 + 3_723_456;
         }
+    }
+
+    #[test]
+    fn every_timestamp_written_reads_back_including_expanded_years() {
+        let year_10000 = 253_402_300_800_000;
+        assert_eq!(format_rfc3339(year_10000), "+10000-01-01T00:00:00.000Z");
+        assert_eq!(format_rfc3339(-62_167_219_200_001), "-0001-12-31T23:59:59.999Z");
+        let samples = [
+            i64::MIN,
+            i64::MIN + 1,
+            -62_167_219_200_001,
+            -62_167_219_200_000, // year 0
+            0,
+            year_10000 - 1,
+            year_10000,
+            year_10000 + 86_400_000 * 59 + 1, // 10000 is a leap year: 29 February
+            i64::MAX - 1,
+            i64::MAX,
+        ];
+        for ms in samples {
+            let text = format_rfc3339(ms);
+            assert_eq!(parse_rfc3339(&text), Some(ms), "{text}");
+        }
+        assert_eq!(parse_rfc3339("+10000-01-01T01:00:00+01:00"), Some(year_10000));
+        assert_eq!(parse_rfc3339("+10000-02-30T00:00:00Z"), None);
+        assert_eq!(
+            parse_rfc3339("+999999999999-01-01T00:00:00Z"),
+            None,
+            "beyond i64 milliseconds"
+        );
+        assert_eq!(parse_rfc3339("+100-01-01T00:00:00Z"), None, "at least four digits");
     }
 
     #[test]

@@ -160,7 +160,7 @@ fn build_with(ctx: &Context, on_error: OnError) -> Result<HotReadings, StartErro
     Ok(HotReadings {
         readings: Source::new(
             "sources.readings",
-            open_file(&s.str("sources.readings.path")?, false)?,
+            open_file(&s.str("sources.readings.path")?, false, 1 << 20)?,
             JsonDecoder::new(),
             on_error,
             ctx,

@@ -28,7 +28,7 @@ pub fn raw_sink(s: &IrSink) -> TokenStream {
     match &s.kind {
         IrSinkKind::Stdout => quote!(Box::new(StdoutSink::new())),
         IrSinkKind::File { path_key, append } => {
-            quote!(Box::new(FileSink::create(&ctx.settings.str(#path_key)?, #append)?))
+            quote!(Box::new(FileSink::create(&ctx.settings.non_empty(#path_key)?, #append)?))
         }
         IrSinkKind::Kafka { .. } => unreachable!("validation sends no dead letters to Kafka"),
     }

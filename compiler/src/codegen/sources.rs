@@ -22,10 +22,16 @@ pub fn source_type(s: &IrSource) -> TokenStream {
 pub fn construct(s: &IrSource) -> TokenStream {
     let component = format!("sources.{}", s.name);
     let raw = match &s.kind {
-        IrSourceKind::File { path_key, follow } => {
-            quote!(open_file(&ctx.settings.str(#path_key)?, #follow)?)
+        IrSourceKind::File {
+            path_key,
+            follow,
+            max_record_key,
+        } => {
+            quote!(open_file(&ctx.settings.non_empty(#path_key)?, #follow, ctx.settings.positive(#max_record_key)?)?)
         }
-        IrSourceKind::Stdin => quote!(Box::new(StdinSource::new())),
+        IrSourceKind::Stdin { max_record_key } => {
+            quote!(Box::new(StdinSource::new(ctx.settings.positive(#max_record_key)?)))
+        }
         IrSourceKind::Kafka {
             properties,
             topics,

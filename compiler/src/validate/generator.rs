@@ -58,7 +58,13 @@ pub fn generator(name: &str, g: &GeneratorSource, record: &RecordType, cx: &mut 
     })
 }
 
-fn number_setting(value: &Setting, path: &[&str], valid: impl Fn(&str) -> bool, what: &str, cx: &mut Cx) -> bool {
+pub(super) fn number_setting(
+    value: &Setting,
+    path: &[&str],
+    valid: impl Fn(&str) -> bool,
+    what: &str,
+    cx: &mut Cx,
+) -> bool {
     if value.0.is_empty() || value.is_template() || valid(&value.0) {
         return true;
     }

@@ -6,7 +6,7 @@ use super::records::{line_record, Schemas};
 use super::{generator, kafka, Cx};
 use crate::diagnostics::SpecError;
 use crate::ir::{IrFormat, IrSource, IrSourceKind, IrTime, PropertyValue};
-use crate::spec::sources::{KafkaSource, SourceCommon};
+use crate::spec::sources::{KafkaSource, SourceCommon, DEFAULT_MAX_RECORD_BYTES};
 use crate::spec::{FormatName, Named, Setting, SourceKind, SourceSpec, Spec};
 use crate::types::{RecordType, Type};
 
@@ -47,9 +47,12 @@ fn source(spec: &Spec, named: &Named<SourceSpec>, schemas: &Schemas, cx: &mut Cx
             IrSourceKind::File {
                 path_key,
                 follow: f.follow,
+                max_record_key: max_record_bytes(name, f.max_record_bytes.as_ref(), cx),
             }
         }
-        SourceKind::Stdin(_) => IrSourceKind::Stdin,
+        SourceKind::Stdin(s) => IrSourceKind::Stdin {
+            max_record_key: max_record_bytes(name, s.max_record_bytes.as_ref(), cx),
+        },
         SourceKind::Generator(g) => generator::generator(name, g, &record, cx)?,
         SourceKind::Kafka(k) => {
             let (with_meta, kind) = kafka_source(pipeline, name, k, format, &record, cx)?;
@@ -299,4 +302,23 @@ fn record(
             None
         }
     }
+}
+
+/// The `max_record_bytes` setting of a source framing lines (a whole number above 0).
+fn max_record_bytes(name: &str, value: Option<&Setting>, cx: &mut Cx) -> String {
+    let value = value
+        .cloned()
+        .unwrap_or_else(|| Setting(DEFAULT_MAX_RECORD_BYTES.to_owned()));
+    generator::number_setting(
+        &value,
+        &["sources", name, "max_record_bytes"],
+        |s| s.parse::<u64>().is_ok_and(|n| n > 0),
+        "a whole number of bytes, above 0",
+        cx,
+    );
+    cx.setting(
+        format!("sources.{name}.max_record_bytes"),
+        &value.0,
+        "longest record in bytes; a longer one is a dead letter",
+    )
 }

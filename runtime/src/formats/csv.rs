@@ -185,11 +185,18 @@ fn parse_row(line: &[u8], delimiter: u8, text: &mut Vec<u8>, fields: &mut Vec<(u
 }
 
 /// Decodes CSV records into `T`. The first non-blank record is the header.
+///
+/// A header that does not name each column of `T` exactly once (one missing, or one
+/// named twice, which would make the column ambiguous) makes every record bad, with
+/// the reason: the header comes with the data, after the pipeline started, and the
+/// rows stay in the dead letters to be replayed once the file is fixed. Columns `T`
+/// does not read may be missing or repeated. A row with more fields than the header
+/// is bad (fewer is fine as long as the fields read are there).
 pub struct CsvDecoder<T> {
     delimiter: u8,
     /// `None` until the header is read; then the file position of each of
-    /// `T::COLUMNS`, or the error every record will report.
-    header: Option<Result<Vec<usize>, String>>,
+    /// `T::COLUMNS` and the number of fields, or the error every record will report.
+    header: Option<Result<Header, String>>,
     text: Vec<u8>,
     fields: Vec<(usize, usize)>,
     _record: PhantomData<fn() -> T>,
@@ -206,7 +213,7 @@ impl<T: CsvRecord> CsvDecoder<T> {
         }
     }
 
-    fn read_header(&mut self, raw: &[u8]) -> Result<Vec<usize>, String> {
+    fn read_header(&mut self, raw: &[u8]) -> Result<Header, String> {
         let raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
         parse_row(raw, self.delimiter, &mut self.text, &mut self.fields).map_err(|e| format!("invalid header: {e}"))?;
         let text = std::str::from_utf8(&self.text).map_err(|_| "invalid header: not UTF-8".to_owned())?;
@@ -218,17 +225,34 @@ impl<T: CsvRecord> CsvDecoder<T> {
         let mut positions = Vec::with_capacity(T::COLUMNS.len());
         let mut missing = Vec::new();
         for column in T::COLUMNS {
-            match names.iter().position(|n| n == column) {
-                Some(p) => positions.push(p),
-                None => missing.push(format!("`{column}`")),
+            let mut at = names.iter().enumerate().filter(|(_, n)| *n == column).map(|(p, _)| p);
+            match (at.next(), at.next()) {
+                (Some(p), None) => positions.push(p),
+                (Some(first), Some(second)) => {
+                    return Err(format!(
+                        "column `{column}` is named twice in the header (fields {} and {}), so which one to read is ambiguous",
+                        first + 1,
+                        second + 1
+                    ))
+                }
+                (None, _) => missing.push(format!("`{column}`")),
             }
         }
         match missing.len() {
-            0 => Ok(positions),
+            0 => Ok(Header {
+                positions,
+                width: names.len(),
+            }),
             1 => Err(format!("missing column {} in header", missing[0])),
             _ => Err(format!("missing columns {} in header", missing.join(", "))),
         }
     }
+}
+
+/// What the header line says: where each column read is, and how many fields a row has.
+struct Header {
+    positions: Vec<usize>,
+    width: usize,
 }
 
 impl<T: CsvRecord> Decoder for CsvDecoder<T> {
@@ -238,22 +262,29 @@ impl<T: CsvRecord> Decoder for CsvDecoder<T> {
         if is_blank(raw) {
             return Ok(None);
         }
-        let positions = match &self.header {
+        let header = match &self.header {
             None => {
                 let header = self.read_header(raw);
                 self.header = Some(header);
                 return Ok(None);
             }
             Some(Err(e)) => return Err(DecodeError::new(e.clone())),
-            Some(Ok(positions)) => positions,
+            Some(Ok(header)) => header,
         };
         parse_row(raw, self.delimiter, &mut self.text, &mut self.fields).map_err(DecodeError::new)?;
+        if self.fields.len() > header.width {
+            return Err(DecodeError::new(format!(
+                "the row has {} fields, more than the {} of the header",
+                self.fields.len(),
+                header.width
+            )));
+        }
         let text = std::str::from_utf8(&self.text)
             .map_err(|e| DecodeError::new(format!("invalid UTF-8 at byte {}", e.valid_up_to())))?;
         let row = CsvRow {
             text,
             fields: &self.fields,
-            positions,
+            positions: &header.positions,
             columns: T::COLUMNS,
         };
         T::from_csv(&row).map(Some)
@@ -530,6 +561,41 @@ mod tests {
             out[1].as_ref().err().map(|e| e.reason.as_str()),
             Some("missing columns `ts`, `temp`, `humidity`, `ok`, `seen` in header")
         );
+    }
+
+    #[test]
+    fn a_column_named_twice_fails_every_record_unless_it_is_not_read() {
+        let out = decode_all(b',', &["device,ts,temp,humidity,ok,seen,temp", "a,1,2,3,true,,4"]);
+        assert_eq!(
+            out[1].as_ref().err().map(|e| e.reason.as_str()),
+            Some("column `temp` is named twice in the header (fields 3 and 7), so which one to read is ambiguous")
+        );
+        // A column the schema does not read may repeat.
+        let out = decode_all(
+            b',',
+            &[
+                "note,device,ts,temp,humidity,ok,seen,note",
+                "x,a,1970-01-01T00:00:00Z,2,,true,,y",
+            ],
+        );
+        assert!(out[1].as_ref().is_ok_and(Option::is_some), "{:?}", out[1]);
+    }
+
+    #[test]
+    fn a_row_with_more_fields_than_the_header_is_bad() {
+        let out = decode_all(
+            b',',
+            &[
+                "device,ts,temp,humidity,ok,seen",
+                "a,1970-01-01T00:00:00Z,2,,true,,extra",
+                "a,1970-01-01T00:00:00Z,2,,true,",
+            ],
+        );
+        assert_eq!(
+            out[1].as_ref().err().map(|e| e.reason.as_str()),
+            Some("the row has 7 fields, more than the 6 of the header")
+        );
+        assert!(out[2].as_ref().is_ok_and(Option::is_some), "{:?}", out[2]);
     }
 
     #[test]

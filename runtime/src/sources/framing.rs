@@ -3,11 +3,28 @@
 //! Shared by the file and stdin sources. Bytes are read into one growable buffer and
 //! complete lines are copied into the caller's [`RawBatch`]; a partial last line stays
 //! in the buffer until its `'\n'` arrives (or the stream ends).
+//!
+//! A record longer than `max_record` bytes is never held: once the partial line passes
+//! the limit, the splitter keeps its first [`EXCERPT_BYTES`] and drops the rest as it
+//! arrives, until the line's end. The record then becomes a bad record in the batch
+//! (see [`RawBatch::push_failed`]) with its true length and the excerpt, and reading
+//! goes on with the next line. So the buffer stays below `max_record` plus one read
+//! chunk, whatever the input (`/dev/zero` included).
 
 use crate::batch::{strip_newline, RawBatch};
 use std::io::{self, Read};
 
 const READ_CHUNK: usize = 64 * 1024;
+
+/// How much of an over-long record its dead letter shows.
+pub(crate) const EXCERPT_BYTES: usize = 256;
+
+/// A record that goes on without an end is reported again every this many times
+/// `max_record` bytes, so an endless stream without line breaks still shows up.
+const REPORT_EVERY_LIMITS: u64 = 1024;
+
+/// The UTF-8 byte-order mark some editors put at the start of a text file.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 #[derive(Debug)]
 pub(crate) struct LineSplitter {
@@ -18,15 +35,35 @@ pub(crate) struct LineSplitter {
     /// `start..scanned` is known to hold no `'\n'`, so a long partial line is not
     /// rescanned on every read.
     scanned: usize,
+    /// The longest record kept whole, in bytes (without its line ending).
+    max_record: usize,
+    /// The over-long record being skipped, if any.
+    skipping: Option<Skipped>,
+    /// No record of this stream was emitted yet: a leading byte-order mark is dropped.
+    at_stream_start: bool,
+}
+
+/// What is kept of an over-long record while the rest of it is skipped.
+#[derive(Debug)]
+struct Skipped {
+    excerpt: Vec<u8>,
+    /// Bytes of the record seen so far.
+    len: u64,
+    /// `len` when it was last reported (a record without an end is reported repeatedly).
+    reported: u64,
 }
 
 impl LineSplitter {
-    pub(crate) fn new() -> Self {
+    /// Splits lines, keeping records of up to `max_record` bytes (at least 1).
+    pub(crate) fn new(max_record: usize) -> Self {
         LineSplitter {
             buf: vec![0; READ_CHUNK],
             start: 0,
             end: 0,
             scanned: 0,
+            max_record: max_record.max(1),
+            skipping: None,
+            at_stream_start: true,
         }
     }
 
@@ -34,23 +71,95 @@ impl LineSplitter {
     /// when the batch is full (more lines may be waiting).
     pub(crate) fn drain_lines(&mut self, batch: &mut RawBatch, max: usize) -> bool {
         while batch.len() < max {
+            if self.skipping.is_some() {
+                if !self.skip(batch) {
+                    return false;
+                }
+                continue;
+            }
             let from = self.scanned.max(self.start);
             let window = &self.buf[from..self.end];
             // memchr scans a word (or a SIMD vector) at a time: the hottest loop of line input.
             match memchr::memchr(b'\n', window) {
                 Some(i) => {
                     let line_end = from + i + 1;
-                    batch.push(strip_newline(&self.buf[self.start..line_end]));
+                    let (start, at_stream_start) = (self.start, self.at_stream_start);
                     self.start = line_end;
                     self.scanned = line_end;
+                    self.at_stream_start = false;
+                    let record = record_bytes(&self.buf[start..line_end], at_stream_start);
+                    if record.len() > self.max_record {
+                        let len = record.len() as u64;
+                        push_too_long(batch, excerpt(record), len, self.max_record, true);
+                    } else {
+                        batch.push(record);
+                    }
                 }
                 None => {
                     self.scanned = self.end;
+                    if self.end - self.start > self.max_record {
+                        self.start_skipping();
+                        continue;
+                    }
                     return false;
                 }
             }
         }
         true
+    }
+
+    /// The partial line passed the limit: keep its excerpt, drop the rest.
+    fn start_skipping(&mut self) {
+        let partial = &self.buf[self.start..self.end];
+        let record = match self.at_stream_start {
+            true => partial.strip_prefix(BOM).unwrap_or(partial),
+            false => partial,
+        };
+        self.skipping = Some(Skipped {
+            excerpt: excerpt(record).to_vec(),
+            len: record.len() as u64,
+            reported: 0,
+        });
+        self.at_stream_start = false;
+        self.start = self.end;
+        self.scanned = self.end;
+    }
+
+    /// Drops the buffered bytes of the record being skipped, up to its end. True when
+    /// the end was found (the record is reported in `batch`); false when more is needed.
+    fn skip(&mut self, batch: &mut RawBatch) -> bool {
+        let Some(skipped) = self.skipping.as_mut() else {
+            return true;
+        };
+        let window = &self.buf[self.start..self.end];
+        let end = memchr::memchr(b'\n', window);
+        // The excerpt fills up to its size even when the limit is smaller.
+        let rest = strip_newline(&window[..end.map_or(window.len(), |i| i + 1)]);
+        let missing = EXCERPT_BYTES.saturating_sub(skipped.excerpt.len());
+        skipped.excerpt.extend_from_slice(&rest[..missing.min(rest.len())]);
+        match end {
+            Some(i) => {
+                // The length without the line ending, as for any record.
+                let len = skipped.len + rest.len() as u64;
+                self.start += i + 1;
+                self.scanned = self.start;
+                if let Some(skipped) = self.skipping.take() {
+                    push_too_long(batch, &skipped.excerpt, len, self.max_record, true);
+                }
+                true
+            }
+            None => {
+                skipped.len += window.len() as u64;
+                self.start = self.end;
+                self.scanned = self.end;
+                let every = (self.max_record as u64).saturating_mul(REPORT_EVERY_LIMITS);
+                if skipped.len - skipped.reported >= every {
+                    skipped.reported = skipped.len;
+                    push_too_long(batch, &skipped.excerpt, skipped.len, self.max_record, false);
+                }
+                false
+            }
+        }
     }
 
     /// Makes room for at least one chunk: moves the partial line to the front, and grows
@@ -86,25 +195,73 @@ impl LineSplitter {
         self.end += bytes.len();
     }
 
-    /// At the end of the stream: the partial last line (if any) is still a record.
+    /// At the end of the stream: the partial last line (if any) is still a record, and
+    /// a record being skipped is reported. The next bytes start a new stream.
     pub(crate) fn finish(&mut self, batch: &mut RawBatch) {
-        if self.start < self.end {
-            batch.push(strip_newline(&self.buf[self.start..self.end]));
+        if let Some(skipped) = self.skipping.take() {
+            let len = skipped.len + (self.end - self.start) as u64;
+            push_too_long(batch, &skipped.excerpt, len, self.max_record, true);
+        } else if self.start < self.end {
+            let record = record_bytes(&self.buf[self.start..self.end], self.at_stream_start);
+            if record.len() > self.max_record {
+                push_too_long(batch, excerpt(record), record.len() as u64, self.max_record, true);
+            } else {
+                batch.push(record);
+            }
         }
         self.clear();
     }
 
-    /// Forgets buffered bytes (after a truncation the partial line is meaningless).
+    /// Forgets buffered bytes (after a truncation the partial line is meaningless); the
+    /// next bytes start a new stream.
     pub(crate) fn clear(&mut self) {
         self.start = 0;
         self.end = 0;
         self.scanned = 0;
+        self.skipping = None;
+        self.at_stream_start = true;
     }
 
     #[cfg(test)]
     pub(crate) fn has_partial(&self) -> bool {
         self.start < self.end
     }
+
+    /// Bytes allocated for buffering.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+/// One line without its line ending (and without a byte-order mark before the first
+/// record of a stream).
+fn record_bytes(line: &[u8], at_stream_start: bool) -> &[u8] {
+    let record = strip_newline(line);
+    match at_stream_start {
+        true => record.strip_prefix(BOM).unwrap_or(record),
+        false => record,
+    }
+}
+
+/// The first bytes of a record, shown for it when it is too long.
+fn excerpt(record: &[u8]) -> &[u8] {
+    &record[..record.len().min(EXCERPT_BYTES)]
+}
+
+/// Adds an over-long record to the batch as a bad record: its length, the limit and its
+/// first bytes. `ended`: the record's end was seen (else it goes on; `len` so far).
+fn push_too_long(batch: &mut RawBatch, excerpt: &[u8], len: u64, max_record: usize, ended: bool) {
+    let shown = excerpt.len().min(EXCERPT_BYTES);
+    let reason = if ended {
+        format!("record of {len} bytes exceeds max_record_bytes ({max_record}); skipped (first {shown} bytes shown)")
+    } else {
+        format!(
+            "record of {len} bytes so far, without a line end, exceeds max_record_bytes ({max_record}); \
+             skipping on (first {shown} bytes shown)"
+        )
+    };
+    batch.push_failed(&excerpt[..shown], reason);
 }
 
 #[cfg(test)]
@@ -115,9 +272,124 @@ mod tests {
         b.iter().map(|r| String::from_utf8_lossy(r).into_owned()).collect()
     }
 
+    /// Every record of `b`: `Ok(text)`, or `Err((reason, excerpt))` for a failed one.
+    fn records(b: &RawBatch) -> Vec<Result<String, (String, String)>> {
+        b.iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let text = String::from_utf8_lossy(r).into_owned();
+                match b.failure(i) {
+                    Some(reason) => Err((reason.to_owned(), text)),
+                    None => Ok(text),
+                }
+            })
+            .collect()
+    }
+
+    /// Reads all of `input` through `read_from` in chunks of at most `chunk` bytes.
+    fn read_all(s: &mut LineSplitter, input: &[u8], chunk: usize) -> RawBatch {
+        let mut b = RawBatch::new();
+        for piece in input.chunks(chunk) {
+            let mut reader = piece;
+            while s.read_from(&mut reader).unwrap_or(0) > 0 {
+                s.drain_lines(&mut b, usize::MAX);
+            }
+        }
+        s.finish(&mut b);
+        b
+    }
+
+    #[test]
+    fn a_record_over_the_limit_is_skipped_with_its_length_and_an_excerpt() {
+        let long = "x".repeat(1000);
+        let input = format!("ok\n{long}\r\nnext\n{long}\nlast\n");
+        // Arriving in small pieces (the limit passes mid-line) or in one read (the whole
+        // line is in the buffer): the same records.
+        for chunk in [7, input.len()] {
+            let mut s = LineSplitter::new(100);
+            let b = read_all(&mut s, input.as_bytes(), chunk);
+            let reason = "record of 1000 bytes exceeds max_record_bytes (100); skipped (first 256 bytes shown)";
+            let excerpt = "x".repeat(EXCERPT_BYTES);
+            assert_eq!(
+                records(&b),
+                [
+                    Ok("ok".to_owned()),
+                    Err((reason.to_owned(), excerpt.clone())),
+                    Ok("next".to_owned()),
+                    Err((reason.to_owned(), excerpt)),
+                    Ok("last".to_owned()),
+                ],
+                "in chunks of {chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_record_at_the_limit_is_kept_and_an_unterminated_long_one_is_reported_at_the_end() {
+        let mut s = LineSplitter::new(4);
+        let b = read_all(&mut s, b"abcd\nabcde", 2);
+        assert_eq!(
+            records(&b),
+            [
+                Ok("abcd".to_owned()),
+                Err((
+                    "record of 5 bytes exceeds max_record_bytes (4); skipped (first 5 bytes shown)".to_owned(),
+                    "abcde".to_owned()
+                )),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_long_record_is_never_held_in_memory() {
+        let max = 64 * 1024;
+        let mut input = vec![b'y'; 20 << 20];
+        input.extend_from_slice(b"\nafter\n");
+        let mut s = LineSplitter::new(max);
+        let b = read_all(&mut s, &input, 1 << 20);
+        assert_eq!(b.len(), 2);
+        assert!(b
+            .failure(0)
+            .is_some_and(|r| r.starts_with("record of 20971520 bytes exceeds")));
+        assert_eq!(b.get(1), Some(&b"after"[..]));
+        assert!(s.capacity() <= 4 * max, "buffer grew to {} bytes", s.capacity());
+    }
+
+    #[test]
+    fn a_record_without_end_is_reported_again_every_1024_limits() {
+        let mut s = LineSplitter::new(16);
+        let mut b = RawBatch::new();
+        let chunk = [0u8; 4096];
+        for _ in 0..(2 * 16 * 1024 / chunk.len() + 1) {
+            s.extend(&chunk);
+            s.drain_lines(&mut b, usize::MAX);
+        }
+        let reasons: Vec<&str> = (0..b.len()).filter_map(|i| b.failure(i)).collect();
+        assert_eq!(
+            reasons,
+            [
+                "record of 16384 bytes so far, without a line end, exceeds max_record_bytes (16); skipping on \
+                 (first 256 bytes shown)",
+                "record of 32768 bytes so far, without a line end, exceeds max_record_bytes (16); skipping on \
+                 (first 256 bytes shown)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_at_the_start_of_a_stream_is_dropped() {
+        let mut s = LineSplitter::new(1 << 20);
+        let b = read_all(&mut s, b"\xEF\xBB\xBFfirst\n\xEF\xBB\xBFsecond\n", 1);
+        assert_eq!(records(&b), [Ok("first".to_owned()), Ok("\u{feff}second".to_owned())]);
+        // A new stream (after a truncation) starts afresh.
+        s.clear();
+        let b = read_all(&mut s, b"\xEF\xBB\xBFagain", 2);
+        assert_eq!(records(&b), [Ok("again".to_owned())]);
+    }
+
     #[test]
     fn splits_lines_across_reads_and_respects_max() {
-        let mut s = LineSplitter::new();
+        let mut s = LineSplitter::new(1 << 20);
         let mut b = RawBatch::new();
         s.extend(b"a\r\nbb\ncc");
         assert!(!s.drain_lines(&mut b, 10));
@@ -135,7 +407,7 @@ mod tests {
 
     #[test]
     fn long_lines_grow_the_buffer() {
-        let mut s = LineSplitter::new();
+        let mut s = LineSplitter::new(1 << 20);
         let long = vec![b'x'; READ_CHUNK * 3 + 7];
         let mut input: Vec<u8> = long.clone();
         input.extend_from_slice(b"\ntail");

@@ -19,7 +19,7 @@ pub use stdin::StdinSource;
 
 use crate::batch::{MetaView, RawBatch};
 use crate::driver::Context;
-use crate::errors::{RecordError, RunError};
+use crate::errors::{DecodeError, RecordError, RunError};
 use crate::formats::Decoder;
 use crate::internal_events::{Counters, Events, InternalEvent};
 use crate::sinks::Outputs;
@@ -27,7 +27,8 @@ use crate::sinks::Outputs;
 /// What one poll of a source produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Poll {
-    /// Records were added to the batch.
+    /// Records were added to the batch, or more input is waiting (a poll that read its
+    /// fill of bytes without a line ending in them adds none).
     Ready,
     /// Nothing now; poll again later.
     Idle,
@@ -163,7 +164,10 @@ impl<D: Decoder> Source<D> {
         let (mut received, mut passed) = (0u64, 0u64);
         let mut failure = None;
         for (i, record) in self.batch.iter().enumerate() {
-            let decoded = self.decoder.decode(record);
+            let decoded = match self.batch.failure(i) {
+                Some(reason) => Err(DecodeError::new(reason)),
+                None => self.decoder.decode(record),
+            };
             if !matches!(decoded, Ok(None)) {
                 received += 1;
             }

@@ -13,17 +13,21 @@ use std::os::unix::fs::FileTypeExt;
 /// The raw source for a `file` source's path: [`FileSource`] for a regular file, a
 /// threaded reader for a named pipe (with `follow`, it waits for the next writer after
 /// one closes, as `tail -F` would; without, the first writer's end is the end).
-pub fn open_file(path: &str, follow: bool) -> Result<Box<dyn RawSource>, StartError> {
+pub fn open_file(path: &str, follow: bool, max_record_bytes: u64) -> Result<Box<dyn RawSource>, StartError> {
     let is_fifo = std::fs::metadata(path).is_ok_and(|m| m.file_type().is_fifo());
     if !is_fifo {
-        return Ok(Box::new(FileSource::open(path, follow)?));
+        return Ok(Box::new(FileSource::open(path, follow, max_record_bytes)?));
     }
     let reader = OpenOnRead {
         path: path.to_owned(),
         follow,
         file: None,
     };
-    Ok(Box::new(StdinSource::from_reader_named(reader, format!("`{path}`"))))
+    Ok(Box::new(StdinSource::from_reader_named(
+        reader,
+        format!("`{path}`"),
+        max_record_bytes,
+    )))
 }
 
 /// Opens the pipe on the first read (on the reader thread, where blocking is harmless).
@@ -67,7 +71,7 @@ mod tests {
         let dir = TempDir::new("fifo_source");
         let path = dir.path("in.fifo");
         mkfifo(&path);
-        let mut src = open_file(&path, false).unwrap_or_else(|e| panic!("{e}"));
+        let mut src = open_file(&path, false, 1 << 20).unwrap_or_else(|e| panic!("{e}"));
         // No writer yet: opening would block; polling must not.
         let start = Instant::now();
         assert_eq!(src.poll(&mut RawBatch::new(), 10), Ok(Poll::Idle));
@@ -96,11 +100,11 @@ mod tests {
     fn regular_files_are_read_directly_and_missing_ones_are_start_errors() {
         let dir = TempDir::new("fifo_source_plain");
         let path = dir.write("plain.txt", b"a\n");
-        let mut src = open_file(&path, false).unwrap_or_else(|e| panic!("{e}"));
+        let mut src = open_file(&path, false, 1 << 20).unwrap_or_else(|e| panic!("{e}"));
         let mut batch = RawBatch::new();
         assert_eq!(src.poll(&mut batch, 10), Ok(Poll::Ready));
         assert_eq!(batch.len(), 1);
         assert_eq!(src.poll(&mut RawBatch::new(), 10), Ok(Poll::Finished));
-        assert!(open_file(&dir.path("missing"), false).is_err());
+        assert!(open_file(&dir.path("missing"), false, 1 << 20).is_err());
     }
 }

@@ -15,6 +15,8 @@ use std::sync::mpsc::{sync_channel, Receiver, TryRecvError};
 /// Chunks in flight between the reader thread and `poll` (each up to `CHUNK` bytes).
 const CHANNEL_CHUNKS: usize = 64;
 const CHUNK: usize = 64 * 1024;
+/// Chunks taken in one poll at most (16 MiB), so a poll returns even when no line ends.
+const CHUNKS_PER_POLL: usize = 256;
 
 enum Msg {
     Data(Vec<u8>),
@@ -33,24 +35,19 @@ pub struct StdinSource {
     done: bool,
 }
 
-impl Default for StdinSource {
-    fn default() -> Self {
-        StdinSource::new()
-    }
-}
-
 impl StdinSource {
-    pub fn new() -> Self {
-        StdinSource::from_reader(std::io::stdin())
+    /// Reads standard input; records longer than `max_record_bytes` are bad records.
+    pub fn new(max_record_bytes: u64) -> Self {
+        StdinSource::from_reader(std::io::stdin(), max_record_bytes)
     }
 
     /// Reads from any reader on the background thread (tests use this).
-    pub(crate) fn from_reader<R: Read + Send + 'static>(reader: R) -> Self {
-        StdinSource::from_reader_named(reader, "stdin".to_owned())
+    pub(crate) fn from_reader<R: Read + Send + 'static>(reader: R, max_record_bytes: u64) -> Self {
+        StdinSource::from_reader_named(reader, "stdin".to_owned(), max_record_bytes)
     }
 
     /// Like [`Self::from_reader`], naming what is read in error messages.
-    pub(crate) fn from_reader_named<R: Read + Send + 'static>(reader: R, what: String) -> Self {
+    pub(crate) fn from_reader_named<R: Read + Send + 'static>(reader: R, what: String, max_record_bytes: u64) -> Self {
         let (tx, rx) = sync_channel(CHANNEL_CHUNKS);
         let spawned = std::thread::Builder::new()
             .name("rill-stdin".to_owned())
@@ -82,7 +79,7 @@ impl StdinSource {
             what,
             rx,
             spawn_error,
-            splitter: LineSplitter::new(),
+            splitter: LineSplitter::new(usize::try_from(max_record_bytes).unwrap_or(usize::MAX)),
             eof: false,
             done: false,
         }
@@ -97,8 +94,13 @@ impl RawSource for StdinSource {
         if let Some(e) = &self.spawn_error {
             return Err(RunError::new(format!("cannot start the reader of {}: {e}", self.what)));
         }
+        let mut chunks = 0;
         loop {
             if self.splitter.drain_lines(batch, max) {
+                return Ok(Poll::Ready);
+            }
+            if chunks == CHUNKS_PER_POLL {
+                // No line ended in all that (a record being skipped): let the pipeline look up.
                 return Ok(Poll::Ready);
             }
             if self.eof {
@@ -111,7 +113,10 @@ impl RawSource for StdinSource {
                 None => Err(TryRecvError::Disconnected),
             };
             match received {
-                Ok(Msg::Data(chunk)) => self.splitter.extend(&chunk),
+                Ok(Msg::Data(chunk)) => {
+                    self.splitter.extend(&chunk);
+                    chunks += 1;
+                }
                 Ok(Msg::Eof) | Err(TryRecvError::Disconnected) => self.eof = true,
                 Ok(Msg::Error(e)) => return Err(RunError::new(format!("reading {}: {e}", self.what))),
                 Err(TryRecvError::Empty) => {
@@ -151,11 +156,18 @@ mod tests {
             .flat_map(|i| format!("line {i}\n").into_bytes())
             .chain(*b"last")
             .collect();
-        let mut src = StdinSource::from_reader(std::io::Cursor::new(input));
+        let mut src = StdinSource::from_reader(std::io::Cursor::new(input), 1 << 20);
         let lines = drain(&mut src, 100);
         assert_eq!(lines.len(), 10_001);
         assert_eq!(lines[9_999], "line 9999");
         assert_eq!(lines[10_000], "last");
+    }
+
+    #[test]
+    fn a_byte_order_mark_at_the_start_is_dropped() {
+        let input = b"\xEF\xBB\xBFfirst\nsecond\n".to_vec();
+        let mut src = StdinSource::from_reader(std::io::Cursor::new(input), 1 << 20);
+        assert_eq!(drain(&mut src, 10), ["first", "second"]);
     }
 
     #[test]
@@ -167,7 +179,7 @@ mod tests {
                 Ok(0)
             }
         }
-        let mut src = StdinSource::from_reader(Silent);
+        let mut src = StdinSource::from_reader(Silent, 1 << 20);
         let start = Instant::now();
         let mut b = RawBatch::new();
         assert_eq!(src.poll(&mut b, 10), Ok(Poll::Idle));
@@ -182,7 +194,7 @@ mod tests {
                 Err(std::io::Error::other("boom"))
             }
         }
-        let mut src = StdinSource::from_reader(Broken);
+        let mut src = StdinSource::from_reader(Broken, 1 << 20);
         let deadline = Instant::now() + Duration::from_secs(10);
         let err = loop {
             match src.poll(&mut RawBatch::new(), 10) {

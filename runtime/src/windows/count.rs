@@ -4,7 +4,7 @@ use super::state::{entry_bytes, eviction_batch};
 use super::{Admit, Aggregation, KeyedOperator, OnFull, StateOptions, StateSize, Window};
 use crate::errors::EvalError;
 use std::borrow::Borrow;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 
 /// The records of one key since its last window closed.
@@ -39,7 +39,7 @@ pub struct CountWindows<A: Aggregation> {
     opts: StateOptions,
     keys: HashMap<A::Key, Partial<A::Acc>>,
     next_seq: u64,
-    out: Vec<(A::Output, i64)>,
+    out: VecDeque<(A::Output, i64)>,
     evicted: u64,
     /// The epoch of the records being processed.
     epoch: u64,
@@ -55,7 +55,7 @@ impl<A: Aggregation> CountWindows<A> {
             opts,
             keys: HashMap::new(),
             next_seq: 0,
-            out: Vec::new(),
+            out: VecDeque::new(),
             evicted: 0,
             epoch: 0,
         }
@@ -67,7 +67,7 @@ impl<A: Aggregation> CountWindows<A> {
             end: partial.max_t.saturating_add(1),
         };
         let result = self.agg.output(key, window, &partial.acc, false);
-        self.out.push((result, partial.max_t));
+        self.out.push_back((result, partial.max_t));
     }
 
     /// Emits and drops the partial windows with the oldest first record (`n` of them),
@@ -158,8 +158,12 @@ impl<A: Aggregation> KeyedOperator<A> for CountWindows<A> {
         self.keys.values().map(|p| p.min_epoch).min()
     }
 
-    fn emitted(&mut self) -> &mut Vec<(A::Output, i64)> {
+    fn emitted(&mut self) -> &mut VecDeque<(A::Output, i64)> {
         &mut self.out
+    }
+
+    fn entries(&self) -> usize {
+        self.keys.len()
     }
 
     fn state_size(&self) -> StateSize {
@@ -182,7 +186,21 @@ impl<A: Aggregation> KeyedOperator<A> for CountWindows<A> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::windows::state::testing::{drain, feed, limited, opts, out, w, CountSum};
+    use crate::windows::state::testing::{
+        assert_each_key_once_in_order, drain, drain_chunked, feed, limited, many_keys, opts, out, w, CountSum,
+    };
+
+    #[test]
+    fn closing_many_partial_windows_emits_each_key_once_in_key_order() {
+        let n = 20_000;
+        let mut op = CountWindows::new(CountSum, 10, opts(0));
+        for (i, key) in many_keys(n).iter().enumerate().rev() {
+            feed(&mut op, key, i as i64, 1_000);
+        }
+        op.on_close();
+        assert_each_key_once_in_order(&drain_chunked(&mut op), n, w(1_000, 1_001));
+        assert!(!op.has_emitted());
+    }
 
     #[test]
     fn a_window_closes_with_every_nth_record_of_its_key() {

@@ -66,7 +66,7 @@ pub struct FixedWindows<A: Aggregation> {
     retained: Bins<A>,
     /// Accumulators in `open` and `retained`.
     entries: usize,
-    out: Vec<(A::Output, i64)>,
+    out: VecDeque<(A::Output, i64)>,
     /// Fired windows that are not kept (no lateness), their keys sorted, waiting to be
     /// turned into results chunk by chunk (see `drain_emitted`).
     fired: VecDeque<FiredWindow<A>>,
@@ -96,7 +96,7 @@ impl<A: Aggregation> FixedWindows<A> {
             open: BTreeMap::new(),
             retained: BTreeMap::new(),
             entries: 0,
-            out: Vec::new(),
+            out: VecDeque::new(),
             fired: VecDeque::new(),
             evicted: 0,
             epoch: 0,
@@ -279,7 +279,7 @@ impl<A: Aggregation> KeyedOperator<A> for FixedWindows<A> {
                     .get_key_value(key)
                     .expect("the accumulator was just added");
                 let result = self.agg.output(key, Window { start, end }, acc, existed);
-                self.out.push((result, end - 1));
+                self.out.push_back((result, end - 1));
             }
         }
         Ok(Admit::Added)
@@ -332,7 +332,7 @@ impl<A: Aggregation> KeyedOperator<A> for FixedWindows<A> {
         self.open.values().map(|bin| bin.min_epoch).min()
     }
 
-    fn emitted(&mut self) -> &mut Vec<(A::Output, i64)> {
+    fn emitted(&mut self) -> &mut VecDeque<(A::Output, i64)> {
         &mut self.out
     }
 
@@ -359,6 +359,10 @@ impl<A: Aggregation> KeyedOperator<A> for FixedWindows<A> {
                 self.fired.pop_front();
             }
         }
+    }
+
+    fn entries(&self) -> usize {
+        self.entries
     }
 
     fn state_size(&self) -> StateSize {
@@ -388,7 +392,9 @@ impl<A: Aggregation> KeyedOperator<A> for FixedWindows<A> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::windows::state::testing::{drain, feed, limited, opts, out, w, CountSum};
+    use crate::windows::state::testing::{
+        assert_each_key_once_in_order, drain, drain_chunked, feed, limited, many_keys, opts, out, w, CountSum,
+    };
 
     fn tumbling(size: i64, lateness: i64) -> FixedWindows<CountSum> {
         FixedWindows::new(CountSum, size, size, 0, opts(lateness))
@@ -784,6 +790,22 @@ mod tests {
         assert_eq!(op.pending_epoch(), Some(3), "[20 000, 30 000) is still open");
         op.on_close();
         assert_eq!(op.pending_epoch(), None);
+    }
+
+    #[test]
+    fn a_window_of_many_keys_fires_each_key_once_in_key_order() {
+        // Both ways a fired window is handed out: built lazily (no lateness) or all at
+        // once and queued (with lateness). Either way in chunks, as `Stateful` does.
+        let n = 20_000;
+        for lateness in [0, 5_000] {
+            let mut op = tumbling(10_000, lateness);
+            for (i, key) in many_keys(n).iter().enumerate().rev() {
+                feed(&mut op, key, i as i64, 1_000);
+            }
+            assert!(op.on_watermark(10_000));
+            assert_each_key_once_in_order(&drain_chunked(&mut op), n, w(0, 10_000));
+            assert!(!op.has_emitted());
+        }
     }
 
     #[test]

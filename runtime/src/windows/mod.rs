@@ -38,6 +38,7 @@ pub use table::{Emit, Table};
 
 use crate::errors::EvalError;
 use std::borrow::Borrow;
+use std::collections::VecDeque;
 use std::hash::Hash;
 
 /// What one window or table computes, generated per spec component.
@@ -138,8 +139,10 @@ pub trait KeyedOperator<A: Aggregation> {
         self.on_watermark(i64::MAX);
     }
     /// Results not yet handed downstream, each with its time (`end - 1` for a window,
-    /// the time of the change for a table), in emission order.
-    fn emitted(&mut self) -> &mut Vec<(A::Output, i64)>;
+    /// the time of the change for a table), in emission order. A queue: results leave
+    /// from the front a chunk at a time, so handing out a window of a million keys is
+    /// linear (draining a `Vec` from the front moved every remaining result each time).
+    fn emitted(&mut self) -> &mut VecDeque<(A::Output, i64)>;
     /// True when results are waiting.
     fn has_emitted(&mut self) -> bool {
         !self.emitted().is_empty()
@@ -153,6 +156,9 @@ pub trait KeyedOperator<A: Aggregation> {
         buf.extend(waiting.drain(..n));
     }
     fn state_size(&self) -> StateSize;
+    /// Live entries, as in [`Self::state_size`], without walking the state (read after
+    /// every record, to keep the peak).
+    fn entries(&self) -> usize;
     /// Counters since the last call: (evicted or early-fired entries, expired table keys).
     fn take_evictions(&mut self) -> (u64, u64) {
         (0, 0)

@@ -34,6 +34,10 @@ pub struct Stateful<A: Aggregation, O: KeyedOperator<A>> {
     counters: Counters,
     events: Events,
     last_sample: Option<Instant>,
+    /// The most entries the state held since the last sample. State only grows when a
+    /// record is added, so reading the (cheap) entry count after each one catches the
+    /// peak that a sample once a second would miss (just before a window fires).
+    peak_entries: usize,
     /// Records given to `process`, and those folded into state, since the counters were
     /// last updated (kept local: an atomic add per record would cost more than the
     /// aggregation).
@@ -57,6 +61,7 @@ impl<A: Aggregation, O: KeyedOperator<A>> Stateful<A, O> {
             counters: ctx.events.component(name),
             events: ctx.events.clone(),
             last_sample: None,
+            peak_entries: 0,
             received: 0,
             aggregated: 0,
             buffer: Vec::new(),
@@ -84,7 +89,9 @@ impl<A: Aggregation, O: KeyedOperator<A>> Stateful<A, O> {
             self.epoch = epoch;
             self.op.set_epoch(epoch);
         }
-        match self.op.process(key, rec, t) {
+        let admitted = self.op.process(key, rec, t);
+        self.peak_entries = self.peak_entries.max(self.op.entries());
+        match admitted {
             Ok(Admit::Full { max_keys }) => Err(RecordError::new(self.name, EvalError::StateFull { max_keys })),
             Ok(Admit::Added) => {
                 self.aggregated += 1;
@@ -176,7 +183,8 @@ impl<A: Aggregation, O: KeyedOperator<A>> Stateful<A, O> {
         }
     }
 
-    /// Records the state size at most once per second (or now, when `force`).
+    /// Records the state size at most once per second (or now, when `force`), and the
+    /// peak entry count since the last sample.
     pub fn sample(&mut self, force: bool) {
         let now = Instant::now();
         if !force && self.last_sample.is_some_and(|t| now.duration_since(t) < SAMPLE_EVERY) {
@@ -188,8 +196,9 @@ impl<A: Aggregation, O: KeyedOperator<A>> Stateful<A, O> {
         self.counters
             .emit(InternalEvent::Aggregated(std::mem::take(&mut self.aggregated)));
         let size = self.op.state_size();
+        let peak = std::mem::replace(&mut self.peak_entries, size.entries).max(size.entries);
         self.counters.emit(InternalEvent::State {
-            entries: size.entries as u64,
+            entries: peak as u64,
             bytes: size.bytes as u64,
         });
         let (evicted, expired) = self.op.take_evictions();
@@ -206,5 +215,32 @@ impl<A: Aggregation, O: KeyedOperator<A>> Stateful<A, O> {
         self.counters.emit(InternalEvent::Evicted(evicted));
         self.counters.emit(InternalEvent::Expired(expired));
         self.has_emitted()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Settings;
+    use crate::windows::state::testing::{opts, CountSum};
+    use crate::windows::FixedWindows;
+
+    #[test]
+    fn the_peak_state_counts_entries_that_fired_between_samples() {
+        let ctx = Context::new(Settings::from_values(vec![]), 1);
+        let op = FixedWindows::new(CountSum, 10_000, 10_000, 0, opts(0));
+        let mut node = Stateful::new("windows.w", op, OnError::DeadLetter, &ctx);
+        node.sample(true);
+        for key in ["a", "b", "c"] {
+            let admitted = node.process(key, &(key.to_owned(), 1), 1_000);
+            assert_eq!(admitted, Ok(Admit::Added));
+        }
+        // The window fires before the next sample: the state is empty when measured.
+        assert!(node.advance(Some(10_000)));
+        node.sample(true);
+        node.close();
+        let summary = ctx.events.snapshot();
+        assert_eq!(summary[0].0, "windows.w");
+        assert_eq!(summary[0].1.state_entries, 3);
     }
 }

@@ -19,7 +19,7 @@ use super::state::entry_bytes;
 use super::{Admit, Aggregation, KeyedOperator, OnFull, StateOptions, StateSize, Window};
 use crate::errors::EvalError;
 use std::borrow::Borrow;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::Hash;
 use std::mem::size_of;
 
@@ -79,7 +79,7 @@ pub struct SessionWindows<A: Aggregation> {
     expiries: BTreeSet<(i64, A::Key)>,
     /// Sessions in `keys`.
     entries: usize,
-    out: Vec<(A::Output, i64)>,
+    out: VecDeque<(A::Output, i64)>,
     evicted: u64,
     /// The epoch of the records being processed.
     epoch: u64,
@@ -101,7 +101,7 @@ impl<A: Aggregation> SessionWindows<A> {
             timers: BTreeSet::new(),
             expiries: BTreeSet::new(),
             entries: 0,
-            out: Vec::new(),
+            out: VecDeque::new(),
             evicted: 0,
             epoch: 0,
         }
@@ -198,7 +198,7 @@ impl<A: Aggregation> SessionWindows<A> {
                 end,
             };
             let result = self.agg.output(&key, window, &session.acc, session.emitted);
-            self.out.push((result, end.saturating_sub(1)));
+            self.out.push_back((result, end.saturating_sub(1)));
         } else if let Some((end, key)) = self.first_exact(true) {
             self.remove_session(&key, true, end);
         } else {
@@ -230,7 +230,7 @@ impl<A: Aggregation> SessionWindows<A> {
         if due {
             // A late record within the lateness, alone: its session is due already.
             let result = self.agg.output(&owned, Window { start: t, end }, &acc, false);
-            self.out.push((result, end - 1));
+            self.out.push_back((result, end - 1));
         }
         let set = if due { &mut self.expiries } else { &mut self.timers };
         set.insert((end, owned));
@@ -333,7 +333,7 @@ impl<A: Aggregation> KeyedOperator<A> for SessionWindows<A> {
             let (key, sessions) = self.keys.get_key_value(key).expect("the key has sessions");
             let session = &sessions[lo];
             let result = self.agg.output(key, Window { start, end }, &session.acc, emitted);
-            self.out.push((result, end - 1));
+            self.out.push_back((result, end - 1));
         }
         match error {
             Some(e) => Err(e),
@@ -358,7 +358,7 @@ impl<A: Aggregation> KeyedOperator<A> for SessionWindows<A> {
                 end,
             };
             let result = self.agg.output(&key, window, &session.acc, session.emitted);
-            self.out.push((result, end - 1));
+            self.out.push_back((result, end - 1));
             if end.saturating_add(lateness) > wm {
                 session.fired = true;
                 session.emitted = true;
@@ -388,8 +388,12 @@ impl<A: Aggregation> KeyedOperator<A> for SessionWindows<A> {
             .min()
     }
 
-    fn emitted(&mut self) -> &mut Vec<(A::Output, i64)> {
+    fn emitted(&mut self) -> &mut VecDeque<(A::Output, i64)> {
         &mut self.out
+    }
+
+    fn entries(&self) -> usize {
+        self.entries
     }
 
     fn state_size(&self) -> StateSize {
@@ -420,7 +424,9 @@ impl<A: Aggregation> KeyedOperator<A> for SessionWindows<A> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::windows::state::testing::{drain, feed, limited, opts, out, w, CountSum};
+    use crate::windows::state::testing::{
+        assert_each_key_once_in_order, drain, drain_chunked, feed, limited, many_keys, opts, out, w, CountSum,
+    };
 
     fn sessions(gap: i64, lateness: i64) -> SessionWindows<CountSum> {
         SessionWindows::new(CountSum, gap, opts(lateness))
@@ -465,6 +471,18 @@ mod tests {
                 out("a", w(20_000, 25_000), 1, 4, false, 24_999)
             ]
         );
+    }
+
+    #[test]
+    fn many_sessions_due_together_fire_each_key_once_in_key_order() {
+        let n = 20_000;
+        let mut op = sessions(5_000, 0);
+        for (i, key) in many_keys(n).iter().enumerate().rev() {
+            feed(&mut op, key, i as i64, 1_000);
+        }
+        assert!(op.on_watermark(6_000));
+        assert_each_key_once_in_order(&drain_chunked(&mut op), n, w(1_000, 6_000));
+        assert!(!op.has_emitted());
     }
 
     #[test]
@@ -701,7 +719,7 @@ mod tests {
             wm: i64,
             /// (key, start, end, count, sum, fired, emitted)
             sessions: Vec<(String, i64, i64, i64, i64, bool, bool)>,
-            out: Vec<(crate::windows::state::testing::Out, i64)>,
+            out: std::collections::VecDeque<(crate::windows::state::testing::Out, i64)>,
             /// Records that merged two sessions or more.
             bridges: usize,
         }
@@ -729,7 +747,7 @@ mod tests {
                 let due = end <= self.wm;
                 if due {
                     self.out
-                        .push(((key.to_string(), w(start, end), count, sum, emitted), end - 1));
+                        .push_back(((key.to_string(), w(start, end), count, sum, emitted), end - 1));
                 }
                 self.sessions
                     .push((key.to_string(), start, end, count, sum, due, emitted || due));
@@ -740,7 +758,7 @@ mod tests {
                 self.wm = wm;
                 self.sessions.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
                 for s in self.sessions.iter_mut().filter(|s| !s.5 && s.2 <= wm) {
-                    self.out.push(((s.0.clone(), w(s.1, s.2), s.3, s.4, s.6), s.2 - 1));
+                    self.out.push_back(((s.0.clone(), w(s.1, s.2), s.3, s.4, s.6), s.2 - 1));
                     (s.5, s.6) = (true, true);
                 }
                 let lateness = self.lateness;
@@ -762,7 +780,7 @@ mod tests {
                 lateness,
                 wm: i64::MIN,
                 sessions: Vec::new(),
-                out: Vec::new(),
+                out: VecDeque::new(),
                 bridges: 0,
             };
             let (mut max_t, mut lates) = (0, 0);

@@ -3,7 +3,7 @@
 //! [`Aggregation`] with a driver.
 
 use super::{Aggregation, Window};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::mem::size_of;
 
 /// Per-entry overhead of a `HashMap` beyond its key and value: the control byte and the
@@ -24,7 +24,7 @@ pub(super) fn eviction_batch(max_keys: usize) -> usize {
 /// Pushes the result of every key of `map` for `window`, in ascending key order.
 pub(super) fn emit_sorted<A: Aggregation>(
     agg: &A,
-    out: &mut Vec<(A::Output, i64)>,
+    out: &mut VecDeque<(A::Output, i64)>,
     map: &HashMap<A::Key, A::Acc>,
     window: Window,
     update: bool,
@@ -50,6 +50,7 @@ pub(super) mod testing {
     //! A count-and-sum aggregation keyed by a string, and helpers to drive an operator.
 
     use crate::errors::EvalError;
+    use crate::windows::node::EMIT_CHUNK;
     use crate::windows::{Admit, Aggregation, KeyedOperator, OnFull, StateOptions, Window};
 
     /// Input `(key, value)`; accumulator `(count, sum)`; the sum overflows into an error.
@@ -119,6 +120,33 @@ pub(super) mod testing {
             if all.len() == before {
                 return all;
             }
+        }
+    }
+
+    /// Takes the results emitted so far as `Stateful` does: [`EMIT_CHUNK`] at a time,
+    /// each chunk moved out of a reused buffer.
+    pub(crate) fn drain_chunked<O: KeyedOperator<CountSum>>(op: &mut O) -> Vec<(Out, i64)> {
+        let (mut all, mut chunk) = (Vec::new(), Vec::new());
+        loop {
+            op.drain_emitted(&mut chunk, EMIT_CHUNK);
+            if chunk.is_empty() {
+                return all;
+            }
+            all.append(&mut chunk);
+        }
+    }
+
+    /// `n` distinct keys, `k000000`, `k000001`, …, in ascending order.
+    pub(crate) fn many_keys(n: i64) -> Vec<String> {
+        (0..n).map(|i| format!("k{i:06}")).collect()
+    }
+
+    /// Checks that `results` hold exactly one result per key of [`many_keys`]`(n)`, in
+    /// key order, each for one record of value `i` (the key's number) in `window`.
+    pub(crate) fn assert_each_key_once_in_order(results: &[(Out, i64)], n: i64, window: Window) {
+        assert_eq!(results.len(), n as usize, "one result per key");
+        for ((i, key), ((k, w, count, sum, _), t)) in many_keys(n).iter().enumerate().zip(results) {
+            assert_eq!((k, *w, *count, *sum, *t), (key, window, 1, i as i64, window.end - 1));
         }
     }
 

@@ -4,7 +4,7 @@ use super::state::{entry_bytes, eviction_batch, floor_to};
 use super::{Admit, Aggregation, KeyedOperator, OnFull, StateOptions, StateSize, Window};
 use crate::errors::EvalError;
 use std::borrow::Borrow;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 
 /// When a table emits the result of a key.
@@ -76,7 +76,7 @@ pub struct Table<A: Aggregation> {
     boundary: Option<i64>,
     /// The watermark from which the next TTL sweep may run.
     next_sweep: i64,
-    out: Vec<(A::Output, i64)>,
+    out: VecDeque<(A::Output, i64)>,
     evicted: u64,
     expired: u64,
 }
@@ -103,7 +103,7 @@ impl<A: Aggregation> Table<A> {
             epoch: 0,
             boundary: None,
             next_sweep: i64::MIN,
-            out: Vec::new(),
+            out: VecDeque::new(),
             evicted: 0,
             expired: 0,
         }
@@ -115,7 +115,7 @@ impl<A: Aggregation> Table<A> {
             end: row.last.saturating_add(1),
         };
         let result = self.agg.output(key, window, &row.acc, false);
-        self.out.push((result, time));
+        self.out.push_back((result, time));
     }
 
     /// The stamp of a result emitted outside a boundary: `boundary - 1` of the first
@@ -146,7 +146,8 @@ impl<A: Aggregation> Table<A> {
                 start: row.first,
                 end: row.last.saturating_add(1),
             };
-            self.out.push((self.agg.output(key, window, &row.acc, false), time));
+            self.out
+                .push_back((self.agg.output(key, window, &row.acc, false), time));
         }
         self.rows.values_mut().for_each(|row| row.dirty = false);
         self.dirty = 0;
@@ -171,7 +172,7 @@ impl<A: Aggregation> Table<A> {
                     end: row.last.saturating_add(1),
                 };
                 let result = self.agg.output(key, window, &row.acc, false);
-                self.out.push((result, self.stamp(row.last)));
+                self.out.push_back((result, self.stamp(row.last)));
             }
         }
         let before = self.rows.len();
@@ -226,7 +227,7 @@ impl<A: Aggregation> KeyedOperator<A> for Table<A> {
                             start: row.first,
                             end: row.last.saturating_add(1),
                         };
-                        self.out.push((self.agg.output(key, window, &row.acc, false), t));
+                        self.out.push_back((self.agg.output(key, window, &row.acc, false), t));
                     }
                     Emit::Every(_) if !row.dirty => {
                         row.dirty = true;
@@ -328,8 +329,12 @@ impl<A: Aggregation> KeyedOperator<A> for Table<A> {
         (self.dirty > 0).then_some(self.dirty_epoch)
     }
 
-    fn emitted(&mut self) -> &mut Vec<(A::Output, i64)> {
+    fn emitted(&mut self) -> &mut VecDeque<(A::Output, i64)> {
         &mut self.out
+    }
+
+    fn entries(&self) -> usize {
+        self.rows.len()
     }
 
     fn state_size(&self) -> StateSize {

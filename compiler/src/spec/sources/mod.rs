@@ -5,7 +5,7 @@ mod generator;
 mod kafka;
 mod stdin;
 
-pub use file::FileSource;
+pub use file::{FileSource, DEFAULT_MAX_RECORD_BYTES};
 pub use generator::{GenFieldSpec, GeneratorSource};
 pub use kafka::{KafkaSource, MetadataSpec, StartAt};
 pub use stdin::StdinSource;
