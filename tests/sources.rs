@@ -99,6 +99,8 @@ fn records_longer_than_the_limit_are_dead_letters_never_held_in_memory() {
     );
     let letters = support::dead_letters(stderr.as_bytes());
     assert_eq!(letters.len(), 2, "{stderr}");
+    let counts = support::counters(stderr.as_bytes());
+    assert_eq!(support::counter(&counts, "dead_letters", "sent"), 2);
     for (letter, len) in letters.iter().zip([VALID_HEAD.len() + HUGE + 2, HUGE]) {
         let reason = letter["reason"].as_str().unwrap_or_default();
         assert_eq!(
@@ -143,6 +145,7 @@ fn an_endless_line_from_dev_zero_is_reported_repeatedly_until_stopped() {
     );
     let letters = support::dead_letters(stderr.as_bytes());
     assert!(letters.len() >= 3, "{} dead letters", letters.len());
+    support::counters(stderr.as_bytes());
     let reason = letters[0]["reason"].as_str().unwrap_or_default();
     assert!(
         reason.starts_with("record of 1048576 bytes so far, without a line end, exceeds max_record_bytes (1024)"),
