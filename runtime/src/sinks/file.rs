@@ -4,7 +4,7 @@ use super::writer_thread::WriterThread;
 use super::RawSink;
 use crate::errors::{RunError, StartError};
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
@@ -71,7 +71,7 @@ impl FileSink {
     }
 
     /// After a failed write or flush: drop what is buffered and cut off a torn tail.
-    fn forget_unflushed(&mut self, e: std::io::Error, doing: &str) -> RunError {
+    fn forget_unflushed(&mut self, e: std::io::Error) -> RunError {
         if let Target::File {
             out,
             flushed_len,
@@ -86,13 +86,15 @@ impl FileSink {
             if let Ok(fresh) = fresh {
                 // The old writer's buffer is dropped without being written.
                 let (file, _) = std::mem::replace(out, fresh).into_parts();
-                // A device such as /dev/full has no length to cut back to.
+                // A device such as /dev/full has no length to cut back to. The clone
+                // shares the file position, which must not stay past the new end.
                 if file.metadata().is_ok_and(|m| m.is_file()) {
                     let _ = file.set_len(*flushed_len);
+                    let _ = (&file).seek(SeekFrom::Start(*flushed_len));
                 }
             }
         }
-        RunError::new(format!("{doing} `{}`: {e}", self.path))
+        RunError::new(format!("writing `{}`: {e}", self.path))
     }
 }
 
@@ -104,7 +106,7 @@ impl RawSink for FileSink {
                     *unflushed += bytes.len() as u64;
                     Ok(())
                 }
-                Err(e) => Err(self.forget_unflushed(e, "writing")),
+                Err(e) => Err(self.forget_unflushed(e)),
             },
             Target::Pipe(pipe) => pipe.write(bytes),
         }
@@ -121,7 +123,7 @@ impl RawSink for FileSink {
                     *flushed_len += std::mem::take(unflushed);
                     Ok(())
                 }
-                Err(e) => Err(self.forget_unflushed(e, "writing")),
+                Err(e) => Err(self.forget_unflushed(e)),
             },
             Target::Pipe(pipe) => pipe.flush(),
         }
