@@ -159,7 +159,7 @@ fn excerpt(bytes: &[u8]) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sinks::tests::MemSink;
+    use crate::sinks::tests::{Full, MemSink};
     use serde_json::Value;
 
     #[test]
@@ -211,18 +211,6 @@ mod tests {
         // Flushing again writes nothing new.
         assert_eq!(dl.flush(), Ok(()));
         assert_eq!(a.data.borrow().len(), text.len());
-    }
-
-    /// Fails every write, like a full disk.
-    struct Full;
-
-    impl RawSink for Full {
-        fn write(&mut self, _: &[u8]) -> Result<(), RunError> {
-            Err(RunError::new("writing `/dev/full`: No space left on device"))
-        }
-        fn flush(&mut self) -> Result<(), RunError> {
-            Ok(())
-        }
     }
 
     #[test]

@@ -195,7 +195,7 @@ pub(crate) mod tests {
     }
 
     /// A sink whose writes fail, like a file on a full disk.
-    struct Full;
+    pub(crate) struct Full;
 
     impl RawSink for Full {
         fn write(&mut self, _: &[u8]) -> Result<(), RunError> {
