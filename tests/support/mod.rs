@@ -287,8 +287,8 @@ pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
 pub struct Running {
     pub child: std::process::Child,
     lines: std::sync::mpsc::Receiver<String>,
-    stderr: std::thread::JoinHandle<Vec<u8>>,
-    stdout: std::thread::JoinHandle<Vec<u8>>,
+    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
+    stdout: Option<std::thread::JoinHandle<Vec<u8>>>,
 }
 
 /// Starts `cmd` with stdout and stderr piped and waits for its `pipeline started` log
@@ -320,8 +320,8 @@ pub fn start(cmd: &mut Command) -> Running {
     let mut running = Running {
         child,
         lines,
-        stderr,
-        stdout,
+        stderr: Some(stderr),
+        stdout: Some(stdout),
     };
     running.wait_for_log("pipeline started");
     running
@@ -368,8 +368,18 @@ impl Running {
         };
         Output {
             status,
-            stdout: self.stdout.join().unwrap(),
-            stderr: self.stderr.join().unwrap(),
+            stdout: self.stdout.take().unwrap().join().unwrap(),
+            stderr: self.stderr.take().unwrap().join().unwrap(),
+        }
+    }
+}
+
+/// A test that fails while the pipeline runs must not leave it running.
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }
