@@ -848,7 +848,7 @@ fn update_is_an_ordinary_aggregate_name_where_nothing_else_uses_it() {
 
 /// The watermark of a window fed by two sources is the smaller of theirs, and a source
 /// that has read nothing holds it back entirely: `fast` alone would make its third
-/// reading late. Only once `slow` has been idle for its `idle_timeout` (3 s) do the
+/// reading late. Only once `slow` has been idle for its `idle_timeout` (5 s) do the
 /// windows `fast` completed fire, while the binary still runs (both files are followed).
 #[test]
 fn the_slowest_input_holds_a_window_back_until_it_is_idle() {
