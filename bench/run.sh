@@ -120,6 +120,23 @@ timed() {
     return "$rc"
 }
 
+# stop_latency VAR BIN ARGS...: starts BIN, waits for its "pipeline started" log line
+# and one second of records, sends SIGTERM and stores the seconds until it exits in VAR.
+stop_latency() {
+    local var=$1 log pid t0
+    shift
+    log=$(mktemp)
+    "$@" >/dev/null 2>"$log" &
+    pid=$!
+    for _ in $(seq 1200); do grep -q '"pipeline started"' "$log" && break; sleep 0.05; done
+    sleep 1
+    t0=$(now)
+    kill -TERM "$pid"
+    wait "$pid" || true
+    printf -v "$var" '%s' "$(elapsed "$t0" "$(now)")"
+    rm -f "$log"
+}
+
 # Peak RSS and CPU time of a command: GNU time if present, else a python3 wrapper.
 # measure STATFILE CMD... runs CMD and writes "PEAK_RSS_KIB USER_S SYS_S" as the
 # last line of STATFILE.
@@ -298,6 +315,12 @@ if want filter_map; then
     log "filter_map: verifying outputs"
     check_outputs "$GEN_OUT" "$BASE_OUT"
 
+    # How soon a pipeline stops on SIGTERM: measured here, not asserted in a test.
+    log "stop latency: SIGTERM to exit of an unbounded generator (pipelines/quickstart.yaml)"
+    "$RILL" build "$ROOT/pipelines/quickstart.yaml" --release -o "$OUT/quickstart" >&2
+    stop_latency STOP_S "$OUT/quickstart" --set sources.sensors.count= --set sources.sensors.rate=500
+    echo "stop on SIGTERM: ${STOP_S} s" >&2
+
     GEN_SIZE=$(size_mb "$GEN_BIN")
     BASE_SIZE=$(size_mb "$BASE")
     EDGE_SIZE=$(size_mb "$GEN_BIN_EDGE")
@@ -316,6 +339,7 @@ if want filter_map; then
         echo "| warm rebuild, --release (one expression changed) | $WARM s | | <= 20 s | $(pass "$WARM <= 20") |"
         echo "| build, --profile edge (after the release builds) | $EDGE_TIME s | | | |"
         echo "| outputs identical | $IDENTICAL | | | $([ "$OUTPUTS_OK" = 1 ] && echo ok || echo MISSED) |"
+        echo "| stop on SIGTERM, records flowing (pipelines/quickstart.yaml) | $STOP_S s | | <= 1 s | $(pass "$STOP_S <= 1") |"
     } >>"$RESULTS"
 fi
 

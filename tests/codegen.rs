@@ -1,5 +1,6 @@
 //! The formatted generated code of every example pipeline, snapshotted.
-//! (The end-to-end tests compile and run the same code.)
+//! (`tests/e2e.rs` compiles the non-Kafka ones in one cargo build with warnings denied
+//! and runs them; `tests/kafka.rs` builds and runs the Kafka ones.)
 
 use std::path::Path;
 

@@ -6,8 +6,7 @@ mod support;
 
 use std::fs;
 use std::io::Write;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use serde_json::{json, Value};
 use support::{build, dead_letters, json_lines, run, Rng};
@@ -169,18 +168,53 @@ fn quickstart_runs_without_any_service() {
     let output = run(&bin, &["--set", "sources.sensors.count=300"], b"");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let records = json_lines(&output.stdout);
-    assert!(!records.is_empty() && records.len() < 300);
-    for r in &records {
+    let counts = support::counters(&output.stderr);
+    let count = |c: &str, k: &str| support::counter(&counts, c, k);
+    // Every reading is generated, filtered or kept, and every kept one is written.
+    assert_eq!(count("sources.sensors", "received"), 300);
+    assert_eq!(count("transforms.hot", "received"), 300);
+    assert_eq!(
+        count("transforms.hot", "sent") + count("transforms.hot", "filtered"),
+        300
+    );
+    assert_eq!(count("transforms.hot", "sent"), records.len() as u64);
+    assert_eq!(count("sinks.console", "sent"), records.len() as u64);
+    // About 3/4 are `ok` and half are above 25.0 (uniform on 15..35).
+    assert!((60..=170).contains(&records.len()), "{} records", records.len());
+    let mut last_ts = 0;
+    let fields = ["device_id", "ts", "temperature", "temp_f", "humid"];
+    for (r, line) in records.iter().zip(String::from_utf8_lossy(&output.stdout).lines()) {
+        // These fields, no other, in the order of the `map:`.
+        assert_eq!(r.as_object().unwrap().len(), fields.len(), "{line}");
+        let at: Vec<usize> = fields
+            .iter()
+            .map(|f| {
+                line.find(&format!("\"{f}\":"))
+                    .unwrap_or_else(|| panic!("no {f} in {line}"))
+            })
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{line}");
+        let device = r["device_id"].as_str().unwrap();
+        assert!(
+            device
+                .strip_prefix("dev-")
+                .is_some_and(|n| n.parse::<u32>().is_ok_and(|n| n < 5)),
+            "{r}"
+        );
+        // The generator's clock: 1700000000000 + 250 ms per reading, in order.
+        let ts = r["ts"].as_i64().unwrap();
+        assert!(ts > last_ts && (ts - 1_700_000_000_000) % 250 == 0, "{r}");
+        assert!(ts < 1_700_000_000_000 + 300 * 250, "{r}");
+        last_ts = ts;
         let t = r["temperature"].as_f64().unwrap();
-        assert!(t > 25.0, "{r}");
+        assert!(t > 25.0 && t < 35.0, "{r}");
         assert_eq!(r["temp_f"].as_f64().unwrap(), (t * 9.0 / 5.0 + 32.0).round());
+        assert!(r["humid"].is_boolean(), "{r}");
     }
+    assert!(records.iter().any(|r| r["humid"] == true) && records.iter().any(|r| r["humid"] == false));
     // Deterministic: the same seed gives the same events.
     let again = run(&bin, &["--set", "sources.sensors.count=300"], b"");
     assert_eq!(output.stdout, again.stdout);
-    let counts = support::counters(&output.stderr);
-    assert_eq!(support::counter(&counts, "sources.sensors", "received"), 300);
-    assert_eq!(support::counter(&counts, "sinks.console", "sent"), records.len() as u64);
 }
 
 #[test]
@@ -271,27 +305,26 @@ fn binary_has_help_version_and_rejects_bad_settings() {
 #[test]
 fn sigterm_stops_an_unbounded_pipeline_cleanly() {
     let bin = build("pipelines/quickstart.yaml");
-    let child = Command::new(&bin)
-        .args(["--set", "sources.sensors.count=", "--set", "sources.sensors.rate=500"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
-    let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let started = Instant::now();
-    let output = child.wait_with_output().unwrap();
-    assert!(started.elapsed() < Duration::from_secs(5));
+    let running = support::start(Command::new(&bin).args([
+        "--set",
+        "sources.sensors.count=",
+        "--set",
+        "sources.sensors.rate=500",
+    ]));
+    running.signal("TERM");
+    let output = running.wait();
     assert_eq!(
         output.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(!json_lines(&output.stdout).is_empty());
-    let logs = String::from_utf8_lossy(&output.stderr);
-    assert!(logs.contains("pipeline stopped"), "{logs}");
+    let counts = support::counters(&output.stderr);
+    assert_eq!(
+        support::counter(&counts, "sinks.console", "sent"),
+        json_lines(&output.stdout).len() as u64,
+        "every record counted as sent was written before the exit"
+    );
 }
 
 #[test]
@@ -301,42 +334,45 @@ fn follow_mode_picks_up_appended_lines_until_stopped() {
     let events = dir.join("events.jsonl");
     let out = dir.join("clicks.jsonl");
     fs::write(&events, "{\"id\":1,\"kind\":\"click\"}\n{\"id\":2,\"kind\":\"view\"}\n").unwrap();
-    let mut child = Command::new(&bin)
-        .env("EVENTS", &events)
-        .env("OUT", &out)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(400));
+    let running = support::start(Command::new(&bin).env("EVENTS", &events).env("OUT", &out));
+    let written = |n: usize| {
+        let out = &out;
+        move || fs::read(out).map(|b| json_lines(&b).len() >= n).unwrap_or(false)
+    };
+    support::wait_until("the first click", written(1));
     {
         let mut f = fs::OpenOptions::new().append(true).open(&events).unwrap();
         f.write_all(b"{\"id\":3,\"kind\":\"click\"}\n{\"id\":4,\"ki").unwrap();
         f.flush().unwrap();
-        std::thread::sleep(Duration::from_millis(300));
+        // Half a line is held back until its end arrives.
+        support::wait_until("the appended click", written(2));
         f.write_all(b"nd\":\"click\"}\n").unwrap();
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let got = fs::read(&out).map(|b| json_lines(&b)).unwrap_or_default();
-        if got.len() == 3 || Instant::now() > deadline {
-            assert_eq!(
-                got,
-                vec![
-                    json!({"id":1,"kind":"click"}),
-                    json!({"id":3,"kind":"click"}),
-                    json!({"id":4,"kind":"click"})
-                ]
-            );
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    support::wait_until("the click completed later", written(3));
+    // Rename rotation: the file is moved away and a new one takes its path.
+    fs::rename(&events, dir.join("events.jsonl.1")).unwrap();
+    fs::write(&events, "{\"id\":5,\"kind\":\"click\"}\n{\"id\":6,\"kind\":\"view\"}\n").unwrap();
+    support::wait_until("the click of the new file", written(4));
+    running.signal("INT");
+    let output = running.wait();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        json_lines(&fs::read(&out).unwrap()),
+        vec![
+            json!({"id":1,"kind":"click"}),
+            json!({"id":3,"kind":"click"}),
+            json!({"id":4,"kind":"click"}),
+            json!({"id":5,"kind":"click"})
+        ]
+    );
+    let counts = support::counters(&output.stderr);
+    assert_eq!(support::counter(&counts, "sources.events", "received"), 6);
+    assert_eq!(support::counter(&counts, "transforms.clicks", "filtered"), 2);
 }
 
 #[test]
@@ -465,4 +501,308 @@ fn window_examples_run_and_account_for_every_record() {
         .map(|r| r["readings"].as_u64().unwrap())
         .sum();
     assert_eq!(in_windows, 2 * aggregated);
+}
+
+// ---------------------------------------------------------------------------------------
+// Every example, and the docs' worked example
+
+/// Every example of `pipelines/` (but the Kafka ones, built by `tests/kafka.rs`)
+/// compiles in one cargo build with warnings denied (see `support::examples`); the
+/// tests of this file and `tests/windows.rs` run each of those binaries.
+#[test]
+fn every_example_compiles_without_warnings_in_one_build() {
+    let examples = support::examples();
+    let mut names: Vec<&str> = examples.keys().map(String::as_str).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "clicks_per_user",
+            "csv_cleanup",
+            "events_per_window",
+            "hot_readings",
+            "quickstart",
+            "sensor_windows",
+            "sliding_average",
+            "word_count"
+        ]
+    );
+    for bin in examples.values() {
+        let version = run(bin, &["--version"], b"");
+        assert!(version.status.success(), "{}", bin.display());
+    }
+}
+
+/// The text of a section of a Markdown file: from its heading to the next heading of
+/// the same level.
+fn section<'a>(doc: &'a str, heading: &str) -> &'a str {
+    let start = doc
+        .find(&format!("\n{heading}\n"))
+        .unwrap_or_else(|| panic!("no `{heading}`"));
+    let level = &heading[..heading.find(' ').unwrap() + 1];
+    let rest = &doc[start + heading.len() + 2..];
+    &rest[..rest.find(&format!("\n{level}")).unwrap_or(rest.len())]
+}
+
+/// The fenced code blocks of `text` in language `lang`, in order.
+fn code_blocks(text: &str, lang: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        match &mut current {
+            None if line.trim() == format!("```{lang}") => current = Some(String::new()),
+            Some(block) if line.trim() == "```" => {
+                blocks.push(std::mem::take(block));
+                current = None;
+            }
+            Some(block) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            None => {}
+        }
+    }
+    blocks
+}
+
+/// docs/language.md works a window example through: its spec (the `## Windows` block,
+/// with the source of `### Event time and watermarks` and the schema of the example it
+/// is shortened from), three readings and the rows `per_device` emits. The test takes
+/// all of it from the doc's text, so the doc cannot drift from what the binary does.
+#[test]
+fn the_docs_worked_window_example_emits_the_rows_the_docs_show() {
+    let doc = fs::read_to_string(support::repo().join("docs/language.md")).unwrap();
+    let windows = section(&doc, "## Windows");
+    let parts = code_blocks(windows, "yaml");
+    let examples = code_blocks(windows, "json");
+    let (spec_part, input, shown) = (&parts[0], &examples[0], &examples[1]);
+    let source_part = &code_blocks(section(&doc, "### Event time and watermarks"), "yaml")[0];
+    let original: serde_yaml::Value =
+        serde_yaml::from_str(&fs::read_to_string(support::repo().join("pipelines/sensor_windows.yaml")).unwrap())
+            .unwrap();
+    let read = |text: &str| serde_yaml::from_str::<serde_yaml::Mapping>(text).unwrap();
+    let mut spec = serde_yaml::Mapping::new();
+    spec.insert("name".into(), "docs_worked_example".into());
+    spec.insert("schemas".into(), original["schemas"].clone());
+    spec.extend(read(source_part));
+    spec.extend(read(spec_part));
+    // The doc shows what `per_device` emits; its sinks read `busy`: read it directly too.
+    let sinks = spec.get_mut("sinks").unwrap().as_mapping_mut().unwrap();
+    sinks.insert(
+        "all".into(),
+        read("{ type: file, input: per_device, path: per_device.jsonl }").into(),
+    );
+    let dir = workdir("docs_worked_example");
+    let spec_path = dir.join("docs_worked_example.yaml");
+    fs::write(&spec_path, serde_yaml::to_string(&spec).unwrap()).unwrap();
+    fs::write(dir.join("readings.jsonl"), input).unwrap();
+    let bin = build(spec_path.to_str().unwrap());
+    let output = Command::new(&bin).current_dir(&dir).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    support::counters(&output.stderr);
+    let got = fs::read_to_string(dir.join("per_device.jsonl")).unwrap();
+    let got: Vec<&str> = got.lines().collect();
+    let shown: Vec<&str> = shown.lines().collect();
+    assert_eq!(
+        got.len(),
+        3,
+        "two rows shown, then the second window at the end: {got:?}"
+    );
+    assert_eq!(got[..2], shown[..], "the rows docs/language.md shows");
+    let last: Value = serde_json::from_str(got[2]).unwrap();
+    assert_eq!(last["window_start"], 1_700_000_010_000i64, "{last}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Error policies and regular expressions in a generated binary: error_policies.yaml
+
+#[test]
+fn on_error_drop_counts_and_goes_on_and_fail_stops_the_binary() {
+    let bin = build("tests/pipelines/error_policies.yaml");
+    let dir = workdir("error_policies");
+    let (lenient, strict, out) = (
+        dir.join("lenient.jsonl"),
+        dir.join("strict.jsonl"),
+        dir.join("out.jsonl"),
+    );
+    let bad = "{\"name\": \"abc-9\", \"qty\": \"many\"}\n";
+    let good = "{\"name\":\"abc-1\",\"qty\":1}\n{\"name\":\"ABC-2\",\"qty\":2}\n{\"name\":\"xyz-77\",\"qty\":3}\n{\"name\":\"ab-3\",\"qty\":4}\n";
+    let run_with = |lenient_text: &str, strict_text: &str| {
+        fs::write(&lenient, lenient_text).unwrap();
+        fs::write(&strict, strict_text).unwrap();
+        let _ = fs::remove_file(&out);
+        Command::new(&bin)
+            .env("LENIENT_PATH", &lenient)
+            .env("STRICT_PATH", &strict)
+            .env("OUT_PATH", &out)
+            .output()
+            .unwrap()
+    };
+
+    // `drop`: the bad record is counted, written nowhere, and the rest flows.
+    let output = run_with(&format!("{bad}{good}"), "");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(dead_letters(&output.stderr), Vec::<Value>::new());
+    let counts = support::counters(&output.stderr);
+    assert_eq!(support::counter(&counts, "sources.lenient", "dropped"), 1);
+    // `matches`: lowercase letters, a dash, digits; the whole name.
+    assert_eq!(
+        json_lines(&fs::read(&out).unwrap()),
+        vec![json!({"name": "abc-1", "qty": 1}), json!({"name": "xyz-77", "qty": 3})]
+    );
+    assert_eq!(support::counter(&counts, "transforms.codes", "filtered"), 2);
+
+    // `fail`: the bad record stops the binary with exit code 1, naming the reason.
+    let output = run_with("", &format!("{good}{bad}"));
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let logs = String::from_utf8_lossy(&output.stderr);
+    assert!(logs.contains("sources.strict") && logs.contains("qty"), "{logs}");
+    assert_eq!(dead_letters(&output.stderr), Vec::<Value>::new());
+}
+
+// ---------------------------------------------------------------------------------------
+// Nested objects, time encodings, keys and offsets: nested_keys_times.yaml
+
+#[test]
+fn nested_fields_time_encodings_keys_and_offsets() {
+    let bin = build("tests/pipelines/nested_keys_times.yaml");
+    let dir = workdir("nested_keys_times");
+    // Unix seconds (one fractional) in `meta.ts`; `at` in RFC 3339 with several offsets.
+    let t0 = 1_700_000_000i64; // on a 10 s boundary
+    let input = [
+        ("north", "d1", "2023-11-14T23:13:20+01:00", json!(t0 + 1), "a"),
+        ("North", "d1", "2023-11-14T22:13:22.5Z", json!(t0 as f64 + 2.5), "b"),
+        ("north", "d2", "2023-11-14T22:13:24Z", json!(t0 + 4), "a"),
+        ("south", "d1", "2023-11-14T17:13:28-05:00", json!(t0 + 8), "c"),
+        ("north", "d1", "2023-11-14T22:13:32Z", json!(t0 + 12), "a"),
+    ];
+    let lines: String = input
+        .iter()
+        .map(|(site, device, at, ts, origin)| {
+            format!(
+                "{}\n",
+                json!({"site": site, "device": device, "at": at, "meta": {"ts": ts, "origin": origin}})
+            )
+        })
+        .collect();
+    fs::write(dir.join("readings.jsonl"), lines).unwrap();
+    let path = |f: &str| dir.join(f);
+    let output = Command::new(&bin)
+        .env("READINGS_PATH", path("readings.jsonl"))
+        .env("FLAT_PATH", path("flat.jsonl"))
+        .env("DEVICES_PATH", path("devices.jsonl"))
+        .env("SITES_PATH", path("sites.jsonl"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    support::counters(&output.stderr);
+    assert_eq!(dead_letters(&output.stderr), Vec::<Value>::new());
+    // Times are written in the field's own encoding: RFC 3339 in UTC with milliseconds,
+    // Unix seconds as an integer when whole.
+    let flat = fs::read_to_string(path("flat.jsonl")).unwrap();
+    assert_eq!(
+        flat.lines().take(2).collect::<Vec<_>>(),
+        [
+            r#"{"device":"d1","at":"2023-11-14T22:13:20.000Z","ts":1700000001,"origin":"a"}"#,
+            r#"{"device":"d1","at":"2023-11-14T22:13:22.500Z","ts":1700000002.5,"origin":"b"}"#,
+        ]
+    );
+    assert_eq!(flat.lines().count(), 5);
+    let ms = |s: i64| s * 1000;
+    // `offset: 3s`: windows [t0 − 7 s, t0 + 3 s), [t0 + 3 s, t0 + 13 s); keyed by
+    // (site, device), so `North` is a site of its own.
+    let at = |s: &str| s.to_string();
+    assert_eq!(
+        json_lines(&fs::read(path("devices.jsonl")).unwrap()),
+        vec![
+            json!({"site": "North", "device": "d1", "window_start": ms(t0 - 7), "window_end": ms(t0 + 3), "n": 1, "last_at": at("2023-11-14T22:13:22.500Z")}),
+            json!({"site": "north", "device": "d1", "window_start": ms(t0 - 7), "window_end": ms(t0 + 3), "n": 1, "last_at": at("2023-11-14T22:13:20.000Z")}),
+            json!({"site": "north", "device": "d1", "window_start": ms(t0 + 3), "window_end": ms(t0 + 13), "n": 1, "last_at": at("2023-11-14T22:13:32.000Z")}),
+            json!({"site": "north", "device": "d2", "window_start": ms(t0 + 3), "window_end": ms(t0 + 13), "n": 1, "last_at": at("2023-11-14T22:13:24.000Z")}),
+            json!({"site": "south", "device": "d1", "window_start": ms(t0 + 3), "window_end": ms(t0 + 13), "n": 1, "last_at": at("2023-11-14T22:13:28.000Z")}),
+        ]
+    );
+    // A computed key: `upper(site)` puts `north` and `North` together.
+    assert_eq!(
+        json_lines(&fs::read(path("sites.jsonl")).unwrap()),
+        vec![
+            json!({"site": "NORTH", "window_start": ms(t0), "window_end": ms(t0 + 10), "n": 3}),
+            json!({"site": "SOUTH", "window_start": ms(t0), "window_end": ms(t0 + 10), "n": 1}),
+            json!({"site": "NORTH", "window_start": ms(t0 + 10), "window_end": ms(t0 + 20), "n": 1}),
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The CLI: rill run, rill emit, --profile edge
+
+#[test]
+fn rill_emit_prints_the_generated_code_and_rill_run_builds_and_runs() {
+    let spec = support::repo().join("tests/pipelines/shout_lines.yaml");
+    let emitted = support::rill().arg("emit").arg(&spec).output().unwrap();
+    assert!(emitted.status.success(), "{}", String::from_utf8_lossy(&emitted.stderr));
+    let compiled = rill::compile_file(&spec).ok().unwrap();
+    assert_eq!(String::from_utf8(emitted.stdout).unwrap(), compiled.main_rs);
+
+    // `rill run`: arguments after `--` go to the binary; its exit code is rill's.
+    let mut child = support::rill()
+        .args(["run", "--release"])
+        .arg(&spec)
+        .args(["--", "--batch-size", "1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"one\ntwo\n").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "ONE\nTWO\n");
+    // The binary's JSON log lines, after rill's own output.
+    let logs: Vec<u8> = String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .flat_map(|l| format!("{l}\n").into_bytes())
+        .collect();
+    let counts = support::counters(&logs);
+    assert_eq!(support::counter(&counts, "sinks.out", "sent"), 2);
+    let bad = support::rill()
+        .args(["run", "--release"])
+        .arg(&spec)
+        .args(["--", "--set", "nope=1"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "{}", String::from_utf8_lossy(&bad.stderr));
+}
+
+/// `--profile edge`: size-optimised with LTO, smaller than the release build, same output.
+#[test]
+fn profile_edge_builds_a_smaller_binary_that_works() {
+    let release = build("tests/pipelines/shout_lines.yaml");
+    let dir = workdir("edge");
+    let edge = dir.join("shout_edge");
+    let output = support::rill()
+        .arg("build")
+        .arg(support::repo().join("tests/pipelines/shout_lines.yaml"))
+        .args(["--profile", "edge", "-o"])
+        .arg(&edge)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let size = |p: &std::path::Path| fs::metadata(p).unwrap().len();
+    assert!(
+        size(&edge) < size(&release),
+        "edge {} vs release {}",
+        size(&edge),
+        size(&release)
+    );
+    let run = run(&edge, &[], b"small\n");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(run.stdout, b"SMALL\n");
+    support::counters(&run.stderr);
 }

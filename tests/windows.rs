@@ -842,3 +842,159 @@ fn update_is_an_ordinary_aggregate_name_where_nothing_else_uses_it() {
         ]
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Several inputs and idleness: two_inputs_idle.yaml
+
+/// The watermark of a window fed by two sources is the smaller of theirs, and a source
+/// that has read nothing holds it back entirely: `fast` alone would make its third
+/// reading late. Only once `slow` has been idle for its `idle_timeout` (5 s) do the
+/// windows `fast` completed fire, while the binary still runs (both files are followed).
+#[test]
+fn the_slowest_input_holds_a_window_back_until_it_is_idle() {
+    let dir = workdir("two_inputs_idle");
+    let (fast, slow, out) = (dir.join("fast.jsonl"), dir.join("slow.jsonl"), dir.join("out.jsonl"));
+    write_jsonl(
+        &fast,
+        [2_000, 15_000, 5_000, 25_000].map(|t| json!({"device": "f", "ts": T0 + t})),
+    );
+    fs::write(&slow, "").unwrap();
+    let bin = build("tests/pipelines/two_inputs_idle.yaml");
+    let running = support::start(
+        Command::new(&bin)
+            .env("FAST_PATH", &fast)
+            .env("SLOW_PATH", &slow)
+            .env("OUT_PATH", &out),
+    );
+    support::wait_until("the windows before the fast input's watermark", || {
+        fs::read(&out).is_ok_and(|b| json_lines(&b).len() >= 2)
+    });
+    running.signal("INT");
+    let output = running.wait();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let counts = support::counters(&output.stderr);
+    assert_eq!(support::counter(&counts, "windows.per_10s", "late"), 0);
+    assert_eq!(
+        read_jsonl(&out),
+        vec![
+            json!({"window_start": T0, "window_end": T0 + 10_000, "readings": 2}),
+            json!({"window_start": T0 + 10_000, "window_end": T0 + 20_000, "readings": 1}),
+            json!({"window_start": T0 + 20_000, "window_end": T0 + 30_000, "readings": 1}),
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Table ttl: table_ttl.yaml
+
+/// `ttl: 1h`: `c` two hours later moves the watermark past `a` and `b`'s last records,
+/// so both are forgotten (`expired`), and `a`'s next record counts from zero.
+#[test]
+fn a_table_forgets_keys_past_their_ttl_and_counts_them_expired() {
+    let dir = workdir("table_ttl");
+    let hour = 3_600_000;
+    let clicks = [
+        ("a", T0),
+        ("b", T0 + 1_000),
+        ("a", T0 + 2_000),
+        ("c", T0 + 2 * hour),
+        ("a", T0 + 2 * hour + 1),
+    ];
+    let path = dir.join("clicks.jsonl");
+    write_jsonl(&path, clicks.iter().map(|(u, t)| json!({"user": u, "ts": t})));
+    let out = dir.join("out.jsonl");
+    let output = run_ok(
+        &build("tests/pipelines/table_ttl.yaml"),
+        &[("CLICKS_PATH", &path), ("OUT_PATH", &out)],
+        &[],
+    );
+    assert_eq!(
+        read_jsonl(&out),
+        [("a", 1), ("b", 1), ("a", 2), ("c", 1), ("a", 1)].map(|(u, n)| json!({"user": u, "clicks": n}))
+    );
+    assert_eq!(exit_counters(&output.stderr, "tables.per_user")["expired"], 2);
+}
+
+// ---------------------------------------------------------------------------------------
+// Session lateness: win_session_late.yaml
+
+/// Sessions with a 5 s gap and 10 s of lateness, watermark = the largest time so far:
+/// - 0 s, then 12 s: the session [0, 5) fires;
+/// - 3 s is behind the watermark (12 s) but [0, 5) is kept until 15 s: it merges, and
+///   [0, 8) is emitted again as an update;
+/// - 30 s: [12, 17) fires, and both sessions are past their lateness;
+/// - 1 s: its own session [1, 6) is past the lateness too: late;
+/// - 16 s: [16, 21) is not, but the session it overlaps is gone: a new session, emitted
+///   at once (its end is behind the watermark);
+/// - the end of the input fires [30, 35).
+#[test]
+fn session_late_records_merge_are_late_or_open_a_new_session() {
+    let dir = workdir("session_late");
+    let path = dir.join("clicks.jsonl");
+    let seconds = [0, 12, 3, 30, 1, 16];
+    write_jsonl(&path, seconds.map(|s| json!({"user": "u", "ts": T0 + s * 1_000})));
+    let (out, late) = (dir.join("out.jsonl"), dir.join("late.jsonl"));
+    run_ok(
+        &build("tests/pipelines/win_session_late.yaml"),
+        &[("CLICKS_PATH", &path), ("OUT_PATH", &out), ("LATE_PATH", &late)],
+        &[],
+    );
+    let row = |start: i64, end: i64, n: u64, update: bool| json!({"user": "u", "window_start": T0 + start * 1_000, "window_end": T0 + end * 1_000, "n": n, "update": update});
+    assert_eq!(
+        read_jsonl(&out),
+        vec![
+            row(0, 5, 1, false),
+            row(0, 8, 2, true),
+            row(12, 17, 1, false),
+            row(16, 21, 1, false),
+            row(30, 35, 1, false),
+        ]
+    );
+    assert_eq!(read_jsonl(&late), vec![json!({"user": "u", "ts": T0 + 1_000})]);
+}
+
+// ---------------------------------------------------------------------------------------
+// NaN: win_nan.yaml
+
+/// `min`, `max`, `median` and `percentile` skip NaN: a window whose values are all NaN
+/// has none, and writes null (the field is `f64?`), not a made-up 0.0.
+#[test]
+fn a_window_of_nan_values_has_no_min_max_or_percentile() {
+    let dir = workdir("nan");
+    let path = dir.join("readings.csv");
+    let rows = [
+        ("a", 1_000, "NaN"),
+        ("b", 2_000, "4.5"),
+        ("a", 3_000, "NaN"),
+        ("b", 4_000, "NaN"),
+    ];
+    let csv: String = std::iter::once("device,ts,x\n".to_string())
+        .chain(rows.iter().map(|(d, t, x)| format!("{d},{},{x}\n", T0 + t)))
+        .collect();
+    fs::write(&path, csv).unwrap();
+    let out = dir.join("out.jsonl");
+    run_ok(
+        &build("tests/pipelines/win_nan.yaml"),
+        &[("READINGS_PATH", &path), ("OUT_PATH", &out)],
+        &[],
+    );
+    let window = json!({"window_start": T0, "window_end": T0 + 10_000});
+    let row = |device: &str, n: u64, x: Value| {
+        let mut row = json!({"device": device});
+        row.as_object_mut().unwrap().extend(window.as_object().unwrap().clone());
+        for (field, value) in [
+            ("n", json!(n)),
+            ("low", x.clone()),
+            ("high", x.clone()),
+            ("mid", x.clone()),
+            ("p90", x),
+        ] {
+            row[field] = value;
+        }
+        row
+    };
+    assert_eq!(
+        read_jsonl(&out),
+        vec![row("a", 2, Value::Null), row("b", 2, json!(4.5))]
+    );
+}

@@ -28,7 +28,14 @@ pub fn rill() -> Command {
 }
 
 /// Build `spec` (relative to the repository) in release mode; returns the binary.
+/// An example of `pipelines/` comes from [`examples`], built with the others at once.
 pub fn build(spec: &str) -> PathBuf {
+    if let Some(bin) = spec
+        .strip_prefix("pipelines/")
+        .and_then(|file| examples().get(file.trim_end_matches(".yaml")))
+    {
+        return bin.clone();
+    }
     static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
     let built = BUILT.get_or_init(Default::default);
     let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
@@ -51,6 +58,110 @@ pub fn build(spec: &str) -> PathBuf {
     );
     built.insert(spec.to_string(), out.clone());
     out
+}
+
+/// Every example pipeline of `pipelines/` except the Kafka ones, compiled in one cargo
+/// build: one crate, one binary per example (by file stem), the runtime with every
+/// feature they use. The generated files are compiled with `#![deny(warnings)]` in front
+/// of their own narrow allow list, so an example whose code has warnings fails here.
+/// The Kafka examples need librdkafka (the runtime's `kafka` feature, minutes to build):
+/// `tests/kafka.rs` builds and runs each of them.
+pub fn examples() -> &'static HashMap<String, PathBuf> {
+    static EXAMPLES: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
+    EXAMPLES.get_or_init(|| {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("pipelines"))
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|e| e == "yaml"))
+            .collect();
+        files.sort();
+        let mut features = std::collections::BTreeSet::new();
+        let mut crates = Vec::new();
+        for path in files {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let name = format!("pipelines/{}", path.file_name().unwrap().to_string_lossy());
+            let compiled = rill::compile_text(&name, &text).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            if compiled.ir.features.contains("kafka") {
+                continue;
+            }
+            features.extend(compiled.ir.features.iter().copied());
+            // The generated file's own `#![allow(..)]` names the few lints it needs (not
+            // the whole `unused` group); `deny(warnings)` before it makes the rest errors.
+            let code = &compiled.main_rs;
+            let at = code
+                .find("#![allow(")
+                .unwrap_or_else(|| panic!("{name}: no allow list"));
+            let allowed = &code[at..at + code[at..].find(']').unwrap()];
+            assert!(
+                !allowed
+                    .split(|c: char| !c.is_alphanumeric() && c != '_')
+                    .any(|lint| lint == "unused"),
+                "{name} allows every unused lint: {allowed}"
+            );
+            let strict = format!("{}#![deny(warnings)]\n{}", &code[..at], &code[at..]);
+            crates.push((path.file_stem().unwrap().to_string_lossy().into_owned(), strict));
+        }
+        // Each checkout has its own crate and binary names, so worktrees sharing the
+        // cache (and its target directory) do not overwrite each other's.
+        let checkout = rill::names::short_hash(&repo().to_string_lossy());
+        let dir = cache_dir().join(format!("examples-crate-{checkout}"));
+        std::fs::create_dir_all(dir.join("src/bin")).unwrap();
+        let bin = |stem: &str| format!("{stem}-{checkout}");
+        for stale in std::fs::read_dir(dir.join("src/bin")).unwrap() {
+            let stale = stale.unwrap().path();
+            let stem = stale.file_stem().unwrap().to_string_lossy().into_owned();
+            if !crates.iter().skip(1).any(|(s, _)| bin(s) == stem) {
+                std::fs::remove_file(stale).unwrap();
+            }
+        }
+        let features: Vec<&str> = features.into_iter().collect();
+        let (first, rest) = crates.split_first().expect("examples");
+        let runtime = rill::build::embedded::extract_runtime(&cache_dir()).unwrap();
+        write_if_changed(
+            &dir.join("Cargo.toml"),
+            &rill::build::manifest(
+                &format!("rill-examples-{checkout}"),
+                &bin(&first.0),
+                &runtime,
+                &features,
+            ),
+        );
+        write_if_changed(&dir.join("src/main.rs"), &first.1);
+        for (stem, code) in rest {
+            write_if_changed(&dir.join("src/bin").join(format!("{}.rs", bin(stem))), code);
+        }
+        if !dir.join("Cargo.lock").exists() {
+            std::fs::write(
+                dir.join("Cargo.lock"),
+                rill::build::embedded::file("Cargo.lock").unwrap(),
+            )
+            .unwrap();
+        }
+        std::env::set_var("RILL_CACHE_DIR", cache_dir());
+        std::env::remove_var("RILL_TARGET_DIR");
+        let result = rill::build::cargo(
+            "build",
+            &dir.join("Cargo.toml"),
+            rill::build::Profile::Release,
+            "example pipelines",
+            &[],
+        );
+        if let Err(e) = result {
+            panic!("the example pipelines did not compile without warnings: {e}");
+        }
+        let release = rill::build::target_dir().join("release");
+        crates
+            .iter()
+            .map(|(stem, _)| (stem.clone(), release.join(bin(stem))))
+            .collect()
+    })
+}
+
+/// Writes `text` unless the file already holds it, keeping cargo's fingerprints warm.
+fn write_if_changed(path: &Path, text: &str) {
+    if std::fs::read_to_string(path).ok().as_deref() != Some(text) {
+        std::fs::write(path, text).unwrap();
+    }
 }
 
 /// Run a built pipeline with stdin, returning its output.
@@ -164,4 +275,120 @@ pub fn assert_records(got: &[serde_json::Value], expected: &[serde_json::Value])
         assert_eq!(g, e, "record {i} differs");
     }
     assert_eq!(got.len(), expected.len(), "record count differs");
+}
+
+/// How long a live pipeline may take to start, show a result or stop before the test
+/// gives up on it: a liveness deadline, far beyond what a healthy run needs, not a
+/// measure of speed (that is `bench/`'s job).
+pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A pipeline running in the background, its stdout and stderr read on threads (so
+/// neither pipe fills up), its stderr line by line, so a test can wait for a log line.
+pub struct Running {
+    pub child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
+    stdout: Option<std::thread::JoinHandle<Vec<u8>>>,
+}
+
+/// Starts `cmd` with stdout and stderr piped and waits for its `pipeline started` log
+/// line: from then on its sources are open and its signal handlers installed.
+pub fn start(cmd: &mut Command) -> Running {
+    use std::io::{BufRead, Read};
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pipeline starts");
+    let (send, lines) = std::sync::mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            all.extend_from_slice(line.as_bytes());
+            all.push(b'\n');
+            let _ = send.send(line);
+        }
+        all
+    });
+    let mut out = child.stdout.take().unwrap();
+    let stdout = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = out.read_to_end(&mut all);
+        all
+    });
+    let mut running = Running {
+        child,
+        lines,
+        stderr: Some(stderr),
+        stdout: Some(stdout),
+    };
+    running.wait_for_log("pipeline started");
+    running
+}
+
+impl Running {
+    /// Waits (at most [`PATIENCE`]) for a stderr line containing `text`.
+    pub fn wait_for_log(&mut self, text: &str) {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return,
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = self.child.kill();
+                    panic!("no log line with `{text}` ({e})");
+                }
+            }
+        }
+    }
+
+    /// Sends a signal (`TERM`, `INT`) to the pipeline.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits (at most [`PATIENCE`]) for the pipeline to exit; returns what it wrote.
+    pub fn wait(mut self) -> Output {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the pipeline did not stop within {PATIENCE:?}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        Output {
+            status,
+            stdout: self.stdout.take().unwrap().join().unwrap(),
+            stderr: self.stderr.take().unwrap().join().unwrap(),
+        }
+    }
+}
+
+/// A test that fails while the pipeline runs must not leave it running.
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Waits (at most [`PATIENCE`]) until `condition` holds, polling it.
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(std::time::Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }

@@ -43,8 +43,12 @@ pub fn file(ir: &Ir) -> TokenStream {
     });
     let nodes_struct = nodes_struct(ir);
     let job = job(ir);
+    // Allowed, and only these: parameters of the uniform flow and `Aggregation`
+    // signatures that a pipeline does not use, and the parentheses that keep emitted
+    // expressions' precedence. Anything else unused is a codegen bug, which
+    // `tests/e2e.rs` catches by compiling every example with warnings denied.
     quote! {
-        #![allow(unused, clippy::all, non_snake_case, non_camel_case_types)]
+        #![allow(unused_variables, unused_parens, clippy::all, non_snake_case, non_camel_case_types)]
         use rill_runtime::codegen::*;
 
         #info

@@ -42,12 +42,12 @@ pub const AGGREGATES: &[(&str, AggFunc, &str)] = &[
     (
         "min",
         AggFunc::Min,
-        "min(x: number | string | timestamp | bool) → same type",
+        "min(x: number | string | timestamp | bool) → same type (f64?: null when every value is NaN)",
     ),
     (
         "max",
         AggFunc::Max,
-        "max(x: number | string | timestamp | bool) → same type",
+        "max(x: number | string | timestamp | bool) → same type (f64?: null when every value is NaN)",
     ),
     ("avg", AggFunc::Avg, "avg(x: number) → f64"),
     ("first", AggFunc::First, "first(x) → x of the earliest record (by time)"),
@@ -77,9 +77,13 @@ pub const AGGREGATES: &[(&str, AggFunc, &str)] = &[
     (
         "percentile",
         AggFunc::Percentile,
-        "percentile(x: number, q: 0.0..=1.0 literal) → f64 (±1% relative)",
+        "percentile(x: number, q: 0.0..=1.0 literal) → f64 (±1% relative; f64? for an f64 x)",
     ),
-    ("median", AggFunc::Median, "median(x: number) → f64 (±1% relative)"),
+    (
+        "median",
+        AggFunc::Median,
+        "median(x: number) → f64 (±1% relative; f64? for an f64 x)",
+    ),
     (
         "collect",
         AggFunc::Collect,
@@ -228,13 +232,14 @@ fn result_type(
             return Err(mismatch("a string, number, bool or timestamp"))
         }
         AggFunc::Sum if numeric => base,
+        // These skip NaN, so over `f64` values that are all NaN they have no value: null.
         AggFunc::Min | AggFunc::Max if numeric || matches!(base, Type::String | Type::Timestamp | Type::Bool) => {
-            opt(base, optional)
+            let nan_only = base == Type::F64;
+            opt(base, optional || nan_only)
         }
         AggFunc::Min | AggFunc::Max => return Err(mismatch("a number, string, timestamp or bool")),
-        AggFunc::Avg | AggFunc::Variance | AggFunc::Stddev | AggFunc::Percentile | AggFunc::Median if numeric => {
-            opt(Type::F64, optional)
-        }
+        AggFunc::Percentile | AggFunc::Median if numeric => opt(Type::F64, optional || base == Type::F64),
+        AggFunc::Avg | AggFunc::Variance | AggFunc::Stddev if numeric => opt(Type::F64, optional),
         AggFunc::VarianceSample | AggFunc::StddevSample if numeric => opt(Type::F64, true),
         AggFunc::First | AggFunc::Last => opt(base, optional),
         AggFunc::Collect => Type::List(Box::new(base)),
@@ -273,10 +278,49 @@ fn limit_literal(e: &Expr, locate: &dyn Fn(&ExprSpan) -> Span) -> Result<u64, Ve
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::expr::parse;
+    use crate::types::{Field, TsRepr};
+
+    fn result(text: &str) -> Type {
+        let f = |name: &str, ty| Field::new(name, ty, TsRepr::Millis);
+        let optional = Type::Optional(Box::new(Type::F64));
+        let record = RecordType::new(
+            "Reading".into(),
+            "schema `reading`".into(),
+            vec![f("x", Type::F64), f("n", Type::I64), f("h", optional)],
+        );
+        check_aggregate(&parse(text).expect("parses"), &record, &|s| s.clone())
+            .expect("checks")
+            .ty
+    }
+
+    /// `min`, `max`, `percentile` and `median` skip NaN, so over `f64` values they may
+    /// have none: their result is optional, written as null (once it was 0.0).
+    #[test]
+    fn aggregates_that_skip_nan_are_optional_over_floats() {
+        let optional = Type::Optional(Box::new(Type::F64));
+        for text in [
+            "min(x)",
+            "max(x)",
+            "median(x)",
+            "percentile(x, 0.9)",
+            "max(h)",
+            "median(h)",
+        ] {
+            assert_eq!(result(text), optional, "{text}");
+        }
+        assert_eq!(result("max(n)"), Type::I64);
+        assert_eq!(result("median(n)"), Type::F64);
+        assert_eq!(result("percentile(n, 0.5)"), Type::F64);
+        assert_eq!(result("avg(x)"), Type::F64);
+        assert_eq!(result("first(x)"), Type::F64);
+    }
+
     /// docs/language.md lists exactly the aggregates the checker knows.
     #[test]
     fn language_reference_lists_every_aggregate() {
-        let mut known = super::names();
+        let mut known = names();
         known.sort();
         assert_eq!(crate::expr::documented_names("## Aggregates"), known);
     }
