@@ -25,6 +25,8 @@ fn every_erroneous_spec_gets_located_diagnostics() {
         }
         let rendered = format!("{}\n{}", report.render_plain(100), report);
         assert_no_rust_names(&name, &rendered);
+        // A name already in backticks (`schema `order``) is never wrapped again.
+        assert!(!rendered.contains("``"), "{name}: nested backticks in\n{rendered}");
         insta::assert_snapshot!(rendered);
     });
 }
