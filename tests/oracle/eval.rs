@@ -241,7 +241,7 @@ fn call(f: &'static str, a: Vec<V>) -> Result<V, Fail> {
             // Truncated toward zero; NaN and values outside i64 fail, never saturate.
             V::Float(f) => {
                 let t = f.trunc();
-                if t.is_nan() || t < -9_223_372_036_854_775_808.0 || t >= 9_223_372_036_854_775_808.0 {
+                if t.is_nan() || !(-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&t) {
                     return Err(Fail::Convert);
                 }
                 t as i64
