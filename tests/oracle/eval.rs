@@ -332,10 +332,19 @@ fn fields(ms: i64) -> (i64, u32, u32, i64, i64, i64, i64) {
     )
 }
 
+/// A year in four digits; outside 0000–9999 with a sign (ISO 8601's expanded form).
+fn year(y: i64) -> String {
+    if (0..=9999).contains(&y) {
+        format!("{y:04}")
+    } else {
+        format!("{}{:04}", if y < 0 { '-' } else { '+' }, y.unsigned_abs())
+    }
+}
+
 /// RFC 3339 in UTC with milliseconds: `2024-01-01T08:00:00.000Z`.
 pub fn rfc3339(ms: i64) -> String {
     let (y, mo, d, h, mi, s, milli) = fields(ms);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
+    format!("{}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z", year(y))
 }
 
 /// The few `strftime` directives the generated expressions use, and `rfc3339`.
@@ -344,7 +353,7 @@ fn format_timestamp(ms: i64, fmt: &str) -> String {
         return rfc3339(ms);
     }
     let (y, mo, d, h, mi, s, _) = fields(ms);
-    fmt.replace("%Y", &format!("{y:04}"))
+    fmt.replace("%Y", &year(y))
         .replace("%m", &format!("{mo:02}"))
         .replace("%d", &format!("{d:02}"))
         .replace("%H", &format!("{h:02}"))

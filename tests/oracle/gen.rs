@@ -91,6 +91,9 @@ const TIMES: &[i64] = &[
     951_782_400_000,
     4_102_444_800_000,
     -62_135_596_800_000,
+    // 10000-01-01 and -0001-12-31T23:59:59.999: years RFC 3339 cannot write.
+    253_402_300_800_000,
+    -62_167_219_200_001,
 ];
 
 fn pick<T: Clone + std::fmt::Debug + 'static>(values: &'static [T]) -> BoxedStrategy<T> {
@@ -423,6 +426,7 @@ pub fn catalogue() -> Vec<(Ty, E)> {
         (Ty::Str, two("format_timestamp", f("t1"), E::Str("%Y-%m-%d %H:%M:%S"))),
         (Ty::Str, two("format_timestamp", f("t2"), E::Str("rfc3339"))),
         (Ty::Ts, one("to_timestamp", f("i1"))),
+        (Ty::Str, one("to_string", one("to_timestamp", f("i1")))),
         (Ty::Int, one("to_millis", f("t1"))),
     ]);
     for field in ["s1", "b1", "i1", "u1", "f1", "t1"] {
