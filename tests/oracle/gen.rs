@@ -24,6 +24,8 @@ pub const SCHEMA: &[(&str, &str)] = &[
     ("os", "string?"),
     ("t1", "timestamp_ms"),
     ("t2", "timestamp_ms"),
+    ("t3", "timestamp_s"),
+    ("t4", "timestamp"),
 ];
 
 const STRINGS: &[&str] = &[
@@ -95,6 +97,15 @@ const TIMES: &[i64] = &[
     253_402_300_800_000,
     -62_167_219_200_001,
 ];
+/// The times an RFC 3339 field can hold (years 0000–9999).
+const RFC3339_TIMES: &[i64] = &[
+    0,
+    -1,
+    1_700_000_000_123,
+    -86_400_000,
+    951_782_400_000,
+    -62_135_596_800_000,
+];
 
 fn pick<T: Clone + std::fmt::Debug + 'static>(values: &'static [T]) -> BoxedStrategy<T> {
     proptest::sample::select(values).boxed()
@@ -111,26 +122,30 @@ pub fn record(id: i64) -> BoxedStrategy<Record> {
             optional(pick(FLOATS).prop_map(V::Float).boxed()),
             optional(pick(STRINGS).prop_map(|s| V::Str(s.into())).boxed()),
         ),
-        (pick(TIMES), pick(TIMES)),
+        (pick(TIMES), pick(TIMES), pick(TIMES), pick(RFC3339_TIMES)),
     )
-        .prop_map(move |((s1, s2, i1, i2, u1), (f1, f2, b1), (o1, o2, os), (t1, t2))| {
-            vec![
-                ("id", V::Int(id)),
-                ("s1", V::Str(s1.into())),
-                ("s2", V::Str(s2.into())),
-                ("i1", V::Int(i1)),
-                ("i2", V::Int(i2)),
-                ("u1", V::Uint(u1)),
-                ("f1", V::Float(f1)),
-                ("f2", V::Float(f2)),
-                ("b1", V::Bool(b1)),
-                ("o1", o1),
-                ("o2", o2),
-                ("os", os),
-                ("t1", V::Ts(t1)),
-                ("t2", V::Ts(t2)),
-            ]
-        })
+        .prop_map(
+            move |((s1, s2, i1, i2, u1), (f1, f2, b1), (o1, o2, os), (t1, t2, t3, t4))| {
+                vec![
+                    ("id", V::Int(id)),
+                    ("s1", V::Str(s1.into())),
+                    ("s2", V::Str(s2.into())),
+                    ("i1", V::Int(i1)),
+                    ("i2", V::Int(i2)),
+                    ("u1", V::Uint(u1)),
+                    ("f1", V::Float(f1)),
+                    ("f2", V::Float(f2)),
+                    ("b1", V::Bool(b1)),
+                    ("o1", o1),
+                    ("o2", o2),
+                    ("os", os),
+                    ("t1", V::Ts(t1)),
+                    ("t2", V::Ts(t2)),
+                    ("t3", V::Ts(t3)),
+                    ("t4", V::Ts(t4)),
+                ]
+            },
+        )
         .boxed()
 }
 
@@ -167,7 +182,7 @@ fn leaf(t: Ty) -> BoxedStrategy<E> {
             pick(&["o1", "o2", "os"]).prop_map(|o| call("is_null", vec![E::Field(o)])),
         ]
         .boxed(),
-        Ty::Ts => pick(&["t1", "t2"]).prop_map(E::Field).boxed(),
+        Ty::Ts => pick(&["t1", "t2", "t3", "t4"]).prop_map(E::Field).boxed(),
         Ty::OptFloat => pick(&["o1", "o2"]).prop_map(E::Field).boxed(),
     }
 }
@@ -197,7 +212,7 @@ pub fn expr(t: Ty, depth: u32) -> BoxedStrategy<E> {
                 .prop_flat_map(move |from| expr(from, d))
                 .prop_map(|a| call("to_string", vec![a])),
             (
-                pick(&["t1", "t2"]),
+                pick(&["t1", "t2", "t3", "t4"]),
                 pick(&["%Y-%m-%d", "%H:%M:%S", "rfc3339", "%Y%m%d-%H%M"])
             )
                 .prop_map(|(t, f)| call("format_timestamp", vec![E::Field(t), E::Str(f)])),
@@ -426,6 +441,10 @@ pub fn catalogue() -> Vec<(Ty, E)> {
         (Ty::Str, two("format_timestamp", f("t1"), E::Str("%Y-%m-%d %H:%M:%S"))),
         (Ty::Str, two("format_timestamp", f("t2"), E::Str("rfc3339"))),
         (Ty::Ts, one("to_timestamp", f("i1"))),
+        // Copied unchanged, a timestamp keeps its encoding; computed, it is milliseconds.
+        (Ty::Ts, f("t3")),
+        (Ty::Ts, f("t4")),
+        (Ty::Ts, two("max", f("t3"), f("t4"))),
         (Ty::Str, one("to_string", one("to_timestamp", f("i1")))),
         (Ty::Int, one("to_millis", f("t1"))),
     ]);
