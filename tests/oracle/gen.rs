@@ -184,6 +184,7 @@ fn leaf(t: Ty) -> BoxedStrategy<E> {
         .boxed(),
         Ty::Ts => pick(&["t1", "t2", "t3", "t4"]).prop_map(E::Field).boxed(),
         Ty::OptFloat => pick(&["o1", "o2"]).prop_map(E::Field).boxed(),
+        Ty::OptStr => Just(E::Field("os")).boxed(),
     }
 }
 
@@ -322,6 +323,7 @@ pub fn expr(t: Ty, depth: u32) -> BoxedStrategy<E> {
                 .prop_map(|(a, b)| call("coalesce", vec![E::Field(a), E::Field(b)])),
         ]
         .boxed(),
+        Ty::OptStr => prop_oneof![leaf(t), same().prop_map(|a| call("coalesce", vec![E::Field("os"), a])),].boxed(),
     }
 }
 
@@ -336,7 +338,8 @@ pub fn any_expr() -> BoxedStrategy<(Ty, E)> {
         Ty::Bool,
         Ty::Ts,
         Ty::OptFloat,
-        Ty::Int,
+        Ty::OptStr,
+        Ty::Bool,
     ])
     .prop_flat_map(|t| (Just(t), expr(t, 3)))
     .boxed()
@@ -435,6 +438,8 @@ pub fn catalogue() -> Vec<(Ty, E)> {
         (Ty::Float, two("coalesce", f("o1"), f("f2"))),
         (Ty::OptFloat, two("coalesce", f("o1"), f("o2"))),
         (Ty::OptFloat, f("o1")),
+        (Ty::OptStr, f("os")),
+        (Ty::OptStr, two("coalesce", f("os"), f("os"))),
         (Ty::Str, two("coalesce", f("os"), f("s1"))),
         (Ty::Ts, two("parse_timestamp", f("s1"), E::Str("%Y-%m-%d"))),
         (Ty::Ts, two("parse_timestamp", f("s2"), E::Str("rfc3339"))),

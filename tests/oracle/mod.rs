@@ -17,6 +17,7 @@ pub enum Ty {
     Bool,
     Ts,
     OptFloat,
+    OptStr,
 }
 
 /// An expression of rill's language, as the test builds it.
