@@ -2,8 +2,11 @@
 //! code compiles (all of them in one cargo build, with the must-compile specs of
 //! `tests/compile/` and a sample of the tricky-name specs below); specs built from
 //! tricky names and numbers, and randomly mutated specs, never panic the compiler,
-//! and every one it accepts generates code that parses.
+//! and every one it accepts generates code that parses. The binary of that build is
+//! the oracle pipeline (`oracle/`): random expressions run on random records, each
+//! output field compared with an interpreter written from docs/language.md.
 
+mod oracle;
 mod support;
 
 use std::fs;
@@ -11,7 +14,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Mutex;
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+use oracle::eval::{eval, Fail, Record, V};
+use oracle::{Ty, E};
 
 #[derive(Debug, Clone, Copy)]
 enum T {
@@ -151,6 +157,12 @@ fn random_valid_specs_check_and_their_code_compiles_in_one_build() {
         .unwrap();
     let mut sources = generated.into_inner().unwrap();
     assert!(sources.len() >= 24);
+    // The crate's binary is the oracle pipeline; every random spec is a module of it.
+    let seed = oracle_seed();
+    let (oracle_spec, cases, records) = oracle_pipeline(seed);
+    let compiled = rill::compile_text("oracle.yaml", &oracle_spec)
+        .unwrap_or_else(|e| panic!("the oracle pipeline must compile: {e:?}\n{oracle_spec}"));
+    sources.insert(0, compiled.main_rs);
     let random = sources.len();
     // Specs that once did not compile (issue 9): rustc proves they do now.
     for (path, text) in yaml_files("tests/compile") {
@@ -177,7 +189,9 @@ fn random_valid_specs_check_and_their_code_compiles_in_one_build() {
     let dir = support::cache_dir().join(format!("proptest-crate-{checkout}"));
     let _ = fs::remove_dir_all(dir.join("src"));
     fs::create_dir_all(dir.join("src")).unwrap();
-    let manifest = rill::build::manifest("rill-proptest", "p0", &runtime, &["regex"]);
+    // The binary's name is the checkout's too: the target directory is shared.
+    let bin_name = format!("oracle-{checkout}");
+    let manifest = rill::build::manifest("rill-proptest", &bin_name, &runtime, &["regex"]);
     let mut main_rs = sources[0].clone();
     for (i, code) in sources.iter().enumerate().skip(1) {
         fs::write(dir.join("src").join(format!("p{i}.rs")), code).unwrap();
@@ -201,6 +215,228 @@ fn random_valid_specs_check_and_their_code_compiles_in_one_build() {
     );
     if let Err(e) = result {
         panic!("generated code did not compile: {e}");
+    }
+    let binary = rill::build::target_dir().join("release").join(&bin_name);
+    let (mismatches, outcomes) = run_oracle(&binary, &dir.join("run"), &cases, &records);
+    eprintln!("expression oracle: {outcomes:?}");
+    // The sample must reach every kind of outcome, or it checks less than it seems.
+    for kind in ["value", "dead letter", "not encodable"] {
+        assert!(
+            outcomes.get(kind).is_some_and(|n| *n > 0),
+            "no `{kind}` outcome: {outcomes:?}"
+        );
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} results differ from docs/language.md (ORACLE_SEED={seed} reproduces):\n{}",
+        mismatches.len(),
+        cases.len() * records.len(),
+        mismatches.iter().take(12).cloned().collect::<Vec<_>>().join("\n")
+    );
+}
+
+/// The oracle's seed: fixed, or `ORACLE_SEED` to try (or reproduce) another.
+fn oracle_seed() -> u64 {
+    let seed = std::env::var("ORACLE_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_261_130);
+    eprintln!("expression oracle: ORACLE_SEED={seed}");
+    seed
+}
+
+/// Random expressions per oracle pipeline (after the catalogue's), and records they
+/// each run on.
+const ORACLE_CASES: usize = 64;
+const ORACLE_RECORDS: i64 = 40;
+
+/// The oracle pipeline: one `file` source of [`ORACLE_RECORDS`] records, and per
+/// expression a transform `e<k>` (`map: { id: id, v: <expression> }`) into a file sink
+/// `o<k>`; dead letters go to `rejects.jsonl`. A failure belongs to its branch, so each
+/// expression's dead letters are its own.
+fn oracle_pipeline(seed: u64) -> (String, Vec<(Ty, E)>, Vec<Record>) {
+    let mut bytes = [0u8; 32];
+    for (i, chunk) in bytes.chunks_mut(8).enumerate() {
+        chunk.copy_from_slice(&(seed.wrapping_add(i as u64)).to_le_bytes());
+    }
+    let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &bytes));
+    let mut cases = oracle::gen::catalogue();
+    cases.extend((0..ORACLE_CASES).map(|_| oracle::gen::any_expr().new_tree(&mut runner).unwrap().current()));
+    let records: Vec<Record> = (0..ORACLE_RECORDS)
+        .map(|id| oracle::gen::record(id).new_tree(&mut runner).unwrap().current())
+        .collect();
+    let mut text = String::from("name: oracle\nschemas:\n  row:\n");
+    for (name, ty) in oracle::gen::SCHEMA {
+        text.push_str(&format!("    {name}: '{ty}'\n"));
+    }
+    text.push_str("sources:\n  rows: { type: file, path: in.jsonl, schema: row }\ntransforms:\n");
+    for (k, (_, e)) in cases.iter().enumerate() {
+        let quoted = e.render().replace('\'', "''");
+        text.push_str(&format!(
+            "  e{k}:\n    input: rows\n    map:\n      id: id\n      v: '{quoted}'\n"
+        ));
+    }
+    text.push_str("sinks:\n  rejects: { type: file, input: dead_letter, path: rejects.jsonl }\n");
+    for k in 0..cases.len() {
+        text.push_str(&format!(
+            "  o{k}: {{ type: file, input: e{k}, path: out/e{k}.jsonl }}\n"
+        ));
+    }
+    (text, cases, records)
+}
+
+/// A record as its JSON line; a null optional is left out on every other record.
+fn record_json(r: &Record) -> String {
+    let id = match r[0].1 {
+        V::Int(id) => id,
+        _ => unreachable!("id comes first"),
+    };
+    let mut object = serde_json::Map::new();
+    for (name, v) in r {
+        let json = match v {
+            V::Null if id % 2 == 0 => continue,
+            V::Null => serde_json::Value::Null,
+            V::Str(s) => s.clone().into(),
+            // Unix seconds, fractional unless whole.
+            V::Ts(ms) if *name == "t3" && ms % 1000 == 0 => (ms / 1000).into(),
+            V::Ts(ms) if *name == "t3" => (*ms as f64 / 1000.0).into(),
+            // RFC 3339, in UTC or two hours ahead of it.
+            V::Ts(ms) if *name == "t4" && id % 3 == 0 => {
+                oracle::eval::rfc3339(ms + 7_200_000).replace('Z', "+02:00").into()
+            }
+            V::Ts(ms) if *name == "t4" => oracle::eval::rfc3339(*ms).into(),
+            V::Int(i) | V::Ts(i) => (*i).into(),
+            V::Uint(u) => (*u).into(),
+            V::Float(f) => (*f).into(),
+            V::Bool(b) => (*b).into(),
+            V::List(_) => unreachable!("no list fields"),
+        };
+        object.insert(name.to_string(), json);
+    }
+    serde_json::Value::Object(object).to_string()
+}
+
+/// What one expression gives for one record, as docs/language.md says.
+#[derive(Debug, PartialEq)]
+enum Expected {
+    Value(V),
+    /// A dead letter from the transform with this reason.
+    Fails(Fail),
+    /// A non-finite float: the JSON sink cannot encode it, a dead letter of the sink.
+    NotEncodable,
+}
+
+/// Runs the oracle binary in `dir`; returns every difference from [`eval`], and how
+/// often each kind of outcome was expected.
+fn run_oracle(
+    binary: &std::path::Path,
+    dir: &std::path::Path,
+    cases: &[(Ty, E)],
+    records: &[Record],
+) -> (Vec<String>, std::collections::BTreeMap<&'static str, usize>) {
+    let _ = fs::remove_dir_all(dir);
+    fs::create_dir_all(dir).unwrap();
+    let input: String = records.iter().map(|r| record_json(r) + "\n").collect();
+    fs::write(dir.join("in.jsonl"), &input).unwrap();
+    let output = std::process::Command::new(binary)
+        .current_dir(dir)
+        .output()
+        .expect("the oracle binary runs");
+    assert!(
+        output.status.success(),
+        "the oracle pipeline failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let parse = |line: &str| serde_json::from_str::<serde_json::Value>(line).unwrap();
+    // (component, id) → reason
+    let mut letters = std::collections::HashMap::new();
+    for line in fs::read_to_string(dir.join("rejects.jsonl"))
+        .unwrap_or_default()
+        .lines()
+    {
+        let letter = parse(line);
+        let record = parse(letter["record"].as_str().unwrap());
+        letters.insert(
+            (
+                letter["component"].as_str().unwrap().to_string(),
+                record["id"].as_i64().unwrap(),
+            ),
+            letter["reason"].as_str().unwrap().to_string(),
+        );
+    }
+    let lines: Vec<String> = input.lines().map(str::to_string).collect();
+    let mut mismatches = Vec::new();
+    let mut outcomes = std::collections::BTreeMap::new();
+    for (k, (ty, e)) in cases.iter().enumerate() {
+        let written: std::collections::HashMap<i64, serde_json::Value> =
+            fs::read_to_string(dir.join(format!("out/e{k}.jsonl")))
+                .unwrap_or_default()
+                .lines()
+                .map(|line| {
+                    let out = parse(line);
+                    (out["id"].as_i64().unwrap(), out["v"].clone())
+                })
+                .collect();
+        for (id, record) in records.iter().enumerate() {
+            let id = id as i64;
+            let expected = match eval(e, record) {
+                Ok(V::Float(f)) if !f.is_finite() => Expected::NotEncodable,
+                Ok(v) => Expected::Value(v),
+                Err(fail) => Expected::Fails(fail),
+            };
+            let kind = match expected {
+                Expected::Value(_) => "value",
+                Expected::Fails(_) => "dead letter",
+                Expected::NotEncodable => "not encodable",
+            };
+            *outcomes.entry(kind).or_insert(0) += 1;
+            let transform_letter = letters.get(&(format!("transforms.e{k}"), id));
+            let sink_letter = letters.get(&(format!("sinks.o{k}"), id));
+            let ok = match &expected {
+                Expected::Value(v) => {
+                    transform_letter.is_none()
+                        && sink_letter.is_none()
+                        && written.get(&id).is_some_and(|got| same(e, v, got))
+                }
+                Expected::Fails(fail) => {
+                    !written.contains_key(&id) && transform_letter.is_some_and(|reason| reason.contains(&fail.reason()))
+                }
+                Expected::NotEncodable => {
+                    !written.contains_key(&id) && sink_letter.is_some_and(|reason| reason.contains("json encoding"))
+                }
+            };
+            if !ok {
+                mismatches.push(format!(
+                    "e{k} ({ty:?}) `{}` on {}\n    expected {expected:?}\n    got {:?} {:?} {:?}",
+                    e.render(),
+                    lines[id as usize],
+                    written.get(&id),
+                    transform_letter,
+                    sink_letter
+                ));
+            }
+        }
+    }
+    (mismatches, outcomes)
+}
+
+/// Whether a JSON output value is the oracle's value of `e`. A timestamp field copied
+/// unchanged keeps its encoding; any other timestamp is written as milliseconds.
+fn same(e: &E, v: &V, got: &serde_json::Value) -> bool {
+    match (e, v) {
+        (E::Field("t3"), V::Ts(ms)) if ms % 1000 == 0 => return got.as_i64() == Some(ms / 1000),
+        (E::Field("t3"), V::Ts(ms)) => return got.as_f64() == Some(*ms as f64 / 1000.0),
+        (E::Field("t4"), V::Ts(ms)) => return got.as_str() == Some(&oracle::eval::rfc3339(*ms)),
+        _ => {}
+    }
+    match v {
+        V::Str(s) => got.as_str() == Some(s),
+        V::Int(i) | V::Ts(i) => got.as_i64() == Some(*i),
+        V::Uint(u) => got.as_u64() == Some(*u),
+        V::Float(f) => got.as_f64() == Some(*f),
+        V::Bool(b) => got.as_bool() == Some(*b),
+        V::Null => got.is_null(),
+        V::List(_) => false,
     }
 }
 

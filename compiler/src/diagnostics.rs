@@ -217,7 +217,7 @@ pub enum SpecError {
     #[diagnostic(code(rill::unknown_input))]
     UnknownInput {
         input: String,
-        #[label("no source or transform is called `{input}`")]
+        #[label("no source, transform, window or table is called `{input}`")]
         span: SourceSpan,
         #[help]
         help: String,
@@ -225,7 +225,10 @@ pub enum SpecError {
 
     /// A sink is wired as an input.
     #[error("`{input}` is a sink and cannot be an input")]
-    #[diagnostic(code(rill::sink_as_input), help("inputs are sources, transforms or `dead_letter`"))]
+    #[diagnostic(
+        code(rill::sink_as_input),
+        help("inputs are sources, transforms, windows and tables; a sink may also read `dead_letter`")
+    )]
     SinkAsInput {
         input: String,
         #[label("a sink")]
@@ -249,7 +252,7 @@ pub enum SpecError {
     #[diagnostic(code(rill::missing_input))]
     MissingInput {
         name: String,
-        #[label("add `input: <source or transform>` here")]
+        #[label("add `input: <source, transform, window or table>` here")]
         span: SourceSpan,
         #[help]
         help: String,
@@ -381,7 +384,7 @@ pub enum SpecError {
     #[diagnostic(code(rill::input_mismatch))]
     InputMismatch {
         name: String,
-        #[label("this input produces `{found}`, the first produces `{expected}`")]
+        #[label("this input produces {found}, the first produces {expected}")]
         span: SourceSpan,
         found: String,
         expected: String,

@@ -53,16 +53,21 @@ pub fn aggregation(spec: &AggregationSpec, input: &RecordType, cx: &mut Cx) -> O
         };
         if !key_type_ok(&e.ty) {
             let at = cx.expr_locator(&p, &expr.0)(&e.span);
-            let help = if matches!(e.ty, Type::F64) || e.ty == Type::Optional(Box::new(Type::F64)) {
-                "floats are not exact enough to group by: round them, e.g. `key: { bucket: round(x) }` gives a whole f64, use `to_int(x)`"
+            // The suggestion must itself be a valid key, ready to paste: `round` alone is
+            // still an f64, and the quotes keep a `,` from ending the flow mapping's value.
+            let text = expr.0.trim().replace('\'', "''");
+            let help = if matches!(e.ty, Type::F64) {
+                format!("floats are not exact enough to group by: make a whole number, e.g. `key: {{ {field}: 'to_int(round({text}))' }}`")
+            } else if e.ty == Type::Optional(Box::new(Type::F64)) {
+                format!("floats are not exact enough to group by: make a whole number, e.g. `key: {{ {field}: 'to_int(round(coalesce({text}, 0.0)))' }}`")
             } else {
-                "keys are strings, integers, bools or timestamps"
+                "keys are strings, integers, bools or timestamps".to_string()
             };
             cx.error(SpecError::type_mismatch(
                 format!("cannot group by {}", e.ty),
                 format!("this is {}", e.ty),
                 &at,
-                Some(help.into()),
+                Some(help),
             ));
             ok = false;
             continue;

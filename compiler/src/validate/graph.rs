@@ -85,6 +85,11 @@ fn inputs(
     valid: &[&str],
     is_sink: bool,
 ) -> Vec<Upstream> {
+    // A component is never its own input: offering it ("did you mean `hot`" inside
+    // `hot`) would only suggest a cycle.
+    let own_late = format!("{name}.late");
+    let valid: Vec<&str> = valid.iter().copied().filter(|v| *v != name && *v != own_late).collect();
+    let valid = valid.as_slice();
     let Some(input) = input else {
         let at = cx.key(&[section, name]);
         cx.error(SpecError::missing_input(name, &at, valid));
