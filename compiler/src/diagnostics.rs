@@ -349,6 +349,19 @@ pub enum SpecError {
         help: String,
     },
 
+    /// A password, key or token written in the spec, where it would be compiled into the
+    /// binary (a literal, a `${VAR:-default}`, or text around `${VAR}`).
+    #[error("`{option}` holds a secret: it must come from the environment")]
+    #[diagnostic(code(rill::secret_in_spec))]
+    SecretInSpec {
+        option: String,
+        message: String,
+        #[label("{message}")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
     /// A spec without any source.
     #[error("the pipeline has no sources")]
     #[diagnostic(
@@ -566,6 +579,14 @@ impl SpecError {
     pub fn unsupported_section(section: &str, span: &Span, help: impl Into<String>) -> Self {
         SpecError::UnsupportedSection {
             section: section.into(),
+            span: at(span),
+            help: help.into(),
+        }
+    }
+    pub fn secret_in_spec(option: &str, message: &str, span: &Span, help: &str) -> Self {
+        SpecError::SecretInSpec {
+            option: option.into(),
+            message: message.into(),
             span: at(span),
             help: help.into(),
         }

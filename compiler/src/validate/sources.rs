@@ -46,7 +46,12 @@ fn source(pipeline: &str, named: &Named<SourceSpec>, schemas: &Schemas, cx: &mut
     }
     let kind = match &named.spec.kind {
         SourceKind::File(f) => {
-            let path_key = cx.setting(format!("sources.{name}.path"), &f.path.0, "path of the file to read");
+            let path_key = cx.setting(
+                &["sources", name, "path"],
+                "path",
+                &f.path.0,
+                "path of the file to read",
+            );
             IrSourceKind::File {
                 path_key,
                 follow: f.follow,
@@ -98,7 +103,8 @@ fn kafka_source(
     let (mut properties, metadata) = (properties?, metadata?);
     let default_group = k.group_id.clone().unwrap_or_else(|| Setting(pipeline.to_string()));
     let group = cx.setting(
-        format!("sources.{name}.group_id"),
+        &["sources", name, "group_id"],
+        "group.id",
         &default_group.0,
         "consumer group: copies with the same group share the partitions",
     );
@@ -317,12 +323,14 @@ fn generator(name: &str, g: &GeneratorSource, record: &RecordType, cx: &mut Cx) 
         cx,
     );
     let count_key = cx.setting(
-        format!("sources.{name}.count"),
+        &["sources", name, "count"],
+        "count",
         &count.0,
         "number of events to generate (empty: unbounded)",
     );
     let rate_key = cx.setting(
-        format!("sources.{name}.rate"),
+        &["sources", name, "rate"],
+        "rate",
         &rate.0,
         "events per second (empty: as fast as possible)",
     );
