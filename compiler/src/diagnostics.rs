@@ -3,9 +3,10 @@
 //! Each variant has a code, a label at the exact span and help text. The
 //! source text is attached once, by the caller (see [`Report`]).
 
-use miette::{Diagnostic, NamedSource, SourceSpan};
+use miette::{Diagnostic, SourceSpan};
 use thiserror::Error;
 
+use crate::source::SpecSource;
 use crate::spec::spans::Span;
 
 fn at(span: &Span) -> SourceSpan {
@@ -26,14 +27,77 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
 
 /// "did you mean `x`? valid: a, b, c" — the help line most diagnostics share.
 pub fn choices_help(word: &str, candidates: &[&str], noun: &str) -> String {
+    help_with(did_you_mean(word, candidates.iter().copied()), candidates, noun)
+}
+
+/// At most this many choices are listed in a help line: a spec with 20,000 components
+/// must not repeat all their names under each of its mistakes.
+const LISTED: usize = 20;
+
+fn help_with(suggestion: Option<String>, candidates: &[&str], noun: &str) -> String {
     let list = if candidates.is_empty() {
         format!("there are no {noun}s defined")
     } else {
-        format!("valid {noun}s: {}", candidates.join(", "))
+        format!("valid {noun}s: {}", listing(candidates))
     };
-    match did_you_mean(word, candidates.iter().copied()) {
+    match suggestion {
         Some(s) => format!("did you mean `{s}`? {list}"),
         None => list,
+    }
+}
+
+/// `a, b, c`, or the first [`LISTED`] names and how many there are in all.
+fn listing(candidates: &[&str]) -> String {
+    if candidates.len() <= LISTED {
+        return candidates.join(", ");
+    }
+    format!("{}, … ({} in all)", candidates[..LISTED].join(", "), candidates.len())
+}
+
+/// Names asked for "did you mean" many times (every component's, for every unknown
+/// input): indexed by first character and length once, so each question compares the
+/// word with a bounded number of names instead of all of them.
+pub struct Names<'a> {
+    all: Vec<&'a str>,
+    by_start: std::collections::HashMap<(char, usize), Vec<&'a str>>,
+}
+
+impl<'a> Names<'a> {
+    /// Below this many names every one is compared.
+    const SMALL: usize = 200;
+    /// At most this many names are compared for one word.
+    const COMPARED: usize = 200;
+
+    pub fn new(all: Vec<&'a str>) -> Self {
+        let mut by_start: std::collections::HashMap<(char, usize), Vec<&'a str>> = Default::default();
+        if all.len() > Self::SMALL {
+            for name in &all {
+                if let Some(first) = name.chars().next() {
+                    by_start.entry((first, name.chars().count())).or_default().push(name);
+                }
+            }
+        }
+        Names { all, by_start }
+    }
+
+    pub fn all(&self) -> &[&'a str] {
+        &self.all
+    }
+
+    /// The closest name to `word`. Among many names, only those starting with the same
+    /// character and at most two characters longer or shorter are compared.
+    pub fn did_you_mean(&self, word: &str) -> Option<String> {
+        if self.all.len() <= Self::SMALL {
+            return did_you_mean(word, self.all.iter().copied());
+        }
+        let first = word.chars().next()?;
+        let len = word.chars().count();
+        let near = (len.saturating_sub(2)..=len + 2)
+            .filter_map(|l| self.by_start.get(&(first, l)))
+            .flatten()
+            .copied()
+            .take(Self::COMPARED);
+        did_you_mean(word, near)
     }
 }
 
@@ -265,6 +329,17 @@ pub enum SpecError {
         help: String,
     },
 
+    /// An expression nested deeper than the language allows.
+    #[error("expression nested too deeply")]
+    #[diagnostic(code(rill::expr_too_deep))]
+    ExprTooDeep {
+        #[label("nesting level {level} starts here")]
+        span: SourceSpan,
+        level: usize,
+        #[help]
+        help: String,
+    },
+
     /// A function the expression language does not have.
     #[error("unknown function `{name}`")]
     #[diagnostic(code(rill::unknown_function))]
@@ -450,11 +525,11 @@ impl SpecError {
             ),
         }
     }
-    pub fn unknown_input(input: &str, span: &Span, valid: &[&str]) -> Self {
+    pub fn unknown_input(input: &str, span: &Span, valid: &Names) -> Self {
         SpecError::UnknownInput {
             input: input.into(),
             span: at(span),
-            help: choices_help(input, valid, "input"),
+            help: help_with(valid.did_you_mean(input), valid.all(), "input"),
         }
     }
     pub fn sink_as_input(input: &str, span: &Span) -> Self {
@@ -469,14 +544,14 @@ impl SpecError {
             span: at(span),
         }
     }
-    pub fn missing_input(name: &str, span: &Span, valid: &[&str]) -> Self {
+    pub fn missing_input(name: &str, span: &Span, valid: &Names) -> Self {
         SpecError::MissingInput {
             name: name.into(),
             span: at(span),
-            help: if valid.is_empty() {
+            help: if valid.all().is_empty() {
                 "define a source first".into()
             } else {
-                format!("possible inputs: {}", valid.join(", "))
+                format!("possible inputs: {}", listing(valid.all()))
             },
         }
     }
@@ -518,6 +593,17 @@ impl SpecError {
             what: what.into(),
             span: at(span),
             help: help.into(),
+        }
+    }
+    pub fn expr_too_deep(span: &Span) -> Self {
+        let max = crate::expr::depth::MAX_NESTING;
+        SpecError::ExprTooDeep {
+            span: at(span),
+            level: max + 1,
+            help: format!(
+                "at most {max} levels of parentheses, calls, `if`s and prefix operators (`!`, `-`); \
+                 compute parts in an earlier transform (long flat chains like `a + b + c` are fine)"
+            ),
         }
     }
     pub fn unknown_function(name: &str, span: &Span, valid: &[&str]) -> Self {
@@ -615,7 +701,7 @@ impl SpecError {
 pub struct Report {
     summary: String,
     #[source_code]
-    source_code: NamedSource<String>,
+    source_code: SpecSource,
     #[related]
     pub problems: Vec<SpecError>,
 }
@@ -633,7 +719,7 @@ impl Report {
         };
         Report {
             summary,
-            source_code: NamedSource::new(file, text.to_string()),
+            source_code: SpecSource::new(file, text),
             problems,
         }
     }
