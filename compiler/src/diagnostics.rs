@@ -3,9 +3,10 @@
 //! Each variant has a code, a label at the exact span and help text. The
 //! source text is attached once, by the caller (see [`Report`]).
 
-use miette::{Diagnostic, MietteError, MietteSpanContents, SourceCode, SourceSpan, SpanContents};
+use miette::{Diagnostic, SourceSpan};
 use thiserror::Error;
 
+use crate::source::SpecSource;
 use crate::spec::spans::Span;
 
 fn at(span: &Span) -> SourceSpan {
@@ -77,14 +78,104 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
 
 /// "did you mean `x`? valid: a, b, c" — the help line most diagnostics share.
 pub fn choices_help(word: &str, candidates: &[&str], noun: &str) -> String {
-    let list = if candidates.is_empty() {
+    help_with(did_you_mean(word, candidates.iter().copied()), candidates, noun)
+}
+
+/// At most this many choices are listed in a help line: a spec with 20,000 components
+/// must not repeat all their names under each of its mistakes.
+const LISTED: usize = 20;
+
+fn help_with(suggestion: Option<String>, candidates: &[&str], noun: &str) -> String {
+    help_listing(suggestion, candidates, candidates.len(), noun)
+}
+
+/// [`help_with`] for the first of `total` candidates.
+fn help_listing(suggestion: Option<String>, first: &[&str], total: usize, noun: &str) -> String {
+    let list = if total == 0 {
         format!("there are no {noun}s defined")
     } else {
-        format!("valid {noun}s: {}", candidates.join(", "))
+        format!("valid {noun}s: {}", listing_of(first, total))
     };
-    match did_you_mean(word, candidates.iter().copied()) {
+    match suggestion {
         Some(s) => format!("did you mean `{s}`? {list}"),
         None => list,
+    }
+}
+
+/// `a, b, c` of the first of `total` names, or the first [`LISTED`] of them and how
+/// many there are in all.
+fn listing_of(first: &[&str], total: usize) -> String {
+    if total <= LISTED && first.len() == total {
+        return first.join(", ");
+    }
+    format!("{}, … ({total} in all)", first[..first.len().min(LISTED)].join(", "))
+}
+
+/// Names asked for "did you mean" many times (every component's, for every unknown
+/// input): indexed by first character and length once, so each question compares the
+/// word with a bounded number of names instead of all of them.
+///
+/// A component is never offered as its own input: the questions asked for component
+/// `own` leave out `own` and `own.late` (which would only suggest a cycle).
+pub struct Names<'a> {
+    all: Vec<&'a str>,
+    set: std::collections::HashSet<&'a str>,
+    by_start: std::collections::HashMap<(char, usize), Vec<&'a str>>,
+}
+
+impl<'a> Names<'a> {
+    /// Below this many names every one is compared.
+    const SMALL: usize = 200;
+    /// At most this many names are compared for one word.
+    const COMPARED: usize = 200;
+
+    pub fn new(all: Vec<&'a str>) -> Self {
+        let mut by_start: std::collections::HashMap<(char, usize), Vec<&'a str>> = Default::default();
+        if all.len() > Self::SMALL {
+            for name in &all {
+                if let Some(first) = name.chars().next() {
+                    by_start.entry((first, name.chars().count())).or_default().push(name);
+                }
+            }
+        }
+        let set = all.iter().copied().collect();
+        Names { all, set, by_start }
+    }
+
+    fn is_own(name: &str, own: &str) -> bool {
+        name == own || name.strip_suffix(".late") == Some(own)
+    }
+
+    /// The first names other than `own`'s, enough for a listing, and how many there are.
+    fn others(&self, own: &str) -> (Vec<&'a str>, usize) {
+        let first = self
+            .all
+            .iter()
+            .copied()
+            .filter(|n| !Self::is_own(n, own))
+            .take(LISTED + 1)
+            .collect();
+        let own_late = format!("{own}.late");
+        let mine = usize::from(self.set.contains(own)) + usize::from(self.set.contains(own_late.as_str()));
+        (first, self.all.len() - mine)
+    }
+
+    /// The closest name to `word`, other than `own`'s. Among many names, only those
+    /// starting with the same character and at most two characters longer or shorter
+    /// are compared.
+    pub fn did_you_mean(&self, word: &str, own: &str) -> Option<String> {
+        if self.all.len() <= Self::SMALL {
+            return did_you_mean(word, self.all.iter().copied().filter(|n| !Self::is_own(n, own)));
+        }
+        let first = word.chars().next()?;
+        let len = word.chars().count();
+        let near = (len.saturating_sub(2)..=len + 2)
+            .filter_map(|l| self.by_start.get(&(first, l)))
+            .flatten()
+            .copied()
+            .filter(|n| !Self::is_own(n, own))
+            .take(Self::COMPARED);
+        did_you_mean(word, near)
     }
 }
 
@@ -332,6 +423,17 @@ pub enum SpecError {
         help: String,
     },
 
+    /// An expression nested deeper than the language allows.
+    #[error("expression nested too deeply")]
+    #[diagnostic(code(rill::expr_too_deep))]
+    ExprTooDeep {
+        #[label("nesting level {level} starts here")]
+        span: SourceSpan,
+        level: usize,
+        #[help]
+        help: String,
+    },
+
     /// A function the expression language does not have.
     #[error("unknown function `{name}`")]
     #[diagnostic(code(rill::unknown_function))]
@@ -463,6 +565,19 @@ pub enum SpecError {
         help: String,
     },
 
+    /// A password, key or token written in the spec, where it would be compiled into the
+    /// binary (a literal, a `${VAR:-default}`, or text around `${VAR}`).
+    #[error("`{option}` holds a secret: it must come from the environment")]
+    #[diagnostic(code(rill::secret_in_spec))]
+    SecretInSpec {
+        option: String,
+        message: String,
+        #[label("{message}")]
+        span: SourceSpan,
+        #[help]
+        help: String,
+    },
+
     /// A spec without any source.
     #[error("the pipeline has no sources")]
     #[diagnostic(
@@ -565,11 +680,13 @@ impl SpecError {
             ),
         }
     }
-    pub fn unknown_input(input: &str, span: &Span, valid: &[&str]) -> Self {
+    /// `input` of component `own`, which is not among `valid` names.
+    pub fn unknown_input(input: &str, own: &str, span: &Span, valid: &Names) -> Self {
+        let (first, total) = valid.others(own);
         SpecError::UnknownInput {
             input: input.into(),
             span: at(span),
-            help: choices_help(input, valid, "input"),
+            help: help_listing(valid.did_you_mean(input, own), &first, total, "input"),
         }
     }
     pub fn sink_as_input(input: &str, span: &Span) -> Self {
@@ -584,14 +701,13 @@ impl SpecError {
             span: at(span),
         }
     }
-    pub fn missing_input(name: &str, span: &Span, valid: &[&str]) -> Self {
+    pub fn missing_input(name: &str, span: &Span, valid: &Names) -> Self {
         SpecError::MissingInput {
             name: name.into(),
             span: at(span),
-            help: if valid.is_empty() {
-                "define a source first".into()
-            } else {
-                format!("possible inputs: {}", valid.join(", "))
+            help: match valid.others(name) {
+                (_, 0) => "define a source first".into(),
+                (first, total) => format!("possible inputs: {}", listing_of(&first, total)),
             },
         }
     }
@@ -633,6 +749,17 @@ impl SpecError {
             what: what.into(),
             span: at(span),
             help: help.into(),
+        }
+    }
+    pub fn expr_too_deep(span: &Span) -> Self {
+        let max = crate::expr::depth::MAX_NESTING;
+        SpecError::ExprTooDeep {
+            span: at(span),
+            level: max + 1,
+            help: format!(
+                "at most {max} levels of parentheses, calls, `if`s and prefix operators (`!`, `-`); \
+                 compute parts in an earlier transform (long flat chains like `a + b + c` are fine)"
+            ),
         }
     }
     pub fn unknown_function(name: &str, span: &Span, valid: &[&str]) -> Self {
@@ -740,6 +867,14 @@ impl SpecError {
             help: help.into(),
         }
     }
+    pub fn secret_in_spec(option: &str, message: &str, span: &Span, help: &str) -> Self {
+        SpecError::SecretInSpec {
+            option: option.into(),
+            message: message.into(),
+            span: at(span),
+            help: help.into(),
+        }
+    }
     pub fn no_sources(span: &Span) -> Self {
         SpecError::NoSources { span: at(span) }
     }
@@ -782,10 +917,7 @@ impl Report {
         };
         Report {
             summary,
-            source_code: SpecSource {
-                name: file.to_string(),
-                text: text.to_string(),
-            },
+            source_code: SpecSource::new(file, text),
             problems,
         }
     }
@@ -813,41 +945,6 @@ impl Report {
             let _ = handler.render_report(&mut out, with_source.as_ref());
         }
         out
-    }
-}
-
-/// The spec text as miette reads it. miette counts the column of `file:line:col` in
-/// bytes; people and editors count characters, so this counts them again.
-#[derive(Debug, Clone)]
-struct SpecSource {
-    name: String,
-    text: String,
-}
-
-impl SourceCode for SpecSource {
-    fn read_span<'a>(
-        &'a self,
-        span: &SourceSpan,
-        context_lines_before: usize,
-        context_lines_after: usize,
-    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
-        let inner = self.text.read_span(span, context_lines_before, context_lines_after)?;
-        // miette gives a column only without context lines; keep that, in characters.
-        let column = if inner.column() == 0 {
-            0
-        } else {
-            let before = self.text.get(..span.offset()).unwrap_or_default();
-            let line_start = before.rfind(['\n', '\r']).map_or(0, |i| i + 1);
-            before.get(line_start..).map_or(inner.column(), |s| s.chars().count())
-        };
-        Ok(Box::new(MietteSpanContents::new_named(
-            self.name.clone(),
-            inner.data(),
-            *inner.span(),
-            inner.line(),
-            column,
-            inner.line_count(),
-        )))
     }
 }
 

@@ -33,6 +33,9 @@ pub struct IrSetting {
     pub key: String,
     pub default: String,
     pub help: String,
+    /// Holds a secret (its default is then exactly `${VAR}`, or a URL whose password
+    /// is one): `--help` names the variables instead of the default.
+    pub secret: bool,
 }
 
 /// Where a component's records go.

@@ -21,7 +21,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Check a spec and report every problem at once.
+    /// Check a spec and report every problem at once (no code is generated).
     Check { spec: PathBuf },
     /// Build the pipeline binary.
     Build {
@@ -66,7 +66,7 @@ impl ProfileArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli.command) {
+    match rill::with_big_stack(|| run(cli.command)) {
         Ok(code) => code,
         Err(message) => {
             if !message.is_empty() {
@@ -80,8 +80,7 @@ fn main() -> ExitCode {
 fn run(command: Command) -> Result<ExitCode, String> {
     match command {
         Command::Check { spec } => {
-            let compiled = compile(&spec)?;
-            let ir = &compiled.ir;
+            let ir = &check(&spec)?;
             let count = |kind: &str| ir.operators.iter().filter(|o| o.component().starts_with(kind)).count();
             let mut parts = vec![format!("{} source{}", ir.sources.len(), plural(ir.sources.len()))];
             for (kind, n) in [
@@ -127,6 +126,23 @@ fn compile(spec: &Path) -> Result<rill::Compiled, String> {
                 print_report(warnings);
             }
             Ok(compiled)
+        }
+        Err(CompileError::Spec(report)) => {
+            print_report(&report);
+            Err(String::new())
+        }
+        Err(other) => Err(other.to_string()),
+    }
+}
+
+/// Check a spec without generating code, printing diagnostics (warnings too) on stderr.
+fn check(spec: &Path) -> Result<rill::ir::Ir, String> {
+    match rill::check_file(spec) {
+        Ok((ir, warnings)) => {
+            if let Some(warnings) = &warnings {
+                print_report(warnings);
+            }
+            Ok(ir)
         }
         Err(CompileError::Spec(report)) => {
             print_report(&report);

@@ -104,7 +104,8 @@ pub fn version_text(info: &PipelineInfo) -> String {
     format!("{} {} (rill {})", info.name, info.spec_hash, env!("CARGO_PKG_VERSION"))
 }
 
-/// `--help` text: usage, options, and every setting with its default and help.
+/// `--help` text: usage, options, and every setting with its default and help. A
+/// secret shows the variables it comes from, never a value.
 pub fn help_text(info: &PipelineInfo) -> String {
     let mut s = format!(
         "{name} — a rill pipeline (spec {hash})\n\n\
@@ -124,7 +125,12 @@ pub fn help_text(info: &PipelineInfo) -> String {
     } else {
         s.push_str("\nSettings (resolved at start from the environment; change with --set):\n");
         for def in info.settings {
-            s.push_str(&format!("  {}\n      default: {}\n", def.key, def.default));
+            if def.secret {
+                let vars: Vec<String> = def.variables().iter().map(|v| format!("${v}")).collect();
+                s.push_str(&format!("  {}\n      (secret, from {})\n", def.key, vars.join(", ")));
+            } else {
+                s.push_str(&format!("  {}\n      default: {}\n", def.key, def.default));
+            }
             if !def.help.is_empty() {
                 s.push_str(&format!("      {}\n", def.help));
             }
@@ -177,11 +183,20 @@ mod tests {
         assert!(err(&["--batch-size=-3"]).contains("positive integer"));
     }
 
-    static SETTINGS: &[SettingDef] = &[SettingDef {
-        key: "sources.in.path",
-        default: "${IN:-in.jsonl}",
-        help: "input file",
-    }];
+    static SETTINGS: &[SettingDef] = &[
+        SettingDef {
+            key: "sources.in.path",
+            default: "${IN:-in.jsonl}",
+            help: "input file",
+            secret: false,
+        },
+        SettingDef {
+            key: "sources.in.sasl.password",
+            default: "${KAFKA_PASSWORD}",
+            help: "SASL password",
+            secret: true,
+        },
+    ];
     static INFO: PipelineInfo = PipelineInfo {
         name: "hot_devices",
         spec_hash: "abc123",
@@ -201,5 +216,10 @@ mod tests {
             "{help}"
         );
         assert!(help.contains("--batch-size N"));
+        assert!(
+            help.contains("sources.in.sasl.password\n      (secret, from $KAFKA_PASSWORD)\n      SASL password\n"),
+            "{help}"
+        );
+        assert!(!help.contains("default: ${KAFKA_PASSWORD}"), "{help}");
     }
 }

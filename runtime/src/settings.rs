@@ -17,15 +17,52 @@ pub struct SettingDef {
     pub default: &'static str,
     /// One line shown by `--help`.
     pub help: &'static str,
+    /// A password, key or token: `default` is exactly `${VAR}` (or a URL whose
+    /// password is one, checked by the compiler). `--help` names the variables
+    /// instead of printing the default, and the value is never printed.
+    pub secret: bool,
 }
 
-/// The resolved value of every setting, in declaration order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl SettingDef {
+    /// The environment variables the default template reads (`${A}`, `${B:-…}`).
+    pub fn variables(&self) -> Vec<&'static str> {
+        let mut vars = Vec::new();
+        let mut rest = self.default;
+        while let Some(i) = rest.find("${") {
+            rest = &rest[i + 2..];
+            let end = rest.find(['}', ':']).unwrap_or(rest.len());
+            if is_var_name(&rest[..end]) && !vars.contains(&&rest[..end]) {
+                vars.push(&rest[..end]);
+            }
+        }
+        vars
+    }
+}
+
+/// The resolved value of every setting, in declaration order. Secret values are
+/// never shown: not by `Debug`, not in error messages.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Settings {
     values: Vec<(&'static str, String)>,
     /// How each value was set (`from --set: `${DIR}/in.csv``), in the same order, for
     /// messages about a value that turned out empty; empty for [`Settings::from_values`].
     origins: Vec<String>,
+    /// The keys of settings that hold secrets: their values are never shown.
+    secrets: Vec<&'static str>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut map = f.debug_map();
+        for (key, value) in &self.values {
+            if self.secrets.contains(key) {
+                map.entry(key, &"<secret>");
+            } else {
+                map.entry(key, value);
+            }
+        }
+        map.finish()
+    }
 }
 
 /// Why a template could not be expanded.
@@ -177,7 +214,12 @@ impl Settings {
                 _ => format!("`--set {}={template}`", def.key),
             });
         }
-        Ok(Settings { values, origins })
+        let secrets = defs.iter().filter(|d| d.secret).map(|d| d.key).collect();
+        Ok(Settings {
+            values,
+            origins,
+            secrets,
+        })
     }
 
     /// Settings from already-resolved values (tests and embedding).
@@ -185,6 +227,7 @@ impl Settings {
         Settings {
             values,
             origins: Vec::new(),
+            secrets: Vec::new(),
         }
     }
 
@@ -196,11 +239,21 @@ impl Settings {
             .ok_or_else(|| StartError::new(format!("unknown setting `{key}`")))
     }
 
+    /// The value as error messages may show it.
+    fn shown<'a>(&self, key: &str, raw: &'a str) -> &'a str {
+        if self.secrets.contains(&key) {
+            "<secret>"
+        } else {
+            raw
+        }
+    }
+
     fn parsed<T: std::str::FromStr>(&self, key: &str, what: &str) -> Result<T, StartError> {
         let raw = self.raw(key)?;
-        raw.trim()
-            .parse()
-            .map_err(|_| StartError::new(format!("setting `{key}`: expected {what}, got `{raw}`")))
+        raw.trim().parse().map_err(|_| {
+            let shown = self.shown(key, raw);
+            StartError::new(format!("setting `{key}`: expected {what}, got `{shown}`"))
+        })
     }
 
     fn opt_parsed<T: std::str::FromStr>(&self, key: &str, what: &str) -> Result<Option<T>, StartError> {
@@ -260,7 +313,8 @@ impl Settings {
             "true" | "yes" | "on" | "1" => Ok(true),
             "false" | "no" | "off" | "0" => Ok(false),
             _ => Err(StartError::new(format!(
-                "setting `{key}`: expected true or false, got `{raw}`"
+                "setting `{key}`: expected true or false, got `{}`",
+                self.shown(key, raw)
             ))),
         }
     }
@@ -327,16 +381,19 @@ mod tests {
             key: "sources.readings.path",
             default: "${DATA_DIR:-/tmp}/in.jsonl",
             help: "input",
+            secret: false,
         },
         SettingDef {
             key: "sinks.out.brokers",
             default: "${BROKERS}",
             help: "brokers",
+            secret: false,
         },
         SettingDef {
             key: "sources.gen.rate",
             default: "",
             help: "rate",
+            secret: false,
         },
     ];
 
@@ -405,6 +462,7 @@ mod tests {
             key: "sources.in.path",
             default: "${EMPTY}",
             help: "input",
+            secret: false,
         }];
         let message = |overrides: &[(String, String)]| {
             Settings::resolve_with(defs, overrides, &env)
@@ -428,6 +486,29 @@ mod tests {
             s.and_then(|s| s.non_empty("sources.in.path")).as_deref(),
             Ok("broker-1.csv")
         );
+    }
+
+    #[test]
+    fn secret_values_are_never_shown() {
+        let defs = [SettingDef {
+            key: "sinks.out.sasl.password",
+            default: "${PW}",
+            help: "",
+            secret: true,
+        }];
+        let env = |name: &str| (name == "PW").then(|| "hunter2".to_owned());
+        let s = Settings::resolve_with(&defs, &[], &env).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.str("sinks.out.sasl.password").as_deref(), Ok("hunter2"));
+        let shown = format!(
+            "{s:?} {}",
+            s.u64("sinks.out.sasl.password")
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        );
+        assert!(shown.contains("<secret>"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert_eq!(defs[0].variables(), ["PW"]);
     }
 
     #[test]

@@ -27,21 +27,25 @@ static SETTINGS: &[SettingDef] = &[
         key: "sources.readings.path",
         default: "${RILL_IT_INPUT}",
         help: "input file",
+        secret: false,
     },
     SettingDef {
         key: "sinks.hot_json.path",
         default: "${RILL_IT_DIR:-/tmp}/hot.jsonl",
         help: "output file",
+        secret: false,
     },
     SettingDef {
         key: "sinks.hot_csv.path",
         default: "${RILL_IT_DIR:-/tmp}/hot.csv",
         help: "output file",
+        secret: false,
     },
     SettingDef {
         key: "sinks.bad.path",
         default: "${RILL_IT_DIR:-/tmp}/bad.jsonl",
         help: "output file",
+        secret: false,
     },
 ];
 

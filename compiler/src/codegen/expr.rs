@@ -62,16 +62,15 @@ impl ExprGen {
                 let a = self.owned(a);
                 (quote!(!(#a)), Owned)
             }
+            TKind::Arith(..) if chain_len(e) > FLAT_CHAIN => self.arith_chain(e),
             TKind::Arith(op, a, b) => {
                 let (a, b) = (self.owned(a), self.owned(b));
-                let f = match op {
-                    BinOp::Add => quote!(fns::add),
-                    BinOp::Sub => quote!(fns::sub),
-                    BinOp::Mul => quote!(fns::mul),
-                    BinOp::Div => quote!(fns::div),
-                    _ => quote!(fns::rem),
-                };
+                let f = arith_fn(*op);
                 (quote!(#f(#a, #b)?), Owned)
+            }
+            TKind::Concat(..) if chain_len(e) > FLAT_CHAIN => {
+                let parts: Vec<TokenStream> = left_spine(e).iter().map(|(_, part)| self.borrowed(part)).collect();
+                (quote!([#(#parts),*].concat()), Owned)
             }
             TKind::Concat(a, b) => {
                 let (a, b) = (self.borrowed(a), self.borrowed(b));
@@ -81,6 +80,14 @@ impl ExprGen {
                 let (a, b) = (self.borrowed(a), self.borrowed(b));
                 let op = binop_tokens(*op);
                 (quote!((#a #op #b)), Owned)
+            }
+            TKind::Logic(op, ..) if chain_len(e) > FLAT_CHAIN => {
+                // `a && b && c` nests to the left, so Rust reads the flat form the same way.
+                let spine = left_spine(e);
+                let first = self.owned(spine[0].1);
+                let op = binop_tokens(*op);
+                let rest: Vec<TokenStream> = spine[1..].iter().map(|(_, b)| self.owned(b)).collect();
+                (quote!((#first #(#op #rest)*)), Owned)
             }
             TKind::Logic(op, a, b) => {
                 let (a, b) = (self.owned(a), self.owned(b));
@@ -105,6 +112,23 @@ impl ExprGen {
             }
             TKind::Call(func, args) => self.call(*func, args),
         }
+    }
+
+    /// A long arithmetic chain (`a + b - c * …`, nested to the left) as one `let` per
+    /// operator, in the same order of evaluation: nested calls thousands deep would be
+    /// as deep in rustc.
+    fn arith_chain(&mut self, e: &TExpr) -> (TokenStream, Repr) {
+        let spine = left_spine(e);
+        let first = self.owned(spine[0].1);
+        let steps: Vec<TokenStream> = spine[1..]
+            .iter()
+            .map(|(op, operand)| {
+                let f = arith_fn(op.unwrap_or(BinOp::Add));
+                let operand = self.owned(operand);
+                quote!(let acc = #f(acc, #operand)?;)
+            })
+            .collect();
+        (quote!({ let acc = #first; #(#steps)* acc }), Repr::Owned)
     }
 
     /// Code for `e` as a borrow (`&str`, `&[T]`, …) or a `Copy` value.
@@ -285,6 +309,66 @@ impl ExprGen {
                 (code, Owned)
             }
         }
+    }
+}
+
+/// Chains of more operators than this are emitted flat (see [`left_spine`]).
+const FLAT_CHAIN: usize = 8;
+
+/// The operand kind of a chain: arithmetic, string `+`, or one logical operator.
+fn same_chain(a: &TKind, b: &TKind) -> bool {
+    match (a, b) {
+        (TKind::Arith(..), TKind::Arith(..)) | (TKind::Concat(..), TKind::Concat(..)) => true,
+        (TKind::Logic(x, ..), TKind::Logic(y, ..)) => x == y,
+        _ => false,
+    }
+}
+
+/// The left operand and right operand of a binary node.
+fn operands(e: &TExpr) -> Option<(Option<BinOp>, &TExpr, &TExpr)> {
+    match &e.kind {
+        TKind::Arith(op, a, b) | TKind::Logic(op, a, b) => Some((Some(*op), a, b)),
+        TKind::Concat(a, b) => Some((None, a, b)),
+        _ => None,
+    }
+}
+
+/// The operands of the chain of same-kind operators down the left of `e`, first
+/// first, each with the operator applying it (`None` for the first), without
+/// recursion: `a + b + c` is `(a + b) + c`, a tree as deep as the chain is long.
+fn left_spine(e: &TExpr) -> Vec<(Option<BinOp>, &TExpr)> {
+    let mut rights = Vec::new();
+    let mut node = e;
+    while let Some((op, left, right)) = operands(node).filter(|_| same_chain(&node.kind, &e.kind)) {
+        rights.push((op, right));
+        node = left;
+    }
+    let mut spine = vec![(None, node)];
+    spine.extend(rights.into_iter().rev());
+    spine
+}
+
+/// The number of operators in the chain down the left of `e`.
+fn chain_len(e: &TExpr) -> usize {
+    let mut n = 0;
+    let mut node = e;
+    while let Some((_, left, _)) = operands(node).filter(|_| same_chain(&node.kind, &e.kind)) {
+        n += 1;
+        if n > FLAT_CHAIN {
+            break;
+        }
+        node = left;
+    }
+    n
+}
+
+fn arith_fn(op: BinOp) -> TokenStream {
+    match op {
+        BinOp::Add => quote!(fns::add),
+        BinOp::Sub => quote!(fns::sub),
+        BinOp::Mul => quote!(fns::mul),
+        BinOp::Div => quote!(fns::div),
+        _ => quote!(fns::rem),
     }
 }
 

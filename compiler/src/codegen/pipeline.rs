@@ -70,8 +70,8 @@ fn pipeline_info(ir: &Ir) -> TokenStream {
     let name = &ir.name;
     let hash = &ir.spec_hash;
     let settings = ir.settings.iter().map(|s| {
-        let (key, default, help) = (&s.key, &s.default, &s.help);
-        quote!(SettingDef { key: #key, default: #default, help: #help })
+        let (key, default, help, secret) = (&s.key, &s.default, &s.help, s.secret);
+        quote!(SettingDef { key: #key, default: #default, help: #help, secret: #secret })
     });
     quote! {
         static PIPELINE: PipelineInfo = PipelineInfo {

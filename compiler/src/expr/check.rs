@@ -75,6 +75,7 @@ pub fn parse_problems(problems: Vec<ExprProblem>, locate: &dyn Fn(&ExprSpan) -> 
         .map(|p| match p {
             ExprProblem::Syntax { message, span } => SpecError::expr_syntax(message, &locate(&span)),
             ExprProblem::Unsupported { what, help, span } => SpecError::expr_unsupported(what, &locate(&span), help),
+            ExprProblem::TooDeep { span } => SpecError::expr_too_deep(&locate(&span)),
         })
         .collect()
 }

@@ -6,6 +6,7 @@
 
 pub mod aggregates;
 pub mod check;
+pub mod depth;
 pub mod functions;
 pub mod parse;
 
@@ -95,8 +96,19 @@ impl BinOp {
 /// A problem in an expression, located inside its text.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExprProblem {
-    Syntax { message: String, span: ExprSpan },
-    Unsupported { what: String, help: String, span: ExprSpan },
+    Syntax {
+        message: String,
+        span: ExprSpan,
+    },
+    Unsupported {
+        what: String,
+        help: String,
+        span: ExprSpan,
+    },
+    /// Nesting beyond [`depth::MAX_NESTING`], at the level that went too deep.
+    TooDeep {
+        span: ExprSpan,
+    },
 }
 
 /// The names in the first column of the table under `heading` in docs/language.md,

@@ -13,6 +13,9 @@ pub fn parse(text: &str) -> Result<Expr, Vec<ExprProblem>> {
             span: 0..text.len(),
         }]);
     }
+    if let Some(span) = super::depth::too_deep(text) {
+        return Err(vec![ExprProblem::TooDeep { span }]);
+    }
     let lines = LineIndex::new(text);
     let parsed: syn::Expr = syn::parse_str(text).map_err(|e| {
         let mut message = e.to_string();
@@ -39,27 +42,47 @@ pub fn parse(text: &str) -> Result<Expr, Vec<ExprProblem>> {
     }
 }
 
-/// Maps proc-macro2 line/column positions back to byte offsets in the text.
-struct LineIndex<'a> {
-    text: &'a str,
-    starts: Vec<usize>,
+/// Maps proc-macro2 line/column positions (columns count characters) back to byte
+/// offsets in the text, in constant time: a 100,000-argument call has as many spans
+/// on one line.
+struct LineIndex {
+    len: usize,
+    /// Per line: its first byte and the index of its first character.
+    starts: Vec<(usize, usize)>,
+    /// The byte offset of every character, when the text is not ASCII.
+    char_offsets: Option<Vec<usize>>,
 }
 
-impl<'a> LineIndex<'a> {
-    fn new(text: &'a str) -> Self {
-        let mut starts = vec![0];
-        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        LineIndex { text, starts }
+impl LineIndex {
+    fn new(text: &str) -> Self {
+        let mut starts = vec![(0, 0)];
+        let char_offsets = if text.is_ascii() {
+            starts.extend(text.match_indices('\n').map(|(i, _)| (i + 1, i + 1)));
+            None
+        } else {
+            for (c, (i, ch)) in text.char_indices().enumerate() {
+                if ch == '\n' {
+                    starts.push((i + 1, c + 1));
+                }
+            }
+            Some(text.char_indices().map(|(i, _)| i).collect())
+        };
+        LineIndex {
+            len: text.len(),
+            starts,
+            char_offsets,
+        }
     }
 
     fn offset(&self, at: LineColumn) -> usize {
-        let start = self
-            .starts
-            .get(at.line.saturating_sub(1))
-            .copied()
-            .unwrap_or(self.text.len());
-        let col: usize = self.text[start..].chars().take(at.column).map(char::len_utf8).sum();
-        (start + col).min(self.text.len())
+        let Some(&(byte, char)) = self.starts.get(at.line.saturating_sub(1)) else {
+            return self.len;
+        };
+        let offset = match &self.char_offsets {
+            None => byte + at.column,
+            Some(offsets) => offsets.get(char + at.column).copied().unwrap_or(self.len),
+        };
+        offset.min(self.len)
     }
 
     fn range(&self, span: Span) -> ExprSpan {
@@ -69,12 +92,12 @@ impl<'a> LineIndex<'a> {
     }
 }
 
-struct Converter<'a> {
-    lines: LineIndex<'a>,
+struct Converter {
+    lines: LineIndex,
     problems: Vec<ExprProblem>,
 }
 
-impl Converter<'_> {
+impl Converter {
     fn unsupported(&mut self, what: &str, help: &str, span: Span) -> Expr {
         let span = self.lines.range(span);
         self.problems.push(ExprProblem::Unsupported {
@@ -89,11 +112,10 @@ impl Converter<'_> {
     }
 
     fn expr(&mut self, e: &syn::Expr) -> Expr {
-        let span = self.lines.range(e.span());
         let kind = match e {
             syn::Expr::Lit(lit) => return self.literal(&lit.lit),
-            syn::Expr::Paren(p) => return self.reparen(&p.expr, span),
-            syn::Expr::Group(g) => return self.reparen(&g.expr, span),
+            syn::Expr::Paren(p) => return self.reparen(&p.expr, self.lines.range(p.paren_token.span.join())),
+            syn::Expr::Group(g) => return self.reparen(&g.expr, self.lines.range(e.span())),
             syn::Expr::Path(p) => match self.field_path(p) {
                 Some(kind) => kind,
                 None => return self.unsupported(
@@ -248,7 +270,38 @@ impl Converter<'_> {
                 )
             }
         };
+        let span = self.span_of(e, &kind);
         Expr { kind, span }
+    }
+
+    /// The span of `e`, from its converted parts and its own tokens where it has
+    /// parts: syn's `span()` walks every token below, which over a chain of 4,000
+    /// operators (a tree 4,000 deep) would be quadratic.
+    fn span_of(&self, e: &syn::Expr, kind: &ExprKind) -> ExprSpan {
+        let end_of = |close: Span| self.lines.range(close).end;
+        let (start, end) = match (e, kind) {
+            (_, ExprKind::Binary(_, left, right)) => (left.span.start, right.span.end),
+            (syn::Expr::Unary(u), ExprKind::Unary(_, inner)) => (self.lines.range(u.op.span()).start, inner.span.end),
+            (syn::Expr::Call(c), ExprKind::Call { name_span, .. }) => {
+                (name_span.start, end_of(c.paren_token.span.close()))
+            }
+            (
+                syn::Expr::MethodCall(m),
+                ExprKind::Call {
+                    args: receiver_first, ..
+                },
+            ) => match receiver_first.first() {
+                Some(receiver) => (receiver.span.start, end_of(m.paren_token.span.close())),
+                None => return self.lines.range(e.span()),
+            },
+            (syn::Expr::Index(i), ExprKind::Index(base, _)) => (base.span.start, end_of(i.bracket_token.span.close())),
+            (syn::Expr::Field(_), ExprKind::Field(segments)) => match (segments.first(), segments.last()) {
+                (Some(first), Some(last)) => (first.1.start, last.1.end),
+                _ => return self.lines.range(e.span()),
+            },
+            _ => return self.lines.range(e.span()),
+        };
+        start..end.max(start)
     }
 
     /// A parenthesised expression keeps the span of its parentheses.
@@ -343,6 +396,7 @@ mod tests {
         match &problems[0] {
             ExprProblem::Syntax { message, span } => (message.clone(), text[span.clone()].to_string()),
             ExprProblem::Unsupported { what, span, .. } => (what.clone(), text[span.clone()].to_string()),
+            ExprProblem::TooDeep { span } => ("too deep".into(), text[span.clone()].to_string()),
         }
     }
 
@@ -391,6 +445,32 @@ mod tests {
         assert_eq!(problem_text("1e400").0, "float literal too large");
         assert_eq!(problem_text("x > 1e400").1, "1e400");
         assert!(parse("1e300").is_ok());
+    }
+
+    #[test]
+    fn spans_cover_whole_expressions() {
+        for text in [
+            "a + b * c - d",
+            "(a + b) * c",
+            "lower(s).upper() == \"X\"",
+            "m[0][1] + -x",
+            "!(a && b) || c.d.e",
+            "if a { 1 } else { 2 }",
+            "ünï + cødé",
+        ] {
+            assert_eq!(parse(text).map(|e| e.span), Ok(0..text.len()), "{text}");
+        }
+        let e = parse("a.lower() + f(b, c)").unwrap();
+        let ExprKind::Binary(_, left, right) = e.kind else {
+            panic!()
+        };
+        assert_eq!((left.span, right.span), (0..9, 12..19));
+    }
+
+    #[test]
+    fn too_deep_before_syn_parses() {
+        let text = format!("{}x{}", "(".repeat(10_000), ")".repeat(10_000));
+        assert_eq!(problem_text(&text).0, "too deep");
     }
 
     #[test]

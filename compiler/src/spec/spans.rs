@@ -120,11 +120,20 @@ impl SpanIndex {
 /// Byte offset of a marker. Computed from line and column so that it does not
 /// depend on whether the parser counts bytes or characters.
 fn offset_of(text: &str, mark: &Marker) -> usize {
-    let line_start: usize = text
-        .split_inclusive('\n')
-        .take(mark.line().saturating_sub(1))
-        .map(str::len)
-        .sum();
+    offset_in_lines(text, &line_starts(text), mark)
+}
+
+/// The byte offset where each line of `text` starts.
+fn line_starts(text: &str) -> Vec<usize> {
+    let mut starts = vec![0];
+    starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+    starts
+}
+
+/// [`offset_of`] with the line starts computed once: the builder asks for every node,
+/// and scanning the text from its start each time was quadratic in the spec's size.
+fn offset_in_lines(text: &str, starts: &[usize], mark: &Marker) -> usize {
+    let line_start = starts.get(mark.line().saturating_sub(1)).copied().unwrap_or(text.len());
     let line = &text[line_start.min(text.len())..];
     let col: usize = line.chars().take(mark.col()).map(char::len_utf8).sum();
     (line_start + col).min(text.len())
@@ -145,6 +154,7 @@ enum Frame {
 
 struct Builder<'a> {
     text: &'a str,
+    line_starts: Vec<usize>,
     index: SpanIndex,
     path: Vec<String>,
     frames: Vec<Frame>,
@@ -154,6 +164,7 @@ impl<'a> Builder<'a> {
     fn new(text: &'a str) -> Self {
         Builder {
             text,
+            line_starts: line_starts(text),
             index: SpanIndex::default(),
             path: Vec::new(),
             frames: Vec::new(),
@@ -257,7 +268,7 @@ fn non_string_reading(key: &str) -> Option<&'static str> {
 
 impl MarkedEventReceiver for Builder<'_> {
     fn on_event(&mut self, ev: Event, mark: Marker) {
-        let start = offset_of(self.text, &mark);
+        let start = offset_in_lines(self.text, &self.line_starts, &mark);
         match ev {
             Event::Scalar(value, style, _, tag) => {
                 let span = self.scalar_span(start, &value, style);

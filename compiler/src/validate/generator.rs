@@ -28,12 +28,14 @@ pub fn generator(name: &str, g: &GeneratorSource, record: &RecordType, cx: &mut 
         cx,
     );
     let count_key = cx.setting(
-        format!("sources.{name}.count"),
+        &["sources", name, "count"],
+        "count",
         &count.0,
         "number of events to generate (empty: unbounded)",
     );
     let rate_key = cx.setting(
-        format!("sources.{name}.rate"),
+        &["sources", name, "rate"],
+        "rate",
         &rate.0,
         "events per second (empty: as fast as possible)",
     );

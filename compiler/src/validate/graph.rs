@@ -1,8 +1,10 @@
 //! The pipeline graph: resolving `input:` names, finding cycles, ordering.
 
+use std::collections::HashMap;
+
 use super::Cx;
-use crate::diagnostics::SpecError;
-use crate::spec::{Inputs, Spec};
+use crate::diagnostics::{Names, SpecError};
+use crate::spec::{Inputs, OperatorSpec, Spec};
 
 /// Where a component reads from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,15 +59,17 @@ pub fn resolve(spec: &Spec, cx: &mut Cx) -> Graph {
                 .map(|(_, n)| n.as_str()),
         )
         .collect();
+    let valid = Names::new(valid);
+    let names = Directory::new(spec);
     let operator_inputs = spec
         .operators
         .iter()
-        .map(|t| inputs(spec, cx, t.spec.section(), &t.name, t.spec.input(), &valid, false))
+        .map(|t| inputs(&names, cx, t.spec.section(), &t.name, t.spec.input(), &valid, false))
         .collect();
     let sink_inputs = spec
         .sinks
         .iter()
-        .map(|s| inputs(spec, cx, "sinks", &s.name, s.spec.common.input.as_ref(), &valid, true))
+        .map(|s| inputs(&names, cx, "sinks", &s.name, s.spec.common.input.as_ref(), &valid, true))
         .collect();
     let mut graph = Graph {
         operator_inputs,
@@ -76,20 +80,65 @@ pub fn resolve(spec: &Spec, cx: &mut Cx) -> Graph {
     graph
 }
 
+/// Every name an `input:` can refer to, looked up in constant time (a spec may have
+/// thousands of components, each with inputs).
+struct Directory<'a> {
+    /// The first source, operator and window (for `<window>.late`) of each name.
+    sources: HashMap<&'a str, usize>,
+    operators: HashMap<&'a str, usize>,
+    windows: HashMap<&'a str, usize>,
+    /// The sections defining each name, readable or not.
+    sections: HashMap<&'a str, Vec<&'static str>>,
+}
+
+impl<'a> Directory<'a> {
+    fn new(spec: &'a Spec) -> Self {
+        let mut d = Directory {
+            sources: HashMap::new(),
+            operators: HashMap::new(),
+            windows: HashMap::new(),
+            sections: HashMap::new(),
+        };
+        for (i, s) in spec.sources.iter().enumerate() {
+            d.sources.entry(&s.name).or_insert(i);
+            d.sections.entry(&s.name).or_default().push("sources");
+        }
+        for (i, o) in spec.operators.iter().enumerate() {
+            d.operators.entry(&o.name).or_insert(i);
+            if o.spec.has_late_output() {
+                d.windows.entry(&o.name).or_insert(i);
+            }
+            d.sections.entry(&o.name).or_default().push(o.spec.section());
+        }
+        for s in &spec.sinks {
+            d.sections.entry(&s.name).or_default().push("sinks");
+        }
+        for (section, name) in &spec.unreadable {
+            d.sections.entry(name).or_default().push(section);
+        }
+        d
+    }
+
+    /// Like [`Spec::defines`].
+    fn defines(&self, section: &str, name: &str) -> bool {
+        self.sections.get(name).is_some_and(|s| s.contains(&section))
+    }
+
+    /// Like [`Spec::defines_operator`].
+    fn defines_operator(&self, name: &str) -> bool {
+        OperatorSpec::SECTIONS.iter().any(|s| self.defines(s, name))
+    }
+}
+
 fn inputs(
-    spec: &Spec,
+    spec: &Directory,
     cx: &mut Cx,
     section: &str,
     name: &str,
     input: Option<&Inputs>,
-    valid: &[&str],
+    valid: &Names,
     is_sink: bool,
 ) -> Vec<Upstream> {
-    // A component is never its own input: offering it ("did you mean `hot`" inside
-    // `hot`) would only suggest a cycle.
-    let own_late = format!("{name}.late");
-    let valid: Vec<&str> = valid.iter().copied().filter(|v| *v != name && *v != own_late).collect();
-    let valid = valid.as_slice();
     let Some(input) = input else {
         let at = cx.key(&[section, name]);
         cx.error(SpecError::missing_input(name, &at, valid));
@@ -110,11 +159,11 @@ fn inputs(
             vec![section, name, "input"]
         };
         let at = cx.value(&path);
-        if let Some(i) = spec.sources.iter().position(|s| s.name == *input_name) {
+        if let Some(&i) = spec.sources.get(input_name) {
             resolved.push(Upstream::Source(i));
-        } else if let Some(i) = spec.operators.iter().position(|t| t.name == *input_name) {
+        } else if let Some(&i) = spec.operators.get(input_name) {
             resolved.push(Upstream::Operator(i));
-        } else if let Some(i) = late_input(spec, input_name) {
+        } else if let Some(&i) = input_name.strip_suffix(".late").and_then(|w| spec.windows.get(w)) {
             resolved.push(Upstream::Late(i));
         } else if spec.defines("sources", input_name)
             || spec.defines_operator(input_name)
@@ -136,7 +185,7 @@ fn inputs(
         } else if spec.defines("sinks", input_name) {
             cx.error(SpecError::sink_as_input(input_name, &at));
         } else {
-            cx.error(SpecError::unknown_input(input_name, &at, valid));
+            cx.error(SpecError::unknown_input(input_name, name, &at, valid));
         }
     }
     if resolved.contains(&Upstream::DeadLetters) && resolved.len() > 1 {
@@ -149,14 +198,6 @@ fn inputs(
         ));
     }
     resolved
-}
-
-/// `<window>.late` → the window's operator index.
-fn late_input(spec: &Spec, input: &str) -> Option<usize> {
-    let window = input.strip_suffix(".late")?;
-    spec.operators
-        .iter()
-        .position(|o| o.name == window && o.spec.has_late_output())
 }
 
 /// Depth-first topological sort; reports each cycle once, at the input that closes it.
@@ -224,21 +265,23 @@ pub fn warn_unused(spec: &Spec, graph: &Graph, cx: &mut Cx) {
     if !spec.unreadable.is_empty() {
         return;
     }
-    let all_inputs: Vec<Upstream> = graph
-        .operator_inputs
-        .iter()
-        .chain(graph.sink_inputs.iter())
-        .flatten()
-        .copied()
-        .collect();
+    let mut read_sources = vec![false; spec.sources.len()];
+    let mut read_operators = vec![false; spec.operators.len()];
+    for up in graph.operator_inputs.iter().chain(graph.sink_inputs.iter()).flatten() {
+        match *up {
+            Upstream::Source(i) => read_sources[i] = true,
+            Upstream::Operator(i) => read_operators[i] = true,
+            _ => {}
+        }
+    }
     for (i, s) in spec.sources.iter().enumerate() {
-        if !all_inputs.contains(&Upstream::Source(i)) {
+        if !read_sources[i] {
             let at = cx.key(&["sources", &s.name]);
             cx.error(SpecError::unused_source(&s.name, &at));
         }
     }
     for (i, t) in spec.operators.iter().enumerate() {
-        if !all_inputs.contains(&Upstream::Operator(i)) {
+        if !read_operators[i] {
             let at = cx.key(&[t.spec.section(), &t.name]);
             cx.error(SpecError::unused_transform(t.spec.kind(), &t.name, &at));
         }

@@ -1,5 +1,6 @@
-//! Kafka sources and sinks: spec options → librdkafka properties, message metadata →
-//! record fields, and the checks that keep secrets out of the binary.
+//! Kafka sources and sinks: spec options → librdkafka properties and message metadata →
+//! record fields. Every property is a setting, checked for secrets by `Cx::setting`
+//! under the name of the librdkafka property it becomes.
 
 use std::rc::Rc;
 
@@ -25,16 +26,18 @@ pub type Properties = Vec<(String, PropertyValue)>;
 pub fn client_properties(path: &[&str], client: KafkaClientSpec<'_>, cx: &mut Cx) -> Option<Properties> {
     let mut ok = true;
     let mut props = Properties::new();
-    let prefix = path.join(".");
-    let setting = |cx: &mut Cx, keys: &[&str], value: &Setting, help: &str| -> PropertyValue {
-        let key = format!("{prefix}.{}", keys.join("."));
-        PropertyValue::Setting(cx.setting(key, &value.0, help))
+    // `property` is the librdkafka name: it decides whether the value is a secret.
+    let setting = |cx: &mut Cx, option: &[&str], property: &str, value: &Setting, help: &str| -> PropertyValue {
+        let mut at = path.to_vec();
+        at.extend(option);
+        PropertyValue::Setting(cx.setting(&at, property, &value.0, help))
     };
     props.push((
         "bootstrap.servers".into(),
         setting(
             cx,
             &["brokers"],
+            "bootstrap.servers",
             client.brokers,
             "Kafka brokers, host:port[,host:port..]",
         ),
@@ -57,16 +60,19 @@ pub fn client_properties(path: &[&str], client: KafkaClientSpec<'_>, cx: &mut Cx
         ];
         for (option, value, property, help) in files {
             if let Some(value) = value {
-                props.push((property.into(), setting(cx, &["tls", option], value, help)));
+                props.push((property.into(), setting(cx, &["tls", option], property, value, help)));
             }
         }
         if let Some(password) = &tls.key_password {
-            let mut at = path.to_vec();
-            at.extend(["tls", "key_password"]);
-            ok &= secret(&at, password, cx);
             props.push((
                 "ssl.key.password".into(),
-                setting(cx, &["tls", "key_password"], password, "password of the client key"),
+                setting(
+                    cx,
+                    &["tls", "key_password"],
+                    "ssl.key.password",
+                    password,
+                    "password of the client key",
+                ),
             ));
         }
         if tls.verify_hostname == Some(false) {
@@ -83,14 +89,23 @@ pub fn client_properties(path: &[&str], client: KafkaClientSpec<'_>, cx: &mut Cx
         ));
         props.push((
             "sasl.username".into(),
-            setting(cx, &["sasl", "username"], &sasl.username, "SASL user name"),
+            setting(
+                cx,
+                &["sasl", "username"],
+                "sasl.username",
+                &sasl.username,
+                "SASL user name",
+            ),
         ));
-        let mut at = path.to_vec();
-        at.extend(["sasl", "password"]);
-        ok &= secret(&at, &sasl.password, cx);
         props.push((
             "sasl.password".into(),
-            setting(cx, &["sasl", "password"], &sasl.password, "SASL password"),
+            setting(
+                cx,
+                &["sasl", "password"],
+                "sasl.password",
+                &sasl.password,
+                "SASL password",
+            ),
         ));
     }
     let protocol = match (client.tls.is_some(), client.sasl.is_some()) {
@@ -116,39 +131,12 @@ pub fn client_properties(path: &[&str], client: KafkaClientSpec<'_>, cx: &mut Cx
             ok = false;
             continue;
         }
-        if is_secret(name) {
-            ok &= secret(&at, value, cx);
-        }
         props.push((
             name.clone(),
-            setting(cx, &["properties", name.as_str()], value, "librdkafka property"),
+            setting(cx, &["properties", name.as_str()], name, value, "librdkafka property"),
         ));
     }
     ok.then_some(props)
-}
-
-/// Property names whose values are secrets.
-fn is_secret(property: &str) -> bool {
-    ["password", "secret", "sasl.jaas.config", "ssl.key.pem", "ssl_key"]
-        .iter()
-        .any(|s| property.contains(s))
-}
-
-/// A secret must come from the environment at run time: a literal in the spec would
-/// be compiled into the binary.
-fn secret(path: &[&str], value: &Setting, cx: &mut Cx) -> bool {
-    if value.is_template() {
-        return true;
-    }
-    let at = cx.value(path);
-    let field = path.last().copied().unwrap_or_default();
-    cx.error(SpecError::invalid_value(
-        field,
-        "a secret written in the spec would be compiled into the binary",
-        &at,
-        Some("read it from the environment when the binary starts: `${KAFKA_PASSWORD}`".into()),
-    ));
-    false
 }
 
 /// Topic names (`[A-Za-z0-9._-]`, at most 249 characters) or `^regex` patterns.

@@ -11,6 +11,7 @@ mod kafka;
 mod names;
 mod operators;
 mod records;
+mod secrets;
 mod sinks;
 mod sources;
 mod tables;
@@ -114,12 +115,44 @@ impl Cx<'_> {
         None
     }
 
-    /// Register a value resolved at start and return its key.
-    pub fn setting(&mut self, key: String, default: &str, help: &str) -> String {
+    /// Register the value at `path`, resolved at start, and return its key (the path
+    /// joined with `.`). `name` is what the value is (an option, or the librdkafka
+    /// property it becomes): it decides whether the value is a secret, which must be
+    /// exactly `${VAR}` (see [`secrets`]); a URL's password is checked whatever the name.
+    pub fn setting(&mut self, path: &[&str], name: &str, value: &str, help: &str) -> String {
+        let mut secret = false;
+        if secrets::is_secret_name(name) {
+            secret = true;
+            if let Err(problem) = secrets::secret_variable(value) {
+                let at = self.value(path);
+                let option = path.last().copied().unwrap_or_default();
+                self.error(SpecError::secret_in_spec(
+                    option,
+                    problem.message(),
+                    &at,
+                    "write exactly `${VAR}` (no default, nothing around it) and set VAR where the binary runs",
+                ));
+            }
+        }
+        for (password, from_env) in secrets::url_passwords(value) {
+            secret = true;
+            if !from_env {
+                let at = self.expr_locator(path, value)(&password);
+                let option = path.last().copied().unwrap_or_default();
+                self.error(SpecError::secret_in_spec(
+                    option,
+                    "a password in a URL would be compiled into the binary",
+                    &at,
+                    "take it from the environment: `user:${PASSWORD}@host`",
+                ));
+            }
+        }
+        let key = path.join(".");
         self.settings.push(IrSetting {
             key: key.clone(),
-            default: default.to_string(),
+            default: value.to_string(),
             help: help.to_string(),
+            secret,
         });
         key
     }

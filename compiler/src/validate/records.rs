@@ -80,19 +80,22 @@ pub fn collect(sources: &[IrSource], operators: &[IrOperator], out: &mut Vec<Rc<
             IrOperatorKind::Transform(_) => Some(o.output()),
             IrOperatorKind::Window(_) | IrOperatorKind::Table(_) => Some(o.output()),
         }));
+    // The names already in `out`, so that each record is looked up in constant time.
+    let mut seen: std::collections::HashSet<String> = out.iter().map(|r| r.rust_name.clone()).collect();
     for record in used {
-        push(record, out);
+        push(record, out, &mut seen);
     }
 }
 
-fn push(record: &Rc<RecordType>, out: &mut Vec<Rc<RecordType>>) {
-    if out.iter().any(|r| r.rust_name == record.rust_name) {
+fn push(record: &Rc<RecordType>, out: &mut Vec<Rc<RecordType>>, seen: &mut std::collections::HashSet<String>) {
+    if seen.contains(&record.rust_name) {
         return;
     }
     for field in &record.fields {
         if let Type::Record(nested) = &field.ty {
-            push(nested, out);
+            push(nested, out, seen);
         }
     }
+    seen.insert(record.rust_name.clone());
     out.push(record.clone());
 }

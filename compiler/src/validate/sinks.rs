@@ -86,7 +86,7 @@ pub fn check(
         let kind = match &named.spec.kind {
             SinkKind::Stdout(_) => IrSinkKind::Stdout,
             SinkKind::File(f) => {
-                let path_key = cx.setting(format!("sinks.{name}.path"), &f.path.0, "path of the file to write");
+                let path_key = cx.setting(&["sinks", name, "path"], "path", &f.path.0, "path of the file to write");
                 IrSinkKind::File {
                     path_key,
                     append: f.append,

@@ -43,7 +43,12 @@ fn source(spec: &Spec, named: &Named<SourceSpec>, schemas: &Schemas, cx: &mut Cx
     }
     let kind = match &named.spec.kind {
         SourceKind::File(f) => {
-            let path_key = cx.setting(format!("sources.{name}.path"), &f.path.0, "path of the file to read");
+            let path_key = cx.setting(
+                &["sources", name, "path"],
+                "path",
+                &f.path.0,
+                "path of the file to read",
+            );
             IrSourceKind::File {
                 path_key,
                 follow: f.follow,
@@ -99,7 +104,8 @@ fn kafka_source(
     let (mut properties, metadata) = (properties?, metadata?);
     let default_group = k.group_id.clone().unwrap_or_else(|| Setting(pipeline.to_string()));
     let group = cx.setting(
-        format!("sources.{name}.group_id"),
+        &["sources", name, "group_id"],
+        "group.id",
         &default_group.0,
         "consumer group: copies with the same group share the partitions",
     );
@@ -317,7 +323,8 @@ fn max_record_bytes(name: &str, value: Option<&Setting>, cx: &mut Cx) -> String 
         cx,
     );
     cx.setting(
-        format!("sources.{name}.max_record_bytes"),
+        &["sources", name, "max_record_bytes"],
+        "max_record_bytes",
         &value.0,
         "longest record in bytes; a longer one is a dead letter",
     )
