@@ -483,3 +483,6 @@ fn string_expr(
     ));
     None
 }
+
+#[cfg(test)]
+mod tests;
