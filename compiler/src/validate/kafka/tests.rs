@@ -93,9 +93,7 @@ fn tls_and_sasl_become_these_librdkafka_properties() {
         let text = spec(options);
         let checked = check_text(&text);
         let problems: Vec<String> = checked.problems.iter().map(|p| p.to_string()).collect();
-        let ir = checked
-            .ir
-            .unwrap_or_else(|| panic!("{case}: {problems:?}\n{text}"));
+        let ir = checked.ir.unwrap_or_else(|| panic!("{case}: {problems:?}\n{text}"));
         assert!(problems.is_empty(), "{case}: {problems:?}");
         let IrSourceKind::Kafka { properties, .. } = &ir.sources[0].kind else {
             panic!("{case}: not a Kafka source")
