@@ -290,7 +290,8 @@ fn offsets_held_by_an_open_window_are_committed_only_after_it_fires() {
     let mut running = Running::start(&binary, &[("KAFKA_BROKERS", broker.bootstrap())], &dir);
     // Until the first window fires, nothing may be committed: once the partition is
     // assigned, the 30 records are read at once; 3 s are 15 commit intervals.
-    running.wait_for_line("kafka partitions assigned", Duration::from_secs(60));
+    let line = running.wait_for_line("kafka partitions assigned", Duration::from_secs(60));
+    assert_eq!(assigned(&line), ["window_in/0"], "{}", running.log());
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
         broker.committed("window", "window_in", 1),
