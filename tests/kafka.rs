@@ -6,66 +6,11 @@ mod support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::kafka::{Broker, Consumed, Message};
-
-/// A pipeline binary running in the background, its stderr in a file.
-struct Running {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Running {
-    fn start(binary: &Path, env: &[(&str, String)], dir: &Path) -> Running {
-        let log = dir.join(format!(
-            "{}.stderr",
-            binary.file_name().unwrap_or_default().to_string_lossy()
-        ));
-        let child = Command::new(binary)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("pipeline starts");
-        Running { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, then wait (at most a minute) for the exit.
-    fn stop(mut self) -> (ExitStatus, String) {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status();
-        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                let log = self.log();
-                support::counters(log.as_bytes());
-                return (status, log);
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "pipeline did not stop on SIGTERM:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::kafka::{Broker, Consumed, Message, Running};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = support::cache_dir().join("kafka-tests").join(name);
@@ -342,12 +287,11 @@ fn offsets_held_by_an_open_window_are_committed_only_after_it_fires() {
     broker.produce("window_in", &first);
     let dir = temp_dir("window");
     let binary = support::build("tests/pipelines/kafka_window.yaml");
-    let running = Running::start(&binary, &[("KAFKA_BROKERS", broker.bootstrap())], &dir);
-    // Until the first window fires, nothing may be committed.
-    let started = Instant::now();
-    while !running.log().contains("kafka partitions assigned") && started.elapsed() < Duration::from_secs(30) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut running = Running::start(&binary, &[("KAFKA_BROKERS", broker.bootstrap())], &dir);
+    // Until the first window fires, nothing may be committed: once the partition is
+    // assigned, the 30 records are read at once; 3 s are 15 commit intervals.
+    let line = running.wait_for_line("kafka partitions assigned", Duration::from_secs(60));
+    assert_eq!(assigned(&line), ["window_in/0"], "{}", running.log());
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
         broker.committed("window", "window_in", 1),
@@ -412,5 +356,136 @@ fn librdkafka_is_linked_statically_and_only_into_kafka_pipelines() {
     assert!(
         !contains(&plain, b"enable.idempotence"),
         "a pipeline without Kafka links none of it"
+    );
+}
+
+/// The partitions in a "kafka partitions assigned" line, as `topic/partition`, sorted.
+fn assigned(line: &Value) -> Vec<String> {
+    let mut parts: Vec<String> = line["partitions"]
+        .as_str()
+        .unwrap_or_default()
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split('@').next().unwrap_or_default().to_string())
+        .collect();
+    parts.sort();
+    parts
+}
+
+/// Waits until a pipeline that starts at the end of each partition (`start: latest`)
+/// reads new messages on every partition of `topics` (name, partition count), and
+/// returns how many messages it wrote to `out` meanwhile. A message produced before a
+/// partition's start position was looked up is skipped, so a probe (body `probe`) goes
+/// to each partition not yet heard from, again every round.
+fn wait_until_reading(broker: &Broker, running: &Running, topics: &[(&str, i32)], out: &str) -> usize {
+    let mut silent: Vec<(&str, i32)> = topics
+        .iter()
+        .flat_map(|&(topic, n)| (0..n).map(move |p| (topic, p)))
+        .collect();
+    let started = Instant::now();
+    let mut written = 0;
+    while !silent.is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "no probe came out of {silent:?} within 90 s\npipeline log:\n{}",
+            running.log()
+        );
+        for &(topic, p) in &silent {
+            let probe = json!({"id": -1, "body": format!("probe {topic}/{p}")});
+            broker.produce(topic, &[Message::value(probe.to_string()).partition(p)]);
+        }
+        let outputs = broker.consume(out, usize::MAX / 2, Duration::from_secs(2));
+        written = outputs.len();
+        let heard: Vec<String> = outputs
+            .iter()
+            .filter_map(|c| json(c)["body"].as_str().map(str::to_string))
+            .collect();
+        silent.retain(|(topic, p)| !heard.contains(&format!("probe {topic}/{p}")));
+    }
+    written
+}
+
+/// The outputs of `kafka_pattern.yaml` that are not probes, as (topic, id), sorted.
+fn pattern_outputs(outputs: &[Consumed]) -> Vec<(String, i64)> {
+    let mut got: Vec<(String, i64)> = outputs
+        .iter()
+        .map(json)
+        .filter(|v| !v["body"].as_str().unwrap_or_default().starts_with("probe"))
+        .map(|v| {
+            let id = v["id"].as_i64().expect("id");
+            assert_eq!(v["body"], format!("b{id}"), "{v}");
+            (v["topic"].as_str().expect("topic").to_string(), id)
+        })
+        .collect();
+    got.sort();
+    got
+}
+
+fn pattern_inputs(ids: std::ops::Range<i64>) -> Vec<Message> {
+    ids.map(|id| Message::value(json!({"id": id, "body": format!("b{id}")}).to_string()))
+        .collect()
+}
+
+#[test]
+fn a_topic_pattern_reads_every_matching_topic_and_no_other() {
+    let broker = Broker::start();
+    let topics = [("events-a", 2), ("events-b", 1), ("other-events", 1), ("xevents-c", 1)];
+    for (topic, partitions) in topics {
+        broker.create_topic(topic, partitions as u32);
+    }
+    broker.create_topic("pattern_out", 1);
+    let dir = temp_dir("pattern");
+    let binary = support::build("tests/pipelines/kafka_pattern.yaml");
+    let mut running = Running::start(&binary, &[("KAFKA_BROKERS", broker.bootstrap())], &dir);
+    let line = running.wait_for_line("kafka partitions assigned", Duration::from_secs(60));
+    assert_eq!(
+        assigned(&line),
+        ["events-a/0", "events-a/1", "events-b/0"],
+        "`^events-.*` matches events-a and events-b only"
+    );
+    let probes = wait_until_reading(&broker, &running, &topics[..2], "pattern_out");
+    for (i, (topic, _)) in topics.iter().enumerate() {
+        let base = i as i64 * 1000;
+        broker.produce(topic, &pattern_inputs(base..base + 30));
+    }
+    wait_for(&broker, "pattern_out", probes + 60, &running);
+    let (status, log) = running.stop();
+    assert!(status.success(), "{log}");
+
+    let outputs = broker.consume("pattern_out", probes + 61, Duration::from_secs(5));
+    let mut expected: Vec<(String, i64)> = (0..30)
+        .map(|i| ("events-a".to_string(), i))
+        .chain((1000..1030).map(|i| ("events-b".to_string(), i)))
+        .collect();
+    expected.sort();
+    assert_eq!(
+        pattern_outputs(&outputs),
+        expected,
+        "each matching message once, with its topic"
+    );
+}
+
+#[test]
+fn start_latest_skips_what_the_topic_held_before_the_group_started() {
+    let broker = Broker::start();
+    broker.create_topic("events-a", 2);
+    broker.create_topic("pattern_out", 1);
+    broker.produce("events-a", &pattern_inputs(0..50));
+    let dir = temp_dir("latest");
+    let binary = support::build("tests/pipelines/kafka_pattern.yaml");
+    let mut running = Running::start(&binary, &[("KAFKA_BROKERS", broker.bootstrap())], &dir);
+    running.wait_for_line("kafka partitions assigned", Duration::from_secs(60));
+    let probes = wait_until_reading(&broker, &running, &[("events-a", 2)], "pattern_out");
+    broker.produce("events-a", &pattern_inputs(100..150));
+    wait_for(&broker, "pattern_out", probes + 50, &running);
+    let (status, log) = running.stop();
+    assert!(status.success(), "{log}");
+
+    let outputs = broker.consume("pattern_out", probes + 51, Duration::from_secs(5));
+    let expected: Vec<(String, i64)> = (100..150).map(|i| ("events-a".to_string(), i)).collect();
+    assert_eq!(
+        pattern_outputs(&outputs),
+        expected,
+        "only what was produced after the start: the 50 earlier messages are skipped"
     );
 }

@@ -7,7 +7,9 @@
 //! every output derived from them was acknowledged, so a crash may duplicate outputs but
 //! never lose one. Each test checks, from the broker's side only, that every input id
 //! reached `relay_out` intact and that the group's committed offsets reach the end of
-//! `relay_in` after a clean stop. Duplicates are allowed and printed, not asserted.
+//! `relay_in` after a clean stop. Duplicates are allowed; the SIGKILL test makes its kill
+//! land while outputs whose inputs are not committed exist, and asserts that at least
+//! that many duplicates follow (they are read and relayed again).
 //!
 //! The tests take turns (see [`one_at_a_time`]): each runs a broker and up to two
 //! pipelines, and on a small machine two tests at once can starve the consumers'
@@ -20,9 +22,10 @@ use std::fs::{self, File};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::kafka::{Broker, Consumed, Message};
@@ -59,12 +62,6 @@ fn body(id: i64) -> String {
 fn inputs(ids: Range<i64>) -> Vec<Message> {
     ids.map(|id| Message::keyed(id.to_string(), json!({"id": id, "body": body(id)}).to_string()))
         .collect()
-}
-
-/// A pseudo-random delay in `[lo, lo + spread)` ms, from the clock.
-fn jitter(lo: u64, spread: u64) -> Duration {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos() as u64;
-    Duration::from_millis(lo + nanos % spread)
 }
 
 /// The partition numbers in a `partitions` log field such as
@@ -143,6 +140,13 @@ impl Relay {
     fn sigkill(&mut self) {
         self.child.kill().expect("SIGKILL");
         self.child.wait().unwrap();
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`) to the copy.
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args([&format!("-{signal}"), &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -{signal} {pid}");
     }
 
     /// Sends SIGTERM, waits for the exit, asserts it is 0, and returns the log lines.
@@ -373,6 +377,17 @@ fn assert_committed_to_end(broker: &Broker, ends: &BTreeMap<i32, i64>, n: i64, c
     assert_eq!(committed.iter().flatten().sum::<i64>(), n, "sum of committed offsets");
 }
 
+/// How many of `outputs` came from an input at or after its partition's committed
+/// offset (of `partitions` partitions of `relay_in`): relayed, but not committed, so
+/// read and relayed again after a crash.
+fn uncommitted(broker: &Broker, outputs: &[Output], partitions: u32) -> usize {
+    let committed = broker.committed(GROUP, "relay_in", partitions);
+    outputs
+        .iter()
+        .filter(|o| o.from.1 >= committed.get(o.from.0 as usize).copied().flatten().unwrap_or(0))
+        .count()
+}
+
 /// The per-component counters of the "pipeline stopped" line, checked to add up.
 fn counters(lines: &[Value]) -> Value {
     let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
@@ -414,13 +429,18 @@ fn sigkill_mid_run_then_restart_loses_nothing() {
         },
     );
 
-    // The second batch is produced in ten chunks, a stream of a few seconds, while the
-    // relay runs; the kill lands at a random point of it once the relay has started on it.
-    let delay = jitter(0, 1_000);
+    // The second batch streams in, a chunk at a time, while the relay runs. The kill
+    // must land while the relay holds work it has not committed: it is frozen (SIGSTOP:
+    // neither its outputs nor its commits can move), and killed if some output in
+    // relay_out came from an offset not yet committed, else resumed and tried again.
+    let next = AtomicI64::new(10_000);
+    let killed = AtomicBool::new(false);
     thread::scope(|s| {
         let producer = s.spawn(|| {
-            for chunk in (10_000..20_000).step_by(1_000) {
-                broker.produce("relay_in", &inputs(chunk..chunk + 1_000));
+            while !killed.load(Ordering::SeqCst) && next.load(Ordering::SeqCst) < 20_000 {
+                let from = next.load(Ordering::SeqCst);
+                broker.produce("relay_in", &inputs(from..from + 1_000));
+                next.store(from + 1_000, Ordering::SeqCst);
             }
         });
         wait_for(
@@ -437,16 +457,48 @@ fn sigkill_mid_run_then_restart_loses_nothing() {
                 }
             },
         );
-        thread::sleep(delay);
-        first.sigkill();
-        producer.join().expect("producing ids 10000..20000");
+        wait_for(
+            Duration::from_secs(60),
+            "a moment when the first run has relayed records it has not committed",
+            &context,
+            || {
+                first.assert_running(&context);
+                first.signal("STOP");
+                // A partial read only undercounts: what it shows was relayed.
+                let outputs: Vec<Output> = broker
+                    .consume("relay_out", usize::MAX / 2, Duration::from_secs(2))
+                    .iter()
+                    .map(output)
+                    .collect();
+                match uncommitted(&broker, &outputs, 3) {
+                    0 => {
+                        first.signal("CONT");
+                        Err(format!("all {} outputs committed", outputs.len()))
+                    }
+                    _ => {
+                        first.sigkill();
+                        Ok(())
+                    }
+                }
+            },
+        );
+        killed.store(true, Ordering::SeqCst);
+        producer.join().expect("producing the second batch");
     });
-    let at_kill = ids(&read_all(&broker, "relay_out").iter().map(output).collect::<Vec<_>>()).len();
+    let at_kill: Vec<Output> = read_all(&broker, "relay_out").iter().map(output).collect();
+    let in_flight = uncommitted(&broker, &at_kill, 3);
     eprintln!(
-        "SIGKILL {delay:?} after the second batch began to come out: relay_out then held {at_kill} of the 20,000 ids"
+        "SIGKILL with {} ids in relay_in and {} outputs in relay_out, {in_flight} of them not committed",
+        next.load(Ordering::SeqCst),
+        at_kill.len()
+    );
+    assert!(
+        in_flight > 0,
+        "the kill landed after everything relayed was committed: it tests nothing\n{}",
+        context()
     );
 
-    broker.produce("relay_in", &inputs(20_000..30_000));
+    broker.produce("relay_in", &inputs(next.load(Ordering::SeqCst)..30_000));
     let mut second = Relay::start(&bin, &broker, &dir, "second");
     let logs = Logs::new(&broker, &[&first, &second]);
     let context = || logs.show();
@@ -454,7 +506,14 @@ fn sigkill_mid_run_then_restart_loses_nothing() {
     let lines = second.stop(&context);
 
     let (outputs, ends) = check_outputs(&broker, 30_000, &context);
-    eprintln!("duplicates after SIGKILL: {}", outputs.len() - 30_000);
+    let duplicates = outputs.len() - 30_000;
+    eprintln!("duplicates after SIGKILL: {duplicates}");
+    assert!(
+        duplicates >= in_flight,
+        "the {in_flight} outputs relayed but not committed at the kill are relayed again, \
+         yet there are only {duplicates} duplicates\n{}",
+        context()
+    );
     eprintln!("second run's counters: {}", counters(&lines));
     assert_committed_to_end(&broker, &ends, 30_000, &context);
     eprintln!(

@@ -14,7 +14,7 @@ use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -97,14 +97,45 @@ pub struct Consumed {
 /// A running tansu broker, killed when dropped.
 pub struct Broker {
     child: Child,
+    /// The broker's own (plain) port.
     port: u16,
     log: PathBuf,
+    /// TLS in front of the broker, for brokers from [`Broker::start_tls`].
+    tls: Option<Tls>,
+}
+
+/// stunnel terminating TLS for a broker that advertises stunnel's port, and the CA
+/// the clients trust.
+struct Tls {
+    stunnel: super::tls::Stunnel,
+    ca: PathBuf,
 }
 
 impl Broker {
     /// Starts a broker and waits until it answers metadata requests; panics (with the
     /// tail of its log) if it does not within 30 s.
     pub fn start() -> Broker {
+        Broker::start_advertising(None)
+    }
+
+    /// A broker reached only through TLS: stunnel in front of it with a server
+    /// certificate signed by `certs.ca`, and the broker advertising stunnel's port, so
+    /// that clients come back through TLS after bootstrapping. The harness's own client
+    /// trusts `certs.ca`; `tansu` commands (topic creation) use the plain port.
+    pub fn start_tls(certs: &super::tls::Certs) -> Broker {
+        let tls_port = free_port();
+        let mut broker = Broker::start_advertising(Some(tls_port));
+        let dir = broker.log.parent().unwrap().to_path_buf();
+        let stunnel = super::tls::Stunnel::start(certs, tls_port, broker.port, &dir);
+        broker.tls = Some(Tls {
+            stunnel,
+            ca: certs.ca.clone(),
+        });
+        broker
+    }
+
+    /// A broker telling clients to connect to `advertised` (default: its own port).
+    fn start_advertising(advertised: Option<u16>) -> Broker {
         let tansu = tansu();
         assert!(
             tansu.is_file(),
@@ -113,7 +144,7 @@ impl Broker {
         );
         // Another process may take the free port before tansu binds it: try a few.
         for attempt in 1..=3 {
-            match Broker::spawn(&tansu) {
+            match Broker::spawn(&tansu, advertised) {
                 Ok(broker) => return broker,
                 Err(why) if attempt < 3 && why.contains("Address already in use") => continue,
                 Err(why) => panic!("{why}"),
@@ -122,13 +153,14 @@ impl Broker {
         unreachable!()
     }
 
-    fn spawn(tansu: &Path) -> Result<Broker, String> {
+    fn spawn(tansu: &Path, advertised: Option<u16>) -> Result<Broker, String> {
         let port = free_port();
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kafka");
         fs::create_dir_all(&dir).unwrap();
         let log = dir.join(format!("broker-{port}.log"));
         let out = File::create(&log).unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
         let url = format!("tcp://127.0.0.1:{port}");
+        let advertised_url = format!("tcp://127.0.0.1:{}", advertised.unwrap_or(port));
         // tansu runs under a watchdog shell that kills it when our end of the shell's stdin
         // closes: on drop, and also when the test process dies without unwinding.
         let child = Command::new("sh")
@@ -137,7 +169,7 @@ impl Broker {
             .arg("sh")
             .arg(tansu)
             .arg("broker")
-            .args(["--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--listener-url", &url, "--advertised-listener-url", &advertised_url])
             .args(["--storage-engine", "memory://tansu/", "--cluster-id", "rill-test"])
             .env(
                 "RUST_LOG",
@@ -151,7 +183,12 @@ impl Broker {
             .stderr(out)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", tansu.display()));
-        let mut broker = Broker { child, port, log };
+        let mut broker = Broker {
+            child,
+            port,
+            log,
+            tls: None,
+        };
         let started = Instant::now();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut last = String::from("it never accepted a connection");
@@ -183,9 +220,12 @@ impl Broker {
         ))
     }
 
-    /// `127.0.0.1:PORT`, for `bootstrap.servers`.
+    /// `127.0.0.1:PORT`, for `bootstrap.servers` (stunnel's port for a TLS broker).
     pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        match &self.tls {
+            Some(tls) => format!("127.0.0.1:{}", tls.stunnel.port),
+            None => format!("127.0.0.1:{}", self.port),
+        }
     }
 
     /// The broker's log file (stdout and stderr).
@@ -193,16 +233,20 @@ impl Broker {
         &self.log
     }
 
-    /// The last lines of the broker's log, for failure messages.
+    /// The last lines of the broker's log (and stunnel's), for failure messages.
     pub fn log_tail(&self) -> String {
         let text = fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        match &self.tls {
+            Some(tls) => format!("{tail}\nstunnel log:\n{}", tls.stunnel.log_text()),
+            None => tail,
+        }
     }
 
     /// Creates a topic (topics are not created on first use).
     pub fn create_topic(&self, name: &str, partitions: u32) {
-        let url = format!("tcp://{}", self.bootstrap());
+        let url = format!("tcp://127.0.0.1:{}", self.port);
         let partitions = partitions.to_string();
         let mut cmd = Command::new(tansu());
         cmd.args(["topic", "create", "--broker", &url, "--partitions", &partitions, name]);
@@ -288,6 +332,10 @@ impl Broker {
             .arg(args[0])
             .args(["--bootstrap", &self.bootstrap()])
             .args(&args[1..]);
+        if let Some(tls) = &self.tls {
+            let ca = format!("ssl.ca.location={}", tls.ca.display());
+            cmd.args(["--config", "security.protocol=ssl", "--config", &ca]);
+        }
         run(&mut cmd, stdin, limit).unwrap_or_else(|why| {
             panic!(
                 "kafka_client.py {}: {why}\nbroker log:\n{}",
@@ -395,5 +443,95 @@ fn run(cmd: &mut Command, stdin: Option<Vec<u8>>, limit: Duration) -> Result<Str
         Some(status) if status.success() => Ok(out),
         Some(status) => Err(format!("{status}; stderr:\n{err}")),
         None => Err(format!("killed after {limit:?}; stderr:\n{err}")),
+    }
+}
+
+/// A pipeline binary running in the background, its stderr in a file; killed when
+/// dropped.
+pub struct Running {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Running {
+    /// Starts `binary` in `dir` with `env`, its stderr in `dir/BINARY.stderr`.
+    pub fn start(binary: &Path, env: &[(&str, String)], dir: &Path) -> Running {
+        let log = dir.join(format!(
+            "{}.stderr",
+            binary.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        let child = Command::new(binary)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).expect("log file"))
+            .spawn()
+            .expect("pipeline starts");
+        Running { child, log }
+    }
+
+    /// Its stderr so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits (at most `limit`) for a log line whose `msg` is `msg`, and returns it;
+    /// panics if the pipeline exits or the line does not come.
+    pub fn wait_for_line(&mut self, msg: &str, limit: Duration) -> Value {
+        let started = Instant::now();
+        loop {
+            let found = self
+                .log()
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find(|l| l["msg"] == msg);
+            if let Some(line) = found {
+                return line;
+            }
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                panic!("the pipeline exited ({status}) before logging `{msg}`:\n{}", self.log());
+            }
+            assert!(
+                started.elapsed() < limit,
+                "no `{msg}` log line within {limit:?}:\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits (at most `limit`) for the pipeline to exit by itself; returns its status
+    /// and stderr after checking its counters.
+    pub fn wait(mut self, limit: Duration) -> (ExitStatus, String) {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                let log = self.log();
+                super::counters(log.as_bytes());
+                return (status, log);
+            }
+            assert!(
+                started.elapsed() < limit,
+                "the pipeline was still running after {limit:?}:\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, then waits (at most a minute) for the exit; returns its status and
+    /// stderr after checking its counters.
+    pub fn stop(self) -> (ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        self.wait(Duration::from_secs(60))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

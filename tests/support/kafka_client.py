@@ -16,6 +16,7 @@ Subcommands, all JSON lines in and out:
   commit     commits --offset PARTITION=OFFSET (repeatable) for --group on --topic,
              as a consumer outside any group generation would.
 
+Every subcommand takes --config NAME=VALUE (repeatable) librdkafka settings, e.g. TLS's.
 Keys, values and header values are UTF-8 text; anything else is an error.
 """
 
@@ -173,13 +174,13 @@ def consume(args):
 
 
 def committed(args):
-    consumer = Consumer(
-        {
-            "bootstrap.servers": args.bootstrap,
-            "group.id": args.group,
-            "enable.auto.commit": False,
-        }
-    )
+    config = {
+        "bootstrap.servers": args.bootstrap,
+        "group.id": args.group,
+        "enable.auto.commit": False,
+    }
+    config.update(extra_config(args.config))
+    consumer = Consumer(config)
     wanted = [TopicPartition(args.topic, p) for p in range(args.partitions)]
     try:
         result = consumer.committed(wanted, timeout=args.timeout)
@@ -201,13 +202,13 @@ def commit(args):
         if not sep:
             fail(f"--offset wants PARTITION=OFFSET, got {pair!r}")
         offsets.append(TopicPartition(args.topic, int(partition), int(offset)))
-    consumer = Consumer(
-        {
-            "bootstrap.servers": args.bootstrap,
-            "group.id": args.group,
-            "enable.auto.commit": False,
-        }
-    )
+    config = {
+        "bootstrap.servers": args.bootstrap,
+        "group.id": args.group,
+        "enable.auto.commit": False,
+    }
+    config.update(extra_config(args.config))
+    consumer = Consumer(config)
     try:
         result = consumer.commit(offsets=offsets, asynchronous=False)
     except KafkaException as e:
@@ -226,16 +227,15 @@ def main():
         p.add_argument("--bootstrap", required=True, help="host:port of the broker")
         p.add_argument("--topic", required=True)
         p.add_argument("--timeout", type=float, default=30.0, help="seconds")
+        p.add_argument("--config", action="append", default=[], metavar="NAME=VALUE", help="librdkafka setting")
 
     p = commands.add_parser("produce", help="produce JSON-lines messages from stdin")
     common(p)
-    p.add_argument("--config", action="append", default=[], metavar="NAME=VALUE", help="librdkafka setting")
     p.set_defaults(run=produce)
 
     p = commands.add_parser("consume", help="read a topic from the beginning")
     common(p)
     p.add_argument("--expected", type=int, required=True, help="stop after this many messages")
-    p.add_argument("--config", action="append", default=[], metavar="NAME=VALUE", help="librdkafka setting")
     p.set_defaults(run=consume)
 
     p = commands.add_parser("committed", help="a group's committed offsets")

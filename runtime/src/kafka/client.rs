@@ -1,10 +1,12 @@
 //! What the consumer and the producer share: building a client from properties, and
 //! librdkafka's logs and errors routed to the pipeline's log.
 
-use crate::errors::StartError;
+use crate::errors::{RunError, StartError};
 use crate::log;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+use std::sync::Mutex;
 
 /// librdkafka properties, `(name, value)`, applied in order (a later one wins).
 pub type Properties = Vec<(&'static str, String)>;
@@ -42,9 +44,11 @@ pub fn log_line(component: &str, level: RDKafkaLogLevel, facility: &str, message
     }
 }
 
-/// Routes a client-level error (a broker down, an authentication failure) to the log:
-/// librdkafka keeps retrying, so these are warnings, not failures of the run.
-pub fn log_error(component: &str, error: KafkaError, reason: &str) {
+/// Routes a client-level error to the log. librdkafka keeps retrying, so most (a broker
+/// down for a while) are warnings; a failed TLS handshake is kept in `fatal` too: an
+/// untrusted or mismatched certificate does not fix itself, so the run ends on it.
+/// Called by the clients' `ClientContext::error`.
+pub fn log_error(component: &str, error: KafkaError, reason: &str, fatal: &Fatal) {
     log::warn(
         "kafka client error",
         &[
@@ -53,4 +57,31 @@ pub fn log_error(component: &str, error: KafkaError, reason: &str) {
             ("reason", reason.into()),
         ],
     );
+    // librdkafka reports a disconnect during the handshake as a transport error, not
+    // as `SSL`: only a real TLS failure (verification, protocol, key) lands here.
+    if error.rdkafka_error_code() == Some(RDKafkaErrorCode::SSL) {
+        if let Ok(mut first) = fatal.0.lock() {
+            first.get_or_insert_with(|| {
+                format!(
+                    "{component}: TLS with the Kafka broker failed: {reason} \
+                     (check the `tls:` options: `ca` must be the CA that signed the broker's certificate)"
+                )
+            });
+        }
+    }
+}
+
+/// The first error of a client that retrying cannot fix, set from librdkafka's
+/// callbacks and turned into a [`RunError`] on the pipeline's thread.
+#[derive(Debug, Default)]
+pub struct Fatal(Mutex<Option<String>>);
+
+impl Fatal {
+    /// `Err` once a fatal error was reported.
+    pub fn check(&self) -> Result<(), RunError> {
+        match self.0.lock().ok().and_then(|first| first.clone()) {
+            Some(message) => Err(RunError::new(message)),
+            None => Ok(()),
+        }
+    }
 }

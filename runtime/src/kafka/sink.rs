@@ -70,6 +70,7 @@ impl<E: Encoder> KafkaOutput<E> {
         let deliveries = Deliveries {
             component,
             outcomes: Mutex::new(Vec::new()),
+            fatal: client::Fatal::default(),
         };
         let producer = client::config(DEFAULTS, &properties)
             .create_with_context(deliveries)
@@ -171,7 +172,7 @@ impl<E: Encoder> KafkaOutput<E> {
         self.acks.settled(run.0, run.1);
         self.counters.emit(InternalEvent::Sent(delivered));
         self.counters.emit(InternalEvent::DeadLettered(failed));
-        Ok(())
+        self.producer.context().fatal.check()
     }
 
     /// Tells `acks` about the messages queued since the last time.
@@ -213,6 +214,7 @@ struct Outcome {
 struct Deliveries {
     component: &'static str,
     outcomes: Mutex<Vec<Outcome>>,
+    fatal: client::Fatal,
 }
 
 impl ClientContext for Deliveries {
@@ -221,7 +223,7 @@ impl ClientContext for Deliveries {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        client::log_error(self.component, error, reason);
+        client::log_error(self.component, error, reason, &self.fatal);
     }
 }
 

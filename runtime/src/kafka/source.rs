@@ -76,6 +76,7 @@ impl KafkaSource {
         let member = GroupMember {
             component,
             rebalances: AtomicU64::new(0),
+            fatal: client::Fatal::default(),
         };
         let consumer: BaseConsumer<GroupMember> = client::config(DEFAULTS, &properties)
             .create_with_context(member)
@@ -190,6 +191,7 @@ impl RawSource for KafkaSource {
         if !batch.is_empty() {
             self.acks.next_epoch();
         }
+        self.consumer.context().fatal.check()?;
         Ok(Poll::unless_filled(batch, Poll::Idle))
     }
 
@@ -270,6 +272,7 @@ fn consume_error(component: &str, e: KafkaError) -> Result<(), RunError> {
 struct GroupMember {
     component: &'static str,
     rebalances: AtomicU64,
+    fatal: client::Fatal,
 }
 
 impl ClientContext for GroupMember {
@@ -278,7 +281,7 @@ impl ClientContext for GroupMember {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        client::log_error(self.component, error, reason);
+        client::log_error(self.component, error, reason, &self.fatal);
     }
 }
 

@@ -471,3 +471,6 @@ fn string_expr(
     ));
     None
 }
+
+#[cfg(test)]
+mod tests;
