@@ -76,16 +76,7 @@ fn long_flat_chains_check_build_and_run() {
         vec!["x"; 3000].join(" - ")
     );
     let spec = spec_file("long_chains", &one_transform("long_chains", &body));
-    let binary = support::cache_dir().join("bin").join("scale_long_chains");
-    let built = rill()
-        .arg("build")
-        .arg(&spec)
-        .arg("--release")
-        .arg("-o")
-        .arg(&binary)
-        .output()
-        .expect("rill runs");
-    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let binary = support::build(&spec.to_string_lossy());
     let out = run(&binary, &[], b"{\"x\": 2, \"s\": \"ab\"}\n{\"x\": -1, \"s\": \"\"}\n");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(

@@ -105,16 +105,7 @@ fn a_built_binary_holds_no_secret_and_help_prints_none() {
     assert!(String::from_utf8_lossy(&leaky.stderr).contains("rill::secret_in_spec"));
     assert!(!dir.join("never_built").exists());
 
-    let binary = support::cache_dir().join("bin").join("secrets_fixed");
-    let built = support::rill()
-        .arg("build")
-        .arg(&spec)
-        .arg("--release")
-        .arg("-o")
-        .arg(&binary)
-        .output()
-        .unwrap();
-    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let binary = support::build(&spec.to_string_lossy());
     let bytes = std::fs::read(&binary).unwrap();
     let contains = |haystack: &[u8], needle: &str| haystack.windows(needle.len()).any(|w| w == needle.as_bytes());
     assert!(contains(&bytes, "broker-1:9092"), "a plain default is compiled in");

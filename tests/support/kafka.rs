@@ -94,6 +94,20 @@ pub struct Consumed {
     pub timestamp_ms: Option<i64>,
 }
 
+/// A broker stopped by [`Broker::freeze`]; it resumes when this is dropped.
+pub struct Frozen(u32);
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        signal(self.0, "-CONT");
+    }
+}
+
+fn signal(pid: u32, which: &str) {
+    let sent = Command::new("kill").args([which, &pid.to_string()]).status();
+    assert!(sent.is_ok_and(|s| s.success()), "kill {which} {pid}");
+}
+
 /// A running tansu broker, killed when dropped.
 pub struct Broker {
     child: Child,
@@ -218,6 +232,28 @@ impl Broker {
             "the Kafka broker on port {port} did not answer within {START_TIMEOUT:?} ({last}); its log:\n{}",
             broker.log_tail()
         ))
+    }
+
+    /// Stops the broker process (SIGSTOP) until the returned guard is dropped (SIGCONT):
+    /// a broker that went away mid-stream, keeping its data for when it comes back.
+    pub fn freeze(&self) -> Frozen {
+        let pid = self.broker_pid();
+        signal(pid, "-STOP");
+        Frozen(pid)
+    }
+
+    /// The tansu process itself: the child of the watchdog shell whose command line
+    /// starts with tansu (the shell's forked watcher carries tansu's arguments too).
+    fn broker_pid(&self) -> u32 {
+        let pattern = format!("^{} broker ", tansu().display());
+        let out = Command::new("pgrep")
+            .args(["-P", &self.child.id().to_string(), "-f", &pattern])
+            .output()
+            .expect("pgrep runs");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("no tansu process under {}", self.child.id()))
     }
 
     /// `127.0.0.1:PORT`, for `bootstrap.servers` (stunnel's port for a TLS broker).

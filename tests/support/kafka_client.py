@@ -56,6 +56,17 @@ def extra_config(pairs):
     return config
 
 
+def group_client(args):
+    """A consumer of `args.group` that never commits by itself."""
+    config = {
+        "bootstrap.servers": args.bootstrap,
+        "group.id": args.group,
+        "enable.auto.commit": False,
+    }
+    config.update(extra_config(args.config))
+    return Consumer(config)
+
+
 def produce(args):
     config = {
         "bootstrap.servers": args.bootstrap,
@@ -174,13 +185,7 @@ def consume(args):
 
 
 def committed(args):
-    config = {
-        "bootstrap.servers": args.bootstrap,
-        "group.id": args.group,
-        "enable.auto.commit": False,
-    }
-    config.update(extra_config(args.config))
-    consumer = Consumer(config)
+    consumer = group_client(args)
     wanted = [TopicPartition(args.topic, p) for p in range(args.partitions)]
     try:
         result = consumer.committed(wanted, timeout=args.timeout)
@@ -202,13 +207,7 @@ def commit(args):
         if not sep:
             fail(f"--offset wants PARTITION=OFFSET, got {pair!r}")
         offsets.append(TopicPartition(args.topic, int(partition), int(offset)))
-    config = {
-        "bootstrap.servers": args.bootstrap,
-        "group.id": args.group,
-        "enable.auto.commit": False,
-    }
-    config.update(extra_config(args.config))
-    consumer = Consumer(config)
+    consumer = group_client(args)
     try:
         result = consumer.commit(offsets=offsets, asynchronous=False)
     except KafkaException as e:

@@ -28,7 +28,8 @@ pub fn rill() -> Command {
     cmd
 }
 
-/// Build `spec` (relative to the repository) in release mode; returns the binary.
+/// Build `spec` (relative to the repository, or an absolute path) in release mode;
+/// returns the binary.
 /// An example of `pipelines/` comes from [`examples`], built with the others at once.
 pub fn build(spec: &str) -> PathBuf {
     if let Some(bin) = spec
