@@ -511,6 +511,17 @@ fn compile_without_panic(text: &str) -> Result<Option<String>, TestCaseError> {
 /// Names a spec may try: keywords, `_`-names, a digit-leading name, near-collisions,
 /// names the generated file uses, and ordinary ones.
 const TRICKY_NAMES: &[&str] = &[
+    // Names the generated code itself uses for locals, fields and runtime functions.
+    "tallies",
+    "branches",
+    "also",
+    "done",
+    "items",
+    "item",
+    "open_file",
+    "dead_letters",
+    "clocks",
+    "max_record_bytes",
     "type",
     "self",
     "self_",
@@ -756,6 +767,18 @@ fn mutated_specs_never_panic_the_compiler() {
         "result",
         "nodes",
         "box",
+        // Options and names this issue added: hostile values for them too.
+        "max_record_bytes: ",
+        "0",
+        "password: ",
+        "${PW:-hunter2}",
+        "${PW:-}",
+        "user:pw@host",
+        "tallies",
+        "branches",
+        "also",
+        "done",
+        "items",
     ];
     let strategy = (
         0..texts.len(),
