@@ -125,6 +125,26 @@ fn a_failure_belongs_to_its_branch_and_every_sibling_still_gets_the_record() {
 }
 
 #[test]
+fn every_exploded_element_that_fails_is_its_own_dead_letter() {
+    let bin = build("tests/pipelines/explode_failures.yaml");
+    let output = support::run(&bin, &[], b"1 x 2 y\n3\n");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let got: Vec<i64> = json_lines(&output.stdout)
+        .iter()
+        .map(|r| r["n"].as_i64().unwrap())
+        .collect();
+    assert_eq!(got, [1, 2, 3], "the elements after a failing one still went on");
+    let dead = support::dead_letters(&output.stderr);
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert!(dead
+        .iter()
+        .all(|d| d["component"] == "transforms.numbers" && d["record"] == "1 x 2 y"));
+    let counts = counters(&output.stderr);
+    assert_eq!(counter(&counts, "transforms.numbers", "received"), 5);
+    assert_eq!(counter(&counts, "transforms.numbers", "dead_lettered"), 2);
+}
+
+#[test]
 fn a_full_disk_under_one_sink_fails_the_run_but_every_other_output_is_written() {
     let bin = build("tests/pipelines/branches.yaml");
     let dir = workdir("full_disk");

@@ -65,8 +65,8 @@ impl std::error::Error for EvalError {}
 /// whose expression or encoder failed, so dead letters and counters name the culprit.
 ///
 /// Where the graph fans out, every branch gets the record even when one fails (a
-/// failure belongs to its branch); the failures of the other branches ride along in
-/// `also`, one per component, so each becomes its own dead letter.
+/// failure belongs to its branch); the failures of the other branches (and of an
+/// explode's other elements) ride along in `also`, and each becomes its own dead letter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordError {
     pub component: &'static str,
@@ -88,14 +88,12 @@ impl RecordError {
         std::iter::once((self.component, &self.error)).chain(self.also.iter().map(|(c, e)| (*c, e)))
     }
 
-    /// Adds another branch's failure; a component already named is not repeated (an
-    /// exploded record failing twice in the same place is one dead letter).
+    /// Adds another branch's failures. Each is kept, even for a component already
+    /// named (two exploded elements failing in the same place): every record a
+    /// component received and failed on is one dead letter, so its counters add up.
     fn absorb(&mut self, other: RecordError) {
-        for (component, error) in std::iter::once((other.component, other.error)).chain(other.also) {
-            if !self.failures().any(|(c, _)| c == component) {
-                self.also.push((component, error));
-            }
-        }
+        self.also.push((other.component, other.error));
+        self.also.extend(other.also);
     }
 }
 
@@ -250,10 +248,10 @@ mod tests {
             e.to_string(),
             "transforms.hot: division by zero; windows.w: state is full (max_keys 1, on_full: dead_letter)"
         );
-        // An exploded record failing in the same place twice is one failure.
+        // Two exploded elements failing in the same place are two failures.
         let twice = also(also(Ok(()), full()), branches([full(), hot()])).unwrap_err();
         let names: Vec<&str> = twice.failures().map(|(c, _)| c).collect();
-        assert_eq!(names, ["windows.w", "transforms.hot"]);
+        assert_eq!(names, ["windows.w", "windows.w", "transforms.hot"]);
     }
 
     #[test]

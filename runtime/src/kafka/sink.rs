@@ -189,8 +189,8 @@ impl<E: Encoder> KafkaOutput<E> {
     /// uncommitted, so they are read again on the next start.
     pub fn close(&mut self, dead: &mut DeadLetters) -> Result<(), RunError> {
         let flushed = self.producer.flush(CLOSE_TIMEOUT);
-        self.flush(dead)?;
-        flushed.map_err(|e| {
+        let applied = self.flush(dead);
+        let undelivered = flushed.map_err(|e| {
             let undelivered = self.producer.in_flight_count();
             // Given up on here (and not committed upstream): counted as dropped.
             self.counters
@@ -199,7 +199,10 @@ impl<E: Encoder> KafkaOutput<E> {
                 "{}: {undelivered} messages still undelivered at shutdown: {e}",
                 self.component,
             ))
-        })
+        });
+        // Both are reported, and the undelivered are counted even when applying the
+        // outcomes failed.
+        RunError::all([applied, undelivered])
     }
 }
 

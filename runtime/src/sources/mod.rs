@@ -180,8 +180,11 @@ impl<D: Decoder> Source<D> {
                     passed += 1;
                     match flow(&value, out) {
                         Ok(()) => Ok(()),
-                        Err(e) => e.failures().try_for_each(|(component, error)| {
-                            bad_record(&self.events, self.on_error, component, &error.to_string(), record, out)
+                        // Every failure is counted, even after one that stops the run.
+                        Err(e) => e.failures().fold(Ok(()), |stop, (component, error)| {
+                            let handled =
+                                bad_record(&self.events, self.on_error, component, &error.to_string(), record, out);
+                            stop.and(handled)
                         }),
                     }
                 }
@@ -386,6 +389,28 @@ mod tests {
         let msg = result.err().map(|e| e.to_string()).unwrap_or_default();
         assert_eq!(msg, "sources.nums: bad record (not a number); on_error is `fail`: x");
         assert_eq!(outs.seen, [1]);
+    }
+
+    #[test]
+    fn fail_counts_every_failing_branch_before_stopping() {
+        fn two_branches_fail(_: &i64, _: &mut Outs) -> Result<(), RecordError> {
+            crate::errors::branches([
+                Err(RecordError::new("transforms.a", EvalError::DivisionByZero)),
+                Err(RecordError::new("transforms.b", EvalError::Overflow { op: "+" })),
+            ])
+        }
+        let ctx = ctx();
+        let raw = Scripted(vec![vec!["1"]]);
+        let mut src = Source::new("sources.nums", Box::new(raw), NumDecoder, OnError::Fail, &ctx);
+        let mut outs = Outs {
+            seen: vec![],
+            flushes: 0,
+            dead: DeadLetters::stderr(),
+        };
+        let err = src.poll(&mut outs, two_branches_fail).err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.starts_with("transforms.a: bad record")));
+        let dropped: Vec<(&str, u64)> = ctx.events.snapshot().iter().map(|(n, c)| (*n, c.dropped)).collect();
+        assert_eq!(dropped, [("sources.nums", 0), ("transforms.a", 1), ("transforms.b", 1)]);
     }
 
     #[test]
