@@ -181,11 +181,15 @@ impl<D: Decoder> Source<D> {
                     match flow(&value, out) {
                         Ok(()) => Ok(()),
                         // Every failure is counted, even after one that stops the run.
-                        Err(e) => e.failures().fold(Ok(()), |stop, (component, error)| {
-                            let handled =
-                                bad_record(&self.events, self.on_error, component, &error.to_string(), record, out);
-                            stop.and(handled)
-                        }),
+                        Err(e) => {
+                            let mut stop = Ok(());
+                            for (component, error) in e.failures() {
+                                let handled =
+                                    bad_record(&self.events, self.on_error, component, &error.to_string(), record, out);
+                                stop = stop.and(handled);
+                            }
+                            stop
+                        }
                     }
                 }
                 Ok(None) => Ok(()),
