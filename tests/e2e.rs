@@ -11,17 +11,10 @@ use std::process::Command;
 use serde_json::{json, Value};
 use support::{build, dead_letters, json_lines, run, Rng};
 
-fn workdir(name: &str) -> std::path::PathBuf {
-    let dir = support::cache_dir().join("work").join(name);
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[test]
 fn hot_readings_filters_maps_and_dead_letters_bad_lines() {
     let bin = build("pipelines/hot_readings.yaml");
-    let dir = workdir("hot_readings");
+    let dir = support::workdir("hot_readings");
     let mut rng = Rng(42);
     let mut input = String::new();
     let mut expected = Vec::new();
@@ -89,7 +82,7 @@ fn hot_readings_filters_maps_and_dead_letters_bad_lines() {
 #[test]
 fn csv_cleanup_turns_csv_into_clean_json() {
     let bin = build("pipelines/csv_cleanup.yaml");
-    let dir = workdir("csv_cleanup");
+    let dir = support::workdir("csv_cleanup");
     let mut rng = Rng(7);
     let mut csv = String::from("order_id,customer,country,amount,placed_at,coupon\n");
     let mut expected = Vec::new();
@@ -330,7 +323,7 @@ fn sigterm_stops_an_unbounded_pipeline_cleanly() {
 #[test]
 fn follow_mode_picks_up_appended_lines_until_stopped() {
     let bin = build("tests/pipelines/follow_file.yaml");
-    let dir = workdir("follow");
+    let dir = support::workdir("follow");
     let events = dir.join("events.jsonl");
     let out = dir.join("clicks.jsonl");
     fs::write(&events, "{\"id\":1,\"kind\":\"click\"}\n{\"id\":2,\"kind\":\"view\"}\n").unwrap();
@@ -402,7 +395,7 @@ fn rill_check_reports_errors_with_exit_code_and_location() {
 #[test]
 fn rill_works_from_any_folder() {
     // The installed CLI carries the runtime: build from a folder outside the repository.
-    let dir = workdir("elsewhere");
+    let dir = support::workdir("elsewhere");
     fs::copy(
         support::repo().join("tests/pipelines/shout_lines.yaml"),
         dir.join("p.yaml"),
@@ -422,7 +415,7 @@ fn rill_works_from_any_folder() {
 /// its counters add up, and every record read is accounted for in a window.
 #[test]
 fn window_examples_run_and_account_for_every_record() {
-    let dir = workdir("window_examples");
+    let dir = support::workdir("window_examples");
     let mut rng = Rng(11);
     // sensor_windows: readings of 5 devices over 2 minutes, some out of order, some bad.
     let mut readings = String::new();
@@ -592,7 +585,7 @@ fn the_docs_worked_window_example_emits_the_rows_the_docs_show() {
         "all".into(),
         read("{ type: file, input: per_device, path: per_device.jsonl }").into(),
     );
-    let dir = workdir("docs_worked_example");
+    let dir = support::workdir("docs_worked_example");
     let spec_path = dir.join("docs_worked_example.yaml");
     fs::write(&spec_path, serde_yaml::to_string(&spec).unwrap()).unwrap();
     fs::write(dir.join("readings.jsonl"), input).unwrap();
@@ -619,7 +612,7 @@ fn the_docs_worked_window_example_emits_the_rows_the_docs_show() {
 #[test]
 fn on_error_drop_counts_and_goes_on_and_fail_stops_the_binary() {
     let bin = build("tests/pipelines/error_policies.yaml");
-    let dir = workdir("error_policies");
+    let dir = support::workdir("error_policies");
     let (lenient, strict, out) = (
         dir.join("lenient.jsonl"),
         dir.join("strict.jsonl"),
@@ -671,7 +664,7 @@ fn on_error_drop_counts_and_goes_on_and_fail_stops_the_binary() {
 #[test]
 fn nested_fields_time_encodings_keys_and_offsets() {
     let bin = build("tests/pipelines/nested_keys_times.yaml");
-    let dir = workdir("nested_keys_times");
+    let dir = support::workdir("nested_keys_times");
     // Unix seconds (one fractional) in `meta.ts`; `at` in RFC 3339 with several offsets.
     let t0 = 1_700_000_000i64; // on a 10 s boundary
     let input = [
@@ -784,7 +777,7 @@ fn rill_emit_prints_the_generated_code_and_rill_run_builds_and_runs() {
 #[test]
 fn profile_edge_builds_a_smaller_binary_that_works() {
     let release = build("tests/pipelines/shout_lines.yaml");
-    let dir = workdir("edge");
+    let dir = support::workdir("edge");
     let edge = dir.join("shout_edge");
     let output = support::rill()
         .arg("build")

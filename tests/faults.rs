@@ -7,50 +7,11 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use support::{build, counter, counters, json_lines};
-
-fn workdir(name: &str) -> PathBuf {
-    let dir = support::cache_dir().join("work").join(name);
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Waits for `child` to exit, killing it (and failing the test) if it is still running
-/// after `limit`: a pipeline that ignores a signal must not hang the suite.
-fn exits_within(child: &mut Child, limit: Duration) -> ExitStatus {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("still running {limit:?} after the signal");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn signal(child: &Child, name: &str) {
-    let pid = child.id().to_string();
-    assert!(Command::new("kill").args([name, &pid]).status().unwrap().success());
-}
-
-/// Reads a child's stderr on a thread (so the child never blocks on it).
-fn collect(mut from: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = from.read_to_end(&mut buf);
-        buf
-    })
-}
 
 fn mkfifo(path: &Path) {
     assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
@@ -85,7 +46,7 @@ fn branch_env(cmd: &mut Command, dir: &Path) {
 #[test]
 fn a_failure_belongs_to_its_branch_and_every_sibling_still_gets_the_record() {
     let bin = build("tests/pipelines/branches.yaml");
-    let dir = workdir("branches");
+    let dir = support::workdir("branches");
     fs::write(dir.join("events.jsonl"), branch_events(1000)).unwrap();
     let mut cmd = Command::new(&bin);
     branch_env(&mut cmd, &dir);
@@ -147,7 +108,7 @@ fn every_exploded_element_that_fails_is_its_own_dead_letter() {
 #[test]
 fn a_full_disk_under_one_sink_fails_the_run_but_every_other_output_is_written() {
     let bin = build("tests/pipelines/branches.yaml");
-    let dir = workdir("full_disk");
+    let dir = support::workdir("full_disk");
     fs::write(dir.join("events.jsonl"), branch_events(500)).unwrap();
     let mut cmd = Command::new(&bin);
     branch_env(&mut cmd, &dir);
@@ -201,7 +162,7 @@ impl Drop for TinyDisk {
 #[test]
 fn a_disk_that_fills_up_leaves_no_torn_record_and_says_how_many_were_lost() {
     let bin = build("tests/pipelines/branches.yaml");
-    let dir = workdir("tiny_disk");
+    let dir = support::workdir("tiny_disk");
     let disk = TinyDisk::mount(&dir.join("disk"), 128);
     fs::write(dir.join("events.jsonl"), branch_events(20_000)).unwrap();
     let mut cmd = Command::new(&bin);
@@ -236,7 +197,7 @@ fn a_disk_that_fills_up_leaves_no_torn_record_and_says_how_many_were_lost() {
 #[test]
 fn dead_letters_that_cannot_be_written_fail_the_run() {
     let bin = build("pipelines/hot_readings.yaml");
-    let dir = workdir("dead_letters_full");
+    let dir = support::workdir("dead_letters_full");
     fs::write(dir.join("in.jsonl"), "not json\n{\"also\": \"bad\"}\n").unwrap();
     let full = fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
     let status = Command::new(&bin)
@@ -255,17 +216,11 @@ fn dead_letters_that_cannot_be_written_fail_the_run() {
 #[test]
 fn sigterm_while_a_fifo_writer_is_quiet_stops_at_once_and_keeps_what_arrived() {
     let bin = build("pipelines/hot_readings.yaml");
-    let dir = workdir("fifo_quiet");
+    let dir = support::workdir("fifo_quiet");
     let fifo = dir.join("readings.fifo");
     mkfifo(&fifo);
     let out = dir.join("alerts.jsonl");
-    let mut child = Command::new(&bin)
-        .env("READINGS_PATH", &fifo)
-        .env("ALERTS_PATH", &out)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = collect(child.stderr.take().unwrap());
+    let running = support::start(Command::new(&bin).env("READINGS_PATH", &fifo).env("ALERTS_PATH", &out));
     // The writer sends ten hot readings, then stays open and silent.
     let mut writer = fs::OpenOptions::new().write(true).open(&fifo).unwrap();
     for i in 0..10 {
@@ -276,58 +231,60 @@ fn sigterm_while_a_fifo_writer_is_quiet_stops_at_once_and_keeps_what_arrived() {
         .unwrap();
     }
     writer.flush().unwrap();
-    let arrived = Instant::now();
-    while json_lines(&fs::read(&out).unwrap_or_default()).len() < 10 {
-        assert!(
-            arrived.elapsed() < Duration::from_secs(10),
-            "the readings never came out"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    signal(&child, "-TERM");
-    let status = exits_within(&mut child, Duration::from_secs(5));
+    support::wait_until("the ten readings written out", || {
+        json_lines(&fs::read(&out).unwrap_or_default()).len() == 10
+    });
+    // Blocked reading the quiet pipe, the pipeline must still stop (`wait` gives up,
+    // failing the test, if it does not).
+    running.signal("TERM");
+    let output = running.wait();
     drop(writer);
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(output.status.code(), Some(0));
     assert_eq!(json_lines(&fs::read(&out).unwrap()).len(), 10);
-    let counts = counters(&stderr.join().unwrap());
+    let counts = counters(&output.stderr);
     assert_eq!(counter(&counts, "sinks.alerts", "sent"), 10);
+}
+
+/// True when a thread of process `pid` is blocked writing to a full pipe.
+fn blocked_on_a_pipe(pid: u32) -> bool {
+    let tasks = fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten();
+    tasks
+        .into_iter()
+        .any(|task| fs::read_to_string(task.path().join("wchan")).is_ok_and(|w| w.contains("pipe_write")))
 }
 
 #[test]
 fn sigterm_while_nobody_reads_stdout_stops_at_once_and_says_what_was_not_written() {
     let bin = build("pipelines/quickstart.yaml");
     // An endless, fast source into a stdout pipe that the test never reads.
-    let mut child = Command::new(&bin)
-        .args([
-            "--set",
-            "sources.sensors.count=",
-            "--set",
-            "sources.sensors.rate=100000",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = collect(child.stderr.take().unwrap());
-    std::thread::sleep(Duration::from_millis(1500));
-    signal(&child, "-TERM");
-    let status = exits_within(&mut child, Duration::from_secs(5));
-    let stderr = stderr.join().unwrap();
-    let text = String::from_utf8_lossy(&stderr);
+    let running = support::start_unread(Command::new(&bin).args([
+        "--set",
+        "sources.sensors.count=",
+        "--set",
+        "sources.sensors.rate=100000",
+    ]));
+    let pid = running.child.id();
+    support::wait_until("the pipeline blocked on its full stdout", || blocked_on_a_pipe(pid));
+    running.signal("TERM");
+    let output = running.wait();
+    let text = String::from_utf8_lossy(&output.stderr);
     assert_eq!(
-        status.code(),
+        output.status.code(),
         Some(1),
         "records were not written: the run must say so\n{text}"
     );
     assert!(text.contains("stdout is blocked (nobody reads it)"), "{text}");
-    let counts = counters(&stderr);
+    let counts = counters(&output.stderr);
     assert!(counter(&counts, "sinks.console", "dropped") > 0, "{counts:?}");
 }
 
 #[test]
 fn a_start_error_is_not_preceded_by_pipeline_started_and_leaves_outputs_alone() {
     let bin = build("pipelines/hot_readings.yaml");
-    let dir = workdir("start_error");
+    let dir = support::workdir("start_error");
     let alerts = dir.join("alerts.jsonl");
     fs::write(&alerts, "yesterday's alerts\n").unwrap();
     let output = Command::new(&bin)

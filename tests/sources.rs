@@ -6,19 +6,12 @@ mod support;
 
 use std::fs;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::{build, json_lines};
-
-fn workdir(name: &str) -> PathBuf {
-    let dir = support::cache_dir().join("work").join(name);
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn signal(child: &Child, sig: &str) {
     let pid = child.id().to_string();
@@ -56,7 +49,7 @@ fn records_longer_than_the_limit_are_dead_letters_never_held_in_memory() {
     const HUGE: usize = 200 << 20;
     const VALID_HEAD: &[u8] = b"{\"id\":2,\"kind\":\"";
     let bin = build("tests/pipelines/long_records.yaml");
-    let dir = workdir("long_records");
+    let dir = support::workdir("long_records");
     let (events, out, errors) = (dir.join("events.jsonl"), dir.join("out.jsonl"), dir.join("stderr.txt"));
     {
         let mut f = BufWriter::new(fs::File::create(&events).unwrap());
@@ -116,7 +109,7 @@ fn records_longer_than_the_limit_are_dead_letters_never_held_in_memory() {
 #[test]
 fn an_endless_line_from_dev_zero_is_reported_repeatedly_until_stopped() {
     let bin = build("tests/pipelines/long_records.yaml");
-    let dir = workdir("dev_zero");
+    let dir = support::workdir("dev_zero");
     let errors = dir.join("stderr.txt");
     let out = dir.join("out.jsonl");
     let mut child = Command::new(&bin)
@@ -170,7 +163,7 @@ fn ids(lines: &[Value]) -> Vec<u64> {
 
 #[test]
 fn follow_mode_rereads_a_file_truncated_and_refilled_past_the_old_position() {
-    let dir = workdir("follow_refill");
+    let dir = support::workdir("follow_refill");
     let (events, out, errors) = (dir.join("events.jsonl"), dir.join("out.jsonl"), dir.join("stderr.txt"));
     fs::write(&events, (0..100).map(event).collect::<String>()).unwrap();
     let mut child = follow(&events, &out, &errors);
@@ -197,7 +190,7 @@ fn follow_mode_rereads_a_file_truncated_and_refilled_past_the_old_position() {
 
 #[test]
 fn follow_mode_switches_to_a_file_renamed_over_the_path() {
-    let dir = workdir("follow_replace");
+    let dir = support::workdir("follow_replace");
     let (events, out, errors) = (dir.join("events.jsonl"), dir.join("out.jsonl"), dir.join("stderr.txt"));
     fs::write(&events, (0..100).map(event).collect::<String>()).unwrap();
     let mut child = follow(&events, &out, &errors);
@@ -215,7 +208,7 @@ fn follow_mode_switches_to_a_file_renamed_over_the_path() {
 #[test]
 fn an_empty_path_is_a_start_error_naming_the_setting() {
     let bin = build("tests/pipelines/follow_file.yaml");
-    let dir = workdir("empty_path");
+    let dir = support::workdir("empty_path");
     let output = Command::new(&bin)
         .args(["--set", "sources.events.path="])
         .env("OUT", dir.join("clicks.jsonl"))

@@ -12,7 +12,7 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::{json, Map, Value};
@@ -23,13 +23,6 @@ const T0: i64 = 1_700_000_000_000;
 
 // ---------------------------------------------------------------------------------------
 // Helpers
-
-fn workdir(name: &str) -> PathBuf {
-    let dir = support::cache_dir().join("work").join("windows").join(name);
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Runs a built pipeline with settings given by environment variables and `args`;
 /// fails the test, showing stderr, unless it exits 0 with counters that add up.
@@ -281,7 +274,7 @@ fn run_tumbling(spec: &str, dir: &Path, readings: &[Reading], args: &[&str]) -> 
 
 #[test]
 fn tumbling_windows_with_late_data_match_the_simulation() {
-    let dir = workdir("tumbling_late");
+    let dir = support::workdir("windows/tumbling_late");
     let input = readings(11, 5_000);
     let expected = simulate_tumbling(&input);
     // The input exercises every case.
@@ -318,7 +311,7 @@ fn tumbling_windows_with_late_data_match_the_simulation() {
 
 #[test]
 fn batch_size_does_not_change_a_single_byte() {
-    let dir = workdir("batch_sizes");
+    let dir = support::workdir("windows/batch_sizes");
     let input = readings(12, 5_000);
     let spec = "tests/pipelines/win_tumbling_late.yaml";
     let (out, late, _) = run_tumbling(spec, &dir, &input, &[]);
@@ -342,7 +335,7 @@ fn late_records_without_a_reader_are_dead_letters_or_dropped() {
     assert!(late.len() > 30);
 
     // Nothing reads `per_device.late`: dead letters, each with the record.
-    let dir = workdir("late_dead_letter");
+    let dir = support::workdir("windows/late_dead_letter");
     let (out, _, output) = run_tumbling("tests/pipelines/win_late_dead_letter.yaml", &dir, &input, &[]);
     assert_rows(&json_lines(out.as_bytes()), &rows, &[]);
     let dead = dead_letters(&output.stderr);
@@ -359,7 +352,7 @@ fn late_records_without_a_reader_are_dead_letters_or_dropped() {
     assert_eq!(exit_counters(&output.stderr, "windows.per_device")["late"], late.len());
 
     // `late: drop`: counted, written nowhere.
-    let dir = workdir("late_drop");
+    let dir = support::workdir("windows/late_drop");
     let (out, _, output) = run_tumbling("tests/pipelines/win_late_drop.yaml", &dir, &input, &[]);
     assert_rows(&json_lines(out.as_bytes()), &rows, &[]);
     assert_eq!(dead_letters(&output.stderr), Vec::<Value>::new());
@@ -397,7 +390,7 @@ fn brute_force_hopping(records: &[(String, i64, i64)], size: i64, slide: i64) ->
 
 #[test]
 fn hopping_windows_count_every_record_in_each_window_covering_it() {
-    let dir = workdir("hopping");
+    let dir = support::workdir("windows/hopping");
     let mut rng = Rng(21);
     // 100 s of readings across the epoch (-40 s to 60 s), up to 2.9 s out of order:
     // never behind the watermark (3 s).
@@ -464,7 +457,7 @@ fn split_sessions(records: &[(String, i64, i64)], gap: i64) -> Vec<Value> {
 
 #[test]
 fn session_windows_split_each_users_clicks_at_gaps() {
-    let dir = workdir("sessions");
+    let dir = support::workdir("windows/sessions");
     let mut rng = Rng(31);
     // Times on a 250 ms grid, so neighbours exactly one gap (5 s) apart occur. Users come
     // in phases and the clock sometimes pauses, so sessions of every length occur.
@@ -530,7 +523,7 @@ fn count_windows(records: &[(String, i64, i64)], n: usize, keyed: bool) -> Vec<V
 
 #[test]
 fn count_windows_per_key_and_over_everything() {
-    let dir = workdir("count");
+    let dir = support::workdir("windows/count");
     let mut rng = Rng(41);
     // Times out of order, so a window's first record is not its earliest.
     let input: Vec<(String, i64, i64)> = (0..1_234i64)
@@ -573,7 +566,7 @@ fn count_windows_per_key_and_over_everything() {
 
 #[test]
 fn clicks_per_user_emits_each_users_running_counts() {
-    let dir = workdir("clicks_per_user");
+    let dir = support::workdir("windows/clicks_per_user");
     let mut rng = Rng(51);
     // 30 minutes of clicks: within the table's 1 h ttl, so no user is forgotten.
     let clicks: Vec<(String, String, i64)> = (0..2_000i64)
@@ -669,7 +662,7 @@ fn word_count_ends_with_every_words_total() {
 
 #[test]
 fn records_of_keys_beyond_max_keys_are_dead_letters() {
-    let dir = workdir("max_keys");
+    let dir = support::workdir("windows/max_keys");
     let mut rng = Rng(71);
     // 30 minutes in one 1 h window: the first 5 users get in, the other 7 never do.
     let hour = T0 - T0.rem_euclid(3_600_000);
@@ -756,7 +749,7 @@ fn batch_aggregates(start: i64, events: &[&Event]) -> Value {
 
 #[test]
 fn aggregates_over_a_global_window_match_a_batch_computation() {
-    let dir = workdir("aggregates");
+    let dir = support::workdir("windows/aggregates");
     let mut rng = Rng(81);
     // Four minutes; times rounded to the second, so first/last have ties to break. Over
     // 256 distinct users per window, so approx_count_distinct is past its exact mode.
@@ -815,7 +808,7 @@ fn aggregates_over_a_global_window_match_a_batch_computation() {
 /// so an aggregate may take that name (once generated code initialised it twice).
 #[test]
 fn update_is_an_ordinary_aggregate_name_where_nothing_else_uses_it() {
-    let dir = workdir("field_names");
+    let dir = support::workdir("windows/field_names");
     let path = dir.join("clicks.jsonl");
     let clicks = [("a", T0), ("b", T0 + 1_000), ("a", T0 + 70_000)];
     write_jsonl(&path, clicks.iter().map(|(u, t)| json!({"user": u, "ts": t})));
@@ -852,7 +845,7 @@ fn update_is_an_ordinary_aggregate_name_where_nothing_else_uses_it() {
 /// windows `fast` completed fire, while the binary still runs (both files are followed).
 #[test]
 fn the_slowest_input_holds_a_window_back_until_it_is_idle() {
-    let dir = workdir("two_inputs_idle");
+    let dir = support::workdir("windows/two_inputs_idle");
     let (fast, slow, out) = (dir.join("fast.jsonl"), dir.join("slow.jsonl"), dir.join("out.jsonl"));
     write_jsonl(
         &fast,
@@ -891,7 +884,7 @@ fn the_slowest_input_holds_a_window_back_until_it_is_idle() {
 /// so both are forgotten (`expired`), and `a`'s next record counts from zero.
 #[test]
 fn a_table_forgets_keys_past_their_ttl_and_counts_them_expired() {
-    let dir = workdir("table_ttl");
+    let dir = support::workdir("windows/table_ttl");
     let hour = 3_600_000;
     let clicks = [
         ("a", T0),
@@ -929,7 +922,7 @@ fn a_table_forgets_keys_past_their_ttl_and_counts_them_expired() {
 /// - the end of the input fires [30, 35).
 #[test]
 fn session_late_records_merge_are_late_or_open_a_new_session() {
-    let dir = workdir("session_late");
+    let dir = support::workdir("windows/session_late");
     let path = dir.join("clicks.jsonl");
     let seconds = [0, 12, 3, 30, 1, 16];
     write_jsonl(&path, seconds.map(|s| json!({"user": "u", "ts": T0 + s * 1_000})));
@@ -960,7 +953,7 @@ fn session_late_records_merge_are_late_or_open_a_new_session() {
 /// has none, and writes null (the field is `f64?`), not a made-up 0.0.
 #[test]
 fn a_window_of_nan_values_has_no_min_max_or_percentile() {
-    let dir = workdir("nan");
+    let dir = support::workdir("windows/nan");
     let path = dir.join("readings.csv");
     let rows = [
         ("a", 1_000, "NaN"),

@@ -291,11 +291,23 @@ pub struct Running {
     lines: std::sync::mpsc::Receiver<String>,
     stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
     stdout: Option<std::thread::JoinHandle<Vec<u8>>>,
+    /// The read end of a stdout nobody reads (see [`start_unread`]), kept open.
+    _unread: Option<std::process::ChildStdout>,
 }
 
 /// Starts `cmd` with stdout and stderr piped and waits for its `pipeline started` log
 /// line: from then on its sources are open and its signal handlers installed.
 pub fn start(cmd: &mut Command) -> Running {
+    start_with(cmd, true)
+}
+
+/// [`start`], but nobody ever reads the pipeline's stdout: once the pipe is full, its
+/// writes block (the pipe stays open until the `Running` is dropped).
+pub fn start_unread(cmd: &mut Command) -> Running {
+    start_with(cmd, false)
+}
+
+fn start_with(cmd: &mut Command, read_stdout: bool) -> Running {
     use std::io::{BufRead, Read};
     let mut child = cmd
         .stdout(Stdio::piped())
@@ -314,16 +326,22 @@ pub fn start(cmd: &mut Command) -> Running {
         all
     });
     let mut out = child.stdout.take().unwrap();
-    let stdout = std::thread::spawn(move || {
-        let mut all = Vec::new();
-        let _ = out.read_to_end(&mut all);
-        all
-    });
+    let (stdout, unread) = if read_stdout {
+        let reader = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            let _ = out.read_to_end(&mut all);
+            all
+        });
+        (Some(reader), None)
+    } else {
+        (None, Some(out))
+    };
     let mut running = Running {
         child,
         lines,
         stderr: Some(stderr),
-        stdout: Some(stdout),
+        stdout,
+        _unread: unread,
     };
     running.wait_for_log("pipeline started");
     running
@@ -370,7 +388,7 @@ impl Running {
         };
         Output {
             status,
-            stdout: self.stdout.take().unwrap().join().unwrap(),
+            stdout: self.stdout.take().map(|t| t.join().unwrap()).unwrap_or_default(),
             stderr: self.stderr.take().unwrap().join().unwrap(),
         }
     }
@@ -384,6 +402,14 @@ impl Drop for Running {
             let _ = self.child.wait();
         }
     }
+}
+
+/// A fresh, empty work folder for one test, under the shared test cache.
+pub fn workdir(name: &str) -> PathBuf {
+    let dir = cache_dir().join("work").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 /// Waits (at most [`PATIENCE`]) until `condition` holds, polling it.

@@ -72,10 +72,9 @@ mod tests {
         let path = dir.path("in.fifo");
         mkfifo(&path);
         let mut src = open_file(&path, false, 1 << 20).unwrap_or_else(|e| panic!("{e}"));
-        // No writer yet: opening would block; polling must not.
-        let start = Instant::now();
+        // No writer yet: opening would block forever; polling returns (this test would
+        // hang otherwise).
         assert_eq!(src.poll(&mut RawBatch::new(), 10), Ok(Poll::Idle));
-        assert!(start.elapsed() < Duration::from_millis(100));
         let writer_path = path.clone();
         let writer = std::thread::spawn(move || {
             let mut w = std::fs::OpenOptions::new().write(true).open(writer_path)?;
