@@ -188,6 +188,14 @@ impl Setting {
     pub fn is_template(&self) -> bool {
         self.0.contains("${")
     }
+
+    /// The default of a value that is one `${VAR:-default}` and nothing else: what the
+    /// binary starts with when VAR is unset, so it can be checked now.
+    pub fn sole_default(&self) -> Option<&str> {
+        let inner = self.0.strip_prefix("${")?.strip_suffix('}')?;
+        let (_, default) = inner.split_once(":-")?;
+        (!inner.contains("${") && !inner.contains('}')).then_some(default)
+    }
 }
 
 /// Field names are identifiers too, but may use uppercase letters as input

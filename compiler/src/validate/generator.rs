@@ -18,6 +18,7 @@ pub fn generator(name: &str, g: &GeneratorSource, record: &RecordType, cx: &mut 
         &["sources", name, "count"],
         |s| s.parse::<u64>().is_ok(),
         "a whole number of events",
+        true,
         cx,
     );
     ok &= number_setting(
@@ -25,6 +26,7 @@ pub fn generator(name: &str, g: &GeneratorSource, record: &RecordType, cx: &mut 
         &["sources", name, "rate"],
         |s| s.parse::<f64>().is_ok_and(|r| r > 0.0),
         "events per second, above 0",
+        true,
         cx,
     );
     let count_key = cx.setting(
@@ -60,14 +62,27 @@ pub fn generator(name: &str, g: &GeneratorSource, record: &RecordType, cx: &mut 
     })
 }
 
+/// Checks a number setting now where its value is known: a literal, or the default of
+/// a sole `${VAR:-default}`. Empty means "none" (unbounded) where `empty_ok`.
 pub(super) fn number_setting(
     value: &Setting,
     path: &[&str],
     valid: impl Fn(&str) -> bool,
     what: &str,
+    empty_ok: bool,
     cx: &mut Cx,
 ) -> bool {
-    if value.0.is_empty() || value.is_template() || valid(&value.0) {
+    let known = match value.sole_default() {
+        Some(default) => Some(default),
+        None if value.is_template() => None,
+        None => Some(value.0.as_str()),
+    };
+    let fine = match known {
+        None => true,
+        Some("") => empty_ok,
+        Some(text) => valid(text),
+    };
+    if fine {
         return true;
     }
     let at = cx.value(path);

@@ -320,6 +320,7 @@ fn max_record_bytes(name: &str, value: Option<&Setting>, cx: &mut Cx) -> String 
         &["sources", name, "max_record_bytes"],
         |s| s.parse::<u64>().is_ok_and(|n| n > 0),
         "a whole number of bytes, above 0",
+        false,
         cx,
     );
     cx.setting(
