@@ -1,15 +1,16 @@
 //! Acknowledgements: which source positions are safe to commit.
 //!
-//! At least once means a source (Kafka) may commit an offset only when every record read
-//! up to it has reached every sink it goes to. The pipeline is synchronous, so most of
-//! that is already true when a step ends: file and stdout outputs are flushed, dead
-//! letters written. Two things are not:
+//! At least once means a source that commits positions (offsets, message
+//! acknowledgements) may commit one only when every record read up to it has reached
+//! every sink it goes to. The pipeline is synchronous, so most of that is already true
+//! when a step ends: file and stdout outputs are flushed, dead letters written. Two
+//! things are not:
 //!
 //! - records held in window or table state, whose results have not fired yet;
-//! - messages handed to a Kafka producer whose delivery is not yet confirmed.
+//! - messages handed to a broker client whose delivery is not yet confirmed.
 //!
 //! Each batch a committing source reads gets an *epoch*: a number that only grows.
-//! Stateful operators report the oldest epoch they still hold unemitted; a Kafka output
+//! Stateful operators report the oldest epoch they still hold unemitted; a message output
 //! tags each message with the epoch current when it was sent. When a step ends, every
 //! record from an epoch below `floor = min(held, current + 1)` has reached the sinks,
 //! but possibly only as unconfirmed messages tagged up to the current epoch. So that

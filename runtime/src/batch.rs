@@ -9,72 +9,72 @@
 pub struct RawBatch {
     data: Vec<u8>,
     ranges: Vec<(usize, usize)>,
-    /// Per record, when the source has metadata (Kafka) and the pipeline reads it.
-    meta: Vec<Meta>,
-    /// Keys and header values of `meta`, stored like the records.
+    /// Per record, when the source offers metadata and the pipeline reads it: the
+    /// range of its values in `meta_values`.
+    meta: Vec<(usize, usize)>,
+    /// The wanted metadata values of each record in turn, in the order the source was
+    /// asked for them.
+    meta_values: Vec<Stored>,
+    /// The text values of `meta_values`, stored like the records.
     meta_data: Vec<u8>,
-    /// The wanted headers of each record in turn (`None`: absent), ranges in `meta_data`.
-    headers: Vec<Option<(usize, usize)>>,
     /// Records the source could not read whole (index, reason), in index order: bad
     /// records whose bytes are only an excerpt.
     failed: Vec<(usize, String)>,
 }
 
-/// Where a message came from: its topic, partition, offset, broker timestamp and key.
-#[derive(Debug, Clone)]
-struct Meta {
-    topic: std::rc::Rc<str>,
-    partition: i32,
-    offset: i64,
-    timestamp: Option<i64>,
-    key: Option<(usize, usize)>,
-    /// Range in `RawBatch::headers`.
-    headers: (usize, usize),
+/// One piece of a message's metadata (its topic, key, a header, ..), as a connector
+/// hands it over. Which pieces, in which order, the connector was told at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaValue<'a> {
+    /// The message has none (no key, no such header).
+    Absent,
+    Text(&'a [u8]),
+    Int(i64),
+    Bool(bool),
 }
 
-/// What a source knows about one message besides its payload.
+/// A [`MetaValue`] kept in the batch: text as a range of `meta_data`.
 #[derive(Debug, Clone, Copy)]
-pub struct MessageInfo<'a> {
-    pub topic: &'a std::rc::Rc<str>,
-    pub partition: i32,
-    pub offset: i64,
-    /// Unix ms, as the producer or the broker set it.
-    pub timestamp: Option<i64>,
-    pub key: Option<&'a [u8]>,
+enum Stored {
+    Absent,
+    Text(usize, usize),
+    Int(i64),
+    Bool(bool),
 }
 
-/// The metadata of one record of a batch, read by generated code into metadata fields.
+/// The metadata of one record of a batch, read by generated code into metadata fields:
+/// the `n`th value, typed as the connector declared it.
 #[derive(Debug, Clone, Copy)]
 pub struct MetaView<'a> {
     batch: &'a RawBatch,
-    meta: &'a Meta,
+    values: &'a [Stored],
 }
 
 impl MetaView<'_> {
-    pub fn topic(&self) -> String {
-        self.meta.topic.to_string()
+    /// Text (invalid UTF-8 replaced), `None` when absent or not text.
+    pub fn opt_text(&self, n: usize) -> Option<String> {
+        match self.values.get(n) {
+            Some(&Stored::Text(start, end)) => Some(self.batch.text(&self.batch.meta_data, (start, end))),
+            _ => None,
+        }
     }
-    pub fn partition(&self) -> i64 {
-        i64::from(self.meta.partition)
+    /// Text, empty when absent.
+    pub fn text(&self, n: usize) -> String {
+        self.opt_text(n).unwrap_or_default()
     }
-    pub fn offset(&self) -> i64 {
-        self.meta.offset
+    pub fn opt_int(&self, n: usize) -> Option<i64> {
+        match self.values.get(n) {
+            Some(&Stored::Int(v)) => Some(v),
+            _ => None,
+        }
     }
-    pub fn timestamp(&self) -> Option<i64> {
-        self.meta.timestamp
+    /// A number, 0 when absent.
+    pub fn int(&self, n: usize) -> i64 {
+        self.opt_int(n).unwrap_or(0)
     }
-    /// The key as text (invalid UTF-8 replaced), `None` for a message without a key.
-    pub fn key(&self) -> Option<String> {
-        self.meta.key.map(|r| self.batch.text(&self.batch.meta_data, r))
-    }
-    /// The value of the `n`th wanted header (in the order the source was given them).
-    pub fn header(&self, n: usize) -> Option<String> {
-        let (start, end) = self.meta.headers;
-        self.batch.headers[start..end]
-            .get(n)
-            .copied()
-            .flatten()
-            .map(|r| self.batch.text(&self.batch.meta_data, r))
+    /// A flag, false when absent.
+    pub fn bool(&self, n: usize) -> bool {
+        matches!(self.values.get(n), Some(Stored::Bool(true)))
     }
 }
 
@@ -87,8 +87,8 @@ impl RawBatch {
         self.data.clear();
         self.ranges.clear();
         self.meta.clear();
+        self.meta_values.clear();
         self.meta_data.clear();
-        self.headers.clear();
         self.failed.clear();
     }
 
@@ -109,34 +109,32 @@ impl RawBatch {
         self.failed.get(at).filter(|(j, _)| *j == i).map(|(_, r)| r.as_str())
     }
 
-    /// Appends one message with its metadata and the values of the wanted headers. A
-    /// batch holds metadata for all its records or for none.
-    pub fn push_message<'h>(
-        &mut self,
-        payload: &[u8],
-        info: MessageInfo<'_>,
-        headers: impl IntoIterator<Item = Option<&'h [u8]>>,
-    ) {
+    /// Appends one message with the values of its wanted metadata. A batch holds
+    /// metadata for all its records or for none.
+    pub fn push_message<'m>(&mut self, payload: &[u8], metadata: impl IntoIterator<Item = MetaValue<'m>>) {
         self.push(payload);
-        let key = info.key.map(|k| stash(&mut self.meta_data, k));
-        let first = self.headers.len();
-        for value in headers {
-            let range = value.map(|v| stash(&mut self.meta_data, v));
-            self.headers.push(range);
+        let first = self.meta_values.len();
+        for value in metadata {
+            let stored = match value {
+                MetaValue::Absent => Stored::Absent,
+                MetaValue::Text(bytes) => {
+                    let (start, end) = stash(&mut self.meta_data, bytes);
+                    Stored::Text(start, end)
+                }
+                MetaValue::Int(v) => Stored::Int(v),
+                MetaValue::Bool(v) => Stored::Bool(v),
+            };
+            self.meta_values.push(stored);
         }
-        self.meta.push(Meta {
-            topic: info.topic.clone(),
-            partition: info.partition,
-            offset: info.offset,
-            timestamp: info.timestamp,
-            key,
-            headers: (first, self.headers.len()),
-        });
+        self.meta.push((first, self.meta_values.len()));
     }
 
     /// The metadata of record `i`, when the source recorded any.
     pub fn meta(&self, i: usize) -> Option<MetaView<'_>> {
-        self.meta.get(i).map(|meta| MetaView { batch: self, meta })
+        self.meta.get(i).map(|&(start, end)| MetaView {
+            batch: self,
+            values: self.meta_values.get(start..end).unwrap_or(&[]),
+        })
     }
 
     fn text(&self, bytes: &[u8], (start, end): (usize, usize)) -> String {
@@ -217,32 +215,40 @@ mod tests {
     }
 
     #[test]
-    fn messages_keep_their_metadata_and_wanted_headers() {
-        let topic: std::rc::Rc<str> = "clicks".into();
+    fn messages_keep_their_wanted_metadata_in_order() {
         let mut b = RawBatch::new();
-        let info = |offset, key| MessageInfo {
-            topic: &topic,
-            partition: 2,
-            offset,
-            timestamp: Some(1_700_000_000_000),
-            key,
-        };
-        b.push_message(b"{}", info(7, Some(&b"user-1"[..])), [Some(&b"t-1"[..]), None]);
-        b.push_message(b"{\"a\":1}", info(8, None), [None, Some(&b"\xff"[..])]);
+        b.push_message(
+            b"{}",
+            [
+                MetaValue::Text(b"clicks"),
+                MetaValue::Int(7),
+                MetaValue::Absent,
+                MetaValue::Bool(true),
+            ],
+        );
+        b.push_message(
+            b"{\"a\":1}",
+            [
+                MetaValue::Text(b"\xff"),
+                MetaValue::Absent,
+                MetaValue::Int(3),
+                MetaValue::Absent,
+            ],
+        );
         assert_eq!(b.get(1), Some(&b"{\"a\":1}"[..]));
         let (first, second) = (b.meta(0).unwrap(), b.meta(1).unwrap());
         assert_eq!(
-            (first.topic(), first.partition(), first.offset()),
-            ("clicks".to_string(), 2, 7)
+            (first.text(0), first.int(1), first.bool(3)),
+            ("clicks".to_string(), 7, true)
         );
-        assert_eq!(first.timestamp(), Some(1_700_000_000_000));
-        assert_eq!(first.key().as_deref(), Some("user-1"));
-        assert_eq!((first.header(0).as_deref(), first.header(1)), (Some("t-1"), None));
-        assert_eq!((second.key(), second.offset()), (None, 8));
+        assert_eq!((first.opt_text(2), first.opt_int(2)), (None, None), "absent");
+        assert_eq!(first.opt_int(0), None, "text is not a number");
+        assert_eq!(second.text(0), "\u{fffd}");
         assert_eq!(
-            (second.header(0), second.header(1).as_deref()),
-            (None, Some("\u{fffd}"))
+            (second.opt_int(1), second.int(1), second.int(2), second.bool(3)),
+            (None, 0, 3, false)
         );
+        assert_eq!(second.text(9), "", "beyond what was asked for");
         assert!(b.meta(2).is_none());
         b.clear();
         assert!(b.meta(0).is_none());

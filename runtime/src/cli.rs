@@ -192,7 +192,7 @@ mod tests {
         },
         SettingDef {
             key: "sources.in.sasl.password",
-            default: "${KAFKA_PASSWORD}",
+            default: "${BROKER_PASSWORD}",
             help: "SASL password",
             secret: true,
         },
@@ -217,9 +217,9 @@ mod tests {
         );
         assert!(help.contains("--batch-size N"));
         assert!(
-            help.contains("sources.in.sasl.password\n      (secret, from $KAFKA_PASSWORD)\n      SASL password\n"),
+            help.contains("sources.in.sasl.password\n      (secret, from $BROKER_PASSWORD)\n      SASL password\n"),
             "{help}"
         );
-        assert!(!help.contains("default: ${KAFKA_PASSWORD}"), "{help}");
+        assert!(!help.contains("default: ${BROKER_PASSWORD}"), "{help}");
     }
 }

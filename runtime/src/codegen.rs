@@ -16,6 +16,7 @@ pub use crate::aggregates::{
     Percentile, Stddev, StddevSample, Sum, Variance, VarianceSample,
 };
 pub use crate::batch::{MetaView, RawBatch};
+pub use crate::connectors::exports::*;
 pub use crate::dead_letter::DeadLetters;
 pub use crate::driver::{run, Context, Pipeline, PipelineInfo, Step};
 pub use crate::errors::{also, branches, DecodeError, EvalError, RecordError, RunError, StartError};
@@ -25,13 +26,9 @@ pub use crate::formats::{
     LineRecord, LinesDecoder, LinesEncoder, ToCsvField,
 };
 pub use crate::internal_events::{Events, Tally};
-#[cfg(feature = "kafka")]
-pub use crate::kafka::{KafkaOutput, KafkaSource, Message as KafkaMessage};
 pub use crate::settings::{SettingDef, Settings};
-pub use crate::sinks::{FileSink, Output, Outputs, RawSink, StdoutSink};
-pub use crate::sources::{
-    open_file, FileSource, GenField, GenKind, GeneratorSource, OnError, Poll, RawSource, Source, StdinSource,
-};
+pub use crate::sinks::{Address, MessageOutput, Output, Outputs, RawSink};
+pub use crate::sources::{OnError, Poll, RawSource, Source};
 pub use crate::time::{opt_ts_rfc3339, opt_ts_seconds, ts_rfc3339, ts_seconds, TsRepr};
 pub use crate::windows::{
     Admit, Aggregation, Clocks, CountWindows, Emit, FixedWindows, OnFull, SessionWindows, StateOptions, Stateful,

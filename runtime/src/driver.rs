@@ -74,7 +74,7 @@ pub struct Context {
     /// Maximum records per source poll.
     pub batch_size: usize,
     pub events: Events,
-    /// What sinks have accepted, for sources that commit positions (Kafka).
+    /// What sinks have accepted, for sources that commit positions.
     pub acks: Acks,
 }
 

@@ -29,7 +29,7 @@ pub enum EvalError {
     NoEventTime { field: &'static str },
     /// A window or table holds `max_keys` entries and its policy is to reject new ones.
     StateFull { max_keys: usize },
-    /// A sink refused the record outright (a Kafka message too large, say).
+    /// A sink refused the record outright (a message too large for the broker, say).
     Refused { reason: String },
 }
 

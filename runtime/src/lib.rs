@@ -14,14 +14,13 @@ pub mod aggregates;
 pub mod batch;
 pub mod cli;
 pub mod codegen;
+pub mod connectors;
 pub mod dead_letter;
 pub mod driver;
 pub mod errors;
 pub mod fns;
 pub mod formats;
 pub mod internal_events;
-#[cfg(feature = "kafka")]
-pub mod kafka;
 pub mod log;
 pub mod settings;
 pub mod shutdown;

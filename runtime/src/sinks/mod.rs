@@ -1,16 +1,18 @@
 //! Sinks: where records go.
 //!
-//! Mirrors the sources: a [`RawSink`] only moves bytes (stdout, file; later kafka, ..),
-//! and [`Output`] encodes typed records into an in-memory buffer with an [`Encoder`],
-//! handing the whole buffer to the sink once per step. So each record costs one
-//! encode into a reused buffer, and each step one write.
+//! Mirrors the sources, in two kinds:
+//! - byte streams: a [`RawSink`] only moves bytes (stdout, a file), and [`Output`]
+//!   encodes typed records into an in-memory buffer with an [`Encoder`], handing the
+//!   whole buffer to the sink once per step. So each record costs one encode into a
+//!   reused buffer, and each step one write.
+//! - messages: a [`MessageSink`] publishes one message per record to a broker and
+//!   confirms each later; [`MessageOutput`] encodes, tracks acknowledgements and turns
+//!   failed deliveries into dead letters (see `message.rs`).
 
-mod file;
-mod stdout;
+mod message;
 mod writer_thread;
 
-pub use file::FileSink;
-pub use stdout::StdoutSink;
+pub use message::{Address, MessageOutput, MessageSink, Outcome, Undelivered};
 pub use writer_thread::WriterThread;
 
 use crate::dead_letter::DeadLetters;

@@ -1,21 +1,13 @@
 //! Sources: where records come from.
 //!
-//! Two layers, so connectors and formats stay independent: a [`RawSource`] only frames
-//! bytes into records (file, stdin, generator; later kafka, mqtt, ..), and [`Source`]
+//! Two layers, so connectors and formats stay independent: a [`RawSource`] (each
+//! connector's, under [`crate::connectors`]) only frames bytes or receives messages
+//! into records, and [`Source`]
 //! decodes them with a [`Decoder`], hands each typed record to the generated flow
 //! function, and routes every bad record according to its [`OnError`]. Dynamic dispatch
 //! happens once per batch (`Box<dyn RawSource>`); the per-record work is monomorphic.
 
-mod file;
-mod framing;
-mod generator;
-mod pipe;
-mod stdin;
-
-pub use file::FileSource;
-pub use generator::{GenField, GenKind, GeneratorSource};
-pub use pipe::open_file;
-pub use stdin::StdinSource;
+pub(crate) mod framing;
 
 use crate::batch::{MetaView, RawBatch};
 use crate::driver::Context;
@@ -59,20 +51,20 @@ pub trait RawSource {
     /// see [`crate::acks`]).
     fn batch_done(&mut self) {}
 
-    /// Commits the positions that the pipeline's [`crate::acks::Acks`] confirm. Only
-    /// sources with positions to commit (Kafka) do anything.
+    /// Commits the positions that the pipeline's [`crate::acks::Acks`] confirm (offsets,
+    /// message acknowledgements). Only sources that commit positions do anything.
     fn commit(&mut self) -> Result<(), RunError> {
         Ok(())
     }
 
-    /// The run ends (after every output was closed): commit what is confirmed, leave
-    /// the consumer group.
+    /// The run ends (after every output was closed): commit what is confirmed, and
+    /// leave the broker cleanly.
     fn close(&mut self) -> Result<(), RunError> {
         Ok(())
     }
 }
 
-/// Copies a record's metadata (Kafka key, partition, ..) into its metadata fields.
+/// Copies a message's metadata (its topic, key, ..) into the record's metadata fields.
 pub type Attach<T> = fn(&mut T, &MetaView<'_>);
 
 /// What to do with a record that fails to decode or to evaluate.

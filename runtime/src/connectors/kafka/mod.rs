@@ -6,9 +6,10 @@
 //!   pipeline's [`crate::acks::Acks`] confirm that every record up to them reached its
 //!   sinks, and librdkafka commits stored offsets periodically, when partitions are
 //!   revoked and on close. So a crash loses nothing: what was not committed is read again.
-//! - [`KafkaOutput`]: an idempotent producer; each record is one message, with its topic,
-//!   key and headers from expressions. Deliveries are confirmed asynchronously; a message
-//!   that fails after librdkafka's retries becomes a dead letter with the reason.
+//! - [`KafkaProducer`]: an idempotent producer behind the generic
+//!   [`crate::sinks::MessageOutput`]; each record is one message, with its topic, key and
+//!   headers from expressions. Deliveries are confirmed asynchronously; a message that
+//!   fails after librdkafka's retries becomes a dead letter with the reason.
 //!
 //! Both use `Base*` clients polled from the pipeline's own thread: no extra threads of
 //! ours, no async runtime, and callbacks run where the pipeline can act on them.
@@ -22,5 +23,5 @@ mod client;
 mod sink;
 mod source;
 
-pub use sink::{KafkaOutput, Message};
+pub use sink::KafkaProducer;
 pub use source::KafkaSource;

@@ -12,7 +12,7 @@
 
 use super::client::{self, Properties};
 use crate::acks::Acks;
-use crate::batch::{MessageInfo, RawBatch};
+use crate::batch::{MetaValue, RawBatch};
 use crate::driver::Context;
 use crate::errors::{RunError, StartError};
 use crate::log;
@@ -42,6 +42,31 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("enable.partition.eof", "false"),
 ];
 
+/// One piece of a message's metadata the pipeline reads, by the names the compiler
+/// declares for Kafka: `key`, `topic`, `partition`, `offset`, `timestamp`, `header:<name>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Wanted {
+    Key,
+    Topic,
+    Partition,
+    Offset,
+    Timestamp,
+    Header(String),
+}
+
+impl Wanted {
+    fn parse(name: &str) -> Option<Wanted> {
+        Some(match name {
+            "key" => Wanted::Key,
+            "topic" => Wanted::Topic,
+            "partition" => Wanted::Partition,
+            "offset" => Wanted::Offset,
+            "timestamp" => Wanted::Timestamp,
+            _ => Wanted::Header(name.strip_prefix("header:")?.to_owned()),
+        })
+    }
+}
+
 /// The next offset to read, per topic and partition.
 type Positions = Vec<(Rc<str>, i32, i64)>;
 
@@ -49,10 +74,8 @@ pub struct KafkaSource {
     component: &'static str,
     consumer: BaseConsumer<GroupMember>,
     acks: Acks,
-    /// Header names whose values the pipeline reads, in the order of its metadata fields.
-    headers: &'static [&'static str],
-    /// Record metadata (key, partition, ..) only when some field reads it.
-    metadata: bool,
+    /// The metadata the pipeline reads, in the order of its metadata fields.
+    metadata: Vec<Wanted>,
     topics: Vec<Rc<str>>,
     /// Positions reached by the batch being handled now.
     reading: Positions,
@@ -64,15 +87,21 @@ pub struct KafkaSource {
 
 impl KafkaSource {
     /// Subscribes to `topics` (names, or regular expressions starting with `^`) with the
-    /// client `properties` (`bootstrap.servers`, `group.id`, ..).
+    /// client `properties` (`bootstrap.servers`, `group.id`, ..). `metadata` names what
+    /// each record's metadata fields receive, in order (see `Wanted`).
     pub fn new(
         component: &'static str,
         properties: Properties,
         topics: &[&str],
-        headers: &'static [&'static str],
-        metadata: bool,
+        metadata: &[&'static str],
         ctx: &Context,
     ) -> Result<Self, StartError> {
+        let metadata = metadata
+            .iter()
+            .map(|name| {
+                Wanted::parse(name).ok_or_else(|| StartError::new(format!("{component}: no metadata `{name}`")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let member = GroupMember {
             component,
             rebalances: AtomicU64::new(0),
@@ -88,8 +117,7 @@ impl KafkaSource {
             component,
             consumer,
             acks: ctx.acks.clone(),
-            headers,
-            metadata: metadata || !headers.is_empty(),
+            metadata,
             topics: Vec::new(),
             reading: Vec::new(),
             pending: VecDeque::new(),
@@ -166,23 +194,26 @@ impl RawSource for KafkaSource {
             let topic = shared_topic(&mut self.topics, message.topic());
             let (partition, offset) = (message.partition(), message.offset());
             let payload = message.payload().unwrap_or_default();
-            if self.metadata {
-                let info = MessageInfo {
-                    topic: &topic,
-                    partition,
-                    offset,
-                    timestamp: message.timestamp().to_millis(),
-                    key: message.key(),
-                };
+            if !self.metadata.is_empty() {
                 let headers = message.headers();
-                let values = self.headers.iter().map(|name| {
-                    headers.and_then(|h| {
-                        h.iter()
-                            .find(|header| header.key == *name)
-                            .and_then(|header| header.value)
-                    })
+                let values = self.metadata.iter().map(|wanted| match wanted {
+                    Wanted::Key => message.key().map_or(MetaValue::Absent, MetaValue::Text),
+                    Wanted::Topic => MetaValue::Text(topic.as_bytes()),
+                    Wanted::Partition => MetaValue::Int(i64::from(partition)),
+                    Wanted::Offset => MetaValue::Int(offset),
+                    Wanted::Timestamp => message
+                        .timestamp()
+                        .to_millis()
+                        .map_or(MetaValue::Absent, MetaValue::Int),
+                    Wanted::Header(name) => headers
+                        .and_then(|h| {
+                            h.iter()
+                                .find(|header| header.key == name.as_str())
+                                .and_then(|header| header.value)
+                        })
+                        .map_or(MetaValue::Absent, MetaValue::Text),
                 });
-                batch.push_message(payload, info, values);
+                batch.push_message(payload, values);
             } else {
                 batch.push(payload);
             }
@@ -381,8 +412,7 @@ mod tests {
             "sources.in",
             props(("client.id", "t")),
             &["in", "^in-.*"],
-            &[],
-            false,
+            &["key", "header:trace-id"],
             &ctx,
         );
         let mut source = ok.unwrap_or_else(|e| panic!("{e}"));
@@ -393,14 +423,7 @@ mod tests {
             "no broker: nothing to read, no error"
         );
         assert_eq!(ctx.acks.epoch(), 0, "an empty poll starts no epoch");
-        let bad = KafkaSource::new(
-            "sources.in",
-            props(("session.timeout.ms", "often")),
-            &["in"],
-            &[],
-            false,
-            &ctx,
-        );
+        let bad = KafkaSource::new("sources.in", props(("session.timeout.ms", "often")), &["in"], &[], &ctx);
         let err = bad.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(
             err.starts_with("sources.in: cannot create the Kafka client") && err.contains("session.timeout.ms"),

@@ -4,9 +4,9 @@
 //! the same bytes whatever the batch size or timing, so tests and benchmarks are
 //! reproducible without the `rand` crate.
 
-use super::{Poll, RawSource};
 use crate::batch::RawBatch;
 use crate::errors::RunError;
+use crate::sources::{Poll, RawSource};
 use crate::time::{self, TsRepr};
 use std::io::Write;
 use std::time::Instant;

@@ -1,9 +1,9 @@
 //! `FileSource`: newline-delimited records from a file, read once or followed (`tail -F`).
 
-use super::framing::LineSplitter;
-use super::{Poll, RawSource};
 use crate::batch::RawBatch;
 use crate::errors::{RunError, StartError};
+use crate::sources::framing::LineSplitter;
+use crate::sources::{Poll, RawSource};
 use std::fs::File;
 use std::io::{ErrorKind, Seek, SeekFrom};
 

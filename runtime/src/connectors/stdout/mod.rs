@@ -1,10 +1,10 @@
 //! `StdoutSink`: records to standard output (logs go to stderr, so stdout is pure data).
 
-use super::writer_thread::WriterThread;
-use super::RawSink;
 use crate::errors::RunError;
+use crate::sinks::RawSink;
+use crate::sinks::WriterThread;
 
-/// Writes to stdout. Unbuffered by itself: [`super::Output`] already hands it one
+/// Writes to stdout. Unbuffered by itself: [`crate::sinks::Output`] already hands it one
 /// buffer per step. The writes happen on a [`WriterThread`], so a consumer that stops
 /// reading never keeps a shutdown waiting.
 pub struct StdoutSink {

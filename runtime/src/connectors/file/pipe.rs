@@ -4,8 +4,10 @@
 //! quiet; a blocked main loop would not notice a shutdown signal. So a FIFO is read like
 //! stdin, on a thread of its own ([`StdinSource`]), and `poll` never waits for it.
 
-use super::{FileSource, RawSource, StdinSource};
+use super::FileSource;
+use crate::connectors::stdin::StdinSource;
 use crate::errors::StartError;
+use crate::sources::RawSource;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::FileTypeExt;

@@ -1,8 +1,8 @@
 //! `FileSink`: records appended to (or replacing) a file.
 
-use super::writer_thread::WriterThread;
-use super::RawSink;
 use crate::errors::{RunError, StartError};
+use crate::sinks::RawSink;
+use crate::sinks::WriterThread;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileTypeExt;

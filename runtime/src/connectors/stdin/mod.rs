@@ -5,10 +5,10 @@
 //! byte chunks over a bounded channel; `poll` only takes what has already arrived and
 //! never blocks. The bound gives back-pressure: a fast writer waits for the pipeline.
 
-use super::framing::LineSplitter;
-use super::{Poll, RawSource};
 use crate::batch::RawBatch;
 use crate::errors::RunError;
+use crate::sources::framing::LineSplitter;
+use crate::sources::{Poll, RawSource};
 use std::io::{ErrorKind, Read};
 use std::sync::mpsc::{sync_channel, Receiver, TryRecvError};
 
