@@ -13,7 +13,7 @@ fn at(span: &Span) -> SourceSpan {
     SourceSpan::new(span.start.into(), span.end.saturating_sub(span.start))
 }
 
-/// Words people bring from other stream processors (Flink, Kafka Streams, SQL) and
+/// Words people bring from other stream processors (Flink, Spark, SQL) and
 /// what rill calls the same thing. Used only when the rill word is a valid choice.
 const SYNONYMS: &[(&str, &str)] = &[
     ("sliding", "hopping"),

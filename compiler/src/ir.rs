@@ -5,11 +5,14 @@
 use std::collections::BTreeSet;
 use std::rc::Rc;
 
+pub use crate::connectors::message::IrAddress;
+pub use crate::connectors::metadata::IrMeta;
+pub use crate::connectors::{IrSinkKind, IrSourceKind};
 use crate::expr::aggregates::TAggregate;
 use crate::expr::TExpr;
 use crate::spec::windows::OnFull;
 use crate::spec::OnError;
-use crate::types::{RecordType, TsRepr};
+use crate::types::RecordType;
 
 #[derive(Debug, Clone)]
 pub struct Ir {
@@ -52,7 +55,13 @@ pub struct IrSource {
     pub stem: String,
     pub kind: IrSourceKind,
     pub format: IrFormat,
+    /// The schema's record, plus its metadata fields.
     pub record: Rc<RecordType>,
+    /// The record's fields filled from each message's metadata, in the order the
+    /// runtime source is asked for them.
+    pub metadata: Vec<IrMeta>,
+    /// It commits positions back (offsets, acknowledgements) once records are safe.
+    pub commits: bool,
     pub on_error: OnError,
     pub time: IrTime,
     pub outputs: Vec<Node>,
@@ -72,33 +81,6 @@ pub enum IrTime {
         optional: bool,
         max_out_of_order: i64,
         idle_timeout: Option<i64>,
-    },
-}
-
-#[derive(Debug, Clone)]
-pub enum IrSourceKind {
-    File {
-        path_key: String,
-        follow: bool,
-        max_record_key: String,
-    },
-    Stdin {
-        max_record_key: String,
-    },
-    Generator {
-        count_key: String,
-        rate_key: String,
-        seed: u64,
-        fields: Vec<GenField>,
-    },
-    Kafka {
-        properties: Vec<(String, PropertyValue)>,
-        /// Names, or regular expressions starting with `^`.
-        topics: Vec<String>,
-        /// Header names the metadata fields read, in `MetaKind::Header` order.
-        headers: Vec<String>,
-        /// Metadata field name and what it receives.
-        metadata: Vec<(String, MetaKind)>,
     },
 }
 
@@ -242,94 +224,22 @@ pub struct IrSink {
     /// Stem of its generated items (`flow_<stem>`, …), from `names::Names`.
     pub stem: String,
     pub kind: IrSinkKind,
+    pub delivery: IrDelivery,
     pub format: IrFormat,
     /// What the sink receives: records of a type, or the pipeline's dead letters.
     pub input: SinkInput,
+}
+
+/// How a sink's records leave (see [`crate::connectors::Delivery`]).
+#[derive(Debug, Clone)]
+pub enum IrDelivery {
+    Stream,
+    /// One message per record, sent to its address.
+    Messages(IrAddress),
 }
 
 #[derive(Debug, Clone)]
 pub enum SinkInput {
     Records(Rc<RecordType>),
     DeadLetters,
-}
-
-#[derive(Debug, Clone)]
-pub enum IrSinkKind {
-    Stdout,
-    File {
-        path_key: String,
-        append: bool,
-    },
-    Kafka {
-        properties: Vec<(String, PropertyValue)>,
-        /// The topic of records that do not name one (empty when `topic_expr` is set).
-        topic: String,
-        topic_expr: Option<TExpr>,
-        /// A string or optional-string expression.
-        key: Option<TExpr>,
-        /// Header name and value (string or optional string).
-        headers: Vec<(String, TExpr)>,
-    },
-}
-
-/// A librdkafka property value: fixed in the spec, or a setting resolved at start.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PropertyValue {
-    Fixed(String),
-    Setting(String),
-}
-
-/// Which piece of a Kafka message's metadata a field receives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MetaKind {
-    Key,
-    Topic,
-    Partition,
-    Offset,
-    Timestamp,
-    /// The value of the source's `n`th wanted header.
-    Header(usize),
-}
-
-/// How the generator source fills one field (mirrors the runtime's `GenKind`).
-#[derive(Debug, Clone)]
-pub struct GenField {
-    pub name: String,
-    pub kind: GenKind,
-}
-
-#[derive(Debug, Clone)]
-pub enum GenKind {
-    Values(Vec<String>),
-    Text {
-        prefix: String,
-        cardinality: u64,
-    },
-    Int {
-        min: i64,
-        max: i64,
-    },
-    UInt {
-        min: u64,
-        max: u64,
-    },
-    Float {
-        min: f64,
-        max: f64,
-    },
-    Bool {
-        p_true: f64,
-    },
-    Time {
-        start_ms: i64,
-        step_ms: i64,
-        jitter_ms: i64,
-        repr: TsRepr,
-    },
-    Sequence,
-    Optional {
-        p_null: f64,
-        inner: Box<GenKind>,
-    },
-    Object(Vec<GenField>),
 }

@@ -6,6 +6,7 @@
 
 pub mod build;
 pub mod codegen;
+pub mod connectors;
 pub mod diagnostics;
 pub mod expr;
 pub mod ir;

@@ -89,25 +89,17 @@ pub const RESERVED_TYPES: &[&str] = &[
     "LinesEncoder",
     "ToCsvField",
     "Events",
-    "KafkaOutput",
-    "KafkaSource",
-    "KafkaMessage",
     "SettingDef",
     "Settings",
-    "FileSink",
+    "Address",
+    "MessageOutput",
     "Output",
     "Outputs",
     "RawSink",
-    "StdoutSink",
-    "FileSource",
-    "GenField",
-    "GenKind",
-    "GeneratorSource",
     "OnError",
     "Poll",
     "RawSource",
     "Source",
-    "StdinSource",
     "TsRepr",
     "Admit",
     "Aggregation",
@@ -210,10 +202,19 @@ pub struct Names {
     stems: BTreeSet<String>,
 }
 
+/// Every name a generated struct must not take: [`RESERVED_TYPES`] and what the
+/// runtime exports for connectors.
+pub fn reserved_types() -> impl Iterator<Item = &'static str> {
+    RESERVED_TYPES
+        .iter()
+        .chain(crate::connectors::RUNTIME_TYPES.iter().flat_map(|names| names.iter()))
+        .copied()
+}
+
 impl Default for Names {
     fn default() -> Self {
         Names {
-            types: RESERVED_TYPES.iter().map(|s| s.to_string()).collect(),
+            types: reserved_types().map(str::to_string).collect(),
             stems: BTreeSet::new(),
         }
     }

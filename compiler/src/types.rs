@@ -70,7 +70,7 @@ pub struct Field {
     pub ty: Type,
     /// How the field is encoded when it holds a timestamp.
     pub ts_repr: TsRepr,
-    /// Filled from the message's metadata (Kafka key, partition, ..), not decoded.
+    /// Filled from the message's metadata (its topic, key, ..), not decoded.
     pub from_metadata: bool,
 }
 

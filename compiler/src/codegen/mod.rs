@@ -7,7 +7,7 @@
 mod aggregation;
 mod expr;
 pub mod ident;
-mod kafka;
+mod messages;
 mod pipeline;
 mod records;
 mod sinks;

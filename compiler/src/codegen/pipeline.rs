@@ -7,9 +7,10 @@ use quote::{format_ident, quote};
 
 use super::expr::ExprGen;
 use super::ident::{prefixed, type_ident};
-use super::{aggregation, kafka, records, sinks, sources};
+use super::{aggregation, messages, records, sinks, sources};
+use crate::connectors::source_items;
 use crate::ir::{
-    Ir, IrFormat, IrOperator, IrOperatorKind, IrSinkKind, IrSource, IrSourceKind, IrTime, IrTransform, Node, SinkInput,
+    Ir, IrDelivery, IrFormat, IrOperator, IrOperatorKind, IrSink, IrSource, IrTime, IrTransform, Node, SinkInput,
 };
 use crate::types::RecordType;
 
@@ -18,7 +19,7 @@ pub fn file(ir: &Ir) -> TokenStream {
     let info = pipeline_info(ir);
     let structs = ir.records.iter().map(|r| records::record_struct(r));
     let format_impls = format_impls(ir);
-    let generator_statics = ir.sources.iter().filter_map(sources::generator_statics);
+    let source_items = ir.sources.iter().filter_map(source_items);
     let source_flows: Vec<TokenStream> = ir
         .sources
         .iter()
@@ -35,8 +36,12 @@ pub fn file(ir: &Ir) -> TokenStream {
         })
         .collect();
     let advance_fns = advance_fns(ir);
-    let attach_fns = ir.sources.iter().filter_map(kafka::attach_fn);
-    let send_fns: Vec<TokenStream> = ir.sinks.iter().filter_map(|s| kafka::send_fns(s, &mut exprs)).collect();
+    let attach_fns = ir.sources.iter().filter_map(sources::attach_fn);
+    let send_fns: Vec<TokenStream> = ir
+        .sinks
+        .iter()
+        .filter_map(|s| messages::send_fns(s, &mut exprs))
+        .collect();
     let regexes = exprs.regexes.iter().enumerate().map(|(i, pattern)| {
         let name = format_ident!("RE_{}", i);
         quote!(static #name: LazyRegex = LazyRegex::new(#pattern);)
@@ -54,7 +59,7 @@ pub fn file(ir: &Ir) -> TokenStream {
         #info
         #(#structs)*
         #(#format_impls)*
-        #(#generator_statics)*
+        #(#source_items)*
         #(#regexes)*
         #(#attach_fns)*
         #(#source_flows)*
@@ -121,7 +126,7 @@ fn hand_on(outputs: &[Node], ir: &Ir) -> TokenStream {
                 let f = prefixed("flow_", &ir.operators[*t].stem);
                 quote!(#f(rec, t, out))
             }
-            Node::Sink(s) if is_kafka(&ir.sinks[*s].kind) => kafka::send_call(&ir.sinks[*s]),
+            Node::Sink(s) if sends_messages(&ir.sinks[*s]) => messages::send_call(&ir.sinks[*s]),
             Node::Sink(s) => {
                 let field = prefixed("sink_", &ir.sinks[*s].stem);
                 quote!(out.#field.send(rec))
@@ -135,14 +140,16 @@ fn hand_on(outputs: &[Node], ir: &Ir) -> TokenStream {
     }
 }
 
-fn is_kafka(sink: &IrSinkKind) -> bool {
-    matches!(sink, IrSinkKind::Kafka { .. })
+/// True for a sink of messages, each confirmed later: its outcomes are served every
+/// step, it is flushed and closed with the dead letters at hand.
+fn sends_messages(sink: &IrSink) -> bool {
+    matches!(sink.delivery, IrDelivery::Messages(_))
 }
 
-/// True when a source commits positions (Kafka): the pipeline then tracks
-/// acknowledgements and commits after steps.
+/// True when a source commits positions: the pipeline then tracks acknowledgements
+/// and commits after steps.
 fn commits(ir: &Ir) -> bool {
-    ir.sources.iter().any(|s| matches!(s.kind, IrSourceKind::Kafka { .. }))
+    ir.sources.iter().any(|s| s.commits)
 }
 
 /// Transforms, in topological order; the n-th counts into `out.tallies[n]`.
@@ -448,7 +455,7 @@ fn nodes_struct(ir: &Ir) -> TokenStream {
         .filter(|s| matches!(s.input, SinkInput::Records(_)))
         .map(|s| {
             let name = prefixed("sink_", &s.stem);
-            if is_kafka(&s.kind) {
+            if sends_messages(s) {
                 quote!(self.#name.flush(&mut self.dead_letters))
             } else {
                 quote!(self.#name.flush())
@@ -523,23 +530,23 @@ fn job(ir: &Ir) -> TokenStream {
     } else {
         (quote!(self.nodes.clocks.tick();), TokenStream::new())
     };
-    let kafka_sinks: Vec<proc_macro2::Ident> = ir
+    let message_sinks: Vec<proc_macro2::Ident> = ir
         .sinks
         .iter()
-        .filter(|s| is_kafka(&s.kind))
+        .filter(|s| sends_messages(s))
         .map(|s| prefixed("sink_", &s.stem))
         .collect();
     let committing: Vec<proc_macro2::Ident> = ir
         .sources
         .iter()
-        .filter(|s| matches!(s.kind, IrSourceKind::Kafka { .. }))
+        .filter(|s| s.commits)
         .map(|s| prefixed("source_", &s.stem))
         .collect();
-    // Delivery reports arrive between batches too: serve them every step.
-    let deliveries = (!kafka_sinks.is_empty()).then(|| {
+    // Delivery outcomes arrive between batches too: serve them every step.
+    let deliveries = (!message_sinks.is_empty()).then(|| {
         quote! {
             RunError::all([
-                #(self.nodes.#kafka_sinks.flush(&mut self.nodes.dead_letters),)*
+                #(self.nodes.#message_sinks.flush(&mut self.nodes.dead_letters),)*
                 self.nodes.dead_letters.flush(),
             ])?;
         }
@@ -564,11 +571,11 @@ fn job(ir: &Ir) -> TokenStream {
             }
         }
     });
-    let close_kafka = (!kafka_sinks.is_empty()).then(|| {
+    let close_messages = (!message_sinks.is_empty()).then(|| {
         quote! {
             // Wait for messages in flight; failed ones become dead letters.
             let closed = RunError::all([
-                #(self.nodes.#kafka_sinks.close(&mut self.nodes.dead_letters),)*
+                #(self.nodes.#message_sinks.close(&mut self.nodes.dead_letters),)*
                 self.nodes.dead_letters.flush(),
             ]);
             let flushed = RunError::all([flushed, closed]);
@@ -631,7 +638,7 @@ fn job(ir: &Ir) -> TokenStream {
         .sinks
         .iter()
         .filter(|s| matches!(s.input, SinkInput::DeadLetters))
-        .map(sinks::raw_sink)
+        .map(crate::connectors::construct_sink)
         .collect();
     let dead_letters = if dead_letter_sinks.is_empty() {
         quote!(DeadLetters::stderr().counted(ctx))
@@ -664,7 +671,7 @@ fn job(ir: &Ir) -> TokenStream {
                 // Open windows fire, upstream first, so downstream ones see their results.
                 #(#closes)*
                 let flushed = self.nodes.flush();
-                #close_kafka
+                #close_messages
                 #final_commit
                 flushed
             }

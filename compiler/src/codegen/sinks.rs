@@ -1,10 +1,12 @@
-//! Sink construction: raw sink + encoder, per type and format.
+//! Sink construction: the connector's raw sink behind the output layer its delivery
+//! needs (`Output` for a stream, `MessageOutput` for messages), with the format's encoder.
 
 use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::ident::type_ident;
-use crate::ir::{IrFormat, IrSink, IrSinkKind, SinkInput};
+use crate::connectors::construct_sink;
+use crate::ir::{IrDelivery, IrFormat, IrSink, SinkInput};
 
 /// The field type of a record sink in the `Nodes` struct.
 pub fn output_type(s: &IrSink) -> Option<TokenStream> {
@@ -17,24 +19,13 @@ pub fn output_type(s: &IrSink) -> Option<TokenStream> {
         IrFormat::Csv { .. } => quote!(CsvEncoder<#record>),
         IrFormat::Lines => quote!(LinesEncoder<#record>),
     };
-    Some(match s.kind {
-        IrSinkKind::Kafka { .. } => quote!(KafkaOutput<#encoder>),
-        IrSinkKind::Stdout | IrSinkKind::File { .. } => quote!(Output<#encoder>),
+    Some(match s.delivery {
+        IrDelivery::Stream => quote!(Output<#encoder>),
+        IrDelivery::Messages(_) => quote!(MessageOutput<#encoder>),
     })
 }
 
-/// The raw sink, boxed (not for Kafka, whose output is not a byte stream).
-pub fn raw_sink(s: &IrSink) -> TokenStream {
-    match &s.kind {
-        IrSinkKind::Stdout => quote!(Box::new(StdoutSink::new())),
-        IrSinkKind::File { path_key, append } => {
-            quote!(Box::new(FileSink::create(&ctx.settings.non_empty(#path_key)?, #append)?))
-        }
-        IrSinkKind::Kafka { .. } => unreachable!("validation sends no dead letters to Kafka"),
-    }
-}
-
-/// `Output::new(..)` for a record sink.
+/// `Output::new(..)` or `MessageOutput::new(..)` for a record sink.
 pub fn construct(s: &IrSink) -> TokenStream {
     let component = format!("sinks.{}", s.name);
     let encoder = match s.format {
@@ -42,10 +33,9 @@ pub fn construct(s: &IrSink) -> TokenStream {
         IrFormat::Csv { delimiter, header } => quote!(CsvEncoder::new(#delimiter, #header)),
         IrFormat::Lines => quote!(LinesEncoder::new()),
     };
-    if let IrSinkKind::Kafka { properties, topic, .. } = &s.kind {
-        let properties = super::kafka::properties(properties);
-        return quote!(KafkaOutput::new(#component, #properties, #topic, #encoder, ctx)?);
+    let raw = construct_sink(s);
+    match s.delivery {
+        IrDelivery::Stream => quote!(Output::new(#component, #raw, #encoder, ctx)),
+        IrDelivery::Messages(_) => quote!(MessageOutput::new(#component, #raw, #encoder, ctx)),
     }
-    let raw = raw_sink(s);
-    quote!(Output::new(#component, #raw, #encoder, ctx))
 }

@@ -1,12 +1,14 @@
-//! Source construction: raw source + decoder, per type and format.
+//! Source construction: the connector's raw source + the format's decoder, and the
+//! function that fills a record's metadata fields from each message.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
+use quote::quote;
 
-use super::ident::type_ident;
-use crate::ir::{GenField, GenKind, IrFormat, IrSource, IrSourceKind};
+use super::ident::{ident, prefixed, type_ident};
+use crate::connectors::construct_source;
+use crate::connectors::metadata::MetaType;
+use crate::ir::{IrFormat, IrSource};
 use crate::spec::OnError;
-use crate::types::TsRepr;
 
 /// The field type of a source in the `Job` struct.
 pub fn source_type(s: &IrSource) -> TokenStream {
@@ -21,36 +23,7 @@ pub fn source_type(s: &IrSource) -> TokenStream {
 /// `Source::new(..)` for one source, inside `run`'s build closure.
 pub fn construct(s: &IrSource) -> TokenStream {
     let component = format!("sources.{}", s.name);
-    let raw = match &s.kind {
-        IrSourceKind::File {
-            path_key,
-            follow,
-            max_record_key,
-        } => {
-            quote!(open_file(&ctx.settings.non_empty(#path_key)?, #follow, ctx.settings.positive(#max_record_key)?)?)
-        }
-        IrSourceKind::Stdin { max_record_key } => {
-            quote!(Box::new(StdinSource::new(ctx.settings.positive(#max_record_key)?)))
-        }
-        IrSourceKind::Kafka {
-            properties,
-            topics,
-            headers,
-            metadata,
-        } => {
-            let raw = super::kafka::raw_source(&s.name, properties, topics, headers, !metadata.is_empty());
-            quote!(Box::new(#raw))
-        }
-        IrSourceKind::Generator {
-            count_key,
-            rate_key,
-            seed,
-            ..
-        } => {
-            let fields = generator_fields_ident(&s.stem);
-            quote!(Box::new(GeneratorSource::new(#fields, ctx.settings.opt_u64(#count_key)?, ctx.settings.opt_f64(#rate_key)?, #seed)))
-        }
-    };
+    let raw = construct_source(s);
     let decoder = match s.format {
         IrFormat::Json => quote!(JsonDecoder::new()),
         IrFormat::Csv { delimiter, .. } => quote!(CsvDecoder::new(#delimiter)),
@@ -63,65 +36,37 @@ pub fn construct(s: &IrSource) -> TokenStream {
     };
     // `raw` is boxed: dynamic dispatch once per batch.
     let source = quote!(Source::new(#component, #raw, #decoder, #on_error, ctx));
-    match super::kafka::attach_name(s) {
+    match attach_name(s) {
         Some(attach) => quote!(#source.with_metadata(#attach)),
         None => source,
     }
 }
 
-/// `<STEM>_FIELDS`: stems are lower case, so this meets no other static.
-fn generator_fields_ident(stem: &str) -> proc_macro2::Ident {
-    format_ident!("{}_FIELDS", stem.to_uppercase())
+/// The name of the function filling a source's metadata fields, if it has any.
+fn attach_name(s: &IrSource) -> Option<proc_macro2::Ident> {
+    (!s.metadata.is_empty()).then(|| prefixed("attach_", &s.stem))
 }
 
-/// `static <NAME>_FIELDS: &[GenField]` for generator sources.
-pub fn generator_statics(s: &IrSource) -> Option<TokenStream> {
-    let IrSourceKind::Generator { fields, .. } = &s.kind else {
-        return None;
-    };
-    let name = generator_fields_ident(&s.stem);
-    let fields = gen_fields(fields);
-    Some(quote!(static #name: &[GenField] = #fields;))
-}
-
-fn gen_fields(fields: &[GenField]) -> TokenStream {
-    let items = fields.iter().map(|f| {
-        let name = &f.name;
-        let kind = gen_kind(&f.kind);
-        quote!(GenField { name: #name, kind: #kind })
+/// `fn attach_<source>(rec, meta)`: copies each message's metadata into its fields.
+pub fn attach_fn(s: &IrSource) -> Option<TokenStream> {
+    let name = attach_name(s)?;
+    let record = type_ident(&s.record.rust_name);
+    let sets = s.metadata.iter().enumerate().map(|(n, m)| {
+        let field = ident(&m.ident);
+        let value = match m.ty {
+            MetaType::Text => quote!(meta.text(#n)),
+            MetaType::OptText => quote!(meta.opt_text(#n)),
+            MetaType::Int => quote!(meta.int(#n)),
+            MetaType::OptTimestamp => quote!(meta.opt_int(#n)),
+            MetaType::Bool => quote!(meta.bool(#n)),
+        };
+        quote!(rec.#field = #value;)
     });
-    quote!(&[#(#items),*])
-}
-
-fn gen_kind(kind: &GenKind) -> TokenStream {
-    match kind {
-        GenKind::Values(values) => quote!(GenKind::Values(&[#(#values),*])),
-        GenKind::Text { prefix, cardinality } => quote!(GenKind::Text { prefix: #prefix, cardinality: #cardinality }),
-        GenKind::Int { min, max } => quote!(GenKind::Int { min: #min, max: #max }),
-        GenKind::UInt { min, max } => quote!(GenKind::UInt { min: #min, max: #max }),
-        GenKind::Float { min, max } => quote!(GenKind::Float { min: #min, max: #max }),
-        GenKind::Bool { p_true } => quote!(GenKind::Bool { p_true: #p_true }),
-        GenKind::Time {
-            start_ms,
-            step_ms,
-            jitter_ms,
-            repr,
-        } => {
-            let repr = match repr {
-                TsRepr::Millis => quote!(TsRepr::Millis),
-                TsRepr::Seconds => quote!(TsRepr::Seconds),
-                TsRepr::Rfc3339 => quote!(TsRepr::Rfc3339),
-            };
-            quote!(GenKind::Time { start_ms: #start_ms, step_ms: #step_ms, jitter_ms: #jitter_ms, repr: #repr })
+    let doc = format!(" The metadata fields of `sources.{}`.", s.name);
+    Some(quote! {
+        #[doc = #doc]
+        fn #name(rec: &mut #record, meta: &MetaView<'_>) {
+            #(#sets)*
         }
-        GenKind::Sequence => quote!(GenKind::Sequence),
-        GenKind::Optional { p_null, inner } => {
-            let inner = gen_kind(inner);
-            quote!(GenKind::Optional { p_null: #p_null, inner: &#inner })
-        }
-        GenKind::Object(fields) => {
-            let fields = gen_fields(fields);
-            quote!(GenKind::Object(#fields))
-        }
-    }
+    })
 }

@@ -4,16 +4,15 @@ use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
 
 use super::schema::{FieldSpec, ScalarType, SchemaSpec};
-use super::serde_messages::{
-    backticked, enum_choices, error_path, field_names, plain_words, quoted_after, removal_target,
-};
-use super::sinks::{FileSink, KafkaSink, SinkCommon, SinkKind, SinkSpec, StdoutSink};
-use super::sources::{FileSource, GeneratorSource, KafkaSource, SourceCommon, SourceKind, SourceSpec, StdinSource};
+use super::serde_messages::{backticked, enum_choices, error_path, plain_words, quoted_after, removal_target};
+use super::sinks::{SinkCommon, SinkSpec};
+use super::sources::{SourceCommon, SourceSpec};
 use super::spans::SpanIndex;
 use super::value_path::{
     count_keys, insert_beside, key_text, remove_at, strip_non_string_keys, take_at, value_at, value_at_mut,
 };
 use super::{is_valid_field_name, is_valid_name, Named, OperatorSpec, Spec};
+use crate::connectors::{ReadOptions, SinkKind, SourceKind};
 use crate::diagnostics::{did_you_mean, SpecError};
 
 /// The result of loading: the parts of the spec that could be read, the span
@@ -303,23 +302,17 @@ impl Loader {
         let context = format!("source `{name}`");
         let (ty, mut common, rest) =
             self.split_component(value, &path, "source", SourceKind::TYPES, SourceCommon::KEYS)?;
-        let own = match ty.as_str() {
-            "file" => field_names::<FileSource>(),
-            "stdin" => field_names::<StdinSource>(),
-            "generator" => field_names::<GeneratorSource>(),
-            _ => field_names::<KafkaSource>(),
-        };
-        self.read_misspelt_common(&mut common, &rest, &own, SourceCommon::KEYS, &path);
+        self.read_misspelt_common(&mut common, &rest, &SourceKind::keys(&ty), SourceCommon::KEYS, &path);
         let common: Option<SourceCommon> = self.de(Value::Mapping(common), &path, &context, &[]);
         let extra = with_type(SourceCommon::KEYS);
-        let rest = Value::Mapping(rest);
-        let kind = match ty.as_str() {
-            "file" => SourceKind::File(self.de(rest, &path, &context, &extra)?),
-            "stdin" => SourceKind::Stdin(self.de(rest, &path, &context, &extra)?),
-            "generator" => SourceKind::Generator(self.de(rest, &path, &context, &extra)?),
-            "kafka" => SourceKind::Kafka(Box::new(self.de(rest, &path, &context, &extra)?)),
-            _ => unreachable!("split_component only returns known types"),
+        let mut options = Options {
+            loader: self,
+            value: Value::Mapping(rest),
+            path: &path,
+            context: &context,
+            extra: &extra,
         };
+        let kind = SourceKind::read(&ty, &mut options)?;
         Some(SourceSpec { kind, common: common? })
     }
 
@@ -327,21 +320,17 @@ impl Loader {
         let path = ["sinks", name];
         let context = format!("sink `{name}`");
         let (ty, mut common, rest) = self.split_component(value, &path, "sink", SinkKind::TYPES, SinkCommon::KEYS)?;
-        let own = match ty.as_str() {
-            "stdout" => field_names::<StdoutSink>(),
-            "file" => field_names::<FileSink>(),
-            _ => field_names::<KafkaSink>(),
-        };
-        self.read_misspelt_common(&mut common, &rest, &own, SinkCommon::KEYS, &path);
+        self.read_misspelt_common(&mut common, &rest, &SinkKind::keys(&ty), SinkCommon::KEYS, &path);
         let common: Option<SinkCommon> = self.de(Value::Mapping(common), &path, &context, &[]);
         let extra = with_type(SinkCommon::KEYS);
-        let rest = Value::Mapping(rest);
-        let kind = match ty.as_str() {
-            "stdout" => SinkKind::Stdout(self.de(rest, &path, &context, &extra)?),
-            "file" => SinkKind::File(self.de(rest, &path, &context, &extra)?),
-            "kafka" => SinkKind::Kafka(Box::new(self.de(rest, &path, &context, &extra)?)),
-            _ => unreachable!("split_component only returns known types"),
+        let mut options = Options {
+            loader: self,
+            value: Value::Mapping(rest),
+            path: &path,
+            context: &context,
+            extra: &extra,
         };
+        let kind = SinkKind::read(&ty, &mut options)?;
         Some(SinkSpec { kind, common: common? })
     }
 
@@ -608,6 +597,22 @@ impl Loader {
 
 fn strs_owned(path: &[&str]) -> Vec<String> {
     path.iter().map(|s| s.to_string()).collect()
+}
+
+/// A component's own options (everything but the common keys), read by its connector.
+struct Options<'l> {
+    loader: &'l mut Loader,
+    value: Value,
+    path: &'l [&'l str],
+    context: &'l str,
+    extra: &'l [&'static str],
+}
+
+impl ReadOptions for Options<'_> {
+    fn read<T: DeserializeOwned>(&mut self) -> Option<T> {
+        let value = std::mem::replace(&mut self.value, Value::Null);
+        self.loader.de(value, self.path, self.context, self.extra)
+    }
 }
 
 fn with_type(keys: &[&'static str]) -> Vec<&'static str> {

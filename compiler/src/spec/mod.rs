@@ -5,7 +5,6 @@
 //! the YAML node it is about (found through the [`spans::SpanIndex`]).
 
 pub mod duration;
-pub mod kafka;
 pub mod loader;
 pub mod scalar;
 pub mod schema;
@@ -18,10 +17,12 @@ pub mod transforms;
 mod value_path;
 pub mod windows;
 
+pub use crate::connectors::{SinkKind, SourceKind};
 pub use loader::{load, Loaded};
 pub use schema::{FieldSpec, ScalarType, SchemaSpec};
-pub use sinks::{SinkKind, SinkSpec};
-pub use sources::{SourceKind, SourceSpec};
+pub(crate) use serde_messages::field_names;
+pub use sinks::SinkSpec;
+pub use sources::SourceSpec;
 pub use tables::TableSpec;
 pub use transforms::TransformSpec;
 pub use windows::WindowSpec;

@@ -98,7 +98,7 @@ pub(super) fn backticked(text: &str) -> Vec<String> {
 
 /// The fields a struct with `deny_unknown_fields` has, asked of the struct itself: read
 /// with a key it cannot know, it lists the ones it does.
-pub(super) fn field_names<T: DeserializeOwned>() -> Vec<String> {
+pub(crate) fn field_names<T: DeserializeOwned>() -> Vec<String> {
     let mut probe = serde_yaml::Mapping::new();
     probe.insert(Value::String("\u{1}".into()), Value::Null);
     match serde_yaml::from_value::<T>(Value::Mapping(probe)) {

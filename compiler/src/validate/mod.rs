@@ -5,9 +5,7 @@
 //! fail is left out of later passes instead of stopping them.
 
 mod aggregation;
-mod generator;
 mod graph;
-mod kafka;
 mod names;
 mod operators;
 mod records;
@@ -15,7 +13,7 @@ mod secrets;
 mod sinks;
 mod sources;
 mod tables;
-mod transforms;
+pub(crate) mod transforms;
 mod windows;
 
 use std::collections::BTreeSet;
@@ -27,8 +25,10 @@ use crate::ir::{Ir, IrOperator, IrSetting, IrSink, IrSource, Node};
 use crate::names::Names;
 use crate::spec::duration::parse_millis;
 use crate::spec::spans::{span_in_scalar, Span, SpanIndex};
-use crate::spec::{self, Spec};
+use crate::spec::{self, Setting, Spec};
 use graph::Upstream;
+pub(crate) use sources::max_record_bytes;
+pub(crate) use transforms::expression;
 
 /// The outcome of checking a spec: the IR when there are no errors, and
 /// every problem (errors and warnings) either way.
@@ -67,7 +67,7 @@ pub fn check_text(text: &str) -> Checked {
 }
 
 /// What every pass shares: the text, its spans, and the problems so far.
-pub(crate) struct Cx<'a> {
+pub struct Cx<'a> {
     pub text: &'a str,
     pub spans: &'a SpanIndex,
     pub errors: Vec<SpecError>,
@@ -116,7 +116,7 @@ impl Cx<'_> {
     }
 
     /// Register the value at `path`, resolved at start, and return its key (the path
-    /// joined with `.`). `name` is what the value is (an option, or the librdkafka
+    /// joined with `.`). `name` is what the value is (an option, or the client
     /// property it becomes): it decides whether the value is a secret, which must be
     /// exactly `${VAR}` (see [`secrets`]); a URL's password is checked whatever the name.
     pub fn setting(&mut self, path: &[&str], name: &str, value: &str, help: &str) -> String {
@@ -156,6 +156,39 @@ impl Cx<'_> {
         });
         key
     }
+}
+
+/// Checks a number setting now where its value is known: a literal, or the default of
+/// a sole `${VAR:-default}`. Empty means "none" (unbounded) where `empty_ok`.
+pub(crate) fn number_setting(
+    value: &Setting,
+    path: &[&str],
+    valid: impl Fn(&str) -> bool,
+    what: &str,
+    empty_ok: bool,
+    cx: &mut Cx,
+) -> bool {
+    let known = match value.sole_default() {
+        Some(default) => Some(default),
+        None if value.is_template() => None,
+        None => Some(value.0.as_str()),
+    };
+    let fine = match known {
+        None => true,
+        Some("") => empty_ok,
+        Some(text) => valid(text),
+    };
+    if fine {
+        return true;
+    }
+    let at = cx.value(path);
+    cx.error(SpecError::invalid_value(
+        path.last().copied().unwrap_or_default(),
+        format!("expected {what}"),
+        &at,
+        Some("or `${VAR}` / `${VAR:-default}` to set it when the binary starts".into()),
+    ));
+    false
 }
 
 fn build_ir(spec: &Spec, cx: &mut Cx) -> Option<Ir> {

@@ -98,7 +98,7 @@ fn is_var_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// A password in the user info of a URL or `host:port` list (`kafka://user:pw@host`,
+/// A password in the user info of a URL or `host:port` list (`mqtt://user:pw@host`,
 /// `user:pw@host:9092`), as (byte range of the password, whether it is `${VAR}`).
 /// Items are separated by `,` or whitespace; an item with a `/` before its `@` (after
 /// any `scheme://`) is a path, not a URL. Defaults (`${VAR:-user:pw@host}`) are
@@ -266,11 +266,11 @@ mod tests {
 
     #[test]
     fn a_secret_is_exactly_one_variable_without_default() {
-        assert_eq!(secret_variable("${KAFKA_PW}"), Ok("KAFKA_PW"));
+        assert_eq!(secret_variable("${BROKER_PW}"), Ok("BROKER_PW"));
         assert_eq!(secret_variable("hunter2"), Err(SecretProblem::Literal));
         assert_eq!(secret_variable(""), Err(SecretProblem::Literal));
-        assert_eq!(secret_variable("${KAFKA_PW:-hunter2}"), Err(SecretProblem::Default));
-        assert_eq!(secret_variable("${KAFKA_PW:-}"), Err(SecretProblem::Default));
+        assert_eq!(secret_variable("${BROKER_PW:-hunter2}"), Err(SecretProblem::Default));
+        assert_eq!(secret_variable("${BROKER_PW:-}"), Err(SecretProblem::Default));
         assert_eq!(secret_variable("secret${X:-}"), Err(SecretProblem::NotAlone));
         assert_eq!(secret_variable("${A}${B}"), Err(SecretProblem::NotAlone));
         assert_eq!(secret_variable("${PW} "), Err(SecretProblem::NotAlone));

@@ -3,11 +3,12 @@
 use super::graph::{Graph, Upstream};
 use super::operators::input_record;
 use super::sources::{format, HasFormatOptions};
-use super::{kafka, Cx};
+use super::Cx;
+use crate::connectors::Delivery;
 use crate::diagnostics::SpecError;
-use crate::ir::{IrFormat, IrOperator, IrSink, IrSinkKind, IrSource, SinkInput};
+use crate::ir::{IrDelivery, IrFormat, IrOperator, IrSink, IrSource, SinkInput};
 use crate::spec::sinks::SinkCommon;
-use crate::spec::{FormatName, SinkKind, Spec};
+use crate::spec::{FormatName, Spec};
 use crate::types::Type;
 
 impl HasFormatOptions for SinkCommon {
@@ -35,7 +36,23 @@ pub fn check(
             continue;
         };
         let inputs = &graph.sink_inputs[i];
+        let kind = &named.spec.kind;
+        let delivery = kind.delivery();
         let input = if inputs.first() == Some(&Upstream::DeadLetters) {
+            if delivery == Delivery::Messages {
+                let at = cx.value(&["sinks", name, "input"]);
+                cx.error(SpecError::invalid_value(
+                    "input",
+                    format!(
+                        "dead letters are written to a file or stdout sink, not to a `{}` sink",
+                        kind.type_name()
+                    ),
+                    &at,
+                    Some("use `type: file` for the dead-letter sink".into()),
+                ));
+                out.push(None);
+                continue;
+            }
             if format != IrFormat::Json {
                 let at = cx.value(&["sinks", name, "format"]);
                 cx.error(SpecError::bad_format_option(
@@ -53,9 +70,7 @@ pub fn check(
         let Some(input) = input else {
             // The input failed its own checks; the options that do not depend on the
             // record are still checked, so their mistakes come in the same run.
-            if let SinkKind::Kafka(k) = &named.spec.kind {
-                kafka::sink(name, k, None, cx);
-            }
+            kind.check(name, None, cx);
             out.push(None);
             continue;
         };
@@ -83,45 +98,50 @@ pub fn check(
                 continue;
             }
         }
-        let kind = match &named.spec.kind {
-            SinkKind::Stdout(_) => IrSinkKind::Stdout,
-            SinkKind::File(f) => {
-                let path_key = cx.setting(&["sinks", name, "path"], "path", &f.path.0, "path of the file to write");
-                IrSinkKind::File {
-                    path_key,
-                    append: f.append,
-                }
-            }
-            SinkKind::Kafka(k) => {
-                let with_header = matches!(format, IrFormat::Csv { header: true, .. }) && common.header.is_some();
-                if with_header {
-                    let at = cx.value(&["sinks", name, "header"]);
-                    cx.error(SpecError::bad_format_option(
-                        "each Kafka message is one CSV row, without a header line",
-                        &at,
-                        "remove `header:`",
-                    ));
-                }
-                match kafka::sink(name, k, Some(&input), cx) {
-                    Some(kind) if !with_header => kind,
-                    _ => {
-                        out.push(None);
-                        continue;
-                    }
-                }
+        // A message is one record: a CSV header line has no place in it.
+        let with_header = delivery == Delivery::Messages
+            && matches!(format, IrFormat::Csv { header: true, .. })
+            && common.header.is_some();
+        if with_header {
+            let at = cx.value(&["sinks", name, "header"]);
+            cx.error(SpecError::bad_format_option(
+                format!(
+                    "each `{}` message is one CSV row, without a header line",
+                    kind.type_name()
+                ),
+                &at,
+                "remove `header:`",
+            ));
+        }
+        let record = match &input {
+            SinkInput::Records(record) => Some(&**record),
+            SinkInput::DeadLetters => None,
+        };
+        let checked = match kind.check(name, record, cx) {
+            Some(checked) if !with_header => checked,
+            _ => {
+                out.push(None);
+                continue;
             }
         };
-        let format = match (&kind, format) {
-            (IrSinkKind::Kafka { .. }, IrFormat::Csv { delimiter, .. }) => IrFormat::Csv {
-                delimiter,
-                header: false,
-            },
-            (_, format) => format,
+        let (delivery, format) = match (delivery, checked.address) {
+            (Delivery::Messages, address) => {
+                let format = match format {
+                    IrFormat::Csv { delimiter, .. } => IrFormat::Csv {
+                        delimiter,
+                        header: false,
+                    },
+                    other => other,
+                };
+                (IrDelivery::Messages(address.unwrap_or_default()), format)
+            }
+            (Delivery::Stream, _) => (IrDelivery::Stream, format),
         };
         out.push(Some(IrSink {
             name: name.to_string(),
             stem: cx.names.stem(name),
-            kind,
+            kind: checked.kind,
+            delivery,
             format,
             input,
         }));

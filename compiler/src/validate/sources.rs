@@ -3,12 +3,16 @@
 use std::rc::Rc;
 
 use super::records::{line_record, Schemas};
-use super::{generator, kafka, Cx};
+use super::{number_setting, Cx};
+use crate::connectors::{Arrival, SourceContext};
 use crate::diagnostics::SpecError;
-use crate::ir::{IrFormat, IrSource, IrSourceKind, IrTime, PropertyValue};
-use crate::spec::sources::{KafkaSource, SourceCommon, DEFAULT_MAX_RECORD_BYTES};
-use crate::spec::{FormatName, Named, Setting, SourceKind, SourceSpec, Spec};
+use crate::ir::{IrFormat, IrSource, IrTime};
+use crate::spec::sources::SourceCommon;
+use crate::spec::{FormatName, Named, Setting, SourceSpec, Spec};
 use crate::types::{RecordType, Type};
+
+/// The default `max_record_bytes` of the sources that frame a byte stream into lines: 1 MiB.
+const DEFAULT_MAX_RECORD_BYTES: &str = "1048576";
 
 /// One entry per spec source; `None` where the source has errors.
 pub fn check(spec: &Spec, schemas: &Schemas, cx: &mut Cx) -> Vec<Option<IrSource>> {
@@ -16,22 +20,33 @@ pub fn check(spec: &Spec, schemas: &Schemas, cx: &mut Cx) -> Vec<Option<IrSource
 }
 
 fn source(spec: &Spec, named: &Named<SourceSpec>, schemas: &Schemas, cx: &mut Cx) -> Option<IrSource> {
-    let pipeline = spec.name.as_str();
     let name = named.name.as_str();
     let common = &named.spec.common;
-    let is_generator = matches!(named.spec.kind, SourceKind::Generator(_));
+    let arrival = named.spec.kind.arrival();
     let format_name = common.format.unwrap_or(FormatName::Json);
-    if is_generator && format_name != FormatName::Json {
+    if arrival == Arrival::Generated && format_name != FormatName::Json {
         let at = cx.value(&["sources", name, "format"]);
         cx.error(SpecError::bad_format_option(
-            "the generator source produces JSON records",
+            format!("the {} source produces JSON records", named.spec.kind.type_name()),
             &at,
             "remove `format:` or set `format: json`",
         ));
         return None;
     }
     let format = format(common, format_name, &["sources", name], cx)?;
-    let mut record = record(name, common, format_name, schemas, &spec.unreadable_schemas, cx)?;
+    if arrival == Arrival::Messages && matches!(format, IrFormat::Csv { .. }) {
+        let at = cx.value(&["sources", name, "format"]);
+        cx.error(SpecError::bad_format_option(
+            format!(
+                "csv is not supported for `{}` messages yet (a message has no header line)",
+                named.spec.kind.type_name()
+            ),
+            &at,
+            "use `format: json`, or `format: lines` and split the line in a transform",
+        ));
+        return None;
+    }
+    let record = record(name, common, format_name, schemas, &spec.unreadable_schemas, cx)?;
     if matches!(format, IrFormat::Csv { .. }) && !record.is_flat() {
         let at = cx.value(&["sources", name, "format"]);
         cx.error(SpecError::bad_format_option(
@@ -41,88 +56,25 @@ fn source(spec: &Spec, named: &Named<SourceSpec>, schemas: &Schemas, cx: &mut Cx
         ));
         return None;
     }
-    let kind = match &named.spec.kind {
-        SourceKind::File(f) => {
-            let path_key = cx.setting(
-                &["sources", name, "path"],
-                "path",
-                &f.path.0,
-                "path of the file to read",
-            );
-            IrSourceKind::File {
-                path_key,
-                follow: f.follow,
-                max_record_key: max_record_bytes(name, f.max_record_bytes.as_ref(), cx),
-            }
-        }
-        SourceKind::Stdin(s) => IrSourceKind::Stdin {
-            max_record_key: max_record_bytes(name, s.max_record_bytes.as_ref(), cx),
-        },
-        SourceKind::Generator(g) => generator::generator(name, g, &record, cx)?,
-        SourceKind::Kafka(k) => {
-            let (with_meta, kind) = kafka_source(pipeline, name, k, format, &record, cx)?;
-            record = with_meta;
-            kind
-        }
+    let context = SourceContext {
+        pipeline: spec.name.as_str(),
+        name,
+        format,
+        record: &record,
     };
-    let time = time(name, common, &record, cx)?;
+    let checked = named.spec.kind.check(&context, cx)?;
+    let time = time(name, common, &checked.record, cx)?;
     Some(IrSource {
         name: name.to_string(),
         stem: cx.names.stem(name),
-        kind,
+        kind: checked.kind,
         format,
-        record,
+        record: checked.record,
+        metadata: checked.metadata,
+        commits: checked.commits,
         on_error: common.on_error,
         time,
         outputs: Vec::new(),
-    })
-}
-
-/// A Kafka source's client properties, topics and metadata fields; returns its record
-/// with the metadata fields added.
-fn kafka_source(
-    pipeline: &str,
-    name: &str,
-    k: &KafkaSource,
-    format: IrFormat,
-    record: &Rc<RecordType>,
-    cx: &mut Cx,
-) -> Option<(Rc<RecordType>, IrSourceKind)> {
-    let path = ["sources", name];
-    if matches!(format, IrFormat::Csv { .. }) {
-        let at = cx.value(&["sources", name, "format"]);
-        cx.error(SpecError::bad_format_option(
-            "csv is not supported for Kafka messages yet (a message has no header line)",
-            &at,
-            "use `format: json`, or `format: lines` and split the line in a transform",
-        ));
-        return None;
-    }
-    let properties = kafka::client_properties(&path, k.client(), cx);
-    let topics_ok = kafka::topics(&path, &k.topics, cx);
-    let metadata = kafka::with_metadata(name, record, &k.metadata, cx);
-    let (mut properties, metadata) = (properties?, metadata?);
-    let default_group = k.group_id.clone().unwrap_or_else(|| Setting(pipeline.to_string()));
-    let group = cx.setting(
-        &["sources", name, "group_id"],
-        "group.id",
-        &default_group.0,
-        "consumer group: copies with the same group share the partitions",
-    );
-    properties.push(("group.id".into(), PropertyValue::Setting(group)));
-    properties.push((
-        "auto.offset.reset".into(),
-        PropertyValue::Fixed(k.start.as_str().into()),
-    ));
-    cx.features.insert("kafka");
-    topics_ok.then(|| {
-        let kind = IrSourceKind::Kafka {
-            properties,
-            topics: k.topics.clone(),
-            headers: metadata.headers,
-            metadata: metadata.fields,
-        };
-        (metadata.record, kind)
     })
 }
 
@@ -311,11 +263,11 @@ fn record(
 }
 
 /// The `max_record_bytes` setting of a source framing lines (a whole number above 0).
-fn max_record_bytes(name: &str, value: Option<&Setting>, cx: &mut Cx) -> String {
+pub(crate) fn max_record_bytes(name: &str, value: Option<&Setting>, cx: &mut Cx) -> String {
     let value = value
         .cloned()
         .unwrap_or_else(|| Setting(DEFAULT_MAX_RECORD_BYTES.to_owned()));
-    generator::number_setting(
+    number_setting(
         &value,
         &["sources", name, "max_record_bytes"],
         |s| s.parse::<u64>().is_ok_and(|n| n > 0),

@@ -12,9 +12,6 @@ pub struct FileSource {
     #[serde(default)]
     pub follow: bool,
     /// Longest record (line) read whole, in bytes; a longer one is a bad record, skipped
-    /// without being held. A setting; default [`DEFAULT_MAX_RECORD_BYTES`].
+    /// without being held. A setting; default 1 MiB.
     pub max_record_bytes: Option<Setting>,
 }
-
-/// The default `max_record_bytes` of the sources that frame a byte stream into lines: 1 MiB.
-pub const DEFAULT_MAX_RECORD_BYTES: &str = "1048576";

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::spec::kafka::{KafkaClientSpec, SaslSpec, TlsSpec};
+use super::client_spec::{KafkaClientSpec, SaslSpec, TlsSpec};
 use crate::spec::transforms::ExprText;
 use crate::spec::Setting;
 

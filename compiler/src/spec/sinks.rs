@@ -1,14 +1,7 @@
 //! Sink specs: where results go.
 
-mod file;
-mod kafka;
-mod stdout;
-
-pub use file::FileSink;
-pub use kafka::{Compression, KafkaSink, TopicSpec};
-pub use stdout::StdoutSink;
-
 use super::{FormatName, Inputs};
+use crate::connectors::SinkKind;
 
 /// Options every sink has, whatever its type.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -31,24 +24,4 @@ impl SinkCommon {
 pub struct SinkSpec {
     pub kind: SinkKind,
     pub common: SinkCommon,
-}
-
-/// The closed set of sink types.
-#[derive(Debug, Clone)]
-pub enum SinkKind {
-    Stdout(StdoutSink),
-    File(FileSink),
-    Kafka(Box<KafkaSink>),
-}
-
-impl SinkKind {
-    pub const TYPES: &'static [&'static str] = &["stdout", "file", "kafka"];
-
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            SinkKind::Stdout(_) => "stdout",
-            SinkKind::File(_) => "file",
-            SinkKind::Kafka(_) => "kafka",
-        }
-    }
 }

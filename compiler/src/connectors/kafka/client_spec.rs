@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::Setting;
+use crate::spec::Setting;
 
 /// `tls:` — encrypt the connection, optionally with a client certificate.
 #[derive(Debug, Clone, Default, serde::Deserialize)]

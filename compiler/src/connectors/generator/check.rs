@@ -1,16 +1,15 @@
 //! Generator sources: `count`, `rate` and the options of each generated field, checked
 //! against the field's type and against the values each option can take.
 
-use super::Cx;
+use super::{GenField, GenFieldSpec, GenKind, GeneratorSource, IrGenerator};
 use crate::diagnostics::SpecError;
-use crate::ir::{GenField, GenKind, IrSourceKind};
-use crate::spec::sources::{GenFieldSpec, GeneratorSource};
 use crate::spec::spans::Span;
 use crate::spec::Setting;
 use crate::types::{RecordType, TsRepr, Type};
+use crate::validate::{number_setting, Cx};
 
 /// A generator source: its count and rate settings and how each field is generated.
-pub fn generator(name: &str, g: &GeneratorSource, record: &RecordType, cx: &mut Cx) -> Option<IrSourceKind> {
+pub fn generator(name: &str, g: &GeneratorSource, record: &RecordType, cx: &mut Cx) -> Option<IrGenerator> {
     let count = g.count.clone().unwrap_or(Setting(String::new()));
     let rate = g.rate.clone().unwrap_or(Setting(String::new()));
     let mut ok = number_setting(
@@ -54,45 +53,12 @@ pub fn generator(name: &str, g: &GeneratorSource, record: &RecordType, cx: &mut 
         }
     }
     let fields = gen_fields(record, &g.fields, &["sources", name, "fields"], cx)?;
-    ok.then_some(IrSourceKind::Generator {
+    ok.then_some(IrGenerator {
         count_key,
         rate_key,
         seed: g.seed,
         fields,
     })
-}
-
-/// Checks a number setting now where its value is known: a literal, or the default of
-/// a sole `${VAR:-default}`. Empty means "none" (unbounded) where `empty_ok`.
-pub(super) fn number_setting(
-    value: &Setting,
-    path: &[&str],
-    valid: impl Fn(&str) -> bool,
-    what: &str,
-    empty_ok: bool,
-    cx: &mut Cx,
-) -> bool {
-    let known = match value.sole_default() {
-        Some(default) => Some(default),
-        None if value.is_template() => None,
-        None => Some(value.0.as_str()),
-    };
-    let fine = match known {
-        None => true,
-        Some("") => empty_ok,
-        Some(text) => valid(text),
-    };
-    if fine {
-        return true;
-    }
-    let at = cx.value(path);
-    cx.error(SpecError::invalid_value(
-        path.last().copied().unwrap_or_default(),
-        format!("expected {what}"),
-        &at,
-        Some("or `${VAR}` / `${VAR:-default}` to set it when the binary starts".into()),
-    ));
-    false
 }
 
 fn gen_fields(

@@ -1,16 +1,7 @@
 //! Source specs: where events come from.
 
-mod file;
-mod generator;
-mod kafka;
-mod stdin;
-
-pub use file::{FileSource, DEFAULT_MAX_RECORD_BYTES};
-pub use generator::{GenFieldSpec, GeneratorSource};
-pub use kafka::{KafkaSource, MetadataSpec, StartAt};
-pub use stdin::StdinSource;
-
 use super::{FormatName, OnError};
+use crate::connectors::SourceKind;
 
 /// Options every source has, whatever its type.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -47,27 +38,4 @@ impl SourceCommon {
 pub struct SourceSpec {
     pub kind: SourceKind,
     pub common: SourceCommon,
-}
-
-/// The closed set of source types.
-#[derive(Debug, Clone)]
-pub enum SourceKind {
-    File(FileSource),
-    Stdin(StdinSource),
-    Generator(GeneratorSource),
-    Kafka(Box<KafkaSource>),
-}
-
-impl SourceKind {
-    /// Every `type:` a source can have.
-    pub const TYPES: &'static [&'static str] = &["file", "stdin", "generator", "kafka"];
-
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            SourceKind::File(_) => "file",
-            SourceKind::Stdin(_) => "stdin",
-            SourceKind::Generator(_) => "generator",
-            SourceKind::Kafka(_) => "kafka",
-        }
-    }
 }

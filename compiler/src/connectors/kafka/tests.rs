@@ -2,7 +2,8 @@
 //! one reviewed snapshot: `security.protocol`, the `ssl.*` files and `sasl.mechanisms`
 //! are what a broker sees, and no broker in the tests offers SASL.
 
-use crate::ir::{IrSinkKind, IrSourceKind, PropertyValue};
+use super::PropertyValue;
+use crate::connectors::{IrSinkKind, IrSourceKind};
 use crate::validate::check_text;
 
 /// The client options of each case (YAML lines), given to the source and to the sink.
@@ -95,11 +96,11 @@ fn tls_and_sasl_become_these_librdkafka_properties() {
         let problems: Vec<String> = checked.problems.iter().map(|p| p.to_string()).collect();
         let ir = checked.ir.unwrap_or_else(|| panic!("{case}: {problems:?}\n{text}"));
         assert!(problems.is_empty(), "{case}: {problems:?}");
-        let IrSourceKind::Kafka { properties, .. } = &ir.sources[0].kind else {
+        let IrSourceKind::Kafka(super::IrKafkaSource { properties, .. }) = &ir.sources[0].kind else {
             panic!("{case}: not a Kafka source")
         };
         out += &format!("# {case}\nsource:\n{}", render(properties, &ir.settings));
-        let IrSinkKind::Kafka { properties, .. } = &ir.sinks[0].kind else {
+        let IrSinkKind::Kafka(super::IrKafkaSink { properties, .. }) = &ir.sinks[0].kind else {
             panic!("{case}: not a Kafka sink")
         };
         out += &format!("sink:\n{}\n", render(properties, &ir.settings));

@@ -2,19 +2,16 @@
 //! record fields. Every property is a setting, checked for secrets by `Cx::setting`
 //! under the name of the librdkafka property it becomes.
 
-use std::rc::Rc;
-
-use super::transforms::expression;
-use super::Cx;
+use super::{
+    IrKafkaSink, IrKafkaSource, KafkaClientSpec, KafkaSink, KafkaSource, MetadataSpec, PropertyValue, TopicSpec,
+};
+use crate::connectors::message::{string_expr, IrAddress};
+use crate::connectors::metadata::{wanted_of, with_metadata, MetaDef, MetaType, Wanted};
+use crate::connectors::{CheckedSink, CheckedSource, IrSinkKind, IrSourceKind, SourceContext};
 use crate::diagnostics::SpecError;
-use crate::expr::TExpr;
-use crate::ir::{IrSinkKind, MetaKind, PropertyValue, SinkInput};
-use crate::spec::kafka::KafkaClientSpec;
-use crate::spec::sinks::{KafkaSink, TopicSpec};
-use crate::spec::sources::MetadataSpec;
-use crate::spec::transforms::ExprText;
 use crate::spec::Setting;
-use crate::types::{Field, RecordType, TsRepr, Type};
+use crate::types::RecordType;
+use crate::validate::Cx;
 
 /// Properties rill sets itself for at-least-once delivery; overriding them would lose data.
 const MANAGED: &[&str] = &["enable.auto.offset.store", "enable.auto.commit"];
@@ -197,113 +194,85 @@ pub fn topic_name_problem(name: &str) -> Option<String> {
     }
 }
 
-/// A Kafka source's record with its metadata fields.
-pub struct WithMetadata {
-    /// The schema's record plus the metadata fields (unchanged without metadata).
-    pub record: Rc<RecordType>,
-    /// The header names the fields read, in `MetaKind::Header` order.
-    pub headers: Vec<String>,
-    /// Each metadata field and what it receives.
-    pub fields: Vec<(String, MetaKind)>,
-}
+/// What a Kafka message offers besides its payload (and `headers: { name: field }`).
+const METADATA: &[MetaDef] = &[
+    MetaDef {
+        name: "key",
+        ty: MetaType::OptText,
+    },
+    MetaDef {
+        name: "topic",
+        ty: MetaType::Text,
+    },
+    MetaDef {
+        name: "partition",
+        ty: MetaType::Int,
+    },
+    MetaDef {
+        name: "offset",
+        ty: MetaType::Int,
+    },
+    MetaDef {
+        name: "timestamp",
+        ty: MetaType::OptTimestamp,
+    },
+];
 
-/// The source's record with its metadata fields appended, and what each receives.
-pub fn with_metadata(source: &str, record: &Rc<RecordType>, meta: &MetadataSpec, cx: &mut Cx) -> Option<WithMetadata> {
-    let optional = |t: Type| Type::Optional(Box::new(t));
-    let mut wanted: Vec<(Vec<&str>, &String, MetaKind, Type)> = Vec::new();
-    let singles = [
-        ("key", &meta.key, MetaKind::Key, optional(Type::String)),
-        ("topic", &meta.topic, MetaKind::Topic, Type::String),
-        ("partition", &meta.partition, MetaKind::Partition, Type::I64),
-        ("offset", &meta.offset, MetaKind::Offset, Type::I64),
-        (
-            "timestamp",
-            &meta.timestamp,
-            MetaKind::Timestamp,
-            optional(Type::Timestamp),
-        ),
-    ];
-    for (what, field, kind, ty) in singles {
-        if let Some(field) = field {
-            wanted.push((vec![what], field, kind, ty));
-        }
-    }
-    let mut headers = Vec::new();
-    for (header, field) in &meta.headers {
-        wanted.push((
-            vec!["headers", header.as_str()],
-            field,
-            MetaKind::Header(headers.len()),
-            optional(Type::String),
-        ));
-        headers.push(header.clone());
-    }
-    if wanted.is_empty() {
-        return Some(WithMetadata {
-            record: record.clone(),
-            headers,
-            fields: Vec::new(),
-        });
-    }
-    let mut fields = record.fields.clone();
-    let mut metadata = Vec::new();
-    let mut ok = true;
-    for (what, field, kind, ty) in wanted {
-        let mut path = vec!["sources", source, "metadata"];
-        path.extend(what);
-        if !crate::spec::is_valid_field_name(field) {
-            let at = cx.value(&path);
-            cx.error(SpecError::invalid_name(field, &at));
-            ok = false;
-            continue;
-        }
-        if fields.iter().any(|f| &f.name == field) {
-            let at = cx.value(&path);
-            cx.error(SpecError::invalid_value(
-                path.last().copied().unwrap_or_default(),
-                format!("the record already has a field `{field}`"),
-                &at,
-                Some("name the metadata field differently, e.g. `kafka_key`".into()),
-            ));
-            ok = false;
-            continue;
-        }
-        fields.push(Field {
-            from_metadata: true,
-            ..Field::new(field.clone(), ty, TsRepr::Millis)
-        });
-        metadata.push((field.clone(), kind));
-    }
-    ok.then(|| WithMetadata {
-        record: Rc::new(RecordType::new(
-            cx.names.type_name("", source, "Message"),
-            format!("messages of `{source}`"),
-            fields,
-        )),
-        headers,
-        fields: metadata,
+/// A Kafka source: client properties, topics and metadata fields.
+pub fn source(k: &KafkaSource, source: &SourceContext<'_>, cx: &mut Cx) -> Option<CheckedSource> {
+    let name = source.name;
+    let path = ["sources", name];
+    let properties = client_properties(&path, k.client(), cx);
+    let topics_ok = topics(&path, &k.topics, cx);
+    let metadata = with_metadata(name, source.record, wanted(name, &k.metadata), cx);
+    let (mut properties, (record, metadata)) = (properties?, metadata?);
+    let default_group = k
+        .group_id
+        .clone()
+        .unwrap_or_else(|| Setting(source.pipeline.to_string()));
+    let group = cx.setting(
+        &["sources", name, "group_id"],
+        "group.id",
+        &default_group.0,
+        "consumer group: copies with the same group share the partitions",
+    );
+    properties.push(("group.id".into(), PropertyValue::Setting(group)));
+    properties.push((
+        "auto.offset.reset".into(),
+        PropertyValue::Fixed(k.start.as_str().into()),
+    ));
+    cx.features.insert("kafka");
+    topics_ok.then(|| CheckedSource {
+        kind: IrSourceKind::Kafka(IrKafkaSource {
+            properties,
+            topics: k.topics.clone(),
+        }),
+        record,
+        metadata,
+        commits: true,
     })
 }
 
+/// The metadata the spec asks for: the offered pieces, then each header by name.
+fn wanted<'a>(source: &'a str, meta: &'a MetadataSpec) -> Vec<Wanted<'a>> {
+    let given = [&meta.key, &meta.topic, &meta.partition, &meta.offset, &meta.timestamp].map(Option::as_ref);
+    let mut wanted = wanted_of(source, METADATA, &given);
+    for (header, field) in &meta.headers {
+        wanted.push(Wanted {
+            meta: format!("header:{header}"),
+            ty: MetaType::OptText,
+            field,
+            path: vec!["sources", source, "metadata", "headers", header.as_str()],
+        });
+    }
+    wanted
+}
+
 /// A Kafka sink: properties from the spec's options, its topic, key and headers.
-/// Without an `input` (its upstream failed), only the options that do not depend on
+/// Without a `record` (its upstream failed), only the options that do not depend on
 /// the record are checked.
-pub fn sink(name: &str, k: &KafkaSink, input: Option<&SinkInput>, cx: &mut Cx) -> Option<IrSinkKind> {
+pub fn sink(k: &KafkaSink, name: &str, record: Option<&RecordType>, cx: &mut Cx) -> Option<CheckedSink> {
     let path = ["sinks", name];
-    let record = match input {
-        Some(SinkInput::Records(record)) => Some(record),
-        None => None,
-        Some(SinkInput::DeadLetters) => {
-            let at = cx.value(&["sinks", name, "input"]);
-            cx.error(SpecError::invalid_value(
-                "input",
-                "dead letters are written to a file or stdout sink, not to Kafka",
-                &at,
-                Some("use `type: file` for the dead-letter sink".into()),
-            ));
-            return None;
-        }
-    };
     let mut ok = record.is_some();
     let properties = client_properties(&path, k.client(), cx);
     let fixed = |name: &str, value: String| (name.to_string(), PropertyValue::Fixed(value));
@@ -400,12 +369,16 @@ pub fn sink(name: &str, k: &KafkaSink, input: Option<&SinkInput>, cx: &mut Cx) -
     let mut properties = properties?;
     // The spec's own options first, so `properties:` can still override them.
     tuning.append(&mut properties);
-    ok.then_some(IrSinkKind::Kafka {
-        properties: tuning,
-        topic,
-        topic_expr,
-        key,
-        headers,
+    ok.then_some(CheckedSink {
+        kind: IrSinkKind::Kafka(IrKafkaSink {
+            properties: tuning,
+            topic,
+        }),
+        address: Some(IrAddress {
+            topic: topic_expr,
+            key,
+            headers,
+        }),
     })
 }
 
@@ -438,39 +411,3 @@ fn acks_level(sink: &str, acks: Option<&Setting>, idempotent: bool, cx: &mut Cx)
     cx.error(SpecError::invalid_value("acks", message, &at, Some(help.into())));
     None
 }
-
-/// An expression that must be a string (or, when `optional`, an optional string).
-fn string_expr(
-    what: &str,
-    text: &ExprText,
-    record: &RecordType,
-    path: &[&str],
-    optional: bool,
-    cx: &mut Cx,
-) -> Option<TExpr> {
-    let e = expression(text, record, path, cx)?;
-    let fits = match &e.ty {
-        Type::String => true,
-        Type::Optional(inner) => optional && **inner == Type::String,
-        _ => false,
-    };
-    if fits {
-        return Some(e);
-    }
-    let at = cx.expr_locator(path, &text.0)(&e.span);
-    let wanted = if optional {
-        "a string or an optional string"
-    } else {
-        "a string"
-    };
-    cx.error(SpecError::type_mismatch(
-        format!("{what} must be {wanted}, found {}", e.ty),
-        format!("this is {}", e.ty),
-        &at,
-        Some("convert it: `to_string(device_id)`".into()),
-    ));
-    None
-}
-
-#[cfg(test)]
-mod tests;

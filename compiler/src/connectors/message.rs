@@ -1,0 +1,53 @@
+//! What message sinks share: the per-record address (topic, key, headers) as typed
+//! expressions. Each connector decides which parts it offers; the generated
+//! `send_<sink>` evaluates them and hands them to the runtime's `MessageOutput`.
+
+use crate::diagnostics::SpecError;
+use crate::expr::TExpr;
+use crate::spec::transforms::ExprText;
+use crate::types::{RecordType, Type};
+use crate::validate::{expression, Cx};
+
+/// Where each record of a message sink goes; `None` parts are the sink's own.
+#[derive(Debug, Clone, Default)]
+pub struct IrAddress {
+    /// A string expression: the topic per record.
+    pub topic: Option<TExpr>,
+    /// A string or optional-string expression.
+    pub key: Option<TExpr>,
+    /// Header name and value (string or optional string).
+    pub headers: Vec<(String, TExpr)>,
+}
+
+/// An expression that must be a string (or, when `optional`, an optional string).
+pub fn string_expr(
+    what: &str,
+    text: &ExprText,
+    record: &RecordType,
+    path: &[&str],
+    optional: bool,
+    cx: &mut Cx,
+) -> Option<TExpr> {
+    let e = expression(text, record, path, cx)?;
+    let fits = match &e.ty {
+        Type::String => true,
+        Type::Optional(inner) => optional && **inner == Type::String,
+        _ => false,
+    };
+    if fits {
+        return Some(e);
+    }
+    let at = cx.expr_locator(path, &text.0)(&e.span);
+    let wanted = if optional {
+        "a string or an optional string"
+    } else {
+        "a string"
+    };
+    cx.error(SpecError::type_mismatch(
+        format!("{what} must be {wanted}, found {}", e.ty),
+        format!("this is {}", e.ty),
+        &at,
+        Some("convert it: `to_string(device_id)`".into()),
+    ));
+    None
+}

@@ -1,0 +1,257 @@
+//! Connectors: where records come from and go to, one folder each.
+//!
+//! A connector's folder holds its spec (the options of `type: <name>`), its checks
+//! (spec → IR) and its emitter (IR → the runtime constructor call). This file is the
+//! one table of them: the closed [`SourceKind`]/[`SinkKind`] enums and their IR
+//! counterparts, each `match` dispatching to the folder. Everything else in the
+//! compiler asks what a connector *does* ([`Arrival`], [`Delivery`], whether it commits
+//! positions, which metadata it offers), never which one it is.
+
+pub mod file;
+pub mod generator;
+pub mod kafka;
+pub mod message;
+pub mod metadata;
+pub mod stdin;
+pub mod stdout;
+
+use std::rc::Rc;
+
+use proc_macro2::TokenStream;
+use serde::de::DeserializeOwned;
+
+use crate::ir::{IrFormat, IrSink, IrSource};
+use crate::spec::field_names;
+use crate::types::RecordType;
+use crate::validate::Cx;
+use message::IrAddress;
+use metadata::IrMeta;
+
+/// Reads the options of one component (the loader, which reports every mistake).
+pub trait ReadOptions {
+    fn read<T: DeserializeOwned>(&mut self) -> Option<T>;
+}
+
+/// How a source's records arrive: this decides which formats fit and which options
+/// (like `max_record_bytes`) apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// A byte stream framed into lines (a file, stdin): every format fits.
+    Stream,
+    /// Whole messages from a broker, one record each: no CSV header line.
+    Messages,
+    /// Made up by the source itself, as JSON.
+    Generated,
+}
+
+/// How a sink's records leave: this decides its output layer in the runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Bytes written to a stream once per step (`Output` + `RawSink`).
+    Stream,
+    /// One message per record, each acknowledged by a broker later (`MessageOutput` +
+    /// `MessageSink`): per-record addresses, outcomes served every step.
+    Messages,
+}
+
+/// The closed set of source types, as written in the spec.
+#[derive(Debug, Clone)]
+pub enum SourceKind {
+    File(file::FileSource),
+    Stdin(stdin::StdinSource),
+    Generator(generator::GeneratorSource),
+    Kafka(Box<kafka::KafkaSource>),
+}
+
+impl SourceKind {
+    /// Every `type:` a source can have.
+    pub const TYPES: &'static [&'static str] = &["file", "stdin", "generator", "kafka"];
+
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SourceKind::File(_) => "file",
+            SourceKind::Stdin(_) => "stdin",
+            SourceKind::Generator(_) => "generator",
+            SourceKind::Kafka(_) => "kafka",
+        }
+    }
+
+    pub fn arrival(&self) -> Arrival {
+        match self {
+            SourceKind::File(_) | SourceKind::Stdin(_) => Arrival::Stream,
+            SourceKind::Generator(_) => Arrival::Generated,
+            SourceKind::Kafka(_) => Arrival::Messages,
+        }
+    }
+
+    /// The keys of type `ty` (one of [`Self::TYPES`]), so a misspelt common key is
+    /// recognised among them.
+    pub fn keys(ty: &str) -> Vec<String> {
+        match ty {
+            "file" => field_names::<file::FileSource>(),
+            "stdin" => field_names::<stdin::StdinSource>(),
+            "generator" => field_names::<generator::GeneratorSource>(),
+            _ => field_names::<kafka::KafkaSource>(),
+        }
+    }
+
+    /// Reads the options of type `ty` (one of [`Self::TYPES`]).
+    pub fn read(ty: &str, options: &mut impl ReadOptions) -> Option<SourceKind> {
+        Some(match ty {
+            "file" => SourceKind::File(options.read()?),
+            "stdin" => SourceKind::Stdin(options.read()?),
+            "generator" => SourceKind::Generator(options.read()?),
+            _ => SourceKind::Kafka(Box::new(options.read()?)),
+        })
+    }
+
+    /// Checks the connector's own options against the source's record.
+    pub fn check(&self, source: &SourceContext<'_>, cx: &mut Cx) -> Option<CheckedSource> {
+        match self {
+            SourceKind::File(f) => file::check_source(f, source, cx),
+            SourceKind::Stdin(s) => stdin::check(s, source, cx),
+            SourceKind::Generator(g) => generator::check(g, source, cx),
+            SourceKind::Kafka(k) => kafka::check_source(k, source, cx),
+        }
+    }
+}
+
+/// What a connector's source checks are given.
+pub struct SourceContext<'a> {
+    pub pipeline: &'a str,
+    pub name: &'a str,
+    pub format: IrFormat,
+    pub record: &'a Rc<RecordType>,
+}
+
+/// A source's connector, checked.
+pub struct CheckedSource {
+    pub kind: IrSourceKind,
+    /// The schema's record, plus the metadata fields the spec asked for.
+    pub record: Rc<RecordType>,
+    pub metadata: Vec<IrMeta>,
+    /// It commits positions back once records are safe (offsets, acknowledgements):
+    /// the pipeline then tracks acknowledgements and commits after steps.
+    pub commits: bool,
+}
+
+/// The IR of each source type.
+#[derive(Debug, Clone)]
+pub enum IrSourceKind {
+    File(file::IrFileSource),
+    Stdin(stdin::IrStdin),
+    Generator(generator::IrGenerator),
+    Kafka(kafka::IrKafkaSource),
+}
+
+/// The runtime's raw source for `s`, boxed (inside `run`'s build closure: `ctx` is there).
+pub fn construct_source(s: &IrSource) -> TokenStream {
+    match &s.kind {
+        IrSourceKind::File(f) => file::emit_source(f),
+        IrSourceKind::Stdin(i) => stdin::emit(i),
+        IrSourceKind::Generator(g) => generator::emit(g, s),
+        IrSourceKind::Kafka(k) => kafka::emit_source(k, s),
+    }
+}
+
+/// Items a source needs at the top of the file (the generator's field table).
+pub fn source_items(s: &IrSource) -> Option<TokenStream> {
+    match &s.kind {
+        IrSourceKind::Generator(g) => Some(generator::statics(g, s)),
+        _ => None,
+    }
+}
+
+/// The closed set of sink types, as written in the spec.
+#[derive(Debug, Clone)]
+pub enum SinkKind {
+    Stdout(stdout::StdoutSink),
+    File(file::FileSink),
+    Kafka(Box<kafka::KafkaSink>),
+}
+
+impl SinkKind {
+    pub const TYPES: &'static [&'static str] = &["stdout", "file", "kafka"];
+
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SinkKind::Stdout(_) => "stdout",
+            SinkKind::File(_) => "file",
+            SinkKind::Kafka(_) => "kafka",
+        }
+    }
+
+    pub fn delivery(&self) -> Delivery {
+        match self {
+            SinkKind::Stdout(_) | SinkKind::File(_) => Delivery::Stream,
+            SinkKind::Kafka(_) => Delivery::Messages,
+        }
+    }
+
+    pub fn keys(ty: &str) -> Vec<String> {
+        match ty {
+            "stdout" => field_names::<stdout::StdoutSink>(),
+            "file" => field_names::<file::FileSink>(),
+            _ => field_names::<kafka::KafkaSink>(),
+        }
+    }
+
+    pub fn read(ty: &str, options: &mut impl ReadOptions) -> Option<SinkKind> {
+        Some(match ty {
+            "stdout" => SinkKind::Stdout(options.read()?),
+            "file" => SinkKind::File(options.read()?),
+            _ => SinkKind::Kafka(Box::new(options.read()?)),
+        })
+    }
+
+    /// Checks the connector's own options. Without a `record` (its input failed its own
+    /// checks), only what does not depend on the record is checked, so those mistakes
+    /// come in the same run.
+    pub fn check(&self, name: &str, record: Option<&RecordType>, cx: &mut Cx) -> Option<CheckedSink> {
+        match self {
+            SinkKind::Stdout(_) => Some(CheckedSink::stream(IrSinkKind::Stdout)),
+            SinkKind::File(f) => file::check_sink(f, name, cx),
+            SinkKind::Kafka(k) => kafka::check_sink(k, name, record, cx),
+        }
+    }
+}
+
+/// A sink's connector, checked.
+pub struct CheckedSink {
+    pub kind: IrSinkKind,
+    /// For message sinks: where each record goes.
+    pub address: Option<IrAddress>,
+}
+
+impl CheckedSink {
+    fn stream(kind: IrSinkKind) -> Self {
+        CheckedSink { kind, address: None }
+    }
+}
+
+/// The IR of each sink type.
+#[derive(Debug, Clone)]
+pub enum IrSinkKind {
+    Stdout,
+    File(file::IrFileSink),
+    Kafka(kafka::IrKafkaSink),
+}
+
+/// The runtime's raw sink for `s`, boxed: a `RawSink` for a stream, a `MessageSink`
+/// for messages.
+pub fn construct_sink(s: &IrSink) -> TokenStream {
+    match &s.kind {
+        IrSinkKind::Stdout => stdout::emit(),
+        IrSinkKind::File(f) => file::emit_sink(f),
+        IrSinkKind::Kafka(k) => kafka::emit_sink(k, s),
+    }
+}
+
+/// Names the runtime exports for connectors: a generated struct must not take one.
+pub const RUNTIME_TYPES: &[&[&str]] = &[
+    file::RUNTIME_TYPES,
+    stdin::RUNTIME_TYPES,
+    generator::RUNTIME_TYPES,
+    stdout::RUNTIME_TYPES,
+    kafka::RUNTIME_TYPES,
+];
