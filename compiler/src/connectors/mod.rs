@@ -12,6 +12,7 @@ pub mod generator;
 pub mod kafka;
 pub mod message;
 pub mod metadata;
+pub mod mqtt;
 pub mod stdin;
 pub mod stdout;
 
@@ -61,11 +62,12 @@ pub enum SourceKind {
     Stdin(stdin::StdinSource),
     Generator(generator::GeneratorSource),
     Kafka(Box<kafka::KafkaSource>),
+    Mqtt(Box<mqtt::MqttSource>),
 }
 
 impl SourceKind {
     /// Every `type:` a source can have.
-    pub const TYPES: &'static [&'static str] = &["file", "stdin", "generator", "kafka"];
+    pub const TYPES: &'static [&'static str] = &["file", "stdin", "generator", "kafka", "mqtt"];
 
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -73,6 +75,7 @@ impl SourceKind {
             SourceKind::Stdin(_) => "stdin",
             SourceKind::Generator(_) => "generator",
             SourceKind::Kafka(_) => "kafka",
+            SourceKind::Mqtt(_) => "mqtt",
         }
     }
 
@@ -80,7 +83,7 @@ impl SourceKind {
         match self {
             SourceKind::File(_) | SourceKind::Stdin(_) => Arrival::Stream,
             SourceKind::Generator(_) => Arrival::Generated,
-            SourceKind::Kafka(_) => Arrival::Messages,
+            SourceKind::Kafka(_) | SourceKind::Mqtt(_) => Arrival::Messages,
         }
     }
 
@@ -91,7 +94,8 @@ impl SourceKind {
             "file" => field_names::<file::FileSource>(),
             "stdin" => field_names::<stdin::StdinSource>(),
             "generator" => field_names::<generator::GeneratorSource>(),
-            _ => field_names::<kafka::KafkaSource>(),
+            "kafka" => field_names::<kafka::KafkaSource>(),
+            _ => field_names::<mqtt::MqttSource>(),
         }
     }
 
@@ -101,7 +105,8 @@ impl SourceKind {
             "file" => SourceKind::File(options.read()?),
             "stdin" => SourceKind::Stdin(options.read()?),
             "generator" => SourceKind::Generator(options.read()?),
-            _ => SourceKind::Kafka(Box::new(options.read()?)),
+            "kafka" => SourceKind::Kafka(Box::new(options.read()?)),
+            _ => SourceKind::Mqtt(Box::new(options.read()?)),
         })
     }
 
@@ -112,6 +117,7 @@ impl SourceKind {
             SourceKind::Stdin(s) => stdin::check(s, source, cx),
             SourceKind::Generator(g) => generator::check(g, source, cx),
             SourceKind::Kafka(k) => kafka::check_source(k, source, cx),
+            SourceKind::Mqtt(m) => mqtt::check_source(m, source, cx),
         }
     }
 }
@@ -142,6 +148,7 @@ pub enum IrSourceKind {
     Stdin(stdin::IrStdin),
     Generator(generator::IrGenerator),
     Kafka(kafka::IrKafkaSource),
+    Mqtt(mqtt::IrMqttSource),
 }
 
 /// The runtime's raw source for `s`, boxed (inside `run`'s build closure: `ctx` is there).
@@ -151,6 +158,7 @@ pub fn construct_source(s: &IrSource) -> TokenStream {
         IrSourceKind::Stdin(i) => stdin::emit(i),
         IrSourceKind::Generator(g) => generator::emit(g, s),
         IrSourceKind::Kafka(k) => kafka::emit_source(k, s),
+        IrSourceKind::Mqtt(m) => mqtt::emit_source(m, s),
     }
 }
 
@@ -168,23 +176,25 @@ pub enum SinkKind {
     Stdout(stdout::StdoutSink),
     File(file::FileSink),
     Kafka(Box<kafka::KafkaSink>),
+    Mqtt(Box<mqtt::MqttSink>),
 }
 
 impl SinkKind {
-    pub const TYPES: &'static [&'static str] = &["stdout", "file", "kafka"];
+    pub const TYPES: &'static [&'static str] = &["stdout", "file", "kafka", "mqtt"];
 
     pub fn type_name(&self) -> &'static str {
         match self {
             SinkKind::Stdout(_) => "stdout",
             SinkKind::File(_) => "file",
             SinkKind::Kafka(_) => "kafka",
+            SinkKind::Mqtt(_) => "mqtt",
         }
     }
 
     pub fn delivery(&self) -> Delivery {
         match self {
             SinkKind::Stdout(_) | SinkKind::File(_) => Delivery::Stream,
-            SinkKind::Kafka(_) => Delivery::Messages,
+            SinkKind::Kafka(_) | SinkKind::Mqtt(_) => Delivery::Messages,
         }
     }
 
@@ -192,7 +202,8 @@ impl SinkKind {
         match ty {
             "stdout" => field_names::<stdout::StdoutSink>(),
             "file" => field_names::<file::FileSink>(),
-            _ => field_names::<kafka::KafkaSink>(),
+            "kafka" => field_names::<kafka::KafkaSink>(),
+            _ => field_names::<mqtt::MqttSink>(),
         }
     }
 
@@ -200,20 +211,29 @@ impl SinkKind {
         Some(match ty {
             "stdout" => SinkKind::Stdout(options.read()?),
             "file" => SinkKind::File(options.read()?),
-            _ => SinkKind::Kafka(Box::new(options.read()?)),
+            "kafka" => SinkKind::Kafka(Box::new(options.read()?)),
+            _ => SinkKind::Mqtt(Box::new(options.read()?)),
         })
     }
 
-    /// Checks the connector's own options. Without a `record` (its input failed its own
-    /// checks), only what does not depend on the record is checked, so those mistakes
-    /// come in the same run.
-    pub fn check(&self, name: &str, record: Option<&RecordType>, cx: &mut Cx) -> Option<CheckedSink> {
+    /// Checks the connector's own options.
+    pub fn check(&self, sink: &SinkContext<'_>, cx: &mut Cx) -> Option<CheckedSink> {
         match self {
             SinkKind::Stdout(_) => Some(CheckedSink::stream(IrSinkKind::Stdout)),
-            SinkKind::File(f) => file::check_sink(f, name, cx),
-            SinkKind::Kafka(k) => kafka::check_sink(k, name, record, cx),
+            SinkKind::File(f) => file::check_sink(f, sink, cx),
+            SinkKind::Kafka(k) => kafka::check_sink(k, sink, cx),
+            SinkKind::Mqtt(m) => mqtt::check_sink(m, sink, cx),
         }
     }
+}
+
+/// What a connector's sink checks are given. Without a `record` (the input failed its
+/// own checks), only what does not depend on the record is checked, so those mistakes
+/// come in the same run.
+pub struct SinkContext<'a> {
+    pub pipeline: &'a str,
+    pub name: &'a str,
+    pub record: Option<&'a RecordType>,
 }
 
 /// A sink's connector, checked.
@@ -235,6 +255,7 @@ pub enum IrSinkKind {
     Stdout,
     File(file::IrFileSink),
     Kafka(kafka::IrKafkaSink),
+    Mqtt(mqtt::IrMqttSink),
 }
 
 /// The runtime's raw sink for `s`, boxed: a `RawSink` for a stream, a `MessageSink`
@@ -244,6 +265,7 @@ pub fn construct_sink(s: &IrSink) -> TokenStream {
         IrSinkKind::Stdout => stdout::emit(),
         IrSinkKind::File(f) => file::emit_sink(f),
         IrSinkKind::Kafka(k) => kafka::emit_sink(k, s),
+        IrSinkKind::Mqtt(m) => mqtt::emit_sink(m, s),
     }
 }
 
@@ -254,4 +276,5 @@ pub const RUNTIME_TYPES: &[&[&str]] = &[
     generator::RUNTIME_TYPES,
     stdout::RUNTIME_TYPES,
     kafka::RUNTIME_TYPES,
+    mqtt::RUNTIME_TYPES,
 ];

@@ -4,7 +4,7 @@ use super::graph::{Graph, Upstream};
 use super::operators::input_record;
 use super::sources::{format, HasFormatOptions};
 use super::Cx;
-use crate::connectors::Delivery;
+use crate::connectors::{Delivery, SinkContext};
 use crate::diagnostics::SpecError;
 use crate::ir::{IrDelivery, IrFormat, IrOperator, IrSink, IrSource, SinkInput};
 use crate::spec::sinks::SinkCommon;
@@ -70,7 +70,12 @@ pub fn check(
         let Some(input) = input else {
             // The input failed its own checks; the options that do not depend on the
             // record are still checked, so their mistakes come in the same run.
-            kind.check(name, None, cx);
+            let context = SinkContext {
+                pipeline: &spec.name,
+                name,
+                record: None,
+            };
+            kind.check(&context, cx);
             out.push(None);
             continue;
         };
@@ -117,7 +122,12 @@ pub fn check(
             SinkInput::Records(record) => Some(&**record),
             SinkInput::DeadLetters => None,
         };
-        let checked = match kind.check(name, record, cx) {
+        let context = SinkContext {
+            pipeline: &spec.name,
+            name,
+            record,
+        };
+        let checked = match kind.check(&context, cx) {
             Some(checked) if !with_header => checked,
             _ => {
                 out.push(None);

@@ -174,7 +174,7 @@ pub fn expression(text: &ExprText, input: &RecordType, path: &[&str], cx: &mut C
     }
 }
 
-fn uses_regex(e: &TExpr) -> bool {
+pub(crate) fn uses_regex(e: &TExpr) -> bool {
     use crate::expr::functions::Func;
     use crate::expr::TKind::*;
     match &e.kind {

@@ -10,7 +10,7 @@ pub use source_spec::FileSource;
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use super::{CheckedSink, CheckedSource, IrSinkKind, IrSourceKind, SourceContext};
+use super::{CheckedSink, CheckedSource, IrSinkKind, IrSourceKind, SinkContext, SourceContext};
 use crate::validate::{max_record_bytes, Cx};
 
 pub const RUNTIME_TYPES: &[&str] = &["FileSink", "FileSource"];
@@ -49,7 +49,8 @@ pub fn check_source(f: &FileSource, source: &SourceContext<'_>, cx: &mut Cx) -> 
     })
 }
 
-pub fn check_sink(f: &FileSink, name: &str, cx: &mut Cx) -> Option<CheckedSink> {
+pub fn check_sink(f: &FileSink, sink: &SinkContext<'_>, cx: &mut Cx) -> Option<CheckedSink> {
+    let name = sink.name;
     let path_key = cx.setting(&["sinks", name, "path"], "path", &f.path.0, "path of the file to write");
     Some(CheckedSink::stream(IrSinkKind::File(IrFileSink {
         path_key,

@@ -7,10 +7,9 @@ use super::{
 };
 use crate::connectors::message::{string_expr, IrAddress};
 use crate::connectors::metadata::{wanted_of, with_metadata, MetaDef, MetaType, Wanted};
-use crate::connectors::{CheckedSink, CheckedSource, IrSinkKind, IrSourceKind, SourceContext};
+use crate::connectors::{CheckedSink, CheckedSource, IrSinkKind, IrSourceKind, SinkContext, SourceContext};
 use crate::diagnostics::SpecError;
 use crate::spec::Setting;
-use crate::types::RecordType;
 use crate::validate::Cx;
 
 /// Properties rill sets itself for at-least-once delivery; overriding them would lose data.
@@ -271,7 +270,8 @@ fn wanted<'a>(source: &'a str, meta: &'a MetadataSpec) -> Vec<Wanted<'a>> {
 /// A Kafka sink: properties from the spec's options, its topic, key and headers.
 /// Without a `record` (its upstream failed), only the options that do not depend on
 /// the record are checked.
-pub fn sink(k: &KafkaSink, name: &str, record: Option<&RecordType>, cx: &mut Cx) -> Option<CheckedSink> {
+pub fn sink(k: &KafkaSink, sink: &SinkContext<'_>, cx: &mut Cx) -> Option<CheckedSink> {
+    let (name, record) = (sink.name, sink.record);
     let path = ["sinks", name];
     let mut ok = record.is_some();
     let properties = client_properties(&path, k.client(), cx);
