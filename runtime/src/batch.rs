@@ -17,6 +17,9 @@ pub struct RawBatch {
     meta_values: Vec<Stored>,
     /// The text values of `meta_values`, stored like the records.
     meta_data: Vec<u8>,
+    /// Where records came from (index, range in `meta_data`), for sources that know
+    /// (a topic): named in the dead letter of a record that does not decode.
+    origins: Vec<(usize, (usize, usize))>,
     /// Records the source could not read whole (index, reason), in index order: bad
     /// records whose bytes are only an excerpt.
     failed: Vec<(usize, String)>,
@@ -89,6 +92,7 @@ impl RawBatch {
         self.meta.clear();
         self.meta_values.clear();
         self.meta_data.clear();
+        self.origins.clear();
         self.failed.clear();
     }
 
@@ -127,6 +131,27 @@ impl RawBatch {
             self.meta_values.push(stored);
         }
         self.meta.push((first, self.meta_values.len()));
+    }
+
+    /// The record pushed last came from `origin` (its topic, `topic/partition@offset`):
+    /// a reason about it names that.
+    /// Written in place: no allocation per record.
+    pub fn set_origin(&mut self, origin: impl std::fmt::Display) {
+        use std::io::Write;
+        let Some(last) = self.len().checked_sub(1) else {
+            return;
+        };
+        let start = self.meta_data.len();
+        // Writing to a `Vec` cannot fail.
+        let _ = write!(self.meta_data, "{origin}");
+        self.origins.push((last, (start, self.meta_data.len())));
+    }
+
+    /// Where record `i` came from, when the source said.
+    pub fn origin(&self, i: usize) -> Option<String> {
+        let at = self.origins.partition_point(|(j, _)| *j < i);
+        let (j, range) = self.origins.get(at)?;
+        (*j == i).then(|| self.text(&self.meta_data, *range))
     }
 
     /// The metadata of record `i`, when the source recorded any.
@@ -252,6 +277,22 @@ mod tests {
         assert!(b.meta(2).is_none());
         b.clear();
         assert!(b.meta(0).is_none());
+    }
+
+    #[test]
+    fn origins_belong_to_their_record() {
+        let mut b = RawBatch::new();
+        b.set_origin("nothing pushed yet");
+        b.push(b"a");
+        b.push(b"b");
+        b.set_origin("sensors/7/reading");
+        b.push(b"c");
+        b.set_origin(format_args!("{}/{}@{}", "clicks", 2, 7));
+        assert_eq!((b.origin(0), b.origin(1).as_deref()), (None, Some("sensors/7/reading")));
+        assert_eq!(b.origin(2).as_deref(), Some("clicks/2@7"));
+        b.clear();
+        b.push(b"d");
+        assert_eq!(b.origin(0), None);
     }
 
     #[test]

@@ -185,7 +185,13 @@ impl<D: Decoder> Source<D> {
                     }
                 }
                 Ok(None) => Ok(()),
-                Err(e) => bad_record(&self.events, self.on_error, self.name, &e.reason, record, out),
+                Err(e) => {
+                    let reason = match self.batch.origin(i) {
+                        Some(origin) => format!("{} (from {origin})", e.reason),
+                        None => e.reason,
+                    };
+                    bad_record(&self.events, self.on_error, self.name, &reason, record, out)
+                }
             };
             if let Err(e) = handled {
                 failure = Some(e);

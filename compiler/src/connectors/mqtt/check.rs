@@ -33,7 +33,11 @@ pub fn source(m: &MqttSource, source: &SourceContext<'_>, cx: &mut Cx) -> Option
     let client = client(&path, source.pipeline, m.client(), cx);
     let qos = qos(&path, m.qos, cx);
     let filters_ok = topic_filters(name, &m.topics, cx);
-    let MqttMetadata { topic, qos: qos_field, retain } = &m.metadata;
+    let MqttMetadata {
+        topic,
+        qos: qos_field,
+        retain,
+    } = &m.metadata;
     let wanted = wanted_of(name, METADATA, &[topic.as_ref(), qos_field.as_ref(), retain.as_ref()]);
     let metadata = with_metadata(name, source.record, wanted, cx);
     let (client, qos, (record, metadata)) = (client?, qos?, metadata?);
@@ -67,14 +71,21 @@ pub fn sink(m: &MqttSink, sink: &SinkContext<'_>, cx: &mut Cx) -> Option<Checked
             ));
             None
         }
-        Some(MqttTopic::Fixed(text)) if !text.contains('{') => {
-            fixed_topic(name, text, cx).map(|topic| (topic, None))
-        }
+        Some(MqttTopic::Fixed(text)) if !text.contains('{') => fixed_topic(name, text, cx).map(|topic| (topic, None)),
         Some(MqttTopic::Fixed(template)) => {
             record.and_then(|record| template_topic(name, template, record, cx).map(|e| (String::new(), Some(e))))
         }
         Some(MqttTopic::Expr(e)) => record
-            .and_then(|record| string_expr("the topic", &e.expr, record, &["sinks", name, "topic", "expr"], false, cx))
+            .and_then(|record| {
+                string_expr(
+                    "the topic",
+                    &e.expr,
+                    record,
+                    &["sinks", name, "topic", "expr"],
+                    false,
+                    cx,
+                )
+            })
             .map(|e| (String::new(), Some(e))),
     };
     let (client, qos, (topic, topic_expr)) = (client?, qos?, topic?);
@@ -116,7 +127,12 @@ fn client(path: &[&str], pipeline: &str, c: ClientSpec<'_>, cx: &mut Cx) -> Opti
         ));
         ok = false;
     }
-    let url = cx.setting(&at("url"), "url", &c.url.0, "MQTT broker, mqtt://host:port or mqtts://host:port");
+    let url = cx.setting(
+        &at("url"),
+        "url",
+        &c.url.0,
+        "MQTT broker, mqtt://host:port or mqtts://host:port",
+    );
     let component = path.get(1).copied().unwrap_or_default();
     let client_id = c
         .client_id
@@ -138,8 +154,18 @@ fn client(path: &[&str], pipeline: &str, c: ClientSpec<'_>, cx: &mut Cx) -> Opti
         p
     };
     let tls = c.tls.cloned().unwrap_or_default();
-    let ca = optional(cx, &tls_path("ca"), tls.ca.as_ref(), "CA certificate file (PEM) to verify the broker");
-    let cert = optional(cx, &tls_path("cert"), tls.cert.as_ref(), "client certificate file (PEM)");
+    let ca = optional(
+        cx,
+        &tls_path("ca"),
+        tls.ca.as_ref(),
+        "CA certificate file (PEM) to verify the broker",
+    );
+    let cert = optional(
+        cx,
+        &tls_path("cert"),
+        tls.cert.as_ref(),
+        "client certificate file (PEM)",
+    );
     let key = optional(cx, &tls_path("key"), tls.key.as_ref(), "client private key file (PEM)");
     let protocol = match c.version {
         None => Some(4),
@@ -212,8 +238,7 @@ fn topic_filters(source: &str, filters: &[String], cx: &mut Cx) -> bool {
     for (i, filter) in filters.iter().enumerate() {
         let levels: Vec<&str> = filter.split('/').collect();
         let bad_level = levels.iter().enumerate().any(|(n, level)| {
-            (level.contains('+') && *level != "+")
-                || (level.contains('#') && (*level != "#" || n + 1 != levels.len()))
+            (level.contains('+') && *level != "+") || (level.contains('#') && (*level != "#" || n + 1 != levels.len()))
         });
         let problem = if filter.is_empty() || filter.contains('\0') {
             Some("an empty topic filter".to_string())
@@ -231,7 +256,9 @@ fn topic_filters(source: &str, filters: &[String], cx: &mut Cx) -> bool {
                 "topics",
                 problem,
                 &at,
-                Some("`+` matches one whole level, `#` all the levels after it: `sensors/+/reading`, `sensors/#`".into()),
+                Some(
+                    "`+` matches one whole level, `#` all the levels after it: `sensors/+/reading`, `sensors/#`".into(),
+                ),
             ));
             ok = false;
         }
@@ -319,7 +346,8 @@ fn placeholder(
     record: &RecordType,
     cx: &mut Cx,
 ) -> Option<TExpr> {
-    let locate = |r: &std::ops::Range<usize>| span_in_scalar(cx.text, scalar, template, &(start + r.start..start + r.end));
+    let locate =
+        |r: &std::ops::Range<usize>| span_in_scalar(cx.text, scalar, template, &(start + r.start..start + r.end));
     let checked = crate::expr::parse(text).map_err(|problems| crate::expr::check::parse_problems(problems, &locate));
     let checked = checked.and_then(|parsed| crate::expr::check(&parsed, record, &locate));
     match checked {

@@ -217,6 +217,7 @@ impl RawSource for KafkaSource {
             } else {
                 batch.push(payload);
             }
+            batch.set_origin(format_args!("{topic}/{partition}@{offset}"));
             advance(&mut self.reading, &topic, partition, offset + 1);
         }
         if !batch.is_empty() {
