@@ -1,40 +1,51 @@
 #!/usr/bin/env bash
 # rill benchmark: generated pipeline binaries against hand-written Rust programs doing
-# the same jobs (bench/baseline/, bench/kafka/). Three workloads:
+# the same jobs (bench/baseline/, bench/kafka/, bench/mqtt/). The workloads:
 #   filter_map  bench/filter_map.yaml: stateless filter + map (`baseline run`)
 #   windowed    bench/windowed.yaml: 10 s tumbling event-time windows per device
 #               (`baseline window`)
 #   kafka       bench/kafka_filter.yaml: topic → filter → topic on a local tansu
 #               broker (`kafka-relay`, bench/kafka/)
+#   mqtt        bench/mqtt_filter.yaml: MQTT topic → filter → topic on a private
+#               mosquitto (`mqtt-relay`, bench/mqtt/), and `mosquitto_sub | grep |
+#               mosquitto_pub` as a second line
 #   window_fire bench/window_fire.yaml: one tumbling window of FIRE_N distinct keys
 #               (default 1000000), fired at the end; time reading vs time firing
 #
 #   bash bench/run.sh [N]                  N input events, default 5000000
-#   WORKLOAD=windowed bash bench/run.sh    one workload only: filter_map | windowed | kafka | window_fire | all
+#   WORKLOAD=windowed bash bench/run.sh    one workload only: filter_map | windowed | kafka | mqtt | window_fire | all
 #   FIRE_N=2000000 WORKLOAD=window_fire bash bench/run.sh   keys in the fired window, default 1000000
 #   KAFKA_N=2000000 WORKLOAD=kafka bash bench/run.sh   records in the input topic, default 1000000
+#   MQTT_N=500000 WORKLOAD=mqtt bash bench/run.sh     messages in, default 200000
+#   MQTT_INFLIGHT=20 ...                   mosquitto's max_inflight_messages, default 1000
 #   KAFKA_FETCH_WAIT_MS=500 KAFKA_FETCH_QUEUE_BACKOFF_MS=1000 ...   the consumers'
 #                                          settings (librdkafka's defaults here), default 10 and 10
 #
 # Everything it writes goes to bench/out/ (git-ignored): the rill cache
 # (RILL_CACHE_DIR), the baselines' target dirs, the inputs, the outputs and
 # results.md. It installs nothing: the kafka workload needs the tansu broker
-# (scripts/kafka-setup, or RILL_TANSU=path); `all` skips it when tansu is missing.
+# (scripts/kafka-setup, or RILL_TANSU=path), the mqtt workload mosquitto,
+# mosquitto_sub and mosquitto_pub (Debian: mosquitto, mosquitto-clients); `all` skips
+# either when what it needs is missing.
 set -euo pipefail
 
 N=${1:-5000000}
-case $N in '' | *[!0-9]*) echo "usage: [WORKLOAD=filter_map|windowed|kafka|window_fire|all] bash bench/run.sh [N]" >&2; exit 2 ;; esac
+case $N in '' | *[!0-9]*) echo "usage: [WORKLOAD=filter_map|windowed|kafka|mqtt|window_fire|all] bash bench/run.sh [N]" >&2; exit 2 ;; esac
 FIRE_N=${FIRE_N:-1000000}
 case $FIRE_N in '' | *[!0-9]*) echo "FIRE_N must be a number (got '$FIRE_N')" >&2; exit 2 ;; esac
 KAFKA_N=${KAFKA_N:-1000000}
 case $KAFKA_N in '' | *[!0-9]*) echo "KAFKA_N must be a number (got '$KAFKA_N')" >&2; exit 2 ;; esac
+MQTT_N=${MQTT_N:-200000}
+case $MQTT_N in '' | *[!0-9]*) echo "MQTT_N must be a number (got '$MQTT_N')" >&2; exit 2 ;; esac
+MQTT_INFLIGHT=${MQTT_INFLIGHT:-1000}
+case $MQTT_INFLIGHT in '' | *[!0-9]*) echo "MQTT_INFLIGHT must be a number (got '$MQTT_INFLIGHT')" >&2; exit 2 ;; esac
 # Consumer settings, read by kafka_filter and the tools alike (bench/kafka/src/lib.rs).
 export KAFKA_FETCH_WAIT_MS=${KAFKA_FETCH_WAIT_MS:-10}
 export KAFKA_FETCH_QUEUE_BACKOFF_MS=${KAFKA_FETCH_QUEUE_BACKOFF_MS:-10}
 WORKLOAD=${WORKLOAD:-all}
 case $WORKLOAD in
-    filter_map | windowed | kafka | window_fire | all) ;;
-    *) echo "WORKLOAD must be filter_map, windowed, kafka, window_fire or all (got '$WORKLOAD')" >&2; exit 2 ;;
+    filter_map | windowed | kafka | mqtt | window_fire | all) ;;
+    *) echo "WORKLOAD must be filter_map, windowed, kafka, mqtt, window_fire or all (got '$WORKLOAD')" >&2; exit 2 ;;
 esac
 want() { [ "$WORKLOAD" = all ] || [ "$WORKLOAD" = "$1" ]; }
 
@@ -48,6 +59,21 @@ if want kafka && [ ! -x "$TANSU" ]; then
     KAFKA_SKIPPED="tansu ($TANSU) is missing; run scripts/kafka-setup"
 fi
 want_kafka() { want kafka && [ -z "$KAFKA_SKIPPED" ]; }
+
+MOSQUITTO=${RILL_MOSQUITTO:-$(command -v mosquitto || echo /usr/sbin/mosquitto)}
+MQTT_SKIPPED= # why the mqtt workload is skipped under WORKLOAD=all, if it is
+if want mqtt; then
+    for tool in "$MOSQUITTO" mosquitto_sub mosquitto_pub; do
+        command -v "$tool" >/dev/null && continue
+        if [ "$WORKLOAD" = mqtt ]; then
+            echo "$tool is missing: apt-get install mosquitto mosquitto-clients (or set RILL_MOSQUITTO)" >&2
+            exit 2
+        fi
+        MQTT_SKIPPED="$tool is missing; apt-get install mosquitto mosquitto-clients"
+        break
+    done
+fi
+want_mqtt() { want mqtt && [ -z "$MQTT_SKIPPED" ]; }
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$ROOT/bench
@@ -91,6 +117,13 @@ K_SPEC=$OUT/spec/kafka_filter.yaml
 K_GEN_BIN=$OUT/kafka_filter
 K_TARGET=$OUT/kafka-target
 K_TOOLS=$K_TARGET/release # kafka-load, kafka-relay, kafka-count
+
+# mqtt
+M_DIR=$OUT/mqtt # the broker's config and log, the jobs' stderr, the outputs read
+M_SPEC=$OUT/spec/mqtt_filter.yaml
+M_GEN_BIN=$OUT/mqtt_filter
+M_TARGET=$OUT/mqtt-target
+M_TOOLS=$M_TARGET/release # mqtt-load, mqtt-relay, mqtt-count
 
 ALL_OK=1 # set to 0 by any failed check; the script exits 1 at the end then
 
@@ -276,6 +309,11 @@ fi
 if want_kafka; then
     log "building the Kafka baseline and tools (bench/kafka, target dir bench/out/kafka-target)"
     cargo build --release --quiet --manifest-path "$BENCH/kafka/Cargo.toml" --target-dir "$K_TARGET"
+fi
+
+if want_mqtt; then
+    log "building the MQTT baseline and tools (bench/mqtt, target dir bench/out/mqtt-target)"
+    cargo build --release --quiet --manifest-path "$BENCH/mqtt/Cargo.toml" --target-dir "$M_TARGET"
 fi
 
 {
@@ -507,6 +545,10 @@ cpu_of() { awk -v hz="$CLK_TCK" '{ sub(/.*\) /, ""); printf "%.2f", ($12 + $13) 
 hwm_of() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }                                            # peak RSS KiB
 minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
 field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; } # field NAME 'a=1 NAME=2' → 2
+min_into() { # min_into ARRAY KEY VALUE: ARRAY[KEY] = min(ARRAY[KEY], VALUE)
+    local -n arr=$1
+    if [ -z "${arr[$2]:-}" ] || awk -v a="$3" -v b="${arr[$2]}" 'BEGIN { exit !(a < b) }'; then arr[$2]=$3; fi
+}
 
 free_port() {
     local p
@@ -634,10 +676,6 @@ if want_kafka; then
 
         log "kafka: both jobs, $KAFKA_N records in, $K_EXPECT out, cold and warm, best of $RUNS, interleaved"
         k_eps() { awk -v n="$KAFKA_N" -v t="$1" 'BEGIN { printf "%.0f", n / t }'; }
-        min_into() { # min_into ARRAY KEY VALUE
-            local -n arr=$1
-            if [ -z "${arr[$2]:-}" ] || awk -v a="$3" -v b="${arr[$2]}" 'BEGIN { exit !(a < b) }'; then arr[$2]=$3; fi
-        }
         declare -A K_BEST K_BEST_FIRST K_BEST_CPU K_BEST_BROKER K_MAX_RSS
         K_OUT_OK=1
         K_RUN_LINES=()
@@ -729,6 +767,279 @@ elif want kafka; then
         echo "## kafka"
         echo
         echo "not measured: $KAFKA_SKIPPED"
+    } >>"$RESULTS"
+fi
+
+# ---------------------------------------------------------------- mqtt
+# One private mosquitto (no persistence) on a free loopback port for the whole workload,
+# killed at exit. Three jobs relay bench/in → bench/out through the filter: rill's
+# binary (generated), `mqtt-relay` (baseline) and `mosquitto_sub | grep | mosquitto_pub`
+# (pipe). Each run of a job:
+#
+#   1. creates the job's persistent session (a fresh client id each run): subscribed to
+#      bench/in at QoS 1, then disconnected (mosquitto_sub -c -E);
+#   2. preloads MQTT_N readings into it (mqtt-load, QoS 1; the broker queues them for
+#      the absent client: max_queued_messages 0 = no limit, so none is dropped);
+#   3. starts `mqtt-count`, subscribed to bench/out at QoS 1, then the job: the time
+#      runs from the job's start to the moment the counter has every expected output
+#      (connecting takes milliseconds, unlike Kafka's group join, so there is no warm
+#      mode); throughput = input messages / that time. The counter then waits 0.5 s
+#      more for any extra message, the job gets SIGTERM;
+#   4. connects to the job's session again for 1 s: the job must have acknowledged
+#      every input (nothing comes).
+#
+# Preloading rather than publishing meanwhile: the job alone is measured (on 2 cores a
+# concurrent loader takes a core), and the queue is the broker's real backlog case. The
+# broker sends a client at most max_inflight_messages (MQTT_INFLIGHT, default 1000)
+# unacknowledged messages at once: rill acknowledges a batch once its outputs are
+# confirmed, so a window below its batches would stall it (the runtime's docs).
+# CPU time of the job (for the pipe: its three processes) and of the broker, over the
+# timed interval, and the job's peak RSS come from /proc. Every run must deliver exactly
+# the expected messages; the outputs of the three jobs (sorted) must be identical.
+M_BROKER_PID=
+M_JOB_PID=
+stop_mqtt() { # part of the EXIT trap: our job and broker, by pid, if still running
+    if [ -n "$M_JOB_PID" ]; then kill -TERM -- "-$M_JOB_PID" 2>/dev/null || kill -TERM "$M_JOB_PID" 2>/dev/null || true; fi
+    if [ -n "$M_BROKER_PID" ]; then kill "$M_BROKER_PID" 2>/dev/null || true; fi
+}
+trap 'stop_kafka; stop_mqtt' EXIT
+
+# The filter for grep, on the generator's numbers (0.0 ..= 50.0, shortest form, always
+# with a fraction): temperature > 25.0 && status == "ok".
+M_GREP='"temperature":(25\.[0-9]*[1-9][0-9]*|2[6-9]\.[0-9]+|[3-9][0-9]\.[0-9]+|[1-9][0-9]{2,}\.[0-9]+),.*"status":"ok"\}$'
+
+# start_mosquitto: writes the config, starts the broker, waits until it answers (10 s);
+# sets M_PORT, M_BROKER_PID.
+start_mosquitto() {
+    local attempt
+    mkdir -p "$M_DIR"
+    for attempt in 1 2 3; do
+        M_PORT=$(free_port)
+        cat >"$M_DIR/mosquitto.conf" <<CONF
+# bench/run.sh's private broker (WORKLOAD=mqtt)
+listener $M_PORT 127.0.0.1
+allow_anonymous true
+persistence false
+# Unacknowledged QoS 1 messages in flight to one client (default 20).
+max_inflight_messages $MQTT_INFLIGHT
+# Queued for a client beyond those: no limit (default 1000, then it drops).
+max_queued_messages 0
+max_queued_bytes 0
+# When started as root, stay this user (else mosquitto switches to \`mosquitto\`, which
+# cannot write the log here).
+user $(id -un)
+log_dest file $M_DIR/mosquitto.log
+log_type error
+log_type warning
+log_type notice
+CONF
+        : >"$M_DIR/mosquitto.log"
+        "$MOSQUITTO" -c "$M_DIR/mosquitto.conf" 2>>"$M_DIR/mosquitto.log" &
+        M_BROKER_PID=$!
+        for _ in $(seq 1 100); do
+            kill -0 "$M_BROKER_PID" 2>/dev/null || break
+            if mosquitto_pub -p "$M_PORT" -t bench/ping -n 2>/dev/null; then return 0; fi
+            sleep 0.1
+        done
+        if kill -0 "$M_BROKER_PID" 2>/dev/null; then
+            kill "$M_BROKER_PID"
+            echo "mosquitto did not answer on port $M_PORT within 10 s; its log:" >&2
+        elif [ "$attempt" -lt 3 ] && grep -q "Address already in use" "$M_DIR/mosquitto.log"; then
+            continue
+        else
+            echo "mosquitto exited at start; its log:" >&2
+        fi
+        M_BROKER_PID=
+        tail -n 20 "$M_DIR/mosquitto.log" >&2
+        exit 1
+    done
+}
+
+# cpu_of_group PGID: user+sys seconds of the processes in process group PGID.
+cpu_of_group() {
+    local pid total=0
+    for pid in $(ps -e -o pid=,pgid= | awk -v g="$1" '$2 == g { print $1 }'); do
+        total=$(awk -v a="$total" -v b="$(cpu_of "$pid" 2>/dev/null || echo 0)" 'BEGIN { printf "%.2f", a + b }')
+    done
+    echo "$total"
+}
+
+# mqtt_run NAME RUN: one run of generated, baseline or pipe (see above). Sets M_TIME
+# (s, start → the last expected output), M_FIRST (s, → the first), M_CPU and
+# M_BROKER_CPU (s, over that interval), M_RSS (KiB, 0 for the pipe) and M_COUNT; leaves
+# the job's stderr in $M_DIR/stderr-NAME.txt and its outputs, sorted, in
+# $M_DIR/out-NAME.jsonl. Exits if the job fails; clears ALL_OK when the count is wrong.
+mqtt_run() {
+    local name=$1 run=$2 id=bench-$1-$2-$$ errfile=$M_DIR/stderr-$1.txt t0 cpu0=0 broker0 line rc=0 counter
+    M_CPU=0 M_RSS=0
+    mosquitto_sub -p "$M_PORT" -c -i "$id" -q 1 -t bench/in -E
+    M_LOAD=$("$M_TOOLS/mqtt-load" --broker "127.0.0.1:$M_PORT" --count "$MQTT_N")
+    rm -f "$M_DIR/ready"
+    "$M_TOOLS/mqtt-count" --broker "127.0.0.1:$M_PORT" --topic bench/out --expect "$M_EXPECT" \
+        --ready "$M_DIR/ready" --dump "$M_DIR/out-$name.jsonl" --timeout 1800 >"$M_DIR/count.txt" &
+    counter=$!
+    for _ in $(seq 1 1000); do [ -e "$M_DIR/ready" ] && break; sleep 0.01; done
+    broker0=$(cpu_of "$M_BROKER_PID")
+    t0=$(now)
+    case $name in
+        generated) MQTT_PORT=$M_PORT MQTT_CLIENT_ID=$id "$M_GEN_BIN" 2>"$errfile" & ;;
+        baseline) "$M_TOOLS/mqtt-relay" --broker "127.0.0.1:$M_PORT" --client-id "$id" >"$errfile" 2>&1 & ;;
+        pipe) # its own process group (job control), so that one signal stops all three
+            set -m
+            { mosquitto_sub -p "$M_PORT" -c -i "$id" -q 1 -t bench/in |
+                grep --line-buffered -E "$M_GREP" |
+                mosquitto_pub -p "$M_PORT" -q 1 -M 100 -t bench/out -l; } 2>"$errfile" &
+            set +m ;;
+    esac
+    M_JOB_PID=$!
+    # The counter stops at the expected count; stop it if the job dies first.
+    while kill -0 "$counter" 2>/dev/null; do
+        if ! kill -0 "$M_JOB_PID" 2>/dev/null; then sleep 1; kill "$counter" 2>/dev/null || true; break; fi
+        sleep 0.05
+    done
+    wait "$counter" || rc=$?
+    line=$(cat "$M_DIR/count.txt")
+    if [ "$name" = pipe ]; then
+        M_CPU=$(cpu_of_group "$M_JOB_PID")
+        M_RSS=0
+    elif kill -0 "$M_JOB_PID" 2>/dev/null; then
+        M_CPU=$(minus "$(cpu_of "$M_JOB_PID")" "$cpu0")
+        M_RSS=$(hwm_of "$M_JOB_PID")
+    fi
+    M_BROKER_CPU=$(minus "$(cpu_of "$M_BROKER_PID")" "$broker0")
+    M_COUNT=$(field count "$line")
+    local job_rc=0
+    if [ "$name" = pipe ]; then
+        kill -TERM -- "-$M_JOB_PID" 2>/dev/null || true
+        wait "$M_JOB_PID" 2>/dev/null || true # killed: 143
+    else
+        kill -TERM "$M_JOB_PID" 2>/dev/null || true
+        wait "$M_JOB_PID" || job_rc=$?
+    fi
+    M_JOB_PID=
+    if [ "$job_rc" != 0 ] || [ -z "$M_COUNT" ]; then
+        echo "mqtt: $name failed (exit $job_rc; counter: '$line'); its stderr:" >&2
+        tail -n 30 "$errfile" >&2
+        exit 1
+    fi
+    if [ "$rc" != 0 ] || [ "$M_COUNT" != "$M_EXPECT" ]; then
+        echo "mqtt: $name (run $run) delivered $M_COUNT messages to bench/out, expected $M_EXPECT" >&2
+        ALL_OK=0
+        M_OUT_OK=0
+    fi
+    # What the job left unacknowledged in its session (the broker would send it again).
+    M_LEFT=$({ timeout 5 mosquitto_sub -p "$M_PORT" -c -i "$id" -q 1 -t bench/in -W 1 2>/dev/null || true; } | wc -l)
+    if [ "$M_LEFT" != 0 ]; then
+        echo "mqtt: $name (run $run) left $M_LEFT messages unacknowledged in its session" >&2
+        ALL_OK=0
+        M_OUT_OK=0
+    fi
+    M_TIME=$(elapsed "$t0" "$(field done "$line")")
+    M_FIRST=$(elapsed "$t0" "$(field first "$line")")
+    LC_ALL=C sort -o "$M_DIR/out-$name.jsonl" "$M_DIR/out-$name.jsonl"
+}
+
+if want_mqtt; then
+    cp "$BENCH/mqtt_filter.yaml" "$M_SPEC"
+    log "mqtt, build: rill build --release (RILL_CACHE_DIR as found)"
+    if timed M_BUILD "$RILL" build "$M_SPEC" --release -o "$M_GEN_BIN"; then
+        echo "build: ${M_BUILD} s" >&2
+        M_VERSION=$({ "$MOSQUITTO" -h 2>&1 || true; } | sed -n 's/^mosquitto version \([^ ]*\).*/\1/p' | head -n 1) # -h exits 3
+        log "mqtt: starting mosquitto $M_VERSION (no persistence, max_inflight_messages $MQTT_INFLIGHT)"
+        start_mosquitto
+        echo "broker on port $M_PORT (pid $M_BROKER_PID), log ${M_DIR#"$ROOT"/}/mosquitto.log" >&2
+
+        # The expected output count, from the generator (mqtt-load prints it).
+        M_EXPECT=$(field expect_out "$("$M_TOOLS/mqtt-load" --lines /dev/null --count "$MQTT_N")")
+        log "mqtt: three jobs, $MQTT_N messages in, $M_EXPECT out, best of $RUNS, interleaved"
+        m_eps() { awk -v n="$MQTT_N" -v t="$1" 'BEGIN { printf "%.0f", n / t }'; }
+        declare -A M_BEST M_BEST_FIRST M_BEST_CPU M_BEST_BROKER M_MAX_RSS
+        M_OUT_OK=1
+        M_RUN_LINES=()
+        M_LOADS=()
+        for i in $(seq 1 "$RUNS"); do
+            for name in generated baseline pipe; do
+                mqtt_run "$name" "$i"
+                M_LOADS+=("$(sed -n 's/.*(\([0-9]*\) messages\/s).*/\1/p' <<<"$M_LOAD")")
+                row=$(printf 'run %d %-9s %6s s (%7s messages/s), first output after %5s s, %s out, %s left, cpu %5s s, broker cpu %5s s, peak RSS %6s KiB' \
+                    "$i" "$name" "$M_TIME" "$(m_eps "$M_TIME")" "$M_FIRST" "$M_COUNT" "$M_LEFT" "$M_CPU" "$M_BROKER_CPU" "$M_RSS")
+                echo "  $row" >&2
+                M_RUN_LINES+=("$row")
+                min_into M_BEST "$name" "$M_TIME"
+                min_into M_BEST_FIRST "$name" "$M_FIRST"
+                min_into M_BEST_CPU "$name" "$M_CPU"
+                min_into M_BEST_BROKER "$name" "$M_BROKER_CPU"
+                if [ "$M_RSS" -gt "${M_MAX_RSS[$name]:-0}" ]; then M_MAX_RSS[$name]=$M_RSS; fi
+            done
+            for name in baseline pipe; do
+                if ! cmp -s "$M_DIR/out-generated.jsonl" "$M_DIR/out-$name.jsonl"; then
+                    echo "mqtt: run $i: the outputs of generated and $name differ (sorted): $(cmp "$M_DIR/out-generated.jsonl" "$M_DIR/out-$name.jsonl" 2>&1 | head -n 1)" >&2
+                    ALL_OK=0
+                    M_OUT_OK=0
+                fi
+            done
+        done
+
+        declare -A M_EPS
+        for name in generated baseline pipe; do M_EPS[$name]=$(m_eps "${M_BEST[$name]}"); done
+        M_RATIO=$(awk -v g="${M_EPS[generated]}" -v b="${M_EPS[baseline]}" 'BEGIN { printf "%.3f", g / b }')
+        M_PIPE_RATIO=$(awk -v g="${M_EPS[generated]}" -v b="${M_EPS[pipe]}" 'BEGIN { printf "%.3f", g / b }')
+        M_CPU_RATIO=$(awk -v g="${M_BEST_CPU[generated]}" -v b="${M_BEST_CPU[baseline]}" 'BEGIN { printf "%.3f", b / g }')
+        M_LOAD_RANGE=$(printf '%s\n' "${M_LOADS[@]}" | sort -n | sed -n '1p;$p' | paste -sd '-')
+        if [ "$M_OUT_OK" = 1 ]; then
+            M_IDENTICAL="yes ($M_EXPECT messages each run, the same multiset from all three; no input left unacknowledged)"
+        else
+            M_IDENTICAL="NO (see the script's stderr)"
+        fi
+        log "mqtt: generated ${M_EPS[generated]} messages/s, baseline ${M_EPS[baseline]}, ratio $M_RATIO; pipe ${M_EPS[pipe]}"
+        {
+            echo
+            echo "## mqtt"
+            echo
+            echo "- workload: bench/mqtt_filter.yaml, $MQTT_N JSON readings preloaded (QoS 1) into each job's persistent session on bench/in, $M_EXPECT pass the filter into bench/out (QoS 1); baseline: bench/mqtt \`mqtt-relay\` (rumqttc, as rill); second line: \`mosquitto_sub -c -q 1 | grep --line-buffered -E | mosquitto_pub -l -q 1 -M 100\`"
+            echo "- broker: mosquitto $M_VERSION, private, on the same machine, no persistence, max_inflight_messages $MQTT_INFLIGHT, max_queued_messages 0 (no limit); preloading (mqtt-load): $M_LOAD_RANGE messages/s"
+            echo "- time: from the job's start until \`mqtt-count\`, subscribed to bench/out, has every expected output; throughput = input messages / that time; best of $RUNS interleaved runs each. CPU times over that interval, from /proc"
+            echo "- generated, last run: \`$(grep -m1 '"pipeline stopped"' "$M_DIR/stderr-generated.txt" || echo 'no "pipeline stopped" line')\`"
+            echo "- baseline, last run: \`$(tail -n 1 "$M_DIR/stderr-baseline.txt")\`"
+            echo
+            echo "| metric | generated (rill) | baseline (mqtt-relay) | mosquitto_sub \\| grep \\| mosquitto_pub | target | |"
+            echo "|---|---:|---:|---:|---|---|"
+            echo "| best time, start → all outputs received | ${M_BEST[generated]} s | ${M_BEST[baseline]} s | ${M_BEST[pipe]} s | | |"
+            echo "| throughput | ${M_EPS[generated]} messages/s | ${M_EPS[baseline]} messages/s | ${M_EPS[pipe]} messages/s | | |"
+            echo "| ratio generated / baseline (throughput) | $M_RATIO | | | >= 0.9 | $(pass "$M_RATIO >= 0.9") |"
+            echo "| ratio generated / mosquitto pipe (throughput) | $M_PIPE_RATIO | | | | |"
+            echo "| best CPU time of the job (user+sys) | ${M_BEST_CPU[generated]} s | ${M_BEST_CPU[baseline]} s | ${M_BEST_CPU[pipe]} s | | |"
+            echo "| ratio by CPU time (baseline cpu / generated cpu) | $M_CPU_RATIO | | | (>= 0.9) | $(pass "$M_CPU_RATIO >= 0.9") |"
+            echo "| best CPU time of the broker | ${M_BEST_BROKER[generated]} s | ${M_BEST_BROKER[baseline]} s | ${M_BEST_BROKER[pipe]} s | | |"
+            echo "| best time, start → first output received | ${M_BEST_FIRST[generated]} s | ${M_BEST_FIRST[baseline]} s | ${M_BEST_FIRST[pipe]} s | | |"
+            echo "| peak RSS of the job | $(mib "${M_MAX_RSS[generated]}") MiB | $(mib "${M_MAX_RSS[baseline]}") MiB | | | |"
+            echo "| binary size, --release ($(stripped "$M_GEN_BIN")) | $(size_mb "$M_GEN_BIN") MB | $(size_mb "$M_TOOLS/mqtt-relay") MB | | | |"
+            echo "| build, --release (RILL_CACHE_DIR as found) | $M_BUILD s | | | | |"
+            echo "| outputs: expected count every run, identical; inputs all acknowledged | $M_IDENTICAL | | | | $([ "$M_OUT_OK" = 1 ] && echo ok || echo MISSED) |"
+            echo
+            echo "Runs:"
+            echo
+            for row in "${M_RUN_LINES[@]}"; do echo "    $row"; done
+        } >>"$RESULTS"
+        stop_mqtt
+        M_BROKER_PID=
+    else
+        echo "mqtt: rill build failed; the workload is not measured" >&2
+        ALL_OK=0
+        {
+            echo
+            echo "## mqtt"
+            echo
+            echo "not measured: \`rill build --release bench/mqtt_filter.yaml\` failed (see the script's stderr)"
+        } >>"$RESULTS"
+    fi
+elif want mqtt; then
+    echo "mqtt: skipped: $MQTT_SKIPPED" >&2
+    {
+        echo
+        echo "## mqtt"
+        echo
+        echo "not measured: $MQTT_SKIPPED"
     } >>"$RESULTS"
 fi
 

@@ -1,7 +1,7 @@
 //! Publishes `--count` readings (bench/mqtt's generator) to `bench/in` at QoS 1, as fast
 //! as the broker takes them (`--inflight` unacknowledged at once, default 1000), and
 //! waits for every PUBACK. Prints
-//! `mqtt-load: published N, expect_out K in S s (R messages/s)`: K of them pass the filter.
+//! `mqtt-load: published=N expect_out=K in S s (R messages/s)`: K of them pass the filter.
 //!
 //! `--lines FILE` writes the same readings to FILE, one per line, instead (for
 //! `mosquitto_pub -l`), and prints the same line.
@@ -35,7 +35,7 @@ fn main() -> ExitCode {
         Ok(expect) => {
             let secs = started.elapsed().as_secs_f64();
             println!(
-                "mqtt-load: published {count}, expect_out {expect} in {secs:.2} s ({:.0} messages/s)",
+                "mqtt-load: published={count} expect_out={expect} in {secs:.2} s ({:.0} messages/s)",
                 count as f64 / secs
             );
             ExitCode::SUCCESS
