@@ -12,17 +12,18 @@
 //!   the filter tests (`Probe`: serde_json skipping the rest, the string borrowed,
 //!   nothing allocated), and publishes a kept message's payload untouched (rumqttc's
 //!   sync `publish` copies the topic and payload into its request, as rill's sink
-//!   does). A message the filter drops, or that is not JSON, is acknowledged at once.
+//!   does). A message the filter drops, or that is not JSON, is done at once.
 //! - the output thread matches each PUBACK to the input message it came from (rumqttc
 //!   reports each publish it writes with its packet id, in request order; the main
-//!   thread queues the input's packet id before it hands the publish over) and only
-//!   then acknowledges that input message to the broker.
+//!   thread queues the input's sequence number before it hands the publish over):
+//!   that input message is done.
 //!
-//! So an input message is acknowledged only once its output is confirmed, the same
-//! guarantee as rill's (rill acknowledges in whole batches, once every record of the
-//! batch is confirmed; this acknowledges message by message). Not handled: a lost
-//! connection ends the run (exit 1); the persistent session then redelivers what was
-//! not acknowledged.
+//! Input messages are acknowledged in arrival order, each as soon as it and every one
+//! before it are done ([`Order`]). So an input message is acknowledged only once its
+//! output is confirmed: the same guarantee as rill's, which acknowledges in arrival
+//! order too, a batch at a time once every record of the batch is confirmed. Not
+//! handled: a lost connection ends the run (exit 1); the persistent session then
+//! redelivers what was not acknowledged.
 //!
 //! Runs until SIGTERM/SIGINT, then waits (up to 10 s) for outstanding PUBACKs,
 //! acknowledges their inputs and prints its counts.
@@ -66,14 +67,63 @@ fn main() -> ExitCode {
 /// What the two threads share.
 #[derive(Default)]
 struct Shared {
-    /// Packet ids of the input messages whose outputs are handed to rumqttc and not
-    /// yet written, in request order.
-    queued: Mutex<VecDeque<u16>>,
+    /// Sequence numbers (see [`Order`]) of the input messages whose outputs are handed
+    /// to rumqttc and not yet written, in request order.
+    queued: Mutex<VecDeque<u64>>,
+    /// The input messages not yet acknowledged, in arrival order.
+    order: Mutex<Order>,
     /// SIGTERM/SIGINT.
     stop: AtomicBool,
     /// The output thread is finished (everything confirmed, or given up).
     out_done: AtomicBool,
     acked: AtomicU64,
+}
+
+/// The input messages not yet acknowledged, in arrival order, each with whether it is
+/// done (dropped by the filter, or its output confirmed). Acknowledgements go out in
+/// arrival order, as rill's do (batch by batch): mosquitto looks each PUBACK up in its
+/// list of messages in flight from the oldest, so acknowledging out of order would
+/// cost the broker a search per message.
+#[derive(Default)]
+struct Order {
+    /// The sequence number of `pending[0]`.
+    first: u64,
+    /// (packet id, done).
+    pending: VecDeque<(u16, bool)>,
+}
+
+impl Order {
+    /// A message arrived: its sequence number.
+    fn push(&mut self, pkid: u16, done: bool) -> u64 {
+        self.pending.push_back((pkid, done));
+        self.first + self.pending.len() as u64 - 1
+    }
+
+    fn done(&mut self, seq: u64) {
+        if let Some(entry) = self.pending.get_mut((seq - self.first) as usize) {
+            entry.1 = true;
+        }
+    }
+
+    /// Acknowledges the done messages at the front, in order, as far as rumqttc's
+    /// request queue takes them (the rest on a later call). Returns how many.
+    fn acknowledge(&mut self, input: &Client) -> u64 {
+        let mut acked = 0;
+        while let Some(&(pkid, true)) = self.pending.front() {
+            if input.try_ack(&ack_of(pkid)).is_err() {
+                break;
+            }
+            self.pending.pop_front();
+            self.first += 1;
+            acked += 1;
+        }
+        acked
+    }
+
+    /// Done messages wait at the front (rumqttc's queue was full).
+    fn waiting(&self) -> bool {
+        self.pending.front().is_some_and(|&(_, done)| done)
+    }
 }
 
 fn relay(broker: &str, client_id: &str) -> Result<(), String> {
@@ -102,22 +152,19 @@ fn relay(broker: &str, client_id: &str) -> Result<(), String> {
     };
 
     let started = Instant::now();
-    let (mut read, mut sent, mut invalid, mut dropped_acked) = (0u64, 0u64, 0u64, 0u64);
-    // Acknowledgements of dropped messages rumqttc's queue had no room for yet.
-    let mut unsent: VecDeque<u16> = VecDeque::new();
+    let (mut read, mut sent, mut invalid) = (0u64, 0u64, 0u64);
+    let lock_order = || shared.order.lock().unwrap_or_else(PoisonError::into_inner);
     let result = loop {
-        while let Some(&pkid) = unsent.front() {
-            if input.try_ack(&ack_of(pkid)).is_err() {
-                break;
-            }
-            unsent.pop_front();
-            dropped_acked += 1;
-        }
         if stop.load(Ordering::Relaxed) {
             shared.stop.store(true, Ordering::Relaxed);
         }
-        if shared.out_done.load(Ordering::Relaxed) && unsent.is_empty() {
-            break Ok(());
+        if shared.out_done.load(Ordering::Relaxed) {
+            let mut order = lock_order();
+            let acked = order.acknowledge(&input);
+            shared.acked.fetch_add(acked, Ordering::Relaxed);
+            if !order.waiting() {
+                break Ok(());
+            }
         }
         let event = match in_conn.recv_timeout(POLL_WAIT) {
             Ok(Ok(event)) => event,
@@ -139,15 +186,19 @@ fn relay(broker: &str, client_id: &str) -> Result<(), String> {
                 false
             }
         };
+        let mut order = lock_order();
+        let seq = order.push(p.pkid, !keep);
         if !keep {
-            unsent.push_back(p.pkid);
+            let acked = order.acknowledge(&input);
+            shared.acked.fetch_add(acked, Ordering::Relaxed);
             continue;
         }
+        drop(order);
         shared
             .queued
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push_back(p.pkid);
+            .push_back(seq);
         // Waits while the output's request queue is full.
         if output
             .publish(OUTPUT_TOPIC, QoS::AtLeastOnce, false, &p.payload[..])
@@ -161,13 +212,22 @@ fn relay(broker: &str, client_id: &str) -> Result<(), String> {
     let confirmed = out_thread
         .join()
         .map_err(|_| "the output thread panicked".to_string())?;
-    let _ = input.try_disconnect();
-    let _ = in_conn.recv_timeout(POLL_WAIT);
+    // Until the DISCONNECT is written, so are the acknowledgements queued before it
+    // (asked for as soon as rumqttc's request queue has room).
+    let until = Instant::now() + CLOSE_TIMEOUT;
+    let mut asked = false;
+    while Instant::now() < until {
+        asked = asked || input.try_disconnect().is_ok();
+        match in_conn.recv_timeout(POLL_WAIT) {
+            Ok(Ok(Event::Outgoing(Outgoing::Disconnect))) | Ok(Err(_)) | Err(RecvTimeoutError::Disconnected) => break,
+            _ => {}
+        }
+    }
     let secs = started.elapsed().as_secs_f64();
     println!(
         "mqtt-relay: read {read}, sent {sent}, invalid {invalid}, confirmed {}, acknowledged {} in {secs:.2} s",
         confirmed.as_ref().map_or(0, |n| *n),
-        shared.acked.load(Ordering::Relaxed) + dropped_acked,
+        shared.acked.load(Ordering::Relaxed),
     );
     result.and(confirmed.map(|_| ()))
 }
@@ -183,26 +243,27 @@ fn ack_of(pkid: u16) -> Publish {
 /// message once its output's PUBACK is in. Returns the number of outputs confirmed.
 fn confirm(mut conn: Connection, input: &Client, shared: &Shared) -> Result<u64, String> {
     let next = || shared.queued.lock().unwrap_or_else(PoisonError::into_inner).pop_front();
-    // The input packet id of each output packet id in flight (0: none).
-    let mut by_pkid = vec![0u16; usize::from(OUTPUT_INFLIGHT) + 1];
+    let lock_order = || shared.order.lock().unwrap_or_else(PoisonError::into_inner);
+    // The input sequence number of each output packet id in flight.
+    let mut by_pkid: Vec<Option<u64>> = vec![None; usize::from(OUTPUT_INFLIGHT) + 1];
     // A publish rumqttc holds back until its packet id is free (`AwaitAck`).
-    let mut held: Option<(u16, u16)> = None;
+    let mut held: Option<(u16, u64)> = None;
     let mut outstanding = 0u64;
     let mut confirmed = 0u64;
-    let mut unsent: VecDeque<u16> = VecDeque::new();
+    // Done messages at the front that rumqttc's request queue had no room for yet.
+    let mut unsent = false;
     let mut closing: Option<Instant> = None;
     let result = loop {
-        while let Some(&pkid) = unsent.front() {
-            if input.try_ack(&ack_of(pkid)).is_err() {
-                break;
-            }
-            unsent.pop_front();
-            shared.acked.fetch_add(1, Ordering::Relaxed);
+        if unsent {
+            let mut order = lock_order();
+            let acked = order.acknowledge(input);
+            shared.acked.fetch_add(acked, Ordering::Relaxed);
+            unsent = order.waiting();
         }
         if shared.stop.load(Ordering::Relaxed) {
             let since = *closing.get_or_insert_with(Instant::now);
             let waiting = outstanding + shared.queued.lock().unwrap_or_else(PoisonError::into_inner).len() as u64;
-            if waiting == 0 && unsent.is_empty() {
+            if waiting == 0 {
                 break Ok(confirmed);
             }
             if since.elapsed() > CLOSE_TIMEOUT {
@@ -212,15 +273,11 @@ fn confirm(mut conn: Connection, input: &Client, shared: &Shared) -> Result<u64,
                 ));
             }
         }
-        let wait = if unsent.is_empty() {
-            POLL_WAIT
-        } else {
-            Duration::from_millis(1)
-        };
+        let wait = if unsent { Duration::from_millis(1) } else { POLL_WAIT };
         match conn.recv_timeout(wait) {
             Ok(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) if pkid != 0 => {
                 let slot = &mut by_pkid[usize::from(pkid)];
-                if *slot == 0 {
+                if slot.is_none() {
                     let tag = match held {
                         Some((held_pkid, tag)) if held_pkid == pkid => {
                             held = None;
@@ -228,7 +285,7 @@ fn confirm(mut conn: Connection, input: &Client, shared: &Shared) -> Result<u64,
                         }
                         _ => next(),
                     };
-                    if let Some(tag) = tag {
+                    if tag.is_some() {
                         *slot = tag;
                         outstanding += 1;
                     }
@@ -240,12 +297,14 @@ fn confirm(mut conn: Connection, input: &Client, shared: &Shared) -> Result<u64,
                 }
             }
             Ok(Ok(Event::Incoming(Incoming::PubAck(ack)))) => {
-                if let Some(slot) = by_pkid.get_mut(usize::from(ack.pkid)) {
-                    if *slot != 0 {
-                        unsent.push_back(std::mem::take(slot));
-                        outstanding -= 1;
-                        confirmed += 1;
-                    }
+                if let Some(seq) = by_pkid.get_mut(usize::from(ack.pkid)).and_then(Option::take) {
+                    outstanding -= 1;
+                    confirmed += 1;
+                    let mut order = lock_order();
+                    order.done(seq);
+                    let acked = order.acknowledge(input);
+                    shared.acked.fetch_add(acked, Ordering::Relaxed);
+                    unsent = order.waiting();
                 }
             }
             Ok(Ok(_)) | Err(RecvTimeoutError::Timeout) => {}
