@@ -1,7 +1,8 @@
 //! The MQTT test harness itself (`support::mqtt`): a real mosquitto starts, and what
-//! `mosquitto_pub` publishes `mosquitto_sub` reads back complete, a persistent session
-//! keeps what it missed across a broker restart, and passwords and TLS are enforced.
-//! The connector tests rely on this.
+//! `mosquitto_pub` publishes `mosquitto_sub` reads back complete, a client holding back
+//! every acknowledgement still gets thousands of messages, a persistent session keeps
+//! what it missed across a broker restart, and passwords and TLS are enforced. The
+//! connector tests rely on this.
 
 mod support;
 
@@ -139,4 +140,111 @@ fn a_tls_broker_is_reached_with_its_ca_only() {
     broker.publish("t", &["end".to_string()], 1);
     let got: Vec<String> = subscriber.wait_for(2, PATIENCE).into_iter().map(|(_, p)| p).collect();
     assert_eq!(got, ["secure", "end"]);
+}
+
+#[test]
+fn a_client_that_acknowledges_nothing_still_receives_thousands() {
+    // rill holds back a QoS 1 acknowledgement until the records are safe downstream;
+    // the broker must keep sending meanwhile, not stop at an in-flight limit.
+    let broker = Broker::start(&workdir("mqtt_broker_unacknowledged"));
+    let mut silent = silent::Client::subscribe(broker.port(), "held/#");
+    let payloads = numbered("held", 0..3000);
+    broker.publish("held/1", &payloads, 1);
+    let got = silent.read_publishes(payloads.len());
+    assert_eq!(got, payloads, "not every unacknowledged message was sent");
+}
+
+/// A bare MQTT 3.1.1 client over a TcpStream that subscribes with QoS 1 and never
+/// acknowledges a PUBLISH (`mosquitto_sub` acknowledges every message at once).
+mod silent {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    use super::PATIENCE;
+
+    pub struct Client(TcpStream);
+
+    /// A UTF-8 string as MQTT encodes it: a two-byte length, then the bytes.
+    fn string(s: &str) -> Vec<u8> {
+        let mut out = (s.len() as u16).to_be_bytes().to_vec();
+        out.extend_from_slice(s.as_bytes());
+        out
+    }
+
+    impl Client {
+        pub fn subscribe(port: u16, filter: &str) -> Client {
+            let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+            stream.set_read_timeout(Some(PATIENCE)).unwrap();
+            let mut client = Client(stream);
+            // CONNECT: protocol "MQTT" level 4, clean session, keep-alive 600 s.
+            let mut connect = string("MQTT");
+            connect.extend_from_slice(&[4, 0x02, 0x02, 0x58]);
+            connect.extend(string("rill-silent"));
+            client.send(0x10, &connect);
+            assert_eq!(client.packet(), (0x20, vec![0, 0]), "CONNACK");
+            // SUBSCRIBE: packet id 1, the filter at QoS 1.
+            let mut subscribe = vec![0, 1];
+            subscribe.extend(string(filter));
+            subscribe.push(1);
+            client.send(0x82, &subscribe);
+            assert_eq!(client.packet(), (0x90, vec![0, 1, 1]), "SUBACK granting QoS 1");
+            client
+        }
+
+        /// Reads `n` PUBLISH packets, acknowledging none; returns their payloads.
+        pub fn read_publishes(&mut self, n: usize) -> Vec<String> {
+            let mut payloads = Vec::new();
+            while payloads.len() < n {
+                let (kind, body) = self.try_packet().unwrap_or_else(|e| {
+                    panic!(
+                        "{} of {n} unacknowledged messages came, then none for {PATIENCE:?}: {e}",
+                        payloads.len()
+                    )
+                });
+                assert_eq!(kind & 0xF6, 0x32, "a QoS 1 PUBLISH, got {kind:#x}");
+                let topic_len = u16::from_be_bytes([body[0], body[1]]) as usize;
+                // After the topic, the two-byte packet id, then the payload.
+                payloads.push(String::from_utf8(body[2 + topic_len + 2..].to_vec()).unwrap());
+            }
+            payloads
+        }
+
+        fn send(&mut self, kind: u8, body: &[u8]) {
+            let mut packet = vec![kind];
+            let mut len = body.len();
+            loop {
+                let byte = (len % 128) as u8;
+                len /= 128;
+                packet.push(if len > 0 { byte | 0x80 } else { byte });
+                if len == 0 {
+                    break;
+                }
+            }
+            packet.extend_from_slice(body);
+            self.0.write_all(&packet).expect("send to the broker");
+        }
+
+        /// The next packet: its first byte and its body.
+        fn packet(&mut self) -> (u8, Vec<u8>) {
+            self.try_packet().expect("a packet from the broker")
+        }
+
+        fn try_packet(&mut self) -> std::io::Result<(u8, Vec<u8>)> {
+            let mut byte = [0u8];
+            self.0.read_exact(&mut byte)?;
+            let kind = byte[0];
+            let (mut len, mut shift) = (0usize, 0);
+            loop {
+                self.0.read_exact(&mut byte)?;
+                len |= ((byte[0] & 0x7F) as usize) << shift;
+                shift += 7;
+                if byte[0] & 0x80 == 0 {
+                    break;
+                }
+            }
+            let mut body = vec![0; len];
+            self.0.read_exact(&mut body)?;
+            Ok((kind, body))
+        }
+    }
 }
