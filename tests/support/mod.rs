@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod kafka;
+pub mod mqtt;
 pub mod tls;
 
 use std::collections::HashMap;
