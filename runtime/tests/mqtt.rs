@@ -21,13 +21,25 @@ struct Broker {
     dir: PathBuf,
     port: u16,
     child: Option<Child>,
+    /// What `mosquitto_pub`/`mosquitto_sub` need besides host and port (TLS files).
+    client_args: Vec<String>,
+}
+
+/// A fresh folder for one test.
+fn workdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rill-mqtt-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
 }
 
 impl Broker {
     fn start(name: &str) -> Broker {
-        let dir = std::env::temp_dir().join(format!("rill-mqtt-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        Broker::with(workdir(name), "allow_anonymous true\n", vec![])
+    }
+
+    /// A broker whose listener has `settings` (authentication, TLS) in `dir`.
+    fn with(dir: PathBuf, settings: &str, client_args: Vec<String>) -> Broker {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -36,13 +48,18 @@ impl Broker {
         // keep that many in flight and queue what arrives meanwhile (see the connector's
         // documentation).
         let conf = format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\nuser root\npersistence true\n\
+            "listener {port} 127.0.0.1\n{settings}user root\npersistence true\n\
              persistence_location {}/\nmax_inflight_messages 1000\nmax_queued_messages 100000\n\
              log_dest stderr\nlog_type all\n",
             dir.display()
         );
         std::fs::write(dir.join("mosquitto.conf"), conf).expect("config");
-        let mut broker = Broker { dir, port, child: None };
+        let mut broker = Broker {
+            dir,
+            port,
+            child: None,
+            client_args,
+        };
         broker.run();
         broker
     }
@@ -85,20 +102,20 @@ impl Broker {
         std::fs::read_to_string(self.dir.join("mosquitto.log")).unwrap_or_default()
     }
 
+    /// Host, port and TLS files, as `mosquitto_pub` and `mosquitto_sub` take them.
+    fn client(&self, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.args(["-h", "127.0.0.1", "-q", "1", "-p"])
+            .arg(self.port.to_string())
+            .args(&self.client_args);
+        cmd
+    }
+
     /// Publishes each of `messages` to `topic` with `mosquitto_pub` at QoS 1.
     fn publish(&self, topic: &str, messages: &[&str]) {
-        let mut child = Command::new("mosquitto_pub")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-q",
-                "1",
-                "-t",
-                topic,
-                "-l",
-            ])
+        let mut child = self
+            .client("mosquitto_pub")
+            .args(["-t", topic, "-l"])
             .stdin(Stdio::piped())
             .spawn()
             .expect("mosquitto_pub");
@@ -130,21 +147,8 @@ impl Broker {
     }
 
     fn sub(&self, id: &str, topic: &str, extra: &[&str]) -> Command {
-        let mut cmd = Command::new("mosquitto_sub");
-        cmd.args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &self.port.to_string(),
-            "-q",
-            "1",
-            "-c",
-            "-i",
-            id,
-            "-t",
-            topic,
-        ])
-        .args(extra);
+        let mut cmd = self.client("mosquitto_sub");
+        cmd.args(["-c", "-i", id, "-t", topic]).args(extra);
         cmd
     }
 }
@@ -348,5 +352,169 @@ fn both_ends_ride_out_a_broker_restart() {
     assert_eq!(
         broker.read("checker", "out/#", 4),
         ["out/x p0", "out/x p1", "out/x p2", "out/x p3"]
+    );
+}
+
+/// Polls `source` until it fails; the failure's message.
+fn failure(source: &mut MqttSource) -> String {
+    let mut batch = RawBatch::new();
+    let started = Instant::now();
+    loop {
+        assert!(started.elapsed() < PATIENCE, "the source never failed");
+        batch.clear();
+        if let Err(e) = source.poll(&mut batch, 10) {
+            return e.to_string();
+        }
+    }
+}
+
+#[test]
+fn refused_credentials_end_the_run_naming_the_component() {
+    let dir = workdir("auth");
+    let passwords = dir.join("passwords");
+    let made = Command::new("mosquitto_passwd")
+        .args(["-b", "-c"])
+        .arg(&passwords)
+        .args(["rill", "secret"])
+        .status()
+        .expect("mosquitto_passwd");
+    assert!(made.success());
+    let settings = format!("allow_anonymous false\npassword_file {}\n", passwords.display());
+    let args = ["-u", "rill", "-P", "secret"].map(String::from).to_vec();
+    let broker = Broker::with(dir, &settings, args);
+    let ctx = ctx();
+    let mut wrong = connect(&broker, "rill-src");
+    wrong.username = "rill".into();
+    wrong.password = "guess".into();
+    let mut source = MqttSource::new("sources.in", wrong, &["in/#"], 1, &[], &ctx).expect("start");
+    let message = failure(&mut source);
+    assert!(
+        message.starts_with("sources.in: the MQTT broker refused the connection: "),
+        "{message}"
+    );
+    // The right ones are let in.
+    broker.subscribe("checker", "out");
+    let mut right = connect(&broker, "rill-pub");
+    right.username = "rill".into();
+    right.password = "secret".into();
+    let mut publisher = MqttPublisher::new("sinks.out", right, "out", 1, false, &ctx).expect("start");
+    assert_eq!(publisher.send(b"hello", Address::default(), 1), Ok(()));
+    assert_eq!(outcomes(&mut publisher, 1)[0].tag, 1);
+    assert_eq!(broker.read("checker", "out", 1), ["out hello"]);
+}
+
+/// Runs `openssl` with `args` in `dir`.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA in `dir` (`<ca>.pem`, `<ca>.key`) and, signed by it, a certificate
+/// (`<name>.pem`, `<name>.key`) for each of `leaves` (name, subjectAltName or "").
+fn certificates(dir: &std::path::Path, ca: &str, leaves: &[(&str, &str)]) {
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let (ca_key, ca_pem, ca_subject) = (format!("{ca}.key"), format!("{ca}.pem"), format!("/CN={ca}"));
+    let mut args = vec![
+        "req",
+        "-x509",
+        "-days",
+        "2",
+        "-subj",
+        &ca_subject,
+        "-keyout",
+        &ca_key,
+        "-out",
+        &ca_pem,
+    ];
+    args.extend(ec);
+    openssl(dir, &args);
+    for (name, san) in leaves {
+        let (key, csr, pem, subject) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+            format!("/CN={name}"),
+        );
+        let mut args = vec!["req", "-subj", &subject, "-keyout", &key, "-out", &csr];
+        args.extend(ec);
+        openssl(dir, &args);
+        let ext = format!("{name}.ext");
+        let extensions = match *san {
+            "" => "basicConstraints=CA:FALSE\n".to_string(),
+            san => format!("basicConstraints=CA:FALSE\nsubjectAltName={san}\n"),
+        };
+        std::fs::write(dir.join(&ext), extensions).expect("extensions");
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-days",
+                "2",
+                "-in",
+                &csr,
+                "-CA",
+                &ca_pem,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-extfile",
+                &ext,
+                "-out",
+                &pem,
+            ],
+        );
+    }
+}
+
+#[test]
+fn mutual_tls_works_and_an_untrusted_broker_ends_the_run() {
+    let dir = workdir("tls");
+    certificates(&dir, "ca", &[("server", "IP:127.0.0.1"), ("client", "")]);
+    certificates(&dir, "other-ca", &[]);
+    let path = |name: &str| dir.join(name).display().to_string();
+    let settings = format!(
+        "allow_anonymous true\ncafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n",
+        path("ca.pem"),
+        path("server.pem"),
+        path("server.key")
+    );
+    let args = vec![
+        "--cafile".into(),
+        path("ca.pem"),
+        "--cert".into(),
+        path("client.pem"),
+        "--key".into(),
+        path("client.key"),
+    ];
+    let broker = Broker::with(dir.clone(), &settings, args);
+    let tls = |ca: &str| MqttConnect {
+        url: format!("mqtts://127.0.0.1:{}", broker.port),
+        ca: path(ca),
+        cert: path("client.pem"),
+        key: path("client.key"),
+        ..connect(&broker, "rill-tls")
+    };
+    broker.subscribe("checker", "out");
+    let ctx = ctx();
+    let mut publisher = MqttPublisher::new("sinks.out", tls("ca.pem"), "out", 1, false, &ctx).expect("start");
+    assert_eq!(publisher.send(b"sealed", Address::default(), 1), Ok(()));
+    assert_eq!(outcomes(&mut publisher, 1)[0].tag, 1);
+    assert_eq!(publisher.close(&mut Vec::new()), Ok(()));
+    assert_eq!(broker.read("checker", "out", 1), ["out sealed"]);
+
+    let mut source = MqttSource::new("sources.in", tls("other-ca.pem"), &["in"], 1, &[], &ctx).expect("start");
+    let message = failure(&mut source);
+    assert!(
+        message.starts_with("sources.in: TLS with the MQTT broker failed: "),
+        "{message}"
     );
 }

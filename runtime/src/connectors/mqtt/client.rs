@@ -7,7 +7,7 @@
 use crate::errors::{RunError, StartError};
 use crate::log;
 use rumqttc::{
-    ConnAck, ConnectReturnCode, ConnectionError, Event, Incoming, MqttOptions, Outgoing, RecvTimeoutError, Request,
+    ConnAck, ConnectReturnCode, ConnectionError, Event, Incoming, MqttOptions, RecvTimeoutError, Request,
     TlsConfiguration, Transport,
 };
 use std::collections::VecDeque;
@@ -436,7 +436,9 @@ impl Link {
     }
 
     /// Leaves the broker cleanly (a DISCONNECT, so it does not publish a will), waiting
-    /// at most `within` for it to go out.
+    /// at most `within` for the broker to close the connection: closing it ourselves
+    /// with unread data would reset it, and the broker would drop what it had not read
+    /// yet (the last acknowledgements).
     pub fn disconnect(&mut self, client: &rumqttc::Client, within: Duration) {
         if !self.connected() || client.try_disconnect().is_err() {
             return;
@@ -444,10 +446,8 @@ impl Link {
         let until = Instant::now() + within;
         while Instant::now() < until {
             match self.connection.recv_timeout(POLL_WAIT) {
-                Ok(Ok(Event::Outgoing(Outgoing::Disconnect))) | Ok(Err(_)) | Err(RecvTimeoutError::Disconnected) => {
-                    return
-                }
-                _ => {}
+                Ok(Err(_)) | Err(RecvTimeoutError::Disconnected) => return,
+                Ok(Ok(_)) | Err(RecvTimeoutError::Timeout) => {}
             }
         }
     }
