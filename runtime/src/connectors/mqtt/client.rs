@@ -4,13 +4,10 @@
 //! warning per outage, unacknowledged publishes carried over a reconnect, and the
 //! failures retrying cannot fix (refused credentials, TLS) kept for the pipeline's thread.
 
+use super::protocol::{self, Conn, Handle, Options, Recv};
 use crate::errors::{RunError, StartError};
 use crate::log;
-use rumqttc::{
-    ConnAck, ConnectReturnCode, ConnectionError, Event, Incoming, MqttOptions, RecvTimeoutError, Request,
-    TlsConfiguration, Transport,
-};
-use std::collections::VecDeque;
+use rumqttc::{TlsConfiguration, Transport};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -109,28 +106,32 @@ impl Endpoint {
     }
 }
 
-/// rumqttc's options for `connect`; `manual_acks` for a source, which acknowledges a
-/// message only once the pipeline has it safe.
-pub(super) fn options(
+/// The client for `connect` (its thread not started yet); `manual_acks` for a source,
+/// which acknowledges a message only once the pipeline has it safe; at most `inflight`
+/// unacknowledged publishes of ours, and as many requests queued.
+pub(super) fn connect(
     component: &str,
     connect: &MqttConnect,
     manual_acks: bool,
     inflight: u16,
-) -> Result<MqttOptions, StartError> {
+) -> Result<(Handle, Conn), StartError> {
+    let options = options(component, connect, manual_acks, inflight)?;
+    Ok(protocol::client(
+        options,
+        usize::from(inflight.max(1)),
+        CONNECT_TIMEOUT_SECS,
+    ))
+}
+
+/// rumqttc's options for `connect`, of its protocol version.
+fn options(component: &str, connect: &MqttConnect, manual_acks: bool, inflight: u16) -> Result<Options, StartError> {
     let fail = |reason: String| StartError::new(format!("{component}: {reason}"));
     let endpoint = Endpoint::parse(&connect.url).map_err(fail)?;
-    match connect.protocol {
-        4 => {}
-        5 => {
-            return Err(fail(
-                "MQTT 5 (`protocol: 5`) is not supported yet by this runtime; use `protocol: 4` (MQTT 3.1.1)".into(),
-            ))
-        }
-        p => {
-            return Err(fail(format!(
-                "unknown MQTT protocol version {p} (4 = MQTT 3.1.1, 5 = MQTT 5)"
-            )))
-        }
+    if !matches!(connect.protocol, 4 | 5) {
+        return Err(fail(format!(
+            "unknown MQTT protocol version {} (4 = MQTT 3.1.1, 5 = MQTT 5)",
+            connect.protocol
+        )));
     }
     if connect.client_id.is_empty() && !connect.clean_session {
         return Err(fail(
@@ -149,20 +150,9 @@ pub(super) fn options(
             connect.keep_alive_secs
         )));
     }
-    let mut options = MqttOptions::new(connect.client_id.clone(), endpoint.host.clone(), endpoint.port);
-    options
-        .set_clean_session(connect.clean_session)
-        .set_keep_alive(Duration::from_secs(connect.keep_alive_secs))
-        .set_manual_acks(manual_acks)
-        .set_max_packet_size(MAX_PACKET, MAX_PACKET)
-        .set_inflight(inflight.max(1))
-        .set_request_channel_capacity(usize::from(inflight.max(1)));
-    if !connect.username.is_empty() {
-        options.set_credentials(connect.username.clone(), connect.password.clone());
-    }
-    if endpoint.tls {
+    let transport = if endpoint.tls {
         let config = tls_config(component, connect)?;
-        options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(config))));
+        Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(config)))
     } else if let Some(given) = [("ca", &connect.ca), ("cert", &connect.cert), ("key", &connect.key)]
         .iter()
         .find(|(_, path)| !path.is_empty())
@@ -171,8 +161,45 @@ pub(super) fn options(
             "`{}` is given but `{}` is not a TLS address: use `mqtts://`",
             given.0, connect.url
         )));
+    } else {
+        Transport::tcp()
+    };
+    let (id, host, port) = (connect.client_id.clone(), endpoint.host.clone(), endpoint.port);
+    let keep_alive = Duration::from_secs(connect.keep_alive_secs);
+    let inflight = inflight.max(1);
+    if connect.protocol == 4 {
+        let mut options = rumqttc::MqttOptions::new(id, host, port);
+        options
+            .set_clean_session(connect.clean_session)
+            .set_keep_alive(keep_alive)
+            .set_manual_acks(manual_acks)
+            .set_max_packet_size(MAX_PACKET, MAX_PACKET)
+            .set_inflight(inflight)
+            .set_request_channel_capacity(usize::from(inflight))
+            .set_transport(transport);
+        if !connect.username.is_empty() {
+            options.set_credentials(connect.username.clone(), connect.password.clone());
+        }
+        return Ok(Options::V4(options));
     }
-    Ok(options)
+    let mut options = rumqttc::v5::MqttOptions::new(id, host, port);
+    options
+        .set_clean_start(connect.clean_session)
+        .set_keep_alive(keep_alive)
+        .set_manual_acks(manual_acks)
+        .set_max_packet_size(Some(MAX_PACKET as u32))
+        .set_outgoing_inflight_upper_limit(inflight)
+        .set_request_channel_capacity(usize::from(inflight))
+        .set_transport(transport);
+    // MQTT 5 ends a session when the connection closes unless told otherwise: a
+    // persistent session must outlive the process (what it had not acknowledged waits).
+    if !connect.clean_session {
+        options.set_session_expiry_interval(Some(u32::MAX));
+    }
+    if !connect.username.is_empty() {
+        options.set_credentials(connect.username.clone(), connect.password.clone());
+    }
+    Ok(Options::V5(options))
 }
 
 /// rustls's client configuration: the CA file's certificates (or the system's roots),
@@ -269,18 +296,15 @@ impl Shared {
 /// The connection as the connector's thread drives it.
 pub(super) struct Link {
     component: &'static str,
-    connection: rumqttc::Connection,
+    conn: Conn,
     shared: Arc<Shared>,
     backoff: Duration,
     /// Outages so far (one warning each).
     outages: u64,
+    connected: bool,
     /// Between a lost connection and the next CONNACK.
     down: bool,
     connected_once: bool,
-    /// Requests rumqttc would resend on a kept session (unacknowledged publishes, ..),
-    /// held while reconnecting: rumqttc drops them when the broker keeps no session,
-    /// and a publisher must resend its publishes then too.
-    carried: VecDeque<Request>,
     /// Connections lost so far: a message's acknowledgement is only valid on the
     /// connection it arrived on (the broker resends it after a reconnect).
     pub losses: u64,
@@ -291,30 +315,24 @@ pub(super) enum Seen {
     /// Nothing within the wait, or a lost connection (handled: logged, backed off).
     Nothing,
     /// Connected; `first` on the first connection of this run.
-    Connected {
-        ack: ConnAck,
-        first: bool,
-    },
-    Event(Event),
+    Connected { session_present: bool, first: bool },
+    /// Something else happened on the connection (a message, an acknowledgement, ..).
+    Got(Recv),
     /// A failure retrying cannot fix (kept for the pipeline), or a stop request.
     Stopped,
 }
 
 impl Link {
-    pub fn new(component: &'static str, connection: rumqttc::Connection, shared: Arc<Shared>) -> Link {
-        let mut connection = connection;
-        let mut network = connection.eventloop.network_options();
-        network.set_connection_timeout(CONNECT_TIMEOUT_SECS);
-        connection.eventloop.set_network_options(network);
+    pub fn new(component: &'static str, conn: Conn, shared: Arc<Shared>) -> Link {
         Link {
             component,
-            connection,
+            conn,
             shared,
             backoff: BACKOFF_FIRST,
             outages: 0,
+            connected: false,
             down: false,
             connected_once: false,
-            carried: VecDeque::new(),
             losses: 0,
         }
     }
@@ -322,28 +340,27 @@ impl Link {
     /// Waits for the next event: at most 50 ms while connected, one connection attempt
     /// (up to 5 s) otherwise.
     pub fn next(&mut self) -> Seen {
-        if self.shared.stopping() && !self.connected() {
+        if self.shared.stopping() && !self.connected {
             return Seen::Stopped;
         }
-        let connecting = !self.connected();
-        let wait = if connecting {
-            self.carried.extend(self.connection.eventloop.pending.drain(..));
-            Duration::from_secs(CONNECT_TIMEOUT_SECS + 1)
-        } else {
+        let wait = if self.connected {
             POLL_WAIT
+        } else {
+            self.conn.carry();
+            Duration::from_secs(CONNECT_TIMEOUT_SECS + 1)
         };
-        match self.connection.recv_timeout(wait) {
-            Err(RecvTimeoutError::Timeout) => Seen::Nothing,
-            // Every client handle is gone: nothing more will be asked.
-            Err(RecvTimeoutError::Disconnected) => Seen::Stopped,
-            Ok(Ok(Event::Incoming(Incoming::ConnAck(ack)))) => self.connected_with(ack),
-            Ok(Ok(event)) => Seen::Event(event),
-            Ok(Err(error)) => self.lost(&error),
+        match self.conn.recv(wait) {
+            Recv::Timeout => Seen::Nothing,
+            // Every request handle is gone: nothing more will be asked.
+            Recv::Closed => Seen::Stopped,
+            Recv::Connected { session_present } => self.connected_with(session_present),
+            Recv::Lost { error, hopeless } => self.lost(&error, hopeless),
+            other => Seen::Got(other),
         }
     }
 
     pub fn connected(&self) -> bool {
-        self.connection.eventloop.network.is_some()
+        self.connected
     }
 
     /// The pipeline asked the thread to leave.
@@ -366,18 +383,9 @@ impl Link {
         self.shared.set_fatal(format!("{}: {reason}", self.component));
     }
 
-    fn connected_with(&mut self, ack: ConnAck) -> Seen {
-        let carried = std::mem::take(&mut self.carried);
-        // On a kept session everything goes again, in order; on a new one only our own
-        // publishes (the broker forgot them), not acknowledgements of its old messages
-        // nor subscriptions (the source subscribes again).
-        let resend = carried
-            .into_iter()
-            .filter(|r| ack.session_present || matches!(r, Request::Publish(_)));
-        let pending = &mut self.connection.eventloop.pending;
-        let newer = std::mem::take(pending);
-        pending.extend(resend);
-        pending.extend(newer);
+    fn connected_with(&mut self, session_present: bool) -> Seen {
+        self.conn.restore(session_present);
+        self.connected = true;
         self.backoff = BACKOFF_FIRST;
         let first = !self.connected_once;
         self.connected_once = true;
@@ -386,25 +394,26 @@ impl Link {
                 "mqtt connected",
                 &[
                     ("component", self.component.into()),
-                    ("session_present", ack.session_present.into()),
+                    ("session_present", session_present.into()),
                 ],
             );
         }
         self.down = false;
-        Seen::Connected { ack, first }
+        Seen::Connected { session_present, first }
     }
 
     /// A failed connection or attempt: a failure retrying cannot fix is kept for the
     /// pipeline's thread and stops the link; anything else starts (or continues) an
     /// outage and backs off before the next attempt.
-    fn lost(&mut self, error: &ConnectionError) -> Seen {
+    fn lost(&mut self, error: &str, hopeless: Option<String>) -> Seen {
         self.losses += 1;
-        if let Some(reason) = hopeless(error) {
-            self.shared.set_fatal(format!("{}: {reason}", self.component));
+        self.connected = false;
+        if let Some(reason) = hopeless {
             log::error(
                 "mqtt connection failed",
-                &[("component", self.component.into()), ("error", reason.into())],
+                &[("component", self.component.into()), ("error", reason.clone().into())],
             );
+            self.shared.set_fatal(format!("{}: {reason}", self.component));
             return Seen::Stopped;
         }
         if !self.down {
@@ -414,17 +423,14 @@ impl Link {
                 "mqtt connection lost",
                 &[
                     ("component", self.component.into()),
-                    ("error", error.to_string().into()),
+                    ("error", error.into()),
                     ("outages", self.outages.into()),
                 ],
             );
         } else {
             log::debug(
                 "mqtt reconnection failed",
-                &[
-                    ("component", self.component.into()),
-                    ("error", error.to_string().into()),
-                ],
+                &[("component", self.component.into()), ("error", error.into())],
             );
         }
         let until = Instant::now() + self.backoff;
@@ -439,51 +445,17 @@ impl Link {
     /// at most `within` for the broker to close the connection: closing it ourselves
     /// with unread data would reset it, and the broker would drop what it had not read
     /// yet (the last acknowledgements).
-    pub fn disconnect(&mut self, client: &rumqttc::Client, within: Duration) {
-        if !self.connected() || client.try_disconnect().is_err() {
+    pub fn disconnect(&mut self, handle: &Handle, within: Duration) {
+        if !self.connected || !handle.try_disconnect() {
             return;
         }
         let until = Instant::now() + within;
         while Instant::now() < until {
-            match self.connection.recv_timeout(POLL_WAIT) {
-                Ok(Err(_)) | Err(RecvTimeoutError::Disconnected) => return,
-                Ok(Ok(_)) | Err(RecvTimeoutError::Timeout) => {}
+            if let Recv::Lost { .. } | Recv::Closed = self.conn.recv(POLL_WAIT) {
+                self.connected = false;
+                return;
             }
         }
-    }
-}
-
-/// The reason, when retrying cannot fix a failed connection: the broker refused the
-/// credentials or the client id, or TLS failed (an untrusted or mismatched certificate).
-fn hopeless(error: &ConnectionError) -> Option<String> {
-    match error {
-        ConnectionError::ConnectionRefused(code) => {
-            let why = match code {
-                ConnectReturnCode::BadUserNamePassword => "bad user name or password",
-                ConnectReturnCode::NotAuthorized => "not authorized (check `username` and `password`)",
-                ConnectReturnCode::BadClientId => "the client id was rejected",
-                ConnectReturnCode::RefusedProtocolVersion => "the broker does not speak this MQTT version",
-                ConnectReturnCode::ServiceUnavailable | ConnectReturnCode::Success => return None,
-            };
-            Some(format!("the MQTT broker refused the connection: {why}"))
-        }
-        ConnectionError::Tls(e) => {
-            // A connection cut during the handshake is a network failure like any other;
-            // a failure of TLS itself (verification, protocol, key) is not.
-            let tls_itself = match e {
-                rumqttc::TlsError::Io(io) => io
-                    .get_ref()
-                    .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()),
-                _ => true,
-            };
-            tls_itself.then(|| {
-                format!(
-                    "TLS with the MQTT broker failed: {e} (check `ca`: it must be the CA that signed the \
-                     broker's certificate, and the address must be the name in that certificate)"
-                )
-            })
-        }
-        _ => None,
     }
 }
 
@@ -545,7 +517,9 @@ mod tests {
         c.username = "u".into();
         c.password = "p".into();
         c.clean_session = false;
-        let o = options("sources.in", &c, true, 10).unwrap_or_else(|e| panic!("{e}"));
+        let Ok(Options::V4(o)) = options("sources.in", &c, true, 10) else {
+            panic!("MQTT 3.1.1 options expected");
+        };
         assert_eq!(o.broker_address(), ("broker".to_string(), 1999));
         assert_eq!(
             (o.client_id(), o.clean_session(), o.manual_acks()),
@@ -617,7 +591,25 @@ mod tests {
     }
 
     #[test]
+    fn protocol_5_keeps_a_persistent_session_after_the_connection_closes() {
+        let mut c = connect("mqtt://broker");
+        c.protocol = 5;
+        c.clean_session = false;
+        let Ok(Options::V5(o)) = options("sources.in", &c, true, 10) else {
+            panic!("MQTT 5 options expected");
+        };
+        assert_eq!((o.clean_start(), o.session_expiry_interval()), (false, Some(u32::MAX)));
+        c.clean_session = true;
+        let Ok(Options::V5(o)) = options("sources.in", &c, true, 10) else {
+            panic!("MQTT 5 options expected");
+        };
+        assert_eq!((o.clean_start(), o.session_expiry_interval()), (true, None));
+    }
+
+    #[test]
     fn refused_credentials_and_tls_failures_are_hopeless_network_failures_are_not() {
+        use rumqttc::{ConnectReturnCode, ConnectionError};
+        let hopeless = protocol::hopeless4;
         let refused = ConnectionError::ConnectionRefused(ConnectReturnCode::BadUserNamePassword);
         assert_eq!(
             hopeless(&refused).as_deref(),

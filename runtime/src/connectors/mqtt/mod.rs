@@ -29,6 +29,7 @@
 //! `persistence true` so sessions survive a broker restart.
 
 mod client;
+mod protocol;
 mod sink;
 mod source;
 

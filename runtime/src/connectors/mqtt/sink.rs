@@ -10,11 +10,12 @@
 //! ([`super::client::Link`]). QoS 0 messages are settled as soon as rumqttc has them.
 
 use super::client::{self, Link, MqttConnect, Seen, Shared};
+use super::protocol::{Handle, Recv};
 use super::source::qos_of;
 use crate::driver::Context;
 use crate::errors::{RunError, StartError};
 use crate::sinks::{Address, MessageSink, Outcome, Undelivered};
-use rumqttc::{Client, ClientError, Event, Incoming, Outgoing, QoS};
+use rumqttc::QoS;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -32,18 +33,26 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the thread may take to disconnect at close.
 const DISCONNECT_WAIT: Duration = Duration::from_secs(1);
 
+/// A QoS 1 publish handed to rumqttc: its tag, and its payload when the broker may
+/// refuse it (MQTT 5), for the dead letter.
+#[derive(Debug)]
+struct Queued {
+    tag: u64,
+    payload: Vec<u8>,
+}
+
 /// What the pipeline's thread and the connector's thread both touch.
 #[derive(Debug, Default)]
 struct Tracking {
-    /// Tags of QoS 1 publishes queued in rumqttc and not yet written, in queue order.
-    queued: VecDeque<u64>,
+    /// QoS 1 publishes queued in rumqttc and not yet written, in queue order.
+    queued: VecDeque<Queued>,
     /// Outcomes not yet taken by `poll`.
     outcomes: Vec<Outcome>,
 }
 
 pub struct MqttPublisher {
     component: &'static str,
-    client: Client,
+    handle: Handle,
     topic: String,
     qos: QoS,
     retain: bool,
@@ -52,6 +61,8 @@ pub struct MqttPublisher {
     settled: Vec<Outcome>,
     /// QoS 1 publishes sent and not yet confirmed.
     outstanding: u64,
+    /// The broker may refuse a message (MQTT 5): keep payloads for dead letters.
+    refusable: bool,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
 }
@@ -71,13 +82,13 @@ impl MqttPublisher {
         if let Err(reason) = check_topic(topic) {
             return Err(StartError::new(format!("{component}: {reason}")));
         }
-        let options = client::options(component, &connect, false, INFLIGHT)?;
-        let (client, connection) = Client::new(options, usize::from(INFLIGHT));
+        let (handle, conn) = client::connect(component, &connect, false, INFLIGHT)?;
+        let connect_protocol = connect.protocol;
         let shared = Arc::new(Shared::default());
         let tracking = Arc::new(Mutex::new(Tracking::default()));
         let publishing = Publishing {
-            link: Link::new(component, connection, shared.clone()),
-            client: client.clone(),
+            link: Link::new(component, conn, shared.clone()),
+            handle: handle.clone(),
             tracking: tracking.clone(),
             inflight: Inflight::default(),
         };
@@ -87,13 +98,14 @@ impl MqttPublisher {
             .map_err(|e| StartError::new(format!("{component}: cannot start the MQTT thread: {e}")))?;
         Ok(MqttPublisher {
             component,
-            client,
+            handle,
             topic: topic.to_string(),
             qos,
             retain,
             tracking,
             settled: Vec::new(),
             outstanding: 0,
+            refusable: connect_protocol == 5,
             shared,
             thread: Some(thread),
         })
@@ -161,18 +173,19 @@ impl MessageSink for MqttPublisher {
             // Locked across the hand-over, so the thread cannot see the publish go out
             // before its tag is queued.
             let mut tracking = self.tracking.lock().unwrap_or_else(PoisonError::into_inner);
-            match self.client.try_publish(topic, self.qos, self.retain, payload) {
-                Ok(()) => {
+            match self.handle.try_publish(topic, self.qos, self.retain, payload) {
+                true => {
                     if self.qos == QoS::AtMostOnce {
                         drop(tracking);
                         self.settled.push(Outcome { tag, failure: None });
                     } else {
-                        tracking.queued.push_back(tag);
+                        let payload = if self.refusable { payload.to_vec() } else { Vec::new() };
+                        tracking.queued.push_back(Queued { tag, payload });
                         self.outstanding += 1;
                     }
                     return Ok(());
                 }
-                Err(ClientError::TryRequest(_) | ClientError::Request(_)) => {
+                false => {
                     drop(tracking);
                     // Back-pressure: the queue is full (the broker is slow or away).
                     if let Some(reason) = self.gone() {
@@ -224,26 +237,35 @@ impl Drop for MqttPublisher {
 }
 
 /// QoS 1 publishes written and waiting for their PUBACK, by packet id.
-#[derive(Debug, Default)]
-struct Inflight {
-    by_pkid: HashMap<u16, u64>,
+#[derive(Debug)]
+struct Inflight<T> {
+    by_pkid: HashMap<u16, T>,
     /// A publish rumqttc holds back because its id is still in use (`AwaitAck`).
-    held: Option<(u16, u64)>,
+    held: Option<(u16, T)>,
 }
 
-impl Inflight {
+impl<T> Default for Inflight<T> {
+    fn default() -> Self {
+        Inflight {
+            by_pkid: HashMap::new(),
+            held: None,
+        }
+    }
+}
+
+impl<T> Inflight<T> {
     /// rumqttc wrote a publish with `pkid`: the same message again after a reconnect
     /// when that id is waiting, else the held one, else the next queued one.
-    fn written(&mut self, pkid: u16, next: impl FnOnce() -> Option<u64>) {
+    fn written(&mut self, pkid: u16, next: impl FnOnce() -> Option<T>) {
         if self.by_pkid.contains_key(&pkid) {
             return;
         }
-        let tag = match self.held {
-            Some((held, tag)) if held == pkid => {
-                self.held = None;
-                Some(tag)
+        let tag = match self.held.take() {
+            Some((held, tag)) if held == pkid => Some(tag),
+            other => {
+                self.held = other;
+                next()
             }
-            _ => next(),
         };
         if let Some(tag) = tag {
             self.by_pkid.insert(pkid, tag);
@@ -251,14 +273,14 @@ impl Inflight {
     }
 
     /// rumqttc holds the next queued publish back until `pkid` is acknowledged.
-    fn held_back(&mut self, pkid: u16, next: impl FnOnce() -> Option<u64>) {
+    fn held_back(&mut self, pkid: u16, next: impl FnOnce() -> Option<T>) {
         if let Some(tag) = next() {
             self.held = Some((pkid, tag));
         }
     }
 
     /// The broker acknowledged `pkid`: the tag of its message (the id is free again).
-    fn acked(&mut self, pkid: u16) -> Option<u64> {
+    fn acked(&mut self, pkid: u16) -> Option<T> {
         self.by_pkid.remove(&pkid)
     }
 }
@@ -266,9 +288,9 @@ impl Inflight {
 /// The publisher's thread: the connection, and outcomes from PUBACKs.
 struct Publishing {
     link: Link,
-    client: Client,
+    handle: Handle,
     tracking: Arc<Mutex<Tracking>>,
-    inflight: Inflight,
+    inflight: Inflight<Queued>,
 }
 
 impl Publishing {
@@ -282,24 +304,25 @@ impl Publishing {
         };
         loop {
             if self.link.shared_stopping() {
-                self.link.disconnect(&self.client, DISCONNECT_WAIT);
+                self.link.disconnect(&self.handle, DISCONNECT_WAIT);
                 return;
             }
             match self.link.next() {
                 Seen::Stopped => return,
-                Seen::Event(Event::Outgoing(Outgoing::Publish(pkid))) if pkid != 0 => {
+                Seen::Got(Recv::Written(pkid)) => {
                     self.inflight.written(pkid, || next(&self.tracking));
                 }
-                Seen::Event(Event::Outgoing(Outgoing::AwaitAck(pkid))) => {
+                Seen::Got(Recv::HeldBack(pkid)) => {
                     self.inflight.held_back(pkid, || next(&self.tracking));
                 }
-                Seen::Event(Event::Incoming(Incoming::PubAck(ack))) => {
-                    if let Some(tag) = self.inflight.acked(ack.pkid) {
+                Seen::Got(Recv::Acked { pkid, refused }) => {
+                    if let Some(Queued { tag, payload }) = self.inflight.acked(pkid) {
+                        let failure = refused.map(|reason| (reason, payload));
                         let mut tracking = self.tracking.lock().unwrap_or_else(PoisonError::into_inner);
-                        tracking.outcomes.push(Outcome { tag, failure: None });
+                        tracking.outcomes.push(Outcome { tag, failure });
                     }
                 }
-                Seen::Nothing | Seen::Connected { .. } | Seen::Event(_) => {}
+                Seen::Nothing | Seen::Connected { .. } | Seen::Got(_) => {}
             }
         }
     }

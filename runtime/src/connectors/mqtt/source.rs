@@ -10,12 +10,13 @@
 //! dropped: the broker sends those messages again (duplicates, never loss).
 
 use super::client::{self, Link, MqttConnect, Seen, Shared};
+use super::protocol::{Handle, Message, Recv};
 use crate::acks::Acks;
 use crate::batch::{MetaValue, RawBatch};
 use crate::driver::Context;
 use crate::errors::{RunError, StartError};
 use crate::sources::{Poll, RawSource};
-use rumqttc::{Client, Event, Incoming, Publish, QoS, SubscribeFilter, SubscribeReasonCode};
+use rumqttc::QoS;
 use std::collections::VecDeque;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
 use std::sync::Arc;
@@ -56,7 +57,7 @@ impl Wanted {
 /// A message as the thread hands it over: which connection it came on, and the packet.
 struct Delivery {
     connection: u64,
-    publish: Publish,
+    message: Message,
 }
 
 /// What acknowledging one message needs: the connection it came on, its packet id and QoS.
@@ -146,23 +147,20 @@ impl MqttSource {
                 "{component}: `{bad}` is not a valid MQTT topic filter (`+` and `#` must each be a whole level, `#` the last)"
             )));
         }
-        let options = client::options(component, &connect, true, REQUESTS)?;
-        let (client, connection) = Client::new(options, usize::from(REQUESTS));
+        let (handle, conn) = client::connect(component, &connect, true, REQUESTS)?;
         let shared = Arc::new(Shared::default());
         let (deliver, messages) = mpsc::sync_channel(CHANNEL);
         let (to_ack, acks_in) = mpsc::channel();
-        let filters: Vec<SubscribeFilter> = topics
-            .iter()
-            .map(|t| SubscribeFilter::new((*t).to_string(), qos))
-            .collect();
-        let link = Link::new(component, connection, shared.clone());
+        let topics: Vec<String> = topics.iter().map(|t| (*t).to_string()).collect();
+        let link = Link::new(component, conn, shared.clone());
         let thread = std::thread::Builder::new()
             .name(format!("mqtt {component}"))
             .spawn(move || {
                 Receiving {
                     link,
-                    client,
-                    filters,
+                    handle,
+                    topics,
+                    qos,
                     deliver,
                     acks_in,
                     unsent: VecDeque::new(),
@@ -233,22 +231,23 @@ impl RawSource for MqttSource {
                     Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                 }
             };
-            let p = &delivery.publish;
+            let m = &delivery.message;
             if self.metadata.is_empty() {
-                batch.push(&p.payload);
+                batch.push(m.payload());
             } else {
+                let topic = m.topic();
                 let values = self.metadata.iter().map(|wanted| match wanted {
-                    Wanted::Topic => MetaValue::Text(p.topic.as_bytes()),
-                    Wanted::Qos => MetaValue::Int(p.qos as i64),
-                    Wanted::Retain => MetaValue::Bool(p.retain),
+                    Wanted::Topic => MetaValue::Text(topic.as_bytes()),
+                    Wanted::Qos => MetaValue::Int(m.qos() as i64),
+                    Wanted::Retain => MetaValue::Bool(m.retain()),
                 });
-                batch.push_message(&p.payload, values);
+                batch.push_message(m.payload(), values);
             }
-            if p.qos != QoS::AtMostOnce {
+            if m.qos() != QoS::AtMostOnce {
                 self.unacked.read(AckId {
                     connection: delivery.connection,
-                    pkid: p.pkid,
-                    qos: p.qos,
+                    pkid: m.pkid(),
+                    qos: m.qos(),
                 });
             }
         }
@@ -295,8 +294,9 @@ impl Drop for MqttSource {
 /// The source's thread: the connection, subscriptions, messages out, acknowledgements in.
 struct Receiving {
     link: Link,
-    client: Client,
-    filters: Vec<SubscribeFilter>,
+    handle: Handle,
+    topics: Vec<String>,
+    qos: QoS,
     deliver: SyncSender<Delivery>,
     acks_in: Receiver<AckId>,
     /// Acknowledgements rumqttc's queue had no room for yet, in order.
@@ -308,39 +308,36 @@ impl Receiving {
         loop {
             self.forward_acks();
             if self.link.shared_stopping() {
-                self.link.disconnect(&self.client, CLOSE_WAIT);
+                self.link.disconnect(&self.handle, CLOSE_WAIT);
                 return;
             }
             match self.link.next() {
                 Seen::Stopped => return,
-                Seen::Nothing => {}
-                Seen::Connected { ack, first } => {
+                Seen::Connected { session_present, first } => {
                     // A kept session keeps its subscriptions (subscribing again would
                     // make the broker resend retained messages).
-                    if first || !ack.session_present {
-                        let _ = self.client.try_subscribe_many(self.filters.clone());
+                    if first || !session_present {
+                        self.handle.try_subscribe(&self.topics, self.qos);
                     }
                 }
-                Seen::Event(Event::Incoming(Incoming::Publish(publish))) => {
+                Seen::Got(Recv::Message(message)) => {
                     let delivery = Delivery {
                         connection: self.link.losses,
-                        publish,
+                        message,
                     };
                     // Waits while the pipeline is behind; fails once it closed.
                     if self.deliver.send(delivery).is_err() {
                         self.link.request_stop();
                     }
                 }
-                Seen::Event(Event::Incoming(Incoming::SubAck(ack))) => {
-                    if ack.return_codes.contains(&SubscribeReasonCode::Failure) {
-                        let topics: Vec<&str> = self.filters.iter().map(|f| f.path.as_str()).collect();
-                        self.link
-                            .fail(format!("the MQTT broker refused the subscription to {topics:?}"));
-                        self.link.disconnect(&self.client, CLOSE_WAIT);
-                        return;
-                    }
+                Seen::Got(Recv::Subscribed { refused: true }) => {
+                    let topics = &self.topics;
+                    self.link
+                        .fail(format!("the MQTT broker refused the subscription to {topics:?}"));
+                    self.link.disconnect(&self.handle, CLOSE_WAIT);
+                    return;
                 }
-                Seen::Event(_) => {}
+                Seen::Nothing | Seen::Got(_) => {}
             }
         }
     }
@@ -352,16 +349,11 @@ impl Receiving {
             self.unsent.push_back(id);
         }
         while let Some(id) = self.unsent.front() {
-            if id.connection != self.link.losses || !self.link.connected() {
-                if id.connection != self.link.losses {
-                    self.unsent.pop_front();
-                    continue;
-                }
-                return;
+            if id.connection != self.link.losses {
+                self.unsent.pop_front();
+                continue;
             }
-            let mut publish = Publish::new("", id.qos, Vec::new());
-            publish.pkid = id.pkid;
-            if self.client.try_ack(&publish).is_err() {
+            if !self.link.connected() || !self.handle.try_ack(id.pkid, id.qos) {
                 return;
             }
             self.unsent.pop_front();
