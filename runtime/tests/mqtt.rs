@@ -172,11 +172,16 @@ fn ctx() -> Context {
 }
 
 fn connect(broker: &Broker, client_id: &str) -> MqttConnect {
+    connect_with(broker, client_id, 4)
+}
+
+/// A persistent session `client_id` speaking `protocol` (4: MQTT 3.1.1, 5: MQTT 5).
+fn connect_with(broker: &Broker, client_id: &str, protocol: u8) -> MqttConnect {
     MqttConnect {
         url: broker.url(),
         client_id: client_id.into(),
         clean_session: false,
-        protocol: 4,
+        protocol,
         keep_alive_secs: 30,
         ..MqttConnect::default()
     }
@@ -205,15 +210,13 @@ fn receive(source: &mut MqttSource, count: usize) -> Vec<Got> {
 }
 
 fn source(broker: &Broker, client_id: &str, ctx: &Context) -> MqttSource {
-    MqttSource::new(
-        "sources.in",
-        connect(broker, client_id),
-        &["in/#"],
-        1,
-        &["topic", "qos", "retain"],
-        ctx,
-    )
-    .expect("source starts")
+    source_with(broker, client_id, 4, ctx)
+}
+
+fn source_with(broker: &Broker, client_id: &str, protocol: u8, ctx: &Context) -> MqttSource {
+    let connect = connect_with(broker, client_id, protocol);
+    let metadata = ["topic", "qos", "retain"];
+    MqttSource::new("sources.in", connect, &["in/#"], 1, &metadata, ctx).expect("source starts")
 }
 
 fn payloads(got: &[Got]) -> Vec<&str> {
@@ -222,7 +225,16 @@ fn payloads(got: &[Got]) -> Vec<&str> {
 
 #[test]
 fn a_source_acknowledges_only_what_the_pipeline_confirmed() {
-    let broker = Broker::start("acks");
+    source_acknowledges_only_what_is_confirmed(4);
+}
+
+#[test]
+fn a_source_acknowledges_only_what_the_pipeline_confirmed_mqtt5() {
+    source_acknowledges_only_what_is_confirmed(5);
+}
+
+fn source_acknowledges_only_what_is_confirmed(protocol: u8) {
+    let broker = Broker::start(&format!("acks{protocol}"));
     // The source's persistent session exists before anything is published.
     broker.subscribe("rill-src", "in/#");
     broker.publish("in/a", &["one", "two"]);
@@ -230,7 +242,7 @@ fn a_source_acknowledges_only_what_the_pipeline_confirmed() {
 
     // Read, but never confirmed: closing must not acknowledge anything.
     let ctx1 = ctx();
-    let mut first = source(&broker, "rill-src", &ctx1);
+    let mut first = source_with(&broker, "rill-src", protocol, &ctx1);
     let got = receive(&mut first, 3);
     assert_eq!(
         got,
@@ -247,7 +259,7 @@ fn a_source_acknowledges_only_what_the_pipeline_confirmed() {
     // The same session again: the broker sends the three again. This time the pipeline
     // confirms them, and closing acknowledges them.
     let ctx2 = ctx();
-    let mut second = source(&broker, "rill-src", &ctx2);
+    let mut second = source_with(&broker, "rill-src", protocol, &ctx2);
     assert_eq!(payloads(&receive(&mut second, 3)), ["one", "two", "three"]);
     ctx2.acks.end_step(None);
     assert!(ctx2.acks.confirmed() > ctx2.acks.epoch());
@@ -257,7 +269,7 @@ fn a_source_acknowledges_only_what_the_pipeline_confirmed() {
 
     // A third time: nothing comes back; the first message is the one published now.
     let ctx3 = ctx();
-    let mut third = source(&broker, "rill-src", &ctx3);
+    let mut third = source_with(&broker, "rill-src", protocol, &ctx3);
     broker.publish("in/a", &["four"]);
     assert_eq!(payloads(&receive(&mut third, 1)), ["four"]);
     third.close().expect("close");
@@ -284,11 +296,27 @@ fn to(topic: &str) -> Address<'_> {
 
 #[test]
 fn a_publisher_is_confirmed_by_the_broker() {
-    let broker = Broker::start("publish");
+    publisher_is_confirmed(4);
+}
+
+#[test]
+fn a_publisher_is_confirmed_by_the_broker_mqtt5() {
+    publisher_is_confirmed(5);
+}
+
+fn publisher_is_confirmed(protocol: u8) {
+    let broker = Broker::start(&format!("publish{protocol}"));
     broker.subscribe("checker", "out/#");
     let ctx = ctx();
-    let mut publisher =
-        MqttPublisher::new("sinks.out", connect(&broker, "rill-pub"), "out/default", 1, false, &ctx).expect("start");
+    let mut publisher = MqttPublisher::new(
+        "sinks.out",
+        connect_with(&broker, "rill-pub", protocol),
+        "out/default",
+        1,
+        false,
+        &ctx,
+    )
+    .expect("start");
     for (i, topic) in [None, Some("out/other"), None].into_iter().enumerate() {
         let address = topic.map(to).unwrap_or_default();
         let payload = format!("m{i}");
