@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 /// Options for one protocol version.
+#[allow(clippy::large_enum_variant)] // one per connector, built once
 pub(super) enum Options {
     V4(rumqttc::MqttOptions),
     V5(v5::MqttOptions),
@@ -24,6 +25,7 @@ pub(super) enum Handle {
 
 /// The connection, driven by the connector's thread; with the requests rumqttc would
 /// resend after a reconnect, held while reconnecting.
+#[allow(clippy::large_enum_variant)] // one per connector, never moved after start
 pub(super) enum Conn {
     V4(rumqttc::Connection, VecDeque<rumqttc::Request>),
     V5(v5::Connection, VecDeque<v5::Request>),
@@ -44,7 +46,7 @@ pub(super) enum Recv {
     Connected {
         session_present: bool,
     },
-    Message(Message),
+    Message(Box<Message>),
     /// A QoS 1 publish went out with this packet id.
     Written(u16),
     /// The next publish waits until this packet id is acknowledged.
@@ -245,7 +247,7 @@ fn happened4(event: Event) -> Recv {
         Event::Incoming(Incoming::ConnAck(ack)) => Recv::Connected {
             session_present: ack.session_present,
         },
-        Event::Incoming(Incoming::Publish(p)) => Recv::Message(Message::V4(p)),
+        Event::Incoming(Incoming::Publish(p)) => Recv::Message(Box::new(Message::V4(p))),
         Event::Incoming(Incoming::PubAck(ack)) => Recv::Acked {
             pkid: ack.pkid,
             refused: None,
@@ -264,7 +266,7 @@ fn happened5(event: v5::Event) -> Recv {
         v5::Event::Incoming(Packet::ConnAck(ack)) => Recv::Connected {
             session_present: ack.session_present,
         },
-        v5::Event::Incoming(Packet::Publish(p)) => Recv::Message(Message::V5(p)),
+        v5::Event::Incoming(Packet::Publish(p)) => Recv::Message(Box::new(Message::V5(p))),
         v5::Event::Incoming(Packet::PubAck(ack)) => Recv::Acked {
             pkid: ack.pkid,
             refused: match ack.reason {

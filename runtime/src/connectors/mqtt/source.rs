@@ -57,7 +57,7 @@ impl Wanted {
 /// A message as the thread hands it over: which connection it came on, and the packet.
 struct Delivery {
     connection: u64,
-    message: Message,
+    message: Box<Message>,
 }
 
 /// What acknowledging one message needs: the connection it came on, its packet id and QoS.
