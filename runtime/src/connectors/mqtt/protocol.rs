@@ -358,3 +358,41 @@ fn hopeless_tls(e: &rumqttc::TlsError) -> Option<String> {
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_session_gets_our_publishes_again_but_not_stale_acknowledgements() {
+        let options = rumqttc::MqttOptions::new("t", "127.0.0.1", 1);
+        let (_handle, mut conn) = client(Options::V4(options), 10, 1);
+        let publish = |pkid| {
+            let mut p = rumqttc::Publish::new("out", QoS::AtLeastOnce, b"m".to_vec());
+            p.pkid = pkid;
+            rumqttc::Request::Publish(p)
+        };
+        let ack = rumqttc::Request::PubAck(rumqttc::PubAck::new(7));
+        let pending = |conn: &mut Conn| match conn {
+            Conn::V4(c, _) => c.eventloop.pending.iter().cloned().collect::<Vec<_>>(),
+            Conn::V5(..) => Vec::new(),
+        };
+        let set = |conn: &mut Conn, requests: Vec<rumqttc::Request>| {
+            if let Conn::V4(c, _) = conn {
+                c.eventloop.pending = requests.into();
+            }
+        };
+        // What a lost connection left (rumqttc would drop it on a new session).
+        set(&mut conn, vec![publish(1), ack.clone(), publish(2)]);
+        conn.carry();
+        assert_eq!(pending(&mut conn), [], "held while reconnecting");
+        // Asked by the pipeline after the loss: goes after what is resent.
+        set(&mut conn, vec![publish(3)]);
+        conn.restore(false);
+        assert_eq!(pending(&mut conn), [publish(1), publish(2), publish(3)]);
+        set(&mut conn, vec![publish(1), ack.clone()]);
+        conn.carry();
+        conn.restore(true);
+        assert_eq!(pending(&mut conn), [publish(1), ack], "a kept session gets everything");
+    }
+}
