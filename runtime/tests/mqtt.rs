@@ -546,3 +546,27 @@ fn mutual_tls_works_and_an_untrusted_broker_ends_the_run() {
         "{message}"
     );
 }
+
+#[test]
+fn an_mqtt5_publish_the_broker_refuses_comes_back_failed_with_its_reason() {
+    let dir = workdir("acl");
+    let acl = dir.join("acl");
+    std::fs::write(&acl, "topic readwrite out/open\n").expect("acl file");
+    let settings = format!("allow_anonymous true\nacl_file {}\n", acl.display());
+    let broker = Broker::with(dir, &settings, vec![]);
+    let ctx = ctx();
+    let connect = connect_with(&broker, "rill-pub", 5);
+    let mut publisher = MqttPublisher::new("sinks.out", connect, "out/open", 1, false, &ctx).expect("start");
+    assert_eq!(publisher.send(b"fine", Address::default(), 1), Ok(()));
+    assert_eq!(publisher.send(b"denied", to("out/closed"), 2), Ok(()));
+    let mut all = outcomes(&mut publisher, 2);
+    all.sort_by_key(|o| o.tag);
+    assert_eq!(all[0], Outcome { tag: 1, failure: None });
+    let (reason, payload) = all[1].failure.clone().expect("refused");
+    assert!(
+        reason.starts_with("the MQTT broker refused the message: NotAuthorized"),
+        "{reason}"
+    );
+    assert_eq!(payload, b"denied");
+    assert_eq!(publisher.close(&mut Vec::new()), Ok(()));
+}
