@@ -8,6 +8,10 @@
 //! the acknowledgements, in arrival order, to the thread, which sends them on the
 //! connection the messages came on. Acknowledgements of a connection since lost are
 //! dropped: the broker sends those messages again (duplicates, never loss).
+//!
+//! While the thread waits on a full channel it does not serve the connection; a
+//! pipeline stuck for longer than 1.5 keep-alive periods is disconnected by the broker,
+//! and the thread reconnects once the pipeline reads again (the session keeps the rest).
 
 use super::client::{self, Link, MqttConnect, Seen, Shared};
 use super::protocol::{Handle, Message, Recv};
