@@ -575,3 +575,56 @@ fn an_mqtt5_publish_the_broker_refuses_comes_back_failed_with_its_reason() {
     assert_eq!(payload, b"denied");
     assert_eq!(publisher.close(&mut Vec::new()), Ok(()));
 }
+
+/// Set for the child process of [`a_source_killed_with_sigkill_gets_its_messages_again`]:
+/// the broker's address.
+const CHILD_BROKER: &str = "RILL_MQTT_TEST_CHILD_BROKER";
+
+#[test]
+fn a_source_killed_with_sigkill_gets_its_messages_again() {
+    if let Ok(url) = std::env::var(CHILD_BROKER) {
+        // The child: read two messages, say so, and wait to be killed.
+        let ctx = ctx();
+        let connect = MqttConnect {
+            url,
+            client_id: "rill-killed".into(),
+            clean_session: false,
+            protocol: 4,
+            keep_alive_secs: 30,
+            ..MqttConnect::default()
+        };
+        let mut source = MqttSource::new("sources.in", connect, &["in/#"], 1, &["topic", "qos", "retain"], &ctx)
+            .expect("source starts");
+        let got = receive(&mut source, 2);
+        println!("received {}", payloads(&got).join(","));
+        std::io::stdout().flush().ok();
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+    let broker = Broker::start("killed");
+    broker.subscribe("rill-killed", "in/#");
+    broker.publish("in/a", &["one", "two"]);
+    let mut child = Command::new(std::env::current_exe().expect("the test binary"))
+        .args([
+            "--exact",
+            "a_source_killed_with_sigkill_gets_its_messages_again",
+            "--nocapture",
+        ])
+        .env(CHILD_BROKER, broker.url())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the child test");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().expect("stdout")));
+    let said = lines.find(|l| l.as_ref().is_ok_and(|l| l.starts_with("received ")));
+    assert_eq!(said.and_then(Result::ok).as_deref(), Some("received one,two"));
+    child.kill().expect("SIGKILL");
+    child.wait().expect("the child ended");
+    // Published while nobody was there.
+    broker.publish("in/b", &["three"]);
+    let ctx = ctx();
+    let mut again = source(&broker, "rill-killed", &ctx);
+    assert_eq!(payloads(&receive(&mut again, 3)), ["one", "two", "three"]);
+    again.close().expect("close");
+}

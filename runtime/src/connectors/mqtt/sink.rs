@@ -173,30 +173,26 @@ impl MessageSink for MqttPublisher {
             // Locked across the hand-over, so the thread cannot see the publish go out
             // before its tag is queued.
             let mut tracking = self.tracking.lock().unwrap_or_else(PoisonError::into_inner);
-            match self.handle.try_publish(topic, self.qos, self.retain, payload) {
-                true => {
-                    if self.qos == QoS::AtMostOnce {
-                        drop(tracking);
-                        self.settled.push(Outcome { tag, failure: None });
-                    } else {
-                        let payload = if self.refusable { payload.to_vec() } else { Vec::new() };
-                        tracking.queued.push_back(Queued { tag, payload });
-                        self.outstanding += 1;
-                    }
-                    return Ok(());
-                }
-                false => {
+            if self.handle.try_publish(topic, self.qos, self.retain, payload) {
+                if self.qos == QoS::AtMostOnce {
                     drop(tracking);
-                    // Back-pressure: the queue is full (the broker is slow or away).
-                    if let Some(reason) = self.gone() {
-                        return Err(reason);
-                    }
-                    if crate::shutdown::give_up_waiting() {
-                        return Err("the MQTT broker took no more messages before the pipeline stopped".into());
-                    }
-                    std::thread::sleep(FULL_WAIT);
+                    self.settled.push(Outcome { tag, failure: None });
+                } else {
+                    let payload = if self.refusable { payload.to_vec() } else { Vec::new() };
+                    tracking.queued.push_back(Queued { tag, payload });
+                    self.outstanding += 1;
                 }
+                return Ok(());
             }
+            drop(tracking);
+            // Back-pressure: the queue is full (the broker is slow or away).
+            if let Some(reason) = self.gone() {
+                return Err(reason);
+            }
+            if crate::shutdown::give_up_waiting() {
+                return Err("the MQTT broker took no more messages before the pipeline stopped".into());
+            }
+            std::thread::sleep(FULL_WAIT);
         }
     }
 
