@@ -368,6 +368,10 @@ impl Link {
         self.shared.stopping()
     }
 
+    pub fn component(&self) -> &'static str {
+        self.component
+    }
+
     /// The thread itself decides to leave (the pipeline is gone).
     pub fn request_stop(&self) {
         self.shared.request_stop();

@@ -69,7 +69,8 @@ pub struct MqttPublisher {
 
 impl MqttPublisher {
     /// Connects (on a thread of its own, retrying until the broker answers); publishes
-    /// to `topic` unless a record names its own, at `qos` (0 or 1), with `retain`.
+    /// to `topic` unless a record names its own (`""`: every record does), at `qos`
+    /// (0 or 1), with `retain`.
     pub fn new(
         component: &'static str,
         connect: MqttConnect,
@@ -79,8 +80,9 @@ impl MqttPublisher {
         _ctx: &Context,
     ) -> Result<MqttPublisher, StartError> {
         let qos = qos_of(component, qos)?;
-        if let Err(reason) = check_topic(topic) {
-            return Err(StartError::new(format!("{component}: {reason}")));
+        // Empty: every record names its own topic (a per-record address).
+        if !topic.is_empty() {
+            check_topic(topic).map_err(|reason| StartError::new(format!("{component}: {reason}")))?;
         }
         let (handle, conn) = client::connect(component, &connect, false, INFLIGHT)?;
         let connect_protocol = connect.protocol;
@@ -350,6 +352,26 @@ mod tests {
             (Some(13), Some(12), Some(14))
         );
         assert_eq!(inflight.acked(3), None, "an unsolicited PUBACK settles nothing");
+    }
+
+    #[test]
+    fn without_a_topic_of_its_own_every_record_must_name_one() {
+        let ctx = Context::new(crate::settings::Settings::from_values(vec![]), 8);
+        let connect = MqttConnect {
+            url: "mqtt://127.0.0.1:1".into(),
+            client_id: "t".into(),
+            protocol: 4,
+            keep_alive_secs: 30,
+            ..MqttConnect::default()
+        };
+        let bad = MqttPublisher::new("sinks.out", connect.clone(), "a/+", 1, false, &ctx);
+        assert!(bad.is_err_and(|e| e.to_string().starts_with("sinks.out: ")));
+        let mut publisher =
+            MqttPublisher::new("sinks.out", connect, "", 1, false, &ctx).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            publisher.send(b"{}", Address::default(), 1),
+            Err("an empty MQTT topic".to_string())
+        );
     }
 
     #[test]

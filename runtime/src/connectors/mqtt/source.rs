@@ -19,6 +19,7 @@ use crate::acks::Acks;
 use crate::batch::{MetaValue, RawBatch};
 use crate::driver::Context;
 use crate::errors::{RunError, StartError};
+use crate::log;
 use crate::sources::{Poll, RawSource};
 use rumqttc::QoS;
 use std::collections::VecDeque;
@@ -247,6 +248,8 @@ impl RawSource for MqttSource {
                 });
                 batch.push_message(m.payload(), values);
             }
+            // A payload that does not decode is a dead letter naming its topic.
+            batch.set_origin(m.topic());
             if m.qos() != QoS::AtMostOnce {
                 self.unacked.read(AckId {
                     connection: delivery.connection,
@@ -341,6 +344,13 @@ impl Receiving {
                     self.link.disconnect(&self.handle, CLOSE_WAIT);
                     return;
                 }
+                Seen::Got(Recv::Subscribed { refused: false }) => log::info(
+                    "mqtt subscribed",
+                    &[
+                        ("component", self.link.component().into()),
+                        ("topics", self.topics.join(" ").into()),
+                    ],
+                ),
                 Seen::Nothing | Seen::Got(_) => {}
             }
         }
