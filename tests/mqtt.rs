@@ -259,3 +259,54 @@ fn mqtt_to_kafka_bridges_every_reading_keyed_by_its_topic() {
         .unwrap_or_default()
         .contains("sensors/b/reading"));
 }
+
+/// `tests/pipelines/mqtt_secure.yaml` with its settings from the environment.
+fn secure(url: &str, user: &str, password: &str, ca: Option<&Path>) -> Command {
+    let mut cmd = Command::new(build("tests/pipelines/mqtt_secure.yaml"));
+    cmd.env("MQTT_URL", url)
+        .env("MQTT_USER", user)
+        .env("MQTT_PASSWORD", password)
+        .env("MQTT_CA", ca.map(|p| p.display().to_string()).unwrap_or_default());
+    cmd
+}
+
+/// Relays three readings through `cmd` (already subscribed to `in`) and stops it.
+fn relays_three(broker: &Broker, cmd: &mut Command) {
+    let mut out = broker.subscribe("out", 1);
+    let mut running = support::start(cmd);
+    running.wait_for_log_any_time("mqtt subscribed");
+    broker.publish("in", &readings(0..3), 1);
+    assert_eq!(ids(&out.wait_for(3, PATIENCE)).len(), 3);
+    running.signal("TERM");
+    let output = running.wait();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// The run ends with exit code 1 and an error naming the source and `what`.
+fn ends_with_error(cmd: &mut Command, what: &str) {
+    let output = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let error = stderr
+        .lines()
+        .find(|l| l.contains("\"level\":\"error\"") && l.contains("sources.readings"));
+    assert!(error.is_some_and(|l| l.to_lowercase().contains(what)), "{stderr}");
+}
+
+#[test]
+fn a_password_from_the_environment_gets_in_and_a_wrong_one_ends_the_run() {
+    let dir = workdir("mqtt-password");
+    let broker = Broker::start_with_password(&dir, "gateway", "s3cret");
+    relays_three(&broker, &mut secure(&broker.url(), "gateway", "s3cret", None));
+    ends_with_error(&mut secure(&broker.url(), "gateway", "wrong", None), "refused");
+}
+
+#[test]
+fn tls_with_the_brokers_ca_gets_in_and_another_ca_ends_the_run() {
+    let dir = workdir("mqtt-tls");
+    let certs = support::tls::Certs::generate(&dir.join("certs"));
+    let broker = Broker::start_tls(&dir, &certs);
+    assert!(broker.url().starts_with("mqtts://"));
+    relays_three(&broker, &mut secure(&broker.url(), "", "", Some(&certs.ca)));
+    ends_with_error(&mut secure(&broker.url(), "", "", Some(&certs.other_ca)), "tls");
+}
