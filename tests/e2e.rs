@@ -514,6 +514,7 @@ fn every_example_compiles_without_warnings_in_one_build() {
             "csv_cleanup",
             "events_per_window",
             "hot_readings",
+            "mqtt_sensor_alerts",
             "quickstart",
             "sensor_windows",
             "sliding_average",

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod kafka;
+pub mod mqtt;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -289,6 +290,8 @@ pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
 pub struct Running {
     pub child: std::process::Child,
     lines: std::sync::mpsc::Receiver<String>,
+    /// The stderr lines read so far.
+    seen: Vec<String>,
     stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
     stdout: Option<std::thread::JoinHandle<Vec<u8>>>,
     /// The read end of a stdout nobody reads (see [`start_unread`]), kept open.
@@ -339,6 +342,7 @@ fn start_with(cmd: &mut Command, read_stdout: bool) -> Running {
     let mut running = Running {
         child,
         lines,
+        seen: Vec::new(),
         stderr: Some(stderr),
         stdout,
         _unread: unread,
@@ -354,13 +358,26 @@ impl Running {
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(text) => return,
-                Ok(_) => {}
+                Ok(line) => {
+                    let found = line.contains(text);
+                    self.seen.push(line);
+                    if found {
+                        return;
+                    }
+                }
                 Err(e) => {
                     let _ = self.child.kill();
                     panic!("no log line with `{text}` ({e})");
                 }
             }
+        }
+    }
+
+    /// [`Self::wait_for_log`], counting the lines already read too: for a line that may
+    /// come before `pipeline started` (a broker connection made on a thread).
+    pub fn wait_for_log_any_time(&mut self, text: &str) {
+        if !self.seen.iter().any(|line| line.contains(text)) {
+            self.wait_for_log(text);
         }
     }
 

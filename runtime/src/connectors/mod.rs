@@ -16,6 +16,9 @@ pub mod stdout;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 
+#[cfg(feature = "mqtt")]
+pub mod mqtt;
+
 /// What generated code may name of the connectors (re-exported by [`crate::codegen`]).
 pub mod exports {
     pub use super::file::{open_file, FileSink, FileSource};
@@ -25,4 +28,7 @@ pub mod exports {
 
     #[cfg(feature = "kafka")]
     pub use super::kafka::{KafkaProducer, KafkaSource};
+
+    #[cfg(feature = "mqtt")]
+    pub use super::mqtt::{MqttConnect, MqttPublisher, MqttSource};
 }

@@ -213,7 +213,7 @@ fn qos(path: &[&str], qos: Option<u8>, cx: &mut Cx) -> Option<u8> {
             let at = cx.value(&p);
             cx.error(SpecError::invalid_value(
                 "qos",
-                format!("QoS {q} is not supported"),
+                format!("`qos: {q}` is not supported"),
                 &at,
                 Some("`0` (at most once) or `1` (at least once: acknowledged once safe)".into()),
             ));
@@ -237,15 +237,18 @@ fn topic_filters(source: &str, filters: &[String], cx: &mut Cx) -> bool {
     let mut ok = true;
     for (i, filter) in filters.iter().enumerate() {
         let levels: Vec<&str> = filter.split('/').collect();
-        let bad_level = levels.iter().enumerate().any(|(n, level)| {
-            (level.contains('+') && *level != "+") || (level.contains('#') && (*level != "#" || n + 1 != levels.len()))
-        });
+        let inside_level = levels
+            .iter()
+            .any(|level| (level.contains('+') && *level != "+") || (level.contains('#') && *level != "#"));
+        let hash_not_last = levels[..levels.len() - 1].contains(&"#");
         let problem = if filter.is_empty() || filter.contains('\0') {
-            Some("an empty topic filter".to_string())
+            Some("an empty topic filter (or one with a NUL character)".to_string())
         } else if filter.contains("${") {
             Some("topics are compiled in: `${VAR}` is not expanded here".to_string())
-        } else if bad_level {
+        } else if inside_level {
             Some(format!("`{filter}` uses a wildcard inside a level"))
+        } else if hash_not_last {
+            Some(format!("in `{filter}`, `#` is not the last level"))
         } else {
             None
         };

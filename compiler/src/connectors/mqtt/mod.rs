@@ -1,6 +1,6 @@
 //! `type: mqtt` — subscribe to topic filters, and publish one message per record; the
 //! devices' protocol. QoS 1 messages are acknowledged only once their records are safe
-//! downstream, through the same acknowledgements Kafka offsets use.
+//! downstream, through the same acknowledgements every committing source uses.
 
 mod check;
 mod spec;
