@@ -54,7 +54,7 @@ impl Broker {
         // documentation).
         let conf = format!(
             "listener {port} 127.0.0.1\n{settings}user root\npersistence true\n\
-             persistence_location {}/\nmax_inflight_messages 1000\nmax_queued_messages 100000\n\
+             persistence_location {}/\nmax_inflight_messages 0\nmax_queued_messages 100000\n\
              log_dest stderr\nlog_type all\n",
             dir.display()
         );
@@ -278,6 +278,32 @@ fn source_acknowledges_only_what_is_confirmed(protocol: u8) {
     broker.publish("in/a", &["four"]);
     assert_eq!(payloads(&receive(&mut third, 1)), ["four"]);
     third.close().expect("close");
+}
+
+#[test]
+fn thousands_confirmed_at_once_are_all_acknowledged_at_close() {
+    let broker = Broker::start("many-acks");
+    broker.subscribe("rill-many", "in/#");
+    // More than rumqttc's request queue holds: closing must drain it, not drop the rest.
+    let messages: Vec<String> = (0..5000).map(|i| format!("m{i}")).collect();
+    let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
+    broker.publish("in/a", &refs);
+    let ctx1 = ctx();
+    let mut first = source(&broker, "rill-many", &ctx1);
+    assert_eq!(receive(&mut first, 5000).len(), 5000);
+    ctx1.acks.end_step(None);
+    first.commit().expect("commit");
+    first.close().expect("close");
+    drop(first);
+    let ctx2 = ctx();
+    let mut second = source(&broker, "rill-many", &ctx2);
+    broker.publish("in/a", &["after"]);
+    assert_eq!(
+        payloads(&receive(&mut second, 1)),
+        ["after"],
+        "a message acknowledged at close came again"
+    );
+    second.close().expect("close");
 }
 
 /// Polls `publisher` until `count` outcomes came.

@@ -450,10 +450,20 @@ impl Link {
     /// with unread data would reset it, and the broker would drop what it had not read
     /// yet (the last acknowledgements).
     pub fn disconnect(&mut self, handle: &Handle, within: Duration) {
-        if !self.connected || !handle.try_disconnect() {
+        let until = Instant::now() + within;
+        // The request queue may be full (of acknowledgements): serve the connection
+        // until the DISCONNECT fits.
+        while self.connected && !handle.try_disconnect() {
+            if Instant::now() >= until {
+                return;
+            }
+            if let Recv::Lost { .. } | Recv::Closed = self.conn.recv(POLL_WAIT) {
+                self.connected = false;
+            }
+        }
+        if !self.connected {
             return;
         }
-        let until = Instant::now() + within;
         while Instant::now() < until {
             if let Recv::Lost { .. } | Recv::Closed = self.conn.recv(POLL_WAIT) {
                 self.connected = false;

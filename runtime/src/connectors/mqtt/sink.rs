@@ -24,7 +24,11 @@ use std::time::{Duration, Instant};
 /// Publishes rumqttc keeps unacknowledged at once, and the size of its request queue.
 const INFLIGHT: u16 = 100;
 
-/// How long a full queue is waited on before trying again.
+/// How long a full queue is first waited on before trying again; each wait doubles,
+/// up to [`FULL_WAIT`]. Short first: at full speed the queue has room again within
+/// microseconds, and a 10 ms nap per full queue would cap the sink (the benchmark
+/// showed it); long later: a broker that is away is not worth spinning for.
+const FIRST_FULL_WAIT: Duration = Duration::from_micros(50);
 const FULL_WAIT: Duration = Duration::from_millis(10);
 
 /// How long closing waits for outstanding acknowledgements.
@@ -171,6 +175,7 @@ impl MessageSink for MqttPublisher {
     fn send(&mut self, payload: &[u8], address: Address<'_>, tag: u64) -> Result<(), String> {
         let topic = address.topic.unwrap_or(&self.topic);
         check_topic(topic)?;
+        let mut wait = FIRST_FULL_WAIT;
         loop {
             // Locked across the hand-over, so the thread cannot see the publish go out
             // before its tag is queued.
@@ -194,7 +199,8 @@ impl MessageSink for MqttPublisher {
             if crate::shutdown::give_up_waiting() {
                 return Err("the MQTT broker took no more messages before the pipeline stopped".into());
             }
-            std::thread::sleep(FULL_WAIT);
+            std::thread::sleep(wait);
+            wait = (wait * 2).min(FULL_WAIT);
         }
     }
 

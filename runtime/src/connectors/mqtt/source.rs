@@ -190,7 +190,8 @@ impl MqttSource {
         self.messages = None;
         self.shared.request_stop();
         if let Some(thread) = self.thread.take() {
-            let until = Instant::now() + CLOSE_WAIT;
+            // The thread's own deadline, and a margin for its last wait.
+            let until = Instant::now() + CLOSE_WAIT + Duration::from_millis(500);
             while !thread.is_finished() && Instant::now() < until {
                 std::thread::sleep(Duration::from_millis(5));
             }
@@ -315,7 +316,7 @@ impl Receiving {
         loop {
             self.forward_acks();
             if self.link.shared_stopping() {
-                self.link.disconnect(&self.handle, CLOSE_WAIT);
+                self.finish();
                 return;
             }
             match self.link.next() {
@@ -354,6 +355,26 @@ impl Receiving {
                 Seen::Nothing | Seen::Got(_) => {}
             }
         }
+    }
+
+    /// The pipeline stopped: hands over every acknowledgement it sent, driving the
+    /// connection so rumqttc's queue drains (it holds far fewer than a window may
+    /// release at once), then leaves cleanly; gives up after [`CLOSE_WAIT`]. Messages
+    /// arriving meanwhile stay unacknowledged: the broker sends them again.
+    fn finish(&mut self) {
+        let until = Instant::now() + CLOSE_WAIT;
+        loop {
+            self.forward_acks();
+            let drained = self.unsent.is_empty();
+            if drained || !self.link.connected() || Instant::now() >= until {
+                break;
+            }
+            if let Seen::Stopped = self.link.next() {
+                return;
+            }
+        }
+        self.link
+            .disconnect(&self.handle, until.saturating_duration_since(Instant::now()));
     }
 
     /// Hands rumqttc the acknowledgements `commit` sent, in order; those of a lost
