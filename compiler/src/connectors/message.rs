@@ -8,6 +8,23 @@ use crate::spec::transforms::ExprText;
 use crate::types::{RecordType, Type};
 use crate::validate::{expression, Cx};
 
+/// `topic:` of a message sink: a name (a connector may read placeholders in it), or
+/// `{ expr: <string expression> }` evaluated per record.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(untagged)]
+#[serde(expecting = "a topic name, or `{ expr: <string expression> }` for a topic per record")]
+pub enum TopicSpec {
+    Fixed(String),
+    Expr(TopicExpr),
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[serde(expecting = "`{ expr: <string expression> }`")]
+pub struct TopicExpr {
+    pub expr: ExprText,
+}
+
 /// Where each record of a message sink goes; `None` parts are the sink's own.
 #[derive(Debug, Clone, Default)]
 pub struct IrAddress {

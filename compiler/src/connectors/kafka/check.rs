@@ -2,10 +2,8 @@
 //! record fields. Every property is a setting, checked for secrets by `Cx::setting`
 //! under the name of the librdkafka property it becomes.
 
-use super::{
-    IrKafkaSink, IrKafkaSource, KafkaClientSpec, KafkaSink, KafkaSource, MetadataSpec, PropertyValue, TopicSpec,
-};
-use crate::connectors::message::{string_expr, IrAddress};
+use super::{IrKafkaSink, IrKafkaSource, KafkaClientSpec, KafkaSink, KafkaSource, MetadataSpec, PropertyValue};
+use crate::connectors::message::{string_expr, IrAddress, TopicSpec};
 use crate::connectors::metadata::{wanted_of, with_metadata, MetaDef, MetaType, Wanted};
 use crate::connectors::{CheckedSink, CheckedSource, IrSinkKind, IrSourceKind, SinkContext, SourceContext};
 use crate::diagnostics::SpecError;

@@ -13,7 +13,7 @@ mod tests;
 pub use check::{sink as check_sink, source as check_source};
 pub use client_spec::{KafkaClientSpec, SaslMechanism, SaslSpec, TlsSpec};
 pub use emit::{sink as emit_sink, source as emit_source};
-pub use sink_spec::{Compression, KafkaSink, TopicSpec};
+pub use sink_spec::{Compression, KafkaSink};
 pub use source_spec::{KafkaSource, MetadataSpec, StartAt};
 
 pub const RUNTIME_TYPES: &[&str] = &["KafkaProducer", "KafkaSource"];

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::client_spec::{KafkaClientSpec, SaslSpec, TlsSpec};
+use crate::connectors::message::TopicSpec;
 use crate::spec::transforms::ExprText;
 use crate::spec::Setting;
 
@@ -35,21 +36,6 @@ pub struct KafkaSink {
     pub idempotent: Option<bool>,
     /// How long librdkafka retries a message before it becomes a dead letter (default 5m).
     pub delivery_timeout: Option<String>,
-}
-
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(untagged)]
-#[serde(expecting = "a topic name, or `{ expr: <string expression> }` for a topic per record")]
-pub enum TopicSpec {
-    Fixed(String),
-    Expr(TopicExpr),
-}
-
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-#[serde(expecting = "`{ expr: <string expression> }`")]
-pub struct TopicExpr {
-    pub expr: ExprText,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]

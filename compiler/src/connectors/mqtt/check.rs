@@ -1,8 +1,8 @@
 //! MQTT options → the client's settings, topic filters, the sink's topic per record.
 
-use super::spec::{ClientSpec, MqttMetadata, MqttSink, MqttSource, MqttTopic};
+use super::spec::{ClientSpec, MqttMetadata, MqttSink, MqttSource};
 use super::{IrMqttClient, IrMqttSink, IrMqttSource};
-use crate::connectors::message::{string_expr, IrAddress};
+use crate::connectors::message::{string_expr, IrAddress, TopicSpec};
 use crate::connectors::metadata::{wanted_of, with_metadata, MetaDef, MetaType};
 use crate::connectors::{CheckedSink, CheckedSource, IrSinkKind, IrSourceKind, SinkContext, SourceContext};
 use crate::diagnostics::SpecError;
@@ -71,11 +71,11 @@ pub fn sink(m: &MqttSink, sink: &SinkContext<'_>, cx: &mut Cx) -> Option<Checked
             ));
             None
         }
-        Some(MqttTopic::Fixed(text)) if !text.contains('{') => fixed_topic(name, text, cx).map(|topic| (topic, None)),
-        Some(MqttTopic::Fixed(template)) => {
+        Some(TopicSpec::Fixed(text)) if !text.contains('{') => fixed_topic(name, text, cx).map(|topic| (topic, None)),
+        Some(TopicSpec::Fixed(template)) => {
             record.and_then(|record| template_topic(name, template, record, cx).map(|e| (String::new(), Some(e))))
         }
-        Some(MqttTopic::Expr(e)) => record
+        Some(TopicSpec::Expr(e)) => record
             .and_then(|record| {
                 string_expr(
                     "the topic",

@@ -1,6 +1,6 @@
 //! The options of `type: mqtt`, for sources and sinks.
 
-use crate::spec::transforms::ExprText;
+use crate::connectors::message::TopicSpec;
 use crate::spec::Setting;
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -54,7 +54,7 @@ pub struct MqttSink {
     pub keep_alive: Option<String>,
     /// `alerts`, `"alerts/{device_id}"` (a placeholder is a string expression), or
     /// `{ expr: <string expression> }`.
-    pub topic: Option<MqttTopic>,
+    pub topic: Option<TopicSpec>,
     /// `0` or `1` (default `1`).
     pub qos: Option<u8>,
     /// The broker keeps the last message of each topic for new subscribers.
@@ -118,19 +118,4 @@ pub struct MqttMetadata {
     pub topic: Option<String>,
     pub qos: Option<String>,
     pub retain: Option<String>,
-}
-
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(untagged)]
-#[serde(expecting = "a topic, a topic with `{field}` placeholders, or `{ expr: <string expression> }`")]
-pub enum MqttTopic {
-    Fixed(String),
-    Expr(TopicExpr),
-}
-
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-#[serde(expecting = "`{ expr: <string expression> }`")]
-pub struct TopicExpr {
-    pub expr: ExprText,
 }
