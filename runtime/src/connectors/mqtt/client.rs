@@ -343,13 +343,16 @@ impl Link {
         if self.shared.stopping() && !self.connected {
             return Seen::Stopped;
         }
-        let wait = if self.connected {
-            POLL_WAIT
-        } else {
-            self.conn.carry();
-            Duration::from_secs(CONNECT_TIMEOUT_SECS + 1)
+        let ready = if self.connected { self.conn.ready() } else { None };
+        let recv = match ready {
+            Some(recv) => recv,
+            None if self.connected => self.conn.recv(POLL_WAIT),
+            None => {
+                self.conn.carry();
+                self.conn.recv(Duration::from_secs(CONNECT_TIMEOUT_SECS + 1))
+            }
         };
-        match self.conn.recv(wait) {
+        match recv {
             Recv::Timeout => Seen::Nothing,
             // Every request handle is gone: nothing more will be asked.
             Recv::Closed => Seen::Stopped,

@@ -184,6 +184,33 @@ impl Message {
 }
 
 impl Conn {
+    /// What happened already, if anything, without waiting (and without arming a
+    /// timer: under load nearly every event is ready, and a timeout per event cost more
+    /// than the event). Only while connected: a connection attempt cut short would be
+    /// wasted.
+    pub fn ready(&mut self) -> Option<Recv> {
+        Some(match self {
+            Conn::V4(connection, _) => match connection.try_recv() {
+                Err(rumqttc::TryRecvError::Empty) => return None,
+                Err(rumqttc::TryRecvError::Disconnected) => Recv::Closed,
+                Ok(Ok(event)) => happened4(event),
+                Ok(Err(error)) => Recv::Lost {
+                    hopeless: hopeless4(&error),
+                    error: error.to_string(),
+                },
+            },
+            Conn::V5(connection, _) => match connection.try_recv() {
+                Err(v5::TryRecvError::Empty) => return None,
+                Err(v5::TryRecvError::Disconnected) => Recv::Closed,
+                Ok(Ok(event)) => happened5(event),
+                Ok(Err(error)) => Recv::Lost {
+                    hopeless: hopeless5(&error),
+                    error: error.to_string(),
+                },
+            },
+        })
+    }
+
     /// Waits at most `wait` for what happens next.
     pub fn recv(&mut self, wait: Duration) -> Recv {
         match self {
