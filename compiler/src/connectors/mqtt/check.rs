@@ -115,8 +115,14 @@ fn client(path: &[&str], pipeline: &str, c: ClientSpec<'_>, cx: &mut Cx) -> Opti
         p
     };
     let mut ok = true;
-    let url = c.url.0.trim();
-    let scheme_ok = url.starts_with("mqtt://") || url.starts_with("mqtts://") || url.starts_with("${");
+    // Known now: a literal, or the default of a sole `${VAR:-default}`.
+    let known = match c.url.sole_default() {
+        Some(default) => Some(default),
+        None if c.url.is_template() => None,
+        None => Some(c.url.0.as_str()),
+    };
+    let url = known.unwrap_or_default().trim();
+    let scheme_ok = known.is_none() || url.starts_with("mqtt://") || url.starts_with("mqtts://");
     if !scheme_ok {
         let span = cx.value(&at("url"));
         cx.error(SpecError::invalid_value(
@@ -187,7 +193,7 @@ fn client(path: &[&str], pipeline: &str, c: ClientSpec<'_>, cx: &mut Cx) -> Opti
     };
     let keep_alive = match c.keep_alive {
         None => Some(30_000),
-        Some(text) => cx.duration(&at("keep_alive"), text, true),
+        Some(text) => keep_alive_ms(&at("keep_alive"), text, cx),
     };
     let (protocol, keep_alive) = (protocol?, keep_alive?);
     ok.then(|| IrMqttClient {
@@ -200,8 +206,24 @@ fn client(path: &[&str], pipeline: &str, c: ClientSpec<'_>, cx: &mut Cx) -> Opti
         ca,
         cert,
         key,
-        keep_alive_secs: u64::try_from(keep_alive / 1000).unwrap_or(1).max(1),
+        keep_alive_secs: u64::try_from(keep_alive / 1000).unwrap_or(1),
     })
+}
+
+/// MQTT carries the keep-alive in whole seconds, 1 to 65535 (18h12m15s).
+fn keep_alive_ms(path: &[&str], text: &str, cx: &mut Cx) -> Option<i64> {
+    let ms = cx.duration(path, text, true)?;
+    if (1000..=65_535_000).contains(&ms) {
+        return Some(ms);
+    }
+    let at = cx.value(path);
+    cx.error(SpecError::invalid_value(
+        "keep_alive",
+        format!("`{text}` is not between 1s and 18h12m15s: MQTT counts it in seconds, at most 65535"),
+        &at,
+        Some("`30s` (the default), `5m`".into()),
+    ));
+    None
 }
 
 fn qos(path: &[&str], qos: Option<u8>, cx: &mut Cx) -> Option<u8> {
