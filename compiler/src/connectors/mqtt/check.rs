@@ -149,8 +149,14 @@ fn client(path: &[&str], pipeline: &str, c: ClientSpec<'_>, cx: &mut Cx) -> Opti
         &client_id,
         "MQTT client id: a persistent session belongs to it",
     );
+    // The name decides whether the value is a secret: the password is; `tls.key` is the
+    // key's file, not the key.
     let optional = |cx: &mut Cx, option: &[&str], value: Option<&crate::spec::Setting>, help: &str| {
-        value.map(|v| cx.setting(option, option.last().copied().unwrap_or_default(), &v.0, help))
+        let name = match option.last().copied().unwrap_or_default() {
+            "key" => "key file",
+            other => other,
+        };
+        value.map(|v| cx.setting(option, name, &v.0, help))
     };
     let username = optional(cx, &at("username"), c.username, "MQTT user name");
     let password = optional(cx, &at("password"), c.password, "MQTT password");
@@ -329,7 +335,7 @@ fn template_topic(sink: &str, template: &str, record: &RecordType, cx: &mut Cx) 
         if open > 0 {
             parts.push(literal(&rest[..open], offset));
         }
-        let Some(close) = rest[open..].find('}') else {
+        let Some(close) = closing_brace(&rest[open..]) else {
             let at = span_in_scalar(cx.text, &scalar, template, &(offset + open..offset + open + 1));
             cx.error(SpecError::invalid_value(
                 "topic",
@@ -360,6 +366,28 @@ fn template_topic(sink: &str, template: &str, record: &RecordType, cx: &mut Cx) 
         ty: Type::String,
         span: span.clone(),
     })
+}
+
+/// Where the `}` closing the `{` that `text` starts with is: braces inside the
+/// expression (`{if hot { "h" } else { "c" }}`) and inside its strings do not count.
+fn closing_brace(text: &str) -> Option<usize> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (i, c) in text.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_string => escaped = true,
+            '"' => in_string = !in_string,
+            '{' if !in_string => depth += 1,
+            '}' if !in_string => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// One `{…}` of a topic template: a string expression, located inside the template.
