@@ -164,16 +164,25 @@ fn random_valid_specs_check_and_their_code_compiles_in_one_build() {
         .unwrap_or_else(|e| panic!("the oracle pipeline must compile: {e:?}\n{oracle_spec}"));
     sources.insert(0, compiled.main_rs);
     let random = sources.len();
-    // Specs that once did not compile (issue 9): rustc proves they do now.
+    // Specs that once did not compile (issue 9): rustc proves they do now. The
+    // runtime is built with every feature they need (`mqtt` for `mqtt_names.yaml`).
+    let mut features = std::collections::BTreeSet::from(["regex"]);
     for (path, text) in yaml_files("tests/compile") {
         match rill::compile_text(&path, &text) {
-            Ok(compiled) => sources.push(compiled.main_rs),
+            Ok(compiled) => {
+                features.extend(compiled.ir.features.iter().copied());
+                sources.push(compiled.main_rs);
+            }
             Err(e) => panic!("{path} must compile: {e:?}"),
         }
     }
     assert!(sources.len() >= random + 4, "tests/compile/ holds the regression specs");
     // A sample of the accepted tricky-name specs.
     sources.extend(accepted_tricky_specs(120).into_iter().take(12));
+    // And MQTT options at their edges, as far as `rill check` lets them through.
+    let mqtt = accepted_mqtt_specs(80);
+    assert!(features.contains("mqtt"), "tests/compile/ holds an MQTT spec");
+    sources.extend(mqtt.into_iter().take(6));
     assert!(
         sources.len() > random + 4 + 6,
         "too few tricky-name specs were accepted"
@@ -191,7 +200,8 @@ fn random_valid_specs_check_and_their_code_compiles_in_one_build() {
     fs::create_dir_all(dir.join("src")).unwrap();
     // The binary's name is the checkout's too: the target directory is shared.
     let bin_name = format!("oracle-{checkout}");
-    let manifest = rill::build::manifest("rill-proptest", &bin_name, &runtime, &["regex"]);
+    let features: Vec<&str> = features.into_iter().collect();
+    let manifest = rill::build::manifest("rill-proptest", &bin_name, &runtime, &features);
     let mut main_rs = sources[0].clone();
     for (i, code) in sources.iter().enumerate().skip(1) {
         fs::write(dir.join("src").join(format!("p{i}.rs")), code).unwrap();
@@ -686,6 +696,104 @@ fn accepted_tricky_specs(cases: u32) -> Vec<String> {
         })
         .unwrap();
     accepted.into_inner().unwrap()
+}
+
+/// An MQTT source and sink whose options take values at and past their edges:
+/// numbers YAML reads oddly, durations MQTT cannot carry, secrets with defaults, URLs
+/// of other schemes, topic templates with braces inside strings and expressions.
+fn mqtt_spec() -> impl Strategy<Value = String> {
+    // Mostly values that pass, so that whole specs are accepted too.
+    fn edge(pass: &'static [&'static str], fail: &'static [&'static str]) -> BoxedStrategy<&'static str> {
+        prop_oneof![4 => proptest::sample::select(pass), 1 => proptest::sample::select(fail)].boxed()
+    }
+    (
+        edge(&["0", "1"], &["2", "-1", "256", "1e400", ".nan", "true", "'1'"]),
+        edge(
+            &["1s", "18h12m15s", "1m30s"],
+            &["18h12m16s", "0s", "999ms", "1e400s", "-5s", "99999999999999999999d"],
+        ),
+        edge(&["3.1.1", "5", "'5'", "5.0"], &["4.0", ".nan", ".inf", "3", "~"]),
+        edge(
+            &["'${P}'"],
+            &["'${P:-hunter2}'", "hunter2", "'${P:-}'", "'x${P}'", "'${P:-${Q}}'"],
+        ),
+        edge(
+            &["mqtt://h", "'${U}'", "'mqtts://u:${PW}@h:8883'", "'${U:-mqtt://h}'"],
+            &["'${U:-http://h}'", "http://h", "'mqtt://u:pw@h'"],
+        ),
+        edge(
+            &[
+                "a",
+                "'a/{x}'",
+                "'}'",
+                r#"'{if n > 0 { "}" } else { x }}/b'"#,
+                r#"'{concat(x, "{")}'"#,
+                "'{to_string(n)}/{x}'",
+                "{ expr: x }",
+            ],
+            &["'{x'", "'a/+'", "'{}'", "'{{x}}'", "'{n}'", "{ expr: n }"],
+        ),
+    )
+        .prop_map(|(qos, keep_alive, version, password, url, topic)| {
+            format!(
+                "name: hostile_mqtt
+schemas:
+  r: {{ x: string, n: i64 }}
+sources:
+  s:
+    type: mqtt
+    url: {url}
+    topics: [a/#]
+    qos: {qos}
+    keep_alive: {keep_alive}
+    version: {version}
+    password: {password}
+    schema: r
+sinks:
+  o:
+    type: mqtt
+    input: s
+    url: mqtt://h
+    topic: {topic}
+"
+            )
+        })
+}
+
+/// Runs `cases` hostile MQTT specs; none may panic the compiler or generate code that
+/// does not parse. Returns the code of those accepted.
+fn accepted_mqtt_specs(cases: u32) -> Vec<String> {
+    let (mut accepted, mut rejected) = (Vec::new(), 0);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let outcomes = Mutex::new((&mut accepted, &mut rejected));
+    runner
+        .run(&mqtt_spec(), |text| {
+            let code = compile_without_panic(&text)?;
+            let mut outcomes = outcomes.lock().unwrap();
+            match code {
+                Some(code) => outcomes.0.push(code),
+                None => *outcomes.1 += 1,
+            }
+            Ok(())
+        })
+        .unwrap();
+    drop(outcomes);
+    // Both sides must be reached, or the edges are not where the test thinks.
+    assert!(
+        rejected > 0 && !accepted.is_empty(),
+        "{} accepted, {rejected} rejected",
+        accepted.len()
+    );
+    accepted
+}
+
+#[test]
+fn hostile_mqtt_options_never_panic_and_accepted_specs_parse() {
+    accepted_mqtt_specs(400);
 }
 
 #[test]
