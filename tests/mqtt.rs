@@ -310,3 +310,30 @@ fn tls_with_the_brokers_ca_gets_in_and_another_ca_ends_the_run() {
     relays_three(&broker, &mut secure(&broker.url(), "", "", Some(&certs.ca)));
     ends_with_error(&mut secure(&broker.url(), "", "", Some(&certs.other_ca)), "tls");
 }
+
+#[test]
+fn sigterm_while_the_broker_is_gone_stops_and_says_what_was_not_delivered() {
+    let dir = workdir("mqtt-sigterm-blocked");
+    let mut broker = Broker::start(&dir);
+    let mut cmd = Command::new(build("tests/pipelines/mqtt_out.yaml"));
+    cmd.env("MQTT_URL", broker.url());
+    let mut running = support::start(&mut cmd);
+    running.wait_for_log_any_time("mqtt connected");
+    // Gone for good: the publisher's queue fills and the pipeline waits on it.
+    broker.stop();
+    running.wait_for_log("mqtt connection lost");
+    std::thread::sleep(Duration::from_millis(500));
+    running.signal("TERM");
+    // It stops (`wait` gives it `PATIENCE`; the close waits 10 s at most for
+    // acknowledgements that cannot come).
+    let output = running.wait();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("still undelivered at shutdown"), "{stderr}");
+    // Every record is accounted for: sent before the broker went, or given up on.
+    let c = counters(&output.stderr);
+    let (received, sent) = (counter(&c, "sinks.out", "received"), counter(&c, "sinks.out", "sent"));
+    let lost = counter(&c, "sinks.out", "dropped") + counter(&c, "sinks.out", "dead_lettered");
+    assert!(lost > 0, "{stderr}");
+    assert_eq!(received, sent + lost);
+}
