@@ -763,25 +763,24 @@ sinks:
 /// Runs `cases` hostile MQTT specs; none may panic the compiler or generate code that
 /// does not parse. Returns the code of those accepted.
 fn accepted_mqtt_specs(cases: u32) -> Vec<String> {
-    let (mut accepted, mut rejected) = (Vec::new(), 0);
+    let outcomes: Mutex<(Vec<String>, u32)> = Mutex::new((Vec::new(), 0));
     let mut runner = TestRunner::new(Config {
         cases,
         failure_persistence: None,
         ..Config::default()
     });
-    let outcomes = Mutex::new((&mut accepted, &mut rejected));
     runner
         .run(&mqtt_spec(), |text| {
             let code = compile_without_panic(&text)?;
             let mut outcomes = outcomes.lock().unwrap();
             match code {
                 Some(code) => outcomes.0.push(code),
-                None => *outcomes.1 += 1,
+                None => outcomes.1 += 1,
             }
             Ok(())
         })
         .unwrap();
-    drop(outcomes);
+    let (accepted, rejected) = outcomes.into_inner().unwrap();
     // Both sides must be reached, or the edges are not where the test thinks.
     assert!(
         rejected > 0 && !accepted.is_empty(),
