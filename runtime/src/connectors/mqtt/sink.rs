@@ -173,8 +173,15 @@ fn check_topic(topic: &str) -> Result<(), String> {
 
 impl MessageSink for MqttPublisher {
     fn send(&mut self, payload: &[u8], address: Address<'_>, tag: u64) -> Result<(), String> {
-        let topic = address.topic.unwrap_or(&self.topic);
-        check_topic(topic)?;
+        // The sink's own topic was checked at start; a record's is checked here.
+        let topic = match address.topic {
+            Some(topic) => {
+                check_topic(topic)?;
+                topic
+            }
+            None if self.topic.is_empty() => return Err("an empty MQTT topic".into()),
+            None => &self.topic,
+        };
         let mut wait = FIRST_FULL_WAIT;
         loop {
             // Locked across the hand-over, so the thread cannot see the publish go out

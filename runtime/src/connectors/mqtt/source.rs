@@ -238,10 +238,10 @@ impl RawSource for MqttSource {
                 }
             };
             let m = &delivery.message;
+            let topic = m.topic();
             if self.metadata.is_empty() {
                 batch.push(m.payload());
             } else {
-                let topic = m.topic();
                 let values = self.metadata.iter().map(|wanted| match wanted {
                     Wanted::Topic => MetaValue::Text(topic.as_bytes()),
                     Wanted::Qos => MetaValue::Int(m.qos() as i64),
@@ -250,7 +250,7 @@ impl RawSource for MqttSource {
                 batch.push_message(m.payload(), values);
             }
             // A payload that does not decode is a dead letter naming its topic.
-            batch.set_origin(m.topic());
+            batch.set_origin(&topic);
             if m.qos() != QoS::AtMostOnce {
                 self.unacked.read(AckId {
                     connection: delivery.connection,
