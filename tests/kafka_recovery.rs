@@ -429,7 +429,9 @@ fn sigkill_mid_run_then_restart_loses_nothing() {
         },
     );
 
-    // The second batch streams in, a chunk at a time, while the relay runs. The kill
+    // The second batch streams in, a chunk at a time, while the relay runs (up to
+    // 50,000 ids: a relay that keeps up has committed everything once the stream stops,
+    // and the hunt below needs new work in flight). The kill
     // must land while the relay holds work it has not committed: it is frozen (SIGSTOP:
     // neither its outputs nor its commits can move), and killed if some output in
     // relay_out came from an offset not yet committed, else resumed and tried again.
@@ -437,7 +439,7 @@ fn sigkill_mid_run_then_restart_loses_nothing() {
     let killed = AtomicBool::new(false);
     thread::scope(|s| {
         let producer = s.spawn(|| {
-            while !killed.load(Ordering::SeqCst) && next.load(Ordering::SeqCst) < 20_000 {
+            while !killed.load(Ordering::SeqCst) && next.load(Ordering::SeqCst) < 50_000 {
                 let from = next.load(Ordering::SeqCst);
                 broker.produce("relay_in", &inputs(from..from + 1_000));
                 next.store(from + 1_000, Ordering::SeqCst);
@@ -498,15 +500,15 @@ fn sigkill_mid_run_then_restart_loses_nothing() {
         context()
     );
 
-    broker.produce("relay_in", &inputs(next.load(Ordering::SeqCst)..30_000));
+    broker.produce("relay_in", &inputs(next.load(Ordering::SeqCst)..60_000));
     let mut second = Relay::start(&bin, &broker, &dir, "second");
     let logs = Logs::new(&broker, &[&first, &second]);
     let context = || logs.show();
-    wait_for_ids(&broker, 30_000, Duration::from_secs(120), &mut [&mut second], &context);
+    wait_for_ids(&broker, 60_000, Duration::from_secs(120), &mut [&mut second], &context);
     let lines = second.stop(&context);
 
-    let (outputs, ends) = check_outputs(&broker, 30_000, &context);
-    let duplicates = outputs.len() - 30_000;
+    let (outputs, ends) = check_outputs(&broker, 60_000, &context);
+    let duplicates = outputs.len() - 60_000;
     eprintln!("duplicates after SIGKILL: {duplicates}");
     assert!(
         duplicates >= in_flight,
@@ -515,7 +517,7 @@ fn sigkill_mid_run_then_restart_loses_nothing() {
         context()
     );
     eprintln!("second run's counters: {}", counters(&lines));
-    assert_committed_to_end(&broker, &ends, 30_000, &context);
+    assert_committed_to_end(&broker, &ends, 60_000, &context);
     eprintln!(
         "sigkill_mid_run_then_restart_loses_nothing took {:?}",
         started.elapsed()
