@@ -108,7 +108,29 @@ impl Broker {
     /// Writes `dir/mosquitto.conf` (`global` options, then the listener's) and starts it.
     fn launch(dir: &Path, global: &str, listener: &str, client: ClientOptions) -> Broker {
         fs::create_dir_all(dir).unwrap();
-        let port = free_port();
+        // A free port can be taken by another test's broker before this one binds it:
+        // then this one exits at start, and it tries another port.
+        for _ in 0..5 {
+            let port = free_port();
+            Broker::write_config(dir, global, listener, port);
+            let mut broker = Broker {
+                child: None,
+                port,
+                dir: dir.to_path_buf(),
+                tls: !listener.is_empty(),
+                client: client.clone(),
+            };
+            if broker.spawn() {
+                return broker;
+            }
+        }
+        panic!(
+            "mosquitto could not start on 5 free ports:\n{}",
+            fs::read_to_string(dir.join("mosquitto.log")).unwrap_or_default()
+        );
+    }
+
+    fn write_config(dir: &Path, global: &str, listener: &str, port: u16) {
         let config = format!(
             "# Written by tests/support/mqtt.rs.\n\
              # Run as root (the tests may), mosquitto would switch to the `mosquitto` user\n\
@@ -132,20 +154,15 @@ impl Broker {
             dir = dir.display()
         );
         fs::write(dir.join("mosquitto.conf"), config).unwrap();
-        let mut broker = Broker {
-            child: None,
-            port,
-            dir: dir.to_path_buf(),
-            tls: !listener.is_empty(),
-            client,
-        };
-        broker.spawn();
-        broker
     }
 
-    /// Starts mosquitto on the written configuration and waits until its port accepts
-    /// connections; panics with the log tail if it exits first.
-    fn spawn(&mut self) {
+    /// Starts mosquitto on the written configuration and waits until it says it runs
+    /// (it has bound its port: another broker answering there does not count); false
+    /// when it exits first (its port was taken).
+    fn spawn(&mut self) -> bool {
+        let log = self.dir.join("mosquitto.log");
+        let runs = || fs::read_to_string(&log).unwrap_or_default().matches(" running").count();
+        let before = runs();
         let stderr = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -162,10 +179,10 @@ impl Broker {
         let child = self.child.insert(child);
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
         let started = Instant::now();
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            if let Some(status) = child.try_wait().unwrap() {
+        while runs() == before || TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if child.try_wait().unwrap().is_some() {
                 self.child = None;
-                panic!("mosquitto exited ({status}) at start:\n{}", self.log_tail());
+                return false;
             }
             assert!(
                 started.elapsed() < PATIENCE,
@@ -175,6 +192,7 @@ impl Broker {
             );
             thread::sleep(Duration::from_millis(20));
         }
+        true
     }
 
     pub fn port(&self) -> u16 {
@@ -240,7 +258,7 @@ impl Broker {
     /// anew to be sure of receiving what is published next.
     pub fn restart(&mut self) {
         self.stop();
-        self.spawn();
+        assert!(self.spawn(), "mosquitto exited at restart:\n{}", self.log_tail());
     }
 
     /// Publishes each payload as one message on `topic` with one `mosquitto_pub -l`
