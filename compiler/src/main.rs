@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use rill::build::targets::{self, Target};
 use rill::build::{self, Profile};
 use rill::diagnostics::Report;
 use rill::CompileError;
@@ -26,12 +27,23 @@ enum Command {
     /// Build the pipeline binary.
     Build {
         spec: PathBuf,
-        /// Where to write the binary (default: ./<pipeline name>).
+        /// Where to write the binary (default: ./<pipeline name>, or
+        /// ./<pipeline name>-<target> with --target), or the bundle with --bundle.
         #[arg(short, long)]
         output: Option<PathBuf>,
         #[command(flatten)]
         profile: ProfileArgs,
+        /// Build for another machine: a target triple from `rill targets`
+        /// (e.g. aarch64-unknown-linux-musl for a 64-bit Raspberry Pi).
+        #[arg(long, value_name = "TRIPLE")]
+        target: Option<String>,
+        /// Write <name>-<target>.tar.gz: the binary, a systemd unit and an environment
+        /// file with every setting, laid out to unpack at / on the device.
+        #[arg(long, requires = "target")]
+        bundle: bool,
     },
+    /// List the targets `rill build --target` supports, and what each needs here.
+    Targets,
     /// Build and run the pipeline; arguments after `--` go to the binary.
     Run {
         spec: PathBuf,
@@ -100,15 +112,46 @@ fn run(command: Command) -> Result<ExitCode, String> {
             print!("{}", compile(&spec)?.main_rs);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Build { spec, output, profile } => {
-            let (name, built) = build_spec(&spec, profile.profile())?;
-            let dest = output.unwrap_or_else(|| PathBuf::from(rill::names::binary_name(&name)));
+        Command::Build {
+            spec,
+            output,
+            profile,
+            target,
+            bundle,
+        } => {
+            let target = match target.as_deref() {
+                Some(triple) => Some(targets::find(triple).ok_or_else(|| targets::unsupported(triple))?),
+                None => None,
+            };
+            let (ir, built) = build_spec(&spec, profile.profile(), target)?;
+            if let (true, Some(target)) = (bundle, target) {
+                let bundle = build::bundle::Bundle {
+                    ir: &ir,
+                    target,
+                    binary: &built,
+                };
+                let dest = output.unwrap_or_else(|| PathBuf::from(bundle.file_name()));
+                bundle.write(&dest).map_err(|e| e.to_string())?;
+                eprintln!("     Wrote {}", dest.display());
+                eprint!("{}", bundle.readme());
+                return Ok(ExitCode::SUCCESS);
+            }
+            let name = rill::names::binary_name(&ir.name);
+            let default = match target {
+                Some(target) => format!("{name}-{}", target.triple),
+                None => name,
+            };
+            let dest = output.unwrap_or_else(|| PathBuf::from(default));
             build::copy_binary(&built, &dest).map_err(|e| e.to_string())?;
             eprintln!("     Wrote {}", dest.display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Targets => {
+            print!("{}", targets::report());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Run { spec, profile, args } => {
-            let (_, built) = build_spec(&spec, profile.profile())?;
+            let (_, built) = build_spec(&spec, profile.profile(), None)?;
             let status = std::process::Command::new(&built)
                 .args(&args)
                 .status()
@@ -152,12 +195,21 @@ fn check(spec: &Path) -> Result<rill::ir::Ir, String> {
     }
 }
 
-fn build_spec(spec: &Path, profile: Profile) -> Result<(String, PathBuf), String> {
+fn build_spec(spec: &Path, profile: Profile, target: Option<&Target>) -> Result<(rill::ir::Ir, PathBuf), String> {
     let compiled = compile(spec)?;
-    let krate = build::write_crate(&compiled.ir, spec, &compiled.main_rs).map_err(|e| e.to_string())?;
-    let label = format!("{} ({})", compiled.ir.name, format!("{profile:?}").to_lowercase());
-    let built = build::build_crate(&krate, profile, &label).map_err(|e| e.to_string())?;
-    Ok((compiled.ir.name, built))
+    let mut label = format!("{} ({}", compiled.ir.name, format!("{profile:?}").to_lowercase());
+    if let Some(target) = target {
+        let features: Vec<&str> = compiled.ir.features.iter().copied().collect();
+        let missing = targets::missing(target, &features);
+        if !missing.is_empty() {
+            return Err(targets::missing_message(target, &missing));
+        }
+        label.push_str(&format!(", {}", target.triple));
+    }
+    label.push(')');
+    let krate = build::write_crate(&compiled.ir, spec, &compiled.main_rs, target).map_err(|e| e.to_string())?;
+    let built = build::build_crate(&krate, profile, target, &label).map_err(|e| e.to_string())?;
+    Ok((compiled.ir, built))
 }
 
 fn print_report(report: &Report) {

@@ -4,8 +4,10 @@
 //! Every pipeline links the same extracted runtime with the same profile, so
 //! the runtime and its dependencies compile once for all pipelines.
 
+pub mod bundle;
 pub mod embedded;
 mod progress;
+pub mod targets;
 
 use std::fs;
 use std::io::{self, BufRead, BufReader};
@@ -81,11 +83,18 @@ pub fn target_dir() -> PathBuf {
 pub struct Crate {
     pub dir: PathBuf,
     pub bin_name: String,
+    /// The runtime features it is built with.
+    pub features: Vec<String>,
 }
 
-/// Write (or update) the crate for `ir` with `main_rs`. Files are rewritten
-/// only when they change, so cargo's fingerprints stay warm.
-pub fn write_crate(ir: &Ir, spec_path: &Path, main_rs: &str) -> Result<Crate, BuildError> {
+/// Write (or update) the crate for `ir` with `main_rs`, for this machine or `target`.
+/// Files are rewritten only when they change, so cargo's fingerprints stay warm.
+pub fn write_crate(
+    ir: &Ir,
+    spec_path: &Path,
+    main_rs: &str,
+    target: Option<&targets::Target>,
+) -> Result<Crate, BuildError> {
     let cache = cache_dir();
     let runtime = embedded::extract_runtime(&cache).map_err(io_err(&cache))?;
     let abs_spec = spec_path.canonicalize().unwrap_or_else(|_| spec_path.to_path_buf());
@@ -96,15 +105,33 @@ pub fn write_crate(ir: &Ir, spec_path: &Path, main_rs: &str) -> Result<Crate, Bu
         .collect();
     // Bounded and file-system safe, however long the pipeline's name.
     let bin_name = format!("{}-{path_hash}", crate::names::file_stem(&ir.name));
-    let dir = cache.join("pipelines").join(&bin_name);
-    write_crate_at(&dir, &bin_name, &runtime, ir, main_rs)?;
-    Ok(Crate { dir, bin_name })
+    // A crate per target: its manifest's features differ, and builds for two targets
+    // may run at once.
+    let dir = match target {
+        Some(target) => cache.join("pipelines").join(format!("{bin_name}-{}", target.triple)),
+        None => cache.join("pipelines").join(&bin_name),
+    };
+    let mut features: Vec<&str> = ir.features.iter().copied().collect();
+    if target.is_some() {
+        features.extend(targets::cross_features(&features));
+    }
+    write_crate_at(&dir, &bin_name, &runtime, &features, main_rs)?;
+    Ok(Crate {
+        dir,
+        bin_name,
+        features: features.into_iter().map(str::to_owned).collect(),
+    })
 }
 
-/// Write a crate for `ir` into `dir` (also used to batch many pipelines into one cargo run).
-pub fn write_crate_at(dir: &Path, bin_name: &str, runtime: &Path, ir: &Ir, main_rs: &str) -> Result<(), BuildError> {
-    let features: Vec<&str> = ir.features.iter().copied().collect();
-    let manifest = manifest(&format!("rill-pipeline-{bin_name}"), bin_name, runtime, &features);
+/// Write a crate with the runtime `features` into `dir`.
+fn write_crate_at(
+    dir: &Path,
+    bin_name: &str,
+    runtime: &Path,
+    features: &[&str],
+    main_rs: &str,
+) -> Result<(), BuildError> {
+    let manifest = manifest(&format!("rill-pipeline-{bin_name}"), bin_name, runtime, features);
     write_if_changed(&dir.join("Cargo.toml"), manifest.as_bytes())?;
     write_if_changed(&dir.join("src/main.rs"), main_rs.as_bytes())?;
     // Pin dependency versions to the ones rill was tested with.
@@ -158,8 +185,21 @@ fn write_if_changed(path: &Path, contents: &[u8]) -> Result<(), BuildError> {
 /// Run `cargo <command>` on a manifest in the shared target dir, hiding its
 /// output behind a progress line unless it fails.
 pub fn cargo(command: &str, manifest: &Path, profile: Profile, label: &str, extra: &[&str]) -> Result<(), BuildError> {
+    cargo_with_env(command, manifest, profile, label, extra, &[])
+}
+
+/// [`cargo`] with extra environment variables.
+fn cargo_with_env(
+    command: &str,
+    manifest: &Path,
+    profile: Profile,
+    label: &str,
+    extra: &[&str],
+    env: &[(String, String)],
+) -> Result<(), BuildError> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
     cmd.arg(command)
         .arg("--manifest-path")
         .arg(manifest)
@@ -198,10 +238,33 @@ pub fn cargo(command: &str, manifest: &Path, profile: Profile, label: &str, extr
     }
 }
 
-/// Build the crate and return the path of the binary in the target dir.
-pub fn build_crate(krate: &Crate, profile: Profile, label: &str) -> Result<PathBuf, BuildError> {
-    cargo("build", &krate.dir.join("Cargo.toml"), profile, label, &[])?;
-    Ok(target_dir().join(profile.dir()).join(&krate.bin_name))
+/// Build the crate, for this machine or for `target` (through cargo-zigbuild), and
+/// return the path of the binary in the target dir.
+pub fn build_crate(
+    krate: &Crate,
+    profile: Profile,
+    target: Option<&targets::Target>,
+    label: &str,
+) -> Result<PathBuf, BuildError> {
+    let manifest = krate.dir.join("Cargo.toml");
+    match target {
+        None => {
+            cargo("build", &manifest, profile, label, &[])?;
+            Ok(target_dir().join(profile.dir()).join(&krate.bin_name))
+        }
+        Some(target) => {
+            let features: Vec<&str> = krate.features.iter().map(String::as_str).collect();
+            let cache = cache_dir();
+            let env = targets::cross_env(target, &features, &cache).map_err(io_err(&cache))?;
+            let args = targets::cargo_args(target);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            cargo_with_env("zigbuild", &manifest, profile, label, &args, &env)?;
+            Ok(target_dir()
+                .join(target.triple)
+                .join(profile.dir())
+                .join(&krate.bin_name))
+        }
+    }
 }
 
 /// Copy the built binary to `dest`.
