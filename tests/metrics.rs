@@ -38,7 +38,9 @@ fn get(port: u16, path: &str) -> Option<Answer> {
     stream.write_all(request.as_bytes()).ok()?;
     let mut raw = String::new();
     stream.read_to_string(&mut raw).ok()?;
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no header end in {raw:?}"));
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {raw:?}"));
     let mut lines = head.lines();
     let status = lines
         .next()
@@ -185,7 +187,7 @@ fn a_scrape_during_the_run_parses_and_its_counters_match_the_exit_line() {
     fifo(&input);
     let binary = support::build("pipelines/hot_readings.yaml");
     let port = free_port();
-    let mut running = support::start(
+    let running = support::start(
         Command::new(&binary)
             .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
             .env("READINGS_PATH", &input)
@@ -214,7 +216,10 @@ fn a_scrape_during_the_run_parses_and_its_counters_match_the_exit_line() {
             && value(s, "rill_records_dead_lettered_total", "sources.readings") == Some(1.0)
             && value(s, "rill_records_sent_total", "dead_letters") == Some(1.0)
     });
-    assert_eq!(value(&scraped, "rill_records_received_total", "sources.readings"), Some(501.0));
+    assert_eq!(
+        value(&scraped, "rill_records_received_total", "sources.readings"),
+        Some(501.0)
+    );
     assert_eq!(
         value(&scraped, "rill_source_bytes_read_total", "sources.readings"),
         Some(payload_bytes as f64)
@@ -254,7 +259,7 @@ fn a_window_exports_keys_held_watermark_and_late_records_and_the_env_variable_tu
     fifo(&input);
     let binary = support::build("pipelines/events_per_window.yaml");
     let port = free_port();
-    let mut running = support::start(
+    let running = support::start(
         Command::new(&binary)
             .env("RILL_METRICS_ADDR", format!("127.0.0.1:{port}"))
             .env("EVENTS_PATH", &input)
@@ -289,7 +294,11 @@ fn a_window_exports_keys_held_watermark_and_late_records_and_the_env_variable_tu
     assert!(value(&scraped, "rill_state_bytes", w).is_some_and(|b| b > 0.0));
     assert_eq!(value(&scraped, "rill_records_emitted_total", w), Some(3.0));
     assert_eq!(value(&scraped, "rill_records_aggregated_total", w), Some(6.0));
-    assert_eq!(value(&scraped, "rill_state_keys", "sources.events"), None, "state only on windows");
+    assert_eq!(
+        value(&scraped, "rill_state_keys", "sources.events"),
+        None,
+        "state only on windows"
+    );
 
     drop(writer);
     let out = running.wait();
@@ -352,7 +361,7 @@ fn without_the_option_nothing_listens_and_a_bad_address_is_a_start_error() {
     let input = dir.join("events.fifo");
     fifo(&input);
     let binary = support::build("pipelines/events_per_window.yaml");
-    let mut running = support::start(
+    let running = support::start(
         Command::new(&binary)
             .env_remove("RILL_METRICS_ADDR")
             .env("EVENTS_PATH", &input)
@@ -375,7 +384,10 @@ fn without_the_option_nothing_listens_and_a_bad_address_is_a_start_error() {
     for (addr, says) in [
         ("not-an-address", "cannot serve metrics on `not-an-address`"),
         ("127.0.0.1:99999", "cannot serve metrics on `127.0.0.1:99999`"),
-        (&format!("127.0.0.1:{taken_port}"), "cannot serve metrics on `127.0.0.1:"),
+        (
+            &format!("127.0.0.1:{taken_port}"),
+            "cannot serve metrics on `127.0.0.1:",
+        ),
     ] {
         let out = Command::new(&quickstart)
             .args(["--metrics-addr", addr])
@@ -402,7 +414,10 @@ fn health_turns_503_when_the_kafka_broker_goes_away() {
     let broker = Broker::start();
     broker.create_topic("notes", 1);
     broker.create_topic("notes_upper", 1);
-    broker.produce("notes", &[Message::value(json!({"id": 1, "message": "hi"}).to_string())]);
+    broker.produce(
+        "notes",
+        &[Message::value(json!({"id": 1, "message": "hi"}).to_string())],
+    );
     let dir = support::workdir("metrics-kafka");
     let binary = support::build("pipelines/kafka_uppercase.yaml");
     let port = free_port();
@@ -412,7 +427,8 @@ fn health_turns_503_when_the_kafka_broker_goes_away() {
         ("DEAD_LETTERS_PATH", dir.join("dead.jsonl").display().to_string()),
         ("RILL_METRICS_ADDR", format!("127.0.0.1:{port}")),
     ];
-    let running = Running::start(&binary, &env, &dir);
+    let mut running = Running::start(&binary, &env, &dir);
+    running.wait_for_line("pipeline started", Duration::from_secs(60));
     let scraped = scrape_until(port, "the message relayed", |s| {
         value(s, "rill_records_sent_total", "sinks.loud") == Some(1.0)
     });
@@ -435,6 +451,9 @@ fn health_turns_503_when_the_kafka_broker_goes_away() {
             .is_some_and(|r| r.starts_with("sources.notes: not connected")),
         "{body}"
     );
-    assert_eq!(value(&scrape(port), "rill_source_connected", "sources.notes"), Some(0.0));
+    assert_eq!(
+        value(&scrape(port), "rill_source_connected", "sources.notes"),
+        Some(0.0)
+    );
     drop(running);
 }
