@@ -2,8 +2,9 @@
 //! during a run and parsed by Prometheus's own Python parser
 //! (`prometheus_client.parser`, installed by `pip install prometheus_client`; the tests
 //! fail without it), its counters compared with the exit log line, and `/health` while
-//! the pipeline runs, while its loop is stuck on a pipe nobody reads, and when a Kafka
-//! broker goes away.
+//! the pipeline runs, while its loop is stuck on a pipe nobody reads, when a Kafka
+//! broker goes away (tansu, as in `tests/kafka.rs`) and while an MQTT broker is stopped
+//! (mosquitto, as in `tests/mqtt.rs`).
 
 mod support;
 
@@ -456,4 +457,48 @@ fn health_turns_503_when_the_kafka_broker_goes_away() {
         Some(0.0)
     );
     drop(running);
+}
+
+#[test]
+fn health_follows_the_mqtt_connection_down_and_back() {
+    let dir = support::workdir("metrics-mqtt");
+    let mut broker = support::mqtt::Broker::start(&dir);
+    let port = free_port();
+    let mut running = support::start(
+        Command::new(support::build("pipelines/mqtt_sensor_alerts.yaml"))
+            .env("MQTT_PORT", broker.port().to_string())
+            .env("MQTT_CLIENT_ID", "metrics-test")
+            .env("RILL_METRICS_ADDR", format!("127.0.0.1:{port}")),
+    );
+    running.wait_for_log_any_time("mqtt subscribed");
+    let status = |port| get(port, "/health").map(|a| (a.status, a.body));
+    support::wait_until("/health to say 200", || {
+        status(port).is_some_and(|(code, _)| code == 200)
+    });
+
+    broker.stop();
+    let mut last = None;
+    support::wait_until("/health to say 503", || {
+        last = status(port);
+        last.as_ref().is_some_and(|(code, _)| *code == 503)
+    });
+    let body: Value = serde_json::from_str(&last.expect("an answer").1).expect("JSON");
+    assert!(
+        body["reasons"][0]
+            .as_str()
+            .is_some_and(|r| r.starts_with("sources.readings: not connected")),
+        "{body}"
+    );
+    assert_eq!(
+        value(&scrape(port), "rill_source_connected", "sources.readings"),
+        Some(0.0)
+    );
+
+    broker.restart();
+    support::wait_until("/health to say 200 again", || {
+        status(port).is_some_and(|(code, _)| code == 200)
+    });
+    running.signal("TERM");
+    let out = running.wait();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
