@@ -126,7 +126,7 @@ pub fn help_text(info: &PipelineInfo) -> String {
            --set KEY=VALUE      override a setting (repeatable); the value may use ${{VAR}} and ${{VAR:-default}}\n  \
            --log-level LEVEL    error, warn, info or debug (default: $RILL_LOG, else info)\n  \
            --batch-size N       records read per source poll (default: {batch})\n  \
-           --metrics-addr ADDR  serve Prometheus /metrics and /health on HOST:PORT\n                        \
+           --metrics-addr ADDR  serve Prometheus /metrics and /health on HOST:PORT\n                       \
            (default: $RILL_METRICS_ADDR, else nothing listens)\n  \
            -h, --help           print this help\n  \
            -V, --version        print the version\n",
@@ -236,7 +236,16 @@ mod tests {
         );
         assert!(help.contains("--batch-size N"));
         assert!(help.contains("--metrics-addr ADDR"), "{help}");
-        assert!(help.contains("$RILL_METRICS_ADDR"), "{help}");
+        let column = help
+            .lines()
+            .find_map(|l| l.find("serve Prometheus"))
+            .unwrap_or_default();
+        let continued = help.lines().find_map(|l| l.find("(default: $RILL_METRICS_ADDR"));
+        assert_eq!(
+            continued,
+            Some(column),
+            "the continuation lines up with the text:\n{help}"
+        );
         assert!(
             help.contains("sources.in.sasl.password\n      (secret, from $BROKER_PASSWORD)\n      SASL password\n"),
             "{help}"
