@@ -16,6 +16,8 @@ pub struct Args {
     pub sets: Vec<(String, String)>,
     pub log_level: Option<Level>,
     pub batch_size: usize,
+    /// `--metrics-addr`: where to serve `/metrics` and `/health` (checked when bound).
+    pub metrics_addr: Option<String>,
 }
 
 impl Default for Args {
@@ -24,6 +26,7 @@ impl Default for Args {
             sets: Vec::new(),
             log_level: None,
             batch_size: DEFAULT_BATCH_SIZE,
+            metrics_addr: None,
         }
     }
 }
@@ -93,6 +96,15 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
                     .filter(|n| *n > 0)
                     .ok_or_else(|| UsageError(format!("`--batch-size {v}` must be a positive integer")))?;
             }
+            "--metrics-addr" => {
+                let v = value("HOST:PORT, such as 127.0.0.1:9464")?;
+                if v.trim().is_empty() {
+                    return Err(UsageError(
+                        "`--metrics-addr` needs HOST:PORT, such as 127.0.0.1:9464".into(),
+                    ));
+                }
+                parsed.metrics_addr = Some(v.trim().to_owned());
+            }
             _ => return Err(UsageError(format!("unknown argument `{arg}`"))),
         }
     }
@@ -114,6 +126,8 @@ pub fn help_text(info: &PipelineInfo) -> String {
            --set KEY=VALUE      override a setting (repeatable); the value may use ${{VAR}} and ${{VAR:-default}}\n  \
            --log-level LEVEL    error, warn, info or debug (default: $RILL_LOG, else info)\n  \
            --batch-size N       records read per source poll (default: {batch})\n  \
+           --metrics-addr ADDR  serve Prometheus /metrics and /health on HOST:PORT\n                       \
+           (default: $RILL_METRICS_ADDR, else nothing listens)\n  \
            -h, --help           print this help\n  \
            -V, --version        print the version\n",
         name = info.name,
@@ -157,6 +171,8 @@ mod tests {
             "--log-level",
             "debug",
             "--batch-size=10",
+            "--metrics-addr",
+            "127.0.0.1:9464",
         ]);
         assert_eq!(
             cmd,
@@ -164,6 +180,7 @@ mod tests {
                 sets: vec![("a.b".into(), "1".into()), ("c".into(), "x=y".into())],
                 log_level: Some(Level::Debug),
                 batch_size: 10,
+                metrics_addr: Some("127.0.0.1:9464".into()),
             }))
         );
         assert_eq!(p(&[]), Ok(Command::Run(Args::default())));
@@ -181,6 +198,8 @@ mod tests {
         assert!(err(&["--log-level", "loud"]).contains("unknown log level"));
         assert!(err(&["--batch-size", "0"]).contains("positive integer"));
         assert!(err(&["--batch-size=-3"]).contains("positive integer"));
+        assert!(err(&["--metrics-addr"]).contains("needs a value"));
+        assert!(err(&["--metrics-addr="]).contains("needs HOST:PORT"));
     }
 
     static SETTINGS: &[SettingDef] = &[
@@ -216,6 +235,17 @@ mod tests {
             "{help}"
         );
         assert!(help.contains("--batch-size N"));
+        assert!(help.contains("--metrics-addr ADDR"), "{help}");
+        let column = help
+            .lines()
+            .find_map(|l| l.find("serve Prometheus"))
+            .unwrap_or_default();
+        let continued = help.lines().find_map(|l| l.find("(default: $RILL_METRICS_ADDR"));
+        assert_eq!(
+            continued,
+            Some(column),
+            "the continuation lines up with the text:\n{help}"
+        );
         assert!(
             help.contains("sources.in.sasl.password\n      (secret, from $BROKER_PASSWORD)\n      SASL password\n"),
             "{help}"

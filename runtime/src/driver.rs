@@ -110,12 +110,15 @@ impl Stop {
 }
 
 /// Steps until every source is finished, a step fails, or a shutdown is requested.
-fn run_loop<P: Pipeline>(pipeline: &mut P, shutdown: &Shutdown) -> Result<Stop, RunError> {
+/// Each completed step is told to `events` (what `/health` calls progress).
+fn run_loop<P: Pipeline>(pipeline: &mut P, shutdown: &Shutdown, events: &Events) -> Result<Stop, RunError> {
     loop {
         if shutdown.requested() {
             return Ok(Stop::Shutdown);
         }
-        match pipeline.step()? {
+        let step = pipeline.step()?;
+        events.stepped();
+        match step {
             Step::Progress => {}
             Step::Idle => std::thread::sleep(IDLE_SLEEP),
             Step::Finished => return Ok(Stop::Finished),
@@ -205,6 +208,20 @@ pub fn run_with_args<P: Pipeline>(
         Err(e) => return start_exit(e.message()),
     };
     let ctx = Context::new(settings, args.batch_size);
+    // Before the pipeline is built: a port in use fails the start before any broker
+    // is contacted.
+    let metrics_addr = match args.metrics_addr {
+        Some(addr) => Some(addr),
+        None => std::env::var("RILL_METRICS_ADDR")
+            .ok()
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty()),
+    };
+    if let Some(addr) = metrics_addr {
+        if let Err(e) = crate::metrics::serve(&addr, &ctx.events, info) {
+            return start_exit(e.message());
+        }
+    }
     // Started only once every source and sink is open: a configuration error is the
     // one thing a failed start says.
     let mut pipeline = match build(&ctx) {
@@ -221,7 +238,7 @@ pub fn run_with_args<P: Pipeline>(
         ],
     );
     let started = Instant::now();
-    let outcome = run_loop(&mut pipeline, &shutdown);
+    let outcome = run_loop(&mut pipeline, &shutdown, &ctx.events);
     let closed = pipeline.close();
     let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let mut code = ExitCode::SUCCESS;
@@ -309,20 +326,20 @@ mod tests {
             fail_at: None,
             shutdown_at: None,
         };
-        assert_eq!(run_loop(&mut p, &s), Ok(Stop::Finished));
+        assert_eq!(run_loop(&mut p, &s, &Events::new()), Ok(Stop::Finished));
         assert_eq!(p.left, 0);
         let mut p = Countdown {
             left: 4,
             fail_at: Some(2),
             shutdown_at: None,
         };
-        assert_eq!(run_loop(&mut p, &s), Err(RunError::new("boom")));
+        assert_eq!(run_loop(&mut p, &s, &Events::new()), Err(RunError::new("boom")));
         let mut p = Countdown {
             left: 10,
             fail_at: None,
             shutdown_at: Some((7, s.clone())),
         };
-        assert_eq!(run_loop(&mut p, &s), Ok(Stop::Shutdown));
+        assert_eq!(run_loop(&mut p, &s, &Events::new()), Ok(Stop::Shutdown));
         assert_eq!(p.left, 6, "stopped right after the step that saw the signal");
     }
 

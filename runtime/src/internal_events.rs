@@ -3,12 +3,16 @@
 //! All counting goes through [`InternalEvent`] in this one module (Vector's
 //! `internal_events` model) instead of ad-hoc counters in every connector, so the set of
 //! metrics is visible in one place and a metrics endpoint can later read the same
-//! registry. Counters are atomics so such an endpoint may run on another thread;
-//! components emit per batch, not per record, to keep the hot path free of them.
+//! registry. Counters are atomics so the metrics endpoint ([`crate::metrics`]) reads
+//! them from its own thread; components emit per batch, not per record, to keep the
+//! hot path free of them. Besides counters the registry holds gauges (state size,
+//! watermark, queue length), each source's connection state and the driver loop's
+//! last step, which `/health` reads.
 
 use serde_json::{Map, Value};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Something that happened to records in a component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,8 +39,22 @@ pub enum InternalEvent {
     Evicted(u64),
     /// Table keys removed by their `ttl`.
     Expired(u64),
-    /// A sample of a window's or table's state size; the peak is kept.
-    State { entries: u64, bytes: u64 },
+    /// A sample of a window's or table's state size: the entries and bytes held now
+    /// (gauges), and the most entries held since the last sample (the peak is kept).
+    State {
+        entries: u64,
+        peak_entries: u64,
+        bytes: u64,
+    },
+    /// Bytes of the records a source read (payloads, without line ends).
+    BytesRead(u64),
+    /// Messages a sink's broker did not accept (after the client's own retries), or
+    /// records a byte-stream sink failed to write.
+    DeliveryFailed(u64),
+    /// A window's or table's watermark (Unix ms) moved to this value.
+    Watermark(i64),
+    /// Messages a sink has handed to its client and not yet seen confirmed (a gauge).
+    Queued(u64),
 }
 
 #[derive(Debug, Default)]
@@ -54,6 +72,13 @@ struct ComponentCounters {
     expired: AtomicU64,
     state_entries: AtomicU64,
     state_bytes: AtomicU64,
+    entries_now: AtomicU64,
+    bytes_now: AtomicU64,
+    bytes_read: AtomicU64,
+    delivery_failures: AtomicU64,
+    /// Unix ms; `i64::MIN` until a watermark is known.
+    watermark: AtomicI64,
+    queued: AtomicU64,
 }
 
 /// A point-in-time copy of one component's counters.
@@ -72,6 +97,14 @@ pub struct CounterSnapshot {
     /// Peak state entries and bytes sampled (windows and tables only).
     pub state_entries: u64,
     pub state_bytes: u64,
+    /// The latest sample: keys held and state bytes now.
+    pub entries_now: u64,
+    pub bytes_now: u64,
+    pub bytes_read: u64,
+    pub delivery_failures: u64,
+    /// Unix ms, when known (windows and tables on event or processing time).
+    pub watermark: Option<i64>,
+    pub queued: u64,
 }
 
 /// The counters of one component; cheap to clone, shared with the registry.
@@ -95,9 +128,27 @@ impl Counters {
             InternalEvent::Late(n) => (&self.0.late, n),
             InternalEvent::Evicted(n) => (&self.0.evicted, n),
             InternalEvent::Expired(n) => (&self.0.expired, n),
-            InternalEvent::State { entries, bytes } => {
-                self.0.state_entries.fetch_max(entries, Ordering::Relaxed);
+            InternalEvent::BytesRead(n) => (&self.0.bytes_read, n),
+            InternalEvent::DeliveryFailed(n) => (&self.0.delivery_failures, n),
+            InternalEvent::State {
+                entries,
+                peak_entries,
+                bytes,
+            } => {
+                self.0
+                    .state_entries
+                    .fetch_max(peak_entries.max(entries), Ordering::Relaxed);
                 self.0.state_bytes.fetch_max(bytes, Ordering::Relaxed);
+                self.0.entries_now.store(entries, Ordering::Relaxed);
+                self.0.bytes_now.store(bytes, Ordering::Relaxed);
+                return;
+            }
+            InternalEvent::Watermark(ms) => {
+                self.0.watermark.store(ms, Ordering::Relaxed);
+                return;
+            }
+            InternalEvent::Queued(n) => {
+                self.0.queued.store(n, Ordering::Relaxed);
                 return;
             }
         };
@@ -120,7 +171,60 @@ impl Counters {
             expired: self.0.expired.load(Ordering::Relaxed),
             state_entries: self.0.state_entries.load(Ordering::Relaxed),
             state_bytes: self.0.state_bytes.load(Ordering::Relaxed),
+            entries_now: self.0.entries_now.load(Ordering::Relaxed),
+            bytes_now: self.0.bytes_now.load(Ordering::Relaxed),
+            bytes_read: self.0.bytes_read.load(Ordering::Relaxed),
+            delivery_failures: self.0.delivery_failures.load(Ordering::Relaxed),
+            watermark: match self.0.watermark.load(Ordering::Relaxed) {
+                // Before the first record, and once every input finished: no time to show.
+                i64::MIN | i64::MAX => None,
+                ms => Some(ms),
+            },
+            queued: self.0.queued.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// Whether a source is connected to its broker, as its client last reported; read by
+/// `/health`. Only sources that connect to something register one.
+#[derive(Debug, Clone)]
+pub struct Connection(Arc<ConnectionState>);
+
+#[derive(Debug)]
+struct ConnectionState {
+    name: &'static str,
+    connected: AtomicBool,
+    /// Why it is not connected (the client's last error).
+    reason: Mutex<String>,
+}
+
+impl Connection {
+    pub fn name(&self) -> &'static str {
+        self.0.name
+    }
+
+    pub fn connected(&self) {
+        self.0.connected.store(true, Ordering::Relaxed);
+    }
+
+    /// Not connected, and why; the reason is kept until the next [`Self::connected`].
+    pub fn disconnected(&self, reason: &str) {
+        if let Ok(mut r) = self.0.reason.lock() {
+            reason.clone_into(&mut r);
+        }
+        self.0.connected.store(false, Ordering::Relaxed);
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.0.connected.load(Ordering::Relaxed)
+    }
+
+    /// `None` while connected, else the reason.
+    pub fn problem(&self) -> Option<String> {
+        if self.is_connected() {
+            return None;
+        }
+        Some(self.0.reason.lock().map(|r| r.clone()).unwrap_or_default())
     }
 }
 
@@ -153,15 +257,85 @@ impl Tally {
     }
 }
 
-/// The registry of every component's counters, in registration order.
-#[derive(Debug, Clone, Default)]
+/// The registry of every component's counters, in registration order, the sources'
+/// connections, and when the driver loop last completed a step.
+#[derive(Debug, Clone)]
 pub struct Events {
     components: Arc<Mutex<Vec<Counters>>>,
+    connections: Arc<Mutex<Vec<Connection>>>,
+    clock: Arc<Clock>,
+}
+
+/// When the run started, and the driver loop's last step (ms after the start).
+#[derive(Debug)]
+struct Clock {
+    started: Instant,
+    started_unix: f64,
+    last_step: AtomicU64,
+}
+
+impl Default for Events {
+    fn default() -> Self {
+        let started_unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        Events {
+            components: Arc::default(),
+            connections: Arc::default(),
+            clock: Arc::new(Clock {
+                started: Instant::now(),
+                started_unix,
+                last_step: AtomicU64::new(0),
+            }),
+        }
+    }
 }
 
 impl Events {
     pub fn new() -> Self {
         Events::default()
+    }
+
+    /// The connection state of source `name`, registered on first use as connected
+    /// (a client reports trouble when it sees it).
+    pub fn connection(&self, name: &'static str) -> Connection {
+        let mut list = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = list.iter().find(|c| c.name() == name) {
+            return c.clone();
+        }
+        let c = Connection(Arc::new(ConnectionState {
+            name,
+            connected: AtomicBool::new(true),
+            reason: Mutex::new(String::new()),
+        }));
+        list.push(c.clone());
+        c
+    }
+
+    pub fn connections(&self) -> Vec<Connection> {
+        self.connections.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The driver loop completed a step (once per step: one atomic store).
+    pub fn stepped(&self) {
+        let ms = u64::try_from(self.clock.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.clock.last_step.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long ago the driver loop last completed a step (or started).
+    pub fn since_last_step(&self) -> std::time::Duration {
+        let last = std::time::Duration::from_millis(self.clock.last_step.load(Ordering::Relaxed));
+        self.clock.started.elapsed().saturating_sub(last)
+    }
+
+    /// Time since the registry was made (at the start of the run).
+    pub fn uptime(&self) -> std::time::Duration {
+        self.clock.started.elapsed()
+    }
+
+    /// Unix time (seconds) of the start of the run.
+    pub fn started_unix(&self) -> f64 {
+        self.clock.started_unix
     }
 
     /// The counters of `name`, registered on first use (called at build time, and on
@@ -173,6 +347,7 @@ impl Events {
         }
         let c = Counters(Arc::new(ComponentCounters {
             name,
+            watermark: AtomicI64::new(i64::MIN),
             ..ComponentCounters::default()
         }));
         list.push(c.clone());
@@ -262,12 +437,42 @@ mod tests {
             "stateful keys only when set"
         );
         let w = events.component("windows.w");
-        w.emit(InternalEvent::State { entries: 5, bytes: 100 });
-        w.emit(InternalEvent::State { entries: 2, bytes: 40 });
+        w.emit(InternalEvent::State {
+            entries: 4,
+            peak_entries: 5,
+            bytes: 100,
+        });
+        w.emit(InternalEvent::State {
+            entries: 2,
+            peak_entries: 2,
+            bytes: 40,
+        });
+        w.emit(InternalEvent::Watermark(7_000));
         w.emit(InternalEvent::Late(1));
         let summary = events.summary();
         assert_eq!(summary["windows.w"]["state_entries"], 5, "the peak is kept");
         assert_eq!(summary["windows.w"]["state_bytes"], 100);
         assert_eq!(summary["windows.w"]["late"], 1);
+        let now = w.snapshot();
+        assert_eq!(
+            (now.entries_now, now.bytes_now),
+            (2, 40),
+            "gauges hold the latest sample"
+        );
+        assert_eq!(now.watermark, Some(7_000));
+        assert_eq!(events.component("sources.a").snapshot().watermark, None);
+    }
+
+    #[test]
+    fn connections_report_their_last_state() {
+        let events = Events::new();
+        let c = events.connection("sources.k");
+        assert_eq!(c.problem(), None, "connected until a client says otherwise");
+        c.disconnected("all brokers down");
+        let seen = events.connections();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].problem().as_deref(), Some("all brokers down"));
+        events.connection("sources.k").connected();
+        assert_eq!(c.problem(), None);
     }
 }

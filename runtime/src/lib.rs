@@ -22,6 +22,7 @@ pub mod fns;
 pub mod formats;
 pub mod internal_events;
 pub mod log;
+pub mod metrics;
 pub mod settings;
 pub mod shutdown;
 pub mod sinks;

@@ -71,6 +71,8 @@ pub struct MessageOutput<E: Encoder> {
     queued: (u64, u64),
     /// Outcomes taken from the sink, reused.
     outcomes: Vec<Outcome>,
+    /// Messages handed to the sink whose outcome has not come back: its queue.
+    in_flight: u64,
 }
 
 impl<E: Encoder> MessageOutput<E> {
@@ -85,6 +87,7 @@ impl<E: Encoder> MessageOutput<E> {
             offered: 0,
             queued: (0, 0),
             outcomes: Vec::new(),
+            in_flight: 0,
         }
     }
 
@@ -109,6 +112,7 @@ impl<E: Encoder> MessageOutput<E> {
         match self.sink.send(payload, address, tag) {
             Ok(()) => {
                 self.queued.1 += 1;
+                self.in_flight += 1;
                 Ok(())
             }
             Err(reason) => Err(RecordError::new(self.component, EvalError::Refused { reason })),
@@ -145,8 +149,11 @@ impl<E: Encoder> MessageOutput<E> {
             run.1 += 1;
         }
         self.acks.settled(run.0, run.1);
+        self.in_flight = self.in_flight.saturating_sub(delivered + failed);
         self.counters.emit(InternalEvent::Sent(delivered));
         self.counters.emit(InternalEvent::DeadLettered(failed));
+        self.counters.emit(InternalEvent::DeliveryFailed(failed));
+        self.counters.emit(InternalEvent::Queued(self.in_flight));
     }
 
     /// Tells `acks` about the messages queued since the last time.
@@ -251,6 +258,7 @@ mod tests {
         );
         assert_eq!(out.flush(&mut dead), Ok(()));
         assert_eq!(ctx.acks.in_flight(), 2, "nothing confirmed yet");
+        assert_eq!(ctx.events.snapshot()[0].1.queued, 2, "two in the sink's queue");
         broker.ready.borrow_mut().extend([
             Outcome {
                 tag: epoch,
@@ -275,6 +283,7 @@ mod tests {
         );
         let c = ctx.events.snapshot()[0].1;
         assert_eq!((c.received, c.sent, c.dead_lettered), (3, 1, 1));
+        assert_eq!((c.delivery_failures, c.queued), (1, 0));
     }
 
     #[test]

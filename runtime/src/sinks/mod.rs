@@ -119,6 +119,7 @@ impl<E: Encoder> Output<E> {
             }
             Err(e) => {
                 self.counters.emit(InternalEvent::Dropped(records));
+                self.counters.emit(InternalEvent::DeliveryFailed(records));
                 Err(RunError::new(format!("{e} ({records} records not written)")))
             }
         }

@@ -202,6 +202,7 @@ impl<D: Decoder> Source<D> {
         // Non-records (blank lines, a CSV header) are not counted.
         self.counters.emit(InternalEvent::Received(received));
         self.counters.emit(InternalEvent::Sent(passed));
+        self.counters.emit(InternalEvent::BytesRead(self.batch.bytes() as u64));
         if let Some(e) = failure {
             return Err(e);
         }

@@ -184,8 +184,10 @@ impl<A: Aggregation, O: KeyedOperator<A>> Stateful<A, O> {
     }
 
     /// Records the state size at most once per second (or now, when `force`), and the
-    /// peak entry count since the last sample.
+    /// peak entry count since the last sample. The watermark is published on every
+    /// call (once per step: one store, never per record).
     pub fn sample(&mut self, force: bool) {
+        self.counters.emit(InternalEvent::Watermark(self.watermark));
         let now = Instant::now();
         if !force && self.last_sample.is_some_and(|t| now.duration_since(t) < SAMPLE_EVERY) {
             return;
@@ -198,7 +200,8 @@ impl<A: Aggregation, O: KeyedOperator<A>> Stateful<A, O> {
         let size = self.op.state_size();
         let peak = std::mem::replace(&mut self.peak_entries, size.entries).max(size.entries);
         self.counters.emit(InternalEvent::State {
-            entries: peak as u64,
+            entries: size.entries as u64,
+            peak_entries: peak as u64,
             bytes: size.bytes as u64,
         });
         let (evicted, expired) = self.op.take_evictions();

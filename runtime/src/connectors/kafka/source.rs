@@ -15,6 +15,7 @@ use crate::acks::Acks;
 use crate::batch::{MetaValue, RawBatch};
 use crate::driver::Context;
 use crate::errors::{RunError, StartError};
+use crate::internal_events::Connection;
 use crate::log;
 use crate::sources::{Poll, RawSource};
 use rdkafka::config::RDKafkaLogLevel;
@@ -26,11 +27,16 @@ use rdkafka::ClientContext;
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long the first read of a poll may wait for a message: short, so other sources
 /// and timers stay responsive, long enough not to spin when the topic is quiet.
 const FIRST_WAIT: Duration = Duration::from_millis(10);
+
+/// While all brokers are down, how often a poll asks for metadata to see whether one
+/// is back (a quiet topic brings no message to say so), and how long it may wait.
+const RECHECK_EVERY: Duration = Duration::from_secs(1);
+const RECHECK_WAIT: Duration = Duration::from_millis(40);
 
 /// rill's consumer defaults; the spec's properties come after and may override them.
 const DEFAULTS: &[(&str, &str)] = &[
@@ -83,6 +89,8 @@ pub struct KafkaSource {
     pending: VecDeque<(u64, Positions)>,
     /// Rebalances seen so far (the group member counts them).
     rebalances: u64,
+    /// When a poll last asked for metadata while all brokers were down.
+    rechecked: Option<Instant>,
 }
 
 impl KafkaSource {
@@ -106,6 +114,7 @@ impl KafkaSource {
             component,
             rebalances: AtomicU64::new(0),
             fatal: client::Fatal::default(),
+            connection: ctx.events.connection(component),
         };
         let consumer: BaseConsumer<GroupMember> = client::config(DEFAULTS, &properties)
             .create_with_context(member)
@@ -122,7 +131,28 @@ impl KafkaSource {
             reading: Vec::new(),
             pending: VecDeque::new(),
             rebalances: 0,
+            rechecked: None,
         })
+    }
+
+    /// Messages fetched, or (at most once a second while all brokers are down) a
+    /// metadata request answered, mean a broker is reachable again.
+    fn check_connection(&mut self, fetched: bool) {
+        let connection = &self.consumer.context().connection;
+        if connection.is_connected() {
+            return;
+        }
+        if fetched {
+            connection.connected();
+            return;
+        }
+        if self.rechecked.is_some_and(|at| at.elapsed() < RECHECK_EVERY) {
+            return;
+        }
+        self.rechecked = Some(Instant::now());
+        if self.consumer.fetch_metadata(None, RECHECK_WAIT).is_ok() {
+            connection.connected();
+        }
     }
 
     /// After a rebalance nothing read before it may be committed by us.
@@ -223,6 +253,7 @@ impl RawSource for KafkaSource {
         if !batch.is_empty() {
             self.acks.next_epoch();
         }
+        self.check_connection(!batch.is_empty());
         self.consumer.context().fatal.check()?;
         Ok(Poll::unless_filled(batch, Poll::Idle))
     }
@@ -300,11 +331,13 @@ fn consume_error(component: &str, e: KafkaError) -> Result<(), RunError> {
 }
 
 /// The consumer's callbacks: rebalances are counted (the source drops what it can no
-/// longer commit) and logged; librdkafka's logs go to the pipeline log.
+/// longer commit) and logged; librdkafka's logs go to the pipeline log; "all brokers
+/// down" marks the source disconnected for `/health`.
 struct GroupMember {
     component: &'static str,
     rebalances: AtomicU64,
     fatal: client::Fatal,
+    connection: Connection,
 }
 
 impl ClientContext for GroupMember {
@@ -313,6 +346,9 @@ impl ClientContext for GroupMember {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::AllBrokersDown) {
+            self.connection.disconnected(reason);
+        }
         client::log_error(self.component, error, reason, &self.fatal);
     }
 }

@@ -6,6 +6,7 @@
 
 use super::protocol::{self, Conn, Handle, Options, Recv};
 use crate::errors::{RunError, StartError};
+use crate::internal_events::Connection;
 use crate::log;
 use rumqttc::{TlsConfiguration, Transport};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -308,6 +309,8 @@ pub(super) struct Link {
     /// Connections lost so far: a message's acknowledgement is only valid on the
     /// connection it arrived on (the broker resends it after a reconnect).
     pub losses: u64,
+    /// Where a source reports its connection state (for `/health`).
+    reports_to: Option<Connection>,
 }
 
 /// What [`Link::next`] saw.
@@ -334,7 +337,16 @@ impl Link {
             down: false,
             connected_once: false,
             losses: 0,
+            reports_to: None,
         }
+    }
+
+    /// Reports the connection state to `connection` from now on: not connected until
+    /// the broker's first CONNACK.
+    pub fn reporting_to(mut self, connection: Connection) -> Link {
+        connection.disconnected("connecting");
+        self.reports_to = Some(connection);
+        self
     }
 
     /// Waits for the next event: at most 50 ms while connected, one connection attempt
@@ -393,6 +405,9 @@ impl Link {
     fn connected_with(&mut self, session_present: bool) -> Seen {
         self.conn.restore(session_present);
         self.connected = true;
+        if let Some(c) = &self.reports_to {
+            c.connected();
+        }
         self.backoff = BACKOFF_FIRST;
         let first = !self.connected_once;
         self.connected_once = true;
@@ -415,6 +430,9 @@ impl Link {
     fn lost(&mut self, error: &str, hopeless: Option<String>) -> Seen {
         self.losses += 1;
         self.connected = false;
+        if let Some(c) = &self.reports_to {
+            c.disconnected(hopeless.as_deref().unwrap_or(error));
+        }
         if let Some(reason) = hopeless {
             log::error(
                 "mqtt connection failed",

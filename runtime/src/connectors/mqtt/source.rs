@@ -157,7 +157,7 @@ impl MqttSource {
         let (deliver, messages) = mpsc::sync_channel(CHANNEL);
         let (to_ack, acks_in) = mpsc::channel();
         let topics: Vec<String> = topics.iter().map(|t| (*t).to_string()).collect();
-        let link = Link::new(component, conn, shared.clone());
+        let link = Link::new(component, conn, shared.clone()).reporting_to(ctx.events.connection(component));
         let thread = std::thread::Builder::new()
             .name(format!("mqtt {component}"))
             .spawn(move || {

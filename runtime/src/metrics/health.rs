@@ -1,0 +1,79 @@
+//! `/health`: healthy while every source that connects to a broker is connected and
+//! the driver loop is making progress.
+//!
+//! Progress means the loop completed a step recently. An idle pipeline still steps
+//! (every 20 ms), so a loop that has not for [`STALLED_AFTER`] is stuck: blocked on a
+//! pipe nobody reads, a disk that hangs, or a broker client that does not return.
+
+use crate::internal_events::Events;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// How long the driver loop may go without completing a step and still be healthy.
+pub const STALLED_AFTER: Duration = Duration::from_secs(5);
+
+/// The verdict and the JSON body that says it.
+#[derive(Debug)]
+pub struct Verdict {
+    pub healthy: bool,
+    pub body: Value,
+}
+
+pub fn check(events: &Events) -> Verdict {
+    verdict(events, STALLED_AFTER)
+}
+
+fn verdict(events: &Events, stalled_after: Duration) -> Verdict {
+    let mut reasons = Vec::new();
+    for connection in events.connections() {
+        if let Some(problem) = connection.problem() {
+            reasons.push(format!("{}: not connected: {problem}", connection.name()));
+        }
+    }
+    let since = events.since_last_step();
+    if since >= stalled_after {
+        reasons.push(format!(
+            "no progress: the pipeline loop has not completed a step for {:.1} s",
+            since.as_secs_f64()
+        ));
+    }
+    if reasons.is_empty() {
+        Verdict {
+            healthy: true,
+            body: json!({"status": "ok", "uptime_seconds": events.uptime().as_secs()}),
+        }
+    } else {
+        Verdict {
+            healthy: false,
+            body: json!({"status": "unhealthy", "reasons": reasons}),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unhealthy_while_a_source_is_disconnected_or_the_loop_is_stuck() {
+        let events = Events::new();
+        events.stepped();
+        assert!(verdict(&events, Duration::from_secs(60)).healthy);
+        let kafka = events.connection("sources.k");
+        kafka.disconnected("all brokers down");
+        let v = verdict(&events, Duration::from_secs(60));
+        assert!(!v.healthy);
+        assert_eq!(
+            v.body,
+            json!({"status": "unhealthy", "reasons": ["sources.k: not connected: all brokers down"]})
+        );
+        kafka.connected();
+        assert!(verdict(&events, Duration::from_secs(60)).healthy);
+        let v = verdict(&events, Duration::ZERO);
+        assert!(!v.healthy, "no step within the limit");
+        assert!(v.body["reasons"][0]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("no progress"));
+    }
+}
