@@ -110,15 +110,17 @@ impl Stop {
 }
 
 /// Steps until every source is finished, a step fails, or a shutdown is requested.
-/// Each completed step is told to `events` (what `/health` calls progress).
+/// Each step's start and end are told to `events`: `/health` calls a step that does not
+/// end stuck.
 fn run_loop<P: Pipeline>(pipeline: &mut P, shutdown: &Shutdown, events: &Events) -> Result<Stop, RunError> {
     loop {
         if shutdown.requested() {
             return Ok(Stop::Shutdown);
         }
-        let step = pipeline.step()?;
-        events.stepped();
-        match step {
+        events.step_begins();
+        let step = pipeline.step();
+        events.step_ends();
+        match step? {
             Step::Progress => {}
             Step::Idle => std::thread::sleep(IDLE_SLEEP),
             Step::Finished => return Ok(Stop::Finished),

@@ -266,12 +266,13 @@ pub struct Events {
     clock: Arc<Clock>,
 }
 
-/// When the run started, and the driver loop's last step (ms after the start).
+/// When the run started, and when the step the driver loop is in began (ms after the
+/// start, plus one; 0 while it is between steps).
 #[derive(Debug)]
 struct Clock {
     started: Instant,
     started_unix: f64,
-    last_step: AtomicU64,
+    step_began: AtomicU64,
 }
 
 impl Default for Events {
@@ -285,7 +286,7 @@ impl Default for Events {
             clock: Arc::new(Clock {
                 started: Instant::now(),
                 started_unix,
-                last_step: AtomicU64::new(0),
+                step_began: AtomicU64::new(0),
             }),
         }
     }
@@ -316,16 +317,28 @@ impl Events {
         self.connections.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// The driver loop completed a step (once per step: one atomic store).
-    pub fn stepped(&self) {
-        let ms = u64::try_from(self.clock.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.clock.last_step.store(ms, Ordering::Relaxed);
+    /// The driver loop begins a step (once per step: one atomic store).
+    pub fn step_begins(&self) {
+        let ms = u64::try_from(self.clock.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        self.clock.step_began.store(ms + 1, Ordering::Relaxed);
     }
 
-    /// How long ago the driver loop last completed a step (or started).
-    pub fn since_last_step(&self) -> std::time::Duration {
-        let last = std::time::Duration::from_millis(self.clock.last_step.load(Ordering::Relaxed));
-        self.clock.started.elapsed().saturating_sub(last)
+    /// The driver loop finished its step: it moves on, or waits for input.
+    pub fn step_ends(&self) {
+        self.clock.step_began.store(0, Ordering::Relaxed);
+    }
+
+    /// How long the step the driver loop is in has been running; zero between steps
+    /// (waiting for input is not being stuck).
+    pub fn step_running_for(&self) -> std::time::Duration {
+        match self.clock.step_began.load(Ordering::Relaxed) {
+            0 => std::time::Duration::ZERO,
+            began => self
+                .clock
+                .started
+                .elapsed()
+                .saturating_sub(std::time::Duration::from_millis(began - 1)),
+        }
     }
 
     /// Time since the registry was made (at the start of the run).

@@ -1,15 +1,15 @@
 //! `/health`: healthy while every source that connects to a broker is connected and
 //! the driver loop is making progress.
 //!
-//! Progress means the loop completed a step recently. An idle pipeline still steps
-//! (every 20 ms), so a loop that has not for [`STALLED_AFTER`] is stuck: blocked on a
-//! pipe nobody reads, a disk that hangs, or a broker client that does not return.
+//! Progress means no step of the loop runs for longer than [`STALLED_AFTER`]: a step
+//! that does not end is blocked on a pipe nobody reads, a disk that hangs, or a broker
+//! client that does not return. Waiting for input between steps is not being stuck.
 
 use crate::internal_events::Events;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-/// How long the driver loop may go without completing a step and still be healthy.
+/// How long one step of the driver loop may run and the pipeline still be healthy.
 pub const STALLED_AFTER: Duration = Duration::from_secs(5);
 
 /// The verdict and the JSON body that says it.
@@ -30,11 +30,11 @@ fn verdict(events: &Events, stalled_after: Duration) -> Verdict {
             reasons.push(format!("{}: not connected: {problem}", connection.name()));
         }
     }
-    let since = events.since_last_step();
-    if since >= stalled_after {
+    let running = events.step_running_for();
+    if running >= stalled_after && running > Duration::ZERO {
         reasons.push(format!(
-            "no progress: the pipeline loop has not completed a step for {:.1} s",
-            since.as_secs_f64()
+            "no progress: one step of the pipeline loop has run for {:.1} s (blocked on an output?)",
+            running.as_secs_f64()
         ));
     }
     if reasons.is_empty() {
@@ -57,7 +57,11 @@ mod tests {
     #[test]
     fn unhealthy_while_a_source_is_disconnected_or_the_loop_is_stuck() {
         let events = Events::new();
-        events.stepped();
+        assert!(
+            verdict(&events, Duration::ZERO).healthy,
+            "not in a step: waiting is fine"
+        );
+        events.step_begins();
         assert!(verdict(&events, Duration::from_secs(60)).healthy);
         let kafka = events.connection("sources.k");
         kafka.disconnected("all brokers down");
