@@ -127,8 +127,11 @@ pub fn cross_env(target: &Target, features: &[&str], cache: &Path) -> std::io::R
                 )?;
             }
         }
+        // Added to the user's own flags for the target, if any.
         let var = format!("CFLAGS_{}", target.triple.replace('-', "_"));
-        env.push((var, format!("-I{}", dir.display())));
+        let mut flags = std::env::var(&var).unwrap_or_default();
+        flags.push_str(&format!(" -I{}", dir.display()));
+        env.push((var, flags.trim_start().to_owned()));
     }
     if std_from_source(target) {
         // `-Zbuild-std` on the stable toolchain, for a target rustup ships no std for.
@@ -254,7 +257,13 @@ pub fn report() -> String {
     for target in TARGETS {
         text.push_str(&format!("{}\n    {}\n", target.triple, target.runs_on));
         let missing = missing_for_any(target);
-        if missing.is_empty() {
+        if missing.is_empty() && std_from_source(target) {
+            text.push_str(&format!(
+                "    ready; no prebuilt standard library here (`rustup target add {}` where this Rust \
+                 release has one), so it is built from source, once\n",
+                target.triple
+            ));
+        } else if missing.is_empty() {
             text.push_str("    ready\n");
         } else {
             for tool in &missing {
