@@ -285,6 +285,16 @@ impl<A: Aggregation> KeyedOperator<A> for FixedWindows<A> {
         Ok(Admit::Added)
     }
 
+    fn next_due(&self) -> Option<i64> {
+        let fires = self.open.keys().next().map(|&(end, _)| end);
+        let expires = self
+            .retained
+            .keys()
+            .next()
+            .map(|&(end, _)| end.saturating_add(self.opts.allowed_lateness));
+        fires.into_iter().chain(expires).min()
+    }
+
     fn on_watermark(&mut self, wm: i64) -> bool {
         self.wm = self.wm.max(wm);
         let wm = self.wm;

@@ -185,7 +185,12 @@ impl<A: Aggregation, O: KeyedOperator<A>> Stateful<A, O> {
 
     /// Records the state size at most once per second (or now, when `force`), and the
     /// peak entry count since the last sample.
+    ///
+    /// Called once per step: also tells [`crate::wake`] when this operator is next due.
     pub fn sample(&mut self, force: bool) {
+        if let Some(due) = self.op.next_due() {
+            crate::wake::watermark_due(due);
+        }
         let now = Instant::now();
         if !force && self.last_sample.is_some_and(|t| now.duration_since(t) < SAMPLE_EVERY) {
             return;

@@ -341,6 +341,16 @@ impl<A: Aggregation> KeyedOperator<A> for SessionWindows<A> {
         }
     }
 
+    /// A stale timer is due earlier than its session: waking for it is harmless.
+    fn next_due(&self) -> Option<i64> {
+        let fires = self.timers.first().map(|&(timer, _)| timer);
+        let expires = self
+            .expiries
+            .first()
+            .map(|&(timer, _)| timer.saturating_add(self.opts.allowed_lateness));
+        fires.into_iter().chain(expires).min()
+    }
+
     fn on_watermark(&mut self, wm: i64) -> bool {
         self.wm = self.wm.max(wm);
         let wm = self.wm;

@@ -290,6 +290,21 @@ impl<A: Aggregation> KeyedOperator<A> for Table<A> {
         Ok(Admit::Added)
     }
 
+    /// The next period boundary (even with nothing dirty: a boundary crossed while no
+    /// one looked would emit the next change at once instead of at its boundary), and
+    /// the next sweep for expired keys while there are keys.
+    fn next_due(&self) -> Option<i64> {
+        let boundary = match (self.emit, self.boundary) {
+            (Emit::Every(ms), Some(last)) => Some(last.saturating_add(ms)),
+            _ => None,
+        };
+        let sweep = match self.ttl {
+            Some(_) if !self.rows.is_empty() => Some(self.next_sweep),
+            _ => None,
+        };
+        boundary.into_iter().chain(sweep).min()
+    }
+
     fn on_watermark(&mut self, wm: i64) -> bool {
         self.wm = self.wm.max(wm);
         let wm = self.wm;
