@@ -153,6 +153,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_sleeping_pipeline_is_woken_to_propose_what_is_left_and_then_left_alone() {
+        crate::wake::take_next_look();
+        let acks = Acks::new();
+        assert!(acks.due(false), "never proposed");
+        acks.end_step(None);
+        assert_eq!(crate::wake::take_next_look(), None, "everything confirmed");
+        acks.next_epoch();
+        assert!(!acks.due(false), "proposed just now");
+        let asked = crate::wake::take_next_look();
+        assert!(asked.is_some(), "a batch read since the last proposal");
+        acks.sent(1, 1);
+        acks.end_step(None);
+        assert!(crate::wake::take_next_look().is_some(), "a message in flight");
+        acks.settled(1, 1);
+        acks.end_step(None);
+        assert_eq!(acks.confirmed(), 2);
+        assert!(!acks.due(false));
+        assert_eq!(crate::wake::take_next_look(), None, "nothing left to confirm");
+    }
+
+    #[test]
     fn without_state_or_producers_a_step_confirms_its_own_batches() {
         let acks = Acks::new();
         assert_eq!(acks.next_epoch(), 1);

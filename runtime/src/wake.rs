@@ -239,7 +239,10 @@ mod tests {
         let deadline = Instant::now() + Duration::from_millis(30);
         assert!(!w.wait(Some(deadline)), "nothing notified");
         assert!(Instant::now() >= deadline);
-        assert!(!w.wait(Some(Instant::now() - Duration::from_millis(1))), "a past deadline");
+        assert!(
+            !w.wait(Some(Instant::now() - Duration::from_millis(1))),
+            "a past deadline"
+        );
     }
 
     #[test]

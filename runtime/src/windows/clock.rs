@@ -165,6 +165,22 @@ mod tests {
     };
 
     #[test]
+    fn a_source_not_yet_idle_asks_to_be_looked_at_when_it_would_be() {
+        crate::wake::take_next_look();
+        let idle_after_1s = TimeMode::Event {
+            max_out_of_order: 0,
+            idle_timeout: Some(1_000),
+        };
+        let mut c = Clocks::new(&[EVENT, idle_after_1s]);
+        let started = c.sources[1].last_active;
+        assert!(!c.tick());
+        assert_eq!(crate::wake::take_next_look(), Some(started + Duration::from_secs(1)));
+        c.force_idle(1);
+        c.tick();
+        assert_eq!(crate::wake::take_next_look(), None, "idle already: nothing to wait for");
+    }
+
+    #[test]
     fn watermark_trails_the_largest_event_time() {
         let mut c = Clocks::new(&[EVENT]);
         assert_eq!(c.watermark(&[0]), Some(i64::MIN), "nothing seen: holds everything");

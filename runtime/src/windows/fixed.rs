@@ -411,6 +411,21 @@ mod tests {
     }
 
     #[test]
+    fn next_due_is_the_first_end_then_the_end_of_its_lateness() {
+        let mut op = tumbling(10_000, 3_000);
+        assert_eq!(op.next_due(), None, "nothing open");
+        feed(&mut op, "a", 1, 25_000);
+        feed(&mut op, "b", 1, 12_000);
+        assert_eq!(op.next_due(), Some(20_000));
+        op.on_watermark(20_000);
+        assert_eq!(op.next_due(), Some(23_000), "kept for lateness until 23 s");
+        op.on_watermark(23_000);
+        assert_eq!(op.next_due(), Some(30_000));
+        op.on_watermark(33_000);
+        assert_eq!(op.next_due(), None);
+    }
+
+    #[test]
     fn an_event_on_a_boundary_belongs_to_the_window_starting_there() {
         let mut op = tumbling(10_000, 0);
         feed(&mut op, "a", 1, 9_999);

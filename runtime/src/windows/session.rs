@@ -443,6 +443,18 @@ mod tests {
     }
 
     #[test]
+    fn next_due_is_the_first_session_end_then_the_end_of_its_lateness() {
+        let mut op = sessions(5_000, 1_000);
+        assert_eq!(op.next_due(), None);
+        feed(&mut op, "a", 1, 10_000);
+        assert_eq!(op.next_due(), Some(15_000));
+        op.on_watermark(15_000);
+        assert_eq!(op.next_due(), Some(16_000), "kept for lateness");
+        op.on_watermark(16_000);
+        assert_eq!(op.next_due(), None);
+    }
+
+    #[test]
     fn a_silence_of_a_gap_separates_sessions() {
         let mut op = sessions(5_000, 0);
         feed(&mut op, "a", 1, 1_000);

@@ -395,6 +395,19 @@ mod tests {
     }
 
     #[test]
+    fn next_due_is_the_next_boundary_and_the_next_sweep_while_keys_live() {
+        let mut op = Table::new(CountSum, Emit::Every(10_000), None, opts(0));
+        assert_eq!(op.next_due(), None, "not placed in time yet");
+        op.on_watermark(12_000);
+        assert_eq!(op.next_due(), Some(20_000), "even with nothing changed");
+        let mut op = Table::new(CountSum, Emit::Change, Some(8_000), opts(0));
+        op.on_watermark(12_000);
+        assert_eq!(op.next_due(), None, "no key to expire");
+        feed(&mut op, "a", 1, 12_000);
+        assert_eq!(op.next_due(), Some(13_000), "sweeps every ttl / 8");
+    }
+
+    #[test]
     fn every_emits_the_changed_keys_at_each_boundary() {
         let mut op = Table::new(CountSum, Emit::Every(10_000), None, opts(0));
         feed(&mut op, "c", 1, 1_000);
