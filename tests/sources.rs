@@ -275,7 +275,9 @@ fn a_quiet_stdin_leaves_the_binary_asleep_until_a_line_arrives_and_sigterm_still
     let mut stdin = running.child.stdin.take().unwrap();
     stdin.write_all(b"hello\n").unwrap();
     stdin.flush().unwrap();
-    support::wait_until("the line written out", || fs::read(&out).unwrap_or_default() == b"hello\n");
+    support::wait_until("the line written out", || {
+        fs::read(&out).unwrap_or_default() == b"hello\n"
+    });
     // And a signal wakes it too: stdin still open, nothing pending.
     running.signal("TERM");
     let output = running.wait();
@@ -305,7 +307,12 @@ fn a_followed_file_at_its_end_is_looked_at_a_few_times_a_second_not_polled() {
         "{woke} wake-ups in 3 s at the end of a followed file (a 20 ms loop makes ~{OLD_LOOP_WAKE_UPS})"
     );
     // An appended line is still seen.
-    fs::OpenOptions::new().append(true).open(&events).unwrap().write_all(event(2).as_bytes()).unwrap();
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&events)
+        .unwrap()
+        .write_all(event(2).as_bytes())
+        .unwrap();
     assert_eq!(ids(&wait_for_lines(&out, 2)), [1, 2]);
     signal(&child, "-TERM");
     assert_eq!(child.wait().unwrap().code(), Some(0));
