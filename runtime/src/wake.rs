@@ -6,7 +6,7 @@
 //! - a shutdown signal arrives (signal-hook writes a byte to the same socket:
 //!   [`Wake::wake_on_signal`]);
 //! - the earliest time something in the pipeline asked to be looked at again
-//!   ([`look_again_within`], [`look_again_at`], [`watermark_due`]): a followed file's next
+//!   ([`look_again_within`], [`look_again_at`], [`watermark_due_in`]): a followed file's next
 //!   look, a window's processing-time end, a source's idleness timeout, messages in
 //!   flight, a source that cannot notify (the default of
 //!   [`crate::sources::RawSource::idle_for`]).
@@ -154,7 +154,7 @@ pub const DEFAULT_LOOK_AGAIN: Duration = Duration::from_millis(20);
 thread_local! {
     /// The earliest time something asked to be looked at again, during this step.
     static NEXT_LOOK: Cell<Option<Instant>> = const { Cell::new(None) };
-    /// The smallest watermark at which an operator has something to do, during this step.
+    /// The least watermark progress (ms) after which an operator has something to do.
     static WATERMARK_DUE: Cell<Option<i64>> = const { Cell::new(None) };
     /// Some source's watermark is the wall clock (processing time).
     static WALL_CLOCK: Cell<bool> = const { Cell::new(false) };
@@ -170,10 +170,10 @@ pub fn look_again_within(after: Duration) {
     look_again_at(Instant::now() + after);
 }
 
-/// An operator has something to do once its watermark reaches `ms`. Only a watermark
-/// that follows the wall clock ([`watermarks_follow_the_wall_clock`]) reaches it
-/// without records, so only then is it a deadline.
-pub fn watermark_due(ms: i64) {
+/// An operator has something to do once its watermark has moved `ms` further. Only a
+/// watermark that follows the wall clock ([`watermarks_follow_the_wall_clock`]) moves
+/// without records, so only then is it a deadline: `ms` from now.
+pub fn watermark_due_in(ms: i64) {
     WATERMARK_DUE.with(|due| due.set(Some(due.get().map_or(ms, |d| d.min(ms)))));
 }
 
@@ -191,9 +191,9 @@ pub fn take_next_look() -> Option<Instant> {
     let wall_clock = WALL_CLOCK.with(|w| w.take());
     let due = match (due, wall_clock) {
         (Some(ms), true) => {
-            // The watermark is `now_ms` at a step's start: step once the clock passed it.
-            let wait = u64::try_from(ms.saturating_sub(crate::fns::now_ms())).unwrap_or(0);
-            Some(Instant::now() + Duration::from_millis(wait))
+            // The watermark was the wall clock at the step's start, a moment ago: waking
+            // `ms` from now, the next step's clock has passed the due time.
+            Some(Instant::now() + Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
         }
         _ => None,
     };
@@ -268,16 +268,16 @@ mod tests {
 
     #[test]
     fn a_due_watermark_is_a_deadline_only_on_the_wall_clock() {
-        watermark_due(crate::fns::now_ms() + 60_000);
+        watermark_due_in(60_000);
         assert_eq!(take_next_look(), None, "event time does not move by itself");
         watermarks_follow_the_wall_clock();
-        watermark_due(crate::fns::now_ms() + 60_000);
-        watermark_due(crate::fns::now_ms() + 5_000);
+        watermark_due_in(60_000);
+        watermark_due_in(5_000);
         let next = take_next_look().unwrap_or_else(|| panic!("a deadline"));
         let wait = next.saturating_duration_since(Instant::now());
         assert!(wait > Duration::from_secs(1) && wait <= Duration::from_secs(5));
-        watermarks_follow_the_wall_clock();
-        watermark_due(i64::MIN);
-        assert!(take_next_look().is_some_and(|n| n <= Instant::now()), "already due");
+        // Both cleared: the flag too.
+        watermark_due_in(5_000);
+        assert_eq!(take_next_look(), None);
     }
 }
