@@ -1,6 +1,7 @@
 //! End to end: file sources on awkward input — records far longer than
 //! `max_record_bytes`, an endless stream without line breaks, a followed file truncated
-//! and written again or replaced, and an empty path setting.
+//! and written again or replaced, and an empty path setting; and inputs that stay quiet,
+//! during which the binary must sleep rather than poll.
 
 mod support;
 
@@ -224,4 +225,95 @@ fn an_empty_path_is_a_start_error_naming_the_setting() {
         ),
         "{stderr}"
     );
+}
+
+/// Context switches so far of every thread of process `pid` (voluntary and not): each
+/// time a thread sleeps and wakes counts at least one, so a polling loop shows here as a
+/// count that grows with its frequency, whatever the machine's speed.
+fn context_switches(pid: u32) -> u64 {
+    let tasks = fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    let mut total = 0;
+    for task in tasks.flatten() {
+        let status = fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        for line in status.lines() {
+            let count = line
+                .strip_prefix("voluntary_ctxt_switches:")
+                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"));
+            if let Some(count) = count {
+                total += count.trim().parse::<u64>().unwrap();
+            }
+        }
+    }
+    total
+}
+
+/// How many times the process's threads woke up during `window` (a thread that ended
+/// meanwhile takes its count away: saturating).
+fn wake_ups_during(pid: u32, window: Duration) -> u64 {
+    let before = context_switches(pid);
+    std::thread::sleep(window);
+    context_switches(pid).saturating_sub(before)
+}
+
+/// The driver used to sleep 20 ms at a time when idle: about 150 wake-ups in 3 s.
+const OLD_LOOP_WAKE_UPS: u64 = 150;
+
+#[test]
+fn a_quiet_stdin_leaves_the_binary_asleep_until_a_line_arrives_and_sigterm_still_stops_it() {
+    let dir = support::workdir("idle_stdin");
+    let out = dir.join("out.txt");
+    let bin = build("tests/pipelines/idle_stdin.yaml");
+    let mut running = support::start(Command::new(&bin).env("OUT", &out).stdin(Stdio::piped()));
+    let pid = running.child.id();
+    // Nothing arrives: the driver sleeps in the kernel and the reader thread in `read`.
+    let woke = wake_ups_during(pid, Duration::from_secs(3));
+    assert!(
+        woke < 15,
+        "{woke} wake-ups in 3 s with no input: still polling (a 20 ms loop makes ~{OLD_LOOP_WAKE_UPS})"
+    );
+    // A line wakes it at once (no deadline is pending to do it otherwise).
+    let mut stdin = running.child.stdin.take().unwrap();
+    stdin.write_all(b"hello\n").unwrap();
+    stdin.flush().unwrap();
+    support::wait_until("the line written out", || {
+        fs::read(&out).unwrap_or_default() == b"hello\n"
+    });
+    // And a signal wakes it too: stdin still open, nothing pending.
+    running.signal("TERM");
+    let output = running.wait();
+    drop(stdin);
+    let logs = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{logs}");
+    let stopped = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["msg"] == "pipeline stopped")
+        .unwrap_or_else(|| panic!("no exit log line in {logs}"));
+    assert_eq!(stopped["reason"], "shutdown");
+    assert_eq!(stopped["components"]["sinks.out"]["sent"], 1, "{stopped}");
+}
+
+#[test]
+fn a_followed_file_at_its_end_is_looked_at_a_few_times_a_second_not_polled() {
+    let dir = support::workdir("idle_follow");
+    let (events, out, errors) = (dir.join("events.jsonl"), dir.join("out.jsonl"), dir.join("stderr.txt"));
+    fs::write(&events, event(1)).unwrap();
+    let mut child = follow(&events, &out, &errors);
+    assert_eq!(wait_for_lines(&out, 1).len(), 1);
+    // One look every 250 ms: about 12 in 3 s, each a wake-up or two.
+    let woke = wake_ups_during(child.id(), Duration::from_secs(3));
+    assert!(
+        woke < OLD_LOOP_WAKE_UPS / 3,
+        "{woke} wake-ups in 3 s at the end of a followed file (a 20 ms loop makes ~{OLD_LOOP_WAKE_UPS})"
+    );
+    // An appended line is still seen.
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&events)
+        .unwrap()
+        .write_all(event(2).as_bytes())
+        .unwrap();
+    assert_eq!(ids(&wait_for_lines(&out, 2)), [1, 2]);
+    signal(&child, "-TERM");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
 }

@@ -991,3 +991,37 @@ fn a_window_of_nan_values_has_no_min_max_or_percentile() {
         vec![row("a", 2, Value::Null), row("b", 2, json!(4.5))]
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Processing time while the input is quiet: tests/pipelines/idle_window.yaml
+
+/// An idle binary sleeps until something needs it (see the runtime's `wake.rs`): a
+/// processing-time window is such a thing, so its end must wake the pipeline even
+/// though stdin stays open and silent.
+#[test]
+fn a_processing_time_window_fires_on_time_while_its_input_is_quiet() {
+    let dir = support::workdir("windows/idle_window");
+    let out = dir.join("out.jsonl");
+    let bin = build("tests/pipelines/idle_window.yaml");
+    let mut running = support::start(Command::new(&bin).env("OUT", &out).stdin(std::process::Stdio::piped()));
+    let mut stdin = running.child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, b"tick\ntick\n").unwrap();
+    // Nothing else is written and stdin stays open: only the window's end can make
+    // the driver look again.
+    support::wait_until("the window fired", || {
+        json_lines(&fs::read(&out).unwrap_or_default()).len() == 1
+    });
+    running.signal("TERM");
+    let output = running.wait();
+    drop(stdin);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rows = json_lines(&fs::read(&out).unwrap());
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["line"], "tick");
+    assert_eq!(rows[0]["n"], 2);
+}

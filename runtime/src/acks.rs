@@ -43,6 +43,10 @@ struct State {
     /// Every record from an epoch below this has been accepted by every sink.
     confirmed: Cell<u64>,
     last_proposal: Cell<Option<Instant>>,
+    /// The epoch when the last floor was proposed.
+    proposed_epoch: Cell<u64>,
+    /// An operator held an epoch at the last proposal: its firing will raise the floor.
+    held: Cell<bool>,
 }
 
 impl Acks {
@@ -88,13 +92,27 @@ impl Acks {
 
     /// True when a step should call [`Self::end_step`]: at most every 50 ms, or always
     /// when `force` (the end of the run).
+    ///
+    /// When it is not time yet but something is left to propose or confirm, asks
+    /// [`crate::wake`] for a step when it will be, so a sleeping pipeline still commits.
     pub fn due(&self, force: bool) -> bool {
-        force
-            || self
-                .0
-                .last_proposal
-                .get()
-                .is_none_or(|at| at.elapsed() >= PROPOSE_EVERY)
+        let last = self.0.last_proposal.get();
+        let due = force || last.is_none_or(|at| at.elapsed() >= PROPOSE_EVERY);
+        if let (false, Some(at)) = (due, last) {
+            if self.unsettled() {
+                crate::wake::look_again_at(at + PROPOSE_EVERY);
+            }
+        }
+        due
+    }
+
+    /// A later proposal may confirm more: batches read since the last one, candidates
+    /// waiting for messages in flight, or epochs held by operators.
+    fn unsettled(&self) -> bool {
+        self.0.epoch.get() != self.0.proposed_epoch.get()
+            || self.0.held.get()
+            || !self.0.candidates.borrow().is_empty()
+            || !self.0.outstanding.borrow().is_empty()
     }
 
     /// A step ended with every output flushed; `held` is the oldest epoch any operator
@@ -102,6 +120,8 @@ impl Acks {
     pub fn end_step(&self, held: Option<u64>) {
         self.0.last_proposal.set(Some(Instant::now()));
         let epoch = self.epoch();
+        self.0.proposed_epoch.set(epoch);
+        self.0.held.set(held.is_some());
         let floor = held.map_or(epoch + 1, |h| h.min(epoch + 1));
         let mut candidates = self.0.candidates.borrow_mut();
         let highest = candidates.back().map_or(self.0.confirmed.get(), |c| c.1);
@@ -116,6 +136,10 @@ impl Acks {
             self.0.confirmed.set(floor);
             candidates.pop_front();
         }
+        drop(candidates);
+        if self.unsettled() {
+            crate::wake::look_again_within(PROPOSE_EVERY);
+        }
     }
 
     /// Every record from an epoch below this has been accepted by every sink it reaches.
@@ -127,6 +151,27 @@ impl Acks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sleeping_pipeline_is_woken_to_propose_what_is_left_and_then_left_alone() {
+        crate::wake::take_next_look();
+        let acks = Acks::new();
+        assert!(acks.due(false), "never proposed");
+        acks.end_step(None);
+        assert_eq!(crate::wake::take_next_look(), None, "everything confirmed");
+        acks.next_epoch();
+        assert!(!acks.due(false), "proposed just now");
+        let asked = crate::wake::take_next_look();
+        assert!(asked.is_some(), "a batch read since the last proposal");
+        acks.sent(1, 1);
+        acks.end_step(None);
+        assert!(crate::wake::take_next_look().is_some(), "a message in flight");
+        acks.settled(1, 1);
+        acks.end_step(None);
+        assert_eq!(acks.confirmed(), 2);
+        assert!(!acks.due(false));
+        assert_eq!(crate::wake::take_next_look(), None, "nothing left to confirm");
+    }
 
     #[test]
     fn without_state_or_producers_a_step_confirms_its_own_batches() {

@@ -13,9 +13,10 @@ use crate::log::{self, Level};
 use crate::settings::{SettingDef, Settings};
 use crate::shutdown::Shutdown;
 use crate::sources::Poll;
+use crate::wake::{self, Wake};
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// What the compiler knows about the pipeline, baked into the binary.
 #[derive(Debug)]
@@ -31,7 +32,8 @@ pub struct PipelineInfo {
 pub enum Step {
     /// Some records moved: step again at once.
     Progress,
-    /// Nothing to do now: the driver sleeps briefly.
+    /// Nothing to do now: the driver sleeps until something arrives, a signal, or the
+    /// earliest time a component asked to be looked at again (see [`crate::wake`]).
     Idle,
     /// Every source is exhausted: close and exit.
     Finished,
@@ -89,10 +91,6 @@ impl Context {
     }
 }
 
-/// How long to sleep when every source is idle: short enough for low latency, long
-/// enough that an idle pipeline costs almost no CPU.
-const IDLE_SLEEP: Duration = Duration::from_millis(20);
-
 /// Why the loop ended without error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stop {
@@ -111,8 +109,14 @@ impl Stop {
 
 /// Steps until every source is finished, a step fails, or a shutdown is requested.
 /// Each step's start and end are told to `events`: `/health` calls a step that does not
-/// end stuck.
-fn run_loop<P: Pipeline>(pipeline: &mut P, shutdown: &Shutdown, events: &Events) -> Result<Stop, RunError> {
+/// end stuck. An idle step is followed by a sleep in the kernel (see [`crate::wake`]):
+/// until a source's thread or a signal wakes `wake`, or the step's earliest deadline.
+fn run_loop<P: Pipeline>(
+    pipeline: &mut P,
+    shutdown: &Shutdown,
+    events: &Events,
+    wake: &Wake,
+) -> Result<Stop, RunError> {
     loop {
         if shutdown.requested() {
             return Ok(Stop::Shutdown);
@@ -120,9 +124,13 @@ fn run_loop<P: Pipeline>(pipeline: &mut P, shutdown: &Shutdown, events: &Events)
         events.step_begins();
         let step = pipeline.step();
         events.step_ends();
+        // Taken after every step, so a deadline is never older than the step that set it.
+        let next_look = wake::take_next_look();
         match step? {
             Step::Progress => {}
-            Step::Idle => std::thread::sleep(IDLE_SLEEP),
+            Step::Idle => {
+                wake.wait(next_look);
+            }
             Step::Finished => return Ok(Stop::Finished),
         }
     }
@@ -240,7 +248,7 @@ pub fn run_with_args<P: Pipeline>(
         ],
     );
     let started = Instant::now();
-    let outcome = run_loop(&mut pipeline, &shutdown, &ctx.events);
+    let outcome = run_loop(&mut pipeline, &shutdown, &ctx.events, wake::global());
     let closed = pipeline.close();
     let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let mut code = ExitCode::SUCCESS;
@@ -313,7 +321,12 @@ mod tests {
                 return Ok(Step::Finished);
             }
             self.left -= 1;
-            Ok(if self.left % 2 == 1 { Step::Idle } else { Step::Progress })
+            if self.left % 2 == 1 {
+                // Nothing notifies this pipeline: without a deadline it would sleep forever.
+                wake::look_again_within(std::time::Duration::from_millis(1));
+                return Ok(Step::Idle);
+            }
+            Ok(Step::Progress)
         }
         fn close(&mut self) -> Result<(), RunError> {
             Ok(())
@@ -323,25 +336,26 @@ mod tests {
     #[test]
     fn loop_ends_on_finished_error_or_shutdown() {
         let s = Shutdown::new();
+        let w = Wake::new();
         let mut p = Countdown {
             left: 4,
             fail_at: None,
             shutdown_at: None,
         };
-        assert_eq!(run_loop(&mut p, &s, &Events::new()), Ok(Stop::Finished));
+        assert_eq!(run_loop(&mut p, &s, &Events::new(), &w), Ok(Stop::Finished));
         assert_eq!(p.left, 0);
         let mut p = Countdown {
             left: 4,
             fail_at: Some(2),
             shutdown_at: None,
         };
-        assert_eq!(run_loop(&mut p, &s, &Events::new()), Err(RunError::new("boom")));
+        assert_eq!(run_loop(&mut p, &s, &Events::new(), &w), Err(RunError::new("boom")));
         let mut p = Countdown {
             left: 10,
             fail_at: None,
             shutdown_at: Some((7, s.clone())),
         };
-        assert_eq!(run_loop(&mut p, &s, &Events::new()), Ok(Stop::Shutdown));
+        assert_eq!(run_loop(&mut p, &s, &Events::new(), &w), Ok(Stop::Shutdown));
         assert_eq!(p.left, 6, "stopped right after the step that saw the signal");
     }
 

@@ -28,6 +28,7 @@ pub mod shutdown;
 pub mod sinks;
 pub mod sources;
 pub mod time;
+pub mod wake;
 pub mod windows;
 
 #[cfg(test)]

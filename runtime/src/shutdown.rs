@@ -9,6 +9,8 @@
 //! nothing waits on I/O that may never finish (a pipe nobody reads, a FIFO whose writer
 //! is quiet) without asking [`give_up_waiting`] every few milliseconds: once a stop has
 //! been requested for [`GRACE`], a waiter stops waiting and says what it could not do.
+//! An idle driver sleeps in [`crate::wake`]; the handlers also write to its socket, so
+//! a signal wakes it at once.
 
 use crate::errors::StartError;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -53,6 +55,8 @@ impl Shutdown {
             // sets it, so it is registered first.
             signal_hook::flag::register_conditional_shutdown(signal, status, Arc::clone(&shutdown.flag))
                 .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&shutdown.flag)))
+                // After the flag: a driver asleep in `wake` wakes to find it set.
+                .and_then(|_| crate::wake::global().wake_on_signal(signal))
                 .map_err(|e| StartError::new(format!("cannot install signal handler: {e}")))?;
         }
         let _ = INSTALLED.set(shutdown.clone());
@@ -70,6 +74,7 @@ impl Shutdown {
     /// Requests a stop as a signal would (used by tests and by embedding code).
     pub fn request(&self) {
         self.flag.store(true, Ordering::Relaxed);
+        crate::wake::notify();
     }
 }
 

@@ -127,6 +127,10 @@ impl<E: Encoder> MessageOutput<E> {
         self.counters
             .emit(InternalEvent::Received(std::mem::take(&mut self.offered)));
         self.apply_outcomes(dead);
+        if self.acks.in_flight() > 0 {
+            // Outcomes arrive without waking the pipeline: look for them as before.
+            crate::wake::look_again_within(crate::wake::DEFAULT_LOOK_AGAIN);
+        }
         polled
     }
 

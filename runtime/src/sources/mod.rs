@@ -15,6 +15,7 @@ use crate::errors::{DecodeError, RecordError, RunError};
 use crate::formats::Decoder;
 use crate::internal_events::{Counters, Events, InternalEvent};
 use crate::sinks::Outputs;
+use std::time::Duration;
 
 /// What one poll of a source produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +46,15 @@ pub trait RawSource {
     /// Appends at most `max` records to `batch` (which the caller has cleared). Must not
     /// block for long (~50 ms at most), so shutdown and other sources stay responsive.
     fn poll(&mut self, batch: &mut RawBatch, max: usize) -> Result<Poll, RunError>;
+
+    /// After a poll that found nothing: how long the source may be left alone before it
+    /// is polled again. `None` when it wakes the pipeline itself ([`crate::wake::notify`])
+    /// whenever something arrives or goes wrong, as sources read by a thread do. A source
+    /// that can do neither keeps the default: looked at every
+    /// [`crate::wake::DEFAULT_LOOK_AGAIN`].
+    fn idle_for(&self) -> Option<Duration> {
+        Some(crate::wake::DEFAULT_LOOK_AGAIN)
+    }
 
     /// Every record of the last batch was handled and every output flushed; a source
     /// that commits positions may now count the batch as processed (not yet as safe:
@@ -151,6 +161,11 @@ impl<D: Decoder> Source<D> {
             self.finished = true;
         }
         if self.batch.is_empty() {
+            if polled == Poll::Idle {
+                if let Some(after) = self.raw.idle_for() {
+                    crate::wake::look_again_within(after);
+                }
+            }
             return Ok(polled);
         }
         let (mut received, mut passed) = (0u64, 0u64);

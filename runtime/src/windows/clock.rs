@@ -8,7 +8,7 @@
 //! operator's watermark is the minimum over the sources upstream of it.
 
 use crate::sources::Poll;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// How a source's records get their time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,15 +111,24 @@ impl Clocks {
         let mut moved = false;
         for clock in &mut self.sources {
             match clock.mode {
-                TimeMode::Processing => moved = true,
+                TimeMode::Processing => {
+                    moved = true;
+                    // Windows on this clock fire as time passes: a sleeping pipeline
+                    // must wake up when the next one is due.
+                    crate::wake::watermarks_follow_the_wall_clock();
+                }
                 TimeMode::Event {
                     idle_timeout: Some(timeout),
                     ..
                 } if !clock.idle && !clock.finished => {
-                    let silent = self.now.duration_since(clock.last_active).as_millis();
-                    if silent >= u128::try_from(timeout.max(0)).unwrap_or(0) {
+                    let timeout = Duration::from_millis(u64::try_from(timeout).unwrap_or(0));
+                    let silent = self.now.duration_since(clock.last_active);
+                    if silent >= timeout {
                         clock.idle = true;
                         moved = true;
+                    } else {
+                        // Going idle moves the watermark: wake up then if nothing came.
+                        crate::wake::look_again_at(clock.last_active + timeout);
                     }
                 }
                 TimeMode::Event { .. } => {}
@@ -154,6 +163,22 @@ mod tests {
         max_out_of_order: 2_000,
         idle_timeout: None,
     };
+
+    #[test]
+    fn a_source_not_yet_idle_asks_to_be_looked_at_when_it_would_be() {
+        crate::wake::take_next_look();
+        let idle_after_1s = TimeMode::Event {
+            max_out_of_order: 0,
+            idle_timeout: Some(1_000),
+        };
+        let mut c = Clocks::new(&[EVENT, idle_after_1s]);
+        let started = c.sources[1].last_active;
+        assert!(!c.tick());
+        assert_eq!(crate::wake::take_next_look(), Some(started + Duration::from_secs(1)));
+        c.force_idle(1);
+        c.tick();
+        assert_eq!(crate::wake::take_next_look(), None, "idle already: nothing to wait for");
+    }
 
     #[test]
     fn watermark_trails_the_largest_event_time() {

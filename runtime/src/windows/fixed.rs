@@ -285,6 +285,16 @@ impl<A: Aggregation> KeyedOperator<A> for FixedWindows<A> {
         Ok(Admit::Added)
     }
 
+    fn next_due(&self) -> Option<i64> {
+        let fires = self.open.keys().next().map(|&(end, _)| end);
+        let expires = self
+            .retained
+            .keys()
+            .next()
+            .map(|&(end, _)| end.saturating_add(self.opts.allowed_lateness));
+        fires.into_iter().chain(expires).min()
+    }
+
     fn on_watermark(&mut self, wm: i64) -> bool {
         self.wm = self.wm.max(wm);
         let wm = self.wm;
@@ -398,6 +408,21 @@ mod tests {
 
     fn tumbling(size: i64, lateness: i64) -> FixedWindows<CountSum> {
         FixedWindows::new(CountSum, size, size, 0, opts(lateness))
+    }
+
+    #[test]
+    fn next_due_is_the_first_end_then_the_end_of_its_lateness() {
+        let mut op = tumbling(10_000, 3_000);
+        assert_eq!(op.next_due(), None, "nothing open");
+        feed(&mut op, "a", 1, 25_000);
+        feed(&mut op, "b", 1, 12_000);
+        assert_eq!(op.next_due(), Some(20_000));
+        op.on_watermark(20_000);
+        assert_eq!(op.next_due(), Some(23_000), "kept for lateness until 23 s");
+        op.on_watermark(23_000);
+        assert_eq!(op.next_due(), Some(30_000));
+        op.on_watermark(33_000);
+        assert_eq!(op.next_due(), None);
     }
 
     #[test]

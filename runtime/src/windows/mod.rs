@@ -134,6 +134,12 @@ pub trait KeyedOperator<A: Aggregation> {
     /// fire what is due, drop what is past its lateness. Returns true when results were
     /// added to [`Self::emitted`].
     fn on_watermark(&mut self, wm: i64) -> bool;
+    /// The smallest watermark at which [`Self::on_watermark`] would do something (fire a
+    /// window, drop one past its lateness, emit or expire table keys); `None` when no
+    /// watermark would. On processing time the driver wakes up then ([`crate::wake`]).
+    fn next_due(&self) -> Option<i64> {
+        None
+    }
     /// End of input or shutdown: fire everything still open.
     fn on_close(&mut self) {
         self.on_watermark(i64::MAX);

@@ -184,10 +184,21 @@ impl<A: Aggregation, O: KeyedOperator<A>> Stateful<A, O> {
     }
 
     /// Records the state size at most once per second (or now, when `force`), and the
-    /// peak entry count since the last sample. The watermark is published on every
-    /// call (once per step: one store, never per record).
+    /// peak entry count since the last sample.
+    ///
+    /// Called once per step: publishes the watermark (one store, never per record) and
+    /// tells [`crate::wake`] how far this operator's watermark must move before it has
+    /// something to do. (Relative, so an event-time operator in a pipeline that also has
+    /// a processing-time source asks for a wake-up that many ms later, never for one in
+    /// the past, over and over.)
     pub fn sample(&mut self, force: bool) {
         self.counters.emit(InternalEvent::Watermark(self.watermark));
+        match self.op.next_due() {
+            Some(due) if due > self.watermark && self.watermark > i64::MIN => {
+                crate::wake::watermark_due_in(due.saturating_sub(self.watermark));
+            }
+            _ => {}
+        }
         let now = Instant::now();
         if !force && self.last_sample.is_some_and(|t| now.duration_since(t) < SAMPLE_EVERY) {
             return;
@@ -245,5 +256,30 @@ mod tests {
         let summary = ctx.events.snapshot();
         assert_eq!(summary[0].0, "windows.w");
         assert_eq!(summary[0].1.state_entries, 3);
+    }
+
+    #[test]
+    fn each_step_says_how_far_the_watermark_must_move_for_the_next_window() {
+        let ctx = Context::new(Settings::from_values(vec![]), 1);
+        let op = FixedWindows::new(CountSum, 10_000, 10_000, 0, opts(0));
+        let mut node = Stateful::new("windows.w", op, OnError::DeadLetter, &ctx);
+        crate::wake::take_next_look();
+        assert_eq!(node.process("a", &("a".to_owned(), 1), 12_000), Ok(Admit::Added));
+        crate::wake::watermarks_follow_the_wall_clock();
+        node.sample(false);
+        assert_eq!(
+            crate::wake::take_next_look(),
+            None,
+            "no watermark yet: nothing to measure from"
+        );
+        node.advance(Some(15_000));
+        crate::wake::watermarks_follow_the_wall_clock();
+        node.sample(false);
+        let next = crate::wake::take_next_look().unwrap_or_else(|| panic!("the window's end"));
+        let wait = next.saturating_duration_since(std::time::Instant::now());
+        assert!(
+            wait > Duration::from_secs(1) && wait <= Duration::from_secs(5),
+            "{wait:?}"
+        );
     }
 }

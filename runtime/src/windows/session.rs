@@ -341,6 +341,16 @@ impl<A: Aggregation> KeyedOperator<A> for SessionWindows<A> {
         }
     }
 
+    /// A stale timer is due earlier than its session: waking for it is harmless.
+    fn next_due(&self) -> Option<i64> {
+        let fires = self.timers.first().map(|&(timer, _)| timer);
+        let expires = self
+            .expiries
+            .first()
+            .map(|&(timer, _)| timer.saturating_add(self.opts.allowed_lateness));
+        fires.into_iter().chain(expires).min()
+    }
+
     fn on_watermark(&mut self, wm: i64) -> bool {
         self.wm = self.wm.max(wm);
         let wm = self.wm;
@@ -430,6 +440,18 @@ mod tests {
 
     fn sessions(gap: i64, lateness: i64) -> SessionWindows<CountSum> {
         SessionWindows::new(CountSum, gap, opts(lateness))
+    }
+
+    #[test]
+    fn next_due_is_the_first_session_end_then_the_end_of_its_lateness() {
+        let mut op = sessions(5_000, 1_000);
+        assert_eq!(op.next_due(), None);
+        feed(&mut op, "a", 1, 10_000);
+        assert_eq!(op.next_due(), Some(15_000));
+        op.on_watermark(15_000);
+        assert_eq!(op.next_due(), Some(16_000), "kept for lateness");
+        op.on_watermark(16_000);
+        assert_eq!(op.next_due(), None);
     }
 
     #[test]

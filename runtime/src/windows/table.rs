@@ -290,6 +290,21 @@ impl<A: Aggregation> KeyedOperator<A> for Table<A> {
         Ok(Admit::Added)
     }
 
+    /// The next period boundary (even with nothing dirty: a boundary crossed while no
+    /// one looked would emit the next change at once instead of at its boundary), and
+    /// the next sweep for expired keys while there are keys.
+    fn next_due(&self) -> Option<i64> {
+        let boundary = match (self.emit, self.boundary) {
+            (Emit::Every(ms), Some(last)) => Some(last.saturating_add(ms)),
+            _ => None,
+        };
+        let sweep = match self.ttl {
+            Some(_) if !self.rows.is_empty() => Some(self.next_sweep),
+            _ => None,
+        };
+        boundary.into_iter().chain(sweep).min()
+    }
+
     fn on_watermark(&mut self, wm: i64) -> bool {
         self.wm = self.wm.max(wm);
         let wm = self.wm;
@@ -377,6 +392,19 @@ mod tests {
         op.on_close();
         assert_eq!(drain(&mut op), []);
         assert_eq!(op.state_size().entries, 2);
+    }
+
+    #[test]
+    fn next_due_is_the_next_boundary_and_the_next_sweep_while_keys_live() {
+        let mut op = Table::new(CountSum, Emit::Every(10_000), None, opts(0));
+        assert_eq!(op.next_due(), None, "not placed in time yet");
+        op.on_watermark(12_000);
+        assert_eq!(op.next_due(), Some(20_000), "even with nothing changed");
+        let mut op = Table::new(CountSum, Emit::Change, Some(8_000), opts(0));
+        op.on_watermark(12_000);
+        assert_eq!(op.next_due(), None, "no key to expire");
+        feed(&mut op, "a", 1, 12_000);
+        assert_eq!(op.next_due(), Some(13_000), "sweeps every ttl / 8");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::errors::RunError;
 use crate::sources::{Poll, RawSource};
 use crate::time::{self, TsRepr};
 use std::io::Write;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// One field of a generated record.
 #[derive(Debug, Clone, Copy)]
@@ -119,6 +119,13 @@ impl GeneratorSource {
         }
     }
 
+    /// How long until the rate allows the next record.
+    fn until_next(&self) -> Option<Duration> {
+        let (rate, started) = (self.rate?, self.started?);
+        let next = Duration::try_from_secs_f64(self.seq as f64 / rate).ok()?;
+        Some(next.saturating_sub(started.elapsed()))
+    }
+
     /// How many records the rate allows now (the first one immediately).
     fn allowance(&mut self) -> u64 {
         let Some(rate) = self.rate else {
@@ -222,6 +229,13 @@ fn write_value(kind: &GenKind, seq: u64, rng: &mut Rng, out: &mut Vec<u8>) {
 }
 
 impl RawSource for GeneratorSource {
+    /// A rate-limited generator is idle until its next record is due (plus a
+    /// millisecond, so rounding never wakes it a moment too early, over and over).
+    fn idle_for(&self) -> Option<Duration> {
+        let next = self.until_next().unwrap_or(crate::wake::DEFAULT_LOOK_AGAIN);
+        Some(next + Duration::from_millis(1))
+    }
+
     fn poll(&mut self, batch: &mut RawBatch, max: usize) -> Result<Poll, RunError> {
         let remaining = match self.count {
             Some(count) => count.saturating_sub(self.seq),

@@ -283,6 +283,8 @@ impl Shared {
         if let Ok(mut first) = self.fatal.lock() {
             first.get_or_insert(message);
         }
+        // A sleeping pipeline must see it now, not with the next message.
+        crate::wake::notify();
     }
 
     pub fn request_stop(&self) {

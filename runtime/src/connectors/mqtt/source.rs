@@ -23,13 +23,10 @@ use crate::log;
 use crate::sources::{Poll, RawSource};
 use rumqttc::QoS;
 use std::collections::VecDeque;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-/// How long a poll waits for the first message.
-const FIRST_WAIT: Duration = Duration::from_millis(10);
 
 /// Messages the thread may hold for the pipeline before it waits.
 const CHANNEL: usize = 1024;
@@ -219,23 +216,19 @@ pub(super) fn qos_of(component: &str, qos: u8) -> Result<QoS, StartError> {
 }
 
 impl RawSource for MqttSource {
+    /// The connection thread wakes the pipeline with each message and on a failure.
+    fn idle_for(&self) -> Option<Duration> {
+        None
+    }
+
     fn poll(&mut self, batch: &mut RawBatch, max: usize) -> Result<Poll, RunError> {
         let Some(messages) = &self.messages else {
             return Ok(Poll::Idle);
         };
-        let mut first = true;
         while batch.len() < max {
-            let delivery = if first {
-                first = false;
-                match messages.recv_timeout(FIRST_WAIT) {
-                    Ok(d) => d,
-                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
-                }
-            } else {
-                match messages.try_recv() {
-                    Ok(d) => d,
-                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-                }
+            let delivery = match messages.try_recv() {
+                Ok(d) => d,
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             };
             let m = &delivery.message;
             let topic = m.topic();
@@ -337,6 +330,8 @@ impl Receiving {
                     if self.deliver.send(delivery).is_err() {
                         self.link.request_stop();
                     }
+                    // Writes a byte only when the pipeline sleeps.
+                    crate::wake::notify();
                 }
                 Seen::Got(Recv::Subscribed { refused: true }) => {
                     let topics = &self.topics;

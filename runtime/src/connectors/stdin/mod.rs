@@ -4,6 +4,8 @@
 //! could not notice a shutdown signal. So a thread does the blocking reads and hands
 //! byte chunks over a bounded channel; `poll` only takes what has already arrived and
 //! never blocks. The bound gives back-pressure: a fast writer waits for the pipeline.
+//! The thread wakes an idle pipeline ([`crate::wake::notify`]) when a chunk arrives, so
+//! the driver sleeps in the kernel meanwhile and still sees each line at once.
 
 use crate::batch::RawBatch;
 use crate::errors::RunError;
@@ -11,6 +13,7 @@ use crate::sources::framing::LineSplitter;
 use crate::sources::{Poll, RawSource};
 use std::io::{ErrorKind, Read};
 use std::sync::mpsc::{sync_channel, Receiver, TryRecvError};
+use std::time::Duration;
 
 /// Chunks in flight between the reader thread and `poll` (each up to `CHUNK` bytes).
 const CHANNEL_CHUNKS: usize = 64;
@@ -66,7 +69,12 @@ impl StdinSource {
                     };
                     let last = !matches!(msg, Msg::Data(_));
                     // A send error means the source was dropped: nothing left to do.
-                    if tx.send(msg).is_err() || last {
+                    if tx.send(msg).is_err() {
+                        return;
+                    }
+                    // Per chunk, not per record; writes a byte only to a sleeping driver.
+                    crate::wake::notify();
+                    if last {
                         return;
                     }
                 }
@@ -87,6 +95,11 @@ impl StdinSource {
 }
 
 impl RawSource for StdinSource {
+    /// The reader thread wakes the pipeline with each chunk, at the end and on an error.
+    fn idle_for(&self) -> Option<Duration> {
+        None
+    }
+
     fn poll(&mut self, batch: &mut RawBatch, max: usize) -> Result<Poll, RunError> {
         if self.done {
             return Ok(Poll::Finished);
@@ -130,7 +143,7 @@ impl RawSource for StdinSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
 
     /// Polls until Finished (or a deadline), collecting records.
     fn drain(src: &mut StdinSource, max: usize) -> Vec<String> {
