@@ -18,19 +18,25 @@
 #   peak RSS    on N bench readings (the windowed job; the baseline's too, as a ratio);
 #   first out   time from exec to the first output line (the quickstart), median of 21.
 #
-# Usage: bash bench/edge.sh                      (all targets; COLD=0 skips cold builds)
+# Cold builds take minutes each (the Kafka job's builds librdkafka and OpenSSL for the
+# target), so by default they are measured for the quickstart on every target (the
+# runtime and its dependencies; the windowed job needs the same) and for the Kafka job
+# on COLD_KAFKA_TARGETS (default aarch64-unknown-linux-musl); COLD=0 skips them all.
+#
+# Usage: bash bench/edge.sh
 #        TARGETS="aarch64-unknown-linux-musl" SPECS=pipelines/quickstart.yaml bash bench/edge.sh
 # Needs what scripts/cross-setup installs, and tansu (scripts/kafka-setup) for the Kafka job.
-# Writes bench/out/edge/results.md.
+# Writes bench/out/edge/results.md (results-$LABEL.md with LABEL set).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TARGETS=${TARGETS:-"x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf aarch64-unknown-linux-gnu"}
 SPECS=${SPECS:-"pipelines/quickstart.yaml bench/windowed.yaml bench/kafka_filter.yaml"}
 COLD=${COLD:-1}
+COLD_KAFKA_TARGETS=${COLD_KAFKA_TARGETS:-aarch64-unknown-linux-musl}
 N=${N:-1000000}
 OUT=bench/out/edge
-RESULTS=$OUT/results.md
+RESULTS=$OUT/results${LABEL:+-$LABEL}.md
 TANSU=${RILL_TANSU:-$HOME/.cache/rill/tansu/bin/tansu}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
@@ -64,8 +70,12 @@ baseline() {
     [ "$target" = aarch64-unknown-linux-gnu ] && triple=$target.2.28
     local sysroot
     sysroot=$(rustc --print sysroot)
+    local flags_var
+    flags_var=CARGO_TARGET_$(tr 'a-z-' 'A-Z_' <<<"$target")_RUSTFLAGS
     if [ ! -d "$sysroot/lib/rustlib/$target/lib" ]; then
-        extra=(-Zbuild-std=std,panic_abort) # as rill does where rustup has no std
+        # As rill does where rustup has no std: built from source, linked with zig's crt.
+        extra=(-Zbuild-std=std,panic_abort)
+        export "$flags_var=-C link-self-contained=no"
     fi
     RUSTC_BOOTSTRAP=1 cargo zigbuild -q --manifest-path bench/baseline/Cargo.toml --release \
         --target "$triple" --target-dir "$OUT/baseline-target" "${extra[@]}" \
@@ -92,7 +102,12 @@ for target in $TARGETS; do
         name=$(stem "$spec")
         bin=$OUT/$name-$target
         cold=-
-        if [ "$COLD" = 1 ]; then
+        case $name in
+        quickstart) want_cold=$COLD ;;
+        kafka_filter) [[ " $COLD_KAFKA_TARGETS " == *" $target "* ]] && want_cold=$COLD || want_cold=0 ;;
+        *) want_cold=0 ;;
+        esac
+        if [ "$want_cold" = 1 ]; then
             log "$target: $name, cold (fresh target directory)"
             rm -rf "$OUT/cold-target"
             cold=$(build "$spec" "$target" "$bin" "$OUT/cold-target")s
