@@ -369,13 +369,34 @@ fn without_the_option_nothing_listens_and_a_bad_address_is_a_start_error() {
             .env("COUNTS_PATH", dir.join("counts.csv")),
     );
     let writer = open_writer(&input);
-    let fds = std::fs::read_dir(format!("/proc/{}/fd", running.child.id())).expect("its fds");
+    // Its own sockets (the idle wake-up is a Unix socket pair), and which of them are
+    // TCP or UDP: none may be.
+    let pid = running.child.id();
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).expect("its fds");
     let sockets: Vec<String> = fds
         .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-        .map(|target| target.display().to_string())
-        .filter(|target| target.starts_with("socket:"))
+        .filter_map(|target| {
+            let target = target.display().to_string();
+            Some(target.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
         .collect();
-    assert_eq!(sockets, Vec::<String>::new(), "no socket open without --metrics-addr");
+    let mut inet = Vec::new();
+    for table in ["tcp", "tcp6", "udp", "udp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            // The inode is the tenth column.
+            if let Some(inode) = line.split_whitespace().nth(9) {
+                if sockets.iter().any(|s| s == inode) {
+                    inet.push(format!("{table}: {line}"));
+                }
+            }
+        }
+    }
+    assert_eq!(
+        inet,
+        Vec::<String>::new(),
+        "no TCP or UDP socket open without --metrics-addr"
+    );
     drop(writer);
     let _ = running.wait();
 

@@ -200,7 +200,16 @@ impl<A: Aggregation, O: KeyedOperator<A>> Stateful<A, O> {
             _ => {}
         }
         let now = Instant::now();
-        if !force && self.last_sample.is_some_and(|t| now.duration_since(t) < SAMPLE_EVERY) {
+        if let Some(last) = self
+            .last_sample
+            .filter(|t| !force && now.duration_since(*t) < SAMPLE_EVERY)
+        {
+            // Records taken in since the last sample are published by the next one: a
+            // pipeline that then sleeps for want of input wakes for it, so `/metrics`
+            // is never more than a second behind.
+            if self.received > 0 || self.aggregated > 0 {
+                crate::wake::look_again_at(last + SAMPLE_EVERY);
+            }
             return;
         }
         self.last_sample = Some(now);
@@ -281,5 +290,26 @@ mod tests {
             wait > Duration::from_secs(1) && wait <= Duration::from_secs(5),
             "{wait:?}"
         );
+    }
+
+    #[test]
+    fn records_not_yet_published_wake_a_sleeping_pipeline_for_the_next_sample() {
+        let ctx = Context::new(Settings::from_values(vec![]), 1);
+        let op = FixedWindows::new(CountSum, 10_000, 10_000, 0, opts(0));
+        let mut node = Stateful::new("windows.w", op, OnError::DeadLetter, &ctx);
+        node.sample(false);
+        crate::wake::take_next_look();
+        node.sample(false);
+        assert_eq!(crate::wake::take_next_look(), None, "nothing new: nothing to wake for");
+        assert_eq!(node.process("a", &("a".to_owned(), 1), 12_000), Ok(Admit::Added));
+        node.sample(false);
+        let next = crate::wake::take_next_look().unwrap_or_else(|| panic!("a look at the next sample"));
+        assert!(next <= std::time::Instant::now() + SAMPLE_EVERY, "within a second");
+        let received = |ctx: &Context| ctx.events.component("windows.w").snapshot().received;
+        assert_eq!(received(&ctx), 0, "not published before the second is up");
+        node.last_sample = node.last_sample.map(|t| t - SAMPLE_EVERY);
+        node.sample(false);
+        assert_eq!(received(&ctx), 1, "published by the sample it woke for");
+        assert_eq!(crate::wake::take_next_look(), None);
     }
 }
