@@ -7,10 +7,8 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::{Mutex, OnceLock};
 
 const AARCH64_MUSL: &str = "aarch64-unknown-linux-musl";
 const ARMV7_MUSL: &str = "armv7-unknown-linux-musleabihf";
@@ -19,31 +17,12 @@ const AARCH64_GNU: &str = "aarch64-unknown-linux-gnu";
 
 /// `rill build SPEC --target TARGET --profile edge`, once per spec and target.
 fn cross_build(spec: &str, target: &str) -> PathBuf {
-    static BUILT: OnceLock<Mutex<HashMap<(String, String), PathBuf>>> = OnceLock::new();
-    let key = (spec.to_owned(), target.to_owned());
-    let mut built = BUILT
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    if let Some(path) = built.get(&key) {
-        return path.clone();
-    }
     let stem = Path::new(spec).file_stem().unwrap().to_string_lossy().into_owned();
-    let out = support::cache_dir().join("cross-bin").join(format!("{stem}-{target}"));
-    let output = support::rill()
-        .arg("build")
-        .arg(support::repo().join(spec))
-        .args(["--target", target, "--profile", "edge", "-o"])
-        .arg(&out)
-        .output()
-        .expect("rill runs");
-    assert!(
-        output.status.success(),
-        "rill build {spec} --target {target} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    built.insert(key, out.clone());
-    out
+    support::build_with(
+        spec,
+        &["--target", target, "--profile", "edge"],
+        &format!("cross-bin/{stem}-{target}"),
+    )
 }
 
 /// What `file` says about `binary`.

@@ -39,28 +39,36 @@ pub fn build(spec: &str) -> PathBuf {
     {
         return bin.clone();
     }
+    let stem = Path::new(spec).file_stem().unwrap().to_string_lossy().into_owned();
+    build_with(spec, &["--release"], &format!("bin/{stem}"))
+}
+
+/// `rill build SPEC ARGS -o <cache>/OUT`, once per test process; returns the binary.
+pub fn build_with(spec: &str, args: &[&str], out: &str) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
     let built = BUILT.get_or_init(Default::default);
     let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(path) = built.get(spec) {
+    let key = format!("{spec} {} -o {out}", args.join(" "));
+    if let Some(path) = built.get(&key) {
         return path.clone();
     }
-    let out = cache_dir().join("bin").join(Path::new(spec).file_stem().unwrap());
+    let path = cache_dir().join(out);
     let output = rill()
         .arg("build")
         .arg(repo().join(spec))
-        .arg("--release")
+        .args(args)
         .arg("-o")
-        .arg(&out)
+        .arg(&path)
         .output()
         .expect("rill runs");
     assert!(
         output.status.success(),
-        "rill build {spec} failed:\n{}",
+        "rill build {spec} {} failed:\n{}",
+        args.join(" "),
         String::from_utf8_lossy(&output.stderr)
     );
-    built.insert(spec.to_string(), out.clone());
-    out
+    built.insert(key, path.clone());
+    path
 }
 
 /// Every example pipeline of `pipelines/` except the Kafka ones, compiled in one cargo

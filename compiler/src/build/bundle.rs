@@ -331,6 +331,7 @@ mod tests {
         assert_eq!(user_name("hot_readings"), "hot-readings");
         let long = user_name(&"a".repeat(80));
         assert!(long.len() <= 31, "{long}");
+        assert_eq!(user_name("_"), "pipeline", "the shortest valid pipeline name");
         let odd = user_name("9 lives");
         assert!(odd.starts_with(|c: char| c.is_ascii_lowercase()), "{odd}");
         assert!(!odd.ends_with('-'), "{odd}");
