@@ -65,6 +65,7 @@ pub const RESERVED_TYPES: &[&str] = &[
     "MetaView",
     "RawBatch",
     "DeadLetters",
+    "Checkpointed",
     "Context",
     "Pipeline",
     "PipelineInfo",

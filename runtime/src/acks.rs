@@ -47,6 +47,8 @@ struct State {
     proposed_epoch: Cell<u64>,
     /// An operator held an epoch at the last proposal: its firing will raise the floor.
     held: Cell<bool>,
+    /// Checkpoints are on: only a written checkpoint confirms (see [`Acks::checkpointed`]).
+    checkpoints: Cell<bool>,
 }
 
 impl Acks {
@@ -115,12 +117,30 @@ impl Acks {
             || !self.0.outstanding.borrow().is_empty()
     }
 
+    /// From now on positions are confirmed by checkpoints only: a checkpoint holds the
+    /// state of windows and tables, so what they hold no longer keeps commits back, and
+    /// nothing is committed that the last written checkpoint does not cover.
+    pub fn use_checkpoints(&self) {
+        self.0.checkpoints.set(true);
+    }
+
+    /// A checkpoint taken after `epoch`, with nothing in flight, was written: every
+    /// record of an epoch up to it is safe (in the checkpoint or delivered).
+    pub fn checkpointed(&self, epoch: u64) {
+        self.0.candidates.borrow_mut().clear();
+        self.0.confirmed.set(self.0.confirmed.get().max(epoch + 1));
+    }
+
     /// A step ended with every output flushed; `held` is the oldest epoch any operator
-    /// still holds unemitted. Proposes a new floor and confirms what it can.
+    /// still holds unemitted. Proposes a new floor and confirms what it can (with
+    /// checkpoints on, only checkpoints confirm).
     pub fn end_step(&self, held: Option<u64>) {
         self.0.last_proposal.set(Some(Instant::now()));
         let epoch = self.epoch();
         self.0.proposed_epoch.set(epoch);
+        if self.0.checkpoints.get() {
+            return;
+        }
         self.0.held.set(held.is_some());
         let floor = held.map_or(epoch + 1, |h| h.min(epoch + 1));
         let mut candidates = self.0.candidates.borrow_mut();
@@ -233,6 +253,21 @@ mod tests {
         acks.settled(3, 1);
         acks.end_step(None);
         assert_eq!(acks.confirmed(), 4);
+    }
+
+    #[test]
+    fn with_checkpoints_only_a_written_checkpoint_confirms() {
+        let acks = Acks::new();
+        acks.use_checkpoints();
+        acks.next_epoch();
+        acks.next_epoch();
+        acks.end_step(Some(1));
+        acks.end_step(None);
+        assert_eq!(acks.confirmed(), 0, "steps confirm nothing");
+        acks.checkpointed(2);
+        assert_eq!(acks.confirmed(), 3, "held state is in the checkpoint");
+        acks.checkpointed(1);
+        assert_eq!(acks.confirmed(), 3, "never back");
     }
 
     #[test]

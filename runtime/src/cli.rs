@@ -18,6 +18,14 @@ pub struct Args {
     pub batch_size: usize,
     /// `--metrics-addr`: where to serve `/metrics` and `/health` (checked when bound).
     pub metrics_addr: Option<String>,
+    /// `--state-dir`: where checkpoints and disk buffers live (else `$RILL_STATE_DIR`).
+    pub state_dir: Option<String>,
+    /// `--checkpoint-interval`, in ms (else `$RILL_CHECKPOINT_INTERVAL`, else 10 s).
+    pub checkpoint_interval_ms: Option<u64>,
+    /// `--shutdown-timeout`, in ms (else `$RILL_SHUTDOWN_TIMEOUT`, else 30 s).
+    pub shutdown_timeout_ms: Option<u64>,
+    /// `--reset-state`: discard the checkpoints in the state directory and start afresh.
+    pub reset_state: bool,
 }
 
 impl Default for Args {
@@ -27,6 +35,10 @@ impl Default for Args {
             log_level: None,
             batch_size: DEFAULT_BATCH_SIZE,
             metrics_addr: None,
+            state_dir: None,
+            checkpoint_interval_ms: None,
+            shutdown_timeout_ms: None,
+            reset_state: false,
         }
     }
 }
@@ -35,6 +47,8 @@ impl Default for Args {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Run(Args),
+    /// `state check DIR [--repair]`: verify (and repair) checkpoints and disk buffers.
+    StateCheck { dir: String, repair: bool },
     Help,
     Version,
 }
@@ -57,9 +71,49 @@ fn split_option(arg: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// Parses a duration such as `10s`, `250ms`, `1m` or `1h` (a bare number is seconds)
+/// into milliseconds.
+pub fn parse_duration(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let n: u64 = text[..digits].parse().ok()?;
+    let unit = match text[digits..].trim() {
+        "ms" => 1,
+        "" | "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return None,
+    };
+    n.checked_mul(unit)
+}
+
+/// `state check DIR [--repair]`.
+fn parse_state_command<I: Iterator<Item = String>>(mut args: I) -> Result<Command, UsageError> {
+    let usage = || UsageError("usage: `state check DIR [--repair]`".into());
+    if args.next().as_deref() != Some("check") {
+        return Err(usage());
+    }
+    let (mut dir, mut repair) = (None, false);
+    for arg in args {
+        match arg.as_str() {
+            "--repair" => repair = true,
+            _ if dir.is_none() && !arg.starts_with("--") => dir = Some(arg),
+            _ => return Err(usage()),
+        }
+    }
+    Ok(Command::StateCheck {
+        dir: dir.ok_or_else(usage)?,
+        repair,
+    })
+}
+
 /// Parses the arguments after the program name.
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageError> {
-    let mut args = args.into_iter();
+    let mut args = args.into_iter().peekable();
+    if args.peek().is_some_and(|a| a == "state") {
+        args.next();
+        return parse_state_command(args);
+    }
     let mut parsed = Args::default();
     while let Some(arg) = args.next() {
         let (name, inline) = split_option(&arg);
@@ -105,6 +159,24 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
                 }
                 parsed.metrics_addr = Some(v.trim().to_owned());
             }
+            "--state-dir" => {
+                let v = value("a directory")?;
+                if v.trim().is_empty() {
+                    return Err(UsageError("`--state-dir` needs a directory".into()));
+                }
+                parsed.state_dir = Some(v);
+            }
+            "--checkpoint-interval" | "--shutdown-timeout" => {
+                let v = value("a duration such as 10s or 500ms")?;
+                let ms = parse_duration(&v)
+                    .filter(|ms| *ms > 0)
+                    .ok_or_else(|| UsageError(format!("`{name} {v}` is not a duration such as 10s or 500ms")))?;
+                match name {
+                    "--checkpoint-interval" => parsed.checkpoint_interval_ms = Some(ms),
+                    _ => parsed.shutdown_timeout_ms = Some(ms),
+                }
+            }
+            "--reset-state" => parsed.reset_state = true,
             _ => return Err(UsageError(format!("unknown argument `{arg}`"))),
         }
     }
@@ -128,8 +200,20 @@ pub fn help_text(info: &PipelineInfo) -> String {
            --batch-size N       records read per source poll (default: {batch})\n  \
            --metrics-addr ADDR  serve Prometheus /metrics and /health on HOST:PORT\n                       \
            (default: $RILL_METRICS_ADDR, else nothing listens)\n  \
+           --state-dir DIR      keep checkpoints and disk buffers in DIR, and resume from\n                       \
+           them (default: $RILL_STATE_DIR, else no checkpoints)\n  \
+           --checkpoint-interval DURATION\n                       \
+           time between checkpoints (default: $RILL_CHECKPOINT_INTERVAL, else 10s)\n  \
+           --shutdown-timeout DURATION\n                       \
+           longest wait for a clean stop after SIGTERM (default:\n                       \
+           $RILL_SHUTDOWN_TIMEOUT, else 30s)\n  \
+           --reset-state        discard the checkpoints in the state directory first\n  \
            -h, --help           print this help\n  \
-           -V, --version        print the version\n",
+           -V, --version        print the version\n\n\
+         Commands:\n  \
+           state check DIR [--repair]\n                       \
+           verify the checkpoints and disk buffers in DIR; --repair cuts off\n                       \
+           a damaged tail and says what was lost\n",
         name = info.name,
         hash = info.spec_hash,
         batch = DEFAULT_BATCH_SIZE,
@@ -181,6 +265,7 @@ mod tests {
                 log_level: Some(Level::Debug),
                 batch_size: 10,
                 metrics_addr: Some("127.0.0.1:9464".into()),
+                ..Args::default()
             }))
         );
         assert_eq!(p(&[]), Ok(Command::Run(Args::default())));
@@ -200,6 +285,42 @@ mod tests {
         assert!(err(&["--batch-size=-3"]).contains("positive integer"));
         assert!(err(&["--metrics-addr"]).contains("needs a value"));
         assert!(err(&["--metrics-addr="]).contains("needs HOST:PORT"));
+        assert!(err(&["--checkpoint-interval", "soon"]).contains("not a duration"));
+        assert!(err(&["--shutdown-timeout=0s"]).contains("not a duration"));
+        assert!(err(&["state", "verify", "d"]).contains("usage: `state check"));
+        assert!(err(&["state", "check"]).contains("usage: `state check"));
+    }
+
+    #[test]
+    fn parses_state_options_and_the_state_command() {
+        let cmd = p(&[
+            "--state-dir",
+            "/var/lib/x",
+            "--checkpoint-interval=250ms",
+            "--shutdown-timeout",
+            "1m",
+            "--reset-state",
+        ]);
+        assert_eq!(
+            cmd,
+            Ok(Command::Run(Args {
+                state_dir: Some("/var/lib/x".into()),
+                checkpoint_interval_ms: Some(250),
+                shutdown_timeout_ms: Some(60_000),
+                reset_state: true,
+                ..Args::default()
+            }))
+        );
+        assert_eq!(
+            p(&["state", "check", "d", "--repair"]),
+            Ok(Command::StateCheck {
+                dir: "d".into(),
+                repair: true
+            })
+        );
+        assert_eq!(parse_duration("10"), Some(10_000));
+        assert_eq!(parse_duration("2h"), Some(7_200_000));
+        assert_eq!(parse_duration("1.5s"), None);
     }
 
     static SETTINGS: &[SettingDef] = &[

@@ -5,9 +5,10 @@
 //! the raw record as (lossy) UTF-8 text so a person can read it and a script can replay it.
 
 use crate::driver::Context;
-use crate::errors::RunError;
+use crate::errors::{RunError, StartError};
 use crate::internal_events::{Counters, InternalEvent};
 use crate::sinks::RawSink;
+use crate::state::Checkpointed;
 use serde::Serialize;
 use std::borrow::Cow;
 use std::io::Write;
@@ -133,6 +134,32 @@ impl DeadLetters {
     /// Dead letters sent since start.
     pub fn count(&self) -> u64 {
         self.count
+    }
+}
+
+/// The dead-letter sinks' committed positions, in order (nothing for stderr).
+impl Checkpointed for DeadLetters {
+    fn section(&self) -> &'static str {
+        "dead_letters"
+    }
+    fn save(&mut self, out: &mut Vec<u8>) -> Result<(), RunError> {
+        let mut positions = Vec::new();
+        if let Target::Sinks(sinks) = &mut self.target {
+            for sink in sinks {
+                positions.push(sink.save_position().map_err(|e| RunError::new(format!("dead letters: {e}")))?);
+            }
+        }
+        crate::state::save_value("dead_letters", &positions, out)
+    }
+    fn restore(&mut self, saved: &[u8]) -> Result<(), StartError> {
+        let positions: Vec<Vec<u8>> = crate::state::restore_value("dead_letters", saved)?;
+        if let Target::Sinks(sinks) = &mut self.target {
+            for (sink, position) in sinks.iter_mut().zip(&positions) {
+                sink.rewind(position)
+                    .map_err(|e| StartError::new(format!("dead letters: {}", e.message())))?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -13,10 +13,15 @@ use crate::log::{self, Level};
 use crate::settings::{SettingDef, Settings};
 use crate::shutdown::Shutdown;
 use crate::sources::Poll;
+use crate::state::{Checkpointed, StateStore};
 use crate::wake::{self, Wake};
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// Default longest wait for a clean stop after SIGTERM.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the compiler knows about the pipeline, baked into the binary.
 #[derive(Debug)]
@@ -65,9 +70,19 @@ impl From<Poll> for Step {
 pub trait Pipeline {
     /// Poll every source once, route records, write outputs.
     fn step(&mut self) -> Result<Step, RunError>;
+    /// Flush every output and apply the delivery outcomes that arrived, without reading
+    /// any source (a checkpoint waits so for messages in flight).
+    fn flush(&mut self) -> Result<(), RunError>;
     /// Flush and close every output (called once at the end, also after a shutdown
-    /// signal or a failed step).
-    fn close(&mut self) -> Result<(), RunError>;
+    /// signal or a failed step). With `fire`, windows and tables first emit what they
+    /// hold; without it (a shutdown with checkpoints) their state waits in the final
+    /// checkpoint for the next start.
+    fn close(&mut self, fire: bool) -> Result<(), RunError>;
+    /// Close the sources, after the outputs (and the final checkpoint): committing
+    /// sources commit what is confirmed and leave their broker.
+    fn close_sources(&mut self) -> Result<(), RunError>;
+    /// Every component with state to checkpoint, in a fixed order.
+    fn checkpointed(&mut self) -> Vec<&mut dyn Checkpointed>;
 }
 
 /// What `build` gets to construct the pipeline.
@@ -78,6 +93,11 @@ pub struct Context {
     pub events: Events,
     /// What sinks have accepted, for sources that commit positions.
     pub acks: Acks,
+    /// `--state-dir`: checkpoints and disk buffers live here.
+    pub state_dir: Option<PathBuf>,
+    /// A checkpoint will be restored: file sinks keep their contents (the restore cuts
+    /// them back to the checkpointed length) instead of starting empty.
+    pub resuming: bool,
 }
 
 impl Context {
@@ -87,6 +107,8 @@ impl Context {
             batch_size: batch_size.max(1),
             events: Events::new(),
             acks: Acks::new(),
+            state_dir: None,
+            resuming: false,
         }
     }
 }
@@ -116,6 +138,7 @@ fn run_loop<P: Pipeline>(
     shutdown: &Shutdown,
     events: &Events,
     wake: &Wake,
+    mut state: Option<(&mut StateStore, &Acks)>,
 ) -> Result<Stop, RunError> {
     loop {
         if shutdown.requested() {
@@ -123,6 +146,11 @@ fn run_loop<P: Pipeline>(
         }
         events.step_begins();
         let step = pipeline.step();
+        if let (Ok(_), Some((store, acks))) = (&step, state.as_mut()) {
+            if store.due() {
+                store.checkpoint(pipeline, acks)?;
+            }
+        }
         events.step_ends();
         // Taken after every step, so a deadline is never older than the step that set it.
         let next_look = wake::take_next_look();
@@ -153,6 +181,49 @@ fn usage_exit(info: &PipelineInfo, message: &str) -> ExitCode {
 fn start_exit(message: &str) -> ExitCode {
     say(std::io::stderr(), &format!("error: {message}\n"));
     ExitCode::from(2)
+}
+
+/// An option given on the command line, else read from `var` (blank counts as unset).
+fn option_or_env(given: Option<String>, var: &str) -> Option<String> {
+    given.or_else(|| {
+        std::env::var(var)
+            .ok()
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    })
+}
+
+/// A duration option given on the command line, else read from `var`, else `default`.
+fn duration_or_env(given: Option<u64>, var: &str, default: Duration) -> Result<Duration, String> {
+    if let Some(ms) = given {
+        return Ok(Duration::from_millis(ms));
+    }
+    match option_or_env(None, var) {
+        None => Ok(default),
+        Some(v) => cli::parse_duration(&v)
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis)
+            .ok_or_else(|| format!("{var}=`{v}` is not a duration such as 10s or 500ms")),
+    }
+}
+
+/// After a stop was requested: if closing, the final checkpoint and leaving the brokers
+/// take longer than `timeout`, exit anyway. Nothing is corrupted: checkpoints are
+/// written whole or not at all, and the previous one stays.
+fn exit_after(timeout: Duration) {
+    let spawned = std::thread::Builder::new()
+        .name("shutdown-timeout".into())
+        .spawn(move || {
+            std::thread::sleep(timeout);
+            log::error(
+                "shutdown timed out; exiting without the final checkpoint",
+                &[("shutdown_timeout_ms", (timeout.as_millis() as u64).into())],
+            );
+            std::process::exit(1);
+        });
+    if spawned.is_err() {
+        log::warn("cannot start the shutdown timer", &[]);
+    }
 }
 
 /// Runs the pipeline with the process's command line. Generated `main` is just
@@ -192,6 +263,9 @@ pub fn run_with_args<P: Pipeline>(
             say(std::io::stdout(), &format!("{}\n", cli::version_text(info)));
             return ExitCode::SUCCESS;
         }
+        Ok(Command::StateCheck { dir, repair }) => {
+            return crate::state::check::run(std::path::Path::new(&dir), repair, info);
+        }
         Err(e) => return usage_exit(info, &e.0),
     };
     let level = match args.log_level {
@@ -217,7 +291,33 @@ pub fn run_with_args<P: Pipeline>(
         Ok(s) => s,
         Err(e) => return start_exit(e.message()),
     };
-    let ctx = Context::new(settings, args.batch_size);
+    let mut ctx = Context::new(settings, args.batch_size);
+    let timing = duration_or_env(
+        args.checkpoint_interval_ms,
+        "RILL_CHECKPOINT_INTERVAL",
+        crate::state::DEFAULT_INTERVAL,
+    )
+    .and_then(|interval| {
+        let timeout = duration_or_env(args.shutdown_timeout_ms, "RILL_SHUTDOWN_TIMEOUT", DEFAULT_SHUTDOWN_TIMEOUT)?;
+        Ok((interval, timeout))
+    });
+    let (interval, shutdown_timeout) = match timing {
+        Ok(t) => t,
+        Err(e) => return start_exit(&e),
+    };
+    let mut store = match option_or_env(args.state_dir, "RILL_STATE_DIR") {
+        None if args.reset_state => return start_exit("--reset-state needs a state directory (--state-dir)"),
+        None => None,
+        Some(dir) => match StateStore::open(std::path::Path::new(&dir), interval, args.reset_state, info) {
+            Ok(store) => Some(store),
+            Err(e) => return start_exit(e.message()),
+        },
+    };
+    if let Some(store) = &store {
+        ctx.state_dir = Some(store.dir().to_owned());
+        ctx.resuming = store.restored().is_some();
+        ctx.acks.use_checkpoints();
+    }
     // Before the pipeline is built: a port in use fails the start before any broker
     // is contacted.
     let metrics_addr = match args.metrics_addr {
@@ -238,6 +338,11 @@ pub fn run_with_args<P: Pipeline>(
         Ok(p) => p,
         Err(e) => return start_exit(e.message()),
     };
+    if let Some(store) = &mut store {
+        if let Err(e) = store.restore(&mut pipeline) {
+            return start_exit(e.message());
+        }
+    }
     log::info(
         "pipeline started",
         &[
@@ -248,8 +353,24 @@ pub fn run_with_args<P: Pipeline>(
         ],
     );
     let started = Instant::now();
-    let outcome = run_loop(&mut pipeline, &shutdown, &ctx.events, wake::global());
-    let closed = pipeline.close();
+    let outcome = run_loop(
+        &mut pipeline,
+        &shutdown,
+        &ctx.events,
+        wake::global(),
+        store.as_mut().map(|s| (s, &ctx.acks)),
+    );
+    if shutdown.requested() {
+        exit_after(shutdown_timeout);
+    }
+    // With checkpoints, a stop that is not the end of the input keeps what windows
+    // hold for the next start; without, they emit it now rather than lose it.
+    let fire = store.is_none() || outcome == Ok(Stop::Finished);
+    let mut closed = pipeline.close(fire);
+    if let (Some(store), Ok(_), Ok(())) = (&mut store, &outcome, &closed) {
+        closed = store.final_checkpoint(&mut pipeline, &ctx.acks);
+    }
+    let closed = RunError::all([closed, pipeline.close_sources()]);
     let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let mut code = ExitCode::SUCCESS;
     let reason = match &outcome {
@@ -328,8 +449,17 @@ mod tests {
             }
             Ok(Step::Progress)
         }
-        fn close(&mut self) -> Result<(), RunError> {
+        fn flush(&mut self) -> Result<(), RunError> {
             Ok(())
+        }
+        fn close(&mut self, _fire: bool) -> Result<(), RunError> {
+            Ok(())
+        }
+        fn close_sources(&mut self) -> Result<(), RunError> {
+            Ok(())
+        }
+        fn checkpointed(&mut self) -> Vec<&mut dyn Checkpointed> {
+            Vec::new()
         }
     }
 
@@ -342,20 +472,20 @@ mod tests {
             fail_at: None,
             shutdown_at: None,
         };
-        assert_eq!(run_loop(&mut p, &s, &Events::new(), &w), Ok(Stop::Finished));
+        assert_eq!(run_loop(&mut p, &s, &Events::new(), &w, None), Ok(Stop::Finished));
         assert_eq!(p.left, 0);
         let mut p = Countdown {
             left: 4,
             fail_at: Some(2),
             shutdown_at: None,
         };
-        assert_eq!(run_loop(&mut p, &s, &Events::new(), &w), Err(RunError::new("boom")));
+        assert_eq!(run_loop(&mut p, &s, &Events::new(), &w, None), Err(RunError::new("boom")));
         let mut p = Countdown {
             left: 10,
             fail_at: None,
             shutdown_at: Some((7, s.clone())),
         };
-        assert_eq!(run_loop(&mut p, &s, &Events::new(), &w), Ok(Stop::Shutdown));
+        assert_eq!(run_loop(&mut p, &s, &Events::new(), &w, None), Ok(Stop::Shutdown));
         assert_eq!(p.left, 6, "stopped right after the step that saw the signal");
     }
 

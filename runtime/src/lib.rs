@@ -12,6 +12,7 @@
 pub mod acks;
 pub mod aggregates;
 pub mod batch;
+pub mod buffer;
 pub mod cli;
 pub mod codegen;
 pub mod connectors;
@@ -27,6 +28,7 @@ pub mod settings;
 pub mod shutdown;
 pub mod sinks;
 pub mod sources;
+pub mod state;
 pub mod time;
 pub mod wake;
 pub mod windows;

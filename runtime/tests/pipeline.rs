@@ -154,8 +154,22 @@ impl Pipeline for HotReadings {
     fn step(&mut self) -> Result<Step, RunError> {
         Ok(Step::from(self.readings.poll(&mut self.outs, flow_readings)?))
     }
-    fn close(&mut self) -> Result<(), RunError> {
+    fn flush(&mut self) -> Result<(), RunError> {
         self.outs.flush()
+    }
+    fn close(&mut self, _fire: bool) -> Result<(), RunError> {
+        self.outs.flush()
+    }
+    fn close_sources(&mut self) -> Result<(), RunError> {
+        self.readings.close()
+    }
+    fn checkpointed(&mut self) -> Vec<&mut dyn Checkpointed> {
+        vec![
+            &mut self.readings as &mut dyn Checkpointed,
+            &mut self.outs.hot_json,
+            &mut self.outs.hot_csv,
+            &mut self.outs.dead_letters,
+        ]
     }
 }
 
@@ -172,13 +186,13 @@ fn build_with(ctx: &Context, on_error: OnError) -> Result<HotReadings, StartErro
         outs: Outs {
             hot_json: Output::new(
                 "sinks.hot_json",
-                Box::new(FileSink::create(&s.str("sinks.hot_json.path")?, false)?),
+                Box::new(FileSink::create(&s.str("sinks.hot_json.path")?, ctx.resuming)?),
                 JsonEncoder::new(),
                 ctx,
             ),
             hot_csv: Output::new(
                 "sinks.hot_csv",
-                Box::new(FileSink::create(&s.str("sinks.hot_csv.path")?, false)?),
+                Box::new(FileSink::create(&s.str("sinks.hot_csv.path")?, ctx.resuming)?),
                 CsvEncoder::new(b',', true),
                 ctx,
             ),
@@ -186,7 +200,7 @@ fn build_with(ctx: &Context, on_error: OnError) -> Result<HotReadings, StartErro
                 Tally::new("transforms.hot", &ctx.events),
                 Tally::new("transforms.fahrenheit", &ctx.events),
             ],
-            dead_letters: DeadLetters::to_sinks(vec![Box::new(FileSink::create(&s.str("sinks.bad.path")?, false)?)])
+            dead_letters: DeadLetters::to_sinks(vec![Box::new(FileSink::create(&s.str("sinks.bad.path")?, ctx.resuming)?)])
                 .counted(ctx),
         },
     })

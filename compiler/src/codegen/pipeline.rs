@@ -583,12 +583,12 @@ fn job(ir: &Ir) -> TokenStream {
     });
     let final_commit = commits(ir).then(|| {
         quote! {
-            // Everything fired and was accepted: commit all of it. After a failure only
-            // what was confirmed before is committed, and the rest is read again.
+            // Everything fired and was accepted: confirm all of it (with checkpoints,
+            // the final checkpoint does). After a failure only what was confirmed
+            // before is committed, and the rest is read again.
             if flushed.is_ok() {
                 self.nodes.acks.end_step(None);
             }
-            let flushed = RunError::all([flushed, #(self.#committing.close()),*]);
         }
     });
     let acks_init = commits(ir).then(|| quote!(acks: ctx.acks.clone(),));
@@ -602,6 +602,16 @@ fn job(ir: &Ir) -> TokenStream {
         }
     });
     let source_names: Vec<proc_macro2::Ident> = ir.sources.iter().map(|s| prefixed("source_", &s.stem)).collect();
+    // Windows and tables, then the outputs: what a checkpoint saves besides the sources.
+    let checkpointed_nodes: Vec<proc_macro2::Ident> = stateful(ir)
+        .map(node_field)
+        .chain(
+            ir.sinks
+                .iter()
+                .filter(|s| sinks::output_type(s).is_some())
+                .map(|s| prefixed("sink_", &s.stem)),
+        )
+        .collect();
     let source_inits = ir.sources.iter().zip(&source_names).map(|(s, name)| {
         let init = sources::construct(s);
         quote!(let #name = #init;)
@@ -667,13 +677,29 @@ fn job(ir: &Ir) -> TokenStream {
                 #commit
                 Ok(step)
             }
-            fn close(&mut self) -> Result<(), RunError> {
+            fn flush(&mut self) -> Result<(), RunError> {
+                self.nodes.flush()
+            }
+            fn close(&mut self, fire: bool) -> Result<(), RunError> {
                 // Open windows fire, upstream first, so downstream ones see their results.
-                #(#closes)*
+                if fire {
+                    #(#closes)*
+                }
                 let flushed = self.nodes.flush();
                 #close_messages
                 #final_commit
                 flushed
+            }
+            fn close_sources(&mut self) -> Result<(), RunError> {
+                RunError::all([#(self.#source_names.close()),*])
+            }
+            fn checkpointed(&mut self) -> Vec<&mut dyn Checkpointed> {
+                vec![
+                    #(&mut self.#source_names as &mut dyn Checkpointed,)*
+                    #(&mut self.nodes.#checkpointed_nodes,)*
+                    &mut self.nodes.clocks,
+                    &mut self.nodes.dead_letters,
+                ]
             }
         }
 

@@ -17,7 +17,8 @@ pub use writer_thread::WriterThread;
 
 use crate::dead_letter::DeadLetters;
 use crate::driver::Context;
-use crate::errors::{RecordError, RunError};
+use crate::errors::{RecordError, RunError, StartError};
+use crate::state::Checkpointed;
 use crate::formats::Encoder;
 use crate::internal_events::{Counters, InternalEvent};
 
@@ -25,6 +26,18 @@ use crate::internal_events::{Counters, InternalEvent};
 pub trait RawSink {
     fn write(&mut self, bytes: &[u8]) -> Result<(), RunError>;
     fn flush(&mut self) -> Result<(), RunError>;
+    /// For a checkpoint, after a flush: makes what was written durable and says how to
+    /// come back to this point ([`Self::rewind`]). Empty when the sink cannot go back
+    /// (stdout, a pipe): after a crash it may repeat what followed the checkpoint.
+    fn save_position(&mut self) -> Result<Vec<u8>, RunError> {
+        Ok(Vec::new())
+    }
+    /// On restore, before anything is written: forgets what was written after the
+    /// checkpoint that saved `saved`, which the replay writes again.
+    fn rewind(&mut self, saved: &[u8]) -> Result<(), StartError> {
+        let _ = saved;
+        Ok(())
+    }
 }
 
 /// The generated struct holding every output of a pipeline.
@@ -132,6 +145,26 @@ impl<E: Encoder> Output<E> {
         self.sink
             .write(&self.buf)
             .map_err(|e| RunError::new(format!("{}: {e}", self.name)))
+    }
+}
+
+/// A byte-stream output's checkpoint is its sink's committed position.
+impl<E: Encoder> Checkpointed for Output<E> {
+    fn section(&self) -> &'static str {
+        self.name
+    }
+    fn save(&mut self, out: &mut Vec<u8>) -> Result<(), RunError> {
+        let position = self
+            .sink
+            .save_position()
+            .map_err(|e| RunError::new(format!("{}: {e}", self.name)))?;
+        out.extend_from_slice(&position);
+        Ok(())
+    }
+    fn restore(&mut self, saved: &[u8]) -> Result<(), StartError> {
+        self.sink
+            .rewind(saved)
+            .map_err(|e| StartError::new(format!("{}: {}", self.name, e.message())))
     }
 }
 

@@ -222,6 +222,21 @@ impl LineSplitter {
         self.at_stream_start = true;
     }
 
+    /// Bytes given to the splitter that are not yet part of a record handed out: the
+    /// partial line, or all of an over-long record being skipped. A stream resumed
+    /// that many bytes back from what was read gives the same records.
+    pub(crate) fn unconsumed(&self) -> u64 {
+        let skipped = self.skipping.as_ref().map_or(0, |s| s.len);
+        (self.end - self.start) as u64 + skipped
+    }
+
+    /// Forgets buffered bytes; the next bytes continue a stream (no byte-order mark is
+    /// looked for) unless `at_start`.
+    pub(crate) fn resume(&mut self, at_start: bool) {
+        self.clear();
+        self.at_stream_start = at_start;
+    }
+
     #[cfg(test)]
     pub(crate) fn has_partial(&self) -> bool {
         self.start < self.end

@@ -11,7 +11,8 @@ pub(crate) mod framing;
 
 use crate::batch::{MetaView, RawBatch};
 use crate::driver::Context;
-use crate::errors::{DecodeError, RecordError, RunError};
+use crate::errors::{DecodeError, RecordError, RunError, StartError};
+use crate::state::Checkpointed;
 use crate::formats::Decoder;
 use crate::internal_events::{Counters, Events, InternalEvent};
 use crate::sinks::Outputs;
@@ -70,6 +71,19 @@ pub trait RawSource {
     /// The run ends (after every output was closed): commit what is confirmed, and
     /// leave the broker cleanly.
     fn close(&mut self) -> Result<(), RunError> {
+        Ok(())
+    }
+
+    /// For a checkpoint: where the next record starts, everything before it handled
+    /// (a file's offset, Kafka's offsets per partition). Empty when there is nothing to
+    /// resume from here (stdin; MQTT, whose broker keeps what was not acknowledged).
+    fn position(&self) -> Vec<u8> {
+        Vec::new()
+    }
+
+    /// On restore, before the first poll: continue from what [`Self::position`] saved.
+    fn resume(&mut self, saved: &[u8]) -> Result<(), StartError> {
+        let _ = saved;
         Ok(())
     }
 }
@@ -227,6 +241,22 @@ impl<D: Decoder> Source<D> {
             Poll::Idle => Poll::Ready,
             other => other,
         })
+    }
+}
+
+/// A source's checkpoint is its raw source's position.
+impl<D: Decoder> Checkpointed for Source<D> {
+    fn section(&self) -> &'static str {
+        self.name
+    }
+    fn save(&mut self, out: &mut Vec<u8>) -> Result<(), RunError> {
+        out.extend_from_slice(&self.raw.position());
+        Ok(())
+    }
+    fn restore(&mut self, saved: &[u8]) -> Result<(), StartError> {
+        self.raw
+            .resume(saved)
+            .map_err(|e| StartError::new(format!("{}: {}", self.name, e.message())))
     }
 }
 

@@ -7,7 +7,9 @@
 //! silent input does not stall the pipeline; it rejoins with its next record. An
 //! operator's watermark is the minimum over the sources upstream of it.
 
+use crate::errors::{RunError, StartError};
 use crate::sources::Poll;
+use crate::state::Checkpointed;
 use std::time::{Duration, Instant};
 
 /// How a source's records get their time.
@@ -148,10 +150,40 @@ impl Clocks {
             .min()
     }
 
+    /// The largest event time seen per source, for a checkpoint.
+    fn max_seen(&self) -> Vec<i64> {
+        self.sources.iter().map(|c| c.max_seen).collect()
+    }
+
     /// Test support: pretend `source` has been silent for long enough to be idle.
     #[cfg(test)]
     fn force_idle(&mut self, source: usize) {
         self.sources[source].idle = true;
+    }
+}
+
+/// The clocks' checkpoint: the largest event time seen per source, so watermarks go on
+/// from where they were. Idleness and finished inputs are found again by the run.
+impl Checkpointed for Clocks {
+    fn section(&self) -> &'static str {
+        "clocks"
+    }
+    fn save(&mut self, out: &mut Vec<u8>) -> Result<(), RunError> {
+        crate::state::save_value("clocks", &self.max_seen(), out)
+    }
+    fn restore(&mut self, saved: &[u8]) -> Result<(), StartError> {
+        let max_seen: Vec<i64> = crate::state::restore_value("clocks", saved)?;
+        if max_seen.len() != self.sources.len() {
+            return Err(StartError::new(format!(
+                "clocks: the checkpoint has {} sources, this pipeline {}",
+                max_seen.len(),
+                self.sources.len()
+            )));
+        }
+        for (clock, seen) in self.sources.iter_mut().zip(max_seen) {
+            clock.max_seen = seen;
+        }
+        Ok(())
     }
 }
 

@@ -169,4 +169,15 @@ pub trait KeyedOperator<A: Aggregation> {
     fn take_evictions(&mut self) -> (u64, u64) {
         (0, 0)
     }
+    /// Appends the operator's state for a checkpoint: called between steps, when no
+    /// result waits in [`Self::emitted`].
+    fn save_state(&self, out: &mut Vec<u8>) -> Result<(), String> {
+        let _ = out;
+        Err("this operator cannot be checkpointed yet".into())
+    }
+    /// Replaces the state with what [`Self::save_state`] wrote.
+    fn restore_state(&mut self, saved: &[u8]) -> Result<(), String> {
+        let _ = saved;
+        Err("this operator cannot be checkpointed yet".into())
+    }
 }

@@ -8,9 +8,10 @@ use super::{Admit, Aggregation, KeyedOperator};
 use crate::acks::Acks;
 use crate::dead_letter::DeadLetters;
 use crate::driver::Context;
-use crate::errors::{EvalError, RecordError};
+use crate::errors::{EvalError, RecordError, RunError, StartError};
 use crate::internal_events::{Counters, Events, InternalEvent};
 use crate::sources::OnError;
+use crate::state::Checkpointed;
 use crate::time::format_rfc3339;
 use serde::Serialize;
 use std::borrow::Borrow;
@@ -183,6 +184,11 @@ impl<A: Aggregation, O: KeyedOperator<A>> Stateful<A, O> {
         }
     }
 
+    /// The watermark the operator has seen, for its checkpoint.
+    fn saved_header(&self) -> [u8; 8] {
+        self.watermark.to_le_bytes()
+    }
+
     /// Records the state size at most once per second (or now, when `force`), and the
     /// peak entry count since the last sample.
     ///
@@ -311,5 +317,26 @@ mod tests {
         node.sample(false);
         assert_eq!(received(&ctx), 1, "published by the sample it woke for");
         assert_eq!(crate::wake::take_next_look(), None);
+    }
+}
+
+/// A window's or table's checkpoint: its watermark, then the operator's state.
+impl<A: Aggregation, O: KeyedOperator<A>> Checkpointed for Stateful<A, O> {
+    fn section(&self) -> &'static str {
+        self.name
+    }
+    fn save(&mut self, out: &mut Vec<u8>) -> Result<(), RunError> {
+        out.extend_from_slice(&self.saved_header());
+        self.op
+            .save_state(out)
+            .map_err(|e| RunError::new(format!("{}: cannot save state: {e}", self.name)))
+    }
+    fn restore(&mut self, saved: &[u8]) -> Result<(), StartError> {
+        let bad = |e: String| StartError::new(format!("{}: the checkpoint's state does not fit: {e}", self.name));
+        let (header, state) = saved
+            .split_first_chunk::<8>()
+            .ok_or_else(|| bad("shorter than its header".into()))?;
+        self.watermark = i64::from_le_bytes(*header);
+        self.op.restore_state(state).map_err(bad)
     }
 }

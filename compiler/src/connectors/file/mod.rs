@@ -70,5 +70,11 @@ pub fn emit_source(f: &IrFileSource) -> TokenStream {
 
 pub fn emit_sink(f: &IrFileSink) -> TokenStream {
     let IrFileSink { path_key, append } = f;
+    // When a checkpoint is restored, the file keeps its contents: the restore cuts it
+    // back to the checkpointed length.
+    let append = match append {
+        true => quote!(true),
+        false => quote!(ctx.resuming),
+    };
     quote!(Box::new(FileSink::create(&ctx.settings.non_empty(#path_key)?, #append)?))
 }

@@ -128,6 +128,60 @@ impl RawSink for FileSink {
             Target::Pipe(pipe) => pipe.flush(),
         }
     }
+
+    /// The file's path and committed length, after an fsync: a power cut cannot take
+    /// back what a checkpoint counts as written. A pipe has no position.
+    fn save_position(&mut self) -> Result<Vec<u8>, RunError> {
+        let Target::File { out, flushed_len, .. } = &mut self.out else {
+            return Ok(Vec::new());
+        };
+        let len = *flushed_len;
+        out.get_ref()
+            .sync_data()
+            .map_err(|e| RunError::new(format!("syncing `{}`: {e}", self.path)))?;
+        let mut saved = Vec::new();
+        crate::state::save_value(&self.path, &(self.path.as_str(), len), &mut saved)?;
+        Ok(saved)
+    }
+
+    /// Cuts the file back to its length at the checkpoint: what follows was written
+    /// after it, and the replay writes it again.
+    fn rewind(&mut self, saved: &[u8]) -> Result<(), StartError> {
+        let Target::File { out, flushed_len, .. } = &mut self.out else {
+            return Ok(());
+        };
+        if saved.is_empty() {
+            return Ok(());
+        }
+        let (path, len): (String, u64) = crate::state::restore_value(&self.path, saved)?;
+        if path != self.path {
+            return Err(StartError::new(format!(
+                "the checkpoint's output is `{path}`, now it is `{}`; run with --reset-state to start over with the new file",
+                self.path
+            )));
+        }
+        let file = out.get_ref();
+        let now = file
+            .metadata()
+            .map_err(|e| StartError::new(format!("cannot read `{path}`: {e}")))?
+            .len();
+        if now < len {
+            return Err(StartError::new(format!(
+                "`{path}` is {now} bytes, shorter than the {len} bytes the checkpoint committed:                  it was cut or replaced since; run with --reset-state to start over"
+            )));
+        }
+        if now > len {
+            crate::log::info(
+                "output cut back to the checkpoint; the replay writes the rest again",
+                &[("path", path.as_str().into()), ("from", now.into()), ("to", len.into())],
+            );
+        }
+        file.set_len(len)
+            .and_then(|()| file.sync_data())
+            .map_err(|e| StartError::new(format!("cannot cut `{path}` back to {len} bytes: {e}")))?;
+        *flushed_len = len;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

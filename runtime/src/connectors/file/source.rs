@@ -171,7 +171,74 @@ impl FileSource {
     }
 }
 
+/// Where a checkpoint left a file: which file (device and inode, as a rotation changes
+/// them) and the offset of the first byte not yet part of a handled record.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Position {
+    path: String,
+    dev: u64,
+    ino: u64,
+    offset: u64,
+}
+
+#[cfg(unix)]
+fn identity(file: &File) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    file.metadata().map_or((0, 0), |m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn identity(_file: &File) -> (u64, u64) {
+    (0, 0)
+}
+
 impl RawSource for FileSource {
+    fn position(&self) -> Vec<u8> {
+        let (dev, ino) = identity(&self.file);
+        let position = Position {
+            path: self.path.clone(),
+            dev,
+            ino,
+            offset: self.position - self.splitter.unconsumed(),
+        };
+        let mut saved = Vec::new();
+        // A struct of integers and a string always encodes.
+        let _ = crate::state::save_value(&self.path, &position, &mut saved);
+        saved
+    }
+
+    /// Continues at the checkpoint's offset when the file is still the one it was
+    /// (same device and inode, at least that long); otherwise the file was replaced or
+    /// cut since, and it is read from the start, saying so.
+    fn resume(&mut self, saved: &[u8]) -> Result<(), StartError> {
+        let at: Position = crate::state::restore_value(&self.path, saved)?;
+        let len = self
+            .file
+            .metadata()
+            .map_err(|e| StartError::new(format!("cannot read `{}`: {e}", self.path)))?
+            .len();
+        if identity(&self.file) != (at.dev, at.ino) || len < at.offset {
+            crate::log::warn(
+                "input is not the file the checkpoint read; reading it from the start",
+                &[
+                    ("path", self.path.as_str().into()),
+                    ("checkpoint_path", at.path.into()),
+                    ("checkpoint_offset", at.offset.into()),
+                    ("length_now", len.into()),
+                ],
+            );
+            return Ok(());
+        }
+        self.file
+            .seek(SeekFrom::Start(at.offset))
+            .map_err(|e| StartError::new(format!("cannot seek in `{}`: {e}", self.path)))?;
+        self.position = at.offset;
+        self.splitter.resume(at.offset == 0);
+        self.head.clear();
+        Ok(())
+    }
+
+
     /// Only a followed file at its end is idle; it cannot notify, so it asks to be
     /// looked at again after [`FOLLOW_LOOK`].
     fn idle_for(&self) -> Option<Duration> {
