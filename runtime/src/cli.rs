@@ -48,7 +48,10 @@ impl Default for Args {
 pub enum Command {
     Run(Args),
     /// `state check DIR [--repair]`: verify (and repair) checkpoints and disk buffers.
-    StateCheck { dir: String, repair: bool },
+    StateCheck {
+        dir: String,
+        repair: bool,
+    },
     Help,
     Version,
 }

@@ -146,7 +146,10 @@ impl Checkpointed for DeadLetters {
         let mut positions = Vec::new();
         if let Target::Sinks(sinks) = &mut self.target {
             for sink in sinks {
-                positions.push(sink.save_position().map_err(|e| RunError::new(format!("dead letters: {e}")))?);
+                positions.push(
+                    sink.save_position()
+                        .map_err(|e| RunError::new(format!("dead letters: {e}")))?,
+                );
             }
         }
         crate::state::save_value("dead_letters", &positions, out)

@@ -298,7 +298,11 @@ pub fn run_with_args<P: Pipeline>(
         crate::state::DEFAULT_INTERVAL,
     )
     .and_then(|interval| {
-        let timeout = duration_or_env(args.shutdown_timeout_ms, "RILL_SHUTDOWN_TIMEOUT", DEFAULT_SHUTDOWN_TIMEOUT)?;
+        let timeout = duration_or_env(
+            args.shutdown_timeout_ms,
+            "RILL_SHUTDOWN_TIMEOUT",
+            DEFAULT_SHUTDOWN_TIMEOUT,
+        )?;
         Ok((interval, timeout))
     });
     let (interval, shutdown_timeout) = match timing {
@@ -479,7 +483,10 @@ mod tests {
             fail_at: Some(2),
             shutdown_at: None,
         };
-        assert_eq!(run_loop(&mut p, &s, &Events::new(), &w, None), Err(RunError::new("boom")));
+        assert_eq!(
+            run_loop(&mut p, &s, &Events::new(), &w, None),
+            Err(RunError::new("boom"))
+        );
         let mut p = Countdown {
             left: 10,
             fail_at: None,

@@ -200,8 +200,11 @@ fn build_with(ctx: &Context, on_error: OnError) -> Result<HotReadings, StartErro
                 Tally::new("transforms.hot", &ctx.events),
                 Tally::new("transforms.fahrenheit", &ctx.events),
             ],
-            dead_letters: DeadLetters::to_sinks(vec![Box::new(FileSink::create(&s.str("sinks.bad.path")?, ctx.resuming)?)])
-                .counted(ctx),
+            dead_letters: DeadLetters::to_sinks(vec![Box::new(FileSink::create(
+                &s.str("sinks.bad.path")?,
+                ctx.resuming,
+            )?)])
+            .counted(ctx),
         },
     })
 }

@@ -601,6 +601,15 @@ fn job(ir: &Ir) -> TokenStream {
             }
         }
     });
+    let closes: Vec<TokenStream> = closes.collect();
+    let fire_open = (!closes.is_empty()).then(|| {
+        quote! {
+            // Open windows fire, upstream first, so downstream ones see their results.
+            if fire {
+                #(#closes)*
+            }
+        }
+    });
     let source_names: Vec<proc_macro2::Ident> = ir.sources.iter().map(|s| prefixed("source_", &s.stem)).collect();
     // Windows and tables, then the outputs: what a checkpoint saves besides the sources.
     let checkpointed_nodes: Vec<proc_macro2::Ident> = stateful(ir)
@@ -681,10 +690,7 @@ fn job(ir: &Ir) -> TokenStream {
                 self.nodes.flush()
             }
             fn close(&mut self, fire: bool) -> Result<(), RunError> {
-                // Open windows fire, upstream first, so downstream ones see their results.
-                if fire {
-                    #(#closes)*
-                }
+                #fire_open
                 let flushed = self.nodes.flush();
                 #close_messages
                 #final_commit
@@ -694,12 +700,12 @@ fn job(ir: &Ir) -> TokenStream {
                 RunError::all([#(self.#source_names.close()),*])
             }
             fn checkpointed(&mut self) -> Vec<&mut dyn Checkpointed> {
-                vec![
-                    #(&mut self.#source_names as &mut dyn Checkpointed,)*
-                    #(&mut self.nodes.#checkpointed_nodes,)*
-                    &mut self.nodes.clocks,
+                Vec::from([
+                    &mut self.nodes.clocks as &mut dyn Checkpointed,
                     &mut self.nodes.dead_letters,
-                ]
+                    #(&mut self.#source_names,)*
+                    #(&mut self.nodes.#checkpointed_nodes,)*
+                ])
             }
         }
 

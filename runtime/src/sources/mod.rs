@@ -12,10 +12,10 @@ pub(crate) mod framing;
 use crate::batch::{MetaView, RawBatch};
 use crate::driver::Context;
 use crate::errors::{DecodeError, RecordError, RunError, StartError};
-use crate::state::Checkpointed;
 use crate::formats::Decoder;
 use crate::internal_events::{Counters, Events, InternalEvent};
 use crate::sinks::Outputs;
+use crate::state::Checkpointed;
 use std::time::Duration;
 
 /// What one poll of a source produced.

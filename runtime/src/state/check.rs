@@ -79,8 +79,7 @@ pub fn check_checkpoints(dir: &Path, repair: bool, info: &PipelineInfo, findings
                         cp.pipeline, cp.spec_hash, info.name, info.spec_hash
                     )
                 };
-                let sections: Vec<String> =
-                    cp.sections.iter().map(|(n, b)| format!("{n} {} B", b.len())).collect();
+                let sections: Vec<String> = cp.sections.iter().map(|(n, b)| format!("{n} {} B", b.len())).collect();
                 findings.say(format!(
                     "checkpoint {seq}: ok, {len} bytes, written {}, {spec}; {}",
                     crate::time::format_rfc3339(cp.written_ms),

@@ -78,14 +78,22 @@ pub fn encode(cp: &Checkpoint) -> Result<Vec<u8>, String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Damage {
     /// Shorter than its header or its declared body: cut off (a torn write).
-    Torn { len: u64, expected: u64 },
+    Torn {
+        len: u64,
+        expected: u64,
+    },
     NotACheckpoint,
     /// Written by another format version of rill.
     Version(u32),
     /// The body does not match its checksum: some byte changed.
-    Checksum { stored: u32, computed: u32 },
+    Checksum {
+        stored: u32,
+        computed: u32,
+    },
     /// Longer than its declared body.
-    TrailingBytes { extra: u64 },
+    TrailingBytes {
+        extra: u64,
+    },
     /// The checksum matches but the body does not decode (a bug, or another layout).
     Undecodable(String),
 }
@@ -192,6 +200,20 @@ pub fn list(dir: &Path) -> Vec<(u64, PathBuf)> {
     found
 }
 
+/// Removes temporary files of checkpoints a crash interrupted (they were never renamed
+/// into place, so nothing reads them).
+pub fn remove_unfinished(dir: &Path) {
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with("checkpoint-") && n.ends_with(".tmp"))
+        {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Reads one checkpoint file.
 pub fn read(path: &Path) -> Result<Checkpoint, Damage> {
     match fs::read(path) {
@@ -252,6 +274,9 @@ mod tests {
         let mut version = good.clone();
         version[8] = 9;
         assert_eq!(decode(&version), Err(Damage::Version(9)));
-        assert_eq!(decode(b"{\"json\": true, \"but\": \"no\"}"), Err(Damage::NotACheckpoint));
+        assert_eq!(
+            decode(b"{\"json\": true, \"but\": \"no\"}"),
+            Err(Damage::NotACheckpoint)
+        );
     }
 }

@@ -44,15 +44,19 @@ pub trait Checkpointed {
 
 /// Encodes a component's state with postcard, into `out`.
 pub fn save_value<T: serde::Serialize>(section: &str, value: &T, out: &mut Vec<u8>) -> Result<(), RunError> {
-    let bytes = postcard::to_allocvec(value).map_err(|e| RunError::new(format!("{section}: cannot save state: {e}")))?;
+    let bytes =
+        postcard::to_allocvec(value).map_err(|e| RunError::new(format!("{section}: cannot save state: {e}")))?;
     out.extend_from_slice(&bytes);
     Ok(())
 }
 
 /// Decodes what [`save_value`] wrote.
 pub fn restore_value<T: serde::de::DeserializeOwned>(section: &str, saved: &[u8]) -> Result<T, StartError> {
-    postcard::from_bytes(saved)
-        .map_err(|e| StartError::new(format!("{section}: the checkpoint's state does not fit this binary: {e}")))
+    postcard::from_bytes(saved).map_err(|e| {
+        StartError::new(format!(
+            "{section}: the checkpoint's state does not fit this binary: {e}"
+        ))
+    })
 }
 
 /// The state directory of a run: locked against a second process, with the checkpoint
@@ -78,7 +82,8 @@ impl StateStore {
     /// `reset`, removes the checkpoints first. Refuses state written by another spec.
     pub fn open(dir: &Path, interval: Duration, reset: bool, info: &'static PipelineInfo) -> Result<Self, StartError> {
         let shown = dir.display();
-        let fail = |what: &str, e: std::io::Error| StartError::new(format!("state directory `{shown}`: cannot {what}: {e}"));
+        let fail =
+            |what: &str, e: std::io::Error| StartError::new(format!("state directory `{shown}`: cannot {what}: {e}"));
         fs::create_dir_all(dir).map_err(|e| fail("create it", e))?;
         let lock = File::create(dir.join("LOCK")).map_err(|e| fail("create its LOCK file", e))?;
         if lock.try_lock().is_err() {
@@ -87,6 +92,7 @@ impl StateStore {
             )));
         }
         let checkpoints = file::checkpoint_dir(dir);
+        file::remove_unfinished(&checkpoints);
         if reset {
             let removed = file::list(&checkpoints);
             for (_, path) in &removed {
@@ -94,7 +100,10 @@ impl StateStore {
             }
             crate::log::warn(
                 "state reset: checkpoints removed, starting afresh",
-                &[("state_dir", shown.to_string().into()), ("removed", removed.len().into())],
+                &[
+                    ("state_dir", shown.to_string().into()),
+                    ("removed", removed.len().into()),
+                ],
             );
         }
         let restored = load_newest(&checkpoints)?;
@@ -205,7 +214,11 @@ impl StateStore {
 
     /// The checkpoint at the end of a run, after every output was closed (so nothing is
     /// in flight): a failure to write it is the run's failure, so the exit says so.
-    pub fn final_checkpoint<P: Pipeline>(&mut self, pipeline: &mut P, acks: &crate::acks::Acks) -> Result<(), RunError> {
+    pub fn final_checkpoint<P: Pipeline>(
+        &mut self,
+        pipeline: &mut P,
+        acks: &crate::acks::Acks,
+    ) -> Result<(), RunError> {
         match self.write_now(pipeline, acks)? {
             true => Ok(()),
             false => Err(RunError::new(format!(
@@ -286,7 +299,10 @@ fn load_newest(dir: &Path) -> Result<Option<Checkpoint>, StartError> {
     match damaged.first() {
         None => Ok(None),
         Some(_) => {
-            let list: Vec<String> = damaged.iter().map(|(s, why)| format!("checkpoint {s}: {why}")).collect();
+            let list: Vec<String> = damaged
+                .iter()
+                .map(|(s, why)| format!("checkpoint {s}: {why}"))
+                .collect();
             Err(StartError::new(format!(
                 "no usable checkpoint in `{}` ({}). Run `state check` on the state directory for details, \
                  or start with --reset-state to discard them",
@@ -294,5 +310,132 @@ fn load_newest(dir: &Path) -> Result<Option<Checkpoint>, StartError> {
                 list.join("; ")
             )))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acks::Acks;
+    use crate::driver::{Pipeline, PipelineInfo, Step};
+    use crate::test_util::TempDir;
+
+    static INFO: PipelineInfo = PipelineInfo {
+        name: "p",
+        spec_hash: "hash-1",
+        settings: &[],
+    };
+    static OTHER: PipelineInfo = PipelineInfo {
+        name: "p",
+        spec_hash: "hash-2",
+        settings: &[],
+    };
+
+    /// One component whose state is a number.
+    struct Counter(u64);
+
+    impl Checkpointed for Counter {
+        fn section(&self) -> &'static str {
+            "sources.n"
+        }
+        fn save(&mut self, out: &mut Vec<u8>) -> Result<(), RunError> {
+            save_value("n", &self.0, out)
+        }
+        fn restore(&mut self, saved: &[u8]) -> Result<(), StartError> {
+            self.0 = restore_value("n", saved)?;
+            Ok(())
+        }
+    }
+
+    impl Pipeline for Counter {
+        fn step(&mut self) -> Result<Step, RunError> {
+            Ok(Step::Idle)
+        }
+        fn flush(&mut self) -> Result<(), RunError> {
+            Ok(())
+        }
+        fn close(&mut self, _fire: bool) -> Result<(), RunError> {
+            Ok(())
+        }
+        fn close_sources(&mut self) -> Result<(), RunError> {
+            Ok(())
+        }
+        fn checkpointed(&mut self) -> Vec<&mut dyn Checkpointed> {
+            vec![self]
+        }
+    }
+
+    fn open(dir: &Path, info: &'static PipelineInfo, reset: bool) -> Result<StateStore, StartError> {
+        StateStore::open(dir, Duration::ZERO, reset, info)
+    }
+
+    #[test]
+    fn restores_the_newest_good_checkpoint_and_falls_back_past_a_damaged_one() {
+        let tmp = TempDir::new("state_store");
+        let dir = Path::new(&tmp.path("s")).to_owned();
+        let acks = Acks::new();
+        {
+            let mut store = open(&dir, &INFO, false).unwrap_or_else(|e| panic!("{e}"));
+            assert!(store.restored().is_none());
+            for n in [5, 5, 6, 7] {
+                let mut p = Counter(n);
+                assert_eq!(store.final_checkpoint(&mut p, &acks), Ok(()));
+            }
+        }
+        let files = file::list(&file::checkpoint_dir(&dir));
+        assert_eq!(
+            files.iter().map(|f| f.0).collect::<Vec<_>>(),
+            [3, 2],
+            "an unchanged state is not written again"
+        );
+        let mut p = Counter(0);
+        let mut store = open(&dir, &INFO, false).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(store.restore(&mut p), Ok(()));
+        assert_eq!(p.0, 7);
+        drop(store);
+        std::fs::write(&files[0].1, b"RILLCKPT\x01\x00").unwrap_or_else(|e| panic!("{e}"));
+        let mut store = open(&dir, &INFO, false).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(store.restored().map(|c| c.seq), Some(2));
+        assert_eq!(store.restore(&mut p), Ok(()));
+        assert_eq!(p.0, 6);
+        drop(store);
+        std::fs::write(&files[1].1, b"").unwrap_or_else(|e| panic!("{e}"));
+        let none = open(&dir, &INFO, false)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            none.contains("no usable checkpoint") && none.contains("--reset-state"),
+            "{none}"
+        );
+        let reset = open(&dir, &INFO, true).unwrap_or_else(|e| panic!("{e}"));
+        assert!(reset.restored().is_none());
+    }
+
+    #[test]
+    fn refuses_another_specs_state_and_a_second_process() {
+        let tmp = TempDir::new("state_refuse");
+        let dir = Path::new(&tmp.path("s")).to_owned();
+        let mut store = open(&dir, &INFO, false).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(store.final_checkpoint(&mut Counter(1), &Acks::new()), Ok(()));
+        let busy = open(&dir, &INFO, false)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(busy.contains("in use by another process"), "{busy}");
+        drop(store);
+        let other = open(&dir, &OTHER, false)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            other.contains("spec hash-1, but this is `p` with spec hash-2") && other.contains("--reset-state"),
+            "{other}"
+        );
+        // A leftover temporary file of an interrupted write is cleared away.
+        let tmp_file = file::checkpoint_dir(&dir).join("checkpoint-00000000000000000009.bin.tmp");
+        std::fs::write(&tmp_file, b"half").unwrap_or_else(|e| panic!("{e}"));
+        assert!(open(&dir, &INFO, false).is_ok());
+        assert!(!tmp_file.exists());
     }
 }

@@ -238,7 +238,6 @@ impl RawSource for FileSource {
         Ok(())
     }
 
-
     /// Only a followed file at its end is idle; it cannot notify, so it asks to be
     /// looked at again after [`FOLLOW_LOOK`].
     fn idle_for(&self) -> Option<Duration> {

@@ -5,7 +5,7 @@
 //! reproducible without the `rand` crate.
 
 use crate::batch::RawBatch;
-use crate::errors::RunError;
+use crate::errors::{RunError, StartError};
 use crate::sources::{Poll, RawSource};
 use crate::time::{self, TsRepr};
 use std::io::Write;
@@ -236,6 +236,26 @@ impl RawSource for GeneratorSource {
         Some(next + Duration::from_millis(1))
     }
 
+    /// The number of the next record: each record depends only on the seed and its
+    /// number, so a resumed generator continues the same sequence.
+    fn position(&self) -> Vec<u8> {
+        self.seq.to_le_bytes().to_vec()
+    }
+
+    fn resume(&mut self, saved: &[u8]) -> Result<(), StartError> {
+        let seq = saved
+            .try_into()
+            .map(u64::from_le_bytes)
+            .map_err(|_| StartError::new("the checkpoint's generator position is not 8 bytes"))?;
+        self.seq = seq;
+        // The rate goes on from here, not from record 0.
+        if let Some(rate) = self.rate {
+            let behind = Duration::try_from_secs_f64(seq as f64 / rate).unwrap_or_default();
+            self.started = Instant::now().checked_sub(behind);
+        }
+        Ok(())
+    }
+
     fn poll(&mut self, batch: &mut RawBatch, max: usize) -> Result<Poll, RunError> {
         let remaining = match self.count {
             Some(count) => count.saturating_sub(self.seq),
@@ -362,6 +382,21 @@ mod tests {
         assert_eq!((na, nb), (500, 500), "count respected");
         assert_eq!(a, b);
         assert_ne!(a, c);
+    }
+
+    #[test]
+    fn a_resumed_generator_continues_the_same_sequence() {
+        let (all, _) = generate(5, 50, 1000);
+        let mut first = GeneratorSource::new(FIELDS, Some(50), None, 5);
+        let mut b = RawBatch::new();
+        assert_eq!(first.poll(&mut b, 20), Ok(Poll::Ready));
+        let mut resumed = GeneratorSource::new(FIELDS, Some(50), None, 5);
+        assert_eq!(resumed.resume(&first.position()), Ok(()));
+        let mut rest = RawBatch::new();
+        assert_eq!(resumed.poll(&mut rest, 1000), Ok(Poll::Ready));
+        let joined: Vec<u8> = b.iter().chain(rest.iter()).flat_map(|r| [r, b"\n"].concat()).collect();
+        assert_eq!(joined, all);
+        assert!(resumed.resume(b"short").is_err());
     }
 
     #[test]

@@ -20,6 +20,7 @@
 //! never written into the binary.
 
 mod client;
+mod resume;
 mod sink;
 mod source;
 

@@ -11,6 +11,7 @@
 //! gets the partition (duplicates, never loss). The records themselves still flow.
 
 use super::client::{self, Properties};
+use super::resume::Resume;
 use crate::acks::Acks;
 use crate::batch::{MetaValue, RawBatch};
 use crate::driver::Context;
@@ -91,6 +92,11 @@ pub struct KafkaSource {
     rebalances: u64,
     /// When a poll last asked for metadata while all brokers were down.
     rechecked: Option<Instant>,
+    /// The next offset per partition after every handled batch: the source's position
+    /// in a checkpoint (restored: where it resumes, until passed).
+    handled: Positions,
+    /// Partitions still to be brought to a restored checkpoint's offsets.
+    resume: Resume,
 }
 
 impl KafkaSource {
@@ -132,6 +138,8 @@ impl KafkaSource {
             pending: VecDeque::new(),
             rebalances: 0,
             rechecked: None,
+            handled: Vec::new(),
+            resume: Resume::default(),
         })
     }
 
@@ -157,7 +165,7 @@ impl KafkaSource {
 
     /// After a rebalance nothing read before it may be committed by us.
     fn forget_if_rebalanced(&mut self) {
-        forget_if_rebalanced(
+        let _ = forget_if_rebalanced(
             &self.consumer,
             &mut self.rebalances,
             &mut self.pending,
@@ -173,13 +181,15 @@ fn forget_if_rebalanced(
     seen: &mut u64,
     pending: &mut VecDeque<(u64, Positions)>,
     reading: &mut Positions,
-) {
+) -> bool {
     let now = consumer.context().rebalances.load(Ordering::Relaxed);
     if now != *seen {
         *seen = now;
         pending.clear();
         reading.clear();
+        return true;
     }
+    false
 }
 
 /// The shared name of a topic, so a batch does not allocate one per message.
@@ -205,14 +215,20 @@ impl RawSource for KafkaSource {
         self.reading.clear();
         let mut wait = FIRST_WAIT;
         while batch.len() < max {
+            if !self.resume.is_empty() {
+                self.resume.seek_assigned(self.component, &self.consumer);
+            }
             let polled = self.consumer.poll(wait);
             wait = Duration::ZERO;
-            forget_if_rebalanced(
+            let rebalanced = forget_if_rebalanced(
                 &self.consumer,
                 &mut self.rebalances,
                 &mut self.pending,
                 &mut self.reading,
             );
+            if rebalanced {
+                self.resume.reassigned();
+            }
             let message = match polled {
                 None => break,
                 Some(Ok(m)) => m,
@@ -221,6 +237,13 @@ impl RawSource for KafkaSource {
                     continue;
                 }
             };
+            if !self.resume.is_empty()
+                && !self
+                    .resume
+                    .admit(&self.consumer, message.topic(), message.partition(), message.offset())
+            {
+                continue;
+            }
             let topic = shared_topic(&mut self.topics, message.topic());
             let (partition, offset) = (message.partition(), message.offset());
             let payload = message.payload().unwrap_or_default();
@@ -258,7 +281,30 @@ impl RawSource for KafkaSource {
         Ok(Poll::unless_filled(batch, Poll::Idle))
     }
 
+    /// The next offset of every partition this source handled a batch from (or was
+    /// restored to): where a restart resumes.
+    fn position(&self) -> Vec<u8> {
+        let positions: Vec<(&str, i32, i64)> = self.handled.iter().map(|(t, p, o)| (&**t, *p, *o)).collect();
+        let mut saved = Vec::new();
+        // Strings and integers always encode.
+        let _ = crate::state::save_value(self.component, &positions, &mut saved);
+        saved
+    }
+
+    fn resume(&mut self, saved: &[u8]) -> Result<(), StartError> {
+        let positions: Vec<(String, i32, i64)> = crate::state::restore_value(self.component, saved)?;
+        for (topic, partition, next) in &positions {
+            let topic = shared_topic(&mut self.topics, topic);
+            advance(&mut self.handled, &topic, *partition, *next);
+        }
+        self.resume = Resume::new(positions);
+        Ok(())
+    }
+
     fn batch_done(&mut self) {
+        for (topic, partition, next) in &self.reading {
+            advance(&mut self.handled, topic, *partition, *next);
+        }
         if !self.reading.is_empty() {
             let positions = std::mem::take(&mut self.reading);
             self.pending.push_back((self.acks.epoch(), positions));
