@@ -73,7 +73,10 @@ impl Files {
     }
 
     fn outputs(&self) -> Vec<Vec<u8>> {
-        OUTPUTS.iter().map(|f| std::fs::read(self.dir.join(f)).unwrap_or_default()).collect()
+        OUTPUTS
+            .iter()
+            .map(|f| std::fs::read(self.dir.join(f)).unwrap_or_default())
+            .collect()
     }
 
     /// Runs to the end without interruption (and without a state directory).
@@ -128,7 +131,11 @@ fn crash_until_done(files: &Files, bin: &Path, seed: u64, stops: u32, term_every
     loop {
         assert!(started.elapsed() < PATIENCE * 5, "the trial did not finish: {trial:?}");
         trial.runs += 1;
-        let mut child = files.command(bin, &args).stderr(log.try_clone().unwrap()).spawn().unwrap();
+        let mut child = files
+            .command(bin, &args)
+            .stderr(log.try_clone().unwrap())
+            .spawn()
+            .unwrap();
         let stopping = trial.kills + trial.terms < stops;
         let at = Instant::now() + Duration::from_millis(5 + rng.below(120));
         let status = loop {
@@ -166,7 +173,11 @@ fn assert_same_outputs(got: &[Vec<u8>], expected: &[Vec<u8>], trial: &Trial) {
     for ((name, got), expected) in OUTPUTS.iter().zip(got).zip(expected) {
         assert!(!expected.is_empty(), "{name}: the reference wrote nothing");
         if got != expected {
-            let first = got.iter().zip(expected).position(|(a, b)| a != b).unwrap_or(got.len().min(expected.len()));
+            let first = got
+                .iter()
+                .zip(expected)
+                .position(|(a, b)| a != b)
+                .unwrap_or(got.len().min(expected.len()));
             panic!(
                 "{name} differs from the uninterrupted run after {trial:?}: {} bytes vs {}, first difference at byte {first}",
                 got.len(),
@@ -202,7 +213,17 @@ fn sigterm_stops_cleanly_and_the_next_start_goes_on() {
 fn run_partly(files: &Files, bin: &Path) {
     let state = files.state();
     let mut child = files
-        .command(bin, &["--state-dir", &state, "--checkpoint-interval", "10ms", "--batch-size", "16"])
+        .command(
+            bin,
+            &[
+                "--state-dir",
+                &state,
+                "--checkpoint-interval",
+                "10ms",
+                "--batch-size",
+                "16",
+            ],
+        )
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -220,7 +241,10 @@ fn state_check(bin: &Path, state: &str, repair: bool) -> (i32, String) {
         cmd.arg("--repair");
     }
     let out = cmd.output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 #[test]
@@ -235,12 +259,18 @@ fn a_damaged_newest_checkpoint_is_reported_and_the_previous_one_used() {
         assert_eq!(code, 0, "{report}");
         assert!(report.contains("state: ok"), "{report}");
         let newest = newest_checkpoint(&state);
-        let seq: u64 = newest.file_stem().unwrap().to_string_lossy()["checkpoint-".len()..].parse().unwrap();
+        let seq: u64 = newest.file_stem().unwrap().to_string_lossy()["checkpoint-".len()..]
+            .parse()
+            .unwrap();
         let mut bytes = std::fs::read(&newest).unwrap();
         let expected_line = if damage == 0 {
             let len = bytes.len() as u64;
             bytes.truncate(bytes.len() / 2);
-            format!("checkpoint {seq}: DAMAGED, {} bytes: torn: {} bytes of the {len}", len / 2, len / 2)
+            format!(
+                "checkpoint {seq}: DAMAGED, {} bytes: torn: {} bytes of the {len}",
+                len / 2,
+                len / 2
+            )
         } else {
             let at = bytes.len() - 5;
             bytes[at] ^= 0x10;
@@ -249,8 +279,14 @@ fn a_damaged_newest_checkpoint_is_reported_and_the_previous_one_used() {
         std::fs::write(&newest, &bytes).unwrap();
         let (code, report) = state_check(&bin, &state, false);
         assert_eq!(code, 1, "{report}");
-        assert!(report.contains(&expected_line), "wanted `{expected_line}` in:\n{report}");
-        assert!(report.contains(&format!("a start resumes from checkpoint {}", seq - 1)), "{report}");
+        assert!(
+            report.contains(&expected_line),
+            "wanted `{expected_line}` in:\n{report}"
+        );
+        assert!(
+            report.contains(&format!("a start resumes from checkpoint {}", seq - 1)),
+            "{report}"
+        );
         // The binary starts from the previous checkpoint, says so, and loses nothing.
         let out = files
             .command(&bin, &["--state-dir", &state])
@@ -323,8 +359,16 @@ fn one_state_directory_serves_one_process_at_a_time() {
     // A process holding the lock: the pipeline itself, paused by a FIFO input it waits on.
     let fifo = files.dir.join("fifo.jsonl");
     assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
-    let mut first = support::start(files.command(&bin, &["--state-dir", &state]).env("READINGS_PATH", &fifo));
-    let second = files.command(&bin, &["--state-dir", &state]).stderr(Stdio::piped()).output().unwrap();
+    let first = support::start(
+        files
+            .command(&bin, &["--state-dir", &state])
+            .env("READINGS_PATH", &fifo),
+    );
+    let second = files
+        .command(&bin, &["--state-dir", &state])
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&second.stderr);
     assert_eq!(second.status.code(), Some(2), "{err}");
     assert!(err.contains("is in use by another process"), "{err}");

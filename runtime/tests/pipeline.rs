@@ -367,3 +367,41 @@ fn help_and_version_exit_0() {
     assert_eq!(run_with_args(&INFO, ["--help".to_owned()], build), ExitCode::SUCCESS);
     assert_eq!(run_with_args(&INFO, ["--version".to_owned()], build), ExitCode::SUCCESS);
 }
+
+/// A second run with the same state directory goes on where the first ended: the input
+/// file resumes at its checkpointed offset, the outputs keep what they hold (the CSV
+/// header is not written twice), so two runs over a growing file write what one run
+/// over the whole file writes.
+#[test]
+fn a_run_with_the_same_state_directory_goes_on_where_the_last_ended() {
+    let whole = Dir::new("resume_whole");
+    std::fs::write(whole.path("in.jsonl"), INPUT).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(run_with_args(&INFO, whole.args(), build), ExitCode::SUCCESS);
+
+    let parts = Dir::new("resume_parts");
+    let cut = INPUT.find("not json").unwrap_or_default();
+    std::fs::write(parts.path("in.jsonl"), &INPUT[..cut]).unwrap_or_else(|e| panic!("{e}"));
+    let mut args = parts.args();
+    args.extend(["--state-dir".to_owned(), parts.path("state")]);
+    assert_eq!(run_with_args(&INFO, args.clone(), build), ExitCode::SUCCESS);
+    assert!(parts.read("out/hot.csv").starts_with("device_id,"));
+    let mut input = std::fs::OpenOptions::new()
+        .append(true)
+        .open(parts.path("in.jsonl"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::io::Write::write_all(&mut input, INPUT[cut..].as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(run_with_args(&INFO, args, build), ExitCode::SUCCESS);
+
+    assert_eq!(parts.read("out/hot.jsonl"), whole.read("out/hot.jsonl"));
+    assert_eq!(parts.read("out/hot.csv"), whole.read("out/hot.csv"));
+    let records = |text: &str| -> Vec<(String, String)> {
+        dead_letters(text)
+            .iter()
+            .map(|l| (l["component"].to_string(), l["record"].to_string()))
+            .collect()
+    };
+    assert_eq!(
+        records(&parts.read("out/bad.jsonl")),
+        records(&whole.read("out/bad.jsonl"))
+    );
+}

@@ -250,6 +250,7 @@ impl<T: CsvRecord> CsvDecoder<T> {
 }
 
 /// What the header line says: where each column read is, and how many fields a row has.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Header {
     positions: Vec<usize>,
     width: usize,
@@ -257,6 +258,17 @@ struct Header {
 
 impl<T: CsvRecord> Decoder for CsvDecoder<T> {
     type Output = T;
+
+    /// The header as read (or the error every record reports), once it was read.
+    fn save_state(&self) -> Vec<u8> {
+        let saved: Option<Result<&Header, &String>> = self.header.as_ref().map(Result::as_ref);
+        postcard::to_allocvec(&saved).unwrap_or_default()
+    }
+
+    fn restore_state(&mut self, saved: &[u8]) -> Result<(), String> {
+        self.header = postcard::from_bytes(saved).map_err(|e| format!("the saved CSV header does not decode: {e}"))?;
+        Ok(())
+    }
 
     fn decode(&mut self, raw: &[u8]) -> Result<Option<T>, DecodeError> {
         if is_blank(raw) {
@@ -426,6 +438,16 @@ impl<T: CsvRecord> CsvEncoder<T> {
 impl<T: CsvRecord> Encoder for CsvEncoder<T> {
     type Input = T;
 
+    /// Whether the header line was written.
+    fn save_state(&self) -> Vec<u8> {
+        vec![u8::from(self.header_written)]
+    }
+
+    fn restore_state(&mut self, saved: &[u8]) -> Result<(), String> {
+        self.header_written = saved == [1];
+        Ok(())
+    }
+
     fn encode(&mut self, rec: &T, out: &mut Vec<u8>) -> Result<(), EvalError> {
         if self.header && !self.header_written {
             let mut w = CsvWriter::new(out, self.delimiter);
@@ -480,6 +502,29 @@ mod tests {
     fn decode_all(delimiter: u8, lines: &[&str]) -> Vec<Result<Option<Reading>, DecodeError>> {
         let mut d = CsvDecoder::<Reading>::new(delimiter);
         lines.iter().map(|l| d.decode(l.as_bytes())).collect()
+    }
+
+    #[test]
+    fn a_resumed_decoder_and_encoder_remember_the_header() {
+        let mut d = CsvDecoder::<Reading>::new(b',');
+        let header = "ok,seen,temp,ts,device,humidity";
+        let row = "true,,1.5,2024-01-01T00:00:00Z,a,";
+        assert!(matches!(d.decode(header.as_bytes()), Ok(None)));
+        let first = d.decode(row.as_bytes());
+        let mut resumed = CsvDecoder::<Reading>::new(b',');
+        assert_eq!(resumed.restore_state(&d.save_state()), Ok(()));
+        assert_eq!(resumed.decode(row.as_bytes()), first, "the row is a row, not a header");
+        assert!(resumed.restore_state(b"\xff\xff").is_err());
+
+        let mut e = CsvEncoder::<Reading>::new(b',', true);
+        let rec = first.ok().flatten().unwrap_or_else(|| panic!("decoded"));
+        let mut out = Vec::new();
+        assert_eq!(e.encode(&rec, &mut out), Ok(()));
+        let mut again = CsvEncoder::<Reading>::new(b',', true);
+        assert_eq!(again.restore_state(&e.save_state()), Ok(()));
+        let mut more = Vec::new();
+        assert_eq!(again.encode(&rec, &mut more), Ok(()));
+        assert_eq!(more.iter().filter(|b| **b == b'\n').count(), 1, "no second header");
     }
 
     #[test]

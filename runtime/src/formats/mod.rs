@@ -21,6 +21,16 @@ pub trait Decoder {
     type Output;
     /// `Ok(None)` = not a record (a blank line, a CSV header).
     fn decode(&mut self, raw: &[u8]) -> Result<Option<Self::Output>, DecodeError>;
+    /// What the decoder learnt from the stream so far (a CSV header), for a checkpoint:
+    /// a source resumed mid-stream does not see it again.
+    fn save_state(&self) -> Vec<u8> {
+        Vec::new()
+    }
+    /// Takes back what [`Self::save_state`] returned.
+    fn restore_state(&mut self, saved: &[u8]) -> Result<(), String> {
+        let _ = saved;
+        Ok(())
+    }
 }
 
 /// Encodes typed records for one output.
@@ -29,6 +39,16 @@ pub trait Encoder {
     /// Appends one record, including its trailing `'\n'`. On error the caller discards
     /// whatever was appended.
     fn encode(&mut self, rec: &Self::Input, out: &mut Vec<u8>) -> Result<(), EvalError>;
+    /// What the encoder wrote once at the start (a CSV header), for a checkpoint: an
+    /// output resumed mid-file must not write it again.
+    fn save_state(&self) -> Vec<u8> {
+        Vec::new()
+    }
+    /// Takes back what [`Self::save_state`] returned.
+    fn restore_state(&mut self, saved: &[u8]) -> Result<(), String> {
+        let _ = saved;
+        Ok(())
+    }
 }
 
 /// True for an empty or whitespace-only record.

@@ -153,18 +153,19 @@ impl<E: Encoder> Checkpointed for Output<E> {
     fn section(&self) -> &'static str {
         self.name
     }
+    /// The sink's committed position and what the encoder wrote once (a CSV header).
     fn save(&mut self, out: &mut Vec<u8>) -> Result<(), RunError> {
         let position = self
             .sink
             .save_position()
             .map_err(|e| RunError::new(format!("{}: {e}", self.name)))?;
-        out.extend_from_slice(&position);
-        Ok(())
+        crate::state::save_value(self.name, &(position, self.encoder.save_state()), out)
     }
     fn restore(&mut self, saved: &[u8]) -> Result<(), StartError> {
-        self.sink
-            .rewind(saved)
-            .map_err(|e| StartError::new(format!("{}: {}", self.name, e.message())))
+        let (position, encoder): (Vec<u8>, Vec<u8>) = crate::state::restore_value(self.name, saved)?;
+        let fail = |e: String| StartError::new(format!("{}: {e}", self.name));
+        self.encoder.restore_state(&encoder).map_err(fail)?;
+        self.sink.rewind(&position).map_err(|e| fail(e.message().to_owned()))
     }
 }
 

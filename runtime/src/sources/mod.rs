@@ -249,14 +249,15 @@ impl<D: Decoder> Checkpointed for Source<D> {
     fn section(&self) -> &'static str {
         self.name
     }
+    /// The raw source's position and what the decoder learnt (a CSV header).
     fn save(&mut self, out: &mut Vec<u8>) -> Result<(), RunError> {
-        out.extend_from_slice(&self.raw.position());
-        Ok(())
+        crate::state::save_value(self.name, &(self.raw.position(), self.decoder.save_state()), out)
     }
     fn restore(&mut self, saved: &[u8]) -> Result<(), StartError> {
-        self.raw
-            .resume(saved)
-            .map_err(|e| StartError::new(format!("{}: {}", self.name, e.message())))
+        let (position, decoder): (Vec<u8>, Vec<u8>) = crate::state::restore_value(self.name, saved)?;
+        let fail = |e: String| StartError::new(format!("{}: {e}", self.name));
+        self.decoder.restore_state(&decoder).map_err(fail)?;
+        self.raw.resume(&position).map_err(|e| fail(e.message().to_owned()))
     }
 }
 

@@ -1,0 +1,160 @@
+//! Checkpoints with a Kafka source, against a real broker (`support::kafka`): the
+//! pipeline `tests/pipelines/kafka_crash.yaml` (Kafka → 1 s window per device → file) is
+//! killed with SIGKILL at seeded random moments while the topic is being written, and
+//! restarted each time with the same state directory. Its output file must equal that of
+//! a run never interrupted, byte for byte: the source resumes from the checkpoint's
+//! offsets (not the group's committed ones, which may lag), the window from its
+//! checkpointed state, and the file is cut back to its checkpointed length.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::kafka::{Broker, Message};
+use support::{build, workdir, Rng, PATIENCE};
+
+const SPEC: &str = "tests/pipelines/kafka_crash.yaml";
+const TOPIC: &str = "crash_in";
+const CHUNKS: usize = 24;
+const PER_CHUNK: usize = 1_000;
+
+/// The readings in topic order: 20 devices, 10 ms apart, each up to 500 ms early (inside
+/// the 1 s watermark: none is late), then one far in the future that fires every window
+/// before it.
+fn readings(seed: u64) -> Vec<String> {
+    let mut rng = Rng(seed);
+    let t0 = 1_700_000_000_000i64;
+    let mut out: Vec<String> = (0..CHUNKS * PER_CHUNK)
+        .map(|i| {
+            let ts = t0 + 10 * i as i64 - 10 * rng.below(50) as i64;
+            json!({"device": format!("d{}", rng.below(20)), "ts": ts, "value": rng.below(1000)}).to_string()
+        })
+        .collect();
+    out.push(json!({"device": "end", "ts": t0 + 3_600_000, "value": 0}).to_string());
+    out
+}
+
+/// Rows the run must write: one per device and second among all but the last reading.
+fn expected_rows(readings: &[String]) -> usize {
+    let windows: BTreeSet<(String, i64)> = readings[..readings.len() - 1]
+        .iter()
+        .map(|r| {
+            let v: serde_json::Value = serde_json::from_str(r).unwrap();
+            (
+                v["device"].as_str().unwrap().to_owned(),
+                v["ts"].as_i64().unwrap().div_euclid(1000),
+            )
+        })
+        .collect();
+    windows.len()
+}
+
+fn start(bin: &Path, broker: &Broker, dir: &Path, group: &str) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("runs.log"))
+        .unwrap();
+    let state = dir.join("state");
+    Command::new(bin)
+        .args(["--checkpoint-interval", "100ms", "--batch-size", "32"])
+        .arg("--state-dir")
+        .arg(&state)
+        .env("KAFKA_BROKERS", broker.bootstrap())
+        .env("KAFKA_GROUP", group)
+        .env("OUT_PATH", dir.join("out.jsonl"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+/// How many times the runs so far were assigned partitions.
+fn assignments(dir: &Path) -> usize {
+    std::fs::read_to_string(dir.join("runs.log")).map_or(0, |log| log.matches("kafka partitions assigned").count())
+}
+
+fn lines(dir: &Path) -> usize {
+    std::fs::read(dir.join("out.jsonl")).map_or(0, |b| b.iter().filter(|c| **c == b'\n').count())
+}
+
+/// Waits for `rows` rows, then stops the run with SIGTERM (a clean stop: exit 0).
+fn finish(mut child: Child, dir: &Path, rows: usize) -> Vec<u8> {
+    let deadline = Instant::now() + PATIENCE * 3;
+    while lines(dir) < rows {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended; see {}",
+            dir.join("runs.log").display()
+        );
+        assert!(Instant::now() < deadline, "{} of {rows} rows; see runs.log", lines(dir));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "see {}", dir.join("runs.log").display());
+    std::fs::read(dir.join("out.jsonl")).unwrap()
+}
+
+#[test]
+fn killed_while_consuming_the_output_equals_an_uninterrupted_runs() {
+    let bin = build(SPEC);
+    let broker = Broker::start();
+    broker.create_topic(TOPIC, 1);
+    let all = readings(99);
+    let rows = expected_rows(&all);
+    let trial_dir: PathBuf = workdir("kafka_checkpoints_trial");
+    // The topic is written chunk by chunk while the trial runs, so kills land mid-stream.
+    let chunks: Vec<Vec<Message>> = all
+        .chunks(PER_CHUNK)
+        .map(|c| c.iter().map(Message::value).collect())
+        .collect();
+    let kills = std::thread::scope(|scope| {
+        let broker = &broker;
+        let producing = scope.spawn(move || {
+            for chunk in chunks {
+                broker.produce(TOPIC, &chunk);
+            }
+        });
+        let mut rng = Rng(5);
+        let mut kills = 0;
+        while kills < 6 {
+            // Killed a random moment after it joined the group and got the partition
+            // (a restart first waits for the killed member's session to expire).
+            let assigned = assignments(&trial_dir);
+            let mut child = start(&bin, broker, &trial_dir, "trial");
+            support::wait_until("the partition assigned", || assignments(&trial_dir) > assigned);
+            std::thread::sleep(Duration::from_millis(rng.below(1_500)));
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "see {}",
+                trial_dir.join("runs.log").display()
+            );
+            child.kill().unwrap();
+            child.wait().unwrap();
+            kills += 1;
+        }
+        producing.join().unwrap();
+        kills
+    });
+    let trial = finish(start(&bin, &broker, &trial_dir, "trial"), &trial_dir, rows);
+    // The reference: a fresh group and state directory, never interrupted.
+    let reference_dir = workdir("kafka_checkpoints_reference");
+    let reference = finish(start(&bin, &broker, &reference_dir, "reference"), &reference_dir, rows);
+    assert_eq!(lines(&reference_dir), rows);
+    assert!(
+        trial == reference,
+        "after {kills} kills the output differs: {} vs {} bytes",
+        trial.len(),
+        reference.len()
+    );
+    let log = std::fs::read_to_string(trial_dir.join("runs.log")).unwrap();
+    assert!(log.contains("state restored"), "{log}");
+    eprintln!("kafka crash trial: {kills} kills, {rows} rows, outputs equal");
+}
