@@ -323,6 +323,7 @@ fn a_bundle_unpacks_into_a_verified_unit_and_every_setting() {
         "Restart=on-failure",
         "DynamicUser=yes",
         "StateDirectory=sensor_windows",
+        "Environment=RILL_STATE_DIR=/var/lib/sensor_windows/state",
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
         "EnvironmentFile=/etc/sensor_windows/sensor_windows.env",

@@ -104,6 +104,9 @@ impl Bundle<'_> {
              [Service]\n\
              Type=exec\n\
              ExecStart=/usr/local/bin/{name} $RILL_ARGS\n\
+             # Checkpoints (state, positions) survive restarts and power cuts here; the\n\
+             # environment file may move them.\n\
+             Environment=RILL_STATE_DIR=/var/lib/{name}/state\n\
              EnvironmentFile=/etc/{name}/{name}.env\n\
              # A user of its own, made when the service starts; its state directory\n\
              # /var/lib/{name} is where relative paths in the spec land.\n\
@@ -115,9 +118,10 @@ impl Bundle<'_> {
              RestartSec=2s\n\
              # Exit code 2 is a bad command line or setting: restarting cannot help.\n\
              RestartPreventExitStatus=2\n\
-             # SIGTERM drains what is in flight and flushes every output.\n\
+             # SIGTERM drains what is in flight, flushes every output and writes a final\n\
+             # checkpoint, within RILL_SHUTDOWN_TIMEOUT (30 s); systemd waits a bit longer.\n\
              KillSignal=SIGTERM\n\
-             TimeoutStopSec=30s\n\
+             TimeoutStopSec=45s\n\
              NoNewPrivileges=yes\n\
              ProtectSystem=strict\n\
              ProtectHome=yes\n\
@@ -159,13 +163,20 @@ impl Bundle<'_> {
              # (`{name} --help` lists the same settings.)\n\
              \n\
              # Options for the binary: --set KEY=VALUE (any setting below), --log-level LEVEL,\n\
-             # --batch-size N, --metrics-addr ADDR.\n\
+             # --batch-size N, --metrics-addr ADDR, --reset-state (once, to discard old state).\n\
              RILL_ARGS=\n\
              # Log level: error, warn, info or debug.\n\
              #RILL_LOG=info\n\
              # Serve Prometheus metrics at /metrics and a health check at /health (nothing listens\n\
              # unless this is set).\n\
-             #RILL_METRICS_ADDR=127.0.0.1:9464\n",
+             #RILL_METRICS_ADDR=127.0.0.1:9464\n\
+             # Where checkpoints and disk buffers live (the unit sets /var/lib/{name}/state;\n\
+             # empty: no checkpoints). `{name} state check DIR` verifies them.\n\
+             #RILL_STATE_DIR=/var/lib/{name}/state\n\
+             # Time between checkpoints.\n\
+             #RILL_CHECKPOINT_INTERVAL=10s\n\
+             # Longest wait for a clean stop after SIGTERM (keep it below TimeoutStopSec).\n\
+             #RILL_SHUTDOWN_TIMEOUT=30s\n",
             pipeline = self.ir.name,
             hash = self.ir.spec_hash,
         );
