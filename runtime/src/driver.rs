@@ -312,7 +312,13 @@ pub fn run_with_args<P: Pipeline>(
     let mut store = match option_or_env(args.state_dir, "RILL_STATE_DIR") {
         None if args.reset_state => return start_exit("--reset-state needs a state directory (--state-dir)"),
         None => None,
-        Some(dir) => match StateStore::open(std::path::Path::new(&dir), interval, args.reset_state, info) {
+        Some(dir) => match StateStore::open(
+            std::path::Path::new(&dir),
+            interval,
+            args.reset_state,
+            info,
+            &ctx.events,
+        ) {
             Ok(store) => Some(store),
             Err(e) => return start_exit(e.message()),
         },

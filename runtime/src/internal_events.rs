@@ -257,13 +257,75 @@ impl Tally {
     }
 }
 
+/// What the checkpoints of a run did (with a state directory), for `/metrics` and
+/// `/health`.
+#[derive(Debug, Default)]
+pub struct CheckpointStats {
+    enabled: AtomicBool,
+    written: AtomicU64,
+    failed: AtomicU64,
+    put_off: AtomicU64,
+    /// Unix ms of the last checkpoint written (or found unchanged), 0 before.
+    last_ms: AtomicI64,
+    last_bytes: AtomicU64,
+    last_micros: AtomicU64,
+    /// The last attempt failed to write.
+    failing: AtomicBool,
+}
+
+impl CheckpointStats {
+    /// Checkpoints are on for this run.
+    pub fn enable(&self) {
+        self.enabled.store(true, Ordering::Relaxed);
+    }
+    pub fn enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+    /// A checkpoint of `bytes` was written in `micros` (or, with `bytes` 0, the state had
+    /// not changed since the last one, which still holds).
+    pub fn written(&self, bytes: u64, micros: u64) {
+        if bytes > 0 {
+            self.written.fetch_add(1, Ordering::Relaxed);
+            self.last_bytes.store(bytes, Ordering::Relaxed);
+            self.last_micros.store(micros, Ordering::Relaxed);
+        }
+        self.last_ms.store(crate::fns::now_ms(), Ordering::Relaxed);
+        self.failing.store(false, Ordering::Relaxed);
+    }
+    pub fn failed(&self) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        self.failing.store(true, Ordering::Relaxed);
+    }
+    /// Put off because messages were still unconfirmed.
+    pub fn put_off(&self) {
+        self.put_off.fetch_add(1, Ordering::Relaxed);
+    }
+    /// `(written, failed, put off)` so far.
+    pub fn totals(&self) -> (u64, u64, u64) {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        (load(&self.written), load(&self.failed), load(&self.put_off))
+    }
+    /// Unix ms of the last good checkpoint (0: none yet), its bytes and write time (µs).
+    pub fn last(&self) -> (i64, u64, u64) {
+        (
+            self.last_ms.load(Ordering::Relaxed),
+            self.last_bytes.load(Ordering::Relaxed),
+            self.last_micros.load(Ordering::Relaxed),
+        )
+    }
+    pub fn failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
+    }
+}
+
 /// The registry of every component's counters, in registration order, the sources'
-/// connections, and when the driver loop last completed a step.
+/// connections, when the driver loop last completed a step, and the checkpoints.
 #[derive(Debug, Clone)]
 pub struct Events {
     components: Arc<Mutex<Vec<Counters>>>,
     connections: Arc<Mutex<Vec<Connection>>>,
     clock: Arc<Clock>,
+    checkpoints: Arc<CheckpointStats>,
 }
 
 /// When the run started, and when the step the driver loop is in began (ms after the
@@ -288,6 +350,7 @@ impl Default for Events {
                 started_unix,
                 step_began: AtomicU64::new(0),
             }),
+            checkpoints: Arc::default(),
         }
     }
 }
@@ -339,6 +402,10 @@ impl Events {
                 .elapsed()
                 .saturating_sub(std::time::Duration::from_millis(began - 1)),
         }
+    }
+
+    pub fn checkpoints(&self) -> &CheckpointStats {
+        &self.checkpoints
     }
 
     /// Time since the registry was made (at the start of the run).

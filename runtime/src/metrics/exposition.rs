@@ -208,6 +208,51 @@ pub fn render(events: &Events, info: &PipelineInfo) -> String {
         "Start time of the process since unix epoch in seconds.",
     );
     sample(&mut out, name, &[], events.started_unix());
+    let stats = events.checkpoints();
+    if stats.enabled() {
+        let (written, failed, put_off) = stats.totals();
+        let (last_ms, bytes, micros) = stats.last();
+        for (name, help, value) in [
+            (
+                "rill_checkpoints_written_total",
+                "Checkpoints written to the state directory.",
+                written,
+            ),
+            (
+                "rill_checkpoint_failures_total",
+                "Checkpoints that could not be written (the previous one stays).",
+                failed,
+            ),
+            (
+                "rill_checkpoints_put_off_total",
+                "Checkpoints put off because messages were still unconfirmed.",
+                put_off,
+            ),
+        ] {
+            header(&mut out, name, "counter", help);
+            sample(&mut out, name, &[], value as f64);
+        }
+        for (name, help, value) in [
+            (
+                "rill_checkpoint_last_success_timestamp_seconds",
+                "When the last good checkpoint was taken (Unix seconds; 0: none yet).",
+                last_ms as f64 / 1000.0,
+            ),
+            (
+                "rill_checkpoint_bytes",
+                "Size of the last checkpoint written.",
+                bytes as f64,
+            ),
+            (
+                "rill_checkpoint_write_seconds",
+                "Time the last checkpoint took to save and write.",
+                micros as f64 / 1e6,
+            ),
+        ] {
+            header(&mut out, name, "gauge", help);
+            sample(&mut out, name, &[], value);
+        }
+    }
     let name = "rill_uptime_seconds";
     header(&mut out, name, "gauge", "Seconds since the pipeline started.");
     sample(&mut out, name, &[], events.uptime().as_secs_f64());
@@ -313,6 +358,26 @@ mod tests {
                 "{name}: counters end in _total"
             );
             assert!(!help.is_empty() && !help.contains('\n'), "{name}");
+        }
+    }
+
+    #[test]
+    fn checkpoint_metrics_appear_only_with_checkpoints_on() {
+        let events = Events::new();
+        assert!(!render(&events, &INFO).contains("rill_checkpoint"));
+        events.checkpoints().enable();
+        events.checkpoints().written(4096, 1500);
+        events.checkpoints().put_off();
+        let text = render(&events, &INFO);
+        for line in [
+            "rill_checkpoints_written_total 1",
+            "rill_checkpoint_failures_total 0",
+            "rill_checkpoints_put_off_total 1",
+            "rill_checkpoint_bytes 4096",
+            "rill_checkpoint_write_seconds 0.0015",
+            "# TYPE rill_checkpoint_last_success_timestamp_seconds gauge",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
         }
     }
 

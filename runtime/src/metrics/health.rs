@@ -30,6 +30,9 @@ fn verdict(events: &Events, stalled_after: Duration) -> Verdict {
             reasons.push(format!("{}: not connected: {problem}", connection.name()));
         }
     }
+    if events.checkpoints().failing() {
+        reasons.push("checkpoints: the last one could not be written (see the log); the previous one stays".to_owned());
+    }
     let running = events.step_running_for();
     if running >= stalled_after && running > Duration::ZERO {
         reasons.push(format!(
@@ -79,5 +82,21 @@ mod tests {
             .as_str()
             .unwrap_or_default()
             .starts_with("no progress"));
+    }
+
+    #[test]
+    fn unhealthy_while_checkpoints_fail_to_be_written() {
+        let events = Events::new();
+        events.checkpoints().enable();
+        events.checkpoints().failed();
+        let v = verdict(&events, Duration::from_secs(60));
+        assert!(!v.healthy);
+        assert!(v.body["reasons"][0]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("checkpoints: the last one could not be written"));
+        events.checkpoints().written(100, 5);
+        assert!(verdict(&events, Duration::from_secs(60)).healthy);
+        assert_eq!(events.checkpoints().totals(), (1, 1, 0));
     }
 }

@@ -18,6 +18,7 @@ pub mod file;
 
 use crate::driver::{Pipeline, PipelineInfo};
 use crate::errors::{RunError, StartError};
+use crate::internal_events::Events;
 use file::Checkpoint;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -75,12 +76,20 @@ pub struct StateStore {
     /// checkpoint every interval (flash storage wears).
     last_sections: Vec<(String, Vec<u8>)>,
     info: &'static PipelineInfo,
+    /// Where `/metrics` and `/health` read what the checkpoints did.
+    events: Events,
 }
 
 impl StateStore {
     /// Opens (creating) `dir`, locks it, and loads the newest valid checkpoint; with
     /// `reset`, removes the checkpoints first. Refuses state written by another spec.
-    pub fn open(dir: &Path, interval: Duration, reset: bool, info: &'static PipelineInfo) -> Result<Self, StartError> {
+    pub fn open(
+        dir: &Path,
+        interval: Duration,
+        reset: bool,
+        info: &'static PipelineInfo,
+        events: &Events,
+    ) -> Result<Self, StartError> {
         let shown = dir.display();
         let fail =
             |what: &str, e: std::io::Error| StartError::new(format!("state directory `{shown}`: cannot {what}: {e}"));
@@ -128,6 +137,10 @@ impl StateStore {
             interval,
             last: Instant::now(),
             info,
+            events: {
+                events.checkpoints().enable();
+                events.clone()
+            },
         })
     }
 
@@ -201,6 +214,7 @@ impl StateStore {
                 break;
             }
             if waited.elapsed() >= DRAIN_LIMIT || crate::shutdown::give_up_waiting() {
+                self.events.checkpoints().put_off();
                 crate::log::warn(
                     "checkpoint put off: messages still unconfirmed",
                     &[("in_flight", acks.in_flight().into())],
@@ -241,6 +255,7 @@ impl StateStore {
         if sections == self.last_sections {
             // Nothing changed since the last one: it still holds.
             acks.checkpointed(acks.epoch());
+            self.events.checkpoints().written(0, 0);
             return Ok(true);
         }
         let cp = Checkpoint {
@@ -254,6 +269,9 @@ impl StateStore {
             Ok(bytes) => {
                 self.next_seq += 1;
                 acks.checkpointed(acks.epoch());
+                self.events
+                    .checkpoints()
+                    .written(bytes, started.elapsed().as_micros() as u64);
                 crate::log::debug(
                     "checkpoint written",
                     &[
@@ -266,6 +284,7 @@ impl StateStore {
                 Ok(true)
             }
             Err(e) => {
+                self.events.checkpoints().failed();
                 crate::log::error("checkpoint not written; the previous one stays", &[("error", e.into())]);
                 Ok(false)
             }
@@ -366,7 +385,7 @@ mod tests {
     }
 
     fn open(dir: &Path, info: &'static PipelineInfo, reset: bool) -> Result<StateStore, StartError> {
-        StateStore::open(dir, Duration::ZERO, reset, info)
+        StateStore::open(dir, Duration::ZERO, reset, info, &Events::new())
     }
 
     #[test]
