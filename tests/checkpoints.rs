@@ -376,3 +376,62 @@ fn one_state_directory_serves_one_process_at_a_time() {
     let out = first.wait();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn a_full_disk_under_the_state_directory_costs_checkpoints_not_records() {
+    let bin = build(SPEC);
+    let files = Files::new("checkpoints_full_disk", &readings(17, 20_000));
+    let expected = files.reference(&bin);
+    let disk = support::TinyDisk::mount(&files.dir.join("state"), 64);
+    // Leave too little room for a checkpoint: each one fails, the run goes on.
+    let filler = disk.0.join("filler");
+    let _ = Command::new("dd")
+        .args(["if=/dev/zero", "bs=1k", "count=64"])
+        .arg(format!("of={}", filler.display()))
+        .stderr(Stdio::null())
+        .status();
+    let state = files.state();
+    let out = files
+        .command(
+            &bin,
+            &[
+                "--state-dir",
+                &state,
+                "--checkpoint-interval",
+                "5ms",
+                "--batch-size",
+                "64",
+            ],
+        )
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the final checkpoint failed, and says so: {log}"
+    );
+    assert!(log.contains("checkpoint not written; the previous one stays"), "{log}");
+    assert!(log.contains("No space left on device"), "{log}");
+    assert!(log.contains("the final checkpoint could not be written"), "{log}");
+    assert_same_outputs(&files.outputs(), &expected, &Trial::default());
+    let left: Vec<String> = std::fs::read_dir(disk.0.join("checkpoints"))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "no half-written checkpoint is left behind: {left:?}");
+    // With room again, the next start runs from the beginning and checkpoints.
+    std::fs::remove_file(&filler).unwrap();
+    let out = files
+        .command(&bin, &["--state-dir", &state])
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_same_outputs(&files.outputs(), &expected, &Trial::default());
+    let (code, report) = state_check(&bin, &state, false);
+    assert_eq!((code, report.contains("state: ok")), (0, true), "{report}");
+}

@@ -8,10 +8,10 @@ mod support;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use support::{build, counter, counters, json_lines};
+use support::{build, counter, counters, json_lines, TinyDisk};
 
 fn mkfifo(path: &Path) {
     assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
@@ -132,31 +132,6 @@ fn a_full_disk_under_one_sink_fails_the_run_but_every_other_output_is_written() 
         "nothing reached the full disk"
     );
     assert_eq!(counter(&counts, "sinks.ratios", "dropped"), 450);
-}
-
-/// A tmpfs of `kib` KiB mounted on `dir` for the life of the value: a disk that fills up.
-struct TinyDisk(PathBuf);
-
-impl TinyDisk {
-    fn mount(dir: &Path, kib: u32) -> TinyDisk {
-        fs::create_dir_all(dir).unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
-            .arg(dir)
-            .status()
-            .unwrap();
-        assert!(
-            status.success(),
-            "mounting a tmpfs needs root (the tests run as root in CI)"
-        );
-        TinyDisk(dir.to_path_buf())
-    }
-}
-
-impl Drop for TinyDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
 }
 
 #[test]

@@ -445,3 +445,28 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// A tmpfs of `kib` KiB mounted on `dir` for the life of the value: a disk that fills up.
+pub struct TinyDisk(pub PathBuf);
+
+impl TinyDisk {
+    pub fn mount(dir: &Path, kib: u32) -> TinyDisk {
+        std::fs::create_dir_all(dir).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root (the tests run as root in CI)"
+        );
+        TinyDisk(dir.to_path_buf())
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
