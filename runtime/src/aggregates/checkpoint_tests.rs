@@ -18,7 +18,11 @@ where
 {
     let bytes = postcard::to_allocvec(a).expect("saved");
     let mut restored: A = postcard::from_bytes(&bytes).expect("restored");
-    assert_eq!(view(restored.result()), view(a.result()), "the same result after restoring");
+    assert_eq!(
+        view(restored.result()),
+        view(a.result()),
+        "the same result after restoring"
+    );
     let mut original = a.clone();
     for (v, t) in more {
         assert_eq!(
@@ -27,7 +31,11 @@ where
             "the same add"
         );
     }
-    assert_eq!(view(restored.result()), view(original.result()), "the same result after more values");
+    assert_eq!(
+        view(restored.result()),
+        view(original.result()),
+        "the same result after more values"
+    );
     for len in 0..bytes.len() {
         assert!(
             postcard::from_bytes::<A>(&bytes[..len]).is_err(),
@@ -49,7 +57,15 @@ fn bits(v: Option<f64>) -> Option<u64> {
     v.map(f64::to_bits)
 }
 
-const EDGES: [f64; 7] = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0, f64::MIN_POSITIVE, f64::MAX, -1.5];
+const EDGES: [f64; 7] = [
+    f64::NAN,
+    f64::INFINITY,
+    f64::NEG_INFINITY,
+    -0.0,
+    f64::MIN_POSITIVE,
+    f64::MAX,
+    -1.5,
+];
 
 #[test]
 fn count_and_integer_sums_keep_their_limits() {
@@ -57,7 +73,10 @@ fn count_and_integer_sums_keep_their_limits() {
     check(&fold(Count::new(), [(), ()]), &[((), 0)], |r| r);
     let max: Count = postcard::from_bytes(&postcard::to_allocvec(&i64::MAX).unwrap()).unwrap();
     let mut restored = max.clone();
-    assert!(restored.add((), 0).is_err(), "a restored count still refuses to overflow");
+    assert!(
+        restored.add((), 0).is_err(),
+        "a restored count still refuses to overflow"
+    );
     assert_eq!(restored.result(), i64::MAX);
 
     check(&Sum::<i64>::new(), &[(7, 0)], |r| r);
@@ -93,14 +112,22 @@ fn extremes_first_last_and_collect_round_trip() {
     check(&fold(Min::<i64>::new(), [i64::MAX, i64::MIN]), &[(0, 0)], |r| r);
     check(&fold(Max::<i64>::new(), [i64::MIN]), &[(i64::MAX, 0)], |r| r);
     check(&Min::<String>::new(), &[("b".into(), 0)], |r| r);
-    check(&fold(Max::<String>::new(), ["é".into(), "".into()]), &[("z".into(), 0)], |r| r);
+    check(
+        &fold(Max::<String>::new(), ["é".into(), "".into()]),
+        &[("z".into(), 0)],
+        |r| r,
+    );
     check(&fold(Min::<bool>::new(), [true]), &[(false, 0)], |r| r);
     let first = fold(First::<String>::new(), ["a".into(), "b".into()]);
     check(&first, &[("earlier".into(), -1), ("later".into(), 99)], |r| r);
     check(&First::<Option<i64>>::new(), &[(None, 5)], |r| r);
     let last = fold(Last::<i64>::new(), [i64::MIN, i64::MAX]);
     check(&last, &[(0, 1), (5, 0)], |r| r);
-    check(&fold(Collect::<String>::new(3), ["x".into()]), &[("y".into(), 0)], |r| r);
+    check(
+        &fold(Collect::<String>::new(3), ["x".into()]),
+        &[("y".into(), 0)],
+        |r| r,
+    );
     let full = fold(Collect::<i64>::new(2), [i64::MIN, i64::MAX, 0]);
     let bytes = check(&full, &[(1, 0)], |r| r);
     let restored: Collect<i64> = postcard::from_bytes(&bytes).unwrap();
@@ -121,7 +148,10 @@ fn distinct_counts_round_trip_sparse_and_dense() {
     // Past 256 hashes after restoring: both switch to registers the same way.
     let more: Vec<(i64, i64)> = (1_000..1_100).map(|v| (v, 0)).collect();
     check(&sparse, &more, |r| r);
-    let dense = fold(ApproxCountDistinct::<String>::new(), (0..10_000).map(|i| format!("k{i}")));
+    let dense = fold(
+        ApproxCountDistinct::<String>::new(),
+        (0..10_000).map(|i| format!("k{i}")),
+    );
     assert_eq!(dense.heap_bytes(), 4096, "registers");
     check(&dense, &[("new".into(), 0)], |r| r);
 }
@@ -151,34 +181,63 @@ fn decodes<T: DeserializeOwned>(value: &impl Serialize) -> Result<T, postcard::E
 fn impossible_saved_state_is_refused() {
     // Sketch variants: 0 = sparse hashes, 1 = dense registers.
     type Approx = ApproxCountDistinct<i64>;
-    assert!(decodes::<Approx>(&(1u32, vec![0u8; 4096])).is_ok(), "the shape is right");
+    assert!(
+        decodes::<Approx>(&(1u32, vec![0u8; 4096])).is_ok(),
+        "the shape is right"
+    );
     assert!(decodes::<Approx>(&(1u32, vec![0u8; 100])).is_err(), "too few registers");
     let mut registers = vec![0u8; 4096];
     registers[7] = 64;
-    assert!(decodes::<Approx>(&(1u32, registers)).is_err(), "a register past any rank");
+    assert!(
+        decodes::<Approx>(&(1u32, registers)).is_err(),
+        "a register past any rank"
+    );
     assert!(decodes::<Approx>(&(0u32, vec![1u64, 5, 9])).is_ok());
-    assert!(decodes::<Approx>(&(0u32, vec![5u64, 1])).is_err(), "hashes out of order");
+    assert!(
+        decodes::<Approx>(&(0u32, vec![5u64, 1])).is_err(),
+        "hashes out of order"
+    );
     assert!(decodes::<Approx>(&(0u32, vec![5u64, 5])).is_err(), "a hash twice");
-    assert!(decodes::<Approx>(&(0u32, (0..300u64).collect::<Vec<_>>())).is_err(), "too many");
+    assert!(
+        decodes::<Approx>(&(0u32, (0..300u64).collect::<Vec<_>>())).is_err(),
+        "too many"
+    );
     assert!(decodes::<Approx>(&(2u32, vec![0u8])).is_err(), "no such variant");
 
     // Collect: values, limit, omitted.
     assert!(decodes::<Collect<i64>>(&(vec![1i64, 2], 2usize, 0u64)).is_ok());
-    assert!(decodes::<Collect<i64>>(&(vec![1i64, 2, 3], 2usize, 0u64)).is_err(), "over its limit");
+    assert!(
+        decodes::<Collect<i64>>(&(vec![1i64, 2, 3], 2usize, 0u64)).is_err(),
+        "over its limit"
+    );
 
     // Percentile: q, positive and negative stores (counts, offset), zeros, -inf, count, min, max.
     let store = |counts: Vec<u64>, offset: i32| (counts, offset);
     let empty = store(vec![], 0);
-    let saved = |q: f64, positive: (Vec<u64>, i32), count: u64| {
-        (q, positive, empty.clone(), 0u64, 0u64, count, 1.0f64, 2.0f64)
-    };
+    let saved =
+        |q: f64, positive: (Vec<u64>, i32), count: u64| (q, positive, empty.clone(), 0u64, 0u64, count, 1.0f64, 2.0f64);
     assert!(decodes::<Percentile>(&saved(0.5, store(vec![1, 2], 10), 3)).is_ok());
-    assert!(decodes::<Percentile>(&saved(1.5, store(vec![1, 2], 10), 3)).is_err(), "q outside [0, 1]");
-    assert!(decodes::<Percentile>(&saved(0.5, store(vec![1, 2], 10), 2)).is_err(), "more than counted");
+    assert!(
+        decodes::<Percentile>(&saved(1.5, store(vec![1, 2], 10), 3)).is_err(),
+        "q outside [0, 1]"
+    );
+    assert!(
+        decodes::<Percentile>(&saved(0.5, store(vec![1, 2], 10), 2)).is_err(),
+        "more than counted"
+    );
     assert!(decodes::<Percentile>(&saved(0.5, store(vec![u64::MAX, 2], 10), u64::MAX)).is_err());
-    assert!(decodes::<Percentile>(&saved(0.5, store(vec![1], i32::MAX), 1)).is_err(), "index past f64::MAX");
-    assert!(decodes::<Percentile>(&saved(0.5, store(vec![1], -5_000), 1)).is_err(), "index below 1e-9");
-    assert!(decodes::<Percentile>(&saved(0.5, store(vec![0; 3000], 0), 1)).is_err(), "too many buckets");
+    assert!(
+        decodes::<Percentile>(&saved(0.5, store(vec![1], i32::MAX), 1)).is_err(),
+        "index past f64::MAX"
+    );
+    assert!(
+        decodes::<Percentile>(&saved(0.5, store(vec![1], -5_000), 1)).is_err(),
+        "index below 1e-9"
+    );
+    assert!(
+        decodes::<Percentile>(&saved(0.5, store(vec![0; 3000], 0), 1)).is_err(),
+        "too many buckets"
+    );
 }
 
 #[test]
