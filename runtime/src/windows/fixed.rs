@@ -47,12 +47,15 @@ const BTREE_ENTRY_OVERHEAD: usize = 16;
 #[derive(Serialize, Deserialize)]
 struct Saved<M> {
     wm: i64,
-    open: Vec<((i64, i64), M)>,
-    retained: Vec<((i64, i64), M)>,
+    open: SavedBins<M>,
+    retained: SavedBins<M>,
 }
 
+/// Windows as saved: `((end, start), accumulators by key)`, in order.
+type SavedBins<M> = Vec<((i64, i64), M)>;
+
 /// The windows of `bins`, borrowed for saving.
-fn saved_bins<A: Aggregation>(bins: &Bins<A>) -> Vec<((i64, i64), Sorted<'_, A::Key, A::Acc>)> {
+fn saved_bins<A: Aggregation>(bins: &Bins<A>) -> SavedBins<Sorted<'_, A::Key, A::Acc>> {
     bins.iter().map(|(&window, bin)| (window, Sorted(&bin.keys))).collect()
 }
 
@@ -446,7 +449,7 @@ impl<A: Aggregation> KeyedOperator<A> for FixedWindows<A> {
             return Err("a window ends before any record".into());
         }
         let epoch = self.epoch;
-        let bins = |windows: Vec<((i64, i64), HashMap<A::Key, A::Acc>)>| -> Bins<A> {
+        let bins = |windows: SavedBins<HashMap<A::Key, A::Acc>>| -> Bins<A> {
             windows
                 .into_iter()
                 .map(|(window, keys)| (window, Bin { keys, min_epoch: epoch }))

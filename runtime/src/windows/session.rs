@@ -49,6 +49,9 @@ struct Session<Acc> {
     acc: Acc,
 }
 
+/// Per key, its sessions.
+type SessionsByKey<A> = HashMap<<A as Aggregation>::Key, Vec<Session<<A as Aggregation>::Acc>>>;
+
 /// What a checkpoint holds of [`SessionWindows`]: the watermark and each key's sessions.
 /// `M` is [`Sorted`] when saving and a `HashMap` when restoring.
 #[derive(Serialize, Deserialize)]
@@ -105,7 +108,7 @@ pub struct SessionWindows<A: Aggregation> {
     /// The last watermark (`i64::MIN` before the first).
     wm: i64,
     /// Per key, its sessions sorted by start (never empty).
-    keys: HashMap<A::Key, Vec<Session<A::Acc>>>,
+    keys: SessionsByKey<A>,
     /// `(timer, key)` of the sessions not fired yet (and orphans).
     timers: BTreeSet<(i64, A::Key)>,
     /// `(timer, key)` of the fired sessions kept for late records (and orphans).
@@ -480,7 +483,7 @@ impl<A: Aggregation> KeyedOperator<A> for SessionWindows<A> {
     /// hold the current epoch: what they held before is in the checkpoint, which confirms
     /// its sources' positions by itself.
     fn restore_state(&mut self, saved: &[u8]) -> Result<(), String> {
-        let saved: Saved<HashMap<A::Key, Vec<Session<A::Acc>>>> = restore(saved)?;
+        let saved: Saved<SessionsByKey<A>> = restore(saved)?;
         let (mut timers, mut expiries) = (BTreeSet::new(), BTreeSet::new());
         let mut keys = saved.keys;
         for (key, sessions) in keys.iter_mut() {
@@ -1010,8 +1013,9 @@ mod tests {
     #[test]
     fn damaged_state_is_an_error_never_a_panic() {
         assert_garbage_never_panics(|| sessions(5_000, 10_000));
-        // Sessions as (start, end, timer, fired, emitted, (count, sum)).
-        let restore = |list: Vec<(i64, i64, i64, bool, bool, (i64, i64))>| {
+        // A session as saved: start, end, timer, fired, emitted, (count, sum).
+        type Saved = (i64, i64, i64, bool, bool, (i64, i64));
+        let restore = |list: Vec<Saved>| {
             let saved = postcard::to_allocvec(&(0i64, HashMap::from([("a".to_string(), list)]))).unwrap();
             sessions(5_000, 0).restore_state(&saved)
         };
