@@ -263,12 +263,16 @@ impl serde::de::Visitor<'_> for Rfc3339Visitor {
 
 /// `#[serde(with = "rill_runtime::codegen::ts_seconds")]` on an `i64` millisecond field
 /// whose wire form is Unix seconds. Accepts integer or float seconds on input; writes an
-/// integer when the value is whole seconds, else a float.
+/// integer when the value is whole seconds, else a float. In a binary format (a
+/// checkpoint, where a first value or a collected record is saved), plain milliseconds:
+/// such a format cannot tell an integer from a float on reading.
 pub mod ts_seconds {
-    use serde::{Deserializer, Serializer};
+    use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
-        if ms % 1000 == 0 {
+        if !s.is_human_readable() {
+            s.serialize_i64(*ms)
+        } else if ms % 1000 == 0 {
             s.serialize_i64(ms / 1000)
         } else {
             s.serialize_f64(*ms as f64 / 1000.0)
@@ -276,20 +280,30 @@ pub mod ts_seconds {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        if !d.is_human_readable() {
+            return i64::deserialize(d);
+        }
         d.deserialize_any(super::SecondsVisitor)
     }
 }
 
 /// `#[serde(with = "rill_runtime::codegen::ts_rfc3339")]` on an `i64` millisecond field
-/// whose wire form is an RFC 3339 string (written as `2024-01-01T00:00:00.123Z`).
+/// whose wire form is an RFC 3339 string (written as `2024-01-01T00:00:00.123Z`). In a
+/// binary format (a checkpoint), plain milliseconds: every value round-trips.
 pub mod ts_rfc3339 {
-    use serde::{Deserializer, Serializer};
+    use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+        if !s.is_human_readable() {
+            return s.serialize_i64(*ms);
+        }
         s.collect_str(&super::Rfc3339Buf::new(*ms))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        if !d.is_human_readable() {
+            return i64::deserialize(d);
+        }
         d.deserialize_str(super::Rfc3339Visitor)
     }
 }
@@ -479,6 +493,22 @@ mod tests {
                 or: Some(1)
             })
         );
+    }
+
+    #[test]
+    fn timestamps_in_any_representation_round_trip_through_a_checkpoint() {
+        // A record with such fields can be held in state (`first(location)`), and
+        // checkpoints use postcard, which cannot tell an integer from a float on reading.
+        for ms in [0, 1_500, -1, i64::MIN, i64::MAX, 253_402_300_800_000] {
+            let rec = Rec {
+                s: ms,
+                r: ms,
+                os: Some(ms),
+                or: None,
+            };
+            let bytes = postcard::to_allocvec(&rec).unwrap_or_default();
+            assert_eq!(postcard::from_bytes::<Rec>(&bytes).ok(), Some(rec), "{ms}");
+        }
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //!
 //! The runtime decides *when* (windows, watermarks, lateness); this emits *what*: one
 //! `<Name>Acc` struct with a runtime aggregator per aggregate, and a `<Name>Agg` unit
-//! struct implementing `Aggregation` (key type, add, merge, output record).
+//! struct implementing `Aggregation` (key type, add, merge, output record). The
+//! accumulator derives serde's traits, as the key types have them, so checkpoints can
+//! save both.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -288,7 +290,8 @@ pub fn items(op: &IrOperator, exprs: &mut ExprGen) -> TokenStream {
     let doc_agg = format!(" What `{component}` computes per key.");
     quote! {
         #[doc = #doc_acc]
-        #[derive(Debug, Clone)]
+        #[derive(Debug, Clone, Serialize, Deserialize)]
+        #[serde(crate = "rill_runtime::codegen::serde")]
         struct #acc {
             #(#acc_fields)*
         }

@@ -3,9 +3,10 @@
 use super::Aggregator;
 use crate::errors::EvalError;
 use crate::fns::Arith;
+use serde::{Deserialize, Serialize};
 
 /// The number of records.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Count {
     n: i64,
 }
@@ -40,7 +41,7 @@ impl Aggregator for Count {
 /// Integer sums are checked: an overflow fails the record and leaves the sum as it was,
 /// so one bad record never poisons the window. Float sums add in call order with plain
 /// `+`, so they match a hand-written loop bit for bit.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Sum<T> {
     total: T,
 }
@@ -76,7 +77,7 @@ fn is_nan_like<T: PartialOrd>(v: &T) -> bool {
 }
 
 /// The smallest value (NaN ignored; on ties the value held first is kept).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Min<T> {
     value: Option<T>,
 }
@@ -121,7 +122,7 @@ impl<T: PartialOrd + Clone> Aggregator for Min<T> {
 }
 
 /// The largest value (NaN ignored; on ties the value held first is kept).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Max<T> {
     value: Option<T>,
 }
@@ -167,7 +168,7 @@ impl<T: PartialOrd + Clone> Aggregator for Max<T> {
 
 /// The arithmetic mean, `sum / count as f64` with the sum added in call order: exactly
 /// what a hand-written loop computes, so outputs compare byte for byte.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Avg {
     sum: f64,
     count: u64,
@@ -203,7 +204,7 @@ impl Aggregator for Avg {
 /// The value with the smallest event time. Ties keep the value held first (the one
 /// added first; in a merge, `self`'s), so the result does not depend on arrival order
 /// beyond what the timestamps leave open.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct First<T> {
     held: Option<(i64, T)>,
 }
@@ -246,7 +247,7 @@ impl<T: Clone> Aggregator for First<T> {
 
 /// The value with the largest event time. Ties take the later one (the one added last;
 /// in a merge, `other`'s), as "last" reads.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Last<T> {
     held: Option<(i64, T)>,
 }
@@ -289,7 +290,7 @@ impl<T: Clone> Aggregator for Last<T> {
 
 /// `min` of f64 values in 8 bytes instead of `Min<f64>`'s 16: NaN (which `add` ignores
 /// anyway) marks "no value yet". One of these per key per window adds up.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct MinF64 {
     value: f64,
 }
@@ -321,7 +322,7 @@ impl Aggregator for MinF64 {
 }
 
 /// `max` of f64 values in 8 bytes; see [`MinF64`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct MaxF64 {
     value: f64,
 }

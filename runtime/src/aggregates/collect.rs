@@ -2,14 +2,37 @@
 
 use super::Aggregator;
 use crate::errors::EvalError;
+use serde::{Deserialize, Serialize};
 
 /// The first `limit` values, in the order they were added; the rest are counted, not
 /// kept, so one busy key cannot exhaust memory.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(try_from = "SavedCollect<T>")]
 pub struct Collect<T> {
     values: Vec<T>,
     limit: usize,
     omitted: u64,
+}
+
+/// [`Collect`] as saved in a checkpoint, checked before use: more values than the limit
+/// would make `merge` underflow.
+#[derive(Deserialize)]
+struct SavedCollect<T> {
+    values: Vec<T>,
+    limit: usize,
+    omitted: u64,
+}
+
+impl<T> TryFrom<SavedCollect<T>> for Collect<T> {
+    type Error = String;
+
+    fn try_from(saved: SavedCollect<T>) -> Result<Self, String> {
+        let SavedCollect { values, limit, omitted } = saved;
+        if values.len() > limit {
+            return Err(format!("collect: {} values over a limit of {limit}", values.len()));
+        }
+        Ok(Collect { values, limit, omitted })
+    }
 }
 
 impl<T> Collect<T> {

@@ -19,6 +19,7 @@
 use super::hash::hash64;
 use super::Aggregator;
 use crate::errors::EvalError;
+use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::HashSet;
 use std::hash::Hash;
 use std::marker::PhantomData;
@@ -27,7 +28,8 @@ use std::marker::PhantomData;
 ///
 /// Floats are passed as their `f64::to_bits` so they can be hashed (NaNs with different
 /// payloads then count as different values; `0.0` and `-0.0` too).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(bound(serialize = "T: Serialize", deserialize = "T: Deserialize<'de> + Hash + Eq"))]
 pub struct CountDistinct<T> {
     // Iteration order never reaches a result, only the size, so any hasher is fine.
     set: HashSet<T>,
@@ -80,7 +82,7 @@ const REGISTERS: usize = 1 << P;
 /// half of the 4 KiB of registers, so the exact mode never costs more memory.
 const SPARSE_MAX: usize = 256;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 enum Sketch {
     /// The distinct 64-bit hashes seen, sorted; the count is exact (up to 64-bit hash
     /// collisions, which are negligible at this size).
@@ -91,8 +93,10 @@ enum Sketch {
 
 /// An approximate number of distinct values, in bounded memory (see the module docs for
 /// the accuracy).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(bound = "")]
 pub struct ApproxCountDistinct<T> {
+    #[serde(deserialize_with = "valid_sketch")]
     sketch: Sketch,
     // `fn(T)`: the sketch holds no `T`, so it is `Send`/`Sync` whatever `T` is.
     input: PhantomData<fn(T)>,
@@ -125,6 +129,26 @@ impl<T> ApproxCountDistinct<T> {
 impl<T> Default for ApproxCountDistinct<T> {
     fn default() -> Self {
         ApproxCountDistinct::new()
+    }
+}
+
+/// Reads a saved [`Sketch`], refusing one that could not have been built: registers of
+/// the wrong number or out of range (`estimate` shifts by them), or sparse hashes not
+/// strictly ascending or too many.
+fn valid_sketch<'de, D: Deserializer<'de>>(d: D) -> Result<Sketch, D::Error> {
+    let sketch = Sketch::deserialize(d)?;
+    let fault = match &sketch {
+        Sketch::Sparse(hashes) if hashes.len() > SPARSE_MAX => Some("too many exact hashes"),
+        Sketch::Sparse(hashes) if hashes.windows(2).any(|w| w[0] >= w[1]) => Some("exact hashes out of order"),
+        Sketch::Dense(registers) if registers.len() != REGISTERS => Some("the wrong number of registers"),
+        Sketch::Dense(registers) if registers.iter().any(|&r| u32::from(r) > 64 - P + 1) => {
+            Some("a register out of range")
+        }
+        _ => None,
+    };
+    match fault {
+        Some(fault) => Err(serde::de::Error::custom(format!("approx_count_distinct: {fault}"))),
+        None => Ok(sketch),
     }
 }
 

@@ -34,6 +34,8 @@
 //! dead letter) and leaves the state as it was, like every other failed `add`.
 
 mod basic;
+#[cfg(test)]
+mod checkpoint_tests;
 mod collect;
 mod distinct;
 mod hash;

@@ -8,9 +8,10 @@
 
 use super::Aggregator;
 use crate::errors::EvalError;
+use serde::{Deserialize, Serialize};
 
 /// Count, mean and sum of squared deviations from the mean (`m2`).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 struct Moments {
     n: u64,
     mean: f64,
@@ -50,7 +51,7 @@ impl Moments {
 macro_rules! moment_aggregate {
     ($(#[$doc:meta])* $name:ident, $ddof:expr, $finish:expr) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Default)]
+        #[derive(Debug, Clone, Default, Serialize, Deserialize)]
         pub struct $name {
             moments: Moments,
         }

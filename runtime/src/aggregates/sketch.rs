@@ -26,6 +26,7 @@
 
 use super::Aggregator;
 use crate::errors::EvalError;
+use serde::{Deserialize, Serialize};
 
 const ALPHA: f64 = 0.01;
 const GAMMA: f64 = (1.0 + ALPHA) / (1.0 - ALPHA);
@@ -37,7 +38,7 @@ const ZERO_THRESHOLD: f64 = 1e-9;
 const MAX_BUCKETS: usize = 2048;
 
 /// Counts per bucket index for a contiguous range of indices, starting at `offset`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Store {
     counts: Vec<u64>,
     offset: i32,
@@ -96,6 +97,29 @@ impl Store {
         }
     }
 
+    /// Checks a saved store: at most `MAX_BUCKETS` buckets, within the indices a finite
+    /// magnitude can have (so index arithmetic cannot overflow). Returns its total count.
+    fn check(&self) -> Result<u64, String> {
+        if self.counts.is_empty() {
+            return Ok(0);
+        }
+        let (lowest, highest) = (bucket_index(ZERO_THRESHOLD), bucket_index(f64::MAX));
+        if self.counts.len() > MAX_BUCKETS
+            || self.offset < lowest
+            || self.offset > highest - (self.counts.len() as i32 - 1)
+        {
+            return Err(format!(
+                "percentile: {} buckets from index {} do not fit",
+                self.counts.len(),
+                self.offset
+            ));
+        }
+        self.counts
+            .iter()
+            .try_fold(0u64, |sum, &c| sum.checked_add(c))
+            .ok_or_else(|| "percentile: bucket counts overflow".to_string())
+    }
+
     /// (index, count) of non-empty buckets, lowest index first.
     fn buckets(&self) -> impl DoubleEndedIterator<Item = (i32, u64)> + '_ {
         let offset = self.offset;
@@ -119,7 +143,8 @@ fn bucket_value(i: i32) -> f64 {
 }
 
 /// An approximate quantile of the values (see the module docs for the accuracy).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(try_from = "SavedPercentile")]
 pub struct Percentile {
     q: f64,
     positive: Store,
@@ -133,6 +158,48 @@ pub struct Percentile {
     count: u64,
     min: f64,
     max: f64,
+}
+
+/// [`Percentile`] as saved in a checkpoint, checked before use (see `TryFrom`).
+#[derive(Deserialize)]
+struct SavedPercentile {
+    q: f64,
+    positive: Store,
+    negative: Store,
+    zeros: u64,
+    neg_infinities: u64,
+    count: u64,
+    min: f64,
+    max: f64,
+}
+
+impl TryFrom<SavedPercentile> for Percentile {
+    type Error = String;
+
+    /// Refuses a sketch that could not have been built: a quantile outside [0, 1], stores
+    /// out of range, or more values in the buckets than `count` (the rank walk would
+    /// overflow).
+    fn try_from(s: SavedPercentile) -> Result<Self, String> {
+        if !(0.0..=1.0).contains(&s.q) {
+            return Err(format!("percentile: quantile {} outside [0, 1]", s.q));
+        }
+        let held = [s.positive.check()?, s.negative.check()?, s.zeros, s.neg_infinities]
+            .into_iter()
+            .try_fold(0u64, u64::checked_add);
+        if held.is_none_or(|held| held > s.count) {
+            return Err("percentile: more values in the buckets than counted".into());
+        }
+        Ok(Percentile {
+            q: s.q,
+            positive: s.positive,
+            negative: s.negative,
+            zeros: s.zeros,
+            neg_infinities: s.neg_infinities,
+            count: s.count,
+            min: s.min,
+            max: s.max,
+        })
+    }
 }
 
 impl Percentile {

@@ -1,13 +1,18 @@
 //! Count windows: per key, a window closes with its `count`-th record.
+//!
+//! A checkpoint holds every key's partial window and the arrival counter that orders
+//! them for eviction ([`Saved`]).
 
-use super::state::{entry_bytes, eviction_batch};
+use super::state::{entry_bytes, eviction_batch, restore, results_waiting, save, Sorted};
 use super::{Admit, Aggregation, KeyedOperator, OnFull, StateOptions, StateSize, Window};
 use crate::errors::EvalError;
+use serde::{Deserialize, Serialize};
 use std::borrow::Borrow;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 
 /// The records of one key since its last window closed.
+#[derive(Serialize, Deserialize)]
 struct Partial<Acc> {
     acc: Acc,
     /// Records in `acc` (`1..count`).
@@ -16,8 +21,18 @@ struct Partial<Acc> {
     max_t: i64,
     /// Order of arrival of the window's first record (for eviction).
     seq: u64,
-    /// The smallest epoch of the window's records.
+    /// The smallest epoch of the window's records. Not saved: epochs number the
+    /// batches of one run.
+    #[serde(skip)]
     min_epoch: u64,
+}
+
+/// What a checkpoint holds of [`CountWindows`]. `M` is [`Sorted`] when saving and a
+/// `HashMap` when restoring.
+#[derive(Serialize, Deserialize)]
+struct Saved<M> {
+    next_seq: u64,
+    keys: M,
 }
 
 /// Windows of `count` records per key, in arrival order.
@@ -181,13 +196,39 @@ impl<A: Aggregation> KeyedOperator<A> for CountWindows<A> {
     fn take_evictions(&mut self) -> (u64, u64) {
         (std::mem::take(&mut self.evicted), 0)
     }
+
+    fn save_state(&self, out: &mut Vec<u8>) -> Result<(), String> {
+        if !self.out.is_empty() {
+            return Err(results_waiting(self.out.len()));
+        }
+        save(
+            &Saved {
+                next_seq: self.next_seq,
+                keys: Sorted(&self.keys),
+            },
+            out,
+        )
+    }
+
+    /// The restored windows hold the current epoch: what they held before is in the
+    /// checkpoint, which confirms its sources' positions by itself.
+    fn restore_state(&mut self, saved: &[u8]) -> Result<(), String> {
+        let saved: Saved<HashMap<A::Key, Partial<A::Acc>>> = restore(saved)?;
+        self.keys = saved.keys;
+        self.keys.values_mut().for_each(|p| p.min_epoch = self.epoch);
+        self.next_seq = saved.next_seq;
+        self.out.clear();
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::windows::state::testing::Step::Rec;
     use crate::windows::state::testing::{
-        assert_each_key_once_in_order, drain, drain_chunked, feed, limited, many_keys, opts, out, w, CountSum,
+        assert_each_key_once_in_order, assert_garbage_never_panics, assert_resumes, drain, drain_chunked, feed,
+        limited, many_keys, opts, out, w, CountSum, Seen,
     };
 
     #[test]
@@ -327,5 +368,44 @@ mod tests {
         );
         assert_eq!(op.take_evictions(), (2, 0));
         assert_eq!(op.state_size().entries, 31);
+    }
+
+    #[test]
+    fn part_filled_windows_resume_from_a_checkpoint() {
+        let seen = assert_resumes(
+            || CountWindows::new(CountSum, 3, opts(0)),
+            &[Rec("a", 1, 1_000), Rec("a", 2, 3_000), Rec("b", 4, 2_000)],
+            &[Rec("a", 8, 2_000), Rec("b", 16, 500), Rec("c", 32, 4_000)],
+        );
+        assert_eq!(
+            seen,
+            [
+                Seen::Admit(Admit::Added),
+                Seen::Result(out("a", w(1_000, 3_001), 3, 11, false, 3_000).0, 3_000),
+                Seen::Admit(Admit::Added),
+                Seen::Admit(Admit::Added),
+                Seen::Result(out("b", w(500, 2_001), 2, 20, false, 2_000).0, 2_000),
+                Seen::Result(out("c", w(4_000, 4_001), 1, 32, false, 4_000).0, 4_000),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_full_state_restored_evicts_the_window_begun_first() {
+        let seen = assert_resumes(
+            || CountWindows::new(CountSum, 3, limited(2, OnFull::EvictOldest)),
+            // `z` began first but sorts last: the order of arrival decides, not the key.
+            &[Rec("z", 1, 1_000), Rec("b", 2, 2_000), Rec("z", 4, 3_000)],
+            &[Rec("c", 8, 4_000)],
+        );
+        assert_eq!(
+            seen[1],
+            Seen::Result(out("z", w(1_000, 3_001), 2, 5, false, 3_000).0, 3_000)
+        );
+    }
+
+    #[test]
+    fn damaged_state_is_an_error_never_a_panic() {
+        assert_garbage_never_panics(|| CountWindows::new(CountSum, 3, limited(2, OnFull::EvictOldest)));
     }
 }

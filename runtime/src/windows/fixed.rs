@@ -8,10 +8,14 @@
 //! to accumulator, and a second such map for windows that fired but still accept late
 //! records (`allowed_lateness`). An open window also holds the oldest epoch of its
 //! records, which it pins until it fires.
+//!
+//! A checkpoint holds the watermark and both maps of windows, with every key's
+//! accumulator ([`Saved`]).
 
-use super::state::{emit_sorted, entry_bytes};
+use super::state::{emit_sorted, entry_bytes, restore, results_waiting, save, Sorted};
 use super::{Admit, Aggregation, KeyedOperator, OnFull, StateOptions, StateSize, Window};
 use crate::errors::EvalError;
+use serde::{Deserialize, Serialize};
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::Hash;
@@ -35,6 +39,25 @@ struct Bin<K, Acc> {
 
 /// Approximate bytes of a B-tree slot beyond its key and value.
 const BTREE_ENTRY_OVERHEAD: usize = 16;
+
+/// What a checkpoint holds of [`FixedWindows`]: the watermark, and the open and retained
+/// windows as `((end, start), accumulators by key)`, in order. `M` is [`Sorted`] when
+/// saving and a `HashMap` when restoring. Epochs are not saved: they number the batches
+/// of one run (see `restore_state`).
+#[derive(Serialize, Deserialize)]
+struct Saved<M> {
+    wm: i64,
+    open: SavedBins<M>,
+    retained: SavedBins<M>,
+}
+
+/// Windows as saved: `((end, start), accumulators by key)`, in order.
+type SavedBins<M> = Vec<((i64, i64), M)>;
+
+/// The windows of `bins`, borrowed for saving.
+fn saved_bins<A: Aggregation>(bins: &Bins<A>) -> SavedBins<Sorted<'_, A::Key, A::Acc>> {
+    bins.iter().map(|(&window, bin)| (window, Sorted(&bin.keys))).collect()
+}
 
 /// Tumbling (`slide == size`) and hopping (`slide < size`) windows on event time.
 ///
@@ -397,13 +420,63 @@ impl<A: Aggregation> KeyedOperator<A> for FixedWindows<A> {
     fn take_evictions(&mut self) -> (u64, u64) {
         (std::mem::take(&mut self.evicted), 0)
     }
+
+    fn save_state(&self, out: &mut Vec<u8>) -> Result<(), String> {
+        let waiting = self.out.len() + self.fired.iter().map(|(_, keys)| keys.len()).sum::<usize>();
+        if waiting > 0 {
+            return Err(results_waiting(waiting));
+        }
+        let saved = Saved {
+            wm: self.wm,
+            open: saved_bins::<A>(&self.open),
+            retained: saved_bins::<A>(&self.retained),
+        };
+        save(&saved, out)
+    }
+
+    /// The restored windows hold the current epoch: what they held before is in the
+    /// checkpoint, which confirms its sources' positions by itself.
+    fn restore_state(&mut self, saved: &[u8]) -> Result<(), String> {
+        let saved: Saved<HashMap<A::Key, A::Acc>> = restore(saved)?;
+        // A window ends after a record's time, so never at `i64::MIN` (results are
+        // stamped `end - 1`).
+        if saved
+            .open
+            .iter()
+            .chain(&saved.retained)
+            .any(|&((end, _), _)| end == i64::MIN)
+        {
+            return Err("a window ends before any record".into());
+        }
+        let epoch = self.epoch;
+        let bins = |windows: SavedBins<HashMap<A::Key, A::Acc>>| -> Bins<A> {
+            windows
+                .into_iter()
+                .map(|(window, keys)| (window, Bin { keys, min_epoch: epoch }))
+                .collect()
+        };
+        self.open = bins(saved.open);
+        self.retained = bins(saved.retained);
+        self.wm = saved.wm;
+        self.entries = self
+            .open
+            .values()
+            .chain(self.retained.values())
+            .map(|bin| bin.keys.len())
+            .sum();
+        self.out.clear();
+        self.fired.clear();
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::windows::state::testing::Step::{Rec, Wm};
     use crate::windows::state::testing::{
-        assert_each_key_once_in_order, drain, drain_chunked, feed, limited, many_keys, opts, out, w, CountSum,
+        assert_each_key_once_in_order, assert_garbage_never_panics, assert_resumes, drain, drain_chunked, feed,
+        limited, many_keys, opts, out, w, CountSum, Seen,
     };
 
     fn tumbling(size: i64, lateness: i64) -> FixedWindows<CountSum> {
@@ -857,5 +930,94 @@ mod tests {
         assert!(size.bytes >= 2 * (size_of::<String>() + size_of::<(i64, i64)>()));
         op.on_watermark(20_000);
         assert_eq!(op.state_size().entries, 1);
+    }
+
+    fn result(key: &str, window: Window, count: i64, sum: i64, update: bool) -> Seen {
+        Seen::Result((key.to_string(), window, count, sum, update), window.end - 1)
+    }
+
+    #[test]
+    fn a_window_open_across_a_checkpoint_fires_with_every_record() {
+        let seen = assert_resumes(
+            || tumbling(10_000, 0),
+            &[Rec("a", 1, 1_000), Rec("b", 2, 2_000), Rec("a", 4, 12_000), Wm(5_000)],
+            &[Rec("a", 8, 9_000), Wm(10_000), Rec("b", 16, 15_000)],
+        );
+        assert!(seen.contains(&result("a", w(0, 10_000), 2, 9, false)), "{seen:?}");
+        assert!(seen.contains(&result("b", w(10_000, 20_000), 1, 16, false)), "{seen:?}");
+    }
+
+    #[test]
+    fn a_window_kept_for_lateness_takes_a_late_record_after_a_restore() {
+        let seen = assert_resumes(
+            || tumbling(10_000, 5_000),
+            &[Rec("a", 1, 1_000), Wm(10_000)],
+            &[Rec("a", 2, 2_000), Rec("b", 4, 3_000), Wm(15_000), Rec("a", 8, 4_000)],
+        );
+        assert_eq!(
+            seen,
+            [
+                Seen::Admit(Admit::Added),
+                result("a", w(0, 10_000), 2, 3, true),
+                Seen::Admit(Admit::Added),
+                result("b", w(0, 10_000), 1, 4, false),
+                Seen::Admit(Admit::Late { watermark: 15_000 }),
+            ]
+        );
+    }
+
+    #[test]
+    fn hopping_windows_resume_from_a_checkpoint() {
+        let seen = assert_resumes(
+            || FixedWindows::new(CountSum, 10_000, 5_000, 0, opts(2_000)),
+            &[Rec("a", 1, 3_000), Rec("a", 2, 7_000), Wm(5_000)],
+            &[Rec("a", 4, 8_000), Wm(10_000), Rec("a", 8, 9_000), Wm(30_000)],
+        );
+        assert!(seen.contains(&result("a", w(0, 10_000), 3, 7, false)), "{seen:?}");
+        assert!(
+            seen.contains(&result("a", w(0, 10_000), 4, 15, true)),
+            "late, within the lateness"
+        );
+        assert!(seen.contains(&result("a", w(5_000, 15_000), 3, 14, false)), "{seen:?}");
+    }
+
+    #[test]
+    fn a_full_state_restored_evicts_the_oldest_window() {
+        let seen = assert_resumes(
+            || FixedWindows::new(CountSum, 10_000, 10_000, 0, limited(2, OnFull::EvictOldest)),
+            &[Rec("a", 1, 1_000), Rec("b", 2, 12_000)],
+            &[Rec("c", 4, 25_000), Rec("a", 8, 2_000)],
+        );
+        assert_eq!(
+            seen[1],
+            result("a", w(0, 10_000), 1, 1, false),
+            "fired early to make room"
+        );
+    }
+
+    #[test]
+    fn saving_refuses_results_not_handed_downstream() {
+        let mut op = tumbling(10_000, 0);
+        feed(&mut op, "a", 1, 1_000);
+        op.on_watermark(10_000);
+        assert!(op.save_state(&mut Vec::new()).is_err(), "the fired window is waiting");
+        drain(&mut op);
+        assert!(op.save_state(&mut Vec::new()).is_ok());
+    }
+
+    #[test]
+    fn damaged_state_is_an_error_never_a_panic() {
+        assert_garbage_never_panics(|| tumbling(10_000, 5_000));
+        let keys = HashMap::from([("a".to_string(), (1i64, 1i64))]);
+        // The watermark, the open windows and no retained one.
+        let at = |end: i64| {
+            let saved =
+                postcard::to_allocvec(&(0i64, vec![((end, end.wrapping_sub(10_000)), &keys)], Vec::<()>::new()))
+                    .unwrap();
+            tumbling(10_000, 0).restore_state(&saved)
+        };
+        assert!(at(10_000).is_ok(), "the shape is right");
+        assert!(at(i64::MIN).is_err(), "a window ending before any record");
+        assert_garbage_never_panics(|| FixedWindows::new(CountSum, 10_000, 5_000, 0, limited(3, OnFull::EvictOldest)));
     }
 }

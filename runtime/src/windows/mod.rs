@@ -37,6 +37,8 @@ pub use session::SessionWindows;
 pub use table::{Emit, Table};
 
 use crate::errors::EvalError;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::borrow::Borrow;
 use std::collections::VecDeque;
 use std::hash::Hash;
@@ -48,8 +50,9 @@ pub trait Aggregation {
     /// The record type flowing in.
     type Input;
     /// The key (a tuple of the key fields' values, or `()` for a global window).
-    type Key: Hash + Eq + Ord + Clone;
-    type Acc;
+    /// Serializable, like `Acc`, for checkpoints.
+    type Key: Hash + Eq + Ord + Clone + Serialize + DeserializeOwned;
+    type Acc: Serialize + DeserializeOwned;
     /// The record type flowing out: keys, window bounds, aggregates.
     type Output;
     fn new_acc(&self) -> Self::Acc;
@@ -169,15 +172,13 @@ pub trait KeyedOperator<A: Aggregation> {
     fn take_evictions(&mut self) -> (u64, u64) {
         (0, 0)
     }
-    /// Appends the operator's state for a checkpoint: called between steps, when no
-    /// result waits in [`Self::emitted`].
-    fn save_state(&self, out: &mut Vec<u8>) -> Result<(), String> {
-        let _ = out;
-        Err("this operator cannot be checkpointed yet".into())
-    }
-    /// Replaces the state with what [`Self::save_state`] wrote.
-    fn restore_state(&mut self, saved: &[u8]) -> Result<(), String> {
-        let _ = saved;
-        Err("this operator cannot be checkpointed yet".into())
-    }
+    /// Appends the operator's state for a checkpoint (postcard): called between steps,
+    /// when every result has been handed downstream, so none is saved; an error if one
+    /// still waits. Only state is saved, never configuration (sizes, options, the
+    /// aggregation): that comes from the binary, which the checkpoint's spec hash ties
+    /// to the state.
+    fn save_state(&self, out: &mut Vec<u8>) -> Result<(), String>;
+    /// Replaces the state of a freshly built operator with what [`Self::save_state`]
+    /// wrote. An error, never a panic, for bytes that do not decode.
+    fn restore_state(&mut self, saved: &[u8]) -> Result<(), String>;
 }

@@ -252,7 +252,7 @@ mod tests {
     use super::*;
     use crate::settings::Settings;
     use crate::windows::state::testing::{opts, CountSum};
-    use crate::windows::FixedWindows;
+    use crate::windows::{FixedWindows, Window};
 
     #[test]
     fn the_peak_state_counts_entries_that_fired_between_samples() {
@@ -317,6 +317,48 @@ mod tests {
         node.sample(false);
         assert_eq!(received(&ctx), 1, "published by the sample it woke for");
         assert_eq!(crate::wake::take_next_look(), None);
+    }
+
+    #[test]
+    fn a_checkpoint_restores_the_watermark_and_the_window() {
+        let ctx = Context::new(Settings::from_values(vec![]), 1);
+        let make = || {
+            let op = FixedWindows::new(CountSum, 10_000, 10_000, 0, opts(0));
+            Stateful::new("windows.w", op, OnError::DeadLetter, &ctx)
+        };
+        let mut node = make();
+        assert_eq!(node.process("a", &("a".to_owned(), 1), 12_000), Ok(Admit::Added));
+        assert!(!node.advance(Some(15_000)));
+        let mut saved = Vec::new();
+        node.save(&mut saved).expect("saved");
+        let mut restored = make();
+        restored.restore(&saved).expect("restored");
+        assert_eq!(restored.watermark, 15_000);
+        assert!(restored.restore(&saved[..5]).is_err(), "shorter than the watermark");
+        assert_eq!(
+            restored.process("a", &("a".to_owned(), 2), 9_000),
+            Ok(Admit::Late { watermark: 15_000 }),
+            "the restored operator knows the watermark too"
+        );
+        assert!(restored.advance(Some(20_000)));
+        let mut results = Vec::new();
+        assert!(restored.next_results(&mut results));
+        assert_eq!(
+            results,
+            [(
+                (
+                    "a".to_owned(),
+                    Window {
+                        start: 10_000,
+                        end: 20_000
+                    },
+                    1,
+                    1,
+                    false
+                ),
+                19_999
+            )]
+        );
     }
 }
 

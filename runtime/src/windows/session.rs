@@ -14,10 +14,14 @@
 //! that timer) and skipped when they come due. Within one key, the sessions' timers are
 //! distinct (each lies in its session's `(start, end]`, and sessions do not overlap), so
 //! `(timer, key)` identifies a session.
+//!
+//! A checkpoint holds the watermark and the sessions ([`Saved`]); the timer sets are
+//! rebuilt from the sessions' timers on restore, without the orphans.
 
-use super::state::entry_bytes;
+use super::state::{entry_bytes, restore, results_waiting, save, Sorted};
 use super::{Admit, Aggregation, KeyedOperator, OnFull, StateOptions, StateSize, Window};
 use crate::errors::EvalError;
+use serde::{Deserialize, Serialize};
 use std::borrow::Borrow;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::Hash;
@@ -26,6 +30,7 @@ use std::mem::size_of;
 /// Approximate bytes of a B-tree slot beyond its value.
 const BTREE_ENTRY_OVERHEAD: usize = 16;
 
+#[derive(Serialize, Deserialize)]
 struct Session<Acc> {
     start: i64,
     end: i64,
@@ -38,8 +43,39 @@ struct Session<Acc> {
     emitted: bool,
     /// The smallest epoch of a record added since the session last fired (or since it was
     /// opened). Only read while it has not fired: firing emits every record in it.
+    /// Not saved: epochs number the batches of one run.
+    #[serde(skip)]
     min_epoch: u64,
     acc: Acc,
+}
+
+/// Per key, its sessions.
+type SessionsByKey<A> = HashMap<<A as Aggregation>::Key, Vec<Session<<A as Aggregation>::Acc>>>;
+
+/// What a checkpoint holds of [`SessionWindows`]: the watermark and each key's sessions.
+/// `M` is [`Sorted`] when saving and a `HashMap` when restoring.
+#[derive(Serialize, Deserialize)]
+struct Saved<M> {
+    wm: i64,
+    keys: M,
+}
+
+/// Refuses sessions of one key that could not have been built (a due timer finds its
+/// session by `(timer, key)`, and expects to): each session holds its timer and ends
+/// after a record's time (results are stamped `end - 1`), and they come in order
+/// without overlapping.
+fn check_sessions<Acc>(sessions: &[Session<Acc>]) -> Result<(), String> {
+    let valid = !sessions.is_empty()
+        && sessions
+            .iter()
+            .all(|s| s.start <= s.timer && s.timer <= s.end && s.end > i64::MIN)
+        && sessions
+            .windows(2)
+            .all(|pair| pair[0].end <= pair[1].start && pair[0].timer < pair[1].timer);
+    match valid {
+        true => Ok(()),
+        false => Err("sessions of a key overlap, are out of order or have a timer outside them".into()),
+    }
 }
 
 /// Session windows on event time, per key.
@@ -72,7 +108,7 @@ pub struct SessionWindows<A: Aggregation> {
     /// The last watermark (`i64::MIN` before the first).
     wm: i64,
     /// Per key, its sessions sorted by start (never empty).
-    keys: HashMap<A::Key, Vec<Session<A::Acc>>>,
+    keys: SessionsByKey<A>,
     /// `(timer, key)` of the sessions not fired yet (and orphans).
     timers: BTreeSet<(i64, A::Key)>,
     /// `(timer, key)` of the fired sessions kept for late records (and orphans).
@@ -429,13 +465,52 @@ impl<A: Aggregation> KeyedOperator<A> for SessionWindows<A> {
     fn take_evictions(&mut self) -> (u64, u64) {
         (std::mem::take(&mut self.evicted), 0)
     }
+
+    fn save_state(&self, out: &mut Vec<u8>) -> Result<(), String> {
+        if !self.out.is_empty() {
+            return Err(results_waiting(self.out.len()));
+        }
+        save(
+            &Saved {
+                wm: self.wm,
+                keys: Sorted(&self.keys),
+            },
+            out,
+        )
+    }
+
+    /// Each session's timer goes back into `timers` or `expiries`. The restored sessions
+    /// hold the current epoch: what they held before is in the checkpoint, which confirms
+    /// its sources' positions by itself.
+    fn restore_state(&mut self, saved: &[u8]) -> Result<(), String> {
+        let saved: Saved<SessionsByKey<A>> = restore(saved)?;
+        let (mut timers, mut expiries) = (BTreeSet::new(), BTreeSet::new());
+        let mut keys = saved.keys;
+        for (key, sessions) in keys.iter_mut() {
+            check_sessions(sessions)?;
+            for session in sessions.iter_mut() {
+                session.min_epoch = self.epoch;
+                let set = if session.fired { &mut expiries } else { &mut timers };
+                set.insert((session.timer, key.clone()));
+            }
+        }
+        self.entries = keys.values().map(Vec::len).sum();
+        self.keys = keys;
+        self.timers = timers;
+        self.expiries = expiries;
+        self.wm = saved.wm;
+        self.out.clear();
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::windows::state::testing::Step::{Rec, Wm};
     use crate::windows::state::testing::{
-        assert_each_key_once_in_order, drain, drain_chunked, feed, limited, many_keys, opts, out, w, CountSum,
+        assert_each_key_once_in_order, assert_garbage_never_panics, assert_resumes, drain, drain_chunked, feed,
+        limited, many_keys, opts, out, w, CountSum, Seen,
     };
 
     fn sessions(gap: i64, lateness: i64) -> SessionWindows<CountSum> {
@@ -877,6 +952,94 @@ mod tests {
                 out("c", w(2_000, 7_000), 1, 4, false, 6_999),
                 out("a", w(0, 8_000), 2, 3, false, 7_999)
             ]
+        );
+    }
+
+    fn result(key: &str, window: Window, count: i64, sum: i64, update: bool) -> Seen {
+        Seen::Result((key.to_string(), window, count, sum, update), window.end - 1)
+    }
+
+    #[test]
+    fn sessions_merge_across_a_checkpoint() {
+        let seen = assert_resumes(
+            || sessions(5_000, 0),
+            // `a` at 0 then 2 000: [0, 7 000) with its timer still at 5 000.
+            &[
+                Rec("a", 1, 0),
+                Rec("a", 2, 2_000),
+                Rec("a", 4, 10_000),
+                Rec("b", 8, 1_000),
+                Wm(3_000),
+            ],
+            &[Rec("a", 16, 6_000), Wm(30_000)],
+        );
+        assert!(seen.contains(&result("a", w(0, 15_000), 4, 23, false)), "{seen:?}");
+        assert!(seen.contains(&result("b", w(1_000, 6_000), 1, 8, false)), "{seen:?}");
+    }
+
+    #[test]
+    fn fired_sessions_kept_for_lateness_merge_after_a_restore() {
+        let seen = assert_resumes(
+            || sessions(5_000, 10_000),
+            &[Rec("a", 1, 0), Rec("a", 2, 8_000), Wm(13_000)],
+            &[Rec("a", 4, 4_000), Rec("c", 8, 1_000), Wm(30_000), Rec("a", 16, 5_000)],
+        );
+        assert_eq!(
+            seen,
+            [
+                Seen::Admit(Admit::Added),
+                result("a", w(0, 13_000), 3, 7, true),
+                Seen::Admit(Admit::Added),
+                result("c", w(1_000, 6_000), 1, 8, false),
+                Seen::Admit(Admit::Late { watermark: 30_000 }),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_full_state_restored_evicts_the_oldest_session() {
+        let seen = assert_resumes(
+            || SessionWindows::new(CountSum, 5_000, limited(2, OnFull::EvictOldest)),
+            &[Rec("b", 1, 0), Rec("a", 2, 1_000)],
+            &[Rec("c", 4, 2_000), Rec("a", 8, 3_000)],
+        );
+        assert_eq!(
+            seen[1],
+            result("b", w(0, 5_000), 1, 1, false),
+            "fired early to make room"
+        );
+    }
+
+    #[test]
+    fn damaged_state_is_an_error_never_a_panic() {
+        assert_garbage_never_panics(|| sessions(5_000, 10_000));
+        // A session as saved: start, end, timer, fired, emitted, (count, sum).
+        type Saved = (i64, i64, i64, bool, bool, (i64, i64));
+        let restore = |list: Vec<Saved>| {
+            let saved = postcard::to_allocvec(&(0i64, HashMap::from([("a".to_string(), list)]))).unwrap();
+            sessions(5_000, 0).restore_state(&saved)
+        };
+        let one = |start: i64, end: i64, timer: i64| (start, end, timer, false, false, (1i64, 1i64));
+        assert!(
+            restore(vec![one(0, 5_000, 5_000), one(6_000, 11_000, 9_000)]).is_ok(),
+            "the shape is right"
+        );
+        assert!(restore(vec![]).is_err(), "a key without sessions");
+        assert!(
+            restore(vec![one(0, 5_000, 6_000)]).is_err(),
+            "a timer after its session"
+        );
+        assert!(
+            restore(vec![one(0, 5_000, 5_000), one(4_000, 9_000, 9_000)]).is_err(),
+            "overlapping"
+        );
+        assert!(
+            restore(vec![one(6_000, 11_000, 9_000), one(0, 5_000, 5_000)]).is_err(),
+            "out of order"
+        );
+        assert!(
+            restore(vec![one(i64::MIN, i64::MIN, i64::MIN)]).is_err(),
+            "ending before any record"
         );
     }
 }

@@ -1,8 +1,10 @@
 //! Small helpers shared by the four keyed operators: emitting the keys of one map in key
-//! order, the state-size estimate, the eviction batch size, and (for tests) a tiny
-//! [`Aggregation`] with a driver.
+//! order, the state-size estimate, the eviction batch size, saving and restoring state,
+//! and (for tests) a tiny [`Aggregation`] with a driver.
 
 use super::{Aggregation, Window};
+use serde::de::DeserializeOwned;
+use serde::{Serialize, Serializer};
 use std::collections::{HashMap, VecDeque};
 use std::mem::size_of;
 
@@ -43,6 +45,43 @@ pub(super) fn emit_sorted<A: Aggregation>(
 pub(super) fn floor_to(t: i64, every: i64) -> i64 {
     let floor = t as i128 - (t as i128).rem_euclid(every as i128);
     floor.max(i64::MIN as i128) as i64
+}
+
+/// A hash map saved as a map in ascending key order, so the same state always gives the
+/// same bytes (an unchanged pipeline does not rewrite its checkpoint after a restart).
+/// It is read back as a plain `HashMap`.
+pub(super) struct Sorted<'a, K, V>(pub &'a HashMap<K, V>);
+
+impl<K: Serialize + Ord, V: Serialize> Serialize for Sorted<'_, K, V> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut entries: Vec<(&K, &V)> = self.0.iter().collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        s.collect_map(entries)
+    }
+}
+
+/// Appends `state` to `out` (postcard).
+pub(super) fn save<T: Serialize>(state: &T, out: &mut Vec<u8>) -> Result<(), String> {
+    let bytes = postcard::to_allocvec(state).map_err(|e| e.to_string())?;
+    out.extend_from_slice(&bytes);
+    Ok(())
+}
+
+/// Reads what [`save`] wrote, all of it: bytes left over mean the state is not this
+/// operator's.
+pub(super) fn restore<T: DeserializeOwned>(saved: &[u8]) -> Result<T, String> {
+    match postcard::take_from_bytes(saved) {
+        Ok((state, [])) => Ok(state),
+        Ok((_, rest)) => Err(format!("{} bytes left over after the state", rest.len())),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The error for results not yet handed downstream when a checkpoint is taken (the
+/// driver checkpoints only between steps, after every result was handed on): saving
+/// without them would lose them.
+pub(super) fn results_waiting(n: usize) -> String {
+    format!("{n} results are still waiting to be handed downstream")
 }
 
 #[cfg(test)]
@@ -147,6 +186,105 @@ pub(super) mod testing {
         assert_eq!(results.len(), n as usize, "one result per key");
         for ((i, key), ((k, w, count, sum, _), t)) in many_keys(n).iter().enumerate().zip(results) {
             assert_eq!((k, *w, *count, *sum, *t), (key, window, 1, i as i64, window.end - 1));
+        }
+    }
+
+    /// One step of a scenario: a record `(key, value, t)` or a watermark.
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) enum Step {
+        Rec(&'static str, i64, i64),
+        Wm(i64),
+    }
+
+    /// What a scenario saw: each record's admission and the results, in order.
+    #[derive(Debug, Clone, PartialEq)]
+    pub(crate) enum Seen {
+        Admit(Admit),
+        Result(Out, i64),
+    }
+
+    /// Runs `steps`, handing the results downstream after each as the driver does.
+    pub(crate) fn run<O: KeyedOperator<CountSum>>(op: &mut O, steps: &[Step]) -> Vec<Seen> {
+        let mut seen = Vec::new();
+        for step in steps {
+            match *step {
+                Step::Rec(key, value, t) => seen.push(Seen::Admit(feed(op, key, value, t))),
+                Step::Wm(wm) => {
+                    op.on_watermark(wm);
+                }
+            }
+            seen.extend(drain_chunked(op).into_iter().map(|(out, t)| Seen::Result(out, t)));
+        }
+        seen
+    }
+
+    /// Checks that an operator saved after `a` and restored into a fresh one (`make`)
+    /// then given `b` and closed sees exactly what one operator given `a`, `b` and
+    /// closed sees; that restoring then saving gives the same bytes; and that every
+    /// truncation of the saved state, or a byte more, is refused. Returns what `b` and
+    /// the close saw, for the test's own checks.
+    pub(crate) fn assert_resumes<O: KeyedOperator<CountSum>>(
+        make: impl Fn() -> O,
+        a: &[Step],
+        b: &[Step],
+    ) -> Vec<Seen> {
+        let mut whole = make();
+        run(&mut whole, a);
+        let mut expected = run(&mut whole, b);
+        whole.on_close();
+        expected.extend(
+            drain_chunked(&mut whole)
+                .into_iter()
+                .map(|(out, t)| Seen::Result(out, t)),
+        );
+
+        let mut before = make();
+        run(&mut before, a);
+        let mut saved = Vec::new();
+        before.save_state(&mut saved).expect("saved");
+        let mut after = make();
+        after.restore_state(&saved).expect("restored");
+        let mut again = Vec::new();
+        after.save_state(&mut again).expect("saved again");
+        assert_eq!(again, saved, "restoring then saving gives the same bytes");
+        let mut got = run(&mut after, b);
+        after.on_close();
+        got.extend(
+            drain_chunked(&mut after)
+                .into_iter()
+                .map(|(out, t)| Seen::Result(out, t)),
+        );
+        assert_eq!(
+            got, expected,
+            "restored from a checkpoint, the operator does what it would have"
+        );
+
+        for len in 0..saved.len() {
+            assert!(
+                make().restore_state(&saved[..len]).is_err(),
+                "{len} of {} bytes",
+                saved.len()
+            );
+        }
+        saved.push(0);
+        assert!(make().restore_state(&saved).is_err(), "a byte more");
+        expected
+    }
+
+    /// Restores random bytes into fresh operators, and uses those that decode: an error
+    /// or odd results, never a panic.
+    pub(crate) fn assert_garbage_never_panics<O: KeyedOperator<CountSum>>(make: impl Fn() -> O) {
+        let mut rng = crate::aggregates::SplitMix64::new(11);
+        for _ in 0..3_000 {
+            let len = (rng.next_u64() % 48) as usize;
+            let bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+            let mut op = make();
+            if op.restore_state(&bytes).is_ok() {
+                let _ = op.process("a", &("a".to_string(), 1), 5_000);
+                op.on_watermark(20_000);
+                op.on_close();
+                drain(&mut op);
+            }
         }
     }
 

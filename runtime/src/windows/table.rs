@@ -1,8 +1,13 @@
 //! Tables: running aggregates per key, without windows.
+//!
+//! A checkpoint holds every row (its accumulator, times and dirty flag), the watermark,
+//! the last boundary and the next sweep ([`Saved`]): all that decides later results,
+//! eviction order included (the least recently changed rows go first).
 
-use super::state::{entry_bytes, eviction_batch, floor_to};
+use super::state::{entry_bytes, eviction_batch, floor_to, restore, results_waiting, save, Sorted};
 use super::{Admit, Aggregation, KeyedOperator, OnFull, StateOptions, StateSize, Window};
 use crate::errors::EvalError;
+use serde::{Deserialize, Serialize};
 use std::borrow::Borrow;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -18,6 +23,7 @@ pub enum Emit {
 }
 
 /// One key's running aggregate.
+#[derive(Serialize, Deserialize)]
 struct Row<Acc> {
     acc: Acc,
     /// Smallest and largest record time (`last` is the "last change" for the TTL).
@@ -25,6 +31,16 @@ struct Row<Acc> {
     last: i64,
     /// Changed since its result was last emitted (`Emit::Every` only).
     dirty: bool,
+}
+
+/// What a checkpoint holds of a [`Table`]. `M` is [`Sorted`] when saving and a
+/// `HashMap` when restoring. The dirty count is recounted from the rows.
+#[derive(Serialize, Deserialize)]
+struct Saved<M> {
+    wm: i64,
+    boundary: Option<i64>,
+    next_sweep: i64,
+    rows: M,
 }
 
 /// A keyed running aggregate: one accumulator per key, for as long as the key lives.
@@ -367,12 +383,42 @@ impl<A: Aggregation> KeyedOperator<A> for Table<A> {
     fn take_evictions(&mut self) -> (u64, u64) {
         (std::mem::take(&mut self.evicted), std::mem::take(&mut self.expired))
     }
+
+    fn save_state(&self, out: &mut Vec<u8>) -> Result<(), String> {
+        if !self.out.is_empty() {
+            return Err(results_waiting(self.out.len()));
+        }
+        let saved = Saved {
+            wm: self.wm,
+            boundary: self.boundary,
+            next_sweep: self.next_sweep,
+            rows: Sorted(&self.rows),
+        };
+        save(&saved, out)
+    }
+
+    /// Dirty rows hold the current epoch: what they held before is in the checkpoint,
+    /// which confirms its sources' positions by itself.
+    fn restore_state(&mut self, saved: &[u8]) -> Result<(), String> {
+        let saved: Saved<HashMap<A::Key, Row<A::Acc>>> = restore(saved)?;
+        self.rows = saved.rows;
+        self.dirty = self.rows.values().filter(|row| row.dirty).count();
+        self.dirty_epoch = self.epoch;
+        self.wm = saved.wm;
+        self.boundary = saved.boundary;
+        self.next_sweep = saved.next_sweep;
+        self.out.clear();
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::windows::state::testing::{drain, feed, limited, opts, out, w, CountSum};
+    use crate::windows::state::testing::Step::{Rec, Wm};
+    use crate::windows::state::testing::{
+        assert_garbage_never_panics, assert_resumes, drain, feed, limited, opts, out, w, CountSum, Seen,
+    };
 
     #[test]
     fn change_emits_with_every_record() {
@@ -654,5 +700,65 @@ mod tests {
                 out("c", w(3_000, 3_001), 1, 4, false, 9_999)
             ]
         );
+    }
+
+    fn result(key: &str, window: Window, count: i64, sum: i64, time: i64) -> Seen {
+        Seen::Result((key.to_string(), window, count, sum, false), time)
+    }
+
+    #[test]
+    fn keys_expire_after_a_restore_as_they_would_have() {
+        let seen = assert_resumes(
+            || Table::new(CountSum, Emit::Change, Some(10_000), opts(0)),
+            &[Rec("a", 1, 1_000), Rec("b", 2, 5_000), Wm(8_000)],
+            &[Rec("b", 4, 9_000), Wm(12_000), Rec("a", 8, 12_500), Wm(40_000)],
+        );
+        assert!(
+            seen.contains(&result("a", w(12_500, 12_501), 1, 8, 12_500)),
+            "a expired: afresh"
+        );
+        assert!(seen.contains(&result("b", w(5_000, 9_001), 2, 6, 9_000)), "{seen:?}");
+    }
+
+    #[test]
+    fn a_full_table_restored_evicts_the_least_recently_changed_key() {
+        let seen = assert_resumes(
+            || Table::new(CountSum, Emit::Change, None, limited(2, OnFull::EvictOldest)),
+            &[Rec("a", 1, 5_000), Rec("b", 2, 1_000)],
+            &[Rec("c", 4, 6_000), Rec("b", 8, 7_000), Rec("a", 16, 8_000)],
+        );
+        // `b` (oldest change) was evicted for `c`, and starts afresh; then `a` is the oldest.
+        assert!(seen.contains(&result("b", w(7_000, 7_001), 1, 8, 7_000)), "{seen:?}");
+        assert!(seen.contains(&result("a", w(8_000, 8_001), 1, 16, 8_000)), "{seen:?}");
+    }
+
+    #[test]
+    fn emission_on_an_interval_resumes_at_the_next_boundary() {
+        let seen = assert_resumes(
+            || Table::new(CountSum, Emit::Every(10_000), Some(30_000), opts(0)),
+            &[Rec("b", 1, 1_000), Wm(5_000), Rec("a", 2, 7_000)],
+            &[
+                Rec("b", 4, 9_000),
+                Wm(10_000),
+                Rec("c", 8, 11_000),
+                Wm(25_000),
+                Wm(60_000),
+            ],
+        );
+        assert_eq!(
+            &seen[1..3],
+            [
+                result("a", w(7_000, 7_001), 1, 2, 9_999),
+                result("b", w(1_000, 9_001), 2, 5, 9_999)
+            ],
+            "the dirty keys of before and after the checkpoint, at the boundary"
+        );
+        assert!(seen.contains(&result("c", w(11_000, 11_001), 1, 8, 19_999)), "{seen:?}");
+    }
+
+    #[test]
+    fn damaged_state_is_an_error_never_a_panic() {
+        assert_garbage_never_panics(|| Table::new(CountSum, Emit::Every(10_000), Some(30_000), opts(0)));
+        assert_garbage_never_panics(|| Table::new(CountSum, Emit::Change, None, limited(2, OnFull::EvictOldest)));
     }
 }
