@@ -419,3 +419,203 @@ pub enum Appended {
     /// The pipeline must stop.
     Run(RunError),
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::buffer::{BufferOptions, Fsync, WhenFull};
+    use crate::dead_letter::DeadLetters;
+    use crate::driver::Context;
+    use crate::errors::RunError;
+    use crate::formats::JsonEncoder;
+    use crate::settings::Settings;
+    use crate::sinks::tests::MemSink;
+    use crate::sinks::{Address, MessageOutput, MessageSink, Outcome, Undelivered};
+    use crate::test_util::TempDir;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// A broker that is up or down; while down every message in flight fails (to be
+    /// tried again); it refuses for good any payload holding `"big"`.
+    #[derive(Clone, Default)]
+    struct Broker {
+        state: Rc<RefCell<BrokerState>>,
+    }
+
+    #[derive(Default)]
+    struct BrokerState {
+        down: bool,
+        in_flight: Vec<(u64, Vec<u8>)>,
+        /// Payloads delivered, in order.
+        delivered: Vec<String>,
+        topics: Vec<Option<String>>,
+    }
+
+    impl MessageSink for Broker {
+        fn send(&mut self, payload: &[u8], address: Address<'_>, tag: u64) -> Result<(), String> {
+            let mut s = self.state.borrow_mut();
+            s.topics.push(address.topic.map(str::to_owned));
+            s.in_flight.push((tag, payload.to_vec()));
+            Ok(())
+        }
+        fn poll(&mut self, outcomes: &mut Vec<Outcome>) -> Result<(), RunError> {
+            let mut s = self.state.borrow_mut();
+            let down = s.down;
+            for (tag, payload) in std::mem::take(&mut s.in_flight) {
+                let text = String::from_utf8_lossy(&payload).into_owned();
+                let outcome = if down {
+                    Outcome {
+                        tag,
+                        failure: Some(("broker down".into(), payload)),
+                        retriable: true,
+                    }
+                } else if text.contains("big") {
+                    Outcome {
+                        tag,
+                        failure: Some(("too large".into(), payload)),
+                        retriable: false,
+                    }
+                } else {
+                    s.delivered.push(text);
+                    Outcome::delivered(tag)
+                };
+                outcomes.push(outcome);
+            }
+            Ok(())
+        }
+        fn close(&mut self, outcomes: &mut Vec<Outcome>) -> Result<(), Undelivered> {
+            self.poll(outcomes).ok();
+            Ok(())
+        }
+    }
+
+    fn options() -> BufferOptions {
+        BufferOptions {
+            max_bytes: 1 << 20,
+            when_full: WhenFull::Block,
+            fsync: Fsync::Always,
+        }
+    }
+
+    fn ctx(state: &std::path::Path) -> Context {
+        let mut ctx = Context::new(Settings::from_values(vec![]), 8);
+        ctx.state_dir = Some(state.to_path_buf());
+        ctx
+    }
+
+    type Out = MessageOutput<JsonEncoder<serde_json::Value>>;
+
+    fn output(broker: &Broker, ctx: &Context) -> Out {
+        MessageOutput::buffered(
+            "sinks.out",
+            Box::new(broker.clone()),
+            JsonEncoder::new(),
+            options(),
+            ctx,
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn send(out: &mut Out, n: i64) {
+        let topic = format!("t/{n}");
+        let address = Address {
+            topic: Some(&topic),
+            ..Address::default()
+        };
+        assert_eq!(out.send(&serde_json::json!(n), address), Ok(()));
+    }
+
+    #[test]
+    fn an_outage_is_replayed_in_order_without_duplicates_and_refusals_become_dead_letters() {
+        let tmp = TempDir::new("buffered-outage");
+        let state = std::path::Path::new(&tmp.path("state")).to_path_buf();
+        let ctx = ctx(&state);
+        let broker = Broker::default();
+        let mut out = output(&broker, &ctx);
+        let letters = MemSink::default();
+        let mut dead = DeadLetters::to_sinks(vec![Box::new(letters.clone())]);
+        ctx.acks.next_epoch();
+        for n in 0..3 {
+            send(&mut out, n);
+        }
+        assert_eq!(out.flush(&mut dead), Ok(()));
+        assert_eq!(ctx.acks.in_flight(), 0, "settled once in the log (fsync: always)");
+        broker.state.borrow_mut().down = true;
+        for n in 3..6 {
+            send(&mut out, n);
+        }
+        assert_eq!(out.flush(&mut dead), Ok(()));
+        assert_eq!(out.flush(&mut dead), Ok(()));
+        assert_eq!(ctx.acks.in_flight(), 0, "sources are acknowledged while the broker is down");
+        let _ = out.send(&serde_json::json!("big"), Address::default());
+        broker.state.borrow_mut().down = false;
+        for n in 6..8 {
+            send(&mut out, n);
+        }
+        // The retry comes after `RETRY_AFTER`.
+        let started = std::time::Instant::now();
+        while broker.state.borrow().delivered.len() < 8 {
+            assert!(started.elapsed() < std::time::Duration::from_secs(20), "never delivered");
+            assert_eq!(out.flush(&mut dead), Ok(()));
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(out.close(&mut dead), Ok(()));
+        let want: Vec<String> = (0..8).map(|n| n.to_string()).collect();
+        assert_eq!(broker.state.borrow().delivered, want, "in order, none twice");
+        assert_eq!(broker.state.borrow().topics[0].as_deref(), Some("t/0"), "the address is kept");
+        assert_eq!(dead.flush(), Ok(()));
+        let letter: serde_json::Value = serde_json::from_slice(&letters.data.borrow()).unwrap_or_default();
+        assert_eq!(letter["reason"], serde_json::json!("delivery failed: too large"));
+        let c = ctx.events.snapshot()[0].1;
+        assert_eq!((c.received, c.sent, c.dead_lettered, c.dropped, c.queued), (9, 8, 1, 0, 0));
+        assert_eq!(c.buffer, Some((0, 0)), "no segment left once everything is delivered");
+        assert!(crate::buffer::log::list_segments(&crate::buffer::buffer_dir(&state, "sinks.out")).is_empty());
+    }
+
+    #[test]
+    fn what_is_undelivered_at_the_end_is_delivered_first_on_the_next_start() {
+        let tmp = TempDir::new("buffered-restart");
+        let state = std::path::Path::new(&tmp.path("state")).to_path_buf();
+        let broker = Broker::default();
+        broker.state.borrow_mut().down = true;
+        {
+            let ctx = ctx(&state);
+            let mut out = output(&broker, &ctx);
+            let mut dead = DeadLetters::stderr();
+            for n in 0..4 {
+                send(&mut out, n);
+            }
+            assert_eq!(out.flush(&mut dead), Ok(()));
+            // A stop requested: nothing is waited for (the test cannot raise a signal
+            // here, so the broker stays down for the close's patience instead).
+            broker.state.borrow_mut().in_flight.clear();
+            assert_eq!(out.close(&mut dead), Ok(()), "undelivered records are not an error");
+            let c = ctx.events.snapshot()[0].1;
+            assert_eq!((c.received, c.sent, c.queued), (4, 0, 4));
+        }
+        broker.state.borrow_mut().down = false;
+        let ctx = ctx(&state);
+        let mut out = output(&broker, &ctx);
+        let mut dead = DeadLetters::stderr();
+        send(&mut out, 4);
+        assert_eq!(out.close(&mut dead), Ok(()));
+        let want: Vec<String> = (0..5).map(|n| n.to_string()).collect();
+        assert_eq!(broker.state.borrow().delivered, want);
+        let c = ctx.events.snapshot()[0].1;
+        assert_eq!((c.received, c.sent, c.queued), (5, 5, 0), "the log's records count as received");
+    }
+
+    #[test]
+    fn a_buffer_without_a_state_directory_is_a_start_error() {
+        let ctx = Context::new(Settings::from_values(vec![]), 8);
+        let err = MessageOutput::buffered(
+            "sinks.out",
+            Box::new(Broker::default()),
+            JsonEncoder::<serde_json::Value>::new(),
+            options(),
+            &ctx,
+        )
+        .err()
+        .map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("--state-dir")));
+    }
+}
