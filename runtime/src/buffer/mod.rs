@@ -38,6 +38,13 @@ pub struct BufferOptions {
     pub fsync: Fsync,
 }
 
+impl Fsync {
+    /// `fsync: <duration>` (generated code).
+    pub fn millis(ms: u64) -> Self {
+        Fsync::Every(Duration::from_millis(ms))
+    }
+}
+
 /// Where the buffer of `component` (`sinks.alerts`) lives in a state directory.
 pub fn buffer_dir(state_dir: &Path, component: &str) -> PathBuf {
     buffers_dir(state_dir).join(component)
