@@ -16,8 +16,8 @@ pub use crate::aggregates::{
     Percentile, Stddev, StddevSample, Sum, Variance, VarianceSample,
 };
 pub use crate::batch::{MetaView, RawBatch};
-pub use crate::connectors::exports::*;
 pub use crate::buffer::{BufferOptions, Fsync, WhenFull};
+pub use crate::connectors::exports::*;
 pub use crate::dead_letter::DeadLetters;
 pub use crate::driver::{run, Context, Pipeline, PipelineInfo, Step};
 pub use crate::errors::{also, branches, DecodeError, EvalError, RecordError, RunError, StartError};

@@ -418,6 +418,10 @@ impl Events {
             for (key, value) in stateful.into_iter().filter(|(_, v)| *v > 0) {
                 m.insert(key.to_owned(), value.into());
             }
+            // A disk buffer's records not yet delivered: they are neither sent nor lost.
+            if let Some((records, _)) = s.buffer {
+                m.insert("buffered".to_owned(), records.into());
+            }
             components.insert(name.to_owned(), Value::Object(m));
         }
         Value::Object(components)

@@ -88,7 +88,10 @@ fn check_buffer(name: &str, dir: &Path, repair: bool, findings: &mut Findings) {
     let (mut undelivered, mut bytes_left, mut expected) = (0u64, 0u64, None::<u64>);
     let newest = segments.len() - 1;
     for (i, (base, path)) in segments.iter().enumerate() {
-        let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        let file = path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if let Some(end) = expected.filter(|end| end != base) {
             findings.damaged = true;
             findings.say(format!(
@@ -115,7 +118,10 @@ fn check_buffer(name: &str, dir: &Path, repair: bool, findings: &mut Findings) {
             bytes.len()
         ));
         for d in &c.damage {
-            let at = format!("  {file}: DAMAGED at offset {}: {} bytes ({})", d.offset, d.bytes, d.why);
+            let at = format!(
+                "  {file}: DAMAGED at offset {}: {} bytes ({})",
+                d.offset, d.bytes, d.why
+            );
             if d.tail {
                 let lost = match frame::parse(&bytes[d.offset as usize..]) {
                     frame::Frame::BadLength => "an unknown number of records".to_string(),
@@ -138,7 +144,11 @@ fn check_buffer(name: &str, dir: &Path, repair: bool, findings: &mut Findings) {
                     }
                 } else {
                     findings.damaged = true;
-                    let start = if i == newest { "a start cuts it off" } else { "a start skips it" };
+                    let start = if i == newest {
+                        "a start cuts it off"
+                    } else {
+                        "a start skips it"
+                    };
                     findings.say(format!("{at}, the tail: {lost} lost; {start}"));
                 }
             } else {
@@ -220,6 +230,11 @@ mod tests {
         )), "{:#?}", f.lines);
         assert_eq!(fs::metadata(&segment).map_or(0, |m| m.len()), 54);
         let f = check(&state, false);
-        assert!(f.lines.contains(&format!("  {file}: 2 records (2 undelivered), 54 bytes, DAMAGED")), "{:#?}", f.lines);
+        assert!(
+            f.lines
+                .contains(&format!("  {file}: 2 records (2 undelivered), 54 bytes, DAMAGED")),
+            "{:#?}",
+            f.lines
+        );
     }
 }

@@ -111,7 +111,12 @@ pub fn step(bytes: &[u8], offset: usize) -> Option<Step> {
     if let Frame::BadCrc { len } = frame {
         let next = offset + HEADER as usize + len as usize;
         if next == bytes.len() || matches!(bytes.get(next..).map(parse), Some(Frame::Record { .. })) {
-            return Some(Step::Damaged(Damage::new(offset, next - offset, next == bytes.len(), frame)));
+            return Some(Step::Damaged(Damage::new(
+                offset,
+                next - offset,
+                next == bytes.len(),
+                frame,
+            )));
         }
     }
     // Otherwise the length itself is wrong: look for the next good frame byte by byte.
@@ -263,7 +268,10 @@ mod tests {
         let mut flipped = good.clone();
         flipped[20] ^= 0x40;
         let steps: Vec<Step> = scan(&flipped).collect();
-        assert_eq!(steps[1], Step::Damaged(Damage::new(11, 11, false, Frame::BadCrc { len: 3 })));
+        assert_eq!(
+            steps[1],
+            Step::Damaged(Damage::new(11, 11, false, Frame::BadCrc { len: 3 }))
+        );
         assert_eq!(steps[2], Step::Record { offset: 22, next: 35 });
         // A flipped byte in a length: the scan finds the next good frame.
         let mut bad_len = good.clone();

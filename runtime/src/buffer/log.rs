@@ -73,7 +73,9 @@ pub fn read_delivered(dir: &Path) -> Result<Option<u64>, String> {
 #[derive(Debug)]
 pub enum AppendError {
     /// The log holds `max_size` (or the disk is full): `when_full` decides.
-    Full { disk: bool },
+    Full {
+        disk: bool,
+    },
     /// The record alone is larger than the whole buffer.
     TooLarge,
     Io(io::Error),
@@ -419,7 +421,9 @@ impl Log {
             Some(Step::Record { next, .. }) => {
                 into.truncate(next);
                 into.drain(..HEADER as usize);
-                Read::Record { next: pos + next as u64 }
+                Read::Record {
+                    next: pos + next as u64,
+                }
             }
             None => Read::End,
         })

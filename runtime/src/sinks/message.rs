@@ -20,9 +20,9 @@ use crate::buffer::BufferOptions;
 use crate::dead_letter::DeadLetters;
 use crate::driver::Context;
 use crate::errors::{EvalError, RecordError, RunError, StartError};
-use crate::state::Checkpointed;
 use crate::formats::Encoder;
 use crate::internal_events::{Counters, InternalEvent};
+use crate::state::Checkpointed;
 
 /// Where one record goes, evaluated per record by generated code: a topic (`None`: the
 /// sink's own), a key, headers (a header with a `None` value is left out). A connector

@@ -19,9 +19,9 @@ pub use writer_thread::WriterThread;
 use crate::dead_letter::DeadLetters;
 use crate::driver::Context;
 use crate::errors::{RecordError, RunError, StartError};
-use crate::state::Checkpointed;
 use crate::formats::Encoder;
 use crate::internal_events::{Counters, InternalEvent};
+use crate::state::Checkpointed;
 
 /// A destination for encoded bytes (whole records, each ending with `'\n'`).
 pub trait RawSink {

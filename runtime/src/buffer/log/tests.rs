@@ -63,7 +63,11 @@ fn records_are_read_back_in_order_after_a_reopen() {
     let dir = Path::new(&tmp.path("b")).to_path_buf();
     let mut log = open(&dir, 1 << 20);
     let positions: Vec<u64> = (0..10).map(|n| append(&mut log, n)).collect();
-    assert_eq!(positions[1], HEADER + record(0).len() as u64, "positions are byte offsets");
+    assert_eq!(
+        positions[1],
+        HEADER + record(0).len() as u64,
+        "positions are byte offsets"
+    );
     assert!(log.close().is_ok());
     let mut log = open(&dir, 1 << 20);
     assert_eq!(log.records(), 10);
@@ -89,7 +93,11 @@ fn the_delivered_position_survives_a_reopen_and_segments_go_once_delivered() {
     let mut log = open(&dir, 32 << 10);
     assert_eq!(log.records(), 200);
     let (records, _) = read_all(&mut log);
-    assert_eq!(records.first(), Some(&record(200)), "delivery resumes after the last delivered");
+    assert_eq!(
+        records.first(),
+        Some(&record(200)),
+        "delivery resumes after the last delivered"
+    );
     assert_eq!(records.len(), 200);
     deliver(&mut log, 200);
     assert!(log.close().is_ok());
@@ -113,7 +121,11 @@ fn a_torn_last_record_is_cut_off_at_open() {
     let (_, path) = list_segments(&dir).pop().unwrap_or_default();
     let len = fs::metadata(&path).map_or(0, |m| m.len());
     // A crash in the middle of the fifth record's write.
-    assert!(OpenOptions::new().write(true).open(&path).and_then(|f| f.set_len(len - 5)).is_ok());
+    assert!(OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .and_then(|f| f.set_len(len - 5))
+        .is_ok());
     let mut log = open(&dir, 1 << 20);
     assert_eq!(log.records(), 4);
     assert_eq!(
