@@ -77,6 +77,14 @@ pub trait MessageSink {
     /// waiting. `Err` for a failure retrying cannot fix (a refused TLS certificate).
     fn poll(&mut self, outcomes: &mut Vec<Outcome>) -> Result<(), RunError>;
 
+    /// How many messages the client takes unconfirmed before `send` waits for room
+    /// (`None`: more than a disk buffer ever hands it, 1,000). A disk buffer sends no
+    /// more than that, so a broker that is away never blocks the pipeline: the buffer
+    /// grows instead.
+    fn max_in_flight(&self) -> Option<usize> {
+        None
+    }
+
     /// The run ends: waits (for a while) for every message in flight, moving their
     /// outcomes into `outcomes`. `Err` says how many are still unconfirmed.
     fn close(&mut self, outcomes: &mut Vec<Outcome>) -> Result<(), Undelivered>;

@@ -216,6 +216,11 @@ impl MessageSink for MqttPublisher {
         self.shared.check()
     }
 
+    /// rumqttc's request queue: a full one makes `send` wait.
+    fn max_in_flight(&self) -> Option<usize> {
+        Some(usize::from(INFLIGHT))
+    }
+
     /// Waits (up to 10 s) for every outstanding PUBACK, then disconnects.
     fn close(&mut self, outcomes: &mut Vec<Outcome>) -> Result<(), Undelivered> {
         let until = Instant::now() + CLOSE_TIMEOUT;
