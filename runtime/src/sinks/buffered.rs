@@ -654,6 +654,76 @@ mod tests {
         );
     }
 
+    fn output_with(broker: &Broker, ctx: &Context, options: BufferOptions) -> Out {
+        MessageOutput::buffered("sinks.out", Box::new(broker.clone()), JsonEncoder::new(), options, ctx)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_full_buffer_that_blocks_delivers_to_make_room_and_loses_nothing() {
+        let tmp = TempDir::new("buffered-block");
+        let state = std::path::Path::new(&tmp.path("state")).to_path_buf();
+        let ctx = ctx(&state);
+        let broker = Broker::default();
+        let small = BufferOptions {
+            max_bytes: 8 << 10,
+            when_full: WhenFull::Block,
+            fsync: Fsync::millis(50),
+        };
+        let mut out = output_with(&broker, &ctx, small);
+        let mut dead = DeadLetters::stderr();
+        // Far more than 8 KiB, without a flush: each full append serves deliveries.
+        for n in 0..2000 {
+            send(&mut out, n);
+        }
+        assert_eq!(out.close(&mut dead), Ok(()));
+        let want: Vec<String> = (0..2000).map(|n| n.to_string()).collect();
+        assert_eq!(broker.state.borrow().delivered, want);
+        let c = ctx.events.snapshot()[0].1;
+        assert_eq!((c.received, c.sent, c.dropped), (2000, 2000, 0));
+    }
+
+    #[test]
+    fn a_full_buffer_that_drops_the_oldest_counts_them_and_keeps_the_newest() {
+        let tmp = TempDir::new("buffered-drop");
+        let state = std::path::Path::new(&tmp.path("state")).to_path_buf();
+        let ctx = ctx(&state);
+        let broker = Broker::default();
+        broker.state.borrow_mut().down = true;
+        let small = BufferOptions {
+            max_bytes: 8 << 10,
+            when_full: WhenFull::DropOldest,
+            fsync: Fsync::Always,
+        };
+        let mut out = output_with(&broker, &ctx, small);
+        let mut dead = DeadLetters::stderr();
+        for n in 0..2000 {
+            send(&mut out, n);
+        }
+        assert_eq!(out.flush(&mut dead), Ok(()));
+        let c = ctx.events.snapshot()[0].1;
+        let buffered = c.buffer.map_or(0, |(records, _)| records);
+        assert!(c.dropped > 0 && buffered > 0, "{c:?}");
+        assert_eq!(c.received, c.sent + c.dead_lettered + c.dropped + buffered, "{c:?}");
+        assert!(c.buffer.is_some_and(|(_, bytes)| bytes <= 8 << 10), "{c:?}");
+        // What is left is the newest, delivered in order once the broker is back.
+        broker.state.borrow_mut().down = false;
+        let started = std::time::Instant::now();
+        while ctx.events.snapshot()[0].1.queued > 0 {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "never delivered"
+            );
+            assert_eq!(out.flush(&mut dead), Ok(()));
+        }
+        let delivered = broker.state.borrow().delivered.clone();
+        assert_eq!(delivered.last().map(String::as_str), Some("1999"));
+        let first: i64 = delivered.first().and_then(|d| d.parse().ok()).unwrap_or(0);
+        let want: Vec<String> = (first..2000).map(|n| n.to_string()).collect();
+        assert_eq!(delivered, want, "a contiguous run of the newest, in order");
+        assert_eq!(first as u64, ctx.events.snapshot()[0].1.dropped);
+    }
+
     #[test]
     fn a_buffer_without_a_state_directory_is_a_start_error() {
         let ctx = Context::new(Settings::from_values(vec![]), 8);
