@@ -92,6 +92,31 @@ pub enum Read {
     End,
 }
 
+/// How much of a segment one read takes ahead.
+const READ_AHEAD: u64 = 256 << 10;
+
+/// Bytes of a segment read ahead of delivery (never changed on disk once written).
+#[derive(Default)]
+struct ReadAhead {
+    /// The position of its first byte.
+    start: u64,
+    bytes: Vec<u8>,
+}
+
+impl ReadAhead {
+    /// The good record at `pos`, if it lies wholly in the chunk; its next position.
+    fn record(&self, pos: u64, into: &mut Vec<u8>) -> Option<u64> {
+        let at = usize::try_from(pos.checked_sub(self.start)?).ok()?;
+        let rest = self.bytes.get(at..).filter(|r| !r.is_empty())?;
+        let frame::Frame::Record { len } = frame::parse(rest) else {
+            return None;
+        };
+        into.clear();
+        into.extend_from_slice(&rest[HEADER as usize..HEADER as usize + len as usize]);
+        Some(pos + HEADER + u64::from(len))
+    }
+}
+
 struct Segment {
     base: u64,
     /// Bytes written (and kept: a failed write is cut back to this).
@@ -125,6 +150,7 @@ pub struct Log {
     /// Records appended since the last sync.
     unsynced: bool,
     frame: Vec<u8>,
+    ahead: ReadAhead,
     /// Tests: writes fail with a full disk once the log holds this many bytes.
     #[cfg(test)]
     pub disk_space: Option<u64>,
@@ -158,6 +184,7 @@ impl Log {
             records: 0,
             unsynced: false,
             frame: Vec::new(),
+            ahead: ReadAhead::default(),
             #[cfg(test)]
             disk_space: None,
         };
@@ -390,8 +417,19 @@ impl Log {
             });
         };
         let offset = pos - segment.base;
-        let mut header = [0u8; HEADER as usize];
         let rest = segment.len - offset;
+        // Records are read from a chunk read ahead: one read for many records.
+        if let Some(next) = self.ahead.record(pos, into) {
+            return Ok(Read::Record { next });
+        }
+        let chunk = rest.min(READ_AHEAD) as usize;
+        self.ahead.bytes.resize(chunk, 0);
+        segment.file.read_exact_at(&mut self.ahead.bytes, offset)?;
+        self.ahead.start = pos;
+        if let Some(next) = self.ahead.record(pos, into) {
+            return Ok(Read::Record { next });
+        }
+        let mut header = [0u8; HEADER as usize];
         if rest >= HEADER {
             segment.file.read_exact_at(&mut header, offset)?;
             if let Some((len, _)) = frame::header(&header) {

@@ -28,8 +28,9 @@ use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-/// Records handed to the sink and not yet confirmed, at most.
-pub const MAX_IN_FLIGHT: usize = 1000;
+/// Records handed to the sink and not yet confirmed, at most (a Kafka client queues
+/// 100,000 by default; an MQTT client says less through `max_in_flight`).
+pub const MAX_IN_FLIGHT: usize = 10_000;
 /// How long after a failure the destination may not repeat the log is sent again.
 pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// At the end of the input, how long closing waits for a destination that makes no
@@ -404,8 +405,9 @@ impl Buffered {
             }
             if (self.log.records(), self.in_flight.len()) != before {
                 progress = Instant::now();
+            } else {
+                std::thread::sleep(BLOCKED_WAIT);
             }
-            std::thread::sleep(BLOCKED_WAIT);
         }
         // On a stop, a client with records in flight is not waited for (a Kafka client
         // would wait 30 s for a broker that is away): they are in the log, undelivered.
