@@ -198,6 +198,17 @@ mod tests {
     use crate::sinks::MessageOutput;
     use std::time::Instant;
 
+    #[test]
+    fn a_cluster_out_of_reach_is_worth_retrying_a_refusal_is_not() {
+        let failed = |code| KafkaError::MessageProduction(code);
+        assert!(retriable(&failed(RDKafkaErrorCode::MessageTimedOut)));
+        assert!(retriable(&failed(RDKafkaErrorCode::AllBrokersDown)));
+        assert!(retriable(&failed(RDKafkaErrorCode::NotLeaderForPartition)));
+        assert!(!retriable(&failed(RDKafkaErrorCode::MessageSizeTooLarge)));
+        assert!(!retriable(&failed(RDKafkaErrorCode::TopicAuthorizationFailed)));
+        assert!(!retriable(&failed(RDKafkaErrorCode::InvalidMessage)));
+    }
+
     fn output(
         properties: Properties,
         ctx: &Context,
