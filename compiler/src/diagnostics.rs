@@ -389,6 +389,31 @@ pub enum SpecError {
         reason: String,
     },
 
+    /// A size (`max_size:`) that does not parse, or is zero.
+    #[error("invalid size `{value}`")]
+    #[diagnostic(
+        code(rill::bad_size),
+        help("a size is a number with a unit: `64KiB`, `512MiB`, `1GiB` (powers of 1024), `100MB`, `1GB` (powers of 1000), or bytes: `4096`")
+    )]
+    BadSize {
+        value: String,
+        #[label("{reason}")]
+        span: SourceSpan,
+        reason: String,
+    },
+
+    /// `buffer:` on a sink that does not deliver messages to a broker.
+    #[error("a `{sink_type}` sink cannot have a disk buffer")]
+    #[diagnostic(
+        code(rill::buffer_not_supported),
+        help("a disk buffer keeps messages while a broker is away: it fits sinks that deliver messages (kafka, mqtt); remove `buffer:` here")
+    )]
+    BufferNotSupported {
+        sink_type: String,
+        #[label("this sink writes its records itself")]
+        span: SourceSpan,
+    },
+
     /// A format option that does not fit the format or the data.
     #[error("{message}")]
     #[diagnostic(code(rill::format_option))]
@@ -721,6 +746,19 @@ impl SpecError {
         SpecError::UnusedTransform {
             kind,
             name: name.into(),
+            span: at(span),
+        }
+    }
+    pub fn bad_size(value: &str, reason: &str, span: &Span) -> Self {
+        SpecError::BadSize {
+            value: value.into(),
+            reason: reason.into(),
+            span: at(span),
+        }
+    }
+    pub fn buffer_not_supported(sink_type: &str, span: &Span) -> Self {
+        SpecError::BufferNotSupported {
+            sink_type: sink_type.into(),
             span: at(span),
         }
     }

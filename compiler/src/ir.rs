@@ -228,6 +228,17 @@ pub struct IrSink {
     pub format: IrFormat,
     /// What the sink receives: records of a type, or the pipeline's dead letters.
     pub input: SinkInput,
+    /// A message sink's disk buffer.
+    pub buffer: Option<IrBuffer>,
+}
+
+/// A sink's `buffer:` (a disk buffer), resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IrBuffer {
+    pub max_bytes: u64,
+    pub drop_oldest: bool,
+    /// `None`: fsync at the end of every step (`always`).
+    pub fsync_ms: Option<u64>,
 }
 
 /// How a sink's records leave (see [`crate::connectors::Delivery`]).

@@ -16,6 +16,7 @@ pub use crate::aggregates::{
     Percentile, Stddev, StddevSample, Sum, Variance, VarianceSample,
 };
 pub use crate::batch::{MetaView, RawBatch};
+pub use crate::buffer::{BufferOptions, Fsync, WhenFull};
 pub use crate::connectors::exports::*;
 pub use crate::dead_letter::DeadLetters;
 pub use crate::driver::{run, Context, Pipeline, PipelineInfo, Step};

@@ -55,6 +55,9 @@ pub enum InternalEvent {
     Watermark(i64),
     /// Messages a sink has handed to its client and not yet seen confirmed (a gauge).
     Queued(u64),
+    /// A sink's disk buffer now: undelivered records and the bytes its segments take
+    /// (gauges).
+    Buffer { records: u64, bytes: u64 },
 }
 
 #[derive(Debug, Default)]
@@ -79,6 +82,9 @@ struct ComponentCounters {
     /// Unix ms; `i64::MIN` until a watermark is known.
     watermark: AtomicI64,
     queued: AtomicU64,
+    buffered: AtomicBool,
+    buffer_records: AtomicU64,
+    buffer_bytes: AtomicU64,
 }
 
 /// A point-in-time copy of one component's counters.
@@ -105,6 +111,8 @@ pub struct CounterSnapshot {
     /// Unix ms, when known (windows and tables on event or processing time).
     pub watermark: Option<i64>,
     pub queued: u64,
+    /// A sink's disk buffer: undelivered records and bytes on disk (buffered sinks only).
+    pub buffer: Option<(u64, u64)>,
 }
 
 /// The counters of one component; cheap to clone, shared with the registry.
@@ -151,6 +159,12 @@ impl Counters {
                 self.0.queued.store(n, Ordering::Relaxed);
                 return;
             }
+            InternalEvent::Buffer { records, bytes } => {
+                self.0.buffer_records.store(records, Ordering::Relaxed);
+                self.0.buffer_bytes.store(bytes, Ordering::Relaxed);
+                self.0.buffered.store(true, Ordering::Relaxed);
+                return;
+            }
         };
         if n > 0 {
             counter.fetch_add(n, Ordering::Relaxed);
@@ -181,6 +195,12 @@ impl Counters {
                 ms => Some(ms),
             },
             queued: self.0.queued.load(Ordering::Relaxed),
+            buffer: self.0.buffered.load(Ordering::Relaxed).then(|| {
+                (
+                    self.0.buffer_records.load(Ordering::Relaxed),
+                    self.0.buffer_bytes.load(Ordering::Relaxed),
+                )
+            }),
         }
     }
 }
@@ -464,6 +484,10 @@ impl Events {
             ];
             for (key, value) in stateful.into_iter().filter(|(_, v)| *v > 0) {
                 m.insert(key.to_owned(), value.into());
+            }
+            // A disk buffer's records not yet delivered: they are neither sent nor lost.
+            if let Some((records, _)) = s.buffer {
+                m.insert("buffered".to_owned(), records.into());
             }
             components.insert(name.to_owned(), Value::Object(m));
         }

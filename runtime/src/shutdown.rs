@@ -34,6 +34,12 @@ pub fn give_up_waiting() -> bool {
     }
 }
 
+/// True once a stop was requested by a signal: a disk buffer then leaves what is
+/// undelivered in its log instead of waiting for the destination.
+pub fn stop_requested() -> bool {
+    INSTALLED.get().is_some_and(Shutdown::requested)
+}
+
 /// A shared "stop requested" flag.
 #[derive(Debug, Clone, Default)]
 pub struct Shutdown {

@@ -592,7 +592,7 @@ fn an_mqtt5_publish_the_broker_refuses_comes_back_failed_with_its_reason() {
     assert_eq!(publisher.send(b"denied", to("out/closed"), 2), Ok(()));
     let mut all = outcomes(&mut publisher, 2);
     all.sort_by_key(|o| o.tag);
-    assert_eq!(all[0], Outcome { tag: 1, failure: None });
+    assert_eq!(all[0], Outcome::delivered(1));
     let (reason, payload) = all[1].failure.clone().expect("refused");
     assert!(
         reason.starts_with("the MQTT broker refused the message: NotAuthorized"),

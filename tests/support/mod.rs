@@ -214,8 +214,9 @@ pub fn dead_letters(stderr: &[u8]) -> Vec<serde_json::Value> {
 
 /// The per-component counters of the binary's exit log line (`pipeline stopped`),
 /// after checking that they add up for every component:
-/// `received = sent + filtered + dead_lettered + dropped + aggregated` (a window or
-/// table folds records into state; its results are counted apart, as `emitted`).
+/// `received = sent + filtered + dead_lettered + dropped + aggregated + buffered` (a
+/// window or table folds records into state; its results are counted apart, as
+/// `emitted`; a sink's disk buffer keeps what it has not delivered yet for the next start).
 pub fn counters(stderr: &[u8]) -> serde_json::Map<String, serde_json::Value> {
     let stopped = json_lines(stderr)
         .into_iter()
@@ -231,7 +232,7 @@ pub fn counters(stderr: &[u8]) -> serde_json::Map<String, serde_json::Value> {
         }
         assert_eq!(
             n("received"),
-            n("sent") + n("filtered") + n("dead_lettered") + n("dropped") + n("aggregated"),
+            n("sent") + n("filtered") + n("dead_lettered") + n("dropped") + n("aggregated") + n("buffered"),
             "counters of {name} do not add up: {c}"
         );
     }

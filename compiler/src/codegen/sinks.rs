@@ -6,7 +6,7 @@ use quote::quote;
 
 use super::ident::type_ident;
 use crate::connectors::construct_sink;
-use crate::ir::{IrDelivery, IrFormat, IrSink, SinkInput};
+use crate::ir::{IrBuffer, IrDelivery, IrFormat, IrSink, SinkInput};
 
 /// The field type of a record sink in the `Nodes` struct.
 pub fn output_type(s: &IrSink) -> Option<TokenStream> {
@@ -34,8 +34,31 @@ pub fn construct(s: &IrSink) -> TokenStream {
         IrFormat::Lines => quote!(LinesEncoder::new()),
     };
     let raw = construct_sink(s);
-    match s.delivery {
-        IrDelivery::Stream => quote!(Output::new(#component, #raw, #encoder, ctx)),
-        IrDelivery::Messages(_) => quote!(MessageOutput::new(#component, #raw, #encoder, ctx)),
+    match (&s.delivery, s.buffer) {
+        (IrDelivery::Stream, _) => quote!(Output::new(#component, #raw, #encoder, ctx)),
+        (IrDelivery::Messages(_), None) => quote!(MessageOutput::new(#component, #raw, #encoder, ctx)),
+        (IrDelivery::Messages(_), Some(buffer)) => {
+            let options = buffer_options(&buffer);
+            quote!(MessageOutput::buffered(#component, #raw, #encoder, #options, ctx)?)
+        }
     }
+}
+
+/// The runtime's `BufferOptions` for a sink's `buffer:`.
+fn buffer_options(b: &IrBuffer) -> TokenStream {
+    let max_bytes = b.max_bytes;
+    let when_full = if b.drop_oldest {
+        quote!(WhenFull::DropOldest)
+    } else {
+        quote!(WhenFull::Block)
+    };
+    let fsync = match b.fsync_ms {
+        None => quote!(Fsync::Always),
+        Some(ms) => quote!(Fsync::millis(#ms)),
+    };
+    quote!(BufferOptions {
+        max_bytes: #max_bytes,
+        when_full: #when_full,
+        fsync: #fsync,
+    })
 }

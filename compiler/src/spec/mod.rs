@@ -10,6 +10,7 @@ pub mod scalar;
 pub mod schema;
 mod serde_messages;
 pub mod sinks;
+pub mod size;
 pub mod sources;
 pub mod spans;
 pub mod tables;

@@ -6,9 +6,17 @@ use super::sources::{format, HasFormatOptions};
 use super::Cx;
 use crate::connectors::{Delivery, SinkContext};
 use crate::diagnostics::SpecError;
-use crate::ir::{IrDelivery, IrFormat, IrOperator, IrSink, IrSource, SinkInput};
-use crate::spec::sinks::SinkCommon;
-use crate::spec::{FormatName, Spec};
+use crate::ir::{IrBuffer, IrDelivery, IrFormat, IrOperator, IrSink, IrSource, SinkInput};
+use crate::spec::sinks::{BufferSpec, SinkCommon, WhenFullName};
+use crate::spec::size::parse_bytes;
+use crate::spec::{FormatName, Setting, Spec};
+
+/// `max_size` when none is given.
+pub const DEFAULT_BUFFER_BYTES: u64 = 256 << 20;
+/// `fsync` when none is given.
+pub const DEFAULT_FSYNC_MS: u64 = 1000;
+/// The smallest `max_size`: room for a few records.
+pub const MIN_BUFFER_BYTES: u64 = 4 << 10;
 use crate::types::Type;
 
 impl HasFormatOptions for SinkCommon {
@@ -32,12 +40,20 @@ pub fn check(
         let format_name = common.format.unwrap_or(FormatName::Json);
         let path = ["sinks", name];
         let Some(format) = format(common, format_name, &path, cx) else {
+            if let Some(b) = &common.buffer {
+                let _ = check_buffer(name, b, named.spec.kind.delivery(), named.spec.kind.type_name(), cx);
+            }
             out.push(None);
             continue;
         };
         let inputs = &graph.sink_inputs[i];
         let kind = &named.spec.kind;
         let delivery = kind.delivery();
+        let buffer = common
+            .buffer
+            .as_ref()
+            .map(|b| check_buffer(name, b, delivery, kind.type_name(), cx))
+            .transpose();
         let input = if inputs.first() == Some(&Upstream::DeadLetters) {
             if delivery == Delivery::Messages {
                 let at = cx.value(&["sinks", name, "input"]);
@@ -134,6 +150,10 @@ pub fn check(
                 continue;
             }
         };
+        let Ok(buffer) = buffer else {
+            out.push(None);
+            continue;
+        };
         let (delivery, format) = match (delivery, checked.address) {
             (Delivery::Messages, address) => {
                 let format = match format {
@@ -154,9 +174,57 @@ pub fn check(
             delivery,
             format,
             input,
+            buffer,
         }));
     }
     out
+}
+
+/// Checks a sink's `buffer:`: only where messages are delivered; `Err` once reported.
+fn check_buffer(name: &str, b: &BufferSpec, delivery: Delivery, type_name: &str, cx: &mut Cx) -> Result<IrBuffer, ()> {
+    if delivery != Delivery::Messages {
+        let at = cx.key(&["sinks", name, "buffer"]);
+        cx.error(SpecError::buffer_not_supported(type_name, &at));
+        return Err(());
+    }
+    let max_bytes = match &b.max_size {
+        None => Some(DEFAULT_BUFFER_BYTES),
+        Some(Setting(text)) => {
+            let at = cx.value(&["sinks", name, "buffer", "max_size"]);
+            if text.contains("${") {
+                cx.error(SpecError::compiled_in("max_size", text, &at, None));
+                None
+            } else {
+                let parsed = parse_bytes(text).and_then(|bytes| match bytes {
+                    0 => Err("must be more than 0".to_string()),
+                    small if small < MIN_BUFFER_BYTES => Err("must be at least 4KiB".to_string()),
+                    bytes => Ok(bytes),
+                });
+                match parsed {
+                    Ok(bytes) => Some(bytes),
+                    Err(reason) => {
+                        cx.error(SpecError::bad_size(text, &reason, &at));
+                        None
+                    }
+                }
+            }
+        }
+    };
+    let fsync_ms = match &b.fsync {
+        None => Some(Some(DEFAULT_FSYNC_MS)),
+        Some(Setting(text)) if text.trim() == "always" => Some(None),
+        Some(Setting(text)) => cx
+            .duration(&["sinks", name, "buffer", "fsync"], text, true)
+            .map(|ms| Some(ms.unsigned_abs())),
+    };
+    match (max_bytes, fsync_ms) {
+        (Some(max_bytes), Some(fsync_ms)) => Ok(IrBuffer {
+            max_bytes,
+            drop_oldest: b.when_full == Some(WhenFullName::DropOldest),
+            fsync_ms,
+        }),
+        _ => Err(()),
+    }
 }
 
 fn describe(record: &crate::types::RecordType) -> String {

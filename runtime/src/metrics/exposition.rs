@@ -156,6 +156,20 @@ const FAMILIES: &[(&str, &str, &str, Covers, Value)] = &[
         Covers::Sinks,
         |s, _| Some(s.queued as f64),
     ),
+    (
+        "rill_sink_buffer_records",
+        "gauge",
+        "Records in a sink's disk buffer not yet delivered (in flight included).",
+        Covers::Sinks,
+        |s, _| s.buffer.map(|(records, _)| records as f64),
+    ),
+    (
+        "rill_sink_buffer_bytes",
+        "gauge",
+        "Bytes a sink's disk buffer takes on disk.",
+        Covers::Sinks,
+        |s, _| s.buffer.map(|(_, bytes)| bytes as f64),
+    ),
 ];
 
 /// The whole exposition text of this moment.

@@ -6,8 +6,17 @@
 //! that came back: a delivered message settles its tag; a failed one (after the
 //! client's own retries) is written to the dead letters with the reason, then settles.
 //! So a source that commits positions commits only what every sink has confirmed.
+//!
+//! With a disk buffer (`buffer: { type: disk }`, [`MessageOutput::buffered`]) a record
+//! is appended to the buffer's log instead, and settles once the fsync covering it is
+//! done; [`Buffered`] delivers the log to the sink (see `buffered.rs`). Counters then
+//! say: `received` (records offered, plus those found in the log at start) = `sent`
+//! (delivered by the destination) + `dead_lettered` (refused by it) + `dropped`
+//! (`when_full: drop_oldest`) + `queued` (in the log now, in flight included).
 
+use super::buffered::{Appended, Buffered};
 use crate::acks::Acks;
+use crate::buffer::BufferOptions;
 use crate::dead_letter::DeadLetters;
 use crate::driver::Context;
 use crate::errors::{EvalError, RecordError, RunError, StartError};
@@ -31,6 +40,21 @@ pub struct Address<'a> {
 pub struct Outcome {
     pub tag: u64,
     pub failure: Option<(String, Vec<u8>)>,
+    /// The failure may not happen again later (the destination was down or timed out,
+    /// as opposed to refusing the message): a disk buffer sends it again instead of
+    /// dead-lettering it.
+    pub retriable: bool,
+}
+
+impl Outcome {
+    /// A delivered message.
+    pub fn delivered(tag: u64) -> Self {
+        Outcome {
+            tag,
+            failure: None,
+            retriable: false,
+        }
+    }
 }
 
 /// Messages still unconfirmed when a sink was closed, and why.
@@ -53,6 +77,14 @@ pub trait MessageSink {
     /// waiting. `Err` for a failure retrying cannot fix (a refused TLS certificate).
     fn poll(&mut self, outcomes: &mut Vec<Outcome>) -> Result<(), RunError>;
 
+    /// How many messages the client takes unconfirmed before `send` waits for room
+    /// (`None`: more than a disk buffer ever hands it, 10,000). A disk buffer sends no
+    /// more than that, so a broker that is away never blocks the pipeline: the buffer
+    /// grows instead.
+    fn max_in_flight(&self) -> Option<usize> {
+        None
+    }
+
     /// The run ends: waits (for a while) for every message in flight, moving their
     /// outcomes into `outcomes`. `Err` says how many are still unconfirmed.
     fn close(&mut self, outcomes: &mut Vec<Outcome>) -> Result<(), Undelivered>;
@@ -74,6 +106,10 @@ pub struct MessageOutput<E: Encoder> {
     outcomes: Vec<Outcome>,
     /// Messages handed to the sink whose outcome has not come back: its queue.
     in_flight: u64,
+    /// The disk buffer records go to first, if the sink has one.
+    buffer: Option<Buffered>,
+    /// A buffer that could not take a record: the pipeline stops at the next flush.
+    stopped: Option<RunError>,
 }
 
 impl<E: Encoder> MessageOutput<E> {
@@ -89,7 +125,27 @@ impl<E: Encoder> MessageOutput<E> {
             queued: (0, 0),
             outcomes: Vec::new(),
             in_flight: 0,
+            buffer: None,
+            stopped: None,
         }
+    }
+
+    /// A message output whose records go through a disk buffer in the state directory
+    /// (a start error without one).
+    pub fn buffered(
+        component: &'static str,
+        sink: Box<dyn MessageSink>,
+        encoder: E,
+        options: BufferOptions,
+        ctx: &Context,
+    ) -> Result<Self, StartError> {
+        let buffer = Buffered::open(component, options, ctx.state_dir.as_deref())?;
+        let mut out = MessageOutput::new(component, sink, encoder, ctx);
+        // Records found in the log at start enter the component now.
+        out.counters.emit(InternalEvent::Received(buffer.records()));
+        out.counters.emit(InternalEvent::Queued(buffer.records()));
+        out.buffer = Some(buffer);
+        Ok(out)
     }
 
     pub fn name(&self) -> &'static str {
@@ -110,6 +166,24 @@ impl<E: Encoder> MessageOutput<E> {
             .encode(rec, &mut self.buf)
             .map_err(|e| RecordError::new(self.component, e))?;
         let payload = crate::batch::strip_newline(&self.buf);
+        if let Some(buffer) = &mut self.buffer {
+            if self.stopped.is_some() {
+                // The step fails at its flush: its batch is never acknowledged.
+                return Ok(());
+            }
+            return match buffer.append(payload, address, tag, &mut *self.sink) {
+                Ok(()) => {
+                    self.queued.1 += 1;
+                    Ok(())
+                }
+                Err(Appended::Record(e)) => Err(e),
+                Err(Appended::Dropped) => Ok(()),
+                Err(Appended::Run(e)) => {
+                    self.stopped = Some(e);
+                    Ok(())
+                }
+            };
+        }
         match self.sink.send(payload, address, tag) {
             Ok(()) => {
                 self.queued.1 += 1;
@@ -124,6 +198,9 @@ impl<E: Encoder> MessageOutput<E> {
     /// ones to `dead` (then settles them: a dead letter is accepted too).
     pub fn flush(&mut self, dead: &mut DeadLetters) -> Result<(), RunError> {
         self.register_queued();
+        if self.buffer.is_some() {
+            return self.flush_buffered(dead);
+        }
         let polled = self.sink.poll(&mut self.outcomes);
         self.counters
             .emit(InternalEvent::Received(std::mem::take(&mut self.offered)));
@@ -161,6 +238,57 @@ impl<E: Encoder> MessageOutput<E> {
         self.counters.emit(InternalEvent::Queued(self.in_flight));
     }
 
+    /// With a disk buffer: delivers from the log, syncs it when due, settles what the
+    /// sync made safe.
+    fn flush_buffered(&mut self, dead: &mut DeadLetters) -> Result<(), RunError> {
+        self.counters
+            .emit(InternalEvent::Received(std::mem::take(&mut self.offered)));
+        let Some(buffer) = &mut self.buffer else {
+            return Ok(());
+        };
+        let pumped = buffer.pump(&mut *self.sink);
+        let synced = buffer.sync_if_due(false);
+        self.after_buffer(synced, dead);
+        if let Some(stopped) = self.stopped.take() {
+            return Err(stopped);
+        }
+        if self.acks.in_flight() > 0 {
+            crate::wake::look_again_within(crate::wake::DEFAULT_LOOK_AGAIN);
+        }
+        pumped
+    }
+
+    /// Settles the epochs a buffer sync made safe; counts and dead-letters what the
+    /// buffer's deliveries did.
+    fn after_buffer(&mut self, synced: Result<Vec<(u64, u64)>, RunError>, dead: &mut DeadLetters) {
+        let Some(buffer) = &mut self.buffer else {
+            return;
+        };
+        match synced {
+            Ok(safe) => {
+                for (epoch, count) in safe {
+                    self.acks.settled(epoch, count);
+                }
+            }
+            Err(e) => {
+                self.stopped.get_or_insert(e);
+            }
+        }
+        let (counts, letters) = buffer.take();
+        for (reason, payload) in letters {
+            dead.send(self.component, &reason, &payload);
+        }
+        self.counters.emit(InternalEvent::Sent(counts.sent));
+        self.counters.emit(InternalEvent::DeadLettered(counts.dead_lettered));
+        self.counters.emit(InternalEvent::DeliveryFailed(counts.dead_lettered));
+        self.counters.emit(InternalEvent::Dropped(counts.dropped));
+        self.counters.emit(InternalEvent::Queued(buffer.records()));
+        self.counters.emit(InternalEvent::Buffer {
+            records: buffer.records(),
+            bytes: buffer.disk_bytes(),
+        });
+    }
+
     /// Tells `acks` about the messages queued since the last time.
     fn register_queued(&mut self) {
         let (tag, count) = self.queued;
@@ -177,6 +305,12 @@ impl<E: Encoder> MessageOutput<E> {
         self.register_queued();
         self.counters
             .emit(InternalEvent::Received(std::mem::take(&mut self.offered)));
+        if let Some(buffer) = &mut self.buffer {
+            // What is undelivered stays in the log for the next start: not an error.
+            let closed = buffer.close(&mut *self.sink);
+            self.after_buffer(closed, dead);
+            return self.stopped.take().map_or(Ok(()), Err);
+        }
         let closed = self.sink.close(&mut self.outcomes);
         self.apply_outcomes(dead);
         closed.map_err(|Undelivered { count, reason }| {
@@ -280,13 +414,11 @@ mod tests {
         assert_eq!(ctx.acks.in_flight(), 2, "nothing confirmed yet");
         assert_eq!(ctx.events.snapshot()[0].1.queued, 2, "two in the sink's queue");
         broker.ready.borrow_mut().extend([
-            Outcome {
-                tag: epoch,
-                failure: None,
-            },
+            Outcome::delivered(epoch),
             Outcome {
                 tag: epoch,
                 failure: Some(("timed out".into(), b"{\"n\":2}".to_vec())),
+                retriable: true,
             },
         ]);
         assert_eq!(out.flush(&mut dead), Ok(()));
@@ -320,8 +452,8 @@ mod tests {
         for n in 0..5 {
             assert_eq!(out.send(&serde_json::json!(n), Address::default()), Ok(()));
         }
-        broker.ready.borrow_mut().push(Outcome { tag: 0, failure: None });
-        broker.ready.borrow_mut().push(Outcome { tag: 0, failure: None });
+        broker.ready.borrow_mut().push(Outcome::delivered(0));
+        broker.ready.borrow_mut().push(Outcome::delivered(0));
         let err = out.close(&mut dead).err().map(|e| e.to_string());
         assert_eq!(
             err.as_deref(),

@@ -9,6 +9,7 @@
 //!   confirms each later; [`MessageOutput`] encodes, tracks acknowledgements and turns
 //!   failed deliveries into dead letters (see `message.rs`).
 
+mod buffered;
 mod message;
 mod writer_thread;
 

@@ -141,17 +141,51 @@ impl ProducerContext for Deliveries {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, tag: usize) {
-        let failure = match result {
-            Ok(_) => None,
-            Err((e, message)) => Some((e.to_string(), message.payload().unwrap_or_default().to_vec())),
+        let (failure, retriable) = match result {
+            Ok(_) => (None, false),
+            Err((e, message)) => (
+                Some((e.to_string(), message.payload().unwrap_or_default().to_vec())),
+                retriable(e),
+            ),
         };
         if let Ok(mut outcomes) = self.outcomes.lock() {
             outcomes.push(Outcome {
                 tag: tag as u64,
                 failure,
+                retriable,
             });
         }
     }
+}
+
+/// Whether a delivery failed because the cluster was unreachable or slow (a disk buffer
+/// sends the message again later) rather than because it refused the message (too
+/// large, not authorised, invalid: a dead letter).
+fn retriable(e: &KafkaError) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        e,
+        KafkaError::MessageProduction(
+            C::MessageTimedOut
+                | C::BrokerTransportFailure
+                | C::AllBrokersDown
+                | C::RequestTimedOut
+                | C::NetworkException
+                | C::LeaderNotAvailable
+                | C::NotLeaderForPartition
+                | C::NotEnoughReplicas
+                | C::NotEnoughReplicasAfterAppend
+                | C::UnknownTopicOrPartition
+                | C::PartitionEOF
+                | C::Fail
+                | C::QueueFull
+                | C::PurgeQueue
+                | C::PurgeInflight
+                | C::BrokerNotAvailable
+                | C::CoordinatorNotAvailable
+                | C::ThrottlingQuotaExceeded
+        )
+    )
 }
 
 #[cfg(test)]
@@ -163,6 +197,17 @@ mod tests {
     use crate::sinks::tests::MemSink;
     use crate::sinks::MessageOutput;
     use std::time::Instant;
+
+    #[test]
+    fn a_cluster_out_of_reach_is_worth_retrying_a_refusal_is_not() {
+        let failed = |code| KafkaError::MessageProduction(code);
+        assert!(retriable(&failed(RDKafkaErrorCode::MessageTimedOut)));
+        assert!(retriable(&failed(RDKafkaErrorCode::AllBrokersDown)));
+        assert!(retriable(&failed(RDKafkaErrorCode::NotLeaderForPartition)));
+        assert!(!retriable(&failed(RDKafkaErrorCode::MessageSizeTooLarge)));
+        assert!(!retriable(&failed(RDKafkaErrorCode::TopicAuthorizationFailed)));
+        assert!(!retriable(&failed(RDKafkaErrorCode::InvalidMessage)));
+    }
 
     fn output(
         properties: Properties,

@@ -190,7 +190,7 @@ impl MessageSink for MqttPublisher {
             if self.handle.try_publish(topic, self.qos, self.retain, payload) {
                 if self.qos == QoS::AtMostOnce {
                     drop(tracking);
-                    self.settled.push(Outcome { tag, failure: None });
+                    self.settled.push(Outcome::delivered(tag));
                 } else {
                     let payload = if self.refusable { payload.to_vec() } else { Vec::new() };
                     tracking.queued.push_back(Queued { tag, payload });
@@ -214,6 +214,11 @@ impl MessageSink for MqttPublisher {
     fn poll(&mut self, outcomes: &mut Vec<Outcome>) -> Result<(), RunError> {
         self.take_outcomes(outcomes);
         self.shared.check()
+    }
+
+    /// rumqttc's request queue: a full one makes `send` wait.
+    fn max_in_flight(&self) -> Option<usize> {
+        Some(usize::from(INFLIGHT))
     }
 
     /// Waits (up to 10 s) for every outstanding PUBACK, then disconnects.
@@ -330,7 +335,12 @@ impl Publishing {
                     if let Some(Queued { tag, payload }) = self.inflight.acked(pkid) {
                         let failure = refused.map(|reason| (reason, payload));
                         let mut tracking = self.tracking.lock().unwrap_or_else(PoisonError::into_inner);
-                        tracking.outcomes.push(Outcome { tag, failure });
+                        // A broker's refusal (a reason code) is for good: never retried.
+                        tracking.outcomes.push(Outcome {
+                            tag,
+                            failure,
+                            retriable: false,
+                        });
                     }
                 }
                 Seen::Nothing | Seen::Connected { .. } | Seen::Got(_) => {}
