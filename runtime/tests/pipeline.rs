@@ -389,7 +389,7 @@ fn a_run_with_the_same_state_directory_goes_on_where_the_last_ended() {
         .append(true)
         .open(parts.path("in.jsonl"))
         .unwrap_or_else(|e| panic!("{e}"));
-    std::io::Write::write_all(&mut input, INPUT[cut..].as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    std::io::Write::write_all(&mut input, &INPUT.as_bytes()[cut..]).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(run_with_args(&INFO, args, build), ExitCode::SUCCESS);
 
     assert_eq!(parts.read("out/hot.jsonl"), whole.read("out/hot.jsonl"));

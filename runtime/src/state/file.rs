@@ -196,7 +196,7 @@ pub fn list(dir: &Path) -> Vec<(u64, PathBuf)> {
             parse_name(name.to_str()?).map(|seq| (seq, entry.path()))
         })
         .collect();
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
     found
 }
 

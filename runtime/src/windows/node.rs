@@ -247,6 +247,27 @@ impl<A: Aggregation, O: KeyedOperator<A>> Stateful<A, O> {
     }
 }
 
+/// A window's or table's checkpoint: its watermark, then the operator's state.
+impl<A: Aggregation, O: KeyedOperator<A>> Checkpointed for Stateful<A, O> {
+    fn section(&self) -> &'static str {
+        self.name
+    }
+    fn save(&mut self, out: &mut Vec<u8>) -> Result<(), RunError> {
+        out.extend_from_slice(&self.saved_header());
+        self.op
+            .save_state(out)
+            .map_err(|e| RunError::new(format!("{}: cannot save state: {e}", self.name)))
+    }
+    fn restore(&mut self, saved: &[u8]) -> Result<(), StartError> {
+        let bad = |e: String| StartError::new(format!("{}: the checkpoint's state does not fit: {e}", self.name));
+        let (header, state) = saved
+            .split_first_chunk::<8>()
+            .ok_or_else(|| bad("shorter than its header".into()))?;
+        self.watermark = i64::from_le_bytes(*header);
+        self.op.restore_state(state).map_err(bad)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,26 +380,5 @@ mod tests {
                 19_999
             )]
         );
-    }
-}
-
-/// A window's or table's checkpoint: its watermark, then the operator's state.
-impl<A: Aggregation, O: KeyedOperator<A>> Checkpointed for Stateful<A, O> {
-    fn section(&self) -> &'static str {
-        self.name
-    }
-    fn save(&mut self, out: &mut Vec<u8>) -> Result<(), RunError> {
-        out.extend_from_slice(&self.saved_header());
-        self.op
-            .save_state(out)
-            .map_err(|e| RunError::new(format!("{}: cannot save state: {e}", self.name)))
-    }
-    fn restore(&mut self, saved: &[u8]) -> Result<(), StartError> {
-        let bad = |e: String| StartError::new(format!("{}: the checkpoint's state does not fit: {e}", self.name));
-        let (header, state) = saved
-            .split_first_chunk::<8>()
-            .ok_or_else(|| bad("shorter than its header".into()))?;
-        self.watermark = i64::from_le_bytes(*header);
-        self.op.restore_state(state).map_err(bad)
     }
 }
