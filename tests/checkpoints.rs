@@ -137,7 +137,7 @@ fn crash_until_done(files: &Files, bin: &Path, seed: u64, stops: u32, term_every
             .spawn()
             .unwrap();
         let stopping = trial.kills + trial.terms < stops;
-        let at = Instant::now() + Duration::from_millis(5 + rng.below(120));
+        let at = Instant::now() + Duration::from_millis(2 + rng.below(50));
         let status = loop {
             if let Some(status) = child.try_wait().unwrap() {
                 break Some(status);
@@ -190,7 +190,7 @@ fn assert_same_outputs(got: &[Vec<u8>], expected: &[Vec<u8>], trial: &Trial) {
 #[test]
 fn killed_at_random_moments_the_output_equals_an_uninterrupted_runs() {
     let bin = build(SPEC);
-    let files = Files::new("checkpoints_crash", &readings(11, 60_000));
+    let files = Files::new("checkpoints_crash", &readings(11, 400_000));
     let expected = files.reference(&bin);
     let trial = crash_until_done(&files, &bin, 2026, 24, u32::MAX);
     assert!(trial.kills >= 20, "{trial:?}");
@@ -201,7 +201,7 @@ fn killed_at_random_moments_the_output_equals_an_uninterrupted_runs() {
 #[test]
 fn sigterm_stops_cleanly_and_the_next_start_goes_on() {
     let bin = build(SPEC);
-    let files = Files::new("checkpoints_term", &readings(12, 40_000));
+    let files = Files::new("checkpoints_term", &readings(12, 200_000));
     let expected = files.reference(&bin);
     // Every other stop a SIGTERM: exit 0, final checkpoint, windows kept open.
     let trial = crash_until_done(&files, &bin, 7, 10, 2);
