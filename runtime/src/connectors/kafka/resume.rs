@@ -3,10 +3,11 @@
 //! The group's committed offsets are never ahead of the newest checkpoint (with
 //! checkpoints on, only what a written checkpoint covers is committed), but they may be
 //! behind it (commits are asynchronous, and a crash may come first) or ahead of an older
-//! checkpoint the start fell back to. So the checkpoint's offsets win: once a partition
-//! is assigned, the source seeks it to the checkpoint's offset, and until the first
-//! message at exactly that offset arrives, messages from elsewhere in the partition are
-//! discarded (fetched before the seek) and the seek is repeated.
+//! checkpoint the start fell back to. So the checkpoint's offsets win: until the first
+//! message at exactly a partition's checkpoint offset arrives, messages before it are
+//! skipped (handled before the crash), and a message after it makes the source seek
+//! back to it, once. (Seeking every partition as soon as it is assigned stalled the
+//! fetcher against tansu; skipping costs at most what the commits lagged.)
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::topic_partition_list::Offset;
@@ -33,42 +34,10 @@ impl Resume {
         self.waiting.is_empty()
     }
 
-    /// A rebalance happened: partitions assigned again must be sought again.
+    /// A rebalance happened: a partition assigned again may need a seek again.
     pub(super) fn reassigned(&mut self) {
         for entry in &mut self.waiting {
             entry.3 = false;
-        }
-    }
-
-    /// Seeks each waiting partition that is now assigned to this consumer.
-    pub(super) fn seek_assigned<C: ConsumerContext>(&mut self, component: &str, consumer: &BaseConsumer<C>) {
-        if self.waiting.iter().all(|e| e.3) {
-            return;
-        }
-        let Ok(assigned) = consumer.assignment() else {
-            return;
-        };
-        for (topic, partition, offset, sought) in &mut self.waiting {
-            if *sought || assigned.find_partition(topic, *partition).is_none() {
-                continue;
-            }
-            match consumer.seek(topic, *partition, Offset::Offset(*offset), SEEK_WAIT) {
-                Ok(()) => {
-                    *sought = true;
-                    crate::log::info(
-                        "kafka partition resumed from the checkpoint",
-                        &[
-                            ("component", component.into()),
-                            ("partition", format!("{topic}/{partition}@{offset}").into()),
-                        ],
-                    );
-                }
-                // Not fetching yet: tried again at the next poll.
-                Err(e) => crate::log::debug(
-                    "kafka seek to the checkpoint's offset failed; trying again",
-                    &[("component", component.into()), ("error", e.to_string().into())],
-                ),
-            }
         }
     }
 
@@ -85,13 +54,24 @@ impl Resume {
         let Some(i) = self.waiting.iter().position(|e| e.1 == partition && e.0 == topic) else {
             return true;
         };
-        let want = self.waiting[i].2;
+        let (want, sought) = (self.waiting[i].2, self.waiting[i].3);
         if offset == want {
             self.waiting.swap_remove(i);
             return true;
         }
-        let sought = consumer.seek(topic, partition, Offset::Offset(want), SEEK_WAIT).is_ok();
-        self.waiting[i].3 = sought;
+        // Behind the checkpoint (the group's commits lag it): handled before the crash,
+        // skipped. Ahead of it (the start fell back to an older checkpoint): go back, once.
+        if offset > want && !sought {
+            let back = consumer.seek(topic, partition, Offset::Offset(want), SEEK_WAIT);
+            self.waiting[i].3 = back.is_ok();
+            crate::log::info(
+                "kafka partition sought back to the checkpoint's offset",
+                &[
+                    ("partition", format!("{topic}/{partition}@{want}").into()),
+                    ("ok", back.is_ok().into()),
+                ],
+            );
+        }
         false
     }
 }

@@ -215,9 +215,6 @@ impl RawSource for KafkaSource {
         self.reading.clear();
         let mut wait = FIRST_WAIT;
         while batch.len() < max {
-            if !self.resume.is_empty() {
-                self.resume.seek_assigned(self.component, &self.consumer);
-            }
             let polled = self.consumer.poll(wait);
             wait = Duration::ZERO;
             let rebalanced = forget_if_rebalanced(
