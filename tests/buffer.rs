@@ -164,31 +164,6 @@ fn a_broker_outage_while_records_flow_loses_nothing_and_repeats_nothing() {
     assert!(report.contains("buffer sinks.out: empty"), "{report}");
 }
 
-/// A tmpfs of `kib` KiB mounted on `dir` for the life of the value.
-struct TinyDisk(PathBuf);
-
-impl TinyDisk {
-    fn mount(dir: &Path, kib: u32) -> TinyDisk {
-        fs::create_dir_all(dir).unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
-            .arg(dir)
-            .status()
-            .unwrap();
-        assert!(
-            status.success(),
-            "mounting a tmpfs needs root (the tests run as root in CI)"
-        );
-        TinyDisk(dir.to_path_buf())
-    }
-}
-
-impl Drop for TinyDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_full_disk_with_the_broker_away_drops_the_oldest_and_leaves_a_sound_buffer() {
     let bin = support::build("tests/pipelines/kafka_buffered_drop.yaml");
@@ -196,7 +171,7 @@ fn a_full_disk_with_the_broker_away_drops_the_oldest_and_leaves_a_sound_buffer()
     let (state, input) = (dir.join("state"), dir.join("items.jsonl"));
     // The buffers (not the checkpoints) live on a 5 MiB disk; the buffer's own limit
     // (16 MiB, in segments of 2 MiB) is never what stops it.
-    let _disk = TinyDisk::mount(&state.join("buffers"), 5 * 1024);
+    let _disk = support::TinyDisk::mount(&state.join("buffers"), 5 * 1024);
     append(&input, "");
     let mut running = Running::start(&bin, &env(closed_port(), &state, &input), &dir);
     running.wait_for_line("pipeline started", Duration::from_secs(30));
