@@ -49,6 +49,8 @@ struct State {
     held: Cell<bool>,
     /// Checkpoints are on: only a written checkpoint confirms (see [`Acks::checkpointed`]).
     checkpoints: Cell<bool>,
+    /// A checkpoint waits for everything in flight to settle.
+    draining: Cell<bool>,
 }
 
 impl Acks {
@@ -122,6 +124,16 @@ impl Acks {
     /// nothing is committed that the last written checkpoint does not cover.
     pub fn use_checkpoints(&self) {
         self.0.checkpoints.set(true);
+    }
+
+    /// A checkpoint starts (`true`) or stops (`false`) waiting for what is in flight:
+    /// outputs that settle on their own schedule (a disk buffer's fsync) settle now.
+    pub fn set_draining(&self, draining: bool) {
+        self.0.draining.set(draining);
+    }
+
+    pub fn draining(&self) -> bool {
+        self.0.draining.get()
     }
 
     /// A checkpoint taken after `epoch`, with nothing in flight, was written: every

@@ -555,6 +555,28 @@ mod tests {
     }
 
     #[test]
+    fn a_checkpoint_draining_does_not_wait_for_the_next_fsync() {
+        let tmp = TempDir::new("buffered-drain");
+        let state = std::path::Path::new(&tmp.path("state")).to_path_buf();
+        let ctx = ctx(&state);
+        let broker = Broker::default();
+        let hourly = BufferOptions {
+            fsync: Fsync::Every(std::time::Duration::from_secs(3600)),
+            ..options()
+        };
+        let mut out = MessageOutput::buffered("sinks.out", Box::new(broker), JsonEncoder::new(), hourly, &ctx)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut dead = DeadLetters::to_sinks(vec![Box::new(MemSink::default())]);
+        ctx.acks.next_epoch();
+        send(&mut out, 1);
+        assert_eq!(out.flush(&mut dead), Ok(()));
+        assert_eq!(ctx.acks.in_flight(), 1, "appended, not yet synced: not safe");
+        ctx.acks.set_draining(true);
+        assert_eq!(out.flush(&mut dead), Ok(()));
+        assert_eq!(ctx.acks.in_flight(), 0, "synced for the checkpoint");
+    }
+
+    #[test]
     fn an_outage_is_replayed_in_order_without_duplicates_and_refusals_become_dead_letters() {
         let tmp = TempDir::new("buffered-outage");
         let state = std::path::Path::new(&tmp.path("state")).to_path_buf();

@@ -247,7 +247,8 @@ impl<E: Encoder> MessageOutput<E> {
             return Ok(());
         };
         let pumped = buffer.pump(&mut *self.sink);
-        let synced = buffer.sync_if_due(false);
+        // A checkpoint waiting for what is in flight does not wait for the next fsync.
+        let synced = buffer.sync_if_due(self.acks.draining());
         self.after_buffer(synced, dead);
         if let Some(stopped) = self.stopped.take() {
             return Err(stopped);

@@ -208,20 +208,16 @@ impl StateStore {
     pub fn checkpoint<P: Pipeline>(&mut self, pipeline: &mut P, acks: &crate::acks::Acks) -> Result<(), RunError> {
         self.last = Instant::now();
         let waited = Instant::now();
-        loop {
-            pipeline.flush()?;
-            if acks.in_flight() == 0 {
-                break;
-            }
-            if waited.elapsed() >= DRAIN_LIMIT || crate::shutdown::give_up_waiting() {
-                self.events.checkpoints().put_off();
-                crate::log::warn(
-                    "checkpoint put off: messages still unconfirmed",
-                    &[("in_flight", acks.in_flight().into())],
-                );
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(2));
+        acks.set_draining(true);
+        let drained = drain(pipeline, acks, waited);
+        acks.set_draining(false);
+        if !drained? {
+            self.events.checkpoints().put_off();
+            crate::log::warn(
+                "checkpoint put off: messages still unconfirmed",
+                &[("in_flight", acks.in_flight().into())],
+            );
+            return Ok(());
         }
         self.write_now(pipeline, acks).map(|_| ())
     }
@@ -289,6 +285,21 @@ impl StateStore {
                 Ok(false)
             }
         }
+    }
+}
+
+/// Flushes the outputs until nothing is in flight; false when that did not happen
+/// within [`DRAIN_LIMIT`] (or a stop is being waited for).
+fn drain<P: Pipeline>(pipeline: &mut P, acks: &crate::acks::Acks, waited: Instant) -> Result<bool, RunError> {
+    loop {
+        pipeline.flush()?;
+        if acks.in_flight() == 0 {
+            return Ok(true);
+        }
+        if waited.elapsed() >= DRAIN_LIMIT || crate::shutdown::give_up_waiting() {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 
