@@ -700,7 +700,8 @@ fn accepted_tricky_specs(cases: u32) -> Vec<String> {
 
 /// An MQTT source and sink whose options take values at and past their edges:
 /// numbers YAML reads oddly, durations MQTT cannot carry, secrets with defaults, URLs
-/// of other schemes, topic templates with braces inside strings and expressions.
+/// of other schemes, topic templates with braces inside strings and expressions, and
+/// disk buffers of sizes and durations at and past theirs.
 fn mqtt_spec() -> impl Strategy<Value = String> {
     // Mostly values that pass, so that whole specs are accepted too.
     fn edge(pass: &'static [&'static str], fail: &'static [&'static str]) -> BoxedStrategy<&'static str> {
@@ -733,8 +734,31 @@ fn mqtt_spec() -> impl Strategy<Value = String> {
             ],
             &["'{x'", "'a/+'", "'{}'", "'{{x}}'", "'{n}'", "{ expr: n }"],
         ),
+        edge(
+            &[
+                "{ type: disk }",
+                "{ type: disk, max_size: 4KiB, when_full: drop_oldest, fsync: always }",
+                "{ type: disk, max_size: 16TiB, fsync: 1ms }",
+                "{ type: disk, max_size: 18446744073709551615 }",
+                "{ type: disk, max_size: '100 MB', fsync: 99999h }",
+            ],
+            &[
+                "{ type: disk, max_size: 4095 }",
+                "{ type: disk, max_size: 18446744073709551616 }",
+                "{ type: disk, max_size: 99999999TiB }",
+                "{ type: disk, max_size: '${SIZE:-1GiB}' }",
+                "{ type: disk, max_size: .nan }",
+                "{ type: disk, max_size: -1 }",
+                "{ type: disk, max_size: 1e400 }",
+                "{ type: disk, when_full: _ }",
+                "{ type: disk, fsync: 0s }",
+                "{ type: disk, fsync: '${F}' }",
+                "{ type: memory }",
+                "{ type: disk, self: 1 }",
+            ],
+        ),
     )
-        .prop_map(|(qos, keep_alive, version, password, url, topic)| {
+        .prop_map(|(qos, keep_alive, version, password, url, topic, buffer)| {
             format!(
                 "name: hostile_mqtt
 schemas:
@@ -755,6 +779,7 @@ sinks:
     input: s
     url: mqtt://h
     topic: {topic}
+    buffer: {buffer}
 "
             )
         })
