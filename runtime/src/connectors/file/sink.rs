@@ -130,11 +130,15 @@ impl RawSink for FileSink {
     }
 
     /// The file's path and committed length, after an fsync: a power cut cannot take
-    /// back what a checkpoint counts as written. A pipe has no position.
+    /// back what a checkpoint counts as written. A pipe or a device (`/dev/null`,
+    /// which cannot be synced or cut) has no position.
     fn save_position(&mut self) -> Result<Vec<u8>, RunError> {
         let Target::File { out, flushed_len, .. } = &mut self.out else {
             return Ok(Vec::new());
         };
+        if !out.get_ref().metadata().is_ok_and(|m| m.is_file()) {
+            return Ok(Vec::new());
+        }
         let len = *flushed_len;
         out.get_ref()
             .sync_data()
@@ -199,6 +203,25 @@ mod tests {
             assert_eq!(sink.flush(), Ok(()));
             assert_eq!(std::fs::read_to_string(&path).ok().as_deref(), Some(expected));
         }
+    }
+
+    #[test]
+    fn a_file_saves_its_committed_length_and_is_cut_back_to_it_a_device_saves_nothing() {
+        let dir = TempDir::new("file_sink_position");
+        let path = dir.path("out.txt");
+        let mut sink = FileSink::create(&path, false).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(sink.write(b"kept\n").and_then(|()| sink.flush()), Ok(()));
+        let saved = sink.save_position().unwrap_or_default();
+        assert_eq!(sink.write(b"after\n").and_then(|()| sink.flush()), Ok(()));
+        drop(sink);
+        let mut resumed = FileSink::create(&path, true).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(resumed.rewind(&saved), Ok(()));
+        assert_eq!(resumed.write(b"again\n").and_then(|()| resumed.flush()), Ok(()));
+        assert_eq!(std::fs::read_to_string(&path).ok().as_deref(), Some("kept\nagain\n"));
+
+        let mut null = FileSink::create("/dev/null", false).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(null.write(b"x\n").and_then(|()| null.flush()), Ok(()));
+        assert_eq!(null.save_position(), Ok(Vec::new()), "/dev/null cannot be synced");
     }
 
     #[test]
