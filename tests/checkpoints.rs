@@ -443,3 +443,67 @@ fn a_full_disk_under_the_state_directory_costs_checkpoints_not_records() {
     let (code, report) = state_check(&bin, &state, false);
     assert_eq!((code, report.contains("state: ok")), (0, true), "{report}");
 }
+
+#[test]
+fn devices_and_blocked_pipes_as_outputs_with_a_state_directory() {
+    let bin = build(SPEC);
+    let files = Files::new("checkpoints_devices", &readings(18, 50_000));
+    let state = files.state();
+    let args = [
+        "--state-dir",
+        state.as_str(),
+        "--checkpoint-interval",
+        "5ms",
+        "--batch-size",
+        "64",
+    ];
+    // /dev/null cannot be synced or cut back: it is checkpointed as having no position.
+    let out = files
+        .command(&bin, &args)
+        .env("LATE_PATH", "/dev/null")
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(!log.contains("checkpoint not written"), "{log}");
+    let counts = support::counters(&out.stderr);
+    assert!(
+        support::counter(&counts, "sinks.late", "sent") > 0,
+        "late records were written: {counts:?}"
+    );
+
+    // /dev/full: the run fails, says how many records were lost, and the counters add up.
+    let _ = std::fs::remove_dir_all(&state);
+    let out = files
+        .command(&bin, &args)
+        .env("TOTALS_PATH", "/dev/full")
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("No space left on device") && log.contains("records not written"),
+        "{log}"
+    );
+    let counts = support::counters(&out.stderr);
+    assert!(
+        support::counter(&counts, "sinks.totals", "dropped") > 0,
+        "{counts:?}"
+    );
+
+    // A named pipe nobody reads: SIGTERM while the output is blocked still ends the run
+    // within the grace period, saying what was not written.
+    let _ = std::fs::remove_dir_all(&state);
+    let fifo = files.dir.join("nobody_reads");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let mut running = support::start(files.command(&bin, &args).env("WINDOWS_PATH", &fifo));
+    std::thread::sleep(Duration::from_millis(300));
+    running.signal("TERM");
+    let out = running.wait();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains("not written"), "{log}");
+    support::counters(&out.stderr);
+}

@@ -596,17 +596,8 @@ fn job(ir: &Ir) -> TokenStream {
         let field = node_field(op);
         let emit = prefixed("emit_", &op.stem);
         quote! {
-            if self.nodes.#field.close() {
+            if self.nodes.#field.close(fire) {
                 #emit(&mut self.nodes);
-            }
-        }
-    });
-    let closes: Vec<TokenStream> = closes.collect();
-    let fire_open = (!closes.is_empty()).then(|| {
-        quote! {
-            // Open windows fire, upstream first, so downstream ones see their results.
-            if fire {
-                #(#closes)*
             }
         }
     });
@@ -690,7 +681,9 @@ fn job(ir: &Ir) -> TokenStream {
                 self.nodes.flush()
             }
             fn close(&mut self, fire: bool) -> Result<(), RunError> {
-                #fire_open
+                // Open windows fire (with `fire`), upstream first, so downstream ones
+                // see their results; every one publishes its last counts.
+                #(#closes)*
                 let flushed = self.nodes.flush();
                 #close_messages
                 #final_commit

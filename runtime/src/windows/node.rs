@@ -235,10 +235,15 @@ impl<A: Aggregation, O: KeyedOperator<A>> Stateful<A, O> {
         self.counters.emit(InternalEvent::Expired(expired));
     }
 
-    /// End of input or shutdown: measures the state one last time, then fires
-    /// everything still open. True when results are waiting.
-    pub fn close(&mut self) -> bool {
+    /// End of input or shutdown: measures the state (and publishes the counts) one
+    /// last time, then, with `fire`, fires everything still open. Without it (a stop
+    /// with checkpoints) the open state waits in the final checkpoint. True when
+    /// results are waiting.
+    pub fn close(&mut self, fire: bool) -> bool {
         self.sample(true);
+        if !fire {
+            return false;
+        }
         self.op.on_close();
         let (evicted, expired) = self.op.take_evictions();
         self.counters.emit(InternalEvent::Evicted(evicted));
@@ -288,7 +293,7 @@ mod tests {
         // The window fires before the next sample: the state is empty when measured.
         assert!(node.advance(Some(10_000)));
         node.sample(true);
-        node.close();
+        node.close(true);
         let summary = ctx.events.snapshot();
         assert_eq!(summary[0].0, "windows.w");
         assert_eq!(summary[0].1.state_entries, 3);
