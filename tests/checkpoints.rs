@@ -488,17 +488,14 @@ fn devices_and_blocked_pipes_as_outputs_with_a_state_directory() {
         "{log}"
     );
     let counts = support::counters(&out.stderr);
-    assert!(
-        support::counter(&counts, "sinks.totals", "dropped") > 0,
-        "{counts:?}"
-    );
+    assert!(support::counter(&counts, "sinks.totals", "dropped") > 0, "{counts:?}");
 
     // A named pipe nobody reads: SIGTERM while the output is blocked still ends the run
     // within the grace period, saying what was not written.
     let _ = std::fs::remove_dir_all(&state);
     let fifo = files.dir.join("nobody_reads");
     assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
-    let mut running = support::start(files.command(&bin, &args).env("WINDOWS_PATH", &fifo));
+    let running = support::start(files.command(&bin, &args).env("WINDOWS_PATH", &fifo));
     std::thread::sleep(Duration::from_millis(300));
     running.signal("TERM");
     let out = running.wait();
