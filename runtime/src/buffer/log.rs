@@ -78,6 +78,8 @@ pub enum AppendError {
     },
     /// The record alone is larger than the whole buffer.
     TooLarge,
+    /// A batch of records larger than a segment: append them one by one.
+    Split,
     Io(io::Error),
 }
 
@@ -313,51 +315,70 @@ impl Log {
         self.segments.len()
     }
 
+    /// Whether a record of `len` bytes can ever be appended (it is not larger than the
+    /// whole buffer).
+    pub fn fits(&self, len: usize) -> bool {
+        HEADER + len as u64 <= self.max_bytes && len <= frame::MAX_RECORD as usize
+    }
+
     /// Appends one record; returns its position. A failed write leaves the log as it was.
     pub fn append(&mut self, record: &[u8]) -> Result<u64, AppendError> {
-        let framed = HEADER + record.len() as u64;
-        if framed > self.max_bytes || record.len() > frame::MAX_RECORD as usize {
+        if !self.fits(record.len()) {
             return Err(AppendError::TooLarge);
         }
-        if self.disk_bytes() + framed > self.max_bytes {
+        let mut framed = std::mem::take(&mut self.frame);
+        framed.clear();
+        frame::frame(record, &mut framed);
+        let appended = self.append_frames(&framed, 1);
+        self.frame = framed;
+        appended
+    }
+
+    /// Appends records already framed (by [`frame::frame`]), `count` of them, with one
+    /// write into one segment; returns the first one's position. A failed write leaves
+    /// the log as it was.
+    pub fn append_frames(&mut self, frames: &[u8], count: u64) -> Result<u64, AppendError> {
+        let len = frames.len() as u64;
+        if count > 1 && len > self.segment_bytes {
+            return Err(AppendError::Split);
+        }
+        if self.disk_bytes() + len > self.max_bytes {
             return Err(AppendError::Full { disk: false });
         }
         let roll = self
             .segments
             .back()
-            .is_none_or(|s| s.len > 0 && s.len + framed > self.segment_bytes);
+            .is_none_or(|s| s.len > 0 && s.len + len > self.segment_bytes);
         if roll {
             self.roll().map_err(classify)?;
         }
-        self.frame.clear();
-        frame::frame(record, &mut self.frame);
         let pos = self.end;
         let Some(active) = self.segments.back_mut() else {
             return Err(AppendError::Io(io::Error::other("no active segment")));
         };
         #[cfg(test)]
         let written = match self.disk_space {
-            // A disk that fills up in the middle of the record.
-            Some(space) if active.end() + framed > space => {
+            // A disk that fills up in the middle of the write.
+            Some(space) if active.end() + len > space => {
                 let room = space.saturating_sub(active.end()) as usize;
                 active
                     .file
-                    .write_all_at(&self.frame[..room], active.len)
+                    .write_all_at(&frames[..room], active.len)
                     .and(Err(io::Error::from(io::ErrorKind::StorageFull)))
             }
-            _ => active.file.write_all_at(&self.frame, active.len),
+            _ => active.file.write_all_at(frames, active.len),
         };
         #[cfg(not(test))]
-        let written = active.file.write_all_at(&self.frame, active.len);
+        let written = active.file.write_all_at(frames, active.len);
         if let Err(e) = written {
             // Never leave part of a record behind: the next one would follow garbage.
             let _ = active.file.set_len(active.len);
             return Err(classify(e));
         }
-        active.len += framed;
-        active.undelivered += 1;
-        self.end += framed;
-        self.records += 1;
+        active.len += len;
+        active.undelivered += count;
+        self.end += len;
+        self.records += count;
         self.unsynced = true;
         Ok(pos)
     }

@@ -18,7 +18,7 @@
 
 use super::message::{Outcome, Undelivered};
 use super::MessageSink;
-use crate::buffer::frame::{decode_message, encode_message};
+use crate::buffer::frame::{self, decode_message, encode_message};
 use crate::buffer::log::{AppendError, Log, Read};
 use crate::buffer::{BufferOptions, Fsync, WhenFull};
 use crate::errors::{EvalError, RecordError, RunError, StartError};
@@ -30,12 +30,15 @@ use std::time::{Duration, Instant};
 
 /// Records handed to the sink and not yet confirmed, at most (a Kafka client queues
 /// 100,000 by default; an MQTT client says less through `max_in_flight`).
-pub const MAX_IN_FLIGHT: usize = 10_000;
+pub const MAX_IN_FLIGHT: usize = 100_000;
 /// How long after a failure the destination may not repeat the log is sent again.
 pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// At the end of the input, how long closing waits for a destination that makes no
 /// progress before leaving the rest in the log.
 const CLOSE_PATIENCE: Duration = Duration::from_secs(10);
+/// Records taken wait in memory, framed, for one write to the log at the next flush, or
+/// once this many bytes wait.
+const PENDING_BYTES: usize = 256 << 10;
 /// How long a blocked append waits between looks at the destination.
 const BLOCKED_WAIT: Duration = Duration::from_millis(10);
 
@@ -63,7 +66,11 @@ pub struct Buffered {
     next_tag: u64,
     /// After a failure to retry: nothing is sent before then.
     paused_until: Option<Instant>,
-    /// Records appended since the last fsync, by epoch: settled in `acks` after it.
+    /// Records taken and not yet written to the log, framed; how many; their epochs.
+    pending: Vec<u8>,
+    pending_records: u64,
+    pending_epochs: Vec<(u64, u64)>,
+    /// Records written since the last fsync, by epoch: settled in `acks` after it.
     unsynced: Vec<(u64, u64)>,
     last_sync: Instant,
     /// Dead letters waiting for the next flush: reason and payload.
@@ -105,6 +112,9 @@ impl Buffered {
             settled: BTreeMap::new(),
             next_tag: 0,
             paused_until: None,
+            pending: Vec::new(),
+            pending_records: 0,
+            pending_epochs: Vec::new(),
             unsynced: Vec::new(),
             last_sync: Instant::now(),
             dead: Vec::new(),
@@ -116,17 +126,19 @@ impl Buffered {
         })
     }
 
-    /// Records in the log not yet delivered (in flight included).
+    /// Records taken and not yet delivered (in flight and not yet written included).
     pub fn records(&self) -> u64 {
-        self.log.records()
+        self.log.records() + self.pending_records
     }
 
     pub fn disk_bytes(&self) -> u64 {
         self.log.disk_bytes()
     }
 
-    /// Appends one message under `epoch`, applying `when_full` while the log is full.
-    /// A record larger than the whole buffer is the record's error.
+    /// Takes one message under `epoch`. It is framed in memory and written to the log
+    /// with the others of its step at the next flush ([`Self::write_pending`]), or
+    /// sooner once [`PENDING_BYTES`] wait: one write for many records. A record larger
+    /// than the whole buffer is the record's error.
     pub fn append(
         &mut self,
         payload: &[u8],
@@ -136,45 +148,125 @@ impl Buffered {
     ) -> Result<(), Appended> {
         self.record.clear();
         encode_message(payload, &address, &mut self.record);
+        if !self.log.fits(self.record.len()) {
+            return Err(Appended::Record(RecordError::new(
+                self.component,
+                EvalError::Refused {
+                    reason: self.too_large(self.record.len()),
+                },
+            )));
+        }
+        frame::frame(&self.record, &mut self.pending);
+        self.pending_records += 1;
+        add_epoch(&mut self.pending_epochs, epoch, 1);
+        if self.pending.len() >= PENDING_BYTES {
+            self.write_pending(sink).map_err(Appended::Run)?;
+        }
+        Ok(())
+    }
+
+    fn too_large(&self, len: usize) -> String {
+        format!(
+            "a message of {len} bytes does not fit in the buffer (max_size {} bytes)",
+            self.options.max_bytes
+        )
+    }
+
+    /// Writes the records taken since the last time to the log with one write; when
+    /// that fails (the log or the disk is full, or they are more than a segment holds)
+    /// the log is as it was and they are appended one by one, `when_full` applying to
+    /// each. Their epochs settle at the fsync that follows. When the pipeline must stop
+    /// first, the records not written are counted as dropped and never settled: their
+    /// sources send them again on the next start.
+    pub fn write_pending(&mut self, sink: &mut dyn MessageSink) -> Result<(), RunError> {
+        if self.pending_records == 0 {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let count = std::mem::take(&mut self.pending_records);
+        let epochs = std::mem::take(&mut self.pending_epochs);
+        let written = match self.log.append_frames(&pending, count) {
+            Ok(_) => {
+                self.full_reported = false;
+                for (epoch, n) in epochs {
+                    add_epoch(&mut self.unsynced, epoch, n);
+                }
+                Ok(())
+            }
+            Err(_) => self.append_one_by_one(&pending, epochs, sink),
+        };
+        self.pending = pending;
+        self.pending.clear();
+        written
+    }
+
+    fn append_one_by_one(
+        &mut self,
+        frames: &[u8],
+        epochs: Vec<(u64, u64)>,
+        sink: &mut dyn MessageSink,
+    ) -> Result<(), RunError> {
+        let mut records = frame::scan(frames).filter_map(|step| match step {
+            frame::Step::Record { offset, next } => frames.get(offset + frame::HEADER as usize..next),
+            frame::Step::Damaged(_) => None,
+        });
+        let mut left: u64 = epochs.iter().map(|(_, n)| n).sum();
+        for (epoch, n) in epochs {
+            for _ in 0..n {
+                let record = records.next().unwrap_or_default();
+                if let Err(e) = self.append_one(record, sink) {
+                    let component = self.component;
+                    self.counts.dropped += left;
+                    log::warn(
+                        "buffer: records not written to the buffer are dropped; their sources send them again on the next start",
+                        &[("component", json!(component)), ("dropped", json!(left))],
+                    );
+                    return Err(e);
+                }
+                // Written, dropped by `when_full` or a dead letter: settled at the next fsync.
+                add_epoch(&mut self.unsynced, epoch, 1);
+                left -= 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends one record, applying `when_full` while the log is full.
+    fn append_one(&mut self, record: &[u8], sink: &mut dyn MessageSink) -> Result<(), RunError> {
         loop {
-            let err = match self.log.append(&self.record) {
+            let err = match self.log.append(record) {
                 Ok(_) => {
                     self.full_reported = false;
-                    match self.unsynced.last_mut() {
-                        Some((e, n)) if *e == epoch => *n += 1,
-                        _ => self.unsynced.push((epoch, 1)),
-                    }
                     return Ok(());
                 }
                 Err(e) => e,
             };
             match err {
-                AppendError::TooLarge => {
-                    return Err(Appended::Record(RecordError::new(
-                        self.component,
-                        EvalError::Refused {
-                            reason: format!(
-                                "a message of {} bytes does not fit in the buffer (max_size {} bytes)",
-                                self.record.len(),
-                                self.options.max_bytes
-                            ),
-                        },
-                    )))
+                AppendError::TooLarge | AppendError::Split => {
+                    // Refused when it was taken; never expected here.
+                    self.counts.dead_lettered += 1;
+                    self.dead.push((self.too_large(record.len()), record.to_vec()));
+                    return Ok(());
                 }
                 AppendError::Io(e) => {
-                    return Err(Appended::Run(RunError::new(format!(
+                    return Err(RunError::new(format!(
                         "{}: cannot write to the buffer in `{}`: {e}",
                         self.component,
                         self.log.dir().display()
-                    ))))
+                    )))
                 }
-                AppendError::Full { disk } => self.when_full(disk, sink)?,
+                AppendError::Full { disk } => {
+                    if !self.when_full(disk, sink)? {
+                        return Ok(());
+                    }
+                }
             }
         }
     }
 
     /// The log is full: waits for delivery to make room, or drops the oldest records.
-    fn when_full(&mut self, disk: bool, sink: &mut dyn MessageSink) -> Result<(), Appended> {
+    /// `false` when the record at hand is the one dropped.
+    fn when_full(&mut self, disk: bool, sink: &mut dyn MessageSink) -> Result<bool, RunError> {
         let why = if disk { "the disk is full" } else { "max_size reached" };
         match self.options.when_full {
             WhenFull::Block => {
@@ -186,28 +278,26 @@ impl Buffered {
                     );
                 }
                 let before = (self.log.records(), self.in_flight.len());
-                self.pump(sink).map_err(Appended::Run)?;
+                self.pump(sink)?;
                 if (self.log.records(), self.in_flight.len()) != before {
                     // Deliveries go on: try again at once.
-                    return Ok(());
+                    return Ok(true);
                 }
                 if crate::shutdown::give_up_waiting() {
-                    return Err(Appended::Run(RunError::new(format!(
+                    return Err(RunError::new(format!(
                         "{}: the buffer is full ({why}) and a stop was requested: records not taken",
                         self.component
-                    ))));
+                    )));
                 }
                 std::thread::sleep(BLOCKED_WAIT);
-                Ok(())
+                Ok(true)
             }
             WhenFull::DropOldest => {
                 // Dropping segments frees their space on a full disk too.
-                let dropped = self.log.drop_oldest().map_err(|e| {
-                    Appended::Run(RunError::new(format!(
-                        "{}: cannot drop from the buffer: {e}",
-                        self.component
-                    )))
-                })?;
+                let dropped = self
+                    .log
+                    .drop_oldest()
+                    .map_err(|e| RunError::new(format!("{}: cannot drop from the buffer: {e}", self.component)))?;
                 self.cursor = self.cursor.max(self.log.delivered());
                 let count = dropped.unwrap_or(1);
                 self.counts.dropped += count;
@@ -217,12 +307,9 @@ impl Buffered {
                     "buffer full: the oldest undelivered records were dropped (when_full: drop_oldest)",
                     &fields,
                 );
-                if dropped.is_none() {
-                    // Nothing older to give up (the disk is full of something else): this
-                    // record is the oldest.
-                    return Err(Appended::Dropped);
-                }
-                Ok(())
+                // With nothing older to give up (the disk is full of something else),
+                // this record is the oldest.
+                Ok(dropped.is_some())
             }
         }
     }
@@ -400,6 +487,7 @@ impl Buffered {
     /// makes progress; on a stop, or once it makes none, leaves the rest in the log.
     /// Returns the epochs made safe by the last fsync.
     pub fn close(&mut self, sink: &mut dyn MessageSink) -> Result<Vec<(u64, u64)>, RunError> {
+        self.write_pending(sink)?;
         let stopping = crate::shutdown::stop_requested();
         let mut progress = Instant::now();
         while !stopping && self.log.records() > 0 && progress.elapsed() < CLOSE_PATIENCE {
@@ -444,10 +532,16 @@ impl Buffered {
 pub enum Appended {
     /// The record's own error (larger than the buffer).
     Record(RecordError),
-    /// `drop_oldest` on a disk full of something else: this record was dropped.
-    Dropped,
     /// The pipeline must stop.
     Run(RunError),
+}
+
+/// Adds `n` records of `epoch` to a list of (epoch, count) in epoch order.
+fn add_epoch(epochs: &mut Vec<(u64, u64)>, epoch: u64, n: u64) {
+    match epochs.last_mut() {
+        Some((e, count)) if *e == epoch => *count += n,
+        _ => epochs.push((epoch, n)),
+    }
 }
 
 #[cfg(test)]
@@ -574,6 +668,52 @@ mod tests {
         ctx.acks.set_draining(true);
         assert_eq!(out.flush(&mut dead), Ok(()));
         assert_eq!(ctx.acks.in_flight(), 0, "synced for the checkpoint");
+    }
+
+    /// Bytes in the buffer's segment files.
+    fn on_disk(state: &std::path::Path) -> u64 {
+        let dir = crate::buffer::buffer_dir(state, "sinks.out");
+        crate::buffer::log::list_segments(&dir)
+            .iter()
+            .filter_map(|(_, path)| std::fs::metadata(path).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    #[test]
+    fn records_taken_are_written_together_at_the_flush_and_counted_meanwhile() {
+        let tmp = TempDir::new("buffered-batch");
+        let state = std::path::Path::new(&tmp.path("state")).to_path_buf();
+        let ctx = ctx(&state);
+        let broker = Broker::default();
+        broker.state.borrow_mut().down = true;
+        let mut out = output(&broker, &ctx);
+        let mut dead = DeadLetters::stderr();
+        for epoch in 0..3 {
+            ctx.acks.next_epoch();
+            for n in 0..4 {
+                send(&mut out, epoch * 4 + n);
+            }
+        }
+        assert_eq!(on_disk(&state), 0, "nothing written before the flush");
+        // The last epoch's records are told to `acks` at the flush.
+        assert_eq!(ctx.acks.in_flight(), 8, "taken, not yet safe");
+        assert_eq!(out.flush(&mut dead), Ok(()));
+        assert!(on_disk(&state) > 12 * 8, "written at the flush");
+        assert_eq!(ctx.acks.in_flight(), 0, "every epoch settled by the fsync");
+        let c = ctx.events.snapshot()[0].1;
+        assert_eq!((c.received, c.queued), (12, 12), "{c:?}");
+        broker.state.borrow_mut().down = false;
+        let started = std::time::Instant::now();
+        while broker.state.borrow().delivered.len() < 12 {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "never delivered"
+            );
+            assert_eq!(out.flush(&mut dead), Ok(()));
+        }
+        let want: Vec<String> = (0..12).map(|n| n.to_string()).collect();
+        assert_eq!(broker.state.borrow().delivered, want);
     }
 
     #[test]

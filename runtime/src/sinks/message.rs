@@ -177,7 +177,6 @@ impl<E: Encoder> MessageOutput<E> {
                     Ok(())
                 }
                 Err(Appended::Record(e)) => Err(e),
-                Err(Appended::Dropped) => Ok(()),
                 Err(Appended::Run(e)) => {
                     self.stopped = Some(e);
                     Ok(())
@@ -246,6 +245,9 @@ impl<E: Encoder> MessageOutput<E> {
         let Some(buffer) = &mut self.buffer else {
             return Ok(());
         };
+        if let Err(e) = buffer.write_pending(&mut *self.sink) {
+            self.stopped.get_or_insert(e);
+        }
         let pumped = buffer.pump(&mut *self.sink);
         // A checkpoint waiting for what is in flight does not wait for the next fsync.
         let synced = buffer.sync_if_due(self.acks.draining());

@@ -221,3 +221,55 @@ fn a_damaged_delivered_file_means_delivering_again_not_failing() {
     let log = open(&dir, 1 << 20);
     assert_eq!(log.records(), 3, "at least once: from the start");
 }
+
+fn framed(range: std::ops::Range<usize>) -> Vec<u8> {
+    let mut frames = Vec::new();
+    for n in range {
+        frame::frame(&record(n), &mut frames);
+    }
+    frames
+}
+
+#[test]
+fn a_batch_is_one_write_and_a_failed_one_leaves_the_log_as_it_was() {
+    let tmp = TempDir::new("buffer-batch");
+    let dir = Path::new(&tmp.path("b")).to_path_buf();
+    let mut log = open(&dir, 1 << 20);
+    assert_eq!(log.append_frames(&framed(0..3), 3).ok(), Some(0));
+    assert_eq!(log.records(), 3);
+    // The disk fills up in the middle of the second batch: none of it is kept.
+    log.disk_space = Some(log.end() + FRAME + 5);
+    let full = log.append_frames(&framed(3..6), 3);
+    assert!(matches!(full, Err(AppendError::Full { disk: true })), "{full:?}");
+    assert_eq!((log.records(), log.end()), (3, 3 * FRAME));
+    log.disk_space = None;
+    assert_eq!(log.append_frames(&framed(6..8), 2).ok(), Some(3 * FRAME));
+    assert!(log.close().is_ok());
+    let mut log = open(&dir, 1 << 20);
+    let (records, skipped) = read_all(&mut log);
+    let want: Vec<Vec<u8>> = [0, 1, 2, 6, 7].into_iter().map(record).collect();
+    assert_eq!(records, want);
+    assert!(skipped.is_empty(), "no partial batch was left behind");
+}
+
+#[test]
+fn a_batch_larger_than_a_segment_or_the_buffer_is_refused_whole() {
+    let tmp = TempDir::new("buffer-batch-split");
+    let dir = Path::new(&tmp.path("b")).to_path_buf();
+    // 32 KiB: segments of 4 KiB.
+    let mut log = open(&dir, 32 << 10);
+    let segment = (4 << 10) / FRAME as usize + 1;
+    let split = log.append_frames(&framed(0..segment), segment as u64);
+    assert!(matches!(split, Err(AppendError::Split)), "{split:?}");
+    // Batches of ten until the buffer is full: the last one is refused whole.
+    let mut n = 0;
+    let full = loop {
+        match log.append_frames(&framed(n..n + 10), 10) {
+            Ok(_) => n += 10,
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(full, AppendError::Full { disk: false }), "{full:?}");
+    assert_eq!(log.records(), n as u64);
+    assert!(log.disk_bytes() <= 32 << 10);
+}

@@ -26,6 +26,8 @@ const QUEUE_FULL_WAIT: Duration = Duration::from_millis(10);
 
 /// How long closing waits for messages still in flight.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
+/// At most this many batches of delivery reports are served by one `poll`.
+const MAX_POLLS: usize = 64;
 
 pub struct KafkaProducer {
     producer: BaseProducer<Deliveries>,
@@ -93,8 +95,19 @@ impl MessageSink for KafkaProducer {
     }
 
     fn poll(&mut self, outcomes: &mut Vec<Outcome>) -> Result<(), RunError> {
-        self.producer.poll(Duration::ZERO);
-        self.take_outcomes(outcomes);
+        // One poll serves one event: a batch of delivery reports of one partition, or an
+        // error. The batches waiting are all served, until two polls in a row bring
+        // nothing: an idle pipeline (draining a disk buffer) polls once per wake-up.
+        let mut empty = 0;
+        for _ in 0..MAX_POLLS {
+            let before = outcomes.len();
+            self.producer.poll(Duration::ZERO);
+            self.take_outcomes(outcomes);
+            empty = if outcomes.len() == before { empty + 1 } else { 0 };
+            if empty == 2 {
+                break;
+            }
+        }
         self.producer.context().fatal.check()
     }
 
@@ -270,5 +283,37 @@ mod tests {
         assert!(reason.starts_with("delivery failed: "), "{reason}");
         let snap = ctx.events.snapshot();
         assert_eq!((snap[0].1.received, snap[0].1.sent, snap[0].1.dead_lettered), (1, 0, 1));
+    }
+
+    #[test]
+    fn one_flush_serves_every_batch_of_delivery_reports_waiting() {
+        let ctx = Context::new(Settings::from_values(vec![]), 8);
+        let props = vec![
+            ("bootstrap.servers", "127.0.0.1:1".into()),
+            ("message.timeout.ms", "200".into()),
+            ("enable.idempotence", "false".into()),
+        ];
+        let mut out = output(props, &ctx).unwrap_or_else(|e| panic!("{e}"));
+        let mut dead = DeadLetters::to_sinks(vec![Box::new(MemSink::default())]);
+        ctx.acks.next_epoch();
+        // Three topics: their messages fail in three batches of delivery reports.
+        for topic in ["a", "b", "c"] {
+            let address = Address {
+                topic: Some(topic),
+                ..Address::default()
+            };
+            assert_eq!(out.send(&serde_json::json!({ "topic": topic }), address), Ok(()));
+        }
+        assert_eq!(out.flush(&mut dead), Ok(()));
+        assert_eq!(ctx.acks.in_flight(), 3);
+        // They time out together (librdkafka looks for them every second): once the
+        // first flush settles any, it settles all three.
+        let started = Instant::now();
+        while ctx.acks.in_flight() == 3 && started.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(100));
+            assert_eq!(out.flush(&mut dead), Ok(()));
+        }
+        assert_eq!(ctx.acks.in_flight(), 0, "every batch served by one flush");
+        assert_eq!(ctx.events.snapshot()[0].1.dead_lettered, 3);
     }
 }
