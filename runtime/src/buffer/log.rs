@@ -5,8 +5,8 @@
 //! byte (`segment-<position:020>.log`), so a record's position never changes, across
 //! segments and restarts, and the delivered position (`delivered`, written to a
 //! temporary file, fsynced and renamed) says exactly where delivery resumes. Records are
-//! appended with one positioned write each, so a failed write (a full disk) is cut off
-//! at once and never leaves half a record before the next one. A segment is deleted only
+//! appended with one positioned write per batch (a step's records), so a failed write (a
+//! full disk) is cut off at once and never leaves half a record before the next one. A segment is deleted only
 //! when every record in it is delivered (or dropped by `when_full: drop_oldest`).
 //!
 //! Opening walks every segment: a damaged record in the middle is logged and skipped

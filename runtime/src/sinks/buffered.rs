@@ -1,7 +1,8 @@
 //! The delivery side of a disk buffer: a message sink fed from the buffer's log.
 //!
-//! [`MessageOutput`](super::MessageOutput) appends each record to the [`Log`]; its
-//! sources are acknowledged once the fsync covering the record is done. [`Buffered`]
+//! [`MessageOutput`](super::MessageOutput) appends each record to the [`Log`] (a step's
+//! records with one write, at its flush); its sources are acknowledged once the fsync
+//! covering the record is done. [`Buffered`]
 //! then hands the log's records to the real sink in order, at most [`MAX_IN_FLIGHT`]
 //! at a time (fewer if the sink's client takes fewer without waiting:
 //! `MessageSink::max_in_flight`), and applies what comes back:
@@ -28,8 +29,8 @@ use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-/// Records handed to the sink and not yet confirmed, at most (a Kafka client queues
-/// 100,000 by default; an MQTT client says less through `max_in_flight`).
+/// Records handed to the sink and not yet confirmed, at most (fewer when the client
+/// says so through `max_in_flight`: Kafka's queue, 100,000 by default; MQTT's 100).
 pub const MAX_IN_FLIGHT: usize = 100_000;
 /// How long after a failure the destination may not repeat the log is sent again.
 pub const RETRY_AFTER: Duration = Duration::from_secs(1);

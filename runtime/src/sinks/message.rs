@@ -78,7 +78,7 @@ pub trait MessageSink {
     fn poll(&mut self, outcomes: &mut Vec<Outcome>) -> Result<(), RunError>;
 
     /// How many messages the client takes unconfirmed before `send` waits for room
-    /// (`None`: more than a disk buffer ever hands it, 10,000). A disk buffer sends no
+    /// (`None`: more than a disk buffer ever hands it, 100,000). A disk buffer sends no
     /// more than that, so a broker that is away never blocks the pipeline: the buffer
     /// grows instead.
     fn max_in_flight(&self) -> Option<usize> {

@@ -28,10 +28,14 @@ const QUEUE_FULL_WAIT: Duration = Duration::from_millis(10);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// At most this many batches of delivery reports are served by one `poll`.
 const MAX_POLLS: usize = 64;
+/// librdkafka's default `queue.buffering.max.messages`.
+const LIBRDKAFKA_QUEUE_LIMIT: usize = 100_000;
 
 pub struct KafkaProducer {
     producer: BaseProducer<Deliveries>,
     topic: String,
+    /// Messages the client queues unconfirmed (`queue.buffering.max.messages`).
+    queue_limit: usize,
 }
 
 impl KafkaProducer {
@@ -48,12 +52,18 @@ impl KafkaProducer {
             outcomes: Mutex::new(Vec::new()),
             fatal: client::Fatal::default(),
         };
-        let producer = client::config(DEFAULTS, &properties)
+        let config = client::config(DEFAULTS, &properties);
+        let queue_limit = config
+            .get("queue.buffering.max.messages")
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(LIBRDKAFKA_QUEUE_LIMIT);
+        let producer = config
             .create_with_context(deliveries)
             .map_err(|e| client::start_error(component, e))?;
         Ok(KafkaProducer {
             producer,
             topic: topic.to_string(),
+            queue_limit,
         })
     }
 
@@ -92,6 +102,11 @@ impl MessageSink for KafkaProducer {
                 Err((e, _)) => return Err(e.to_string()),
             }
         }
+    }
+
+    /// A full queue makes `send` wait: a disk buffer sends no more than it takes.
+    fn max_in_flight(&self) -> Option<usize> {
+        Some(self.queue_limit)
     }
 
     fn poll(&mut self, outcomes: &mut Vec<Outcome>) -> Result<(), RunError> {
