@@ -180,9 +180,82 @@ impl Acks {
     }
 }
 
+/// Messages read and not yet acknowledged, by the epoch of the batch they were read in:
+/// what a source acknowledging message by message (MQTT packet ids, Redis stream entry
+/// ids) holds until [`Acks::confirmed`] passes their epoch.
+#[derive(Debug)]
+pub struct Unacked<T> {
+    /// Read by the batch being handled now.
+    reading: Vec<T>,
+    /// Handled batches, oldest first.
+    pending: VecDeque<(u64, Vec<T>)>,
+}
+
+impl<T> Unacked<T> {
+    pub fn new() -> Self {
+        Unacked {
+            reading: Vec::new(),
+            pending: VecDeque::new(),
+        }
+    }
+
+    /// The batch being handled now read `item`.
+    pub fn read(&mut self, item: T) {
+        self.reading.push(item);
+    }
+
+    /// The batch was handled in `epoch`: its items wait for that epoch to be confirmed.
+    pub fn batch_done(&mut self, epoch: u64) {
+        if !self.reading.is_empty() {
+            self.pending.push_back((epoch, std::mem::take(&mut self.reading)));
+        }
+    }
+
+    /// Takes, oldest first, every item of an epoch below `confirmed`.
+    pub fn confirmed(&mut self, confirmed: u64, into: &mut Vec<T>) {
+        while self.pending.front().is_some_and(|(epoch, _)| *epoch < confirmed) {
+            if let Some((_, items)) = self.pending.pop_front() {
+                into.extend(items);
+            }
+        }
+    }
+}
+
+impl<T> Default for Unacked<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_wait_for_their_epoch_to_be_confirmed_and_leave_in_order() {
+        let mut unacked = Unacked::new();
+        unacked.read(1);
+        unacked.read(2);
+        unacked.batch_done(1);
+        unacked.batch_done(2); // an empty batch leaves nothing
+        unacked.read(3);
+        unacked.batch_done(3);
+        unacked.read(4);
+        unacked.batch_done(5);
+        let mut out = Vec::new();
+        unacked.confirmed(1, &mut out);
+        assert_eq!(out, Vec::<i32>::new(), "epoch 1 is not below the floor 1");
+        unacked.confirmed(4, &mut out);
+        assert_eq!(out, [1, 2, 3]);
+        unacked.confirmed(4, &mut out);
+        assert_eq!(out, [1, 2, 3], "nothing twice");
+        unacked.read(6);
+        unacked.confirmed(100, &mut out);
+        assert_eq!(out, [1, 2, 3, 4], "a batch still being handled is not confirmed");
+        unacked.batch_done(6);
+        unacked.confirmed(100, &mut out);
+        assert_eq!(out, [1, 2, 3, 4, 6]);
+    }
 
     #[test]
     fn a_sleeping_pipeline_is_woken_to_propose_what_is_left_and_then_left_alone() {

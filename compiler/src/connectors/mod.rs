@@ -13,8 +13,10 @@ pub mod kafka;
 pub mod message;
 pub mod metadata;
 pub mod mqtt;
+pub mod redis;
 pub mod stdin;
 pub mod stdout;
+pub mod template;
 
 use std::rc::Rc;
 
@@ -63,11 +65,12 @@ pub enum SourceKind {
     Generator(generator::GeneratorSource),
     Kafka(Box<kafka::KafkaSource>),
     Mqtt(Box<mqtt::MqttSource>),
+    Redis(Box<redis::RedisSource>),
 }
 
 impl SourceKind {
     /// Every `type:` a source can have.
-    pub const TYPES: &'static [&'static str] = &["file", "stdin", "generator", "kafka", "mqtt"];
+    pub const TYPES: &'static [&'static str] = &["file", "stdin", "generator", "kafka", "mqtt", "redis"];
 
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -76,6 +79,7 @@ impl SourceKind {
             SourceKind::Generator(_) => "generator",
             SourceKind::Kafka(_) => "kafka",
             SourceKind::Mqtt(_) => "mqtt",
+            SourceKind::Redis(_) => "redis",
         }
     }
 
@@ -83,7 +87,7 @@ impl SourceKind {
         match self {
             SourceKind::File(_) | SourceKind::Stdin(_) => Arrival::Stream,
             SourceKind::Generator(_) => Arrival::Generated,
-            SourceKind::Kafka(_) | SourceKind::Mqtt(_) => Arrival::Messages,
+            SourceKind::Kafka(_) | SourceKind::Mqtt(_) | SourceKind::Redis(_) => Arrival::Messages,
         }
     }
 
@@ -95,7 +99,8 @@ impl SourceKind {
             "stdin" => field_names::<stdin::StdinSource>(),
             "generator" => field_names::<generator::GeneratorSource>(),
             "kafka" => field_names::<kafka::KafkaSource>(),
-            _ => field_names::<mqtt::MqttSource>(),
+            "mqtt" => field_names::<mqtt::MqttSource>(),
+            _ => field_names::<redis::RedisSource>(),
         }
     }
 
@@ -106,7 +111,8 @@ impl SourceKind {
             "stdin" => SourceKind::Stdin(options.read()?),
             "generator" => SourceKind::Generator(options.read()?),
             "kafka" => SourceKind::Kafka(Box::new(options.read()?)),
-            _ => SourceKind::Mqtt(Box::new(options.read()?)),
+            "mqtt" => SourceKind::Mqtt(Box::new(options.read()?)),
+            _ => SourceKind::Redis(Box::new(options.read()?)),
         })
     }
 
@@ -118,6 +124,7 @@ impl SourceKind {
             SourceKind::Generator(g) => generator::check(g, source, cx),
             SourceKind::Kafka(k) => kafka::check_source(k, source, cx),
             SourceKind::Mqtt(m) => mqtt::check_source(m, source, cx),
+            SourceKind::Redis(r) => redis::check_source(r, source, cx),
         }
     }
 }
@@ -149,6 +156,7 @@ pub enum IrSourceKind {
     Generator(generator::IrGenerator),
     Kafka(kafka::IrKafkaSource),
     Mqtt(mqtt::IrMqttSource),
+    Redis(redis::IrRedisSource),
 }
 
 /// The runtime's raw source for `s`, boxed (inside `run`'s build closure: `ctx` is there).
@@ -159,6 +167,7 @@ pub fn construct_source(s: &IrSource) -> TokenStream {
         IrSourceKind::Generator(g) => generator::emit(g, s),
         IrSourceKind::Kafka(k) => kafka::emit_source(k, s),
         IrSourceKind::Mqtt(m) => mqtt::emit_source(m, s),
+        IrSourceKind::Redis(r) => redis::emit_source(r, s),
     }
 }
 
@@ -177,10 +186,11 @@ pub enum SinkKind {
     File(file::FileSink),
     Kafka(Box<kafka::KafkaSink>),
     Mqtt(Box<mqtt::MqttSink>),
+    Redis(Box<redis::RedisSink>),
 }
 
 impl SinkKind {
-    pub const TYPES: &'static [&'static str] = &["stdout", "file", "kafka", "mqtt"];
+    pub const TYPES: &'static [&'static str] = &["stdout", "file", "kafka", "mqtt", "redis"];
 
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -188,13 +198,14 @@ impl SinkKind {
             SinkKind::File(_) => "file",
             SinkKind::Kafka(_) => "kafka",
             SinkKind::Mqtt(_) => "mqtt",
+            SinkKind::Redis(_) => "redis",
         }
     }
 
     pub fn delivery(&self) -> Delivery {
         match self {
             SinkKind::Stdout(_) | SinkKind::File(_) => Delivery::Stream,
-            SinkKind::Kafka(_) | SinkKind::Mqtt(_) => Delivery::Messages,
+            SinkKind::Kafka(_) | SinkKind::Mqtt(_) | SinkKind::Redis(_) => Delivery::Messages,
         }
     }
 
@@ -203,7 +214,8 @@ impl SinkKind {
             "stdout" => field_names::<stdout::StdoutSink>(),
             "file" => field_names::<file::FileSink>(),
             "kafka" => field_names::<kafka::KafkaSink>(),
-            _ => field_names::<mqtt::MqttSink>(),
+            "mqtt" => field_names::<mqtt::MqttSink>(),
+            _ => field_names::<redis::RedisSink>(),
         }
     }
 
@@ -212,7 +224,8 @@ impl SinkKind {
             "stdout" => SinkKind::Stdout(options.read()?),
             "file" => SinkKind::File(options.read()?),
             "kafka" => SinkKind::Kafka(Box::new(options.read()?)),
-            _ => SinkKind::Mqtt(Box::new(options.read()?)),
+            "mqtt" => SinkKind::Mqtt(Box::new(options.read()?)),
+            _ => SinkKind::Redis(Box::new(options.read()?)),
         })
     }
 
@@ -223,6 +236,7 @@ impl SinkKind {
             SinkKind::File(f) => file::check_sink(f, sink, cx),
             SinkKind::Kafka(k) => kafka::check_sink(k, sink, cx),
             SinkKind::Mqtt(m) => mqtt::check_sink(m, sink, cx),
+            SinkKind::Redis(r) => redis::check_sink(r, sink, cx),
         }
     }
 }
@@ -256,6 +270,7 @@ pub enum IrSinkKind {
     File(file::IrFileSink),
     Kafka(kafka::IrKafkaSink),
     Mqtt(mqtt::IrMqttSink),
+    Redis(redis::IrRedisSink),
 }
 
 /// The runtime's raw sink for `s`, boxed: a `RawSink` for a stream, a `MessageSink`
@@ -266,6 +281,7 @@ pub fn construct_sink(s: &IrSink) -> TokenStream {
         IrSinkKind::File(f) => file::emit_sink(f),
         IrSinkKind::Kafka(k) => kafka::emit_sink(k, s),
         IrSinkKind::Mqtt(m) => mqtt::emit_sink(m, s),
+        IrSinkKind::Redis(r) => redis::emit_sink(r, s),
     }
 }
 
@@ -277,4 +293,5 @@ pub const RUNTIME_TYPES: &[&[&str]] = &[
     stdout::RUNTIME_TYPES,
     kafka::RUNTIME_TYPES,
     mqtt::RUNTIME_TYPES,
+    redis::RUNTIME_TYPES,
 ];

@@ -4,11 +4,9 @@ use super::spec::{ClientSpec, MqttMetadata, MqttSink, MqttSource};
 use super::{IrMqttClient, IrMqttSink, IrMqttSource};
 use crate::connectors::message::{string_expr, IrAddress, TopicSpec};
 use crate::connectors::metadata::{wanted_of, with_metadata, MetaDef, MetaType};
+use crate::connectors::template;
 use crate::connectors::{CheckedSink, CheckedSource, IrSinkKind, IrSourceKind, SinkContext, SourceContext};
 use crate::diagnostics::SpecError;
-use crate::expr::check::{TExpr, TKind};
-use crate::spec::scalar::span_in_scalar;
-use crate::types::{RecordType, Type};
 use crate::validate::Cx;
 
 /// What an MQTT message offers besides its payload.
@@ -72,9 +70,9 @@ pub fn sink(m: &MqttSink, sink: &SinkContext<'_>, cx: &mut Cx) -> Option<Checked
             None
         }
         Some(TopicSpec::Fixed(text)) if !text.contains('{') => fixed_topic(name, text, cx).map(|topic| (topic, None)),
-        Some(TopicSpec::Fixed(template)) => {
-            record.and_then(|record| template_topic(name, template, record, cx).map(|e| (String::new(), Some(e))))
-        }
+        Some(TopicSpec::Fixed(template)) => record.and_then(|record| {
+            template::expression(name, "topic", template, record, cx).map(|e| (String::new(), Some(e)))
+        }),
         Some(TopicSpec::Expr(e)) => record
             .and_then(|record| {
                 string_expr(
@@ -315,114 +313,4 @@ fn fixed_topic(sink: &str, topic: &str, cx: &mut Cx) -> Option<String> {
         Some("`alerts/high`, or `\"alerts/{device_id}\"` for a topic per record".into()),
     ));
     None
-}
-
-/// `"alerts/{device_id}"`: the text between placeholders, and each placeholder a string
-/// expression, joined into one string expression.
-fn template_topic(sink: &str, template: &str, record: &RecordType, cx: &mut Cx) -> Option<TExpr> {
-    let path = ["sinks", sink, "topic"];
-    let scalar = cx.value(&path);
-    let mut parts: Vec<TExpr> = Vec::new();
-    let mut ok = true;
-    let mut rest = template;
-    let mut offset = 0;
-    let literal = |text: &str, at: usize| TExpr {
-        kind: TKind::Str(text.to_string()),
-        ty: Type::String,
-        span: at..at + text.len(),
-    };
-    while let Some(open) = rest.find('{') {
-        if open > 0 {
-            parts.push(literal(&rest[..open], offset));
-        }
-        let Some(close) = closing_brace(&rest[open..]) else {
-            let at = span_in_scalar(cx.text, &scalar, template, &(offset + open..offset + open + 1));
-            cx.error(SpecError::invalid_value(
-                "topic",
-                "a `{` without its `}`",
-                &at,
-                Some("a placeholder is `{field}` or `{expression}`".into()),
-            ));
-            return None;
-        };
-        let inner_start = offset + open + 1;
-        let inner = &rest[open + 1..open + close];
-        match placeholder(inner, inner_start, template, &scalar, record, cx) {
-            Some(e) => parts.push(e),
-            None => ok = false,
-        }
-        offset += open + close + 1;
-        rest = &rest[open + close + 1..];
-    }
-    if !rest.is_empty() {
-        parts.push(literal(rest, offset));
-    }
-    if !ok {
-        return None;
-    }
-    let span = 0..template.len();
-    parts.into_iter().reduce(|a, b| TExpr {
-        kind: TKind::Concat(Box::new(a), Box::new(b)),
-        ty: Type::String,
-        span: span.clone(),
-    })
-}
-
-/// Where the `}` closing the `{` that `text` starts with is: braces inside the
-/// expression (`{if hot { "h" } else { "c" }}`) and inside its strings do not count.
-fn closing_brace(text: &str) -> Option<usize> {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for (i, c) in text.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if in_string => escaped = true,
-            '"' => in_string = !in_string,
-            '{' if !in_string => depth += 1,
-            '}' if !in_string => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(i);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
-/// One `{…}` of a topic template: a string expression, located inside the template.
-fn placeholder(
-    text: &str,
-    start: usize,
-    template: &str,
-    scalar: &crate::spec::spans::Span,
-    record: &RecordType,
-    cx: &mut Cx,
-) -> Option<TExpr> {
-    let locate =
-        |r: &std::ops::Range<usize>| span_in_scalar(cx.text, scalar, template, &(start + r.start..start + r.end));
-    let checked = crate::expr::parse(text).map_err(|problems| crate::expr::check::parse_problems(problems, &locate));
-    let checked = checked.and_then(|parsed| crate::expr::check(&parsed, record, &locate));
-    match checked {
-        Ok(e) if e.ty == Type::String => {
-            if crate::validate::transforms::uses_regex(&e) {
-                cx.features.insert("regex");
-            }
-            Some(e)
-        }
-        Ok(e) => {
-            let at = locate(&e.span);
-            cx.error(SpecError::type_mismatch(
-                format!("a topic placeholder must be a string, found {}", e.ty),
-                format!("this is {}", e.ty),
-                &at,
-                Some(format!("convert it: `{{to_string({text})}}`")),
-            ));
-            None
-        }
-        Err(errors) => {
-            cx.errors.extend(errors);
-            None
-        }
-    }
 }

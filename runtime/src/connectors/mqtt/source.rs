@@ -15,7 +15,7 @@
 
 use super::client::{self, Link, MqttConnect, Seen, Shared};
 use super::protocol::{Handle, Message, Recv};
-use crate::acks::Acks;
+use crate::acks::{Acks, Unacked};
 use crate::batch::{MetaValue, RawBatch};
 use crate::driver::Context;
 use crate::errors::{RunError, StartError};
@@ -68,45 +68,6 @@ struct AckId {
     connection: u64,
     pkid: u16,
     qos: QoS,
-}
-
-/// Messages read and not yet acknowledged, by the epoch of the batch they were read in.
-#[derive(Debug)]
-struct Unacked<T> {
-    /// Read by the batch being handled now.
-    reading: Vec<T>,
-    /// Handled batches, oldest first.
-    pending: VecDeque<(u64, Vec<T>)>,
-}
-
-impl<T> Unacked<T> {
-    fn new() -> Self {
-        Unacked {
-            reading: Vec::new(),
-            pending: VecDeque::new(),
-        }
-    }
-
-    /// The batch being handled now read `item`.
-    fn read(&mut self, item: T) {
-        self.reading.push(item);
-    }
-
-    /// The batch was handled in `epoch`: its items wait for that epoch to be confirmed.
-    fn batch_done(&mut self, epoch: u64) {
-        if !self.reading.is_empty() {
-            self.pending.push_back((epoch, std::mem::take(&mut self.reading)));
-        }
-    }
-
-    /// Takes, oldest first, every item of an epoch below `confirmed`.
-    fn confirmed(&mut self, confirmed: u64, into: &mut Vec<T>) {
-        while self.pending.front().is_some_and(|(epoch, _)| *epoch < confirmed) {
-            if let Some((_, items)) = self.pending.pop_front() {
-                into.extend(items);
-            }
-        }
-    }
 }
 
 pub struct MqttSource {
@@ -394,32 +355,6 @@ impl Receiving {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn messages_wait_for_their_epoch_to_be_confirmed_and_leave_in_order() {
-        let mut unacked = Unacked::new();
-        unacked.read(1);
-        unacked.read(2);
-        unacked.batch_done(1);
-        unacked.batch_done(2); // an empty batch leaves nothing
-        unacked.read(3);
-        unacked.batch_done(3);
-        unacked.read(4);
-        unacked.batch_done(5);
-        let mut out = Vec::new();
-        unacked.confirmed(1, &mut out);
-        assert_eq!(out, Vec::<i32>::new(), "epoch 1 is not below the floor 1");
-        unacked.confirmed(4, &mut out);
-        assert_eq!(out, [1, 2, 3]);
-        unacked.confirmed(4, &mut out);
-        assert_eq!(out, [1, 2, 3], "nothing twice");
-        unacked.read(6);
-        unacked.confirmed(100, &mut out);
-        assert_eq!(out, [1, 2, 3, 4], "a batch still being handled is not confirmed");
-        unacked.batch_done(6);
-        unacked.confirmed(100, &mut out);
-        assert_eq!(out, [1, 2, 3, 4, 6]);
-    }
 
     #[test]
     fn metadata_names_and_qos_are_checked_at_start() {

@@ -1,0 +1,15 @@
+//! Redis: pub/sub in ([`RedisPubSub`]) and out, streams read with a consumer group
+//! ([`RedisStream`]) and written with XADD, and keys written with SET or HSET
+//! ([`RedisWriter`]). The `redis` crate's synchronous client: sources read on a thread
+//! of their own, which wakes the pipeline; the sink sends a step's commands as one
+//! pipeline from the pipeline's thread.
+
+mod client;
+mod pubsub;
+mod sink;
+mod stream;
+
+pub use client::RedisConnect;
+pub use pubsub::RedisPubSub;
+pub use sink::{RedisWrite, RedisWriter};
+pub use stream::{RedisStream, RedisStreamRead};

@@ -1,0 +1,274 @@
+//! `RedisPubSub`: subscribes to channels and patterns on a thread of its own.
+//!
+//! Pub/sub is at most once by nature: the server forgets a message once it has pushed it
+//! to the subscribers connected at that moment. While the connection is down (the
+//! server restarts, the network goes), what is published is lost: the thread
+//! reconnects by itself, subscribes again, and says how long it was away (`redis
+//! connection back`, `down_ms`) and how many outages there were. Messages go to the
+//! pipeline over a bounded channel; while it is full the thread stops reading and the
+//! server buffers for us, up to its `client-output-buffer-limit pubsub`, beyond which it
+//! drops the connection (and those messages).
+
+use super::client::{self, Reconnect, RedisConnect};
+use crate::batch::{MetaValue, RawBatch};
+use crate::driver::Context;
+use crate::errors::{RunError, StartError};
+use crate::log;
+use crate::sources::{Poll, RawSource};
+use serde_json::json;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Messages the thread may hold for the pipeline before it waits.
+const CHANNEL: usize = 4096;
+/// How often the reading thread looks at whether it must stop.
+const READ_SLICE: Duration = Duration::from_millis(200);
+
+/// One piece of a message's metadata the pipeline reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wanted {
+    Channel,
+    Pattern,
+}
+
+struct Message {
+    channel: String,
+    pattern: Option<String>,
+    payload: Vec<u8>,
+}
+
+/// What the thread and the source share.
+#[derive(Default)]
+struct Shared {
+    stop: AtomicBool,
+    /// A failure retrying cannot fix (refused credentials).
+    fatal: Mutex<Option<String>>,
+}
+
+impl Shared {
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn check(&self) -> Result<(), RunError> {
+        match self.fatal.lock().ok().and_then(|f| f.clone()) {
+            Some(why) => Err(RunError::new(why)),
+            None => Ok(()),
+        }
+    }
+}
+
+pub struct RedisPubSub {
+    component: &'static str,
+    metadata: Vec<Wanted>,
+    messages: Option<Receiver<Message>>,
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RedisPubSub {
+    /// Subscribes (on a thread of its own, retrying until the server answers) to
+    /// `channels` and `patterns`. `metadata` names what each record's metadata fields
+    /// receive, in order: `channel`, `pattern`.
+    pub fn new(
+        component: &'static str,
+        connect: RedisConnect,
+        channels: &[&str],
+        patterns: &[&str],
+        metadata: &[&'static str],
+        ctx: &Context,
+    ) -> Result<RedisPubSub, StartError> {
+        let metadata = metadata
+            .iter()
+            .map(|name| match *name {
+                "channel" => Ok(Wanted::Channel),
+                "pattern" => Ok(Wanted::Pattern),
+                _ => Err(StartError::new(format!(
+                    "{component}: no Redis pub/sub metadata `{name}`"
+                ))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if channels.is_empty() && patterns.is_empty() {
+            return Err(StartError::new(format!(
+                "{component}: no channel or pattern to subscribe to"
+            )));
+        }
+        let client = connect.client(component)?;
+        let shared = Arc::new(Shared::default());
+        let (deliver, messages) = mpsc::sync_channel(CHANNEL);
+        let subscriber = Subscriber {
+            component,
+            client,
+            channels: channels.iter().map(|c| (*c).to_string()).collect(),
+            patterns: patterns.iter().map(|p| (*p).to_string()).collect(),
+            deliver,
+            shared: shared.clone(),
+            reconnect: Reconnect::new(component, ctx.events.connection(component)),
+            outages: 0,
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("redis {component}"))
+            .spawn(move || subscriber.run())
+            .map_err(|e| StartError::new(format!("{component}: cannot start the Redis thread: {e}")))?;
+        Ok(RedisPubSub {
+            component,
+            metadata,
+            messages: Some(messages),
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    fn stop(&mut self) {
+        self.messages = None;
+        self.shared.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl RawSource for RedisPubSub {
+    /// The thread wakes the pipeline with each message.
+    fn idle_for(&self) -> Option<Duration> {
+        None
+    }
+
+    fn poll(&mut self, batch: &mut RawBatch, max: usize) -> Result<Poll, RunError> {
+        let Some(messages) = &self.messages else {
+            return Ok(Poll::Idle);
+        };
+        while batch.len() < max {
+            let m = match messages.try_recv() {
+                Ok(m) => m,
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            };
+            if self.metadata.is_empty() {
+                batch.push(&m.payload);
+            } else {
+                let values = self.metadata.iter().map(|wanted| match wanted {
+                    Wanted::Channel => MetaValue::Text(m.channel.as_bytes()),
+                    Wanted::Pattern => m
+                        .pattern
+                        .as_deref()
+                        .map_or(MetaValue::Absent, |p| MetaValue::Text(p.as_bytes())),
+                });
+                batch.push_message(&m.payload, values);
+            }
+            // A payload that does not decode is a dead letter naming its channel.
+            batch.set_origin(&m.channel);
+        }
+        self.shared
+            .check()
+            .map_err(|e| RunError::new(format!("{}: {e}", self.component)))?;
+        Ok(Poll::unless_filled(batch, Poll::Idle))
+    }
+
+    fn close(&mut self) -> Result<(), RunError> {
+        self.stop();
+        Ok(())
+    }
+}
+
+impl Drop for RedisPubSub {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The source's thread: connect, subscribe, read, and again after any failure.
+struct Subscriber {
+    component: &'static str,
+    client: redis::Client,
+    channels: Vec<String>,
+    patterns: Vec<String>,
+    deliver: SyncSender<Message>,
+    shared: Arc<Shared>,
+    reconnect: Reconnect,
+    outages: u64,
+}
+
+impl Subscriber {
+    fn run(mut self) {
+        while !self.shared.stopping() {
+            let why = match self.session() {
+                Ok(()) => return,
+                Err(e) => e,
+            };
+            if matches!(why.kind(), redis::ErrorKind::AuthenticationFailed) {
+                if let Ok(mut fatal) = self.shared.fatal.lock() {
+                    *fatal = Some(format!("the Redis server refused the credentials: {why}"));
+                }
+                crate::wake::notify();
+                return;
+            }
+            let shared = self.shared.clone();
+            self.reconnect.failed(&why.to_string(), || shared.stopping());
+        }
+    }
+
+    /// One connection: subscribes, then hands over messages until it breaks (`Err`) or
+    /// the pipeline stops (`Ok`).
+    fn session(&mut self) -> redis::RedisResult<()> {
+        let mut con = client::connect(&self.client)?;
+        let mut pubsub = con.as_pubsub();
+        for channel in &self.channels {
+            pubsub.subscribe(channel)?;
+        }
+        for pattern in &self.patterns {
+            pubsub.psubscribe(pattern)?;
+        }
+        pubsub.set_read_timeout(Some(READ_SLICE))?;
+        if self.reconnect.connected() {
+            self.outages += 1;
+            log::warn(
+                "redis pub/sub subscribed again: messages published while disconnected are lost (pub/sub is at most once)",
+                &[("component", json!(self.component)), ("outages", json!(self.outages))],
+            );
+        } else {
+            log::info(
+                "redis subscribed",
+                &[
+                    ("component", json!(self.component)),
+                    ("channels", json!(self.channels)),
+                    ("patterns", json!(self.patterns)),
+                ],
+            );
+        }
+        loop {
+            if self.shared.stopping() {
+                return Ok(());
+            }
+            let msg = match pubsub.get_message() {
+                Ok(msg) => msg,
+                Err(e) if e.is_timeout() => continue,
+                Err(e) => return Err(e),
+            };
+            let pattern = msg.from_pattern().then(|| msg.get_pattern::<String>().ok()).flatten();
+            let mut message = Message {
+                channel: msg.get_channel_name().to_string(),
+                pattern,
+                payload: msg.get_payload_bytes().to_vec(),
+            };
+            // Waits while the pipeline is behind, looking at whether it stopped.
+            loop {
+                match self.deliver.try_send(message) {
+                    Ok(()) => break,
+                    Err(TrySendError::Full(back)) => {
+                        if self.shared.stopping() {
+                            return Ok(());
+                        }
+                        message = back;
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    Err(TrySendError::Disconnected(_)) => return Ok(()),
+                }
+            }
+            // Writes a byte only when the pipeline sleeps.
+            crate::wake::notify();
+        }
+    }
+}
