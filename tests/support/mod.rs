@@ -5,6 +5,7 @@
 
 pub mod kafka;
 pub mod mqtt;
+pub mod redis;
 pub mod tls;
 
 use std::collections::HashMap;

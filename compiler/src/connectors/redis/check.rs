@@ -481,12 +481,11 @@ fn client(
             &span,
             Some(help.into()),
         ));
-        return None;
     }
     let url = cx.setting(&at("url"), "url", &url.0, "Redis server, redis://host:port[/db]");
     let username = username.map(|u| cx.setting(&at("username"), "username", &u.0, "Redis user (ACL)"));
     let password = password.map(|p| cx.setting(&at("password"), "password", &p.0, "Redis password"));
-    Some(IrRedisClient {
+    problem.is_none().then_some(IrRedisClient {
         url,
         username,
         password,

@@ -1,0 +1,261 @@
+//! End-to-end tests of the Redis connector against a real `redis-server` started by the
+//! tests, with `redis-cli` on the other side.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use serde_json::{json, Value};
+use support::redis::Server;
+
+fn pipeline(spec: &str, server: &Server) -> Command {
+    let mut cmd = Command::new(support::build(spec));
+    cmd.env("REDIS_URL", server.url())
+        .env("REDIS_PORT", server.port().to_string())
+        .env_remove("RILL_STATE_DIR");
+    cmd
+}
+
+#[test]
+fn pubsub_readings_are_cleaned_into_a_stream_and_bad_ones_are_dead_letters() {
+    let server = Server::start(&support::workdir("redis-example").join("redis"));
+    let mut running = support::start(&mut pipeline("pipelines/redis_sensor_stream.yaml", &server));
+    running.wait_for_log_any_time("redis subscribed");
+    let mut rng = support::Rng(7);
+    let mut published = Vec::new();
+    let mut lines = Vec::new();
+    for n in 0..300 {
+        let temperature = rng.decimal(-60.0, 100.0);
+        let humidity = if n % 3 == 0 {
+            Value::Null
+        } else {
+            json!(rng.decimal(0.0, 100.0))
+        };
+        let reading =
+            json!({ "device_id": format!("Dev-{}", n % 7), "temperature": temperature, "humidity": humidity });
+        lines.push(format!(
+            "PUBLISH sensor_data {}",
+            serde_json::to_string(&reading.to_string()).unwrap()
+        ));
+        published.push(reading);
+    }
+    lines.push("PUBLISH sensor_data \"{not json\"".to_string());
+    server.commands(&lines);
+    let expected: Vec<Value> = published
+        .iter()
+        .filter(|r| r["temperature"].as_f64().is_some_and(|t| t > -40.0 && t < 85.0))
+        .map(|r| {
+            json!({
+                "device_id": r["device_id"].as_str().unwrap().to_lowercase(),
+                "temperature": (r["temperature"].as_f64().unwrap() * 10.0).round() / 10.0,
+                "humidity": r["humidity"],
+                "channel": "sensor_data",
+            })
+        })
+        .collect();
+    assert!(expected.len() > 100 && expected.len() < 300, "{}", expected.len());
+    support::wait_until("the cleaned readings in the stream", || {
+        server.stream("sensor_clean", "data").len() >= expected.len()
+    });
+    running.signal("TERM");
+    let out = running.wait();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got: Vec<Value> = server
+        .stream("sensor_clean", "data")
+        .into_iter()
+        .map(|(_, data)| serde_json::from_str(&data).unwrap())
+        .collect();
+    assert_eq!(got, expected, "in order, each once");
+    let letters = support::dead_letters(&out.stderr);
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0]["record"], "{not json");
+    assert!(
+        letters[0]["reason"].as_str().unwrap().contains("sensor_data"),
+        "{letters:?}"
+    );
+    let counts = support::counters(&out.stderr);
+    assert_eq!(support::counter(&counts, "sources.raw", "received"), 301);
+    assert_eq!(
+        support::counter(&counts, "sinks.clean_stream", "sent"),
+        expected.len() as u64
+    );
+}
+
+/// `n` entries `{"n": i}` added to `relay_in` (ids chosen by the server).
+fn add_items(server: &Server, range: std::ops::Range<i64>) {
+    let lines: Vec<String> = range
+        .map(|n| {
+            format!(
+                "XADD relay_in * data {}",
+                serde_json::to_string(&json!({ "n": n }).to_string()).unwrap()
+            )
+        })
+        .collect();
+    server.commands(&lines);
+}
+
+/// The `n`s relayed to `relay_out`, and how many entries it has.
+fn relayed(server: &Server) -> (BTreeSet<i64>, usize) {
+    let entries = server.stream("relay_out", "data");
+    let ns = entries
+        .iter()
+        .map(|(_, data)| serde_json::from_str::<Value>(data).unwrap()["n"].as_i64().unwrap())
+        .collect();
+    (ns, entries.len())
+}
+
+/// Pending entries of the group `relay`.
+fn pending(server: &Server) -> u64 {
+    let summary = server.json(&["XPENDING", "relay_in", "relay"]);
+    summary[0].as_u64().unwrap()
+}
+
+#[test]
+fn a_stream_read_with_a_group_loses_nothing_across_sigkill_and_acknowledges_everything() {
+    let server = Server::start(&support::workdir("redis-stream-kill").join("redis"));
+    let relay = "tests/pipelines/redis_stream_relay.yaml";
+    let out_len = |server: &Server| server.cli(&["XLEN", "relay_out"]).parse::<usize>().unwrap();
+    let mut rng = support::Rng(42);
+    let (mut added, mut mid_stream) = (0, 0);
+    for round in 0..6 {
+        // A backlog of 10,000 entries each round; killed somewhere in the middle of it.
+        add_items(&server, added..added + 10_000);
+        added += 10_000;
+        let before = out_len(&server);
+        let mut running = support::start(&mut pipeline(relay, &server));
+        support::wait_until("a first entry relayed", || out_len(&server) > before);
+        std::thread::sleep(std::time::Duration::from_millis(rng.below(150)));
+        running.child.kill().unwrap();
+        let _ = running.child.wait();
+        let (relayed_now, unacknowledged) = (out_len(&server), pending(&server));
+        mid_stream += u64::from(unacknowledged > 0 || relayed_now < added as usize);
+        eprintln!("round {round}: killed with {relayed_now} relayed of {added}, {unacknowledged} pending");
+    }
+    assert!(mid_stream >= 3, "the kills came mid-stream: {mid_stream} of 6");
+    let running = support::start(&mut pipeline(relay, &server));
+    support::wait_until("every entry relayed", || relayed(&server).0.len() == added as usize);
+    support::wait_until("every entry acknowledged", || pending(&server) == 0);
+    running.signal("TERM");
+    let out = running.wait();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (ns, count) = relayed(&server);
+    assert_eq!(ns, (0..added).collect::<BTreeSet<_>>(), "none lost");
+    assert!(count >= added as usize, "at least once");
+}
+
+#[test]
+fn pending_entries_of_a_consumer_gone_for_good_are_claimed_by_another() {
+    let server = Server::start(&support::workdir("redis-stream-claim").join("redis"));
+    server.cli(&["XGROUP", "CREATE", "relay_in", "relay", "0", "MKSTREAM"]);
+    add_items(&server, 0..50);
+    // A consumer that read every entry and died before acknowledging any.
+    let read = server.json(&[
+        "XREADGROUP",
+        "GROUP",
+        "relay",
+        "dead-one",
+        "COUNT",
+        "100",
+        "STREAMS",
+        "relay_in",
+        ">",
+    ]);
+    assert_eq!(read["relay_in"].as_array().map(Vec::len), Some(50), "{read}");
+    let mut cmd = pipeline("tests/pipelines/redis_stream_relay.yaml", &server);
+    cmd.env("CONSUMER", "relay-2");
+    let mut running = support::start(&mut cmd);
+    // claim_idle is 2 s: claimed once they are that old.
+    running.wait_for_log("were claimed");
+    support::wait_until("the claimed entries relayed", || relayed(&server).0.len() == 50);
+    support::wait_until("and acknowledged", || pending(&server) == 0);
+    running.signal("TERM");
+    assert!(running.wait().status.success());
+}
+
+#[test]
+fn a_server_restart_while_flowing_is_survived_by_both_sources() {
+    let server_dir = support::workdir("redis-restart").join("redis");
+    let mut server = Server::start(&server_dir);
+    add_items(&server, 0..500);
+    let mut relay = support::start(&mut pipeline("tests/pipelines/redis_stream_relay.yaml", &server));
+    let mut example = support::start(&mut pipeline("pipelines/redis_sensor_stream.yaml", &server));
+    example.wait_for_log_any_time("redis subscribed");
+    support::wait_until("the first entries relayed", || relayed(&server).0.len() == 500);
+    server.stop();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    server.restart();
+    add_items(&server, 500..1000);
+    relay.wait_for_log("redis connection back");
+    example.wait_for_log("subscribed again");
+    support::wait_until("the rest relayed", || relayed(&server).0.len() == 1000);
+    server.commands(&["PUBLISH sensor_data \"{\\\"device_id\\\":\\\"A\\\",\\\"temperature\\\":20}\"".to_string()]);
+    support::wait_until("a reading after the restart", || {
+        server.stream("sensor_clean", "data").len() == 1
+    });
+    for running in [relay, example] {
+        running.signal("TERM");
+        let out = running.wait();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// Runs `cmd` to its end with `input` on stdin.
+fn run_with_stdin(cmd: &mut Command, input: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_table_writes_each_users_latest_row_with_set_and_hset() {
+    let server = Server::start(&support::workdir("redis-latest").join("redis"));
+    let clicks = [
+        ("ann", "/a"),
+        ("bob", "/a"),
+        ("ann", "/b"),
+        ("ann", "/b"),
+        ("bob", "/c"),
+    ];
+    let input: String = clicks
+        .iter()
+        .map(|(user, url)| format!("{}\n", json!({ "user": user, "url": url })))
+        .collect();
+    let out = run_with_stdin(&mut pipeline("tests/pipelines/redis_latest.yaml", &server), &input);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ann: Value = serde_json::from_str(&server.cli(&["GET", "clicks:ann"])).unwrap();
+    assert_eq!(ann, json!({ "user": "ann", "clicks": 3, "pages": 2 }));
+    let bob: Value = serde_json::from_str(&server.cli(&["HGET", "clicks", "bob"])).unwrap();
+    assert_eq!(bob, json!({ "user": "bob", "clicks": 2, "pages": 2 }));
+    let ttl: i64 = server.cli(&["TTL", "clicks:ann"]).parse().unwrap();
+    assert!((3500..=3600).contains(&ttl), "expires in an hour: {ttl}");
+    assert_eq!(server.cli(&["TTL", "clicks"]), "-1", "the hash has no ttl");
+}
+
+#[test]
+fn a_key_of_another_type_is_a_dead_letter_with_the_servers_reason() {
+    let server = Server::start(&support::workdir("redis-wrongtype").join("redis"));
+    // `clicks` is a plain string: HSET into it is refused.
+    server.cli(&["SET", "clicks", "not a hash"]);
+    let input = "{\"user\":\"ann\",\"url\":\"/a\"}\n";
+    let out = run_with_stdin(&mut pipeline("tests/pipelines/redis_latest.yaml", &server), input);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let letters = support::dead_letters(&out.stderr);
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0]["component"], "sinks.by_user");
+    assert!(
+        letters[0]["reason"].as_str().unwrap().contains("WRONGTYPE"),
+        "{letters:?}"
+    );
+    let counts = support::counters(&out.stderr);
+    assert_eq!(support::counter(&counts, "sinks.by_user", "dead_lettered"), 1);
+    assert_eq!(support::counter(&counts, "sinks.latest", "sent"), 1);
+    assert_eq!(server.cli(&["GET", "clicks"]), "not a hash");
+}
