@@ -117,7 +117,7 @@ pub fn source(r: &RedisSource, source: &SourceContext<'_>, cx: &mut Cx) -> Optio
     let (client, read, (record, metadata)) = (client?, read?, metadata?);
     cx.features.insert("redis");
     let commits = matches!(read, IrRedisRead::Stream { .. });
-    metadata_ok.then(|| CheckedSource {
+    metadata_ok.then_some(CheckedSource {
         kind: IrSourceKind::Redis(IrRedisSource { client, read }),
         record,
         metadata,

@@ -107,3 +107,34 @@ pub fn connect(client: &Client) -> redis::RedisResult<redis::Connection> {
     con.set_write_timeout(Some(IO_TIMEOUT))?;
     Ok(con)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connect(url: &str, username: &str, password: &str) -> RedisConnect {
+        RedisConnect {
+            url: url.into(),
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+
+    #[test]
+    fn credentials_from_the_settings_win_over_the_urls_and_a_bad_url_is_a_start_error() {
+        let client = connect("redis://u:p@127.0.0.1:6390/2", "", "").client("sinks.out");
+        let info = client.map(|c| c.get_connection_info().redis_settings().clone());
+        let info = info.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((info.username(), info.password(), info.db()), (Some("u"), Some("p"), 2));
+        let client = connect("redis://u:p@127.0.0.1:6390", "app", "s3cret").client("sinks.out");
+        let info = client.map(|c| c.get_connection_info().redis_settings().clone());
+        let info = info.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((info.username(), info.password()), (Some("app"), Some("s3cret")));
+        let err = connect("http://127.0.0.1:6379", "", "").client("sinks.out").err();
+        let err = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            err.starts_with("sinks.out: `http://127.0.0.1:6379` is not a Redis URL"),
+            "{err}"
+        );
+    }
+}

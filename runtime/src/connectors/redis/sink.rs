@@ -254,3 +254,45 @@ impl MessageSink for RedisWriter {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Settings;
+
+    #[test]
+    fn records_for_a_server_that_is_away_are_kept_and_sent_again_not_failed_at_once() {
+        let ctx = Context::new(Settings::from_values(vec![]), 8);
+        // Nothing listens on port 1.
+        let connect = RedisConnect {
+            url: "redis://127.0.0.1:1".into(),
+            username: String::new(),
+            password: String::new(),
+        };
+        let mut writer = RedisWriter::new("sinks.out", connect, RedisWrite::Set { ttl_ms: 0 }, "k", &ctx)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(writer.max_in_flight(), Some(MAX_QUEUED));
+        assert_eq!(writer.send(b"{}", Address::default(), 7), Ok(()));
+        let mut outcomes = Vec::new();
+        assert_eq!(writer.poll(&mut outcomes), Ok(()));
+        assert!(outcomes.is_empty(), "kept: {outcomes:?}");
+        assert_eq!(writer.queued.len(), 1);
+        assert!(writer.retry_at.is_some(), "another attempt is scheduled");
+        assert!(!ctx.events.connection("sinks.out").is_connected());
+    }
+
+    #[test]
+    fn hset_without_a_field_is_refused_for_that_record() {
+        let ctx = Context::new(Settings::from_values(vec![]), 8);
+        let connect = RedisConnect {
+            url: "redis://127.0.0.1:1".into(),
+            username: String::new(),
+            password: String::new(),
+        };
+        let mut writer = RedisWriter::new("sinks.out", connect, RedisWrite::Hset { ttl_ms: 0 }, "h", &ctx)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let refused = writer.send(b"{}", Address::default(), 1);
+        assert!(refused.is_err_and(|e| e.contains("HSET")));
+        assert!(writer.queued.is_empty());
+    }
+}
