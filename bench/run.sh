@@ -9,6 +9,8 @@
 #   mqtt        bench/mqtt_filter.yaml: MQTT topic → filter → topic on a private
 #               mosquitto (`mqtt-relay`, bench/mqtt/), and `mosquitto_sub | grep |
 #               mosquitto_pub` as a second line
+#   redis       bench/redis_filter.yaml: stream → filter → stream (consumer group) on a
+#               private redis-server (`redis-relay`, bench/redis/)
 #   window_fire bench/window_fire.yaml: one tumbling window of FIRE_N distinct keys
 #               (default 1000000), fired at the end; time reading vs time firing
 #
@@ -17,6 +19,7 @@
 #   FIRE_N=2000000 WORKLOAD=window_fire bash bench/run.sh   keys in the fired window, default 1000000
 #   KAFKA_N=2000000 WORKLOAD=kafka bash bench/run.sh   records in the input topic, default 1000000
 #   MQTT_N=500000 WORKLOAD=mqtt bash bench/run.sh     messages in, default 200000
+#   REDIS_N=2000000 WORKLOAD=redis bash bench/run.sh  entries in the input stream, default 1000000
 #   MQTT_INFLIGHT=20 ...                   mosquitto's max_inflight_messages, default 1000
 #   KAFKA_FETCH_WAIT_MS=500 KAFKA_FETCH_QUEUE_BACKOFF_MS=1000 ...   the consumers'
 #                                          settings (librdkafka's defaults here), default 10 and 10
@@ -30,13 +33,15 @@
 set -euo pipefail
 
 N=${1:-5000000}
-case $N in '' | *[!0-9]*) echo "usage: [WORKLOAD=filter_map|windowed|kafka|mqtt|window_fire|all] bash bench/run.sh [N]" >&2; exit 2 ;; esac
+case $N in '' | *[!0-9]*) echo "usage: [WORKLOAD=filter_map|windowed|kafka|mqtt|redis|window_fire|all] bash bench/run.sh [N]" >&2; exit 2 ;; esac
 FIRE_N=${FIRE_N:-1000000}
 case $FIRE_N in '' | *[!0-9]*) echo "FIRE_N must be a number (got '$FIRE_N')" >&2; exit 2 ;; esac
 KAFKA_N=${KAFKA_N:-1000000}
 case $KAFKA_N in '' | *[!0-9]*) echo "KAFKA_N must be a number (got '$KAFKA_N')" >&2; exit 2 ;; esac
 MQTT_N=${MQTT_N:-200000}
 case $MQTT_N in '' | *[!0-9]*) echo "MQTT_N must be a number (got '$MQTT_N')" >&2; exit 2 ;; esac
+REDIS_N=${REDIS_N:-1000000}
+case $REDIS_N in '' | *[!0-9]*) echo "REDIS_N must be a number (got '$REDIS_N')" >&2; exit 2 ;; esac
 MQTT_INFLIGHT=${MQTT_INFLIGHT:-1000}
 case $MQTT_INFLIGHT in '' | *[!0-9]*) echo "MQTT_INFLIGHT must be a number (got '$MQTT_INFLIGHT')" >&2; exit 2 ;; esac
 # Consumer settings, read by kafka_filter and the tools alike (bench/kafka/src/lib.rs).
@@ -44,8 +49,8 @@ export KAFKA_FETCH_WAIT_MS=${KAFKA_FETCH_WAIT_MS:-10}
 export KAFKA_FETCH_QUEUE_BACKOFF_MS=${KAFKA_FETCH_QUEUE_BACKOFF_MS:-10}
 WORKLOAD=${WORKLOAD:-all}
 case $WORKLOAD in
-    filter_map | windowed | kafka | mqtt | window_fire | all) ;;
-    *) echo "WORKLOAD must be filter_map, windowed, kafka, mqtt, window_fire or all (got '$WORKLOAD')" >&2; exit 2 ;;
+    filter_map | windowed | kafka | mqtt | redis | window_fire | all) ;;
+    *) echo "WORKLOAD must be filter_map, windowed, kafka, mqtt, redis, window_fire or all (got '$WORKLOAD')" >&2; exit 2 ;;
 esac
 want() { [ "$WORKLOAD" = all ] || [ "$WORKLOAD" = "$1" ]; }
 
@@ -74,6 +79,20 @@ if want mqtt; then
     done
 fi
 want_mqtt() { want mqtt && [ -z "$MQTT_SKIPPED" ]; }
+
+REDIS_SKIPPED= # why the redis workload is skipped under WORKLOAD=all, if it is
+if want redis; then
+    for tool in redis-server redis-cli; do
+        command -v "$tool" >/dev/null && continue
+        if [ "$WORKLOAD" = redis ]; then
+            echo "$tool is missing: run scripts/redis-setup" >&2
+            exit 2
+        fi
+        REDIS_SKIPPED="$tool is missing; run scripts/redis-setup"
+        break
+    done
+fi
+want_redis() { want redis && [ -z "$REDIS_SKIPPED" ]; }
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$ROOT/bench
@@ -120,6 +139,13 @@ K_BUF_BIN=$OUT/kafka_filter_buffered
 K_BUF_STATE=$K_DIR/buffer-state
 K_TARGET=$OUT/kafka-target
 K_TOOLS=$K_TARGET/release # kafka-load, kafka-relay, kafka-count
+
+# redis
+R_DIR=$OUT/redis # the server's log, the jobs' stderr, the outputs read back
+R_SPEC=$OUT/spec/redis_filter.yaml
+R_GEN_BIN=$OUT/redis_filter
+R_TARGET=$OUT/redis-target
+R_TOOLS=$R_TARGET/release # redis-load, redis-relay, redis-count
 
 # mqtt
 M_DIR=$OUT/mqtt # the broker's config and log, the jobs' stderr, the outputs read
@@ -312,6 +338,11 @@ fi
 if want_kafka; then
     log "building the Kafka baseline and tools (bench/kafka, target dir bench/out/kafka-target)"
     cargo build --release --quiet --manifest-path "$BENCH/kafka/Cargo.toml" --target-dir "$K_TARGET"
+fi
+
+if want_redis; then
+    log "building the Redis baseline and tools (bench/redis, target dir bench/out/redis-target)"
+    cargo build --release --quiet --manifest-path "$BENCH/redis/Cargo.toml" --target-dir "$R_TARGET"
 fi
 
 if want_mqtt; then
@@ -797,6 +828,128 @@ elif want kafka; then
         echo "## kafka"
         echo
         echo "not measured: $KAFKA_SKIPPED"
+    } >>"$RESULTS"
+fi
+
+# ---------------------------------------------------------------- redis
+# One private redis-server (no persistence) on a free loopback port for the whole
+# workload, killed at exit. Each job run gets bench_in and bench_out deleted, REDIS_N
+# readings added to bench_in (redis-load), and a fresh consumer group (the job creates
+# it at the start of the stream); `redis-count` watches XLEN bench_out from the job's
+# start until it holds every expected output (the job then gets SIGTERM). Nothing to
+# join and no producer id to wait for, so there is no warm mode. Each job's bench_out
+# is read back (the `data` of every entry, sorted): both must be identical.
+R_SERVER_PID=
+R_JOB_PID=
+stop_redis() {
+    if [ -n "$R_JOB_PID" ]; then kill -TERM "$R_JOB_PID" 2>/dev/null || true; fi
+    if [ -n "$R_SERVER_PID" ]; then kill "$R_SERVER_PID" 2>/dev/null || true; fi
+}
+
+# redis_run NAME RUN: sets R_TIME (s, start → all outputs written), R_CPU (s), R_RSS
+# (KiB); leaves bench_out's data, sorted, in $R_DIR/out-NAME.txt.
+redis_run() {
+    local name=$1 run=$2 errfile=$R_DIR/stderr-$1.txt t0 line rc=0
+    redis-cli -p "$R_PORT" DEL bench_in bench_out >/dev/null
+    R_LOAD=$("$R_TOOLS/redis-load" --url "$R_URL" --count "$REDIS_N")
+    t0=$(now)
+    case $name in
+        generated) REDIS_PORT=$R_PORT "$R_GEN_BIN" 2>"$errfile" & ;;
+        baseline) "$R_TOOLS/redis-relay" --url "$R_URL" --consumer "relay-$run" 2>"$errfile" & ;;
+    esac
+    R_JOB_PID=$!
+    line=$("$R_TOOLS/redis-count" --url "$R_URL" --stream bench_out --expect "$R_EXPECT" --pid "$R_JOB_PID" --timeout 1800) || rc=$?
+    if [ "$rc" = 0 ]; then
+        R_CPU=$(cpu_of "$R_JOB_PID")
+        R_RSS=$(hwm_of "$R_JOB_PID")
+    fi
+    kill -TERM "$R_JOB_PID" 2>/dev/null || true
+    wait "$R_JOB_PID" || rc=$?
+    R_JOB_PID=
+    if [ "$rc" != 0 ]; then
+        echo "redis: $name failed (exit $rc, $line); its stderr:" >&2
+        tail -n 30 "$errfile" >&2
+        exit 1
+    fi
+    R_TIME=$(elapsed "$t0" "$(field done "$line")")
+    redis-cli -p "$R_PORT" --raw XRANGE bench_out - + | awk 'NR % 3 == 0' | LC_ALL=C sort >"$R_DIR/out-$name.txt"
+}
+
+if want_redis; then
+    cp "$BENCH/redis_filter.yaml" "$R_SPEC"
+    log "redis, build: rill build --release"
+    if timed R_BUILD "$RILL" build "$R_SPEC" --release -o "$R_GEN_BIN"; then
+        mkdir -p "$R_DIR"
+        R_PORT=$(free_port)
+        R_URL=redis://127.0.0.1:$R_PORT
+        redis-server --port "$R_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$R_DIR" >"$R_DIR/server.log" 2>&1 &
+        R_SERVER_PID=$!
+        trap 'stop_kafka; stop_redis' EXIT
+        for _ in $(seq 1 300); do
+            [ "$(redis-cli -p "$R_PORT" PING 2>/dev/null)" = PONG ] && break
+            sleep 0.1
+        done
+        R_EXPECT=$("$R_TOOLS/redis-load" --url "$R_URL" --count "$REDIS_N" | sed -n 's/.*expect_out=\([0-9]*\).*/\1/p')
+        log "redis: both jobs, $REDIS_N entries in, $R_EXPECT out, best of $RUNS, interleaved"
+        declare -A R_BEST R_BEST_CPU R_MAX_RSS
+        R_OUT_OK=1
+        R_RUN_LINES=()
+        for i in $(seq 1 "$RUNS"); do
+            for name in generated baseline; do
+                redis_run "$name" "$i"
+                row=$(printf 'run %d %-9s %6s s (%7s entries/s), cpu %5s s, peak RSS %6s KiB' \
+                    "$i" "$name" "$R_TIME" "$(awk -v n="$REDIS_N" -v t="$R_TIME" 'BEGIN { printf "%.0f", n / t }')" "$R_CPU" "$R_RSS")
+                echo "  $row" >&2
+                R_RUN_LINES+=("$row")
+                min_into R_BEST "$name" "$R_TIME"
+                min_into R_BEST_CPU "$name" "$R_CPU"
+                if [ "$R_RSS" -gt "${R_MAX_RSS[$name]:-0}" ]; then R_MAX_RSS[$name]=$R_RSS; fi
+            done
+            if ! cmp -s "$R_DIR/out-generated.txt" "$R_DIR/out-baseline.txt"; then
+                echo "redis: run $i: the two output streams differ (sorted)" >&2
+                ALL_OK=0
+                R_OUT_OK=0
+            fi
+        done
+        r_eps() { awk -v n="$REDIS_N" -v t="$1" 'BEGIN { printf "%.0f", n / t }'; }
+        R_RATIO=$(awk -v g="${R_BEST[generated]}" -v b="${R_BEST[baseline]}" 'BEGIN { printf "%.3f", b / g }')
+        R_CPU_RATIO=$(awk -v g="${R_BEST_CPU[generated]}" -v b="${R_BEST_CPU[baseline]}" 'BEGIN { printf "%.3f", b / g }')
+        log "redis: generated $(r_eps "${R_BEST[generated]}") entries/s, baseline $(r_eps "${R_BEST[baseline]}") entries/s, ratio $R_RATIO"
+        {
+            echo
+            echo "## redis"
+            echo
+            echo "- workload: bench/redis_filter.yaml, $REDIS_N JSON readings in the stream bench_in (consumer group, from the start), $R_EXPECT pass the filter into bench_out; baseline: bench/redis \`redis-relay\`"
+            echo "- server: $(redis-server --version | awk '{ print $3 }'), no persistence, on the same machine; time from the job's start until \`redis-count\` sees all outputs; best of $RUNS interleaved runs"
+            echo
+            echo "| metric | generated (rill) | baseline (redis-relay) | target | |"
+            echo "|---|---:|---:|---|---|"
+            echo "| best time | ${R_BEST[generated]} s | ${R_BEST[baseline]} s | | |"
+            echo "| throughput | $(r_eps "${R_BEST[generated]}") entries/s | $(r_eps "${R_BEST[baseline]}") entries/s | | |"
+            echo "| ratio generated / baseline (throughput) | $R_RATIO | | >= 0.9 | $(pass "$R_RATIO >= 0.9") |"
+            echo "| best CPU time of the job (user+sys) | ${R_BEST_CPU[generated]} s | ${R_BEST_CPU[baseline]} s | | |"
+            echo "| ratio by CPU time (baseline cpu / generated cpu) | $R_CPU_RATIO | | | |"
+            echo "| peak RSS of the job | $(mib "${R_MAX_RSS[generated]}") MiB | $(mib "${R_MAX_RSS[baseline]}") MiB | | |"
+            echo "| build, --release (RILL_CACHE_DIR as found) | $R_BUILD s | | | |"
+            echo "| outputs identical | $([ "$R_OUT_OK" = 1 ] && echo "yes ($R_EXPECT entries each run, the same multiset)" || echo NO) | | | $([ "$R_OUT_OK" = 1 ] && echo ok || echo MISSED) |"
+            echo
+            echo "Runs:"
+            echo
+            for row in "${R_RUN_LINES[@]}"; do echo "    $row"; done
+        } >>"$RESULTS"
+        stop_redis
+        R_SERVER_PID=
+    else
+        echo "redis: rill build failed; the workload is not measured" >&2
+        ALL_OK=0
+    fi
+elif want redis; then
+    echo "redis: skipped: $REDIS_SKIPPED" >&2
+    {
+        echo
+        echo "## redis"
+        echo
+        echo "not measured: $REDIS_SKIPPED"
     } >>"$RESULTS"
 fi
 
