@@ -6,6 +6,7 @@
 
 mod client;
 mod pubsub;
+mod reply;
 mod sink;
 mod stream;
 

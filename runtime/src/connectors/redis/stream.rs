@@ -14,13 +14,13 @@
 //!   hold them past `claim_idle`).
 
 use super::client::{self, Reconnect, RedisConnect};
+use super::reply::{self, Entry, EntryId};
 use crate::acks::{Acks, Unacked};
 use crate::batch::{MetaValue, RawBatch};
 use crate::driver::Context;
 use crate::errors::{RunError, StartError};
 use crate::log;
 use crate::sources::{Poll, RawSource};
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use redis::Value;
 use serde_json::json;
 use std::collections::HashSet;
@@ -30,8 +30,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Entries the thread may hold for the pipeline before it waits.
-const CHANNEL: usize = 4096;
+/// Reads (of up to [`COUNT`] entries) the thread may hold for the pipeline before it
+/// waits.
+const CHANNEL: usize = 8;
 /// Entries asked for by one read.
 const COUNT: usize = 512;
 /// How long one read waits for new entries (the thread looks at acknowledgements and
@@ -59,12 +60,6 @@ pub struct RedisStreamRead {
 enum Wanted {
     Stream,
     Id,
-}
-
-/// An entry as the thread hands it over: its id, and the record or why there is none.
-struct Entry {
-    id: String,
-    payload: Result<Vec<u8>, String>,
 }
 
 #[derive(Default)]
@@ -99,10 +94,14 @@ pub struct RedisStream {
     stream: String,
     acks: Acks,
     metadata: Vec<Wanted>,
-    entries: Option<Receiver<Entry>>,
+    /// The thread's reads; the one being taken apart.
+    entries: Option<Receiver<Vec<Entry>>>,
+    current: std::vec::IntoIter<Entry>,
     /// Ids to acknowledge, to the thread (unbounded: at most what was read).
-    to_ack: Sender<String>,
-    unacked: Unacked<String>,
+    to_ack: Sender<EntryId>,
+    unacked: Unacked<EntryId>,
+    /// An entry id as text, for the `id` metadata field.
+    id_text: String,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
 }
@@ -144,7 +143,7 @@ impl RedisStream {
             held: HashSet::new(),
             shared: shared.clone(),
             reconnect: Reconnect::new(component, ctx.events.connection(component)),
-            pending_from: Some("0".into()),
+            pending_from: Some(EntryId(0, 0)),
             read_again: 0,
             last_claim: None,
         };
@@ -158,8 +157,10 @@ impl RedisStream {
             acks: ctx.acks.clone(),
             metadata,
             entries: Some(entries),
+            current: Vec::new().into_iter(),
             to_ack,
             unacked: Unacked::new(),
+            id_text: String::new(),
             shared,
             thread: Some(thread),
         })
@@ -185,20 +186,28 @@ impl RawSource for RedisStream {
             return Ok(Poll::Idle);
         };
         while batch.len() < max {
-            let entry = match entries.try_recv() {
-                Ok(e) => e,
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            let Some(entry) = self.current.next() else {
+                match entries.try_recv() {
+                    Ok(read) => {
+                        self.current = read.into_iter();
+                        continue;
+                    }
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                }
             };
             match &entry.payload {
                 Ok(payload) if self.metadata.is_empty() => batch.push(payload),
                 Ok(payload) => {
+                    use std::fmt::Write as _;
+                    self.id_text.clear();
+                    let _ = write!(self.id_text, "{}", entry.id);
                     let values = self.metadata.iter().map(|wanted| match wanted {
                         Wanted::Stream => MetaValue::Text(self.stream.as_bytes()),
-                        Wanted::Id => MetaValue::Text(entry.id.as_bytes()),
+                        Wanted::Id => MetaValue::Text(self.id_text.as_bytes()),
                     });
                     batch.push_message(payload, values);
                 }
-                Err(why) => batch.push_failed(entry.id.as_bytes(), why.clone()),
+                Err(why) => batch.push_failed(entry.id.to_string().as_bytes(), why.clone()),
             }
             // A record that does not decode is a dead letter naming its entry.
             batch.set_origin(format_args!("{} {}", self.stream, entry.id));
@@ -251,18 +260,18 @@ struct Reader {
     component: &'static str,
     client: redis::Client,
     read: RedisStreamRead,
-    deliver: SyncSender<Entry>,
-    acks_in: Receiver<String>,
+    deliver: SyncSender<Vec<Entry>>,
+    acks_in: Receiver<EntryId>,
     /// Ids `commit` sent that the server has not yet acknowledged (kept across a
     /// reconnect).
-    unacked_ids: Vec<String>,
+    unacked_ids: Vec<EntryId>,
     /// Ids handed to the pipeline and not yet acknowledged: never handed over twice.
-    held: HashSet<String>,
+    held: HashSet<EntryId>,
     shared: Arc<Shared>,
     reconnect: Reconnect,
     /// Where this consumer's pending entries from before the start are read from next;
     /// `None` once they all were.
-    pending_from: Option<String>,
+    pending_from: Option<EntryId>,
     /// How many of them there were.
     read_again: usize,
     last_claim: Option<Instant>,
@@ -316,11 +325,9 @@ impl Reader {
                 Err(e) if e.is_timeout() => continue,
                 Err(e) => return Ended::Failed(e),
             };
-            for entry in entries {
-                if !self.hand_over(entry) {
-                    self.finish(&mut con);
-                    return Ended::Stopped;
-                }
+            if !entries.is_empty() && !self.hand_over(entries) {
+                self.finish(&mut con);
+                return Ended::Stopped;
             }
         }
     }
@@ -345,7 +352,7 @@ impl Reader {
     /// claimed ones when a claim is due, else new ones (waiting up to [`BLOCK_MS`]).
     fn next_entries(&mut self, con: &mut redis::Connection) -> redis::RedisResult<Vec<Entry>> {
         if let Some(from) = self.pending_from.take() {
-            let (last, pending) = self.read_group(con, &from, None)?;
+            let (last, pending) = self.read_group(con, &from.to_string(), None)?;
             self.pending_from = last;
             self.read_again += pending.len();
             if self.pending_from.is_none() && self.read_again > 0 {
@@ -386,7 +393,7 @@ impl Reader {
         con: &mut redis::Connection,
         from: &str,
         block: Option<usize>,
-    ) -> redis::RedisResult<(Option<String>, Vec<Entry>)> {
+    ) -> redis::RedisResult<(Option<EntryId>, Vec<Entry>)> {
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
             .arg(&self.read.group)
@@ -397,14 +404,9 @@ impl Reader {
             cmd.arg("BLOCK").arg(ms);
         }
         cmd.arg("STREAMS").arg(&self.read.stream).arg(from);
-        let reply: Option<StreamReadReply> = cmd.query(con)?;
-        let ids: Vec<StreamId> = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids).collect();
-        let last = ids.last().map(|id| id.id.clone());
-        let entries = ids
-            .into_iter()
-            .map(|id| self.entry(id))
-            .filter(|e| !self.held.contains(&e.id))
-            .collect();
+        let value: Value = cmd.query(con)?;
+        let (last, mut entries) = reply::read_group(value, &self.read.field).map_err(unexpected)?;
+        entries.retain(|e| !self.held.contains(&e.id));
         Ok((last, entries))
     }
 
@@ -414,8 +416,7 @@ impl Reader {
         let mut cursor = "0-0".to_string();
         let mut claimed = Vec::new();
         loop {
-            // Entries deleted while pending are dropped from the list by the server.
-            let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+            let value: Value = redis::cmd("XAUTOCLAIM")
                 .arg(&self.read.stream)
                 .arg(&self.read.group)
                 .arg(&self.read.consumer)
@@ -424,62 +425,33 @@ impl Reader {
                 .arg("COUNT")
                 .arg(COUNT)
                 .query(con)?;
-            let next = reply.next_stream_id;
-            claimed.extend(
-                reply
-                    .claimed
-                    .into_iter()
-                    .map(|id| self.entry(id))
-                    .filter(|e| !self.held.contains(&e.id)),
-            );
-            if next == "0-0" || claimed.len() >= CHANNEL {
+            let (next, entries) = reply::autoclaim(value, &self.read.field).map_err(unexpected)?;
+            claimed.extend(entries.into_iter().filter(|e| !self.held.contains(&e.id)));
+            if next == "0-0" || claimed.len() >= COUNT * CHANNEL {
                 return Ok(claimed);
             }
             cursor = next;
         }
     }
 
-    /// An entry's record: its field `field`, as bytes.
-    fn entry(&self, id: StreamId) -> Entry {
-        let payload = match id.map.get(&self.read.field) {
-            Some(Value::BulkString(bytes)) => Ok(bytes.clone()),
-            Some(Value::SimpleString(text)) => Ok(text.clone().into_bytes()),
-            Some(other) => Err(format!(
-                "the entry's field `{}` is not a string: {other:?}",
-                self.read.field
-            )),
-            None if id.map.is_empty() => Err("the entry was deleted before it was read (trimmed or XDEL)".into()),
-            None => {
-                let mut fields: Vec<&str> = id.map.keys().map(String::as_str).collect();
-                fields.sort_unstable();
-                Err(format!(
-                    "the entry has no field `{}` (it has {})",
-                    self.read.field,
-                    fields.join(", ")
-                ))
-            }
-        };
-        Entry { id: id.id, payload }
-    }
-
-    /// Hands one entry to the pipeline, waiting while it is behind; `false` once it
+    /// Hands one read to the pipeline, waiting while it is behind; `false` once it
     /// stopped.
-    fn hand_over(&mut self, mut entry: Entry) -> bool {
-        let id = entry.id.clone();
+    fn hand_over(&mut self, mut read: Vec<Entry>) -> bool {
+        let ids: Vec<EntryId> = read.iter().map(|e| e.id).collect();
         loop {
-            match self.deliver.try_send(entry) {
+            match self.deliver.try_send(read) {
                 Ok(()) => break,
                 Err(TrySendError::Full(back)) => {
                     if self.shared.stopping() {
                         return false;
                     }
-                    entry = back;
+                    read = back;
                     std::thread::sleep(Duration::from_millis(2));
                 }
                 Err(TrySendError::Disconnected(_)) => return false,
             }
         }
-        self.held.insert(id);
+        self.held.extend(ids);
         // Writes a byte only when the pipeline sleeps.
         crate::wake::notify();
         true
@@ -490,14 +462,19 @@ impl Reader {
         while let Ok(id) = self.acks_in.try_recv() {
             self.unacked_ids.push(id);
         }
+        let mut text = String::new();
         while !self.unacked_ids.is_empty() {
             let chunk = self.unacked_ids.len().min(ACK_CHUNK);
             let ids = &self.unacked_ids[..chunk];
-            let _: u64 = redis::cmd("XACK")
-                .arg(&self.read.stream)
-                .arg(&self.read.group)
-                .arg(ids)
-                .query(con)?;
+            let mut xack = redis::cmd("XACK");
+            xack.arg(&self.read.stream).arg(&self.read.group);
+            for id in ids {
+                use std::fmt::Write as _;
+                text.clear();
+                let _ = write!(text, "{id}");
+                xack.arg(&text);
+            }
+            let _: u64 = xack.query(con)?;
             for id in ids {
                 self.held.remove(id);
             }
@@ -520,4 +497,9 @@ impl Reader {
             );
         }
     }
+}
+
+/// A reply that is not what the command returns.
+fn unexpected(why: String) -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::UnexpectedReturnType, "an unexpected reply", why))
 }
