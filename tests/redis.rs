@@ -259,3 +259,83 @@ fn a_key_of_another_type_is_a_dead_letter_with_the_servers_reason() {
     assert_eq!(support::counter(&counts, "sinks.latest", "sent"), 1);
     assert_eq!(server.cli(&["GET", "clicks"]), "not a hash");
 }
+
+#[test]
+fn publishing_goes_to_each_records_channel_and_a_stream_is_trimmed_to_about_max_len() {
+    let server = Server::start(&support::workdir("redis-publish").join("redis"));
+    let mut only_a = server.subscribe("alerts.a");
+    let input: String = (0..500)
+        .map(|n| {
+            format!(
+                "{}\n",
+                json!({ "device": if n % 2 == 0 { "a" } else { "b" }, "value": n })
+            )
+        })
+        .collect();
+    let out = run_with_stdin(&mut pipeline("tests/pipelines/redis_publish.yaml", &server), &input);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got: Vec<i64> = only_a
+        .wait_for(250)
+        .iter()
+        .map(|m| serde_json::from_str::<Value>(m).unwrap()["value"].as_i64().unwrap())
+        .collect();
+    assert_eq!(got, (0..500).step_by(2).collect::<Vec<i64>>(), "device a's, in order");
+    // `MAXLEN ~ 50` trims whole nodes of the stream: about 50 are left, never fewer.
+    let left: usize = server.cli(&["XLEN", "recent"]).parse().unwrap();
+    assert!((50..=150).contains(&left), "{left} entries left");
+    let newest = server.stream("recent", "data");
+    let last: Value = serde_json::from_str(&newest.last().unwrap().1).unwrap();
+    assert_eq!(last["value"], 499);
+}
+
+#[test]
+fn a_disk_buffer_keeps_what_comes_while_the_server_is_away_and_delivers_it_in_order() {
+    let dir = support::workdir("redis-buffered");
+    let mut server = Server::start(&dir.join("redis"));
+    let (state, items) = (dir.join("state"), dir.join("items.jsonl"));
+    let append = |range: std::ops::Range<i64>| {
+        use std::io::Write;
+        let text: String = range.map(|n| format!("{}\n", json!({ "n": n }))).collect();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&items)
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    };
+    append(0..0);
+    let mut cmd = pipeline("tests/pipelines/redis_buffered.yaml", &server);
+    cmd.env("RILL_STATE_DIR", &state).env("ITEMS", &items);
+    let running = support::start(&mut cmd);
+    let len = |server: &Server| server.cli(&["XLEN", "buffered_out"]).parse::<usize>().unwrap();
+    append(0..1000);
+    support::wait_until("the first records delivered", || len(&server) == 1000);
+    // Away for about 4 s while 2,000 more records arrive.
+    server.stop();
+    for start in (1000..3000).step_by(500) {
+        append(start..start + 500);
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    server.restart();
+    append(3000..4000);
+    support::wait_until("every record delivered", || len(&server) >= 4000);
+    running.signal("TERM");
+    let out = running.wait();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ns: Vec<i64> = server
+        .stream("buffered_out", "data")
+        .iter()
+        .map(|(_, data)| serde_json::from_str::<Value>(data).unwrap()["n"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ns, (0..4000).collect::<Vec<i64>>(), "every record once, in order");
+    let buffer = state.join("buffers").join("sinks.out");
+    assert!(buffer.join("delivered").exists(), "the buffer was used");
+    let segments: Vec<_> = std::fs::read_dir(&buffer)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("segment-"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(segments.is_empty(), "delivered segments are deleted: {segments:?}");
+}
