@@ -1,5 +1,7 @@
 //! What the Kafka benchmark's three programs share: the record, its generator, the
-//! filter, a delivery counter for producers and a tiny `--name value` parser.
+//! filter and a delivery counter for producers; the random numbers (the same seed as
+//! `baseline gen`: the topic holds the same readings as its file) and the argument
+//! parser come from bench/common.
 //!
 //! - `kafka-load` writes the input topic (the generator below).
 //! - `kafka-relay` is the hand-written baseline of bench/kafka_filter.yaml.
@@ -9,13 +11,10 @@
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::producer::{DeliveryResult, ProducerContext};
 use rdkafka::ClientContext;
+pub use rill_bench_common::{epoch_secs, Args, SplitMix, SEED};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-use std::collections::HashMap;
-use std::process::ExitCode;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A reading, as bench/kafka_filter.yaml's `reading` schema: the relay parses every
 /// message into it and serializes the ones it keeps (field order = schema order, as
@@ -38,24 +37,6 @@ impl Reading<'_> {
     }
 }
 
-/// splitmix64, as bench/baseline's generator.
-pub struct SplitMix(pub u64);
-
-impl SplitMix {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-}
-
-/// The seed of `baseline gen`: the topic holds the same readings as its file.
-pub const SEED: u64 = 0x5EED_2024;
 
 /// Writes reading number `i` into `buf` (cleared first) as one JSON object, exactly as
 /// `baseline gen` writes a line (without the newline), and returns its device id
@@ -151,74 +132,4 @@ pub fn producer_config(brokers: &str) -> ClientConfig {
         .set("linger.ms", "5")
         .set("compression.type", "none");
     config
-}
-
-/// Seconds since the Unix epoch, comparable with `date +%s.%N`.
-pub fn epoch_secs() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
-/// `--name value` and `--flag` arguments.
-pub struct Args {
-    program: &'static str,
-    usage: &'static str,
-    values: HashMap<String, String>,
-}
-
-impl Args {
-    /// Parses the process arguments; `flags` are the options that take no value.
-    pub fn parse(program: &'static str, usage: &'static str, flags: &[&str]) -> Result<Args, ExitCode> {
-        let mut values = HashMap::new();
-        let mut args = std::env::args().skip(1);
-        while let Some(arg) = args.next() {
-            let Some(name) = arg.strip_prefix("--") else {
-                return Err(usage_error(program, usage, &format!("unexpected argument {arg:?}")));
-            };
-            if name == "help" {
-                eprintln!("usage: {program} {usage}");
-                return Err(ExitCode::SUCCESS);
-            }
-            let value = if flags.contains(&name) {
-                String::new()
-            } else {
-                args.next()
-                    .ok_or_else(|| usage_error(program, usage, &format!("--{name} needs a value")))?
-            };
-            values.insert(name.to_string(), value);
-        }
-        Ok(Args { program, usage, values })
-    }
-
-    pub fn flag(&self, name: &str) -> bool {
-        self.values.contains_key(name)
-    }
-
-    pub fn opt(&self, name: &str) -> Option<&str> {
-        self.values.get(name).map(String::as_str)
-    }
-
-    pub fn req(&self, name: &str) -> Result<&str, ExitCode> {
-        self.opt(name)
-            .ok_or_else(|| usage_error(self.program, self.usage, &format!("--{name} is required")))
-    }
-
-    /// A number option, `default` when absent.
-    pub fn num<T: FromStr>(&self, name: &str, default: Option<T>) -> Result<T, ExitCode> {
-        match (self.opt(name), default) {
-            (Some(v), _) => v
-                .replace('_', "")
-                .parse()
-                .map_err(|_| usage_error(self.program, self.usage, &format!("--{name}: not a number: {v:?}"))),
-            (None, Some(d)) => Ok(d),
-            (None, None) => Err(usage_error(self.program, self.usage, &format!("--{name} is required"))),
-        }
-    }
-}
-
-fn usage_error(program: &str, usage: &str, why: &str) -> ExitCode {
-    eprintln!("{program}: {why}\nusage: {program} {usage}");
-    ExitCode::from(2)
 }

@@ -9,6 +9,7 @@ mod pubsub;
 mod reply;
 mod sink;
 mod stream;
+mod thread;
 
 pub use client::RedisConnect;
 pub use pubsub::RedisPubSub;

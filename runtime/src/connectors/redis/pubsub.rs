@@ -10,15 +10,15 @@
 //! drops the connection (and those messages).
 
 use super::client::{self, Reconnect, RedisConnect};
+use super::thread::{hand_over, Shared};
 use crate::batch::{MetaValue, RawBatch};
 use crate::driver::Context;
 use crate::errors::{RunError, StartError};
 use crate::log;
 use crate::sources::{Poll, RawSource};
 use serde_json::json;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -38,27 +38,6 @@ struct Message {
     channel: String,
     pattern: Option<String>,
     payload: Vec<u8>,
-}
-
-/// What the thread and the source share.
-#[derive(Default)]
-struct Shared {
-    stop: AtomicBool,
-    /// A failure retrying cannot fix (refused credentials).
-    fatal: Mutex<Option<String>>,
-}
-
-impl Shared {
-    fn stopping(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
-    }
-
-    fn check(&self) -> Result<(), RunError> {
-        match self.fatal.lock().ok().and_then(|f| f.clone()) {
-            Some(why) => Err(RunError::new(why)),
-            None => Ok(()),
-        }
-    }
 }
 
 pub struct RedisPubSub {
@@ -124,7 +103,7 @@ impl RedisPubSub {
 
     fn stop(&mut self) {
         self.messages = None;
-        self.shared.stop.store(true, Ordering::Relaxed);
+        self.shared.request_stop();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -161,9 +140,7 @@ impl RawSource for RedisPubSub {
             // A payload that does not decode is a dead letter naming its channel.
             batch.set_origin(&m.channel);
         }
-        self.shared
-            .check()
-            .map_err(|e| RunError::new(format!("{}: {e}", self.component)))?;
+        self.shared.check(self.component)?;
         Ok(Poll::unless_filled(batch, Poll::Idle))
     }
 
@@ -199,10 +176,8 @@ impl Subscriber {
                 Err(e) => e,
             };
             if matches!(why.kind(), redis::ErrorKind::AuthenticationFailed) {
-                if let Ok(mut fatal) = self.shared.fatal.lock() {
-                    *fatal = Some(format!("the Redis server refused the credentials: {why}"));
-                }
-                crate::wake::notify();
+                self.shared
+                    .fail(format!("the Redis server refused the credentials: {why}"));
                 return;
             }
             let shared = self.shared.clone();
@@ -248,27 +223,14 @@ impl Subscriber {
                 Err(e) => return Err(e),
             };
             let pattern = msg.from_pattern().then(|| msg.get_pattern::<String>().ok()).flatten();
-            let mut message = Message {
+            let message = Message {
                 channel: msg.get_channel_name().to_string(),
                 pattern,
                 payload: msg.get_payload_bytes().to_vec(),
             };
-            // Waits while the pipeline is behind, looking at whether it stopped.
-            loop {
-                match self.deliver.try_send(message) {
-                    Ok(()) => break,
-                    Err(TrySendError::Full(back)) => {
-                        if self.shared.stopping() {
-                            return Ok(());
-                        }
-                        message = back;
-                        std::thread::sleep(Duration::from_millis(2));
-                    }
-                    Err(TrySendError::Disconnected(_)) => return Ok(()),
-                }
+            if !hand_over(&self.deliver, message, &self.shared) {
+                return Ok(());
             }
-            // Writes a byte only when the pipeline sleeps.
-            crate::wake::notify();
         }
     }
 }

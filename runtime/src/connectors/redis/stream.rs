@@ -15,6 +15,7 @@
 
 use super::client::{self, Reconnect, RedisConnect};
 use super::reply::{self, Entry, EntryId};
+use super::thread::{hand_over, Shared};
 use crate::acks::{Acks, Unacked};
 use crate::batch::{MetaValue, RawBatch};
 use crate::driver::Context;
@@ -24,9 +25,8 @@ use crate::sources::{Poll, RawSource};
 use redis::Value;
 use serde_json::json;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -60,33 +60,6 @@ pub struct RedisStreamRead {
 enum Wanted {
     Stream,
     Id,
-}
-
-#[derive(Default)]
-struct Shared {
-    stop: AtomicBool,
-    fatal: Mutex<Option<String>>,
-}
-
-impl Shared {
-    /// SeqCst: acknowledgements sent before the stop are seen by the thread after it.
-    fn stopping(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
-    }
-
-    fn fail(&self, why: String) {
-        if let Ok(mut fatal) = self.fatal.lock() {
-            fatal.get_or_insert(why);
-        }
-        crate::wake::notify();
-    }
-
-    fn check(&self) -> Result<(), RunError> {
-        match self.fatal.lock().ok().and_then(|f| f.clone()) {
-            Some(why) => Err(RunError::new(why)),
-            None => Ok(()),
-        }
-    }
 }
 
 pub struct RedisStream {
@@ -168,7 +141,7 @@ impl RedisStream {
 
     fn stop(&mut self) {
         self.entries = None;
-        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.request_stop();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -216,9 +189,7 @@ impl RawSource for RedisStream {
         if !batch.is_empty() {
             self.acks.next_epoch();
         }
-        self.shared
-            .check()
-            .map_err(|e| RunError::new(format!("{}: {e}", self.component)))?;
+        self.shared.check(self.component)?;
         Ok(Poll::unless_filled(batch, Poll::Idle))
     }
 
@@ -244,8 +215,8 @@ impl RawSource for RedisStream {
         self.commit()?;
         self.stop();
         self.shared
-            .check()
-            .map_err(|e| RunError::new(format!("{}: {e} (at close)", self.component)))
+            .check(self.component)
+            .map_err(|e| RunError::new(format!("{e} (at close)")))
     }
 }
 
@@ -434,26 +405,13 @@ impl Reader {
         }
     }
 
-    /// Hands one read to the pipeline, waiting while it is behind; `false` once it
-    /// stopped.
-    fn hand_over(&mut self, mut read: Vec<Entry>) -> bool {
+    /// Hands one read to the pipeline; `false` once it stopped.
+    fn hand_over(&mut self, read: Vec<Entry>) -> bool {
         let ids: Vec<EntryId> = read.iter().map(|e| e.id).collect();
-        loop {
-            match self.deliver.try_send(read) {
-                Ok(()) => break,
-                Err(TrySendError::Full(back)) => {
-                    if self.shared.stopping() {
-                        return false;
-                    }
-                    read = back;
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                Err(TrySendError::Disconnected(_)) => return false,
-            }
+        if !hand_over(&self.deliver, read, &self.shared) {
+            return false;
         }
         self.held.extend(ids);
-        // Writes a byte only when the pipeline sleeps.
-        crate::wake::notify();
         true
     }
 
