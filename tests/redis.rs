@@ -339,3 +339,25 @@ fn a_disk_buffer_keeps_what_comes_while_the_server_is_away_and_delivers_it_in_or
         .unwrap_or_default();
     assert!(segments.is_empty(), "delivered segments are deleted: {segments:?}");
 }
+
+#[test]
+fn a_password_from_the_environment_gets_in_and_a_wrong_one_ends_the_run() {
+    let server = Server::start_with_password(&support::workdir("redis-auth").join("redis"), "s3cret pass");
+    let mut out = server.subscribe("out");
+    let mut cmd = pipeline("tests/pipelines/redis_auth.yaml", &server);
+    cmd.env("REDIS_PASSWORD", "s3cret pass");
+    let mut running = support::start(&mut cmd);
+    running.wait_for_log_any_time("redis subscribed");
+    server.commands(&["PUBLISH in \"{\\\"n\\\":7}\"".to_string()]);
+    assert_eq!(out.wait_for(1), ["{\"n\":7}"]);
+    running.signal("TERM");
+    assert!(running.wait().status.success());
+
+    let mut cmd = pipeline("tests/pipelines/redis_auth.yaml", &server);
+    cmd.env("REDIS_PASSWORD", "wrong");
+    let output = cmd.output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("refused the credentials"), "{stderr}");
+    assert!(!stderr.contains("wrong"), "the password is never logged: {stderr}");
+}

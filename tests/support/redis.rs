@@ -21,17 +21,29 @@ pub struct Server {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
+    /// `requirepass`, and what `redis-cli` authenticates with.
+    password: Option<String>,
 }
 
 impl Server {
     /// A server without a password, its files in `dir`.
     pub fn start(dir: &Path) -> Server {
+        Server::launch(dir, None)
+    }
+
+    /// A server that requires `password` (`requirepass`).
+    pub fn start_with_password(dir: &Path, password: &str) -> Server {
+        Server::launch(dir, Some(password.to_string()))
+    }
+
+    fn launch(dir: &Path, password: Option<String>) -> Server {
         std::fs::create_dir_all(dir).unwrap();
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut server = Server {
             child: None,
             port,
             dir: dir.to_path_buf(),
+            password,
         };
         server.restart();
         server
@@ -41,7 +53,11 @@ impl Server {
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "the server is running");
         let log = std::fs::File::create(self.dir.join("redis.log")).unwrap();
-        let child = Command::new("redis-server")
+        let mut server = Command::new("redis-server");
+        if let Some(password) = &self.password {
+            server.args(["--requirepass", password]);
+        }
+        let child = server
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
             .args(["--appendonly", "yes", "--appendfsync", "always"])
             .arg("--dir")
@@ -86,8 +102,8 @@ impl Server {
     }
 
     fn try_cli(&self, args: &[&str]) -> Option<String> {
-        let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
+        let out = self
+            .client()
             .args(args)
             .output()
             .expect("redis-cli runs (scripts/redis-setup installs it)");
@@ -103,10 +119,20 @@ impl Server {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("redis-cli --json {args:?}: {e}: {text}"))
     }
 
+    /// `redis-cli` for this server (with its password, kept out of the command line).
+    fn client(&self) -> Command {
+        let mut cli = Command::new("redis-cli");
+        cli.args(["-p", &self.port.to_string()]);
+        if let Some(password) = &self.password {
+            cli.env("REDISCLI_AUTH", password);
+        }
+        cli
+    }
+
     /// Sends many commands (one per line, as `redis-cli` reads them) in one process.
     pub fn commands(&self, lines: &[String]) {
-        let mut child = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
+        let mut child = self
+            .client()
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
@@ -138,8 +164,9 @@ impl Server {
 
     /// A subscriber (`redis-cli SUBSCRIBE channel`) reading on a thread.
     pub fn subscribe(&self, channel: &str) -> Subscriber {
-        let mut child = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "--json", "SUBSCRIBE", channel])
+        let mut child = self
+            .client()
+            .args(["--json", "SUBSCRIBE", channel])
             .stdout(Stdio::piped())
             .spawn()
             .expect("redis-cli runs");

@@ -90,9 +90,17 @@ impl RedisWriter {
 
     /// Sends the queued pipeline, applies the replies to `outcomes`. On a connection
     /// failure keeps it for later, or fails it (worth retrying) after
-    /// [`DELIVERY_TIMEOUT`].
-    fn attempt(&mut self, outcomes: &mut Vec<Outcome>) {
+    /// [`DELIVERY_TIMEOUT`]. Refused credentials are the run's error.
+    fn attempt(&mut self, outcomes: &mut Vec<Outcome>) -> Result<(), RunError> {
         let sent = self.execute();
+        if let Err(e) = &sent {
+            if matches!(e.kind(), redis::ErrorKind::AuthenticationFailed) {
+                return Err(RunError::new(format!(
+                    "{}: the Redis server refused the credentials: {e}",
+                    self.component
+                )));
+            }
+        }
         match sent {
             Ok(replies) => {
                 self.reconnect.connected();
@@ -141,6 +149,7 @@ impl RedisWriter {
                 }
             }
         }
+        Ok(())
     }
 
     /// The replies of the queued pipeline, one per command (connecting first if needed).
@@ -156,18 +165,20 @@ impl RedisWriter {
 
     /// Waits (backing off) until the queue was sent or failed for good, or a stop
     /// asks not to wait.
-    fn drain(&mut self) {
+    fn drain(&mut self) -> Result<(), RunError> {
         let mut outcomes = Vec::new();
-        while !self.queued.is_empty() {
+        let mut drained = Ok(());
+        while !self.queued.is_empty() && drained.is_ok() {
             if let Some(at) = self.retry_at {
                 std::thread::sleep(at.saturating_duration_since(Instant::now()));
             }
-            self.attempt(&mut outcomes);
+            drained = self.attempt(&mut outcomes);
             if crate::shutdown::give_up_waiting() {
                 break;
             }
         }
         self.done.append(&mut outcomes);
+        drained
     }
 }
 
@@ -175,7 +186,7 @@ impl MessageSink for RedisWriter {
     fn send(&mut self, payload: &[u8], address: Address<'_>, tag: u64) -> Result<(), String> {
         if self.queued.len() >= MAX_QUEUED {
             // Back-pressure: the server is slow or away.
-            self.drain();
+            self.drain().map_err(|e| e.to_string())?;
         }
         let name = address.topic.unwrap_or(&self.name);
         let commands = match self.write {
@@ -231,8 +242,7 @@ impl MessageSink for RedisWriter {
                 return Ok(());
             }
         }
-        self.attempt(outcomes);
-        Ok(())
+        self.attempt(outcomes)
     }
 
     /// A disk buffer hands no more than this, so `send` never waits behind it.
@@ -243,14 +253,17 @@ impl MessageSink for RedisWriter {
     /// Sends what is queued, waiting for a server that is away up to
     /// [`DELIVERY_TIMEOUT`] (a stop does not wait).
     fn close(&mut self, outcomes: &mut Vec<Outcome>) -> Result<(), Undelivered> {
-        self.drain();
+        let drained = self.drain();
         outcomes.append(&mut self.done);
         if self.queued.is_empty() {
             return Ok(());
         }
         Err(Undelivered {
             count: self.queued.len() as u64,
-            reason: format!("{}: the Redis server could not be reached", self.component),
+            reason: match drained {
+                Err(e) => e.to_string(),
+                Ok(()) => format!("{}: the Redis server could not be reached", self.component),
+            },
         })
     }
 }
