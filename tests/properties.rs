@@ -183,6 +183,9 @@ fn random_valid_specs_check_and_their_code_compiles_in_one_build() {
     let mqtt = accepted_mqtt_specs(80);
     assert!(features.contains("mqtt"), "tests/compile/ holds an MQTT spec");
     sources.extend(mqtt.into_iter().take(6));
+    // And Redis options at theirs.
+    sources.extend(accepted_redis_specs(80).into_iter().take(6));
+    features.insert("redis");
     assert!(
         sources.len() > random + 4 + 6,
         "too few tricky-name specs were accepted"
@@ -813,6 +816,131 @@ fn accepted_mqtt_specs(cases: u32) -> Vec<String> {
         accepted.len()
     );
     accepted
+}
+
+/// A Redis stream source and a sink whose options take values at and past their edges:
+/// names with placeholders and `${VAR}`, every write command and mixes of them, sizes
+/// and durations YAML reads oddly, secrets with defaults, URLs of other schemes.
+fn redis_spec() -> impl Strategy<Value = String> {
+    fn edge(pass: &'static [&'static str], fail: &'static [&'static str]) -> BoxedStrategy<&'static str> {
+        prop_oneof![4 => proptest::sample::select(pass), 1 => proptest::sample::select(fail)].boxed()
+    }
+    (
+        edge(
+            &["redis://h", "'${U}'", "'redis://:${PW}@h:6379/2'", "'${U:-redis://h}'"],
+            &["'${U:-http://h}'", "rediss://h", "'redis://u:pw@h'", "''"],
+        ),
+        edge(&["'${P}'"], &["'${P:-hunter2}'", "hunter2", "'x${P}'"]),
+        edge(
+            &[
+                "stream: s",
+                "channels: [a, 'b.*']",
+                "patterns: ['a.*', '[ab]?']",
+                "channels: [_]",
+            ],
+            &[
+                "channels: []",
+                "stream: ''",
+                "stream: '${S}'",
+                "{}",
+                "channels: [a]\n    stream: s",
+            ],
+        ),
+        edge(
+            &["1m", "1ms", "18h", "1m30s"],
+            &["0s", "-1s", "1e400s", ".nan", "'${C}'"],
+        ),
+        edge(
+            &[
+                "channel: a",
+                "channel: 'a.{x}'",
+                "stream: '{to_string(n)}'",
+                "key: 'k:{x}'",
+                "hash: h\n    key: '{x}'",
+                "hash: '{x}'\n    key: f",
+                "stream: s\n    max_len: 18446744073709551615",
+                "channel: { expr: x }",
+            ],
+            &[
+                "key: '{n}'",
+                "channel: a\n    stream: b",
+                "hash: h",
+                "stream: s\n    max_len: 0",
+                "stream: s\n    max_len: -1",
+                "channel: '{x'",
+                "stream: s\n    key: k",
+                "{}",
+            ],
+        ),
+        edge(&["", "ttl: 1h", "ttl: 1ms"], &["ttl: 0s", "ttl: 1e400d", "ttl: '${T}'"]),
+    )
+        .prop_map(|(url, password, read, claim_idle, write, ttl)| {
+            let claim = if read.starts_with("stream") {
+                format!("claim_idle: {claim_idle}")
+            } else {
+                String::new()
+            };
+            let ttl = if write.starts_with("key") || write.starts_with("hash") {
+                ttl
+            } else {
+                ""
+            };
+            format!(
+                "name: hostile_redis
+schemas:
+  r: {{ x: string, n: i64 }}
+sources:
+  s:
+    type: redis
+    url: {url}
+    password: {password}
+    {read}
+    {claim}
+    schema: r
+sinks:
+  o:
+    type: redis
+    input: s
+    url: redis://h
+    {write}
+    {ttl}
+"
+            )
+        })
+}
+
+/// Runs `cases` hostile Redis specs; none may panic the compiler or generate code that
+/// does not parse. Returns the code of those accepted.
+fn accepted_redis_specs(cases: u32) -> Vec<String> {
+    let outcomes: Mutex<(Vec<String>, u32)> = Mutex::new((Vec::new(), 0));
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&redis_spec(), |text| {
+            let code = compile_without_panic(&text)?;
+            let mut outcomes = outcomes.lock().unwrap();
+            match code {
+                Some(code) => outcomes.0.push(code),
+                None => outcomes.1 += 1,
+            }
+            Ok(())
+        })
+        .unwrap();
+    let (accepted, rejected) = outcomes.into_inner().unwrap();
+    assert!(
+        rejected > 0 && !accepted.is_empty(),
+        "{} accepted, {rejected} rejected",
+        accepted.len()
+    );
+    accepted
+}
+
+#[test]
+fn hostile_redis_options_never_panic_and_accepted_specs_parse() {
+    accepted_redis_specs(400);
 }
 
 #[test]
