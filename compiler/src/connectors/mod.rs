@@ -9,6 +9,7 @@
 
 pub mod file;
 pub mod generator;
+pub mod http;
 pub mod kafka;
 pub mod message;
 pub mod metadata;
@@ -177,10 +178,11 @@ pub enum SinkKind {
     File(file::FileSink),
     Kafka(Box<kafka::KafkaSink>),
     Mqtt(Box<mqtt::MqttSink>),
+    Http(Box<http::HttpSink>),
 }
 
 impl SinkKind {
-    pub const TYPES: &'static [&'static str] = &["stdout", "file", "kafka", "mqtt"];
+    pub const TYPES: &'static [&'static str] = &["stdout", "file", "kafka", "mqtt", "http"];
 
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -188,13 +190,14 @@ impl SinkKind {
             SinkKind::File(_) => "file",
             SinkKind::Kafka(_) => "kafka",
             SinkKind::Mqtt(_) => "mqtt",
+            SinkKind::Http(_) => "http",
         }
     }
 
     pub fn delivery(&self) -> Delivery {
         match self {
             SinkKind::Stdout(_) | SinkKind::File(_) => Delivery::Stream,
-            SinkKind::Kafka(_) | SinkKind::Mqtt(_) => Delivery::Messages,
+            SinkKind::Kafka(_) | SinkKind::Mqtt(_) | SinkKind::Http(_) => Delivery::Messages,
         }
     }
 
@@ -203,6 +206,7 @@ impl SinkKind {
             "stdout" => field_names::<stdout::StdoutSink>(),
             "file" => field_names::<file::FileSink>(),
             "kafka" => field_names::<kafka::KafkaSink>(),
+            "http" => field_names::<http::HttpSink>(),
             _ => field_names::<mqtt::MqttSink>(),
         }
     }
@@ -212,6 +216,7 @@ impl SinkKind {
             "stdout" => SinkKind::Stdout(options.read()?),
             "file" => SinkKind::File(options.read()?),
             "kafka" => SinkKind::Kafka(Box::new(options.read()?)),
+            "http" => SinkKind::Http(Box::new(options.read()?)),
             _ => SinkKind::Mqtt(Box::new(options.read()?)),
         })
     }
@@ -223,6 +228,7 @@ impl SinkKind {
             SinkKind::File(f) => file::check_sink(f, sink, cx),
             SinkKind::Kafka(k) => kafka::check_sink(k, sink, cx),
             SinkKind::Mqtt(m) => mqtt::check_sink(m, sink, cx),
+            SinkKind::Http(h) => http::check_sink(h, sink, cx),
         }
     }
 }
@@ -234,6 +240,8 @@ pub struct SinkContext<'a> {
     pub pipeline: &'a str,
     pub name: &'a str,
     pub record: Option<&'a RecordType>,
+    /// The format each record is encoded in.
+    pub format: IrFormat,
 }
 
 /// A sink's connector, checked.
@@ -256,6 +264,7 @@ pub enum IrSinkKind {
     File(file::IrFileSink),
     Kafka(kafka::IrKafkaSink),
     Mqtt(mqtt::IrMqttSink),
+    Http(http::IrHttpSink),
 }
 
 /// The runtime's raw sink for `s`, boxed: a `RawSink` for a stream, a `MessageSink`
@@ -266,6 +275,7 @@ pub fn construct_sink(s: &IrSink) -> TokenStream {
         IrSinkKind::File(f) => file::emit_sink(f),
         IrSinkKind::Kafka(k) => kafka::emit_sink(k, s),
         IrSinkKind::Mqtt(m) => mqtt::emit_sink(m, s),
+        IrSinkKind::Http(h) => http::emit_sink(h, s),
     }
 }
 
@@ -277,4 +287,5 @@ pub const RUNTIME_TYPES: &[&[&str]] = &[
     stdout::RUNTIME_TYPES,
     kafka::RUNTIME_TYPES,
     mqtt::RUNTIME_TYPES,
+    http::RUNTIME_TYPES,
 ];

@@ -19,6 +19,9 @@ pub mod kafka;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
 
+#[cfg(feature = "http")]
+pub mod http;
+
 /// What generated code may name of the connectors (re-exported by [`crate::codegen`]).
 pub mod exports {
     pub use super::file::{open_file, FileSink, FileSource};
@@ -31,4 +34,7 @@ pub mod exports {
 
     #[cfg(feature = "mqtt")]
     pub use super::mqtt::{MqttConnect, MqttPublisher, MqttSource};
+
+    #[cfg(feature = "http")]
+    pub use super::http::{HttpPost, HttpSink};
 }

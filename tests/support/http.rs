@@ -1,0 +1,76 @@
+//! HTTP test helpers: a Python `http.server` receiver (`http_receiver.py`) for the sink,
+//! answering with the statuses a test gives and logging every request it got.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+pub struct Got {
+    pub status: u16,
+    pub headers: serde_json::Map<String, serde_json::Value>,
+    pub body: String,
+}
+
+pub struct Receiver {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Receiver {
+    /// Starts a receiver answering the requests with `statuses` in turn (the last one
+    /// repeats), `Retry-After: retry_after` on 429 and 503 when given.
+    pub fn start(dir: &Path, statuses: &str, retry_after: Option<&str>) -> Receiver {
+        let log = dir.join("received.jsonl");
+        let script = super::repo().join("tests/support/http_receiver.py");
+        let mut cmd = Command::new("python3");
+        cmd.arg(script).args(["--statuses", statuses]).arg("--log").arg(&log);
+        if let Some(after) = retry_after {
+            cmd.args(["--retry-after", after]);
+        }
+        let mut child = cmd.stdout(Stdio::piped()).spawn().expect("python3 runs the receiver");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("the receiver prints its port");
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("no port from the receiver: {line:?}"));
+        Receiver { child, port, log }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/in", self.port)
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn requests(&self) -> Vec<Got> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                Got {
+                    status: v["status"].as_u64().unwrap() as u16,
+                    headers: v["headers"].as_object().cloned().unwrap_or_default(),
+                    body: v["body"].as_str().unwrap_or_default().to_string(),
+                }
+            })
+            .collect()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port nobody listens on (bound, then released).
+pub fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
