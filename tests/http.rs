@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::{json, Value};
-use support::http::{closed_port, Receiver};
+use support::http::{closed_port, curl, Receiver};
 use support::{build, counter, counters, dead_letters, json_lines, workdir};
 
 /// `n` readings as JSON lines in `dir/in.jsonl`; returns the file and the records.
@@ -136,4 +136,191 @@ fn sink_to_a_receiver_that_is_down_retries_then_dead_letters() {
     assert!(reason.contains("Connection refused"), "{reason}");
     let c = counters(&output.stderr);
     assert_eq!(counter(&c, "sinks.out", "dead_lettered"), 5);
+}
+
+/// The `http_relay` test pipeline listening on a free loopback port, relaying to
+/// `receiver`; returns it running and its ingest URL.
+fn relay(receiver: &Receiver, args: &[&str]) -> (support::Running, String) {
+    let port = closed_port();
+    let mut cmd = Command::new(build("tests/pipelines/http_relay.yaml"));
+    cmd.args(args)
+        .env("INGEST_ADDRESS", format!("127.0.0.1:{port}"))
+        .env("INGEST_TOKEN", "in-t0ken")
+        .env("HTTP_URL", receiver.url());
+    (support::start(&mut cmd), format!("http://127.0.0.1:{port}/ingest"))
+}
+
+/// The records the receiver accepted, in order.
+fn delivered(receiver: &Receiver) -> Vec<Value> {
+    receiver
+        .requests()
+        .iter()
+        .filter(|g| g.status == 200)
+        .flat_map(|g| records_of(&g.body))
+        .collect()
+}
+
+fn ids_of(records: &[Value]) -> Vec<i64> {
+    records.iter().map(|r| r["id"].as_i64().unwrap()).collect()
+}
+
+fn lines_of(ids: std::ops::Range<i64>) -> String {
+    ids.map(|i| format!("{}\n", json!({ "id": i, "value": 0.5 }))).collect()
+}
+
+const TOKEN: Option<&str> = Some("in-t0ken");
+
+#[test]
+fn source_answers_202_once_the_records_are_delivered_and_refuses_bad_requests_with_the_reason() {
+    let dir = workdir("http-source-answers");
+    let receiver = Receiver::start(&dir, "200", None);
+    let (running, url) = relay(&receiver, &[]);
+
+    let reply = curl("POST", &url, TOKEN, lines_of(0..3).as_bytes());
+    assert_eq!(reply.status, 202, "{reply:?}");
+    // 202 comes only once the records are safe: the receiver has them already.
+    assert_eq!(ids_of(&delivered(&receiver)), [0, 1, 2]);
+    let array = json!([{ "id": 3, "value": 1.5 }, { "id": 4, "value": 2.5 }]).to_string();
+    assert_eq!(curl("POST", &url, TOKEN, array.as_bytes()).status, 202);
+    assert_eq!(ids_of(&delivered(&receiver)), [0, 1, 2, 3, 4]);
+    let sender = delivered(&receiver)[0]["sender"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(sender.starts_with("127.0.0.1:"), "{sender}");
+
+    // A record that does not fit the schema is a dead letter; the others go on.
+    let mixed = format!(
+        "{}{{\"id\": \"seven\", \"value\": 1}}\n{}",
+        lines_of(5..6),
+        lines_of(6..7)
+    );
+    assert_eq!(curl("POST", &url, TOKEN, mixed.as_bytes()).status, 202);
+    assert_eq!(ids_of(&delivered(&receiver)), [0, 1, 2, 3, 4, 5, 6]);
+
+    let bad = curl("POST", &url, TOKEN, b"{\"id\": 9, \"value\": 1}\nthis is not json\n");
+    assert_eq!(bad.status, 400, "{bad:?}");
+    assert!(bad.body.contains("line 2 is not JSON"), "{bad:?}");
+    let big = lines_of(100..300);
+    assert!(big.len() > 4096);
+    assert_eq!(curl("POST", &url, TOKEN, big.as_bytes()).status, 413);
+    assert_eq!(
+        curl("POST", &url, Some("wrong"), lines_of(10..11).as_bytes()).status,
+        401
+    );
+    assert_eq!(curl("POST", &url, None, lines_of(10..11).as_bytes()).status, 401);
+    assert_eq!(curl("PUT", &url, TOKEN, lines_of(10..11).as_bytes()).status, 405);
+    let elsewhere = url.replace("/ingest", "/other");
+    assert_eq!(curl("POST", &elsewhere, TOKEN, lines_of(10..11).as_bytes()).status, 404);
+
+    running.signal("TERM");
+    let output = running.wait();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    // Nothing of a refused request went through.
+    assert_eq!(ids_of(&delivered(&receiver)), [0, 1, 2, 3, 4, 5, 6], "{stderr}");
+    let letters = dead_letters(&output.stderr);
+    assert_eq!(letters.len(), 1, "{stderr}");
+    assert!(
+        letters[0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("(from 127.0.0.1:"),
+        "{letters:?}"
+    );
+    assert!(!stderr.contains("in-t0ken"), "the token is never logged");
+    let c = counters(&output.stderr);
+    assert_eq!(counter(&c, "sources.readings", "received"), 8);
+    assert_eq!(counter(&c, "sinks.out", "sent"), 7);
+}
+
+/// Sends `requests` requests of `per_request` records from each of `threads` threads
+/// (ids unique across all); returns each request's ids with its status.
+fn flood(url: &str, threads: i64, requests: i64, per_request: i64) -> Vec<(Vec<i64>, u16)> {
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let url = url.to_string();
+            std::thread::spawn(move || {
+                (0..requests)
+                    .map(|r| {
+                        let first = (t * requests + r) * per_request;
+                        let reply = curl("POST", &url, TOKEN, lines_of(first..first + per_request).as_bytes());
+                        ((first..first + per_request).collect::<Vec<_>>(), reply.status)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+}
+
+#[test]
+fn source_under_concurrent_requests_delivers_every_accepted_record_exactly_once() {
+    let dir = workdir("http-source-concurrent");
+    let receiver = Receiver::start(&dir, "200", None);
+    let (running, url) = relay(&receiver, &[]);
+    let sent = flood(&url, 8, 50, 5);
+    running.signal("TERM");
+    let output = running.wait();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let accepted: Vec<i64> = sent
+        .iter()
+        .filter(|(_, s)| *s == 202)
+        .flat_map(|(ids, _)| ids.clone())
+        .collect();
+    assert!(
+        sent.iter().all(|(_, s)| *s == 202 || *s == 503),
+        "{:?}",
+        sent.iter().map(|(_, s)| s).collect::<Vec<_>>()
+    );
+    assert!(
+        accepted.len() >= 1000,
+        "most requests are taken: {} of 2000",
+        accepted.len()
+    );
+    let mut got = ids_of(&delivered(&receiver));
+    got.sort_unstable();
+    let mut expected = accepted.clone();
+    expected.sort_unstable();
+    assert_eq!(got, expected, "every accepted record once, nothing else\n{stderr}");
+    counters(&output.stderr);
+}
+
+#[test]
+fn source_with_a_slow_sink_answers_503_and_loses_nothing_it_accepted() {
+    let dir = workdir("http-source-backpressure");
+    // 10 records per request at most, 20 requests a second: about 200 records a second.
+    let receiver = Receiver::start_slow(&dir, "200", None, 0.05);
+    let (running, url) = relay(&receiver, &["--batch-size", "20"]);
+    let sent = flood(&url, 8, 25, 10);
+    running.signal("TERM");
+    let output = running.wait();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let statuses: Vec<u16> = sent.iter().map(|(_, s)| *s).collect();
+    assert!(statuses.contains(&503), "the queue filled: {statuses:?}");
+    assert!(statuses.contains(&202), "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 202 || *s == 503), "{statuses:?}");
+    let accepted: Vec<i64> = sent
+        .iter()
+        .filter(|(_, s)| *s == 202)
+        .flat_map(|(ids, _)| ids.clone())
+        .collect();
+    let refused: std::collections::BTreeSet<i64> = sent
+        .iter()
+        .filter(|(_, s)| *s == 503)
+        .flat_map(|(ids, _)| ids.clone())
+        .collect();
+    let got = ids_of(&delivered(&receiver));
+    let mut once = got.clone();
+    once.sort_unstable();
+    once.dedup();
+    assert_eq!(once.len(), got.len(), "no record twice");
+    for id in &accepted {
+        assert!(got.contains(id), "accepted record {id} was lost\n{stderr}");
+    }
+    assert!(
+        got.iter().all(|id| !refused.contains(id)),
+        "a refused record came through"
+    );
+    counters(&output.stderr);
 }

@@ -24,10 +24,16 @@ impl Receiver {
     /// Starts a receiver answering the requests with `statuses` in turn (the last one
     /// repeats), `Retry-After: retry_after` on 429 and 503 when given.
     pub fn start(dir: &Path, statuses: &str, retry_after: Option<&str>) -> Receiver {
+        Receiver::start_slow(dir, statuses, retry_after, 0.0)
+    }
+
+    /// [`Self::start`], each answer `delay` seconds late: a slow destination.
+    pub fn start_slow(dir: &Path, statuses: &str, retry_after: Option<&str>, delay: f64) -> Receiver {
         let log = dir.join("received.jsonl");
         let script = super::repo().join("tests/support/http_receiver.py");
         let mut cmd = Command::new("python3");
         cmd.arg(script).args(["--statuses", statuses]).arg("--log").arg(&log);
+        cmd.args(["--delay", &delay.to_string()]);
         if let Some(after) = retry_after {
             cmd.args(["--retry-after", after]);
         }
@@ -73,4 +79,48 @@ impl Drop for Receiver {
 /// A loopback port nobody listens on (bound, then released).
 pub fn closed_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// What `curl` got back for one request: the status and the answer's body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+}
+
+/// Sends `body` to `url` with curl (an independent client): `method`, and a bearer
+/// `token` when given.
+pub fn curl(method: &str, url: &str, token: Option<&str>, body: &[u8]) -> Reply {
+    use std::io::Write;
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-sS",
+        "--max-time",
+        "60",
+        "-X",
+        method,
+        "-H",
+        "Content-Type: application/json",
+    ])
+    .args(["--data-binary", "@-", "-w", "\n%{http_code}", url]);
+    if let Some(token) = token {
+        cmd.args(["-H", &format!("Authorization: Bearer {token}")]);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("curl runs");
+    child.stdin.take().unwrap().write_all(body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+    Reply {
+        status: status
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("no status from curl: {text:?} {}", String::from_utf8_lossy(&out.stderr))),
+        body: body.to_string(),
+    }
 }

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """A receiver for the HTTP sink's tests: answers each POST with the next status of
-`--statuses` (a comma-separated list; the last one repeats), and appends every request
+`--statuses` (a comma-separated list; the last one repeats), after `--delay` seconds,
+and appends every request
 it got as one JSON line (status answered, headers, body) to `--log`. Prints its port on
 stdout once it listens on 127.0.0.1."""
 
 import argparse
 import json
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -15,12 +17,15 @@ def main():
     parser.add_argument("--statuses", default="200")
     parser.add_argument("--log", required=True)
     parser.add_argument("--retry-after", default=None)
+    parser.add_argument("--delay", type=float, default=0.0)
     args = parser.parse_args()
     statuses = [int(s) for s in args.statuses.split(",")]
     seen = {"n": 0}
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
+            if args.delay:
+                time.sleep(args.delay)
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length).decode("utf-8", "replace")
             i = seen["n"]

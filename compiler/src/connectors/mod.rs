@@ -64,11 +64,12 @@ pub enum SourceKind {
     Generator(generator::GeneratorSource),
     Kafka(Box<kafka::KafkaSource>),
     Mqtt(Box<mqtt::MqttSource>),
+    Http(Box<http::HttpSource>),
 }
 
 impl SourceKind {
     /// Every `type:` a source can have.
-    pub const TYPES: &'static [&'static str] = &["file", "stdin", "generator", "kafka", "mqtt"];
+    pub const TYPES: &'static [&'static str] = &["file", "stdin", "generator", "kafka", "mqtt", "http"];
 
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -77,6 +78,7 @@ impl SourceKind {
             SourceKind::Generator(_) => "generator",
             SourceKind::Kafka(_) => "kafka",
             SourceKind::Mqtt(_) => "mqtt",
+            SourceKind::Http(_) => "http",
         }
     }
 
@@ -84,7 +86,7 @@ impl SourceKind {
         match self {
             SourceKind::File(_) | SourceKind::Stdin(_) => Arrival::Stream,
             SourceKind::Generator(_) => Arrival::Generated,
-            SourceKind::Kafka(_) | SourceKind::Mqtt(_) => Arrival::Messages,
+            SourceKind::Kafka(_) | SourceKind::Mqtt(_) | SourceKind::Http(_) => Arrival::Messages,
         }
     }
 
@@ -96,6 +98,7 @@ impl SourceKind {
             "stdin" => field_names::<stdin::StdinSource>(),
             "generator" => field_names::<generator::GeneratorSource>(),
             "kafka" => field_names::<kafka::KafkaSource>(),
+            "http" => field_names::<http::HttpSource>(),
             _ => field_names::<mqtt::MqttSource>(),
         }
     }
@@ -107,6 +110,7 @@ impl SourceKind {
             "stdin" => SourceKind::Stdin(options.read()?),
             "generator" => SourceKind::Generator(options.read()?),
             "kafka" => SourceKind::Kafka(Box::new(options.read()?)),
+            "http" => SourceKind::Http(Box::new(options.read()?)),
             _ => SourceKind::Mqtt(Box::new(options.read()?)),
         })
     }
@@ -119,6 +123,7 @@ impl SourceKind {
             SourceKind::Generator(g) => generator::check(g, source, cx),
             SourceKind::Kafka(k) => kafka::check_source(k, source, cx),
             SourceKind::Mqtt(m) => mqtt::check_source(m, source, cx),
+            SourceKind::Http(h) => http::check_source(h, source, cx),
         }
     }
 }
@@ -150,6 +155,7 @@ pub enum IrSourceKind {
     Generator(generator::IrGenerator),
     Kafka(kafka::IrKafkaSource),
     Mqtt(mqtt::IrMqttSource),
+    Http(http::IrHttpSource),
 }
 
 /// The runtime's raw source for `s`, boxed (inside `run`'s build closure: `ctx` is there).
@@ -160,6 +166,7 @@ pub fn construct_source(s: &IrSource) -> TokenStream {
         IrSourceKind::Generator(g) => generator::emit(g, s),
         IrSourceKind::Kafka(k) => kafka::emit_source(k, s),
         IrSourceKind::Mqtt(m) => mqtt::emit_source(m, s),
+        IrSourceKind::Http(h) => http::emit_source(h, s),
     }
 }
 

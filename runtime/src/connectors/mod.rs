@@ -36,5 +36,5 @@ pub mod exports {
     pub use super::mqtt::{MqttConnect, MqttPublisher, MqttSource};
 
     #[cfg(feature = "http")]
-    pub use super::http::{HttpPost, HttpSink};
+    pub use super::http::{HttpListen, HttpPost, HttpSink, HttpSource};
 }

@@ -1,13 +1,141 @@
 //! HTTP options → the IR: URLs and paths, sizes, durations, headers, the token.
 
-use super::spec::{HttpBatch, HttpRetry, HttpSink};
-use super::IrHttpSink;
-use crate::connectors::{CheckedSink, IrSinkKind, SinkContext};
+use super::spec::{HttpBatch, HttpMetadata, HttpRetry, HttpSink, HttpSource};
+use super::{IrHttpSink, IrHttpSource};
+use crate::connectors::metadata::{wanted_of, with_metadata, MetaDef, MetaType};
+use crate::connectors::{CheckedSink, CheckedSource, IrSinkKind, IrSourceKind, SinkContext, SourceContext};
 use crate::diagnostics::SpecError;
 use crate::ir::IrFormat;
 use crate::spec::size::parse_bytes;
 use crate::spec::Setting;
 use crate::validate::Cx;
+
+/// What a request offers besides its records.
+const METADATA: &[MetaDef] = &[MetaDef {
+    name: "remote_addr",
+    ty: MetaType::Text,
+}];
+
+pub fn source(h: &HttpSource, source: &SourceContext<'_>, cx: &mut Cx) -> Option<CheckedSource> {
+    let name = source.name;
+    let at = |option: &'static str| ["sources", name, option];
+    let format_ok = source.format == IrFormat::Json;
+    if !format_ok {
+        let span = cx.value(&at("format"));
+        cx.error(SpecError::invalid_value(
+            "format",
+            "an HTTP source takes JSON: JSON lines, or a JSON array of records",
+            &span,
+            Some("remove `format:` or set `format: json`".into()),
+        ));
+    }
+    let default_address = Setting("0.0.0.0:8080".into());
+    let address = h.address.as_ref().unwrap_or(&default_address);
+    let address_ok = listen_address(&at("address"), address, cx);
+    let address = cx.setting(
+        &at("address"),
+        "address",
+        &address.0,
+        "where the HTTP source listens, host:port",
+    );
+    let token = h.token.as_ref().map(|t| {
+        cx.setting(
+            &at("token"),
+            "token",
+            &t.0,
+            "bearer token HTTP clients must send (Authorization: Bearer)",
+        )
+    });
+    let path = ingest_path(&at("path"), h.path.as_deref(), cx);
+    let max_body = size(&at("max_body"), h.max_body.as_ref(), 1 << 20, cx);
+    let max_pending = match h.max_pending {
+        Some(0) => {
+            let span = cx.value(&at("max_pending"));
+            cx.error(SpecError::invalid_value(
+                "max_pending",
+                "the queue needs room for at least one record",
+                &span,
+                Some("`max_pending: 10000` (the default)".into()),
+            ));
+            None
+        }
+        Some(n) => Some(n),
+        None => Some(10_000),
+    };
+    let HttpMetadata { remote_addr } = &h.metadata;
+    let wanted = wanted_of(name, METADATA, &[remote_addr.as_ref()]);
+    let metadata = with_metadata(name, source.record, wanted, cx);
+    let (path, max_body, max_pending, (record, metadata)) = (path?, max_body?, max_pending?, metadata?);
+    if !(format_ok && address_ok) {
+        return None;
+    }
+    cx.features.insert("http");
+    Some(CheckedSource {
+        kind: IrSourceKind::Http(IrHttpSource {
+            address,
+            token,
+            path,
+            max_body,
+            max_pending,
+        }),
+        record,
+        metadata,
+        // A request is answered once its records are safe.
+        commits: true,
+    })
+}
+
+/// `host:port`, where the value is known now.
+fn listen_address(path: &[&str], address: &Setting, cx: &mut Cx) -> bool {
+    let known = match address.sole_default() {
+        Some(default) => Some(default),
+        None if address.is_template() => None,
+        None => Some(address.0.as_str()),
+    };
+    let Some(text) = known.map(str::trim) else {
+        return true;
+    };
+    let port_ok = text
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if port_ok {
+        return true;
+    }
+    let span = cx.value(path);
+    cx.error(SpecError::invalid_value(
+        "address",
+        format!("`{text}` is not a `host:port` to listen on"),
+        &span,
+        Some("`0.0.0.0:8080` (every interface), `127.0.0.1:8080` (this machine only)".into()),
+    ));
+    false
+}
+
+/// The path requests go to: starts with `/`, no query, no white space; compiled in.
+fn ingest_path(path: &[&str], given: Option<&str>, cx: &mut Cx) -> Option<String> {
+    let Some(text) = given else {
+        return Some("/ingest".into());
+    };
+    let problem = if !text.starts_with('/') {
+        "a path starts with `/`"
+    } else if text.contains(['?', '#']) {
+        "a path has no query or fragment (`?`, `#`)"
+    } else if text.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        "a path has no white space"
+    } else if text.contains("${") {
+        "the path is compiled in: `${VAR}` is not expanded here"
+    } else {
+        return Some(text.to_string());
+    };
+    let span = cx.value(path);
+    cx.error(SpecError::invalid_value(
+        "path",
+        problem,
+        &span,
+        Some("`/ingest`, `/v1/events`".into()),
+    ));
+    None
+}
 
 const METHODS: &[&str] = &["POST", "PUT", "PATCH"];
 const ENCODINGS: &[&str] = &["array", "lines"];

@@ -1,17 +1,54 @@
-//! `type: http` — a sink POSTing batches of records to a URL, with retries.
+//! `type: http` — a source that is an ingest server (a request answered once its
+//! records are safe downstream), and a sink POSTing batches of records, with retries.
 
 mod check;
 mod spec;
 
-pub use check::sink as check_sink;
-pub use spec::HttpSink;
+pub use check::{sink as check_sink, source as check_source};
+pub use spec::{HttpSink, HttpSource};
 
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use crate::ir::IrSink;
+use crate::ir::{IrSink, IrSource};
 
-pub const RUNTIME_TYPES: &[&str] = &["HttpPost", "HttpSink"];
+pub const RUNTIME_TYPES: &[&str] = &["HttpListen", "HttpPost", "HttpSink", "HttpSource"];
+
+#[derive(Debug, Clone)]
+pub struct IrHttpSource {
+    /// The keys of settings resolved at start.
+    pub address: String,
+    pub token: Option<String>,
+    pub path: String,
+    pub max_body: u64,
+    pub max_pending: u64,
+}
+
+/// `Box::new(HttpSource::new(..))`, asked for the metadata the record's fields read.
+pub fn emit_source(h: &IrHttpSource, s: &IrSource) -> TokenStream {
+    let component = format!("sources.{}", s.name);
+    let address = &h.address;
+    let token = match &h.token {
+        Some(key) => quote!(ctx.settings.str(#key)?),
+        None => quote!(String::new()),
+    };
+    let (path, max_body, max_pending) = (&h.path, h.max_body, h.max_pending);
+    let metadata = s.metadata.iter().map(|m| &m.meta);
+    quote! {
+        Box::new(HttpSource::new(
+            #component,
+            HttpListen {
+                address: ctx.settings.non_empty(#address)?,
+                path: #path.to_string(),
+                token: #token,
+                max_body: #max_body,
+                max_pending: #max_pending,
+            },
+            &[#(#metadata),*],
+            ctx,
+        )?)
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct IrHttpSink {

@@ -51,3 +51,31 @@ pub struct HttpRetry {
     /// No try starts later than this after the first.
     pub max_elapsed: Option<String>,
 }
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[serde(expecting = "a mapping like `{ type: http, address: \"0.0.0.0:8080\", path: /ingest, schema: reading }`")]
+pub struct HttpSource {
+    /// `host:port` to listen on (default `0.0.0.0:8080`).
+    pub address: Option<Setting>,
+    /// The one path records are POSTed to (default `/ingest`).
+    pub path: Option<String>,
+    /// The largest body taken (default 1MiB); a larger one is refused with 413.
+    pub max_body: Option<Setting>,
+    /// Records read and not yet taken by the pipeline, at most (default 10000); beyond
+    /// it, requests are answered 503.
+    pub max_pending: Option<u64>,
+    /// A secret, so only `${VAR}`: clients must send `Authorization: Bearer <token>`.
+    pub token: Option<Setting>,
+    #[serde(default)]
+    pub metadata: HttpMetadata,
+}
+
+/// `metadata: { remote_addr: sender }`: which field receives which piece of a request's
+/// metadata.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[serde(expecting = "a mapping like `{ remote_addr: sender }`")]
+pub struct HttpMetadata {
+    pub remote_addr: Option<String>,
+}
