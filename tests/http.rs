@@ -324,3 +324,63 @@ fn source_with_a_slow_sink_answers_503_and_loses_nothing_it_accepted() {
     );
     counters(&output.stderr);
 }
+
+#[test]
+fn http_ingest_example_counts_posted_events_per_service_into_kafka() {
+    let kafka = support::kafka::Broker::start();
+    kafka.create_topic("service_stats", 1);
+    let port = closed_port();
+    let mut cmd = Command::new(build("pipelines/http_ingest.yaml"));
+    cmd.env("INGEST_ADDRESS", format!("127.0.0.1:{port}"))
+        .env("INGEST_TOKEN", "ingest-t0ken")
+        .env("KAFKA_BROKERS", kafka.bootstrap());
+    let running = support::start(&mut cmd);
+    let url = format!("http://127.0.0.1:{port}/events");
+    let token = Some("ingest-t0ken");
+    let event =
+        |service: &str, level: &str, latency: f64| json!({ "service": service, "level": level, "latency_ms": latency });
+    let lines: String = [
+        event("api", "info", 10.0),
+        event("api", "error", 30.0),
+        event("auth", "info", 5.0),
+    ]
+    .iter()
+    .map(|e| format!("{e}\n"))
+    .collect();
+    let array = json!([event("api", "info", 20.0), { "service": "auth", "level": "info" }]).to_string();
+    // Both requests together, as two clients would: each waits for its window to fire.
+    let second = std::thread::spawn(move || curl("POST", &url, token, array.as_bytes()));
+    let first = curl(
+        "POST",
+        &format!("http://127.0.0.1:{port}/events"),
+        token,
+        lines.as_bytes(),
+    );
+    let second = second.join().unwrap();
+    assert_eq!((first.status, second.status), (202, 202), "{first:?} {second:?}");
+    // A 202 means the counts are in Kafka already: read all there is (two services, in
+    // one window or two), without waiting for more.
+    let consumed = kafka.consume("service_stats", 4, std::time::Duration::from_secs(5));
+    // Both requests may fall into one window or two: add the windows up per service.
+    let mut per_service = std::collections::BTreeMap::new();
+    for c in &consumed {
+        let s: Value = serde_json::from_str(&c.value).unwrap();
+        let e = per_service
+            .entry(s["service"].as_str().unwrap_or_default().to_string())
+            .or_insert((0, 0));
+        e.0 += s["events"].as_i64().unwrap_or(-100);
+        e.1 += s["errors"].as_i64().unwrap_or(-100);
+    }
+    assert_eq!(
+        per_service,
+        std::collections::BTreeMap::from([("api".to_string(), (3, 1)), ("auth".to_string(), (1, 0))])
+    );
+    assert!(consumed.iter().all(|c| c.key.is_some()));
+    running.signal("TERM");
+    let output = running.wait();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let letters = dead_letters(&output.stderr);
+    assert_eq!(letters.len(), 1, "the event without latency: {stderr}");
+    counters(&output.stderr);
+}
