@@ -384,3 +384,27 @@ fn http_ingest_example_counts_posted_events_per_service_into_kafka() {
     assert_eq!(letters.len(), 1, "the event without latency: {stderr}");
     counters(&output.stderr);
 }
+
+#[test]
+fn sink_with_a_disk_buffer_delivers_once_a_receiver_that_was_down_comes_up() {
+    let dir = workdir("http-sink-buffered");
+    let (input, records) = readings(&dir, 40);
+    let port = closed_port();
+    let mut cmd = Command::new(build("tests/pipelines/http_buffered.yaml"));
+    cmd.env("INPUT", &input)
+        .env("HTTP_URL", format!("http://127.0.0.1:{port}/in"))
+        .env("RILL_STATE_DIR", dir.join("state"));
+    let mut running = support::start(&mut cmd);
+    // Down: the first batches fail, worth retrying, and stay in the buffer.
+    running.wait_for_log("HTTP request failed, retrying");
+    let receiver = Receiver::start_on(&dir, port, "200", None, 0.0);
+    support::wait_until("every record delivered", || delivered(&receiver).len() >= records.len());
+    running.signal("TERM");
+    let output = running.wait();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(delivered(&receiver), records, "in order, each once\n{stderr}");
+    assert!(dead_letters(&output.stderr).is_empty(), "{stderr}");
+    let c = counters(&output.stderr);
+    assert_eq!(counter(&c, "sinks.out", "sent"), 40);
+}

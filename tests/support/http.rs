@@ -29,11 +29,16 @@ impl Receiver {
 
     /// [`Self::start`], each answer `delay` seconds late: a slow destination.
     pub fn start_slow(dir: &Path, statuses: &str, retry_after: Option<&str>, delay: f64) -> Receiver {
+        Receiver::start_on(dir, 0, statuses, retry_after, delay)
+    }
+
+    /// [`Self::start_slow`] on `port` (0: any free one).
+    pub fn start_on(dir: &Path, port: u16, statuses: &str, retry_after: Option<&str>, delay: f64) -> Receiver {
         let log = dir.join("received.jsonl");
         let script = super::repo().join("tests/support/http_receiver.py");
         let mut cmd = Command::new("python3");
         cmd.arg(script).args(["--statuses", statuses]).arg("--log").arg(&log);
-        cmd.args(["--delay", &delay.to_string()]);
+        cmd.args(["--delay", &delay.to_string(), "--port", &port.to_string()]);
         if let Some(after) = retry_after {
             cmd.args(["--retry-after", after]);
         }

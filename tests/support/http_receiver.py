@@ -18,6 +18,7 @@ def main():
     parser.add_argument("--log", required=True)
     parser.add_argument("--retry-after", default=None)
     parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
     statuses = [int(s) for s in args.statuses.split(",")]
     seen = {"n": 0}
@@ -48,7 +49,7 @@ def main():
         def log_message(self, *_):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     print(server.server_address[1], flush=True)
     sys.stdout.close()
     server.serve_forever()

@@ -273,8 +273,13 @@ impl Worker {
         // When the batch's first record arrived.
         let mut since: Option<Instant> = None;
         loop {
-            let wait = since.map_or(SLICE * 5, |at| self.max_wait.saturating_sub(at.elapsed()));
-            match self.records.recv_timeout(wait) {
+            // Without a batch begun, nothing to do before the next record: sleep until it
+            // comes (or the sink closes the queue).
+            let got = match since {
+                None => self.records.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some(at) => self.records.recv_timeout(self.max_wait.saturating_sub(at.elapsed())),
+            };
+            match got {
                 Ok((tag, payload)) => {
                     if batch.would_overflow(payload.len(), self.encoding, self.limits) {
                         self.deliver(&mut batch);
@@ -291,9 +296,6 @@ impl Worker {
                     if since.is_some_and(|at| at.elapsed() >= self.max_wait) {
                         self.deliver(&mut batch);
                         since = None;
-                    }
-                    if self.shared.stop.load(Ordering::Relaxed) {
-                        return;
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => {
