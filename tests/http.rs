@@ -403,3 +403,47 @@ fn sink_with_a_disk_buffer_delivers_once_a_receiver_that_was_down_comes_up() {
     let c = counters(&output.stderr);
     assert_eq!(counter(&c, "sinks.out", "sent"), 40);
 }
+
+#[test]
+fn source_stopping_answers_every_waiting_request_and_loses_nothing_it_accepted() {
+    let dir = workdir("http-source-stop");
+    let receiver = Receiver::start_slow(&dir, "200", None, 0.3);
+    let (running, url) = relay(&receiver, &["--batch-size", "5"]);
+    let clients: Vec<_> = (0..6)
+        .map(|i| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let ids = i * 10..i * 10 + 10;
+                (
+                    ids.clone().collect::<Vec<_>>(),
+                    curl("POST", &url, TOKEN, lines_of(ids).as_bytes()),
+                )
+            })
+        })
+        .collect();
+    // Stop while requests wait: some queued, some read and not yet safe.
+    support::wait_until("the receiver to get a first batch", || !receiver.requests().is_empty());
+    running.signal("TERM");
+    let output = running.wait();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let replies: Vec<(Vec<i64>, support::http::Reply)> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    assert!(
+        replies.iter().all(|(_, r)| r.status == 202 || r.status == 503),
+        "every request is answered: {replies:?}"
+    );
+    assert!(
+        replies.iter().any(|(_, r)| r.status == 503),
+        "some were not safe yet: {replies:?}"
+    );
+    let got = ids_of(&delivered(&receiver));
+    for (ids, reply) in &replies {
+        if reply.status == 202 {
+            assert!(
+                ids.iter().all(|id| got.contains(id)),
+                "{ids:?} were accepted and lost\n{stderr}"
+            );
+        }
+    }
+    counters(&output.stderr);
+}
