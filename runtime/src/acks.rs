@@ -51,6 +51,8 @@ struct State {
     checkpoints: Cell<bool>,
     /// A checkpoint waits for everything in flight to settle.
     draining: Cell<bool>,
+    /// Someone waits for the next confirmation (see [`Acks::hurry`]).
+    hurried: Cell<bool>,
 }
 
 impl Acks {
@@ -94,14 +96,20 @@ impl Acks {
         self.0.outstanding.borrow().values().sum()
     }
 
+    /// Someone outside waits for what was read to be confirmed (an HTTP client for its
+    /// answer): the next step proposes, however recent the last proposal.
+    pub fn hurry(&self) {
+        self.0.hurried.set(true);
+    }
+
     /// True when a step should call [`Self::end_step`]: at most every 50 ms, or always
-    /// when `force` (the end of the run).
+    /// when `force` (the end of the run) or [`Self::hurry`] asked.
     ///
     /// When it is not time yet but something is left to propose or confirm, asks
     /// [`crate::wake`] for a step when it will be, so a sleeping pipeline still commits.
     pub fn due(&self, force: bool) -> bool {
         let last = self.0.last_proposal.get();
-        let due = force || last.is_none_or(|at| at.elapsed() >= PROPOSE_EVERY);
+        let due = force || self.0.hurried.take() || last.is_none_or(|at| at.elapsed() >= PROPOSE_EVERY);
         if let (false, Some(at)) = (due, last) {
             if self.unsettled() {
                 crate::wake::look_again_at(at + PROPOSE_EVERY);
@@ -362,5 +370,9 @@ mod tests {
         acks.end_step(None);
         assert!(!acks.due(false));
         assert!(acks.due(true));
+        acks.hurry();
+        assert!(acks.due(false), "hurried");
+        acks.end_step(None);
+        assert!(!acks.due(false), "one hurry, one proposal");
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod file;
 pub mod generator;
+pub mod http;
 pub mod kafka;
 pub mod message;
 pub mod metadata;
@@ -66,11 +67,12 @@ pub enum SourceKind {
     Kafka(Box<kafka::KafkaSource>),
     Mqtt(Box<mqtt::MqttSource>),
     Redis(Box<redis::RedisSource>),
+    Http(Box<http::HttpSource>),
 }
 
 impl SourceKind {
     /// Every `type:` a source can have.
-    pub const TYPES: &'static [&'static str] = &["file", "stdin", "generator", "kafka", "mqtt", "redis"];
+    pub const TYPES: &'static [&'static str] = &["file", "stdin", "generator", "kafka", "mqtt", "redis", "http"];
 
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -80,6 +82,7 @@ impl SourceKind {
             SourceKind::Kafka(_) => "kafka",
             SourceKind::Mqtt(_) => "mqtt",
             SourceKind::Redis(_) => "redis",
+            SourceKind::Http(_) => "http",
         }
     }
 
@@ -87,7 +90,9 @@ impl SourceKind {
         match self {
             SourceKind::File(_) | SourceKind::Stdin(_) => Arrival::Stream,
             SourceKind::Generator(_) => Arrival::Generated,
-            SourceKind::Kafka(_) | SourceKind::Mqtt(_) | SourceKind::Redis(_) => Arrival::Messages,
+            SourceKind::Kafka(_) | SourceKind::Mqtt(_) | SourceKind::Redis(_) | SourceKind::Http(_) => {
+                Arrival::Messages
+            }
         }
     }
 
@@ -100,6 +105,7 @@ impl SourceKind {
             "generator" => field_names::<generator::GeneratorSource>(),
             "kafka" => field_names::<kafka::KafkaSource>(),
             "mqtt" => field_names::<mqtt::MqttSource>(),
+            "http" => field_names::<http::HttpSource>(),
             _ => field_names::<redis::RedisSource>(),
         }
     }
@@ -112,6 +118,7 @@ impl SourceKind {
             "generator" => SourceKind::Generator(options.read()?),
             "kafka" => SourceKind::Kafka(Box::new(options.read()?)),
             "mqtt" => SourceKind::Mqtt(Box::new(options.read()?)),
+            "http" => SourceKind::Http(Box::new(options.read()?)),
             _ => SourceKind::Redis(Box::new(options.read()?)),
         })
     }
@@ -125,6 +132,7 @@ impl SourceKind {
             SourceKind::Kafka(k) => kafka::check_source(k, source, cx),
             SourceKind::Mqtt(m) => mqtt::check_source(m, source, cx),
             SourceKind::Redis(r) => redis::check_source(r, source, cx),
+            SourceKind::Http(h) => http::check_source(h, source, cx),
         }
     }
 }
@@ -157,6 +165,7 @@ pub enum IrSourceKind {
     Kafka(kafka::IrKafkaSource),
     Mqtt(mqtt::IrMqttSource),
     Redis(redis::IrRedisSource),
+    Http(http::IrHttpSource),
 }
 
 /// The runtime's raw source for `s`, boxed (inside `run`'s build closure: `ctx` is there).
@@ -168,6 +177,7 @@ pub fn construct_source(s: &IrSource) -> TokenStream {
         IrSourceKind::Kafka(k) => kafka::emit_source(k, s),
         IrSourceKind::Mqtt(m) => mqtt::emit_source(m, s),
         IrSourceKind::Redis(r) => redis::emit_source(r, s),
+        IrSourceKind::Http(h) => http::emit_source(h, s),
     }
 }
 
@@ -187,10 +197,11 @@ pub enum SinkKind {
     Kafka(Box<kafka::KafkaSink>),
     Mqtt(Box<mqtt::MqttSink>),
     Redis(Box<redis::RedisSink>),
+    Http(Box<http::HttpSink>),
 }
 
 impl SinkKind {
-    pub const TYPES: &'static [&'static str] = &["stdout", "file", "kafka", "mqtt", "redis"];
+    pub const TYPES: &'static [&'static str] = &["stdout", "file", "kafka", "mqtt", "redis", "http"];
 
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -199,13 +210,14 @@ impl SinkKind {
             SinkKind::Kafka(_) => "kafka",
             SinkKind::Mqtt(_) => "mqtt",
             SinkKind::Redis(_) => "redis",
+            SinkKind::Http(_) => "http",
         }
     }
 
     pub fn delivery(&self) -> Delivery {
         match self {
             SinkKind::Stdout(_) | SinkKind::File(_) => Delivery::Stream,
-            SinkKind::Kafka(_) | SinkKind::Mqtt(_) | SinkKind::Redis(_) => Delivery::Messages,
+            SinkKind::Kafka(_) | SinkKind::Mqtt(_) | SinkKind::Redis(_) | SinkKind::Http(_) => Delivery::Messages,
         }
     }
 
@@ -215,6 +227,7 @@ impl SinkKind {
             "file" => field_names::<file::FileSink>(),
             "kafka" => field_names::<kafka::KafkaSink>(),
             "mqtt" => field_names::<mqtt::MqttSink>(),
+            "http" => field_names::<http::HttpSink>(),
             _ => field_names::<redis::RedisSink>(),
         }
     }
@@ -225,6 +238,7 @@ impl SinkKind {
             "file" => SinkKind::File(options.read()?),
             "kafka" => SinkKind::Kafka(Box::new(options.read()?)),
             "mqtt" => SinkKind::Mqtt(Box::new(options.read()?)),
+            "http" => SinkKind::Http(Box::new(options.read()?)),
             _ => SinkKind::Redis(Box::new(options.read()?)),
         })
     }
@@ -237,6 +251,7 @@ impl SinkKind {
             SinkKind::Kafka(k) => kafka::check_sink(k, sink, cx),
             SinkKind::Mqtt(m) => mqtt::check_sink(m, sink, cx),
             SinkKind::Redis(r) => redis::check_sink(r, sink, cx),
+            SinkKind::Http(h) => http::check_sink(h, sink, cx),
         }
     }
 }
@@ -248,6 +263,8 @@ pub struct SinkContext<'a> {
     pub pipeline: &'a str,
     pub name: &'a str,
     pub record: Option<&'a RecordType>,
+    /// The format each record is encoded in.
+    pub format: IrFormat,
 }
 
 /// A sink's connector, checked.
@@ -271,6 +288,7 @@ pub enum IrSinkKind {
     Kafka(kafka::IrKafkaSink),
     Mqtt(mqtt::IrMqttSink),
     Redis(redis::IrRedisSink),
+    Http(http::IrHttpSink),
 }
 
 /// The runtime's raw sink for `s`, boxed: a `RawSink` for a stream, a `MessageSink`
@@ -282,6 +300,7 @@ pub fn construct_sink(s: &IrSink) -> TokenStream {
         IrSinkKind::Kafka(k) => kafka::emit_sink(k, s),
         IrSinkKind::Mqtt(m) => mqtt::emit_sink(m, s),
         IrSinkKind::Redis(r) => redis::emit_sink(r, s),
+        IrSinkKind::Http(h) => http::emit_sink(h, s),
     }
 }
 
@@ -294,4 +313,5 @@ pub const RUNTIME_TYPES: &[&[&str]] = &[
     kafka::RUNTIME_TYPES,
     mqtt::RUNTIME_TYPES,
     redis::RUNTIME_TYPES,
+    http::RUNTIME_TYPES,
 ];

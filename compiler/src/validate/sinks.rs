@@ -90,6 +90,7 @@ pub fn check(
                 pipeline: &spec.name,
                 name,
                 record: None,
+                format,
             };
             kind.check(&context, cx);
             out.push(None);
@@ -142,6 +143,7 @@ pub fn check(
             pipeline: &spec.name,
             name,
             record,
+            format,
         };
         let checked = match kind.check(&context, cx) {
             Some(checked) if !with_header => checked,

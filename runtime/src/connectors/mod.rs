@@ -22,6 +22,9 @@ pub mod mqtt;
 #[cfg(feature = "redis")]
 pub mod redis;
 
+#[cfg(feature = "http")]
+pub mod http;
+
 /// What generated code may name of the connectors (re-exported by [`crate::codegen`]).
 pub mod exports {
     pub use super::file::{open_file, FileSink, FileSource};
@@ -37,4 +40,7 @@ pub mod exports {
 
     #[cfg(feature = "redis")]
     pub use super::redis::{RedisConnect, RedisPubSub, RedisStream, RedisStreamRead, RedisWrite, RedisWriter};
+
+    #[cfg(feature = "http")]
+    pub use super::http::{HttpListen, HttpPost, HttpSink, HttpSource};
 }
