@@ -213,10 +213,20 @@ impl<T> Unacked<T> {
     }
 
     /// The batch was handled in `epoch`: its items wait for that epoch to be confirmed.
-    pub fn batch_done(&mut self, epoch: u64) {
-        if !self.reading.is_empty() {
-            self.pending.push_back((epoch, std::mem::take(&mut self.reading)));
+    /// `true` when it read any.
+    pub fn batch_done(&mut self, epoch: u64) -> bool {
+        if self.reading.is_empty() {
+            return false;
         }
+        self.pending.push_back((epoch, std::mem::take(&mut self.reading)));
+        true
+    }
+
+    /// Every item not yet confirmed, oldest first (the run ends).
+    pub fn take_all(&mut self) -> Vec<T> {
+        let mut all: Vec<T> = self.pending.drain(..).flat_map(|(_, items)| items).collect();
+        all.append(&mut self.reading);
+        all
     }
 
     /// Takes, oldest first, every item of an epoch below `confirmed`.

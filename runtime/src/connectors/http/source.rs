@@ -13,7 +13,7 @@
 //! answered `503`: the client sends them again (at least once).
 
 use super::server::{self, Answer, Records, Rules};
-use crate::acks::Acks;
+use crate::acks::{Acks, Unacked};
 use crate::batch::{MetaValue, RawBatch};
 use crate::driver::Context;
 use crate::errors::{RunError, StartError};
@@ -106,10 +106,8 @@ pub struct HttpSource {
     metadata: Vec<Wanted>,
     shared: Arc<Shared>,
     local: SocketAddr,
-    /// Requests fully read by the batch being handled now.
-    reading: Vec<Client>,
-    /// Requests of handled batches, by epoch, oldest first.
-    waiting: VecDeque<(u64, Vec<Client>)>,
+    /// Requests read, waiting for their epoch to be confirmed.
+    unacked: Unacked<Client>,
     /// Answers to the answering thread; `None` once closed.
     answers: Option<Sender<(Client, Answer)>>,
     readers: Vec<JoinHandle<()>>,
@@ -191,8 +189,7 @@ impl HttpSource {
             metadata,
             shared,
             local,
-            reading: Vec::new(),
-            waiting: VecDeque::new(),
+            unacked: Unacked::new(),
             answers: Some(answers),
             readers,
             answering: Some(answering),
@@ -326,7 +323,7 @@ impl RawSource for HttpSource {
             if done {
                 if let Some(done) = q.requests.pop_front() {
                     q.open += 1;
-                    self.reading.push(done.client);
+                    self.unacked.read(done.client);
                 }
             }
         }
@@ -338,9 +335,7 @@ impl RawSource for HttpSource {
     }
 
     fn batch_done(&mut self) {
-        if !self.reading.is_empty() {
-            let epoch = self.acks.epoch();
-            self.waiting.push_back((epoch, std::mem::take(&mut self.reading)));
+        if self.unacked.batch_done(self.acks.epoch()) {
             // Clients wait on their connections: confirm at the end of this step,
             // not up to 50 ms later.
             self.acks.hurry();
@@ -348,13 +343,10 @@ impl RawSource for HttpSource {
     }
 
     fn commit(&mut self) -> Result<(), RunError> {
-        let confirmed = self.acks.confirmed();
-        while self.waiting.front().is_some_and(|(epoch, _)| *epoch < confirmed) {
-            if let Some((_, clients)) = self.waiting.pop_front() {
-                for client in clients {
-                    self.answer(client, Answer::new(202, "accepted"));
-                }
-            }
+        let mut confirmed = Vec::new();
+        self.unacked.confirmed(self.acks.confirmed(), &mut confirmed);
+        for client in confirmed {
+            self.answer(client, Answer::new(202, "accepted"));
         }
         Ok(())
     }
@@ -365,12 +357,7 @@ impl RawSource for HttpSource {
         self.commit()?;
         self.stop_readers();
         let queued: Vec<Queued> = self.shared.queue().requests.drain(..).collect();
-        let unconfirmed: Vec<Client> = self
-            .waiting
-            .drain(..)
-            .flat_map(|(_, clients)| clients)
-            .chain(self.reading.drain(..))
-            .collect();
+        let unconfirmed = self.unacked.take_all();
         let refused = queued.len() + unconfirmed.len();
         for client in unconfirmed.into_iter().chain(queued.into_iter().map(|q| q.client)) {
             self.answer(
