@@ -788,9 +788,10 @@ sinks:
         })
 }
 
-/// Runs `cases` hostile MQTT specs; none may panic the compiler or generate code that
-/// does not parse. Returns the code of those accepted.
-fn accepted_mqtt_specs(cases: u32) -> Vec<String> {
+/// Runs `cases` specs of `strategy`; none may panic the compiler or generate code that
+/// does not parse. Returns the code of those accepted; some must be accepted and some
+/// refused, or the edges are not where the strategy thinks.
+fn accepted_specs(strategy: impl Strategy<Value = String>, cases: u32) -> Vec<String> {
     let outcomes: Mutex<(Vec<String>, u32)> = Mutex::new((Vec::new(), 0));
     let mut runner = TestRunner::new(Config {
         cases,
@@ -798,7 +799,7 @@ fn accepted_mqtt_specs(cases: u32) -> Vec<String> {
         ..Config::default()
     });
     runner
-        .run(&mqtt_spec(), |text| {
+        .run(&strategy, |text| {
             let code = compile_without_panic(&text)?;
             let mut outcomes = outcomes.lock().unwrap();
             match code {
@@ -809,13 +810,17 @@ fn accepted_mqtt_specs(cases: u32) -> Vec<String> {
         })
         .unwrap();
     let (accepted, rejected) = outcomes.into_inner().unwrap();
-    // Both sides must be reached, or the edges are not where the test thinks.
     assert!(
         rejected > 0 && !accepted.is_empty(),
         "{} accepted, {rejected} rejected",
         accepted.len()
     );
     accepted
+}
+
+/// Hostile MQTT specs ([`accepted_specs`]).
+fn accepted_mqtt_specs(cases: u32) -> Vec<String> {
+    accepted_specs(mqtt_spec(), cases)
 }
 
 /// A Redis stream source and a sink whose options take values at and past their edges:
@@ -909,33 +914,9 @@ sinks:
         })
 }
 
-/// Runs `cases` hostile Redis specs; none may panic the compiler or generate code that
-/// does not parse. Returns the code of those accepted.
+/// Hostile Redis specs ([`accepted_specs`]).
 fn accepted_redis_specs(cases: u32) -> Vec<String> {
-    let outcomes: Mutex<(Vec<String>, u32)> = Mutex::new((Vec::new(), 0));
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
-    runner
-        .run(&redis_spec(), |text| {
-            let code = compile_without_panic(&text)?;
-            let mut outcomes = outcomes.lock().unwrap();
-            match code {
-                Some(code) => outcomes.0.push(code),
-                None => outcomes.1 += 1,
-            }
-            Ok(())
-        })
-        .unwrap();
-    let (accepted, rejected) = outcomes.into_inner().unwrap();
-    assert!(
-        rejected > 0 && !accepted.is_empty(),
-        "{} accepted, {rejected} rejected",
-        accepted.len()
-    );
-    accepted
+    accepted_specs(redis_spec(), cases)
 }
 
 #[test]
