@@ -501,7 +501,8 @@ fn window_examples_run_and_account_for_every_record() {
 
 /// Every example of `pipelines/` (but the Kafka ones, built by `tests/kafka.rs`)
 /// compiles in one cargo build with warnings denied (see `support::examples`); the
-/// tests of this file and `tests/windows.rs` run each of those binaries.
+/// tests of this file and `tests/windows.rs` run each of those binaries (the broker
+/// examples: `tests/mqtt.rs`, `tests/redis.rs`).
 #[test]
 fn every_example_compiles_without_warnings_in_one_build() {
     let examples = support::examples();
@@ -516,6 +517,7 @@ fn every_example_compiles_without_warnings_in_one_build() {
             "hot_readings",
             "mqtt_sensor_alerts",
             "quickstart",
+            "redis_sensor_stream",
             "sensor_windows",
             "sliding_average",
             "word_count"

@@ -110,9 +110,15 @@ struct Relay {
 
 impl Relay {
     fn start(bin: &Path, broker: &Broker, dir: &Path, name: &'static str) -> Relay {
+        Relay::start_with(bin, broker, dir, name, &[])
+    }
+
+    /// [`Relay::start`] with more environment (`KAFKA_COMMIT_MS`, say).
+    fn start_with(bin: &Path, broker: &Broker, dir: &Path, name: &'static str, env: &[(&str, &str)]) -> Relay {
         let log = dir.join(format!("{name}.stderr.log"));
         let stderr = File::create(&log).unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
         let child = Command::new(bin)
+            .envs(env.iter().copied())
             .env("KAFKA_BROKERS", broker.bootstrap())
             .env("KAFKA_GROUP", GROUP)
             .env("RILL_LOG", "info")
@@ -411,7 +417,10 @@ fn sigkill_mid_run_then_restart_loses_nothing() {
     let dir = workdir("sigkill");
 
     broker.produce("relay_in", &inputs(0..10_000));
-    let mut first = Relay::start(&bin, &broker, &dir, "first");
+    // Offsets committed every 3 s, not 500 ms: a relay that keeps up with the stream
+    // would otherwise leave only short moments with relayed work not yet committed,
+    // and the hunt below (2 s per look) can miss every one of them.
+    let mut first = Relay::start_with(&bin, &broker, &dir, "first", &[("KAFKA_COMMIT_MS", "3000")]);
     let logs = Logs::new(&broker, &[&first]);
     let context = || logs.show();
     wait_for(
