@@ -137,7 +137,7 @@ impl HttpSink {
             queue: Some(queue),
             shared,
             outstanding: 0,
-            in_flight: capacity + limits.max_records,
+            in_flight: limits.max_records.max(1),
             batch_time,
             thread: Some(thread),
         })
@@ -211,7 +211,9 @@ impl MessageSink for HttpSink {
         Ok(())
     }
 
-    /// The queue and the batch being sent: a full queue makes `send` wait.
+    /// One batch: a disk buffer hands over the next batch only once this one is
+    /// settled, so a batch that failed (to be sent again) never lets a later one
+    /// overtake it.
     fn max_in_flight(&self) -> Option<usize> {
         Some(self.in_flight)
     }
