@@ -250,6 +250,16 @@ mod tests {
         ))
     }
 
+    /// An output to a broker nobody runs (port 1): its messages time out after 200 ms.
+    fn unreachable(ctx: &Context) -> MessageOutput<JsonEncoder<serde_json::Value>> {
+        let props = vec![
+            ("bootstrap.servers", "127.0.0.1:1".into()),
+            ("message.timeout.ms", "200".into()),
+            ("enable.idempotence", "false".into()),
+        ];
+        output(props, ctx).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     #[test]
     fn a_bad_property_is_a_start_error_naming_the_component() {
         let ctx = Context::new(Settings::from_values(vec![]), 8);
@@ -265,13 +275,7 @@ mod tests {
     #[test]
     fn an_undeliverable_message_becomes_a_dead_letter_and_settles() {
         let ctx = Context::new(Settings::from_values(vec![]), 8);
-        // Nothing listens on port 1: the message times out after 200 ms.
-        let props = vec![
-            ("bootstrap.servers", "127.0.0.1:1".into()),
-            ("message.timeout.ms", "200".into()),
-            ("enable.idempotence", "false".into()),
-        ];
-        let mut out = output(props, &ctx).unwrap_or_else(|e| panic!("{e}"));
+        let mut out = unreachable(&ctx);
         let sink = MemSink::default();
         let mut dead = DeadLetters::to_sinks(vec![Box::new(sink.clone())]);
         ctx.acks.next_epoch();
@@ -303,12 +307,7 @@ mod tests {
     #[test]
     fn one_flush_serves_every_batch_of_delivery_reports_waiting() {
         let ctx = Context::new(Settings::from_values(vec![]), 8);
-        let props = vec![
-            ("bootstrap.servers", "127.0.0.1:1".into()),
-            ("message.timeout.ms", "200".into()),
-            ("enable.idempotence", "false".into()),
-        ];
-        let mut out = output(props, &ctx).unwrap_or_else(|e| panic!("{e}"));
+        let mut out = unreachable(&ctx);
         let mut dead = DeadLetters::to_sinks(vec![Box::new(MemSink::default())]);
         ctx.acks.next_epoch();
         // Three topics: their messages fail in three batches of delivery reports.
