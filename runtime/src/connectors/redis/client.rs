@@ -65,6 +65,16 @@ impl Reconnect {
     /// An attempt failed (or a connection broke): says so the first time, then waits,
     /// in slices, unless `stop` turns true.
     pub fn failed(&mut self, why: &str, stop: impl Fn() -> bool) {
+        self.lost(why);
+        let until = std::time::Instant::now() + self.backoff;
+        while std::time::Instant::now() < until && !stop() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+    }
+
+    /// The connection is down: said once per outage, and reported to `/health`.
+    pub fn lost(&mut self, why: &str) {
         if self.down_since.is_none() {
             self.down_since = Some(std::time::Instant::now());
             log::warn(
@@ -73,11 +83,6 @@ impl Reconnect {
             );
         }
         self.state.disconnected(why);
-        let until = std::time::Instant::now() + self.backoff;
-        while std::time::Instant::now() < until && !stop() {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
     }
 
     /// Connected: `true` when this ends an outage.

@@ -125,8 +125,8 @@ impl RedisWriter {
             Err(e) => {
                 self.con = None;
                 let reason = e.to_string();
-                // Says so (once per outage) without waiting: `retry_at` paces the attempts.
-                self.reconnect.failed(&reason, || true);
+                // `retry_at` paces the attempts: the pipeline is not held up here.
+                self.reconnect.lost(&reason);
                 let since = *self.failing_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= DELIVERY_TIMEOUT {
                     let reason = format!(
