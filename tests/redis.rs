@@ -361,3 +361,33 @@ fn a_password_from_the_environment_gets_in_and_a_wrong_one_ends_the_run() {
     assert!(stderr.contains("refused the credentials"), "{stderr}");
     assert!(!stderr.contains("wrong"), "the password is never logged: {stderr}");
 }
+
+#[test]
+fn a_pattern_subscription_says_the_channel_and_the_pattern_it_matched() {
+    let server = Server::start(&support::workdir("redis-patterns").join("redis"));
+    let mut running = support::start(&mut pipeline("tests/pipelines/redis_patterns.yaml", &server));
+    running.wait_for_log_any_time("redis subscribed");
+    server.commands(&[
+        "PUBLISH sensor.a \"{\\\"n\\\":1}\"".to_string(),
+        "PUBLISH plain \"{\\\"n\\\":2}\"".to_string(),
+        "PUBLISH other \"{\\\"n\\\":3}\"".to_string(),
+    ]);
+    support::wait_until("both messages relayed", || {
+        server.stream("pattern_out", "data").len() >= 2
+    });
+    running.signal("TERM");
+    let out = running.wait();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let records: Vec<Value> = server
+        .stream("pattern_out", "data")
+        .iter()
+        .map(|(_, data)| serde_json::from_str(data).unwrap())
+        .collect();
+    assert_eq!(
+        records,
+        vec![
+            json!({ "n": 1, "ch": "sensor.a", "pat": "sensor.*" }),
+            json!({ "n": 2, "ch": "plain", "pat": null }),
+        ]
+    );
+}

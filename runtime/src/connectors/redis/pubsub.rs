@@ -34,16 +34,12 @@ enum Wanted {
     Pattern,
 }
 
-struct Message {
-    channel: String,
-    pattern: Option<String>,
-    payload: Vec<u8>,
-}
-
 pub struct RedisPubSub {
     component: &'static str,
     metadata: Vec<Wanted>,
-    messages: Option<Receiver<Message>>,
+    wants_pattern: bool,
+    /// The client's messages, handed over as they came (nothing copied per message).
+    messages: Option<Receiver<redis::Msg>>,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
 }
@@ -94,6 +90,7 @@ impl RedisPubSub {
             .map_err(|e| StartError::new(format!("{component}: cannot start the Redis thread: {e}")))?;
         Ok(RedisPubSub {
             component,
+            wants_pattern: metadata.contains(&Wanted::Pattern),
             metadata,
             messages: Some(messages),
             shared,
@@ -125,20 +122,23 @@ impl RawSource for RedisPubSub {
                 Ok(m) => m,
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             };
+            let (channel, payload) = (m.get_channel_name(), m.get_payload_bytes());
+            // The client lends the pattern only as a copy: made only when it is read.
+            let pattern: Option<Vec<u8>> = self
+                .wants_pattern
+                .then(|| m.from_pattern().then(|| m.get_pattern().ok()).flatten())
+                .flatten();
             if self.metadata.is_empty() {
-                batch.push(&m.payload);
+                batch.push(payload);
             } else {
                 let values = self.metadata.iter().map(|wanted| match wanted {
-                    Wanted::Channel => MetaValue::Text(m.channel.as_bytes()),
-                    Wanted::Pattern => m
-                        .pattern
-                        .as_deref()
-                        .map_or(MetaValue::Absent, |p| MetaValue::Text(p.as_bytes())),
+                    Wanted::Channel => MetaValue::Text(channel.as_bytes()),
+                    Wanted::Pattern => pattern.as_deref().map_or(MetaValue::Absent, MetaValue::Text),
                 });
-                batch.push_message(&m.payload, values);
+                batch.push_message(payload, values);
             }
             // A payload that does not decode is a dead letter naming its channel.
-            batch.set_origin(&m.channel);
+            batch.set_origin(channel);
         }
         self.shared.check(self.component)?;
         Ok(Poll::unless_filled(batch, Poll::Idle))
@@ -162,7 +162,7 @@ struct Subscriber {
     client: redis::Client,
     channels: Vec<String>,
     patterns: Vec<String>,
-    deliver: SyncSender<Message>,
+    deliver: SyncSender<redis::Msg>,
     shared: Arc<Shared>,
     reconnect: Reconnect,
     outages: u64,
@@ -222,13 +222,7 @@ impl Subscriber {
                 Err(e) if e.is_timeout() => continue,
                 Err(e) => return Err(e),
             };
-            let pattern = msg.from_pattern().then(|| msg.get_pattern::<String>().ok()).flatten();
-            let message = Message {
-                channel: msg.get_channel_name().to_string(),
-                pattern,
-                payload: msg.get_payload_bytes().to_vec(),
-            };
-            if !hand_over(&self.deliver, message, &self.shared) {
+            if !hand_over(&self.deliver, msg, &self.shared) {
                 return Ok(());
             }
         }
