@@ -391,3 +391,43 @@ fn a_pattern_subscription_says_the_channel_and_the_pattern_it_matched() {
         ]
     );
 }
+
+#[test]
+fn sigterm_while_the_server_is_gone_stops_and_says_what_was_not_delivered() {
+    let dir = support::workdir("redis-sigterm-gone");
+    let mut server = Server::start(&dir.join("redis"));
+    let items = dir.join("items.jsonl");
+    let append = |range: std::ops::Range<i64>| {
+        use std::io::Write;
+        let text: String = range.map(|n| format!("{}\n", json!({ "n": n }))).collect();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&items)
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    };
+    append(0..100);
+    let mut cmd = pipeline("tests/pipelines/redis_follow.yaml", &server);
+    cmd.env("ITEMS", &items);
+    let mut running = support::start(&mut cmd);
+    let len = |server: &Server| server.cli(&["XLEN", "follow_out"]).parse::<usize>().unwrap();
+    support::wait_until("the first records written", || len(&server) == 100);
+    // Gone for good: the next records wait in the writer, sent again and again.
+    server.stop();
+    append(100..150);
+    running.wait_for_log("redis connection lost");
+    running.signal("TERM");
+    let output = running.wait();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("still undelivered at shutdown"), "{stderr}");
+    // Every record is accounted for: written before the server went, or given up on.
+    let c = support::counters(&output.stderr);
+    let (received, sent) = (
+        support::counter(&c, "sinks.out", "received"),
+        support::counter(&c, "sinks.out", "sent"),
+    );
+    let lost = support::counter(&c, "sinks.out", "dropped") + support::counter(&c, "sinks.out", "dead_lettered");
+    assert_eq!((received, sent, lost), (150, 100, 50), "{stderr}");
+}
