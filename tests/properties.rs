@@ -183,9 +183,11 @@ fn random_valid_specs_check_and_their_code_compiles_in_one_build() {
     let mqtt = accepted_mqtt_specs(80);
     assert!(features.contains("mqtt"), "tests/compile/ holds an MQTT spec");
     sources.extend(mqtt.into_iter().take(6));
-    // And Redis options at theirs.
+    // And Redis and HTTP options at theirs.
     sources.extend(accepted_redis_specs(80).into_iter().take(6));
     features.insert("redis");
+    sources.extend(accepted_specs(http_spec(), 80).into_iter().take(6));
+    features.insert("http");
     assert!(
         sources.len() > random + 4 + 6,
         "too few tricky-name specs were accepted"
@@ -917,6 +919,61 @@ sinks:
 /// Hostile Redis specs ([`accepted_specs`]).
 fn accepted_redis_specs(cases: u32) -> Vec<String> {
     accepted_specs(redis_spec(), cases)
+}
+
+/// An HTTP source and sink whose options take values at and past their edges: paths,
+/// sizes and counts YAML reads oddly, durations at zero and past a u64, secrets with
+/// defaults, odd header names, URLs of other schemes.
+fn http_spec() -> impl Strategy<Value = String> {
+    fn edge(pass: &'static [&'static str], fail: &'static [&'static str]) -> BoxedStrategy<&'static str> {
+        prop_oneof![4 => proptest::sample::select(pass), 1 => proptest::sample::select(fail)].boxed()
+    }
+    (
+        edge(&["/in", "/_", "'/a/{x}'", "/ünï"], &["in", "''", "'/a b'", "'${P}'"]),
+        edge(&["1", "1MiB", "'16 TiB'", "18446744073709551615"], &["0", "-1", ".nan", "1e400", "'${B:-1MiB}'"]),
+        edge(&["'${T}'"], &["'${T:-s3cret}'", "s3cret", "'Bearer ${T}'"]),
+        edge(
+            &["http://h", "'https://[::1]:1/x?y=z'", "'${U}'", "'${U:-http://h}'"],
+            &["ftp://h", "'${U:-ftp://h}'", "'http://u:pw@h'", "h"],
+        ),
+        edge(&["post", "PUT", "patch"], &["get", "'${M}'", "_"]),
+        edge(&["1ms", "30s", "18h"], &["0s", "-1s", "1e400s", ".inf"]),
+        edge(
+            &["{}", "{ max_records: 1, max_bytes: 1, max_wait: 0ms }", "{ max_records: 18446744073709551615 }"],
+            &["{ max_records: 0 }", "{ max_bytes: 0 }", "{ self: 1 }"],
+        ),
+        edge(&["'{ X-_~!: a }'", "'{ x-key: \"${K}\" }'", "{}"], &["'{ \"\": a }'", "'{ a b: c }'"]),
+    )
+        .prop_map(|(path, size, token, url, method, timeout, batch, headers)| {
+            let headers = headers.trim_matches('\'');
+            format!(
+                "name: hostile_http
+schemas:
+  r: {{ x: string, n: i64 }}
+sources:
+  s:
+    type: http
+    path: {path}
+    max_body: {size}
+    token: {token}
+    schema: r
+sinks:
+  o:
+    type: http
+    input: s
+    url: {url}
+    method: {method}
+    timeout: {timeout}
+    batch: {batch}
+    headers: {headers}
+"
+            )
+        })
+}
+
+#[test]
+fn hostile_http_options_never_panic_and_accepted_specs_parse() {
+    accepted_specs(http_spec(), 400);
 }
 
 #[test]
