@@ -502,7 +502,7 @@ fn window_examples_run_and_account_for_every_record() {
 /// Every example of `pipelines/` (but the Kafka ones, built by `tests/kafka.rs`)
 /// compiles in one cargo build with warnings denied (see `support::examples`); the
 /// tests of this file and `tests/windows.rs` run each of those binaries (the broker
-/// examples: `tests/mqtt.rs`, `tests/redis.rs`).
+/// examples: `tests/mqtt.rs`, `tests/redis.rs`, `tests/pulsar.rs`).
 #[test]
 fn every_example_compiles_without_warnings_in_one_build() {
     let examples = support::examples();
@@ -516,6 +516,7 @@ fn every_example_compiles_without_warnings_in_one_build() {
             "events_per_window",
             "hot_readings",
             "mqtt_sensor_alerts",
+            "pulsar_events",
             "quickstart",
             "redis_sensor_stream",
             "sensor_windows",

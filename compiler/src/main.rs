@@ -198,8 +198,11 @@ fn check(spec: &Path) -> Result<rill::ir::Ir, String> {
 fn build_spec(spec: &Path, profile: Profile, target: Option<&Target>) -> Result<(rill::ir::Ir, PathBuf), String> {
     let compiled = compile(spec)?;
     let mut label = format!("{} ({}", compiled.ir.name, format!("{profile:?}").to_lowercase());
+    let features: Vec<&str> = compiled.ir.features.iter().copied().collect();
+    if let Some(missing) = build::host_tools::missing(&features) {
+        return Err(missing);
+    }
     if let Some(target) = target {
-        let features: Vec<&str> = compiled.ir.features.iter().copied().collect();
         let missing = targets::missing(target, &features);
         if !missing.is_empty() {
             return Err(targets::missing_message(target, &missing));

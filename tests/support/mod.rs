@@ -6,6 +6,7 @@
 pub mod http;
 pub mod kafka;
 pub mod mqtt;
+pub mod pulsar;
 pub mod redis;
 pub mod tls;
 

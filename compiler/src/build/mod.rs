@@ -6,6 +6,7 @@
 
 pub mod bundle;
 pub mod embedded;
+pub mod host_tools;
 mod progress;
 pub mod targets;
 

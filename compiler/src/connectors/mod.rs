@@ -14,6 +14,7 @@ pub mod kafka;
 pub mod message;
 pub mod metadata;
 pub mod mqtt;
+pub mod pulsar;
 pub mod redis;
 pub mod stdin;
 pub mod stdout;
@@ -68,11 +69,12 @@ pub enum SourceKind {
     Mqtt(Box<mqtt::MqttSource>),
     Redis(Box<redis::RedisSource>),
     Http(Box<http::HttpSource>),
+    Pulsar(Box<pulsar::PulsarSource>),
 }
 
 impl SourceKind {
     /// Every `type:` a source can have.
-    pub const TYPES: &'static [&'static str] = &["file", "stdin", "generator", "kafka", "mqtt", "redis", "http"];
+    pub const TYPES: &'static [&'static str] = &["file", "stdin", "generator", "kafka", "mqtt", "redis", "http", "pulsar"];
 
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -83,6 +85,7 @@ impl SourceKind {
             SourceKind::Mqtt(_) => "mqtt",
             SourceKind::Redis(_) => "redis",
             SourceKind::Http(_) => "http",
+            SourceKind::Pulsar(_) => "pulsar",
         }
     }
 
@@ -90,7 +93,11 @@ impl SourceKind {
         match self {
             SourceKind::File(_) | SourceKind::Stdin(_) => Arrival::Stream,
             SourceKind::Generator(_) => Arrival::Generated,
-            SourceKind::Kafka(_) | SourceKind::Mqtt(_) | SourceKind::Redis(_) | SourceKind::Http(_) => {
+            SourceKind::Kafka(_)
+            | SourceKind::Mqtt(_)
+            | SourceKind::Redis(_)
+            | SourceKind::Http(_)
+            | SourceKind::Pulsar(_) => {
                 Arrival::Messages
             }
         }
@@ -106,6 +113,7 @@ impl SourceKind {
             "kafka" => field_names::<kafka::KafkaSource>(),
             "mqtt" => field_names::<mqtt::MqttSource>(),
             "http" => field_names::<http::HttpSource>(),
+            "pulsar" => field_names::<pulsar::PulsarSource>(),
             _ => field_names::<redis::RedisSource>(),
         }
     }
@@ -119,6 +127,7 @@ impl SourceKind {
             "kafka" => SourceKind::Kafka(Box::new(options.read()?)),
             "mqtt" => SourceKind::Mqtt(Box::new(options.read()?)),
             "http" => SourceKind::Http(Box::new(options.read()?)),
+            "pulsar" => SourceKind::Pulsar(Box::new(options.read()?)),
             _ => SourceKind::Redis(Box::new(options.read()?)),
         })
     }
@@ -133,6 +142,7 @@ impl SourceKind {
             SourceKind::Mqtt(m) => mqtt::check_source(m, source, cx),
             SourceKind::Redis(r) => redis::check_source(r, source, cx),
             SourceKind::Http(h) => http::check_source(h, source, cx),
+            SourceKind::Pulsar(p) => pulsar::check_source(p, source, cx),
         }
     }
 }
@@ -166,6 +176,7 @@ pub enum IrSourceKind {
     Mqtt(mqtt::IrMqttSource),
     Redis(redis::IrRedisSource),
     Http(http::IrHttpSource),
+    Pulsar(pulsar::IrPulsarSource),
 }
 
 /// The runtime's raw source for `s`, boxed (inside `run`'s build closure: `ctx` is there).
@@ -178,6 +189,7 @@ pub fn construct_source(s: &IrSource) -> TokenStream {
         IrSourceKind::Mqtt(m) => mqtt::emit_source(m, s),
         IrSourceKind::Redis(r) => redis::emit_source(r, s),
         IrSourceKind::Http(h) => http::emit_source(h, s),
+        IrSourceKind::Pulsar(p) => pulsar::emit_source(p, s),
     }
 }
 
@@ -198,10 +210,11 @@ pub enum SinkKind {
     Mqtt(Box<mqtt::MqttSink>),
     Redis(Box<redis::RedisSink>),
     Http(Box<http::HttpSink>),
+    Pulsar(Box<pulsar::PulsarSink>),
 }
 
 impl SinkKind {
-    pub const TYPES: &'static [&'static str] = &["stdout", "file", "kafka", "mqtt", "redis", "http"];
+    pub const TYPES: &'static [&'static str] = &["stdout", "file", "kafka", "mqtt", "redis", "http", "pulsar"];
 
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -211,13 +224,18 @@ impl SinkKind {
             SinkKind::Mqtt(_) => "mqtt",
             SinkKind::Redis(_) => "redis",
             SinkKind::Http(_) => "http",
+            SinkKind::Pulsar(_) => "pulsar",
         }
     }
 
     pub fn delivery(&self) -> Delivery {
         match self {
             SinkKind::Stdout(_) | SinkKind::File(_) => Delivery::Stream,
-            SinkKind::Kafka(_) | SinkKind::Mqtt(_) | SinkKind::Redis(_) | SinkKind::Http(_) => Delivery::Messages,
+            SinkKind::Kafka(_)
+            | SinkKind::Mqtt(_)
+            | SinkKind::Redis(_)
+            | SinkKind::Http(_)
+            | SinkKind::Pulsar(_) => Delivery::Messages,
         }
     }
 
@@ -228,6 +246,7 @@ impl SinkKind {
             "kafka" => field_names::<kafka::KafkaSink>(),
             "mqtt" => field_names::<mqtt::MqttSink>(),
             "http" => field_names::<http::HttpSink>(),
+            "pulsar" => field_names::<pulsar::PulsarSink>(),
             _ => field_names::<redis::RedisSink>(),
         }
     }
@@ -239,6 +258,7 @@ impl SinkKind {
             "kafka" => SinkKind::Kafka(Box::new(options.read()?)),
             "mqtt" => SinkKind::Mqtt(Box::new(options.read()?)),
             "http" => SinkKind::Http(Box::new(options.read()?)),
+            "pulsar" => SinkKind::Pulsar(Box::new(options.read()?)),
             _ => SinkKind::Redis(Box::new(options.read()?)),
         })
     }
@@ -252,6 +272,7 @@ impl SinkKind {
             SinkKind::Mqtt(m) => mqtt::check_sink(m, sink, cx),
             SinkKind::Redis(r) => redis::check_sink(r, sink, cx),
             SinkKind::Http(h) => http::check_sink(h, sink, cx),
+            SinkKind::Pulsar(p) => pulsar::check_sink(p, sink, cx),
         }
     }
 }
@@ -289,6 +310,7 @@ pub enum IrSinkKind {
     Mqtt(mqtt::IrMqttSink),
     Redis(redis::IrRedisSink),
     Http(http::IrHttpSink),
+    Pulsar(pulsar::IrPulsarSink),
 }
 
 /// The runtime's raw sink for `s`, boxed: a `RawSink` for a stream, a `MessageSink`
@@ -301,6 +323,7 @@ pub fn construct_sink(s: &IrSink) -> TokenStream {
         IrSinkKind::Mqtt(m) => mqtt::emit_sink(m, s),
         IrSinkKind::Redis(r) => redis::emit_sink(r, s),
         IrSinkKind::Http(h) => http::emit_sink(h, s),
+        IrSinkKind::Pulsar(p) => pulsar::emit_sink(p, s),
     }
 }
 
@@ -314,4 +337,5 @@ pub const RUNTIME_TYPES: &[&[&str]] = &[
     mqtt::RUNTIME_TYPES,
     redis::RUNTIME_TYPES,
     http::RUNTIME_TYPES,
+    pulsar::RUNTIME_TYPES,
 ];

@@ -115,6 +115,32 @@ impl Cx<'_> {
         None
     }
 
+    /// A size above zero, compiled in, at `path` (`default` when not given); reported
+    /// where it is when it does not parse.
+    pub fn size(&mut self, path: &[&str], text: Option<&crate::spec::Setting>, default: u64) -> Option<u64> {
+        let Some(crate::spec::Setting(text)) = text else {
+            return Some(default);
+        };
+        if text.contains("${") {
+            let span = self.value(path);
+            let option = path.last().copied().unwrap_or_default();
+            self.error(SpecError::compiled_in(option, text, &span, None));
+            return None;
+        }
+        let parsed = crate::spec::size::parse_bytes(text).and_then(|bytes| match bytes {
+            0 => Err("must be more than 0".to_string()),
+            bytes => Ok(bytes),
+        });
+        match parsed {
+            Ok(bytes) => Some(bytes),
+            Err(reason) => {
+                let span = self.value(path);
+                self.error(SpecError::bad_size(text, &reason, &span));
+                None
+            }
+        }
+    }
+
     /// Register the value at `path`, resolved at start, and return its key (the path
     /// joined with `.`). `name` is what the value is (an option, or the client
     /// property it becomes): it decides whether the value is a secret, which must be

@@ -25,6 +25,9 @@ pub mod redis;
 #[cfg(feature = "http")]
 pub mod http;
 
+#[cfg(feature = "pulsar")]
+pub mod pulsar;
+
 /// What generated code may name of the connectors (re-exported by [`crate::codegen`]).
 pub mod exports {
     pub use super::file::{open_file, FileSink, FileSource};
@@ -43,4 +46,9 @@ pub mod exports {
 
     #[cfg(feature = "http")]
     pub use super::http::{HttpListen, HttpPost, HttpSink, HttpSource};
+
+    #[cfg(feature = "pulsar")]
+    pub use super::pulsar::{
+        PulsarCompression, PulsarConnect, PulsarProducer, PulsarPublish, PulsarSource, PulsarSubscribe, PulsarSubscription,
+    };
 }

@@ -6,7 +6,6 @@ use crate::connectors::metadata::{wanted_of, with_metadata, MetaDef, MetaType};
 use crate::connectors::{CheckedSink, CheckedSource, IrSinkKind, IrSourceKind, SinkContext, SourceContext};
 use crate::diagnostics::SpecError;
 use crate::ir::IrFormat;
-use crate::spec::size::parse_bytes;
 use crate::spec::Setting;
 use crate::validate::Cx;
 
@@ -47,7 +46,7 @@ pub fn source(h: &HttpSource, source: &SourceContext<'_>, cx: &mut Cx) -> Option
         )
     });
     let path = ingest_path(&at("path"), h.path.as_deref(), cx);
-    let max_body = size(&at("max_body"), h.max_body.as_ref(), 1 << 20, cx);
+    let max_body = cx.size(&at("max_body"), h.max_body.as_ref(), 1 << 20);
     let max_pending = match h.max_pending {
         Some(0) => {
             let span = cx.value(&at("max_pending"));
@@ -332,7 +331,7 @@ fn batch(sink: &str, b: &HttpBatch, cx: &mut Cx) -> Option<(u64, u64, u64)> {
         Some(n) => Some(n.min(100_000)),
         None => Some(500),
     };
-    let bytes = size(&at("max_bytes"), b.max_bytes.as_ref(), 1 << 20, cx);
+    let bytes = cx.size(&at("max_bytes"), b.max_bytes.as_ref(), 1 << 20);
     let wait = match &b.max_wait {
         None => Some(1000),
         Some(text) => cx.duration(&at("max_wait"), text, false).map(i64::unsigned_abs),
@@ -362,27 +361,3 @@ fn retry(sink: &str, r: &HttpRetry, cx: &mut Cx) -> Option<(u32, u64, u64)> {
     Some((attempts?, backoff?, elapsed?))
 }
 
-/// A size above zero, compiled in.
-pub(super) fn size(path: &[&str], text: Option<&Setting>, default: u64, cx: &mut Cx) -> Option<u64> {
-    let Some(Setting(text)) = text else {
-        return Some(default);
-    };
-    if text.contains("${") {
-        let span = cx.value(path);
-        let option = path.last().copied().unwrap_or_default();
-        cx.error(SpecError::compiled_in(option, text, &span, None));
-        return None;
-    }
-    let parsed = parse_bytes(text).and_then(|bytes| match bytes {
-        0 => Err("must be more than 0".to_string()),
-        bytes => Ok(bytes),
-    });
-    match parsed {
-        Ok(bytes) => Some(bytes),
-        Err(reason) => {
-            let span = cx.value(path);
-            cx.error(SpecError::bad_size(text, &reason, &span));
-            None
-        }
-    }
-}

@@ -1,0 +1,15 @@
+//! Pulsar: a subscription read message by message ([`PulsarSource`]), each message
+//! acknowledged once its records are safe downstream, and a batching producer
+//! ([`PulsarProducer`]) with a topic, partition key and properties per record.
+//!
+//! The `pulsar` crate is asynchronous: each source and sink drives its client from a
+//! thread of its own running a single-threaded tokio runtime, and talks to the
+//! pipeline's thread over channels (the pipeline never waits on the network).
+
+mod client;
+mod sink;
+mod source;
+
+pub use client::PulsarConnect;
+pub use sink::{PulsarCompression, PulsarProducer, PulsarPublish};
+pub use source::{PulsarSource, PulsarSubscribe, PulsarSubscription};

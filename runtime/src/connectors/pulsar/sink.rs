@@ -1,0 +1,359 @@
+//! `PulsarProducer`: a [`MessageSink`] publishing each record as a message, batched by
+//! the `pulsar` crate's producers (one per topic, made when a topic is first used).
+//!
+//! `send` hands the message to the connector's thread; the thread publishes it and a
+//! task of its own waits for the broker's receipt, which comes back as the record's
+//! outcome. At most [`MAX_IN_FLIGHT`] messages are unconfirmed at once: `send` waits
+//! for room (back-pressure, nothing dropped). While the broker cannot be reached the
+//! thread tries again, backing off to 5 s, until the message has waited
+//! `delivery_timeout`; it then fails as worth retrying, so a disk buffer keeps it and
+//! sends it later, and without one it becomes a dead letter. A message the broker did
+//! not confirm is sent again only by a disk buffer (at least once).
+
+use super::client::{self, Fatal, Outage, PulsarConnect};
+use crate::driver::Context;
+use crate::errors::{RunError, StartError};
+use crate::log;
+use crate::sinks::{Address, MessageSink, Outcome, Undelivered};
+use pulsar::compression::Compression;
+use pulsar::producer::{Message, ProducerOptions};
+use pulsar::{Producer, Pulsar, TokioExecutor};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::{self, error::TrySendError, Receiver, Sender};
+use tokio::task::JoinSet;
+
+/// Messages unconfirmed at once, at most.
+const MAX_IN_FLIGHT: usize = 10_000;
+/// How long closing waits beyond the delivery timeout for the last receipts.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// How the producer compresses its batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PulsarCompression {
+    None,
+    Lz4,
+    Zlib,
+    Zstd,
+    Snappy,
+}
+
+/// The sink's settings.
+#[derive(Debug, Clone)]
+pub struct PulsarPublish {
+    /// The topic of records whose address names none.
+    pub topic: String,
+    /// A batch goes out when it holds this many messages (1: no batching) ...
+    pub batch_max_records: u32,
+    /// ... or this many bytes ...
+    pub batch_max_bytes: usize,
+    /// ... or its first message has waited this long.
+    pub batch_max_wait_ms: u64,
+    pub compression: PulsarCompression,
+    /// How long a message may wait for an unreachable broker before it fails.
+    pub delivery_timeout_ms: u64,
+}
+
+impl PulsarPublish {
+    fn options(&self) -> ProducerOptions {
+        let compression = match self.compression {
+            PulsarCompression::None => Compression::None,
+            PulsarCompression::Lz4 => Compression::Lz4(Default::default()),
+            PulsarCompression::Zlib => Compression::Zlib(Default::default()),
+            PulsarCompression::Zstd => Compression::Zstd(Default::default()),
+            PulsarCompression::Snappy => Compression::Snappy(Default::default()),
+        };
+        let batching = self.batch_max_records > 1;
+        ProducerOptions {
+            batch_size: batching.then_some(self.batch_max_records),
+            batch_byte_size: batching.then_some(self.batch_max_bytes),
+            batch_timeout: batching.then(|| Duration::from_millis(self.batch_max_wait_ms.max(1))),
+            compression: Some(compression),
+            block_queue_if_full: true,
+            ..ProducerOptions::default()
+        }
+    }
+}
+
+/// One record to publish.
+struct Job {
+    tag: u64,
+    /// `None`: the sink's own.
+    topic: Option<String>,
+    key: Option<String>,
+    properties: HashMap<String, String>,
+    payload: Vec<u8>,
+    /// When `send` handed it over: the delivery timeout counts from here.
+    since: Instant,
+}
+
+pub struct PulsarProducer {
+    component: &'static str,
+    jobs: Option<Sender<Job>>,
+    outcomes: std_mpsc::Receiver<Outcome>,
+    /// Outcomes taken while `send` waited for room, for the next `poll`.
+    done: Vec<Outcome>,
+    outstanding: usize,
+    delivery_timeout: Duration,
+    fatal: Arc<Fatal>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl PulsarProducer {
+    pub fn new(
+        component: &'static str,
+        connect: PulsarConnect,
+        publish: PulsarPublish,
+        ctx: &Context,
+    ) -> Result<PulsarProducer, StartError> {
+        connect.check(component)?;
+        let fatal = Arc::new(Fatal::default());
+        let (jobs, jobs_in) = mpsc::channel(MAX_IN_FLIGHT);
+        let (outcomes_out, outcomes) = std_mpsc::channel();
+        let delivery_timeout = Duration::from_millis(publish.delivery_timeout_ms);
+        let publisher = Publisher {
+            component,
+            connect,
+            options: publish.options(),
+            topic: publish.topic,
+            delivery_timeout,
+            jobs: jobs_in,
+            outcomes: outcomes_out,
+            fatal: fatal.clone(),
+            outage: Outage::new(component, ctx.events.connection(component)),
+            client: None,
+            producers: HashMap::new(),
+            receipts: JoinSet::new(),
+        };
+        let thread = client::spawn(component, format!("pulsar {component}"), move || publisher.run())?;
+        Ok(PulsarProducer {
+            component,
+            jobs: Some(jobs),
+            outcomes,
+            done: Vec::new(),
+            outstanding: 0,
+            delivery_timeout,
+            fatal,
+            thread: Some(thread),
+        })
+    }
+
+    fn take_outcomes(&mut self) {
+        while let Ok(outcome) = self.outcomes.try_recv() {
+            self.outstanding = self.outstanding.saturating_sub(1);
+            self.done.push(outcome);
+        }
+    }
+
+    fn thread_gone(&self) -> bool {
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+}
+
+impl MessageSink for PulsarProducer {
+    fn send(&mut self, payload: &[u8], address: Address<'_>, tag: u64) -> Result<(), String> {
+        // Back-pressure: the broker is slow or away.
+        while self.outstanding >= MAX_IN_FLIGHT {
+            self.take_outcomes();
+            if self.outstanding < MAX_IN_FLIGHT {
+                break;
+            }
+            if crate::shutdown::give_up_waiting() || self.thread_gone() {
+                return Err("the Pulsar broker took no more messages before the pipeline stopped".into());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let Some(jobs) = &self.jobs else {
+            return Err("the Pulsar sink is closed".into());
+        };
+        let properties = address
+            .headers
+            .iter()
+            .filter_map(|(name, value)| Some(((*name).to_string(), (*value)?.to_string())))
+            .collect();
+        let job = Job {
+            tag,
+            topic: address.topic.map(str::to_string),
+            key: address.key.map(str::to_string),
+            properties,
+            payload: payload.to_vec(),
+            since: Instant::now(),
+        };
+        match jobs.try_send(job) {
+            Ok(()) => {
+                self.outstanding += 1;
+                Ok(())
+            }
+            // Neither happens while the thread runs: room was made above.
+            Err(TrySendError::Full(_)) => Err("the Pulsar sink's queue is full".into()),
+            Err(TrySendError::Closed(_)) => Err("the Pulsar sink's thread has stopped".into()),
+        }
+    }
+
+    fn poll(&mut self, outcomes: &mut Vec<Outcome>) -> Result<(), RunError> {
+        self.take_outcomes();
+        outcomes.append(&mut self.done);
+        if let Some(why) = self.fatal.get() {
+            return Err(RunError::new(format!("{}: {why}", self.component)));
+        }
+        Ok(())
+    }
+
+    fn max_in_flight(&self) -> Option<usize> {
+        Some(MAX_IN_FLIGHT)
+    }
+
+    /// Sends what is batched, waiting for the receipts as long as a message may wait.
+    fn close(&mut self, outcomes: &mut Vec<Outcome>) -> Result<(), Undelivered> {
+        self.jobs = None;
+        let until = Instant::now() + self.delivery_timeout + CLOSE_GRACE;
+        self.take_outcomes();
+        while self.outstanding > 0 && Instant::now() < until && !self.thread_gone() {
+            std::thread::sleep(Duration::from_millis(5));
+            self.take_outcomes();
+        }
+        self.take_outcomes();
+        outcomes.append(&mut self.done);
+        if let Some(thread) = self.thread.take().filter(|t| t.is_finished()) {
+            let _ = thread.join();
+        }
+        match self.outstanding {
+            0 => Ok(()),
+            count => Err(Undelivered {
+                count: count as u64,
+                reason: self
+                    .fatal
+                    .get()
+                    .unwrap_or_else(|| "the Pulsar broker did not confirm them before the pipeline stopped".into()),
+            }),
+        }
+    }
+}
+
+/// The sink's thread.
+struct Publisher {
+    component: &'static str,
+    connect: PulsarConnect,
+    options: ProducerOptions,
+    topic: String,
+    delivery_timeout: Duration,
+    jobs: Receiver<Job>,
+    outcomes: std_mpsc::Sender<Outcome>,
+    fatal: Arc<Fatal>,
+    outage: Outage,
+    client: Option<Pulsar<TokioExecutor>>,
+    producers: HashMap<String, Producer<TokioExecutor>>,
+    /// Tasks waiting for a receipt.
+    receipts: JoinSet<()>,
+}
+
+impl Publisher {
+    async fn run(mut self) {
+        while let Some(job) = self.jobs.recv().await {
+            self.publish(job).await;
+            while self.receipts.try_join_next().is_some() {}
+        }
+        // The pipeline closes: the last batches go out now, not after their wait.
+        for producer in self.producers.values_mut() {
+            let _ = producer.send_batch().await;
+        }
+        let receipts = async { while self.receipts.join_next().await.is_some() {} };
+        let _ = tokio::time::timeout(self.delivery_timeout, receipts).await;
+        for producer in self.producers.values_mut() {
+            let _ = tokio::time::timeout(CLOSE_GRACE, producer.close()).await;
+        }
+    }
+
+    /// Publishes one message, trying again while the broker is away, until its
+    /// delivery timeout; then its outcome is a retriable failure.
+    async fn publish(&mut self, job: Job) {
+        let topic = job.topic.clone().unwrap_or_else(|| self.topic.clone());
+        loop {
+            let message = Message {
+                payload: job.payload.clone(),
+                properties: job.properties.clone(),
+                partition_key: job.key.clone(),
+                ..Message::default()
+            };
+            let failed = match self.producer(&topic).await {
+                Ok(producer) => match producer.send_non_blocking(message).await {
+                    Ok(receipt) => {
+                        self.outage.connected();
+                        let (tag, payload, outcomes) = (job.tag, job.payload, self.outcomes.clone());
+                        self.receipts.spawn(async move {
+                            let outcome = match receipt.await {
+                                Ok(_) => Outcome::delivered(tag),
+                                Err(e) => Outcome {
+                                    tag,
+                                    failure: Some((format!("the Pulsar broker did not confirm it: {e}"), payload)),
+                                    retriable: true,
+                                },
+                            };
+                            let _ = outcomes.send(outcome);
+                            crate::wake::notify();
+                        });
+                        return;
+                    }
+                    Err(e) => e,
+                },
+                Err(e) => e,
+            };
+            if client::refused(&failed) {
+                self.fatal
+                    .set(format!("the Pulsar broker refused the producer: {failed}"));
+                self.fail(job, &failed.to_string());
+                return;
+            }
+            // Made again on the next attempt.
+            self.producers.remove(&topic);
+            if job.since.elapsed() >= self.delivery_timeout {
+                let why = format!("the Pulsar broker could not be reached within the delivery timeout: {failed}");
+                self.fail(job, &why);
+                return;
+            }
+            let wait = self.outage.failed(&failed.to_string());
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn fail(&self, job: Job, why: &str) {
+        let _ = self.outcomes.send(Outcome {
+            tag: job.tag,
+            failure: Some((why.to_string(), job.payload)),
+            retriable: true,
+        });
+        crate::wake::notify();
+    }
+
+    /// The producer of `topic`, made (and the client connected) when missing.
+    async fn producer(&mut self, topic: &str) -> Result<&mut Producer<TokioExecutor>, pulsar::Error> {
+        if !self.producers.contains_key(topic) {
+            let client = match &self.client {
+                Some(client) => client.clone(),
+                None => {
+                    let client = self.connect.client().await?;
+                    self.client = Some(client.clone());
+                    client
+                }
+            };
+            let producer = client
+                .producer()
+                .with_topic(topic)
+                .with_options(self.options.clone())
+                .build()
+                .await?;
+            log::info(
+                "pulsar: publishing",
+                &[("component", json!(self.component)), ("topic", json!(topic))],
+            );
+            self.producers.insert(topic.to_string(), producer);
+        }
+        self.producers
+            .get_mut(topic)
+            .ok_or_else(|| pulsar::Error::Custom("no producer".into()))
+    }
+}

@@ -1,0 +1,452 @@
+//! `PulsarSource`: reads a subscription and acknowledges a message only once its
+//! records are safe downstream.
+//!
+//! The connector's thread subscribes (retrying until the broker answers) and hands each
+//! message to `poll` over a bounded channel. A message's id waits in [`Unacked`] under
+//! the epoch of its batch until [`Acks::confirmed`] passes it; `commit` then sends the
+//! ids to the thread, which acknowledges them. A record that became a dead letter is
+//! safe too: the dead-letter output holds it. At close, what is confirmed is
+//! acknowledged and every other message read (taken by the pipeline, or still in the
+//! channel) is acknowledged negatively, so the broker sends it again, on a shared
+//! subscription to another consumer, without waiting for a timeout. After a crash the
+//! broker sends every unacknowledged message again when the consumer comes back (at
+//! least once).
+
+use super::client::{self, Fatal, Outage, PulsarConnect};
+use crate::acks::{Acks, Unacked};
+use crate::batch::{MetaValue, RawBatch};
+use crate::driver::Context;
+use crate::errors::{RunError, StartError};
+use crate::log;
+use crate::sources::{Poll, RawSource};
+use futures::StreamExt;
+use pulsar::consumer::{ConsumerOptions, InitialPosition, Message};
+use pulsar::proto::command_subscribe::SubType;
+use pulsar::proto::MessageIdData;
+use pulsar::{Consumer, Pulsar, TokioExecutor};
+use serde_json::json;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::sync::mpsc::{self, error::TryRecvError, Receiver, Sender, UnboundedReceiver, UnboundedSender};
+
+/// Messages the thread may hold for the pipeline before it waits (the broker's flow
+/// control holds the rest).
+const CHANNEL: usize = 4096;
+/// How long closing waits for the thread to send what it was told.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// The subscription types Pulsar has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PulsarSubscription {
+    /// One consumer at a time; another is refused.
+    Exclusive,
+    /// Messages spread over every consumer.
+    Shared,
+    /// One active consumer, others standing by.
+    Failover,
+    /// Spread over consumers by key: one key's messages go to one consumer, in order.
+    KeyShared,
+}
+
+impl PulsarSubscription {
+    fn sub_type(self) -> SubType {
+        match self {
+            PulsarSubscription::Exclusive => SubType::Exclusive,
+            PulsarSubscription::Shared => SubType::Shared,
+            PulsarSubscription::Failover => SubType::Failover,
+            PulsarSubscription::KeyShared => SubType::KeyShared,
+        }
+    }
+}
+
+/// What to read, and as whom.
+#[derive(Debug, Clone)]
+pub struct PulsarSubscribe {
+    pub topics: Vec<String>,
+    pub subscription: String,
+    pub kind: PulsarSubscription,
+    /// Where a new subscription starts: the oldest message kept, or new ones only.
+    pub earliest: bool,
+    /// Empty: the broker names it.
+    pub consumer_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Wanted {
+    Key,
+    Topic,
+    PublishTime,
+    EventTime,
+    MessageId,
+    Property(String),
+}
+
+impl Wanted {
+    fn parse(name: &str) -> Option<Wanted> {
+        Some(match name {
+            "key" => Wanted::Key,
+            "topic" => Wanted::Topic,
+            "publish_time" => Wanted::PublishTime,
+            "event_time" => Wanted::EventTime,
+            "message_id" => Wanted::MessageId,
+            _ => Wanted::Property(name.strip_prefix("property:")?.to_owned()),
+        })
+    }
+}
+
+/// Where a message is, to acknowledge it.
+#[derive(Debug, Clone)]
+struct Position {
+    topic: String,
+    id: MessageIdData,
+}
+
+/// What the pipeline tells the thread.
+enum Command {
+    Ack(Vec<Position>),
+    Nack(Vec<Position>),
+    /// Close the consumer and end.
+    Close,
+}
+
+pub struct PulsarSource {
+    component: &'static str,
+    acks: Acks,
+    metadata: Vec<Wanted>,
+    messages: Option<Receiver<Message<Vec<u8>>>>,
+    commands: UnboundedSender<Command>,
+    unacked: Unacked<Position>,
+    /// A message id as text, for the `message_id` field and dead letters.
+    text: String,
+    fatal: Arc<Fatal>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl PulsarSource {
+    /// Subscribes on a thread of its own, retrying until the broker answers. `metadata`
+    /// names what each record's metadata fields receive, in order: `key`, `topic`,
+    /// `publish_time`, `event_time`, `message_id`, `property:<name>`.
+    pub fn new(
+        component: &'static str,
+        connect: PulsarConnect,
+        subscribe: PulsarSubscribe,
+        metadata: &[&str],
+        ctx: &Context,
+    ) -> Result<PulsarSource, StartError> {
+        connect.check(component)?;
+        let metadata = metadata
+            .iter()
+            .map(|name| {
+                Wanted::parse(name)
+                    .ok_or_else(|| StartError::new(format!("{component}: no Pulsar metadata `{name}`")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let fatal = Arc::new(Fatal::default());
+        let (deliver, messages) = mpsc::channel(CHANNEL);
+        let (commands, commands_in) = mpsc::unbounded_channel();
+        let reader = Reader {
+            component,
+            connect,
+            subscribe,
+            deliver,
+            commands: commands_in,
+            fatal: fatal.clone(),
+            outage: Outage::new(component, ctx.events.connection(component)),
+        };
+        let thread = client::spawn(component, format!("pulsar {component}"), move || reader.run())?;
+        Ok(PulsarSource {
+            component,
+            acks: ctx.acks.clone(),
+            metadata,
+            messages: Some(messages),
+            commands,
+            unacked: Unacked::new(),
+            text: String::new(),
+            fatal,
+            thread: Some(thread),
+        })
+    }
+
+    fn check(&self) -> Result<(), RunError> {
+        match self.fatal.get() {
+            Some(why) => Err(RunError::new(format!("{}: {why}", self.component))),
+            None => Ok(()),
+        }
+    }
+
+    /// Tells the thread to close the consumer and waits for it a while.
+    fn stop(&mut self) {
+        let _ = self.commands.send(Command::Close);
+        self.messages = None;
+        if let Some(thread) = self.thread.take() {
+            let until = std::time::Instant::now() + CLOSE_WAIT;
+            while !thread.is_finished() && std::time::Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+/// `ledger:entry:partition:batch_index`, as Pulsar's tools print a message id.
+fn write_id(out: &mut String, id: &MessageIdData) {
+    use std::fmt::Write as _;
+    out.clear();
+    let _ = write!(
+        out,
+        "{}:{}:{}:{}",
+        id.ledger_id,
+        id.entry_id,
+        id.partition.unwrap_or(-1),
+        id.batch_index.unwrap_or(-1)
+    );
+}
+
+impl RawSource for PulsarSource {
+    /// The thread wakes the pipeline with each message it hands over.
+    fn idle_for(&self) -> Option<Duration> {
+        None
+    }
+
+    fn poll(&mut self, batch: &mut RawBatch, max: usize) -> Result<Poll, RunError> {
+        let Some(messages) = &mut self.messages else {
+            return Ok(Poll::Idle);
+        };
+        while batch.len() < max {
+            let message = match messages.try_recv() {
+                Ok(message) => message,
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            };
+            let meta = &message.payload.metadata;
+            let payload = &message.payload.data;
+            write_id(&mut self.text, &message.message_id.id);
+            if self.metadata.is_empty() {
+                batch.push(payload);
+            } else {
+                let text = &self.text;
+                let values = self.metadata.iter().map(|wanted| match wanted {
+                    Wanted::Key => meta
+                        .partition_key
+                        .as_deref()
+                        .map_or(MetaValue::Absent, |k| MetaValue::Text(k.as_bytes())),
+                    Wanted::Topic => MetaValue::Text(message.topic.as_bytes()),
+                    Wanted::PublishTime => MetaValue::Int(i64::try_from(meta.publish_time).unwrap_or(i64::MAX)),
+                    Wanted::EventTime => match meta.event_time {
+                        // Producers that set none send 0.
+                        Some(ms) if ms > 0 => MetaValue::Int(i64::try_from(ms).unwrap_or(i64::MAX)),
+                        _ => MetaValue::Absent,
+                    },
+                    Wanted::MessageId => MetaValue::Text(text.as_bytes()),
+                    Wanted::Property(name) => meta
+                        .properties
+                        .iter()
+                        .find(|p| p.key == *name)
+                        .map_or(MetaValue::Absent, |p| MetaValue::Text(p.value.as_bytes())),
+                });
+                batch.push_message(payload, values);
+            }
+            // A record that does not decode is a dead letter naming its message.
+            batch.set_origin(format_args!("{} {}", message.topic, self.text));
+            self.unacked.read(Position {
+                topic: message.topic,
+                id: message.message_id.id,
+            });
+        }
+        if !batch.is_empty() {
+            self.acks.next_epoch();
+        }
+        self.check()?;
+        Ok(Poll::unless_filled(batch, Poll::Idle))
+    }
+
+    fn batch_done(&mut self) {
+        self.unacked.batch_done(self.acks.epoch());
+    }
+
+    fn commit(&mut self) -> Result<(), RunError> {
+        let mut safe = Vec::new();
+        self.unacked.confirmed(self.acks.confirmed(), &mut safe);
+        if !safe.is_empty() {
+            // The thread is gone only after a failure `poll` reports.
+            let _ = self.commands.send(Command::Ack(safe));
+        }
+        Ok(())
+    }
+
+    /// Acknowledges what is confirmed; every other message read is acknowledged
+    /// negatively, so the broker sends it again at once. Then the consumer closes.
+    fn close(&mut self) -> Result<(), RunError> {
+        self.commit()?;
+        let mut unsafe_ = self.unacked.take_all();
+        if let Some(messages) = &mut self.messages {
+            messages.close();
+            while let Ok(message) = messages.try_recv() {
+                unsafe_.push(Position {
+                    topic: message.topic,
+                    id: message.message_id.id,
+                });
+            }
+        }
+        if !unsafe_.is_empty() {
+            log::info(
+                "pulsar: messages not yet safe downstream are sent again by the broker",
+                &[
+                    ("component", json!(self.component)),
+                    ("messages", json!(unsafe_.len())),
+                ],
+            );
+            let _ = self.commands.send(Command::Nack(unsafe_));
+        }
+        self.stop();
+        self.check().map_err(|e| RunError::new(format!("{e} (at close)")))
+    }
+}
+
+impl Drop for PulsarSource {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The source's thread.
+struct Reader {
+    component: &'static str,
+    connect: PulsarConnect,
+    subscribe: PulsarSubscribe,
+    deliver: Sender<Message<Vec<u8>>>,
+    commands: UnboundedReceiver<Command>,
+    fatal: Arc<Fatal>,
+    outage: Outage,
+}
+
+impl Reader {
+    async fn run(mut self) {
+        // Told before the consumer exists: acknowledgements wait for it.
+        let mut early = Vec::new();
+        // The client lives as long as its consumer.
+        let (_client, mut consumer) = loop {
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(Command::Close) | None => return,
+                    Some(command) => early.push(command),
+                },
+                subscribed = subscribe(&self.connect, &self.subscribe) => match subscribed {
+                    Ok(subscribed) => break subscribed,
+                    Err(e) if client::refused(&e) => {
+                        self.fatal.set(format!("the Pulsar broker refused the subscription: {e}"));
+                        return;
+                    }
+                    Err(e) => {
+                        let wait = self.outage.failed(&e.to_string());
+                        tokio::time::sleep(wait).await;
+                    }
+                },
+            }
+        };
+        self.outage.connected();
+        log::info(
+            "pulsar subscribed",
+            &[
+                ("component", json!(self.component)),
+                ("topics", json!(self.subscribe.topics)),
+                ("subscription", json!(self.subscribe.subscription)),
+                ("type", json!(format!("{:?}", self.subscribe.kind))),
+            ],
+        );
+        for command in early {
+            if !self.apply(&mut consumer, command).await {
+                return;
+            }
+        }
+        loop {
+            tokio::select! {
+                biased;
+                command = self.commands.recv() => {
+                    let command = command.unwrap_or(Command::Close);
+                    if !self.apply(&mut consumer, command).await {
+                        return;
+                    }
+                }
+                next = consumer.next() => match next {
+                    Some(Ok(message)) => {
+                        self.outage.connected();
+                        if self.deliver.send(message).await.is_err() {
+                            // The pipeline stopped; it says what becomes of the rest.
+                            continue;
+                        }
+                        crate::wake::notify();
+                    }
+                    Some(Err(e)) => {
+                        let wait = self.outage.failed(&e.to_string());
+                        tokio::time::sleep(wait).await;
+                    }
+                    None => {
+                        self.fatal.set("the Pulsar consumer ended".into());
+                        return;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Carries out one command; `false` once the consumer is closed.
+    async fn apply(&mut self, consumer: &mut Consumer<Vec<u8>, TokioExecutor>, command: Command) -> bool {
+        match command {
+            Command::Ack(positions) => {
+                let mut failed = 0usize;
+                for p in positions {
+                    failed += usize::from(consumer.ack_with_id(&p.topic, p.id).await.is_err());
+                }
+                if failed > 0 {
+                    log::warn(
+                        "pulsar: acknowledgements not sent; the broker sends those messages again",
+                        &[("component", json!(self.component)), ("messages", json!(failed))],
+                    );
+                }
+                true
+            }
+            Command::Nack(positions) => {
+                for p in positions {
+                    let _ = consumer.nack_with_id(&p.topic, p.id).await;
+                }
+                true
+            }
+            Command::Close => {
+                if let Err(e) = consumer.close().await {
+                    log::warn(
+                        "pulsar: the consumer did not close cleanly",
+                        &[("component", json!(self.component)), ("reason", json!(e.to_string()))],
+                    );
+                }
+                false
+            }
+        }
+    }
+}
+
+/// Connects and subscribes.
+async fn subscribe(
+    connect: &PulsarConnect,
+    s: &PulsarSubscribe,
+) -> Result<(Pulsar<TokioExecutor>, Consumer<Vec<u8>, TokioExecutor>), pulsar::Error> {
+    let client = connect.client().await?;
+        let start = if s.earliest {
+        InitialPosition::Earliest
+    } else {
+        InitialPosition::Latest
+    };
+    let mut builder = client
+        .consumer()
+        .with_topics(&s.topics)
+        .with_subscription(&s.subscription)
+        .with_subscription_type(s.kind.sub_type())
+        .with_options(ConsumerOptions::default().with_initial_position(start));
+    if !s.consumer_name.is_empty() {
+        builder = builder.with_consumer_name(&s.consumer_name);
+    }
+    let consumer = builder.build().await?;
+    Ok((client, consumer))
+}

@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""An independent Pulsar client for rill's tests (see tests/support/pulsar.rs): the
+official `pulsar-client` package (Apache's C++ client).
+
+Subcommands, JSON lines in and out:
+
+  produce    reads messages from stdin, one per line:
+             {"value": str, "key": str|null, "properties": {k: v}}
+             sends them to --topic (waiting for each receipt); prints {"produced": n}.
+  consume    subscribes to --topic as --subscription (exclusive, from the earliest
+             message), acknowledging each, until --expected messages were read or
+             --timeout seconds passed without one; prints one line per message:
+             {"value", "key", "properties", "topic", "publish_time"}.
+"""
+
+import argparse
+import json
+import sys
+
+try:
+    import pulsar
+except ImportError:
+    sys.exit("pulsar_client.py: the Python package pulsar-client is missing: run scripts/pulsar-setup")
+
+
+def client(url):
+    return pulsar.Client(url, logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Error))
+
+
+def produce(args):
+    c = client(args.url)
+    producer = c.create_producer(args.topic, batching_enabled=False)
+    n = 0
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        m = json.loads(line)
+        kwargs = {"properties": m.get("properties") or {}}
+        if m.get("key") is not None:
+            kwargs["partition_key"] = m["key"]
+        producer.send(m["value"].encode(), **kwargs)
+        n += 1
+    producer.flush()
+    c.close()
+    print(json.dumps({"produced": n}))
+
+
+def consume(args):
+    c = client(args.url)
+    consumer = c.subscribe(
+        args.topic,
+        args.subscription,
+        consumer_type=pulsar.ConsumerType.Exclusive,
+        initial_position=pulsar.InitialPosition.Earliest,
+    )
+    got = 0
+    while args.expected is None or got < args.expected:
+        try:
+            m = consumer.receive(timeout_millis=int(args.timeout * 1000))
+        except pulsar.Timeout:
+            break
+        print(
+            json.dumps(
+                {
+                    "value": m.data().decode(),
+                    "key": m.partition_key() or None,
+                    "properties": m.properties(),
+                    "topic": m.topic_name(),
+                    "publish_time": m.publish_timestamp(),
+                }
+            ),
+            flush=True,
+        )
+        consumer.acknowledge(m)
+        got += 1
+    consumer.close()
+    c.close()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("command", choices=["produce", "consume"])
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--topic", required=True)
+    parser.add_argument("--subscription", default="check")
+    parser.add_argument("--expected", type=int)
+    parser.add_argument("--timeout", type=float, default=10.0)
+    args = parser.parse_args()
+    {"produce": produce, "consume": consume}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
