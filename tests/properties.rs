@@ -930,7 +930,10 @@ fn http_spec() -> impl Strategy<Value = String> {
     }
     (
         edge(&["/in", "/_", "'/a/{x}'", "/ünï"], &["in", "''", "'/a b'", "'${P}'"]),
-        edge(&["1", "1MiB", "'16 TiB'", "18446744073709551615"], &["0", "-1", ".nan", "1e400", "'${B:-1MiB}'"]),
+        edge(
+            &["1", "1MiB", "'16 TiB'", "18446744073709551615"],
+            &["0", "-1", ".nan", "1e400", "'${B:-1MiB}'"],
+        ),
         edge(&["'${T}'"], &["'${T:-s3cret}'", "s3cret", "'Bearer ${T}'"]),
         edge(
             &["http://h", "'https://[::1]:1/x?y=z'", "'${U}'", "'${U:-http://h}'"],
@@ -939,10 +942,17 @@ fn http_spec() -> impl Strategy<Value = String> {
         edge(&["post", "PUT", "patch"], &["get", "'${M}'", "_"]),
         edge(&["1ms", "30s", "18h"], &["0s", "-1s", "1e400s", ".inf"]),
         edge(
-            &["{}", "{ max_records: 1, max_bytes: 1, max_wait: 0ms }", "{ max_records: 18446744073709551615 }"],
+            &[
+                "{}",
+                "{ max_records: 1, max_bytes: 1, max_wait: 0ms }",
+                "{ max_records: 18446744073709551615 }",
+            ],
             &["{ max_records: 0 }", "{ max_bytes: 0 }", "{ self: 1 }"],
         ),
-        edge(&["'{ X-_~!: a }'", "'{ x-key: \"${K}\" }'", "{}"], &["'{ \"\": a }'", "'{ a b: c }'"]),
+        edge(
+            &["'{ X-_~!: a }'", "'{ x-key: \"${K}\" }'", "{}"],
+            &["'{ \"\": a }'", "'{ a b: c }'"],
+        ),
     )
         .prop_map(|(path, size, token, url, method, timeout, batch, headers)| {
             let headers = headers.trim_matches('\'');

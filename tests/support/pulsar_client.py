@@ -7,8 +7,8 @@ Subcommands, JSON lines in and out:
   produce    reads messages from stdin, one per line:
              {"value": str, "key": str|null, "properties": {k: v}}
              sends them to --topic (waiting for each receipt); prints {"produced": n}.
-  consume    subscribes to --topic as --subscription (exclusive, from the earliest
-             message), acknowledging each, until --expected messages were read or
+  consume    subscribes to --topic as --subscription (of --type, exclusive by default,
+             from the earliest message), acknowledging each, until --expected messages were read or
              --timeout seconds passed without one; prints one line per message:
              {"value", "key", "properties", "topic", "publish_time"}.
 """
@@ -50,7 +50,7 @@ def consume(args):
     consumer = c.subscribe(
         args.topic,
         args.subscription,
-        consumer_type=pulsar.ConsumerType.Exclusive,
+        consumer_type=getattr(pulsar.ConsumerType, args.type),
         initial_position=pulsar.InitialPosition.Earliest,
     )
     got = 0
@@ -83,6 +83,7 @@ def main():
     parser.add_argument("--url", required=True)
     parser.add_argument("--topic", required=True)
     parser.add_argument("--subscription", default="check")
+    parser.add_argument("--type", default="Exclusive", choices=["Exclusive", "Shared", "Failover", "KeyShared"])
     parser.add_argument("--expected", type=int)
     parser.add_argument("--timeout", type=float, default=10.0)
     args = parser.parse_args()

@@ -189,7 +189,14 @@ pub fn sink(p: &PulsarSink, sink: &SinkContext<'_>, cx: &mut Cx) -> Option<Check
         }
         Some(TopicSpec::Expr(e)) => {
             let e = record.and_then(|record| {
-                string_expr("the topic", &e.expr, record, &["sinks", name, "topic", "expr"], false, cx)
+                string_expr(
+                    "the topic",
+                    &e.expr,
+                    record,
+                    &["sinks", name, "topic", "expr"],
+                    false,
+                    cx,
+                )
             });
             ok &= e.is_some();
             (String::new(), e)
@@ -285,7 +292,13 @@ fn client(path: &[&str], url: &Setting, token: Option<&Setting>, cx: &mut Cx) ->
     let text = known.unwrap_or_default().trim();
     let problem = match known {
         None => None,
-        Some(_) if text.strip_prefix("pulsar://").is_some_and(|host| !host.is_empty() && !host.starts_with([':', '/'])) => None,
+        Some(_)
+            if text
+                .strip_prefix("pulsar://")
+                .is_some_and(|host| !host.is_empty() && !host.starts_with([':', '/'])) =>
+        {
+            None
+        }
         Some(_) if text.starts_with("pulsar+ssl://") => Some((
             "TLS (`pulsar+ssl://`) is not supported yet",
             "`pulsar://host:6650`; reach a TLS broker through a local TLS tunnel (stunnel)",

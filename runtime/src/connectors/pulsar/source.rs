@@ -138,8 +138,7 @@ impl PulsarSource {
         let metadata = metadata
             .iter()
             .map(|name| {
-                Wanted::parse(name)
-                    .ok_or_else(|| StartError::new(format!("{component}: no Pulsar metadata `{name}`")))
+                Wanted::parse(name).ok_or_else(|| StartError::new(format!("{component}: no Pulsar metadata `{name}`")))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let fatal = Arc::new(Fatal::default());
@@ -293,10 +292,7 @@ impl RawSource for PulsarSource {
         if !unsafe_.is_empty() {
             log::info(
                 "pulsar: messages not yet safe downstream are sent again by the broker",
-                &[
-                    ("component", json!(self.component)),
-                    ("messages", json!(unsafe_.len())),
-                ],
+                &[("component", json!(self.component)), ("messages", json!(unsafe_.len()))],
             );
             let _ = self.commands.send(Command::Nack(unsafe_));
         }
@@ -433,7 +429,7 @@ async fn subscribe(
     s: &PulsarSubscribe,
 ) -> Result<(Pulsar<TokioExecutor>, Consumer<Vec<u8>, TokioExecutor>), pulsar::Error> {
     let client = connect.client().await?;
-        let start = if s.earliest {
+    let start = if s.earliest {
         InitialPosition::Earliest
     } else {
         InitialPosition::Latest
@@ -447,6 +443,22 @@ async fn subscribe(
     if !s.consumer_name.is_empty() {
         builder = builder.with_consumer_name(&s.consumer_name);
     }
+    // Ids are the connection's own in the protocol, and every client starts at 0; a
+    // broker that keys them by subscription (pulsar-lite), or still holds a killed
+    // process's consumer, would refuse a second 0. A random one never meets another.
+    builder = builder.with_consumer_id(random_id());
     let consumer = builder.build().await?;
     Ok((client, consumer))
+}
+
+/// A consumer id unlike any other process's (time and process id, mixed).
+fn random_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    if let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        hasher.write_u128(now.as_nanos());
+    }
+    // Kept below 2^53, so tools printing it as a JSON number keep it exact.
+    hasher.finish() >> 11
 }
