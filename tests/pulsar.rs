@@ -285,3 +285,49 @@ fn a_disk_buffer_keeps_what_comes_while_the_broker_is_away_and_delivers_it_in_or
     assert_eq!(support::counter(&counts, "sinks.out", "sent"), 4000);
     assert_eq!(support::counter(&counts, "sinks.out", "dead_lettered"), 0);
 }
+
+#[test]
+fn a_broker_restart_under_a_running_pipeline_is_ridden_out() {
+    let mut broker = Broker::start(&support::workdir("pulsar-restart").join("broker"));
+    let item = |n: usize| json!({ "value": json!({ "n": n, "tag": "a" }).to_string(), "properties": {} });
+    let topics = ["persistent://public/default/relay-a"];
+    let distinct = |got: &[Value]| -> std::collections::BTreeSet<i64> {
+        got.iter()
+            .map(|m| {
+                serde_json::from_str::<Value>(m["value"].as_str().unwrap()).unwrap()["n"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    broker.produce(
+        "persistent://public/default/relay_in",
+        &(0..2000).map(item).collect::<Vec<_>>(),
+    );
+    let mut running = support::start(&mut pipeline("tests/pipelines/pulsar_relay.yaml", &broker));
+    running.wait_for_log_any_time("pulsar subscribed");
+    let mut got = Vec::new();
+    support::wait_until("the first items relayed", || {
+        got.extend(read_all(&broker, &topics, 2000, Duration::from_millis(500)));
+        distinct(&got).len() == 2000
+    });
+    broker.stop();
+    std::thread::sleep(Duration::from_secs(3));
+    broker.restart();
+    broker.produce(
+        "persistent://public/default/relay_in",
+        &(2000..4000).map(item).collect::<Vec<_>>(),
+    );
+    support::wait_until("the items sent after the restart relayed", || {
+        got.extend(read_all(&broker, &topics, 4000, Duration::from_millis(500)));
+        distinct(&got).len() == 4000
+    });
+    running.signal("TERM");
+    let out = running.wait();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("pulsar broker unreachable"),
+        "the outage is said: {stderr}"
+    );
+}

@@ -307,6 +307,15 @@ impl Drop for PulsarSource {
     }
 }
 
+/// How reading with one consumer ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    /// The pipeline closed it.
+    Closed,
+    /// The client stopped it (it could not reconnect).
+    GivenUp,
+}
+
 /// The source's thread.
 struct Reader {
     component: &'static str,
@@ -319,70 +328,83 @@ struct Reader {
 }
 
 impl Reader {
+    /// Subscribes, reads until the pipeline closes the consumer, and subscribes again
+    /// when the client gives a consumer up (its broker stayed away too long).
     async fn run(mut self) {
-        // Told before the consumer exists: acknowledgements wait for it.
+        // Told while no consumer exists: acknowledgements wait for the next one (the
+        // subscription's, not the consumer's: any consumer of it may send them).
         let mut early = Vec::new();
-        // The client lives as long as its consumer.
-        let (_client, mut consumer) = loop {
-            tokio::select! {
-                command = self.commands.recv() => match command {
-                    Some(Command::Close) | None => return,
-                    Some(command) => early.push(command),
-                },
-                subscribed = subscribe(&self.connect, &self.subscribe) => match subscribed {
-                    Ok(subscribed) => break subscribed,
-                    Err(e) if client::refused(&e) => {
-                        self.fatal.set(format!("the Pulsar broker refused the subscription: {e}"));
-                        return;
-                    }
-                    Err(e) => {
-                        let wait = self.outage.failed(&e.to_string());
-                        tokio::time::sleep(wait).await;
-                    }
-                },
+        loop {
+            // The client lives as long as its consumer.
+            let (_client, mut consumer) = loop {
+                tokio::select! {
+                    command = self.commands.recv() => match command {
+                        Some(Command::Close) | None => return,
+                        Some(command) => early.push(command),
+                    },
+                    subscribed = subscribe(&self.connect, &self.subscribe) => match subscribed {
+                        Ok(subscribed) => break subscribed,
+                        Err(e) if client::refused(&e) => {
+                            self.fatal.set(format!("the Pulsar broker refused the subscription: {e}"));
+                            return;
+                        }
+                        Err(e) => {
+                            let wait = self.outage.failed(&e.to_string());
+                            tokio::time::sleep(wait).await;
+                        }
+                    },
+                }
+            };
+            self.outage.connected();
+            log::info(
+                "pulsar subscribed",
+                &[
+                    ("component", json!(self.component)),
+                    ("topics", json!(self.subscribe.topics)),
+                    ("subscription", json!(self.subscribe.subscription)),
+                    ("type", json!(format!("{:?}", self.subscribe.kind))),
+                ],
+            );
+            for command in early.drain(..) {
+                if !self.apply(&mut consumer, command).await {
+                    return;
+                }
             }
-        };
-        self.outage.connected();
-        log::info(
-            "pulsar subscribed",
-            &[
-                ("component", json!(self.component)),
-                ("topics", json!(self.subscribe.topics)),
-                ("subscription", json!(self.subscribe.subscription)),
-                ("type", json!(format!("{:?}", self.subscribe.kind))),
-            ],
-        );
-        for command in early {
-            if !self.apply(&mut consumer, command).await {
+            if self.read(&mut consumer).await == Ended::Closed {
                 return;
             }
+            log::warn(
+                "pulsar: the client gave the consumer up; subscribing again (unacknowledged messages come again)",
+                &[("component", json!(self.component))],
+            );
         }
+    }
+
+    /// Hands messages over and carries out commands until the consumer is closed or
+    /// the client gives it up.
+    async fn read(&mut self, consumer: &mut Consumer<Vec<u8>, TokioExecutor>) -> Ended {
         loop {
             tokio::select! {
                 biased;
                 command = self.commands.recv() => {
                     let command = command.unwrap_or(Command::Close);
-                    if !self.apply(&mut consumer, command).await {
-                        return;
+                    if !self.apply(consumer, command).await {
+                        return Ended::Closed;
                     }
                 }
                 next = consumer.next() => match next {
                     Some(Ok(message)) => {
                         self.outage.connected();
-                        if self.deliver.send(message).await.is_err() {
-                            // The pipeline stopped; it says what becomes of the rest.
-                            continue;
+                        if self.deliver.send(message).await.is_ok() {
+                            crate::wake::notify();
                         }
-                        crate::wake::notify();
+                        // Else the pipeline stopped: its close says what becomes of the rest.
                     }
                     Some(Err(e)) => {
                         let wait = self.outage.failed(&e.to_string());
                         tokio::time::sleep(wait).await;
                     }
-                    None => {
-                        self.fatal.set("the Pulsar consumer ended".into());
-                        return;
-                    }
+                    None => return Ended::GivenUp,
                 },
             }
         }
