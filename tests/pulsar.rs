@@ -331,3 +331,21 @@ fn a_broker_restart_under_a_running_pipeline_is_ridden_out() {
         "the outage is said: {stderr}"
     );
 }
+
+#[test]
+fn building_a_pulsar_pipeline_without_protoc_says_what_to_install() {
+    let dir = support::workdir("pulsar-no-protoc");
+    let out = support::rill()
+        .args(["build", "tests/pipelines/pulsar_strict.yaml", "-o"])
+        .arg(dir.join("never-built"))
+        .current_dir(support::repo())
+        .env("PATH", dir.join("empty"))
+        .env_remove("PROTOC")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("protoc, the Protocol Buffers compiler"), "{stderr}");
+    assert!(stderr.contains("sudo apt-get install protobuf-compiler"), "{stderr}");
+    assert!(!dir.join("never-built").exists());
+}
