@@ -349,3 +349,85 @@ fn building_a_pulsar_pipeline_without_protoc_says_what_to_install() {
     assert!(stderr.contains("sudo apt-get install protobuf-compiler"), "{stderr}");
     assert!(!dir.join("never-built").exists());
 }
+
+/// The records a copy wrote to `path` so far.
+fn written(path: &std::path::Path) -> Vec<Value> {
+    support::json_lines(&std::fs::read(path).unwrap_or_default())
+}
+
+#[test]
+fn copies_on_a_key_shared_subscription_split_the_keys_and_read_each_message_once() {
+    let dir = support::workdir("pulsar-keyed");
+    let broker = Broker::start(&dir.join("broker"));
+    let outs = [dir.join("a.jsonl"), dir.join("b.jsonl")];
+    let mut copies: Vec<support::Running> = outs
+        .iter()
+        .map(|out| {
+            let mut cmd = pipeline("tests/pipelines/pulsar_keyed.yaml", &broker);
+            let mut running = support::start(cmd.env("OUT", out));
+            running.wait_for_log_any_time("pulsar subscribed");
+            running
+        })
+        .collect();
+    let messages: Vec<Value> = (0..2000)
+        .map(|n| json!({ "value": json!({ "n": n }).to_string(), "key": format!("k{}", n % 16) }))
+        .collect();
+    broker.produce("persistent://public/default/keyed_in", &messages);
+    support::wait_until("every message read", || {
+        outs.iter().map(|o| written(o).len()).sum::<usize>() >= 2000
+    });
+    for running in copies.drain(..) {
+        running.signal("TERM");
+        let out = running.wait();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let (a, b) = (written(&outs[0]), written(&outs[1]));
+    let mut all: Vec<i64> = a.iter().chain(&b).map(|r| r["n"].as_i64().unwrap()).collect();
+    all.sort();
+    assert_eq!(all, (0..2000).collect::<Vec<i64>>(), "each message once");
+    let keys = |records: &[Value]| -> std::collections::BTreeSet<String> {
+        records.iter().map(|r| r["key"].as_str().unwrap().to_string()).collect()
+    };
+    let (keys_a, keys_b) = (keys(&a), keys(&b));
+    assert!(
+        keys_a.is_disjoint(&keys_b),
+        "a key goes to one copy: {keys_a:?} {keys_b:?}"
+    );
+    for records in [&a, &b] {
+        let ns: Vec<i64> = records.iter().map(|r| r["n"].as_i64().unwrap()).collect();
+        assert!(ns.windows(2).all(|w| w[0] < w[1]), "in order within a copy");
+    }
+    println!("keys split {} / {}", keys_a.len(), keys_b.len());
+}
+
+#[test]
+fn a_second_copy_on_an_exclusive_subscription_stands_by_and_takes_over() {
+    let dir = support::workdir("pulsar-exclusive");
+    let broker = Broker::start(&dir.join("broker"));
+    let (first_out, second_out) = (dir.join("first.jsonl"), dir.join("second.jsonl"));
+    let topic = "persistent://public/default/exclusive_in";
+    let values =
+        |range: std::ops::Range<i64>| -> Vec<String> { range.map(|n| json!({ "n": n }).to_string()).collect() };
+    let mut first = support::start(pipeline("tests/pipelines/pulsar_exclusive.yaml", &broker).env("OUT", &first_out));
+    first.wait_for_log_any_time("pulsar subscribed");
+    let mut second = support::start(pipeline("tests/pipelines/pulsar_exclusive.yaml", &broker).env("OUT", &second_out));
+    second.wait_for_log_any_time("pulsar: not subscribed");
+    broker.produce_values(topic, &values(0..500));
+    support::wait_until("the first copy read them", || written(&first_out).len() == 500);
+    first.signal("TERM");
+    let out = first.wait();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    second.wait_for_log_any_time("pulsar subscribed");
+    broker.produce_values(topic, &values(500..1000));
+    support::wait_until("the second copy read the rest", || written(&second_out).len() >= 500);
+    second.signal("TERM");
+    let out = second.wait();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ns = |path: &std::path::Path| -> Vec<i64> { written(path).iter().map(|r| r["n"].as_i64().unwrap()).collect() };
+    assert_eq!(ns(&first_out), (0..500).collect::<Vec<i64>>());
+    assert_eq!(
+        ns(&second_out),
+        (500..1000).collect::<Vec<i64>>(),
+        "only what the first did not read"
+    );
+}

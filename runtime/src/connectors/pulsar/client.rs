@@ -154,15 +154,18 @@ impl Fatal {
 /// Reports the broker unreachable once per outage (and to `/health`), and back.
 pub struct Outage {
     component: &'static str,
+    /// What the log says when it begins.
+    says: &'static str,
     state: Connection,
     down_since: Option<Instant>,
     backoff: Duration,
 }
 
 impl Outage {
-    pub fn new(component: &'static str, state: Connection) -> Self {
+    pub fn new(component: &'static str, says: &'static str, state: Connection) -> Self {
         Outage {
             component,
+            says,
             state,
             down_since: None,
             backoff: FIRST_BACKOFF,
@@ -174,7 +177,7 @@ impl Outage {
         if self.down_since.is_none() {
             self.down_since = Some(Instant::now());
             log::warn(
-                "pulsar broker unreachable; trying again",
+                self.says,
                 &[("component", json!(self.component)), ("reason", json!(why))],
             );
         }

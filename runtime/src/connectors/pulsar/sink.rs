@@ -124,7 +124,11 @@ impl PulsarProducer {
             jobs: jobs_in,
             outcomes: outcomes_out,
             fatal: fatal.clone(),
-            outage: Outage::new(component, ctx.events.connection(component)),
+            outage: Outage::new(
+                component,
+                "pulsar broker unreachable; trying again",
+                ctx.events.connection(component),
+            ),
             client: None,
             producers: HashMap::new(),
             receipts: JoinSet::new(),

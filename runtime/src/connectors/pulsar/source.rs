@@ -151,7 +151,11 @@ impl PulsarSource {
             deliver,
             commands: commands_in,
             fatal: fatal.clone(),
-            outage: Outage::new(component, ctx.events.connection(component)),
+            outage: Outage::new(
+                component,
+                "pulsar: not subscribed (broker unreachable, or the subscription refused this consumer); trying again",
+                ctx.events.connection(component),
+            ),
         };
         let thread = client::spawn(component, format!("pulsar {component}"), move || reader.run())?;
         Ok(PulsarSource {
