@@ -49,7 +49,7 @@ fn now_ms() -> i64 {
 
 #[test]
 fn crc32c_of_the_test_proxy_matches_the_standard_check_value() {
-    assert_eq!(support::pulsar::crc32c(b"123456789"), 0xE306_9283);
+    assert_eq!(support::pulsar::proxy::crc32c(b"123456789"), 0xE306_9283);
 }
 
 #[test]

@@ -7,7 +7,7 @@
 //! the tests never read or write Pulsar with the code under test. `scripts/pulsar-setup`
 //! installs both; a missing one fails the test.
 //!
-//! rill connects through [`checksum_proxy`] (`pulsar_proxy.rs` says why); the Python
+//! rill connects through [`proxy::checksum_proxy`] (`pulsar_proxy.rs` says why); the Python
 //! client talks to the broker directly.
 
 use std::io::{BufRead, BufReader, Write};
@@ -23,8 +23,8 @@ use serde_json::{json, Value};
 use super::PATIENCE;
 
 #[path = "pulsar_proxy.rs"]
-mod proxy;
-pub use proxy::{checksum_proxy, crc32c};
+pub mod proxy;
+use proxy::checksum_proxy;
 
 /// A running pulsar-lite, killed when dropped, behind a checksum proxy.
 pub struct Broker {
