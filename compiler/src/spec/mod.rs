@@ -198,6 +198,17 @@ impl Setting {
         let (_, default) = inner.split_once(":-")?;
         (!inner.contains("${") && !inner.contains('}')).then_some(default)
     }
+
+    /// What the value is known to be now, so it can be checked at compile time: the
+    /// text itself, or a sole `${VAR:-default}`'s default; `None` when it depends on
+    /// the environment.
+    pub fn known_now(&self) -> Option<&str> {
+        match self.sole_default() {
+            Some(default) => Some(default),
+            None if self.is_template() => None,
+            None => Some(self.0.as_str()),
+        }
+    }
 }
 
 /// Field names are identifiers too, but may use uppercase letters as input

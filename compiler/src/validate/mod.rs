@@ -194,11 +194,7 @@ pub(crate) fn number_setting(
     empty_ok: bool,
     cx: &mut Cx,
 ) -> bool {
-    let known = match value.sole_default() {
-        Some(default) => Some(default),
-        None if value.is_template() => None,
-        None => Some(value.0.as_str()),
-    };
+    let known = value.known_now();
     let fine = match known {
         None => true,
         Some("") => empty_ok,

@@ -86,11 +86,7 @@ pub fn source(h: &HttpSource, source: &SourceContext<'_>, cx: &mut Cx) -> Option
 
 /// `host:port`, where the value is known now.
 fn listen_address(path: &[&str], address: &Setting, cx: &mut Cx) -> bool {
-    let known = match address.sole_default() {
-        Some(default) => Some(default),
-        None if address.is_template() => None,
-        None => Some(address.0.as_str()),
-    };
+    let known = address.known_now();
     let Some(text) = known.map(str::trim) else {
         return true;
     };
@@ -226,11 +222,7 @@ pub fn sink(h: &HttpSink, sink: &SinkContext<'_>, cx: &mut Cx) -> Option<Checked
 /// The URL's scheme, where its value is known now (a literal, or the default of a
 /// sole `${VAR:-default}`).
 fn url_scheme(path: &[&str], url: &Setting, cx: &mut Cx) -> bool {
-    let known = match url.sole_default() {
-        Some(default) => Some(default),
-        None if url.is_template() => None,
-        None => Some(url.0.as_str()),
-    };
+    let known = url.known_now();
     let Some(text) = known.map(str::trim) else {
         return true;
     };

@@ -114,11 +114,7 @@ fn client(path: &[&str], pipeline: &str, c: ClientSpec<'_>, cx: &mut Cx) -> Opti
     };
     let mut ok = true;
     // Known now: a literal, or the default of a sole `${VAR:-default}`.
-    let known = match c.url.sole_default() {
-        Some(default) => Some(default),
-        None if c.url.is_template() => None,
-        None => Some(c.url.0.as_str()),
-    };
+    let known = c.url.known_now();
     let url = known.unwrap_or_default().trim();
     let scheme_ok = known.is_none() || url.starts_with("mqtt://") || url.starts_with("mqtts://");
     if !scheme_ok {

@@ -284,11 +284,7 @@ fn batch(sink: &str, p: &PulsarSink, cx: &mut Cx) -> Option<(u32, u64, u64)> {
 /// known now (a literal, or a sole `${VAR:-default}`'s default).
 fn client(path: &[&str], url: &Setting, token: Option<&Setting>, cx: &mut Cx) -> Option<IrPulsarClient> {
     let at = |option: &'static str| [path, &[option]].concat();
-    let known = match url.sole_default() {
-        Some(default) => Some(default),
-        None if url.is_template() => None,
-        None => Some(url.0.as_str()),
-    };
+    let known = url.known_now();
     let text = known.unwrap_or_default().trim();
     let problem = match known {
         None => None,

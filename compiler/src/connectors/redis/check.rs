@@ -455,11 +455,7 @@ fn client(
     cx: &mut Cx,
 ) -> Option<IrRedisClient> {
     let at = |option: &'static str| [path, &[option]].concat();
-    let known = match url.sole_default() {
-        Some(default) => Some(default),
-        None if url.is_template() => None,
-        None => Some(url.0.as_str()),
-    };
+    let known = url.known_now();
     let text = known.unwrap_or_default().trim();
     let problem = match known {
         None => None,
