@@ -189,7 +189,14 @@ pub fn sink(p: &PulsarSink, sink: &SinkContext<'_>, cx: &mut Cx) -> Option<Check
         }
         Some(TopicSpec::Expr(e)) => {
             let e = record.and_then(|record| {
-                string_expr("the topic", &e.expr, record, &["sinks", name, "topic", "expr"], false, cx)
+                string_expr(
+                    "the topic",
+                    &e.expr,
+                    record,
+                    &["sinks", name, "topic", "expr"],
+                    false,
+                    cx,
+                )
             });
             ok &= e.is_some();
             (String::new(), e)
@@ -285,21 +292,28 @@ fn client(path: &[&str], url: &Setting, token: Option<&Setting>, cx: &mut Cx) ->
     let text = known.unwrap_or_default().trim();
     let problem = match known {
         None => None,
-        Some(_) if text.strip_prefix("pulsar://").is_some_and(|host| !host.is_empty() && !host.starts_with([':', '/'])) => None,
+        Some(_)
+            if text
+                .strip_prefix("pulsar://")
+                .is_some_and(|host| !host.is_empty() && !host.starts_with([':', '/'])) =>
+        {
+            None
+        }
         Some(_) if text.starts_with("pulsar+ssl://") => Some((
             "TLS (`pulsar+ssl://`) is not supported yet",
             "`pulsar://host:6650`; reach a TLS broker through a local TLS tunnel (stunnel)",
         )),
+        Some(_) if text.starts_with("pulsar://") => Some(("no broker host after `pulsar://`", "`pulsar://host:6650`")),
+        Some(_) if text.is_empty() => Some(("an empty URL", "`pulsar://host:6650`")),
         Some(_) => Some(("not a Pulsar URL", "`pulsar://host:6650`")),
     };
     if let Some((problem, help)) = problem {
         let span = cx.value(&at("url"));
-        cx.error(SpecError::invalid_value(
-            "url",
-            format!("`{text}`: {problem}"),
-            &span,
-            Some(help.into()),
-        ));
+        let message = match text {
+            "" => problem.to_string(),
+            text => format!("`{text}`: {problem}"),
+        };
+        cx.error(SpecError::invalid_value("url", message, &span, Some(help.into())));
     }
     let url = cx.setting(&at("url"), "url", &url.0, "Pulsar broker, pulsar://host:6650");
     let token = token.map(|t| cx.setting(&at("token"), "token", &t.0, "Pulsar authentication token (JWT)"));
