@@ -26,7 +26,11 @@ fn events(n: usize) -> Vec<Value> {
         .map(|i| {
             let user = format!("u{}", i % 7);
             let event = if i % 2 == 0 { "purchase" } else { "view" };
-            let amount = if i % 10 == 0 { json!(null) } else { json!(i as f64 / 4.0) };
+            let amount = if i % 10 == 0 {
+                json!(null)
+            } else {
+                json!(i as f64 / 4.0)
+            };
             json!({
                 "value": json!({ "user_id": user, "event": event, "amount": amount }).to_string(),
                 "key": user,
@@ -37,7 +41,9 @@ fn events(n: usize) -> Vec<Value> {
 }
 
 fn now_ms() -> i64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
     i64::try_from(now.as_millis()).unwrap()
 }
 
@@ -69,7 +75,12 @@ fn the_example_keeps_purchases_with_key_and_publish_time_and_bad_messages_are_de
         .collect();
     let pairs: Vec<(String, f64)> = records
         .iter()
-        .map(|r| (r["user_id"].as_str().unwrap().to_string(), r["amount"].as_f64().unwrap()))
+        .map(|r| {
+            (
+                r["user_id"].as_str().unwrap().to_string(),
+                r["amount"].as_f64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(pairs, expected, "in order, each once");
     for (m, r) in got.iter().zip(&records) {

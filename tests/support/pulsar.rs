@@ -43,7 +43,10 @@ fn binary() -> PathBuf {
         return PathBuf::from(path);
     }
     let out = Command::new("python3")
-        .args(["-c", "from pulsar_lite.binary_finder import find_pulsar_lite_binary as f; print(f())"])
+        .args([
+            "-c",
+            "from pulsar_lite.binary_finder import find_pulsar_lite_binary as f; print(f())",
+        ])
         .output()
         .expect("python3 runs");
     assert!(
@@ -65,7 +68,11 @@ impl Broker {
         let port = free_port();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let proxy_port = listener.local_addr().unwrap().port();
-        assert_eq!(port.to_string().len(), proxy_port.to_string().len(), "ports of one length");
+        assert_eq!(
+            port.to_string().len(),
+            proxy_port.to_string().len(),
+            "ports of one length"
+        );
         let proxy_stop = Arc::new(AtomicBool::new(false));
         let stop = proxy_stop.clone();
         std::thread::spawn(move || checksum_proxy(listener, port, &stop));
@@ -101,7 +108,11 @@ impl Broker {
         self.child = Some(child);
         let deadline = Instant::now() + PATIENCE;
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "pulsar-lite did not listen on port {}", self.port);
+            assert!(
+                Instant::now() < deadline,
+                "pulsar-lite did not listen on port {}",
+                self.port
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -293,14 +304,17 @@ pub fn crc32c(data: &[u8]) -> u32 {
         for (i, entry) in table.iter_mut().enumerate() {
             let mut crc = i as u32;
             for _ in 0..8 {
-                crc = if crc & 1 == 1 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0x82F6_3B78
+                } else {
+                    crc >> 1
+                };
             }
             *entry = crc;
         }
         table
     });
-    !data
-        .iter()
-        .fold(!0u32, |crc, &b| table[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8))
+    !data.iter().fold(!0u32, |crc, &b| {
+        table[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8)
+    })
 }
-

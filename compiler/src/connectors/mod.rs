@@ -74,7 +74,8 @@ pub enum SourceKind {
 
 impl SourceKind {
     /// Every `type:` a source can have.
-    pub const TYPES: &'static [&'static str] = &["file", "stdin", "generator", "kafka", "mqtt", "redis", "http", "pulsar"];
+    pub const TYPES: &'static [&'static str] =
+        &["file", "stdin", "generator", "kafka", "mqtt", "redis", "http", "pulsar"];
 
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -97,9 +98,7 @@ impl SourceKind {
             | SourceKind::Mqtt(_)
             | SourceKind::Redis(_)
             | SourceKind::Http(_)
-            | SourceKind::Pulsar(_) => {
-                Arrival::Messages
-            }
+            | SourceKind::Pulsar(_) => Arrival::Messages,
         }
     }
 
@@ -231,11 +230,9 @@ impl SinkKind {
     pub fn delivery(&self) -> Delivery {
         match self {
             SinkKind::Stdout(_) | SinkKind::File(_) => Delivery::Stream,
-            SinkKind::Kafka(_)
-            | SinkKind::Mqtt(_)
-            | SinkKind::Redis(_)
-            | SinkKind::Http(_)
-            | SinkKind::Pulsar(_) => Delivery::Messages,
+            SinkKind::Kafka(_) | SinkKind::Mqtt(_) | SinkKind::Redis(_) | SinkKind::Http(_) | SinkKind::Pulsar(_) => {
+                Delivery::Messages
+            }
         }
     }
 

@@ -49,6 +49,7 @@ pub mod exports {
 
     #[cfg(feature = "pulsar")]
     pub use super::pulsar::{
-        PulsarCompression, PulsarConnect, PulsarProducer, PulsarPublish, PulsarSource, PulsarSubscribe, PulsarSubscription,
+        PulsarCompression, PulsarConnect, PulsarProducer, PulsarPublish, PulsarSource, PulsarSubscribe,
+        PulsarSubscription,
     };
 }

@@ -360,4 +360,3 @@ fn retry(sink: &str, r: &HttpRetry, cx: &mut Cx) -> Option<(u32, u64, u64)> {
     let elapsed = duration_or(&at("max_elapsed"), r.max_elapsed.as_deref(), 30_000, cx);
     Some((attempts?, backoff?, elapsed?))
 }
-

@@ -210,7 +210,13 @@ mod tests {
             token: String::new(),
         };
         assert!(connect("pulsar://127.0.0.1:6650").check("sources.in").is_ok());
-        for bad in ["", "pulsar://", "http://127.0.0.1:6650", "pulsar://:6650", "127.0.0.1:6650"] {
+        for bad in [
+            "",
+            "pulsar://",
+            "http://127.0.0.1:6650",
+            "pulsar://:6650",
+            "127.0.0.1:6650",
+        ] {
             let err = connect(bad).check("sources.in").err().map(|e| e.to_string());
             assert!(
                 err.as_deref().is_some_and(|e| e.starts_with("sources.in: `")),

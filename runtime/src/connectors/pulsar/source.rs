@@ -138,8 +138,7 @@ impl PulsarSource {
         let metadata = metadata
             .iter()
             .map(|name| {
-                Wanted::parse(name)
-                    .ok_or_else(|| StartError::new(format!("{component}: no Pulsar metadata `{name}`")))
+                Wanted::parse(name).ok_or_else(|| StartError::new(format!("{component}: no Pulsar metadata `{name}`")))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let fatal = Arc::new(Fatal::default());
@@ -293,10 +292,7 @@ impl RawSource for PulsarSource {
         if !unsafe_.is_empty() {
             log::info(
                 "pulsar: messages not yet safe downstream are sent again by the broker",
-                &[
-                    ("component", json!(self.component)),
-                    ("messages", json!(unsafe_.len())),
-                ],
+                &[("component", json!(self.component)), ("messages", json!(unsafe_.len()))],
             );
             let _ = self.commands.send(Command::Nack(unsafe_));
         }
@@ -433,7 +429,7 @@ async fn subscribe(
     s: &PulsarSubscribe,
 ) -> Result<(Pulsar<TokioExecutor>, Consumer<Vec<u8>, TokioExecutor>), pulsar::Error> {
     let client = connect.client().await?;
-        let start = if s.earliest {
+    let start = if s.earliest {
         InitialPosition::Earliest
     } else {
         InitialPosition::Latest
