@@ -188,6 +188,9 @@ fn random_valid_specs_check_and_their_code_compiles_in_one_build() {
     features.insert("redis");
     sources.extend(accepted_specs(http_spec(), 80).into_iter().take(6));
     features.insert("http");
+    // And Pulsar's (the runtime's `pulsar` feature needs `protoc` to build).
+    sources.extend(accepted_specs(pulsar_spec(), 80).into_iter().take(6));
+    features.insert("pulsar");
     assert!(
         sources.len() > random + 4 + 6,
         "too few tricky-name specs were accepted"
@@ -979,6 +982,165 @@ sinks:
 "
             )
         })
+}
+
+/// A Pulsar source and sink whose options take values at and past their edges: URLs of
+/// other schemes or without a host, secrets with defaults, topic names of every shape
+/// (whole, short, `${VAR}`, spaces, quotes and braces), choices spelt wrongly, metadata
+/// fields that clash, keys and properties of the wrong type, batch limits and timeouts
+/// at zero and past a u64.
+fn pulsar_spec() -> impl Strategy<Value = String> {
+    // Twelve options: at 4 to 1 only 7% of specs would pass every one (and 80 cases would
+    // now and then accept none); at 9 to 1, 28% do.
+    fn edge(pass: &'static [&'static str], fail: &'static [&'static str]) -> BoxedStrategy<&'static str> {
+        prop_oneof![9 => proptest::sample::select(pass), 1 => proptest::sample::select(fail)].boxed()
+    }
+    (
+        edge(
+            &[
+                "pulsar://h",
+                "'pulsar://h:6650'",
+                "'${U}'",
+                "'${U:-pulsar://h}'",
+                "'pulsar://${H:-h}:6650'",
+                "'pulsar://ü/x'",
+            ],
+            &[
+                "'pulsar+ssl://h:6651'",
+                "'${U:-http://h}'",
+                "'pulsar://'",
+                "'pulsar://:6650'",
+                "''",
+                "'${U:-}'",
+                "'pulsar://u:pw@h'",
+            ],
+        ),
+        edge(&["'${T}'"], &["'${T:-jwt}'", "jwt", "'Bearer ${T}'", "'${T:-}'"]),
+        edge(
+            &[
+                "[e]",
+                "[persistent://public/default/e]",
+                "[non-persistent://t/n/x, a/b/c]",
+                "['persistent://ünï/ns/ẞ']",
+                "['e\"}{\\']",
+                "[' e ']",
+            ],
+            &[
+                "[]",
+                "['']",
+                "[a/b]",
+                "['${T}']",
+                "['my events']",
+                "[kafka://a/b/c]",
+                "[persistent://x/y]",
+                "[persistent://a//c]",
+                "e",
+            ],
+        ),
+        edge(&["s", "'${S:-rill}'", "'${S}'", "'sub ü'", "''"], &["[s]", "{ a: 1 }"]),
+        edge(
+            &["exclusive", "shared", "failover", "key_shared", "~"],
+            &["KeyShared", "key-shared", "'${K}'", "1"],
+        ),
+        edge(&["earliest", "latest", "~"], &["beginning", "'${S}'", "0"]),
+        edge(
+            &[
+                "{}",
+                "{ key: k, topic: tp, publish_time: pt, event_time: et, message_id: id }",
+                "{ properties: { trace: tr, 'a b': ab, '': e, 'x\"}': q } }",
+            ],
+            &[
+                "{ key: x }",
+                "{ partition: p }",
+                "{ key: 1a }",
+                "{ key: k, topic: k }",
+                "{ properties: { a: n } }",
+                "{ properties: [a] }",
+            ],
+        ),
+        edge(
+            &[
+                "persistent://public/default/o",
+                "o",
+                "'o-{x}'",
+                "'{to_string(n)}/{coalesce(o, \"-\")}'",
+                "{ expr: x }",
+                "{ expr: 'concat(\"a/\", x)' }",
+            ],
+            &["'${T}'", "a/b", "'{n}'", "{ expr: n }", "{ expr: o }", "'o-{'", "''"],
+        ),
+        edge(
+            &[
+                "",
+                "key: x",
+                "key: o",
+                "key: 'concat(x, \"}\")'",
+                "properties: { a: x, 'b c': '\"v\"', '': o }",
+            ],
+            &["key: n", "properties: { a: n }", "key: '${K}'", "properties: [x]"],
+        ),
+        edge(
+            &[
+                "{}",
+                "{ max_records: 1, max_bytes: 1, max_wait: 0ms }",
+                "{ max_records: 18446744073709551615, max_bytes: '16 TiB', max_wait: 18h }",
+                "{ max_bytes: 18446744073709551615 }",
+            ],
+            &[
+                "{ max_records: 0 }",
+                "{ max_bytes: 0 }",
+                "{ max_wait: -1s }",
+                "{ max_bytes: '${B}' }",
+                "{ max_records: -1 }",
+                "{ max_records: 1e400 }",
+                "{ self: 1 }",
+            ],
+        ),
+        edge(
+            &["none", "lz4", "zlib", "zstd", "snappy", "~"],
+            &["gzip", "'${C}'", "LZ4"],
+        ),
+        edge(
+            &["1ms", "30s", "18h", "99999h"],
+            &["0s", "-1s", "1e400s", ".inf", "'${D}'", "9999999999999999d"],
+        ),
+    )
+        .prop_map(
+            |(url, token, topics, subscription, kind, start, metadata, topic, address, batch, compression, timeout)| {
+                format!(
+                    "name: hostile_pulsar
+schemas:
+  r: {{ x: string, n: i64, o: string? }}
+sources:
+  s:
+    type: pulsar
+    url: {url}
+    token: {token}
+    topics: {topics}
+    subscription: {subscription}
+    subscription_type: {kind}
+    start: {start}
+    schema: r
+    metadata: {metadata}
+sinks:
+  o:
+    type: pulsar
+    input: s
+    url: pulsar://h
+    topic: {topic}
+    {address}
+    batch: {batch}
+    compression: {compression}
+    delivery_timeout: {timeout}
+"
+                )
+            },
+        )
+}
+
+#[test]
+fn hostile_pulsar_options_never_panic_and_accepted_specs_parse() {
+    accepted_specs(pulsar_spec(), 400);
 }
 
 #[test]

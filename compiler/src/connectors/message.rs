@@ -64,7 +64,23 @@ pub fn string_expr(
         format!("{what} must be {wanted}, found {}", e.ty),
         format!("this is {}", e.ty),
         &at,
-        Some("convert it: `to_string(device_id)`".into()),
+        Some(conversion_help(&text.0, &e.ty)),
     ));
     None
+}
+
+/// How to make a string of `text`, an expression of type `ty`: with the expression itself
+/// when it is short enough to repeat.
+fn conversion_help(text: &str, ty: &Type) -> String {
+    let text = text.trim();
+    let shown = if text.len() <= 40 && !text.contains(['`', '\n']) {
+        text
+    } else {
+        "<expression>"
+    };
+    match ty {
+        Type::Optional(_) => format!("handle the null first, then convert it: `to_string(coalesce({shown}, default))`"),
+        Type::List(_) | Type::Record(_) => "a list or a record has no string form: use a string field of it".into(),
+        _ => format!("convert it: `to_string({shown})`"),
+    }
 }

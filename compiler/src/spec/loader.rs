@@ -485,12 +485,22 @@ impl Loader {
                 Some((found, _)) => format!("{found}, expected one of {}", enum_choices::<T>(&value, &relative)),
                 None => message,
             };
-            let error = self.serde_error(&message, &strs(&path), context, extra_valid, given.as_ref());
+            let unknown = quoted_after(&message, "unknown field `");
+            // An unknown key inside a mapping of the component (`metadata: { … }`) is named
+            // with that mapping, and only that mapping's keys are offered.
+            let mut within = relative.clone();
+            if within.last() == unknown.as_ref() {
+                within.pop();
+            }
+            let (context, extra_valid) = match &unknown {
+                Some(_) if !within.is_empty() => (format!("`{}` of {context}", within.join(".")), &[][..]),
+                _ => (context.to_string(), extra_valid),
+            };
+            let error = self.serde_error(&message, &strs(&path), &context, extra_valid, given.as_ref());
             // Without an unknown key or a `${VAR}` where a literal belongs, the component
             // reads as its author meant it; later checks can still run on it.
             let harmless = matches!(error, SpecError::UnknownField { .. } | SpecError::CompiledIn { .. });
             self.errors.push(error);
-            let unknown = quoted_after(&message, "unknown field `");
             let target = removal_target(&relative, unknown.as_deref());
             if message.starts_with("missing field `") || target.is_empty() {
                 return None;

@@ -299,16 +299,17 @@ fn client(path: &[&str], url: &Setting, token: Option<&Setting>, cx: &mut Cx) ->
             "TLS (`pulsar+ssl://`) is not supported yet",
             "`pulsar://host:6650`; reach a TLS broker through a local TLS tunnel (stunnel)",
         )),
+        Some(_) if text.starts_with("pulsar://") => Some(("no broker host after `pulsar://`", "`pulsar://host:6650`")),
+        Some(_) if text.is_empty() => Some(("an empty URL", "`pulsar://host:6650`")),
         Some(_) => Some(("not a Pulsar URL", "`pulsar://host:6650`")),
     };
     if let Some((problem, help)) = problem {
         let span = cx.value(&at("url"));
-        cx.error(SpecError::invalid_value(
-            "url",
-            format!("`{text}`: {problem}"),
-            &span,
-            Some(help.into()),
-        ));
+        let message = match text {
+            "" => problem.to_string(),
+            text => format!("`{text}`: {problem}"),
+        };
+        cx.error(SpecError::invalid_value("url", message, &span, Some(help.into())));
     }
     let url = cx.setting(&at("url"), "url", &url.0, "Pulsar broker, pulsar://host:6650");
     let token = token.map(|t| cx.setting(&at("token"), "token", &t.0, "Pulsar authentication token (JWT)"));
