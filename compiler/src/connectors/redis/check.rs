@@ -464,6 +464,7 @@ fn client(
             "TLS (`rediss://`) is not supported yet",
             "`redis://host:6379`; reach a TLS server through a local TLS tunnel (stunnel)",
         )),
+        Some(_) if text.is_empty() => Some(("an empty URL", "`redis://host:6379`")),
         Some(_) => Some((
             "not a Redis URL",
             "`redis://host:6379`, or `redis://host:6379/2` for database 2",
@@ -471,12 +472,11 @@ fn client(
     };
     if let Some((problem, help)) = problem {
         let span = cx.value(&at("url"));
-        cx.error(SpecError::invalid_value(
-            "url",
-            format!("`{text}`: {problem}"),
-            &span,
-            Some(help.into()),
-        ));
+        let message = match text {
+            "" => problem.to_string(),
+            text => format!("`{text}`: {problem}"),
+        };
+        cx.error(SpecError::invalid_value("url", message, &span, Some(help.into())));
     }
     let url = cx.setting(&at("url"), "url", &url.0, "Redis server, redis://host:port[/db]");
     let username = username.map(|u| cx.setting(&at("username"), "username", &u.0, "Redis user (ACL)"));
