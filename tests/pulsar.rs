@@ -431,3 +431,48 @@ fn a_second_copy_on_an_exclusive_subscription_stands_by_and_takes_over() {
         "only what the first did not read"
     );
 }
+
+#[test]
+fn on_a_failover_subscription_one_copy_reads_and_the_other_takes_over_when_it_dies() {
+    let dir = support::workdir("pulsar-failover");
+    let broker = Broker::start(&dir.join("broker"));
+    let outs = [dir.join("a.jsonl"), dir.join("b.jsonl")];
+    let topic = "persistent://public/default/failover_in";
+    let mut copies: Vec<support::Running> = outs
+        .iter()
+        .map(|out| {
+            let mut running = support::start(pipeline("tests/pipelines/pulsar_failover.yaml", &broker).env("OUT", out));
+            running.wait_for_log_any_time("pulsar subscribed");
+            running
+        })
+        .collect();
+    let values =
+        |range: std::ops::Range<i64>| -> Vec<String> { range.map(|n| json!({ "n": n }).to_string()).collect() };
+    broker.produce_values(topic, &values(0..500));
+    support::wait_until("one copy read them", || {
+        outs.iter().map(|o| written(o).len()).sum::<usize>() >= 500
+    });
+    let active = outs.iter().position(|o| !written(o).is_empty()).unwrap();
+    assert_eq!(written(&outs[1 - active]), Vec::<Value>::new(), "the other stands by");
+    // The active copy dies; the other takes over with what comes next.
+    let dead = copies.remove(active);
+    dead.signal("KILL");
+    let _ = dead.wait();
+    broker.produce_values(topic, &values(500..1000));
+    let standby = &outs[1 - active];
+    support::wait_until("the standby read the rest", || {
+        written(standby).iter().any(|r| r["n"] == 999)
+    });
+    let mut all: Vec<i64> = outs
+        .iter()
+        .flat_map(|o| written(o))
+        .map(|r| r["n"].as_i64().unwrap())
+        .collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all, (0..1000).collect::<Vec<i64>>(), "nothing lost");
+    let survivor = copies.remove(0);
+    survivor.signal("TERM");
+    let out = survivor.wait();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
