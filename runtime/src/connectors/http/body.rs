@@ -6,6 +6,7 @@
 //! decoder's business later, one record at a time (a record that does not fit is a dead
 //! letter, like any source's bad record).
 
+use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 use std::ops::Range;
 
@@ -31,22 +32,42 @@ fn array(body: &[u8]) -> Result<Vec<Range<usize>>, String> {
         .collect())
 }
 
+/// JSON lines in one pass of the parser: each value is checked (not built) and its
+/// range taken from where the parser stopped, so the body is neither split into lines
+/// first nor parsed once per line. Each value must be alone on its line(s): a second
+/// value on the same line, or one going on to the next line, refuses the body, as a
+/// line that is not a JSON value by itself.
 fn lines(body: &[u8]) -> Result<Vec<Range<usize>>, String> {
     let mut out = Vec::new();
-    let mut start = 0;
-    for (n, line) in body.split(|b| *b == b'\n').enumerate() {
-        let range = start..start + line.len();
-        start += line.len() + 1;
-        let trimmed = line.trim_ascii();
-        if trimmed.is_empty() {
-            continue;
+    let mut values = serde_json::Deserializer::from_slice(body).into_iter::<IgnoredAny>();
+    let mut end = 0;
+    while let Some(value) = values.next() {
+        if let Err(e) = value {
+            return Err(format!("line {} is not JSON: {e}", e.line()));
         }
-        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(trimmed) {
-            return Err(format!("line {} is not JSON: {e}", n + 1));
+        let after = values.byte_offset();
+        // What precedes a value is white space only: the parser skipped nothing else.
+        let start = end + body[end..after].iter().take_while(|b| is_space(**b)).count();
+        let not_alone = if !out.is_empty() && !body[end..start].contains(&b'\n') {
+            Some("a second value on the same line")
+        } else if body[start..after].contains(&b'\n') {
+            Some("the value goes on to the next line")
+        } else {
+            None
+        };
+        if let Some(why) = not_alone {
+            let line = 1 + body[..start].iter().filter(|b| **b == b'\n').count();
+            return Err(format!("line {line} is not JSON: {why}"));
         }
-        out.push(range);
+        out.push(start..after);
+        end = after;
     }
     Ok(out)
+}
+
+/// JSON's white space.
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
 #[cfg(test)]
@@ -68,6 +89,8 @@ mod tests {
             Ok(vec!["{\"a\":1}", "{\"b\":[1,2]}", "3"])
         );
         assert_eq!(texts(""), Ok(vec![]));
+        assert_eq!(texts(" \r\n\t\n"), Ok(vec![]));
+        assert_eq!(texts("1\n2\r\n\"x\"\ntrue"), Ok(vec!["1", "2", "\"x\"", "true"]));
         assert_eq!(texts("[]"), Ok(vec![]));
         // A record that is JSON but no object is the decoder's to refuse, one by one.
         assert_eq!(texts("\"text\"\n42"), Ok(vec!["\"text\"", "42"]));
@@ -80,6 +103,16 @@ mod tests {
         let reason = texts("[{\"a\":1},").unwrap_err();
         assert!(reason.starts_with("the body is not a JSON array: "), "{reason}");
         assert!(texts("[1] [2]").is_err(), "one array only");
-        assert!(texts("{\"a\":1} {\"a\":2}").is_err(), "one record per line");
+        let reason = texts("{\"a\":1}\n{\"a\":1} {\"a\":2}").unwrap_err();
+        assert_eq!(reason, "line 2 is not JSON: a second value on the same line");
+        assert!(texts("{}{}").is_err(), "one record per line, even without a space");
+        assert!(texts("1 2").is_err(), "one record per line");
+        let reason = texts("{\"a\":1}\n\n{\"a\":\n2}\n").unwrap_err();
+        assert_eq!(reason, "line 3 is not JSON: the value goes on to the next line");
+        let reason = texts("{\"a\":1}\n{\"a\":").unwrap_err();
+        assert!(reason.starts_with("line 2 is not JSON: EOF"), "{reason}");
+        assert!(texts("\u{feff}{\"a\":1}").is_err(), "a byte order mark is not JSON");
+        assert!(texts("12x").is_err());
+        assert!(texts("{\"a\":1}\u{c}").is_err(), "form feed is not JSON white space");
     }
 }
