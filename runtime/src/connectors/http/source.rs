@@ -66,6 +66,8 @@ struct Queued {
     /// Records of it already taken.
     next: usize,
     client: Client,
+    /// Who sent it, written out once: each record's origin, and its `remote_addr`.
+    origin: String,
 }
 
 #[derive(Default)]
@@ -257,10 +259,12 @@ fn accept(listener: &TcpListener, shared: &Shared, rules: &Rules, answers: &Send
                     continue;
                 }
                 q.records += records.ranges.len();
+                let origin = client.remote.to_string();
                 q.requests.push_back(Queued {
                     records,
                     next: 0,
                     client,
+                    origin,
                 });
                 drop(q);
                 crate::wake::notify();
@@ -303,20 +307,19 @@ impl RawSource for HttpSource {
         while batch.len() < max {
             let Some(front) = q.requests.front_mut() else { break };
             let take = (front.records.ranges.len() - front.next).min(max - batch.len());
-            let remote = front.client.remote.to_string();
-            for range in &front.records.ranges[front.next..front.next + take] {
-                let record = &front.records.body[range.clone()];
-                if self.metadata.is_empty() {
-                    batch.push(record);
-                } else {
-                    let values = self.metadata.iter().map(|wanted| match wanted {
-                        Wanted::RemoteAddr => MetaValue::Text(remote.as_bytes()),
-                    });
-                    batch.push_message(record, values);
-                }
-                // A record that does not decode is a dead letter naming its sender.
-                batch.set_origin(&remote);
+            let ranges = &front.records.ranges[front.next..front.next + take];
+            // The request's records in one copy, its metadata and origin written once.
+            let first = batch.len();
+            if self.metadata.is_empty() {
+                batch.push_all(&front.records.body, ranges);
+            } else {
+                let values = self.metadata.iter().map(|wanted| match wanted {
+                    Wanted::RemoteAddr => MetaValue::Text(front.origin.as_bytes()),
+                });
+                batch.push_all_messages(&front.records.body, ranges, values);
             }
+            // A record that does not decode is a dead letter naming its sender.
+            batch.set_origin_since(first, &front.origin);
             front.next += take;
             let done = front.next == front.records.ranges.len();
             q.records -= take;
