@@ -54,6 +54,9 @@ pub struct HttpListen {
     pub max_pending: u64,
 }
 
+/// Answers for the answering thread to write, in order.
+type Answers = Vec<(Client, Answer)>;
+
 /// A request whose answer waits: the connection, and who sent it.
 struct Client {
     stream: TcpStream,
@@ -110,8 +113,9 @@ pub struct HttpSource {
     local: SocketAddr,
     /// Requests read, waiting for their epoch to be confirmed.
     unacked: Unacked<Client>,
-    /// Answers to the answering thread; `None` once closed.
-    answers: Option<Sender<(Client, Answer)>>,
+    /// Answers to the answering thread, those of one step together (one wake-up);
+    /// `None` once closed.
+    answers: Option<Sender<Answers>>,
     readers: Vec<JoinHandle<()>>,
     answering: Option<JoinHandle<()>>,
 }
@@ -152,7 +156,7 @@ impl HttpSource {
             token: listen.token,
             max_body: usize::try_from(listen.max_body).unwrap_or(usize::MAX),
         };
-        let (answers, answers_in) = mpsc::channel::<(Client, Answer)>();
+        let (answers, answers_in) = mpsc::channel::<Answers>();
         let mut readers = Vec::new();
         for i in 0..READERS {
             let listener = listener
@@ -169,11 +173,14 @@ impl HttpSource {
         let answering = std::thread::Builder::new()
             .name(format!("http {component} answers"))
             .spawn(move || {
-                for (mut client, answer) in answers_in {
-                    server::write_answer(&mut client.stream, &answer);
-                    let _ = client.stream.shutdown(Shutdown::Both);
+                for answers in answers_in {
+                    let written = answers.len();
+                    for (mut client, answer) in answers {
+                        server::write_answer(&mut client.stream, &answer);
+                        let _ = client.stream.shutdown(Shutdown::Both);
+                    }
                     let mut q = answer_shared.queue();
-                    q.open = q.open.saturating_sub(1);
+                    q.open = q.open.saturating_sub(written);
                 }
             })
             .map_err(|e| fail(format!("cannot start the HTTP thread: {e}")))?;
@@ -198,9 +205,11 @@ impl HttpSource {
         })
     }
 
-    fn answer(&self, client: Client, answer: Answer) {
-        if let Some(answers) = &self.answers {
-            let _ = answers.send((client, answer));
+    /// Hands `clients` to the answering thread, each to be answered `answer`.
+    fn answer(&self, clients: impl IntoIterator<Item = Client>, answer: &Answer) {
+        let answers: Answers = clients.into_iter().map(|client| (client, answer.clone())).collect();
+        if let (Some(sender), false) = (&self.answers, answers.is_empty()) {
+            let _ = sender.send(answers);
         }
     }
 
@@ -231,7 +240,7 @@ impl HttpSource {
 }
 
 /// A reader thread: accepts connections and reads their requests, until stopped.
-fn accept(listener: &TcpListener, shared: &Shared, rules: &Rules, answers: &Sender<(Client, Answer)>) {
+fn accept(listener: &TcpListener, shared: &Shared, rules: &Rules, answers: &Sender<Answers>) {
     loop {
         let accepted = listener.accept();
         if shared.stop.load(Ordering::SeqCst) {
@@ -248,7 +257,7 @@ fn accept(listener: &TcpListener, shared: &Shared, rules: &Rules, answers: &Send
         match server::read_request(&mut client.stream, rules, || shared.has_room()) {
             Ok(records) if records.ranges.is_empty() => {
                 shared.queue().open += 1;
-                let _ = answers.send((client, Answer::new(202, "accepted 0 records")));
+                let _ = answers.send(vec![(client, Answer::new(202, "accepted 0 records"))]);
             }
             Ok(records) => {
                 let mut q = shared.queue();
@@ -348,8 +357,8 @@ impl RawSource for HttpSource {
     fn commit(&mut self) -> Result<(), RunError> {
         let mut confirmed = Vec::new();
         self.unacked.confirmed(self.acks.confirmed(), &mut confirmed);
-        for client in confirmed {
-            self.answer(client, Answer::new(202, "accepted"));
+        if !confirmed.is_empty() {
+            self.answer(confirmed, &Answer::new(202, "accepted"));
         }
         Ok(())
     }
@@ -362,15 +371,13 @@ impl RawSource for HttpSource {
         let queued: Vec<Queued> = self.shared.queue().requests.drain(..).collect();
         let unconfirmed = self.unacked.take_all();
         let refused = queued.len() + unconfirmed.len();
-        for client in unconfirmed.into_iter().chain(queued.into_iter().map(|q| q.client)) {
-            self.answer(
-                client,
-                Answer::new(
-                    503,
-                    "the pipeline stopped before these records were safe: send them again",
-                ),
-            );
-        }
+        self.answer(
+            unconfirmed.into_iter().chain(queued.into_iter().map(|q| q.client)),
+            &Answer::new(
+                503,
+                "the pipeline stopped before these records were safe: send them again",
+            ),
+        );
         if refused > 0 {
             log::info(
                 "http source refused requests at shutdown",
