@@ -10,26 +10,30 @@ use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 use std::ops::Range;
 
-/// The records of `body`, as byte ranges into it; `Err` is the reason to refuse it.
-pub fn records(body: &[u8]) -> Result<Vec<Range<usize>>, String> {
-    match body.iter().find(|b| !b.is_ascii_whitespace()) {
-        None => Ok(Vec::new()),
-        Some(b'[') => array(body),
-        Some(_) => lines(body),
+/// The records of `body`, as byte ranges into it, into `out` (cleared first; left
+/// empty on `Err`, which is the reason to refuse the body).
+pub fn records(body: &[u8], out: &mut Vec<Range<usize>>) -> Result<(), String> {
+    out.clear();
+    let found = match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => Ok(()),
+        Some(b'[') => array(body, out),
+        Some(_) => lines(body, out),
+    };
+    if found.is_err() {
+        out.clear();
     }
+    found
 }
 
-fn array(body: &[u8]) -> Result<Vec<Range<usize>>, String> {
+fn array(body: &[u8], out: &mut Vec<Range<usize>>) -> Result<(), String> {
     let items: Vec<&RawValue> =
         serde_json::from_slice(body).map_err(|e| format!("the body is not a JSON array: {e}"))?;
     let base = body.as_ptr() as usize;
-    Ok(items
-        .iter()
-        .map(|raw| {
-            let start = raw.get().as_ptr() as usize - base;
-            start..start + raw.get().len()
-        })
-        .collect())
+    out.extend(items.iter().map(|raw| {
+        let start = raw.get().as_ptr() as usize - base;
+        start..start + raw.get().len()
+    }));
+    Ok(())
 }
 
 /// JSON lines in one pass of the parser: each value is checked (not built) and its
@@ -37,8 +41,7 @@ fn array(body: &[u8]) -> Result<Vec<Range<usize>>, String> {
 /// first nor parsed once per line. Each value must be alone on its line(s): a second
 /// value on the same line, or one going on to the next line, refuses the body, as a
 /// line that is not a JSON value by itself.
-fn lines(body: &[u8]) -> Result<Vec<Range<usize>>, String> {
-    let mut out = Vec::new();
+fn lines(body: &[u8], out: &mut Vec<Range<usize>>) -> Result<(), String> {
     let mut values = serde_json::Deserializer::from_slice(body).into_iter::<IgnoredAny>();
     let mut end = 0;
     while let Some(value) = values.next() {
@@ -62,7 +65,7 @@ fn lines(body: &[u8]) -> Result<Vec<Range<usize>>, String> {
         out.push(start..after);
         end = after;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// JSON's white space.
@@ -75,7 +78,8 @@ mod tests {
     use super::*;
 
     fn texts(body: &str) -> Result<Vec<&str>, String> {
-        records(body.as_bytes()).map(|ranges| ranges.into_iter().map(|r| body[r].trim()).collect())
+        let mut ranges = vec![0..1];
+        records(body.as_bytes(), &mut ranges).map(|()| ranges.into_iter().map(|r| body[r].trim()).collect())
     }
 
     #[test]

@@ -38,6 +38,12 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// are answered `503` until some are answered.
 const MAX_OPEN: usize = 4096;
 
+/// The most buffers of taken requests kept for the readers to reuse, and the largest
+/// kept: what stays allocated after a burst is bounded (a few small bodies), while a
+/// larger body is freed once read.
+const SPARE: usize = READERS;
+const SPARE_BYTES: usize = 256 * 1024;
+
 /// How long closing waits for the answering thread.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
@@ -76,6 +82,10 @@ struct Queued {
 #[derive(Default)]
 struct Queue {
     requests: VecDeque<Queued>,
+    /// Buffers of requests the pipeline has taken, for the readers to read the next
+    /// ones into (no allocation or freeing per request): at most [`SPARE`], each at most
+    /// [`SPARE_BYTES`].
+    spare: Vec<Records>,
     records: usize,
     /// Requests taken whose answer is not written yet.
     open: usize,
@@ -241,7 +251,12 @@ impl HttpSource {
 
 /// A reader thread: accepts connections and reads their requests, until stopped.
 fn accept(listener: &TcpListener, shared: &Shared, rules: &Rules, answers: &Sender<Answers>) {
+    // Where requests are read; kept from one request to the next unless it grew large.
+    let mut records = Records::default();
     loop {
+        if records.body.capacity() > SPARE_BYTES {
+            records = Records::default();
+        }
         let accepted = listener.accept();
         if shared.stop.load(Ordering::SeqCst) {
             return;
@@ -254,12 +269,13 @@ fn accept(listener: &TcpListener, shared: &Shared, rules: &Rules, answers: &Send
         let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
         let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
         let mut client = Client { stream, remote };
-        match server::read_request(&mut client.stream, rules, || shared.has_room()) {
-            Ok(records) if records.ranges.is_empty() => {
+        let read = server::read_request(&mut client.stream, rules, || shared.has_room(), &mut records);
+        match read {
+            Ok(()) if records.ranges.is_empty() => {
                 shared.queue().open += 1;
                 let _ = answers.send(vec![(client, Answer::new(202, "accepted 0 records"))]);
             }
-            Ok(records) => {
+            Ok(()) => {
                 let mut q = shared.queue();
                 if q.closed || !(q.requests.is_empty() || q.records < shared.max_pending) {
                     drop(q);
@@ -269,8 +285,10 @@ fn accept(listener: &TcpListener, shared: &Shared, rules: &Rules, answers: &Send
                 }
                 q.records += records.ranges.len();
                 let origin = client.remote.to_string();
+                // The next request is read into buffers the pipeline is done with.
+                let spare = q.spare.pop().unwrap_or_default();
                 q.requests.push_back(Queued {
-                    records,
+                    records: std::mem::replace(&mut records, spare),
                     next: 0,
                     client,
                     origin,
@@ -336,6 +354,9 @@ impl RawSource for HttpSource {
                 if let Some(done) = q.requests.pop_front() {
                     q.open += 1;
                     self.unacked.read(done.client);
+                    if q.spare.len() < SPARE && done.records.body.capacity() <= SPARE_BYTES {
+                        q.spare.push(done.records);
+                    }
                 }
             }
         }
