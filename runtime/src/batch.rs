@@ -388,7 +388,11 @@ mod tests {
             [MetaValue::Text(b"10.0.0.1:5"), MetaValue::Int(4)],
         );
         b.set_origin_since(0, "10.0.0.1:5");
-        b.push_all_messages(b"3", &[0..1], [MetaValue::Text(b"10.0.0.2:6"), MetaValue::Absent]);
+        b.push_all_messages(
+            b"3",
+            std::slice::from_ref(&(0..1)),
+            [MetaValue::Text(b"10.0.0.2:6"), MetaValue::Absent],
+        );
         b.set_origin_since(2, "10.0.0.2:6");
         assert_eq!(b.len(), 3);
         let texts: Vec<_> = (0..3).map(|i| b.meta(i).map(|m| (m.text(0), m.opt_int(1)))).collect();
