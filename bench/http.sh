@@ -4,7 +4,8 @@
 # parser crates), each answering 202 only once a request's records are written. The
 # load is bounded: `http-load` (bench/http) sends CLIENTS × REQUESTS bodies of RECORDS
 # JSON lines on loopback, sending again after a 503. Best of RUNS runs each, and the
-# ratio generated / baseline.
+# ratio generated / baseline. Each run also reads the server's CPU time (user + system,
+# every thread, from /proc) over the load: CPU ns per record, the median of the runs.
 #
 #   bash bench/http.sh
 #   CLIENTS=32 REQUESTS=50 RECORDS=100 RUNS=5 bash bench/http.sh
@@ -15,7 +16,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CLIENTS=${CLIENTS:-8}
-REQUESTS=${REQUESTS:-50}
+REQUESTS=${REQUESTS:-250}
 RECORDS=${RECORDS:-1000}
 RUNS=${RUNS:-3}
 for v in CLIENTS REQUESTS RECORDS RUNS; do
@@ -38,7 +39,11 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# run NAME: one run; prints the load generator's records/s.
+# CPU time of process $1 so far, in ms (every thread, user + system).
+cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print int(($12 + $13) * 1000 / hz) }' "/proc/$1/stat"; }
+
+# run NAME: one run; prints the load generator's records/s and the server's CPU ns per
+# record.
 run() {
     local port out
     port=$(free_port)
@@ -53,8 +58,10 @@ run() {
         if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$port),0.1)" 2>/dev/null; then break; fi
         sleep 0.05
     done
-    local line
+    local line cpu0 cpu1
+    cpu0=$(cpu_ms "$JOB")
     line=$("$TOOLS/http-load" --port "$port" --clients "$CLIENTS" --requests "$REQUESTS" --records "$RECORDS")
+    cpu1=$(cpu_ms "$JOB")
     kill -TERM "$JOB" 2>/dev/null || true
     wait "$JOB" 2>/dev/null || true
     JOB=
@@ -65,20 +72,25 @@ run() {
         echo "$1 wrote $got records, expected $expected" >&2
         exit 1
     fi
-    echo "$line" | sed -n 's/.*records_per_s=\([0-9]*\).*/\1/p'
+    echo "$(echo "$line" | sed -n 's/.*records_per_s=\([0-9]*\).*/\1/p') $(((cpu1 - cpu0) * 1000000 / (CLIENTS * REQUESTS * RECORDS)))"
 }
 
+# best NAME: RUNS runs; prints the best records/s and the median CPU ns per record.
 best() {
-    local name=$1 b=0 r i
+    local name=$1 b=0 one r c i cpus=()
     for i in $(seq "$RUNS"); do
-        r=$(run "$name")
-        echo "  $name run $i: $r records/s" >&2
+        one=$(run "$name")
+        read -r r c <<<"$one"
+        echo "  $name run $i: $r records/s, server CPU $c ns/record" >&2
         if [ "$r" -gt "$b" ]; then b=$r; fi
+        cpus+=("$c")
     done
-    echo "$b"
+    echo "$b $(printf '%s\n' "${cpus[@]}" | sort -n | sed -n "$(((RUNS + 1) / 2))p")"
 }
 
 echo "HTTP ingest, $CLIENTS clients × $REQUESTS requests × $RECORDS records, best of $RUNS" >&2
-G=$(best generated)
-B=$(best baseline)
-python3 -c "print(f'generated {$G:,} records/s, baseline {$B:,} records/s, ratio {$G/$B:.2f}')"
+GEN=$(best generated)
+BASE=$(best baseline)
+read -r G GC <<<"$GEN"
+read -r B BC <<<"$BASE"
+python3 -c "print(f'generated {$G:,} records/s ({$GC} ns CPU/record), baseline {$B:,} records/s ({$BC} ns CPU/record), ratio {$G/$B:.2f}')"

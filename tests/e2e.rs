@@ -273,6 +273,32 @@ fn lines_in_lines_out_through_stdin() {
     );
 }
 
+/// Stdout redirected to a regular file is written by the pipeline's thread itself (a
+/// pipe by a writer thread): every record arrives, in order, after what `>>` kept.
+#[test]
+fn stdout_redirected_to_a_file_gets_every_line_in_order() {
+    let bin = build("tests/pipelines/shout_lines.yaml");
+    let dir = support::workdir("stdout_to_a_file");
+    let lines: Vec<String> = (0..20_000).map(|i| format!("line {i}")).collect();
+    let input = lines.join("\n");
+    let out_path = dir.join("out.txt");
+    fs::write(&out_path, "kept\n").unwrap();
+    let out = fs::OpenOptions::new().append(true).open(&out_path).unwrap();
+    let mut child = Command::new(&bin)
+        .stdin(std::process::Stdio::piped())
+        .stdout(out)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let expected: String = lines.iter().map(|l| format!("{}\n", l.to_uppercase())).collect();
+    assert_eq!(fs::read_to_string(&out_path).unwrap(), format!("kept\n{expected}"));
+    let counts = support::counters(&output.stderr);
+    assert_eq!(support::counter(&counts, "sinks.out", "sent"), 20_000);
+}
+
 #[test]
 fn binary_has_help_version_and_rejects_bad_settings() {
     let bin = build("pipelines/quickstart.yaml");

@@ -4,6 +4,8 @@
 //! first few polls it stops allocating, whatever the number of records, which a
 //! `Vec<Vec<u8>>` could not do.
 
+use std::ops::Range;
+
 /// Raw records (bytes) of one poll. `clear` keeps the capacity.
 #[derive(Debug, Default, Clone)]
 pub struct RawBatch {
@@ -17,9 +19,10 @@ pub struct RawBatch {
     meta_values: Vec<Stored>,
     /// The text values of `meta_values`, stored like the records.
     meta_data: Vec<u8>,
-    /// Where records came from (index, range in `meta_data`), for sources that know
-    /// (a topic): named in the dead letter of a record that does not decode.
-    origins: Vec<(usize, (usize, usize))>,
+    /// Where records came from (the records' indexes, range in `meta_data`), for
+    /// sources that know (a topic, a client): named in the dead letter of a record that
+    /// does not decode. In index order, not overlapping.
+    origins: Vec<(Range<usize>, (usize, usize))>,
     /// Records the source could not read whole (index, reason), in index order: bad
     /// records whose bytes are only an excerpt.
     failed: Vec<(usize, String)>,
@@ -117,6 +120,12 @@ impl RawBatch {
     /// metadata for all its records or for none.
     pub fn push_message<'m>(&mut self, payload: &[u8], metadata: impl IntoIterator<Item = MetaValue<'m>>) {
         self.push(payload);
+        let values = self.store_meta(metadata);
+        self.meta.push(values);
+    }
+
+    /// Keeps one message's metadata values; their range in `meta_values`.
+    fn store_meta<'m>(&mut self, metadata: impl IntoIterator<Item = MetaValue<'m>>) -> (usize, usize) {
         let first = self.meta_values.len();
         for value in metadata {
             let stored = match value {
@@ -130,28 +139,78 @@ impl RawBatch {
             };
             self.meta_values.push(stored);
         }
-        self.meta.push((first, self.meta_values.len()));
+        (first, self.meta_values.len())
+    }
+
+    /// Appends the records at `ranges` of `bytes` (in order, not overlapping: a message's
+    /// records framed by its source) with one copy of the span they cover, so a source
+    /// taking many records of one buffer pays one copy, not one per record. What lies
+    /// between them (their separators) is copied too, and counted in [`Self::bytes`].
+    pub fn push_all(&mut self, bytes: &[u8], ranges: &[Range<usize>]) {
+        let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else {
+            return;
+        };
+        let Some(span) = bytes.get(first.start..last.end) else {
+            // Not ranges of `bytes`: record by record, each checked.
+            for range in ranges {
+                self.push(bytes.get(range.clone()).unwrap_or_default());
+            }
+            return;
+        };
+        let base = self.data.len();
+        self.data.extend_from_slice(span);
+        let end = self.data.len();
+        // Clamped to the span: ranges out of order cannot reach beyond it.
+        let at = |i: usize| (base + i.saturating_sub(first.start)).min(end);
+        self.ranges.extend(ranges.iter().map(|r| {
+            let start = at(r.start);
+            (start, at(r.end).max(start))
+        }));
+    }
+
+    /// [`Self::push_all`] for records of one message: each has the same metadata
+    /// values, stored once.
+    pub fn push_all_messages<'m>(
+        &mut self,
+        bytes: &[u8],
+        ranges: &[Range<usize>],
+        metadata: impl IntoIterator<Item = MetaValue<'m>>,
+    ) {
+        let values = self.store_meta(metadata);
+        let before = self.len();
+        self.push_all(bytes, ranges);
+        self.meta.extend(std::iter::repeat_n(values, self.len() - before));
     }
 
     /// The record pushed last came from `origin` (its topic, `topic/partition@offset`):
     /// a reason about it names that.
     /// Written in place: no allocation per record.
     pub fn set_origin(&mut self, origin: impl std::fmt::Display) {
+        if let Some(last) = self.len().checked_sub(1) {
+            self.set_origin_since(last, origin);
+        }
+    }
+
+    /// The records pushed from index `first` on (those of one message) came from
+    /// `origin`: written once for all of them. Records that already have an origin keep
+    /// theirs.
+    pub fn set_origin_since(&mut self, first: usize, origin: impl std::fmt::Display) {
         use std::io::Write;
-        let Some(last) = self.len().checked_sub(1) else {
+        let first = first.max(self.origins.last().map_or(0, |(records, _)| records.end));
+        if first >= self.len() {
             return;
-        };
+        }
         let start = self.meta_data.len();
         // Writing to a `Vec` cannot fail.
         let _ = write!(self.meta_data, "{origin}");
-        self.origins.push((last, (start, self.meta_data.len())));
+        self.origins.push((first..self.len(), (start, self.meta_data.len())));
     }
 
     /// Where record `i` came from, when the source said.
     pub fn origin(&self, i: usize) -> Option<String> {
-        let at = self.origins.partition_point(|(j, _)| *j < i);
-        let (j, range) = self.origins.get(at)?;
-        (*j == i).then(|| self.text(&self.meta_data, *range))
+        let at = self.origins.partition_point(|(records, _)| records.end <= i);
+        let (records, text) = self.origins.get(at)?;
+        records.contains(&i).then(|| self.text(&self.meta_data, *text))
     }
 
     /// The metadata of record `i`, when the source recorded any.
@@ -293,6 +352,86 @@ mod tests {
         b.clear();
         b.push(b"d");
         assert_eq!(b.origin(0), None);
+    }
+
+    #[test]
+    fn records_of_one_buffer_are_taken_with_one_copy() {
+        let mut b = RawBatch::new();
+        b.push(b"before");
+        let body = b"  {\"a\":1}\n{\"b\":2}\r\n\n3\n";
+        b.push_all(body, &[2..9, 10..17, 20..21]);
+        assert_eq!(
+            b.iter().collect::<Vec<_>>(),
+            vec![&b"before"[..], b"{\"a\":1}", b"{\"b\":2}", b"3"]
+        );
+        assert_eq!(b.bytes(), 6 + 19, "the separators between them are copied too");
+        b.push_all(body, &[]);
+        assert_eq!(b.len(), 4);
+        // Ranges that are not of the buffer are taken one by one, never read beyond it.
+        b.push_all(b"xyz", &[0..1, 2..9]);
+        assert_eq!(b.get(4), Some(&b"x"[..]));
+        assert_eq!(b.get(5), Some(&b""[..]));
+        // Out of order: clamped to the span they claim, never beyond it.
+        b.push_all(b"abcdef", &[1..3, 0..6, 2..3]);
+        assert_eq!(
+            (b.get(6), b.get(7), b.get(8)),
+            (Some(&b"bc"[..]), Some(&b"bc"[..]), Some(&b"c"[..]))
+        );
+    }
+
+    #[test]
+    fn records_of_one_message_share_its_metadata_and_origin() {
+        let mut b = RawBatch::new();
+        b.push_all_messages(
+            b"1\n2\n",
+            &[0..1, 2..3],
+            [MetaValue::Text(b"10.0.0.1:5"), MetaValue::Int(4)],
+        );
+        b.set_origin_since(0, "10.0.0.1:5");
+        b.push_all_messages(
+            b"3",
+            std::slice::from_ref(&(0..1)),
+            [MetaValue::Text(b"10.0.0.2:6"), MetaValue::Absent],
+        );
+        b.set_origin_since(2, "10.0.0.2:6");
+        assert_eq!(b.len(), 3);
+        let texts: Vec<_> = (0..3).map(|i| b.meta(i).map(|m| (m.text(0), m.opt_int(1)))).collect();
+        assert_eq!(
+            texts,
+            vec![
+                Some(("10.0.0.1:5".to_owned(), Some(4))),
+                Some(("10.0.0.1:5".to_owned(), Some(4))),
+                Some(("10.0.0.2:6".to_owned(), None))
+            ]
+        );
+        assert_eq!(
+            b.meta_data.len(),
+            2 * 10 + 2 * 10,
+            "each text once as metadata, once as origin"
+        );
+        let origins: Vec<_> = (0..4).map(|i| b.origin(i)).collect();
+        assert_eq!(
+            origins,
+            vec![
+                Some("10.0.0.1:5".to_owned()),
+                Some("10.0.0.1:5".to_owned()),
+                Some("10.0.0.2:6".to_owned()),
+                None
+            ]
+        );
+        // A record that has an origin keeps it; one past the end gets none.
+        b.set_origin_since(1, "again");
+        b.set_origin_since(9, "nowhere");
+        assert_eq!(
+            (b.origin(1).as_deref(), b.origin(2).as_deref()),
+            (Some("10.0.0.1:5"), Some("10.0.0.2:6"))
+        );
+        b.push(b"4");
+        b.set_origin_since(0, "late");
+        assert_eq!(
+            (b.origin(2).as_deref(), b.origin(3).as_deref()),
+            (Some("10.0.0.2:6"), Some("late"))
+        );
     }
 
     #[test]

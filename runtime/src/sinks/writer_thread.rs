@@ -5,6 +5,9 @@
 //! pipeline's thread therefore only hands buffers over and waits for the writer in
 //! short slices, checking [`crate::shutdown::give_up_waiting`] between them: a stop is
 //! never kept waiting by the other side, and what could not be written is reported.
+//!
+//! The last buffer written is held until the next write or the flush, so the usual step
+//! (one buffer, then a flush) is one job, one wake-up of the thread, not two.
 
 use crate::errors::RunError;
 use std::io::Write;
@@ -17,7 +20,8 @@ const MAX_IN_FLIGHT: usize = 4;
 const SLICE: Duration = Duration::from_millis(20);
 
 enum Job {
-    Write(Vec<u8>),
+    /// Write the buffer, then flush if asked.
+    Write(Vec<u8>, bool),
     Flush,
 }
 
@@ -39,6 +43,9 @@ pub struct WriterThread {
     /// Bytes handed over and not yet known to be written.
     unconfirmed: usize,
     spare: Vec<Vec<u8>>,
+    /// The buffer written last, not handed over yet: it goes with the next write or
+    /// the flush (counted in `unconfirmed`).
+    held: Option<Vec<u8>>,
     /// The writer failed; every later call reports it.
     failed: Option<String>,
 }
@@ -64,28 +71,38 @@ impl WriterThread {
             in_flight: 0,
             unconfirmed: 0,
             spare: Vec::new(),
+            held: None,
             failed: None,
         })
     }
 
-    /// Hands a copy of `bytes` to the writer; waits (interruptibly) while
-    /// [`MAX_IN_FLIGHT`] buffers are already waiting.
+    /// Takes a copy of `bytes` for the writer, handing over the one taken before; waits
+    /// (interruptibly) while [`MAX_IN_FLIGHT`] buffers are already waiting.
     pub fn write(&mut self, bytes: &[u8]) -> Result<(), RunError> {
-        while self.in_flight >= MAX_IN_FLIGHT {
-            self.wait_one()?;
+        if let Some(buf) = self.held.take() {
+            while self.in_flight >= MAX_IN_FLIGHT {
+                self.wait_one()?;
+            }
+            self.check()?;
+            self.send(Job::Write(buf, false))?;
         }
         self.check()?;
         let mut buf = self.spare.pop().unwrap_or_default();
         buf.clear();
         buf.extend_from_slice(bytes);
         self.unconfirmed += bytes.len();
-        self.send(Job::Write(buf))
+        self.held = Some(buf);
+        Ok(())
     }
 
     /// Waits until everything handed over is written and flushed.
     pub fn flush(&mut self) -> Result<(), RunError> {
         self.check()?;
-        self.send(Job::Flush)?;
+        let job = match self.held.take() {
+            Some(buf) => Job::Write(buf, true),
+            None => Job::Flush,
+        };
+        self.send(job)?;
         while self.in_flight > 0 {
             self.wait_one()?;
         }
@@ -148,6 +165,15 @@ impl WriterThread {
     }
 }
 
+/// What was written and never flushed is still handed over, as each write used to be.
+impl Drop for WriterThread {
+    fn drop(&mut self) {
+        if let (Some(buf), Some(jobs)) = (self.held.take(), &self.jobs) {
+            let _ = jobs.send(Job::Write(buf, false));
+        }
+    }
+}
+
 /// The writer thread: opens, then writes and flushes as told until the pipeline is gone.
 fn serve<W: Write, F: FnOnce() -> std::io::Result<W>>(open: F, jobs: &Receiver<Job>, replies: &Sender<Reply>) {
     let mut out = match open() {
@@ -164,7 +190,10 @@ fn serve<W: Write, F: FnOnce() -> std::io::Result<W>>(open: F, jobs: &Receiver<J
     };
     while let Ok(job) = jobs.recv() {
         let reply = match job {
-            Job::Write(buf) => match out.write_all(&buf) {
+            Job::Write(buf, flush) => match out
+                .write_all(&buf)
+                .and_then(|()| if flush { out.flush() } else { Ok(()) })
+            {
                 Ok(()) => Reply::Written(buf),
                 Err(e) => Reply::Failed(e.to_string()),
             },
@@ -213,6 +242,71 @@ mod tests {
         }
         assert_eq!(w.flush(), Ok(()));
         assert_eq!(*shared.0.lock().unwrap_or_else(|p| p.into_inner()), expected);
+    }
+
+    /// What reaches the destination, call by call: `w:<bytes>` per write, `f` per flush,
+    /// `closed` when the thread drops it.
+    #[derive(Clone, Default)]
+    struct Calls(Arc<Mutex<Vec<String>>>, Option<std::sync::mpsc::Sender<()>>);
+
+    impl Calls {
+        fn log(&self, call: String) {
+            self.0.lock().unwrap_or_else(|p| p.into_inner()).push(call);
+        }
+        fn take(&self) -> Vec<String> {
+            std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+        }
+    }
+
+    impl Write for Calls {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.log(format!("w:{}", String::from_utf8_lossy(buf)));
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.log("f".into());
+            Ok(())
+        }
+    }
+
+    impl Drop for Calls {
+        fn drop(&mut self) {
+            if let Some(closed) = self.1.take() {
+                self.log("closed".into());
+                let _ = closed.send(());
+            }
+        }
+    }
+
+    #[test]
+    fn a_write_goes_with_the_next_write_or_the_flush_and_every_flush_arrives() {
+        let calls = Calls::default();
+        let inner = calls.clone();
+        let mut w = WriterThread::spawn("memory".into(), move || Ok(inner)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(w.write(b"a"), Ok(()));
+        assert_eq!(w.flush(), Ok(()));
+        assert_eq!(calls.take(), ["w:a", "f"], "the write and its flush");
+        assert_eq!(w.flush(), Ok(()));
+        assert_eq!(calls.take(), ["f"], "a flush with nothing written still flushes");
+        // More writes than may wait at once: each goes with the next, in order.
+        for part in ["b", "c", "d", "e", "f", "g"] {
+            assert_eq!(w.write(part.as_bytes()), Ok(()));
+        }
+        assert_eq!(w.flush(), Ok(()));
+        assert_eq!(calls.take(), ["w:b", "w:c", "w:d", "w:e", "w:f", "w:g", "f"]);
+    }
+
+    #[test]
+    fn what_was_written_and_never_flushed_is_still_written_when_dropped() {
+        let (closed, on_close) = std::sync::mpsc::channel();
+        let calls = Calls(Arc::default(), Some(closed));
+        let inner = calls.clone();
+        let mut w = WriterThread::spawn("memory".into(), move || Ok(inner)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(w.write(b"kept"), Ok(()));
+        drop(w);
+        // The thread ends once it has written everything handed over, dropping its writer.
+        let _ = on_close.recv();
+        assert_eq!(calls.take(), ["w:kept", "closed"]);
     }
 
     #[test]

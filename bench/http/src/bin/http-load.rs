@@ -1,13 +1,15 @@
 //! A bounded load generator for HTTP ingest: `--clients` threads each POST
 //! `--requests` bodies of `--records` JSON lines (`{"id","value","device"}`, ids unique)
 //! to `127.0.0.1:--port/ingest`, one connection per request, sending a request again
-//! after a `503` (5 ms later). Prints the records accepted, the seconds from the first
-//! request to the last `202`, and records/s.
+//! after a `503` (5 ms later). Every body is built before the clock starts, so the time
+//! measured is the server's and the sending's, not the formatting of the load. Prints the
+//! records accepted, the seconds from the first request to the last `202`, and records/s.
 //!
 //!   http-load --port PORT --clients 8 --requests 50 --records 1000
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 fn arg(args: &[String], name: &str) -> usize {
@@ -26,22 +28,28 @@ fn main() {
         arg(&args, "--requests"),
         arg(&args, "--records"),
     );
-    let started = Instant::now();
+    let ready = Arc::new(Barrier::new(clients + 1));
     let threads: Vec<_> = (0..clients)
         .map(|c| {
+            let ready = ready.clone();
             std::thread::spawn(move || {
+                let bodies: Vec<String> = (0..requests)
+                    .map(|r| {
+                        let first = (c * requests + r) * records;
+                        (first..first + records)
+                            .map(|i| {
+                                format!(
+                                    "{{\"id\":{i},\"value\":{},\"device\":\"dev-{}\"}}\n",
+                                    (i % 100) as f64 / 100.0,
+                                    i % 50
+                                )
+                            })
+                            .collect()
+                    })
+                    .collect();
+                ready.wait();
                 let mut refused = 0u64;
-                for r in 0..requests {
-                    let first = (c * requests + r) * records;
-                    let body: String = (first..first + records)
-                        .map(|i| {
-                            format!(
-                                "{{\"id\":{i},\"value\":{},\"device\":\"dev-{}\"}}\n",
-                                (i % 100) as f64 / 100.0,
-                                i % 50
-                            )
-                        })
-                        .collect();
+                for body in &bodies {
                     while post(port, body.as_bytes()) == 503 {
                         refused += 1;
                         std::thread::sleep(Duration::from_millis(5));
@@ -51,6 +59,8 @@ fn main() {
             })
         })
         .collect();
+    ready.wait();
+    let started = Instant::now();
     let refused: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
     let secs = started.elapsed().as_secs_f64();
     let total = clients * requests * records;

@@ -6,47 +6,71 @@
 //! decoder's business later, one record at a time (a record that does not fit is a dead
 //! letter, like any source's bad record).
 
+use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 use std::ops::Range;
 
-/// The records of `body`, as byte ranges into it; `Err` is the reason to refuse it.
-pub fn records(body: &[u8]) -> Result<Vec<Range<usize>>, String> {
-    match body.iter().find(|b| !b.is_ascii_whitespace()) {
-        None => Ok(Vec::new()),
-        Some(b'[') => array(body),
-        Some(_) => lines(body),
+/// The records of `body`, as byte ranges into it, into `out` (cleared first; left
+/// empty on `Err`, which is the reason to refuse the body).
+pub fn records(body: &[u8], out: &mut Vec<Range<usize>>) -> Result<(), String> {
+    out.clear();
+    let found = match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => Ok(()),
+        Some(b'[') => array(body, out),
+        Some(_) => lines(body, out),
+    };
+    if found.is_err() {
+        out.clear();
     }
+    found
 }
 
-fn array(body: &[u8]) -> Result<Vec<Range<usize>>, String> {
+fn array(body: &[u8], out: &mut Vec<Range<usize>>) -> Result<(), String> {
     let items: Vec<&RawValue> =
         serde_json::from_slice(body).map_err(|e| format!("the body is not a JSON array: {e}"))?;
     let base = body.as_ptr() as usize;
-    Ok(items
-        .iter()
-        .map(|raw| {
-            let start = raw.get().as_ptr() as usize - base;
-            start..start + raw.get().len()
-        })
-        .collect())
+    out.extend(items.iter().map(|raw| {
+        let start = raw.get().as_ptr() as usize - base;
+        start..start + raw.get().len()
+    }));
+    Ok(())
 }
 
-fn lines(body: &[u8]) -> Result<Vec<Range<usize>>, String> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    for (n, line) in body.split(|b| *b == b'\n').enumerate() {
-        let range = start..start + line.len();
-        start += line.len() + 1;
-        let trimmed = line.trim_ascii();
-        if trimmed.is_empty() {
-            continue;
+/// JSON lines in one pass of the parser: each value is checked (not built) and its
+/// range taken from where the parser stopped, so the body is neither split into lines
+/// first nor parsed once per line. Each value must be alone on its line(s): a second
+/// value on the same line, or one going on to the next line, refuses the body, as a
+/// line that is not a JSON value by itself.
+fn lines(body: &[u8], out: &mut Vec<Range<usize>>) -> Result<(), String> {
+    let mut values = serde_json::Deserializer::from_slice(body).into_iter::<IgnoredAny>();
+    let mut end = 0;
+    while let Some(value) = values.next() {
+        if let Err(e) = value {
+            return Err(format!("line {} is not JSON: {e}", e.line()));
         }
-        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(trimmed) {
-            return Err(format!("line {} is not JSON: {e}", n + 1));
+        let after = values.byte_offset();
+        // What precedes a value is white space only: the parser skipped nothing else.
+        let start = end + body[end..after].iter().take_while(|b| is_space(**b)).count();
+        let not_alone = if !out.is_empty() && !body[end..start].contains(&b'\n') {
+            Some("a second value on the same line")
+        } else if body[start..after].contains(&b'\n') {
+            Some("the value goes on to the next line")
+        } else {
+            None
+        };
+        if let Some(why) = not_alone {
+            let line = 1 + body[..start].iter().filter(|b| **b == b'\n').count();
+            return Err(format!("line {line} is not JSON: {why}"));
         }
-        out.push(range);
+        out.push(start..after);
+        end = after;
     }
-    Ok(out)
+    Ok(())
+}
+
+/// JSON's white space.
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
 #[cfg(test)]
@@ -54,7 +78,9 @@ mod tests {
     use super::*;
 
     fn texts(body: &str) -> Result<Vec<&str>, String> {
-        records(body.as_bytes()).map(|ranges| ranges.into_iter().map(|r| body[r].trim()).collect())
+        // What a reused buffer held before is replaced.
+        let mut ranges = vec![0..1, 1..2];
+        records(body.as_bytes(), &mut ranges).map(|()| ranges.into_iter().map(|r| body[r].trim()).collect())
     }
 
     #[test]
@@ -68,6 +94,8 @@ mod tests {
             Ok(vec!["{\"a\":1}", "{\"b\":[1,2]}", "3"])
         );
         assert_eq!(texts(""), Ok(vec![]));
+        assert_eq!(texts(" \r\n\t\n"), Ok(vec![]));
+        assert_eq!(texts("1\n2\r\n\"x\"\ntrue"), Ok(vec!["1", "2", "\"x\"", "true"]));
         assert_eq!(texts("[]"), Ok(vec![]));
         // A record that is JSON but no object is the decoder's to refuse, one by one.
         assert_eq!(texts("\"text\"\n42"), Ok(vec!["\"text\"", "42"]));
@@ -80,6 +108,16 @@ mod tests {
         let reason = texts("[{\"a\":1},").unwrap_err();
         assert!(reason.starts_with("the body is not a JSON array: "), "{reason}");
         assert!(texts("[1] [2]").is_err(), "one array only");
-        assert!(texts("{\"a\":1} {\"a\":2}").is_err(), "one record per line");
+        let reason = texts("{\"a\":1}\n{\"a\":1} {\"a\":2}").unwrap_err();
+        assert_eq!(reason, "line 2 is not JSON: a second value on the same line");
+        assert!(texts("{}{}").is_err(), "one record per line, even without a space");
+        assert!(texts("1 2").is_err(), "one record per line");
+        let reason = texts("{\"a\":1}\n\n{\"a\":\n2}\n").unwrap_err();
+        assert_eq!(reason, "line 3 is not JSON: the value goes on to the next line");
+        let reason = texts("{\"a\":1}\n{\"a\":").unwrap_err();
+        assert!(reason.starts_with("line 2 is not JSON: EOF"), "{reason}");
+        assert!(texts("\u{feff}{\"a\":1}").is_err(), "a byte order mark is not JSON");
+        assert!(texts("12x").is_err());
+        assert!(texts("{\"a\":1}\u{c}").is_err(), "form feed is not JSON white space");
     }
 }

@@ -25,8 +25,9 @@ pub struct Rules {
     pub max_body: usize,
 }
 
-/// A request's records: its body, and where each record is in it.
-#[derive(Debug)]
+/// A request's records: its body, and where each record is in it. Reused: reading a
+/// request into one that held an earlier request keeps its buffers.
+#[derive(Debug, Default)]
 pub struct Records {
     pub body: Vec<u8>,
     pub ranges: Vec<Range<usize>>,
@@ -48,15 +49,21 @@ impl Answer {
     }
 }
 
-/// Reads one request: its records, or the answer it gets now (`None`: the connection
-/// broke, nobody to answer). `has_room` says whether the queue may take more: asked
-/// before the body is read, so a full queue costs no reading.
+/// Reads one request into `into` (whatever it held is replaced; its buffers are
+/// reused): its records, or the answer it gets now (`None`: the connection broke,
+/// nobody to answer). `has_room` says whether the queue may take more: asked before the
+/// body is read, so a full queue costs no reading.
 pub fn read_request(
     stream: &mut (impl Read + Write),
     rules: &Rules,
     has_room: impl Fn() -> bool,
-) -> Result<Records, Option<Answer>> {
-    let mut head = vec![0u8; MAX_HEAD];
+    into: &mut Records,
+) -> Result<(), Option<Answer>> {
+    into.ranges.clear();
+    // The head is read into the body's buffer, then moved out of the body's way.
+    let head = &mut into.body;
+    head.clear();
+    head.resize(MAX_HEAD, 0);
     let mut filled = 0;
     let (head_len, content_length, expects_continue) = loop {
         let n = match stream.read(&mut head[filled..]) {
@@ -83,16 +90,14 @@ pub fn read_request(
     if expects_continue && filled == head_len {
         let _ = stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
     }
-    let mut body = head[head_len..filled.min(head_len + content_length)].to_vec();
-    let already = body.len();
+    let already = (filled - head_len).min(content_length);
+    let body = head;
+    body.copy_within(head_len..head_len + already, 0);
     body.resize(content_length, 0);
     if let Err(e) = stream.read_exact(&mut body[already..]) {
         return Err(timed_out(&e).then(|| Answer::new(408, "the body did not arrive in time")));
     }
-    match body::records(&body) {
-        Ok(ranges) => Ok(Records { body, ranges }),
-        Err(reason) => Err(Some(Answer::new(400, reason))),
-    }
+    body::records(body, &mut into.ranges).map_err(|reason| Some(Answer::new(400, reason)))
 }
 
 /// The answer of a full queue.
@@ -230,8 +235,9 @@ mod tests {
             input: Cursor::new(request.as_bytes().to_vec()),
             output: Vec::new(),
         };
-        match read_request(&mut fake, &rules(), || room) {
-            Ok(records) => Ok((records.ranges.len(), fake.output)),
+        let mut records = Records::default();
+        match read_request(&mut fake, &rules(), || room, &mut records) {
+            Ok(()) => Ok((records.ranges.len(), fake.output)),
             Err(answer) => Err(answer.map_or(0, |a| a.status)),
         }
     }
@@ -272,6 +278,57 @@ mod tests {
     }
 
     #[test]
+    fn a_reused_buffer_holds_only_the_new_request() {
+        let request = |body: &str| {
+            Cursor::new(
+                format!(
+                    "POST /ingest HTTP/1.1\r\n{AUTH}Content-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .into_bytes(),
+            )
+        };
+        let mut records = Records::default();
+        let long = format!("{}\n{{\"b\":2}}", " ".repeat(20_000));
+        let mut rules = rules();
+        rules.max_body = 1 << 20;
+        for body in [
+            "{\"a\":1}\n[1]\n\"x\"",
+            long.as_str(),
+            "[3, {\"c\":4}]",
+            "",
+            "{\"d\":5}",
+        ] {
+            let mut fake = Fake {
+                input: request(body),
+                output: Vec::new(),
+            };
+            assert_eq!(read_request(&mut fake, &rules, || true, &mut records), Ok(()));
+            assert_eq!(
+                records.body,
+                body.as_bytes(),
+                "the body alone, nothing of the head or before"
+            );
+            let texts: Vec<_> = records.ranges.iter().map(|r| &body[r.clone()]).collect();
+            let expected: Vec<&str> = match body {
+                "" => vec![],
+                b if b.starts_with('[') => vec!["3", "{\"c\":4}"],
+                b if b.starts_with(' ') => vec!["{\"b\":2}"],
+                b if b.starts_with("{\"a") => vec!["{\"a\":1}", "[1]", "\"x\""],
+                _ => vec!["{\"d\":5}"],
+            };
+            assert_eq!(texts, expected);
+        }
+        // A refused request leaves no records behind.
+        let mut fake = Fake {
+            input: request("not json"),
+            output: Vec::new(),
+        };
+        assert!(read_request(&mut fake, &rules, || true, &mut records).is_err());
+        assert!(records.ranges.is_empty());
+    }
+
+    #[test]
     fn a_client_expecting_100_continue_is_told_to_go_on() {
         let request = format!("POST /ingest HTTP/1.1\r\n{AUTH}Expect: 100-continue\r\nContent-Length: 2\r\n\r\n");
         let mut fake = Fake {
@@ -279,7 +336,7 @@ mod tests {
             output: Vec::new(),
         };
         // The body came with the head here: no 100 needed.
-        assert!(read_request(&mut fake, &rules(), || true).is_ok());
+        assert!(read_request(&mut fake, &rules(), || true, &mut Records::default()).is_ok());
         assert!(fake.output.is_empty());
     }
 

@@ -38,6 +38,12 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// are answered `503` until some are answered.
 const MAX_OPEN: usize = 4096;
 
+/// The most buffers of taken requests kept for the readers to reuse, and the largest
+/// kept: what stays allocated after a burst is bounded (a few small bodies), while a
+/// larger body is freed once read.
+const SPARE: usize = READERS;
+const SPARE_BYTES: usize = 256 * 1024;
+
 /// How long closing waits for the answering thread.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
@@ -54,6 +60,9 @@ pub struct HttpListen {
     pub max_pending: u64,
 }
 
+/// Answers for the answering thread to write, in order.
+type Answers = Vec<(Client, Answer)>;
+
 /// A request whose answer waits: the connection, and who sent it.
 struct Client {
     stream: TcpStream,
@@ -66,11 +75,17 @@ struct Queued {
     /// Records of it already taken.
     next: usize,
     client: Client,
+    /// Who sent it, written out once: each record's origin, and its `remote_addr`.
+    origin: String,
 }
 
 #[derive(Default)]
 struct Queue {
     requests: VecDeque<Queued>,
+    /// Buffers of requests the pipeline has taken, for the readers to read the next
+    /// ones into (no allocation or freeing per request): at most [`SPARE`], each at most
+    /// [`SPARE_BYTES`].
+    spare: Vec<Records>,
     records: usize,
     /// Requests taken whose answer is not written yet.
     open: usize,
@@ -108,8 +123,9 @@ pub struct HttpSource {
     local: SocketAddr,
     /// Requests read, waiting for their epoch to be confirmed.
     unacked: Unacked<Client>,
-    /// Answers to the answering thread; `None` once closed.
-    answers: Option<Sender<(Client, Answer)>>,
+    /// Answers to the answering thread, those of one step together (one wake-up);
+    /// `None` once closed.
+    answers: Option<Sender<Answers>>,
     readers: Vec<JoinHandle<()>>,
     answering: Option<JoinHandle<()>>,
 }
@@ -150,7 +166,7 @@ impl HttpSource {
             token: listen.token,
             max_body: usize::try_from(listen.max_body).unwrap_or(usize::MAX),
         };
-        let (answers, answers_in) = mpsc::channel::<(Client, Answer)>();
+        let (answers, answers_in) = mpsc::channel::<Answers>();
         let mut readers = Vec::new();
         for i in 0..READERS {
             let listener = listener
@@ -167,11 +183,14 @@ impl HttpSource {
         let answering = std::thread::Builder::new()
             .name(format!("http {component} answers"))
             .spawn(move || {
-                for (mut client, answer) in answers_in {
-                    server::write_answer(&mut client.stream, &answer);
-                    let _ = client.stream.shutdown(Shutdown::Both);
+                for answers in answers_in {
+                    let written = answers.len();
+                    for (mut client, answer) in answers {
+                        server::write_answer(&mut client.stream, &answer);
+                        let _ = client.stream.shutdown(Shutdown::Both);
+                    }
                     let mut q = answer_shared.queue();
-                    q.open = q.open.saturating_sub(1);
+                    q.open = q.open.saturating_sub(written);
                 }
             })
             .map_err(|e| fail(format!("cannot start the HTTP thread: {e}")))?;
@@ -196,9 +215,11 @@ impl HttpSource {
         })
     }
 
-    fn answer(&self, client: Client, answer: Answer) {
-        if let Some(answers) = &self.answers {
-            let _ = answers.send((client, answer));
+    /// Hands `clients` to the answering thread, each to be answered `answer`.
+    fn answer(&self, clients: impl IntoIterator<Item = Client>, answer: &Answer) {
+        let answers: Answers = clients.into_iter().map(|client| (client, answer.clone())).collect();
+        if let (Some(sender), false) = (&self.answers, answers.is_empty()) {
+            let _ = sender.send(answers);
         }
     }
 
@@ -229,8 +250,13 @@ impl HttpSource {
 }
 
 /// A reader thread: accepts connections and reads their requests, until stopped.
-fn accept(listener: &TcpListener, shared: &Shared, rules: &Rules, answers: &Sender<(Client, Answer)>) {
+fn accept(listener: &TcpListener, shared: &Shared, rules: &Rules, answers: &Sender<Answers>) {
+    // Where requests are read; kept from one request to the next unless it grew large.
+    let mut records = Records::default();
     loop {
+        if records.body.capacity() > SPARE_BYTES {
+            records = Records::default();
+        }
         let accepted = listener.accept();
         if shared.stop.load(Ordering::SeqCst) {
             return;
@@ -243,12 +269,13 @@ fn accept(listener: &TcpListener, shared: &Shared, rules: &Rules, answers: &Send
         let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
         let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
         let mut client = Client { stream, remote };
-        match server::read_request(&mut client.stream, rules, || shared.has_room()) {
-            Ok(records) if records.ranges.is_empty() => {
+        let read = server::read_request(&mut client.stream, rules, || shared.has_room(), &mut records);
+        match read {
+            Ok(()) if records.ranges.is_empty() => {
                 shared.queue().open += 1;
-                let _ = answers.send((client, Answer::new(202, "accepted 0 records")));
+                let _ = answers.send(vec![(client, Answer::new(202, "accepted 0 records"))]);
             }
-            Ok(records) => {
+            Ok(()) => {
                 let mut q = shared.queue();
                 if q.closed || !(q.requests.is_empty() || q.records < shared.max_pending) {
                     drop(q);
@@ -257,10 +284,14 @@ fn accept(listener: &TcpListener, shared: &Shared, rules: &Rules, answers: &Send
                     continue;
                 }
                 q.records += records.ranges.len();
+                let origin = client.remote.to_string();
+                // The next request is read into buffers the pipeline is done with.
+                let spare = q.spare.pop().unwrap_or_default();
                 q.requests.push_back(Queued {
-                    records,
+                    records: std::mem::replace(&mut records, spare),
                     next: 0,
                     client,
+                    origin,
                 });
                 drop(q);
                 crate::wake::notify();
@@ -303,20 +334,19 @@ impl RawSource for HttpSource {
         while batch.len() < max {
             let Some(front) = q.requests.front_mut() else { break };
             let take = (front.records.ranges.len() - front.next).min(max - batch.len());
-            let remote = front.client.remote.to_string();
-            for range in &front.records.ranges[front.next..front.next + take] {
-                let record = &front.records.body[range.clone()];
-                if self.metadata.is_empty() {
-                    batch.push(record);
-                } else {
-                    let values = self.metadata.iter().map(|wanted| match wanted {
-                        Wanted::RemoteAddr => MetaValue::Text(remote.as_bytes()),
-                    });
-                    batch.push_message(record, values);
-                }
-                // A record that does not decode is a dead letter naming its sender.
-                batch.set_origin(&remote);
+            let ranges = &front.records.ranges[front.next..front.next + take];
+            // The request's records in one copy, its metadata and origin written once.
+            let first = batch.len();
+            if self.metadata.is_empty() {
+                batch.push_all(&front.records.body, ranges);
+            } else {
+                let values = self.metadata.iter().map(|wanted| match wanted {
+                    Wanted::RemoteAddr => MetaValue::Text(front.origin.as_bytes()),
+                });
+                batch.push_all_messages(&front.records.body, ranges, values);
             }
+            // A record that does not decode is a dead letter naming its sender.
+            batch.set_origin_since(first, &front.origin);
             front.next += take;
             let done = front.next == front.records.ranges.len();
             q.records -= take;
@@ -324,6 +354,9 @@ impl RawSource for HttpSource {
                 if let Some(done) = q.requests.pop_front() {
                     q.open += 1;
                     self.unacked.read(done.client);
+                    if q.spare.len() < SPARE && done.records.body.capacity() <= SPARE_BYTES {
+                        q.spare.push(done.records);
+                    }
                 }
             }
         }
@@ -345,8 +378,8 @@ impl RawSource for HttpSource {
     fn commit(&mut self) -> Result<(), RunError> {
         let mut confirmed = Vec::new();
         self.unacked.confirmed(self.acks.confirmed(), &mut confirmed);
-        for client in confirmed {
-            self.answer(client, Answer::new(202, "accepted"));
+        if !confirmed.is_empty() {
+            self.answer(confirmed, &Answer::new(202, "accepted"));
         }
         Ok(())
     }
@@ -359,15 +392,13 @@ impl RawSource for HttpSource {
         let queued: Vec<Queued> = self.shared.queue().requests.drain(..).collect();
         let unconfirmed = self.unacked.take_all();
         let refused = queued.len() + unconfirmed.len();
-        for client in unconfirmed.into_iter().chain(queued.into_iter().map(|q| q.client)) {
-            self.answer(
-                client,
-                Answer::new(
-                    503,
-                    "the pipeline stopped before these records were safe: send them again",
-                ),
-            );
-        }
+        self.answer(
+            unconfirmed.into_iter().chain(queued.into_iter().map(|q| q.client)),
+            &Answer::new(
+                503,
+                "the pipeline stopped before these records were safe: send them again",
+            ),
+        );
         if refused > 0 {
             log::info(
                 "http source refused requests at shutdown",
