@@ -160,8 +160,18 @@ impl Broker {
     /// Publishes `messages` (`{"value", "key", "properties"}`) to `topic`, each
     /// confirmed by the broker.
     pub fn produce(&self, topic: &str, messages: &[Value]) {
+        self.produce_with(topic, messages, &[]);
+    }
+
+    /// [`Self::produce`] in batches of up to `size` messages: each one entry on the
+    /// broker, as a batching producer's are.
+    pub fn produce_batched(&self, topic: &str, messages: &[Value], size: usize) {
+        self.produce_with(topic, messages, &["--batch", &size.to_string()]);
+    }
+
+    fn produce_with(&self, topic: &str, messages: &[Value], extra: &[&str]) {
         let mut child = self
-            .client(&["produce", "--topic", topic])
+            .client(&[&["produce", "--topic", topic][..], extra].concat())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

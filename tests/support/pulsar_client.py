@@ -6,7 +6,9 @@ Subcommands, JSON lines in and out:
 
   produce    reads messages from stdin, one per line:
              {"value": str, "key": str|null, "properties": {k: v}}
-             sends them to --topic (waiting for each receipt); prints {"produced": n}.
+             sends them to --topic (in batches of up to --batch messages, one entry
+             each on the broker, when given), waits for every receipt; prints
+             {"produced": n}.
   consume    subscribes to --topic as --subscription (of --type, exclusive by default,
              from the earliest message), acknowledging each, until --expected messages were read or
              --timeout seconds passed without one; prints one line per message:
@@ -29,7 +31,14 @@ def client(url):
 
 def produce(args):
     c = client(args.url)
-    producer = c.create_producer(args.topic, batching_enabled=False)
+    if args.batch:
+        producer = c.create_producer(
+            args.topic, batching_enabled=True, batching_max_messages=args.batch, batching_max_publish_delay_ms=5,
+            block_if_queue_full=True,
+        )
+    else:
+        producer = c.create_producer(args.topic, batching_enabled=False)
+    failed = []
     n = 0
     for line in sys.stdin:
         if not line.strip():
@@ -38,9 +47,14 @@ def produce(args):
         kwargs = {"properties": m.get("properties") or {}}
         if m.get("key") is not None:
             kwargs["partition_key"] = m["key"]
-        producer.send(m["value"].encode(), **kwargs)
+        if args.batch:
+            producer.send_async(m["value"].encode(), lambda result, _id: result == pulsar.Result.Ok or failed.append(result), **kwargs)
+        else:
+            producer.send(m["value"].encode(), **kwargs)
         n += 1
     producer.flush()
+    if failed:
+        sys.exit(f"pulsar_client.py: {len(failed)} messages not confirmed: {failed[0]}")
     c.close()
     print(json.dumps({"produced": n}))
 
@@ -85,6 +99,7 @@ def main():
     parser.add_argument("--subscription", default="check")
     parser.add_argument("--type", default="Exclusive", choices=["Exclusive", "Shared", "Failover", "KeyShared"])
     parser.add_argument("--expected", type=int)
+    parser.add_argument("--batch", type=int)
     parser.add_argument("--timeout", type=float, default=10.0)
     args = parser.parse_args()
     {"produce": produce, "consume": consume}[args.command](args)

@@ -64,6 +64,19 @@ impl PulsarConnect {
     }
 }
 
+/// A topic's full name: `events` is `persistent://public/default/events`, and
+/// `tenant/namespace/topic` is `persistent://tenant/namespace/topic` (as Apache brokers
+/// read them; not every broker does, so the client never sends a short name).
+pub fn full_topic(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.contains("://") {
+        name.into()
+    } else if name.contains('/') {
+        format!("persistent://{name}").into()
+    } else {
+        format!("persistent://public/default/{name}").into()
+    }
+}
+
 /// Whether the broker refused who we are: retrying cannot help, the run ends.
 pub fn refused(e: &pulsar::Error) -> bool {
     let text = e.to_string().to_ascii_lowercase();
@@ -205,6 +218,13 @@ impl Outage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_topic_names_are_made_whole() {
+        assert_eq!(full_topic("events"), "persistent://public/default/events");
+        assert_eq!(full_topic("t/ns/events"), "persistent://t/ns/events");
+        assert_eq!(full_topic("non-persistent://t/ns/x"), "non-persistent://t/ns/x");
+    }
 
     #[test]
     fn a_url_that_is_not_a_brokers_is_refused_at_start() {

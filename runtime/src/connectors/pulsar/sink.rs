@@ -119,7 +119,7 @@ impl PulsarProducer {
             component,
             connect,
             options: publish.options(),
-            topic: publish.topic,
+            topic: client::full_topic(&publish.topic).into_owned(),
             delivery_timeout,
             jobs: jobs_in,
             outcomes: outcomes_out,
@@ -275,7 +275,10 @@ impl Publisher {
     /// Publishes one message, trying again while the broker is away, until its
     /// delivery timeout; then its outcome is a retriable failure.
     async fn publish(&mut self, job: Job) {
-        let topic = job.topic.clone().unwrap_or_else(|| self.topic.clone());
+        let topic = match &job.topic {
+            Some(topic) => client::full_topic(topic).into_owned(),
+            None => self.topic.clone(),
+        };
         loop {
             let message = Message {
                 payload: job.payload.clone(),

@@ -100,6 +100,22 @@ impl Wanted {
 struct Position {
     topic: String,
     id: MessageIdData,
+    /// The last message of its entry (a producer's batch), or one not batched.
+    closes_entry: bool,
+}
+
+impl Position {
+    fn of(message: Message<Vec<u8>>) -> Position {
+        let closes_entry = match (message.message_id.id.batch_index, message.message_id.batch_size) {
+            (Some(index), Some(size)) => index + 1 >= size,
+            _ => true,
+        };
+        Position {
+            topic: message.topic,
+            id: message.message_id.id,
+            closes_entry,
+        }
+    }
 }
 
 /// What the pipeline tells the thread.
@@ -135,6 +151,14 @@ impl PulsarSource {
         ctx: &Context,
     ) -> Result<PulsarSource, StartError> {
         connect.check(component)?;
+        let subscribe = PulsarSubscribe {
+            topics: subscribe
+                .topics
+                .iter()
+                .map(|t| client::full_topic(t).into_owned())
+                .collect(),
+            ..subscribe
+        };
         let metadata = metadata
             .iter()
             .map(|name| {
@@ -253,10 +277,7 @@ impl RawSource for PulsarSource {
             }
             // A record that does not decode is a dead letter naming its message.
             batch.set_origin(format_args!("{} {}", message.topic, self.text));
-            self.unacked.read(Position {
-                topic: message.topic,
-                id: message.message_id.id,
-            });
+            self.unacked.read(Position::of(message));
         }
         if !batch.is_empty() {
             self.acks.next_epoch();
@@ -272,6 +293,12 @@ impl RawSource for PulsarSource {
     fn commit(&mut self) -> Result<(), RunError> {
         let mut safe = Vec::new();
         self.unacked.confirmed(self.acks.confirmed(), &mut safe);
+        // A broker takes the acknowledgement of one message of a producer's batch for
+        // the whole entry (the client sends no batch-index acknowledgements): so only an
+        // entry's last message is acknowledged, once it is safe, and with it the entry's
+        // earlier messages, read and confirmed before it. One acknowledgement per entry
+        // is also what keeps the client's queue of them short.
+        safe.retain(|p| p.closes_entry);
         if !safe.is_empty() {
             // The thread is gone only after a failure `poll` reports.
             let _ = self.commands.send(Command::Ack(safe));
@@ -287,10 +314,7 @@ impl RawSource for PulsarSource {
         if let Some(messages) = &mut self.messages {
             messages.close();
             while let Ok(message) = messages.try_recv() {
-                unsafe_.push(Position {
-                    topic: message.topic,
-                    id: message.message_id.id,
-                });
+                unsafe_.push(Position::of(message));
             }
         }
         if !unsafe_.is_empty() {
@@ -487,4 +511,36 @@ fn random_id() -> u64 {
     }
     // Kept below 2^53, so tools printing it as a JSON number keep it exact.
     hasher.finish() >> 11
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pulsar::consumer::data::MessageData;
+    use pulsar::Payload;
+
+    fn message(batch_index: Option<i32>, batch_size: Option<i32>) -> Message<Vec<u8>> {
+        let id = MessageIdData {
+            ledger_id: 1,
+            entry_id: 2,
+            batch_index,
+            ..MessageIdData::default()
+        };
+        let payload = Payload {
+            metadata: Default::default(),
+            data: Vec::new(),
+        };
+        Message::new("t", MessageData { id, batch_size }, payload)
+    }
+
+    #[test]
+    fn only_the_last_message_of_a_batch_closes_its_entry() {
+        let closes = |index, size| Position::of(message(index, size)).closes_entry;
+        assert!(closes(None, None), "not batched");
+        assert!(closes(Some(0), Some(1)), "a batch of one");
+        assert!(!closes(Some(0), Some(3)));
+        assert!(!closes(Some(1), Some(3)));
+        assert!(closes(Some(2), Some(3)));
+        assert!(closes(Some(0), None), "no batch size: acknowledged");
+    }
 }
