@@ -6,10 +6,12 @@
 //! subscription `bench` on `bench_in` (from the earliest message) and a batching producer
 //! on `bench_out` (rill's sink defaults: 1000 messages, 128 KiB, 10 ms). Each message's
 //! payload is parsed for the two fields the filter tests (`Probe`: borrowed, nothing
-//! allocated); a kept payload is moved, untouched, into a message for the producer and
-//! its input is acknowledged once the broker's receipt for the output arrives; a
-//! filtered (or unreadable) one is acknowledged at once. So a message is acknowledged
-//! only once its output is safe: rill's guarantee.
+//! allocated); a kept payload is moved, untouched, into a message for the producer. A
+//! message is safe once the broker's receipt for its output arrives, a filtered (or
+//! unreadable) one at once. The broker takes one acknowledgement for a whole entry (a
+//! producer's batch), so an entry is acknowledged once, when its last message is safe
+//! (receipts may come back in any order): rill's guarantee, at one acknowledgement per
+//! entry.
 //!
 //! Runs until SIGTERM/SIGINT, then prints its counts.
 
@@ -17,9 +19,10 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use pulsar::consumer::{ConsumerOptions, InitialPosition};
 use pulsar::producer::Message;
 use pulsar::proto::command_subscribe::SubType;
-use pulsar::proto::CommandSendReceipt;
+use pulsar::proto::{CommandSendReceipt, MessageIdData};
 use pulsar::{Consumer, TokioExecutor};
 use rill_bench_pulsar::{batching, connect, random_id, runtime, Args, Probe, INPUT_TOPIC, OUTPUT_TOPIC, SUBSCRIPTION};
+use std::collections::HashMap;
 use std::process::ExitCode;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -69,6 +72,8 @@ async fn relay(url: &str) -> Result<(u64, u64), String> {
         .map_err(|e| format!("cannot make a producer: {e}"))?;
     // Each kept message's id, back with its output's receipt.
     let mut receipts = FuturesUnordered::new();
+    // Per entry (ledger, entry): its messages not yet safe.
+    let mut unsafe_in: HashMap<(u64, u64), u32> = HashMap::new();
     let (mut read, mut kept) = (0u64, 0u64);
     loop {
         tokio::select! {
@@ -78,7 +83,9 @@ async fn relay(url: &str) -> Result<(u64, u64), String> {
             Some((id, receipt)) = receipts.next(), if !receipts.is_empty() => {
                 let receipt: Result<CommandSendReceipt, pulsar::Error> = receipt;
                 receipt.map_err(|e| format!("no receipt: {e}"))?;
-                consumer.ack_with_id(INPUT_TOPIC, id).await.map_err(|e| format!("ack: {e}"))?;
+                if entry_safe(&mut unsafe_in, &id) {
+                    consumer.ack_with_id(INPUT_TOPIC, id).await.map_err(|e| format!("ack: {e}"))?;
+                }
             }
             next = consumer.next() => {
                 let message = match next {
@@ -87,13 +94,18 @@ async fn relay(url: &str) -> Result<(u64, u64), String> {
                     None => return Err("the consumer ended".into()),
                 };
                 read += 1;
+                let id = message.message_id.id.clone();
+                unsafe_in
+                    .entry((id.ledger_id, id.entry_id))
+                    .or_insert_with(|| message.message_id.batch_size.map_or(1, |n| n.max(1) as u32));
                 let keep = serde_json::from_slice::<Probe>(&message.payload.data).is_ok_and(|p| p.keep());
                 if !keep {
-                    consumer.ack(&message).await.map_err(|e| format!("ack: {e}"))?;
+                    if entry_safe(&mut unsafe_in, &id) {
+                        consumer.ack_with_id(INPUT_TOPIC, id).await.map_err(|e| format!("ack: {e}"))?;
+                    }
                     continue;
                 }
                 kept += 1;
-                let id = message.message_id.id;
                 let receipt = producer
                     .send_non_blocking(Message { payload: message.payload.data, ..Message::default() })
                     .await
@@ -106,4 +118,19 @@ async fn relay(url: &str) -> Result<(u64, u64), String> {
     let _ = consumer.close().await;
     let _ = producer.close().await;
     Ok((read, kept))
+}
+
+/// One more message of `id`'s entry is safe: `true` when it was the entry's last.
+fn entry_safe(unsafe_in: &mut HashMap<(u64, u64), u32>, id: &MessageIdData) -> bool {
+    let key = (id.ledger_id, id.entry_id);
+    match unsafe_in.get_mut(&key) {
+        Some(left) if *left > 1 => {
+            *left -= 1;
+            false
+        }
+        _ => {
+            unsafe_in.remove(&key);
+            true
+        }
+    }
 }

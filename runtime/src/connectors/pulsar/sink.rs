@@ -25,7 +25,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{self, error::TrySendError, Receiver, Sender};
-use tokio::task::JoinSet;
+use futures::stream::{FuturesUnordered, StreamExt};
+use pulsar::producer::SendFuture;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
 
 /// Messages unconfirmed at once, at most.
 const MAX_IN_FLIGHT: usize = 10_000;
@@ -119,7 +123,7 @@ impl PulsarProducer {
             component,
             connect,
             options: publish.options(),
-            topic: client::full_topic(&publish.topic).into_owned(),
+            topic: Arc::from(client::full_topic(&publish.topic).as_ref()),
             delivery_timeout,
             jobs: jobs_in,
             outcomes: outcomes_out,
@@ -131,7 +135,7 @@ impl PulsarProducer {
             ),
             client: None,
             producers: HashMap::new(),
-            receipts: JoinSet::new(),
+            receipts: FuturesUnordered::new(),
         };
         let thread = client::spawn(component, format!("pulsar {component}"), move || publisher.run())?;
         Ok(PulsarProducer {
@@ -243,7 +247,7 @@ struct Publisher {
     component: &'static str,
     connect: PulsarConnect,
     options: ProducerOptions,
-    topic: String,
+    topic: Arc<str>,
     delivery_timeout: Duration,
     jobs: Receiver<Job>,
     outcomes: std_mpsc::Sender<Outcome>,
@@ -251,21 +255,62 @@ struct Publisher {
     outage: Outage,
     client: Option<Pulsar<TokioExecutor>>,
     producers: HashMap<String, Producer<TokioExecutor>>,
-    /// Tasks waiting for a receipt.
-    receipts: JoinSet<()>,
+    /// Messages published whose receipt has not come yet.
+    receipts: FuturesUnordered<Receipt>,
+}
+
+/// A published message's receipt, as its outcome.
+struct Receipt {
+    tag: u64,
+    /// Kept for the dead letter if the broker does not confirm it.
+    payload: Option<Vec<u8>>,
+    receipt: SendFuture,
+}
+
+impl Future for Receipt {
+    type Output = Outcome;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Outcome> {
+        let done = match Pin::new(&mut self.receipt).poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(done) => done,
+        };
+        let tag = self.tag;
+        Poll::Ready(match done {
+            Ok(_) => Outcome::delivered(tag),
+            Err(e) => Outcome {
+                tag,
+                failure: Some((
+                    format!("the Pulsar broker did not confirm it: {e}"),
+                    self.payload.take().unwrap_or_default(),
+                )),
+                retriable: true,
+            },
+        })
+    }
 }
 
 impl Publisher {
     async fn run(mut self) {
-        while let Some(job) = self.jobs.recv().await {
-            self.publish(job).await;
-            while self.receipts.try_join_next().is_some() {}
+        loop {
+            tokio::select! {
+                biased;
+                Some(outcome) = self.receipts.next(), if !self.receipts.is_empty() => self.report(outcome),
+                job = self.jobs.recv() => match job {
+                    Some(job) => self.publish(job).await,
+                    None => break,
+                },
+            }
         }
         // The pipeline closes: the last batches go out now, not after their wait.
         for producer in self.producers.values_mut() {
             let _ = producer.send_batch().await;
         }
-        let receipts = async { while self.receipts.join_next().await.is_some() {} };
+        let receipts = async {
+            while let Some(outcome) = self.receipts.next().await {
+                let _ = self.outcomes.send(outcome);
+            }
+        };
         let _ = tokio::time::timeout(self.delivery_timeout, receipts).await;
         for producer in self.producers.values_mut() {
             let _ = tokio::time::timeout(CLOSE_GRACE, producer.close()).await;
@@ -276,7 +321,7 @@ impl Publisher {
     /// delivery timeout; then its outcome is a retriable failure.
     async fn publish(&mut self, job: Job) {
         let topic = match &job.topic {
-            Some(topic) => client::full_topic(topic).into_owned(),
+            Some(topic) => Arc::from(client::full_topic(topic).as_ref()),
             None => self.topic.clone(),
         };
         loop {
@@ -290,18 +335,10 @@ impl Publisher {
                 Ok(producer) => match producer.send_non_blocking(message).await {
                     Ok(receipt) => {
                         self.outage.connected();
-                        let (tag, payload, outcomes) = (job.tag, job.payload, self.outcomes.clone());
-                        self.receipts.spawn(async move {
-                            let outcome = match receipt.await {
-                                Ok(_) => Outcome::delivered(tag),
-                                Err(e) => Outcome {
-                                    tag,
-                                    failure: Some((format!("the Pulsar broker did not confirm it: {e}"), payload)),
-                                    retriable: true,
-                                },
-                            };
-                            let _ = outcomes.send(outcome);
-                            crate::wake::notify();
+                        self.receipts.push(Receipt {
+                            tag: job.tag,
+                            payload: Some(job.payload),
+                            receipt,
                         });
                         return;
                     }
@@ -316,7 +353,7 @@ impl Publisher {
                 return;
             }
             // Made again on the next attempt.
-            self.producers.remove(&topic);
+            self.producers.remove(&*topic);
             if job.since.elapsed() >= self.delivery_timeout {
                 let why = format!("the Pulsar broker could not be reached within the delivery timeout: {failed}");
                 self.fail(job, &why);
@@ -328,11 +365,16 @@ impl Publisher {
     }
 
     fn fail(&self, job: Job, why: &str) {
-        let _ = self.outcomes.send(Outcome {
+        self.report(Outcome {
             tag: job.tag,
             failure: Some((why.to_string(), job.payload)),
             retriable: true,
         });
+    }
+
+    /// Hands an outcome to the pipeline (waking it if it sleeps).
+    fn report(&self, outcome: Outcome) {
+        let _ = self.outcomes.send(outcome);
         crate::wake::notify();
     }
 
