@@ -115,6 +115,16 @@ impl Cx<'_> {
         None
     }
 
+    /// A connector's URL at `path` (`text`, as known now) cannot be used: says why, where.
+    pub fn bad_url(&mut self, path: &[&str], text: &str, problem: &str, help: &str) {
+        let span = self.value(path);
+        let message = match text {
+            "" => problem.to_string(),
+            text => format!("`{text}`: {problem}"),
+        };
+        self.error(SpecError::invalid_value("url", message, &span, Some(help.into())));
+    }
+
     /// A size above zero, compiled in, at `path` (`default` when not given); reported
     /// where it is when it does not parse.
     pub fn size(&mut self, path: &[&str], text: Option<&crate::spec::Setting>, default: u64) -> Option<u64> {

@@ -304,12 +304,7 @@ fn client(path: &[&str], url: &Setting, token: Option<&Setting>, cx: &mut Cx) ->
         Some(_) => Some(("not a Pulsar URL", "`pulsar://host:6650`")),
     };
     if let Some((problem, help)) = problem {
-        let span = cx.value(&at("url"));
-        let message = match text {
-            "" => problem.to_string(),
-            text => format!("`{text}`: {problem}"),
-        };
-        cx.error(SpecError::invalid_value("url", message, &span, Some(help.into())));
+        cx.bad_url(&at("url"), text, problem, help);
     }
     let url = cx.setting(&at("url"), "url", &url.0, "Pulsar broker, pulsar://host:6650");
     let token = token.map(|t| cx.setting(&at("token"), "token", &t.0, "Pulsar authentication token (JWT)"));

@@ -471,12 +471,7 @@ fn client(
         )),
     };
     if let Some((problem, help)) = problem {
-        let span = cx.value(&at("url"));
-        let message = match text {
-            "" => problem.to_string(),
-            text => format!("`{text}`: {problem}"),
-        };
-        cx.error(SpecError::invalid_value("url", message, &span, Some(help.into())));
+        cx.bad_url(&at("url"), text, problem, help);
     }
     let url = cx.setting(&at("url"), "url", &url.0, "Redis server, redis://host:port[/db]");
     let username = username.map(|u| cx.setting(&at("username"), "username", &u.0, "Redis user (ACL)"));

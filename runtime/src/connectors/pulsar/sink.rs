@@ -15,21 +15,21 @@ use crate::driver::Context;
 use crate::errors::{RunError, StartError};
 use crate::log;
 use crate::sinks::{Address, MessageSink, Outcome, Undelivered};
+use futures::stream::{FuturesUnordered, StreamExt};
 use pulsar::compression::Compression;
+use pulsar::producer::SendFuture;
 use pulsar::producer::{Message, ProducerOptions};
 use pulsar::{Producer, Pulsar, TokioExecutor};
 use serde_json::json;
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{self, error::TrySendError, Receiver, Sender};
-use futures::stream::{FuturesUnordered, StreamExt};
-use pulsar::producer::SendFuture;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context as TaskContext, Poll};
 
 /// Messages unconfirmed at once, at most.
 const MAX_IN_FLIGHT: usize = 10_000;
