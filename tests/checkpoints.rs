@@ -201,7 +201,9 @@ fn killed_at_random_moments_the_output_equals_an_uninterrupted_runs() {
 #[test]
 fn sigterm_stops_cleanly_and_the_next_start_goes_on() {
     let bin = build(SPEC);
-    let files = Files::new("checkpoints_term", &readings(12, 200_000));
+    // Enough input that ten stops come before the end (runs got faster: 200,000 once
+    // ran out after nine).
+    let files = Files::new("checkpoints_term", &readings(12, 600_000));
     let expected = files.reference(&bin);
     // Every other stop a SIGTERM: exit 0, final checkpoint, windows kept open.
     let trial = crash_until_done(&files, &bin, 7, 10, 2);
