@@ -416,10 +416,11 @@ fn a_second_copy_on_an_exclusive_subscription_stands_by_and_takes_over() {
         |range: std::ops::Range<i64>| -> Vec<String> { range.map(|n| json!({ "n": n }).to_string()).collect() };
     let mut first = support::start(pipeline("tests/pipelines/pulsar_exclusive.yaml", &broker).env("OUT", &first_out));
     first.wait_for_log_any_time("pulsar subscribed");
+    broker.produce_values(topic, &values(0..500));
+    support::wait_until("the first copy read them", || written(&first_out).len() >= 500);
+    // A second copy is refused while the first holds the subscription: it stands by.
     let mut second = support::start(pipeline("tests/pipelines/pulsar_exclusive.yaml", &broker).env("OUT", &second_out));
     second.wait_for_log_any_time("pulsar: not subscribed");
-    broker.produce_values(topic, &values(0..500));
-    support::wait_until("the first copy read them", || written(&first_out).len() == 500);
     first.signal("TERM");
     let out = first.wait();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
