@@ -490,3 +490,47 @@ fn on_a_failover_subscription_one_copy_reads_and_the_other_takes_over_when_it_di
     let out = survivor.wait();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn sigterm_while_the_broker_is_gone_stops_and_says_what_was_not_delivered() {
+    let dir = support::workdir("pulsar-sigterm-gone");
+    let mut broker = Broker::start(&dir.join("broker"));
+    let items = dir.join("items.jsonl");
+    let append = |range: std::ops::Range<i64>| {
+        use std::io::Write;
+        let text: String = range.map(|n| format!("{}\n", json!({ "n": n }))).collect();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&items)
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    };
+    append(0..100);
+    let mut cmd = pipeline("tests/pipelines/pulsar_follow.yaml", &broker);
+    cmd.env("ITEMS", &items);
+    let mut running = support::start(&mut cmd);
+    let got = broker.consume(
+        "persistent://public/default/follow_out",
+        "check",
+        100,
+        Duration::from_secs(20),
+    );
+    assert_eq!(got.len(), 100);
+    // Gone for good: the next records wait in the sink, published again and again.
+    broker.stop();
+    append(100..150);
+    // The client retries by itself (it may not say so yet): give the records time to reach it.
+    std::thread::sleep(Duration::from_secs(2));
+    running.signal("TERM");
+    let output = running.wait();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("still undelivered at shutdown"), "{stderr}");
+    // Every record is accounted for: published before the broker went, or given up on.
+    let c = support::counters(&output.stderr);
+    let received = support::counter(&c, "sinks.out", "received");
+    let sent = support::counter(&c, "sinks.out", "sent");
+    let lost = support::counter(&c, "sinks.out", "dropped") + support::counter(&c, "sinks.out", "dead_lettered");
+    assert_eq!((received, sent, lost), (150, 100, 50), "{stderr}");
+}

@@ -215,12 +215,19 @@ impl MessageSink for PulsarProducer {
         Some(MAX_IN_FLIGHT)
     }
 
-    /// Sends what is batched, waiting for the receipts as long as a message may wait.
+    /// Sends what is batched, waiting for the receipts as long as a message may wait
+    /// (or until a requested stop is overdue).
     fn close(&mut self, outcomes: &mut Vec<Outcome>) -> Result<(), Undelivered> {
         self.jobs = None;
         let until = Instant::now() + self.delivery_timeout + CLOSE_GRACE;
         self.take_outcomes();
-        while self.outstanding > 0 && Instant::now() < until && !self.thread_gone() {
+        // A stop that is due (SIGTERM, the broker gone) does not wait out the delivery
+        // timeout: the shutdown watchdog would end the run before the counts are said.
+        while self.outstanding > 0
+            && Instant::now() < until
+            && !self.thread_gone()
+            && !crate::shutdown::give_up_waiting()
+        {
             std::thread::sleep(Duration::from_millis(5));
             self.take_outcomes();
         }
