@@ -509,7 +509,7 @@ fn sigterm_while_the_broker_is_gone_stops_and_says_what_was_not_delivered() {
     append(0..100);
     let mut cmd = pipeline("tests/pipelines/pulsar_follow.yaml", &broker);
     cmd.env("ITEMS", &items);
-    let mut running = support::start(&mut cmd);
+    let running = support::start(&mut cmd);
     let got = broker.consume(
         "persistent://public/default/follow_out",
         "check",
