@@ -131,6 +131,7 @@ fn crash_until_done(files: &Files, bin: &Path, seed: u64, stops: u32, term_every
     loop {
         assert!(started.elapsed() < PATIENCE * 5, "the trial did not finish: {trial:?}");
         trial.runs += 1;
+        let started_before = runs_started(&files.dir);
         let mut child = files
             .command(bin, &args)
             .stderr(log.try_clone().unwrap())
@@ -154,6 +155,15 @@ fn crash_until_done(files: &Files, bin: &Path, seed: u64, stops: u32, term_every
                 return trial;
             }
             None if (trial.kills + trial.terms + 1) % term_every == 0 => {
+                // A SIGTERM before the run has installed its handler ends it as any
+                // program ends (killed by the signal): not the clean stop checked here.
+                support::wait_until("the run started", || {
+                    runs_started(&files.dir) > started_before || child.try_wait().unwrap().is_some()
+                });
+                if let Some(status) = child.try_wait().unwrap() {
+                    assert!(status.success(), "run {} failed: {status}; see runs.log", trial.runs);
+                    return trial;
+                }
                 let pid = child.id().to_string();
                 Command::new("kill").args(["-TERM", &pid]).status().unwrap();
                 let status = child.wait().unwrap();
@@ -167,6 +177,11 @@ fn crash_until_done(files: &Files, bin: &Path, seed: u64, stops: u32, term_every
             }
         }
     }
+}
+
+/// How many runs have logged `pipeline started` into `runs.log`.
+fn runs_started(dir: &Path) -> u32 {
+    std::fs::read_to_string(dir.join("runs.log")).map_or(0, |log| log.matches("pipeline started").count() as u32)
 }
 
 fn assert_same_outputs(got: &[Vec<u8>], expected: &[Vec<u8>], trial: &Trial) {

@@ -83,8 +83,15 @@ fn lines(dir: &Path) -> usize {
     std::fs::read(dir.join("out.jsonl")).map_or(0, |b| b.iter().filter(|c| **c == b'\n').count())
 }
 
-/// Waits for `rows` rows, then stops the run with SIGTERM (a clean stop: exit 0).
-fn finish(mut child: Child, dir: &Path, rows: usize) -> Vec<u8> {
+/// Starts a run, waits until it has the partition and `rows` rows are written, then
+/// stops it with SIGTERM (a clean stop: exit 0). The wait for the partition comes first:
+/// a killed run may already have written every row, and a SIGTERM that arrives before
+/// the new run has installed its handler, or while it cuts the file back to its
+/// checkpoint, would not be the clean stop this checks.
+fn finish(bin: &Path, broker: &Broker, dir: &Path, group: &str, rows: usize) -> Vec<u8> {
+    let assigned = assignments(dir);
+    let mut child = start(bin, broker, dir, group);
+    support::wait_until("the partition assigned", || assignments(dir) > assigned);
     let deadline = Instant::now() + PATIENCE * 3;
     while lines(dir) < rows {
         assert!(
@@ -143,10 +150,10 @@ fn killed_while_consuming_the_output_equals_an_uninterrupted_runs() {
         producing.join().unwrap();
         kills
     });
-    let trial = finish(start(&bin, &broker, &trial_dir, "trial"), &trial_dir, rows);
+    let trial = finish(&bin, &broker, &trial_dir, "trial", rows);
     // The reference: a fresh group and state directory, never interrupted.
     let reference_dir = workdir("kafka_checkpoints_reference");
-    let reference = finish(start(&bin, &broker, &reference_dir, "reference"), &reference_dir, rows);
+    let reference = finish(&bin, &broker, &reference_dir, "reference", rows);
     assert_eq!(lines(&reference_dir), rows);
     assert!(
         trial == reference,
