@@ -26,6 +26,9 @@ pub struct Args {
     pub shutdown_timeout_ms: Option<u64>,
     /// `--reset-state`: discard the checkpoints in the state directory and start afresh.
     pub reset_state: bool,
+    /// `--threads`: threads in all, the pipeline's own included (else `$RILL_THREADS`,
+    /// else the cores available).
+    pub threads: Option<usize>,
 }
 
 impl Default for Args {
@@ -39,6 +42,7 @@ impl Default for Args {
             checkpoint_interval_ms: None,
             shutdown_timeout_ms: None,
             reset_state: false,
+            threads: None,
         }
     }
 }
@@ -153,6 +157,13 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
                     .filter(|n| *n > 0)
                     .ok_or_else(|| UsageError(format!("`--batch-size {v}` must be a positive integer")))?;
             }
+            "--threads" => {
+                let v = value("a number of threads")?;
+                parsed.threads = Some(
+                    parse_threads(&v)
+                        .ok_or_else(|| UsageError(format!("`--threads {v}` must be a positive integer")))?,
+                );
+            }
             "--metrics-addr" => {
                 let v = value("HOST:PORT, such as 127.0.0.1:9464")?;
                 if v.trim().is_empty() {
@@ -186,6 +197,11 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
     Ok(Command::Run(parsed))
 }
 
+/// A thread count: a positive integer.
+pub fn parse_threads(v: &str) -> Option<usize> {
+    v.trim().parse().ok().filter(|n| *n > 0)
+}
+
 /// `--version` text: `<name> <spec_hash> (rill <runtime version>)`.
 pub fn version_text(info: &PipelineInfo) -> String {
     format!("{} {} (rill {})", info.name, info.spec_hash, env!("CARGO_PKG_VERSION"))
@@ -201,6 +217,8 @@ pub fn help_text(info: &PipelineInfo) -> String {
            --set KEY=VALUE      override a setting (repeatable); the value may use ${{VAR}} and ${{VAR:-default}}\n  \
            --log-level LEVEL    error, warn, info or debug (default: $RILL_LOG, else info)\n  \
            --batch-size N       records read per source poll (default: {batch})\n  \
+           --threads N          threads in all; sources decode on the others (default:\n                       \
+           $RILL_THREADS, else the cores available; 1: one thread)\n  \
            --metrics-addr ADDR  serve Prometheus /metrics and /health on HOST:PORT\n                       \
            (default: $RILL_METRICS_ADDR, else nothing listens)\n  \
            --state-dir DIR      keep checkpoints and disk buffers in DIR, and resume from\n                       \

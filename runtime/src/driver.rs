@@ -98,6 +98,9 @@ pub struct Context {
     /// A checkpoint will be restored: file sinks keep their contents (the restore cuts
     /// them back to the checkpointed length) instead of starting empty.
     pub resuming: bool,
+    /// Threads besides the pipeline's that sources hand decoding to (`--threads`);
+    /// `None` with one thread.
+    pub workers: Option<crate::workers::Workers>,
 }
 
 impl Context {
@@ -109,6 +112,7 @@ impl Context {
             acks: Acks::new(),
             state_dir: None,
             resuming: false,
+            workers: None,
         }
     }
 }
@@ -292,6 +296,20 @@ pub fn run_with_args<P: Pipeline>(
         Err(e) => return start_exit(e.message()),
     };
     let mut ctx = Context::new(settings, args.batch_size);
+    let threads = match (args.threads, option_or_env(None, "RILL_THREADS")) {
+        (Some(n), _) => n,
+        (None, None) => crate::workers::available(),
+        (None, Some(v)) => match cli::parse_threads(&v) {
+            Some(n) => n,
+            None => return start_exit(&format!("RILL_THREADS=`{v}` must be a positive integer")),
+        },
+    };
+    if let Some(count) = crate::workers::for_threads(threads) {
+        match crate::workers::Workers::start(count) {
+            Ok(workers) => ctx.workers = Some(workers),
+            Err(e) => return start_exit(&format!("cannot start {count} worker threads: {e}")),
+        }
+    }
     let timing = duration_or_env(
         args.checkpoint_interval_ms,
         "RILL_CHECKPOINT_INTERVAL",
@@ -360,6 +378,7 @@ pub fn run_with_args<P: Pipeline>(
             ("spec_hash", info.spec_hash.into()),
             ("rill_version", env!("CARGO_PKG_VERSION").into()),
             ("batch_size", ctx.batch_size.into()),
+            ("threads", threads.into()),
         ],
     );
     let started = Instant::now();

@@ -32,6 +32,7 @@ pub mod state;
 pub mod time;
 pub mod wake;
 pub mod windows;
+pub mod workers;
 
 #[cfg(test)]
 mod test_util;

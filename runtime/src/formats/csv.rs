@@ -250,13 +250,13 @@ impl<T: CsvRecord> CsvDecoder<T> {
 }
 
 /// What the header line says: where each column read is, and how many fields a row has.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 struct Header {
     positions: Vec<usize>,
     width: usize,
 }
 
-impl<T: CsvRecord> Decoder for CsvDecoder<T> {
+impl<T: CsvRecord + Send + 'static> Decoder for CsvDecoder<T> {
     type Output = T;
 
     /// The header as read (or the error every record reports), once it was read.
@@ -268,6 +268,15 @@ impl<T: CsvRecord> Decoder for CsvDecoder<T> {
     fn restore_state(&mut self, saved: &[u8]) -> Result<(), String> {
         self.header = postcard::from_bytes(saved).map_err(|e| format!("the saved CSV header does not decode: {e}"))?;
         Ok(())
+    }
+
+    /// Once the header is read, each row decodes on its own.
+    fn fork(&self) -> Option<Self> {
+        let header = self.header.clone()?;
+        Some(CsvDecoder {
+            header: Some(header),
+            ..CsvDecoder::new(self.delimiter)
+        })
     }
 
     fn decode(&mut self, raw: &[u8]) -> Result<Option<T>, DecodeError> {

@@ -22,7 +22,7 @@ impl<T: DeserializeOwned> JsonDecoder<T> {
     }
 }
 
-impl<T: DeserializeOwned> Decoder for JsonDecoder<T> {
+impl<T: DeserializeOwned + Send + 'static> Decoder for JsonDecoder<T> {
     type Output = T;
 
     fn decode(&mut self, raw: &[u8]) -> Result<Option<T>, DecodeError> {
@@ -32,6 +32,11 @@ impl<T: DeserializeOwned> Decoder for JsonDecoder<T> {
             return Ok(None);
         }
         serde_json::from_slice(raw).map(Some).map_err(DecodeError::from)
+    }
+
+    /// Each line decodes on its own.
+    fn fork(&self) -> Option<Self> {
+        Some(JsonDecoder::new())
     }
 }
 

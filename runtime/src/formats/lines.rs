@@ -26,7 +26,7 @@ impl<T: LineRecord> LinesDecoder<T> {
     }
 }
 
-impl<T: LineRecord> Decoder for LinesDecoder<T> {
+impl<T: LineRecord + Send + 'static> Decoder for LinesDecoder<T> {
     type Output = T;
 
     fn decode(&mut self, raw: &[u8]) -> Result<Option<T>, DecodeError> {
@@ -34,6 +34,11 @@ impl<T: LineRecord> Decoder for LinesDecoder<T> {
             Ok(line) => Ok(Some(T::from_line(line))),
             Err(e) => Err(DecodeError::new(format!("invalid UTF-8 at byte {}", e.valid_up_to()))),
         }
+    }
+
+    /// Each line decodes on its own.
+    fn fork(&self) -> Option<Self> {
+        Some(LinesDecoder::new())
     }
 }
 

@@ -16,11 +16,23 @@ pub use self::lines::{LineRecord, LinesDecoder, LinesEncoder};
 
 use crate::errors::{DecodeError, EvalError};
 
-/// Decodes raw records of one source.
-pub trait Decoder {
-    type Output;
+/// Decodes raw records of one source. Decoders and records cross to worker threads
+/// (see [`Self::fork`]), hence `Send`.
+pub trait Decoder: Send + 'static {
+    type Output: Send + 'static;
     /// `Ok(None)` = not a record (a blank line, a CSV header).
     fn decode(&mut self, raw: &[u8]) -> Result<Option<Self::Output>, DecodeError>;
+    /// A copy that decodes the records that follow exactly as this one would, whatever
+    /// it is given first: worker threads decode batches with copies, out of order.
+    /// `None` (the default) while decoding depends on the records before (a CSV decoder
+    /// that has not read its header yet): everything is then decoded on the pipeline
+    /// thread, in order.
+    fn fork(&self) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        None
+    }
     /// What the decoder learnt from the stream so far (a CSV header), for a checkpoint:
     /// a source resumed mid-stream does not see it again.
     fn save_state(&self) -> Vec<u8> {
