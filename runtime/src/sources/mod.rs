@@ -140,6 +140,13 @@ struct Ahead<D: Decoder> {
     spare: Vec<Decoded<D>>,
 }
 
+/// Batches handed to the workers by one poll, numbered from 1 to `count`, and where
+/// they come back.
+struct Sent<D: Decoder> {
+    results: mpsc::Receiver<Decoded<D>>,
+    count: usize,
+}
+
 /// One batch and what each of its records decoded to.
 struct Decoded<D: Decoder> {
     seq: usize,
@@ -228,9 +235,9 @@ impl<D: Decoder> Source<D> {
             }
             return Ok(polled);
         }
-        let (results, sent) = match self.batch.len() >= self.batch_size {
+        let sent = match self.batch.len() >= self.batch_size {
             true => self.read_ahead(&mut polled)?,
-            false => (None, 0),
+            false => None,
         };
         let mut counts = (0u64, 0u64);
         let Source {
@@ -242,9 +249,9 @@ impl<D: Decoder> Source<D> {
         });
         let mut flowed = route.flow(batch, inline, out, &flow, &mut counts);
         self.counters.emit(InternalEvent::BytesRead(self.batch.bytes() as u64));
-        if let Some(results) = results {
+        if let Some(Sent { results, count }) = sent {
             let mut early = Vec::new();
-            for seq in 1..=sent {
+            for seq in 1..=count {
                 if flowed.is_err() {
                     break;
                 }
@@ -272,11 +279,10 @@ impl<D: Decoder> Source<D> {
     }
 
     /// After a full batch: reads up to [`Ahead::most`] more while the source has them,
-    /// and hands each to a worker to decode. Returns where the results come back and how
-    /// many batches went out (numbered from 1).
-    fn read_ahead(&mut self, polled: &mut Poll) -> Result<(Option<mpsc::Receiver<Decoded<D>>>, usize), RunError> {
+    /// and hands each to a worker to decode. `None` without workers.
+    fn read_ahead(&mut self, polled: &mut Poll) -> Result<Option<Sent<D>>, RunError> {
         let Some(ahead) = &mut self.ahead else {
-            return Ok((None, 0));
+            return Ok(None);
         };
         let (tx, rx) = mpsc::channel();
         let mut sent = 0;
@@ -309,7 +315,10 @@ impl<D: Decoder> Source<D> {
                 let _ = tx.send(next);
             }));
         }
-        Ok((Some(rx), sent))
+        Ok(Some(Sent {
+            results: rx,
+            count: sent,
+        }))
     }
 
     /// Runs a batch the workers decoded through the pipeline, and keeps its buffers
@@ -652,13 +661,14 @@ mod tests {
         assert_eq!(dropped, [("sources.nums", 0), ("transforms.a", 1), ("transforms.b", 1)]);
     }
 
+    /// What flowed, the dead letters (without time stamps), (component, received, sent,
+    /// dead-lettered or dropped), and the error that stopped the run.
+    type Outcome = (Vec<i64>, String, Vec<(&'static str, u64, u64, u64)>, Option<String>);
+
     /// Runs 300 batches of 7 records (numbers, bad ones, blanks and negatives that
     /// fail in the flow) with `workers` worker threads: what flowed, the dead letters,
     /// the counters and the error.
-    fn many_batches(
-        workers: usize,
-        on_error: OnError,
-    ) -> (Vec<i64>, String, Vec<(&'static str, u64, u64, u64)>, Option<String>) {
+    fn many_batches(workers: usize, on_error: OnError) -> Outcome {
         let mut ctx = Context::new(Settings::from_values(vec![]), 7);
         ctx.workers = crate::workers::for_threads(workers + 1).map(|n| crate::workers::Workers::start(n).unwrap());
         let mut rng = 7u64;
