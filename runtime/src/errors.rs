@@ -135,11 +135,17 @@ impl std::error::Error for RecordError {}
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodeError {
     pub reason: String,
+    /// The bytes are not in the format at all (not JSON), as opposed to a value that
+    /// does not fit the schema: an HTTP body with such a record is refused whole.
+    pub malformed: bool,
 }
 
 impl DecodeError {
     pub fn new(reason: impl Into<String>) -> Self {
-        DecodeError { reason: reason.into() }
+        DecodeError {
+            reason: reason.into(),
+            malformed: false,
+        }
     }
 }
 
@@ -153,7 +159,11 @@ impl std::error::Error for DecodeError {}
 
 impl From<serde_json::Error> for DecodeError {
     fn from(e: serde_json::Error) -> Self {
-        DecodeError::new(e.to_string())
+        use serde_json::error::Category;
+        DecodeError {
+            malformed: matches!(e.classify(), Category::Syntax | Category::Eof),
+            reason: e.to_string(),
+        }
     }
 }
 

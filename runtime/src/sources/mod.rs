@@ -7,6 +7,7 @@
 //! function, and routes every bad record according to its [`OnError`]. Dynamic dispatch
 //! happens once per batch (`Box<dyn RawSource>`); the per-record work is monomorphic.
 
+pub mod arrival;
 pub(crate) mod framing;
 
 use crate::batch::{MetaView, RawBatch};
@@ -17,6 +18,8 @@ use crate::internal_events::{Counters, Events, InternalEvent};
 use crate::sinks::Outputs;
 use crate::state::Checkpointed;
 use crate::workers::Workers;
+use arrival::{ArrivalDecoder, ArrivedRun, Results};
+use std::ops::Range;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -57,6 +60,27 @@ pub trait RawSource {
     /// [`crate::wake::DEFAULT_LOOK_AGAIN`].
     fn idle_for(&self) -> Option<Duration> {
         Some(crate::wake::DEFAULT_LOOK_AGAIN)
+    }
+
+    /// Offers a decoder for threads of the source's own that records arrive on, to
+    /// decode them there rather than on the pipeline thread. A source that takes it
+    /// returns `true` and hands what it decoded with each batch ([`Self::take_arrived`]).
+    fn decode_on_arrival(&mut self, decoder: Box<dyn ArrivalDecoder>) -> bool {
+        let _ = decoder;
+        false
+    }
+
+    /// After a poll: moves the runs of the batch's records that were decoded as they
+    /// arrived into `into` (index ranges in order, not overlapping); records in none
+    /// are decoded by the pipeline.
+    fn take_arrived(&mut self, into: &mut Vec<ArrivedRun>) {
+        let _ = into;
+    }
+
+    /// The runs [`Self::take_arrived`] gave, done with: their lists are reused, and
+    /// their records dropped, on the source's threads.
+    fn arrived_back(&mut self, runs: &mut Vec<ArrivedRun>) {
+        runs.clear();
     }
 
     /// Every record of the last batch was handled and every output flushed; a source
@@ -119,6 +143,8 @@ pub struct Source<D: Decoder> {
     finished: bool,
     /// Decoding on worker threads, when the pipeline has them.
     ahead: Option<Ahead<D>>,
+    /// Runs of the batch the raw source decoded as they arrived (see [`arrival`]).
+    arrived: Vec<ArrivedRun>,
 }
 
 /// Where decoded records and bad ones go.
@@ -156,7 +182,13 @@ struct Decoded<D: Decoder> {
 }
 
 impl<D: Decoder> Source<D> {
-    pub fn new(name: &'static str, raw: Box<dyn RawSource>, decoder: D, on_error: OnError, ctx: &Context) -> Self {
+    /// A raw source whose records arrive on threads of its own decodes them there
+    /// ([`RawSource::decode_on_arrival`]); the others, when the pipeline has worker
+    /// threads, have full batches decoded by those.
+    pub fn new(name: &'static str, mut raw: Box<dyn RawSource>, decoder: D, on_error: OnError, ctx: &Context) -> Self {
+        let on_arrival = decoder
+            .fork()
+            .is_some_and(|copy| raw.decode_on_arrival(Box::new(arrival::Typed(copy))));
         Source {
             name,
             raw,
@@ -171,7 +203,8 @@ impl<D: Decoder> Source<D> {
             batch_size: ctx.batch_size.max(1),
             counters: ctx.events.component(name),
             finished: false,
-            ahead: ctx.workers.clone().map(|workers| Ahead {
+            arrived: Vec::new(),
+            ahead: ctx.workers.clone().filter(|_| !on_arrival).map(|workers| Ahead {
                 // Enough to keep every worker busy while the pipeline thread works
                 // through a batch; bounded, so memory stays a few batches.
                 most: 2 * workers.count() + 1,
@@ -240,14 +273,20 @@ impl<D: Decoder> Source<D> {
             false => None,
         };
         let mut counts = (0u64, 0u64);
+        self.raw.take_arrived(&mut self.arrived);
         let Source {
-            decoder, route, batch, ..
+            decoder,
+            route,
+            batch,
+            arrived,
+            ..
         } = self;
-        let inline = batch.iter().enumerate().map(|(i, record)| match batch.failure(i) {
-            Some(reason) => Err(DecodeError::new(reason)),
-            None => decoder.decode(record),
-        });
-        let mut flowed = route.flow(batch, inline, out, &flow, &mut counts);
+        let runs = arrived
+            .iter_mut()
+            .filter_map(|(records, list)| Some((records.clone(), list.downcast_mut::<Results<D>>()?)))
+            .collect();
+        let mut flowed = route.flow(decoder, batch, runs, out, &flow, &mut counts);
+        self.raw.arrived_back(&mut self.arrived);
         self.counters.emit(InternalEvent::BytesRead(self.batch.bytes() as u64));
         if let Some(Sent { results, count }) = sent {
             let mut early = Vec::new();
@@ -333,12 +372,19 @@ impl<D: Decoder> Source<D> {
         // Records are lent, not moved: they are dropped by the worker that reuses the
         // buffers next, where they were allocated (freeing memory another thread
         // allocated costs the allocator a lock, more than the decoding saved).
-        let records = decoded.records.iter_mut().map(|r| match r {
-            Ok(Some(value)) => Ok(Some(value)),
-            Ok(None) => Ok(None),
-            Err(e) => Err(DecodeError::new(std::mem::take(&mut e.reason))),
-        });
-        let flowed = self.route.flow(&decoded.batch, records, out, flow, counts);
+        let Decoded {
+            batch,
+            records,
+            decoder,
+            ..
+        } = &mut decoded;
+        let flowed = match decoder {
+            Some(decoder) => {
+                let runs = vec![(0..batch.len(), records)];
+                self.route.flow(decoder, batch, runs, out, flow, counts)
+            }
+            None => Ok(()),
+        };
         self.counters
             .emit(InternalEvent::BytesRead(decoded.batch.bytes() as u64));
         if let Some(ahead) = &mut self.ahead {
@@ -387,55 +433,88 @@ impl<D: Decoder> Decoded<D> {
 }
 
 impl<T> Route<T> {
-    /// Runs each decoded record of `batch` through `flow`, in order, and routes bad
-    /// ones per `on_error`; adds to `counts` (received, passed on). `Err` when a bad
-    /// record stops the run.
-    fn flow<O: Outputs, F: Fn(&T, &mut O) -> Result<(), RecordError>, V: std::borrow::BorrowMut<T>>(
+    /// Runs each record of `batch` through `flow`, in order, and routes bad ones per
+    /// `on_error`; adds to `counts` (received, passed on). The records in `runs` (index
+    /// ranges in order, each with what its records decoded to) were decoded elsewhere
+    /// and are lent to `flow`; the others are decoded here. `Err` when a bad record
+    /// stops the run.
+    fn flow<D: Decoder<Output = T>, O: Outputs, F: Fn(&T, &mut O) -> Result<(), RecordError>>(
         &self,
+        decoder: &mut D,
         batch: &RawBatch,
-        decoded: impl Iterator<Item = Result<Option<V>, DecodeError>>,
+        mut runs: Vec<(Range<usize>, &mut Results<D>)>,
         out: &mut O,
         flow: &F,
         counts: &mut (u64, u64),
     ) -> Result<(), RunError> {
-        for ((i, record), decoded) in batch.iter().enumerate().zip(decoded) {
-            if !matches!(decoded, Ok(None)) {
-                counts.0 += 1;
+        let mut run = 0;
+        for (i, record) in batch.iter().enumerate() {
+            while runs.get(run).is_some_and(|(records, _)| records.end <= i) {
+                run += 1;
             }
-            match decoded {
-                Ok(Some(mut value)) => {
-                    if let (Some(attach), Some(meta)) = (self.attach, batch.meta(i)) {
-                        attach(std::borrow::BorrowMut::borrow_mut(&mut value), &meta);
-                    }
-                    // Handed on: what happens further down is counted there.
-                    counts.1 += 1;
-                    if let Err(e) = flow(std::borrow::Borrow::borrow(&value), out) {
-                        // Every failure is counted, even after one that stops the run.
-                        let mut stop = Ok(());
-                        for (component, error) in e.failures() {
-                            stop = stop.and(bad_record(
-                                &self.events,
-                                self.on_error,
-                                component,
-                                &error.to_string(),
-                                record,
-                                out,
-                            ));
-                        }
-                        stop?;
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    let reason = match batch.origin(i) {
-                        Some(origin) => format!("{} (from {origin})", e.reason),
-                        None => e.reason,
-                    };
-                    bad_record(&self.events, self.on_error, self.name, &reason, record, out)?;
-                }
-            }
+            let lent = match runs.get_mut(run) {
+                Some((records, list)) if records.start <= i => list.get_mut(i - records.start),
+                _ => None,
+            };
+            let mut here = None;
+            let decoded = match lent {
+                Some(decoded) => decoded,
+                None => here.insert(match batch.failure(i) {
+                    Some(reason) => Err(DecodeError::new(reason)),
+                    None => decoder.decode(record),
+                }),
+            };
+            self.one(batch, i, record, decoded, out, flow, counts)?;
         }
         Ok(())
+    }
+
+    /// One record: see [`Self::flow`].
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn one<O: Outputs, F: Fn(&T, &mut O) -> Result<(), RecordError>>(
+        &self,
+        batch: &RawBatch,
+        i: usize,
+        record: &[u8],
+        decoded: &mut Result<Option<T>, DecodeError>,
+        out: &mut O,
+        flow: &F,
+        counts: &mut (u64, u64),
+    ) -> Result<(), RunError> {
+        match decoded {
+            Ok(None) => Ok(()),
+            Ok(Some(value)) => {
+                counts.0 += 1;
+                if let (Some(attach), Some(meta)) = (self.attach, batch.meta(i)) {
+                    attach(value, &meta);
+                }
+                // Handed on: what happens further down is counted there.
+                counts.1 += 1;
+                let Err(e) = flow(value, out) else { return Ok(()) };
+                // Every failure is counted, even after one that stops the run.
+                let mut stop = Ok(());
+                for (component, error) in e.failures() {
+                    stop = stop.and(bad_record(
+                        &self.events,
+                        self.on_error,
+                        component,
+                        &error.to_string(),
+                        record,
+                        out,
+                    ));
+                }
+                stop
+            }
+            Err(e) => {
+                counts.0 += 1;
+                let reason = match batch.origin(i) {
+                    Some(origin) => format!("{} (from {origin})", e.reason),
+                    None => std::mem::take(&mut e.reason),
+                };
+                bad_record(&self.events, self.on_error, self.name, &reason, record, out)
+            }
+        }
     }
 }
 

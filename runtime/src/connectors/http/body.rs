@@ -10,13 +10,29 @@ use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 use std::ops::Range;
 
+/// Who checks that a JSON lines body is JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Here, before anything is decoded.
+    Here,
+    /// The decoder, as it decodes each line (refusing the body at the first line that
+    /// is not JSON, see [`crate::errors::DecodeError::malformed`]): the lines are only
+    /// cut here, so the body is parsed once.
+    Decoder,
+}
+
 /// The records of `body`, as byte ranges into it, into `out` (cleared first; left
 /// empty on `Err`, which is the reason to refuse the body).
-pub fn records(body: &[u8], out: &mut Vec<Range<usize>>) -> Result<(), String> {
+pub fn records(body: &[u8], out: &mut Vec<Range<usize>>, check: Check) -> Result<(), String> {
     out.clear();
     let found = match body.iter().find(|b| !b.is_ascii_whitespace()) {
         None => Ok(()),
         Some(b'[') => array(body, out),
+        // A byte order mark is refused here, as it always was.
+        Some(_) if check == Check::Decoder && !body.starts_with(b"\xEF\xBB\xBF") => {
+            cut_lines(body, out);
+            Ok(())
+        }
         Some(_) => lines(body, out),
     };
     if found.is_err() {
@@ -68,6 +84,26 @@ fn lines(body: &[u8], out: &mut Vec<Range<usize>>) -> Result<(), String> {
     Ok(())
 }
 
+/// Each line that is not blank, without the white space around it.
+fn cut_lines(body: &[u8], out: &mut Vec<Range<usize>>) {
+    let mut start = 0;
+    while start < body.len() {
+        let end = memchr::memchr(b'\n', &body[start..]).map_or(body.len(), |n| start + n);
+        let line = &body[start..end];
+        let lead = line.iter().take_while(|b| is_space(**b)).count();
+        let trail = line[lead..].iter().rev().take_while(|b| is_space(**b)).count();
+        if lead + trail < line.len() {
+            out.push(start + lead..end - trail);
+        }
+        start = end + 1;
+    }
+}
+
+/// The line (from 1) record `range` starts on.
+pub fn line_of(body: &[u8], range: &Range<usize>) -> usize {
+    1 + memchr::memchr_iter(b'\n', &body[..range.start.min(body.len())]).count()
+}
+
 /// JSON's white space.
 fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
@@ -80,7 +116,8 @@ mod tests {
     fn texts(body: &str) -> Result<Vec<&str>, String> {
         // What a reused buffer held before is replaced.
         let mut ranges = vec![0..1, 1..2];
-        records(body.as_bytes(), &mut ranges).map(|()| ranges.into_iter().map(|r| body[r].trim()).collect())
+        records(body.as_bytes(), &mut ranges, Check::Here)
+            .map(|()| ranges.into_iter().map(|r| body[r].trim()).collect())
     }
 
     #[test]
@@ -99,6 +136,24 @@ mod tests {
         assert_eq!(texts("[]"), Ok(vec![]));
         // A record that is JSON but no object is the decoder's to refuse, one by one.
         assert_eq!(texts("\"text\"\n42"), Ok(vec!["\"text\"", "42"]));
+    }
+
+    #[test]
+    fn lines_left_to_the_decoder_are_only_cut() {
+        let body = " {\"a\":1} \r\n\n\t\nnot json\n{\"a\":\n2}";
+        let mut ranges = vec![0..1, 1..2];
+        assert_eq!(records(body.as_bytes(), &mut ranges, Check::Decoder), Ok(()));
+        let cut: Vec<&str> = ranges.iter().map(|r| &body[r.clone()]).collect();
+        assert_eq!(cut, ["{\"a\":1}", "not json", "{\"a\":", "2}"]);
+        assert_eq!(
+            ranges.iter().map(|r| line_of(body.as_bytes(), r)).collect::<Vec<_>>(),
+            [1, 4, 5, 6]
+        );
+        // Arrays, and a byte order mark, are still checked here.
+        assert!(records(b"[1,", &mut ranges, Check::Decoder).is_err());
+        assert!(records("\u{feff}{\"a\":1}".as_bytes(), &mut ranges, Check::Decoder).is_err());
+        assert_eq!(records(b"  \n ", &mut ranges, Check::Decoder), Ok(()));
+        assert!(ranges.is_empty());
     }
 
     #[test]

@@ -58,6 +58,7 @@ pub fn read_request(
     rules: &Rules,
     has_room: impl Fn() -> bool,
     into: &mut Records,
+    check: body::Check,
 ) -> Result<(), Option<Answer>> {
     into.ranges.clear();
     // The head is read into the body's buffer, then moved out of the body's way.
@@ -97,7 +98,7 @@ pub fn read_request(
     if let Err(e) = stream.read_exact(&mut body[already..]) {
         return Err(timed_out(&e).then(|| Answer::new(408, "the body did not arrive in time")));
     }
-    body::records(body, &mut into.ranges).map_err(|reason| Some(Answer::new(400, reason)))
+    body::records(body, &mut into.ranges, check).map_err(|reason| Some(Answer::new(400, reason)))
 }
 
 /// The answer of a full queue.
@@ -236,7 +237,7 @@ mod tests {
             output: Vec::new(),
         };
         let mut records = Records::default();
-        match read_request(&mut fake, &rules(), || room, &mut records) {
+        match read_request(&mut fake, &rules(), || room, &mut records, body::Check::Here) {
             Ok(()) => Ok((records.ranges.len(), fake.output)),
             Err(answer) => Err(answer.map_or(0, |a| a.status)),
         }
@@ -303,7 +304,10 @@ mod tests {
                 input: request(body),
                 output: Vec::new(),
             };
-            assert_eq!(read_request(&mut fake, &rules, || true, &mut records), Ok(()));
+            assert_eq!(
+                read_request(&mut fake, &rules, || true, &mut records, body::Check::Here),
+                Ok(())
+            );
             assert_eq!(
                 records.body,
                 body.as_bytes(),
@@ -324,7 +328,7 @@ mod tests {
             input: request("not json"),
             output: Vec::new(),
         };
-        assert!(read_request(&mut fake, &rules, || true, &mut records).is_err());
+        assert!(read_request(&mut fake, &rules, || true, &mut records, body::Check::Here).is_err());
         assert!(records.ranges.is_empty());
     }
 
@@ -336,7 +340,7 @@ mod tests {
             output: Vec::new(),
         };
         // The body came with the head here: no 100 needed.
-        assert!(read_request(&mut fake, &rules(), || true, &mut Records::default()).is_ok());
+        assert!(read_request(&mut fake, &rules(), || true, &mut Records::default(), body::Check::Here).is_ok());
         assert!(fake.output.is_empty());
     }
 

@@ -12,12 +12,14 @@
 //! stops accepting, and requests not confirmed (queued, or read but not yet safe) are
 //! answered `503`: the client sends them again (at least once).
 
+use super::body;
 use super::server::{self, Answer, Records, Rules};
 use crate::acks::{Acks, Unacked};
 use crate::batch::{MetaValue, RawBatch};
 use crate::driver::Context;
 use crate::errors::{RunError, StartError};
 use crate::log;
+use crate::sources::arrival::{ArrivalDecoder, Arrived, ArrivedRun};
 use crate::sources::{Poll, RawSource};
 use serde_json::json;
 use std::collections::VecDeque;
@@ -72,6 +74,11 @@ struct Client {
 /// A request's records waiting for the pipeline.
 struct Queued {
     records: Records,
+    /// What its records decoded to, when a reader decoded them (see
+    /// [`RawSource::decode_on_arrival`]): then the pipeline takes them all at once.
+    decoded: Option<Arrived>,
+    /// The reader that read it.
+    reader: usize,
     /// Records of it already taken.
     next: usize,
     client: Client,
@@ -86,6 +93,10 @@ struct Queue {
     /// ones into (no allocation or freeing per request): at most [`SPARE`], each at most
     /// [`SPARE_BYTES`].
     spare: Vec<Records>,
+    /// Decoded lists the pipeline is done with, per reader: each goes back to the
+    /// reader that made it, which drops its records as it reuses it (memory is freed by
+    /// the thread that allocated it, cheaper for the allocator). At most [`SPARE`] each.
+    spare_decoded: [Vec<Arrived>; READERS],
     records: usize,
     /// Requests taken whose answer is not written yet.
     open: usize,
@@ -94,6 +105,8 @@ struct Queue {
 
 struct Shared {
     queue: Mutex<Queue>,
+    /// The decoder the readers copy, once the pipeline has offered it.
+    decoder: Mutex<Option<Box<dyn ArrivalDecoder>>>,
     stop: AtomicBool,
     max_pending: usize,
 }
@@ -101,6 +114,10 @@ struct Shared {
 impl Shared {
     fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn decoder(&self) -> std::sync::MutexGuard<'_, Option<Box<dyn ArrivalDecoder>>> {
+        self.decoder.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn has_room(&self) -> bool {
@@ -123,6 +140,10 @@ pub struct HttpSource {
     local: SocketAddr,
     /// Requests read, waiting for their epoch to be confirmed.
     unacked: Unacked<Client>,
+    /// The decoded runs of the last batch, for [`RawSource::take_arrived`], and the
+    /// reader of each.
+    arrived: Vec<ArrivedRun>,
+    readers_of_arrived: Vec<usize>,
     /// Answers to the answering thread, those of one step together (one wake-up);
     /// `None` once closed.
     answers: Option<Sender<Answers>>,
@@ -158,6 +179,7 @@ impl HttpSource {
             .map_err(|e| fail(format!("cannot listen on {}: {e}", listen.address)))?;
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
+            decoder: Mutex::new(None),
             stop: AtomicBool::new(false),
             max_pending: usize::try_from(listen.max_pending).unwrap_or(usize::MAX).max(1),
         });
@@ -175,7 +197,7 @@ impl HttpSource {
             let (shared, rules, answers) = (shared.clone(), rules.clone(), answers.clone());
             let thread = std::thread::Builder::new()
                 .name(format!("http {component} {i}"))
-                .spawn(move || accept(&listener, &shared, &rules, &answers))
+                .spawn(move || accept(i, &listener, &shared, &rules, &answers))
                 .map_err(|e| fail(format!("cannot start the HTTP thread: {e}")))?;
             readers.push(thread);
         }
@@ -209,6 +231,8 @@ impl HttpSource {
             shared,
             local,
             unacked: Unacked::new(),
+            arrived: Vec::new(),
+            readers_of_arrived: Vec::new(),
             answers: Some(answers),
             readers,
             answering: Some(answering),
@@ -250,9 +274,12 @@ impl HttpSource {
 }
 
 /// A reader thread: accepts connections and reads their requests, until stopped.
-fn accept(listener: &TcpListener, shared: &Shared, rules: &Rules, answers: &Sender<Answers>) {
+fn accept(reader: usize, listener: &TcpListener, shared: &Shared, rules: &Rules, answers: &Sender<Answers>) {
     // Where requests are read; kept from one request to the next unless it grew large.
     let mut records = Records::default();
+    // This thread's copy of the pipeline's decoder, and the list it decodes into.
+    let mut decoder: Option<Box<dyn ArrivalDecoder>> = None;
+    let mut list: Option<Arrived> = None;
     loop {
         if records.body.capacity() > SPARE_BYTES {
             records = Records::default();
@@ -269,7 +296,25 @@ fn accept(listener: &TcpListener, shared: &Shared, rules: &Rules, answers: &Send
         let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
         let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
         let mut client = Client { stream, remote };
-        let read = server::read_request(&mut client.stream, rules, || shared.has_room(), &mut records);
+        if decoder.is_none() {
+            decoder = shared.decoder().as_ref().and_then(|d| d.fork());
+        }
+        let check = match decoder {
+            Some(_) => body::Check::Decoder,
+            None => body::Check::Here,
+        };
+        let mut read = server::read_request(&mut client.stream, rules, || shared.has_room(), &mut records, check);
+        // Decoded here, on this thread, before the queue is locked.
+        let mut decoded = None;
+        if let (Some(decoder), Ok(()), false) = (&mut decoder, &read, records.ranges.is_empty()) {
+            match decoder.decode(&records.body, &records.ranges, &mut list) {
+                Ok(()) => decoded = list.take(),
+                Err((i, reason)) => {
+                    let line = body::line_of(&records.body, &records.ranges[i]);
+                    read = Err(Some(Answer::new(400, format!("line {line} is not JSON: {reason}"))));
+                }
+            }
+        }
         match read {
             Ok(()) if records.ranges.is_empty() => {
                 shared.queue().open += 1;
@@ -279,6 +324,7 @@ fn accept(listener: &TcpListener, shared: &Shared, rules: &Rules, answers: &Send
                 let mut q = shared.queue();
                 if q.closed || !(q.requests.is_empty() || q.records < shared.max_pending) {
                     drop(q);
+                    list = decoded;
                     server::write_answer(&mut client.stream, &server::busy());
                     close_gently(&mut client.stream);
                     continue;
@@ -287,8 +333,11 @@ fn accept(listener: &TcpListener, shared: &Shared, rules: &Rules, answers: &Send
                 let origin = client.remote.to_string();
                 // The next request is read into buffers the pipeline is done with.
                 let spare = q.spare.pop().unwrap_or_default();
+                list = q.spare_decoded[reader].pop();
                 q.requests.push_back(Queued {
                     records: std::mem::replace(&mut records, spare),
+                    decoded,
+                    reader,
                     next: 0,
                     client,
                     origin,
@@ -331,9 +380,19 @@ impl RawSource for HttpSource {
     fn poll(&mut self, batch: &mut RawBatch, max: usize) -> Result<Poll, RunError> {
         let mut guard = self.shared.queue();
         let q = &mut *guard;
+        self.arrived.clear();
+        self.readers_of_arrived.clear();
         while batch.len() < max {
             let Some(front) = q.requests.front_mut() else { break };
-            let take = (front.records.ranges.len() - front.next).min(max - batch.len());
+            let left = front.records.ranges.len() - front.next;
+            // A decoded request is taken whole: into a batch with room for it, or alone.
+            if front.decoded.is_some() && !batch.is_empty() && left > max - batch.len() {
+                break;
+            }
+            let take = match front.decoded {
+                Some(_) => left,
+                None => left.min(max - batch.len()),
+            };
             let ranges = &front.records.ranges[front.next..front.next + take];
             // The request's records in one copy, its metadata and origin written once.
             let first = batch.len();
@@ -347,6 +406,10 @@ impl RawSource for HttpSource {
             }
             // A record that does not decode is a dead letter naming its sender.
             batch.set_origin_since(first, &front.origin);
+            if let Some(decoded) = front.decoded.take() {
+                self.arrived.push((first..batch.len(), decoded));
+                self.readers_of_arrived.push(front.reader);
+            }
             front.next += take;
             let done = front.next == front.records.ranges.len();
             q.records -= take;
@@ -365,6 +428,26 @@ impl RawSource for HttpSource {
             self.acks.next_epoch();
         }
         Ok(Poll::unless_filled(batch, Poll::Idle))
+    }
+
+    /// The readers decode each request as they read it.
+    fn decode_on_arrival(&mut self, decoder: Box<dyn ArrivalDecoder>) -> bool {
+        *self.shared.decoder() = Some(decoder);
+        true
+    }
+
+    fn take_arrived(&mut self, into: &mut Vec<ArrivedRun>) {
+        into.append(&mut self.arrived);
+    }
+
+    /// Each list goes back to its reader, which drops what it holds as it reuses it.
+    fn arrived_back(&mut self, runs: &mut Vec<ArrivedRun>) {
+        let mut q = self.shared.queue();
+        for ((_, list), reader) in runs.drain(..).zip(self.readers_of_arrived.drain(..)) {
+            if let Some(spare) = q.spare_decoded.get_mut(reader).filter(|spare| spare.len() < SPARE) {
+                spare.push(list);
+            }
+        }
     }
 
     fn batch_done(&mut self) {

@@ -1,0 +1,76 @@
+//! Decoding where records arrive: a connector that reads records on threads of its own
+//! (the HTTP source's request readers) can decode them there, so the pipeline thread
+//! only runs them through the pipeline. Raw sources are untyped, so the decoder and
+//! its results cross the [`super::RawSource`] boundary type-erased: an
+//! [`ArrivalDecoder`] decodes into an [`Arrived`] list, which
+//! [`super::Source::poll`] takes back as the typed results of its decoder.
+
+use super::Decoder;
+use crate::errors::DecodeError;
+use std::any::Any;
+use std::ops::Range;
+
+/// What an [`ArrivalDecoder`] made of some records: a
+/// `Vec<Result<Option<T>, DecodeError>>` of the source's record type, one per record.
+pub type Arrived = Box<dyn Any + Send>;
+
+/// Decoded records of a batch: the indexes of the records (in the batch) and what each
+/// decoded to, in order.
+pub type ArrivedRun = (Range<usize>, Arrived);
+
+/// A decoder for a connector's own threads, one copy per thread ([`Self::fork`]).
+pub trait ArrivalDecoder: Send {
+    /// Decodes the records at `ranges` of `body`, in order, into `into`: a list made
+    /// earlier is reused (what it held is dropped here, on the connector's thread).
+    /// `Err` gives the first record that is not in the format at all (see
+    /// [`DecodeError::malformed`]) and why: what `into` holds is then of no use.
+    fn decode(
+        &mut self,
+        body: &[u8],
+        ranges: &[Range<usize>],
+        into: &mut Option<Arrived>,
+    ) -> Result<(), (usize, String)>;
+    /// A copy for another thread; `None` when the decoder can no longer be copied
+    /// (see [`Decoder::fork`]): that thread leaves decoding to the pipeline.
+    fn fork(&self) -> Option<Box<dyn ArrivalDecoder>>;
+}
+
+/// The records a [`Decoder`] decodes into: what an [`Arrived`] holds.
+pub(super) type Results<D> = Vec<Result<Option<<D as Decoder>::Output>, DecodeError>>;
+
+/// A source's decoder as an [`ArrivalDecoder`]; only decoders that [`Decoder::fork`]
+/// (whose results do not depend on the records before) are offered.
+pub(super) struct Typed<D: Decoder>(pub D);
+
+impl<D: Decoder> ArrivalDecoder for Typed<D> {
+    fn decode(
+        &mut self,
+        body: &[u8],
+        ranges: &[Range<usize>],
+        into: &mut Option<Arrived>,
+    ) -> Result<(), (usize, String)> {
+        if !into.as_ref().is_some_and(|list| list.is::<Results<D>>()) {
+            *into = Some(Box::new(Results::<D>::new()));
+        }
+        let Some(list) = into.as_mut().and_then(|list| list.downcast_mut::<Results<D>>()) else {
+            return Ok(());
+        };
+        list.clear();
+        for (i, range) in ranges.iter().enumerate() {
+            let decoded = self.0.decode(body.get(range.clone()).unwrap_or_default());
+            if let Err(e) = &decoded {
+                if e.malformed {
+                    return Err((i, e.reason.clone()));
+                }
+            }
+            list.push(decoded);
+        }
+        Ok(())
+    }
+
+    fn fork(&self) -> Option<Box<dyn ArrivalDecoder>> {
+        self.0
+            .fork()
+            .map(|copy| Box::new(Typed(copy)) as Box<dyn ArrivalDecoder>)
+    }
+}
