@@ -74,3 +74,44 @@ impl<D: Decoder> ArrivalDecoder for Typed<D> {
             .map(|copy| Box::new(Typed(copy)) as Box<dyn ArrivalDecoder>)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::JsonDecoder;
+
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    struct Reading {
+        n: i64,
+    }
+
+    fn results(list: &mut Option<Arrived>) -> &mut Results<JsonDecoder<Reading>> {
+        list.as_mut()
+            .and_then(|l| l.downcast_mut())
+            .expect("a list of readings")
+    }
+
+    #[test]
+    fn decodes_into_a_reused_list_and_stops_at_the_first_line_that_is_not_json() {
+        let decoder = Typed(JsonDecoder::<Reading>::new());
+        let mut copy = decoder.fork().expect("JSON decoders fork");
+        let body = b"{\"n\":1}\n{\"n\":\"x\"}\n{\"n\":3}";
+        let mut list = None;
+        assert_eq!(copy.decode(body, &[0..7, 8..17, 18..25], &mut list), Ok(()));
+        let got = results(&mut list);
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0], Ok(Some(Reading { n: 1 })));
+        // Not the schema's: the record's dead letter later, not the body's refusal.
+        assert!(got[1].as_ref().is_err_and(|e| !e.malformed), "{:?}", got[1]);
+        assert_eq!(got[2], Ok(Some(Reading { n: 3 })));
+        // The same list again, what it held dropped.
+        assert_eq!(copy.decode(body, &[18..25], &mut list), Ok(()));
+        assert_eq!(results(&mut list).len(), 1);
+        let bad = b"{\"n\":1}\n{\"n\":";
+        let refused = copy.decode(bad, &[0..7, 8..13], &mut list);
+        assert!(
+            matches!(&refused, Err((1, reason)) if reason.contains("EOF")),
+            "{refused:?}"
+        );
+    }
+}
