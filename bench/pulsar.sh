@@ -130,6 +130,8 @@ run() {
         exit 1
     fi
     TIME=$(calc %.3f "$(field done "$line") - $t0")
+    # Messages the broker delivered to the counter again (same id), not counted.
+    REDELIVERED=$(field redelivered "$line")
     LC_ALL=C sort "$DIR/out-$name.raw" >"$DIR/out-$name.txt"
 }
 
@@ -143,8 +145,8 @@ echo "pulsar: $PULSAR_N readings per run, best of $RUNS, generated and baseline 
 for i in $(seq "$RUNS"); do
     for name in generated baseline; do
         run "$name" "$i"
-        printf '  run %d %-9s %6.3f s  %7.0f msg/s  cpu %5s s  peak RSS %6s KiB  broker cpu %5s s  proxy cpu %5s s\n' \
-            "$i" "$name" "$TIME" "$(calc %.0f "$PULSAR_N / $TIME")" "$CPU" "$RSS" "$BROKER_CPU" "$PROXY_CPU" >&2
+        printf '  run %d %-9s %6.3f s  %7.0f msg/s  cpu %5s s  peak RSS %6s KiB  broker cpu %5s s  proxy cpu %5s s  redelivered %s\n' \
+            "$i" "$name" "$TIME" "$(calc %.0f "$PULSAR_N / $TIME")" "$CPU" "$RSS" "$BROKER_CPU" "$PROXY_CPU" "$REDELIVERED" >&2
         min_into BEST "$name" "$TIME"
         min_into BEST_CPU "$name" "$CPU"
         min_into BROKER_BEST "$name" "$BROKER_CPU"
