@@ -105,7 +105,7 @@ mod tests {
         assert!(got[1].as_ref().is_err_and(|e| !e.malformed), "{:?}", got[1]);
         assert_eq!(got[2], Ok(Some(Reading { n: 3 })));
         // The same list again, what it held dropped.
-        assert_eq!(copy.decode(body, &[18..25], &mut list), Ok(()));
+        assert_eq!(copy.decode(body, std::slice::from_ref(&(18..25)), &mut list), Ok(()));
         assert_eq!(results(&mut list).len(), 1);
         let bad = b"{\"n\":1}\n{\"n\":";
         let refused = copy.decode(bad, &[0..7, 8..13], &mut list);

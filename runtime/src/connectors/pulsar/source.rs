@@ -19,7 +19,7 @@ use crate::driver::Context;
 use crate::errors::{RunError, StartError};
 use crate::log;
 use crate::sources::{Poll, RawSource};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use pulsar::consumer::{ConsumerOptions, InitialPosition, Message};
 use pulsar::proto::command_subscribe::SubType;
 use pulsar::proto::MessageIdData;
@@ -30,9 +30,12 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::sync::mpsc::{self, error::TryRecvError, Receiver, Sender, UnboundedReceiver, UnboundedSender};
 
-/// Messages the thread may hold for the pipeline before it waits (the broker's flow
-/// control holds the rest).
-const CHANNEL: usize = 4096;
+/// Messages the thread hands over at once, at most: those the client already has
+/// (one channel operation, and one wake-up, for many messages).
+const CHUNK: usize = 256;
+/// Chunks the thread may hold for the pipeline before it waits (the broker's flow
+/// control holds the rest): 4,096 messages.
+const CHANNEL: usize = 16;
 /// How long closing waits for the thread to send what it was told.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
@@ -130,7 +133,9 @@ pub struct PulsarSource {
     component: &'static str,
     acks: Acks,
     metadata: Vec<Wanted>,
-    messages: Option<Receiver<Message<Vec<u8>>>>,
+    messages: Option<Receiver<Vec<Message<Vec<u8>>>>>,
+    /// What is left of the chunk being read.
+    chunk: std::vec::IntoIter<Message<Vec<u8>>>,
     commands: UnboundedSender<Command>,
     unacked: Unacked<Position>,
     /// A message id as text, for the `message_id` field and dead letters.
@@ -187,6 +192,7 @@ impl PulsarSource {
             acks: ctx.acks.clone(),
             metadata,
             messages: Some(messages),
+            chunk: Vec::new().into_iter(),
             commands,
             unacked: Unacked::new(),
             text: String::new(),
@@ -220,16 +226,34 @@ impl PulsarSource {
 
 /// `ledger:entry:partition:batch_index`, as Pulsar's tools print a message id.
 fn write_id(out: &mut String, id: &MessageIdData) {
-    use std::fmt::Write as _;
     out.clear();
-    let _ = write!(
-        out,
-        "{}:{}:{}:{}",
-        id.ledger_id,
-        id.entry_id,
-        id.partition.unwrap_or(-1),
-        id.batch_index.unwrap_or(-1)
-    );
+    push_int(out, i128::from(id.ledger_id));
+    out.push(':');
+    push_int(out, i128::from(id.entry_id));
+    out.push(':');
+    push_int(out, i128::from(id.partition.unwrap_or(-1)));
+    out.push(':');
+    push_int(out, i128::from(id.batch_index.unwrap_or(-1)));
+}
+
+/// `v` in decimal: without `write!`, which costs more than the rest of a message's
+/// handling here (this runs for every message).
+fn push_int(out: &mut String, v: i128) {
+    let mut digits = [0u8; 40];
+    let mut at = digits.len();
+    let mut n = v.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        out.push('-');
+    }
+    out.extend(digits[at..].iter().map(|d| char::from(*d)));
 }
 
 impl RawSource for PulsarSource {
@@ -243,9 +267,15 @@ impl RawSource for PulsarSource {
             return Ok(Poll::Idle);
         };
         while batch.len() < max {
-            let message = match messages.try_recv() {
-                Ok(message) => message,
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            let message = match self.chunk.next() {
+                Some(message) => message,
+                None => match messages.try_recv() {
+                    Ok(chunk) => {
+                        self.chunk = chunk.into_iter();
+                        continue;
+                    }
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                },
             };
             let meta = &message.payload.metadata;
             let payload = &message.payload.data;
@@ -311,10 +341,11 @@ impl RawSource for PulsarSource {
     fn close(&mut self) -> Result<(), RunError> {
         self.commit()?;
         let mut unsafe_ = self.unacked.take_all();
+        unsafe_.extend(self.chunk.by_ref().map(Position::of));
         if let Some(messages) = &mut self.messages {
             messages.close();
-            while let Ok(message) = messages.try_recv() {
-                unsafe_.push(Position::of(message));
+            while let Ok(chunk) = messages.try_recv() {
+                unsafe_.extend(chunk.into_iter().map(Position::of));
             }
         }
         if !unsafe_.is_empty() {
@@ -349,7 +380,7 @@ struct Reader {
     component: &'static str,
     connect: PulsarConnect,
     subscribe: PulsarSubscribe,
-    deliver: Sender<Message<Vec<u8>>>,
+    deliver: Sender<Vec<Message<Vec<u8>>>>,
     commands: UnboundedReceiver<Command>,
     fatal: Arc<Fatal>,
     outage: Outage,
@@ -420,20 +451,36 @@ impl Reader {
                         return Ended::Closed;
                     }
                 }
-                next = consumer.next() => match next {
-                    Some(Ok(message)) => {
+                next = consumer.next() => {
+                    let mut next = Some(next);
+                    if let Some(Some(Ok(first))) = next {
                         self.outage.connected();
-                        if self.deliver.send(message).await.is_ok() {
+                        // With the messages the client already has, up to a chunk.
+                        let mut chunk = vec![first];
+                        next = None;
+                        while chunk.len() < CHUNK {
+                            match consumer.next().now_or_never() {
+                                Some(Some(Ok(message))) => chunk.push(message),
+                                other => {
+                                    next = other;
+                                    break;
+                                }
+                            }
+                        }
+                        if self.deliver.send(chunk).await.is_ok() {
                             crate::wake::notify();
                         }
                         // Else the pipeline stopped: its close says what becomes of the rest.
                     }
-                    Some(Err(e)) => {
-                        let wait = self.outage.failed(&e.to_string());
-                        tokio::time::sleep(wait).await;
+                    match next {
+                        Some(Some(Err(e))) => {
+                            let wait = self.outage.failed(&e.to_string());
+                            tokio::time::sleep(wait).await;
+                        }
+                        Some(None) => return Ended::GivenUp,
+                        _ => {}
                     }
-                    None => return Ended::GivenUp,
-                },
+                }
             }
         }
     }
@@ -531,6 +578,22 @@ mod tests {
             data: Vec::new(),
         };
         Message::new("t", MessageData { id, batch_size }, payload)
+    }
+
+    #[test]
+    fn a_message_id_is_written_ledger_entry_partition_batch() {
+        let mut text = String::from("old");
+        let id = MessageIdData {
+            ledger_id: u64::MAX,
+            entry_id: 0,
+            partition: Some(-1),
+            batch_index: Some(907),
+            ..MessageIdData::default()
+        };
+        write_id(&mut text, &id);
+        assert_eq!(text, "18446744073709551615:0:-1:907");
+        write_id(&mut text, &MessageIdData::default());
+        assert_eq!(text, "0:0:-1:-1");
     }
 
     #[test]
