@@ -59,6 +59,9 @@ async fn relay(url: &str) -> Result<(u64, u64), String> {
         .with_subscription(SUBSCRIPTION)
         .with_subscription_type(SubType::Shared)
         .with_options(ConsumerOptions::default().with_initial_position(InitialPosition::Earliest))
+        // The receiver queue rill's source asks for: with the client's default 1,000
+        // this relay was slower (0.42 s against 0.34 s for 200,000 messages).
+        .with_batch_size(4096)
         .with_consumer_id(random_id())
         .build()
         .await

@@ -16,6 +16,7 @@ use crate::errors::{RunError, StartError};
 use crate::log;
 use crate::sinks::{Address, MessageSink, Outcome, Undelivered};
 use futures::stream::{FuturesUnordered, StreamExt};
+use futures::FutureExt;
 use pulsar::compression::Compression;
 use pulsar::producer::SendFuture;
 use pulsar::producer::{Message, ProducerOptions};
@@ -29,10 +30,13 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::{self, error::TrySendError, Receiver, Sender};
+use tokio::sync::mpsc::{self, error::SendError, UnboundedReceiver, UnboundedSender};
 
 /// Messages unconfirmed at once, at most.
 const MAX_IN_FLIGHT: usize = 10_000;
+/// Messages handed to the thread at once, and outcomes handed back at once, at most:
+/// one channel operation (and one wake-up) for many.
+const CHUNK: usize = 256;
 /// How long closing waits beyond the delivery timeout for the last receipts.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -97,8 +101,12 @@ struct Job {
 
 pub struct PulsarProducer {
     component: &'static str,
-    jobs: Option<Sender<Job>>,
-    outcomes: std_mpsc::Receiver<Outcome>,
+    /// Unbounded in chunks, bounded in messages: `send` keeps at most `MAX_IN_FLIGHT`
+    /// outstanding, however small the chunks.
+    jobs: Option<UnboundedSender<Vec<Job>>>,
+    /// Messages not yet handed to the thread: at `CHUNK`, or when outcomes are asked.
+    pending: Vec<Job>,
+    outcomes: std_mpsc::Receiver<Vec<Outcome>>,
     /// Outcomes taken while `send` waited for room, for the next `poll`.
     done: Vec<Outcome>,
     outstanding: usize,
@@ -116,7 +124,7 @@ impl PulsarProducer {
     ) -> Result<PulsarProducer, StartError> {
         connect.check(component)?;
         let fatal = Arc::new(Fatal::default());
-        let (jobs, jobs_in) = mpsc::channel(MAX_IN_FLIGHT);
+        let (jobs, jobs_in) = mpsc::unbounded_channel();
         let (outcomes_out, outcomes) = std_mpsc::channel();
         let delivery_timeout = Duration::from_millis(publish.delivery_timeout_ms);
         let publisher = Publisher {
@@ -141,6 +149,7 @@ impl PulsarProducer {
         Ok(PulsarProducer {
             component,
             jobs: Some(jobs),
+            pending: Vec::new(),
             outcomes,
             done: Vec::new(),
             outstanding: 0,
@@ -151,9 +160,39 @@ impl PulsarProducer {
     }
 
     fn take_outcomes(&mut self) {
-        while let Ok(outcome) = self.outcomes.try_recv() {
+        while let Ok(outcomes) = self.outcomes.try_recv() {
+            self.outstanding = self.outstanding.saturating_sub(outcomes.len());
+            self.done.extend(outcomes);
+        }
+    }
+
+    /// Hands the pending messages to the thread. `Err` when it has stopped.
+    fn hand_over(&mut self) -> Result<(), String> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let Some(jobs) = &self.jobs else {
+            return Err("the Pulsar sink is closed".into());
+        };
+        match jobs.send(std::mem::take(&mut self.pending)) {
+            Ok(()) => Ok(()),
+            Err(SendError(chunk)) => {
+                self.pending = chunk;
+                Err("the Pulsar sink's thread has stopped".into())
+            }
+        }
+    }
+
+    /// The pending messages could not be handed over: each fails (retriable, so a
+    /// disk buffer keeps it; else a dead letter).
+    fn fail_pending(&mut self, why: &str) {
+        for job in self.pending.drain(..) {
+            self.done.push(Outcome {
+                tag: job.tag,
+                failure: Some((why.to_string(), job.payload)),
+                retriable: true,
+            });
             self.outstanding = self.outstanding.saturating_sub(1);
-            self.done.push(outcome);
         }
     }
 
@@ -165,6 +204,9 @@ impl PulsarProducer {
 impl MessageSink for PulsarProducer {
     fn send(&mut self, payload: &[u8], address: Address<'_>, tag: u64) -> Result<(), String> {
         // Back-pressure: the broker is slow or away.
+        if self.outstanding >= MAX_IN_FLIGHT {
+            self.hand_over()?;
+        }
         while self.outstanding >= MAX_IN_FLIGHT {
             self.take_outcomes();
             if self.outstanding < MAX_IN_FLIGHT {
@@ -175,9 +217,9 @@ impl MessageSink for PulsarProducer {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
-        let Some(jobs) = &self.jobs else {
+        if self.jobs.is_none() {
             return Err("the Pulsar sink is closed".into());
-        };
+        }
         let properties = address
             .headers
             .iter()
@@ -191,18 +233,21 @@ impl MessageSink for PulsarProducer {
             payload: payload.to_vec(),
             since: Instant::now(),
         };
-        match jobs.try_send(job) {
-            Ok(()) => {
-                self.outstanding += 1;
-                Ok(())
+        self.pending.push(job);
+        self.outstanding += 1;
+        if self.pending.len() >= CHUNK {
+            // The job was taken: its outcome comes, as a failure if the thread is gone.
+            if let Err(why) = self.hand_over() {
+                self.fail_pending(&why);
             }
-            // Neither happens while the thread runs: room was made above.
-            Err(TrySendError::Full(_)) => Err("the Pulsar sink's queue is full".into()),
-            Err(TrySendError::Closed(_)) => Err("the Pulsar sink's thread has stopped".into()),
         }
+        Ok(())
     }
 
     fn poll(&mut self, outcomes: &mut Vec<Outcome>) -> Result<(), RunError> {
+        if let Err(why) = self.hand_over() {
+            self.fail_pending(&why);
+        }
         self.take_outcomes();
         outcomes.append(&mut self.done);
         if let Some(why) = self.fatal.get() {
@@ -218,6 +263,9 @@ impl MessageSink for PulsarProducer {
     /// Sends what is batched, waiting for the receipts as long as a message may wait
     /// (or until a requested stop is overdue).
     fn close(&mut self, outcomes: &mut Vec<Outcome>) -> Result<(), Undelivered> {
+        if let Err(why) = self.hand_over() {
+            self.fail_pending(&why);
+        }
         self.jobs = None;
         let until = Instant::now() + self.delivery_timeout + CLOSE_GRACE;
         self.take_outcomes();
@@ -256,8 +304,8 @@ struct Publisher {
     options: ProducerOptions,
     topic: Arc<str>,
     delivery_timeout: Duration,
-    jobs: Receiver<Job>,
-    outcomes: std_mpsc::Sender<Outcome>,
+    jobs: UnboundedReceiver<Vec<Job>>,
+    outcomes: std_mpsc::Sender<Vec<Outcome>>,
     fatal: Arc<Fatal>,
     outage: Outage,
     client: Option<Pulsar<TokioExecutor>>,
@@ -302,9 +350,23 @@ impl Publisher {
         loop {
             tokio::select! {
                 biased;
-                Some(outcome) = self.receipts.next(), if !self.receipts.is_empty() => self.report(outcome),
-                job = self.jobs.recv() => match job {
-                    Some(job) => self.publish(job).await,
+                Some(outcome) = self.receipts.next(), if !self.receipts.is_empty() => {
+                    // With the receipts already in, up to a chunk.
+                    let mut done = vec![outcome];
+                    while done.len() < CHUNK {
+                        match self.receipts.next().now_or_never() {
+                            Some(Some(outcome)) => done.push(outcome),
+                            _ => break,
+                        }
+                    }
+                    self.report(done);
+                }
+                jobs = self.jobs.recv() => match jobs {
+                    Some(jobs) => {
+                        for job in jobs {
+                            self.publish(job).await;
+                        }
+                    }
                     None => break,
                 },
             }
@@ -315,7 +377,7 @@ impl Publisher {
         }
         let receipts = async {
             while let Some(outcome) = self.receipts.next().await {
-                let _ = self.outcomes.send(outcome);
+                let _ = self.outcomes.send(vec![outcome]);
             }
         };
         let _ = tokio::time::timeout(self.delivery_timeout, receipts).await;
@@ -372,16 +434,16 @@ impl Publisher {
     }
 
     fn fail(&self, job: Job, why: &str) {
-        self.report(Outcome {
+        self.report(vec![Outcome {
             tag: job.tag,
             failure: Some((why.to_string(), job.payload)),
             retriable: true,
-        });
+        }]);
     }
 
     /// Hands an outcome to the pipeline (waking it if it sleeps).
-    fn report(&self, outcome: Outcome) {
-        let _ = self.outcomes.send(outcome);
+    fn report(&self, outcomes: Vec<Outcome>) {
+        let _ = self.outcomes.send(outcomes);
         crate::wake::notify();
     }
 

@@ -36,6 +36,12 @@ const CHUNK: usize = 256;
 /// Chunks the thread may hold for the pipeline before it waits (the broker's flow
 /// control holds the rest): 4,096 messages.
 const CHANNEL: usize = 16;
+/// Messages the client asks the broker for ahead of reading them (Pulsar's receiver
+/// queue; the clients' default is 1,000): as many as the channel holds, so the broker
+/// goes on sending while the pipeline works through a channel's worth. With 1,000, the
+/// broker waited on the longer way a message takes here (client → channel → pipeline):
+/// bench/pulsar.sh measured 0.73× the hand-written relay, 0.92× with 4,096.
+const RECEIVER_QUEUE: u32 = (CHUNK * CHANNEL) as u32;
 /// How long closing waits for the thread to send what it was told.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
@@ -536,7 +542,8 @@ async fn subscribe(
         .with_topics(&s.topics)
         .with_subscription(&s.subscription)
         .with_subscription_type(s.kind.sub_type())
-        .with_options(ConsumerOptions::default().with_initial_position(start));
+        .with_options(ConsumerOptions::default().with_initial_position(start))
+        .with_batch_size(RECEIVER_QUEUE);
     if !s.consumer_name.is_empty() {
         builder = builder.with_consumer_name(&s.consumer_name);
     }
