@@ -321,6 +321,45 @@ fn binary_has_help_version_and_rejects_bad_settings() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("NOT_SET_ANYWHERE"));
 }
 
+/// `--threads` and `$RILL_THREADS`: the start says how many threads the run uses, and a
+/// count that is not a positive integer is refused before anything starts.
+#[test]
+fn the_thread_count_comes_from_the_option_or_the_environment() {
+    let bin = build("pipelines/quickstart.yaml");
+    let started = |args: &[&str], env: Option<&str>| -> (Option<i32>, Option<Value>, String) {
+        let mut cmd = Command::new(&bin);
+        cmd.args(["--set", "sources.sensors.count=10"]).args(args);
+        match env {
+            Some(v) => cmd.env("RILL_THREADS", v),
+            None => cmd.env_remove("RILL_THREADS"),
+        };
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let line = stderr
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| l["msg"] == "pipeline started");
+        (out.status.code(), line.map(|l| l["threads"].clone()), stderr)
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(started(&[], None).1, Some(json!(cores)), "the cores by default");
+    assert_eq!(started(&[], Some("3")).1, Some(json!(3)));
+    assert_eq!(
+        started(&["--threads", "1"], Some("3")).1,
+        Some(json!(1)),
+        "the option wins"
+    );
+    let (code, line, stderr) = started(&[], Some("many"));
+    assert_eq!((code, line), (Some(2), None), "{stderr}");
+    assert!(
+        stderr.contains("RILL_THREADS=`many` must be a positive integer"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = started(&["--threads", "0"], None);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("`--threads 0` must be a positive integer"), "{stderr}");
+}
+
 #[test]
 fn sigterm_stops_an_unbounded_pipeline_cleanly() {
     let bin = build("pipelines/quickstart.yaml");

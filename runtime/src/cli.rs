@@ -278,6 +278,8 @@ mod tests {
             "--batch-size=10",
             "--metrics-addr",
             "127.0.0.1:9464",
+            "--threads",
+            " 3",
         ]);
         assert_eq!(
             cmd,
@@ -286,6 +288,7 @@ mod tests {
                 log_level: Some(Level::Debug),
                 batch_size: 10,
                 metrics_addr: Some("127.0.0.1:9464".into()),
+                threads: Some(3),
                 ..Args::default()
             }))
         );
@@ -303,6 +306,9 @@ mod tests {
         assert!(err(&["--set", "novalue"]).contains("is not KEY=VALUE"));
         assert!(err(&["--log-level", "loud"]).contains("unknown log level"));
         assert!(err(&["--batch-size", "0"]).contains("positive integer"));
+        assert_eq!(err(&["--threads", "0"]), "`--threads 0` must be a positive integer");
+        assert!(err(&["--threads=two"]).contains("positive integer"));
+        assert!(err(&["--threads"]).contains("needs a value"));
         assert!(err(&["--batch-size=-3"]).contains("positive integer"));
         assert!(err(&["--metrics-addr"]).contains("needs a value"));
         assert!(err(&["--metrics-addr="]).contains("needs HOST:PORT"));
@@ -377,6 +383,7 @@ mod tests {
             "{help}"
         );
         assert!(help.contains("--batch-size N"));
+        assert!(help.contains("--threads N"));
         assert!(help.contains("--metrics-addr ADDR"), "{help}");
         let column = help
             .lines()
