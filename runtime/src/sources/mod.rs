@@ -171,6 +171,9 @@ struct Ahead<D: Decoder> {
 struct Sent<D: Decoder> {
     results: mpsc::Receiver<Decoded<D>>,
     count: usize,
+    /// The source failed while reading ahead: the poll returns it once what was read
+    /// has flowed.
+    failed: Option<RunError>,
 }
 
 /// One batch and what each of its records decoded to.
@@ -269,7 +272,7 @@ impl<D: Decoder> Source<D> {
             return Ok(polled);
         }
         let sent = match self.batch.len() >= self.batch_size {
-            true => self.read_ahead(&mut polled)?,
+            true => self.read_ahead(&mut polled),
             false => None,
         };
         let mut counts = (0u64, 0u64);
@@ -288,7 +291,14 @@ impl<D: Decoder> Source<D> {
         let mut flowed = route.flow(decoder, batch, runs, out, &flow, &mut counts);
         self.raw.arrived_back(&mut self.arrived);
         self.counters.emit(InternalEvent::BytesRead(self.batch.bytes() as u64));
-        if let Some(Sent { results, count }) = sent {
+        let mut failed = None;
+        if let Some(Sent {
+            results,
+            count,
+            failed: read_failed,
+        }) = sent
+        {
+            failed = read_failed;
             let mut early = Vec::new();
             for seq in 1..=count {
                 if flowed.is_err() {
@@ -311,6 +321,9 @@ impl<D: Decoder> Source<D> {
         flowed?;
         out.flush()?;
         self.raw.batch_done();
+        if let Some(e) = failed {
+            return Err(e);
+        }
         Ok(match polled {
             Poll::Idle => Poll::Ready,
             other => other,
@@ -319,12 +332,10 @@ impl<D: Decoder> Source<D> {
 
     /// After a full batch: reads up to [`Ahead::most`] more while the source has them,
     /// and hands each to a worker to decode. `None` without workers.
-    fn read_ahead(&mut self, polled: &mut Poll) -> Result<Option<Sent<D>>, RunError> {
-        let Some(ahead) = &mut self.ahead else {
-            return Ok(None);
-        };
+    fn read_ahead(&mut self, polled: &mut Poll) -> Option<Sent<D>> {
+        let ahead = self.ahead.as_mut()?;
         let (tx, rx) = mpsc::channel();
-        let mut sent = 0;
+        let (mut sent, mut failed) = (0, None);
         while sent < ahead.most && *polled == Poll::Ready {
             let Some(decoder) = ahead.forks.pop().or_else(|| self.decoder.fork()) else {
                 break;
@@ -336,7 +347,16 @@ impl<D: Decoder> Source<D> {
                 decoder: None,
             });
             next.batch.clear();
-            *polled = self.raw.poll(&mut next.batch, self.batch_size)?;
+            *polled = match self.raw.poll(&mut next.batch, self.batch_size) {
+                Ok(polled) => polled,
+                // What was read before still flows; the error ends the poll after it.
+                Err(e) => {
+                    failed = Some(e);
+                    ahead.forks.push(decoder);
+                    ahead.spare.push(next);
+                    break;
+                }
+            };
             if *polled == Poll::Finished {
                 self.finished = true;
             }
@@ -348,16 +368,23 @@ impl<D: Decoder> Source<D> {
             sent += 1;
             next.seq = sent;
             next.decoder = Some(decoder);
+            // A batch that is not full says the source has no more waiting: polling
+            // again could only wait.
+            let full = next.batch.len() >= self.batch_size;
             let tx = tx.clone();
             ahead.workers.run(Box::new(move || {
                 next.decode();
                 let _ = tx.send(next);
             }));
+            if !full {
+                break;
+            }
         }
-        Ok(Some(Sent {
+        Some(Sent {
             results: rx,
             count: sent,
-        }))
+            failed,
+        })
     }
 
     /// Runs a batch the workers decoded through the pipeline, and keeps its buffers
@@ -816,6 +843,40 @@ mod tests {
         assert_eq!(error, None);
         assert!(seen.len() > 1_800, "{}", seen.len());
         assert!(dead.lines().count() > 40, "{dead}");
+    }
+
+    #[test]
+    fn a_source_failing_while_read_ahead_still_delivers_what_it_read_first() {
+        /// Full batches of two numbers, then a read error.
+        struct Failing(u32);
+        impl RawSource for Failing {
+            fn poll(&mut self, batch: &mut RawBatch, _: usize) -> Result<Poll, RunError> {
+                self.0 += 1;
+                if self.0 > 3 {
+                    return Err(RunError::new("reading: disk gone"));
+                }
+                batch.push(self.0.to_string().as_bytes());
+                batch.push(b"0");
+                Ok(Poll::Ready)
+            }
+        }
+        for workers in [0, 1, 3] {
+            let mut ctx = ctx();
+            ctx.workers = crate::workers::for_threads(workers + 1).map(|n| crate::workers::Workers::start(n).unwrap());
+            let mut src = Source::new("sources.nums", Box::new(Failing(0)), NumDecoder, OnError::Fail, &ctx);
+            let mut outs = Outs {
+                seen: vec![],
+                flushes: 0,
+                dead: DeadLetters::stderr(),
+            };
+            let error = loop {
+                if let Err(e) = src.poll(&mut outs, flow) {
+                    break e.to_string();
+                }
+            };
+            assert_eq!(error, "reading: disk gone");
+            assert_eq!(outs.seen, [1, 0, 2, 0, 3, 0], "{workers} workers");
+        }
     }
 
     #[test]
