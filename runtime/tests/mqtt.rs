@@ -134,9 +134,25 @@ impl Broker {
 
     /// Makes a persistent `mosquitto_sub` session `id` subscribed to `topic`, so what is
     /// published from now on waits for [`Self::read`].
+    /// A failed attempt is tried again (a CI run once saw `mosquitto_sub -E` fail on a
+    /// broker that had just started, with nothing in its log), and the last one's
+    /// stderr is shown if none succeeds.
     fn subscribe(&self, id: &str, topic: &str) {
-        let status = self.sub(id, topic, &["-E"]).status().expect("mosquitto_sub");
-        assert!(status.success());
+        let started = Instant::now();
+        loop {
+            let out = self.sub(id, topic, &["-E"]).output().expect("mosquitto_sub");
+            if out.status.success() {
+                return;
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "mosquitto_sub -E failed ({}): {}\nbroker log:\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// Reads `count` messages (`topic payload` lines) from session `id`.
