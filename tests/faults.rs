@@ -142,6 +142,10 @@ fn a_disk_that_fills_up_leaves_no_torn_record_and_says_how_many_were_lost() {
     fs::write(dir.join("events.jsonl"), branch_events(20_000)).unwrap();
     let mut cmd = Command::new(&bin);
     branch_env(&mut cmd, &dir);
+    // Small steps, so several are written whole before the disk fills (a step's output
+    // that does not fit is cut back whole; with worker threads a step reads several
+    // batches, more than this disk holds).
+    cmd.args(["--batch-size", "64"]);
     let output = cmd.env("RAW_PATH", disk.0.join("raw.jsonl")).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
