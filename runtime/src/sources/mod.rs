@@ -83,7 +83,8 @@ pub trait RawSource {
         runs.clear();
     }
 
-    /// Every record of the last batch was handled and every output flushed; a source
+    /// Every record of the batches polled since the last call (several when batches
+    /// are read ahead) was handled and every output flushed; a source
     /// that commits positions may now count the batch as processed (not yet as safe:
     /// see [`crate::acks`]).
     fn batch_done(&mut self) {}

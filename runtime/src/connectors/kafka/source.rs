@@ -84,7 +84,7 @@ pub struct KafkaSource {
     /// The metadata the pipeline reads, in the order of its metadata fields.
     metadata: Vec<Wanted>,
     topics: Vec<Rc<str>>,
-    /// Positions reached by the batch being handled now.
+    /// Positions reached by the batches read since the last `batch_done`.
     reading: Positions,
     /// Handled batches not yet confirmed, oldest first: `(epoch, positions)`.
     pending: VecDeque<(u64, Positions)>,
@@ -211,8 +211,9 @@ fn advance(positions: &mut Positions, topic: &Rc<str>, partition: i32, next: i64
 }
 
 impl RawSource for KafkaSource {
+    /// Positions read add up in `reading` until `batch_done`: a poll that reads
+    /// batches ahead polls several times before it (see `Source::poll`).
     fn poll(&mut self, batch: &mut RawBatch, max: usize) -> Result<Poll, RunError> {
-        self.reading.clear();
         let mut wait = FIRST_WAIT;
         while batch.len() < max {
             let polled = self.consumer.poll(wait);
