@@ -240,16 +240,7 @@ fn a_disk_buffer_keeps_what_comes_while_the_broker_is_away_and_delivers_it_in_or
     let dir = support::workdir("pulsar-buffered");
     let mut broker = Broker::start(&dir.join("broker"));
     let (state, items) = (dir.join("state"), dir.join("items.jsonl"));
-    let append = |range: std::ops::Range<i64>| {
-        use std::io::Write;
-        let text: String = range.map(|n| format!("{}\n", json!({ "n": n }))).collect();
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(&items)
-            .unwrap();
-        f.write_all(text.as_bytes()).unwrap();
-    };
+    let append = |range| support::append_items(&items, range);
     append(0..0);
     let mut cmd = pipeline("tests/pipelines/pulsar_buffered.yaml", &broker);
     cmd.env("RILL_STATE_DIR", &state).env("ITEMS", &items);
@@ -496,16 +487,7 @@ fn sigterm_while_the_broker_is_gone_stops_and_says_what_was_not_delivered() {
     let dir = support::workdir("pulsar-sigterm-gone");
     let mut broker = Broker::start(&dir.join("broker"));
     let items = dir.join("items.jsonl");
-    let append = |range: std::ops::Range<i64>| {
-        use std::io::Write;
-        let text: String = range.map(|n| format!("{}\n", json!({ "n": n }))).collect();
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(&items)
-            .unwrap();
-        f.write_all(text.as_bytes()).unwrap();
-    };
+    let append = |range| support::append_items(&items, range);
     append(0..100);
     let mut cmd = pipeline("tests/pipelines/pulsar_follow.yaml", &broker);
     cmd.env("ITEMS", &items);

@@ -293,16 +293,7 @@ fn a_disk_buffer_keeps_what_comes_while_the_server_is_away_and_delivers_it_in_or
     let dir = support::workdir("redis-buffered");
     let mut server = Server::start(&dir.join("redis"));
     let (state, items) = (dir.join("state"), dir.join("items.jsonl"));
-    let append = |range: std::ops::Range<i64>| {
-        use std::io::Write;
-        let text: String = range.map(|n| format!("{}\n", json!({ "n": n }))).collect();
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(&items)
-            .unwrap();
-        f.write_all(text.as_bytes()).unwrap();
-    };
+    let append = |range| support::append_items(&items, range);
     append(0..0);
     let mut cmd = pipeline("tests/pipelines/redis_buffered.yaml", &server);
     cmd.env("RILL_STATE_DIR", &state).env("ITEMS", &items);
@@ -397,16 +388,7 @@ fn sigterm_while_the_server_is_gone_stops_and_says_what_was_not_delivered() {
     let dir = support::workdir("redis-sigterm-gone");
     let mut server = Server::start(&dir.join("redis"));
     let items = dir.join("items.jsonl");
-    let append = |range: std::ops::Range<i64>| {
-        use std::io::Write;
-        let text: String = range.map(|n| format!("{}\n", json!({ "n": n }))).collect();
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(&items)
-            .unwrap();
-        f.write_all(text.as_bytes()).unwrap();
-    };
+    let append = |range| support::append_items(&items, range);
     append(0..100);
     let mut cmd = pipeline("tests/pipelines/redis_follow.yaml", &server);
     cmd.env("ITEMS", &items);

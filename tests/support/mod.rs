@@ -441,6 +441,19 @@ pub fn workdir(name: &str) -> PathBuf {
     dir
 }
 
+/// Appends `{"n": n}` for each `n` of `range`, a line each, to `path` (created when
+/// missing): input for a source following a file.
+pub fn append_items(path: &Path, range: std::ops::Range<i64>) {
+    use std::io::Write;
+    let text: String = range.map(|n| format!("{}\n", serde_json::json!({ "n": n }))).collect();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
 /// Waits (at most [`PATIENCE`]) until `condition` holds, polling it.
 pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + PATIENCE;
