@@ -181,7 +181,7 @@ struct Sent<D: Decoder> {
 struct Decoded<D: Decoder> {
     seq: usize,
     batch: RawBatch,
-    records: Vec<Result<Option<D::Output>, DecodeError>>,
+    records: Results<D>,
     decoder: Option<D>,
 }
 
@@ -285,11 +285,13 @@ impl<D: Decoder> Source<D> {
             arrived,
             ..
         } = self;
-        let runs = arrived
+        // Nothing to collect, and no allocation, for a source that does not decode on
+        // arrival.
+        let mut runs: Vec<_> = arrived
             .iter_mut()
             .filter_map(|(records, list)| Some((records.clone(), list.downcast_mut::<Results<D>>()?)))
             .collect();
-        let mut flowed = route.flow(decoder, batch, runs, out, &flow, &mut counts);
+        let mut flowed = route.flow(decoder, batch, &mut runs, out, &flow, &mut counts);
         self.raw.arrived_back(&mut self.arrived);
         self.counters.emit(InternalEvent::BytesRead(self.batch.bytes() as u64));
         let mut failed = None;
@@ -408,8 +410,8 @@ impl<D: Decoder> Source<D> {
         } = &mut decoded;
         let flowed = match decoder {
             Some(decoder) => {
-                let runs = vec![(0..batch.len(), records)];
-                self.route.flow(decoder, batch, runs, out, flow, counts)
+                let mut runs = [(0..batch.len(), records)];
+                self.route.flow(decoder, batch, &mut runs, out, flow, counts)
             }
             None => Ok(()),
         };
@@ -470,7 +472,7 @@ impl<T> Route<T> {
         &self,
         decoder: &mut D,
         batch: &RawBatch,
-        mut runs: Vec<(Range<usize>, &mut Results<D>)>,
+        runs: &mut [(Range<usize>, &mut Results<D>)],
         out: &mut O,
         flow: &F,
         counts: &mut (u64, u64),
