@@ -121,6 +121,10 @@ fn crash_until_done(files: &Files, bin: &Path, seed: u64, stops: u32, term_every
         "25ms",
         "--batch-size",
         "64",
+        // Worker threads decode batches read ahead, whatever this machine's cores: a
+        // kill lands between reading and flowing too.
+        "--threads",
+        "3",
     ];
     let log = std::fs::OpenOptions::new()
         .create(true)

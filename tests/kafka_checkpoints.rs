@@ -61,7 +61,8 @@ fn start(bin: &Path, broker: &Broker, dir: &Path, group: &str) -> Child {
         .unwrap();
     let state = dir.join("state");
     Command::new(bin)
-        .args(["--checkpoint-interval", "100ms", "--batch-size", "32"])
+        // Batches read ahead by worker threads, whatever this machine's cores.
+        .args(["--checkpoint-interval", "100ms", "--batch-size", "32", "--threads", "3"])
         .arg("--state-dir")
         .arg(&state)
         .env("KAFKA_BROKERS", broker.bootstrap())
