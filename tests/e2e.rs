@@ -971,3 +971,68 @@ fn profile_edge_builds_a_smaller_binary_that_works() {
     assert_eq!(run.stdout, b"SMALL\n");
     support::counters(&run.stderr);
 }
+
+/// Every shape of one record decodes to that record: the output line of each is the
+/// same. The shapes go both ways through the JSON decoder (its scanner takes the plain
+/// ones, serde_json those with escapes, nested unknown values or long numbers), so the
+/// two must agree. Lines that are not this schema's are dead letters with serde_json's
+/// reasons.
+#[test]
+fn a_record_reads_the_same_whatever_shape_its_json_has() {
+    let bin = build("tests/pipelines/json_shapes.yaml");
+    let dir = support::workdir("json_shapes");
+    let shapes = [
+        r#"{"s":"dev-1 é","i":-42,"u":7,"f":2.5,"b":true,"o":null,"at":1700000000000,"place":{"name":"hall","floor":3}}"#,
+        r#"{"place":{"floor":3,"name":"hall"},"at":1700000000000,"b":true,"f":2.5,"u":7,"i":-42,"s":"dev-1 é"}"#,
+        " { \"s\" : \"dev-1 é\" ,\t\"i\":-42,\r\"u\":7,\"f\":25e-1,\"b\":true,\"at\":1700000000000,\"place\":{\"name\":\"hall\",\"floor\":3} } ",
+        r#"{"s":"dev-1 \u00e9","i":-42,"u":7,"f":0.25E1,"b":true,"o":null,"at":1700000000000,"place":{"name":"h\u0061ll","floor":3}}"#,
+        r#"{"s":"dev-1 é","x":{"deep":[1,{"y":null}]},"i":-42,"u":7,"f":2.50000000000000000000,"b":true,"at":1700000000000,"place":{"name":"hall","floor":3,"z":"q"}}"#,
+        r#"{"extra":"text","n":1e400,"s":"dev-1 é","i":-42,"u":7,"f":2.5,"b":true,"at":1700000000000,"place":{"name":"hall","floor":3}}"#,
+    ];
+    let bad = [
+        (
+            r#"{"s":"a","s":"b","i":1,"u":1,"f":1,"b":true,"at":1,"place":{"name":"h"}}"#,
+            "duplicate field `s`",
+        ),
+        (
+            r#"{"s":"a","i":-0,"u":1,"f":1,"b":true,"at":1,"place":{"name":"h"}}"#,
+            "invalid type",
+        ),
+        (
+            r#"{"s":"a","i":1,"u":-1,"f":1,"b":true,"at":1,"place":{"name":"h"}}"#,
+            "invalid value",
+        ),
+        (
+            r#"{"s":"a","i":1.5,"u":1,"f":1,"b":true,"at":1,"place":{"name":"h"}}"#,
+            "invalid type",
+        ),
+        (
+            r#"{"s":"a","i":1,"u":1,"f":1,"b":true,"at":1}"#,
+            "missing field `place`",
+        ),
+        (
+            r#"{"s":"a","i":1,"u":1,"f":1,"b":true,"at":1,"place":{"name":"h"},}"#,
+            "trailing comma",
+        ),
+    ];
+    let mut input = String::new();
+    for line in shapes.iter().chain(bad.iter().map(|(line, _)| line)) {
+        input.push_str(line);
+        input.push('\n');
+    }
+    let path = dir.join("items.jsonl");
+    fs::write(&path, input).unwrap();
+    let output = Command::new(&bin).env("IN", &path).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let got = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<&str> = got.lines().collect();
+    let expected = r#"{"s":"dev-1 é","i":-42,"u":7,"f":2.5,"b":true,"o":null,"at":1700000000000,"place":{"name":"hall","floor":3}}"#;
+    assert_eq!(lines, vec![expected; shapes.len()]);
+    let dead = dead_letters(&output.stderr);
+    assert_eq!(dead.len(), bad.len(), "{dead:?}");
+    for (letter, (line, reason)) in dead.iter().zip(bad) {
+        assert_eq!(letter["record"], *line);
+        let got = letter["reason"].as_str().unwrap();
+        assert!(got.contains(reason), "{got} should say {reason}");
+    }
+}

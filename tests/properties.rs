@@ -580,11 +580,17 @@ const TRICKY_NAMES: &[&str] = &[
     "reading_record",
     "x",
     "y",
+    // The JSON scanner's locals (`codegen/records.rs`).
+    "s",
+    "k",
+    "key",
+    "slot_0",
 ];
 
 /// Names an expression can refer to (a keyword or `_` cannot be written in one).
 const EXPR_NAMES: &[&str] = &[
-    "self", "self_", "__", "_1", "_a", "a_b", "a__b", "ab", "aB", "string", "result", "rec", "out", "t", "e", "x",
+    "self", "self_", "__", "_1", "_a", "a_b", "a__b", "ab", "aB", "string", "result", "rec", "out", "t", "e", "x", "s",
+    "key",
 ];
 
 /// Numbers a generator or a literal may be given; the non-finite ones must be diagnostics.
@@ -613,8 +619,8 @@ fn distinct_names(pool: &'static [&'static str], count: usize) -> BoxedStrategy<
         .boxed()
 }
 
-/// A spec whose every name and some numbers are tricky: two schemas (one nested) and
-/// generators, a transform, a window with a computed key and `first()` of the nested
+/// A spec whose every name and some numbers are tricky: two schemas (one nested),
+/// generators and a JSON file source, a transform, a window with a computed key and `first()` of the nested
 /// record, and sinks.
 fn tricky_spec() -> impl Strategy<Value = String> {
     (
@@ -645,6 +651,7 @@ sources:
     fields:
       {f3}: {{ min: {min}, max: 10.0 }}
   {src2}: {{ type: generator, schema: {s2}, count: 3 }}
+  {src2}_file: {{ type: file, path: in.jsonl, schema: {s1} }}
 transforms:
   {t1}:
     input: {src1}
@@ -660,6 +667,7 @@ sinks:
   {t1}_out: {{ type: stdout, input: {t1}, format: {format} }}
   {w1}_out: {{ type: stdout, input: {w1}, format: json }}
   {src2}_out: {{ type: stdout, input: {src2}, format: {format} }}
+  {src2}_file_out: {{ type: stdout, input: {src2}_file, format: json }}
 ",
                 pipeline = n[0],
                 s1 = n[1],

@@ -67,6 +67,9 @@ struct Reading {
     status: String,
 }
 
+// What the compiler writes for a record with an RFC 3339 timestamp: serde_json reads it.
+impl ScanJson for Reading {}
+
 /// Output of transforms.fahrenheit
 #[derive(Debug, Serialize)]
 #[serde(crate = "rill_runtime::codegen::serde")]

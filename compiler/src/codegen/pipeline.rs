@@ -12,7 +12,7 @@ use crate::connectors::source_items;
 use crate::ir::{
     Ir, IrDelivery, IrFormat, IrOperator, IrOperatorKind, IrSink, IrSource, IrTime, IrTransform, Node, SinkInput,
 };
-use crate::types::RecordType;
+use crate::types::{RecordType, Type};
 
 pub fn file(ir: &Ir) -> TokenStream {
     let mut exprs = ExprGen::default();
@@ -87,10 +87,15 @@ fn pipeline_info(ir: &Ir) -> TokenStream {
     }
 }
 
-/// CSV and lines impls, once per record that a csv/lines source or sink uses.
+/// CSV and lines impls, once per record that a csv/lines source or sink uses; the JSON
+/// scanner's impl for each record a JSON source decodes, and the records nested in it.
 fn format_impls(ir: &Ir) -> Vec<TokenStream> {
     let mut csv: Vec<&RecordType> = Vec::new();
     let mut lines: Vec<&RecordType> = Vec::new();
+    let mut json: Vec<&RecordType> = Vec::new();
+    for source in ir.sources.iter().filter(|s| s.format == IrFormat::Json) {
+        with_nested(&source.record, &mut json);
+    }
     let uses = ir
         .sources
         .iter()
@@ -112,7 +117,25 @@ fn format_impls(ir: &Ir) -> Vec<TokenStream> {
     csv.into_iter()
         .map(records::csv_impl)
         .chain(lines.into_iter().map(records::line_impl))
+        .chain(json.into_iter().map(records::json_impl))
         .collect()
+}
+
+/// `record` and every record type nested in its fields, each once in `list`.
+fn with_nested<'a>(record: &'a RecordType, list: &mut Vec<&'a RecordType>) {
+    if list.iter().any(|r| r.rust_name == record.rust_name) {
+        return;
+    }
+    list.push(record);
+    for field in &record.fields {
+        let mut ty = &field.ty;
+        while let Type::Optional(inner) | Type::List(inner) = ty {
+            ty = inner;
+        }
+        if let Type::Record(nested) = ty {
+            with_nested(nested, list);
+        }
+    }
 }
 
 /// An expression that hands `rec` (with its time `t`) to every downstream node and is

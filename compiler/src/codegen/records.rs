@@ -1,7 +1,7 @@
 //! One struct per record type, with the format impls its sources and sinks need.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{format_ident, quote};
 
 use super::ident::{ident, type_ident};
 use crate::types::{Field, RecordType, TsRepr, Type};
@@ -107,6 +107,65 @@ pub fn csv_impl(record: &RecordType) -> TokenStream {
                 #(#writes)*
             }
         }
+    }
+}
+
+/// `impl ScanJson`: the JSON decoder's fast path, reading the record's fields straight
+/// from the line (`None` hands the line to serde_json). A field serde reads through a
+/// `with` module (timestamps in seconds or RFC 3339) is not the scanner's: such a record
+/// gets the empty impl, and serde_json reads it all.
+pub fn json_impl(record: &RecordType) -> TokenStream {
+    let name = type_ident(&record.rust_name);
+    if record
+        .fields
+        .iter()
+        .any(|f| !f.from_metadata && f.ts_repr != TsRepr::Millis && holds_timestamp(&f.ty))
+    {
+        return quote!(impl ScanJson for #name {});
+    }
+    // Slots are numbered, so no field name can shadow `s`, `key` or `k`.
+    let slot = |i: usize| format_ident!("slot_{}", i);
+    let decoded = || record.fields.iter().enumerate().filter(|(_, f)| !f.from_metadata);
+    let slots = decoded().map(|(i, f)| {
+        let (slot, ty) = (slot(i), rust_type(&f.ty));
+        quote!(let mut #slot: Option<#ty> = None;)
+    });
+    let arms = decoded().map(|(i, f)| {
+        let (slot, key) = (slot(i), proc_macro2::Literal::byte_string(f.name.as_bytes()));
+        quote!(#key => s.field(&mut #slot)?,)
+    });
+    let values = record.fields.iter().enumerate().map(|(i, f)| {
+        let (field, slot) = (ident(&f.ident), slot(i));
+        match &f.ty {
+            _ if f.from_metadata => quote!(#field: Default::default(),),
+            // serde's derive reads a missing optional field as `None`.
+            Type::Optional(_) => quote!(#field: #slot.flatten(),),
+            _ => quote!(#field: #slot?,),
+        }
+    });
+    quote! {
+        impl ScanJson for #name {
+            fn scan(s: &mut JsonScan<'_>) -> Option<Self> {
+                #(#slots)*
+                let mut key = s.first_key()?;
+                while let Some(k) = key {
+                    match k {
+                        #(#arms)*
+                        _ => s.skip(k)?,
+                    }
+                    key = s.next_key()?;
+                }
+                Some(Self { #(#values)* })
+            }
+        }
+    }
+}
+
+fn holds_timestamp(ty: &Type) -> bool {
+    match ty {
+        Type::Timestamp => true,
+        Type::Optional(inner) | Type::List(inner) => holds_timestamp(inner),
+        _ => false,
     }
 }
 

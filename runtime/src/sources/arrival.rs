@@ -85,6 +85,9 @@ mod tests {
         n: i64,
     }
 
+    // serde_json reads every line here (the scanner has its own tests).
+    impl crate::formats::ScanJson for Reading {}
+
     fn results(list: &mut Option<Arrived>) -> &mut Results<JsonDecoder<Reading>> {
         list.as_mut()
             .and_then(|l| l.downcast_mut())

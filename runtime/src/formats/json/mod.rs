@@ -1,5 +1,9 @@
 //! JSON, one object per line (JSON Lines).
 
+mod scan;
+
+pub use self::scan::{JsonScan, ScanJson};
+
 use super::finite::Finite;
 use super::{is_blank, Decoder, Encoder};
 use crate::errors::{DecodeError, EvalError};
@@ -7,22 +11,24 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::marker::PhantomData;
 
-/// Decodes one JSON value per record into `T`; blank lines are skipped.
+/// Decodes one JSON value per record into `T`; blank lines are skipped. The scanner
+/// (`T`'s [`ScanJson`]) reads the common shape of a record; serde_json reads everything
+/// else, and answers every error.
 pub struct JsonDecoder<T>(PhantomData<fn() -> T>);
 
-impl<T: DeserializeOwned> Default for JsonDecoder<T> {
+impl<T: DeserializeOwned + ScanJson> Default for JsonDecoder<T> {
     fn default() -> Self {
         JsonDecoder::new()
     }
 }
 
-impl<T: DeserializeOwned> JsonDecoder<T> {
+impl<T: DeserializeOwned + ScanJson> JsonDecoder<T> {
     pub fn new() -> Self {
         JsonDecoder(PhantomData)
     }
 }
 
-impl<T: DeserializeOwned + Send + 'static> Decoder for JsonDecoder<T> {
+impl<T: DeserializeOwned + ScanJson + Send + 'static> Decoder for JsonDecoder<T> {
     type Output = T;
 
     fn decode(&mut self, raw: &[u8]) -> Result<Option<T>, DecodeError> {
@@ -30,6 +36,12 @@ impl<T: DeserializeOwned + Send + 'static> Decoder for JsonDecoder<T> {
         let raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
         if is_blank(raw) {
             return Ok(None);
+        }
+        let mut scan = JsonScan::new(raw);
+        if let Some(record) = T::scan(&mut scan) {
+            if scan.at_end() {
+                return Ok(Some(record));
+            }
         }
         serde_json::from_slice(raw).map(Some).map_err(DecodeError::from)
     }
@@ -88,6 +100,7 @@ mod tests {
         v: f64,
         n: Option<i64>,
     }
+    super::scan::tests::scan_record!(Rec { id, v } optional { n });
 
     fn dec(s: &str) -> Result<Option<Rec>, DecodeError> {
         JsonDecoder::<Rec>::new().decode(s.as_bytes())
