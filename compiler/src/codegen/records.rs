@@ -111,9 +111,10 @@ pub fn csv_impl(record: &RecordType) -> TokenStream {
 }
 
 /// `impl ScanJson`: the JSON decoder's fast path, reading the record's fields straight
-/// from the line (`None` hands the line to serde_json). A field serde reads through a
-/// `with` module (timestamps in seconds or RFC 3339) is not the scanner's: such a record
-/// gets the empty impl, and serde_json reads it all.
+/// from the line, over the record decoded before (`scan_into`: its strings' buffers are
+/// reused). `None` hands the line to serde_json. A field serde reads through a `with`
+/// module (timestamps in seconds or RFC 3339) is not the scanner's: such a record gets
+/// the empty impl, and serde_json reads it all.
 pub fn json_impl(record: &RecordType) -> TokenStream {
     let name = type_ident(&record.rust_name);
     if record
@@ -123,30 +124,41 @@ pub fn json_impl(record: &RecordType) -> TokenStream {
     {
         return quote!(impl ScanJson for #name {});
     }
-    // Slots are numbered, so no field name can shadow `s`, `key` or `k`.
-    let slot = |i: usize| format_ident!("slot_{}", i);
+    // Flags are numbered, so no field name can shadow `s`, `key` or `k`.
+    let seen = |i: usize| format_ident!("seen_{}", i);
     let decoded = || record.fields.iter().enumerate().filter(|(_, f)| !f.from_metadata);
-    let slots = decoded().map(|(i, f)| {
-        let (slot, ty) = (slot(i), rust_type(&f.ty));
-        quote!(let mut #slot: Option<#ty> = None;)
+    let flags = decoded().map(|(i, _)| {
+        let seen = seen(i);
+        quote!(let mut #seen = false;)
     });
     let arms = decoded().map(|(i, f)| {
-        let (slot, key) = (slot(i), proc_macro2::Literal::byte_string(f.name.as_bytes()));
-        quote!(#key => s.field(&mut #slot)?,)
+        let (field, seen) = (ident(&f.ident), seen(i));
+        let key = proc_macro2::Literal::byte_string(f.name.as_bytes());
+        quote!(#key => s.field(&mut self.#field, &mut #seen)?,)
     });
-    let values = record.fields.iter().enumerate().map(|(i, f)| {
-        let (field, slot) = (ident(&f.ident), slot(i));
-        match &f.ty {
-            _ if f.from_metadata => quote!(#field: Default::default(),),
-            // serde's derive reads a missing optional field as `None`.
-            Type::Optional(_) => quote!(#field: #slot.flatten(),),
-            _ => quote!(#field: #slot?,),
+    let required: Vec<_> = decoded()
+        .filter(|(_, f)| !f.ty.is_optional())
+        .map(|(i, _)| seen(i))
+        .collect();
+    let check = (!required.is_empty()).then(|| quote!(if !(#(#required)&&*) { return None; }));
+    // serde's derive reads a missing optional field as `None`; metadata comes after.
+    let resets = record.fields.iter().enumerate().filter_map(|(i, f)| {
+        let (field, seen) = (ident(&f.ident), seen(i));
+        if f.from_metadata {
+            Some(quote!(self.#field = Default::default();))
+        } else {
+            f.ty.is_optional().then(|| quote!(if !#seen { self.#field = None; }))
         }
     });
     quote! {
         impl ScanJson for #name {
             fn scan(s: &mut JsonScan<'_>) -> Option<Self> {
-                #(#slots)*
+                let mut record = Self::default();
+                record.scan_into(s)?;
+                Some(record)
+            }
+            fn scan_into(&mut self, s: &mut JsonScan<'_>) -> Option<()> {
+                #(#flags)*
                 let mut key = s.first_key()?;
                 while let Some(k) = key {
                     match k {
@@ -155,7 +167,9 @@ pub fn json_impl(record: &RecordType) -> TokenStream {
                     }
                     key = s.next_key()?;
                 }
-                Some(Self { #(#values)* })
+                #check
+                #(#resets)*
+                Some(())
             }
         }
     }

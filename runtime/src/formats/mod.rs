@@ -22,6 +22,12 @@ pub trait Decoder: Send + 'static {
     type Output: Send + 'static;
     /// `Ok(None)` = not a record (a blank line, a CSV header).
     fn decode(&mut self, raw: &[u8]) -> Result<Option<Self::Output>, DecodeError>;
+    /// What [`Self::decode`] gives, written over `into`: a decoder that can reuses the
+    /// record there (its strings' buffers), so a list of records decoded again and
+    /// again stops allocating.
+    fn decode_into(&mut self, raw: &[u8], into: &mut Result<Option<Self::Output>, DecodeError>) {
+        *into = self.decode(raw);
+    }
     /// A copy that decodes the records that follow exactly as this one would, whatever
     /// it is given first: worker threads decode batches with copies, out of order.
     /// `None` (the default) while decoding depends on the records before (a CSV decoder

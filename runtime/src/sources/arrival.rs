@@ -38,6 +38,15 @@ pub trait ArrivalDecoder: Send {
 /// The records a [`Decoder`] decodes into: what an [`Arrived`] holds.
 pub(super) type Results<D> = Vec<Result<Option<<D as Decoder>::Output>, DecodeError>>;
 
+/// Entry `i` of a list being decoded again, in order: the one there, whose record the
+/// decoder may reuse, or a new one at the end.
+pub(super) fn slot<T>(list: &mut Vec<Result<Option<T>, DecodeError>>, i: usize) -> &mut Result<Option<T>, DecodeError> {
+    if i == list.len() {
+        list.push(Ok(None));
+    }
+    &mut list[i]
+}
+
 /// A source's decoder as an [`ArrivalDecoder`]; only decoders that [`Decoder::fork`]
 /// (whose results do not depend on the records before) are offered.
 pub(super) struct Typed<D: Decoder>(pub D);
@@ -55,16 +64,18 @@ impl<D: Decoder> ArrivalDecoder for Typed<D> {
         let Some(list) = into.as_mut().and_then(|list| list.downcast_mut::<Results<D>>()) else {
             return Ok(());
         };
-        list.clear();
         for (i, range) in ranges.iter().enumerate() {
-            let decoded = self.0.decode(body.get(range.clone()).unwrap_or_default());
-            if let Err(e) = &decoded {
+            let into = slot(list, i);
+            self.0.decode_into(body.get(range.clone()).unwrap_or_default(), into);
+            if let Err(e) = into {
                 if e.malformed {
-                    return Err((i, e.reason.clone()));
+                    let reason = std::mem::take(&mut e.reason);
+                    list.truncate(i);
+                    return Err((i, reason));
                 }
             }
-            list.push(decoded);
         }
+        list.truncate(ranges.len());
         Ok(())
     }
 

@@ -146,6 +146,8 @@ pub struct Source<D: Decoder> {
     ahead: Option<Ahead<D>>,
     /// Runs of the batch the raw source decoded as they arrived (see [`arrival`]).
     arrived: Vec<ArrivedRun>,
+    /// Where the pipeline thread decodes a record, over the one before it.
+    here: Result<Option<D::Output>, DecodeError>,
 }
 
 /// Where decoded records and bad ones go.
@@ -208,6 +210,7 @@ impl<D: Decoder> Source<D> {
             counters: ctx.events.component(name),
             finished: false,
             arrived: Vec::new(),
+            here: Ok(None),
             ahead: ctx.workers.clone().filter(|_| !on_arrival).map(|workers| Ahead {
                 // Enough to keep every worker busy while the pipeline thread works
                 // through a batch; bounded, so memory stays a few batches.
@@ -283,6 +286,7 @@ impl<D: Decoder> Source<D> {
             route,
             batch,
             arrived,
+            here,
             ..
         } = self;
         // Nothing to collect, and no allocation, for a source that does not decode on
@@ -291,7 +295,7 @@ impl<D: Decoder> Source<D> {
             .iter_mut()
             .filter_map(|(records, list)| Some((records.clone(), list.downcast_mut::<Results<D>>()?)))
             .collect();
-        let mut flowed = route.flow(decoder, batch, &mut runs, out, &flow, &mut counts);
+        let mut flowed = route.flow(decoder, batch, &mut runs, here, out, &flow, &mut counts);
         self.raw.arrived_back(&mut self.arrived);
         self.counters.emit(InternalEvent::BytesRead(self.batch.bytes() as u64));
         let mut failed = None;
@@ -411,7 +415,8 @@ impl<D: Decoder> Source<D> {
         let flowed = match decoder {
             Some(decoder) => {
                 let mut runs = [(0..batch.len(), records)];
-                self.route.flow(decoder, batch, &mut runs, out, flow, counts)
+                self.route
+                    .flow(decoder, batch, &mut runs, &mut self.here, out, flow, counts)
             }
             None => Ok(()),
         };
@@ -454,11 +459,14 @@ impl<D: Decoder> Decoded<D> {
             ..
         } = self;
         let Some(decoder) = decoder else { return };
-        records.clear();
-        records.extend(batch.iter().enumerate().map(|(i, record)| match batch.failure(i) {
-            Some(reason) => Err(DecodeError::new(reason)),
-            None => decoder.decode(record),
-        }));
+        for (i, record) in batch.iter().enumerate() {
+            let into = arrival::slot(records, i);
+            match batch.failure(i) {
+                Some(reason) => *into = Err(DecodeError::new(reason)),
+                None => decoder.decode_into(record, into),
+            }
+        }
+        records.truncate(batch.len());
     }
 }
 
@@ -466,13 +474,15 @@ impl<T> Route<T> {
     /// Runs each record of `batch` through `flow`, in order, and routes bad ones per
     /// `on_error`; adds to `counts` (received, passed on). The records in `runs` (index
     /// ranges in order, each with what its records decoded to) were decoded elsewhere
-    /// and are lent to `flow`; the others are decoded here. `Err` when a bad record
-    /// stops the run.
+    /// and are lent to `flow`; the others are decoded here, each over the one before
+    /// (`here`). `Err` when a bad record stops the run.
+    #[allow(clippy::too_many_arguments)]
     fn flow<D: Decoder<Output = T>, O: Outputs, F: Fn(&T, &mut O) -> Result<(), RecordError>>(
         &self,
         decoder: &mut D,
         batch: &RawBatch,
         runs: &mut [(Range<usize>, &mut Results<D>)],
+        here: &mut Result<Option<T>, DecodeError>,
         out: &mut O,
         flow: &F,
         counts: &mut (u64, u64),
@@ -486,13 +496,15 @@ impl<T> Route<T> {
                 Some((records, list)) if records.start <= i => list.get_mut(i - records.start),
                 _ => None,
             };
-            let mut here = None;
             let decoded = match lent {
                 Some(decoded) => decoded,
-                None => here.insert(match batch.failure(i) {
-                    Some(reason) => Err(DecodeError::new(reason)),
-                    None => decoder.decode(record),
-                }),
+                None => {
+                    match batch.failure(i) {
+                        Some(reason) => *here = Err(DecodeError::new(reason)),
+                        None => decoder.decode_into(record, here),
+                    }
+                    &mut *here
+                }
             };
             self.one(batch, i, record, decoded, out, flow, counts)?;
         }

@@ -128,15 +128,21 @@ impl<A: Aggregation> FixedWindows<A> {
 
     /// The windows of a record at `t`, as `(end, start)`, oldest first.
     fn windows_of(&self, t: i64) -> Assigned {
-        let (t, size, slide) = (t as i128, self.size as i128, self.slide as i128);
-        let last = t - (t - self.offset as i128).rem_euclid(slide);
-        // The oldest window still containing t: the smallest s = last - k·slide with s + size > t.
-        let first = last - (last + size - t - 1) / slide * slide;
+        // How far t is past the newest window's start, in [0, slide): in i64 but at the
+        // very bottom of the range (an i128 division costs more than the rest of a record).
+        let past = match t.checked_sub(self.offset) {
+            Some(d) => d.rem_euclid(self.slide),
+            None => (i128::from(t) - i128::from(self.offset)).rem_euclid(i128::from(self.slide)) as i64,
+        };
+        let last = i128::from(t) - i128::from(past);
+        // The oldest window still containing t: the smallest s = last - k·slide with
+        // s + size > t, so k = (size - 1 - past) / slide (not negative: past < slide <= size).
+        let first = last - i128::from((self.size - 1 - past) / self.slide) * i128::from(self.slide);
         Assigned {
             next: first,
             last,
-            size,
-            slide,
+            size: i128::from(self.size),
+            slide: i128::from(self.slide),
         }
     }
 

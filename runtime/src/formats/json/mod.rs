@@ -32,24 +32,39 @@ impl<T: DeserializeOwned + ScanJson + Send + 'static> Decoder for JsonDecoder<T>
     type Output = T;
 
     fn decode(&mut self, raw: &[u8]) -> Result<Option<T>, DecodeError> {
-        // A UTF-8 byte order mark (first line of some Windows files) is not JSON.
-        let raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
-        if is_blank(raw) {
+        let Some(text) = text(raw) else {
             return Ok(None);
-        }
-        let mut scan = JsonScan::new(raw);
+        };
+        let mut scan = JsonScan::new(text);
         if let Some(record) = T::scan(&mut scan) {
             if scan.at_end() {
                 return Ok(Some(record));
             }
         }
-        serde_json::from_slice(raw).map(Some).map_err(DecodeError::from)
+        serde_json::from_slice(text).map(Some).map_err(DecodeError::from)
+    }
+
+    fn decode_into(&mut self, raw: &[u8], into: &mut Result<Option<T>, DecodeError>) {
+        if let (Some(text), Ok(Some(record))) = (text(raw), &mut *into) {
+            let mut scan = JsonScan::new(text);
+            if record.scan_into(&mut scan).is_some() && scan.at_end() {
+                return;
+            }
+        }
+        *into = self.decode(raw);
     }
 
     /// Each line decodes on its own.
     fn fork(&self) -> Option<Self> {
         Some(JsonDecoder::new())
     }
+}
+
+/// The JSON text of a raw record; `None` for a blank one. A UTF-8 byte order mark
+/// (first line of some Windows files) is not JSON.
+fn text(raw: &[u8]) -> Option<&[u8]> {
+    let raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
+    (!is_blank(raw)).then_some(raw)
 }
 
 /// Encodes `T` as one line of compact JSON. A non-finite float is an encode error (not
@@ -94,7 +109,7 @@ mod tests {
     use super::*;
     use serde::Deserialize;
 
-    #[derive(Debug, PartialEq, Deserialize, Serialize)]
+    #[derive(Debug, Default, PartialEq, Deserialize, Serialize)]
     struct Rec {
         id: String,
         v: f64,
@@ -134,6 +149,25 @@ mod tests {
         assert!(wrong.contains("invalid type"), "{wrong}");
         assert!(dec("{not json").is_err());
         assert!(dec(r#"{"id":"a","v":1} trailing"#).is_err());
+    }
+
+    #[test]
+    fn decoding_over_the_last_record_gives_what_decoding_gives() {
+        let lines = [
+            r#"{"id":"first, and long enough to need its own buffer","v":1.5,"n":2}"#,
+            r#"{"id":"b","v":2}"#,
+            r#"{"v":3,"id":"c\u0064"}"#,
+            "",
+            r#"{"id":"d","v":"hot"}"#,
+            r#"{"id":"e","v":5,"n":null}"#,
+            r#"{"id":"f","v":6,"n":7} trailing"#,
+        ];
+        let mut decoder = JsonDecoder::<Rec>::new();
+        let mut into = Ok(None);
+        for line in lines.iter().chain(&lines) {
+            decoder.decode_into(line.as_bytes(), &mut into);
+            assert_eq!(into, decoder.decode(line.as_bytes()), "{line}");
+        }
     }
 
     #[test]
