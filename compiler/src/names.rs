@@ -94,6 +94,7 @@ pub const RESERVED_TYPES: &[&str] = &[
     "LinesEncoder",
     "ScanJson",
     "ToCsvField",
+    "WriteJson",
     "Events",
     "SettingDef",
     "Settings",

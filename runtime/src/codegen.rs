@@ -24,7 +24,7 @@ pub use crate::errors::{also, branches, DecodeError, EvalError, RecordError, Run
 pub use crate::fns;
 pub use crate::formats::{
     CsvDecoder, CsvEncoder, CsvRecord, CsvRow, CsvWriter, Decoder, Encoder, FromCsvField, JsonDecoder, JsonEncoder,
-    JsonScan, LineRecord, LinesDecoder, LinesEncoder, ScanJson, ToCsvField,
+    JsonScan, LineRecord, LinesDecoder, LinesEncoder, ScanJson, ToCsvField, WriteJson,
 };
 pub use crate::internal_events::{Events, Tally};
 pub use crate::settings::{SettingDef, Settings};

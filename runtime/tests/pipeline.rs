@@ -80,6 +80,30 @@ struct Fahrenheit {
     scaled: i64,
 }
 
+// What the compiler writes (`codegen/records.rs`).
+impl WriteJson for Fahrenheit {
+    fn write_json(&self, out: &mut Vec<u8>) -> bool {
+        out.extend_from_slice(b"{\"device_id\":");
+        if !self.device_id.write_json(out) {
+            return false;
+        }
+        out.extend_from_slice(b",\"ts\":");
+        if !self.ts.write_json(out) {
+            return false;
+        }
+        out.extend_from_slice(b",\"temp_f\":");
+        if !self.temp_f.write_json(out) {
+            return false;
+        }
+        out.extend_from_slice(b",\"scaled\":");
+        if !self.scaled.write_json(out) {
+            return false;
+        }
+        out.push(b'}');
+        true
+    }
+}
+
 impl CsvRecord for Fahrenheit {
     const COLUMNS: &'static [&'static str] = &["device_id", "ts", "temp_f", "scaled"];
     fn from_csv(row: &CsvRow<'_>) -> Result<Self, DecodeError> {

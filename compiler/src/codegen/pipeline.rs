@@ -88,13 +88,20 @@ fn pipeline_info(ir: &Ir) -> TokenStream {
 }
 
 /// CSV and lines impls, once per record that a csv/lines source or sink uses; the JSON
-/// scanner's impl for each record a JSON source decodes, and the records nested in it.
+/// scanner's impl for each record a JSON source decodes and the JSON writer's for each
+/// record a JSON sink encodes, with the records nested in them.
 fn format_impls(ir: &Ir) -> Vec<TokenStream> {
     let mut csv: Vec<&RecordType> = Vec::new();
     let mut lines: Vec<&RecordType> = Vec::new();
     let mut json: Vec<&RecordType> = Vec::new();
     for source in ir.sources.iter().filter(|s| s.format == IrFormat::Json) {
         with_nested(&source.record, &mut json);
+    }
+    let mut json_out: Vec<&RecordType> = Vec::new();
+    for sink in ir.sinks.iter().filter(|s| s.format == IrFormat::Json) {
+        if let SinkInput::Records(record) = &sink.input {
+            with_nested(record, &mut json_out);
+        }
     }
     let uses = ir
         .sources
@@ -118,6 +125,7 @@ fn format_impls(ir: &Ir) -> Vec<TokenStream> {
         .map(records::csv_impl)
         .chain(lines.into_iter().map(records::line_impl))
         .chain(json.into_iter().map(records::json_impl))
+        .chain(json_out.into_iter().map(records::write_impl))
         .collect()
 }
 

@@ -175,6 +175,42 @@ pub fn json_impl(record: &RecordType) -> TokenStream {
     }
 }
 
+/// `impl WriteJson`: the JSON encoder's fast path, each key written as serde_json would
+/// escape it (escaped here, once), each value by its own `WriteJson`. A record serde
+/// writes through a `with` module gets the empty impl, as for [`json_impl`].
+pub fn write_impl(record: &RecordType) -> TokenStream {
+    let name = type_ident(&record.rust_name);
+    if record
+        .fields
+        .iter()
+        .any(|f| f.ts_repr != TsRepr::Millis && holds_timestamp(&f.ty))
+    {
+        return quote!(impl WriteJson for #name {});
+    }
+    let fields = record.fields.iter().enumerate().map(|(i, f)| {
+        let field = ident(&f.ident);
+        let key = serde_json::to_string(&f.name).unwrap_or_default();
+        let before = proc_macro2::Literal::byte_string(format!("{}{key}:", if i == 0 { '{' } else { ',' }).as_bytes());
+        quote! {
+            out.extend_from_slice(#before);
+            if !self.#field.write_json(out) {
+                return false;
+            }
+        }
+    });
+    let open = record.fields.is_empty().then(|| quote!(out.push(b'{');));
+    quote! {
+        impl WriteJson for #name {
+            fn write_json(&self, out: &mut Vec<u8>) -> bool {
+                #open
+                #(#fields)*
+                out.push(b'}');
+                true
+            }
+        }
+    }
+}
+
 fn holds_timestamp(ty: &Type) -> bool {
     match ty {
         Type::Timestamp => true,
@@ -187,17 +223,19 @@ fn holds_timestamp(ty: &Type) -> bool {
 pub fn line_impl(record: &RecordType) -> TokenStream {
     let name = type_ident(&record.rust_name);
     let field = ident(&record.fields[0].ident);
-    let metadata = record.fields[1..].iter().map(|f| {
-        let name = ident(&f.ident);
-        quote!(#name: Default::default(),)
-    });
+    let metadata: Vec<_> = record.fields[1..].iter().map(|f| ident(&f.ident)).collect();
     quote! {
         impl LineRecord for #name {
             fn from_line(line: &str) -> Self {
-                Self { #field: line.to_string(), #(#metadata)* }
+                Self { #field: line.to_string(), #(#metadata: Default::default(),)* }
             }
             fn line(&self) -> &str {
                 &self.#field
+            }
+            fn set_line(&mut self, line: &str) {
+                self.#field.clear();
+                self.#field.push_str(line);
+                #(self.#metadata = Default::default();)*
             }
         }
     }

@@ -8,6 +8,10 @@ use std::marker::PhantomData;
 pub trait LineRecord: Sized {
     fn from_line(line: &str) -> Self;
     fn line(&self) -> &str;
+    /// Becomes `from_line(line)`, reusing the string's buffer.
+    fn set_line(&mut self, line: &str) {
+        *self = Self::from_line(line);
+    }
 }
 
 /// Decodes each record as a line of text. Blank lines are records too (a log may have
@@ -33,6 +37,13 @@ impl<T: LineRecord + Send + 'static> Decoder for LinesDecoder<T> {
         match std::str::from_utf8(raw) {
             Ok(line) => Ok(Some(T::from_line(line))),
             Err(e) => Err(DecodeError::new(format!("invalid UTF-8 at byte {}", e.valid_up_to()))),
+        }
+    }
+
+    fn decode_into(&mut self, raw: &[u8], into: &mut Result<Option<T>, DecodeError>) {
+        match (std::str::from_utf8(raw), &mut *into) {
+            (Ok(line), Ok(Some(record))) => record.set_line(line),
+            _ => *into = self.decode(raw),
         }
     }
 
@@ -71,6 +82,7 @@ impl<T: LineRecord> Encoder for LinesEncoder<T> {
 mod tests {
     use super::*;
 
+    #[derive(Debug, PartialEq)]
     struct Line(String);
 
     impl LineRecord for Line {
@@ -79,6 +91,20 @@ mod tests {
         }
         fn line(&self) -> &str {
             &self.0
+        }
+        fn set_line(&mut self, line: &str) {
+            self.0.clear();
+            self.0.push_str(line);
+        }
+    }
+
+    #[test]
+    fn decoding_over_the_last_line_gives_what_decoding_gives() {
+        let mut d = LinesDecoder::<Line>::new();
+        let mut into = Ok(None);
+        for raw in [&b"a long first line"[..], b"b", b"", b"ab\xFFc", b"after a bad one"] {
+            d.decode_into(raw, &mut into);
+            assert_eq!(into, d.decode(raw));
         }
     }
 

@@ -11,7 +11,7 @@ mod json;
 mod lines;
 
 pub use self::csv::{CsvDecoder, CsvEncoder, CsvRecord, CsvRow, CsvWriter, FromCsvField, ToCsvField};
-pub use self::json::{JsonDecoder, JsonEncoder, JsonScan, ScanJson};
+pub use self::json::{JsonDecoder, JsonEncoder, JsonScan, ScanJson, WriteJson};
 pub use self::lines::{LineRecord, LinesDecoder, LinesEncoder};
 
 use crate::errors::{DecodeError, EvalError};

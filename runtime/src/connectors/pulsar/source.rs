@@ -462,7 +462,8 @@ impl Reader {
                     if let Some(Some(Ok(first))) = next {
                         self.outage.connected();
                         // With the messages the client already has, up to a chunk.
-                        let mut chunk = vec![first];
+                        let mut chunk = Vec::with_capacity(CHUNK);
+                        chunk.push(first);
                         next = None;
                         while chunk.len() < CHUNK {
                             match consumer.next().now_or_never() {

@@ -1,8 +1,10 @@
 //! JSON, one object per line (JSON Lines).
 
 mod scan;
+mod write;
 
 pub use self::scan::{JsonScan, ScanJson};
+pub use self::write::WriteJson;
 
 use super::finite::Finite;
 use super::{is_blank, Decoder, Encoder};
@@ -68,26 +70,32 @@ fn text(raw: &[u8]) -> Option<&[u8]> {
 }
 
 /// Encodes `T` as one line of compact JSON. A non-finite float is an encode error (not
-/// the `null` serde_json would silently write).
+/// the `null` serde_json would silently write). `T` writes itself ([`WriteJson`]) where
+/// it can; serde_json writes the rest, and reports the error.
 pub struct JsonEncoder<T>(PhantomData<fn(&T)>);
 
-impl<T: Serialize> Default for JsonEncoder<T> {
+impl<T: Serialize + WriteJson> Default for JsonEncoder<T> {
     fn default() -> Self {
         JsonEncoder::new()
     }
 }
 
-impl<T: Serialize> JsonEncoder<T> {
+impl<T: Serialize + WriteJson> JsonEncoder<T> {
     pub fn new() -> Self {
         JsonEncoder(PhantomData)
     }
 }
 
-impl<T: Serialize> Encoder for JsonEncoder<T> {
+impl<T: Serialize + WriteJson> Encoder for JsonEncoder<T> {
     type Input = T;
 
     fn encode(&mut self, rec: &T, out: &mut Vec<u8>) -> Result<(), EvalError> {
         let start = out.len();
+        if rec.write_json(out) {
+            out.push(b'\n');
+            return Ok(());
+        }
+        out.truncate(start);
         match serde_json::to_writer(&mut *out, &Finite(rec)) {
             Ok(()) => {
                 out.push(b'\n');
@@ -116,6 +124,26 @@ mod tests {
         n: Option<i64>,
     }
     super::scan::tests::scan_record!(Rec { id, v } optional { n });
+
+    // As the compiler writes it (`codegen/records.rs`).
+    impl WriteJson for Rec {
+        fn write_json(&self, out: &mut Vec<u8>) -> bool {
+            out.extend_from_slice(b"{\"id\":");
+            if !self.id.write_json(out) {
+                return false;
+            }
+            out.extend_from_slice(b",\"v\":");
+            if !self.v.write_json(out) {
+                return false;
+            }
+            out.extend_from_slice(b",\"n\":");
+            if !self.n.write_json(out) {
+                return false;
+            }
+            out.push(b'}');
+            true
+        }
+    }
 
     fn dec(s: &str) -> Result<Option<Rec>, DecodeError> {
         JsonDecoder::<Rec>::new().decode(s.as_bytes())

@@ -1,0 +1,240 @@
+//! The fast path of JSON encoding: a generated record writes itself ([`WriteJson`]), its
+//! keys escaped once by the compiler and each value written by serde_json, so the bytes
+//! are the ones serde_json would write for the whole record. Where it cannot (a
+//! non-finite float, or a record with the empty impl: timestamps in seconds or RFC 3339)
+//! it answers `false`, and the encoder has serde_json write (or refuse) the record.
+
+/// A value that writes itself as JSON, as serde_json would.
+pub trait WriteJson {
+    /// Appends the value; `false` where it cannot, with `out` left for the caller to cut
+    /// back.
+    fn write_json(&self, out: &mut Vec<u8>) -> bool {
+        let _ = out;
+        false
+    }
+}
+
+/// A value serde_json writes (writing into a `Vec` cannot fail).
+fn serde_writes<T: serde::Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> bool {
+    serde_json::to_writer(out, value).is_ok()
+}
+
+impl WriteJson for String {
+    fn write_json(&self, out: &mut Vec<u8>) -> bool {
+        serde_writes(self.as_str(), out)
+    }
+}
+
+impl WriteJson for bool {
+    fn write_json(&self, out: &mut Vec<u8>) -> bool {
+        out.extend_from_slice(if *self { b"true" } else { b"false" });
+        true
+    }
+}
+
+impl WriteJson for i64 {
+    fn write_json(&self, out: &mut Vec<u8>) -> bool {
+        serde_writes(self, out)
+    }
+}
+
+impl WriteJson for u64 {
+    fn write_json(&self, out: &mut Vec<u8>) -> bool {
+        serde_writes(self, out)
+    }
+}
+
+/// serde_json writes a non-finite float as `null`; the encoder's serde path refuses it.
+impl WriteJson for f64 {
+    fn write_json(&self, out: &mut Vec<u8>) -> bool {
+        self.is_finite() && serde_writes(self, out)
+    }
+}
+
+impl<T: WriteJson> WriteJson for Option<T> {
+    fn write_json(&self, out: &mut Vec<u8>) -> bool {
+        match self {
+            Some(value) => value.write_json(out),
+            None => {
+                out.extend_from_slice(b"null");
+                true
+            }
+        }
+    }
+}
+
+impl<T: WriteJson> WriteJson for Vec<T> {
+    fn write_json(&self, out: &mut Vec<u8>) -> bool {
+        out.push(b'[');
+        for (i, item) in self.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            if !item.write_json(out) {
+                return false;
+            }
+        }
+        out.push(b']');
+        true
+    }
+}
+
+/// Untyped values (the runtime's tests, dead letters) go through serde_json.
+impl WriteJson for serde_json::Value {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::finite::Finite;
+    use serde::Serialize;
+
+    #[derive(Serialize)]
+    struct Rec {
+        s: String,
+        i: i64,
+        u: u64,
+        f: f64,
+        b: bool,
+        o: Option<f64>,
+        l: Vec<Option<String>>,
+        #[serde(rename = "n\"ested")]
+        n: Option<Inner>,
+    }
+
+    #[derive(Serialize)]
+    struct Inner {
+        x: f64,
+    }
+
+    // What the compiler generates (`codegen/records.rs`): keys escaped as serde_json
+    // escapes them.
+    impl WriteJson for Rec {
+        fn write_json(&self, out: &mut Vec<u8>) -> bool {
+            out.extend_from_slice(b"{\"s\":");
+            if !self.s.write_json(out) {
+                return false;
+            }
+            out.extend_from_slice(b",\"i\":");
+            if !self.i.write_json(out) {
+                return false;
+            }
+            out.extend_from_slice(b",\"u\":");
+            if !self.u.write_json(out) {
+                return false;
+            }
+            out.extend_from_slice(b",\"f\":");
+            if !self.f.write_json(out) {
+                return false;
+            }
+            out.extend_from_slice(b",\"b\":");
+            if !self.b.write_json(out) {
+                return false;
+            }
+            out.extend_from_slice(b",\"o\":");
+            if !self.o.write_json(out) {
+                return false;
+            }
+            out.extend_from_slice(b",\"l\":");
+            if !self.l.write_json(out) {
+                return false;
+            }
+            out.extend_from_slice(b",\"n\\\"ested\":");
+            if !self.n.write_json(out) {
+                return false;
+            }
+            out.push(b'}');
+            true
+        }
+    }
+
+    impl WriteJson for Inner {
+        fn write_json(&self, out: &mut Vec<u8>) -> bool {
+            out.extend_from_slice(b"{\"x\":");
+            if !self.x.write_json(out) {
+                return false;
+            }
+            out.push(b'}');
+            true
+        }
+    }
+
+    /// xorshift64*: the same records on every run.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn float(&mut self) -> f64 {
+            match self.next() % 8 {
+                0 => [
+                    f64::NAN,
+                    f64::INFINITY,
+                    f64::NEG_INFINITY,
+                    -0.0,
+                    0.0,
+                    f64::MAX,
+                    f64::MIN_POSITIVE,
+                    5e-324,
+                ][(self.next() % 8) as usize],
+                1 => f64::from_bits(self.next()),
+                _ => (self.next() as i64 >> (self.next() % 60)) as f64 / 10f64.powi((self.next() % 20) as i32 - 5),
+            }
+        }
+        fn text(&mut self) -> String {
+            ["", "dev-1", "é€😀", "a\"b\\c", "line\nbreak\t\u{1}\u{7f}", "</script>"][(self.next() % 6) as usize]
+                .to_owned()
+        }
+    }
+
+    /// The record writes the bytes serde_json writes (behind the encoder's `Finite`),
+    /// and refuses exactly the records serde_json refuses there.
+    #[test]
+    fn writes_what_serde_json_writes() {
+        let mut rng = Rng(7);
+        let (mut refused, mut written) = (0, 0);
+        for _ in 0..100_000 {
+            let rec = Rec {
+                s: rng.text(),
+                i: rng.next() as i64 >> (rng.next() % 64),
+                u: rng.next() >> (rng.next() % 64),
+                f: rng.float(),
+                b: rng.next().is_multiple_of(2),
+                o: (!rng.next().is_multiple_of(3)).then(|| rng.float()),
+                l: (0..rng.next() % 3)
+                    .map(|_| (!rng.next().is_multiple_of(4)).then(|| rng.text()))
+                    .collect(),
+                n: rng.next().is_multiple_of(2).then(|| Inner { x: rng.float() }),
+            };
+            let mut out = b"before".to_vec();
+            let fast = rec.write_json(&mut out);
+            let slow = serde_json::to_vec(&Finite(&rec));
+            match slow {
+                Ok(bytes) => {
+                    assert!(
+                        fast,
+                        "refused what serde_json writes: {}",
+                        String::from_utf8_lossy(&bytes)
+                    );
+                    assert_eq!(String::from_utf8_lossy(&out[6..]), String::from_utf8_lossy(&bytes));
+                    written += 1;
+                }
+                Err(_) => {
+                    assert!(
+                        !fast,
+                        "wrote what serde_json refuses: {}",
+                        String::from_utf8_lossy(&out)
+                    );
+                    refused += 1;
+                }
+            }
+        }
+        assert!(
+            written > 40_000 && refused > 1_000,
+            "{written} written, {refused} refused"
+        );
+    }
+}
