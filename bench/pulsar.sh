@@ -76,8 +76,11 @@ PROXY=$!
 
 # start_broker NAME: pulsar-lite on BROKER_PORT with an empty database.
 start_broker() {
-    rm -rf "$DIR/db"
-    "$PULSAR_LITE" --addr "127.0.0.1:$BROKER_PORT" --db-path "$DIR/db" --log-level warn >"$DIR/broker-$1.log" 2>&1 &
+    # pulsar-lite keeps `<db-path>.rocksdb` and `<db-path>.metadata.json` beside the
+    # path it is given: inside a folder of their own, so that all of it goes.
+    rm -rf "$DIR/db" "$DIR"/db.rocksdb "$DIR"/db.metadata.json
+    mkdir -p "$DIR/db"
+    "$PULSAR_LITE" --addr "127.0.0.1:$BROKER_PORT" --db-path "$DIR/db/broker" --log-level warn >"$DIR/broker-$1.log" 2>&1 &
     BROKER=$!
     for _ in $(seq 200); do
         listening "$BROKER_PORT" && return 0
