@@ -125,25 +125,11 @@ mod tests {
     }
     super::scan::tests::scan_record!(Rec { id, v } optional { n });
 
-    // As the compiler writes it (`codegen/records.rs`).
-    impl WriteJson for Rec {
-        fn write_json(&self, out: &mut Vec<u8>) -> bool {
-            out.extend_from_slice(b"{\"id\":");
-            if !self.id.write_json(out) {
-                return false;
-            }
-            out.extend_from_slice(b",\"v\":");
-            if !self.v.write_json(out) {
-                return false;
-            }
-            out.extend_from_slice(b",\"n\":");
-            if !self.n.write_json(out) {
-                return false;
-            }
-            out.push(b'}');
-            true
-        }
-    }
+    super::write::tests::write_record!(Rec {
+        id: b"\"id\":",
+        v: b"\"v\":",
+        n: b"\"n\":"
+    });
 
     fn dec(s: &str) -> Result<Option<Rec>, DecodeError> {
         JsonDecoder::<Rec>::new().decode(s.as_bytes())

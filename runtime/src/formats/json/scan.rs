@@ -329,6 +329,7 @@ impl<T: ScanJson> ScanJson for Vec<T> {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use crate::test_util::Rng;
     use serde::Deserialize;
 
     /// What the compiler generates for a record (`codegen/records.rs`): required fields
@@ -481,19 +482,7 @@ pub(super) mod tests {
         assert!(scanned::<Rec>(bytes).is_none());
     }
 
-    /// xorshift64*: the same lines on every run.
-    struct Rng(u64);
-
     impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
         fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
             from[self.below(from.len())]
         }

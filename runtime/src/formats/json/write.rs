@@ -83,9 +83,10 @@ impl<T: WriteJson> WriteJson for Vec<T> {
 impl WriteJson for serde_json::Value {}
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::formats::finite::Finite;
+    use crate::test_util::Rng;
     use serde::Serialize;
 
     #[derive(Serialize)]
@@ -106,68 +107,43 @@ mod tests {
         x: f64,
     }
 
-    // What the compiler generates (`codegen/records.rs`): keys escaped as serde_json
-    // escapes them.
-    impl WriteJson for Rec {
-        fn write_json(&self, out: &mut Vec<u8>) -> bool {
-            out.extend_from_slice(b"{\"s\":");
-            if !self.s.write_json(out) {
-                return false;
+    /// What the compiler generates (`codegen/records.rs`): each key after `{` or `,`,
+    /// escaped as serde_json escapes it, then the value.
+    macro_rules! write_record {
+        ($name:ident { $($field:ident: $key:literal),* }) => {
+            impl WriteJson for $name {
+                fn write_json(&self, out: &mut Vec<u8>) -> bool {
+                    let mut before = b'{';
+                    $(
+                        out.push(before);
+                        before = b',';
+                        out.extend_from_slice($key);
+                        if !self.$field.write_json(out) {
+                            return false;
+                        }
+                    )*
+                    let _ = before;
+                    out.push(b'}');
+                    true
+                }
             }
-            out.extend_from_slice(b",\"i\":");
-            if !self.i.write_json(out) {
-                return false;
-            }
-            out.extend_from_slice(b",\"u\":");
-            if !self.u.write_json(out) {
-                return false;
-            }
-            out.extend_from_slice(b",\"f\":");
-            if !self.f.write_json(out) {
-                return false;
-            }
-            out.extend_from_slice(b",\"b\":");
-            if !self.b.write_json(out) {
-                return false;
-            }
-            out.extend_from_slice(b",\"o\":");
-            if !self.o.write_json(out) {
-                return false;
-            }
-            out.extend_from_slice(b",\"l\":");
-            if !self.l.write_json(out) {
-                return false;
-            }
-            out.extend_from_slice(b",\"n\\\"ested\":");
-            if !self.n.write_json(out) {
-                return false;
-            }
-            out.push(b'}');
-            true
-        }
+        };
     }
+    pub(in crate::formats::json) use write_record;
 
-    impl WriteJson for Inner {
-        fn write_json(&self, out: &mut Vec<u8>) -> bool {
-            out.extend_from_slice(b"{\"x\":");
-            if !self.x.write_json(out) {
-                return false;
-            }
-            out.push(b'}');
-            true
-        }
-    }
-
-    /// xorshift64*: the same records on every run.
-    struct Rng(u64);
+    write_record!(Rec {
+        s: b"\"s\":",
+        i: b"\"i\":",
+        u: b"\"u\":",
+        f: b"\"f\":",
+        b: b"\"b\":",
+        o: b"\"o\":",
+        l: b"\"l\":",
+        n: b"\"n\\\"ested\":"
+    });
+    write_record!(Inner { x: b"\"x\":" });
 
     impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
         fn float(&mut self) -> f64 {
             match self.next() % 8 {
                 0 => [
