@@ -47,13 +47,19 @@ impl<T: DeserializeOwned + ScanJson + Send + 'static> Decoder for JsonDecoder<T>
     }
 
     fn decode_into(&mut self, raw: &[u8], into: &mut Result<Option<T>, DecodeError>) {
-        if let (Some(text), Ok(Some(record))) = (text(raw), &mut *into) {
-            let mut scan = JsonScan::new(text);
-            if record.scan_into(&mut scan).is_some() && scan.at_end() {
-                return;
-            }
+        let Some(text) = text(raw) else {
+            *into = Ok(None);
+            return;
+        };
+        let Ok(Some(record)) = into else {
+            *into = self.decode(raw);
+            return;
+        };
+        let mut scan = JsonScan::new(text);
+        if !(record.scan_into(&mut scan).is_some() && scan.at_end()) {
+            // Not the scanner's: serde_json's, without scanning the line a second time.
+            *into = serde_json::from_slice(text).map(Some).map_err(DecodeError::from);
         }
-        *into = self.decode(raw);
     }
 
     /// Each line decodes on its own.

@@ -164,15 +164,10 @@ impl<'a> JsonScan<'a> {
         if let Some(b'e' | b'E') = self.peek() {
             self.pos += 1;
             integer = false;
-            let negative_power = match self.peek()? {
-                b'-' => true,
-                b'+' => false,
-                _ => {
-                    self.pos -= 1;
-                    false
-                }
-            };
-            self.pos += 1;
+            let negative_power = self.eat(b'-');
+            if !negative_power {
+                self.eat(b'+');
+            }
             let mut power = 0u64;
             let power_digits = self.digits(&mut power);
             if power_digits == 0 || power_digits > 4 {
@@ -306,26 +301,6 @@ impl<T: ScanJson> ScanJson for Option<T> {
     }
 }
 
-impl<T: ScanJson> ScanJson for Vec<T> {
-    fn scan(s: &mut JsonScan<'_>) -> Option<Self> {
-        s.expect(b'[')?;
-        s.ws();
-        let mut items = Vec::new();
-        if s.eat(b']') {
-            return Some(items);
-        }
-        loop {
-            items.push(T::scan(s)?);
-            s.ws();
-            match s.next()? {
-                b',' => s.ws(),
-                b']' => return Some(items),
-                _ => return None,
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
@@ -374,11 +349,10 @@ pub(super) mod tests {
         u: u64,
         f: f64,
         b: bool,
-        l: Vec<i64>,
         o: Option<f64>,
         n: Option<Inner>,
     }
-    scan_record!(Rec { s, i, u, f, b, l } optional { o, n });
+    scan_record!(Rec { s, i, u, f, b } optional { o, n });
 
     #[derive(Debug, Default, PartialEq, Deserialize)]
     struct Inner {
@@ -427,10 +401,10 @@ pub(super) mod tests {
     #[test]
     fn reads_the_common_shape_itself() {
         let lines = [
-            r#"{"s":"dev-1","i":-42,"u":7,"f":25.34,"b":true,"l":[1,2,3],"o":null,"n":{"x":1e3,"t":"é"}}"#,
-            " {\t\"u\" : 0 ,\"s\":\"\",\"f\":-0.0,\"i\":0,\"b\":false,\"l\":[ ],\"extra\":[1]} \r\n",
-            r#"{"other":"x","s":"a","i":9223372036854775807,"u":18,"f":-1,"b":true,"l":[],"o":1.5e-7}"#,
-            r#"{"s":"ü","i":1,"u":1,"f":9007199254740992,"b":false,"l":[0],"z":null,"y":true,"w":-1.5E+2}"#,
+            r#"{"s":"dev-1","i":-42,"u":7,"f":25.34,"b":true,"o":null,"n":{"x":1e3,"t":"é"}}"#,
+            " {\t\"u\" : 0 ,\"s\":\"\",\"f\":-0.0,\"i\":0,\"b\":false,\"extra\":[1]} \r\n",
+            r#"{"other":"x","s":"a","i":9223372036854775807,"u":18,"f":-1,"b":true,"o":1.5e-7}"#,
+            r#"{"s":"ü","i":1,"u":1,"f":9007199254740992,"b":false,"z":null,"y":true,"w":-1.5E+2}"#,
         ];
         let mut hits = 0;
         for line in lines {
@@ -443,7 +417,7 @@ pub(super) mod tests {
 
     #[test]
     fn leaves_to_serde_json_what_it_does_not_take() {
-        let base = r#""i":1,"u":1,"f":1.5,"b":true,"l":[]"#;
+        let base = r#""i":1,"u":1,"f":1.5,"b":true"#;
         for odd in [
             r#""s":"a\"b""#,          // an escape
             r#""s":"a\u00e9""#,       // another
@@ -466,19 +440,19 @@ pub(super) mod tests {
             assert!(scanned::<Rec>(line.as_bytes()).is_none(), "{line}");
         }
         for odd in [
-            r#"{"s":"a","i":1.0,"u":1,"f":1,"b":true,"l":[]}"#, // a float for an integer
-            r#"{"s":"a","i":-0,"u":1,"f":1,"b":true,"l":[]}"#,  // serde_json's float
-            r#"{"s":"a","i":1,"u":-1,"f":1,"b":true,"l":[]}"#,  // a negative u64
-            r#"{"s":"a","i":1,"u":1,"f":1,"b":true,"l":[],}"#,  // a trailing comma
-            r#"{"s":"a","i":1,"u":1,"f":1,"b":true,"l":[1,]}"#,
-            r#"{"s":"a","i":1,"u":1,"f":1,"b":true}"#, // a missing field
-            r#"{"s":"a","i":1,"u":1,"f":1,"b":true,"l":[]} x"#, // something after
-            r#"{"s":"a","i":1,"u":1,"f":1,"b":true,"l":[]"#, // cut short
+            r#"{"s":"a","i":1.0,"u":1,"f":1,"b":true}"#,       // a float for an integer
+            r#"{"s":"a","i":-0,"u":1,"f":1,"b":true}"#,        // serde_json's float
+            r#"{"s":"a","i":1,"u":-1,"f":1,"b":true}"#,        // a negative u64
+            r#"{"s":"a","i":1,"u":1,"f":1,"b":true,}"#,        // a trailing comma
+            r#"{"s":"a","i":1,"u":1,"f":1,"b":true,"x":[1]}"#, // a nested value, unknown key
+            r#"{"s":"a","i":1,"u":1,"f":1}"#,                  // a missing field
+            r#"{"s":"a","i":1,"u":1,"f":1,"b":true} x"#,       // something after
+            r#"{"s":"a","i":1,"u":1,"f":1,"b":true"#,          // cut short
         ] {
             assert!(scanned::<Rec>(odd.as_bytes()).is_none(), "{odd}");
         }
         // Not UTF-8 inside a string.
-        let bytes = b"{\"s\":\"\xff\",\"i\":1,\"u\":1,\"f\":1,\"b\":true,\"l\":[]}";
+        let bytes = b"{\"s\":\"\xff\",\"i\":1,\"u\":1,\"f\":1,\"b\":true}";
         assert!(scanned::<Rec>(bytes).is_none());
     }
 
@@ -585,7 +559,8 @@ pub(super) mod tests {
             (_, 1) => string(rng),
             ("s", _) => string(rng),
             ("b", _) => rng.pick(&["true", "false", "tru", "null", "1"]).to_string(),
-            ("l", _) => {
+            // An array under a key the record does not have: serde_json's to pass over.
+            ("extra", _) => {
                 let items: Vec<String> = (0..rng.below(4)).map(|_| number(rng)).collect();
                 format!("[{}]", items.join(rng.pick(&[",", " , ", ",,"])))
             }
@@ -605,7 +580,7 @@ pub(super) mod tests {
     #[test]
     fn agrees_with_serde_json_on_generated_lines() {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        let fields = ["s", "i", "u", "f", "b", "l", "o", "n", "extra"];
+        let fields = ["s", "i", "u", "f", "b", "o", "n", "extra"];
         let (mut answered, mut accepted_by_serde) = (0, 0);
         let mut last = Rec::default();
         for round in 0..200_000 {
@@ -643,7 +618,6 @@ pub(super) mod tests {
                         _ => match *k {
                             "s" => "\"dev-1\"".to_string(),
                             "b" => "true".to_string(),
-                            "l" => "[1,2]".to_string(),
                             "n" => "null".to_string(),
                             "extra" => "\"x\"".to_string(),
                             "i" | "u" => (rng.next() >> 12).to_string(),
@@ -682,7 +656,7 @@ pub(super) mod tests {
                 answered += 1;
             }
         }
-        // 105,901 of 120,299 lines serde_json takes, when this test was written.
+        // 107,239 of 124,459 lines serde_json takes, when this test was written.
         assert!(answered > 80_000, "the scanner answered only {answered} lines");
         assert!(accepted_by_serde > answered, "{accepted_by_serde} against {answered}");
     }
