@@ -1015,10 +1015,21 @@ fn a_record_reads_the_same_whatever_shape_its_json_has() {
             "trailing comma",
         ),
     ];
-    let mut input = String::new();
-    for line in shapes.iter().chain(bad.iter().map(|(line, _)| line)) {
-        input.push_str(line);
-        input.push('\n');
+    // Records are decoded over the one before: a bad line comes after each good one, and
+    // a line with `o` (and an unnamed key) before the shape without it, which must not
+    // keep the value.
+    let with_o = r#"{"s":"x","i":1,"u":2,"f":3,"b":false,"o":1.5,"at":4,"place":{"name":"y","floor":null}}"#;
+    let with_o_out = r#"{"s":"x","i":1,"u":2,"f":3.0,"b":false,"o":1.5,"at":4,"place":{"name":"y","floor":null}}"#;
+    let expected = r#"{"s":"dev-1 é","i":-42,"u":7,"f":2.5,"b":true,"o":null,"at":1700000000000,"place":{"name":"hall","floor":3}}"#;
+    let (mut input, mut want) = (String::new(), Vec::new());
+    for (i, (shape, (bad_line, _))) in shapes.iter().zip(&bad).enumerate() {
+        if i == 2 {
+            input.push_str(with_o);
+            input.push('\n');
+            want.push(with_o_out);
+        }
+        input.push_str(&format!("{shape}\n{bad_line}\n"));
+        want.push(expected);
     }
     let path = dir.join("items.jsonl");
     fs::write(&path, input).unwrap();
@@ -1026,8 +1037,15 @@ fn a_record_reads_the_same_whatever_shape_its_json_has() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let got = String::from_utf8(output.stdout).unwrap();
     let lines: Vec<&str> = got.lines().collect();
-    let expected = r#"{"s":"dev-1 é","i":-42,"u":7,"f":2.5,"b":true,"o":null,"at":1700000000000,"place":{"name":"hall","floor":3}}"#;
-    assert_eq!(lines, vec![expected; shapes.len()]);
+    assert_eq!(lines, want);
+    let counts = support::counters(&output.stderr);
+    let count = |c: &str, k: &str| support::counter(&counts, c, k);
+    let records = shapes.len() as u64 + 1;
+    assert_eq!(count("sources.items", "received"), records + bad.len() as u64);
+    assert_eq!(count("sources.items", "sent"), records);
+    assert_eq!(count("sources.items", "dead_lettered"), bad.len() as u64);
+    assert_eq!(count("sinks.out", "received"), records);
+    assert_eq!(count("sinks.out", "sent"), records);
     let dead = dead_letters(&output.stderr);
     assert_eq!(dead.len(), bad.len(), "{dead:?}");
     for (letter, (line, reason)) in dead.iter().zip(bad) {

@@ -584,7 +584,7 @@ const TRICKY_NAMES: &[&str] = &[
     "s",
     "k",
     "key",
-    "slot_0",
+    "seen_0",
 ];
 
 /// Names an expression can refer to (a keyword or `_` cannot be written in one).
