@@ -17,6 +17,7 @@
 #   bash bench/pulsar.sh
 #   PULSAR_N=500000 RUNS=5 bash bench/pulsar.sh
 #   RILL_PULSAR_LITE=/path/to/pulsar-lite ...   the broker (default: PyPI pulsar-lite's)
+#   PULSAR_TIMEOUT=15 ...   seconds a run may take before it fails (default 600)
 #
 # Everything is built and written into bench/out/pulsar/ (git-ignored), the rill cache in
 # bench/out/rill-cache unless RILL_CACHE_DIR is set.
@@ -25,7 +26,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PULSAR_N=${PULSAR_N:-200000}
 RUNS=${RUNS:-3}
-for v in PULSAR_N RUNS; do
+PULSAR_TIMEOUT=${PULSAR_TIMEOUT:-600}
+for v in PULSAR_N RUNS PULSAR_TIMEOUT; do
     case ${!v} in '' | *[!0-9]*) echo "$v must be a number (got '${!v}')" >&2; exit 2 ;; esac
 done
 export RILL_CACHE_DIR=${RILL_CACHE_DIR:-$ROOT/bench/out/rill-cache}
@@ -116,7 +118,7 @@ run() {
         baseline) "$TOOLS/pulsar-relay" --url "$URL" 2>"$err" & ;;
     esac
     JOB=$!
-    line=$("$TOOLS/pulsar-count" --url "$URL" --expect "$EXPECT" --pid "$JOB" --timeout 600 --dump "$DIR/out-$name.raw") || rc=$?
+    line=$("$TOOLS/pulsar-count" --url "$URL" --expect "$EXPECT" --pid "$JOB" --timeout "$PULSAR_TIMEOUT" --dump "$DIR/out-$name.raw") || rc=$?
     if [ "$rc" = 0 ]; then
         CPU=$(cpu_of "$JOB")
         RSS=$(hwm_of "$JOB")

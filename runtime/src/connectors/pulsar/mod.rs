@@ -5,8 +5,11 @@
 //! The `pulsar` crate is asynchronous: each source and sink drives its client from a
 //! thread of its own running a single-threaded tokio runtime, and talks to the
 //! pipeline's thread over channels (the pipeline never waits on the network).
+//! Each also turns Nagle's algorithm off on its client's sockets (`nodelay`), which the
+//! crate does not.
 
 mod client;
+mod nodelay;
 mod sink;
 mod source;
 

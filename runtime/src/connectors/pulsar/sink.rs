@@ -11,6 +11,7 @@
 //! not confirm is sent again only by a disk buffer (at least once).
 
 use super::client::{self, Fatal, Outage, PulsarConnect};
+use super::nodelay::{self, Brokers};
 use crate::driver::Context;
 use crate::errors::{RunError, StartError};
 use crate::log;
@@ -144,6 +145,7 @@ impl PulsarProducer {
             client: None,
             producers: HashMap::new(),
             receipts: FuturesUnordered::new(),
+            brokers: Brokers::default(),
         };
         let thread = client::spawn(component, format!("pulsar {component}"), move || publisher.run())?;
         Ok(PulsarProducer {
@@ -312,6 +314,8 @@ struct Publisher {
     producers: HashMap<String, Producer<TokioExecutor>>,
     /// Messages published whose receipt has not come yet.
     receipts: FuturesUnordered<Receipt>,
+    /// Where the producers' connections go.
+    brokers: Brokers,
 }
 
 /// A published message's receipt, as its outcome.
@@ -347,9 +351,13 @@ impl Future for Receipt {
 
 impl Publisher {
     async fn run(mut self) {
+        let mut tune = nodelay::ticks();
         loop {
             tokio::select! {
                 biased;
+                _ = tune.tick() => {
+                    self.brokers.set_nodelay();
+                }
                 Some(outcome) = self.receipts.next(), if !self.receipts.is_empty() => {
                     // With the receipts already in, up to a chunk.
                     let mut done = vec![outcome];
@@ -458,12 +466,14 @@ impl Publisher {
                     client
                 }
             };
+            self.brokers.learn(&client, &self.connect.url, [topic]).await;
             let producer = client
                 .producer()
                 .with_topic(topic)
                 .with_options(self.options.clone())
                 .build()
                 .await?;
+            self.brokers.set_nodelay();
             log::info(
                 "pulsar: publishing",
                 &[("component", json!(self.component)), ("topic", json!(topic))],

@@ -13,6 +13,7 @@
 //! least once).
 
 use super::client::{self, Fatal, Outage, PulsarConnect};
+use super::nodelay::{self, Brokers};
 use crate::acks::{Acks, Unacked};
 use crate::batch::{MetaValue, RawBatch};
 use crate::driver::Context;
@@ -401,13 +402,14 @@ impl Reader {
         let mut early = Vec::new();
         loop {
             // The client lives as long as its consumer.
+            let mut brokers = Brokers::default();
             let (_client, mut consumer) = loop {
                 tokio::select! {
                     command = self.commands.recv() => match command {
                         Some(Command::Close) | None => return,
                         Some(command) => early.push(command),
                     },
-                    subscribed = subscribe(&self.connect, &self.subscribe) => match subscribed {
+                    subscribed = subscribe(&self.connect, &self.subscribe, &mut brokers) => match subscribed {
                         Ok(subscribed) => break subscribed,
                         Err(e) if client::refused(&e) => {
                             self.fatal.set(format!("the Pulsar broker refused the subscription: {e}"));
@@ -435,7 +437,7 @@ impl Reader {
                     return;
                 }
             }
-            if self.read(&mut consumer).await == Ended::Closed {
+            if self.read(&mut consumer, &brokers).await == Ended::Closed {
                 return;
             }
             log::warn(
@@ -447,10 +449,14 @@ impl Reader {
 
     /// Hands messages over and carries out commands until the consumer is closed or
     /// the client gives it up.
-    async fn read(&mut self, consumer: &mut Consumer<Vec<u8>, TokioExecutor>) -> Ended {
+    async fn read(&mut self, consumer: &mut Consumer<Vec<u8>, TokioExecutor>, brokers: &Brokers) -> Ended {
+        let mut tune = nodelay::ticks();
         loop {
             tokio::select! {
                 biased;
+                _ = tune.tick() => {
+                    brokers.set_nodelay();
+                }
                 command = self.commands.recv() => {
                     let command = command.unwrap_or(Command::Close);
                     if !self.apply(consumer, command).await {
@@ -527,12 +533,17 @@ impl Reader {
     }
 }
 
-/// Connects and subscribes.
+/// Connects and subscribes; learns where the connections go first (its lookups are
+/// over before the broker starts sending).
 async fn subscribe(
     connect: &PulsarConnect,
     s: &PulsarSubscribe,
+    brokers: &mut Brokers,
 ) -> Result<(Pulsar<TokioExecutor>, Consumer<Vec<u8>, TokioExecutor>), pulsar::Error> {
     let client = connect.client().await?;
+    brokers
+        .learn(&client, &connect.url, s.topics.iter().map(String::as_str))
+        .await;
     let start = if s.earliest {
         InitialPosition::Earliest
     } else {
