@@ -10,7 +10,8 @@
 # PULSAR_N readings published to bench_in by `pulsar-load` (every receipt awaited), then
 # the job is started and `pulsar-count` reads bench_out; the time runs from the job's
 # start until the counter has every expected output (it then waits 0.5 s for extras).
-# The jobs alternate (generated, baseline) for RUNS rounds; best of RUNS each. Every run
+# The jobs alternate (generated, baseline) for RUNS rounds; best of RUNS each, and the
+# median of the rounds' own ratios (the two runs of a round share the machine's mood). Every run
 # must deliver exactly the expected messages, and in each round the two jobs' outputs
 # (sorted) must be the same payloads.
 #
@@ -140,7 +141,8 @@ run() {
     LC_ALL=C sort "$DIR/out-$name.raw" >"$DIR/out-$name.txt"
 }
 
-declare -A BEST BEST_CPU MAX_RSS BROKER_BEST PROXY_BEST
+declare -A BEST BEST_CPU MAX_RSS BROKER_BEST PROXY_BEST ROUND_TIME
+ROUND_RATIOS=()
 min_into() { # min_into ARRAY KEY VALUE
     local -n a=$1
     if [ -z "${a[$2]:-}" ] || awk -v x="$3" -v y="${a[$2]}" 'BEGIN { exit !(x < y) }'; then a[$2]=$3; fi
@@ -157,7 +159,10 @@ for i in $(seq "$RUNS"); do
         min_into BROKER_BEST "$name" "$BROKER_CPU"
         min_into PROXY_BEST "$name" "$PROXY_CPU"
         if [ "$RSS" -gt "${MAX_RSS[$name]:-0}" ]; then MAX_RSS[$name]=$RSS; fi
+        ROUND_TIME[$name]=$TIME
     done
+    # The two runs of a round, side by side: the machine's drift cancels out.
+    ROUND_RATIOS+=("$(calc %.3f "${ROUND_TIME[baseline]} / ${ROUND_TIME[generated]}")")
     if ! cmp -s "$DIR/out-generated.txt" "$DIR/out-baseline.txt"; then
         echo "round $i: the two jobs' outputs differ (sorted: $DIR/out-generated.txt, $DIR/out-baseline.txt)" >&2
         OK=0
@@ -176,5 +181,7 @@ printf '  %-9s %6.3f s  %7.0f msg/s  cpu %5s s  peak RSS %5.1f MiB  broker cpu %
 printf '  %-9s %6.3f s  %7.0f msg/s  cpu %5s s  peak RSS %5.1f MiB  broker cpu %5s s  proxy cpu %5s s\n' \
     baseline "$B" "$(calc %.0f "$PULSAR_N / $B")" "${BEST_CPU[baseline]}" "$(calc %.1f "${MAX_RSS[baseline]} / 1024")" "${BROKER_BEST[baseline]}" "${PROXY_BEST[baseline]}" >&2
 echo "  ratio generated / baseline: throughput $(calc %.3f "$B / $G"), CPU $(calc %.3f "${BEST_CPU[baseline]} / ${BEST_CPU[generated]}")" >&2
+MEDIAN=$(printf '%s\n' "${ROUND_RATIOS[@]}" | sort -n | awk '{ r[NR] = $1 } END { print (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2 }')
+echo "  ratio per round: ${ROUND_RATIOS[*]} (median $MEDIAN)" >&2
 echo "  outputs: $([ "$OK" = 1 ] && echo "the same $EXPECT payloads in every round" || echo DIFFER)" >&2
 [ "$OK" = 1 ]

@@ -54,7 +54,7 @@ pub enum PulsarCompression {
 /// The sink's settings.
 #[derive(Debug, Clone)]
 pub struct PulsarPublish {
-    /// The topic of records whose address names none.
+    /// The topic of records whose address names none (empty: every record names one).
     pub topic: String,
     /// A batch goes out when it holds this many messages (1: no batching) ...
     pub batch_max_records: u32,
@@ -132,7 +132,10 @@ impl PulsarProducer {
             component,
             connect,
             options: publish.options(),
-            topic: Arc::from(client::full_topic(&publish.topic).as_ref()),
+            topic: match publish.topic.trim() {
+                "" => Arc::from(""),
+                own => Arc::from(client::full_topic(own).as_ref()),
+            },
             delivery_timeout,
             jobs: jobs_in,
             outcomes: outcomes_out,
@@ -304,6 +307,7 @@ struct Publisher {
     component: &'static str,
     connect: PulsarConnect,
     options: ProducerOptions,
+    /// The sink's own topic, in full; empty when each record names its topic.
     topic: Arc<str>,
     delivery_timeout: Duration,
     jobs: UnboundedReceiver<Vec<Job>>,
@@ -351,6 +355,7 @@ impl Future for Receipt {
 
 impl Publisher {
     async fn run(mut self) {
+        self.warm_up().await;
         let mut tune = nodelay::ticks();
         loop {
             tokio::select! {
@@ -391,6 +396,25 @@ impl Publisher {
         let _ = tokio::time::timeout(self.delivery_timeout, receipts).await;
         for producer in self.producers.values_mut() {
             let _ = tokio::time::timeout(CLOSE_GRACE, producer.close()).await;
+        }
+    }
+
+    /// Makes the sink's own topic's producer before the first record comes, as the
+    /// source subscribes before it reads: the client's lookup and handshake are then off
+    /// the first records' way, and a broker that refuses the producer stops the run at
+    /// its start. Any other failure is tried again with the first record.
+    async fn warm_up(&mut self) {
+        if self.topic.is_empty() {
+            return; // Each record names its topic.
+        }
+        let topic = self.topic.clone();
+        match self.producer(&topic).await {
+            Ok(_) => self.outage.connected(),
+            Err(e) if client::refused(&e) => self.fatal.set(format!("the Pulsar broker refused the producer: {e}")),
+            Err(e) => {
+                self.producers.remove(&*topic);
+                self.outage.failed(&e.to_string());
+            }
         }
     }
 
