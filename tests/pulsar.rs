@@ -516,3 +516,32 @@ fn sigterm_while_the_broker_is_gone_stops_and_says_what_was_not_delivered() {
     let lost = support::counter(&c, "sinks.out", "dropped") + support::counter(&c, "sinks.out", "dead_lettered");
     assert_eq!((received, sent, lost), (150, 100, 50), "{stderr}");
 }
+
+#[test]
+fn a_sink_with_a_topic_of_its_own_makes_its_producer_before_the_first_record() {
+    let dir = support::workdir("pulsar-producer-at-start");
+    let broker = Broker::start(&dir.join("broker"));
+    let items = dir.join("items.jsonl");
+    std::fs::write(&items, "").unwrap();
+    let mut cmd = pipeline("tests/pipelines/pulsar_follow.yaml", &broker);
+    cmd.env("ITEMS", &items);
+    let mut running = support::start(&mut cmd);
+    // No record yet: the producer is there all the same.
+    running.wait_for_log("\"topic\":\"persistent://public/default/follow_out\"");
+    support::append_items(&items, 0..3);
+    let got = broker.consume(
+        "persistent://public/default/follow_out",
+        "check",
+        3,
+        Duration::from_secs(20),
+    );
+    assert_eq!(got.len(), 3);
+    running.signal("TERM");
+    let output = running.wait();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let publishing: Vec<&str> = stderr.lines().filter(|l| l.contains("pulsar: publishing")).collect();
+    assert_eq!(publishing.len(), 1, "one producer, made once: {stderr}");
+    let c = support::counters(&output.stderr);
+    assert_eq!(support::counter(&c, "sinks.out", "sent"), 3, "{stderr}");
+}

@@ -1,5 +1,6 @@
 //! `PulsarProducer`: a [`MessageSink`] publishing each record as a message, batched by
-//! the `pulsar` crate's producers (one per topic, made when a topic is first used).
+//! the `pulsar` crate's producers (one per topic: the sink's own made at start, any other
+//! when a record first names it).
 //!
 //! `send` hands the message to the connector's thread; the thread publishes it and a
 //! task of its own waits for the broker's receipt, which comes back as the record's
