@@ -24,6 +24,7 @@ pub mod formats;
 pub mod internal_events;
 pub mod log;
 pub mod metrics;
+pub mod patterns;
 pub mod settings;
 pub mod shutdown;
 pub mod sinks;
