@@ -299,11 +299,14 @@ pub fn items(op: &IrOperator, exprs: &mut ExprGen) -> TokenStream {
         #[doc = #doc_agg]
         struct #agg_ty;
 
-        impl Aggregation for #agg_ty {
+        impl Keyed for #agg_ty {
             type Input = #input;
             type Key = #key_ty;
-            type Acc = #acc;
             type Output = #output;
+        }
+
+        impl Aggregation for #agg_ty {
+            type Acc = #acc;
             fn new_acc(&self) -> #acc {
                 #acc { #(#inits)* }
             }

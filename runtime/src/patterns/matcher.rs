@@ -140,6 +140,12 @@ impl<E: Clone> KeyState<E> {
         partials.chain(self.waiting.iter().flat_map(|w| w.taken.iter().flatten()))
     }
 
+    /// Every event held, to change.
+    pub fn events_mut(&mut self) -> impl Iterator<Item = &mut E> {
+        let partials = self.partials.iter_mut().flat_map(|p| p.taken.iter_mut().flatten());
+        partials.chain(self.waiting.iter_mut().flat_map(|w| w.taken.iter_mut().flatten()))
+    }
+
     /// The earliest time at which a partial match can no more complete (`first + within`).
     pub fn next_expiry(&self, shape: &Shape) -> Option<i64> {
         let within = shape.within?;
@@ -304,10 +310,13 @@ mod tests {
         }
     }
 
+    /// The labels' indices taken per step, and the match's time.
+    type Match = (Vec<Option<usize>>, i64);
+
     /// Runs events `(t, label)` through one key; a label's letters name the steps it
     /// satisfies (`a` = step 0, `b` = 1, ...; `x` = the absence step). Returns each match
     /// as the labels' indices taken per step, with its time, and the evictions.
-    fn run(shape: &Shape, events: &[(i64, &str)], end: i64) -> (Vec<(Vec<Option<usize>>, i64)>, u64) {
+    fn run(shape: &Shape, events: &[(i64, &str)], end: i64) -> (Vec<Match>, u64) {
         let mut key = KeyState::<usize>::default();
         let mut found = Vec::new();
         let mut evicted = 0;
@@ -369,7 +378,15 @@ mod tests {
 
     #[test]
     fn times_takes_exactly_that_many_with_gaps_allowed() {
-        let s = shape(vec![once(false), Step { min: 3, max: 3, strict: false }, once(false)]);
+        let s = shape(vec![
+            once(false),
+            Step {
+                min: 3,
+                max: 3,
+                strict: false,
+            },
+            once(false),
+        ]);
         let (found, _) = run(&s, &[(1, "a"), (2, "b"), (3, ""), (4, "b"), (5, "bc"), (6, "c")], 10);
         // The third `b` (5) also satisfies `c`, but `c` needs three `b`s first.
         assert_eq!(found, vec![(vec![Some(0), Some(4), Some(5)], 6)]);
@@ -377,7 +394,15 @@ mod tests {
 
     #[test]
     fn one_or_more_branches_and_the_earliest_completion_wins() {
-        let s = shape(vec![once(false), Step { min: 1, max: 3, strict: false }, once(false)]);
+        let s = shape(vec![
+            once(false),
+            Step {
+                min: 1,
+                max: 3,
+                strict: false,
+            },
+            once(false),
+        ]);
         let (found, _) = run(&s, &[(1, "a"), (2, "b"), (3, "bc")], 10);
         // At 3, the event is another `b` (one branch) and the `c` (another): complete.
         assert_eq!(found, vec![(vec![Some(0), Some(1), Some(2)], 3)]);
@@ -388,7 +413,15 @@ mod tests {
 
     #[test]
     fn an_optional_step_may_be_skipped_or_taken() {
-        let s = shape(vec![once(false), Step { min: 0, max: 1, strict: false }, once(false)]);
+        let s = shape(vec![
+            once(false),
+            Step {
+                min: 0,
+                max: 1,
+                strict: false,
+            },
+            once(false),
+        ]);
         let (found, _) = run(&s, &[(1, "a"), (2, "c")], 10);
         assert_eq!(found, vec![(vec![Some(0), None, Some(1)], 2)]);
         let (found, _) = run(&s, &[(1, "a"), (2, "b"), (3, "c")], 10);
@@ -397,7 +430,15 @@ mod tests {
 
     #[test]
     fn a_strict_step_after_an_optional_one_needs_no_gap() {
-        let s = shape(vec![once(false), Step { min: 0, max: 1, strict: false }, once(true)]);
+        let s = shape(vec![
+            once(false),
+            Step {
+                min: 0,
+                max: 1,
+                strict: false,
+            },
+            once(true),
+        ]);
         let (found, _) = run(&s, &[(1, "a"), (2, ""), (3, "c")], 10);
         assert!(found.is_empty(), "{found:?}");
         let (found, _) = run(&s, &[(1, "a"), (2, ""), (3, "b"), (4, "c")], 10);

@@ -6,3 +6,7 @@
 //! window ([`crate::windows::KeyedOperator`]).
 
 pub mod matcher;
+mod operator;
+
+pub use matcher::{Shape as PatternShape, Step as PatternStep};
+pub use operator::{Pattern, Patterns};

@@ -13,7 +13,7 @@
 //! accumulator ([`Saved`]).
 
 use super::state::{emit_sorted, entry_bytes, restore, results_waiting, save, Sorted};
-use super::{Admit, Aggregation, KeyedOperator, OnFull, StateOptions, StateSize, Window};
+use super::{Admit, Aggregation, Keyed, KeyedOperator, OnFull, StateOptions, StateSize, Window};
 use crate::errors::EvalError;
 use serde::{Deserialize, Serialize};
 use std::borrow::Borrow;
@@ -22,12 +22,9 @@ use std::hash::Hash;
 use std::mem::size_of;
 
 /// A fired window's accumulators, sorted by key, not yet turned into results.
-type FiredWindow<A> = (
-    Window,
-    std::vec::IntoIter<(<A as Aggregation>::Key, <A as Aggregation>::Acc)>,
-);
+type FiredWindow<A> = (Window, std::vec::IntoIter<(<A as Keyed>::Key, <A as Aggregation>::Acc)>);
 /// Windows by `(end, start)`.
-type Bins<A> = BTreeMap<(i64, i64), Bin<<A as Aggregation>::Key, <A as Aggregation>::Acc>>;
+type Bins<A> = BTreeMap<(i64, i64), Bin<<A as Keyed>::Key, <A as Aggregation>::Acc>>;
 
 /// One window: the accumulators of its keys, and the oldest epoch among its records.
 struct Bin<K, Acc> {

@@ -43,18 +43,24 @@ use std::borrow::Borrow;
 use std::collections::VecDeque;
 use std::hash::Hash;
 
-/// What one window or table computes, generated per spec component.
-///
-/// `Acc` is a struct with one [`crate::aggregates::Aggregator`] per aggregate of the spec.
-pub trait Aggregation {
+/// What flows into and out of a keyed operator (a window, a table, a pattern), and
+/// what it is keyed by: generated per spec component.
+pub trait Keyed {
     /// The record type flowing in.
     type Input;
     /// The key (a tuple of the key fields' values, or `()` for a global window).
-    /// Serializable, like `Acc`, for checkpoints.
+    /// Serializable for checkpoints.
     type Key: Hash + Eq + Ord + Clone + Serialize + DeserializeOwned;
-    type Acc: Serialize + DeserializeOwned;
-    /// The record type flowing out: keys, window bounds, aggregates.
+    /// The record type flowing out: for a window, keys, window bounds, aggregates.
     type Output;
+}
+
+/// What one window or table computes, generated per spec component.
+///
+/// `Acc` is a struct with one [`crate::aggregates::Aggregator`] per aggregate of the spec.
+pub trait Aggregation: Keyed {
+    /// Serializable, like the key, for checkpoints.
+    type Acc: Serialize + DeserializeOwned;
     fn new_acc(&self) -> Self::Acc;
     /// Adds one record (with time `t`) to an accumulator. On error the record is rejected.
     fn add(&self, acc: &mut Self::Acc, rec: &Self::Input, t: i64) -> Result<(), EvalError>;
@@ -117,7 +123,7 @@ pub struct StateSize {
 }
 
 /// The interface the generated code drives, the same for every window kind and for tables.
-pub trait KeyedOperator<A: Aggregation> {
+pub trait KeyedOperator<A: Keyed> {
     /// Adds a record with key `key` and time `t`.
     ///
     /// Generic over the borrowed key form `Q` so a lookup of an existing key does not

@@ -4,7 +4,7 @@
 //! for errors and counters, a watermark that only moves forward, where late records and
 //! failed results go, and the state-size samples.
 
-use super::{Admit, Aggregation, KeyedOperator};
+use super::{Admit, Keyed, KeyedOperator};
 use crate::acks::Acks;
 use crate::dead_letter::DeadLetters;
 use crate::driver::Context;
@@ -26,7 +26,7 @@ const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 /// output records never all exist at once.
 pub const EMIT_CHUNK: usize = 256;
 
-pub struct Stateful<A: Aggregation, O: KeyedOperator<A>> {
+pub struct Stateful<A: Keyed, O: KeyedOperator<A>> {
     name: &'static str,
     op: O,
     watermark: i64,
@@ -52,7 +52,7 @@ pub struct Stateful<A: Aggregation, O: KeyedOperator<A>> {
     _agg: PhantomData<A>,
 }
 
-impl<A: Aggregation, O: KeyedOperator<A>> Stateful<A, O> {
+impl<A: Keyed, O: KeyedOperator<A>> Stateful<A, O> {
     pub fn new(name: &'static str, op: O, on_error: OnError, ctx: &Context) -> Self {
         Stateful {
             name,
@@ -253,7 +253,7 @@ impl<A: Aggregation, O: KeyedOperator<A>> Stateful<A, O> {
 }
 
 /// A window's or table's checkpoint: its watermark, then the operator's state.
-impl<A: Aggregation, O: KeyedOperator<A>> Checkpointed for Stateful<A, O> {
+impl<A: Keyed, O: KeyedOperator<A>> Checkpointed for Stateful<A, O> {
     fn section(&self) -> &'static str {
         self.name
     }

@@ -19,7 +19,7 @@
 //! rebuilt from the sessions' timers on restore, without the orphans.
 
 use super::state::{entry_bytes, restore, results_waiting, save, Sorted};
-use super::{Admit, Aggregation, KeyedOperator, OnFull, StateOptions, StateSize, Window};
+use super::{Admit, Aggregation, Keyed, KeyedOperator, OnFull, StateOptions, StateSize, Window};
 use crate::errors::EvalError;
 use serde::{Deserialize, Serialize};
 use std::borrow::Borrow;
@@ -50,7 +50,7 @@ struct Session<Acc> {
 }
 
 /// Per key, its sessions.
-type SessionsByKey<A> = HashMap<<A as Aggregation>::Key, Vec<Session<<A as Aggregation>::Acc>>>;
+type SessionsByKey<A> = HashMap<<A as Keyed>::Key, Vec<Session<<A as Aggregation>::Acc>>>;
 
 /// What a checkpoint holds of [`SessionWindows`]: the watermark and each key's sessions.
 /// `M` is [`Sorted`] when saving and a `HashMap` when restoring.

@@ -90,7 +90,7 @@ pub(super) mod testing {
 
     use crate::errors::EvalError;
     use crate::windows::node::EMIT_CHUNK;
-    use crate::windows::{Admit, Aggregation, KeyedOperator, OnFull, StateOptions, Window};
+    use crate::windows::{Admit, Aggregation, Keyed, KeyedOperator, OnFull, StateOptions, Window};
 
     /// Input `(key, value)`; accumulator `(count, sum)`; the sum overflows into an error.
     pub(crate) struct CountSum;
@@ -98,11 +98,14 @@ pub(super) mod testing {
     /// `(key, window, count, sum, update)`.
     pub(crate) type Out = (String, Window, i64, i64, bool);
 
-    impl Aggregation for CountSum {
+    impl Keyed for CountSum {
         type Input = (String, i64);
         type Key = String;
-        type Acc = (i64, i64);
         type Output = Out;
+    }
+
+    impl Aggregation for CountSum {
+        type Acc = (i64, i64);
 
         fn new_acc(&self) -> (i64, i64) {
             (0, 0)
