@@ -111,6 +111,7 @@ pub enum IrOperatorKind {
     Transform(IrTransform),
     Window(IrWindow),
     Table(IrTable),
+    Pattern(IrPattern),
 }
 
 impl IrOperator {
@@ -125,6 +126,7 @@ impl IrOperator {
                 .unwrap_or(&self.input),
             IrOperatorKind::Window(w) => &w.aggregation.output,
             IrOperatorKind::Table(t) => &t.aggregation.output,
+            IrOperatorKind::Pattern(p) => &p.output,
         }
     }
 
@@ -134,6 +136,7 @@ impl IrOperator {
             IrOperatorKind::Transform(_) => "transforms",
             IrOperatorKind::Window(_) => "windows",
             IrOperatorKind::Table(_) => "tables",
+            IrOperatorKind::Pattern(_) => "patterns",
         };
         format!("{section}.{}", self.name)
     }
@@ -143,6 +146,7 @@ impl IrOperator {
             IrOperatorKind::Transform(_) => None,
             IrOperatorKind::Window(w) => Some(&w.aggregation),
             IrOperatorKind::Table(t) => Some(&t.aggregation),
+            IrOperatorKind::Pattern(_) => None,
         }
     }
 }
@@ -216,6 +220,46 @@ pub struct IrTable {
     /// `None`: a row on every change; `Some(ms)`: changed rows every interval.
     pub emit_every: Option<i64>,
     pub ttl: Option<i64>,
+}
+
+/// A pattern: steps matched per key on event time, and what a match gives.
+#[derive(Debug, Clone)]
+pub struct IrPattern {
+    /// Struct name of the generated `Pattern` type, from `names::Names`.
+    pub pattern_type: String,
+    /// One expression per key field.
+    pub key: Vec<TExpr>,
+    pub steps: Vec<IrStep>,
+    /// ms: every event of a match is within this of its first.
+    pub within: Option<i64>,
+    /// The absence step's condition and how long after the match's last event it must
+    /// not happen.
+    pub absence: Option<(TExpr, i64)>,
+    pub max_partial: u64,
+    /// A match as a record: one field per step that always takes an event, holding its
+    /// (last) event.
+    pub matched: Rc<RecordType>,
+    /// The output record and one expression over `matched` per output field.
+    pub output: Rc<RecordType>,
+    pub select: Vec<TExpr>,
+    pub max_keys: Option<u64>,
+    pub on_full: OnFull,
+    pub on_error: OnError,
+    /// Late records with no `.late` reader: dropped (true) or dead letters.
+    pub drop_late: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct IrStep {
+    pub name: String,
+    pub condition: TExpr,
+    /// Events it takes: at least `min` (0: optional), at most `max`.
+    pub min: u32,
+    pub max: u32,
+    /// `contiguity: next`.
+    pub strict: bool,
+    /// Its field in the `matched` record, if it has one (not for optional steps).
+    pub field: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -110,6 +110,11 @@ pub const RESERVED_TYPES: &[&str] = &[
     "TsRepr",
     "Admit",
     "Aggregation",
+    "Keyed",
+    "Pattern",
+    "PatternShape",
+    "PatternStep",
+    "Patterns",
     "Clocks",
     "CountWindows",
     "Emit",
@@ -187,6 +192,8 @@ pub const PREFIXES: &[&str] = &[
     "source_",
     "window_",
     "table_",
+    "pattern_",
+    "select_",
 ];
 
 /// Rust keywords (all editions, reserved ones included).

@@ -27,14 +27,15 @@ pub use crate::formats::{
     JsonScan, LineRecord, LinesDecoder, LinesEncoder, ScanJson, ToCsvField, WriteJson,
 };
 pub use crate::internal_events::{Events, Tally};
+pub use crate::patterns::{Pattern, PatternShape, PatternStep, Patterns};
 pub use crate::settings::{SettingDef, Settings};
 pub use crate::sinks::{Address, MessageOutput, Output, Outputs, RawSink};
 pub use crate::sources::{OnError, Poll, RawSource, Source};
 pub use crate::state::Checkpointed;
 pub use crate::time::{opt_ts_rfc3339, opt_ts_seconds, ts_rfc3339, ts_seconds, TsRepr};
 pub use crate::windows::{
-    Admit, Aggregation, Clocks, CountWindows, Emit, FixedWindows, OnFull, SessionWindows, StateOptions, Stateful,
-    Table, TimeMode, Window,
+    Admit, Aggregation, Clocks, CountWindows, Emit, FixedWindows, Keyed, OnFull, SessionWindows, StateOptions,
+    Stateful, Table, TimeMode, Window,
 };
 
 #[cfg(feature = "regex")]

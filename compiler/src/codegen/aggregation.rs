@@ -24,7 +24,6 @@ use crate::types::Type;
 pub struct Names {
     pub acc: proc_macro2::Ident,
     pub agg: proc_macro2::Ident,
-    pub key_fn: proc_macro2::Ident,
 }
 
 pub fn names(op: &IrOperator) -> Names {
@@ -32,7 +31,6 @@ pub fn names(op: &IrOperator) -> Names {
     Names {
         acc: type_ident(&a.acc_type),
         agg: type_ident(&a.agg_type),
-        key_fn: super::ident::prefixed("key_", &op.stem),
     }
 }
 
@@ -42,8 +40,8 @@ fn field_ident(a: &IrAggregation, name: &str) -> proc_macro2::Ident {
 }
 
 /// The Rust type of the key: the field's type, a tuple, or `()` for a global window.
-fn key_type(a: &IrAggregation) -> TokenStream {
-    match a.key.as_slice() {
+pub fn key_type(key: &[TExpr]) -> TokenStream {
+    match key {
         [one] => rust_type(&one.ty),
         many => {
             let types = many.iter().map(|k| rust_type(&k.ty));
@@ -54,12 +52,10 @@ fn key_type(a: &IrAggregation) -> TokenStream {
 
 /// The key as `process` receives it, borrowed when it is a plain field (no allocation
 /// per record), and any helper function needed to compute it.
-pub fn key_arg(op: &IrOperator, exprs: &mut ExprGen) -> (TokenStream, TokenStream) {
-    let a = op.aggregation().expect("windows and tables have an aggregation");
-    let n = names(op);
+pub fn key_arg(op: &IrOperator, key: &[TExpr], exprs: &mut ExprGen) -> (TokenStream, TokenStream) {
     let input = type_ident(&op.input.rust_name);
-    let key_fn = &n.key_fn;
-    match a.key.as_slice() {
+    let key_fn = &super::ident::prefixed("key_", &op.stem);
+    match key {
         [] => (quote!(&()), TokenStream::new()),
         [TExpr {
             kind: TKind::Field(field),
@@ -77,7 +73,7 @@ pub fn key_arg(op: &IrOperator, exprs: &mut ExprGen) -> (TokenStream, TokenStrea
             (key, TokenStream::new())
         }
         many => {
-            let key_ty = key_type(a);
+            let key_ty = key_type(many);
             let values: Vec<TokenStream> = many.iter().map(|k| exprs.owned(k)).collect();
             // One computed key is its value, not a 1-tuple (see `key_type`).
             let value = match values.as_slice() {
@@ -206,7 +202,7 @@ pub fn items(op: &IrOperator, exprs: &mut ExprGen) -> TokenStream {
     let (acc, agg_ty) = (&n.acc, &n.agg);
     let input = type_ident(&op.input.rust_name);
     let output = type_ident(&a.output.rust_name);
-    let key_ty = key_type(a);
+    let key_ty = key_type(&a.key);
     let component = op.component();
     let acc_fields = a.aggregates.iter().map(|(field, agg)| {
         let name = field_ident(a, field);
@@ -340,7 +336,9 @@ pub fn node_type(op: &IrOperator) -> TokenStream {
             IrWindowKind::Count { .. } => quote!(CountWindows<#agg>),
         },
         IrOperatorKind::Table(_) => quote!(Table<#agg>),
-        IrOperatorKind::Transform(_) => unreachable!("transforms hold no state"),
+        IrOperatorKind::Transform(_) | IrOperatorKind::Pattern(_) => {
+            unreachable!("transforms hold no state; patterns are emitted by patterns.rs")
+        }
     };
     quote!(Stateful<#agg, #operator>)
 }
@@ -385,7 +383,9 @@ pub fn construct(op: &IrOperator) -> TokenStream {
             };
             quote!(Table::new(#agg, #emit, #ttl, #opts))
         }
-        IrOperatorKind::Transform(_) => unreachable!("transforms hold no state"),
+        IrOperatorKind::Transform(_) | IrOperatorKind::Pattern(_) => {
+            unreachable!("transforms hold no state; patterns are emitted by patterns.rs")
+        }
     };
     let on_error = match a.on_error {
         OnError::Drop => quote!(OnError::Drop),

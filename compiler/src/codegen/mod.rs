@@ -8,6 +8,7 @@ mod aggregation;
 mod expr;
 pub mod ident;
 mod messages;
+mod patterns;
 mod pipeline;
 mod records;
 mod sinks;

@@ -7,7 +7,7 @@ use quote::{format_ident, quote};
 
 use super::expr::ExprGen;
 use super::ident::{prefixed, type_ident};
-use super::{aggregation, messages, records, sinks, sources};
+use super::{aggregation, messages, patterns, records, sinks, sources};
 use crate::connectors::source_items;
 use crate::ir::{
     Ir, IrDelivery, IrFormat, IrOperator, IrOperatorKind, IrSink, IrSource, IrTime, IrTransform, Node, SinkInput,
@@ -32,7 +32,9 @@ pub fn file(ir: &Ir) -> TokenStream {
         .iter()
         .map(|op| match &op.kind {
             IrOperatorKind::Transform(t) => transform_fns(op, t, tallies.next().unwrap_or(0), ir, &mut exprs),
-            IrOperatorKind::Window(_) | IrOperatorKind::Table(_) => stateful_fns(op, ir, &mut exprs),
+            IrOperatorKind::Window(_) | IrOperatorKind::Table(_) | IrOperatorKind::Pattern(_) => {
+                stateful_fns(op, ir, &mut exprs)
+            }
         })
         .collect();
     let advance_fns = advance_fns(ir);
@@ -190,15 +192,18 @@ fn transforms(ir: &Ir) -> impl Iterator<Item = &IrOperator> {
         .filter(|o| matches!(o.kind, IrOperatorKind::Transform(_)))
 }
 
-/// Windows and tables, in topological order.
+/// Windows, tables and patterns, in topological order.
 fn stateful(ir: &Ir) -> impl Iterator<Item = &IrOperator> {
-    ir.operators.iter().filter(|o| o.aggregation().is_some())
+    ir.operators
+        .iter()
+        .filter(|o| !matches!(o.kind, IrOperatorKind::Transform(_)))
 }
 
-/// The `Nodes` field of a window or table.
+/// The `Nodes` field of a window, table or pattern.
 fn node_field(op: &IrOperator) -> proc_macro2::Ident {
     match op.kind {
         IrOperatorKind::Table(_) => prefixed("table_", &op.stem),
+        IrOperatorKind::Pattern(_) => prefixed("pattern_", &op.stem),
         _ => prefixed("window_", &op.stem),
     }
 }
@@ -318,9 +323,29 @@ fn advance_fns(ir: &Ir) -> TokenStream {
 fn stateful_fns(op: &IrOperator, ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
     let component = op.component();
     let input = type_ident(&op.input.rust_name);
-    let output = type_ident(&op.output().rust_name);
-    let items = aggregation::items(op, exprs);
-    let (key, key_helper) = aggregation::key_arg(op, exprs);
+    // What the operator emits: a pattern emits its match, which `select_` makes into
+    // the output record on the way downstream.
+    let (items, key, emitted, select) = match &op.kind {
+        IrOperatorKind::Pattern(p) => {
+            let f = prefixed("select_", &op.stem);
+            (
+                patterns::items(op, p, exprs),
+                &p.key,
+                type_ident(&p.matched.rust_name),
+                quote!(let rec = &#f(rec).map_err(|e| RecordError::new(#component, e))?;),
+            )
+        }
+        _ => {
+            let a = op.aggregation().expect("windows and tables have an aggregation");
+            (
+                aggregation::items(op, exprs),
+                &a.key,
+                type_ident(&op.output().rust_name),
+                TokenStream::new(),
+            )
+        }
+    };
+    let (key, key_helper) = aggregation::key_arg(op, key, exprs);
     let field = node_field(op);
     let (flow, emit, forward_fn) = (
         prefixed("flow_", &op.stem),
@@ -328,7 +353,7 @@ fn stateful_fns(op: &IrOperator, ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
         prefixed("forward_", &op.stem),
     );
     let late = match &op.kind {
-        IrOperatorKind::Window(_) if !op.late_outputs.is_empty() => {
+        IrOperatorKind::Window(_) | IrOperatorKind::Pattern(_) if !op.late_outputs.is_empty() => {
             let calls = hand_on(&op.late_outputs, ir);
             quote! {
                 out.#field.late_counted(false);
@@ -336,6 +361,7 @@ fn stateful_fns(op: &IrOperator, ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
             }
         }
         IrOperatorKind::Window(w) if w.drop_late => quote!(out.#field.late_counted(true);),
+        IrOperatorKind::Pattern(p) if p.drop_late => quote!(out.#field.late_counted(true);),
         _ => quote!(out.#field.late_to_dead_letters(&mut out.dead_letters, rec, t, watermark);),
     };
     let calls = hand_on(&op.outputs, ir);
@@ -368,7 +394,8 @@ fn stateful_fns(op: &IrOperator, ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
             out.#field.restore_buffer(results);
         }
         #[inline]
-        fn #forward_fn(rec: &#output, t: i64, out: &mut Nodes) -> Result<(), RecordError> {
+        fn #forward_fn(rec: &#emitted, t: i64, out: &mut Nodes) -> Result<(), RecordError> {
+            #select
             #calls
         }
     }
@@ -477,7 +504,10 @@ fn nodes_struct(ir: &Ir) -> TokenStream {
     });
     let state_fields = stateful(ir).map(|op| {
         let name = node_field(op);
-        let ty = aggregation::node_type(op);
+        let ty = match &op.kind {
+            IrOperatorKind::Pattern(p) => patterns::node_type(p),
+            _ => aggregation::node_type(op),
+        };
         quote!(#name: #ty,)
     });
     let flushes = ir
@@ -658,7 +688,10 @@ fn job(ir: &Ir) -> TokenStream {
         });
     let state_inits = stateful(ir).map(|op| {
         let name = node_field(op);
-        let init = aggregation::construct(op);
+        let init = match &op.kind {
+            IrOperatorKind::Pattern(p) => patterns::construct(op, p),
+            _ => aggregation::construct(op),
+        };
         quote!(#name: #init,)
     });
     let time_modes = ir.sources.iter().map(|s| match &s.time {

@@ -32,6 +32,7 @@ const TOP_LEVEL: &[&str] = &[
     "transforms",
     "windows",
     "tables",
+    "patterns",
     "sinks",
     "tests",
 ];
@@ -140,11 +141,12 @@ impl Loader {
                         }
                     }
                 }
-                "transforms" | "windows" | "tables" => {
+                "transforms" | "windows" | "tables" | "patterns" => {
                     let section = match key {
                         "transforms" => "transforms",
                         "windows" => "windows",
-                        _ => "tables",
+                        "tables" => "tables",
+                        _ => "patterns",
                     };
                     for (name, value) in self.section(value, section, &mut spec.unreadable) {
                         let path = [key, name.as_str()];
@@ -153,7 +155,8 @@ impl Loader {
                         let operator = match section {
                             "transforms" => self.de(value, &path, &context, &[]).map(OperatorSpec::Transform),
                             "windows" => self.de(value, &path, &context, &[]).map(OperatorSpec::Window),
-                            _ => self.de(value, &path, &context, &[]).map(OperatorSpec::Table),
+                            "tables" => self.de(value, &path, &context, &[]).map(OperatorSpec::Table),
+                            _ => self.de(value, &path, &context, &[]).map(OperatorSpec::Pattern),
                         };
                         match operator {
                             Some(op) => spec.operators.push(Named { name, spec: op }),

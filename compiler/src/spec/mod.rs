@@ -6,6 +6,7 @@
 
 pub mod duration;
 pub mod loader;
+pub mod patterns;
 pub mod scalar;
 pub mod schema;
 mod serde_messages;
@@ -20,6 +21,7 @@ pub mod windows;
 
 pub use crate::connectors::{SinkKind, SourceKind};
 pub use loader::{load, Loaded};
+pub use patterns::PatternSpec;
 pub use schema::{FieldSpec, ScalarType, SchemaSpec};
 pub(crate) use serde_messages::field_names;
 pub use sinks::SinkSpec;
@@ -69,22 +71,23 @@ impl Spec {
             }
     }
 
-    /// True when any operator section (transforms, windows, tables) defines `name`.
+    /// True when any operator section (transforms, windows, tables, patterns) defines `name`.
     pub fn defines_operator(&self, name: &str) -> bool {
         OperatorSpec::SECTIONS.iter().any(|s| self.defines(s, name))
     }
 }
 
-/// A node between sources and sinks, from one of three sections.
+/// A node between sources and sinks, from one of four sections.
 #[derive(Debug, Clone)]
 pub enum OperatorSpec {
     Transform(TransformSpec),
     Window(WindowSpec),
     Table(TableSpec),
+    Pattern(PatternSpec),
 }
 
 impl OperatorSpec {
-    pub const SECTIONS: &'static [&'static str] = &["transforms", "windows", "tables"];
+    pub const SECTIONS: &'static [&'static str] = &["transforms", "windows", "tables", "patterns"];
 
     /// The top-level section it was written in, the first segment of its spans' paths.
     pub fn section(&self) -> &'static str {
@@ -92,15 +95,17 @@ impl OperatorSpec {
             OperatorSpec::Transform(_) => "transforms",
             OperatorSpec::Window(_) => "windows",
             OperatorSpec::Table(_) => "tables",
+            OperatorSpec::Pattern(_) => "patterns",
         }
     }
 
-    /// What it is called in messages: `transform`, `window`, `table`.
+    /// What it is called in messages: `transform`, `window`, `table`, `pattern`.
     pub fn kind(&self) -> &'static str {
         match self {
             OperatorSpec::Transform(_) => "transform",
             OperatorSpec::Window(_) => "window",
             OperatorSpec::Table(_) => "table",
+            OperatorSpec::Pattern(_) => "pattern",
         }
     }
 
@@ -109,12 +114,13 @@ impl OperatorSpec {
             OperatorSpec::Transform(t) => t.input.as_ref(),
             OperatorSpec::Window(w) => w.input.as_ref(),
             OperatorSpec::Table(t) => t.input.as_ref(),
+            OperatorSpec::Pattern(p) => p.input.as_ref(),
         }
     }
 
-    /// A window has a second output, `<name>.late`.
+    /// A window and a pattern have a second output, `<name>.late`.
     pub fn has_late_output(&self) -> bool {
-        matches!(self, OperatorSpec::Window(_))
+        matches!(self, OperatorSpec::Window(_) | OperatorSpec::Pattern(_))
     }
 }
 

@@ -8,6 +8,7 @@ use crate::diagnostics::SpecError;
 use crate::expr;
 use crate::expr::aggregates::{check_aggregate, AggFunc, TAggregate};
 use crate::expr::check::parse_problems;
+use crate::expr::TExpr;
 use crate::ir::{IrAggregation, UPDATE_FIELD, WINDOW_FIELDS};
 use crate::spec::transforms::ExprText;
 use crate::spec::windows::{KeySpec, OnFull};
@@ -31,54 +32,7 @@ pub struct AggregationSpec<'a> {
 
 pub fn aggregation(spec: &AggregationSpec, input: &RecordType, cx: &mut Cx) -> Option<IrAggregation> {
     let (section, name) = (spec.section, spec.name);
-    let mut ok = true;
-    let mut fields: Vec<(Field, Vec<String>)> = Vec::new();
-    let mut key = Vec::new();
-    for (field, expr, path) in key_entries(spec, cx) {
-        let p: Vec<&str> = path.iter().map(String::as_str).collect();
-        let Some(e) = expression(&expr, input, &p, cx) else {
-            ok = false;
-            continue;
-        };
-        let Some(field) = field.or_else(|| e.as_field().and_then(|f| f.last().cloned())) else {
-            let at = cx.value(&p);
-            cx.error(SpecError::invalid_value(
-                "key",
-                "a computed key needs a name",
-                &at,
-                Some(format!("name it: `key: {{ my_key: {} }}`", expr.0)),
-            ));
-            ok = false;
-            continue;
-        };
-        if !key_type_ok(&e.ty) {
-            let at = cx.expr_locator(&p, &expr.0)(&e.span);
-            // The suggestion must itself be a valid key, ready to paste: `round` alone is
-            // still an f64, and the quotes keep a `,` from ending the flow mapping's value.
-            let text = expr.0.trim().replace('\'', "''");
-            let help = if matches!(e.ty, Type::F64) {
-                format!("floats are not exact enough to group by: make a whole number, e.g. `key: {{ {field}: 'to_int(round({text}))' }}`")
-            } else if e.ty == Type::Optional(Box::new(Type::F64)) {
-                format!("floats are not exact enough to group by: make a whole number, e.g. `key: {{ {field}: 'to_int(round(coalesce({text}, 0.0)))' }}`")
-            } else {
-                "keys are strings, integers, bools or timestamps".to_string()
-            };
-            cx.error(SpecError::type_mismatch(
-                format!("cannot group by {}", e.ty),
-                format!("this is {}", e.ty),
-                &at,
-                Some(help),
-            ));
-            ok = false;
-            continue;
-        }
-        let ts_repr = e
-            .as_field()
-            .and_then(|f| field_repr(input, f))
-            .unwrap_or(TsRepr::Millis);
-        fields.push((Field::new(field, e.ty.clone(), ts_repr), path.clone()));
-        key.push(e);
-    }
+    let (mut ok, mut fields, key) = keys(section, name, spec.key, input, cx);
     if spec.window_bounds {
         for bound in WINDOW_FIELDS {
             fields.push((Field::new(*bound, Type::Timestamp, TsRepr::Millis), Vec::new()));
@@ -171,15 +125,82 @@ pub fn aggregation(spec: &AggregationSpec, input: &RecordType, cx: &mut Cx) -> O
     })
 }
 
+/// The keys of a window, table or pattern: each checked against `input` and of a type
+/// that can be grouped by. Returns whether all were, each key's output field (with its
+/// spec path), and its expression.
+#[allow(clippy::type_complexity)]
+pub fn keys(
+    section: &str,
+    name: &str,
+    key: Option<&KeySpec>,
+    input: &RecordType,
+    cx: &mut Cx,
+) -> (bool, Vec<(Field, Vec<String>)>, Vec<TExpr>) {
+    let mut ok = true;
+    let mut fields: Vec<(Field, Vec<String>)> = Vec::new();
+    let mut exprs = Vec::new();
+    for (field, expr, path) in key_entries(section, name, key, cx) {
+        let p: Vec<&str> = path.iter().map(String::as_str).collect();
+        let Some(e) = expression(&expr, input, &p, cx) else {
+            ok = false;
+            continue;
+        };
+        let Some(field) = field.or_else(|| e.as_field().and_then(|f| f.last().cloned())) else {
+            let at = cx.value(&p);
+            cx.error(SpecError::invalid_value(
+                "key",
+                "a computed key needs a name",
+                &at,
+                Some(format!("name it: `key: {{ my_key: {} }}`", expr.0)),
+            ));
+            ok = false;
+            continue;
+        };
+        if !key_type_ok(&e.ty) {
+            let at = cx.expr_locator(&p, &expr.0)(&e.span);
+            // The suggestion must itself be a valid key, ready to paste: `round` alone is
+            // still an f64, and the quotes keep a `,` from ending the flow mapping's value.
+            let text = expr.0.trim().replace('\'', "''");
+            let help = if matches!(e.ty, Type::F64) {
+                format!("floats are not exact enough to group by: make a whole number, e.g. `key: {{ {field}: 'to_int(round({text}))' }}`")
+            } else if e.ty == Type::Optional(Box::new(Type::F64)) {
+                format!("floats are not exact enough to group by: make a whole number, e.g. `key: {{ {field}: 'to_int(round(coalesce({text}, 0.0)))' }}`")
+            } else {
+                "keys are strings, integers, bools or timestamps".to_string()
+            };
+            cx.error(SpecError::type_mismatch(
+                format!("cannot group by {}", e.ty),
+                format!("this is {}", e.ty),
+                &at,
+                Some(help),
+            ));
+            ok = false;
+            continue;
+        }
+        let ts_repr = e
+            .as_field()
+            .and_then(|f| field_repr(input, f))
+            .unwrap_or(TsRepr::Millis);
+        fields.push((Field::new(field, e.ty.clone(), ts_repr), path.clone()));
+        exprs.push(e);
+    }
+    (ok, fields, exprs)
+}
+
 /// (output name if given, expression, spec path) for each key.
-fn key_entries(spec: &AggregationSpec, cx: &mut Cx) -> Vec<(Option<String>, ExprText, Vec<String>)> {
-    let base = [spec.section, spec.name, "key"].map(str::to_string).to_vec();
+fn key_entries(
+    section: &str,
+    name: &str,
+    key: Option<&KeySpec>,
+    cx: &mut Cx,
+) -> Vec<(Option<String>, ExprText, Vec<String>)> {
+    let base = [section, name, "key"].map(str::to_string).to_vec();
     let at = |extra: &str| {
         let mut p = base.clone();
         p.push(extra.to_string());
         p
     };
-    match spec.key {
+    match key {
         None => Vec::new(),
         Some(KeySpec::One(e)) => vec![(None, e.clone(), base.clone())],
         Some(KeySpec::Many(list)) => list
@@ -190,12 +211,12 @@ fn key_entries(spec: &AggregationSpec, cx: &mut Cx) -> Vec<(Option<String>, Expr
         Some(KeySpec::Named(map)) => map
             .0
             .iter()
-            .filter_map(|(name, e)| {
-                if crate::spec::is_valid_field_name(name) {
-                    Some((Some(name.clone()), e.clone(), at(name)))
+            .filter_map(|(field, e)| {
+                if crate::spec::is_valid_field_name(field) {
+                    Some((Some(field.clone()), e.clone(), at(field)))
                 } else {
-                    let span = cx.key(&[spec.section, spec.name, "key", name]);
-                    cx.error(SpecError::invalid_name(name, &span));
+                    let span = cx.key(&[section, name, "key", field]);
+                    cx.error(SpecError::invalid_name(field, &span));
                     None
                 }
             })

@@ -169,7 +169,7 @@ fn inputs(
             || spec.defines_operator(input_name)
             || input_name
                 .strip_suffix(".late")
-                .is_some_and(|w| spec.defines("windows", w))
+                .is_some_and(|w| spec.defines("windows", w) || spec.defines("patterns", w))
         {
             // Defined but unreadable: already reported where it is defined.
             resolved.push(Upstream::Unreadable);

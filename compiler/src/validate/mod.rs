@@ -8,6 +8,7 @@ mod aggregation;
 mod graph;
 mod names;
 mod operators;
+mod patterns;
 mod records;
 mod secrets;
 mod sinks;

@@ -1,11 +1,11 @@
-//! Operators (transforms, windows, tables), in topological order: each gets its input
+//! Operators (transforms, windows, tables, patterns), in topological order: each gets its input
 //! record type from upstream, is checked by its own pass, and learns which sources
 //! feed it (its watermark is their minimum).
 
 use std::rc::Rc;
 
 use super::graph::{Graph, Upstream};
-use super::{tables, transforms, windows, Cx};
+use super::{patterns, tables, transforms, windows, Cx};
 use crate::diagnostics::SpecError;
 use crate::ir::{IrOperator, IrOperatorKind, IrSource, IrTime};
 use crate::spec::{OperatorSpec, Spec};
@@ -29,6 +29,10 @@ pub fn check(spec: &Spec, graph: &Graph, sources: &[Option<IrSource>], cx: &mut 
                 windows::window(name, s, &input, late_read, cx).map(IrOperatorKind::Window)
             }
             OperatorSpec::Table(s) => tables::table(name, s, &input, cx).map(IrOperatorKind::Table),
+            OperatorSpec::Pattern(s) => {
+                let late_read = graph.reads_late(t);
+                patterns::pattern(name, s, &input, late_read, cx).map(IrOperatorKind::Pattern)
+            }
         };
         let Some(kind) = kind else { continue };
         if !matches!(kind, IrOperatorKind::Transform(_)) && !one_kind_of_time(name, section, &time_sources, sources, cx)

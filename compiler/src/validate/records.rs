@@ -75,10 +75,12 @@ pub fn collect(sources: &[IrSource], operators: &[IrOperator], out: &mut Vec<Rc<
     let used = sources
         .iter()
         .map(|s| &s.record)
-        .chain(operators.iter().filter_map(|o| match &o.kind {
-            IrOperatorKind::Transform(_) if o.output().rust_name == o.input.rust_name => None,
-            IrOperatorKind::Transform(_) => Some(o.output()),
-            IrOperatorKind::Window(_) | IrOperatorKind::Table(_) => Some(o.output()),
+        .chain(operators.iter().flat_map(|o| match &o.kind {
+            IrOperatorKind::Transform(_) if o.output().rust_name == o.input.rust_name => vec![],
+            IrOperatorKind::Transform(_) => vec![o.output()],
+            IrOperatorKind::Window(_) | IrOperatorKind::Table(_) => vec![o.output()],
+            // A match's record, then what `select` makes of it.
+            IrOperatorKind::Pattern(p) => vec![&p.matched, o.output()],
         }));
     // The names already in `out`, so that each record is looked up in constant time.
     let mut seen: std::collections::HashSet<String> = out.iter().map(|r| r.rust_name.clone()).collect();

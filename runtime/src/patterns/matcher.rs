@@ -237,6 +237,12 @@ impl<E: Clone> KeyState<E> {
         effect
     }
 
+    /// Takes out the waiting match numbered `seq`.
+    pub fn take_waiting(&mut self, seq: u64) -> Option<Waiting<E>> {
+        let at = self.waiting.iter().position(|w| w.seq == seq)?;
+        Some(self.waiting.remove(at))
+    }
+
     /// Takes out the waiting matches whose deadline is at or before `now`, in deadline
     /// order (then by number).
     pub fn due(&mut self, now: i64) -> Vec<Waiting<E>> {

@@ -113,18 +113,19 @@ where
         self.seq
     }
 
-    /// Emits the waiting matches due at `now` (all keys, by deadline).
+    /// Emits the waiting matches due at `now`, one at a time in `(deadline, seq)` order
+    /// over all keys.
     fn fire_due(&mut self, now: i64) {
         while let Some(entry) = self.deadlines.first_entry() {
             if entry.key().0 > now {
                 break;
             }
+            let (deadline, seq) = *entry.key();
             let key = entry.remove();
             let Some(state) = self.keys.get_mut(&key) else { continue };
-            for w in state.due(now) {
-                self.deadlines.remove(&(w.deadline, w.seq));
+            if let Some(w) = state.take_waiting(seq) {
                 let taken: Vec<Option<P::Input>> = w.taken.into_iter().map(|h| h.map(|h| h.rec)).collect();
-                self.out.push_back((self.pattern.matched(&key, &taken), w.deadline));
+                self.out.push_back((self.pattern.matched(&key, &taken), deadline));
             }
             if state.is_empty() {
                 self.keys.remove(&key);
@@ -261,6 +262,10 @@ where
         self.fire_due(wm);
         self.sweep(wm);
         self.out.len() > before
+    }
+
+    fn late_reason(&self) -> &'static str {
+        "every match it could be part of was decided"
     }
 
     fn next_due(&self) -> Option<i64> {

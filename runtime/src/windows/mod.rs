@@ -149,6 +149,10 @@ pub trait KeyedOperator<A: Keyed> {
     fn next_due(&self) -> Option<i64> {
         None
     }
+    /// Why a late record is late, for its dead letter.
+    fn late_reason(&self) -> &'static str {
+        "every window it belongs to has closed"
+    }
     /// End of input or shutdown: fire everything still open.
     fn on_close(&mut self) {
         self.on_watermark(i64::MAX);

@@ -151,9 +151,10 @@ impl<A: Keyed, O: KeyedOperator<A>> Stateful<A, O> {
     /// A late record with no `.late` consumer and no `late: drop`: a dead letter.
     pub fn late_to_dead_letters<T: Serialize>(&self, dead: &mut DeadLetters, rec: &T, t: i64, watermark: i64) {
         let reason = format!(
-            "late: event time {} is behind the watermark {} and every window it belongs to has closed",
+            "late: event time {} is behind the watermark {} and {}",
             format_rfc3339(t),
-            format_rfc3339(watermark)
+            format_rfc3339(watermark),
+            self.op.late_reason()
         );
         dead.send_record(self.name, &reason, rec);
         self.counters.emit(InternalEvent::Late(1));

@@ -1,0 +1,138 @@
+//! Patterns: the `Pattern` type (its steps' conditions and the match record), the
+//! `select` that makes the output record of a match, and the runtime operator.
+//!
+//! The runtime's `Patterns` decides *when* (event time order, partial matches,
+//! deadlines); this emits *what*: a `<Name>Pattern` unit struct whose `satisfies` sets
+//! one bit per step the record meets, and whose `matched` builds the `<Name>Match`
+//! record from the last event of each step.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::aggregation::key_type;
+use super::expr::ExprGen;
+use super::ident::{ident, prefixed, type_ident};
+use crate::ir::{IrOperator, IrPattern};
+use crate::spec::windows::OnFull;
+use crate::spec::OnError;
+
+/// The generated items of a pattern: its `Pattern` type and its `select_` function.
+pub fn items(op: &IrOperator, p: &IrPattern, exprs: &mut ExprGen) -> TokenStream {
+    let component = op.component();
+    let pat = type_ident(&p.pattern_type);
+    let input = type_ident(&op.input.rust_name);
+    let matched = type_ident(&p.matched.rust_name);
+    let output = type_ident(&p.output.rust_name);
+    let key_ty = key_type(&p.key);
+    let bits: Vec<TokenStream> = p
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| {
+            let code = exprs.owned(&step.condition);
+            quote!(if #code { bits |= 1 << #i; })
+        })
+        .collect();
+    let absence = p.absence.as_ref().map(|(condition, _)| {
+        let code = exprs.owned(condition);
+        let i = p.steps.len();
+        quote!(if #code { bits |= 1 << #i; })
+    });
+    let fields = p.steps.iter().enumerate().filter_map(|(i, step)| {
+        let field = step.field.as_ref()?;
+        let name = ident(&p.matched.field(field).map_or(field.as_str(), |f| f.ident.as_str()));
+        // Every step with a field takes at least one event in every match.
+        Some(quote!(#name: taken[#i].clone().unwrap_or_default(),))
+    });
+    let select = prefixed("select_", &op.stem);
+    let out_fields: Vec<TokenStream> = p
+        .output
+        .fields
+        .iter()
+        .zip(&p.select)
+        .map(|(field, e)| {
+            let name = ident(&field.ident);
+            let code = exprs.owned(e);
+            quote!(#name: #code,)
+        })
+        .collect();
+    let doc_pat = format!(" What `{component}` matches.");
+    let doc_select = format!(" The output record of a match of `{component}`.");
+    quote! {
+        #[doc = #doc_pat]
+        struct #pat;
+
+        impl Keyed for #pat {
+            type Input = #input;
+            type Key = #key_ty;
+            type Output = #matched;
+        }
+
+        impl Pattern for #pat {
+            #[inline]
+            fn satisfies(&self, rec: &#input) -> Result<u64, EvalError> {
+                let mut bits = 0u64;
+                #(#bits)*
+                #absence
+                Ok(bits)
+            }
+            fn matched(&self, _key: &#key_ty, taken: &[Option<#input>]) -> #matched {
+                #matched { #(#fields)* }
+            }
+        }
+
+        #[doc = #doc_select]
+        #[inline]
+        fn #select(rec: &#matched) -> Result<#output, EvalError> {
+            Ok(#output { #(#out_fields)* })
+        }
+    }
+}
+
+/// The field type in the `Nodes` struct.
+pub fn node_type(p: &IrPattern) -> TokenStream {
+    let pat = type_ident(&p.pattern_type);
+    quote!(Stateful<#pat, Patterns<#pat>>)
+}
+
+/// `Stateful::new(..)` for a pattern.
+pub fn construct(op: &IrOperator, p: &IrPattern) -> TokenStream {
+    let pat = type_ident(&p.pattern_type);
+    let component = op.component();
+    let steps = p.steps.iter().map(|s| {
+        let (min, max, strict) = (s.min, s.max, s.strict);
+        quote!(PatternStep { min: #min, max: #max, strict: #strict })
+    });
+    let option = |v: Option<i64>| match v {
+        Some(ms) => quote!(Some(#ms)),
+        None => quote!(None),
+    };
+    let within = option(p.within);
+    let absence = option(p.absence.as_ref().map(|(_, ms)| *ms));
+    let max_partial = usize::try_from(p.max_partial).unwrap_or(usize::MAX);
+    let max_keys = match p.max_keys {
+        Some(n) => {
+            let n = usize::try_from(n).unwrap_or(usize::MAX);
+            quote!(Some(#n))
+        }
+        None => quote!(None),
+    };
+    let on_full = match p.on_full {
+        OnFull::EvictOldest => quote!(OnFull::EvictOldest),
+        OnFull::DeadLetter => quote!(OnFull::Reject),
+    };
+    let on_error = match p.on_error {
+        OnError::Drop => quote!(OnError::Drop),
+        OnError::DeadLetter | OnError::Fail => quote!(OnError::DeadLetter),
+    };
+    let shape = quote! {
+        PatternShape {
+            steps: vec![#(#steps),*],
+            within: #within,
+            absence: #absence,
+            max_partial: #max_partial,
+        }
+    };
+    let opts = quote!(StateOptions { allowed_lateness: 0, max_keys: #max_keys, on_full: #on_full });
+    quote!(Stateful::new(#component, Patterns::new(#pat, #shape, #opts), #on_error, ctx))
+}

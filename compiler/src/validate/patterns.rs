@@ -1,0 +1,380 @@
+//! Patterns: steps, their conditions and quantifiers, `within`, the absence, and the
+//! `select` that makes an output record of a match.
+
+use std::rc::Rc;
+
+use super::aggregation::keys;
+use super::transforms::{expression, field_repr};
+use super::Cx;
+use crate::diagnostics::SpecError;
+use crate::expr::TExpr;
+use crate::ir::{IrPattern, IrStep};
+use crate::spec::patterns::{Contiguity, PatternSpec, StepDetail};
+use crate::spec::transforms::ExprText;
+use crate::spec::windows::{LatePolicy, OnFull};
+use crate::spec::OnError;
+use crate::types::{Field, RecordType, TsRepr, Type};
+
+/// Steps a pattern may have (the matcher keeps one bit per step, and one for the absence).
+const MAX_STEPS: usize = 63;
+/// Partial matches kept per key when the spec does not say.
+const DEFAULT_MAX_PARTIAL: u64 = 1000;
+
+pub fn pattern(
+    name: &str,
+    spec: &PatternSpec,
+    input: &Rc<RecordType>,
+    late_read: bool,
+    cx: &mut Cx,
+) -> Option<IrPattern> {
+    let path = |field: &'static str| ["patterns", name, field];
+    let (mut ok, _, key) = keys("patterns", name, spec.key.as_ref(), input, cx);
+    let steps = steps(name, spec, input, cx);
+    ok &= steps.is_some();
+    let within = match &spec.within {
+        Some(text) => {
+            let ms = cx.duration(&path("within"), text, true);
+            ok &= ms.is_some();
+            ms
+        }
+        None => None,
+    };
+    let absence = match &spec.not_followed_by {
+        None => None,
+        Some(a) => {
+            let condition = condition(a.condition.as_ref(), &["patterns", name, "not_followed_by"], input, cx);
+            let ms = match &a.within {
+                Some(text) => cx.duration(&["patterns", name, "not_followed_by", "within"], text, true),
+                None => {
+                    let at = cx.key(&["patterns", name, "not_followed_by"]);
+                    cx.error(SpecError::missing_field(
+                        "within",
+                        &format!("`not_followed_by` of pattern `{name}`"),
+                        &at,
+                        Some("say how long the event must stay away: `within: 5m`".into()),
+                    ));
+                    None
+                }
+            };
+            ok &= condition.is_some() && ms.is_some();
+            condition.zip(ms)
+        }
+    };
+    for (field, value) in [
+        ("max_partial_matches", spec.max_partial_matches),
+        ("max_keys", spec.max_keys),
+    ] {
+        if value == Some(0) {
+            let at = cx.value(&path(field));
+            cx.error(SpecError::invalid_value(
+                field,
+                "must be at least 1",
+                &at,
+                Some("leave it out for the default".into()),
+            ));
+            ok = false;
+        }
+    }
+    if spec.on_error == Some(OnError::Fail) {
+        let at = cx.value(&path("on_error"));
+        cx.error(SpecError::invalid_value(
+            "on_error",
+            "a result that fails further down can go to `dead_letter` or be dropped (`drop`)",
+            &at,
+            Some("`fail` stops on a bad input record: set it on the source".into()),
+        ));
+        ok = false;
+    }
+    if late_read && spec.late == Some(LatePolicy::Drop) {
+        let at = cx.value(&path("late"));
+        cx.error(SpecError::invalid_value(
+            "late",
+            format!("late records are dropped, but something reads `{name}.late`"),
+            &at,
+            Some(format!("remove `late: drop`, or stop reading `{name}.late`")),
+        ));
+        ok = false;
+    }
+    let steps = steps?;
+    let matched = Rc::new(RecordType::new(
+        cx.names.type_name("", name, "Match"),
+        format!("steps of `{name}`"),
+        steps
+            .iter()
+            .filter_map(|s| s.field.as_ref())
+            .map(|f| Field::new(f.clone(), Type::Record(input.clone()), TsRepr::Millis))
+            .collect(),
+    ));
+    let (output, select) = select(name, spec, &matched, &steps, cx)?;
+    if !ok {
+        return None;
+    }
+    Some(IrPattern {
+        pattern_type: cx.names.type_name("", name, "Pattern"),
+        key,
+        steps,
+        within,
+        absence,
+        max_partial: spec.max_partial_matches.unwrap_or(DEFAULT_MAX_PARTIAL),
+        matched,
+        output,
+        select,
+        max_keys: spec.max_keys,
+        on_full: spec.on_full.unwrap_or(OnFull::DeadLetter),
+        on_error: spec.on_error.unwrap_or(OnError::DeadLetter),
+        drop_late: spec.late == Some(LatePolicy::Drop),
+    })
+}
+
+/// The absence's condition (`not_followed_by: { where: ... }`): present, and a bool.
+fn condition(text: Option<&ExprText>, path: &[&str], input: &RecordType, cx: &mut Cx) -> Option<TExpr> {
+    let Some(text) = text else {
+        let at = cx.key(path);
+        cx.error(SpecError::missing_field(
+            "where",
+            "`not_followed_by`",
+            &at,
+            Some("the event that must not come: `where: event == \"confirm\"`".into()),
+        ));
+        return None;
+    };
+    let mut at = path.to_vec();
+    at.push("where");
+    bool_expression(text, &at, input, cx)
+}
+
+fn steps(name: &str, spec: &PatternSpec, input: &RecordType, cx: &mut Cx) -> Option<Vec<IrStep>> {
+    let Some(entries) = spec.steps.as_ref().filter(|s| !s.0.is_empty()) else {
+        let at = cx.key(&["patterns", name]);
+        cx.error(SpecError::missing_field(
+            "steps",
+            &format!("pattern `{name}`"),
+            &at,
+            Some(
+                "the events to match, in order: `steps: { login: 'event == \"login\"', buy: 'event == \"buy\"' }`"
+                    .into(),
+            ),
+        ));
+        return None;
+    };
+    if entries.0.len() > MAX_STEPS {
+        let at = cx.key(&["patterns", name, "steps"]);
+        cx.error(SpecError::invalid_value(
+            "steps",
+            format!("{} steps; a pattern has at most {MAX_STEPS}", entries.0.len()),
+            &at,
+            Some("split it into patterns that feed each other".into()),
+        ));
+        return None;
+    }
+    let mut ok = true;
+    let mut steps = Vec::new();
+    let last = entries.0.len() - 1;
+    for (i, (step, spec)) in entries.0.iter().enumerate() {
+        let path = ["patterns", name, "steps", step.as_str()];
+        if !crate::spec::is_valid_field_name(step) {
+            let at = cx.key(&path);
+            cx.error(SpecError::invalid_name(step, &at));
+            ok = false;
+            continue;
+        }
+        let detail = spec.detail();
+        let condition = step_condition(&detail, &path, spec, input, cx);
+        let quantity = quantity(&detail, &path, i == 0, i == last, cx);
+        let (Some(condition), Some((min, max))) = (condition, quantity) else {
+            ok = false;
+            continue;
+        };
+        steps.push(IrStep {
+            name: step.clone(),
+            condition,
+            min,
+            max,
+            strict: detail.contiguity == Some(Contiguity::Next),
+            field: (min > 0).then(|| step.clone()),
+        });
+    }
+    ok.then_some(steps)
+}
+
+/// The condition of a step written as `name: condition` or `name: { where: ... }`.
+fn step_condition(
+    detail: &StepDetail,
+    path: &[&str],
+    spec: &crate::spec::patterns::StepSpec,
+    input: &RecordType,
+    cx: &mut Cx,
+) -> Option<TExpr> {
+    let Some(text) = &detail.condition else {
+        let at = cx.key(path);
+        cx.error(SpecError::missing_field(
+            "where",
+            &format!("step `{}`", path[3]),
+            &at,
+            Some("the condition an event must meet: `where: event == \"login\"`".into()),
+        ));
+        return None;
+    };
+    let mut at = path.to_vec();
+    if matches!(spec, crate::spec::patterns::StepSpec::Full(_)) {
+        at.push("where");
+    }
+    bool_expression(text, &at, input, cx)
+}
+
+fn bool_expression(text: &ExprText, at: &[&str], input: &RecordType, cx: &mut Cx) -> Option<TExpr> {
+    let e = expression(text, input, at, cx)?;
+    if !matches!(e.ty, Type::Bool) {
+        let span = cx.expr_locator(at, &text.0)(&e.span);
+        cx.error(SpecError::type_mismatch(
+            format!("a condition must be a bool, found {}", e.ty),
+            format!("this is {}", e.ty),
+            &span,
+            Some("compare it: `event == \"login\"`, `amount > 0`".into()),
+        ));
+        return None;
+    }
+    Some(e)
+}
+
+/// `(min, max)` events of a step, from `times`, `one_or_more` or `optional`.
+fn quantity(detail: &StepDetail, path: &[&str], first: bool, last: bool, cx: &mut Cx) -> Option<(u32, u32)> {
+    let given: Vec<&str> = [
+        ("times", detail.times.is_some()),
+        ("one_or_more", detail.one_or_more.is_some()),
+        ("optional", detail.optional == Some(true)),
+    ]
+    .into_iter()
+    .filter_map(|(k, set)| set.then_some(k))
+    .collect();
+    let field_at = |cx: &mut Cx, field: &str| {
+        let mut p = path.to_vec();
+        p.push(field);
+        cx.value(&p)
+    };
+    if given.len() > 1 {
+        let at = field_at(cx, given[1]);
+        cx.error(SpecError::invalid_value(
+            given[1],
+            format!("a step is `{}` or `{}`, not both", given[0], given[1]),
+            &at,
+            Some("keep one of `times`, `one_or_more` and `optional`".into()),
+        ));
+        return None;
+    }
+    let bound = |cx: &mut Cx, field: &'static str, n: u64| -> Option<u32> {
+        match u32::try_from(n) {
+            Ok(n) if (1..=10_000).contains(&n) => Some(n),
+            _ => {
+                let at = field_at(cx, field);
+                cx.error(SpecError::invalid_value(
+                    field,
+                    format!("{n} events; a step takes 1 to 10000"),
+                    &at,
+                    Some("a step's events are held until the match ends: keep the count small".into()),
+                ));
+                None
+            }
+        }
+    };
+    let (min, max) = match (detail.times, detail.one_or_more, detail.optional == Some(true)) {
+        (Some(n), _, _) => {
+            let n = bound(cx, "times", n)?;
+            (n, n)
+        }
+        (_, Some(n), _) => (1, bound(cx, "one_or_more", n)?),
+        (_, _, true) => (0, 1),
+        _ => (1, 1),
+    };
+    let problem = if first && min == 0 {
+        Some((
+            "optional",
+            "the first step cannot be optional: every match starts with it",
+        ))
+    } else if last && min == 0 {
+        Some(("optional", "the last step cannot be optional: a match ends with it"))
+    } else if last && detail.one_or_more.is_some() {
+        Some((
+            "one_or_more",
+            "a match ends at its last step's first event, so `one_or_more` there would take one",
+        ))
+    } else {
+        None
+    };
+    if let Some((field, message)) = problem {
+        let at = field_at(cx, field);
+        cx.error(SpecError::invalid_value(
+            field,
+            message,
+            &at,
+            Some("give the step a fixed count (`times: 3`), or add a step after it".into()),
+        ));
+        return None;
+    }
+    Some((min, max))
+}
+
+/// The output record: one field per `select` entry, checked against the match's record.
+fn select(
+    name: &str,
+    spec: &PatternSpec,
+    matched: &Rc<RecordType>,
+    steps: &[IrStep],
+    cx: &mut Cx,
+) -> Option<(Rc<RecordType>, Vec<TExpr>)> {
+    let Some(entries) = spec.select.as_ref().filter(|s| !s.0.is_empty()) else {
+        let at = cx.key(&["patterns", name]);
+        let first = steps.first().map_or("login", |s| s.name.as_str());
+        cx.error(SpecError::missing_field(
+            "select",
+            &format!("pattern `{name}`"),
+            &at,
+            Some(format!(
+                "what a match gives, from its steps' events: `select: {{ at: {first}.ts }}`"
+            )),
+        ));
+        return None;
+    };
+    let mut ok = true;
+    let mut fields = Vec::new();
+    let mut exprs = Vec::new();
+    for (field, text) in &entries.0 {
+        let path = ["patterns", name, "select", field.as_str()];
+        if !crate::spec::is_valid_field_name(field) {
+            let at = cx.key(&path);
+            cx.error(SpecError::invalid_name(field, &at));
+            ok = false;
+            continue;
+        }
+        if fields.iter().any(|f: &Field| f.name == *field) {
+            let at = cx.key(&path);
+            cx.error(SpecError::invalid_value(
+                field.clone(),
+                format!("the output already has a field `{field}`"),
+                &at,
+                Some("give each selected value its own name".into()),
+            ));
+            ok = false;
+            continue;
+        }
+        let Some(e) = expression(text, matched, &path, cx) else {
+            ok = false;
+            continue;
+        };
+        let ts_repr = e
+            .as_field()
+            .and_then(|f| field_repr(matched, f))
+            .unwrap_or(TsRepr::Millis);
+        fields.push(Field::new(field.clone(), e.ty.clone(), ts_repr));
+        exprs.push(e);
+    }
+    if !ok {
+        return None;
+    }
+    let output = RecordType::new(
+        cx.names.type_name("", name, "Record"),
+        format!("output of `{name}`"),
+        fields,
+    );
+    Some((Rc::new(output), exprs))
+}
