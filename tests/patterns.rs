@@ -60,12 +60,15 @@ fn generate(seed: u64, n: usize, keys: u64, kinds: &[&'static str]) -> Vec<Event
         .collect()
 }
 
-/// The events not late, each with its arrival index, grouped by key, each key's list in
-/// processing order `(ts, arrival)`; and the number of late ones.
-fn on_time(events: &[Event]) -> (BTreeMap<&str, Vec<(usize, &Event)>>, usize) {
+/// A key's events, each with its arrival index.
+type KeyEvents<'a> = Vec<(usize, &'a Event)>;
+
+/// The events not late, grouped by key, each key's list in processing order
+/// `(ts, arrival)`; and the number of late ones.
+fn on_time(events: &[Event]) -> (BTreeMap<&str, KeyEvents<'_>>, usize) {
     let mut max_ts = i64::MIN;
     let mut late = 0;
-    let mut by_key: BTreeMap<&str, Vec<(usize, &Event)>> = BTreeMap::new();
+    let mut by_key: BTreeMap<&str, KeyEvents<'_>> = BTreeMap::new();
     for (i, e) in events.iter().enumerate() {
         if e.ts < max_ts.saturating_sub(BOUND) {
             late += 1;

@@ -99,6 +99,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 ("transform", count("transforms.")),
                 ("window", count("windows.")),
                 ("table", count("tables.")),
+                ("pattern", count("patterns.")),
             ] {
                 if n > 0 || kind == "transform" {
                     parts.push(format!("{n} {kind}{}", plural(n)));

@@ -40,7 +40,7 @@ pub fn items(op: &IrOperator, p: &IrPattern, exprs: &mut ExprGen) -> TokenStream
     });
     let fields = p.steps.iter().enumerate().filter_map(|(i, step)| {
         let field = step.field.as_ref()?;
-        let name = ident(&p.matched.field(field).map_or(field.as_str(), |f| f.ident.as_str()));
+        let name = ident(p.matched.field(field).map_or(field.as_str(), |f| f.ident.as_str()));
         // Every step with a field takes at least one event in every match.
         Some(quote!(#name: taken[#i].clone().unwrap_or_default(),))
     });

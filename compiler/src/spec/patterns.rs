@@ -29,12 +29,36 @@ pub struct PatternSpec {
 }
 
 /// `login: event == "login"`, or `purchase: { where: ..., contiguity: next, times: 3 }`.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(untagged)]
-#[serde(expecting = "a condition, or a mapping like `{ where: 'event == \"buy\"', times: 3 }`")]
+#[derive(Debug, Clone)]
 pub enum StepSpec {
     Condition(ExprText),
     Full(StepDetail),
+}
+
+/// Not `#[serde(untagged)]`: a mapping is read as [`StepDetail`] itself, so a mistake
+/// inside it (an unknown key, a bad count) is reported where it is, not as "no variant
+/// matched" for the whole step.
+impl<'de> serde::Deserialize<'de> for StepSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Step;
+        impl<'de> serde::de::Visitor<'de> for Step {
+            type Value = StepSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a condition, or a mapping like `{ where: 'event == \"buy\"', times: 3 }`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<StepSpec, E> {
+                Ok(StepSpec::Condition(ExprText(v.to_string())))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<StepSpec, E> {
+                Ok(StepSpec::Condition(ExprText(v.to_string())))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<StepSpec, A::Error> {
+                let detail = serde::Deserialize::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(StepSpec::Full(detail))
+            }
+        }
+        d.deserialize_any(Step)
+    }
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]

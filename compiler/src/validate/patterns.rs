@@ -290,25 +290,26 @@ fn quantity(detail: &StepDetail, path: &[&str], first: bool, last: bool, cx: &mu
         Some((
             "optional",
             "the first step cannot be optional: every match starts with it",
+            "remove `optional`: a match starts at the first step that must happen",
         ))
     } else if last && min == 0 {
-        Some(("optional", "the last step cannot be optional: a match ends with it"))
+        Some((
+            "optional",
+            "the last step cannot be optional: a match ends with it",
+            "remove `optional`; for an event that must not come, use `not_followed_by`",
+        ))
     } else if last && detail.one_or_more.is_some() {
         Some((
             "one_or_more",
             "a match ends at its last step's first event, so `one_or_more` there would take one",
+            "give the step a fixed count (`times: 3`), or add a step after it",
         ))
     } else {
         None
     };
-    if let Some((field, message)) = problem {
+    if let Some((field, message, help)) = problem {
         let at = field_at(cx, field);
-        cx.error(SpecError::invalid_value(
-            field,
-            message,
-            &at,
-            Some("give the step a fixed count (`times: 3`), or add a step after it".into()),
-        ));
+        cx.error(SpecError::invalid_value(field, message, &at, Some(help.into())));
         return None;
     }
     Some((min, max))
