@@ -260,3 +260,83 @@ fn a_payment_without_a_confirmation_within_5_minutes_is_an_alert_at_its_deadline
         late as u64
     );
 }
+
+#[test]
+fn each_way_a_step_matches_does_what_the_docs_say() {
+    let dir = support::workdir("patterns-shapes");
+    let events = [
+        // strict (`next`): a then b right after it; on s2 an event comes between.
+        ("strict", "s1", "a", 1),
+        ("strict", "s1", "b", 2),
+        ("strict", "s2", "a", 3),
+        ("strict", "s2", "x", 4),
+        ("strict", "s2", "b", 5),
+        // counted (`times: 2`): the b's may have other events between them.
+        ("counted", "c1", "a", 10),
+        ("counted", "c1", "b", 11),
+        ("counted", "c1", "x", 12),
+        ("counted", "c1", "c", 13),
+        ("counted", "c1", "b", 14),
+        ("counted", "c1", "c", 15),
+        // some (`one_or_more: 3`): at most 3 b's, the last of them selected.
+        ("some", "m1", "a", 20),
+        ("some", "m1", "b", 21),
+        ("some", "m1", "b", 22),
+        ("some", "m1", "b", 23),
+        ("some", "m1", "b", 24),
+        ("some", "m1", "c", 25),
+        // maybe (`optional`): with or without the b.
+        ("maybe", "o1", "a", 30),
+        ("maybe", "o1", "c", 31),
+        ("maybe", "o2", "a", 32),
+        ("maybe", "o2", "b", 33),
+        ("maybe", "o2", "c", 34),
+        // bounded (`max_partial_matches: 1`): the second a pushes the first out.
+        ("bounded", "p1", "a", 40),
+        ("bounded", "p1", "a", 41),
+        ("bounded", "p1", "b", 42),
+        // Late for every pattern: behind the watermark (42).
+        ("strict", "s3", "a", 7),
+    ];
+    let text: String = events
+        .iter()
+        .map(|(p, k, e, ts)| format!("{}\n", json!({ "p": p, "k": k, "e": e, "ts": ts })))
+        .collect();
+    let input = dir.join("events.jsonl");
+    fs::write(&input, text).unwrap();
+    let out_dir = dir.join("out");
+    fs::create_dir_all(&out_dir).unwrap();
+    let out = Command::new(build("tests/pipelines/pattern_shapes.yaml"))
+        .env("EVENTS_PATH", &input)
+        .env("OUT", &out_dir)
+        .output()
+        .expect("the pipeline runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows = |name: &str| json_lines(&fs::read(out_dir.join(format!("{name}.jsonl"))).unwrap());
+    assert_eq!(rows("strict"), [json!({ "k": "s1", "a": 1, "b": 2 })]);
+    assert_eq!(rows("counted"), [json!({ "k": "c1", "a": 10, "b": 14, "c": 15 })]);
+    assert_eq!(rows("some"), [json!({ "k": "m1", "a": 20, "b": 23, "c": 25 })]);
+    assert_eq!(
+        rows("maybe"),
+        [
+            json!({ "k": "o1", "a": 30, "c": 31 }),
+            json!({ "k": "o2", "a": 32, "c": 34 })
+        ]
+    );
+    assert_eq!(rows("bounded"), [json!({ "k": "p1", "a": 41, "b": 42 })]);
+    assert_eq!(rows("late"), [json!({ "p": "strict", "k": "s3", "e": "a", "ts": 7 })]);
+    let c = support::counters(&out.stderr);
+    assert_eq!(support::counter(&c, "patterns.bounded", "evicted"), 1);
+    for dropping in ["counted", "some", "maybe", "bounded"] {
+        assert_eq!(
+            support::counter(&c, &format!("patterns.{dropping}"), "dropped"),
+            1,
+            "{dropping}"
+        );
+    }
+    assert_eq!(
+        support::counter(&c, "patterns.strict", "sent"),
+        1,
+        "the late record, to `strict.late`"
+    );
+}

@@ -7,7 +7,7 @@
 //! record from the last event of each step.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{format_ident, quote};
 
 use super::aggregation::key_type;
 use super::expr::ExprGen;
@@ -38,12 +38,26 @@ pub fn items(op: &IrOperator, p: &IrPattern, exprs: &mut ExprGen) -> TokenStream
         let i = p.steps.len();
         quote!(if #code { bits |= 1 << #i; })
     });
-    let fields = p.steps.iter().enumerate().filter_map(|(i, step)| {
-        let field = step.field.as_ref()?;
-        let name = ident(p.matched.field(field).map_or(field.as_str(), |f| f.ident.as_str()));
-        // Every step with a field takes at least one event in every match.
-        Some(quote!(#name: taken[#i].clone().unwrap_or_default(),))
-    });
+    // Steps in order, each taking its event out of `taken`; every step with a field
+    // takes at least one event in every match (an optional one has no field).
+    let steps: Vec<(TokenStream, Option<TokenStream>)> = p
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| {
+            let local = format_ident!("step_{i}");
+            match &step.field {
+                Some(field) => {
+                    let name = ident(p.matched.field(field).map_or(field.as_str(), |f| f.ident.as_str()));
+                    let take = quote!(let #local = taken.next().flatten().unwrap_or_default(););
+                    (take, Some(quote!(#name: #local,)))
+                }
+                None => (quote!(taken.next();), None),
+            }
+        })
+        .collect();
+    let takes = steps.iter().map(|(take, _)| take);
+    let fields = steps.iter().filter_map(|(_, field)| field.as_ref());
     let select = prefixed("select_", &op.stem);
     let out_fields: Vec<TokenStream> = p
         .output
@@ -76,7 +90,9 @@ pub fn items(op: &IrOperator, p: &IrPattern, exprs: &mut ExprGen) -> TokenStream
                 #absence
                 Ok(bits)
             }
-            fn matched(&self, _key: &#key_ty, taken: &[Option<#input>]) -> #matched {
+            fn matched(&self, _key: &#key_ty, taken: Vec<Option<#input>>) -> #matched {
+                let mut taken = taken.into_iter();
+                #(#takes)*
                 #matched { #(#fields)* }
             }
         }

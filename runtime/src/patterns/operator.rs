@@ -36,7 +36,7 @@ pub trait Pattern: Keyed {
     fn satisfies(&self, rec: &Self::Input) -> Result<u64, EvalError>;
     /// The match's record: the last event of each step (`None`: an optional step
     /// skipped).
-    fn matched(&self, key: &Self::Key, taken: &[Option<Self::Input>]) -> Self::Output;
+    fn matched(&self, key: &Self::Key, taken: Vec<Option<Self::Input>>) -> Self::Output;
 }
 
 /// A record held, with the epoch it came in.
@@ -125,7 +125,7 @@ where
             let Some(state) = self.keys.get_mut(&key) else { continue };
             if let Some(w) = state.take_waiting(seq) {
                 let taken: Vec<Option<P::Input>> = w.taken.into_iter().map(|h| h.map(|h| h.rec)).collect();
-                self.out.push_back((self.pattern.matched(&key, &taken), deadline));
+                self.out.push_back((self.pattern.matched(&key, taken), deadline));
             }
             if state.is_empty() {
                 self.keys.remove(&key);
@@ -158,7 +158,7 @@ where
         }
         if let Some(found) = effect.found {
             let taken: Vec<Option<P::Input>> = found.taken.into_iter().map(|h| h.map(|h| h.rec)).collect();
-            self.out.push_back((self.pattern.matched(&key, &taken), found.t));
+            self.out.push_back((self.pattern.matched(&key, taken), found.t));
         }
         if empty {
             self.keys.remove(&key);
@@ -382,11 +382,8 @@ mod tests {
             Ok(bits)
         }
 
-        fn matched(&self, key: &String, taken: &[Option<(String, String)>]) -> Self::Output {
-            (
-                key.clone(),
-                taken.iter().map(|t| t.as_ref().map(|r| r.1.clone())).collect(),
-            )
+        fn matched(&self, key: &String, taken: Vec<Option<(String, String)>>) -> Self::Output {
+            (key.clone(), taken.into_iter().map(|t| t.map(|r| r.1)).collect())
         }
     }
 
