@@ -9,6 +9,10 @@
 //!   baseline window IN OUT         10 s tumbling event-time windows per device of IN into OUT
 //!   baseline gen N PATH            write N deterministic sensor readings to PATH
 //!   baseline gen-window N PATH     the same, with out-of-order event time (for `window`)
+//!   baseline pattern IN OUT        bench/pattern.yaml's login → purchase within 10 min, per user
+//!   baseline gen-events N PATH     N user events, out of order (for `pattern`)
+
+mod pattern;
 
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -284,9 +288,11 @@ fn main() -> ExitCode {
     let result = match args.get(1).map(String::as_str) {
         Some("run") if args.len() == 4 => run(&args[2], &args[3]),
         Some("window") if args.len() == 4 => window(&args[2], &args[3]),
-        Some(cmd @ ("gen" | "gen-window")) if args.len() == 4 => match args[2].parse() {
+        Some("pattern") if args.len() == 4 => pattern::pattern(&args[2], &args[3]),
+        Some(cmd @ ("gen" | "gen-window" | "gen-events")) if args.len() == 4 => match args[2].parse() {
             Ok(n) if cmd == "gen" => gen(n, &args[3]),
-            Ok(n) => gen_window(n, &args[3]),
+            Ok(n) if cmd == "gen-window" => gen_window(n, &args[3]),
+            Ok(n) => pattern::gen_events(n, &args[3]),
             Err(e) => {
                 eprintln!("baseline: bad N {:?}: {e}", args[2]);
                 return ExitCode::from(2);
@@ -294,7 +300,7 @@ fn main() -> ExitCode {
         },
         _ => {
             eprintln!(
-                "usage: baseline run IN OUT | baseline window IN OUT | baseline gen N PATH | baseline gen-window N PATH"
+                "usage: baseline run IN OUT | baseline window IN OUT | baseline pattern IN OUT | baseline gen N PATH | baseline gen-window N PATH | baseline gen-events N PATH"
             );
             return ExitCode::from(2);
         }

@@ -90,8 +90,7 @@ pub fn items(op: &IrOperator, p: &IrPattern, exprs: &mut ExprGen) -> TokenStream
                 #absence
                 Ok(bits)
             }
-            fn matched(&self, _key: &#key_ty, taken: Vec<Option<#input>>) -> #matched {
-                let mut taken = taken.into_iter();
+            fn matched(&self, _key: &#key_ty, mut taken: impl Iterator<Item = Option<#input>>) -> #matched {
                 #(#takes)*
                 #matched { #(#fields)* }
             }

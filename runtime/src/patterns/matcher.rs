@@ -160,8 +160,10 @@ impl<E: Clone> KeyState<E> {
     }
 
     /// Takes the key's next event (in event time order). A match that waits for its
-    /// absence deadline is pushed to `waiting` with number `seq`.
-    pub fn on_event(&mut self, shape: &Shape, e: Event, item: &E, seq: u64) -> Effect<E> {
+    /// absence deadline is pushed to `waiting` with number `seq`. `spare` is an empty
+    /// list the caller keeps between calls (for any key), so that stepping the partial
+    /// matches allocates nothing.
+    pub fn on_event(&mut self, shape: &Shape, e: Event, item: E, seq: u64, spare: &mut Vec<Partial<E>>) -> Effect<E> {
         let mut effect = Effect {
             found: None,
             cancelled: Vec::new(),
@@ -178,13 +180,14 @@ impl<E: Clone> KeyState<E> {
         }
         self.expire(shape, e.t);
         let n = shape.steps.len();
-        let mut next = Vec::with_capacity(self.partials.len() + 1);
+        let mut next = std::mem::take(spare);
+        next.clear();
         for p in self.partials.drain(..) {
-            advance(shape, p, e, item, &mut next);
+            advance(shape, p, e, &item, &mut next);
         }
         if e.satisfies & 1 != 0 {
             let mut taken = vec![None; n];
-            taken[0] = Some(item.clone());
+            taken[0] = Some(item);
             next.push(Partial {
                 step: 0,
                 count: 1,
@@ -233,7 +236,7 @@ impl<E: Clone> KeyState<E> {
             });
             effect.evicted = drop as u64;
         }
-        self.partials = next;
+        *spare = std::mem::replace(&mut self.partials, next);
         effect
     }
 
@@ -259,44 +262,50 @@ impl<E: Clone> KeyState<E> {
     }
 }
 
-/// The branches of `p` given `e`, pushed to `out` (none: `p` ends).
+/// The branches of `p` given `e`, pushed to `out` (none: `p` ends). The last branch
+/// takes `p` itself, the others a copy.
 fn advance<E: Clone>(shape: &Shape, p: Partial<E>, e: Event, item: &E, out: &mut Vec<Partial<E>>) {
     let steps = &shape.steps;
     let step = steps[p.step];
-    let mut took = false;
+    // The steps `e` is taken into: `p`'s own again, or a later one reachable past
+    // optional steps (a strict one only right after `p`'s last event).
+    let mut into: [usize; 64] = [0; 64];
+    let mut n = 0;
     if p.count < step.max && e.satisfies & (1 << p.step) != 0 {
-        let mut more = p.clone();
-        more.count += 1;
-        more.gap_free = true;
-        more.last = e.t;
-        more.taken[p.step] = Some(item.clone());
-        out.push(more);
-        took = true;
+        into[n] = p.step;
+        n += 1;
     }
-    // Later steps reachable past optional ones, and whether a relaxed one is among them.
     let mut relaxed_ahead = false;
     if p.count >= step.min {
         for (j, later) in steps.iter().enumerate().skip(p.step + 1) {
             relaxed_ahead |= !later.strict;
             if e.satisfies & (1 << j) != 0 && (!later.strict || p.gap_free) {
-                let mut then = p.clone();
-                then.step = j;
-                then.count = 1;
-                then.gap_free = true;
-                then.last = e.t;
-                then.taken[j] = Some(item.clone());
-                out.push(then);
-                took = true;
+                into[n] = j;
+                n += 1;
             }
             if later.min > 0 {
                 break;
             }
         }
     }
-    let more_possible = p.count < step.max;
-    if !took && (more_possible || relaxed_ahead) {
-        out.push(Partial { gap_free: false, ..p });
+    if n == 0 {
+        if p.count < step.max || relaxed_ahead {
+            out.push(Partial { gap_free: false, ..p });
+        }
+        return;
     }
+    let take = |mut q: Partial<E>, j: usize| {
+        q.count = if j == q.step { q.count + 1 } else { 1 };
+        q.step = j;
+        q.gap_free = true;
+        q.last = e.t;
+        q.taken[j] = Some(item.clone());
+        q
+    };
+    for &j in &into[..n - 1] {
+        out.push(take(p.clone(), j));
+    }
+    out.push(take(p, into[n - 1]));
 }
 
 #[cfg(test)]
@@ -324,6 +333,7 @@ mod tests {
     /// as the labels' indices taken per step, with its time, and the evictions.
     fn run(shape: &Shape, events: &[(i64, &str)], end: i64) -> (Vec<Match>, u64) {
         let mut key = KeyState::<usize>::default();
+        let mut spare = Vec::new();
         let mut found = Vec::new();
         let mut evicted = 0;
         for (i, (t, label)) in events.iter().enumerate() {
@@ -337,7 +347,7 @@ mod tests {
                     c => 1 << (c as u64 - 'a' as u64),
                 };
             }
-            let effect = key.on_event(shape, Event { t: *t, satisfies }, &i, i as u64);
+            let effect = key.on_event(shape, Event { t: *t, satisfies }, i, i as u64, &mut spare);
             evicted += effect.evicted;
             if let Some(f) = effect.found {
                 found.push((f.taken, f.t));

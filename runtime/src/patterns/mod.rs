@@ -7,6 +7,7 @@
 
 pub mod matcher;
 mod operator;
+mod queue;
 
 pub use matcher::{Shape as PatternShape, Step as PatternStep};
 pub use operator::{Pattern, Patterns};

@@ -21,12 +21,14 @@
 //! - A checkpoint holds the buffer, the keys' matches, the watermark and the counters
 //!   that number records and matches.
 
-use super::matcher::{Event, KeyState, Shape};
+use super::matcher::{Event, KeyState, Partial, Shape};
+use super::queue::TimeQueue;
 use crate::errors::EvalError;
 use crate::windows::{Admit, Keyed, KeyedOperator, OnFull, StateOptions, StateSize};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::borrow::Borrow;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::Hash;
 
@@ -36,7 +38,7 @@ pub trait Pattern: Keyed {
     fn satisfies(&self, rec: &Self::Input) -> Result<u64, EvalError>;
     /// The match's record: the last event of each step (`None`: an optional step
     /// skipped).
-    fn matched(&self, key: &Self::Key, taken: Vec<Option<Self::Input>>) -> Self::Output;
+    fn matched(&self, key: &Self::Key, taken: impl Iterator<Item = Option<Self::Input>>) -> Self::Output;
 }
 
 /// A record held, with the epoch it came in.
@@ -72,8 +74,13 @@ pub struct Patterns<P: Pattern> {
     wm: i64,
     /// Numbers records (the order of records with one `t`) and waiting matches.
     seq: u64,
-    buffer: BTreeMap<(i64, u64), Buffered<P::Key, P::Input>>,
+    buffer: TimeQueue<Buffered<P::Key, P::Input>>,
+    /// No step is `next`: a record that satisfies no step (nor the absence) changes
+    /// nothing, and is not kept.
+    relaxed: bool,
     keys: HashMap<P::Key, KeyState<Held<P::Input>>>,
+    /// The matcher's spare list of partial matches (see [`KeyState::on_event`]).
+    spare: Vec<Partial<Held<P::Input>>>,
     /// Waiting matches by deadline: `(deadline, seq)` → key.
     deadlines: BTreeMap<(i64, u64), P::Key>,
     /// The watermark from which the next expiry sweep may run.
@@ -94,12 +101,14 @@ where
         );
         Patterns {
             pattern,
+            relaxed: shape.steps.iter().all(|s| !s.strict),
             shape,
             opts,
             wm: i64::MIN,
             seq: 0,
-            buffer: BTreeMap::new(),
+            buffer: TimeQueue::default(),
             keys: HashMap::new(),
+            spare: Vec::new(),
             deadlines: BTreeMap::new(),
             next_sweep: i64::MIN,
             epoch: 0,
@@ -124,7 +133,7 @@ where
             let key = entry.remove();
             let Some(state) = self.keys.get_mut(&key) else { continue };
             if let Some(w) = state.take_waiting(seq) {
-                let taken: Vec<Option<P::Input>> = w.taken.into_iter().map(|h| h.map(|h| h.rec)).collect();
+                let taken = w.taken.into_iter().map(|h| h.map(|h| h.rec));
                 self.out.push_back((self.pattern.matched(&key, taken), deadline));
             }
             if state.is_empty() {
@@ -136,32 +145,33 @@ where
     /// Gives one buffered record to its key.
     fn feed(&mut self, t: i64, b: Buffered<P::Key, P::Input>) {
         let Buffered { key, held, satisfies } = b;
-        if !self.keys.contains_key(&key) {
-            if satisfies & 1 == 0 {
-                return; // Nothing to start, nothing waiting: the record changes nothing.
-            }
-            if let Some(max_keys) = self.opts.max_keys.filter(|max| self.keys.len() >= *max) {
+        if let Some(max_keys) = self.opts.max_keys.filter(|max| self.keys.len() >= *max) {
+            if satisfies & 1 != 0 && !self.keys.contains_key(&key) {
                 self.evict(max_keys);
             }
-            self.keys.insert(key.clone(), KeyState::default());
         }
         let seq = self.next_seq();
-        let Some(state) = self.keys.get_mut(&key) else { return };
-        let effect = state.on_event(&self.shape, Event { t, satisfies }, &held, seq);
+        let mut entry = match self.keys.entry(key) {
+            Entry::Occupied(entry) => entry,
+            // Nothing to start, nothing waiting: the record changes nothing.
+            Entry::Vacant(_) if satisfies & 1 == 0 => return,
+            Entry::Vacant(entry) => entry.insert_entry(KeyState::default()),
+        };
+        let state = entry.get_mut();
+        let effect = state.on_event(&self.shape, Event { t, satisfies }, held, seq, &mut self.spare);
         self.evicted += effect.evicted;
         if let Some(w) = state.waiting.last().filter(|w| w.seq == seq) {
-            self.deadlines.insert((w.deadline, w.seq), key.clone());
+            self.deadlines.insert((w.deadline, w.seq), entry.key().clone());
         }
-        let empty = state.is_empty();
         for cancelled in &effect.cancelled {
             self.deadlines.retain(|(_, seq), _| seq != cancelled);
         }
         if let Some(found) = effect.found {
-            let taken: Vec<Option<P::Input>> = found.taken.into_iter().map(|h| h.map(|h| h.rec)).collect();
-            self.out.push_back((self.pattern.matched(&key, taken), found.t));
+            let taken = found.taken.into_iter().map(|h| h.map(|h| h.rec));
+            self.out.push_back((self.pattern.matched(entry.key(), taken), found.t));
         }
-        if empty {
-            self.keys.remove(&key);
+        if entry.get().is_empty() {
+            entry.remove();
         }
     }
 
@@ -221,19 +231,21 @@ where
                 return Ok(Admit::Full { max_keys });
             }
         }
+        if satisfies == 0 && self.relaxed {
+            // It can neither start, extend nor end a match, nor break a `next`.
+            return Ok(Admit::Added);
+        }
         let seq = self.next_seq();
         let held = Held {
             rec: rec.clone(),
             epoch: self.epoch,
         };
-        self.buffer.insert(
-            (t, seq),
-            Buffered {
-                key: key.to_owned(),
-                held,
-                satisfies,
-            },
-        );
+        let buffered = Buffered {
+            key: key.to_owned(),
+            held,
+            satisfies,
+        };
+        self.buffer.push(t, seq, buffered);
         Ok(Admit::Added)
     }
 
@@ -250,12 +262,7 @@ where
     fn on_watermark(&mut self, wm: i64) -> bool {
         let before = self.out.len();
         self.wm = self.wm.max(wm);
-        while let Some(entry) = self.buffer.first_entry() {
-            let t = entry.key().0;
-            if t >= wm {
-                break;
-            }
-            let b = entry.remove();
+        while let Some((t, b)) = self.buffer.pop_before(wm) {
             self.fire_due(t);
             self.feed(t, b);
         }
@@ -269,7 +276,7 @@ where
     }
 
     fn next_due(&self) -> Option<i64> {
-        let record = self.buffer.keys().next().map(|(t, _)| t.saturating_add(1));
+        let record = self.buffer.first_time().map(|t| t.saturating_add(1));
         let deadline = self.deadlines.keys().next().map(|(d, _)| *d);
         record.into_iter().chain(deadline).min()
     }
@@ -304,7 +311,7 @@ where
         }
         let mut keys: Vec<_> = self.keys.iter().collect();
         keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let buffer: Vec<_> = self.buffer.iter().collect();
+        let buffer = self.buffer.sorted();
         let saved = Saved {
             wm: self.wm,
             seq: self.seq,
@@ -326,14 +333,11 @@ where
             Err(e) => return Err(e.to_string()),
         };
         let epoch = self.epoch;
-        self.buffer = saved
-            .buffer
-            .into_iter()
-            .map(|(at, mut b)| {
-                b.held.epoch = epoch;
-                (at, b)
-            })
-            .collect();
+        self.buffer = TimeQueue::default();
+        for ((t, seq), mut b) in saved.buffer {
+            b.held.epoch = epoch;
+            self.buffer.push(t, seq, b);
+        }
         self.keys.clear();
         self.deadlines.clear();
         for (key, mut state) in saved.keys {
@@ -382,8 +386,8 @@ mod tests {
             Ok(bits)
         }
 
-        fn matched(&self, key: &String, taken: Vec<Option<(String, String)>>) -> Self::Output {
-            (key.clone(), taken.into_iter().map(|t| t.map(|r| r.1)).collect())
+        fn matched(&self, key: &String, taken: impl Iterator<Item = Option<(String, String)>>) -> Self::Output {
+            (key.clone(), taken.map(|t| t.map(|r| r.1)).collect())
         }
     }
 
