@@ -53,12 +53,9 @@ impl<T> TimeQueue<T> {
         Some((t, value))
     }
 
-    pub fn len(&self) -> usize {
+    /// How many values wait.
+    pub fn waiting(&self) -> usize {
         self.heap.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
     }
 
     /// Every value, in no order.
@@ -99,7 +96,7 @@ mod tests {
         assert_eq!(q.pop_before(4), Some((3, 4)));
         assert_eq!(q.pop_before(i64::MAX), Some((5, 0)));
         assert_eq!(q.pop_before(i64::MAX), Some((5, 2)));
-        assert!(q.is_empty());
+        assert_eq!(q.waiting(), 0);
         assert!(q.slots.len() <= 5, "freed slots are used again");
     }
 }
