@@ -103,8 +103,8 @@ pub struct Found<E> {
 pub struct Effect<E> {
     /// A match complete (emitted at once when the pattern has no absence).
     pub found: Option<Found<E>>,
-    /// Waiting matches the event ended (their `seq`).
-    pub cancelled: Vec<u64>,
+    /// Waiting matches the event ended (their `(deadline, seq)`).
+    pub cancelled: Vec<(i64, u64)>,
     /// Partial matches dropped for `max_partial`.
     pub evicted: u64,
 }
@@ -173,7 +173,7 @@ impl<E: Clone> KeyState<E> {
             self.waiting.retain(|w| {
                 let ends = e.t < w.deadline;
                 if ends {
-                    effect.cancelled.push(w.seq);
+                    effect.cancelled.push((w.deadline, w.seq));
                 }
                 !ends
             });

@@ -164,7 +164,7 @@ where
             self.deadlines.insert((w.deadline, w.seq), entry.key().clone());
         }
         for cancelled in &effect.cancelled {
-            self.deadlines.retain(|(_, seq), _| seq != cancelled);
+            self.deadlines.remove(cancelled);
         }
         if let Some(found) = effect.found {
             let taken = found.taken.into_iter().map(|h| h.map(|h| h.rec));
