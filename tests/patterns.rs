@@ -319,8 +319,8 @@ fn each_way_a_step_matches_does_what_the_docs_say() {
     assert_eq!(
         rows("maybe"),
         [
-            json!({ "k": "o1", "a": 30, "c": 31 }),
-            json!({ "k": "o2", "a": 32, "c": 34 })
+            json!({ "k": "o1", "a": 30, "b": null, "skipped": true, "c": 31 }),
+            json!({ "k": "o2", "a": 32, "b": 33, "skipped": false, "c": 34 })
         ]
     );
     assert_eq!(rows("bounded"), [json!({ "k": "p1", "a": 41, "b": 42 })]);

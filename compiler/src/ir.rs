@@ -236,8 +236,8 @@ pub struct IrPattern {
     /// not happen.
     pub absence: Option<(TExpr, i64)>,
     pub max_partial: u64,
-    /// A match as a record: one field per step that always takes an event, holding its
-    /// (last) event.
+    /// A match as a record: one field per step, holding its (last) event (optional for
+    /// an optional step).
     pub matched: Rc<RecordType>,
     /// The output record and one expression over `matched` per output field.
     pub output: Rc<RecordType>,
@@ -258,8 +258,6 @@ pub struct IrStep {
     pub max: u32,
     /// `contiguity: next`.
     pub strict: bool,
-    /// Its field in the `matched` record, if it has one (not for optional steps).
-    pub field: Option<String>,
 }
 
 #[derive(Debug, Clone)]

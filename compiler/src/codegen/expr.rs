@@ -43,12 +43,27 @@ impl ExprGen {
             TKind::U64(v) => literal(Literal::u64_suffixed(*v)),
             TKind::F64(v) => literal(Literal::f64_suffixed(*v)),
             TKind::Bool(b) => (quote!(#b), Owned),
+            TKind::Field(field) if field.optional_at.is_some() => {
+                // Through an optional record: `rec.b.as_ref().map(|r| r.ts.clone())`,
+                // `and_then` when the field is optional itself.
+                let at = field.optional_at.unwrap_or_default() + 1;
+                let outer = field.idents[..at].iter().map(|p| super::ident::ident(p));
+                let inner: Vec<_> = field.idents[at..].iter().map(|p| super::ident::ident(p)).collect();
+                let value = quote!(r #(.#inner)*.clone());
+                let code = if field.leaf_optional {
+                    quote!(rec #(.#outer)*.as_ref().and_then(|r| #value))
+                } else {
+                    quote!(rec #(.#outer)*.as_ref().map(|r| #value))
+                };
+                (code, Owned)
+            }
             TKind::Field(field) => {
                 let idents = field.idents.iter().map(|p| super::ident::ident(p));
                 let access = quote!(rec #(.#idents)*);
                 match &e.ty {
                     Type::String => (quote!(#access.as_str()), Borrowed),
                     Type::Optional(inner) if **inner == Type::String => (quote!(#access.as_deref()), Borrowed),
+                    Type::Optional(inner) if matches!(**inner, Type::Record(_)) => (quote!(#access.as_ref()), Borrowed),
                     Type::List(_) => (quote!(#access.as_slice()), Borrowed),
                     Type::Record(_) => (quote!(&#access), Borrowed),
                     _ => (access, Owned),
@@ -402,6 +417,7 @@ fn as_ref(code: TokenStream, repr: Repr, ty: &Type) -> TokenStream {
     match ty {
         Type::String => quote!((#code).as_str()),
         Type::Optional(inner) if **inner == Type::String => quote!((#code).as_deref()),
+        Type::Optional(inner) if matches!(**inner, Type::Record(_)) => quote!((#code).as_ref()),
         Type::List(_) => quote!((#code).as_slice()),
         Type::Record(_) => quote!(&(#code)),
         _ => code,
@@ -416,6 +432,7 @@ pub fn to_owned(code: TokenStream, repr: Repr, ty: &Type) -> TokenStream {
     match ty {
         Type::String => quote!((#code).to_string()),
         Type::Optional(inner) if **inner == Type::String => quote!((#code).map(str::to_string)),
+        Type::Optional(inner) if matches!(**inner, Type::Record(_)) => quote!((#code).cloned()),
         Type::List(_) => quote!((#code).to_vec()),
         Type::Record(_) => quote!((#code).clone()),
         _ => code,

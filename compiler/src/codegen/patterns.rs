@@ -7,7 +7,7 @@
 //! record from the last event of each step.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
+use quote::quote;
 
 use super::aggregation::key_type;
 use super::expr::ExprGen;
@@ -38,26 +38,21 @@ pub fn items(op: &IrOperator, p: &IrPattern, exprs: &mut ExprGen) -> TokenStream
         let i = p.steps.len();
         quote!(if #code { bits |= 1 << #i; })
     });
-    // Steps in order, each taking its event out of `taken`; every step with a field
-    // takes at least one event in every match (an optional one has no field).
-    let steps: Vec<(TokenStream, Option<TokenStream>)> = p
+    // Steps in order, each taking its event out of `taken`: every step but an optional
+    // one takes at least one event in every match.
+    let fields: Vec<TokenStream> = p
         .steps
         .iter()
-        .enumerate()
-        .map(|(i, step)| {
-            let local = format_ident!("step_{i}");
-            match &step.field {
-                Some(field) => {
-                    let name = ident(p.matched.field(field).map_or(field.as_str(), |f| f.ident.as_str()));
-                    let take = quote!(let #local = taken.next().flatten().unwrap_or_default(););
-                    (take, Some(quote!(#name: #local,)))
-                }
-                None => (quote!(taken.next();), None),
+        .zip(&p.matched.fields)
+        .map(|(step, field)| {
+            let name = ident(&field.ident);
+            if step.min == 0 {
+                quote!(#name: taken.next().flatten(),)
+            } else {
+                quote!(#name: taken.next().flatten().unwrap_or_default(),)
             }
         })
         .collect();
-    let takes = steps.iter().map(|(take, _)| take);
-    let fields = steps.iter().filter_map(|(_, field)| field.as_ref());
     let select = prefixed("select_", &op.stem);
     let out_fields: Vec<TokenStream> = p
         .output
@@ -91,7 +86,6 @@ pub fn items(op: &IrOperator, p: &IrPattern, exprs: &mut ExprGen) -> TokenStream
                 Ok(bits)
             }
             fn matched(&self, _key: &#key_ty, mut taken: impl Iterator<Item = Option<#input>>) -> #matched {
-                #(#takes)*
                 #matched { #(#fields)* }
             }
         }

@@ -42,6 +42,11 @@ pub enum TKind {
 pub struct FieldPath {
     pub names: Vec<String>,
     pub idents: Vec<String>,
+    /// The position of the first optional record the path goes through (a pattern's
+    /// optional step): the value is null when that record is, and its type optional.
+    pub optional_at: Option<usize>,
+    /// The field at the end of the path is optional itself.
+    pub leaf_optional: bool,
 }
 
 impl TExpr {
@@ -198,6 +203,7 @@ impl Checker<'_> {
         let mut record = self.record;
         let mut ty = None;
         let mut idents = Vec::new();
+        let mut optional_at = None;
         for (i, (name, seg_span)) in path.iter().enumerate() {
             let Some(field) = record.field(name) else {
                 let at = (self.locate)(seg_span);
@@ -214,6 +220,13 @@ impl Checker<'_> {
             if i + 1 < path.len() {
                 match &field.ty {
                     Type::Record(nested) => record = nested,
+                    Type::Optional(inner) if matches!(**inner, Type::Record(_)) => {
+                        let Type::Record(nested) = &**inner else {
+                            unreachable!("matched above")
+                        };
+                        record = nested;
+                        optional_at.get_or_insert(i);
+                    }
                     other => {
                         let other = other.clone();
                         return self.type_error(
@@ -227,9 +240,20 @@ impl Checker<'_> {
             }
         }
         let path = path.iter().map(|(n, _)| n.clone()).collect();
+        let leaf_optional = ty.as_ref().is_some_and(Type::is_optional);
+        let ty = match ty? {
+            leaf @ Type::Optional(_) => leaf,
+            leaf if optional_at.is_some() => Type::Optional(Box::new(leaf)),
+            leaf => leaf,
+        };
         Some(TExpr {
-            kind: TKind::Field(Box::new(FieldPath { names: path, idents })),
-            ty: ty?,
+            kind: TKind::Field(Box::new(FieldPath {
+                names: path,
+                idents,
+                optional_at,
+                leaf_optional,
+            })),
+            ty,
             span: span.clone(),
         })
     }

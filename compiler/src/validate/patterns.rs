@@ -101,8 +101,16 @@ pub fn pattern(
         format!("steps of `{name}`"),
         steps
             .iter()
-            .filter_map(|s| s.field.as_ref())
-            .map(|f| Field::new(f.clone(), Type::Record(input.clone()), TsRepr::Millis))
+            .map(|s| {
+                // An optional step's event is null when the match skipped it.
+                let event = Type::Record(input.clone());
+                let ty = if s.min == 0 {
+                    Type::Optional(Box::new(event))
+                } else {
+                    event
+                };
+                Field::new(s.name.clone(), ty, TsRepr::Millis)
+            })
             .collect(),
     ));
     let (output, select) = select(name, spec, &matched, &steps, cx)?;
@@ -191,7 +199,6 @@ fn steps(name: &str, spec: &PatternSpec, input: &RecordType, cx: &mut Cx) -> Opt
             min,
             max,
             strict: detail.contiguity == Some(Contiguity::Next),
-            field: (min > 0).then(|| step.clone()),
         });
     }
     ok.then_some(steps)

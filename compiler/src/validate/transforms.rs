@@ -198,6 +198,10 @@ pub fn field_repr(record: &RecordType, path: &[String]) -> Option<TsRepr> {
     }
     match &field.ty {
         Type::Record(nested) => field_repr(nested, rest),
+        Type::Optional(inner) => match &**inner {
+            Type::Record(nested) => field_repr(nested, rest),
+            _ => None,
+        },
         _ => None,
     }
 }
