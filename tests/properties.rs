@@ -621,11 +621,11 @@ fn distinct_names(pool: &'static [&'static str], count: usize) -> BoxedStrategy<
 
 /// A spec whose every name and some numbers are tricky: two schemas (one nested),
 /// generators and a JSON file source, a transform, a window with a computed key and `first()` of the nested
-/// record, and sinks.
+/// record, a pattern whose steps (one optional) and output fields are tricky names, and sinks.
 fn tricky_spec() -> impl Strategy<Value = String> {
     (
-        distinct_names(TRICKY_NAMES, 13),
-        distinct_names(EXPR_NAMES, 4),
+        distinct_names(TRICKY_NAMES, 17),
+        distinct_names(EXPR_NAMES, 7),
         tricky_number(),
         tricky_number(),
         any::<bool>(),
@@ -663,7 +663,19 @@ windows:
     key: {{ {k}: {key} }}
     count: 2
     aggregate: {{ {a1}: count(), {a2}: {first} }}
+patterns:
+  {p1}:
+    input: {src1}
+    key: {f1}
+    steps:
+      {st1}: {step1}
+      {st2}: {{ where: {step2}, optional: true }}
+      {st3}: {step3}
+    within: 1s
+    not_followed_by: {{ where: {absent}, within: 1s }}
+    select: {{ {sel1}: {st1}.{f1}, {sel2}: {st2}.{f4}, {sel3}: {skipped} }}
 sinks:
+  {p1}_out: {{ type: stdout, input: {p1}, format: json }}
   {t1}_out: {{ type: stdout, input: {t1}, format: {format} }}
   {w1}_out: {{ type: stdout, input: {w1}, format: json }}
   {src2}_out: {{ type: stdout, input: {src2}, format: {format} }}
@@ -686,6 +698,18 @@ sinks:
                 k = n[10],
                 a1 = n[11],
                 a2 = n[12],
+                p1 = n[13],
+                sel1 = n[14],
+                sel2 = n[15],
+                sel3 = n[16],
+                st1 = f[4],
+                st2 = f[5],
+                st3 = f[6],
+                step1 = q(&format!("{} > 0", f[1])),
+                step2 = q(&format!("{} > {literal}", f[2])),
+                step3 = q(&format!("{} < 5", f[1])),
+                absent = q(&format!("{} == 3", f[1])),
+                skipped = q(&format!("is_null({})", f[5])),
                 filter = q(&format!("{} > {literal}", f[2])),
                 sum = q(&format!("{} + 1", f[1])),
                 key = q(&format!("upper({})", f[0])),
