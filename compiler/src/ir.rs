@@ -112,6 +112,7 @@ pub enum IrOperatorKind {
     Window(IrWindow),
     Table(IrTable),
     Pattern(IrPattern),
+    Join(IrJoin),
 }
 
 impl IrOperator {
@@ -127,6 +128,7 @@ impl IrOperator {
             IrOperatorKind::Window(w) => &w.aggregation.output,
             IrOperatorKind::Table(t) => &t.aggregation.output,
             IrOperatorKind::Pattern(p) => &p.output,
+            IrOperatorKind::Join(j) => &j.output,
         }
     }
 
@@ -137,6 +139,7 @@ impl IrOperator {
             IrOperatorKind::Window(_) => "windows",
             IrOperatorKind::Table(_) => "tables",
             IrOperatorKind::Pattern(_) => "patterns",
+            IrOperatorKind::Join(_) => "joins",
         };
         format!("{section}.{}", self.name)
     }
@@ -146,7 +149,7 @@ impl IrOperator {
             IrOperatorKind::Transform(_) => None,
             IrOperatorKind::Window(w) => Some(&w.aggregation),
             IrOperatorKind::Table(t) => Some(&t.aggregation),
-            IrOperatorKind::Pattern(_) => None,
+            IrOperatorKind::Pattern(_) | IrOperatorKind::Join(_) => None,
         }
     }
 }
@@ -258,6 +261,37 @@ pub struct IrStep {
     pub max: u32,
     /// `contiguity: next`.
     pub strict: bool,
+}
+
+/// A stream enriched from reference data read from a file.
+#[derive(Debug, Clone)]
+pub struct IrJoin {
+    /// The stream's side of the key (a string, integer or bool).
+    pub key: TExpr,
+    /// The reference data's record, and the field that is its key.
+    pub reference: Rc<RecordType>,
+    pub reference_key: String,
+    /// The setting that holds the file's path, and how it is written.
+    pub path_key: String,
+    pub format: IrFormat,
+    /// ms between looks for a change of the file; `None`: never.
+    pub reload: Option<u64>,
+    pub missing: IrMissing,
+    /// The stream's fields and, last, the reference record (optional with
+    /// `missing: null`).
+    pub joined: Rc<RecordType>,
+    /// The output record and one expression over `joined` per field; `None`: the
+    /// output is `joined` itself.
+    pub select: Option<(Rc<RecordType>, Vec<TExpr>)>,
+    pub output: Rc<RecordType>,
+}
+
+/// What becomes of a record whose key the reference data lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IrMissing {
+    Null,
+    Drop,
+    DeadLetter,
 }
 
 #[derive(Debug, Clone)]

@@ -100,6 +100,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 ("window", count("windows.")),
                 ("table", count("tables.")),
                 ("pattern", count("patterns.")),
+                ("join", count("joins.")),
             ] {
                 if n > 0 || kind == "transform" {
                     parts.push(format!("{n} {kind}{}", plural(n)));

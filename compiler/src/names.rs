@@ -111,6 +111,7 @@ pub const RESERVED_TYPES: &[&str] = &[
     "Admit",
     "Aggregation",
     "Keyed",
+    "LookupFile",
     "Pattern",
     "PatternShape",
     "PatternStep",
@@ -194,6 +195,7 @@ pub const PREFIXES: &[&str] = &[
     "table_",
     "pattern_",
     "select_",
+    "lookup_",
 ];
 
 /// Rust keywords (all editions, reserved ones included).

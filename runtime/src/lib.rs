@@ -22,6 +22,7 @@ pub mod errors;
 pub mod fns;
 pub mod formats;
 pub mod internal_events;
+pub mod joins;
 pub mod log;
 pub mod metrics;
 pub mod patterns;

@@ -336,8 +336,8 @@ pub fn node_type(op: &IrOperator) -> TokenStream {
             IrWindowKind::Count { .. } => quote!(CountWindows<#agg>),
         },
         IrOperatorKind::Table(_) => quote!(Table<#agg>),
-        IrOperatorKind::Transform(_) | IrOperatorKind::Pattern(_) => {
-            unreachable!("transforms hold no state; patterns are emitted by patterns.rs")
+        IrOperatorKind::Transform(_) | IrOperatorKind::Join(_) | IrOperatorKind::Pattern(_) => {
+            unreachable!("transforms and joins hold no window state; patterns are emitted by patterns.rs")
         }
     };
     quote!(Stateful<#agg, #operator>)
@@ -383,8 +383,8 @@ pub fn construct(op: &IrOperator) -> TokenStream {
             };
             quote!(Table::new(#agg, #emit, #ttl, #opts))
         }
-        IrOperatorKind::Transform(_) | IrOperatorKind::Pattern(_) => {
-            unreachable!("transforms hold no state; patterns are emitted by patterns.rs")
+        IrOperatorKind::Transform(_) | IrOperatorKind::Join(_) | IrOperatorKind::Pattern(_) => {
+            unreachable!("transforms and joins hold no window state; patterns are emitted by patterns.rs")
         }
     };
     let on_error = match a.on_error {

@@ -7,6 +7,7 @@
 mod aggregation;
 mod expr;
 pub mod ident;
+mod joins;
 mod messages;
 mod patterns;
 mod pipeline;

@@ -7,10 +7,11 @@ use quote::{format_ident, quote};
 
 use super::expr::ExprGen;
 use super::ident::{prefixed, type_ident};
-use super::{aggregation, messages, patterns, records, sinks, sources};
+use super::{aggregation, joins, messages, patterns, records, sinks, sources};
 use crate::connectors::source_items;
 use crate::ir::{
-    Ir, IrDelivery, IrFormat, IrOperator, IrOperatorKind, IrSink, IrSource, IrTime, IrTransform, Node, SinkInput,
+    Ir, IrDelivery, IrFormat, IrJoin, IrOperator, IrOperatorKind, IrSink, IrSource, IrTime, IrTransform, Node,
+    SinkInput,
 };
 use crate::types::{RecordType, Type};
 
@@ -34,6 +35,9 @@ pub fn file(ir: &Ir) -> TokenStream {
             IrOperatorKind::Transform(t) => transform_fns(op, t, tallies.next().unwrap_or(0), ir, &mut exprs),
             IrOperatorKind::Window(_) | IrOperatorKind::Table(_) | IrOperatorKind::Pattern(_) => {
                 stateful_fns(op, ir, &mut exprs)
+            }
+            IrOperatorKind::Join(j) => {
+                joins::join_fns(op, j, tallies.next().unwrap_or(0), hand_on(&op.outputs, ir), &mut exprs)
             }
         })
         .collect();
@@ -96,8 +100,18 @@ fn format_impls(ir: &Ir) -> Vec<TokenStream> {
     let mut csv: Vec<&RecordType> = Vec::new();
     let mut lines: Vec<&RecordType> = Vec::new();
     let mut json: Vec<&RecordType> = Vec::new();
-    for source in ir.sources.iter().filter(|s| s.format == IrFormat::Json) {
-        with_nested(&source.record, &mut json);
+    // What is decoded: sources' records, and joins' reference records.
+    let decoded: Vec<(IrFormat, &RecordType)> = ir
+        .sources
+        .iter()
+        .map(|s| (s.format, &*s.record))
+        .chain(ir.operators.iter().filter_map(|o| match &o.kind {
+            IrOperatorKind::Join(j) => Some((j.format, &*j.reference)),
+            _ => None,
+        }))
+        .collect();
+    for (_, record) in decoded.iter().filter(|(format, _)| *format == IrFormat::Json) {
+        with_nested(record, &mut json);
     }
     let mut json_out: Vec<&RecordType> = Vec::new();
     for sink in ir.sinks.iter().filter(|s| s.format == IrFormat::Json) {
@@ -105,10 +119,9 @@ fn format_impls(ir: &Ir) -> Vec<TokenStream> {
             with_nested(record, &mut json_out);
         }
     }
-    let uses = ir
-        .sources
+    let uses = decoded
         .iter()
-        .map(|s| (s.format, &*s.record))
+        .copied()
         .chain(ir.sinks.iter().filter_map(|s| match &s.input {
             SinkInput::Records(r) => Some((s.format, &**r)),
             SinkInput::DeadLetters => None,
@@ -185,18 +198,30 @@ fn commits(ir: &Ir) -> bool {
     ir.sources.iter().any(|s| s.commits)
 }
 
-/// Transforms, in topological order; the n-th counts into `out.tallies[n]`.
+/// Transforms and joins (the operators without state of their own), in topological
+/// order; the n-th counts into `out.tallies[n]`.
 fn transforms(ir: &Ir) -> impl Iterator<Item = &IrOperator> {
     ir.operators
         .iter()
-        .filter(|o| matches!(o.kind, IrOperatorKind::Transform(_)))
+        .filter(|o| matches!(o.kind, IrOperatorKind::Transform(_) | IrOperatorKind::Join(_)))
+}
+
+/// Joins, with the reference data each holds.
+fn joins(ir: &Ir) -> impl Iterator<Item = (&IrOperator, &IrJoin)> {
+    ir.operators.iter().filter_map(|o| match &o.kind {
+        IrOperatorKind::Join(j) => Some((o, j)),
+        _ => None,
+    })
 }
 
 /// Windows, tables and patterns, in topological order.
 fn stateful(ir: &Ir) -> impl Iterator<Item = &IrOperator> {
-    ir.operators
-        .iter()
-        .filter(|o| !matches!(o.kind, IrOperatorKind::Transform(_)))
+    ir.operators.iter().filter(|o| {
+        matches!(
+            o.kind,
+            IrOperatorKind::Window(_) | IrOperatorKind::Table(_) | IrOperatorKind::Pattern(_)
+        )
+    })
 }
 
 /// The `Nodes` field of a window, table or pattern.
@@ -510,6 +535,11 @@ fn nodes_struct(ir: &Ir) -> TokenStream {
         };
         quote!(#name: #ty,)
     });
+    let lookup_fields = joins(ir).map(|(op, j)| {
+        let name = joins::node_field(op);
+        let ty = joins::node_type(j);
+        quote!(#name: #ty,)
+    });
     let flushes = ir
         .sinks
         .iter()
@@ -530,6 +560,7 @@ fn nodes_struct(ir: &Ir) -> TokenStream {
         struct Nodes {
             #(#sink_fields)*
             #(#state_fields)*
+            #(#lookup_fields)*
             tallies: [Tally; #tallies],
             clocks: Clocks,
             dead_letters: DeadLetters,
@@ -694,6 +725,11 @@ fn job(ir: &Ir) -> TokenStream {
         };
         quote!(#name: #init,)
     });
+    let lookup_inits = joins(ir).map(|(op, j)| {
+        let name = joins::node_field(op);
+        let init = joins::construct(op, j);
+        quote!(#name: #init,)
+    });
     let time_modes = ir.sources.iter().map(|s| match &s.time {
         IrTime::Processing => quote!(TimeMode::Processing),
         IrTime::Event {
@@ -772,6 +808,8 @@ fn job(ir: &Ir) -> TokenStream {
                 // file its contents.
                 #(#source_inits)*
                 let nodes = Nodes {
+                    // Lookup files are inputs too: read before any output is opened.
+                    #(#lookup_inits)*
                     #(#sink_inits)*
                     #(#state_inits)*
                     tallies: [#(#tally_inits),*],

@@ -33,6 +33,7 @@ const TOP_LEVEL: &[&str] = &[
     "windows",
     "tables",
     "patterns",
+    "joins",
     "sinks",
     "tests",
 ];
@@ -141,12 +142,13 @@ impl Loader {
                         }
                     }
                 }
-                "transforms" | "windows" | "tables" | "patterns" => {
+                "transforms" | "windows" | "tables" | "patterns" | "joins" => {
                     let section = match key {
                         "transforms" => "transforms",
                         "windows" => "windows",
                         "tables" => "tables",
-                        _ => "patterns",
+                        "patterns" => "patterns",
+                        _ => "joins",
                     };
                     for (name, value) in self.section(value, section, &mut spec.unreadable) {
                         let path = [key, name.as_str()];
@@ -156,7 +158,8 @@ impl Loader {
                             "transforms" => self.de(value, &path, &context, &[]).map(OperatorSpec::Transform),
                             "windows" => self.de(value, &path, &context, &[]).map(OperatorSpec::Window),
                             "tables" => self.de(value, &path, &context, &[]).map(OperatorSpec::Table),
-                            _ => self.de(value, &path, &context, &[]).map(OperatorSpec::Pattern),
+                            "patterns" => self.de(value, &path, &context, &[]).map(OperatorSpec::Pattern),
+                            _ => self.de(value, &path, &context, &[]).map(OperatorSpec::Join),
                         };
                         match operator {
                             Some(op) => spec.operators.push(Named { name, spec: op }),

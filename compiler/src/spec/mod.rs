@@ -5,6 +5,7 @@
 //! the YAML node it is about (found through the [`spans::SpanIndex`]).
 
 pub mod duration;
+pub mod joins;
 pub mod loader;
 pub mod patterns;
 pub mod scalar;
@@ -20,6 +21,7 @@ mod value_path;
 pub mod windows;
 
 pub use crate::connectors::{SinkKind, SourceKind};
+pub use joins::JoinSpec;
 pub use loader::{load, Loaded};
 pub use patterns::PatternSpec;
 pub use schema::{FieldSpec, ScalarType, SchemaSpec};
@@ -71,23 +73,24 @@ impl Spec {
             }
     }
 
-    /// True when any operator section (transforms, windows, tables, patterns) defines `name`.
+    /// True when any operator section (transforms, windows, tables, patterns, joins) defines `name`.
     pub fn defines_operator(&self, name: &str) -> bool {
         OperatorSpec::SECTIONS.iter().any(|s| self.defines(s, name))
     }
 }
 
-/// A node between sources and sinks, from one of four sections.
+/// A node between sources and sinks, from one of five sections.
 #[derive(Debug, Clone)]
 pub enum OperatorSpec {
     Transform(TransformSpec),
     Window(WindowSpec),
     Table(TableSpec),
     Pattern(PatternSpec),
+    Join(JoinSpec),
 }
 
 impl OperatorSpec {
-    pub const SECTIONS: &'static [&'static str] = &["transforms", "windows", "tables", "patterns"];
+    pub const SECTIONS: &'static [&'static str] = &["transforms", "windows", "tables", "patterns", "joins"];
 
     /// The top-level section it was written in, the first segment of its spans' paths.
     pub fn section(&self) -> &'static str {
@@ -96,16 +99,18 @@ impl OperatorSpec {
             OperatorSpec::Window(_) => "windows",
             OperatorSpec::Table(_) => "tables",
             OperatorSpec::Pattern(_) => "patterns",
+            OperatorSpec::Join(_) => "joins",
         }
     }
 
-    /// What it is called in messages: `transform`, `window`, `table`, `pattern`.
+    /// What it is called in messages: `transform`, `window`, `table`, `pattern`, `join`.
     pub fn kind(&self) -> &'static str {
         match self {
             OperatorSpec::Transform(_) => "transform",
             OperatorSpec::Window(_) => "window",
             OperatorSpec::Table(_) => "table",
             OperatorSpec::Pattern(_) => "pattern",
+            OperatorSpec::Join(_) => "join",
         }
     }
 
@@ -115,6 +120,7 @@ impl OperatorSpec {
             OperatorSpec::Window(w) => w.input.as_ref(),
             OperatorSpec::Table(t) => t.input.as_ref(),
             OperatorSpec::Pattern(p) => p.input.as_ref(),
+            OperatorSpec::Join(j) => j.input.as_ref(),
         }
     }
 

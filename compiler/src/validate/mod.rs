@@ -6,6 +6,7 @@
 
 mod aggregation;
 mod graph;
+mod joins;
 mod names;
 mod operators;
 mod patterns;
@@ -229,7 +230,7 @@ fn build_ir(spec: &Spec, cx: &mut Cx) -> Option<Ir> {
     let schemas = records::from_schemas(spec, &mut cx.names);
     let sources = sources::check(spec, &schemas, cx);
     let graph = graph::resolve(spec, cx);
-    let operators = operators::check(spec, &graph, &sources, cx);
+    let operators = operators::check(spec, &graph, &sources, &schemas, cx);
     let sinks = sinks::check(spec, &graph, &sources, &operators, cx);
     graph::warn_unused(spec, &graph, cx);
     if spec.sources.is_empty() && !spec.unreadable.iter().any(|(s, _)| *s == "sources") {

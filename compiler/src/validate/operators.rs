@@ -1,18 +1,25 @@
-//! Operators (transforms, windows, tables, patterns), in topological order: each gets its input
+//! Operators (transforms, windows, tables, patterns, joins), in topological order: each gets its input
 //! record type from upstream, is checked by its own pass, and learns which sources
 //! feed it (its watermark is their minimum).
 
 use std::rc::Rc;
 
 use super::graph::{Graph, Upstream};
-use super::{patterns, tables, transforms, windows, Cx};
+use super::records::Schemas;
+use super::{joins, patterns, tables, transforms, windows, Cx};
 use crate::diagnostics::SpecError;
 use crate::ir::{IrOperator, IrOperatorKind, IrSource, IrTime};
 use crate::spec::{OperatorSpec, Spec};
 use crate::types::RecordType;
 
 /// One entry per spec operator; `None` where it has errors or its inputs do.
-pub fn check(spec: &Spec, graph: &Graph, sources: &[Option<IrSource>], cx: &mut Cx) -> Vec<Option<IrOperator>> {
+pub fn check(
+    spec: &Spec,
+    graph: &Graph,
+    sources: &[Option<IrSource>],
+    schemas: &Schemas,
+    cx: &mut Cx,
+) -> Vec<Option<IrOperator>> {
     let mut out: Vec<Option<IrOperator>> = vec![None; spec.operators.len()];
     for &t in &graph.order {
         let named = &spec.operators[t];
@@ -33,9 +40,11 @@ pub fn check(spec: &Spec, graph: &Graph, sources: &[Option<IrSource>], cx: &mut 
                 let late_read = graph.reads_late(t);
                 patterns::pattern(name, s, &input, late_read, cx).map(IrOperatorKind::Pattern)
             }
+            OperatorSpec::Join(s) => joins::join(name, s, &input, spec, schemas, cx).map(IrOperatorKind::Join),
         };
         let Some(kind) = kind else { continue };
-        if !matches!(kind, IrOperatorKind::Transform(_)) && !one_kind_of_time(name, section, &time_sources, sources, cx)
+        if !matches!(kind, IrOperatorKind::Transform(_) | IrOperatorKind::Join(_))
+            && !one_kind_of_time(name, section, &time_sources, sources, cx)
         {
             continue;
         }

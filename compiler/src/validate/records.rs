@@ -81,6 +81,8 @@ pub fn collect(sources: &[IrSource], operators: &[IrOperator], out: &mut Vec<Rc<
             IrOperatorKind::Window(_) | IrOperatorKind::Table(_) => vec![o.output()],
             // A match's record, then what `select` makes of it.
             IrOperatorKind::Pattern(p) => vec![&p.matched, o.output()],
+            // The joined record, then what `select` makes of it (the same record without).
+            IrOperatorKind::Join(j) => vec![&j.reference, &j.joined, o.output()],
         }));
     // The names already in `out`, so that each record is looked up in constant time.
     let mut seen: std::collections::HashSet<String> = out.iter().map(|r| r.rust_name.clone()).collect();
@@ -94,7 +96,12 @@ fn push(record: &Rc<RecordType>, out: &mut Vec<Rc<RecordType>>, seen: &mut std::
         return;
     }
     for field in &record.fields {
-        if let Type::Record(nested) = &field.ty {
+        let mut ty = &field.ty;
+        // A pattern's optional step, a left join's reference record: `Option<Record>`.
+        if let Type::Optional(inner) = ty {
+            ty = inner;
+        }
+        if let Type::Record(nested) = ty {
             push(nested, out, seen);
         }
     }

@@ -1,0 +1,132 @@
+//! Joins: the `flow_` function that looks a record's key up in the reference data and
+//! builds the joined record (then `select_`'s output), and the runtime `LookupFile`
+//! that holds the reference data.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::expr::ExprGen;
+use super::ident::{ident, prefixed, type_ident};
+use super::records::rust_type;
+use crate::ir::{IrFormat, IrJoin, IrMissing, IrOperator};
+
+/// The `Nodes` field holding the reference data.
+pub fn node_field(op: &IrOperator) -> proc_macro2::Ident {
+    prefixed("lookup_", &op.stem)
+}
+
+fn decoder(j: &IrJoin) -> (TokenStream, TokenStream) {
+    let reference = type_ident(&j.reference.rust_name);
+    match j.format {
+        IrFormat::Csv { delimiter, .. } => (
+            quote!(CsvDecoder<#reference>),
+            quote!(|| CsvDecoder::<#reference>::new(#delimiter)),
+        ),
+        _ => (quote!(JsonDecoder<#reference>), quote!(JsonDecoder::<#reference>::new)),
+    }
+}
+
+/// The field's type in `Nodes`.
+pub fn node_type(j: &IrJoin) -> TokenStream {
+    let key = rust_type(&j.key.ty);
+    let (decoder, _) = decoder(j);
+    quote!(LookupFile<#key, #decoder>)
+}
+
+/// `LookupFile::open(..)`: the file read at start.
+pub fn construct(op: &IrOperator, j: &IrJoin) -> TokenStream {
+    let component = op.component();
+    let path_key = &j.path_key;
+    let reference = type_ident(&j.reference.rust_name);
+    let key_field = ident(&j.reference_key);
+    let (_, make) = decoder(j);
+    let reload = match j.reload {
+        Some(ms) => quote!(Some(#ms)),
+        None => quote!(None),
+    };
+    quote! {
+        LookupFile::open(
+            #component,
+            &ctx.settings.non_empty(#path_key)?,
+            #make,
+            |row: &#reference| row.#key_field.clone(),
+            #reload,
+        )?
+    }
+}
+
+/// `flow_<join>`: looks the key up, builds the joined record, selects, hands on.
+pub fn join_fns(op: &IrOperator, j: &IrJoin, tally: usize, calls: TokenStream, exprs: &mut ExprGen) -> TokenStream {
+    let component = op.component();
+    let input = type_ident(&op.input.rust_name);
+    let joined = type_ident(&j.joined.rust_name);
+    let field = node_field(op);
+    let flow = prefixed("flow_", &op.stem);
+    let (key, key_helper) = super::aggregation::key_arg(op, std::slice::from_ref(&j.key), exprs);
+    // The stream's fields are copied; the reference record is last.
+    let (stream_fields, reference_field) = j.joined.fields.split_at(j.joined.fields.len() - 1);
+    let copies = stream_fields.iter().map(|f| {
+        let name = ident(&f.ident);
+        quote!(#name: rec.#name.clone(),)
+    });
+    let reference = ident(&reference_field[0].ident);
+    let found = match j.missing {
+        IrMissing::Null => quote!(let found = out.#field.get(key).cloned();),
+        IrMissing::Drop => quote! {
+            let Some(found) = out.#field.get(key).cloned() else {
+                out.tallies[#tally].filtered += 1;
+                return Ok(());
+            };
+        },
+        IrMissing::DeadLetter => quote! {
+            let Some(found) = out.#field.get(key).cloned() else {
+                let reason = "no row of the lookup file has this key".to_string();
+                return Err(RecordError::new(#component, EvalError::Refused { reason }));
+            };
+        },
+    };
+    let (helper, select) = match &j.select {
+        Some((output, field_exprs)) => {
+            let f = prefixed("select_", &op.stem);
+            let out_ty = type_ident(&output.rust_name);
+            let fields: Vec<TokenStream> = output
+                .fields
+                .iter()
+                .zip(field_exprs)
+                .map(|(field, e)| {
+                    let name = ident(&field.ident);
+                    let code = exprs.owned(e);
+                    quote!(#name: #code,)
+                })
+                .collect();
+            let doc = format!(" The output record of `{component}`.");
+            (
+                quote! {
+                    #[doc = #doc]
+                    #[inline]
+                    fn #f(rec: &#joined) -> Result<#out_ty, EvalError> {
+                        Ok(#out_ty { #(#fields)* })
+                    }
+                },
+                quote!(let rec = &#f(rec).map_err(|e| RecordError::new(#component, e))?;),
+            )
+        }
+        None => (TokenStream::new(), TokenStream::new()),
+    };
+    let doc = format!(" `{component}`: look the record's key up and hand the joined record on.");
+    quote! {
+        #key_helper
+        #helper
+        #[doc = #doc]
+        #[inline]
+        fn #flow(rec: &#input, t: i64, out: &mut Nodes) -> Result<(), RecordError> {
+            out.tallies[#tally].received += 1;
+            let key = #key;
+            #found
+            let rec = &#joined { #(#copies)* #reference: found };
+            #select
+            out.tallies[#tally].sent += 1;
+            #calls
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! Joins: a stream's key, the reference data's file, schema and key field (of the same
+//! type, or a diagnostic at both), what becomes of a miss, and the `select` over the
+//! joined record.
+
+use std::rc::Rc;
+
+use super::records::Schemas;
+use super::transforms::{expression, field_repr};
+use super::Cx;
+use crate::diagnostics::SpecError;
+use crate::expr::TExpr;
+use crate::ir::{IrFormat, IrJoin, IrMissing};
+use crate::spec::joins::{JoinSpec, LookupSpec, Missing};
+use crate::spec::{FormatName, Spec};
+use crate::types::{Field, RecordType, TsRepr, Type};
+
+/// How often a lookup file is looked at for a change, when the spec does not say.
+const DEFAULT_RELOAD_MS: u64 = 10_000;
+
+pub fn join(
+    name: &str,
+    spec: &JoinSpec,
+    input: &Rc<RecordType>,
+    all: &Spec,
+    schemas: &Schemas,
+    cx: &mut Cx,
+) -> Option<IrJoin> {
+    let Some(lookup) = &spec.lookup else {
+        let at = cx.key(&["joins", name]);
+        cx.error(SpecError::missing_field(
+            "lookup",
+            &format!("join `{name}`"),
+            &at,
+            Some("the reference data: `lookup: { file: devices.csv, format: csv, schema: device, key: id }` (joins of two streams are not supported yet)".into()),
+        ));
+        return None;
+    };
+    let path = |field: &'static str| ["joins", name, "lookup", field];
+    let reference = reference_record(name, lookup, all, schemas, cx);
+    let format = match lookup.format.unwrap_or(FormatName::Json) {
+        FormatName::Json => Some(IrFormat::Json),
+        FormatName::Csv => match &reference {
+            Some(r) if !r.is_flat() => {
+                let at = cx.value(&path("format"));
+                cx.error(SpecError::bad_format_option(
+                    format!("csv cannot hold the nested fields of {}", r.display),
+                    &at,
+                    "use `format: json` for nested records, or flatten the schema",
+                ));
+                None
+            }
+            _ => Some(IrFormat::Csv {
+                delimiter: b',',
+                header: true,
+            }),
+        },
+        FormatName::Lines => {
+            let at = cx.value(&path("format"));
+            cx.error(SpecError::bad_format_option(
+                "a lookup file is JSON lines or CSV with a header".to_string(),
+                &at,
+                "set `format: json` or `format: csv`",
+            ));
+            None
+        }
+    };
+    let path_key = match &lookup.file {
+        Some(file) => Some(cx.setting(&path("file"), "file", &file.0, "path of the lookup file")),
+        None => {
+            let at = cx.key(&["joins", name, "lookup"]);
+            cx.error(SpecError::missing_field(
+                "file",
+                &format!("the lookup of join `{name}`"),
+                &at,
+                Some("the file to read: `file: devices.csv`".into()),
+            ));
+            None
+        }
+    };
+    let reload = match lookup.reload.as_deref().map(str::trim) {
+        None => Some(Some(DEFAULT_RELOAD_MS)),
+        Some("never") => Some(None),
+        Some(text) => cx
+            .duration(&path("reload"), text, true)
+            .map(|ms| Some(ms.unsigned_abs())),
+    };
+    let key = stream_key(name, spec, input, cx);
+    let reference_key = match (&reference, &key) {
+        (Some(r), Some(k)) => reference_key(name, lookup, r, k, spec, cx),
+        _ => None,
+    };
+    let missing = match spec.missing.unwrap_or(Missing::Null) {
+        Missing::Null => IrMissing::Null,
+        Missing::Drop => IrMissing::Drop,
+        Missing::DeadLetter => IrMissing::DeadLetter,
+    };
+    let (reference, key, reference_key, format, path_key, reload) =
+        (reference?, key?, reference_key?, format?, path_key?, reload?);
+    let as_name = lookup
+        .name
+        .clone()
+        .unwrap_or_else(|| lookup.schema.clone().unwrap_or_default());
+    let joined = joined_record(name, lookup, &as_name, input, &reference, missing, cx)?;
+    let select = match &spec.select {
+        None => None,
+        Some(entries) => Some(select(name, entries, &joined, cx)?),
+    };
+    let output = select.as_ref().map_or_else(|| joined.clone(), |(r, _)| r.clone());
+    Some(IrJoin {
+        key,
+        reference,
+        reference_key,
+        path_key,
+        format,
+        reload,
+        missing,
+        joined,
+        select,
+        output,
+    })
+}
+
+fn reference_record(
+    name: &str,
+    lookup: &LookupSpec,
+    all: &Spec,
+    schemas: &Schemas,
+    cx: &mut Cx,
+) -> Option<Rc<RecordType>> {
+    let Some(schema) = &lookup.schema else {
+        let at = cx.key(&["joins", name, "lookup"]);
+        cx.error(SpecError::missing_field(
+            "schema",
+            &format!("the lookup of join `{name}`"),
+            &at,
+            Some("the schema of the file's rows: `schema: device`".into()),
+        ));
+        return None;
+    };
+    match schemas.get(schema) {
+        Some(r) => Some(r.clone()),
+        None if all.unreadable_schemas.contains(schema) => None,
+        None => {
+            let at = cx.value(&["joins", name, "lookup", "schema"]);
+            let valid: Vec<&str> = schemas.keys().map(String::as_str).collect();
+            cx.error(SpecError::unknown_schema(schema, &at, &valid));
+            None
+        }
+    }
+}
+
+/// The stream's key: a string, integer or bool (not null: a null key finds nothing).
+fn stream_key(name: &str, spec: &JoinSpec, input: &RecordType, cx: &mut Cx) -> Option<TExpr> {
+    let Some(text) = &spec.key else {
+        let at = cx.key(&["joins", name]);
+        cx.error(SpecError::missing_field(
+            "key",
+            &format!("join `{name}`"),
+            &at,
+            Some("the stream's side of the key: `key: device_id`".into()),
+        ));
+        return None;
+    };
+    let path = ["joins", name, "key"];
+    let e = expression(text, input, &path, cx)?;
+    if !matches!(e.ty, Type::String | Type::I64 | Type::U64 | Type::Bool) {
+        let at = cx.expr_locator(&path, &text.0)(&e.span);
+        cx.error(SpecError::type_mismatch(
+            format!("cannot look up by {}", e.ty),
+            format!("this is {}", e.ty),
+            &at,
+            Some(
+                "a lookup key is a string, an integer or a bool; for a value that may be null: `coalesce(x, \"\")`"
+                    .into(),
+            ),
+        ));
+        return None;
+    }
+    Some(e)
+}
+
+/// The reference record's key field: there, and of the stream key's type.
+fn reference_key(
+    name: &str,
+    lookup: &LookupSpec,
+    reference: &RecordType,
+    key: &TExpr,
+    spec: &JoinSpec,
+    cx: &mut Cx,
+) -> Option<String> {
+    let Some(field_name) = &lookup.key else {
+        let at = cx.key(&["joins", name, "lookup"]);
+        cx.error(SpecError::missing_field(
+            "key",
+            &format!("the lookup of join `{name}`"),
+            &at,
+            Some("the field of the file's rows that holds the key: `key: id`".into()),
+        ));
+        return None;
+    };
+    let at = cx.value(&["joins", name, "lookup", "key"]);
+    let Some(field) = reference.field(field_name) else {
+        cx.error(SpecError::unknown_expr_field(
+            field_name,
+            &reference.display,
+            &at,
+            &reference.field_names(),
+        ));
+        return None;
+    };
+    if field.ty != key.ty {
+        let stream_at = cx.value(&["joins", name, "key"]);
+        let text = spec.key.as_ref().map_or("", |k| k.0.as_str());
+        cx.error(SpecError::type_mismatch(
+            format!("the lookup key `{field_name}` is {}, the stream's key is {}", field.ty, key.ty),
+            format!("this is {}", field.ty),
+            &at,
+            Some(format!("the two sides must have one type: convert the stream's key (`key: {text}`), e.g. with `to_string(...)` or `to_int(...)`")),
+        ));
+        cx.error(SpecError::type_mismatch(
+            format!(
+                "the stream's key is {}, the lookup key `{field_name}` is {}",
+                key.ty, field.ty
+            ),
+            format!("this is {}", key.ty),
+            &stream_at,
+            Some("the two sides must have one type".into()),
+        ));
+        return None;
+    }
+    Some(field.ident.clone())
+}
+
+/// The stream's fields and, last, the reference record under `as_name`.
+fn joined_record(
+    name: &str,
+    lookup: &LookupSpec,
+    as_name: &str,
+    input: &RecordType,
+    reference: &Rc<RecordType>,
+    missing: IrMissing,
+    cx: &mut Cx,
+) -> Option<Rc<RecordType>> {
+    let at_path: &[&str] = if lookup.name.is_some() {
+        &["joins", name, "lookup", "as"]
+    } else {
+        &["joins", name, "lookup", "schema"]
+    };
+    if !crate::spec::is_valid_field_name(as_name) {
+        let at = cx.value(at_path);
+        cx.error(SpecError::invalid_name(as_name, &at));
+        return None;
+    }
+    if input.field(as_name).is_some() {
+        let at = cx.value(at_path);
+        cx.error(SpecError::invalid_value(
+            "as",
+            format!("the stream's records already have a field `{as_name}`"),
+            &at,
+            Some("name the reference record differently: `as: device_info`".into()),
+        ));
+        return None;
+    }
+    let record = Type::Record(reference.clone());
+    let ty = if missing == IrMissing::Null {
+        Type::Optional(Box::new(record))
+    } else {
+        record
+    };
+    let mut fields: Vec<Field> = input.fields.iter().cloned().collect();
+    fields.push(Field::new(as_name, ty, TsRepr::Millis));
+    Some(Rc::new(RecordType::new(
+        cx.names.type_name("", name, "Joined"),
+        format!("records of `{name}`"),
+        fields,
+    )))
+}
+
+/// The output record: one field per `select` entry, checked against the joined record.
+fn select(
+    name: &str,
+    entries: &crate::spec::OrderedMap<crate::spec::transforms::ExprText>,
+    joined: &RecordType,
+    cx: &mut Cx,
+) -> Option<(Rc<RecordType>, Vec<TExpr>)> {
+    let mut ok = true;
+    let mut fields = Vec::new();
+    let mut exprs = Vec::new();
+    for (field, text) in &entries.0 {
+        let path = ["joins", name, "select", field.as_str()];
+        if !crate::spec::is_valid_field_name(field) {
+            let at = cx.key(&path);
+            cx.error(SpecError::invalid_name(field, &at));
+            ok = false;
+            continue;
+        }
+        let Some(e) = expression(text, joined, &path, cx) else {
+            ok = false;
+            continue;
+        };
+        let ts_repr = e
+            .as_field()
+            .and_then(|f| field_repr(joined, f))
+            .unwrap_or(TsRepr::Millis);
+        fields.push(Field::new(field.clone(), e.ty.clone(), ts_repr));
+        exprs.push(e);
+    }
+    if !ok {
+        return None;
+    }
+    let output = RecordType::new(
+        cx.names.type_name("", name, "Record"),
+        format!("output of `{name}`"),
+        fields,
+    );
+    Some((Rc::new(output), exprs))
+}
