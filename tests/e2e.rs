@@ -688,6 +688,7 @@ fn every_example_compiles_without_warnings_in_one_build() {
             "payment_unconfirmed",
             "pulsar_events",
             "quickstart",
+            "readings_enriched",
             "redis_sensor_stream",
             "sensor_windows",
             "sliding_average",

@@ -267,7 +267,7 @@ fn joined_record(
     } else {
         record
     };
-    let mut fields: Vec<Field> = input.fields.iter().cloned().collect();
+    let mut fields: Vec<Field> = input.fields.to_vec();
     fields.push(Field::new(as_name, ty, TsRepr::Millis));
     Some(Rc::new(RecordType::new(
         cx.names.type_name("", name, "Joined"),
