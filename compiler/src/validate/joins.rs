@@ -85,9 +85,9 @@ pub fn join(
             .map(|ms| Some(ms.unsigned_abs())),
     };
     let key = stream_key(name, spec, input, cx);
-    let reference_key = match (&reference, &key) {
-        (Some(r), Some(k)) => reference_key(name, lookup, r, k, spec, cx),
-        _ => None,
+    let reference_key = match &reference {
+        Some(r) => reference_key(name, lookup, r, key.as_ref(), spec, cx),
+        None => None,
     };
     let missing = match spec.missing.unwrap_or(Missing::Null) {
         Missing::Null => IrMissing::Null,
@@ -179,12 +179,13 @@ fn stream_key(name: &str, spec: &JoinSpec, input: &RecordType, cx: &mut Cx) -> O
     Some(e)
 }
 
-/// The reference record's key field: there, and of the stream key's type.
+/// The reference record's key field: there, and of the stream key's type (when that
+/// checked out).
 fn reference_key(
     name: &str,
     lookup: &LookupSpec,
     reference: &RecordType,
-    key: &TExpr,
+    key: Option<&TExpr>,
     spec: &JoinSpec,
     cx: &mut Cx,
 ) -> Option<String> {
@@ -208,6 +209,8 @@ fn reference_key(
         ));
         return None;
     };
+    // Compared only with a stream key that checked out (its own error says the rest).
+    let key = key?;
     if field.ty != key.ty {
         let stream_at = cx.value(&["joins", name, "key"]);
         let text = spec.key.as_ref().map_or("", |k| k.0.as_str());
