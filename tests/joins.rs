@@ -104,7 +104,7 @@ fn records_the_file_lacks_are_dropped_or_dead_letters_and_a_changed_file_is_read
     cmd.env("ORDERS_PATH", &orders)
         .env("CUSTOMERS_PATH", &customers)
         .env("OUT", &out_dir);
-    let mut running = support::start(&mut cmd);
+    let running = support::start(&mut cmd);
     let known = out_dir.join("known.jsonl");
     support::wait_until("the first orders joined", || read(&known).len() == 2);
     // Customer 3 arrives, and ann changes tier: `known` reads the file again, `checked`
