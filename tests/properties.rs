@@ -621,11 +621,12 @@ fn distinct_names(pool: &'static [&'static str], count: usize) -> BoxedStrategy<
 
 /// A spec whose every name and some numbers are tricky: two schemas (one nested),
 /// generators and a JSON file source, a transform, a window with a computed key and `first()` of the nested
-/// record, a pattern whose steps (one optional) and output fields are tricky names, and sinks.
+/// record, a pattern whose steps (one optional) and output fields are tricky names, a lookup
+/// join whose row is named by one, and sinks.
 fn tricky_spec() -> impl Strategy<Value = String> {
     (
-        distinct_names(TRICKY_NAMES, 17),
-        distinct_names(EXPR_NAMES, 7),
+        distinct_names(TRICKY_NAMES, 19),
+        distinct_names(EXPR_NAMES, 8),
         tricky_number(),
         tricky_number(),
         any::<bool>(),
@@ -674,7 +675,14 @@ patterns:
     within: 1s
     not_followed_by: {{ where: {absent}, within: 1s }}
     select: {{ {sel1}: {st1}.{f1}, {sel2}: {st2}.{f4}, {sel3}: {skipped} }}
+joins:
+  {j1}:
+    input: {src1}
+    key: {f1}
+    lookup: {{ file: lookup.jsonl, schema: {s2}, key: {f1}, as: {asn} }}
+    select: {{ {sel4}: {asn}.{f1}, {f1}: {f1} }}
 sinks:
+  {j1}_out: {{ type: stdout, input: {j1}, format: json }}
   {p1}_out: {{ type: stdout, input: {p1}, format: json }}
   {t1}_out: {{ type: stdout, input: {t1}, format: {format} }}
   {w1}_out: {{ type: stdout, input: {w1}, format: json }}
@@ -702,6 +710,9 @@ sinks:
                 sel1 = n[14],
                 sel2 = n[15],
                 sel3 = n[16],
+                sel4 = n[17],
+                j1 = n[18],
+                asn = f[7],
                 st1 = f[4],
                 st2 = f[5],
                 st3 = f[6],
