@@ -11,7 +11,7 @@ use crate::expr::check::parse_problems;
 use crate::expr::TExpr;
 use crate::ir::{IrAggregation, UPDATE_FIELD, WINDOW_FIELDS};
 use crate::spec::transforms::ExprText;
-use crate::spec::windows::{KeySpec, OnFull};
+use crate::spec::windows::{KeySpec, LatePolicy, OnFull};
 use crate::spec::{OnError, OrderedMap};
 use crate::types::{Field, RecordType, TsRepr, Type};
 
@@ -93,16 +93,7 @@ pub fn aggregation(spec: &AggregationSpec, input: &RecordType, cx: &mut Cx) -> O
         ));
         ok = false;
     }
-    if spec.on_error == Some(OnError::Fail) {
-        let at = cx.value(&[section, name, "on_error"]);
-        cx.error(SpecError::invalid_value(
-            "on_error",
-            "a result that fails further down can go to `dead_letter` or be dropped (`drop`)",
-            &at,
-            Some("`fail` stops on a bad input record: set it on the source".into()),
-        ));
-        ok = false;
-    }
+    ok &= results_on_error_ok(section, name, spec.on_error, cx);
     if !ok {
         return None;
     }
@@ -185,6 +176,37 @@ pub fn keys(
         exprs.push(e);
     }
     (ok, fields, exprs)
+}
+
+/// A keyed operator's `on_error` (what becomes of a result that fails downstream): not
+/// `fail`, which belongs to sources.
+pub fn results_on_error_ok(section: &str, name: &str, on_error: Option<OnError>, cx: &mut Cx) -> bool {
+    if on_error != Some(OnError::Fail) {
+        return true;
+    }
+    let at = cx.value(&[section, name, "on_error"]);
+    cx.error(SpecError::invalid_value(
+        "on_error",
+        "a result that fails further down can go to `dead_letter` or be dropped (`drop`)",
+        &at,
+        Some("`fail` stops on a bad input record: set it on the source".into()),
+    ));
+    false
+}
+
+/// `late: drop` while something reads `<name>.late` (a window's or a pattern's).
+pub fn late_drop_ok(section: &str, name: &str, late: Option<LatePolicy>, late_read: bool, cx: &mut Cx) -> bool {
+    if !(late_read && late == Some(LatePolicy::Drop)) {
+        return true;
+    }
+    let at = cx.value(&[section, name, "late"]);
+    cx.error(SpecError::invalid_value(
+        "late",
+        format!("late records are dropped, but something reads `{name}.late`"),
+        &at,
+        Some(format!("remove `late: drop`, or stop reading `{name}.late`")),
+    ));
+    false
 }
 
 /// (output name if given, expression, spec path) for each key.

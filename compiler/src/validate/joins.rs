@@ -5,7 +5,7 @@
 use std::rc::Rc;
 
 use super::records::Schemas;
-use super::transforms::{expression, field_repr};
+use super::transforms::{expression, mapped_record};
 use super::Cx;
 use crate::diagnostics::SpecError;
 use crate::expr::TExpr;
@@ -103,7 +103,7 @@ pub fn join(
     let joined = joined_record(name, lookup, &as_name, input, &reference, missing, cx)?;
     let select = match &spec.select {
         None => None,
-        Some(entries) => Some(select(name, entries, &joined, cx)?),
+        Some(entries) => Some(mapped_record("joins", name, "select", entries, &joined, cx)?),
     };
     let output = select.as_ref().map_or_else(|| joined.clone(), |(r, _)| r.clone());
     Some(IrJoin {
@@ -277,44 +277,4 @@ fn joined_record(
         format!("records of `{name}`"),
         fields,
     )))
-}
-
-/// The output record: one field per `select` entry, checked against the joined record.
-fn select(
-    name: &str,
-    entries: &crate::spec::OrderedMap<crate::spec::transforms::ExprText>,
-    joined: &RecordType,
-    cx: &mut Cx,
-) -> Option<(Rc<RecordType>, Vec<TExpr>)> {
-    let mut ok = true;
-    let mut fields = Vec::new();
-    let mut exprs = Vec::new();
-    for (field, text) in &entries.0 {
-        let path = ["joins", name, "select", field.as_str()];
-        if !crate::spec::is_valid_field_name(field) {
-            let at = cx.key(&path);
-            cx.error(SpecError::invalid_name(field, &at));
-            ok = false;
-            continue;
-        }
-        let Some(e) = expression(text, joined, &path, cx) else {
-            ok = false;
-            continue;
-        };
-        let ts_repr = e
-            .as_field()
-            .and_then(|f| field_repr(joined, f))
-            .unwrap_or(TsRepr::Millis);
-        fields.push(Field::new(field.clone(), e.ty.clone(), ts_repr));
-        exprs.push(e);
-    }
-    if !ok {
-        return None;
-    }
-    let output = RecordType::new(
-        cx.names.type_name("", name, "Record"),
-        format!("output of `{name}`"),
-        fields,
-    );
-    Some((Rc::new(output), exprs))
 }

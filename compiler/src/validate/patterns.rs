@@ -3,8 +3,8 @@
 
 use std::rc::Rc;
 
-use super::aggregation::keys;
-use super::transforms::{expression, field_repr};
+use super::aggregation::{keys, late_drop_ok, results_on_error_ok};
+use super::transforms::{expression, mapped_record};
 use super::Cx;
 use crate::diagnostics::SpecError;
 use crate::expr::TExpr;
@@ -75,26 +75,8 @@ pub fn pattern(
             ok = false;
         }
     }
-    if spec.on_error == Some(OnError::Fail) {
-        let at = cx.value(&path("on_error"));
-        cx.error(SpecError::invalid_value(
-            "on_error",
-            "a result that fails further down can go to `dead_letter` or be dropped (`drop`)",
-            &at,
-            Some("`fail` stops on a bad input record: set it on the source".into()),
-        ));
-        ok = false;
-    }
-    if late_read && spec.late == Some(LatePolicy::Drop) {
-        let at = cx.value(&path("late"));
-        cx.error(SpecError::invalid_value(
-            "late",
-            format!("late records are dropped, but something reads `{name}.late`"),
-            &at,
-            Some(format!("remove `late: drop`, or stop reading `{name}.late`")),
-        ));
-        ok = false;
-    }
+    ok &= results_on_error_ok("patterns", name, spec.on_error, cx);
+    ok &= late_drop_ok("patterns", name, spec.late, late_read, cx);
     let steps = steps?;
     let matched = Rc::new(RecordType::new(
         cx.names.type_name("", name, "Match"),
@@ -343,46 +325,5 @@ fn select(
         ));
         return None;
     };
-    let mut ok = true;
-    let mut fields = Vec::new();
-    let mut exprs = Vec::new();
-    for (field, text) in &entries.0 {
-        let path = ["patterns", name, "select", field.as_str()];
-        if !crate::spec::is_valid_field_name(field) {
-            let at = cx.key(&path);
-            cx.error(SpecError::invalid_name(field, &at));
-            ok = false;
-            continue;
-        }
-        if fields.iter().any(|f: &Field| f.name == *field) {
-            let at = cx.key(&path);
-            cx.error(SpecError::invalid_value(
-                field.clone(),
-                format!("the output already has a field `{field}`"),
-                &at,
-                Some("give each selected value its own name".into()),
-            ));
-            ok = false;
-            continue;
-        }
-        let Some(e) = expression(text, matched, &path, cx) else {
-            ok = false;
-            continue;
-        };
-        let ts_repr = e
-            .as_field()
-            .and_then(|f| field_repr(matched, f))
-            .unwrap_or(TsRepr::Millis);
-        fields.push(Field::new(field.clone(), e.ty.clone(), ts_repr));
-        exprs.push(e);
-    }
-    if !ok {
-        return None;
-    }
-    let output = RecordType::new(
-        cx.names.type_name("", name, "Record"),
-        format!("output of `{name}`"),
-        fields,
-    );
-    Some((Rc::new(output), exprs))
+    mapped_record("patterns", name, "select", entries, matched, cx)
 }

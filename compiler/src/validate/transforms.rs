@@ -8,7 +8,7 @@ use crate::expr::check::parse_problems;
 use crate::expr::{self, TExpr};
 use crate::ir::IrTransform;
 use crate::spec::transforms::ExprText;
-use crate::spec::TransformSpec;
+use crate::spec::{OrderedMap, TransformSpec};
 use crate::types::{Field, RecordType, TsRepr, Type};
 
 /// Check a transform's filter and map against its input record.
@@ -61,33 +61,9 @@ pub fn transform(name: &str, spec: &TransformSpec, input: &RecordType, cx: &mut 
     let map = match &spec.map {
         None => None,
         Some(entries) => {
-            let mut fields = Vec::new();
-            let mut exprs = Vec::new();
-            for (field, text) in &entries.0 {
-                let path = ["transforms", name, "map", field.as_str()];
-                if !crate::spec::is_valid_field_name(field) {
-                    let at = cx.key(&path);
-                    cx.error(SpecError::invalid_name(field, &at));
-                    ok = false;
-                    continue;
-                }
-                let Some(e) = expression(text, input, &path, cx) else {
-                    ok = false;
-                    continue;
-                };
-                let ts_repr = e
-                    .as_field()
-                    .and_then(|p| field_repr(input, p))
-                    .unwrap_or(TsRepr::Millis);
-                fields.push(Field::new(field.clone(), e.ty.clone(), ts_repr));
-                exprs.push(e);
-            }
-            let record = RecordType::new(
-                cx.names.type_name("", name, "Record"),
-                format!("output of `{name}`"),
-                fields,
-            );
-            Some((Rc::new(record), exprs))
+            let map = mapped_record("transforms", name, "map", entries, input, cx);
+            ok &= map.is_some();
+            map
         }
     };
     let explode = match &spec.explode {
@@ -141,6 +117,50 @@ fn explode(
         vec![Field::new(field.clone(), (**element).clone(), TsRepr::Millis)],
     );
     Some((Rc::new(record), e))
+}
+
+/// The output record of `map:` (or a pattern's or join's `select:`): one field per entry,
+/// of its expression's type (a field copied keeps its timestamp encoding), and the
+/// expressions over `input`. `None` when an entry has errors, all of them reported.
+pub fn mapped_record(
+    section: &str,
+    name: &str,
+    key: &str,
+    entries: &OrderedMap<ExprText>,
+    input: &RecordType,
+    cx: &mut Cx,
+) -> Option<(Rc<RecordType>, Vec<TExpr>)> {
+    let mut ok = true;
+    let mut fields = Vec::new();
+    let mut exprs = Vec::new();
+    for (field, text) in &entries.0 {
+        let path = [section, name, key, field.as_str()];
+        if !crate::spec::is_valid_field_name(field) {
+            let at = cx.key(&path);
+            cx.error(SpecError::invalid_name(field, &at));
+            ok = false;
+            continue;
+        }
+        let Some(e) = expression(text, input, &path, cx) else {
+            ok = false;
+            continue;
+        };
+        let ts_repr = e
+            .as_field()
+            .and_then(|p| field_repr(input, p))
+            .unwrap_or(TsRepr::Millis);
+        fields.push(Field::new(field.clone(), e.ty.clone(), ts_repr));
+        exprs.push(e);
+    }
+    if !ok {
+        return None;
+    }
+    let record = RecordType::new(
+        cx.names.type_name("", name, "Record"),
+        format!("output of `{name}`"),
+        fields,
+    );
+    Some((Rc::new(record), exprs))
 }
 
 /// Parse and check one expression held at `path`.

@@ -1,6 +1,6 @@
 //! Windows: the window kind, its durations, lateness, and the shared aggregation.
 
-use super::aggregation::{aggregation, AggregationSpec};
+use super::aggregation::{aggregation, late_drop_ok, AggregationSpec};
 use super::Cx;
 use crate::diagnostics::SpecError;
 use crate::ir::{IrWindow, IrWindowKind};
@@ -106,16 +106,7 @@ pub fn window(name: &str, spec: &WindowSpec, input: &RecordType, late_read: bool
         ));
         ok = false;
     }
-    if late_read && spec.late == Some(LatePolicy::Drop) {
-        let at = cx.value(&path("late"));
-        cx.error(SpecError::invalid_value(
-            "late",
-            format!("late records are dropped, but something reads `{name}.late`"),
-            &at,
-            Some(format!("remove `late: drop`, or stop reading `{name}.late`")),
-        ));
-        ok = false;
-    }
+    ok &= late_drop_ok("windows", name, spec.late, late_read, cx);
     let aggregation = aggregation(
         &AggregationSpec {
             section: "windows",
