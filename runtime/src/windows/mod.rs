@@ -3,7 +3,7 @@
 //! The generated code describes *what* to aggregate by implementing [`Aggregation`] for
 //! each window or table of the spec (key type, accumulator struct, output record); the
 //! operators here decide *when*: [`FixedWindows`] (tumbling and hopping), [`SessionWindows`],
-//! [`CountWindows`] and [`Table`]. All four share the [`KeyedOperator`] interface, so the
+//! [`CountWindows`] and [`Table`]. All four (and [`crate::patterns::Patterns`]) share the [`KeyedOperator`] interface, so the
 //! generated glue is the same whatever the window kind.
 //!
 //! Time is explicit: every record comes with its time `t` (Unix ms, event time or the
@@ -122,7 +122,8 @@ pub struct StateSize {
     pub bytes: usize,
 }
 
-/// The interface the generated code drives, the same for every window kind and for tables.
+/// The interface the generated code drives, the same for every window kind, tables and
+/// patterns.
 pub trait KeyedOperator<A: Keyed> {
     /// Adds a record with key `key` and time `t`.
     ///
