@@ -3,8 +3,8 @@
 //! The generated code describes *what* to aggregate by implementing [`Aggregation`] for
 //! each window or table of the spec (key type, accumulator struct, output record); the
 //! operators here decide *when*: [`FixedWindows`] (tumbling and hopping), [`SessionWindows`],
-//! [`CountWindows`] and [`Table`]. All four (and [`crate::patterns::Patterns`]) share the [`KeyedOperator`] interface, so the
-//! generated glue is the same whatever the window kind.
+//! [`CountWindows`] and [`Table`]. All four share the [`KeyedOperator`] interface with
+//! [`crate::patterns::Patterns`], so the generated glue is the same whatever the kind.
 //!
 //! Time is explicit: every record comes with its time `t` (Unix ms, event time or the
 //! time it was read), and the operator is told the watermark by [`KeyedOperator::on_watermark`]
