@@ -11,6 +11,7 @@
 //! - A row that does not decode is skipped and counted (`rows_skipped` in the log line
 //!   each load writes); when two rows have one key, the later one wins.
 
+use crate::batch::strip_newline;
 use crate::errors::StartError;
 use crate::formats::Decoder;
 use crate::log;
@@ -75,12 +76,9 @@ impl<K: Hash + Eq, D: Decoder> LookupFile<K, D> {
     }
 
     /// Rows held.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.rows.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
     }
 
     fn maybe_reload(&mut self) {
@@ -89,6 +87,7 @@ impl<K: Hash + Eq, D: Decoder> LookupFile<K, D> {
         if now < self.next_look {
             return;
         }
+        // At most u64::MAX ms (the compiler allows i64::MAX): well within the clock.
         self.next_look = now + every;
         let changed = match std::fs::metadata(&self.path) {
             Ok(meta) => Some((meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len())) != self.seen,
@@ -124,9 +123,7 @@ impl<K: Hash + Eq, D: Decoder> LookupFile<K, D> {
             if reader.read_until(b'\n', &mut line)? == 0 {
                 break;
             }
-            let raw = line.strip_suffix(b"\n").unwrap_or(&line);
-            let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-            match decoder.decode(raw) {
+            match decoder.decode(strip_newline(&line)) {
                 Ok(Some(row)) => {
                     rows.insert((self.key_of)(&row), row);
                 }
@@ -212,5 +209,14 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         table.get("a");
         assert_eq!(table.len(), 2, "the rows read before stay");
+    }
+
+    #[test]
+    fn the_longest_reload_period_is_no_overflow() {
+        let dir = TempDir::new("lookup-far");
+        let path = dir.write("devices.jsonl", b"{\"id\":\"a\",\"site\":\"x\"}\n");
+        let mut table = LookupFile::open("joins.t", &path, JsonDecoder::<Device>::new, key_of, Some(u64::MAX)).unwrap();
+        assert!(table.get("a").is_some());
+        assert!(table.get("a").is_some(), "the first look added the period to the clock");
     }
 }
