@@ -245,21 +245,6 @@ impl<E: Clone> KeyState<E> {
         let at = self.waiting.iter().position(|w| w.seq == seq)?;
         Some(self.waiting.remove(at))
     }
-
-    /// Takes out the waiting matches whose deadline is at or before `now`, in deadline
-    /// order (then by number).
-    pub fn due(&mut self, now: i64) -> Vec<Waiting<E>> {
-        let mut due = Vec::new();
-        self.waiting.retain(|w| {
-            let is_due = w.deadline <= now;
-            if is_due {
-                due.push(w.clone());
-            }
-            !is_due
-        });
-        due.sort_by_key(|w| (w.deadline, w.seq));
-        due
-    }
 }
 
 /// The branches of `p` given `e`, pushed to `out` (none: `p` ends). The last branch
@@ -325,6 +310,17 @@ mod tests {
         }
     }
 
+    /// The waiting matches due at `now`, by deadline (the operator takes them out one at
+    /// a time by number, over all keys).
+    fn due(key: &mut KeyState<usize>, now: i64) -> Vec<Waiting<usize>> {
+        let mut due: Vec<Waiting<usize>> = key.waiting.iter().filter(|w| w.deadline <= now).cloned().collect();
+        due.sort_by_key(|w| (w.deadline, w.seq));
+        for w in &due {
+            key.take_waiting(w.seq);
+        }
+        due
+    }
+
     /// The labels' indices taken per step, and the match's time.
     type Match = (Vec<Option<usize>>, i64);
 
@@ -337,7 +333,7 @@ mod tests {
         let mut found = Vec::new();
         let mut evicted = 0;
         for (i, (t, label)) in events.iter().enumerate() {
-            for w in key.due(*t) {
+            for w in due(&mut key, *t) {
                 found.push((w.taken, w.deadline));
             }
             let mut satisfies = 0u64;
@@ -353,7 +349,7 @@ mod tests {
                 found.push((f.taken, f.t));
             }
         }
-        for w in key.due(end) {
+        for w in due(&mut key, end) {
             found.push((w.taken, w.deadline));
         }
         (found, evicted)
