@@ -340,3 +340,24 @@ fn each_way_a_step_matches_does_what_the_docs_say() {
         "the late record, to `strict.late`"
     );
 }
+
+#[test]
+fn matches_that_reach_a_full_disk_are_counted_as_lost_and_fail_the_run() {
+    let dir = support::workdir("patterns-full-disk");
+    let events = generate(3, 2_000, 20, &["login", "view", "purchase"]);
+    let input = dir.join("events.jsonl");
+    write(&input, &events, "user_id");
+    let out = Command::new(build("pipelines/login_purchase.yaml"))
+        .env("EVENTS_PATH", &input)
+        .env("MATCHES_PATH", "/dev/full")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("writing `/dev/full`: No space left on device"), "{stderr}");
+    let (expected, _) = logins_then_purchases(&events);
+    let c = support::counters(&out.stderr);
+    assert_eq!(support::counter(&c, "patterns.login_then_purchase", "emitted"), expected.len() as u64);
+    assert_eq!(support::counter(&c, "sinks.matches", "sent"), 0);
+    assert_eq!(support::counter(&c, "sinks.matches", "dropped"), expected.len() as u64, "every match said lost");
+}
