@@ -181,7 +181,12 @@ fn joined_records_that_reach_a_full_disk_are_counted_as_lost_and_fail_the_run() 
     let dir = support::workdir("joins-full-disk");
     fs::write(dir.join("devices.csv"), "device_id,site,model\nd1,north,T100\n").unwrap();
     let readings: String = (0..300)
-        .map(|i| format!("{}\n", json!({ "device_id": format!("d{}", i % 3), "ts": i, "temperature": 1.5 })))
+        .map(|i| {
+            format!(
+                "{}\n",
+                json!({ "device_id": format!("d{}", i % 3), "ts": i, "temperature": 1.5 })
+            )
+        })
         .collect();
     fs::write(dir.join("readings.jsonl"), readings).unwrap();
     let out = Command::new(build("pipelines/readings_enriched.yaml"))
@@ -192,9 +197,16 @@ fn joined_records_that_reach_a_full_disk_are_counted_as_lost_and_fail_the_run() 
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("writing `/dev/full`: No space left on device"), "{stderr}");
+    assert!(
+        stderr.contains("writing `/dev/full`: No space left on device"),
+        "{stderr}"
+    );
     let c = support::counters(&out.stderr);
     assert_eq!(support::counter(&c, "joins.with_device", "sent"), 300);
     assert_eq!(support::counter(&c, "sinks.enriched", "sent"), 0);
-    assert_eq!(support::counter(&c, "sinks.enriched", "dropped"), 300, "every record said lost");
+    assert_eq!(
+        support::counter(&c, "sinks.enriched", "dropped"),
+        300,
+        "every record said lost"
+    );
 }
