@@ -125,22 +125,7 @@ impl<A: Aggregation> FixedWindows<A> {
 
     /// The windows of a record at `t`, as `(end, start)`, oldest first.
     fn windows_of(&self, t: i64) -> Assigned {
-        // How far t is past the newest window's start, in [0, slide): in i64 but at the
-        // very bottom of the range (an i128 division costs more than the rest of a record).
-        let past = match t.checked_sub(self.offset) {
-            Some(d) => d.rem_euclid(self.slide),
-            None => (i128::from(t) - i128::from(self.offset)).rem_euclid(i128::from(self.slide)) as i64,
-        };
-        let last = i128::from(t) - i128::from(past);
-        // The oldest window still containing t: the smallest s = last - k·slide with
-        // s + size > t, so k = (size - 1 - past) / slide (not negative: past < slide <= size).
-        let first = last - i128::from((self.size - 1 - past) / self.slide) * i128::from(self.slide);
-        Assigned {
-            next: first,
-            last,
-            size: i128::from(self.size),
-            slide: i128::from(self.slide),
-        }
+        Assigned::new(t, self.size, self.slide, self.offset)
     }
 
     /// True when the window ending at `end` no longer accepts records.
@@ -214,7 +199,7 @@ impl<A: Aggregation> FixedWindows<A> {
 /// The windows of one record, `(end, start)`, oldest first (computed in `i128`: starts
 /// and ends are clamped to the `i64` range, which keeps them distinct).
 #[derive(Debug, Clone)]
-struct Assigned {
+pub(crate) struct Assigned {
     next: i128,
     last: i128,
     size: i128,
@@ -222,6 +207,26 @@ struct Assigned {
 }
 
 impl Assigned {
+    /// The windows of size `size` every `slide` (shifted by `offset`) holding `t`.
+    pub(crate) fn new(t: i64, size: i64, slide: i64, offset: i64) -> Self {
+        // How far t is past the newest window's start, in [0, slide): in i64 but at the
+        // very bottom of the range (an i128 division costs more than the rest of a record).
+        let past = match t.checked_sub(offset) {
+            Some(d) => d.rem_euclid(slide),
+            None => (i128::from(t) - i128::from(offset)).rem_euclid(i128::from(slide)) as i64,
+        };
+        let last = i128::from(t) - i128::from(past);
+        // The oldest window still containing t: the smallest s = last - k·slide with
+        // s + size > t, so k = (size - 1 - past) / slide (not negative: past < slide <= size).
+        let first = last - i128::from((size - 1 - past) / slide) * i128::from(slide);
+        Assigned {
+            next: first,
+            last,
+            size: i128::from(size),
+            slide: i128::from(slide),
+        }
+    }
+
     /// The end of the newest window.
     fn last_end(&self) -> i64 {
         clamp(self.last + self.size)

@@ -32,6 +32,7 @@ mod table;
 pub use clock::{Clocks, TimeMode};
 pub use count::CountWindows;
 pub use fixed::FixedWindows;
+pub(crate) use fixed::Assigned;
 pub use node::Stateful;
 pub use session::SessionWindows;
 pub use table::{Emit, Table};
@@ -133,6 +134,15 @@ pub trait KeyedOperator<A: Keyed> {
     where
         A::Key: Borrow<Q>,
         Q: Hash + Eq + ?Sized + ToOwned<Owned = A::Key>;
+    /// Like [`Self::process`], with the record moved in; an operator that keeps records
+    /// overrides it to save a copy.
+    fn process_owned<Q>(&mut self, key: &Q, rec: A::Input, t: i64) -> Result<Admit, EvalError>
+    where
+        A::Key: Borrow<Q>,
+        Q: Hash + Eq + ?Sized + ToOwned<Owned = A::Key>,
+    {
+        self.process(key, &rec, t)
+    }
     /// The epoch of the records given to `process` from now on (the source batch they come
     /// from; never decreases). Before the first call, records are tagged with epoch 0.
     fn set_epoch(&mut self, epoch: u64);

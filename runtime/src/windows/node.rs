@@ -84,13 +84,29 @@ impl<A: Keyed, O: KeyedOperator<A>> Stateful<A, O> {
         A::Key: Borrow<Q>,
         Q: Hash + Eq + ?Sized + ToOwned<Owned = A::Key>,
     {
+        self.admit(|op| op.process(key, rec, t))
+    }
+
+    /// Like [`Self::process`], with the record moved in: for an operator that keeps it
+    /// (a join of two streams), no copy.
+    #[inline]
+    pub fn process_owned<Q>(&mut self, key: &Q, rec: A::Input, t: i64) -> Result<Admit, RecordError>
+    where
+        A::Key: Borrow<Q>,
+        Q: Hash + Eq + ?Sized + ToOwned<Owned = A::Key>,
+    {
+        self.admit(|op| op.process_owned(key, rec, t))
+    }
+
+    #[inline]
+    fn admit(&mut self, add: impl FnOnce(&mut O) -> Result<Admit, EvalError>) -> Result<Admit, RecordError> {
         self.received += 1;
         let epoch = self.acks.epoch();
         if epoch != self.epoch {
             self.epoch = epoch;
             self.op.set_epoch(epoch);
         }
-        let admitted = self.op.process(key, rec, t);
+        let admitted = add(&mut self.op);
         self.peak_entries = self.peak_entries.max(self.op.entries());
         match admitted {
             Ok(Admit::Full { max_keys }) => Err(RecordError::new(self.name, EvalError::StateFull { max_keys })),
