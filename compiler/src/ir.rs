@@ -45,6 +45,8 @@ pub struct IrSetting {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Node {
     Operator(usize),
+    /// The right side of a join of two streams.
+    JoinRight(usize),
     Sink(usize),
 }
 
@@ -97,10 +99,11 @@ pub struct IrOperator {
     pub name: String,
     /// Stem of its generated items (`flow_<stem>`, …), from `names::Names`.
     pub stem: String,
+    /// The record type flowing in (a join of two streams: its left side's).
     pub input: Rc<RecordType>,
     pub kind: IrOperatorKind,
     pub outputs: Vec<Node>,
-    /// Readers of `<window>.late` (windows only).
+    /// Readers of `<window>.late` (windows, patterns, joins of two streams).
     pub late_outputs: Vec<Node>,
     /// Indices of the sources upstream: the operator's watermark is their minimum.
     pub time_sources: Vec<usize>,
@@ -113,6 +116,7 @@ pub enum IrOperatorKind {
     Table(IrTable),
     Pattern(IrPattern),
     Join(IrJoin),
+    StreamJoin(IrStreamJoin),
 }
 
 impl IrOperator {
@@ -129,6 +133,16 @@ impl IrOperator {
             IrOperatorKind::Table(t) => &t.aggregation.output,
             IrOperatorKind::Pattern(p) => &p.output,
             IrOperatorKind::Join(j) => &j.output,
+            IrOperatorKind::StreamJoin(j) => &j.output,
+        }
+    }
+
+    /// The record type of `<name>.late`: the input's, or a join of two streams' record
+    /// with either side.
+    pub fn late_record(&self) -> &Rc<RecordType> {
+        match &self.kind {
+            IrOperatorKind::StreamJoin(j) => j.late.as_ref().unwrap_or(&j.pair),
+            _ => &self.input,
         }
     }
 
@@ -139,7 +153,7 @@ impl IrOperator {
             IrOperatorKind::Window(_) => "windows",
             IrOperatorKind::Table(_) => "tables",
             IrOperatorKind::Pattern(_) => "patterns",
-            IrOperatorKind::Join(_) => "joins",
+            IrOperatorKind::Join(_) | IrOperatorKind::StreamJoin(_) => "joins",
         };
         format!("{section}.{}", self.name)
     }
@@ -149,7 +163,7 @@ impl IrOperator {
             IrOperatorKind::Transform(_) => None,
             IrOperatorKind::Window(w) => Some(&w.aggregation),
             IrOperatorKind::Table(t) => Some(&t.aggregation),
-            IrOperatorKind::Pattern(_) | IrOperatorKind::Join(_) => None,
+            IrOperatorKind::Pattern(_) | IrOperatorKind::Join(_) | IrOperatorKind::StreamJoin(_) => None,
         }
     }
 }
@@ -284,6 +298,44 @@ pub struct IrJoin {
     /// output is `joined` itself.
     pub select: Option<(Rc<RecordType>, Vec<TExpr>)>,
     pub output: Rc<RecordType>,
+}
+
+/// Two streams joined by key within an interval or a window.
+#[derive(Debug, Clone)]
+pub struct IrStreamJoin {
+    /// Struct name of the generated `JoinPair` type, from `names::Names`.
+    pub join_type: String,
+    /// The right side's record (the left's is the operator's input).
+    pub right: Rc<RecordType>,
+    /// Each side's key, of one type.
+    pub left_key: TExpr,
+    pub right_key: TExpr,
+    pub bounds: IrJoinBounds,
+    /// Records of that side never paired come out alone (outer joins).
+    pub outer_left: bool,
+    pub outer_right: bool,
+    /// The joined record: the left side's record, the right's (each optional when the
+    /// other side is outer), then, in a window join, `window_start` and `window_end`.
+    pub pair: Rc<RecordType>,
+    /// The record of `<join>.late` when it is read and differs from `pair`: either side,
+    /// both optional.
+    pub late: Option<Rc<RecordType>>,
+    /// The output record and one expression over `pair` per field; `None`: the output
+    /// is `pair` itself.
+    pub select: Option<(Rc<RecordType>, Vec<TExpr>)>,
+    pub output: Rc<RecordType>,
+    pub on_error: OnError,
+    /// Late records with no `.late` reader: dropped (true) or dead letters.
+    pub drop_late: bool,
+}
+
+/// When a left and a right record join, in ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IrJoinBounds {
+    /// `left.t + from <= right.t <= left.t + to`.
+    Interval { from: i64, to: i64 },
+    /// Both in one window (tumbling when `slide == size`).
+    Windows { size: i64, slide: i64, offset: i64 },
 }
 
 /// What becomes of a record whose key the reference data lacks.

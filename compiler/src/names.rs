@@ -196,6 +196,9 @@ pub const PREFIXES: &[&str] = &[
     "pattern_",
     "select_",
     "lookup_",
+    "join_",
+    "right_flow_",
+    "right_key_",
 ];
 
 /// Rust keywords (all editions, reserved ones included).

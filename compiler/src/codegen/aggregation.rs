@@ -18,7 +18,7 @@ use crate::expr::{TExpr, TKind};
 use crate::ir::{IrAggregation, IrOperator, IrOperatorKind, IrWindowKind, WINDOW_FIELDS};
 use crate::spec::windows::OnFull;
 use crate::spec::OnError;
-use crate::types::Type;
+use crate::types::{RecordType, Type};
 
 /// Names of the generated items of one window or table.
 pub struct Names {
@@ -53,8 +53,19 @@ pub fn key_type(key: &[TExpr]) -> TokenStream {
 /// The key as `process` receives it, borrowed when it is a plain field (no allocation
 /// per record), and any helper function needed to compute it.
 pub fn key_arg(op: &IrOperator, key: &[TExpr], exprs: &mut ExprGen) -> (TokenStream, TokenStream) {
-    let input = type_ident(&op.input.rust_name);
-    let key_fn = &super::ident::prefixed("key_", &op.stem);
+    let key_fn = super::ident::prefixed("key_", &op.stem);
+    key_arg_of(&op.input, &key_fn, &op.component(), key, exprs)
+}
+
+/// [`key_arg`] for records of type `input`, with the helper (if any) named `key_fn`.
+pub fn key_arg_of(
+    input: &RecordType,
+    key_fn: &proc_macro2::Ident,
+    component: &str,
+    key: &[TExpr],
+    exprs: &mut ExprGen,
+) -> (TokenStream, TokenStream) {
+    let input = type_ident(&input.rust_name);
     match key {
         [] => (quote!(&()), TokenStream::new()),
         [TExpr {
@@ -80,7 +91,7 @@ pub fn key_arg(op: &IrOperator, key: &[TExpr], exprs: &mut ExprGen) -> (TokenStr
                 [one] => one.clone(),
                 _ => quote!((#(#values,)*)),
             };
-            let doc = format!(" The key of `{}`.", op.component());
+            let doc = format!(" The key of `{component}`.");
             let helper = quote! {
                 #[doc = #doc]
                 #[inline]
@@ -88,7 +99,6 @@ pub fn key_arg(op: &IrOperator, key: &[TExpr], exprs: &mut ExprGen) -> (TokenStr
                     Ok(#value)
                 }
             };
-            let component = op.component();
             (
                 quote!(&#key_fn(rec).map_err(|e| RecordError::new(#component, e))?),
                 helper,
@@ -336,8 +346,11 @@ pub fn node_type(op: &IrOperator) -> TokenStream {
             IrWindowKind::Count { .. } => quote!(CountWindows<#agg>),
         },
         IrOperatorKind::Table(_) => quote!(Table<#agg>),
-        IrOperatorKind::Transform(_) | IrOperatorKind::Join(_) | IrOperatorKind::Pattern(_) => {
-            unreachable!("transforms and joins hold no window state; patterns are emitted by patterns.rs")
+        IrOperatorKind::Transform(_)
+        | IrOperatorKind::Join(_)
+        | IrOperatorKind::Pattern(_)
+        | IrOperatorKind::StreamJoin(_) => {
+            unreachable!("transforms and lookups hold no window state; patterns and joins of two streams have their own modules")
         }
     };
     quote!(Stateful<#agg, #operator>)
@@ -383,8 +396,11 @@ pub fn construct(op: &IrOperator) -> TokenStream {
             };
             quote!(Table::new(#agg, #emit, #ttl, #opts))
         }
-        IrOperatorKind::Transform(_) | IrOperatorKind::Join(_) | IrOperatorKind::Pattern(_) => {
-            unreachable!("transforms and joins hold no window state; patterns are emitted by patterns.rs")
+        IrOperatorKind::Transform(_)
+        | IrOperatorKind::Join(_)
+        | IrOperatorKind::Pattern(_)
+        | IrOperatorKind::StreamJoin(_) => {
+            unreachable!("transforms and lookups hold no window state; patterns and joins of two streams have their own modules")
         }
     };
     let on_error = match a.on_error {

@@ -14,6 +14,7 @@ mod pipeline;
 mod records;
 mod sinks;
 mod sources;
+mod stream_joins;
 
 use crate::ir::Ir;
 

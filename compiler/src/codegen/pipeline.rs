@@ -7,11 +7,13 @@ use quote::{format_ident, quote};
 
 use super::expr::ExprGen;
 use super::ident::{prefixed, type_ident};
-use super::{aggregation, joins, messages, patterns, records, sinks, sources};
+use super::{aggregation, joins, messages, patterns, records, sinks, sources, stream_joins};
 use crate::connectors::source_items;
+use super::ident::ident;
+use crate::expr::TExpr;
 use crate::ir::{
-    Ir, IrDelivery, IrFormat, IrJoin, IrOperator, IrOperatorKind, IrSink, IrSource, IrTime, IrTransform, Node,
-    SinkInput,
+    Ir, IrDelivery, IrFormat, IrJoin, IrOperator, IrOperatorKind, IrSink, IrSource, IrStreamJoin, IrTime, IrTransform,
+    Node, SinkInput,
 };
 use crate::types::{RecordType, Type};
 
@@ -33,9 +35,10 @@ pub fn file(ir: &Ir) -> TokenStream {
         .iter()
         .map(|op| match &op.kind {
             IrOperatorKind::Transform(t) => transform_fns(op, t, tallies.next().unwrap_or(0), ir, &mut exprs),
-            IrOperatorKind::Window(_) | IrOperatorKind::Table(_) | IrOperatorKind::Pattern(_) => {
-                stateful_fns(op, ir, &mut exprs)
-            }
+            IrOperatorKind::Window(_)
+            | IrOperatorKind::Table(_)
+            | IrOperatorKind::Pattern(_)
+            | IrOperatorKind::StreamJoin(_) => stateful_fns(op, ir, &mut exprs),
             IrOperatorKind::Join(j) => {
                 joins::join_fns(op, j, tallies.next().unwrap_or(0), hand_on(&op.outputs, ir), &mut exprs)
             }
@@ -172,6 +175,10 @@ fn hand_on(outputs: &[Node], ir: &Ir) -> TokenStream {
                 let f = prefixed("flow_", &ir.operators[*t].stem);
                 quote!(#f(rec, t, out))
             }
+            Node::JoinRight(t) => {
+                let f = prefixed("right_flow_", &ir.operators[*t].stem);
+                quote!(#f(rec, t, out))
+            }
             Node::Sink(s) if sends_messages(&ir.sinks[*s]) => messages::send_call(&ir.sinks[*s]),
             Node::Sink(s) => {
                 let field = prefixed("sink_", &ir.sinks[*s].stem);
@@ -214,21 +221,25 @@ fn joins(ir: &Ir) -> impl Iterator<Item = (&IrOperator, &IrJoin)> {
     })
 }
 
-/// Windows, tables and patterns, in topological order.
+/// Windows, tables, patterns and joins of two streams, in topological order.
 fn stateful(ir: &Ir) -> impl Iterator<Item = &IrOperator> {
     ir.operators.iter().filter(|o| {
         matches!(
             o.kind,
-            IrOperatorKind::Window(_) | IrOperatorKind::Table(_) | IrOperatorKind::Pattern(_)
+            IrOperatorKind::Window(_)
+                | IrOperatorKind::Table(_)
+                | IrOperatorKind::Pattern(_)
+                | IrOperatorKind::StreamJoin(_)
         )
     })
 }
 
-/// The `Nodes` field of a window, table or pattern.
+/// The `Nodes` field of a window, table, pattern or join of two streams.
 fn node_field(op: &IrOperator) -> proc_macro2::Ident {
     match op.kind {
         IrOperatorKind::Table(_) => prefixed("table_", &op.stem),
         IrOperatorKind::Pattern(_) => prefixed("pattern_", &op.stem),
+        IrOperatorKind::StreamJoin(_) => prefixed("join_", &op.stem),
         _ => prefixed("window_", &op.stem),
     }
 }
@@ -343,69 +354,44 @@ fn advance_fns(ir: &Ir) -> TokenStream {
     }
 }
 
-/// A window or table: its aggregation items, `flow_` (add a record, route a late one),
-/// `emit_` (hand results downstream) and `forward_`.
+/// A window, table, pattern or join of two streams: its items, `flow_` (add a record,
+/// route a late one; a join's right side: `right_flow_`), `emit_` (hand results
+/// downstream) and `forward_`.
 fn stateful_fns(op: &IrOperator, ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
     let component = op.component();
-    let input = type_ident(&op.input.rust_name);
-    // What the operator emits: a pattern emits its match, which `select_` makes into
-    // the output record on the way downstream.
-    let (items, key, emitted, select) = match &op.kind {
+    let field = node_field(op);
+    let emit = prefixed("emit_", &op.stem);
+    let forward_fn = prefixed("forward_", &op.stem);
+    // What the operator emits: a pattern its match and a join its pair, which `select_`
+    // makes into the output record on the way downstream.
+    let select_call = || {
+        let f = prefixed("select_", &op.stem);
+        quote!(let rec = &#f(rec).map_err(|e| RecordError::new(#component, e))?;)
+    };
+    let (items, flows, emitted, select) = match &op.kind {
         IrOperatorKind::Pattern(p) => {
-            let f = prefixed("select_", &op.stem);
-            (
-                patterns::items(op, p, exprs),
-                &p.key,
-                type_ident(&p.matched.rust_name),
-                quote!(let rec = &#f(rec).map_err(|e| RecordError::new(#component, e))?;),
-            )
+            let flow = record_flow(op, &p.key, &prefixed("flow_", &op.stem), ir, exprs);
+            let emitted = type_ident(&p.matched.rust_name);
+            (patterns::items(op, p, exprs), flow, emitted, select_call())
+        }
+        IrOperatorKind::StreamJoin(j) => {
+            let flows = join_flows(op, j, ir, exprs);
+            let select = j.select.as_ref().map(|_| select_call()).unwrap_or_default();
+            let emitted = type_ident(&j.pair.rust_name);
+            (stream_joins::items(op, j, exprs), flows, emitted, select)
         }
         _ => {
             let a = op.aggregation().expect("windows and tables have an aggregation");
-            (
-                aggregation::items(op, exprs),
-                &a.key,
-                type_ident(&op.output().rust_name),
-                TokenStream::new(),
-            )
+            let flow = record_flow(op, &a.key, &prefixed("flow_", &op.stem), ir, exprs);
+            let emitted = type_ident(&op.output().rust_name);
+            (aggregation::items(op, exprs), flow, emitted, TokenStream::new())
         }
-    };
-    let (key, key_helper) = aggregation::key_arg(op, key, exprs);
-    let field = node_field(op);
-    let (flow, emit, forward_fn) = (
-        prefixed("flow_", &op.stem),
-        prefixed("emit_", &op.stem),
-        prefixed("forward_", &op.stem),
-    );
-    let late = match &op.kind {
-        IrOperatorKind::Window(_) | IrOperatorKind::Pattern(_) if !op.late_outputs.is_empty() => {
-            let calls = hand_on(&op.late_outputs, ir);
-            quote! {
-                out.#field.late_counted(false);
-                #calls?;
-            }
-        }
-        IrOperatorKind::Window(w) if w.drop_late => quote!(out.#field.late_counted(true);),
-        IrOperatorKind::Pattern(p) if p.drop_late => quote!(out.#field.late_counted(true);),
-        _ => quote!(out.#field.late_to_dead_letters(&mut out.dead_letters, rec, t, watermark);),
     };
     let calls = hand_on(&op.outputs, ir);
-    let doc_flow = format!(" `{component}`: add a record; results and late records move on.");
     let doc_emit = format!(" Hand the results of `{component}` downstream; one that fails there is a dead letter.");
     quote! {
         #items
-        #key_helper
-        #[doc = #doc_flow]
-        #[inline]
-        fn #flow(rec: &#input, t: i64, out: &mut Nodes) -> Result<(), RecordError> {
-            if let Admit::Late { watermark } = out.#field.process(#key, rec, t)? {
-                #late
-            }
-            if out.#field.has_emitted() {
-                #emit(out);
-            }
-            Ok(())
-        }
+        #flows
         #[doc = #doc_emit]
         fn #emit(out: &mut Nodes) {
             let mut results = out.#field.take_buffer();
@@ -424,6 +410,93 @@ fn stateful_fns(op: &IrOperator, ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
             #calls
         }
     }
+}
+
+/// The `flow_` of a window, table or pattern: its key, and the record added.
+fn record_flow(op: &IrOperator, key: &[TExpr], flow: &proc_macro2::Ident, ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
+    let input = type_ident(&op.input.rust_name);
+    let (key, key_helper) = aggregation::key_arg(op, key, exprs);
+    let field = node_field(op);
+    let late = match &op.kind {
+        IrOperatorKind::Window(w) => late_record(op, w.drop_late, TokenStream::new(), ir),
+        IrOperatorKind::Pattern(p) => late_record(op, p.drop_late, TokenStream::new(), ir),
+        _ => quote!(out.#field.late_to_dead_letters(&mut out.dead_letters, rec, t, watermark);),
+    };
+    let emit = prefixed("emit_", &op.stem);
+    let doc = format!(" `{}`: add a record; results and late records move on.", op.component());
+    quote! {
+        #key_helper
+        #[doc = #doc]
+        #[inline]
+        fn #flow(rec: &#input, t: i64, out: &mut Nodes) -> Result<(), RecordError> {
+            if let Admit::Late { watermark } = out.#field.process(#key, rec, t)? {
+                #late
+            }
+            if out.#field.has_emitted() {
+                #emit(out);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// What becomes of a late record `rec`: it goes to `<name>.late` (made into its record
+/// by `as_late`), is dropped, or is a dead letter.
+fn late_record(op: &IrOperator, drop_late: bool, as_late: TokenStream, ir: &Ir) -> TokenStream {
+    let field = node_field(op);
+    if !op.late_outputs.is_empty() {
+        let calls = hand_on(&op.late_outputs, ir);
+        quote! {
+            #as_late
+            out.#field.late_counted(false);
+            #calls?;
+        }
+    } else if drop_late {
+        quote!(out.#field.late_counted(true);)
+    } else {
+        quote!(out.#field.late_to_dead_letters(&mut out.dead_letters, rec, t, watermark);)
+    }
+}
+
+/// A join of two streams' `flow_` (its left side) and `right_flow_`.
+fn join_flows(op: &IrOperator, j: &IrStreamJoin, ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
+    let component = op.component();
+    let field = node_field(op);
+    let emit = prefixed("emit_", &op.stem);
+    let sides = [
+        ("left", &op.input, &j.left_key, "flow_", "key_", quote!(Sided::Left)),
+        ("right", &j.right, &j.right_key, "right_flow_", "right_key_", quote!(Sided::Right)),
+    ];
+    let mut flows = TokenStream::new();
+    for (i, (side, record, key, flow, key_fn, sided)) in sides.into_iter().enumerate() {
+        let input = type_ident(&record.rust_name);
+        let key_fn = prefixed(key_fn, &op.stem);
+        let (key, key_helper) = aggregation::key_arg_of(record, &key_fn, &component, std::slice::from_ref(key), exprs);
+        // To `<join>.late`: the record on its side, the other side null.
+        let as_late = j.late.as_ref().map(|late| {
+            let ty = type_ident(&late.rust_name);
+            let (this, other) = (ident(&late.fields[i].ident), ident(&late.fields[1 - i].ident));
+            quote!(let rec = &#ty { #this: Some(rec.clone()), #other: None };)
+        });
+        let late = late_record(op, j.drop_late, as_late.unwrap_or_default(), ir);
+        let flow = prefixed(flow, &op.stem);
+        let doc = format!(" `{component}`: add a record of its {side} side; pairs and late records move on.");
+        flows.extend(quote! {
+            #key_helper
+            #[doc = #doc]
+            #[inline]
+            fn #flow(rec: &#input, t: i64, out: &mut Nodes) -> Result<(), RecordError> {
+                if let Admit::Late { watermark } = out.#field.process_owned(#key, #sided(rec.clone()), t)? {
+                    #late
+                }
+                if out.#field.has_emitted() {
+                    #emit(out);
+                }
+                Ok(())
+            }
+        });
+    }
+    flows
 }
 
 /// A transform: its filter and map as small fallible functions, and its
@@ -531,6 +604,7 @@ fn nodes_struct(ir: &Ir) -> TokenStream {
         let name = node_field(op);
         let ty = match &op.kind {
             IrOperatorKind::Pattern(p) => patterns::node_type(p),
+            IrOperatorKind::StreamJoin(j) => stream_joins::node_type(j),
             _ => aggregation::node_type(op),
         };
         quote!(#name: #ty,)
@@ -721,6 +795,7 @@ fn job(ir: &Ir) -> TokenStream {
         let name = node_field(op);
         let init = match &op.kind {
             IrOperatorKind::Pattern(p) => patterns::construct(op, p),
+            IrOperatorKind::StreamJoin(j) => stream_joins::construct(op, j),
             _ => aggregation::construct(op),
         };
         quote!(#name: #init,)

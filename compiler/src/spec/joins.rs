@@ -1,7 +1,9 @@
-//! Join specs: a stream enriched from reference data (`lookup:`).
+//! Join specs: a stream enriched from reference data (`lookup:`), or two streams
+//! (`left:` and `right:`) joined within an interval or a window.
 
 use super::transforms::ExprText;
-use super::{Inputs, OrderedMap, Setting};
+use super::windows::{HoppingSpec, LatePolicy};
+use super::{Inputs, OnError, OrderedMap, Setting};
 
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -16,8 +18,61 @@ pub struct JoinSpec {
     /// A record whose key the reference data lacks: `null` (kept, the reference record
     /// null), `drop` or `dead_letter`.
     pub missing: Option<Missing>,
-    /// Output field name → expression over the stream's fields and the reference record.
+    /// Output field name → expression over the stream's fields and the reference record
+    /// (a lookup), or over both sides' records (two streams).
     pub select: Option<OrderedMap<ExprText>>,
+    /// Two streams: the left and the right side.
+    pub left: Option<SideSpec>,
+    pub right: Option<SideSpec>,
+    /// Two streams: `inner` (the default), `left`, `right` or `full`.
+    pub kind: Option<JoinKind>,
+    /// Two streams: `right.t - left.t` from `from` to `to`, both included.
+    pub interval: Option<IntervalSpec>,
+    /// Two streams: both in one window.
+    pub tumbling: Option<String>,
+    pub hopping: Option<HoppingSpec>,
+    pub offset: Option<String>,
+    pub late: Option<LatePolicy>,
+    pub on_error: Option<OnError>,
+}
+
+impl JoinSpec {
+    /// True for a join of two streams (it has a side), false for a lookup.
+    pub fn of_streams(&self) -> bool {
+        self.left.is_some() || self.right.is_some()
+    }
+}
+
+/// One side of a join of two streams.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[serde(expecting = "a mapping like `{ input: orders, key: order_id, as: order }`")]
+pub struct SideSpec {
+    pub input: Option<Inputs>,
+    pub key: Option<ExprText>,
+    /// The side's record's name in `select` (default: its input's name).
+    #[serde(rename = "as")]
+    pub name: Option<String>,
+}
+
+/// Which records of a join of two streams come out without a partner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[serde(expecting = "one of inner, left, right, full")]
+pub enum JoinKind {
+    Inner,
+    Left,
+    Right,
+    Full,
+}
+
+/// `interval: { from: -5m, to: 1h }`
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[serde(expecting = "a mapping like `{ from: 0s, to: 1h }`")]
+pub struct IntervalSpec {
+    pub from: String,
+    pub to: String,
 }
 
 /// Reference data from a file.

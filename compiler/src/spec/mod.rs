@@ -124,9 +124,25 @@ impl OperatorSpec {
         }
     }
 
-    /// A window and a pattern have a second output, `<name>.late`.
+    /// Its inputs: one list, or a join of two streams' `left` and `right` ones. Each
+    /// with the path, under the component, of the mapping that holds its `input:`.
+    pub fn ports(&self) -> Vec<(Option<&Inputs>, Option<&'static str>)> {
+        match self {
+            OperatorSpec::Join(j) if j.of_streams() => vec![
+                (j.left.as_ref().and_then(|s| s.input.as_ref()), Some("left")),
+                (j.right.as_ref().and_then(|s| s.input.as_ref()), Some("right")),
+            ],
+            other => vec![(other.input(), None)],
+        }
+    }
+
+    /// A window, a pattern and a join of two streams have a second output, `<name>.late`.
     pub fn has_late_output(&self) -> bool {
-        matches!(self, OperatorSpec::Window(_) | OperatorSpec::Pattern(_))
+        match self {
+            OperatorSpec::Window(_) | OperatorSpec::Pattern(_) => true,
+            OperatorSpec::Join(j) => j.of_streams(),
+            _ => false,
+        }
     }
 }
 

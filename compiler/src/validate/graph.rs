@@ -21,7 +21,10 @@ pub enum Upstream {
 
 /// Resolved inputs (by spec index) and a topological order of operators.
 pub struct Graph {
+    /// Each operator's inputs (a join of two streams: its left side's).
     pub operator_inputs: Vec<Vec<Upstream>>,
+    /// A join of two streams' right side's inputs; empty for every other operator.
+    pub right_inputs: Vec<Vec<Upstream>>,
     pub sink_inputs: Vec<Vec<Upstream>>,
     /// Operator spec indices, each after all operators it reads from.
     /// Operators on a cycle are left out.
@@ -31,11 +34,21 @@ pub struct Graph {
 impl Graph {
     /// True when a sink or operator reads `<window>.late` of operator `t`.
     pub fn reads_late(&self, t: usize) -> bool {
+        self.all_inputs().any(|u| *u == Upstream::Late(t))
+    }
+
+    /// Every edge's upstream end.
+    fn all_inputs(&self) -> impl Iterator<Item = &Upstream> {
         self.operator_inputs
             .iter()
-            .chain(self.sink_inputs.iter())
+            .chain(&self.right_inputs)
+            .chain(&self.sink_inputs)
             .flatten()
-            .any(|u| *u == Upstream::Late(t))
+    }
+
+    /// Operator `t`'s inputs, of every side.
+    pub fn inputs_of(&self, t: usize) -> impl Iterator<Item = &Upstream> {
+        self.operator_inputs[t].iter().chain(&self.right_inputs[t])
     }
 }
 
@@ -61,18 +74,24 @@ pub fn resolve(spec: &Spec, cx: &mut Cx) -> Graph {
         .collect();
     let valid = Names::new(valid);
     let names = Directory::new(spec);
-    let operator_inputs = spec
-        .operators
-        .iter()
-        .map(|t| inputs(&names, cx, t.spec.section(), &t.name, t.spec.input(), &valid, false))
-        .collect();
+    let mut operator_inputs = Vec::new();
+    let mut right_inputs = Vec::new();
+    for t in &spec.operators {
+        let mut ports = t.spec.ports().into_iter().map(|(input, side)| {
+            let path: Vec<&str> = [t.spec.section(), &t.name].into_iter().chain(side).collect();
+            inputs(&names, cx, &path, &t.name, input, &valid, false)
+        });
+        operator_inputs.push(ports.next().unwrap_or_default());
+        right_inputs.push(ports.next().unwrap_or_default());
+    }
     let sink_inputs = spec
         .sinks
         .iter()
-        .map(|s| inputs(&names, cx, "sinks", &s.name, s.spec.common.input.as_ref(), &valid, true))
+        .map(|s| inputs(&names, cx, &["sinks", &s.name], &s.name, s.spec.common.input.as_ref(), &valid, true))
         .collect();
     let mut graph = Graph {
         operator_inputs,
+        right_inputs,
         sink_inputs,
         order: Vec::new(),
     };
@@ -130,34 +149,36 @@ impl<'a> Directory<'a> {
     }
 }
 
+/// The inputs named by the `input:` in the mapping at `at` (a component, or a side of
+/// a join).
 fn inputs(
     spec: &Directory,
     cx: &mut Cx,
-    section: &str,
+    at: &[&str],
     name: &str,
     input: Option<&Inputs>,
     valid: &Names,
     is_sink: bool,
 ) -> Vec<Upstream> {
+    let input_path: Vec<&str> = at.iter().copied().chain(["input"]).collect();
     let Some(input) = input else {
-        let at = cx.key(&[section, name]);
+        let at = cx.key(at);
         cx.error(SpecError::missing_input(name, &at, valid));
         return Vec::new();
     };
     let names = input.names();
     if names.is_empty() {
-        let at = cx.value(&[section, name, "input"]);
+        let at = cx.value(&input_path);
         cx.error(SpecError::missing_input(name, &at, valid));
     }
     let many = matches!(input, Inputs::Many(_));
     let mut resolved = Vec::new();
     for (i, input_name) in names.iter().enumerate() {
         let index = i.to_string();
-        let path: Vec<&str> = if many {
-            vec![section, name, "input", &index]
-        } else {
-            vec![section, name, "input"]
-        };
+        let mut path = input_path.clone();
+        if many {
+            path.push(&index);
+        }
         let at = cx.value(&path);
         if let Some(&i) = spec.sources.get(input_name) {
             resolved.push(Upstream::Source(i));
@@ -169,7 +190,7 @@ fn inputs(
             || spec.defines_operator(input_name)
             || input_name
                 .strip_suffix(".late")
-                .is_some_and(|w| spec.defines("windows", w) || spec.defines("patterns", w))
+                .is_some_and(|w| ["windows", "patterns", "joins"].iter().any(|s| spec.defines(s, w)))
         {
             // Defined but unreadable: already reported where it is defined.
             resolved.push(Upstream::Unreadable);
@@ -189,7 +210,7 @@ fn inputs(
         }
     }
     if resolved.contains(&Upstream::DeadLetters) && resolved.len() > 1 {
-        let at = cx.value(&[section, name, "input"]);
+        let at = cx.value(&input_path);
         cx.error(SpecError::invalid_value(
             "input",
             "`dead_letter` cannot be mixed with other inputs",
@@ -225,7 +246,7 @@ fn order(spec: &Spec, graph: &Graph, cx: &mut Cx) -> Vec<usize> {
         marks[t] = Mark::Active;
         stack.push(t);
         let mut ok = true;
-        for up in &graph.operator_inputs[t] {
+        for up in graph.inputs_of(t) {
             let (Upstream::Operator(u) | Upstream::Late(u)) = *up else {
                 continue;
             };
@@ -267,7 +288,7 @@ pub fn warn_unused(spec: &Spec, graph: &Graph, cx: &mut Cx) {
     }
     let mut read_sources = vec![false; spec.sources.len()];
     let mut read_operators = vec![false; spec.operators.len()];
-    for up in graph.operator_inputs.iter().chain(graph.sink_inputs.iter()).flatten() {
+    for up in graph.all_inputs() {
         match *up {
             Upstream::Source(i) => read_sources[i] = true,
             Upstream::Operator(i) => read_operators[i] = true,

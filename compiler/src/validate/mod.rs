@@ -14,6 +14,7 @@ mod records;
 mod secrets;
 mod sinks;
 mod sources;
+mod stream_joins;
 mod tables;
 pub(crate) mod transforms;
 mod windows;
@@ -258,6 +259,13 @@ fn build_ir(spec: &Spec, cx: &mut Cx) -> Option<Ir> {
         .flat_map(|(t, ups)| ups.iter().map(move |u| (*u, Node::Operator(t))))
         .chain(
             graph
+                .right_inputs
+                .iter()
+                .enumerate()
+                .flat_map(|(t, ups)| ups.iter().map(move |u| (*u, Node::JoinRight(t)))),
+        )
+        .chain(
+            graph
                 .sink_inputs
                 .iter()
                 .enumerate()
@@ -266,6 +274,7 @@ fn build_ir(spec: &Spec, cx: &mut Cx) -> Option<Ir> {
     for (up, node) in edges {
         let node = match node {
             Node::Operator(t) => Node::Operator(ir_index[t]),
+            Node::JoinRight(t) => Node::JoinRight(ir_index[t]),
             sink => sink,
         };
         match up {

@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use super::graph::{Graph, Upstream};
 use super::records::Schemas;
-use super::{joins, patterns, tables, transforms, windows, Cx};
+use super::{joins, patterns, stream_joins, tables, transforms, windows, Cx};
 use crate::diagnostics::SpecError;
 use crate::ir::{IrOperator, IrOperatorKind, IrSource, IrTime};
 use crate::spec::{OperatorSpec, Spec};
@@ -25,11 +25,27 @@ pub fn check(
         let named = &spec.operators[t];
         let (name, section) = (named.name.as_str(), named.spec.section());
         let inputs = &graph.operator_inputs[t];
-        let Some(input) = input_record(name, section, inputs, sources, &out, cx) else {
+        let of_streams = matches!(&named.spec, OperatorSpec::Join(j) if j.of_streams());
+        let side = |s: &'static str| [section, name].into_iter().chain(of_streams.then_some(s)).collect::<Vec<_>>();
+        let Some(input) = input_record(name, &side("left"), inputs, sources, &out, cx) else {
             continue;
         };
-        let time_sources = time_sources(inputs, &out);
+        let right = if of_streams {
+            let Some(right) = input_record(name, &side("right"), &graph.right_inputs[t], sources, &out, cx) else {
+                continue;
+            };
+            Some(right)
+        } else {
+            None
+        };
+        let all_inputs: Vec<Upstream> = graph.inputs_of(t).copied().collect();
+        let time_sources = time_sources(&all_inputs, &out);
         let kind = match &named.spec {
+            OperatorSpec::Join(s) if of_streams => {
+                let late_read = graph.reads_late(t);
+                let right = right.as_ref().unwrap_or(&input);
+                stream_joins::stream_join(name, s, &input, right, late_read, cx).map(IrOperatorKind::StreamJoin)
+            }
             OperatorSpec::Transform(s) => transforms::transform(name, s, &input, cx).map(IrOperatorKind::Transform),
             OperatorSpec::Window(s) => {
                 let late_read = graph.reads_late(t);
@@ -113,15 +129,16 @@ pub fn upstream_record(
     match up {
         Upstream::Source(i) => sources[i].as_ref().map(|s| s.record.clone()),
         Upstream::Operator(i) => operators[i].as_ref().map(|t| t.output().clone()),
-        Upstream::Late(i) => operators[i].as_ref().map(|t| t.input.clone()),
+        Upstream::Late(i) => operators[i].as_ref().map(|t| t.late_record().clone()),
         Upstream::DeadLetters | Upstream::Unreadable => None,
     }
 }
 
-/// The single record type of a component's inputs; all inputs must agree.
+/// The single record type of a component's inputs (those of the `input:` in the
+/// mapping at `at`); all inputs must agree.
 pub fn input_record(
     name: &str,
-    section: &str,
+    at: &[&str],
     inputs: &[Upstream],
     sources: &[Option<IrSource>],
     operators: &[Option<IrOperator>],
@@ -135,7 +152,8 @@ pub fn input_record(
     for (i, r) in records.iter().enumerate().skip(1) {
         if r.rust_name != first.rust_name {
             let index = i.to_string();
-            let at = cx.value(&[section, name, "input", &index]);
+            let path: Vec<&str> = at.iter().copied().chain(["input", &index]).collect();
+            let at = cx.value(&path);
             cx.error(SpecError::input_mismatch(
                 name,
                 &at,

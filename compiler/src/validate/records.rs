@@ -83,6 +83,8 @@ pub fn collect(sources: &[IrSource], operators: &[IrOperator], out: &mut Vec<Rc<
             IrOperatorKind::Pattern(p) => vec![&p.matched, o.output()],
             // The joined record, then what `select` makes of it (the same record without).
             IrOperatorKind::Join(j) => vec![&j.reference, &j.joined, o.output()],
+            // The pair, what `select` makes of it, and the record of `<join>.late`.
+            IrOperatorKind::StreamJoin(j) => [&j.pair, o.output()].into_iter().chain(&j.late).collect(),
         }));
     // The names already in `out`, so that each record is looked up in constant time.
     let mut seen: std::collections::HashSet<String> = out.iter().map(|r| r.rust_name.clone()).collect();

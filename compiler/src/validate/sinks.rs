@@ -81,7 +81,7 @@ pub fn check(
             }
             Some(SinkInput::DeadLetters)
         } else {
-            input_record(name, "sinks", inputs, sources, operators, cx).map(SinkInput::Records)
+            input_record(name, &["sinks", name], inputs, sources, operators, cx).map(SinkInput::Records)
         };
         let Some(input) = input else {
             // The input failed its own checks; the options that do not depend on the

@@ -4,7 +4,7 @@ use super::aggregation::{aggregation, late_drop_ok, AggregationSpec};
 use super::Cx;
 use crate::diagnostics::SpecError;
 use crate::ir::{IrWindow, IrWindowKind};
-use crate::spec::windows::LatePolicy;
+use crate::spec::windows::{HoppingSpec, LatePolicy};
 use crate::spec::WindowSpec;
 use crate::types::RecordType;
 
@@ -53,26 +53,18 @@ pub fn window(name: &str, spec: &WindowSpec, input: &RecordType, late_read: bool
         [_] => window_kind(name, spec, cx),
     };
     ok &= kind.is_some();
-    let offset = match &spec.offset {
-        None => 0,
-        Some(text) => cx.duration(&path("offset"), text, false).unwrap_or_else(|| {
-            ok = false;
-            0
-        }),
-    };
     let kind = match kind {
         Some(IrWindowKind::Fixed { size, slide, .. }) => {
-            if offset >= slide {
-                let at = cx.value(&path("offset"));
-                cx.error(SpecError::invalid_value(
-                    "offset",
-                    format!("must be shorter than the window's {} ({slide} ms)", if slide == size { "size" } else { "slide" }),
-                    &at,
-                    Some("an offset shifts windows away from the epoch: `offset: 15m` on `tumbling: 1h` gives windows at :15".into()),
-                ));
-                ok = false;
-            }
-            Some(IrWindowKind::Fixed { size, slide, offset })
+            let offset = match &spec.offset {
+                None => Some(0),
+                Some(text) => offset("windows", name, text, size, slide, cx),
+            };
+            ok &= offset.is_some();
+            Some(IrWindowKind::Fixed {
+                size,
+                slide,
+                offset: offset.unwrap_or(0),
+            })
         }
         None => None,
         other => {
@@ -143,32 +135,7 @@ fn window_kind(name: &str, spec: &WindowSpec, cx: &mut Cx) -> Option<IrWindowKin
         });
     }
     if let Some(h) = &spec.hopping {
-        let size = cx.duration(&["windows", name, "hopping", "size"], &h.size, true);
-        let slide = cx.duration(&["windows", name, "hopping", "slide"], &h.slide, true);
-        let (size, slide) = (size?, slide?);
-        if slide > size {
-            let at = cx.value(&["windows", name, "hopping", "slide"]);
-            cx.error(SpecError::invalid_value(
-                "slide",
-                format!("a slide longer than the size ({} ms) would skip records", size),
-                &at,
-                Some("hopping windows overlap: `size: 10s, slide: 5s` puts each record in two windows".into()),
-            ));
-            return None;
-        }
-        if size / slide > MAX_WINDOWS_PER_RECORD {
-            let at = cx.value(&["windows", name, "hopping", "slide"]);
-            cx.error(SpecError::invalid_value(
-                "slide",
-                format!(
-                    "each record would be added to {} windows (at most {MAX_WINDOWS_PER_RECORD})",
-                    size / slide
-                ),
-                &at,
-                Some("slide by a larger step, or aggregate a tumbling window of `slide` in a second window".into()),
-            ));
-            return None;
-        }
+        let (size, slide) = hopping("windows", name, h, cx)?;
         return Some(IrWindowKind::Fixed { size, slide, offset: 0 });
     }
     if let Some(s) = &spec.session {
@@ -189,4 +156,51 @@ fn window_kind(name: &str, spec: &WindowSpec, cx: &mut Cx) -> Option<IrWindowKin
         Some(count) => Some(IrWindowKind::Count { count }),
         None => None,
     }
+}
+
+/// A hopping window's `(size, slide)` at `<section>.<name>.hopping`.
+pub fn hopping(section: &str, name: &str, h: &HoppingSpec, cx: &mut Cx) -> Option<(i64, i64)> {
+    let size = cx.duration(&[section, name, "hopping", "size"], &h.size, true);
+    let slide = cx.duration(&[section, name, "hopping", "slide"], &h.slide, true);
+    let (size, slide) = (size?, slide?);
+    let at = cx.value(&[section, name, "hopping", "slide"]);
+    if slide > size {
+        cx.error(SpecError::invalid_value(
+            "slide",
+            format!("a slide longer than the size ({} ms) would skip records", size),
+            &at,
+            Some("hopping windows overlap: `size: 10s, slide: 5s` puts each record in two windows".into()),
+        ));
+        return None;
+    }
+    if size / slide > MAX_WINDOWS_PER_RECORD {
+        cx.error(SpecError::invalid_value(
+            "slide",
+            format!(
+                "each record would be added to {} windows (at most {MAX_WINDOWS_PER_RECORD})",
+                size / slide
+            ),
+            &at,
+            Some("slide by a larger step, or aggregate a tumbling window of `slide` in a second window".into()),
+        ));
+        return None;
+    }
+    Some((size, slide))
+}
+
+/// The `offset` at `<section>.<name>.offset` of windows of `size` every `slide`: shorter
+/// than the slide.
+pub fn offset(section: &str, name: &str, text: &str, size: i64, slide: i64, cx: &mut Cx) -> Option<i64> {
+    let offset = cx.duration(&[section, name, "offset"], text, false)?;
+    if offset < slide {
+        return Some(offset);
+    }
+    let at = cx.value(&[section, name, "offset"]);
+    cx.error(SpecError::invalid_value(
+        "offset",
+        format!("must be shorter than the window's {} ({slide} ms)", if slide == size { "size" } else { "slide" }),
+        &at,
+        Some("an offset shifts windows away from the epoch: `offset: 15m` on `tumbling: 1h` gives windows at :15".into()),
+    ));
+    None
 }

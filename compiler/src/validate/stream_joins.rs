@@ -1,0 +1,323 @@
+//! Joins of two streams: each side's key (of one type, or a diagnostic at both), the
+//! names the sides' records take, the interval or window, the kind (which sides are
+//! outer), late records, and the `select` over the joined record.
+
+use std::rc::Rc;
+
+use super::aggregation::{late_drop_ok, results_on_error_ok};
+use super::transforms::{expression, mapped_record};
+use super::windows;
+use super::Cx;
+use crate::diagnostics::SpecError;
+use crate::expr::TExpr;
+use crate::ir::{IrJoinBounds, IrStreamJoin, WINDOW_FIELDS};
+use crate::spec::joins::{JoinKind, JoinSpec, SideSpec};
+use crate::spec::windows::LatePolicy;
+use crate::spec::{Inputs, OnError};
+use crate::types::{Field, RecordType, TsRepr, Type};
+
+const BOUNDS_HELP: &str =
+    "give one of `interval: { from: 0s, to: 1h }`, `tumbling: 1h` or `hopping: { size: 1h, slide: 10m }`";
+
+/// Options of a lookup join that a join of two streams does not take.
+const LOOKUP_ONLY: &[&str] = &["input", "key", "lookup", "missing"];
+
+/// Check a join of two streams whose sides carry `left` and `right` records.
+/// `late_read`: something reads `<name>.late`.
+pub fn stream_join(
+    name: &str,
+    spec: &JoinSpec,
+    left: &Rc<RecordType>,
+    right: &Rc<RecordType>,
+    late_read: bool,
+    cx: &mut Cx,
+) -> Option<IrStreamJoin> {
+    let mut ok = true;
+    let given = [
+        spec.input.is_some(),
+        spec.key.is_some(),
+        spec.lookup.is_some(),
+        spec.missing.is_some(),
+    ];
+    for (option, _) in LOOKUP_ONLY.iter().zip(given).filter(|(_, present)| *present) {
+        let at = cx.key(&["joins", name, option]);
+        cx.error(SpecError::invalid_value(
+            *option,
+            "a join of two streams takes its inputs and keys in `left:` and `right:`",
+            &at,
+            Some(format!(
+                "remove `{option}:`; a lookup (`lookup:`, `input:`, `key:`) has no `left:` or `right:`"
+            )),
+        ));
+        ok = false;
+    }
+    let sides = [("left", spec.left.as_ref(), left), ("right", spec.right.as_ref(), right)];
+    let mut keys: Vec<Option<TExpr>> = Vec::new();
+    let mut names: Vec<Option<String>> = Vec::new();
+    for (side, side_spec, record) in sides {
+        let Some(side_spec) = side_spec else {
+            // Its missing `input:` is already reported by the graph.
+            keys.push(None);
+            names.push(None);
+            continue;
+        };
+        keys.push(side_key(name, side, side_spec, record, cx));
+        names.push(side_name(name, side, side_spec, cx));
+    }
+    let (left_key, right_key) = (keys.remove(0), keys.remove(0));
+    ok &= same_key_type(name, spec, left_key.as_ref(), right_key.as_ref(), cx);
+    let (left_name, right_name) = (names.remove(0), names.remove(0));
+    if let (Some(l), Some(r)) = (&left_name, &right_name) {
+        if l == r {
+            let at = cx.value(&["joins", name, "right", "as"]);
+            cx.error(SpecError::invalid_value(
+                "as",
+                format!("both sides are called `{l}`"),
+                &at,
+                Some("name the sides apart: `right: { input: ..., as: shipment }`".into()),
+            ));
+            ok = false;
+        }
+    }
+    let bounds = bounds(name, spec, cx);
+    let kind = spec.kind.unwrap_or(JoinKind::Inner);
+    let (outer_left, outer_right) = match kind {
+        JoinKind::Inner => (false, false),
+        JoinKind::Left => (true, false),
+        JoinKind::Right => (false, true),
+        JoinKind::Full => (true, true),
+    };
+    ok &= late_drop_ok("joins", name, spec.late, late_read, cx);
+    ok &= results_on_error_ok("joins", name, spec.on_error, cx);
+    let (left_key, right_key, left_name, right_name, bounds) = (left_key?, right_key?, left_name?, right_name?, bounds?);
+    if !ok {
+        return None;
+    }
+    let side = |record: &Rc<RecordType>, optional: bool| {
+        let ty = Type::Record(record.clone());
+        if optional {
+            Type::Optional(Box::new(ty))
+        } else {
+            ty
+        }
+    };
+    let mut fields = vec![
+        Field::new(&left_name, side(left, outer_right), TsRepr::Millis),
+        Field::new(&right_name, side(right, outer_left), TsRepr::Millis),
+    ];
+    if matches!(bounds, IrJoinBounds::Windows { .. }) {
+        for bound in WINDOW_FIELDS {
+            if [&left_name, &right_name].contains(&&bound.to_string()) {
+                let at = cx.key(&["joins", name]);
+                cx.error(SpecError::invalid_value(
+                    "as",
+                    format!("a window join's record has a field `{bound}` of its own"),
+                    &at,
+                    Some("name the side differently with `as:`".into()),
+                ));
+                return None;
+            }
+            fields.push(Field::new(*bound, Type::Timestamp, TsRepr::Millis));
+        }
+    }
+    let pair = Rc::new(RecordType::new(
+        cx.names.type_name("", name, "Pair"),
+        format!("pairs of `{name}`"),
+        fields,
+    ));
+    let late = late_read.then(|| {
+        Rc::new(RecordType::new(
+            cx.names.type_name("", name, "Late"),
+            format!("late records of `{name}`"),
+            vec![
+                Field::new(&left_name, side(left, true), TsRepr::Millis),
+                Field::new(&right_name, side(right, true), TsRepr::Millis),
+            ],
+        ))
+    });
+    let select = match &spec.select {
+        None => None,
+        Some(entries) => Some(mapped_record("joins", name, "select", entries, &pair, cx)?),
+    };
+    let output = select.as_ref().map_or_else(|| pair.clone(), |(r, _)| r.clone());
+    Some(IrStreamJoin {
+        join_type: cx.names.type_name("", name, "Join"),
+        right: right.clone(),
+        left_key,
+        right_key,
+        bounds,
+        outer_left,
+        outer_right,
+        pair,
+        late,
+        select,
+        output,
+        on_error: spec.on_error.unwrap_or(OnError::DeadLetter),
+        drop_late: spec.late == Some(LatePolicy::Drop),
+    })
+}
+
+/// A side's key: a string, integer, bool or timestamp, not null.
+fn side_key(name: &str, side: &str, spec: &SideSpec, record: &RecordType, cx: &mut Cx) -> Option<TExpr> {
+    let Some(text) = &spec.key else {
+        let at = cx.key(&["joins", name, side]);
+        cx.error(SpecError::missing_field(
+            "key",
+            &format!("the {side} side of join `{name}`"),
+            &at,
+            Some("what the two sides are joined on: `key: order_id`".into()),
+        ));
+        return None;
+    };
+    let path = ["joins", name, side, "key"];
+    let e = expression(text, record, &path, cx)?;
+    if !matches!(e.ty, Type::String | Type::I64 | Type::U64 | Type::Bool | Type::Timestamp) {
+        let at = cx.expr_locator(&path, &text.0)(&e.span);
+        cx.error(SpecError::type_mismatch(
+            format!("cannot join on {}", e.ty),
+            format!("this is {}", e.ty),
+            &at,
+            Some(
+                "a join key is a string, an integer, a bool or a timestamp; for a value that may be null: `coalesce(x, \"\")`"
+                    .into(),
+            ),
+        ));
+        return None;
+    }
+    Some(e)
+}
+
+/// The name a side's record takes in the joined record: `as:`, or its one input's name.
+fn side_name(name: &str, side: &str, spec: &SideSpec, cx: &mut Cx) -> Option<String> {
+    let (chosen, path) = match (&spec.name, &spec.input) {
+        (Some(n), _) => (n.clone(), ["joins", name, side, "as"]),
+        (None, Some(Inputs::One(input))) => (input.clone(), ["joins", name, side, "input"]),
+        (None, _) => {
+            let at = cx.key(&["joins", name, side]);
+            cx.error(SpecError::missing_field(
+                "as",
+                &format!("the {side} side of join `{name}`"),
+                &at,
+                Some("a side with several inputs needs a name for its records: `as: order`".into()),
+            ));
+            return None;
+        }
+    };
+    if !crate::spec::is_valid_field_name(&chosen) {
+        let at = cx.value(&path);
+        cx.error(SpecError::invalid_name(&chosen, &at));
+        return None;
+    }
+    Some(chosen)
+}
+
+/// The two keys have one type; a mismatch is reported at both.
+fn same_key_type(name: &str, spec: &JoinSpec, left: Option<&TExpr>, right: Option<&TExpr>, cx: &mut Cx) -> bool {
+    let (Some(left), Some(right)) = (left, right) else {
+        return true;
+    };
+    if left.ty == right.ty {
+        return true;
+    }
+    let text = |s: &Option<SideSpec>| s.as_ref().and_then(|s| s.key.as_ref()).map_or(String::new(), |k| k.0.clone());
+    for (side, mine, other, other_side) in [
+        ("left", left, right, "right"),
+        ("right", right, left, "left"),
+    ] {
+        let at = cx.value(&["joins", name, side, "key"]);
+        let other_text = text(if other_side == "left" { &spec.left } else { &spec.right });
+        cx.error(SpecError::type_mismatch(
+            format!(
+                "the {side} key is {}, the {other_side} key (`{other_text}`) is {}",
+                mine.ty, other.ty
+            ),
+            format!("this is {}", mine.ty),
+            &at,
+            Some("the two sides must have one type: convert one, e.g. with `to_string(...)` or `to_int(...)`".into()),
+        ));
+    }
+    false
+}
+
+/// Exactly one of `interval`, `tumbling` and `hopping`.
+fn bounds(name: &str, spec: &JoinSpec, cx: &mut Cx) -> Option<IrJoinBounds> {
+    let given: Vec<&str> = [
+        ("interval", spec.interval.is_some()),
+        ("tumbling", spec.tumbling.is_some()),
+        ("hopping", spec.hopping.is_some()),
+    ]
+    .into_iter()
+    .filter(|(_, present)| *present)
+    .map(|(kind, _)| kind)
+    .collect();
+    match given.as_slice() {
+        [] => {
+            let at = cx.key(&["joins", name]);
+            cx.error(SpecError::missing_field(
+                "interval",
+                &format!("join `{name}`"),
+                &at,
+                Some(BOUNDS_HELP.into()),
+            ));
+            return None;
+        }
+        [_, second, ..] => {
+            let at = cx.key(&["joins", name, second]);
+            cx.error(SpecError::invalid_value(
+                *second,
+                format!("a join has one bound; `{}` is already given", given[0]),
+                &at,
+                Some(BOUNDS_HELP.into()),
+            ));
+            return None;
+        }
+        [_] => {}
+    }
+    if let Some(interval) = &spec.interval {
+        if let Some(offset) = &spec.offset {
+            let at = cx.key(&["joins", name, "offset"]);
+            cx.error(SpecError::invalid_value(
+                "offset",
+                "only windows are aligned, so only they take an offset",
+                &at,
+                Some(format!("remove `offset: {offset}`")),
+            ));
+            return None;
+        }
+        let from = signed_duration(&["joins", name, "interval", "from"], &interval.from, cx);
+        let to = signed_duration(&["joins", name, "interval", "to"], &interval.to, cx);
+        let (from, to) = (from?, to?);
+        if from > to {
+            let at = cx.value(&["joins", name, "interval", "to"]);
+            cx.error(SpecError::invalid_value(
+                "to",
+                format!("`to` ({to} ms) is before `from` ({from} ms): no record would join"),
+                &at,
+                Some("the right record's time minus the left's runs from `from` to `to`: `{ from: -5m, to: 1h }`".into()),
+            ));
+            return None;
+        }
+        return Some(IrJoinBounds::Interval { from, to });
+    }
+    let (size, slide) = match (&spec.tumbling, &spec.hopping) {
+        (Some(size), _) => {
+            let size = cx.duration(&["joins", name, "tumbling"], size, true)?;
+            (size, size)
+        }
+        (None, Some(h)) => windows::hopping("joins", name, h, cx)?,
+        (None, None) => return None,
+    };
+    let offset = match &spec.offset {
+        None => 0,
+        Some(text) => windows::offset("joins", name, text, size, slide, cx)?,
+    };
+    Some(IrJoinBounds::Windows { size, slide, offset })
+}
+
+/// A duration that may be negative (`-5m`), in ms.
+fn signed_duration(path: &[&str], text: &str, cx: &mut Cx) -> Option<i64> {
+    match text.trim().strip_prefix('-') {
+        Some(rest) => cx.duration(path, rest, false).map(|ms| -ms),
+        None => cx.duration(path, text, false),
+    }
+}
