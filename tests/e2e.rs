@@ -685,6 +685,7 @@ fn every_example_compiles_without_warnings_in_one_build() {
             "hot_readings",
             "login_purchase",
             "mqtt_sensor_alerts",
+            "orders_shipments",
             "payment_unconfirmed",
             "pulsar_events",
             "quickstart",

@@ -25,13 +25,33 @@ pub fn join(
     schemas: &Schemas,
     cx: &mut Cx,
 ) -> Option<IrJoin> {
+    let streams_only = [
+        ("kind", spec.kind.is_some()),
+        ("interval", spec.interval.is_some()),
+        ("tumbling", spec.tumbling.is_some()),
+        ("hopping", spec.hopping.is_some()),
+        ("offset", spec.offset.is_some()),
+        ("late", spec.late.is_some()),
+        ("on_error", spec.on_error.is_some()),
+    ];
+    let mut ok = true;
+    for (option, _) in streams_only.iter().filter(|(_, given)| *given) {
+        let at = cx.key(&["joins", name, option]);
+        cx.error(SpecError::invalid_value(
+            *option,
+            "only a join of two streams (`left:` and `right:`) takes it",
+            &at,
+            Some(format!("remove `{option}:`: a lookup pairs each record with the row of its key at once")),
+        ));
+        ok = false;
+    }
     let Some(lookup) = &spec.lookup else {
         let at = cx.key(&["joins", name]);
         cx.error(SpecError::missing_field(
             "lookup",
             &format!("join `{name}`"),
             &at,
-            Some("the reference data: `lookup: { file: devices.csv, format: csv, schema: device, key: id }` (joins of two streams are not supported yet)".into()),
+            Some("the reference data: `lookup: { file: devices.csv, format: csv, schema: device, key: id }`, or two streams: `left: { input: orders, key: id }` and `right:`".into()),
         ));
         return None;
     };
@@ -96,6 +116,9 @@ pub fn join(
     };
     let (reference, key, reference_key, format, path_key, reload) =
         (reference?, key?, reference_key?, format?, path_key?, reload?);
+    if !ok {
+        return None;
+    }
     let as_name = lookup
         .name
         .clone()

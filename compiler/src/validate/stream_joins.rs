@@ -51,6 +51,12 @@ pub fn stream_join(
         ));
         ok = false;
     }
+    let bounds = bounds(name, spec, cx);
+    // A window join's record has the window's bounds as fields of its own.
+    let reserved: &[&str] = match bounds {
+        Some(IrJoinBounds::Windows { .. }) => WINDOW_FIELDS,
+        _ => &[],
+    };
     let sides = [("left", spec.left.as_ref(), left), ("right", spec.right.as_ref(), right)];
     let mut keys: Vec<Option<TExpr>> = Vec::new();
     let mut names: Vec<Option<String>> = Vec::new();
@@ -62,7 +68,7 @@ pub fn stream_join(
             continue;
         };
         keys.push(side_key(name, side, side_spec, record, cx));
-        names.push(side_name(name, side, side_spec, cx));
+        names.push(side_name(name, side, side_spec, reserved, cx));
     }
     let (left_key, right_key) = (keys.remove(0), keys.remove(0));
     ok &= same_key_type(name, spec, left_key.as_ref(), right_key.as_ref(), cx);
@@ -79,7 +85,6 @@ pub fn stream_join(
             ok = false;
         }
     }
-    let bounds = bounds(name, spec, cx);
     let kind = spec.kind.unwrap_or(JoinKind::Inner);
     let (outer_left, outer_right) = match kind {
         JoinKind::Inner => (false, false),
@@ -105,20 +110,8 @@ pub fn stream_join(
         Field::new(&left_name, side(left, outer_right), TsRepr::Millis),
         Field::new(&right_name, side(right, outer_left), TsRepr::Millis),
     ];
-    if matches!(bounds, IrJoinBounds::Windows { .. }) {
-        for bound in WINDOW_FIELDS {
-            if [&left_name, &right_name].contains(&&bound.to_string()) {
-                let at = cx.key(&["joins", name]);
-                cx.error(SpecError::invalid_value(
-                    "as",
-                    format!("a window join's record has a field `{bound}` of its own"),
-                    &at,
-                    Some("name the side differently with `as:`".into()),
-                ));
-                return None;
-            }
-            fields.push(Field::new(*bound, Type::Timestamp, TsRepr::Millis));
-        }
+    for bound in reserved {
+        fields.push(Field::new(*bound, Type::Timestamp, TsRepr::Millis));
     }
     let pair = Rc::new(RecordType::new(
         cx.names.type_name("", name, "Pair"),
@@ -187,8 +180,9 @@ fn side_key(name: &str, side: &str, spec: &SideSpec, record: &RecordType, cx: &m
     Some(e)
 }
 
-/// The name a side's record takes in the joined record: `as:`, or its one input's name.
-fn side_name(name: &str, side: &str, spec: &SideSpec, cx: &mut Cx) -> Option<String> {
+/// The name a side's record takes in the joined record: `as:`, or its one input's name;
+/// not one of the `reserved` fields.
+fn side_name(name: &str, side: &str, spec: &SideSpec, reserved: &[&str], cx: &mut Cx) -> Option<String> {
     let (chosen, path) = match (&spec.name, &spec.input) {
         (Some(n), _) => (n.clone(), ["joins", name, side, "as"]),
         (None, Some(Inputs::One(input))) => (input.clone(), ["joins", name, side, "input"]),
@@ -203,9 +197,18 @@ fn side_name(name: &str, side: &str, spec: &SideSpec, cx: &mut Cx) -> Option<Str
             return None;
         }
     };
+    let at = cx.value(&path);
     if !crate::spec::is_valid_field_name(&chosen) {
-        let at = cx.value(&path);
         cx.error(SpecError::invalid_name(&chosen, &at));
+        return None;
+    }
+    if reserved.contains(&chosen.as_str()) {
+        cx.error(SpecError::invalid_value(
+            "as",
+            format!("a window join's record has a field `{chosen}` of its own"),
+            &at,
+            Some(format!("name the {side} side's records differently: `as: {side}_record`")),
+        ));
         return None;
     }
     Some(chosen)
