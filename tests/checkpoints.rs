@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use support::{build, workdir, Rng, PATIENCE};
 
 const SPEC: &str = "tests/pipelines/crash_windows.yaml";
-const OUTPUTS: [&str; 4] = ["windows.jsonl", "late.jsonl", "totals.jsonl", "patterns.jsonl"];
+const OUTPUTS: [&str; 5] = ["windows.jsonl", "late.jsonl", "totals.jsonl", "patterns.jsonl", "joins.jsonl"];
 
 /// `n` readings of 30 devices, mostly in order, some up to 2.5 s early (behind the
 /// watermark but within it), 2% of them 3 to 15 s early (updates of fired windows, or
@@ -63,6 +63,7 @@ impl Files {
             .env("LATE_PATH", self.dir.join("late.jsonl"))
             .env("TOTALS_PATH", self.dir.join("totals.jsonl"))
             .env("PATTERNS_PATH", self.dir.join("patterns.jsonl"))
+            .env("JOINS_PATH", self.dir.join("joins.jsonl"))
             .env_remove("RILL_STATE_DIR")
             .stdin(Stdio::null())
             .stdout(Stdio::null());
