@@ -5,8 +5,9 @@
 //!   sources) on generated orders and shipments, each file in time order within the
 //!   watermark's bound, so nothing is late;
 //! - `tests/pipelines/join_streams.yaml`: one source split into the two sides of an
-//!   interval full join, a tumbling left join and a hopping inner join, on generated
-//!   events out of order and some late. Its watermark follows the one source: after
+//!   interval full join (its results counted by a window downstream), a tumbling left
+//!   join (some of whose results fail, and are dropped) and a hopping inner join, on
+//!   generated events out of order and some late. Its watermark follows the one source: after
 //!   each record (in input order) `W = max(ts seen) - 5s`, and a record is judged
 //!   against the `W` before it: late for the interval join when `ts < W`, and in a
 //!   window join part of its windows whose end is after `W`.
@@ -238,6 +239,9 @@ fn interval_and_window_joins_give_what_nested_loops_give() {
         });
     }
     assert_eq!(sorted(read(&dir.join("near.jsonl"))), sorted(expected.clone()));
+    // Downstream, no result is late: the window counts them all.
+    let counted: i64 = read(&dir.join("near_counts.jsonl")).iter().map(|w| w["n"].as_i64().unwrap_or(0)).sum();
+    assert_eq!(counted, expected.len() as i64);
     assert!(expected.iter().any(|e| e["a"] == -1) && expected.iter().any(|e| e["b"] == -1));
     let late_ids: Vec<i64> = read(&dir.join("near_late.jsonl"))
         .iter()
@@ -255,22 +259,28 @@ fn interval_and_window_joins_give_what_nested_loops_give() {
     assert_eq!(late_ids, expected_late, "late records, in input order");
     assert!(expected_late.len() > 20, "{} late", expected_late.len());
 
-    // `same_window`: tumbling 20 s, left outer; late records dropped.
+    // `same_window`: tumbling 20 s, left outer; late records dropped, and results whose
+    // `q` divides by zero (`a % 7 == 0`) too.
     let (buckets, late) = window_buckets(&events, &wms, 20_000, 20_000, 0);
     let mut expected = Vec::new();
+    let mut failed = 0;
     for ((_, start), (lefts, rights)) in &buckets {
         for l in lefts {
-            for r in rights {
-                expected.push(json!({ "a": l.id, "b": r.id, "start": start }));
-            }
-            if rights.is_empty() {
-                expected.push(json!({ "a": l.id, "b": -1, "start": start }));
+            let row = |b: i64| json!({ "a": l.id, "b": b, "start": start, "q": 1000 / (l.id % 7).max(1) });
+            let rows = rights.iter().map(|r| r.id).chain(rights.is_empty().then_some(-1));
+            for b in rows {
+                if l.id % 7 == 0 {
+                    failed += 1;
+                } else {
+                    expected.push(row(b));
+                }
             }
         }
     }
     assert_eq!(sorted(read(&dir.join("window.jsonl"))), sorted(expected));
+    assert!(failed > 0 && !late.is_empty());
     assert_eq!(support::counter(&c, "joins.same_window", "dropped"), late.len() as u64);
-    assert!(!late.is_empty());
+    assert_eq!(support::counter(&c, "joins.same_window", "results_failed"), failed);
 
     // `hop`: 20 s every 10 s from 3 s, inner; late records are dead letters.
     let (buckets, late) = window_buckets(&events, &wms, 20_000, 10_000, 3_000);

@@ -29,6 +29,10 @@ pub enum InternalEvent {
     Aggregated(u64),
     /// Results a window or table handed downstream.
     Emitted(u64),
+    /// Results of a window, table, pattern or join that its own `select` could not
+    /// make (dead letters or dropped, per its `on_error`): not records it received, so
+    /// outside `received = sent + ..`.
+    ResultsFailed(u64),
     /// Bad records sent to the dead-letter output.
     DeadLettered(u64),
     /// Bad records dropped (`on_error: drop`).
@@ -68,6 +72,7 @@ struct ComponentCounters {
     filtered: AtomicU64,
     aggregated: AtomicU64,
     emitted: AtomicU64,
+    results_failed: AtomicU64,
     dead_lettered: AtomicU64,
     dropped: AtomicU64,
     late: AtomicU64,
@@ -95,6 +100,7 @@ pub struct CounterSnapshot {
     pub filtered: u64,
     pub aggregated: u64,
     pub emitted: u64,
+    pub results_failed: u64,
     pub dead_lettered: u64,
     pub dropped: u64,
     pub late: u64,
@@ -131,6 +137,7 @@ impl Counters {
             InternalEvent::Filtered(n) => (&self.0.filtered, n),
             InternalEvent::Aggregated(n) => (&self.0.aggregated, n),
             InternalEvent::Emitted(n) => (&self.0.emitted, n),
+            InternalEvent::ResultsFailed(n) => (&self.0.results_failed, n),
             InternalEvent::DeadLettered(n) => (&self.0.dead_lettered, n),
             InternalEvent::Dropped(n) => (&self.0.dropped, n),
             InternalEvent::Late(n) => (&self.0.late, n),
@@ -178,6 +185,7 @@ impl Counters {
             filtered: self.0.filtered.load(Ordering::Relaxed),
             aggregated: self.0.aggregated.load(Ordering::Relaxed),
             emitted: self.0.emitted.load(Ordering::Relaxed),
+            results_failed: self.0.results_failed.load(Ordering::Relaxed),
             dead_lettered: self.0.dead_lettered.load(Ordering::Relaxed),
             dropped: self.0.dropped.load(Ordering::Relaxed),
             late: self.0.late.load(Ordering::Relaxed),
@@ -462,7 +470,7 @@ impl Events {
     /// `{"sources.a": {"received": .., "sent": .., "filtered": .., "dead_lettered": ..,
     /// "dropped": ..}, ..}` for the exit log line; for every component
     /// `received = sent + filtered + dead_lettered + dropped + aggregated`. Windows and
-    /// tables add `aggregated`, `emitted`, `late`, `evicted`, `expired` and the peak
+    /// tables add `aggregated`, `emitted`, `results_failed`, `late`, `evicted`, `expired` and the peak
     /// `state_entries`/`state_bytes` when they are not zero.
     pub fn summary(&self) -> Value {
         let mut components = Map::new();
@@ -476,6 +484,7 @@ impl Events {
             let stateful = [
                 ("aggregated", s.aggregated),
                 ("emitted", s.emitted),
+                ("results_failed", s.results_failed),
                 ("late", s.late),
                 ("evicted", s.evicted),
                 ("expired", s.expired),

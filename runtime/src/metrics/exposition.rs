@@ -87,6 +87,13 @@ const FAMILIES: &[(&str, &str, &str, Covers, Value)] = &[
         |s, _| Some(s.emitted as f64),
     ),
     (
+        "rill_results_failed_total",
+        "counter",
+        "Results a window, table, pattern or join could not make with its own select.",
+        Covers::Stateful,
+        |s, _| Some(s.results_failed as f64),
+    ),
+    (
         "rill_records_late_total",
         "counter",
         "Records that arrived after every window they belong to had closed.",

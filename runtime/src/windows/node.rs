@@ -187,15 +187,24 @@ impl<A: Keyed, O: KeyedOperator<A>> Stateful<A, O> {
     }
 
     /// A result that failed further down the pipeline: per this component's `on_error`.
-    /// Each branch that failed gets its own dead letter.
+    /// Each branch that failed gets its own dead letter, counted by the component that
+    /// failed; a failure of this component's own `select` counts as `results_failed`
+    /// (the result was never a record it received).
     pub fn result_failed<T: Serialize>(&self, dead: &mut DeadLetters, e: &RecordError, rec: &T) {
         for (name, error) in e.failures() {
             let component = self.events.component(name);
+            let own = name == self.name;
+            if own {
+                component.emit(InternalEvent::ResultsFailed(1));
+            }
             match self.on_error {
+                OnError::Drop if own => {}
                 OnError::Drop => component.emit(InternalEvent::Dropped(1)),
                 OnError::DeadLetter | OnError::Fail => {
                     dead.send_record(name, &error.to_string(), rec);
-                    component.emit(InternalEvent::DeadLettered(1));
+                    if !own {
+                        component.emit(InternalEvent::DeadLettered(1));
+                    }
                 }
             }
         }
