@@ -622,11 +622,12 @@ fn distinct_names(pool: &'static [&'static str], count: usize) -> BoxedStrategy<
 /// A spec whose every name and some numbers are tricky: two schemas (one nested),
 /// generators and a JSON file source, a transform, a window with a computed key and `first()` of the nested
 /// record, a pattern whose steps (one optional) and output fields are tricky names, a lookup
-/// join whose row is named by one, and sinks.
+/// join whose row is named by one, a full interval join of two streams whose sides are
+/// named by two (its late records read too), and sinks.
 fn tricky_spec() -> impl Strategy<Value = String> {
     (
-        distinct_names(TRICKY_NAMES, 19),
-        distinct_names(EXPR_NAMES, 8),
+        distinct_names(TRICKY_NAMES, 20),
+        distinct_names(EXPR_NAMES, 10),
         tricky_number(),
         tricky_number(),
         any::<bool>(),
@@ -681,7 +682,15 @@ joins:
     key: {f1}
     lookup: {{ file: lookup.jsonl, schema: {s2}, key: {f1}, as: {asn} }}
     select: {{ {sel4}: {asn}.{f1}, {f1}: {f1} }}
+  {j2}:
+    left: {{ input: {src1}, key: {f1}, as: {lname} }}
+    right: {{ input: {src2}, key: {f1}, as: {rname} }}
+    kind: full
+    interval: {{ from: -1s, to: 1s }}
+    select: {{ {sel4}: {lname}.{f1}, {f2}: {rname}.{f1} }}
 sinks:
+  {j2}_out: {{ type: stdout, input: {j2}, format: json }}
+  {j2}_late: {{ type: stdout, input: {j2}.late, format: json }}
   {j1}_out: {{ type: stdout, input: {j1}, format: json }}
   {p1}_out: {{ type: stdout, input: {p1}, format: json }}
   {t1}_out: {{ type: stdout, input: {t1}, format: {format} }}
@@ -712,7 +721,10 @@ sinks:
                 sel3 = n[16],
                 sel4 = n[17],
                 j1 = n[18],
+                j2 = n[19],
                 asn = f[7],
+                lname = f[8],
+                rname = f[9],
                 st1 = f[4],
                 st2 = f[5],
                 st3 = f[6],

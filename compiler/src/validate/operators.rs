@@ -60,7 +60,7 @@ pub fn check(
         };
         let Some(kind) = kind else { continue };
         if !matches!(kind, IrOperatorKind::Transform(_) | IrOperatorKind::Join(_))
-            && !one_kind_of_time(name, section, &time_sources, sources, cx)
+            && !one_kind_of_time(name, &side("right"), &time_sources, sources, cx)
         {
             continue;
         }
@@ -96,9 +96,11 @@ fn time_sources(inputs: &[Upstream], operators: &[Option<IrOperator>]) -> Vec<us
 }
 
 /// A window or table cannot mix event time and processing time: their clocks are unrelated.
+/// (`at`: the mapping whose `input:` the error points at: the component's, or a join's
+/// right side's.)
 fn one_kind_of_time(
     name: &str,
-    section: &str,
+    at: &[&str],
     time_sources: &[usize],
     sources: &[Option<IrSource>],
     cx: &mut Cx,
@@ -115,7 +117,8 @@ fn one_kind_of_time(
         return true;
     };
     let (event, processing) = if first_event { (first, other) } else { (other, first) };
-    let at = cx.value(&[section, name, "input"]);
+    let path: Vec<&str> = at.iter().copied().chain(["input"]).collect();
+    let at = cx.value(&path);
     cx.error(SpecError::mixed_time(name, &at, event, processing));
     false
 }
