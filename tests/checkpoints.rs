@@ -13,7 +13,13 @@ use std::time::{Duration, Instant};
 use support::{build, workdir, Rng, PATIENCE};
 
 const SPEC: &str = "tests/pipelines/crash_windows.yaml";
-const OUTPUTS: [&str; 5] = ["windows.jsonl", "late.jsonl", "totals.jsonl", "patterns.jsonl", "joins.jsonl"];
+const OUTPUTS: [&str; 5] = [
+    "windows.jsonl",
+    "late.jsonl",
+    "totals.jsonl",
+    "patterns.jsonl",
+    "joins.jsonl",
+];
 
 /// `n` readings of 30 devices, mostly in order, some up to 2.5 s early (behind the
 /// watermark but within it), 2% of them 3 to 15 s early (updates of fired windows, or

@@ -36,30 +36,32 @@ fn sorted(rows: impl IntoIterator<Item = Value>) -> Vec<String> {
     rows
 }
 
-#[test]
-fn orders_meet_their_shipments_within_the_hour_or_come_alone() {
-    let dir = support::workdir("stream-joins-orders");
-    let mut rng = Rng(11);
-    // Orders every ~20 s; each file's times up to 20 s out of order (the bound is 30 s).
+type Order = (String, i64, f64);
+type Shipment = (String, i64, String);
+
+/// `n` orders every ~20 s and shipments of some of them, up to 70 minutes after their
+/// order (so some miss the hour, some come before the order); each file in time order
+/// but for up to 20 s of jitter (the example's bound is 30 s), written to `dir`.
+fn orders_and_shipments(dir: &Path, seed: u64, n: usize) -> (Vec<Order>, Vec<Shipment>) {
+    let mut rng = Rng(seed);
     let mut clock = T0;
-    let orders: Vec<(String, i64, f64)> = (0..3_000)
+    let orders: Vec<Order> = (0..n)
         .map(|i| {
             clock += 1 + rng.below(40_000) as i64;
-            (format!("o{}", i % 2_500), clock - rng.below(20_000) as i64, rng.below(10_000) as f64 / 100.0)
+            let id = format!("o{}", i % (n * 5 / 6).max(1));
+            (id, clock - rng.below(20_000) as i64, rng.below(10_000) as f64 / 100.0)
         })
         .collect();
-    // Shipments of some orders, up to 70 minutes after their order's clock (so some miss
-    // the hour, some come before the order), sorted by time with the same jitter.
-    let mut shipments: Vec<(String, i64, String, i64)> = Vec::new();
+    let mut shipments: Vec<Shipment> = Vec::new();
     for (id, ts, _) in &orders {
         for _ in 0..rng.below(3) {
             let at = ts - 60_000 + rng.below(71 * 60_000) as i64;
-            shipments.push((id.clone(), at, format!("c{}", rng.below(4)), 0));
+            shipments.push((id.clone(), at, format!("c{}", rng.below(4))));
         }
     }
     shipments.sort_by_key(|s| s.1);
     for s in &mut shipments {
-        s.3 = s.1 - rng.below(20_000) as i64;
+        s.1 -= rng.below(20_000) as i64;
     }
     let orders_text: String = orders
         .iter()
@@ -67,27 +69,21 @@ fn orders_meet_their_shipments_within_the_hour_or_come_alone() {
         .collect();
     let shipments_text: String = shipments
         .iter()
-        .map(|(id, _, carrier, ts)| format!("{}\n", json!({ "order_id": id, "ts": ts, "carrier": carrier })))
+        .map(|(id, ts, carrier)| format!("{}\n", json!({ "order_id": id, "ts": ts, "carrier": carrier })))
         .collect();
     fs::write(dir.join("orders.jsonl"), orders_text).unwrap();
     fs::write(dir.join("shipments.jsonl"), shipments_text).unwrap();
-    let out = Command::new(build("pipelines/orders_shipments.yaml"))
-        .env("ORDERS_PATH", dir.join("orders.jsonl"))
-        .env("SHIPMENTS_PATH", dir.join("shipments.jsonl"))
-        .env("SHIPPED_PATH", dir.join("shipped.jsonl"))
-        .env("LATE_PATH", dir.join("late.jsonl"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    // The nested loop: every order with every shipment of its id from 0 to 1 h after
-    // it (both ends included), and an order with none alone.
+    (orders, shipments)
+}
+
+/// The nested loop: every order with every shipment of its id from 0 to 1 h after it
+/// (both ends included), and an order with none alone.
+fn shipped(orders: &[Order], shipments: &[Shipment]) -> Vec<Value> {
     let mut expected = Vec::new();
-    for (id, ts, amount) in &orders {
-        let row = |carrier: Value, at: Value| {
-            json!({ "order_id": id, "ordered_at": ts, "amount": amount, "carrier": carrier, "shipped_at": at })
-        };
+    for (id, ts, amount) in orders {
+        let row = |carrier: Value, at: Value| json!({ "order_id": id, "ordered_at": ts, "amount": amount, "carrier": carrier, "shipped_at": at });
         let mut found = false;
-        for (sid, _, carrier, at) in &shipments {
+        for (sid, at, carrier) in shipments {
             if sid == id && (*ts..=ts + 3_600_000).contains(at) {
                 expected.push(row(json!(carrier), json!(at)));
                 found = true;
@@ -97,10 +93,33 @@ fn orders_meet_their_shipments_within_the_hour_or_come_alone() {
             expected.push(row(Value::Null, Value::Null));
         }
     }
+    expected
+}
+
+fn run_orders_shipments(dir: &Path, shipped_path: &Path) -> std::process::Output {
+    Command::new(build("pipelines/orders_shipments.yaml"))
+        .env("ORDERS_PATH", dir.join("orders.jsonl"))
+        .env("SHIPMENTS_PATH", dir.join("shipments.jsonl"))
+        .env("SHIPPED_PATH", shipped_path)
+        .env("LATE_PATH", dir.join("late.jsonl"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn orders_meet_their_shipments_within_the_hour_or_come_alone() {
+    let dir = support::workdir("stream-joins-orders");
+    let (orders, shipments) = orders_and_shipments(&dir, 11, 3_000);
+    let out = run_orders_shipments(&dir, &dir.join("shipped.jsonl"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let expected = shipped(&orders, &shipments);
     let got = read(&dir.join("shipped.jsonl"));
     assert_eq!(sorted(got), sorted(expected.clone()));
     let alone = expected.iter().filter(|e| e["carrier"].is_null()).count();
-    assert!(alone > 100 && alone < expected.len() - 100, "both kinds of rows: {alone}");
+    assert!(
+        alone > 100 && alone < expected.len() - 100,
+        "both kinds of rows: {alone}"
+    );
     assert!(read(&dir.join("late.jsonl")).is_empty());
     let c = support::counters(&out.stderr);
     assert_eq!(
@@ -108,6 +127,28 @@ fn orders_meet_their_shipments_within_the_hour_or_come_alone() {
         (orders.len() + shipments.len()) as u64
     );
     assert_eq!(support::counter(&c, "joins.shipped", "emitted"), expected.len() as u64);
+}
+
+#[test]
+fn joined_records_written_to_a_full_disk_fail_the_run_and_are_counted_lost() {
+    let dir = support::workdir("stream-joins-full");
+    let (orders, shipments) = orders_and_shipments(&dir, 12, 500);
+    let out = run_orders_shipments(&dir, Path::new("/dev/full"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("writing `/dev/full`: No space left on device"),
+        "{stderr}"
+    );
+    let expected = shipped(&orders, &shipments).len() as u64;
+    let c = support::counters(&out.stderr);
+    assert_eq!(support::counter(&c, "joins.shipped", "emitted"), expected);
+    assert_eq!(support::counter(&c, "sinks.out", "sent"), 0);
+    assert_eq!(
+        support::counter(&c, "sinks.out", "dropped"),
+        expected,
+        "every row said lost"
+    );
 }
 
 /// An event as generated: its id, side (`a` left, `b` right), key and time.
@@ -158,10 +199,7 @@ fn watermarks(events: &[Event]) -> Vec<Option<i64>> {
 /// The windows (starts) of `size` every `slide` shifted by `offset` that hold `t`.
 fn windows_of(t: i64, size: i64, slide: i64, offset: i64) -> Vec<i64> {
     let last = offset + (t - offset).div_euclid(slide) * slide;
-    (0..)
-        .map(|k| last - k * slide)
-        .take_while(|s| s + size > t)
-        .collect()
+    (0..).map(|k| last - k * slide).take_while(|s| s + size > t).collect()
 }
 
 /// For a window join: (key, window start) → the left and right events in it, each
@@ -240,7 +278,10 @@ fn interval_and_window_joins_give_what_nested_loops_give() {
     }
     assert_eq!(sorted(read(&dir.join("near.jsonl"))), sorted(expected.clone()));
     // Downstream, no result is late: the window counts them all.
-    let counted: i64 = read(&dir.join("near_counts.jsonl")).iter().map(|w| w["n"].as_i64().unwrap_or(0)).sum();
+    let counted: i64 = read(&dir.join("near_counts.jsonl"))
+        .iter()
+        .map(|w| w["n"].as_i64().unwrap_or(0))
+        .sum();
     assert_eq!(counted, expected.len() as i64);
     assert!(expected.iter().any(|e| e["a"] == -1) && expected.iter().any(|e| e["b"] == -1));
     let late_ids: Vec<i64> = read(&dir.join("near_late.jsonl"))
@@ -309,7 +350,10 @@ fn interval_and_window_joins_give_what_nested_loops_give() {
     let dead_ids: Vec<i64> = dead
         .iter()
         .map(|d| {
-            assert!(d["reason"].as_str().unwrap_or("").contains("every window it belongs to has closed"));
+            assert!(d["reason"]
+                .as_str()
+                .unwrap_or("")
+                .contains("every window it belongs to has closed"));
             let record: Value = serde_json::from_str(d["record"].as_str().unwrap_or("")).unwrap_or_default();
             record["id"].as_i64().unwrap_or(-1)
         })

@@ -350,7 +350,9 @@ pub fn node_type(op: &IrOperator) -> TokenStream {
         | IrOperatorKind::Join(_)
         | IrOperatorKind::Pattern(_)
         | IrOperatorKind::StreamJoin(_) => {
-            unreachable!("transforms and lookups hold no window state; patterns and joins of two streams have their own modules")
+            unreachable!(
+                "transforms and lookups hold no window state; patterns and joins of two streams have their own modules"
+            )
         }
     };
     quote!(Stateful<#agg, #operator>)
@@ -400,7 +402,9 @@ pub fn construct(op: &IrOperator) -> TokenStream {
         | IrOperatorKind::Join(_)
         | IrOperatorKind::Pattern(_)
         | IrOperatorKind::StreamJoin(_) => {
-            unreachable!("transforms and lookups hold no window state; patterns and joins of two streams have their own modules")
+            unreachable!(
+                "transforms and lookups hold no window state; patterns and joins of two streams have their own modules"
+            )
         }
     };
     let on_error = match a.on_error {

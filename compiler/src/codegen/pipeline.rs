@@ -6,10 +6,10 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use super::expr::ExprGen;
+use super::ident::ident;
 use super::ident::{prefixed, type_ident};
 use super::{aggregation, joins, messages, patterns, records, sinks, sources, stream_joins};
 use crate::connectors::source_items;
-use super::ident::ident;
 use crate::expr::TExpr;
 use crate::ir::{
     Ir, IrDelivery, IrFormat, IrJoin, IrOperator, IrOperatorKind, IrSink, IrSource, IrStreamJoin, IrTime, IrTransform,
@@ -465,7 +465,14 @@ fn join_flows(op: &IrOperator, j: &IrStreamJoin, ir: &Ir, exprs: &mut ExprGen) -
     let emit = prefixed("emit_", &op.stem);
     let sides = [
         ("left", &op.input, &j.left_key, "flow_", "key_", quote!(Sided::Left)),
-        ("right", &j.right, &j.right_key, "right_flow_", "right_key_", quote!(Sided::Right)),
+        (
+            "right",
+            &j.right,
+            &j.right_key,
+            "right_flow_",
+            "right_key_",
+            quote!(Sided::Right),
+        ),
     ];
     let mut flows = TokenStream::new();
     for (i, (side, record, key, flow, key_fn, sided)) in sides.into_iter().enumerate() {

@@ -87,7 +87,17 @@ pub fn resolve(spec: &Spec, cx: &mut Cx) -> Graph {
     let sink_inputs = spec
         .sinks
         .iter()
-        .map(|s| inputs(&names, cx, &["sinks", &s.name], &s.name, s.spec.common.input.as_ref(), &valid, true))
+        .map(|s| {
+            inputs(
+                &names,
+                cx,
+                &["sinks", &s.name],
+                &s.name,
+                s.spec.common.input.as_ref(),
+                &valid,
+                true,
+            )
+        })
         .collect();
     let mut graph = Graph {
         operator_inputs,

@@ -41,7 +41,9 @@ pub fn join(
             *option,
             "only a join of two streams (`left:` and `right:`) takes it",
             &at,
-            Some(format!("remove `{option}:`: a lookup pairs each record with the row of its key at once")),
+            Some(format!(
+                "remove `{option}:`: a lookup pairs each record with the row of its key at once"
+            )),
         ));
         ok = false;
     }

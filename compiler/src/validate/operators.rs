@@ -26,7 +26,12 @@ pub fn check(
         let (name, section) = (named.name.as_str(), named.spec.section());
         let inputs = &graph.operator_inputs[t];
         let of_streams = matches!(&named.spec, OperatorSpec::Join(j) if j.of_streams());
-        let side = |s: &'static str| [section, name].into_iter().chain(of_streams.then_some(s)).collect::<Vec<_>>();
+        let side = |s: &'static str| {
+            [section, name]
+                .into_iter()
+                .chain(of_streams.then_some(s))
+                .collect::<Vec<_>>()
+        };
         let Some(input) = input_record(name, &side("left"), inputs, sources, &out, cx) else {
             continue;
         };

@@ -57,7 +57,10 @@ pub fn stream_join(
         Some(IrJoinBounds::Windows { .. }) => WINDOW_FIELDS,
         _ => &[],
     };
-    let sides = [("left", spec.left.as_ref(), left), ("right", spec.right.as_ref(), right)];
+    let sides = [
+        ("left", spec.left.as_ref(), left),
+        ("right", spec.right.as_ref(), right),
+    ];
     let mut keys: Vec<Option<TExpr>> = Vec::new();
     let mut names: Vec<Option<String>> = Vec::new();
     for (side, side_spec, record) in sides {
@@ -94,7 +97,8 @@ pub fn stream_join(
     };
     ok &= late_drop_ok("joins", name, spec.late, late_read, cx);
     ok &= results_on_error_ok("joins", name, spec.on_error, cx);
-    let (left_key, right_key, left_name, right_name, bounds) = (left_key?, right_key?, left_name?, right_name?, bounds?);
+    let (left_key, right_key, left_name, right_name, bounds) =
+        (left_key?, right_key?, left_name?, right_name?, bounds?);
     if !ok {
         return None;
     }
@@ -164,7 +168,10 @@ fn side_key(name: &str, side: &str, spec: &SideSpec, record: &RecordType, cx: &m
     };
     let path = ["joins", name, side, "key"];
     let e = expression(text, record, &path, cx)?;
-    if !matches!(e.ty, Type::String | Type::I64 | Type::U64 | Type::Bool | Type::Timestamp) {
+    if !matches!(
+        e.ty,
+        Type::String | Type::I64 | Type::U64 | Type::Bool | Type::Timestamp
+    ) {
         let at = cx.expr_locator(&path, &text.0)(&e.span);
         cx.error(SpecError::type_mismatch(
             format!("cannot join on {}", e.ty),
@@ -207,7 +214,9 @@ fn side_name(name: &str, side: &str, spec: &SideSpec, reserved: &[&str], cx: &mu
             "as",
             format!("a window join's record has a field `{chosen}` of its own"),
             &at,
-            Some(format!("name the {side} side's records differently: `as: {side}_record`")),
+            Some(format!(
+                "name the {side} side's records differently: `as: {side}_record`"
+            )),
         ));
         return None;
     }
@@ -222,11 +231,12 @@ fn same_key_type(name: &str, spec: &JoinSpec, left: Option<&TExpr>, right: Optio
     if left.ty == right.ty {
         return true;
     }
-    let text = |s: &Option<SideSpec>| s.as_ref().and_then(|s| s.key.as_ref()).map_or(String::new(), |k| k.0.clone());
-    for (side, mine, other, other_side) in [
-        ("left", left, right, "right"),
-        ("right", right, left, "left"),
-    ] {
+    let text = |s: &Option<SideSpec>| {
+        s.as_ref()
+            .and_then(|s| s.key.as_ref())
+            .map_or(String::new(), |k| k.0.clone())
+    };
+    for (side, mine, other, other_side) in [("left", left, right, "right"), ("right", right, left, "left")] {
         let at = cx.value(&["joins", name, side, "key"]);
         let other_text = text(if other_side == "left" { &spec.left } else { &spec.right });
         cx.error(SpecError::type_mismatch(
@@ -296,7 +306,9 @@ fn bounds(name: &str, spec: &JoinSpec, cx: &mut Cx) -> Option<IrJoinBounds> {
                 "to",
                 format!("`to` ({to} ms) is before `from` ({from} ms): no record would join"),
                 &at,
-                Some("the right record's time minus the left's runs from `from` to `to`: `{ from: -5m, to: 1h }`".into()),
+                Some(
+                    "the right record's time minus the left's runs from `from` to `to`: `{ from: -5m, to: 1h }`".into(),
+                ),
             ));
             return None;
         }

@@ -198,9 +198,14 @@ pub fn offset(section: &str, name: &str, text: &str, size: i64, slide: i64, cx: 
     let at = cx.value(&[section, name, "offset"]);
     cx.error(SpecError::invalid_value(
         "offset",
-        format!("must be shorter than the window's {} ({slide} ms)", if slide == size { "size" } else { "slide" }),
+        format!(
+            "must be shorter than the window's {} ({slide} ms)",
+            if slide == size { "size" } else { "slide" }
+        ),
         &at,
-        Some("an offset shifts windows away from the epoch: `offset: 15m` on `tumbling: 1h` gives windows at :15".into()),
+        Some(
+            "an offset shifts windows away from the epoch: `offset: 15m` on `tumbling: 1h` gives windows at :15".into(),
+        ),
     ));
     None
 }

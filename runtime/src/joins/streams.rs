@@ -164,7 +164,11 @@ impl<J: JoinPair> StreamJoin<J> {
                 if t < self.wm {
                     return Vec::new();
                 }
-                let expiry = if left { t.saturating_add(to) } else { t.saturating_sub(from) };
+                let expiry = if left {
+                    t.saturating_add(to)
+                } else {
+                    t.saturating_sub(from)
+                };
                 vec![(NO_WINDOW, None, expiry)]
             }
             JoinBounds::Windows { size, slide, offset } => Assigned::new(t, size, slide, offset)
@@ -199,7 +203,9 @@ impl<J: JoinPair> StreamJoin<J> {
             if !self.keys.contains_key(key) {
                 self.keys.insert(key.to_owned(), Buckets::new());
             }
-            let Some(key_buckets) = self.keys.get_mut(key) else { break };
+            let Some(key_buckets) = self.keys.get_mut(key) else {
+                break;
+            };
             let bucket = key_buckets.entry(start).or_insert_with(|| {
                 if window.is_some() {
                     self.expiries.insert((expiry, seq), (key.to_owned(), start));
@@ -215,7 +221,9 @@ impl<J: JoinPair> StreamJoin<J> {
             match &this {
                 Sided::Left(l) => {
                     for r in &mut bucket.rights {
-                        if interval.is_none_or(|(from, to)| (t.saturating_add(from)..=t.saturating_add(to)).contains(&r.t)) {
+                        if interval
+                            .is_none_or(|(from, to)| (t.saturating_add(from)..=t.saturating_add(to)).contains(&r.t))
+                        {
                             out.push_back((join.pair(Some(l), Some(&r.rec), window), stamp(t, r.t)));
                             r.paired = true;
                             paired = true;
@@ -224,7 +232,9 @@ impl<J: JoinPair> StreamJoin<J> {
                 }
                 Sided::Right(r) => {
                     for l in &mut bucket.lefts {
-                        if interval.is_none_or(|(from, to)| (l.t.saturating_add(from)..=l.t.saturating_add(to)).contains(&t)) {
+                        if interval
+                            .is_none_or(|(from, to)| (l.t.saturating_add(from)..=l.t.saturating_add(to)).contains(&t))
+                        {
                             out.push_back((join.pair(Some(&l.rec), Some(r), window), stamp(l.t, t)));
                             l.paired = true;
                             paired = true;
@@ -234,8 +244,20 @@ impl<J: JoinPair> StreamJoin<J> {
             }
             let epoch = self.epoch;
             match this {
-                Sided::Left(rec) => bucket.lefts.push(Held { t, seq, paired, rec, epoch }),
-                Sided::Right(rec) => bucket.rights.push(Held { t, seq, paired, rec, epoch }),
+                Sided::Left(rec) => bucket.lefts.push(Held {
+                    t,
+                    seq,
+                    paired,
+                    rec,
+                    epoch,
+                }),
+                Sided::Right(rec) => bucket.rights.push(Held {
+                    t,
+                    seq,
+                    paired,
+                    rec,
+                    epoch,
+                }),
             }
             self.held += 1;
             if window.is_none() {
@@ -248,12 +270,24 @@ impl<J: JoinPair> StreamJoin<J> {
     /// Lets go of what expired at `expiry` (entry `seq`), emitting outer records never
     /// paired.
     fn let_go(&mut self, expiry: i64, seq: u64, key: J::Key, start: i64) {
-        let Some(key_buckets) = self.keys.get_mut(&key) else { return };
+        let Some(key_buckets) = self.keys.get_mut(&key) else {
+            return;
+        };
         let (lefts, rights) = match self.shape.bounds {
             JoinBounds::Interval { .. } => {
-                let Some(bucket) = key_buckets.get_mut(&start) else { return };
-                let left = bucket.lefts.iter().position(|h| h.seq == seq).map(|i| bucket.lefts.remove(i));
-                let right = bucket.rights.iter().position(|h| h.seq == seq).map(|i| bucket.rights.remove(i));
+                let Some(bucket) = key_buckets.get_mut(&start) else {
+                    return;
+                };
+                let left = bucket
+                    .lefts
+                    .iter()
+                    .position(|h| h.seq == seq)
+                    .map(|i| bucket.lefts.remove(i));
+                let right = bucket
+                    .rights
+                    .iter()
+                    .position(|h| h.seq == seq)
+                    .map(|i| bucket.rights.remove(i));
                 if bucket.is_empty() {
                     key_buckets.remove(&start);
                 }
@@ -353,7 +387,8 @@ where
         let per_record = std::mem::size_of::<Held<J::Left>>().max(std::mem::size_of::<Held<J::Right>>());
         StateSize {
             entries: self.held,
-            bytes: self.held * per_record + self.keys.len() * std::mem::size_of::<(J::Key, Buckets<J::Left, J::Right>)>(),
+            bytes: self.held * per_record
+                + self.keys.len() * std::mem::size_of::<(J::Key, Buckets<J::Left, J::Right>)>(),
         }
     }
 
@@ -462,7 +497,10 @@ mod tests {
     fn drain(op: &mut StreamJoin<Labels>) -> Vec<(Option<&'static str>, Option<&'static str>, i64)> {
         // Labels are leaked to compare against literals: a test's handful of bytes.
         let leak = |s: Option<String>| s.map(|s| &*Box::leak(s.into_boxed_str()));
-        op.emitted().drain(..).map(|((l, r, _), t)| (leak(l), leak(r), t)).collect()
+        op.emitted()
+            .drain(..)
+            .map(|((l, r, _), t)| (leak(l), leak(r), t))
+            .collect()
     }
 
     #[test]
@@ -482,10 +520,7 @@ mod tests {
         left(&mut op, "k", "l2", 101);
         assert_eq!(
             drain(&mut op),
-            vec![
-                (Some("l2"), Some("r110"), 110),
-                (Some("l2"), Some("r111"), 111)
-            ]
+            vec![(Some("l2"), Some("r110"), 110), (Some("l2"), Some("r111"), 111)]
         );
     }
 

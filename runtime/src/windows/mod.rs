@@ -31,8 +31,8 @@ mod table;
 
 pub use clock::{Clocks, TimeMode};
 pub use count::CountWindows;
-pub use fixed::FixedWindows;
 pub(crate) use fixed::Assigned;
+pub use fixed::FixedWindows;
 pub use node::Stateful;
 pub use session::SessionWindows;
 pub use table::{Emit, Table};
