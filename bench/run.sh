@@ -13,12 +13,15 @@
 #               private redis-server (`redis-relay`, bench/redis/)
 #   pattern     bench/pattern.yaml: a login, then a purchase within 10 minutes, per user,
 #               on event time (`baseline pattern`; PATTERN_N events, default 2000000)
+#   join        bench/join.yaml: orders joined with their shipments within 1 h (an
+#               interval join of two streams; `baseline join`; JOIN_N events, default 2000000)
 #   window_fire bench/window_fire.yaml: one tumbling window of FIRE_N distinct keys
 #               (default 1000000), fired at the end; time reading vs time firing
 #
 #   bash bench/run.sh [N]                  N input events, default 5000000
-#   WORKLOAD=windowed bash bench/run.sh    one workload only: filter_map | windowed | pattern | kafka | mqtt | window_fire | all
+#   WORKLOAD=windowed bash bench/run.sh    one workload only: filter_map | windowed | pattern | join | kafka | mqtt | window_fire | all
 #   PATTERN_N=5000000 WORKLOAD=pattern bash bench/run.sh   events of the pattern workload, default 2000000
+#   JOIN_N=5000000 WORKLOAD=join bash bench/run.sh   events of the join workload, default 2000000
 #   FIRE_N=2000000 WORKLOAD=window_fire bash bench/run.sh   keys in the fired window, default 1000000
 #   KAFKA_N=2000000 WORKLOAD=kafka bash bench/run.sh   records in the input topic, default 1000000
 #   MQTT_N=500000 WORKLOAD=mqtt bash bench/run.sh     messages in, default 200000
@@ -36,7 +39,7 @@
 set -euo pipefail
 
 N=${1:-5000000}
-case $N in '' | *[!0-9]*) echo "usage: [WORKLOAD=filter_map|windowed|pattern|kafka|mqtt|redis|window_fire|all] bash bench/run.sh [N]" >&2; exit 2 ;; esac
+case $N in '' | *[!0-9]*) echo "usage: [WORKLOAD=filter_map|windowed|pattern|join|kafka|mqtt|redis|window_fire|all] bash bench/run.sh [N]" >&2; exit 2 ;; esac
 FIRE_N=${FIRE_N:-1000000}
 case $FIRE_N in '' | *[!0-9]*) echo "FIRE_N must be a number (got '$FIRE_N')" >&2; exit 2 ;; esac
 KAFKA_N=${KAFKA_N:-1000000}
@@ -52,8 +55,8 @@ export KAFKA_FETCH_WAIT_MS=${KAFKA_FETCH_WAIT_MS:-10}
 export KAFKA_FETCH_QUEUE_BACKOFF_MS=${KAFKA_FETCH_QUEUE_BACKOFF_MS:-10}
 WORKLOAD=${WORKLOAD:-all}
 case $WORKLOAD in
-    filter_map | windowed | pattern | kafka | mqtt | redis | window_fire | all) ;;
-    *) echo "WORKLOAD must be filter_map, windowed, pattern, kafka, mqtt, redis, window_fire or all (got '$WORKLOAD')" >&2; exit 2 ;;
+    filter_map | windowed | pattern | join | kafka | mqtt | redis | window_fire | all) ;;
+    *) echo "WORKLOAD must be filter_map, windowed, pattern, join, kafka, mqtt, redis, window_fire or all (got '$WORKLOAD')" >&2; exit 2 ;;
 esac
 want() { [ "$WORKLOAD" = all ] || [ "$WORKLOAD" = "$1" ]; }
 
@@ -134,6 +137,15 @@ P_SPEC=$OUT/spec/pattern.yaml
 P_GEN_BIN=$OUT/pattern
 P_GEN_OUT=$OUT/out-pattern-generated.jsonl
 P_BASE_OUT=$OUT/out-pattern-baseline.jsonl
+
+# join
+JOIN_N=${JOIN_N:-2000000}
+case $JOIN_N in '' | *[!0-9]*) echo "JOIN_N must be a number (got '$JOIN_N')" >&2; exit 2 ;; esac
+J_INPUT=$OUT/input-orders-$JOIN_N.jsonl
+J_SPEC=$OUT/spec/join.yaml
+J_GEN_BIN=$OUT/join
+J_GEN_OUT=$OUT/out-join-generated.jsonl
+J_BASE_OUT=$OUT/out-join-baseline.jsonl
 
 # window_fire
 F_INPUT=$OUT/input-fire-$FIRE_N.jsonl
@@ -360,7 +372,7 @@ pair_header() {
 log "building rill (cargo build --release -p rill)"
 (cd "$ROOT" && cargo build --release -p rill --quiet)
 
-if want filter_map || want windowed || want pattern; then
+if want filter_map || want windowed || want pattern || want join; then
     log "building the baseline (bench/baseline, target dir bench/out/baseline-target)"
     cargo build --release --quiet --manifest-path "$BENCH/baseline/Cargo.toml" --target-dir "$BASE_TARGET"
 fi
@@ -523,6 +535,42 @@ if want pattern; then
         } >>"$RESULTS"
     else
         echo "pattern: rill build failed; the workload is not measured" >&2
+        ALL_OK=0
+    fi
+fi
+
+# ---------------------------------------------------------------- join
+if want join; then
+    if [ -s "$J_INPUT" ]; then
+        log "reusing $J_INPUT"
+    else
+        log "generating $JOIN_N orders and shipments (gen-orders) → $J_INPUT"
+        rm -f "$OUT"/input-orders-[0-9]*.jsonl
+        "$BASE" gen-orders "$JOIN_N" "$J_INPUT.tmp"
+        mv "$J_INPUT.tmp" "$J_INPUT"
+    fi
+    J_INPUT_MB=$(mib_of_file "$J_INPUT")
+    cp "$BENCH/join.yaml" "$J_SPEC"
+    log "join, build: rill build --release"
+    if timed J_BUILD "$RILL" build "$J_SPEC" --release -o "$J_GEN_BIN"; then
+        log "join: running both programs on $JOIN_N events ($J_INPUT_MB MiB), best of $RUNS, interleaved"
+        run_pair join- "$J_INPUT" "$J_GEN_BIN" "$J_GEN_OUT" join "$J_BASE_OUT"
+        log "join: verifying outputs"
+        check_outputs "$J_GEN_OUT" "$J_BASE_OUT"
+        {
+            echo
+            echo "## join"
+            echo
+            echo "- workload: bench/join.yaml, $JOIN_N JSON-lines orders and shipments ($J_INPUT_MB MiB), up to 3 s out of order (0.1% 6–20 s: most late), $GEN_LINES pairs out"
+            echo "- $(tail -n 1 "$OUT/stderr-join-baseline.txt")"
+            echo
+            pair_header
+            pair_rows "" 0.9 0.9
+            echo "| build, --release | $J_BUILD s | | | | |"
+            echo "| outputs identical | $IDENTICAL | | | | $([ "$OUTPUTS_OK" = 1 ] && echo ok || echo MISSED) |"
+        } >>"$RESULTS"
+    else
+        echo "join: rill build failed; the workload is not measured" >&2
         ALL_OK=0
     fi
 fi

@@ -11,7 +11,10 @@
 //!   baseline gen-window N PATH     the same, with out-of-order event time (for `window`)
 //!   baseline pattern IN OUT        bench/pattern.yaml's login → purchase within 10 min, per user
 //!   baseline gen-events N PATH     N user events, out of order (for `pattern`)
+//!   baseline join IN OUT           bench/join.yaml's orders joined with their shipments within 1 h
+//!   baseline gen-orders N PATH     N orders and shipments, out of order (for `join`)
 
+mod join;
 mod pattern;
 
 use serde::{Deserialize, Serialize};
@@ -289,9 +292,11 @@ fn main() -> ExitCode {
         Some("run") if args.len() == 4 => run(&args[2], &args[3]),
         Some("window") if args.len() == 4 => window(&args[2], &args[3]),
         Some("pattern") if args.len() == 4 => pattern::pattern(&args[2], &args[3]),
-        Some(cmd @ ("gen" | "gen-window" | "gen-events")) if args.len() == 4 => match args[2].parse() {
+        Some("join") if args.len() == 4 => join::join(&args[2], &args[3]),
+        Some(cmd @ ("gen" | "gen-window" | "gen-events" | "gen-orders")) if args.len() == 4 => match args[2].parse() {
             Ok(n) if cmd == "gen" => gen(n, &args[3]),
             Ok(n) if cmd == "gen-window" => gen_window(n, &args[3]),
+            Ok(n) if cmd == "gen-orders" => join::gen_orders(n, &args[3]),
             Ok(n) => pattern::gen_events(n, &args[3]),
             Err(e) => {
                 eprintln!("baseline: bad N {:?}: {e}", args[2]);
@@ -300,7 +305,7 @@ fn main() -> ExitCode {
         },
         _ => {
             eprintln!(
-                "usage: baseline run IN OUT | baseline window IN OUT | baseline pattern IN OUT | baseline gen N PATH | baseline gen-window N PATH | baseline gen-events N PATH"
+                "usage: baseline run IN OUT | baseline window IN OUT | baseline pattern IN OUT | baseline gen N PATH | baseline gen-window N PATH | baseline gen-events N PATH | baseline join IN OUT | baseline gen-orders N PATH"
             );
             return ExitCode::from(2);
         }
