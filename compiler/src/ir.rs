@@ -307,6 +307,10 @@ pub struct IrStreamJoin {
     pub join_type: String,
     /// The right side's record (the left's is the operator's input).
     pub right: Rc<RecordType>,
+    /// What the join holds of each side's records: with a `select`, only the fields it
+    /// reads (the input's record when that is all of them).
+    pub left_held: Rc<RecordType>,
+    pub right_held: Rc<RecordType>,
     /// Each side's key, of one type.
     pub left_key: TExpr,
     pub right_key: TExpr,
@@ -314,8 +318,8 @@ pub struct IrStreamJoin {
     /// Records of that side never paired come out alone (outer joins).
     pub outer_left: bool,
     pub outer_right: bool,
-    /// The joined record: the left side's record, the right's (each optional when the
-    /// other side is outer), then, in a window join, `window_start` and `window_end`.
+    /// The joined record: the left side's held record, the right's (each optional when
+    /// the other side is outer), then, in a window join, `window_start` and `window_end`.
     pub pair: Rc<RecordType>,
     /// The record of `<join>.late` when it is read and differs from `pair`: either side,
     /// both optional.

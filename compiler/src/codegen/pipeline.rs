@@ -464,10 +464,19 @@ fn join_flows(op: &IrOperator, j: &IrStreamJoin, ir: &Ir, exprs: &mut ExprGen) -
     let field = node_field(op);
     let emit = prefixed("emit_", &op.stem);
     let sides = [
-        ("left", &op.input, &j.left_key, "flow_", "key_", quote!(Sided::Left)),
+        (
+            "left",
+            &op.input,
+            &j.left_held,
+            &j.left_key,
+            "flow_",
+            "key_",
+            quote!(Sided::Left),
+        ),
         (
             "right",
             &j.right,
+            &j.right_held,
             &j.right_key,
             "right_flow_",
             "right_key_",
@@ -475,7 +484,8 @@ fn join_flows(op: &IrOperator, j: &IrStreamJoin, ir: &Ir, exprs: &mut ExprGen) -
         ),
     ];
     let mut flows = TokenStream::new();
-    for (i, (side, record, key, flow, key_fn, sided)) in sides.into_iter().enumerate() {
+    for (i, (side, record, held, key, flow, key_fn, sided)) in sides.into_iter().enumerate() {
+        let held = stream_joins::held(record, held);
         let input = type_ident(&record.rust_name);
         let key_fn = prefixed(key_fn, &op.stem);
         let (key, key_helper) = aggregation::key_arg_of(record, &key_fn, &component, std::slice::from_ref(key), exprs);
@@ -493,7 +503,7 @@ fn join_flows(op: &IrOperator, j: &IrStreamJoin, ir: &Ir, exprs: &mut ExprGen) -
             #[doc = #doc]
             #[inline]
             fn #flow(rec: &#input, t: i64, out: &mut Nodes) -> Result<(), RecordError> {
-                if let Admit::Late { watermark } = out.#field.process_owned(#key, #sided(rec.clone()), t)? {
+                if let Admit::Late { watermark } = out.#field.process_owned(#key, #sided(#held), t)? {
                     #late
                 }
                 if out.#field.has_emitted() {

@@ -13,12 +13,13 @@ use super::expr::ExprGen;
 use super::ident::{ident, prefixed, type_ident};
 use crate::ir::{IrJoinBounds, IrOperator, IrStreamJoin};
 use crate::spec::OnError;
+use crate::types::RecordType;
 
 /// The `JoinPair` type and, with `select:`, the `select_` function.
 pub fn items(op: &IrOperator, j: &IrStreamJoin, exprs: &mut ExprGen) -> TokenStream {
     let component = op.component();
     let join = type_ident(&j.join_type);
-    let (left, right) = (type_ident(&op.input.rust_name), type_ident(&j.right.rust_name));
+    let (left, right) = (type_ident(&j.left_held.rust_name), type_ident(&j.right_held.rust_name));
     let pair = type_ident(&j.pair.rust_name);
     let key_ty = key_type(std::slice::from_ref(&j.left_key));
     let side = |field: usize, value: TokenStream, optional: bool| {
@@ -80,6 +81,20 @@ pub fn items(op: &IrOperator, j: &IrStreamJoin, exprs: &mut ExprGen) -> TokenStr
 
         #select
     }
+}
+
+/// What the join holds of a record `rec` of a side's `input` type: a copy of it, or of
+/// the fields of `held` (those `select` reads).
+pub fn held(input: &RecordType, held: &RecordType) -> TokenStream {
+    if input.rust_name == held.rust_name {
+        return quote!(rec.clone());
+    }
+    let ty = type_ident(&held.rust_name);
+    let fields = held.fields.iter().map(|f| {
+        let name = ident(&f.ident);
+        quote!(#name: rec.#name.clone(),)
+    });
+    quote!(#ty { #(#fields)* })
 }
 
 /// The field type in the `Nodes` struct.

@@ -57,6 +57,29 @@ impl TExpr {
             _ => None,
         }
     }
+
+    /// Calls `f` with the names along every field path the expression reads.
+    pub fn for_each_field<'a>(&'a self, f: &mut impl FnMut(&'a [String])) {
+        match &self.kind {
+            TKind::Field(path) => f(&path.names),
+            TKind::Neg(a) | TKind::Not(a) => a.for_each_field(f),
+            TKind::Arith(_, a, b)
+            | TKind::Concat(a, b)
+            | TKind::Compare(_, a, b)
+            | TKind::Logic(_, a, b)
+            | TKind::Index(a, b) => {
+                a.for_each_field(f);
+                b.for_each_field(f);
+            }
+            TKind::If(a, b, c) => {
+                a.for_each_field(f);
+                b.for_each_field(f);
+                c.for_each_field(f);
+            }
+            TKind::Call(_, args) => args.iter().for_each(|a| a.for_each_field(f)),
+            TKind::Str(_) | TKind::I64(_) | TKind::U64(_) | TKind::F64(_) | TKind::Bool(_) => {}
+        }
+    }
 }
 
 /// Check `expr` against `record`. `locate` maps a span inside the expression

@@ -5,7 +5,7 @@
 use std::rc::Rc;
 
 use super::aggregation::{late_drop_ok, results_on_error_ok};
-use super::transforms::{expression, mapped_record};
+use super::transforms::{expression, mapped_fields, mapped_record};
 use super::windows;
 use super::Cx;
 use crate::diagnostics::SpecError;
@@ -102,44 +102,44 @@ pub fn stream_join(
     if !ok {
         return None;
     }
-    let side = |record: &Rc<RecordType>, optional: bool| {
-        let ty = Type::Record(record.clone());
-        if optional {
-            Type::Optional(Box::new(ty))
-        } else {
-            ty
+    // The joined record, first with the sides' whole records; with a `select`, again
+    // with only the fields it reads, which is all a join then holds of a record.
+    let outer = (outer_left, outer_right);
+    let whole = [(&left_name, left), (&right_name, right)];
+    let (pair, select, held) = match &spec.select {
+        None => (
+            pair_record(name, whole, outer, reserved, true, cx),
+            None,
+            [left.clone(), right.clone()],
+        ),
+        Some(entries) => {
+            let whole = pair_record(name, whole, outer, reserved, false, cx);
+            let (_, exprs) = mapped_fields("joins", name, "select", entries, &whole, cx)?;
+            let held = [(&left_name, left, "Left"), (&right_name, right, "Right")]
+                .map(|(side, record, suffix)| read_fields(name, side, record, &exprs, suffix, cx));
+            let sides = [(&left_name, &held[0]), (&right_name, &held[1])];
+            let pair = pair_record(name, sides, outer, reserved, true, cx);
+            let select = mapped_record("joins", name, "select", entries, &pair, cx)?;
+            (pair, Some(select), held)
         }
     };
-    let mut fields = vec![
-        Field::new(&left_name, side(left, outer_right), TsRepr::Millis),
-        Field::new(&right_name, side(right, outer_left), TsRepr::Millis),
-    ];
-    for bound in reserved {
-        fields.push(Field::new(*bound, Type::Timestamp, TsRepr::Millis));
-    }
-    let pair = Rc::new(RecordType::new(
-        cx.names.type_name("", name, "Pair"),
-        format!("pairs of `{name}`"),
-        fields,
-    ));
     let late = late_read.then(|| {
         Rc::new(RecordType::new(
             cx.names.type_name("", name, "Late"),
             format!("late records of `{name}`"),
             vec![
-                Field::new(&left_name, side(left, true), TsRepr::Millis),
-                Field::new(&right_name, side(right, true), TsRepr::Millis),
+                Field::new(&left_name, side_type(left, true), TsRepr::Millis),
+                Field::new(&right_name, side_type(right, true), TsRepr::Millis),
             ],
         ))
     });
-    let select = match &spec.select {
-        None => None,
-        Some(entries) => Some(mapped_record("joins", name, "select", entries, &pair, cx)?),
-    };
     let output = select.as_ref().map_or_else(|| pair.clone(), |(r, _)| r.clone());
+    let [left_held, right_held] = held;
     Some(IrStreamJoin {
         join_type: cx.names.type_name("", name, "Join"),
         right: right.clone(),
+        left_held,
+        right_held,
         left_key,
         right_key,
         bounds,
@@ -152,6 +152,78 @@ pub fn stream_join(
         on_error: spec.on_error.unwrap_or(OnError::DeadLetter),
         drop_late: spec.late == Some(LatePolicy::Drop),
     })
+}
+
+/// A side's record in the joined record: optional when the other side is outer.
+fn side_type(record: &Rc<RecordType>, optional: bool) -> Type {
+    let ty = Type::Record(record.clone());
+    if optional {
+        Type::Optional(Box::new(ty))
+    } else {
+        ty
+    }
+}
+
+/// The joined record: the left side's record (optional when the right side is outer),
+/// the right side's, then the `reserved` fields (a window join's bounds). Not `named`: a
+/// record only to check `select` against, never generated.
+fn pair_record(
+    name: &str,
+    sides: [(&String, &Rc<RecordType>); 2],
+    (outer_left, outer_right): (bool, bool),
+    reserved: &[&str],
+    named: bool,
+    cx: &mut Cx,
+) -> Rc<RecordType> {
+    let [(left_name, left), (right_name, right)] = sides;
+    let mut fields = vec![
+        Field::new(left_name, side_type(left, outer_right), TsRepr::Millis),
+        Field::new(right_name, side_type(right, outer_left), TsRepr::Millis),
+    ];
+    for bound in reserved {
+        fields.push(Field::new(*bound, Type::Timestamp, TsRepr::Millis));
+    }
+    let rust_name = match named {
+        true => cx.names.type_name("", name, "Pair"),
+        false => String::new(),
+    };
+    Rc::new(RecordType::new(rust_name, format!("pairs of `{name}`"), fields))
+}
+
+/// The fields of a side's `record` (named `side` in the joined record) that the
+/// `select` expressions read: the record itself when they read it whole (or all of it),
+/// else a record of those fields only, in their order.
+fn read_fields(
+    name: &str,
+    side: &str,
+    record: &Rc<RecordType>,
+    exprs: &[TExpr],
+    suffix: &str,
+    cx: &mut Cx,
+) -> Rc<RecordType> {
+    let mut read: Vec<&str> = Vec::new();
+    let mut whole = false;
+    for e in exprs {
+        e.for_each_field(&mut |path| match path {
+            [first] if first == side => whole = true,
+            [first, field, ..] if first == side => read.push(field),
+            _ => {}
+        });
+    }
+    let fields: Vec<Field> = record
+        .fields
+        .iter()
+        .filter(|f| read.contains(&f.name.as_str()))
+        .cloned()
+        .collect();
+    if whole || fields.len() == record.fields.len() {
+        return record.clone();
+    }
+    Rc::new(RecordType::new(
+        cx.names.type_name("", name, suffix),
+        format!("what `{name}` holds of {}", record.display),
+        fields,
+    ))
 }
 
 /// A side's key: a string, integer, bool or timestamp, not null.

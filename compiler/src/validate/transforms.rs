@@ -130,6 +130,24 @@ pub fn mapped_record(
     input: &RecordType,
     cx: &mut Cx,
 ) -> Option<(Rc<RecordType>, Vec<TExpr>)> {
+    let (fields, exprs) = mapped_fields(section, name, key, entries, input, cx)?;
+    let record = RecordType::new(
+        cx.names.type_name("", name, "Record"),
+        format!("output of `{name}`"),
+        fields,
+    );
+    Some((Rc::new(record), exprs))
+}
+
+/// The fields and expressions of [`mapped_record`], without naming a record.
+pub fn mapped_fields(
+    section: &str,
+    name: &str,
+    key: &str,
+    entries: &OrderedMap<ExprText>,
+    input: &RecordType,
+    cx: &mut Cx,
+) -> Option<(Vec<Field>, Vec<TExpr>)> {
     let mut ok = true;
     let mut fields = Vec::new();
     let mut exprs = Vec::new();
@@ -152,15 +170,7 @@ pub fn mapped_record(
         fields.push(Field::new(field.clone(), e.ty.clone(), ts_repr));
         exprs.push(e);
     }
-    if !ok {
-        return None;
-    }
-    let record = RecordType::new(
-        cx.names.type_name("", name, "Record"),
-        format!("output of `{name}`"),
-        fields,
-    );
-    Some((Rc::new(record), exprs))
+    ok.then_some((fields, exprs))
 }
 
 /// Parse and check one expression held at `path`.

@@ -10,23 +10,30 @@
 //!   can still come in time: until the watermark passes `t + to` (a left record), `t - from`
 //!   (a right one), or the end of its window. Then it is let go; a record of an outer
 //!   side that was never paired is emitted alone.
+//! - Records are let go in sweeps over every key: a window join's each time the
+//!   watermark reaches a window's end (so exactly then), an interval join's every eighth
+//!   of the interval's span of watermark progress (at least a second): a record may be
+//!   held that much longer than it must, which changes no pair (its partners would be
+//!   late). A sweep costs a pass over the keys; a timer per record cost more than the
+//!   join's own work.
 //! - Late: an interval join's record behind the watermark (records it would have joined
 //!   may be gone already); a window join's record whose every window has ended.
 //! - Times of results: a pair, the later of its two times (a window join: the window's
-//!   end − 1); a record alone, the latest time a partner could have had, or its own when
-//!   later. So a result is never behind the watermark that a downstream window saw.
+//!   end − 1); a record alone, the latest time a partner could have had, its own when
+//!   later, or the watermark before the sweep when that is later still. So a result is
+//!   never behind the watermark that a downstream window has seen.
 //! - Order: pairs as records arrive (each new record with the other side's records in
-//!   arrival order), records alone as the watermark lets them go, in order of the time
-//!   they were let go at, then arrival. Results depend only on the records, their order
-//!   and the watermarks.
-//! - A checkpoint holds every held record and the watermark.
+//!   arrival order), records alone as sweeps let them go, in order of the latest time a
+//!   partner could have had, then arrival. Results depend only on the records, their
+//!   order and the watermarks.
+//! - A checkpoint holds every held record, the watermark and the next sweep's.
 
 use crate::errors::EvalError;
 use crate::windows::{Admit, Assigned, Keyed, KeyedOperator, StateSize, Window};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::borrow::Borrow;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 
 /// What one join of two streams builds, generated per spec component. Its `Input` is
@@ -64,6 +71,9 @@ pub struct JoinShape {
     pub outer_right: bool,
 }
 
+/// An interval join sweeps at least this far apart (ms of watermark progress).
+const MIN_SWEEP_STEP: i64 = 1_000;
+
 /// A record held, with its time and arrival number.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Held<R> {
@@ -77,7 +87,7 @@ struct Held<R> {
     epoch: u64,
 }
 
-/// The records of one key (and one window, in a window join).
+/// The records of one key (and one window, in a window join), in arrival order.
 #[derive(Debug, Serialize, Deserialize)]
 struct Bucket<L, R> {
     lefts: Vec<Held<L>>,
@@ -93,36 +103,51 @@ impl<L, R> Default for Bucket<L, R> {
     }
 }
 
-impl<L, R> Bucket<L, R> {
-    fn is_empty(&self) -> bool {
-        self.lefts.is_empty() && self.rights.is_empty()
+/// One key's records: an interval join's in `records`, a window join's in one bucket
+/// per window (by its start; few enough to search in a line).
+#[derive(Debug, Serialize, Deserialize)]
+struct KeyState<L, R> {
+    records: Bucket<L, R>,
+    windows: Vec<(i64, Bucket<L, R>)>,
+}
+
+impl<L, R> Default for KeyState<L, R> {
+    fn default() -> Self {
+        KeyState {
+            records: Bucket::default(),
+            windows: Vec::new(),
+        }
     }
 }
 
-/// A key's buckets by window start (an interval join's one bucket is at [`NO_WINDOW`]).
-type Buckets<L, R> = BTreeMap<i64, Bucket<L, R>>;
+impl<L, R> KeyState<L, R> {
+    fn is_empty(&self) -> bool {
+        self.records.lefts.is_empty() && self.records.rights.is_empty() && self.windows.is_empty()
+    }
+}
 
-const NO_WINDOW: i64 = i64::MIN;
-
-/// What a checkpoint holds. `B` is a sorted view when saving, a `Vec` when restoring.
+/// What a checkpoint holds. `K` is a sorted view when saving, a `Vec` when restoring.
 #[derive(Serialize, Deserialize)]
-struct Saved<B, E> {
+struct Saved<K> {
     wm: i64,
     seq: u64,
-    keys: B,
-    expiries: E,
+    next_sweep: i64,
+    keys: K,
 }
+
+/// A record let go alone: `(latest time a partner could have had, arrival, its own
+/// time, the result)`.
+type Alone<O> = (i64, u64, i64, O);
 
 pub struct StreamJoin<J: JoinPair> {
     join: J,
     shape: JoinShape,
     wm: i64,
-    /// Numbers records in arrival order (and the buckets of a window join).
+    /// Numbers records in arrival order.
     seq: u64,
-    keys: HashMap<J::Key, Buckets<J::Left, J::Right>>,
-    /// When held records are let go: `(expiry, seq)` → key and window start. An
-    /// interval join has one entry per record (its `seq`), a window join one per bucket.
-    expiries: BTreeMap<(i64, u64), (J::Key, i64)>,
+    keys: HashMap<J::Key, KeyState<J::Left, J::Right>>,
+    /// The watermark at which the next sweep runs.
+    next_sweep: i64,
     /// Records held.
     held: usize,
     epoch: u64,
@@ -144,37 +169,10 @@ impl<J: JoinPair> StreamJoin<J> {
             wm: i64::MIN,
             seq: 0,
             keys: HashMap::new(),
-            expiries: BTreeMap::new(),
+            next_sweep: i64::MIN,
             held: 0,
             epoch: 0,
             out: VecDeque::new(),
-        }
-    }
-
-    fn next_seq(&mut self) -> u64 {
-        self.seq += 1;
-        self.seq
-    }
-
-    /// The buckets a record at `t` goes to, as `(start, window, expiry)`, none when it
-    /// is late. An interval join's record has one, which it leaves at `expiry`.
-    fn buckets_of(&self, left: bool, t: i64) -> Vec<(i64, Option<Window>, i64)> {
-        match self.shape.bounds {
-            JoinBounds::Interval { from, to } => {
-                if t < self.wm {
-                    return Vec::new();
-                }
-                let expiry = if left {
-                    t.saturating_add(to)
-                } else {
-                    t.saturating_sub(from)
-                };
-                vec![(NO_WINDOW, None, expiry)]
-            }
-            JoinBounds::Windows { size, slide, offset } => Assigned::new(t, size, slide, offset)
-                .filter(|(end, _)| *end > self.wm)
-                .map(|(end, start)| (start, Some(Window { start, end }), end - 1))
-                .collect(),
         }
     }
 
@@ -184,144 +182,214 @@ impl<J: JoinPair> StreamJoin<J> {
         J::Key: Borrow<Q>,
         Q: Hash + Eq + ?Sized + ToOwned<Owned = J::Key>,
     {
-        let left = matches!(rec, Sided::Left(_));
-        let buckets = self.buckets_of(left, t);
-        if buckets.is_empty() {
-            return Admit::Late { watermark: self.wm };
-        }
-        let seq = self.next_seq();
-        let interval = match self.shape.bounds {
-            JoinBounds::Interval { from, to } => Some((from, to)),
-            JoinBounds::Windows { .. } => None,
+        let windows = match self.shape.bounds {
+            JoinBounds::Interval { .. } if t < self.wm => return Admit::Late { watermark: self.wm },
+            JoinBounds::Interval { .. } => None,
+            JoinBounds::Windows { size, slide, offset } => {
+                let wm = self.wm;
+                let open = Assigned::new(t, size, slide, offset).filter(|(end, _)| *end > wm);
+                let open: Vec<Window> = open.map(|(end, start)| Window { start, end }).collect();
+                if open.is_empty() {
+                    return Admit::Late { watermark: self.wm };
+                }
+                Some(open)
+            }
+        };
+        self.seq += 1;
+        let state = match self.keys.get_mut(key) {
+            Some(state) => state,
+            None => self.keys.entry(key.to_owned()).or_default(),
+        };
+        let mut to = Sides {
+            join: &self.join,
+            out: &mut self.out,
+            interval: match self.shape.bounds {
+                JoinBounds::Interval { from, to } => Some((from, to)),
+                JoinBounds::Windows { .. } => None,
+            },
+            seq: self.seq,
+            epoch: self.epoch,
+        };
+        let Some(windows) = windows else {
+            to.put(&mut state.records, None, rec, t);
+            self.held += 1;
+            return Admit::Added;
         };
         let mut rec = Some(rec);
-        let count = buckets.len();
-        for (i, (start, window, expiry)) in buckets.into_iter().enumerate() {
-            // The last bucket takes the record, the others a copy.
+        let count = windows.len();
+        for (i, window) in windows.into_iter().enumerate() {
+            // The newest window takes the record, the others a copy.
             let this = if i + 1 == count { rec.take() } else { rec.clone() };
             let Some(this) = this else { break };
-            if !self.keys.contains_key(key) {
-                self.keys.insert(key.to_owned(), Buckets::new());
-            }
-            let Some(key_buckets) = self.keys.get_mut(key) else {
-                break;
+            let at = match state.windows.iter().position(|(start, _)| *start == window.start) {
+                Some(at) => at,
+                None => {
+                    state.windows.push((window.start, Bucket::default()));
+                    state.windows.len() - 1
+                }
             };
-            let bucket = key_buckets.entry(start).or_insert_with(|| {
-                if window.is_some() {
-                    self.expiries.insert((expiry, seq), (key.to_owned(), start));
-                }
-                Bucket::default()
-            });
-            let (join, out) = (&self.join, &mut self.out);
-            let stamp = |a: i64, b: i64| match window {
-                Some(w) => w.end - 1,
-                None => a.max(b),
-            };
-            let mut paired = false;
-            match &this {
-                Sided::Left(l) => {
-                    for r in &mut bucket.rights {
-                        if interval
-                            .is_none_or(|(from, to)| (t.saturating_add(from)..=t.saturating_add(to)).contains(&r.t))
-                        {
-                            out.push_back((join.pair(Some(l), Some(&r.rec), window), stamp(t, r.t)));
-                            r.paired = true;
-                            paired = true;
-                        }
-                    }
-                }
-                Sided::Right(r) => {
-                    for l in &mut bucket.lefts {
-                        if interval
-                            .is_none_or(|(from, to)| (l.t.saturating_add(from)..=l.t.saturating_add(to)).contains(&t))
-                        {
-                            out.push_back((join.pair(Some(&l.rec), Some(r), window), stamp(l.t, t)));
-                            l.paired = true;
-                            paired = true;
-                        }
-                    }
-                }
-            }
-            let epoch = self.epoch;
-            match this {
-                Sided::Left(rec) => bucket.lefts.push(Held {
-                    t,
-                    seq,
-                    paired,
-                    rec,
-                    epoch,
-                }),
-                Sided::Right(rec) => bucket.rights.push(Held {
-                    t,
-                    seq,
-                    paired,
-                    rec,
-                    epoch,
-                }),
-            }
+            to.put(&mut state.windows[at].1, Some(window), this, t);
             self.held += 1;
-            if window.is_none() {
-                self.expiries.insert((expiry, seq), (key.to_owned(), start));
-            }
         }
         Admit::Added
     }
 
-    /// Lets go of what expired at `expiry` (entry `seq`), emitting outer records never
-    /// paired.
-    fn let_go(&mut self, expiry: i64, seq: u64, key: J::Key, start: i64) {
-        let Some(key_buckets) = self.keys.get_mut(&key) else {
-            return;
-        };
-        let (lefts, rights) = match self.shape.bounds {
-            JoinBounds::Interval { .. } => {
-                let Some(bucket) = key_buckets.get_mut(&start) else {
-                    return;
-                };
-                let left = bucket
-                    .lefts
-                    .iter()
-                    .position(|h| h.seq == seq)
-                    .map(|i| bucket.lefts.remove(i));
-                let right = bucket
-                    .rights
-                    .iter()
-                    .position(|h| h.seq == seq)
-                    .map(|i| bucket.rights.remove(i));
-                if bucket.is_empty() {
-                    key_buckets.remove(&start);
+    /// Lets go of every record no partner can come for in time any more (see the
+    /// module's notes), emitting outer records never paired; `before`: the watermark
+    /// before this sweep's.
+    fn sweep(&mut self, before: i64) {
+        let wm = self.wm;
+        let JoinShape {
+            bounds,
+            outer_left,
+            outer_right,
+        } = self.shape;
+        let join = &self.join;
+        let mut alone: Vec<Alone<J::Output>> = Vec::new();
+        let mut let_go = 0;
+        self.keys.retain(|_, state| {
+            match bounds {
+                JoinBounds::Interval { from, to } => {
+                    let records = &mut state.records;
+                    records.lefts.retain(|l| {
+                        let until = l.t.saturating_add(to);
+                        if until >= wm {
+                            return true;
+                        }
+                        let_go += 1;
+                        if outer_left && !l.paired {
+                            alone.push((until, l.seq, l.t, join.pair(Some(&l.rec), None, None)));
+                        }
+                        false
+                    });
+                    records.rights.retain(|r| {
+                        let until = r.t.saturating_sub(from);
+                        if until >= wm {
+                            return true;
+                        }
+                        let_go += 1;
+                        if outer_right && !r.paired {
+                            alone.push((until, r.seq, r.t, join.pair(None, Some(&r.rec), None)));
+                        }
+                        false
+                    });
                 }
-                (Vec::from_iter(left), Vec::from_iter(right))
+                JoinBounds::Windows { size, .. } => state.windows.retain(|(start, bucket)| {
+                    let last = start.saturating_add(size) - 1;
+                    if last >= wm {
+                        return true;
+                    }
+                    // The whole window goes: its records alone in arrival order.
+                    let window = Some(Window {
+                        start: *start,
+                        end: last + 1,
+                    });
+                    let_go += bucket.lefts.len() + bucket.rights.len();
+                    for l in bucket.lefts.iter().filter(|h| outer_left && !h.paired) {
+                        alone.push((last, l.seq, last, join.pair(Some(&l.rec), None, window)));
+                    }
+                    for r in bucket.rights.iter().filter(|h| outer_right && !h.paired) {
+                        alone.push((last, r.seq, last, join.pair(None, Some(&r.rec), window)));
+                    }
+                    false
+                }),
             }
-            JoinBounds::Windows { .. } => match key_buckets.remove(&start) {
-                Some(bucket) => (bucket.lefts, bucket.rights),
-                None => (Vec::new(), Vec::new()),
-            },
+            !state.is_empty()
+        });
+        self.held -= let_go;
+        alone.sort_unstable_by_key(|(until, seq, _, _)| (*until, *seq));
+        self.out.extend(
+            alone
+                .into_iter()
+                .map(|(until, _, t, rec)| (rec, t.max(until).max(before))),
+        );
+        self.next_sweep = match bounds {
+            _ if wm == i64::MAX => i64::MAX,
+            JoinBounds::Interval { from, to } => wm.saturating_add((to.saturating_sub(from) / 8).max(MIN_SWEEP_STEP)),
+            // The next end of a window after the watermark.
+            JoinBounds::Windows { size, slide, offset } => Assigned::new(wm, size, slide, offset)
+                .next()
+                .map_or(i64::MAX, |(end, _)| end),
         };
-        if key_buckets.is_empty() {
-            self.keys.remove(&key);
-        }
-        self.held -= lefts.len() + rights.len();
-        let window = (start != NO_WINDOW).then(|| Window { start, end: expiry + 1 });
-        let mut alone: Vec<(u64, i64, J::Output)> = Vec::new();
-        if self.shape.outer_left {
-            for l in lefts.iter().filter(|h| !h.paired) {
-                alone.push((l.seq, l.t.max(expiry), self.join.pair(Some(&l.rec), None, window)));
-            }
-        }
-        if self.shape.outer_right {
-            for r in rights.iter().filter(|h| !h.paired) {
-                alone.push((r.seq, r.t.max(expiry), self.join.pair(None, Some(&r.rec), window)));
-            }
-        }
-        alone.sort_by_key(|(seq, _, _)| *seq);
-        self.out.extend(alone.into_iter().map(|(_, t, rec)| (rec, t)));
     }
 
     /// The epochs of the records held.
     fn epochs(&self) -> impl Iterator<Item = u64> + '_ {
-        let buckets = self.keys.values().flat_map(|b| b.values());
+        let buckets = self
+            .keys
+            .values()
+            .flat_map(|s| std::iter::once(&s.records).chain(s.windows.iter().map(|(_, b)| b)));
         buckets.flat_map(|b| b.lefts.iter().map(|h| h.epoch).chain(b.rights.iter().map(|h| h.epoch)))
+    }
+}
+
+/// What a record added to a bucket needs besides the bucket.
+struct Sides<'a, J: JoinPair> {
+    join: &'a J,
+    out: &'a mut VecDeque<(J::Output, i64)>,
+    /// `(from, to)` of an interval join.
+    interval: Option<(i64, i64)>,
+    seq: u64,
+    epoch: u64,
+}
+
+impl<J: JoinPair> Sides<'_, J> {
+    /// Adds a record to `bucket` (of `window`, in a window join), pairing it there with
+    /// the other side.
+    fn put(
+        &mut self,
+        bucket: &mut Bucket<J::Left, J::Right>,
+        window: Option<Window>,
+        rec: Sided<J::Left, J::Right>,
+        t: i64,
+    ) {
+        let interval = self.interval;
+        // Whether a left record at `l` and a right one at `r` pair, and the pair's time.
+        let pairs =
+            |l: i64, r: i64| interval.is_none_or(|(from, to)| l.saturating_add(from) <= r && r <= l.saturating_add(to));
+        let stamp = |l: i64, r: i64| window.map_or(l.max(r), |w| w.end - 1);
+        let (join, out, seq, epoch) = (self.join, &mut *self.out, self.seq, self.epoch);
+        let mut paired = false;
+        match rec {
+            Sided::Left(rec) => {
+                for r in bucket.rights.iter_mut().filter(|r| pairs(t, r.t)) {
+                    out.push_back((join.pair(Some(&rec), Some(&r.rec), window), stamp(t, r.t)));
+                    r.paired = true;
+                    paired = true;
+                }
+                reserve_one(&mut bucket.lefts);
+                bucket.lefts.push(Held {
+                    t,
+                    seq,
+                    paired,
+                    rec,
+                    epoch,
+                });
+            }
+            Sided::Right(rec) => {
+                for l in bucket.lefts.iter_mut().filter(|l| pairs(l.t, t)) {
+                    out.push_back((join.pair(Some(&l.rec), Some(&rec), window), stamp(l.t, t)));
+                    l.paired = true;
+                    paired = true;
+                }
+                reserve_one(&mut bucket.rights);
+                bucket.rights.push(Held {
+                    t,
+                    seq,
+                    paired,
+                    rec,
+                    epoch,
+                });
+            }
+        }
+    }
+}
+
+/// Room for one more record: exactly one in an empty list (most keys hold one or two
+/// records, and a first push would make room for four), doubling after.
+fn reserve_one<T>(list: &mut Vec<T>) {
+    if list.capacity() == 0 {
+        list.reserve_exact(1);
     }
 }
 
@@ -355,17 +423,14 @@ where
     }
 
     fn on_watermark(&mut self, wm: i64) -> bool {
-        let before = self.out.len();
+        let before = self.wm;
         self.wm = self.wm.max(wm);
-        while let Some(entry) = self.expiries.first_entry() {
-            let (expiry, seq) = *entry.key();
-            if expiry >= self.wm {
-                break;
-            }
-            let (key, start) = entry.remove();
-            self.let_go(expiry, seq, key, start);
+        if self.wm < self.next_sweep {
+            return false;
         }
-        self.out.len() > before
+        let emitted = self.out.len();
+        self.sweep(before);
+        self.out.len() > emitted
     }
 
     fn late_reason(&self) -> &'static str {
@@ -376,7 +441,7 @@ where
     }
 
     fn next_due(&self) -> Option<i64> {
-        self.expiries.keys().next().map(|(expiry, _)| expiry.saturating_add(1))
+        (self.held > 0).then_some(self.next_sweep)
     }
 
     fn emitted(&mut self) -> &mut VecDeque<(J::Output, i64)> {
@@ -385,10 +450,10 @@ where
 
     fn state_size(&self) -> StateSize {
         let per_record = std::mem::size_of::<Held<J::Left>>().max(std::mem::size_of::<Held<J::Right>>());
+        let per_key = std::mem::size_of::<(J::Key, KeyState<J::Left, J::Right>)>();
         StateSize {
             entries: self.held,
-            bytes: self.held * per_record
-                + self.keys.len() * std::mem::size_of::<(J::Key, Buckets<J::Left, J::Right>)>(),
+            bytes: self.held * per_record + self.keys.len() * per_key,
         }
     }
 
@@ -408,8 +473,8 @@ where
         let saved = Saved {
             wm: self.wm,
             seq: self.seq,
+            next_sweep: self.next_sweep,
             keys,
-            expiries: &self.expiries,
         };
         let bytes = postcard::to_allocvec(&saved).map_err(|e| e.to_string())?;
         out.extend_from_slice(&bytes);
@@ -419,7 +484,7 @@ where
     /// The restored records hold the current epoch: what they held before is in the
     /// checkpoint, which confirms its sources' positions by itself.
     fn restore_state(&mut self, saved: &[u8]) -> Result<(), String> {
-        type Restored<K, L, R> = Saved<Vec<(K, Buckets<L, R>)>, BTreeMap<(i64, u64), (K, i64)>>;
+        type Restored<K, L, R> = Saved<Vec<(K, KeyState<L, R>)>>;
         let saved: Restored<J::Key, J::Left, J::Right> = match postcard::take_from_bytes(saved) {
             Ok((state, [])) => state,
             Ok((_, rest)) => return Err(format!("{} bytes left over after the state", rest.len())),
@@ -428,8 +493,9 @@ where
         let epoch = self.epoch;
         self.keys.clear();
         self.held = 0;
-        for (key, mut buckets) in saved.keys {
-            for bucket in buckets.values_mut() {
+        for (key, mut state) in saved.keys {
+            let buckets = std::iter::once(&mut state.records).chain(state.windows.iter_mut().map(|(_, b)| b));
+            for bucket in buckets {
                 for h in &mut bucket.lefts {
                     h.epoch = epoch;
                 }
@@ -438,11 +504,11 @@ where
                 }
                 self.held += bucket.lefts.len() + bucket.rights.len();
             }
-            self.keys.insert(key, buckets);
+            self.keys.insert(key, state);
         }
-        self.expiries = saved.expiries;
         self.wm = saved.wm;
         self.seq = saved.seq;
+        self.next_sweep = saved.next_sweep;
         self.out.clear();
         Ok(())
     }
@@ -525,20 +591,34 @@ mod tests {
     }
 
     #[test]
-    fn records_are_let_go_once_no_partner_can_come_in_time() {
+    fn records_are_let_go_in_sweeps_once_no_partner_can_come_in_time() {
         let mut op = join(interval(-5, 10), false, false);
         left(&mut op, "k", "l", 100);
         right(&mut op, "k", "r", 200);
         // The left record waits for rights up to 110, the right for lefts from 205.
-        assert_eq!(op.next_due(), Some(111));
         assert!(!op.on_watermark(110));
+        assert_eq!(op.entries(), 2, "both may still pair");
+        // Sweeps are a second of watermark apart (the interval's span is shorter).
+        assert_eq!(op.next_due(), Some(1_110));
+        op.on_watermark(1_109);
         assert_eq!(op.entries(), 2);
-        op.on_watermark(111);
-        assert_eq!(op.entries(), 1);
-        op.on_watermark(206);
+        op.on_watermark(1_110);
         assert_eq!(op.entries(), 0);
-        assert!(op.keys.is_empty() && op.expiries.is_empty());
-        assert_eq!(left(&mut op, "k", "late", 205), Admit::Late { watermark: 206 });
+        assert!(op.keys.is_empty());
+        assert_eq!(op.next_due(), None, "nothing held");
+        assert_eq!(left(&mut op, "k", "late", 1_109), Admit::Late { watermark: 1_110 });
+    }
+
+    #[test]
+    fn a_record_let_go_after_its_time_carries_the_watermark_before_the_sweep() {
+        let mut op = join(interval(0, 10), true, false);
+        op.on_watermark(0);
+        left(&mut op, "k", "alone", 100);
+        // Let go at the sweep at 1000, after the watermark was 500: a window
+        // downstream saw 500, so the result carries 500, not 110.
+        op.on_watermark(500);
+        assert!(op.on_watermark(1_000));
+        assert_eq!(drain(&mut op), vec![(Some("alone"), None, 500)]);
     }
 
     #[test]
