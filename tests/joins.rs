@@ -2,7 +2,8 @@
 //! readings and a generated device file, against a nested-loop join written here (for
 //! each reading, the last row of the file with its key); and `tests/pipelines/
 //! join_missing.yaml` for records the file lacks (dropped, or dead letters with their
-//! reason) and for a file changed while the pipeline runs.
+//! reason) and for a file changed while the pipeline runs; `tests/pipelines/
+//! join_table.yaml` for a lookup of a table's current rows (a stream–table join).
 
 mod support;
 
@@ -208,5 +209,79 @@ fn joined_records_that_reach_a_full_disk_are_counted_as_lost_and_fail_the_run() 
         support::counter(&c, "sinks.enriched", "dropped"),
         300,
         "every record said lost"
+    );
+}
+
+/// A stream–table join: each order gets its item's row of the table as it is when the
+/// order comes (the latest price before it in the input, and how many prices came),
+/// against a model that replays the input in order.
+#[test]
+fn orders_get_the_tables_row_as_it_is_when_they_come() {
+    let dir = support::workdir("joins-table");
+    let mut rng = Rng(17);
+    let mut text = String::new();
+    // item → (latest price, updates), as the table holds it after each record.
+    let mut table: std::collections::HashMap<String, (f64, u64)> = std::collections::HashMap::new();
+    let (mut priced, mut checked, mut missing) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..4_000 {
+        let item = format!("i{}", rng.below(60));
+        if rng.below(3) == 0 {
+            let price = rng.below(10_000) as f64 / 100.0;
+            text.push_str(&format!(
+                "{}\n",
+                json!({ "kind": "price", "item": item, "price": price })
+            ));
+            let row = table.entry(item).or_insert((0.0, 0));
+            *row = (price, row.1 + 1);
+        } else {
+            let qty = i % 7;
+            text.push_str(&format!("{}\n", json!({ "kind": "order", "item": item, "qty": qty })));
+            let row = table.get(&item);
+            priced.push(json!({
+                "item": item,
+                "qty": qty,
+                "price": row.map(|r| r.0),
+                "updates": row.map(|r| r.1),
+            }));
+            match row {
+                Some(r) => checked.push(json!({ "item": item, "price": r.0 })),
+                None => missing.push(item),
+            }
+        }
+    }
+    fs::write(dir.join("events.jsonl"), text).unwrap();
+    // Read only by the lookups, the table is read all the same: no warning.
+    let check = support::rill()
+        .args(["check", "tests/pipelines/join_table.yaml"])
+        .current_dir(support::repo())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&check.stderr);
+    assert!(check.status.success() && !said.contains("not used"), "{said}");
+    let out = Command::new(build("tests/pipelines/join_table.yaml"))
+        .env("EVENTS_PATH", dir.join("events.jsonl"))
+        .env("OUT", &dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(read(&dir.join("priced.jsonl")), priced);
+    assert_eq!(read(&dir.join("checked.jsonl")), checked);
+    let dead = read(&dir.join("dead.jsonl"));
+    let dead_items: Vec<String> = dead
+        .iter()
+        .map(|d| {
+            assert_eq!(d["component"], "joins.checked");
+            assert_eq!(d["reason"], "refused: the table has no row of this key");
+            let record: Value = serde_json::from_str(d["record"].as_str().unwrap_or("")).unwrap_or_default();
+            record["item"].as_str().unwrap_or("").to_string()
+        })
+        .collect();
+    assert_eq!(dead_items, missing);
+    assert!(!missing.is_empty() && priced.iter().any(|p| !p["price"].is_null()));
+    let c = support::counters(&out.stderr);
+    assert_eq!(support::counter(&c, "joins.priced", "sent"), priced.len() as u64);
+    assert_eq!(
+        support::counter(&c, "joins.checked", "dead_lettered"),
+        missing.len() as u64
     );
 }

@@ -277,27 +277,48 @@ pub struct IrStep {
     pub strict: bool,
 }
 
-/// A stream enriched from reference data read from a file.
+/// A stream enriched from reference data: a file's rows, or a table's current rows.
 #[derive(Debug, Clone)]
 pub struct IrJoin {
     /// The stream's side of the key (a string, integer or bool).
     pub key: TExpr,
-    /// The reference data's record, and the field that is its key.
+    /// The reference data's record.
     pub reference: Rc<RecordType>,
-    pub reference_key: String,
-    /// The setting that holds the file's path, and how it is written.
-    pub path_key: String,
-    pub format: IrFormat,
-    /// ms between looks for a change of the file; `None`: never.
-    pub reload: Option<u64>,
+    pub source: IrLookup,
     pub missing: IrMissing,
     /// The stream's fields and, last, the reference record (optional with
     /// `missing: null`).
     pub joined: Rc<RecordType>,
-    /// The output record and one expression over `joined` per field; `None`: the
-    /// output is `joined` itself.
+    /// The output record and one expression over `joined` per field; `None`: the output
+    /// is `joined` itself.
     pub select: Option<(Rc<RecordType>, Vec<TExpr>)>,
     pub output: Rc<RecordType>,
+}
+
+/// Where a lookup's rows come from.
+#[derive(Debug, Clone)]
+pub enum IrLookup {
+    File {
+        /// The field of the rows that is their key.
+        reference_key: String,
+        /// The setting that holds the file's path, and how it is written.
+        path_key: String,
+        format: IrFormat,
+        /// ms between looks for a change of the file; `None`: never.
+        reload: Option<u64>,
+    },
+    /// A table of the pipeline (its stem): its current row of the key.
+    Table { stem: String },
+}
+
+impl IrJoin {
+    /// The format of a lookup file's rows; `None` for a table.
+    pub fn file_format(&self) -> Option<IrFormat> {
+        match &self.source {
+            IrLookup::File { format, .. } => Some(*format),
+            IrLookup::Table { .. } => None,
+        }
+    }
 }
 
 /// Two streams joined by key within an interval or a window.

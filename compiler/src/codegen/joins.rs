@@ -1,6 +1,6 @@
 //! Joins: the `flow_` function that looks a record's key up in the reference data and
 //! builds the joined record (then `select_`'s output), and the runtime `LookupFile`
-//! that holds the reference data.
+//! that holds a file's reference data (a table's rows are the table's own state).
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -8,16 +8,16 @@ use quote::quote;
 use super::expr::ExprGen;
 use super::ident::{ident, prefixed, type_ident};
 use super::records::rust_type;
-use crate::ir::{IrFormat, IrJoin, IrMissing, IrOperator};
+use crate::ir::{IrFormat, IrJoin, IrLookup, IrMissing, IrOperator};
 
 /// The `Nodes` field holding the reference data.
 pub fn node_field(op: &IrOperator) -> proc_macro2::Ident {
     prefixed("lookup_", &op.stem)
 }
 
-fn decoder(j: &IrJoin) -> (TokenStream, TokenStream) {
+fn decoder(j: &IrJoin, format: IrFormat) -> (TokenStream, TokenStream) {
     let reference = type_ident(&j.reference.rust_name);
-    match j.format {
+    match format {
         IrFormat::Csv { delimiter, .. } => (
             quote!(CsvDecoder<#reference>),
             quote!(|| CsvDecoder::<#reference>::new(#delimiter)),
@@ -26,25 +26,34 @@ fn decoder(j: &IrJoin) -> (TokenStream, TokenStream) {
     }
 }
 
-/// The field's type in `Nodes`.
-pub fn node_type(j: &IrJoin) -> TokenStream {
+/// The field's type in `Nodes`, for a lookup file.
+pub fn node_type(j: &IrJoin) -> Option<TokenStream> {
+    let format = j.file_format()?;
     let key = rust_type(&j.key.ty);
-    let (decoder, _) = decoder(j);
-    quote!(LookupFile<#key, #decoder>)
+    let (decoder, _) = decoder(j, format);
+    Some(quote!(LookupFile<#key, #decoder>))
 }
 
-/// `LookupFile::open(..)`: the file read at start.
-pub fn construct(op: &IrOperator, j: &IrJoin) -> TokenStream {
+/// `LookupFile::open(..)`: a lookup file, read at start.
+pub fn construct(op: &IrOperator, j: &IrJoin) -> Option<TokenStream> {
+    let IrLookup::File {
+        reference_key,
+        path_key,
+        format,
+        reload,
+    } = &j.source
+    else {
+        return None;
+    };
     let component = op.component();
-    let path_key = &j.path_key;
     let reference = type_ident(&j.reference.rust_name);
-    let key_field = ident(&j.reference_key);
-    let (_, make) = decoder(j);
-    let reload = match j.reload {
+    let key_field = ident(reference_key);
+    let (_, make) = decoder(j, *format);
+    let reload = match reload {
         Some(ms) => quote!(Some(#ms)),
         None => quote!(None),
     };
-    quote! {
+    Some(quote! {
         LookupFile::open(
             #component,
             &ctx.settings.non_empty(#path_key)?,
@@ -52,7 +61,7 @@ pub fn construct(op: &IrOperator, j: &IrJoin) -> TokenStream {
             |row: &#reference| row.#key_field.clone(),
             #reload,
         )?
-    }
+    })
 }
 
 /// `flow_<join>`: looks the key up, builds the joined record, selects, hands on.
@@ -70,17 +79,28 @@ pub fn join_fns(op: &IrOperator, j: &IrJoin, tally: usize, calls: TokenStream, e
         quote!(#name: rec.#name.clone(),)
     });
     let reference = ident(&reference_field[0].ident);
+    // The row, copied out of the file's map or made from the table's state.
+    let (row, lacking) = match &j.source {
+        IrLookup::File { .. } => (
+            quote!(out.#field.get(key).cloned()),
+            "no row of the lookup file has this key",
+        ),
+        IrLookup::Table { stem } => {
+            let table = prefixed("table_", stem);
+            (quote!(out.#table.current(key)), "the table has no row of this key")
+        }
+    };
     let found = match j.missing {
-        IrMissing::Null => quote!(let found = out.#field.get(key).cloned();),
+        IrMissing::Null => quote!(let found = #row;),
         IrMissing::Drop => quote! {
-            let Some(found) = out.#field.get(key).cloned() else {
+            let Some(found) = #row else {
                 out.tallies[#tally].filtered += 1;
                 return Ok(());
             };
         },
         IrMissing::DeadLetter => quote! {
-            let Some(found) = out.#field.get(key).cloned() else {
-                let reason = "no row of the lookup file has this key".to_string();
+            let Some(found) = #row else {
+                let reason = #lacking.to_string();
                 return Err(RecordError::new(#component, EvalError::Refused { reason }));
             };
         },

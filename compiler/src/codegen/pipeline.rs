@@ -109,7 +109,7 @@ fn format_impls(ir: &Ir) -> Vec<TokenStream> {
         .iter()
         .map(|s| (s.format, &*s.record))
         .chain(ir.operators.iter().filter_map(|o| match &o.kind {
-            IrOperatorKind::Join(j) => Some((j.format, &*j.reference)),
+            IrOperatorKind::Join(j) => j.file_format().map(|format| (format, &*j.reference)),
             _ => None,
         }))
         .collect();
@@ -213,7 +213,7 @@ fn transforms(ir: &Ir) -> impl Iterator<Item = &IrOperator> {
         .filter(|o| matches!(o.kind, IrOperatorKind::Transform(_) | IrOperatorKind::Join(_)))
 }
 
-/// Joins, with the reference data each holds.
+/// Lookup joins, with the reference data each reads.
 fn joins(ir: &Ir) -> impl Iterator<Item = (&IrOperator, &IrJoin)> {
     ir.operators.iter().filter_map(|o| match &o.kind {
         IrOperatorKind::Join(j) => Some((o, j)),
@@ -626,10 +626,10 @@ fn nodes_struct(ir: &Ir) -> TokenStream {
         };
         quote!(#name: #ty,)
     });
-    let lookup_fields = joins(ir).map(|(op, j)| {
+    let lookup_fields = joins(ir).filter_map(|(op, j)| {
         let name = joins::node_field(op);
-        let ty = joins::node_type(j);
-        quote!(#name: #ty,)
+        let ty = joins::node_type(j)?;
+        Some(quote!(#name: #ty,))
     });
     let flushes = ir
         .sinks
@@ -817,10 +817,10 @@ fn job(ir: &Ir) -> TokenStream {
         };
         quote!(#name: #init,)
     });
-    let lookup_inits = joins(ir).map(|(op, j)| {
+    let lookup_inits = joins(ir).filter_map(|(op, j)| {
         let name = joins::node_field(op);
-        let init = joins::construct(op, j);
-        quote!(#name: #init,)
+        let init = joins::construct(op, j)?;
+        Some(quote!(#name: #init,))
     });
     let time_modes = ir.sources.iter().map(|s| match &s.time {
         IrTime::Processing => quote!(TimeMode::Processing),

@@ -75,12 +75,16 @@ pub struct IntervalSpec {
     pub to: String,
 }
 
-/// Reference data from a file.
+/// Reference data from a file, or a table of the pipeline.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-#[serde(expecting = "a mapping like `{ file: devices.csv, format: csv, schema: device, key: id, as: device }`")]
+#[serde(
+    expecting = "a mapping like `{ file: devices.csv, format: csv, schema: device, key: id, as: device }` or `{ table: per_device, as: stats }`"
+)]
 pub struct LookupSpec {
     pub file: Option<Setting>,
+    /// A table of the same pipeline: its current row of the key.
+    pub table: Option<String>,
     pub format: Option<super::FormatName>,
     pub schema: Option<String>,
     /// The reference record's side of the key: one of its fields.

@@ -86,7 +86,7 @@ pub enum OperatorSpec {
     Window(WindowSpec),
     Table(TableSpec),
     Pattern(PatternSpec),
-    Join(JoinSpec),
+    Join(Box<JoinSpec>),
 }
 
 impl OperatorSpec {

@@ -25,6 +25,9 @@ pub struct Graph {
     pub operator_inputs: Vec<Vec<Upstream>>,
     /// A join of two streams' right side's inputs; empty for every other operator.
     pub right_inputs: Vec<Vec<Upstream>>,
+    /// The table a lookup join reads its rows from (index into `Spec::operators`): not
+    /// an input (no records flow from it), but it is checked first and counts as read.
+    pub lookup_tables: Vec<Option<usize>>,
     pub sink_inputs: Vec<Vec<Upstream>>,
     /// Operator spec indices, each after all operators it reads from.
     /// Operators on a cycle are left out.
@@ -99,14 +102,59 @@ pub fn resolve(spec: &Spec, cx: &mut Cx) -> Graph {
             )
         })
         .collect();
+    let lookup_tables = spec
+        .operators
+        .iter()
+        .map(|o| lookup_table(spec, &names, &o.name, &o.spec, cx))
+        .collect();
     let mut graph = Graph {
         operator_inputs,
         right_inputs,
+        lookup_tables,
         sink_inputs,
         order: Vec::new(),
     };
     graph.order = order(spec, &graph, cx);
     graph
+}
+
+/// The table named by a lookup join's `lookup.table`, reported when there is none.
+fn lookup_table(spec: &Spec, names: &Directory, name: &str, op: &OperatorSpec, cx: &mut Cx) -> Option<usize> {
+    let OperatorSpec::Join(j) = op else { return None };
+    let table = j.lookup.as_ref()?.table.as_ref()?;
+    let at = cx.value(&["joins", name, "lookup", "table"]);
+    match names.operators.get(table.as_str()) {
+        Some(&i) if matches!(spec.operators[i].spec, OperatorSpec::Table(_)) => return Some(i),
+        Some(&i) => {
+            let kind = spec.operators[i].spec.kind();
+            cx.error(SpecError::invalid_value(
+                "table",
+                format!("`{table}` is a {kind}, not a table"),
+                &at,
+                Some("a lookup reads the current rows of a table (`tables:`)".into()),
+            ));
+        }
+        None if names.defines("tables", table) => {} // unreadable: reported where it is
+        None => {
+            let tables: Vec<&str> = spec
+                .operators
+                .iter()
+                .filter(|o| matches!(o.spec, OperatorSpec::Table(_)))
+                .map(|o| o.name.as_str())
+                .collect();
+            let help = match tables.as_slice() {
+                [] => "define it under `tables:`".to_string(),
+                some => format!("the tables: {}", some.join(", ")),
+            };
+            cx.error(SpecError::invalid_value(
+                "table",
+                format!("no table `{table}`"),
+                &at,
+                Some(help),
+            ));
+        }
+    }
+    None
 }
 
 /// Every name an `input:` can refer to, looked up in constant time (a spec may have
@@ -256,7 +304,8 @@ fn order(spec: &Spec, graph: &Graph, cx: &mut Cx) -> Vec<usize> {
         marks[t] = Mark::Active;
         stack.push(t);
         let mut ok = true;
-        for up in graph.inputs_of(t) {
+        let table = graph.lookup_tables[t].map(Upstream::Operator);
+        for up in graph.inputs_of(t).chain(table.as_ref()) {
             let (Upstream::Operator(u) | Upstream::Late(u)) = *up else {
                 continue;
             };
@@ -298,8 +347,9 @@ pub fn warn_unused(spec: &Spec, graph: &Graph, cx: &mut Cx) {
     }
     let mut read_sources = vec![false; spec.sources.len()];
     let mut read_operators = vec![false; spec.operators.len()];
-    for up in graph.all_inputs() {
-        match *up {
+    let tables = graph.lookup_tables.iter().flatten().map(|&t| Upstream::Operator(t));
+    for up in graph.all_inputs().copied().chain(tables) {
+        match up {
             Upstream::Source(i) => read_sources[i] = true,
             Upstream::Operator(i) => read_operators[i] = true,
             _ => {}

@@ -9,7 +9,7 @@ use super::transforms::{expression, mapped_record};
 use super::Cx;
 use crate::diagnostics::SpecError;
 use crate::expr::TExpr;
-use crate::ir::{IrFormat, IrJoin, IrMissing};
+use crate::ir::{IrFormat, IrJoin, IrLookup, IrMissing, IrOperator};
 use crate::spec::joins::{JoinSpec, LookupSpec, Missing};
 use crate::spec::{FormatName, Spec};
 use crate::types::{Field, RecordType, TsRepr, Type};
@@ -23,6 +23,7 @@ pub fn join(
     input: &Rc<RecordType>,
     all: &Spec,
     schemas: &Schemas,
+    table: Option<&IrOperator>,
     cx: &mut Cx,
 ) -> Option<IrJoin> {
     let streams_only = [
@@ -57,6 +58,63 @@ pub fn join(
         ));
         return None;
     };
+    let key = stream_key(name, spec, input, cx);
+    let found = match (&lookup.file, &lookup.table) {
+        (_, None) => file_lookup(name, spec, lookup, key.as_ref(), all, schemas, cx),
+        (None, Some(_)) => table_lookup(name, spec, lookup, key.as_ref(), table, cx),
+        (Some(_), Some(_)) => {
+            let at = cx.key(&["joins", name, "lookup", "table"]);
+            cx.error(SpecError::invalid_value(
+                "table",
+                "a lookup reads a file or a table, not both",
+                &at,
+                Some("remove `file:` or `table:`".into()),
+            ));
+            None
+        }
+    };
+    let missing = match spec.missing.unwrap_or(Missing::Null) {
+        Missing::Null => IrMissing::Null,
+        Missing::Drop => IrMissing::Drop,
+        Missing::DeadLetter => IrMissing::DeadLetter,
+    };
+    let ((reference, source), key) = (found?, key?);
+    if !ok {
+        return None;
+    }
+    let as_name = lookup
+        .name
+        .clone()
+        .or_else(|| lookup.table.clone())
+        .unwrap_or_else(|| lookup.schema.clone().unwrap_or_default());
+    let joined = joined_record(name, lookup, &as_name, input, &reference, missing, cx)?;
+    let select = match &spec.select {
+        None => None,
+        Some(entries) => Some(mapped_record("joins", name, "select", entries, &joined, cx)?),
+    };
+    let output = select.as_ref().map_or_else(|| joined.clone(), |(r, _)| r.clone());
+    Some(IrJoin {
+        key,
+        reference,
+        source,
+        missing,
+        joined,
+        select,
+        output,
+    })
+}
+
+/// A lookup file: its rows' schema, format, path, key field (of the stream key's type)
+/// and reload period.
+fn file_lookup(
+    name: &str,
+    spec: &JoinSpec,
+    lookup: &LookupSpec,
+    key: Option<&TExpr>,
+    all: &Spec,
+    schemas: &Schemas,
+    cx: &mut Cx,
+) -> Option<(Rc<RecordType>, IrLookup)> {
     let path = |field: &'static str| ["joins", name, "lookup", field];
     let reference = reference_record(name, lookup, all, schemas, cx);
     let format = match lookup.format.unwrap_or(FormatName::Json) {
@@ -106,42 +164,91 @@ pub fn join(
             .duration(&path("reload"), text, true)
             .map(|ms| Some(ms.unsigned_abs())),
     };
-    let key = stream_key(name, spec, input, cx);
     let reference_key = match &reference {
-        Some(r) => reference_key(name, lookup, r, key.as_ref(), spec, cx),
+        Some(r) => reference_key(name, lookup, r, key, spec, cx),
         None => None,
     };
-    let missing = match spec.missing.unwrap_or(Missing::Null) {
-        Missing::Null => IrMissing::Null,
-        Missing::Drop => IrMissing::Drop,
-        Missing::DeadLetter => IrMissing::DeadLetter,
-    };
-    let (reference, key, reference_key, format, path_key, reload) =
-        (reference?, key?, reference_key?, format?, path_key?, reload?);
-    if !ok {
-        return None;
-    }
-    let as_name = lookup
-        .name
-        .clone()
-        .unwrap_or_else(|| lookup.schema.clone().unwrap_or_default());
-    let joined = joined_record(name, lookup, &as_name, input, &reference, missing, cx)?;
-    let select = match &spec.select {
-        None => None,
-        Some(entries) => Some(mapped_record("joins", name, "select", entries, &joined, cx)?),
-    };
-    let output = select.as_ref().map_or_else(|| joined.clone(), |(r, _)| r.clone());
-    Some(IrJoin {
-        key,
-        reference,
+    let (reference, reference_key, format, path_key, reload) =
+        (reference?, reference_key?, format?, path_key?, reload?);
+    let source = IrLookup::File {
         reference_key,
         path_key,
         format,
         reload,
-        missing,
-        joined,
-        select,
-        output,
+    };
+    Some((reference, source))
+}
+
+/// A table of the pipeline: one key, of the stream key's type; its output record is the
+/// row. The file's options do not apply.
+fn table_lookup(
+    name: &str,
+    spec: &JoinSpec,
+    lookup: &LookupSpec,
+    key: Option<&TExpr>,
+    table: Option<&IrOperator>,
+    cx: &mut Cx,
+) -> Option<(Rc<RecordType>, IrLookup)> {
+    let mut ok = true;
+    let file_only = [
+        ("format", lookup.format.is_some()),
+        ("schema", lookup.schema.is_some()),
+        ("key", lookup.key.is_some()),
+        ("reload", lookup.reload.is_some()),
+    ];
+    for (option, _) in file_only.iter().filter(|(_, given)| *given) {
+        let at = cx.key(&["joins", name, "lookup", option]);
+        cx.error(SpecError::invalid_value(
+            *option,
+            "a table's rows have its output record, keyed by its key",
+            &at,
+            Some(format!("remove `{option}:`: only a lookup file takes it")),
+        ));
+        ok = false;
+    }
+    // Not found or not a table: reported by the graph; a table with errors: by its checks.
+    let table = table?;
+    let aggregation = table.aggregation()?;
+    let at = cx.value(&["joins", name, "lookup", "table"]);
+    let [table_key] = aggregation.key.as_slice() else {
+        cx.error(SpecError::invalid_value(
+            "table",
+            format!(
+                "table `{}` has {} key fields; a lookup finds a row by one",
+                table.name,
+                aggregation.key.len()
+            ),
+            &at,
+            Some("look up a table with one key, e.g. `key: device_id`".into()),
+        ));
+        return None;
+    };
+    let key = key?;
+    if table_key.ty != key.ty {
+        let stream_at = cx.value(&["joins", name, "key"]);
+        cx.error(SpecError::type_mismatch(
+            format!("the key of table `{}` is {}, the stream's key is {}", table.name, table_key.ty, key.ty),
+            format!("keyed by {}", table_key.ty),
+            &at,
+            Some("the two sides must have one type: convert the stream's key, e.g. with `to_string(...)` or `to_int(...)`".into()),
+        ));
+        cx.error(SpecError::type_mismatch(
+            format!(
+                "the stream's key is {}, the key of table `{}` is {}",
+                key.ty, table.name, table_key.ty
+            ),
+            format!("this is {}", key.ty),
+            &stream_at,
+            Some("the two sides must have one type".into()),
+        ));
+        return None;
+    }
+    let _ = spec;
+    ok.then(|| {
+        let source = IrLookup::Table {
+            stem: table.stem.clone(),
+        };
+        (table.output().clone(), source)
     })
 }
 

@@ -61,7 +61,10 @@ pub fn check(
                 let late_read = graph.reads_late(t);
                 patterns::pattern(name, s, &input, late_read, cx).map(IrOperatorKind::Pattern)
             }
-            OperatorSpec::Join(s) => joins::join(name, s, &input, spec, schemas, cx).map(IrOperatorKind::Join),
+            OperatorSpec::Join(s) => {
+                let table = graph.lookup_tables[t].and_then(|i| out[i].as_ref());
+                joins::join(name, s, &input, spec, schemas, table, cx).map(IrOperatorKind::Join)
+            }
         };
         let Some(kind) = kind else { continue };
         if !matches!(kind, IrOperatorKind::Transform(_) | IrOperatorKind::Join(_))

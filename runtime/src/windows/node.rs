@@ -278,6 +278,18 @@ impl<A: Keyed, O: KeyedOperator<A>> Stateful<A, O> {
     }
 }
 
+impl<A: super::Aggregation> Stateful<A, super::Table<A>> {
+    /// A table's current row of `key`, as a lookup join reads it.
+    #[inline]
+    pub fn current<Q>(&self, key: &Q) -> Option<A::Output>
+    where
+        A::Key: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.op.current(key)
+    }
+}
+
 /// A window's or table's checkpoint: its watermark, then the operator's state.
 impl<A: Keyed, O: KeyedOperator<A>> Checkpointed for Stateful<A, O> {
     fn section(&self) -> &'static str {

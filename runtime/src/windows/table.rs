@@ -125,6 +125,24 @@ impl<A: Aggregation> Table<A> {
         }
     }
 
+    /// The row of `key` as the table would emit it now, if the key has one (a key past
+    /// its `ttl` has none, whether or not a sweep dropped it yet). A lookup join reads it.
+    pub fn current<Q>(&self, key: &Q) -> Option<A::Output>
+    where
+        A::Key: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let (key, row) = self.rows.get_key_value(key)?;
+        if self.ttl.is_some_and(|ttl| row.last.saturating_add(ttl) <= self.wm) {
+            return None;
+        }
+        let window = Window {
+            start: row.first,
+            end: row.last.saturating_add(1),
+        };
+        Some(self.agg.output(key, window, &row.acc, false))
+    }
+
     fn push(&mut self, key: &A::Key, row: &Row<A::Acc>, time: i64) {
         let window = Window {
             start: row.first,
