@@ -245,6 +245,9 @@ impl<J: JoinPair> StreamJoin<J> {
             outer_right,
         } = self.shape;
         let join = &self.join;
+        // Held until `until`, a time the watermark must pass; at the end of the input
+        // (`i64::MAX`) everything goes, times at the very top of the range included.
+        let keep = |until: i64| until >= wm && wm < i64::MAX;
         let mut alone: Vec<Alone<J::Output>> = Vec::new();
         let mut let_go = 0;
         self.keys.retain(|_, state| {
@@ -253,7 +256,7 @@ impl<J: JoinPair> StreamJoin<J> {
                     let records = &mut state.records;
                     records.lefts.retain(|l| {
                         let until = l.t.saturating_add(to);
-                        if until >= wm {
+                        if keep(until) {
                             return true;
                         }
                         let_go += 1;
@@ -264,7 +267,7 @@ impl<J: JoinPair> StreamJoin<J> {
                     });
                     records.rights.retain(|r| {
                         let until = r.t.saturating_sub(from);
-                        if until >= wm {
+                        if keep(until) {
                             return true;
                         }
                         let_go += 1;
@@ -276,7 +279,7 @@ impl<J: JoinPair> StreamJoin<J> {
                 }
                 JoinBounds::Windows { size, .. } => state.windows.retain(|(start, bucket)| {
                     let last = start.saturating_add(size) - 1;
-                    if last >= wm {
+                    if keep(last) {
                         return true;
                     }
                     // The whole window goes: its records alone in arrival order.
@@ -607,6 +610,15 @@ mod tests {
         assert!(op.keys.is_empty());
         assert_eq!(op.next_due(), None, "nothing held");
         assert_eq!(left(&mut op, "k", "late", 1_109), Admit::Late { watermark: 1_110 });
+    }
+
+    #[test]
+    fn the_end_of_the_input_lets_go_of_records_at_the_top_of_the_time_range() {
+        let mut op = join(interval(0, 10), true, false);
+        left(&mut op, "k", "last", i64::MAX - 5);
+        op.on_close();
+        assert_eq!(drain(&mut op), vec![(Some("last"), None, i64::MAX)]);
+        assert_eq!(op.entries(), 0);
     }
 
     #[test]
