@@ -253,8 +253,11 @@ pub struct IrPattern {
     /// not happen.
     pub absence: Option<(TExpr, i64)>,
     pub max_partial: u64,
-    /// A match as a record: one field per step, holding its (last) event (optional for
-    /// an optional step).
+    /// What the pattern keeps of a record: the fields `select` reads (the input's
+    /// record when that is all of them).
+    pub held: Rc<RecordType>,
+    /// A match as a record: one field per step, holding its (last) event's held record
+    /// (optional for an optional step).
     pub matched: Rc<RecordType>,
     /// The output record and one expression over `matched` per output field.
     pub output: Rc<RecordType>,

@@ -22,6 +22,8 @@ pub fn items(op: &IrOperator, p: &IrPattern, exprs: &mut ExprGen) -> TokenStream
     let pat = type_ident(&p.pattern_type);
     let input = type_ident(&op.input.rust_name);
     let matched = type_ident(&p.matched.rust_name);
+    let held = type_ident(&p.held.rust_name);
+    let kept = super::records::kept(&op.input, &p.held);
     let output = type_ident(&p.output.rust_name);
     let key_ty = key_type(&p.key);
     let bits: Vec<TokenStream> = p
@@ -78,6 +80,11 @@ pub fn items(op: &IrOperator, p: &IrPattern, exprs: &mut ExprGen) -> TokenStream
         }
 
         impl Pattern for #pat {
+            type Held = #held;
+            #[inline]
+            fn hold(&self, rec: &#input) -> #held {
+                #kept
+            }
             #[inline]
             fn satisfies(&self, rec: &#input) -> Result<u64, EvalError> {
                 let mut bits = 0u64;
@@ -85,7 +92,7 @@ pub fn items(op: &IrOperator, p: &IrPattern, exprs: &mut ExprGen) -> TokenStream
                 #absence
                 Ok(bits)
             }
-            fn matched(&self, _key: &#key_ty, mut taken: impl Iterator<Item = Option<#input>>) -> #matched {
+            fn matched(&self, _key: &#key_ty, mut taken: impl Iterator<Item = Option<#held>>) -> #matched {
                 #matched { #(#fields)* }
             }
         }

@@ -485,7 +485,7 @@ fn join_flows(op: &IrOperator, j: &IrStreamJoin, ir: &Ir, exprs: &mut ExprGen) -
     ];
     let mut flows = TokenStream::new();
     for (i, (side, record, held, key, flow, key_fn, sided)) in sides.into_iter().enumerate() {
-        let held = stream_joins::held(record, held);
+        let held = records::kept(record, held);
         let input = type_ident(&record.rust_name);
         let key_fn = prefixed(key_fn, &op.stem);
         let (key, key_helper) = aggregation::key_arg_of(record, &key_fn, &component, std::slice::from_ref(key), exprs);

@@ -29,6 +29,20 @@ pub fn rust_type(ty: &Type) -> TokenStream {
     }
 }
 
+/// What an operator keeps of a record `rec` of type `input`: a copy of it, or of the
+/// fields of `held` (a record of some of its fields).
+pub fn kept(input: &RecordType, held: &RecordType) -> TokenStream {
+    if input.rust_name == held.rust_name {
+        return quote!(rec.clone());
+    }
+    let ty = type_ident(&held.rust_name);
+    let fields = held.fields.iter().map(|f| {
+        let name = ident(&f.ident);
+        quote!(#name: rec.#name.clone(),)
+    });
+    quote!(#ty { #(#fields)* })
+}
+
 /// The struct with serde derives for JSON.
 pub fn record_struct(record: &RecordType) -> TokenStream {
     let name = type_ident(&record.rust_name);

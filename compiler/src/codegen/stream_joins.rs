@@ -13,7 +13,6 @@ use super::expr::ExprGen;
 use super::ident::{ident, prefixed, type_ident};
 use crate::ir::{IrJoinBounds, IrOperator, IrStreamJoin};
 use crate::spec::OnError;
-use crate::types::RecordType;
 
 /// The `JoinPair` type and, with `select:`, the `select_` function.
 pub fn items(op: &IrOperator, j: &IrStreamJoin, exprs: &mut ExprGen) -> TokenStream {
@@ -81,20 +80,6 @@ pub fn items(op: &IrOperator, j: &IrStreamJoin, exprs: &mut ExprGen) -> TokenStr
 
         #select
     }
-}
-
-/// What the join holds of a record `rec` of a side's `input` type: a copy of it, or of
-/// the fields of `held` (those `select` reads).
-pub fn held(input: &RecordType, held: &RecordType) -> TokenStream {
-    if input.rust_name == held.rust_name {
-        return quote!(rec.clone());
-    }
-    let ty = type_ident(&held.rust_name);
-    let fields = held.fields.iter().map(|f| {
-        let name = ident(&f.ident);
-        quote!(#name: rec.#name.clone(),)
-    });
-    quote!(#ty { #(#fields)* })
 }
 
 /// The field type in the `Nodes` struct.

@@ -4,7 +4,7 @@
 use std::rc::Rc;
 
 use super::aggregation::{keys, late_drop_ok, results_on_error_ok};
-use super::transforms::{expression, mapped_record};
+use super::transforms::{expression, mapped_fields, mapped_record, read_fields};
 use super::Cx;
 use crate::diagnostics::SpecError;
 use crate::expr::TExpr;
@@ -12,7 +12,7 @@ use crate::ir::{IrPattern, IrStep};
 use crate::spec::patterns::{Contiguity, PatternSpec, StepDetail};
 use crate::spec::transforms::ExprText;
 use crate::spec::windows::{LatePolicy, OnFull};
-use crate::spec::OnError;
+use crate::spec::{OnError, OrderedMap};
 use crate::types::{Field, RecordType, TsRepr, Type};
 
 /// Steps a pattern may have (the matcher keeps one bit per step, and one for the absence).
@@ -78,24 +78,15 @@ pub fn pattern(
     ok &= results_on_error_ok("patterns", name, spec.on_error, cx);
     ok &= late_drop_ok("patterns", name, spec.late, late_read, cx);
     let steps = steps?;
-    let matched = Rc::new(RecordType::new(
-        cx.names.type_name("", name, "Match"),
-        format!("steps of `{name}`"),
-        steps
-            .iter()
-            .map(|s| {
-                // An optional step's event is null when the match skipped it.
-                let event = Type::Record(input.clone());
-                let ty = if s.min == 0 {
-                    Type::Optional(Box::new(event))
-                } else {
-                    event
-                };
-                Field::new(s.name.clone(), ty, TsRepr::Millis)
-            })
-            .collect(),
-    ));
-    let (output, select) = select(name, spec, &matched, &steps, cx)?;
+    let entries = select_entries(name, spec, &steps, cx)?;
+    // The match record, first with whole events to find the fields `select` reads;
+    // then with only those, which is all the pattern keeps of a record.
+    let whole = matched_record(name, &steps, input, false, cx);
+    let (_, exprs) = mapped_fields("patterns", name, "select", entries, &whole, cx)?;
+    let step_names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+    let held = read_fields(name, &step_names, input, &exprs, "Held", cx);
+    let matched = matched_record(name, &steps, &held, true, cx);
+    let (output, select) = mapped_record("patterns", name, "select", entries, &matched, cx)?;
     if !ok {
         return None;
     }
@@ -106,6 +97,7 @@ pub fn pattern(
         within,
         absence,
         max_partial: spec.max_partial_matches.unwrap_or(DEFAULT_MAX_PARTIAL),
+        held,
         matched,
         output,
         select,
@@ -305,14 +297,15 @@ fn quantity(detail: &StepDetail, path: &[&str], first: bool, last: bool, cx: &mu
 }
 
 /// The output record: one field per `select` entry, checked against the match's record.
-fn select(
+/// The `select` entries, or a diagnostic for their absence.
+fn select_entries<'a>(
     name: &str,
-    spec: &PatternSpec,
-    matched: &Rc<RecordType>,
+    spec: &'a PatternSpec,
     steps: &[IrStep],
     cx: &mut Cx,
-) -> Option<(Rc<RecordType>, Vec<TExpr>)> {
-    let Some(entries) = spec.select.as_ref().filter(|s| !s.0.is_empty()) else {
+) -> Option<&'a OrderedMap<ExprText>> {
+    let entries = spec.select.as_ref().filter(|s| !s.0.is_empty());
+    if entries.is_none() {
         let at = cx.key(&["patterns", name]);
         let first = steps.first().map_or("login", |s| s.name.as_str());
         cx.error(SpecError::missing_field(
@@ -323,7 +316,29 @@ fn select(
                 "what a match gives, from its steps' events: `select: {{ at: {first}.ts }}`"
             )),
         ));
-        return None;
+    }
+    entries
+}
+
+/// A match as a record: one field per step holding its (last) event, a `held` record
+/// (optional for an optional step). Not `named`: only to check `select` against.
+fn matched_record(name: &str, steps: &[IrStep], held: &Rc<RecordType>, named: bool, cx: &mut Cx) -> Rc<RecordType> {
+    let fields = steps
+        .iter()
+        .map(|s| {
+            // An optional step's event is null when the match skipped it.
+            let event = Type::Record(held.clone());
+            let ty = if s.min == 0 {
+                Type::Optional(Box::new(event))
+            } else {
+                event
+            };
+            Field::new(s.name.clone(), ty, TsRepr::Millis)
+        })
+        .collect();
+    let rust_name = match named {
+        true => cx.names.type_name("", name, "Match"),
+        false => String::new(),
     };
-    mapped_record("patterns", name, "select", entries, matched, cx)
+    Rc::new(RecordType::new(rust_name, format!("steps of `{name}`"), fields))
 }

@@ -5,7 +5,7 @@
 use std::rc::Rc;
 
 use super::aggregation::{late_drop_ok, results_on_error_ok};
-use super::transforms::{expression, mapped_fields, mapped_record};
+use super::transforms::{expression, mapped_fields, mapped_record, read_fields};
 use super::windows;
 use super::Cx;
 use crate::diagnostics::SpecError;
@@ -116,7 +116,7 @@ pub fn stream_join(
             let whole = pair_record(name, whole, outer, reserved, false, cx);
             let (_, exprs) = mapped_fields("joins", name, "select", entries, &whole, cx)?;
             let held = [(&left_name, left, "Left"), (&right_name, right, "Right")]
-                .map(|(side, record, suffix)| read_fields(name, side, record, &exprs, suffix, cx));
+                .map(|(side, record, suffix)| read_fields(name, &[side.as_str()], record, &exprs, suffix, cx));
             let sides = [(&left_name, &held[0]), (&right_name, &held[1])];
             let pair = pair_record(name, sides, outer, reserved, true, cx);
             let select = mapped_record("joins", name, "select", entries, &pair, cx)?;
@@ -188,42 +188,6 @@ fn pair_record(
         false => String::new(),
     };
     Rc::new(RecordType::new(rust_name, format!("pairs of `{name}`"), fields))
-}
-
-/// The fields of a side's `record` (named `side` in the joined record) that the
-/// `select` expressions read: the record itself when they read it whole (or all of it),
-/// else a record of those fields only, in their order.
-fn read_fields(
-    name: &str,
-    side: &str,
-    record: &Rc<RecordType>,
-    exprs: &[TExpr],
-    suffix: &str,
-    cx: &mut Cx,
-) -> Rc<RecordType> {
-    let mut read: Vec<&str> = Vec::new();
-    let mut whole = false;
-    for e in exprs {
-        e.for_each_field(&mut |path| match path {
-            [first] if first == side => whole = true,
-            [first, field, ..] if first == side => read.push(field),
-            _ => {}
-        });
-    }
-    let fields: Vec<Field> = record
-        .fields
-        .iter()
-        .filter(|f| read.contains(&f.name.as_str()))
-        .cloned()
-        .collect();
-    if whole || fields.len() == record.fields.len() {
-        return record.clone();
-    }
-    Rc::new(RecordType::new(
-        cx.names.type_name("", name, suffix),
-        format!("what `{name}` holds of {}", record.display),
-        fields,
-    ))
 }
 
 /// A side's key: a string, integer, bool or timestamp, not null.

@@ -173,6 +173,43 @@ pub fn mapped_fields(
     ok.then_some((fields, exprs))
 }
 
+/// The fields of `record` that `exprs` read where it appears under one of `names` (a
+/// join's side, a pattern's steps): the record itself when they read it whole (or all
+/// of its fields), else a record (`<name><suffix>`) of those fields only, in their
+/// order. What an operator keeps of a record it holds.
+pub fn read_fields(
+    name: &str,
+    names: &[&str],
+    record: &Rc<RecordType>,
+    exprs: &[TExpr],
+    suffix: &str,
+    cx: &mut Cx,
+) -> Rc<RecordType> {
+    let mut read: Vec<&str> = Vec::new();
+    let mut whole = false;
+    for e in exprs {
+        e.for_each_field(&mut |path| match path {
+            [first] if names.contains(&first.as_str()) => whole = true,
+            [first, field, ..] if names.contains(&first.as_str()) => read.push(field),
+            _ => {}
+        });
+    }
+    let fields: Vec<Field> = record
+        .fields
+        .iter()
+        .filter(|f| read.contains(&f.name.as_str()))
+        .cloned()
+        .collect();
+    if whole || fields.len() == record.fields.len() {
+        return record.clone();
+    }
+    Rc::new(RecordType::new(
+        cx.names.type_name("", name, suffix),
+        format!("what `{name}` holds of {}", record.display),
+        fields,
+    ))
+}
+
 /// Parse and check one expression held at `path`.
 pub fn expression(text: &ExprText, input: &RecordType, path: &[&str], cx: &mut Cx) -> Option<TExpr> {
     let parsed = {

@@ -34,11 +34,16 @@ use std::hash::Hash;
 
 /// What one pattern matches, generated per spec component.
 pub trait Pattern: Keyed {
+    /// What the pattern keeps of a record: the fields its `select` reads (the
+    /// conditions are evaluated when the record comes in).
+    type Held: Clone + Serialize + DeserializeOwned;
     /// Bit `i`: `rec` satisfies step `i`; bit `steps`: the absence step.
     fn satisfies(&self, rec: &Self::Input) -> Result<u64, EvalError>;
+    /// What is kept of `rec`.
+    fn hold(&self, rec: &Self::Input) -> Self::Held;
     /// The match's record: the last event of each step (`None`: an optional step
     /// skipped).
-    fn matched(&self, key: &Self::Key, taken: impl Iterator<Item = Option<Self::Input>>) -> Self::Output;
+    fn matched(&self, key: &Self::Key, taken: impl Iterator<Item = Option<Self::Held>>) -> Self::Output;
 }
 
 /// A record held, with the epoch it came in.
@@ -74,13 +79,13 @@ pub struct Patterns<P: Pattern> {
     wm: i64,
     /// Numbers records (the order of records with one `t`) and waiting matches.
     seq: u64,
-    buffer: TimeQueue<Buffered<P::Key, P::Input>>,
+    buffer: TimeQueue<Buffered<P::Key, P::Held>>,
     /// No step is `next`: a record that satisfies no step (nor the absence) changes
     /// nothing, and is not kept.
     relaxed: bool,
-    keys: HashMap<P::Key, KeyState<Held<P::Input>>>,
+    keys: HashMap<P::Key, KeyState<Held<P::Held>>>,
     /// The matcher's spare list of partial matches (see [`KeyState::on_event`]).
-    spare: Vec<Partial<Held<P::Input>>>,
+    spare: Vec<Partial<Held<P::Held>>>,
     /// Waiting matches by deadline: `(deadline, seq)` → key.
     deadlines: BTreeMap<(i64, u64), P::Key>,
     /// The watermark from which the next expiry sweep may run.
@@ -90,10 +95,7 @@ pub struct Patterns<P: Pattern> {
     evicted: u64,
 }
 
-impl<P: Pattern> Patterns<P>
-where
-    P::Input: Clone + Serialize + DeserializeOwned,
-{
+impl<P: Pattern> Patterns<P> {
     pub fn new(pattern: P, shape: Shape, opts: StateOptions) -> Self {
         assert!(
             !shape.steps.is_empty() && shape.steps.len() < 64,
@@ -143,7 +145,7 @@ where
     }
 
     /// Gives one buffered record to its key.
-    fn feed(&mut self, t: i64, b: Buffered<P::Key, P::Input>) {
+    fn feed(&mut self, t: i64, b: Buffered<P::Key, P::Held>) {
         let Buffered { key, held, satisfies } = b;
         if let Some(max_keys) = self.opts.max_keys.filter(|max| self.keys.len() >= *max) {
             if satisfies & 1 != 0 && !self.keys.contains_key(&key) {
@@ -210,10 +212,7 @@ where
     }
 }
 
-impl<P: Pattern> KeyedOperator<P> for Patterns<P>
-where
-    P::Input: Clone + Serialize + DeserializeOwned,
-{
+impl<P: Pattern> KeyedOperator<P> for Patterns<P> {
     fn process<Q>(&mut self, key: &Q, rec: &P::Input, t: i64) -> Result<Admit, EvalError>
     where
         P::Key: Borrow<Q>,
@@ -237,7 +236,7 @@ where
         }
         let seq = self.next_seq();
         let held = Held {
-            rec: rec.clone(),
+            rec: self.pattern.hold(rec),
             epoch: self.epoch,
         };
         let buffered = Buffered {
@@ -286,11 +285,11 @@ where
     }
 
     fn state_size(&self) -> StateSize {
-        let per_event = std::mem::size_of::<Held<P::Input>>();
+        let per_event = std::mem::size_of::<Held<P::Held>>();
         let held = self.buffer.waiting() + self.keys.values().map(|s| s.events().count()).sum::<usize>();
         StateSize {
             entries: self.keys.len(),
-            bytes: held * per_event + self.keys.len() * std::mem::size_of::<(P::Key, KeyState<Held<P::Input>>)>(),
+            bytes: held * per_event + self.keys.len() * std::mem::size_of::<(P::Key, KeyState<Held<P::Held>>)>(),
         }
     }
 
@@ -327,7 +326,7 @@ where
     /// in the checkpoint, which confirms its sources' positions by itself.
     fn restore_state(&mut self, saved: &[u8]) -> Result<(), String> {
         type Restored<K, I> = Saved<Vec<((i64, u64), Buffered<K, I>)>, Vec<(K, KeyState<Held<I>>)>>;
-        let saved: Restored<P::Key, P::Input> = match postcard::take_from_bytes(saved) {
+        let saved: Restored<P::Key, P::Held> = match postcard::take_from_bytes(saved) {
             Ok((state, [])) => state,
             Ok((_, rest)) => return Err(format!("{} bytes left over after the state", rest.len())),
             Err(e) => return Err(e.to_string()),
@@ -374,6 +373,12 @@ mod tests {
     }
 
     impl Pattern for Letters {
+        type Held = (String, String);
+
+        fn hold(&self, rec: &(String, String)) -> (String, String) {
+            rec.clone()
+        }
+
         fn satisfies(&self, rec: &(String, String)) -> Result<u64, EvalError> {
             let mut bits = 0;
             for c in rec.1.chars() {
