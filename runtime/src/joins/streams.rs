@@ -29,6 +29,7 @@
 //! - A checkpoint holds every held record, the watermark and the next sweep's.
 
 use crate::errors::EvalError;
+use crate::windows::state::{restore, results_waiting, save};
 use crate::windows::{Admit, Assigned, Keyed, KeyedOperator, StateSize, Window};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -466,10 +467,7 @@ where
 
     fn save_state(&self, out: &mut Vec<u8>) -> Result<(), String> {
         if !self.out.is_empty() {
-            return Err(format!(
-                "{} results are still waiting to be handed downstream",
-                self.out.len()
-            ));
+            return Err(results_waiting(self.out.len()));
         }
         let mut keys: Vec<_> = self.keys.iter().collect();
         keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -479,20 +477,14 @@ where
             next_sweep: self.next_sweep,
             keys,
         };
-        let bytes = postcard::to_allocvec(&saved).map_err(|e| e.to_string())?;
-        out.extend_from_slice(&bytes);
-        Ok(())
+        save(&saved, out)
     }
 
     /// The restored records hold the current epoch: what they held before is in the
     /// checkpoint, which confirms its sources' positions by itself.
     fn restore_state(&mut self, saved: &[u8]) -> Result<(), String> {
         type Restored<K, L, R> = Saved<Vec<(K, KeyState<L, R>)>>;
-        let saved: Restored<J::Key, J::Left, J::Right> = match postcard::take_from_bytes(saved) {
-            Ok((state, [])) => state,
-            Ok((_, rest)) => return Err(format!("{} bytes left over after the state", rest.len())),
-            Err(e) => return Err(e.to_string()),
-        };
+        let saved: Restored<J::Key, J::Left, J::Right> = restore(saved)?;
         let epoch = self.epoch;
         self.keys.clear();
         self.held = 0;

@@ -24,6 +24,7 @@
 use super::matcher::{Event, KeyState, Partial, Shape};
 use super::queue::TimeQueue;
 use crate::errors::EvalError;
+use crate::windows::state::{restore, results_waiting, save};
 use crate::windows::{Admit, Keyed, KeyedOperator, OnFull, StateOptions, StateSize};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -303,10 +304,7 @@ impl<P: Pattern> KeyedOperator<P> for Patterns<P> {
 
     fn save_state(&self, out: &mut Vec<u8>) -> Result<(), String> {
         if !self.out.is_empty() {
-            return Err(format!(
-                "{} results are still waiting to be handed downstream",
-                self.out.len()
-            ));
+            return Err(results_waiting(self.out.len()));
         }
         let mut keys: Vec<_> = self.keys.iter().collect();
         keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -317,20 +315,14 @@ impl<P: Pattern> KeyedOperator<P> for Patterns<P> {
             buffer,
             keys,
         };
-        let bytes = postcard::to_allocvec(&saved).map_err(|e| e.to_string())?;
-        out.extend_from_slice(&bytes);
-        Ok(())
+        save(&saved, out)
     }
 
     /// The restored records and matches hold the current epoch: what they held before is
     /// in the checkpoint, which confirms its sources' positions by itself.
     fn restore_state(&mut self, saved: &[u8]) -> Result<(), String> {
         type Restored<K, I> = Saved<Vec<((i64, u64), Buffered<K, I>)>, Vec<(K, KeyState<Held<I>>)>>;
-        let saved: Restored<P::Key, P::Held> = match postcard::take_from_bytes(saved) {
-            Ok((state, [])) => state,
-            Ok((_, rest)) => return Err(format!("{} bytes left over after the state", rest.len())),
-            Err(e) => return Err(e.to_string()),
-        };
+        let saved: Restored<P::Key, P::Held> = restore(saved)?;
         let epoch = self.epoch;
         self.buffer = TimeQueue::default();
         for ((t, seq), mut b) in saved.buffer {

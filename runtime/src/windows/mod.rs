@@ -26,7 +26,7 @@ mod count;
 mod fixed;
 mod node;
 mod session;
-mod state;
+pub(crate) mod state;
 mod table;
 
 pub use clock::{Clocks, TimeMode};

@@ -61,7 +61,7 @@ impl<K: Serialize + Ord, V: Serialize> Serialize for Sorted<'_, K, V> {
 }
 
 /// Appends `state` to `out` (postcard).
-pub(super) fn save<T: Serialize>(state: &T, out: &mut Vec<u8>) -> Result<(), String> {
+pub(crate) fn save<T: Serialize>(state: &T, out: &mut Vec<u8>) -> Result<(), String> {
     let bytes = postcard::to_allocvec(state).map_err(|e| e.to_string())?;
     out.extend_from_slice(&bytes);
     Ok(())
@@ -69,7 +69,7 @@ pub(super) fn save<T: Serialize>(state: &T, out: &mut Vec<u8>) -> Result<(), Str
 
 /// Reads what [`save`] wrote, all of it: bytes left over mean the state is not this
 /// operator's.
-pub(super) fn restore<T: DeserializeOwned>(saved: &[u8]) -> Result<T, String> {
+pub(crate) fn restore<T: DeserializeOwned>(saved: &[u8]) -> Result<T, String> {
     match postcard::take_from_bytes(saved) {
         Ok((state, [])) => Ok(state),
         Ok((_, rest)) => Err(format!("{} bytes left over after the state", rest.len())),
@@ -80,7 +80,7 @@ pub(super) fn restore<T: DeserializeOwned>(saved: &[u8]) -> Result<T, String> {
 /// The error for results not yet handed downstream when a checkpoint is taken (the
 /// driver checkpoints only between steps, after every result was handed on): saving
 /// without them would lose them.
-pub(super) fn results_waiting(n: usize) -> String {
+pub(crate) fn results_waiting(n: usize) -> String {
     format!("{n} results are still waiting to be handed downstream")
 }
 
