@@ -271,7 +271,9 @@ pub enum SpecError {
     #[error("`{name}` is defined twice")]
     #[diagnostic(
         code(rill::duplicate_name),
-        help("sources, transforms and sinks share one namespace: rename one of them")
+        help(
+            "sources, transforms, windows, tables, patterns, joins and sinks share one namespace: rename one of them"
+        )
     )]
     DuplicateName {
         name: String,
