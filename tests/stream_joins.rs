@@ -6,7 +6,8 @@
 //!   watermark's bound, so nothing is late;
 //! - `tests/pipelines/join_streams.yaml`: one source split into the two sides of an
 //!   interval full join (its results counted by a window downstream), a tumbling left
-//!   join (some of whose results fail, and are dropped) and a hopping inner join, on
+//!   join (some of whose results fail, and are dropped), a hopping inner join and an
+//!   interval right join (some of whose results fail, and are dead letters), on
 //!   generated events out of order and some late. Its watermark follows the one source: after
 //!   each record (in input order) `W = max(ts seen) - 5s`, and a record is judged
 //!   against the `W` before it: late for the interval join when `ts < W`, and in a
@@ -346,7 +347,7 @@ fn interval_and_window_joins_give_what_nested_loops_give() {
     expected.sort_unstable();
     assert_eq!(got, expected);
     let dead = read(&dir.join("dead.jsonl"));
-    assert!(dead.iter().all(|d| d["component"] == "joins.hop"));
+    let (dead, failed): (Vec<Value>, Vec<Value>) = dead.into_iter().partition(|d| d["component"] == "joins.hop");
     let dead_ids: Vec<i64> = dead
         .iter()
         .map(|d| {
@@ -359,4 +360,34 @@ fn interval_and_window_joins_give_what_nested_loops_give() {
         })
         .collect();
     assert_eq!(dead_ids, late.iter().map(|e| e.id).collect::<Vec<_>>());
+
+    // `behind`: interval 0 s..=2 s, right outer, the sides named after their inputs;
+    // a result whose `q` divides by zero (`b % 11 == 0`) is a dead letter.
+    let mut expected = Vec::new();
+    let mut failing = 0;
+    for r in on_time.iter().filter(|e| e.side == "b") {
+        let partners: Vec<i64> = on_time
+            .iter()
+            .filter(|l| l.side == "a" && l.key == r.key && (l.ts..=l.ts + 2_000).contains(&r.ts))
+            .map(|l| l.id)
+            .collect();
+        let rows = if partners.is_empty() { vec![-1] } else { partners };
+        for a in rows {
+            match r.id % 11 {
+                0 => failing += 1,
+                m => expected.push(json!({ "a": a, "b": r.id, "q": 1000 / m })),
+            }
+        }
+    }
+    assert_eq!(sorted(read(&dir.join("behind.jsonl"))), sorted(expected));
+    assert!(failing > 0);
+    // Its dead letters: the results that failed, and (no `late:`) its late records.
+    assert!(failed.iter().all(|d| d["component"] == "joins.behind"));
+    let (divided, late): (Vec<&Value>, Vec<&Value>) = failed.iter().partition(|d| d["reason"] == "division by zero");
+    assert_eq!(divided.len(), failing, "every failed result is a dead letter");
+    assert_eq!(support::counter(&c, "joins.behind", "results_failed"), failing as u64);
+    assert_eq!(late.len(), expected_late.len());
+    assert!(late
+        .iter()
+        .all(|d| d["reason"].as_str().unwrap_or("").starts_with("late: ")));
 }
