@@ -61,7 +61,7 @@ pub fn join(
     let key = stream_key(name, spec, input, cx);
     let found = match (&lookup.file, &lookup.table) {
         (_, None) => file_lookup(name, spec, lookup, key.as_ref(), all, schemas, cx),
-        (None, Some(_)) => table_lookup(name, spec, lookup, key.as_ref(), table, cx),
+        (None, Some(_)) => table_lookup(name, lookup, key.as_ref(), table, cx),
         (Some(_), Some(_)) => {
             let at = cx.key(&["joins", name, "lookup", "table"]);
             cx.error(SpecError::invalid_value(
@@ -183,7 +183,6 @@ fn file_lookup(
 /// row. The file's options do not apply.
 fn table_lookup(
     name: &str,
-    spec: &JoinSpec,
     lookup: &LookupSpec,
     key: Option<&TExpr>,
     table: Option<&IrOperator>,
@@ -243,7 +242,6 @@ fn table_lookup(
         ));
         return None;
     }
-    let _ = spec;
     ok.then(|| {
         let source = IrLookup::Table {
             stem: table.stem.clone(),
