@@ -183,14 +183,15 @@ impl<J: JoinPair> StreamJoin<J> {
         J::Key: Borrow<Q>,
         Q: Hash + Eq + ?Sized + ToOwned<Owned = J::Key>,
     {
-        let windows = match self.shape.bounds {
+        // A window join's windows of `t` still open, oldest first (none: late).
+        let mut windows = match self.shape.bounds {
             JoinBounds::Interval { .. } if t < self.wm => return Admit::Late { watermark: self.wm },
             JoinBounds::Interval { .. } => None,
             JoinBounds::Windows { size, slide, offset } => {
                 let wm = self.wm;
-                let open = Assigned::new(t, size, slide, offset).filter(|(end, _)| *end > wm);
-                let open: Vec<Window> = open.map(|(end, start)| Window { start, end }).collect();
-                if open.is_empty() {
+                let open = Assigned::new(t, size, slide, offset).filter(move |(end, _)| *end > wm);
+                let mut open = open.map(|(end, start)| Window { start, end }).peekable();
+                if open.peek().is_none() {
                     return Admit::Late { watermark: self.wm };
                 }
                 Some(open)
@@ -211,16 +212,19 @@ impl<J: JoinPair> StreamJoin<J> {
             seq: self.seq,
             epoch: self.epoch,
         };
-        let Some(windows) = windows else {
+        let Some(windows) = windows.as_mut() else {
             to.put(&mut state.records, None, rec, t);
             self.held += 1;
             return Admit::Added;
         };
         let mut rec = Some(rec);
-        let count = windows.len();
-        for (i, window) in windows.into_iter().enumerate() {
+        while let Some(window) = windows.next() {
             // The newest window takes the record, the others a copy.
-            let this = if i + 1 == count { rec.take() } else { rec.clone() };
+            let this = if windows.peek().is_none() {
+                rec.take()
+            } else {
+                rec.clone()
+            };
             let Some(this) = this else { break };
             let at = match state.windows.iter().position(|(start, _)| *start == window.start) {
                 Some(at) => at,
