@@ -370,7 +370,7 @@ fn stateful_fns(op: &IrOperator, ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
     };
     let (items, flows, emitted, select) = match &op.kind {
         IrOperatorKind::Pattern(p) => {
-            let flow = record_flow(op, &p.key, &prefixed("flow_", &op.stem), ir, exprs);
+            let flow = record_flow(op, &p.key, ir, exprs);
             let emitted = type_ident(&p.matched.rust_name);
             (patterns::items(op, p, exprs), flow, emitted, select_call())
         }
@@ -382,7 +382,7 @@ fn stateful_fns(op: &IrOperator, ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
         }
         _ => {
             let a = op.aggregation().expect("windows and tables have an aggregation");
-            let flow = record_flow(op, &a.key, &prefixed("flow_", &op.stem), ir, exprs);
+            let flow = record_flow(op, &a.key, ir, exprs);
             let emitted = type_ident(&op.output().rust_name);
             (aggregation::items(op, exprs), flow, emitted, TokenStream::new())
         }
@@ -413,7 +413,8 @@ fn stateful_fns(op: &IrOperator, ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
 }
 
 /// The `flow_` of a window, table or pattern: its key, and the record added.
-fn record_flow(op: &IrOperator, key: &[TExpr], flow: &proc_macro2::Ident, ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
+fn record_flow(op: &IrOperator, key: &[TExpr], ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
+    let flow = prefixed("flow_", &op.stem);
     let input = type_ident(&op.input.rust_name);
     let (key, key_helper) = aggregation::key_arg(op, key, exprs);
     let field = node_field(op);
