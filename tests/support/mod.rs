@@ -252,6 +252,22 @@ pub fn counter(components: &serde_json::Map<String, serde_json::Value>, componen
         .map_or(0, |v| v.as_u64().unwrap_or_else(|| panic!("{component}.{key} = {v}")))
 }
 
+/// A run whose `sink` wrote to `/dev/full`: it failed with the write error, and the
+/// sink sent nothing and counted every one of the `expected` records it was given as
+/// lost. Returns the counters, for what the caller checks upstream.
+pub fn failed_on_a_full_disk(out: &Output, sink: &str, expected: u64) -> serde_json::Map<String, serde_json::Value> {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("writing `/dev/full`: No space left on device"),
+        "{stderr}"
+    );
+    let c = counters(&out.stderr);
+    assert_eq!(counter(&c, sink, "sent"), 0);
+    assert_eq!(counter(&c, sink, "dropped"), expected, "every record said lost");
+    c
+}
+
 /// A small deterministic PRNG (splitmix64), independent of the runtime's generator.
 pub struct Rng(pub u64);
 
