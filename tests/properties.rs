@@ -622,17 +622,19 @@ fn distinct_names(pool: &'static [&'static str], count: usize) -> BoxedStrategy<
 /// A spec whose every name and some numbers are tricky: two schemas (one nested),
 /// generators and a JSON file source, a transform, a window with a computed key and `first()` of the nested
 /// record, a pattern whose steps (one optional) and output fields are tricky names, a lookup
-/// join whose row is named by one, a full interval join of two streams whose sides are
-/// named by two (its late records read too), and sinks.
+/// join whose row is named by one, a full join of two streams whose sides are named by
+/// two (its late records read too) within bounds at and past their edges, a table and a
+/// lookup of it both named by tricky names, and sinks.
 fn tricky_spec() -> impl Strategy<Value = String> {
     (
-        distinct_names(TRICKY_NAMES, 20),
+        distinct_names(TRICKY_NAMES, 22),
         distinct_names(EXPR_NAMES, 10),
         tricky_number(),
         tricky_number(),
         any::<bool>(),
+        join_bounds(),
     )
-        .prop_map(|(n, f, min, literal, csv)| {
+        .prop_map(|(n, f, min, literal, csv, bounds)| {
             let q = |s: &str| format!("'{s}'");
             let format = if csv { "csv" } else { "json" };
             format!(
@@ -686,9 +688,20 @@ joins:
     left: {{ input: {src1}, key: {f1}, as: {lname} }}
     right: {{ input: {src2}, key: {f1}, as: {rname} }}
     kind: full
-    interval: {{ from: -1s, to: 1s }}
+    {bounds}
     select: {{ {sel4}: {lname}.{f1}, {f2}: {rname}.{f1} }}
+  {j3}:
+    input: {src2}
+    key: {f1}
+    lookup: {{ table: {tb} }}
+    missing: drop
+tables:
+  {tb}:
+    input: {src1}
+    key: {f1}
+    aggregate: {{ {a1}: count() }}
 sinks:
+  {j3}_out: {{ type: stdout, input: {j3}, format: json }}
   {j2}_out: {{ type: stdout, input: {j2}, format: json }}
   {j2}_late: {{ type: stdout, input: {j2}.late, format: json }}
   {j1}_out: {{ type: stdout, input: {j1}, format: json }}
@@ -722,6 +735,8 @@ sinks:
                 sel4 = n[17],
                 j1 = n[18],
                 j2 = n[19],
+                j3 = n[20],
+                tb = n[21],
                 asn = f[7],
                 lname = f[8],
                 rname = f[9],
@@ -739,6 +754,26 @@ sinks:
                 first = q(&format!("first({})", f[3])),
             )
         })
+}
+
+/// The bounds of a join of two streams, at and past their edges: durations at the end
+/// of the range, negative, not finite or not durations, the most windows a record may
+/// be in, an offset just inside the slide.
+fn join_bounds() -> BoxedStrategy<&'static str> {
+    proptest::sample::select(
+        &[
+            "interval: { from: -1s, to: 1s }",
+            "interval: { from: -106751991166d, to: 106751991166d }",
+            "interval: { from: 106751991166d, to: 106751991166d }",
+            "interval: { from: 1e400s, to: 1s }",
+            "interval: { from: '-', to: 0s }",
+            "interval: { from: --5m, to: 0s }",
+            "tumbling: 106751991166d",
+            "hopping: { size: 1s, slide: 1ms }",
+            "hopping: { size: 10s, slide: 3s }\n    offset: 2999ms",
+        ][..],
+    )
+    .boxed()
 }
 
 /// Runs `cases` tricky specs; none may panic the compiler or generate code that does
