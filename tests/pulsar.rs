@@ -373,14 +373,24 @@ fn copies_on_a_key_shared_subscription_split_the_keys_and_read_each_message_once
     support::wait_until("every message read", || {
         outs.iter().map(|o| written(o).len()).sum::<usize>() >= 2000
     });
+    let mut logs = String::new();
     for running in copies.drain(..) {
         running.signal("TERM");
         let out = running.wait();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{log}");
+        logs.push_str(&log);
     }
     let (a, b) = (written(&outs[0]), written(&outs[1]));
     let mut all: Vec<i64> = a.iter().chain(&b).map(|r| r["n"].as_i64().unwrap()).collect();
     all.sort();
+    let twice: Vec<&i64> = all.windows(2).filter(|w| w[0] == w[1]).map(|w| &w[0]).collect();
+    let broker_log = std::fs::read_to_string(dir.join("broker/pulsar-lite.log")).unwrap_or_default();
+    assert_eq!(
+        all.len(),
+        2000,
+        "each message once; twice: {twice:?}; logs:\n{logs}\nbroker:\n{broker_log}"
+    );
     assert_eq!(all, (0..2000).collect::<Vec<i64>>(), "each message once");
     let keys = |records: &[Value]| -> std::collections::BTreeSet<String> {
         records.iter().map(|r| r["key"].as_str().unwrap().to_string()).collect()

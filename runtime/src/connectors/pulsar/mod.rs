@@ -9,6 +9,7 @@
 //! crate does not.
 
 mod client;
+mod held;
 mod nodelay;
 mod sink;
 mod source;

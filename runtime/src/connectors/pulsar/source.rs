@@ -10,9 +10,11 @@
 //! channel) is acknowledged negatively, so the broker sends it again, on a shared
 //! subscription to another consumer, without waiting for a timeout. After a crash the
 //! broker sends every unacknowledged message again when the consumer comes back (at
-//! least once).
+//! least once). A message the broker sends again while its first delivery is still
+//! held is dropped ([`Held`]).
 
 use super::client::{self, Fatal, Outage, PulsarConnect};
+use super::held::{Held, Seen};
 use super::nodelay::{self, Brokers};
 use crate::acks::{Acks, Unacked};
 use crate::batch::{MetaValue, RawBatch};
@@ -145,6 +147,10 @@ pub struct PulsarSource {
     chunk: std::vec::IntoIter<Message<Vec<u8>>>,
     commands: UnboundedSender<Command>,
     unacked: Unacked<Position>,
+    held: Held,
+    /// Second deliveries of messages acknowledged before: acknowledged again at the next
+    /// commit.
+    again: Vec<Position>,
     /// A message id as text, for the `message_id` field and dead letters.
     text: String,
     fatal: Arc<Fatal>,
@@ -202,6 +208,8 @@ impl PulsarSource {
             chunk: Vec::new().into_iter(),
             commands,
             unacked: Unacked::new(),
+            held: Held::default(),
+            again: Vec::new(),
             text: String::new(),
             fatal,
             thread: Some(thread),
@@ -289,6 +297,14 @@ impl RawSource for PulsarSource {
                     Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                 },
             };
+            match self.held.read(&message.topic, &message.message_id.id) {
+                Seen::New => {}
+                Seen::Held => continue,
+                Seen::Acknowledged => {
+                    self.again.push(Position::of(message));
+                    continue;
+                }
+            }
             let meta = &message.payload.metadata;
             let payload = &message.payload.data;
             write_id(&mut self.text, &message.message_id.id);
@@ -335,6 +351,10 @@ impl RawSource for PulsarSource {
     fn commit(&mut self) -> Result<(), RunError> {
         let mut safe = Vec::new();
         self.unacked.confirmed(self.acks.confirmed(), &mut safe);
+        for p in &safe {
+            self.held.acknowledged(&p.topic, &p.id);
+        }
+        safe.append(&mut self.again);
         // A broker takes the acknowledgement of one message of a producer's batch for
         // the whole entry (the client sends no batch-index acknowledgements): so only an
         // entry's last message is acknowledged, once it is safe, and with it the entry's
@@ -359,6 +379,12 @@ impl RawSource for PulsarSource {
             while let Ok(chunk) = messages.try_recv() {
                 unsafe_.extend(chunk.into_iter().map(Position::of));
             }
+        }
+        if self.held.dropped > 0 {
+            log::warn(
+                "pulsar: the broker sent messages again while their first delivery was being handled; the second deliveries were dropped",
+                &[("component", json!(self.component)), ("messages", json!(self.held.dropped))],
+            );
         }
         if !unsafe_.is_empty() {
             log::info(
