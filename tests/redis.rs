@@ -413,3 +413,119 @@ fn sigterm_while_the_server_is_gone_stops_and_says_what_was_not_delivered() {
     let lost = support::counter(&c, "sinks.out", "dropped") + support::counter(&c, "sinks.out", "dead_lettered");
     assert_eq!((received, sent, lost), (150, 100, 50), "{stderr}");
 }
+
+/// The `n`s written to a lookup test's output file, with the rest of each record.
+fn by_n(path: &std::path::Path) -> std::collections::BTreeMap<i64, Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    support::json_lines(text.as_bytes())
+        .into_iter()
+        .map(|r| (r["n"].as_i64().unwrap(), r))
+        .collect()
+}
+
+#[test]
+fn a_lookup_reads_rows_from_redis_keeps_them_its_cache_time_and_waits_out_a_restart() {
+    let dir = support::workdir("redis-lookup");
+    let mut server = Server::start(&dir.join("redis"));
+    server.cli(&["SET", "device:a", r#"{"site":"north","limit":10}"#]);
+    server.cli(&["SET", "device:b", r#"{"site":"south","limit":5.5}"#]);
+    server.cli(&["SET", "device:bad", "not json"]);
+    server.cli(&["HSET", "device:h", "site", "west"]);
+    let (readings, fresh, cached) = (
+        dir.join("readings.jsonl"),
+        dir.join("fresh.jsonl"),
+        dir.join("cached.jsonl"),
+    );
+    let append = |n: i64, device: &str| {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&readings)
+            .unwrap();
+        writeln!(f, "{}", json!({ "n": n, "device_id": device })).unwrap();
+    };
+    for (n, device) in ["a", "b", "none", "bad", "h"].into_iter().enumerate() {
+        append(n as i64, device);
+    }
+    let mut cmd = pipeline("tests/pipelines/redis_lookup.yaml", &server);
+    cmd.env("READINGS", &readings)
+        .env("FRESH_OUT", &fresh)
+        .env("CACHED_OUT", &cached);
+    let mut running = support::start(&mut cmd);
+    support::wait_until("the first readings enriched", || {
+        by_n(&fresh).len() == 3 && by_n(&cached).len() == 2
+    });
+    let row = |site: &str, limit: f64| json!({ "site": site, "limit": limit });
+    let (f, c) = (by_n(&fresh), by_n(&cached));
+    assert_eq!(f[&0], json!({ "n": 0, "site": "north", "limit": 10.0 }));
+    assert_eq!(f[&1], json!({ "n": 1, "site": "south", "limit": 5.5 }));
+    assert_eq!(
+        f[&2],
+        json!({ "n": 2, "site": null, "limit": null }),
+        "a missing row: nulls"
+    );
+    assert_eq!(c[&0], json!({ "n": 0, "site": "north" }));
+    assert_eq!(c[&1], json!({ "n": 1, "site": "south" }));
+    // A changed row: read at once without a cache, not within the cached hour.
+    server.cli(&["SET", "device:a", &row("east", 10.0).to_string()]);
+    append(5, "a");
+    support::wait_until("the changed row", || {
+        by_n(&fresh).contains_key(&5) && by_n(&cached).contains_key(&5)
+    });
+    assert_eq!(by_n(&fresh)[&5]["site"], "east");
+    assert_eq!(by_n(&cached)[&5]["site"], "north", "still the cached row");
+    // The server goes away: the lookup waits for it and loses nothing.
+    server.stop();
+    append(6, "b");
+    running.wait_for_log("redis connection lost");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!by_n(&fresh).contains_key(&6), "nothing comes while the server is away");
+    server.restart();
+    running.wait_for_log("redis connection back");
+    support::wait_until("the reading after the restart", || {
+        by_n(&fresh).contains_key(&6) && by_n(&cached).contains_key(&6)
+    });
+    assert_eq!(by_n(&fresh)[&6]["site"], "south");
+    // Away again, and a stop while the lookup waits: the reading is a dead letter.
+    server.stop();
+    append(7, "b");
+    running.wait_for_log("redis connection lost");
+    running.signal("TERM");
+    let out = running.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let letters = support::dead_letters(&out.stderr);
+    let reasons: Vec<(String, String)> = letters
+        .iter()
+        .map(|l| {
+            (
+                l["component"].as_str().unwrap().to_string(),
+                l["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let has = |component: &str, text: &str| reasons.iter().any(|(c, r)| c == component && r.contains(text));
+    assert!(has("joins.cached", "Redis has no row of this key"), "{reasons:?}");
+    for join in ["joins.fresh", "joins.cached"] {
+        assert!(
+            has(join, "the Redis key `device:bad` holds no row of schema `device`"),
+            "{reasons:?}"
+        );
+        assert!(has(join, "the Redis key `device:h` is not a string"), "{reasons:?}");
+    }
+    assert!(
+        has("joins.fresh", "stopped while waiting for the Redis server"),
+        "{reasons:?}"
+    );
+    let counters = support::counters(&out.stderr);
+    let count = |component: &str, key: &str| support::counter(&counters, component, key);
+    assert_eq!(count("sources.readings", "received"), 8);
+    assert_eq!(
+        (count("joins.fresh", "sent"), count("joins.fresh", "dead_lettered")),
+        (5, 3),
+        "0, 1, 2, 5 and 6 enriched; bad, h and the one at the stop dead letters"
+    );
+    assert_eq!(count("joins.cached", "dead_lettered"), 3, "none, bad and h");
+    assert!(stderr.contains("redis lookup cache"), "{stderr}");
+}

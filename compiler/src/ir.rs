@@ -312,13 +312,17 @@ pub enum IrLookup {
     },
     /// A table of the pipeline (its stem): its current row of the key.
     Table { stem: String },
+    /// Redis: a JSON row per key.
+    Redis(crate::connectors::redis::IrRedisLookup),
 }
 
 impl IrJoin {
-    /// The format of a lookup file's rows; `None` for a table.
-    pub fn file_format(&self) -> Option<IrFormat> {
+    /// The format the lookup's rows are decoded from; `None` for a table (its rows are
+    /// its state).
+    pub fn decoded_format(&self) -> Option<IrFormat> {
         match &self.source {
             IrLookup::File { format, .. } => Some(*format),
+            IrLookup::Redis(_) => Some(IrFormat::Json),
             IrLookup::Table { .. } => None,
         }
     }

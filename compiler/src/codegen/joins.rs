@@ -1,6 +1,7 @@
 //! Joins: the `flow_` function that looks a record's key up in the reference data and
 //! builds the joined record (then `select_`'s output), and the runtime `LookupFile`
-//! that holds a file's reference data (a table's rows are the table's own state).
+//! that holds a file's reference data or `RedisLookup` that reads Redis (a table's rows
+//! are the table's own state).
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -26,26 +27,38 @@ fn decoder(j: &IrJoin, format: IrFormat) -> (TokenStream, TokenStream) {
     }
 }
 
-/// The field's type in `Nodes`, for a lookup file.
+/// The field's type in `Nodes`, for a lookup file or Redis.
 pub fn node_type(j: &IrJoin) -> Option<TokenStream> {
-    let format = j.file_format()?;
+    let format = j.decoded_format()?;
     let key = rust_type(&j.key.ty);
     let (decoder, _) = decoder(j, format);
-    Some(quote!(LookupFile<#key, #decoder>))
+    match &j.source {
+        IrLookup::File { .. } => Some(quote!(LookupFile<#key, #decoder>)),
+        IrLookup::Redis(_) => Some(quote!(RedisLookup<#key, #decoder>)),
+        IrLookup::Table { .. } => None,
+    }
 }
 
-/// `LookupFile::open(..)`: a lookup file, read at start.
+/// `LookupFile::open(..)`: a lookup file, read at start; or `RedisLookup::new(..)`.
 pub fn construct(op: &IrOperator, j: &IrJoin) -> Option<TokenStream> {
-    let IrLookup::File {
-        reference_key,
-        path_key,
-        format,
-        reload,
-    } = &j.source
-    else {
-        return None;
-    };
     let component = op.component();
+    let (reference_key, path_key, format, reload) = match &j.source {
+        IrLookup::File {
+            reference_key,
+            path_key,
+            format,
+            reload,
+        } => (reference_key, path_key, format, reload),
+        IrLookup::Redis(redis) => {
+            let reference = type_ident(&j.reference.rust_name);
+            let decoder = quote!(JsonDecoder::<#reference>::new());
+            let schema = j.reference.display.as_str();
+            return Some(crate::connectors::redis::emit_lookup(
+                redis, &component, decoder, schema,
+            ));
+        }
+        IrLookup::Table { .. } => return None,
+    };
     let reference = type_ident(&j.reference.rust_name);
     let key_field = ident(reference_key);
     let (_, make) = decoder(j, *format);
@@ -89,6 +102,15 @@ pub fn join_fns(op: &IrOperator, j: &IrJoin, tally: usize, calls: TokenStream, e
             let table = prefixed("table_", stem);
             (quote!(out.#table.current(key)), "the table has no row of this key")
         }
+        // A row that does not decode, or a stop while the server is away: a dead letter.
+        IrLookup::Redis(_) => (
+            quote! {
+                out.#field
+                    .get(key)
+                    .map_err(|reason| RecordError::new(#component, EvalError::Refused { reason }))?
+            },
+            "Redis has no row of this key",
+        ),
     };
     let found = match j.missing {
         IrMissing::Null => quote!(let found = #row;),

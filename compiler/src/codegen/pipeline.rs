@@ -109,7 +109,7 @@ fn format_impls(ir: &Ir) -> Vec<TokenStream> {
         .iter()
         .map(|s| (s.format, &*s.record))
         .chain(ir.operators.iter().filter_map(|o| match &o.kind {
-            IrOperatorKind::Join(j) => j.file_format().map(|format| (format, &*j.reference)),
+            IrOperatorKind::Join(j) => j.decoded_format().map(|format| (format, &*j.reference)),
             _ => None,
         }))
         .collect();

@@ -75,16 +75,18 @@ pub struct IntervalSpec {
     pub to: String,
 }
 
-/// Reference data from a file, or a table of the pipeline.
+/// Reference data from a file, a table of the pipeline, or Redis.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 #[serde(
-    expecting = "a mapping like `{ file: devices.csv, format: csv, schema: device, key: id, as: device }` or `{ table: per_device, as: stats }`"
+    expecting = "a mapping like `{ file: devices.csv, format: csv, schema: device, key: id, as: device }`, `{ table: per_device, as: stats }` or `{ redis: { url: redis://127.0.0.1:6379, prefix: \"device:\" }, schema: device }`"
 )]
 pub struct LookupSpec {
     pub file: Option<Setting>,
     /// A table of the same pipeline: its current row of the key.
     pub table: Option<String>,
+    /// Redis: the row of a key is the JSON value at `<prefix><key>`.
+    pub redis: Option<crate::connectors::redis::RedisLookup>,
     pub format: Option<super::FormatName>,
     pub schema: Option<String>,
     /// The reference record's side of the key: one of its fields.

@@ -59,19 +59,29 @@ pub fn join(
         return None;
     };
     let key = stream_key(name, spec, input, cx);
-    let found = match (&lookup.file, &lookup.table) {
-        (_, None) => file_lookup(name, spec, lookup, key.as_ref(), all, schemas, cx),
-        (None, Some(_)) => table_lookup(name, lookup, key.as_ref(), table, cx),
-        (Some(_), Some(_)) => {
-            let at = cx.key(&["joins", name, "lookup", "table"]);
+    let given: Vec<&str> = [
+        ("file", lookup.file.is_some()),
+        ("table", lookup.table.is_some()),
+        ("redis", lookup.redis.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(option, given)| given.then_some(option))
+    .collect();
+    let found = match given.as_slice() {
+        ["table"] => table_lookup(name, lookup, key.as_ref(), table, cx),
+        ["redis"] => redis_lookup(name, lookup, all, schemas, cx),
+        [first, second, ..] => {
+            let at = cx.key(&["joins", name, "lookup", second]);
             cx.error(SpecError::invalid_value(
-                "table",
-                "a lookup reads a file or a table, not both",
+                *second,
+                format!("a lookup reads one of a file, a table or Redis, and this one has `{first}:` too"),
                 &at,
-                Some("remove `file:` or `table:`".into()),
+                Some(format!("remove `{first}:` or `{second}:`")),
             ));
             None
         }
+        // None given: a file's missing `file:` is reported.
+        _ => file_lookup(name, spec, lookup, key.as_ref(), all, schemas, cx),
     };
     let missing = match spec.missing.unwrap_or(Missing::Null) {
         Missing::Null => IrMissing::Null,
@@ -179,6 +189,44 @@ fn file_lookup(
     Some((reference, source))
 }
 
+/// Options only a lookup file takes, and whether `lookup` has each.
+fn file_options(lookup: &LookupSpec) -> [(&'static str, bool); 3] {
+    [
+        ("format", lookup.format.is_some()),
+        ("key", lookup.key.is_some()),
+        ("reload", lookup.reload.is_some()),
+    ]
+}
+
+/// Rows from Redis: JSON values of the schema, found by the stream's key (any type a
+/// key can have: it is written into the Redis key). The file's options do not apply.
+fn redis_lookup(
+    name: &str,
+    lookup: &LookupSpec,
+    all: &Spec,
+    schemas: &Schemas,
+    cx: &mut Cx,
+) -> Option<(Rc<RecordType>, IrLookup)> {
+    let mut ok = true;
+    for (option, _) in file_options(lookup).iter().filter(|(_, given)| *given) {
+        let at = cx.key(&["joins", name, "lookup", option]);
+        cx.error(SpecError::invalid_value(
+            *option,
+            "a row in Redis is the JSON value at `<prefix><key>`",
+            &at,
+            Some(format!("remove `{option}:`: only a lookup file takes it")),
+        ));
+        ok = false;
+    }
+    let reference = reference_record(name, lookup, all, schemas, cx);
+    let redis = lookup
+        .redis
+        .as_ref()
+        .and_then(|r| crate::connectors::redis::check_lookup(&["joins", name, "lookup", "redis"], r, cx));
+    let (reference, redis) = (reference?, redis?);
+    ok.then_some((reference, IrLookup::Redis(redis)))
+}
+
 /// A table of the pipeline: one key, of the stream key's type; its output record is the
 /// row. The file's options do not apply.
 fn table_lookup(
@@ -189,13 +237,8 @@ fn table_lookup(
     cx: &mut Cx,
 ) -> Option<(Rc<RecordType>, IrLookup)> {
     let mut ok = true;
-    let file_only = [
-        ("format", lookup.format.is_some()),
-        ("schema", lookup.schema.is_some()),
-        ("key", lookup.key.is_some()),
-        ("reload", lookup.reload.is_some()),
-    ];
-    for (option, _) in file_only.iter().filter(|(_, given)| *given) {
+    let schema = [("schema", lookup.schema.is_some())];
+    for (option, _) in file_options(lookup).iter().chain(&schema).filter(|(_, given)| *given) {
         let at = cx.key(&["joins", name, "lookup", option]);
         cx.error(SpecError::invalid_value(
             *option,
@@ -263,7 +306,7 @@ fn reference_record(
             "schema",
             &format!("the lookup of join `{name}`"),
             &at,
-            Some("the schema of the file's rows: `schema: device`".into()),
+            Some("the schema of the reference rows: `schema: device`".into()),
         ));
         return None;
     };

@@ -42,7 +42,9 @@ pub mod exports {
     pub use super::mqtt::{MqttConnect, MqttPublisher, MqttSource};
 
     #[cfg(feature = "redis")]
-    pub use super::redis::{RedisConnect, RedisPubSub, RedisStream, RedisStreamRead, RedisWrite, RedisWriter};
+    pub use super::redis::{
+        CacheRules, RedisConnect, RedisLookup, RedisPubSub, RedisStream, RedisStreamRead, RedisWrite, RedisWriter,
+    };
 
     #[cfg(feature = "http")]
     pub use super::http::{HttpListen, HttpPost, HttpSink, HttpSource};

@@ -1,8 +1,8 @@
 //! Redis options → what the runtime's source and sink are told: pub/sub or a stream read
 //! with a consumer group; PUBLISH, XADD, SET or HSET, with names per record.
 
-use super::spec::{RedisMetadata, RedisSink, RedisSource, RedisStart};
-use super::{IrRedisClient, IrRedisRead, IrRedisSink, IrRedisSource, IrRedisWrite};
+use super::spec::{RedisLookup, RedisMetadata, RedisSink, RedisSource, RedisStart};
+use super::{IrRedisClient, IrRedisLookup, IrRedisRead, IrRedisSink, IrRedisSource, IrRedisWrite};
 use crate::connectors::message::{IrAddress, TopicSpec};
 use crate::connectors::metadata::{wanted_of, with_metadata, MetaDef, MetaType};
 use crate::connectors::template;
@@ -39,6 +39,11 @@ const STREAM_METADATA: &[MetaDef] = &[
 
 /// Options that only a stream source reads.
 const STREAM_OPTIONS: &[&str] = &["group", "consumer", "field", "start", "claim_idle"];
+
+/// Default `cache` of a lookup: a row changed in Redis is seen within this long.
+const DEFAULT_LOOKUP_CACHE_MS: u64 = 10_000;
+/// Default `cache_rows` of a lookup.
+const DEFAULT_LOOKUP_CACHE_ROWS: u64 = 100_000;
 
 /// Default `claim_idle`: a consumer silent this long is taken for dead.
 const DEFAULT_CLAIM_IDLE_MS: i64 = 60_000;
@@ -123,6 +128,24 @@ pub fn source(r: &RedisSource, source: &SourceContext<'_>, cx: &mut Cx) -> Optio
         metadata,
         // Stream entries are acknowledged (XACK) once safe; pub/sub has nothing to hold.
         commits,
+    })
+}
+
+/// A lookup join's `redis:` (at `path`): the server, the keys' prefix, the cache.
+pub fn lookup(path: &[&str], r: &RedisLookup, cx: &mut Cx) -> Option<IrRedisLookup> {
+    let client = client(path, &r.url, r.username.as_ref(), r.password.as_ref(), cx);
+    let cache_ms = match &r.cache {
+        None => Some(DEFAULT_LOOKUP_CACHE_MS),
+        Some(text) => cx
+            .duration(&[path, &["cache"]].concat(), text, false)
+            .map(i64::unsigned_abs),
+    };
+    cx.features.insert("redis");
+    Some(IrRedisLookup {
+        client: client?,
+        prefix: r.prefix.clone().unwrap_or_default(),
+        cache_ms: cache_ms?,
+        cache_rows: r.cache_rows.unwrap_or(DEFAULT_LOOKUP_CACHE_ROWS),
     })
 }
 

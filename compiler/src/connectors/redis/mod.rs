@@ -5,8 +5,8 @@
 mod check;
 mod spec;
 
-pub use check::{sink as check_sink, source as check_source};
-pub use spec::{RedisSink, RedisSource};
+pub use check::{lookup as check_lookup, sink as check_sink, source as check_source};
+pub use spec::{RedisLookup, RedisSink, RedisSource};
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -14,7 +14,9 @@ use quote::quote;
 use crate::ir::{IrSink, IrSource};
 
 pub const RUNTIME_TYPES: &[&str] = &[
+    "CacheRules",
     "RedisConnect",
+    "RedisLookup",
     "RedisPubSub",
     "RedisStream",
     "RedisStreamRead",
@@ -77,6 +79,16 @@ pub struct IrRedisSink {
     pub write: IrRedisWrite,
     /// The channel, stream, key or hash of records whose address names none.
     pub name: String,
+}
+
+/// A lookup join's rows from Redis.
+#[derive(Debug, Clone)]
+pub struct IrRedisLookup {
+    pub client: IrRedisClient,
+    pub prefix: String,
+    /// 0: no cache.
+    pub cache_ms: u64,
+    pub cache_rows: u64,
 }
 
 /// `RedisConnect { .. }`, its settings resolved at start.
@@ -144,4 +156,22 @@ pub fn emit_sink(r: &IrRedisSink, s: &IrSink) -> TokenStream {
         IrRedisWrite::Hset { ttl_ms } => quote!(RedisWrite::Hset { ttl_ms: #ttl_ms }),
     };
     quote!(Box::new(RedisWriter::new(#component, #connect, #write, #name, ctx)?))
+}
+
+/// `RedisLookup::new(..)`, its rows decoded by `decoder` (an expression) as `schema`.
+pub fn emit_lookup(r: &IrRedisLookup, component: &str, decoder: TokenStream, schema: &str) -> TokenStream {
+    let connect = connect(&r.client);
+    let (prefix, ttl_ms) = (&r.prefix, r.cache_ms);
+    let max_rows = usize::try_from(r.cache_rows).unwrap_or(usize::MAX);
+    quote! {
+        RedisLookup::new(
+            #component,
+            #connect,
+            #prefix,
+            #decoder,
+            #schema,
+            CacheRules { ttl_ms: #ttl_ms, max_rows: #max_rows },
+            ctx,
+        )?
+    }
 }

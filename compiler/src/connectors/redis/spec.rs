@@ -89,3 +89,21 @@ pub enum RedisStart {
     #[default]
     Latest,
 }
+
+/// `lookup: { redis: { url, prefix: "device:" }, schema: device }`: a lookup join's rows,
+/// each read with `GET <prefix><key>` (a JSON row), and kept a while.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[serde(expecting = "a mapping like `{ url: redis://127.0.0.1:6379, prefix: \"device:\", cache: 10s }`")]
+pub struct RedisLookup {
+    pub url: Setting,
+    pub username: Option<Setting>,
+    /// A secret, so only `${VAR}`.
+    pub password: Option<Setting>,
+    /// Put before the record's key to make the Redis key (default none).
+    pub prefix: Option<String>,
+    /// How long a row (or a miss) is kept after it was read (default 10s; `0s`: none).
+    pub cache: Option<String>,
+    /// How many rows are kept at most (default 100,000).
+    pub cache_rows: Option<u64>,
+}
