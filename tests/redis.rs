@@ -431,6 +431,8 @@ fn a_lookup_reads_rows_from_redis_keeps_them_its_cache_time_and_waits_out_a_rest
     server.cli(&["SET", "device:b", r#"{"site":"south","limit":5.5}"#]);
     server.cli(&["SET", "device:bad", "not json"]);
     server.cli(&["HSET", "device:h", "site", "west"]);
+    server.cli(&["SET", "parity:0", r#"{"name":"even"}"#]);
+    let parity = dir.join("parity.jsonl");
     let (readings, fresh, cached) = (
         dir.join("readings.jsonl"),
         dir.join("fresh.jsonl"),
@@ -451,7 +453,8 @@ fn a_lookup_reads_rows_from_redis_keeps_them_its_cache_time_and_waits_out_a_rest
     let mut cmd = pipeline("tests/pipelines/redis_lookup.yaml", &server);
     cmd.env("READINGS", &readings)
         .env("FRESH_OUT", &fresh)
-        .env("CACHED_OUT", &cached);
+        .env("CACHED_OUT", &cached)
+        .env("PARITY_OUT", &parity);
     let mut running = support::start(&mut cmd);
     support::wait_until("the first readings enriched", || {
         by_n(&fresh).len() == 3 && by_n(&cached).len() == 2
@@ -527,5 +530,14 @@ fn a_lookup_reads_rows_from_redis_keeps_them_its_cache_time_and_waits_out_a_rest
         "0, 1, 2, 5 and 6 enriched; bad, h and the one at the stop dead letters"
     );
     assert_eq!(count("joins.cached", "dead_lettered"), 3, "none, bad and h");
+    // An integer key, written in decimal: the even readings found `parity:0`; the odd
+    // ones, with no `parity:1`, were dropped.
+    let evens: Vec<i64> = by_n(&parity).into_keys().collect();
+    assert!(by_n(&parity).values().all(|r| r["parity"] == "even"));
+    assert_eq!(&evens[..4], &[0, 2, 4, 6], "{evens:?}");
+    assert_eq!(
+        count("joins.parity", "filtered"),
+        count("joins.parity", "received") - evens.len() as u64
+    );
     assert!(stderr.contains("redis lookup cache"), "{stderr}");
 }
