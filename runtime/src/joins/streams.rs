@@ -110,6 +110,16 @@ impl<L, R> Default for Bucket<L, R> {
 struct KeyState<L, R> {
     records: Bucket<L, R>,
     windows: Vec<(i64, Bucket<L, R>)>,
+    /// No record of the key may go before the watermark passes this (at most the
+    /// earliest time one may): a sweep passes over the key without looking at its
+    /// records, which are elsewhere in memory. Not saved: a restored key is looked at in
+    /// the first sweep, which sets it.
+    #[serde(skip, default = "unknown_until")]
+    until: i64,
+}
+
+fn unknown_until() -> i64 {
+    i64::MIN
 }
 
 impl<L, R> Default for KeyState<L, R> {
@@ -117,6 +127,7 @@ impl<L, R> Default for KeyState<L, R> {
         KeyState {
             records: Bucket::default(),
             windows: Vec::new(),
+            until: i64::MAX,
         }
     }
 }
@@ -213,6 +224,13 @@ impl<J: JoinPair> StreamJoin<J> {
             epoch: self.epoch,
         };
         let Some(windows) = windows.as_mut() else {
+            if let JoinBounds::Interval { from, to } = self.shape.bounds {
+                let until = match &rec {
+                    Sided::Left(_) => t.saturating_add(to),
+                    Sided::Right(_) => t.saturating_sub(from),
+                };
+                state.until = state.until.min(until);
+            }
             to.put(&mut state.records, None, rec, t);
             self.held += 1;
             return Admit::Added;
@@ -233,6 +251,7 @@ impl<J: JoinPair> StreamJoin<J> {
                     state.windows.len() - 1
                 }
             };
+            state.until = state.until.min(window.end - 1);
             to.put(&mut state.windows[at].1, Some(window), this, t);
             self.held += 1;
         }
@@ -256,12 +275,18 @@ impl<J: JoinPair> StreamJoin<J> {
         let mut alone: Vec<Alone<J::Output>> = Vec::new();
         let mut let_go = 0;
         self.keys.retain(|_, state| {
+            if keep(state.until) {
+                return true;
+            }
+            // The earliest time a record kept may go.
+            let mut next = i64::MAX;
             match bounds {
                 JoinBounds::Interval { from, to } => {
                     let records = &mut state.records;
                     records.lefts.retain(|l| {
                         let until = l.t.saturating_add(to);
                         if keep(until) {
+                            next = next.min(until);
                             return true;
                         }
                         let_go += 1;
@@ -273,6 +298,7 @@ impl<J: JoinPair> StreamJoin<J> {
                     records.rights.retain(|r| {
                         let until = r.t.saturating_sub(from);
                         if keep(until) {
+                            next = next.min(until);
                             return true;
                         }
                         let_go += 1;
@@ -285,6 +311,7 @@ impl<J: JoinPair> StreamJoin<J> {
                 JoinBounds::Windows { size, .. } => state.windows.retain(|(start, bucket)| {
                     let last = start.saturating_add(size) - 1;
                     if keep(last) {
+                        next = next.min(last);
                         return true;
                     }
                     // The whole window goes: its records alone in arrival order.
@@ -302,6 +329,7 @@ impl<J: JoinPair> StreamJoin<J> {
                     false
                 }),
             }
+            state.until = next;
             !state.is_empty()
         });
         self.held -= let_go;
