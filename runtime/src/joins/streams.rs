@@ -48,7 +48,7 @@ pub trait JoinPair: Keyed {
 }
 
 /// A record of either side.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Sided<L, R> {
     Left(L),
     Right(R),
@@ -88,21 +88,9 @@ struct Held<R> {
     epoch: u64,
 }
 
-/// The records of one key (and one window, in a window join), in arrival order.
-#[derive(Debug, Serialize, Deserialize)]
-struct Bucket<L, R> {
-    lefts: Vec<Held<L>>,
-    rights: Vec<Held<R>>,
-}
-
-impl<L, R> Default for Bucket<L, R> {
-    fn default() -> Self {
-        Bucket {
-            lefts: Vec::new(),
-            rights: Vec::new(),
-        }
-    }
-}
+/// The records of one key (and one window, in a window join), both sides in one list
+/// in arrival order: one allocation per key, where most keys hold a record or two.
+type Bucket<L, R> = Vec<Held<Sided<L, R>>>;
 
 /// One key's records: an interval join's in `records`, a window join's in one bucket
 /// per window (by its start; few enough to search in a line).
@@ -134,7 +122,7 @@ impl<L, R> Default for KeyState<L, R> {
 
 impl<L, R> KeyState<L, R> {
     fn is_empty(&self) -> bool {
-        self.records.lefts.is_empty() && self.records.rights.is_empty() && self.windows.is_empty()
+        self.records.is_empty() && self.windows.is_empty()
     }
 }
 
@@ -281,33 +269,23 @@ impl<J: JoinPair> StreamJoin<J> {
             // The earliest time a record kept may go.
             let mut next = i64::MAX;
             match bounds {
-                JoinBounds::Interval { from, to } => {
-                    let records = &mut state.records;
-                    records.lefts.retain(|l| {
-                        let until = l.t.saturating_add(to);
-                        if keep(until) {
-                            next = next.min(until);
-                            return true;
+                JoinBounds::Interval { from, to } => state.records.retain(|h| {
+                    let until = match h.rec {
+                        Sided::Left(_) => h.t.saturating_add(to),
+                        Sided::Right(_) => h.t.saturating_sub(from),
+                    };
+                    if keep(until) {
+                        next = next.min(until);
+                        return true;
+                    }
+                    let_go += 1;
+                    if !h.paired {
+                        if let Some(rec) = alone_pair(join, &h.rec, outer_left, outer_right, None) {
+                            alone.push((until, h.seq, h.t, rec));
                         }
-                        let_go += 1;
-                        if outer_left && !l.paired {
-                            alone.push((until, l.seq, l.t, join.pair(Some(&l.rec), None, None)));
-                        }
-                        false
-                    });
-                    records.rights.retain(|r| {
-                        let until = r.t.saturating_sub(from);
-                        if keep(until) {
-                            next = next.min(until);
-                            return true;
-                        }
-                        let_go += 1;
-                        if outer_right && !r.paired {
-                            alone.push((until, r.seq, r.t, join.pair(None, Some(&r.rec), None)));
-                        }
-                        false
-                    });
-                }
+                    }
+                    false
+                }),
                 JoinBounds::Windows { size, .. } => state.windows.retain(|(start, bucket)| {
                     let last = start.saturating_add(size) - 1;
                     if keep(last) {
@@ -319,12 +297,11 @@ impl<J: JoinPair> StreamJoin<J> {
                         start: *start,
                         end: last + 1,
                     });
-                    let_go += bucket.lefts.len() + bucket.rights.len();
-                    for l in bucket.lefts.iter().filter(|h| outer_left && !h.paired) {
-                        alone.push((last, l.seq, last, join.pair(Some(&l.rec), None, window)));
-                    }
-                    for r in bucket.rights.iter().filter(|h| outer_right && !h.paired) {
-                        alone.push((last, r.seq, last, join.pair(None, Some(&r.rec), window)));
+                    let_go += bucket.len();
+                    for h in bucket.iter().filter(|h| !h.paired) {
+                        if let Some(rec) = alone_pair(join, &h.rec, outer_left, outer_right, window) {
+                            alone.push((last, h.seq, last, rec));
+                        }
                     }
                     false
                 }),
@@ -355,7 +332,7 @@ impl<J: JoinPair> StreamJoin<J> {
             .keys
             .values()
             .flat_map(|s| std::iter::once(&s.records).chain(s.windows.iter().map(|(_, b)| b)));
-        buckets.flat_map(|b| b.lefts.iter().map(|h| h.epoch).chain(b.rights.iter().map(|h| h.epoch)))
+        buckets.flat_map(|b| b.iter().map(|h| h.epoch))
     }
 }
 
@@ -386,38 +363,43 @@ impl<J: JoinPair> Sides<'_, J> {
         let stamp = |l: i64, r: i64| window.map_or(l.max(r), |w| w.end - 1);
         let (join, out, seq, epoch) = (self.join, &mut *self.out, self.seq, self.epoch);
         let mut paired = false;
-        match rec {
-            Sided::Left(rec) => {
-                for r in bucket.rights.iter_mut().filter(|r| pairs(t, r.t)) {
-                    out.push_back((join.pair(Some(&rec), Some(&r.rec), window), stamp(t, r.t)));
-                    r.paired = true;
-                    paired = true;
+        for h in bucket.iter_mut() {
+            let pair = match (&rec, &h.rec) {
+                (Sided::Left(l), Sided::Right(r)) if pairs(t, h.t) => {
+                    (join.pair(Some(l), Some(r), window), stamp(t, h.t))
                 }
-                reserve_one(&mut bucket.lefts);
-                bucket.lefts.push(Held {
-                    t,
-                    seq,
-                    paired,
-                    rec,
-                    epoch,
-                });
-            }
-            Sided::Right(rec) => {
-                for l in bucket.lefts.iter_mut().filter(|l| pairs(l.t, t)) {
-                    out.push_back((join.pair(Some(&l.rec), Some(&rec), window), stamp(l.t, t)));
-                    l.paired = true;
-                    paired = true;
+                (Sided::Right(r), Sided::Left(l)) if pairs(h.t, t) => {
+                    (join.pair(Some(l), Some(r), window), stamp(h.t, t))
                 }
-                reserve_one(&mut bucket.rights);
-                bucket.rights.push(Held {
-                    t,
-                    seq,
-                    paired,
-                    rec,
-                    epoch,
-                });
-            }
+                _ => continue,
+            };
+            out.push_back(pair);
+            h.paired = true;
+            paired = true;
         }
+        reserve_one(bucket);
+        bucket.push(Held {
+            t,
+            seq,
+            paired,
+            rec,
+            epoch,
+        });
+    }
+}
+
+/// A record never paired, alone: when its side is outer.
+fn alone_pair<J: JoinPair>(
+    join: &J,
+    rec: &Sided<J::Left, J::Right>,
+    outer_left: bool,
+    outer_right: bool,
+    window: Option<Window>,
+) -> Option<J::Output> {
+    match rec {
+        Sided::Left(l) if outer_left => Some(join.pair(Some(l), None, window)),
+        Sided::Right(r) if outer_right => Some(join.pair(None, Some(r), window)),
+        _ => None,
     }
 }
 
@@ -523,13 +505,10 @@ where
         for (key, mut state) in saved.keys {
             let buckets = std::iter::once(&mut state.records).chain(state.windows.iter_mut().map(|(_, b)| b));
             for bucket in buckets {
-                for h in &mut bucket.lefts {
+                for h in bucket.iter_mut() {
                     h.epoch = epoch;
                 }
-                for h in &mut bucket.rights {
-                    h.epoch = epoch;
-                }
-                self.held += bucket.lefts.len() + bucket.rights.len();
+                self.held += bucket.len();
             }
             self.keys.insert(key, state);
         }
