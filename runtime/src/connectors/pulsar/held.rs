@@ -8,17 +8,21 @@
 //! message its acknowledgements already name; this source drops one it holds or
 //! acknowledged lately, and acknowledges the latter again (the broker did not keep the
 //! first acknowledgement, or it would not have sent the message).
+//!
+//! The ids are kept in the order they were read, which is the order the source
+//! acknowledges them in (oldest first), so the first `acknowledged` of them are the
+//! acknowledged ones. A broker sends a topic's new messages in id order: a message whose
+//! id is above the last one read is new without a search (every message, normally); only
+//! one at or below it (sent again, or another consumer's, redelivered here) is looked for.
 
 use pulsar::proto::MessageIdData;
-use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 /// Acknowledged ids remembered, the latest: a few receiver queues' worth.
 const REMEMBERED: usize = 16_384;
 
-/// A message id with its topic's place in `Held::topics` (ids are only unique within a
-/// topic: pulsar-lite numbers every topic's messages from `0:0`).
-type Key = (usize, u64, u64, i32, i32);
+/// A message id within its topic, ordered as the broker writes them.
+type Id = (u64, u64, i32);
 
 /// What a message read is to the source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,12 +37,13 @@ pub(super) enum Seen {
 
 #[derive(Debug, Default)]
 pub(super) struct Held {
-    /// The topics met so far: few (those subscribed, or their partitions).
-    topics: Vec<String>,
-    /// Held or acknowledged (`true`) lately.
-    ids: HashMap<Key, bool>,
-    /// The acknowledged ones remembered, oldest first.
-    acknowledged: VecDeque<Key>,
+    /// The topics met so far (those subscribed, or their partitions; ids are only unique
+    /// within one), each with the highest id read from it.
+    topics: Vec<(String, Id)>,
+    /// Read, oldest first, with their topic's place in `topics`.
+    ids: VecDeque<(usize, Id)>,
+    /// How many of `ids`, from the front, are acknowledged.
+    acknowledged: usize,
     /// Second deliveries dropped.
     pub(super) dropped: u64,
 }
@@ -46,50 +51,36 @@ pub(super) struct Held {
 impl Held {
     /// Takes a message read: what it is.
     pub(super) fn read(&mut self, topic: &str, id: &MessageIdData) -> Seen {
-        let key = self.key(topic, id);
-        let seen = match self.ids.entry(key) {
-            Entry::Vacant(entry) => {
-                entry.insert(false);
-                return Seen::New;
-            }
-            Entry::Occupied(entry) if *entry.get() => Seen::Acknowledged,
-            Entry::Occupied(_) => Seen::Held,
-        };
-        self.dropped += 1;
-        seen
-    }
-
-    /// The message is being acknowledged.
-    pub(super) fn acknowledged(&mut self, topic: &str, id: &MessageIdData) {
-        let key = self.key(topic, id);
-        if let Some(acknowledged) = self.ids.get_mut(&key) {
-            if !*acknowledged {
-                *acknowledged = true;
-                self.acknowledged.push_back(key);
-            }
-        }
-        if self.acknowledged.len() > REMEMBERED {
-            if let Some(oldest) = self.acknowledged.pop_front() {
-                self.ids.remove(&oldest);
-            }
-        }
-    }
-
-    fn key(&mut self, topic: &str, id: &MessageIdData) -> Key {
-        let place = match self.topics.iter().position(|t| t == topic) {
+        let id: Id = (id.ledger_id, id.entry_id, id.batch_index.unwrap_or(-1));
+        let place = match self.topics.iter().position(|(t, _)| t == topic) {
             Some(place) => place,
             None => {
-                self.topics.push(topic.to_owned());
-                self.topics.len() - 1
+                self.topics.push((topic.to_owned(), id));
+                self.ids.push_back((self.topics.len() - 1, id));
+                return Seen::New;
             }
         };
-        (
-            place,
-            id.ledger_id,
-            id.entry_id,
-            id.partition.unwrap_or(-1),
-            id.batch_index.unwrap_or(-1),
-        )
+        let highest = &mut self.topics[place].1;
+        if id > *highest {
+            *highest = id;
+        } else if let Some(at) = self.ids.iter().rposition(|entry| *entry == (place, id)) {
+            self.dropped += 1;
+            return if at < self.acknowledged {
+                Seen::Acknowledged
+            } else {
+                Seen::Held
+            };
+        }
+        self.ids.push_back((place, id));
+        Seen::New
+    }
+
+    /// The oldest `count` messages held are being acknowledged.
+    pub(super) fn acknowledged(&mut self, count: usize) {
+        self.acknowledged = (self.acknowledged + count).min(self.ids.len());
+        let forget = self.acknowledged.saturating_sub(REMEMBERED);
+        self.ids.drain(..forget);
+        self.acknowledged -= forget;
     }
 }
 
@@ -112,9 +103,20 @@ mod tests {
         assert_eq!(held.read("t", &id(2)), Seen::New);
         assert_eq!(held.read("t", &id(1)), Seen::Held);
         assert_eq!(held.read("u", &id(1)), Seen::New, "the same id on another topic");
-        held.acknowledged("t", &id(1));
+        held.acknowledged(1);
         assert_eq!(held.read("t", &id(1)), Seen::Acknowledged);
-        assert_eq!(held.dropped, 2);
+        assert_eq!(held.read("t", &id(2)), Seen::Held);
+        assert_eq!(held.dropped, 3);
+    }
+
+    #[test]
+    fn an_older_message_not_read_before_is_new() {
+        // Another consumer's, sent here after it left a shared subscription.
+        let mut held = Held::default();
+        assert_eq!(held.read("t", &id(5)), Seen::New);
+        assert_eq!(held.read("t", &id(3)), Seen::New);
+        assert_eq!(held.read("t", &id(3)), Seen::Held);
+        assert_eq!(held.read("t", &id(6)), Seen::New);
     }
 
     #[test]
@@ -122,8 +124,8 @@ mod tests {
         let mut held = Held::default();
         for n in 0..=REMEMBERED as u64 {
             assert_eq!(held.read("t", &id(n)), Seen::New);
-            held.acknowledged("t", &id(n));
         }
+        held.acknowledged(REMEMBERED + 1);
         assert_eq!(held.ids.len(), REMEMBERED);
         assert_eq!(held.read("t", &id(0)), Seen::New, "forgotten");
         assert_eq!(held.read("t", &id(1)), Seen::Acknowledged);
