@@ -541,3 +541,39 @@ fn a_lookup_reads_rows_from_redis_keeps_them_its_cache_time_and_waits_out_a_rest
     );
     assert!(stderr.contains("redis lookup cache"), "{stderr}");
 }
+
+#[test]
+fn a_lookup_waits_for_a_server_away_at_its_start_and_refused_credentials_stop_it_there() {
+    let dir = support::workdir("redis-lookup-start");
+    let mut server = Server::start_with_password(&dir.join("redis"), "s3cret");
+    server.cli(&["SET", "device:a", r#"{"site":"north","limit":10}"#]);
+    server.stop();
+    let (readings, fresh) = (dir.join("readings.jsonl"), dir.join("fresh.jsonl"));
+    std::fs::write(&readings, "{\"n\":0,\"device_id\":\"a\"}\n").unwrap();
+    let with_password = |server: &Server, password: &str| {
+        let mut cmd = pipeline("tests/pipelines/redis_lookup.yaml", server);
+        let url = format!("redis://:{password}@127.0.0.1:{}", server.port());
+        cmd.env("REDIS_URL", url)
+            .env("READINGS", &readings)
+            .env("FRESH_OUT", &fresh)
+            .env("CACHED_OUT", dir.join("cached.jsonl"))
+            .env("PARITY_OUT", dir.join("parity.jsonl"));
+        cmd
+    };
+    let mut running = support::start(&mut with_password(&server, "s3cret"));
+    running.wait_for_log_any_time("redis connection lost");
+    assert!(by_n(&fresh).is_empty(), "nothing before the server is there");
+    server.restart();
+    support::wait_until("the reading enriched", || by_n(&fresh).contains_key(&0));
+    assert_eq!(by_n(&fresh)[&0]["site"], "north");
+    running.signal("TERM");
+    let out = running.wait();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(support::dead_letters(&out.stderr).is_empty());
+
+    let output = with_password(&server, "wrong").output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("refused the credentials"), "{stderr}");
+    assert!(!stderr.contains("wrong"), "the password is never logged: {stderr}");
+}

@@ -189,13 +189,27 @@ fn file_lookup(
     Some((reference, source))
 }
 
-/// Options only a lookup file takes, and whether `lookup` has each.
-fn file_options(lookup: &LookupSpec) -> [(&'static str, bool); 3] {
-    [
+/// Reports each option only a lookup file takes that `lookup` has (and `schema`, when
+/// `schema_too`), saying why with `why`; `true` when there was none.
+fn no_file_options(name: &str, lookup: &LookupSpec, schema_too: bool, why: &str, cx: &mut Cx) -> bool {
+    let given = [
         ("format", lookup.format.is_some()),
+        ("schema", schema_too && lookup.schema.is_some()),
         ("key", lookup.key.is_some()),
         ("reload", lookup.reload.is_some()),
-    ]
+    ];
+    let mut none = true;
+    for (option, _) in given.iter().filter(|(_, given)| *given) {
+        let at = cx.key(&["joins", name, "lookup", option]);
+        cx.error(SpecError::invalid_value(
+            *option,
+            why,
+            &at,
+            Some(format!("remove `{option}:`: only a lookup file takes it")),
+        ));
+        none = false;
+    }
+    none
 }
 
 /// Rows from Redis: JSON values of the schema, found by the stream's key (any type a
@@ -207,17 +221,13 @@ fn redis_lookup(
     schemas: &Schemas,
     cx: &mut Cx,
 ) -> Option<(Rc<RecordType>, IrLookup)> {
-    let mut ok = true;
-    for (option, _) in file_options(lookup).iter().filter(|(_, given)| *given) {
-        let at = cx.key(&["joins", name, "lookup", option]);
-        cx.error(SpecError::invalid_value(
-            *option,
-            "a row in Redis is the JSON value at `<prefix><key>`",
-            &at,
-            Some(format!("remove `{option}:`: only a lookup file takes it")),
-        ));
-        ok = false;
-    }
+    let ok = no_file_options(
+        name,
+        lookup,
+        false,
+        "a row in Redis is the JSON value at `<prefix><key>`",
+        cx,
+    );
     let reference = reference_record(name, lookup, all, schemas, cx);
     let redis = lookup
         .redis
@@ -236,18 +246,13 @@ fn table_lookup(
     table: Option<&IrOperator>,
     cx: &mut Cx,
 ) -> Option<(Rc<RecordType>, IrLookup)> {
-    let mut ok = true;
-    let schema = [("schema", lookup.schema.is_some())];
-    for (option, _) in file_options(lookup).iter().chain(&schema).filter(|(_, given)| *given) {
-        let at = cx.key(&["joins", name, "lookup", option]);
-        cx.error(SpecError::invalid_value(
-            *option,
-            "a table's rows have its output record, keyed by its key",
-            &at,
-            Some(format!("remove `{option}:`: only a lookup file takes it")),
-        ));
-        ok = false;
-    }
+    let ok = no_file_options(
+        name,
+        lookup,
+        true,
+        "a table's rows have its output record, keyed by its key",
+        cx,
+    );
     // Not found or not a table: reported by the graph; a table with errors: by its checks.
     let table = table?;
     let aggregation = table.aggregation()?;
