@@ -10,8 +10,9 @@
 //! channel) is acknowledged negatively, so the broker sends it again, on a shared
 //! subscription to another consumer, without waiting for a timeout. After a crash the
 //! broker sends every unacknowledged message again when the consumer comes back (at
-//! least once). A message the broker sends again while its first delivery is still
-//! held is dropped ([`Held`]).
+//! least once). A message the broker sends again while the source still holds its first
+//! delivery, or soon after acknowledging it, is dropped ([`Held`]); in the second case
+//! it is acknowledged again.
 
 use super::client::{self, Fatal, Outage, PulsarConnect};
 use super::held::{Held, Seen};
@@ -380,7 +381,7 @@ impl RawSource for PulsarSource {
         }
         if self.held.dropped > 0 {
             log::warn(
-                "pulsar: the broker sent messages again while their first delivery was being handled; the second deliveries were dropped",
+                "pulsar: the broker sent messages again that this source had read already; the second deliveries were dropped",
                 &[("component", json!(self.component)), ("messages", json!(self.held.dropped))],
             );
         }
