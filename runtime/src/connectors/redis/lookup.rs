@@ -119,7 +119,9 @@ where
                 }
             },
         };
-        self.cache.put(key.to_owned(), row.clone(), now);
+        if self.cache.keeps() {
+            self.cache.put(key.to_owned(), row.clone(), now);
+        }
         Ok(row)
     }
 
@@ -212,8 +214,13 @@ impl<K: Hash + Eq + Clone, V> Cache<K, V> {
         }
     }
 
+    /// Whether it keeps anything (`cache: 0s` does not).
+    fn keeps(&self) -> bool {
+        !self.ttl.is_zero() && self.max_rows > 0
+    }
+
     fn put(&mut self, key: K, row: V, now: Instant) {
-        if self.ttl.is_zero() || self.max_rows == 0 {
+        if !self.keeps() {
             return;
         }
         // Expired rows go, then the oldest while the cache is full.
