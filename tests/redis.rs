@@ -470,13 +470,17 @@ fn a_lookup_reads_rows_from_redis_keeps_them_its_cache_time_and_waits_out_a_rest
     );
     assert_eq!(c[&0], json!({ "n": 0, "site": "north" }));
     assert_eq!(c[&1], json!({ "n": 1, "site": "south" }));
-    // A changed row: read at once without a cache, not within the cached hour.
+    // A changed row, and a row added: read at once without a cache, not within the
+    // cached hour (a miss is cached as a row is).
     server.cli(&["SET", "device:a", &row("east", 10.0).to_string()]);
+    server.cli(&["SET", "device:none", &row("added", 1.0).to_string()]);
     append(5, "a");
+    append(8, "none");
     support::wait_until("the changed row", || {
-        by_n(&fresh).contains_key(&5) && by_n(&cached).contains_key(&5)
+        by_n(&fresh).contains_key(&8) && by_n(&cached).contains_key(&5)
     });
     assert_eq!(by_n(&fresh)[&5]["site"], "east");
+    assert_eq!(by_n(&fresh)[&8]["site"], "added");
     assert_eq!(by_n(&cached)[&5]["site"], "north", "still the cached row");
     // The server goes away: the lookup waits for it and loses nothing.
     server.stop();
@@ -523,13 +527,18 @@ fn a_lookup_reads_rows_from_redis_keeps_them_its_cache_time_and_waits_out_a_rest
     );
     let counters = support::counters(&out.stderr);
     let count = |component: &str, key: &str| support::counter(&counters, component, key);
-    assert_eq!(count("sources.readings", "received"), 8);
+    assert_eq!(count("sources.readings", "received"), 9);
     assert_eq!(
         (count("joins.fresh", "sent"), count("joins.fresh", "dead_lettered")),
-        (5, 3),
-        "0, 1, 2, 5 and 6 enriched; bad, h and the one at the stop dead letters"
+        (6, 3),
+        "0, 1, 2, 5, 8 and 6 enriched; bad, h and the one at the stop dead letters"
     );
-    assert_eq!(count("joins.cached", "dead_lettered"), 3, "none, bad and h");
+    assert_eq!(
+        count("joins.cached", "dead_lettered"),
+        4,
+        "none (twice: its miss cached), bad and h"
+    );
+    assert!(!by_n(&cached).contains_key(&8));
     // An integer key, written in decimal: the even readings found `parity:0`; the odd
     // ones, with no `parity:1`, were dropped.
     let evens: Vec<i64> = by_n(&parity).into_keys().collect();
