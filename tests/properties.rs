@@ -918,9 +918,10 @@ fn accepted_mqtt_specs(cases: u32) -> Vec<String> {
     accepted_specs(mqtt_spec(), cases)
 }
 
-/// A Redis stream source and a sink whose options take values at and past their edges:
-/// names with placeholders and `${VAR}`, every write command and mixes of them, sizes
-/// and durations YAML reads oddly, secrets with defaults, URLs of other schemes.
+/// A Redis stream source, a sink and a lookup join whose options take values at and
+/// past their edges: names with placeholders and `${VAR}`, every write command and mixes
+/// of them, sizes and durations YAML reads oddly, secrets with defaults, URLs of other
+/// schemes, keys of every type, prefixes with quotes and braces, tricky row names.
 fn redis_spec() -> impl Strategy<Value = String> {
     fn edge(pass: &'static [&'static str], fail: &'static [&'static str]) -> BoxedStrategy<&'static str> {
         prop_oneof![4 => proptest::sample::select(pass), 1 => proptest::sample::select(fail)].boxed()
@@ -973,20 +974,43 @@ fn redis_spec() -> impl Strategy<Value = String> {
             ],
         ),
         edge(&["", "ttl: 1h", "ttl: 1ms"], &["ttl: 0s", "ttl: 1e400d", "ttl: '${T}'"]),
+        edge(
+            &["x", "n", "n > 1", "lower(x)", "n % 2 == 0"],
+            &["to_float(n)", "y", "x?"],
+        ),
+        edge(&["''", "'\"'", "'{x}'", "'\\'", "'d:é:'", "'${P}:'"], &["[a]", "{}"]),
+        edge(
+            &[
+                "cache: 0s",
+                "cache: 1ms",
+                "cache: 18h",
+                "cache_rows: 0",
+                "cache_rows: 18446744073709551615",
+            ],
+            &[
+                "cache: -1s",
+                "cache: 1e400s",
+                "cache: .nan",
+                "cache_rows: -1",
+                "cache_rows: 1e400",
+            ],
+        ),
+        edge(&["d", "_", "a__b", "r#x"], &["x", "self", ""]),
     )
-        .prop_map(|(url, password, read, claim_idle, write, ttl)| {
-            let claim = if read.starts_with("stream") {
-                format!("claim_idle: {claim_idle}")
-            } else {
-                String::new()
-            };
-            let ttl = if write.starts_with("key") || write.starts_with("hash") {
-                ttl
-            } else {
-                ""
-            };
-            format!(
-                "name: hostile_redis
+        .prop_map(
+            |(url, password, read, claim_idle, write, ttl, key, prefix, cache, row)| {
+                let claim = if read.starts_with("stream") {
+                    format!("claim_idle: {claim_idle}")
+                } else {
+                    String::new()
+                };
+                let ttl = if write.starts_with("key") || write.starts_with("hash") {
+                    ttl
+                } else {
+                    ""
+                };
+                format!(
+                    "name: hostile_redis
 schemas:
   r: {{ x: string, n: i64 }}
 sources:
@@ -997,6 +1021,18 @@ sources:
     {read}
     {claim}
     schema: r
+joins:
+  j:
+    input: s
+    key: {key}
+    lookup:
+      redis:
+        url: {url}
+        password: {password}
+        prefix: {prefix}
+        {cache}
+      schema: r
+      as: '{row}'
 sinks:
   o:
     type: redis
@@ -1004,9 +1040,11 @@ sinks:
     url: redis://h
     {write}
     {ttl}
+  l: {{ type: stdout, input: j, format: json }}
 "
-            )
-        })
+                )
+            },
+        )
 }
 
 /// Hostile Redis specs ([`accepted_specs`]).
