@@ -586,3 +586,27 @@ fn a_lookup_waits_for_a_server_away_at_its_start_and_refused_credentials_stop_it
     assert!(stderr.contains("refused the credentials"), "{stderr}");
     assert!(!stderr.contains("wrong"), "the password is never logged: {stderr}");
 }
+
+#[test]
+fn a_lookups_output_on_a_full_disk_fails_the_run_and_says_every_row_lost() {
+    let dir = support::workdir("redis-lookup-full");
+    let server = Server::start(&dir.join("redis"));
+    server.cli(&["SET", "device:a", r#"{"site":"north","limit":10}"#]);
+    let readings = dir.join("readings.jsonl");
+    let lines: String = (0..3)
+        .map(|n| format!("{}\n", json!({ "n": n, "device_id": "a" })))
+        .collect();
+    std::fs::write(&readings, lines).unwrap();
+    let mut cmd = pipeline("tests/pipelines/redis_lookup.yaml", &server);
+    cmd.env("READINGS", &readings)
+        .env("FRESH_OUT", "/dev/full")
+        .env("CACHED_OUT", dir.join("cached.jsonl"))
+        .env("PARITY_OUT", dir.join("parity.jsonl"));
+    let out = support::start(&mut cmd).wait();
+    let counters = support::failed_on_a_full_disk(&out, "sinks.fresh_out", 3);
+    assert_eq!(
+        support::counter(&counters, "joins.fresh", "sent"),
+        3,
+        "looked up before the write failed"
+    );
+}
