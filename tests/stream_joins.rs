@@ -5,7 +5,8 @@
 //!   sources) on generated orders and shipments, each file in time order within the
 //!   watermark's bound, so nothing is late;
 //! - `tests/pipelines/join_streams.yaml`: one source split into the two sides of an
-//!   interval full join (its results counted by a window downstream), a tumbling left
+//!   interval full join (its results counted by a window downstream, and failing in a
+//!   transform after it for some: dead letters of its output records), a tumbling left
 //!   join (some of whose results fail, and are dropped), a hopping inner join and an
 //!   interval right join (some of whose results fail, and are dead letters), on
 //!   generated events out of order and some late. Its watermark follows the one source: after
@@ -272,6 +273,26 @@ fn interval_and_window_joins_give_what_nested_loops_give() {
         .map(|w| w["n"].as_i64().unwrap_or(0))
         .sum();
     assert_eq!(counted, expected.len() as i64);
+    // `near_ratio` after it: a pair whose `b` is a multiple of 5 fails there, and its dead
+    // letter holds the join's output record (not the pair it was made of).
+    let both: Vec<&Value> = expected.iter().filter(|e| e["a"] != -1 && e["b"] != -1).collect();
+    let (failing, ratios): (Vec<&Value>, Vec<&Value>) =
+        both.into_iter().partition(|e| e["b"].as_i64().unwrap_or(0) % 5 == 0);
+    let ratios = ratios
+        .iter()
+        .map(|e| json!({ "a": e["a"], "b": e["b"], "r": 100 / (e["b"].as_i64().unwrap_or(1) % 5) }));
+    assert_eq!(sorted(read(&dir.join("near_ratio.jsonl"))), sorted(ratios));
+    let all_dead = read(&dir.join("dead.jsonl"));
+    let ratio_dead: Vec<Value> = all_dead
+        .iter()
+        .filter(|d| d["component"] == "transforms.near_ratio")
+        .map(|d| {
+            assert_eq!(d["reason"], "division by zero");
+            serde_json::from_str(d["record"].as_str().unwrap_or("")).unwrap_or_default()
+        })
+        .collect();
+    assert!(failing.len() > 10, "{} failing", failing.len());
+    assert_eq!(sorted(ratio_dead), sorted(failing.into_iter().cloned()));
     assert!(expected.iter().any(|e| e["a"] == -1) && expected.iter().any(|e| e["b"] == -1));
     let late_ids: Vec<i64> = read(&dir.join("near_late.jsonl"))
         .iter()
@@ -335,7 +356,8 @@ fn interval_and_window_joins_give_what_nested_loops_give() {
     expected.sort_unstable();
     assert_eq!(got, expected);
     let dead = read(&dir.join("dead.jsonl"));
-    let (dead, failed): (Vec<Value>, Vec<Value>) = dead.into_iter().partition(|d| d["component"] == "joins.hop");
+    let dead = dead.into_iter().filter(|d| d["component"] != "transforms.near_ratio");
+    let (dead, failed): (Vec<Value>, Vec<Value>) = dead.partition(|d| d["component"] == "joins.hop");
     let dead_ids: Vec<i64> = dead
         .iter()
         .map(|d| {
@@ -373,6 +395,12 @@ fn interval_and_window_joins_give_what_nested_loops_give() {
     assert!(failed.iter().all(|d| d["component"] == "joins.behind"));
     let (divided, late): (Vec<&Value>, Vec<&Value>) = failed.iter().partition(|d| d["reason"] == "division by zero");
     assert_eq!(divided.len(), failing, "every failed result is a dead letter");
+    // A result its `select` could not make: the dead letter holds the pair.
+    for d in &divided {
+        let pair: Value = serde_json::from_str(d["record"].as_str().unwrap_or("")).unwrap_or_default();
+        assert_eq!(pair["rights"]["id"].as_i64().map(|b| b % 11), Some(0), "{pair}");
+        assert!(pair.get("lefts").is_some(), "{pair}");
+    }
     assert_eq!(support::counter(&c, "joins.behind", "results_failed"), failing as u64);
     assert_eq!(late.len(), expected_late.len());
     assert!(late

@@ -355,6 +355,9 @@ pub struct IrStreamJoin {
     /// The output record and one expression over `pair` per field; `None`: the output
     /// is `pair` itself.
     pub select: Option<(Rc<RecordType>, Vec<TExpr>)>,
+    /// With a `select`, the struct name of `pair` made of borrowed sides, which `select`
+    /// reads inside the join: a pair is then never copied out of the held records.
+    pub pair_ref: Option<String>,
     pub output: Rc<RecordType>,
     pub on_error: OnError,
     /// Late records with no `.late` reader: dropped (true) or dead letters.

@@ -25,6 +25,9 @@ pub enum Repr {
 #[derive(Default)]
 pub struct ExprGen {
     pub regexes: Vec<String>,
+    /// The record's own fields that are records are references already (`&Side`,
+    /// `Option<&Side>`): a join's pair of borrowed sides.
+    pub borrowed_roots: bool,
 }
 
 impl ExprGen {
@@ -60,7 +63,9 @@ impl ExprGen {
             TKind::Field(field) => {
                 let idents = field.idents.iter().map(|p| super::ident::ident(p));
                 let access = quote!(rec #(.#idents)*);
+                let root = field.idents.len() == 1;
                 match &e.ty {
+                    _ if root && self.borrowed_roots && is_record(&e.ty) => (access, Borrowed),
                     Type::String => (quote!(#access.as_str()), Borrowed),
                     Type::Optional(inner) if **inner == Type::String => (quote!(#access.as_deref()), Borrowed),
                     Type::Optional(inner) if matches!(**inner, Type::Record(_)) => (quote!(#access.as_ref()), Borrowed),
@@ -425,6 +430,15 @@ fn as_ref(code: TokenStream, repr: Repr, ty: &Type) -> TokenStream {
 }
 
 /// Turn code of representation `repr` into an owned value.
+/// A record, or an optional one.
+fn is_record(ty: &Type) -> bool {
+    match ty {
+        Type::Record(_) => true,
+        Type::Optional(inner) => matches!(**inner, Type::Record(_)),
+        _ => false,
+    }
+}
+
 pub fn to_owned(code: TokenStream, repr: Repr, ty: &Type) -> TokenStream {
     if repr == Repr::Owned {
         return code;

@@ -362,29 +362,49 @@ fn stateful_fns(op: &IrOperator, ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
     let field = node_field(op);
     let emit = prefixed("emit_", &op.stem);
     let forward_fn = prefixed("forward_", &op.stem);
-    // What the operator emits: a pattern its match and a join its pair, which `select_`
-    // makes into the output record on the way downstream.
+    // What the operator emits: a pattern its match, which `select_` makes into the
+    // output record on the way downstream.
     let select_call = || {
         let f = prefixed("select_", &op.stem);
         quote!(let rec = &#f(rec).map_err(|e| RecordError::new(#component, e))?;)
     };
-    let (items, flows, emitted, select) = match &op.kind {
+    // A join with a `select` makes its output records itself, and hands on the pairs
+    // `select` could not make: each is a dead letter.
+    let made = |j: &IrStreamJoin| {
+        j.select.as_ref()?;
+        Some(quote! {
+            let rec = match rec {
+                Ok(rec) => rec,
+                Err(failed) => {
+                    let (e, pair) = *failed;
+                    out.#field.result_failed(&mut out.dead_letters, &RecordError::new(#component, e), &pair);
+                    continue;
+                }
+            };
+        })
+    };
+    let (items, flows, emitted, select, unmade) = match &op.kind {
         IrOperatorKind::Pattern(p) => {
             let flow = record_flow(op, &p.key, ir, exprs);
             let emitted = type_ident(&p.matched.rust_name);
-            (patterns::items(op, p, exprs), flow, emitted, select_call())
+            (patterns::items(op, p, exprs), flow, emitted, select_call(), None)
         }
         IrOperatorKind::StreamJoin(j) => {
             let flows = join_flows(op, j, ir, exprs);
-            let select = j.select.as_ref().map(|_| select_call()).unwrap_or_default();
-            let emitted = type_ident(&j.pair.rust_name);
-            (stream_joins::items(op, j, exprs), flows, emitted, select)
+            let emitted = type_ident(&j.output.rust_name);
+            (
+                stream_joins::items(op, j, exprs),
+                flows,
+                emitted,
+                TokenStream::new(),
+                made(j),
+            )
         }
         _ => {
             let a = op.aggregation().expect("windows and tables have an aggregation");
             let flow = record_flow(op, &a.key, ir, exprs);
             let emitted = type_ident(&op.output().rust_name);
-            (aggregation::items(op, exprs), flow, emitted, TokenStream::new())
+            (aggregation::items(op, exprs), flow, emitted, TokenStream::new(), None)
         }
     };
     let calls = hand_on(&op.outputs, ir);
@@ -397,6 +417,7 @@ fn stateful_fns(op: &IrOperator, ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
             let mut results = out.#field.take_buffer();
             while out.#field.next_results(&mut results) {
                 for (rec, t) in results.drain(..) {
+                    #unmade
                     if let Err(e) = #forward_fn(&rec, t, out) {
                         out.#field.result_failed(&mut out.dead_letters, &e, &rec);
                     }

@@ -6,13 +6,15 @@
 //! struct whose `pair` builds the `<Name>Pair` record.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{format_ident, quote};
 
 use super::aggregation::key_type;
 use super::expr::ExprGen;
 use super::ident::{ident, prefixed, type_ident};
+use crate::expr::TExpr;
 use crate::ir::{IrJoinBounds, IrOperator, IrStreamJoin};
 use crate::spec::OnError;
+use crate::types::RecordType;
 
 /// The `JoinPair` type and, with `select:`, the `select_` function.
 pub fn items(op: &IrOperator, j: &IrStreamJoin, exprs: &mut ExprGen) -> TokenStream {
@@ -42,23 +44,16 @@ pub fn items(op: &IrOperator, j: &IrStreamJoin, exprs: &mut ExprGen) -> TokenStr
         }
         IrJoinBounds::Interval { .. } => TokenStream::new(),
     };
-    let select = j.select.as_ref().map(|(output, select)| {
-        let f = prefixed("select_", &op.stem);
-        let out_ty = type_ident(&output.rust_name);
-        let fields = output.fields.iter().zip(select).map(|(field, e)| {
-            let name = ident(&field.ident);
-            let code = exprs.owned(e);
-            quote!(#name: #code,)
-        });
-        let doc = format!(" The output record of a pair of `{component}`.");
-        quote! {
-            #[doc = #doc]
-            #[inline]
-            fn #f(rec: &#pair) -> Result<#out_ty, EvalError> {
-                Ok(#out_ty { #(#fields)* })
-            }
+    let owned_pair = quote!(#pair { #left_field #right_field #window_fields });
+    let (output, make, selected) = match (&j.select, &j.pair_ref) {
+        (Some((record, select)), Some(pair_ref)) => {
+            let output = type_ident(&record.rust_name);
+            let output = quote!(Result<#output, Box<(EvalError, #pair)>>);
+            let (items, make) = select_items(op, j, (record, select), pair_ref, owned_pair, exprs);
+            (output, make, items)
         }
-    });
+        _ => (quote!(#pair), owned_pair, TokenStream::new()),
+    };
     let doc = format!(" What `{component}` joins.");
     quote! {
         #[doc = #doc]
@@ -67,19 +62,97 @@ pub fn items(op: &IrOperator, j: &IrStreamJoin, exprs: &mut ExprGen) -> TokenStr
         impl Keyed for #join {
             type Input = Sided<#left, #right>;
             type Key = #key_ty;
-            type Output = #pair;
+            type Output = #output;
         }
 
         impl JoinPair for #join {
             type Left = #left;
             type Right = #right;
-            fn pair(&self, left: Option<&#left>, right: Option<&#right>, window: Option<Window>) -> #pair {
-                #pair { #left_field #right_field #window_fields }
+            fn pair(&self, left: Option<&#left>, right: Option<&#right>, window: Option<Window>) -> #output {
+                #make
             }
         }
 
-        #select
+        #selected
     }
+}
+
+/// With `select:`, the pair of borrowed sides and the `select_` over it, which `pair`
+/// calls: the output record is made straight from the records held, and only a pair that
+/// `select` cannot make is copied out whole (`owned_pair`), for its dead letter.
+fn select_items(
+    op: &IrOperator,
+    j: &IrStreamJoin,
+    (record, select): (&RecordType, &[TExpr]),
+    pair_ref: &str,
+    owned_pair: TokenStream,
+    exprs: &mut ExprGen,
+) -> (TokenStream, TokenStream) {
+    let (left, right) = (type_ident(&j.left_held.rust_name), type_ident(&j.right_held.rust_name));
+    let pair_ref = type_ident(pair_ref);
+    let output = type_ident(&record.rust_name);
+    let f = prefixed("select_", &op.stem);
+    // Each side's field: a reference, optional when the other side is outer; a side that
+    // is not optional is always there, and an empty record stands in otherwise.
+    let side = |field: usize, ty: &proc_macro2::Ident, value: TokenStream, optional: bool| {
+        let name = ident(&j.pair.fields[field].ident);
+        let absent = format_ident!("no_{}", value.to_string());
+        if optional {
+            (
+                quote!(#name: Option<&'a #ty>,),
+                quote!(#name: #value,),
+                TokenStream::new(),
+            )
+        } else {
+            let init =
+                quote!(#name: match #value { Some(side) => side, None => { #absent = #ty::default(); &#absent } },);
+            (quote!(#name: &'a #ty,), init, quote!(let #absent;))
+        }
+    };
+    let (left_decl, left_init, left_absent) = side(0, &left, quote!(left), j.outer_right);
+    let (right_decl, right_init, right_absent) = side(1, &right, quote!(right), j.outer_left);
+    let (window_decl, window_init) = match j.bounds {
+        IrJoinBounds::Windows { .. } => {
+            let (start, end) = (ident(&j.pair.fields[2].ident), ident(&j.pair.fields[3].ident));
+            (
+                quote!(#start: i64, #end: i64,),
+                quote!(#start: window.map_or(0, |w| w.start), #end: window.map_or(0, |w| w.end),),
+            )
+        }
+        IrJoinBounds::Interval { .. } => (TokenStream::new(), TokenStream::new()),
+    };
+    exprs.borrowed_roots = true;
+    let fields: Vec<TokenStream> = record
+        .fields
+        .iter()
+        .zip(select)
+        .map(|(field, e)| {
+            let name = ident(&field.ident);
+            let code = exprs.owned(e);
+            quote!(#name: #code,)
+        })
+        .collect();
+    exprs.borrowed_roots = false;
+    let component = op.component();
+    let doc_ref = format!(" A pair of `{component}`: the sides held, borrowed.");
+    let doc = format!(" The output record of a pair of `{component}`.");
+    let items = quote! {
+        #[doc = #doc_ref]
+        struct #pair_ref<'a> { #left_decl #right_decl #window_decl }
+
+        #[doc = #doc]
+        #[inline]
+        fn #f(rec: &#pair_ref<'_>) -> Result<#output, EvalError> {
+            Ok(#output { #(#fields)* })
+        }
+    };
+    let make = quote! {
+        #left_absent
+        #right_absent
+        let rec = #pair_ref { #left_init #right_init #window_init };
+        #f(&rec).map_err(|e| Box::new((e, #owned_pair)))
+    };
+    (items, make)
 }
 
 /// The field type in the `Nodes` struct.

@@ -134,6 +134,7 @@ pub fn stream_join(
         ))
     });
     let output = select.as_ref().map_or_else(|| pair.clone(), |(r, _)| r.clone());
+    let pair_ref = select.is_some().then(|| cx.names.type_name("", name, "PairRef"));
     let [left_held, right_held] = held;
     Some(IrStreamJoin {
         join_type: cx.names.type_name("", name, "Join"),
@@ -148,6 +149,7 @@ pub fn stream_join(
         pair,
         late,
         select,
+        pair_ref,
         output,
         on_error: spec.on_error.unwrap_or(OnError::DeadLetter),
         drop_late: spec.late == Some(LatePolicy::Drop),
