@@ -155,8 +155,12 @@ impl<A: Keyed, O: KeyedOperator<A>> Stateful<A, O> {
     /// when there were none.
     pub fn next_results(&mut self, buf: &mut Vec<(A::Output, i64)>) -> bool {
         self.op.drain_emitted(buf, EMIT_CHUNK);
+        if buf.is_empty() {
+            // The loop's last call, every time: no atomic add for nothing.
+            return false;
+        }
         self.counters.emit(InternalEvent::Emitted(buf.len() as u64));
-        !buf.is_empty()
+        true
     }
 
     pub fn restore_buffer(&mut self, mut buf: Vec<(A::Output, i64)>) {
