@@ -75,6 +75,9 @@ pub struct JoinShape {
 /// An interval join sweeps at least this far apart (ms of watermark progress).
 const MIN_SWEEP_STEP: i64 = 1_000;
 
+/// How many keys ahead a sweep asks for the records it will look at.
+const SWEEP_AHEAD: usize = 8;
+
 /// A record held, with its time and arrival number.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Held<R> {
@@ -262,10 +265,8 @@ impl<J: JoinPair> StreamJoin<J> {
         let keep = |until: i64| until >= wm && wm < i64::MAX;
         let mut alone: Vec<Alone<J::Output>> = Vec::new();
         let mut let_go = 0;
-        self.keys.retain(|_, state| {
-            if keep(state.until) {
-                return true;
-            }
+        let mut emptied = 0;
+        let mut sweep_key = |state: &mut KeyState<J::Left, J::Right>| {
             // The earliest time a record kept may go.
             let mut next = i64::MAX;
             match bounds {
@@ -307,8 +308,26 @@ impl<J: JoinPair> StreamJoin<J> {
                 }),
             }
             state.until = next;
-            !state.is_empty()
-        });
+            emptied += usize::from(state.is_empty());
+        };
+        // Each key's records are elsewhere in memory: the list of the key
+        // `SWEEP_AHEAD` places on is asked for before this one is swept, so that the
+        // loads overlap instead of waiting in turn.
+        let mut ahead = VecDeque::with_capacity(SWEEP_AHEAD);
+        for state in self.keys.values_mut().filter(|state| !keep(state.until)) {
+            match bounds {
+                JoinBounds::Interval { .. } => prefetch(state.records.as_ptr()),
+                JoinBounds::Windows { .. } => prefetch(state.windows.as_ptr()),
+            }
+            if ahead.len() == SWEEP_AHEAD {
+                ahead.pop_front().map(&mut sweep_key);
+            }
+            ahead.push_back(state);
+        }
+        ahead.into_iter().for_each(&mut sweep_key);
+        if emptied > 0 {
+            self.keys.retain(|_, state| !state.is_empty());
+        }
         self.held -= let_go;
         alone.sort_unstable_by_key(|(until, seq, _, _)| (*until, *seq));
         self.out.extend(
@@ -386,6 +405,18 @@ impl<J: JoinPair> Sides<'_, J> {
             epoch,
         });
     }
+}
+
+/// Asks for the memory at `at` to be brought into the cache, without waiting for it.
+#[inline(always)]
+fn prefetch<T>(at: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint that never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(at.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = at;
 }
 
 /// A record never paired, alone: when its side is outer.
