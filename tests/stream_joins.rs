@@ -356,7 +356,10 @@ fn interval_and_window_joins_give_what_nested_loops_give() {
     expected.sort_unstable();
     assert_eq!(got, expected);
     let dead = read(&dir.join("dead.jsonl"));
-    let dead = dead.into_iter().filter(|d| d["component"] != "transforms.near_ratio");
+    let others = ["transforms.near_ratio", "joins.same_key"];
+    let dead = dead
+        .into_iter()
+        .filter(|d| !others.iter().any(|o| d["component"] == *o));
     let (dead, failed): (Vec<Value>, Vec<Value>) = dead.partition(|d| d["component"] == "joins.hop");
     let dead_ids: Vec<i64> = dead
         .iter()
@@ -406,4 +409,38 @@ fn interval_and_window_joins_give_what_nested_loops_give() {
     assert!(late
         .iter()
         .all(|d| d["reason"].as_str().unwrap_or("").starts_with("late: ")));
+
+    // `same_key`: interval 0 s..=4 s, inner, late records dropped; `select` reads both
+    // sides' key fields, which the join holds once, as the key. A result whose `q`
+    // divides by zero (`b % 13 == 0`) is a dead letter holding the pair, the key back in
+    // both sides' records.
+    let mut expected = Vec::new();
+    let mut failing = Vec::new();
+    for l in on_time.iter().filter(|e| e.side == "a") {
+        for r in on_time.iter().filter(|e| e.side == "b" && e.key == l.key) {
+            if !(l.ts..=l.ts + 4_000).contains(&r.ts) {
+                continue;
+            }
+            match r.id % 13 {
+                0 => failing.push(json!({ "a": { "id": l.id, "key": l.key }, "b": { "id": r.id, "key": r.key } })),
+                m => expected.push(json!({
+                    "a": l.id, "b": r.id, "ka": l.key, "kb": format!("{}!", r.key), "q": 1000 / m
+                })),
+            }
+        }
+    }
+    assert_eq!(sorted(read(&dir.join("same_key.jsonl"))), sorted(expected));
+    assert!(failing.len() > 5, "{} failing", failing.len());
+    let pairs = read(&dir.join("dead.jsonl"))
+        .into_iter()
+        .filter(|d| d["component"] == "joins.same_key");
+    let pairs = pairs.map(|d| {
+        assert_eq!(d["reason"], "division by zero");
+        serde_json::from_str::<Value>(d["record"].as_str().unwrap_or("")).unwrap_or_default()
+    });
+    assert_eq!(sorted(pairs), sorted(failing.clone()));
+    assert_eq!(
+        support::counter(&c, "joins.same_key", "results_failed"),
+        failing.len() as u64
+    );
 }

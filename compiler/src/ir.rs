@@ -358,6 +358,12 @@ pub struct IrStreamJoin {
     /// With a `select`, the struct name of `pair` made of borrowed sides, which `select`
     /// reads inside the join: a pair is then never copied out of the held records.
     pub pair_ref: Option<String>,
+    /// The fields that are a side's key (`order_id` with `key: order_id`), which `select`
+    /// reads and the join holds once, as the key, not in each record: `(the side's name
+    /// in the pair, the field's name)`; the `<Name>PairRef` field `select` reads the key
+    /// from, when there are any.
+    pub keys_held_once: Vec<(String, String)>,
+    pub key_ref: Option<String>,
     pub output: Rc<RecordType>,
     pub on_error: OnError,
     /// Late records with no `.late` reader: dropped (true) or dead letters.

@@ -111,6 +111,7 @@ pub const RESERVED_TYPES: &[&str] = &[
     "Admit",
     "Aggregation",
     "Keyed",
+    "FailedPair",
     "JoinBounds",
     "JoinPair",
     "JoinShape",

@@ -27,7 +27,7 @@ pub use crate::formats::{
     JsonScan, LineRecord, LinesDecoder, LinesEncoder, ScanJson, ToCsvField, WriteJson,
 };
 pub use crate::internal_events::{Events, Tally};
-pub use crate::joins::{JoinBounds, JoinPair, JoinShape, LookupFile, Sided, StreamJoin};
+pub use crate::joins::{failed_pair, FailedPair, JoinBounds, JoinPair, JoinShape, LookupFile, Sided, StreamJoin};
 pub use crate::patterns::{Pattern, PatternShape, PatternStep, Patterns};
 pub use crate::settings::{SettingDef, Settings};
 pub use crate::sinks::{Address, MessageOutput, Output, Outputs, RawSink};

@@ -48,7 +48,7 @@ pub fn items(op: &IrOperator, j: &IrStreamJoin, exprs: &mut ExprGen) -> TokenStr
     let (output, make, selected) = match (&j.select, &j.pair_ref) {
         (Some((record, select)), Some(pair_ref)) => {
             let output = type_ident(&record.rust_name);
-            let output = quote!(Result<#output, Box<(EvalError, #pair)>>);
+            let output = quote!(Result<#output, Box<(EvalError, FailedPair)>>);
             let (items, make) = select_items(op, j, (record, select), pair_ref, owned_pair, exprs);
             (output, make, items)
         }
@@ -68,7 +68,7 @@ pub fn items(op: &IrOperator, j: &IrStreamJoin, exprs: &mut ExprGen) -> TokenStr
         impl JoinPair for #join {
             type Left = #left;
             type Right = #right;
-            fn pair(&self, left: Option<&#left>, right: Option<&#right>, window: Option<Window>) -> #output {
+            fn pair(&self, key: &#key_ty, left: Option<&#left>, right: Option<&#right>, window: Option<Window>) -> #output {
                 #make
             }
         }
@@ -79,7 +79,8 @@ pub fn items(op: &IrOperator, j: &IrStreamJoin, exprs: &mut ExprGen) -> TokenStr
 
 /// With `select:`, the pair of borrowed sides and the `select_` over it, which `pair`
 /// calls: the output record is made straight from the records held, and only a pair that
-/// `select` cannot make is copied out whole (`owned_pair`), for its dead letter.
+/// `select` cannot make is copied out whole (`owned_pair`, with the key put back where
+/// it was held only as the key), for its dead letter.
 fn select_items(
     op: &IrOperator,
     j: &IrStreamJoin,
@@ -121,6 +122,15 @@ fn select_items(
         }
         IrJoinBounds::Interval { .. } => (TokenStream::new(), TokenStream::new()),
     };
+    // The key, when a side holds its key field only as the key.
+    let (key_decl, key_init) = match &j.key_ref {
+        Some(name) => {
+            let name = ident(name);
+            (quote!(#name: &'a String,), quote!(#name: key,))
+        }
+        None => (TokenStream::new(), TokenStream::new()),
+    };
+    let held_once = j.keys_held_once.iter().map(|(side, field)| quote!((#side, #field)));
     exprs.borrowed_roots = true;
     let fields: Vec<TokenStream> = record
         .fields
@@ -138,7 +148,7 @@ fn select_items(
     let doc = format!(" The output record of a pair of `{component}`.");
     let items = quote! {
         #[doc = #doc_ref]
-        struct #pair_ref<'a> { #left_decl #right_decl #window_decl }
+        struct #pair_ref<'a> { #left_decl #right_decl #window_decl #key_decl }
 
         #[doc = #doc]
         #[inline]
@@ -149,8 +159,8 @@ fn select_items(
     let make = quote! {
         #left_absent
         #right_absent
-        let rec = #pair_ref { #left_init #right_init #window_init };
-        #f(&rec).map_err(|e| Box::new((e, #owned_pair)))
+        let rec = #pair_ref { #left_init #right_init #window_init #key_init };
+        #f(&rec).map_err(|e| Box::new((e, failed_pair(&#owned_pair, key, &[#(#held_once),*]))))
     };
     (items, make)
 }

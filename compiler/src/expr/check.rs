@@ -59,6 +59,29 @@ impl TExpr {
     }
 
     /// Calls `f` with the names along every field path the expression reads.
+    /// Calls `f` with every field path in `self`, which it may change.
+    pub fn for_each_field_mut(&mut self, f: &mut impl FnMut(&mut FieldPath)) {
+        match &mut self.kind {
+            TKind::Field(path) => f(path),
+            TKind::Neg(a) | TKind::Not(a) => a.for_each_field_mut(f),
+            TKind::Arith(_, a, b)
+            | TKind::Concat(a, b)
+            | TKind::Compare(_, a, b)
+            | TKind::Logic(_, a, b)
+            | TKind::Index(a, b) => {
+                a.for_each_field_mut(f);
+                b.for_each_field_mut(f);
+            }
+            TKind::If(a, b, c) => {
+                a.for_each_field_mut(f);
+                b.for_each_field_mut(f);
+                c.for_each_field_mut(f);
+            }
+            TKind::Call(_, args) => args.iter_mut().for_each(|a| a.for_each_field_mut(f)),
+            TKind::Str(_) | TKind::I64(_) | TKind::U64(_) | TKind::F64(_) | TKind::Bool(_) => {}
+        }
+    }
+
     pub fn for_each_field<'a>(&'a self, f: &mut impl FnMut(&'a [String])) {
         match &self.kind {
             TKind::Field(path) => f(&path.names),

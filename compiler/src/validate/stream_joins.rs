@@ -9,7 +9,7 @@ use super::transforms::{expression, mapped_fields, mapped_record, read_fields};
 use super::windows;
 use super::Cx;
 use crate::diagnostics::SpecError;
-use crate::expr::TExpr;
+use crate::expr::{TExpr, TKind};
 use crate::ir::{IrJoinBounds, IrStreamJoin, WINDOW_FIELDS};
 use crate::spec::joins::{JoinKind, JoinSpec, SideSpec};
 use crate::spec::windows::LatePolicy;
@@ -106,6 +106,7 @@ pub fn stream_join(
     // with only the fields it reads, which is all a join then holds of a record.
     let outer = (outer_left, outer_right);
     let whole = [(&left_name, left), (&right_name, right)];
+    let mut keys_held_once = Vec::new();
     let (pair, select, held) = match &spec.select {
         None => (
             pair_record(name, whole, outer, reserved, true, cx),
@@ -120,7 +121,10 @@ pub fn stream_join(
             let sides = [(&left_name, &held[0]), (&right_name, &held[1])];
             let pair = pair_record(name, sides, outer, reserved, true, cx);
             let select = mapped_record("joins", name, "select", entries, &pair, cx)?;
-            (pair, Some(select), held)
+            let sides = [(&left_key, !outer_right, left), (&right_key, !outer_left, right)];
+            let once = hold_keys_once(pair, select, held, sides);
+            keys_held_once = once.keys;
+            (once.pair, Some(once.select), once.held)
         }
     };
     let late = late_read.then(|| {
@@ -135,6 +139,7 @@ pub fn stream_join(
     });
     let output = select.as_ref().map_or_else(|| pair.clone(), |(r, _)| r.clone());
     let pair_ref = select.is_some().then(|| cx.names.type_name("", name, "PairRef"));
+    let key_ref = (!keys_held_once.is_empty()).then(|| key_ref_name(&pair));
     let [left_held, right_held] = held;
     Some(IrStreamJoin {
         join_type: cx.names.type_name("", name, "Join"),
@@ -150,10 +155,85 @@ pub fn stream_join(
         late,
         select,
         pair_ref,
+        key_ref,
+        keys_held_once,
         output,
         on_error: spec.on_error.unwrap_or(OnError::DeadLetter),
         drop_late: spec.late == Some(LatePolicy::Drop),
     })
+}
+
+/// The joined record, `select` over it and the records held once the fields that are
+/// a side's key are held only as the key.
+struct KeysHeldOnce {
+    pair: Rc<RecordType>,
+    select: (Rc<RecordType>, Vec<TExpr>),
+    held: [Rc<RecordType>; 2],
+    keys: Vec<(String, String)>,
+}
+
+/// A side whose key is a string field of its records that `select` reads (`key:
+/// order_id`, `order.order_id`) holds it once, as the join's key, instead of a copy in
+/// each record: the field leaves the side's held record, and `select` reads the key
+/// instead (a `<Name>PairRef` field named by [`key_ref_name`]). Only a side that is
+/// always in the pair (not optional: the key is there when the side is not), and whose
+/// held record is a cut of its input's (not its whole record, which `select` may read
+/// whole).
+fn hold_keys_once(
+    pair: Rc<RecordType>,
+    (output, mut exprs): (Rc<RecordType>, Vec<TExpr>),
+    held: [Rc<RecordType>; 2],
+    sides: [(&TExpr, bool, &Rc<RecordType>); 2],
+) -> KeysHeldOnce {
+    let key_ref = key_ref_name(&pair);
+    let mut keys = Vec::new();
+    let mut fields = pair.fields.clone();
+    let held = [0, 1].map(|i| {
+        let (key, always, input) = sides[i];
+        let record = &held[i];
+        let key_field = match &key.kind {
+            TKind::Field(path) if path.names.len() == 1 && key.ty == Type::String => &path.names[0],
+            _ => return record.clone(),
+        };
+        let at = record.fields.iter().position(|f| &f.name == key_field);
+        let Some(at) = at.filter(|_| always && !Rc::ptr_eq(record, input)) else {
+            return record.clone();
+        };
+        let side = (fields[i].ident.clone(), record.fields[at].ident.clone());
+        for e in &mut exprs {
+            e.for_each_field_mut(&mut |path| {
+                if path.idents.len() == 2 && path.idents[0] == side.0 && path.idents[1] == side.1 {
+                    path.idents = vec![key_ref.clone()];
+                }
+            });
+        }
+        keys.push((fields[i].name.clone(), key_field.clone()));
+        let mut kept = record.fields.clone();
+        kept.remove(at);
+        let kept = Rc::new(RecordType::new(record.rust_name.clone(), record.display.clone(), kept));
+        fields[i].ty = Type::Record(kept.clone());
+        kept
+    });
+    let pair = match keys.is_empty() {
+        true => pair,
+        false => Rc::new(RecordType::new(pair.rust_name.clone(), pair.display.clone(), fields)),
+    };
+    KeysHeldOnce {
+        pair,
+        select: (output, exprs),
+        held,
+        keys,
+    }
+}
+
+/// The `<Name>PairRef` field that holds the key: `key`, or with underscores added until
+/// no field of the pair has that identifier.
+fn key_ref_name(pair: &RecordType) -> String {
+    let mut name = "key".to_string();
+    while pair.fields.iter().any(|f| f.ident == name) {
+        name.push('_');
+    }
+    name
 }
 
 /// A side's record in the joined record: optional when the other side is outer.

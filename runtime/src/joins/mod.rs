@@ -7,4 +7,4 @@ mod lookup;
 mod streams;
 
 pub use lookup::LookupFile;
-pub use streams::{JoinBounds, JoinPair, JoinShape, Sided, StreamJoin};
+pub use streams::{failed_pair, FailedPair, JoinBounds, JoinPair, JoinShape, Sided, StreamJoin};

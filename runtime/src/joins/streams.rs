@@ -31,20 +31,27 @@
 use crate::errors::EvalError;
 use crate::windows::state::{restore, results_waiting, save};
 use crate::windows::{Admit, Assigned, Keyed, KeyedOperator, StateSize, Window};
+use hashbrown::hash_table::{Entry, HashTable};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::borrow::Borrow;
-use std::collections::{HashMap, VecDeque};
-use std::hash::Hash;
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, Hash, RandomState};
 
 /// What one join of two streams builds, generated per spec component. Its `Input` is
 /// [`Sided`]`<Left, Right>`.
 pub trait JoinPair: Keyed {
     type Left: Clone + Serialize + DeserializeOwned;
     type Right: Clone + Serialize + DeserializeOwned;
-    /// The joined record: both sides, or one side of an outer join alone; `window` in a
-    /// window join.
-    fn pair(&self, left: Option<&Self::Left>, right: Option<&Self::Right>, window: Option<Window>) -> Self::Output;
+    /// The joined record of `key`: both sides, or one side of an outer join alone;
+    /// `window` in a window join.
+    fn pair(
+        &self,
+        key: &Self::Key,
+        left: Option<&Self::Left>,
+        right: Option<&Self::Right>,
+        window: Option<Window>,
+    ) -> Self::Output;
 }
 
 /// A record of either side.
@@ -129,6 +136,12 @@ impl<L, R> KeyState<L, R> {
     }
 }
 
+/// A key and its records, as the table of keys holds them.
+type KeyAndState<J> = (
+    <J as Keyed>::Key,
+    KeyState<<J as JoinPair>::Left, <J as JoinPair>::Right>,
+);
+
 /// What a checkpoint holds. `K` is a sorted view when saving, a `Vec` when restoring.
 #[derive(Serialize, Deserialize)]
 struct Saved<K> {
@@ -148,7 +161,8 @@ pub struct StreamJoin<J: JoinPair> {
     wm: i64,
     /// Numbers records in arrival order.
     seq: u64,
-    keys: HashMap<J::Key, KeyState<J::Left, J::Right>>,
+    keys: HashTable<KeyAndState<J>>,
+    hasher: RandomState,
     /// The watermark at which the next sweep runs.
     next_sweep: i64,
     /// Records held.
@@ -171,7 +185,8 @@ impl<J: JoinPair> StreamJoin<J> {
             shape,
             wm: i64::MIN,
             seq: 0,
-            keys: HashMap::new(),
+            keys: HashTable::new(),
+            hasher: RandomState::new(),
             next_sweep: i64::MIN,
             held: 0,
             epoch: 0,
@@ -200,10 +215,18 @@ impl<J: JoinPair> StreamJoin<J> {
             }
         };
         self.seq += 1;
-        let state = match self.keys.get_mut(key) {
-            Some(state) => state,
-            None => self.keys.entry(key.to_owned()).or_default(),
+        // One hash and one search, whether the key is new or not.
+        let hasher = &self.hasher;
+        let found = self.keys.entry(
+            hasher.hash_one(key),
+            |(k, _)| k.borrow() == key,
+            |(k, _)| hasher.hash_one(k),
+        );
+        let (key, state) = match found {
+            Entry::Occupied(slot) => slot.into_mut(),
+            Entry::Vacant(slot) => slot.insert((key.to_owned(), KeyState::default())).into_mut(),
         };
+        let key = &*key;
         let mut to = Sides {
             join: &self.join,
             out: &mut self.out,
@@ -222,7 +245,7 @@ impl<J: JoinPair> StreamJoin<J> {
                 };
                 state.until = state.until.min(until);
             }
-            to.put(&mut state.records, None, rec, t);
+            to.put(key, &mut state.records, None, rec, t);
             self.held += 1;
             return Admit::Added;
         };
@@ -243,7 +266,7 @@ impl<J: JoinPair> StreamJoin<J> {
                 }
             };
             state.until = state.until.min(window.end - 1);
-            to.put(&mut state.windows[at].1, Some(window), this, t);
+            to.put(key, &mut state.windows[at].1, Some(window), this, t);
             self.held += 1;
         }
         Admit::Added
@@ -266,7 +289,7 @@ impl<J: JoinPair> StreamJoin<J> {
         let mut alone: Vec<Alone<J::Output>> = Vec::new();
         let mut let_go = 0;
         let mut emptied = 0;
-        let mut sweep_key = |state: &mut KeyState<J::Left, J::Right>| {
+        let mut sweep_key = |(key, state): (&J::Key, &mut KeyState<J::Left, J::Right>)| {
             // The earliest time a record kept may go.
             let mut next = i64::MAX;
             match bounds {
@@ -281,7 +304,7 @@ impl<J: JoinPair> StreamJoin<J> {
                     }
                     let_go += 1;
                     if !h.paired {
-                        if let Some(rec) = alone_pair(join, &h.rec, outer_left, outer_right, None) {
+                        if let Some(rec) = alone_pair(join, key, &h.rec, outer_left, outer_right, None) {
                             alone.push((until, h.seq, h.t, rec));
                         }
                     }
@@ -300,7 +323,7 @@ impl<J: JoinPair> StreamJoin<J> {
                     });
                     let_go += bucket.len();
                     for h in bucket.iter().filter(|h| !h.paired) {
-                        if let Some(rec) = alone_pair(join, &h.rec, outer_left, outer_right, window) {
+                        if let Some(rec) = alone_pair(join, key, &h.rec, outer_left, outer_right, window) {
                             alone.push((last, h.seq, last, rec));
                         }
                     }
@@ -314,7 +337,8 @@ impl<J: JoinPair> StreamJoin<J> {
         // `SWEEP_AHEAD` places on is asked for before this one is swept, so that the
         // loads overlap instead of waiting in turn.
         let mut ahead = VecDeque::with_capacity(SWEEP_AHEAD);
-        for state in self.keys.values_mut().filter(|state| !keep(state.until)) {
+        let due = self.keys.iter_mut().filter(|(_, state)| !keep(state.until));
+        for (key, state) in due {
             match bounds {
                 JoinBounds::Interval { .. } => prefetch(state.records.as_ptr()),
                 JoinBounds::Windows { .. } => prefetch(state.windows.as_ptr()),
@@ -322,11 +346,11 @@ impl<J: JoinPair> StreamJoin<J> {
             if ahead.len() == SWEEP_AHEAD {
                 ahead.pop_front().map(&mut sweep_key);
             }
-            ahead.push_back(state);
+            ahead.push_back((&*key, state));
         }
         ahead.into_iter().for_each(&mut sweep_key);
         if emptied > 0 {
-            self.keys.retain(|_, state| !state.is_empty());
+            self.keys.retain(|(_, state)| !state.is_empty());
         }
         self.held -= let_go;
         alone.sort_unstable_by_key(|(until, seq, _, _)| (*until, *seq));
@@ -349,8 +373,8 @@ impl<J: JoinPair> StreamJoin<J> {
     fn epochs(&self) -> impl Iterator<Item = u64> + '_ {
         let buckets = self
             .keys
-            .values()
-            .flat_map(|s| std::iter::once(&s.records).chain(s.windows.iter().map(|(_, b)| b)));
+            .iter()
+            .flat_map(|(_, s)| std::iter::once(&s.records).chain(s.windows.iter().map(|(_, b)| b)));
         buckets.flat_map(|b| b.iter().map(|h| h.epoch))
     }
 }
@@ -366,10 +390,11 @@ struct Sides<'a, J: JoinPair> {
 }
 
 impl<J: JoinPair> Sides<'_, J> {
-    /// Adds a record to `bucket` (of `window`, in a window join), pairing it there with
-    /// the other side.
+    /// Adds a record of `key` to `bucket` (of `window`, in a window join), pairing it
+    /// there with the other side.
     fn put(
         &mut self,
+        key: &J::Key,
         bucket: &mut Bucket<J::Left, J::Right>,
         window: Option<Window>,
         rec: Sided<J::Left, J::Right>,
@@ -385,10 +410,10 @@ impl<J: JoinPair> Sides<'_, J> {
         for h in bucket.iter_mut() {
             let pair = match (&rec, &h.rec) {
                 (Sided::Left(l), Sided::Right(r)) if pairs(t, h.t) => {
-                    (join.pair(Some(l), Some(r), window), stamp(t, h.t))
+                    (join.pair(key, Some(l), Some(r), window), stamp(t, h.t))
                 }
                 (Sided::Right(r), Sided::Left(l)) if pairs(h.t, t) => {
-                    (join.pair(Some(l), Some(r), window), stamp(h.t, t))
+                    (join.pair(key, Some(l), Some(r), window), stamp(h.t, t))
                 }
                 _ => continue,
             };
@@ -419,17 +444,33 @@ fn prefetch<T>(at: *const T) {
     let _ = at;
 }
 
+/// A pair that a join's `select` could not make, as its dead letter holds it.
+pub type FailedPair = serde_json::Value;
+
+/// `pair` as its dead letter holds it: with `key` put back into each side's record
+/// that holds it only as the key (`(side, field)`), as the field it was.
+pub fn failed_pair<P: Serialize, K: Serialize>(pair: &P, key: &K, held_once: &[(&str, &str)]) -> FailedPair {
+    let mut value = serde_json::to_value(pair).unwrap_or_default();
+    for (side, field) in held_once {
+        if let Some(record) = value.get_mut(*side).and_then(FailedPair::as_object_mut) {
+            record.insert(field.to_string(), serde_json::to_value(key).unwrap_or_default());
+        }
+    }
+    value
+}
+
 /// A record never paired, alone: when its side is outer.
 fn alone_pair<J: JoinPair>(
     join: &J,
+    key: &J::Key,
     rec: &Sided<J::Left, J::Right>,
     outer_left: bool,
     outer_right: bool,
     window: Option<Window>,
 ) -> Option<J::Output> {
     match rec {
-        Sided::Left(l) if outer_left => Some(join.pair(Some(l), None, window)),
-        Sided::Right(r) if outer_right => Some(join.pair(None, Some(r), window)),
+        Sided::Left(l) if outer_left => Some(join.pair(key, Some(l), None, window)),
+        Sided::Right(r) if outer_right => Some(join.pair(key, None, Some(r), window)),
         _ => None,
     }
 }
@@ -515,7 +556,7 @@ where
         if !self.out.is_empty() {
             return Err(results_waiting(self.out.len()));
         }
-        let mut keys: Vec<_> = self.keys.iter().collect();
+        let mut keys: Vec<_> = self.keys.iter().map(|(key, state)| (key, state)).collect();
         keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let saved = Saved {
             wm: self.wm,
@@ -542,7 +583,16 @@ where
                 }
                 self.held += bucket.len();
             }
-            self.keys.insert(key, state);
+            let hasher = &self.hasher;
+            let slot = self
+                .keys
+                .entry(hasher.hash_one(&key), |(k, _)| *k == key, |(k, _)| hasher.hash_one(k));
+            match slot {
+                Entry::Occupied(mut slot) => slot.get_mut().1 = state,
+                Entry::Vacant(slot) => {
+                    slot.insert((key, state));
+                }
+            }
         }
         self.wm = saved.wm;
         self.seq = saved.seq;
@@ -570,7 +620,7 @@ mod tests {
     impl JoinPair for Labels {
         type Left = String;
         type Right = String;
-        fn pair(&self, left: Option<&String>, right: Option<&String>, window: Option<Window>) -> Out {
+        fn pair(&self, _key: &String, left: Option<&String>, right: Option<&String>, window: Option<Window>) -> Out {
             (left.cloned(), right.cloned(), window.map(|w| w.start))
         }
     }
