@@ -658,6 +658,17 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_pair_gets_its_key_back_in_each_side_that_held_it_only_as_the_key() {
+        let pair = serde_json::json!({ "order": { "ts": 1 }, "shipment": null, "late": { "n": 2 } });
+        let failed = failed_pair(&pair, &"o1", &[("order", "order_id"), ("shipment", "order_id")]);
+        // An absent side stays null; a side not named keeps what it had.
+        let expected =
+            serde_json::json!({ "order": { "ts": 1, "order_id": "o1" }, "shipment": null, "late": { "n": 2 } });
+        assert_eq!(failed, expected);
+        assert_eq!(failed_pair(&pair, &"o1", &[]), pair);
+    }
+
+    #[test]
     fn an_interval_join_pairs_records_whose_times_are_within_both_bounds_inclusive() {
         let mut op = join(interval(-5, 10), false, false);
         left(&mut op, "k", "l", 100);
