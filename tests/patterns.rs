@@ -295,7 +295,16 @@ fn each_way_a_step_matches_does_what_the_docs_say() {
         ("bounded", "p1", "a", 40),
         ("bounded", "p1", "a", 41),
         ("bounded", "p1", "b", 42),
-        // Late for every pattern: behind the watermark (42).
+        // failing: `q` is 10, then 10 / 0 (a dead letter of the match), then 5 (100 / 0
+        // in the transform after it: a dead letter of the match's output record).
+        ("failing", "f1", "a", 50),
+        ("failing", "f1", "c", 53),
+        ("failing", "f2", "a", 54),
+        ("failing", "f2", "c", 56),
+        ("failing", "f3", "a", 57),
+        ("failing", "f3", "b", 58),
+        ("failing", "f3", "c", 61),
+        // Late for every pattern: behind the watermark (61).
         ("strict", "s3", "a", 7),
     ];
     let text: String = events
@@ -325,9 +334,34 @@ fn each_way_a_step_matches_does_what_the_docs_say() {
     );
     assert_eq!(rows("bounded"), [json!({ "k": "p1", "a": 41, "b": 42 })]);
     assert_eq!(rows("late"), [json!({ "p": "strict", "k": "s3", "e": "a", "ts": 7 })]);
+    assert_eq!(rows("after_failing"), [json!({ "k": "f1", "r": 20 })]);
+    // A match `select` cannot make: the dead letter holds the match, its key back in each
+    // step's record (the pattern holds it once, as the key). One that fails further down:
+    // the match's output record.
+    let dead: Vec<(String, String, Value)> = rows("dead")
+        .iter()
+        .map(|d| {
+            let record = serde_json::from_str(d["record"].as_str().unwrap_or("")).unwrap_or_default();
+            (d["component"].to_string(), d["reason"].to_string(), record)
+        })
+        .collect();
+    let by_zero = || "\"division by zero\"".to_string();
+    let whole = json!({ "a": { "k": "f2", "ts": 54 }, "b": null, "c": { "k": "f2", "ts": 56 } });
+    assert_eq!(
+        dead,
+        [
+            ("\"patterns.failing\"".to_string(), by_zero(), whole),
+            (
+                "\"transforms.after_failing\"".to_string(),
+                by_zero(),
+                json!({ "k": "f3", "q": 5 })
+            )
+        ]
+    );
     let c = support::counters(&out.stderr);
     assert_eq!(support::counter(&c, "patterns.bounded", "evicted"), 1);
-    for dropping in ["counted", "some", "maybe", "bounded"] {
+    assert_eq!(support::counter(&c, "patterns.failing", "results_failed"), 1);
+    for dropping in ["counted", "some", "maybe", "bounded", "failing"] {
         assert_eq!(
             support::counter(&c, &format!("patterns.{dropping}"), "dropped"),
             1,

@@ -262,6 +262,15 @@ pub struct IrPattern {
     /// The output record and one expression over `matched` per output field.
     pub output: Rc<RecordType>,
     pub select: Vec<TExpr>,
+    /// The struct name of `matched` made of borrowed steps, which `select` reads when
+    /// a match is found.
+    pub match_ref: String,
+    /// The key's field (`user_id` with `key: user_id`) when `select` reads it and the
+    /// pattern holds it once, as the key, not in each record: `(step, field)` for each
+    /// step, whose record gets it back in a dead letter; the `<Name>MatchRef` field
+    /// `select` reads the key from, when there are any.
+    pub keys_held_once: Vec<(String, String)>,
+    pub key_ref: Option<String>,
     pub max_keys: Option<u64>,
     pub on_full: OnFull,
     pub on_error: OnError,

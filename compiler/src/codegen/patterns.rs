@@ -7,7 +7,7 @@
 //! record from the last event of each step.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{format_ident, quote};
 
 use super::aggregation::key_type;
 use super::expr::ExprGen;
@@ -40,22 +40,41 @@ pub fn items(op: &IrOperator, p: &IrPattern, exprs: &mut ExprGen) -> TokenStream
         let i = p.steps.len();
         quote!(if #code { bits |= 1 << #i; })
     });
-    // Steps in order, each taking its event out of `taken`: every step but an optional
-    // one takes at least one event in every match.
-    let fields: Vec<TokenStream> = p
+    // Steps in order, each taking its event out of `taken` into a local (`step_<i>`):
+    // every step but an optional one takes at least one event in every match.
+    let step_vars: Vec<proc_macro2::Ident> = (0..p.steps.len()).map(|i| format_ident!("step_{i}")).collect();
+    let takes = p.steps.iter().zip(&step_vars).map(|(step, var)| {
+        if step.min == 0 {
+            quote!(let #var = taken.next().flatten();)
+        } else {
+            quote!(let #var = taken.next().flatten().unwrap_or_default();)
+        }
+    });
+    let names: Vec<_> = p.matched.fields.iter().map(|f| ident(&f.ident)).collect();
+    let match_ref = type_ident(&p.match_ref);
+    let ref_decls = p.steps.iter().zip(&names).map(|(step, name)| match step.min {
+        0 => quote!(#name: Option<&'a #held>,),
+        _ => quote!(#name: &'a #held,),
+    });
+    let ref_inits = p
         .steps
         .iter()
-        .zip(&p.matched.fields)
-        .map(|(step, field)| {
-            let name = ident(&field.ident);
-            if step.min == 0 {
-                quote!(#name: taken.next().flatten(),)
-            } else {
-                quote!(#name: taken.next().flatten().unwrap_or_default(),)
-            }
-        })
-        .collect();
+        .zip(&names)
+        .zip(&step_vars)
+        .map(|((step, name), var)| match step.min {
+            0 => quote!(#name: #var.as_ref(),),
+            _ => quote!(#name: &#var,),
+        });
+    let (key_decl, key_init) = match &p.key_ref {
+        Some(name) => {
+            let name = ident(name);
+            (quote!(#name: &'a String,), quote!(#name: key,))
+        }
+        None => (TokenStream::new(), TokenStream::new()),
+    };
+    let held_once = p.keys_held_once.iter().map(|(step, field)| quote!((#step, #field)));
     let select = prefixed("select_", &op.stem);
+    exprs.borrowed_roots = true;
     let out_fields: Vec<TokenStream> = p
         .output
         .fields
@@ -67,7 +86,9 @@ pub fn items(op: &IrOperator, p: &IrPattern, exprs: &mut ExprGen) -> TokenStream
             quote!(#name: #code,)
         })
         .collect();
+    exprs.borrowed_roots = false;
     let doc_pat = format!(" What `{component}` matches.");
+    let doc_ref = format!(" A match of `{component}`: the events of its steps, borrowed.");
     let doc_select = format!(" The output record of a match of `{component}`.");
     quote! {
         #[doc = #doc_pat]
@@ -76,7 +97,7 @@ pub fn items(op: &IrOperator, p: &IrPattern, exprs: &mut ExprGen) -> TokenStream
         impl Keyed for #pat {
             type Input = #input;
             type Key = #key_ty;
-            type Output = #matched;
+            type Output = Result<#output, Box<(EvalError, FailedPair)>>;
         }
 
         impl Pattern for #pat {
@@ -92,14 +113,28 @@ pub fn items(op: &IrOperator, p: &IrPattern, exprs: &mut ExprGen) -> TokenStream
                 #absence
                 Ok(bits)
             }
-            fn matched(&self, _key: &#key_ty, mut taken: impl Iterator<Item = Option<#held>>) -> #matched {
-                #matched { #(#fields)* }
+            /// The output record of a match; one `select` cannot make goes with the
+            /// whole match, for its dead letter.
+            fn matched(
+                &self,
+                key: &#key_ty,
+                mut taken: impl Iterator<Item = Option<#held>>,
+            ) -> Result<#output, Box<(EvalError, FailedPair)>> {
+                #(#takes)*
+                let made = #select(&#match_ref { #(#ref_inits)* #key_init });
+                made.map_err(|e| {
+                    let whole = #matched { #(#names: #step_vars,)* };
+                    Box::new((e, failed_pair(&whole, key, &[#(#held_once),*])))
+                })
             }
         }
 
+        #[doc = #doc_ref]
+        struct #match_ref<'a> { #(#ref_decls)* #key_decl }
+
         #[doc = #doc_select]
         #[inline]
-        fn #select(rec: &#matched) -> Result<#output, EvalError> {
+        fn #select(rec: &#match_ref<'_>) -> Result<#output, EvalError> {
             Ok(#output { #(#out_fields)* })
         }
     }

@@ -362,49 +362,37 @@ fn stateful_fns(op: &IrOperator, ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
     let field = node_field(op);
     let emit = prefixed("emit_", &op.stem);
     let forward_fn = prefixed("forward_", &op.stem);
-    // What the operator emits: a pattern its match, which `select_` makes into the
-    // output record on the way downstream.
-    let select_call = || {
-        let f = prefixed("select_", &op.stem);
-        quote!(let rec = &#f(rec).map_err(|e| RecordError::new(#component, e))?;)
-    };
-    // A join with a `select` makes its output records itself, and hands on the pairs
-    // `select` could not make: each is a dead letter.
-    let made = |j: &IrStreamJoin| {
-        j.select.as_ref()?;
-        Some(quote! {
+    // A pattern, and a join with a `select`, make their output records themselves, and
+    // hand on the matches and pairs `select` could not make: each is a dead letter.
+    let made = || {
+        quote! {
             let rec = match rec {
                 Ok(rec) => rec,
                 Err(failed) => {
-                    let (e, pair) = *failed;
-                    out.#field.result_failed(&mut out.dead_letters, &RecordError::new(#component, e), &pair);
+                    let (e, whole) = *failed;
+                    out.#field.result_failed(&mut out.dead_letters, &RecordError::new(#component, e), &whole);
                     continue;
                 }
             };
-        })
+        }
     };
-    let (items, flows, emitted, select, unmade) = match &op.kind {
+    let (items, flows, emitted, unmade) = match &op.kind {
         IrOperatorKind::Pattern(p) => {
             let flow = record_flow(op, &p.key, ir, exprs);
-            let emitted = type_ident(&p.matched.rust_name);
-            (patterns::items(op, p, exprs), flow, emitted, select_call(), None)
+            let emitted = type_ident(&p.output.rust_name);
+            (patterns::items(op, p, exprs), flow, emitted, Some(made()))
         }
         IrOperatorKind::StreamJoin(j) => {
             let flows = join_flows(op, j, ir, exprs);
             let emitted = type_ident(&j.output.rust_name);
-            (
-                stream_joins::items(op, j, exprs),
-                flows,
-                emitted,
-                TokenStream::new(),
-                made(j),
-            )
+            let made = j.select.as_ref().map(|_| made());
+            (stream_joins::items(op, j, exprs), flows, emitted, made)
         }
         _ => {
             let a = op.aggregation().expect("windows and tables have an aggregation");
             let flow = record_flow(op, &a.key, ir, exprs);
             let emitted = type_ident(&op.output().rust_name);
-            (aggregation::items(op, exprs), flow, emitted, TokenStream::new(), None)
+            (aggregation::items(op, exprs), flow, emitted, None)
         }
     };
     let calls = hand_on(&op.outputs, ir);
@@ -427,7 +415,6 @@ fn stateful_fns(op: &IrOperator, ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
         }
         #[inline]
         fn #forward_fn(rec: &#emitted, t: i64, out: &mut Nodes) -> Result<(), RecordError> {
-            #select
             #calls
         }
     }

@@ -4,7 +4,9 @@
 use std::rc::Rc;
 
 use super::aggregation::{keys, late_drop_ok, results_on_error_ok};
-use super::transforms::{expression, mapped_fields, mapped_record, read_fields};
+use super::transforms::{
+    expression, key_field, key_ref_name, mapped_fields, mapped_record, read_fields, read_key_instead, without_field,
+};
 use super::Cx;
 use crate::diagnostics::SpecError;
 use crate::expr::TExpr;
@@ -86,10 +88,14 @@ pub fn pattern(
     let step_names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
     let held = read_fields(name, &step_names, input, &exprs, "Held", cx);
     let matched = matched_record(name, &steps, &held, true, cx);
-    let (output, select) = mapped_record("patterns", name, "select", entries, &matched, cx)?;
+    let (output, mut select) = mapped_record("patterns", name, "select", entries, &matched, cx)?;
     if !ok {
         return None;
     }
+    let match_ref = cx.names.type_name("", name, "MatchRef");
+    let once = hold_key_once(&key, &steps, input, held, matched, &mut select);
+    let (held, matched, keys_held_once) = (once.held, once.matched, once.keys);
+    let key_ref = (!keys_held_once.is_empty()).then(|| key_ref_name(&matched));
     Some(IrPattern {
         pattern_type: cx.names.type_name("", name, "Pattern"),
         key,
@@ -101,6 +107,9 @@ pub fn pattern(
         matched,
         output,
         select,
+        match_ref,
+        keys_held_once,
+        key_ref,
         max_keys: spec.max_keys,
         on_full: spec.on_full.unwrap_or(OnFull::DeadLetter),
         on_error: spec.on_error.unwrap_or(OnError::DeadLetter),
@@ -318,6 +327,82 @@ fn select_entries<'a>(
         ));
     }
     entries
+}
+
+/// The records a pattern holds and the match made of them, once the key's field is held
+/// only as the key.
+struct KeyHeldOnce {
+    held: Rc<RecordType>,
+    matched: Rc<RecordType>,
+    keys: Vec<(String, String)>,
+}
+
+/// A pattern whose key is a string field that `select` reads (`key: user_id`,
+/// `login.user_id`) holds it once, as the key, instead of a copy in each record: the
+/// field leaves the held record, and `select` reads the key instead. Only when the held
+/// record is a cut of the input's (`select` does not read a whole step), and `select`
+/// reads the field through steps that are in every match (of an optional step, it is
+/// null when the step is).
+fn hold_key_once(
+    key: &[TExpr],
+    steps: &[IrStep],
+    input: &Rc<RecordType>,
+    held: Rc<RecordType>,
+    matched: Rc<RecordType>,
+    select: &mut [TExpr],
+) -> KeyHeldOnce {
+    let unchanged = |held, matched| KeyHeldOnce {
+        held,
+        matched,
+        keys: Vec::new(),
+    };
+    let ([key], false) = (key, Rc::ptr_eq(&held, input)) else {
+        return unchanged(held, matched);
+    };
+    let Some(at) = key_field(key).and_then(|f| held.fields.iter().position(|h| h.name == f)) else {
+        return unchanged(held, matched);
+    };
+    let field = &held.fields[at].name;
+    let mut through_optional = false;
+    for e in select.iter() {
+        e.for_each_field(&mut |path| {
+            if let [step, read] = path {
+                let optional = steps.iter().any(|s| &s.name == step && s.min == 0);
+                through_optional |= optional && read == field;
+            }
+        });
+    }
+    if through_optional {
+        return unchanged(held, matched);
+    }
+    let key_ref = key_ref_name(&matched);
+    for step in &matched.fields {
+        read_key_instead(select, &step.ident, &held.fields[at].ident, &key_ref);
+    }
+    let keys = matched.fields.iter().map(|s| (s.name.clone(), field.clone())).collect();
+    let kept = without_field(&held, at);
+    let fields = matched
+        .fields
+        .iter()
+        .map(|f| {
+            let mut f = f.clone();
+            f.ty = match f.ty {
+                Type::Optional(_) => Type::Optional(Box::new(Type::Record(kept.clone()))),
+                _ => Type::Record(kept.clone()),
+            };
+            f
+        })
+        .collect();
+    let matched = Rc::new(RecordType::new(
+        matched.rust_name.clone(),
+        matched.display.clone(),
+        fields,
+    ));
+    KeyHeldOnce {
+        held: kept,
+        matched,
+        keys,
+    }
 }
 
 /// A match as a record: one field per step holding its (last) event, a `held` record

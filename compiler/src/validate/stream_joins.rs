@@ -5,11 +5,13 @@
 use std::rc::Rc;
 
 use super::aggregation::{late_drop_ok, results_on_error_ok};
-use super::transforms::{expression, mapped_fields, mapped_record, read_fields};
+use super::transforms::{
+    expression, key_field, key_ref_name, mapped_fields, mapped_record, read_fields, read_key_instead, without_field,
+};
 use super::windows;
 use super::Cx;
 use crate::diagnostics::SpecError;
-use crate::expr::{TExpr, TKind};
+use crate::expr::TExpr;
 use crate::ir::{IrJoinBounds, IrStreamJoin, WINDOW_FIELDS};
 use crate::spec::joins::{JoinKind, JoinSpec, SideSpec};
 use crate::spec::windows::LatePolicy;
@@ -191,26 +193,16 @@ fn hold_keys_once(
     let held = [0, 1].map(|i| {
         let (key, always, input) = sides[i];
         let record = &held[i];
-        let key_field = match &key.kind {
-            TKind::Field(path) if path.names.len() == 1 && key.ty == Type::String => &path.names[0],
-            _ => return record.clone(),
+        let Some(key_field) = key_field(key) else {
+            return record.clone();
         };
-        let at = record.fields.iter().position(|f| &f.name == key_field);
+        let at = record.fields.iter().position(|f| f.name == key_field);
         let Some(at) = at.filter(|_| always && !Rc::ptr_eq(record, input)) else {
             return record.clone();
         };
-        let side = (fields[i].ident.clone(), record.fields[at].ident.clone());
-        for e in &mut exprs {
-            e.for_each_field_mut(&mut |path| {
-                if path.idents.len() == 2 && path.idents[0] == side.0 && path.idents[1] == side.1 {
-                    path.idents = vec![key_ref.clone()];
-                }
-            });
-        }
-        keys.push((fields[i].name.clone(), key_field.clone()));
-        let mut kept = record.fields.clone();
-        kept.remove(at);
-        let kept = Rc::new(RecordType::new(record.rust_name.clone(), record.display.clone(), kept));
+        read_key_instead(&mut exprs, &fields[i].ident, &record.fields[at].ident, &key_ref);
+        keys.push((fields[i].name.clone(), key_field.to_string()));
+        let kept = without_field(record, at);
         fields[i].ty = Type::Record(kept.clone());
         kept
     });
@@ -224,16 +216,6 @@ fn hold_keys_once(
         held,
         keys,
     }
-}
-
-/// The `<Name>PairRef` field that holds the key: `key`, or with underscores added until
-/// no field of the pair has that identifier.
-fn key_ref_name(pair: &RecordType) -> String {
-    let mut name = "key".to_string();
-    while pair.fields.iter().any(|f| f.ident == name) {
-        name.push('_');
-    }
-    name
 }
 
 /// A side's record in the joined record: optional when the other side is outer.

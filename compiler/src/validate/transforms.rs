@@ -5,7 +5,7 @@ use std::rc::Rc;
 use super::Cx;
 use crate::diagnostics::SpecError;
 use crate::expr::check::parse_problems;
-use crate::expr::{self, TExpr};
+use crate::expr::{self, TExpr, TKind};
 use crate::ir::IrTransform;
 use crate::spec::transforms::ExprText;
 use crate::spec::{OrderedMap, TransformSpec};
@@ -208,6 +208,50 @@ pub fn read_fields(
         format!("what `{name}` holds of {}", record.display),
         fields,
     ))
+}
+
+/// The field a key is, when it is a string field of the record itself (`key:
+/// order_id`): a stateful operator may hold that field once, as the key, instead of in
+/// every record it holds.
+pub fn key_field(key: &TExpr) -> Option<&str> {
+    match &key.kind {
+        TKind::Field(path) if path.names.len() == 1 && key.ty == Type::String => Some(&path.names[0]),
+        _ => None,
+    }
+}
+
+/// `record` without its field `at`, under the same struct name.
+pub fn without_field(record: &RecordType, at: usize) -> Rc<RecordType> {
+    let mut fields = record.fields.clone();
+    fields.remove(at);
+    Rc::new(RecordType::new(
+        record.rust_name.clone(),
+        record.display.clone(),
+        fields,
+    ))
+}
+
+/// Makes `exprs` read the key, the `key_ref` field of the record they read, where they
+/// read `field` of its record `holder` (identifiers).
+pub fn read_key_instead(exprs: &mut [TExpr], holder: &str, field: &str, key_ref: &str) {
+    for e in exprs {
+        e.for_each_field_mut(&mut |path| {
+            if path.idents.len() == 2 && path.idents[0] == holder && path.idents[1] == field {
+                path.idents = vec![key_ref.to_string()];
+            }
+        });
+    }
+}
+
+/// The field that holds the key in a record of borrowed parts (`<Name>PairRef`,
+/// `<Name>MatchRef`) made from `record`: `key`, or with underscores added until no
+/// field of `record` has that identifier.
+pub fn key_ref_name(record: &RecordType) -> String {
+    let mut name = "key".to_string();
+    while record.fields.iter().any(|f| f.ident == name) {
+        name.push('_');
+    }
+    name
 }
 
 /// Parse and check one expression held at `path`.
