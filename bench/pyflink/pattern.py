@@ -11,18 +11,12 @@ than 10 minutes, anything between, the purchase; after a match, on past it (rill
 rule: a purchase matches the oldest login still open, and every open login is done)."""
 
 import sys
-import time
 
-from join import jvms
-from pyflink.table import EnvironmentSettings, TableEnvironment
+from flink_job import run
 
 
 def main(source: str, sink: str, parallelism: str) -> None:
-    started = time.monotonic()
-    env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
-    env.get_config().set("parallelism.default", parallelism)
-    env.execute_sql(
-        f"""
+    events = f"""
         CREATE TABLE events (
             user_id STRING,
             event STRING,
@@ -31,20 +25,16 @@ def main(source: str, sink: str, parallelism: str) -> None:
             rt AS TO_TIMESTAMP_LTZ(ts, 3),
             WATERMARK FOR rt AS rt - INTERVAL '5' SECOND
         ) WITH ('connector' = 'filesystem', 'path' = '{source}', 'format' = 'json')
-        """
-    )
-    env.execute_sql(
-        f"""
+    """
+    found = f"""
         CREATE TABLE login_purchase (
             user_id STRING,
             login_at BIGINT,
             purchased_at BIGINT,
             amount DOUBLE
         ) WITH ('connector' = 'filesystem', 'path' = '{sink}', 'format' = 'json')
-        """
-    )
-    result = env.execute_sql(
-        """
+    """
+    insert = """
         INSERT INTO login_purchase
         SELECT user_id, login_at, purchased_at, amount
         FROM events
@@ -58,12 +48,8 @@ def main(source: str, sink: str, parallelism: str) -> None:
                 L AS L.event = 'login',
                 P AS P.event = 'purchase' AND COALESCE(P.amount, 0.0) > 0.0
         )
-        """
-    )
-    result.wait()
-    print(f"pyflink pattern: {time.monotonic() - started:.2f} s", file=sys.stderr)
-    for pid, cpu, peak_kib in jvms():
-        print(f"pyflink jvm {pid}: cpu {cpu:.2f} s, peak rss {peak_kib} KiB", file=sys.stderr)
+    """
+    run("pattern", parallelism, [events, found], insert)
 
 
 if __name__ == "__main__":

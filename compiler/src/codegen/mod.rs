@@ -5,6 +5,7 @@
 //! order is the spec's, so the same spec always gives the same code.
 
 mod aggregation;
+mod borrowed;
 mod expr;
 pub mod ident;
 mod joins;

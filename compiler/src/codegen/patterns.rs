@@ -3,13 +3,15 @@
 //!
 //! The runtime's `Patterns` decides *when* (event time order, partial matches,
 //! deadlines); this emits *what*: a `<Name>Pattern` unit struct whose `satisfies` sets
-//! one bit per step the record meets, and whose `matched` builds the `<Name>Match`
-//! record from the last event of each step.
+//! one bit per step the record meets, and whose `matched` runs `select` over the last
+//! event of each step, borrowed (a `<Name>MatchRef`); the `<Name>Match` record is built
+//! only for a match `select` cannot make, for its dead letter.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use super::aggregation::key_type;
+use super::borrowed;
 use super::expr::ExprGen;
 use super::ident::{ident, prefixed, type_ident};
 use crate::ir::{IrOperator, IrPattern};
@@ -65,28 +67,10 @@ pub fn items(op: &IrOperator, p: &IrPattern, exprs: &mut ExprGen) -> TokenStream
             0 => quote!(#name: #var.as_ref(),),
             _ => quote!(#name: &#var,),
         });
-    let (key_decl, key_init) = match &p.key_ref {
-        Some(name) => {
-            let name = ident(name);
-            (quote!(#name: &'a String,), quote!(#name: key,))
-        }
-        None => (TokenStream::new(), TokenStream::new()),
-    };
-    let held_once = p.keys_held_once.iter().map(|(step, field)| quote!((#step, #field)));
+    let (key_decl, key_init) = borrowed::key_field(p.key_ref.as_ref());
+    let held_once = borrowed::held_once(&p.keys_held_once);
     let select = prefixed("select_", &op.stem);
-    exprs.borrowed_roots = true;
-    let out_fields: Vec<TokenStream> = p
-        .output
-        .fields
-        .iter()
-        .zip(&p.select)
-        .map(|(field, e)| {
-            let name = ident(&field.ident);
-            let code = exprs.owned(e);
-            quote!(#name: #code,)
-        })
-        .collect();
-    exprs.borrowed_roots = false;
+    let out_fields = borrowed::select_fields(exprs, &p.output, &p.select);
     let doc_pat = format!(" What `{component}` matches.");
     let doc_ref = format!(" A match of `{component}`: the events of its steps, borrowed.");
     let doc_select = format!(" The output record of a match of `{component}`.");
@@ -124,7 +108,7 @@ pub fn items(op: &IrOperator, p: &IrPattern, exprs: &mut ExprGen) -> TokenStream
                 let made = #select(&#match_ref { #(#ref_inits)* #key_init });
                 made.map_err(|e| {
                     let whole = #matched { #(#names: #step_vars,)* };
-                    Box::new((e, failed_pair(&whole, key, &[#(#held_once),*])))
+                    Box::new((e, failed_pair(&whole, key, #held_once)))
                 })
             }
         }

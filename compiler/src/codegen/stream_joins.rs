@@ -3,12 +3,14 @@
 //!
 //! The runtime's `StreamJoin` decides *when* (which records pair, how long each is
 //! held, when an outer record comes out alone); this emits *what*: a `<Name>Join` unit
-//! struct whose `pair` builds the `<Name>Pair` record.
+//! struct whose `pair` builds the `<Name>Pair` record, or, with a `select`, runs it
+//! over the two held records borrowed (a `<Name>PairRef`) and builds the output record.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use super::aggregation::key_type;
+use super::borrowed;
 use super::expr::ExprGen;
 use super::ident::{ident, prefixed, type_ident};
 use crate::expr::TExpr;
@@ -122,27 +124,9 @@ fn select_items(
         }
         IrJoinBounds::Interval { .. } => (TokenStream::new(), TokenStream::new()),
     };
-    // The key, when a side holds its key field only as the key.
-    let (key_decl, key_init) = match &j.key_ref {
-        Some(name) => {
-            let name = ident(name);
-            (quote!(#name: &'a String,), quote!(#name: key,))
-        }
-        None => (TokenStream::new(), TokenStream::new()),
-    };
-    let held_once = j.keys_held_once.iter().map(|(side, field)| quote!((#side, #field)));
-    exprs.borrowed_roots = true;
-    let fields: Vec<TokenStream> = record
-        .fields
-        .iter()
-        .zip(select)
-        .map(|(field, e)| {
-            let name = ident(&field.ident);
-            let code = exprs.owned(e);
-            quote!(#name: #code,)
-        })
-        .collect();
-    exprs.borrowed_roots = false;
+    let (key_decl, key_init) = borrowed::key_field(j.key_ref.as_ref());
+    let held_once = borrowed::held_once(&j.keys_held_once);
+    let fields = borrowed::select_fields(exprs, record, select);
     let component = op.component();
     let doc_ref = format!(" A pair of `{component}`: the sides held, borrowed.");
     let doc = format!(" The output record of a pair of `{component}`.");
@@ -160,7 +144,7 @@ fn select_items(
         #left_absent
         #right_absent
         let rec = #pair_ref { #left_init #right_init #window_init #key_init };
-        #f(&rec).map_err(|e| Box::new((e, failed_pair(&#owned_pair, key, &[#(#held_once),*]))))
+        #f(&rec).map_err(|e| Box::new((e, failed_pair(&#owned_pair, key, #held_once))))
     };
     (items, make)
 }
