@@ -87,9 +87,15 @@ pub fn join_fns(op: &IrOperator, j: &IrJoin, tally: usize, calls: TokenStream, e
     let (key, key_helper) = super::aggregation::key_arg(op, std::slice::from_ref(&j.key), exprs);
     // The stream's fields are copied; the reference record is last.
     let (stream_fields, reference_field) = j.joined.fields.split_at(j.joined.fields.len() - 1);
+    // By name: an identifier is unique within its record, so the reference record's
+    // name can move a stream field's (`as: self_` makes the stream's `self` `self__2`).
     let copies = stream_fields.iter().map(|f| {
         let name = ident(&f.ident);
-        quote!(#name: rec.#name.clone(),)
+        let from = op
+            .input
+            .field(&f.name)
+            .map_or(name.clone(), |source| ident(&source.ident));
+        quote!(#name: rec.#from.clone(),)
     });
     let reference = ident(&reference_field[0].ident);
     // The row, copied out of the file's map or made from the table's state.

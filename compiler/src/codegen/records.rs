@@ -36,9 +36,12 @@ pub fn kept(input: &RecordType, held: &RecordType) -> TokenStream {
         return quote!(rec.clone());
     }
     let ty = type_ident(&held.rust_name);
+    // By name: a field's identifier is unique within its record, so it may differ
+    // between the two (`self_` next to `self` in one, alone in the other).
     let fields = held.fields.iter().map(|f| {
         let name = ident(&f.ident);
-        quote!(#name: rec.#name.clone(),)
+        let from = input.field(&f.name).map_or(name.clone(), |source| ident(&source.ident));
+        quote!(#name: rec.#from.clone(),)
     });
     quote!(#ty { #(#fields)* })
 }

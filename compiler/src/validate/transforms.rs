@@ -220,15 +220,17 @@ pub fn key_field(key: &TExpr) -> Option<&str> {
     }
 }
 
-/// `record` without its field `at`, under the same struct name.
+/// `record` without its field `at`, under the same struct name. The other fields keep
+/// their identifiers, which the expressions checked against `record` use (made afresh,
+/// `self` could take the `self_` of a field removed).
 pub fn without_field(record: &RecordType, at: usize) -> Rc<RecordType> {
     let mut fields = record.fields.clone();
     fields.remove(at);
-    Rc::new(RecordType::new(
-        record.rust_name.clone(),
-        record.display.clone(),
+    Rc::new(RecordType {
+        rust_name: record.rust_name.clone(),
+        display: record.display.clone(),
         fields,
-    ))
+    })
 }
 
 /// Makes `exprs` read the key, the `key_ref` field of the record they read, where they
