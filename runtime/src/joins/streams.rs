@@ -444,11 +444,13 @@ fn prefetch<T>(at: *const T) {
     let _ = at;
 }
 
-/// A pair that a join's `select` could not make, as its dead letter holds it.
+/// A join's pair, or a pattern's match, that its `select` could not make, as its dead
+/// letter holds it.
 pub type FailedPair = serde_json::Value;
 
-/// `pair` as its dead letter holds it: with `key` put back into each side's record
-/// that holds it only as the key (`(side, field)`), as the field it was.
+/// `pair` (a join's pair or a pattern's match) as its dead letter holds it: with `key`
+/// put back into each part's record that holds it only as the key (`(part, field)`: a
+/// side or a step), as the field it was. A part that is null stays null.
 pub fn failed_pair<P: Serialize, K: Serialize>(pair: &P, key: &K, held_once: &[(&str, &str)]) -> FailedPair {
     let mut value = serde_json::to_value(pair).unwrap_or_default();
     for (side, field) in held_once {
