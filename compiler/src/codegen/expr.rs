@@ -26,7 +26,7 @@ pub enum Repr {
 pub struct ExprGen {
     pub regexes: Vec<String>,
     /// The record's own fields that are records are references already (`&Side`,
-    /// `Option<&Side>`): a join's pair of borrowed sides.
+    /// `Option<&Side>`): a join's pair of sides or a pattern's match of steps, borrowed.
     pub borrowed_roots: bool,
 }
 
