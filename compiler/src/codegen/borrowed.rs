@@ -15,16 +15,7 @@ use crate::types::RecordType;
 /// references already.
 pub fn select_fields(exprs: &mut ExprGen, output: &RecordType, select: &[TExpr]) -> Vec<TokenStream> {
     exprs.borrowed_roots = true;
-    let fields = output
-        .fields
-        .iter()
-        .zip(select)
-        .map(|(field, e)| {
-            let name = ident(&field.ident);
-            let code = exprs.owned(e);
-            quote!(#name: #code,)
-        })
-        .collect();
+    let fields = exprs.record_fields(output, select);
     exprs.borrowed_roots = false;
     fields
 }

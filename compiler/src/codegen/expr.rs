@@ -6,7 +6,7 @@ use quote::{format_ident, quote};
 
 use crate::expr::functions::Func;
 use crate::expr::{BinOp, TExpr, TKind};
-use crate::types::Type;
+use crate::types::{RecordType, Type};
 
 /// Whether generated code holds a value or a borrow of one.
 ///
@@ -35,6 +35,21 @@ impl ExprGen {
     pub fn owned(&mut self, e: &TExpr) -> TokenStream {
         let (code, repr) = self.emit(e);
         to_owned(code, repr, &e.ty)
+    }
+
+    /// The fields of `output` in a struct literal, each from its expression in `exprs`
+    /// (a `map:`'s or a `select:`'s), as owned values.
+    pub fn record_fields(&mut self, output: &RecordType, exprs: &[TExpr]) -> Vec<TokenStream> {
+        output
+            .fields
+            .iter()
+            .zip(exprs)
+            .map(|(field, e)| {
+                let name = super::ident::ident(&field.ident);
+                let code = self.owned(e);
+                quote!(#name: #code,)
+            })
+            .collect()
     }
 
     /// Code for `e` as a value or a borrow, whichever is cheaper.

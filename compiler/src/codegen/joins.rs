@@ -137,16 +137,7 @@ pub fn join_fns(op: &IrOperator, j: &IrJoin, tally: usize, calls: TokenStream, e
         Some((output, field_exprs)) => {
             let f = prefixed("select_", &op.stem);
             let out_ty = type_ident(&output.rust_name);
-            let fields: Vec<TokenStream> = output
-                .fields
-                .iter()
-                .zip(field_exprs)
-                .map(|(field, e)| {
-                    let name = ident(&field.ident);
-                    let code = exprs.owned(e);
-                    quote!(#name: #code,)
-                })
-                .collect();
+            let fields = exprs.record_fields(output, field_exprs);
             let doc = format!(" The output record of `{component}`.");
             (
                 quote! {

@@ -554,11 +554,7 @@ fn transform_fns(op: &IrOperator, t: &IrTransform, tally: usize, ir: &Ir, exprs:
     if let Some((output, field_exprs)) = &t.map {
         let f = prefixed("map_", &op.stem);
         let out_ty = type_ident(&output.rust_name);
-        let fields = output.fields.iter().zip(field_exprs).map(|(field, e)| {
-            let name = super::ident::ident(&field.ident);
-            let code = exprs.owned(e);
-            quote!(#name: #code,)
-        });
+        let fields = exprs.record_fields(output, field_exprs);
         let doc = format!(" Map of `{component}`.");
         helpers.extend(quote! {
             #[doc = #doc]
