@@ -20,7 +20,7 @@ use crate::state::Checkpointed;
 use crate::workers::Workers;
 use arrival::{ArrivalDecoder, ArrivedRun, Results};
 use std::ops::Range;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 /// What one poll of a source produced.
@@ -129,6 +129,15 @@ pub enum OnError {
     Fail,
 }
 
+/// Batches read ahead per worker thread, waiting or being decoded while the pipeline
+/// thread runs one through the pipeline (see [`Source::poll`]).
+const READ_AHEAD_PER_WORKER: usize = 4;
+
+/// Batches one poll reads at most while the source has more waiting. A poll starts
+/// and ends with a thread idle, so more batches per poll waste less of it; fewer keep
+/// the other sources and the step's timers waiting less.
+const BATCHES_PER_POLL: usize = 64;
+
 /// Longest piece of a bad record quoted in a fatal error message.
 const MAX_QUOTED: usize = 512;
 
@@ -162,21 +171,37 @@ struct Route<T> {
 /// thread runs one batch through the pipeline, the workers decode the next ones.
 struct Ahead<D: Decoder> {
     workers: Workers,
-    /// Batches read and not yet handed back, at most this many per poll.
+    /// Batches read ahead and not yet flowed: at most this many at a time.
     most: usize,
     /// Decoders for the workers ([`Decoder::fork`]), each back here after its job.
     forks: Vec<D>,
     spare: Vec<Decoded<D>>,
 }
 
-/// Batches handed to the workers by one poll, numbered from 1 to `count`, and where
-/// they come back.
+/// Batches handed to the workers by one poll, numbered from 1 to `slots.len()`, and
+/// where they come back.
 struct Sent<D: Decoder> {
-    results: mpsc::Receiver<Decoded<D>>,
-    count: usize,
+    results: mpsc::Receiver<Result<Decoded<D>, Failed>>,
+    back: mpsc::Sender<Result<Decoded<D>, Failed>>,
+    /// Batch `seq` is `slots[seq - 1]` until a thread takes it to decode.
+    slots: Vec<Slot<D>>,
     /// The source failed while reading ahead: the poll returns it once what was read
     /// has flowed.
     failed: Option<RunError>,
+    /// The last batch read was full: the source may have more waiting.
+    more: bool,
+}
+
+/// A batch waiting to be decoded, by whichever thread takes it first: a worker, or the
+/// pipeline thread when the batch it needs next is not ready (see [`Sent::next`]).
+type Slot<D> = Arc<Mutex<Option<Decoded<D>>>>;
+
+/// A worker panicked while decoding a batch (only in a build that unwinds).
+struct Failed;
+
+/// Takes the batch out of `slot` if no thread has taken it yet.
+fn claim<D: Decoder>(slot: &Slot<D>) -> Option<Decoded<D>> {
+    slot.lock().map_or(None, |mut waiting| waiting.take())
 }
 
 /// One batch and what each of its records decoded to.
@@ -214,7 +239,7 @@ impl<D: Decoder> Source<D> {
             ahead: ctx.workers.clone().filter(|_| !on_arrival).map(|workers| Ahead {
                 // Enough to keep every worker busy while the pipeline thread works
                 // through a batch; bounded, so memory stays a few batches.
-                most: 2 * workers.count() + 1,
+                most: READ_AHEAD_PER_WORKER * workers.count() + 1,
                 workers,
                 forks: Vec::new(),
                 spare: Vec::new(),
@@ -275,10 +300,22 @@ impl<D: Decoder> Source<D> {
             }
             return Ok(polled);
         }
-        let sent = match self.batch.len() >= self.batch_size {
-            true => self.read_ahead(&mut polled),
-            false => None,
+        let mut sent = match (&self.ahead, self.batch.len() >= self.batch_size) {
+            (Some(_), true) => {
+                let (back, results) = mpsc::channel();
+                Some(Sent {
+                    results,
+                    back,
+                    slots: Vec::new(),
+                    failed: None,
+                    more: true,
+                })
+            }
+            _ => None,
         };
+        if let Some(sent) = &mut sent {
+            self.read_ahead(sent, &mut polled, 0);
+        }
         let mut counts = (0u64, 0u64);
         self.raw.take_arrived(&mut self.arrived);
         let Source {
@@ -299,26 +336,22 @@ impl<D: Decoder> Source<D> {
         self.raw.arrived_back(&mut self.arrived);
         self.counters.emit(InternalEvent::BytesRead(self.batch.bytes() as u64));
         let mut failed = None;
-        if let Some(Sent {
-            results,
-            count,
-            failed: read_failed,
-        }) = sent
-        {
-            failed = read_failed;
+        if let Some(mut sent) = sent {
             let mut early = Vec::new();
-            for seq in 1..=count {
-                if flowed.is_err() {
-                    break;
-                }
-                flowed = match take(seq, &results, &mut early) {
+            let mut seq = 1;
+            while seq <= sent.slots.len() && flowed.is_ok() {
+                flowed = match next(seq, &sent.results, &sent.slots, &mut early) {
                     Some(decoded) => self.flow_decoded(decoded, out, &flow, &mut counts),
                     None => Err(RunError::new(format!(
                         "{}: a worker thread failed while decoding a batch",
                         self.name
                     ))),
                 };
+                // One more read for the one that flowed, so the workers never run dry.
+                self.read_ahead(&mut sent, &mut polled, seq);
+                seq += 1;
             }
+            failed = sent.failed;
         }
         // Counted before a possible failure returns, so the exit summary is accurate.
         // Non-records (blank lines, a CSV header) are not counted.
@@ -337,14 +370,15 @@ impl<D: Decoder> Source<D> {
         })
     }
 
-    /// After a full batch: reads up to [`Ahead::most`] more while the source has them,
-    /// and hands each to a worker to decode. `None` without workers.
-    fn read_ahead(&mut self, polled: &mut Poll) -> Option<Sent<D>> {
-        let ahead = self.ahead.as_mut()?;
-        let (tx, rx) = mpsc::channel();
-        let (mut sent, mut failed) = (0, None);
-        while sent < ahead.most && *polled == Poll::Ready {
+    /// While the source has full batches waiting: reads until [`Ahead::most`] batches
+    /// after the `flowed` first are read (at most [`BATCHES_PER_POLL`] in the poll), and
+    /// hands each to the workers to decode.
+    fn read_ahead(&mut self, sent: &mut Sent<D>, polled: &mut Poll, flowed: usize) {
+        let Some(ahead) = self.ahead.as_mut() else { return };
+        let up_to = (flowed + ahead.most).min(BATCHES_PER_POLL);
+        while sent.more && sent.slots.len() < up_to && *polled == Poll::Ready {
             let Some(decoder) = ahead.forks.pop().or_else(|| self.decoder.fork()) else {
+                sent.more = false;
                 break;
             };
             let mut next = ahead.spare.pop().unwrap_or_else(|| Decoded {
@@ -358,7 +392,8 @@ impl<D: Decoder> Source<D> {
                 Ok(polled) => polled,
                 // What was read before still flows; the error ends the poll after it.
                 Err(e) => {
-                    failed = Some(e);
+                    sent.failed = Some(e);
+                    sent.more = false;
                     ahead.forks.push(decoder);
                     ahead.spare.push(next);
                     break;
@@ -367,31 +402,27 @@ impl<D: Decoder> Source<D> {
             if *polled == Poll::Finished {
                 self.finished = true;
             }
+            // A batch that is not full says the source has no more waiting: polling
+            // again could only wait.
+            sent.more = next.batch.len() >= self.batch_size;
             if next.batch.is_empty() {
                 ahead.forks.push(decoder);
                 ahead.spare.push(next);
                 break;
             }
-            sent += 1;
-            next.seq = sent;
+            next.seq = sent.slots.len() + 1;
             next.decoder = Some(decoder);
-            // A batch that is not full says the source has no more waiting: polling
-            // again could only wait.
-            let full = next.batch.len() >= self.batch_size;
-            let tx = tx.clone();
+            let slot = Arc::new(Mutex::new(Some(next)));
+            sent.slots.push(Arc::clone(&slot));
+            let back = sent.back.clone();
             ahead.workers.run(Box::new(move || {
-                next.decode();
-                let _ = tx.send(next);
+                // Nothing to do when the pipeline thread took the batch first.
+                if let Some(mut next) = claim(&slot) {
+                    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| next.decode()));
+                    let _ = back.send(decoded.map(|()| next).map_err(|_| Failed));
+                }
             }));
-            if !full {
-                break;
-            }
         }
-        Some(Sent {
-            results: rx,
-            count: sent,
-            failed,
-        })
     }
 
     /// Runs a batch the workers decoded through the pipeline, and keeps its buffers
@@ -430,22 +461,33 @@ impl<D: Decoder> Source<D> {
     }
 }
 
-/// Batch `seq` from the workers: waits for it, keeping those that come back before
-/// their turn in `early`. `None` when a worker failed (its job was dropped).
-fn take<D: Decoder>(
+/// Batch `seq`, decoded, keeping those that come back before their turn in `early`.
+/// While it is not ready, this thread decodes batches no worker has taken: `seq`
+/// itself, else the last one, so it and the workers meet in the middle whichever of
+/// decoding or the rest of the pipeline takes longer. It waits only when every batch
+/// is taken. `None` when a worker failed.
+fn next<D: Decoder>(
     seq: usize,
-    results: &mpsc::Receiver<Decoded<D>>,
+    results: &mpsc::Receiver<Result<Decoded<D>, Failed>>,
+    slots: &[Slot<D>],
     early: &mut Vec<Decoded<D>>,
 ) -> Option<Decoded<D>> {
-    if let Some(at) = early.iter().position(|d| d.seq == seq) {
-        return Some(early.swap_remove(at));
-    }
     loop {
-        let decoded = results.recv().ok()?;
-        if decoded.seq == seq {
-            return Some(decoded);
+        if let Some(at) = early.iter().position(|d| d.seq == seq) {
+            return Some(early.swap_remove(at));
         }
-        early.push(decoded);
+        if let Ok(decoded) = results.try_recv() {
+            early.push(decoded.ok()?);
+            continue;
+        }
+        let mut untaken = std::iter::once(&slots[seq - 1]).chain(slots[seq..].iter().rev());
+        match untaken.find_map(claim) {
+            Some(mut decoded) => {
+                decoded.decode();
+                early.push(decoded);
+            }
+            None => early.push(results.recv().ok()?.ok()?),
+        }
     }
 }
 
@@ -858,6 +900,54 @@ mod tests {
         assert_eq!(error, None);
         assert!(seen.len() > 1_800, "{}", seen.len());
         assert!(dead.lines().count() > 40, "{dead}");
+    }
+
+    #[test]
+    fn the_pipeline_thread_decodes_what_slow_workers_have_not_taken_and_order_holds() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        /// Numbers, decoded slowly on worker threads; counts where each was decoded.
+        #[derive(Clone)]
+        struct SlowOnWorkers(Arc<[AtomicUsize; 2]>);
+        impl Decoder for SlowOnWorkers {
+            type Output = i64;
+            fn decode(&mut self, raw: &[u8]) -> Result<Option<i64>, DecodeError> {
+                let on_worker = std::thread::current().name().is_some_and(|n| n.starts_with("rill-worker"));
+                if on_worker {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                self.0[usize::from(on_worker)].fetch_add(1, Ordering::Relaxed);
+                NumDecoder.decode(raw)
+            }
+            fn fork(&self) -> Option<Self> {
+                Some(self.clone())
+            }
+        }
+        let mut ctx = Context::new(Settings::from_values(vec![]), 4);
+        ctx.workers = Some(crate::workers::Workers::start(1).unwrap());
+        let numbers: Vec<i64> = (0..600).collect();
+        let batches = numbers
+            .chunks(4)
+            .map(|c| c.iter().map(|n| &*Box::leak(n.to_string().into_boxed_str())).collect())
+            .collect();
+        let decoded_on = SlowOnWorkers(Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]));
+        let raw = Box::new(Scripted(batches));
+        let mut src = Source::new("sources.nums", raw, decoded_on.clone(), OnError::Fail, &ctx);
+        let mut outs = Outs {
+            seen: vec![],
+            flushes: 0,
+            dead: DeadLetters::to_sinks(vec![]),
+        };
+        while src.poll(&mut outs, flow).unwrap() != Poll::Finished {}
+        assert_eq!(outs.seen, numbers);
+        let [here, workers] = [0, 1].map(|i| decoded_on.0[i].load(Ordering::Relaxed));
+        assert_eq!(here + workers, 600);
+        // The first batch of each poll is decoded here (12 records); far more were, as
+        // the worker took 4 ms a batch. (How many the worker took depends on when it
+        // was scheduled: none at all on a busy machine.)
+        assert!(here > 300, "{here} decoded here, {workers} on the worker");
+        // A poll reads BATCHES_PER_POLL batches at most after its first: 150 batches
+        // of 4 flow in three polls.
+        assert_eq!(outs.flushes, 150usize.div_ceil(BATCHES_PER_POLL + 1));
     }
 
     #[test]
