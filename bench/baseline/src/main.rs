@@ -6,7 +6,9 @@
 //!
 //! Usage:
 //!   baseline run IN OUT            filter + map IN (JSON lines) into OUT (JSON lines)
+//!   baseline run-mt IN OUT [T]     the same on T worker threads (default: the cores)
 //!   baseline window IN OUT         10 s tumbling event-time windows per device of IN into OUT
+//!   baseline window-mt IN OUT [T]  the same, parsing on T worker threads (default: the cores)
 //!   baseline gen N PATH            write N deterministic sensor readings to PATH
 //!   baseline gen-window N PATH     the same, with out-of-order event time (for `window`)
 //!   baseline pattern IN OUT        bench/pattern.yaml's login → purchase within 10 min, per user
@@ -15,6 +17,7 @@
 //!   baseline gen-orders N PATH     N orders and shipments, out of order (for `join`)
 
 mod join;
+mod parallel;
 mod pattern;
 
 use serde::{Deserialize, Serialize};
@@ -22,6 +25,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::num::NonZeroUsize;
 use std::process::ExitCode;
 
 #[derive(Deserialize)]
@@ -45,46 +49,74 @@ struct Out<'a> {
     temp_f: f64,
 }
 
+/// Non-blank lines read, and how many of them were not a valid reading.
+#[derive(Default)]
+struct LineCounts {
+    read: u64,
+    invalid: u64,
+}
+
+impl LineCounts {
+    /// Decodes one line (its '\n' optional): None for a blank line and for an invalid
+    /// one, which is counted.
+    fn decode<'a, T: Deserialize<'a>>(&mut self, line: &'a [u8]) -> Option<T> {
+        let raw = line.strip_suffix(b"\n").unwrap_or(line);
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            return None;
+        }
+        self.read += 1;
+        let decoded = serde_json::from_slice(raw).ok();
+        self.invalid += u64::from(decoded.is_none());
+        decoded
+    }
+
+    fn add(&mut self, other: &LineCounts) {
+        self.read += other.read;
+        self.invalid += other.invalid;
+    }
+}
+
+/// The filter_map job on one line: writes the reading with `temp_f` if it passes the
+/// filter; returns whether it did.
+fn filter_map_line<W: Write>(line: &[u8], lines: &mut LineCounts, w: &mut W) -> std::io::Result<bool> {
+    let Some(r) = lines.decode::<Reading>(line) else {
+        return Ok(false);
+    };
+    if !(r.temperature > 25.0 && r.status == "ok") {
+        return Ok(false);
+    }
+    let out = Out {
+        temp_f: r.temperature * 9.0 / 5.0 + 32.0,
+        device_id: &r.device_id,
+        ts: r.ts,
+        temperature: r.temperature,
+        humidity: r.humidity,
+        status: &r.status,
+    };
+    serde_json::to_writer(&mut *w, &out)?;
+    w.write_all(b"\n")?;
+    Ok(true)
+}
+
+fn report_filter_map(lines: &LineCounts, written: u64) {
+    eprintln!("baseline: read {}, wrote {written}, invalid {}", lines.read, lines.invalid);
+}
+
 fn run(input: &str, output: &str) -> std::io::Result<()> {
     let mut reader = BufReader::with_capacity(1 << 16, File::open(input)?);
     let mut writer = BufWriter::with_capacity(1 << 16, File::create(output)?);
     let mut line = Vec::with_capacity(256);
-    let (mut read, mut written, mut invalid) = (0u64, 0u64, 0u64);
+    let (mut lines, mut written) = (LineCounts::default(), 0u64);
     loop {
         line.clear();
         if reader.read_until(b'\n', &mut line)? == 0 {
             break;
         }
-        let raw = line.strip_suffix(b"\n").unwrap_or(&line);
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        if raw.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        read += 1;
-        let r: Reading = match serde_json::from_slice(raw) {
-            Ok(r) => r,
-            Err(_) => {
-                invalid += 1;
-                continue;
-            }
-        };
-        if !(r.temperature > 25.0 && r.status == "ok") {
-            continue;
-        }
-        let out = Out {
-            temp_f: r.temperature * 9.0 / 5.0 + 32.0,
-            device_id: &r.device_id,
-            ts: r.ts,
-            temperature: r.temperature,
-            humidity: r.humidity,
-            status: &r.status,
-        };
-        serde_json::to_writer(&mut writer, &out)?;
-        writer.write_all(b"\n")?;
-        written += 1;
+        written += u64::from(filter_map_line(&line, &mut lines, &mut writer)?);
     }
     writer.flush()?;
-    eprintln!("baseline: read {read}, wrote {written}, invalid {invalid}");
+    report_filter_map(&lines, written);
     Ok(())
 }
 
@@ -139,74 +171,91 @@ fn fire<W: Write>(w: &mut W, start: i64, groups: HashMap<String, Acc>) -> std::i
     Ok(rows.len() as u64)
 }
 
-fn window(input: &str, output: &str) -> std::io::Result<()> {
-    let mut reader = BufReader::with_capacity(1 << 16, File::open(input)?);
-    let mut writer = BufWriter::with_capacity(1 << 16, File::create(output)?);
-    let mut line = Vec::with_capacity(256);
-    // Open windows by start; within one, the running aggregate per device.
-    let mut windows: BTreeMap<i64, HashMap<String, Acc>> = BTreeMap::new();
-    let mut max_ts = i64::MIN;
-    let mut watermark = i64::MIN;
-    let (mut read, mut invalid, mut late, mut written) = (0u64, 0u64, 0u64, 0u64);
-    loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
-            break;
+/// The windowed job's state, fed the valid readings in input order: the open windows
+/// by start, within one the running aggregate per device; the watermark.
+struct Windows {
+    open: BTreeMap<i64, HashMap<String, Acc>>,
+    max_ts: i64,
+    watermark: i64,
+    late: u64,
+    written: u64,
+}
+
+impl Windows {
+    fn new() -> Self {
+        Windows { open: BTreeMap::new(), max_ts: i64::MIN, watermark: i64::MIN, late: 0, written: 0 }
+    }
+
+    /// Adds one reading, or counts it late; writes the windows the watermark passes.
+    #[inline]
+    fn add<W: Write>(&mut self, w: &mut W, device_id: Cow<str>, ts: i64, v: f64) -> std::io::Result<()> {
+        let start = ts - ts.rem_euclid(WINDOW_MS);
+        if start.saturating_add(WINDOW_MS) <= self.watermark {
+            self.late += 1; // its window has fired already; it cannot raise max_ts either
+            return Ok(());
         }
-        let raw = line.strip_suffix(b"\n").unwrap_or(&line);
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        if raw.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        read += 1;
-        let r: WindowReading = match serde_json::from_slice(raw) {
-            Ok(r) => r,
-            Err(_) => {
-                invalid += 1;
-                continue;
-            }
-        };
-        let start = r.ts - r.ts.rem_euclid(WINDOW_MS);
-        if start.saturating_add(WINDOW_MS) <= watermark {
-            late += 1; // its window has fired already; it cannot raise max_ts either
-            continue;
-        }
-        let v = r.temperature;
-        let groups = windows.entry(start).or_default();
+        let groups = self.open.entry(start).or_default();
         // The key is owned only when the device is new to this window.
-        let acc = match groups.get_mut(&*r.device_id) {
+        let acc = match groups.get_mut(&*device_id) {
             Some(acc) => acc,
-            None => groups.entry(r.device_id.into_owned()).or_insert(Acc {
-                count: 0,
-                sum: 0.0,
-                max: v,
-            }),
+            None => groups.entry(device_id.into_owned()).or_insert(Acc { count: 0, sum: 0.0, max: v }),
         };
         acc.count += 1;
         acc.sum += v;
         if v > acc.max {
             acc.max = v;
         }
-        if r.ts > max_ts {
-            max_ts = r.ts;
-            let w = max_ts.saturating_sub(MAX_OUT_OF_ORDER_MS);
-            if w > watermark {
-                watermark = w;
-                while let Some(entry) = windows.first_entry() {
+        if ts > self.max_ts {
+            self.max_ts = ts;
+            let watermark = ts.saturating_sub(MAX_OUT_OF_ORDER_MS);
+            if watermark > self.watermark {
+                self.watermark = watermark;
+                while let Some(entry) = self.open.first_entry() {
                     if entry.key().saturating_add(WINDOW_MS) > watermark {
                         break;
                     }
                     let (start, groups) = entry.remove_entry();
-                    written += fire(&mut writer, start, groups)?;
+                    self.written += fire(w, start, groups)?;
                 }
             }
         }
+        Ok(())
     }
-    while let Some((start, groups)) = windows.pop_first() {
-        written += fire(&mut writer, start, groups)?;
+
+    /// End of input: writes the windows still open.
+    fn finish<W: Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        while let Some((start, groups)) = self.open.pop_first() {
+            self.written += fire(w, start, groups)?;
+        }
+        Ok(())
     }
+
+    fn report(&self, lines: &LineCounts) {
+        eprintln!(
+            "baseline window: read {}, invalid {}, late {}, wrote {} rows",
+            lines.read, lines.invalid, self.late, self.written
+        );
+    }
+}
+
+fn window(input: &str, output: &str) -> std::io::Result<()> {
+    let mut reader = BufReader::with_capacity(1 << 16, File::open(input)?);
+    let mut writer = BufWriter::with_capacity(1 << 16, File::create(output)?);
+    let mut line = Vec::with_capacity(256);
+    let mut windows = Windows::new();
+    let mut lines = LineCounts::default();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        if let Some(r) = lines.decode::<WindowReading>(&line) {
+            windows.add(&mut writer, r.device_id, r.ts, r.temperature)?;
+        }
+    }
+    windows.finish(&mut writer)?;
     writer.flush()?;
-    eprintln!("baseline window: read {read}, invalid {invalid}, late {late}, wrote {written} rows");
+    windows.report(&lines);
     Ok(())
 }
 
@@ -286,11 +335,27 @@ fn gen_window(n: u64, path: &str) -> std::io::Result<()> {
     w.flush()
 }
 
+/// The THREADS argument of run-mt and window-mt; by default the cores (as rill's).
+fn threads(arg: Option<&String>) -> Result<NonZeroUsize, std::num::ParseIntError> {
+    match arg {
+        Some(arg) => arg.parse(),
+        None => Ok(std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)),
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let result = match args.get(1).map(String::as_str) {
         Some("run") if args.len() == 4 => run(&args[2], &args[3]),
         Some("window") if args.len() == 4 => window(&args[2], &args[3]),
+        Some(cmd @ ("run-mt" | "window-mt")) if matches!(args.len(), 4 | 5) => match threads(args.get(4)) {
+            Ok(threads) if cmd == "run-mt" => parallel::run(&args[2], &args[3], threads),
+            Ok(threads) => parallel::window(&args[2], &args[3], threads),
+            Err(e) => {
+                eprintln!("baseline: bad THREADS {:?}: {e}", args[4]);
+                return ExitCode::from(2);
+            }
+        },
         Some("pattern") if args.len() == 4 => pattern::pattern(&args[2], &args[3]),
         Some("join") if args.len() == 4 => join::join(&args[2], &args[3]),
         Some(cmd @ ("gen" | "gen-window" | "gen-events" | "gen-orders")) if args.len() == 4 => match args[2].parse() {
@@ -305,7 +370,7 @@ fn main() -> ExitCode {
         },
         _ => {
             eprintln!(
-                "usage: baseline run IN OUT | baseline window IN OUT | baseline pattern IN OUT | baseline gen N PATH | baseline gen-window N PATH | baseline gen-events N PATH | baseline join IN OUT | baseline gen-orders N PATH"
+                "usage: baseline run IN OUT | baseline run-mt IN OUT [THREADS] | baseline window IN OUT | baseline window-mt IN OUT [THREADS] | baseline pattern IN OUT | baseline gen N PATH | baseline gen-window N PATH | baseline gen-events N PATH | baseline join IN OUT | baseline gen-orders N PATH"
             );
             return ExitCode::from(2);
         }

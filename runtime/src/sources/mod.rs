@@ -911,7 +911,9 @@ mod tests {
         impl Decoder for SlowOnWorkers {
             type Output = i64;
             fn decode(&mut self, raw: &[u8]) -> Result<Option<i64>, DecodeError> {
-                let on_worker = std::thread::current().name().is_some_and(|n| n.starts_with("rill-worker"));
+                let on_worker = std::thread::current()
+                    .name()
+                    .is_some_and(|n| n.starts_with("rill-worker"));
                 if on_worker {
                     std::thread::sleep(Duration::from_millis(1));
                 }
