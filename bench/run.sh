@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # rill benchmark: generated pipeline binaries against hand-written Rust programs doing
 # the same jobs (bench/baseline/, bench/kafka/, bench/mqtt/). The workloads:
-#   filter_map  bench/filter_map.yaml: stateless filter + map (`baseline run`)
+#   filter_map  bench/filter_map.yaml: stateless filter + map (`baseline run`, and
+#               `baseline run-mt`: the same on every core)
 #   windowed    bench/windowed.yaml: 10 s tumbling event-time windows per device
-#               (`baseline window`)
+#               (`baseline window`, and `baseline window-mt`: parsing on every core)
 #   kafka       bench/kafka_filter.yaml: topic → filter → topic on a local tansu
 #               broker (`kafka-relay`, bench/kafka/)
 #   mqtt        bench/mqtt_filter.yaml: MQTT topic → filter → topic on a private
@@ -261,20 +262,27 @@ ensure_input() {
     mv "$path.tmp" "$path"
 }
 
-# run_pair PREFIX INPUT GEN_BIN GEN_OUT BASE_SUBCOMMAND BASE_OUT
+# run_pair PREFIX INPUT GEN_BIN GEN_OUT BASE_SUBCOMMAND BASE_OUT [BASE_MT_SUBCOMMAND]
 # Runs the generated binary (its source `readings` reading INPUT, its sink `out`
 # writing GEN_OUT) with its default thread count (the cores) and with `--threads 1`
-# (writing GEN_OUT.1t), and `baseline BASE_SUBCOMMAND INPUT BASE_OUT`, interleaved, RUNS
-# times each. Sets BEST_WALL / BEST_CPU (minimum over runs) and BEST_RSS (maximum over
-# runs), keyed by generated / generated_1t / baseline. Per-run files:
-# $OUT/{stats,stderr}-PREFIX{generated,generated_1t,baseline}.txt. Exits if a program fails.
+# (writing GEN_OUT.1t), `baseline BASE_SUBCOMMAND INPUT BASE_OUT` and, given
+# BASE_MT_SUBCOMMAND, the multi-threaded baseline `baseline BASE_MT_SUBCOMMAND INPUT
+# BASE_OUT.mt` (its default thread count, the cores), interleaved, RUNS times each.
+# Sets PAIR_MT (BASE_MT_SUBCOMMAND or empty), BEST_WALL / BEST_CPU (minimum over runs)
+# and BEST_RSS (maximum over runs), keyed by generated / generated_1t / baseline /
+# baseline_mt. Per-run files:
+# $OUT/{stats,stderr}-PREFIX{generated,generated_1t,baseline,baseline_mt}.txt. Exits if a
+# program fails.
 declare -A BEST_WALL BEST_RSS BEST_CPU
+PAIR_MT=
 run_pair() {
     local prefix=$1 input=$2 gen_bin=$3 gen_out=$4 base_cmd=$5 base_out=$6
-    local i name statfile errfile t0 t1 rc wall cpu rss user sys
-    for name in generated generated_1t baseline; do BEST_WALL[$name]=; BEST_CPU[$name]=; BEST_RSS[$name]=0; done
+    local i name statfile errfile t0 t1 rc wall cpu rss user sys names=(generated generated_1t baseline)
+    PAIR_MT=${7:-}
+    if [ -n "$PAIR_MT" ]; then names+=(baseline_mt); fi
+    for name in "${names[@]}"; do BEST_WALL[$name]=; BEST_CPU[$name]=; BEST_RSS[$name]=0; done
     for i in $(seq 1 "$RUNS"); do
-        for name in generated generated_1t baseline; do
+        for name in "${names[@]}"; do
             statfile=$OUT/stats-$prefix$name.txt
             errfile=$OUT/stderr-$prefix$name.txt
             rc=0
@@ -295,6 +303,11 @@ run_pair() {
                     rm -f "$base_out"
                     t0=$(now)
                     measure "$statfile" "$BASE" "$base_cmd" "$input" "$base_out" 2>"$errfile" || rc=$?
+                    t1=$(now) ;;
+                baseline_mt)
+                    rm -f "$base_out.mt"
+                    t0=$(now)
+                    measure "$statfile" "$BASE" "$PAIR_MT" "$input" "$base_out.mt" 2>"$errfile" || rc=$?
                     t1=$(now) ;;
             esac
             if [ "$rc" != 0 ]; then
@@ -319,19 +332,24 @@ run_pair() {
 
 # check_outputs GEN_OUT BASE_OUT: sets GEN_LINES, IDENTICAL (for the table) and
 # OUTPUTS_OK (1/0); clears ALL_OK when the files differ (GEN_OUT.1t, the single-threaded
-# run's, included).
+# run's, included, and BASE_OUT.mt, the multi-threaded baseline's, if run_pair ran it).
 check_outputs() {
-    local gen_out=$1 base_out=$2 base_lines
+    local gen_out=$1 base_out=$2 base_lines mt_same=yes mt_note='' mt_lines=''
     GEN_LINES=$(wc -l <"$gen_out")
     base_lines=$(wc -l <"$base_out")
-    if cmp -s "$gen_out" "$base_out" && cmp -s "$gen_out.1t" "$base_out"; then
-        IDENTICAL="yes ($GEN_LINES lines, byte-identical)"
+    if [ -n "$PAIR_MT" ]; then
+        cmp -s "$base_out.mt" "$base_out" || mt_same=
+        mt_note="; the multi-threaded baseline's too"
+        mt_lines=", multi-threaded baseline $(wc -l <"$base_out.mt") lines"
+    fi
+    if cmp -s "$gen_out" "$base_out" && cmp -s "$gen_out.1t" "$base_out" && [ -n "$mt_same" ]; then
+        IDENTICAL="yes ($GEN_LINES lines, byte-identical$mt_note)"
         OUTPUTS_OK=1
     else
         OUTPUTS_OK=0
         ALL_OK=0
-        IDENTICAL="NO (generated $GEN_LINES lines, --threads 1 $(wc -l <"$gen_out.1t") lines, baseline $base_lines lines)"
-        echo "outputs differ: $(cmp "$gen_out" "$base_out" 2>&1 | head -n 1) $(cmp "$gen_out.1t" "$base_out" 2>&1 | head -n 1)" >&2
+        IDENTICAL="NO (generated $GEN_LINES lines, --threads 1 $(wc -l <"$gen_out.1t") lines, baseline $base_lines lines$mt_lines)"
+        echo "outputs differ: $(cmp "$gen_out" "$base_out" 2>&1 | head -n 1) $(cmp "$gen_out.1t" "$base_out" 2>&1 | head -n 1)${PAIR_MT:+ $(cmp "$base_out.mt" "$base_out" 2>&1 | head -n 1)}" >&2
         diff <(head -n 100000 "$gen_out") <(head -n 100000 "$base_out") | head -n 6 >&2 || true
     fi
 }
@@ -360,6 +378,22 @@ pair_rows() {
         rss_ratio=$(awk -v g="${BEST_RSS[generated]}" -v b="${BEST_RSS[baseline]}" 'BEGIN { printf "%.3f", g / b }')
         echo "| ratio peak RSS generated / baseline | $rss_ratio | | | <= $rss_target | $(pass "$rss_ratio <= $rss_target") |"
     fi
+}
+
+# mt_rows: the rows of the multi-threaded baseline of the last run_pair (its default
+# thread count, the cores: the honest limit on this machine): wall time, throughput,
+# CPU time, peak RSS, and the ratio generated with its default thread count / it,
+# target >= 0.9.
+mt_rows() {
+    local gen_eps mt_eps ratio
+    gen_eps=$(eps "${BEST_WALL[generated]}")
+    mt_eps=$(eps "${BEST_WALL[baseline_mt]}")
+    ratio=$(awk -v g="$gen_eps" -v b="$mt_eps" 'BEGIN { printf "%.3f", g / b }')
+    echo "| multi-threaded baseline (\`baseline $PAIR_MT\`, $(nproc) worker threads): best wall time | | | ${BEST_WALL[baseline_mt]} s | | |"
+    echo "| multi-threaded baseline: throughput | | | $mt_eps events/s | | |"
+    echo "| ratio generated ($(nproc) threads) / multi-threaded baseline (throughput, wall) | $ratio | | | >= 0.9 | $(pass "$ratio >= 0.9") |"
+    echo "| multi-threaded baseline: best CPU time (user+sys) | | | ${BEST_CPU[baseline_mt]} s | | |"
+    echo "| multi-threaded baseline: peak RSS | | | $(mib "${BEST_RSS[baseline_mt]}") MiB | | |"
 }
 
 # Heads the table of a workload measured with run_pair.
@@ -423,8 +457,8 @@ if want filter_map; then
     timed EDGE_TIME "$RILL" build "$SPEC" --profile edge -o "$GEN_BIN_EDGE"
     echo "edge build: ${EDGE_TIME} s" >&2
 
-    log "filter_map: running both programs on $N events ($INPUT_MB MiB), best of $RUNS, interleaved"
-    run_pair "" "$INPUT" "$GEN_BIN" "$GEN_OUT" run "$BASE_OUT"
+    log "filter_map: running the generated binary and both baselines on $N events ($INPUT_MB MiB), best of $RUNS, interleaved"
+    run_pair "" "$INPUT" "$GEN_BIN" "$GEN_OUT" run "$BASE_OUT" run-mt
 
     log "filter_map: verifying outputs"
     check_outputs "$GEN_OUT" "$BASE_OUT"
@@ -446,6 +480,7 @@ if want filter_map; then
         echo
         pair_header
         pair_rows
+        mt_rows
         echo "| binary size, --release ($(stripped "$GEN_BIN")) | $GEN_SIZE MB | | $BASE_SIZE MB | <= 3 MB | $(pass "$GEN_SIZE <= 3") |"
         echo "| binary size, --profile edge | $EDGE_SIZE MB | | | | |"
         echo "| cold build, --release (empty cache; includes the runtime's deps) | $COLD s | | | | |"
@@ -471,8 +506,8 @@ if want windowed; then
     if timed W_BUILD "$RILL" build "$W_SPEC" --release -o "$W_GEN_BIN"; then
         echo "build: ${W_BUILD} s" >&2
 
-        log "windowed: running both programs on $N events ($W_INPUT_MB MiB), best of $RUNS, interleaved"
-        run_pair window- "$W_INPUT" "$W_GEN_BIN" "$W_GEN_OUT" window "$W_BASE_OUT"
+        log "windowed: running the generated binary and both baselines on $N events ($W_INPUT_MB MiB), best of $RUNS, interleaved"
+        run_pair window- "$W_INPUT" "$W_GEN_BIN" "$W_GEN_OUT" window "$W_BASE_OUT" window-mt
 
         log "windowed: verifying outputs"
         check_outputs "$W_GEN_OUT" "$W_BASE_OUT"
@@ -487,6 +522,7 @@ if want windowed; then
             echo
             pair_header
             pair_rows 1.2
+            mt_rows
             echo "| binary size, --release ($(stripped "$W_GEN_BIN")) | $W_GEN_SIZE MB | | $(size_mb "$BASE") MB | <= 3 MB | $(pass "$W_GEN_SIZE <= 3") |"
             echo "| build, --release ($W_CACHE_NOTE) | $W_BUILD s | | | | |"
             echo "| outputs identical | $IDENTICAL | | | | $([ "$OUTPUTS_OK" = 1 ] && echo ok || echo MISSED) |"

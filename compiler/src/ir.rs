@@ -8,11 +8,11 @@ use std::rc::Rc;
 pub use crate::connectors::message::IrAddress;
 pub use crate::connectors::metadata::IrMeta;
 pub use crate::connectors::{IrSinkKind, IrSourceKind};
-use crate::expr::aggregates::TAggregate;
+use crate::expr::aggregates::{AggFunc, TAggregate};
 use crate::expr::TExpr;
 use crate::spec::windows::OnFull;
 use crate::spec::OnError;
-use crate::types::RecordType;
+use crate::types::{RecordType, Type};
 
 #[derive(Debug, Clone)]
 pub struct Ir {
@@ -213,6 +213,29 @@ pub struct IrWindow {
     pub allowed_lateness: i64,
     /// Late records with no `.late` reader: dropped (true) or dead letters.
     pub drop_late: bool,
+}
+
+impl IrWindow {
+    /// See [`shares_panes`].
+    pub fn shares_panes(&self) -> bool {
+        shares_panes(&self.kind, &self.aggregation)
+    }
+}
+
+/// A hopping window keeps each record once, in a pane (the runtime's `PanedWindows`),
+/// and merges a window's panes when it fires, unless merging could change a result: an
+/// integer `sum` can overflow in the merge, where no record can take the blame, `collect`
+/// lists its values in arrival order, and `max_keys` fires the oldest window early and
+/// starts it afresh. Those keep an accumulator per window (`FixedWindows`).
+pub fn shares_panes(kind: &IrWindowKind, aggregation: &IrAggregation) -> bool {
+    let merges_freely = |a: &TAggregate| match a.func {
+        AggFunc::Collect => false,
+        AggFunc::Sum => !matches!(a.ty, Type::I64 | Type::U64),
+        _ => true,
+    };
+    matches!(kind, IrWindowKind::Fixed { size, slide, .. } if slide < size)
+        && aggregation.max_keys.is_none()
+        && aggregation.aggregates.iter().all(|(_, a)| merges_freely(a))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -126,6 +126,7 @@ pub const RESERVED_TYPES: &[&str] = &[
     "CountWindows",
     "Emit",
     "FixedWindows",
+    "PanedWindows",
     "OnFull",
     "SessionWindows",
     "StateOptions",

@@ -3,6 +3,7 @@
 //! buffer, serde_json into a typed struct whose strings borrow from the line (`Cow`:
 //! owned only when the JSON string has escapes), the job's logic, serde_json into a
 //! buffered writer; a window's key owned only when a device first appears in it.
+//! `run-mt` and `window-mt` ([`parallel`]) run the same per-line code on worker threads.
 //!
 //! Usage:
 //!   baseline run IN OUT            filter + map IN (JSON lines) into OUT (JSON lines)
@@ -100,7 +101,10 @@ fn filter_map_line<W: Write>(line: &[u8], lines: &mut LineCounts, w: &mut W) -> 
 }
 
 fn report_filter_map(lines: &LineCounts, written: u64) {
-    eprintln!("baseline: read {}, wrote {written}, invalid {}", lines.read, lines.invalid);
+    eprintln!(
+        "baseline: read {}, wrote {written}, invalid {}",
+        lines.read, lines.invalid
+    );
 }
 
 fn run(input: &str, output: &str) -> std::io::Result<()> {
@@ -183,7 +187,13 @@ struct Windows {
 
 impl Windows {
     fn new() -> Self {
-        Windows { open: BTreeMap::new(), max_ts: i64::MIN, watermark: i64::MIN, late: 0, written: 0 }
+        Windows {
+            open: BTreeMap::new(),
+            max_ts: i64::MIN,
+            watermark: i64::MIN,
+            late: 0,
+            written: 0,
+        }
     }
 
     /// Adds one reading, or counts it late; writes the windows the watermark passes.
@@ -198,7 +208,11 @@ impl Windows {
         // The key is owned only when the device is new to this window.
         let acc = match groups.get_mut(&*device_id) {
             Some(acc) => acc,
-            None => groups.entry(device_id.into_owned()).or_insert(Acc { count: 0, sum: 0.0, max: v }),
+            None => groups.entry(device_id.into_owned()).or_insert(Acc {
+                count: 0,
+                sum: 0.0,
+                max: v,
+            }),
         };
         acc.count += 1;
         acc.sum += v;

@@ -341,6 +341,7 @@ pub fn node_type(op: &IrOperator) -> TokenStream {
     let agg = names(op).agg;
     let operator = match &op.kind {
         IrOperatorKind::Window(w) => match w.kind {
+            IrWindowKind::Fixed { .. } if w.shares_panes() => quote!(PanedWindows<#agg>),
             IrWindowKind::Fixed { .. } => quote!(FixedWindows<#agg>),
             IrWindowKind::Session { .. } => quote!(SessionWindows<#agg>),
             IrWindowKind::Count { .. } => quote!(CountWindows<#agg>),
@@ -381,6 +382,9 @@ pub fn construct(op: &IrOperator) -> TokenStream {
     let opts = quote!(StateOptions { allowed_lateness: #allowed_lateness, max_keys: #max_keys, on_full: #on_full });
     let operator = match &op.kind {
         IrOperatorKind::Window(w) => match w.kind {
+            IrWindowKind::Fixed { size, slide, offset } if w.shares_panes() => {
+                quote!(PanedWindows::new(#agg, #size, #slide, #offset, #opts))
+            }
             IrWindowKind::Fixed { size, slide, offset } => {
                 quote!(FixedWindows::new(#agg, #size, #slide, #offset, #opts))
             }

@@ -3,14 +3,19 @@
 use super::aggregation::{aggregation, late_drop_ok, AggregationSpec};
 use super::Cx;
 use crate::diagnostics::SpecError;
-use crate::ir::{IrWindow, IrWindowKind};
+use crate::ir::{shares_panes, IrWindow, IrWindowKind};
+use crate::spec::spans::Span;
 use crate::spec::windows::{HoppingSpec, LatePolicy};
 use crate::spec::WindowSpec;
 use crate::types::RecordType;
 
-/// A hopping window adds each record to `size / slide` windows; past this, the work per
-/// record is better done another way.
+/// A hopping window that keeps an accumulator per window adds each record to
+/// `size / slide` windows; past this, the work per record is better done another way.
 const MAX_WINDOWS_PER_RECORD: i64 = 1000;
+
+/// A hopping window that shares panes merges `size / gcd(size, slide)` panes per key
+/// when it fires; past this, a key's panes take more memory than a window should.
+const MAX_PANES_PER_WINDOW: i64 = 100_000;
 
 const KINDS_HELP: &str =
     "give one of `tumbling: 10s`, `hopping: { size: 10s, slide: 5s }`, `session: { gap: 30s }` or `count: 100`";
@@ -117,6 +122,11 @@ pub fn window(name: &str, spec: &WindowSpec, input: &RecordType, late_read: bool
     let (Some(aggregation), Some(kind), true) = (aggregation, kind, ok) else {
         return None;
     };
+    if let IrWindowKind::Fixed { size, slide, .. } = kind {
+        if !spread_ok(name, size, slide, shares_panes(&kind, &aggregation), cx) {
+            return None;
+        }
+    }
     Some(IrWindow {
         aggregation,
         kind,
@@ -135,7 +145,7 @@ fn window_kind(name: &str, spec: &WindowSpec, cx: &mut Cx) -> Option<IrWindowKin
         });
     }
     if let Some(h) = &spec.hopping {
-        let (size, slide) = hopping("windows", name, h, cx)?;
+        let (size, slide) = hopping_sizes("windows", name, h, cx)?;
         return Some(IrWindowKind::Fixed { size, slide, offset: 0 });
     }
     if let Some(s) = &spec.session {
@@ -158,8 +168,71 @@ fn window_kind(name: &str, spec: &WindowSpec, cx: &mut Cx) -> Option<IrWindowKin
     }
 }
 
-/// A hopping window's `(size, slide)` at `<section>.<name>.hopping`.
+/// A hopping join window's `(size, slide)` at `<section>.<name>.hopping`, each record
+/// in at most [`MAX_WINDOWS_PER_RECORD`] windows.
 pub fn hopping(section: &str, name: &str, h: &HoppingSpec, cx: &mut Cx) -> Option<(i64, i64)> {
+    let (size, slide) = hopping_sizes(section, name, h, cx)?;
+    if size / slide > MAX_WINDOWS_PER_RECORD {
+        let at = cx.value(&[section, name, "hopping", "slide"]);
+        cx.error(too_many_windows(size / slide, &at, SPREAD_HELP.into()));
+        return None;
+    }
+    Some((size, slide))
+}
+
+/// A window's hopping sizes are not so many windows or panes per record that the work
+/// per record (per window) or the memory per key (per pane) runs away.
+fn spread_ok(name: &str, size: i64, slide: i64, panes: bool, cx: &mut Cx) -> bool {
+    let at = cx.value(&["windows", name, "hopping", "slide"]);
+    let panes_per_window = size / gcd(size, slide);
+    if panes && panes_per_window > MAX_PANES_PER_WINDOW {
+        cx.error(SpecError::invalid_value(
+            "slide",
+            format!(
+                "each window would merge {panes_per_window} panes per key (at most {MAX_PANES_PER_WINDOW}): \
+                 a pane is the greatest common divisor of the size and the slide"
+            ),
+            &at,
+            Some(
+                "slide by a step that divides the size, or aggregate a tumbling window of `slide` in a second window"
+                    .into(),
+            ),
+        ));
+        return false;
+    }
+    if !panes && size / slide > MAX_WINDOWS_PER_RECORD {
+        let help = format!(
+            "{SPREAD_HELP}; `max_keys`, an integer `sum` and `collect` keep an accumulator per window \
+             (without them, a hopping window keeps each record once, in a pane)"
+        );
+        cx.error(too_many_windows(size / slide, &at, help));
+        return false;
+    }
+    true
+}
+
+const SPREAD_HELP: &str = "slide by a larger step, or aggregate a tumbling window of `slide` in a second window";
+
+fn too_many_windows(windows: i64, at: &Span, help: String) -> SpecError {
+    SpecError::invalid_value(
+        "slide",
+        format!("each record would be added to {windows} windows (at most {MAX_WINDOWS_PER_RECORD})"),
+        at,
+        Some(help),
+    )
+}
+
+fn gcd(a: i64, b: i64) -> i64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// A hopping window's `(size, slide)` at `<section>.<name>.hopping`: the slide no
+/// longer than the size.
+fn hopping_sizes(section: &str, name: &str, h: &HoppingSpec, cx: &mut Cx) -> Option<(i64, i64)> {
     let size = cx.duration(&[section, name, "hopping", "size"], &h.size, true);
     let slide = cx.duration(&[section, name, "hopping", "slide"], &h.slide, true);
     let (size, slide) = (size?, slide?);
@@ -170,18 +243,6 @@ pub fn hopping(section: &str, name: &str, h: &HoppingSpec, cx: &mut Cx) -> Optio
             format!("a slide longer than the size ({} ms) would skip records", size),
             &at,
             Some("hopping windows overlap: `size: 10s, slide: 5s` puts each record in two windows".into()),
-        ));
-        return None;
-    }
-    if size / slide > MAX_WINDOWS_PER_RECORD {
-        cx.error(SpecError::invalid_value(
-            "slide",
-            format!(
-                "each record would be added to {} windows (at most {MAX_WINDOWS_PER_RECORD})",
-                size / slide
-            ),
-            &at,
-            Some("slide by a larger step, or aggregate a tumbling window of `slide` in a second window".into()),
         ));
         return None;
     }

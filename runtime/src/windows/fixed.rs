@@ -228,7 +228,7 @@ impl Assigned {
     }
 
     /// The end of the newest window.
-    fn last_end(&self) -> i64 {
+    pub(super) fn last_end(&self) -> i64 {
         clamp(self.last + self.size)
     }
 }
@@ -246,7 +246,7 @@ impl Iterator for Assigned {
     }
 }
 
-fn clamp(v: i128) -> i64 {
+pub(super) fn clamp(v: i128) -> i64 {
     v.clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
 

@@ -25,6 +25,7 @@ pub mod clock;
 mod count;
 mod fixed;
 mod node;
+mod panes;
 mod session;
 pub(crate) mod state;
 mod table;
@@ -34,6 +35,7 @@ pub use count::CountWindows;
 pub(crate) use fixed::Assigned;
 pub use fixed::FixedWindows;
 pub use node::Stateful;
+pub use panes::PanedWindows;
 pub use session::SessionWindows;
 pub use table::{Emit, Table};
 

@@ -1,0 +1,190 @@
+use super::*;
+use crate::aggregates::SplitMix64;
+use crate::windows::state::testing::Step::{Rec, Wm};
+use crate::windows::state::testing::{
+    assert_garbage_never_panics, assert_resumes, drain, feed, opts, out, run, w, CountSum, Seen, Step,
+};
+use crate::windows::FixedWindows;
+
+fn paned(size: i64, slide: i64, offset: i64, lateness: i64) -> PanedWindows<CountSum> {
+    PanedWindows::new(CountSum, size, slide, offset, opts(lateness))
+}
+
+/// What `steps` give, then closing, with a window kept per window ([`FixedWindows`])
+/// and with panes: the same, since a count and an integer sum do not depend on the
+/// order they are merged in.
+fn both(size: i64, slide: i64, offset: i64, lateness: i64, steps: &[Step]) -> (Vec<Seen>, Vec<Seen>) {
+    let close = |mut seen: Vec<Seen>, op: &mut dyn FnMut() -> Vec<(crate::windows::state::testing::Out, i64)>| {
+        seen.extend(op().into_iter().map(|(out, t)| Seen::Result(out, t)));
+        seen
+    };
+    let mut fixed = FixedWindows::new(CountSum, size, slide, offset, opts(lateness));
+    let seen = run(&mut fixed, steps);
+    let fixed_seen = close(seen, &mut || {
+        fixed.on_close();
+        drain(&mut fixed)
+    });
+    let mut panes = paned(size, slide, offset, lateness);
+    let seen = run(&mut panes, steps);
+    let panes_seen = close(seen, &mut || {
+        panes.on_close();
+        drain(&mut panes)
+    });
+    (fixed_seen, panes_seen)
+}
+
+#[test]
+fn a_window_is_the_merge_of_its_panes() {
+    // 10 s every 4 s: panes of 2 s, windows [-8, 2), [-4, 6), [0, 10), [4, 14), [8, 18)
+    let mut op = paned(10_000, 4_000, 0, 0);
+    feed(&mut op, "a", 1, 1_000);
+    feed(&mut op, "a", 10, 5_000);
+    feed(&mut op, "b", 100, 9_000);
+    assert_eq!(op.entries(), 3, "one accumulator per key and pane, not per window");
+    op.on_watermark(10_000);
+    assert_eq!(
+        drain(&mut op),
+        [
+            out("a", w(-8_000, 2_000), 1, 1, false, 1_999),
+            out("a", w(-4_000, 6_000), 2, 11, false, 5_999),
+            out("a", w(0, 10_000), 2, 11, false, 9_999),
+            out("b", w(0, 10_000), 1, 100, false, 9_999),
+        ]
+    );
+    op.on_close();
+    assert_eq!(
+        drain(&mut op),
+        [
+            out("a", w(4_000, 14_000), 1, 10, false, 13_999),
+            out("b", w(4_000, 14_000), 1, 100, false, 13_999),
+            out("b", w(8_000, 18_000), 1, 100, false, 17_999),
+        ]
+    );
+    assert_eq!(op.entries(), 0, "every pane dropped once its windows closed");
+}
+
+#[test]
+fn hopping_windows_over_panes_give_what_a_window_per_window_gives() {
+    let mut rng = SplitMix64::new(5);
+    let keys = ["a", "b", "c", "d", "e"];
+    let shapes = [
+        (10_000, 5_000, 0),
+        (10_000, 4_000, 1_000),
+        (6_000, 1_000, 0),
+        (7_000, 3_000, 2_000),
+        (60_000, 1_000, 0),
+        (5_000, 5_000, 0),
+    ];
+    for round in 0..300 {
+        let (size, slide, offset) = shapes[round % shapes.len()];
+        let lateness = [0, 0, 3_000, 12_000][(rng.next_u64() % 4) as usize];
+        let mut clock = (rng.next_u64() % 100_000) as i64 - 50_000;
+        let mut steps = Vec::new();
+        for _ in 0..(rng.next_u64() % 120) {
+            clock += (rng.next_u64() % 700) as i64;
+            let behind = match rng.next_u64() % 20 {
+                0 => (rng.next_u64() % 30_000) as i64,
+                _ => (rng.next_u64() % 1_500) as i64,
+            };
+            let key = keys[(rng.next_u64() % keys.len() as u64) as usize];
+            steps.push(Rec(key, (rng.next_u64() % 100) as i64, clock - behind));
+            if rng.next_u64().is_multiple_of(6) {
+                steps.push(Wm(clock - 2_000));
+            }
+        }
+        let steps: &'static [Step] = Box::leak(steps.into_boxed_slice());
+        let (fixed, panes) = both(size, slide, offset, lateness, steps);
+        assert_eq!(
+            panes, fixed,
+            "round {round}: size {size}, slide {slide}, offset {offset}, lateness {lateness}\n{steps:?}"
+        );
+    }
+}
+
+#[test]
+fn times_at_the_ends_of_the_range_neither_panic_nor_differ() {
+    for (size, slide, offset) in [(10_000, 3_000, 1_000), (4, 2, 1), (i64::MAX / 2, i64::MAX / 4, 0)] {
+        let steps = [
+            Rec("a", 1, i64::MIN),
+            Rec("b", 2, i64::MIN + 1),
+            Rec("a", 3, i64::MAX),
+            Rec("c", 4, i64::MAX - 1),
+            Wm(i64::MIN + 5),
+            Rec("a", 5, 0),
+            Wm(i64::MAX - 10),
+            Rec("b", 6, i64::MAX),
+        ];
+        for lateness in [0, 5, i64::MAX] {
+            let (fixed, panes) = both(size, slide, offset, lateness, &steps);
+            assert_eq!(
+                panes, fixed,
+                "size {size}, slide {slide}, offset {offset}, lateness {lateness}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_record_pins_its_epoch_until_its_last_window_fires() {
+    let mut op = paned(10_000, 5_000, 0, 0);
+    op.set_epoch(3);
+    feed(&mut op, "a", 1, 7_000);
+    op.set_epoch(4);
+    feed(&mut op, "b", 1, 12_000);
+    assert_eq!(op.pending_epoch(), Some(3));
+    op.on_watermark(10_000);
+    assert_eq!(op.pending_epoch(), Some(3), "[5 s, 15 s) has not fired");
+    op.on_watermark(15_000);
+    assert_eq!(op.pending_epoch(), Some(4));
+    op.on_watermark(20_000);
+    assert_eq!(op.pending_epoch(), None);
+}
+
+#[test]
+fn late_records_update_the_windows_kept_for_them() {
+    let steps = [
+        Rec("a", 1, 1_000),
+        Wm(10_000),
+        // [0, 10 s) fired and is kept until 13 s; [5 s, 15 s) is open.
+        Rec("a", 2, 6_000),
+        Rec("b", 4, 7_000),
+        Wm(13_000),
+        Rec("a", 8, 8_000),
+    ];
+    let (fixed, panes) = both(10_000, 5_000, 0, 3_000, &steps);
+    assert_eq!(panes, fixed);
+    let updates: Vec<_> = panes
+        .iter()
+        .filter_map(|seen| match seen {
+            Seen::Result((key, window, count, sum, update), _) if window.end == 10_000 => {
+                Some((key.as_str(), *count, *sum, *update))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(updates, [("a", 1, 1, false), ("a", 2, 3, true), ("b", 1, 4, false)]);
+}
+
+#[test]
+fn hopping_windows_over_panes_resume_from_a_checkpoint() {
+    let a = [Rec("a", 1, 1_000), Rec("b", 2, 4_000), Wm(5_000), Rec("a", 4, 6_000)];
+    let b = [Rec("a", 8, 3_000), Wm(12_000), Rec("b", 16, 14_000), Wm(21_000)];
+    let seen = assert_resumes(|| paned(10_000, 5_000, 0, 2_000), &a, &b);
+    assert!(
+        seen.iter().filter(|s| matches!(s, Seen::Result(..))).count() > 4,
+        "{seen:?}"
+    );
+    assert_resumes(|| paned(10_000, 5_000, 0, 2_000), &[], &b);
+}
+
+#[test]
+fn a_checkpoint_that_is_not_one_is_refused_never_a_panic() {
+    assert_garbage_never_panics(|| paned(10_000, 5_000, 0, 2_000));
+    let mut saved = Vec::new();
+    let mut op = paned(10_000, 5_000, 0, 0);
+    feed(&mut op, "a", 1, 1_000);
+    op.save_state(&mut saved).unwrap();
+    // The same state read by windows whose panes are shorter starts on a boundary;
+    // by windows with an offset, it does not.
+    assert!(paned(10_000, 5_000, 1_000, 0).restore_state(&saved).is_err());
+}
