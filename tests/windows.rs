@@ -418,6 +418,71 @@ fn hopping_windows_count_every_record_in_each_window_covering_it() {
     assert_rows(&read_jsonl(&out), &expected, &[]);
 }
 
+/// Hopping windows that share panes, brute force as [`brute_force_hopping`], with the
+/// aggregates of win_panes.yaml: `n`, `high`, and (`all`) `low` and `mean`.
+fn brute_force_panes(records: &[(String, i64, i64)], size: i64, slide: i64, all: bool) -> Vec<Value> {
+    let first = (records.iter().map(|r| r.1).min().unwrap() - size).div_euclid(slide) * slide;
+    let last = records.iter().map(|r| r.1).max().unwrap();
+    let keys: BTreeSet<&str> = records.iter().map(|r| r.0.as_str()).collect();
+    let mut rows = Vec::new();
+    for start in (first..=last).step_by(slide as usize) {
+        for &key in &keys {
+            let inside: Vec<i64> = records
+                .iter()
+                .filter(|r| r.0 == key && start <= r.1 && r.1 < start + size)
+                .map(|r| r.2)
+                .collect();
+            if inside.is_empty() {
+                continue;
+            }
+            let mut row = json!({
+                "sensor": key, "window_start": start, "window_end": start + size,
+                "n": inside.len(), "high": inside.iter().max(),
+            });
+            if all {
+                row["low"] = json!(inside.iter().min());
+                row["mean"] = json!(inside.iter().sum::<i64>() as f64 / inside.len() as f64);
+            }
+            rows.push(row);
+        }
+    }
+    rows
+}
+
+/// A hopping window keeps each record once, in a pane, and a window merges its panes
+/// when it fires: the rows are those of every window covering each record, for a slide
+/// that divides the size and one that does not.
+#[test]
+fn hopping_windows_sharing_panes_give_every_window_covering_each_record() {
+    let dir = support::workdir("windows/panes");
+    let mut rng = Rng(23);
+    let mut clock = -40_000i64;
+    let mut input = Vec::new();
+    while clock < 60_000 {
+        clock += rng.below(60) as i64;
+        let t = clock - rng.below(2_900) as i64;
+        input.push((format!("s{}", rng.below(8)), t, rng.below(100) as i64 - 20));
+    }
+    assert_nothing_late(input.iter().map(|r| r.1), 3_000);
+    let path = dir.join("readings.jsonl");
+    write_jsonl(
+        &path,
+        input.iter().map(|(s, t, v)| json!({"sensor": s, "ts": t, "value": v})),
+    );
+    let (out, minute) = (dir.join("windows.jsonl"), dir.join("minute.jsonl"));
+    run_ok(
+        &build("tests/pipelines/win_panes.yaml"),
+        &[("READINGS_PATH", &path), ("WINDOWS_PATH", &out), ("MINUTE_PATH", &minute)],
+        &[],
+    );
+    let expected = brute_force_panes(&input, 10_000, 4_000, true);
+    assert!(expected.len() > 200, "{} rows", expected.len());
+    assert_rows(&read_jsonl(&out), &expected, &[]);
+    let expected = brute_force_panes(&input, 60_000, 1_000, false);
+    assert!(expected.len() > 1_000, "{} rows", expected.len());
+    assert_rows(&read_jsonl(&minute), &expected, &[]);
+}
+
 // ---------------------------------------------------------------------------------------
 // Session windows: win_sessions.yaml
 
