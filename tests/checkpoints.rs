@@ -355,6 +355,53 @@ fn repair_moves_a_damaged_checkpoint_aside_and_says_what_it_costs() {
     assert_eq!((code, report.contains("state: ok")), (0, true), "{report}");
 }
 
+/// Checkpoints written by a rill whose checkpoint format differs (what an operator
+/// saves changed) are never read as this format: the start is refused, naming both, and
+/// `--reset-state` starts afresh.
+#[test]
+fn checkpoints_of_another_format_refuse_the_start_until_reset() {
+    let bin = build(SPEC);
+    let files = Files::new("checkpoints_other_format", &readings(18, 30_000));
+    let expected = files.reference(&bin);
+    run_partly(&files, &bin);
+    let state = files.state();
+    let checkpoints = Path::new(&state).join("checkpoints");
+    let mut rewritten = 0;
+    for entry in std::fs::read_dir(&checkpoints).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "bin") {
+            // The header's format version, which the body's checksum does not cover.
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+            std::fs::write(&path, bytes).unwrap();
+            rewritten += 1;
+        }
+    }
+    assert!(rewritten >= 2, "{rewritten} checkpoints");
+    let refused = files
+        .command(&bin, &["--state-dir", &state])
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("written in checkpoint format 1 by another version of rill; this binary reads format"),
+        "{err}"
+    );
+    assert!(err.contains("--reset-state"), "{err}");
+    let (code, report) = state_check(&bin, &state, false);
+    assert_eq!(code, 1, "{report}");
+    assert!(report.contains("checkpoint format 1"), "{report}");
+    let reset = files
+        .command(&bin, &["--state-dir", &state, "--reset-state"])
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(reset.status.success(), "{}", String::from_utf8_lossy(&reset.stderr));
+    assert_same_outputs(&files.outputs(), &expected, &Trial::default());
+}
+
 #[test]
 fn state_of_another_spec_is_refused_until_reset() {
     let bin = build(SPEC);

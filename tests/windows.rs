@@ -472,7 +472,11 @@ fn hopping_windows_sharing_panes_give_every_window_covering_each_record() {
     let (out, minute) = (dir.join("windows.jsonl"), dir.join("minute.jsonl"));
     run_ok(
         &build("tests/pipelines/win_panes.yaml"),
-        &[("READINGS_PATH", &path), ("WINDOWS_PATH", &out), ("MINUTE_PATH", &minute)],
+        &[
+            ("READINGS_PATH", &path),
+            ("WINDOWS_PATH", &out),
+            ("MINUTE_PATH", &minute),
+        ],
         &[],
     );
     let expected = brute_force_panes(&input, 10_000, 4_000, true);

@@ -17,8 +17,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"RILLCKPT";
-/// Bumped when the layout of [`Checkpoint`] changes.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped when the layout of [`Checkpoint`] changes, or of any state a component saves
+/// in it: an operator's saved struct, or what the compiler makes a record or a key hold
+/// for the same spec. The spec hash ties a checkpoint to its spec, not to the rill that
+/// built the binary, and postcard is not self-describing: a layout read as another may
+/// fail or may misread. Format 2: hopping windows keep panes, and joins and patterns
+/// hold a key field once.
+pub const FORMAT_VERSION: u32 = 2;
 const HEADER: usize = 8 + 4 + 8 + 4;
 /// How many complete checkpoints are kept: the newest and the one before, to fall back on.
 pub const KEEP: usize = 2;
@@ -107,7 +112,8 @@ impl std::fmt::Display for Damage {
             Damage::NotACheckpoint => f.write_str("not a rill checkpoint (wrong magic bytes)"),
             Damage::Version(v) => write!(
                 f,
-                "written in checkpoint format {v}; this binary reads format {FORMAT_VERSION}"
+                "written in checkpoint format {v} by another version of rill; this binary reads format \
+                 {FORMAT_VERSION} (a binary built by the rill that wrote it can resume from it)"
             ),
             Damage::Checksum { stored, computed } => write!(
                 f,
