@@ -363,64 +363,15 @@ fn late_records_without_a_reader_are_dead_letters_or_dropped() {
 // Hopping windows: win_hopping.yaml
 
 /// Hopping windows, brute force: for every window [s, s + size) with s a multiple of
-/// `slide` (negative times included) and every key, the records with s <= t < s + size;
-/// one row per non-empty (window, key), in order of window end, then key.
-fn brute_force_hopping(records: &[(String, i64, i64)], size: i64, slide: i64) -> Vec<Value> {
-    let first = records.iter().map(|r| r.1).min().unwrap().div_euclid(slide) * slide - size;
-    let last = records.iter().map(|r| r.1).max().unwrap();
-    let keys: BTreeSet<&str> = records.iter().map(|r| r.0.as_str()).collect();
-    let mut rows = Vec::new();
-    for start in (first..=last).step_by(slide as usize) {
-        for &key in &keys {
-            let inside: Vec<i64> = records
-                .iter()
-                .filter(|r| r.0 == key && start <= r.1 && r.1 < start + size)
-                .map(|r| r.2)
-                .collect();
-            if !inside.is_empty() {
-                rows.push(json!({
-                    "sensor": key, "window_start": start, "window_end": start + size,
-                    "n": inside.len(), "total": inside.iter().sum::<i64>(),
-                }));
-            }
-        }
-    }
-    rows
-}
-
-#[test]
-fn hopping_windows_count_every_record_in_each_window_covering_it() {
-    let dir = support::workdir("windows/hopping");
-    let mut rng = Rng(21);
-    // 100 s of readings across the epoch (-40 s to 60 s), up to 2.9 s out of order:
-    // never behind the watermark (3 s).
-    let mut clock = -40_000i64;
-    let mut input = Vec::new();
-    while clock < 60_000 {
-        clock += rng.below(60) as i64;
-        let t = clock - rng.below(2_900) as i64;
-        input.push((format!("s{}", rng.below(8)), t, rng.below(100) as i64 - 20));
-    }
-    assert_nothing_late(input.iter().map(|r| r.1), 3_000);
-    let path = dir.join("readings.jsonl");
-    write_jsonl(
-        &path,
-        input.iter().map(|(s, t, v)| json!({"sensor": s, "ts": t, "value": v})),
-    );
-    let out = dir.join("windows.jsonl");
-    run_ok(
-        &build("tests/pipelines/win_hopping.yaml"),
-        &[("READINGS_PATH", &path), ("WINDOWS_PATH", &out)],
-        &[],
-    );
-    let expected = brute_force_hopping(&input, 10_000, 5_000);
-    assert!(expected.iter().any(|r| r["window_start"].as_i64().unwrap() < 0));
-    assert_rows(&read_jsonl(&out), &expected, &[]);
-}
-
-/// Hopping windows that share panes, brute force as [`brute_force_hopping`], with the
-/// aggregates of win_panes.yaml: `n`, `high`, and (`all`) `low` and `mean`.
-fn brute_force_panes(records: &[(String, i64, i64)], size: i64, slide: i64, all: bool) -> Vec<Value> {
+/// `slide` (negative times included) and every key, the values of the records with
+/// s <= t < s + size; one row per non-empty (window, key), in order of window end, then
+/// key: the key and window bounds, and what `aggregates` makes of the values.
+fn brute_force_hopping(
+    records: &[(String, i64, i64)],
+    size: i64,
+    slide: i64,
+    aggregates: impl Fn(&[i64]) -> Value,
+) -> Vec<Value> {
     let first = (records.iter().map(|r| r.1).min().unwrap() - size).div_euclid(slide) * slide;
     let last = records.iter().map(|r| r.1).max().unwrap();
     let keys: BTreeSet<&str> = records.iter().map(|r| r.0.as_str()).collect();
@@ -432,30 +383,22 @@ fn brute_force_panes(records: &[(String, i64, i64)], size: i64, slide: i64, all:
                 .filter(|r| r.0 == key && start <= r.1 && r.1 < start + size)
                 .map(|r| r.2)
                 .collect();
-            if inside.is_empty() {
-                continue;
+            if !inside.is_empty() {
+                let mut row = aggregates(&inside);
+                row["sensor"] = json!(key);
+                row["window_start"] = json!(start);
+                row["window_end"] = json!(start + size);
+                rows.push(row);
             }
-            let mut row = json!({
-                "sensor": key, "window_start": start, "window_end": start + size,
-                "n": inside.len(), "high": inside.iter().max(),
-            });
-            if all {
-                row["low"] = json!(inside.iter().min());
-                row["mean"] = json!(inside.iter().sum::<i64>() as f64 / inside.len() as f64);
-            }
-            rows.push(row);
         }
     }
     rows
 }
 
-/// A hopping window keeps each record once, in a pane, and a window merges its panes
-/// when it fires: the rows are those of every window covering each record, for a slide
-/// that divides the size and one that does not.
-#[test]
-fn hopping_windows_sharing_panes_give_every_window_covering_each_record() {
-    let dir = support::workdir("windows/panes");
-    let mut rng = Rng(23);
+/// 100 s of readings of 8 sensors across the epoch (-40 s to 60 s), up to 2.9 s out of
+/// order: never behind the watermark (3 s). Written to `readings.jsonl` in `dir`.
+fn readings_across_the_epoch(seed: u64, dir: &Path) -> Vec<(String, i64, i64)> {
+    let mut rng = Rng(seed);
     let mut clock = -40_000i64;
     let mut input = Vec::new();
     while clock < 60_000 {
@@ -464,25 +407,62 @@ fn hopping_windows_sharing_panes_give_every_window_covering_each_record() {
         input.push((format!("s{}", rng.below(8)), t, rng.below(100) as i64 - 20));
     }
     assert_nothing_late(input.iter().map(|r| r.1), 3_000);
-    let path = dir.join("readings.jsonl");
     write_jsonl(
-        &path,
+        &dir.join("readings.jsonl"),
         input.iter().map(|(s, t, v)| json!({"sensor": s, "ts": t, "value": v})),
     );
+    input
+}
+
+#[test]
+fn hopping_windows_count_every_record_in_each_window_covering_it() {
+    let dir = support::workdir("windows/hopping");
+    let input = readings_across_the_epoch(21, &dir);
+    let out = dir.join("windows.jsonl");
+    run_ok(
+        &build("tests/pipelines/win_hopping.yaml"),
+        &[("READINGS_PATH", &dir.join("readings.jsonl")), ("WINDOWS_PATH", &out)],
+        &[],
+    );
+    let expected = brute_force_hopping(
+        &input,
+        10_000,
+        5_000,
+        |values| json!({"n": values.len(), "total": values.iter().sum::<i64>()}),
+    );
+    assert!(expected.iter().any(|r| r["window_start"].as_i64().unwrap() < 0));
+    assert_rows(&read_jsonl(&out), &expected, &[]);
+}
+
+/// A hopping window keeps each record once, in a pane, and a window merges its panes
+/// when it fires: the rows are those of every window covering each record, for a slide
+/// that does not divide the size and for 60 windows per record.
+#[test]
+fn hopping_windows_sharing_panes_give_every_window_covering_each_record() {
+    let dir = support::workdir("windows/panes");
+    let input = readings_across_the_epoch(23, &dir);
     let (out, minute) = (dir.join("windows.jsonl"), dir.join("minute.jsonl"));
     run_ok(
         &build("tests/pipelines/win_panes.yaml"),
         &[
-            ("READINGS_PATH", &path),
+            ("READINGS_PATH", &dir.join("readings.jsonl")),
             ("WINDOWS_PATH", &out),
             ("MINUTE_PATH", &minute),
         ],
         &[],
     );
-    let expected = brute_force_panes(&input, 10_000, 4_000, true);
+    let expected = brute_force_hopping(&input, 10_000, 4_000, |values| {
+        let mean = values.iter().sum::<i64>() as f64 / values.len() as f64;
+        json!({"n": values.len(), "low": values.iter().min(), "high": values.iter().max(), "mean": mean})
+    });
     assert!(expected.len() > 200, "{} rows", expected.len());
     assert_rows(&read_jsonl(&out), &expected, &[]);
-    let expected = brute_force_panes(&input, 60_000, 1_000, false);
+    let expected = brute_force_hopping(
+        &input,
+        60_000,
+        1_000,
+        |values| json!({"n": values.len(), "high": values.iter().max()}),
+    );
     assert!(expected.len() > 1_000, "{} rows", expected.len());
     assert_rows(&read_jsonl(&minute), &expected, &[]);
 }

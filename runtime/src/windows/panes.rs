@@ -145,6 +145,11 @@ where
         }
     }
 
+    /// The end of the last window holding the pane (or time) `pane`.
+    fn last_end(&self, pane: i64) -> i64 {
+        Assigned::new(pane, self.size, self.slide, self.offset).last_end()
+    }
+
     /// True when the window ending at `end` no longer accepts records.
     fn closed(&self, end: i64) -> bool {
         end.saturating_add(self.lateness) <= self.wm
@@ -178,12 +183,12 @@ where
     /// Drops the panes whose every window is closed.
     fn expire(&mut self) {
         let Some(&first) = self.panes.keys().next() else { return };
-        if !self.closed(Assigned::new(first, self.size, self.slide, self.offset).last_end()) {
+        if !self.closed(self.last_end(first)) {
             return;
         }
         let mut cut = first;
         for &pane in self.panes.keys() {
-            if !self.closed(Assigned::new(pane, self.size, self.slide, self.offset).last_end()) {
+            if !self.closed(self.last_end(pane)) {
                 break;
             }
             cut = pane;
@@ -416,7 +421,7 @@ where
     fn next_due(&self) -> Option<i64> {
         let fires = self.next_window().map(|start| self.window(start).end);
         let expires = self.panes.keys().next().map(|&first| {
-            let end = Assigned::new(first, self.size, self.slide, self.offset).last_end();
+            let end = self.last_end(first);
             end.saturating_add(self.lateness)
         });
         fires.into_iter().chain(expires).min()
@@ -445,7 +450,7 @@ where
         self.panes
             .iter()
             .rev()
-            .take_while(|(&pane, _)| Assigned::new(pane, self.size, self.slide, self.offset).last_end() > self.wm)
+            .take_while(|(&pane, _)| self.last_end(pane) > self.wm)
             .map(|(_, usage)| usage.min_epoch)
             .min()
     }
