@@ -3,7 +3,8 @@
 # the same jobs (bench/baseline/, bench/kafka/, bench/mqtt/). The workloads:
 #   filter_map  bench/filter_map.yaml: stateless filter + map (`baseline run`, and
 #               `baseline run-mt`: the same on every core)
-#   windowed    bench/windowed.yaml: 10 s tumbling event-time windows per device
+#   windowed    bench/windowed.yaml: 10 s tumbling event-time windows per device, and the
+#               same job over 60 s windows sliding every 1 s (bench/hopping.yaml)
 #               (`baseline window`, and `baseline window-mt`: parsing on every core)
 #   kafka       bench/kafka_filter.yaml: topic → filter → topic on a local tansu
 #               broker (`kafka-relay`, bench/kafka/)
@@ -128,6 +129,10 @@ BASE_OUT=$OUT/out-baseline.jsonl
 W_INPUT=$OUT/input-window-$N.jsonl
 W_SPEC=$OUT/spec/windowed.yaml
 W_GEN_BIN=$OUT/windowed
+# the same job over hopping windows (bench/hopping.yaml), measured against it
+H_SPEC=$OUT/spec/hopping.yaml
+H_GEN_BIN=$OUT/hopping
+H_GEN_OUT=$OUT/out-hopping-generated.jsonl
 W_GEN_OUT=$OUT/out-window-generated.jsonl
 W_BASE_OUT=$OUT/out-window-baseline.jsonl
 
@@ -330,6 +335,35 @@ run_pair() {
     done
 }
 
+# run_alone PREFIX GEN_BIN INPUT GEN_OUT: runs a generated binary without a baseline
+# (its default thread count), RUNS times; sets ALONE_WALL / ALONE_CPU (minimum) and
+# ALONE_RSS (maximum). Exits if it fails.
+run_alone() {
+    local prefix=$1 gen_bin=$2 input=$3 gen_out=$4 i t0 t1 rc wall cpu rss user sys
+    local statfile=$OUT/stats-${prefix}generated.txt errfile=$OUT/stderr-${prefix}generated.txt
+    ALONE_WALL= ALONE_CPU= ALONE_RSS=0
+    for i in $(seq 1 "$RUNS"); do
+        rm -f "$gen_out"
+        rc=0
+        t0=$(now)
+        measure "$statfile" "$gen_bin" --set "sources.readings.path=$input" \
+            --set "sinks.out.path=$gen_out" 2>"$errfile" || rc=$?
+        t1=$(now)
+        if [ "$rc" != 0 ]; then
+            echo "$gen_bin failed (exit $rc); its stderr:" >&2
+            cat "$errfile" >&2
+            exit 1
+        fi
+        wall=$(elapsed "$t0" "$t1")
+        read -r rss user sys < <(tail -n 1 "$statfile")
+        cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
+        printf '  run %d %-12s wall %6s s  cpu %6s s  %7s KiB\n' "$i" "${prefix}generated" "$wall" "$cpu" "$rss" >&2
+        if [ -z "$ALONE_WALL" ] || awk -v a="$wall" -v b="$ALONE_WALL" 'BEGIN { exit !(a < b) }'; then ALONE_WALL=$wall; fi
+        if [ -z "$ALONE_CPU" ] || awk -v a="$cpu" -v b="$ALONE_CPU" 'BEGIN { exit !(a < b) }'; then ALONE_CPU=$cpu; fi
+        if [ "$rss" -gt "$ALONE_RSS" ]; then ALONE_RSS=$rss; fi
+    done
+}
+
 # check_outputs GEN_OUT BASE_OUT: sets GEN_LINES, IDENTICAL (for the table) and
 # OUTPUTS_OK (1/0); clears ALL_OK when the files differ (GEN_OUT.1t, the single-threaded
 # run's, included, and BASE_OUT.mt, the multi-threaded baseline's, if run_pair ran it).
@@ -512,6 +546,23 @@ if want windowed; then
         log "windowed: verifying outputs"
         check_outputs "$W_GEN_OUT" "$W_BASE_OUT"
 
+        log "windowed: the same job over 60 s windows sliding every 1 s (bench/hopping.yaml), best of $RUNS"
+        cp "$BENCH/hopping.yaml" "$H_SPEC"
+        hopping_rows=()
+        if timed H_BUILD "$RILL" build "$H_SPEC" --release -o "$H_GEN_BIN"; then
+            run_alone hopping- "$H_GEN_BIN" "$W_INPUT" "$H_GEN_OUT"
+            h_eps=$(eps "$ALONE_WALL")
+            h_ratio=$(awk -v h="$h_eps" -v t="$(eps "${BEST_WALL[generated]}")" 'BEGIN { printf "%.3f", h / t }')
+            hopping_rows=(
+                "| hopping 60 s / 1 s (bench/hopping.yaml, $(nproc) threads): best wall time | $ALONE_WALL s | | | | |"
+                "| hopping: throughput, and its ratio to the tumbling window's | $h_eps events/s; $h_ratio | | | >= 0.5 | $(pass "$h_ratio >= 0.5") |"
+                "| hopping: best CPU time, peak RSS, rows out | $ALONE_CPU s, $(mib "$ALONE_RSS") MiB, $(wc -l <"$H_GEN_OUT") rows | | | | |"
+            )
+        else
+            ALL_OK=0
+            hopping_rows=("| hopping 60 s / 1 s | not measured: \`rill build --release bench/hopping.yaml\` failed | | | | MISSED |")
+        fi
+
         W_GEN_SIZE=$(size_mb "$W_GEN_BIN")
         {
             echo
@@ -523,6 +574,7 @@ if want windowed; then
             pair_header
             pair_rows 1.2
             mt_rows
+            printf '%s\n' "${hopping_rows[@]}"
             echo "| binary size, --release ($(stripped "$W_GEN_BIN")) | $W_GEN_SIZE MB | | $(size_mb "$BASE") MB | <= 3 MB | $(pass "$W_GEN_SIZE <= 3") |"
             echo "| build, --release ($W_CACHE_NOTE) | $W_BUILD s | | | | |"
             echo "| outputs identical | $IDENTICAL | | | | $([ "$OUTPUTS_OK" = 1 ] && echo ok || echo MISSED) |"
