@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use support::{build, workdir, Rng, PATIENCE};
 
 const SPEC: &str = "tests/pipelines/crash_windows.yaml";
-const OUTPUTS: [&str; 5] = [
+const OUTPUTS: [&str; 6] = [
     "windows.jsonl",
+    "slides.jsonl",
     "late.jsonl",
     "totals.jsonl",
     "patterns.jsonl",
@@ -66,6 +67,7 @@ impl Files {
         cmd.args(args)
             .env("READINGS_PATH", self.dir.join("readings.jsonl"))
             .env("WINDOWS_PATH", self.dir.join("windows.jsonl"))
+            .env("SLIDES_PATH", self.dir.join("slides.jsonl"))
             .env("LATE_PATH", self.dir.join("late.jsonl"))
             .env("TOTALS_PATH", self.dir.join("totals.jsonl"))
             .env("PATTERNS_PATH", self.dir.join("patterns.jsonl"))

@@ -1,15 +1,16 @@
 //! Hopping windows over shared panes: each record updates one accumulator, and a window
-//! combines those of its panes when it fires, so a record costs the same whatever the
+//! combines those of its panes when it fires, so a record costs one update whatever the
 //! number of windows it is in (a 1 h window sliding every 1 s holds each record in 3,600
 //! windows).
 //!
 //! A *pane* is a slice of time `pane` ms long, where `pane` is the greatest common
 //! divisor of the size and the slide, aligned as the windows are: every window boundary
 //! is a pane boundary, so a window is exactly a run of panes. Each key keeps its panes'
-//! accumulators in time order ([`KeyPanes`]), and a two-stack queue over the panes of the
-//! window that fired last: a window sliding on drops panes from the front and takes new
-//! ones at the back, and its result is one merge of two partial aggregates. Each pane is
-//! merged a constant number of times per window it is in, on average.
+//! accumulators in time order ([`KeyPanes`]); a window's result is its panes merged
+//! oldest first. That order depends only on the panes, never on when a window fired or
+//! whether the state came back from a checkpoint, so a float sum is the same bits
+//! either way (a queue of partial merges, tried first, grouped the sums by its history
+//! and a resumed run differed from an uninterrupted one in the last digits).
 //!
 //! The results are those of [`super::FixedWindows`] (windows firing in order of their
 //! end, the keys of one in key order, `allowed_lateness` and late records the same) but
@@ -20,7 +21,7 @@
 //! a window afresh.
 //!
 //! A checkpoint holds the watermark, the first window not yet fired, and every key's
-//! panes ([`Saved`]); the queues are built again from the panes.
+//! panes ([`Saved`]).
 
 use super::fixed::{clamp, Assigned};
 use super::state::{entry_bytes, restore, results_waiting, save};
@@ -62,22 +63,9 @@ struct PaneUse {
     min_epoch: u64,
 }
 
-/// One key's panes, oldest first, and a two-stack queue over those of one window,
-/// `[from, to)`: `panes[lo..hi]`. The front stack holds, for `panes[lo..flip]`, the
-/// aggregate of each pane with those after it up to `flip` (the last entry covers
-/// `lo..flip`); `back` is the aggregate of `panes[flip..hi]`. Sliding on pops the front
-/// stack and merges new panes into `back`; when the front stack runs out, it is built
-/// again from `lo..hi` and `back` emptied. A record landing in a pane already in the
-/// queue (a late one) marks it `stale`: the queue is built again before it is used.
+/// One key's panes: `(start, accumulator)`, oldest first.
 struct KeyPanes<Acc> {
     panes: VecDeque<(i64, Acc)>,
-    from: i128,
-    to: i128,
-    lo: usize,
-    hi: usize,
-    front: Vec<Acc>,
-    back: Option<Acc>,
-    stale: bool,
 }
 
 /// What a checkpoint holds of [`PanedWindows`]: the watermark, the first window not
@@ -167,15 +155,10 @@ where
 
     /// Fires the window starting at `start`: every key with a pane in it, in key order.
     fn fire(&mut self, start: i128) {
-        let window = self.window(start);
-        let end = start + i128::from(self.size);
-        let mut keys: Vec<(&A::Key, &mut KeyPanes<A::Acc>)> = self.keys.iter_mut().collect();
+        let mut keys: Vec<(&A::Key, &KeyPanes<A::Acc>)> = self.keys.iter().collect();
         keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
         for (key, panes) in keys {
-            panes.slide_to(&self.agg, start, end);
-            if let Some(result) = panes.with_result(&self.agg, |acc| self.agg.output(key, window, acc, false)) {
-                self.out.push_back((result, window.end - 1));
-            }
+            self.out.extend(self.result(key, panes, start, false));
         }
         self.unfired = start + i128::from(self.slide);
     }
@@ -202,20 +185,23 @@ where
         });
     }
 
-    /// The key's result in the fired window starting at `start` (kept for lateness),
-    /// merged from its panes there.
-    fn late_result(&self, key: &A::Key, start: i128, update: bool) -> Option<(A::Output, i64)> {
+    /// The key's result in the window starting at `start`: its panes there merged,
+    /// oldest first; `None` when it has none there.
+    fn result(&self, key: &A::Key, panes: &KeyPanes<A::Acc>, start: i128, update: bool) -> Option<(A::Output, i64)> {
         let window = self.window(start);
-        let panes = self.keys.get(key)?;
-        let mut merged: Option<A::Acc> = None;
-        for (_, acc) in panes.between(start, start + i128::from(self.size)) {
-            match &mut merged {
-                Some(m) => merge(&self.agg, m, acc.clone()),
-                None => merged = Some(acc.clone()),
+        let mut inside = panes.between(start, start + i128::from(self.size)).peekable();
+        let (_, first) = inside.next()?;
+        let output = if inside.peek().is_none() {
+            // One pane: read in place.
+            self.agg.output(key, window, first, update)
+        } else {
+            let mut merged = first.clone();
+            for (_, acc) in inside {
+                merge(&self.agg, &mut merged, acc.clone());
             }
-        }
-        let merged = merged?;
-        Some((self.agg.output(key, window, &merged, update), window.end - 1))
+            self.agg.output(key, window, &merged, update)
+        };
+        Some((output, window.end - 1))
     }
 }
 
@@ -233,18 +219,9 @@ fn gcd(a: i64, b: i64) -> i64 {
     }
 }
 
-impl<Acc: Clone> KeyPanes<Acc> {
+impl<Acc> KeyPanes<Acc> {
     fn new() -> Self {
-        KeyPanes {
-            panes: VecDeque::new(),
-            from: i128::MIN,
-            to: i128::MIN,
-            lo: 0,
-            hi: 0,
-            front: Vec::new(),
-            back: None,
-            stale: false,
-        }
+        KeyPanes { panes: VecDeque::new() }
     }
 
     /// Adds a record to the pane starting at `pane`; true when that pane is new.
@@ -261,81 +238,14 @@ impl<Acc: Clone> KeyPanes<Acc> {
         while at > 0 && self.panes[at - 1].0 > pane {
             at -= 1;
         }
-        let queued = (self.from..self.to).contains(&i128::from(pane));
         if at > 0 && self.panes[at - 1].0 == pane {
             agg.add(&mut self.panes[at - 1].1, rec, t)?;
-            self.stale |= queued;
             return Ok(false);
         }
         let mut acc = agg.new_acc();
         agg.add(&mut acc, rec, t)?;
         self.panes.insert(at, (pane, acc));
-        if i128::from(pane) < self.from {
-            self.lo += 1;
-            self.hi += 1;
-        } else if queued {
-            self.hi += 1;
-            self.stale = true;
-        }
         Ok(true)
-    }
-
-    /// Moves the queue to the window `[from, to)`, which starts after the last one.
-    fn slide_to<A: Aggregation<Acc = Acc>>(&mut self, agg: &A, from: i128, to: i128) {
-        while self.lo < self.panes.len() && i128::from(self.panes[self.lo].0) < from {
-            if self.lo < self.hi && !self.stale {
-                if self.front.is_empty() {
-                    self.rebuild(agg);
-                }
-                self.front.pop();
-            }
-            self.lo += 1;
-        }
-        if self.hi < self.lo {
-            self.hi = self.lo;
-        }
-        while self.hi < self.panes.len() && i128::from(self.panes[self.hi].0) < to {
-            if !self.stale {
-                let pane = self.panes[self.hi].1.clone();
-                match &mut self.back {
-                    Some(back) => merge(agg, back, pane),
-                    None => self.back = Some(pane),
-                }
-            }
-            self.hi += 1;
-        }
-        (self.from, self.to) = (from, to);
-        if self.stale {
-            self.rebuild(agg);
-        }
-    }
-
-    /// Builds the front stack from every pane in the queue, and empties `back`.
-    fn rebuild<A: Aggregation<Acc = Acc>>(&mut self, agg: &A) {
-        self.front.clear();
-        for i in (self.lo..self.hi).rev() {
-            let mut acc = self.panes[i].1.clone();
-            if let Some(later) = self.front.last() {
-                merge(agg, &mut acc, later.clone());
-            }
-            self.front.push(acc);
-        }
-        self.back = None;
-        self.stale = false;
-    }
-
-    /// `f` of the aggregate of the panes in the queue; `None` when it holds none.
-    fn with_result<A: Aggregation<Acc = Acc>, R>(&self, agg: &A, f: impl FnOnce(&Acc) -> R) -> Option<R> {
-        match (self.front.last(), &self.back) {
-            _ if self.lo == self.hi => None,
-            (Some(front), Some(back)) => {
-                let mut acc = front.clone();
-                merge(agg, &mut acc, back.clone());
-                Some(f(&acc))
-            }
-            (Some(only), None) | (None, Some(only)) => Some(f(only)),
-            (None, None) => None,
-        }
     }
 
     /// The panes in `[from, to)`, oldest first.
@@ -349,15 +259,7 @@ impl<Acc: Clone> KeyPanes<Acc> {
     /// Drops the panes starting at or before `cut`.
     fn drop_until(&mut self, cut: i64) {
         while self.panes.front().is_some_and(|(pane, _)| *pane <= cut) {
-            let (pane, _) = self.panes.pop_front().expect("a pane is there");
-            if i128::from(pane) < self.from {
-                self.lo -= 1;
-                self.hi -= 1;
-            } else {
-                // In the queue: what it held is built again before it is read.
-                self.hi = self.hi.saturating_sub(1);
-                self.stale = true;
-            }
+            self.panes.pop_front();
         }
     }
 }
@@ -410,9 +312,9 @@ where
         usage.min_epoch = usage.min_epoch.min(self.epoch);
         self.entries += usize::from(new_pane);
         if !fired.is_empty() {
-            let key = self.keys.get_key_value(key).expect("the key was just added").0;
+            let (key, panes) = self.keys.get_key_value(key).expect("the key was just added");
             for (start, had) in fired {
-                self.out.extend(self.late_result(key, start, had));
+                self.out.extend(self.result(key, panes, start, had));
             }
         }
         Ok(Admit::Added)
@@ -470,9 +372,8 @@ where
             .keys
             .values()
             .map(|panes| {
-                let accs = panes.panes.len() + panes.front.len() + usize::from(panes.back.is_some());
                 per_key
-                    + accs * per_pane
+                    + panes.panes.len() * per_pane
                     + panes
                         .panes
                         .iter()
