@@ -620,8 +620,8 @@ fn distinct_names(pool: &'static [&'static str], count: usize) -> BoxedStrategy<
 }
 
 /// A spec whose every name and some numbers are tricky: two schemas (one nested),
-/// generators and a JSON file source, a transform, a window with a computed key and `first()` of the nested
-/// record, a pattern whose steps (one optional) and output fields are tricky names, a lookup
+/// generators and a JSON file source, a transform, a window of any kind (see
+/// [`window_kind`]) with a computed key and `first()` of the nested record, a pattern whose steps (one optional) and output fields are tricky names, a lookup
 /// join whose row is named by one, a join of two streams of any kind (an inner one holds
 /// both sides' key fields only as the key) whose sides are named by two (its late
 /// records read too) within bounds at and past their edges, a table and a lookup of it
@@ -635,8 +635,9 @@ fn tricky_spec() -> impl Strategy<Value = String> {
         any::<bool>(),
         join_bounds(),
         proptest::sample::select(&["inner", "left", "right", "full"][..]),
+        window_kind(),
     )
-        .prop_map(|(n, f, min, literal, csv, bounds, kind)| {
+        .prop_map(|(n, f, min, literal, csv, bounds, kind, window)| {
             let q = |s: &str| format!("'{s}'");
             let format = if csv { "csv" } else { "json" };
             format!(
@@ -667,7 +668,7 @@ windows:
   {w1}:
     input: {src1}
     key: {{ {k}: {key} }}
-    count: 2
+    {window}
     aggregate: {{ {a1}: count(), {a2}: {first} }}
 patterns:
   {p1}:
@@ -775,6 +776,32 @@ fn join_bounds() -> BoxedStrategy<&'static str> {
             "hopping: { size: 10s, slide: 3s }\n    offset: 2999ms",
         ][..],
     )
+    .boxed()
+}
+
+/// The kind of the tricky specs' window: mostly ones that are accepted (hopping ones
+/// sharing panes, or with `max_keys` an accumulator per window), sometimes past the
+/// limits of panes per window or windows per record, or at the end of the range.
+fn window_kind() -> BoxedStrategy<&'static str> {
+    prop_oneof![
+        6 => proptest::sample::select(
+            &[
+                "count: 2",
+                "tumbling: 1s",
+                "hopping: { size: 10s, slide: 4s }",
+                "hopping: { size: 1d, slide: 1s }",
+                "hopping: { size: 10s, slide: 3s }\n    offset: 2999ms\n    allowed_lateness: 1s",
+                "hopping: { size: 10s, slide: 4s }\n    max_keys: 5",
+            ][..]
+        ),
+        1 => proptest::sample::select(
+            &[
+                "hopping: { size: 1d, slide: 7ms }",
+                "hopping: { size: 106751991166d, slide: 1ms }",
+                "hopping: { size: 1d, slide: 1s }\n    max_keys: 5",
+            ][..]
+        ),
+    ]
     .boxed()
 }
 
@@ -1299,6 +1326,17 @@ fn tricky_names_and_numbers_never_panic_and_accepted_specs_parse() {
         "only {} of 600 tricky specs were accepted",
         accepted.len()
     );
+    // Their windows take both paths of a hopping window: panes, and with `max_keys` an
+    // accumulator per window.
+    let paned = accepted
+        .iter()
+        .filter(|code| code.contains("PanedWindows::new"))
+        .count();
+    let fixed = accepted
+        .iter()
+        .filter(|code| code.contains("FixedWindows::new"))
+        .count();
+    assert!(paned > 0 && fixed > 0, "{paned} with panes, {fixed} without");
 }
 
 #[test]
