@@ -282,7 +282,7 @@ declare -A BEST_WALL BEST_RSS BEST_CPU
 PAIR_MT=
 run_pair() {
     local prefix=$1 input=$2 gen_bin=$3 gen_out=$4 base_cmd=$5 base_out=$6
-    local i name statfile errfile t0 t1 rc wall cpu rss user sys names=(generated generated_1t baseline)
+    local i name statfile errfile t0 t1 rc names=(generated generated_1t baseline)
     PAIR_MT=${7:-}
     if [ -n "$PAIR_MT" ]; then names+=(baseline_mt); fi
     for name in "${names[@]}"; do BEST_WALL[$name]=; BEST_CPU[$name]=; BEST_RSS[$name]=0; done
@@ -315,33 +315,41 @@ run_pair() {
                     measure "$statfile" "$BASE" "$PAIR_MT" "$input" "$base_out.mt" 2>"$errfile" || rc=$?
                     t1=$(now) ;;
             esac
-            if [ "$rc" != 0 ]; then
-                echo "$name failed (exit $rc); its stderr:" >&2
-                cat "$errfile" >&2
-                exit 1
-            fi
-            wall=$(elapsed "$t0" "$t1")
-            read -r rss user sys < <(tail -n 1 "$statfile")
-            cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
-            printf '  run %d %-12s wall %6s s  cpu %6s s  %7s KiB\n' "$i" "$name" "$wall" "$cpu" "$rss" >&2
-            if [ -z "${BEST_WALL[$name]}" ] || awk -v a="$wall" -v b="${BEST_WALL[$name]}" 'BEGIN { exit !(a < b) }'; then
-                BEST_WALL[$name]=$wall
-            fi
-            if [ -z "${BEST_CPU[$name]}" ] || awk -v a="$cpu" -v b="${BEST_CPU[$name]}" 'BEGIN { exit !(a < b) }'; then
-                BEST_CPU[$name]=$cpu
-            fi
-            if [ "$rss" -gt "${BEST_RSS[$name]}" ]; then BEST_RSS[$name]=$rss; fi
+            keep_run "$i" "$name" "$t0" "$t1" "$rc" "$statfile" "$errfile"
         done
     done
 }
 
-# run_alone PREFIX GEN_BIN INPUT GEN_OUT: runs a generated binary without a baseline
-# (its default thread count), RUNS times; sets ALONE_WALL / ALONE_CPU (minimum) and
-# ALONE_RSS (maximum). Exits if it fails.
+# keep_run RUN NAME T0 T1 RC STATFILE ERRFILE: exits with the program's stderr if it
+# failed; else prints the run and keeps the best of NAME's wall and CPU times (minimum)
+# and its peak RSS (maximum) in BEST_WALL / BEST_CPU / BEST_RSS.
+keep_run() {
+    local i=$1 name=$2 t0=$3 t1=$4 rc=$5 statfile=$6 errfile=$7 wall cpu rss user sys
+    if [ "$rc" != 0 ]; then
+        echo "$name failed (exit $rc); its stderr:" >&2
+        cat "$errfile" >&2
+        exit 1
+    fi
+    wall=$(elapsed "$t0" "$t1")
+    read -r rss user sys < <(tail -n 1 "$statfile")
+    cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
+    printf '  run %d %-12s wall %6s s  cpu %6s s  %7s KiB\n' "$i" "$name" "$wall" "$cpu" "$rss" >&2
+    if [ -z "${BEST_WALL[$name]:-}" ] || awk -v a="$wall" -v b="${BEST_WALL[$name]}" 'BEGIN { exit !(a < b) }'; then
+        BEST_WALL[$name]=$wall
+    fi
+    if [ -z "${BEST_CPU[$name]:-}" ] || awk -v a="$cpu" -v b="${BEST_CPU[$name]}" 'BEGIN { exit !(a < b) }'; then
+        BEST_CPU[$name]=$cpu
+    fi
+    if [ "$rss" -gt "${BEST_RSS[$name]:-0}" ]; then BEST_RSS[$name]=$rss; fi
+}
+
+# run_alone NAME GEN_BIN INPUT GEN_OUT: runs a generated binary without a baseline
+# (its default thread count), RUNS times, keeping its best times as run_pair does under
+# NAME. Exits if it fails.
 run_alone() {
-    local prefix=$1 gen_bin=$2 input=$3 gen_out=$4 i t0 t1 rc wall cpu rss user sys
-    local statfile=$OUT/stats-${prefix}generated.txt errfile=$OUT/stderr-${prefix}generated.txt
-    ALONE_WALL= ALONE_CPU= ALONE_RSS=0
+    local name=$1 gen_bin=$2 input=$3 gen_out=$4 i t0 t1 rc
+    local statfile=$OUT/stats-$name.txt errfile=$OUT/stderr-$name.txt
+    BEST_WALL[$name]= BEST_CPU[$name]= BEST_RSS[$name]=0
     for i in $(seq 1 "$RUNS"); do
         rm -f "$gen_out"
         rc=0
@@ -349,18 +357,7 @@ run_alone() {
         measure "$statfile" "$gen_bin" --set "sources.readings.path=$input" \
             --set "sinks.out.path=$gen_out" 2>"$errfile" || rc=$?
         t1=$(now)
-        if [ "$rc" != 0 ]; then
-            echo "$gen_bin failed (exit $rc); its stderr:" >&2
-            cat "$errfile" >&2
-            exit 1
-        fi
-        wall=$(elapsed "$t0" "$t1")
-        read -r rss user sys < <(tail -n 1 "$statfile")
-        cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
-        printf '  run %d %-12s wall %6s s  cpu %6s s  %7s KiB\n' "$i" "${prefix}generated" "$wall" "$cpu" "$rss" >&2
-        if [ -z "$ALONE_WALL" ] || awk -v a="$wall" -v b="$ALONE_WALL" 'BEGIN { exit !(a < b) }'; then ALONE_WALL=$wall; fi
-        if [ -z "$ALONE_CPU" ] || awk -v a="$cpu" -v b="$ALONE_CPU" 'BEGIN { exit !(a < b) }'; then ALONE_CPU=$cpu; fi
-        if [ "$rss" -gt "$ALONE_RSS" ]; then ALONE_RSS=$rss; fi
+        keep_run "$i" "$name" "$t0" "$t1" "$rc" "$statfile" "$errfile"
     done
 }
 
@@ -550,13 +547,13 @@ if want windowed; then
         cp "$BENCH/hopping.yaml" "$H_SPEC"
         hopping_rows=()
         if timed H_BUILD "$RILL" build "$H_SPEC" --release -o "$H_GEN_BIN"; then
-            run_alone hopping- "$H_GEN_BIN" "$W_INPUT" "$H_GEN_OUT"
-            h_eps=$(eps "$ALONE_WALL")
+            run_alone hopping "$H_GEN_BIN" "$W_INPUT" "$H_GEN_OUT"
+            h_eps=$(eps "${BEST_WALL[hopping]}")
             h_ratio=$(awk -v h="$h_eps" -v t="$(eps "${BEST_WALL[generated]}")" 'BEGIN { printf "%.3f", h / t }')
             hopping_rows=(
-                "| hopping 60 s / 1 s (bench/hopping.yaml, $(nproc) threads): best wall time | $ALONE_WALL s | | | | |"
+                "| hopping 60 s / 1 s (bench/hopping.yaml, $(nproc) threads): best wall time | ${BEST_WALL[hopping]} s | | | | |"
                 "| hopping: throughput, and its ratio to the tumbling window's | $h_eps events/s; $h_ratio | | | >= 0.5 | $(pass "$h_ratio >= 0.5") |"
-                "| hopping: best CPU time, peak RSS, rows out | $ALONE_CPU s, $(mib "$ALONE_RSS") MiB, $(wc -l <"$H_GEN_OUT") rows | | | | |"
+                "| hopping: best CPU time, peak RSS, rows out | ${BEST_CPU[hopping]} s, $(mib "${BEST_RSS[hopping]}") MiB, $(wc -l <"$H_GEN_OUT") rows | | | | |"
             )
         else
             ALL_OK=0

@@ -275,8 +275,7 @@ where
         A::Key: Borrow<Q>,
         Q: Hash + Eq + ?Sized + ToOwned<Owned = A::Key>,
     {
-        let windows = Assigned::new(t, self.size, self.slide, self.offset);
-        if self.closed(windows.last_end()) {
+        if self.closed(self.last_end(t)) {
             return Ok(Admit::Late { watermark: self.wm });
         }
         // The windows of the record that fired already and are kept (only a record
