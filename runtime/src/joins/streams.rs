@@ -30,13 +30,14 @@
 
 use crate::errors::EvalError;
 use crate::windows::state::{restore, results_waiting, save};
+use crate::windows::KeyHasher;
 use crate::windows::{Admit, Assigned, Keyed, KeyedOperator, StateSize, Window};
 use hashbrown::hash_table::{Entry, HashTable};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::borrow::Borrow;
 use std::collections::VecDeque;
-use std::hash::{BuildHasher, Hash, RandomState};
+use std::hash::{BuildHasher, Hash};
 
 /// What one join of two streams builds, generated per spec component. Its `Input` is
 /// [`Sided`]`<Left, Right>`.
@@ -162,7 +163,7 @@ pub struct StreamJoin<J: JoinPair> {
     /// Numbers records in arrival order.
     seq: u64,
     keys: HashTable<KeyAndState<J>>,
-    hasher: RandomState,
+    hasher: KeyHasher,
     /// The watermark at which the next sweep runs.
     next_sweep: i64,
     /// Records held.
@@ -186,7 +187,7 @@ impl<J: JoinPair> StreamJoin<J> {
             wm: i64::MIN,
             seq: 0,
             keys: HashTable::new(),
-            hasher: RandomState::new(),
+            hasher: KeyHasher::default(),
             next_sweep: i64::MIN,
             held: 0,
             epoch: 0,

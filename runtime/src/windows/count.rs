@@ -4,11 +4,12 @@
 //! them for eviction ([`Saved`]).
 
 use super::state::{entry_bytes, eviction_batch, restore, results_waiting, save, Sorted};
+use super::KeyMap;
 use super::{Admit, Aggregation, KeyedOperator, OnFull, StateOptions, StateSize, Window};
 use crate::errors::EvalError;
 use serde::{Deserialize, Serialize};
 use std::borrow::Borrow;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::Hash;
 
 /// The records of one key since its last window closed.
@@ -52,7 +53,7 @@ pub struct CountWindows<A: Aggregation> {
     agg: A,
     count: u64,
     opts: StateOptions,
-    keys: HashMap<A::Key, Partial<A::Acc>>,
+    keys: KeyMap<A::Key, Partial<A::Acc>>,
     next_seq: u64,
     out: VecDeque<(A::Output, i64)>,
     evicted: u64,
@@ -68,7 +69,7 @@ impl<A: Aggregation> CountWindows<A> {
             agg,
             count,
             opts,
-            keys: HashMap::new(),
+            keys: KeyMap::default(),
             next_seq: 0,
             out: VecDeque::new(),
             evicted: 0,
@@ -213,7 +214,7 @@ impl<A: Aggregation> KeyedOperator<A> for CountWindows<A> {
     /// The restored windows hold the current epoch: what they held before is in the
     /// checkpoint, which confirms its sources' positions by itself.
     fn restore_state(&mut self, saved: &[u8]) -> Result<(), String> {
-        let saved: Saved<HashMap<A::Key, Partial<A::Acc>>> = restore(saved)?;
+        let saved: Saved<KeyMap<A::Key, Partial<A::Acc>>> = restore(saved)?;
         self.keys = saved.keys;
         self.keys.values_mut().for_each(|p| p.min_epoch = self.epoch);
         self.next_seq = saved.next_seq;

@@ -14,10 +14,11 @@
 
 use super::state::{emit_sorted, entry_bytes, restore, results_waiting, save, Sorted};
 use super::{Admit, Aggregation, Keyed, KeyedOperator, OnFull, StateOptions, StateSize, Window};
+use super::{KeyHasher, KeyMap};
 use crate::errors::EvalError;
 use serde::{Deserialize, Serialize};
 use std::borrow::Borrow;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::hash::Hash;
 use std::mem::size_of;
 
@@ -28,7 +29,7 @@ type Bins<A> = BTreeMap<(i64, i64), Bin<<A as Keyed>::Key, <A as Aggregation>::A
 
 /// One window: the accumulators of its keys, and the oldest epoch among its records.
 struct Bin<K, Acc> {
-    keys: HashMap<K, Acc>,
+    keys: KeyMap<K, Acc>,
     /// The smallest epoch of a record added to the window. Only read while the window is
     /// open: a retained window has emitted its records, and emits late ones at once.
     min_epoch: u64,
@@ -146,9 +147,21 @@ impl<A: Aggregation> FixedWindows<A> {
         if let (Some(max), OnFull::EvictOldest) = (self.opts.max_keys, self.opts.on_full) {
             while self.entries >= max && self.evict_oldest() {}
         }
+        // A new window mostly holds the keys its neighbours hold: room for as many spares
+        // growing its table key by key.
+        let room = match self.open.contains_key(&window) || self.retained.contains_key(&window) {
+            true => 0,
+            false => self
+                .open
+                .values()
+                .chain(self.retained.values())
+                .map(|bin| bin.keys.len())
+                .max()
+                .unwrap_or(0),
+        };
         let bins = if fired { &mut self.retained } else { &mut self.open };
         let bin = bins.entry(window).or_insert_with(|| Bin {
-            keys: HashMap::new(),
+            keys: KeyMap::with_capacity_and_hasher(room, KeyHasher::default()),
             min_epoch: u64::MAX,
         });
         bin.keys.insert(key.to_owned(), acc);
@@ -445,7 +458,7 @@ impl<A: Aggregation> KeyedOperator<A> for FixedWindows<A> {
     /// The restored windows hold the current epoch: what they held before is in the
     /// checkpoint, which confirms its sources' positions by itself.
     fn restore_state(&mut self, saved: &[u8]) -> Result<(), String> {
-        let saved: Saved<HashMap<A::Key, A::Acc>> = restore(saved)?;
+        let saved: Saved<KeyMap<A::Key, A::Acc>> = restore(saved)?;
         // A window ends after a record's time, so never at `i64::MIN` (results are
         // stamped `end - 1`).
         if saved
@@ -457,7 +470,7 @@ impl<A: Aggregation> KeyedOperator<A> for FixedWindows<A> {
             return Err("a window ends before any record".into());
         }
         let epoch = self.epoch;
-        let bins = |windows: SavedBins<HashMap<A::Key, A::Acc>>| -> Bins<A> {
+        let bins = |windows: SavedBins<KeyMap<A::Key, A::Acc>>| -> Bins<A> {
             windows
                 .into_iter()
                 .map(|(window, keys)| (window, Bin { keys, min_epoch: epoch }))
@@ -486,6 +499,7 @@ mod tests {
         assert_each_key_once_in_order, assert_garbage_never_panics, assert_resumes, drain, drain_chunked, feed,
         limited, many_keys, opts, out, w, CountSum, Seen,
     };
+    use std::collections::HashMap;
 
     fn tumbling(size: i64, lateness: i64) -> FixedWindows<CountSum> {
         FixedWindows::new(CountSum, size, size, 0, opts(lateness))

@@ -6,11 +6,23 @@
 //! A *pane* is a slice of time `pane` ms long, where `pane` is the greatest common
 //! divisor of the size and the slide, aligned as the windows are: every window boundary
 //! is a pane boundary, so a window is exactly a run of panes. Each key keeps its panes'
-//! accumulators in time order ([`KeyPanes`]); a window's result is its panes merged
-//! oldest first. That order depends only on the panes, never on when a window fired or
-//! whether the state came back from a checkpoint, so a float sum is the same bits
-//! either way (a queue of partial merges, tried first, grouped the sums by its history
-//! and a resumed run differed from an uninterrupted one in the last digits).
+//! accumulators in time order ([`KeyPanes`]).
+//!
+//! Merging a window's panes when it fires would cost a merge per pane per window (60 for
+//! a minute sliding every second). Instead time is cut into *blocks* as long as a window,
+//! from the offset on (every block boundary is a pane boundary), so a window is the tail
+//! of one block and the head of the next, or one whole block. Each pane keeps a fold: in
+//! the older block the merge of it and every later pane of its block, built once back to
+//! front; in the newer block the merge of every earlier pane of its block and it,
+//! extended as windows slide. A window's result is its tail's first fold merged with its
+//! head's last: one merge, whatever its size. A record that changes a pane drops the
+//! folds that include it.
+//!
+//! How a result is grouped (tail folded back to front, head front to back, then the two)
+//! depends only on the panes and the window, never on when a fold was built or whether
+//! the state came back from a checkpoint, so a float sum is the same bits either way (a
+//! queue of partial merges, tried first, grouped the sums by its history and a resumed
+//! run differed from an uninterrupted one in the last digits).
 //!
 //! The results are those of [`super::FixedWindows`] (windows firing in order of their
 //! end, the keys of one in key order, `allowed_lateness` and late records the same) but
@@ -21,32 +33,30 @@
 //! a window afresh.
 //!
 //! A checkpoint holds the watermark, the first window not yet fired, and every key's
-//! panes ([`Saved`]).
+//! panes ([`Saved`]); the folds are built again as windows fire.
 
 use super::fixed::{clamp, Assigned};
+use super::sorted_keys::SortedKeys;
 use super::state::{entry_bytes, restore, results_waiting, save};
 use super::{Admit, Aggregation, Keyed, KeyedOperator, StateOptions, StateSize, Window};
 use crate::errors::EvalError;
 use serde::{Deserialize, Serialize};
-use std::borrow::Borrow;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::borrow::{Borrow, Cow};
+use std::collections::{BTreeMap, VecDeque};
 use std::hash::Hash;
 use std::mem::size_of;
 
 /// Hopping windows whose records are kept once, in panes (see the module's docs).
 pub struct PanedWindows<A: Aggregation> {
     agg: A,
-    size: i64,
-    slide: i64,
-    offset: i64,
-    pane: i64,
+    grid: Grid,
     lateness: i64,
     /// The last watermark (`i64::MIN` before the first).
     wm: i64,
     /// The start of the first window that has not fired. Windows are told apart by their
     /// start (their ends may be clamped to `i64::MAX`).
     unfired: i128,
-    keys: HashMap<A::Key, KeyPanes<A::Acc>>,
+    keys: SortedKeys<A::Key, KeyPanes<A::Acc>>,
     /// Every pane that holds a key: how many keys, and the oldest epoch among its records.
     panes: BTreeMap<i64, PaneUse>,
     /// Accumulators, one per key per pane.
@@ -55,17 +65,52 @@ pub struct PanedWindows<A: Aggregation> {
     epoch: u64,
 }
 
-/// A key and its panes, borrowed for saving.
-type SavedKey<'a, A> = (&'a <A as Keyed>::Key, Vec<&'a (i64, <A as Aggregation>::Acc)>);
+/// Where windows, panes and blocks fall in time.
+#[derive(Clone, Copy)]
+struct Grid {
+    size: i64,
+    slide: i64,
+    offset: i64,
+    pane: i64,
+    /// A block's length: a window's.
+    block: i128,
+}
+
+/// A key and its panes `(start, accumulator)`, borrowed for saving.
+type SavedKey<'a, A> = (&'a <A as Keyed>::Key, Vec<(i64, &'a <A as Aggregation>::Acc)>);
 
 struct PaneUse {
     keys: usize,
     min_epoch: u64,
 }
 
-/// One key's panes: `(start, accumulator)`, oldest first.
+/// One key's pane: its records' accumulator and, when built, its fold (see the module's
+/// docs: a tail fold in the block `KeyPanes::tails`, a head fold in `KeyPanes::heads`).
+struct Pane<Acc> {
+    start: i64,
+    acc: Acc,
+    fold: Option<Acc>,
+}
+
+/// One key's panes, oldest first, and which of their folds are built.
 struct KeyPanes<Acc> {
-    panes: VecDeque<(i64, Acc)>,
+    panes: VecDeque<Pane<Acc>>,
+    /// The block whose panes all hold their tail folds.
+    tails: Option<i128>,
+    /// The block whose panes hold their head folds, up to the pane starting at the second
+    /// value (those after it have none yet).
+    heads: Option<(i128, i128)>,
+    /// Where the last window's panes were found.
+    near: Near,
+}
+
+/// The indexes of a window's first pane, of its first pane in its second block, and
+/// past its last pane.
+#[derive(Clone, Copy, Default)]
+struct Near {
+    first: usize,
+    heads: usize,
+    end: usize,
 }
 
 /// What a checkpoint holds of [`PanedWindows`]: the watermark, the first window not
@@ -78,41 +123,7 @@ struct Saved<K, L> {
     keys: Vec<(K, L)>,
 }
 
-impl<A: Aggregation> PanedWindows<A>
-where
-    A::Acc: Clone,
-{
-    /// Windows of `size` ms every `slide` ms, starting at multiples of `slide` plus
-    /// `offset`. The caller guarantees `0 < slide <= size` and `0 <= offset < slide`.
-    pub fn new(agg: A, size: i64, slide: i64, offset: i64, opts: StateOptions) -> Self {
-        assert!(
-            0 < slide && slide <= size && (0..slide).contains(&offset),
-            "invalid hopping window: size {size}, slide {slide}, offset {offset}"
-        );
-        PanedWindows {
-            agg,
-            size,
-            slide,
-            offset,
-            pane: gcd(size, slide),
-            lateness: opts.allowed_lateness.max(0),
-            wm: i64::MIN,
-            unfired: 0,
-            keys: HashMap::new(),
-            panes: BTreeMap::new(),
-            entries: 0,
-            out: VecDeque::new(),
-            epoch: 0,
-        }
-        .before_every_window()
-    }
-
-    /// Sets the first window not fired below every window.
-    fn before_every_window(mut self) -> Self {
-        self.unfired = self.start_from(i128::from(i64::MIN) - i128::from(self.size));
-        self
-    }
-
+impl Grid {
     /// The start of the pane holding `t` (clamped: only the lowest pane can fall below
     /// `i64::MIN`).
     fn pane_of(&self, t: i64) -> i64 {
@@ -138,6 +149,49 @@ where
         Assigned::new(pane, self.size, self.slide, self.offset).last_end()
     }
 
+    /// The block holding time `t` (a clamped pane start is in its pane's block).
+    fn block(&self, t: i128) -> i128 {
+        (t - i128::from(self.offset)).div_euclid(self.block)
+    }
+
+    /// The start of block `block`.
+    fn block_start(&self, block: i128) -> i128 {
+        i128::from(self.offset) + block * self.block
+    }
+}
+
+impl<A: Aggregation> PanedWindows<A>
+where
+    A::Acc: Clone,
+{
+    /// Windows of `size` ms every `slide` ms, starting at multiples of `slide` plus
+    /// `offset`. The caller guarantees `0 < slide <= size` and `0 <= offset < slide`.
+    pub fn new(agg: A, size: i64, slide: i64, offset: i64, opts: StateOptions) -> Self {
+        assert!(
+            0 < slide && slide <= size && (0..slide).contains(&offset),
+            "invalid hopping window: size {size}, slide {slide}, offset {offset}"
+        );
+        let grid = Grid {
+            size,
+            slide,
+            offset,
+            pane: gcd(size, slide),
+            block: i128::from(size),
+        };
+        PanedWindows {
+            agg,
+            grid,
+            lateness: opts.allowed_lateness.max(0),
+            wm: i64::MIN,
+            unfired: grid.start_from(i128::from(i64::MIN) - i128::from(size)),
+            keys: SortedKeys::new(),
+            panes: BTreeMap::new(),
+            entries: 0,
+            out: VecDeque::new(),
+            epoch: 0,
+        }
+    }
+
     /// True when the window ending at `end` no longer accepts records.
     fn closed(&self, end: i64) -> bool {
         end.saturating_add(self.lateness) <= self.wm
@@ -149,29 +203,39 @@ where
         let pane = i128::from(pane);
         // The oldest window holding the pane starts after `pane - size`. (Past the top
         // of the range, `unfired` can be after the last pane.)
-        let start = self.unfired.max(self.start_from(pane - i128::from(self.size) + 1));
+        let start = self
+            .unfired
+            .max(self.grid.start_from(pane - i128::from(self.grid.size) + 1));
         (start <= pane).then_some(start)
     }
 
     /// Fires the window starting at `start`: every key with a pane in it, in key order.
     fn fire(&mut self, start: i128) {
-        let mut keys: Vec<(&A::Key, &KeyPanes<A::Acc>)> = self.keys.iter().collect();
-        keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        for (key, panes) in keys {
-            self.out.extend(self.result(key, panes, start, false));
+        let PanedWindows {
+            agg, grid, keys, out, ..
+        } = self;
+        let keys = keys.in_order();
+        for at in 0..keys.len() {
+            // Each key's panes are somewhere else in memory: ask for those of a key a
+            // few ahead while this one's are worked on.
+            if let Some((_, ahead)) = keys.get(at + PREFETCH_AHEAD) {
+                ahead.prefetch();
+            }
+            let (key, panes) = &mut keys[at];
+            out.extend(panes.result(agg, grid, key, start, false));
         }
-        self.unfired = start + i128::from(self.slide);
+        self.unfired = start + i128::from(self.grid.slide);
     }
 
     /// Drops the panes whose every window is closed.
     fn expire(&mut self) {
         let Some(&first) = self.panes.keys().next() else { return };
-        if !self.closed(self.last_end(first)) {
+        if !self.closed(self.grid.last_end(first)) {
             return;
         }
         let mut cut = first;
         for &pane in self.panes.keys() {
-            if !self.closed(self.last_end(pane)) {
+            if !self.closed(self.grid.last_end(pane)) {
                 break;
             }
             cut = pane;
@@ -179,30 +243,29 @@ where
         let gone = self.panes.range(..=cut).map(|(_, u)| u.keys).sum::<usize>();
         self.panes.retain(|&pane, _| pane > cut);
         self.entries -= gone;
+        let grid = self.grid;
         self.keys.retain(|_, panes| {
-            panes.drop_until(cut);
+            panes.drop_until(&grid, cut);
             !panes.panes.is_empty()
         });
     }
+}
 
-    /// The key's result in the window starting at `start`: its panes there merged,
-    /// oldest first; `None` when it has none there.
-    fn result(&self, key: &A::Key, panes: &KeyPanes<A::Acc>, start: i128, update: bool) -> Option<(A::Output, i64)> {
-        let window = self.window(start);
-        let mut inside = panes.between(start, start + i128::from(self.size)).peekable();
-        let (_, first) = inside.next()?;
-        let output = if inside.peek().is_none() {
-            // One pane: read in place.
-            self.agg.output(key, window, first, update)
-        } else {
-            let mut merged = first.clone();
-            for (_, acc) in inside {
-                merge(&self.agg, &mut merged, acc.clone());
-            }
-            self.agg.output(key, window, &merged, update)
-        };
-        Some((output, window.end - 1))
+/// How many keys ahead firing asks for a key's panes: enough to cover a fetch from
+/// memory with the work on the keys between.
+const PREFETCH_AHEAD: usize = 4;
+
+/// Asks the CPU to bring `value` into the cache, where Rust has a stable way to.
+#[inline(always)]
+fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: a prefetch is a hint that never faults, and SSE is part of x86_64.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(value).cast::<i8>()) };
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
 }
 
 /// Folds `other` into `acc`. The compiler uses panes only for aggregates whose merge
@@ -219,9 +282,14 @@ fn gcd(a: i64, b: i64) -> i64 {
     }
 }
 
-impl<Acc> KeyPanes<Acc> {
+impl<Acc: Clone> KeyPanes<Acc> {
     fn new() -> Self {
-        KeyPanes { panes: VecDeque::new() }
+        KeyPanes {
+            panes: VecDeque::new(),
+            tails: None,
+            heads: None,
+            near: Near::default(),
+        }
     }
 
     /// Adds a record to the pane starting at `pane`; true when that pane is new.
@@ -229,37 +297,186 @@ impl<Acc> KeyPanes<Acc> {
     fn add<A: Aggregation<Acc = Acc>>(
         &mut self,
         agg: &A,
+        grid: &Grid,
         pane: i64,
         rec: &A::Input,
         t: i64,
     ) -> Result<bool, EvalError> {
         // Records come nearly in time order: look from the back.
         let mut at = self.panes.len();
-        while at > 0 && self.panes[at - 1].0 > pane {
+        while at > 0 && self.panes[at - 1].start > pane {
             at -= 1;
         }
-        if at > 0 && self.panes[at - 1].0 == pane {
-            agg.add(&mut self.panes[at - 1].1, rec, t)?;
+        self.forget_folds_of(grid, pane);
+        if at > 0 && self.panes[at - 1].start == pane {
+            agg.add(&mut self.panes[at - 1].acc, rec, t)?;
             return Ok(false);
         }
         let mut acc = agg.new_acc();
         agg.add(&mut acc, rec, t)?;
-        self.panes.insert(at, (pane, acc));
+        self.panes.insert(
+            at,
+            Pane {
+                start: pane,
+                acc,
+                fold: None,
+            },
+        );
         Ok(true)
     }
 
-    /// The panes in `[from, to)`, oldest first.
-    fn between(&self, from: i128, to: i128) -> impl Iterator<Item = &(i64, Acc)> {
-        self.panes
-            .iter()
-            .skip_while(move |(pane, _)| i128::from(*pane) < from)
-            .take_while(move |(pane, _)| i128::from(*pane) < to)
+    /// Drops the folds that include the pane starting at `pane`, which changes.
+    fn forget_folds_of(&mut self, grid: &Grid, pane: i64) {
+        let (block, pane) = (grid.block(i128::from(pane)), i128::from(pane));
+        if self.tails == Some(block) {
+            self.tails = None;
+        }
+        if let Some((heads, through)) = &mut self.heads {
+            if *heads == block && pane <= *through {
+                *through = pane - 1;
+            }
+        }
+    }
+
+    /// Asks for the panes the next window will likely read first (see [`prefetch`]).
+    fn prefetch(&self) {
+        for at in [self.near.first, self.near.end] {
+            if let Some(pane) = self.panes.get(at) {
+                prefetch(pane);
+            }
+        }
+    }
+
+    /// The index of the first pane starting at or after `t`.
+    fn index(&self, t: i128) -> usize {
+        self.panes.partition_point(|p| i128::from(p.start) < t)
+    }
+
+    /// [`Self::index`], looked for from the index `near`: windows slide a pane or a few
+    /// at a time, so the index a window found last is a step or two away (a search
+    /// would touch a cache line per step, and firing visits every key).
+    fn seek(&self, t: i128, near: usize) -> usize {
+        let starts_before = |i: usize| i128::from(self.panes[i].start) < t;
+        let mut i = near.min(self.panes.len());
+        while i < self.panes.len() && starts_before(i) {
+            i += 1;
+        }
+        while i > 0 && !starts_before(i - 1) {
+            i -= 1;
+        }
+        i
+    }
+
+    /// True when a pane starts in `[from, to)`.
+    fn any_between(&self, from: i128, to: i128) -> bool {
+        self.index(from) < self.index(to)
+    }
+
+    /// The key's result in the window starting at `start`, `None` when it has no pane
+    /// there: the tail fold of its first pane (those in the window's first block)
+    /// merged with the head fold of its last (in the next block).
+    fn result<A: Aggregation<Acc = Acc>>(
+        &mut self,
+        agg: &A,
+        grid: &Grid,
+        key: &A::Key,
+        start: i128,
+        update: bool,
+    ) -> Option<(A::Output, i64)> {
+        let window = grid.window(start);
+        let block = grid.block(start);
+        let first = self.seek(start, self.near.first);
+        let end = self.seek(start + i128::from(grid.size), self.near.end.max(first));
+        let heads = self.seek(grid.block_start(block + 1), self.near.heads.clamp(first, end));
+        self.near = Near { first, heads, end };
+        if first == end {
+            return None;
+        }
+        let heads = heads.clamp(first, end);
+        if first < heads {
+            self.build_tails(agg, grid, block, first, heads);
+        }
+        if heads < end {
+            self.build_heads(agg, block + 1, heads, end - 1);
+        }
+        let built = |i: usize| self.panes[i].fold.as_ref().expect("the fold was just built");
+        let acc = match (first < heads, heads < end) {
+            (true, true) => {
+                let mut acc = built(first).clone();
+                merge(agg, &mut acc, built(end - 1).clone());
+                Cow::Owned(acc)
+            }
+            (true, false) => Cow::Borrowed(built(first)),
+            _ => Cow::Borrowed(built(end - 1)),
+        };
+        Some((agg.output(key, window, &acc, update), window.end - 1))
+    }
+
+    /// Builds the tail folds of block `block`, back to front: its panes end before the
+    /// index `end`, and start at or before the index `near`.
+    fn build_tails<A: Aggregation<Acc = Acc>>(&mut self, agg: &A, grid: &Grid, block: i128, near: usize, end: usize) {
+        if self.tails == Some(block) {
+            return;
+        }
+        if self.heads.is_some_and(|(heads, _)| heads == block) {
+            self.heads = None;
+        }
+        let first = self.seek(grid.block_start(block), near);
+        for i in (first..end).rev() {
+            let mut fold = self.panes[i].acc.clone();
+            if let Some(later) = self.panes.get(i + 1).filter(|_| i + 1 < end) {
+                merge(agg, &mut fold, later.fold.clone().expect("built before"));
+            }
+            self.panes[i].fold = Some(fold);
+        }
+        self.tails = Some(block);
+    }
+
+    /// Builds the head folds of block `block`, whose first pane is at the index `first`,
+    /// up to the pane at the index `last`, front to back from the last one built.
+    fn build_heads<A: Aggregation<Acc = Acc>>(&mut self, agg: &A, block: i128, first: usize, last: usize) {
+        if self.tails == Some(block) {
+            self.tails = None;
+        }
+        let through = match self.heads {
+            Some((heads, through)) if heads == block => through,
+            _ => i128::MIN,
+        };
+        let mut from = last + 1;
+        while from > first && i128::from(self.panes[from - 1].start) > through {
+            from -= 1;
+        }
+        for i in from..=last {
+            let mut fold = self.panes[i].acc.clone();
+            if i > first {
+                let earlier = self.panes[i - 1].fold.clone().expect("built before");
+                fold = {
+                    let mut merged = earlier;
+                    merge(agg, &mut merged, fold);
+                    merged
+                };
+            }
+            self.panes[i].fold = Some(fold);
+        }
+        self.heads = Some((block, through.max(i128::from(self.panes[last].start))));
     }
 
     /// Drops the panes starting at or before `cut`.
-    fn drop_until(&mut self, cut: i64) {
-        while self.panes.front().is_some_and(|(pane, _)| *pane <= cut) {
+    fn drop_until(&mut self, grid: &Grid, cut: i64) {
+        while let Some(pane) = self.panes.front().filter(|pane| pane.start <= cut) {
+            // A head fold holds the panes before it: those of its block are all needed.
+            if self
+                .heads
+                .is_some_and(|(heads, _)| heads == grid.block(i128::from(pane.start)))
+            {
+                self.heads = None;
+            }
             self.panes.pop_front();
+            self.near = Near {
+                first: self.near.first.saturating_sub(1),
+                heads: self.near.heads.saturating_sub(1),
+                end: self.near.end.saturating_sub(1),
+            };
         }
     }
 }
@@ -275,30 +492,31 @@ where
         A::Key: Borrow<Q>,
         Q: Hash + Eq + ?Sized + ToOwned<Owned = A::Key>,
     {
-        if self.closed(self.last_end(t)) {
+        let grid = self.grid;
+        if self.closed(grid.last_end(t)) {
             return Ok(Admit::Late { watermark: self.wm });
         }
         // The windows of the record that fired already and are kept (only a record
         // behind the watermark has any), and whether the key had a result in each.
         let mut fired = Vec::new();
-        let size = i128::from(self.size);
-        let mut start = self.start_from(i128::from(t) - size + 1);
-        while start <= i128::from(t) && self.window(start).end <= self.wm {
-            if !self.closed(self.window(start).end) {
+        let size = i128::from(grid.size);
+        let mut start = grid.start_from(i128::from(t) - size + 1);
+        while start <= i128::from(t) && grid.window(start).end <= self.wm {
+            if !self.closed(grid.window(start).end) {
                 let had = self
                     .keys
                     .get(key)
-                    .is_some_and(|panes| panes.between(start, start + size).next().is_some());
+                    .is_some_and(|panes| panes.any_between(start, start + size));
                 fired.push((start, had));
             }
-            start += i128::from(self.slide);
+            start += i128::from(grid.slide);
         }
-        let pane = self.pane_of(t);
+        let pane = grid.pane_of(t);
         let new_pane = match self.keys.get_mut(key) {
-            Some(panes) => panes.add(&self.agg, pane, rec, t)?,
+            Some(panes) => panes.add(&self.agg, &grid, pane, rec, t)?,
             None => {
                 let mut panes = KeyPanes::new();
-                panes.add(&self.agg, pane, rec, t)?;
+                panes.add(&self.agg, &grid, pane, rec, t)?;
                 self.keys.insert(key.to_owned(), panes);
                 true
             }
@@ -311,18 +529,19 @@ where
         usage.min_epoch = usage.min_epoch.min(self.epoch);
         self.entries += usize::from(new_pane);
         if !fired.is_empty() {
-            let (key, panes) = self.keys.get_key_value(key).expect("the key was just added");
+            let owned = key.to_owned();
+            let panes = self.keys.get_mut(key).expect("the key was just added");
             for (start, had) in fired {
-                self.out.extend(self.result(key, panes, start, had));
+                self.out.extend(panes.result(&self.agg, &grid, &owned, start, had));
             }
         }
         Ok(Admit::Added)
     }
 
     fn next_due(&self) -> Option<i64> {
-        let fires = self.next_window().map(|start| self.window(start).end);
+        let fires = self.next_window().map(|start| self.grid.window(start).end);
         let expires = self.panes.keys().next().map(|&first| {
-            let end = self.last_end(first);
+            let end = self.grid.last_end(first);
             end.saturating_add(self.lateness)
         });
         fires.into_iter().chain(expires).min()
@@ -331,12 +550,17 @@ where
     fn on_watermark(&mut self, wm: i64) -> bool {
         self.wm = self.wm.max(wm);
         let before = self.out.len();
-        while let Some(start) = self.next_window().filter(|&start| self.window(start).end <= self.wm) {
+        while let Some(start) = self
+            .next_window()
+            .filter(|&start| self.grid.window(start).end <= self.wm)
+        {
             self.fire(start);
         }
         // Windows that held nothing when the watermark passed their end have fired too:
         // a late record in one emits its result at once.
-        let passed = self.start_from(i128::from(self.wm) - i128::from(self.size) + 1);
+        let passed = self
+            .grid
+            .start_from(i128::from(self.wm) - i128::from(self.grid.size) + 1);
         self.unfired = self.unfired.max(passed);
         self.expire();
         self.out.len() > before
@@ -351,7 +575,7 @@ where
         self.panes
             .iter()
             .rev()
-            .take_while(|(&pane, _)| self.last_end(pane) > self.wm)
+            .take_while(|(&pane, _)| self.grid.last_end(pane) > self.wm)
             .map(|(_, usage)| usage.min_epoch)
             .min()
     }
@@ -366,19 +590,14 @@ where
 
     fn state_size(&self) -> StateSize {
         let per_key = entry_bytes::<A::Key, KeyPanes<A::Acc>>();
-        let per_pane = size_of::<(i64, A::Acc)>();
+        let per_pane = size_of::<Pane<A::Acc>>();
+        let heap = |pane: &Pane<A::Acc>| {
+            self.agg.acc_heap_bytes(&pane.acc) + pane.fold.as_ref().map_or(0, |fold| self.agg.acc_heap_bytes(fold))
+        };
         let bytes = self
             .keys
-            .values()
-            .map(|panes| {
-                per_key
-                    + panes.panes.len() * per_pane
-                    + panes
-                        .panes
-                        .iter()
-                        .map(|(_, acc)| self.agg.acc_heap_bytes(acc))
-                        .sum::<usize>()
-            })
+            .iter()
+            .map(|(_, panes)| per_key + panes.panes.len() * per_pane + panes.panes.iter().map(heap).sum::<usize>())
             .sum();
         StateSize {
             entries: self.entries,
@@ -393,7 +612,7 @@ where
         let mut keys: Vec<SavedKey<'_, A>> = self
             .keys
             .iter()
-            .map(|(key, panes)| (key, panes.panes.iter().collect()))
+            .map(|(key, panes)| (key, panes.panes.iter().map(|pane| (pane.start, &pane.acc)).collect()))
             .collect();
         keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
         save(
@@ -410,14 +629,14 @@ where
     /// checkpoint, which confirms its sources' positions by itself.
     fn restore_state(&mut self, saved: &[u8]) -> Result<(), String> {
         let saved: Saved<A::Key, Vec<(i64, A::Acc)>> = restore(saved)?;
-        let mut keys = HashMap::with_capacity(saved.keys.len());
+        let mut keys = Vec::with_capacity(saved.keys.len());
         let mut panes: BTreeMap<i64, PaneUse> = BTreeMap::new();
         let mut entries = 0;
         for (key, list) in saved.keys {
             if list.is_empty() || list.windows(2).any(|w| w[0].0 >= w[1].0) {
                 return Err("a key's panes are not in order".into());
             }
-            if list.iter().any(|(pane, _)| *pane != self.pane_of(*pane)) {
+            if list.iter().any(|(pane, _)| *pane != self.grid.pane_of(*pane)) {
                 return Err("a pane does not start on a pane boundary".into());
             }
             for (pane, _) in &list {
@@ -429,20 +648,21 @@ where
             }
             entries += list.len();
             let mut key_panes = KeyPanes::new();
-            key_panes.panes = list.into();
-            if keys.insert(key, key_panes).is_some() {
-                return Err("a key is saved twice".into());
-            }
+            key_panes.panes = list
+                .into_iter()
+                .map(|(start, acc)| Pane { start, acc, fold: None })
+                .collect();
+            keys.push((key, key_panes));
         }
-        let (size, lowest) = (i128::from(self.size), i128::from(i64::MIN));
+        let (size, lowest) = (i128::from(self.grid.size), i128::from(i64::MIN));
         if !(lowest - 2 * size..=i128::from(i64::MAX)).contains(&saved.unfired)
-            || self.start_from(saved.unfired) != saved.unfired
+            || self.grid.start_from(saved.unfired) != saved.unfired
         {
             return Err("the first window not fired is not a window's start".into());
         }
         self.wm = saved.wm;
         self.unfired = saved.unfired;
-        self.keys = keys;
+        self.keys = SortedKeys::from_entries(keys).ok_or("a key is saved twice")?;
         self.panes = panes;
         self.entries = entries;
         self.out.clear();

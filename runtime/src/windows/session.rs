@@ -19,11 +19,12 @@
 //! rebuilt from the sessions' timers on restore, without the orphans.
 
 use super::state::{entry_bytes, restore, results_waiting, save, Sorted};
+use super::KeyMap;
 use super::{Admit, Aggregation, Keyed, KeyedOperator, OnFull, StateOptions, StateSize, Window};
 use crate::errors::EvalError;
 use serde::{Deserialize, Serialize};
 use std::borrow::Borrow;
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::hash::Hash;
 use std::mem::size_of;
 
@@ -50,7 +51,7 @@ struct Session<Acc> {
 }
 
 /// Per key, its sessions.
-type SessionsByKey<A> = HashMap<<A as Keyed>::Key, Vec<Session<<A as Aggregation>::Acc>>>;
+type SessionsByKey<A> = KeyMap<<A as Keyed>::Key, Vec<Session<<A as Aggregation>::Acc>>>;
 
 /// What a checkpoint holds of [`SessionWindows`]: the watermark and each key's sessions.
 /// `M` is [`Sorted`] when saving and a `HashMap` when restoring.
@@ -133,7 +134,7 @@ impl<A: Aggregation> SessionWindows<A> {
                 ..opts
             },
             wm: i64::MIN,
-            keys: HashMap::new(),
+            keys: KeyMap::default(),
             timers: BTreeSet::new(),
             expiries: BTreeSet::new(),
             entries: 0,
@@ -512,6 +513,7 @@ mod tests {
         assert_each_key_once_in_order, assert_garbage_never_panics, assert_resumes, drain, drain_chunked, feed,
         limited, many_keys, opts, out, w, CountSum, Seen,
     };
+    use std::collections::HashMap;
 
     fn sessions(gap: i64, lateness: i64) -> SessionWindows<CountSum> {
         SessionWindows::new(CountSum, gap, opts(lateness))

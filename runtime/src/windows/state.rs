@@ -2,10 +2,11 @@
 //! order, the state-size estimate, the eviction batch size, saving and restoring state,
 //! and (for tests) a tiny [`Aggregation`] with a driver.
 
+use super::KeyMap;
 use super::{Aggregation, Window};
 use serde::de::DeserializeOwned;
 use serde::{Serialize, Serializer};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::mem::size_of;
 
 /// Per-entry overhead of a `HashMap` beyond its key and value: the control byte and the
@@ -27,7 +28,7 @@ pub(super) fn eviction_batch(max_keys: usize) -> usize {
 pub(super) fn emit_sorted<A: Aggregation>(
     agg: &A,
     out: &mut VecDeque<(A::Output, i64)>,
-    map: &HashMap<A::Key, A::Acc>,
+    map: &KeyMap<A::Key, A::Acc>,
     window: Window,
     update: bool,
     time: i64,
@@ -50,7 +51,7 @@ pub(super) fn floor_to(t: i64, every: i64) -> i64 {
 /// A hash map saved as a map in ascending key order, so the same state always gives the
 /// same bytes (an unchanged pipeline does not rewrite its checkpoint after a restart).
 /// It is read back as a plain `HashMap`.
-pub(super) struct Sorted<'a, K, V>(pub &'a HashMap<K, V>);
+pub(super) struct Sorted<'a, K, V>(pub &'a KeyMap<K, V>);
 
 impl<K: Serialize + Ord, V: Serialize> Serialize for Sorted<'_, K, V> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

@@ -5,11 +5,12 @@
 //! eviction order included (the least recently changed rows go first).
 
 use super::state::{entry_bytes, eviction_batch, floor_to, restore, results_waiting, save, Sorted};
+use super::KeyMap;
 use super::{Admit, Aggregation, KeyedOperator, OnFull, StateOptions, StateSize, Window};
 use crate::errors::EvalError;
 use serde::{Deserialize, Serialize};
 use std::borrow::Borrow;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::Hash;
 
 /// When a table emits the result of a key.
@@ -80,7 +81,7 @@ pub struct Table<A: Aggregation> {
     opts: StateOptions,
     /// The last watermark (`i64::MIN` before the first).
     wm: i64,
-    rows: HashMap<A::Key, Row<A::Acc>>,
+    rows: KeyMap<A::Key, Row<A::Acc>>,
     /// Rows with `dirty` set.
     dirty: usize,
     /// The smallest epoch of a change since `dirty` was last 0 (meaningless when it is 0).
@@ -113,7 +114,7 @@ impl<A: Aggregation> Table<A> {
             ttl,
             opts,
             wm: i64::MIN,
-            rows: HashMap::new(),
+            rows: KeyMap::default(),
             dirty: 0,
             dirty_epoch: 0,
             epoch: 0,
@@ -418,7 +419,7 @@ impl<A: Aggregation> KeyedOperator<A> for Table<A> {
     /// Dirty rows hold the current epoch: what they held before is in the checkpoint,
     /// which confirms its sources' positions by itself.
     fn restore_state(&mut self, saved: &[u8]) -> Result<(), String> {
-        let saved: Saved<HashMap<A::Key, Row<A::Acc>>> = restore(saved)?;
+        let saved: Saved<KeyMap<A::Key, Row<A::Acc>>> = restore(saved)?;
         self.rows = saved.rows;
         self.dirty = self.rows.values().filter(|row| row.dirty).count();
         self.dirty_epoch = self.epoch;

@@ -1,10 +1,12 @@
 use super::*;
 use crate::aggregates::SplitMix64;
+use crate::errors::EvalError;
 use crate::windows::state::testing::Step::{Rec, Wm};
 use crate::windows::state::testing::{
     assert_garbage_never_panics, assert_resumes, drain, feed, opts, out, run, w, CountSum, Seen, Step,
 };
 use crate::windows::FixedWindows;
+use crate::windows::{Aggregation, Keyed, KeyedOperator, Window};
 
 fn paned(size: i64, slide: i64, offset: i64, lateness: i64) -> PanedWindows<CountSum> {
     PanedWindows::new(CountSum, size, slide, offset, opts(lateness))
@@ -63,9 +65,9 @@ fn a_window_is_the_merge_of_its_panes() {
     assert_eq!(op.entries(), 0, "every pane dropped once its windows closed");
 }
 
-#[test]
-fn hopping_windows_over_panes_give_what_a_window_per_window_gives() {
-    let mut rng = SplitMix64::new(5);
+/// A random hopping window `(size, slide, offset, lateness)` and records for it: 5 keys,
+/// up to 30 s out of order, with watermarks 2 s behind between them.
+fn random_scenario(rng: &mut SplitMix64, round: usize) -> ((i64, i64, i64, i64), &'static [Step]) {
     let keys = ["a", "b", "c", "d", "e"];
     let shapes = [
         (10_000, 5_000, 0),
@@ -75,30 +77,122 @@ fn hopping_windows_over_panes_give_what_a_window_per_window_gives() {
         (60_000, 1_000, 0),
         (5_000, 5_000, 0),
     ];
-    for round in 0..300 {
-        let (size, slide, offset) = shapes[round % shapes.len()];
-        let lateness = [0, 0, 3_000, 12_000][(rng.next_u64() % 4) as usize];
-        let mut clock = (rng.next_u64() % 100_000) as i64 - 50_000;
-        let mut steps = Vec::new();
-        for _ in 0..(rng.next_u64() % 120) {
-            clock += (rng.next_u64() % 700) as i64;
-            let behind = match rng.next_u64() % 20 {
-                0 => (rng.next_u64() % 30_000) as i64,
-                _ => (rng.next_u64() % 1_500) as i64,
-            };
-            let key = keys[(rng.next_u64() % keys.len() as u64) as usize];
-            steps.push(Rec(key, (rng.next_u64() % 100) as i64, clock - behind));
-            if rng.next_u64().is_multiple_of(6) {
-                steps.push(Wm(clock - 2_000));
-            }
+    let (size, slide, offset) = shapes[round % shapes.len()];
+    let lateness = [0, 0, 3_000, 12_000][(rng.next_u64() % 4) as usize];
+    let mut clock = (rng.next_u64() % 100_000) as i64 - 50_000;
+    let mut steps = Vec::new();
+    for _ in 0..(rng.next_u64() % 120) {
+        clock += (rng.next_u64() % 700) as i64;
+        let behind = match rng.next_u64() % 20 {
+            0 => (rng.next_u64() % 30_000) as i64,
+            _ => (rng.next_u64() % 1_500) as i64,
+        };
+        let key = keys[(rng.next_u64() % keys.len() as u64) as usize];
+        steps.push(Rec(key, (rng.next_u64() % 100) as i64, clock - behind));
+        if rng.next_u64().is_multiple_of(6) {
+            steps.push(Wm(clock - 2_000));
         }
-        let steps: &'static [Step] = Box::leak(steps.into_boxed_slice());
+    }
+    ((size, slide, offset, lateness), Box::leak(steps.into_boxed_slice()))
+}
+
+#[test]
+fn hopping_windows_over_panes_give_what_a_window_per_window_gives() {
+    let mut rng = SplitMix64::new(5);
+    for round in 0..300 {
+        let ((size, slide, offset, lateness), steps) = random_scenario(&mut rng, round);
         let (fixed, panes) = both(size, slide, offset, lateness, steps);
         assert_eq!(
             panes, fixed,
             "round {round}: size {size}, slide {slide}, offset {offset}, lateness {lateness}\n{steps:?}"
         );
     }
+}
+
+/// Values joined in the order an accumulator saw them and merges written out with their
+/// grouping, `(a+b)`: a result shows exactly how it was folded, as a float sum's last
+/// digits would.
+struct Grouping;
+
+impl Keyed for Grouping {
+    type Input = i64;
+    type Key = String;
+    type Output = (String, Window, String, bool);
+}
+
+impl Aggregation for Grouping {
+    type Acc = String;
+
+    fn new_acc(&self) -> String {
+        String::new()
+    }
+
+    fn add(&self, acc: &mut String, value: &i64, _t: i64) -> Result<(), EvalError> {
+        if !acc.is_empty() {
+            acc.push(',');
+        }
+        acc.push_str(&value.to_string());
+        Ok(())
+    }
+
+    fn merge(&self, acc: &mut String, other: String) -> Result<(), EvalError> {
+        *acc = format!("({acc}+{other})");
+        Ok(())
+    }
+
+    fn output(&self, key: &String, window: Window, acc: &String, update: bool) -> Self::Output {
+        (key.clone(), window, acc.clone(), update)
+    }
+
+    fn acc_heap_bytes(&self, acc: &String) -> usize {
+        acc.capacity()
+    }
+}
+
+/// Runs `steps` through hopping windows over panes and closes them, taking the results
+/// after each step; with `resume`, through a fresh operator restored from a checkpoint
+/// after each step, which builds every fold again.
+fn grouped(shape: (i64, i64, i64, i64), steps: &[Step], resume: bool) -> Vec<((String, Window, String, bool), i64)> {
+    let (size, slide, offset, lateness) = shape;
+    let make = || PanedWindows::new(Grouping, size, slide, offset, opts(lateness));
+    let mut op = make();
+    let mut seen = Vec::new();
+    for step in steps.iter().map(Some).chain([None]) {
+        match step {
+            Some(Rec(key, value, t)) => {
+                op.process(*key, value, *t).expect("added");
+            }
+            Some(Wm(wm)) => {
+                op.on_watermark(*wm);
+            }
+            None => op.on_close(),
+        }
+        seen.extend(op.emitted().drain(..));
+        if resume {
+            let mut saved = Vec::new();
+            op.save_state(&mut saved).expect("saved");
+            op = make();
+            op.restore_state(&saved).expect("restored");
+        }
+    }
+    seen
+}
+
+#[test]
+fn how_a_result_is_grouped_depends_on_its_panes_alone() {
+    let mut rng = SplitMix64::new(9);
+    let mut merged = 0;
+    for round in 0..300 {
+        let (shape, steps) = random_scenario(&mut rng, round);
+        let whole = grouped(shape, steps, false);
+        assert_eq!(
+            whole,
+            grouped(shape, steps, true),
+            "round {round}: {shape:?}\n{steps:?}"
+        );
+        merged += whole.iter().filter(|((_, _, acc, _), _)| acc.contains(")+")).count();
+    }
+    assert!(merged > 100, "results that merged folds of merges: {merged}");
 }
 
 #[test]
