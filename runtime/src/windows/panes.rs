@@ -62,6 +62,11 @@ pub struct PanedWindows<A: Aggregation> {
     /// Accumulators, one per key per pane.
     entries: usize,
     out: VecDeque<(A::Output, i64)>,
+    /// Windows fired whose results are not all built, oldest first, and the index (in
+    /// key order) of the next key of the first: results are built as they are drained,
+    /// so a window of many keys never has all its results in memory at once.
+    firing: VecDeque<i128>,
+    next_key: usize,
     epoch: u64,
 }
 
@@ -188,6 +193,8 @@ where
             panes: BTreeMap::new(),
             entries: 0,
             out: VecDeque::new(),
+            firing: VecDeque::new(),
+            next_key: 0,
             epoch: 0,
         }
     }
@@ -209,22 +216,41 @@ where
         (start <= pane).then_some(start)
     }
 
-    /// Fires the window starting at `start`: every key with a pane in it, in key order.
-    fn fire(&mut self, start: i128) {
-        let PanedWindows {
-            agg, grid, keys, out, ..
-        } = self;
-        let keys = keys.in_order();
-        for at in 0..keys.len() {
-            // Each key's panes are somewhere else in memory: ask for those of a key a
-            // few ahead while this one's are worked on.
-            if let Some((_, ahead)) = keys.get(at + PREFETCH_AHEAD) {
-                ahead.prefetch();
+    /// Builds up to `room` results of the windows fired and not yet built into `into`:
+    /// each window's keys with a pane in it, in key order. Drops the panes that expired
+    /// once every fired window is built.
+    fn build_fired<E: Extend<(A::Output, i64)>>(&mut self, into: &mut E, mut room: usize) {
+        while room > 0 {
+            let Some(&start) = self.firing.front() else { break };
+            let PanedWindows {
+                agg,
+                grid,
+                keys,
+                next_key,
+                ..
+            } = self;
+            let keys = keys.in_order();
+            while room > 0 && *next_key < keys.len() {
+                // Each key's panes are somewhere else in memory: ask for those of a key
+                // a few ahead while this one's are worked on.
+                if let Some((_, ahead)) = keys.get(*next_key + PREFETCH_AHEAD) {
+                    ahead.prefetch();
+                }
+                let (key, panes) = &mut keys[*next_key];
+                *next_key += 1;
+                if let Some(result) = panes.result(agg, grid, key, start, false) {
+                    into.extend([result]);
+                    room -= 1;
+                }
             }
-            let (key, panes) = &mut keys[at];
-            out.extend(panes.result(agg, grid, key, start, false));
+            if *next_key == keys.len() {
+                self.firing.pop_front();
+                self.next_key = 0;
+                if self.firing.is_empty() {
+                    self.expire();
+                }
+            }
         }
-        self.unfired = start + i128::from(self.grid.slide);
     }
 
     /// Drops the panes whose every window is closed.
@@ -492,6 +518,14 @@ where
         A::Key: Borrow<Q>,
         Q: Hash + Eq + ?Sized + ToOwned<Owned = A::Key>,
     {
+        // A record may change a pane that a fired window not yet built reads: build
+        // them first (the driver hands results downstream before the next record, so
+        // this is for callers that do not).
+        if !self.firing.is_empty() {
+            let mut out = std::mem::take(&mut self.out);
+            self.build_fired(&mut out, usize::MAX);
+            self.out = out;
+        }
         let grid = self.grid;
         if self.closed(grid.last_end(t)) {
             return Ok(Admit::Late { watermark: self.wm });
@@ -549,12 +583,13 @@ where
 
     fn on_watermark(&mut self, wm: i64) -> bool {
         self.wm = self.wm.max(wm);
-        let before = self.out.len();
+        let before = self.out.len() + self.firing.len();
         while let Some(start) = self
             .next_window()
             .filter(|&start| self.grid.window(start).end <= self.wm)
         {
-            self.fire(start);
+            self.firing.push_back(start);
+            self.unfired = start + i128::from(self.grid.slide);
         }
         // Windows that held nothing when the watermark passed their end have fired too:
         // a late record in one emits its result at once.
@@ -562,8 +597,11 @@ where
             .grid
             .start_from(i128::from(self.wm) - i128::from(self.grid.size) + 1);
         self.unfired = self.unfired.max(passed);
-        self.expire();
-        self.out.len() > before
+        // The panes of fired windows are needed until their results are built.
+        if self.firing.is_empty() {
+            self.expire();
+        }
+        self.out.len() + self.firing.len() > before
     }
 
     fn set_epoch(&mut self, epoch: u64) {
@@ -582,6 +620,16 @@ where
 
     fn emitted(&mut self) -> &mut VecDeque<(A::Output, i64)> {
         &mut self.out
+    }
+
+    fn has_emitted(&mut self) -> bool {
+        !self.out.is_empty() || !self.firing.is_empty()
+    }
+
+    fn drain_emitted(&mut self, buf: &mut Vec<(A::Output, i64)>, max: usize) {
+        let n = self.out.len().min(max.saturating_sub(buf.len()));
+        buf.extend(self.out.drain(..n));
+        self.build_fired(buf, max.saturating_sub(buf.len()));
     }
 
     fn entries(&self) -> usize {
@@ -606,6 +654,12 @@ where
     }
 
     fn save_state(&self, out: &mut Vec<u8>) -> Result<(), String> {
+        if !self.firing.is_empty() {
+            return Err(format!(
+                "{} fired windows are still waiting to be handed downstream",
+                self.firing.len()
+            ));
+        }
         if !self.out.is_empty() {
             return Err(results_waiting(self.out.len()));
         }
@@ -666,6 +720,8 @@ where
         self.panes = panes;
         self.entries = entries;
         self.out.clear();
+        self.firing.clear();
+        self.next_key = 0;
         Ok(())
     }
 }

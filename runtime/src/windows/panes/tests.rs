@@ -167,7 +167,7 @@ fn grouped(shape: (i64, i64, i64, i64), steps: &[Step], resume: bool) -> Vec<((S
             }
             None => op.on_close(),
         }
-        seen.extend(op.emitted().drain(..));
+        op.drain_emitted(&mut seen, usize::MAX);
         if resume {
             let mut saved = Vec::new();
             op.save_state(&mut saved).expect("saved");
@@ -281,4 +281,29 @@ fn a_checkpoint_that_is_not_one_is_refused_never_a_panic() {
     // Read by windows shifted by an offset, its pane does not start on a pane boundary.
     assert!(paned(10_000, 5_000, 1_000, 0).restore_state(&saved).is_err());
     assert!(paned(10_000, 5_000, 0, 0).restore_state(&saved).is_ok());
+}
+
+#[test]
+fn a_record_before_the_fired_windows_are_drained_comes_after_their_results() {
+    fn steps<O: KeyedOperator<CountSum>>(op: &mut O) -> Vec<(crate::windows::state::testing::Out, i64)> {
+        feed(op, "a", 1, 1_000);
+        feed(op, "b", 4, 3_000);
+        op.on_watermark(10_000);
+        // [0, 10 s) fired and is kept for 3 s: the record updates it.
+        feed(op, "a", 2, 2_000);
+        drain(op)
+    }
+    let fixed = steps(&mut FixedWindows::new(CountSum, 10_000, 5_000, 0, opts(3_000)));
+    let panes = steps(&mut paned(10_000, 5_000, 0, 3_000));
+    assert_eq!(panes, fixed);
+    assert_eq!(
+        panes,
+        [
+            out("a", w(-5_000, 5_000), 1, 1, false, 4_999),
+            out("b", w(-5_000, 5_000), 1, 4, false, 4_999),
+            out("a", w(0, 10_000), 1, 1, false, 9_999),
+            out("b", w(0, 10_000), 1, 4, false, 9_999),
+            out("a", w(0, 10_000), 2, 3, true, 9_999),
+        ]
+    );
 }
