@@ -1,6 +1,6 @@
 //! `SortedKeys`: a map whose entries lie in one vector in key order, for operators that
 //! visit every key in key order again and again (a hopping window fires every key each
-//! slide). Sorting the keys for each visit cost a tenth of such a window's time, and
+//! slide). Sorting the keys for each visit cost up to a tenth of such a window's time, and
 //! visiting them through a hash map touched memory all over; here a visit walks one
 //! vector front to back, sorted again only after keys were added out of order.
 
