@@ -26,6 +26,7 @@ pub mod joins;
 pub mod log;
 pub mod metrics;
 pub mod patterns;
+mod prefetch;
 pub mod settings;
 pub mod shutdown;
 pub mod sinks;

@@ -29,6 +29,7 @@
 //! - A checkpoint holds every held record, the watermark and the next sweep's.
 
 use crate::errors::EvalError;
+use crate::prefetch::prefetch;
 use crate::windows::state::{restore, results_waiting, save};
 use crate::windows::KeyHasher;
 use crate::windows::{Admit, Assigned, Keyed, KeyedOperator, StateSize, Window};
@@ -431,18 +432,6 @@ impl<J: JoinPair> Sides<'_, J> {
             epoch,
         });
     }
-}
-
-/// Asks for the memory at `at` to be brought into the cache, without waiting for it.
-#[inline(always)]
-fn prefetch<T>(at: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint that never faults, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(at.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = at;
 }
 
 /// A join's pair, or a pattern's match, that its `select` could not make, as its dead

@@ -40,6 +40,7 @@ use super::sorted_keys::SortedKeys;
 use super::state::{entry_bytes, restore, results_waiting, save};
 use super::{Admit, Aggregation, Keyed, KeyedOperator, StateOptions, StateSize, Window};
 use crate::errors::EvalError;
+use crate::prefetch::prefetch;
 use serde::{Deserialize, Serialize};
 use std::borrow::{Borrow, Cow};
 use std::collections::{BTreeMap, VecDeque};
@@ -281,19 +282,6 @@ where
 /// memory with the work on the keys between.
 const PREFETCH_AHEAD: usize = 4;
 
-/// Asks the CPU to bring `value` into the cache, where Rust has a stable way to.
-#[inline(always)]
-fn prefetch<T>(value: &T) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        // SAFETY: a prefetch is a hint that never faults, and SSE is part of x86_64.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(value).cast::<i8>()) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
-}
-
 /// Folds `other` into `acc`. The compiler uses panes only for aggregates whose merge
 /// does not fail (a count past `i64::MAX` aside): on a failure, `acc` keeps what it had.
 fn merge<A: Aggregation>(agg: &A, acc: &mut A::Acc, other: A::Acc) {
@@ -368,7 +356,7 @@ impl<Acc: Clone> KeyPanes<Acc> {
     fn prefetch(&self) {
         for at in [self.near.first, self.near.end] {
             if let Some(pane) = self.panes.get(at) {
-                prefetch(pane);
+                prefetch(std::ptr::from_ref(pane));
             }
         }
     }
