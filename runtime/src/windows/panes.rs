@@ -696,8 +696,11 @@ where
                 .collect();
             keys.push((key, key_panes));
         }
+        // Firing the last window moves `unfired` a slide past it: up to a slide past
+        // `i64::MAX` once the watermark reached the end.
         let (size, lowest) = (i128::from(self.grid.size), i128::from(i64::MIN));
-        if !(lowest - 2 * size..=i128::from(i64::MAX)).contains(&saved.unfired)
+        let highest = i128::from(i64::MAX) + i128::from(self.grid.slide);
+        if !(lowest - 2 * size..=highest).contains(&saved.unfired)
             || self.grid.start_from(saved.unfired) != saved.unfired
         {
             return Err("the first window not fired is not a window's start".into());

@@ -307,3 +307,29 @@ fn a_record_before_the_fired_windows_are_drained_comes_after_their_results() {
         ]
     );
 }
+
+#[test]
+fn a_checkpoint_taken_after_the_watermark_reached_the_end_restores() {
+    for (size, slide, offset) in [(10, 5, 0), (1, 1, 0), (4, 2, 1)] {
+        let mut op = paned(size, slide, offset, 0);
+        feed(&mut op, "a", 1, i64::MAX);
+        op.on_watermark(i64::MAX);
+        assert_eq!(
+            drain(&mut op).len(),
+            (size / slide) as usize,
+            "every window of the record fired"
+        );
+        let mut saved = Vec::new();
+        op.save_state(&mut saved).unwrap();
+        let mut restored = paned(size, slide, offset, 0);
+        assert_eq!(
+            restored.restore_state(&saved),
+            Ok(()),
+            "size {size}, slide {slide}, offset {offset}"
+        );
+        assert_eq!(
+            feed(&mut restored, "a", 1, i64::MAX),
+            Admit::Late { watermark: i64::MAX }
+        );
+    }
+}
