@@ -467,6 +467,31 @@ fn hopping_windows_sharing_panes_give_every_window_covering_each_record() {
     assert_rows(&read_jsonl(&minute), &expected, &[]);
 }
 
+/// A full disk under the one-minute window's sink: the run fails and says so, every row
+/// the window built reached the sink and is counted lost there (rows are built as they
+/// are drained, so none may go missing in between), and the other window's sink is whole.
+#[test]
+fn a_hopping_window_into_a_full_disk_loses_no_row_unsaid() {
+    let dir = support::workdir("windows/panes_full_disk");
+    let input = readings_across_the_epoch(23, &dir);
+    let out = dir.join("windows.jsonl");
+    let output = Command::new(build("tests/pipelines/win_panes.yaml"))
+        .env("READINGS_PATH", dir.join("readings.jsonl"))
+        .env("WINDOWS_PATH", &out)
+        .env("MINUTE_PATH", "/dev/full")
+        .output()
+        .unwrap();
+    let rows = brute_force_hopping(&input, 60_000, 1_000, |values| json!({"n": values.len()})).len() as u64;
+    let c = support::failed_on_a_full_disk(&output, "sinks.minute", rows);
+    assert_eq!(support::counter(&c, "windows.last_minute", "emitted"), rows);
+    assert_eq!(support::counter(&c, "sinks.minute", "received"), rows);
+    let expected = brute_force_hopping(&input, 10_000, 4_000, |values| {
+        let mean = values.iter().sum::<i64>() as f64 / values.len() as f64;
+        json!({"n": values.len(), "low": values.iter().min(), "high": values.iter().max(), "mean": mean})
+    });
+    assert_rows(&read_jsonl(&out), &expected, &[]);
+}
+
 // ---------------------------------------------------------------------------------------
 // Session windows: win_sessions.yaml
 
