@@ -260,6 +260,33 @@ fn sigterm_while_nobody_reads_stdout_stops_at_once_and_says_what_was_not_written
     assert!(counter(&counts, "sinks.console", "dropped") > 0, "{counts:?}");
 }
 
+/// The same with a hopping window in between, whose rows are built as they are drained:
+/// every row it built reached the blocked sink and is counted there, sent or lost.
+#[test]
+fn sigterm_while_a_hopping_window_writes_to_an_unread_stdout_says_what_was_not_written() {
+    let bin = build("tests/pipelines/hopping_stdout.yaml");
+    let running = support::start_unread(Command::new(&bin).args([
+        "--set",
+        "sources.sensors.count=",
+        "--set",
+        "sources.sensors.rate=100000",
+    ]));
+    let pid = running.child.id();
+    support::wait_until("the pipeline blocked on its full stdout", || blocked_on_a_pipe(pid));
+    running.signal("TERM");
+    let output = running.wait();
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("stdout is blocked (nobody reads it)"), "{text}");
+    let counts = counters(&output.stderr);
+    assert!(counter(&counts, "sinks.console", "dropped") > 0, "{counts:?}");
+    assert_eq!(
+        counter(&counts, "windows.per_device", "emitted"),
+        counter(&counts, "sinks.console", "received"),
+        "every row the window built reached the sink: {counts:?}"
+    );
+}
+
 #[test]
 fn a_start_error_is_not_preceded_by_pipeline_started_and_leaves_outputs_alone() {
     let bin = build("pipelines/hot_readings.yaml");
