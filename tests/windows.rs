@@ -467,6 +467,71 @@ fn hopping_windows_sharing_panes_give_every_window_covering_each_record() {
     assert_rows(&read_jsonl(&minute), &expected, &[]);
 }
 
+/// A hopping window of thousands of keys builds a fired window's results on every thread
+/// at once: each window's file is the same, byte for byte, for 1, 2 and 3 threads, and
+/// the one-minute window has as many rows as windows computed one by one give.
+#[test]
+fn a_hopping_window_of_many_keys_writes_the_same_bytes_for_any_threads() {
+    let dir = support::workdir("windows/panes_threads");
+    let mut rng = Rng(41);
+    let input: Vec<(String, i64, i64)> = (0..60_000i64)
+        .map(|i| {
+            (
+                format!("s{}", rng.below(3_000)),
+                i - rng.below(2_900) as i64,
+                rng.below(100) as i64,
+            )
+        })
+        .collect();
+    assert_nothing_late(input.iter().map(|r| r.1), 3_000);
+    write_jsonl(
+        &dir.join("readings.jsonl"),
+        input.iter().map(|(s, t, v)| json!({"sensor": s, "ts": t, "value": v})),
+    );
+    let bin = build("tests/pipelines/win_panes.yaml");
+    let written = |threads: &str| {
+        let (out, minute) = (
+            dir.join(format!("windows-{threads}.jsonl")),
+            dir.join(format!("minute-{threads}.jsonl")),
+        );
+        run_ok(
+            &bin,
+            &[
+                ("READINGS_PATH", &dir.join("readings.jsonl")),
+                ("WINDOWS_PATH", &out),
+                ("MINUTE_PATH", &minute),
+            ],
+            &["--threads", threads],
+        );
+        (fs::read(out).unwrap(), fs::read(minute).unwrap())
+    };
+    let alone = written("1");
+    // A key has a row in each window holding one of its records: the seconds it was
+    // seen, each covering the 60 windows that start in the minute up to it.
+    let mut seconds: BTreeSet<(&str, i64)> = BTreeSet::new();
+    for (key, t, _) in &input {
+        seconds.insert((key.as_str(), t.div_euclid(1_000)));
+    }
+    let mut rows = 0;
+    let mut last: Option<(&str, i64)> = None;
+    for &(key, second) in &seconds {
+        let from = match last {
+            Some((k, covered)) if k == key => covered.max(second - 60),
+            _ => second - 60,
+        };
+        rows += second - from;
+        last = Some((key, second));
+    }
+    assert!(rows > 100_000, "{rows} rows");
+    let rows = rows as usize;
+    assert_eq!(alone.1.iter().filter(|&&b| b == b'\n').count(), rows);
+    for threads in ["2", "3"] {
+        let (out, minute) = written(threads);
+        assert!(out == alone.0, "--threads {threads} changed the ten-second windows");
+        assert!(minute == alone.1, "--threads {threads} changed the one-minute windows");
+    }
+}
+
 /// A full disk under the one-minute window's sink: the run fails and says so, every row
 /// the window built reached the sink and is counted lost there (rows are built as they
 /// are drained, so none may go missing in between), and the other window's sink is whole.

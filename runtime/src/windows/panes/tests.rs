@@ -333,3 +333,65 @@ fn a_checkpoint_taken_after_the_watermark_reached_the_end_restores() {
         );
     }
 }
+
+/// Many keys through hopping windows with `threads` threads building a fired window's
+/// results, drained `chunk` at a time (records and watermarks arrive between drains,
+/// as they do in a pipeline): every result, with how it was folded.
+fn many_keys(threads: usize, chunk: usize, lateness: i64) -> Vec<((String, Window, String, bool), i64)> {
+    let mut op = PanedWindows::new(Grouping, 6_000, 2_000, 0, opts(lateness));
+    op.use_threads(threads);
+    let mut rng = SplitMix64::new(17);
+    let mut seen = Vec::new();
+    let mut drain = |op: &mut PanedWindows<Grouping>, all: bool| {
+        let mut buf = Vec::new();
+        loop {
+            op.drain_emitted(&mut buf, chunk);
+            if buf.is_empty() {
+                break;
+            }
+            seen.append(&mut buf);
+            if !all {
+                // Leave the rest of a fire for after the next records.
+                break;
+            }
+        }
+    };
+    for step in 0..60_000i64 {
+        let key = format!("key-{}", rng.next_u64() % 3_000);
+        // Up to two seconds out of order: some records are late, some update windows
+        // kept for lateness.
+        let t = step - (rng.next_u64() % 2_000) as i64;
+        let _ = op.process(key.as_str(), &step, t).expect("a record is added or late");
+        if step % 400 == 0 {
+            op.on_watermark(step - 1_000);
+        }
+        drain(&mut op, step % 3 == 0);
+    }
+    op.on_close();
+    drain(&mut op, true);
+    seen
+}
+
+#[test]
+fn threads_that_build_a_fired_window_together_give_what_one_thread_gives() {
+    for (chunk, lateness) in [(crate::windows::node::EMIT_CHUNK, 0), (1, 3_000), (usize::MAX, 0)] {
+        let alone = many_keys(1, chunk, lateness);
+        // Windows of more keys than threads take part from.
+        let mut keys_of = std::collections::BTreeMap::<Window, usize>::new();
+        for ((_, window, _, _), _) in &alone {
+            *keys_of.entry(*window).or_default() += 1;
+        }
+        let crowded = keys_of.values().filter(|&&n| n > TOGETHER_FROM * 2).count();
+        assert!(
+            crowded > 20,
+            "{crowded} windows of more than {} keys",
+            TOGETHER_FROM * 2
+        );
+        for threads in [2, 3, 8] {
+            assert!(
+                many_keys(threads, chunk, lateness) == alone,
+                "{threads} threads, drained {chunk} at a time, lateness {lateness}"
+            );
+        }
+    }
+}
