@@ -263,29 +263,3 @@ fn garbage_never_panics() {
         let _ = postcard::from_bytes::<Variance>(&bytes).map(|v| v.result());
     }
 }
-
-/// A hopping window's threads build results from accumulators of every kind
-/// (`PanedWindows::build_together`): each must be able to move between threads. This
-/// does not compile if one cannot.
-#[test]
-fn every_accumulator_can_move_to_another_thread() {
-    fn movable<T: Send + Sync>() {}
-    movable::<Count>();
-    movable::<Sum<i64>>();
-    movable::<Sum<f64>>();
-    movable::<Min<String>>();
-    movable::<Max<i64>>();
-    movable::<MinF64>();
-    movable::<MaxF64>();
-    movable::<Avg>();
-    movable::<First<String>>();
-    movable::<Last<Option<f64>>>();
-    movable::<Variance>();
-    movable::<VarianceSample>();
-    movable::<Stddev>();
-    movable::<StddevSample>();
-    movable::<CountDistinct<String>>();
-    movable::<ApproxCountDistinct<u64>>();
-    movable::<Percentile>();
-    movable::<Collect<String>>();
-}

@@ -159,11 +159,6 @@ pub trait KeyedOperator<A: Keyed> {
     /// The epoch of the records given to `process` from now on (the source batch they come
     /// from; never decreases). Before the first call, records are tagged with epoch 0.
     fn set_epoch(&mut self, epoch: u64);
-    /// How many threads the pipeline runs on (`--threads`): an operator that can share
-    /// its work out (a hopping window building a fired window's results) uses them.
-    fn use_threads(&mut self, threads: usize) {
-        let _ = threads;
-    }
     /// The oldest epoch of a record whose effect is held in state and not yet emitted
     /// (in `emitted()` or handed downstream by `drain_emitted` counts as emitted);
     /// `None` when everything added has been emitted.

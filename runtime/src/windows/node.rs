@@ -53,8 +53,7 @@ pub struct Stateful<A: Keyed, O: KeyedOperator<A>> {
 }
 
 impl<A: Keyed, O: KeyedOperator<A>> Stateful<A, O> {
-    pub fn new(name: &'static str, mut op: O, on_error: OnError, ctx: &Context) -> Self {
-        op.use_threads(ctx.workers.as_ref().map_or(1, |workers| workers.count() + 1));
+    pub fn new(name: &'static str, op: O, on_error: OnError, ctx: &Context) -> Self {
         Stateful {
             name,
             op,

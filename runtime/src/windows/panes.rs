@@ -46,7 +46,6 @@ use std::borrow::{Borrow, Cow};
 use std::collections::{BTreeMap, VecDeque};
 use std::hash::Hash;
 use std::mem::size_of;
-use std::sync::{Mutex, PoisonError};
 
 /// Hopping windows whose records are kept once, in panes (see the module's docs).
 pub struct PanedWindows<A: Aggregation> {
@@ -70,8 +69,6 @@ pub struct PanedWindows<A: Aggregation> {
     firing: VecDeque<i128>,
     next_key: usize,
     epoch: u64,
-    /// Threads that build a fired window's results together (see `build_together`).
-    threads: usize,
 }
 
 /// Where windows, panes and blocks fall in time.
@@ -200,7 +197,6 @@ where
             firing: VecDeque::new(),
             next_key: 0,
             epoch: 0,
-            threads: 1,
         }
     }
 
@@ -227,22 +223,33 @@ where
     fn build_fired<E: Extend<(A::Output, i64)>>(&mut self, into: &mut E, mut room: usize) {
         while room > 0 {
             let Some(&start) = self.firing.front() else { break };
-            let keys = self.keys.in_order();
-            let (built, used) = build(&self.agg, &self.grid, &mut keys[self.next_key..], start, into, room);
-            room -= built;
-            self.moved_past(used);
-        }
-    }
-
-    /// The next `used` keys of the first window firing are built: on to the next window
-    /// after its last key, and once no window is left, drops what expired.
-    fn moved_past(&mut self, used: usize) {
-        self.next_key += used;
-        if self.next_key == self.keys.len() {
-            self.firing.pop_front();
-            self.next_key = 0;
-            if self.firing.is_empty() {
-                self.expire();
+            let PanedWindows {
+                agg,
+                grid,
+                keys,
+                next_key,
+                ..
+            } = self;
+            let keys = keys.in_order();
+            while room > 0 && *next_key < keys.len() {
+                // Each key's panes are somewhere else in memory: ask for those of a key
+                // a few ahead while this one's are worked on.
+                if let Some((_, ahead)) = keys.get(*next_key + PREFETCH_AHEAD) {
+                    ahead.prefetch();
+                }
+                let (key, panes) = &mut keys[*next_key];
+                *next_key += 1;
+                if let Some(result) = panes.result(agg, grid, key, start, false) {
+                    into.extend([result]);
+                    room -= 1;
+                }
+            }
+            if *next_key == keys.len() {
+                self.firing.pop_front();
+                self.next_key = 0;
+                if self.firing.is_empty() {
+                    self.expire();
+                }
             }
         }
     }
@@ -271,120 +278,9 @@ where
     }
 }
 
-/// Keys of a fired window that each thread builds at a time when threads build together
-/// (`PanedWindows::build_together`): runs long enough that starting a thread (tens of
-/// microseconds) is a small part of the run, short enough that a window of a million
-/// keys is not all in memory as results.
-const KEYS_PER_THREAD: usize = 4096;
-
-/// Fewer keys left in a fired window than this, and one thread builds them alone.
-const TOGETHER_FROM: usize = 1024;
-
-impl<A: Aggregation> PanedWindows<A>
-where
-    A: Sync,
-    A::Key: Send,
-    A::Acc: Clone + Send,
-    A::Output: Send,
-{
-    /// With more than one thread and many keys left in the first window firing: builds
-    /// the results of its next keys on every thread at once, each a run of keys in key
-    /// order, into `out` in the order one thread would have built them. A result reads
-    /// and writes its own key's panes only, so the runs share nothing but the
-    /// aggregation.
-    fn build_together(&mut self) {
-        if self.threads < 2 || !self.out.is_empty() {
-            return;
-        }
-        let Some(&start) = self.firing.front() else { return };
-        let PanedWindows {
-            agg,
-            grid,
-            keys,
-            out,
-            next_key,
-            threads,
-            ..
-        } = self;
-        let left = &mut keys.in_order()[*next_key..];
-        if left.len() < TOGETHER_FROM {
-            return;
-        }
-        let n = left.len().min(KEYS_PER_THREAD * *threads);
-        let (agg, grid) = (&*agg, &*grid);
-        let built = |run: &mut [(A::Key, KeyPanes<A::Acc>)]| {
-            let mut results = Vec::new();
-            build(agg, grid, run, start, &mut results, usize::MAX);
-            results
-        };
-        // Each run waits in a slot for whoever takes it first: its thread, or this one
-        // when it reaches the run before that thread started (or when no thread could).
-        let runs: Vec<Mutex<Option<&mut [_]>>> = left[..n]
-            .chunks_mut(n.div_ceil(*threads))
-            .map(|run| Mutex::new(Some(run)))
-            .collect();
-        let take = |slot: &Mutex<Option<_>>| slot.lock().unwrap_or_else(PoisonError::into_inner).take();
-        std::thread::scope(|scope| {
-            let mut helpers: Vec<_> = runs[1..]
-                .iter()
-                .map(|slot| {
-                    std::thread::Builder::new()
-                        .name("rill-window".into())
-                        .spawn_scoped(scope, move || take(slot).map(built))
-                        .ok()
-                })
-                .collect();
-            for (i, slot) in runs.iter().enumerate() {
-                let results = match take(slot) {
-                    Some(run) => built(run),
-                    // Taken by its thread (run 0 is this thread's own).
-                    None => helpers[i - 1]
-                        .take()
-                        .map(|helper| helper.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-                        .and_then(|results| results)
-                        .unwrap_or_default(),
-                };
-                out.extend(results);
-            }
-        });
-        self.moved_past(n);
-    }
-}
-
 /// How many keys ahead firing asks for a key's panes: enough to cover a fetch from
 /// memory with the work on the keys between.
 const PREFETCH_AHEAD: usize = 4;
-
-/// Builds the results of `keys`, in order, in the window starting at `start` into
-/// `into`, until `room` are built: how many were built, and how many keys it went
-/// through.
-fn build<A: Aggregation, E: Extend<(A::Output, i64)>>(
-    agg: &A,
-    grid: &Grid,
-    keys: &mut [(A::Key, KeyPanes<A::Acc>)],
-    start: i128,
-    into: &mut E,
-    room: usize,
-) -> (usize, usize)
-where
-    A::Acc: Clone,
-{
-    let (mut built, mut used) = (0, 0);
-    while built < room && used < keys.len() {
-        // Each key's panes are somewhere else in memory: ask for those of a key a few
-        // ahead while this one's are worked on.
-        if let Some((_, ahead)) = keys.get(used + PREFETCH_AHEAD) {
-            ahead.prefetch();
-        }
-        let (key, panes) = &mut keys[used];
-        used += 1;
-        if let Some(result) = panes.result(agg, grid, key, start, false) {
-            into.extend([result]);
-            built += 1;
-        }
-    }
-    (built, used)
-}
 
 /// Folds `other` into `acc`. The compiler uses panes only for aggregates whose merge
 /// does not fail (a count past `i64::MAX` aside): on a failure, `acc` keeps what it had.
@@ -601,10 +497,7 @@ impl<Acc: Clone> KeyPanes<Acc> {
 
 impl<A: Aggregation> KeyedOperator<A> for PanedWindows<A>
 where
-    A: Sync,
-    A::Key: Send,
-    A::Acc: Clone + Send,
-    A::Output: Send,
+    A::Acc: Clone,
 {
     /// Adds the record to its pane. Each window it is in that has fired and is kept for
     /// lateness emits the key's result again at once, in the order of the windows.
@@ -703,10 +596,6 @@ where
         self.epoch = epoch;
     }
 
-    fn use_threads(&mut self, threads: usize) {
-        self.threads = threads.max(1);
-    }
-
     /// The smallest epoch of a pane in a window that has not fired.
     fn pending_epoch(&self) -> Option<u64> {
         self.panes
@@ -726,7 +615,6 @@ where
     }
 
     fn drain_emitted(&mut self, buf: &mut Vec<(A::Output, i64)>, max: usize) {
-        self.build_together();
         let n = self.out.len().min(max.saturating_sub(buf.len()));
         buf.extend(self.out.drain(..n));
         self.build_fired(buf, max.saturating_sub(buf.len()));

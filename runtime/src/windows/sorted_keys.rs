@@ -89,11 +89,6 @@ impl<K: Hash + Ord, V> SortedKeys<K, V> {
         &mut self.entries
     }
 
-    /// How many keys there are.
-    pub(crate) fn len(&self) -> usize {
-        self.entries.len()
-    }
-
     /// The entries in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &(K, V)> {
         self.entries.iter()
