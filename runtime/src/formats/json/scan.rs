@@ -100,9 +100,9 @@ impl<'a> JsonScan<'a> {
     /// Passes over the value of a key the record does not have (serde_json checks that
     /// key's text too). Only scalars: a nested value is left to serde_json.
     pub fn skip(&mut self, key: &[u8]) -> Option<()> {
-        std::str::from_utf8(key).ok()?;
+        is_utf8(key).then_some(())?;
         match self.peek()? {
-            b'"' => self.str().map(drop),
+            b'"' => is_utf8(self.raw_str()?).then_some(()),
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),
@@ -124,6 +124,7 @@ impl<'a> JsonScan<'a> {
     fn str(&mut self) -> Option<&'a str> {
         std::str::from_utf8(self.raw_str()?).ok()
     }
+
 
     /// The bytes between a string's quotes, when there is no escape or control
     /// character between them.
@@ -229,6 +230,13 @@ impl<'a> JsonScan<'a> {
     fn expect(&mut self, b: u8) -> Option<()> {
         self.eat(b).then_some(())
     }
+}
+
+/// True when `bytes` is UTF-8: ASCII (most keys and values) is checked inline, a word
+/// at a time, without a call.
+#[inline]
+fn is_utf8(bytes: &[u8]) -> bool {
+    bytes.is_ascii() || std::str::from_utf8(bytes).is_ok()
 }
 
 /// Every byte of a word: `0x0101…01`, and their high bits: `0x8080…80`.
