@@ -125,7 +125,6 @@ impl<'a> JsonScan<'a> {
         std::str::from_utf8(self.raw_str()?).ok()
     }
 
-
     /// The bytes between a string's quotes, when there is no escape or control
     /// character between them.
     #[inline]
