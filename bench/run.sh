@@ -387,8 +387,8 @@ check_outputs() {
 
 # pair_rows [RSS_TARGET] [TARGET] [TARGET_1T]: the table rows for the last run_pair: wall
 # time, throughput and its ratio, CPU time and its ratio, peak RSS, each for the default
-# thread count and for `--threads 1`; with RSS_TARGET, also the RSS ratio of `--threads 1`
-# to the baseline against it, and of the default threads against issue 16's 2.0. Throughput targets: by default issue 16's (on 2 cores, the default
+# thread count and for `--threads 1`; the RSS ratio of the default threads to the baseline
+# against issue 16's 2.0, and with RSS_TARGET, of `--threads 1` against it. Throughput targets: by default issue 16's (on 2 cores, the default
 # ≥ 2.0× the single-threaded hand-written program, `--threads 1` ≥ 1.0×).
 pair_rows() {
     local rss_target=${1:-} target=${2:-2.0} target_1t=${3:-1.0} gen_eps one_eps base_eps ratio one_ratio cpu_ratio rss_ratio
@@ -405,14 +405,14 @@ pair_rows() {
     echo "| best CPU time (user+sys) | ${BEST_CPU[generated]} s | ${BEST_CPU[generated_1t]} s | ${BEST_CPU[baseline]} s | | |"
     echo "| ratio by CPU time, --threads 1 (baseline cpu / generated cpu) | | $cpu_ratio | | (>= 1.0) | $(pass "$cpu_ratio >= 1.0") |"
     echo "| peak RSS | $(mib "${BEST_RSS[generated]}") MiB | $(mib "${BEST_RSS[generated_1t]}") MiB | $(mib "${BEST_RSS[baseline]}") MiB | | |"
+    # One thread against the single-threaded baseline: the window workload's own bound;
+    # the default threads (read-ahead batches, a worker's decoder): issue 16's, 2.0.
     if [ -n "$rss_target" ]; then
-        # One thread against the single-threaded baseline: the window workload's own
-        # bound; the default threads (read-ahead buffers, a worker's decoder): issue 16's.
         rss_ratio=$(awk -v g="${BEST_RSS[generated_1t]}" -v b="${BEST_RSS[baseline]}" 'BEGIN { printf "%.3f", g / b }')
         echo "| ratio peak RSS generated / baseline, --threads 1 | | $rss_ratio | | <= $rss_target | $(pass "$rss_ratio <= $rss_target") |"
-        rss_ratio=$(awk -v g="${BEST_RSS[generated]}" -v b="${BEST_RSS[baseline]}" 'BEGIN { printf "%.3f", g / b }')
-        echo "| ratio peak RSS generated / baseline, $(nproc) threads | $rss_ratio | | | <= 2.0 | $(pass "$rss_ratio <= 2.0") |"
     fi
+    rss_ratio=$(awk -v g="${BEST_RSS[generated]}" -v b="${BEST_RSS[baseline]}" 'BEGIN { printf "%.3f", g / b }')
+    echo "| ratio peak RSS generated / baseline, $(nproc) threads | $rss_ratio | | | <= 2.0 | $(pass "$rss_ratio <= 2.0") |"
 }
 
 # mt_rows: the rows of the multi-threaded baseline of the last run_pair (its default

@@ -130,11 +130,11 @@ pub enum OnError {
 }
 
 /// Batches read ahead per worker thread, waiting or being decoded while the pipeline
-/// thread runs one through the pipeline (see [`Source::poll`]). Enough to keep a worker
-/// busy while a window fires (ten thousand rows, about 2 ms) and nothing is read: at 4,
-/// the worker of the windowed benchmark waited 128 ms of a 0.66 s run; 8 took it to
-/// 0.59 s, for 0.7 MiB more.
-const READ_AHEAD_PER_WORKER: usize = 8;
+/// thread runs one through the pipeline (see [`Source::poll`]). More keep a worker busy
+/// while a window fires and nothing is read (8: windowed 0.66 → 0.59 s), but each costs
+/// a batch of raw and decoded records (8 took filter_map from 1.8 to 2.3 times the
+/// hand-written program's peak RSS, past issue 16's bound of 2).
+const READ_AHEAD_PER_WORKER: usize = 4;
 
 /// Batches one poll reads at most while the source has more waiting, and for how long
 /// it reads more. A poll starts and ends with a thread idle, so more batches per poll
