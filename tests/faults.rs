@@ -143,9 +143,9 @@ fn a_disk_that_fills_up_leaves_no_torn_record_and_says_how_many_were_lost() {
     let mut cmd = Command::new(&bin);
     branch_env(&mut cmd, &dir);
     // Small steps, so several are written whole before the disk fills (a step's output
-    // that does not fit is cut back whole; with worker threads a step reads up to 65
-    // batches: of 8 records, a few hundred, well within this disk).
-    cmd.args(["--batch-size", "8"]);
+    // that does not fit is cut back whole; with worker threads a step reads up to 1,025
+    // batches: of one record, about 40 KiB, a third of this disk).
+    cmd.args(["--batch-size", "1"]);
     let output = cmd.env("RAW_PATH", disk.0.join("raw.jsonl")).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
