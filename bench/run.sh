@@ -388,8 +388,9 @@ check_outputs() {
 # pair_rows [RSS_TARGET] [TARGET] [TARGET_1T]: the table rows for the last run_pair: wall
 # time, throughput and its ratio, CPU time and its ratio, peak RSS, each for the default
 # thread count and for `--threads 1`; the RSS ratio of the default threads to the baseline
-# against issue 16's 2.0, and with RSS_TARGET, of `--threads 1` against it. Throughput targets: by default issue 16's (on 2 cores, the default
-# ≥ 2.0× the single-threaded hand-written program, `--threads 1` ≥ 1.0×).
+# against issue 16's 2.0, and with RSS_TARGET, of `--threads 1` against it. Throughput
+# targets: by default issue 16's (on 2 cores, the default ≥ 2.0× the single-threaded
+# hand-written program, `--threads 1` ≥ 1.0×).
 pair_rows() {
     local rss_target=${1:-} target=${2:-2.0} target_1t=${3:-1.0} gen_eps one_eps base_eps ratio one_ratio cpu_ratio rss_ratio
     gen_eps=$(eps "${BEST_WALL[generated]}")
