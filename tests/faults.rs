@@ -235,10 +235,11 @@ fn blocked_on_a_pipe(pid: u32) -> bool {
         .any(|task| fs::read_to_string(task.path().join("wchan")).is_ok_and(|w| w.contains("pipe_write")))
 }
 
-#[test]
-fn sigterm_while_nobody_reads_stdout_stops_at_once_and_says_what_was_not_written() {
-    let bin = build("pipelines/quickstart.yaml");
-    // An endless, fast source into a stdout pipe that the test never reads.
+/// Runs `spec`'s endless generator (`sources.sensors`) into a stdout pipe the test never
+/// reads, and sends SIGTERM once the pipeline is blocked writing to it: the run must stop,
+/// fail, say why, and count the records its sink `console` could not write. The counters.
+fn sigterm_while_stdout_is_unread(spec: &str) -> serde_json::Map<String, serde_json::Value> {
+    let bin = build(spec);
     let running = support::start_unread(Command::new(&bin).args([
         "--set",
         "sources.sensors.count=",
@@ -258,28 +259,19 @@ fn sigterm_while_nobody_reads_stdout_stops_at_once_and_says_what_was_not_written
     assert!(text.contains("stdout is blocked (nobody reads it)"), "{text}");
     let counts = counters(&output.stderr);
     assert!(counter(&counts, "sinks.console", "dropped") > 0, "{counts:?}");
+    counts
+}
+
+#[test]
+fn sigterm_while_nobody_reads_stdout_stops_at_once_and_says_what_was_not_written() {
+    sigterm_while_stdout_is_unread("pipelines/quickstart.yaml");
 }
 
 /// The same with a hopping window in between, whose rows are built as they are drained:
 /// every row it built reached the blocked sink and is counted there, sent or lost.
 #[test]
 fn sigterm_while_a_hopping_window_writes_to_an_unread_stdout_says_what_was_not_written() {
-    let bin = build("tests/pipelines/hopping_stdout.yaml");
-    let running = support::start_unread(Command::new(&bin).args([
-        "--set",
-        "sources.sensors.count=",
-        "--set",
-        "sources.sensors.rate=100000",
-    ]));
-    let pid = running.child.id();
-    support::wait_until("the pipeline blocked on its full stdout", || blocked_on_a_pipe(pid));
-    running.signal("TERM");
-    let output = running.wait();
-    let text = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{text}");
-    assert!(text.contains("stdout is blocked (nobody reads it)"), "{text}");
-    let counts = counters(&output.stderr);
-    assert!(counter(&counts, "sinks.console", "dropped") > 0, "{counts:?}");
+    let counts = sigterm_while_stdout_is_unread("tests/pipelines/hopping_stdout.yaml");
     assert_eq!(
         counter(&counts, "windows.per_device", "emitted"),
         counter(&counts, "sinks.console", "received"),
