@@ -36,7 +36,7 @@ pub use crate::state::Checkpointed;
 pub use crate::time::{opt_ts_rfc3339, opt_ts_seconds, ts_rfc3339, ts_seconds, TsRepr};
 pub use crate::windows::{
     Admit, Aggregation, Clocks, CountWindows, Emit, FixedWindows, Keyed, OnFull, PanedWindows, SessionWindows,
-    StateOptions, Stateful, Table, TimeMode, Window,
+    StateOptions, Stateful, StrKey, StrKeyRef, Table, TimeMode, Window,
 };
 
 #[cfg(feature = "regex")]

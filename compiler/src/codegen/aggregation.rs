@@ -50,6 +50,22 @@ pub fn key_type(key: &[TExpr]) -> TokenStream {
     }
 }
 
+/// True when a window or table is keyed by one string: its key is a `StrKey`, its bytes
+/// inline (see the runtime's `windows::str_key`), and records hand it a `StrKeyRef`.
+pub fn str_key(key: &[TExpr]) -> bool {
+    matches!(key, [one] if one.ty == Type::String)
+}
+
+/// The Rust type of a window's or table's key: [`key_type`], but a `StrKey` for one
+/// string.
+fn aggregation_key_type(key: &[TExpr]) -> TokenStream {
+    if str_key(key) {
+        quote!(StrKey)
+    } else {
+        key_type(key)
+    }
+}
+
 /// The key as `process` receives it, borrowed when it is a plain field (no allocation
 /// per record), and any helper function needed to compute it.
 pub fn key_arg(op: &IrOperator, key: &[TExpr], exprs: &mut ExprGen) -> (TokenStream, TokenStream) {
@@ -212,7 +228,7 @@ pub fn items(op: &IrOperator, exprs: &mut ExprGen) -> TokenStream {
     let (acc, agg_ty) = (&n.acc, &n.agg);
     let input = type_ident(&op.input.rust_name);
     let output = type_ident(&a.output.rust_name);
-    let key_ty = key_type(&a.key);
+    let key_ty = aggregation_key_type(&a.key);
     let component = op.component();
     let acc_fields = a.aggregates.iter().map(|(field, agg)| {
         let name = field_ident(a, field);
@@ -260,6 +276,7 @@ pub fn items(op: &IrOperator, exprs: &mut ExprGen) -> TokenStream {
     });
     let key_values: Vec<TokenStream> = match a.key.len() {
         0 => Vec::new(),
+        1 if str_key(&a.key) => vec![quote!(String::from(key))],
         1 => vec![quote!(key.clone())],
         n => (0..n)
             .map(|i| {

@@ -106,7 +106,13 @@ pub fn join_fns(op: &IrOperator, j: &IrJoin, tally: usize, calls: TokenStream, e
         ),
         IrLookup::Table { stem } => {
             let table = prefixed("table_", stem);
-            (quote!(out.#table.current(key)), "the table has no row of this key")
+            // A table keyed by one string is looked up as its `StrKeyRef`.
+            let key = if super::aggregation::str_key(std::slice::from_ref(&j.key)) {
+                quote!(StrKeyRef::new(key))
+            } else {
+                quote!(key)
+            };
+            (quote!(out.#table.current(#key)), "the table has no row of this key")
         }
         // A row that does not decode, or a stop while the server is away: a dead letter.
         IrLookup::Redis(_) => (

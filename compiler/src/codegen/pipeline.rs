@@ -424,7 +424,10 @@ fn stateful_fns(op: &IrOperator, ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
 fn record_flow(op: &IrOperator, key: &[TExpr], ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
     let flow = prefixed("flow_", &op.stem);
     let input = type_ident(&op.input.rust_name);
-    let (key, key_helper) = aggregation::key_arg(op, key, exprs);
+    let (mut key, key_helper) = aggregation::key_arg(op, key, exprs);
+    if op.aggregation().is_some_and(|a| aggregation::str_key(&a.key)) {
+        key = quote!(StrKeyRef::new(#key));
+    }
     let field = node_field(op);
     let late = match &op.kind {
         IrOperatorKind::Window(w) => late_record(op, w.drop_late, TokenStream::new(), ir),

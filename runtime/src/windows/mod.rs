@@ -29,6 +29,7 @@ mod panes;
 mod session;
 mod sorted_keys;
 pub(crate) mod state;
+mod str_key;
 mod table;
 
 pub use clock::{Clocks, TimeMode};
@@ -38,6 +39,7 @@ pub use fixed::FixedWindows;
 pub use node::Stateful;
 pub use panes::PanedWindows;
 pub use session::SessionWindows;
+pub use str_key::{StrKey, StrKeyRef};
 pub use table::{Emit, Table};
 
 use crate::errors::EvalError;

@@ -68,6 +68,13 @@ pub struct PanedWindows<A: Aggregation> {
     /// so a window of many keys never has all its results in memory at once.
     firing: VecDeque<i128>,
     next_key: usize,
+    /// Panes starting at or before this have expired (every window holding them is
+    /// closed and built): a key drops its own when firing next visits it, as firing
+    /// visits every key (a pass of its own over the keys cost a fetch from memory per
+    /// key per slide).
+    expired_through: Option<i64>,
+    /// Keys left with no pane in the window being built: dropped once it is.
+    emptied: usize,
     epoch: u64,
 }
 
@@ -196,6 +203,8 @@ where
             out: VecDeque::new(),
             firing: VecDeque::new(),
             next_key: 0,
+            expired_through: None,
+            emptied: 0,
             epoch: 0,
         }
     }
@@ -228,6 +237,8 @@ where
                 grid,
                 keys,
                 next_key,
+                expired_through,
+                emptied,
                 ..
             } = self;
             let keys = keys.in_order();
@@ -239,6 +250,13 @@ where
                 }
                 let (key, panes) = &mut keys[*next_key];
                 *next_key += 1;
+                if let Some(cut) = *expired_through {
+                    panes.drop_until(grid, cut);
+                }
+                if panes.panes.is_empty() {
+                    *emptied += 1;
+                    continue;
+                }
                 if let Some(result) = panes.result(agg, grid, key, start, false) {
                     into.extend([result]);
                     room -= 1;
@@ -247,6 +265,9 @@ where
             if *next_key == keys.len() {
                 self.firing.pop_front();
                 self.next_key = 0;
+                if std::mem::take(&mut self.emptied) > 0 {
+                    self.keys.retain(|_, panes| !panes.panes.is_empty());
+                }
                 if self.firing.is_empty() {
                     self.expire();
                 }
@@ -254,7 +275,8 @@ where
         }
     }
 
-    /// Drops the panes whose every window is closed.
+    /// Drops the panes whose every window is closed: from the count of each pane's
+    /// keys at once, from each key's panes when firing next visits it.
     fn expire(&mut self) {
         let Some(&first) = self.panes.keys().next() else { return };
         if !self.closed(self.grid.last_end(first)) {
@@ -270,17 +292,22 @@ where
         let gone = self.panes.range(..=cut).map(|(_, u)| u.keys).sum::<usize>();
         self.panes.retain(|&pane, _| pane > cut);
         self.entries -= gone;
-        let grid = self.grid;
-        self.keys.retain(|_, panes| {
-            panes.drop_until(&grid, cut);
-            !panes.panes.is_empty()
-        });
+        self.expired_through = Some(cut);
+    }
+
+    /// A key's panes that have not expired.
+    fn live<'a>(&self, panes: &'a KeyPanes<A::Acc>) -> impl Iterator<Item = &'a Pane<A::Acc>> {
+        let cut = self.expired_through;
+        panes
+            .panes
+            .iter()
+            .filter(move |pane| cut.is_none_or(|cut| pane.start > cut))
     }
 }
 
 /// How many keys ahead firing asks for a key's panes: enough to cover a fetch from
 /// memory with the work on the keys between.
-const PREFETCH_AHEAD: usize = 4;
+const PREFETCH_AHEAD: usize = 8;
 
 /// Folds `other` into `acc`. The compiler uses panes only for aggregates whose merge
 /// does not fail (a count past `i64::MAX` aside): on a failure, `acc` keeps what it had.
@@ -352,9 +379,12 @@ impl<Acc: Clone> KeyPanes<Acc> {
         }
     }
 
-    /// Asks for the panes the next window will likely read first (see [`prefetch`]).
+    /// Asks for the panes the next window will likely read (see [`prefetch`]): those
+    /// around where the last one's seeks ended (a window slides a pane at a time, and a
+    /// pane spans cache lines).
     fn prefetch(&self) {
-        for at in [self.near.first, self.near.end] {
+        let Near { first, heads, end } = self.near;
+        for at in [first, first + 1, heads.wrapping_sub(1), heads, end.wrapping_sub(1), end] {
             if let Some(pane) = self.panes.get(at) {
                 prefetch(std::ptr::from_ref(pane));
             }
@@ -633,7 +663,9 @@ where
         let bytes = self
             .keys
             .iter()
-            .map(|(_, panes)| per_key + panes.panes.len() * per_pane + panes.panes.iter().map(heap).sum::<usize>())
+            .map(|(_, panes)| self.live(panes).map(|pane| per_pane + heap(pane)).sum::<usize>())
+            .filter(|&panes| panes > 0)
+            .map(|panes| per_key + panes)
             .sum();
         StateSize {
             entries: self.entries,
@@ -654,7 +686,13 @@ where
         let mut keys: Vec<SavedKey<'_, A>> = self
             .keys
             .iter()
-            .map(|(key, panes)| (key, panes.panes.iter().map(|pane| (pane.start, &pane.acc)).collect()))
+            .map(|(key, panes)| {
+                (
+                    key,
+                    self.live(panes).map(|pane| (pane.start, &pane.acc)).collect::<Vec<_>>(),
+                )
+            })
+            .filter(|(_, panes)| !panes.is_empty())
             .collect();
         keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
         save(
@@ -713,6 +751,8 @@ where
         self.out.clear();
         self.firing.clear();
         self.next_key = 0;
+        self.expired_through = None;
+        self.emptied = 0;
         Ok(())
     }
 }

@@ -333,3 +333,47 @@ fn a_checkpoint_taken_after_the_watermark_reached_the_end_restores() {
         );
     }
 }
+
+#[test]
+fn expired_panes_are_neither_saved_nor_measured_while_firing_has_yet_to_drop_them() {
+    // 4 s every 2 s: panes of 2 s. The watermark at 6 s fires the windows up to [2, 6)
+    // and expires the pane at 0 (its last window is [0, 4)); each key drops it when
+    // firing next visits it.
+    let mut op = paned(4_000, 2_000, 0, 0);
+    feed(&mut op, "a", 1, 1_000);
+    feed(&mut op, "b", 2, 1_000);
+    feed(&mut op, "a", 3, 9_000);
+    op.on_watermark(6_000);
+    assert_eq!(drain(&mut op).len(), 4, "a and b in [-2, 2) and [0, 4)");
+    let held = |op: &PanedWindows<CountSum>| {
+        let mut held: Vec<(String, Vec<i64>)> = op
+            .keys
+            .iter()
+            .map(|(key, panes)| (key.clone(), panes.panes.iter().map(|pane| pane.start).collect()))
+            .collect();
+        held.sort();
+        held
+    };
+    assert_eq!(held(&op), [("a".into(), vec![0, 8_000]), ("b".into(), vec![0])]);
+    assert_eq!(op.entries(), 1);
+
+    let mut saved = Vec::new();
+    op.save_state(&mut saved).unwrap();
+    let keys = restore::<Saved<String, Vec<(i64, <CountSum as Aggregation>::Acc)>>>(&saved)
+        .unwrap()
+        .keys;
+    let starts: Vec<_> = keys
+        .iter()
+        .map(|(key, panes)| (key.as_str(), panes[0].0, panes.len()))
+        .collect();
+    assert_eq!(starts, [("a", 8_000, 1)]);
+    let mut restored = paned(4_000, 2_000, 0, 0);
+    restored.restore_state(&saved).unwrap();
+    assert_eq!(restored.entries(), 1);
+    assert_eq!(restored.state_size().bytes, op.state_size().bytes);
+
+    // The next firing visits every key: b goes, and a keeps its live pane.
+    op.on_watermark(10_000);
+    assert_eq!(drain(&mut op).len(), 1, "a in [6, 10)");
+    assert_eq!(held(&op), [("a".into(), vec![8_000])]);
+}

@@ -1,0 +1,216 @@
+//! `StrKey`: the key of a window or table keyed by one string, its bytes kept inside it
+//! when they fit (22 bytes: device ids, user ids, hostnames), on the heap otherwise.
+//!
+//! A `String` key keeps its bytes elsewhere in memory, so every lookup compared them
+//! there and every result copied them from there. Where the state is larger than the
+//! cache (a hopping window holds a pane per key per slide), each was a fetch from
+//! memory: a fifth of the hopping benchmark's time. An inline key is compared and copied
+//! from the entry the lookup reads anyway.
+//!
+//! Records hand their key over as a [`StrKeyRef`] (a `str` under another name), whose
+//! owned form is a `StrKey`: the operators' `process(key: &Q)` with `Q: ToOwned<Owned =
+//! Key>` then stores a key without building a `String` first. Both hash and compare as
+//! the `str` they hold, so a `StrKey` is also found by a `&str` (a lookup join's key).
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::borrow::Borrow;
+use std::cmp::Ordering;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+/// The longest key kept inline.
+const INLINE: usize = 22;
+
+/// A string key, inline up to 22 bytes (see the module's docs).
+#[derive(Clone)]
+pub struct StrKey(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<str>),
+}
+
+/// A borrowed [`StrKey`]: what a record hands a window or table.
+#[repr(transparent)]
+pub struct StrKeyRef(str);
+
+impl StrKeyRef {
+    pub fn new(s: &str) -> &StrKeyRef {
+        // SAFETY: `StrKeyRef` is `repr(transparent)` over `str`, so the two pointers
+        // have the same layout and metadata (as `Path` over `OsStr` in std).
+        unsafe { &*(std::ptr::from_ref::<str>(s) as *const StrKeyRef) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl StrKey {
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            Repr::Inline { len, bytes } => {
+                let bytes = &bytes[..usize::from(*len)];
+                // SAFETY: inline bytes are only ever copied whole from a `&str` (`From`).
+                unsafe { std::str::from_utf8_unchecked(bytes) }
+            }
+            Repr::Heap(s) => s,
+        }
+    }
+}
+
+impl From<&str> for StrKey {
+    fn from(s: &str) -> Self {
+        if s.len() <= INLINE {
+            let mut bytes = [0; INLINE];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            StrKey(Repr::Inline {
+                len: s.len() as u8,
+                bytes,
+            })
+        } else {
+            StrKey(Repr::Heap(s.into()))
+        }
+    }
+}
+
+impl From<&StrKey> for String {
+    fn from(key: &StrKey) -> String {
+        key.as_str().to_owned()
+    }
+}
+
+impl ToOwned for StrKeyRef {
+    type Owned = StrKey;
+    fn to_owned(&self) -> StrKey {
+        StrKey::from(&self.0)
+    }
+}
+
+impl Borrow<StrKeyRef> for StrKey {
+    fn borrow(&self) -> &StrKeyRef {
+        StrKeyRef::new(self.as_str())
+    }
+}
+
+impl Borrow<str> for StrKey {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+// Hash and equality are the `str`'s, as `Borrow` requires.
+impl Hash for StrKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl Hash for StrKeyRef {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl PartialEq for StrKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for StrKey {}
+
+impl PartialEq for StrKeyRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for StrKeyRef {}
+
+impl Ord for StrKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl PartialOrd for StrKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Debug for StrKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for StrKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Saved as the string it is, as a `String` key was: checkpoints read either.
+impl Serialize for StrKey {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for StrKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        Ok(StrKey::from(s.as_str()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::windows::KeyHasher;
+    use std::hash::BuildHasher;
+
+    #[test]
+    fn a_key_is_as_large_as_a_string() {
+        assert_eq!(std::mem::size_of::<StrKey>(), std::mem::size_of::<String>());
+    }
+
+    #[test]
+    fn short_and_long_keys_hash_compare_and_save_as_their_strings() {
+        let hasher = KeyHasher::default();
+        let long = "k".repeat(INLINE + 1);
+        let samples = [
+            "",
+            "_",
+            "a_b",
+            "a__b",
+            "dev-0042",
+            "héllo wörld ✓",
+            &long[..INLINE],
+            &long,
+        ];
+        for s in samples {
+            let key = StrKey::from(s);
+            assert_eq!(key.as_str(), s);
+            assert_eq!(String::from(&key), s);
+            assert_eq!(hasher.hash_one(&key), hasher.hash_one(s));
+            assert_eq!(hasher.hash_one(StrKeyRef::new(s)), hasher.hash_one(s));
+            let as_ref: &StrKeyRef = key.borrow();
+            assert_eq!(as_ref.as_str(), s);
+            assert_eq!(StrKeyRef::new(s).to_owned(), key);
+            let json = serde_json::to_string(&key).expect("a key saves");
+            assert_eq!(json, serde_json::to_string(s).expect("a str saves"));
+            let back: StrKey = serde_json::from_str(&json).expect("a key restores");
+            assert_eq!(back, key);
+            assert_eq!(format!("{key} {key:?}"), format!("{s} {s:?}"));
+        }
+        let mut sorted: Vec<StrKey> = samples.iter().map(|s| StrKey::from(*s)).collect();
+        sorted.sort();
+        let mut expected = samples.to_vec();
+        expected.sort_unstable();
+        assert_eq!(sorted.iter().map(StrKey::as_str).collect::<Vec<_>>(), expected);
+    }
+}
