@@ -115,6 +115,10 @@ struct KeyPanes<Acc> {
     heads: Option<(i128, i128)>,
     /// Where the last window's panes were found.
     near: Near,
+    /// The start of the last pane, when there is one: a record for a newer pane (nearly
+    /// every record, when a key has about one per pane) is pushed after it without
+    /// reading the panes, which are elsewhere in memory.
+    newest: i64,
 }
 
 /// The indexes of a window's first pane, of its first pane in its second block, and
@@ -330,6 +334,7 @@ impl<Acc: Clone> KeyPanes<Acc> {
             tails: None,
             heads: None,
             near: Near::default(),
+            newest: i64::MIN,
         }
     }
 
@@ -343,18 +348,23 @@ impl<Acc: Clone> KeyPanes<Acc> {
         rec: &A::Input,
         t: i64,
     ) -> Result<bool, EvalError> {
-        // Records come nearly in time order: look from the back.
-        let mut at = self.panes.len();
-        while at > 0 && self.panes[at - 1].start > pane {
-            at -= 1;
-        }
         self.forget_folds_of(grid, pane);
-        if at > 0 && self.panes[at - 1].start == pane {
-            agg.add(&mut self.panes[at - 1].acc, rec, t)?;
-            return Ok(false);
+        let mut at = self.panes.len();
+        if at > 0 && pane <= self.newest {
+            // Records come nearly in time order: look from the back.
+            while at > 0 && self.panes[at - 1].start > pane {
+                at -= 1;
+            }
+            if at > 0 && self.panes[at - 1].start == pane {
+                agg.add(&mut self.panes[at - 1].acc, rec, t)?;
+                return Ok(false);
+            }
         }
         let mut acc = agg.new_acc();
         agg.add(&mut acc, rec, t)?;
+        if at == self.panes.len() {
+            self.newest = pane;
+        }
         self.panes.insert(
             at,
             Pane {
@@ -728,6 +738,7 @@ where
             }
             entries += list.len();
             let mut key_panes = KeyPanes::new();
+            key_panes.newest = list.last().map_or(i64::MIN, |(start, _)| *start);
             key_panes.panes = list
                 .into_iter()
                 .map(|(start, acc)| Pane { start, acc, fold: None })
