@@ -36,22 +36,26 @@ enum Repr {
 pub struct StrKeyRef(str);
 
 impl StrKeyRef {
+    #[inline]
     pub fn new(s: &str) -> &StrKeyRef {
         // SAFETY: `StrKeyRef` is `repr(transparent)` over `str`, so the two pointers
         // have the same layout and metadata (as `Path` over `OsStr` in std).
         unsafe { &*(std::ptr::from_ref::<str>(s) as *const StrKeyRef) }
     }
 
+    #[inline]
     pub fn as_str(&self) -> &str {
         &self.0
     }
 }
 
 impl StrKey {
+    #[inline]
     pub fn as_str(&self) -> &str {
         match &self.0 {
             Repr::Inline { len, bytes } => {
-                let bytes = &bytes[..usize::from(*len)];
+                // (`min`: never more than `INLINE`, and no bounds check to panic.)
+                let bytes = &bytes[..usize::from(*len).min(INLINE)];
                 // SAFETY: inline bytes are only ever copied whole from a `&str` (`From`).
                 unsafe { std::str::from_utf8_unchecked(bytes) }
             }
@@ -61,6 +65,7 @@ impl StrKey {
 }
 
 impl From<&str> for StrKey {
+    #[inline]
     fn from(s: &str) -> Self {
         if s.len() <= INLINE {
             let mut bytes = [0; INLINE];
@@ -76,6 +81,7 @@ impl From<&str> for StrKey {
 }
 
 impl From<&StrKey> for String {
+    #[inline]
     fn from(key: &StrKey) -> String {
         key.as_str().to_owned()
     }
@@ -83,18 +89,21 @@ impl From<&StrKey> for String {
 
 impl ToOwned for StrKeyRef {
     type Owned = StrKey;
+    #[inline]
     fn to_owned(&self) -> StrKey {
         StrKey::from(&self.0)
     }
 }
 
 impl Borrow<StrKeyRef> for StrKey {
+    #[inline]
     fn borrow(&self) -> &StrKeyRef {
         StrKeyRef::new(self.as_str())
     }
 }
 
 impl Borrow<str> for StrKey {
+    #[inline]
     fn borrow(&self) -> &str {
         self.as_str()
     }
@@ -102,18 +111,21 @@ impl Borrow<str> for StrKey {
 
 // Hash and equality are the `str`'s, as `Borrow` requires.
 impl Hash for StrKey {
+    #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.as_str().hash(state);
     }
 }
 
 impl Hash for StrKeyRef {
+    #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.0.hash(state);
     }
 }
 
 impl PartialEq for StrKey {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         self.as_str() == other.as_str()
     }
@@ -122,6 +134,7 @@ impl PartialEq for StrKey {
 impl Eq for StrKey {}
 
 impl PartialEq for StrKeyRef {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         self.0 == other.0
     }
@@ -130,24 +143,28 @@ impl PartialEq for StrKeyRef {
 impl Eq for StrKeyRef {}
 
 impl Ord for StrKey {
+    #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
         self.as_str().cmp(other.as_str())
     }
 }
 
 impl PartialOrd for StrKey {
+    #[inline]
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
 impl fmt::Debug for StrKey {
+    #[inline]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
 impl fmt::Display for StrKey {
+    #[inline]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -155,12 +172,14 @@ impl fmt::Display for StrKey {
 
 /// Saved as the string it is, as a `String` key was: checkpoints read either.
 impl Serialize for StrKey {
+    #[inline]
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.as_str())
     }
 }
 
 impl<'de> Deserialize<'de> for StrKey {
+    #[inline]
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let s = String::deserialize(deserializer)?;
         Ok(StrKey::from(s.as_str()))
