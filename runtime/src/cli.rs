@@ -368,6 +368,7 @@ mod tests {
         name: "hot_devices",
         spec_hash: "abc123",
         settings: SETTINGS,
+        fires: false,
     };
 
     #[test]

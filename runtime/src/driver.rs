@@ -30,6 +30,10 @@ pub struct PipelineInfo {
     /// Hash of the spec the binary was built from, shown by `--version`.
     pub spec_hash: &'static str,
     pub settings: &'static [SettingDef],
+    /// A window fires every key at once when time passes its end (a fixed or a session
+    /// window): the pipeline's thread reads nothing meanwhile, so sources read further
+    /// ahead ([`crate::sources::READ_AHEAD_WHILE_FIRING`]) to keep the workers decoding.
+    pub fires: bool,
 }
 
 /// The outcome of one step; several are combined with [`Step::and`].
@@ -98,6 +102,9 @@ pub struct Context {
     /// A checkpoint will be restored: file sinks keep their contents (the restore cuts
     /// them back to the checkpointed length) instead of starting empty.
     pub resuming: bool,
+    /// Batches a source reads ahead per worker thread (see
+    /// [`crate::sources::READ_AHEAD_PER_WORKER`]).
+    pub read_ahead_per_worker: usize,
     /// Threads besides the pipeline's that sources hand decoding to (`--threads`);
     /// `None` with one thread.
     pub workers: Option<crate::workers::Workers>,
@@ -112,6 +119,7 @@ impl Context {
             acks: Acks::new(),
             state_dir: None,
             resuming: false,
+            read_ahead_per_worker: crate::sources::READ_AHEAD_PER_WORKER,
             workers: None,
         }
     }
@@ -296,6 +304,9 @@ pub fn run_with_args<P: Pipeline>(
         Err(e) => return start_exit(e.message()),
     };
     let mut ctx = Context::new(settings, args.batch_size);
+    if info.fires {
+        ctx.read_ahead_per_worker = crate::sources::READ_AHEAD_WHILE_FIRING;
+    }
     let threads = match (args.threads, option_or_env(None, "RILL_THREADS")) {
         (Some(n), _) => n,
         (None, None) => crate::workers::available(),

@@ -53,6 +53,7 @@ static INFO: PipelineInfo = PipelineInfo {
     name: "hot_readings",
     spec_hash: "0123abcd",
     settings: SETTINGS,
+    fires: false,
 };
 
 /// schemas.reading

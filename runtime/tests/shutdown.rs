@@ -15,6 +15,7 @@ static INFO: PipelineInfo = PipelineInfo {
     name: "stuck",
     spec_hash: "0000",
     settings: &[],
+    fires: false,
 };
 
 /// Idles until stopped, then never finishes closing.

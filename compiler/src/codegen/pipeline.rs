@@ -13,7 +13,7 @@ use crate::connectors::source_items;
 use crate::expr::TExpr;
 use crate::ir::{
     Ir, IrDelivery, IrFormat, IrJoin, IrOperator, IrOperatorKind, IrSink, IrSource, IrStreamJoin, IrTime, IrTransform,
-    Node, SinkInput,
+    IrWindowKind, Node, SinkInput,
 };
 use crate::types::{RecordType, Type};
 
@@ -87,11 +87,17 @@ fn pipeline_info(ir: &Ir) -> TokenStream {
         let (key, default, help, secret) = (&s.key, &s.default, &s.help, s.secret);
         quote!(SettingDef { key: #key, default: #default, help: #help, secret: #secret })
     });
+    // Fixed and session windows fire every key at once; count windows one key at a time.
+    let fires = ir.operators.iter().any(|o| {
+        matches!(&o.kind, IrOperatorKind::Window(w)
+            if matches!(w.kind, IrWindowKind::Fixed { .. } | IrWindowKind::Session { .. }))
+    });
     quote! {
         static PIPELINE: PipelineInfo = PipelineInfo {
             name: #name,
             spec_hash: #hash,
             settings: &[#(#settings),*],
+            fires: #fires,
         };
     }
 }

@@ -353,6 +353,7 @@ mod tests {
         name: "we\"ird\\name\nx",
         spec_hash: "abc123",
         settings: &[],
+        fires: false,
     };
 
     #[test]

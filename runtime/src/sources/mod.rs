@@ -130,11 +130,16 @@ pub enum OnError {
 }
 
 /// Batches read ahead per worker thread, waiting or being decoded while the pipeline
-/// thread runs one through the pipeline (see [`Source::poll`]). More keep a worker busy
-/// while a window fires and nothing is read (8: windowed 0.66 → 0.59 s), but each costs
-/// a batch of raw and decoded records (8 took filter_map from 1.8 to 2.3 times the
-/// hand-written program's peak RSS, past issue 16's bound of 2).
-const READ_AHEAD_PER_WORKER: usize = 4;
+/// thread runs one through the pipeline (see [`Source::poll`]). Each costs a batch of
+/// raw and decoded records (8 took filter_map from 1.8 to 2.3 times the hand-written
+/// program's peak RSS, past issue 16's bound of 2).
+pub(crate) const READ_AHEAD_PER_WORKER: usize = 4;
+
+/// [`READ_AHEAD_PER_WORKER`] in a pipeline with a window that fires every key at once
+/// ([`crate::driver::PipelineInfo::fires`]): while it fires, nothing is read, and the
+/// workers decode only what was read before (windowed benchmark, 2 threads: 0.66 →
+/// 0.59 s at 8).
+pub(crate) const READ_AHEAD_WHILE_FIRING: usize = 8;
 
 /// Batches one poll reads at most while the source has more waiting, and for how long
 /// it reads more. A poll starts and ends with a thread idle, so more batches per poll
@@ -248,7 +253,7 @@ impl<D: Decoder> Source<D> {
             ahead: ctx.workers.clone().filter(|_| !on_arrival).map(|workers| Ahead {
                 // Enough to keep every worker busy while the pipeline thread works
                 // through a batch; bounded, so memory stays a few batches.
-                most: READ_AHEAD_PER_WORKER * workers.count() + 1,
+                most: ctx.read_ahead_per_worker.max(1) * workers.count() + 1,
                 workers,
                 forks: Vec::new(),
                 spare: Vec::new(),
@@ -845,8 +850,9 @@ mod tests {
     /// Runs 300 batches of 7 records (numbers, bad ones, blanks and negatives that
     /// fail in the flow) with `workers` worker threads: what flowed, the dead letters,
     /// the counters and the error.
-    fn many_batches(workers: usize, on_error: OnError) -> Outcome {
+    fn many_batches(workers: usize, on_error: OnError, read_ahead_per_worker: usize) -> Outcome {
         let mut ctx = Context::new(Settings::from_values(vec![]), 7);
+        ctx.read_ahead_per_worker = read_ahead_per_worker;
         ctx.workers = crate::workers::for_threads(workers + 1).map(|n| crate::workers::Workers::start(n).unwrap());
         let mut rng = 7u64;
         let batches: Vec<Vec<&'static str>> = (0..300)
@@ -900,17 +906,19 @@ mod tests {
     #[test]
     fn worker_threads_decode_ahead_and_change_nothing_of_the_result() {
         for on_error in [OnError::DeadLetter, OnError::Drop, OnError::Fail] {
-            let alone = many_batches(0, on_error);
+            let alone = many_batches(0, on_error, READ_AHEAD_PER_WORKER);
             assert!(alone.0.len() > 20, "{on_error:?}: {} records flowed", alone.0.len());
             for workers in [1, 2, 5] {
-                // Not assert_eq: the record lists are long.
-                assert!(
-                    many_batches(workers, on_error) == alone,
-                    "{on_error:?}, {workers} workers"
-                );
+                for ahead in [READ_AHEAD_PER_WORKER, READ_AHEAD_WHILE_FIRING] {
+                    // Not assert_eq: the record lists are long.
+                    assert!(
+                        many_batches(workers, on_error, ahead) == alone,
+                        "{on_error:?}, {workers} workers, {ahead} batches ahead each"
+                    );
+                }
             }
         }
-        let (seen, dead, _, error) = many_batches(2, OnError::DeadLetter);
+        let (seen, dead, _, error) = many_batches(2, OnError::DeadLetter, READ_AHEAD_PER_WORKER);
         assert_eq!(error, None);
         assert!(seen.len() > 1_800, "{}", seen.len());
         assert!(dead.lines().count() > 40, "{dead}");

@@ -354,11 +354,13 @@ mod tests {
         name: "p",
         spec_hash: "hash-1",
         settings: &[],
+        fires: false,
     };
     static OTHER: PipelineInfo = PipelineInfo {
         name: "p",
         spec_hash: "hash-2",
         settings: &[],
+        fires: false,
     };
 
     /// One component whose state is a number.
