@@ -395,8 +395,23 @@ fn brute_force_hopping(
     rows
 }
 
-/// 100 s of readings of 8 sensors across the epoch (-40 s to 60 s), up to 2.9 s out of
-/// order: never behind the watermark (3 s). Written to `readings.jsonl` in `dir`.
+/// The sensors of [`readings_across_the_epoch`]: names a string key keeps inside itself
+/// (up to 22 bytes) and on the heap (23 and more), empty, `_`, `a_b` next to `a__b`, and
+/// some not ASCII, so ordering and equality are checked across both forms.
+const SENSORS: [&str; 8] = [
+    "s1",
+    "",
+    "_",
+    "a_b",
+    "a__b",
+    "sensor-22-bytes-long-x",
+    "sensor-23-bytes-long-xy",
+    "capteur-é-ü-✓-0123456789-0123456789-0123456789",
+];
+
+/// 100 s of readings of 8 sensors ([`SENSORS`]) across the epoch (-40 s to 60 s), up to
+/// 2.9 s out of order: never behind the watermark (3 s). Written to `readings.jsonl` in
+/// `dir`.
 fn readings_across_the_epoch(seed: u64, dir: &Path) -> Vec<(String, i64, i64)> {
     let mut rng = Rng(seed);
     let mut clock = -40_000i64;
@@ -404,7 +419,7 @@ fn readings_across_the_epoch(seed: u64, dir: &Path) -> Vec<(String, i64, i64)> {
     while clock < 60_000 {
         clock += rng.below(60) as i64;
         let t = clock - rng.below(2_900) as i64;
-        input.push((format!("s{}", rng.below(8)), t, rng.below(100) as i64 - 20));
+        input.push((SENSORS[rng.below(8) as usize].to_owned(), t, rng.below(100) as i64 - 20));
     }
     assert_nothing_late(input.iter().map(|r| r.1), 3_000);
     write_jsonl(
