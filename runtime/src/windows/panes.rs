@@ -11,12 +11,13 @@
 //! Merging a window's panes when it fires would cost a merge per pane per window (60 for
 //! a minute sliding every second). Instead time is cut into *blocks* as long as a window,
 //! from the offset on (every block boundary is a pane boundary), so a window is the tail
-//! of one block and the head of the next, or one whole block. Each pane keeps a fold: in
-//! the older block the merge of it and every later pane of its block, built once back to
-//! front; in the newer block the merge of every earlier pane of its block and it,
-//! extended as windows slide. A window's result is its tail's first fold merged with its
-//! head's last: one merge, whatever its size. A record that changes a pane drops the
-//! folds that include it.
+//! of one block and the head of the next, or one whole block. In the older block each
+//! pane keeps a fold, the merge of it and every later pane of its block, built once back
+//! to front; of the newer block each key keeps one running merge of its panes from the
+//! block's start, extended pane by pane as windows slide ([`Head`]). A window's result is
+//! its tail's first fold merged with the head: one merge, whatever its size, and firing
+//! reads a key's panes only at the window's two ends. A record that changes a pane drops
+//! the folds that include it.
 //!
 //! How a result is grouped (tail folded back to front, head front to back, then the two)
 //! depends only on the panes and the window, never on when a fold was built or whether
@@ -97,8 +98,8 @@ struct PaneUse {
     min_epoch: u64,
 }
 
-/// One key's pane: its records' accumulator and, when built, its fold (see the module's
-/// docs: a tail fold in the block `KeyPanes::tails`, a head fold in `KeyPanes::heads`).
+/// One key's pane: its records' accumulator and, when built, its tail fold (see the
+/// module's docs: in the block `KeyPanes::tails`).
 struct Pane<Acc> {
     start: i64,
     acc: Acc,
@@ -110,24 +111,22 @@ struct KeyPanes<Acc> {
     panes: VecDeque<Pane<Acc>>,
     /// The block whose panes all hold their tail folds.
     tails: Option<i128>,
-    /// The block whose panes hold their head folds, up to the pane starting at the second
-    /// value (those after it have none yet).
-    heads: Option<(i128, i128)>,
-    /// Where the last window's panes were found.
-    near: Near,
+    /// The merge of a block's first panes (see the module's docs).
+    head: Option<Head<Acc>>,
+    /// The index of the last window's first pane: the next is a step or two away.
+    near: usize,
     /// The start of the last pane, when there is one: a record for a newer pane (nearly
     /// every record, when a key has about one per pane) is pushed after it without
     /// reading the panes, which are elsewhere in memory.
     newest: i64,
 }
 
-/// The indexes of a window's first pane, of its first pane in its second block, and
-/// past its last pane.
-#[derive(Clone, Copy, Default)]
-struct Near {
-    first: usize,
-    heads: usize,
-    end: usize,
+/// The panes of block `block` that start before `through`, merged front to back (`None`
+/// when there are none).
+struct Head<Acc> {
+    block: i128,
+    through: i128,
+    acc: Option<Acc>,
 }
 
 /// What a checkpoint holds of [`PanedWindows`]: the watermark, the first window not
@@ -332,8 +331,8 @@ impl<Acc: Clone> KeyPanes<Acc> {
         KeyPanes {
             panes: VecDeque::new(),
             tails: None,
-            heads: None,
-            near: Near::default(),
+            head: None,
+            near: 0,
             newest: i64::MIN,
         }
     }
@@ -382,19 +381,21 @@ impl<Acc: Clone> KeyPanes<Acc> {
         if self.tails == Some(block) {
             self.tails = None;
         }
-        if let Some((heads, through)) = &mut self.heads {
-            if *heads == block && pane <= *through {
-                *through = pane - 1;
-            }
+        if self
+            .head
+            .as_ref()
+            .is_some_and(|head| head.block == block && pane < head.through)
+        {
+            self.head = None;
         }
     }
 
-    /// Asks for the panes the next window will likely read (see [`prefetch`]): those
-    /// around where the last one's seeks ended (a window slides a pane at a time, and a
-    /// pane spans cache lines).
+    /// Asks for the panes the next window will likely read (see [`prefetch`]): the
+    /// first ones where the last window began (a window slides a pane at a time, and a
+    /// pane spans cache lines), and the newest, which the head takes in.
     fn prefetch(&self) {
-        let Near { first, heads, end } = self.near;
-        for at in [first, first + 1, heads.wrapping_sub(1), heads, end.wrapping_sub(1), end] {
+        let (first, len) = (self.near, self.panes.len());
+        for at in [first, first + 1, len.wrapping_sub(2), len.wrapping_sub(1)] {
             if let Some(pane) = self.panes.get(at) {
                 prefetch(std::ptr::from_ref(pane));
             }
@@ -428,7 +429,7 @@ impl<Acc: Clone> KeyPanes<Acc> {
 
     /// The key's result in the window starting at `start`, `None` when it has no pane
     /// there: the tail fold of its first pane (those in the window's first block)
-    /// merged with the head fold of its last (in the next block).
+    /// merged with the head of the next block up to the window's end.
     fn result<A: Aggregation<Acc = Acc>>(
         &mut self,
         agg: &A,
@@ -439,43 +440,36 @@ impl<Acc: Clone> KeyPanes<Acc> {
     ) -> Option<(A::Output, i64)> {
         let window = grid.window(start);
         let block = grid.block(start);
-        let first = self.seek(start, self.near.first);
-        let end = self.seek(start + i128::from(grid.size), self.near.end.max(first));
-        let heads = self.seek(grid.block_start(block + 1), self.near.heads.clamp(first, end));
-        self.near = Near { first, heads, end };
-        if first == end {
-            return None;
+        let (next_block, end) = (grid.block_start(block + 1), start + i128::from(grid.size));
+        let first = self.seek(start, self.near);
+        self.near = first;
+        let in_tail = self.panes.get(first).is_some_and(|p| i128::from(p.start) < next_block);
+        if in_tail {
+            self.build_tails(agg, grid, block, first);
         }
-        let heads = heads.clamp(first, end);
-        if first < heads {
-            self.build_tails(agg, grid, block, first, heads);
-        }
-        if heads < end {
-            self.build_heads(agg, block + 1, heads, end - 1);
-        }
-        let built = |i: usize| self.panes[i].fold.as_ref().expect("the fold was just built");
-        let acc = match (first < heads, heads < end) {
-            (true, true) => {
-                let mut acc = built(first).clone();
-                merge(agg, &mut acc, built(end - 1).clone());
+        self.build_head(agg, block + 1, next_block, end);
+        let head = self.head.as_ref().and_then(|head| head.acc.as_ref());
+        let tail = in_tail.then(|| self.panes[first].fold.as_ref().expect("the fold was just built"));
+        let acc = match (tail, head) {
+            (Some(tail), Some(head)) => {
+                let mut acc = tail.clone();
+                merge(agg, &mut acc, head.clone());
                 Cow::Owned(acc)
             }
-            (true, false) => Cow::Borrowed(built(first)),
-            _ => Cow::Borrowed(built(end - 1)),
+            (Some(one), None) | (None, Some(one)) => Cow::Borrowed(one),
+            (None, None) => return None,
         };
         Some((agg.output(key, window, &acc, update), window.end - 1))
     }
 
-    /// Builds the tail folds of block `block`, back to front: its panes end before the
-    /// index `end`, and start at or before the index `near`.
-    fn build_tails<A: Aggregation<Acc = Acc>>(&mut self, agg: &A, grid: &Grid, block: i128, near: usize, end: usize) {
+    /// Builds the tail folds of block `block`, back to front, unless built: its panes
+    /// start at or before the index `near`.
+    fn build_tails<A: Aggregation<Acc = Acc>>(&mut self, agg: &A, grid: &Grid, block: i128, near: usize) {
         if self.tails == Some(block) {
             return;
         }
-        if self.heads.is_some_and(|(heads, _)| heads == block) {
-            self.heads = None;
-        }
         let first = self.seek(grid.block_start(block), near);
+        let end = self.seek(grid.block_start(block + 1), near);
         for i in (first..end).rev() {
             let mut fold = self.panes[i].acc.clone();
             if let Some(later) = self.panes.get(i + 1).filter(|_| i + 1 < end) {
@@ -486,51 +480,51 @@ impl<Acc: Clone> KeyPanes<Acc> {
         self.tails = Some(block);
     }
 
-    /// Builds the head folds of block `block`, whose first pane is at the index `first`,
-    /// up to the pane at the index `last`, front to back from the last one built.
-    fn build_heads<A: Aggregation<Acc = Acc>>(&mut self, agg: &A, block: i128, first: usize, last: usize) {
-        if self.tails == Some(block) {
-            self.tails = None;
-        }
-        let through = match self.heads {
-            Some((heads, through)) if heads == block => through,
-            _ => i128::MIN,
+    /// Makes the head the merge of the panes of block `block` (starting at `from`) that
+    /// start before `end`: the head kept from the last window, taking in the panes
+    /// since, or built again from the block's start (a new block, a pane in it changed,
+    /// or an older window, for a late record).
+    fn build_head<A: Aggregation<Acc = Acc>>(&mut self, agg: &A, block: i128, from: i128, end: i128) {
+        let mut head = match self.head.take() {
+            Some(head) if head.block == block && head.through <= end => head,
+            _ => Head {
+                block,
+                through: from,
+                acc: None,
+            },
         };
-        let mut from = last + 1;
-        while from > first && i128::from(self.panes[from - 1].start) > through {
-            from -= 1;
+        // The panes in [through, end), found from the newest back.
+        let mut upto = self.panes.len();
+        while upto > 0 && i128::from(self.panes[upto - 1].start) >= end {
+            upto -= 1;
         }
-        for i in from..=last {
-            let mut fold = self.panes[i].acc.clone();
-            if i > first {
-                let earlier = self.panes[i - 1].fold.clone().expect("built before");
-                fold = {
-                    let mut merged = earlier;
-                    merge(agg, &mut merged, fold);
-                    merged
-                };
+        let mut i = upto;
+        while i > 0 && i128::from(self.panes[i - 1].start) >= head.through {
+            i -= 1;
+        }
+        for pane in self.panes.range(i..upto) {
+            match &mut head.acc {
+                Some(acc) => merge(agg, acc, pane.acc.clone()),
+                None => head.acc = Some(pane.acc.clone()),
             }
-            self.panes[i].fold = Some(fold);
         }
-        self.heads = Some((block, through.max(i128::from(self.panes[last].start))));
+        head.through = end;
+        self.head = Some(head);
     }
 
     /// Drops the panes starting at or before `cut`.
     fn drop_until(&mut self, grid: &Grid, cut: i64) {
         while let Some(pane) = self.panes.front().filter(|pane| pane.start <= cut) {
-            // A head fold holds the panes before it: those of its block are all needed.
+            // The head holds the panes before it: those of its block are all needed.
             if self
-                .heads
-                .is_some_and(|(heads, _)| heads == grid.block(i128::from(pane.start)))
+                .head
+                .as_ref()
+                .is_some_and(|head| head.block == grid.block(i128::from(pane.start)))
             {
-                self.heads = None;
+                self.head = None;
             }
             self.panes.pop_front();
-            self.near = Near {
-                first: self.near.first.saturating_sub(1),
-                heads: self.near.heads.saturating_sub(1),
-                end: self.near.end.saturating_sub(1),
-            };
+            self.near = self.near.saturating_sub(1);
         }
     }
 }

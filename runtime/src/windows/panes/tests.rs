@@ -377,3 +377,26 @@ fn expired_panes_are_neither_saved_nor_measured_while_firing_has_yet_to_drop_the
     assert_eq!(drain(&mut op).len(), 1, "a in [6, 10)");
     assert_eq!(held(&op), [("a".into(), vec![8_000])]);
 }
+
+#[test]
+fn a_record_behind_the_watermark_changes_the_head_of_the_windows_after_it() {
+    // 10 s every 1 s: blocks of 10 s. At the watermark 12.5 s the window [2, 12) has
+    // fired, its head holding the pane [11, 12). A record at 11.5 s is behind the
+    // watermark yet in open windows: it changes that pane, and [3, 13) must count it
+    // (as a new pane before the head's end must).
+    for (second, t) in [(11_000, 11_500), (11_000, 10_500), (10_000, 11_200)] {
+        let steps = [
+            Rec("a", 1, 1_000),
+            Rec("a", 2, second),
+            Wm(12_500),
+            Rec("a", 4, t),
+            Wm(13_500),
+            Wm(25_000),
+        ];
+        let (fixed, panes) = both(10_000, 1_000, 0, 0, &steps);
+        assert_eq!(panes, fixed, "a second record at {second}, then one at {t}");
+        assert!(fixed
+            .iter()
+            .any(|seen| matches!(seen, Seen::Result((_, w, 2, 6, _), _) if w.start == 3_000)));
+    }
+}
