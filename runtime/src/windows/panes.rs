@@ -668,9 +668,15 @@ where
         let bytes = self
             .keys
             .iter()
-            .map(|(_, panes)| self.live(panes).map(|pane| per_pane + heap(pane)).sum::<usize>())
-            .filter(|&panes| panes > 0)
-            .map(|panes| per_key + panes)
+            .map(|(_, panes)| {
+                let live: usize = self.live(panes).map(|pane| per_pane + heap(pane)).sum();
+                let head = panes.head.as_ref().and_then(|head| head.acc.as_ref());
+                // A key whose panes all expired is gone but for firing's next visit.
+                match live {
+                    0 => 0,
+                    _ => per_key + live + head.map_or(0, |acc| self.agg.acc_heap_bytes(acc)),
+                }
+            })
             .sum();
         StateSize {
             entries: self.entries,
