@@ -131,6 +131,8 @@ pub const RESERVED_TYPES: &[&str] = &[
     "SessionWindows",
     "StateOptions",
     "Stateful",
+    "StrKey",
+    "StrKeyRef",
     "Tally",
     "Table",
     "TimeMode",
