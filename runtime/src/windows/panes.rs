@@ -74,8 +74,8 @@ pub struct PanedWindows<A: Aggregation> {
     /// visits every key (a pass of its own over the keys cost a fetch from memory per
     /// key per slide).
     expired_through: Option<i64>,
-    /// Keys left with no pane in the window being built: dropped once it is.
-    emptied: usize,
+    /// A key was left with no pane in the window being built: keys are dropped once it is.
+    emptied: bool,
     epoch: u64,
 }
 
@@ -207,7 +207,7 @@ where
             firing: VecDeque::new(),
             next_key: 0,
             expired_through: None,
-            emptied: 0,
+            emptied: false,
             epoch: 0,
         }
     }
@@ -257,7 +257,7 @@ where
                     panes.drop_until(grid, cut);
                 }
                 if panes.panes.is_empty() {
-                    *emptied += 1;
+                    *emptied = true;
                     continue;
                 }
                 if let Some(result) = panes.result(agg, grid, key, start, false) {
@@ -268,7 +268,7 @@ where
             if *next_key == keys.len() {
                 self.firing.pop_front();
                 self.next_key = 0;
-                if std::mem::take(&mut self.emptied) > 0 {
+                if std::mem::take(&mut self.emptied) {
                     self.keys.retain(|_, panes| !panes.panes.is_empty());
                 }
                 if self.firing.is_empty() {
@@ -764,7 +764,7 @@ where
         self.firing.clear();
         self.next_key = 0;
         self.expired_through = None;
-        self.emptied = 0;
+        self.emptied = false;
         Ok(())
     }
 }
