@@ -144,12 +144,12 @@ impl Grid {
     /// `i64::MIN`).
     fn pane_of(&self, t: i64) -> i64 {
         let t = i128::from(t);
-        clamp(t - (t - i128::from(self.offset)).rem_euclid(i128::from(self.pane)))
+        clamp(t - rem_euclid(t - i128::from(self.offset), self.pane))
     }
 
     /// The smallest window start at or after `t`.
     fn start_from(&self, t: i128) -> i128 {
-        t + (i128::from(self.offset) - t).rem_euclid(i128::from(self.slide))
+        t + rem_euclid(i128::from(self.offset) - t, self.slide)
     }
 
     /// The window starting at `start` as the results name it.
@@ -167,13 +167,50 @@ impl Grid {
 
     /// The block holding time `t` (a clamped pane start is in its pane's block).
     fn block(&self, t: i128) -> i128 {
-        (t - i128::from(self.offset)).div_euclid(self.block)
+        let from_offset = t - i128::from(self.offset);
+        match (i64::try_from(from_offset), i64::try_from(self.block)) {
+            (Ok(d), Ok(block)) => i128::from(d.div_euclid(block)),
+            _ => from_offset.div_euclid(self.block),
+        }
     }
 
     /// The start of block `block`.
     fn block_start(&self, block: i128) -> i128 {
         i128::from(self.offset) + block * self.block
     }
+
+    /// Where the window starting at `start` falls among the blocks.
+    fn span(&self, start: i128) -> Span {
+        let block = self.block(start);
+        Span {
+            start,
+            window: self.window(start),
+            block,
+            next_block: self.block_start(block + 1),
+            end: start + i128::from(self.size),
+        }
+    }
+}
+
+/// `v.rem_euclid(m)`, in `i64` unless `v` is outside it: a record costs a few of these,
+/// and an `i128` division costs more than the rest of its arithmetic.
+fn rem_euclid(v: i128, m: i64) -> i128 {
+    match i64::try_from(v) {
+        Ok(v) => i128::from(v.rem_euclid(m)),
+        Err(_) => v.rem_euclid(i128::from(m)),
+    }
+}
+
+/// A window and the blocks it falls in, worked out once for all the keys it fires.
+#[derive(Clone, Copy)]
+struct Span {
+    start: i128,
+    window: Window,
+    /// The block holding the window's start, and the start of the next.
+    block: i128,
+    next_block: i128,
+    /// The window's end, unclamped.
+    end: i128,
 }
 
 impl<A: Aggregation> PanedWindows<A>
@@ -235,6 +272,7 @@ where
     fn build_fired<E: Extend<(A::Output, i64)>>(&mut self, into: &mut E, mut room: usize) {
         while room > 0 {
             let Some(&start) = self.firing.front() else { break };
+            let span = self.grid.span(start);
             let PanedWindows {
                 agg,
                 grid,
@@ -260,7 +298,7 @@ where
                     *emptied = true;
                     continue;
                 }
-                if let Some(result) = panes.result(agg, grid, key, start, false) {
+                if let Some(result) = panes.result(agg, grid, key, &span, false) {
                     into.extend([result]);
                     room -= 1;
                 }
@@ -428,27 +466,27 @@ impl<Acc: Clone> KeyPanes<Acc> {
         self.index(from) < self.index(to)
     }
 
-    /// The key's result in the window starting at `start`, `None` when it has no pane
-    /// there: the tail fold of its first pane (those in the window's first block)
-    /// merged with the head of the next block up to the window's end.
+    /// The key's result in the window `span`, `None` when it has no pane there: the tail
+    /// fold of its first pane (those in the window's first block) merged with the head
+    /// of the next block up to the window's end.
     fn result<A: Aggregation<Acc = Acc>>(
         &mut self,
         agg: &A,
         grid: &Grid,
         key: &A::Key,
-        start: i128,
+        span: &Span,
         update: bool,
     ) -> Option<(A::Output, i64)> {
-        let window = grid.window(start);
-        let block = grid.block(start);
-        let (next_block, end) = (grid.block_start(block + 1), start + i128::from(grid.size));
-        let first = self.seek(start, self.near);
+        let first = self.seek(span.start, self.near);
         self.near = first;
-        let in_tail = self.panes.get(first).is_some_and(|p| i128::from(p.start) < next_block);
+        let in_tail = self
+            .panes
+            .get(first)
+            .is_some_and(|p| i128::from(p.start) < span.next_block);
         if in_tail {
-            self.build_tails(agg, grid, block, first);
+            self.build_tails(agg, grid, span.block, first);
         }
-        self.build_head(agg, block + 1, next_block, end);
+        self.build_head(agg, span.block + 1, span.next_block, span.end);
         let head = self.head.as_ref().and_then(|head| head.acc.as_ref());
         let tail = in_tail.then(|| self.panes[first].fold.as_ref().expect("the fold was just built"));
         let acc = match (tail, head) {
@@ -460,7 +498,7 @@ impl<Acc: Clone> KeyPanes<Acc> {
             (Some(one), None) | (None, Some(one)) => Cow::Borrowed(one),
             (None, None) => return None,
         };
-        Some((agg.output(key, window, &acc, update), window.end - 1))
+        Some((agg.output(key, span.window, &acc, update), span.window.end - 1))
     }
 
     /// Builds the tail folds of block `block`, back to front, unless built: its panes
@@ -550,23 +588,29 @@ where
             self.out = out;
         }
         let grid = self.grid;
-        if self.closed(grid.last_end(t)) {
+        // Every window holding `t` ends after it (but at `i64::MAX`, where ends are
+        // clamped): a record at or past the watermark (nearly every one) is in no closed
+        // or fired window, and skips the arithmetic below.
+        let behind = t < self.wm || t == i64::MAX;
+        if behind && self.closed(grid.last_end(t)) {
             return Ok(Admit::Late { watermark: self.wm });
         }
         // The windows of the record that fired already and are kept (only a record
         // behind the watermark has any), and whether the key had a result in each.
         let mut fired = Vec::new();
-        let size = i128::from(grid.size);
-        let mut start = grid.start_from(i128::from(t) - size + 1);
-        while start <= i128::from(t) && grid.window(start).end <= self.wm {
-            if !self.closed(grid.window(start).end) {
-                let had = self
-                    .keys
-                    .get(key)
-                    .is_some_and(|panes| panes.any_between(start, start + size));
-                fired.push((start, had));
+        if behind {
+            let size = i128::from(grid.size);
+            let mut start = grid.start_from(i128::from(t) - size + 1);
+            while start <= i128::from(t) && grid.window(start).end <= self.wm {
+                if !self.closed(grid.window(start).end) {
+                    let had = self
+                        .keys
+                        .get(key)
+                        .is_some_and(|panes| panes.any_between(start, start + size));
+                    fired.push((start, had));
+                }
+                start += i128::from(grid.slide);
             }
-            start += i128::from(grid.slide);
         }
         let pane = grid.pane_of(t);
         let new_pane = match self.keys.get_mut(key) {
@@ -589,7 +633,8 @@ where
             let owned = key.to_owned();
             let panes = self.keys.get_mut(key).expect("the key was just added");
             for (start, had) in fired {
-                self.out.extend(panes.result(&self.agg, &grid, &owned, start, had));
+                self.out
+                    .extend(panes.result(&self.agg, &grid, &owned, &grid.span(start), had));
             }
         }
         Ok(Admit::Added)
