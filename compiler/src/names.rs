@@ -128,6 +128,7 @@ pub const RESERVED_TYPES: &[&str] = &[
     "FixedWindows",
     "PanedWindows",
     "OnFull",
+    "Reach",
     "SessionWindows",
     "StateOptions",
     "Stateful",

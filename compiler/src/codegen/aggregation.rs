@@ -73,6 +73,25 @@ pub fn key_arg(op: &IrOperator, key: &[TExpr], exprs: &mut ExprGen) -> (TokenStr
     key_arg_of(&op.input, &key_fn, &op.component(), key, exprs)
 }
 
+/// The key argument of a window or table keyed by one field of its input, read in
+/// place (as [`key_arg`] gives it to `process`); `None` for any other key.
+pub fn field_key_arg(key: &[TExpr]) -> Option<TokenStream> {
+    let [TExpr {
+        kind: TKind::Field(field),
+        ty,
+        ..
+    }] = key
+    else {
+        return None;
+    };
+    let idents = field.idents.iter().map(|p| ident(p));
+    let access = quote!(rec #(.#idents)*);
+    Some(match ty {
+        Type::String => quote!(StrKeyRef::new(#access.as_str())),
+        _ => quote!(&#access),
+    })
+}
+
 /// [`key_arg`] for records of type `input`, with the helper (if any) named `key_fn`.
 pub fn key_arg_of(
     input: &RecordType,

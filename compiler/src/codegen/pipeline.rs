@@ -27,7 +27,11 @@ pub fn file(ir: &Ir) -> TokenStream {
         .sources
         .iter()
         .enumerate()
-        .map(|(i, s)| source_flow(i, s, ir))
+        .map(|(i, s)| {
+            let flow = source_flow(i, s, ir);
+            let ahead = source_ahead(s, ir);
+            quote!(#flow #ahead)
+        })
         .collect();
     let mut tallies = 0..;
     let operator_fns: Vec<TokenStream> = ir
@@ -248,6 +252,43 @@ fn node_field(op: &IrOperator) -> proc_macro2::Ident {
         IrOperatorKind::StreamJoin(_) => prefixed("join_", &op.stem),
         _ => prefixed("window_", &op.stem),
     }
+}
+
+/// `ahead_<source>`, when records of the source go straight into a window that can use
+/// it: shown a record a few before it flows, it asks for the state of the record's key
+/// (a hint; see the runtime's `Source::poll_ahead`). Only for a key that is one field,
+/// read in place: a computed key would cost its computation twice.
+fn source_ahead(s: &IrSource, ir: &Ir) -> Option<TokenStream> {
+    let hints: Vec<TokenStream> = s
+        .outputs
+        .iter()
+        .filter_map(|node| match node {
+            Node::Operator(o) => Some(&ir.operators[*o]),
+            _ => None,
+        })
+        .filter(|op| matches!(&op.kind, IrOperatorKind::Window(w) if w.shares_panes()))
+        .filter_map(|op| {
+            let key = aggregation::field_key_arg(&op.aggregation()?.key)?;
+            let field = node_field(op);
+            Some(quote!(out.#field.prefetch(#key, reach);))
+        })
+        .collect();
+    if hints.is_empty() {
+        return None;
+    }
+    let f = prefixed("ahead_", &s.stem);
+    let ty = type_ident(&s.record.rust_name);
+    let doc = format!(
+        " A record of `sources.{}` flows soon: its keys' state is asked for.",
+        s.name
+    );
+    Some(quote! {
+        #[doc = #doc]
+        #[inline]
+        fn #f(rec: &#ty, out: &Nodes, reach: Reach) {
+            #(#hints)*
+        }
+    })
 }
 
 /// `flow_<source>`: what happens to each decoded record of a source. On event time,
@@ -699,8 +740,15 @@ fn job(ir: &Ir) -> TokenStream {
         let name = prefixed("source_", &s.stem);
         let flow = prefixed("flow_", &s.stem);
         if any_state {
+            let poll = match source_ahead(s, ir) {
+                Some(_) => {
+                    let ahead = prefixed("ahead_", &s.stem);
+                    quote!(self.#name.poll_ahead(&mut self.nodes, #flow, #ahead)?)
+                }
+                None => quote!(self.#name.poll(&mut self.nodes, #flow)?),
+            };
             quote! {
-                let poll = self.#name.poll(&mut self.nodes, #flow)?;
+                let poll = #poll;
                 self.nodes.clocks.polled(#i, poll);
                 moved |= poll == Poll::Finished;
                 step = step.and(Step::from(poll));

@@ -17,6 +17,7 @@ use crate::formats::Decoder;
 use crate::internal_events::{Counters, Events, InternalEvent};
 use crate::sinks::Outputs;
 use crate::state::Checkpointed;
+use crate::windows::Reach;
 use crate::workers::Workers;
 use arrival::{ArrivalDecoder, ArrivedRun, Results};
 use std::ops::Range;
@@ -148,6 +149,9 @@ pub(crate) const READ_AHEAD_WHILE_FIRING: usize = 8;
 /// 50 ms. (At 64 batches, about 10 ms of the windowed benchmark, a worker waited
 /// 1.5 ms at each poll's end: 135 ms of a 0.78 s run.)
 const BATCHES_PER_POLL: usize = 1024;
+/// How many records on [`Source::poll_ahead`] shows one: enough that a fetch from
+/// memory arrives before its record flows, few enough that it is still in the cache.
+const LOOK_AHEAD: usize = 8;
 const READ_AHEAD_FOR: Duration = Duration::from_millis(50);
 
 /// Longest piece of a bad record quoted in a fatal error message.
@@ -298,6 +302,19 @@ impl<D: Decoder> Source<D> {
         out: &mut O,
         flow: F,
     ) -> Result<Poll, RunError> {
+        self.poll_ahead(out, flow, |_: &D::Output, _: &O, _| {})
+    }
+
+    /// [`Self::poll`], and `ahead` is shown each record decoded by a worker
+    /// [`LOOK_AHEAD`] records before it flows and again half as many before: the
+    /// pipeline asks for the state it will need from memory (a window's key, see
+    /// [`Reach`]), and the fetches overlap the records between.
+    pub fn poll_ahead<O, F, H>(&mut self, out: &mut O, flow: F, ahead: H) -> Result<Poll, RunError>
+    where
+        O: Outputs,
+        F: Fn(&D::Output, &mut O) -> Result<(), RecordError>,
+        H: Fn(&D::Output, &O, Reach),
+    {
         if self.finished {
             return Ok(Poll::Finished);
         }
@@ -347,7 +364,7 @@ impl<D: Decoder> Source<D> {
             .iter_mut()
             .filter_map(|(records, list)| Some((records.clone(), list.downcast_mut::<Results<D>>()?)))
             .collect();
-        let mut flowed = route.flow(decoder, batch, &mut runs, here, out, &flow, &mut counts);
+        let mut flowed = route.flow(decoder, batch, &mut runs, here, out, (&flow, &ahead), &mut counts);
         self.raw.arrived_back(&mut self.arrived);
         self.counters.emit(InternalEvent::BytesRead(self.batch.bytes() as u64));
         let mut failed = None;
@@ -356,7 +373,7 @@ impl<D: Decoder> Source<D> {
             let mut seq = 1;
             while seq <= sent.slots.len() && flowed.is_ok() {
                 flowed = match next(seq, &sent.results, &sent.slots, &mut early) {
-                    Some(decoded) => self.flow_decoded(decoded, out, &flow, &mut counts),
+                    Some(decoded) => self.flow_decoded(decoded, out, (&flow, &ahead), &mut counts),
                     None => Err(RunError::new(format!(
                         "{}: a worker thread failed while decoding a batch",
                         self.name
@@ -446,13 +463,18 @@ impl<D: Decoder> Source<D> {
 
     /// Runs a batch the workers decoded through the pipeline, and keeps its buffers
     /// and decoder for the next.
-    fn flow_decoded<O: Outputs, F: Fn(&D::Output, &mut O) -> Result<(), RecordError>>(
+    fn flow_decoded<O, F, H>(
         &mut self,
         mut decoded: Decoded<D>,
         out: &mut O,
-        flow: &F,
+        flow: (&F, &H),
         counts: &mut (u64, u64),
-    ) -> Result<(), RunError> {
+    ) -> Result<(), RunError>
+    where
+        O: Outputs,
+        F: Fn(&D::Output, &mut O) -> Result<(), RecordError>,
+        H: Fn(&D::Output, &O, Reach),
+    {
         // Records are lent, not moved: they are dropped by the worker that reuses the
         // buffers next, where they were allocated (freeing memory another thread
         // allocated costs the allocator a lock, more than the decoding saved).
@@ -538,20 +560,34 @@ impl<T> Route<T> {
     /// and are lent to `flow`; the others are decoded here, each over the one before
     /// (`here`). `Err` when a bad record stops the run.
     #[allow(clippy::too_many_arguments)]
-    fn flow<D: Decoder<Output = T>, O: Outputs, F: Fn(&T, &mut O) -> Result<(), RecordError>>(
+    fn flow<D, O, F, H>(
         &self,
         decoder: &mut D,
         batch: &RawBatch,
         runs: &mut [(Range<usize>, &mut Results<D>)],
         here: &mut Result<Option<T>, DecodeError>,
         out: &mut O,
-        flow: &F,
+        (flow, ahead): (&F, &H),
         counts: &mut (u64, u64),
-    ) -> Result<(), RunError> {
+    ) -> Result<(), RunError>
+    where
+        D: Decoder<Output = T>,
+        O: Outputs,
+        F: Fn(&T, &mut O) -> Result<(), RecordError>,
+        H: Fn(&T, &O, Reach),
+    {
         let mut run = 0;
         for (i, record) in batch.iter().enumerate() {
             while runs.get(run).is_some_and(|(records, _)| records.end <= i) {
                 run += 1;
+            }
+            if let Some((records, list)) = runs.get(run) {
+                for (by, reach) in [(LOOK_AHEAD, Reach::Entry), (LOOK_AHEAD / 2, Reach::State)] {
+                    let later = (i + by).checked_sub(records.start);
+                    if let Some(Ok(Some(later))) = later.and_then(|at| list.get(at)) {
+                        ahead(later, out, reach);
+                    }
+                }
             }
             let lent = match runs.get_mut(run) {
                 Some((records, list)) if records.start <= i => list.get_mut(i - records.start),

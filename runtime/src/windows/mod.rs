@@ -97,6 +97,17 @@ pub struct Window {
     pub end: i64,
 }
 
+/// How far a [`KeyedOperator::prefetch`] hint reaches: a key's state is found in two
+/// steps (its entry, then what the entry points to), each a fetch from memory, so a
+/// record is shown twice as it comes closer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Ask for the key's entry, without reading it.
+    Entry,
+    /// Shown again later: read the entry (asked for before) and ask for what it points to.
+    State,
+}
+
 /// What happened to one record given to [`KeyedOperator::process`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Admit {
@@ -157,6 +168,16 @@ pub trait KeyedOperator<A: Keyed> {
         Q: Hash + Eq + ?Sized + ToOwned<Owned = A::Key>,
     {
         self.process(key, &rec, t)
+    }
+    /// A hint: a record with key `key` comes a few records on, so the operator may ask
+    /// for that key's state from memory now ([`crate::prefetch`]), and the fetch
+    /// overlaps the records between. It changes nothing.
+    fn prefetch<Q>(&self, key: &Q, reach: Reach)
+    where
+        A::Key: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let _ = (key, reach);
     }
     /// The epoch of the records given to `process` from now on (the source batch they come
     /// from; never decreases). Before the first call, records are tagged with epoch 0.

@@ -4,7 +4,7 @@
 //! for errors and counters, a watermark that only moves forward, where late records and
 //! failed results go, and the state-size samples.
 
-use super::{Admit, Keyed, KeyedOperator};
+use super::{Admit, Keyed, KeyedOperator, Reach};
 use crate::acks::Acks;
 use crate::dead_letter::DeadLetters;
 use crate::driver::Context;
@@ -85,6 +85,16 @@ impl<A: Keyed, O: KeyedOperator<A>> Stateful<A, O> {
         Q: Hash + Eq + ?Sized + ToOwned<Owned = A::Key>,
     {
         self.admit(|op| op.process(key, rec, t))
+    }
+
+    /// A record with key `key` comes soon: see [`KeyedOperator::prefetch`].
+    #[inline]
+    pub fn prefetch<Q>(&self, key: &Q, reach: Reach)
+    where
+        A::Key: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.op.prefetch(key, reach);
     }
 
     /// Like [`Self::process`], with the record moved in: for an operator that keeps it

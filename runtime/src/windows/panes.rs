@@ -39,7 +39,7 @@
 use super::fixed::{clamp, Assigned};
 use super::sorted_keys::SortedKeys;
 use super::state::{entry_bytes, restore, results_waiting, save};
-use super::{Admit, Aggregation, Keyed, KeyedOperator, StateOptions, StateSize, Window};
+use super::{Admit, Aggregation, Keyed, KeyedOperator, Reach, StateOptions, StateSize, Window};
 use crate::errors::EvalError;
 use crate::prefetch::prefetch;
 use serde::{Deserialize, Serialize};
@@ -638,6 +638,26 @@ where
             }
         }
         Ok(Admit::Added)
+    }
+
+    /// The key's entry, then the pane its record most likely goes to or after: the
+    /// newest (records come nearly in time order).
+    fn prefetch<Q>(&self, key: &Q, reach: Reach)
+    where
+        A::Key: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        match reach {
+            Reach::Entry => self.keys.prefetch(key),
+            Reach::State => {
+                if let Some(newest) = self.keys.get(key).and_then(|panes| panes.panes.back()) {
+                    let at = std::ptr::from_ref(newest);
+                    prefetch(at);
+                    // A new pane goes in the slot after it.
+                    prefetch(at.wrapping_add(1));
+                }
+            }
+        }
     }
 
     fn next_due(&self) -> Option<i64> {

@@ -5,6 +5,7 @@
 //! vector front to back, sorted again only after keys were added out of order.
 
 use super::KeyHasher;
+use crate::prefetch::prefetch;
 use hashbrown::HashTable;
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
@@ -46,6 +47,20 @@ impl<K: Hash + Ord, V> SortedKeys<K, V> {
         self.index
             .find(self.hasher.hash_one(key), |&i| entries[i].0.borrow() == key)
             .copied()
+    }
+
+    /// Asks for the entries `key` may be at from memory (see [`prefetch`]), without
+    /// reading them: a key is found through an index that stays in the cache, to an
+    /// entry that may not.
+    #[inline]
+    pub(crate) fn prefetch<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + ?Sized,
+    {
+        for &at in self.index.iter_hash(self.hasher.hash_one(key)).take(2) {
+            prefetch(self.entries.as_ptr().wrapping_add(at));
+        }
     }
 
     pub(crate) fn get<Q>(&self, key: &Q) -> Option<&V>
