@@ -254,10 +254,11 @@ fn node_field(op: &IrOperator) -> proc_macro2::Ident {
     }
 }
 
-/// `ahead_<source>`, when records of the source go straight into a window that can use
-/// it: shown a record a few before it flows, it asks for the state of the record's key
-/// (a hint; see the runtime's `Source::poll_ahead`). Only for a key that is one field,
-/// read in place: a computed key would cost its computation twice.
+/// `ahead_<source>`, when records of the source go straight into a tumbling or hopping
+/// window (the operators that act on the hint): shown a record a few before it flows,
+/// it asks for the state of the record's key (see the runtime's `Source::poll_ahead`).
+/// Only for a key that is one field, read in place: a computed key would cost its
+/// computation twice.
 fn source_ahead(s: &IrSource, ir: &Ir) -> Option<TokenStream> {
     let hints: Vec<TokenStream> = s
         .outputs
@@ -266,7 +267,7 @@ fn source_ahead(s: &IrSource, ir: &Ir) -> Option<TokenStream> {
             Node::Operator(o) => Some(&ir.operators[*o]),
             _ => None,
         })
-        .filter(|op| matches!(&op.kind, IrOperatorKind::Window(w) if w.shares_panes()))
+        .filter(|op| matches!(&op.kind, IrOperatorKind::Window(w) if matches!(w.kind, IrWindowKind::Fixed { .. })))
         .filter_map(|op| {
             let key = aggregation::field_key_arg(&op.aggregation()?.key)?;
             let field = node_field(op);
