@@ -189,6 +189,7 @@ pub const RESERVED_TYPES: &[&str] = &[
 pub const PREFIXES: &[&str] = &[
     "flow_",
     "to_",
+    "ahead_",
     "advance_after_",
     "filter_",
     "map_",
