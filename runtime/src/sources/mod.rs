@@ -583,7 +583,8 @@ impl<T> Route<T> {
             }
             if let Some((records, list)) = runs.get(run) {
                 for (by, reach) in [(LOOK_AHEAD, Reach::Entry), (LOOK_AHEAD / 2, Reach::State)] {
-                    let later = (i + by).checked_sub(records.start);
+                    // Only the run's own records: its list could hold more.
+                    let later = (i + by).checked_sub(records.start).filter(|&at| at < records.len());
                     if let Some(Ok(Some(later))) = later.and_then(|at| list.get(at)) {
                         ahead(later, out, reach);
                     }
@@ -1048,6 +1049,72 @@ mod tests {
             assert_eq!(error, "reading: disk gone");
             assert_eq!(outs.seen, [1, 0, 2, 0, 3, 0], "{workers} workers");
         }
+    }
+
+    #[test]
+    fn records_a_worker_decoded_are_shown_ahead_eight_then_four_before_they_flow_within_their_batch() {
+        /// What happened, in order: a record flowed, or was shown ahead.
+        #[derive(Debug, Clone, Copy, PartialEq)]
+        enum Seen {
+            Flowed(i64),
+            Ahead(i64, Reach),
+        }
+        let mut ctx = Context::new(Settings::from_values(vec![]), 4);
+        ctx.workers = Some(crate::workers::Workers::start(1).unwrap());
+        // Full batches (at least 4) of different lengths, their lists reused.
+        let lengths = [20, 5, 13, 4, 9];
+        let (mut batches, mut batch_of, mut next) = (Vec::new(), Vec::new(), 0i64);
+        for b in 0..600 {
+            let len = lengths[b % lengths.len()];
+            batches.push(
+                (next..next + len)
+                    .map(|n| &*Box::leak(n.to_string().into_boxed_str()))
+                    .collect(),
+            );
+            batch_of.extend(std::iter::repeat_n(b, len as usize));
+            next += len;
+        }
+        let mut src = Source::new(
+            "sources.nums",
+            Box::new(Scripted(batches)),
+            NumDecoder,
+            OnError::Fail,
+            &ctx,
+        );
+        let mut outs = Outs {
+            seen: vec![],
+            flushes: 0,
+            dead: DeadLetters::to_sinks(vec![]),
+        };
+        let log = RefCell::new(Vec::new());
+        let flowed = |v: &i64, out: &mut Outs| {
+            log.borrow_mut().push(Seen::Flowed(*v));
+            flow(v, out)
+        };
+        let ahead = |v: &i64, _: &Outs, reach| log.borrow_mut().push(Seen::Ahead(*v, reach));
+        while src.poll_ahead(&mut outs, flowed, ahead).unwrap() != Poll::Finished {}
+        assert_eq!(outs.seen, (0..next).collect::<Vec<_>>(), "the records flowed in order");
+        let log = log.into_inner();
+        let mut shown = [0, 0];
+        for (at, seen) in log.iter().enumerate() {
+            let Seen::Ahead(v, reach) = *seen else { continue };
+            // The next record to flow is the one `by` before `v`, in the same batch.
+            let by = if reach == Reach::Entry {
+                LOOK_AHEAD
+            } else {
+                LOOK_AHEAD / 2
+            };
+            let flows = log[at..].iter().find_map(|s| match s {
+                Seen::Flowed(f) => Some(*f),
+                Seen::Ahead(..) => None,
+            });
+            assert_eq!(flows, Some(v - by as i64), "{seen:?}");
+            assert_eq!(batch_of[v as usize], batch_of[(v - by as i64) as usize], "{seen:?}");
+            shown[usize::from(reach == Reach::State)] += 1;
+        }
+        // Only the first batch of a poll is decoded on the pipeline thread, without a look
+        // ahead: the others are shown, whoever decoded them.
+        assert!(shown[0] > 1_000 && shown[1] > 1_000, "{shown:?} shown ahead");
     }
 
     #[test]
