@@ -343,24 +343,6 @@ keep_run() {
     if [ "$rss" -gt "${BEST_RSS[$name]:-0}" ]; then BEST_RSS[$name]=$rss; fi
 }
 
-# run_alone NAME GEN_BIN INPUT GEN_OUT: runs a generated binary without a baseline
-# (its default thread count), RUNS times, keeping its best times as run_pair does under
-# NAME. Exits if it fails.
-run_alone() {
-    local name=$1 gen_bin=$2 input=$3 gen_out=$4 i t0 t1 rc
-    local statfile=$OUT/stats-$name.txt errfile=$OUT/stderr-$name.txt
-    BEST_WALL[$name]= BEST_CPU[$name]= BEST_RSS[$name]=0
-    for i in $(seq 1 "$RUNS"); do
-        rm -f "$gen_out"
-        rc=0
-        t0=$(now)
-        measure "$statfile" "$gen_bin" --set "sources.readings.path=$input" \
-            --set "sinks.out.path=$gen_out" 2>"$errfile" || rc=$?
-        t1=$(now)
-        keep_run "$i" "$name" "$t0" "$t1" "$rc" "$statfile" "$errfile"
-    done
-}
-
 # run_named NAME BEFORE CMD...: runs `bash -c BEFORE`, then CMD, RUNS times, keeping
 # CMD's best times as run_pair does under NAME. Exits if CMD fails.
 run_named() {
@@ -376,6 +358,15 @@ run_named() {
         t1=$(now)
         keep_run "$i" "$name" "$t0" "$t1" "$rc" "$statfile" "$errfile"
     done
+}
+
+# run_alone NAME GEN_BIN INPUT GEN_OUT: runs a generated binary without a baseline
+# (its default thread count), RUNS times, keeping its best times as run_pair does under
+# NAME. Exits if it fails.
+run_alone() {
+    local name=$1 gen_bin=$2 input=$3 gen_out=$4
+    run_named "$name" "rm -f $(printf %q "$gen_out")" "$gen_bin" --set "sources.readings.path=$input" \
+        --set "sinks.out.path=$gen_out"
 }
 
 # check_outputs GEN_OUT BASE_OUT: sets GEN_LINES, IDENTICAL (for the table) and
@@ -577,7 +568,7 @@ if want windowed; then
             # sink's 48 KiB writes, to the same file system).
             log "hopping: the computing alone (output to /dev/null) and the writing alone (dd), best of $RUNS"
             run_named hopping_null true "$H_GEN_BIN" --set "sources.readings.path=$W_INPUT" --set "sinks.out.path=/dev/null"
-            run_named hopping_write "rm -f '$OUT/dd-hopping.out'" dd if="$H_GEN_OUT" of="$OUT/dd-hopping.out" bs=48k
+            run_named hopping_write "rm -f $(printf %q "$OUT/dd-hopping.out")" dd if="$H_GEN_OUT" of="$OUT/dd-hopping.out" bs=48k
             rm -f "$OUT/dd-hopping.out"
             h_null_ratio=$(awk -v h="$(eps "${BEST_WALL[hopping_null]}")" -v t="$(eps "${BEST_WALL[generated]}")" 'BEGIN { printf "%.3f", h / t }')
             hopping_rows=(
