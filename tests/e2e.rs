@@ -395,7 +395,7 @@ fn follow_mode_picks_up_appended_lines_until_stopped() {
     let running = support::start(Command::new(&bin).env("EVENTS", &events).env("OUT", &out));
     let written = |n: usize| {
         let out = &out;
-        move || fs::read(out).map(|b| json_lines(&b).len() >= n).unwrap_or(false)
+        move || support::json_lines_so_far(out).len() >= n
     };
     support::wait_until("the first click", written(1));
     {

@@ -107,7 +107,9 @@ fn records_the_file_lacks_are_dropped_or_dead_letters_and_a_changed_file_is_read
         .env("OUT", &out_dir);
     let running = support::start(&mut cmd);
     let known = out_dir.join("known.jsonl");
-    support::wait_until("the first orders joined", || read(&known).len() == 2);
+    support::wait_until("the first orders joined", || {
+        support::json_lines_so_far(&known).len() == 2
+    });
     // Customer 3 arrives, and ann changes tier: `known` reads the file again, `checked`
     // (reload: never) does not.
     fs::write(
@@ -117,7 +119,9 @@ fn records_the_file_lacks_are_dropped_or_dead_letters_and_a_changed_file_is_read
     .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     append(&orders, &format!("{}{}", order(13, 3), order(14, 1)));
-    support::wait_until("the later orders joined", || read(&known).len() == 4);
+    support::wait_until("the later orders joined", || {
+        support::json_lines_so_far(&known).len() == 4
+    });
     running.signal("TERM");
     let output = running.wait();
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -302,7 +302,7 @@ fn a_failed_delivery_becomes_a_dead_letter_and_its_offset_is_still_committed() {
     let mut dead = Vec::new();
     while dead.len() < 5 && started.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(200));
-        dead = support::json_lines(&std::fs::read(&dead_path).unwrap_or_default());
+        dead = support::json_lines_so_far(&dead_path);
     }
     let (status, log) = running.stop();
     assert!(status.success(), "{log}");

@@ -198,6 +198,18 @@ pub fn run(binary: &Path, args: &[&str], stdin: &[u8]) -> Output {
     output
 }
 
+/// The lines a running process has finished writing: its last line may be half
+/// written when it is read (a dead letter or a buffered sink's write cut mid-line).
+pub fn whole_lines(bytes: &[u8]) -> &[u8] {
+    &bytes[..bytes.iter().rposition(|&b| b == b'\n').map_or(0, |end| end + 1)]
+}
+
+/// The JSON lines a running process has written to `path` so far (none if the file
+/// is not there yet).
+pub fn json_lines_so_far(path: &Path) -> Vec<serde_json::Value> {
+    json_lines(whole_lines(&std::fs::read(path).unwrap_or_default()))
+}
+
 /// Parse JSON lines.
 pub fn json_lines(bytes: &[u8]) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(bytes)
