@@ -205,7 +205,7 @@ impl<A: Aggregation> KeyedOperator<A> for CountWindows<A> {
         save(
             &Saved {
                 next_seq: self.next_seq,
-                keys: Sorted(&self.keys),
+                keys: Sorted::new(&self.keys),
             },
             out,
         )

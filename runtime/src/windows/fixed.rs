@@ -12,9 +12,10 @@
 //! A checkpoint holds the watermark and both maps of windows, with every key's
 //! accumulator ([`Saved`]).
 
+use super::key_table::KeyTable;
 use super::state::{emit_sorted, entry_bytes, restore, results_waiting, save, Sorted};
+use super::KeyMap;
 use super::{Admit, Aggregation, Keyed, KeyedOperator, OnFull, Reach, StateOptions, StateSize, Window};
-use super::{KeyHasher, KeyMap};
 use crate::errors::EvalError;
 use serde::{Deserialize, Serialize};
 use std::borrow::Borrow;
@@ -29,7 +30,7 @@ type Bins<A> = BTreeMap<(i64, i64), Bin<<A as Keyed>::Key, <A as Aggregation>::A
 
 /// One window: the accumulators of its keys, and the oldest epoch among its records.
 struct Bin<K, Acc> {
-    keys: KeyMap<K, Acc>,
+    keys: KeyTable<K, Acc>,
     /// The smallest epoch of a record added to the window. Only read while the window is
     /// open: a retained window has emitted its records, and emits late ones at once.
     min_epoch: u64,
@@ -54,7 +55,9 @@ type SavedBins<M> = Vec<((i64, i64), M)>;
 
 /// The windows of `bins`, borrowed for saving.
 fn saved_bins<A: Aggregation>(bins: &Bins<A>) -> SavedBins<Sorted<'_, A::Key, A::Acc>> {
-    bins.iter().map(|(&window, bin)| (window, Sorted(&bin.keys))).collect()
+    bins.iter()
+        .map(|(&window, bin)| (window, Sorted::new(&bin.keys)))
+        .collect()
 }
 
 /// Tumbling (`slide == size`) and hopping (`slide < size`) windows on event time.
@@ -161,10 +164,10 @@ impl<A: Aggregation> FixedWindows<A> {
         };
         let bins = if fired { &mut self.retained } else { &mut self.open };
         let bin = bins.entry(window).or_insert_with(|| Bin {
-            keys: KeyMap::with_capacity_and_hasher(room, KeyHasher::default()),
+            keys: KeyTable::with_capacity(room),
             min_epoch: u64::MAX,
         });
-        bin.keys.insert(key.to_owned(), acc);
+        bin.keys.insert_new(key.to_owned(), acc);
         bin.min_epoch = bin.min_epoch.min(self.epoch);
         self.entries += 1;
         Ok(())
@@ -329,9 +332,8 @@ impl<A: Aggregation> KeyedOperator<A> for FixedWindows<A> {
         Ok(Admit::Added)
     }
 
-    /// The key is looked up in the newest open window (where nearly every record goes)
-    /// and the answer dropped: the lookup's loads are what the hint is for, and the
-    /// processor runs on past them while they come from memory.
+    /// The key's entry in the newest open window (where nearly every record goes) is
+    /// asked for from memory.
     fn prefetch<Q>(&self, key: &Q, reach: Reach)
     where
         A::Key: Borrow<Q>,
@@ -339,7 +341,7 @@ impl<A: Aggregation> KeyedOperator<A> for FixedWindows<A> {
     {
         if reach == Reach::Entry {
             if let Some((_, bin)) = self.open.last_key_value() {
-                std::hint::black_box(bin.keys.contains_key(key));
+                bin.keys.prefetch(key);
             }
         }
     }
@@ -378,7 +380,7 @@ impl<A: Aggregation> KeyedOperator<A> for FixedWindows<A> {
                 // Not kept: move the accumulators out instead of building every result now.
                 // (With lateness, results are built at once, so they stay in window order.)
                 self.entries -= keys.len();
-                let mut sorted: Vec<(A::Key, A::Acc)> = bin.keys.into_iter().collect();
+                let mut sorted: Vec<(A::Key, A::Acc)> = bin.keys.into_entries().collect();
                 sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
                 self.fired.push_back((Window { start, end }, sorted.into_iter()));
             }
@@ -488,7 +490,10 @@ impl<A: Aggregation> KeyedOperator<A> for FixedWindows<A> {
         let bins = |windows: SavedBins<KeyMap<A::Key, A::Acc>>| -> Bins<A> {
             windows
                 .into_iter()
-                .map(|(window, keys)| (window, Bin { keys, min_epoch: epoch }))
+                .map(|(window, keys)| {
+                    let keys = keys.into_iter().collect();
+                    (window, Bin { keys, min_epoch: epoch })
+                })
                 .collect()
         };
         self.open = bins(saved.open);

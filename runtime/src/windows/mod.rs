@@ -24,6 +24,7 @@
 pub mod clock;
 mod count;
 mod fixed;
+mod key_table;
 mod node;
 mod panes;
 mod session;

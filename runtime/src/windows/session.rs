@@ -474,7 +474,7 @@ impl<A: Aggregation> KeyedOperator<A> for SessionWindows<A> {
         save(
             &Saved {
                 wm: self.wm,
-                keys: Sorted(&self.keys),
+                keys: Sorted::new(&self.keys),
             },
             out,
         )

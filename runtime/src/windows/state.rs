@@ -2,7 +2,6 @@
 //! order, the state-size estimate, the eviction batch size, saving and restoring state,
 //! and (for tests) a tiny [`Aggregation`] with a driver.
 
-use super::KeyMap;
 use super::{Aggregation, Window};
 use serde::de::DeserializeOwned;
 use serde::{Serialize, Serializer};
@@ -25,16 +24,15 @@ pub(super) fn eviction_batch(max_keys: usize) -> usize {
 }
 
 /// Pushes the result of every key of `map` for `window`, in ascending key order.
-pub(super) fn emit_sorted<A: Aggregation>(
+pub(super) fn emit_sorted<'a, A: Aggregation + 'a>(
     agg: &A,
     out: &mut VecDeque<(A::Output, i64)>,
-    map: &KeyMap<A::Key, A::Acc>,
+    map: impl IntoIterator<Item = (&'a A::Key, &'a A::Acc)>,
     window: Window,
     update: bool,
     time: i64,
 ) {
-    let mut keys: Vec<(&A::Key, &A::Acc)> = map.iter().collect();
-    keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let Sorted(keys) = Sorted::new(map);
     out.extend(
         keys.into_iter()
             .map(|(key, acc)| (agg.output(key, window, acc, update), time)),
@@ -48,16 +46,22 @@ pub(super) fn floor_to(t: i64, every: i64) -> i64 {
     floor.max(i64::MIN as i128) as i64
 }
 
-/// A hash map saved as a map in ascending key order, so the same state always gives the
-/// same bytes (an unchanged pipeline does not rewrite its checkpoint after a restart).
-/// It is read back as a plain `HashMap`.
-pub(super) struct Sorted<'a, K, V>(pub &'a KeyMap<K, V>);
+/// The entries of a hash map in ascending key order; saved as a map in that order, so
+/// the same state always gives the same bytes (an unchanged pipeline does not rewrite
+/// its checkpoint after a restart). It is read back as a plain `HashMap`.
+pub(super) struct Sorted<'a, K, V>(Vec<(&'a K, &'a V)>);
 
-impl<K: Serialize + Ord, V: Serialize> Serialize for Sorted<'_, K, V> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut entries: Vec<(&K, &V)> = self.0.iter().collect();
+impl<'a, K: Ord, V> Sorted<'a, K, V> {
+    pub(super) fn new(map: impl IntoIterator<Item = (&'a K, &'a V)>) -> Self {
+        let mut entries: Vec<(&K, &V)> = map.into_iter().collect();
         entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        s.collect_map(entries)
+        Sorted(entries)
+    }
+}
+
+impl<K: Serialize, V: Serialize> Serialize for Sorted<'_, K, V> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().copied())
     }
 }
 

@@ -411,7 +411,7 @@ impl<A: Aggregation> KeyedOperator<A> for Table<A> {
             wm: self.wm,
             boundary: self.boundary,
             next_sweep: self.next_sweep,
-            rows: Sorted(&self.rows),
+            rows: Sorted::new(&self.rows),
         };
         save(&saved, out)
     }
