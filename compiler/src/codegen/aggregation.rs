@@ -74,8 +74,18 @@ pub fn key_arg(op: &IrOperator, key: &[TExpr], exprs: &mut ExprGen) -> (TokenStr
 }
 
 /// The key argument of a window or table keyed by one field of its input, read in
-/// place (as [`key_arg`] gives it to `process`); `None` for any other key.
+/// place and wrapped as `process` takes it; `None` for any other key.
 pub fn field_key_arg(key: &[TExpr]) -> Option<TokenStream> {
+    let key_ref = field_key_ref(key)?;
+    Some(match str_key(key) {
+        true => quote!(StrKeyRef::new(#key_ref)),
+        false => key_ref,
+    })
+}
+
+/// A key that is one field of the input, looked up in place (no allocation per record):
+/// `&str` for a `String` field, else `&field`; `None` for any other key.
+fn field_key_ref(key: &[TExpr]) -> Option<TokenStream> {
     let [TExpr {
         kind: TKind::Field(field),
         ty,
@@ -87,7 +97,7 @@ pub fn field_key_arg(key: &[TExpr]) -> Option<TokenStream> {
     let idents = field.idents.iter().map(|p| ident(p));
     let access = quote!(rec #(.#idents)*);
     Some(match ty {
-        Type::String => quote!(StrKeyRef::new(#access.as_str())),
+        Type::String => quote!(#access.as_str()),
         _ => quote!(&#access),
     })
 }
@@ -101,23 +111,11 @@ pub fn key_arg_of(
     exprs: &mut ExprGen,
 ) -> (TokenStream, TokenStream) {
     let input = type_ident(&input.rust_name);
+    if let Some(key_ref) = field_key_ref(key) {
+        return (key_ref, TokenStream::new());
+    }
     match key {
         [] => (quote!(&()), TokenStream::new()),
-        [TExpr {
-            kind: TKind::Field(field),
-            ty,
-            ..
-        }] => {
-            // A plain field is looked up in place: `&str` for a `String` key, else `&field`.
-            let idents = field.idents.iter().map(|p| ident(p));
-            let access = quote!(rec #(.#idents)*);
-            let key = if *ty == Type::String {
-                quote!(#access.as_str())
-            } else {
-                quote!(&#access)
-            };
-            (key, TokenStream::new())
-        }
         many => {
             let key_ty = key_type(many);
             let values: Vec<TokenStream> = many.iter().map(|k| exprs.owned(k)).collect();
