@@ -112,6 +112,7 @@ impl<'a> JsonScan<'a> {
 
     /// `"key"` and its colon, with the whitespace after it. Its text is checked only
     /// when the record has no such key (`skip`): the record's keys are UTF-8.
+    #[inline(always)]
     fn key(&mut self) -> Option<&'a [u8]> {
         let key = self.raw_str()?;
         self.ws();
