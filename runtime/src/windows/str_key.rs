@@ -127,7 +127,7 @@ impl Hash for StrKeyRef {
 impl PartialEq for StrKey {
     #[inline]
     fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
+        same_bytes(self.as_str().as_bytes(), other.as_str().as_bytes())
     }
 }
 
@@ -136,7 +136,31 @@ impl Eq for StrKey {}
 impl PartialEq for StrKeyRef {
     #[inline]
     fn eq(&self, other: &Self) -> bool {
-        self.0 == other.0
+        same_bytes(self.0.as_bytes(), other.0.as_bytes())
+    }
+}
+
+/// `a == b`, comparing a short key (4 to 16 bytes: most ids) as two words that may
+/// overlap, inline: slices' `==` calls `memcmp`, whose call cost more than a short
+/// comparison (every lookup compares the key it finds).
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| {
+        s.get(at..at + 8)
+            .map(|w| u64::from_le_bytes(w.try_into().unwrap_or_default()))
+    };
+    let half = |s: &[u8], at: usize| {
+        s.get(at..at + 4)
+            .map(|w| u32::from_le_bytes(w.try_into().unwrap_or_default()))
+    };
+    match n {
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        _ => a == b,
     }
 }
 
@@ -191,6 +215,28 @@ mod tests {
     use super::*;
     use crate::windows::KeyHasher;
     use std::hash::BuildHasher;
+
+    #[test]
+    fn keys_are_equal_exactly_when_their_bytes_are() {
+        let mut rng = crate::aggregates::SplitMix64::new(17);
+        for _ in 0..100_000 {
+            let len = (rng.next_u64() % 26) as usize;
+            let a: Vec<u8> = (0..len).map(|_| b"ab"[(rng.next_u64() % 2) as usize]).collect();
+            let mut b = a.clone();
+            match rng.next_u64() % 3 {
+                0 if len > 0 => {
+                    let at = (rng.next_u64() % len as u64) as usize;
+                    b[at] ^= 3;
+                }
+                1 => b.push(b'a'),
+                _ => {}
+            }
+            let (a, b) = (std::str::from_utf8(&a).unwrap(), std::str::from_utf8(&b).unwrap());
+            assert_eq!(same_bytes(a.as_bytes(), b.as_bytes()), a == b, "{a:?} {b:?}");
+            assert_eq!(StrKey::from(a) == StrKey::from(b), a == b, "{a:?} {b:?}");
+            assert_eq!(StrKeyRef::new(a) == StrKeyRef::new(b), a == b, "{a:?} {b:?}");
+        }
+    }
 
     #[test]
     fn a_key_is_as_large_as_a_string() {
