@@ -52,7 +52,7 @@ pub trait Outputs {
 /// Encoded bytes beyond which [`Output::send`] hands the buffer to the sink before the
 /// step ends: a window firing thousands of rows at once must not grow the buffer to
 /// the size of all of them.
-const WRITE_AT: usize = 48 * 1024;
+pub(crate) const WRITE_AT: usize = 48 * 1024;
 
 /// An encoder in front of a raw sink, with a buffer reused across steps.
 pub struct Output<E: Encoder> {

@@ -8,6 +8,12 @@ use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
+/// The file's write buffer: as large as the chunks an output hands over mid-step
+/// ([`crate::sinks::WRITE_AT`]), so those go to the file without being copied into it
+/// (`BufWriter` writes through what is at least its size); the smaller rest of a step
+/// is gathered.
+const BUFFER: usize = crate::sinks::WRITE_AT;
+
 /// Writes to a file through a `BufWriter`; parent directories are created at start so
 /// `path: out/alerts.jsonl` works on a fresh machine. A named pipe (FIFO) is opened and
 /// written on a [`WriterThread`]: both block until a reader comes and reads.
@@ -63,7 +69,7 @@ impl FileSink {
         Ok(FileSink {
             path: path.to_owned(),
             out: Target::File {
-                out: BufWriter::with_capacity(64 * 1024, file),
+                out: BufWriter::with_capacity(BUFFER, file),
                 flushed_len,
                 unflushed: 0,
             },
@@ -79,10 +85,7 @@ impl FileSink {
         } = &mut self.out
         {
             *unflushed = 0;
-            let fresh = out
-                .get_ref()
-                .try_clone()
-                .map(|f| BufWriter::with_capacity(64 * 1024, f));
+            let fresh = out.get_ref().try_clone().map(|f| BufWriter::with_capacity(BUFFER, f));
             if let Ok(fresh) = fresh {
                 // The old writer's buffer is dropped without being written.
                 let (file, _) = std::mem::replace(out, fresh).into_parts();
