@@ -273,7 +273,7 @@ fn bytes_below(word: u64, n: u8) -> u64 {
 
 /// The length of the plain run at the start of `bytes` (see [`STOPS_A_STRING`]), read
 /// eight bytes at a time; `None` when nothing stops it.
-fn plain_run(bytes: &[u8]) -> Option<usize> {
+pub(super) fn plain_run(bytes: &[u8]) -> Option<usize> {
     let mut at = 0;
     while let Some(chunk) = bytes.get(at..at + 8) {
         let word = u64::from_le_bytes(chunk.try_into().ok()?);
