@@ -491,7 +491,7 @@ impl<A: Aggregation> KeyedOperator<A> for FixedWindows<A> {
             windows
                 .into_iter()
                 .map(|(window, keys)| {
-                    let keys = keys.into_iter().collect();
+                    let keys = KeyTable::from_map(keys);
                     (window, Bin { keys, min_epoch: epoch })
                 })
                 .collect()

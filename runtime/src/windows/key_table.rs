@@ -3,7 +3,7 @@
 //! every record's key up in a table of thousands; the entry is rarely in the cache, and
 //! `std`'s and hashbrown's maps can find where it is only by reading it.
 
-use super::KeyHasher;
+use super::{KeyHasher, KeyMap};
 use crate::prefetch::prefetch;
 use hashbrown::HashTable;
 use std::borrow::Borrow;
@@ -97,13 +97,11 @@ impl<'a, K: Hash + Eq, V> IntoIterator for &'a KeyTable<K, V> {
     }
 }
 
-impl<K: Hash + Eq, V> FromIterator<(K, V)> for KeyTable<K, V> {
-    /// A table of `entries` whose keys are distinct (a later duplicate would be kept
-    /// twice: collect only from a map).
-    fn from_iter<I: IntoIterator<Item = (K, V)>>(entries: I) -> Self {
-        let entries = entries.into_iter();
-        let mut table = KeyTable::with_capacity(entries.size_hint().0);
-        for (key, value) in entries {
+impl<K: Hash + Eq, V> KeyTable<K, V> {
+    /// The entries of `map`, whose keys are distinct (a checkpoint's restored bin).
+    pub(crate) fn from_map(map: KeyMap<K, V>) -> Self {
+        let mut table = KeyTable::with_capacity(map.len());
+        for (key, value) in map {
             table.insert_new(key, value);
         }
         table
@@ -143,9 +141,14 @@ mod tests {
         }
         assert!(!table.contains_key("k500"));
         let mut moved: Vec<(String, u64)> = table.into_entries().collect();
-        let mut expected: Vec<(String, u64)> = model.into_iter().collect();
+        let mut expected: Vec<(String, u64)> = model.clone().into_iter().collect();
         moved.sort();
         expected.sort();
         assert_eq!(moved, expected);
+        let restored = KeyTable::from_map(model.into_iter().collect());
+        assert_eq!(restored.len(), expected.len());
+        for (key, value) in &expected {
+            assert_eq!(restored.get_key_value(key.as_str()), Some((key, value)));
+        }
     }
 }
