@@ -38,39 +38,46 @@ fn runtime_hash() -> String {
 /// written into a private folder that is then renamed into place whole, so neither
 /// build's cargo can read a file the other is still writing.
 pub fn extract_runtime(cache: &Path) -> io::Result<PathBuf> {
-    let dir = cache.join("runtime").join(runtime_hash());
+    let hash = runtime_hash();
+    let dir = cache.join("runtime").join(&hash);
     let done = dir.join(".complete");
     if done.exists() {
         return Ok(dir);
     }
     static STAGED: AtomicU64 = AtomicU64::new(0);
     let staging = cache.join("runtime").join(format!(
-        ".{}-{}-{}",
-        runtime_hash(),
+        ".{hash}-{}-{}",
         std::process::id(),
         STAGED.fetch_add(1, Ordering::Relaxed)
     ));
+    let placed = write_runtime(&staging).and_then(|()| {
+        // A failed rename means another build renamed its copy in first, or an
+        // incomplete folder from an older rill (which wrote in place) is in the way.
+        if fs::rename(&staging, &dir).is_err() && !done.exists() {
+            let _ = fs::remove_dir_all(&dir);
+            if let Err(e) = fs::rename(&staging, &dir) {
+                if !done.exists() {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    });
+    // Left behind only when it was not renamed: a full disk, or another build first.
     let _ = fs::remove_dir_all(&staging);
+    placed.map(|()| dir)
+}
+
+/// The runtime's files and its `.complete` mark, written under `dir`.
+fn write_runtime(dir: &Path) -> io::Result<()> {
     for (path, contents) in FILES.iter().filter(|(p, _)| p.starts_with("runtime/")) {
-        let dest = staging.join(path.trim_start_matches("runtime/"));
+        let dest = dir.join(path.trim_start_matches("runtime/"));
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent)?;
         }
         fs::write(dest, contents)?;
     }
-    fs::write(staging.join(".complete"), b"")?;
-    // A failed rename means another build renamed its copy in first, or an
-    // incomplete folder from an older rill (which wrote in place) is in the way.
-    if fs::rename(&staging, &dir).is_err() && !done.exists() {
-        let _ = fs::remove_dir_all(&dir);
-        if let Err(e) = fs::rename(&staging, &dir) {
-            if !done.exists() {
-                return Err(e);
-            }
-        }
-    }
-    let _ = fs::remove_dir_all(&staging);
-    Ok(dir)
+    fs::write(dir.join(".complete"), b"")
 }
 
 #[cfg(test)]
