@@ -173,6 +173,56 @@ fn a_disk_that_fills_up_leaves_no_torn_record_and_says_how_many_were_lost() {
     );
 }
 
+/// The same with large steps: each window firing writes hundreds of KiB, handed to the
+/// file's writer thread in chunks while the next are encoded. The chunk that meets the
+/// full disk, and every one queued behind it, must not leave a torn record or a byte
+/// past the last flush.
+#[test]
+fn a_disk_that_fills_up_during_a_large_step_cuts_the_file_back_to_its_last_flush() {
+    let bin = build("tests/pipelines/win_hopping.yaml");
+    let dir = support::workdir("tiny_disk_large_steps");
+    let disk = TinyDisk::mount(&dir.join("disk"), 1024);
+    // 4,000 sensors, one reading each per second for a minute: each 10 s window
+    // sliding every 5 s fires 4,000 rows (about 300 KiB), in order of time.
+    let mut readings = String::new();
+    for second in 0..60i64 {
+        for sensor in 0..4_000 {
+            readings.push_str(&format!(
+                "{{\"sensor\":\"sensor-{sensor:05}\",\"ts\":{},\"value\":{sensor}}}\n",
+                1_700_000_000_000 + second * 1_000
+            ));
+        }
+    }
+    fs::write(dir.join("readings.jsonl"), readings).unwrap();
+    let out = disk.0.join("windows.jsonl");
+    let output = Command::new(&bin)
+        .env("READINGS_PATH", dir.join("readings.jsonl"))
+        .env("WINDOWS_PATH", &out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("sinks.out: writing `") && stderr.contains("No space left on device"),
+        "{stderr}"
+    );
+    let written = fs::read(&out).unwrap();
+    assert!(
+        written.len() > 300 * 1024 && written.ends_with(b"\n"),
+        "whole windows were written before the disk filled, and the file ends with a whole record"
+    );
+    let kept = json_lines(&written).len() as u64;
+    let counts = counters(&output.stderr);
+    assert_eq!(
+        counter(&counts, "sinks.out", "sent"),
+        kept,
+        "sent counts exactly what is in the file"
+    );
+    let dropped = counter(&counts, "sinks.out", "dropped");
+    assert!(dropped > 0);
+    assert_eq!(counter(&counts, "sinks.out", "received"), kept + dropped, "{counts:?}");
+}
+
 #[test]
 fn dead_letters_that_cannot_be_written_fail_the_run() {
     let bin = build("pipelines/hot_readings.yaml");

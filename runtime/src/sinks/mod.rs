@@ -26,6 +26,13 @@ use crate::state::Checkpointed;
 /// A destination for encoded bytes (whole records, each ending with `'\n'`).
 pub trait RawSink {
     fn write(&mut self, bytes: &[u8]) -> Result<(), RunError>;
+    /// Writes `buf` and leaves it empty. A sink that writes on another thread takes the
+    /// buffer itself, leaving a spare one, so the bytes are not copied.
+    fn write_from(&mut self, buf: &mut Vec<u8>) -> Result<(), RunError> {
+        let written = self.write(buf);
+        buf.clear();
+        written
+    }
     fn flush(&mut self) -> Result<(), RunError>;
     /// For a checkpoint, after a flush: makes what was written durable and says how to
     /// come back to this point ([`Self::rewind`]). Empty when the sink cannot go back
@@ -95,10 +102,13 @@ impl<E: Encoder> Output<E> {
         match self.encoder.encode(rec, &mut self.buf) {
             Ok(()) => {
                 self.pending += 1;
-                if self.buf.len() >= WRITE_AT && self.write_error.is_none() {
-                    if let Err(e) = self.sink.write(&self.buf) {
-                        self.write_error = Some(RunError::new(format!("{}: {e}", self.name)));
+                if self.buf.len() >= WRITE_AT {
+                    if self.write_error.is_none() {
+                        if let Err(e) = self.sink.write_from(&mut self.buf) {
+                            self.write_error = Some(RunError::new(format!("{}: {e}", self.name)));
+                        }
                     }
+                    // After a failure the step's records are only counted, not kept.
                     self.buf.clear();
                 }
                 Ok(())
@@ -144,7 +154,7 @@ impl<E: Encoder> Output<E> {
             return Ok(());
         }
         self.sink
-            .write(&self.buf)
+            .write_from(&mut self.buf)
             .map_err(|e| RunError::new(format!("{}: {e}", self.name)))
     }
 }

@@ -8,6 +8,10 @@
 //!
 //! The last buffer written is held until the next write or the flush, so the usual step
 //! (one buffer, then a flush) is one job, one wake-up of the thread, not two.
+//!
+//! Once a write fails the thread writes nothing more: the buffers queued behind it are
+//! answered with the same failure rather than written after a gap, so what arrived is
+//! always a prefix of what was handed over.
 
 use crate::errors::RunError;
 use std::io::Write;
@@ -76,22 +80,34 @@ impl WriterThread {
         })
     }
 
-    /// Takes a copy of `bytes` for the writer, handing over the one taken before; waits
-    /// (interruptibly) while [`MAX_IN_FLIGHT`] buffers are already waiting.
+    /// Takes a copy of `bytes` for the writer (see [`Self::hand_over`]).
     pub fn write(&mut self, bytes: &[u8]) -> Result<(), RunError> {
-        if let Some(buf) = self.held.take() {
+        let mut buf = self.spare.pop().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(bytes);
+        let handed = self.hand_over(&mut buf);
+        self.spare.push(buf);
+        handed
+    }
+
+    /// Takes `buf`'s bytes for the writer without copying them, leaving an empty spare
+    /// buffer in its place, and hands over the buffer taken before; waits
+    /// (interruptibly) while [`MAX_IN_FLIGHT`] buffers are already waiting.
+    pub fn hand_over(&mut self, buf: &mut Vec<u8>) -> Result<(), RunError> {
+        self.take_replies()?;
+        if let Some(held) = self.held.take() {
             while self.in_flight >= MAX_IN_FLIGHT {
                 self.wait_one()?;
             }
             self.check()?;
-            self.send(Job::Write(buf, false))?;
+            self.send(Job::Write(held, false))?;
         }
         self.check()?;
-        let mut buf = self.spare.pop().unwrap_or_default();
-        buf.clear();
-        buf.extend_from_slice(bytes);
-        self.unconfirmed += bytes.len();
-        self.held = Some(buf);
+        let mut taken = self.spare.pop().unwrap_or_default();
+        taken.clear();
+        std::mem::swap(buf, &mut taken);
+        self.unconfirmed += taken.len();
+        self.held = Some(taken);
         Ok(())
     }
 
@@ -131,22 +147,33 @@ impl WriterThread {
         RunError::new(message)
     }
 
+    /// Takes the replies that are in, without waiting: written buffers come back for
+    /// reuse (else each hand-over would start an empty one and grow it again).
+    fn take_replies(&mut self) -> Result<(), RunError> {
+        while let Ok(reply) = self.replies.try_recv() {
+            self.take(reply)?;
+        }
+        Ok(())
+    }
+
+    fn take(&mut self, reply: Reply) -> Result<(), RunError> {
+        self.in_flight -= 1;
+        match reply {
+            Reply::Written(buf) => {
+                self.unconfirmed -= buf.len();
+                self.spare.push(buf);
+                Ok(())
+            }
+            Reply::Flushed => Ok(()),
+            Reply::Failed(e) => Err(self.fail(format!("writing to {}: {e}", self.what))),
+        }
+    }
+
     /// Waits for one reply, in slices, giving up once a stop's grace period has passed.
     fn wait_one(&mut self) -> Result<(), RunError> {
         loop {
             match self.replies.recv_timeout(SLICE) {
-                Ok(reply) => {
-                    self.in_flight -= 1;
-                    return match reply {
-                        Reply::Written(buf) => {
-                            self.unconfirmed -= buf.len();
-                            self.spare.push(buf);
-                            Ok(())
-                        }
-                        Reply::Flushed => Ok(()),
-                        Reply::Failed(e) => Err(self.fail(format!("writing to {}: {e}", self.what))),
-                    };
-                }
+                Ok(reply) => return self.take(reply),
                 Err(RecvTimeoutError::Timeout) if crate::shutdown::give_up_waiting() => {
                     let message = format!(
                         "{} is blocked (nobody reads it): {} bytes not written at shutdown",
@@ -188,20 +215,21 @@ fn serve<W: Write, F: FnOnce() -> std::io::Result<W>>(open: F, jobs: &Receiver<J
             return;
         }
     };
+    let mut failed: Option<String> = None;
     while let Ok(job) = jobs.recv() {
-        let reply = match job {
-            Job::Write(buf, flush) => match out
+        let done = match (&failed, job) {
+            (Some(e), _) => Err(e.clone()),
+            (None, Job::Write(buf, flush)) => out
                 .write_all(&buf)
                 .and_then(|()| if flush { out.flush() } else { Ok(()) })
-            {
-                Ok(()) => Reply::Written(buf),
-                Err(e) => Reply::Failed(e.to_string()),
-            },
-            Job::Flush => match out.flush() {
-                Ok(()) => Reply::Flushed,
-                Err(e) => Reply::Failed(e.to_string()),
-            },
+                .map(|()| Reply::Written(buf))
+                .map_err(|e| e.to_string()),
+            (None, Job::Flush) => out.flush().map(|()| Reply::Flushed).map_err(|e| e.to_string()),
         };
+        let reply = done.unwrap_or_else(|e| {
+            failed = Some(e.clone());
+            Reply::Failed(e)
+        });
         if replies.send(reply).is_err() {
             return;
         }
@@ -307,6 +335,42 @@ mod tests {
         // The thread ends once it has written everything handed over, dropping its writer.
         let _ = on_close.recv();
         assert_eq!(calls.take(), ["w:kept", "closed"]);
+    }
+
+    /// Fails every write of `bad`, logging each write it is asked for.
+    struct FailsOnBad(Calls);
+
+    impl Write for FailsOnBad {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.write(buf)?;
+            if buf == b"bad" {
+                return Err(std::io::Error::other("no space left"));
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.0.flush()
+        }
+    }
+
+    #[test]
+    fn after_a_failed_write_nothing_more_is_written_and_handed_buffers_are_taken_not_copied() {
+        let calls = Calls::default();
+        let inner = FailsOnBad(calls.clone());
+        let mut w = WriterThread::spawn("memory".into(), move || Ok(inner)).unwrap_or_else(|e| panic!("{e}"));
+        for part in ["a", "bad", "c", "d"] {
+            let mut buf = part.as_bytes().to_vec();
+            assert_eq!(w.hand_over(&mut buf), Ok(()));
+            assert!(buf.is_empty(), "the bytes were taken, not copied");
+        }
+        let err = w.flush().err().map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some("writing to memory: no space left"));
+        // `c` and `d` were queued behind the failed write: neither reached the writer,
+        // so a file cut back after the failure stays cut.
+        assert_eq!(calls.take(), ["w:a", "w:bad"]);
+        let mut more = b"e".to_vec();
+        assert!(w.hand_over(&mut more).is_err(), "the failure stays");
+        assert_eq!(more, b"e", "what was refused is the caller's still");
     }
 
     #[test]

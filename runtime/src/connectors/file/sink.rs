@@ -115,6 +115,16 @@ impl RawSink for FileSink {
         }
     }
 
+    /// A pipe's writer thread takes the buffer itself; a file copies it into its own.
+    fn write_from(&mut self, buf: &mut Vec<u8>) -> Result<(), RunError> {
+        let written = match &mut self.out {
+            Target::Pipe(pipe) => pipe.hand_over(buf),
+            Target::File { .. } => self.write(buf),
+        };
+        buf.clear();
+        written
+    }
+
     fn flush(&mut self) -> Result<(), RunError> {
         match &mut self.out {
             Target::File {

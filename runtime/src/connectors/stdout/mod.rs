@@ -63,6 +63,17 @@ impl RawSink for StdoutSink {
         }
     }
 
+    /// The writer thread takes the buffer itself, a file has it written from here.
+    fn write_from(&mut self, buf: &mut Vec<u8>) -> Result<(), RunError> {
+        let written = match self.out() {
+            Ok(Out::Thread(thread)) => thread.hand_over(buf),
+            Ok(Out::File(file)) => file.write_all(buf).map_err(|e| failed(&e)),
+            Err(e) => Err(e),
+        };
+        buf.clear();
+        written
+    }
+
     fn flush(&mut self) -> Result<(), RunError> {
         match self.out()? {
             // Nothing is buffered here: written is flushed, as stdout's flush would say.
