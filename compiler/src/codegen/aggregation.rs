@@ -291,25 +291,30 @@ pub fn items(op: &IrOperator, exprs: &mut ExprGen) -> TokenStream {
         let name = field_ident(a, field);
         quote!(+ acc.#name.heap_bytes())
     });
-    let key_values: Vec<TokenStream> = match a.key.len() {
+    // Each key field's value, and how it is written over a kept result's
+    // (`Aggregation::output_into`), reusing a string's buffer.
+    let key_values: Vec<(TokenStream, TokenStream)> = match a.key.len() {
         0 => Vec::new(),
-        1 if str_key(&a.key) => vec![quote!(String::from(key))],
-        1 => vec![quote!(key.clone())],
+        1 if str_key(&a.key) => vec![(quote!(String::from(key)), quote!(key.as_str().clone_into))],
+        1 => vec![(quote!(key.clone()), quote!((key).clone_into))],
         n => (0..n)
             .map(|i| {
                 let i = syn::Index::from(i);
-                quote!(key.#i.clone())
+                (quote!(key.#i.clone()), quote!((key.#i).clone_into))
             })
             .collect(),
     };
     let mut out_fields = Vec::new();
-    for (f, value) in a.output.fields.iter().zip(key_values) {
+    let mut into_fields = Vec::new();
+    for (f, (value, clone_into)) in a.output.fields.iter().zip(key_values) {
         let name = ident(&f.ident);
         out_fields.push(quote!(#name: #value,));
+        into_fields.push(quote!(#clone_into(&mut into.#name);));
     }
     if a.window_bounds {
         let (start, end) = (field_ident(a, WINDOW_FIELDS[0]), field_ident(a, WINDOW_FIELDS[1]));
         out_fields.push(quote!(#start: window.start, #end: window.end,));
+        into_fields.push(quote!(into.#start = window.start; into.#end = window.end;));
     }
     for (field, agg) in &a.aggregates {
         let name = field_ident(a, field);
@@ -321,10 +326,12 @@ pub fn items(op: &IrOperator, exprs: &mut ExprGen) -> TokenStream {
             quote!(acc.#name.result())
         };
         out_fields.push(quote!(#name: #value,));
+        into_fields.push(quote!(into.#name = #value;));
     }
     if a.update_field {
         // The parameter `update` of `output` has the field's name (it is always `update`).
         out_fields.push(quote!(update,));
+        into_fields.push(quote!(into.update = update;));
     }
     let doc_acc = format!(" Running aggregates of `{component}`, one per output field.");
     let doc_agg = format!(" What `{component}` computes per key.");
@@ -362,6 +369,10 @@ pub fn items(op: &IrOperator, exprs: &mut ExprGen) -> TokenStream {
             }
             fn output(&self, key: &#key_ty, window: Window, acc: &#acc, update: bool) -> #output {
                 #output { #(#out_fields)* }
+            }
+            #[inline]
+            fn output_into(&self, key: &#key_ty, window: Window, acc: &#acc, update: bool, into: &mut #output) {
+                #(#into_fields)*
             }
             fn acc_heap_bytes(&self, acc: &#acc) -> usize {
                 0 #(#heap)*

@@ -417,8 +417,8 @@ fn stateful_fns(op: &IrOperator, ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
             let rec = match rec {
                 Ok(rec) => rec,
                 Err(failed) => {
-                    let (e, whole) = *failed;
-                    out.#field.result_failed(&mut out.dead_letters, &RecordError::new(#component, e), &whole);
+                    let (e, whole) = &**failed;
+                    out.#field.result_failed(&mut out.dead_letters, &RecordError::new(#component, e.clone()), whole);
                     continue;
                 }
             };
@@ -452,10 +452,10 @@ fn stateful_fns(op: &IrOperator, ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
         fn #emit(out: &mut Nodes) {
             let mut results = out.#field.take_buffer();
             while out.#field.next_results(&mut results) {
-                for (rec, t) in results.drain(..) {
+                for &(ref rec, t) in results.as_slice() {
                     #unmade
-                    if let Err(e) = #forward_fn(&rec, t, out) {
-                        out.#field.result_failed(&mut out.dead_letters, &e, &rec);
+                    if let Err(e) = #forward_fn(rec, t, out) {
+                        out.#field.result_failed(&mut out.dead_letters, &e, rec);
                     }
                 }
             }

@@ -15,7 +15,9 @@
 use super::key_table::KeyTable;
 use super::state::{emit_sorted, entry_bytes, restore, results_waiting, save, Sorted};
 use super::KeyMap;
-use super::{Admit, Aggregation, Keyed, KeyedOperator, OnFull, Reach, StateOptions, StateSize, Window};
+use super::{
+    Admit, Aggregation, BuildRows, Keyed, KeyedOperator, OnFull, Reach, Results, StateOptions, StateSize, Window,
+};
 use crate::errors::EvalError;
 use serde::{Deserialize, Serialize};
 use std::borrow::Borrow;
@@ -411,7 +413,7 @@ impl<A: Aggregation> KeyedOperator<A> for FixedWindows<A> {
         !self.out.is_empty() || !self.fired.is_empty()
     }
 
-    fn drain_emitted(&mut self, buf: &mut Vec<(A::Output, i64)>, max: usize) {
+    fn drain_emitted(&mut self, buf: &mut Results<A::Output>, max: usize) {
         let n = self.out.len().min(max);
         buf.extend(self.out.drain(..n));
         while buf.len() < max {
@@ -420,12 +422,14 @@ impl<A: Aggregation> KeyedOperator<A> for FixedWindows<A> {
             };
             let room = max - buf.len();
             let time = window.end - 1;
-            buf.extend(
-                entries
-                    .by_ref()
-                    .take(room)
-                    .map(|(key, acc)| (self.agg.output(&key, *window, &acc, false), time)),
-            );
+            let agg = &self.agg;
+            for (key, acc) in entries.by_ref().take(room) {
+                buf.build(
+                    time,
+                    || agg.output(&key, *window, &acc, false),
+                    |into| agg.output_into(&key, *window, &acc, false, into),
+                );
+            }
             if entries.len() == 0 {
                 self.fired.pop_front();
             }

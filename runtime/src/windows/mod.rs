@@ -27,6 +27,7 @@ mod fixed;
 mod key_table;
 mod node;
 mod panes;
+mod results;
 mod session;
 mod sorted_keys;
 pub(crate) mod state;
@@ -39,6 +40,8 @@ pub(crate) use fixed::Assigned;
 pub use fixed::FixedWindows;
 pub use node::Stateful;
 pub use panes::PanedWindows;
+pub(crate) use results::BuildRows;
+pub use results::Results;
 pub use session::SessionWindows;
 pub use str_key::{StrKey, StrKeyRef};
 pub use table::{Emit, Table};
@@ -86,6 +89,11 @@ pub trait Aggregation: Keyed {
     /// The output record of one key in one window. `update` is true when the window
     /// already fired and fires again because of a late record (within `allowed_lateness`).
     fn output(&self, key: &Self::Key, window: Window, acc: &Self::Acc, update: bool) -> Self::Output;
+    /// [`Self::output`] written over `into`, a result handed downstream before: the
+    /// generated code reuses what it holds (its strings' buffers). See [`Results`].
+    fn output_into(&self, key: &Self::Key, window: Window, acc: &Self::Acc, update: bool, into: &mut Self::Output) {
+        *into = self.output(key, window, acc, update);
+    }
     /// Approximate heap bytes held by one accumulator (for the state-size metric).
     fn acc_heap_bytes(&self, acc: &Self::Acc) -> usize;
 }
@@ -217,7 +225,7 @@ pub trait KeyedOperator<A: Keyed> {
     /// Moves up to `max` waiting results, oldest first, to `buf`. An operator that can
     /// build its results lazily overrides this, so a window of many keys never holds
     /// all its output records at once.
-    fn drain_emitted(&mut self, buf: &mut Vec<(A::Output, i64)>, max: usize) {
+    fn drain_emitted(&mut self, buf: &mut Results<A::Output>, max: usize) {
         let waiting = self.emitted();
         let n = waiting.len().min(max);
         buf.extend(waiting.drain(..n));

@@ -4,7 +4,7 @@
 //! for errors and counters, a watermark that only moves forward, where late records and
 //! failed results go, and the state-size samples.
 
-use super::{Admit, Keyed, KeyedOperator, Reach};
+use super::{Admit, Keyed, KeyedOperator, Reach, Results};
 use crate::acks::Acks;
 use crate::dead_letter::DeadLetters;
 use crate::driver::Context;
@@ -44,7 +44,7 @@ pub struct Stateful<A: Keyed, O: KeyedOperator<A>> {
     /// aggregation).
     received: u64,
     aggregated: u64,
-    buffer: Vec<(A::Output, i64)>,
+    buffer: Results<A::Output>,
     /// The epoch of the records coming in (see [`crate::acks`]), told to the operator
     /// when it changes.
     acks: Acks,
@@ -65,7 +65,7 @@ impl<A: Keyed, O: KeyedOperator<A>> Stateful<A, O> {
             peak_entries: 0,
             received: 0,
             aggregated: 0,
-            buffer: Vec::new(),
+            buffer: Results::default(),
             acks: ctx.acks.clone(),
             epoch: 0,
             _agg: PhantomData,
@@ -155,15 +155,16 @@ impl<A: Keyed, O: KeyedOperator<A>> Stateful<A, O> {
     }
 
     /// The buffer results are handed over in; give it back with [`Self::restore_buffer`]
-    /// so its allocation is reused. Generated code:
-    /// `let mut b = take_buffer(); while next_results(&mut b) { for r in b.drain(..) {..} } restore_buffer(b)`.
-    pub fn take_buffer(&mut self) -> Vec<(A::Output, i64)> {
+    /// so its rows are reused. Generated code:
+    /// `let mut b = take_buffer(); while next_results(&mut b) { for r in b.as_slice() {..} } restore_buffer(b)`.
+    pub fn take_buffer(&mut self) -> Results<A::Output> {
         std::mem::take(&mut self.buffer)
     }
 
-    /// Fills `buf` (empty) with the next waiting results, at most [`EMIT_CHUNK`]; false
-    /// when there were none.
-    pub fn next_results(&mut self, buf: &mut Vec<(A::Output, i64)>) -> bool {
+    /// Fills `buf` with the next waiting results, at most [`EMIT_CHUNK`], in place of
+    /// the last chunk's; false when there were none.
+    pub fn next_results(&mut self, buf: &mut Results<A::Output>) -> bool {
+        buf.clear();
         self.op.drain_emitted(buf, EMIT_CHUNK);
         if buf.is_empty() {
             // The loop's last call, every time: no atomic add for nothing.
@@ -173,7 +174,7 @@ impl<A: Keyed, O: KeyedOperator<A>> Stateful<A, O> {
         true
     }
 
-    pub fn restore_buffer(&mut self, mut buf: Vec<(A::Output, i64)>) {
+    pub fn restore_buffer(&mut self, mut buf: Results<A::Output>) {
         buf.clear();
         self.buffer = buf;
     }
@@ -419,10 +420,10 @@ mod tests {
             "the restored operator knows the watermark too"
         );
         assert!(restored.advance(Some(20_000)));
-        let mut results = Vec::new();
+        let mut results = Results::default();
         assert!(restored.next_results(&mut results));
         assert_eq!(
-            results,
+            results.as_slice(),
             [(
                 (
                     "a".to_owned(),

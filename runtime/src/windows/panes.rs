@@ -39,7 +39,7 @@
 use super::fixed::{clamp, Assigned};
 use super::sorted_keys::SortedKeys;
 use super::state::{entry_bytes, restore, results_waiting, save};
-use super::{Admit, Aggregation, Keyed, KeyedOperator, Reach, StateOptions, StateSize, Window};
+use super::{Admit, Aggregation, BuildRows, Keyed, KeyedOperator, Reach, Results, StateOptions, StateSize, Window};
 use crate::errors::EvalError;
 use crate::prefetch::prefetch;
 use serde::{Deserialize, Serialize};
@@ -182,12 +182,14 @@ impl Grid {
     /// Where the window starting at `start` falls among the blocks.
     fn span(&self, start: i128) -> Span {
         let block = self.block(start);
+        let window = self.window(start);
         Span {
             start,
-            window: self.window(start),
+            window,
             block,
             next_block: self.block_start(block + 1),
             end: start + i128::from(self.size),
+            time: window.end - 1,
         }
     }
 }
@@ -211,6 +213,8 @@ struct Span {
     next_block: i128,
     /// The window's end, unclamped.
     end: i128,
+    /// Its results' event time.
+    time: i64,
 }
 
 impl<A: Aggregation> PanedWindows<A>
@@ -269,7 +273,7 @@ where
     /// Builds up to `room` results of the windows fired and not yet built into `into`:
     /// each window's keys with a pane in it, in key order. Drops the panes that expired
     /// once every fired window is built.
-    fn build_fired<E: Extend<(A::Output, i64)>>(&mut self, into: &mut E, mut room: usize) {
+    fn build_fired(&mut self, into: &mut impl BuildRows<A::Output>, mut room: usize) {
         while room > 0 {
             let Some(&start) = self.firing.front() else { break };
             let span = self.grid.span(start);
@@ -298,10 +302,14 @@ where
                     *emptied = true;
                     continue;
                 }
-                if let Some(result) = panes.result(agg, grid, key, &span, false) {
-                    into.extend([result]);
-                    room -= 1;
-                }
+                let built = panes.result(agg, grid, &span, |acc| {
+                    into.build(
+                        span.time,
+                        || agg.output(key, span.window, acc, false),
+                        |row| agg.output_into(key, span.window, acc, false, row),
+                    );
+                });
+                room -= usize::from(built.is_some());
             }
             if *next_key == keys.len() {
                 self.firing.pop_front();
@@ -466,17 +474,17 @@ impl<Acc: Clone> KeyPanes<Acc> {
         self.index(from) < self.index(to)
     }
 
-    /// The key's result in the window `span`, `None` when it has no pane there: the tail
-    /// fold of its first pane (those in the window's first block) merged with the head
-    /// of the next block up to the window's end.
-    fn result<A: Aggregation<Acc = Acc>>(
+    /// The key's result in the window `span`, built by `build` from its accumulator;
+    /// `None` when it has no pane there. The accumulator is the tail fold of its first
+    /// pane (those in the window's first block) merged with the head of the next block
+    /// up to the window's end.
+    fn result<A: Aggregation<Acc = Acc>, R>(
         &mut self,
         agg: &A,
         grid: &Grid,
-        key: &A::Key,
         span: &Span,
-        update: bool,
-    ) -> Option<(A::Output, i64)> {
+        build: impl FnOnce(&Acc) -> R,
+    ) -> Option<R> {
         let first = self.seek(span.start, self.near);
         self.near = first;
         let in_tail = self
@@ -498,7 +506,7 @@ impl<Acc: Clone> KeyPanes<Acc> {
             (Some(one), None) | (None, Some(one)) => Cow::Borrowed(one),
             (None, None) => return None,
         };
-        Some((agg.output(key, span.window, &acc, update), span.window.end - 1))
+        Some(build(&acc))
     }
 
     /// Builds the tail folds of block `block`, back to front, unless built: its panes
@@ -633,8 +641,11 @@ where
             let owned = key.to_owned();
             let panes = self.keys.get_mut(key).expect("the key was just added");
             for (start, had) in fired {
-                self.out
-                    .extend(panes.result(&self.agg, &grid, &owned, &grid.span(start), had));
+                let span = grid.span(start);
+                let (agg, out) = (&self.agg, &mut self.out);
+                panes.result(agg, &grid, &span, |acc| {
+                    out.push_back((agg.output(&owned, span.window, acc, had), span.time));
+                });
             }
         }
         Ok(Admit::Added)
@@ -714,7 +725,7 @@ where
         !self.out.is_empty() || !self.firing.is_empty()
     }
 
-    fn drain_emitted(&mut self, buf: &mut Vec<(A::Output, i64)>, max: usize) {
+    fn drain_emitted(&mut self, buf: &mut Results<A::Output>, max: usize) {
         let n = self.out.len().min(max.saturating_sub(buf.len()));
         buf.extend(self.out.drain(..n));
         self.build_fired(buf, max.saturating_sub(buf.len()));

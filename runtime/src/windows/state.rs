@@ -95,7 +95,7 @@ pub(super) mod testing {
 
     use crate::errors::EvalError;
     use crate::windows::node::EMIT_CHUNK;
-    use crate::windows::{Admit, Aggregation, Keyed, KeyedOperator, OnFull, StateOptions, Window};
+    use crate::windows::{Admit, Aggregation, Keyed, KeyedOperator, OnFull, Results, StateOptions, Window};
 
     /// Input `(key, value)`; accumulator `(count, sum)`; the sum overflows into an error.
     pub(crate) struct CountSum;
@@ -160,26 +160,27 @@ pub(super) mod testing {
 
     /// Takes the results emitted so far, in small chunks as the generated code does.
     pub(crate) fn drain<O: KeyedOperator<CountSum>>(op: &mut O) -> Vec<(Out, i64)> {
-        let mut all = Vec::new();
+        let mut all = Results::default();
         loop {
             let before = all.len();
             op.drain_emitted(&mut all, before + 3);
             if all.len() == before {
-                return all;
+                return all.drain().collect();
             }
         }
     }
 
     /// Takes the results emitted so far as `Stateful` does: [`EMIT_CHUNK`] at a time,
-    /// each chunk moved out of a reused buffer.
+    /// each chunk written over the last one's rows.
     pub(crate) fn drain_chunked<O: KeyedOperator<CountSum>>(op: &mut O) -> Vec<(Out, i64)> {
-        let (mut all, mut chunk) = (Vec::new(), Vec::new());
+        let (mut all, mut chunk) = (Vec::new(), Results::default());
         loop {
+            chunk.clear();
             op.drain_emitted(&mut chunk, EMIT_CHUNK);
             if chunk.is_empty() {
                 return all;
             }
-            all.append(&mut chunk);
+            all.extend_from_slice(chunk.as_slice());
         }
     }
 

@@ -167,7 +167,9 @@ fn grouped(shape: (i64, i64, i64, i64), steps: &[Step], resume: bool) -> Vec<((S
             }
             None => op.on_close(),
         }
-        op.drain_emitted(&mut seen, usize::MAX);
+        let mut results = Results::default();
+        op.drain_emitted(&mut results, usize::MAX);
+        seen.extend(results.drain());
         if resume {
             let mut saved = Vec::new();
             op.save_state(&mut saved).expect("saved");
