@@ -305,16 +305,27 @@ pub fn items(op: &IrOperator, exprs: &mut ExprGen) -> TokenStream {
             .collect(),
     };
     let mut out_fields = Vec::new();
+    // `output_into` takes the kept row apart into every field by name, with no `..`, so
+    // a field added to `output` and not here fails to compile rather than stay stale.
+    // Each field is bound as `row_<field>`, which no parameter (`key`, `acc`, ...) is.
+    let mut row_fields = Vec::new();
     let mut into_fields = Vec::new();
+    let mut row = |name: &proc_macro2::Ident| {
+        let local = format_ident!("row_{}", name);
+        row_fields.push(quote!(#name: #local));
+        local
+    };
     for (f, (value, clone_into)) in a.output.fields.iter().zip(key_values) {
         let name = ident(&f.ident);
         out_fields.push(quote!(#name: #value,));
-        into_fields.push(quote!(#clone_into(&mut into.#name);));
+        let local = row(&name);
+        into_fields.push(quote!(#clone_into(#local);));
     }
     if a.window_bounds {
         let (start, end) = (field_ident(a, WINDOW_FIELDS[0]), field_ident(a, WINDOW_FIELDS[1]));
         out_fields.push(quote!(#start: window.start, #end: window.end,));
-        into_fields.push(quote!(into.#start = window.start; into.#end = window.end;));
+        let (row_start, row_end) = (row(&start), row(&end));
+        into_fields.push(quote!(*#row_start = window.start; *#row_end = window.end;));
     }
     for (field, agg) in &a.aggregates {
         let name = field_ident(a, field);
@@ -326,12 +337,14 @@ pub fn items(op: &IrOperator, exprs: &mut ExprGen) -> TokenStream {
             quote!(acc.#name.result())
         };
         out_fields.push(quote!(#name: #value,));
-        into_fields.push(quote!(into.#name = #value;));
+        let local = row(&name);
+        into_fields.push(quote!(*#local = #value;));
     }
     if a.update_field {
         // The parameter `update` of `output` has the field's name (it is always `update`).
         out_fields.push(quote!(update,));
-        into_fields.push(quote!(into.update = update;));
+        let local = row(&format_ident!("update"));
+        into_fields.push(quote!(*#local = update;));
     }
     let doc_acc = format!(" Running aggregates of `{component}`, one per output field.");
     let doc_agg = format!(" What `{component}` computes per key.");
@@ -372,6 +385,7 @@ pub fn items(op: &IrOperator, exprs: &mut ExprGen) -> TokenStream {
             }
             #[inline]
             fn output_into(&self, key: &#key_ty, window: Window, acc: &#acc, update: bool, into: &mut #output) {
+                let #output { #(#row_fields),* } = into;
                 #(#into_fields)*
             }
             fn acc_heap_bytes(&self, acc: &#acc) -> usize {
