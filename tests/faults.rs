@@ -207,7 +207,11 @@ fn a_disk_that_fills_up_during_a_large_step_cuts_the_file_back_to_its_last_flush
     }
     fs::write(dir.join("readings.jsonl"), readings).unwrap();
     let out = disk.0.join("windows.jsonl");
+    // Steps of at most 1,025 records (batches of one, see above), so no step holds two
+    // firings (20,000 records apart) and the first ones are flushed whole before the
+    // disk fills; steps that read for a while could hold all of them.
     let output = Command::new(&bin)
+        .args(["--batch-size", "1"])
         .env("READINGS_PATH", dir.join("readings.jsonl"))
         .env("WINDOWS_PATH", &out)
         .output()
@@ -221,7 +225,8 @@ fn a_disk_that_fills_up_during_a_large_step_cuts_the_file_back_to_its_last_flush
     let written = fs::read(&out).unwrap();
     assert!(
         written.len() > 300 * 1024,
-        "whole windows were written before the disk filled"
+        "whole windows were written before the disk filled: {} bytes",
+        written.len()
     );
     let (kept, counts) = cut_back_to_whole_records(&written, &output.stderr, "sinks.out");
     let dropped = counter(&counts, "sinks.out", "dropped");
