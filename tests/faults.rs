@@ -1,6 +1,6 @@
-//! The unlucky operator's day: a full disk under one output, a branch of the graph
-//! failing on some records, signals while the pipeline waits on a pipe, a stderr that
-//! cannot be written. Each test runs a real binary and checks that nothing is lost
+//! The unlucky operator's day: a full disk under one output or under the build cache,
+//! a branch of the graph failing on some records, signals while the pipeline waits on a
+//! pipe, a stderr that cannot be written. Each test runs a real binary and checks that nothing is lost
 //! without being said, and that every component's counters add up.
 
 mod support;
@@ -359,4 +359,34 @@ fn a_start_error_is_not_preceded_by_pipeline_started_and_leaves_outputs_alone() 
         "yesterday's alerts\n",
         "a failed start left the output alone"
     );
+}
+
+/// `rill build` whose cache sits on a full disk: it says so, names the folder, exits 1
+/// without a panic, and leaves none of the runtime it began to write (a staging folder
+/// left on a full disk would keep it full for the next try).
+#[test]
+fn a_build_whose_cache_disk_is_full_says_so_and_leaves_no_staging_behind() {
+    let dir = support::workdir("tiny_cache_disk");
+    let disk = TinyDisk::mount(&dir.join("disk"), 256);
+    let cache = disk.0.join("cache");
+    let output = support::rill()
+        .env("RILL_CACHE_DIR", &cache)
+        .args(["build", "pipelines/quickstart.yaml", "-o"])
+        .arg(dir.join("quickstart"))
+        .current_dir(support::repo())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("i/o error in {}", cache.display())) && stderr.contains("No space left on device"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!dir.join("quickstart").exists(), "no binary");
+    let left: Vec<_> = fs::read_dir(cache.join("runtime"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(left.is_empty(), "nothing of the runtime is left on the disk: {left:?}");
 }
