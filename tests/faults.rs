@@ -1,7 +1,7 @@
 //! The unlucky operator's day: a full disk under one output or under the build cache,
 //! a branch of the graph failing on some records, signals while the pipeline waits on a
-//! pipe, a stderr that cannot be written. Each test runs a real binary and checks that nothing is lost
-//! without being said, and that every component's counters add up.
+//! pipe, a stderr that cannot be written. Each test runs a real binary and checks that
+//! nothing is lost without being said, and that every component's counters add up.
 
 mod support;
 
