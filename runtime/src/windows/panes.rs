@@ -5,19 +5,31 @@
 //!
 //! A *pane* is a slice of time `pane` ms long, where `pane` is the greatest common
 //! divisor of the size and the slide, aligned as the windows are: every window boundary
-//! is a pane boundary, so a window is exactly a run of panes. Each key keeps its panes'
-//! accumulators in time order ([`KeyPanes`]).
+//! is a pane boundary, so a window is exactly a run of panes.
+//!
+//! Each key holds a *slot*, a small number, while it has panes, and each pane that holds
+//! a record keeps its keys' accumulators by slot ([`Column`], [`Cells`]): an array when
+//! it holds many of the keys, a map when few. A slide's records go into one or two
+//! panes, and its results read a few more, each a few hundred KiB for thousands of keys
+//! and read ahead of need; with each key's panes kept together, every record and every
+//! result fetched a key's own panes from memory (the panes of 10,000 keys over a minute
+//! are 60 MiB). Nothing of a key is kept elsewhere but its slot and how many panes it
+//! holds.
 //!
 //! Merging a window's panes when it fires would cost a merge per pane per window (60 for
 //! a minute sliding every second). Instead time is cut into *blocks* as long as a window,
 //! from the offset on (every block boundary is a pane boundary), so a window is the tail
 //! of one block and the head of the next, or one whole block. In the older block each
-//! pane keeps a fold, the merge of it and every later pane of its block, built once back
-//! to front; of the newer block each key keeps one running merge of its panes from the
-//! block's start, extended pane by pane as windows slide ([`Head`]). A window's result is
-//! its tail's first fold merged with the head: one merge, whatever its size, and firing
-//! reads a key's panes only at the window's two ends. A record that changes a pane drops
-//! the folds that include it.
+//! pane keeps a fold per key, the merge of the key's accumulator there and in every
+//! later pane of the block, built once back to front for the whole block; of the newer
+//! block each key keeps one running merge of its panes from the block's start, extended
+//! pane by pane as windows slide ([`Head`]). A window's result is the fold of the key's
+//! first pane in its tail merged with the head: one merge, whatever its size. A pane
+//! whose folds are an array also holds, for a key with no record in it, the fold of the
+//! key's next pane, so a window starting there finds every key's tail in one place; a
+//! window starting at a pane whose folds are a map finds each key's next pane in an
+//! index of the block ([`TailIndex`]). A record that changes a pane builds the key's
+//! folds and head that include it again.
 //!
 //! How a result is grouped (tail folded back to front, head front to back, then the two)
 //! depends only on the panes and the window, never on when a fold was built or whether
@@ -34,14 +46,16 @@
 //! a window afresh.
 //!
 //! A checkpoint holds the watermark, the first window not yet fired, and every key's
-//! panes ([`Saved`]); the folds are built again as windows fire.
+//! panes ([`Saved`]); slots, folds and heads are built again.
 
+mod cells;
+
+use self::cells::Cells;
 use super::fixed::{clamp, Assigned};
 use super::sorted_keys::SortedKeys;
 use super::state::{entry_bytes, restore, results_waiting, save};
-use super::{Admit, Aggregation, BuildRows, Keyed, KeyedOperator, Reach, Results, StateOptions, StateSize, Window};
+use super::{Admit, Aggregation, BuildRows, KeyedOperator, Reach, Results, StateOptions, StateSize, Window};
 use crate::errors::EvalError;
-use crate::prefetch::prefetch;
 use serde::{Deserialize, Serialize};
 use std::borrow::{Borrow, Cow};
 use std::collections::{BTreeMap, VecDeque};
@@ -58,9 +72,20 @@ pub struct PanedWindows<A: Aggregation> {
     /// The start of the first window that has not fired. Windows are told apart by their
     /// start (their ends may be clamped to `i64::MAX`).
     unfired: i128,
-    keys: SortedKeys<A::Key, KeyPanes<A::Acc>>,
-    /// Every pane that holds a key: how many keys, and the oldest epoch among its records.
-    panes: BTreeMap<i64, PaneUse>,
+    /// Every key and its slot.
+    keys: SortedKeys<A::Key, u32>,
+    /// Slots handed out so far (every slot is below), and those of keys dropped since,
+    /// handed out again first.
+    slots: u32,
+    free: Vec<u32>,
+    /// By slot: how many panes the key holds. A key left with none is dropped when
+    /// firing next visits it.
+    held: Vec<u32>,
+    /// Every pane that holds a record, oldest first.
+    columns: VecDeque<Column<A::Acc>>,
+    /// The block whose panes hold their folds.
+    tails: Option<Tails>,
+    head: Head<A::Acc>,
     /// Accumulators, one per key per pane.
     entries: usize,
     out: VecDeque<(A::Output, i64)>,
@@ -69,14 +94,53 @@ pub struct PanedWindows<A: Aggregation> {
     /// so a window of many keys never has all its results in memory at once.
     firing: VecDeque<i128>,
     next_key: usize,
-    /// Panes starting at or before this have expired (every window holding them is
-    /// closed and built): a key drops its own when firing next visits it, as firing
-    /// visits every key (a pass of its own over the keys cost a fetch from memory per
-    /// key per slide).
-    expired_through: Option<i64>,
-    /// A key was left with no pane in the window being built: keys are dropped once it is.
+    /// A key was left with no pane: keys are dropped once the window being built is.
     emptied: bool,
     epoch: u64,
+}
+
+/// One pane: its keys' accumulators and, in the block whose folds are built, their
+/// folds; and the oldest epoch among its records.
+struct Column<Acc> {
+    start: i64,
+    cells: Cells<Acc>,
+    folds: Cells<Acc>,
+    min_epoch: u64,
+}
+
+/// The block whose panes hold their folds, and, once a window starting at a pane whose
+/// folds are a map asked for it, where each key's panes in the block are.
+struct Tails {
+    block: i128,
+    index: Option<TailIndex>,
+}
+
+/// The starts of each key's panes in a block, in order: those of slot `s` are
+/// `starts[from[s]..from[s + 1]]`.
+struct TailIndex {
+    from: Vec<usize>,
+    starts: Vec<i64>,
+}
+
+/// The panes of block `block` that start before `through`, merged front to back, per
+/// key.
+struct Head<Acc> {
+    block: i128,
+    through: i128,
+    cells: Cells<Acc>,
+}
+
+/// A key's panes `(start, accumulator)`, borrowed for saving.
+type SavedPanes<'a, A> = Vec<(i64, &'a <A as Aggregation>::Acc)>;
+
+/// What a checkpoint holds of [`PanedWindows`]: the watermark, the first window not
+/// fired, and every key's panes `(start, accumulator)`, oldest first (`L`), keys in
+/// order.
+#[derive(Serialize, Deserialize)]
+struct Saved<K, L> {
+    wm: i64,
+    unfired: i128,
+    keys: Vec<(K, L)>,
 }
 
 /// Where windows, panes and blocks fall in time.
@@ -88,55 +152,6 @@ struct Grid {
     pane: i64,
     /// A block's length: a window's.
     block: i128,
-}
-
-/// A key and its panes `(start, accumulator)`, borrowed for saving.
-type SavedKey<'a, A> = (&'a <A as Keyed>::Key, Vec<(i64, &'a <A as Aggregation>::Acc)>);
-
-struct PaneUse {
-    keys: usize,
-    min_epoch: u64,
-}
-
-/// One key's pane: its records' accumulator and, when built, its tail fold (see the
-/// module's docs: in the block `KeyPanes::tails`).
-struct Pane<Acc> {
-    start: i64,
-    acc: Acc,
-    fold: Option<Acc>,
-}
-
-/// One key's panes, oldest first, and which of their folds are built.
-struct KeyPanes<Acc> {
-    panes: VecDeque<Pane<Acc>>,
-    /// The block whose panes all hold their tail folds.
-    tails: Option<i128>,
-    /// The merge of a block's first panes (see the module's docs).
-    head: Option<Head<Acc>>,
-    /// The index of the last window's first pane: the next is a step or two away.
-    near: usize,
-    /// The start of the last pane, when there is one: a record for a newer pane (nearly
-    /// every record, when a key has about one per pane) is pushed after it without
-    /// reading the panes, which are elsewhere in memory.
-    newest: i64,
-}
-
-/// The panes of block `block` that start before `through`, merged front to back (`None`
-/// when there are none).
-struct Head<Acc> {
-    block: i128,
-    through: i128,
-    acc: Option<Acc>,
-}
-
-/// What a checkpoint holds of [`PanedWindows`]: the watermark, the first window not
-/// fired, and every key's panes `(start, accumulator)`, oldest first (`L`), keys in
-/// order.
-#[derive(Serialize, Deserialize)]
-struct Saved<K, L> {
-    wm: i64,
-    unfired: i128,
-    keys: Vec<(K, L)>,
 }
 
 impl Grid {
@@ -242,12 +257,16 @@ where
             wm: i64::MIN,
             unfired: grid.start_from(i128::from(i64::MIN) - i128::from(size)),
             keys: SortedKeys::new(),
-            panes: BTreeMap::new(),
+            slots: 0,
+            free: Vec::new(),
+            held: Vec::new(),
+            columns: VecDeque::new(),
+            tails: None,
+            head: Head::none(),
             entries: 0,
             out: VecDeque::new(),
             firing: VecDeque::new(),
             next_key: 0,
-            expired_through: None,
             emptied: false,
             epoch: 0,
         }
@@ -258,16 +277,267 @@ where
         end.saturating_add(self.lateness) <= self.wm
     }
 
+    /// The index of the first pane starting at or after `t`.
+    fn column_from(&self, t: i128) -> usize {
+        column_from(&self.columns, t)
+    }
+
+    /// Where the pane starting at `pane` is, or goes: records come nearly in time
+    /// order, so it is nearly always the newest or the one after it.
+    fn column_at(&self, pane: i64) -> usize {
+        match self.columns.back() {
+            Some(newest) if newest.start < pane => self.columns.len(),
+            Some(newest) if newest.start == pane => self.columns.len() - 1,
+            _ => self.column_from(i128::from(pane)),
+        }
+    }
+
+    /// The key's accumulators in the panes starting in `[lo, hi)`, oldest first.
+    fn held_in(&self, slot: u32, lo: i128, hi: i128) -> impl DoubleEndedIterator<Item = &A::Acc> {
+        self.columns
+            .range(self.column_from(lo)..self.column_from(hi))
+            .filter_map(move |column| column.cells.get(slot))
+    }
+
     /// The start of the next window to fire: the first not fired that holds a pane.
     fn next_window(&self) -> Option<i128> {
-        let (&pane, _) = self.panes.range(clamp(self.unfired)..).next()?;
-        let pane = i128::from(pane);
+        let first = self.columns.get(self.column_from(i128::from(clamp(self.unfired))))?;
+        let pane = i128::from(first.start);
         // The oldest window holding the pane starts after `pane - size`. (Past the top
         // of the range, `unfired` can be after the last pane.)
         let start = self
             .unfired
             .max(self.grid.start_from(pane - i128::from(self.grid.size) + 1));
         (start <= pane).then_some(start)
+    }
+
+    /// Adds a record to the key's accumulator in the pane starting at `pane`, and builds
+    /// the key's folds and head again where they include that pane. On an `add` error
+    /// nothing changed.
+    fn add<Q>(&mut self, key: &Q, pane: i64, rec: &A::Input, t: i64) -> Result<(), EvalError>
+    where
+        A::Key: Borrow<Q>,
+        Q: Hash + Eq + ?Sized + ToOwned<Owned = A::Key>,
+    {
+        let at = self.column_at(pane);
+        let column_there = self.columns.get(at).is_some_and(|column| column.start == pane);
+        let known = self.keys.get(key).copied();
+        if let (Some(slot), true) = (known, column_there) {
+            let column = &mut self.columns[at];
+            if let Some(acc) = column.cells.get_mut(slot) {
+                self.agg.add(acc, rec, t)?;
+                column.min_epoch = column.min_epoch.min(self.epoch);
+                self.rebuild_folds_of(slot, pane, false);
+                return Ok(());
+            }
+        }
+        let slot = match (known, self.free.last()) {
+            (Some(slot), _) | (None, Some(&slot)) => slot,
+            (None, None) if self.slots == u32::MAX => {
+                return Err(EvalError::StateFull {
+                    max_keys: u32::MAX as usize,
+                })
+            }
+            (None, None) => self.slots,
+        };
+        let mut acc = self.agg.new_acc();
+        self.agg.add(&mut acc, rec, t)?;
+        // Nothing fails from here on.
+        if known.is_none() {
+            if self.free.pop().is_none() {
+                self.slots += 1;
+                self.held.push(0);
+            }
+            self.keys.insert(key.to_owned(), slot);
+        }
+        if !column_there {
+            self.columns.insert(at, Column::new(pane));
+        }
+        let column = &mut self.columns[at];
+        column.cells.insert(slot, acc, self.slots);
+        column.min_epoch = column.min_epoch.min(self.epoch);
+        self.held[slot as usize] += 1;
+        self.entries += 1;
+        self.rebuild_folds_of(slot, pane, true);
+        Ok(())
+    }
+
+    /// After the key's accumulator in the pane `pane` changed (`new`: was added): its
+    /// folds, when that pane's block holds them, and its head, when the head took the
+    /// pane in, are built again from its panes.
+    fn rebuild_folds_of(&mut self, slot: u32, pane: i64, new: bool) {
+        let block = self.grid.block(i128::from(pane));
+        let (from, to) = (self.grid.block_start(block), self.grid.block_start(block + 1));
+        if let Some(tails) = self.tails.as_mut().filter(|tails| tails.block == block) {
+            if new {
+                tails.index = None;
+            }
+            let (lo, hi) = (column_from(&self.columns, from), column_from(&self.columns, to));
+            let (agg, slots) = (&self.agg, self.slots);
+            let mut later: Option<A::Acc> = None;
+            for column in self.columns.range_mut(lo..hi).rev() {
+                if let Some(acc) = column.cells.get(slot) {
+                    let mut fold = acc.clone();
+                    if let Some(later) = later.take() {
+                        merge(agg, &mut fold, later);
+                    }
+                    column.folds.insert(slot, fold.clone(), slots);
+                    later = Some(fold);
+                } else if column.folds.is_dense() {
+                    match &later {
+                        Some(later) => column.folds.insert(slot, later.clone(), slots),
+                        None => drop(column.folds.remove(slot)),
+                    }
+                }
+            }
+        }
+        if self.head.block == block && i128::from(pane) < self.head.through {
+            match fold_forward(&self.agg, self.held_in(slot, from, self.head.through)) {
+                Some(acc) => self.head.cells.insert(slot, acc, self.slots),
+                None => drop(self.head.cells.remove(slot)),
+            }
+        }
+    }
+
+    /// The key's accumulator in the window `span`, merged from its panes as firing
+    /// merges them (for a window that fired and is kept, which a late record changed).
+    fn result_of(&self, slot: u32, span: &Span) -> Option<A::Acc> {
+        let mut tail: Option<A::Acc> = None;
+        for acc in self.held_in(slot, span.start, span.next_block).rev() {
+            let mut fold = acc.clone();
+            if let Some(later) = tail.take() {
+                merge(&self.agg, &mut fold, later);
+            }
+            tail = Some(fold);
+        }
+        let head = fold_forward(&self.agg, self.held_in(slot, span.next_block, span.end));
+        match (tail, head) {
+            (Some(mut tail), Some(head)) => {
+                merge(&self.agg, &mut tail, head);
+                Some(tail)
+            }
+            (Some(one), None) | (None, Some(one)) => Some(one),
+            (None, None) => None,
+        }
+    }
+
+    /// Builds the folds of block `block`, back to front, unless built, and drops those
+    /// of the block before. A pane whose accumulators are an array gets its folds as one,
+    /// holding for each key without a record there the fold of its next pane.
+    fn build_tails(&mut self, block: i128) {
+        if self.tails.as_ref().is_some_and(|tails| tails.block == block) {
+            return;
+        }
+        if let Some(old) = self.tails.take() {
+            let from = self.column_from(self.grid.block_start(old.block));
+            let to = self.column_from(self.grid.block_start(old.block + 1));
+            for column in self.columns.range_mut(from..to) {
+                column.folds = Cells::new();
+            }
+        }
+        let from = self.column_from(self.grid.block_start(block));
+        let to = self.column_from(self.grid.block_start(block + 1));
+        let (agg, slots) = (&self.agg, self.slots);
+        let columns = self.columns.make_contiguous();
+        // Which pane holds each key's fold of the panes after this one, by slot.
+        let mut later = vec![usize::MAX; slots as usize];
+        for at in (from..to).rev() {
+            let (this, after) = columns.split_at_mut(at + 1);
+            let Column { cells, folds, .. } = &mut this[at];
+            let fold_after = |slot: u32| {
+                let at_later = later[slot as usize].wrapping_sub(at + 1);
+                after
+                    .get(at_later)
+                    .map(|column| column.folds.get(slot).expect("built before"))
+            };
+            *folds = if cells.is_dense() {
+                let mut dense = Cells::dense(slots);
+                for slot in 0..slots {
+                    let fold = match (cells.get(slot), fold_after(slot)) {
+                        (Some(acc), later) => {
+                            let mut fold = acc.clone();
+                            if let Some(later) = later {
+                                merge(agg, &mut fold, later.clone());
+                            }
+                            fold
+                        }
+                        (None, Some(later)) => later.clone(),
+                        (None, None) => continue,
+                    };
+                    dense.insert(slot, fold, slots);
+                }
+                dense
+            } else {
+                let mut sparse = Cells::new();
+                for (slot, acc) in cells.iter() {
+                    let mut fold = acc.clone();
+                    if let Some(later) = fold_after(slot) {
+                        merge(agg, &mut fold, later.clone());
+                    }
+                    sparse.insert(slot, fold, slots);
+                }
+                sparse
+            };
+            for (slot, _) in folds.iter() {
+                later[slot as usize] = at;
+            }
+        }
+        self.tails = Some(Tails { block, index: None });
+    }
+
+    /// Builds the index of where each key's panes are in the block whose folds are
+    /// built, unless built.
+    fn build_tail_index(&mut self) {
+        let Some(tails) = self.tails.as_ref().filter(|tails| tails.index.is_none()) else {
+            return;
+        };
+        let from = self.column_from(self.grid.block_start(tails.block));
+        let to = self.column_from(self.grid.block_start(tails.block + 1));
+        let block = self.columns.range(from..to);
+        let mut starts_at = vec![0; self.slots as usize + 1];
+        for (slot, _) in block.clone().flat_map(|column| column.cells.iter()) {
+            starts_at[slot as usize + 1] += 1;
+        }
+        for slot in 0..self.slots as usize {
+            starts_at[slot + 1] += starts_at[slot];
+        }
+        let mut next = starts_at.clone();
+        let mut starts = vec![0; starts_at[self.slots as usize]];
+        for column in block {
+            for (slot, _) in column.cells.iter() {
+                starts[next[slot as usize]] = column.start;
+                next[slot as usize] += 1;
+            }
+        }
+        self.tails = Some(Tails {
+            block: tails.block,
+            index: Some(TailIndex {
+                from: starts_at,
+                starts,
+            }),
+        });
+    }
+
+    /// Makes the head the merge, per key, of the panes of block `block` (starting at
+    /// `from`) that start before `end`: the head kept from the last window, taking in
+    /// the panes since, or built again from the block's start.
+    fn build_head(&mut self, block: i128, from: i128, end: i128) {
+        if self.head.block != block || self.head.through > end {
+            self.head.cells.clear();
+            self.head.block = block;
+            self.head.through = from;
+        }
+        let (lo, hi) = (self.column_from(self.head.through), self.column_from(end));
+        let (agg, slots, head) = (&self.agg, self.slots, &mut self.head);
+        for column in self.columns.range(lo..hi) {
+            for (slot, acc) in column.cells.iter() {
+                match head.cells.get_mut(slot) {
+                    Some(merged) => merge(agg, merged, acc.clone()),
+                    None => head.cells.insert(slot, acc.clone(), slots),
+                }
+            }
+        }
+        head.through = end;
     }
 
     /// Builds up to `room` results of the windows fired and not yet built into `into`:
@@ -277,45 +547,83 @@ where
         while room > 0 {
             let Some(&start) = self.firing.front() else { break };
             let span = self.grid.span(start);
+            if self.next_key == 0 {
+                self.build_tails(span.block);
+                self.build_head(span.block + 1, span.next_block, span.end);
+            }
+            // The folds of the window's first pane hold every key's tail when they are an
+            // array; else each key's first pane in the tail is looked up.
+            let first_at = self.column_from(span.start);
+            let dense_first = self
+                .columns
+                .get(first_at)
+                .is_some_and(|column| i128::from(column.start) == span.start && column.folds.is_dense());
+            if !dense_first {
+                self.build_tail_index();
+            }
             let PanedWindows {
                 agg,
-                grid,
                 keys,
+                held,
+                columns,
+                tails,
+                head,
                 next_key,
-                expired_through,
                 emptied,
                 ..
             } = self;
+            let first_folds = dense_first.then(|| &columns[first_at].folds);
+            let index = tails.as_ref().and_then(|tails| tails.index.as_ref());
             let keys = keys.in_order();
             while room > 0 && *next_key < keys.len() {
-                // Each key's panes are somewhere else in memory: ask for those of a key
-                // a few ahead while this one's are worked on.
-                if let Some((_, ahead)) = keys.get(*next_key + PREFETCH_AHEAD) {
-                    ahead.prefetch();
+                // A key's fold and head are somewhere in arrays of thousands: ask for those
+                // of a key a few ahead while this one is worked on.
+                if let Some(&(_, ahead)) = keys.get(*next_key + PREFETCH_AHEAD) {
+                    head.cells.prefetch(ahead);
+                    if let Some(folds) = first_folds {
+                        folds.prefetch(ahead);
+                    }
                 }
-                let (key, panes) = &mut keys[*next_key];
+                let (key, slot) = &keys[*next_key];
+                let slot = *slot;
                 *next_key += 1;
-                if let Some(cut) = *expired_through {
-                    panes.drop_until(grid, cut);
-                }
-                if panes.panes.is_empty() {
+                if held[slot as usize] == 0 {
                     *emptied = true;
                     continue;
                 }
-                let built = panes.result(agg, grid, &span, |acc| {
-                    into.build(
-                        span.time,
-                        || agg.output(key, span.window, acc, false),
-                        |row| agg.output_into(key, span.window, acc, false, row),
-                    );
-                });
-                room -= usize::from(built.is_some());
+                let tail = match (first_folds, index) {
+                    (Some(folds), _) => folds.get(slot),
+                    (None, Some(index)) => index
+                        .first_from(slot, span.start)
+                        .filter(|&start| i128::from(start) < span.next_block)
+                        .map(|start| {
+                            let column = &columns[column_from(columns, i128::from(start))];
+                            column.folds.get(slot).expect("the block's folds are built")
+                        }),
+                    (None, None) => None,
+                };
+                let head = head.cells.get(slot);
+                let acc = match (tail, head) {
+                    (Some(tail), Some(head)) => {
+                        let mut acc = tail.clone();
+                        merge(agg, &mut acc, head.clone());
+                        Cow::Owned(acc)
+                    }
+                    (Some(one), None) | (None, Some(one)) => Cow::Borrowed(one),
+                    (None, None) => continue,
+                };
+                into.build(
+                    span.time,
+                    || agg.output(key, span.window, &acc, false),
+                    |row| agg.output_into(key, span.window, &acc, false, row),
+                );
+                room -= 1;
             }
             if *next_key == keys.len() {
                 self.firing.pop_front();
                 self.next_key = 0;
                 if std::mem::take(&mut self.emptied) {
-                    self.keys.retain(|_, panes| !panes.panes.is_empty());
+                    self.drop_emptied_keys();
                 }
                 if self.firing.is_empty() {
                     self.expire();
@@ -324,37 +632,41 @@ where
         }
     }
 
-    /// Drops the panes whose every window is closed: from the count of each pane's
-    /// keys at once, from each key's panes when firing next visits it.
-    fn expire(&mut self) {
-        let Some(&first) = self.panes.keys().next() else { return };
-        if !self.closed(self.grid.last_end(first)) {
-            return;
-        }
-        let mut cut = first;
-        for &pane in self.panes.keys() {
-            if !self.closed(self.grid.last_end(pane)) {
-                break;
+    /// Drops the keys left with no pane, handing their slots back.
+    fn drop_emptied_keys(&mut self) {
+        let (free, held, head) = (&mut self.free, &self.held, &mut self.head);
+        self.keys.retain(|_, &mut slot| {
+            let empty = held[slot as usize] == 0;
+            if empty {
+                free.push(slot);
+                head.cells.remove(slot);
             }
-            cut = pane;
-        }
-        let gone = self.panes.range(..=cut).map(|(_, u)| u.keys).sum::<usize>();
-        self.panes.retain(|&pane, _| pane > cut);
-        self.entries -= gone;
-        self.expired_through = Some(cut);
+            !empty
+        });
     }
 
-    /// A key's panes that have not expired.
-    fn live<'a>(&self, panes: &'a KeyPanes<A::Acc>) -> impl Iterator<Item = &'a Pane<A::Acc>> {
-        let cut = self.expired_through;
-        panes
-            .panes
-            .iter()
-            .filter(move |pane| cut.is_none_or(|cut| pane.start > cut))
+    /// Drops the panes whose every window is closed; a key left with none is dropped
+    /// when firing next visits it.
+    fn expire(&mut self) {
+        while let Some(first) = self.columns.front() {
+            if !self.closed(self.grid.last_end(first.start)) {
+                break;
+            }
+            let gone = self.columns.pop_front().expect("looked at");
+            for (slot, _) in gone.cells.iter() {
+                self.held[slot as usize] -= 1;
+            }
+            self.entries -= gone.cells.len();
+        }
     }
 }
 
-/// How many keys ahead firing asks for a key's panes: enough to cover a fetch from
+/// The index of the first of `columns` starting at or after `t`.
+fn column_from<Acc>(columns: &VecDeque<Column<Acc>>, t: i128) -> usize {
+    columns.partition_point(|column| i128::from(column.start) < t)
+}
+
+/// How many keys ahead firing asks for a key's state: enough to cover a fetch from
 /// memory with the work on the keys between.
 const PREFETCH_AHEAD: usize = 8;
 
@@ -362,6 +674,21 @@ const PREFETCH_AHEAD: usize = 8;
 /// does not fail (a count past `i64::MAX` aside): on a failure, `acc` keeps what it had.
 fn merge<A: Aggregation>(agg: &A, acc: &mut A::Acc, other: A::Acc) {
     let _ = agg.merge(acc, other);
+}
+
+/// `accs` merged front to back (`None` for none).
+fn fold_forward<'a, A: Aggregation>(agg: &A, accs: impl Iterator<Item = &'a A::Acc>) -> Option<A::Acc>
+where
+    A::Acc: Clone + 'a,
+{
+    let mut merged: Option<A::Acc> = None;
+    for acc in accs {
+        match &mut merged {
+            Some(merged) => merge(agg, merged, acc.clone()),
+            None => merged = Some(acc.clone()),
+        }
+    }
+    merged
 }
 
 fn gcd(a: i64, b: i64) -> i64 {
@@ -372,207 +699,38 @@ fn gcd(a: i64, b: i64) -> i64 {
     }
 }
 
-impl<Acc: Clone> KeyPanes<Acc> {
-    fn new() -> Self {
-        KeyPanes {
-            panes: VecDeque::new(),
-            tails: None,
-            head: None,
-            near: 0,
-            newest: i64::MIN,
+impl<Acc> Column<Acc> {
+    fn new(start: i64) -> Self {
+        Column {
+            start,
+            cells: Cells::new(),
+            folds: Cells::new(),
+            min_epoch: u64::MAX,
         }
     }
+}
 
-    /// Adds a record to the pane starting at `pane`; true when that pane is new.
-    /// On an `add` error nothing changed.
-    fn add<A: Aggregation<Acc = Acc>>(
-        &mut self,
-        agg: &A,
-        grid: &Grid,
-        pane: i64,
-        rec: &A::Input,
-        t: i64,
-    ) -> Result<bool, EvalError> {
-        self.forget_folds_of(grid, pane);
-        let mut at = self.panes.len();
-        if at > 0 && pane <= self.newest {
-            // Records come nearly in time order: look from the back.
-            while at > 0 && self.panes[at - 1].start > pane {
-                at -= 1;
-            }
-            if at > 0 && self.panes[at - 1].start == pane {
-                agg.add(&mut self.panes[at - 1].acc, rec, t)?;
-                return Ok(false);
-            }
-        }
-        let mut acc = agg.new_acc();
-        agg.add(&mut acc, rec, t)?;
-        let pane_at = Pane {
-            start: pane,
-            acc,
-            fold: None,
-        };
-        if at == self.panes.len() {
-            // (`insert` at the end takes its general path: a fiftieth of the job.)
-            self.newest = pane;
-            self.panes.push_back(pane_at);
-        } else {
-            self.panes.insert(at, pane_at);
-        }
-        Ok(true)
-    }
-
-    /// Drops the folds that include the pane starting at `pane`, which changes.
-    fn forget_folds_of(&mut self, grid: &Grid, pane: i64) {
-        let (block, pane) = (grid.block(i128::from(pane)), i128::from(pane));
-        if self.tails == Some(block) {
-            self.tails = None;
-        }
-        if self
-            .head
-            .as_ref()
-            .is_some_and(|head| head.block == block && pane < head.through)
-        {
-            self.head = None;
+impl<Acc> Head<Acc> {
+    /// No head: the first window builds one.
+    fn none() -> Self {
+        Head {
+            block: i128::MIN,
+            through: i128::MIN,
+            cells: Cells::new(),
         }
     }
+}
 
-    /// Asks for the panes the next window will likely read (see [`prefetch`]): the
-    /// first ones where the last window began (a window slides a pane at a time, and a
-    /// pane spans cache lines), and the newest, which the head takes in.
-    fn prefetch(&self) {
-        let (first, len) = (self.near, self.panes.len());
-        for at in [first, first + 1, len.wrapping_sub(2), len.wrapping_sub(1)] {
-            if let Some(pane) = self.panes.get(at) {
-                prefetch(std::ptr::from_ref(pane));
-            }
-        }
-    }
-
-    /// The index of the first pane starting at or after `t`.
-    fn index(&self, t: i128) -> usize {
-        self.panes.partition_point(|p| i128::from(p.start) < t)
-    }
-
-    /// [`Self::index`], looked for from the index `near`: windows slide a pane or a few
-    /// at a time, so the index a window found last is a step or two away (a search
-    /// would touch a cache line per step, and firing visits every key).
-    fn seek(&self, t: i128, near: usize) -> usize {
-        let starts_before = |i: usize| i128::from(self.panes[i].start) < t;
-        let mut i = near.min(self.panes.len());
-        while i < self.panes.len() && starts_before(i) {
-            i += 1;
-        }
-        while i > 0 && !starts_before(i - 1) {
-            i -= 1;
-        }
-        i
-    }
-
-    /// True when a pane starts in `[from, to)`.
-    fn any_between(&self, from: i128, to: i128) -> bool {
-        self.index(from) < self.index(to)
-    }
-
-    /// The key's result in the window `span`, built by `build` from its accumulator;
-    /// `None` when it has no pane there. The accumulator is the tail fold of its first
-    /// pane (those in the window's first block) merged with the head of the next block
-    /// up to the window's end.
-    fn result<A: Aggregation<Acc = Acc>, R>(
-        &mut self,
-        agg: &A,
-        grid: &Grid,
-        span: &Span,
-        build: impl FnOnce(&Acc) -> R,
-    ) -> Option<R> {
-        let first = self.seek(span.start, self.near);
-        self.near = first;
-        let in_tail = self
-            .panes
-            .get(first)
-            .is_some_and(|p| i128::from(p.start) < span.next_block);
-        if in_tail {
-            self.build_tails(agg, grid, span.block, first);
-        }
-        self.build_head(agg, span.block + 1, span.next_block, span.end);
-        let head = self.head.as_ref().and_then(|head| head.acc.as_ref());
-        let tail = in_tail.then(|| self.panes[first].fold.as_ref().expect("the fold was just built"));
-        let acc = match (tail, head) {
-            (Some(tail), Some(head)) => {
-                let mut acc = tail.clone();
-                merge(agg, &mut acc, head.clone());
-                Cow::Owned(acc)
-            }
-            (Some(one), None) | (None, Some(one)) => Cow::Borrowed(one),
-            (None, None) => return None,
-        };
-        Some(build(&acc))
-    }
-
-    /// Builds the tail folds of block `block`, back to front, unless built: its panes
-    /// start at or before the index `near`.
-    fn build_tails<A: Aggregation<Acc = Acc>>(&mut self, agg: &A, grid: &Grid, block: i128, near: usize) {
-        if self.tails == Some(block) {
-            return;
-        }
-        let first = self.seek(grid.block_start(block), near);
-        let end = self.seek(grid.block_start(block + 1), near);
-        for i in (first..end).rev() {
-            let mut fold = self.panes[i].acc.clone();
-            if let Some(later) = self.panes.get(i + 1).filter(|_| i + 1 < end) {
-                merge(agg, &mut fold, later.fold.clone().expect("built before"));
-            }
-            self.panes[i].fold = Some(fold);
-        }
-        self.tails = Some(block);
-    }
-
-    /// Makes the head the merge of the panes of block `block` (starting at `from`) that
-    /// start before `end`: the head kept from the last window, taking in the panes
-    /// since, or built again from the block's start (a new block, a pane in it changed,
-    /// or an older window, for a late record).
-    fn build_head<A: Aggregation<Acc = Acc>>(&mut self, agg: &A, block: i128, from: i128, end: i128) {
-        let mut head = match self.head.take() {
-            Some(head) if head.block == block && head.through <= end => head,
-            _ => Head {
-                block,
-                through: from,
-                acc: None,
-            },
-        };
-        // The panes in [through, end), found from the newest back.
-        let mut upto = self.panes.len();
-        while upto > 0 && i128::from(self.panes[upto - 1].start) >= end {
-            upto -= 1;
-        }
-        let mut i = upto;
-        while i > 0 && i128::from(self.panes[i - 1].start) >= head.through {
-            i -= 1;
-        }
-        for pane in self.panes.range(i..upto) {
-            match &mut head.acc {
-                Some(acc) => merge(agg, acc, pane.acc.clone()),
-                None => head.acc = Some(pane.acc.clone()),
-            }
-        }
-        head.through = end;
-        self.head = Some(head);
-    }
-
-    /// Drops the panes starting at or before `cut`.
-    fn drop_until(&mut self, grid: &Grid, cut: i64) {
-        while let Some(pane) = self.panes.front().filter(|pane| pane.start <= cut) {
-            // The head holds the panes before it: those of its block are all needed.
-            if self
-                .head
-                .as_ref()
-                .is_some_and(|head| head.block == grid.block(i128::from(pane.start)))
-            {
-                self.head = None;
-            }
-            self.panes.pop_front();
-            self.near = self.near.saturating_sub(1);
-        }
+impl TailIndex {
+    /// The start of the key's first pane in the block at or after `t`. (A slot handed
+    /// out since the index was built has no pane in the block: a new pane there builds
+    /// the index again.)
+    fn first_from(&self, slot: u32, t: i128) -> Option<i64> {
+        let slot = slot as usize;
+        let (&from, &to) = (self.from.get(slot)?, self.from.get(slot + 1)?);
+        let starts = &self.starts[from..to];
+        let at = starts.partition_point(|&start| i128::from(start) < t);
+        starts.get(at).copied()
     }
 }
 
@@ -614,45 +772,31 @@ where
                     let had = self
                         .keys
                         .get(key)
-                        .is_some_and(|panes| panes.any_between(start, start + size));
+                        .is_some_and(|&slot| self.held_in(slot, start, start + size).next().is_some());
                     fired.push((start, had));
                 }
                 start += i128::from(grid.slide);
             }
         }
-        let pane = grid.pane_of(t);
-        let new_pane = match self.keys.get_mut(key) {
-            Some(panes) => panes.add(&self.agg, &grid, pane, rec, t)?,
-            None => {
-                let mut panes = KeyPanes::new();
-                panes.add(&self.agg, &grid, pane, rec, t)?;
-                self.keys.insert(key.to_owned(), panes);
-                true
-            }
-        };
-        let usage = self.panes.entry(pane).or_insert(PaneUse {
-            keys: 0,
-            min_epoch: u64::MAX,
-        });
-        usage.keys += usize::from(new_pane);
-        usage.min_epoch = usage.min_epoch.min(self.epoch);
-        self.entries += usize::from(new_pane);
+        self.add(key, grid.pane_of(t), rec, t)?;
         if !fired.is_empty() {
             let owned = key.to_owned();
-            let panes = self.keys.get_mut(key).expect("the key was just added");
-            for (start, had) in fired {
-                let span = grid.span(start);
-                let (agg, out) = (&self.agg, &mut self.out);
-                panes.result(agg, &grid, &span, |acc| {
-                    out.push_back((agg.output(&owned, span.window, acc, had), span.time));
-                });
-            }
+            let slot = *self.keys.get(key).expect("the key was just added");
+            let results: Vec<_> = fired
+                .into_iter()
+                .filter_map(|(start, had)| {
+                    let span = grid.span(start);
+                    let acc = self.result_of(slot, &span)?;
+                    Some((self.agg.output(&owned, span.window, &acc, had), span.time))
+                })
+                .collect();
+            self.out.extend(results);
         }
         Ok(Admit::Added)
     }
 
-    /// The key's entry, then the pane its record most likely goes to or after: the
-    /// newest (records come nearly in time order).
+    /// The key's entry, then its accumulator in the newest pane, where its record most
+    /// likely goes (records come nearly in time order).
     fn prefetch<Q>(&self, key: &Q, reach: Reach)
     where
         A::Key: Borrow<Q>,
@@ -661,11 +805,8 @@ where
         match reach {
             Reach::Entry => self.keys.prefetch(key),
             Reach::State => {
-                if let Some(newest) = self.keys.get(key).and_then(|panes| panes.panes.back()) {
-                    let at = std::ptr::from_ref(newest);
-                    prefetch(at);
-                    // A new pane goes in the slot after it.
-                    prefetch(at.wrapping_add(1));
+                if let (Some(&slot), Some(newest)) = (self.keys.get(key), self.columns.back()) {
+                    newest.cells.prefetch(slot);
                 }
             }
         }
@@ -673,8 +814,8 @@ where
 
     fn next_due(&self) -> Option<i64> {
         let fires = self.next_window().map(|start| self.grid.window(start).end);
-        let expires = self.panes.keys().next().map(|&first| {
-            let end = self.grid.last_end(first);
+        let expires = self.columns.front().map(|first| {
+            let end = self.grid.last_end(first.start);
             end.saturating_add(self.lateness)
         });
         fires.into_iter().chain(expires).min()
@@ -709,11 +850,11 @@ where
 
     /// The smallest epoch of a pane in a window that has not fired.
     fn pending_epoch(&self) -> Option<u64> {
-        self.panes
+        self.columns
             .iter()
             .rev()
-            .take_while(|(&pane, _)| self.grid.last_end(pane) > self.wm)
-            .map(|(_, usage)| usage.min_epoch)
+            .take_while(|column| self.grid.last_end(column.start) > self.wm)
+            .map(|column| column.min_epoch)
             .min()
     }
 
@@ -735,28 +876,26 @@ where
         self.entries
     }
 
+    /// Counted from what the state holds, not from how it is laid out, so a restored
+    /// state measures what the saved one did: each key's entry, and each accumulator
+    /// twice (a pane's, and the fold or head built from it).
     fn state_size(&self) -> StateSize {
-        let per_key = entry_bytes::<A::Key, KeyPanes<A::Acc>>();
-        let per_pane = size_of::<Pane<A::Acc>>();
-        let heap = |pane: &Pane<A::Acc>| {
-            self.agg.acc_heap_bytes(&pane.acc) + pane.fold.as_ref().map_or(0, |fold| self.agg.acc_heap_bytes(fold))
-        };
-        let bytes = self
+        let per_key = entry_bytes::<A::Key, u32>() + size_of::<u32>();
+        let per_acc = 2 * size_of::<(u32, A::Acc)>();
+        let keys = self
             .keys
             .iter()
-            .map(|(_, panes)| {
-                let live: usize = self.live(panes).map(|pane| per_pane + heap(pane)).sum();
-                let head = panes.head.as_ref().and_then(|head| head.acc.as_ref());
-                // A key whose panes all expired is gone but for firing's next visit.
-                match live {
-                    0 => 0,
-                    _ => per_key + live + head.map_or(0, |acc| self.agg.acc_heap_bytes(acc)),
-                }
-            })
+            .filter(|&&(_, slot)| self.held[slot as usize] > 0)
+            .count();
+        let accs: usize = self
+            .columns
+            .iter()
+            .flat_map(|column| column.cells.iter())
+            .map(|(_, acc)| per_acc + 2 * self.agg.acc_heap_bytes(acc))
             .sum();
         StateSize {
             entries: self.entries,
-            bytes,
+            bytes: keys * per_key + accs,
         }
     }
 
@@ -770,15 +909,16 @@ where
         if !self.out.is_empty() {
             return Err(results_waiting(self.out.len()));
         }
-        let mut keys: Vec<SavedKey<'_, A>> = self
+        let mut by_slot: Vec<SavedPanes<'_, A>> = (0..self.slots).map(|_| Vec::new()).collect();
+        for column in &self.columns {
+            for (slot, acc) in column.cells.iter() {
+                by_slot[slot as usize].push((column.start, acc));
+            }
+        }
+        let mut keys: Vec<(&A::Key, SavedPanes<'_, A>)> = self
             .keys
             .iter()
-            .map(|(key, panes)| {
-                (
-                    key,
-                    self.live(panes).map(|pane| (pane.start, &pane.acc)).collect::<Vec<_>>(),
-                )
-            })
+            .map(|(key, slot)| (key, std::mem::take(&mut by_slot[*slot as usize])))
             .filter(|(_, panes)| !panes.is_empty())
             .collect();
         keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -796,31 +936,24 @@ where
     /// checkpoint, which confirms its sources' positions by itself.
     fn restore_state(&mut self, saved: &[u8]) -> Result<(), String> {
         let saved: Saved<A::Key, Vec<(i64, A::Acc)>> = restore(saved)?;
+        let slots = u32::try_from(saved.keys.len()).map_err(|_| "more keys than a window holds")?;
         let mut keys = Vec::with_capacity(saved.keys.len());
-        let mut panes: BTreeMap<i64, PaneUse> = BTreeMap::new();
+        let mut by_pane: BTreeMap<i64, Vec<(u32, A::Acc)>> = BTreeMap::new();
         let mut entries = 0;
-        for (key, list) in saved.keys {
+        let mut held = Vec::with_capacity(saved.keys.len());
+        for (slot, (key, list)) in (0..slots).zip(saved.keys) {
             if list.is_empty() || list.windows(2).any(|w| w[0].0 >= w[1].0) {
                 return Err("a key's panes are not in order".into());
             }
             if list.iter().any(|(pane, _)| *pane != self.grid.pane_of(*pane)) {
                 return Err("a pane does not start on a pane boundary".into());
             }
-            for (pane, _) in &list {
-                let usage = panes.entry(*pane).or_insert(PaneUse {
-                    keys: 0,
-                    min_epoch: self.epoch,
-                });
-                usage.keys += 1;
-            }
             entries += list.len();
-            let mut key_panes = KeyPanes::new();
-            key_panes.newest = list.last().map_or(i64::MIN, |(start, _)| *start);
-            key_panes.panes = list
-                .into_iter()
-                .map(|(start, acc)| Pane { start, acc, fold: None })
-                .collect();
-            keys.push((key, key_panes));
+            held.push(u32::try_from(list.len()).map_err(|_| "a key holds more panes than a window has")?);
+            for (start, acc) in list {
+                by_pane.entry(start).or_default().push((slot, acc));
+            }
+            keys.push((key, slot));
         }
         // Firing the last window moves `unfired` a slide past it: up to a slide past
         // `i64::MAX` once the watermark reached the end.
@@ -831,15 +964,29 @@ where
         {
             return Err("the first window not fired is not a window's start".into());
         }
+        self.keys = SortedKeys::from_entries(keys).ok_or("a key is saved twice")?;
+        self.columns = by_pane
+            .into_iter()
+            .map(|(start, accs)| {
+                let mut column = Column::new(start);
+                for (slot, acc) in accs {
+                    column.cells.insert(slot, acc, slots);
+                }
+                column.min_epoch = self.epoch;
+                column
+            })
+            .collect();
         self.wm = saved.wm;
         self.unfired = saved.unfired;
-        self.keys = SortedKeys::from_entries(keys).ok_or("a key is saved twice")?;
-        self.panes = panes;
+        self.slots = slots;
+        self.held = held;
+        self.free.clear();
+        self.tails = None;
+        self.head = Head::none();
         self.entries = entries;
         self.out.clear();
         self.firing.clear();
         self.next_key = 0;
-        self.expired_through = None;
         self.emptied = false;
         Ok(())
     }

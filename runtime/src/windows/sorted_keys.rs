@@ -71,6 +71,7 @@ impl<K: Hash + Ord, V> SortedKeys<K, V> {
         self.find(key).map(|i| &self.entries[i].1)
     }
 
+    #[cfg(test)]
     pub(crate) fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
     where
         K: Borrow<Q>,
