@@ -413,3 +413,31 @@ fn a_record_behind_the_watermark_changes_the_head_of_the_windows_after_it() {
             .any(|seen| matches!(seen, Seen::Result((_, w, 2, 6, _), _) if w.start == 3_000)));
     }
 }
+
+#[test]
+fn a_pane_of_many_keys_holds_the_tails_of_those_without_a_record_in_it() {
+    // 100 keys with a record in nearly every pane of 1 s, each skipping one pane in
+    // seven: the panes' cells are arrays, and a window starting at a pane a key skipped
+    // finds the key's tail in that pane's folds, as the fold of its next pane.
+    let keys: Vec<&'static str> = (0..100).map(|i| &*format!("k{i:03}").leak()).collect();
+    let mut steps = Vec::new();
+    for second in 0..40 {
+        for (i, key) in keys.iter().enumerate() {
+            if (i + second) % 7 != 0 {
+                steps.push(Rec(key, (i + second) as i64, second as i64 * 1_000 + i as i64));
+            }
+        }
+        steps.push(Wm(second as i64 * 1_000 - 1_500));
+    }
+    for (size, slide) in [(10_000, 1_000), (7_000, 1_000), (6_000, 2_000)] {
+        let mut op = paned(size, slide, 0, 0);
+        run(&mut op, &steps[..steps.len() / 2]);
+        assert!(
+            op.columns.iter().any(|column| column.cells.is_dense()),
+            "the panes' cells are arrays"
+        );
+        let (fixed, panes) = both(size, slide, 0, 0, &steps);
+        assert!(fixed.len() > 2_000);
+        assert_eq!(panes, fixed, "size {size}, slide {slide}");
+    }
+}
