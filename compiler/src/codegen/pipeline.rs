@@ -271,12 +271,23 @@ fn source_ahead(s: &IrSource, ir: &Ir) -> Option<TokenStream> {
         .filter_map(|op| {
             let key = aggregation::field_key_arg(&op.aggregation()?.key)?;
             let field = node_field(op);
-            Some(quote!(out.#field.prefetch(#key, reach);))
+            Some(quote!(out.#field.prefetch(#key, t, reach);))
         })
         .collect();
     if hints.is_empty() {
         return None;
     }
+    // The record's time, where it is a field: a window finds the pane it goes to.
+    let time = match &s.time {
+        IrTime::Processing => quote!(None),
+        IrTime::Event { idents, optional, .. } => {
+            let idents = idents.iter().map(|p| super::ident::ident(p));
+            match optional {
+                true => quote!(rec #(.#idents)*),
+                false => quote!(Some(rec #(.#idents)*)),
+            }
+        }
+    };
     let f = prefixed("ahead_", &s.stem);
     let ty = type_ident(&s.record.rust_name);
     let doc = format!(
@@ -287,6 +298,7 @@ fn source_ahead(s: &IrSource, ir: &Ir) -> Option<TokenStream> {
         #[doc = #doc]
         #[inline]
         fn #f(rec: &#ty, out: &Nodes, reach: Reach) {
+            let t: Option<i64> = #time;
             #(#hints)*
         }
     })

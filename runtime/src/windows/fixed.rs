@@ -336,7 +336,7 @@ impl<A: Aggregation> KeyedOperator<A> for FixedWindows<A> {
 
     /// The key's entry in the newest open window (where nearly every record goes) is
     /// asked for from memory.
-    fn prefetch<Q>(&self, key: &Q, reach: Reach)
+    fn prefetch<Q>(&self, key: &Q, _t: Option<i64>, reach: Reach)
     where
         A::Key: Borrow<Q>,
         Q: Hash + Eq + ?Sized,

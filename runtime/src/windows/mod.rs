@@ -178,15 +178,16 @@ pub trait KeyedOperator<A: Keyed> {
     {
         self.process(key, &rec, t)
     }
-    /// A hint: a record with key `key` comes a few records on, so the operator may ask
-    /// for that key's state from memory now ([`crate::prefetch`]), and the fetch
-    /// overlaps the records between. It changes nothing.
-    fn prefetch<Q>(&self, key: &Q, reach: Reach)
+    /// A hint: a record with key `key` (and time `t`, when known before it flows) comes a
+    /// few records on, so the operator may ask for that key's state from memory now
+    /// ([`crate::prefetch`]), and the fetch overlaps the records between. It changes
+    /// nothing.
+    fn prefetch<Q>(&self, key: &Q, t: Option<i64>, reach: Reach)
     where
         A::Key: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let _ = (key, reach);
+        let _ = (key, t, reach);
     }
     /// The epoch of the records given to `process` from now on (the source batch they come
     /// from; never decreases). Before the first call, records are tagged with epoch 0.

@@ -89,12 +89,12 @@ impl<A: Keyed, O: KeyedOperator<A>> Stateful<A, O> {
 
     /// A record with key `key` comes soon: see [`KeyedOperator::prefetch`].
     #[inline]
-    pub fn prefetch<Q>(&self, key: &Q, reach: Reach)
+    pub fn prefetch<Q>(&self, key: &Q, t: Option<i64>, reach: Reach)
     where
         A::Key: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.op.prefetch(key, reach);
+        self.op.prefetch(key, t, reach);
     }
 
     /// Like [`Self::process`], with the record moved in: for an operator that keeps it

@@ -551,14 +551,18 @@ where
                 self.build_tails(span.block);
                 self.build_head(span.block + 1, span.next_block, span.end);
             }
-            // The folds of the window's first pane hold every key's tail when they are an
-            // array; else each key's first pane in the tail is looked up.
+            // The folds of the first pane in the window's tail hold every key's tail when
+            // they are an array (no key has a pane between the window's start and it);
+            // else each key's first pane in the tail is looked up.
             let first_at = self.column_from(span.start);
-            let dense_first = self
-                .columns
-                .get(first_at)
-                .is_some_and(|column| i128::from(column.start) == span.start && column.folds.is_dense());
-            if !dense_first {
+            let tails_from = match self.columns.get(first_at) {
+                Some(first) if i128::from(first.start) < span.next_block => match first.folds.is_dense() {
+                    true => TailsFrom::Folds,
+                    false => TailsFrom::Index,
+                },
+                _ => TailsFrom::Nowhere,
+            };
+            if tails_from == TailsFrom::Index {
                 self.build_tail_index();
             }
             let PanedWindows {
@@ -572,8 +576,11 @@ where
                 emptied,
                 ..
             } = self;
-            let first_folds = dense_first.then(|| &columns[first_at].folds);
-            let index = tails.as_ref().and_then(|tails| tails.index.as_ref());
+            let first_folds = (tails_from == TailsFrom::Folds).then(|| &columns[first_at].folds);
+            let index = tails
+                .as_ref()
+                .and_then(|tails| tails.index.as_ref())
+                .filter(|_| tails_from == TailsFrom::Index);
             let keys = keys.in_order();
             while room > 0 && *next_key < keys.len() {
                 // A key's fold and head are somewhere in arrays of thousands: ask for those
@@ -659,6 +666,17 @@ where
             self.entries -= gone.cells.len();
         }
     }
+}
+
+/// Where firing finds each key's tail in a window.
+#[derive(Clone, Copy, PartialEq)]
+enum TailsFrom {
+    /// In the folds of the first pane of the tail, an array.
+    Folds,
+    /// In the folds of the key's first pane in the tail, found in the block's index.
+    Index,
+    /// No key has a pane in the tail.
+    Nowhere,
 }
 
 /// The index of the first of `columns` starting at or after `t`.
@@ -795,9 +813,9 @@ where
         Ok(Admit::Added)
     }
 
-    /// The key's entry, then its accumulator in the newest pane, where its record most
-    /// likely goes (records come nearly in time order).
-    fn prefetch<Q>(&self, key: &Q, reach: Reach)
+    /// The key's entry, then its accumulator in the record's pane (records come nearly
+    /// in time order, so it is one of the newest; without a time, the newest).
+    fn prefetch<Q>(&self, key: &Q, t: Option<i64>, reach: Reach)
     where
         A::Key: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -805,8 +823,16 @@ where
         match reach {
             Reach::Entry => self.keys.prefetch(key),
             Reach::State => {
-                if let (Some(&slot), Some(newest)) = (self.keys.get(key), self.columns.back()) {
-                    newest.cells.prefetch(slot);
+                let Some(&slot) = self.keys.get(key) else { return };
+                let pane = t.map(|t| self.grid.pane_of(t));
+                let column = self
+                    .columns
+                    .iter()
+                    .rev()
+                    .take(4)
+                    .find(|column| pane.is_none_or(|pane| column.start <= pane));
+                if let Some(column) = column.filter(|column| pane.is_none_or(|pane| column.start == pane)) {
+                    column.cells.prefetch(slot);
                 }
             }
         }
