@@ -507,6 +507,76 @@ fn a_hopping_window_into_a_full_disk_loses_no_row_unsaid() {
     assert_rows(&read_jsonl(&out), &expected, &[]);
 }
 
+/// Rows that JSON cannot hold (a sum past the range of `f64`): with more than one
+/// thread a window's rows are encoded on a worker while the next are built, and each
+/// such row is still a dead letter of the sink, in order, as with one thread; the file
+/// and the dead letters are the same bytes for 1, 2 and 3 threads and any batch size,
+/// and every counter adds up.
+#[test]
+fn window_rows_json_cannot_hold_are_dead_letters_whatever_thread_encodes_them() {
+    let dir = support::workdir("windows/unencodable");
+    let mut rng = Rng(41);
+    let mut lines = String::new();
+    for i in 0..20_000i64 {
+        let sensor = rng.below(300);
+        // One sensor in ten reads a value near the largest f64: two in a window make
+        // its sum infinite.
+        let value = match sensor % 10 {
+            0 => "1.5e308".to_string(),
+            _ => format!("{}.5", rng.below(100)),
+        };
+        let ts = T0 + i * 5 - rng.below(800) as i64;
+        lines.push_str(&format!(
+            "{{\"sensor\":\"s{sensor:03}\",\"ts\":{ts},\"value\":{value}}}\n"
+        ));
+    }
+    fs::write(dir.join("readings.jsonl"), lines).unwrap();
+    let bin = build("tests/pipelines/win_unencodable.yaml");
+    let run_with = |threads: &str, batch: &str| {
+        let out = dir.join(format!("out-{threads}-{batch}.jsonl"));
+        let output = run_ok(
+            &bin,
+            &[("READINGS_PATH", &dir.join("readings.jsonl")), ("OUT_PATH", &out)],
+            &["--threads", threads, "--batch-size", batch],
+        );
+        let c = support::counters(&output.stderr);
+        let emitted = support::counter(&c, "windows.per_sensor", "emitted");
+        assert_eq!(support::counter(&c, "sinks.out", "received"), emitted);
+        let dead = dead_letters(&output.stderr);
+        assert_eq!(support::counter(&c, "sinks.out", "dead_lettered"), dead.len() as u64);
+        (fs::read(&out).unwrap(), dead, emitted)
+    };
+    let (written, dead, emitted) = run_with("1", "1024");
+    let rows = read_jsonl(&dir.join("out-1-1024.jsonl"));
+    assert_eq!(rows.len() + dead.len(), emitted as usize);
+    assert!(
+        dead.len() > 1_000 && rows.len() > 10_000,
+        "{} dead, {} rows",
+        dead.len(),
+        rows.len()
+    );
+    for letter in &dead {
+        assert_eq!(letter["component"], "sinks.out", "{letter}");
+        assert!(letter["reason"].as_str().unwrap().contains("json encoding"), "{letter}");
+    }
+    assert!(rows.iter().all(|row| row["total"].as_f64().is_some_and(f64::is_finite)));
+    let without_time = |mut letters: Vec<Value>| {
+        letters
+            .iter_mut()
+            .for_each(|letter| drop(letter.as_object_mut().unwrap().remove("ts")));
+        letters
+    };
+    let dead = without_time(dead);
+    for (threads, batch) in [("2", "1024"), ("3", "7"), ("2", "1")] {
+        let (got, got_dead, _) = run_with(threads, batch);
+        assert!(
+            got == written,
+            "--threads {threads} --batch-size {batch} changed the file"
+        );
+        assert_eq!(without_time(got_dead), dead, "--threads {threads} --batch-size {batch}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Session windows: win_sessions.yaml
 

@@ -203,6 +203,16 @@ fn hand_on(outputs: &[Node], ir: &Ir) -> TokenStream {
     }
 }
 
+/// The field of the one sink an operator's results go to, when that is all they do and
+/// its encoder keeps nothing between records (JSON into a byte stream): the rows can be
+/// encoded on a worker (the runtime's `Stateful::emit_encoded_elsewhere`).
+fn encoded_elsewhere(outputs: &[Node], ir: &Ir) -> Option<proc_macro2::Ident> {
+    let [Node::Sink(s)] = outputs else { return None };
+    let sink = &ir.sinks[*s];
+    let stateless = matches!(sink.format, IrFormat::Json);
+    (matches!(sink.delivery, IrDelivery::Stream) && stateless).then(|| prefixed("sink_", &sink.stem))
+}
+
 /// True for a sink of messages, each confirmed later: its outcomes are served every
 /// step, it is flushed and closed with the dead letters at hand.
 fn sends_messages(sink: &IrSink) -> bool {
@@ -457,11 +467,23 @@ fn stateful_fns(op: &IrOperator, ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
     };
     let calls = hand_on(&op.outputs, ir);
     let doc_emit = format!(" Hand the results of `{component}` downstream; one that fails there is a dead letter.");
+    let elsewhere = match unmade {
+        None => encoded_elsewhere(&op.outputs, ir).map(|sink| {
+            quote! {
+                if out.#sink.encodes_elsewhere() {
+                    out.#field.emit_encoded_elsewhere(&mut out.#sink, &mut out.dead_letters);
+                    return;
+                }
+            }
+        }),
+        Some(_) => None,
+    };
     quote! {
         #items
         #flows
         #[doc = #doc_emit]
         fn #emit(out: &mut Nodes) {
+            #elsewhere
             let mut results = out.#field.take_buffer();
             while out.#field.next_results(&mut results) {
                 for &(ref rec, t) in results.as_slice() {

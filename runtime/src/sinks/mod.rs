@@ -10,9 +10,11 @@
 //!   failed deliveries into dead letters (see `message.rs`).
 
 mod buffered;
+mod elsewhere;
 mod message;
 mod writer_thread;
 
+pub use elsewhere::{EncodeAnywhere, Encoding};
 pub use message::{Address, MessageOutput, MessageSink, Outcome, Undelivered};
 pub use writer_thread::WriterThread;
 
@@ -22,6 +24,7 @@ use crate::errors::{RecordError, RunError, StartError};
 use crate::formats::Encoder;
 use crate::internal_events::{Counters, InternalEvent};
 use crate::state::Checkpointed;
+use crate::workers::Workers;
 
 /// A destination for encoded bytes (whole records, each ending with `'\n'`).
 pub trait RawSink {
@@ -74,6 +77,10 @@ pub struct Output<E: Encoder> {
     /// A write that failed inside `send`, reported by the next `flush`.
     write_error: Option<RunError>,
     counters: Counters,
+    /// The threads that may encode rows ([`Self::encode_elsewhere`]), and a buffer for
+    /// the bytes of the next chunk.
+    workers: Option<Workers>,
+    spare: Vec<u8>,
 }
 
 impl<E: Encoder> Output<E> {
@@ -87,6 +94,8 @@ impl<E: Encoder> Output<E> {
             offered: 0,
             write_error: None,
             counters: ctx.events.component(name),
+            workers: ctx.workers.clone(),
+            spare: Vec::new(),
         }
     }
 
@@ -102,21 +111,26 @@ impl<E: Encoder> Output<E> {
         match self.encoder.encode(rec, &mut self.buf) {
             Ok(()) => {
                 self.pending += 1;
-                if self.buf.len() >= WRITE_AT {
-                    if self.write_error.is_none() {
-                        if let Err(e) = self.sink.write_from(&mut self.buf) {
-                            self.write_error = Some(RunError::new(format!("{}: {e}", self.name)));
-                        }
-                    }
-                    // After a failure the step's records are only counted, not kept.
-                    self.buf.clear();
-                }
+                self.write_if_full();
                 Ok(())
             }
             Err(e) => {
                 self.buf.truncate(start);
                 Err(RecordError::new(self.name, e))
             }
+        }
+    }
+
+    /// Hands the buffer to the sink once it holds [`WRITE_AT`] bytes.
+    fn write_if_full(&mut self) {
+        if self.buf.len() >= WRITE_AT {
+            if self.write_error.is_none() {
+                if let Err(e) = self.sink.write_from(&mut self.buf) {
+                    self.write_error = Some(RunError::new(format!("{}: {e}", self.name)));
+                }
+            }
+            // After a failure the step's records are only counted, not kept.
+            self.buf.clear();
         }
     }
 

@@ -10,11 +10,13 @@ use crate::dead_letter::DeadLetters;
 use crate::driver::Context;
 use crate::errors::{EvalError, RecordError, RunError, StartError};
 use crate::internal_events::{Counters, Events, InternalEvent};
+use crate::sinks::{EncodeAnywhere, Encoding, Output};
 use crate::sources::OnError;
 use crate::state::Checkpointed;
 use crate::time::format_rfc3339;
 use serde::Serialize;
 use std::borrow::Borrow;
+use std::collections::VecDeque;
 use std::hash::Hash;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
@@ -25,6 +27,14 @@ const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 /// Results handed downstream at a time: a window of many keys fires in chunks, so its
 /// output records never all exist at once.
 pub const EMIT_CHUNK: usize = 256;
+
+/// Chunks [`Stateful::emit_encoded_elsewhere`] keeps on the workers' queue before it
+/// waits for the oldest: the workers also decode the input, a batch taking as long as
+/// a few chunks.
+const CHUNKS_ELSEWHERE: usize = 4;
+
+/// Results in a chunk encoded on a worker: handing one over costs a wake-up.
+const CHUNK_ELSEWHERE: usize = 1024;
 
 pub struct Stateful<A: Keyed, O: KeyedOperator<A>> {
     name: &'static str,
@@ -45,6 +55,8 @@ pub struct Stateful<A: Keyed, O: KeyedOperator<A>> {
     received: u64,
     aggregated: u64,
     buffer: Results<A::Output>,
+    /// The other buffers of [`Self::emit_encoded_elsewhere`].
+    spares: Vec<Results<A::Output>>,
     /// The epoch of the records coming in (see [`crate::acks`]), told to the operator
     /// when it changes.
     acks: Acks,
@@ -66,6 +78,7 @@ impl<A: Keyed, O: KeyedOperator<A>> Stateful<A, O> {
             received: 0,
             aggregated: 0,
             buffer: Results::default(),
+            spares: Vec::new(),
             acks: ctx.acks.clone(),
             epoch: 0,
             _agg: PhantomData,
@@ -164,8 +177,12 @@ impl<A: Keyed, O: KeyedOperator<A>> Stateful<A, O> {
     /// Fills `buf` with the next waiting results, at most [`EMIT_CHUNK`], in place of
     /// the last chunk's; false when there were none.
     pub fn next_results(&mut self, buf: &mut Results<A::Output>) -> bool {
+        self.next_results_up_to(buf, EMIT_CHUNK)
+    }
+
+    fn next_results_up_to(&mut self, buf: &mut Results<A::Output>, max: usize) -> bool {
         buf.clear();
-        self.op.drain_emitted(buf, EMIT_CHUNK);
+        self.op.drain_emitted(buf, max);
         if buf.is_empty() {
             // The loop's last call, every time: no atomic add for nothing.
             return false;
@@ -177,6 +194,40 @@ impl<A: Keyed, O: KeyedOperator<A>> Stateful<A, O> {
     pub fn restore_buffer(&mut self, mut buf: Results<A::Output>) {
         buf.clear();
         self.buffer = buf;
+    }
+
+    /// Hands every waiting result to `output`, its only consumer, as the loop above with
+    /// `output.send` would, each chunk encoded on a worker while the next is built (see
+    /// [`crate::sinks::Output::encode_elsewhere`]); one that fails to encode is a dead
+    /// letter. The two buffers' rows are kept to be written over.
+    pub fn emit_encoded_elsewhere<E>(&mut self, output: &mut Output<E>, dead: &mut DeadLetters)
+    where
+        E: EncodeAnywhere<Input = A::Output>,
+        A::Output: Send + Serialize + 'static,
+    {
+        let mut building = self.take_buffer();
+        let mut spares = std::mem::take(&mut self.spares);
+        let mut encoding: VecDeque<Encoding<E>> = VecDeque::new();
+        let mut finish = |node: &mut Self, output: &mut Output<E>, encoding: Encoding<E>| {
+            let (rows, failed) = output.finish(encoding);
+            for (at, e) in failed {
+                node.result_failed(dead, &e, &rows.as_slice()[at].0);
+            }
+            rows
+        };
+        while self.next_results_up_to(&mut building, CHUNK_ELSEWHERE) {
+            let next = spares.pop().unwrap_or_default();
+            encoding.push_back(output.encode_elsewhere(std::mem::replace(&mut building, next)));
+            if encoding.len() > CHUNKS_ELSEWHERE {
+                let oldest = encoding.pop_front().expect("more than one");
+                spares.push(finish(self, output, oldest));
+            }
+        }
+        for chunk in encoding {
+            spares.push(finish(self, output, chunk));
+        }
+        self.restore_buffer(building);
+        self.spares = spares;
     }
 
     /// A late record with no `.late` consumer and no `late: drop`: a dead letter.

@@ -80,6 +80,13 @@ fn text(raw: &[u8]) -> Option<&[u8]> {
 /// it can; serde_json writes the rest, and reports the error.
 pub struct JsonEncoder<T>(PhantomData<fn(&T)>);
 
+/// A copy encodes as the original does: it holds nothing.
+impl<T> Clone for JsonEncoder<T> {
+    fn clone(&self) -> Self {
+        JsonEncoder(PhantomData)
+    }
+}
+
 impl<T: Serialize + WriteJson> Default for JsonEncoder<T> {
     fn default() -> Self {
         JsonEncoder::new()
