@@ -824,14 +824,11 @@ where
             Reach::Entry => self.keys.prefetch(key),
             Reach::State => {
                 let Some(&slot) = self.keys.get(key) else { return };
-                let pane = t.map(|t| self.grid.pane_of(t));
-                let column = self
-                    .columns
-                    .iter()
-                    .rev()
-                    .take(4)
-                    .find(|column| pane.is_none_or(|pane| column.start <= pane));
-                if let Some(column) = column.filter(|column| pane.is_none_or(|pane| column.start == pane)) {
+                // The pane holding `t`, among the newest, found without a division.
+                let holds = |column: &Column<A::Acc>| {
+                    t.is_none_or(|t| column.start <= t && t.abs_diff(column.start) < self.grid.pane.unsigned_abs())
+                };
+                if let Some(column) = self.columns.iter().rev().take(4).find(|column| holds(column)) {
                     column.cells.prefetch(slot);
                 }
             }
