@@ -551,16 +551,18 @@ where
                 self.build_tails(span.block);
                 self.build_head(span.block + 1, span.next_block, span.end);
             }
-            // The folds of the first pane in the window's tail hold every key's tail when
-            // they are an array (no key has a pane between the window's start and it);
-            // else each key's first pane in the tail is looked up.
-            let first_at = self.column_from(span.start);
-            let tails_from = match self.columns.get(first_at) {
-                Some(first) if i128::from(first.start) < span.next_block => match first.folds.is_dense() {
-                    true => TailsFrom::Folds,
-                    false => TailsFrom::Index,
-                },
-                _ => TailsFrom::Nowhere,
+            // The first array of folds in the window's tail holds the tail of every key
+            // without a pane before it; the few maps before it hold those of keys with
+            // one. With no array near the start, each key's first pane in the tail is
+            // looked up in the block's index.
+            let (first_at, tail_end) = (self.column_from(span.start), self.column_from(span.next_block));
+            let first_array = (first_at..tail_end)
+                .take(MAPS_BEFORE_ARRAY + 1)
+                .find(|&at| self.columns[at].folds.is_dense());
+            let tails_from = match first_array {
+                Some(array) => TailsFrom::Folds { maps: first_at, array },
+                None if first_at < tail_end => TailsFrom::Index,
+                None => TailsFrom::Nowhere,
             };
             if tails_from == TailsFrom::Index {
                 self.build_tail_index();
@@ -576,7 +578,10 @@ where
                 emptied,
                 ..
             } = self;
-            let first_folds = (tails_from == TailsFrom::Folds).then(|| &columns[first_at].folds);
+            let (maps, first_folds) = match tails_from {
+                TailsFrom::Folds { maps, array } => (columns.range(maps..array), Some(&columns[array].folds)),
+                _ => (columns.range(0..0), None),
+            };
             let index = tails
                 .as_ref()
                 .and_then(|tails| tails.index.as_ref())
@@ -599,7 +604,10 @@ where
                     continue;
                 }
                 let tail = match (first_folds, index) {
-                    (Some(folds), _) => folds.get(slot),
+                    (Some(folds), _) => maps
+                        .clone()
+                        .find_map(|column| column.folds.get(slot))
+                        .or_else(|| folds.get(slot)),
                     (None, Some(index)) => index
                         .first_from(slot, span.start)
                         .filter(|&start| i128::from(start) < span.next_block)
@@ -671,8 +679,10 @@ where
 /// Where firing finds each key's tail in a window.
 #[derive(Clone, Copy, PartialEq)]
 enum TailsFrom {
-    /// In the folds of the first pane of the tail, an array.
-    Folds,
+    /// In the folds of the panes `maps..array` (maps, holding the folds of the keys with
+    /// a record there), else in those of `array`, the first pane of the tail whose folds
+    /// are an array.
+    Folds { maps: usize, array: usize },
     /// In the folds of the key's first pane in the tail, found in the block's index.
     Index,
     /// No key has a pane in the tail.
@@ -683,6 +693,10 @@ enum TailsFrom {
 fn column_from<Acc>(columns: &VecDeque<Column<Acc>>, t: i128) -> usize {
     columns.partition_point(|column| i128::from(column.start) < t)
 }
+
+/// The most panes whose folds are maps firing looks in for a key's tail before the
+/// first whose are an array (a pane before the others made by a record long late).
+const MAPS_BEFORE_ARRAY: usize = 4;
 
 /// How many keys ahead firing asks for a key's state: enough to cover a fetch from
 /// memory with the work on the keys between.

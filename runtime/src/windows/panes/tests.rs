@@ -418,10 +418,12 @@ fn a_record_behind_the_watermark_changes_the_head_of_the_windows_after_it() {
 fn a_pane_of_many_keys_holds_the_tails_of_those_without_a_record_in_it() {
     // 100 keys with a record in nearly every pane of 1 s, each skipping one pane in
     // seven: the panes' cells are arrays, and a window starting at a pane a key skipped
-    // finds the key's tail in that pane's folds, as the fold of its next pane.
+    // finds the key's tail in that pane's folds, as the fold of its next pane. Two
+    // records before all the others make panes of one key each, maps, before the
+    // arrays: a window starting before them finds those keys' tails there.
     let keys: Vec<&'static str> = (0..100).map(|i| &*format!("k{i:03}").leak()).collect();
-    let mut steps = Vec::new();
-    for second in 0..40 {
+    let mut steps = vec![Rec("k005", 1_000, 1_000), Rec("k042", 2_000, 2_000)];
+    for second in 3..40 {
         for (i, key) in keys.iter().enumerate() {
             if (i + second) % 7 != 0 {
                 steps.push(Rec(key, (i + second) as i64, second as i64 * 1_000 + i as i64));
