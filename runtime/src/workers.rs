@@ -1,5 +1,6 @@
 //! Threads that take work off the pipeline thread (decoding whole batches, see
-//! [`crate::sources::Source`]), so a pipeline uses more than one core.
+//! [`crate::sources::Source`]; encoding a window's rows, see
+//! [`crate::sinks::Output::encode_elsewhere`]), so a pipeline uses more than one core.
 //!
 //! The pipeline thread stays the only one that runs records through transforms,
 //! windows and outputs, in input order: what the workers do must not depend on order,
