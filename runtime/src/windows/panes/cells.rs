@@ -2,9 +2,9 @@
 //! a small number each key of a hopping window holds while it has panes.
 //!
 //! A pane that holds most keys keeps its accumulators in an array indexed by slot, so
-//! the window's per-pane arrays are a few hundred KiB each and stay in the cache while a
-//! slide's records go in and its results come out; one key's panes spread across memory
-//! cost a fetch per record and per result instead. A pane that holds few of the keys
+//! what a slide's records and results touch lies in a handful of arrays of a few hundred
+//! KiB each, asked for ahead of need; one key's panes spread across memory cost a fetch
+//! per record and per result instead. A pane that holds few of the keys
 //! keeps them in a hash map, so a window whose keys come and go holds what a list per
 //! key would. A map becomes an array once it holds a quarter of the slots, never back:
 //! a pane lives for one window's length.
