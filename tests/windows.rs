@@ -508,7 +508,8 @@ fn a_hopping_window_into_a_full_disk_loses_no_row_unsaid() {
 }
 
 /// Rows that JSON cannot hold (a sum past the range of `f64`): with more than one
-/// thread a window's rows are encoded on a worker while the next are built, and each
+/// thread a window's rows are encoded on a worker, a chunk of 1,024 at a time, while
+/// the next are built (the rest of a window's rows on the pipeline thread), and each
 /// such row is still a dead letter of the sink, in order, as with one thread; the file
 /// and the dead letters are the same bytes for 1, 2 and 3 threads and any batch size,
 /// and every counter adds up.
@@ -518,14 +519,15 @@ fn window_rows_json_cannot_hold_are_dead_letters_whatever_thread_encodes_them() 
     let mut rng = Rng(41);
     let mut lines = String::new();
     for i in 0..20_000i64 {
-        let sensor = rng.below(300);
+        let sensor = rng.below(3_000);
         // One sensor in ten reads a value near the largest f64: two in a window make
         // its sum infinite.
         let value = match sensor % 10 {
             0 => "1.5e308".to_string(),
             _ => format!("{}.5", rng.below(100)),
         };
-        let ts = T0 + i * 5 - rng.below(800) as i64;
+        // A window holds some 2,900 keys: more rows than one chunk handed to a worker.
+        let ts = T0 + i - rng.below(800) as i64;
         lines.push_str(&format!(
             "{{\"sensor\":\"s{sensor:03}\",\"ts\":{ts},\"value\":{value}}}\n"
         ));

@@ -197,9 +197,9 @@ impl<A: Keyed, O: KeyedOperator<A>> Stateful<A, O> {
     }
 
     /// Hands every waiting result to `output`, its only consumer, as the loop above with
-    /// `output.send` would, each chunk encoded on a worker while the next is built (see
-    /// [`crate::sinks::Output::encode_elsewhere`]); one that fails to encode is a dead
-    /// letter. The buffers' rows are kept to be written over.
+    /// `output.send` would, each full chunk encoded on a worker while the next is built
+    /// (see [`crate::sinks::Output::encode_elsewhere`]) and the rows after the last full
+    /// one sent here; one that fails to encode is a dead letter. The buffers' rows are kept to be written over.
     pub fn emit_encoded_elsewhere<E>(&mut self, output: &mut Output<E>, dead: &mut DeadLetters)
     where
         E: EncodeAnywhere<Input = A::Output>,
@@ -208,7 +208,7 @@ impl<A: Keyed, O: KeyedOperator<A>> Stateful<A, O> {
         let mut building = self.take_buffer();
         let mut spares = std::mem::take(&mut self.spares);
         let mut encoding: VecDeque<Encoding<E>> = VecDeque::new();
-        let mut finish = |node: &mut Self, output: &mut Output<E>, encoding: Encoding<E>| {
+        let finish = |node: &mut Self, output: &mut Output<E>, dead: &mut DeadLetters, encoding| {
             let (rows, failed) = output.finish(encoding);
             for (at, e) in failed {
                 node.result_failed(dead, &e, &rows.as_slice()[at].0);
@@ -216,15 +216,28 @@ impl<A: Keyed, O: KeyedOperator<A>> Stateful<A, O> {
             rows
         };
         while self.next_results_up_to(&mut building, CHUNK_ELSEWHERE) {
+            if building.len() < CHUNK_ELSEWHERE {
+                // The last rows, fewer than a chunk (a table emitting each change has
+                // one): not worth a worker's wake-up. They follow the chunks in flight.
+                for chunk in encoding.drain(..) {
+                    spares.push(finish(self, output, dead, chunk));
+                }
+                for (rec, _) in building.as_slice() {
+                    if let Err(e) = output.send(rec) {
+                        self.result_failed(dead, &e, rec);
+                    }
+                }
+                continue;
+            }
             let next = spares.pop().unwrap_or_default();
             encoding.push_back(output.encode_elsewhere(std::mem::replace(&mut building, next)));
             if encoding.len() > CHUNKS_ELSEWHERE {
                 let oldest = encoding.pop_front().expect("more than one");
-                spares.push(finish(self, output, oldest));
+                spares.push(finish(self, output, dead, oldest));
             }
         }
         for chunk in encoding {
-            spares.push(finish(self, output, chunk));
+            spares.push(finish(self, output, dead, chunk));
         }
         self.restore_buffer(building);
         self.spares = spares;
