@@ -305,6 +305,8 @@ fn sigterm_while_stdout_is_unread(spec: &str) -> serde_json::Map<String, serde_j
         "sources.sensors.count=",
         "--set",
         "sources.sensors.rate=100000",
+        "--threads",
+        "2",
     ]));
     let pid = running.child.id();
     support::wait_until("the pipeline blocked on its full stdout", || blocked_on_a_pipe(pid));
@@ -327,8 +329,9 @@ fn sigterm_while_nobody_reads_stdout_stops_at_once_and_says_what_was_not_written
     sigterm_while_stdout_is_unread("pipelines/quickstart.yaml");
 }
 
-/// The same with a hopping window in between, whose rows are built as they are drained:
-/// every row it built reached the blocked sink and is counted there, sent or lost.
+/// The same with a hopping window in between, whose rows are built as they are drained
+/// and encoded on the other thread a chunk at a time: every row it built reached the
+/// blocked sink and is counted there, sent or lost.
 #[test]
 fn sigterm_while_a_hopping_window_writes_to_an_unread_stdout_says_what_was_not_written() {
     let counts = sigterm_while_stdout_is_unread("tests/pipelines/hopping_stdout.yaml");

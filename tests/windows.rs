@@ -577,6 +577,17 @@ fn window_rows_json_cannot_hold_are_dead_letters_whatever_thread_encodes_them() 
         );
         assert_eq!(without_time(got_dead), dead, "--threads {threads} --batch-size {batch}");
     }
+    // Into a full disk: the run fails and says so, every row encoded on the worker is
+    // counted lost, and those JSON cannot hold are still dead letters.
+    let output = Command::new(&bin)
+        .env("READINGS_PATH", dir.join("readings.jsonl"))
+        .env("OUT_PATH", "/dev/full")
+        .args(["--threads", "2"])
+        .output()
+        .unwrap();
+    let c = support::failed_on_a_full_disk(&output, "sinks.out", rows.len() as u64);
+    assert_eq!(support::counter(&c, "sinks.out", "dead_lettered"), dead.len() as u64);
+    assert_eq!(support::counter(&c, "windows.per_sensor", "emitted"), emitted);
 }
 
 // ---------------------------------------------------------------------------------------
