@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 use support::{build, workdir, Rng, PATIENCE};
 
 const SPEC: &str = "tests/pipelines/crash_windows.yaml";
-const OUTPUTS: [&str; 6] = [
+const OUTPUTS: [&str; 7] = [
     "windows.jsonl",
     "slides.jsonl",
     "late.jsonl",
     "totals.jsonl",
     "patterns.jsonl",
     "joins.jsonl",
+    "values.jsonl",
 ];
 
 /// `n` readings of 30 devices, mostly in order, some up to 2.5 s early (behind the
@@ -72,6 +73,7 @@ impl Files {
             .env("TOTALS_PATH", self.dir.join("totals.jsonl"))
             .env("PATTERNS_PATH", self.dir.join("patterns.jsonl"))
             .env("JOINS_PATH", self.dir.join("joins.jsonl"))
+            .env("VALUES_PATH", self.dir.join("values.jsonl"))
             .env_remove("RILL_STATE_DIR")
             .stdin(Stdio::null())
             .stdout(Stdio::null());
