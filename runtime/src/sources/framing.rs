@@ -14,6 +14,8 @@
 use crate::batch::{strip_newline, RawBatch};
 use std::io::{self, Read};
 
+mod newlines;
+
 const READ_CHUNK: usize = 64 * 1024;
 
 /// How much of an over-long record its dead letter shows.
@@ -41,6 +43,8 @@ pub(crate) struct LineSplitter {
     skipping: Option<Skipped>,
     /// No record of this stream was emitted yet: a leading byte-order mark is dropped.
     at_stream_start: bool,
+    /// The line ends found by one scan, reused.
+    ends: Vec<usize>,
 }
 
 /// What is kept of an over-long record while the rest of it is skipped.
@@ -64,6 +68,7 @@ impl LineSplitter {
             max_record: max_record.max(1),
             skipping: None,
             at_stream_start: true,
+            ends: Vec::new(),
         }
     }
 
@@ -76,6 +81,9 @@ impl LineSplitter {
                     return false;
                 }
                 continue;
+            }
+            if !self.at_stream_start && self.end - self.start <= self.max_record {
+                return self.drain_whole_lines(batch, max);
             }
             let from = self.scanned.max(self.start);
             let window = &self.buf[from..self.end];
@@ -106,6 +114,30 @@ impl LineSplitter {
             }
         }
         true
+    }
+
+    /// [`Self::drain_lines`] where no line can be over the limit (the buffer holds no
+    /// more than `max_record` bytes) and no byte-order mark is looked for: the line ends
+    /// are found many at a time and the lines copied into the batch at once.
+    fn drain_whole_lines(&mut self, batch: &mut RawBatch, max: usize) -> bool {
+        let from = self.scanned.max(self.start);
+        let wanted = max - batch.len();
+        self.ends.clear();
+        newlines::find(&self.buf[from..self.end], wanted, &mut self.ends);
+        let before = from - self.start;
+        for end in &mut self.ends {
+            *end += before;
+        }
+        batch.push_lines(&self.buf[self.start..self.end], &self.ends);
+        if let Some(&last) = self.ends.last() {
+            self.start += last + 1;
+        }
+        if self.ends.len() == wanted {
+            self.scanned = self.start;
+            return true;
+        }
+        self.scanned = self.end;
+        false
     }
 
     /// The partial line passed the limit: keep its excerpt, drop the rest.
@@ -149,9 +181,12 @@ impl LineSplitter {
                 true
             }
             None => {
-                skipped.len += window.len() as u64;
-                self.start = self.end;
-                self.scanned = self.end;
+                // A '\r' at the end may begin the line's "\r\n": it is looked at again
+                // with what follows, so it is not counted in the record's length.
+                let held = usize::from(window.last() == Some(&b'\r'));
+                skipped.len += (window.len() - held) as u64;
+                self.start = self.end - held;
+                self.scanned = self.start;
                 let every = (self.max_record as u64).saturating_mul(REPORT_EVERY_LIMITS);
                 if skipped.len - skipped.reported >= every {
                     skipped.reported = skipped.len;
@@ -199,7 +234,7 @@ impl LineSplitter {
     /// a record being skipped is reported. The next bytes start a new stream.
     pub(crate) fn finish(&mut self, batch: &mut RawBatch) {
         if let Some(skipped) = self.skipping.take() {
-            let len = skipped.len + (self.end - self.start) as u64;
+            let len = skipped.len + strip_newline(&self.buf[self.start..self.end]).len() as u64;
             push_too_long(batch, &skipped.excerpt, len, self.max_record, true);
         } else if self.start < self.end {
             let record = record_bytes(&self.buf[self.start..self.end], self.at_stream_start);
@@ -400,6 +435,78 @@ mod tests {
         s.clear();
         let b = read_all(&mut s, b"\xEF\xBB\xBFagain", 2);
         assert_eq!(records(&b), [Ok("again".to_owned())]);
+    }
+
+    /// Any input, arriving in pieces of any size and drained into batches of any size,
+    /// gives the records of splitting it whole: lines without their ends, the byte-order
+    /// mark of the first dropped, lines over the limit failed with an excerpt and their
+    /// length. Pieces large and small take turns, so lines are found both many at a
+    /// time and one by one, and buffers hold more and less than the limit.
+    #[test]
+    fn records_do_not_depend_on_how_the_bytes_arrive_or_how_many_a_batch_takes() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |below: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % below
+        };
+        let max_record = 40;
+        for round in 0..200 {
+            let mut input = if round % 3 == 0 { BOM.to_vec() } else { Vec::new() };
+            for _ in 0..next(60) {
+                let len = [next(8), next(max_record as u64 + 2), next(120)][next(3) as usize];
+                input.extend((0..len).map(|i| b'a' + (i % 26) as u8));
+                input.extend_from_slice([&b"\n"[..], b"\r\n", b"\n\n"][next(3) as usize]);
+            }
+            input.extend_from_slice(&b"tail"[..next(5) as usize]);
+
+            let mut expected = Vec::new();
+            let mut pieces: Vec<&[u8]> = input.split(|&b| b == b'\n').collect();
+            if pieces.last().is_some_and(|p| p.is_empty()) {
+                pieces.pop();
+            }
+            for (i, piece) in pieces.into_iter().enumerate() {
+                let piece = if i == 0 {
+                    piece.strip_prefix(BOM).unwrap_or(piece)
+                } else {
+                    piece
+                };
+                let line = piece.strip_suffix(b"\r").unwrap_or(piece);
+                expected.push(match line.len() > max_record {
+                    true => Err((line.len(), String::from_utf8_lossy(excerpt(line)).into_owned())),
+                    false => Ok(String::from_utf8_lossy(line).into_owned()),
+                });
+            }
+
+            let mut s = LineSplitter::new(max_record);
+            let mut got = Vec::new();
+            let mut take = |b: &mut RawBatch| {
+                for record in records(b) {
+                    got.push(record.map_err(|(reason, excerpt)| {
+                        let len = reason.split(' ').nth(2).and_then(|n| n.parse().ok()).unwrap_or(0);
+                        (len, excerpt)
+                    }));
+                }
+                b.clear();
+            };
+            let mut b = RawBatch::new();
+            let mut rest = &input[..];
+            while !rest.is_empty() {
+                let size = [1 + next(7), 1 + next(300)][next(2) as usize] as usize;
+                let (piece, after) = rest.split_at(size.min(rest.len()));
+                rest = after;
+                s.extend(piece);
+                let most = 1 + next(20) as usize;
+                while s.drain_lines(&mut b, most) {
+                    take(&mut b);
+                }
+                take(&mut b);
+            }
+            s.finish(&mut b);
+            take(&mut b);
+            assert_eq!(got, expected, "round {round}: {:?}", String::from_utf8_lossy(&input));
+        }
     }
 
     #[test]
