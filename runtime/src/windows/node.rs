@@ -36,6 +36,11 @@ const CHUNKS_ELSEWHERE: usize = 4;
 /// Results in a chunk encoded on a worker: handing one over costs a wake-up.
 const CHUNK_ELSEWHERE: usize = 1024;
 
+/// The fewest results worth a worker's wake-up: the last chunk of a firing goes to a
+/// worker when it has this many (a hopping window's slide over 5,000 keys ends in
+/// one of ~900), and is encoded here when it has fewer (a table emitting each change).
+const FEWEST_ELSEWHERE: usize = CHUNK_ELSEWHERE / 8;
+
 pub struct Stateful<A: Keyed, O: KeyedOperator<A>> {
     name: &'static str,
     op: O,
@@ -216,9 +221,9 @@ impl<A: Keyed, O: KeyedOperator<A>> Stateful<A, O> {
             rows
         };
         while self.next_results_up_to(&mut building, CHUNK_ELSEWHERE) {
-            if building.len() < CHUNK_ELSEWHERE {
-                // The last rows, fewer than a chunk (a table emitting each change has
-                // one): not worth a worker's wake-up. They follow the chunks in flight.
+            if building.len() < FEWEST_ELSEWHERE {
+                // The last rows, too few for a worker's wake-up (a table emitting each
+                // change has one). They follow the chunks in flight.
                 for chunk in encoding.drain(..) {
                     spares.push(finish(self, output, dead, chunk));
                 }
