@@ -104,7 +104,7 @@ where
         let waiting = encoding.slot.lock().ok().and_then(|mut slot| slot.take());
         let mut chunk = match waiting {
             Some(chunk) => chunk,
-            None => encoding.done.recv().expect("a worker sends back the chunk it took"),
+            None => crate::workers::recv_soon(&encoding.done).expect("a worker sends back the chunk it took"),
         };
         if !chunk.encoded {
             chunk.encode();

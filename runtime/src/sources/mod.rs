@@ -527,7 +527,7 @@ fn next<D: Decoder>(
                 decoded.decode();
                 early.push(decoded);
             }
-            None => early.push(results.recv().ok()?.ok()?),
+            None => early.push(crate::workers::recv_soon(results).ok()?.ok()?),
         }
     }
 }
