@@ -351,7 +351,13 @@ where
             self.keys.insert(key.to_owned(), slot);
         }
         if !column_there {
-            self.columns.insert(at, Column::new(pane));
+            let mut column = Column::new(pane);
+            // A new newest pane after one whose cells became an array likely holds as
+            // many keys: it starts as one, without growing a map first.
+            if at == self.columns.len() && self.columns.back().is_some_and(|last| last.cells.is_dense()) {
+                column.cells = Cells::dense(self.slots);
+            }
+            self.columns.insert(at, column);
         }
         let column = &mut self.columns[at];
         column.cells.insert(slot, acc, self.slots);
