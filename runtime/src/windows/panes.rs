@@ -97,6 +97,9 @@ pub struct PanedWindows<A: Aggregation> {
     /// A key was left with no pane: keys are dropped once the window being built is.
     emptied: bool,
     epoch: u64,
+    /// Arrays of panes that expired, for new panes' cells and the next block's folds
+    /// ([`Cells::dense_in`]); what the next block's folds leave is dropped but a few.
+    spare: Vec<Vec<Option<A::Acc>>>,
 }
 
 /// One pane: its keys' accumulators and, in the block whose folds are built, their
@@ -269,6 +272,7 @@ where
             next_key: 0,
             emptied: false,
             epoch: 0,
+            spare: Vec::new(),
         }
     }
 
@@ -355,7 +359,7 @@ where
             // A new newest pane after one whose cells became an array likely holds as
             // many keys: it starts as one, without growing a map first.
             if at == self.columns.len() && self.columns.back().is_some_and(|last| last.cells.is_dense()) {
-                column.cells = Cells::dense(self.slots);
+                column.cells = Cells::dense_in(self.spare.pop().unwrap_or_default(), self.slots);
             }
             self.columns.insert(at, column);
         }
@@ -434,11 +438,14 @@ where
         if self.tails.as_ref().is_some_and(|tails| tails.block == block) {
             return;
         }
+        // The old block's arrays of folds (most expired with their panes) hold the new
+        // block's.
+        let mut memory = std::mem::take(&mut self.spare);
         if let Some(old) = self.tails.take() {
             let from = self.column_from(self.grid.block_start(old.block));
             let to = self.column_from(self.grid.block_start(old.block + 1));
             for column in self.columns.range_mut(from..to) {
-                column.folds = Cells::new();
+                memory.extend(std::mem::replace(&mut column.folds, Cells::new()).into_memory());
             }
         }
         let from = self.column_from(self.grid.block_start(block));
@@ -457,7 +464,7 @@ where
                     .map(|column| column.folds.get(slot).expect("built before"))
             };
             *folds = if cells.is_dense() {
-                let mut dense = Cells::dense(slots);
+                let mut dense = Cells::dense_in(memory.pop().unwrap_or_default(), slots);
                 for slot in 0..slots {
                     let fold = match (cells.get(slot), fold_after(slot)) {
                         (Some(acc), later) => {
@@ -488,6 +495,8 @@ where
                 later[slot as usize] = at;
             }
         }
+        memory.truncate(SPARE_KEPT);
+        self.spare = memory;
         self.tails = Some(Tails { block, index: None });
     }
 
@@ -678,6 +687,8 @@ where
                 self.held[slot as usize] -= 1;
             }
             self.entries -= gone.cells.len();
+            self.spare.extend(gone.cells.into_memory());
+            self.spare.extend(gone.folds.into_memory());
         }
     }
 }
@@ -703,6 +714,9 @@ fn column_from<Acc>(columns: &VecDeque<Column<Acc>>, t: i128) -> usize {
 /// The most panes whose folds are maps firing looks in for a key's tail before the
 /// first whose are an array (a pane before the others made by a record long late).
 const MAPS_BEFORE_ARRAY: usize = 4;
+
+/// Arrays kept once the next block's folds are built, for new panes' cells.
+const SPARE_KEPT: usize = 2;
 
 /// How many keys ahead firing asks for a key's state: enough to cover a fetch from
 /// memory with the work on the keys between.

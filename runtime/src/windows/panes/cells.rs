@@ -54,9 +54,24 @@ impl<Acc> Cells<Acc> {
     /// Empty cells laid out as an array of `slots` (the folds of a pane whose cells are
     /// one).
     pub(super) fn dense(slots: u32) -> Self {
-        let mut accs = Vec::new();
-        accs.resize_with(slots as usize, || None);
-        Cells::Dense { accs, len: 0 }
+        Cells::dense_in(Vec::new(), slots)
+    }
+
+    /// [`Self::dense`] in `memory`, an array no longer used ([`Self::into_memory`]):
+    /// an array of a few hundred KiB allocated afresh for every pane and fold cost page
+    /// faults, the allocator handing such blocks back to the system and taking them again.
+    pub(super) fn dense_in(mut memory: Vec<Option<Acc>>, slots: u32) -> Self {
+        memory.clear();
+        memory.resize_with(slots as usize, || None);
+        Cells::Dense { accs: memory, len: 0 }
+    }
+
+    /// An array's memory, for [`Self::dense_in`]; nothing for a map.
+    pub(super) fn into_memory(self) -> Option<Vec<Option<Acc>>> {
+        match self {
+            Cells::Sparse(_) => None,
+            Cells::Dense { accs, .. } => Some(accs),
+        }
     }
 
     pub(super) fn is_dense(&self) -> bool {
@@ -199,8 +214,20 @@ mod tests {
             assert_eq!(seen, model.into_iter().collect::<Vec<_>>());
             let dense = matches!(cells, Cells::Dense { .. });
             assert_eq!(dense, slots >= 300, "{slots} slots: an array only once many are held");
-            cells.clear();
-            assert_eq!((cells.len(), cells.iter().count()), (0, 0));
+            let mut again = match cells.into_memory() {
+                Some(memory) => {
+                    let at = memory.as_ptr();
+                    let again = Cells::dense_in(memory, slots);
+                    assert!(matches!(&again, Cells::Dense { accs, .. } if accs.as_ptr() == at), "the memory is reused");
+                    again
+                }
+                None => Cells::new(),
+            };
+            assert_eq!((again.len(), again.iter().count()), (0, 0), "nothing of the old cells is kept");
+            again.insert(1, 7, slots);
+            assert_eq!((again.get(1), again.get(0)), (Some(&7), None));
+            again.clear();
+            assert_eq!((again.len(), again.iter().count()), (0, 0));
         }
     }
 }
