@@ -68,7 +68,9 @@ fn work(queue: &Mutex<mpsc::Receiver<Job>>) {
 }
 
 /// [`mpsc::Receiver::recv`], looking for [`LOOK_BEFORE_SLEEPING`] before it sleeps: a
-/// message sent meanwhile is taken without the sender waking this thread.
+/// message sent meanwhile is taken without the sender waking this thread. Between
+/// looks it yields its core to any other thread that wants it (more threads than
+/// cores), so looking never delays the work it waits for.
 pub fn recv_soon<T>(from: &mpsc::Receiver<T>) -> Result<T, mpsc::RecvError> {
     let until = Instant::now() + LOOK_BEFORE_SLEEPING;
     loop {
@@ -82,6 +84,7 @@ pub fn recv_soon<T>(from: &mpsc::Receiver<T>) -> Result<T, mpsc::RecvError> {
         if Instant::now() >= until {
             return from.recv();
         }
+        std::thread::yield_now();
     }
 }
 

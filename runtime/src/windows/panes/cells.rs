@@ -218,12 +218,19 @@ mod tests {
                 Some(memory) => {
                     let at = memory.as_ptr();
                     let again = Cells::dense_in(memory, slots);
-                    assert!(matches!(&again, Cells::Dense { accs, .. } if accs.as_ptr() == at), "the memory is reused");
+                    assert!(
+                        matches!(&again, Cells::Dense { accs, .. } if accs.as_ptr() == at),
+                        "the memory is reused"
+                    );
                     again
                 }
                 None => Cells::new(),
             };
-            assert_eq!((again.len(), again.iter().count()), (0, 0), "nothing of the old cells is kept");
+            assert_eq!(
+                (again.len(), again.iter().count()),
+                (0, 0),
+                "nothing of the old cells is kept"
+            );
             again.insert(1, 7, slots);
             assert_eq!((again.get(1), again.get(0)), (Some(&7), None));
             again.clear();
