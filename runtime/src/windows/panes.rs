@@ -97,9 +97,11 @@ pub struct PanedWindows<A: Aggregation> {
     /// A key was left with no pane: keys are dropped once the window being built is.
     emptied: bool,
     epoch: u64,
-    /// Arrays of panes that expired, for new panes' cells and the next block's folds
-    /// ([`Cells::dense_in`]); what the next block's folds leave is dropped but a few.
-    spare: Vec<Vec<Option<A::Acc>>>,
+    /// The arrays of folds of panes that expired, for the next block's folds
+    /// ([`Cells::dense_in`]): never more than that block's, which they were.
+    spare_folds: Vec<Vec<Option<A::Acc>>>,
+    /// Arrays of expired panes' cells, for new panes' cells: [`SPARE_CELLS`] at most.
+    spare_cells: Vec<Vec<Option<A::Acc>>>,
 }
 
 /// One pane: its keys' accumulators and, in the block whose folds are built, their
@@ -272,7 +274,8 @@ where
             next_key: 0,
             emptied: false,
             epoch: 0,
-            spare: Vec::new(),
+            spare_folds: Vec::new(),
+            spare_cells: Vec::new(),
         }
     }
 
@@ -359,7 +362,7 @@ where
             // A new newest pane after one whose cells became an array likely holds as
             // many keys: it starts as one, without growing a map first.
             if at == self.columns.len() && self.columns.back().is_some_and(|last| last.cells.is_dense()) {
-                column.cells = Cells::dense_in(self.spare.pop().unwrap_or_default(), self.slots);
+                column.cells = Cells::dense_in(self.spare_cells.pop().unwrap_or_default(), self.slots);
             }
             self.columns.insert(at, column);
         }
@@ -440,7 +443,7 @@ where
         }
         // The old block's arrays of folds (most expired with their panes) hold the new
         // block's.
-        let mut memory = std::mem::take(&mut self.spare);
+        let mut memory = std::mem::take(&mut self.spare_folds);
         if let Some(old) = self.tails.take() {
             let from = self.column_from(self.grid.block_start(old.block));
             let to = self.column_from(self.grid.block_start(old.block + 1));
@@ -495,8 +498,10 @@ where
                 later[slot as usize] = at;
             }
         }
-        memory.truncate(SPARE_KEPT);
-        self.spare = memory;
+        while self.spare_cells.len() < SPARE_CELLS {
+            let Some(array) = memory.pop() else { break };
+            self.spare_cells.push(array);
+        }
         self.tails = Some(Tails { block, index: None });
     }
 
@@ -687,8 +692,10 @@ where
                 self.held[slot as usize] -= 1;
             }
             self.entries -= gone.cells.len();
-            self.spare.extend(gone.cells.into_memory());
-            self.spare.extend(gone.folds.into_memory());
+            self.spare_folds.extend(gone.folds.into_memory());
+            if self.spare_cells.len() < SPARE_CELLS {
+                self.spare_cells.extend(gone.cells.into_memory());
+            }
         }
     }
 }
@@ -715,8 +722,9 @@ fn column_from<Acc>(columns: &VecDeque<Column<Acc>>, t: i128) -> usize {
 /// first whose are an array (a pane before the others made by a record long late).
 const MAPS_BEFORE_ARRAY: usize = 4;
 
-/// Arrays kept once the next block's folds are built, for new panes' cells.
-const SPARE_KEPT: usize = 2;
+/// Arrays of expired panes' cells kept for new panes' (a pane expires and one starts
+/// each slide).
+const SPARE_CELLS: usize = 2;
 
 /// How many keys ahead firing asks for a key's state: enough to cover a fetch from
 /// memory with the work on the keys between.
