@@ -202,9 +202,10 @@ impl<A: Keyed, O: KeyedOperator<A>> Stateful<A, O> {
     }
 
     /// Hands every waiting result to `output`, its only consumer, as the loop above with
-    /// `output.send` would, each full chunk encoded on a worker while the next is built
-    /// (see [`crate::sinks::Output::encode_elsewhere`]) and the rows after the last full
-    /// one sent here; one that fails to encode is a dead letter. The buffers' rows are kept to be written over.
+    /// `output.send` would, each chunk encoded on a worker while the next is built (see
+    /// [`crate::sinks::Output::encode_elsewhere`]) and a last one of fewer than
+    /// [`FEWEST_ELSEWHERE`] sent here; one that fails to encode is a dead letter. The
+    /// buffers' rows are kept to be written over.
     pub fn emit_encoded_elsewhere<E>(&mut self, output: &mut Output<E>, dead: &mut DeadLetters)
     where
         E: EncodeAnywhere<Input = A::Output>,
