@@ -26,9 +26,9 @@ pub struct RawBatch {
     /// Records the source could not read whole (index, reason), in index order: bad
     /// records whose bytes are only an excerpt.
     failed: Vec<(usize, String)>,
-    /// Bytes of `data` between records that [`Self::push_lines`] copied with them
-    /// (line ends), not counted in [`Self::bytes`].
-    line_ends: usize,
+    /// Bytes of `data` between records that [`Self::push_all`] copied with them
+    /// (separators, line ends), not counted in [`Self::bytes`].
+    between: usize,
 }
 
 /// One piece of a message's metadata (its topic, key, a header, ..), as a connector
@@ -100,7 +100,7 @@ impl RawBatch {
         self.meta_data.clear();
         self.origins.clear();
         self.failed.clear();
-        self.line_ends = 0;
+        self.between = 0;
     }
 
     /// Appends a record the source could not read whole (one longer than its limit):
@@ -149,7 +149,7 @@ impl RawBatch {
     /// Appends the records at `ranges` of `bytes` (in order, not overlapping: a message's
     /// records framed by its source) with one copy of the span they cover, so a source
     /// taking many records of one buffer pays one copy, not one per record. What lies
-    /// between them (their separators) is copied too, and counted in [`Self::bytes`].
+    /// between them (their separators) is copied too, not counted in [`Self::bytes`].
     pub fn push_all(&mut self, bytes: &[u8], ranges: &[Range<usize>]) {
         let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else {
             return;
@@ -166,30 +166,14 @@ impl RawBatch {
         let end = self.data.len();
         // Clamped to the span: ranges out of order cannot reach beyond it.
         let at = |i: usize| (base + i.saturating_sub(first.start)).min(end);
+        let mut payload = 0;
         self.ranges.extend(ranges.iter().map(|r| {
             let start = at(r.start);
-            (start, at(r.end).max(start))
+            let end = at(r.end).max(start);
+            payload += end - start;
+            (start, end)
         }));
-    }
-
-    /// Appends the lines of `text` that end at `ends` (the positions of their `'\n'`, in
-    /// order: the first line starts at 0, each next one after the `'\n'` before it),
-    /// each without its line end (`"\n"` or `"\r\n"`), with one copy of the text up to
-    /// the last `'\n'`. The line ends are copied too, not counted in [`Self::bytes`].
-    pub fn push_lines(&mut self, text: &[u8], ends: &[usize]) {
-        let Some(span) = ends.last().and_then(|&last| text.get(..=last)) else {
-            return;
-        };
-        let base = self.data.len();
-        self.data.extend_from_slice(span);
-        let (mut start, mut payload) = (0, 0);
-        for &end in ends {
-            let line = strip_newline(span.get(start..=end).unwrap_or_default());
-            self.ranges.push((base + start, base + start + line.len()));
-            payload += line.len();
-            start = end + 1;
-        }
-        self.line_ends += span.len() - payload;
+        self.between += span.len().saturating_sub(payload);
     }
 
     /// [`Self::push_all`] for records of one message: each has the same metadata
@@ -284,7 +268,7 @@ impl RawBatch {
 
     /// Total bytes of all records.
     pub fn bytes(&self) -> usize {
-        self.data.len() - self.line_ends
+        self.data.len() - self.between
     }
 }
 
@@ -320,22 +304,6 @@ mod tests {
         assert!(b.is_empty());
         assert_eq!(b.bytes(), 0);
         assert_eq!(b.data.capacity(), cap);
-    }
-
-    #[test]
-    fn lines_pushed_at_once_lose_their_line_ends_which_are_not_counted() {
-        let mut b = RawBatch::new();
-        b.push(b"before");
-        let text = b"one\r\n\ntwo\r\nthree\npartial";
-        b.push_lines(text, &[4, 5, 10, 16]);
-        b.push_lines(text, &[]);
-        assert_eq!(
-            b.iter().collect::<Vec<_>>(),
-            vec![&b"before"[..], b"one", b"", b"two", b"three"]
-        );
-        assert_eq!(b.bytes(), "beforeonetwothree".len());
-        b.clear();
-        assert_eq!(b.bytes(), 0);
     }
 
     #[test]
@@ -404,7 +372,7 @@ mod tests {
             b.iter().collect::<Vec<_>>(),
             vec![&b"before"[..], b"{\"a\":1}", b"{\"b\":2}", b"3"]
         );
-        assert_eq!(b.bytes(), 6 + 19, "the separators between them are copied too");
+        assert_eq!(b.bytes(), 6 + 15, "the separators between them are copied, not counted");
         b.push_all(body, &[]);
         assert_eq!(b.len(), 4);
         // Ranges that are not of the buffer are taken one by one, never read beyond it.

@@ -13,6 +13,7 @@
 
 use crate::batch::{strip_newline, RawBatch};
 use std::io::{self, Read};
+use std::ops::Range;
 
 mod newlines;
 
@@ -43,8 +44,9 @@ pub(crate) struct LineSplitter {
     skipping: Option<Skipped>,
     /// No record of this stream was emitted yet: a leading byte-order mark is dropped.
     at_stream_start: bool,
-    /// The line ends found by one scan, reused.
+    /// The line ends found by one scan, and the lines they end, reused.
     ends: Vec<usize>,
+    lines: Vec<Range<usize>>,
 }
 
 /// What is kept of an over-long record while the rest of it is skipped.
@@ -69,6 +71,7 @@ impl LineSplitter {
             skipping: None,
             at_stream_start: true,
             ends: Vec::new(),
+            lines: Vec::new(),
         }
     }
 
@@ -124,14 +127,14 @@ impl LineSplitter {
         let wanted = max - batch.len();
         self.ends.clear();
         newlines::find(&self.buf[from..self.end], wanted, &mut self.ends);
-        let before = from - self.start;
-        for end in &mut self.ends {
-            *end += before;
+        self.lines.clear();
+        for &newline in &self.ends {
+            let end = from + newline;
+            let line = strip_newline(&self.buf[self.start..=end]);
+            self.lines.push(self.start..self.start + line.len());
+            self.start = end + 1;
         }
-        batch.push_lines(&self.buf[self.start..self.end], &self.ends);
-        if let Some(&last) = self.ends.last() {
-            self.start += last + 1;
-        }
+        batch.push_all(&self.buf, &self.lines);
         if self.ends.len() == wanted {
             self.scanned = self.start;
             return true;
