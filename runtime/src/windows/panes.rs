@@ -14,7 +14,9 @@
 //! and read ahead of need; with each key's panes kept together, every record and every
 //! result fetched a key's own panes from memory (the panes of 10,000 keys over a minute
 //! are 60 MiB). Nothing of a key is kept elsewhere but its slot and how many panes it
-//! holds.
+//! holds. Slots are handed out as keys arrive, and handed out again in key order as a
+//! window fires once many keys came since ([`PanedWindows::order_slots`]): firing
+//! visits the keys in key order, and then reads each array front to back.
 //!
 //! Merging a window's panes when it fires would cost a merge per pane per window (60 for
 //! a minute sliding every second). Instead time is cut into *blocks* as long as a window,
@@ -102,6 +104,10 @@ pub struct PanedWindows<A: Aggregation> {
     spare_folds: Vec<Vec<Option<A::Acc>>>,
     /// Arrays of expired panes' cells, for new panes' cells: [`SPARE_CELLS`] at most.
     spare_cells: Vec<Vec<Option<A::Acc>>>,
+    /// Keys given a slot since the slots were last handed out in key order, and the
+    /// windows fired since ([`Self::order_slots`]).
+    unordered: usize,
+    fired_since_ordered: u64,
 }
 
 /// One pane: its keys' accumulators and, in the block whose folds are built, their
@@ -276,6 +282,8 @@ where
             epoch: 0,
             spare_folds: Vec::new(),
             spare_cells: Vec::new(),
+            unordered: 0,
+            fired_since_ordered: u64::MAX,
         }
     }
 
@@ -356,6 +364,7 @@ where
                 self.held.push(0);
             }
             self.keys.insert(key.to_owned(), slot);
+            self.unordered += 1;
         }
         if !column_there {
             let mut column = Column::new(pane);
@@ -568,6 +577,9 @@ where
             let Some(&start) = self.firing.front() else { break };
             let span = self.grid.span(start);
             if self.next_key == 0 {
+                if self.slots_worth_ordering() {
+                    self.order_slots();
+                }
                 self.build_tails(span.block);
                 self.build_head(span.block + 1, span.next_block, span.end);
             }
@@ -657,6 +669,7 @@ where
             if *next_key == keys.len() {
                 self.firing.pop_front();
                 self.next_key = 0;
+                self.fired_since_ordered = self.fired_since_ordered.saturating_add(1);
                 if std::mem::take(&mut self.emptied) {
                     self.drop_emptied_keys();
                 }
@@ -665,6 +678,50 @@ where
                 }
             }
         }
+    }
+
+    /// True when enough keys came since the slots were last put in key order, and
+    /// enough windows fired since, that putting them in order again is worth it: it
+    /// moves every accumulator of every pane (a window's panes' worth of firing), while
+    /// each window fired after walks its arrays front to back.
+    fn slots_worth_ordering(&self) -> bool {
+        let panes = u64::try_from(self.grid.size / self.grid.pane).unwrap_or(u64::MAX);
+        self.unordered > 0
+            && self.unordered.saturating_mul(ORDER_SLOTS_AT) >= self.keys.len()
+            && self.fired_since_ordered >= panes
+    }
+
+    /// Hands the keys slots in key order: firing visits keys in key order, and with
+    /// slots in arrival order it fetched each key's fold and head from somewhere else in
+    /// arrays of hundreds of KiB; in order, it reads them front to back. Slots of keys
+    /// dropped are gone: the keys take `0..keys`.
+    fn order_slots(&mut self) {
+        let mut to = vec![u32::MAX; self.slots as usize];
+        let keys = self.keys.in_order();
+        for (rank, (_, slot)) in (0u32..).zip(keys.iter_mut()) {
+            to[*slot as usize] = rank;
+            *slot = rank;
+        }
+        let slots = u32::try_from(keys.len()).expect("a slot per key");
+        for column in &mut self.columns {
+            column.cells.renumber(&to, slots);
+            column.folds.renumber(&to, slots);
+        }
+        self.head.cells.renumber(&to, slots);
+        let mut held = vec![0; slots as usize];
+        for (&at, &count) in to.iter().zip(&self.held) {
+            if let Some(into) = held.get_mut(at as usize) {
+                *into = count;
+            }
+        }
+        self.held = held;
+        self.slots = slots;
+        self.free.clear();
+        if let Some(tails) = &mut self.tails {
+            tails.index = None;
+        }
+        self.unordered = 0;
+        self.fired_since_ordered = 0;
     }
 
     /// Drops the keys left with no pane, handing their slots back.
@@ -721,6 +778,9 @@ fn column_from<Acc>(columns: &VecDeque<Column<Acc>>, t: i128) -> usize {
 /// The most panes whose folds are maps firing looks in for a key's tail before the
 /// first whose are an array (a pane before the others made by a record long late).
 const MAPS_BEFORE_ARRAY: usize = 4;
+
+/// Slots are put in key order again once a key in this many came since they last were.
+const ORDER_SLOTS_AT: usize = 16;
 
 /// Arrays of expired panes' cells kept for new panes' (a pane expires and one starts
 /// each slide).
@@ -1053,6 +1113,8 @@ where
         self.firing.clear();
         self.next_key = 0;
         self.emptied = false;
+        self.unordered = 0;
+        self.fired_since_ordered = u64::MAX;
         Ok(())
     }
 }

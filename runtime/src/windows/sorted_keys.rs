@@ -80,6 +80,10 @@ impl<K: Hash + Ord, V> SortedKeys<K, V> {
         self.find(key).map(|i| &mut self.entries[i].1)
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     /// Adds a key that is not there.
     pub(crate) fn insert(&mut self, key: K, value: V) {
         let at = self.entries.len();

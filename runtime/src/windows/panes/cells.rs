@@ -170,6 +170,32 @@ impl<Acc> Cells<Acc> {
         sparse.into_iter().flatten().chain(dense.into_iter().flatten())
     }
 
+    /// Moves each cell from slot `s` to slot `to[s]`, every one below `slots` (a slot
+    /// not in `to`, or mapped to `u32::MAX`, holds nothing).
+    pub(super) fn renumber(&mut self, to: &[u32], slots: u32) {
+        let moved = |slot: u32| to.get(slot as usize).copied().filter(|&new| new < slots);
+        match self {
+            Cells::Sparse(map) => {
+                *map = map
+                    .drain()
+                    .filter_map(|(slot, acc)| Some((moved(slot)?, acc)))
+                    .collect();
+            }
+            Cells::Dense { accs, len } => {
+                let mut into = Vec::with_capacity(slots as usize);
+                into.resize_with(slots as usize, || None);
+                *len = 0;
+                for (slot, acc) in (0u32..).zip(accs.drain(..)) {
+                    if let (Some(acc), Some(new)) = (acc, moved(slot)) {
+                        into[new as usize] = Some(acc);
+                        *len += 1;
+                    }
+                }
+                *accs = into;
+            }
+        }
+    }
+
     /// Asks for the slot's cell in an array from memory (a map's is not worth the hash).
     #[inline]
     pub(super) fn prefetch(&self, slot: u32) {

@@ -443,3 +443,66 @@ fn a_pane_of_many_keys_holds_the_tails_of_those_without_a_record_in_it() {
         assert_eq!(panes, fixed, "size {size}, slide {slide}");
     }
 }
+
+/// The keys' slots, in key order.
+fn slots_in_key_order(op: &mut PanedWindows<CountSum>) -> Vec<u32> {
+    op.keys.in_order().iter().map(|&(_, slot)| slot).collect()
+}
+
+#[test]
+fn firing_hands_out_slots_in_key_order_once_many_keys_came_out_of_order() {
+    // 200 keys arriving in reverse key order take slots in arrival order; the first
+    // window fired hands them out again in key order (so it reads its arrays front to
+    // back), and the results are the same.
+    let keys: Vec<&'static str> = (0..200).map(|i| &*format!("k{i:03}").leak()).collect();
+    let mut op = paned(4_000, 1_000, 0, 0);
+    for (i, key) in keys.iter().rev().enumerate() {
+        feed(&mut op, key, i as i64, 100 + i as i64);
+    }
+    assert_eq!(slots_in_key_order(&mut op), (0..200).rev().collect::<Vec<_>>());
+    op.on_watermark(1_000);
+    let fired = drain(&mut op);
+    assert_eq!(fired.len(), 200);
+    assert!(fired.iter().all(|((key, ..), _)| keys.contains(&key.as_str())));
+    assert_eq!(
+        slots_in_key_order(&mut op),
+        (0..200).collect::<Vec<_>>(),
+        "slots in key order"
+    );
+
+    // Twenty new keys (one in ten) take the next slots, and keep them while fewer windows
+    // have fired since than a window has panes (4): each reordering moves every pane.
+    for (i, key) in (200..220).rev().map(|i| format!("j{i:03}")).enumerate() {
+        feed(&mut op, &key, 1, 1_100 + i as i64);
+    }
+    let moved = |op: &mut PanedWindows<CountSum>| slots_in_key_order(op) != (0..220).collect::<Vec<_>>();
+    for second in 2..5 {
+        op.on_watermark(second * 1_000);
+        assert_eq!(drain(&mut op).len(), 220);
+        assert!(moved(&mut op), "reordered only {second} windows after the last time");
+    }
+    // The fifth reorders (the 200 keys whose pane expired too, then dropped).
+    op.on_watermark(5_000);
+    assert_eq!(drain(&mut op).len(), 20);
+    assert_eq!(slots_in_key_order(&mut op), (0..20).collect::<Vec<_>>(), "reordered");
+
+    // One new key in 221 is too few to move every pane for.
+    let mut op = paned(4_000, 1_000, 0, 0);
+    let mut before = None;
+    for second in 0..12 {
+        for key in &keys {
+            feed(&mut op, key, 1, second * 1_000 + 500);
+        }
+        if second >= 1 {
+            feed(&mut op, "a", 1, second * 1_000 + 600);
+        }
+        if second == 1 {
+            before = Some(slots_in_key_order(&mut op));
+        }
+        op.on_watermark((second + 1) * 1_000);
+        drain(&mut op);
+    }
+    let after = slots_in_key_order(&mut op);
+    assert_eq!(Some(&after), before.as_ref(), "the slots stay as they were");
+    assert_eq!(after[0], 200, "\"a\", first in key order, kept the slot it took");
+}
