@@ -12,12 +12,15 @@
 //!
 //! A chunk sits in a slot until a worker takes it; when its bytes are wanted first, the
 //! pipeline thread takes it back and encodes it itself, so it never waits for a worker
-//! still busy decoding.
+//! still busy decoding. While it waits for a chunk a worker took, it encodes the newest
+//! one no worker has taken and puts it back, encoded: it and the worker meet in the
+//! middle, as with decoded batches ([`crate::sources`]).
 
 use super::Output;
 use crate::errors::{EvalError, RecordError};
 use crate::formats::{Encoder, JsonEncoder, WriteJson};
 use crate::windows::Results;
+use std::collections::VecDeque;
 use std::sync::{mpsc, Arc, Mutex};
 
 /// An encoder whose copy writes what it would write itself: it keeps nothing between
@@ -62,6 +65,20 @@ pub struct Encoding<E: Encoder> {
     done: mpsc::Receiver<Chunk<E>>,
 }
 
+/// The chunk in `slot`, unless a worker took it.
+fn take<T>(slot: &Mutex<Option<T>>) -> Option<T> {
+    slot.lock().ok().and_then(|mut slot| slot.take())
+}
+
+/// The chunk in `slot`, unless a worker took it or it is encoded.
+fn take_unencoded<E: Encoder>(slot: &Mutex<Option<Chunk<E>>>) -> Option<Chunk<E>> {
+    let mut slot = slot.lock().ok()?;
+    match slot.as_ref()?.encoded {
+        true => None,
+        false => slot.take(),
+    }
+}
+
 impl<E: EncodeAnywhere> Output<E>
 where
     E::Input: Send + 'static,
@@ -85,11 +102,12 @@ where
         if let Some(workers) = &self.workers {
             let slot = Arc::clone(&slot);
             workers.run(Box::new(move || {
-                let taken = slot.lock().map(|mut slot| slot.take());
-                if let Ok(Some(mut chunk)) = taken {
+                if let Some(mut chunk) = take(&slot) {
                     // An encoder that panics does so where `send` would have: the chunk
                     // goes back unencoded, to be encoded on the pipeline thread.
-                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| chunk.encode()));
+                    if !chunk.encoded {
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| chunk.encode()));
+                    }
                     let _ = sent.send(chunk);
                 }
             }));
@@ -99,12 +117,38 @@ where
 
     /// Waits for `encoding` (or encodes it here, if no worker has taken it), writes its
     /// bytes as [`Self::send`] would have written its rows, and hands back the rows with
-    /// the errors of those that failed, in order.
-    pub fn finish(&mut self, encoding: Encoding<E>) -> (Results<E::Input>, Vec<(usize, RecordError)>) {
-        let waiting = encoding.slot.lock().ok().and_then(|mut slot| slot.take());
-        let mut chunk = match waiting {
-            Some(chunk) => chunk,
-            None => crate::workers::recv_soon(&encoding.done).expect("a worker sends back the chunk it took"),
+    /// the errors of those that failed, in order. While a worker encodes it, chunks of
+    /// `later` that no worker has taken are encoded here, the newest first.
+    pub fn finish(
+        &mut self,
+        encoding: Encoding<E>,
+        later: &VecDeque<Encoding<E>>,
+    ) -> (Results<E::Input>, Vec<(usize, RecordError)>) {
+        let mut chunk = loop {
+            // The slot first: a chunk encoded here and put back sends nothing.
+            if let Some(chunk) = take(&encoding.slot) {
+                break chunk;
+            }
+            match encoding.done.try_recv() {
+                Ok(chunk) => break chunk,
+                Err(mpsc::TryRecvError::Disconnected) => panic!("a worker sends back the chunk it took"),
+                Err(mpsc::TryRecvError::Empty) => {}
+            }
+            let untaken = later
+                .iter()
+                .rev()
+                .find_map(|other| Some((other, take_unencoded(&other.slot)?)));
+            match untaken {
+                Some((other, mut chunk)) => {
+                    chunk.encode();
+                    if let Ok(mut slot) = other.slot.lock() {
+                        *slot = Some(chunk);
+                    }
+                }
+                None => {
+                    break crate::workers::recv_soon(&encoding.done).expect("a worker sends back the chunk it took")
+                }
+            }
         };
         if !chunk.encoded {
             chunk.encode();
@@ -126,5 +170,73 @@ where
             .map(|(at, e)| (at, RecordError::new(self.name, e)))
             .collect();
         (chunk.rows, failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::Context;
+    use crate::settings::Settings;
+    use crate::sinks::tests::MemSink;
+    use crate::workers::Workers;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    /// Opened when the chunk holding row 99 is encoded.
+    static GATE: AtomicBool = AtomicBool::new(false);
+
+    /// Writes each row with the name of the thread that encoded it. Row 0 waits for the
+    /// gate (for 5 s at most, so a failing test fails rather than hangs).
+    #[derive(Clone)]
+    struct ByThread;
+
+    impl Encoder for ByThread {
+        type Input = u32;
+        fn encode(&mut self, rec: &u32, out: &mut Vec<u8>) -> Result<(), EvalError> {
+            let until = Instant::now() + Duration::from_secs(5);
+            while *rec == 0 && !GATE.load(Ordering::SeqCst) && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            GATE.fetch_or(*rec == 99, Ordering::SeqCst);
+            let on = std::thread::current().name().unwrap_or_default().to_owned();
+            out.extend_from_slice(format!("{rec} {}\n", on.starts_with("rill-worker")).as_bytes());
+            Ok(())
+        }
+    }
+
+    impl EncodeAnywhere for ByThread {}
+
+    fn rows(values: &[u32]) -> Results<u32> {
+        let mut rows = Results::default();
+        rows.extend(values.iter().map(|&v| (v, 0)));
+        rows
+    }
+
+    #[test]
+    fn while_a_worker_encodes_the_oldest_chunk_this_thread_encodes_the_newest_untaken() {
+        let mut ctx = Context::new(Settings::from_values(vec![]), 16);
+        ctx.workers = Some(Workers::start(1).unwrap());
+        let sink = MemSink::default();
+        let mut out = Output::new("sinks.mem", Box::new(sink.clone()), ByThread, &ctx);
+        let mut encoding = VecDeque::new();
+        encoding.push_back(out.encode_elsewhere(rows(&[0])));
+        // The worker takes the first chunk and waits for the gate in it.
+        while encoding[0].slot.lock().unwrap().is_some() {
+            std::thread::yield_now();
+        }
+        encoding.push_back(out.encode_elsewhere(rows(&[1, 2])));
+        encoding.push_back(out.encode_elsewhere(rows(&[99])));
+        while let Some(oldest) = encoding.pop_front() {
+            let (rows, failed) = out.finish(oldest, &encoding);
+            assert!(failed.is_empty());
+            assert!(!rows.is_empty(), "the rows come back to be written over");
+        }
+        out.flush().unwrap();
+        assert_eq!(
+            String::from_utf8(sink.data.borrow().clone()).unwrap(),
+            "0 true\n1 false\n2 false\n99 false\n",
+            "in order; the two chunks the worker had not taken were encoded here, once"
+        );
     }
 }

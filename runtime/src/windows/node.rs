@@ -214,8 +214,9 @@ impl<A: Keyed, O: KeyedOperator<A>> Stateful<A, O> {
         let mut building = self.take_buffer();
         let mut spares = std::mem::take(&mut self.spares);
         let mut encoding: VecDeque<Encoding<E>> = VecDeque::new();
-        let finish = |node: &mut Self, output: &mut Output<E>, dead: &mut DeadLetters, encoding| {
-            let (rows, failed) = output.finish(encoding);
+        let finish = |node: &mut Self, output: &mut Output<E>, dead: &mut DeadLetters, encoding: &mut VecDeque<_>| {
+            let oldest = encoding.pop_front().expect("a chunk in flight");
+            let (rows, failed) = output.finish(oldest, encoding);
             for (at, e) in failed {
                 node.result_failed(dead, &e, &rows.as_slice()[at].0);
             }
@@ -225,8 +226,8 @@ impl<A: Keyed, O: KeyedOperator<A>> Stateful<A, O> {
             if building.len() < FEWEST_ELSEWHERE {
                 // The last rows, too few for a worker's wake-up (a table emitting each
                 // change has one). They follow the chunks in flight.
-                for chunk in encoding.drain(..) {
-                    spares.push(finish(self, output, dead, chunk));
+                while !encoding.is_empty() {
+                    spares.push(finish(self, output, dead, &mut encoding));
                 }
                 for (rec, _) in building.as_slice() {
                     if let Err(e) = output.send(rec) {
@@ -238,12 +239,11 @@ impl<A: Keyed, O: KeyedOperator<A>> Stateful<A, O> {
             let next = spares.pop().unwrap_or_default();
             encoding.push_back(output.encode_elsewhere(std::mem::replace(&mut building, next)));
             if encoding.len() > CHUNKS_ELSEWHERE {
-                let oldest = encoding.pop_front().expect("more than one");
-                spares.push(finish(self, output, dead, oldest));
+                spares.push(finish(self, output, dead, &mut encoding));
             }
         }
-        for chunk in encoding {
-            spares.push(finish(self, output, dead, chunk));
+        while !encoding.is_empty() {
+            spares.push(finish(self, output, dead, &mut encoding));
         }
         self.restore_buffer(building);
         self.spares = spares;
