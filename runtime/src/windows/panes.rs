@@ -297,6 +297,19 @@ where
         column_from(&self.columns, t)
     }
 
+    /// The start of the pane holding `t`: nearly always the newest, found without a
+    /// division. (A pane starting at `i64::MIN` may be one clamped there, shorter.)
+    #[inline]
+    fn pane_holding(&self, t: i64) -> i64 {
+        let pane = self.grid.pane.unsigned_abs();
+        match self.columns.back() {
+            Some(newest) if newest.start > i64::MIN && newest.start <= t && t.abs_diff(newest.start) < pane => {
+                newest.start
+            }
+            _ => self.grid.pane_of(t),
+        }
+    }
+
     /// Where the pane starting at `pane` is, or goes: records come nearly in time
     /// order, so it is nearly always the newest or the one after it.
     fn column_at(&self, pane: i64) -> usize {
@@ -388,6 +401,12 @@ where
     /// folds, when that pane's block holds them, and its head, when the head took the
     /// pane in, are built again from its panes.
     fn rebuild_folds_of(&mut self, slot: u32, pane: i64, new: bool) {
+        // A pane after the head's and after the block whose folds are built (the newest,
+        // for nearly every record) is in neither: no division to find its block.
+        let after_tails = |tails: &Tails| i128::from(pane) >= self.grid.block_start(tails.block + 1);
+        if i128::from(pane) >= self.head.through && self.tails.as_ref().is_none_or(after_tails) {
+            return;
+        }
         let block = self.grid.block(i128::from(pane));
         let (from, to) = (self.grid.block_start(block), self.grid.block_start(block + 1));
         if let Some(tails) = self.tails.as_mut().filter(|tails| tails.block == block) {
@@ -898,7 +917,7 @@ where
                 start += i128::from(grid.slide);
             }
         }
-        self.add(key, grid.pane_of(t), rec, t)?;
+        self.add(key, self.pane_holding(t), rec, t)?;
         if !fired.is_empty() {
             let owned = key.to_owned();
             let slot = *self.keys.get(key).expect("the key was just added");
