@@ -14,6 +14,8 @@ pub trait WriteJson {
     }
 }
 
+use std::cell::Cell;
+
 /// A value serde_json writes (writing into a `Vec` cannot fail).
 fn serde_writes<T: serde::Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> bool {
     serde_json::to_writer(out, value).is_ok()
@@ -45,9 +47,57 @@ impl WriteJson for bool {
 /// Formatted by itoa, as serde_json formats it.
 impl WriteJson for i64 {
     fn write_json(&self, out: &mut Vec<u8>) -> bool {
-        extend_short(out, itoa::Buffer::new().format(*self).as_bytes());
+        write_i64(out, *self);
         true
     }
+}
+
+/// An integer and its text.
+#[derive(Clone, Copy)]
+struct Formatted {
+    value: i64,
+    len: u8,
+    text: [u8; 20],
+}
+
+/// Integers from this many up (in magnitude) are looked up among the last ones written.
+const RECENT_FROM: u64 = 1_000_000;
+
+thread_local! {
+    /// The last two integers of [`RECENT_FROM`] or more written on this thread, with
+    /// their text: every row of a window repeats its bounds (ms since 1970, 13 digits),
+    /// and formatting them again was a twentieth of the instructions of a hopping window
+    /// whose rows are encoded. Small integers are formatted quicker than looked up.
+    static RECENT: Cell<[Formatted; 2]> = const {
+        Cell::new([Formatted { value: 0, len: 0, text: [0; 20] }; 2])
+    };
+}
+
+fn write_i64(out: &mut Vec<u8>, value: i64) {
+    if value.unsigned_abs() < RECENT_FROM {
+        extend_short(out, itoa::Buffer::new().format(value).as_bytes());
+        return;
+    }
+    RECENT.with(|recent| {
+        let [last, before] = recent.get();
+        // `len` is 0 only in an entry never written, whose `value` (0) is never looked up.
+        for seen in [last, before] {
+            if seen.value == value {
+                extend_short(out, &seen.text[..usize::from(seen.len)]);
+                return;
+            }
+        }
+        let mut buffer = itoa::Buffer::new();
+        let text = buffer.format(value).as_bytes();
+        let mut new = Formatted {
+            value,
+            len: text.len() as u8,
+            text: [0; 20],
+        };
+        new.text[..text.len()].copy_from_slice(text);
+        recent.set([new, last]);
+        extend_short(out, text);
+    });
 }
 
 impl WriteJson for u64 {
@@ -228,6 +278,28 @@ pub(super) mod tests {
                 "a plain device name, forty bytes long ..",
             ][(self.next() % 9) as usize]
                 .to_owned()
+        }
+    }
+
+    #[test]
+    fn integers_written_again_from_the_last_ones_are_the_ones_itoa_writes() {
+        let mut rng = Rng(3);
+        let edges = [i64::MIN, i64::MAX, -1_000_000, 999_999, 1_000_000, -999_999, 0];
+        let mut recent: Vec<i64> = Vec::new();
+        for step in 0..200_000 {
+            let value = match rng.next() % 4 {
+                // Repeats of the last few, as a window's bounds repeat.
+                0 | 1 if !recent.is_empty() => recent[(rng.next() % recent.len() as u64) as usize],
+                2 => edges[(rng.next() % edges.len() as u64) as usize],
+                _ => (rng.next() as i64) >> (rng.next() % 64),
+            };
+            recent.push(value);
+            if recent.len() > 3 {
+                recent.remove(0);
+            }
+            let mut out = b"x".to_vec();
+            assert!(value.write_json(&mut out));
+            assert_eq!(&out[1..], itoa::Buffer::new().format(value).as_bytes(), "step {step}");
         }
     }
 
