@@ -123,7 +123,7 @@ impl WriteJson for f64 {
 /// call to `memmove`: a row's numbers and short strings are a few bytes each, and those
 /// calls took a twentieth of the time of a hopping window whose rows are encoded (the
 /// copies here are two loads and two stores of fixed size, overlapping).
-#[inline]
+#[inline(always)]
 fn extend_short(out: &mut Vec<u8>, bytes: &[u8]) {
     let n = bytes.len();
     if n > 32 {
