@@ -14,7 +14,7 @@ pub trait WriteJson {
     }
 }
 
-use std::cell::Cell;
+use std::cell::RefCell;
 
 /// A value serde_json writes (writing into a `Vec` cannot fail).
 fn serde_writes<T: serde::Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> bool {
@@ -68,8 +68,8 @@ thread_local! {
     /// their text: every row of a window repeats its bounds (ms since 1970, 13 digits),
     /// and formatting them again was a twentieth of the instructions of a hopping window
     /// whose rows are encoded. Small integers are formatted quicker than looked up.
-    static RECENT: Cell<[Formatted; 2]> = const {
-        Cell::new([Formatted { value: 0, len: 0, text: [0; 20] }; 2])
+    static RECENT: RefCell<[Formatted; 2]> = const {
+        RefCell::new([Formatted { value: 0, len: 0, text: [0; 20] }; 2])
     };
 }
 
@@ -78,24 +78,21 @@ fn write_i64(out: &mut Vec<u8>, value: i64) {
         extend_short(out, itoa::Buffer::new().format(value).as_bytes());
         return;
     }
-    RECENT.with(|recent| {
-        let [last, before] = recent.get();
+    RECENT.with_borrow_mut(|recent| {
         // `len` is 0 only in an entry never written, whose `value` (0) is never looked up.
-        for seen in [last, before] {
-            if seen.value == value {
-                extend_short(out, &seen.text[..usize::from(seen.len)]);
-                return;
-            }
+        if let Some(seen) = recent.iter().find(|seen| seen.value == value) {
+            extend_short(out, &seen.text[..usize::from(seen.len)]);
+            return;
         }
         let mut buffer = itoa::Buffer::new();
         let text = buffer.format(value).as_bytes();
-        let mut new = Formatted {
+        recent[1] = recent[0];
+        recent[0] = Formatted {
             value,
             len: text.len() as u8,
             text: [0; 20],
         };
-        new.text[..text.len()].copy_from_slice(text);
-        recent.set([new, last]);
+        recent[0].text[..text.len()].copy_from_slice(text);
         extend_short(out, text);
     });
 }
