@@ -37,8 +37,8 @@ const CHUNKS_ELSEWHERE: usize = 4;
 const CHUNK_ELSEWHERE: usize = 1024;
 
 /// The fewest results worth a worker's wake-up: the last chunk of a firing goes to a
-/// worker when it has this many (a hopping window's slide over 5,000 keys ends in
-/// one of ~900), and is encoded here when it has fewer (a table emitting each change).
+/// worker when it has this many (the hopping benchmark's slide of 10,000 keys ends in
+/// one of ~800), and is encoded here when it has fewer (a table emitting each change).
 const FEWEST_ELSEWHERE: usize = CHUNK_ELSEWHERE / 8;
 
 pub struct Stateful<A: Keyed, O: KeyedOperator<A>> {
