@@ -1,8 +1,11 @@
 //! The fast path of JSON encoding: a generated record writes itself ([`WriteJson`]), its
-//! keys escaped once by the compiler and each value written by serde_json, so the bytes
-//! are the ones serde_json would write for the whole record. Where it cannot (a
-//! non-finite float, or a record with the empty impl: timestamps in seconds or RFC 3339)
-//! it answers `false`, and the encoder has serde_json write (or refuse) the record.
+//! keys escaped once by the compiler and each value written as serde_json writes it (a
+//! number with the formatter serde_json uses, `itoa` or `zmij`), so the bytes are the
+//! ones serde_json would write for the whole record. Where it cannot (a non-finite
+//! float, or a record with the empty impl: timestamps in seconds or RFC 3339) it answers
+//! `false`, and the encoder has serde_json write (or refuse) the record.
+
+use std::cell::RefCell;
 
 /// A value that writes itself as JSON, as serde_json would.
 pub trait WriteJson {
@@ -13,8 +16,6 @@ pub trait WriteJson {
         false
     }
 }
-
-use std::cell::RefCell;
 
 /// A value serde_json writes (writing into a `Vec` cannot fail).
 fn serde_writes<T: serde::Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> bool {
