@@ -127,10 +127,15 @@ struct Tails {
 }
 
 /// The starts of each key's panes in a block, in order: those of slot `s` are
-/// `starts[from[s]..from[s + 1]]`.
+/// `starts[from[s]..from[s + 1]]`; but for the slots marked `changed`, given a pane in
+/// the block since (a record late by seconds, each slide), whose panes firing looks for
+/// in the block itself. (Building it again for each such record cost the hopping
+/// benchmark's first minute of windows a rebuild a slide.)
 struct TailIndex {
     from: Vec<usize>,
     starts: Vec<i64>,
+    changed: Vec<bool>,
+    changes: usize,
 }
 
 /// The panes of block `block` that start before `through`, merged front to back, per
@@ -410,7 +415,9 @@ where
         let block = self.grid.block(i128::from(pane));
         let (from, to) = (self.grid.block_start(block), self.grid.block_start(block + 1));
         if let Some(tails) = self.tails.as_mut().filter(|tails| tails.block == block) {
-            if new {
+            // The index keeps up with a few new panes by marking their keys; with many,
+            // it is built again.
+            if new && !tails.index.as_mut().is_some_and(|index| index.mark_changed(slot)) {
                 tails.index = None;
             }
             let (lo, hi) = (column_from(&self.columns, from), column_from(&self.columns, to));
@@ -562,6 +569,8 @@ where
             index: Some(TailIndex {
                 from: starts_at,
                 starts,
+                changed: vec![false; self.slots as usize],
+                changes: 0,
             }),
         });
     }
@@ -659,13 +668,19 @@ where
                         .clone()
                         .find_map(|column| column.folds.get(slot))
                         .or_else(|| folds.get(slot)),
-                    (None, Some(index)) => index
-                        .first_from(slot, span.start)
-                        .filter(|&start| i128::from(start) < span.next_block)
-                        .map(|start| {
-                            let column = &columns[column_from(columns, i128::from(start))];
-                            column.folds.get(slot).expect("the block's folds are built")
-                        }),
+                    (None, Some(index)) => {
+                        let first = match index.changed(slot) {
+                            // A pane new since the index was built: looked for.
+                            true => columns
+                                .range(first_at..tail_end)
+                                .find(|column| column.cells.get(slot).is_some()),
+                            false => index
+                                .first_from(slot, span.start)
+                                .filter(|&start| i128::from(start) < span.next_block)
+                                .map(|start| &columns[column_from(columns, i128::from(start))]),
+                        };
+                        first.map(|column| column.folds.get(slot).expect("the block's folds are built"))
+                    }
                     (None, None) => None,
                 };
                 let head = head.cells.get(slot);
@@ -860,10 +875,28 @@ impl<Acc> Head<Acc> {
     }
 }
 
+/// The index is built again once this many slots in one were given a pane since.
+const CHANGED_BEFORE_REBUILD: usize = 8;
+
 impl TailIndex {
-    /// The start of the key's first pane in the block at or after `t`. (A slot handed
-    /// out since the index was built has no pane in the block: a new pane there builds
-    /// the index again.)
+    /// True when the slot's panes in the block may not be those in the index: it was
+    /// given one since, or handed out since.
+    fn changed(&self, slot: u32) -> bool {
+        self.changed.get(slot as usize).copied().unwrap_or(true)
+    }
+
+    /// Marks the slot as given a new pane in the block; false when so many are that the
+    /// index is worth building again.
+    fn mark_changed(&mut self, slot: u32) -> bool {
+        if let Some(changed) = self.changed.get_mut(slot as usize).filter(|changed| !**changed) {
+            *changed = true;
+            self.changes += 1;
+        }
+        self.changes * CHANGED_BEFORE_REBUILD <= self.changed.len()
+    }
+
+    /// The start of the key's first pane in the block at or after `t`, for a slot not
+    /// [`Self::changed`].
     fn first_from(&self, slot: u32, t: i128) -> Option<i64> {
         let slot = slot as usize;
         let (&from, &to) = (self.from.get(slot)?, self.from.get(slot + 1)?);
