@@ -47,6 +47,7 @@ impl WriteJson for bool {
 
 /// Formatted by itoa, as serde_json formats it.
 impl WriteJson for i64 {
+    #[inline]
     fn write_json(&self, out: &mut Vec<u8>) -> bool {
         write_i64(out, *self);
         true
@@ -108,6 +109,7 @@ impl WriteJson for u64 {
 /// Formatted by zmij, as serde_json formats it. serde_json writes a non-finite float as
 /// `null`; the encoder's serde path refuses it.
 impl WriteJson for f64 {
+    #[inline]
     fn write_json(&self, out: &mut Vec<u8>) -> bool {
         if !self.is_finite() {
             return false;
