@@ -302,25 +302,28 @@ where
         column_from(&self.columns, t)
     }
 
-    /// The start of the pane holding `t`: nearly always the newest, found without a
-    /// division. (A pane starting at `i64::MIN` may be one clamped there, shorter.)
+    /// The start of the pane holding `t`: nearly always the newest or the one before
+    /// (records out of order by up to a pane), found without a division. (A pane
+    /// starting at `i64::MIN` may be one clamped there, shorter.)
     #[inline]
     fn pane_holding(&self, t: i64) -> i64 {
         let pane = self.grid.pane.unsigned_abs();
-        match self.columns.back() {
-            Some(newest) if newest.start > i64::MIN && newest.start <= t && t.abs_diff(newest.start) < pane => {
-                newest.start
-            }
-            _ => self.grid.pane_of(t),
+        let holds =
+            |column: &&Column<A::Acc>| column.start > i64::MIN && column.start <= t && t.abs_diff(column.start) < pane;
+        match self.columns.iter().rev().take(2).find(holds) {
+            Some(column) => column.start,
+            None => self.grid.pane_of(t),
         }
     }
 
     /// Where the pane starting at `pane` is, or goes: records come nearly in time
-    /// order, so it is nearly always the newest or the one after it.
+    /// order, so it is nearly always the newest, the one after it or the one before.
     fn column_at(&self, pane: i64) -> usize {
+        let len = self.columns.len();
         match self.columns.back() {
-            Some(newest) if newest.start < pane => self.columns.len(),
-            Some(newest) if newest.start == pane => self.columns.len() - 1,
+            Some(newest) if newest.start < pane => len,
+            Some(newest) if newest.start == pane => len - 1,
+            _ if len >= 2 && self.columns[len - 2].start == pane => len - 2,
             _ => self.column_from(i128::from(pane)),
         }
     }
