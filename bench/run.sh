@@ -354,21 +354,28 @@ keep_run() {
     if [ "$rss" -gt "${BEST_RSS[$name]:-0}" ]; then BEST_RSS[$name]=$rss; fi
 }
 
+# run_once RUN NAME CMD...: after `settle`, one timed run of CMD, kept under NAME as
+# run_pair keeps its runs (keep_run). Exits if CMD fails.
+run_once() {
+    local i=$1 name=$2 t0 t1 rc=0
+    shift 2
+    local statfile=$OUT/stats-$name.txt errfile=$OUT/stderr-$name.txt
+    settle
+    t0=$(now)
+    measure "$statfile" "$@" 2>"$errfile" || rc=$?
+    t1=$(now)
+    keep_run "$i" "$name" "$t0" "$t1" "$rc" "$statfile" "$errfile"
+}
+
 # run_named NAME BEFORE CMD...: runs `bash -c BEFORE`, then CMD, RUNS times, keeping
 # CMD's best times as run_pair does under NAME. Exits if CMD fails.
 run_named() {
-    local name=$1 before=$2 i t0 t1 rc
+    local name=$1 before=$2 i
     shift 2
-    local statfile=$OUT/stats-$name.txt errfile=$OUT/stderr-$name.txt
     BEST_WALL[$name]= BEST_CPU[$name]= BEST_RSS[$name]=0
     for i in $(seq 1 "$RUNS"); do
         bash -c "$before"
-        settle
-        rc=0
-        t0=$(now)
-        measure "$statfile" "$@" 2>"$errfile" || rc=$?
-        t1=$(now)
-        keep_run "$i" "$name" "$t0" "$t1" "$rc" "$statfile" "$errfile"
+        run_once "$i" "$name" "$@"
     done
 }
 
@@ -379,7 +386,7 @@ run_named() {
 # the same conditions (on this machine the CPU time of the same job moved by a quarter
 # from one minute to the next). Exits if one fails.
 run_alternating() {
-    local input=$1 i j name out statfile errfile rc t0 t1
+    local input=$1 i j name out
     shift
     local -a names=() bins=() outs=()
     while [ $# -ge 3 ]; do
@@ -390,14 +397,8 @@ run_alternating() {
     for i in $(seq 1 "$RUNS"); do
         for j in "${!names[@]}"; do
             name=${names[$j]} out=${outs[$j]}
-            statfile=$OUT/stats-$name.txt errfile=$OUT/stderr-$name.txt rc=0
             if [ "$out" != /dev/null ]; then rm -f "$out"; fi
-            settle
-            t0=$(now)
-            measure "$statfile" "${bins[$j]}" --set "sources.readings.path=$input" \
-                --set "sinks.out.path=$out" 2>"$errfile" || rc=$?
-            t1=$(now)
-            keep_run "$i" "$name" "$t0" "$t1" "$rc" "$statfile" "$errfile"
+            run_once "$i" "$name" "${bins[$j]}" --set "sources.readings.path=$input" --set "sinks.out.path=$out"
         done
     done
 }

@@ -303,17 +303,23 @@ where
     }
 
     /// The start of the pane holding `t`: nearly always the newest or the one before
-    /// (records out of order by up to a pane), found without a division. (A pane
-    /// starting at `i64::MIN` may be one clamped there, shorter.)
+    /// (records out of order by up to a pane), found without a division.
     #[inline]
     fn pane_holding(&self, t: i64) -> i64 {
-        let pane = self.grid.pane.unsigned_abs();
-        let holds =
-            |column: &&Column<A::Acc>| column.start > i64::MIN && column.start <= t && t.abs_diff(column.start) < pane;
-        match self.columns.iter().rev().take(2).find(holds) {
+        match self.newest_holding(t, 2) {
             Some(column) => column.start,
             None => self.grid.pane_of(t),
         }
+    }
+
+    /// The pane holding `t` among the `among` newest, found by comparing starts. (A
+    /// pane starting at `i64::MIN` may be one clamped there, shorter: never this one.)
+    #[inline]
+    fn newest_holding(&self, t: i64, among: usize) -> Option<&Column<A::Acc>> {
+        let pane = self.grid.pane.unsigned_abs();
+        let holds =
+            |column: &&Column<A::Acc>| column.start > i64::MIN && column.start <= t && t.abs_diff(column.start) < pane;
+        self.columns.iter().rev().take(among).find(holds)
     }
 
     /// Where the pane starting at `pane` is, or goes: records come nearly in time
@@ -981,11 +987,11 @@ where
             Reach::Entry => self.keys.prefetch(key),
             Reach::State => {
                 let Some(&slot) = self.keys.get(key) else { return };
-                // The pane holding `t`, among the newest, found without a division.
-                let holds = |column: &Column<A::Acc>| {
-                    t.is_none_or(|t| column.start <= t && t.abs_diff(column.start) < self.grid.pane.unsigned_abs())
+                let column = match t {
+                    Some(t) => self.newest_holding(t, 4),
+                    None => self.columns.back(),
                 };
-                if let Some(column) = self.columns.iter().rev().take(4).find(|column| holds(column)) {
+                if let Some(column) = column {
                     column.cells.prefetch(slot);
                 }
             }
