@@ -135,6 +135,11 @@ pub const RESERVED_TYPES: &[&str] = &[
     "StrKey",
     "StrKeyRef",
     "Tally",
+    "Counts",
+    "Encoded",
+    "BatchClock",
+    "Chain",
+    "Merge",
     "Table",
     "TimeMode",
     "Window",
@@ -209,6 +214,7 @@ pub const PREFIXES: &[&str] = &[
     "lookup_",
     "join_",
     "right_flow_",
+    "chain_",
     "right_key_",
 ];
 

@@ -26,11 +26,12 @@ pub use crate::formats::{
     CsvDecoder, CsvEncoder, CsvRecord, CsvRow, CsvWriter, Decoder, Encoder, FromCsvField, JsonDecoder, JsonEncoder,
     JsonScan, LineRecord, LinesDecoder, LinesEncoder, ScanJson, ToCsvField, WriteJson,
 };
-pub use crate::internal_events::{Events, Tally};
+pub use crate::internal_events::{Counts, Events, Tally};
 pub use crate::joins::{failed_pair, FailedPair, JoinBounds, JoinPair, JoinShape, LookupFile, Sided, StreamJoin};
 pub use crate::patterns::{Pattern, PatternShape, PatternStep, Patterns};
 pub use crate::settings::{SettingDef, Settings};
-pub use crate::sinks::{Address, MessageOutput, Output, Outputs, RawSink};
+pub use crate::sinks::{Address, Encoded, MessageOutput, Output, Outputs, RawSink};
+pub use crate::sources::chain::{BatchClock, Chain, Merge};
 pub use crate::sources::{OnError, Poll, RawSource, Source};
 pub use crate::state::Checkpointed;
 pub use crate::time::{opt_ts_rfc3339, opt_ts_seconds, ts_rfc3339, ts_seconds, TsRepr};

@@ -283,6 +283,27 @@ impl Tally {
         self.counters
             .emit(InternalEvent::Filtered(std::mem::take(&mut self.filtered)));
     }
+
+    /// Adds what a copy of the transform counted on another thread, and zeroes it.
+    pub fn add(&mut self, counts: &mut Counts) {
+        let Counts {
+            received,
+            sent,
+            filtered,
+        } = std::mem::take(counts);
+        self.received += received;
+        self.sent += sent;
+        self.filtered += filtered;
+    }
+}
+
+/// A transform's counts where a copy of it runs on another thread (see
+/// `sources::chain`), added to its [`Tally`] on the pipeline thread.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub received: u64,
+    pub sent: u64,
+    pub filtered: u64,
 }
 
 /// What the checkpoints of a run did (with a state directory), for `/metrics` and

@@ -6,6 +6,7 @@
 
 mod aggregation;
 mod borrowed;
+mod chains;
 mod expr;
 pub mod ident;
 mod joins;

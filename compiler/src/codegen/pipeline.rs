@@ -8,7 +8,7 @@ use quote::{format_ident, quote};
 use super::expr::ExprGen;
 use super::ident::ident;
 use super::ident::{prefixed, type_ident};
-use super::{aggregation, joins, messages, patterns, records, sinks, sources, stream_joins};
+use super::{aggregation, chains, joins, messages, patterns, records, sinks, sources, stream_joins};
 use crate::connectors::source_items;
 use crate::expr::TExpr;
 use crate::ir::{
@@ -34,11 +34,18 @@ pub fn file(ir: &Ir) -> TokenStream {
         })
         .collect();
     let mut tallies = 0..;
+    // Each transform's flow function, by operator, for the chains that run it too.
+    let mut transform_flows = vec![None; ir.operators.len()];
     let operator_fns: Vec<TokenStream> = ir
         .operators
         .iter()
-        .map(|op| match &op.kind {
-            IrOperatorKind::Transform(t) => transform_fns(op, t, tallies.next().unwrap_or(0), ir, &mut exprs),
+        .enumerate()
+        .map(|(i, op)| match &op.kind {
+            IrOperatorKind::Transform(t) => {
+                let (helpers, flow) = transform_fns(op, t, tallies.next().unwrap_or(0), ir, &mut exprs);
+                transform_flows[i] = Some(flow.clone());
+                quote!(#helpers #flow)
+            }
             IrOperatorKind::Window(_)
             | IrOperatorKind::Table(_)
             | IrOperatorKind::Pattern(_)
@@ -47,6 +54,12 @@ pub fn file(ir: &Ir) -> TokenStream {
                 joins::join_fns(op, j, tallies.next().unwrap_or(0), hand_on(&op.outputs, ir), &mut exprs)
             }
         })
+        .collect();
+    let chains: Vec<TokenStream> = ir
+        .sources
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| chains::chain_module(i, s, ir, &transform_flows))
         .collect();
     let advance_fns = advance_fns(ir);
     let attach_fns = ir.sources.iter().filter_map(sources::attach_fn);
@@ -77,6 +90,7 @@ pub fn file(ir: &Ir) -> TokenStream {
         #(#attach_fns)*
         #(#source_flows)*
         #(#operator_fns)*
+        #(#chains)*
         #(#send_fns)*
         #advance_fns
         #nodes_struct
@@ -209,8 +223,13 @@ fn hand_on(outputs: &[Node], ir: &Ir) -> TokenStream {
 fn encoded_elsewhere(outputs: &[Node], ir: &Ir) -> Option<proc_macro2::Ident> {
     let [Node::Sink(s)] = outputs else { return None };
     let sink = &ir.sinks[*s];
-    let stateless = matches!(sink.format, IrFormat::Json);
-    (matches!(sink.delivery, IrDelivery::Stream) && stateless).then(|| prefixed("sink_", &sink.stem))
+    encodes_anywhere(sink).then(|| prefixed("sink_", &sink.stem))
+}
+
+/// True for a byte stream whose encoder keeps nothing between records (JSON): a copy
+/// of it on another thread writes what it would (the runtime's `EncodeAnywhere`).
+pub(super) fn encodes_anywhere(sink: &IrSink) -> bool {
+    matches!(sink.delivery, IrDelivery::Stream) && matches!(sink.format, IrFormat::Json)
 }
 
 /// True for a sink of messages, each confirmed later: its outcomes are served every
@@ -314,9 +333,15 @@ fn source_ahead(s: &IrSource, ir: &Ir) -> Option<TokenStream> {
     })
 }
 
+/// True when a source's event time moves the watermark of a window, table, pattern or
+/// join of two streams.
+pub(super) fn drives_windows(index: usize, s: &IrSource, ir: &Ir) -> bool {
+    matches!(s.time, IrTime::Event { .. }) && stateful(ir).any(|o| o.time_sources.contains(&index))
+}
+
 /// `flow_<source>`: what happens to each decoded record of a source. On event time,
 /// the record's time then moves the source's watermark, which may fire windows.
-fn source_flow(index: usize, s: &IrSource, ir: &Ir) -> TokenStream {
+pub(super) fn source_flow(index: usize, s: &IrSource, ir: &Ir) -> TokenStream {
     let f = prefixed("flow_", &s.stem);
     let ty = type_ident(&s.record.rust_name);
     let component = format!("sources.{}", s.name);
@@ -344,9 +369,7 @@ fn source_flow(index: usize, s: &IrSource, ir: &Ir) -> TokenStream {
             }
         }
     };
-    let drives_windows =
-        matches!(s.time, IrTime::Event { .. }) && stateful(ir).any(|o| o.time_sources.contains(&index));
-    if !drives_windows {
+    if !drives_windows(index, s, ir) {
         return quote! {
             #[doc = #doc]
             #[inline]
@@ -610,10 +633,16 @@ fn join_flows(op: &IrOperator, j: &IrStreamJoin, ir: &Ir, exprs: &mut ExprGen) -
     flows
 }
 
-/// A transform: its filter and map as small fallible functions, and its
+/// A transform: its filter and map as small fallible functions, and apart from them its
 /// `flow_` function that applies them, counts into `out.tallies[tally]` and forwards
-/// the result.
-fn transform_fns(op: &IrOperator, t: &IrTransform, tally: usize, ir: &Ir, exprs: &mut ExprGen) -> TokenStream {
+/// the result (emitted again in a source's chain, [`chains`]).
+fn transform_fns(
+    op: &IrOperator,
+    t: &IrTransform,
+    tally: usize,
+    ir: &Ir,
+    exprs: &mut ExprGen,
+) -> (TokenStream, TokenStream) {
     let component = op.component();
     let input = type_ident(&op.input.rust_name);
     let mut helpers = TokenStream::new();
@@ -690,15 +719,15 @@ fn transform_fns(op: &IrOperator, t: &IrTransform, tally: usize, ir: &Ir, exprs:
         };
     }
     let doc = format!(" `{component}`: apply it and forward the result.");
-    quote! {
-        #helpers
+    let flow = quote! {
         #[doc = #doc]
         #[inline]
         fn #flow(rec: &#input, t: i64, out: &mut Nodes) -> Result<(), RecordError> {
             #body
             #hand_on
         }
-    }
+    };
+    (helpers, flow)
 }
 
 fn nodes_struct(ir: &Ir) -> TokenStream {
@@ -765,9 +794,9 @@ fn nodes_struct(ir: &Ir) -> TokenStream {
 }
 
 fn job(ir: &Ir) -> TokenStream {
-    let source_fields = ir.sources.iter().map(|s| {
+    let source_fields = ir.sources.iter().enumerate().map(|(i, s)| {
         let name = prefixed("source_", &s.stem);
-        let ty = sources::source_type(s);
+        let ty = sources::source_type(s, chains::chain_of(i, s, ir).as_ref());
         quote!(#name: #ty,)
     });
     let any_state = stateful(ir).next().is_some();
@@ -892,8 +921,8 @@ fn job(ir: &Ir) -> TokenStream {
                 .map(|s| prefixed("sink_", &s.stem)),
         )
         .collect();
-    let source_inits = ir.sources.iter().zip(&source_names).map(|(s, name)| {
-        let init = sources::construct(s);
+    let source_inits = ir.sources.iter().zip(&source_names).enumerate().map(|(i, (s, name))| {
+        let init = sources::construct(s, chains::chain_of(i, s, ir).as_ref());
         quote!(let #name = #init;)
     });
     let sink_inits = ir

@@ -10,29 +10,39 @@ use crate::ir::{IrBuffer, IrDelivery, IrFormat, IrSink, SinkInput};
 
 /// The field type of a record sink in the `Nodes` struct.
 pub fn output_type(s: &IrSink) -> Option<TokenStream> {
-    let SinkInput::Records(record) = &s.input else {
-        return None;
-    };
-    let record = type_ident(&record.rust_name);
-    let encoder = match s.format {
-        IrFormat::Json => quote!(JsonEncoder<#record>),
-        IrFormat::Csv { .. } => quote!(CsvEncoder<#record>),
-        IrFormat::Lines => quote!(LinesEncoder<#record>),
-    };
+    let encoder = encoder_type(s)?;
     Some(match s.delivery {
         IrDelivery::Stream => quote!(Output<#encoder>),
         IrDelivery::Messages(_) => quote!(MessageOutput<#encoder>),
     })
 }
 
-/// `Output::new(..)` or `MessageOutput::new(..)` for a record sink.
-pub fn construct(s: &IrSink) -> TokenStream {
-    let component = format!("sinks.{}", s.name);
-    let encoder = match s.format {
+/// The encoder type of a record sink.
+pub fn encoder_type(s: &IrSink) -> Option<TokenStream> {
+    let SinkInput::Records(record) = &s.input else {
+        return None;
+    };
+    let record = type_ident(&record.rust_name);
+    Some(match s.format {
+        IrFormat::Json => quote!(JsonEncoder<#record>),
+        IrFormat::Csv { .. } => quote!(CsvEncoder<#record>),
+        IrFormat::Lines => quote!(LinesEncoder<#record>),
+    })
+}
+
+/// A new encoder for a sink.
+pub fn encoder(s: &IrSink) -> TokenStream {
+    match s.format {
         IrFormat::Json => quote!(JsonEncoder::new()),
         IrFormat::Csv { delimiter, header } => quote!(CsvEncoder::new(#delimiter, #header)),
         IrFormat::Lines => quote!(LinesEncoder::new()),
-    };
+    }
+}
+
+/// `Output::new(..)` or `MessageOutput::new(..)` for a record sink.
+pub fn construct(s: &IrSink) -> TokenStream {
+    let component = format!("sinks.{}", s.name);
+    let encoder = encoder(s);
     let raw = construct_sink(s);
     match (&s.delivery, s.buffer) {
         (IrDelivery::Stream, _) => quote!(Output::new(#component, #raw, #encoder, ctx)),

@@ -1,7 +1,7 @@
 //! Source construction: the connector's raw source + the format's decoder, and the
 //! function that fills a record's metadata fields from each message.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Ident, TokenStream};
 use quote::quote;
 
 use super::ident::{ident, prefixed, type_ident};
@@ -10,18 +10,22 @@ use crate::connectors::metadata::MetaType;
 use crate::ir::{IrFormat, IrSource};
 use crate::spec::OnError;
 
-/// The field type of a source in the `Job` struct.
-pub fn source_type(s: &IrSource) -> TokenStream {
+/// The field type of a source in the `Job` struct; `chain` names its chain module.
+pub fn source_type(s: &IrSource, chain: Option<&Ident>) -> TokenStream {
     let record = type_ident(&s.record.rust_name);
-    match s.format {
-        IrFormat::Json => quote!(Source<JsonDecoder<#record>>),
-        IrFormat::Csv { .. } => quote!(Source<CsvDecoder<#record>>),
-        IrFormat::Lines => quote!(Source<LinesDecoder<#record>>),
+    let decoder = match s.format {
+        IrFormat::Json => quote!(JsonDecoder<#record>),
+        IrFormat::Csv { .. } => quote!(CsvDecoder<#record>),
+        IrFormat::Lines => quote!(LinesDecoder<#record>),
+    };
+    match chain {
+        Some(chain) => quote!(Source<#decoder, #chain::Nodes>),
+        None => quote!(Source<#decoder>),
     }
 }
 
 /// `Source::new(..)` for one source, inside `run`'s build closure.
-pub fn construct(s: &IrSource) -> TokenStream {
+pub fn construct(s: &IrSource, chain: Option<&Ident>) -> TokenStream {
     let component = format!("sources.{}", s.name);
     let raw = construct_source(s);
     let decoder = match s.format {
@@ -35,7 +39,10 @@ pub fn construct(s: &IrSource) -> TokenStream {
         OnError::Fail => quote!(OnError::Fail),
     };
     // `raw` is boxed: dynamic dispatch once per batch.
-    let source = quote!(Source::new(#component, #raw, #decoder, #on_error, ctx));
+    let mut source = quote!(Source::new(#component, #raw, #decoder, #on_error, ctx));
+    if let Some(chain) = chain {
+        source = quote!(#source.chained::<#chain::Nodes>());
+    }
     match attach_name(s) {
         Some(attach) => quote!(#source.with_metadata(#attach)),
         None => source,

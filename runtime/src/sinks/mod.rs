@@ -14,7 +14,7 @@ mod elsewhere;
 mod message;
 mod writer_thread;
 
-pub use elsewhere::{EncodeAnywhere, Encoding};
+pub use elsewhere::{EncodeAnywhere, Encoded, Encoding};
 pub use message::{Address, MessageOutput, MessageSink, Outcome, Undelivered};
 pub use writer_thread::WriterThread;
 
@@ -107,18 +107,10 @@ impl<E: Encoder> Output<E> {
     /// and the error names this output.
     pub fn send(&mut self, rec: &E::Input) -> Result<(), RecordError> {
         self.offered += 1;
-        let start = self.buf.len();
-        match self.encoder.encode(rec, &mut self.buf) {
-            Ok(()) => {
-                self.pending += 1;
-                self.write_if_full();
-                Ok(())
-            }
-            Err(e) => {
-                self.buf.truncate(start);
-                Err(RecordError::new(self.name, e))
-            }
-        }
+        elsewhere::encode_whole(&mut self.encoder, rec, &mut self.buf, self.name)?;
+        self.pending += 1;
+        self.write_if_full();
+        Ok(())
     }
 
     /// Hands the buffer to the sink once it holds [`WRITE_AT`] bytes.

@@ -8,6 +8,7 @@
 //! happens once per batch (`Box<dyn RawSource>`); the per-record work is monomorphic.
 
 pub mod arrival;
+pub mod chain;
 pub(crate) mod framing;
 
 use crate::batch::{MetaView, RawBatch};
@@ -20,6 +21,7 @@ use crate::state::Checkpointed;
 use crate::windows::Reach;
 use crate::workers::Workers;
 use arrival::{ArrivalDecoder, ArrivedRun, Results};
+use chain::{Chain, Merge, Unchained};
 use std::ops::Range;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -157,8 +159,9 @@ const READ_AHEAD_FOR: Duration = Duration::from_millis(50);
 /// Longest piece of a bad record quoted in a fatal error message.
 const MAX_QUOTED: usize = 512;
 
-/// A raw source plus its decoder, error policy and reusable batches.
-pub struct Source<D: Decoder> {
+/// A raw source plus its decoder, error policy and reusable batches; `C` is the copy of
+/// its downstream that runs where a batch is decoded, if it has one ([`chain`]).
+pub struct Source<D: Decoder, C = Unchained> {
     name: &'static str,
     raw: Box<dyn RawSource>,
     decoder: D,
@@ -168,7 +171,9 @@ pub struct Source<D: Decoder> {
     counters: Counters,
     finished: bool,
     /// Decoding on worker threads, when the pipeline has them.
-    ahead: Option<Ahead<D>>,
+    ahead: Option<Ahead<D, C>>,
+    /// The records of a batch decoded elsewhere run through a chain there too.
+    chained: bool,
     /// Runs of the batch the raw source decoded as they arrived (see [`arrival`]).
     arrived: Vec<ArrivedRun>,
     /// Where the pipeline thread decodes a record, over the one before it.
@@ -185,22 +190,22 @@ struct Route<T> {
 
 /// Batches read ahead in one poll and decoded by [`Workers`]: while the pipeline
 /// thread runs one batch through the pipeline, the workers decode the next ones.
-struct Ahead<D: Decoder> {
+struct Ahead<D: Decoder, C> {
     workers: Workers,
     /// Batches read ahead and not yet flowed: at most this many at a time.
     most: usize,
     /// Decoders for the workers ([`Decoder::fork`]), each back here after its job.
     forks: Vec<D>,
-    spare: Vec<Decoded<D>>,
+    spare: Vec<Decoded<D, C>>,
 }
 
 /// Batches handed to the workers by one poll, numbered from 1 to `slots.len()`, and
 /// where they come back.
-struct Sent<D: Decoder> {
-    results: mpsc::Receiver<Result<Decoded<D>, Failed>>,
-    back: mpsc::Sender<Result<Decoded<D>, Failed>>,
+struct Sent<D: Decoder, C> {
+    results: mpsc::Receiver<Result<Decoded<D, C>, Failed>>,
+    back: mpsc::Sender<Result<Decoded<D, C>, Failed>>,
     /// Batch `seq` is `slots[seq - 1]` until a thread takes it to decode.
-    slots: Vec<Slot<D>>,
+    slots: Vec<Slot<D, C>>,
     /// The source failed while reading ahead: the poll returns it once what was read
     /// has flowed.
     failed: Option<RunError>,
@@ -212,22 +217,30 @@ struct Sent<D: Decoder> {
 
 /// A batch waiting to be decoded, by whichever thread takes it first: a worker, or the
 /// pipeline thread when the batch it needs next is not ready (see [`next`]).
-type Slot<D> = Arc<Mutex<Option<Decoded<D>>>>;
+type Slot<D, C> = Arc<Mutex<Option<Decoded<D, C>>>>;
 
 /// A worker panicked while decoding a batch (only in a build that unwinds).
 struct Failed;
 
 /// Takes the batch out of `slot` if no thread has taken it yet.
-fn claim<D: Decoder>(slot: &Slot<D>) -> Option<Decoded<D>> {
+fn claim<D: Decoder, C>(slot: &Slot<D, C>) -> Option<Decoded<D, C>> {
     slot.lock().map_or(None, |mut waiting| waiting.take())
 }
 
-/// One batch and what each of its records decoded to.
-struct Decoded<D: Decoder> {
+/// One batch and what each of its records decoded to; with a chain, what running them
+/// through it gave instead (each record is decoded over the one before, in `records[0]`,
+/// and runs through the chain at once).
+struct Decoded<D: Decoder, C> {
     seq: usize,
     batch: RawBatch,
     records: Results<D>,
     decoder: Option<D>,
+    chain: Option<C>,
+    attach: Option<Attach<D::Output>>,
+    /// With a chain: the records that went through it, and those that did not decode
+    /// or failed in it, by index, in order.
+    flowed: u64,
+    bad: Vec<(usize, chain::Bad)>,
 }
 
 impl<D: Decoder> Source<D> {
@@ -254,6 +267,7 @@ impl<D: Decoder> Source<D> {
             finished: false,
             arrived: Vec::new(),
             here: Ok(None),
+            chained: false,
             ahead: ctx.workers.clone().filter(|_| !on_arrival).map(|workers| Ahead {
                 // Enough to keep every worker busy while the pipeline thread works
                 // through a batch; bounded, so memory stays a few batches.
@@ -265,6 +279,46 @@ impl<D: Decoder> Source<D> {
         }
     }
 
+    /// Runs the records a worker decodes through a copy of the downstream, `C`, there
+    /// ([`chain`]), unless a bad record stops the run (`on_error: fail`).
+    pub fn chained<C>(self) -> Source<D, C> {
+        let Source {
+            name,
+            raw,
+            decoder,
+            route,
+            batch,
+            batch_size,
+            counters,
+            finished,
+            ahead,
+            chained: _,
+            arrived,
+            here,
+        } = self;
+        Source {
+            chained: route.on_error != OnError::Fail,
+            name,
+            raw,
+            decoder,
+            route,
+            batch,
+            batch_size,
+            counters,
+            finished,
+            ahead: ahead.map(|a| Ahead {
+                workers: a.workers,
+                most: a.most,
+                forks: a.forks,
+                spare: Vec::new(),
+            }),
+            arrived,
+            here,
+        }
+    }
+}
+
+impl<D: Decoder, C: Chain<D::Output>> Source<D, C> {
     /// Fills the record's metadata fields from each message before it flows on.
     pub fn with_metadata(mut self, attach: Attach<D::Output>) -> Self {
         self.route.attach = Some(attach);
@@ -301,7 +355,10 @@ impl<D: Decoder> Source<D> {
         &mut self,
         out: &mut O,
         flow: F,
-    ) -> Result<Poll, RunError> {
+    ) -> Result<Poll, RunError>
+    where
+        C: Merge<O>,
+    {
         self.poll_ahead(out, flow, |_: &D::Output, _: &O, _| {})
     }
 
@@ -312,6 +369,7 @@ impl<D: Decoder> Source<D> {
     pub fn poll_ahead<O, F, H>(&mut self, out: &mut O, flow: F, ahead: H) -> Result<Poll, RunError>
     where
         O: Outputs,
+        C: Merge<O>,
         F: Fn(&D::Output, &mut O) -> Result<(), RecordError>,
         H: Fn(&D::Output, &O, Reach),
     {
@@ -406,7 +464,7 @@ impl<D: Decoder> Source<D> {
     /// after the `flowed` first are read (at most [`BATCHES_PER_POLL`] in the poll, and
     /// past the first `most`, only for [`READ_AHEAD_FOR`]), and hands each to the workers
     /// to decode.
-    fn read_ahead(&mut self, sent: &mut Sent<D>, polled: &mut Poll, flowed: usize) {
+    fn read_ahead(&mut self, sent: &mut Sent<D, C>, polled: &mut Poll, flowed: usize) {
         let Some(ahead) = self.ahead.as_mut() else { return };
         let up_to = (flowed + ahead.most).min(BATCHES_PER_POLL);
         if sent.slots.len() >= ahead.most && sent.began.elapsed() > READ_AHEAD_FOR {
@@ -422,6 +480,10 @@ impl<D: Decoder> Source<D> {
                 batch: RawBatch::new(),
                 records: Vec::new(),
                 decoder: None,
+                chain: None,
+                attach: None,
+                flowed: 0,
+                bad: Vec::new(),
             });
             next.batch.clear();
             *polled = match self.raw.poll(&mut next.batch, self.batch_size) {
@@ -448,6 +510,10 @@ impl<D: Decoder> Source<D> {
             }
             next.seq = sent.slots.len() + 1;
             next.decoder = Some(decoder);
+            if self.chained && next.chain.is_none() {
+                next.chain = Some(C::new());
+            }
+            next.attach = self.route.attach;
             let slot = Arc::new(Mutex::new(Some(next)));
             sent.slots.push(Arc::clone(&slot));
             let back = sent.back.clone();
@@ -465,13 +531,14 @@ impl<D: Decoder> Source<D> {
     /// and decoder for the next.
     fn flow_decoded<O, F, H>(
         &mut self,
-        mut decoded: Decoded<D>,
+        mut decoded: Decoded<D, C>,
         out: &mut O,
         flow: (&F, &H),
         counts: &mut (u64, u64),
     ) -> Result<(), RunError>
     where
         O: Outputs,
+        C: Merge<O>,
         F: Fn(&D::Output, &mut O) -> Result<(), RecordError>,
         H: Fn(&D::Output, &O, Reach),
     {
@@ -482,15 +549,23 @@ impl<D: Decoder> Source<D> {
             batch,
             records,
             decoder,
+            chain,
+            flowed,
+            bad,
             ..
         } = &mut decoded;
-        let flowed = match decoder {
-            Some(decoder) => {
+        let flowed = match (decoder, chain) {
+            (Some(_), Some(chain)) => {
+                let routed = self.route.replay(batch, *flowed, bad, out, counts);
+                chain.merge(out);
+                routed
+            }
+            (Some(decoder), None) => {
                 let mut runs = [(0..batch.len(), records)];
                 self.route
                     .flow(decoder, batch, &mut runs, &mut self.here, out, flow, counts)
             }
-            None => Ok(()),
+            (None, _) => Ok(()),
         };
         self.counters
             .emit(InternalEvent::BytesRead(decoded.batch.bytes() as u64));
@@ -507,12 +582,12 @@ impl<D: Decoder> Source<D> {
 /// itself, else the last one, so it and the workers meet in the middle whichever of
 /// decoding or the rest of the pipeline takes longer. It waits only when every batch
 /// is taken. `None` when a worker failed.
-fn next<D: Decoder>(
+fn next<D: Decoder, C: Chain<D::Output>>(
     seq: usize,
-    results: &mpsc::Receiver<Result<Decoded<D>, Failed>>,
-    slots: &[Slot<D>],
-    early: &mut Vec<Decoded<D>>,
-) -> Option<Decoded<D>> {
+    results: &mpsc::Receiver<Result<Decoded<D, C>, Failed>>,
+    slots: &[Slot<D, C>],
+    early: &mut Vec<Decoded<D, C>>,
+) -> Option<Decoded<D, C>> {
     loop {
         if let Some(at) = early.iter().position(|d| d.seq == seq) {
             return Some(early.swap_remove(at));
@@ -532,16 +607,25 @@ fn next<D: Decoder>(
     }
 }
 
-impl<D: Decoder> Decoded<D> {
-    /// On a worker: decodes every record of the batch, in order.
+impl<D: Decoder, C: Chain<D::Output>> Decoded<D, C> {
+    /// On a worker: decodes every record of the batch, in order; with a chain, runs
+    /// each through it as soon as it is decoded instead (see [`chain`]).
     fn decode(&mut self) {
         let Decoded {
             batch,
             records,
             decoder,
+            chain,
+            attach,
+            flowed,
+            bad,
             ..
         } = self;
         let Some(decoder) = decoder else { return };
+        if let Some(chain) = chain {
+            (*flowed, *bad) = chain::run(chain, decoder, *attach, batch, arrival::slot(records, 0));
+            return;
+        }
         for (i, record) in batch.iter().enumerate() {
             let into = arrival::slot(records, i);
             match batch.failure(i) {
@@ -632,34 +716,51 @@ impl<T> Route<T> {
                 // Handed on: what happens further down is counted there.
                 counts.1 += 1;
                 let Err(e) = flow(value, out) else { return Ok(()) };
-                // Every failure is counted, even after one that stops the run.
-                let mut stop = Ok(());
-                for (component, error) in e.failures() {
-                    stop = stop.and(bad_record(
-                        &self.events,
-                        self.on_error,
-                        component,
-                        &error.to_string(),
-                        record,
-                        out,
-                    ));
-                }
-                stop
+                self.failed_flow(&e, record, out)
             }
             Err(e) => {
                 counts.0 += 1;
-                let reason = match batch.origin(i) {
-                    Some(origin) => format!("{} (from {origin})", e.reason),
-                    None => std::mem::take(&mut e.reason),
-                };
-                bad_record(&self.events, self.on_error, self.name, &reason, record, out)
+                self.failed_decode(batch, i, e, record, out)
             }
         }
+    }
+
+    /// Routes the failures of a record that went wrong downstream. Every failure is
+    /// counted, even after one that stops the run.
+    fn failed_flow<O: Outputs>(&self, e: &RecordError, record: &[u8], out: &mut O) -> Result<(), RunError> {
+        let mut stop = Ok(());
+        for (component, error) in e.failures() {
+            stop = stop.and(bad_record(
+                &self.events,
+                self.on_error,
+                component,
+                &error.to_string(),
+                record,
+                out,
+            ));
+        }
+        stop
+    }
+
+    /// Routes record `i` of `batch`, which did not decode.
+    fn failed_decode<O: Outputs>(
+        &self,
+        batch: &RawBatch,
+        i: usize,
+        e: &mut DecodeError,
+        record: &[u8],
+        out: &mut O,
+    ) -> Result<(), RunError> {
+        let reason = match batch.origin(i) {
+            Some(origin) => format!("{} (from {origin})", e.reason),
+            None => std::mem::take(&mut e.reason),
+        };
+        bad_record(&self.events, self.on_error, self.name, &reason, record, out)
     }
 }
 
 /// A source's checkpoint is its raw source's position.
-impl<D: Decoder> Checkpointed for Source<D> {
+impl<D: Decoder, C> Checkpointed for Source<D, C> {
     fn section(&self) -> &'static str {
         self.name
     }
@@ -718,7 +819,7 @@ mod tests {
     use std::rc::Rc;
 
     /// Hands out prepared batches, then Finished.
-    struct Scripted(Vec<Vec<&'static str>>);
+    pub(super) struct Scripted(pub(super) Vec<Vec<&'static str>>);
 
     impl RawSource for Scripted {
         fn poll(&mut self, batch: &mut RawBatch, _max: usize) -> Result<Poll, RunError> {
@@ -733,7 +834,7 @@ mod tests {
     }
 
     /// Decodes a number; "x" is a decode error, "" is not a record.
-    struct NumDecoder;
+    pub(super) struct NumDecoder;
 
     impl Decoder for NumDecoder {
         type Output = i64;
@@ -754,7 +855,7 @@ mod tests {
     }
 
     #[derive(Clone, Default)]
-    struct Shared(Rc<RefCell<Vec<u8>>>);
+    pub(super) struct Shared(pub(super) Rc<RefCell<Vec<u8>>>);
 
     impl RawSink for Shared {
         fn write(&mut self, bytes: &[u8]) -> Result<(), RunError> {
