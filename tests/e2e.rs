@@ -9,7 +9,7 @@ use std::io::Write;
 use std::process::Command;
 
 use serde_json::{json, Value};
-use support::{build, dead_letters, json_lines, run, Rng};
+use support::{build, counter, counters, dead_letters, json_lines, run, Rng};
 
 #[test]
 fn hot_readings_filters_maps_and_dead_letters_bad_lines() {
@@ -661,6 +661,161 @@ fn window_and_table_examples_write_the_same_bytes_for_any_threads_and_batch_size
                 assert_eq!(got_letters, letters, "{spec}: --threads {threads} --batch-size {batch}");
             }
         }
+    }
+}
+
+/// `events.jsonl` in `dir` for `tests/pipelines/chain_failures.yaml`: 20,000 events (1
+/// in 50 dividing by zero, 1 in 200 with a square JSON cannot hold, 1 in 30 with a word
+/// that is no number or no words), and between them lines that do not decode and blank
+/// ones.
+fn write_chain_events(dir: &std::path::Path) {
+    let mut rng = Rng(41);
+    let mut events = String::new();
+    for i in 0..20_000i64 {
+        let divisor = if rng.below(50) == 0 { 0 } else { 1 + rng.below(9) as i64 };
+        let x = if rng.below(200) == 0 {
+            1e200
+        } else {
+            rng.decimal(-50.0, 50.0)
+        };
+        let words = match rng.below(30) {
+            0 => format!("{} twelve {}", rng.below(100), rng.below(100)),
+            1 => String::new(),
+            _ => format!("{} {}", rng.below(1_000), rng.below(1_000)),
+        };
+        events.push_str(&format!(
+            "{{\"key\":\"k{}\",\"n\":{i},\"divisor\":{divisor},\"words\":\"{words}\",\"x\":{x}}}\n",
+            rng.below(40)
+        ));
+        match rng.below(400) {
+            0 => events.push_str("not json\n"),
+            1 => events.push_str("{\"key\":\"k1\",\"n\":\"seven\"}\n"),
+            2 => events.push('\n'),
+            _ => {}
+        }
+    }
+    fs::write(dir.join("events.jsonl"), &events).unwrap();
+}
+
+/// `chain_failures` reading `dir`'s events, its ratios written to `ratios`, with
+/// `args`.
+fn run_chain(dir: &std::path::Path, ratios: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(build("tests/pipelines/chain_failures.yaml"))
+        .args(args)
+        .env("EVENTS_PATH", dir.join("events.jsonl"))
+        .env("RAW_PATH", dir.join("raw.jsonl"))
+        .env("RATIOS_PATH", ratios)
+        .env("NUMBERS_PATH", dir.join("numbers.jsonl"))
+        .env("BAD_PATH", dir.join("bad.jsonl"))
+        .output()
+        .unwrap()
+}
+
+/// A source whose downstream is stateless to its JSON files runs it where its batches
+/// are decoded (`mod chain_<source>`, on the worker threads): with lines that do not
+/// decode, a division by zero in one branch of a fan-out, explode elements that fail
+/// one by one and values JSON cannot hold, every file, the dead letters and the
+/// counters are the same for 1, 2, 3 and 8 threads and batches of 1, 7 and 1,024.
+#[test]
+fn a_stateless_chain_writes_the_same_bytes_letters_and_counts_for_any_threads_and_batch_size() {
+    let emitted = support::rill()
+        .args(["emit", "tests/pipelines/chain_failures.yaml"])
+        .current_dir(support::repo())
+        .output()
+        .unwrap();
+    let code = String::from_utf8_lossy(&emitted.stdout);
+    assert!(
+        code.contains("mod chain_events") && code.contains("Source<JsonDecoder<Event>, chain_events::Nodes>"),
+        "the source runs its downstream where it decodes:\n{code}"
+    );
+    let dir = support::workdir("e2e_chain");
+    write_chain_events(&dir);
+    let files = ["raw.jsonl", "ratios.jsonl", "numbers.jsonl"];
+    let run_with = |threads: &str, batch: &str| -> (Vec<Vec<u8>>, Vec<Value>, Value) {
+        let output = run_chain(
+            &dir,
+            &dir.join(files[1]),
+            &["--threads", threads, "--batch-size", batch],
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "--threads {threads} --batch-size {batch}: {stderr}"
+        );
+        let written = files.iter().map(|f| fs::read(dir.join(f)).unwrap()).collect();
+        let mut letters = json_lines(&fs::read(dir.join("bad.jsonl")).unwrap());
+        for letter in &mut letters {
+            letter.as_object_mut().unwrap().remove("ts");
+        }
+        (written, letters, Value::Object(counters(&output.stderr)))
+    };
+    let (reference, letters, counts) = run_with("1", "1024");
+    let by_component = |component: &str| letters.iter().filter(|l| l["component"] == component).count();
+    for component in [
+        "sources.events",
+        "transforms.ratios",
+        "transforms.numbers",
+        "sinks.ratio_file",
+    ] {
+        assert!(
+            by_component(component) > 5,
+            "{component}: {} dead letters",
+            by_component(component)
+        );
+    }
+    assert!(reference.iter().all(|f| f.len() > 10_000), "every file has records");
+    assert_eq!(
+        counts["sinks.raw"]["sent"],
+        json!(20_000),
+        "every event that decoded is in raw.jsonl"
+    );
+    for threads in ["1", "2", "3", "8"] {
+        for batch in ["1", "7", "1024"] {
+            let (got, got_letters, got_counts) = run_with(threads, batch);
+            for ((file, got), expected) in files.iter().zip(&got).zip(&reference) {
+                assert!(
+                    got == expected,
+                    "--threads {threads} --batch-size {batch} changed {file}"
+                );
+            }
+            assert!(
+                got_letters == letters,
+                "--threads {threads} --batch-size {batch} changed the dead letters"
+            );
+            assert_eq!(got_counts, counts, "--threads {threads} --batch-size {batch}");
+        }
+    }
+}
+
+/// A stateless chain's output on a full disk, its records encoded on the workers: the
+/// run fails saying how many records were not written, every other file holds what
+/// was sent to it, and the counters add up.
+#[test]
+fn a_stateless_chain_into_a_full_disk_loses_no_record_unsaid() {
+    let dir = support::workdir("e2e_chain_full");
+    write_chain_events(&dir);
+    let output = run_chain(
+        &dir,
+        std::path::Path::new("/dev/full"),
+        &["--threads", "3", "--batch-size", "7"],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let counts = counters(&output.stderr);
+    let given =
+        counter(&counts, "sinks.ratio_file", "received") - counter(&counts, "sinks.ratio_file", "dead_lettered");
+    // The first poll reads batches ahead: the run stops after them.
+    assert!(given > 1_000, "{given} records reached the full disk's sink");
+    support::failed_on_a_full_disk(&output, "sinks.ratio_file", given);
+    assert!(stderr.contains(&format!("({given} records not written)")), "{stderr}");
+    for (file, sink) in [("raw.jsonl", "sinks.raw"), ("numbers.jsonl", "sinks.number_file")] {
+        let written = json_lines(&fs::read(dir.join(file)).unwrap()).len() as u64;
+        assert!(written > 1_000, "{file}: {written} records");
+        assert_eq!(
+            written,
+            counter(&counts, sink, "sent"),
+            "a sibling file has what was sent to it"
+        );
+        assert_eq!(counter(&counts, sink, "dropped"), 0, "{sink}");
     }
 }
 
