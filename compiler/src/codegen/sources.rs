@@ -39,10 +39,10 @@ pub fn construct(s: &IrSource, chain: Option<&Ident>) -> TokenStream {
         OnError::Fail => quote!(OnError::Fail),
     };
     // `raw` is boxed: dynamic dispatch once per batch.
-    let mut source = quote!(Source::new(#component, #raw, #decoder, #on_error, ctx));
-    if let Some(chain) = chain {
-        source = quote!(#source.chained::<#chain::Nodes>());
-    }
+    let source = match chain {
+        Some(chain) => quote!(Source::<_, #chain::Nodes>::new_chained(#component, #raw, #decoder, #on_error, ctx)),
+        None => quote!(Source::new(#component, #raw, #decoder, #on_error, ctx)),
+    };
     match attach_name(s) {
         Some(attach) => quote!(#source.with_metadata(#attach)),
         None => source,

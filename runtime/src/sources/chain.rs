@@ -261,28 +261,11 @@ mod tests {
     /// the run.
     type Outcome = (Vec<u8>, String, Vec<(&'static str, u64, u64, u64, u64)>, Option<String>);
 
-    /// 300 batches of 7 records (numbers, bad ones, blanks, negatives that fail in the
-    /// transform) through `workers` worker threads, the source `chained` or not.
+    /// [`Scripted::numbers`] through `workers` worker threads, the source `chained` or
+    /// not.
     fn run(workers: usize, on_error: OnError, chained: bool) -> Outcome {
         let mut ctx = Context::new(Settings::from_values(vec![]), 7);
         ctx.workers = crate::workers::for_threads(workers + 1).map(|n| crate::workers::Workers::start(n).unwrap());
-        let mut rng = 11u64;
-        let batches: Vec<Vec<&'static str>> = (0..300)
-            .map(|_| {
-                (0..7)
-                    .map(|_| {
-                        rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                        let text = match (rng >> 33) % 40 {
-                            0 => "x".to_owned(),
-                            1 => String::new(),
-                            2 => "-3".to_owned(),
-                            n => ((rng >> 40) % 1000 + n).to_string(),
-                        };
-                        &*Box::leak(text.into_boxed_str())
-                    })
-                    .collect()
-            })
-            .collect();
         let written = Shared::default();
         let letters = Shared::default();
         let mut nodes = Nodes {
@@ -290,10 +273,13 @@ mod tests {
             tally: Tally::new("transforms.doubled", &ctx.events),
             dead: DeadLetters::to_sinks(vec![Box::new(letters.clone())]),
         };
-        let source = Source::new("sources.nums", Box::new(Scripted(batches)), NumDecoder, on_error, &ctx);
+        let (name, batches) = ("sources.nums", Box::new(Scripted::numbers(11)));
         let error = match chained {
-            true => to_the_end(source.chained::<Copy>(), &mut nodes),
-            false => to_the_end(source, &mut nodes),
+            true => to_the_end(
+                Source::<_, Copy>::new_chained(name, batches, NumDecoder, on_error, &ctx),
+                &mut nodes,
+            ),
+            false => to_the_end(Source::new(name, batches, NumDecoder, on_error, &ctx), &mut nodes),
         };
         // As the driver closes the pipeline after the run, stopped or not.
         let _ = nodes.flush();
@@ -303,16 +289,8 @@ mod tests {
             .iter()
             .map(|(name, c)| (*name, c.received, c.sent, c.filtered, c.dead_lettered + c.dropped))
             .collect();
-        let dead = String::from_utf8_lossy(&letters.0.borrow())
-            .lines()
-            .map(|l| {
-                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-                v.as_object_mut().unwrap().remove("ts");
-                format!("{v}\n")
-            })
-            .collect();
         let bytes = written.0.borrow().clone();
-        (bytes, dead, counts, error)
+        (bytes, letters.letters(), counts, error)
     }
 
     /// Polls `source` until it is finished; the error that stopped it, if one did.
@@ -365,7 +343,7 @@ mod tests {
             (OnError::DeadLetter, true),
         ] {
             let raw = Box::new(Scripted(vec![]));
-            let source = Source::new("sources.nums", raw, NumDecoder, on_error, &ctx).chained::<Copy>();
+            let source = Source::<_, Copy>::new_chained("sources.nums", raw, NumDecoder, on_error, &ctx);
             assert_eq!(source.chained, chained, "{on_error:?}");
         }
         let alone = run(0, OnError::Fail, false);

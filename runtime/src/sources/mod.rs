@@ -247,7 +247,33 @@ impl<D: Decoder> Source<D> {
     /// A raw source whose records arrive on threads of its own decodes them there
     /// ([`RawSource::decode_on_arrival`]); the others, when the pipeline has worker
     /// threads, have full batches decoded by those.
-    pub fn new(name: &'static str, mut raw: Box<dyn RawSource>, decoder: D, on_error: OnError, ctx: &Context) -> Self {
+    pub fn new(name: &'static str, raw: Box<dyn RawSource>, decoder: D, on_error: OnError, ctx: &Context) -> Self {
+        Self::build(name, raw, decoder, on_error, ctx, false)
+    }
+}
+
+impl<D: Decoder, C> Source<D, C> {
+    /// [`Source::new`], and the records a worker decodes run through a copy of the
+    /// downstream, `C`, there ([`chain`]), unless a bad record stops the run
+    /// (`on_error: fail`).
+    pub fn new_chained(
+        name: &'static str,
+        raw: Box<dyn RawSource>,
+        decoder: D,
+        on_error: OnError,
+        ctx: &Context,
+    ) -> Self {
+        Self::build(name, raw, decoder, on_error, ctx, on_error != OnError::Fail)
+    }
+
+    fn build(
+        name: &'static str,
+        mut raw: Box<dyn RawSource>,
+        decoder: D,
+        on_error: OnError,
+        ctx: &Context,
+        chained: bool,
+    ) -> Self {
         let on_arrival = decoder
             .fork()
             .is_some_and(|copy| raw.decode_on_arrival(Box::new(arrival::Typed(copy))));
@@ -267,7 +293,7 @@ impl<D: Decoder> Source<D> {
             finished: false,
             arrived: Vec::new(),
             here: Ok(None),
-            chained: false,
+            chained,
             ahead: ctx.workers.clone().filter(|_| !on_arrival).map(|workers| Ahead {
                 // Enough to keep every worker busy while the pipeline thread works
                 // through a batch; bounded, so memory stays a few batches.
@@ -276,44 +302,6 @@ impl<D: Decoder> Source<D> {
                 forks: Vec::new(),
                 spare: Vec::new(),
             }),
-        }
-    }
-
-    /// Runs the records a worker decodes through a copy of the downstream, `C`, there
-    /// ([`chain`]), unless a bad record stops the run (`on_error: fail`).
-    pub fn chained<C>(self) -> Source<D, C> {
-        let Source {
-            name,
-            raw,
-            decoder,
-            route,
-            batch,
-            batch_size,
-            counters,
-            finished,
-            ahead,
-            chained: _,
-            arrived,
-            here,
-        } = self;
-        Source {
-            chained: route.on_error != OnError::Fail,
-            name,
-            raw,
-            decoder,
-            route,
-            batch,
-            batch_size,
-            counters,
-            finished,
-            ahead: ahead.map(|a| Ahead {
-                workers: a.workers,
-                most: a.most,
-                forks: a.forks,
-                spare: Vec::new(),
-            }),
-            arrived,
-            here,
         }
     }
 }
@@ -821,6 +809,31 @@ mod tests {
     /// Hands out prepared batches, then Finished.
     pub(super) struct Scripted(pub(super) Vec<Vec<&'static str>>);
 
+    impl Scripted {
+        /// 300 batches of 7 records: numbers, and one in 50 each bad ("x"), blank, and
+        /// negative (which the tests' flows fail).
+        pub(super) fn numbers(seed: u64) -> Scripted {
+            let mut rng = seed;
+            let batches = (0..300)
+                .map(|_| {
+                    (0..7)
+                        .map(|_| {
+                            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                            let text = match (rng >> 33) % 50 {
+                                0 => "x".to_owned(),
+                                1 => String::new(),
+                                2 => "-3".to_owned(),
+                                n => (rng >> 40 ^ n).to_string(),
+                            };
+                            &*Box::leak(text.into_boxed_str())
+                        })
+                        .collect()
+                })
+                .collect();
+            Scripted(batches)
+        }
+    }
+
     impl RawSource for Scripted {
         fn poll(&mut self, batch: &mut RawBatch, _max: usize) -> Result<Poll, RunError> {
             if self.0.is_empty() {
@@ -856,6 +869,21 @@ mod tests {
 
     #[derive(Clone, Default)]
     pub(super) struct Shared(pub(super) Rc<RefCell<Vec<u8>>>);
+
+    impl Shared {
+        /// The dead letters written here, without their time stamps, which differ
+        /// from run to run.
+        pub(super) fn letters(&self) -> String {
+            String::from_utf8_lossy(&self.0.borrow())
+                .lines()
+                .map(|l| {
+                    let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    v.as_object_mut().unwrap().remove("ts");
+                    format!("{v}\n")
+                })
+                .collect()
+        }
+    }
 
     impl RawSink for Shared {
         fn write(&mut self, bytes: &[u8]) -> Result<(), RunError> {
@@ -992,24 +1020,8 @@ mod tests {
         let mut ctx = Context::new(Settings::from_values(vec![]), 7);
         ctx.read_ahead_per_worker = read_ahead_per_worker;
         ctx.workers = crate::workers::for_threads(workers + 1).map(|n| crate::workers::Workers::start(n).unwrap());
-        let mut rng = 7u64;
-        let batches: Vec<Vec<&'static str>> = (0..300)
-            .map(|_| {
-                (0..7)
-                    .map(|_| {
-                        rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                        let text = match (rng >> 33) % 50 {
-                            0 => "x".to_owned(),
-                            1 => String::new(),
-                            2 => "-3".to_owned(),
-                            n => (rng >> 40 ^ n).to_string(),
-                        };
-                        &*Box::leak(text.into_boxed_str())
-                    })
-                    .collect()
-            })
-            .collect();
-        let mut src = Source::new("sources.nums", Box::new(Scripted(batches)), NumDecoder, on_error, &ctx);
+        let batches = Scripted::numbers(7);
+        let mut src = Source::new("sources.nums", Box::new(batches), NumDecoder, on_error, &ctx);
         let sink = Shared::default();
         let mut outs = Outs {
             seen: vec![],
@@ -1029,16 +1041,7 @@ mod tests {
             .iter()
             .map(|(name, c)| (*name, c.received, c.sent, c.dead_lettered + c.dropped))
             .collect();
-        // Without their time stamps, which differ from run to run.
-        let dead = String::from_utf8_lossy(&sink.0.borrow())
-            .lines()
-            .map(|l| {
-                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-                v.as_object_mut().unwrap().remove("ts");
-                format!("{v}\n")
-            })
-            .collect();
-        (outs.seen, dead, counts, error)
+        (outs.seen, sink.letters(), counts, error)
     }
 
     #[test]
