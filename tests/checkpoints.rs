@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use support::{build, workdir, Rng, PATIENCE};
 
 const SPEC: &str = "tests/pipelines/crash_windows.yaml";
-const OUTPUTS: [&str; 7] = [
+const OUTPUTS: [&str; 8] = [
     "windows.jsonl",
     "slides.jsonl",
     "late.jsonl",
@@ -21,6 +21,7 @@ const OUTPUTS: [&str; 7] = [
     "patterns.jsonl",
     "joins.jsonl",
     "values.jsonl",
+    "copies.jsonl",
 ];
 
 /// `n` readings of 30 devices, mostly in order, some up to 2.5 s early (behind the
@@ -74,6 +75,7 @@ impl Files {
             .env("PATTERNS_PATH", self.dir.join("patterns.jsonl"))
             .env("JOINS_PATH", self.dir.join("joins.jsonl"))
             .env("VALUES_PATH", self.dir.join("values.jsonl"))
+            .env("COPIES_PATH", self.dir.join("copies.jsonl"))
             .env_remove("RILL_STATE_DIR")
             .stdin(Stdio::null())
             .stdout(Stdio::null());
