@@ -90,16 +90,18 @@ pub(super) enum Bad {
 }
 
 /// Decodes each record of `batch` into `slot` (over the one before) and runs it through
-/// `chain` (its metadata attached first); returns how many ran through it, and the
-/// records that went wrong, in order. Nothing of the batch is kept decoded.
+/// `chain` (its metadata attached first); returns how many ran through it, and puts the
+/// records that went wrong in `bad`, in order. Nothing of the batch is kept decoded.
 pub(super) fn run<D: Decoder, C: Chain<D::Output>>(
     chain: &mut C,
     decoder: &mut D,
     attach: Option<Attach<D::Output>>,
     batch: &RawBatch,
     slot: &mut Result<Option<D::Output>, DecodeError>,
-) -> (u64, Vec<(usize, Bad)>) {
-    let (mut flowed, mut bad) = (0, Vec::new());
+    bad: &mut Vec<(usize, Bad)>,
+) -> u64 {
+    let mut flowed = 0;
+    bad.clear();
     chain.start();
     for (i, record) in batch.iter().enumerate() {
         match batch.failure(i) {
@@ -124,7 +126,7 @@ pub(super) fn run<D: Decoder, C: Chain<D::Output>>(
             }
         }
     }
-    (flowed, bad)
+    flowed
 }
 
 impl<T> Route<T> {
@@ -171,7 +173,8 @@ mod tests {
     use crate::sources::{OnError, Poll, Source};
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    /// Records the chain ran on a worker thread, across the tests of this module.
+    /// Records the chain ran on a worker thread in the run going on (one chained run
+    /// at a time: only the first test runs any).
     static ON_WORKERS: AtomicU64 = AtomicU64::new(0);
 
     /// The pipeline's own nodes: one output, one transform's counts, dead letters.
@@ -232,16 +235,20 @@ mod tests {
         }
         fn start(&mut self) {}
         fn flow(&mut self, n: &i64) -> Result<(), RecordError> {
-            // A few microseconds a record, so a worker wakes before the pipeline thread
-            // has run every batch itself.
-            let until = std::time::Instant::now() + std::time::Duration::from_micros(3);
-            while std::time::Instant::now() < until {
-                std::hint::spin_loop();
-            }
             let on_worker = std::thread::current()
                 .name()
                 .is_some_and(|t| t.starts_with("rill-worker"));
-            ON_WORKERS.fetch_add(u64::from(on_worker), Ordering::Relaxed);
+            if on_worker {
+                ON_WORKERS.fetch_add(1, Ordering::Relaxed);
+            } else {
+                // The pipeline thread runs a chain only on a batch no worker has taken:
+                // it waits (5 s at most) until a worker has run one, so a worker that
+                // never runs a chain fails the test, and a busy machine does not.
+                let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                while ON_WORKERS.load(Ordering::Relaxed) == 0 && std::time::Instant::now() < until {
+                    std::thread::sleep(std::time::Duration::from_micros(100));
+                }
+            }
             match doubled(*n, &mut self.counts)? {
                 Some(n) => self.out.send(&n),
                 None => Ok(()),
@@ -314,10 +321,10 @@ mod tests {
             assert!(alone.0.len() > 2_000, "{on_error:?}: {} bytes", alone.0.len());
             assert_eq!(alone.3, None);
             for workers in [1, 2, 5] {
-                let before = ON_WORKERS.load(Ordering::Relaxed);
+                ON_WORKERS.store(0, Ordering::Relaxed);
                 let chained = run(workers, on_error, true);
                 assert!(
-                    ON_WORKERS.load(Ordering::Relaxed) > before,
+                    ON_WORKERS.load(Ordering::Relaxed) > 0,
                     "{on_error:?}, {workers} workers: the chain never ran on a worker"
                 );
                 // Not assert_eq: the bytes are long.

@@ -611,7 +611,7 @@ impl<D: Decoder, C: Chain<D::Output>> Decoded<D, C> {
         } = self;
         let Some(decoder) = decoder else { return };
         if let Some(chain) = chain {
-            (*flowed, *bad) = chain::run(chain, decoder, *attach, batch, arrival::slot(records, 0));
+            *flowed = chain::run(chain, decoder, *attach, batch, arrival::slot(records, 0), bad);
             return;
         }
         for (i, record) in batch.iter().enumerate() {
