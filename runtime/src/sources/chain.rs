@@ -8,7 +8,7 @@
 //! of their own ([`Encoded`](crate::sinks::Encoded)). The pipeline thread takes the
 //! batches in input order, routes each record's failures as it would have had it run
 //! the record itself (the dead letters in the same order), then merges the copy's
-//! counts and bytes into the pipeline's own ([`Chain::merge`]). So the outputs, dead
+//! counts and bytes into the pipeline's own ([`Merge::merge`]). So the outputs, dead
 //! letters and counters are the same for any thread count, and a stateless pipeline
 //! uses every core rather than one for all but decoding.
 //!
