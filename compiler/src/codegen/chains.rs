@@ -13,7 +13,7 @@ use proc_macro2::{Ident, TokenStream};
 use quote::quote;
 
 use super::ident::{prefixed, type_ident};
-use super::pipeline::{drives_windows, encodes_anywhere, source_flow};
+use super::pipeline::{drives_windows, encodes_anywhere, source_flow, transforms};
 use crate::ir::{Ir, IrOperatorKind, IrSource, Node};
 use crate::spec::OnError;
 
@@ -62,11 +62,7 @@ pub fn chain_module(
     let source_flow_fn = prefixed("flow_", &s.stem);
     let source_flow = source_flow(index, s, ir);
     let flows = operators.iter().filter_map(|o| transform_flows[*o].as_ref());
-    let tallies = ir
-        .operators
-        .iter()
-        .filter(|o| matches!(o.kind, IrOperatorKind::Transform(_) | IrOperatorKind::Join(_)))
-        .count();
+    let tallies = transforms(ir).count();
     let sinks: Vec<_> = sinks.iter().map(|k| &ir.sinks[*k]).collect();
     let fields = sinks.iter().filter_map(|sink| {
         let name = prefixed("sink_", &sink.stem);

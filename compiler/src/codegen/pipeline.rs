@@ -246,7 +246,7 @@ fn commits(ir: &Ir) -> bool {
 
 /// Transforms and joins (the operators without state of their own), in topological
 /// order; the n-th counts into `out.tallies[n]`.
-fn transforms(ir: &Ir) -> impl Iterator<Item = &IrOperator> {
+pub(super) fn transforms(ir: &Ir) -> impl Iterator<Item = &IrOperator> {
     ir.operators
         .iter()
         .filter(|o| matches!(o.kind, IrOperatorKind::Transform(_) | IrOperatorKind::Join(_)))
