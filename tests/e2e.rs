@@ -706,6 +706,7 @@ fn run_chain(dir: &std::path::Path, ratios: &std::path::Path, args: &[&str]) -> 
         .env("RAW_PATH", dir.join("raw.jsonl"))
         .env("RATIOS_PATH", ratios)
         .env("NUMBERS_PATH", dir.join("numbers.jsonl"))
+        .env("WORDS_PATH", dir.join("words.txt"))
         .env("BAD_PATH", dir.join("bad.jsonl"))
         .output()
         .unwrap()
@@ -714,8 +715,8 @@ fn run_chain(dir: &std::path::Path, ratios: &std::path::Path, args: &[&str]) -> 
 /// A source whose downstream is stateless to its JSON files runs it where its batches
 /// are decoded (`mod chain_<source>`, on the worker threads): with lines that do not
 /// decode, a division by zero in one branch of a fan-out, explode elements that fail
-/// one by one and values JSON cannot hold, every file, the dead letters and the
-/// counters are the same for 1, 2, 3 and 8 threads and batches of 1, 7 and 1,024.
+/// one by one and values JSON cannot hold, every file (JSON and lines), the dead
+/// letters and the counters are the same for 1, 2, 3 and 8 threads and batches of 1, 7 and 1,024.
 #[test]
 fn a_stateless_chain_writes_the_same_bytes_letters_and_counts_for_any_threads_and_batch_size() {
     let emitted = support::rill()
@@ -730,7 +731,7 @@ fn a_stateless_chain_writes_the_same_bytes_letters_and_counts_for_any_threads_an
     );
     let dir = support::workdir("e2e_chain");
     write_chain_events(&dir);
-    let files = ["raw.jsonl", "ratios.jsonl", "numbers.jsonl"];
+    let files = ["raw.jsonl", "ratios.jsonl", "numbers.jsonl", "words.txt"];
     let run_with = |threads: &str, batch: &str| -> (Vec<Vec<u8>>, Vec<Value>, Value) {
         let output = run_chain(
             &dir,

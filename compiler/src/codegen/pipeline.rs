@@ -218,7 +218,7 @@ fn hand_on(outputs: &[Node], ir: &Ir) -> TokenStream {
 }
 
 /// The field of the one sink an operator's results go to, when that is all they do and
-/// its encoder keeps nothing between records (JSON into a byte stream): the rows can be
+/// its encoder keeps nothing between records ([`encodes_anywhere`]): the rows can be
 /// encoded on a worker (the runtime's `Stateful::emit_encoded_elsewhere`).
 fn encoded_elsewhere(outputs: &[Node], ir: &Ir) -> Option<proc_macro2::Ident> {
     let [Node::Sink(s)] = outputs else { return None };
@@ -226,10 +226,11 @@ fn encoded_elsewhere(outputs: &[Node], ir: &Ir) -> Option<proc_macro2::Ident> {
     encodes_anywhere(sink).then(|| prefixed("sink_", &sink.stem))
 }
 
-/// True for a byte stream whose encoder keeps nothing between records (JSON): a copy
-/// of it on another thread writes what it would (the runtime's `EncodeAnywhere`).
+/// True for a byte stream whose encoder keeps nothing between records (JSON, lines; a
+/// CSV encoder writes its header once): a copy of it on another thread writes what it
+/// would (the runtime's `EncodeAnywhere`).
 pub(super) fn encodes_anywhere(sink: &IrSink) -> bool {
-    matches!(sink.delivery, IrDelivery::Stream) && matches!(sink.format, IrFormat::Json)
+    matches!(sink.delivery, IrDelivery::Stream) && matches!(sink.format, IrFormat::Json | IrFormat::Lines)
 }
 
 /// True for a sink of messages, each confirmed later: its outcomes are served every

@@ -68,6 +68,13 @@ impl<T: LineRecord> LinesEncoder<T> {
     }
 }
 
+/// A copy writes what the original would: it keeps nothing between records.
+impl<T> Clone for LinesEncoder<T> {
+    fn clone(&self) -> Self {
+        LinesEncoder(PhantomData)
+    }
+}
+
 impl<T: LineRecord> Encoder for LinesEncoder<T> {
     type Input = T;
 

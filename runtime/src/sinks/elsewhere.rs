@@ -18,7 +18,7 @@
 
 use super::Output;
 use crate::errors::{EvalError, RecordError};
-use crate::formats::{Encoder, JsonEncoder, WriteJson};
+use crate::formats::{Encoder, JsonEncoder, LineRecord, LinesEncoder, WriteJson};
 use crate::windows::Results;
 use std::collections::VecDeque;
 use std::sync::{mpsc, Arc, Mutex};
@@ -32,6 +32,8 @@ where
 }
 
 impl<T: serde::Serialize + WriteJson + Send + 'static> EncodeAnywhere for JsonEncoder<T> {}
+
+impl<T: LineRecord + Send + 'static> EncodeAnywhere for LinesEncoder<T> {}
 
 /// A chunk of rows and what encoding them gave: their bytes, and the rows that failed,
 /// by index.
