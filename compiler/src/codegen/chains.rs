@@ -123,3 +123,54 @@ pub fn chain_module(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    /// The generated file of a spec whose source `events` feeds `downstream` (transforms
+    /// and sinks sections), with `on_error`.
+    fn generated(on_error: &str, downstream: &str) -> String {
+        let spec = format!(
+            "name: t\nschemas:\n  event: {{ key: string, n: i64 }}\nsources:\n  events: {{ type: file, path: in.jsonl, schema: event, on_error: {on_error} }}\n{downstream}"
+        );
+        crate::compile_text("t.yaml", &spec)
+            .unwrap_or_else(|e| panic!("{e:?}\n{spec}"))
+            .main_rs
+    }
+
+    fn chained(code: &str) -> bool {
+        code.contains("mod chain_events") && code.contains("chain_events::Nodes>") && code.contains("new_chained(")
+    }
+
+    #[test]
+    fn filters_maps_and_explodes_into_json_and_lines_files_are_a_chain() {
+        let code = generated(
+            "dead_letter",
+            "transforms:\n  big: { input: events, filter: n > 3, map: { line: key } }\n  parts:\n    input: events\n    explode:\n      part: split(key, \"-\")\nsinks:\n  a: { type: file, input: big, path: a.txt, format: lines }\n  b: { type: stdout, input: parts }\n  c: { type: file, input: events, path: c.jsonl }\n",
+        );
+        assert!(chained(&code), "{code}");
+        assert!(chained(&generated(
+            "drop",
+            "sinks:\n  c: { type: file, input: events, path: c.jsonl }\n"
+        )));
+    }
+
+    #[test]
+    fn a_window_a_csv_file_a_broker_or_on_error_fail_anywhere_downstream_is_no_chain() {
+        let json_too = "  j: { type: file, input: events, path: j.jsonl }\n";
+        for (on_error, downstream) in [
+            ("fail", format!("sinks:\n{json_too}")),
+            ("dead_letter", format!("sinks:\n{json_too}  c: {{ type: file, input: events, path: c.csv, format: csv }}\n")),
+            (
+                "dead_letter",
+                format!("windows:\n  w: {{ input: events, key: key, tumbling: 10s, aggregate: {{ count: count() }} }}\nsinks:\n{json_too}  o: {{ type: file, input: w, path: o.jsonl }}\n"),
+            ),
+            (
+                "dead_letter",
+                format!("sinks:\n{json_too}  k: {{ type: kafka, input: events, brokers: \"localhost:9092\", topic: t }}\n"),
+            ),
+        ] {
+            let code = generated(on_error, &downstream);
+            assert!(!code.contains("mod chain_") && !code.contains("new_chained"), "{downstream}\n{code}");
+        }
+    }
+}
