@@ -15,7 +15,7 @@
 //! A source whose errors stop the run (`on_error: fail`) never runs its downstream
 //! elsewhere: records after the failing one would already be encoded.
 
-use super::{Attach, Route};
+use super::{attach_meta, Attach, Route};
 use crate::batch::RawBatch;
 use crate::errors::{DecodeError, RecordError, RunError};
 use crate::formats::Decoder;
@@ -112,9 +112,7 @@ pub(super) fn run<D: Decoder, C: Chain<D::Output>>(
             Ok(None) => {}
             Ok(Some(rec)) => {
                 flowed += 1;
-                if let (Some(attach), Some(meta)) = (attach, batch.meta(i)) {
-                    attach(rec, &meta);
-                }
+                attach_meta(attach, batch, i, rec);
                 if let Err(e) = chain.flow(rec) {
                     bad.push((i, Bad::Flow(e)));
                 }

@@ -121,6 +121,17 @@ pub trait RawSource {
 /// Copies a message's metadata (its topic, key, ..) into the record's metadata fields.
 pub type Attach<T> = fn(&mut T, &MetaView<'_>);
 
+/// Fills `rec`'s metadata fields from message `i` of `batch`, when the source has any
+/// (only then is the batch asked: a file's records have no metadata).
+#[inline]
+fn attach_meta<T>(attach: Option<Attach<T>>, batch: &RawBatch, i: usize, rec: &mut T) {
+    if let Some(attach) = attach {
+        if let Some(meta) = batch.meta(i) {
+            attach(rec, &meta);
+        }
+    }
+}
+
 /// What to do with a record that fails to decode or to evaluate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnError {
@@ -698,9 +709,7 @@ impl<T> Route<T> {
             Ok(None) => Ok(()),
             Ok(Some(value)) => {
                 counts.0 += 1;
-                if let (Some(attach), Some(meta)) = (self.attach, batch.meta(i)) {
-                    attach(value, &meta);
-                }
+                attach_meta(self.attach, batch, i, value);
                 // Handed on: what happens further down is counted there.
                 counts.1 += 1;
                 let Err(e) = flow(value, out) else { return Ok(()) };
