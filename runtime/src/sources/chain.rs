@@ -161,6 +161,7 @@ impl<T> Route<T> {
 mod tests {
     use super::super::tests::{NumDecoder, Scripted, Shared};
     use super::*;
+    use crate::batch::RawBatch;
     use crate::dead_letter::DeadLetters;
     use crate::driver::Context;
     use crate::errors::EvalError;
@@ -168,12 +169,13 @@ mod tests {
     use crate::internal_events::{Counts, Tally};
     use crate::settings::Settings;
     use crate::sinks::{Encoded, Output};
-    use crate::sources::{OnError, Poll, Source};
+    use crate::sources::{OnError, Poll, RawSource, Source};
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    /// Records the chain ran on a worker thread in the run going on (one chained run
-    /// at a time: only the first test runs any).
+    /// Records the chain ran on a worker thread in the run going on: one chained run at
+    /// a time ([`SERIAL`]).
     static ON_WORKERS: AtomicU64 = AtomicU64::new(0);
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
     /// The pipeline's own nodes: one output, one transform's counts, dead letters.
     struct Nodes {
@@ -269,6 +271,11 @@ mod tests {
     /// [`Scripted::numbers`] through `workers` worker threads, the source `chained` or
     /// not.
     fn run(workers: usize, on_error: OnError, chained: bool) -> Outcome {
+        run_from(Box::new(Scripted::numbers(11)), workers, on_error, chained)
+    }
+
+    /// [`run`] with the records of `batches`.
+    fn run_from(batches: Box<dyn RawSource>, workers: usize, on_error: OnError, chained: bool) -> Outcome {
         let mut ctx = Context::new(Settings::from_values(vec![]), 7);
         ctx.workers = crate::workers::for_threads(workers + 1).map(|n| crate::workers::Workers::start(n).unwrap());
         let written = Shared::default();
@@ -278,7 +285,7 @@ mod tests {
             tally: Tally::new("transforms.doubled", &ctx.events),
             dead: DeadLetters::to_sinks(vec![Box::new(letters.clone())]),
         };
-        let (name, batches) = ("sources.nums", Box::new(Scripted::numbers(11)));
+        let name = "sources.nums";
         let error = match chained {
             true => to_the_end(
                 Source::<_, Copy>::new_chained(name, batches, NumDecoder, on_error, &ctx),
@@ -314,6 +321,7 @@ mod tests {
 
     #[test]
     fn a_chain_on_the_workers_gives_the_pipeline_threads_bytes_letters_and_counts() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         for on_error in [OnError::DeadLetter, OnError::Drop] {
             let alone = run(0, on_error, false);
             assert!(alone.0.len() > 2_000, "{on_error:?}: {} bytes", alone.0.len());
@@ -336,6 +344,54 @@ mod tests {
         assert!(dead.contains("\"component\":\"transforms.doubled\""), "{dead}");
         for (name, received, sent, filtered, failed) in counts {
             assert_eq!(received, sent + filtered + failed, "{name}");
+        }
+    }
+
+    /// A source that goes away while batches are read ahead (a disk gone, a broker that
+    /// does not come back): what it read before still runs through the chain and is
+    /// written, and the run stops with its error.
+    #[test]
+    fn a_chained_source_failing_while_read_ahead_still_writes_what_it_read_first() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        /// 40 full batches of 7 numbers (10k to 10k + 6), then an error.
+        struct Failing(i64);
+        impl RawSource for Failing {
+            fn poll(&mut self, batch: &mut RawBatch, _: usize) -> Result<Poll, RunError> {
+                self.0 += 1;
+                if self.0 > 40 {
+                    return Err(RunError::new("sources.nums: the broker went away"));
+                }
+                for n in 10 * self.0..10 * self.0 + 7 {
+                    batch.push(n.to_string().as_bytes());
+                }
+                Ok(Poll::Ready)
+            }
+        }
+        let expected: String = (1..=40)
+            .flat_map(|k| 10 * k..10 * k + 7)
+            .filter(|n| n % 5 != 0)
+            .map(|n| format!("{}\n", 2 * n))
+            .collect();
+        for workers in [0, 1, 3] {
+            ON_WORKERS.store(0, Ordering::Relaxed);
+            let (bytes, letters, counts, error) = run_from(Box::new(Failing(0)), workers, OnError::DeadLetter, true);
+            assert_eq!(
+                error.as_deref(),
+                Some("sources.nums: the broker went away"),
+                "{workers} workers"
+            );
+            assert_eq!(String::from_utf8_lossy(&bytes), expected, "{workers} workers");
+            assert_eq!(letters, "");
+            assert!(
+                workers == 0 || ON_WORKERS.load(Ordering::Relaxed) > 0,
+                "{workers} workers"
+            );
+            for (name, received, sent, filtered, failed) in counts {
+                assert_eq!(received, sent + filtered + failed, "{name}");
+                if name == "sources.nums" {
+                    assert_eq!(received, 280, "every record read was counted");
+                }
+            }
         }
     }
 
