@@ -184,7 +184,8 @@ impl RawSink for FileSink {
             .len();
         if now < len {
             return Err(StartError::new(format!(
-                "`{path}` is {now} bytes, shorter than the {len} bytes the checkpoint committed:                  it was cut or replaced since; run with --reset-state to start over"
+                "`{path}` is {now} bytes, shorter than the {len} bytes the checkpoint committed: \
+                 it was cut or replaced since; run with --reset-state to start over"
             )));
         }
         if now > len {
@@ -235,6 +236,24 @@ mod tests {
         let mut null = FileSink::create("/dev/null", false).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(null.write(b"x\n").and_then(|()| null.flush()), Ok(()));
         assert_eq!(null.save_position(), Ok(Vec::new()), "/dev/null cannot be synced");
+    }
+
+    #[test]
+    fn a_file_shorter_than_its_checkpoint_is_refused_with_the_way_out() {
+        let dir = TempDir::new("file_sink_shorter");
+        let path = dir.path("out.txt");
+        let mut sink = FileSink::create(&path, false).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(sink.write(b"kept\n").and_then(|()| sink.flush()), Ok(()));
+        let saved = sink.save_position().unwrap_or_default();
+        drop(sink);
+        std::fs::write(&path, b"k").unwrap_or_else(|e| panic!("{e}"));
+        let mut resumed = FileSink::create(&path, true).unwrap_or_else(|e| panic!("{e}"));
+        let err = resumed.rewind(&saved).err().map(|e| e.to_string());
+        let expected = format!(
+            "`{path}` is 1 bytes, shorter than the 5 bytes the checkpoint committed: it was cut or \
+             replaced since; run with --reset-state to start over"
+        );
+        assert_eq!(err, Some(expected));
     }
 
     #[test]
