@@ -268,6 +268,17 @@ pub(super) fn clamp(v: i128) -> i64 {
     v.clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
 
+/// Without lateness or `max_keys`, a record is late when its newest window has ended.
+impl<A: Aggregation> super::SplitsByKey<A> for FixedWindows<A> {
+    fn time_grid(&self) -> Option<super::Grid> {
+        (self.opts.allowed_lateness == 0 && self.opts.max_keys.is_none()).then_some(super::Grid {
+            size: self.size,
+            slide: self.slide,
+            offset: self.offset,
+        })
+    }
+}
+
 impl<A: Aggregation> KeyedOperator<A> for FixedWindows<A> {
     /// Adds the record to each of its windows that is still open or retained.
     ///

@@ -30,6 +30,7 @@ mod panes;
 mod results;
 mod session;
 mod sorted_keys;
+mod split;
 pub(crate) mod state;
 mod str_key;
 mod table;
@@ -43,6 +44,7 @@ pub use panes::PanedWindows;
 pub(crate) use results::BuildRows;
 pub use results::Results;
 pub use session::SessionWindows;
+pub use split::{Grid, OrderedRows, SplitByKey, SplitsByKey};
 pub use str_key::{StrKey, StrKeyRef};
 pub use table::{Emit, Table};
 
@@ -100,7 +102,7 @@ pub trait Aggregation: Keyed {
 
 /// A half-open window `[start, end)` in Unix ms. For count windows, the times of the
 /// first and last record (`end` = last + 1); for tables, the time of the last change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Window {
     pub start: i64,
     pub end: i64,

@@ -915,6 +915,21 @@ impl TailIndex {
     }
 }
 
+/// Without lateness (panes are never used with `max_keys`), a record is late when its
+/// newest window has ended.
+impl<A: Aggregation> super::SplitsByKey<A> for PanedWindows<A>
+where
+    A::Acc: Clone,
+{
+    fn time_grid(&self) -> Option<super::Grid> {
+        (self.lateness == 0).then_some(super::Grid {
+            size: self.grid.size,
+            slide: self.grid.slide,
+            offset: self.grid.offset,
+        })
+    }
+}
+
 impl<A: Aggregation> KeyedOperator<A> for PanedWindows<A>
 where
     A::Acc: Clone,

@@ -60,6 +60,24 @@ impl<O> Results<O> {
         }
         self.len += 1;
     }
+
+    /// Row `at` (one in use), to be swapped out by [`Self::push_swapped`].
+    pub(crate) fn row_mut(&mut self, at: usize) -> &mut (O, i64) {
+        &mut self.rows[..self.len][at]
+    }
+
+    /// Adds `row`'s contents, leaving the kept row in its place (or an empty one): rows
+    /// are exchanged between buffers, never freed where they were not allocated.
+    pub(crate) fn push_swapped(&mut self, row: &mut (O, i64))
+    where
+        O: Default,
+    {
+        match self.rows.get_mut(self.len) {
+            Some(kept) => std::mem::swap(kept, row),
+            None => self.rows.push(std::mem::take(row)),
+        }
+        self.len += 1;
+    }
 }
 
 impl<O> Extend<(O, i64)> for Results<O> {

@@ -1,0 +1,803 @@
+//! [`SplitByKey`]: a tumbling or hopping window whose keys are split by hash across
+//! the worker threads, so that its state and its work are not all the pipeline thread's.
+//!
+//! Each *part* is a whole operator of the window's kind holding the keys whose hash
+//! falls to it, and is only ever run by one job at a time on a worker; a key's state
+//! never moves. The pipeline thread keeps what is the same for every key:
+//!
+//! - **Lateness** depends on a record's time and the watermark alone when there is no
+//!   `allowed_lateness` and no `max_keys` (the only windows split; [`SplitsByKey`]): a
+//!   record is late when the newest window holding it has ended. So a late record is
+//!   answered at once, where the pipeline expects it ([`Admit::Late`]).
+//! - **When a window is due**: the smallest end of a window holding a record routed
+//!   since the last firing, or one the parts held then. When the watermark reaches it,
+//!   every part takes the records routed to it, then fires at that watermark and builds
+//!   its rows on its worker; the pipeline thread merges the parts' rows into the order
+//!   one operator emits them (windows by end, the keys of one in key order: rows carry
+//!   their key, [`OrderedRows`]) as they are drained. Nothing else waits for the parts.
+//! - **The watermark** each record was routed at goes with it, and its part moves to it
+//!   before taking the record: a part never holds a record in a window the pipeline
+//!   thread already counts as closed.
+//!
+//! Records are copied into batches of [`BATCH`] per part, written over the batch's
+//! records before (no allocation once they are warm); results are swapped, not moved,
+//! into the buffer they are drained into, so rows travel between the threads instead
+//! of being freed on one and allocated on another.
+//!
+//! Only with worker threads to spare: with fewer than two, or when the pipeline saves
+//! checkpoints (a part's state would have to be merged into one operator's to be saved
+//! the same whatever the number of threads, which is not built), the operator runs
+//! here, as it would unwrapped ([`SplitByKey::new`]).
+
+use super::fixed::Assigned;
+use super::{Admit, Aggregation, KeyHasher, KeyedOperator, Reach, Results, StateSize};
+use crate::driver::Context;
+use crate::errors::EvalError;
+use crate::workers::{recv_soon, Workers};
+use std::borrow::Borrow;
+use std::cmp::Ordering;
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, Hash};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
+
+/// Records routed to a part before they are handed to a worker: a wake-up per batch.
+const BATCH: usize = 1024;
+
+/// Batches waiting for a part's worker, at most, before the pipeline thread waits for
+/// one to be done: bounds memory when the workers fall behind.
+const QUEUED: usize = 8;
+
+/// The windows of a tumbling or hopping window: `size` ms every `slide` ms, from
+/// `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grid {
+    pub size: i64,
+    pub slide: i64,
+    pub offset: i64,
+}
+
+impl Grid {
+    fn windows(&self, t: i64) -> Assigned {
+        Assigned::new(t, self.size, self.slide, self.offset)
+    }
+}
+
+/// A window kind whose keys can be split: records are judged late, and windows known
+/// due, from time alone.
+pub trait SplitsByKey<A: Aggregation>: KeyedOperator<A> {
+    /// The window's grid when nothing but a record's time and the watermark decides
+    /// whether it is late (no `allowed_lateness`, no `max_keys`); `None` otherwise.
+    fn time_grid(&self) -> Option<Grid>;
+}
+
+/// Results that carry their key: two rows of one window compare as their keys do.
+/// Generated for every window the compiler lets split.
+pub trait OrderedRows: Aggregation {
+    fn cmp_keys(&self, a: &Self::Output, b: &Self::Output) -> Ordering;
+}
+
+/// A window run here, or split by key hash across the workers (see the module's docs).
+pub struct SplitByKey<A: Aggregation, O>(How<A, O>);
+
+enum How<A: Aggregation, O> {
+    Here(O),
+    Split(Box<Parts<A, O>>),
+}
+
+impl<A, O> SplitByKey<A, O>
+where
+    A: OrderedRows + Send + 'static,
+    A::Key: Send,
+    A::Input: Clone + Send,
+    A::Output: Default + Send,
+    O: SplitsByKey<A> + Send + 'static,
+{
+    /// `agg` compares results; `build` makes each part (or the one operator). Split in
+    /// as many parts as there are workers, when there are two or more, no checkpoints,
+    /// and the window's grid decides lateness.
+    pub fn new(ctx: &Context, agg: A, build: impl Fn() -> O) -> Self {
+        let op = build();
+        let parts = ctx.workers.as_ref().filter(|w| w.count() >= 2 && ctx.state_dir.is_none());
+        match (parts, op.time_grid()) {
+            (Some(workers), Some(grid)) => {
+                let late_reason = op.late_reason();
+                let parts = (0..workers.count()).map(|_| Part::new(build())).collect();
+                SplitByKey(How::Split(Box::new(Parts::new(agg, grid, late_reason, parts, workers.clone()))))
+            }
+            _ => SplitByKey(How::Here(op)),
+        }
+    }
+
+    /// How many parts the keys are split in (1: run here).
+    pub fn parts(&self) -> usize {
+        match &self.0 {
+            How::Here(_) => 1,
+            How::Split(parts) => parts.parts.len(),
+        }
+    }
+}
+
+/// One record routed to a part: the watermark it was routed at, and the epoch of its
+/// batch.
+struct Item<A: Aggregation> {
+    key: A::Key,
+    rec: A::Input,
+    t: i64,
+    wm: i64,
+    epoch: u64,
+}
+
+/// A batch of records for one part; cleared batches keep their records to be written
+/// over.
+struct Items<A: Aggregation> {
+    items: Vec<Item<A>>,
+    len: usize,
+}
+
+impl<A: Aggregation> Default for Items<A> {
+    fn default() -> Self {
+        Items {
+            items: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<A: Aggregation> Items<A> {
+    fn as_slice(&self) -> &[Item<A>] {
+        &self.items[..self.len]
+    }
+
+    fn push<Q>(&mut self, key: &Q, rec: &A::Input, t: i64, wm: i64, epoch: u64)
+    where
+        Q: ?Sized + ToOwned<Owned = A::Key>,
+        A::Input: Clone,
+    {
+        match self.items.get_mut(self.len) {
+            Some(kept) => {
+                key.clone_into(&mut kept.key);
+                kept.rec.clone_from(rec);
+                (kept.t, kept.wm, kept.epoch) = (t, wm, epoch);
+            }
+            None => self.items.push(Item {
+                key: key.to_owned(),
+                rec: rec.clone(),
+                t,
+                wm,
+                epoch,
+            }),
+        }
+        self.len += 1;
+    }
+
+}
+
+/// What a worker does to a part.
+enum Task<A: Aggregation> {
+    /// Take these records.
+    Take(Items<A>),
+    /// Fire at this watermark and build every result.
+    Fire(i64),
+}
+
+/// A part's task done: the records' batch back for reuse.
+struct Done<A: Aggregation> {
+    part: usize,
+    items: Option<Items<A>>,
+    /// The part's live entries after the task.
+    entries: usize,
+    /// The task panicked (the part's state may hold part of it).
+    panicked: bool,
+}
+
+/// A part's operator and what the pipeline thread reads of it after a task.
+struct Cell<A: Aggregation, O> {
+    op: O,
+    /// The watermark the operator was last moved to, and the epoch it was last told.
+    wm: i64,
+    epoch: u64,
+    /// Results of the last firing, built on the worker.
+    rows: Results<A::Output>,
+    entries: usize,
+    next_due: Option<i64>,
+}
+
+impl<A: Aggregation, O: KeyedOperator<A>> Cell<A, O> {
+    fn run(&mut self, task: &Task<A>) {
+        match task {
+            Task::Take(items) => {
+                for item in items.as_slice() {
+                    if item.wm > self.wm {
+                        self.wm = item.wm;
+                        // Nothing is due at a watermark the pipeline thread did not fire
+                        // at: this only moves the operator's notion of what is closed.
+                        let fired = self.op.on_watermark(item.wm);
+                        debug_assert!(!fired, "a part fired at a watermark nothing was due at");
+                    }
+                    if item.epoch != self.epoch {
+                        self.epoch = item.epoch;
+                        self.op.set_epoch(item.epoch);
+                    }
+                    // Judged on the pipeline thread: not late, and the aggregation cannot
+                    // fail (the compiler splits no window whose `add` can).
+                    let taken = self.op.process(item.key.borrow(), &item.rec, item.t);
+                    debug_assert_eq!(taken, Ok(Admit::Added));
+                }
+            }
+            Task::Fire(wm) => {
+                self.wm = self.wm.max(*wm);
+                self.rows.clear();
+                if *wm == i64::MAX {
+                    self.op.on_close();
+                } else {
+                    self.op.on_watermark(*wm);
+                }
+                self.op.drain_emitted(&mut self.rows, usize::MAX);
+                self.next_due = self.op.next_due();
+            }
+        }
+        self.entries = self.op.entries();
+    }
+}
+
+/// The pipeline thread's handle on one part.
+struct Part<A: Aggregation, O> {
+    /// Records routed here and not handed over yet.
+    pending: Items<A>,
+    /// Batches handed over, waiting for the one in flight.
+    queued: VecDeque<Items<A>>,
+    /// A task is in flight: the next waits for it (a part's tasks run in order).
+    busy: bool,
+    /// The epoch of the first record of the batch in flight.
+    in_flight: Option<u64>,
+    /// The part's live entries after its last task.
+    entries: usize,
+    cell: Arc<Mutex<Cell<A, O>>>,
+    /// The rows of the last firing, taken from the cell, and the next to merge.
+    rows: Results<A::Output>,
+    next: usize,
+}
+
+impl<A: Aggregation, O> Part<A, O> {
+    fn new(op: O) -> Self {
+        Part {
+            pending: Items::default(),
+            queued: VecDeque::new(),
+            busy: false,
+            in_flight: None,
+            entries: 0,
+            cell: Arc::new(Mutex::new(Cell {
+                op,
+                wm: i64::MIN,
+                epoch: 0,
+                rows: Results::default(),
+                entries: 0,
+                next_due: None,
+            })),
+            rows: Results::default(),
+            next: 0,
+        }
+    }
+
+    /// The oldest epoch of a record routed here that the part has not taken yet.
+    fn unapplied_epoch(&self) -> Option<u64> {
+        let queued = self.queued.iter().filter_map(|items| items.as_slice().first());
+        let pending = self.pending.as_slice().first();
+        let waiting = queued.chain(pending).map(|item| item.epoch);
+        self.in_flight.into_iter().chain(waiting).min()
+    }
+
+    /// The next row to merge.
+    fn head(&self) -> Option<&(A::Output, i64)> {
+        self.rows.as_slice().get(self.next)
+    }
+}
+
+struct Parts<A: Aggregation, O> {
+    agg: A,
+    grid: Grid,
+    wm: i64,
+    epoch: u64,
+    /// The end of the first window holding a record, or `None` when none holds one.
+    due: Option<i64>,
+    hasher: KeyHasher,
+    parts: Vec<Part<A, O>>,
+    workers: Workers,
+    done_tx: mpsc::Sender<Done<A>>,
+    done: mpsc::Receiver<Done<A>>,
+    spare: Vec<Items<A>>,
+    late_reason: &'static str,
+    /// Never filled: results are merged from the parts as they are drained.
+    none: VecDeque<(A::Output, i64)>,
+    /// A task panicked: said once.
+    panicked: bool,
+}
+
+impl<A, O> Parts<A, O>
+where
+    A: OrderedRows + Send + 'static,
+    A::Key: Send,
+    A::Input: Clone + Send,
+    A::Output: Default + Send,
+    O: KeyedOperator<A> + Send + 'static,
+{
+    fn new(agg: A, grid: Grid, late_reason: &'static str, parts: Vec<Part<A, O>>, workers: Workers) -> Self {
+        let (done_tx, done) = mpsc::channel();
+        Parts {
+            agg,
+            grid,
+            wm: i64::MIN,
+            epoch: 0,
+            due: None,
+            hasher: KeyHasher::default(),
+            parts,
+            workers,
+            done_tx,
+            done,
+            spare: Vec::new(),
+            late_reason,
+            none: VecDeque::new(),
+            panicked: false,
+        }
+    }
+
+    #[inline]
+    fn process<Q>(&mut self, key: &Q, rec: &A::Input, t: i64) -> Admit
+    where
+        A::Key: Borrow<Q>,
+        Q: Hash + Eq + ?Sized + ToOwned<Owned = A::Key>,
+    {
+        let mut windows = self.grid.windows(t);
+        if windows.last_end() <= self.wm {
+            return Admit::Late { watermark: self.wm };
+        }
+        // The first window of the record still open: not every hopping window holding
+        // a record behind the watermark is.
+        let wm = self.wm;
+        if let Some((end, _)) = windows.find(|&(end, _)| end > wm) {
+            self.due = Some(self.due.map_or(end, |due| due.min(end)));
+        }
+        let at = (self.hasher.hash_one(key) % self.parts.len() as u64) as usize;
+        let part = &mut self.parts[at];
+        part.pending.push(key, rec, t, wm, self.epoch);
+        if part.pending.len >= BATCH {
+            self.hand_over(at);
+        }
+        Admit::Added
+    }
+
+    /// Queues part `at`'s pending records for its worker.
+    fn hand_over(&mut self, at: usize) {
+        self.take_done();
+        let mut items = self.spare.pop().unwrap_or_default();
+        items.len = 0;
+        std::mem::swap(&mut items, &mut self.parts[at].pending);
+        self.parts[at].queued.push_back(items);
+        self.start(at);
+        while self.parts[at].queued.len() > QUEUED {
+            self.wait_one();
+        }
+    }
+
+    /// Starts part `at`'s next queued batch unless a task of it is in flight.
+    fn start(&mut self, at: usize) {
+        let part = &mut self.parts[at];
+        if part.busy {
+            return;
+        }
+        if let Some(items) = part.queued.pop_front() {
+            self.send(at, Task::Take(items));
+        }
+    }
+
+    fn send(&mut self, at: usize, task: Task<A>) {
+        let part = &mut self.parts[at];
+        part.busy = true;
+        if let Task::Take(items) = &task {
+            part.in_flight = items.as_slice().first().map(|item| item.epoch);
+        }
+        let cell = Arc::clone(&part.cell);
+        let done = self.done_tx.clone();
+        self.workers.run(Box::new(move || {
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut cell = cell.lock().unwrap_or_else(PoisonError::into_inner);
+                cell.run(&task);
+                cell.entries
+            }));
+            let items = match task {
+                Task::Take(items) => Some(items),
+                Task::Fire(_) => None,
+            };
+            let _ = done.send(Done {
+                part: at,
+                items,
+                entries: *ran.as_ref().unwrap_or(&0),
+                panicked: ran.is_err(),
+            });
+        }));
+    }
+
+    fn take_done(&mut self) {
+        while let Ok(done) = self.done.try_recv() {
+            self.finished(done);
+        }
+    }
+
+    /// Waits for a task to be done. (This keeps a sender of the channel, so it never
+    /// disconnects; a job is never dropped while the workers run, which is for as long
+    /// as the process.)
+    fn wait_one(&mut self) {
+        if let Ok(done) = recv_soon(&self.done) {
+            self.finished(done);
+        }
+    }
+
+    fn finished(&mut self, done: Done<A>) {
+        if done.panicked && !self.panicked {
+            self.panicked = true;
+            crate::log::error("a window's part failed on a worker thread; its results may be missing", &[]);
+        }
+        if let Some(items) = done.items {
+            self.spare.push(items);
+        }
+        let part = &mut self.parts[done.part];
+        (part.busy, part.in_flight, part.entries) = (false, None, done.entries);
+        self.start(done.part);
+    }
+
+    /// Hands every pending record over and waits until every part has taken its own.
+    fn settle(&mut self) {
+        for at in 0..self.parts.len() {
+            if self.parts[at].pending.len > 0 {
+                self.hand_over(at);
+            }
+        }
+        while self.parts.iter().any(|p| p.busy || !p.queued.is_empty()) {
+            self.wait_one();
+        }
+    }
+
+    /// Every part fires at the watermark and builds its rows (all at once, on their
+    /// workers); the rows are merged as they are drained.
+    fn fire(&mut self) -> bool {
+        self.settle();
+        let wm = self.wm;
+        for at in 0..self.parts.len() {
+            self.send(at, Task::Fire(wm));
+        }
+        while self.parts.iter().any(|p| p.busy) {
+            self.wait_one();
+        }
+        self.due = None;
+        for part in &mut self.parts {
+            let mut cell = part.cell.lock().unwrap_or_else(PoisonError::into_inner);
+            // The rows merged last go back to be written over.
+            std::mem::swap(&mut part.rows, &mut cell.rows);
+            part.next = 0;
+            self.due = match (self.due, cell.next_due) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        self.has_emitted()
+    }
+
+    fn has_emitted(&self) -> bool {
+        self.parts.iter().any(|p| p.head().is_some())
+    }
+
+    /// Moves up to `max` rows into `buf` in the order one operator would have emitted
+    /// them: by time (a window's end), then key.
+    fn drain_emitted(&mut self, buf: &mut Results<A::Output>, max: usize) {
+        while buf.len() < max {
+            let mut first: Option<(usize, &(A::Output, i64))> = None;
+            for (at, part) in self.parts.iter().enumerate() {
+                let Some(row) = part.head() else { continue };
+                let before = match first {
+                    None => true,
+                    Some((_, best)) => row.1.cmp(&best.1).then_with(|| self.agg.cmp_keys(&row.0, &best.0)) == Ordering::Less,
+                };
+                if before {
+                    first = Some((at, row));
+                }
+            }
+            let Some((at, _)) = first else { return };
+            let part = &mut self.parts[at];
+            buf.push_swapped(part.rows.row_mut(part.next));
+            part.next += 1;
+        }
+    }
+}
+
+impl<A, O> KeyedOperator<A> for SplitByKey<A, O>
+where
+    A: OrderedRows + Send + 'static,
+    A::Key: Send,
+    A::Input: Clone + Send,
+    A::Output: Default + Send,
+    O: SplitsByKey<A> + Send + 'static,
+{
+    #[inline]
+    fn process<Q>(&mut self, key: &Q, rec: &A::Input, t: i64) -> Result<Admit, EvalError>
+    where
+        A::Key: Borrow<Q>,
+        Q: Hash + Eq + ?Sized + ToOwned<Owned = A::Key>,
+    {
+        match &mut self.0 {
+            How::Here(op) => op.process(key, rec, t),
+            How::Split(parts) => Ok(parts.process(key, rec, t)),
+        }
+    }
+
+    #[inline]
+    fn prefetch<Q>(&self, key: &Q, t: Option<i64>, reach: Reach)
+    where
+        A::Key: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        // A part's state is on another core: nothing to ask for here.
+        if let How::Here(op) = &self.0 {
+            op.prefetch(key, t, reach);
+        }
+    }
+
+    fn set_epoch(&mut self, epoch: u64) {
+        match &mut self.0 {
+            How::Here(op) => op.set_epoch(epoch),
+            How::Split(parts) => parts.epoch = epoch,
+        }
+    }
+
+    /// Split: records routed to a part and not taken yet hold their epoch too (a
+    /// source that commits asks once a step).
+    fn pending_epoch(&self) -> Option<u64> {
+        match &self.0 {
+            How::Here(op) => op.pending_epoch(),
+            How::Split(parts) => parts
+                .parts
+                .iter()
+                .flat_map(|p| {
+                    let unapplied = p.unapplied_epoch();
+                    let held = p.cell.lock().unwrap_or_else(PoisonError::into_inner).op.pending_epoch();
+                    unapplied.into_iter().chain(held)
+                })
+                .min(),
+        }
+    }
+
+    fn on_watermark(&mut self, wm: i64) -> bool {
+        match &mut self.0 {
+            How::Here(op) => op.on_watermark(wm),
+            How::Split(parts) => {
+                parts.wm = parts.wm.max(wm);
+                match parts.due {
+                    Some(due) if due <= parts.wm => parts.fire(),
+                    _ => false,
+                }
+            }
+        }
+    }
+
+    fn next_due(&self) -> Option<i64> {
+        match &self.0 {
+            How::Here(op) => op.next_due(),
+            How::Split(parts) => parts.due,
+        }
+    }
+
+    fn late_reason(&self) -> &'static str {
+        match &self.0 {
+            How::Here(op) => op.late_reason(),
+            How::Split(parts) => parts.late_reason,
+        }
+    }
+
+    fn emitted(&mut self) -> &mut VecDeque<(A::Output, i64)> {
+        match &mut self.0 {
+            How::Here(op) => op.emitted(),
+            How::Split(parts) => &mut parts.none,
+        }
+    }
+
+    fn has_emitted(&mut self) -> bool {
+        match &mut self.0 {
+            How::Here(op) => op.has_emitted(),
+            How::Split(parts) => parts.has_emitted(),
+        }
+    }
+
+    fn drain_emitted(&mut self, buf: &mut Results<A::Output>, max: usize) {
+        match &mut self.0 {
+            How::Here(op) => op.drain_emitted(buf, max),
+            How::Split(parts) => parts.drain_emitted(buf, max),
+        }
+    }
+
+    fn state_size(&self) -> StateSize {
+        match &self.0 {
+            How::Here(op) => op.state_size(),
+            How::Split(parts) => {
+                // Sampled once a second: what the parts hold after their last task.
+                parts.parts.iter().fold(StateSize::default(), |sum, p| {
+                    let size = p.cell.lock().unwrap_or_else(PoisonError::into_inner).op.state_size();
+                    StateSize {
+                        entries: sum.entries + size.entries,
+                        bytes: sum.bytes + size.bytes,
+                    }
+                })
+            }
+        }
+    }
+
+    /// Split: what the parts held after their last task (read after every record, so
+    /// not worth a wait).
+    fn entries(&self) -> usize {
+        match &self.0 {
+            How::Here(op) => op.entries(),
+            How::Split(parts) => parts.parts.iter().map(|p| p.entries).sum(),
+        }
+    }
+
+    fn take_evictions(&mut self) -> (u64, u64) {
+        match &mut self.0 {
+            How::Here(op) => op.take_evictions(),
+            // No `max_keys`, no table: nothing is evicted.
+            How::Split(_) => (0, 0),
+        }
+    }
+
+    fn save_state(&self, out: &mut Vec<u8>) -> Result<(), String> {
+        match &self.0 {
+            How::Here(op) => op.save_state(out),
+            How::Split(_) => Err("a window split across threads cannot be checkpointed".into()),
+        }
+    }
+
+    fn restore_state(&mut self, saved: &[u8]) -> Result<(), String> {
+        match &mut self.0 {
+            How::Here(op) => op.restore_state(saved),
+            How::Split(_) => Err("a window split across threads cannot be restored".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Settings;
+    use crate::windows::state::testing::{opts, CountSum, Out};
+    use crate::windows::{FixedWindows, PanedWindows};
+
+    impl OrderedRows for CountSum {
+        fn cmp_keys(&self, a: &Out, b: &Out) -> Ordering {
+            a.0.cmp(&b.0)
+        }
+    }
+
+    fn context(threads: usize, state_dir: Option<&str>) -> Context {
+        let mut ctx = Context::new(Settings::from_values(vec![]), 1);
+        ctx.workers = crate::workers::for_threads(threads).map(|n| Workers::start(n).unwrap_or_else(|e| panic!("{e}")));
+        ctx.state_dir = state_dir.map(Into::into);
+        ctx
+    }
+
+    /// What an operator did with each record and each watermark: the admission, the
+    /// results drained (in chunks of 7, as the pipeline drains them in chunks), and the
+    /// oldest epoch it holds.
+    #[derive(Debug, PartialEq)]
+    enum Seen {
+        Record(Admit),
+        Rows(Vec<(Out, i64)>),
+        Held(Option<u64>),
+    }
+
+    /// 6,000 records of 97 keys, each up to 40 ms behind the newest, the watermark 15 ms
+    /// behind that, epochs of 250 records; then the end of input.
+    fn drive<O: KeyedOperator<CountSum>>(op: &mut O) -> Vec<Seen> {
+        let mut seen = Vec::new();
+        let mut buf = Results::default();
+        let mut drain = |op: &mut O, seen: &mut Vec<Seen>| {
+            let mut rows = Vec::new();
+            while op.has_emitted() {
+                buf.clear();
+                op.drain_emitted(&mut buf, 7);
+                rows.extend(buf.as_slice().iter().cloned());
+            }
+            if !rows.is_empty() {
+                seen.push(Seen::Rows(rows));
+            }
+        };
+        let (mut newest, mut state) = (0i64, 7u64);
+        for i in 0..6_000u64 {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            let key = format!("k{}", (state >> 33) % 97);
+            newest += ((state >> 20) % 3) as i64;
+            let t = newest - ((state >> 40) % 40) as i64;
+            if i % 250 == 0 {
+                op.set_epoch(i / 250);
+            }
+            seen.push(Seen::Record(op.process(key.as_str(), &(key.clone(), (i % 13) as i64), t).unwrap_or_else(|e| panic!("{e}"))));
+            drain(op, &mut seen);
+            if op.on_watermark(newest - 15) {
+                drain(op, &mut seen);
+            }
+            if i % 500 == 0 {
+                seen.push(Seen::Held(op.pending_epoch()));
+            }
+        }
+        op.on_close();
+        drain(op, &mut seen);
+        seen.push(Seen::Held(op.pending_epoch()));
+        seen
+    }
+
+    #[test]
+    fn split_windows_give_what_one_window_gives_for_any_number_of_parts() {
+        for (size, slide, offset) in [(10, 10, 0), (30, 10, 3), (25, 10, 0)] {
+            let fixed = || FixedWindows::new(CountSum, size, slide, offset, opts(0));
+            let expected = drive(&mut fixed());
+            let rows: usize = expected.iter().map(|s| if let Seen::Rows(r) = s { r.len() } else { 0 }).sum();
+            let late = expected.iter().filter(|s| matches!(s, Seen::Record(Admit::Late { .. }))).count();
+            assert!(rows > 1_000 && late > 100, "the test has rows ({rows}) and late records ({late})");
+            for threads in [3, 4, 6] {
+                let mut split = SplitByKey::new(&context(threads, None), CountSum, fixed);
+                assert_eq!(split.parts(), threads - 1);
+                assert!(drive(&mut split) == expected, "fixed {size}/{slide}, {threads} threads");
+                if slide < size {
+                    let panes = || PanedWindows::new(CountSum, size, slide, offset, opts(0));
+                    let mut split = SplitByKey::new(&context(threads, None), CountSum, panes);
+                    assert!(drive(&mut split) == expected, "panes {size}/{slide}, {threads} threads");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn records_handed_to_a_busy_worker_hold_their_epoch_until_taken() {
+        let ctx = context(3, None);
+        let workers = ctx.workers.clone().unwrap_or_else(|| panic!("workers"));
+        let fixed = || FixedWindows::new(CountSum, 10, 10, 0, opts(0));
+        let mut split = SplitByKey::new(&ctx, CountSum, fixed);
+        // Both workers wait, so the parts' batches stay queued behind them.
+        let (release, wait) = mpsc::channel::<()>();
+        let wait = Arc::new(Mutex::new(wait));
+        for _ in 0..2 {
+            let wait = Arc::clone(&wait);
+            workers.run(Box::new(move || {
+                let _ = wait.lock().map(|w| w.recv());
+            }));
+        }
+        // One key, one part: a batch in flight, nothing pending or queued behind it.
+        split.set_epoch(4);
+        for _ in 0..BATCH {
+            assert_eq!(split.process("k", &("k".to_owned(), 1), 5), Ok(Admit::Added));
+        }
+        assert_eq!(split.pending_epoch(), Some(4), "handed over, not taken yet");
+        split.set_epoch(5);
+        for i in 0..3 * BATCH {
+            let key = format!("k{}", i % 49);
+            assert_eq!(split.process(key.as_str(), &(key.clone(), 1), 5), Ok(Admit::Added));
+        }
+        assert_eq!(split.pending_epoch(), Some(4), "queued and pending behind it");
+        drop(release);
+        split.on_close();
+        let mut buf = Results::default();
+        split.drain_emitted(&mut buf, usize::MAX);
+        let counted: i64 = buf.as_slice().iter().map(|(row, _)| row.2).sum();
+        assert_eq!((buf.len(), counted), (50, 4 * BATCH as i64));
+        assert_eq!(split.pending_epoch(), None, "every window fired");
+    }
+
+    #[test]
+    fn a_window_runs_whole_here_without_two_workers_checkpoints_or_a_grid_of_time() {
+        let fixed = || FixedWindows::new(CountSum, 10, 10, 0, opts(0));
+        assert_eq!(SplitByKey::new(&context(1, None), CountSum, fixed).parts(), 1);
+        assert_eq!(SplitByKey::new(&context(2, None), CountSum, fixed).parts(), 1);
+        assert_eq!(SplitByKey::new(&context(3, Some("/tmp/state")), CountSum, fixed).parts(), 1);
+        let late = || FixedWindows::new(CountSum, 10, 10, 0, opts(5));
+        assert_eq!(SplitByKey::new(&context(3, None), CountSum, late).parts(), 1, "allowed lateness");
+        let full = || FixedWindows::new(CountSum, 10, 10, 0, crate::windows::state::testing::limited(5, crate::windows::OnFull::Reject));
+        assert_eq!(SplitByKey::new(&context(3, None), CountSum, full).parts(), 1, "max_keys");
+        assert_eq!(SplitByKey::new(&context(3, None), CountSum, fixed).parts(), 2);
+    }
+}
