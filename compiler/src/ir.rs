@@ -9,7 +9,7 @@ pub use crate::connectors::message::IrAddress;
 pub use crate::connectors::metadata::IrMeta;
 pub use crate::connectors::{IrSinkKind, IrSourceKind};
 use crate::expr::aggregates::{AggFunc, TAggregate};
-use crate::expr::TExpr;
+use crate::expr::{TExpr, TKind};
 use crate::spec::windows::OnFull;
 use crate::spec::OnError;
 use crate::types::{RecordType, Type};
@@ -220,6 +220,50 @@ impl IrWindow {
     pub fn shares_panes(&self) -> bool {
         shares_panes(&self.kind, &self.aggregation)
     }
+
+    /// Whether the runtime may split the window's keys by hash across worker threads
+    /// (its `SplitByKey`): a tumbling or hopping window with keys, where a record's time
+    /// alone says whether it is late (no `allowed_lateness`, no `max_keys`), and whose
+    /// records cannot fail to be added. A part adds its records on a worker, after the
+    /// pipeline thread has moved on: a failure could no longer become the record's dead
+    /// letter in its place among the others.
+    pub fn splits_by_key(&self) -> bool {
+        let a = &self.aggregation;
+        matches!(self.kind, IrWindowKind::Fixed { .. })
+            && self.allowed_lateness == 0
+            && a.max_keys.is_none()
+            && !a.key.is_empty()
+            && a.aggregates.iter().all(|(_, agg)| adds_without_failing(agg))
+    }
+}
+
+/// An aggregate whose `add` returns no error and whose argument is a field or a
+/// constant: counts (they would fail past 2^63 records), averages, minimums, maximums,
+/// firsts, lasts, variances and float sums. An integer sum overflows; `collect` has a
+/// limit; an expression can divide by zero.
+fn adds_without_failing(agg: &TAggregate) -> bool {
+    let plain = match &agg.arg {
+        None => true,
+        Some(arg) => matches!(
+            arg.kind,
+            TKind::Field(_) | TKind::Str(_) | TKind::I64(_) | TKind::U64(_) | TKind::F64(_) | TKind::Bool(_)
+        ),
+    };
+    let adds = match agg.func {
+        AggFunc::Count
+        | AggFunc::Avg
+        | AggFunc::Min
+        | AggFunc::Max
+        | AggFunc::First
+        | AggFunc::Last
+        | AggFunc::Variance
+        | AggFunc::VarianceSample
+        | AggFunc::Stddev
+        | AggFunc::StddevSample => true,
+        AggFunc::Sum => matches!(&agg.ty, Type::F64) || matches!(&agg.ty, Type::Optional(t) if **t == Type::F64),
+        _ => false,
+    };
+    plain && adds
 }
 
 /// A hopping window keeps each record once, in a pane (the runtime's `PanedWindows`),

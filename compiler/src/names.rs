@@ -108,6 +108,8 @@ pub const RESERVED_TYPES: &[&str] = &[
     "RawSource",
     "Source",
     "TsRepr",
+    "SplitByKey",
+    "OrderedRows",
     "Admit",
     "Aggregation",
     "Keyed",

@@ -36,8 +36,8 @@ pub use crate::sources::{OnError, Poll, RawSource, Source};
 pub use crate::state::Checkpointed;
 pub use crate::time::{opt_ts_rfc3339, opt_ts_seconds, ts_rfc3339, ts_seconds, TsRepr};
 pub use crate::windows::{
-    Admit, Aggregation, Clocks, CountWindows, Emit, FixedWindows, Keyed, OnFull, PanedWindows, Reach, SessionWindows,
-    StateOptions, Stateful, StrKey, StrKeyRef, Table, TimeMode, Window,
+    Admit, Aggregation, Clocks, CountWindows, Emit, FixedWindows, Keyed, OnFull, OrderedRows, PanedWindows, Reach,
+    SessionWindows, SplitByKey, StateOptions, Stateful, StrKey, StrKeyRef, Table, TimeMode, Window,
 };
 
 #[cfg(feature = "regex")]

@@ -346,6 +346,20 @@ pub fn items(op: &IrOperator, exprs: &mut ExprGen) -> TokenStream {
         let local = row(&format_ident!("update"));
         into_fields.push(quote!(*#local = update;));
     }
+    let ordered_rows = splits_by_key(op).then(|| {
+        // Rows of one window compare as their keys: the key fields come first.
+        let compares = a.output.fields.iter().take(a.key.len()).map(|f| {
+            let name = ident(&f.ident);
+            quote!(.then_with(|| a.#name.cmp(&b.#name)))
+        });
+        quote! {
+            impl OrderedRows for #agg_ty {
+                fn cmp_keys(&self, a: &#output, b: &#output) -> ::std::cmp::Ordering {
+                    ::std::cmp::Ordering::Equal #(#compares)*
+                }
+            }
+        }
+    });
     let doc_acc = format!(" Running aggregates of `{component}`, one per output field.");
     let doc_agg = format!(" What `{component}` computes per key.");
     quote! {
@@ -392,7 +406,15 @@ pub fn items(op: &IrOperator, exprs: &mut ExprGen) -> TokenStream {
                 0 #(#heap)*
             }
         }
+
+        #ordered_rows
     }
+}
+
+/// A window whose keys the runtime may split across the workers (see
+/// [`crate::ir::IrWindow::splits_by_key`]).
+fn splits_by_key(op: &IrOperator) -> bool {
+    matches!(&op.kind, IrOperatorKind::Window(w) if w.splits_by_key())
 }
 
 /// The field type in the `Nodes` struct.
@@ -400,6 +422,10 @@ pub fn node_type(op: &IrOperator) -> TokenStream {
     let agg = names(op).agg;
     let operator = match &op.kind {
         IrOperatorKind::Window(w) => match w.kind {
+            IrWindowKind::Fixed { .. } if w.splits_by_key() && w.shares_panes() => {
+                quote!(SplitByKey<#agg, PanedWindows<#agg>>)
+            }
+            IrWindowKind::Fixed { .. } if w.splits_by_key() => quote!(SplitByKey<#agg, FixedWindows<#agg>>),
             IrWindowKind::Fixed { .. } if w.shares_panes() => quote!(PanedWindows<#agg>),
             IrWindowKind::Fixed { .. } => quote!(FixedWindows<#agg>),
             IrWindowKind::Session { .. } => quote!(SessionWindows<#agg>),
@@ -441,11 +467,15 @@ pub fn construct(op: &IrOperator) -> TokenStream {
     let opts = quote!(StateOptions { allowed_lateness: #allowed_lateness, max_keys: #max_keys, on_full: #on_full });
     let operator = match &op.kind {
         IrOperatorKind::Window(w) => match w.kind {
-            IrWindowKind::Fixed { size, slide, offset } if w.shares_panes() => {
-                quote!(PanedWindows::new(#agg, #size, #slide, #offset, #opts))
-            }
             IrWindowKind::Fixed { size, slide, offset } => {
-                quote!(FixedWindows::new(#agg, #size, #slide, #offset, #opts))
+                let windows = match w.shares_panes() {
+                    true => quote!(PanedWindows::new(#agg, #size, #slide, #offset, #opts)),
+                    false => quote!(FixedWindows::new(#agg, #size, #slide, #offset, #opts)),
+                };
+                match w.splits_by_key() {
+                    true => quote!(SplitByKey::new(ctx, #agg, || #windows)),
+                    false => windows,
+                }
             }
             IrWindowKind::Session { gap } => quote!(SessionWindows::new(#agg, #gap, #opts)),
             IrWindowKind::Count { count } => quote!(CountWindows::new(#agg, #count, #opts)),

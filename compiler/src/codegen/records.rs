@@ -51,12 +51,27 @@ pub fn record_struct(record: &RecordType) -> TokenStream {
     let name = type_ident(&record.rust_name);
     let doc = format!(" Record type: {}.", record.display);
     let fields = record.fields.iter().map(field);
+    let names: Vec<_> = record.fields.iter().map(|f| ident(&f.ident)).collect();
+    // `source` unused in a record without fields.
+    let unused = names.is_empty().then(|| quote!(let _ = source;));
     quote! {
         #[doc = #doc]
-        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+        #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
         #[serde(crate = "rill_runtime::codegen::serde")]
         pub struct #name {
             #(#fields)*
+        }
+
+        /// Written over field by field, so a kept record's strings keep their buffers (a
+        /// window split across threads copies each record it routes into a kept one).
+        impl Clone for #name {
+            fn clone(&self) -> Self {
+                #name { #(#names: self.#names.clone(),)* }
+            }
+            fn clone_from(&mut self, source: &Self) {
+                #unused
+                #(self.#names.clone_from(&source.#names);)*
+            }
         }
     }
 }
