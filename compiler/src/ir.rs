@@ -239,8 +239,8 @@ impl IrWindow {
 
 /// An aggregate whose `add` returns no error and whose argument is a field or a
 /// constant: counts (they would fail past 2^63 records), averages, minimums, maximums,
-/// firsts, lasts, variances and float sums. An integer sum overflows; `collect` has a
-/// limit; an expression can divide by zero.
+/// firsts, lasts, variances, percentiles, distinct counts and float sums. An integer sum
+/// overflows; `collect` has a limit; an expression can divide by zero.
 fn adds_without_failing(agg: &TAggregate) -> bool {
     let plain = match &agg.arg {
         None => true,
@@ -259,7 +259,11 @@ fn adds_without_failing(agg: &TAggregate) -> bool {
         | AggFunc::Variance
         | AggFunc::VarianceSample
         | AggFunc::Stddev
-        | AggFunc::StddevSample => true,
+        | AggFunc::StddevSample
+        | AggFunc::Percentile
+        | AggFunc::Median
+        | AggFunc::CountDistinct
+        | AggFunc::ApproxCountDistinct => true,
         AggFunc::Sum => matches!(&agg.ty, Type::F64) || matches!(&agg.ty, Type::Optional(t) if **t == Type::F64),
         _ => false,
     };

@@ -506,3 +506,51 @@ pub fn construct(op: &IrOperator) -> TokenStream {
     };
     quote!(Stateful::new(#component, #operator, #on_error, ctx))
 }
+
+#[cfg(test)]
+mod tests {
+    /// The generated file of a spec with the one window `w` of `events`, written as
+    /// `window` (its fields after `input`), into a JSON file.
+    fn generated(window: &str) -> String {
+        let spec = format!(
+            "name: t\nschemas:\n  event: {{ key: string, other: i64?, n: i64, x: f64, ts: timestamp_ms }}\nsources:\n  events: {{ type: file, path: in.jsonl, schema: event, event_time: ts }}\nwindows:\n  w: {{ input: events, {window} }}\nsinks:\n  o: {{ type: file, input: w, path: o.jsonl }}\n"
+        );
+        crate::compile_text("t.yaml", &spec)
+            .unwrap_or_else(|e| panic!("{e:?}\n{spec}"))
+            .main_rs
+    }
+
+    fn split(code: &str) -> bool {
+        code.contains("SplitByKey<WAgg,") && code.contains("SplitByKey::new(") && code.contains("impl OrderedRows for WAgg")
+    }
+
+    #[test]
+    fn tumbling_and_hopping_windows_whose_adds_cannot_fail_are_split_by_key() {
+        let aggregates = "aggregate: { c: count(), a: avg(x), m: max(n), s: sum(x), p: median(x), d: count_distinct(key), f: first(other) }";
+        for grid in ["tumbling: 10s", "hopping: { size: 10s, slide: 5s }"] {
+            let code = generated(&format!("key: key, {grid}, {aggregates}"));
+            assert!(split(&code), "{grid}\n{code}");
+        }
+        // Rows of a window of two keys compare by both, in the key's order.
+        let code = generated("key: [other, key], tumbling: 10s, aggregate: { c: count() }");
+        let compare = code.split("impl OrderedRows for WAgg").nth(1).unwrap_or_default();
+        let (other, key) = (compare.find("a.other.cmp(&b.other)"), compare.find("a.key.cmp(&b.key)"));
+        assert!(other.is_some_and(|o| key.is_some_and(|k| o < k)), "{compare}");
+    }
+
+    #[test]
+    fn a_window_that_can_fail_a_record_or_judge_lateness_by_key_runs_whole() {
+        for window in [
+            "key: key, tumbling: 10s, aggregate: { s: sum(n) }",
+            "key: key, tumbling: 10s, aggregate: { a: avg(x / 2.0) }",
+            "key: key, tumbling: 10s, aggregate: { l: collect(n) }",
+            "key: key, tumbling: 10s, allowed_lateness: 5s, aggregate: { c: count() }",
+            "key: key, tumbling: 10s, max_keys: 100, aggregate: { c: count() }",
+            "tumbling: 10s, aggregate: { c: count() }",
+            "key: key, session: { gap: 10s }, aggregate: { c: count() }",
+        ] {
+            let code = generated(window);
+            assert!(!code.contains("SplitByKey") && !code.contains("OrderedRows"), "{window}\n{code}");
+        }
+    }
+}
