@@ -664,6 +664,79 @@ fn window_and_table_examples_write_the_same_bytes_for_any_threads_and_batch_size
     }
 }
 
+/// With three threads or more, a tumbling or hopping window whose records cannot fail
+/// to be added is split by key hash across the workers (the log says so): each part
+/// fires on its worker and the pipeline thread merges their rows. What it writes (rows,
+/// late records, dead letters of late records and of lines that do not decode) is the
+/// same, byte for byte, as with one thread, for 2, 3 and 8 threads and batches of 1, 7
+/// and 1,024 records, and the counters add up.
+#[test]
+fn windows_split_by_key_write_the_same_bytes_for_any_threads_and_batch_size() {
+    let dir = support::workdir("e2e_split");
+    let mut rng = Rng(53);
+    let mut readings = String::new();
+    for i in 0..30_000i64 {
+        // Up to 3 s out of order (the watermark allows 2 s), and one in 500 12 s late.
+        let behind = if rng.below(500) == 0 { 12_000 } else { rng.below(3_000) as i64 };
+        let ts = 1_704_067_200_000 + i * 2 - behind;
+        readings.push_str(&format!(
+            "{{\"sensor\":\"s{}\",\"site\":{},\"ts\":{ts},\"value\":{}}}\n",
+            rng.below(400),
+            rng.below(6),
+            rng.decimal(-20.0, 60.0)
+        ));
+        if i % 1_499 == 0 {
+            readings.push_str("{\"sensor\": 7}\n");
+        }
+    }
+    fs::write(dir.join("readings.jsonl"), readings).unwrap();
+    let bin = build("tests/pipelines/win_split.yaml");
+    let files = ["sensors.jsonl", "late.jsonl", "sites.jsonl"];
+    let run_with = |threads: &str, batch: &str| {
+        let output = Command::new(&bin)
+            .args(["--threads", threads, "--batch-size", batch])
+            .env("READINGS_PATH", dir.join("readings.jsonl"))
+            .env("SENSORS_PATH", dir.join(files[0]))
+            .env("LATE_PATH", dir.join(files[1]))
+            .env("SITES_PATH", dir.join(files[2]))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        let split = stderr.matches("window keys split by hash").count();
+        let workers = threads.parse::<usize>().unwrap() - 1;
+        assert_eq!(split, if workers >= 2 { 2 } else { 0 }, "--threads {threads}: {stderr}");
+        let c = counters(&output.stderr);
+        for window in ["windows.per_sensor", "windows.per_site"] {
+            let received = counter(&c, window, "received");
+            assert_eq!(received, counter(&c, "sources.readings", "sent"), "{window}");
+            assert_eq!(received, counter(&c, window, "aggregated") + counter(&c, window, "late"), "{window}");
+        }
+        let mut letters = dead_letters(&output.stderr);
+        for letter in &mut letters {
+            letter.as_object_mut().unwrap().remove("ts");
+        }
+        let written: Vec<Vec<u8>> = files.iter().map(|f| fs::read(dir.join(f)).unwrap()).collect();
+        (written, letters, c)
+    };
+    let (reference, letters, c) = run_with("1", "1024");
+    assert!(json_lines(&reference[0]).len() > 5_000 && json_lines(&reference[2]).len() > 10_000);
+    let late = counter(&c, "windows.per_sensor", "late");
+    assert!(late > 30 && json_lines(&reference[1]).len() as u64 == late, "{late} late");
+    let decode = letters.iter().filter(|l| l["component"] == "sources.readings").count();
+    let late_letters = letters.iter().filter(|l| l["component"] == "windows.per_site").count();
+    assert!(decode == 21 && late_letters as u64 == counter(&c, "windows.per_site", "late"), "{letters:?}");
+    for threads in ["2", "3", "8"] {
+        for batch in ["1", "7", "1024"] {
+            let (written, got_letters, _) = run_with(threads, batch);
+            for ((file, got), expected) in files.iter().zip(&written).zip(&reference) {
+                assert!(got == expected, "--threads {threads} --batch-size {batch} changed {file}");
+            }
+            assert!(got_letters == letters, "--threads {threads} --batch-size {batch} changed the dead letters");
+        }
+    }
+}
+
 /// `events.jsonl` in `dir` for `tests/pipelines/chain_failures.yaml`: 20,000 events (1
 /// in 50 dividing by zero, 1 in 200 with a square JSON cannot hold, 1 in 30 with a word
 /// that is no number or no words), and between them lines that do not decode and blank

@@ -473,7 +473,7 @@ pub fn construct(op: &IrOperator) -> TokenStream {
                     false => quote!(FixedWindows::new(#agg, #size, #slide, #offset, #opts)),
                 };
                 match w.splits_by_key() {
-                    true => quote!(SplitByKey::new(ctx, #agg, || #windows)),
+                    true => quote!(SplitByKey::new(#component, ctx, #agg, || #windows)),
                     false => windows,
                 }
             }

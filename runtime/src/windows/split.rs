@@ -92,14 +92,18 @@ where
     A::Output: Default + Send,
     O: SplitsByKey<A> + Send + 'static,
 {
-    /// `agg` compares results; `build` makes each part (or the one operator). Split in
-    /// as many parts as there are workers, when there are two or more, no checkpoints,
-    /// and the window's grid decides lateness.
-    pub fn new(ctx: &Context, agg: A, build: impl Fn() -> O) -> Self {
+    /// The window `name`: `agg` compares results; `build` makes each part (or the one
+    /// operator). Split in as many parts as there are workers, when there are two or
+    /// more, no checkpoints, and the window's grid decides lateness; the log says so.
+    pub fn new(name: &str, ctx: &Context, agg: A, build: impl Fn() -> O) -> Self {
         let op = build();
         let parts = ctx.workers.as_ref().filter(|w| w.count() >= 2 && ctx.state_dir.is_none());
         match (parts, op.time_grid()) {
             (Some(workers), Some(grid)) => {
+                crate::log::info(
+                    "window keys split by hash across the worker threads",
+                    &[("component", name.into()), ("parts", workers.count().into())],
+                );
                 let late_reason = op.late_reason();
                 let parts = (0..workers.count()).map(|_| Part::new(build())).collect();
                 SplitByKey(How::Split(Box::new(Parts::new(agg, grid, late_reason, parts, workers.clone()))))
@@ -740,12 +744,12 @@ mod tests {
             let late = expected.iter().filter(|s| matches!(s, Seen::Record(Admit::Late { .. }))).count();
             assert!(rows > 1_000 && late > 100, "the test has rows ({rows}) and late records ({late})");
             for threads in [3, 4, 6] {
-                let mut split = SplitByKey::new(&context(threads, None), CountSum, fixed);
+                let mut split = SplitByKey::new("windows.w", &context(threads, None), CountSum, fixed);
                 assert_eq!(split.parts(), threads - 1);
                 assert!(drive(&mut split) == expected, "fixed {size}/{slide}, {threads} threads");
                 if slide < size {
                     let panes = || PanedWindows::new(CountSum, size, slide, offset, opts(0));
-                    let mut split = SplitByKey::new(&context(threads, None), CountSum, panes);
+                    let mut split = SplitByKey::new("windows.w", &context(threads, None), CountSum, panes);
                     assert!(drive(&mut split) == expected, "panes {size}/{slide}, {threads} threads");
                 }
             }
@@ -757,7 +761,7 @@ mod tests {
         let ctx = context(3, None);
         let workers = ctx.workers.clone().unwrap_or_else(|| panic!("workers"));
         let fixed = || FixedWindows::new(CountSum, 10, 10, 0, opts(0));
-        let mut split = SplitByKey::new(&ctx, CountSum, fixed);
+        let mut split = SplitByKey::new("windows.w", &ctx, CountSum, fixed);
         // Both workers wait, so the parts' batches stay queued behind them.
         let (release, wait) = mpsc::channel::<()>();
         let wait = Arc::new(Mutex::new(wait));
@@ -791,13 +795,13 @@ mod tests {
     #[test]
     fn a_window_runs_whole_here_without_two_workers_checkpoints_or_a_grid_of_time() {
         let fixed = || FixedWindows::new(CountSum, 10, 10, 0, opts(0));
-        assert_eq!(SplitByKey::new(&context(1, None), CountSum, fixed).parts(), 1);
-        assert_eq!(SplitByKey::new(&context(2, None), CountSum, fixed).parts(), 1);
-        assert_eq!(SplitByKey::new(&context(3, Some("/tmp/state")), CountSum, fixed).parts(), 1);
+        assert_eq!(SplitByKey::new("windows.w", &context(1, None), CountSum, fixed).parts(), 1);
+        assert_eq!(SplitByKey::new("windows.w", &context(2, None), CountSum, fixed).parts(), 1);
+        assert_eq!(SplitByKey::new("windows.w", &context(3, Some("/tmp/state")), CountSum, fixed).parts(), 1);
         let late = || FixedWindows::new(CountSum, 10, 10, 0, opts(5));
-        assert_eq!(SplitByKey::new(&context(3, None), CountSum, late).parts(), 1, "allowed lateness");
+        assert_eq!(SplitByKey::new("windows.w", &context(3, None), CountSum, late).parts(), 1, "allowed lateness");
         let full = || FixedWindows::new(CountSum, 10, 10, 0, crate::windows::state::testing::limited(5, crate::windows::OnFull::Reject));
-        assert_eq!(SplitByKey::new(&context(3, None), CountSum, full).parts(), 1, "max_keys");
-        assert_eq!(SplitByKey::new(&context(3, None), CountSum, fixed).parts(), 2);
+        assert_eq!(SplitByKey::new("windows.w", &context(3, None), CountSum, full).parts(), 1, "max_keys");
+        assert_eq!(SplitByKey::new("windows.w", &context(3, None), CountSum, fixed).parts(), 2);
     }
 }
