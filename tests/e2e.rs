@@ -677,7 +677,11 @@ fn windows_split_by_key_write_the_same_bytes_for_any_threads_and_batch_size() {
     let mut readings = String::new();
     for i in 0..30_000i64 {
         // Up to 3 s out of order (the watermark allows 2 s), and one in 500 12 s late.
-        let behind = if rng.below(500) == 0 { 12_000 } else { rng.below(3_000) as i64 };
+        let behind = if rng.below(500) == 0 {
+            12_000
+        } else {
+            rng.below(3_000) as i64
+        };
         let ts = 1_704_067_200_000 + i * 2 - behind;
         readings.push_str(&format!(
             "{{\"sensor\":\"s{}\",\"site\":{},\"ts\":{ts},\"value\":{}}}\n",
@@ -710,7 +714,11 @@ fn windows_split_by_key_write_the_same_bytes_for_any_threads_and_batch_size() {
         for window in ["windows.per_sensor", "windows.per_site"] {
             let received = counter(&c, window, "received");
             assert_eq!(received, counter(&c, "sources.readings", "sent"), "{window}");
-            assert_eq!(received, counter(&c, window, "aggregated") + counter(&c, window, "late"), "{window}");
+            assert_eq!(
+                received,
+                counter(&c, window, "aggregated") + counter(&c, window, "late"),
+                "{window}"
+            );
         }
         let mut letters = dead_letters(&output.stderr);
         for letter in &mut letters {
@@ -722,17 +730,29 @@ fn windows_split_by_key_write_the_same_bytes_for_any_threads_and_batch_size() {
     let (reference, letters, c) = run_with("1", "1024");
     assert!(json_lines(&reference[0]).len() > 5_000 && json_lines(&reference[2]).len() > 10_000);
     let late = counter(&c, "windows.per_sensor", "late");
-    assert!(late > 30 && json_lines(&reference[1]).len() as u64 == late, "{late} late");
+    assert!(
+        late > 30 && json_lines(&reference[1]).len() as u64 == late,
+        "{late} late"
+    );
     let decode = letters.iter().filter(|l| l["component"] == "sources.readings").count();
     let late_letters = letters.iter().filter(|l| l["component"] == "windows.per_site").count();
-    assert!(decode == 21 && late_letters as u64 == counter(&c, "windows.per_site", "late"), "{letters:?}");
+    assert!(
+        decode == 21 && late_letters as u64 == counter(&c, "windows.per_site", "late"),
+        "{letters:?}"
+    );
     for threads in ["2", "3", "8"] {
         for batch in ["1", "7", "1024"] {
             let (written, got_letters, _) = run_with(threads, batch);
             for ((file, got), expected) in files.iter().zip(&written).zip(&reference) {
-                assert!(got == expected, "--threads {threads} --batch-size {batch} changed {file}");
+                assert!(
+                    got == expected,
+                    "--threads {threads} --batch-size {batch} changed {file}"
+                );
             }
-            assert!(got_letters == letters, "--threads {threads} --batch-size {batch} changed the dead letters");
+            assert!(
+                got_letters == letters,
+                "--threads {threads} --batch-size {batch} changed the dead letters"
+            );
         }
     }
 }

@@ -521,7 +521,9 @@ mod tests {
     }
 
     fn split(code: &str) -> bool {
-        code.contains("SplitByKey<WAgg,") && code.contains("SplitByKey::new(") && code.contains("impl OrderedRows for WAgg")
+        code.contains("SplitByKey<WAgg,")
+            && code.contains("SplitByKey::new(")
+            && code.contains("impl OrderedRows for WAgg")
     }
 
     #[test]
@@ -550,7 +552,10 @@ mod tests {
             "key: key, session: { gap: 10s }, aggregate: { c: count() }",
         ] {
             let code = generated(window);
-            assert!(!code.contains("SplitByKey") && !code.contains("OrderedRows"), "{window}\n{code}");
+            assert!(
+                !code.contains("SplitByKey") && !code.contains("OrderedRows"),
+                "{window}\n{code}"
+            );
         }
     }
 }
