@@ -387,7 +387,8 @@ where
         if let Some((end, _)) = windows.find(|&(end, _)| end > wm) {
             self.due = Some(self.due.map_or(end, |due| due.min(end)));
         }
-        let at = (self.hasher.hash_one(key) % self.parts.len() as u64) as usize;
+        // The hash scaled to the number of parts: a multiplication, where `%` divides.
+        let at = ((u128::from(self.hasher.hash_one(key)) * self.parts.len() as u128) >> 64) as usize;
         let part = &mut self.parts[at];
         part.pending.push(key, rec, t, wm, self.epoch);
         if part.pending.len >= BATCH {
