@@ -669,7 +669,7 @@ fn window_and_table_examples_write_the_same_bytes_for_any_threads_and_batch_size
 /// fires on its worker and the pipeline thread merges their rows. What it writes (rows,
 /// late records, dead letters of late records and of lines that do not decode) is the
 /// same, byte for byte, as with one thread, for 2, 3 and 8 threads and batches of 1, 7
-/// and 1,024 records, and the counters add up.
+/// and 1,024 records, and with `--split-windows off`; the counters add up.
 #[test]
 fn windows_split_by_key_write_the_same_bytes_for_any_threads_and_batch_size() {
     let dir = support::workdir("e2e_split");
@@ -696,9 +696,9 @@ fn windows_split_by_key_write_the_same_bytes_for_any_threads_and_batch_size() {
     fs::write(dir.join("readings.jsonl"), readings).unwrap();
     let bin = build("tests/pipelines/win_split.yaml");
     let files = ["sensors.jsonl", "late.jsonl", "sites.jsonl"];
-    let run_with = |threads: &str, batch: &str| {
+    let run_with = |threads: &str, batch: &str, split: &str| {
         let output = Command::new(&bin)
-            .args(["--threads", threads, "--batch-size", batch])
+            .args(["--threads", threads, "--batch-size", batch, "--split-windows", split])
             .env("READINGS_PATH", dir.join("readings.jsonl"))
             .env("SENSORS_PATH", dir.join(files[0]))
             .env("LATE_PATH", dir.join(files[1]))
@@ -707,9 +707,13 @@ fn windows_split_by_key_write_the_same_bytes_for_any_threads_and_batch_size() {
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "{stderr}");
-        let split = stderr.matches("window keys split by hash").count();
+        let split_logged = stderr.matches("window keys split by hash").count();
         let workers = threads.parse::<usize>().unwrap() - 1;
-        assert_eq!(split, if workers >= 2 { 2 } else { 0 }, "--threads {threads}: {stderr}");
+        let expected = if workers >= 2 && split == "on" { 2 } else { 0 };
+        assert_eq!(
+            split_logged, expected,
+            "--threads {threads} --split-windows {split}: {stderr}"
+        );
         let c = counters(&output.stderr);
         for window in ["windows.per_sensor", "windows.per_site"] {
             let received = counter(&c, window, "received");
@@ -727,7 +731,7 @@ fn windows_split_by_key_write_the_same_bytes_for_any_threads_and_batch_size() {
         let written: Vec<Vec<u8>> = files.iter().map(|f| fs::read(dir.join(f)).unwrap()).collect();
         (written, letters, c)
     };
-    let (reference, letters, c) = run_with("1", "1024");
+    let (reference, letters, c) = run_with("1", "1024", "on");
     assert!(json_lines(&reference[0]).len() > 5_000 && json_lines(&reference[2]).len() > 10_000);
     let late = counter(&c, "windows.per_sensor", "late");
     assert!(
@@ -740,20 +744,16 @@ fn windows_split_by_key_write_the_same_bytes_for_any_threads_and_batch_size() {
         decode == 21 && late_letters as u64 == counter(&c, "windows.per_site", "late"),
         "{letters:?}"
     );
-    for threads in ["2", "3", "8"] {
-        for batch in ["1", "7", "1024"] {
-            let (written, got_letters, _) = run_with(threads, batch);
-            for ((file, got), expected) in files.iter().zip(&written).zip(&reference) {
-                assert!(
-                    got == expected,
-                    "--threads {threads} --batch-size {batch} changed {file}"
-                );
-            }
-            assert!(
-                got_letters == letters,
-                "--threads {threads} --batch-size {batch} changed the dead letters"
-            );
+    let runs = ["2", "3", "8"]
+        .into_iter()
+        .flat_map(|threads| ["1", "7", "1024"].map(|batch| (threads, batch, "on")));
+    for (threads, batch, split) in runs.chain([("3", "7", "off")]) {
+        let (written, got_letters, _) = run_with(threads, batch, split);
+        let run = format!("--threads {threads} --batch-size {batch} --split-windows {split}");
+        for ((file, got), expected) in files.iter().zip(&written).zip(&reference) {
+            assert!(got == expected, "{run} changed {file}");
         }
+        assert!(got_letters == letters, "{run} changed the dead letters");
     }
 }
 

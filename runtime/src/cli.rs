@@ -29,6 +29,9 @@ pub struct Args {
     /// `--threads`: threads in all, the pipeline's own included (else `$RILL_THREADS`,
     /// else the cores available).
     pub threads: Option<usize>,
+    /// `--split-windows off`: no window is split by key across the workers (else
+    /// `$RILL_SPLIT_WINDOWS`, else on).
+    pub split_windows: Option<bool>,
 }
 
 impl Default for Args {
@@ -43,6 +46,7 @@ impl Default for Args {
             shutdown_timeout_ms: None,
             reset_state: false,
             threads: None,
+            split_windows: None,
         }
     }
 }
@@ -164,6 +168,12 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
                         .ok_or_else(|| UsageError(format!("`--threads {v}` must be a positive integer")))?,
                 );
             }
+            "--split-windows" => {
+                let v = value("on or off")?;
+                parsed.split_windows = Some(
+                    parse_on_off(&v).ok_or_else(|| UsageError(format!("`--split-windows {v}` must be on or off")))?,
+                );
+            }
             "--metrics-addr" => {
                 let v = value("HOST:PORT, such as 127.0.0.1:9464")?;
                 if v.trim().is_empty() {
@@ -197,6 +207,15 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
     Ok(Command::Run(parsed))
 }
 
+/// `on` or `off`.
+pub fn parse_on_off(v: &str) -> Option<bool> {
+    match v.trim() {
+        "on" => Some(true),
+        "off" => Some(false),
+        _ => None,
+    }
+}
+
 /// A thread count: a positive integer.
 pub fn parse_threads(v: &str) -> Option<usize> {
     v.trim().parse().ok().filter(|n| *n > 0)
@@ -219,6 +238,9 @@ pub fn help_text(info: &PipelineInfo) -> String {
            --batch-size N       records read per source poll (default: {batch})\n  \
            --threads N          threads in all; sources decode on the others (default:\n                       \
            $RILL_THREADS, else the cores available; 1: one thread)\n  \
+           --split-windows on|off\n                       \
+           with 3 threads or more, split tumbling and hopping windows by key\n                       \
+           across the others (default: $RILL_SPLIT_WINDOWS, else on)\n  \
            --metrics-addr ADDR  serve Prometheus /metrics and /health on HOST:PORT\n                       \
            (default: $RILL_METRICS_ADDR, else nothing listens)\n  \
            --state-dir DIR      keep checkpoints and disk buffers in DIR, and resume from\n                       \
@@ -280,6 +302,8 @@ mod tests {
             "127.0.0.1:9464",
             "--threads",
             " 3",
+            "--split-windows",
+            "off",
         ]);
         assert_eq!(
             cmd,
@@ -289,6 +313,7 @@ mod tests {
                 batch_size: 10,
                 metrics_addr: Some("127.0.0.1:9464".into()),
                 threads: Some(3),
+                split_windows: Some(false),
                 ..Args::default()
             }))
         );
@@ -307,6 +332,10 @@ mod tests {
         assert!(err(&["--log-level", "loud"]).contains("unknown log level"));
         assert!(err(&["--batch-size", "0"]).contains("positive integer"));
         assert_eq!(err(&["--threads", "0"]), "`--threads 0` must be a positive integer");
+        assert_eq!(
+            err(&["--split-windows", "no"]),
+            "`--split-windows no` must be on or off"
+        );
         assert!(err(&["--threads=two"]).contains("positive integer"));
         assert!(err(&["--threads"]).contains("needs a value"));
         assert!(err(&["--batch-size=-3"]).contains("positive integer"));

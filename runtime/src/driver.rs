@@ -108,6 +108,8 @@ pub struct Context {
     /// Threads besides the pipeline's that sources hand decoding to (`--threads`);
     /// `None` with one thread.
     pub workers: Option<crate::workers::Workers>,
+    /// Windows may be split by key across the workers (`--split-windows`).
+    pub split_windows: bool,
 }
 
 impl Context {
@@ -121,6 +123,7 @@ impl Context {
             resuming: false,
             read_ahead_per_worker: crate::sources::READ_AHEAD_PER_WORKER,
             workers: None,
+            split_windows: true,
         }
     }
 }
@@ -313,6 +316,14 @@ pub fn run_with_args<P: Pipeline>(
         (None, Some(v)) => match cli::parse_threads(&v) {
             Some(n) => n,
             None => return start_exit(&format!("RILL_THREADS=`{v}` must be a positive integer")),
+        },
+    };
+    ctx.split_windows = match (args.split_windows, option_or_env(None, "RILL_SPLIT_WINDOWS")) {
+        (Some(on), _) => on,
+        (None, None) => true,
+        (None, Some(v)) => match cli::parse_on_off(&v) {
+            Some(on) => on,
+            None => return start_exit(&format!("RILL_SPLIT_WINDOWS=`{v}` must be on or off")),
         },
     };
     if let Some(count) = crate::workers::for_threads(threads) {

@@ -99,13 +99,14 @@ where
 {
     /// The window `name`: `agg` compares results; `build` makes each part (or the one
     /// operator). Split in as many parts as there are workers, when there are two or
-    /// more, no checkpoints, and the window's grid decides lateness; the log says so.
+    /// more, no checkpoints, `--split-windows` is not off, and the window's grid decides
+    /// lateness; the log says so.
     pub fn new(name: &str, ctx: &Context, agg: A, build: impl Fn() -> O) -> Self {
         let op = build();
         let parts = ctx
             .workers
             .as_ref()
-            .filter(|w| w.count() >= 2 && ctx.state_dir.is_none());
+            .filter(|w| w.count() >= 2 && ctx.state_dir.is_none() && ctx.split_windows);
         match (parts, op.time_grid()) {
             (Some(workers), Some(grid)) => {
                 crate::log::info(
@@ -922,6 +923,13 @@ mod tests {
         assert_eq!(
             SplitByKey::new("windows.w", &context(3, Some("/tmp/state")), CountSum, fixed).parts(),
             1
+        );
+        let mut off = context(3, None);
+        off.split_windows = false;
+        assert_eq!(
+            SplitByKey::new("windows.w", &off, CountSum, fixed).parts(),
+            1,
+            "--split-windows off"
         );
         let late = || FixedWindows::new(CountSum, 10, 10, 0, opts(5));
         assert_eq!(
