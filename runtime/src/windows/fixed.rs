@@ -268,6 +268,9 @@ pub(super) fn clamp(v: i128) -> i64 {
     v.clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
 
+/// A saved state read with its accumulators in key order, to be joined or split.
+type SavedMaps<A> = Saved<BTreeMap<<A as Keyed>::Key, <A as Aggregation>::Acc>>;
+
 /// Without lateness or `max_keys`, a record is late when its newest window has ended.
 impl<A: Aggregation> super::SplitsByKey<A> for FixedWindows<A> {
     fn time_grid(&self) -> Option<super::Grid> {
@@ -276,6 +279,69 @@ impl<A: Aggregation> super::SplitsByKey<A> for FixedWindows<A> {
             slide: self.slide,
             offset: self.offset,
         })
+    }
+
+    /// The union of the parts' windows, each window's keys in key order (as [`Sorted`]
+    /// saves them).
+    fn join_saved(parts: &[Vec<u8>]) -> Result<Vec<u8>, String> {
+        let mut wm = i64::MIN;
+        let (mut open, mut retained) = (BTreeMap::new(), BTreeMap::new());
+        for bytes in parts {
+            let part: SavedMaps<A> = restore(bytes)?;
+            wm = wm.max(part.wm);
+            for (bins, joined) in [(part.open, &mut open), (part.retained, &mut retained)] {
+                for (window, keys) in bins {
+                    joined.entry(window).or_insert_with(BTreeMap::new).extend(keys);
+                }
+            }
+        }
+        let joined: SavedMaps<A> = Saved {
+            wm,
+            open: open.into_iter().collect(),
+            retained: retained.into_iter().collect(),
+        };
+        let mut out = Vec::new();
+        save(&joined, &mut out)?;
+        Ok(out)
+    }
+
+    fn split_saved(
+        saved: &[u8],
+        parts: usize,
+        part_of: &dyn Fn(&A::Key) -> usize,
+    ) -> Result<(i64, Vec<Vec<u8>>), String> {
+        let whole: SavedMaps<A> = restore(saved)?;
+        let split_bins = |bins: SavedBins<BTreeMap<A::Key, A::Acc>>| {
+            let mut split: Vec<SavedBins<BTreeMap<A::Key, A::Acc>>> = (0..parts).map(|_| Vec::new()).collect();
+            for (window, keys) in bins {
+                let mut by_part: Vec<BTreeMap<A::Key, A::Acc>> = (0..parts).map(|_| BTreeMap::new()).collect();
+                for (key, acc) in keys {
+                    let at = part_of(&key).min(parts - 1);
+                    by_part[at].insert(key, acc);
+                }
+                for (bins, keys) in split.iter_mut().zip(by_part) {
+                    if !keys.is_empty() {
+                        bins.push((window, keys));
+                    }
+                }
+            }
+            split
+        };
+        let (open, retained) = (split_bins(whole.open), split_bins(whole.retained));
+        let mut out = Vec::with_capacity(parts);
+        for (open, retained) in open.into_iter().zip(retained) {
+            let mut bytes = Vec::new();
+            save(
+                &Saved {
+                    wm: whole.wm,
+                    open,
+                    retained,
+                },
+                &mut bytes,
+            )?;
+            out.push(bytes);
+        }
+        Ok((whole.wm, out))
     }
 }
 

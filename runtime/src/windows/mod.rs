@@ -241,6 +241,9 @@ pub trait KeyedOperator<A: Keyed> {
     fn take_evictions(&mut self) -> (u64, u64) {
         (0, 0)
     }
+    /// Brings the state together before [`Self::save_state`] (a window split across the
+    /// workers: every part takes the records routed to it). Nothing for the others.
+    fn settle(&mut self) {}
     /// Appends the operator's state for a checkpoint (postcard): called between steps,
     /// when every result has been handed downstream, so none is saved; an error if one
     /// still waits. Only state is saved, never configuration (sizes, options, the

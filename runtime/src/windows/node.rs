@@ -382,6 +382,7 @@ impl<A: Keyed, O: KeyedOperator<A>> Checkpointed for Stateful<A, O> {
     }
     fn save(&mut self, out: &mut Vec<u8>) -> Result<(), RunError> {
         out.extend_from_slice(&self.saved_header());
+        self.op.settle();
         self.op
             .save_state(out)
             .map_err(|e| RunError::new(format!("{}: cannot save state: {e}", self.name)))

@@ -928,6 +928,54 @@ where
             offset: self.grid.offset,
         })
     }
+
+    /// Every part's keys, in key order. Each part fired the windows that held its keys:
+    /// one operator would have fired them all, so its first window not fired is the
+    /// latest of the parts'.
+    fn join_saved(parts: &[Vec<u8>]) -> Result<Vec<u8>, String> {
+        let mut joined: Saved<A::Key, Vec<(i64, A::Acc)>> = Saved {
+            wm: i64::MIN,
+            unfired: i128::MIN,
+            keys: Vec::new(),
+        };
+        for bytes in parts {
+            let part: Saved<A::Key, Vec<(i64, A::Acc)>> = restore(bytes)?;
+            joined.wm = joined.wm.max(part.wm);
+            joined.unfired = joined.unfired.max(part.unfired);
+            joined.keys.extend(part.keys);
+        }
+        joined.keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut out = Vec::new();
+        save(&joined, &mut out)?;
+        Ok(out)
+    }
+
+    fn split_saved(
+        saved: &[u8],
+        parts: usize,
+        part_of: &dyn Fn(&A::Key) -> usize,
+    ) -> Result<(i64, Vec<Vec<u8>>), String> {
+        let whole: Saved<A::Key, Vec<(i64, A::Acc)>> = restore(saved)?;
+        let mut split: Vec<Vec<(A::Key, Vec<(i64, A::Acc)>)>> = (0..parts).map(|_| Vec::new()).collect();
+        for (key, panes) in whole.keys {
+            let at = part_of(&key).min(parts - 1);
+            split[at].push((key, panes));
+        }
+        let mut out = Vec::with_capacity(parts);
+        for keys in split {
+            let mut bytes = Vec::new();
+            save(
+                &Saved {
+                    wm: whole.wm,
+                    unfired: whole.unfired,
+                    keys,
+                },
+                &mut bytes,
+            )?;
+            out.push(bytes);
+        }
+        Ok((whole.wm, out))
+    }
 }
 
 impl<A: Aggregation> KeyedOperator<A> for PanedWindows<A>

@@ -24,10 +24,13 @@
 //! into the buffer they are drained into, so rows travel between the threads instead
 //! of being freed on one and allocated on another.
 //!
-//! Only with worker threads to spare: with fewer than two, or when the pipeline saves
-//! checkpoints (a part's state would have to be merged into one operator's to be saved
-//! the same whatever the number of threads, which is not built), the operator runs
-//! here, as it would unwrapped ([`SplitByKey::new`]).
+//! A checkpoint is what one operator would have saved: every part takes its records
+//! and moves to the watermark ([`KeyedOperator::settle`]), and their saved states are
+//! joined ([`SplitsByKey::join_saved`]); a restore splits it again by the hash of this
+//! run, so a checkpoint moves between thread counts.
+//!
+//! Only with worker threads to spare: with fewer than two (or `--split-windows off`)
+//! the operator runs here, as it would unwrapped ([`SplitByKey::new`]).
 
 use super::fixed::Assigned;
 use super::{Admit, Aggregation, KeyHasher, KeyedOperator, Reach, Results, StateSize};
@@ -73,6 +76,17 @@ pub trait SplitsByKey<A: Aggregation>: KeyedOperator<A> {
     /// The window's grid when nothing but a record's time and the watermark decides
     /// whether it is late (no `allowed_lateness`, no `max_keys`); `None` otherwise.
     fn time_grid(&self) -> Option<Grid>;
+    /// What one operator holding the keys of every part would save, from what the parts
+    /// saved (their keys apart, each moved to the same watermark): a checkpoint is the
+    /// same whatever the number of threads.
+    fn join_saved(parts: &[Vec<u8>]) -> Result<Vec<u8>, String>;
+    /// One operator's saved state split into `parts`, each key's entries to
+    /// `part_of(key)`; and the watermark it was saved at.
+    fn split_saved(
+        saved: &[u8],
+        parts: usize,
+        part_of: &dyn Fn(&A::Key) -> usize,
+    ) -> Result<(i64, Vec<Vec<u8>>), String>;
 }
 
 /// Results that carry their key: two rows of one window compare as their keys do.
@@ -99,14 +113,11 @@ where
 {
     /// The window `name`: `agg` compares results; `build` makes each part (or the one
     /// operator). Split in as many parts as there are workers, when there are two or
-    /// more, no checkpoints, `--split-windows` is not off, and the window's grid decides
-    /// lateness; the log says so.
+    /// more, `--split-windows` is not off, and the window's grid decides lateness; the
+    /// log says so.
     pub fn new(name: &str, ctx: &Context, agg: A, build: impl Fn() -> O) -> Self {
         let op = build();
-        let parts = ctx
-            .workers
-            .as_ref()
-            .filter(|w| w.count() >= 2 && ctx.state_dir.is_none() && ctx.split_windows);
+        let parts = ctx.workers.as_ref().filter(|w| w.count() >= 2 && ctx.split_windows);
         match (parts, op.time_grid()) {
             (Some(workers), Some(grid)) => {
                 crate::log::info(
@@ -198,6 +209,8 @@ enum Task<A: Aggregation> {
     Fire(i64),
     /// Build the next results.
     Build,
+    /// Move to this watermark, at which nothing is due (before a checkpoint).
+    Move(i64),
 }
 
 /// A part's task done: the records' batch back for reuse.
@@ -256,6 +269,11 @@ impl<A: Aggregation, O: KeyedOperator<A>> Cell<A, O> {
                 self.build();
             }
             Task::Build => self.build(),
+            Task::Move(wm) => {
+                self.wm = self.wm.max(*wm);
+                // A window this fires would wait in the operator, and saving says so.
+                self.op.on_watermark(*wm);
+            }
         }
         self.entries = self.op.entries();
     }
@@ -388,8 +406,7 @@ where
         if let Some((end, _)) = windows.find(|&(end, _)| end > wm) {
             self.due = Some(self.due.map_or(end, |due| due.min(end)));
         }
-        // The hash scaled to the number of parts: a multiplication, where `%` divides.
-        let at = ((u128::from(self.hasher.hash_one(key)) * self.parts.len() as u128) >> 64) as usize;
+        let at = self.part_of(key);
         let part = &mut self.parts[at];
         part.pending.push(key, rec, t, wm, self.epoch);
         if part.pending.len >= BATCH {
@@ -438,7 +455,7 @@ where
             }));
             let items = match task {
                 Task::Take(items) => Some(items),
-                Task::Fire(_) | Task::Build => None,
+                Task::Fire(_) | Task::Build | Task::Move(_) => None,
             };
             let _ = done.send(Done {
                 part: at,
@@ -490,6 +507,68 @@ where
         while self.parts.iter().any(|p| p.busy || !p.queued.is_empty()) {
             self.wait_one();
         }
+    }
+
+    /// The part a key's records go to: its hash scaled to the number of parts (a
+    /// multiplication, where `%` divides).
+    fn part_of<Q: Hash + ?Sized>(&self, key: &Q) -> usize {
+        ((u128::from(self.hasher.hash_one(key)) * self.parts.len() as u128) >> 64) as usize
+    }
+
+    /// Before a checkpoint: every part takes its records and moves to the watermark, so
+    /// that their states join into one operator's.
+    fn settle_at_watermark(&mut self) {
+        self.settle();
+        let wm = self.wm;
+        for at in 0..self.parts.len() {
+            self.send(at, Task::Move(wm));
+        }
+        while self.parts.iter().any(|p| p.busy) {
+            self.wait_one();
+        }
+    }
+
+    fn save(&self, out: &mut Vec<u8>) -> Result<(), String>
+    where
+        O: SplitsByKey<A>,
+    {
+        let mut saved = Vec::with_capacity(self.parts.len());
+        for part in &self.parts {
+            let mut bytes = Vec::new();
+            part.cell
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .op
+                .save_state(&mut bytes)?;
+            saved.push(bytes);
+        }
+        out.extend_from_slice(&O::join_saved(&saved)?);
+        Ok(())
+    }
+
+    /// Each part takes its keys' share of one operator's saved state.
+    fn restore(&mut self, saved: &[u8]) -> Result<(), String>
+    where
+        O: SplitsByKey<A>,
+    {
+        self.settle();
+        let (wm, parts) = O::split_saved(saved, self.parts.len(), &|key| self.part_of(key))?;
+        self.due = None;
+        for (part, saved) in self.parts.iter().zip(parts) {
+            let mut cell = part.cell.lock().unwrap_or_else(PoisonError::into_inner);
+            cell.op.restore_state(&saved)?;
+            cell.wm = wm;
+            cell.entries = cell.op.entries();
+            self.due = match (self.due, cell.op.next_due()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        self.wm = wm;
+        for part in &mut self.parts {
+            part.entries = part.cell.lock().unwrap_or_else(PoisonError::into_inner).entries;
+        }
+        Ok(())
     }
 
     /// Every part fires at the watermark and builds its rows (all at once, on their
@@ -710,17 +789,26 @@ where
         }
     }
 
+    fn settle(&mut self) {
+        match &mut self.0 {
+            How::Here(op) => op.settle(),
+            How::Split(parts) => parts.settle_at_watermark(),
+        }
+    }
+
+    /// Split: what one operator would have saved ([`SplitsByKey::join_saved`]), after
+    /// [`KeyedOperator::settle`].
     fn save_state(&self, out: &mut Vec<u8>) -> Result<(), String> {
         match &self.0 {
             How::Here(op) => op.save_state(out),
-            How::Split(_) => Err("a window split across threads cannot be checkpointed".into()),
+            How::Split(parts) => parts.save(out),
         }
     }
 
     fn restore_state(&mut self, saved: &[u8]) -> Result<(), String> {
         match &mut self.0 {
             How::Here(op) => op.restore_state(saved),
-            How::Split(_) => Err("a window split across threads cannot be restored".into()),
+            How::Split(parts) => parts.restore(saved),
         }
     }
 }
@@ -873,6 +961,95 @@ mod tests {
         }
     }
 
+    /// Records `from..to` of [`drive`]'s kind (97 keys, out of order, the watermark 15 ms
+    /// behind), each followed by the watermark, and every row drained; a checkpoint of
+    /// the state after every 700th record.
+    fn feed<O: KeyedOperator<CountSum>>(op: &mut O, from: u64, to: u64, saves: &mut Vec<Vec<u8>>) -> Vec<(Out, i64)> {
+        let mut rows = Vec::new();
+        let mut buf = Results::default();
+        for i in from..to {
+            let x = i.wrapping_mul(2_654_435_761) >> 7;
+            let key = format!("k{}", x % 97);
+            let newest = i as i64 * 2;
+            let t = newest - (x % 40) as i64;
+            if !matches!(
+                op.process(key.as_str(), &(key.clone(), 1), t),
+                Ok(Admit::Added | Admit::Late { .. })
+            ) {
+                panic!("record {i} failed");
+            }
+            op.on_watermark(newest - 15);
+            while op.has_emitted() {
+                buf.clear();
+                op.drain_emitted(&mut buf, 256);
+                rows.extend(buf.as_slice().iter().cloned());
+            }
+            if i % 700 == 699 {
+                op.settle();
+                let mut saved = Vec::new();
+                op.save_state(&mut saved).unwrap_or_else(|e| panic!("{e}"));
+                saves.push(saved);
+            }
+        }
+        rows
+    }
+
+    #[test]
+    fn a_split_window_saves_what_one_window_saves_and_restores_into_any_number_of_parts() {
+        for (size, slide) in [(20, 20), (60, 20)] {
+            let fixed = || FixedWindows::new(CountSum, size, slide, 0, opts(0));
+            let panes = || PanedWindows::new(CountSum, size, slide, 0, opts(0));
+            let mut one_saves = Vec::new();
+            let one_rows = feed(&mut fixed(), 0, 5_000, &mut one_saves);
+            assert_eq!(one_saves.len(), 7);
+            let mut split_saves = Vec::new();
+            let split_rows = feed(
+                &mut SplitByKey::new("windows.w", &context(4, None), CountSum, fixed),
+                0,
+                5_000,
+                &mut split_saves,
+            );
+            assert!(
+                split_rows == one_rows && split_saves == one_saves,
+                "fixed {size}/{slide}: the same rows and checkpoints"
+            );
+            // Restored from the third checkpoint, into 2 and 4 parts and into one window:
+            // the same rows from there on.
+            let mut after = Vec::new();
+            let mut restored = fixed();
+            restored.restore_state(&one_saves[2]).unwrap_or_else(|e| panic!("{e}"));
+            let expected = feed(&mut restored, 2_100, 5_000, &mut after);
+            for threads in [3, 5] {
+                let mut split = SplitByKey::new("windows.w", &context(threads, None), CountSum, fixed);
+                split.restore_state(&one_saves[2]).unwrap_or_else(|e| panic!("{e}"));
+                assert!(
+                    feed(&mut split, 2_100, 5_000, &mut Vec::new()) == expected,
+                    "fixed {size}/{slide}, {threads} threads"
+                );
+            }
+            if slide < size {
+                let mut pane_saves = Vec::new();
+                let pane_rows = feed(&mut panes(), 0, 5_000, &mut pane_saves);
+                let mut split_saves = Vec::new();
+                let split = &mut SplitByKey::new("windows.w", &context(3, None), CountSum, panes);
+                assert!(
+                    feed(split, 0, 5_000, &mut split_saves) == pane_rows,
+                    "panes {size}/{slide}"
+                );
+                assert!(split_saves == pane_saves, "panes {size}/{slide}: the same checkpoints");
+                let mut restored = panes();
+                restored.restore_state(&pane_saves[2]).unwrap_or_else(|e| panic!("{e}"));
+                let expected = feed(&mut restored, 2_100, 5_000, &mut Vec::new());
+                let mut split = SplitByKey::new("windows.w", &context(5, None), CountSum, panes);
+                split.restore_state(&pane_saves[2]).unwrap_or_else(|e| panic!("{e}"));
+                assert!(
+                    feed(&mut split, 2_100, 5_000, &mut Vec::new()) == expected,
+                    "panes {size}/{slide} restored"
+                );
+            }
+        }
+    }
+
     #[test]
     fn records_handed_to_a_busy_worker_hold_their_epoch_until_taken() {
         let ctx = context(3, None);
@@ -910,7 +1087,7 @@ mod tests {
     }
 
     #[test]
-    fn a_window_runs_whole_here_without_two_workers_checkpoints_or_a_grid_of_time() {
+    fn a_window_runs_whole_here_without_two_workers_or_a_grid_of_time_or_when_told() {
         let fixed = || FixedWindows::new(CountSum, 10, 10, 0, opts(0));
         assert_eq!(
             SplitByKey::new("windows.w", &context(1, None), CountSum, fixed).parts(),
@@ -922,7 +1099,8 @@ mod tests {
         );
         assert_eq!(
             SplitByKey::new("windows.w", &context(3, Some("/tmp/state")), CountSum, fixed).parts(),
-            1
+            2,
+            "checkpoints join the parts' states"
         );
         let mut off = context(3, None);
         off.split_windows = false;
