@@ -228,6 +228,18 @@ fn killed_at_random_moments_the_output_equals_an_uninterrupted_runs() {
     let trial = crash_until_done(&files, &bin, 2026, 24, u32::MAX);
     assert!(trial.kills >= 20, "{trial:?}");
     assert_same_outputs(&files.outputs(), &expected, &trial);
+    // With 3 threads the window `by_value` is split by key across the workers: its
+    // parts' states were saved as one and split again at every restart (a run killed
+    // before it started has no log line).
+    let log = std::fs::read_to_string(files.dir.join("runs.log")).unwrap();
+    let (split, started) = (
+        log.matches("window keys split by hash").count(),
+        log.matches("pipeline started").count(),
+    );
+    assert!(
+        started > 10 && split >= started,
+        "every run that started split the window ({split} of {started})"
+    );
     eprintln!("crash trial: {trial:?}, outputs equal");
 }
 
