@@ -956,7 +956,7 @@ where
         part_of: &dyn Fn(&A::Key) -> usize,
     ) -> Result<(i64, Vec<Vec<u8>>), String> {
         let whole: Saved<A::Key, Vec<(i64, A::Acc)>> = restore(saved)?;
-        let mut split: Vec<Vec<(A::Key, Vec<(i64, A::Acc)>)>> = (0..parts).map(|_| Vec::new()).collect();
+        let mut split: Vec<Vec<_>> = (0..parts).map(|_| Vec::new()).collect();
         for (key, panes) in whole.keys {
             let at = part_of(&key).min(parts - 1);
             split[at].push((key, panes));

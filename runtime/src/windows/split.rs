@@ -95,6 +95,12 @@ pub trait OrderedRows: Aggregation {
     fn cmp_keys(&self, a: &Self::Output, b: &Self::Output) -> Ordering;
 }
 
+/// What a split window's types allow: sent between threads, records copied into a
+/// part's batch, rows swapped out for empty ones.
+pub trait SplitTypes: OrderedRows<Key: Send, Input: Clone + Send, Output: Default + Send> + Send + 'static {}
+
+impl<A> SplitTypes for A where A: OrderedRows<Key: Send, Input: Clone + Send, Output: Default + Send> + Send + 'static {}
+
 /// A window run here, or split by key hash across the workers (see the module's docs).
 pub struct SplitByKey<A: Aggregation, O>(How<A, O>);
 
@@ -105,10 +111,7 @@ enum How<A: Aggregation, O> {
 
 impl<A, O> SplitByKey<A, O>
 where
-    A: OrderedRows + Send + 'static,
-    A::Key: Send,
-    A::Input: Clone + Send,
-    A::Output: Default + Send,
+    A: SplitTypes,
     O: SplitsByKey<A> + Send + 'static,
 {
     /// The window `name`: `agg` compares results; `build` makes each part (or the one
@@ -364,10 +367,7 @@ struct Parts<A: Aggregation, O> {
 
 impl<A, O> Parts<A, O>
 where
-    A: OrderedRows + Send + 'static,
-    A::Key: Send,
-    A::Input: Clone + Send,
-    A::Output: Default + Send,
+    A: SplitTypes,
     O: KeyedOperator<A> + Send + 'static,
 {
     fn new(agg: A, grid: Grid, late_reason: &'static str, parts: Vec<Part<A, O>>, workers: Workers) -> Self {
@@ -654,10 +654,7 @@ where
 
 impl<A, O> KeyedOperator<A> for SplitByKey<A, O>
 where
-    A: OrderedRows + Send + 'static,
-    A::Key: Send,
-    A::Input: Clone + Send,
-    A::Output: Default + Send,
+    A: SplitTypes,
     O: SplitsByKey<A> + Send + 'static,
 {
     #[inline]
