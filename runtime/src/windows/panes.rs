@@ -929,9 +929,9 @@ where
         })
     }
 
-    /// Every part's keys, in key order. Each part fired the windows that held its keys:
-    /// one operator would have fired them all, so its first window not fired is the
-    /// latest of the parts'.
+    /// Every part's keys, in key order. Moved to one watermark, every part's first
+    /// window not fired is the one after the watermark (windows that held nothing count
+    /// as fired); the latest is taken all the same.
     fn join_saved(parts: &[Vec<u8>]) -> Result<Vec<u8>, String> {
         let mut joined: Saved<A::Key, Vec<(i64, A::Acc)>> = Saved {
             wm: i64::MIN,

@@ -1047,6 +1047,58 @@ mod tests {
         }
     }
 
+    /// A hopping window's parts hold different windows: one key runs on, the others
+    /// stop early, so one part fires windows the others never held; the joined
+    /// checkpoint is still one operator's.
+    #[test]
+    fn parts_that_fired_different_windows_join_into_one_windows_checkpoint() {
+        let panes = || PanedWindows::new(CountSum, 3, 1, 0, opts(0));
+        let ctx = context(5, None);
+        let mut split = SplitByKey::new("windows.w", &ctx, CountSum, panes);
+        let How::Split(parts) = &split.0 else {
+            panic!("not split")
+        };
+        let keys: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+        let last = parts.parts.len() - 1;
+        // The key that runs on is in a part before the last, and some key is in the last.
+        let runs_on = keys.iter().find(|k| parts.part_of(k.as_str()) < last).cloned();
+        let runs_on = runs_on.unwrap_or_else(|| panic!("every key in the last part"));
+        assert!(keys.iter().any(|k| parts.part_of(k.as_str()) == last));
+        let mut one = panes();
+        let mut feed_both = |key: &str, t: i64| {
+            for admitted in [
+                one.process(key, &(key.to_owned(), 1), t),
+                split.process(key, &(key.to_owned(), 1), t),
+            ] {
+                assert_eq!(admitted, Ok(Admit::Added));
+            }
+        };
+        for key in &keys {
+            feed_both(key, 0);
+        }
+        for t in 1..30 {
+            feed_both(&runs_on, t);
+        }
+        fn fire<O: KeyedOperator<CountSum>>(op: &mut O, wm: i64) -> usize {
+            let (mut buf, mut rows) = (Results::default(), 0);
+            op.on_watermark(wm);
+            while op.has_emitted() {
+                buf.clear();
+                op.drain_emitted(&mut buf, 256);
+                rows += buf.len();
+            }
+            rows
+        }
+        for wm in [10, 29] {
+            assert_eq!(fire(&mut one, wm), fire(&mut split, wm));
+        }
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        one.save_state(&mut a).unwrap_or_else(|e| panic!("{e}"));
+        split.settle();
+        split.save_state(&mut b).unwrap_or_else(|e| panic!("{e}"));
+        assert!(a == b, "the same checkpoint");
+    }
+
     #[test]
     fn records_handed_to_a_busy_worker_hold_their_epoch_until_taken() {
         let ctx = context(3, None);
