@@ -404,7 +404,7 @@ where
         // a record behind the watermark is.
         let wm = self.wm;
         if let Some((end, _)) = windows.find(|&(end, _)| end > wm) {
-            self.due = Some(self.due.map_or(end, |due| due.min(end)));
+            self.due = earliest(self.due, Some(end));
         }
         let at = self.part_of(key);
         let part = &mut self.parts[at];
@@ -554,20 +554,15 @@ where
         self.settle();
         let (wm, parts) = O::split_saved(saved, self.parts.len(), &|key| self.part_of(key))?;
         self.due = None;
-        for (part, saved) in self.parts.iter().zip(parts) {
+        for (part, saved) in self.parts.iter_mut().zip(parts) {
             let mut cell = part.cell.lock().unwrap_or_else(PoisonError::into_inner);
             cell.op.restore_state(&saved)?;
             cell.wm = wm;
             cell.entries = cell.op.entries();
-            self.due = match (self.due, cell.op.next_due()) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            part.entries = cell.entries;
+            self.due = earliest(self.due, cell.op.next_due());
         }
         self.wm = wm;
-        for part in &mut self.parts {
-            part.entries = part.cell.lock().unwrap_or_else(PoisonError::into_inner).entries;
-        }
         Ok(())
     }
 
@@ -589,13 +584,19 @@ where
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .next_due;
-            self.due = match (self.due, next_due) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            self.due = earliest(self.due, next_due);
             self.take_rows(at);
+            self.refill(at);
         }
         self.has_emitted()
+    }
+
+    /// While part `at` has merged its chunk and has more, takes the next. (A chunk may
+    /// come back empty: a fired window with no key left.)
+    fn refill(&mut self, at: usize) {
+        while self.parts[at].more && self.parts[at].head().is_none() {
+            self.take_rows(at);
+        }
     }
 
     /// Takes the rows part `at` built (once it has), and has it build the next if more
@@ -623,14 +624,9 @@ where
     /// Moves up to `max` rows into `buf` in the order one operator would have emitted
     /// them: by time (a window's end), then key.
     fn drain_emitted(&mut self, buf: &mut Results<A::Output>, max: usize) {
+        // Every part shows its next row, if it has one: a part whose chunk was merged
+        // takes its next before a row of it is compared again.
         while buf.len() < max {
-            // A part whose chunk is merged but has more must show its next row first.
-            for at in 0..self.parts.len() {
-                // (A chunk may come back empty: a fired window with no key left.)
-                while self.parts[at].more && self.parts[at].head().is_none() {
-                    self.take_rows(at);
-                }
-            }
             let mut first: Option<(usize, &(A::Output, i64))> = None;
             for (at, part) in self.parts.iter().enumerate() {
                 let Some(row) = part.head() else { continue };
@@ -648,7 +644,16 @@ where
             let part = &mut self.parts[at];
             buf.push_swapped(part.rows.row_mut(part.next));
             part.next += 1;
+            self.refill(at);
         }
+    }
+}
+
+/// The earlier of two times that may be missing.
+fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
