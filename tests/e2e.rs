@@ -755,6 +755,23 @@ fn windows_split_by_key_write_the_same_bytes_for_any_threads_and_batch_size() {
         }
         assert!(got_letters == letters, "{run} changed the dead letters");
     }
+    // Split, into a full disk: the run fails and says so, every row the window built is
+    // counted at the sink as lost, and the other sinks were still written.
+    let output = Command::new(&bin)
+        .args(["--threads", "3"])
+        .env("READINGS_PATH", dir.join("readings.jsonl"))
+        .env("SENSORS_PATH", "/dev/full")
+        .env("LATE_PATH", dir.join(files[1]))
+        .env("SITES_PATH", dir.join(files[2]))
+        .output()
+        .unwrap();
+    let rows = json_lines(&reference[0]).len() as u64;
+    let c = support::failed_on_a_full_disk(&output, "sinks.sensors", rows);
+    assert_eq!(counter(&c, "windows.per_sensor", "emitted"), rows);
+    assert!(
+        fs::read(dir.join(files[2])).unwrap() == reference[2],
+        "the other window's file"
+    );
 }
 
 /// `events.jsonl` in `dir` for `tests/pipelines/chain_failures.yaml`: 20,000 events (1

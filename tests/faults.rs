@@ -297,8 +297,9 @@ fn blocked_on_a_pipe(pid: u32) -> bool {
 
 /// Runs `spec`'s endless generator (`sources.sensors`) into a stdout pipe the test never
 /// reads, and sends SIGTERM once the pipeline is blocked writing to it: the run must stop,
-/// fail, say why, and count the records its sink `console` could not write. The counters.
-fn sigterm_while_stdout_is_unread(spec: &str) -> serde_json::Map<String, serde_json::Value> {
+/// fail, say why, and count the records its sink `console` could not write. The counters
+/// and the log.
+fn sigterm_while_stdout_is_unread(spec: &str, threads: &str) -> (serde_json::Map<String, serde_json::Value>, String) {
     let bin = build(spec);
     let running = support::start_unread(Command::new(&bin).args([
         "--set",
@@ -306,7 +307,7 @@ fn sigterm_while_stdout_is_unread(spec: &str) -> serde_json::Map<String, serde_j
         "--set",
         "sources.sensors.rate=100000",
         "--threads",
-        "2",
+        threads,
     ]));
     let pid = running.child.id();
     support::wait_until("the pipeline blocked on its full stdout", || blocked_on_a_pipe(pid));
@@ -321,12 +322,12 @@ fn sigterm_while_stdout_is_unread(spec: &str) -> serde_json::Map<String, serde_j
     assert!(text.contains("stdout is blocked (nobody reads it)"), "{text}");
     let counts = counters(&output.stderr);
     assert!(counter(&counts, "sinks.console", "dropped") > 0, "{counts:?}");
-    counts
+    (counts, text.into_owned())
 }
 
 #[test]
 fn sigterm_while_nobody_reads_stdout_stops_at_once_and_says_what_was_not_written() {
-    sigterm_while_stdout_is_unread("pipelines/quickstart.yaml");
+    sigterm_while_stdout_is_unread("pipelines/quickstart.yaml", "2");
 }
 
 /// The same with a hopping window in between, whose rows are built as they are drained
@@ -334,12 +335,23 @@ fn sigterm_while_nobody_reads_stdout_stops_at_once_and_says_what_was_not_written
 /// blocked sink and is counted there, sent or lost.
 #[test]
 fn sigterm_while_a_hopping_window_writes_to_an_unread_stdout_says_what_was_not_written() {
-    let counts = sigterm_while_stdout_is_unread("tests/pipelines/hopping_stdout.yaml");
-    assert_eq!(
-        counter(&counts, "windows.per_device", "emitted"),
-        counter(&counts, "sinks.console", "received"),
-        "every row the window built reached the sink: {counts:?}"
-    );
+    for threads in ["2", "3"] {
+        let (counts, log) = sigterm_while_stdout_is_unread("tests/pipelines/hopping_stdout.yaml", threads);
+        assert_eq!(
+            counter(&counts, "windows.per_device", "emitted"),
+            counter(&counts, "sinks.console", "received"),
+            "--threads {threads}: every row the window built reached the sink: {counts:?}"
+        );
+        // With 3 threads the window is split by key across the workers; the parts'
+        // rows merged and handed on are counted the same way.
+        assert_eq!(log.contains("window keys split by hash"), threads == "3", "{log}");
+        let window = counter(&counts, "windows.per_device", "received");
+        assert_eq!(
+            window,
+            counter(&counts, "windows.per_device", "aggregated") + counter(&counts, "windows.per_device", "late"),
+            "--threads {threads}: {counts:?}"
+        );
+    }
 }
 
 #[test]
