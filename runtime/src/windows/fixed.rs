@@ -273,12 +273,14 @@ type SavedMaps<A> = Saved<BTreeMap<<A as Keyed>::Key, <A as Aggregation>::Acc>>;
 
 /// Without lateness or `max_keys`, a record is late when its newest window has ended.
 impl<A: Aggregation> super::SplitsByKey<A> for FixedWindows<A> {
-    fn time_grid(&self) -> Option<super::Grid> {
-        (self.opts.allowed_lateness == 0 && self.opts.max_keys.is_none()).then_some(super::Grid {
-            size: self.size,
-            slide: self.slide,
-            offset: self.offset,
-        })
+    fn clock(&self) -> Option<super::Clock> {
+        (self.opts.allowed_lateness == 0 && self.opts.max_keys.is_none()).then_some(super::Clock::Windows(
+            super::Grid {
+                size: self.size,
+                slide: self.slide,
+                offset: self.offset,
+            },
+        ))
     }
 
     /// The union of the parts' windows, each window's keys in key order (as [`Sorted`]

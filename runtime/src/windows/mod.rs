@@ -44,7 +44,7 @@ pub use panes::PanedWindows;
 pub(crate) use results::BuildRows;
 pub use results::Results;
 pub use session::SessionWindows;
-pub use split::{Grid, OrderedRows, SplitByKey, SplitsByKey};
+pub use split::{Clock, Grid, OrderedRows, SplitByKey, SplitsByKey};
 pub use str_key::{StrKey, StrKeyRef};
 pub use table::{Emit, Table};
 

@@ -921,12 +921,12 @@ impl<A: Aggregation> super::SplitsByKey<A> for PanedWindows<A>
 where
     A::Acc: Clone,
 {
-    fn time_grid(&self) -> Option<super::Grid> {
-        (self.lateness == 0).then_some(super::Grid {
+    fn clock(&self) -> Option<super::Clock> {
+        (self.lateness == 0).then_some(super::Clock::Windows(super::Grid {
             size: self.grid.size,
             slide: self.grid.slide,
             offset: self.grid.offset,
-        })
+        }))
     }
 
     /// Every part's keys, in key order. Moved to one watermark, every part's first

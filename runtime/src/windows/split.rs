@@ -1,20 +1,24 @@
-//! [`SplitByKey`]: a tumbling or hopping window whose keys are split by hash across
-//! the worker threads, so that its state and its work are not all the pipeline thread's.
+//! [`SplitByKey`]: a tumbling or hopping window, or a table emitting on a clock, whose
+//! keys are split by hash across the worker threads, so that its state and its work are
+//! not all the pipeline thread's.
 //!
 //! Each *part* is a whole operator of the window's kind holding the keys whose hash
 //! falls to it, and is only ever run by one job at a time on a worker; a key's state
-//! never moves. The pipeline thread keeps what is the same for every key:
+//! never moves. The pipeline thread keeps what is the same for every key ([`Clock`]):
 //!
 //! - **Lateness** depends on a record's time and the watermark alone when there is no
 //!   `allowed_lateness` and no `max_keys` (the only windows split; [`SplitsByKey`]): a
 //!   record is late when the newest window holding it has ended. So a late record is
-//!   answered at once, where the pipeline expects it ([`Admit::Late`]).
-//! - **When a window is due**: the smallest end of a window holding a record routed
-//!   since the last firing, or one the parts held then. When the watermark reaches it,
-//!   every part takes the records routed to it, then fires at that watermark and builds
-//!   its rows on its worker; the pipeline thread merges the parts' rows into the order
-//!   one operator emits them (windows by end, the keys of one in key order: rows carry
-//!   their key, [`OrderedRows`]) as they are drained. Nothing else waits for the parts.
+//!   answered at once, where the pipeline expects it ([`Admit::Late`]). A table is
+//!   never late.
+//! - **When results are due**: for windows, the smallest end of a window holding a
+//!   record routed since the last firing, or one the parts held then; for a table, each
+//!   period boundary the watermark crosses after the first (which places every part in
+//!   time at once), and the end of input. Then every part takes the records routed to
+//!   it, fires at that watermark and builds its rows on its worker; the pipeline thread
+//!   merges the parts' rows into the order one operator emits them (by time, then key:
+//!   rows carry their key, [`OrderedRows`]) as they are drained. Nothing else waits for
+//!   the parts.
 //! - **The watermark** each record was routed at goes with it, and its part moves to it
 //!   before taking the record: a part never holds a record in a window the pipeline
 //!   thread already counts as closed.
@@ -33,6 +37,7 @@
 //! the operator runs here, as it would unwrapped ([`SplitByKey::new`]).
 
 use super::fixed::Assigned;
+use super::state::floor_to;
 use super::{Admit, Aggregation, KeyHasher, KeyedOperator, Reach, Results, StateSize};
 use crate::driver::Context;
 use crate::errors::EvalError;
@@ -70,12 +75,25 @@ impl Grid {
     }
 }
 
-/// A window kind whose keys can be split: records are judged late, and windows known
+/// What decides, from time alone, whether a record is late and when results are due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// Tumbling or hopping windows: a record is late when the newest window holding it
+    /// has ended; a window is due at its end.
+    Windows(Grid),
+    /// A table emitting its changed keys each time the watermark crosses a multiple of
+    /// `every` ms: never late; the first watermark places it in time, and each boundary
+    /// after it (and the end of input) is due.
+    Boundaries { every: i64 },
+}
+
+/// An operator whose keys can be split: records are judged late, and results known
 /// due, from time alone.
 pub trait SplitsByKey<A: Aggregation>: KeyedOperator<A> {
-    /// The window's grid when nothing but a record's time and the watermark decides
-    /// whether it is late (no `allowed_lateness`, no `max_keys`); `None` otherwise.
-    fn time_grid(&self) -> Option<Grid>;
+    /// What decides lateness and firings when nothing but a record's time and the
+    /// watermark does (no `allowed_lateness`, no `max_keys`, no table `ttl`); `None`
+    /// otherwise.
+    fn clock(&self) -> Option<Clock>;
     /// What one operator holding the keys of every part would save, from what the parts
     /// saved (their keys apart, each moved to the same watermark): a checkpoint is the
     /// same whatever the number of threads.
@@ -114,24 +132,28 @@ where
     A: SplitTypes,
     O: SplitsByKey<A> + Send + 'static,
 {
-    /// The window `name`: `agg` compares results; `build` makes each part (or the one
-    /// operator). Split in as many parts as there are workers, when there are two or
-    /// more, `--split-windows` is not off, and the window's grid decides lateness; the
-    /// log says so.
+    /// The window or table `name`: `agg` compares results; `build` makes each part (or
+    /// the one operator). Split in as many parts as there are workers, when there are
+    /// two or more, `--split-windows` is not off, and time alone decides lateness and
+    /// firings ([`SplitsByKey::clock`]); the log says so.
     pub fn new(name: &str, ctx: &Context, agg: A, build: impl Fn() -> O) -> Self {
         let op = build();
         let parts = ctx.workers.as_ref().filter(|w| w.count() >= 2 && ctx.split_windows);
-        match (parts, op.time_grid()) {
-            (Some(workers), Some(grid)) => {
+        match (parts, op.clock()) {
+            (Some(workers), Some(clock)) => {
+                let message = match clock {
+                    Clock::Windows(_) => "window keys split by hash across the worker threads",
+                    Clock::Boundaries { .. } => "table keys split by hash across the worker threads",
+                };
                 crate::log::info(
-                    "window keys split by hash across the worker threads",
+                    message,
                     &[("component", name.into()), ("parts", workers.count().into())],
                 );
                 let late_reason = op.late_reason();
                 let parts = (0..workers.count()).map(|_| Part::new(build())).collect();
                 SplitByKey(How::Split(Box::new(Parts::new(
                     agg,
-                    grid,
+                    clock,
                     late_reason,
                     parts,
                     workers.clone(),
@@ -347,11 +369,16 @@ impl<A: Aggregation, O> Part<A, O> {
 
 struct Parts<A: Aggregation, O> {
     agg: A,
-    grid: Grid,
+    clock: Clock,
     wm: i64,
     epoch: u64,
-    /// The end of the first window holding a record, or `None` when none holds one.
+    /// Windows: the end of the first window holding a record, or `None` when none holds
+    /// one. A table: the next boundary, `None` before the first watermark.
     due: Option<i64>,
+    /// At the end of input, the time every row of a table's firing takes: the latest
+    /// of the parts' (one table stamps its last results with its latest change, which
+    /// each part knows of its own keys only).
+    stamp: Option<i64>,
     hasher: KeyHasher,
     parts: Vec<Part<A, O>>,
     workers: Workers,
@@ -370,14 +397,15 @@ where
     A: SplitTypes,
     O: KeyedOperator<A> + Send + 'static,
 {
-    fn new(agg: A, grid: Grid, late_reason: &'static str, parts: Vec<Part<A, O>>, workers: Workers) -> Self {
+    fn new(agg: A, clock: Clock, late_reason: &'static str, parts: Vec<Part<A, O>>, workers: Workers) -> Self {
         let (done_tx, done) = mpsc::channel();
         Parts {
             agg,
-            grid,
+            clock,
             wm: i64::MIN,
             epoch: 0,
             due: None,
+            stamp: None,
             hasher: KeyHasher::default(),
             parts,
             workers,
@@ -396,15 +424,17 @@ where
         A::Key: Borrow<Q>,
         Q: Hash + Eq + ?Sized + ToOwned<Owned = A::Key>,
     {
-        let mut windows = self.grid.windows(t);
-        if windows.last_end() <= self.wm {
-            return Admit::Late { watermark: self.wm };
-        }
-        // The first window of the record still open: not every hopping window holding
-        // a record behind the watermark is.
         let wm = self.wm;
-        if let Some((end, _)) = windows.find(|&(end, _)| end > wm) {
-            self.due = earliest(self.due, Some(end));
+        if let Clock::Windows(grid) = self.clock {
+            let mut windows = grid.windows(t);
+            if windows.last_end() <= wm {
+                return Admit::Late { watermark: wm };
+            }
+            // The first window of the record still open: not every hopping window
+            // holding a record behind the watermark is.
+            if let Some((end, _)) = windows.find(|&(end, _)| end > wm) {
+                self.due = earliest(self.due, Some(end));
+            }
         }
         let at = self.part_of(key);
         let part = &mut self.parts[at];
@@ -566,6 +596,29 @@ where
         Ok(())
     }
 
+    /// Moves to watermark `wm`; fires when results are due. True when there are results.
+    fn advance(&mut self, wm: i64) -> bool {
+        self.wm = self.wm.max(wm);
+        let wm = self.wm;
+        let fire = match (self.clock, self.due) {
+            (_, Some(due)) => due <= wm,
+            (Clock::Windows(_), None) => false,
+            // The end of input emits a table's changed keys, whether or not it was placed.
+            (Clock::Boundaries { .. }, None) if wm == i64::MAX => true,
+            (Clock::Boundaries { every }, None) => {
+                if wm > i64::MIN {
+                    // The first watermark crosses nothing; it places the table in time,
+                    // every part at once (a part placed by a later one would miss a
+                    // boundary).
+                    self.settle_at_watermark();
+                    self.due = Some(floor_to(wm, every).saturating_add(every));
+                }
+                false
+            }
+        };
+        fire && self.fire()
+    }
+
     /// Every part fires at the watermark and builds its rows (all at once, on their
     /// workers); the rows are merged as they are drained.
     fn fire(&mut self) -> bool {
@@ -588,6 +641,12 @@ where
             self.take_rows(at);
             self.refill(at);
         }
+        self.stamp = match self.clock {
+            Clock::Boundaries { .. } if wm == i64::MAX => {
+                self.parts.iter().filter_map(|p| p.head().map(|row| row.1)).max()
+            }
+            _ => None,
+        };
         self.has_emitted()
     }
 
@@ -622,8 +681,10 @@ where
     }
 
     /// Moves up to `max` rows into `buf` in the order one operator would have emitted
-    /// them: by time (a window's end), then key.
+    /// them: by time (a window's end, a table's boundary), then key.
     fn drain_emitted(&mut self, buf: &mut Results<A::Output>, max: usize) {
+        let stamp = self.stamp;
+        let time = |row: &(A::Output, i64)| stamp.unwrap_or(row.1);
         // Every part shows its next row, if it has one: a part whose chunk was merged
         // takes its next before a row of it is compared again.
         while buf.len() < max {
@@ -633,7 +694,10 @@ where
                 let before = match first {
                     None => true,
                     Some((_, best)) => {
-                        row.1.cmp(&best.1).then_with(|| self.agg.cmp_keys(&row.0, &best.0)) == Ordering::Less
+                        time(row)
+                            .cmp(&time(best))
+                            .then_with(|| self.agg.cmp_keys(&row.0, &best.0))
+                            == Ordering::Less
                     }
                 };
                 if before {
@@ -642,7 +706,9 @@ where
             }
             let Some((at, _)) = first else { return };
             let part = &mut self.parts[at];
-            buf.push_swapped(part.rows.row_mut(part.next));
+            let row = part.rows.row_mut(part.next);
+            row.1 = time(row);
+            buf.push_swapped(row);
             part.next += 1;
             self.refill(at);
         }
@@ -713,13 +779,7 @@ where
     fn on_watermark(&mut self, wm: i64) -> bool {
         match &mut self.0 {
             How::Here(op) => op.on_watermark(wm),
-            How::Split(parts) => {
-                parts.wm = parts.wm.max(wm);
-                match parts.due {
-                    Some(due) if due <= parts.wm => parts.fire(),
-                    _ => false,
-                }
-            }
+            How::Split(parts) => parts.advance(wm),
         }
     }
 
@@ -786,7 +846,7 @@ where
     fn take_evictions(&mut self) -> (u64, u64) {
         match &mut self.0 {
             How::Here(op) => op.take_evictions(),
-            // No `max_keys`, no table: nothing is evicted.
+            // No `max_keys`, no table `ttl`: nothing is evicted or expires.
             How::Split(_) => (0, 0),
         }
     }
@@ -820,7 +880,7 @@ mod tests {
     use super::*;
     use crate::settings::Settings;
     use crate::windows::state::testing::{opts, CountSum, Out};
-    use crate::windows::{FixedWindows, PanedWindows};
+    use crate::windows::{Emit, FixedWindows, PanedWindows, Table};
 
     impl OrderedRows for CountSum {
         fn cmp_keys(&self, a: &Out, b: &Out) -> Ordering {
@@ -917,6 +977,89 @@ mod tests {
                     assert!(drive(&mut split) == expected, "panes {size}/{slide}, {threads} threads");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn split_tables_give_what_one_table_gives_for_any_number_of_parts() {
+        // Boundaries every 10 and 37 ms, and one past the end of the records: the end of
+        // input alone emits, every row stamped with the latest change of all the parts'.
+        for every in [10, 37, 100_000] {
+            let table = || Table::new(CountSum, Emit::Every(every), None, opts(0));
+            let expected = drive(&mut table());
+            let firings: Vec<usize> = expected
+                .iter()
+                .filter_map(|s| if let Seen::Rows(r) = s { Some(r.len()) } else { None })
+                .collect();
+            let least = if every == 100_000 { 1 } else { 100 };
+            assert!(
+                firings.len() >= least && firings.iter().sum::<usize>() >= 97,
+                "the test has firings ({firings:?})"
+            );
+            for threads in [3, 4, 6] {
+                let mut split = SplitByKey::new("tables.t", &context(threads, None), CountSum, table);
+                assert_eq!(split.parts(), threads - 1);
+                assert!(drive(&mut split) == expected, "every {every}, {threads} threads");
+            }
+        }
+    }
+
+    #[test]
+    fn a_split_table_saves_what_one_table_saves_and_restores_into_any_number_of_parts() {
+        let table = || Table::new(CountSum, Emit::Every(30), None, opts(0));
+        let mut one_saves = Vec::new();
+        let one_rows = feed(&mut table(), 0, 5_000, &mut one_saves);
+        let mut split_saves = Vec::new();
+        let split_rows = feed(
+            &mut SplitByKey::new("tables.t", &context(4, None), CountSum, table),
+            0,
+            5_000,
+            &mut split_saves,
+        );
+        assert!(one_rows.len() > 1_000 && one_saves.len() == 7);
+        assert!(
+            split_rows == one_rows && split_saves == one_saves,
+            "the same rows and checkpoints"
+        );
+        let mut restored = table();
+        restored.restore_state(&one_saves[2]).unwrap_or_else(|e| panic!("{e}"));
+        let expected = feed(&mut restored, 2_100, 5_000, &mut Vec::new());
+        for threads in [3, 5] {
+            let mut split = SplitByKey::new("tables.t", &context(threads, None), CountSum, table);
+            split.restore_state(&one_saves[2]).unwrap_or_else(|e| panic!("{e}"));
+            assert!(
+                feed(&mut split, 2_100, 5_000, &mut Vec::new()) == expected,
+                "{threads} threads"
+            );
+        }
+        // Saved before the first watermark: the restored parts are placed by the next.
+        let mut before = Vec::new();
+        table().save_state(&mut before).unwrap_or_else(|e| panic!("{e}"));
+        let expected = feed(&mut table(), 0, 3_000, &mut Vec::new());
+        let mut split = SplitByKey::new("tables.t", &context(3, None), CountSum, table);
+        split.restore_state(&before).unwrap_or_else(|e| panic!("{e}"));
+        assert!(feed(&mut split, 0, 3_000, &mut Vec::new()) == expected);
+    }
+
+    #[test]
+    fn a_table_runs_whole_when_a_record_may_emit() {
+        let whole = [
+            (Emit::Change, None, opts(0), "emits every change"),
+            (Emit::Every(10), Some(100), opts(0), "a ttl"),
+            (
+                Emit::Every(10),
+                None,
+                crate::windows::state::testing::limited(5, crate::windows::OnFull::EvictOldest),
+                "max_keys",
+            ),
+        ];
+        for (emit, ttl, opts, why) in whole {
+            let table = || Table::new(CountSum, emit, ttl, opts);
+            assert_eq!(
+                SplitByKey::new("tables.t", &context(3, None), CountSum, table).parts(),
+                1,
+                "{why}"
+            );
         }
     }
 

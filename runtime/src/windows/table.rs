@@ -5,12 +5,12 @@
 //! eviction order included (the least recently changed rows go first).
 
 use super::state::{entry_bytes, eviction_batch, floor_to, restore, results_waiting, save, Sorted};
-use super::KeyMap;
-use super::{Admit, Aggregation, KeyedOperator, OnFull, StateOptions, StateSize, Window};
+use super::{Admit, Aggregation, Keyed, KeyedOperator, OnFull, StateOptions, StateSize, Window};
+use super::{Clock, KeyMap, SplitsByKey};
 use crate::errors::EvalError;
 use serde::{Deserialize, Serialize};
 use std::borrow::Borrow;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::hash::Hash;
 
 /// When a table emits the result of a key.
@@ -240,6 +240,68 @@ impl<A: Aggregation> Table<A> {
             }
             self.evicted += 1;
         }
+    }
+}
+
+/// A saved state read with its rows in key order, to be joined or split.
+type SavedRows<A> = Saved<BTreeMap<<A as Keyed>::Key, Row<<A as Aggregation>::Acc>>>;
+
+/// Emitting on a clock, without `ttl` or `max_keys`, a table's results are due at
+/// boundaries alone. (With a `ttl`, a record for a key expired but not swept yet emits
+/// the key's last result at once; with `Emit::Change`, every record does.)
+impl<A: Aggregation> SplitsByKey<A> for Table<A> {
+    fn clock(&self) -> Option<Clock> {
+        match (self.emit, self.ttl, self.opts.max_keys) {
+            (Emit::Every(every), None, None) => Some(Clock::Boundaries { every }),
+            _ => None,
+        }
+    }
+
+    /// Every part's rows, in key order; the parts, moved to one watermark, hold the
+    /// same watermark and boundary (the latest is taken all the same).
+    fn join_saved(parts: &[Vec<u8>]) -> Result<Vec<u8>, String> {
+        let mut joined: SavedRows<A> = Saved {
+            wm: i64::MIN,
+            boundary: None,
+            next_sweep: i64::MIN,
+            rows: BTreeMap::new(),
+        };
+        for bytes in parts {
+            let part: SavedRows<A> = restore(bytes)?;
+            joined.wm = joined.wm.max(part.wm);
+            joined.boundary = joined.boundary.max(part.boundary);
+            joined.next_sweep = joined.next_sweep.max(part.next_sweep);
+            joined.rows.extend(part.rows);
+        }
+        let mut out = Vec::new();
+        save(&joined, &mut out)?;
+        Ok(out)
+    }
+
+    fn split_saved(
+        saved: &[u8],
+        parts: usize,
+        part_of: &dyn Fn(&A::Key) -> usize,
+    ) -> Result<(i64, Vec<Vec<u8>>), String> {
+        let whole: SavedRows<A> = restore(saved)?;
+        let mut split: Vec<BTreeMap<A::Key, Row<A::Acc>>> = (0..parts).map(|_| BTreeMap::new()).collect();
+        for (key, row) in whole.rows {
+            let at = part_of(&key).min(parts - 1);
+            split[at].insert(key, row);
+        }
+        let mut out = Vec::with_capacity(parts);
+        for rows in split {
+            let mut bytes = Vec::new();
+            let part = Saved {
+                wm: whole.wm,
+                boundary: whole.boundary,
+                next_sweep: whole.next_sweep,
+                rows,
+            };
+            save(&part, &mut bytes)?;
+            out.push(bytes);
+        }
+        Ok((whole.wm, out))
     }
 }
 
