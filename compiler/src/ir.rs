@@ -308,6 +308,25 @@ pub struct IrTable {
     /// `None`: a row on every change; `Some(ms)`: changed rows every interval.
     pub emit_every: Option<i64>,
     pub ttl: Option<i64>,
+    /// A lookup join reads its rows (set once every operator is known).
+    pub looked_up: bool,
+}
+
+impl IrTable {
+    /// The runtime may split this table's keys across the workers, as a window's
+    /// ([`IrWindow::splits_by_key`]): it emits on a clock alone (an interval, no `ttl`,
+    /// no `max_keys`: with a `ttl`, a record of a key expired but not swept yet emits
+    /// the key's last row at once), no lookup join reads a row at a record, and its
+    /// records cannot fail to be added.
+    pub fn splits_by_key(&self) -> bool {
+        let a = &self.aggregation;
+        self.emit_every.is_some()
+            && self.ttl.is_none()
+            && !self.looked_up
+            && a.max_keys.is_none()
+            && !a.key.is_empty()
+            && a.aggregates.iter().all(|(_, agg)| adds_without_failing(agg))
+    }
 }
 
 /// A pattern: steps matched per key on event time, and what a match gives.

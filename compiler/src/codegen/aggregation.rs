@@ -411,10 +411,14 @@ pub fn items(op: &IrOperator, exprs: &mut ExprGen) -> TokenStream {
     }
 }
 
-/// A window whose keys the runtime may split across the workers (see
-/// [`crate::ir::IrWindow::splits_by_key`]).
+/// A window or table whose keys the runtime may split across the workers (see
+/// [`crate::ir::IrWindow::splits_by_key`], [`crate::ir::IrTable::splits_by_key`]).
 fn splits_by_key(op: &IrOperator) -> bool {
-    matches!(&op.kind, IrOperatorKind::Window(w) if w.splits_by_key())
+    match &op.kind {
+        IrOperatorKind::Window(w) => w.splits_by_key(),
+        IrOperatorKind::Table(t) => t.splits_by_key(),
+        _ => false,
+    }
 }
 
 /// The field type in the `Nodes` struct.
@@ -431,6 +435,7 @@ pub fn node_type(op: &IrOperator) -> TokenStream {
             IrWindowKind::Session { .. } => quote!(SessionWindows<#agg>),
             IrWindowKind::Count { .. } => quote!(CountWindows<#agg>),
         },
+        IrOperatorKind::Table(t) if t.splits_by_key() => quote!(SplitByKey<#agg, Table<#agg>>),
         IrOperatorKind::Table(_) => quote!(Table<#agg>),
         IrOperatorKind::Transform(_)
         | IrOperatorKind::Join(_)
@@ -489,7 +494,11 @@ pub fn construct(op: &IrOperator) -> TokenStream {
                 Some(ms) => quote!(Some(#ms)),
                 None => quote!(None),
             };
-            quote!(Table::new(#agg, #emit, #ttl, #opts))
+            let table = quote!(Table::new(#agg, #emit, #ttl, #opts));
+            match t.splits_by_key() {
+                true => quote!(SplitByKey::new(#component, ctx, #agg, || #table)),
+                false => table,
+            }
         }
         IrOperatorKind::Transform(_)
         | IrOperatorKind::Join(_)
@@ -514,6 +523,16 @@ mod tests {
     fn generated(window: &str) -> String {
         let spec = format!(
             "name: t\nschemas:\n  event: {{ key: string, other: i64?, n: i64, x: f64, ts: timestamp_ms }}\nsources:\n  events: {{ type: file, path: in.jsonl, schema: event, event_time: ts }}\nwindows:\n  w: {{ input: events, {window} }}\nsinks:\n  o: {{ type: file, input: w, path: o.jsonl }}\n"
+        );
+        crate::compile_text("t.yaml", &spec)
+            .unwrap_or_else(|e| panic!("{e:?}\n{spec}"))
+            .main_rs
+    }
+
+    /// The same with the one table `w` instead, and `more` (another section) after it.
+    fn generated_table(table: &str, more: &str) -> String {
+        let spec = format!(
+            "name: t\nschemas:\n  event: {{ key: string, other: i64?, n: i64, x: f64, ts: timestamp_ms }}\nsources:\n  events: {{ type: file, path: in.jsonl, schema: event, event_time: ts }}\ntables:\n  w: {{ input: events, key: key, {table} }}\n{more}sinks:\n  o: {{ type: file, input: w, path: o.jsonl }}\n"
         );
         crate::compile_text("t.yaml", &spec)
             .unwrap_or_else(|e| panic!("{e:?}\n{spec}"))
@@ -555,6 +574,26 @@ mod tests {
             assert!(
                 !code.contains("SplitByKey") && !code.contains("OrderedRows"),
                 "{window}\n{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_table_emitting_on_a_clock_splits_and_one_that_emits_at_a_record_runs_whole() {
+        let code = generated_table("emit: 10s, aggregate: { c: count(), a: avg(x) }", "");
+        assert!(split(&code), "{code}");
+        let lookup = "joins:\n  j: { input: events, key: key, lookup: { table: w } }\n";
+        for (table, more) in [
+            ("aggregate: { c: count() }", ""),
+            ("emit: 10s, ttl: 1m, aggregate: { c: count() }", ""),
+            ("emit: 10s, max_keys: 100, aggregate: { c: count() }", ""),
+            ("emit: 10s, aggregate: { s: sum(n) }", ""),
+            ("emit: 10s, aggregate: { c: count() }", lookup),
+        ] {
+            let code = generated_table(table, more);
+            assert!(
+                !code.contains("SplitByKey") && !code.contains("OrderedRows"),
+                "{table} {more}\n{code}"
             );
         }
     }

@@ -24,7 +24,7 @@ use std::collections::BTreeSet;
 use sha2::{Digest, Sha256};
 
 use crate::diagnostics::SpecError;
-use crate::ir::{Ir, IrOperator, IrSetting, IrSink, IrSource, Node};
+use crate::ir::{Ir, IrJoin, IrLookup, IrOperator, IrOperatorKind, IrSetting, IrSink, IrSource, Node};
 use crate::names::Names;
 use crate::spec::duration::parse_millis;
 use crate::spec::spans::{span_in_scalar, Span, SpanIndex};
@@ -226,6 +226,25 @@ pub(crate) fn number_setting(
     false
 }
 
+/// Marks each table a lookup join reads ([`IrTable::looked_up`]).
+fn mark_looked_up_tables(operators: &mut [IrOperator]) {
+    let read: Vec<String> = operators
+        .iter()
+        .filter_map(|op| match &op.kind {
+            IrOperatorKind::Join(IrJoin {
+                source: IrLookup::Table { stem },
+                ..
+            }) => Some(stem.clone()),
+            _ => None,
+        })
+        .collect();
+    for op in operators {
+        if let IrOperatorKind::Table(table) = &mut op.kind {
+            table.looked_up = read.contains(&op.stem);
+        }
+    }
+}
+
 fn build_ir(spec: &Spec, cx: &mut Cx) -> Option<Ir> {
     names::check(spec, cx);
     let schemas = records::from_schemas(spec, &mut cx.names);
@@ -284,6 +303,7 @@ fn build_ir(spec: &Spec, cx: &mut Cx) -> Option<Ir> {
             Upstream::DeadLetters | Upstream::Unreadable => {}
         }
     }
+    mark_looked_up_tables(&mut ordered);
     let mut records = Vec::new();
     records::collect(&sources, &ordered, &mut records);
     Some(Ir {

@@ -67,5 +67,6 @@ pub fn table(name: &str, spec: &TableSpec, input: &RecordType, cx: &mut Cx) -> O
         aggregation,
         emit_every,
         ttl,
+        looked_up: false,
     })
 }
