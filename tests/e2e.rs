@@ -665,13 +665,14 @@ fn window_and_table_examples_write_the_same_bytes_for_any_threads_and_batch_size
 }
 
 /// With three threads or more, a tumbling or hopping window whose records cannot fail
-/// to be added is split by key hash across the workers (the log says so): each part
-/// fires on its worker and the pipeline thread merges their rows. What it writes (rows,
-/// late records, dead letters of late records and of lines that do not decode) is the
-/// same, byte for byte, as with one thread, for 2, 3 and 8 threads and batches of 1, 7
-/// and 1,024 records, and with `--split-windows off`; the counters add up.
+/// to be added, and a table emitting on an interval, are split by key hash across the
+/// workers (the log says so): each part fires on its worker and the pipeline thread
+/// merges their rows. What it writes (rows, late records, dead letters of late records
+/// and of lines that do not decode) is the same, byte for byte, as with one thread, for
+/// 2, 3 and 8 threads and batches of 1, 7 and 1,024 records, and with
+/// `--split-windows off`; the counters add up.
 #[test]
-fn windows_split_by_key_write_the_same_bytes_for_any_threads_and_batch_size() {
+fn windows_and_tables_split_by_key_write_the_same_bytes_for_any_threads_and_batch_size() {
     let dir = support::workdir("e2e_split");
     let mut rng = Rng(53);
     let mut readings = String::new();
@@ -695,7 +696,7 @@ fn windows_split_by_key_write_the_same_bytes_for_any_threads_and_batch_size() {
     }
     fs::write(dir.join("readings.jsonl"), readings).unwrap();
     let bin = build("tests/pipelines/win_split.yaml");
-    let files = ["sensors.jsonl", "late.jsonl", "sites.jsonl"];
+    let files = ["sensors.jsonl", "late.jsonl", "sites.jsonl", "totals.jsonl"];
     let run_with = |threads: &str, batch: &str, split: &str| {
         let output = Command::new(&bin)
             .args(["--threads", threads, "--batch-size", batch, "--split-windows", split])
@@ -703,18 +704,23 @@ fn windows_split_by_key_write_the_same_bytes_for_any_threads_and_batch_size() {
             .env("SENSORS_PATH", dir.join(files[0]))
             .env("LATE_PATH", dir.join(files[1]))
             .env("SITES_PATH", dir.join(files[2]))
+            .env("TOTALS_PATH", dir.join(files[3]))
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "{stderr}");
-        let split_logged = stderr.matches("window keys split by hash").count();
+        let logged = |kind: &str| stderr.matches(&format!("{kind} keys split by hash")).count();
         let workers = threads.parse::<usize>().unwrap() - 1;
-        let expected = if workers >= 2 && split == "on" { 2 } else { 0 };
+        let split_here = workers >= 2 && split == "on";
         assert_eq!(
-            split_logged, expected,
+            (logged("window"), logged("table")),
+            if split_here { (2, 1) } else { (0, 0) },
             "--threads {threads} --split-windows {split}: {stderr}"
         );
         let c = counters(&output.stderr);
+        let table = "tables.sensor_totals";
+        assert_eq!(counter(&c, table, "received"), counter(&c, "sources.readings", "sent"));
+        assert_eq!(counter(&c, table, "received"), counter(&c, table, "aggregated"));
         for window in ["windows.per_sensor", "windows.per_site"] {
             let received = counter(&c, window, "received");
             assert_eq!(received, counter(&c, "sources.readings", "sent"), "{window}");
@@ -733,6 +739,10 @@ fn windows_split_by_key_write_the_same_bytes_for_any_threads_and_batch_size() {
     };
     let (reference, letters, c) = run_with("1", "1024", "on");
     assert!(json_lines(&reference[0]).len() > 5_000 && json_lines(&reference[2]).len() > 10_000);
+    // The table emits its 400 sensors' rows at each 3-s boundary (20 of them) and at the
+    // end of input.
+    let totals = json_lines(&reference[3]);
+    assert!(totals.len() > 5_000, "{} rows", totals.len());
     let late = counter(&c, "windows.per_sensor", "late");
     assert!(
         late > 30 && json_lines(&reference[1]).len() as u64 == late,
@@ -763,6 +773,7 @@ fn windows_split_by_key_write_the_same_bytes_for_any_threads_and_batch_size() {
         .env("SENSORS_PATH", "/dev/full")
         .env("LATE_PATH", dir.join(files[1]))
         .env("SITES_PATH", dir.join(files[2]))
+        .env("TOTALS_PATH", dir.join(files[3]))
         .output()
         .unwrap();
     let rows = json_lines(&reference[0]).len() as u64;
