@@ -29,7 +29,7 @@ pub struct Args {
     /// `--threads`: threads in all, the pipeline's own included (else `$RILL_THREADS`,
     /// else the cores available).
     pub threads: Option<usize>,
-    /// `--split-windows off`: no window is split by key across the workers (else
+    /// `--split-windows off`: no window or table is split by key across the workers (else
     /// `$RILL_SPLIT_WINDOWS`, else on).
     pub split_windows: Option<bool>,
 }
@@ -239,8 +239,9 @@ pub fn help_text(info: &PipelineInfo) -> String {
            --threads N          threads in all; sources decode on the others (default:\n                       \
            $RILL_THREADS, else the cores available; 1: one thread)\n  \
            --split-windows on|off\n                       \
-           with 3 threads or more, split tumbling and hopping windows by key\n                       \
-           across the others (default: $RILL_SPLIT_WINDOWS, else on)\n  \
+           with 3 threads or more, split tumbling and hopping windows, and tables\n                       \
+           emitting on an interval, by key across the others (default:\n                       \
+           $RILL_SPLIT_WINDOWS, else on)\n  \
            --metrics-addr ADDR  serve Prometheus /metrics and /health on HOST:PORT\n                       \
            (default: $RILL_METRICS_ADDR, else nothing listens)\n  \
            --state-dir DIR      keep checkpoints and disk buffers in DIR, and resume from\n                       \

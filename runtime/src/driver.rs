@@ -108,7 +108,7 @@ pub struct Context {
     /// Threads besides the pipeline's that sources hand decoding to (`--threads`);
     /// `None` with one thread.
     pub workers: Option<crate::workers::Workers>,
-    /// Windows may be split by key across the workers (`--split-windows`).
+    /// Windows and tables may be split by key across the workers (`--split-windows`).
     pub split_windows: bool,
 }
 
