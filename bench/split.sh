@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# What splitting a window by key hash across the worker threads changes (`--threads 3`,
-# `--split-windows on` against `off`), on the windowed and hopping workloads
-# (bench/windowed.yaml, bench/hopping.yaml: N readings of 10,000 devices): wall and CPU
+# What splitting a window or table by key hash across the worker threads changes
+# (`--threads 3`, `--split-windows on` against `off`), on the windowed, hopping and table
+# workloads (bench/windowed.yaml, bench/hopping.yaml, bench/table.yaml: N readings of
+# 10,000 devices): wall and CPU
 # time and peak RSS, best of RUNS each, interleaved, and where the CPU time goes, thread
 # by thread, from `perf record` samples (1,000 a second of CPU time).
 #
@@ -28,11 +29,12 @@ unset RILL_TARGET_DIR CARGO_TARGET_DIR RILL_STATE_DIR RILL_SPLIT_WINDOWS || true
 
 log() { printf '\n== %s\n' "$*" >&2; }
 
-log "building rill, the input generator, bench/windowed.yaml and bench/hopping.yaml"
+log "building rill, the input generator, bench/windowed.yaml, bench/hopping.yaml and bench/table.yaml"
 cargo build -q --release -p rill --manifest-path "$ROOT/Cargo.toml"
 cargo build -q --release --manifest-path "$ROOT/bench/baseline/Cargo.toml" --target-dir "$OUT/baseline-target"
 RILL=$ROOT/target/release/rill
-for job in windowed hopping; do
+JOBS="windowed hopping table"
+for job in $JOBS; do
     "$RILL" build "$ROOT/bench/$job.yaml" --release -o "$DIR/$job" >"$DIR/build.log" 2>&1 || { cat "$DIR/build.log" >&2; exit 1; }
 done
 INPUT=$OUT/input-window-$N.jsonl
@@ -54,12 +56,12 @@ run() {
 
 RESULTS=$DIR/results.md
 {
-    echo "# Windows split by key hash: --threads 3, --split-windows on/off ($(date -u +%FT%TZ), $N readings, $(nproc) cores)"
+    echo "# Windows and tables split by key hash: --threads 3, --split-windows on/off ($(date -u +%FT%TZ), $N readings, $(nproc) cores)"
     echo
     echo "| job | split | wall (best of $RUNS) | CPU | peak RSS | pipeline thread's samples | workers' samples |"
     echo "|---|---|---:|---:|---:|---:|---:|"
 } >"$RESULTS"
-for job in windowed hopping; do
+for job in $JOBS; do
     log "$job: one thread, for the output to compare"
     BENCH_OUT=$DIR/out-$job-one.jsonl "$DIR/$job" --threads 1 >/dev/null 2>/dev/null
     declare -A best=()
@@ -72,8 +74,8 @@ for job in windowed hopping; do
             fi
         done
     done
-    grep -q "window keys split by hash" "$DIR/stderr-$job-on.txt" || { echo "$job: not split with --split-windows on" >&2; exit 1; }
-    if grep -q "window keys split by hash" "$DIR/stderr-$job-off.txt"; then echo "$job: split with --split-windows off" >&2; exit 1; fi
+    grep -q "keys split by hash" "$DIR/stderr-$job-on.txt" || { echo "$job: not split with --split-windows on" >&2; exit 1; }
+    if grep -q "keys split by hash" "$DIR/stderr-$job-off.txt"; then echo "$job: split with --split-windows off" >&2; exit 1; fi
     for split in on off; do
         read -r wall cpu rss <<<"${best[$split]}"
         samples="| (no perf) | (no perf) |"

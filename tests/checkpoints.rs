@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use support::{build, workdir, Rng, PATIENCE};
 
 const SPEC: &str = "tests/pipelines/crash_windows.yaml";
-const OUTPUTS: [&str; 8] = [
+const OUTPUTS: [&str; 9] = [
     "windows.jsonl",
     "slides.jsonl",
     "late.jsonl",
@@ -22,6 +22,7 @@ const OUTPUTS: [&str; 8] = [
     "joins.jsonl",
     "values.jsonl",
     "copies.jsonl",
+    "every.jsonl",
 ];
 
 /// `n` readings of 30 devices, mostly in order, some up to 2.5 s early (behind the
@@ -76,6 +77,7 @@ impl Files {
             .env("JOINS_PATH", self.dir.join("joins.jsonl"))
             .env("VALUES_PATH", self.dir.join("values.jsonl"))
             .env("COPIES_PATH", self.dir.join("copies.jsonl"))
+            .env("EVERY_PATH", self.dir.join("every.jsonl"))
             .env_remove("RILL_STATE_DIR")
             .stdin(Stdio::null())
             .stdout(Stdio::null());
@@ -228,17 +230,18 @@ fn killed_at_random_moments_the_output_equals_an_uninterrupted_runs() {
     let trial = crash_until_done(&files, &bin, 2026, 24, u32::MAX);
     assert!(trial.kills >= 20, "{trial:?}");
     assert_same_outputs(&files.outputs(), &expected, &trial);
-    // With 3 threads the window `by_value` is split by key across the workers: its
-    // parts' states were saved as one and split again at every restart (a run killed
-    // before it started has no log line).
+    // With 3 threads the window `by_value` and the table `per_device_every` are split
+    // by key across the workers: their parts' states were saved as one and split again
+    // at every restart (a run killed before it started has no log line).
     let log = std::fs::read_to_string(files.dir.join("runs.log")).unwrap();
-    let (split, started) = (
+    let (windows, tables, started) = (
         log.matches("window keys split by hash").count(),
+        log.matches("table keys split by hash").count(),
         log.matches("pipeline started").count(),
     );
     assert!(
-        started > 10 && split >= started,
-        "every run that started split the window ({split} of {started})"
+        started > 10 && windows >= started && tables >= started,
+        "every run that started split the window ({windows}) and the table ({tables}) of {started}"
     );
     eprintln!("crash trial: {trial:?}, outputs equal");
 }
