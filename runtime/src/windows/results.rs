@@ -61,6 +61,20 @@ impl<O> Results<O> {
         self.len += 1;
     }
 
+    /// Adds `row`, handing back the kept row in its place, if there was one, to be
+    /// written over by whoever builds the next.
+    pub(crate) fn push_keeping(&mut self, row: (O, i64)) -> Option<(O, i64)> {
+        let kept = match self.rows.get_mut(self.len) {
+            Some(kept) => Some(std::mem::replace(kept, row)),
+            None => {
+                self.rows.push(row);
+                None
+            }
+        };
+        self.len += 1;
+        kept
+    }
+
     /// Row `at` (one in use), to be swapped out by [`Self::push_swapped`].
     pub(crate) fn row_mut(&mut self, at: usize) -> &mut (O, i64) {
         &mut self.rows[..self.len][at]

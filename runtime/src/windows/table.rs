@@ -6,7 +6,7 @@
 
 use super::state::{entry_bytes, eviction_batch, floor_to, restore, results_waiting, save, Sorted};
 use super::{Admit, Aggregation, Keyed, KeyedOperator, OnFull, StateOptions, StateSize, Window};
-use super::{Clock, KeyMap, SplitsByKey};
+use super::{Clock, KeyMap, Results, SplitsByKey};
 use crate::errors::EvalError;
 use serde::{Deserialize, Serialize};
 use std::borrow::Borrow;
@@ -23,6 +23,10 @@ pub enum Emit {
     Every(i64),
 }
 
+/// Rows kept to be written over, at most: a table emitting every change hands its
+/// rows downstream one at a time, so a few are enough there.
+const SPARE: usize = 4096;
+
 /// One key's running aggregate.
 #[derive(Serialize, Deserialize)]
 struct Row<Acc> {
@@ -32,6 +36,38 @@ struct Row<Acc> {
     last: i64,
     /// Changed since its result was last emitted (`Emit::Every` only).
     dirty: bool,
+}
+
+impl<Acc> Row<Acc> {
+    /// The window its results carry: `[first, last + 1)`.
+    fn window(&self) -> Window {
+        Window {
+            start: self.first,
+            end: self.last.saturating_add(1),
+        }
+    }
+}
+
+/// Results waiting to be handed downstream, and rows handed back from the buffer they
+/// were drained into, written over by the next results: a table emitting every change
+/// would otherwise build a row (its key's string) for each record and free the one
+/// before.
+struct Emitted<O> {
+    queue: VecDeque<(O, i64)>,
+    spare: Vec<O>,
+}
+
+impl<O> Emitted<O> {
+    fn push<A: Aggregation<Output = O>>(&mut self, agg: &A, key: &A::Key, row: &Row<A::Acc>, time: i64) {
+        let result = match self.spare.pop() {
+            Some(mut kept) => {
+                agg.output_into(key, row.window(), &row.acc, false, &mut kept);
+                kept
+            }
+            None => agg.output(key, row.window(), &row.acc, false),
+        };
+        self.queue.push_back((result, time));
+    }
 }
 
 /// What a checkpoint holds of a [`Table`]. `M` is [`Sorted`] when saving and a
@@ -93,7 +129,7 @@ pub struct Table<A: Aggregation> {
     boundary: Option<i64>,
     /// The watermark from which the next TTL sweep may run.
     next_sweep: i64,
-    out: VecDeque<(A::Output, i64)>,
+    out: Emitted<A::Output>,
     evicted: u64,
     expired: u64,
 }
@@ -120,7 +156,10 @@ impl<A: Aggregation> Table<A> {
             epoch: 0,
             boundary: None,
             next_sweep: i64::MIN,
-            out: VecDeque::new(),
+            out: Emitted {
+                queue: VecDeque::new(),
+                spare: Vec::new(),
+            },
             evicted: 0,
             expired: 0,
         }
@@ -137,20 +176,7 @@ impl<A: Aggregation> Table<A> {
         if self.ttl.is_some_and(|ttl| row.last.saturating_add(ttl) <= self.wm) {
             return None;
         }
-        let window = Window {
-            start: row.first,
-            end: row.last.saturating_add(1),
-        };
-        Some(self.agg.output(key, window, &row.acc, false))
-    }
-
-    fn push(&mut self, key: &A::Key, row: &Row<A::Acc>, time: i64) {
-        let window = Window {
-            start: row.first,
-            end: row.last.saturating_add(1),
-        };
-        let result = self.agg.output(key, window, &row.acc, false);
-        self.out.push_back((result, time));
+        Some(self.agg.output(key, row.window(), &row.acc, false))
     }
 
     /// The stamp of a result emitted outside a boundary: `boundary - 1` of the first
@@ -177,12 +203,7 @@ impl<A: Aggregation> Table<A> {
         dirty.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let time = time.unwrap_or_else(|| self.stamp(dirty.iter().map(|(_, row)| row.last).max().unwrap_or(i64::MIN)));
         for (key, row) in dirty {
-            let window = Window {
-                start: row.first,
-                end: row.last.saturating_add(1),
-            };
-            self.out
-                .push_back((self.agg.output(key, window, &row.acc, false), time));
+            self.out.push(&self.agg, key, row, time);
         }
         self.rows.values_mut().for_each(|row| row.dirty = false);
         self.dirty = 0;
@@ -202,12 +223,7 @@ impl<A: Aggregation> Table<A> {
             due.sort_unstable_by(|a, b| a.0.cmp(b.0));
             emitted = !due.is_empty();
             for (key, row) in due {
-                let window = Window {
-                    start: row.first,
-                    end: row.last.saturating_add(1),
-                };
-                let result = self.agg.output(key, window, &row.acc, false);
-                self.out.push_back((result, self.stamp(row.last)));
+                self.out.push(&self.agg, key, row, self.stamp(row.last));
             }
         }
         let before = self.rows.len();
@@ -236,7 +252,7 @@ impl<A: Aggregation> Table<A> {
             let row = self.rows.remove(&key).expect("a victim is a key of the table");
             if row.dirty {
                 self.dirty -= 1;
-                self.push(&key, &row, self.stamp(row.last));
+                self.out.push(&self.agg, &key, &row, self.stamp(row.last));
             }
             self.evicted += 1;
         }
@@ -320,11 +336,7 @@ impl<A: Aggregation> KeyedOperator<A> for Table<A> {
                 match self.emit {
                     Emit::Change => {
                         let (key, row) = self.rows.get_key_value(key).expect("the key was just found");
-                        let window = Window {
-                            start: row.first,
-                            end: row.last.saturating_add(1),
-                        };
-                        self.out.push_back((self.agg.output(key, window, &row.acc, false), t));
+                        self.out.push(&self.agg, key, row, t);
                     }
                     Emit::Every(_) if !row.dirty => {
                         row.dirty = true;
@@ -357,7 +369,7 @@ impl<A: Aggregation> KeyedOperator<A> for Table<A> {
             self.expired += 1;
             if old.dirty {
                 self.dirty -= 1;
-                self.push(&owned, &old, self.stamp(old.last));
+                self.out.push(&self.agg, &owned, &old, self.stamp(old.last));
             }
             owned
         } else {
@@ -373,7 +385,7 @@ impl<A: Aggregation> KeyedOperator<A> for Table<A> {
             dirty: false,
         };
         match self.emit {
-            Emit::Change => self.push(&owned, &row, t),
+            Emit::Change => self.out.push(&self.agg, &owned, &row, t),
             Emit::Every(_) => {
                 row.dirty = true;
                 self.dirty_epoch = match self.dirty {
@@ -442,7 +454,19 @@ impl<A: Aggregation> KeyedOperator<A> for Table<A> {
     }
 
     fn emitted(&mut self) -> &mut VecDeque<(A::Output, i64)> {
-        &mut self.out
+        &mut self.out.queue
+    }
+
+    /// The rows `buf` held before go back to be written over.
+    fn drain_emitted(&mut self, buf: &mut Results<A::Output>, max: usize) {
+        while buf.len() < max {
+            let Some(row) = self.out.queue.pop_front() else { return };
+            if let Some((kept, _)) = buf.push_keeping(row) {
+                if self.out.spare.len() < SPARE {
+                    self.out.spare.push(kept);
+                }
+            }
+        }
     }
 
     fn entries(&self) -> usize {
@@ -466,8 +490,8 @@ impl<A: Aggregation> KeyedOperator<A> for Table<A> {
     }
 
     fn save_state(&self, out: &mut Vec<u8>) -> Result<(), String> {
-        if !self.out.is_empty() {
-            return Err(results_waiting(self.out.len()));
+        if !self.out.queue.is_empty() {
+            return Err(results_waiting(self.out.queue.len()));
         }
         let saved = Saved {
             wm: self.wm,
@@ -488,7 +512,7 @@ impl<A: Aggregation> KeyedOperator<A> for Table<A> {
         self.wm = saved.wm;
         self.boundary = saved.boundary;
         self.next_sweep = saved.next_sweep;
-        self.out.clear();
+        self.out.queue.clear();
         Ok(())
     }
 }
@@ -519,6 +543,30 @@ mod tests {
         op.on_close();
         assert_eq!(drain(&mut op), []);
         assert_eq!(op.state_size().entries, 2);
+    }
+
+    #[test]
+    fn rows_drained_into_a_kept_buffer_come_back_to_be_written_over() {
+        let mut op = Table::new(CountSum, Emit::Change, None, opts(0));
+        let (mut buf, mut got) = (Results::default(), Vec::new());
+        for (i, key) in ["a", "b", "a", "c", "b", "a"].into_iter().enumerate() {
+            feed(&mut op, key, i as i64 + 1, 1_000 + i as i64);
+            buf.clear();
+            op.drain_emitted(&mut buf, 256);
+            got.extend(buf.as_slice().iter().cloned());
+        }
+        assert_eq!(op.out.spare.len(), 1, "the row the buffer held came back");
+        assert_eq!(
+            got,
+            [
+                out("a", w(1_000, 1_001), 1, 1, false, 1_000),
+                out("b", w(1_001, 1_002), 1, 2, false, 1_001),
+                out("a", w(1_000, 1_003), 2, 4, false, 1_002),
+                out("c", w(1_003, 1_004), 1, 4, false, 1_003),
+                out("b", w(1_001, 1_005), 2, 7, false, 1_004),
+                out("a", w(1_000, 1_006), 3, 10, false, 1_005),
+            ]
+        );
     }
 
     #[test]
