@@ -3,9 +3,10 @@
 //! A checkpoint holds every key's partial window and the arrival counter that orders
 //! them for eviction ([`Saved`]).
 
+use super::results::Emitted;
 use super::state::{entry_bytes, eviction_batch, restore, results_waiting, save, Sorted};
-use super::KeyMap;
 use super::{Admit, Aggregation, KeyedOperator, OnFull, StateOptions, StateSize, Window};
+use super::{KeyMap, Results};
 use crate::errors::EvalError;
 use serde::{Deserialize, Serialize};
 use std::borrow::Borrow;
@@ -55,7 +56,7 @@ pub struct CountWindows<A: Aggregation> {
     opts: StateOptions,
     keys: KeyMap<A::Key, Partial<A::Acc>>,
     next_seq: u64,
-    out: VecDeque<(A::Output, i64)>,
+    out: Emitted<A::Output>,
     evicted: u64,
     /// The epoch of the records being processed.
     epoch: u64,
@@ -71,7 +72,7 @@ impl<A: Aggregation> CountWindows<A> {
             opts,
             keys: KeyMap::default(),
             next_seq: 0,
-            out: VecDeque::new(),
+            out: Emitted::default(),
             evicted: 0,
             epoch: 0,
         }
@@ -82,8 +83,8 @@ impl<A: Aggregation> CountWindows<A> {
             start: partial.min_t,
             end: partial.max_t.saturating_add(1),
         };
-        let result = self.agg.output(key, window, &partial.acc, false);
-        self.out.push_back((result, partial.max_t));
+        self.out
+            .push_result(&self.agg, (key, window, &partial.acc, false), partial.max_t);
     }
 
     /// Emits and drops the partial windows with the oldest first record (`n` of them),
@@ -175,7 +176,12 @@ impl<A: Aggregation> KeyedOperator<A> for CountWindows<A> {
     }
 
     fn emitted(&mut self) -> &mut VecDeque<(A::Output, i64)> {
-        &mut self.out
+        &mut self.out.queue
+    }
+
+    /// The rows `buf` held before go back to be written over.
+    fn drain_emitted(&mut self, buf: &mut Results<A::Output>, max: usize) {
+        self.out.drain_into(buf, max);
     }
 
     fn entries(&self) -> usize {
@@ -199,8 +205,8 @@ impl<A: Aggregation> KeyedOperator<A> for CountWindows<A> {
     }
 
     fn save_state(&self, out: &mut Vec<u8>) -> Result<(), String> {
-        if !self.out.is_empty() {
-            return Err(results_waiting(self.out.len()));
+        if !self.out.queue.is_empty() {
+            return Err(results_waiting(self.out.queue.len()));
         }
         save(
             &Saved {
@@ -218,7 +224,7 @@ impl<A: Aggregation> KeyedOperator<A> for CountWindows<A> {
         self.keys = saved.keys;
         self.keys.values_mut().for_each(|p| p.min_epoch = self.epoch);
         self.next_seq = saved.next_seq;
-        self.out.clear();
+        self.out.queue.clear();
         Ok(())
     }
 }

@@ -9,6 +9,7 @@
 //! ([`super::Aggregation::output_into`]) reuses the string's buffer instead. The cost:
 //! the last chunk's rows (at most `EMIT_CHUNK`, 256) stay in memory between steps.
 
+use super::{Aggregation, Window};
 use std::collections::VecDeque;
 
 /// Rows `(result, event time)`; [`Self::clear`] keeps them to be written over.
@@ -128,9 +129,104 @@ impl<O> BuildRows<O> for VecDeque<(O, i64)> {
     }
 }
 
+/// Rows [`Emitted`] keeps to be written over, at most: an operator emitting at the
+/// record hands its rows downstream a few at a time, so a few are enough there.
+const SPARE: usize = 4096;
+
+/// Results built eagerly (a table's, a count or session window's), waiting to be
+/// handed downstream, and the rows handed back from the buffer they were drained into,
+/// which the next results are written over: an operator emitting a row per record (a
+/// table's every change) would otherwise build a row, its key's string, for each and
+/// free the one before.
+pub(crate) struct Emitted<O> {
+    pub(crate) queue: VecDeque<(O, i64)>,
+    spare: Vec<O>,
+}
+
+impl<O> Default for Emitted<O> {
+    fn default() -> Self {
+        Emitted {
+            queue: VecDeque::new(),
+            spare: Vec::new(),
+        }
+    }
+}
+
+impl<O> Emitted<O> {
+    /// Moves up to `max` waiting results to `buf`, taking back the rows it held.
+    pub(crate) fn drain_into(&mut self, buf: &mut Results<O>, max: usize) {
+        while buf.len() < max {
+            let Some(row) = self.queue.pop_front() else { return };
+            if let Some((kept, _)) = buf.push_keeping(row) {
+                if self.spare.len() < SPARE {
+                    self.spare.push(kept);
+                }
+            }
+        }
+    }
+
+    /// Queues what `agg` gives for `key` in `window` at time `t`, written over a kept
+    /// row if there is one.
+    pub(crate) fn push_result<A: Aggregation<Output = O>>(
+        &mut self,
+        agg: &A,
+        (key, window, acc, update): (&A::Key, Window, &A::Acc, bool),
+        t: i64,
+    ) {
+        self.build(
+            t,
+            || agg.output(key, window, acc, update),
+            |kept| agg.output_into(key, window, acc, update, kept),
+        );
+    }
+
+    #[cfg(test)]
+    pub(crate) fn spare(&self) -> usize {
+        self.spare.len()
+    }
+}
+
+impl<O> BuildRows<O> for Emitted<O> {
+    #[inline]
+    fn build(&mut self, t: i64, make: impl FnOnce() -> O, fill: impl FnOnce(&mut O)) {
+        let row = match self.spare.pop() {
+            Some(mut kept) => {
+                fill(&mut kept);
+                kept
+            }
+            None => make(),
+        };
+        self.queue.push_back((row, t));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn emitted_rows_handed_back_by_the_buffer_are_written_over() {
+        let mut emitted: Emitted<String> = Emitted::default();
+        let mut buf = Results::default();
+        emitted.build(1, || "a".to_owned(), |_| panic!("nothing is kept yet"));
+        emitted.drain_into(&mut buf, 10);
+        assert_eq!(emitted.spare(), 0, "the buffer held nothing before");
+        buf.clear();
+        emitted.build(2, || "b".to_owned(), |_| panic!("nothing is kept yet"));
+        emitted.drain_into(&mut buf, 10);
+        assert_eq!((emitted.spare(), buf.as_slice()), (1, &[("b".to_owned(), 2)][..]));
+        emitted.build(
+            3,
+            || panic!("the kept row is written over"),
+            |row| {
+                assert_eq!(row, "a");
+                row.replace_range(.., "c");
+            },
+        );
+        buf.clear();
+        emitted.drain_into(&mut buf, 10);
+        assert_eq!((emitted.spare(), buf.as_slice()), (1, &[("c".to_owned(), 3)][..]));
+    }
 
     #[test]
     fn rows_are_kept_when_cleared_and_written_over_in_order() {

@@ -18,9 +18,10 @@
 //! A checkpoint holds the watermark and the sessions ([`Saved`]); the timer sets are
 //! rebuilt from the sessions' timers on restore, without the orphans.
 
+use super::results::Emitted;
 use super::state::{entry_bytes, restore, results_waiting, save, Sorted};
-use super::KeyMap;
 use super::{Admit, Aggregation, Keyed, KeyedOperator, OnFull, StateOptions, StateSize, Window};
+use super::{KeyMap, Results};
 use crate::errors::EvalError;
 use serde::{Deserialize, Serialize};
 use std::borrow::Borrow;
@@ -116,7 +117,7 @@ pub struct SessionWindows<A: Aggregation> {
     expiries: BTreeSet<(i64, A::Key)>,
     /// Sessions in `keys`.
     entries: usize,
-    out: VecDeque<(A::Output, i64)>,
+    out: Emitted<A::Output>,
     evicted: u64,
     /// The epoch of the records being processed.
     epoch: u64,
@@ -138,7 +139,7 @@ impl<A: Aggregation> SessionWindows<A> {
             timers: BTreeSet::new(),
             expiries: BTreeSet::new(),
             entries: 0,
-            out: VecDeque::new(),
+            out: Emitted::default(),
             evicted: 0,
             epoch: 0,
         }
@@ -234,8 +235,11 @@ impl<A: Aggregation> SessionWindows<A> {
                 start: session.start,
                 end,
             };
-            let result = self.agg.output(&key, window, &session.acc, session.emitted);
-            self.out.push_back((result, end.saturating_sub(1)));
+            self.out.push_result(
+                &self.agg,
+                (&key, window, &session.acc, session.emitted),
+                end.saturating_sub(1),
+            );
         } else if let Some((end, key)) = self.first_exact(true) {
             self.remove_session(&key, true, end);
         } else {
@@ -266,8 +270,8 @@ impl<A: Aggregation> SessionWindows<A> {
         let owned = key.to_owned();
         if due {
             // A late record within the lateness, alone: its session is due already.
-            let result = self.agg.output(&owned, Window { start: t, end }, &acc, false);
-            self.out.push_back((result, end - 1));
+            self.out
+                .push_result(&self.agg, (&owned, Window { start: t, end }, &acc, false), end - 1);
         }
         let set = if due { &mut self.expiries } else { &mut self.timers };
         set.insert((end, owned));
@@ -369,8 +373,8 @@ impl<A: Aggregation> KeyedOperator<A> for SessionWindows<A> {
         if due {
             let (key, sessions) = self.keys.get_key_value(key).expect("the key has sessions");
             let session = &sessions[lo];
-            let result = self.agg.output(key, Window { start, end }, &session.acc, emitted);
-            self.out.push_back((result, end - 1));
+            self.out
+                .push_result(&self.agg, (key, Window { start, end }, &session.acc, emitted), end - 1);
         }
         match error {
             Some(e) => Err(e),
@@ -404,8 +408,8 @@ impl<A: Aggregation> KeyedOperator<A> for SessionWindows<A> {
                 start: session.start,
                 end,
             };
-            let result = self.agg.output(&key, window, &session.acc, session.emitted);
-            self.out.push_back((result, end - 1));
+            self.out
+                .push_result(&self.agg, (&key, window, &session.acc, session.emitted), end - 1);
             if end.saturating_add(lateness) > wm {
                 session.fired = true;
                 session.emitted = true;
@@ -436,7 +440,12 @@ impl<A: Aggregation> KeyedOperator<A> for SessionWindows<A> {
     }
 
     fn emitted(&mut self) -> &mut VecDeque<(A::Output, i64)> {
-        &mut self.out
+        &mut self.out.queue
+    }
+
+    /// The rows `buf` held before go back to be written over.
+    fn drain_emitted(&mut self, buf: &mut Results<A::Output>, max: usize) {
+        self.out.drain_into(buf, max);
     }
 
     fn entries(&self) -> usize {
@@ -468,8 +477,8 @@ impl<A: Aggregation> KeyedOperator<A> for SessionWindows<A> {
     }
 
     fn save_state(&self, out: &mut Vec<u8>) -> Result<(), String> {
-        if !self.out.is_empty() {
-            return Err(results_waiting(self.out.len()));
+        if !self.out.queue.is_empty() {
+            return Err(results_waiting(self.out.queue.len()));
         }
         save(
             &Saved {
@@ -500,7 +509,7 @@ impl<A: Aggregation> KeyedOperator<A> for SessionWindows<A> {
         self.timers = timers;
         self.expiries = expiries;
         self.wm = saved.wm;
-        self.out.clear();
+        self.out.queue.clear();
         Ok(())
     }
 }

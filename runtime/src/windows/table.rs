@@ -4,6 +4,7 @@
 //! the last boundary and the next sweep ([`Saved`]): all that decides later results,
 //! eviction order included (the least recently changed rows go first).
 
+use super::results::Emitted;
 use super::state::{entry_bytes, eviction_batch, floor_to, restore, results_waiting, save, Sorted};
 use super::{Admit, Aggregation, Keyed, KeyedOperator, OnFull, StateOptions, StateSize, Window};
 use super::{Clock, KeyMap, Results, SplitsByKey};
@@ -23,10 +24,6 @@ pub enum Emit {
     Every(i64),
 }
 
-/// Rows kept to be written over, at most: a table emitting every change hands its
-/// rows downstream one at a time, so a few are enough there.
-const SPARE: usize = 4096;
-
 /// One key's running aggregate.
 #[derive(Serialize, Deserialize)]
 struct Row<Acc> {
@@ -45,28 +42,6 @@ impl<Acc> Row<Acc> {
             start: self.first,
             end: self.last.saturating_add(1),
         }
-    }
-}
-
-/// Results waiting to be handed downstream, and rows handed back from the buffer they
-/// were drained into, written over by the next results: a table emitting every change
-/// would otherwise build a row (its key's string) for each record and free the one
-/// before.
-struct Emitted<O> {
-    queue: VecDeque<(O, i64)>,
-    spare: Vec<O>,
-}
-
-impl<O> Emitted<O> {
-    fn push<A: Aggregation<Output = O>>(&mut self, agg: &A, key: &A::Key, row: &Row<A::Acc>, time: i64) {
-        let result = match self.spare.pop() {
-            Some(mut kept) => {
-                agg.output_into(key, row.window(), &row.acc, false, &mut kept);
-                kept
-            }
-            None => agg.output(key, row.window(), &row.acc, false),
-        };
-        self.queue.push_back((result, time));
     }
 }
 
@@ -156,10 +131,7 @@ impl<A: Aggregation> Table<A> {
             epoch: 0,
             boundary: None,
             next_sweep: i64::MIN,
-            out: Emitted {
-                queue: VecDeque::new(),
-                spare: Vec::new(),
-            },
+            out: Emitted::default(),
             evicted: 0,
             expired: 0,
         }
@@ -203,7 +175,8 @@ impl<A: Aggregation> Table<A> {
         dirty.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let time = time.unwrap_or_else(|| self.stamp(dirty.iter().map(|(_, row)| row.last).max().unwrap_or(i64::MIN)));
         for (key, row) in dirty {
-            self.out.push(&self.agg, key, row, time);
+            self.out
+                .push_result(&self.agg, (key, row.window(), &row.acc, false), time);
         }
         self.rows.values_mut().for_each(|row| row.dirty = false);
         self.dirty = 0;
@@ -223,7 +196,8 @@ impl<A: Aggregation> Table<A> {
             due.sort_unstable_by(|a, b| a.0.cmp(b.0));
             emitted = !due.is_empty();
             for (key, row) in due {
-                self.out.push(&self.agg, key, row, self.stamp(row.last));
+                self.out
+                    .push_result(&self.agg, (key, row.window(), &row.acc, false), self.stamp(row.last));
             }
         }
         let before = self.rows.len();
@@ -252,7 +226,8 @@ impl<A: Aggregation> Table<A> {
             let row = self.rows.remove(&key).expect("a victim is a key of the table");
             if row.dirty {
                 self.dirty -= 1;
-                self.out.push(&self.agg, &key, &row, self.stamp(row.last));
+                self.out
+                    .push_result(&self.agg, (&key, row.window(), &row.acc, false), self.stamp(row.last));
             }
             self.evicted += 1;
         }
@@ -336,7 +311,7 @@ impl<A: Aggregation> KeyedOperator<A> for Table<A> {
                 match self.emit {
                     Emit::Change => {
                         let (key, row) = self.rows.get_key_value(key).expect("the key was just found");
-                        self.out.push(&self.agg, key, row, t);
+                        self.out.push_result(&self.agg, (key, row.window(), &row.acc, false), t);
                     }
                     Emit::Every(_) if !row.dirty => {
                         row.dirty = true;
@@ -369,7 +344,8 @@ impl<A: Aggregation> KeyedOperator<A> for Table<A> {
             self.expired += 1;
             if old.dirty {
                 self.dirty -= 1;
-                self.out.push(&self.agg, &owned, &old, self.stamp(old.last));
+                self.out
+                    .push_result(&self.agg, (&owned, old.window(), &old.acc, false), self.stamp(old.last));
             }
             owned
         } else {
@@ -385,7 +361,9 @@ impl<A: Aggregation> KeyedOperator<A> for Table<A> {
             dirty: false,
         };
         match self.emit {
-            Emit::Change => self.out.push(&self.agg, &owned, &row, t),
+            Emit::Change => self
+                .out
+                .push_result(&self.agg, (&owned, row.window(), &row.acc, false), t),
             Emit::Every(_) => {
                 row.dirty = true;
                 self.dirty_epoch = match self.dirty {
@@ -459,14 +437,7 @@ impl<A: Aggregation> KeyedOperator<A> for Table<A> {
 
     /// The rows `buf` held before go back to be written over.
     fn drain_emitted(&mut self, buf: &mut Results<A::Output>, max: usize) {
-        while buf.len() < max {
-            let Some(row) = self.out.queue.pop_front() else { return };
-            if let Some((kept, _)) = buf.push_keeping(row) {
-                if self.out.spare.len() < SPARE {
-                    self.out.spare.push(kept);
-                }
-            }
-        }
+        self.out.drain_into(buf, max);
     }
 
     fn entries(&self) -> usize {
@@ -555,7 +526,7 @@ mod tests {
             op.drain_emitted(&mut buf, 256);
             got.extend(buf.as_slice().iter().cloned());
         }
-        assert_eq!(op.out.spare.len(), 1, "the row the buffer held came back");
+        assert_eq!(op.out.spare(), 1, "the row the buffer held came back");
         assert_eq!(
             got,
             [
