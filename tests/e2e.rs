@@ -766,7 +766,10 @@ fn windows_and_tables_split_by_key_write_the_same_bytes_for_any_threads_and_batc
         assert!(got_letters == letters, "{run} changed the dead letters");
     }
     // Split, into a full disk: the run fails and says so, every row the window built is
-    // counted at the sink as lost, and the other sinks were still written.
+    // counted at the sink as lost, and the other window's sink wrote every row it was
+    // given. (The run stops at the end of the step whose write failed, its windows
+    // firing what they hold: a loaded machine reads the input in more than one step,
+    // so how many rows there are by then varies.)
     let output = Command::new(&bin)
         .args(["--threads", "3"])
         .env("READINGS_PATH", dir.join("readings.jsonl"))
@@ -777,11 +780,13 @@ fn windows_and_tables_split_by_key_write_the_same_bytes_for_any_threads_and_batc
         .output()
         .unwrap();
     let rows = json_lines(&reference[0]).len() as u64;
-    let c = support::failed_on_a_full_disk(&output, "sinks.sensors", rows);
-    assert_eq!(counter(&c, "windows.per_sensor", "emitted"), rows);
+    let built = counter(&counters(&output.stderr), "windows.per_sensor", "emitted");
+    assert!(built > 0 && built <= rows, "{built} of {rows} rows built");
+    let c = support::failed_on_a_full_disk(&output, "sinks.sensors", built);
+    let sites = json_lines(&fs::read(dir.join(files[2])).unwrap()).len() as u64;
     assert!(
-        fs::read(dir.join(files[2])).unwrap() == reference[2],
-        "the other window's file"
+        sites > 0 && sites == counter(&c, "sinks.sites", "sent") && sites == counter(&c, "windows.per_site", "emitted"),
+        "the other window's file holds every row it built ({sites} lines): {c:?}"
     );
 }
 
