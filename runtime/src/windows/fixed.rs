@@ -13,7 +13,7 @@
 //! accumulator ([`Saved`]).
 
 use super::key_table::KeyTable;
-use super::state::{emit_sorted, entry_bytes, restore, results_waiting, save, Sorted};
+use super::state::{emit_sorted, entry_bytes, restore, results_waiting, save, to_bytes, Sorted};
 use super::KeyMap;
 use super::{
     Admit, Aggregation, BuildRows, Keyed, KeyedOperator, OnFull, Reach, Results, StateOptions, StateSize, Window,
@@ -302,9 +302,7 @@ impl<A: Aggregation> super::SplitsByKey<A> for FixedWindows<A> {
             open: open.into_iter().collect(),
             retained: retained.into_iter().collect(),
         };
-        let mut out = Vec::new();
-        save(&joined, &mut out)?;
-        Ok(out)
+        to_bytes(&joined)
     }
 
     fn split_saved(
@@ -332,16 +330,11 @@ impl<A: Aggregation> super::SplitsByKey<A> for FixedWindows<A> {
         let (open, retained) = (split_bins(whole.open), split_bins(whole.retained));
         let mut out = Vec::with_capacity(parts);
         for (open, retained) in open.into_iter().zip(retained) {
-            let mut bytes = Vec::new();
-            save(
-                &Saved {
-                    wm: whole.wm,
-                    open,
-                    retained,
-                },
-                &mut bytes,
-            )?;
-            out.push(bytes);
+            out.push(to_bytes(&Saved {
+                wm: whole.wm,
+                open,
+                retained,
+            })?);
         }
         Ok((whole.wm, out))
     }

@@ -55,7 +55,7 @@ mod cells;
 use self::cells::Cells;
 use super::fixed::{clamp, Assigned};
 use super::sorted_keys::SortedKeys;
-use super::state::{entry_bytes, restore, results_waiting, save};
+use super::state::{entry_bytes, restore, results_waiting, save, to_bytes};
 use super::{Admit, Aggregation, BuildRows, KeyedOperator, Reach, Results, StateOptions, StateSize, Window};
 use crate::errors::EvalError;
 use serde::{Deserialize, Serialize};
@@ -945,9 +945,7 @@ where
             joined.keys.extend(part.keys);
         }
         joined.keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut out = Vec::new();
-        save(&joined, &mut out)?;
-        Ok(out)
+        to_bytes(&joined)
     }
 
     fn split_saved(
@@ -963,16 +961,11 @@ where
         }
         let mut out = Vec::with_capacity(parts);
         for keys in split {
-            let mut bytes = Vec::new();
-            save(
-                &Saved {
-                    wm: whole.wm,
-                    unfired: whole.unfired,
-                    keys,
-                },
-                &mut bytes,
-            )?;
-            out.push(bytes);
+            out.push(to_bytes(&Saved {
+                wm: whole.wm,
+                unfired: whole.unfired,
+                keys,
+            })?);
         }
         Ok((whole.wm, out))
     }

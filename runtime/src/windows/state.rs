@@ -72,6 +72,14 @@ pub(crate) fn save<T: Serialize>(state: &T, out: &mut Vec<u8>) -> Result<(), Str
     Ok(())
 }
 
+/// `state` saved into a buffer of its own ([`save`]): a split operator's parts joined,
+/// or one operator's state split.
+pub(crate) fn to_bytes<T: Serialize>(state: &T) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    save(state, &mut out)?;
+    Ok(out)
+}
+
 /// Reads what [`save`] wrote, all of it: bytes left over mean the state is not this
 /// operator's.
 pub(crate) fn restore<T: DeserializeOwned>(saved: &[u8]) -> Result<T, String> {

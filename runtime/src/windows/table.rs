@@ -5,7 +5,7 @@
 //! eviction order included (the least recently changed rows go first).
 
 use super::results::Emitted;
-use super::state::{entry_bytes, eviction_batch, floor_to, restore, results_waiting, save, Sorted};
+use super::state::{entry_bytes, eviction_batch, floor_to, restore, results_waiting, save, to_bytes, Sorted};
 use super::{Admit, Aggregation, Keyed, KeyedOperator, OnFull, StateOptions, StateSize, Window};
 use super::{Clock, KeyMap, Results, SplitsByKey};
 use crate::errors::EvalError;
@@ -264,9 +264,7 @@ impl<A: Aggregation> SplitsByKey<A> for Table<A> {
             joined.next_sweep = joined.next_sweep.max(part.next_sweep);
             joined.rows.extend(part.rows);
         }
-        let mut out = Vec::new();
-        save(&joined, &mut out)?;
-        Ok(out)
+        to_bytes(&joined)
     }
 
     fn split_saved(
@@ -282,15 +280,12 @@ impl<A: Aggregation> SplitsByKey<A> for Table<A> {
         }
         let mut out = Vec::with_capacity(parts);
         for rows in split {
-            let mut bytes = Vec::new();
-            let part = Saved {
+            out.push(to_bytes(&Saved {
                 wm: whole.wm,
                 boundary: whole.boundary,
                 next_sweep: whole.next_sweep,
                 rows,
-            };
-            save(&part, &mut bytes)?;
-            out.push(bytes);
+            })?);
         }
         Ok((whole.wm, out))
     }
