@@ -208,6 +208,13 @@ pub trait KeyedOperator<A: Keyed> {
     fn next_due(&self) -> Option<i64> {
         None
     }
+    /// Before a step ends, and at close: an operator whose results come later than its
+    /// records (a table emitting each change, split by key across the workers) makes
+    /// the results of every record it was given ready, so that none waits between
+    /// steps (where checkpoints are taken). True when results are waiting.
+    fn catch_up(&mut self) -> bool {
+        false
+    }
     /// Why a late record is late, for its dead letter.
     fn late_reason(&self) -> &'static str {
         "every window it belongs to has closed"

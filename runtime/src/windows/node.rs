@@ -346,14 +346,23 @@ impl<A: Keyed, O: KeyedOperator<A>> Stateful<A, O> {
         self.counters.emit(InternalEvent::Expired(expired));
     }
 
+    /// Before a step ends: see [`KeyedOperator::catch_up`]. True when results are
+    /// waiting.
+    pub fn catch_up(&mut self) -> bool {
+        self.op.catch_up()
+    }
+
     /// End of input or shutdown: measures the state (and publishes the counts) one
     /// last time, then, with `fire`, fires everything still open. Without it (a stop
     /// with checkpoints) the open state waits in the final checkpoint. True when
     /// results are waiting.
     pub fn close(&mut self, fire: bool) -> bool {
         self.sample(true);
+        // Results of records taken are never held back, fired or not (a failed step
+        // ended before catching up).
+        let caught_up = self.op.catch_up();
         if !fire {
-            return false;
+            return caught_up;
         }
         self.op.on_close();
         let (evicted, expired) = self.op.take_evictions();

@@ -85,6 +85,10 @@ pub enum Clock {
     /// `every` ms: never late; the first watermark places it in time, and each boundary
     /// after it (and the end of input) is due.
     Boundaries { every: i64 },
+    /// A table emitting each change: never late, never due; every record it takes gives
+    /// exactly one row, built by the record's part and handed on in the order the
+    /// records were routed.
+    Records,
 }
 
 /// An operator whose keys can be split: records are judged late, and results known
@@ -143,7 +147,7 @@ where
             (Some(workers), Some(clock)) => {
                 let message = match clock {
                     Clock::Windows(_) => "window keys split by hash across the worker threads",
-                    Clock::Boundaries { .. } => "table keys split by hash across the worker threads",
+                    Clock::Boundaries { .. } | Clock::Records => "table keys split by hash across the worker threads",
                 };
                 crate::log::info(
                     message,
@@ -182,11 +186,12 @@ struct Item<A: Aggregation> {
     epoch: u64,
 }
 
-/// A batch of records for one part; cleared batches keep their records to be written
-/// over.
+/// A batch of records for one part, and the rows they gave ([`Clock::Records`]: one
+/// each, in order); cleared batches keep their records and rows to be written over.
 struct Items<A: Aggregation> {
     items: Vec<Item<A>>,
     len: usize,
+    rows: Results<A::Output>,
 }
 
 impl<A: Aggregation> Default for Items<A> {
@@ -194,6 +199,7 @@ impl<A: Aggregation> Default for Items<A> {
         Items {
             items: Vec::new(),
             len: 0,
+            rows: Results::default(),
         }
     }
 }
@@ -262,7 +268,7 @@ struct Cell<A: Aggregation, O> {
 }
 
 impl<A: Aggregation, O: KeyedOperator<A>> Cell<A, O> {
-    fn run(&mut self, task: &Task<A>) {
+    fn run(&mut self, task: &mut Task<A>) {
         match task {
             Task::Take(items) => {
                 for item in items.as_slice() {
@@ -282,22 +288,29 @@ impl<A: Aggregation, O: KeyedOperator<A>> Cell<A, O> {
                     let taken = self.op.process(item.key.borrow(), &item.rec, item.t);
                     debug_assert_eq!(taken, Ok(Admit::Added));
                 }
+                // A table emitting each change: the records' rows go back with them.
+                items.rows.clear();
+                if self.op.has_emitted() {
+                    self.op.drain_emitted(&mut items.rows, usize::MAX);
+                }
             }
             Task::Fire(wm) => {
-                self.wm = self.wm.max(*wm);
-                if *wm == i64::MAX {
+                let wm = *wm;
+                self.wm = self.wm.max(wm);
+                if wm == i64::MAX {
                     self.op.on_close();
                 } else {
-                    self.op.on_watermark(*wm);
+                    self.op.on_watermark(wm);
                 }
                 self.next_due = self.op.next_due();
                 self.build();
             }
             Task::Build => self.build(),
             Task::Move(wm) => {
-                self.wm = self.wm.max(*wm);
+                let wm = *wm;
+                self.wm = self.wm.max(wm);
                 // A window this fires would wait in the operator, and saving says so.
-                self.op.on_watermark(*wm);
+                self.op.on_watermark(wm);
             }
         }
         self.entries = self.op.entries();
@@ -328,6 +341,10 @@ struct Part<A: Aggregation, O> {
     rows: Results<A::Output>,
     next: usize,
     more: bool,
+    /// [`Clock::Records`]: batches taken, with their rows, oldest first, and how many
+    /// rows of the oldest were handed on.
+    ready: VecDeque<Items<A>>,
+    handed: usize,
 }
 
 impl<A: Aggregation, O> Part<A, O> {
@@ -350,6 +367,8 @@ impl<A: Aggregation, O> Part<A, O> {
             rows: Results::default(),
             next: 0,
             more: false,
+            ready: VecDeque::new(),
+            handed: 0,
         }
     }
 
@@ -379,6 +398,9 @@ struct Parts<A: Aggregation, O> {
     /// of the parts' (one table stamps its last results with its latest change, which
     /// each part knows of its own keys only).
     stamp: Option<i64>,
+    /// [`Clock::Records`]: the part and epoch of every record routed whose row was not
+    /// handed on yet, in the order they were routed.
+    order: VecDeque<(usize, u64)>,
     hasher: KeyHasher,
     parts: Vec<Part<A, O>>,
     workers: Workers,
@@ -406,6 +428,7 @@ where
             epoch: 0,
             due: None,
             stamp: None,
+            order: VecDeque::new(),
             hasher: KeyHasher::default(),
             parts,
             workers,
@@ -442,7 +465,26 @@ where
         if part.pending.len >= BATCH {
             self.hand_over(at);
         }
+        if self.clock == Clock::Records {
+            self.order.push_back((at, self.epoch));
+            if self.order.len() >= self.parts.len() * BATCH * (QUEUED + 2) {
+                self.unblock();
+            }
+        }
         Admit::Added
+    }
+
+    /// [`Clock::Records`], when many rows wait for the oldest record's (its part has
+    /// few keys routed to it): hands that part's records over and waits for its row,
+    /// so that the rows held stay bounded.
+    fn unblock(&mut self) {
+        let Some(&(at, _)) = self.order.front() else { return };
+        if self.parts[at].ready.is_empty() && self.parts[at].pending.len > 0 {
+            self.hand_over(at);
+        }
+        while self.parts[at].ready.is_empty() {
+            self.wait_one();
+        }
     }
 
     /// Queues part `at`'s pending records for its worker.
@@ -469,7 +511,7 @@ where
         }
     }
 
-    fn send(&mut self, at: usize, task: Task<A>) {
+    fn send(&mut self, at: usize, mut task: Task<A>) {
         let part = &mut self.parts[at];
         part.busy = true;
         if let Task::Take(items) = &task {
@@ -480,7 +522,7 @@ where
         self.workers.run(Box::new(move || {
             let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let mut cell = cell.lock().unwrap_or_else(PoisonError::into_inner);
-                cell.run(&task);
+                cell.run(&mut task);
                 cell.entries
             }));
             let items = match task {
@@ -519,10 +561,17 @@ where
                 &[],
             );
         }
-        if let Some(items) = done.items {
-            self.spare.push(items);
-        }
         let part = &mut self.parts[done.part];
+        if let Some(items) = done.items {
+            match self.clock {
+                Clock::Records if items.len > 0 => {
+                    debug_assert!(done.panicked || items.rows.len() == items.len, "a row for every record");
+                    part.ready.push_back(items);
+                }
+                Clock::Records => self.spare.push(items),
+                Clock::Windows(_) | Clock::Boundaries { .. } => self.spare.push(items),
+            }
+        }
         (part.busy, part.in_flight, part.entries) = (false, None, done.entries);
         self.start(done.part);
     }
@@ -567,6 +616,9 @@ where
     where
         O: SplitsByKey<A>,
     {
+        if !self.order.is_empty() {
+            return Err(format!("{} rows not handed on yet", self.order.len()));
+        }
         let mut saved = Vec::with_capacity(self.parts.len());
         for part in &self.parts {
             let mut bytes = Vec::new();
@@ -606,6 +658,12 @@ where
         self.wm = self.wm.max(wm);
         let wm = self.wm;
         let fire = match (self.clock, self.due) {
+            (Clock::Records, _) => {
+                if wm == i64::MAX {
+                    self.settle();
+                }
+                return self.has_emitted();
+            }
             (_, Some(due)) => due <= wm,
             (Clock::Windows(_), None) => false,
             // The end of input emits a table's changed keys, whether or not it was placed.
@@ -681,13 +739,56 @@ where
         }
     }
 
-    fn has_emitted(&self) -> bool {
-        self.parts.iter().any(|p| p.more || p.head().is_some())
+    fn has_emitted(&mut self) -> bool {
+        match self.clock {
+            Clock::Records => {
+                self.take_done();
+                self.order
+                    .front()
+                    .is_some_and(|&(at, _)| !self.parts[at].ready.is_empty())
+            }
+            Clock::Windows(_) | Clock::Boundaries { .. } => self.parts.iter().any(|p| p.more || p.head().is_some()),
+        }
+    }
+
+    /// [`Clock::Records`]: every record routed is taken by its part, so every row is
+    /// ready. True when rows are waiting.
+    fn catch_up(&mut self) -> bool {
+        if self.clock != Clock::Records || self.order.is_empty() {
+            return false;
+        }
+        self.settle();
+        self.has_emitted()
+    }
+
+    /// [`Clock::Records`]: moves up to `max` rows into `buf` in the order their records
+    /// were routed, while the next one is ready.
+    fn hand_on_in_order(&mut self, buf: &mut Results<A::Output>, max: usize) {
+        while buf.len() < max {
+            let Some(&(at, _)) = self.order.front() else { return };
+            let part = &mut self.parts[at];
+            let Some(items) = part.ready.front_mut() else { return };
+            // Fewer rows than records only when the part's task panicked (logged).
+            if part.handed < items.rows.len() {
+                buf.push_swapped(items.rows.row_mut(part.handed));
+            }
+            part.handed += 1;
+            self.order.pop_front();
+            if part.handed >= items.len {
+                part.handed = 0;
+                if let Some(items) = part.ready.pop_front() {
+                    self.spare.push(items);
+                }
+            }
+        }
     }
 
     /// Moves up to `max` rows into `buf` in the order one operator would have emitted
     /// them: by time (a window's end, a table's boundary), then key.
     fn drain_emitted(&mut self, buf: &mut Results<A::Output>, max: usize) {
+        if self.clock == Clock::Records {
+            return self.hand_on_in_order(buf, max);
+        }
         let stamp = self.stamp;
         let time = |row: &(A::Output, i64)| stamp.unwrap_or(row.1);
         // Every part shows its next row, if it has one: a part whose chunk was merged
@@ -777,6 +878,7 @@ where
                     let held = p.cell.lock().unwrap_or_else(PoisonError::into_inner).op.pending_epoch();
                     unapplied.into_iter().chain(held)
                 })
+                .chain(parts.order.front().map(|&(_, epoch)| epoch))
                 .min(),
         }
     }
@@ -792,6 +894,13 @@ where
         match &self.0 {
             How::Here(op) => op.next_due(),
             How::Split(parts) => parts.due,
+        }
+    }
+
+    fn catch_up(&mut self) -> bool {
+        match &mut self.0 {
+            How::Here(op) => op.catch_up(),
+            How::Split(parts) => parts.catch_up(),
         }
     }
 
@@ -885,7 +994,7 @@ mod tests {
     use super::*;
     use crate::settings::Settings;
     use crate::windows::state::testing::{opts, CountSum, Out};
-    use crate::windows::{Emit, FixedWindows, PanedWindows, Table};
+    use crate::windows::{Emit, FixedWindows, PanedWindows, Stateful, Table};
 
     impl OrderedRows for CountSum {
         fn cmp_keys(&self, a: &Out, b: &Out) -> Ordering {
@@ -1046,6 +1155,99 @@ mod tests {
         assert!(feed(&mut split, 0, 3_000, &mut Vec::new()) == expected);
     }
 
+    #[test]
+    fn a_split_table_emitting_each_change_saves_what_one_table_saves_and_restores_into_any_number_of_parts() {
+        let table = || Table::new(CountSum, Emit::Change, None, opts(0));
+        let mut one_saves = Vec::new();
+        let one_rows = feed(&mut table(), 0, 5_000, &mut one_saves);
+        let mut split_saves = Vec::new();
+        let split_rows = feed(
+            &mut SplitByKey::new("tables.t", &context(4, None), CountSum, table),
+            0,
+            5_000,
+            &mut split_saves,
+        );
+        assert!(one_rows.len() == 5_000 && one_saves.len() == 7);
+        assert!(
+            split_rows == one_rows && split_saves == one_saves,
+            "the same rows and checkpoints"
+        );
+        let mut restored = table();
+        restored.restore_state(&one_saves[2]).unwrap_or_else(|e| panic!("{e}"));
+        let expected = feed(&mut restored, 2_100, 5_000, &mut Vec::new());
+        for threads in [3, 5] {
+            let mut split = SplitByKey::new("tables.t", &context(threads, None), CountSum, table);
+            split.restore_state(&one_saves[2]).unwrap_or_else(|e| panic!("{e}"));
+            assert!(
+                feed(&mut split, 2_100, 5_000, &mut Vec::new()) == expected,
+                "{threads} threads"
+            );
+        }
+    }
+
+    #[test]
+    fn a_split_table_will_not_save_while_rows_wait_and_closes_with_every_row() {
+        let table = || Table::new(CountSum, Emit::Change, None, opts(0));
+        let mut split = SplitByKey::new("tables.t", &context(3, None), CountSum, table);
+        for i in 0..10 {
+            let key = format!("k{i}");
+            assert_eq!(split.process(key.as_str(), &(key.clone(), 1), i), Ok(Admit::Added));
+        }
+        split.settle();
+        let refused = split.save_state(&mut Vec::new());
+        assert!(
+            refused.as_ref().is_err_and(|e| e.contains("10 rows not handed on")),
+            "{refused:?}"
+        );
+        // A stop without firing (checkpoints on) still hands every row on.
+        let mut node = Stateful::new(
+            "tables.t",
+            split,
+            crate::sources::OnError::DeadLetter,
+            &context(1, None),
+        );
+        assert!(node.close(false), "rows waiting");
+        let mut buf = node.take_buffer();
+        let mut rows = 0;
+        while node.next_results(&mut buf) {
+            rows += buf.len();
+        }
+        assert_eq!(rows, 10);
+    }
+
+    #[test]
+    fn rows_waiting_for_a_part_with_few_keys_stay_bounded() {
+        let table = || Table::new(CountSum, Emit::Change, None, opts(0));
+        let mut split = SplitByKey::new("tables.t", &context(3, None), CountSum, table);
+        let How::Split(parts) = &split.0 else {
+            panic!("not split")
+        };
+        // One record of a key of part 0, then only keys of part 1: the first row waits
+        // in part 0's pending batch, and every row after it behind it.
+        let (few, many): (Vec<String>, Vec<String>) =
+            (0..200).map(|i| format!("k{i}")).partition(|k| parts.part_of(k) == 0);
+        let bound = 2 * BATCH * (QUEUED + 2);
+        let mut buf = Results::default();
+        let (mut handed, mut most_waiting) = (0, 0);
+        for i in 0..3 * bound {
+            let key = if i == 0 { &few[0] } else { &many[i % many.len()] };
+            assert_eq!(
+                split.process(key.as_str(), &(key.clone(), 1), i as i64),
+                Ok(Admit::Added)
+            );
+            while split.has_emitted() {
+                buf.clear();
+                split.drain_emitted(&mut buf, 256);
+                handed += buf.len();
+            }
+            most_waiting = most_waiting.max(i + 1 - handed);
+        }
+        assert!(
+            handed > 0 && most_waiting <= bound,
+            "{most_waiting} rows waited at most"
+        );
+    }
+
     /// Keys `k0`, `k1`, ... each changed once, at its time in `times`, after a first
     /// watermark of 0 (boundaries every 10: none crossed); then the end of input. Every
     /// row is drained.
@@ -1109,7 +1311,13 @@ mod tests {
     #[test]
     fn a_table_runs_whole_when_a_record_may_emit() {
         let whole = [
-            (Emit::Change, None, opts(0), "emits every change"),
+            (Emit::Change, Some(100), opts(0), "every change, a ttl"),
+            (
+                Emit::Change,
+                None,
+                crate::windows::state::testing::limited(5, crate::windows::OnFull::EvictOldest),
+                "every change, max_keys",
+            ),
             (Emit::Every(10), Some(100), opts(0), "a ttl"),
             (
                 Emit::Every(10),
@@ -1125,6 +1333,79 @@ mod tests {
                 1,
                 "{why}"
             );
+        }
+    }
+
+    /// What a table emitting each change did with 6,000 records of 97 keys (`drive`'s),
+    /// the rows drained as the pipeline drains them: after every record, each watermark
+    /// and, every `step` records, once caught up (a step's end). Asserts at each step's
+    /// end that every record's row was handed on and no epoch is held; and after each
+    /// record, that the epoch held is the oldest record's whose row was not handed on
+    /// (records of epoch `i / 250`). Returns the rows, and how often a row waited.
+    fn changes_of<O: KeyedOperator<CountSum>>(op: &mut O, step: u64) -> (Vec<(Out, i64)>, usize) {
+        let (mut rows, mut waited) = (Vec::new(), 0);
+        let mut buf = Results::default();
+        let mut drain = |op: &mut O, rows: &mut Vec<(Out, i64)>| {
+            while op.has_emitted() {
+                buf.clear();
+                op.drain_emitted(&mut buf, 7);
+                rows.extend(buf.as_slice().iter().cloned());
+            }
+        };
+        let (mut newest, mut state) = (0i64, 7u64);
+        for i in 0..6_000u64 {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let key = format!("k{}", (state >> 33) % 97);
+            newest += ((state >> 20) % 3) as i64;
+            let t = newest - ((state >> 40) % 40) as i64;
+            if i % 250 == 0 {
+                op.set_epoch(i / 250);
+            }
+            let taken = op.process(key.as_str(), &(key.clone(), (i % 13) as i64), t);
+            assert_eq!(taken, Ok(Admit::Added), "a table takes every record");
+            drain(op, &mut rows);
+            let handed = rows.len() as u64;
+            let oldest_waiting = (handed <= i).then_some(handed / 250);
+            assert_eq!(
+                op.pending_epoch(),
+                oldest_waiting,
+                "record {i}, {handed} rows handed on"
+            );
+            waited += usize::from(handed <= i);
+            if op.on_watermark(newest - 15) {
+                drain(op, &mut rows);
+            }
+            if i % step == step - 1 {
+                if op.catch_up() {
+                    drain(op, &mut rows);
+                }
+                assert_eq!(rows.len() as u64, i + 1, "caught up: a row for every record");
+                assert_eq!(op.pending_epoch(), None, "caught up: nothing held");
+            }
+        }
+        op.on_close();
+        drain(op, &mut rows);
+        assert_eq!(op.pending_epoch(), None);
+        (rows, waited)
+    }
+
+    #[test]
+    fn a_split_table_emitting_each_change_hands_on_one_tables_rows_in_record_order() {
+        let table = || Table::new(CountSum, Emit::Change, None, opts(0));
+        let (expected, _) = changes_of(&mut table(), 1_000);
+        assert_eq!(expected.len(), 6_000);
+        for threads in [3, 4, 6] {
+            for step in [1, 333, 6_000] {
+                let mut split = SplitByKey::new("tables.t", &context(threads, None), CountSum, table);
+                assert_eq!(split.parts(), threads - 1);
+                let (rows, waited) = changes_of(&mut split, step);
+                assert!(rows == expected, "{threads} threads, steps of {step}");
+                if step > 1 {
+                    assert!(waited > 1_000, "rows waited for their parts ({waited})");
+                }
+            }
         }
     }
 
@@ -1177,6 +1458,13 @@ mod tests {
     fn feed<O: KeyedOperator<CountSum>>(op: &mut O, from: u64, to: u64, saves: &mut Vec<Vec<u8>>) -> Vec<(Out, i64)> {
         let mut rows = Vec::new();
         let mut buf = Results::default();
+        let mut drain = |op: &mut O, rows: &mut Vec<(Out, i64)>| {
+            while op.has_emitted() {
+                buf.clear();
+                op.drain_emitted(&mut buf, 256);
+                rows.extend(buf.as_slice().iter().cloned());
+            }
+        };
         for i in from..to {
             let x = i.wrapping_mul(2_654_435_761) >> 7;
             let key = format!("k{}", x % 97);
@@ -1189,18 +1477,20 @@ mod tests {
                 panic!("record {i} failed");
             }
             op.on_watermark(newest - 15);
-            while op.has_emitted() {
-                buf.clear();
-                op.drain_emitted(&mut buf, 256);
-                rows.extend(buf.as_slice().iter().cloned());
-            }
+            drain(op, &mut rows);
             if i % 700 == 699 {
+                // A step's end, then a checkpoint.
+                op.catch_up();
+                drain(op, &mut rows);
                 op.settle();
                 let mut saved = Vec::new();
                 op.save_state(&mut saved).unwrap_or_else(|e| panic!("{e}"));
                 saves.push(saved);
             }
         }
+        // The last step's end.
+        op.catch_up();
+        drain(op, &mut rows);
         rows
     }
 

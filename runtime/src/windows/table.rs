@@ -237,13 +237,16 @@ impl<A: Aggregation> Table<A> {
 /// A saved state read with its rows in key order, to be joined or split.
 type SavedRows<A> = Saved<BTreeMap<<A as Keyed>::Key, Row<<A as Aggregation>::Acc>>>;
 
-/// Emitting on a clock, without `ttl` or `max_keys`, a table's results are due at
-/// boundaries alone. (With a `ttl`, a record for a key expired but not swept yet emits
-/// the key's last result at once; with `Emit::Change`, every record does.)
+/// Without `ttl` or `max_keys`, a table's results depend on each key's records alone:
+/// emitting on a clock, they are due at boundaries; emitting each change, every record
+/// gives one row. (With a `ttl`, a record for a key expired but not swept yet emits the
+/// key's last result at once, and expiries are counted at sweeps; `max_keys` counts
+/// every key.)
 impl<A: Aggregation> SplitsByKey<A> for Table<A> {
     fn clock(&self) -> Option<Clock> {
         match (self.emit, self.ttl, self.opts.max_keys) {
             (Emit::Every(every), None, None) => Some(Clock::Boundaries { every }),
+            (Emit::Change, None, None) => Some(Clock::Records),
             _ => None,
         }
     }
