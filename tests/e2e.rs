@@ -665,9 +665,10 @@ fn window_and_table_examples_write_the_same_bytes_for_any_threads_and_batch_size
 }
 
 /// With three threads or more, a tumbling or hopping window whose records cannot fail
-/// to be added, and a table emitting on an interval, are split by key hash across the
-/// workers (the log says so): each part fires on its worker and the pipeline thread
-/// merges their rows. What it writes (rows, late records, dead letters of late records
+/// to be added, a table emitting on an interval, and a table emitting each change to a
+/// file of its own, are split by key hash across the workers (the log says so): each
+/// part fires on its worker and the pipeline thread merges their rows (a change
+/// table's: in the records' order). What it writes (rows, late records, dead letters of late records
 /// and of lines that do not decode) is the same, byte for byte, as with one thread, for
 /// 2, 3 and 8 threads and batches of 1, 7 and 1,024 records, and with
 /// `--split-windows off`; the counters add up.
@@ -696,7 +697,7 @@ fn windows_and_tables_split_by_key_write_the_same_bytes_for_any_threads_and_batc
     }
     fs::write(dir.join("readings.jsonl"), readings).unwrap();
     let bin = build("tests/pipelines/win_split.yaml");
-    let files = ["sensors.jsonl", "late.jsonl", "sites.jsonl", "totals.jsonl"];
+    let files = ["sensors.jsonl", "late.jsonl", "sites.jsonl", "totals.jsonl", "changes.jsonl"];
     let run_with = |threads: &str, batch: &str, split: &str| {
         let output = Command::new(&bin)
             .args(["--threads", threads, "--batch-size", batch, "--split-windows", split])
@@ -705,6 +706,7 @@ fn windows_and_tables_split_by_key_write_the_same_bytes_for_any_threads_and_batc
             .env("LATE_PATH", dir.join(files[1]))
             .env("SITES_PATH", dir.join(files[2]))
             .env("TOTALS_PATH", dir.join(files[3]))
+            .env("CHANGES_PATH", dir.join(files[4]))
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -714,13 +716,26 @@ fn windows_and_tables_split_by_key_write_the_same_bytes_for_any_threads_and_batc
         let split_here = workers >= 2 && split == "on";
         assert_eq!(
             (logged("window"), logged("table")),
-            if split_here { (2, 1) } else { (0, 0) },
+            if split_here { (2, 2) } else { (0, 0) },
             "--threads {threads} --split-windows {split}: {stderr}"
         );
         let c = counters(&output.stderr);
         let table = "tables.sensor_totals";
         assert_eq!(counter(&c, table, "received"), counter(&c, "sources.readings", "sent"));
         assert_eq!(counter(&c, table, "received"), counter(&c, table, "aggregated"));
+        // A row for every record, each written.
+        let changes = "tables.sensor_changes";
+        let sent = counter(&c, "sources.readings", "sent");
+        assert_eq!(
+            [
+                counter(&c, changes, "received"),
+                counter(&c, changes, "aggregated"),
+                counter(&c, changes, "emitted"),
+                counter(&c, "sinks.changes", "sent")
+            ],
+            [sent; 4],
+            "{changes}"
+        );
         for window in ["windows.per_sensor", "windows.per_site"] {
             let received = counter(&c, window, "received");
             assert_eq!(received, counter(&c, "sources.readings", "sent"), "{window}");
@@ -743,6 +758,16 @@ fn windows_and_tables_split_by_key_write_the_same_bytes_for_any_threads_and_batc
     // end of input.
     let totals = json_lines(&reference[3]);
     assert!(totals.len() > 5_000, "{} rows", totals.len());
+    // The change table: a row per reading (the lines that do not decode are none), each
+    // its sensor's count so far.
+    let changes = json_lines(&reference[4]);
+    assert_eq!(changes.len(), 30_000);
+    let mut seen = std::collections::HashMap::new();
+    for row in &changes {
+        let n = seen.entry(row["sensor"].as_str().unwrap().to_owned()).or_insert(0);
+        *n += 1;
+        assert_eq!(row["n"], *n, "{row}");
+    }
     let late = counter(&c, "windows.per_sensor", "late");
     assert!(
         late > 30 && json_lines(&reference[1]).len() as u64 == late,
@@ -777,6 +802,7 @@ fn windows_and_tables_split_by_key_write_the_same_bytes_for_any_threads_and_batc
         .env("LATE_PATH", dir.join(files[1]))
         .env("SITES_PATH", dir.join(files[2]))
         .env("TOTALS_PATH", dir.join(files[3]))
+        .env("CHANGES_PATH", dir.join(files[4]))
         .output()
         .unwrap();
     let rows = json_lines(&reference[0]).len() as u64;

@@ -310,22 +310,34 @@ pub struct IrTable {
     pub ttl: Option<i64>,
     /// A lookup join reads its rows (set once every operator is known).
     pub looked_up: bool,
+    /// Its rows go only to sinks that write a byte stream and read nothing else, and no
+    /// row can fail to encode (set once every edge is known): rows handed on later than
+    /// their records are written the same, and no dead letter changes place.
+    pub rows_to_own_sinks: bool,
 }
 
 impl IrTable {
     /// The runtime may split this table's keys across the workers, as a window's
-    /// ([`IrWindow::splits_by_key`]): it emits on a clock alone (an interval, no `ttl`,
-    /// no `max_keys`: with a `ttl`, a record of a key expired but not swept yet emits
-    /// the key's last row at once), no lookup join reads a row at a record, and its
-    /// records cannot fail to be added.
+    /// ([`IrWindow::splits_by_key`]): no `ttl`, no `max_keys` (with a `ttl`, a record
+    /// of a key expired but not swept yet emits the key's last row at once, and
+    /// `max_keys` counts every key), no lookup join reads a row at a record, its
+    /// records cannot fail to be added, and either it emits on an interval or its row
+    /// of each change may come later than the record ([`Self::catches_up`]).
     pub fn splits_by_key(&self) -> bool {
         let a = &self.aggregation;
-        self.emit_every.is_some()
+        (self.emit_every.is_some() || self.rows_to_own_sinks)
             && self.ttl.is_none()
             && !self.looked_up
             && a.max_keys.is_none()
             && !a.key.is_empty()
             && a.aggregates.iter().all(|(_, agg)| adds_without_failing(agg))
+    }
+
+    /// Split and emitting each change: its parts build the rows, which the pipeline
+    /// thread hands on in record order as they are ready, and all of them before a step
+    /// ends (`catch_up`).
+    pub fn catches_up(&self) -> bool {
+        self.emit_every.is_none() && self.splits_by_key()
     }
 }
 

@@ -584,7 +584,6 @@ mod tests {
         assert!(split(&code), "{code}");
         let lookup = "joins:\n  j: { input: events, key: key, lookup: { table: w } }\n";
         for (table, more) in [
-            ("aggregate: { c: count() }", ""),
             ("emit: 10s, ttl: 1m, aggregate: { c: count() }", ""),
             ("emit: 10s, max_keys: 100, aggregate: { c: count() }", ""),
             ("emit: 10s, aggregate: { s: sum(n) }", ""),
@@ -594,6 +593,44 @@ mod tests {
             assert!(
                 !code.contains("SplitByKey") && !code.contains("OrderedRows"),
                 "{table} {more}\n{code}"
+            );
+        }
+    }
+
+    /// The generated file of `spec`'s sections after its schema and source `events`.
+    fn generated_spec(sections: &str) -> String {
+        let spec = format!(
+            "name: t\nschemas:\n  event: {{ key: string, other: i64?, n: i64, x: f64, ts: timestamp_ms }}\nsources:\n  events: {{ type: file, path: in.jsonl, schema: event, event_time: ts }}\n{sections}"
+        );
+        crate::compile_text("t.yaml", &spec)
+            .unwrap_or_else(|e| panic!("{e:?}\n{spec}"))
+            .main_rs
+    }
+
+    #[test]
+    fn a_table_emitting_each_change_splits_when_its_rows_go_only_to_sinks_of_their_own_that_cannot_refuse_one() {
+        let own = "sinks:\n  o: { type: file, input: w, path: o.jsonl }\n  p: { type: stdout, input: w, format: csv }\n";
+        let table = "tables:\n  w: { input: events, key: key, aggregate: { c: count(), m: max(ts), d: count_distinct(other), k: last(key) } }\n";
+        let code = generated_spec(&format!("{table}{own}"));
+        assert!(split(&code), "{code}");
+        let catch_up = "if self.nodes.table_w.catch_up() {\n            emit_w(&mut self.nodes);";
+        assert!(code.contains(catch_up), "the step catches up:\n{code}");
+        let whole = [
+            // A float: a JSON sink could refuse an infinite one.
+            "tables:\n  w: { input: events, key: key, aggregate: { a: avg(x) } }\nsinks:\n  o: { type: file, input: w, path: o.jsonl }\n",
+            // Rows go on to a transform.
+            "tables:\n  w: { input: events, key: key, aggregate: { c: count() } }\ntransforms:\n  f: { input: w, filter: \"c > 1\" }\nsinks:\n  o: { type: file, input: f, path: o.jsonl }\n",
+            // A sink sending a message per row, which its client may refuse.
+            "tables:\n  w: { input: events, key: key, aggregate: { c: count() } }\nsinks:\n  o: { type: kafka, input: w, brokers: \"127.0.0.1:9092\", topic: t, key: key, format: json }\n",
+            // Evicting or expiring keys.
+            "tables:\n  w: { input: events, key: key, ttl: 1m, aggregate: { c: count() } }\nsinks:\n  o: { type: file, input: w, path: o.jsonl }\n",
+            "tables:\n  w: { input: events, key: key, max_keys: 10, on_full: evict_oldest, aggregate: { c: count() } }\nsinks:\n  o: { type: file, input: w, path: o.jsonl }\n",
+        ];
+        for sections in whole {
+            let code = generated_spec(sections);
+            assert!(
+                !code.contains("SplitByKey") && !code.contains("catch_up"),
+                "{sections}\n{code}"
             );
         }
     }

@@ -822,6 +822,17 @@ fn job(ir: &Ir) -> TokenStream {
             quote!(step = step.and(Step::from(self.#name.poll(&mut self.nodes, #flow)?));)
         }
     });
+    // A split table emitting each change hands on the rows of the step's records
+    // before the step ends: a checkpoint comes between steps.
+    let catch_ups = stateful(ir).filter(|op| matches!(&op.kind, IrOperatorKind::Table(t) if t.catches_up())).map(|op| {
+        let field = node_field(op);
+        let emit = prefixed("emit_", &op.stem);
+        quote! {
+            if self.nodes.#field.catch_up() {
+                #emit(&mut self.nodes);
+            }
+        }
+    });
     let (tick, advance) = if any_state {
         let samples = stateful(ir).map(|op| {
             let field = node_field(op);
@@ -991,6 +1002,7 @@ fn job(ir: &Ir) -> TokenStream {
                 #tick
                 // Each poll flushes the outputs it wrote to.
                 #(#polls)*
+                #(#catch_ups)*
                 #advance
                 #deliveries
                 #commit

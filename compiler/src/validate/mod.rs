@@ -24,7 +24,11 @@ use std::collections::BTreeSet;
 use sha2::{Digest, Sha256};
 
 use crate::diagnostics::SpecError;
-use crate::ir::{Ir, IrJoin, IrLookup, IrOperator, IrOperatorKind, IrSetting, IrSink, IrSource, Node};
+use crate::ir::{
+    Ir, IrDelivery, IrJoin, IrLookup, IrOperator, IrOperatorKind, IrSetting, IrSink, IrSource, Node, SinkInput,
+};
+use crate::types::Type;
+use std::rc::Rc;
 use crate::names::Names;
 use crate::spec::duration::parse_millis;
 use crate::spec::spans::{span_in_scalar, Span, SpanIndex};
@@ -245,6 +249,47 @@ fn mark_looked_up_tables(operators: &mut [IrOperator]) {
     }
 }
 
+/// Marks each table whose rows go only to sinks of their own that cannot refuse one
+/// ([`IrTable::rows_to_own_sinks`]).
+fn mark_tables_with_own_sinks(sources: &[IrSource], operators: &mut [IrOperator], sinks: &[IrSink]) {
+    let mut readers = vec![0usize; sinks.len()];
+    let edges = sources
+        .iter()
+        .flat_map(|s| &s.outputs)
+        .chain(operators.iter().flat_map(|op| op.outputs.iter().chain(&op.late_outputs)));
+    for node in edges {
+        if let Node::Sink(s) = node {
+            readers[*s] += 1;
+        }
+    }
+    for op in operators {
+        let rows = Rc::clone(op.output());
+        let own_sinks = !op.outputs.is_empty()
+            && op.outputs.iter().all(|node| match node {
+                Node::Sink(s) => {
+                    let sink = &sinks[*s];
+                    readers[*s] == 1
+                        && matches!(sink.delivery, IrDelivery::Stream)
+                        && matches!(sink.input, SinkInput::Records(_))
+                }
+                Node::Operator(_) | Node::JoinRight(_) => false,
+            });
+        if let IrOperatorKind::Table(table) = &mut op.kind {
+            table.rows_to_own_sinks = own_sinks && !rows.fields.iter().any(|f| may_hold_float(&f.ty));
+        }
+    }
+}
+
+/// A float anywhere in a value of `ty`: a JSON sink cannot encode an infinite one.
+fn may_hold_float(ty: &Type) -> bool {
+    match ty {
+        Type::F64 => true,
+        Type::Optional(inner) | Type::List(inner) => may_hold_float(inner),
+        Type::Record(record) => record.fields.iter().any(|f| may_hold_float(&f.ty)),
+        Type::String | Type::Bool | Type::I64 | Type::U64 | Type::Timestamp => false,
+    }
+}
+
 fn build_ir(spec: &Spec, cx: &mut Cx) -> Option<Ir> {
     names::check(spec, cx);
     let schemas = records::from_schemas(spec, &mut cx.names);
@@ -304,6 +349,7 @@ fn build_ir(spec: &Spec, cx: &mut Cx) -> Option<Ir> {
         }
     }
     mark_looked_up_tables(&mut ordered);
+    mark_tables_with_own_sinks(&sources, &mut ordered, &sinks);
     let mut records = Vec::new();
     records::collect(&sources, &ordered, &mut records);
     Some(Ir {
