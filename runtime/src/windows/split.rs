@@ -1,6 +1,6 @@
-//! [`SplitByKey`]: a tumbling or hopping window, or a table emitting on a clock, whose
-//! keys are split by hash across the worker threads, so that its state and its work are
-//! not all the pipeline thread's.
+//! [`SplitByKey`]: a tumbling or hopping window, or a table, whose keys are split by hash
+//! across the worker threads, so that its state and its work are not all the pipeline
+//! thread's.
 //!
 //! Each *part* is a whole operator of the window's kind holding the keys whose hash
 //! falls to it, and is only ever run by one job at a time on a worker; a key's state
@@ -19,6 +19,13 @@
 //!   merges the parts' rows into the order one operator emits them (by time, then key:
 //!   rows carry their key, [`OrderedRows`]) as they are drained. Nothing else waits for
 //!   the parts.
+//! - **A table emitting each change** ([`Clock::Records`]) gives a row for every record:
+//!   each part builds its records' rows when it takes them and sends them back with the
+//!   batch, and the pipeline thread hands them on in the order the records were routed,
+//!   as they come back. They come later than one table's would: the compiler lets such a
+//!   table split only where nothing sees that (its rows go only to files of their own
+//!   and cannot fail), and [`KeyedOperator::catch_up`] hands every row on before a step
+//!   ends.
 //! - **The watermark** each record was routed at goes with it, and its part moves to it
 //!   before taking the record: a part never holds a record in a window the pipeline
 //!   thread already counts as closed.
