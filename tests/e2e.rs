@@ -697,7 +697,13 @@ fn windows_and_tables_split_by_key_write_the_same_bytes_for_any_threads_and_batc
     }
     fs::write(dir.join("readings.jsonl"), readings).unwrap();
     let bin = build("tests/pipelines/win_split.yaml");
-    let files = ["sensors.jsonl", "late.jsonl", "sites.jsonl", "totals.jsonl", "changes.jsonl"];
+    let files = [
+        "sensors.jsonl",
+        "late.jsonl",
+        "sites.jsonl",
+        "totals.jsonl",
+        "changes.jsonl",
+    ];
     let run_with = |threads: &str, batch: &str, split: &str| {
         let output = Command::new(&bin)
             .args(["--threads", threads, "--batch-size", batch, "--split-windows", split])

@@ -609,7 +609,8 @@ mod tests {
 
     #[test]
     fn a_table_emitting_each_change_splits_when_its_rows_go_only_to_sinks_of_their_own_that_cannot_refuse_one() {
-        let own = "sinks:\n  o: { type: file, input: w, path: o.jsonl }\n  p: { type: stdout, input: w, format: csv }\n";
+        let own =
+            "sinks:\n  o: { type: file, input: w, path: o.jsonl }\n  p: { type: stdout, input: w, format: csv }\n";
         let table = "tables:\n  w: { input: events, key: key, aggregate: { c: count(), m: max(ts), d: count_distinct(other), k: last(key) } }\n";
         let code = generated_spec(&format!("{table}{own}"));
         assert!(split(&code), "{code}");

@@ -824,15 +824,17 @@ fn job(ir: &Ir) -> TokenStream {
     });
     // A split table emitting each change hands on the rows of the step's records
     // before the step ends: a checkpoint comes between steps.
-    let catch_ups = stateful(ir).filter(|op| matches!(&op.kind, IrOperatorKind::Table(t) if t.catches_up())).map(|op| {
-        let field = node_field(op);
-        let emit = prefixed("emit_", &op.stem);
-        quote! {
-            if self.nodes.#field.catch_up() {
-                #emit(&mut self.nodes);
+    let catch_ups = stateful(ir)
+        .filter(|op| matches!(&op.kind, IrOperatorKind::Table(t) if t.catches_up()))
+        .map(|op| {
+            let field = node_field(op);
+            let emit = prefixed("emit_", &op.stem);
+            quote! {
+                if self.nodes.#field.catch_up() {
+                    #emit(&mut self.nodes);
+                }
             }
-        }
-    });
+        });
     let (tick, advance) = if any_state {
         let samples = stateful(ir).map(|op| {
             let field = node_field(op);

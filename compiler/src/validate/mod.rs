@@ -27,14 +27,14 @@ use crate::diagnostics::SpecError;
 use crate::ir::{
     Ir, IrDelivery, IrJoin, IrLookup, IrOperator, IrOperatorKind, IrSetting, IrSink, IrSource, Node, SinkInput,
 };
-use crate::types::Type;
-use std::rc::Rc;
 use crate::names::Names;
 use crate::spec::duration::parse_millis;
 use crate::spec::spans::{span_in_scalar, Span, SpanIndex};
 use crate::spec::{self, Setting, Spec};
+use crate::types::Type;
 use graph::Upstream;
 pub(crate) use sources::max_record_bytes;
+use std::rc::Rc;
 pub(crate) use transforms::expression;
 
 /// The outcome of checking a spec: the IR when there are no errors, and
@@ -253,10 +253,11 @@ fn mark_looked_up_tables(operators: &mut [IrOperator]) {
 /// ([`IrTable::rows_to_own_sinks`]).
 fn mark_tables_with_own_sinks(sources: &[IrSource], operators: &mut [IrOperator], sinks: &[IrSink]) {
     let mut readers = vec![0usize; sinks.len()];
-    let edges = sources
-        .iter()
-        .flat_map(|s| &s.outputs)
-        .chain(operators.iter().flat_map(|op| op.outputs.iter().chain(&op.late_outputs)));
+    let edges = sources.iter().flat_map(|s| &s.outputs).chain(
+        operators
+            .iter()
+            .flat_map(|op| op.outputs.iter().chain(&op.late_outputs)),
+    );
     for node in edges {
         if let Node::Sink(s) = node {
             readers[*s] += 1;

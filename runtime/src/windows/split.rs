@@ -62,6 +62,16 @@ const BATCH: usize = 1024;
 /// one to be done: bounds memory when the workers fall behind.
 const QUEUED: usize = 8;
 
+/// [`Clock::Records`]: rows handed on at a time, about, while records are still being
+/// taken (handed on a few at a time, rows would be encoded here; a chunk of this many
+/// goes to a worker). Every part must have its share of them ready (or all of its
+/// rows): the rows go in the records' order, which takes from every part.
+const HAND_ON: usize = BATCH;
+
+/// [`Clock::Records`]: how often, in records, the pipeline thread looks for batches
+/// taken (a look costs a channel's receive; a batch is 1,024 records).
+const LOOK_EVERY: u32 = 64;
+
 /// Results a part builds at a time: while the pipeline thread merges one chunk, the
 /// part builds the next. (Building every result of a firing at once held all of them:
 /// at the end of input a minute of hopping windows over 10,000 keys is 600,000 rows.)
@@ -349,9 +359,12 @@ struct Part<A: Aggregation, O> {
     next: usize,
     more: bool,
     /// [`Clock::Records`]: batches taken, with their rows, oldest first, and how many
-    /// rows of the oldest were handed on.
+    /// rows of the oldest were handed on; rows in them not handed on, and records
+    /// routed here whose rows were not.
     ready: VecDeque<Items<A>>,
     handed: usize,
+    ready_rows: usize,
+    routed: usize,
 }
 
 impl<A: Aggregation, O> Part<A, O> {
@@ -376,6 +389,8 @@ impl<A: Aggregation, O> Part<A, O> {
             more: false,
             ready: VecDeque::new(),
             handed: 0,
+            ready_rows: 0,
+            routed: 0,
         }
     }
 
@@ -406,8 +421,10 @@ struct Parts<A: Aggregation, O> {
     /// each part knows of its own keys only).
     stamp: Option<i64>,
     /// [`Clock::Records`]: the part and epoch of every record routed whose row was not
-    /// handed on yet, in the order they were routed.
+    /// handed on yet, in the order they were routed; how many of their rows are ready;
+    /// records since the last look for batches taken.
     order: VecDeque<(usize, u64)>,
+    unlooked: u32,
     hasher: KeyHasher,
     parts: Vec<Part<A, O>>,
     workers: Workers,
@@ -436,6 +453,7 @@ where
             due: None,
             stamp: None,
             order: VecDeque::new(),
+            unlooked: 0,
             hasher: KeyHasher::default(),
             parts,
             workers,
@@ -473,6 +491,7 @@ where
             self.hand_over(at);
         }
         if self.clock == Clock::Records {
+            self.parts[at].routed += 1;
             self.order.push_back((at, self.epoch));
             if self.order.len() >= self.parts.len() * BATCH * (QUEUED + 2) {
                 self.unblock();
@@ -573,6 +592,7 @@ where
             match self.clock {
                 Clock::Records if items.len > 0 => {
                     debug_assert!(done.panicked || items.rows.len() == items.len, "a row for every record");
+                    part.ready_rows += items.len;
                     part.ready.push_back(items);
                 }
                 Clock::Records => self.spare.push(items),
@@ -749,10 +769,17 @@ where
     fn has_emitted(&mut self) -> bool {
         match self.clock {
             Clock::Records => {
-                self.take_done();
-                self.order
+                self.unlooked += 1;
+                if self.unlooked >= LOOK_EVERY {
+                    self.unlooked = 0;
+                    self.take_done();
+                }
+                let next_ready = self
+                    .order
                     .front()
-                    .is_some_and(|&(at, _)| !self.parts[at].ready.is_empty())
+                    .is_some_and(|&(at, _)| !self.parts[at].ready.is_empty());
+                let share = HAND_ON / self.parts.len();
+                next_ready && self.parts.iter().all(|p| p.ready_rows >= p.routed.min(share))
             }
             Clock::Windows(_) | Clock::Boundaries { .. } => self.parts.iter().any(|p| p.more || p.head().is_some()),
         }
@@ -780,6 +807,8 @@ where
                 buf.push_swapped(items.rows.row_mut(part.handed));
             }
             part.handed += 1;
+            part.ready_rows -= 1;
+            part.routed -= 1;
             self.order.pop_front();
             if part.handed >= items.len {
                 part.handed = 0;
