@@ -421,8 +421,8 @@ struct Parts<A: Aggregation, O> {
     /// each part knows of its own keys only).
     stamp: Option<i64>,
     /// [`Clock::Records`]: the part and epoch of every record routed whose row was not
-    /// handed on yet, in the order they were routed; how many of their rows are ready;
-    /// records since the last look for batches taken.
+    /// handed on yet, in the order they were routed; records since the last look for
+    /// batches taken.
     order: VecDeque<(usize, u64)>,
     unlooked: u32,
     hasher: KeyHasher,
@@ -493,11 +493,18 @@ where
         if self.clock == Clock::Records {
             self.parts[at].routed += 1;
             self.order.push_back((at, self.epoch));
-            if self.order.len() >= self.parts.len() * BATCH * (QUEUED + 2) {
+            if self.order.len() >= self.most_waiting() {
                 self.unblock();
             }
         }
         Admit::Added
+    }
+
+    /// [`Clock::Records`]: records whose rows were not handed on, at most, before the
+    /// oldest's part is hurried ([`Self::unblock`]) and rows are handed on however few
+    /// are ready.
+    fn most_waiting(&self) -> usize {
+        self.parts.len() * BATCH * (QUEUED + 2)
     }
 
     /// [`Clock::Records`], when many rows wait for the oldest record's (its part has
@@ -595,8 +602,7 @@ where
                     part.ready_rows += items.len;
                     part.ready.push_back(items);
                 }
-                Clock::Records => self.spare.push(items),
-                Clock::Windows(_) | Clock::Boundaries { .. } => self.spare.push(items),
+                _ => self.spare.push(items),
             }
         }
         (part.busy, part.in_flight, part.entries) = (false, None, done.entries);
@@ -779,7 +785,9 @@ where
                     .front()
                     .is_some_and(|&(at, _)| !self.parts[at].ready.is_empty());
                 let share = HAND_ON / self.parts.len();
-                next_ready && self.parts.iter().all(|p| p.ready_rows >= p.routed.min(share))
+                next_ready
+                    && (self.order.len() >= self.most_waiting()
+                        || self.parts.iter().all(|p| p.ready_rows >= p.routed.min(share)))
             }
             Clock::Windows(_) | Clock::Boundaries { .. } => self.parts.iter().any(|p| p.more || p.head().is_some()),
         }
@@ -1254,19 +1262,29 @@ mod tests {
     #[test]
     fn rows_waiting_for_a_part_with_few_keys_stay_bounded() {
         let table = || Table::new(CountSum, Emit::Change, None, opts(0));
-        let mut split = SplitByKey::new("tables.t", &context(3, None), CountSum, table);
+        let mut split = SplitByKey::new("tables.t", &context(4, None), CountSum, table);
         let How::Split(parts) = &split.0 else {
             panic!("not split")
         };
-        // One record of a key of part 0, then only keys of part 1: the first row waits
-        // in part 0's pending batch, and every row after it behind it.
-        let (few, many): (Vec<String>, Vec<String>) =
-            (0..200).map(|i| format!("k{i}")).partition(|k| parts.part_of(k) == 0);
-        let bound = 2 * BATCH * (QUEUED + 2);
+        // One record of a key of part 0, then keys of part 1, and one in 997 of part 2:
+        // the first row waits in part 0's batch, which no other record fills, and every
+        // row after it behind it; part 2's rows are never a share of a chunk.
+        let keys: Vec<String> = (0..300).map(|i| format!("k{i}")).collect();
+        let of_part = |n| {
+            keys.iter()
+                .filter(|k| parts.part_of(k.as_str()) == n)
+                .collect::<Vec<_>>()
+        };
+        let (first, many, rare) = (of_part(0), of_part(1), of_part(2));
+        let bound = parts.most_waiting();
         let mut buf = Results::default();
         let (mut handed, mut most_waiting) = (0, 0);
         for i in 0..3 * bound {
-            let key = if i == 0 { &few[0] } else { &many[i % many.len()] };
+            let key = match i {
+                0 => first[0],
+                _ if i % 997 == 0 => rare[i % rare.len()],
+                _ => many[i % many.len()],
+            };
             assert_eq!(
                 split.process(key.as_str(), &(key.clone(), 1), i as i64),
                 Ok(Admit::Added)
