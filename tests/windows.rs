@@ -1180,6 +1180,51 @@ fn a_window_of_nan_values_has_no_min_max_or_percentile() {
 }
 
 // ---------------------------------------------------------------------------------------
+// A split table's rows while the input is quiet: tests/pipelines/changes_stdin.yaml
+
+/// A table emitting each change, split by key across the workers (`--threads 3`), hands
+/// its rows on after its records are taken, later than one table would: every row of
+/// what was read is written before the pipeline waits for more input, not when more
+/// comes (stdin stays open and silent).
+#[test]
+fn a_split_table_writes_every_row_of_what_was_read_while_its_input_is_quiet() {
+    let dir = support::workdir("windows/changes_stdin");
+    let out = dir.join("out.jsonl");
+    let bin = build("tests/pipelines/changes_stdin.yaml");
+    let mut running = support::start(
+        Command::new(&bin)
+            .args(["--threads", "3"])
+            .env("OUT", &out)
+            .stdin(std::process::Stdio::piped()),
+    );
+    running.wait_for_log_any_time("table keys split by hash");
+    let mut stdin = running.child.stdin.take().unwrap();
+    // More than a part's batch (1,024 records) of some sensors, and a few of others.
+    let lines: String = (0..5_000)
+        .map(|i| format!("{{\"sensor\":\"s{}\",\"ts\":{}}}\n", i % 7, 1_000 + i))
+        .collect();
+    std::io::Write::write_all(&mut stdin, lines.as_bytes()).unwrap();
+    std::io::Write::flush(&mut stdin).unwrap();
+    support::wait_until("a row for every reading", || {
+        json_lines(&fs::read(&out).unwrap_or_default()).len() == 5_000
+    });
+    running.signal("TERM");
+    let output = running.wait();
+    drop(stdin);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rows = json_lines(&fs::read(&out).unwrap());
+    for (i, row) in rows.iter().enumerate() {
+        let expected = json!({"sensor": format!("s{}", i % 7), "n": i / 7 + 1, "latest": 1_000 + i});
+        assert_eq!(row, &expected, "row {i}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Processing time while the input is quiet: tests/pipelines/idle_window.yaml
 
 /// An idle binary sleeps until something needs it (see the runtime's `wake.rs`): a

@@ -614,7 +614,7 @@ mod tests {
         let table = "tables:\n  w: { input: events, key: key, aggregate: { c: count(), m: max(ts), d: count_distinct(other), k: last(key) } }\n";
         let code = generated_spec(&format!("{table}{own}"));
         assert!(split(&code), "{code}");
-        let catch_up = "if self.nodes.table_w.catch_up() {\n            emit_w(&mut self.nodes);";
+        let catch_up = "if self.nodes.table_w.catch_up() {\n            emit_w(&mut self.nodes);\n            self.nodes.flush()?;";
         assert!(code.contains(catch_up), "the step catches up:\n{code}");
         let whole = [
             // A float: a JSON sink could refuse an infinite one.

@@ -823,7 +823,8 @@ fn job(ir: &Ir) -> TokenStream {
         }
     });
     // A split table emitting each change hands on the rows of the step's records
-    // before the step ends: a checkpoint comes between steps.
+    // (read, or fired into it by a watermark) before the step ends, where a checkpoint
+    // may come, and writes them: the polls flushed what they wrote.
     let catch_ups = stateful(ir)
         .filter(|op| matches!(&op.kind, IrOperatorKind::Table(t) if t.catches_up()))
         .map(|op| {
@@ -832,6 +833,7 @@ fn job(ir: &Ir) -> TokenStream {
             quote! {
                 if self.nodes.#field.catch_up() {
                     #emit(&mut self.nodes);
+                    self.nodes.flush()?;
                 }
             }
         });
@@ -1004,8 +1006,8 @@ fn job(ir: &Ir) -> TokenStream {
                 #tick
                 // Each poll flushes the outputs it wrote to.
                 #(#polls)*
-                #(#catch_ups)*
                 #advance
+                #(#catch_ups)*
                 #deliveries
                 #commit
                 Ok(step)
