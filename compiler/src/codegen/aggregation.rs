@@ -616,6 +616,10 @@ mod tests {
         assert!(split(&code), "{code}");
         let catch_up = "if self.nodes.table_w.catch_up() {\n            emit_w(&mut self.nodes);\n            self.nodes.flush()?;";
         assert!(code.contains(catch_up), "the step catches up:\n{code}");
+        // After the watermarks moved: rows fired into it then are handed on too.
+        let step = code.split("fn step(").nth(1).unwrap_or_default();
+        let (advance, caught_up) = (step.find("advance_all(&mut self.nodes)"), step.find("catch_up()"));
+        assert!(advance.is_some_and(|a| caught_up.is_some_and(|c| a < c)), "{step}");
         let whole = [
             // A float: a JSON sink could refuse an infinite one.
             "tables:\n  w: { input: events, key: key, aggregate: { a: avg(x) } }\nsinks:\n  o: { type: file, input: w, path: o.jsonl }\n",
