@@ -1182,6 +1182,19 @@ fn a_window_of_nan_values_has_no_min_max_or_percentile() {
 // ---------------------------------------------------------------------------------------
 // A split table's rows while the input is quiet: tests/pipelines/changes_stdin.yaml
 
+/// Stops a pipeline with SIGTERM while its stdin is still open: it exits 0.
+fn stop_with_stdin_open(running: support::Running, stdin: std::process::ChildStdin) {
+    running.signal("TERM");
+    let output = running.wait();
+    drop(stdin);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// A table emitting each change, split by key across the workers (`--threads 3`), hands
 /// its rows on after its records are taken, later than one table would: every row of
 /// what was read is written before the pipeline waits for more input, not when more
@@ -1208,15 +1221,7 @@ fn a_split_table_writes_every_row_of_what_was_read_while_its_input_is_quiet() {
     support::wait_until("a row for every reading", || {
         json_lines(&fs::read(&out).unwrap_or_default()).len() == 5_000
     });
-    running.signal("TERM");
-    let output = running.wait();
-    drop(stdin);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    stop_with_stdin_open(running, stdin);
     let rows = json_lines(&fs::read(&out).unwrap());
     for (i, row) in rows.iter().enumerate() {
         let expected = json!({"sensor": format!("s{}", i % 7), "n": i / 7 + 1, "latest": 1_000 + i});
@@ -1243,15 +1248,7 @@ fn a_processing_time_window_fires_on_time_while_its_input_is_quiet() {
     support::wait_until("the window fired", || {
         json_lines(&fs::read(&out).unwrap_or_default()).len() == 1
     });
-    running.signal("TERM");
-    let output = running.wait();
-    drop(stdin);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    stop_with_stdin_open(running, stdin);
     let rows = json_lines(&fs::read(&out).unwrap());
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["line"], "tick");

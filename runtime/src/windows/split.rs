@@ -1164,68 +1164,41 @@ mod tests {
 
     #[test]
     fn a_split_table_saves_what_one_table_saves_and_restores_into_any_number_of_parts() {
-        let table = || Table::new(CountSum, Emit::Every(30), None, opts(0));
-        let mut one_saves = Vec::new();
-        let one_rows = feed(&mut table(), 0, 5_000, &mut one_saves);
-        let mut split_saves = Vec::new();
-        let split_rows = feed(
-            &mut SplitByKey::new("tables.t", &context(4, None), CountSum, table),
-            0,
-            5_000,
-            &mut split_saves,
-        );
-        assert!(one_rows.len() > 1_000 && one_saves.len() == 7);
-        assert!(
-            split_rows == one_rows && split_saves == one_saves,
-            "the same rows and checkpoints"
-        );
-        let mut restored = table();
-        restored.restore_state(&one_saves[2]).unwrap_or_else(|e| panic!("{e}"));
-        let expected = feed(&mut restored, 2_100, 5_000, &mut Vec::new());
-        for threads in [3, 5] {
-            let mut split = SplitByKey::new("tables.t", &context(threads, None), CountSum, table);
-            split.restore_state(&one_saves[2]).unwrap_or_else(|e| panic!("{e}"));
-            assert!(
-                feed(&mut split, 2_100, 5_000, &mut Vec::new()) == expected,
-                "{threads} threads"
+        // On an interval (a tenth as many rows as records), and every change.
+        for (emit, rows) in [(Emit::Every(30), 1_000..5_000), (Emit::Change, 5_000..5_001)] {
+            let table = || Table::new(CountSum, emit, None, opts(0));
+            let mut one_saves = Vec::new();
+            let one_rows = feed(&mut table(), 0, 5_000, &mut one_saves);
+            let mut split_saves = Vec::new();
+            let split_rows = feed(
+                &mut SplitByKey::new("tables.t", &context(4, None), CountSum, table),
+                0,
+                5_000,
+                &mut split_saves,
             );
-        }
-        // Saved before the first watermark: the restored parts are placed by the next.
-        let mut before = Vec::new();
-        table().save_state(&mut before).unwrap_or_else(|e| panic!("{e}"));
-        let expected = feed(&mut table(), 0, 3_000, &mut Vec::new());
-        let mut split = SplitByKey::new("tables.t", &context(3, None), CountSum, table);
-        split.restore_state(&before).unwrap_or_else(|e| panic!("{e}"));
-        assert!(feed(&mut split, 0, 3_000, &mut Vec::new()) == expected);
-    }
-
-    #[test]
-    fn a_split_table_emitting_each_change_saves_what_one_table_saves_and_restores_into_any_number_of_parts() {
-        let table = || Table::new(CountSum, Emit::Change, None, opts(0));
-        let mut one_saves = Vec::new();
-        let one_rows = feed(&mut table(), 0, 5_000, &mut one_saves);
-        let mut split_saves = Vec::new();
-        let split_rows = feed(
-            &mut SplitByKey::new("tables.t", &context(4, None), CountSum, table),
-            0,
-            5_000,
-            &mut split_saves,
-        );
-        assert!(one_rows.len() == 5_000 && one_saves.len() == 7);
-        assert!(
-            split_rows == one_rows && split_saves == one_saves,
-            "the same rows and checkpoints"
-        );
-        let mut restored = table();
-        restored.restore_state(&one_saves[2]).unwrap_or_else(|e| panic!("{e}"));
-        let expected = feed(&mut restored, 2_100, 5_000, &mut Vec::new());
-        for threads in [3, 5] {
-            let mut split = SplitByKey::new("tables.t", &context(threads, None), CountSum, table);
-            split.restore_state(&one_saves[2]).unwrap_or_else(|e| panic!("{e}"));
+            assert!(rows.contains(&one_rows.len()) && one_saves.len() == 7, "{emit:?}");
             assert!(
-                feed(&mut split, 2_100, 5_000, &mut Vec::new()) == expected,
-                "{threads} threads"
+                split_rows == one_rows && split_saves == one_saves,
+                "{emit:?}: the same rows and checkpoints"
             );
+            let mut restored = table();
+            restored.restore_state(&one_saves[2]).unwrap_or_else(|e| panic!("{e}"));
+            let expected = feed(&mut restored, 2_100, 5_000, &mut Vec::new());
+            for threads in [3, 5] {
+                let mut split = SplitByKey::new("tables.t", &context(threads, None), CountSum, table);
+                split.restore_state(&one_saves[2]).unwrap_or_else(|e| panic!("{e}"));
+                assert!(
+                    feed(&mut split, 2_100, 5_000, &mut Vec::new()) == expected,
+                    "{emit:?}, {threads} threads"
+                );
+            }
+            // Saved before the first watermark: the restored parts are placed by the next.
+            let mut before = Vec::new();
+            table().save_state(&mut before).unwrap_or_else(|e| panic!("{e}"));
+            let expected = feed(&mut table(), 0, 3_000, &mut Vec::new());
+            let mut split = SplitByKey::new("tables.t", &context(3, None), CountSum, table);
+            split.restore_state(&before).unwrap_or_else(|e| panic!("{e}"));
+            assert!(feed(&mut split, 0, 3_000, &mut Vec::new()) == expected, "{emit:?}");
         }
     }
 
