@@ -625,6 +625,8 @@ mod tests {
             "tables:\n  w: { input: events, key: key, aggregate: { a: avg(x) } }\nsinks:\n  o: { type: file, input: w, path: o.jsonl }\n",
             // Rows go on to a transform.
             "tables:\n  w: { input: events, key: key, aggregate: { c: count() } }\ntransforms:\n  f: { input: w, filter: \"c > 1\" }\nsinks:\n  o: { type: file, input: f, path: o.jsonl }\n",
+            // Stdout, which another sink writes to as well.
+            "tables:\n  w: { input: events, key: key, aggregate: { c: count() } }\nsinks:\n  o: { type: stdout, input: w }\n  d: { type: stdout, input: dead_letter }\n",
             // A sink sending a message per row, which its client may refuse.
             "tables:\n  w: { input: events, key: key, aggregate: { c: count() } }\nsinks:\n  o: { type: kafka, input: w, brokers: \"127.0.0.1:9092\", topic: t, key: key, format: json }\n",
             // Evicting or expiring keys.

@@ -310,6 +310,14 @@ pub enum IrSinkKind {
     Pulsar(pulsar::IrPulsarSink),
 }
 
+impl IrSinkKind {
+    /// Writes to a stream that other sinks of the same spec may write to as well (the
+    /// process's stdout): what it writes interleaves with theirs.
+    pub fn shares_its_stream(&self) -> bool {
+        matches!(self, IrSinkKind::Stdout)
+    }
+}
+
 /// The runtime's raw sink for `s`, boxed: a `RawSink` for a stream, a `MessageSink`
 /// for messages.
 pub fn construct_sink(s: &IrSink) -> TokenStream {

@@ -250,8 +250,10 @@ fn mark_looked_up_tables(operators: &mut [IrOperator]) {
 }
 
 /// Marks each table whose rows go only to sinks of their own that cannot refuse one
-/// ([`IrTable::rows_to_own_sinks`]).
+/// ([`IrTable::rows_to_own_sinks`]): no other input, and no other sink writing to the
+/// same stream (two sinks on stdout).
 fn mark_tables_with_own_sinks(sources: &[IrSource], operators: &mut [IrOperator], sinks: &[IrSink]) {
+    let sharing = sinks.iter().filter(|s| s.kind.shares_its_stream()).count();
     let mut readers = vec![0usize; sinks.len()];
     let edges = sources.iter().flat_map(|s| &s.outputs).chain(
         operators
@@ -270,6 +272,7 @@ fn mark_tables_with_own_sinks(sources: &[IrSource], operators: &mut [IrOperator]
                 Node::Sink(s) => {
                     let sink = &sinks[*s];
                     readers[*s] == 1
+                        && (!sink.kind.shares_its_stream() || sharing == 1)
                         && matches!(sink.delivery, IrDelivery::Stream)
                         && matches!(sink.input, SinkInput::Records(_))
                 }

@@ -357,10 +357,10 @@ impl<A: Keyed, O: KeyedOperator<A>> Stateful<A, O> {
     /// with checkpoints) the open state waits in the final checkpoint. True when
     /// results are waiting.
     pub fn close(&mut self, fire: bool) -> bool {
-        self.sample(true);
         // Results of records taken are never held back, fired or not (a failed step
-        // ended before catching up).
+        // ended before catching up); and the last sample counts every record.
         let caught_up = self.op.catch_up();
+        self.sample(true);
         if !fire {
             return caught_up;
         }

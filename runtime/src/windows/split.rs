@@ -171,7 +171,8 @@ where
                     &[("component", name.into()), ("parts", workers.count().into())],
                 );
                 let late_reason = op.late_reason();
-                let parts = (0..workers.count()).map(|_| Part::new(build())).collect();
+                let per_record = clock == Clock::Records;
+                let parts = (0..workers.count()).map(|_| Part::new(build(), per_record)).collect();
                 SplitByKey(How::Split(Box::new(Parts::new(
                     agg,
                     clock,
@@ -261,7 +262,8 @@ enum Task<A: Aggregation> {
     Move(i64),
 }
 
-/// A part's task done: the records' batch back for reuse.
+/// A part's task done: the records' batch back, for reuse or ([`Clock::Records`]) with
+/// their rows.
 struct Done<A: Aggregation> {
     part: usize,
     items: Option<Items<A>>,
@@ -282,12 +284,21 @@ struct Cell<A: Aggregation, O> {
     more: bool,
     entries: usize,
     next_due: Option<i64>,
+    /// [`Clock::Records`]: a batch's rows are its records' alone.
+    per_record: bool,
 }
 
 impl<A: Aggregation, O: KeyedOperator<A>> Cell<A, O> {
     fn run(&mut self, task: &mut Task<A>) {
         match task {
             Task::Take(items) => {
+                items.rows.clear();
+                if self.per_record && self.op.has_emitted() {
+                    // Rows of a batch whose task panicked part way (logged as lost):
+                    // dropped, or this batch's rows would be taken for theirs.
+                    self.op.drain_emitted(&mut items.rows, usize::MAX);
+                    items.rows.clear();
+                }
                 for item in items.as_slice() {
                     if item.wm > self.wm {
                         self.wm = item.wm;
@@ -306,7 +317,6 @@ impl<A: Aggregation, O: KeyedOperator<A>> Cell<A, O> {
                     debug_assert_eq!(taken, Ok(Admit::Added));
                 }
                 // A table emitting each change: the records' rows go back with them.
-                items.rows.clear();
                 if self.op.has_emitted() {
                     self.op.drain_emitted(&mut items.rows, usize::MAX);
                 }
@@ -368,7 +378,7 @@ struct Part<A: Aggregation, O> {
 }
 
 impl<A: Aggregation, O> Part<A, O> {
-    fn new(op: O) -> Self {
+    fn new(op: O, per_record: bool) -> Self {
         Part {
             pending: Items::default(),
             queued: VecDeque::new(),
@@ -383,6 +393,7 @@ impl<A: Aggregation, O> Part<A, O> {
                 more: false,
                 entries: 0,
                 next_due: None,
+                per_record,
             })),
             rows: Results::default(),
             next: 0,
@@ -810,7 +821,8 @@ where
             let Some(&(at, _)) = self.order.front() else { return };
             let part = &mut self.parts[at];
             let Some(items) = part.ready.front_mut() else { return };
-            // Fewer rows than records only when the part's task panicked (logged).
+            // Fewer rows than records only when the part's task panicked (logged as
+            // lost): each of that batch's records stands for no row.
             if part.handed < items.rows.len() {
                 buf.push_swapped(items.rows.row_mut(part.handed));
             }
@@ -909,8 +921,9 @@ where
         }
     }
 
-    /// Split: records routed to a part and not taken yet hold their epoch too (a
-    /// source that commits asks once a step).
+    /// Split: records routed to a part and not taken yet hold their epoch too, as do
+    /// ([`Clock::Records`]) those whose rows were not handed on (a source that commits
+    /// asks once a step).
     fn pending_epoch(&self) -> Option<u64> {
         match &self.0 {
             How::Here(op) => op.pending_epoch(),
