@@ -34,7 +34,6 @@ use crate::spec::{self, Setting, Spec};
 use crate::types::Type;
 use graph::Upstream;
 pub(crate) use sources::max_record_bytes;
-use std::rc::Rc;
 pub(crate) use transforms::expression;
 
 /// The outcome of checking a spec: the IR when there are no errors, and
@@ -266,7 +265,10 @@ fn mark_tables_with_own_sinks(sources: &[IrSource], operators: &mut [IrOperator]
         }
     }
     for op in operators {
-        let rows = Rc::clone(op.output());
+        if !matches!(op.kind, IrOperatorKind::Table(_)) {
+            continue;
+        }
+        let encodable = !op.output().fields.iter().any(|f| may_hold_float(&f.ty));
         let own_sinks = !op.outputs.is_empty()
             && op.outputs.iter().all(|node| match node {
                 Node::Sink(s) => {
@@ -279,7 +281,7 @@ fn mark_tables_with_own_sinks(sources: &[IrSource], operators: &mut [IrOperator]
                 Node::Operator(_) | Node::JoinRight(_) => false,
             });
         if let IrOperatorKind::Table(table) = &mut op.kind {
-            table.rows_to_own_sinks = own_sinks && !rows.fields.iter().any(|f| may_hold_float(&f.ty));
+            table.rows_to_own_sinks = own_sinks && encodable;
         }
     }
 }
