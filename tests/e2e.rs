@@ -668,10 +668,10 @@ fn window_and_table_examples_write_the_same_bytes_for_any_threads_and_batch_size
 /// to be added, a table emitting on an interval, and a table emitting each change to a
 /// file of its own, are split by key hash across the workers (the log says so): each
 /// part fires on its worker and the pipeline thread merges their rows (a change
-/// table's: in the records' order). What it writes (rows, late records, dead letters of late records
-/// and of lines that do not decode) is the same, byte for byte, as with one thread, for
-/// 2, 3 and 8 threads and batches of 1, 7 and 1,024 records, and with
-/// `--split-windows off`; the counters add up.
+/// table's: in the records' order). What it writes (rows, late records, dead letters
+/// of late records and of lines that do not decode) is the same, byte for byte, as
+/// with one thread, for 2, 3 and 8 threads and batches of 1, 7 and 1,024 records, and
+/// with `--split-windows off`; the counters add up.
 #[test]
 fn windows_and_tables_split_by_key_write_the_same_bytes_for_any_threads_and_batch_size() {
     let dir = support::workdir("e2e_split");
