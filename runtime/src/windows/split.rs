@@ -1076,8 +1076,22 @@ mod tests {
         Held(Option<u64>),
     }
 
-    /// 6,000 records of 97 keys, each up to 40 ms behind the newest, the watermark 15 ms
-    /// behind that, epochs of 250 records; then the end of input.
+    /// 6,000 records `(i, key, t, newest t)` of 97 keys, each up to 40 ms behind the
+    /// newest.
+    fn readings() -> impl Iterator<Item = (u64, String, i64, i64)> {
+        let (mut newest, mut state) = (0i64, 7u64);
+        (0..6_000u64).map(move |i| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            newest += ((state >> 20) % 3) as i64;
+            let t = newest - ((state >> 40) % 40) as i64;
+            (i, format!("k{}", (state >> 33) % 97), t, newest)
+        })
+    }
+
+    /// [`readings`], the watermark 15 ms behind the newest, epochs of 250 records; then
+    /// the end of input.
     fn drive<O: KeyedOperator<CountSum>>(op: &mut O) -> Vec<Seen> {
         let mut seen = Vec::new();
         let mut buf = Results::default();
@@ -1092,14 +1106,7 @@ mod tests {
                 seen.push(Seen::Rows(rows));
             }
         };
-        let (mut newest, mut state) = (0i64, 7u64);
-        for i in 0..6_000u64 {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            let key = format!("k{}", (state >> 33) % 97);
-            newest += ((state >> 20) % 3) as i64;
-            let t = newest - ((state >> 40) % 40) as i64;
+        for (i, key, t, newest) in readings() {
             if i % 250 == 0 {
                 op.set_epoch(i / 250);
             }
@@ -1376,7 +1383,7 @@ mod tests {
         }
     }
 
-    /// What a table emitting each change did with 6,000 records of 97 keys (`drive`'s),
+    /// What a table emitting each change did with [`readings`],
     /// the rows drained as the pipeline drains them: after every record, each watermark
     /// and, every `step` records, once caught up (a step's end). Asserts at each step's
     /// end that every record's row was handed on and no epoch is held; and after each
@@ -1392,14 +1399,7 @@ mod tests {
                 rows.extend(buf.as_slice().iter().cloned());
             }
         };
-        let (mut newest, mut state) = (0i64, 7u64);
-        for i in 0..6_000u64 {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            let key = format!("k{}", (state >> 33) % 97);
-            newest += ((state >> 20) % 3) as i64;
-            let t = newest - ((state >> 40) % 40) as i64;
+        for (i, key, t, newest) in readings() {
             if i % 250 == 0 {
                 op.set_epoch(i / 250);
             }
