@@ -1383,12 +1383,12 @@ mod tests {
         }
     }
 
-    /// What a table emitting each change did with [`readings`],
-    /// the rows drained as the pipeline drains them: after every record, each watermark
-    /// and, every `step` records, once caught up (a step's end). Asserts at each step's
-    /// end that every record's row was handed on and no epoch is held; and after each
-    /// record, that the epoch held is the oldest record's whose row was not handed on
-    /// (records of epoch `i / 250`). Returns the rows, and how often a row waited.
+    /// What a table emitting each change did with [`readings`], the rows drained as the
+    /// pipeline drains them: after every record, each watermark and, every `step`
+    /// records, once caught up (a step's end). Asserts at each step's end that every
+    /// record's row was handed on and no epoch is held; and after each record, that the
+    /// epoch held is the oldest record's whose row was not handed on (records of epoch
+    /// `i / 250`). Returns the rows, and how often a row waited.
     fn changes_of<O: KeyedOperator<CountSum>>(op: &mut O, step: u64) -> (Vec<(Out, i64)>, usize) {
         let (mut rows, mut waited) = (Vec::new(), 0);
         let mut buf = Results::default();
