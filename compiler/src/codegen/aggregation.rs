@@ -521,22 +521,16 @@ mod tests {
     /// The generated file of a spec with the one window `w` of `events`, written as
     /// `window` (its fields after `input`), into a JSON file.
     fn generated(window: &str) -> String {
-        let spec = format!(
-            "name: t\nschemas:\n  event: {{ key: string, other: i64?, n: i64, x: f64, ts: timestamp_ms }}\nsources:\n  events: {{ type: file, path: in.jsonl, schema: event, event_time: ts }}\nwindows:\n  w: {{ input: events, {window} }}\nsinks:\n  o: {{ type: file, input: w, path: o.jsonl }}\n"
-        );
-        crate::compile_text("t.yaml", &spec)
-            .unwrap_or_else(|e| panic!("{e:?}\n{spec}"))
-            .main_rs
+        generated_spec(&format!(
+            "windows:\n  w: {{ input: events, {window} }}\nsinks:\n  o: {{ type: file, input: w, path: o.jsonl }}\n"
+        ))
     }
 
     /// The same with the one table `w` instead, and `more` (another section) after it.
     fn generated_table(table: &str, more: &str) -> String {
-        let spec = format!(
-            "name: t\nschemas:\n  event: {{ key: string, other: i64?, n: i64, x: f64, ts: timestamp_ms }}\nsources:\n  events: {{ type: file, path: in.jsonl, schema: event, event_time: ts }}\ntables:\n  w: {{ input: events, key: key, {table} }}\n{more}sinks:\n  o: {{ type: file, input: w, path: o.jsonl }}\n"
-        );
-        crate::compile_text("t.yaml", &spec)
-            .unwrap_or_else(|e| panic!("{e:?}\n{spec}"))
-            .main_rs
+        generated_spec(&format!(
+            "tables:\n  w: {{ input: events, key: key, {table} }}\n{more}sinks:\n  o: {{ type: file, input: w, path: o.jsonl }}\n"
+        ))
     }
 
     fn split(code: &str) -> bool {

@@ -1076,6 +1076,31 @@ mod tests {
         Held(Option<u64>),
     }
 
+    /// Drains an operator as the pipeline does: in chunks of `chunk` rows into one
+    /// buffer, whose rows go back to be written over.
+    struct Drain {
+        buf: Results<Out>,
+        chunk: usize,
+    }
+
+    impl Drain {
+        fn new(chunk: usize) -> Self {
+            Drain {
+                buf: Results::default(),
+                chunk,
+            }
+        }
+
+        /// Every row waiting in `op`, appended to `rows`.
+        fn append<O: KeyedOperator<CountSum>>(&mut self, op: &mut O, rows: &mut Vec<(Out, i64)>) {
+            while op.has_emitted() {
+                self.buf.clear();
+                op.drain_emitted(&mut self.buf, self.chunk);
+                rows.extend(self.buf.as_slice().iter().cloned());
+            }
+        }
+    }
+
     /// 6,000 records `(i, key, t, newest t)` of 97 keys, each up to 40 ms behind the
     /// newest.
     fn readings() -> impl Iterator<Item = (u64, String, i64, i64)> {
@@ -1094,14 +1119,10 @@ mod tests {
     /// the end of input.
     fn drive<O: KeyedOperator<CountSum>>(op: &mut O) -> Vec<Seen> {
         let mut seen = Vec::new();
-        let mut buf = Results::default();
+        let mut drained = Drain::new(7);
         let mut drain = |op: &mut O, seen: &mut Vec<Seen>| {
             let mut rows = Vec::new();
-            while op.has_emitted() {
-                buf.clear();
-                op.drain_emitted(&mut buf, 7);
-                rows.extend(buf.as_slice().iter().cloned());
-            }
+            drained.append(op, &mut rows);
             if !rows.is_empty() {
                 seen.push(Seen::Rows(rows));
             }
@@ -1201,17 +1222,7 @@ mod tests {
                 split_rows == one_rows && split_saves == one_saves,
                 "{emit:?}: the same rows and checkpoints"
             );
-            let mut restored = table();
-            restored.restore_state(&one_saves[2]).unwrap_or_else(|e| panic!("{e}"));
-            let expected = feed(&mut restored, 2_100, 5_000, &mut Vec::new());
-            for threads in [3, 5] {
-                let mut split = SplitByKey::new("tables.t", &context(threads, None), CountSum, table);
-                split.restore_state(&one_saves[2]).unwrap_or_else(|e| panic!("{e}"));
-                assert!(
-                    feed(&mut split, 2_100, 5_000, &mut Vec::new()) == expected,
-                    "{emit:?}, {threads} threads"
-                );
-            }
+            restores_as_one("tables.t", table, &one_saves[2], &[3, 5], &format!("{emit:?}"));
             // Saved before the first watermark: the restored parts are placed by the next.
             let mut before = Vec::new();
             table().save_state(&mut before).unwrap_or_else(|e| panic!("{e}"));
@@ -1305,12 +1316,8 @@ mod tests {
             assert_eq!(op.process(key.as_str(), &(key.clone(), 1), t), Ok(Admit::Added));
         }
         op.on_close();
-        let (mut buf, mut rows) = (Results::default(), Vec::new());
-        while op.has_emitted() {
-            buf.clear();
-            op.drain_emitted(&mut buf, 7);
-            rows.extend(buf.as_slice().iter().cloned());
-        }
+        let mut rows = Vec::new();
+        Drain::new(7).append(op, &mut rows);
         rows
     }
 
@@ -1391,21 +1398,14 @@ mod tests {
     /// `i / 250`). Returns the rows, and how often a row waited.
     fn changes_of<O: KeyedOperator<CountSum>>(op: &mut O, step: u64) -> (Vec<(Out, i64)>, usize) {
         let (mut rows, mut waited) = (Vec::new(), 0);
-        let mut buf = Results::default();
-        let mut drain = |op: &mut O, rows: &mut Vec<(Out, i64)>| {
-            while op.has_emitted() {
-                buf.clear();
-                op.drain_emitted(&mut buf, 7);
-                rows.extend(buf.as_slice().iter().cloned());
-            }
-        };
+        let mut drain = Drain::new(7);
         for (i, key, t, newest) in readings() {
             if i % 250 == 0 {
                 op.set_epoch(i / 250);
             }
             let taken = op.process(key.as_str(), &(key.clone(), (i % 13) as i64), t);
             assert_eq!(taken, Ok(Admit::Added), "a table takes every record");
-            drain(op, &mut rows);
+            drain.append(op, &mut rows);
             let handed = rows.len() as u64;
             let oldest_waiting = (handed <= i).then_some(handed / 250);
             assert_eq!(
@@ -1415,18 +1415,18 @@ mod tests {
             );
             waited += usize::from(handed <= i);
             if op.on_watermark(newest - 15) {
-                drain(op, &mut rows);
+                drain.append(op, &mut rows);
             }
             if i % step == step - 1 {
                 if op.catch_up() {
-                    drain(op, &mut rows);
+                    drain.append(op, &mut rows);
                 }
                 assert_eq!(rows.len() as u64, i + 1, "caught up: a row for every record");
                 assert_eq!(op.pending_epoch(), None, "caught up: nothing held");
             }
         }
         op.on_close();
-        drain(op, &mut rows);
+        drain.append(op, &mut rows);
         assert_eq!(op.pending_epoch(), None);
         (rows, waited)
     }
@@ -1453,22 +1453,15 @@ mod tests {
     /// chunks of 256 as the pipeline drains them.
     fn rows_of<O: KeyedOperator<CountSum>>(op: &mut O, records: &[(String, i64)], wm_every: usize) -> Vec<(Out, i64)> {
         let mut rows = Vec::new();
-        let mut buf = Results::default();
-        let mut drain = |op: &mut O| {
-            while op.has_emitted() {
-                buf.clear();
-                op.drain_emitted(&mut buf, 256);
-                rows.extend(buf.as_slice().iter().cloned());
-            }
-        };
+        let mut drain = Drain::new(256);
         for (i, (key, t)) in records.iter().enumerate() {
             assert_eq!(op.process(key.as_str(), &(key.clone(), 1), *t), Ok(Admit::Added));
             if i % wm_every == wm_every - 1 && op.on_watermark(*t - 1) {
-                drain(op);
+                drain.append(op, &mut rows);
             }
         }
         op.on_close();
-        drain(op);
+        drain.append(op, &mut rows);
         rows
     }
 
@@ -1497,14 +1490,7 @@ mod tests {
     /// the state after every 700th record.
     fn feed<O: KeyedOperator<CountSum>>(op: &mut O, from: u64, to: u64, saves: &mut Vec<Vec<u8>>) -> Vec<(Out, i64)> {
         let mut rows = Vec::new();
-        let mut buf = Results::default();
-        let mut drain = |op: &mut O, rows: &mut Vec<(Out, i64)>| {
-            while op.has_emitted() {
-                buf.clear();
-                op.drain_emitted(&mut buf, 256);
-                rows.extend(buf.as_slice().iter().cloned());
-            }
-        };
+        let mut drain = Drain::new(256);
         for i in from..to {
             let x = i.wrapping_mul(2_654_435_761) >> 7;
             let key = format!("k{}", x % 97);
@@ -1517,11 +1503,11 @@ mod tests {
                 panic!("record {i} failed");
             }
             op.on_watermark(newest - 15);
-            drain(op, &mut rows);
+            drain.append(op, &mut rows);
             if i % 700 == 699 {
                 // A step's end, then a checkpoint.
                 op.catch_up();
-                drain(op, &mut rows);
+                drain.append(op, &mut rows);
                 op.settle();
                 let mut saved = Vec::new();
                 op.save_state(&mut saved).unwrap_or_else(|e| panic!("{e}"));
@@ -1530,8 +1516,28 @@ mod tests {
         }
         // The last step's end.
         op.catch_up();
-        drain(op, &mut rows);
+        drain.append(op, &mut rows);
         rows
+    }
+
+    /// One operator restored from `saved` (taken after record 2,099 by [`feed`]) and fed
+    /// the records after it, and the same split across each of `threads` restored from
+    /// it: the same rows.
+    fn restores_as_one<O>(name: &str, build: impl Fn() -> O + Copy, saved: &[u8], threads: &[usize], what: &str)
+    where
+        O: SplitsByKey<CountSum> + Send + 'static,
+    {
+        let mut one = build();
+        one.restore_state(saved).unwrap_or_else(|e| panic!("{e}"));
+        let expected = feed(&mut one, 2_100, 5_000, &mut Vec::new());
+        for &threads in threads {
+            let mut split = SplitByKey::new(name, &context(threads, None), CountSum, build);
+            split.restore_state(saved).unwrap_or_else(|e| panic!("{e}"));
+            assert!(
+                feed(&mut split, 2_100, 5_000, &mut Vec::new()) == expected,
+                "{what}, {threads} threads, restored"
+            );
+        }
     }
 
     #[test]
@@ -1555,18 +1561,13 @@ mod tests {
             );
             // Restored from the third checkpoint, into 2 and 4 parts and into one window:
             // the same rows from there on.
-            let mut after = Vec::new();
-            let mut restored = fixed();
-            restored.restore_state(&one_saves[2]).unwrap_or_else(|e| panic!("{e}"));
-            let expected = feed(&mut restored, 2_100, 5_000, &mut after);
-            for threads in [3, 5] {
-                let mut split = SplitByKey::new("windows.w", &context(threads, None), CountSum, fixed);
-                split.restore_state(&one_saves[2]).unwrap_or_else(|e| panic!("{e}"));
-                assert!(
-                    feed(&mut split, 2_100, 5_000, &mut Vec::new()) == expected,
-                    "fixed {size}/{slide}, {threads} threads"
-                );
-            }
+            restores_as_one(
+                "windows.w",
+                fixed,
+                &one_saves[2],
+                &[3, 5],
+                &format!("fixed {size}/{slide}"),
+            );
             if slide < size {
                 let mut pane_saves = Vec::new();
                 let pane_rows = feed(&mut panes(), 0, 5_000, &mut pane_saves);
@@ -1577,14 +1578,12 @@ mod tests {
                     "panes {size}/{slide}"
                 );
                 assert!(split_saves == pane_saves, "panes {size}/{slide}: the same checkpoints");
-                let mut restored = panes();
-                restored.restore_state(&pane_saves[2]).unwrap_or_else(|e| panic!("{e}"));
-                let expected = feed(&mut restored, 2_100, 5_000, &mut Vec::new());
-                let mut split = SplitByKey::new("windows.w", &context(5, None), CountSum, panes);
-                split.restore_state(&pane_saves[2]).unwrap_or_else(|e| panic!("{e}"));
-                assert!(
-                    feed(&mut split, 2_100, 5_000, &mut Vec::new()) == expected,
-                    "panes {size}/{slide} restored"
+                restores_as_one(
+                    "windows.w",
+                    panes,
+                    &pane_saves[2],
+                    &[5],
+                    &format!("panes {size}/{slide}"),
                 );
             }
         }
