@@ -820,6 +820,29 @@ fn windows_and_tables_split_by_key_write_the_same_bytes_for_any_threads_and_batc
         sites > 0 && sites == counter(&c, "sinks.sites", "sent") && sites == counter(&c, "windows.per_site", "emitted"),
         "the other window's file holds every row it built ({sites} lines): {c:?}"
     );
+    // The split change table into a full disk: the run fails and says so, and every
+    // record it took gave a row, each counted lost at its sink (none left in a part).
+    let output = Command::new(&bin)
+        .args(["--threads", "3"])
+        .env("READINGS_PATH", dir.join("readings.jsonl"))
+        .env("SENSORS_PATH", dir.join(files[0]))
+        .env("LATE_PATH", dir.join(files[1]))
+        .env("SITES_PATH", dir.join(files[2]))
+        .env("TOTALS_PATH", dir.join(files[3]))
+        .env("CHANGES_PATH", "/dev/full")
+        .output()
+        .unwrap();
+    let c = counters(&output.stderr);
+    let taken = counter(&c, "tables.sensor_changes", "received");
+    assert!(taken > 0, "{c:?}");
+    assert_eq!(
+        [
+            counter(&c, "tables.sensor_changes", "aggregated"),
+            counter(&c, "tables.sensor_changes", "emitted")
+        ],
+        [taken; 2]
+    );
+    support::failed_on_a_full_disk(&output, "sinks.changes", taken);
 }
 
 /// `events.jsonl` in `dir` for `tests/pipelines/chain_failures.yaml`: 20,000 events (1

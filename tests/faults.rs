@@ -354,6 +354,30 @@ fn sigterm_while_a_hopping_window_writes_to_an_unread_stdout_says_what_was_not_w
     }
 }
 
+/// The same with a table emitting every change, split by key across the workers at 3
+/// threads (its rows built there and handed on later than one thread would): every
+/// record it took gave a row that reached the blocked sink, counted there sent or lost.
+#[test]
+fn sigterm_while_a_split_change_table_writes_to_an_unread_stdout_says_what_was_not_written() {
+    for threads in ["2", "3"] {
+        let (counts, log) = sigterm_while_stdout_is_unread("tests/pipelines/changes_stdout.yaml", threads);
+        assert_eq!(log.contains("table keys split by hash"), threads == "3", "{log}");
+        let table = "tables.per_device";
+        let taken = counter(&counts, table, "received");
+        assert!(taken > 0, "{counts:?}");
+        assert_eq!(
+            [
+                counter(&counts, table, "aggregated"),
+                counter(&counts, table, "emitted"),
+                counter(&counts, "sinks.console", "received"),
+                counter(&counts, "sinks.console", "sent") + counter(&counts, "sinks.console", "dropped"),
+            ],
+            [taken; 4],
+            "--threads {threads}: {counts:?}"
+        );
+    }
+}
+
 #[test]
 fn a_start_error_is_not_preceded_by_pipeline_started_and_leaves_outputs_alone() {
     let bin = build("pipelines/hot_readings.yaml");
