@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::kafka::{Broker, Message};
-use support::{build, workdir, Rng, PATIENCE};
+use support::{build, json_lines_so_far, workdir, Rng, PATIENCE};
 
 const SPEC: &str = "tests/pipelines/kafka_crash.yaml";
 const TOPIC: &str = "crash_in";
@@ -181,4 +181,39 @@ fn killed_while_consuming_the_output_equals_an_uninterrupted_runs() {
         "{splits} splits in {started} runs"
     );
     eprintln!("kafka crash trial: {kills} kills, {rows} rows, outputs equal");
+}
+
+/// The broker freezes (nothing answers) while the pipeline consumes, then comes back:
+/// the split table's file holds a row for every reading, once, each its device's count
+/// so far, and a clean stop after it exits 0.
+#[test]
+fn a_broker_frozen_mid_stream_loses_no_row_of_the_split_table() {
+    let bin = build(SPEC);
+    let broker = Broker::start();
+    broker.create_topic(TOPIC, 1);
+    let all = readings(7);
+    let messages: Vec<Message> = all.iter().map(Message::value).collect();
+    broker.produce(TOPIC, &messages);
+    let dir = workdir("kafka_checkpoints_frozen");
+    let changes = || json_lines_so_far(&dir.join("changes.jsonl"));
+    let mut child = start(&bin, &broker, &dir, "frozen");
+    support::wait_until("some rows written", || !changes().is_empty());
+    {
+        let _outage = broker.freeze();
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    support::wait_until("a row for every reading", || changes().len() >= all.len());
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0), "see {}", dir.join("runs.log").display());
+    let rows = changes();
+    assert_eq!(rows.len(), all.len(), "no row twice");
+    let mut counts = std::collections::HashMap::new();
+    for (row, reading) in rows.iter().zip(&all) {
+        let reading: serde_json::Value = serde_json::from_str(reading).unwrap();
+        let n = counts.entry(reading["device"].to_string()).or_insert(0);
+        *n += 1;
+        assert_eq!((&row["device"], &row["n"]), (&reading["device"], &json!(*n)), "{row}");
+    }
+    let log = std::fs::read_to_string(dir.join("runs.log")).unwrap();
+    assert!(log.contains("table keys split by hash"), "{log}");
 }
