@@ -203,8 +203,16 @@ fn a_broker_frozen_mid_stream_loses_no_row_of_the_split_table() {
         std::thread::sleep(Duration::from_secs(3));
     }
     support::wait_until("a row for every reading", || changes().len() >= all.len());
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(0), "see {}", dir.join("runs.log").display());
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(
+        child.wait().unwrap().code(),
+        Some(0),
+        "see {}",
+        dir.join("runs.log").display()
+    );
     let rows = changes();
     assert_eq!(rows.len(), all.len(), "no row twice");
     let mut counts = std::collections::HashMap::new();
