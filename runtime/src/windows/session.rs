@@ -19,13 +19,13 @@
 //! rebuilt from the sessions' timers on restore, without the orphans.
 
 use super::results::Emitted;
-use super::state::{entry_bytes, restore, results_waiting, save, Sorted};
+use super::state::{entry_bytes, restore, results_waiting, save, to_bytes, Sorted};
 use super::{Admit, Aggregation, Keyed, KeyedOperator, OnFull, StateOptions, StateSize, Window};
-use super::{KeyMap, Results};
+use super::{Clock, KeyMap, Results, SplitsByKey};
 use crate::errors::EvalError;
 use serde::{Deserialize, Serialize};
 use std::borrow::Borrow;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::hash::Hash;
 use std::mem::size_of;
 
@@ -54,8 +54,12 @@ struct Session<Acc> {
 /// Per key, its sessions.
 type SessionsByKey<A> = KeyMap<<A as Keyed>::Key, Vec<Session<<A as Aggregation>::Acc>>>;
 
+/// A checkpoint read back in key order.
+type SavedByKey<A> = Saved<BTreeMap<<A as Keyed>::Key, Vec<Session<<A as Aggregation>::Acc>>>>;
+
 /// What a checkpoint holds of [`SessionWindows`]: the watermark and each key's sessions.
-/// `M` is [`Sorted`] when saving and a `HashMap` when restoring.
+/// `M` is [`Sorted`] when saving, a `HashMap` when restoring, and a `BTreeMap` to
+/// join or split the parts of a split window.
 #[derive(Serialize, Deserialize)]
 struct Saved<M> {
     wm: i64,
@@ -511,6 +515,46 @@ impl<A: Aggregation> KeyedOperator<A> for SessionWindows<A> {
         self.wm = saved.wm;
         self.out.queue.clear();
         Ok(())
+    }
+}
+
+impl<A: Aggregation> SplitsByKey<A> for SessionWindows<A> {
+    /// With no `allowed_lateness` a session is dropped as it fires, so every session
+    /// held ends after the watermark; with no `max_keys`, no session fires early.
+    fn clock(&self) -> Option<Clock> {
+        (self.opts.allowed_lateness == 0 && self.opts.max_keys.is_none()).then_some(Clock::Sessions { gap: self.gap })
+    }
+
+    /// Every part's keys, in key order.
+    fn join_saved(parts: &[Vec<u8>]) -> Result<Vec<u8>, String> {
+        let mut joined: SavedByKey<A> = Saved {
+            wm: i64::MIN,
+            keys: BTreeMap::new(),
+        };
+        for bytes in parts {
+            let part: SavedByKey<A> = restore(bytes)?;
+            joined.wm = joined.wm.max(part.wm);
+            joined.keys.extend(part.keys);
+        }
+        to_bytes(&joined)
+    }
+
+    fn split_saved(
+        saved: &[u8],
+        parts: usize,
+        part_of: &dyn Fn(&A::Key) -> usize,
+    ) -> Result<(i64, Vec<Vec<u8>>), String> {
+        let whole: SavedByKey<A> = restore(saved)?;
+        let mut split: Vec<BTreeMap<A::Key, _>> = (0..parts).map(|_| BTreeMap::new()).collect();
+        for (key, sessions) in whole.keys {
+            let at = part_of(&key).min(parts - 1);
+            split[at].insert(key, sessions);
+        }
+        let mut out = Vec::with_capacity(parts);
+        for keys in split {
+            out.push(to_bytes(&Saved { wm: whole.wm, keys })?);
+        }
+        Ok((whole.wm, out))
     }
 }
 

@@ -106,6 +106,14 @@ pub enum Clock {
     /// exactly one row, built by the record's part and handed on in the order the
     /// records were routed.
     Records,
+    /// Session windows (`gap` ms), whose sessions grow with their records: a record is
+    /// not late when its own session would end after the watermark (`t + gap > wm`); one
+    /// whose would not is late unless it falls in a session of its key still open, which
+    /// its part decides, at once. The earliest end of a session is known only as a
+    /// lower bound, so parts fire as they move to each record's watermark, and their
+    /// rows wait in them until [`KeyedOperator::catch_up`] fires every part at the
+    /// watermark and merges them.
+    Sessions { gap: i64 },
 }
 
 /// An operator whose keys can be split: records are judged late, and results known
@@ -163,7 +171,7 @@ where
         match (parts, op.clock()) {
             (Some(workers), Some(clock)) => {
                 let message = match clock {
-                    Clock::Windows(_) => "window keys split by hash across the worker threads",
+                    Clock::Windows(_) | Clock::Sessions { .. } => "window keys split by hash across the worker threads",
                     Clock::Boundaries { .. } | Clock::Records => "table keys split by hash across the worker threads",
                 };
                 crate::log::info(
@@ -171,8 +179,7 @@ where
                     &[("component", name.into()), ("parts", workers.count().into())],
                 );
                 let late_reason = op.late_reason();
-                let per_record = clock == Clock::Records;
-                let parts = (0..workers.count()).map(|_| Part::new(build(), per_record)).collect();
+                let parts = (0..workers.count()).map(|_| Part::new(build(), clock)).collect();
                 SplitByKey(How::Split(Box::new(Parts::new(
                     agg,
                     clock,
@@ -284,8 +291,9 @@ struct Cell<A: Aggregation, O> {
     more: bool,
     entries: usize,
     next_due: Option<i64>,
-    /// [`Clock::Records`]: a batch's rows are its records' alone.
-    per_record: bool,
+    /// [`Clock::Records`]: a batch's rows are its records' alone. [`Clock::Sessions`]:
+    /// moving to a record's watermark may fire sessions.
+    clock: Clock,
 }
 
 impl<A: Aggregation, O: KeyedOperator<A>> Cell<A, O> {
@@ -293,7 +301,8 @@ impl<A: Aggregation, O: KeyedOperator<A>> Cell<A, O> {
         match task {
             Task::Take(items) => {
                 items.rows.clear();
-                if self.per_record && self.op.has_emitted() {
+                let per_record = self.clock == Clock::Records;
+                if per_record && self.op.has_emitted() {
                     // Rows of a batch whose task panicked part way (logged as lost):
                     // dropped, or this batch's rows would be taken for theirs.
                     self.op.drain_emitted(&mut items.rows, usize::MAX);
@@ -304,8 +313,12 @@ impl<A: Aggregation, O: KeyedOperator<A>> Cell<A, O> {
                         self.wm = item.wm;
                         // Nothing is due at a watermark the pipeline thread did not fire
                         // at: this only moves the operator's notion of what is closed.
+                        // A session may be: its row waits in the operator.
                         let fired = self.op.on_watermark(item.wm);
-                        debug_assert!(!fired, "a part fired at a watermark nothing was due at");
+                        debug_assert!(
+                            !fired || matches!(self.clock, Clock::Sessions { .. }),
+                            "a part fired at a watermark nothing was due at"
+                        );
                     }
                     if item.epoch != self.epoch {
                         self.epoch = item.epoch;
@@ -317,7 +330,7 @@ impl<A: Aggregation, O: KeyedOperator<A>> Cell<A, O> {
                     debug_assert_eq!(taken, Ok(Admit::Added));
                 }
                 // A table emitting each change: the records' rows go back with them.
-                if self.op.has_emitted() {
+                if per_record && self.op.has_emitted() {
                     self.op.drain_emitted(&mut items.rows, usize::MAX);
                 }
             }
@@ -378,7 +391,7 @@ struct Part<A: Aggregation, O> {
 }
 
 impl<A: Aggregation, O> Part<A, O> {
-    fn new(op: O, per_record: bool) -> Self {
+    fn new(op: O, clock: Clock) -> Self {
         Part {
             pending: Items::default(),
             queued: VecDeque::new(),
@@ -393,7 +406,7 @@ impl<A: Aggregation, O> Part<A, O> {
                 more: false,
                 entries: 0,
                 next_due: None,
-                per_record,
+                clock,
             })),
             rows: Results::default(),
             next: 0,
@@ -478,22 +491,32 @@ where
     }
 
     #[inline]
-    fn process<Q>(&mut self, key: &Q, rec: &A::Input, t: i64) -> Admit
+    fn process<Q>(&mut self, key: &Q, rec: &A::Input, t: i64) -> Result<Admit, EvalError>
     where
         A::Key: Borrow<Q>,
         Q: Hash + Eq + ?Sized + ToOwned<Owned = A::Key>,
     {
         let wm = self.wm;
-        if let Clock::Windows(grid) = self.clock {
-            let mut windows = grid.windows(t);
-            if windows.last_end() <= wm {
-                return Admit::Late { watermark: wm };
+        match self.clock {
+            Clock::Windows(grid) => {
+                let mut windows = grid.windows(t);
+                if windows.last_end() <= wm {
+                    return Ok(Admit::Late { watermark: wm });
+                }
+                // The first window of the record still open: not every hopping window
+                // holding a record behind the watermark is.
+                if let Some((end, _)) = windows.find(|&(end, _)| end > wm) {
+                    self.due = earliest(self.due, Some(end));
+                }
             }
-            // The first window of the record still open: not every hopping window
-            // holding a record behind the watermark is.
-            if let Some((end, _)) = windows.find(|&(end, _)| end > wm) {
+            Clock::Sessions { gap } => {
+                let end = t.saturating_add(gap);
+                if end <= wm {
+                    return self.judge_in_part(key, rec, t);
+                }
                 self.due = earliest(self.due, Some(end));
             }
+            Clock::Boundaries { .. } | Clock::Records => {}
         }
         let at = self.part_of(key);
         let part = &mut self.parts[at];
@@ -508,7 +531,41 @@ where
                 self.unblock();
             }
         }
-        Admit::Added
+        Ok(Admit::Added)
+    }
+
+    /// [`Clock::Sessions`]: a record whose own session would have ended is late unless
+    /// a session of its key still open holds its time. Its part takes every record
+    /// routed to it and moves to the watermark (what it fires waits in it, as it would
+    /// have on the worker), then adds the record, or finds it late, here and now.
+    /// (Rare: a record more than the gap behind the watermark.)
+    #[cold]
+    fn judge_in_part<Q>(&mut self, key: &Q, rec: &A::Input, t: i64) -> Result<Admit, EvalError>
+    where
+        A::Key: Borrow<Q>,
+        Q: Hash + Eq + ?Sized + ToOwned<Owned = A::Key>,
+    {
+        let at = self.part_of(key);
+        if self.parts[at].pending.len > 0 {
+            self.hand_over(at);
+        }
+        while self.parts[at].busy || !self.parts[at].queued.is_empty() {
+            self.wait_one();
+        }
+        let part = &mut self.parts[at];
+        let mut cell = part.cell.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.wm > cell.wm {
+            cell.wm = self.wm;
+            cell.op.on_watermark(self.wm);
+        }
+        if self.epoch != cell.epoch {
+            cell.epoch = self.epoch;
+            cell.op.set_epoch(self.epoch);
+        }
+        let admit = cell.op.process(key, rec, t);
+        cell.entries = cell.op.entries();
+        part.entries = cell.entries;
+        admit
     }
 
     /// [`Clock::Records`]: records whose rows were not handed on, at most, before the
@@ -708,6 +765,8 @@ where
                 }
                 return self.has_emitted();
             }
+            // Sessions fire at a step's end (`catch_up`), and all at the end of input.
+            (Clock::Sessions { .. }, due) => wm == i64::MAX && due.is_some(),
             (_, Some(due)) => due <= wm,
             (Clock::Windows(_), None) => false,
             // The end of input emits a table's changed keys, whether or not it was placed.
@@ -800,18 +859,24 @@ where
                     && (self.order.len() >= self.most_waiting()
                         || self.parts.iter().all(|p| p.ready_rows >= p.routed.min(share)))
             }
-            Clock::Windows(_) | Clock::Boundaries { .. } => self.parts.iter().any(|p| p.more || p.head().is_some()),
+            Clock::Windows(_) | Clock::Boundaries { .. } | Clock::Sessions { .. } => {
+                self.parts.iter().any(|p| p.more || p.head().is_some())
+            }
         }
     }
 
     /// [`Clock::Records`]: every record routed is taken by its part, so every row is
-    /// ready. True when rows are waiting.
+    /// ready. [`Clock::Sessions`]: when a session may be due, every part takes its
+    /// records and fires at the watermark. True when rows are waiting.
     fn catch_up(&mut self) -> bool {
-        if self.clock != Clock::Records || self.order.is_empty() {
-            return false;
+        match self.clock {
+            Clock::Records if !self.order.is_empty() => {
+                self.settle();
+                self.has_emitted()
+            }
+            Clock::Sessions { .. } if self.due.is_some_and(|due| due <= self.wm) => self.fire(),
+            _ => false,
         }
-        self.settle();
-        self.has_emitted()
     }
 
     /// [`Clock::Records`]: moves up to `max` rows into `buf` in the order their records
@@ -898,7 +963,7 @@ where
     {
         match &mut self.0 {
             How::Here(op) => op.process(key, rec, t),
-            How::Split(parts) => Ok(parts.process(key, rec, t)),
+            How::Split(parts) => parts.process(key, rec, t),
         }
     }
 
@@ -1051,7 +1116,7 @@ mod tests {
     use super::*;
     use crate::settings::Settings;
     use crate::windows::state::testing::{opts, CountSum, Out};
-    use crate::windows::{Emit, FixedWindows, PanedWindows, Stateful, Table};
+    use crate::windows::{Emit, FixedWindows, PanedWindows, SessionWindows, Stateful, Table};
 
     impl OrderedRows for CountSum {
         fn cmp_keys(&self, a: &Out, b: &Out) -> Ordering {
@@ -1722,6 +1787,125 @@ mod tests {
         );
         assert_eq!(
             SplitByKey::new("windows.w", &context(3, None), CountSum, fixed).parts(),
+            2
+        );
+    }
+
+    /// What a session window did with [`readings`] (the watermark 15 ms behind the
+    /// newest, epochs of 250 records), the rows drained after each record and each
+    /// watermark and, every `step` records, once caught up (a step's end): each record's
+    /// admission, every row in order, and at each step's end how many rows were out and
+    /// the epoch held. Then the end of input.
+    fn sessions_of<O: KeyedOperator<CountSum>>(
+        op: &mut O,
+        step: u64,
+    ) -> (Vec<Admit>, Vec<(Out, i64)>, Vec<(usize, Option<u64>)>) {
+        let (mut admits, mut rows, mut steps) = (Vec::new(), Vec::new(), Vec::new());
+        let mut drain = Drain::new(7);
+        for (i, key, t, newest) in readings() {
+            if i % 250 == 0 {
+                op.set_epoch(i / 250);
+            }
+            let taken = op.process(key.as_str(), &(key.clone(), (i % 13) as i64), t);
+            admits.push(taken.unwrap_or_else(|e| panic!("{e}")));
+            drain.append(op, &mut rows);
+            if op.on_watermark(newest - 15) {
+                drain.append(op, &mut rows);
+            }
+            if i % step == step - 1 {
+                if op.catch_up() {
+                    drain.append(op, &mut rows);
+                }
+                steps.push((rows.len(), op.pending_epoch()));
+            }
+        }
+        op.on_close();
+        drain.append(op, &mut rows);
+        steps.push((rows.len(), op.pending_epoch()));
+        (admits, rows, steps)
+    }
+
+    #[test]
+    fn split_sessions_give_what_one_session_window_gives_by_each_steps_end() {
+        // Gaps of 5 and 20 ms: a key's records come about 97 ms apart, up to 40 ms out of
+        // order, so a record more than the gap behind the watermark is often late and
+        // (20 ms) sometimes falls in its key's open session, which its part decides.
+        for gap in [5, 20] {
+            let sessions = || SessionWindows::new(CountSum, gap, opts(0));
+            for step in [1, 333, 6_000] {
+                let (admits, rows, steps) = sessions_of(&mut sessions(), step);
+                let late = admits.iter().filter(|a| matches!(a, Admit::Late { .. })).count();
+                let mut wm = i64::MIN;
+                let mut behind_but_open = 0;
+                for ((_, _, t, newest), admit) in readings().zip(&admits) {
+                    behind_but_open += usize::from(t + gap <= wm && *admit == Admit::Added);
+                    wm = wm.max(newest - 15);
+                }
+                assert!(
+                    rows.len() > 3_000 && late > 100 && (gap == 5 || behind_but_open > 20),
+                    "the test has rows ({}), late records ({late}) and records behind the watermark in an open session ({behind_but_open})",
+                    rows.len()
+                );
+                for threads in [3, 4, 6] {
+                    let mut split = SplitByKey::new("windows.s", &context(threads, None), CountSum, sessions);
+                    assert_eq!(split.parts(), threads - 1);
+                    let (got_admits, got_rows, got_steps) = sessions_of(&mut split, step);
+                    assert!(
+                        got_admits == admits,
+                        "gap {gap}, steps of {step}, {threads} threads: admissions"
+                    );
+                    assert!(got_rows == rows, "gap {gap}, steps of {step}, {threads} threads: rows");
+                    assert!(
+                        got_steps == steps,
+                        "gap {gap}, steps of {step}, {threads} threads: rows out and epochs held at each step's end"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn split_sessions_save_what_one_session_window_saves_and_restore_into_any_number_of_parts() {
+        // Sessions of single records (20 ms; a key's records 194 ms apart) and long ones.
+        for gap in [20, 300] {
+            let sessions = || SessionWindows::new(CountSum, gap, opts(0));
+            let mut one_saves = Vec::new();
+            let one_rows = feed(&mut sessions(), 0, 5_000, &mut one_saves);
+            let mut split_saves = Vec::new();
+            let split_rows = feed(
+                &mut SplitByKey::new("windows.s", &context(4, None), CountSum, sessions),
+                0,
+                5_000,
+                &mut split_saves,
+            );
+            assert!(one_rows.len() > 100 && one_saves.len() == 7, "gap {gap}");
+            assert!(split_rows == one_rows, "gap {gap}: the same rows");
+            assert!(split_saves == one_saves, "gap {gap}: the same checkpoints");
+            restores_as_one("windows.s", sessions, &one_saves[2], &[3, 5], &format!("gap {gap}"));
+        }
+    }
+
+    #[test]
+    fn a_session_window_runs_whole_with_allowed_lateness_or_max_keys() {
+        let late = || SessionWindows::new(CountSum, 10, opts(5));
+        let full = || {
+            SessionWindows::new(
+                CountSum,
+                10,
+                crate::windows::state::testing::limited(5, crate::windows::OnFull::EvictOldest),
+            )
+        };
+        assert_eq!(
+            SplitByKey::new("windows.s", &context(3, None), CountSum, late).parts(),
+            1
+        );
+        assert_eq!(
+            SplitByKey::new("windows.s", &context(3, None), CountSum, full).parts(),
+            1
+        );
+        let sessions = || SessionWindows::new(CountSum, 10, opts(0));
+        assert_eq!(
+            SplitByKey::new("windows.s", &context(3, None), CountSum, sessions).parts(),
             2
         );
     }
