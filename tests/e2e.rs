@@ -665,21 +665,23 @@ fn window_and_table_examples_write_the_same_bytes_for_any_threads_and_batch_size
 }
 
 /// With three threads or more, a tumbling or hopping window whose records cannot fail
-/// to be added, a table emitting on an interval, and a table emitting each change to a
-/// file of its own, are split by key hash across the workers (the log says so): each
-/// part fires on its worker and the pipeline thread merges their rows (a change
-/// table's: in the records' order). What it writes (rows, late records, dead letters
-/// of late records and of lines that do not decode) is the same, byte for byte, as
-/// with one thread, for 2, 3 and 8 threads and batches of 1, 7 and 1,024 records, and
-/// with `--split-windows off`; the counters add up.
+/// to be added, a table emitting on an interval, and session windows and a table
+/// emitting each change to files of their own, are split by key hash across the
+/// workers (the log says so): each part fires on its worker and the pipeline thread
+/// merges their rows (a change table's: in the records' order). What it writes (rows,
+/// late records, dead letters of late records and of lines that do not decode) is the
+/// same, byte for byte, as with one thread, for 2, 3 and 8 threads and batches of 1, 7
+/// and 1,024 records, and with `--split-windows off`; the counters add up.
 #[test]
 fn windows_and_tables_split_by_key_write_the_same_bytes_for_any_threads_and_batch_size() {
     let dir = support::workdir("e2e_split");
     let mut rng = Rng(53);
     let mut readings = String::new();
+    let mut twelve_behind = 0;
     for i in 0..30_000i64 {
         // Up to 3 s out of order (the watermark allows 2 s), and one in 500 12 s late.
         let behind = if rng.below(500) == 0 {
+            twelve_behind += 1;
             12_000
         } else {
             rng.below(3_000) as i64
@@ -697,24 +699,32 @@ fn windows_and_tables_split_by_key_write_the_same_bytes_for_any_threads_and_batc
     }
     fs::write(dir.join("readings.jsonl"), readings).unwrap();
     let bin = build("tests/pipelines/win_split.yaml");
-    let files = [
-        "sensors.jsonl",
-        "late.jsonl",
-        "sites.jsonl",
-        "totals.jsonl",
-        "changes.jsonl",
+    let outputs = [
+        ("SENSORS_PATH", "sensors.jsonl"),
+        ("LATE_PATH", "late.jsonl"),
+        ("SITES_PATH", "sites.jsonl"),
+        ("TOTALS_PATH", "totals.jsonl"),
+        ("CHANGES_PATH", "changes.jsonl"),
+        ("VISITS_PATH", "visits.jsonl"),
     ];
+    let files = outputs.map(|(_, file)| file);
+    // The pipeline with `args`, each output to its file but `full`'s, to /dev/full.
+    let run = |args: &[&str], full: Option<&str>| {
+        let mut cmd = Command::new(&bin);
+        cmd.args(args).env("READINGS_PATH", dir.join("readings.jsonl"));
+        for (var, file) in outputs {
+            match full == Some(var) {
+                true => cmd.env(var, "/dev/full"),
+                false => cmd.env(var, dir.join(file)),
+            };
+        }
+        cmd.output().unwrap()
+    };
     let run_with = |threads: &str, batch: &str, split: &str| {
-        let output = Command::new(&bin)
-            .args(["--threads", threads, "--batch-size", batch, "--split-windows", split])
-            .env("READINGS_PATH", dir.join("readings.jsonl"))
-            .env("SENSORS_PATH", dir.join(files[0]))
-            .env("LATE_PATH", dir.join(files[1]))
-            .env("SITES_PATH", dir.join(files[2]))
-            .env("TOTALS_PATH", dir.join(files[3]))
-            .env("CHANGES_PATH", dir.join(files[4]))
-            .output()
-            .unwrap();
+        let output = run(
+            &["--threads", threads, "--batch-size", batch, "--split-windows", split],
+            None,
+        );
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "{stderr}");
         let logged = |kind: &str| stderr.matches(&format!("{kind} keys split by hash")).count();
@@ -722,7 +732,7 @@ fn windows_and_tables_split_by_key_write_the_same_bytes_for_any_threads_and_batc
         let split_here = workers >= 2 && split == "on";
         assert_eq!(
             (logged("window"), logged("table")),
-            if split_here { (2, 2) } else { (0, 0) },
+            if split_here { (3, 2) } else { (0, 0) },
             "--threads {threads} --split-windows {split}: {stderr}"
         );
         let c = counters(&output.stderr);
@@ -742,7 +752,7 @@ fn windows_and_tables_split_by_key_write_the_same_bytes_for_any_threads_and_batc
             [sent; 4],
             "{changes}"
         );
-        for window in ["windows.per_sensor", "windows.per_site"] {
+        for window in ["windows.per_sensor", "windows.per_site", "windows.visits"] {
             let received = counter(&c, window, "received");
             assert_eq!(received, counter(&c, "sources.readings", "sent"), "{window}");
             assert_eq!(
@@ -780,10 +790,27 @@ fn windows_and_tables_split_by_key_write_the_same_bytes_for_any_threads_and_batc
         "{late} late"
     );
     let decode = letters.iter().filter(|l| l["component"] == "sources.readings").count();
-    let late_letters = letters.iter().filter(|l| l["component"] == "windows.per_site").count();
+    let late_letters = |window: &str| letters.iter().filter(|l| l["component"] == window).count() as u64;
     assert!(
-        decode == 21 && late_letters as u64 == counter(&c, "windows.per_site", "late"),
+        decode == 21
+            && late_letters("windows.per_site") == counter(&c, "windows.per_site", "late")
+            && late_letters("windows.visits") == counter(&c, "windows.visits", "late"),
         "{letters:?}"
+    );
+    // Sessions: only the readings 12 s behind can be late (the gap is 5 s), and not
+    // all of them are: some fall in their key's session, still open.
+    let visits = json_lines(&reference[5]);
+    let late_visits = counter(&c, "windows.visits", "late");
+    assert!(
+        visits.len() > 5_000 && late_visits > 0 && late_visits < twelve_behind,
+        "{} sessions, {late_visits} of {twelve_behind} readings 12 s behind late",
+        visits.len()
+    );
+    let counted: u64 = visits.iter().map(|v| v["n"].as_u64().unwrap()).sum();
+    assert_eq!(
+        counted,
+        counter(&c, "windows.visits", "aggregated"),
+        "every reading in a session"
     );
     let runs = ["2", "3", "8"]
         .into_iter()
@@ -801,16 +828,7 @@ fn windows_and_tables_split_by_key_write_the_same_bytes_for_any_threads_and_batc
     // given. (The run stops at the end of the step whose write failed, its windows
     // firing what they hold: a loaded machine reads the input in more than one step,
     // so how many rows there are by then varies.)
-    let output = Command::new(&bin)
-        .args(["--threads", "3"])
-        .env("READINGS_PATH", dir.join("readings.jsonl"))
-        .env("SENSORS_PATH", "/dev/full")
-        .env("LATE_PATH", dir.join(files[1]))
-        .env("SITES_PATH", dir.join(files[2]))
-        .env("TOTALS_PATH", dir.join(files[3]))
-        .env("CHANGES_PATH", dir.join(files[4]))
-        .output()
-        .unwrap();
+    let output = run(&["--threads", "3"], Some("SENSORS_PATH"));
     let rows = json_lines(&reference[0]).len() as u64;
     let built = counter(&counters(&output.stderr), "windows.per_sensor", "emitted");
     assert!(built > 0 && built <= rows, "{built} of {rows} rows built");
@@ -822,16 +840,7 @@ fn windows_and_tables_split_by_key_write_the_same_bytes_for_any_threads_and_batc
     );
     // The split change table into a full disk: the run fails and says so, and every
     // record it took gave a row, each counted lost at its sink (none left in a part).
-    let output = Command::new(&bin)
-        .args(["--threads", "3"])
-        .env("READINGS_PATH", dir.join("readings.jsonl"))
-        .env("SENSORS_PATH", dir.join(files[0]))
-        .env("LATE_PATH", dir.join(files[1]))
-        .env("SITES_PATH", dir.join(files[2]))
-        .env("TOTALS_PATH", dir.join(files[3]))
-        .env("CHANGES_PATH", "/dev/full")
-        .output()
-        .unwrap();
+    let output = run(&["--threads", "3"], Some("CHANGES_PATH"));
     let c = counters(&output.stderr);
     let taken = counter(&c, "tables.sensor_changes", "received");
     assert!(taken > 0, "{c:?}");
@@ -843,6 +852,12 @@ fn windows_and_tables_split_by_key_write_the_same_bytes_for_any_threads_and_batc
         [taken; 2]
     );
     support::failed_on_a_full_disk(&output, "sinks.changes", taken);
+    // Split sessions into a full disk: the run fails and says so, and every session
+    // they built is counted lost at the sink (none left in a part).
+    let output = run(&["--threads", "3"], Some("VISITS_PATH"));
+    let built = counter(&counters(&output.stderr), "windows.visits", "emitted");
+    assert!(built > 0, "{}", String::from_utf8_lossy(&output.stderr));
+    support::failed_on_a_full_disk(&output, "sinks.sessions", built);
 }
 
 /// `events.jsonl` in `dir` for `tests/pipelines/chain_failures.yaml`: 20,000 events (1

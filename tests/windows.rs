@@ -1180,7 +1180,7 @@ fn a_window_of_nan_values_has_no_min_max_or_percentile() {
 }
 
 // ---------------------------------------------------------------------------------------
-// A split table's rows while the input is quiet: tests/pipelines/changes_stdin.yaml
+// Split tables' and sessions' rows while the input is quiet: tests/pipelines/split_stdin.yaml
 
 /// Stops a pipeline with SIGTERM while its stdin is still open: it exits 0.
 fn stop_with_stdin_open(running: support::Running, stdin: std::process::ChildStdin) {
@@ -1201,13 +1201,14 @@ fn stop_with_stdin_open(running: support::Running, stdin: std::process::ChildStd
 /// comes (stdin stays open and silent).
 #[test]
 fn a_split_table_writes_every_row_of_what_was_read_while_its_input_is_quiet() {
-    let dir = support::workdir("windows/changes_stdin");
+    let dir = support::workdir("windows/split_stdin");
     let out = dir.join("out.jsonl");
-    let bin = build("tests/pipelines/changes_stdin.yaml");
+    let bin = build("tests/pipelines/split_stdin.yaml");
     let mut running = support::start(
         Command::new(&bin)
             .args(["--threads", "3"])
             .env("OUT", &out)
+            .env("SESSIONS", dir.join("sessions.jsonl"))
             .stdin(std::process::Stdio::piped()),
     );
     running.wait_for_log_any_time("table keys split by hash");
@@ -1226,6 +1227,59 @@ fn a_split_table_writes_every_row_of_what_was_read_while_its_input_is_quiet() {
     for (i, row) in rows.iter().enumerate() {
         let expected = json!({"sensor": format!("s{}", i % 7), "n": i / 7 + 1, "latest": 1_000 + i});
         assert_eq!(row, &expected, "row {i}");
+    }
+}
+
+/// Session windows split by key across the workers (`--threads 3`) fire in their parts
+/// and are handed on once a step: every session the watermark closed is written before
+/// the pipeline waits for more input, not when more comes (stdin stays open and
+/// silent).
+#[test]
+fn split_sessions_write_every_session_the_watermark_closed_while_their_input_is_quiet() {
+    let dir = support::workdir("windows/split_stdin_sessions");
+    let sessions = dir.join("sessions.jsonl");
+    let bin = build("tests/pipelines/split_stdin.yaml");
+    let mut running = support::start(
+        Command::new(&bin)
+            .args(["--threads", "3"])
+            .env("OUT", dir.join("out.jsonl"))
+            .env("SESSIONS", &sessions)
+            .stdin(std::process::Stdio::piped()),
+    );
+    running.wait_for_log_any_time("window keys split by hash");
+    let mut stdin = running.child.stdin.take().unwrap();
+    // A session per sensor, 1 ms apart, then a reading of each 10 s on: the watermark
+    // closes the first sessions, and the last ones stay open.
+    let mut lines: String = (0..5_000)
+        .map(|i| format!("{{\"sensor\":\"s{}\",\"ts\":{}}}\n", i % 7, 1_000 + i))
+        .collect();
+    lines.extend((0..7).map(|k| format!("{{\"sensor\":\"s{k}\",\"ts\":16000}}\n")));
+    std::io::Write::write_all(&mut stdin, lines.as_bytes()).unwrap();
+    std::io::Write::flush(&mut stdin).unwrap();
+    support::wait_until("every closed session", || {
+        json_lines(&fs::read(&sessions).unwrap_or_default()).len() == 7
+    });
+    stop_with_stdin_open(running, stdin);
+    // The stop closes the last sessions, written after the others.
+    let rows = json_lines(&fs::read(&sessions).unwrap());
+    assert_eq!(rows.len(), 14, "{rows:?}");
+    // One operator's order: by end, then key.
+    let mut closed: Vec<Value> = (0..7i64)
+        .map(|k| {
+            let times = (0..5_000i64).filter(|i| i % 7 == k).map(|i| 1_000 + i);
+            json!({
+                "sensor": format!("s{k}"),
+                "window_start": 1_000 + k,
+                "window_end": times.clone().max().unwrap() + 1_000,
+                "n": times.count(),
+            })
+        })
+        .collect();
+    closed.sort_by_key(|row| row["window_end"].as_i64());
+    assert_eq!(rows[..7], closed[..]);
+    for (k, row) in rows.iter().skip(7).enumerate() {
+        let expected = json!({"sensor": format!("s{k}"), "window_start": 16_000, "window_end": 17_000, "n": 1});
+        assert_eq!(row, &expected, "last session {k}");
     }
 }
 

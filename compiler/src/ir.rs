@@ -166,6 +166,25 @@ impl IrOperator {
             IrOperatorKind::Pattern(_) | IrOperatorKind::Join(_) | IrOperatorKind::StreamJoin(_) => None,
         }
     }
+
+    pub fn aggregation_mut(&mut self) -> Option<&mut IrAggregation> {
+        match &mut self.kind {
+            IrOperatorKind::Transform(_) => None,
+            IrOperatorKind::Window(w) => Some(&mut w.aggregation),
+            IrOperatorKind::Table(t) => Some(&mut t.aggregation),
+            IrOperatorKind::Pattern(_) | IrOperatorKind::Join(_) | IrOperatorKind::StreamJoin(_) => None,
+        }
+    }
+
+    /// A window or table split by key that hands its rows on by a step's end, not as
+    /// they come due ([`IrWindow::catches_up`], [`IrTable::catches_up`]).
+    pub fn catches_up(&self) -> bool {
+        match &self.kind {
+            IrOperatorKind::Window(w) => w.catches_up(),
+            IrOperatorKind::Table(t) => t.catches_up(),
+            _ => false,
+        }
+    }
 }
 
 /// A stateless transform. When both are given, `filter` runs before `map`.
@@ -204,6 +223,11 @@ pub struct IrAggregation {
     pub max_keys: Option<u64>,
     pub on_full: OnFull,
     pub on_error: OnError,
+    /// Its rows go only to sinks that write a byte stream and read nothing else, and no
+    /// row can fail to encode (set once every edge is known): rows handed on later than
+    /// one operator would hand them on are written the same, and no dead letter changes
+    /// place.
+    pub rows_to_own_sinks: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -222,18 +246,30 @@ impl IrWindow {
     }
 
     /// Whether the runtime may split the window's keys by hash across worker threads
-    /// (its `SplitByKey`): a tumbling or hopping window with keys, where a record's time
-    /// alone says whether it is late (no `allowed_lateness`, no `max_keys`), and whose
-    /// records cannot fail to be added. A part adds its records on a worker, after the
-    /// pipeline thread has moved on: a failure could no longer become the record's dead
-    /// letter in its place among the others.
+    /// (its `SplitByKey`): a window with keys, no `allowed_lateness` and no `max_keys`
+    /// (a tumbling or hopping window's records are then late by their time alone), and
+    /// whose records cannot fail to be added. A part adds its records on a worker,
+    /// after the pipeline thread has moved on: a failure could no longer become the
+    /// record's dead letter in its place among the others. Sessions, whose ends move
+    /// with their records, fire in their parts and are handed on once a step
+    /// ([`Self::catches_up`]): only when their rows go to sinks of their own.
     pub fn splits_by_key(&self) -> bool {
         let a = &self.aggregation;
-        matches!(self.kind, IrWindowKind::Fixed { .. })
-            && self.allowed_lateness == 0
+        let kind = match self.kind {
+            IrWindowKind::Fixed { .. } => true,
+            IrWindowKind::Session { .. } => a.rows_to_own_sinks,
+            IrWindowKind::Count { .. } => false,
+        };
+        kind && self.allowed_lateness == 0
             && a.max_keys.is_none()
             && !a.key.is_empty()
             && a.aggregates.iter().all(|(_, agg)| adds_without_failing(agg))
+    }
+
+    /// Split sessions: their parts fire as they take records, and every row due is
+    /// handed on before a step ends (`catch_up`).
+    pub fn catches_up(&self) -> bool {
+        matches!(self.kind, IrWindowKind::Session { .. }) && self.splits_by_key()
     }
 }
 
@@ -310,10 +346,6 @@ pub struct IrTable {
     pub ttl: Option<i64>,
     /// A lookup join reads its rows (set once every operator is known).
     pub looked_up: bool,
-    /// Its rows go only to sinks that write a byte stream and read nothing else, and no
-    /// row can fail to encode (set once every edge is known): rows handed on later than
-    /// their records are written the same, and no dead letter changes place.
-    pub rows_to_own_sinks: bool,
 }
 
 impl IrTable {
@@ -325,7 +357,7 @@ impl IrTable {
     /// of each change may come later than the record ([`Self::catches_up`]).
     pub fn splits_by_key(&self) -> bool {
         let a = &self.aggregation;
-        (self.emit_every.is_some() || self.rows_to_own_sinks)
+        (self.emit_every.is_some() || a.rows_to_own_sinks)
             && self.ttl.is_none()
             && !self.looked_up
             && a.max_keys.is_none()

@@ -432,6 +432,7 @@ pub fn node_type(op: &IrOperator) -> TokenStream {
             IrWindowKind::Fixed { .. } if w.splits_by_key() => quote!(SplitByKey<#agg, FixedWindows<#agg>>),
             IrWindowKind::Fixed { .. } if w.shares_panes() => quote!(PanedWindows<#agg>),
             IrWindowKind::Fixed { .. } => quote!(FixedWindows<#agg>),
+            IrWindowKind::Session { .. } if w.splits_by_key() => quote!(SplitByKey<#agg, SessionWindows<#agg>>),
             IrWindowKind::Session { .. } => quote!(SessionWindows<#agg>),
             IrWindowKind::Count { .. } => quote!(CountWindows<#agg>),
         },
@@ -482,7 +483,13 @@ pub fn construct(op: &IrOperator) -> TokenStream {
                     false => windows,
                 }
             }
-            IrWindowKind::Session { gap } => quote!(SessionWindows::new(#agg, #gap, #opts)),
+            IrWindowKind::Session { gap } => {
+                let sessions = quote!(SessionWindows::new(#agg, #gap, #opts));
+                match w.splits_by_key() {
+                    true => quote!(SplitByKey::new(#component, ctx, #agg, || #sessions)),
+                    false => sessions,
+                }
+            }
             IrWindowKind::Count { count } => quote!(CountWindows::new(#agg, #count, #opts)),
         },
         IrOperatorKind::Table(t) => {
@@ -562,7 +569,7 @@ mod tests {
             "key: key, tumbling: 10s, allowed_lateness: 5s, aggregate: { c: count() }",
             "key: key, tumbling: 10s, max_keys: 100, aggregate: { c: count() }",
             "tumbling: 10s, aggregate: { c: count() }",
-            "key: key, session: { gap: 10s }, aggregate: { c: count() }",
+            "key: key, count: 10, aggregate: { c: count() }",
         ] {
             let code = generated(window);
             assert!(
@@ -602,37 +609,57 @@ mod tests {
     }
 
     #[test]
-    fn a_table_emitting_each_change_splits_when_its_rows_go_only_to_sinks_of_their_own_that_cannot_refuse_one() {
+    fn a_table_emitting_each_change_or_sessions_split_when_their_rows_go_only_to_sinks_of_their_own_that_cannot_refuse_one(
+    ) {
         let own =
             "sinks:\n  o: { type: file, input: w, path: o.jsonl }\n  p: { type: stdout, input: w, format: csv }\n";
-        let table = "tables:\n  w: { input: events, key: key, aggregate: { c: count(), m: max(ts), d: count_distinct(other), k: last(key) } }\n";
-        let code = generated_spec(&format!("{table}{own}"));
-        assert!(split(&code), "{code}");
-        let catch_up = "if self.nodes.table_w.catch_up() {\n            emit_w(&mut self.nodes);\n            self.nodes.flush()?;";
-        assert!(code.contains(catch_up), "the step catches up:\n{code}");
-        // After the watermarks moved: rows fired into it then are handed on too.
-        let step = code.split("fn step(").nth(1).unwrap_or_default();
-        let (advance, caught_up) = (step.find("advance_all(&mut self.nodes)"), step.find("catch_up()"));
-        assert!(advance.is_some_and(|a| caught_up.is_some_and(|c| a < c)), "{step}");
-        let whole = [
-            // A float: a JSON sink could refuse an infinite one.
-            "tables:\n  w: { input: events, key: key, aggregate: { a: avg(x) } }\nsinks:\n  o: { type: file, input: w, path: o.jsonl }\n",
-            // Rows go on to a transform.
-            "tables:\n  w: { input: events, key: key, aggregate: { c: count() } }\ntransforms:\n  f: { input: w, filter: \"c > 1\" }\nsinks:\n  o: { type: file, input: f, path: o.jsonl }\n",
-            // Stdout, which another sink writes to as well.
-            "tables:\n  w: { input: events, key: key, aggregate: { c: count() } }\nsinks:\n  o: { type: stdout, input: w }\n  d: { type: stdout, input: dead_letter }\n",
-            // A sink sending a message per row, which its client may refuse.
-            "tables:\n  w: { input: events, key: key, aggregate: { c: count() } }\nsinks:\n  o: { type: kafka, input: w, brokers: \"127.0.0.1:9092\", topic: t, key: key, format: json }\n",
-            // Evicting or expiring keys.
-            "tables:\n  w: { input: events, key: key, ttl: 1m, aggregate: { c: count() } }\nsinks:\n  o: { type: file, input: w, path: o.jsonl }\n",
-            "tables:\n  w: { input: events, key: key, max_keys: 10, on_full: evict_oldest, aggregate: { c: count() } }\nsinks:\n  o: { type: file, input: w, path: o.jsonl }\n",
+        let operators = [
+            ("tables", "table_w", ""),
+            ("windows", "window_w", "session: { gap: 10s }, "),
         ];
-        for sections in whole {
-            let code = generated_spec(sections);
-            assert!(
-                !code.contains("SplitByKey") && !code.contains("catch_up"),
-                "{sections}\n{code}"
+        for (section, field, kind) in operators {
+            let op = |aggregates: &str, more: &str| {
+                format!("{section}:\n  w: {{ input: events, key: key, {kind}{more}aggregate: {{ {aggregates} }} }}\n")
+            };
+            let code = generated_spec(&format!(
+                "{}{own}",
+                op("c: count(), m: max(ts), d: count_distinct(other), k: last(key)", "")
+            ));
+            assert!(split(&code), "{code}");
+            let catch_up = format!(
+                "if self.nodes.{field}.catch_up() {{\n            emit_w(&mut self.nodes);\n            self.nodes.flush()?;"
             );
+            assert!(code.contains(&catch_up), "the step catches up:\n{code}");
+            // After the watermarks moved: rows fired into it then are handed on too.
+            let step = code.split("fn step(").nth(1).unwrap_or_default();
+            let (advance, caught_up) = (step.find("advance_all(&mut self.nodes)"), step.find("catch_up()"));
+            assert!(advance.is_some_and(|a| caught_up.is_some_and(|c| a < c)), "{step}");
+            let counted = op("c: count()", "");
+            let file = "sinks:\n  o: { type: file, input: w, path: o.jsonl }\n";
+            let whole = [
+                // A float: a JSON sink could refuse an infinite one.
+                format!("{}{file}", op("a: avg(x)", "")),
+                // Rows go on to a transform.
+                format!("{counted}transforms:\n  f: {{ input: w, filter: \"c > 1\" }}\nsinks:\n  o: {{ type: file, input: f, path: o.jsonl }}\n"),
+                // Stdout, which another sink writes to as well.
+                format!("{counted}sinks:\n  o: {{ type: stdout, input: w }}\n  d: {{ type: stdout, input: dead_letter }}\n"),
+                // A sink sending a message per row, which its client may refuse.
+                format!("{counted}sinks:\n  o: {{ type: kafka, input: w, brokers: \"127.0.0.1:9092\", topic: t, key: key, format: json }}\n"),
+                // Evicting keys.
+                format!("{}{file}", op("c: count()", "max_keys: 10, on_full: evict_oldest, ")),
+                // Expiring keys; sessions kept for late records.
+                match section {
+                    "tables" => format!("{}{file}", op("c: count()", "ttl: 1m, ")),
+                    _ => format!("{}{file}", op("c: count()", "allowed_lateness: 5s, ")),
+                },
+            ];
+            for sections in whole {
+                let code = generated_spec(&sections);
+                assert!(
+                    !code.contains("SplitByKey") && !code.contains("catch_up"),
+                    "{sections}\n{code}"
+                );
+            }
         }
     }
 }

@@ -823,20 +823,19 @@ fn job(ir: &Ir) -> TokenStream {
         }
     });
     // A split table emitting each change hands on the rows of the step's records
-    // (read, or fired into it by a watermark) before the step ends, where a checkpoint
-    // may come, and writes them: the polls flushed what they wrote.
-    let catch_ups = stateful(ir)
-        .filter(|op| matches!(&op.kind, IrOperatorKind::Table(t) if t.catches_up()))
-        .map(|op| {
-            let field = node_field(op);
-            let emit = prefixed("emit_", &op.stem);
-            quote! {
-                if self.nodes.#field.catch_up() {
-                    #emit(&mut self.nodes);
-                    self.nodes.flush()?;
-                }
+    // (read, or fired into it by a watermark), and split sessions every row due, before
+    // the step ends, where a checkpoint may come, and writes them: the polls flushed
+    // what they wrote.
+    let catch_ups = stateful(ir).filter(|op| op.catches_up()).map(|op| {
+        let field = node_field(op);
+        let emit = prefixed("emit_", &op.stem);
+        quote! {
+            if self.nodes.#field.catch_up() {
+                #emit(&mut self.nodes);
+                self.nodes.flush()?;
             }
-        });
+        }
+    });
     let (tick, advance) = if any_state {
         let samples = stateful(ir).map(|op| {
             let field = node_field(op);

@@ -113,6 +113,7 @@ pub fn aggregation(spec: &AggregationSpec, input: &RecordType, cx: &mut Cx) -> O
         max_keys: spec.max_keys,
         on_full: spec.on_full.unwrap_or(OnFull::DeadLetter),
         on_error: spec.on_error.unwrap_or(OnError::DeadLetter),
+        rows_to_own_sinks: false,
     })
 }
 

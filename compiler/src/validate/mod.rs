@@ -248,10 +248,10 @@ fn mark_looked_up_tables(operators: &mut [IrOperator]) {
     }
 }
 
-/// Marks each table whose rows go only to sinks of their own that cannot refuse one
-/// ([`IrTable::rows_to_own_sinks`]): no other input, and no other sink writing to the
-/// same stream (two sinks on stdout).
-fn mark_tables_with_own_sinks(sources: &[IrSource], operators: &mut [IrOperator], sinks: &[IrSink]) {
+/// Marks each window and table whose rows go only to sinks of their own that cannot
+/// refuse one ([`IrAggregation::rows_to_own_sinks`]): no other input, and no other sink
+/// writing to the same stream (two sinks on stdout).
+fn mark_rows_to_own_sinks(sources: &[IrSource], operators: &mut [IrOperator], sinks: &[IrSink]) {
     let sharing = sinks.iter().filter(|s| s.kind.shares_its_stream()).count();
     let mut readers = vec![0usize; sinks.len()];
     let edges = sources.iter().flat_map(|s| &s.outputs).chain(
@@ -265,7 +265,7 @@ fn mark_tables_with_own_sinks(sources: &[IrSource], operators: &mut [IrOperator]
         }
     }
     for op in operators {
-        if !matches!(op.kind, IrOperatorKind::Table(_)) {
+        if op.aggregation().is_none() {
             continue;
         }
         let encodable = !op.output().fields.iter().any(|f| may_hold_float(&f.ty));
@@ -280,8 +280,8 @@ fn mark_tables_with_own_sinks(sources: &[IrSource], operators: &mut [IrOperator]
                 }
                 Node::Operator(_) | Node::JoinRight(_) => false,
             });
-        if let IrOperatorKind::Table(table) = &mut op.kind {
-            table.rows_to_own_sinks = own_sinks && encodable;
+        if let Some(aggregation) = op.aggregation_mut() {
+            aggregation.rows_to_own_sinks = own_sinks && encodable;
         }
     }
 }
@@ -355,7 +355,7 @@ fn build_ir(spec: &Spec, cx: &mut Cx) -> Option<Ir> {
         }
     }
     mark_looked_up_tables(&mut ordered);
-    mark_tables_with_own_sinks(&sources, &mut ordered, &sinks);
+    mark_rows_to_own_sinks(&sources, &mut ordered, &sinks);
     let mut records = Vec::new();
     records::collect(&sources, &ordered, &mut records);
     Some(Ir {

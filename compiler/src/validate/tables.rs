@@ -68,6 +68,5 @@ pub fn table(name: &str, spec: &TableSpec, input: &RecordType, cx: &mut Cx) -> O
         emit_every,
         ttl,
         looked_up: false,
-        rows_to_own_sinks: false,
     })
 }
