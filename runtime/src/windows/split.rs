@@ -1,6 +1,6 @@
-//! [`SplitByKey`]: a tumbling or hopping window, or a table, whose keys are split by hash
-//! across the worker threads, so that its state and its work are not all the pipeline
-//! thread's.
+//! [`SplitByKey`]: a tumbling, hopping or session window, or a table, whose keys are
+//! split by hash across the worker threads, so that its state and its work are not all
+//! the pipeline thread's.
 //!
 //! Each *part* is a whole operator of the window's kind holding the keys whose hash
 //! falls to it, and is only ever run by one job at a time on a worker; a key's state
@@ -26,6 +26,13 @@
 //!   table split only where nothing sees that (its rows go only to files of their own
 //!   and cannot fail), and [`KeyedOperator::catch_up`] hands every row on before a step
 //!   ends.
+//! - **Sessions** ([`Clock::Sessions`]) grow with their records, so the pipeline thread
+//!   knows only a lower bound of when one is due. Each part fires as it moves to its
+//!   records' watermarks, and its rows wait in it until `catch_up`, at a step's end,
+//!   fires every part at the watermark and merges their rows by (end, key). A record
+//!   more than the gap behind the watermark may still fall in its key's open session:
+//!   its part, having taken what it was routed, judges it at once. The compiler splits
+//!   sessions on the change table's terms.
 //! - **The watermark** each record was routed at goes with it, and its part moves to it
 //!   before taking the record: a part never holds a record in a window the pipeline
 //!   thread already counts as closed.
