@@ -1,9 +1,9 @@
 //! Checkpoints with a Kafka source, against a real broker (`support::kafka`): the
 //! pipeline `tests/pipelines/kafka_crash.yaml` (Kafka → 1 s window per device → file) is
 //! killed with SIGKILL at seeded random moments while the topic is being written, and
-//! restarted each time with the same state directory. Its output files (the window's,
-//! and a split table's row for every reading) must equal those of a run never
-//! interrupted, byte for byte: the source resumes from the checkpoint's offsets (not the
+//! restarted each time with the same state directory. Its output files (the window's, a
+//! split table's row for every reading, and split sessions) must equal those of a run
+//! never interrupted, byte for byte: the source resumes from the checkpoint's offsets (not the
 //! group's committed ones, which may lag), the window and the table from their
 //! checkpointed state, and the files are cut back to their checkpointed lengths.
 
@@ -70,6 +70,7 @@ fn start(bin: &Path, broker: &Broker, dir: &Path, group: &str) -> Child {
         .env("KAFKA_GROUP", group)
         .env("OUT_PATH", dir.join("out.jsonl"))
         .env("CHANGES_PATH", dir.join("changes.jsonl"))
+        .env("SESSIONS_PATH", dir.join("sessions.jsonl"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
@@ -87,11 +88,12 @@ fn lines(dir: &Path) -> usize {
 }
 
 /// Starts a run, waits until it has the partition and `rows` rows are written, then
-/// stops it with SIGTERM (a clean stop: exit 0); the window's file and the table's. The wait for the partition comes first:
+/// stops it with SIGTERM (a clean stop: exit 0); the window's file, the table's and the
+/// sessions'. The wait for the partition comes first:
 /// a killed run may already have written every row, and a SIGTERM that arrives before
 /// the new run has installed its handler, or while it cuts the file back to its
 /// checkpoint, would not be the clean stop this checks.
-fn finish(bin: &Path, broker: &Broker, dir: &Path, group: &str, rows: usize) -> (Vec<u8>, Vec<u8>) {
+fn finish(bin: &Path, broker: &Broker, dir: &Path, group: &str, rows: usize) -> [Vec<u8>; 3] {
     let assigned = assignments(dir);
     let mut child = start(bin, broker, dir, group);
     support::wait_until("the partition assigned", || assignments(dir) > assigned);
@@ -110,7 +112,7 @@ fn finish(bin: &Path, broker: &Broker, dir: &Path, group: &str, rows: usize) -> 
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "see {}", dir.join("runs.log").display());
     let read = |file: &str| std::fs::read(dir.join(file)).unwrap();
-    (read("out.jsonl"), read("changes.jsonl"))
+    [read("out.jsonl"), read("changes.jsonl"), read("sessions.jsonl")]
 }
 
 #[test]
@@ -160,9 +162,18 @@ fn killed_while_consuming_the_output_equals_an_uninterrupted_runs() {
     let reference = finish(&bin, &broker, &reference_dir, "reference", rows);
     assert_eq!(lines(&reference_dir), rows);
     // A row for every reading: the last fired every window, and a stop hands every row on.
-    let changes = reference.1.iter().filter(|c| **c == b'\n').count();
+    let changes = reference[1].iter().filter(|c| **c == b'\n').count();
     assert_eq!(changes, all.len());
-    for (what, trial, reference) in [("window", &trial.0, &reference.0), ("table", &trial.1, &reference.1)] {
+    // Every reading but the last in a session the last closed (a stop with a state
+    // directory fires nothing).
+    let sessions = support::json_lines(&reference[2]);
+    let counted: u64 = sessions.iter().map(|s| s["n"].as_u64().unwrap()).sum();
+    assert!(
+        sessions.len() > 1_000 && counted == all.len() as u64 - 1,
+        "{} sessions of {counted} readings",
+        sessions.len()
+    );
+    for ((what, trial), reference) in ["window", "table", "sessions"].iter().zip(&trial).zip(&reference) {
         assert!(
             trial == reference,
             "after {kills} kills the {what}'s output differs: {} vs {} bytes",
@@ -172,13 +183,14 @@ fn killed_while_consuming_the_output_equals_an_uninterrupted_runs() {
     }
     let log = std::fs::read_to_string(trial_dir.join("runs.log")).unwrap();
     assert!(log.contains("state restored"), "{log}");
-    let (splits, started) = (
+    let (tables, windows, started) = (
         log.matches("table keys split by hash").count(),
+        log.matches("window keys split by hash").count(),
         log.matches("pipeline started").count(),
     );
     assert!(
-        splits >= started && started > kills,
-        "{splits} splits in {started} runs"
+        tables >= started && windows >= started && started > kills,
+        "{tables} tables and {windows} windows split in {started} runs"
     );
     eprintln!("kafka crash trial: {kills} kills, {rows} rows, outputs equal");
 }
