@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What splitting a window or table by key hash across the worker threads changes
-# (`--threads 3`, `--split-windows on` against `off`), on the windowed, hopping, table and
-# changes workloads (bench/windowed.yaml, bench/hopping.yaml, bench/table.yaml,
-# bench/changes.yaml: N readings of 10,000 devices): wall and CPU
+# (`--threads 3`, `--split-windows on` against `off`), on the windowed, hopping, table,
+# changes and sessions workloads (bench/windowed.yaml, bench/hopping.yaml,
+# bench/table.yaml, bench/changes.yaml, bench/sessions.yaml: N readings of 10,000
+# devices): wall and CPU
 # time and peak RSS, best of RUNS each, interleaved, and where the CPU time goes, thread
 # by thread, from `perf record` samples (1,000 a second of CPU time).
 #
@@ -12,6 +13,7 @@
 #
 #   bash bench/split.sh [N]      N readings, default 5000000
 #   RUNS=5 bash bench/split.sh
+#   JOBS="windowed sessions" bash bench/split.sh
 #
 # Writes to bench/out/split/ (git-ignored); results in bench/out/split/results.md. Needs
 # `perf` (Debian: linux-perf) for the per-thread samples; without it, prints the times only.
@@ -29,11 +31,11 @@ unset RILL_TARGET_DIR CARGO_TARGET_DIR RILL_STATE_DIR RILL_SPLIT_WINDOWS || true
 
 log() { printf '\n== %s\n' "$*" >&2; }
 
-log "building rill, the input generator, bench/windowed.yaml, bench/hopping.yaml, bench/table.yaml and bench/changes.yaml"
+JOBS=${JOBS:-windowed hopping table changes sessions}
+log "building rill, the input generator and the jobs ($JOBS)"
 cargo build -q --release -p rill --manifest-path "$ROOT/Cargo.toml"
 cargo build -q --release --manifest-path "$ROOT/bench/baseline/Cargo.toml" --target-dir "$OUT/baseline-target"
 RILL=$ROOT/target/release/rill
-JOBS=${JOBS:-windowed hopping table changes}
 for job in $JOBS; do
     "$RILL" build "$ROOT/bench/$job.yaml" --release -o "$DIR/$job" >"$DIR/build.log" 2>&1 || { cat "$DIR/build.log" >&2; exit 1; }
 done
