@@ -1798,15 +1798,18 @@ mod tests {
         );
     }
 
-    /// What a session window did with [`readings`] (the watermark 15 ms behind the
-    /// newest, epochs of 250 records), the rows drained after each record and each
-    /// watermark and, every `step` records, once caught up (a step's end): each record's
-    /// admission, every row in order, and at each step's end how many rows were out and
-    /// the epoch held. Then the end of input.
-    fn sessions_of<O: KeyedOperator<CountSum>>(
-        op: &mut O,
-        step: u64,
-    ) -> (Vec<Admit>, Vec<(Out, i64)>, Vec<(usize, Option<u64>)>) {
+    /// What a session window did with [`readings`]: each record's admission, every row
+    /// in order, and at each step's end how many rows were out and the epoch held.
+    struct Sessions {
+        admits: Vec<Admit>,
+        rows: Vec<(Out, i64)>,
+        steps: Vec<(usize, Option<u64>)>,
+    }
+
+    /// [`Sessions`] of `op` given [`readings`] (the watermark 15 ms behind the newest,
+    /// epochs of 250 records), the rows drained after each record and each watermark
+    /// and, every `step` records, once caught up (a step's end); then the end of input.
+    fn sessions_of<O: KeyedOperator<CountSum>>(op: &mut O, step: u64) -> Sessions {
         let (mut admits, mut rows, mut steps) = (Vec::new(), Vec::new(), Vec::new());
         let mut drain = Drain::new(7);
         for (i, key, t, newest) in readings() {
@@ -1829,7 +1832,7 @@ mod tests {
         op.on_close();
         drain.append(op, &mut rows);
         steps.push((rows.len(), op.pending_epoch()));
-        (admits, rows, steps)
+        Sessions { admits, rows, steps }
     }
 
     #[test]
@@ -1840,11 +1843,12 @@ mod tests {
         for gap in [5, 20] {
             let sessions = || SessionWindows::new(CountSum, gap, opts(0));
             for step in [1, 333, 6_000] {
-                let (admits, rows, steps) = sessions_of(&mut sessions(), step);
+                let expected = sessions_of(&mut sessions(), step);
+                let (admits, rows) = (&expected.admits, &expected.rows);
                 let late = admits.iter().filter(|a| matches!(a, Admit::Late { .. })).count();
                 let mut wm = i64::MIN;
                 let mut behind_but_open = 0;
-                for ((_, _, t, newest), admit) in readings().zip(&admits) {
+                for ((_, _, t, newest), admit) in readings().zip(admits) {
                     behind_but_open += usize::from(t + gap <= wm && *admit == Admit::Added);
                     wm = wm.max(newest - 15);
                 }
@@ -1856,15 +1860,13 @@ mod tests {
                 for threads in [3, 4, 6] {
                     let mut split = SplitByKey::new("windows.s", &context(threads, None), CountSum, sessions);
                     assert_eq!(split.parts(), threads - 1);
-                    let (got_admits, got_rows, got_steps) = sessions_of(&mut split, step);
+                    let got = sessions_of(&mut split, step);
+                    let run = format!("gap {gap}, steps of {step}, {threads} threads");
+                    assert!(got.admits == expected.admits, "{run}: admissions");
+                    assert!(got.rows == expected.rows, "{run}: rows");
                     assert!(
-                        got_admits == admits,
-                        "gap {gap}, steps of {step}, {threads} threads: admissions"
-                    );
-                    assert!(got_rows == rows, "gap {gap}, steps of {step}, {threads} threads: rows");
-                    assert!(
-                        got_steps == steps,
-                        "gap {gap}, steps of {step}, {threads} threads: rows out and epochs held at each step's end"
+                        got.steps == expected.steps,
+                        "{run}: rows out and epochs held at each step's end"
                     );
                 }
             }
