@@ -665,8 +665,8 @@ fn window_and_table_examples_write_the_same_bytes_for_any_threads_and_batch_size
 }
 
 /// With three threads or more, a tumbling or hopping window whose records cannot fail
-/// to be added, a table emitting on an interval, and session windows and a table
-/// emitting each change to files of their own, are split by key hash across the
+/// to be added, a table emitting on an interval, and session and count windows and a
+/// table emitting each change to files of their own, are split by key hash across the
 /// workers (the log says so): each part fires on its worker and the pipeline thread
 /// merges their rows (a change table's: in the records' order). What it writes (rows,
 /// late records, dead letters of late records and of lines that do not decode) is the
@@ -706,6 +706,7 @@ fn windows_and_tables_split_by_key_write_the_same_bytes_for_any_threads_and_batc
         ("TOTALS_PATH", "totals.jsonl"),
         ("CHANGES_PATH", "changes.jsonl"),
         ("VISITS_PATH", "visits.jsonl"),
+        ("TENS_PATH", "tens.jsonl"),
     ];
     let files = outputs.map(|(_, file)| file);
     // The pipeline with `args`, each output to its file but `full`'s, to /dev/full.
@@ -732,7 +733,7 @@ fn windows_and_tables_split_by_key_write_the_same_bytes_for_any_threads_and_batc
         let split_here = workers >= 2 && split == "on";
         assert_eq!(
             (logged("window"), logged("table")),
-            if split_here { (3, 2) } else { (0, 0) },
+            if split_here { (4, 2) } else { (0, 0) },
             "--threads {threads} --split-windows {split}: {stderr}"
         );
         let c = counters(&output.stderr);
@@ -811,6 +812,16 @@ fn windows_and_tables_split_by_key_write_the_same_bytes_for_any_threads_and_batc
         counted,
         counter(&c, "windows.visits", "aggregated"),
         "every reading in a session"
+    );
+    // Count windows: every reading in one, each sensor's full windows then (the end of
+    // input) its partial one.
+    let tens = json_lines(&reference[6]);
+    let counted: u64 = tens.iter().map(|v| v["n"].as_u64().unwrap()).sum();
+    let full = tens.iter().filter(|v| v["n"] == 10).count();
+    assert!(
+        counted == counter(&c, "sources.readings", "sent") && full > 2_500 && tens.len() - full <= 400,
+        "{} windows, {full} full, of {counted} readings",
+        tens.len()
     );
     let runs = ["2", "3", "8"]
         .into_iter()

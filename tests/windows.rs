@@ -1195,32 +1195,43 @@ fn stop_with_stdin_open(running: support::Running, stdin: std::process::ChildStd
     );
 }
 
-/// A table emitting each change, split by key across the workers (`--threads 3`), hands
-/// its rows on after its records are taken, later than one table would: every row of
-/// what was read is written before the pipeline waits for more input, not when more
-/// comes (stdin stays open and silent).
-#[test]
-fn a_split_table_writes_every_row_of_what_was_read_while_its_input_is_quiet() {
-    let dir = support::workdir("windows/split_stdin");
-    let out = dir.join("out.jsonl");
+/// `tests/pipelines/split_stdin.yaml` with `--threads 3`, its files in `dir`, once it
+/// has split its table and windows; and its stdin.
+fn start_split_stdin(dir: &Path) -> (support::Running, std::process::ChildStdin) {
     let bin = build("tests/pipelines/split_stdin.yaml");
     let mut running = support::start(
         Command::new(&bin)
             .args(["--threads", "3"])
-            .env("OUT", &out)
+            .env("OUT", dir.join("out.jsonl"))
             .env("SESSIONS", dir.join("sessions.jsonl"))
+            .env("COUNTS", dir.join("counts.jsonl"))
             .stdin(std::process::Stdio::piped()),
     );
     running.wait_for_log_any_time("table keys split by hash");
-    let mut stdin = running.child.stdin.take().unwrap();
+    running.wait_for_log_any_time("window keys split by hash");
+    let stdin = running.child.stdin.take().unwrap();
+    (running, stdin)
+}
+
+/// A table emitting each change and a count window, split by key across the workers
+/// (`--threads 3`), hand their rows on after their records are taken, later than one
+/// operator would: every row of what was read is written before the pipeline waits for
+/// more input, not when more comes (stdin stays open and silent).
+#[test]
+fn a_split_table_and_count_window_write_every_row_of_what_was_read_while_their_input_is_quiet() {
+    let dir = support::workdir("windows/split_stdin");
+    let (out, counts) = (dir.join("out.jsonl"), dir.join("counts.jsonl"));
+    let (running, mut stdin) = start_split_stdin(&dir);
     // More than a part's batch (1,024 records) of some sensors, and a few of others.
     let lines: String = (0..5_000)
         .map(|i| format!("{{\"sensor\":\"s{}\",\"ts\":{}}}\n", i % 7, 1_000 + i))
         .collect();
     std::io::Write::write_all(&mut stdin, lines.as_bytes()).unwrap();
     std::io::Write::flush(&mut stdin).unwrap();
-    support::wait_until("a row for every reading", || {
+    // Each sensor's 714 or 715 readings: 7 windows of 100.
+    support::wait_until("a row for every reading and every hundred", || {
         json_lines(&fs::read(&out).unwrap_or_default()).len() == 5_000
+            && json_lines(&fs::read(&counts).unwrap_or_default()).len() == 49
     });
     stop_with_stdin_open(running, stdin);
     let rows = json_lines(&fs::read(&out).unwrap());
@@ -1228,6 +1239,26 @@ fn a_split_table_writes_every_row_of_what_was_read_while_its_input_is_quiet() {
         let expected = json!({"sensor": format!("s{}", i % 7), "n": i / 7 + 1, "latest": 1_000 + i});
         assert_eq!(row, &expected, "row {i}");
     }
+    // The windows in the order their hundredth readings came, then (the stop) every
+    // sensor's partial window, by sensor.
+    let mut expected: Vec<Value> = (0..5_000i64)
+        .filter(|i| (i / 7 + 1) % 100 == 0)
+        .map(|i| json!({"sensor": format!("s{}", i % 7), "n": 100, "latest": 1_000 + i}))
+        .collect();
+    expected.extend((0..7i64).map(|k| {
+        let last = (0..5_000i64).filter(|i| i % 7 == k).max().unwrap();
+        json!({"sensor": format!("s{k}"), "n": (last / 7 + 1) % 100, "latest": 1_000 + last})
+    }));
+    let counted: Vec<Value> = json_lines(&fs::read(&counts).unwrap())
+        .into_iter()
+        .map(|mut row| {
+            let row = row.as_object_mut().unwrap();
+            row.remove("window_start");
+            row.remove("window_end");
+            Value::Object(row.clone())
+        })
+        .collect();
+    assert_eq!(counted, expected);
 }
 
 /// Session windows split by key across the workers (`--threads 3`) fire in their parts
@@ -1238,16 +1269,7 @@ fn a_split_table_writes_every_row_of_what_was_read_while_its_input_is_quiet() {
 fn split_sessions_write_every_session_the_watermark_closed_while_their_input_is_quiet() {
     let dir = support::workdir("windows/split_stdin_sessions");
     let sessions = dir.join("sessions.jsonl");
-    let bin = build("tests/pipelines/split_stdin.yaml");
-    let mut running = support::start(
-        Command::new(&bin)
-            .args(["--threads", "3"])
-            .env("OUT", dir.join("out.jsonl"))
-            .env("SESSIONS", &sessions)
-            .stdin(std::process::Stdio::piped()),
-    );
-    running.wait_for_log_any_time("window keys split by hash");
-    let mut stdin = running.child.stdin.take().unwrap();
+    let (running, mut stdin) = start_split_stdin(&dir);
     // A session per sensor, 1 ms apart, then a reading of each 10 s on: the watermark
     // closes the first sessions, and the last ones stay open.
     let mut lines: String = (0..5_000)

@@ -251,14 +251,14 @@ impl IrWindow {
     /// whose records cannot fail to be added. A part adds its records on a worker,
     /// after the pipeline thread has moved on: a failure could no longer become the
     /// record's dead letter in its place among the others. Sessions, whose ends move
-    /// with their records, fire in their parts and are handed on once a step
-    /// ([`Self::catches_up`]): only when their rows go to sinks of their own.
+    /// with their records, fire in their parts and are handed on once a step, and count
+    /// windows' rows are handed on after their records ([`Self::catches_up`]): only
+    /// when their rows go to sinks of their own.
     pub fn splits_by_key(&self) -> bool {
         let a = &self.aggregation;
         let kind = match self.kind {
             IrWindowKind::Fixed { .. } => true,
-            IrWindowKind::Session { .. } => a.rows_to_own_sinks,
-            IrWindowKind::Count { .. } => false,
+            IrWindowKind::Session { .. } | IrWindowKind::Count { .. } => a.rows_to_own_sinks,
         };
         kind && self.allowed_lateness == 0
             && a.max_keys.is_none()
@@ -266,10 +266,10 @@ impl IrWindow {
             && a.aggregates.iter().all(|(_, agg)| adds_without_failing(agg))
     }
 
-    /// Split sessions: their parts fire as they take records, and every row due is
-    /// handed on before a step ends (`catch_up`).
+    /// Split sessions and count windows: their parts fire as they take records, and
+    /// every row due is handed on before a step ends (`catch_up`).
     pub fn catches_up(&self) -> bool {
-        matches!(self.kind, IrWindowKind::Session { .. }) && self.splits_by_key()
+        !matches!(self.kind, IrWindowKind::Fixed { .. }) && self.splits_by_key()
     }
 }
 

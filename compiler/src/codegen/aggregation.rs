@@ -426,17 +426,11 @@ pub fn node_type(op: &IrOperator) -> TokenStream {
     let agg = names(op).agg;
     let operator = match &op.kind {
         IrOperatorKind::Window(w) => match w.kind {
-            IrWindowKind::Fixed { .. } if w.splits_by_key() && w.shares_panes() => {
-                quote!(SplitByKey<#agg, PanedWindows<#agg>>)
-            }
-            IrWindowKind::Fixed { .. } if w.splits_by_key() => quote!(SplitByKey<#agg, FixedWindows<#agg>>),
             IrWindowKind::Fixed { .. } if w.shares_panes() => quote!(PanedWindows<#agg>),
             IrWindowKind::Fixed { .. } => quote!(FixedWindows<#agg>),
-            IrWindowKind::Session { .. } if w.splits_by_key() => quote!(SplitByKey<#agg, SessionWindows<#agg>>),
             IrWindowKind::Session { .. } => quote!(SessionWindows<#agg>),
             IrWindowKind::Count { .. } => quote!(CountWindows<#agg>),
         },
-        IrOperatorKind::Table(t) if t.splits_by_key() => quote!(SplitByKey<#agg, Table<#agg>>),
         IrOperatorKind::Table(_) => quote!(Table<#agg>),
         IrOperatorKind::Transform(_)
         | IrOperatorKind::Join(_)
@@ -446,6 +440,10 @@ pub fn node_type(op: &IrOperator) -> TokenStream {
                 "transforms and lookups hold no window state; patterns and joins of two streams have their own modules"
             )
         }
+    };
+    let operator = match splits_by_key(op) {
+        true => quote!(SplitByKey<#agg, #operator>),
+        false => operator,
     };
     quote!(Stateful<#agg, #operator>)
 }
@@ -473,23 +471,13 @@ pub fn construct(op: &IrOperator) -> TokenStream {
     let opts = quote!(StateOptions { allowed_lateness: #allowed_lateness, max_keys: #max_keys, on_full: #on_full });
     let operator = match &op.kind {
         IrOperatorKind::Window(w) => match w.kind {
+            IrWindowKind::Fixed { size, slide, offset } if w.shares_panes() => {
+                quote!(PanedWindows::new(#agg, #size, #slide, #offset, #opts))
+            }
             IrWindowKind::Fixed { size, slide, offset } => {
-                let windows = match w.shares_panes() {
-                    true => quote!(PanedWindows::new(#agg, #size, #slide, #offset, #opts)),
-                    false => quote!(FixedWindows::new(#agg, #size, #slide, #offset, #opts)),
-                };
-                match w.splits_by_key() {
-                    true => quote!(SplitByKey::new(#component, ctx, #agg, || #windows)),
-                    false => windows,
-                }
+                quote!(FixedWindows::new(#agg, #size, #slide, #offset, #opts))
             }
-            IrWindowKind::Session { gap } => {
-                let sessions = quote!(SessionWindows::new(#agg, #gap, #opts));
-                match w.splits_by_key() {
-                    true => quote!(SplitByKey::new(#component, ctx, #agg, || #sessions)),
-                    false => sessions,
-                }
-            }
+            IrWindowKind::Session { gap } => quote!(SessionWindows::new(#agg, #gap, #opts)),
             IrWindowKind::Count { count } => quote!(CountWindows::new(#agg, #count, #opts)),
         },
         IrOperatorKind::Table(t) => {
@@ -501,11 +489,7 @@ pub fn construct(op: &IrOperator) -> TokenStream {
                 Some(ms) => quote!(Some(#ms)),
                 None => quote!(None),
             };
-            let table = quote!(Table::new(#agg, #emit, #ttl, #opts));
-            match t.splits_by_key() {
-                true => quote!(SplitByKey::new(#component, ctx, #agg, || #table)),
-                false => table,
-            }
+            quote!(Table::new(#agg, #emit, #ttl, #opts))
         }
         IrOperatorKind::Transform(_)
         | IrOperatorKind::Join(_)
@@ -515,6 +499,10 @@ pub fn construct(op: &IrOperator) -> TokenStream {
                 "transforms and lookups hold no window state; patterns and joins of two streams have their own modules"
             )
         }
+    };
+    let operator = match splits_by_key(op) {
+        true => quote!(SplitByKey::new(#component, ctx, #agg, || #operator)),
+        false => operator,
     };
     let on_error = match a.on_error {
         OnError::Drop => quote!(OnError::Drop),
@@ -569,7 +557,8 @@ mod tests {
             "key: key, tumbling: 10s, allowed_lateness: 5s, aggregate: { c: count() }",
             "key: key, tumbling: 10s, max_keys: 100, aggregate: { c: count() }",
             "tumbling: 10s, aggregate: { c: count() }",
-            "key: key, count: 10, aggregate: { c: count() }",
+            // A float: a count window's or session's rows a JSON file could refuse.
+            "key: key, count: 10, aggregate: { c: count(), a: avg(x) }",
         ] {
             let code = generated(window);
             assert!(
@@ -609,15 +598,23 @@ mod tests {
     }
 
     #[test]
-    fn a_table_emitting_each_change_or_sessions_split_when_their_rows_go_only_to_sinks_of_their_own_that_cannot_refuse_one(
+    fn change_tables_sessions_and_count_windows_split_when_their_rows_go_only_to_sinks_of_their_own_that_cannot_refuse_one(
     ) {
         let own =
             "sinks:\n  o: { type: file, input: w, path: o.jsonl }\n  p: { type: stdout, input: w, format: csv }\n";
+        // Each with what else keeps it whole: expiring keys, keeping sessions for late
+        // records (a count window has neither).
         let operators = [
-            ("tables", "table_w", ""),
-            ("windows", "window_w", "session: { gap: 10s }, "),
+            ("tables", "table_w", "", Some("ttl: 1m, ")),
+            (
+                "windows",
+                "window_w",
+                "session: { gap: 10s }, ",
+                Some("allowed_lateness: 5s, "),
+            ),
+            ("windows", "window_w", "count: 10, ", None),
         ];
-        for (section, field, kind) in operators {
+        for (section, field, kind, keeps_whole) in operators {
             let op = |aggregates: &str, more: &str| {
                 format!("{section}:\n  w: {{ input: events, key: key, {kind}{more}aggregate: {{ {aggregates} }} }}\n")
             };
@@ -636,7 +633,7 @@ mod tests {
             assert!(advance.is_some_and(|a| caught_up.is_some_and(|c| a < c)), "{step}");
             let counted = op("c: count()", "");
             let file = "sinks:\n  o: { type: file, input: w, path: o.jsonl }\n";
-            let whole = [
+            let mut whole = vec![
                 // A float: a JSON sink could refuse an infinite one.
                 format!("{}{file}", op("a: avg(x)", "")),
                 // Rows go on to a transform.
@@ -647,12 +644,8 @@ mod tests {
                 format!("{counted}sinks:\n  o: {{ type: kafka, input: w, brokers: \"127.0.0.1:9092\", topic: t, key: key, format: json }}\n"),
                 // Evicting keys.
                 format!("{}{file}", op("c: count()", "max_keys: 10, on_full: evict_oldest, ")),
-                // Expiring keys; sessions kept for late records.
-                match section {
-                    "tables" => format!("{}{file}", op("c: count()", "ttl: 1m, ")),
-                    _ => format!("{}{file}", op("c: count()", "allowed_lateness: 5s, ")),
-                },
             ];
+            whole.extend(keeps_whole.map(|more| format!("{}{file}", op("c: count()", more))));
             for sections in whole {
                 let code = generated_spec(&sections);
                 assert!(

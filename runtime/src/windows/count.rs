@@ -4,13 +4,13 @@
 //! them for eviction ([`Saved`]).
 
 use super::results::Emitted;
-use super::state::{entry_bytes, eviction_batch, restore, results_waiting, save, Sorted};
-use super::{Admit, Aggregation, KeyedOperator, OnFull, StateOptions, StateSize, Window};
-use super::{KeyMap, Results};
+use super::state::{entry_bytes, eviction_batch, restore, results_waiting, save, to_bytes, Sorted};
+use super::{Admit, Aggregation, Keyed, KeyedOperator, OnFull, StateOptions, StateSize, Window};
+use super::{Clock, KeyMap, Results, SplitsByKey};
 use crate::errors::EvalError;
 use serde::{Deserialize, Serialize};
 use std::borrow::Borrow;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::hash::Hash;
 
 /// The records of one key since its last window closed.
@@ -21,7 +21,8 @@ struct Partial<Acc> {
     n: u64,
     min_t: i64,
     max_t: i64,
-    /// Order of arrival of the window's first record (for eviction).
+    /// Order of arrival of the window's first record, for eviction: 0 without
+    /// `max_keys`, so that the state saved is the same however the keys were split.
     seq: u64,
     /// The smallest epoch of the window's records. Not saved: epochs number the
     /// batches of one run.
@@ -29,13 +30,17 @@ struct Partial<Acc> {
     min_epoch: u64,
 }
 
-/// What a checkpoint holds of [`CountWindows`]. `M` is [`Sorted`] when saving and a
-/// `HashMap` when restoring.
+/// What a checkpoint holds of [`CountWindows`]. `M` is [`Sorted`] when saving, a
+/// `HashMap` when restoring, and a `BTreeMap` to join or split the parts of a split
+/// window.
 #[derive(Serialize, Deserialize)]
 struct Saved<M> {
     next_seq: u64,
     keys: M,
 }
+
+/// A checkpoint read back in key order.
+type SavedByKey<A> = Saved<BTreeMap<<A as Keyed>::Key, Partial<<A as Aggregation>::Acc>>>;
 
 /// Windows of `count` records per key, in arrival order.
 ///
@@ -140,7 +145,9 @@ impl<A: Aggregation> KeyedOperator<A> for CountWindows<A> {
             seq: self.next_seq,
             min_epoch: self.epoch,
         };
-        self.next_seq += 1;
+        if self.opts.max_keys.is_some() {
+            self.next_seq += 1;
+        }
         if self.count == 1 {
             // A window of one record: complete at once, never kept.
             self.emit(&key.to_owned(), &partial);
@@ -226,6 +233,49 @@ impl<A: Aggregation> KeyedOperator<A> for CountWindows<A> {
         self.next_seq = saved.next_seq;
         self.out.queue.clear();
         Ok(())
+    }
+}
+
+impl<A: Aggregation> SplitsByKey<A> for CountWindows<A> {
+    /// Without `max_keys` a key's windows are its records' alone.
+    fn clock(&self) -> Option<Clock> {
+        self.opts.max_keys.is_none().then_some(Clock::Counts)
+    }
+
+    /// Every part's keys, in key order.
+    fn join_saved(parts: &[Vec<u8>]) -> Result<Vec<u8>, String> {
+        let mut joined: SavedByKey<A> = Saved {
+            next_seq: 0,
+            keys: BTreeMap::new(),
+        };
+        for bytes in parts {
+            let part: SavedByKey<A> = restore(bytes)?;
+            joined.next_seq = joined.next_seq.max(part.next_seq);
+            joined.keys.extend(part.keys);
+        }
+        to_bytes(&joined)
+    }
+
+    /// Count windows have no watermark: `i64::MIN`.
+    fn split_saved(
+        saved: &[u8],
+        parts: usize,
+        part_of: &dyn Fn(&A::Key) -> usize,
+    ) -> Result<(i64, Vec<Vec<u8>>), String> {
+        let whole: SavedByKey<A> = restore(saved)?;
+        let mut split: Vec<BTreeMap<A::Key, _>> = (0..parts).map(|_| BTreeMap::new()).collect();
+        for (key, partial) in whole.keys {
+            let at = part_of(&key).min(parts - 1);
+            split[at].insert(key, partial);
+        }
+        let mut out = Vec::with_capacity(parts);
+        for keys in split {
+            out.push(to_bytes(&Saved {
+                next_seq: whole.next_seq,
+                keys,
+            })?);
+        }
+        Ok((i64::MIN, out))
     }
 }
 

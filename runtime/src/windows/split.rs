@@ -25,7 +25,8 @@
 //!   as they come back. They come later than one table's would: the compiler lets such a
 //!   table split only where nothing sees that (its rows go only to files of their own
 //!   and cannot fail), and [`KeyedOperator::catch_up`] hands every row on before a step
-//!   ends.
+//!   ends. A count window ([`Clock::Counts`]) is handed on the same way, its records
+//!   giving a row or none.
 //! - **Sessions** ([`Clock::Sessions`]) grow with their records, so the pipeline thread
 //!   knows only a lower bound of when one is due. Each part fires as it moves to its
 //!   records' watermarks, and its rows wait in it until `catch_up`, at a step's end,
@@ -69,13 +70,13 @@ const BATCH: usize = 1024;
 /// one to be done: bounds memory when the workers fall behind.
 const QUEUED: usize = 8;
 
-/// [`Clock::Records`]: rows handed on at a time, about, while records are still being
+/// [`Clock::per_record`]: rows handed on at a time, about, while records are still being
 /// taken (handed on a few at a time, rows would be encoded here; a chunk of this many
 /// goes to a worker). Every part must have its share of them ready (or all of its
 /// rows): the rows go in the records' order, which takes from every part.
 const HAND_ON: usize = BATCH;
 
-/// [`Clock::Records`]: how often, in records, the pipeline thread looks for batches
+/// [`Clock::per_record`]: how often, in records, the pipeline thread looks for batches
 /// taken (a look costs a channel's receive; a batch is 1,024 records).
 const LOOK_EVERY: u32 = 64;
 
@@ -121,6 +122,19 @@ pub enum Clock {
     /// rows wait in them until [`KeyedOperator::catch_up`] fires every part at the
     /// watermark and merges them.
     Sessions { gap: i64 },
+    /// Count windows: never late, never due; a record gives a row when it completes
+    /// its key's window, built by its part and handed on in the order the records were
+    /// routed, as [`Clock::Records`]'. At the end of input every part's partial windows
+    /// follow, merged by key.
+    Counts,
+}
+
+impl Clock {
+    /// Its rows come from records, not from firings: each part sends its records'
+    /// rows back with the batch.
+    fn per_record(self) -> bool {
+        matches!(self, Clock::Records | Clock::Counts)
+    }
 }
 
 /// An operator whose keys can be split: records are judged late, and results known
@@ -178,7 +192,9 @@ where
         match (parts, op.clock()) {
             (Some(workers), Some(clock)) => {
                 let message = match clock {
-                    Clock::Windows(_) | Clock::Sessions { .. } => "window keys split by hash across the worker threads",
+                    Clock::Windows(_) | Clock::Sessions { .. } | Clock::Counts => {
+                        "window keys split by hash across the worker threads"
+                    }
                     Clock::Boundaries { .. } | Clock::Records => "table keys split by hash across the worker threads",
                 };
                 crate::log::info(
@@ -218,12 +234,14 @@ struct Item<A: Aggregation> {
     epoch: u64,
 }
 
-/// A batch of records for one part, and the rows they gave ([`Clock::Records`]: one
-/// each, in order); cleared batches keep their records and rows to be written over.
+/// A batch of records for one part, and ([`Clock::per_record`]) the rows they gave, in
+/// order, and where each record's end (the number of rows up to it); cleared batches
+/// keep their records and rows to be written over.
 struct Items<A: Aggregation> {
     items: Vec<Item<A>>,
     len: usize,
     rows: Results<A::Output>,
+    ends: Vec<usize>,
 }
 
 impl<A: Aggregation> Default for Items<A> {
@@ -232,6 +250,7 @@ impl<A: Aggregation> Default for Items<A> {
             items: Vec::new(),
             len: 0,
             rows: Results::default(),
+            ends: Vec::new(),
         }
     }
 }
@@ -276,7 +295,7 @@ enum Task<A: Aggregation> {
     Move(i64),
 }
 
-/// A part's task done: the records' batch back, for reuse or ([`Clock::Records`]) with
+/// A part's task done: the records' batch back, for reuse or ([`Clock::per_record`]) with
 /// their rows.
 struct Done<A: Aggregation> {
     part: usize,
@@ -298,7 +317,7 @@ struct Cell<A: Aggregation, O> {
     more: bool,
     entries: usize,
     next_due: Option<i64>,
-    /// [`Clock::Records`]: a batch's rows are its records' alone. [`Clock::Sessions`]:
+    /// [`Clock::per_record`]: a batch's rows are its records' alone. [`Clock::Sessions`]:
     /// moving to a record's watermark may fire sessions.
     clock: Clock,
 }
@@ -308,14 +327,15 @@ impl<A: Aggregation, O: KeyedOperator<A>> Cell<A, O> {
         match task {
             Task::Take(items) => {
                 items.rows.clear();
-                let per_record = self.clock == Clock::Records;
+                items.ends.clear();
+                let per_record = self.clock.per_record();
                 if per_record && self.op.has_emitted() {
                     // Rows of a batch whose task panicked part way (logged as lost):
                     // dropped, or this batch's rows would be taken for theirs.
                     self.op.drain_emitted(&mut items.rows, usize::MAX);
                     items.rows.clear();
                 }
-                for item in items.as_slice() {
+                for item in &items.items[..items.len] {
                     if item.wm > self.wm {
                         self.wm = item.wm;
                         // Nothing is due at a watermark the pipeline thread did not fire
@@ -335,8 +355,12 @@ impl<A: Aggregation, O: KeyedOperator<A>> Cell<A, O> {
                     // fail (the compiler splits no window whose `add` can).
                     let taken = self.op.process(item.key.borrow(), &item.rec, item.t);
                     debug_assert_eq!(taken, Ok(Admit::Added));
+                    if per_record {
+                        items.ends.push(self.op.emitted().len());
+                    }
                 }
-                // A table emitting each change: the records' rows go back with them.
+                // A table emitting each change, a count window: the records' rows go
+                // back with them.
                 if per_record && self.op.has_emitted() {
                     self.op.drain_emitted(&mut items.rows, usize::MAX);
                 }
@@ -388,12 +412,13 @@ struct Part<A: Aggregation, O> {
     rows: Results<A::Output>,
     next: usize,
     more: bool,
-    /// [`Clock::Records`]: batches taken, with their rows, oldest first, and how many
-    /// rows of the oldest were handed on; rows in them not handed on, and records
-    /// routed here whose rows were not.
+    /// [`Clock::per_record`]: batches taken, with their rows, oldest first, and how
+    /// many records and rows of the oldest were handed on; records in them whose rows
+    /// were not handed on, and records routed here whose rows were not.
     ready: VecDeque<Items<A>>,
     handed: usize,
-    ready_rows: usize,
+    handed_rows: usize,
+    ready_records: usize,
     routed: usize,
 }
 
@@ -420,7 +445,8 @@ impl<A: Aggregation, O> Part<A, O> {
             more: false,
             ready: VecDeque::new(),
             handed: 0,
-            ready_rows: 0,
+            handed_rows: 0,
+            ready_records: 0,
             routed: 0,
         }
     }
@@ -451,7 +477,7 @@ struct Parts<A: Aggregation, O> {
     /// of the parts' (one table stamps its last results with its latest change, which
     /// each part knows of its own keys only).
     stamp: Option<i64>,
-    /// [`Clock::Records`]: the part and epoch of every record routed whose row was not
+    /// [`Clock::per_record`]: the part and epoch of every record routed whose row was not
     /// handed on yet, in the order they were routed; records since the last look for
     /// batches taken.
     order: VecDeque<(usize, u64)>,
@@ -523,7 +549,7 @@ where
                 }
                 self.due = earliest(self.due, Some(end));
             }
-            Clock::Boundaries { .. } | Clock::Records => {}
+            Clock::Boundaries { .. } | Clock::Records | Clock::Counts => {}
         }
         let at = self.part_of(key);
         let part = &mut self.parts[at];
@@ -531,7 +557,7 @@ where
         if part.pending.len >= BATCH {
             self.hand_over(at);
         }
-        if self.clock == Clock::Records {
+        if self.clock.per_record() {
             self.parts[at].routed += 1;
             self.order.push_back((at, self.epoch));
             if self.order.len() >= self.most_waiting() {
@@ -575,14 +601,14 @@ where
         admit
     }
 
-    /// [`Clock::Records`]: records whose rows were not handed on, at most, before the
+    /// [`Clock::per_record`]: records whose rows were not handed on, at most, before the
     /// oldest's part is hurried ([`Self::unblock`]) and rows are handed on however few
     /// are ready.
     fn most_waiting(&self) -> usize {
         self.parts.len() * BATCH * (QUEUED + 2)
     }
 
-    /// [`Clock::Records`], when many rows wait for the oldest record's (its part has
+    /// [`Clock::per_record`], when many rows wait for the oldest record's (its part has
     /// few keys routed to it): hands that part's records over and waits for its row,
     /// so that the rows held stay bounded.
     fn unblock(&mut self) {
@@ -671,10 +697,14 @@ where
         }
         let part = &mut self.parts[done.part];
         if let Some(items) = done.items {
-            match self.clock {
-                Clock::Records if items.len > 0 => {
-                    debug_assert!(done.panicked || items.rows.len() == items.len, "a row for every record");
-                    part.ready_rows += items.len;
+            match self.clock.per_record() {
+                true if items.len > 0 => {
+                    debug_assert!(
+                        done.panicked
+                            || (items.ends.len() == items.len && items.ends.last() == Some(&items.rows.len())),
+                        "every record's rows"
+                    );
+                    part.ready_records += items.len;
                     part.ready.push_back(items);
                 }
                 _ => self.spare.push(items),
@@ -772,6 +802,9 @@ where
                 }
                 return self.has_emitted();
             }
+            (Clock::Counts, _) if wm < i64::MAX => return self.has_emitted(),
+            // Every record's rows, then every part's partial windows.
+            (Clock::Counts, _) => true,
             // Sessions fire at a step's end (`catch_up`), and all at the end of input.
             (Clock::Sessions { .. }, due) => wm == i64::MAX && due.is_some(),
             (_, Some(due)) => due <= wm,
@@ -850,34 +883,39 @@ where
     }
 
     fn has_emitted(&mut self) -> bool {
-        match self.clock {
-            Clock::Records => {
-                self.unlooked += 1;
-                if self.unlooked >= LOOK_EVERY {
-                    self.unlooked = 0;
-                    self.take_done();
-                }
-                let next_ready = self
-                    .order
-                    .front()
-                    .is_some_and(|&(at, _)| !self.parts[at].ready.is_empty());
-                let share = HAND_ON / self.parts.len();
-                next_ready
-                    && (self.order.len() >= self.most_waiting()
-                        || self.parts.iter().all(|p| p.ready_rows >= p.routed.min(share)))
-            }
-            Clock::Windows(_) | Clock::Boundaries { .. } | Clock::Sessions { .. } => {
-                self.parts.iter().any(|p| p.more || p.head().is_some())
-            }
+        let fired = |parts: &[Part<A, O>]| parts.iter().any(|p| p.more || p.head().is_some());
+        match self.clock.per_record() {
+            // Rows of a firing (the end of input's partial count windows) come after
+            // every record's.
+            true => self.records_ready() || (self.order.is_empty() && fired(&self.parts)),
+            false => fired(&self.parts),
         }
     }
 
-    /// [`Clock::Records`]: every record routed is taken by its part, so every row is
-    /// ready. [`Clock::Sessions`]: when a session may be due, every part takes its
+    /// [`Clock::per_record`]: the next record's rows are ready, and every part has
+    /// its share of a chunk ready (or all it was routed), or many records wait.
+    fn records_ready(&mut self) -> bool {
+        self.unlooked += 1;
+        if self.unlooked >= LOOK_EVERY {
+            self.unlooked = 0;
+            self.take_done();
+        }
+        let next_ready = self
+            .order
+            .front()
+            .is_some_and(|&(at, _)| !self.parts[at].ready.is_empty());
+        let share = HAND_ON / self.parts.len();
+        next_ready
+            && (self.order.len() >= self.most_waiting()
+                || self.parts.iter().all(|p| p.ready_records >= p.routed.min(share)))
+    }
+
+    /// [`Clock::per_record`]: every record routed is taken by its part, so every row
+    /// is ready. [`Clock::Sessions`]: when a session may be due, every part takes its
     /// records and fires at the watermark. True when rows are waiting.
     fn catch_up(&mut self) -> bool {
         match self.clock {
-            Clock::Records if !self.order.is_empty() => {
+            Clock::Records | Clock::Counts if !self.order.is_empty() => {
                 self.settle();
                 self.has_emitted()
             }
@@ -886,24 +924,29 @@ where
         }
     }
 
-    /// [`Clock::Records`]: moves up to `max` rows into `buf` in the order their records
-    /// were routed, while the next one is ready.
+    /// [`Clock::per_record`]: moves about `max` rows into `buf` in the order their
+    /// records were routed, while the next record's are ready.
     fn hand_on_in_order(&mut self, buf: &mut Results<A::Output>, max: usize) {
         while buf.len() < max {
             let Some(&(at, _)) = self.order.front() else { return };
             let part = &mut self.parts[at];
             let Some(items) = part.ready.front_mut() else { return };
-            // Fewer rows than records only when the part's task panicked (logged as
-            // lost): each of that batch's records stands for no row.
-            if part.handed < items.rows.len() {
-                buf.push_swapped(items.rows.row_mut(part.handed));
+            // Fewer ends than records only when the part's task panicked (logged as
+            // lost): each record past them stands for no row.
+            let end = items
+                .ends
+                .get(part.handed)
+                .map_or(part.handed_rows, |&end| end.min(items.rows.len()));
+            while part.handed_rows < end {
+                buf.push_swapped(items.rows.row_mut(part.handed_rows));
+                part.handed_rows += 1;
             }
             part.handed += 1;
-            part.ready_rows -= 1;
+            part.ready_records -= 1;
             part.routed -= 1;
             self.order.pop_front();
             if part.handed >= items.len {
-                part.handed = 0;
+                (part.handed, part.handed_rows) = (0, 0);
                 if let Some(items) = part.ready.pop_front() {
                     self.spare.push(items);
                 }
@@ -912,12 +955,18 @@ where
     }
 
     /// Moves up to `max` rows into `buf` in the order one operator would have emitted
-    /// them: by time (a window's end, a table's boundary), then key.
+    /// them: by time (a window's end, a table's boundary), then key; a record's rows in
+    /// the order the records came, and (count windows) the end of input's partial
+    /// windows after them, by key.
     fn drain_emitted(&mut self, buf: &mut Results<A::Output>, max: usize) {
-        if self.clock == Clock::Records {
-            return self.hand_on_in_order(buf, max);
+        if self.clock.per_record() {
+            self.hand_on_in_order(buf, max);
+            if !self.order.is_empty() {
+                return;
+            }
         }
         let stamp = self.stamp;
+        let by_key_alone = self.clock == Clock::Counts;
         let time = |row: &(A::Output, i64)| stamp.unwrap_or(row.1);
         // Every part shows its next row, if it has one: a part whose chunk was merged
         // takes its next before a row of it is compared again.
@@ -928,10 +977,11 @@ where
                 let before = match first {
                     None => true,
                     Some((_, best)) => {
-                        time(row)
-                            .cmp(&time(best))
-                            .then_with(|| self.agg.cmp_keys(&row.0, &best.0))
-                            == Ordering::Less
+                        let by_time = match by_key_alone {
+                            true => Ordering::Equal,
+                            false => time(row).cmp(&time(best)),
+                        };
+                        by_time.then_with(|| self.agg.cmp_keys(&row.0, &best.0)) == Ordering::Less
                     }
                 };
                 if before {
@@ -994,7 +1044,7 @@ where
     }
 
     /// Split: records routed to a part and not taken yet hold their epoch too, as do
-    /// ([`Clock::Records`]) those whose rows were not handed on (a source that commits
+    /// ([`Clock::per_record`]) those whose rows were not handed on (a source that commits
     /// asks once a step).
     fn pending_epoch(&self) -> Option<u64> {
         match &self.0 {
@@ -1023,6 +1073,17 @@ where
         match &self.0 {
             How::Here(op) => op.next_due(),
             How::Split(parts) => parts.due,
+        }
+    }
+
+    /// Run here, the operator's own close (a count window's emits its partial windows,
+    /// which no watermark does).
+    fn on_close(&mut self) {
+        match &mut self.0 {
+            How::Here(op) => op.on_close(),
+            How::Split(parts) => {
+                parts.advance(i64::MAX);
+            }
         }
     }
 
@@ -1123,7 +1184,7 @@ mod tests {
     use super::*;
     use crate::settings::Settings;
     use crate::windows::state::testing::{opts, CountSum, Out};
-    use crate::windows::{Emit, FixedWindows, PanedWindows, SessionWindows, Stateful, Table};
+    use crate::windows::{CountWindows, Emit, FixedWindows, PanedWindows, SessionWindows, Stateful, Table};
 
     impl OrderedRows for CountSum {
         fn cmp_keys(&self, a: &Out, b: &Out) -> Ordering {
@@ -1917,5 +1978,113 @@ mod tests {
             SplitByKey::new("windows.s", &context(3, None), CountSum, sessions).parts(),
             2
         );
+    }
+
+    /// What a count window did with [`readings`], the rows drained after each record
+    /// and each watermark and, every `step` records, once caught up: every row in
+    /// order, and at each step's end how many rows were out and the epoch held. Then
+    /// the end of input (every partial window).
+    fn counts_of<O: KeyedOperator<CountSum>>(op: &mut O, step: u64) -> (Vec<(Out, i64)>, Vec<(usize, Option<u64>)>) {
+        let (mut rows, mut steps) = (Vec::new(), Vec::new());
+        let mut drain = Drain::new(7);
+        for (i, key, t, newest) in readings() {
+            if i % 250 == 0 {
+                op.set_epoch(i / 250);
+            }
+            let taken = op.process(key.as_str(), &(key.clone(), (i % 13) as i64), t);
+            assert_eq!(taken, Ok(Admit::Added), "a count window takes every record");
+            drain.append(op, &mut rows);
+            if op.on_watermark(newest - 15) {
+                drain.append(op, &mut rows);
+            }
+            if i % step == step - 1 {
+                if op.catch_up() {
+                    drain.append(op, &mut rows);
+                }
+                steps.push((rows.len(), op.pending_epoch()));
+            }
+        }
+        op.on_close();
+        drain.append(op, &mut rows);
+        steps.push((rows.len(), op.pending_epoch()));
+        (rows, steps)
+    }
+
+    #[test]
+    fn split_count_windows_give_what_one_count_window_gives_by_each_steps_end() {
+        // Windows of 1 (a row for every record), 3 and 10 records of 97 keys: 6,000,
+        // 2,000 and 600 rows as records come, then every key's partial window.
+        for count in [1, 3, 10] {
+            let counts = || CountWindows::new(CountSum, count, opts(0));
+            for step in [1, 333, 6_000] {
+                let (rows, steps) = counts_of(&mut counts(), step);
+                let partial = rows.iter().filter(|(row, _)| row.2 < count as i64).count();
+                assert!(
+                    rows.len() >= 6_000 / count as usize && (count == 1 || partial > 50),
+                    "count {count}: {} rows, {partial} partial",
+                    rows.len()
+                );
+                for threads in [3, 4, 6] {
+                    let mut split = SplitByKey::new("windows.c", &context(threads, None), CountSum, counts);
+                    assert_eq!(split.parts(), threads - 1);
+                    let (got_rows, got_steps) = counts_of(&mut split, step);
+                    let run = format!("count {count}, steps of {step}, {threads} threads");
+                    assert!(got_rows == rows, "{run}: rows");
+                    assert!(got_steps == steps, "{run}: rows out and epochs held at each step's end");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn split_count_windows_save_what_one_count_window_saves_and_restore_into_any_number_of_parts() {
+        for count in [4, 50] {
+            let counts = || CountWindows::new(CountSum, count, opts(0));
+            let mut one_saves = Vec::new();
+            let one_rows = feed(&mut counts(), 0, 5_000, &mut one_saves);
+            let mut split_saves = Vec::new();
+            let split_rows = feed(
+                &mut SplitByKey::new("windows.c", &context(4, None), CountSum, counts),
+                0,
+                5_000,
+                &mut split_saves,
+            );
+            // No end of input here: rows of complete windows only.
+            assert!(
+                one_rows.len() > 2_000 / count as usize && one_saves.len() == 7,
+                "count {count}"
+            );
+            assert!(split_rows == one_rows, "count {count}: the same rows");
+            assert!(split_saves == one_saves, "count {count}: the same checkpoints");
+            restores_as_one("windows.c", counts, &one_saves[2], &[3, 5], &format!("count {count}"));
+        }
+        let full = || {
+            CountWindows::new(
+                CountSum,
+                10,
+                crate::windows::state::testing::limited(5, crate::windows::OnFull::EvictOldest),
+            )
+        };
+        assert_eq!(
+            SplitByKey::new("windows.c", &context(3, None), CountSum, full).parts(),
+            1,
+            "max_keys"
+        );
+    }
+
+    #[test]
+    fn a_count_window_closes_with_its_partial_window_whether_split_or_run_here() {
+        let counts = || CountWindows::new(CountSum, 10, opts(0));
+        for threads in [1, 2, 3] {
+            let mut op = SplitByKey::new("windows.c", &context(threads, None), CountSum, counts);
+            for t in 0..25 {
+                assert_eq!(op.process("k", &("k".to_owned(), 1), t), Ok(Admit::Added));
+            }
+            op.on_close();
+            let mut rows = Vec::new();
+            Drain::new(7).append(&mut op, &mut rows);
+            let counted: Vec<i64> = rows.iter().map(|(row, _)| row.2).collect();
+            assert_eq!(counted, [10, 10, 5], "{threads} threads");
+        }
     }
 }
