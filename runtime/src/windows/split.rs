@@ -1859,18 +1859,19 @@ mod tests {
         );
     }
 
-    /// What a session window did with [`readings`]: each record's admission, every row
-    /// in order, and at each step's end how many rows were out and the epoch held.
-    struct Sessions {
+    /// What a session or count window did with [`readings`]: each record's admission,
+    /// every row in order, and at each step's end how many rows were out and the epoch
+    /// held.
+    struct Run {
         admits: Vec<Admit>,
         rows: Vec<(Out, i64)>,
         steps: Vec<(usize, Option<u64>)>,
     }
 
-    /// [`Sessions`] of `op` given [`readings`] (the watermark 15 ms behind the newest,
+    /// The [`Run`] of `op` given [`readings`] (the watermark 15 ms behind the newest,
     /// epochs of 250 records), the rows drained after each record and each watermark
     /// and, every `step` records, once caught up (a step's end); then the end of input.
-    fn sessions_of<O: KeyedOperator<CountSum>>(op: &mut O, step: u64) -> Sessions {
+    fn stepped_run<O: KeyedOperator<CountSum>>(op: &mut O, step: u64) -> Run {
         let (mut admits, mut rows, mut steps) = (Vec::new(), Vec::new(), Vec::new());
         let mut drain = Drain::new(7);
         for (i, key, t, newest) in readings() {
@@ -1893,7 +1894,7 @@ mod tests {
         op.on_close();
         drain.append(op, &mut rows);
         steps.push((rows.len(), op.pending_epoch()));
-        Sessions { admits, rows, steps }
+        Run { admits, rows, steps }
     }
 
     #[test]
@@ -1904,7 +1905,7 @@ mod tests {
         for gap in [5, 20] {
             let sessions = || SessionWindows::new(CountSum, gap, opts(0));
             for step in [1, 333, 6_000] {
-                let expected = sessions_of(&mut sessions(), step);
+                let expected = stepped_run(&mut sessions(), step);
                 let (admits, rows) = (&expected.admits, &expected.rows);
                 let late = admits.iter().filter(|a| matches!(a, Admit::Late { .. })).count();
                 let mut wm = i64::MIN;
@@ -1921,7 +1922,7 @@ mod tests {
                 for threads in [3, 4, 6] {
                     let mut split = SplitByKey::new("windows.s", &context(threads, None), CountSum, sessions);
                     assert_eq!(split.parts(), threads - 1);
-                    let got = sessions_of(&mut split, step);
+                    let got = stepped_run(&mut split, step);
                     let run = format!("gap {gap}, steps of {step}, {threads} threads");
                     assert!(got.admits == expected.admits, "{run}: admissions");
                     assert!(got.rows == expected.rows, "{run}: rows");
@@ -1980,36 +1981,6 @@ mod tests {
         );
     }
 
-    /// What a count window did with [`readings`], the rows drained after each record
-    /// and each watermark and, every `step` records, once caught up: every row in
-    /// order, and at each step's end how many rows were out and the epoch held. Then
-    /// the end of input (every partial window).
-    fn counts_of<O: KeyedOperator<CountSum>>(op: &mut O, step: u64) -> (Vec<(Out, i64)>, Vec<(usize, Option<u64>)>) {
-        let (mut rows, mut steps) = (Vec::new(), Vec::new());
-        let mut drain = Drain::new(7);
-        for (i, key, t, newest) in readings() {
-            if i % 250 == 0 {
-                op.set_epoch(i / 250);
-            }
-            let taken = op.process(key.as_str(), &(key.clone(), (i % 13) as i64), t);
-            assert_eq!(taken, Ok(Admit::Added), "a count window takes every record");
-            drain.append(op, &mut rows);
-            if op.on_watermark(newest - 15) {
-                drain.append(op, &mut rows);
-            }
-            if i % step == step - 1 {
-                if op.catch_up() {
-                    drain.append(op, &mut rows);
-                }
-                steps.push((rows.len(), op.pending_epoch()));
-            }
-        }
-        op.on_close();
-        drain.append(op, &mut rows);
-        steps.push((rows.len(), op.pending_epoch()));
-        (rows, steps)
-    }
-
     #[test]
     fn split_count_windows_give_what_one_count_window_gives_by_each_steps_end() {
         // Windows of 1 (a row for every record), 3 and 10 records of 97 keys: 6,000,
@@ -2017,7 +1988,12 @@ mod tests {
         for count in [1, 3, 10] {
             let counts = || CountWindows::new(CountSum, count, opts(0));
             for step in [1, 333, 6_000] {
-                let (rows, steps) = counts_of(&mut counts(), step);
+                let expected = stepped_run(&mut counts(), step);
+                let rows = &expected.rows;
+                assert!(
+                    expected.admits.iter().all(|a| *a == Admit::Added),
+                    "count {count}: never late"
+                );
                 let partial = rows.iter().filter(|(row, _)| row.2 < count as i64).count();
                 assert!(
                     rows.len() >= 6_000 / count as usize && (count == 1 || partial > 50),
@@ -2027,10 +2003,14 @@ mod tests {
                 for threads in [3, 4, 6] {
                     let mut split = SplitByKey::new("windows.c", &context(threads, None), CountSum, counts);
                     assert_eq!(split.parts(), threads - 1);
-                    let (got_rows, got_steps) = counts_of(&mut split, step);
+                    let got = stepped_run(&mut split, step);
                     let run = format!("count {count}, steps of {step}, {threads} threads");
-                    assert!(got_rows == rows, "{run}: rows");
-                    assert!(got_steps == steps, "{run}: rows out and epochs held at each step's end");
+                    assert!(got.admits == expected.admits, "{run}: admissions");
+                    assert!(got.rows == expected.rows, "{run}: rows");
+                    assert!(
+                        got.steps == expected.steps,
+                        "{run}: rows out and epochs held at each step's end"
+                    );
                 }
             }
         }
