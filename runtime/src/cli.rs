@@ -239,8 +239,8 @@ pub fn help_text(info: &PipelineInfo) -> String {
            --threads N          threads in all; sources decode on the others (default:\n                       \
            $RILL_THREADS, else the cores available; 1: one thread)\n  \
            --split-windows on|off\n                       \
-           with 3 threads or more, split tumbling, hopping and session windows and\n                       \
-           tables by key across the others where their output allows it (default:\n                       \
+           with 3 threads or more, split windows and tables by key across the\n                       \
+           others where their output allows it (default:\n                       \
            $RILL_SPLIT_WINDOWS, else on)\n  \
            --metrics-addr ADDR  serve Prometheus /metrics and /health on HOST:PORT\n                       \
            (default: $RILL_METRICS_ADDR, else nothing listens)\n  \

@@ -1,6 +1,5 @@
-//! [`SplitByKey`]: a tumbling, hopping or session window, or a table, whose keys are
-//! split by hash across the worker threads, so that its state and its work are not all
-//! the pipeline thread's.
+//! [`SplitByKey`]: a window or a table whose keys are split by hash across the worker
+//! threads, so that its state and its work are not all the pipeline thread's.
 //!
 //! Each *part* is a whole operator of the window's kind holding the keys whose hash
 //! falls to it, and is only ever run by one job at a time on a worker; a key's state
