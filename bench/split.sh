@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # What splitting a window or table by key hash across the worker threads changes
 # (`--threads 3`, `--split-windows on` against `off`), on the windowed, hopping, table,
-# changes and sessions workloads (bench/windowed.yaml, bench/hopping.yaml,
-# bench/table.yaml, bench/changes.yaml, bench/sessions.yaml: N readings of 10,000
+# changes, sessions and counts workloads (bench/<job>.yaml: N readings of 10,000
 # devices): wall and CPU
 # time and peak RSS, best of RUNS each, interleaved, and where the CPU time goes, thread
 # by thread, from `perf record` samples (1,000 a second of CPU time).
@@ -31,7 +30,7 @@ unset RILL_TARGET_DIR CARGO_TARGET_DIR RILL_STATE_DIR RILL_SPLIT_WINDOWS || true
 
 log() { printf '\n== %s\n' "$*" >&2; }
 
-JOBS=${JOBS:-windowed hopping table changes sessions}
+JOBS=${JOBS:-windowed hopping table changes sessions counts}
 log "building rill, the input generator and the jobs ($JOBS)"
 cargo build -q --release -p rill --manifest-path "$ROOT/Cargo.toml"
 cargo build -q --release --manifest-path "$ROOT/bench/baseline/Cargo.toml" --target-dir "$OUT/baseline-target"

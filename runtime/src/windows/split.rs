@@ -123,8 +123,8 @@ pub enum Clock {
     Sessions { gap: i64 },
     /// Count windows: never late, never due; a record gives a row when it completes
     /// its key's window, built by its part and handed on in the order the records were
-    /// routed, as [`Clock::Records`]'. At the end of input every part's partial windows
-    /// follow, merged by key.
+    /// routed, as a [`Clock::Records`] table's are. At the end of input every part's
+    /// partial windows follow, merged by key.
     Counts,
 }
 
