@@ -863,12 +863,17 @@ fn windows_and_tables_split_by_key_write_the_same_bytes_for_any_threads_and_batc
         [taken; 2]
     );
     support::failed_on_a_full_disk(&output, "sinks.changes", taken);
-    // Split sessions into a full disk: the run fails and says so, and every session
-    // they built is counted lost at the sink (none left in a part).
-    let output = run(&["--threads", "3"], Some("VISITS_PATH"));
-    let built = counter(&counters(&output.stderr), "windows.visits", "emitted");
-    assert!(built > 0, "{}", String::from_utf8_lossy(&output.stderr));
-    support::failed_on_a_full_disk(&output, "sinks.sessions", built);
+    // Split sessions and count windows into a full disk: the run fails and says so,
+    // and every row they built is counted lost at the sink (none left in a part).
+    for (file, window, sink) in [
+        ("VISITS_PATH", "windows.visits", "sinks.sessions"),
+        ("TENS_PATH", "windows.tens", "sinks.counts"),
+    ] {
+        let output = run(&["--threads", "3"], Some(file));
+        let built = counter(&counters(&output.stderr), window, "emitted");
+        assert!(built > 0, "{}", String::from_utf8_lossy(&output.stderr));
+        support::failed_on_a_full_disk(&output, sink, built);
+    }
 }
 
 /// `events.jsonl` in `dir` for `tests/pipelines/chain_failures.yaml`: 20,000 events (1
