@@ -4,7 +4,7 @@
 //! them for eviction ([`Saved`]).
 
 use super::results::Emitted;
-use super::state::{entry_bytes, eviction_batch, restore, results_waiting, save, to_bytes, Sorted};
+use super::state::{deal_keys, entry_bytes, eviction_batch, restore, results_waiting, save, to_bytes, Sorted};
 use super::{Admit, Aggregation, Keyed, KeyedOperator, OnFull, StateOptions, StateSize, Window};
 use super::{Clock, KeyMap, Results, SplitsByKey};
 use crate::errors::EvalError;
@@ -263,11 +263,7 @@ impl<A: Aggregation> SplitsByKey<A> for CountWindows<A> {
         part_of: &dyn Fn(&A::Key) -> usize,
     ) -> Result<(i64, Vec<Vec<u8>>), String> {
         let whole: SavedByKey<A> = restore(saved)?;
-        let mut split: Vec<BTreeMap<A::Key, _>> = (0..parts).map(|_| BTreeMap::new()).collect();
-        for (key, partial) in whole.keys {
-            let at = part_of(&key).min(parts - 1);
-            split[at].insert(key, partial);
-        }
+        let split: Vec<BTreeMap<A::Key, _>> = deal_keys(whole.keys, parts, part_of);
         let mut out = Vec::with_capacity(parts);
         for keys in split {
             out.push(to_bytes(&Saved {

@@ -13,7 +13,7 @@
 //! accumulator ([`Saved`]).
 
 use super::key_table::KeyTable;
-use super::state::{emit_sorted, entry_bytes, restore, results_waiting, save, to_bytes, Sorted};
+use super::state::{deal_keys, emit_sorted, entry_bytes, restore, results_waiting, save, to_bytes, Sorted};
 use super::KeyMap;
 use super::{
     Admit, Aggregation, BuildRows, Keyed, KeyedOperator, OnFull, Reach, Results, StateOptions, StateSize, Window,
@@ -314,11 +314,7 @@ impl<A: Aggregation> super::SplitsByKey<A> for FixedWindows<A> {
         let split_bins = |bins: SavedBins<BTreeMap<A::Key, A::Acc>>| {
             let mut split: Vec<SavedBins<BTreeMap<A::Key, A::Acc>>> = (0..parts).map(|_| Vec::new()).collect();
             for (window, keys) in bins {
-                let mut by_part: Vec<BTreeMap<A::Key, A::Acc>> = (0..parts).map(|_| BTreeMap::new()).collect();
-                for (key, acc) in keys {
-                    let at = part_of(&key).min(parts - 1);
-                    by_part[at].insert(key, acc);
-                }
+                let by_part: Vec<BTreeMap<A::Key, A::Acc>> = deal_keys(keys, parts, part_of);
                 for (bins, keys) in split.iter_mut().zip(by_part) {
                     if !keys.is_empty() {
                         bins.push((window, keys));

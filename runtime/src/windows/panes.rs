@@ -55,7 +55,7 @@ mod cells;
 use self::cells::Cells;
 use super::fixed::{clamp, Assigned};
 use super::sorted_keys::SortedKeys;
-use super::state::{entry_bytes, restore, results_waiting, save, to_bytes};
+use super::state::{deal_keys, entry_bytes, restore, results_waiting, save, to_bytes};
 use super::{Admit, Aggregation, BuildRows, KeyedOperator, Reach, Results, StateOptions, StateSize, Window};
 use crate::errors::EvalError;
 use serde::{Deserialize, Serialize};
@@ -954,11 +954,7 @@ where
         part_of: &dyn Fn(&A::Key) -> usize,
     ) -> Result<(i64, Vec<Vec<u8>>), String> {
         let whole: Saved<A::Key, Vec<(i64, A::Acc)>> = restore(saved)?;
-        let mut split: Vec<Vec<_>> = (0..parts).map(|_| Vec::new()).collect();
-        for (key, panes) in whole.keys {
-            let at = part_of(&key).min(parts - 1);
-            split[at].push((key, panes));
-        }
+        let split: Vec<Vec<_>> = deal_keys(whole.keys, parts, part_of);
         let mut out = Vec::with_capacity(parts);
         for keys in split {
             out.push(to_bytes(&Saved {

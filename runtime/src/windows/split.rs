@@ -1896,6 +1896,44 @@ mod tests {
         Run { admits, rows, steps }
     }
 
+    /// `build` split across 2, 3 and 5 parts gives the [`stepped_run`] `expected` of
+    /// one operator.
+    fn runs_as_one<O>(name: &str, build: impl Fn() -> O + Copy, expected: &Run, step: u64, what: &str)
+    where
+        O: SplitsByKey<CountSum> + Send + 'static,
+    {
+        for threads in [3, 4, 6] {
+            let mut split = SplitByKey::new(name, &context(threads, None), CountSum, build);
+            assert_eq!(split.parts(), threads - 1);
+            let got = stepped_run(&mut split, step);
+            let run = format!("{what}, steps of {step}, {threads} threads");
+            assert!(got.admits == expected.admits, "{run}: admissions");
+            assert!(got.rows == expected.rows, "{run}: rows");
+            assert!(
+                got.steps == expected.steps,
+                "{run}: rows out and epochs held at each step's end"
+            );
+        }
+    }
+
+    /// One operator and the same split in 3 parts, each given records 0 to 5,000 by
+    /// [`feed`]: the same rows and checkpoints. Returns one operator's rows and
+    /// checkpoints.
+    fn saves_as_one<O>(name: &str, build: impl Fn() -> O + Copy, what: &str) -> (Vec<(Out, i64)>, Vec<Vec<u8>>)
+    where
+        O: SplitsByKey<CountSum> + Send + 'static,
+    {
+        let mut one_saves = Vec::new();
+        let one_rows = feed(&mut build(), 0, 5_000, &mut one_saves);
+        let mut split_saves = Vec::new();
+        let split = &mut SplitByKey::new(name, &context(4, None), CountSum, build);
+        let split_rows = feed(split, 0, 5_000, &mut split_saves);
+        assert_eq!(one_saves.len(), 7, "{what}");
+        assert!(split_rows == one_rows, "{what}: the same rows");
+        assert!(split_saves == one_saves, "{what}: the same checkpoints");
+        (one_rows, one_saves)
+    }
+
     #[test]
     fn split_sessions_give_what_one_session_window_gives_by_each_steps_end() {
         // Gaps of 5 and 20 ms: a key's records come about 97 ms apart, up to 40 ms out of
@@ -1918,18 +1956,7 @@ mod tests {
                     "the test has rows ({}), late records ({late}) and records behind the watermark in an open session ({behind_but_open})",
                     rows.len()
                 );
-                for threads in [3, 4, 6] {
-                    let mut split = SplitByKey::new("windows.s", &context(threads, None), CountSum, sessions);
-                    assert_eq!(split.parts(), threads - 1);
-                    let got = stepped_run(&mut split, step);
-                    let run = format!("gap {gap}, steps of {step}, {threads} threads");
-                    assert!(got.admits == expected.admits, "{run}: admissions");
-                    assert!(got.rows == expected.rows, "{run}: rows");
-                    assert!(
-                        got.steps == expected.steps,
-                        "{run}: rows out and epochs held at each step's end"
-                    );
-                }
+                runs_as_one("windows.s", sessions, &expected, step, &format!("gap {gap}"));
             }
         }
     }
@@ -1939,19 +1966,10 @@ mod tests {
         // Sessions of single records (20 ms; a key's records 194 ms apart) and long ones.
         for gap in [20, 300] {
             let sessions = || SessionWindows::new(CountSum, gap, opts(0));
-            let mut one_saves = Vec::new();
-            let one_rows = feed(&mut sessions(), 0, 5_000, &mut one_saves);
-            let mut split_saves = Vec::new();
-            let split_rows = feed(
-                &mut SplitByKey::new("windows.s", &context(4, None), CountSum, sessions),
-                0,
-                5_000,
-                &mut split_saves,
-            );
-            assert!(one_rows.len() > 100 && one_saves.len() == 7, "gap {gap}");
-            assert!(split_rows == one_rows, "gap {gap}: the same rows");
-            assert!(split_saves == one_saves, "gap {gap}: the same checkpoints");
-            restores_as_one("windows.s", sessions, &one_saves[2], &[3, 5], &format!("gap {gap}"));
+            let what = format!("gap {gap}");
+            let (rows, saves) = saves_as_one("windows.s", sessions, &what);
+            assert!(rows.len() > 100, "{what}: {} rows", rows.len());
+            restores_as_one("windows.s", sessions, &saves[2], &[3, 5], &what);
         }
     }
 
@@ -1999,18 +2017,7 @@ mod tests {
                     "count {count}: {} rows, {partial} partial",
                     rows.len()
                 );
-                for threads in [3, 4, 6] {
-                    let mut split = SplitByKey::new("windows.c", &context(threads, None), CountSum, counts);
-                    assert_eq!(split.parts(), threads - 1);
-                    let got = stepped_run(&mut split, step);
-                    let run = format!("count {count}, steps of {step}, {threads} threads");
-                    assert!(got.admits == expected.admits, "{run}: admissions");
-                    assert!(got.rows == expected.rows, "{run}: rows");
-                    assert!(
-                        got.steps == expected.steps,
-                        "{run}: rows out and epochs held at each step's end"
-                    );
-                }
+                runs_as_one("windows.c", counts, &expected, step, &format!("count {count}"));
             }
         }
     }
@@ -2019,23 +2026,11 @@ mod tests {
     fn split_count_windows_save_what_one_count_window_saves_and_restore_into_any_number_of_parts() {
         for count in [4, 50] {
             let counts = || CountWindows::new(CountSum, count, opts(0));
-            let mut one_saves = Vec::new();
-            let one_rows = feed(&mut counts(), 0, 5_000, &mut one_saves);
-            let mut split_saves = Vec::new();
-            let split_rows = feed(
-                &mut SplitByKey::new("windows.c", &context(4, None), CountSum, counts),
-                0,
-                5_000,
-                &mut split_saves,
-            );
+            let what = format!("count {count}");
+            let (rows, saves) = saves_as_one("windows.c", counts, &what);
             // No end of input here: rows of complete windows only.
-            assert!(
-                one_rows.len() > 2_000 / count as usize && one_saves.len() == 7,
-                "count {count}"
-            );
-            assert!(split_rows == one_rows, "count {count}: the same rows");
-            assert!(split_saves == one_saves, "count {count}: the same checkpoints");
-            restores_as_one("windows.c", counts, &one_saves[2], &[3, 5], &format!("count {count}"));
+            assert!(rows.len() > 2_000 / count as usize, "{what}: {} rows", rows.len());
+            restores_as_one("windows.c", counts, &saves[2], &[3, 5], &what);
         }
         let full = || {
             CountWindows::new(

@@ -80,6 +80,25 @@ pub(crate) fn to_bytes<T: Serialize>(state: &T) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// A saved state's keys dealt into `parts` collections, each key's entry to
+/// `part_of(key)`: how the parts of a split operator take their share of one
+/// operator's checkpoint.
+pub(crate) fn deal_keys<K, V, C>(
+    keys: impl IntoIterator<Item = (K, V)>,
+    parts: usize,
+    part_of: &dyn Fn(&K) -> usize,
+) -> Vec<C>
+where
+    C: Default + Extend<(K, V)>,
+{
+    let mut dealt: Vec<C> = (0..parts).map(|_| C::default()).collect();
+    for (key, value) in keys {
+        let at = part_of(&key).min(parts - 1);
+        dealt[at].extend([(key, value)]);
+    }
+    dealt
+}
+
 /// Reads what [`save`] wrote, all of it: bytes left over mean the state is not this
 /// operator's.
 pub(crate) fn restore<T: DeserializeOwned>(saved: &[u8]) -> Result<T, String> {

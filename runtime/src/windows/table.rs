@@ -5,7 +5,9 @@
 //! eviction order included (the least recently changed rows go first).
 
 use super::results::Emitted;
-use super::state::{entry_bytes, eviction_batch, floor_to, restore, results_waiting, save, to_bytes, Sorted};
+use super::state::{
+    deal_keys, entry_bytes, eviction_batch, floor_to, restore, results_waiting, save, to_bytes, Sorted,
+};
 use super::{Admit, Aggregation, Keyed, KeyedOperator, OnFull, StateOptions, StateSize, Window};
 use super::{Clock, KeyMap, Results, SplitsByKey};
 use crate::errors::EvalError;
@@ -276,11 +278,7 @@ impl<A: Aggregation> SplitsByKey<A> for Table<A> {
         part_of: &dyn Fn(&A::Key) -> usize,
     ) -> Result<(i64, Vec<Vec<u8>>), String> {
         let whole: SavedRows<A> = restore(saved)?;
-        let mut split: Vec<BTreeMap<A::Key, Row<A::Acc>>> = (0..parts).map(|_| BTreeMap::new()).collect();
-        for (key, row) in whole.rows {
-            let at = part_of(&key).min(parts - 1);
-            split[at].insert(key, row);
-        }
+        let split: Vec<BTreeMap<A::Key, Row<A::Acc>>> = deal_keys(whole.rows, parts, part_of);
         let mut out = Vec::with_capacity(parts);
         for rows in split {
             out.push(to_bytes(&Saved {
