@@ -357,13 +357,17 @@ impl<A: Keyed, O: KeyedOperator<A>> Stateful<A, O> {
     /// with checkpoints) the open state waits in the final checkpoint. True when
     /// results are waiting.
     pub fn close(&mut self, fire: bool) -> bool {
-        // Results of records taken are never held back, fired or not (a failed step
-        // ended before catching up); and the last sample counts every record.
-        let caught_up = self.op.catch_up();
-        self.sample(true);
         if !fire {
+            // Results of records taken are never held back (a failed step ended before
+            // catching up); and the last sample counts every record.
+            let caught_up = self.op.catch_up();
+            self.sample(true);
             return caught_up;
         }
+        self.sample(true);
+        // Everything fires, the results of records taken with it. (Not after catching
+        // up: a split operator would fire twice, the second firing over the first's
+        // rows before they were handed on.)
         self.op.on_close();
         let (evicted, expired) = self.op.take_evictions();
         self.counters.emit(InternalEvent::Evicted(evicted));

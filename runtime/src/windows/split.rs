@@ -795,15 +795,14 @@ where
         self.wm = self.wm.max(wm);
         let wm = self.wm;
         let fire = match (self.clock, self.due) {
-            (Clock::Records, _) => {
+            // A count window's partial windows wait for the close, as one operator's do
+            // (a watermark fires none, even the end of input's).
+            (Clock::Records | Clock::Counts, _) => {
                 if wm == i64::MAX {
                     self.settle();
                 }
                 return self.has_emitted();
             }
-            (Clock::Counts, _) if wm < i64::MAX => return self.has_emitted(),
-            // Every record's rows, then every part's partial windows.
-            (Clock::Counts, _) => true,
             // Sessions fire at a step's end (`catch_up`), and all at the end of input.
             (Clock::Sessions { .. }, due) => wm == i64::MAX && due.is_some(),
             (_, Some(due)) => due <= wm,
@@ -824,9 +823,27 @@ where
         fire && self.fire()
     }
 
+    /// End of input or shutdown: everything still open fires. A count window's parts
+    /// close (their partial windows, after every record's rows); the others fire at
+    /// the end of time.
+    fn close(&mut self) -> bool {
+        match self.clock {
+            Clock::Counts => {
+                self.wm = i64::MAX;
+                self.fire()
+            }
+            _ => self.advance(i64::MAX),
+        }
+    }
+
     /// Every part fires at the watermark and builds its rows (all at once, on their
-    /// workers); the rows are merged as they are drained.
+    /// workers); the rows are merged as they are drained. (The rows of the last
+    /// firing were all drained: its parts' rows are written over.)
     fn fire(&mut self) -> bool {
+        debug_assert!(
+            !self.parts.iter().any(|p| p.more || p.head().is_some()),
+            "a firing's rows not drained before the next"
+        );
         self.settle();
         let wm = self.wm;
         for at in 0..self.parts.len() {
@@ -1081,7 +1098,7 @@ where
         match &mut self.0 {
             How::Here(op) => op.on_close(),
             How::Split(parts) => {
-                parts.advance(i64::MAX);
+                parts.close();
             }
         }
     }
@@ -2060,5 +2077,67 @@ mod tests {
             let counted: Vec<i64> = rows.iter().map(|(row, _)| row.2).collect();
             assert_eq!(counted, [10, 10, 5], "{threads} threads");
         }
+    }
+
+    #[test]
+    fn a_count_windows_partial_windows_wait_for_the_close_past_the_end_of_time() {
+        // After the watermark's end of time, an upstream window's close may still send
+        // records (one operator adds them to the partial windows, which only its close
+        // emits), and a checkpoint may come.
+        let counts = || CountWindows::new(CountSum, 10, opts(0));
+        let run = |op: &mut dyn FnMut(&str, i64)| {
+            for t in 0..25 {
+                op("k", t);
+            }
+        };
+        let mut results = Vec::new();
+        for threads in [1, 3] {
+            let mut op = SplitByKey::new("windows.c", &context(threads, None), CountSum, counts);
+            run(&mut |key, t| assert_eq!(op.process(key, &(key.to_owned(), 1), t), Ok(Admit::Added)));
+            let mut rows = Vec::new();
+            let mut drain = Drain::new(7);
+            drain.append(&mut op, &mut rows);
+            op.on_watermark(i64::MAX);
+            drain.append(&mut op, &mut rows);
+            op.settle();
+            let mut saved = Vec::new();
+            op.save_state(&mut saved).unwrap_or_else(|e| panic!("{e}"));
+            for t in 25..28 {
+                assert_eq!(op.process("k", &("k".to_owned(), 1), t), Ok(Admit::Added));
+            }
+            op.on_close();
+            drain.append(&mut op, &mut rows);
+            let counted: Vec<i64> = rows.iter().map(|(row, _)| row.2).collect();
+            assert_eq!(counted, [10, 10, 8], "{threads} threads");
+            results.push((rows, saved));
+        }
+        assert!(results[0] == results[1], "the same rows and checkpoint split");
+    }
+
+    #[test]
+    fn split_sessions_closed_after_a_step_that_did_not_catch_up_write_every_session() {
+        // A failed step ends before catching up: sessions due wait in the parts (or,
+        // not fired yet, in their state) when the stop fires everything.
+        let sessions = || SessionWindows::new(CountSum, 5, opts(0));
+        let mut written = Vec::new();
+        for threads in [1, 3] {
+            let op = SplitByKey::new("windows.s", &context(threads, None), CountSum, sessions);
+            let mut node = Stateful::new("windows.s", op, crate::sources::OnError::DeadLetter, &context(1, None));
+            for t in 0..3_000i64 {
+                let key = format!("k{}", t % 40);
+                assert_eq!(node.process(key.as_str(), &(key.clone(), 1), t * 10).ok(), Some(Admit::Added));
+                // Every key's session ends 5 ms after its record: due at the next one.
+                node.advance(Some(t * 10));
+            }
+            assert!(node.close(true), "{threads} threads: sessions waiting");
+            let mut buf = node.take_buffer();
+            let mut rows = Vec::new();
+            while node.next_results(&mut buf) {
+                rows.extend(buf.as_slice().iter().cloned());
+            }
+            written.push(rows);
+        }
+        assert_eq!(written[0].len(), 3_000, "a session a record");
+        assert!(written[0] == written[1], "{} rows split", written[1].len());
     }
 }
