@@ -2125,7 +2125,10 @@ mod tests {
             let mut node = Stateful::new("windows.s", op, crate::sources::OnError::DeadLetter, &context(1, None));
             for t in 0..3_000i64 {
                 let key = format!("k{}", t % 40);
-                assert_eq!(node.process(key.as_str(), &(key.clone(), 1), t * 10).ok(), Some(Admit::Added));
+                assert_eq!(
+                    node.process(key.as_str(), &(key.clone(), 1), t * 10).ok(),
+                    Some(Admit::Added)
+                );
                 // Every key's session ends 5 ms after its record: due at the next one.
                 node.advance(Some(t * 10));
             }
