@@ -208,10 +208,11 @@ pub trait KeyedOperator<A: Keyed> {
     fn next_due(&self) -> Option<i64> {
         None
     }
-    /// Before a step ends, and at close: an operator whose results come later than its
-    /// records (a table emitting each change, split by key across the workers) makes
-    /// the results of every record it was given ready, so that none waits between
-    /// steps (where checkpoints are taken). True when results are waiting.
+    /// Before a step ends, and at a close that fires nothing: an operator whose results
+    /// come later than one operator's would (a table emitting each change, sessions or
+    /// count windows, split by key across the workers) makes ready every result one
+    /// operator would have emitted by now, so that none waits between steps (where
+    /// checkpoints are taken). True when results are waiting.
     fn catch_up(&mut self) -> bool {
         false
     }

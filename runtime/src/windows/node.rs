@@ -364,6 +364,8 @@ impl<A: Keyed, O: KeyedOperator<A>> Stateful<A, O> {
             self.sample(true);
             return caught_up;
         }
+        // (A split operator's parts may not have taken every record yet: its state gauge
+        // lags by those, as between steps.)
         self.sample(true);
         // Everything fires, the results of records taken with it. (Not after catching
         // up: a split operator would fire twice, the second firing over the first's

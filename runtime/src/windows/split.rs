@@ -123,8 +123,9 @@ pub enum Clock {
     Sessions { gap: i64 },
     /// Count windows: never late, never due; a record gives a row when it completes
     /// its key's window, built by its part and handed on in the order the records were
-    /// routed, as a [`Clock::Records`] table's are. At the end of input every part's
-    /// partial windows follow, merged by key.
+    /// routed, as a [`Clock::Records`] table's are. At the close (not at the end of
+    /// time: an upstream window's close may still add to them) every part's partial
+    /// windows follow, merged by key.
     Counts,
 }
 
@@ -842,7 +843,7 @@ where
     fn fire(&mut self) -> bool {
         debug_assert!(
             !self.parts.iter().any(|p| p.more || p.head().is_some()),
-            "a firing's rows not drained before the next"
+            "the merged rows of a firing not all handed on before the next"
         );
         self.settle();
         let wm = self.wm;
