@@ -822,10 +822,10 @@ fn job(ir: &Ir) -> TokenStream {
             quote!(step = step.and(Step::from(self.#name.poll(&mut self.nodes, #flow)?));)
         }
     });
-    // A split table emitting each change hands on the rows of the step's records
-    // (read, or fired into it by a watermark), and split sessions every row due, before
-    // the step ends, where a checkpoint may come, and writes them: the polls flushed
-    // what they wrote.
+    // A split table emitting each change or count window hands on the rows of the
+    // step's records (read, or fired into it by a watermark), and split sessions every
+    // row due, before the step ends, where a checkpoint may come, and writes them: the
+    // polls flushed what they wrote.
     let catch_ups = stateful(ir).filter(|op| op.catches_up()).map(|op| {
         let field = node_field(op);
         let emit = prefixed("emit_", &op.stem);
