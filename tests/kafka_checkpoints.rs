@@ -3,9 +3,9 @@
 //! killed with SIGKILL at seeded random moments while the topic is being written, and
 //! restarted each time with the same state directory. Its output files (the window's, a
 //! split table's row for every reading, and split sessions) must equal those of a run
-//! never interrupted, byte for byte: the source resumes from the checkpoint's offsets (not the
-//! group's committed ones, which may lag), the window and the table from their
-//! checkpointed state, and the files are cut back to their checkpointed lengths.
+//! never interrupted, byte for byte: the source resumes from the checkpoint's offsets
+//! (not the group's committed ones, which may lag), the windows and the table from
+//! their checkpointed state, and the files are cut back to their checkpointed lengths.
 
 mod support;
 
