@@ -4,7 +4,7 @@
 //! them for eviction ([`Saved`]).
 
 use super::results::Emitted;
-use super::state::{deal_keys, entry_bytes, eviction_batch, restore, results_waiting, save, to_bytes, Sorted};
+use super::state::{deal_saved, entry_bytes, eviction_batch, restore, results_waiting, save, to_bytes, Sorted};
 use super::{Admit, Aggregation, Keyed, KeyedOperator, OnFull, StateOptions, StateSize, Window};
 use super::{Clock, KeyMap, Results, SplitsByKey};
 use crate::errors::EvalError;
@@ -263,14 +263,11 @@ impl<A: Aggregation> SplitsByKey<A> for CountWindows<A> {
         part_of: &dyn Fn(&A::Key) -> usize,
     ) -> Result<(i64, Vec<Vec<u8>>), String> {
         let whole: SavedByKey<A> = restore(saved)?;
-        let split: Vec<BTreeMap<A::Key, _>> = deal_keys(whole.keys, parts, part_of);
-        let mut out = Vec::with_capacity(parts);
-        for keys in split {
-            out.push(to_bytes(&Saved {
-                next_seq: whole.next_seq,
-                keys,
-            })?);
-        }
+        let next_seq = whole.next_seq;
+        let out = deal_saved(whole.keys, parts, part_of, |keys: BTreeMap<A::Key, _>| Saved {
+            next_seq,
+            keys,
+        })?;
         Ok((i64::MIN, out))
     }
 }

@@ -55,7 +55,7 @@ mod cells;
 use self::cells::Cells;
 use super::fixed::{clamp, Assigned};
 use super::sorted_keys::SortedKeys;
-use super::state::{deal_keys, entry_bytes, restore, results_waiting, save, to_bytes};
+use super::state::{deal_saved, entry_bytes, restore, results_waiting, save, to_bytes};
 use super::{Admit, Aggregation, BuildRows, KeyedOperator, Reach, Results, StateOptions, StateSize, Window};
 use crate::errors::EvalError;
 use serde::{Deserialize, Serialize};
@@ -954,16 +954,9 @@ where
         part_of: &dyn Fn(&A::Key) -> usize,
     ) -> Result<(i64, Vec<Vec<u8>>), String> {
         let whole: Saved<A::Key, Vec<(i64, A::Acc)>> = restore(saved)?;
-        let split: Vec<Vec<_>> = deal_keys(whole.keys, parts, part_of);
-        let mut out = Vec::with_capacity(parts);
-        for keys in split {
-            out.push(to_bytes(&Saved {
-                wm: whole.wm,
-                unfired: whole.unfired,
-                keys,
-            })?);
-        }
-        Ok((whole.wm, out))
+        let (wm, unfired) = (whole.wm, whole.unfired);
+        let out = deal_saved(whole.keys, parts, part_of, |keys: Vec<_>| Saved { wm, unfired, keys })?;
+        Ok((wm, out))
     }
 }
 

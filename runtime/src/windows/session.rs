@@ -19,7 +19,7 @@
 //! rebuilt from the sessions' timers on restore, without the orphans.
 
 use super::results::Emitted;
-use super::state::{deal_keys, entry_bytes, restore, results_waiting, save, to_bytes, Sorted};
+use super::state::{deal_saved, entry_bytes, restore, results_waiting, save, to_bytes, Sorted};
 use super::{Admit, Aggregation, Keyed, KeyedOperator, OnFull, StateOptions, StateSize, Window};
 use super::{Clock, KeyMap, Results, SplitsByKey};
 use crate::errors::EvalError;
@@ -545,12 +545,12 @@ impl<A: Aggregation> SplitsByKey<A> for SessionWindows<A> {
         part_of: &dyn Fn(&A::Key) -> usize,
     ) -> Result<(i64, Vec<Vec<u8>>), String> {
         let whole: SavedByKey<A> = restore(saved)?;
-        let split: Vec<BTreeMap<A::Key, _>> = deal_keys(whole.keys, parts, part_of);
-        let mut out = Vec::with_capacity(parts);
-        for keys in split {
-            out.push(to_bytes(&Saved { wm: whole.wm, keys })?);
-        }
-        Ok((whole.wm, out))
+        let wm = whole.wm;
+        let out = deal_saved(whole.keys, parts, part_of, |keys: BTreeMap<A::Key, _>| Saved {
+            wm,
+            keys,
+        })?;
+        Ok((wm, out))
     }
 }
 

@@ -99,6 +99,23 @@ where
     dealt
 }
 
+/// One operator's checkpoint of `keys` saved again as `parts` checkpoints, each of the
+/// keys [`deal_keys`] deals it (`saved` puts them in the operator's format).
+pub(crate) fn deal_saved<K, V, C, T: Serialize>(
+    keys: impl IntoIterator<Item = (K, V)>,
+    parts: usize,
+    part_of: &dyn Fn(&K) -> usize,
+    saved: impl Fn(C) -> T,
+) -> Result<Vec<Vec<u8>>, String>
+where
+    C: Default + Extend<(K, V)>,
+{
+    deal_keys(keys, parts, part_of)
+        .into_iter()
+        .map(|keys| to_bytes(&saved(keys)))
+        .collect()
+}
+
 /// Reads what [`save`] wrote, all of it: bytes left over mean the state is not this
 /// operator's.
 pub(crate) fn restore<T: DeserializeOwned>(saved: &[u8]) -> Result<T, String> {

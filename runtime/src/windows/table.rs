@@ -6,7 +6,7 @@
 
 use super::results::Emitted;
 use super::state::{
-    deal_keys, entry_bytes, eviction_batch, floor_to, restore, results_waiting, save, to_bytes, Sorted,
+    deal_saved, entry_bytes, eviction_batch, floor_to, restore, results_waiting, save, to_bytes, Sorted,
 };
 use super::{Admit, Aggregation, Keyed, KeyedOperator, OnFull, StateOptions, StateSize, Window};
 use super::{Clock, KeyMap, Results, SplitsByKey};
@@ -278,17 +278,16 @@ impl<A: Aggregation> SplitsByKey<A> for Table<A> {
         part_of: &dyn Fn(&A::Key) -> usize,
     ) -> Result<(i64, Vec<Vec<u8>>), String> {
         let whole: SavedRows<A> = restore(saved)?;
-        let split: Vec<BTreeMap<A::Key, Row<A::Acc>>> = deal_keys(whole.rows, parts, part_of);
-        let mut out = Vec::with_capacity(parts);
-        for rows in split {
-            out.push(to_bytes(&Saved {
-                wm: whole.wm,
-                boundary: whole.boundary,
-                next_sweep: whole.next_sweep,
+        let (wm, boundary, next_sweep) = (whole.wm, whole.boundary, whole.next_sweep);
+        let out = deal_saved(whole.rows, parts, part_of, |rows: BTreeMap<A::Key, Row<A::Acc>>| {
+            Saved {
+                wm,
+                boundary,
+                next_sweep,
                 rows,
-            })?);
-        }
-        Ok((whole.wm, out))
+            }
+        })?;
+        Ok((wm, out))
     }
 }
 
