@@ -197,9 +197,10 @@ fn killed_while_consuming_the_output_equals_an_uninterrupted_runs() {
 
 /// The broker freezes (nothing answers) while the pipeline consumes, then comes back:
 /// the split table's file holds a row for every reading, once, each its device's count
-/// so far, and a clean stop after it exits 0.
+/// so far; the split sessions' file every reading but the last (which closes them) in
+/// one session, each session once; and a clean stop after it exits 0.
 #[test]
-fn a_broker_frozen_mid_stream_loses_no_row_of_the_split_table() {
+fn a_broker_frozen_mid_stream_loses_no_row_of_the_split_table_or_sessions() {
     let bin = build(SPEC);
     let broker = Broker::start();
     broker.create_topic(TOPIC, 1);
@@ -208,6 +209,8 @@ fn a_broker_frozen_mid_stream_loses_no_row_of_the_split_table() {
     broker.produce(TOPIC, &messages);
     let dir = workdir("kafka_checkpoints_frozen");
     let changes = || json_lines_so_far(&dir.join("changes.jsonl"));
+    let sessions = || json_lines_so_far(&dir.join("sessions.jsonl"));
+    let in_sessions = || sessions().iter().map(|s| s["n"].as_u64().unwrap()).sum::<u64>();
     let mut child = start(&bin, &broker, &dir, "frozen");
     support::wait_until("some rows written", || !changes().is_empty());
     {
@@ -215,6 +218,9 @@ fn a_broker_frozen_mid_stream_loses_no_row_of_the_split_table() {
         std::thread::sleep(Duration::from_secs(3));
     }
     support::wait_until("a row for every reading", || changes().len() >= all.len());
+    support::wait_until("every reading but the last in a session", || {
+        in_sessions() >= all.len() as u64 - 1
+    });
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -234,6 +240,14 @@ fn a_broker_frozen_mid_stream_loses_no_row_of_the_split_table() {
         *n += 1;
         assert_eq!((&row["device"], &row["n"]), (&reading["device"], &json!(*n)), "{row}");
     }
+    assert_eq!(in_sessions(), all.len() as u64 - 1, "no reading in two sessions");
+    // One operator's order, each session once: by end, then device.
+    let ends: Vec<(i64, String)> = sessions()
+        .iter()
+        .map(|s| (s["window_end"].as_i64().unwrap(), s["device"].to_string()))
+        .collect();
+    assert!(ends.windows(2).all(|w| w[0] < w[1]), "sessions by end, then device");
     let log = std::fs::read_to_string(dir.join("runs.log")).unwrap();
     assert!(log.contains("table keys split by hash"), "{log}");
+    assert!(log.contains("window keys split by hash"), "{log}");
 }
